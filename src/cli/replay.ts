@@ -1,0 +1,113 @@
+import { randomUUID } from "node:crypto";
+import { readFile } from "node:fs/promises";
+import { basename } from "node:path";
+import { emitterEventNames, type EmitterWebhookEventName } from "@octokit/webhooks";
+import type { Logger } from "pino";
+import { Probot, ProbotOctokit } from "probot";
+import { parseEnv } from "../config.js";
+import { createMemoryLedger } from "../delivery-ledger.js";
+import { MalformedPayloadError } from "../handlers/read-payload.js";
+import { createTalos } from "../index.js";
+import { createReplayFetch, loadRecordedGitHub, type PlannedWrite } from "./recorded-github.js";
+import { UsageError } from "./usage-error.js";
+
+export interface ReplayOptions {
+  file: string;
+  /** The event name (`issue_comment`); otherwise taken from a `<event>.<action>….json` file name. */
+  event?: string | undefined;
+  fixturesDir: string;
+  version: string;
+  log: Logger;
+}
+
+export interface ReplayResult {
+  event: string;
+  delivery: string;
+  writes: PlannedWrite[];
+}
+
+/**
+ * Runs Talos's real handlers on a saved webhook payload, with GitHub replaced by recorded data:
+ * reads come from `fixtures/api`, writes are collected as a plan and never sent.
+ */
+export async function replay(options: ReplayOptions): Promise<ReplayResult> {
+  const payload = await readPayloadFile(options.file);
+  const event = resolveEventName(options.file, options.event);
+  const writes: PlannedWrite[] = [];
+  const replayFetch = createReplayFetch(await loadRecordedGitHub(options.fixturesDir), (write) =>
+    writes.push(write),
+  );
+  const probot = new Probot({
+    githubToken: "replay",
+    log: options.log,
+    Octokit: ProbotOctokit.defaults((defaults: ConstructorParameters<typeof ProbotOctokit>[0]) => ({
+      ...defaults,
+      retry: { enabled: false },
+      throttle: { ...defaults?.throttle, enabled: false },
+    })),
+    request: { fetch: replayFetch },
+  });
+  const talos = await createTalos({
+    env: parseEnv({ LOG_LEVEL: "silent" }),
+    log: options.log,
+    version: options.version,
+    ledger: createMemoryLedger(),
+  });
+  await probot.load(talos.app, { cwd: process.cwd(), addHandler: () => undefined });
+  const delivery = `replay-${randomUUID()}`;
+  try {
+    await probot.receive({ id: delivery, name: event, payload } as Parameters<
+      Probot["receive"]
+    >[0]);
+  } catch (error) {
+    const causes = error instanceof AggregateError ? error.errors : [error];
+    const malformed = causes
+      .map((e: Error) => e?.cause ?? e)
+      .find((e) => e instanceof MalformedPayloadError);
+    if (malformed) throw new UsageError(`${options.file}: ${(malformed as Error).message}`);
+    throw causes[0] instanceof Error ? causes[0] : error;
+  } finally {
+    await talos.close();
+  }
+  return {
+    event: typeof payload.action === "string" ? `${event}.${payload.action}` : event,
+    delivery,
+    writes,
+  };
+}
+
+async function readPayloadFile(file: string): Promise<Record<string, unknown>> {
+  let text: string;
+  try {
+    text = await readFile(file, "utf8");
+  } catch (error) {
+    throw new UsageError(
+      `cannot read ${file}: ${(error as NodeJS.ErrnoException).code ?? (error as Error).message}`,
+    );
+  }
+  let payload: unknown;
+  try {
+    payload = JSON.parse(text);
+  } catch (error) {
+    throw new UsageError(`${file} is not valid JSON: ${(error as Error).message}`);
+  }
+  if (typeof payload !== "object" || payload === null || Array.isArray(payload)) {
+    throw new UsageError(`${file} does not hold a webhook payload (a JSON object)`);
+  }
+  return payload as Record<string, unknown>;
+}
+
+function resolveEventName(file: string, explicit: string | undefined): EmitterWebhookEventName {
+  const name = explicit ?? basename(file).split(".")[0] ?? "";
+  if (!explicit && !isEventName(name)) {
+    throw new UsageError(
+      `cannot tell the event from the file name ${basename(file)}; pass --event <name>`,
+    );
+  }
+  if (!isEventName(name) || name.includes(".")) throw new UsageError(`unknown event "${name}"`);
+  return name;
+}
+
+function isEventName(name: string): name is EmitterWebhookEventName {
+  return (emitterEventNames as readonly string[]).includes(name);
+}

@@ -1,0 +1,28 @@
+import { stringify } from "yaml";
+import { REPO_CONFIG_PATH } from "../config.js";
+import type { Command } from "./command-registry.js";
+
+export const configCommand: Command = {
+  name: "config",
+  usage: "/talos config",
+  summary: `Show the effective \`${REPO_CONFIG_PATH}\` settings and any problems in the file.`,
+  async run({ config }) {
+    const source = config.found
+      ? `read from \`${REPO_CONFIG_PATH}\` (this repository, or the owner's \`.github\` repository)`
+      : `no \`${REPO_CONFIG_PATH}\` was found, so these are the defaults`;
+    return [
+      `**Effective Talos configuration**: ${source}.`,
+      "",
+      "```yaml",
+      stringify(config.config).trimEnd(),
+      "```",
+      "",
+      config.errors.length === 0
+        ? "The file has no problems."
+        : [
+            "**Problems** (these settings fell back to their defaults):",
+            ...config.errors.map((e) => `- ${e}`),
+          ].join("\n"),
+    ].join("\n");
+  },
+};

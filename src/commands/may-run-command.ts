@@ -1,0 +1,11 @@
+import type { RepoConfig } from "../config.js";
+
+/**
+ * Commands spend the app's budget and act in the repository, so only the associations the
+ * repository allows (maintainers by default) may run them. `help` can be opened to everyone.
+ */
+export function mayRunCommand(name: string, association: string, config: RepoConfig): boolean {
+  const { allowed_associations, help_for_everyone } = config.commands;
+  if (name === "help" && help_for_everyone) return true;
+  return allowed_associations.some((allowed) => allowed === association);
+}

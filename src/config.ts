@@ -1,0 +1,195 @@
+import { readFileSync } from "node:fs";
+import { join } from "node:path";
+import { parseEnv as parseDotEnv } from "node:util";
+import { z } from "zod";
+
+/** Treats `FOO=` like an unset variable, as shells and `.env` files commonly produce it. */
+const optionalString = z.preprocess((v) => (v === "" ? undefined : v), z.string().optional());
+const withDefault = <T extends z.ZodType>(schema: T, fallback: z.input<T>) =>
+  z.preprocess((v) => (v === "" || v === undefined ? fallback : v), schema);
+
+/**
+ * The process environment Talos reads, parsed once at start. Probot reads its own variables
+ * (APP_ID, PRIVATE_KEY, WEBHOOK_SECRET, PORT, …) itself; they are listed here only where Talos
+ * needs them too, for log scrubbing.
+ */
+export const EnvSchema = z.object({
+  NODE_ENV: optionalString,
+  LOG_LEVEL: withDefault(
+    z.enum(["trace", "debug", "info", "warn", "error", "fatal", "silent"]),
+    "info",
+  ),
+  LOG_FORMAT: z.preprocess(
+    (v) => (v === "" ? undefined : v),
+    z.enum(["json", "pretty"]).optional(),
+  ),
+  TALOS_DATA_DIR: withDefault(z.string(), "./data"),
+  // GitHub keeps deliveries for redelivery for 3 days:
+  // https://docs.github.com/en/webhooks/testing-and-troubleshooting-webhooks/redelivering-webhooks
+  TALOS_LEDGER_RETENTION_HOURS: withDefault(z.coerce.number().positive(), 72),
+  TALOS_LEDGER_MAX_ENTRIES: withDefault(z.coerce.number().int().min(100), 50_000),
+  // Values that must never reach a log line.
+  PRIVATE_KEY: optionalString,
+  PRIVATE_KEY_PATH: optionalString,
+  WEBHOOK_SECRET: optionalString,
+  GITHUB_CLIENT_SECRET: optionalString,
+  GITHUB_TOKEN: optionalString,
+  OPENAI_API_KEY: optionalString,
+});
+export type Env = z.infer<typeof EnvSchema>;
+
+export class ConfigError extends Error {
+  override name = "ConfigError";
+}
+
+/** Parses the environment; a bad value fails start-up with the variable's name. */
+export function parseEnv(env: Record<string, string | undefined>): Env {
+  const result = EnvSchema.safeParse(env);
+  if (!result.success) {
+    const problems = result.error.issues.map((i) => `${i.path.join(".")}: ${i.message}`);
+    throw new ConfigError(`Invalid environment: ${problems.join("; ")}`);
+  }
+  return result.data;
+}
+
+export const AUTHOR_ASSOCIATIONS = [
+  "OWNER",
+  "MEMBER",
+  "COLLABORATOR",
+  "CONTRIBUTOR",
+  "FIRST_TIME_CONTRIBUTOR",
+  "FIRST_TIMER",
+  "MANNEQUIN",
+  "NONE",
+] as const;
+export type AuthorAssociation = (typeof AUTHOR_ASSOCIATIONS)[number];
+
+/** Every command a repository can switch off; the command registry must match this list. */
+export const COMMAND_NAMES = ["help", "config"] as const;
+export type CommandName = (typeof COMMAND_NAMES)[number];
+
+export const REPO_CONFIG_PATH = ".github/talos.yml";
+
+/**
+ * `.github/talos.yml`. The defaults live here, so `RepoConfigSchema.parse({})` is the default
+ * config. Objects are strict so that a misspelt key is reported rather than silently ignored.
+ */
+export const RepoConfigSchema = z
+  .strictObject({
+    _extends: z
+      .string()
+      .optional()
+      .describe(
+        "inherit settings from another repository's file: `repo`, `owner/repo` or `owner/repo:path`",
+      ),
+    commands: z
+      .strictObject({
+        allowed_associations: z
+          .array(z.enum(AUTHOR_ASSOCIATIONS))
+          .default(["OWNER", "MEMBER", "COLLABORATOR"])
+          .describe("author_association values whose comments may run /talos commands"),
+        help_for_everyone: z
+          .boolean()
+          .default(false)
+          .describe("let anyone run `/talos help`, whatever their association"),
+        disabled: z
+          .array(z.enum(COMMAND_NAMES))
+          .default([])
+          .describe("commands switched off in this repository"),
+      })
+      .prefault({}),
+  })
+  .describe("Talos settings for this repository (.github/talos.yml)");
+export type RepoConfig = z.infer<typeof RepoConfigSchema>;
+
+export interface ParsedRepoConfig {
+  config: RepoConfig;
+  /** Human-readable problems, each naming the field and the file. Empty when the file is valid. */
+  errors: string[];
+}
+
+const MAX_REPAIR_ROUNDS = 10;
+
+/**
+ * Validates a raw config object. An invalid value falls back to its default, field by field,
+ * so that one typo does not switch off a maintainer's whole configuration.
+ */
+export function parseRepoConfig(raw: unknown, file = REPO_CONFIG_PATH): ParsedRepoConfig {
+  if (raw === null || raw === undefined) return { config: RepoConfigSchema.parse({}), errors: [] };
+  if (typeof raw !== "object" || Array.isArray(raw)) {
+    return {
+      config: RepoConfigSchema.parse({}),
+      errors: [`${file}: the top level must be a mapping of settings; using the defaults`],
+    };
+  }
+  let candidate: unknown = structuredClone(raw);
+  const errors: string[] = [];
+  for (let round = 0; round < MAX_REPAIR_ROUNDS; round++) {
+    const result = RepoConfigSchema.safeParse(candidate);
+    if (result.success) return { config: result.data, errors };
+    for (const issue of result.error.issues) {
+      for (const path of issuePaths(issue)) {
+        const field = path.join(".") || "(top level)";
+        errors.push(`${file}: \`${field}\` ${describeIssue(issue)}`);
+        candidate = removePath(candidate, path);
+      }
+    }
+  }
+  return { config: RepoConfigSchema.parse({}), errors };
+}
+
+function issuePaths(issue: z.core.$ZodIssue): PropertyKey[][] {
+  // Unknown keys are reported on their parent; point at each key so it alone is dropped.
+  if (issue.code === "unrecognized_keys") return issue.keys.map((key) => [...issue.path, key]);
+  return [issue.path];
+}
+
+function describeIssue(issue: z.core.$ZodIssue): string {
+  if (issue.code === "unrecognized_keys") return "is not a known setting (ignored)";
+  return `is invalid (${issue.message}); using the default`;
+}
+
+/** Drops the value at `path` so the schema default applies there; array items drop the array. */
+function removePath(value: unknown, path: PropertyKey[]): unknown {
+  if (path.length === 0) return {};
+  const [head, ...rest] = path;
+  if (Array.isArray(value)) return undefined;
+  if (typeof value !== "object" || value === null) return undefined;
+  const copy: Record<PropertyKey, unknown> = { ...(value as Record<PropertyKey, unknown>) };
+  const key = head as PropertyKey;
+  if (rest.length === 0 || typeof rest[0] === "number") {
+    delete copy[key];
+  } else {
+    const inner = removePath(copy[key], rest);
+    if (inner === undefined) delete copy[key];
+    else copy[key] = inner;
+  }
+  return copy;
+}
+
+/**
+ * The environment as Probot sees it: the process environment with a `.env` file (if any) laid
+ * over it, which is what `probot run` does too.
+ */
+export function loadEnvironment(
+  cwd = process.cwd(),
+  base: Record<string, string | undefined> = process.env,
+): Record<string, string | undefined> {
+  let file: string;
+  try {
+    file = readFileSync(join(cwd, ".env"), "utf8");
+  } catch (error) {
+    if ((error as NodeJS.ErrnoException).code === "ENOENT") return { ...base };
+    throw error;
+  }
+  return { ...base, ...parseDotEnv(file) };
+}
+
+/** The JSON Schema of `.github/talos.yml`, committed as schema/talos.schema.json for editors. */
+export function getRepoConfigJsonSchema(): Record<string, unknown> {
+  return {
+    ...z.toJSONSchema(RepoConfigSchema, { io: "input", target: "draft-07" }),
+    $id: "https://github.com/talos-bot/talos/blob/main/schema/talos.schema.json",
+    title: "Talos repository configuration",
+  };
+}

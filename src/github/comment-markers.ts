@@ -1,0 +1,20 @@
+/**
+ * Every comment Talos writes carries a hidden HTML comment marker. Markers let Talos find its
+ * own reply again (to edit rather than duplicate it) and recognise its own text, so it never
+ * acts on it.
+ */
+const ANY_MARKER = /<!--\s*talos:/i;
+
+export function hasTalosMarker(body: string | null | undefined): boolean {
+  return ANY_MARKER.test(body ?? "");
+}
+
+/** The marker of the reply to the command in comment `commentId`. */
+export function replyMarker(commentId: number): string {
+  return `<!-- talos:reply:${commentId} -->`;
+}
+
+/** Appends a marker to a body, on its own line so Markdown rendering is unaffected. */
+export function withMarker(body: string, marker: string): string {
+  return `${body.trimEnd()}\n\n${marker}`;
+}

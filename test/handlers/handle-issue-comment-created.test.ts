@@ -1,0 +1,350 @@
+import { describe, expect, it } from "vitest";
+import {
+  APP_SLUG,
+  githubScope,
+  INSTALLATION_TOKEN,
+  mockAppIdentity,
+  mockInstallationToken,
+  mockRepoConfig,
+} from "../helpers/github-mocks.js";
+import { createTestApp, loadFixture, makeDataDir, type TestApp } from "../helpers/test-app.js";
+
+interface CommentPayload {
+  comment: { id: number; body: string; author_association: string; created_at: string };
+  issue: { number: number; pull_request?: unknown };
+  sender: { login: string; type: string };
+}
+
+const COMMENT_ID = 492700400;
+const REPO = "/repos/Codertocat/Hello-World";
+const MARKER = `<!-- talos:reply:${COMMENT_ID} -->`;
+
+function helpComment(changes: (p: CommentPayload) => void = () => undefined): CommentPayload {
+  const payload = loadFixture<CommentPayload>("issue_comment.created.help.json");
+  changes(payload);
+  return payload;
+}
+
+function receive(app: TestApp, payload: unknown, id = "delivery-1", name = "issue_comment") {
+  return app.probot.receive({ id, name, payload } as Parameters<TestApp["probot"]["receive"]>[0]);
+}
+
+/** The reads every accepted command makes: identity, token, config (absent), existing replies. */
+function mockCommandReads(scope: ReturnType<typeof githubScope>, { yaml }: { yaml?: string } = {}) {
+  mockAppIdentity(scope);
+  mockInstallationToken(scope);
+  mockRepoConfig(scope, yaml === undefined ? {} : { yaml });
+}
+
+function mockReaction(scope: ReturnType<typeof githubScope>) {
+  return scope
+    .post(`${REPO}/issues/comments/${COMMENT_ID}/reactions`, { content: "eyes" })
+    .matchHeader("authorization", `token ${INSTALLATION_TOKEN}`)
+    .reply(201, { id: 1, content: "eyes" });
+}
+
+function mockNoExistingReply(scope: ReturnType<typeof githubScope>) {
+  return scope
+    .get(`${REPO}/issues/1/comments`)
+    .query({ per_page: "100", since: "2019-05-15T15:20:21Z" })
+    .reply(200, []);
+}
+
+function captureReply(scope: ReturnType<typeof githubScope>) {
+  const posted: { body?: string } = {};
+  scope
+    .post(`${REPO}/issues/1/comments`, (body: { body: string }) => {
+      posted.body = body.body;
+      return true;
+    })
+    .reply(201, { id: 9001 });
+  return posted;
+}
+
+describe("issue_comment.created", () => {
+  it("answers /talos help from an OWNER with one 👀 reaction and one marked reply", async () => {
+    const app = await createTestApp();
+    const scope = githubScope();
+    mockCommandReads(scope);
+    mockReaction(scope);
+    mockNoExistingReply(scope);
+    const reply = captureReply(scope);
+
+    await receive(app, helpComment());
+
+    expect(scope.pendingMocks()).toEqual([]);
+    expect(reply.body).toContain("| `/talos help` |");
+    expect(reply.body).toContain("| `/talos config` |");
+    expect(reply.body).toContain(`@${APP_SLUG} <command>`);
+    expect(reply.body?.endsWith(MARKER)).toBe(true);
+  });
+
+  it("skips a delivery it has processed, also after a restart", async () => {
+    const dataDir = makeDataDir();
+    const first = await createTestApp({ dataDir });
+    const scope = githubScope();
+    mockCommandReads(scope);
+    mockReaction(scope);
+    mockNoExistingReply(scope);
+    captureReply(scope);
+    await receive(first, helpComment(), "delivery-once");
+    expect(scope.pendingMocks()).toEqual([]);
+
+    // No mocks remain, so any request now would fail the test.
+    await receive(first, helpComment(), "delivery-once");
+    await first.talos.close();
+    const restarted = await createTestApp({ dataDir });
+    await receive(restarted, helpComment(), "delivery-once");
+    expect(restarted.logs.lines().some((l) => String(l.msg).includes("already processed"))).toBe(
+      true,
+    );
+    await restarted.talos.close();
+  });
+
+  it("edits its earlier reply instead of posting a second one", async () => {
+    const app = await createTestApp();
+    const scope = githubScope();
+    mockCommandReads(scope);
+    mockReaction(scope);
+    scope
+      .get(`${REPO}/issues/1/comments`)
+      .query(true)
+      .reply(200, [
+        // Someone quoting the marker does not make the comment ours.
+        { id: 7001, body: `copied ${MARKER}`, user: { login: "mallory", type: "User" } },
+        {
+          id: 7002,
+          body: `old answer\n\n${MARKER}`,
+          user: { login: `${APP_SLUG}[bot]`, type: "Bot" },
+        },
+      ]);
+    let edited = "";
+    scope
+      .patch(`${REPO}/issues/comments/7002`, (body: { body: string }) => {
+        edited = body.body;
+        return true;
+      })
+      .reply(200, { id: 7002 });
+
+    await receive(app, helpComment(), "delivery-redelivered-after-crash");
+
+    expect(scope.pendingMocks()).toEqual([]);
+    expect(edited).toContain("Talos commands in this repository");
+    expect(edited.endsWith(MARKER)).toBe(true);
+  });
+
+  it("recognises @<app-slug> mentions, case-insensitively", async () => {
+    const app = await createTestApp();
+    const scope = githubScope();
+    mockCommandReads(scope);
+    mockReaction(scope);
+    mockNoExistingReply(scope);
+    const reply = captureReply(scope);
+
+    await receive(
+      app,
+      helpComment((p) => (p.comment.body = "thanks!\n@Talos-Bot CONFIG")),
+    );
+
+    expect(scope.pendingMocks()).toEqual([]);
+    expect(reply.body).toContain("Effective Talos configuration");
+  });
+
+  it("answers an unknown command with a pointer to help", async () => {
+    const app = await createTestApp();
+    const scope = githubScope();
+    mockCommandReads(scope);
+    mockReaction(scope);
+    mockNoExistingReply(scope);
+    const reply = captureReply(scope);
+
+    await receive(
+      app,
+      helpComment((p) => (p.comment.body = "/talos frobnicate <b>now</b>")),
+    );
+
+    expect(scope.pendingMocks()).toEqual([]);
+    expect(reply.body).toBe(
+      `I don't know the command \`frobnicate\`. Try \`/talos help\` for the list.\n\n${MARKER}`,
+    );
+  });
+
+  it("answers on pull requests too", async () => {
+    const app = await createTestApp();
+    const scope = githubScope();
+    mockCommandReads(scope);
+    mockReaction(scope);
+    mockNoExistingReply(scope);
+    const reply = captureReply(scope);
+
+    await receive(
+      app,
+      helpComment((p) => (p.issue.pull_request = { url: "https://api.github.com/x" })),
+    );
+
+    expect(scope.pendingMocks()).toEqual([]);
+    expect(reply.body).toContain("Talos commands");
+  });
+
+  describe("writes nothing", () => {
+    it("for a Bot sender, and reads nothing either", async () => {
+      const app = await createTestApp();
+      await receive(app, loadFixture("issue_comment.created.bot.json"));
+      expect(app.logs.lines().some((l) => l.msg === "ignored: the sender is a bot")).toBe(true);
+    });
+
+    it("for a login ending in [bot], even when the type says User", async () => {
+      const app = await createTestApp();
+      await receive(
+        app,
+        helpComment((p) => (p.sender = { login: "talos-bot[bot]", type: "User" })),
+      );
+      expect(app.logs.lines().some((l) => l.msg === "ignored: the sender is a bot")).toBe(true);
+    });
+
+    it("for a comment carrying a Talos marker", async () => {
+      const app = await createTestApp();
+      await receive(
+        app,
+        helpComment((p) => (p.comment.body = `/talos help\n<!-- talos:reply:1 -->`)),
+      );
+      expect(app.logs.lines().some((l) => String(l.msg).includes("Talos marker"))).toBe(true);
+    });
+
+    it("for an author whose association is NONE (reads only, and logs why)", async () => {
+      const app = await createTestApp();
+      const scope = githubScope();
+      mockCommandReads(scope);
+      await receive(app, loadFixture("issue_comment.created.not-allowed.json"));
+      expect(scope.pendingMocks()).toEqual([]);
+      const line = app.logs.lines().find((l) => String(l.msg).includes("may not run commands"));
+      expect(line).toMatchObject({ association: "NONE", command: "help", level: 30 });
+    });
+
+    it("for a command inside a code block", async () => {
+      const app = await createTestApp();
+      const scope = githubScope();
+      mockAppIdentity(scope);
+      await receive(app, loadFixture("issue_comment.created.code-block.json"));
+      expect(scope.pendingMocks()).toEqual([]);
+    });
+
+    it("for an edited comment", async () => {
+      const app = await createTestApp();
+      await receive(app, loadFixture("issue_comment.edited.help.json"));
+      expect(app.logs.lines().filter((l) => l.event === "issue_comment.edited")).toEqual([]);
+    });
+  });
+
+  describe("repository config", () => {
+    it("lets a config open help to everyone", async () => {
+      const app = await createTestApp();
+      const scope = githubScope();
+      mockCommandReads(scope, { yaml: "commands:\n  help_for_everyone: true\n" });
+      mockReaction(scope);
+      mockNoExistingReply(scope);
+      const reply = captureReply(scope);
+
+      await receive(app, loadFixture("issue_comment.created.not-allowed.json"));
+
+      expect(scope.pendingMocks()).toEqual([]);
+      expect(reply.body).toContain("`help` runs for everyone");
+    });
+
+    it("honours a narrower allowed_associations list", async () => {
+      const app = await createTestApp();
+      const scope = githubScope();
+      mockCommandReads(scope, { yaml: "commands:\n  allowed_associations: [MEMBER]\n" });
+      await receive(app, helpComment());
+      expect(scope.pendingMocks()).toEqual([]);
+    });
+
+    it("reports a switched-off command", async () => {
+      const app = await createTestApp();
+      const scope = githubScope();
+      mockCommandReads(scope, { yaml: "commands:\n  disabled: [config]\n" });
+      mockReaction(scope);
+      mockNoExistingReply(scope);
+      const reply = captureReply(scope);
+
+      await receive(
+        app,
+        helpComment((p) => (p.comment.body = "/talos config")),
+      );
+
+      expect(scope.pendingMocks()).toEqual([]);
+      expect(reply.body).toContain("`config` is switched off in this repository");
+    });
+
+    it("falls back to defaults on invalid YAML, says so in the reply and logs it", async () => {
+      const app = await createTestApp();
+      const scope = githubScope();
+      mockCommandReads(scope, { yaml: "commands: [unclosed\n" });
+      mockReaction(scope);
+      mockNoExistingReply(scope);
+      const reply = captureReply(scope);
+
+      await receive(app, helpComment());
+
+      expect(scope.pendingMocks()).toEqual([]);
+      expect(reply.body).toContain("Talos commands in this repository");
+      expect(reply.body).toContain("`.github/talos.yml` has 1 problem(s)");
+      const warning = app.logs.lines().find((l) => l.msg === "repository config is invalid");
+      expect(warning?.errors).toEqual([expect.stringContaining("invalid YAML")]);
+    });
+
+    it("shows the effective config and each invalid field in the reply to `config`", async () => {
+      const app = await createTestApp();
+      const scope = githubScope();
+      mockCommandReads(scope, {
+        yaml: "commands:\n  allowed_associations: [OWNER, MAINTAINER]\n  help_for_everyone: true\ncomands: {}\n",
+      });
+      mockReaction(scope);
+      mockNoExistingReply(scope);
+      const reply = captureReply(scope);
+
+      await receive(
+        app,
+        helpComment((p) => (p.comment.body = "/talos config")),
+      );
+
+      expect(scope.pendingMocks()).toEqual([]);
+      expect(reply.body).toContain("read from `.github/talos.yml`");
+      expect(reply.body).toContain("help_for_everyone: true");
+      expect(reply.body).toContain("- OWNER\n    - MEMBER\n    - COLLABORATOR");
+      expect(reply.body).toContain("`commands.allowed_associations.1` is invalid");
+      expect(reply.body).toContain("`comands` is not a known setting");
+      expect(reply.body).not.toContain("has 2 problem(s)");
+    });
+  });
+
+  it("fails the delivery on a GitHub outage, and a redelivery runs it again", async () => {
+    const app = await createTestApp();
+    const outage = githubScope();
+    mockAppIdentity(outage);
+    mockInstallationToken(outage);
+    outage
+      .get(`${REPO}/contents/.github%2Ftalos.yml`)
+      .reply(503, { message: "Service Unavailable" });
+
+    await expect(receive(app, helpComment(), "delivery-outage")).rejects.toThrow(
+      /issue_comment\.created in Codertocat\/Hello-World \(installation 2\) failed/,
+    );
+    expect(outage.pendingMocks()).toEqual([]);
+
+    const recovered = githubScope();
+    mockRepoConfig(recovered);
+    mockReaction(recovered);
+    mockNoExistingReply(recovered);
+    captureReply(recovered);
+    await receive(app, helpComment(), "delivery-outage");
+    expect(recovered.pendingMocks()).toEqual([]);
+  });
+
+  it("rejects a malformed payload with an error naming the field", async () => {
+    const app = await createTestApp();
+    const payload = helpComment() as unknown as { comment: Record<string, unknown> };
+    delete payload.comment.id;
+    await expect(receive(app, payload)).rejects.toThrow(/malformed webhook payload: comment\.id/);
+  });
+});

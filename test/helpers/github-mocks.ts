@@ -1,0 +1,62 @@
+import nock from "nock";
+
+export const API = "https://api.github.com";
+export const INSTALLATION_TOKEN = "ghs_installationTokenForTests0123456789";
+export const APP_SLUG = "talos-bot";
+
+/**
+ * One scope per test for api.github.com. Requests nobody mocked fail the test, because
+ * `nock.disableNetConnect()` is in force (test/setup.ts).
+ */
+export function githubScope() {
+  return nock(API);
+}
+
+/** The app identity read (`GET /app`, authenticated with the app's JWT). */
+export function mockAppIdentity(scope: nock.Scope, slug = APP_SLUG) {
+  return scope
+    .get("/app")
+    .matchHeader("authorization", /^bearer eyJ/i)
+    .reply(200, { id: 1, slug, name: "Talos" });
+}
+
+/** The installation token exchange Probot performs before the first installation request. */
+export function mockInstallationToken(scope: nock.Scope, installationId = 2) {
+  return scope
+    .post(`/app/installations/${installationId}/access_tokens`)
+    .matchHeader("authorization", /^bearer eyJ/i)
+    .reply(201, {
+      token: INSTALLATION_TOKEN,
+      expires_at: "2999-01-01T00:00:00Z",
+      permissions: { issues: "write", pull_requests: "write", contents: "read", metadata: "read" },
+      repository_selection: "all",
+    });
+}
+
+/**
+ * `.github/talos.yml` reads: the repository's file, and for a missing file the owner's `.github`
+ * repository fallback. Pass YAML text to serve a file.
+ */
+export function mockRepoConfig(
+  scope: nock.Scope,
+  {
+    owner = "Codertocat",
+    repo = "Hello-World",
+    yaml,
+  }: { owner?: string; repo?: string; yaml?: string } = {},
+) {
+  const path = `/repos/${owner}/${repo}/contents/.github%2Ftalos.yml`;
+  if (yaml !== undefined) {
+    return scope
+      .get(path)
+      .matchHeader("authorization", `token ${INSTALLATION_TOKEN}`)
+      .reply(200, yaml, {
+        "content-type": "application/vnd.github.raw; charset=utf-8",
+      });
+  }
+  return scope
+    .get(path)
+    .reply(404, { message: "Not Found" })
+    .get(`/repos/${owner}/.github/contents/.github%2Ftalos.yml`)
+    .reply(404, { message: "Not Found" });
+}

@@ -1,0 +1,108 @@
+import { generateKeyPairSync } from "node:crypto";
+import { mkdtempSync, readFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { PassThrough } from "node:stream";
+import { Probot, ProbotOctokit } from "probot";
+import type { Logger } from "pino";
+import { onTestFinished } from "vitest";
+import { parseEnv, type Env } from "../../src/config.js";
+import { createLogger } from "../../src/create-logger.js";
+import type { Clock } from "../../src/clock.js";
+import type { DeliveryLedger } from "../../src/delivery-ledger.js";
+import { createTalos, type Talos } from "../../src/index.js";
+
+/** A throwaway RSA key: Probot signs real JWTs with it for the `GET /app` and token requests. */
+export const TEST_PRIVATE_KEY = generateKeyPairSync("rsa", {
+  modulusLength: 2048,
+  privateKeyEncoding: { type: "pkcs8", format: "pem" },
+  publicKeyEncoding: { type: "spki", format: "pem" },
+}).privateKey;
+export const TEST_APP_ID = 1;
+export const TEST_WEBHOOK_SECRET = "test-webhook-secret-3f9a1c";
+
+/**
+ * Throttling and retries off, with the function form: the object form of `defaults()` is
+ * silently overridden by Probot's own throttle options.
+ */
+export const TestOctokit = ProbotOctokit.defaults(
+  (options: ConstructorParameters<typeof ProbotOctokit>[0]) => ({
+    ...options,
+    retry: { enabled: false },
+    throttle: { ...options?.throttle, enabled: false },
+  }),
+);
+
+/** Captures JSON log lines in memory. */
+export interface CapturedLogs {
+  log: Logger;
+  lines(): Array<Record<string, unknown>>;
+  text(): string;
+}
+
+export async function captureLogs(
+  level: "trace" | "debug" | "info" | "warn" = "debug",
+  secrets: Array<string | undefined> = [],
+): Promise<CapturedLogs> {
+  const destination = new PassThrough();
+  let text = "";
+  destination.on("data", (chunk: Buffer) => (text += chunk.toString()));
+  const log = await createLogger({ level, format: "json", secrets, destination });
+  return {
+    log,
+    text: () => text,
+    lines: () =>
+      text
+        .split("\n")
+        .filter(Boolean)
+        .map((line) => JSON.parse(line) as Record<string, unknown>),
+  };
+}
+
+export function makeDataDir(): string {
+  return mkdtempSync(join(tmpdir(), "talos-test-"));
+}
+
+export interface TestApp {
+  probot: Probot;
+  talos: Talos;
+  logs: CapturedLogs;
+  env: Env;
+}
+
+export interface TestAppOptions {
+  dataDir?: string;
+  ledger?: DeliveryLedger;
+  clock?: Clock;
+  logLevel?: "trace" | "debug" | "info" | "warn";
+}
+
+/** A Probot instance running the real Talos app, with its state in a temporary directory. */
+export async function createTestApp(options: TestAppOptions = {}): Promise<TestApp> {
+  const logs = await captureLogs(options.logLevel ?? "debug", [
+    TEST_PRIVATE_KEY,
+    TEST_WEBHOOK_SECRET,
+  ]);
+  const env = parseEnv({ TALOS_DATA_DIR: options.dataDir ?? makeDataDir() });
+  const talos = await createTalos({
+    env,
+    log: logs.log,
+    version: "0.0.0-test",
+    ...(options.clock ? { clock: options.clock } : {}),
+    ...(options.ledger ? { ledger: options.ledger } : {}),
+  });
+  const probot = new Probot({
+    appId: TEST_APP_ID,
+    privateKey: TEST_PRIVATE_KEY,
+    secret: TEST_WEBHOOK_SECRET,
+    log: logs.log,
+    Octokit: TestOctokit,
+  });
+  await probot.load(talos.app, { cwd: process.cwd(), addHandler: () => undefined });
+  onTestFinished(() => talos.close());
+  return { probot, talos, logs, env };
+}
+
+export function loadFixture<T = Record<string, unknown>>(name: string): T {
+  return JSON.parse(readFileSync(new URL(`../../fixtures/${name}`, import.meta.url), "utf8")) as T;
+}

@@ -1,0 +1,12 @@
+import nock from "nock";
+import { afterEach, beforeAll } from "vitest";
+
+// Tests never reach the network. Loopback is allowed for the tests that start real servers.
+beforeAll(() => {
+  nock.disableNetConnect();
+  nock.enableNetConnect(/^(127\.0\.0\.1|localhost)(:\d+)?$/);
+});
+
+afterEach(() => {
+  nock.cleanAll();
+});
