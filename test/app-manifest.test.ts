@@ -1,0 +1,71 @@
+import { readFileSync } from "node:fs";
+import { parse } from "yaml";
+import { describe, expect, it } from "vitest";
+import { createMemoryLedger } from "../src/delivery-ledger.js";
+import { registerHandlers } from "../src/handlers/index.js";
+import { createCommandRegistry } from "../src/commands/command-registry.js";
+
+interface Manifest {
+  name: string;
+  description: string;
+  default_events: string[];
+  default_permissions: Record<string, string>;
+}
+
+const manifest = parse(readFileSync(new URL("../app.yml", import.meta.url), "utf8")) as Manifest;
+
+/** Every event name the handlers subscribe to, one entry per `app.on` registration. */
+function registeredEvents(): string[][] {
+  const registrations: string[][] = [];
+  registerHandlers(
+    { on: ((events: string | string[]) => registrations.push([events].flat())) as never },
+    {
+      ledger: createMemoryLedger(),
+      commands: createCommandRegistry([]),
+      identity: { get: () => Promise.reject(new Error("unused")) },
+    },
+  );
+  return registrations;
+}
+
+// GitHub delivers these to every app; a manifest cannot subscribe to them.
+const ALWAYS_DELIVERED = new Set(["installation"]);
+
+describe("app.yml", () => {
+  const handled = new Set(
+    registeredEvents()
+      .flat()
+      .map((name) => name.split(".")[0] ?? name),
+  );
+
+  it("subscribes to every event a handler listens to", () => {
+    const missing = [...handled].filter(
+      (e) => !ALWAYS_DELIVERED.has(e) && !manifest.default_events.includes(e),
+    );
+    expect(missing).toEqual([]);
+  });
+
+  it("lists no event that nobody handles", () => {
+    const unhandled = manifest.default_events.filter((e) => !handled.has(e));
+    expect(unhandled).toEqual([]);
+  });
+
+  it("registers each event once, so no delivery runs two handlers", () => {
+    const names = registeredEvents().flat();
+    expect(names.length).toBe(new Set(names).size);
+    // An event name and one of its actions would both fire for one delivery.
+    const bare = names.filter((n) => !n.includes("."));
+    expect(names.filter((n) => bare.some((b) => n.startsWith(`${b}.`)))).toEqual([]);
+  });
+
+  it("asks for the least permissions that work", () => {
+    expect(manifest.default_permissions).toEqual({
+      issues: "write",
+      pull_requests: "write",
+      contents: "read",
+      metadata: "read",
+    });
+    expect(manifest.name).toBeTruthy();
+    expect(manifest.description).toBeTruthy();
+  });
+});

@@ -1,0 +1,108 @@
+import { writeFileSync } from "node:fs";
+import { join } from "node:path";
+import { PassThrough } from "node:stream";
+import { describe, expect, it } from "vitest";
+import { runCli } from "../../src/cli/main.js";
+import { makeDataDir } from "../helpers/test-app.js";
+
+async function talos(...argv: string[]) {
+  const stdout = new PassThrough();
+  const stderr = new PassThrough();
+  let out = "";
+  let err = "";
+  stdout.on("data", (c: Buffer) => (out += c.toString()));
+  stderr.on("data", (c: Buffer) => (err += c.toString()));
+  const code = await runCli(argv, { stdout, stderr, env: {} });
+  return { code, out, err };
+}
+
+describe("talos replay", () => {
+  it("prints the planned writes for a command and sends nothing", async () => {
+    // nock.disableNetConnect() is in force: a request that escaped would fail the run.
+    const { code, out, err } = await talos("replay", "fixtures/issue_comment.created.help.json");
+    expect(err).toBe("");
+    expect(code).toBe(0);
+    expect(out).toContain("Replayed issue_comment.created");
+    expect(out).toContain(
+      '1. POST /repos/Codertocat/Hello-World/issues/comments/492700400/reactions\n{\n  "content": "eyes"\n}',
+    );
+    expect(out).toContain("2. POST /repos/Codertocat/Hello-World/issues/1/comments");
+    expect(out).toContain("<!-- talos:reply:492700400 -->");
+    expect(out).toContain("2 planned write(s); nothing was sent to GitHub.");
+  });
+
+  it("prints one JSON object with --json", async () => {
+    const { code, out } = await talos(
+      "replay",
+      "fixtures/issue_comment.created.config.json",
+      "--json",
+    );
+    expect(code).toBe(0);
+    const result = JSON.parse(out.trim().split("\n").at(-1) ?? "");
+    expect(result.event).toBe("issue_comment.created");
+    expect(result.writes.map((w: { method: string }) => w.method)).toEqual(["POST", "POST"]);
+    expect(result.writes[1].body.body).toContain("Effective Talos configuration");
+  });
+
+  it("plans nothing for a bot's comment", async () => {
+    const { code, out } = await talos("replay", "fixtures/issue_comment.created.bot.json");
+    expect(code).toBe(0);
+    expect(out).toContain("0 planned write(s)");
+  });
+
+  it("takes the event from --event when the file name does not tell it", async () => {
+    const file = join(makeDataDir(), "delivery.json");
+    writeFileSync(
+      file,
+      JSON.stringify({ action: "added", installation: { id: 2 }, repositories_added: [] }),
+    );
+    expect((await talos("replay", file)).code).toBe(2);
+    const { code, out } = await talos("replay", file, "--event", "installation_repositories");
+    expect(code).toBe(0);
+    expect(out).toContain("0 planned write(s)");
+  });
+
+  it.each([
+    [["replay", "no/such/file.json"], /^talos replay: cannot read no\/such\/file\.json: ENOENT\n$/],
+    [
+      ["replay", "fixtures/issue_comment.created.help.json", "--event", "nonsense"],
+      /^talos replay: unknown event "nonsense"\n$/,
+    ],
+    [["replay"], /^talos replay: replay takes one payload file/],
+    [["replay", "a.json", "--bogus"], /^talos replay: Unknown option '--bogus'/],
+    [["frobnicate"], /^talos: unknown subcommand "frobnicate"/],
+    [[], /^talos: missing subcommand/],
+  ])("exits 2 with one line for bad input: %j", async (argv, message) => {
+    const { code, err } = await talos(...argv);
+    expect(code).toBe(2);
+    expect(err).toMatch(message);
+    expect(err.trim().split("\n")).toHaveLength(1);
+  });
+
+  it("exits 2 for a file that is not JSON", async () => {
+    const file = join(makeDataDir(), "issue_comment.created.json");
+    writeFileSync(file, "{ not json");
+    const { code, err } = await talos("replay", file);
+    expect(code).toBe(2);
+    expect(err).toMatch(/is not valid JSON/);
+  });
+
+  it("exits 2 for JSON that is not a payload object", async () => {
+    const file = join(makeDataDir(), "issue_comment.created.json");
+    writeFileSync(file, "[1, 2]");
+    const { code, err } = await talos("replay", file);
+    expect(code).toBe(2);
+    expect(err).toMatch(/does not hold a webhook payload/);
+  });
+
+  it("exits 2 for a payload that lacks what the handler needs", async () => {
+    const file = join(makeDataDir(), "issue_comment.created.json");
+    writeFileSync(
+      file,
+      JSON.stringify({ action: "created", installation: { id: 2 }, comment: {} }),
+    );
+    const { code, err } = await talos("replay", file);
+    expect(code).toBe(2);
+    expect(err).toMatch(/malformed webhook payload/);
+  });
+});

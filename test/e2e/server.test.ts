@@ -1,0 +1,189 @@
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { startGitHubStandIn, type GitHubStandIn } from "../helpers/github-stand-in.js";
+import {
+  buildDist,
+  getFreePort,
+  makeWorkDir,
+  sendWebhook,
+  startServerProcess,
+  type ServerProcess,
+} from "../helpers/server-process.js";
+import {
+  loadFixture,
+  makeDataDir,
+  TEST_PRIVATE_KEY,
+  TEST_WEBHOOK_SECRET,
+} from "../helpers/test-app.js";
+
+/**
+ * `npm start`'s server, as a maintainer runs it: credentials in the environment, GitHub replaced
+ * by a local stand-in through GHE_HOST/GHE_PROTOCOL, webhooks over real HTTP.
+ */
+describe("the started server", () => {
+  let github: GitHubStandIn;
+  let server: ServerProcess;
+  let env: Record<string, string>;
+  const workDir = makeWorkDir();
+
+  beforeAll(async () => {
+    buildDist();
+    github = await startGitHubStandIn();
+    env = {
+      APP_ID: "1",
+      PRIVATE_KEY: TEST_PRIVATE_KEY,
+      WEBHOOK_SECRET: TEST_WEBHOOK_SECRET,
+      PORT: String(await getFreePort()),
+      GHE_HOST: github.host,
+      GHE_PROTOCOL: "http",
+      TALOS_DATA_DIR: makeDataDir(),
+      LOG_FORMAT: "json",
+      LOG_LEVEL: "debug",
+    };
+    server = await startServerProcess(env, { cwd: workDir });
+  });
+
+  afterAll(async () => {
+    await server?.kill();
+    await github?.close();
+  });
+
+  const help = (id: string) => ({
+    id,
+    event: "issue_comment",
+    payload: loadFixture("issue_comment.created.help.json"),
+  });
+  const signed = { secret: TEST_WEBHOOK_SECRET };
+
+  it("answers GET /healthz", async () => {
+    const res = await fetch(`${server.url}/healthz`);
+    expect(res.status).toBe(200);
+    expect(await res.json()).toEqual({
+      status: "ok",
+      version: expect.stringMatching(/^\d+\.\d+\.\d+/),
+      uptime: expect.any(Number),
+    });
+  });
+
+  it("rejects a bad signature and an unsigned delivery with 400, writing nothing", async () => {
+    const bad = await sendWebhook(server.url, help("e2e-bad-signature"), {
+      signature: "sha256=" + "0".repeat(64),
+    });
+    const unsigned = await sendWebhook(server.url, help("e2e-unsigned"), { signature: null });
+    const wrongSecret = await sendWebhook(server.url, help("e2e-wrong-secret"), {
+      secret: "not-the-secret",
+    });
+    expect([bad.status, unsigned.status, wrongSecret.status]).toEqual([400, 400, 400]);
+    expect(github.requests).toEqual([]);
+  });
+
+  it("ignores a Bot, a NONE author, an edited comment and a command in a code block", async () => {
+    const deliveries = [
+      ["e2e-bot", "issue_comment.created.bot.json"],
+      ["e2e-none", "issue_comment.created.not-allowed.json"],
+      ["e2e-edited", "issue_comment.edited.help.json"],
+      ["e2e-code", "issue_comment.created.code-block.json"],
+    ] as const;
+    for (const [id, fixture] of deliveries) {
+      const res = await sendWebhook(
+        server.url,
+        { id, event: "issue_comment", payload: loadFixture(fixture) },
+        signed,
+      );
+      expect(res.status).toBe(200);
+    }
+    expect(github.writes()).toEqual([]);
+  });
+
+  it("reacts once and replies once to /talos help from an OWNER, also when the delivery repeats", async () => {
+    const res = await sendWebhook(server.url, help("e2e-help"), signed);
+    expect(res.status).toBe(200);
+    expect(github.reactions).toEqual([
+      { repo: "Codertocat/Hello-World", commentId: 492700400, content: "eyes" },
+    ]);
+    const thread = () => github.comments.get("Codertocat/Hello-World#1") ?? [];
+    expect(thread()).toHaveLength(1);
+    expect(thread()[0]?.body).toMatch(
+      /Talos commands in this repository[\s\S]*<!-- talos:reply:492700400 -->$/,
+    );
+
+    const again = await sendWebhook(server.url, help("e2e-help"), signed);
+    expect(again.status).toBe(200);
+    expect(thread()).toHaveLength(1);
+    expect(github.writes()).toHaveLength(2);
+  });
+
+  it("gives no second comment when the app restarts and the delivery comes again", async () => {
+    await server.kill("SIGKILL");
+    server = await startServerProcess(env, { cwd: workDir });
+    const writesBefore = github.writes().length;
+
+    const res = await sendWebhook(server.url, help("e2e-help"), signed);
+
+    expect(res.status).toBe(200);
+    expect(github.writes()).toHaveLength(writesBefore);
+    expect(github.comments.get("Codertocat/Hello-World#1")).toHaveLength(1);
+  });
+
+  it("edits its reply when a new delivery of the same comment arrives after a restart", async () => {
+    // A redelivery GitHub gives a new id, or a crash before the ledger recorded it: the reply
+    // is found by its marker and edited.
+    const res = await sendWebhook(server.url, help("e2e-help-second-id"), signed);
+    expect(res.status).toBe(200);
+    const thread = github.comments.get("Codertocat/Hello-World#1") ?? [];
+    expect(thread).toHaveLength(1);
+    expect(github.writes().at(-1)).toMatchObject({
+      method: "PATCH",
+      path: `/repos/Codertocat/Hello-World/issues/comments/${thread[0]?.id}`,
+    });
+  });
+
+  it("also serves webhooks at the server root, where the setup page points the app", async () => {
+    const payload = loadFixture<{ comment: { id: number; body: string } }>(
+      "issue_comment.created.help.json",
+    );
+    payload.comment.id = 1234;
+    payload.comment.body = "/talos config";
+    const res = await sendWebhook(
+      server.url,
+      { id: "e2e-root", event: "issue_comment", payload },
+      { ...signed, path: "/" },
+    );
+    expect(res.status).toBe(200);
+    expect(github.comments.get("Codertocat/Hello-World#1")?.at(-1)?.body).toContain(
+      "<!-- talos:reply:1234 -->",
+    );
+  });
+
+  it("never writes the private key, the webhook secret or the installation token to its log", () => {
+    const output = server.output();
+    expect(output).toContain("command answered");
+    for (const secret of [
+      TEST_WEBHOOK_SECRET,
+      "ghs_standin2token",
+      ...TEST_PRIVATE_KEY.split("\n").filter((l) => l.length > 20),
+    ]) {
+      expect(output).not.toContain(secret);
+    }
+  });
+});
+
+describe("npm start with no credentials", () => {
+  it("serves Probot's setup page", async () => {
+    const port = String(await getFreePort());
+    const server = await startServerProcess(
+      { PORT: port, NO_SMEE_SETUP: "true", TALOS_DATA_DIR: makeDataDir() },
+      { cwd: makeWorkDir(), readyPath: "/probot" },
+    );
+    try {
+      const root = await fetch(`${server.url}/`, { redirect: "manual" });
+      expect(root.status).toBe(302);
+      expect(root.headers.get("location")).toBe("/probot");
+      const page = await (await fetch(`${server.url}/probot`)).text();
+      expect(page).toContain("Register GitHub App");
+      // The manifest posted to GitHub is built from app.yml.
+      expect(page).toContain("issue_comment");
+    } finally {
+      await server.kill();
+    }
+  });
+});

@@ -1,0 +1,121 @@
+import { execFileSync, spawn, type ChildProcess } from "node:child_process";
+import { createHmac } from "node:crypto";
+import { copyFileSync, mkdtempSync } from "node:fs";
+import { createServer } from "node:net";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { fileURLToPath } from "node:url";
+
+export const ROOT = fileURLToPath(new URL("../..", import.meta.url));
+
+/** Builds dist/ once, as `npm start` does, so the tests run what a maintainer runs. */
+export function buildDist(): void {
+  execFileSync(
+    process.execPath,
+    [join(ROOT, "node_modules/typescript/bin/tsc"), "-p", "tsconfig.build.json"],
+    {
+      cwd: ROOT,
+      stdio: "inherit",
+    },
+  );
+}
+
+export async function getFreePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const server = createServer();
+    server.unref();
+    server.on("error", reject);
+    server.listen(0, "127.0.0.1", () => {
+      const address = server.address();
+      server.close(() => resolve(typeof address === "object" && address ? address.port : 0));
+    });
+  });
+}
+
+/**
+ * A working directory like a fresh clone's: app.yml and package.json, and no `.env`, so a
+ * developer's own `.env` cannot leak into the test.
+ */
+export function makeWorkDir(): string {
+  const dir = mkdtempSync(join(tmpdir(), "talos-e2e-"));
+  copyFileSync(join(ROOT, "app.yml"), join(dir, "app.yml"));
+  copyFileSync(join(ROOT, "package.json"), join(dir, "package.json"));
+  return dir;
+}
+
+export interface ServerProcess {
+  url: string;
+  child: ChildProcess;
+  output(): string;
+  kill(signal?: NodeJS.Signals): Promise<void>;
+}
+
+/** Starts `node dist/main.js` (what `npm start` runs) and waits until `readyPath` answers. */
+export async function startServerProcess(
+  env: Record<string, string>,
+  { cwd, readyPath = "/healthz" }: { cwd: string; readyPath?: string },
+): Promise<ServerProcess> {
+  const port = Number(env.PORT);
+  const child = spawn(process.execPath, [join(ROOT, "dist/main.js")], {
+    cwd,
+    env: { PATH: process.env.PATH ?? "", HOST: "127.0.0.1", ...env },
+    stdio: ["ignore", "pipe", "pipe"],
+  });
+  let output = "";
+  child.stdout?.on("data", (chunk: Buffer) => (output += chunk.toString()));
+  child.stderr?.on("data", (chunk: Buffer) => (output += chunk.toString()));
+  const url = `http://127.0.0.1:${port}`;
+  const deadline = Date.now() + 20_000;
+  for (;;) {
+    if (child.exitCode !== null) throw new Error(`server exited (${child.exitCode}):\n${output}`);
+    try {
+      const res = await fetch(`${url}${readyPath}`, { redirect: "manual" });
+      if (res.status < 500) break;
+    } catch {
+      // not listening yet
+    }
+    if (Date.now() > deadline) throw new Error(`server did not start:\n${output}`);
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  return {
+    url,
+    child,
+    output: () => output,
+    kill: (signal = "SIGTERM") =>
+      new Promise((resolve) => {
+        if (child.exitCode !== null) return resolve();
+        child.once("exit", () => resolve());
+        child.kill(signal);
+      }),
+  };
+}
+
+export interface Delivery {
+  id: string;
+  event: string;
+  payload: unknown;
+}
+
+/** Sends a webhook the way GitHub does, signed with `secret` unless told otherwise. */
+export async function sendWebhook(
+  url: string,
+  delivery: Delivery,
+  {
+    secret,
+    signature,
+    path = "/api/github/webhooks",
+  }: { secret?: string; signature?: string | null; path?: string },
+): Promise<Response> {
+  const body = JSON.stringify(delivery.payload);
+  const headers: Record<string, string> = {
+    "content-type": "application/json",
+    "x-github-event": delivery.event,
+    "x-github-delivery": delivery.id,
+  };
+  const signed = secret
+    ? `sha256=${createHmac("sha256", secret).update(body).digest("hex")}`
+    : undefined;
+  const value = signature === undefined ? signed : signature;
+  if (value) headers["x-hub-signature-256"] = value;
+  return fetch(`${url}${path}`, { method: "POST", headers, body });
+}
