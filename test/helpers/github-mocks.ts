@@ -23,7 +23,8 @@ export function mockAppIdentity(scope: nock.Scope, slug = APP_SLUG) {
 /** The installation token exchange Probot performs before the first installation request. */
 export function mockInstallationToken(scope: nock.Scope, installationId = 2) {
   return scope
-    .post(`/app/installations/${installationId}/access_tokens`)
+    // Probot asks for the installation's full permissions: the request has no body.
+    .post(`/app/installations/${installationId}/access_tokens`, (body) => body === "")
     .matchHeader("authorization", /^bearer eyJ/i)
     .reply(201, {
       token: INSTALLATION_TOKEN,
