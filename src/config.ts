@@ -28,6 +28,15 @@ export const EnvSchema = z.object({
   // https://docs.github.com/en/webhooks/testing-and-troubleshooting-webhooks/redelivering-webhooks
   TALOS_LEDGER_RETENTION_HOURS: withDefault(z.coerce.number().positive(), 72),
   TALOS_LEDGER_MAX_ENTRIES: withDefault(z.coerce.number().int().min(100), 50_000),
+  TALOS_CACHE_TTL_MS: withDefault(z.coerce.number().int().min(0), 5 * 60_000),
+  TALOS_CACHE_MAX: withDefault(z.coerce.number().int().min(1), 10_000),
+  TALOS_GITHUB_MAX_RETRIES: withDefault(z.coerce.number().int().min(0).max(10), 3),
+  TALOS_GITHUB_MAX_RETRY_WAIT_SECONDS: withDefault(z.coerce.number().min(0), 60),
+  // GitHub asks integrators to leave at least a second between writes; comments, which notify
+  // people, are spaced wider. A GitHub Enterprise Server without rate limits can lower both.
+  // https://docs.github.com/en/rest/using-the-rest-api/best-practices-for-using-the-rest-api#pause-between-mutative-requests
+  TALOS_GITHUB_WRITE_INTERVAL_MS: withDefault(z.coerce.number().int().min(0), 1_000),
+  TALOS_GITHUB_NOTIFICATION_INTERVAL_MS: withDefault(z.coerce.number().int().min(0), 3_000),
   // Values that must never reach a log line.
   PRIVATE_KEY: optionalString,
   PRIVATE_KEY_PATH: optionalString,

@@ -1,5 +1,5 @@
 import { join } from "node:path";
-import type { ApplicationFunction } from "probot";
+import type { ApplicationFunction, ProbotOctokit } from "probot";
 import type { Logger } from "pino";
 import { systemClock, type Clock } from "./clock.js";
 import { configCommand } from "./commands/config-command.js";
@@ -8,8 +8,12 @@ import { helpCommand } from "./commands/help-command.js";
 import type { Env } from "./config.js";
 import { openDeliveryLedger, type DeliveryLedger } from "./delivery-ledger.js";
 import { createAppIdentityLoader } from "./github/app-identity.js";
+import { createOctokitClass, type GitHubLimits } from "./github/create-octokit.js";
+import { GitHubCache } from "./github/github-cache.js";
 import { registerHandlers } from "./handlers/index.js";
 import { createHealthRoute } from "./http/create-health-route.js";
+import { createMetrics, type Metrics } from "./metrics/create-metrics.js";
+import { createMetricsRoute } from "./metrics/create-metrics-route.js";
 
 export interface TalosOptions {
   env: Env;
@@ -18,11 +22,17 @@ export interface TalosOptions {
   clock?: Clock;
   /** Defaults to the durable ledger under `TALOS_DATA_DIR`. */
   ledger?: DeliveryLedger;
+  /** Tests switch GitHub throttling and retries off. */
+  octokit?: { throttle?: boolean; retry?: boolean };
 }
 
 export interface Talos {
   /** The Probot app function. */
   app: ApplicationFunction;
+  /** The GitHub client class to give Probot: cache, metrics, throttling and retries. */
+  Octokit: typeof ProbotOctokit;
+  metrics: Metrics;
+  cache: GitHubCache;
   /** Releases what the app holds open (the ledger file). */
   close(): Promise<void>;
 }
@@ -31,6 +41,19 @@ export interface Talos {
 export async function createTalos(options: TalosOptions): Promise<Talos> {
   const { env, log } = options;
   const clock = options.clock ?? systemClock;
+  const metrics = createMetrics();
+  const cache = new GitHubCache({
+    ttlMs: env.TALOS_CACHE_TTL_MS,
+    max: env.TALOS_CACHE_MAX,
+    onResult: (kind, result) => metrics.cacheRequests.inc({ kind, result }),
+  });
+  const limits: GitHubLimits = {
+    maxRetries: env.TALOS_GITHUB_MAX_RETRIES,
+    maxRetryWaitSeconds: env.TALOS_GITHUB_MAX_RETRY_WAIT_SECONDS,
+    writeIntervalMs: env.TALOS_GITHUB_WRITE_INTERVAL_MS,
+    notificationIntervalMs: env.TALOS_GITHUB_NOTIFICATION_INTERVAL_MS,
+  };
+  const Octokit = createOctokitClass({ cache, metrics, limits, ...options.octokit });
   const ledger =
     options.ledger ??
     (await openDeliveryLedger({
@@ -44,12 +67,20 @@ export async function createTalos(options: TalosOptions): Promise<Talos> {
   const startedAt = clock.now();
 
   const app: ApplicationFunction = async (probot, { addHandler }) => {
-    registerHandlers(probot, { ledger, commands, identity: createAppIdentityLoader(probot) });
+    registerHandlers(probot, {
+      ledger,
+      cache,
+      commands,
+      limits,
+      clock,
+      identity: createAppIdentityLoader(probot),
+    });
     addHandler(createHealthRoute({ version: options.version, clock, startedAt }));
+    addHandler(createMetricsRoute(metrics.registry));
     // Probot's setup page registers the app with its webhook URL at the server root, so serve
     // webhooks there as well as at /api/github/webhooks.
     const rootWebhooks = await probot.getNodeMiddleware({ path: "/" });
     addHandler((req, res) => (req.method === "POST" ? rootWebhooks(req, res) : false));
   };
-  return { app, close: () => ledger.close() };
+  return { app, Octokit, metrics, cache, close: () => ledger.close() };
 }

@@ -19,7 +19,7 @@ const log = await createLogger({
   ],
 });
 const talos = await createTalos({ env, log, version: await readVersion() });
-const server = await run(talos.app, { env: environment, log });
+const server = await run(talos.app, { env: environment, log, Octokit: talos.Octokit });
 
 process.once("SIGTERM", () => {
   log.info("SIGTERM: stopping");

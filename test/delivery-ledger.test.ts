@@ -5,8 +5,9 @@ import { openDeliveryLedger } from "../src/delivery-ledger.js";
 import { captureLogs, makeDataDir } from "./helpers/test-app.js";
 
 const HOUR = 3_600_000;
+const fixedClock = (at: number) => ({ now: () => at, sleep: async () => undefined });
 
-async function open(file: string, clock = { now: () => 1_000 * HOUR }, maxEntries = 100) {
+async function open(file: string, clock = fixedClock(1_000 * HOUR), maxEntries = 100) {
   const logs = await captureLogs("warn");
   const ledger = await openDeliveryLedger({
     file,
@@ -64,7 +65,7 @@ describe("the delivery ledger", () => {
   it("forgets deliveries older than the retention", async () => {
     const file = join(makeDataDir(), "deliveries.log");
     let now = 1_000 * HOUR;
-    const clock = { now: () => now };
+    const clock = { now: () => now, sleep: async () => undefined };
     const first = await open(file, clock);
     first.ledger.claim("old");
     await first.ledger.complete("old");

@@ -3,7 +3,7 @@ import { readFile } from "node:fs/promises";
 import { basename } from "node:path";
 import { emitterEventNames, type EmitterWebhookEventName } from "@octokit/webhooks";
 import type { Logger } from "pino";
-import { Probot, ProbotOctokit } from "probot";
+import { Probot } from "probot";
 import { parseEnv } from "../config.js";
 import { createMemoryLedger } from "../delivery-ledger.js";
 import { MalformedPayloadError } from "../handlers/read-payload.js";
@@ -37,21 +37,19 @@ export async function replay(options: ReplayOptions): Promise<ReplayResult> {
   const replayFetch = createReplayFetch(await loadRecordedGitHub(options.fixturesDir), (write) =>
     writes.push(write),
   );
-  const probot = new Probot({
-    githubToken: "replay",
-    log: options.log,
-    Octokit: ProbotOctokit.defaults((defaults: ConstructorParameters<typeof ProbotOctokit>[0]) => ({
-      ...defaults,
-      retry: { enabled: false },
-      throttle: { ...defaults?.throttle, enabled: false },
-    })),
-    request: { fetch: replayFetch },
-  });
   const talos = await createTalos({
     env: parseEnv({ LOG_LEVEL: "silent" }),
     log: options.log,
     version: options.version,
     ledger: createMemoryLedger(),
+    // Nothing reaches GitHub, so there is nothing to throttle or retry.
+    octokit: { throttle: false, retry: false },
+  });
+  const probot = new Probot({
+    githubToken: "replay",
+    log: options.log,
+    Octokit: talos.Octokit,
+    request: { fetch: replayFetch },
   });
   await probot.load(talos.app, { cwd: process.cwd(), addHandler: () => undefined });
   const delivery = `replay-${randomUUID()}`;

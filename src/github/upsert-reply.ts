@@ -1,5 +1,7 @@
-import type { Octokit, RepoRef } from "./octokit.js";
+import type { Clock } from "../clock.js";
+import type { GitHubLimits } from "./create-octokit.js";
 import { withMarker } from "./comment-markers.js";
+import { getClientLog, type Octokit, type RepoRef } from "./octokit.js";
 
 export interface UpsertReplyOptions extends RepoRef {
   octokit: Octokit;
@@ -11,6 +13,8 @@ export interface UpsertReplyOptions extends RepoRef {
   botLogin: string;
   /** ISO time no later than the reply's creation, to skip older pages of the thread. */
   since?: string | undefined;
+  limits: Pick<GitHubLimits, "maxRetries" | "maxRetryWaitSeconds">;
+  clock: Clock;
 }
 
 export interface UpsertReplyResult {
@@ -21,22 +25,43 @@ export interface UpsertReplyResult {
 /**
  * Posts the reply carrying `marker`, or edits it when it already exists: a redelivered event, or
  * a restart between posting and recording the delivery, then never produces a second comment.
+ * Creating is retried here rather than by the Octokit plugins (which leave comment creation
+ * alone): after a rate limit, a 5xx or a lost connection the comment may exist all the same, so
+ * each attempt looks for the marker first.
  */
 export async function upsertReply(options: UpsertReplyOptions): Promise<UpsertReplyResult> {
-  const { octokit, owner, repo, issueNumber, marker } = options;
+  const { octokit, owner, repo, issueNumber, marker, limits, clock } = options;
   const body = withMarker(options.body, marker);
-  const existing = await findOwnComment(options);
-  if (existing) {
-    await octokit.rest.issues.updateComment({ owner, repo, comment_id: existing, body });
-    return { action: "updated", commentId: existing };
+  for (let attempt = 0; ; attempt++) {
+    const existing = await findOwnComment(options);
+    if (existing) {
+      await octokit.rest.issues.updateComment({ owner, repo, comment_id: existing, body });
+      return { action: "updated", commentId: existing };
+    }
+    try {
+      const { data } = await octokit.rest.issues.createComment({
+        owner,
+        repo,
+        issue_number: issueNumber,
+        body,
+      });
+      return { action: "created", commentId: data.id };
+    } catch (error) {
+      const waitSeconds = getRetryWait(error, attempt, clock.now());
+      if (
+        waitSeconds === undefined ||
+        attempt >= limits.maxRetries ||
+        waitSeconds > limits.maxRetryWaitSeconds
+      ) {
+        throw error;
+      }
+      getClientLog(octokit).warn(
+        { attempt: attempt + 1, waitSeconds, status: statusOf(error) },
+        "creating the reply failed; retrying",
+      );
+      await clock.sleep(waitSeconds * 1000);
+    }
   }
-  const { data } = await octokit.rest.issues.createComment({
-    owner,
-    repo,
-    issue_number: issueNumber,
-    body,
-  });
-  return { action: "created", commentId: data.id };
 }
 
 async function findOwnComment(options: UpsertReplyOptions): Promise<number | undefined> {
@@ -52,5 +77,36 @@ async function findOwnComment(options: UpsertReplyOptions): Promise<number | und
     const found = data.find((c) => c.user?.login === botLogin && c.body?.includes(marker));
     if (found) return found.id;
   }
+  return undefined;
+}
+
+function statusOf(error: unknown): number | undefined {
+  return (error as { status?: number }).status;
+}
+
+/**
+ * Seconds to wait before trying again, or undefined when the failure is final: rate limits wait
+ * for `retry-after` (or the reset), 5xx and lost connections back off, other 4xx are final.
+ * https://docs.github.com/en/rest/using-the-rest-api/rate-limits-for-the-rest-api#handle-rate-limit-errors-appropriately
+ */
+function getRetryWait(error: unknown, attempt: number, now: number): number | undefined {
+  const status = statusOf(error);
+  const headers =
+    (error as { response?: { headers?: Record<string, string | undefined> } }).response?.headers ??
+    {};
+  const secondary = /secondary rate limit/i.test((error as Error).message ?? "");
+  const rateLimited =
+    status === 429 ||
+    (status === 403 &&
+      (secondary ||
+        headers["retry-after"] !== undefined ||
+        headers["x-ratelimit-remaining"] === "0"));
+  if (rateLimited) {
+    if (headers["retry-after"] !== undefined) return Number(headers["retry-after"]);
+    const reset = Number(headers["x-ratelimit-reset"]);
+    // GitHub's advice for a secondary limit without retry-after: wait at least a minute.
+    return Number.isFinite(reset) && !secondary ? Math.max(1, Math.ceil(reset - now / 1000)) : 60;
+  }
+  if (status === undefined || status >= 500) return (attempt + 1) ** 2;
   return undefined;
 }

@@ -4,7 +4,9 @@ import type { CommandRegistry } from "../commands/command-registry.js";
 import { mayRunCommand } from "../commands/may-run-command.js";
 import { parseCommand } from "../commands/parse-command.js";
 import { runCommand } from "../commands/run-command.js";
+import type { Clock } from "../clock.js";
 import type { AppIdentityLoader } from "../github/app-identity.js";
+import type { GitHubLimits } from "../github/create-octokit.js";
 import { hasTalosMarker, replyMarker } from "../github/comment-markers.js";
 import { loadRepoConfig } from "../github/load-repo-config.js";
 import { upsertReply } from "../github/upsert-reply.js";
@@ -24,6 +26,8 @@ const CommentCreated = z.object({
 export interface CommentHandlerDeps {
   identity: AppIdentityLoader;
   commands: CommandRegistry;
+  limits: GitHubLimits;
+  clock: Clock;
 }
 
 /** A comment on an issue or pull request: run the first `/talos` command in it, if any. */
@@ -68,6 +72,8 @@ export function createIssueCommentCreatedHandler(deps: CommentHandlerDeps) {
       body: reply,
       botLogin: identity.botLogin,
       since: comment.created_at,
+      limits: deps.limits,
+      clock: deps.clock,
     });
     log.info(result, "command answered");
   };

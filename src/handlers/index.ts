@@ -1,14 +1,20 @@
+import { emitterEventNames } from "@octokit/webhooks";
 import type { Probot } from "probot";
-import type { DeliveryLedger } from "../delivery-ledger.js";
-import { guardEvent } from "./guard-event.js";
+import { guardEvent, watchEvent, type EventPipelineDeps } from "./guard-event.js";
 import { handleInstallationChanged } from "./handle-installation-changed.js";
 import {
   createIssueCommentCreatedHandler,
   type CommentHandlerDeps,
 } from "./handle-issue-comment-created.js";
 
-export interface HandlerDeps extends CommentHandlerDeps {
-  ledger: DeliveryLedger;
+export type HandlerDeps = EventPipelineDeps & CommentHandlerDeps;
+
+/** Every action of an event except those a feature handler takes (an event fires one handler). */
+function actionsOf(event: "issues" | "pull_request", except: string[] = []) {
+  return emitterEventNames.filter(
+    (name): name is Extract<typeof name, `${typeof event}.${string}`> =>
+      name.startsWith(`${event}.`) && !except.includes(name),
+  );
 }
 
 /**
@@ -16,17 +22,22 @@ export interface HandlerDeps extends CommentHandlerDeps {
  * fails when the two disagree.
  */
 export function registerHandlers(app: Pick<Probot, "on">, deps: HandlerDeps): void {
-  const { ledger } = deps;
-  app.on("issue_comment.created", guardEvent(ledger, createIssueCommentCreatedHandler(deps)));
+  app.on("issue_comment.created", guardEvent(deps, createIssueCommentCreatedHandler(deps)));
   app.on(
     [
       "installation.created",
       "installation.deleted",
       "installation.suspend",
       "installation.unsuspend",
+      "installation.new_permissions_accepted",
       "installation_repositories.added",
       "installation_repositories.removed",
     ],
-    guardEvent(ledger, handleInstallationChanged),
+    guardEvent(deps, handleInstallationChanged),
+  );
+  // Heard only to keep the cache true to GitHub (see github/get-cache-evictions.ts).
+  app.on(
+    ["label", "repository", "push", "member", ...actionsOf("issues"), ...actionsOf("pull_request")],
+    watchEvent(deps),
   );
 }

@@ -22,16 +22,23 @@ export function mockAppIdentity(scope: nock.Scope, slug = APP_SLUG) {
 
 /** The installation token exchange Probot performs before the first installation request. */
 export function mockInstallationToken(scope: nock.Scope, installationId = 2) {
-  return scope
-    // Probot asks for the installation's full permissions: the request has no body.
-    .post(`/app/installations/${installationId}/access_tokens`, (body) => body === "")
-    .matchHeader("authorization", /^bearer eyJ/i)
-    .reply(201, {
-      token: INSTALLATION_TOKEN,
-      expires_at: "2999-01-01T00:00:00Z",
-      permissions: { issues: "write", pull_requests: "write", contents: "read", metadata: "read" },
-      repository_selection: "all",
-    });
+  return (
+    scope
+      // Probot asks for the installation's full permissions: the request has no body.
+      .post(`/app/installations/${installationId}/access_tokens`, (body) => body === "")
+      .matchHeader("authorization", /^bearer eyJ/i)
+      .reply(201, {
+        token: INSTALLATION_TOKEN,
+        expires_at: "2999-01-01T00:00:00Z",
+        permissions: {
+          issues: "write",
+          pull_requests: "write",
+          contents: "read",
+          metadata: "read",
+        },
+        repository_selection: "all",
+      })
+  );
 }
 
 /**

@@ -3,7 +3,7 @@ import { mkdtempSync, readFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { PassThrough } from "node:stream";
-import { Probot, ProbotOctokit } from "probot";
+import { Probot } from "probot";
 import type { Logger } from "pino";
 import { onTestFinished } from "vitest";
 import { parseEnv, type Env } from "../../src/config.js";
@@ -20,18 +20,6 @@ export const TEST_PRIVATE_KEY = generateKeyPairSync("rsa", {
 }).privateKey;
 export const TEST_APP_ID = 1;
 export const TEST_WEBHOOK_SECRET = "test-webhook-secret-3f9a1c";
-
-/**
- * Throttling and retries off, with the function form: the object form of `defaults()` is
- * silently overridden by Probot's own throttle options.
- */
-export const TestOctokit = ProbotOctokit.defaults(
-  (options: ConstructorParameters<typeof ProbotOctokit>[0]) => ({
-    ...options,
-    retry: { enabled: false },
-    throttle: { ...options?.throttle, enabled: false },
-  }),
-);
 
 /** Captures JSON log lines in memory. */
 export interface CapturedLogs {
@@ -75,6 +63,12 @@ export interface TestAppOptions {
   ledger?: DeliveryLedger;
   clock?: Clock;
   logLevel?: "trace" | "debug" | "info" | "warn";
+  /** Extra environment, e.g. cache settings. */
+  env?: Record<string, string>;
+  /** GitHub throttling and retries: off unless a test is about them. */
+  octokit?: { throttle?: boolean; retry?: boolean };
+  /** Where GitHub is: a stand-in's URL instead of nock's api.github.com. */
+  baseUrl?: string;
 }
 
 /** A Probot instance running the real Talos app, with its state in a temporary directory. */
@@ -83,11 +77,12 @@ export async function createTestApp(options: TestAppOptions = {}): Promise<TestA
     TEST_PRIVATE_KEY,
     TEST_WEBHOOK_SECRET,
   ]);
-  const env = parseEnv({ TALOS_DATA_DIR: options.dataDir ?? makeDataDir() });
+  const env = parseEnv({ TALOS_DATA_DIR: options.dataDir ?? makeDataDir(), ...options.env });
   const talos = await createTalos({
     env,
     log: logs.log,
     version: "0.0.0-test",
+    octokit: options.octokit ?? { throttle: false, retry: false },
     ...(options.clock ? { clock: options.clock } : {}),
     ...(options.ledger ? { ledger: options.ledger } : {}),
   });
@@ -96,7 +91,8 @@ export async function createTestApp(options: TestAppOptions = {}): Promise<TestA
     privateKey: TEST_PRIVATE_KEY,
     secret: TEST_WEBHOOK_SECRET,
     log: logs.log,
-    Octokit: TestOctokit,
+    Octokit: talos.Octokit,
+    ...(options.baseUrl ? { baseUrl: options.baseUrl } : {}),
   });
   await probot.load(talos.app, { cwd: process.cwd(), addHandler: () => undefined });
   onTestFinished(() => talos.close());

@@ -1,0 +1,151 @@
+import type { Octokit } from "@octokit/core";
+import Bottleneck from "bottleneck";
+import { ProbotOctokit } from "probot";
+import type { Metrics } from "../metrics/create-metrics.js";
+import { rateLimitPlugin, RateLimitTracker } from "../metrics/rate-limit-plugin.js";
+import type { GitHubCache } from "./github-cache.js";
+import { getClientLog } from "./octokit.js";
+import { requestCachePlugin } from "./request-cache-plugin.js";
+
+export interface GitHubLimits {
+  /** The longest wait for a rate limit (primary reset or secondary `retry-after`) worth retrying. */
+  maxRetryWaitSeconds: number;
+  /** Retries after a rate limit or a 5xx, per request. */
+  maxRetries: number;
+  /** Spacing of writes, and of writes that notify people (comments), per installation. */
+  writeIntervalMs: number;
+  notificationIntervalMs: number;
+}
+
+export interface OctokitClassOptions {
+  cache: GitHubCache;
+  metrics: Metrics;
+  limits: GitHubLimits;
+  /** Tests switch throttling and retries off; production never does. */
+  throttle?: boolean;
+  retry?: boolean;
+}
+
+interface RequestOptions {
+  method: string;
+  url: string;
+  request?: Record<string, unknown>;
+}
+
+// Creating content is not idempotent: a blind retry after a 5xx or a rate limit can post a
+// second comment. Those requests are retried only by upsertReply, which first looks for the
+// comment by its marker.
+const CONTENT_CREATION = new Set([
+  "POST /repos/{owner}/{repo}/issues",
+  "POST /repos/{owner}/{repo}/issues/{issue_number}/comments",
+  "POST /repos/{owner}/{repo}/pulls/{pull_number}/reviews",
+  "POST /repos/{owner}/{repo}/pulls/{pull_number}/comments",
+]);
+
+export function isContentCreation(request: RequestOptions): boolean {
+  return CONTENT_CREATION.has(`${request.method} ${request.url}`);
+}
+
+// Every 4xx except 429 (a rate limit, which the throttling plugin handles) is final.
+const DO_NOT_RETRY = Array.from({ length: 100 }, (_, i) => 400 + i).filter(
+  (status) => status !== 429,
+);
+
+/** Stops the retry plugin from re-sending content-creating requests; see CONTENT_CREATION. */
+function contentCreationPolicy(octokit: Octokit): void {
+  octokit.hook.before("request", (options) => {
+    if (isContentCreation(options as RequestOptions))
+      options.request = { ...options.request, retries: 0 };
+  });
+}
+
+/**
+ * The one place GitHub clients are configured: Probot's Octokit with the rate-limit metrics and
+ * cache plugins, explicit throttling and retry settings, and write queues per installation.
+ * Plugins registered later wrap earlier ones, so a cache hit skips throttling, retries and
+ * metrics, and the metrics see each request after its retries.
+ */
+export function createOctokitClass(options: OctokitClassOptions): typeof ProbotOctokit {
+  const { cache, metrics, limits } = options;
+  const rateLimits = new RateLimitTracker(metrics);
+  let queues: { write: Bottleneck.Group; notifications: Bottleneck.Group } | undefined;
+  const getQueues = (connection: unknown) =>
+    (queues ??= {
+      write: new Bottleneck.Group({
+        id: "talos-write",
+        maxConcurrent: 1,
+        minTime: limits.writeIntervalMs,
+        timeout: 120_000,
+        ...(connection ? { connection: connection as Bottleneck.IORedisConnection } : {}),
+      }),
+      notifications: new Bottleneck.Group({
+        id: "talos-notifications",
+        maxConcurrent: 1,
+        minTime: limits.notificationIntervalMs,
+        timeout: 120_000,
+        ...(connection ? { connection: connection as Bottleneck.IORedisConnection } : {}),
+      }),
+    });
+
+  type Options = NonNullable<ConstructorParameters<typeof ProbotOctokit>[0]> & {
+    throttle?: Record<string, unknown>;
+    auth?: { installationId?: number | string; token?: string };
+  };
+  return ProbotOctokit.plugin(contentCreationPolicy, rateLimitPlugin, requestCachePlugin).defaults(
+    (o: Options) => {
+      const installation = o.auth?.installationId
+        ? String(o.auth.installationId)
+        : o.auth?.token
+          ? "token"
+          : "app";
+      const onLimit =
+        (kind: "primary" | "secondary") =>
+        (
+          retryAfter: number,
+          request: RequestOptions,
+          octokit: Octokit,
+          retryCount: number,
+        ): boolean => {
+          metrics.githubThrottled.inc({ kind });
+          const retry =
+            retryCount < limits.maxRetries &&
+            retryAfter <= limits.maxRetryWaitSeconds &&
+            !isContentCreation(request);
+          getClientLog(octokit).warn(
+            {
+              kind,
+              retryAfter,
+              method: request.method,
+              route: request.url,
+              installation,
+              retryCount,
+              retry,
+            },
+            `GitHub ${kind} rate limit hit`,
+          );
+          return retry;
+        };
+      return {
+        ...o,
+        talos: { cache, metrics, rateLimits, installation },
+        retry: {
+          enabled: options.retry !== false,
+          retries: limits.maxRetries,
+          doNotRetry: DO_NOT_RETRY,
+        },
+        throttle:
+          options.throttle === false
+            ? { ...o.throttle, enabled: false }
+            : {
+                ...o.throttle,
+                // Bottleneck queues are keyed by this id; per installation, so one busy installation
+                // does not hold up another's writes.
+                id: `talos-${installation}`,
+                ...getQueues(o.throttle?.connection),
+                onRateLimit: onLimit("primary"),
+                onSecondaryRateLimit: onLimit("secondary"),
+              },
+      };
+    },
+  );
+}

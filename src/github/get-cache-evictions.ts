@@ -1,0 +1,121 @@
+import { REPO_CONFIG_PATH } from "../config.js";
+import type { EvictionScope } from "./github-cache.js";
+
+interface Repository {
+  full_name?: string;
+  name?: string;
+  default_branch?: string;
+  owner?: { login?: string };
+}
+
+interface ChangePayload {
+  action?: string;
+  installation?: { id?: number };
+  repository?: Repository;
+  repositories_removed?: Array<{ full_name?: string }>;
+  changes?: {
+    repository?: { name?: { from?: string } };
+    owner?: { from?: { user?: { login?: string }; organization?: { login?: string } } };
+  };
+  member?: { login?: string };
+  issue?: { number?: number };
+  pull_request?: { number?: number };
+  number?: number;
+  ref?: string;
+  commits?: Array<{ added?: string[]; modified?: string[]; removed?: string[] }>;
+  head_commit?: unknown;
+}
+
+/**
+ * Which cache entries a webhook says are out of date. Pure: the event pipeline evicts them
+ * before anything else handles the event, so no handler can read data the event made stale.
+ */
+export function getCacheEvictions(name: string, payload: ChangePayload): EvictionScope[] {
+  const installation = payload.installation?.id;
+  if (installation === undefined) return [];
+  const inst = String(installation);
+  const repo = payload.repository?.full_name?.toLowerCase();
+  const action = payload.action;
+
+  switch (name) {
+    case "installation":
+      // Gone, suspended, or able to read other things now: nothing cached for it is trustworthy.
+      return action === "deleted" || action === "suspend" || action === "new_permissions_accepted"
+        ? [{ installation: inst }]
+        : [];
+    case "installation_repositories":
+      return (payload.repositories_removed ?? [])
+        .filter((r) => r.full_name)
+        .map((r) => ({ installation: inst, repo: String(r.full_name).toLowerCase() }));
+    case "repository": {
+      if (!repo) return [];
+      if (action === "renamed" || action === "transferred" || action === "deleted") {
+        const previous = getPreviousName(payload);
+        return [
+          { installation: inst, repo },
+          ...(previous ? [{ installation: inst, repo: previous }] : []),
+        ];
+      }
+      return [{ installation: inst, repo, kind: "repo" }];
+    }
+    case "label":
+      return repo ? [{ installation: inst, repo, kind: "labels" }] : [];
+    case "member":
+      return repo && payload.member?.login
+        ? [
+            {
+              installation: inst,
+              repo,
+              kind: "permission",
+              subject: payload.member.login.toLowerCase(),
+            },
+          ]
+        : [];
+    case "push": {
+      if (!repo || payload.ref !== `refs/heads/${payload.repository?.default_branch}`) return [];
+      const evictions: EvictionScope[] = [{ installation: inst, repo, kind: "file" }];
+      if (pushTouches(payload, REPO_CONFIG_PATH))
+        evictions.push({ installation: inst, repo, kind: "config" });
+      return evictions;
+    }
+    case "issues": {
+      const number = payload.issue?.number;
+      return repo && number !== undefined
+        ? [{ installation: inst, repo, kind: "issue", subject: String(number) }]
+        : [];
+    }
+    case "pull_request": {
+      const number = payload.pull_request?.number ?? payload.number;
+      if (!repo || number === undefined) return [];
+      // A pull request is an issue too, and both endpoints describe it.
+      return [
+        { installation: inst, repo, kind: "pull", subject: String(number) },
+        { installation: inst, repo, kind: "issue", subject: String(number) },
+      ];
+    }
+    default:
+      return [];
+  }
+}
+
+function getPreviousName(payload: ChangePayload): string | undefined {
+  const { repository, changes } = payload;
+  const oldName = changes?.repository?.name?.from;
+  if (oldName && repository?.owner?.login)
+    return `${repository.owner.login}/${oldName}`.toLowerCase();
+  const oldOwner = changes?.owner?.from?.user?.login ?? changes?.owner?.from?.organization?.login;
+  if (oldOwner && repository?.name) return `${oldOwner}/${repository.name}`.toLowerCase();
+  return undefined;
+}
+
+/**
+ * Whether a push changed `path`. A push webhook lists at most 2048 commits, and none at all for
+ * some pushes; when the list cannot be trusted, assume it did.
+ */
+function pushTouches(payload: ChangePayload, path: string): boolean {
+  const commits = payload.commits ?? [];
+  if (commits.length === 0 || commits.length >= 2048) return true;
+  return commits.some((c) =>
+    [...(c.added ?? []), ...(c.modified ?? []), ...(c.removed ?? [])].includes(path),
+  );
+}

@@ -1,0 +1,136 @@
+import { LRUCache } from "lru-cache";
+
+/** What a cached GitHub read is about; invalidation and metrics work per kind. */
+export type CacheKind = "repo" | "config" | "file" | "labels" | "permission" | "issue" | "pull";
+
+export const CACHE_KINDS: readonly CacheKind[] = [
+  "repo",
+  "config",
+  "file",
+  "labels",
+  "permission",
+  "issue",
+  "pull",
+];
+
+export interface CacheScope {
+  /** The installation id, or `app`/`token` for requests made without one. Always first. */
+  installation: string;
+  /** `owner/repo`, lower-cased (GitHub names are case-insensitive). */
+  repo: string;
+  kind: CacheKind;
+  /** The issue or pull number, or the user, for kinds about one object. */
+  subject?: string | undefined;
+}
+
+/** A GitHub response as Octokit returns it. */
+export interface CachedResponse {
+  status: number;
+  url: string;
+  headers: Record<string, string | number | undefined>;
+  data: unknown;
+}
+
+/** A cached read: the response, or the 404 GitHub gave (a missing config file is worth caching). */
+export type CacheEntry =
+  | { type: "response"; response: CachedResponse; etag?: string | undefined }
+  | { type: "not-found"; url: string; body: unknown };
+
+export type EvictionScope =
+  | { installation: string }
+  | { installation: string; repo: string }
+  | { installation: string; repo: string; kind: CacheKind }
+  | { installation: string; repo: string; kind: CacheKind; subject: string };
+
+export type CacheResult = "hit" | "miss" | "revalidated";
+
+export interface GitHubCacheOptions {
+  ttlMs: number;
+  max: number;
+  /** Called once per read with how it was served. */
+  onResult?: (kind: CacheKind, result: CacheResult) => void;
+}
+
+/**
+ * Loads an entry. `stale` is the expired entry, if any, so the loader can revalidate it with
+ * `If-None-Match`; it returns `stale` itself when GitHub answers 304.
+ */
+export type EntryLoader = (stale: CacheEntry | undefined) => Promise<CacheEntry>;
+
+const SEPARATOR = "\u0000";
+
+// Collaborator permissions are evicted by `member` events only when the app may receive them
+// (they need the Members organization permission); otherwise a minute bounds their staleness.
+const TTL_CAP_MS: Partial<Record<CacheKind, number>> = { permission: 60_000 };
+
+/**
+ * The installation-scoped TTL cache of GitHub reads. Every key starts with the installation id,
+ * so one installation can never be served another's entry, even for the same `owner/repo`.
+ * Concurrent misses for one key share one load. Expired entries stay (until the LRU bound evicts
+ * them) so that the next read can revalidate them with their ETag.
+ */
+export class GitHubCache {
+  readonly #lru: LRUCache<string, CacheEntry, EntryLoader>;
+  readonly #onResult: GitHubCacheOptions["onResult"];
+  readonly #ttlMs: number;
+
+  constructor(options: GitHubCacheOptions) {
+    this.#onResult = options.onResult;
+    this.#ttlMs = options.ttlMs;
+    this.#lru = new LRUCache<string, CacheEntry, EntryLoader>({
+      max: options.max,
+      ttl: options.ttlMs,
+      // Keep expired entries: their ETag makes the next read a 304 instead of a full response.
+      allowStale: false,
+      noDeleteOnStaleGet: true,
+      fetchMethod: (_key, stale, { context }) => context(stale),
+    });
+  }
+
+  /** Serves `scope`/`request` from the cache, or loads it once however many callers wait. */
+  async fetch(scope: CacheScope, request: string, load: EntryLoader): Promise<CacheEntry> {
+    const key = [scope.installation, scope.repo, scope.kind, scope.subject ?? "", request].join(
+      SEPARATOR,
+    );
+    const status: LRUCache.Status<string, CacheEntry, EntryLoader> = {};
+    let revalidated = false;
+    const entry = await this.#lru.fetch(key, {
+      status,
+      ttl: Math.min(this.#ttlMs, TTL_CAP_MS[scope.kind] ?? Infinity),
+      context: async (stale) => {
+        const loaded = await load(stale);
+        revalidated = stale !== undefined && loaded === stale;
+        return loaded;
+      },
+    });
+    if (entry === undefined) throw new Error(`cache load for ${request} returned nothing`);
+    // A caller that joined another's in-flight load made no request of its own: a hit.
+    const served = status.fetch === "hit" || status.fetch === "inflight";
+    this.#onResult?.(scope.kind, served ? "hit" : revalidated ? "revalidated" : "miss");
+    return entry;
+  }
+
+  /**
+   * Drops every entry of an installation, narrowed in order to a repository, then a kind, then a
+   * subject. Returns how many went. An in-flight load for a dropped key is not stored when it
+   * completes, so data read before the change cannot come back.
+   */
+  evict(scope: EvictionScope): number {
+    const { repo, kind, subject } = scope as Partial<CacheScope>;
+    const parts = [scope.installation, repo, kind, subject];
+    const cut = parts.indexOf(undefined);
+    const prefix = (cut === -1 ? parts : parts.slice(0, cut)).join(SEPARATOR) + SEPARATOR;
+    let evicted = 0;
+    for (const key of [...this.#lru.keys()]) {
+      if (key.startsWith(prefix)) {
+        this.#lru.delete(key);
+        evicted++;
+      }
+    }
+    return evicted;
+  }
+
+  get size(): number {
+    return this.#lru.size;
+  }
+}

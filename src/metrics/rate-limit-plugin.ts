@@ -1,0 +1,115 @@
+import type { Octokit, OctokitOptions } from "@octokit/core";
+import type { Logger } from "pino";
+import { getClientLog } from "../github/octokit.js";
+import type { Metrics } from "./create-metrics.js";
+
+type Headers = Record<string, string | number | undefined>;
+
+interface RequestOptions {
+  method: string;
+  url: string;
+}
+
+/** Below this share of the limit, a structured warning is logged. */
+const LOW_REMAINING_SHARE = 0.1;
+
+/**
+ * Rate-limit bookkeeping shared by every client of the process: the gauge per installation and
+ * resource, and which of them are already below the warning threshold (so the warning is logged
+ * when remaining drops under it, not on every response after).
+ */
+export class RateLimitTracker {
+  readonly #metrics: Metrics;
+  readonly #low = new Set<string>();
+
+  constructor(metrics: Metrics) {
+    this.#metrics = metrics;
+  }
+
+  record(installation: string, headers: Headers | undefined, log: Logger): void {
+    const limit = Number(headers?.["x-ratelimit-limit"]);
+    const remaining = Number(headers?.["x-ratelimit-remaining"]);
+    if (
+      !Number.isFinite(limit) ||
+      !Number.isFinite(remaining) ||
+      headers?.["x-ratelimit-remaining"] === undefined
+    )
+      return;
+    const resource = String(headers?.["x-ratelimit-resource"] ?? "core");
+    this.#metrics.githubRateLimitRemaining.set({ installation, resource }, remaining);
+    const key = `${installation}/${resource}`;
+    if (remaining < limit * LOW_REMAINING_SHARE) {
+      if (this.#low.has(key)) return;
+      this.#low.add(key);
+      log.warn(
+        {
+          installation,
+          resource,
+          limit,
+          remaining,
+          used: Number(headers?.["x-ratelimit-used"]),
+          reset: new Date(Number(headers?.["x-ratelimit-reset"]) * 1000).toISOString(),
+        },
+        "GitHub rate limit below 10% of the limit",
+      );
+    } else {
+      this.#low.delete(key);
+    }
+  }
+}
+
+export interface RateLimitPluginOptions {
+  talos?: { metrics: Metrics; rateLimits: RateLimitTracker; installation: string };
+}
+
+/**
+ * An Octokit plugin that records every response's `x-ratelimit-*` headers per installation, and
+ * request counts and durations by route template, through `hook.after` and `hook.error`.
+ */
+export function rateLimitPlugin(octokit: Octokit, options: OctokitOptions): void {
+  const talos = (options as RateLimitPluginOptions).talos;
+  if (!talos) return;
+  const started = new WeakMap<object, number>();
+  const finish = (
+    request: RequestOptions,
+    status: number | string,
+    headers: Headers | undefined,
+  ) => {
+    const labels = { method: request.method, route: toRouteTemplate(request.url) };
+    const start = started.get(request);
+    if (start !== undefined) {
+      talos.metrics.githubRequestDuration.observe(labels, (performance.now() - start) / 1000);
+    }
+    talos.metrics.githubRequests.inc({ ...labels, status: String(status) });
+    talos.rateLimits.record(talos.installation, headers, getClientLog(octokit));
+  };
+  octokit.hook.before("request", (request) => {
+    started.set(request, performance.now());
+  });
+  octokit.hook.after("request", (response, request) => {
+    finish(request, response.status, response.headers as Headers);
+  });
+  octokit.hook.error("request", (error, request) => {
+    const failure = error as { status?: number; response?: { headers?: Headers } };
+    finish(request, failure.status ?? "error", failure.response?.headers);
+    throw error;
+  });
+}
+
+/**
+ * The route template keeps label values bounded. Octokit passes the template
+ * (`/repos/{owner}/{repo}/issues`) except for full URLs such as pagination links, where ids and
+ * names are folded into placeholders.
+ */
+export function toRouteTemplate(url: string): string {
+  if (url.includes("{")) return url.split("?")[0] ?? url;
+  const path =
+    url
+      .replace(/^https?:\/\/[^/]+/, "")
+      .replace(/^\/api\/v3/, "")
+      .split("?")[0] ?? "";
+  return path
+    .replace(/^\/repos\/[^/]+\/[^/]+/, "/repos/{owner}/{repo}")
+    .replace(/^\/repositories\/\d+/, "/repositories/{repository_id}")
+    .replace(/\/\d+(?=\/|$)/g, "/{id}");
+}
