@@ -45,6 +45,7 @@ export async function createTalos(options: TalosOptions): Promise<Talos> {
   const cache = new GitHubCache({
     ttlMs: env.TALOS_CACHE_TTL_MS,
     max: env.TALOS_CACHE_MAX,
+    clock,
     onResult: (kind, result) => metrics.cacheRequests.inc({ kind, result }),
   });
   const limits: GitHubLimits = {

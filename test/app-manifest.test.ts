@@ -23,7 +23,7 @@ function registeredEvents(): string[][] {
     { on: ((events: string | string[]) => registrations.push([events].flat())) as never },
     {
       ledger: createMemoryLedger(),
-      cache: new GitHubCache({ ttlMs: 1000, max: 10 }),
+      cache: new GitHubCache({ ttlMs: 1000, max: 10, clock: systemClock }),
       limits: {
         maxRetries: 0,
         maxRetryWaitSeconds: 0,

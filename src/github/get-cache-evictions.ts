@@ -14,6 +14,7 @@ interface ChangePayload {
   repository?: Repository;
   repositories_removed?: Array<{ full_name?: string }>;
   changes?: {
+    default_branch?: unknown;
     repository?: { name?: { from?: string } };
     owner?: { from?: { user?: { login?: string }; organization?: { login?: string } } };
   };
@@ -49,7 +50,9 @@ export function getCacheEvictions(name: string, payload: ChangePayload): Evictio
         .map((r) => ({ installation: inst, repo: String(r.full_name).toLowerCase() }));
     case "repository": {
       if (!repo) return [];
-      if (action === "renamed" || action === "transferred" || action === "deleted") {
+      // A new default branch changes where config and files are read from.
+      const newBranch = payload.changes?.default_branch !== undefined;
+      if (action === "renamed" || action === "transferred" || action === "deleted" || newBranch) {
         const previous = getPreviousName(payload);
         return [
           { installation: inst, repo },

@@ -1,4 +1,5 @@
 import { LRUCache } from "lru-cache";
+import type { Clock } from "../clock.js";
 
 /** What a cached GitHub read is about; invalidation and metrics work per kind. */
 export type CacheKind = "repo" | "config" | "file" | "labels" | "permission" | "issue" | "pull";
@@ -47,6 +48,8 @@ export type CacheResult = "hit" | "miss" | "revalidated";
 export interface GitHubCacheOptions {
   ttlMs: number;
   max: number;
+  /** Time for the TTLs. */
+  clock: Pick<Clock, "now">;
   /** Called once per read with how it was served. */
   onResult?: (kind: CacheKind, result: CacheResult) => void;
 }
@@ -84,6 +87,9 @@ export class GitHubCache {
       allowStale: false,
       noDeleteOnStaleGet: true,
       fetchMethod: (_key, stale, { context }) => context(stale),
+      perf: options.clock,
+      // lru-cache otherwise reuses one reading of the clock for a millisecond of real time.
+      ttlResolution: 0,
     });
   }
 

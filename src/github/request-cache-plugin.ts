@@ -3,31 +3,43 @@ import { RequestError } from "@octokit/request-error";
 import { REPO_CONFIG_PATH } from "../config.js";
 import type { CacheEntry, CacheKind, CachedResponse, GitHubCache } from "./github-cache.js";
 
-interface RequestOptions {
-  method: string;
-  url: string;
-  headers: Record<string, string | number | undefined>;
-  [parameter: string]: unknown;
-}
+type Describe = (match: RegExpMatchArray) => { kind: CacheKind; subject?: string | undefined };
 
-/** The reads worth caching, by route template: what they are, and which parameter is their subject. */
-const CACHEABLE: Record<
-  string,
-  { kind: CacheKind | ((o: RequestOptions) => CacheKind); subject?: string }
-> = {
-  "/repos/{owner}/{repo}": { kind: "repo" },
-  "/repos/{owner}/{repo}/contents/{path}": {
-    kind: (o) => (o.path === REPO_CONFIG_PATH ? "config" : "file"),
-  },
-  // Later pages arrive as full URLs (Link headers) and are not cached.
-  "/repos/{owner}/{repo}/labels": { kind: "labels" },
-  "/repos/{owner}/{repo}/collaborators/{username}/permission": {
-    kind: "permission",
-    subject: "username",
-  },
-  "/repos/{owner}/{repo}/issues/{issue_number}": { kind: "issue", subject: "issue_number" },
-  "/repos/{owner}/{repo}/pulls/{pull_number}": { kind: "pull", subject: "pull_number" },
-};
+/**
+ * The reads worth caching, matched on the request's path (paginated calls arrive as full URLs,
+ * not route templates): their kind, and the object they are about. Later pages of a list come
+ * through `Link` headers as `/repositories/{id}/…` and are not cached.
+ */
+const CACHEABLE: Array<[RegExp, Describe]> = [
+  [/^\/repos\/([^/]+)\/([^/]+)$/, () => ({ kind: "repo" })],
+  [
+    /^\/repos\/([^/]+)\/([^/]+)\/contents\/(.+)$/,
+    (m) => ({ kind: decodeURIComponent(m[3] ?? "") === REPO_CONFIG_PATH ? "config" : "file" }),
+  ],
+  [/^\/repos\/([^/]+)\/([^/]+)\/labels$/, () => ({ kind: "labels" })],
+  [
+    /^\/repos\/([^/]+)\/([^/]+)\/collaborators\/([^/]+)\/permission$/,
+    (m) => ({ kind: "permission", subject: m[3] }),
+  ],
+  [/^\/repos\/([^/]+)\/([^/]+)\/issues\/(\d+)$/, (m) => ({ kind: "issue", subject: m[3] })],
+  [/^\/repos\/([^/]+)\/([^/]+)\/pulls\/(\d+)$/, (m) => ({ kind: "pull", subject: m[3] })],
+];
+
+function classify(url: string) {
+  // GitHub Enterprise Server serves the API under /api/v3.
+  const path = new URL(url).pathname.replace(/^\/api\/v3(?=\/)/, "");
+  for (const [pattern, describe] of CACHEABLE) {
+    const match = pattern.exec(path);
+    if (!match) continue;
+    const { kind, subject } = describe(match);
+    return {
+      repo: decodeURIComponent(`${match[1]}/${match[2]}`).toLowerCase(),
+      kind,
+      subject: subject === undefined ? undefined : decodeURIComponent(subject).toLowerCase(),
+    };
+  }
+  return undefined;
+}
 
 export interface RequestCachePluginOptions {
   talos?: { cache: GitHubCache; installation: string };
@@ -44,36 +56,21 @@ export function requestCachePlugin(octokit: Octokit, options: OctokitOptions): v
   const talos = (options as RequestCachePluginOptions).talos;
   if (!talos) return;
   octokit.hook.wrap("request", async (request, requestOptions) => {
-    const routeOptions = requestOptions as unknown as RequestOptions;
-    const cacheable = routeOptions.method === "GET" ? CACHEABLE[routeOptions.url] : undefined;
-    const owner = routeOptions.owner;
-    const repo = routeOptions.repo;
-    if (!cacheable || typeof owner !== "string" || typeof repo !== "string")
-      return request(requestOptions);
-
-    const kind =
-      typeof cacheable.kind === "function" ? cacheable.kind(routeOptions) : cacheable.kind;
-    const subject = cacheable.subject
-      ? String(routeOptions[cacheable.subject]).toLowerCase()
-      : undefined;
+    if (requestOptions.method !== "GET") return request(requestOptions);
     const { url, headers } = octokit.request.endpoint.parse(requestOptions);
-    const scope = {
-      installation: talos.installation,
-      repo: `${owner}/${repo}`.toLowerCase(),
-      kind,
-      subject,
-    };
+    const classified = classify(url);
+    if (!classified) return request(requestOptions);
+
+    const scope = { installation: talos.installation, ...classified };
     const entry = await talos.cache.fetch(
       scope,
       `GET ${url} ${headers.accept ?? ""}`,
       async (stale) => {
         const etag = stale?.type === "response" ? stale.etag : undefined;
+        // The hook layers below are bound to this options object: change it, do not replace it.
+        if (etag) requestOptions.headers["if-none-match"] = etag;
         try {
-          const response = await request(
-            etag
-              ? { ...requestOptions, headers: { ...requestOptions.headers, "if-none-match": etag } }
-              : requestOptions,
-          );
+          const response = await request(requestOptions);
           const cached: CachedResponse = {
             status: response.status,
             url: response.url,
@@ -89,11 +86,8 @@ export function requestCachePlugin(octokit: Octokit, options: OctokitOptions): v
           const status = (error as { status?: number }).status;
           if (status === 304 && stale) return stale;
           if (status === 404) {
-            return {
-              type: "not-found",
-              url,
-              body: (error as RequestError).response?.data ?? null,
-            } satisfies CacheEntry;
+            const body = (error as RequestError).response?.data ?? null;
+            return { type: "not-found", url, body } satisfies CacheEntry;
           }
           throw error;
         }

@@ -111,5 +111,17 @@ export function toRouteTemplate(url: string): string {
   return path
     .replace(/^\/repos\/[^/]+\/[^/]+/, "/repos/{owner}/{repo}")
     .replace(/^\/repositories\/\d+/, "/repositories/{repository_id}")
+    .replace(/\/contents\/.*$/, "/contents/{path}")
+    .replace(
+      /\/(issues|pulls|comments|installations)\/\d+(?=\/|$)/g,
+      (_all, noun: string) => `/${noun}/{${PLACEHOLDERS[noun]}}`,
+    )
     .replace(/\/\d+(?=\/|$)/g, "/{id}");
 }
+
+const PLACEHOLDERS: Record<string, string> = {
+  issues: "issue_number",
+  pulls: "pull_number",
+  comments: "comment_id",
+  installations: "installation_id",
+};

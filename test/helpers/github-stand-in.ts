@@ -1,16 +1,21 @@
-import { createServer, type IncomingMessage, type Server, type ServerResponse } from "node:http";
+import { createHash } from "node:crypto";
+import { createServer, type IncomingMessage, type Server } from "node:http";
 import type { AddressInfo } from "node:net";
 
 /**
- * A small in-process GitHub API for end-to-end runs: enough of the REST API for Talos to
- * authenticate, read config, react and comment. It serves both `/` and GHES's `/api/v3` prefix,
- * keeps what was written, and records every request.
+ * A small in-process GitHub REST API for end-to-end runs and benchmarks: enough for Talos to
+ * authenticate, read repositories, config, labels and issues, react and comment. It serves both
+ * `/` and GHES's `/api/v3` prefix, answers conditional GETs with 304, sends rate-limit headers
+ * per token (304s are free, as on GitHub), keeps what was written, records every request, and
+ * can be told to fail a request.
  */
 export interface StandInRequest {
   method: string;
   path: string;
+  query: string;
   body: unknown;
   authorization: string | undefined;
+  status: number;
 }
 
 export interface StandInComment {
@@ -21,6 +26,26 @@ export interface StandInComment {
   updated_at: string;
 }
 
+export interface StandInIssue {
+  number: number;
+  title: string;
+  body: string;
+  state: string;
+  user: { login: string };
+  labels: Array<{ name: string }>;
+  pull_request?: object;
+}
+
+export interface InjectedFailure {
+  method: string;
+  path: RegExp;
+  status: number;
+  headers?: Record<string, string>;
+  body?: unknown;
+  /** How many matching requests fail (default 1). */
+  times?: number;
+}
+
 export interface GitHubStandIn {
   url: string;
   /** The value for GHE_HOST (host:port); use with GHE_PROTOCOL=http. */
@@ -28,34 +53,58 @@ export interface GitHubStandIn {
   requests: StandInRequest[];
   /** `owner/repo` → path → file text. */
   files: Map<string, Map<string, string>>;
+  /** `owner/repo` → label names. */
+  labels: Map<string, string[]>;
+  /** `owner/repo#number` → issue. */
+  issues: Map<string, StandInIssue>;
   /** `owner/repo#number` → comments. */
   comments: Map<string, StandInComment[]>;
   reactions: Array<{ repo: string; commentId: number; content: string }>;
+  /** The rate-limit headers of the last response, per token. */
+  lastRateLimit: Map<string, Record<string, string>>;
+  setFile(repo: string, path: string, text: string | undefined): void;
+  failNext(failure: InjectedFailure): void;
   writes(): StandInRequest[];
+  /** Requests that reached a route, optionally only GETs of `path` (exact, without query). */
+  count(method: string, path: string | RegExp): number;
   close(): Promise<void>;
 }
 
 export interface StandInOptions {
   slug?: string;
   appId?: number;
+  /** x-ratelimit-limit per token (default 5000). */
+  rateLimit?: number;
 }
 
-type Route = (
-  match: RegExpMatchArray,
-  body: unknown,
-  req: IncomingMessage,
-) => { status: number; body?: unknown; raw?: string };
+interface RouteResult {
+  status: number;
+  body?: unknown;
+  raw?: string;
+  headers?: Record<string, string>;
+}
+
+type Route = (match: RegExpMatchArray, body: unknown, query: URLSearchParams) => RouteResult;
 
 export async function startGitHubStandIn(options: StandInOptions = {}): Promise<GitHubStandIn> {
   const slug = options.slug ?? "talos-bot";
   const botLogin = `${slug}[bot]`;
+  const limit = options.rateLimit ?? 5000;
   const requests: StandInRequest[] = [];
   const files = new Map<string, Map<string, string>>();
+  const labels = new Map<string, string[]>();
+  const issues = new Map<string, StandInIssue>();
   const comments = new Map<string, StandInComment[]>();
   const reactions: GitHubStandIn["reactions"] = [];
+  const used = new Map<string, number>();
+  const lastRateLimit = new Map<string, Record<string, string>>();
+  const failures: InjectedFailure[] = [];
   let nextId = 5_000_000;
-  // GitHub orders comment times to the second; a fixed clock keeps runs repeatable.
-  const now = () => new Date(Date.UTC(2026, 10, 24, 12, 0, nextId % 60)).toISOString();
+  let tick = 0;
+  // Comment times must grow, to the second as on GitHub; a counter keeps runs repeatable.
+  const now = () => new Date(Date.UTC(2026, 10, 24, 12, 0, 0) + 1000 * tick++).toISOString();
+  const notFound: RouteResult = { status: 404, body: { message: "Not Found" } };
+  const repoOf = (m: RegExpMatchArray) => `${m[1]}/${m[2]}`;
 
   const routes: Array<[string, RegExp, Route]> = [
     [
@@ -73,20 +122,61 @@ export async function startGitHubStandIn(options: StandInOptions = {}): Promise<
     ],
     [
       "GET",
+      /^\/repos\/([^/]+)\/([^/]+)$/,
+      (m) => ({
+        status: 200,
+        body: {
+          id: 1,
+          name: m[2],
+          full_name: repoOf(m),
+          owner: { login: m[1] },
+          default_branch: "main",
+          private: false,
+          visibility: "public",
+          archived: false,
+          description: `The ${m[2]} project`,
+        },
+      }),
+    ],
+    [
+      "GET",
+      /^\/repos\/([^/]+)\/([^/]+)\/labels$/,
+      (m) => ({
+        status: 200,
+        body: (labels.get(repoOf(m)) ?? []).map((name, i) => ({
+          id: i + 1,
+          name,
+          description: null,
+        })),
+      }),
+    ],
+    [
+      "GET",
       /^\/repos\/([^/]+)\/([^/]+)\/contents\/(.+)$/,
       (m) => {
-        const text = files.get(`${m[1]}/${m[2]}`)?.get(decodeURIComponent(m[3] ?? ""));
-        return text === undefined
-          ? { status: 404, body: { message: "Not Found" } }
-          : { status: 200, raw: text };
+        const text = files.get(repoOf(m))?.get(decodeURIComponent(m[3] ?? ""));
+        return text === undefined ? notFound : { status: 200, raw: text };
+      },
+    ],
+    [
+      "GET",
+      /^\/repos\/([^/]+)\/([^/]+)\/issues\/(\d+)$/,
+      (m) => {
+        const issue = issues.get(`${repoOf(m)}#${m[3]}`);
+        return issue
+          ? {
+              status: 200,
+              body: { ...issue, html_url: `https://github.com/${repoOf(m)}/issues/${m[3]}` },
+            }
+          : notFound;
       },
     ],
     [
       "GET",
       /^\/repos\/([^/]+)\/([^/]+)\/issues\/(\d+)\/comments$/,
-      (m, _body, req) => {
-        const since = new URL(req.url ?? "/", "http://x").searchParams.get("since");
-        const list = comments.get(`${m[1]}/${m[2]}#${m[3]}`) ?? [];
+      (m, _body, query) => {
+        const since = query.get("since");
+        const list = comments.get(`${repoOf(m)}#${m[3]}`) ?? [];
         return { status: 200, body: list.filter((c) => !since || c.updated_at >= since) };
       },
     ],
@@ -94,7 +184,7 @@ export async function startGitHubStandIn(options: StandInOptions = {}): Promise<
       "POST",
       /^\/repos\/([^/]+)\/([^/]+)\/issues\/(\d+)\/comments$/,
       (m, body) => {
-        const key = `${m[1]}/${m[2]}#${m[3]}`;
+        const key = `${repoOf(m)}#${m[3]}`;
         const at = now();
         const comment: StandInComment = {
           id: nextId++,
@@ -119,22 +209,26 @@ export async function startGitHubStandIn(options: StandInOptions = {}): Promise<
             return { status: 200, body: comment };
           }
         }
-        return { status: 404, body: { message: "Not Found" } };
+        return notFound;
       },
     ],
     [
       "POST",
       /^\/repos\/([^/]+)\/([^/]+)\/issues\/comments\/(\d+)\/reactions$/,
       (m, body) => {
-        reactions.push({
-          repo: `${m[1]}/${m[2]}`,
-          commentId: Number(m[3]),
-          content: (body as { content: string }).content,
-        });
-        return {
-          status: 201,
-          body: { id: nextId++, content: (body as { content: string }).content },
-        };
+        const content = (body as { content: string }).content;
+        reactions.push({ repo: repoOf(m), commentId: Number(m[3]), content });
+        return { status: 201, body: { id: nextId++, content } };
+      },
+    ],
+    [
+      "POST",
+      /^\/repos\/([^/]+)\/([^/]+)\/issues\/(\d+)\/labels$/,
+      (m, body) => {
+        const issue = issues.get(`${repoOf(m)}#${m[3]}`);
+        const added = (body as { labels: string[] }).labels;
+        if (issue) issue.labels.push(...added.map((name) => ({ name })));
+        return { status: 200, body: added.map((name) => ({ name })) };
       },
     ],
   ];
@@ -142,32 +236,71 @@ export async function startGitHubStandIn(options: StandInOptions = {}): Promise<
   const server: Server = createServer((req, res) => {
     let text = "";
     req.on("data", (chunk: Buffer) => (text += chunk.toString()));
-    req.on("end", () => respond(req, res, text));
+    req.on("end", () => {
+      const result = dispatch(req, text);
+      res.writeHead(result.status, result.headers).end(result.payload);
+    });
   });
 
-  function respond(req: IncomingMessage, res: ServerResponse, text: string) {
+  function dispatch(req: IncomingMessage, text: string) {
     const url = new URL(req.url ?? "/", "http://stand-in");
     const path = url.pathname.replace(/^\/api\/v3/, "");
     const method = req.method ?? "GET";
     const body = text ? (JSON.parse(text) as unknown) : null;
-    requests.push({ method, path, body, authorization: req.headers.authorization });
-    for (const [routeMethod, pattern, route] of routes) {
-      const match = method === routeMethod ? pattern.exec(path) : null;
-      if (!match) continue;
-      const result = route(match, body, req);
-      if (result.raw !== undefined) {
-        res.writeHead(result.status, {
-          "content-type": "application/vnd.github.raw; charset=utf-8",
-        });
-        res.end(result.raw);
-      } else {
-        res.writeHead(result.status, { "content-type": "application/json; charset=utf-8" });
-        res.end(JSON.stringify(result.body ?? null));
-      }
-      return;
+    let result: RouteResult | undefined;
+    const failure = failures.find((f) => f.method === method && f.path.test(path));
+    if (failure) {
+      failure.times = (failure.times ?? 1) - 1;
+      if (failure.times <= 0) failures.splice(failures.indexOf(failure), 1);
+      result = {
+        status: failure.status,
+        body: failure.body ?? { message: "injected failure" },
+        headers: failure.headers ?? {},
+      };
     }
-    res.writeHead(404, { "content-type": "application/json; charset=utf-8" });
-    res.end(JSON.stringify({ message: `Not Found (stand-in has no ${method} ${path})` }));
+    for (const [routeMethod, pattern, handler] of routes) {
+      if (result) break;
+      const match = method === routeMethod ? pattern.exec(path) : null;
+      if (match) result = handler(match, body, url.searchParams);
+    }
+    result ??= { status: 404, body: { message: `Not Found (stand-in has no ${method} ${path})` } };
+
+    const payload =
+      result.raw ?? (result.status === 204 ? "" : JSON.stringify(result.body ?? null));
+    const headers: Record<string, string> = {
+      "content-type":
+        result.raw !== undefined
+          ? "application/vnd.github.raw; charset=utf-8"
+          : "application/json; charset=utf-8",
+      ...result.headers,
+    };
+    let status = result.status;
+    if (method === "GET" && status === 200) {
+      headers.etag = `W/"${createHash("sha1").update(payload).digest("hex")}"`;
+      if (req.headers["if-none-match"] === headers.etag) status = 304;
+    }
+    const token = req.headers.authorization ?? "anonymous";
+    // GitHub does not count 304s against the primary rate limit.
+    if (status !== 304 && !result.headers?.["x-ratelimit-remaining"])
+      used.set(token, (used.get(token) ?? 0) + 1);
+    const rate = {
+      "x-ratelimit-limit": String(limit),
+      "x-ratelimit-remaining": String(Math.max(0, limit - (used.get(token) ?? 0))),
+      "x-ratelimit-used": String(used.get(token) ?? 0),
+      "x-ratelimit-reset": String(Math.floor(Date.now() / 1000) + 3600),
+      "x-ratelimit-resource": "core",
+      ...pick(result.headers, /^x-ratelimit-/),
+    };
+    lastRateLimit.set(token, rate);
+    requests.push({
+      method,
+      path,
+      query: url.search,
+      body,
+      authorization: req.headers.authorization,
+      status,
+    });
+    return { status, headers: { ...headers, ...rate }, payload: status === 304 ? "" : payload };
   }
 
   await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
@@ -177,9 +310,33 @@ export async function startGitHubStandIn(options: StandInOptions = {}): Promise<
     host: `127.0.0.1:${port}`,
     requests,
     files,
+    labels,
+    issues,
     comments,
     reactions,
+    lastRateLimit,
+    setFile(repo, path, text) {
+      const repoFiles = files.get(repo) ?? new Map<string, string>();
+      if (text === undefined) repoFiles.delete(path);
+      else repoFiles.set(path, text);
+      files.set(repo, repoFiles);
+    },
+    failNext(failure) {
+      failures.push({ ...failure });
+    },
     writes: () => requests.filter((r) => r.method !== "GET" && !r.path.endsWith("/access_tokens")),
+    count: (method, path) =>
+      requests.filter(
+        (r) =>
+          r.method === method && (typeof path === "string" ? r.path === path : path.test(r.path)),
+      ).length,
     close: () => new Promise((resolve) => server.close(() => resolve())),
   };
+}
+
+function pick(
+  headers: Record<string, string> | undefined,
+  pattern: RegExp,
+): Record<string, string> {
+  return Object.fromEntries(Object.entries(headers ?? {}).filter(([name]) => pattern.test(name)));
 }

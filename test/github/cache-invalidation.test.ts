@@ -1,0 +1,239 @@
+import nock from "nock";
+import { describe, expect, it } from "vitest";
+import type { Octokit } from "../../src/github/octokit.js";
+import { API, mockInstallationToken } from "../helpers/github-mocks.js";
+import { createTestApp, type TestApp } from "../helpers/test-app.js";
+import { webhookExample } from "../helpers/webhook-examples.js";
+
+const REPO = { owner: "Codertocat", repo: "Hello-World" };
+const PATH = "/repos/Codertocat/Hello-World";
+
+/** The cached reads of one repository, each with the path it requests. */
+const READS: Record<string, [string, (o: Octokit) => Promise<unknown>]> = {
+  repo: [PATH, (o) => o.rest.repos.get(REPO)],
+  labels: [`${PATH}/labels`, (o) => o.rest.issues.listLabelsForRepo(REPO)],
+  config: [
+    `${PATH}/contents/.github%2Ftalos.yml`,
+    (o) => o.rest.repos.getContent({ ...REPO, path: ".github/talos.yml" }),
+  ],
+  file: [
+    `${PATH}/contents/README.md`,
+    (o) => o.rest.repos.getContent({ ...REPO, path: "README.md" }),
+  ],
+  permission: [
+    `${PATH}/collaborators/hacktocat/permission`,
+    (o) => o.rest.repos.getCollaboratorPermissionLevel({ ...REPO, username: "hacktocat" }),
+  ],
+  issue1: [`${PATH}/issues/1`, (o) => o.rest.issues.get({ ...REPO, issue_number: 1 })],
+  issue2: [`${PATH}/issues/2`, (o) => o.rest.issues.get({ ...REPO, issue_number: 2 })],
+  pull2: [`${PATH}/pulls/2`, (o) => o.rest.pulls.get({ ...REPO, pull_number: 2 })],
+};
+const ALL = Object.keys(READS);
+
+async function primeCache(app: TestApp): Promise<Octokit> {
+  const tokens = nock(API);
+  mockInstallationToken(tokens);
+  const octokit = await app.probot.auth(2);
+  for (const [path, read] of Object.values(READS)) {
+    const scope = nock(API).get(path).query(true).reply(200, {});
+    await read(octokit);
+    expect(scope.isDone()).toBe(true);
+  }
+  return octokit;
+}
+
+/** Reads everything again; a read that reaches GitHub was evicted, one that does not was kept. */
+async function evictedReads(octokit: Octokit): Promise<string[]> {
+  const evicted: string[] = [];
+  for (const [name, [path, read]] of Object.entries(READS)) {
+    const scope = nock(API).get(path).query(true).reply(200, {});
+    await read(octokit);
+    if (scope.isDone()) evicted.push(name);
+  }
+  nock.cleanAll();
+  return evicted;
+}
+
+async function deliver(app: TestApp, name: string, payload: Record<string, unknown>) {
+  await app.probot.receive({ id: `invalidate-${Math.random()}`, name, payload } as never);
+}
+
+const helloWorld = {
+  full_name: "Codertocat/Hello-World",
+  name: "Hello-World",
+  owner: { login: "Codertocat" },
+  default_branch: "master",
+};
+
+describe("cache invalidation by webhook", () => {
+  const cases: Array<
+    [string, string, string | undefined, (p: Record<string, any>) => void, string[]]
+  > = [
+    ["label.created evicts the labels", "label", "created", () => undefined, ["labels"]],
+    ["label.edited evicts the labels", "label", "edited", () => undefined, ["labels"]],
+    ["label.deleted evicts the labels", "label", "deleted", () => undefined, ["labels"]],
+    [
+      "repository.privatized evicts the repository",
+      "repository",
+      "privatized",
+      () => undefined,
+      ["repo"],
+    ],
+    [
+      "repository.publicized evicts the repository",
+      "repository",
+      "publicized",
+      () => undefined,
+      ["repo"],
+    ],
+    [
+      "repository.edited evicts the repository",
+      "repository",
+      "edited",
+      (p) => {
+        p.repository = { ...p.repository, ...helloWorld };
+        p.changes = { description: { from: "old" } };
+      },
+      ["repo"],
+    ],
+    [
+      "repository.edited with a new default branch evicts everything read from the old one",
+      "repository",
+      "edited",
+      (p) => {
+        p.repository = { ...p.repository, ...helloWorld };
+        p.changes = { default_branch: { from: "main" } };
+      },
+      ALL,
+    ],
+    [
+      "repository.renamed evicts everything under the old name",
+      "repository",
+      "renamed",
+      (p) => {
+        p.repository = {
+          ...p.repository,
+          full_name: "Codertocat/Hello-Universe",
+          name: "Hello-Universe",
+          owner: { login: "Codertocat" },
+        };
+        p.changes = { repository: { name: { from: "Hello-World" } } };
+      },
+      ALL,
+    ],
+    [
+      "repository.transferred evicts everything under the old owner",
+      "repository",
+      "transferred",
+      (p) => {
+        p.repository = {
+          ...p.repository,
+          full_name: "Octocoders/Hello-World",
+          name: "Hello-World",
+          owner: { login: "Octocoders" },
+        };
+        p.changes = { owner: { from: { user: { login: "Codertocat" } } } };
+      },
+      ALL,
+    ],
+    [
+      "a push to the default branch that changes .github/talos.yml evicts the config and files",
+      "push",
+      undefined,
+      (p) => {
+        p.ref = "refs/heads/master";
+        p.commits = [{ added: [], removed: [], modified: [".github/talos.yml"] }];
+      },
+      ["config", "file"],
+    ],
+    [
+      "a push to the default branch that leaves the config alone evicts only files",
+      "push",
+      undefined,
+      (p) => {
+        p.ref = "refs/heads/master";
+        p.commits = [{ added: ["src/index.js"], removed: [], modified: ["README.md"] }];
+      },
+      ["file"],
+    ],
+    [
+      "a push to another branch evicts nothing",
+      "push",
+      undefined,
+      (p) => {
+        p.ref = "refs/heads/feature";
+        p.commits = [{ added: [], removed: [], modified: [".github/talos.yml"] }];
+      },
+      [],
+    ],
+    [
+      "installation.deleted evicts every entry of the installation",
+      "installation",
+      "deleted",
+      () => undefined,
+      ALL,
+    ],
+    [
+      "installation.suspend evicts every entry of the installation",
+      "installation",
+      "suspend",
+      () => undefined,
+      ALL,
+    ],
+    [
+      "installation_repositories.removed evicts the removed repository",
+      "installation_repositories",
+      "removed",
+      (p) => (p.repositories_removed = [{ full_name: "Codertocat/Hello-World" }]),
+      ALL,
+    ],
+    [
+      "member.added evicts that collaborator's permission",
+      "member",
+      "added",
+      () => undefined,
+      ["permission"],
+    ],
+    ["issues.edited evicts that issue", "issues", "edited", () => undefined, ["issue1"]],
+    [
+      "issues.closed evicts that issue",
+      "issues",
+      "labeled",
+      (p) => (p.action = "closed"),
+      ["issue1"],
+    ],
+    [
+      "pull_request.closed evicts that pull request and its issue",
+      "pull_request",
+      "closed",
+      () => undefined,
+      ["issue2", "pull2"],
+    ],
+    [
+      "a bot's change still evicts",
+      "label",
+      "created",
+      (p) => (p.sender = { login: "renovate[bot]", type: "Bot" }),
+      ["labels"],
+    ],
+  ];
+
+  it.each(cases)("%s", async (_title, name, action, change, expected) => {
+    const app = await createTestApp();
+    const octokit = await primeCache(app);
+    const payload = webhookExample(name, action);
+    change(payload);
+
+    await deliver(app, name, payload);
+
+    expect((await evictedReads(octokit)).sort()).toEqual([...expected].sort());
+  });
+
+  it("never evicts another installation's entries", async () => {
+    const app = await createTestApp();
+    const octokit = await primeCache(app);
+    await deliver(app, "installation", webhookExample("installation", "deleted", 3));
+    await deliver(app, "label", webhookExample("label", "created", 3));
+    expect(await evictedReads(octokit)).toEqual([]);
+  });
+});

@@ -1,0 +1,265 @@
+import { describe, expect, it } from "vitest";
+import { createRepoClient } from "../../src/github/create-repo-client.js";
+import { createFakeClock } from "../helpers/fake-clock.js";
+import {
+  APP_SLUG,
+  githubScope,
+  mockAppIdentity,
+  mockInstallationToken,
+  mockRepoConfig,
+} from "../helpers/github-mocks.js";
+import { createTestApp, loadFixture, type TestApp } from "../helpers/test-app.js";
+
+const REPO = "/repos/Codertocat/Hello-World";
+const MARKER = "<!-- talos:reply:492700400 -->";
+const SECONDARY = {
+  message:
+    "You have exceeded a secondary rate limit. Please wait a few minutes before you try again.",
+  documentation_url:
+    "https://docs.github.com/rest/overview/rate-limits-for-the-rest-api#about-secondary-rate-limits",
+};
+const repoBody = {
+  full_name: "Codertocat/Hello-World",
+  default_branch: "main",
+  private: false,
+  archived: false,
+};
+
+/** The app as it runs in production: throttling and retries on (write spacing off, for speed). */
+function createThrottledApp(clock = createFakeClock()) {
+  return createTestApp({
+    clock,
+    octokit: { throttle: true, retry: true },
+    env: { TALOS_GITHUB_WRITE_INTERVAL_MS: "0", TALOS_GITHUB_NOTIFICATION_INTERVAL_MS: "0" },
+  });
+}
+
+async function throttledCount(app: TestApp, kind: string) {
+  const metric = await app.talos.metrics.githubThrottled.get();
+  return metric.values.find((v) => v.labels.kind === kind)?.value ?? 0;
+}
+
+function receiveHelp(app: TestApp) {
+  return app.probot.receive({
+    id: `rate-${Math.random()}`,
+    name: "issue_comment",
+    payload: loadFixture("issue_comment.created.help.json"),
+  } as never);
+}
+
+function mockCommandStart(scope: ReturnType<typeof githubScope>) {
+  mockAppIdentity(scope);
+  mockInstallationToken(scope);
+  mockRepoConfig(scope);
+  scope.post(`${REPO}/issues/comments/492700400/reactions`, { content: "eyes" }).reply(201, {});
+}
+
+describe("rate limits and retries", () => {
+  it("waits out a secondary rate limit on a read, then retries and succeeds", async () => {
+    const app = await createThrottledApp();
+    const scope = githubScope();
+    mockInstallationToken(scope);
+    scope.get(REPO).reply(403, SECONDARY, { "retry-after": "1" });
+    scope.get(REPO).reply(200, repoBody);
+
+    const repository = await createRepoClient(await app.probot.auth(2), {
+      owner: "Codertocat",
+      repo: "Hello-World",
+    }).getRepository();
+
+    expect(repository.defaultBranch).toBe("main");
+    expect(scope.pendingMocks()).toEqual([]);
+    expect(await throttledCount(app, "secondary")).toBe(1);
+    const warning = app.logs.lines().find((l) => l.msg === "GitHub secondary rate limit hit");
+    expect(warning).toMatchObject({
+      level: 40,
+      kind: "secondary",
+      retryAfter: 1,
+      method: "GET",
+      route: "/repos/{owner}/{repo}",
+      installation: "2",
+      retry: true,
+    });
+  });
+
+  it("retries a reply after a secondary rate limit, and exactly one reply lands", async () => {
+    const clock = createFakeClock();
+    const app = await createThrottledApp(clock);
+    const scope = githubScope();
+    mockCommandStart(scope);
+    scope.get(`${REPO}/issues/1/comments`).query(true).reply(200, []);
+    scope.post(`${REPO}/issues/1/comments`).reply(403, SECONDARY, { "retry-after": "1" });
+    // Before posting again, it looks for the reply by its marker.
+    scope.get(`${REPO}/issues/1/comments`).query(true).reply(200, []);
+    let posted = 0;
+    scope
+      .post(
+        `${REPO}/issues/1/comments`,
+        (body: { body: string }) => body.body.endsWith(MARKER) && ++posted > 0,
+      )
+      .reply(201, { id: 42 });
+
+    await receiveHelp(app);
+
+    expect(scope.pendingMocks()).toEqual([]);
+    expect(posted).toBe(1);
+    expect(clock.sleeps).toEqual([1000]);
+    expect(await throttledCount(app, "secondary")).toBe(1);
+  });
+
+  it("does not post twice when a failed POST had created the comment after all", async () => {
+    const clock = createFakeClock();
+    const app = await createThrottledApp(clock);
+    const scope = githubScope();
+    mockCommandStart(scope);
+    scope.get(`${REPO}/issues/1/comments`).query(true).reply(200, []);
+    scope.post(`${REPO}/issues/1/comments`).reply(502, { message: "Bad Gateway" });
+    scope
+      .get(`${REPO}/issues/1/comments`)
+      .query(true)
+      .reply(200, [
+        { id: 77, body: `help\n\n${MARKER}`, user: { login: `${APP_SLUG}[bot]`, type: "Bot" } },
+      ]);
+    scope
+      .patch(`${REPO}/issues/comments/77`, (body: { body: string }) => body.body.endsWith(MARKER))
+      .reply(200, { id: 77 });
+
+    await receiveHelp(app);
+
+    expect(scope.pendingMocks()).toEqual([]);
+    expect(clock.sleeps).toEqual([1000]);
+  });
+
+  it("does not retry a 4xx that is not a rate limit", async () => {
+    const app = await createThrottledApp();
+    const scope = githubScope();
+    mockCommandStart(scope);
+    scope.get(`${REPO}/issues/1/comments`).query(true).reply(200, []);
+    scope.post(`${REPO}/issues/1/comments`).reply(422, { message: "Validation Failed" });
+
+    await expect(receiveHelp(app)).rejects.toThrow(/Validation Failed/);
+    expect(scope.pendingMocks()).toEqual([]);
+  });
+
+  it("retries a read after a 5xx", async () => {
+    const app = await createThrottledApp();
+    const scope = githubScope();
+    mockInstallationToken(scope);
+    scope.get(REPO).reply(502, { message: "Bad Gateway" });
+    scope.get(REPO).reply(200, repoBody);
+
+    const octokit = await app.probot.auth(2);
+    const { data } = await octokit.rest.repos.get({ owner: "Codertocat", repo: "Hello-World" });
+
+    expect(data.default_branch).toBe("main");
+    expect(scope.pendingMocks()).toEqual([]);
+  });
+
+  it("gives up on a primary rate limit whose reset is further away than the bound", async () => {
+    const app = await createThrottledApp();
+    const scope = githubScope();
+    mockInstallationToken(scope);
+    const reset = String(Math.floor(Date.now() / 1000) + 3600);
+    scope.get(REPO).reply(
+      403,
+      { message: "API rate limit exceeded" },
+      {
+        "x-ratelimit-limit": "5000",
+        "x-ratelimit-remaining": "0",
+        "x-ratelimit-reset": reset,
+      },
+    );
+
+    const octokit = await app.probot.auth(2);
+    await expect(
+      octokit.rest.repos.get({ owner: "Codertocat", repo: "Hello-World" }),
+    ).rejects.toThrow(/rate limit/);
+
+    expect(scope.pendingMocks()).toEqual([]);
+    expect(await throttledCount(app, "primary")).toBe(1);
+    expect(app.logs.lines().find((l) => l.msg === "GitHub primary rate limit hit")).toMatchObject({
+      retry: false,
+    });
+  });
+
+  it("warns once when the remaining requests drop under 10% of the limit", async () => {
+    const app = await createThrottledApp();
+    const scope = githubScope();
+    mockInstallationToken(scope);
+    for (const remaining of ["600", "400", "300"]) {
+      scope.get("/repos/Codertocat/Hello-World/issues/1/comments").reply(200, [], {
+        "x-ratelimit-limit": "5000",
+        "x-ratelimit-remaining": remaining,
+        "x-ratelimit-used": String(5000 - Number(remaining)),
+        "x-ratelimit-reset": "1900000000",
+        "x-ratelimit-resource": "core",
+      });
+    }
+    const octokit = await app.probot.auth(2);
+    for (let i = 0; i < 3; i++)
+      await octokit.rest.issues.listComments({
+        owner: "Codertocat",
+        repo: "Hello-World",
+        issue_number: 1,
+      });
+
+    const warnings = app.logs
+      .lines()
+      .filter((l) => l.msg === "GitHub rate limit below 10% of the limit");
+    expect(warnings).toEqual([
+      expect.objectContaining({
+        level: 40,
+        installation: "2",
+        resource: "core",
+        limit: 5000,
+        remaining: 400,
+        used: 4600,
+      }),
+    ]);
+    const gauge = await app.talos.metrics.githubRateLimitRemaining.get();
+    expect(gauge.values).toEqual([{ labels: { installation: "2", resource: "core" }, value: 300 }]);
+  });
+});
+
+describe("/metrics", () => {
+  it("exposes the GitHub, rate-limit, cache and process series after a replayed event", async () => {
+    const app = await createTestApp();
+    const scope = githubScope();
+    const limits = (remaining: number) => ({
+      "x-ratelimit-limit": "5000",
+      "x-ratelimit-remaining": String(remaining),
+      "x-ratelimit-used": String(5000 - remaining),
+      "x-ratelimit-reset": "1900000000",
+      "x-ratelimit-resource": "core",
+    });
+    mockAppIdentity(scope);
+    mockInstallationToken(scope);
+    scope.get(`${REPO}/contents/.github%2Ftalos.yml`).reply(404, {}, limits(4990));
+    scope
+      .get("/repos/Codertocat/.github/contents/.github%2Ftalos.yml")
+      .reply(404, {}, limits(4989));
+    scope.post(`${REPO}/issues/comments/492700400/reactions`).reply(201, {}, limits(4988));
+    scope.get(`${REPO}/issues/1/comments`).query(true).reply(200, [], limits(4987));
+    scope.post(`${REPO}/issues/1/comments`).reply(201, { id: 1 }, limits(4986));
+
+    await receiveHelp(app);
+    const text = await app.talos.metrics.registry.metrics();
+
+    expect(scope.pendingMocks()).toEqual([]);
+    expect(text).toContain(
+      'talos_github_requests_total{method="POST",route="/repos/{owner}/{repo}/issues/{issue_number}/comments",status="201"} 1',
+    );
+    expect(text).toContain(
+      'talos_github_requests_total{method="GET",route="/repos/{owner}/{repo}/contents/{path}",status="404"} 2',
+    );
+    expect(text).toMatch(
+      /talos_github_request_duration_seconds_count\{method="GET",route="\/repos\/\{owner\}\/\{repo\}\/issues\/\{issue_number\}\/comments"\} 1/,
+    );
+    expect(text).toContain(
+      'talos_github_rate_limit_remaining{installation="2",resource="core"} 4986',
+    );
+    expect(text).toContain("# TYPE talos_github_throttled_total counter");
+    expect(text).toContain('talos_cache_requests_total{kind="config",result="miss"} 2');
+    expect(text).toContain("process_cpu_user_seconds_total");
+  });
+});
