@@ -45,12 +45,10 @@ describe("the GitHub request cache", () => {
     const app = await createTestApp();
     const scope = githubScope();
     mockInstallationToken(scope, 2);
-    scope
-      .post("/app/installations/3/access_tokens")
-      .reply(201, {
-        token: "ghs_otherInstallation000000000000",
-        expires_at: "2999-01-01T00:00:00Z",
-      });
+    scope.post("/app/installations/3/access_tokens").reply(201, {
+      token: "ghs_otherInstallation000000000000",
+      expires_at: "2999-01-01T00:00:00Z",
+    });
     scope
       .get("/repos/Codertocat/Hello-World")
       .matchHeader("authorization", `token ${INSTALLATION_TOKEN}`)
