@@ -37,6 +37,20 @@ export const EnvSchema = z.object({
   // https://docs.github.com/en/rest/using-the-rest-api/best-practices-for-using-the-rest-api#pause-between-mutative-requests
   TALOS_GITHUB_WRITE_INTERVAL_MS: withDefault(z.coerce.number().int().min(0), 1_000),
   TALOS_GITHUB_NOTIFICATION_INTERVAL_MS: withDefault(z.coerce.number().int().min(0), 3_000),
+  // Any OpenAI-compatible server: OpenAI, Azure OpenAI, Ollama, vLLM, llama.cpp. Without a key
+  // the language-model features are off and say how to switch them on.
+  OPENAI_BASE_URL: optionalString,
+  TALOS_MODEL: withDefault(z.string().min(1), "gpt-4.1-mini"),
+  TALOS_LLM_TIMEOUT_MS: withDefault(z.coerce.number().int().positive(), 60_000),
+  TALOS_LLM_MAX_RETRIES: withDefault(z.coerce.number().int().min(0).max(10), 2),
+  TALOS_LLM_MAX_OUTPUT_TOKENS: withDefault(z.coerce.number().int().positive(), 1_500),
+  TALOS_AGENT_MAX_STEPS: withDefault(z.coerce.number().int().min(1).max(50), 6),
+  TALOS_AGENT_MAX_TOKENS: withDefault(z.coerce.number().int().min(1_000), 60_000),
+  TALOS_AGENT_CONTEXT_TOKENS: withDefault(z.coerce.number().int().min(500), 12_000),
+  TALOS_PROMPTS_DIR: optionalString,
+  TALOS_PROMPT_CHECK_INTERVAL_MS: withDefault(z.coerce.number().int().min(0), 2_000),
+  // Automatic work (triage of new issues) per installation and hour, whatever repositories ask.
+  TALOS_AUTOMATION_MAX_PER_HOUR: withDefault(z.coerce.number().int().min(0), 100),
   // Values that must never reach a log line.
   PRIVATE_KEY: optionalString,
   PRIVATE_KEY_PATH: optionalString,
@@ -74,7 +88,7 @@ export const AUTHOR_ASSOCIATIONS = [
 export type AuthorAssociation = (typeof AUTHOR_ASSOCIATIONS)[number];
 
 /** Every command a repository can switch off; the command registry must match this list. */
-export const COMMAND_NAMES = ["help", "config"] as const;
+export const COMMAND_NAMES = ["help", "config", "ask", "summarize"] as const;
 export type CommandName = (typeof COMMAND_NAMES)[number];
 
 export const REPO_CONFIG_PATH = ".github/talos.yml";
@@ -105,6 +119,40 @@ export const RepoConfigSchema = z
           .array(z.enum(COMMAND_NAMES))
           .default([])
           .describe("commands switched off in this repository"),
+      })
+      .prefault({}),
+    ask: z
+      .strictObject({
+        enabled: z.boolean().default(true).describe("answer `/talos ask <question>`"),
+      })
+      .prefault({}),
+    summarize: z
+      .strictObject({
+        enabled: z
+          .boolean()
+          .default(true)
+          .describe("keep a summary comment with `/talos summarize`"),
+      })
+      .prefault({}),
+    triage: z
+      .strictObject({
+        enabled: z.boolean().default(false).describe("propose labels for every new issue"),
+        labels: z
+          .array(z.string().min(1))
+          .default([])
+          .describe("only these existing labels may be proposed (empty: any existing label)"),
+        apply_labels: z.boolean().default(false).describe("apply the proposed labels to the issue"),
+        comment: z.boolean().default(false).describe("post a short comment with the proposal"),
+      })
+      .prefault({}),
+    automation: z
+      .strictObject({
+        max_runs_per_hour: z
+          .number()
+          .int()
+          .min(0)
+          .default(20)
+          .describe("automatic language-model runs (triage) per hour in this repository"),
       })
       .prefault({}),
   })
@@ -201,4 +249,19 @@ export function getRepoConfigJsonSchema(): Record<string, unknown> {
     $id: "https://github.com/talos-bot/talos/blob/main/schema/talos.schema.json",
     title: "Talos repository configuration",
   };
+}
+
+/**
+ * LangChain sends traces to LangSmith when these variables say so. Talos may talk to GitHub and
+ * the configured model endpoint only, so tracing is forced off, whatever the environment says.
+ */
+export function disableLangChainTracing(): void {
+  for (const name of [
+    "LANGSMITH_TRACING",
+    "LANGSMITH_TRACING_V2",
+    "LANGCHAIN_TRACING",
+    "LANGCHAIN_TRACING_V2",
+  ]) {
+    process.env[name] = "false";
+  }
 }

@@ -1,10 +1,13 @@
 import { join } from "node:path";
+import type { BaseChatModel } from "@langchain/core/language_models/chat_models";
+import { createAssistant } from "./agent/create-assistant.js";
+import { createChatModel } from "./agent/create-chat-model.js";
+import { AutomationBudget } from "./automations/automation-budget.js";
 import type { ApplicationFunction, ProbotOctokit } from "probot";
 import type { Logger } from "pino";
 import { systemClock, type Clock } from "./clock.js";
-import { configCommand } from "./commands/config-command.js";
+import { ALL_COMMANDS } from "./commands/all-commands.js";
 import { createCommandRegistry } from "./commands/command-registry.js";
-import { helpCommand } from "./commands/help-command.js";
 import type { Env } from "./config.js";
 import { openDeliveryLedger, type DeliveryLedger } from "./delivery-ledger.js";
 import { createAppIdentityLoader } from "./github/app-identity.js";
@@ -24,6 +27,8 @@ export interface TalosOptions {
   ledger?: DeliveryLedger;
   /** Tests switch GitHub throttling and retries off. */
   octokit?: { throttle?: boolean; retry?: boolean };
+  /** The chat model; by default `ChatOpenAI` from the environment, or none without a key. */
+  model?: BaseChatModel | undefined;
 }
 
 export interface Talos {
@@ -64,7 +69,13 @@ export async function createTalos(options: TalosOptions): Promise<Talos> {
       clock,
       log,
     }));
-  const commands = createCommandRegistry([helpCommand, configCommand]);
+  const model = "model" in options ? options.model : createChatModel(env);
+  const assistant = await createAssistant({ env, model, metrics, clock, log });
+  const budget = new AutomationBudget({
+    clock,
+    maxPerInstallationPerHour: env.TALOS_AUTOMATION_MAX_PER_HOUR,
+  });
+  const commands = createCommandRegistry(ALL_COMMANDS);
   const startedAt = clock.now();
 
   const app: ApplicationFunction = async (probot, { addHandler }) => {
@@ -74,6 +85,8 @@ export async function createTalos(options: TalosOptions): Promise<Talos> {
       commands,
       limits,
       clock,
+      assistant,
+      budget,
       identity: createAppIdentityLoader(probot),
     });
     addHandler(createHealthRoute({ version: options.version, clock, startedAt }));

@@ -1,10 +1,11 @@
 import { run } from "probot";
 import { createLogger } from "./create-logger.js";
-import { loadEnvironment, parseEnv } from "./config.js";
+import { disableLangChainTracing, loadEnvironment, parseEnv } from "./config.js";
 import { createTalos } from "./index.js";
 import { readVersion } from "./read-version.js";
 
 /** `npm start`: the Probot server, or Probot's setup page when the app has no credentials yet. */
+disableLangChainTracing();
 const environment = loadEnvironment();
 const env = parseEnv(environment);
 const log = await createLogger({

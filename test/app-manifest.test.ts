@@ -4,6 +4,7 @@ import { describe, expect, it } from "vitest";
 import { createMemoryLedger } from "../src/delivery-ledger.js";
 import { registerHandlers } from "../src/handlers/index.js";
 import { createCommandRegistry } from "../src/commands/command-registry.js";
+import { AutomationBudget } from "../src/automations/automation-budget.js";
 import { systemClock } from "../src/clock.js";
 import { GitHubCache } from "../src/github/github-cache.js";
 
@@ -31,6 +32,8 @@ function registeredEvents(): string[][] {
         notificationIntervalMs: 0,
       },
       clock: systemClock,
+      assistant: undefined,
+      budget: new AutomationBudget({ clock: systemClock, maxPerInstallationPerHour: 1 }),
       commands: createCommandRegistry([]),
       identity: { get: () => Promise.reject(new Error("unused")) },
     },

@@ -8,7 +8,7 @@ import {
   RepoConfigSchema,
 } from "../src/config.js";
 import { createCommandRegistry } from "../src/commands/command-registry.js";
-import { configCommand } from "../src/commands/config-command.js";
+import { ALL_COMMANDS } from "../src/commands/all-commands.js";
 import { helpCommand } from "../src/commands/help-command.js";
 
 describe("parseRepoConfig", () => {
@@ -40,7 +40,7 @@ describe("parseRepoConfig", () => {
 
   it("reports each unknown key and ignores it", () => {
     const { config, errors } = parseRepoConfig({
-      triage: {},
+      traige: {},
       commands: { disable: ["help"], extra: 1 },
     });
     expect(config).toEqual(defaults);
@@ -89,12 +89,12 @@ describe("the committed JSON Schema", () => {
 
 describe("the command registry", () => {
   it("holds exactly the commands the config can name", () => {
-    const registry = createCommandRegistry([helpCommand, configCommand]);
+    const registry = createCommandRegistry(ALL_COMMANDS);
     const all = { config: RepoConfigSchema.parse({}), errors: [], found: false };
     expect(registry.enabled(all).map((c) => c.name)).toEqual([...COMMAND_NAMES]);
   });
 
   it("refuses a second command with a taken name", () => {
-    expect(() => createCommandRegistry([helpCommand, helpCommand])).toThrow(/registered twice/);
+    expect(() => createCommandRegistry([helpCommand, ...ALL_COMMANDS])).toThrow(/registered twice/);
   });
 });

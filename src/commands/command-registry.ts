@@ -1,5 +1,7 @@
 import type { Logger } from "pino";
-import type { CommandName } from "../config.js";
+import type { Assistant } from "../agent/assistant.js";
+import type { CommandName, RepoConfig } from "../config.js";
+import type { RepoClient } from "../github/create-repo-client.js";
 import type { LoadedRepoConfig } from "../github/load-repo-config.js";
 import type { RepoRef } from "../github/octokit.js";
 
@@ -11,18 +13,29 @@ export interface CommandContext {
   isPullRequest: boolean;
   config: LoadedRepoConfig;
   registry: CommandRegistry;
+  /** Reads of this repository (cached). */
+  github: RepoClient;
+  /** The language model and its tools; absent when none is configured. */
+  assistant: Assistant | undefined;
   /** The app's slug, for `@<slug>` in help texts. */
   slug: string;
   log: Logger;
 }
+
+/**
+ * A command's answer. By default it is the reply to the command's comment; a `marker` names a
+ * comment the thread keeps one of (a summary, say), which is edited in place on every run.
+ */
+export type CommandReply = string | { body: string; marker: string };
 
 export interface Command {
   name: CommandName;
   /** Shown by `help`, e.g. `/talos ask <question>`. */
   usage: string;
   summary: string;
-  /** Returns the Markdown of the reply. */
-  run(context: CommandContext): Promise<string>;
+  /** Whether the repository's config switches the command on, besides `commands.disabled`. */
+  isEnabled?(config: RepoConfig): boolean;
+  run(context: CommandContext): Promise<CommandReply>;
 }
 
 export interface CommandRegistry {
@@ -32,15 +45,18 @@ export interface CommandRegistry {
   isEnabled(name: string, config: LoadedRepoConfig): boolean;
 }
 
-/** The place later capabilities add commands (`ask`, `summarize`, `similar`, …). */
+/** The place capabilities add commands (`ask`, `summarize`, `similar`, …). */
 export function createCommandRegistry(commands: Command[]): CommandRegistry {
   const byName = new Map<string, Command>();
   for (const command of commands) {
     if (byName.has(command.name)) throw new Error(`command "${command.name}" is registered twice`);
     byName.set(command.name, command);
   }
-  const isEnabled = (name: string, { config }: LoadedRepoConfig) =>
-    byName.has(name) && !config.commands.disabled.some((disabled) => disabled === name);
+  const isEnabled = (name: string, { config }: LoadedRepoConfig) => {
+    const command = byName.get(name);
+    if (!command || config.commands.disabled.some((disabled) => disabled === name)) return false;
+    return command.isEnabled?.(config) ?? true;
+  };
   return {
     get: (name) => byName.get(name),
     enabled: (config) => [...byName.values()].filter((c) => isEnabled(c.name, config)),

@@ -1,34 +1,45 @@
+import { LlmError } from "../agent/run-agent.js";
+import type { CommandContext, CommandReply } from "./command-registry.js";
 import type { ParsedCommand } from "./parse-command.js";
-import type { CommandContext } from "./command-registry.js";
+
+export interface CommandOutcome {
+  body: string;
+  /** Set when the reply is a comment the thread keeps one of; see CommandReply. */
+  marker?: string;
+}
 
 /**
- * Runs a parsed command and returns the Markdown reply. It always returns a reply: an unknown or
- * switched-off command, or a command that fails, gets a short explanation instead.
+ * Runs a parsed command. It always returns a reply: an unknown or switched-off command, or a
+ * command that fails, gets a short explanation instead.
  */
 export async function runCommand(
   parsed: ParsedCommand,
   context: Omit<CommandContext, "args">,
-): Promise<string> {
+): Promise<CommandOutcome> {
   const { registry, config, log } = context;
   const command = registry.get(parsed.name);
-  let reply: string;
+  let reply: CommandReply;
   if (!command) {
     reply = `I don't know the command \`${sanitizeName(parsed.name)}\`. Try \`/talos help\` for the list.`;
   } else if (!registry.isEnabled(command.name, config)) {
-    reply = `\`${command.name}\` is switched off in this repository (\`commands.disabled\` in \`.github/talos.yml\`). Try \`/talos help\` for the list.`;
+    reply = `\`${command.name}\` is switched off in this repository's \`.github/talos.yml\`. Try \`/talos help\` for the list.`;
   } else {
     try {
       reply = await command.run({ ...context, args: parsed.args });
     } catch (error) {
       log.error({ err: error, command: command.name }, "command failed");
-      reply = `Sorry, \`${command.name}\` failed (${errorName(error)}). The maintainers of this app can find the details in its log.`;
+      reply =
+        error instanceof LlmError
+          ? `Sorry, the language model did not answer \`${command.name}\` (it may be down or slow). Please try again later.`
+          : `Sorry, \`${command.name}\` failed (${errorName(error)}). The maintainers of this app can find the details in its log.`;
     }
   }
+  const outcome = typeof reply === "string" ? { body: reply } : reply;
   // The `config` reply already lists the problems; every other reply points at them.
   if (config.errors.length > 0 && command?.name !== "config") {
-    reply += `\n\n> [!WARNING]\n> \`.github/talos.yml\` has ${config.errors.length} problem(s); those settings use their defaults. Run \`/talos config\` for details.`;
+    outcome.body += `\n\n> [!WARNING]\n> \`.github/talos.yml\` has ${config.errors.length} problem(s); those settings use their defaults. Run \`/talos config\` for details.`;
   }
-  return reply;
+  return outcome;
 }
 
 /** Command names come from untrusted comments; keep them short and free of Markdown. */

@@ -14,6 +14,16 @@ export function replyMarker(commentId: number): string {
   return `<!-- talos:reply:${commentId} -->`;
 }
 
+/** The marker of the one summary comment a thread keeps. */
+export function summaryMarker(): string {
+  return "<!-- talos:summary -->";
+}
+
+/** The marker of the triage comment on a new issue. */
+export function triageMarker(issueNumber: number): string {
+  return `<!-- talos:triage:${issueNumber} -->`;
+}
+
 /** Appends a marker to a body, on its own line so Markdown rendering is unaffected. */
 export function withMarker(body: string, marker: string): string {
   return `${body.trimEnd()}\n\n${marker}`;

@@ -25,6 +25,33 @@ export interface IssueInfo {
   url: string;
 }
 
+export interface CommentInfo {
+  id: number;
+  author: string | null;
+  body: string;
+  createdAt: string;
+}
+
+export interface SearchResult {
+  number: number;
+  title: string;
+  state: string;
+  isPullRequest: boolean;
+  url: string;
+}
+
+export interface FileInfo {
+  path: string;
+  size: number;
+  /** The text, or undefined for a directory, a binary file or one too large to read. */
+  text: string | undefined;
+  note?: string;
+}
+
+// The GitHub contents API returns files up to 1 MB inline; the agent needs far less.
+const MAX_FILE_BYTES = 200_000;
+const MAX_COMMENTS = 300;
+
 /**
  * Reads of one repository through the installation's client, whose cache plugin serves repeated
  * reads. Bound to the event's repository: callers (and the model's tools) cannot name another.
@@ -34,6 +61,14 @@ export interface RepoClient {
   getRepository(): Promise<RepositoryInfo>;
   listLabels(): Promise<LabelInfo[]>;
   getIssue(number: number): Promise<IssueInfo>;
+  /** The thread's comments, oldest first (at most 300: the oldest are dropped beyond that). */
+  listComments(number: number): Promise<CommentInfo[]>;
+  /** Issue search in this repository only; qualifiers that could widen it are removed. */
+  searchIssues(
+    query: string,
+    options: { state?: "open" | "closed"; limit: number },
+  ): Promise<SearchResult[]>;
+  getFile(path: string, ref?: string): Promise<FileInfo>;
 }
 
 export function createRepoClient(octokit: Octokit, repo: RepoRef): RepoClient {
@@ -72,5 +107,74 @@ export function createRepoClient(octokit: Octokit, repo: RepoRef): RepoClient {
         url: data.html_url,
       };
     },
+    async listComments(number) {
+      const comments: CommentInfo[] = [];
+      for await (const { data } of octokit.paginate.iterator(octokit.rest.issues.listComments, {
+        ...repo,
+        issue_number: number,
+        per_page: 100,
+      })) {
+        for (const c of data) {
+          comments.push({
+            id: c.id,
+            author: c.user?.login ?? null,
+            body: c.body ?? "",
+            createdAt: c.created_at,
+          });
+        }
+      }
+      return comments.slice(-MAX_COMMENTS);
+    },
+    async searchIssues(query, { state, limit }) {
+      const scope = `${repo.owner}/${repo.repo}`;
+      const q = [
+        stripSearchQualifiers(query),
+        `repo:${scope}`,
+        ...(state ? [`state:${state}`] : []),
+      ].join(" ");
+      const { data } = await octokit.rest.search.issuesAndPullRequests({ q, per_page: limit });
+      return data.items
+        .filter((item) =>
+          item.repository_url.toLowerCase().endsWith(`/repos/${scope.toLowerCase()}`),
+        )
+        .map((item) => ({
+          number: item.number,
+          title: item.title,
+          state: item.state,
+          isPullRequest: item.pull_request !== undefined,
+          url: item.html_url,
+        }));
+    },
+    async getFile(path, ref) {
+      const { data } = await octokit.rest.repos.getContent({
+        ...repo,
+        path,
+        ...(ref ? { ref } : {}),
+      });
+      if (Array.isArray(data)) {
+        const names = data.map((entry) => (entry.type === "dir" ? `${entry.name}/` : entry.name));
+        return { path, size: 0, text: undefined, note: `a directory: ${names.join(", ")}` };
+      }
+      if (data.type !== "file" || !("content" in data))
+        return { path, size: 0, text: undefined, note: `a ${data.type}` };
+      if (data.size > MAX_FILE_BYTES)
+        return { path, size: data.size, text: undefined, note: "too large to read" };
+      const bytes = Buffer.from(data.content, "base64");
+      if (bytes.includes(0))
+        return { path, size: data.size, text: undefined, note: "a binary file" };
+      return { path, size: data.size, text: bytes.toString("utf8") };
+    },
   };
+}
+
+/**
+ * The model writes the search query, so it must not choose where to search: GitHub ORs repeated
+ * `repo:` qualifiers, and `org:` or `user:` would reach the installation's other repositories.
+ */
+export function stripSearchQualifiers(query: string): string {
+  return query
+    .replace(/(^|\s)-?(?:repo|org|user|owner)\s*:\s*("[^"]*"|\S*)/gi, " ")
+    .replace(/\s+/g, " ")
+    .trim()
+    .slice(0, 200);
 }

@@ -75,10 +75,13 @@ export function getCacheEvictions(name: string, payload: ChangePayload): Evictio
           ]
         : [];
     case "push": {
-      if (!repo || payload.ref !== `refs/heads/${payload.repository?.default_branch}`) return [];
+      if (!repo) return [];
+      // Files may be read at any ref; the config is read from the default branch only.
       const evictions: EvictionScope[] = [{ installation: inst, repo, kind: "file" }];
-      if (pushTouches(payload, REPO_CONFIG_PATH))
+      const toDefaultBranch = payload.ref === `refs/heads/${payload.repository?.default_branch}`;
+      if (toDefaultBranch && pushTouches(payload, REPO_CONFIG_PATH)) {
         evictions.push({ installation: inst, repo, kind: "config" });
+      }
       return evictions;
     }
     case "issues": {

@@ -4,10 +4,12 @@ import type { CommandRegistry } from "../commands/command-registry.js";
 import { mayRunCommand } from "../commands/may-run-command.js";
 import { parseCommand } from "../commands/parse-command.js";
 import { runCommand } from "../commands/run-command.js";
+import type { Assistant } from "../agent/assistant.js";
 import type { Clock } from "../clock.js";
 import type { AppIdentityLoader } from "../github/app-identity.js";
 import type { GitHubLimits } from "../github/create-octokit.js";
 import { hasTalosMarker, replyMarker } from "../github/comment-markers.js";
+import { createRepoClient } from "../github/create-repo-client.js";
 import { loadRepoConfig } from "../github/load-repo-config.js";
 import { upsertReply } from "../github/upsert-reply.js";
 import { readPayload } from "./read-payload.js";
@@ -28,6 +30,7 @@ export interface CommentHandlerDeps {
   commands: CommandRegistry;
   limits: GitHubLimits;
   clock: Clock;
+  assistant: Assistant | undefined;
 }
 
 /** A comment on an issue or pull request: run the first `/talos` command in it, if any. */
@@ -61,6 +64,8 @@ export function createIssueCommentCreatedHandler(deps: CommentHandlerDeps) {
       isPullRequest: issue.pull_request !== undefined,
       config,
       registry: deps.commands,
+      github: createRepoClient(context.octokit, repo),
+      assistant: deps.assistant,
       slug: identity.slug,
       log,
     });
@@ -68,10 +73,12 @@ export function createIssueCommentCreatedHandler(deps: CommentHandlerDeps) {
       octokit: context.octokit,
       ...repo,
       issueNumber: issue.number,
-      marker: replyMarker(comment.id),
-      body: reply,
+      // A reply is found again after this comment; a thread-wide comment anywhere in the thread.
+      ...(reply.marker
+        ? { marker: reply.marker }
+        : { marker: replyMarker(comment.id), since: comment.created_at }),
+      body: reply.body,
       botLogin: identity.botLogin,
-      since: comment.created_at,
       limits: deps.limits,
       clock: deps.clock,
     });

@@ -2,12 +2,13 @@ import { emitterEventNames } from "@octokit/webhooks";
 import type { Probot } from "probot";
 import { guardEvent, watchEvent, type EventPipelineDeps } from "./guard-event.js";
 import { handleInstallationChanged } from "./handle-installation-changed.js";
+import { createIssuesOpenedHandler, type IssuesOpenedDeps } from "./handle-issues-opened.js";
 import {
   createIssueCommentCreatedHandler,
   type CommentHandlerDeps,
 } from "./handle-issue-comment-created.js";
 
-export type HandlerDeps = EventPipelineDeps & CommentHandlerDeps;
+export type HandlerDeps = EventPipelineDeps & CommentHandlerDeps & IssuesOpenedDeps;
 
 /** Every action of an event except those a feature handler takes (an event fires one handler). */
 function actionsOf(event: "issues" | "pull_request", except: string[] = []) {
@@ -23,6 +24,7 @@ function actionsOf(event: "issues" | "pull_request", except: string[] = []) {
  */
 export function registerHandlers(app: Pick<Probot, "on">, deps: HandlerDeps): void {
   app.on("issue_comment.created", guardEvent(deps, createIssueCommentCreatedHandler(deps)));
+  app.on("issues.opened", guardEvent(deps, createIssuesOpenedHandler(deps)));
   app.on(
     [
       "installation.created",
@@ -37,7 +39,14 @@ export function registerHandlers(app: Pick<Probot, "on">, deps: HandlerDeps): vo
   );
   // Heard only to keep the cache true to GitHub (see github/get-cache-evictions.ts).
   app.on(
-    ["label", "repository", "push", "member", ...actionsOf("issues"), ...actionsOf("pull_request")],
+    [
+      "label",
+      "repository",
+      "push",
+      "member",
+      ...actionsOf("issues", ["issues.opened"]),
+      ...actionsOf("pull_request"),
+    ],
     watchEvent(deps),
   );
 }

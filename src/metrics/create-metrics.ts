@@ -11,6 +11,8 @@ export interface Metrics {
   githubRateLimitRemaining: Gauge<"installation" | "resource">;
   githubThrottled: Counter<"kind">;
   cacheRequests: Counter<"kind" | "result">;
+  llmTokens: Counter<"kind">;
+  llmRequestDuration: Histogram<"outcome">;
 }
 
 export function createMetrics(): Metrics {
@@ -48,6 +50,19 @@ export function createMetrics(): Metrics {
       name: "talos_cache_requests_total",
       help: "Cacheable GitHub reads, by kind and by how they were served",
       labelNames: ["kind", "result"],
+      registers,
+    }),
+    llmTokens: new Counter({
+      name: "talos_llm_tokens_total",
+      help: "Tokens the language model reported (or, where it reports none, estimated), by kind: input or output",
+      labelNames: ["kind"],
+      registers,
+    }),
+    llmRequestDuration: new Histogram({
+      name: "talos_llm_request_duration_seconds",
+      help: "Language model call duration, retries included, by outcome (ok or error)",
+      labelNames: ["outcome"],
+      buckets: [0.25, 0.5, 1, 2, 5, 10, 20, 40, 80],
       registers,
     }),
   };

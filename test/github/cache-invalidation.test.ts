@@ -157,14 +157,14 @@ describe("cache invalidation by webhook", () => {
       ["file"],
     ],
     [
-      "a push to another branch evicts nothing",
+      "a push to another branch evicts only files",
       "push",
       undefined,
       (p) => {
         p.ref = "refs/heads/feature";
         p.commits = [{ added: [], removed: [], modified: [".github/talos.yml"] }];
       },
-      [],
+      ["file"],
     ],
     [
       "installation.deleted evicts every entry of the installation",

@@ -3,6 +3,7 @@ import { mkdtempSync, readFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { PassThrough } from "node:stream";
+import type { BaseChatModel } from "@langchain/core/language_models/chat_models";
 import { Probot } from "probot";
 import type { Logger } from "pino";
 import { onTestFinished } from "vitest";
@@ -69,6 +70,8 @@ export interface TestAppOptions {
   octokit?: { throttle?: boolean; retry?: boolean };
   /** Where GitHub is: a stand-in's URL instead of nock's api.github.com. */
   baseUrl?: string;
+  /** The chat model (a scripted fake); none by default, as with no OPENAI_API_KEY. */
+  model?: BaseChatModel;
 }
 
 /** A Probot instance running the real Talos app, with its state in a temporary directory. */
@@ -83,6 +86,7 @@ export async function createTestApp(options: TestAppOptions = {}): Promise<TestA
     log: logs.log,
     version: "0.0.0-test",
     octokit: options.octokit ?? { throttle: false, retry: false },
+    model: options.model,
     ...(options.clock ? { clock: options.clock } : {}),
     ...(options.ledger ? { ledger: options.ledger } : {}),
   });

@@ -1,0 +1,54 @@
+import type { BaseChatModel } from "@langchain/core/language_models/chat_models";
+import { SystemMessage } from "@langchain/core/messages";
+import type { Logger } from "pino";
+import type { Clock } from "../clock.js";
+import type { RepoClient } from "../github/create-repo-client.js";
+import type { Metrics } from "../metrics/create-metrics.js";
+import type { PromptLibrary } from "../prompts/prompt-library.js";
+import type { ToolContext } from "../tools/define-tool.js";
+import type { ToolRegistry } from "../tools/tool-registry.js";
+import type { AgentLimits } from "./run-agent.js";
+import { createFence, type Fence } from "./untrusted-text.js";
+
+/** Everything an agent flow needs, built once at start-up. */
+export interface Assistant {
+  model: BaseChatModel;
+  prompts: PromptLibrary;
+  /** The read tools; flows that write add their own, never to this registry. */
+  tools: ToolRegistry;
+  limits: AgentLimits;
+  metrics: Metrics;
+  clock: Clock;
+  /** Removes configured secrets and credential shapes from text bound for the model. */
+  scrub: (text: string) => string;
+}
+
+export interface RunSetup {
+  fence: Fence;
+  system: SystemMessage;
+  toolContext: ToolContext;
+  finalNote: string;
+}
+
+/**
+ * The parts every run shares: a fence with a fresh tag, the system prompt for this repository,
+ * and the tool context bound to it.
+ */
+export async function prepareRun(
+  assistant: Assistant,
+  github: RepoClient,
+  log: Logger,
+): Promise<RunSetup> {
+  const fence = createFence(assistant.scrub);
+  const system = await assistant.prompts.render("system", {
+    repository: `${github.repo.owner}/${github.repo.repo}`,
+    today: new Date(assistant.clock.now()).toISOString().slice(0, 10),
+    untrusted_tag: fence.tag,
+  });
+  return {
+    fence,
+    system: new SystemMessage(system),
+    toolContext: { github, log },
+    finalNote: await assistant.prompts.render("step-limit", {}),
+  };
+}

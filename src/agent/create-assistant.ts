@@ -1,0 +1,56 @@
+import type { BaseChatModel } from "@langchain/core/language_models/chat_models";
+import type { Logger } from "pino";
+import type { Clock } from "../clock.js";
+import type { Env } from "../config.js";
+import { createSecretScrubber } from "../create-logger.js";
+import type { Metrics } from "../metrics/create-metrics.js";
+import { PromptLibrary } from "../prompts/prompt-library.js";
+import { READ_TOOLS } from "../tools/read-tools.js";
+import { ToolRegistry } from "../tools/tool-registry.js";
+import type { Assistant } from "./assistant.js";
+
+/** The prompts shipped with Talos, one level above src/ and dist/. */
+const BUNDLED_PROMPTS = new URL("../../prompts/", import.meta.url).pathname;
+
+/**
+ * Builds the assistant, or nothing when there is no model. The prompts are loaded either way, so
+ * a broken prompt file fails start-up with its name and the reason.
+ */
+export async function createAssistant(options: {
+  env: Env;
+  model: BaseChatModel | undefined;
+  metrics: Metrics;
+  clock: Clock;
+  log: Logger;
+}): Promise<Assistant | undefined> {
+  const { env, model, metrics, clock, log } = options;
+  const prompts = await PromptLibrary.open({
+    directory: env.TALOS_PROMPTS_DIR ?? BUNDLED_PROMPTS,
+    clock,
+    checkIntervalMs: env.TALOS_PROMPT_CHECK_INTERVAL_MS,
+    log,
+  });
+  if (!model) {
+    log.info("no OPENAI_API_KEY: the language-model features are off");
+    return undefined;
+  }
+  return {
+    model,
+    prompts,
+    tools: new ToolRegistry().register(...READ_TOOLS),
+    limits: {
+      maxSteps: env.TALOS_AGENT_MAX_STEPS,
+      maxTokens: env.TALOS_AGENT_MAX_TOKENS,
+      contextTokens: env.TALOS_AGENT_CONTEXT_TOKENS,
+    },
+    metrics,
+    clock,
+    scrub: createSecretScrubber([
+      env.PRIVATE_KEY,
+      env.WEBHOOK_SECRET,
+      env.GITHUB_CLIENT_SECRET,
+      env.GITHUB_TOKEN,
+      env.OPENAI_API_KEY,
+    ]),
+  };
+}

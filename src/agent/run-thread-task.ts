@@ -1,0 +1,57 @@
+import { HumanMessage } from "@langchain/core/messages";
+import type { Logger } from "pino";
+import type { RepoClient } from "../github/create-repo-client.js";
+import type { Tool } from "../tools/define-tool.js";
+import { prepareRun, type Assistant } from "./assistant.js";
+import { cleanModelOutput } from "./clean-model-output.js";
+import { runAgent } from "./run-agent.js";
+import { loadThread, renderThread } from "./thread.js";
+import type { Fence } from "./untrusted-text.js";
+
+export interface ThreadTask {
+  assistant: Assistant;
+  github: RepoClient;
+  /** The issue or pull request the task is about; its thread is the run's history. */
+  number: number;
+  /** The prompt file (under prompts/) that states the task; it takes `thread` and `values`. */
+  prompt: string;
+  /** Further prompt variables; untrusted text in them must go through the fence. */
+  values?: (fence: Fence) => Record<string, string>;
+  /** Tools for this task only (a write tool, say), next to the read tools. */
+  extraTools?: Tool[];
+  log: Logger;
+}
+
+export interface AgentAnswer {
+  /** Cleaned Markdown, ready to post. */
+  text: string;
+  /** False when a limit cut the run short: the answer may be partial. */
+  finished: boolean;
+}
+
+/**
+ * One agent run about a thread (`ask`, `summarize`, triage): the thread is fetched for this event
+ * and rendered within the context budget, the task's prompt is filled, and the agent runs with
+ * the read tools bound to this repository.
+ */
+export async function runThreadTask(task: ThreadTask): Promise<AgentAnswer> {
+  const { assistant, github, log } = task;
+  const setup = await prepareRun(assistant, github, log);
+  const thread = await loadThread(github, task.number);
+  const prompt = await assistant.prompts.render(task.prompt, {
+    thread: renderThread(thread, setup.fence, assistant.limits.contextTokens),
+    ...task.values?.(setup.fence),
+  });
+  const result = await runAgent({
+    model: assistant.model,
+    messages: [setup.system, new HumanMessage(prompt)],
+    tools: [...assistant.tools.list(), ...(task.extraTools ?? [])],
+    toolContext: setup.toolContext,
+    fence: setup.fence,
+    limits: assistant.limits,
+    finalNote: setup.finalNote,
+    metrics: assistant.metrics,
+    log,
+  });
+  return { text: cleanModelOutput(result.text), finished: result.finished };
+}

@@ -1,0 +1,91 @@
+import type { Logger } from "pino";
+import type { Assistant } from "../agent/assistant.js";
+import { runThreadTask } from "../agent/run-thread-task.js";
+import type { RepoConfig } from "../config.js";
+import { triageMarker } from "../github/comment-markers.js";
+import type { RepoClient } from "../github/create-repo-client.js";
+import type { Octokit } from "../github/octokit.js";
+import type { UpsertReplyOptions } from "../github/upsert-reply.js";
+import { upsertReply } from "../github/upsert-reply.js";
+import { createProposeLabelsTool, type LabelProposal } from "../tools/propose-labels.js";
+
+export interface TriageOptions {
+  assistant: Assistant;
+  github: RepoClient;
+  octokit: Octokit;
+  issueNumber: number;
+  settings: RepoConfig["triage"];
+  /** For the triage comment: who we are, and how to retry its creation. */
+  reply: Pick<UpsertReplyOptions, "botLogin" | "limits" | "clock">;
+  log: Logger;
+}
+
+export interface TriageOutcome {
+  proposal: LabelProposal | undefined;
+  applied: boolean;
+  commented: boolean;
+}
+
+/**
+ * Triage of a new issue: the model proposes labels, chosen only from the repository's existing
+ * labels (narrowed by `triage.labels`); they are applied when `triage.apply_labels` is set, and a
+ * short comment is posted only when `triage.comment` is set.
+ */
+export async function triageNewIssue(options: TriageOptions): Promise<TriageOutcome> {
+  const { assistant, github, octokit, issueNumber, settings, log } = options;
+  const wanted = new Set(settings.labels.map((name) => name.toLowerCase()));
+  const allowed = (await github.listLabels()).filter(
+    (l) => wanted.size === 0 || wanted.has(l.name.toLowerCase()),
+  );
+  if (allowed.length === 0) {
+    log.info({ configured: settings.labels }, "triage skipped: no existing label may be proposed");
+    return { proposal: undefined, applied: false, commented: false };
+  }
+
+  let proposal: LabelProposal | undefined;
+  const answer = await runThreadTask({
+    assistant,
+    github,
+    number: issueNumber,
+    prompt: "triage",
+    values: (fence) => ({
+      labels: fence.wrap(
+        "the labels you may propose",
+        allowed.map((l) => `${l.name}: ${l.description ?? ""}`).join("\n"),
+      ),
+    }),
+    extraTools: [createProposeLabelsTool(allowed, (p) => (proposal = p))],
+    log,
+  });
+  log.info({ proposal, finished: answer.finished }, "triage proposal");
+  if (!proposal) return { proposal, applied: false, commented: false };
+
+  const { repo } = github;
+  const applied = settings.apply_labels && proposal.labels.length > 0;
+  if (applied)
+    await octokit.rest.issues.addLabels({
+      ...repo,
+      issue_number: issueNumber,
+      labels: proposal.labels,
+    });
+  if (settings.comment) {
+    await upsertReply({
+      ...options.reply,
+      octokit,
+      ...repo,
+      issueNumber,
+      marker: triageMarker(issueNumber),
+      body: renderTriageComment(proposal, applied, answer.text),
+    });
+  }
+  return { proposal, applied, commented: settings.comment };
+}
+
+function renderTriageComment(proposal: LabelProposal, applied: boolean, note: string): string {
+  const labels = proposal.labels.map((l) => `\`${l}\``).join(", ");
+  const head =
+    proposal.labels.length === 0
+      ? "**Triage**: none of this repository's labels seems to fit."
+      : `**Triage**: ${applied ? "labelled" : "suggested labels"} ${labels}.`;
+  return [head, note].filter(Boolean).join("\n\n");
+}

@@ -1,0 +1,8 @@
+import { askCommand } from "./ask-command.js";
+import type { Command } from "./command-registry.js";
+import { configCommand } from "./config-command.js";
+import { helpCommand } from "./help-command.js";
+import { summarizeCommand } from "./summarize-command.js";
+
+/** Every command, in the order `help` lists them. COMMAND_NAMES in config.ts must match. */
+export const ALL_COMMANDS: Command[] = [helpCommand, configCommand, askCommand, summarizeCommand];

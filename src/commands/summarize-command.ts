@@ -1,0 +1,23 @@
+import { runThreadTask } from "../agent/run-thread-task.js";
+import { summaryMarker } from "../github/comment-markers.js";
+import type { Command } from "./command-registry.js";
+import { NO_MODEL_REPLY, PARTIAL_NOTE } from "./llm-replies.js";
+
+export const summarizeCommand: Command = {
+  name: "summarize",
+  usage: "/talos summarize",
+  summary: "Keep one summary of this thread, updated in place each time.",
+  isEnabled: (config) => config.summarize.enabled,
+  async run({ assistant, github, issueNumber, log }) {
+    if (!assistant) return NO_MODEL_REPLY;
+    const answer = await runThreadTask({
+      assistant,
+      github,
+      number: issueNumber,
+      prompt: "summarize",
+      log,
+    });
+    const body = `**Summary of this thread** (updated by \`/talos summarize\`)\n\n${answer.text || "(nothing to summarize)"}`;
+    return { body: body + (answer.finished ? "" : PARTIAL_NOTE), marker: summaryMarker() };
+  },
+};

@@ -1,0 +1,192 @@
+import { readdir, readFile, stat } from "node:fs/promises";
+import { join } from "node:path";
+import type { Logger } from "pino";
+import { parse as parseYaml } from "yaml";
+import { z } from "zod";
+import type { Clock } from "../clock.js";
+
+/** A prompt file that cannot be used: names the file and says why. */
+export class PromptError extends Error {
+  override name = "PromptError";
+  constructor(
+    readonly file: string,
+    reason: string,
+  ) {
+    super(`${file}: ${reason}`);
+  }
+}
+
+/** The file system calls the library makes; tests count them. */
+export interface PromptFileSystem {
+  stat(path: string): Promise<{ mtimeMs: number; size: number }>;
+  readFile(path: string): Promise<string>;
+  readdir(path: string): Promise<string[]>;
+}
+
+export const nodeFileSystem: PromptFileSystem = {
+  stat: (path) => stat(path),
+  readFile: (path) => readFile(path, "utf8"),
+  readdir: (path) => readdir(path),
+};
+
+export interface Prompt {
+  name: string;
+  description: string;
+  variables: readonly string[];
+  template: string;
+}
+
+const FrontMatter = z.strictObject({
+  description: z.string().default(""),
+  variables: z.array(z.string().regex(/^[a-z][a-z0-9_]*$/, "variable names are snake_case")),
+});
+
+const PLACEHOLDER = /\{\{\s*([a-zA-Z0-9_]+)\s*\}\}/g;
+
+/**
+ * Parses a prompt file: YAML front matter declaring the variables, then the template, which
+ * uses `{{name}}` placeholders. Every declared variable must be used and every placeholder
+ * declared, so a typo fails when the file is loaded, not when the model reads the result.
+ */
+export function parsePrompt(name: string, file: string, text: string): Prompt {
+  const match = /^---\r?\n([\s\S]*?)\r?\n---\r?\n?([\s\S]*)$/.exec(text);
+  if (!match) throw new PromptError(file, "missing the front matter (--- variables: [...] ---)");
+  let header: unknown;
+  try {
+    header = parseYaml(match[1] ?? "");
+  } catch (error) {
+    throw new PromptError(file, `front matter is not valid YAML: ${(error as Error).message}`);
+  }
+  const parsed = FrontMatter.safeParse(header);
+  if (!parsed.success) {
+    const problems = parsed.error.issues.map(
+      (i) => `${i.path.join(".") || "front matter"}: ${i.message}`,
+    );
+    throw new PromptError(file, problems.join("; "));
+  }
+  const template = (match[2] ?? "").trim();
+  if (!template) throw new PromptError(file, "the template is empty");
+  const used = new Set([...template.matchAll(PLACEHOLDER)].map((m) => m[1] ?? ""));
+  const declared = new Set(parsed.data.variables);
+  const undeclared = [...used].filter((v) => !declared.has(v));
+  if (undeclared.length > 0)
+    throw new PromptError(file, `undeclared variable(s): ${undeclared.join(", ")}`);
+  const unused = [...declared].filter((v) => !used.has(v));
+  if (unused.length > 0)
+    throw new PromptError(file, `declared but unused variable(s): ${unused.join(", ")}`);
+  return { name, description: parsed.data.description, variables: parsed.data.variables, template };
+}
+
+/**
+ * Fills a template. Strict: a missing or an unknown variable throws. Values are inserted as
+ * they are, in one pass, so text that looks like a placeholder inside a value stays text.
+ */
+export function renderPrompt(prompt: Prompt, values: Record<string, string>): string {
+  const missing = prompt.variables.filter((v) => typeof values[v] !== "string");
+  if (missing.length > 0)
+    throw new Error(`prompt "${prompt.name}" is missing variable(s): ${missing.join(", ")}`);
+  const unknown = Object.keys(values).filter((v) => !prompt.variables.includes(v));
+  if (unknown.length > 0)
+    throw new Error(`prompt "${prompt.name}" has no variable(s): ${unknown.join(", ")}`);
+  return prompt.template.replace(PLACEHOLDER, (_all, name: string) => values[name] ?? "");
+}
+
+interface CachedPrompt {
+  prompt: Prompt;
+  mtimeMs: number;
+  size: number;
+  checkedAt: number;
+}
+
+export interface PromptLibraryOptions {
+  directory: string;
+  clock: Pick<Clock, "now">;
+  /** A file is stat'ed at most once per this interval; edits show up within it. */
+  checkIntervalMs: number;
+  log: Logger;
+  fs?: PromptFileSystem;
+}
+
+/**
+ * The prompts under `prompts/`, loaded through a cache: a render costs no file access until the
+ * check interval has passed, then one `stat`, and a read only when the file's mtime or size
+ * changed. An edit is picked up without a restart; an edit that breaks the file keeps the last
+ * good version in use and is logged.
+ */
+export class PromptLibrary {
+  readonly #options: PromptLibraryOptions;
+  readonly #fs: PromptFileSystem;
+  readonly #cache = new Map<string, CachedPrompt>();
+
+  private constructor(options: PromptLibraryOptions) {
+    this.#options = options;
+    this.#fs = options.fs ?? nodeFileSystem;
+  }
+
+  /** Loads and checks every `*.md` prompt; a broken one fails here with its file and reason. */
+  static async open(options: PromptLibraryOptions): Promise<PromptLibrary> {
+    const library = new PromptLibrary(options);
+    const fs = library.#fs;
+    let entries: string[];
+    try {
+      entries = await fs.readdir(options.directory);
+    } catch (error) {
+      throw new PromptError(
+        options.directory,
+        `cannot read the prompt directory: ${(error as Error).message}`,
+      );
+    }
+    for (const entry of entries.filter((e) => e.endsWith(".md") && e !== "README.md").sort()) {
+      await library.#load(entry.slice(0, -3), options.clock.now());
+    }
+    return library;
+  }
+
+  names(): string[] {
+    return [...this.#cache.keys()];
+  }
+
+  async get(name: string): Promise<Prompt> {
+    const cached = this.#cache.get(name);
+    if (!cached) throw new Error(`no prompt named "${name}" in ${this.#options.directory}`);
+    const now = this.#options.clock.now();
+    if (now - cached.checkedAt < this.#options.checkIntervalMs) return cached.prompt;
+    cached.checkedAt = now;
+    const file = this.#file(name);
+    const info = await this.#fs.stat(file);
+    if (info.mtimeMs === cached.mtimeMs && info.size === cached.size) return cached.prompt;
+    try {
+      return (await this.#load(name, now, info)).prompt;
+    } catch (error) {
+      // Keep serving the last good version; a broken edit must not take the assistant down.
+      cached.mtimeMs = info.mtimeMs;
+      cached.size = info.size;
+      this.#options.log.error(
+        { err: error, file },
+        "prompt file changed but is broken; still using the previous version",
+      );
+      return cached.prompt;
+    }
+  }
+
+  async render(name: string, values: Record<string, string>): Promise<string> {
+    return renderPrompt(await this.get(name), values);
+  }
+
+  #file(name: string): string {
+    return join(this.#options.directory, `${name}.md`);
+  }
+
+  async #load(
+    name: string,
+    now: number,
+    known?: { mtimeMs: number; size: number },
+  ): Promise<CachedPrompt> {
+    const file = this.#file(name);
+    const info = known ?? (await this.#fs.stat(file));
+    const prompt = parsePrompt(name, file, await this.#fs.readFile(file));
+    const cached = { prompt, mtimeMs: info.mtimeMs, size: info.size, checkedAt: now };
+    this.#cache.set(name, cached);
+    return cached;
+  }
+}
