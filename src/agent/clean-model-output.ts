@@ -25,7 +25,8 @@ function cleanProse(text: string): string {
       // Escaping `<` turns every tag, comment and marker into visible text.
       .replace(/&/g, "&amp;")
       .replace(/</g, "&lt;")
-      .replace(/>(?!\s)/g, "&gt;")
+      // A `>` that opens a line (or follows another) is a Markdown quote; any other is escaped.
+      .replace(/(?<!^[ \t]*(?:>[ \t]*)*)>/gm, "&gt;")
       // A mention inside a code span notifies nobody; e-mail addresses are not mentions.
       .replace(
         /(^|[^\w`/.-])@([A-Za-z0-9](?:[A-Za-z0-9-]{0,38})(?:\/[A-Za-z0-9_.-]+)?)/g,

@@ -2,6 +2,7 @@ import type { Logger } from "pino";
 import type { Assistant } from "../agent/assistant.js";
 import { runThreadTask } from "../agent/run-thread-task.js";
 import type { RepoConfig } from "../config.js";
+import type { AppIdentityLoader } from "../github/app-identity.js";
 import { triageMarker } from "../github/comment-markers.js";
 import type { RepoClient } from "../github/create-repo-client.js";
 import type { Octokit } from "../github/octokit.js";
@@ -16,7 +17,7 @@ export interface TriageOptions {
   issueNumber: number;
   settings: RepoConfig["triage"];
   /** For the triage comment: who we are, and how to retry its creation. */
-  reply: Pick<UpsertReplyOptions, "botLogin" | "limits" | "clock">;
+  reply: Pick<UpsertReplyOptions, "limits" | "clock"> & { identity: AppIdentityLoader };
   log: Logger;
 }
 
@@ -69,8 +70,10 @@ export async function triageNewIssue(options: TriageOptions): Promise<TriageOutc
       labels: proposal.labels,
     });
   if (settings.comment) {
+    const { identity, ...retry } = options.reply;
     await upsertReply({
-      ...options.reply,
+      ...retry,
+      botLogin: (await identity.get()).botLogin,
       octokit,
       ...repo,
       issueNumber,

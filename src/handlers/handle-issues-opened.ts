@@ -54,7 +54,7 @@ export function createIssuesOpenedHandler(deps: IssuesOpenedDeps) {
       issueNumber: issue.number,
       settings: triage,
       reply: {
-        botLogin: (await deps.identity.get()).botLogin,
+        identity: deps.identity,
         limits: deps.limits,
         clock: deps.clock,
       },

@@ -1,0 +1,97 @@
+import { createServer, type Server } from "node:http";
+import type { AddressInfo } from "node:net";
+
+/**
+ * A local OpenAI-compatible chat completions server, for testing the real `ChatOpenAI` over HTTP.
+ * It answers `POST /v1/chat/completions` from a script, in order, and records every request body.
+ */
+export type ScriptedReply =
+  | { content: string }
+  | { toolCalls: Array<{ name: string; args: Record<string, unknown> }> }
+  | { status: number; headers?: Record<string, string>; body?: unknown }
+  | ((request: ChatRequest) => { content: string } | { toolCalls: Array<{ name: string; args: Record<string, unknown> }> });
+
+export interface ChatRequest {
+  model: string;
+  messages: Array<{
+    role: string;
+    content: string | null | Array<{ type: string; text?: string }>;
+    tool_calls?: Array<{ id: string; type: string; function: { name: string; arguments: string } }>;
+    tool_call_id?: string;
+  }>;
+  tools?: Array<{ type: string; function: { name: string; description: string; parameters: unknown } }>;
+  tool_choice?: unknown;
+  max_tokens?: number;
+  stream?: boolean;
+}
+
+export interface OpenAIStandIn {
+  /** The value for OPENAI_BASE_URL. */
+  baseUrl: string;
+  requests: ChatRequest[];
+  /** Authorization headers received, to check the key was sent (and only here). */
+  authorizations: string[];
+  script(...replies: ScriptedReply[]): void;
+  close(): Promise<void>;
+}
+
+export async function startOpenAIStandIn(): Promise<OpenAIStandIn> {
+  const requests: ChatRequest[] = [];
+  const authorizations: string[] = [];
+  const queue: ScriptedReply[] = [];
+  let calls = 0;
+
+  const server: Server = createServer((req, res) => {
+    let text = "";
+    req.on("data", (chunk: Buffer) => (text += chunk.toString()));
+    req.on("end", () => {
+      if (req.method !== "POST" || !req.url?.endsWith("/chat/completions")) {
+        res.writeHead(404, { "content-type": "application/json" }).end(JSON.stringify({ error: { message: "not found" } }));
+        return;
+      }
+      const request = JSON.parse(text) as ChatRequest;
+      requests.push(request);
+      authorizations.push(String(req.headers.authorization));
+      let reply = queue.shift() ?? { content: "(the stand-in has no more scripted replies)" };
+      if (typeof reply === "function") reply = reply(request);
+      if ("status" in reply) {
+        res
+          .writeHead(reply.status, { "content-type": "application/json", ...reply.headers })
+          .end(JSON.stringify(reply.body ?? { error: { message: "Rate limit reached", type: "requests" } }));
+        return;
+      }
+      calls++;
+      const message =
+        "content" in reply
+          ? { role: "assistant", content: reply.content }
+          : {
+              role: "assistant",
+              content: null,
+              tool_calls: reply.toolCalls.map((call, i) => ({
+                id: `call_${calls}_${i}`,
+                type: "function",
+                function: { name: call.name, arguments: JSON.stringify(call.args) },
+              })),
+            };
+      res.writeHead(200, { "content-type": "application/json" }).end(
+        JSON.stringify({
+          id: `chatcmpl-${calls}`,
+          object: "chat.completion",
+          created: 1_790_000_000,
+          model: request.model,
+          choices: [{ index: 0, message, finish_reason: "content" in reply ? "stop" : "tool_calls" }],
+          usage: { prompt_tokens: 100 + calls, completion_tokens: 20, total_tokens: 120 + calls },
+        }),
+      );
+    });
+  });
+  await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
+  const { port } = server.address() as AddressInfo;
+  return {
+    baseUrl: `http://127.0.0.1:${port}/v1`,
+    requests,
+    authorizations,
+    script: (...replies) => queue.push(...replies),
+    close: () => new Promise((resolve) => server.close(() => resolve())),
+  };
+}

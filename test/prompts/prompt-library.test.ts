@@ -1,0 +1,117 @@
+import { fileURLToPath } from "node:url";
+import { describe, expect, it } from "vitest";
+import {
+  parsePrompt,
+  PromptError,
+  PromptLibrary,
+  renderPrompt,
+  type PromptFileSystem,
+} from "../../src/prompts/prompt-library.js";
+import { createFakeClock } from "../helpers/fake-clock.js";
+import { captureLogs } from "../helpers/test-app.js";
+
+const GOOD = "---\ndescription: test\nvariables: [name, thread]\n---\nHello {{name}}, see {{ thread }} and {{name}} again.";
+
+/** An in-memory prompt directory that counts every stat and read. */
+function memoryFs(files: Record<string, string>) {
+  const state = new Map(Object.entries(files).map(([name, text]) => [name, { text, mtimeMs: 1 }]));
+  const counts = { stat: 0, readFile: 0, readdir: 0 };
+  const fs: PromptFileSystem = {
+    readdir: async () => (counts.readdir++, [...state.keys()]),
+    stat: async (path) => {
+      counts.stat++;
+      const file = state.get(path.split("/").pop() ?? "");
+      if (!file) throw new Error(`ENOENT: ${path}`);
+      return { mtimeMs: file.mtimeMs, size: file.text.length };
+    },
+    readFile: async (path) => {
+      counts.readFile++;
+      const file = state.get(path.split("/").pop() ?? "");
+      if (!file) throw new Error(`ENOENT: ${path}`);
+      return file.text;
+    },
+  };
+  const edit = (name: string, text: string) => state.set(name, { text, mtimeMs: (state.get(name)?.mtimeMs ?? 0) + 1 });
+  return { fs, counts, edit };
+}
+
+async function openLibrary(files: Record<string, string>) {
+  const memory = memoryFs(files);
+  const clock = createFakeClock();
+  const logs = await captureLogs("warn");
+  const library = await PromptLibrary.open({ directory: "/prompts", clock, checkIntervalMs: 1000, log: logs.log, fs: memory.fs });
+  return { ...memory, clock, logs, library };
+}
+
+describe("prompt files", () => {
+  it("render strictly, every placeholder replaced, in one pass", () => {
+    const prompt = parsePrompt("greet", "greet.md", GOOD);
+    expect(renderPrompt(prompt, { name: "Ada", thread: "{{name}}" })).toBe("Hello Ada, see {{name}} and Ada again.");
+    expect(() => renderPrompt(prompt, { name: "Ada" })).toThrow(/missing variable\(s\): thread/);
+    expect(() => renderPrompt(prompt, { name: "Ada", thread: "t", extra: "x" })).toThrow(/has no variable\(s\): extra/);
+  });
+
+  it.each([
+    ["no front matter", "Hello {{name}}", /missing the front matter/],
+    ["an undeclared placeholder", "---\nvariables: [name]\n---\n{{name}} {{nmae}}", /undeclared variable\(s\): nmae/],
+    ["an unused declaration", "---\nvariables: [name, thread]\n---\n{{name}}", /declared but unused variable\(s\): thread/],
+    ["bad YAML", "---\nvariables: [name\n---\n{{name}}", /front matter is not valid YAML/],
+    ["an unknown key", "---\nvariables: []\nmodel: gpt\n---\ntext", /Unrecognized key/],
+    ["an empty template", "---\nvariables: []\n---\n", /the template is empty/],
+  ])("are refused with %s, naming the file", (_case, text, reason) => {
+    expect(() => parsePrompt("p", "prompts/p.md", text)).toThrow(PromptError);
+    expect(() => parsePrompt("p", "prompts/p.md", text)).toThrow(reason);
+    expect(() => parsePrompt("p", "prompts/p.md", text)).toThrow(/^prompts\/p\.md: /);
+  });
+
+  it("a broken file fails start-up with its name and the reason", async () => {
+    await expect(openLibrary({ "good.md": GOOD, "bad.md": "---\nvariables: [a]\n---\nno placeholder" })).rejects.toThrow(
+      "/prompts/bad.md: declared but unused variable(s): a",
+    );
+  });
+
+  it("the prompts shipped in prompts/ all load", async () => {
+    const logs = await captureLogs("warn");
+    const library = await PromptLibrary.open({
+      directory: fileURLToPath(new URL("../../prompts/", import.meta.url)),
+      clock: createFakeClock(),
+      checkIntervalMs: 1000,
+      log: logs.log,
+    });
+    expect(library.names().sort()).toEqual(["ask", "step-limit", "summarize", "system", "triage"]);
+  });
+});
+
+describe("the prompt cache", () => {
+  it("reads nothing while the check interval lasts, and stats without reading when nothing changed", async () => {
+    const { library, counts, clock } = await openLibrary({ "greet.md": GOOD });
+    expect(counts).toEqual({ readdir: 1, stat: 1, readFile: 1 });
+
+    for (let i = 0; i < 100; i++) await library.render("greet", { name: "Ada", thread: "t" });
+    expect(counts).toEqual({ readdir: 1, stat: 1, readFile: 1 });
+
+    clock.advance(1500);
+    for (let i = 0; i < 100; i++) await library.render("greet", { name: "Ada", thread: "t" });
+    expect(counts).toEqual({ readdir: 1, stat: 2, readFile: 1 });
+  });
+
+  it("re-reads a file after its mtime changes, without a restart", async () => {
+    const { library, counts, clock, edit } = await openLibrary({ "greet.md": GOOD });
+    edit("greet.md", "---\nvariables: [name, thread]\n---\nHi {{name}} ({{thread}})");
+
+    expect(await library.render("greet", { name: "Ada", thread: "t" })).toContain("Hello Ada"); // within the interval
+    clock.advance(1500);
+    expect(await library.render("greet", { name: "Ada", thread: "t" })).toBe("Hi Ada (t)");
+    expect(counts.readFile).toBe(2);
+  });
+
+  it("keeps the last good version when an edit breaks the file, and logs it", async () => {
+    const { library, clock, edit, logs } = await openLibrary({ "greet.md": GOOD });
+    edit("greet.md", "---\nvariables: [name]\n---\nHi {{nam}}");
+    clock.advance(1500);
+
+    expect(await library.render("greet", { name: "Ada", thread: "t" })).toContain("Hello Ada");
+    const line = logs.lines().find((l) => String(l.msg).includes("still using the previous version"));
+    expect(line).toMatchObject({ file: "/prompts/greet.md", level: 50 });
+  });
+});
