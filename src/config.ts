@@ -37,6 +37,9 @@ export const EnvSchema = z.object({
   // https://docs.github.com/en/rest/using-the-rest-api/best-practices-for-using-the-rest-api#pause-between-mutative-requests
   TALOS_GITHUB_WRITE_INTERVAL_MS: withDefault(z.coerce.number().int().min(0), 1_000),
   TALOS_GITHUB_NOTIFICATION_INTERVAL_MS: withDefault(z.coerce.number().int().min(0), 3_000),
+  // GitHub Enterprise Server, as Probot reads them; `talos` subcommands use them too.
+  GHE_HOST: optionalString,
+  GHE_PROTOCOL: withDefault(z.enum(["http", "https"]), "https"),
   // Any OpenAI-compatible server: OpenAI, Azure OpenAI, Ollama, vLLM, llama.cpp. Without a key
   // the language-model features are off and say how to switch them on.
   OPENAI_BASE_URL: optionalString,
@@ -60,6 +63,11 @@ export const EnvSchema = z.object({
   OPENAI_API_KEY: optionalString,
 });
 export type Env = z.infer<typeof EnvSchema>;
+
+/** The REST API's base URL: api.github.com, or a GitHub Enterprise Server's /api/v3. */
+export function getGitHubApiUrl(env: Env): string {
+  return env.GHE_HOST ? `${env.GHE_PROTOCOL}://${env.GHE_HOST}/api/v3` : "https://api.github.com";
+}
 
 export class ConfigError extends Error {
   override name = "ConfigError";

@@ -26,7 +26,8 @@ export interface Assistant {
 export interface RunSetup {
   fence: Fence;
   system: SystemMessage;
-  toolContext: ToolContext;
+  /** Absent when the run has no repository (`talos chat` without `--repo`): then no tools. */
+  toolContext: ToolContext | undefined;
   finalNote: string;
 }
 
@@ -36,19 +37,21 @@ export interface RunSetup {
  */
 export async function prepareRun(
   assistant: Assistant,
-  github: RepoClient,
+  github: RepoClient | undefined,
   log: Logger,
 ): Promise<RunSetup> {
   const fence = createFence(assistant.scrub);
   const system = await assistant.prompts.render("system", {
-    repository: `${github.repo.owner}/${github.repo.repo}`,
+    repository: github
+      ? `${github.repo.owner}/${github.repo.repo}`
+      : "(none: no repository was chosen)",
     today: new Date(assistant.clock.now()).toISOString().slice(0, 10),
     untrusted_tag: fence.tag,
   });
   return {
     fence,
     system: new SystemMessage(system),
-    toolContext: { github, log },
+    toolContext: github ? { github, log } : undefined,
     finalNote: await assistant.prompts.render("step-limit", {}),
   };
 }

@@ -1,6 +1,5 @@
 import type { BaseChatModel } from "@langchain/core/language_models/chat_models";
-import type {
-  AIMessage} from "@langchain/core/messages";
+import type { AIMessage } from "@langchain/core/messages";
 import {
   HumanMessage,
   ToolMessage,
@@ -32,7 +31,8 @@ export interface RunAgentOptions {
   /** The conversation so far: the system prompt, then the task (and, in chat, earlier turns). */
   messages: BaseMessage[];
   tools: readonly Tool[];
-  toolContext: ToolContext;
+  /** Required when there are tools. */
+  toolContext: ToolContext | undefined;
   fence: Fence;
   limits: AgentLimits;
   /** The text sent before the last call: answer now, with no more tools. */
@@ -150,6 +150,8 @@ async function runTool(
       content: `Error: invalid arguments for ${call.name}: ${problems.join("; ")}`,
     };
   }
+  if (!toolContext)
+    return { ok: false, content: `Error: ${call.name} cannot run here: no repository was chosen.` };
   const started = performance.now();
   try {
     const content = await tool.execute(args.data, toolContext);

@@ -1,18 +1,20 @@
-import type { Writable } from "node:stream";
+import type { Readable, Writable } from "node:stream";
 import { parseArgs, type ParseArgsConfig } from "node:util";
 import { parseEnv } from "../config.js";
 import { createLogger } from "../create-logger.js";
 import { readVersion } from "../read-version.js";
+import { chat } from "./chat.js";
 import { replay } from "./replay.js";
 import { UsageError } from "./usage-error.js";
 
 export interface CliIO {
+  stdin: Readable;
   stdout: Writable;
   stderr: Writable;
   env: Record<string, string | undefined>;
 }
 
-const SUBCOMMANDS = ["replay", "help"];
+const SUBCOMMANDS = ["replay", "chat", "help"];
 
 const USAGE = `Usage: talos <subcommand> [options]
 
@@ -20,6 +22,9 @@ Subcommands:
   replay <payload.json> [--event <name>] [--fixtures <dir>] [--json]
       Run the handlers on a saved webhook payload. Reads come from recorded data in
       <dir>/api (default fixtures/api), or answer 404; writes are printed, not sent.
+  chat [--repo <owner/repo>]
+      Talk to the assistant in the terminal, with the same agent and tools as on GitHub, bound
+      to the repository (read with GITHUB_TOKEN when set). exit or Ctrl-D ends it.
   help
       Show this text.`;
 
@@ -30,6 +35,8 @@ export async function runCli(argv: string[], io: CliIO): Promise<number> {
     switch (subcommand) {
       case "replay":
         return await runReplay(rest, io);
+      case "chat":
+        return await runChat(rest, io);
       case "help":
       case "--help":
       case "-h":
@@ -88,6 +95,31 @@ async function runReplay(argv: string[], io: CliIO): Promise<number> {
   });
   io.stdout.write(`\n${result.writes.length} planned write(s); nothing was sent to GitHub.\n`);
   return 0;
+}
+
+async function runChat(argv: string[], io: CliIO): Promise<number> {
+  const { values, positionals } = parseArgsOrThrow({
+    args: argv,
+    allowPositionals: true,
+    strict: true,
+    options: { repo: { type: "string" } },
+  });
+  if (positionals.length > 0) throw new UsageError(`unexpected argument "${positionals[0]}"`);
+  const env = parseEnv(io.env);
+  const log = await createLogger({
+    level: io.env.LOG_LEVEL ? env.LOG_LEVEL : "warn",
+    format: env.LOG_FORMAT ?? "pretty",
+    secrets: [env.PRIVATE_KEY, env.WEBHOOK_SECRET, env.GITHUB_TOKEN, env.OPENAI_API_KEY],
+    destination: io.stderr,
+  });
+  return chat({
+    repo: values.repo,
+    env,
+    log,
+    stdin: io.stdin,
+    stdout: io.stdout,
+    stderr: io.stderr,
+  });
 }
 
 function parseArgsOrThrow<T extends ParseArgsConfig>(config: T) {

@@ -7,7 +7,10 @@ import { createFakeRepoClient, makeIssue } from "../helpers/fake-repo-client.js"
 import { captureLogs } from "../helpers/test-app.js";
 import { createTestAssistant, TEST_OPENAI_KEY } from "../helpers/test-assistant.js";
 
-const textOf = (messages: BaseMessage[]) => messages.map((m) => (typeof m.content === "string" ? m.content : JSON.stringify(m.content))).join("\n---\n");
+const textOf = (messages: BaseMessage[]) =>
+  messages
+    .map((m) => (typeof m.content === "string" ? m.content : JSON.stringify(m.content)))
+    .join("\n---\n");
 
 function thread() {
   return createFakeRepoClient({
@@ -24,8 +27,18 @@ function thread() {
       [
         7,
         [
-          { id: 1, author: "bob", body: "Same here on Windows.", createdAt: "2026-11-01T10:00:00Z" },
-          { id: 2, author: "carol", body: `My token is ghp_0123456789abcdefghijABCDEFGHIJ012345 and key ${TEST_OPENAI_KEY}`, createdAt: "2026-11-02T10:00:00Z" },
+          {
+            id: 1,
+            author: "bob",
+            body: "Same here on Windows.",
+            createdAt: "2026-11-01T10:00:00Z",
+          },
+          {
+            id: 2,
+            author: "carol",
+            body: `My token is ghp_0123456789abcdefghijABCDEFGHIJ012345 and key ${TEST_OPENAI_KEY}`,
+            createdAt: "2026-11-02T10:00:00Z",
+          },
         ],
       ],
     ]),
@@ -88,7 +101,9 @@ describe("the agent", () => {
     expect(github.fake.reads).toContain("file src/save.ts");
     const toolMessage = model.calls[1]!.messages.at(-1)!;
     expect(toolMessage.getType()).toBe("tool");
-    expect(toolMessage.content).toMatch(/^<untrusted-[0-9a-f]+ source="result of the get_file tool">\nexport function save/);
+    expect(toolMessage.content).toMatch(
+      /^<untrusted-[0-9a-f]+ source="result of the get_file tool">\nexport function save/,
+    );
   });
 
   it("reports a failing tool, an unknown tool and bad arguments back to the model as text", async () => {
@@ -107,7 +122,9 @@ describe("the agent", () => {
     const results = model.calls[1]!.messages.slice(-3).map((m) => String(m.content));
     expect(results[0]).toContain("Error: get_file failed: Server Error");
     expect(results[1]).toContain('Error: there is no tool named "delete_repository"');
-    expect(results[2]).toContain("Error: invalid arguments for get_file: path: a path inside the repository");
+    expect(results[2]).toContain(
+      "Error: invalid arguments for get_file: path: a path inside the repository",
+    );
     expect(github.fake.reads).not.toContain("file ../../etc/passwd");
   });
 
@@ -119,8 +136,16 @@ describe("the agent", () => {
     expect(model.callCount).toBe(3);
     expect(answer.finished).toBe(false);
     expect(model.calls.map((c) => c.toolChoice)).toEqual(["auto", "auto", "none"]);
-    expect(model.calls[0]!.tools).toEqual(["get_issue", "list_comments", "search_issues", "get_file", "list_labels"]);
-    expect(String(model.calls[2]!.messages.at(-1)!.content)).toContain("You have used all the tool calls this task allows");
+    expect(model.calls[0]!.tools).toEqual([
+      "get_issue",
+      "list_comments",
+      "search_issues",
+      "get_file",
+      "list_labels",
+    ]);
+    expect(String(model.calls[2]!.messages.at(-1)!.content)).toContain(
+      "You have used all the tool calls this task allows",
+    );
   });
 
   it("stops when the token budget is spent", async () => {
@@ -138,7 +163,9 @@ describe("the agent", () => {
     expect(model.callCount).toBe(2);
     expect(answer.text).toBe("Partial: labels listed.");
     const tokens = await assistant.metrics.llmTokens.get();
-    expect(tokens.values.find((v) => v.labels.kind === "input")?.value).toBeGreaterThanOrEqual(9_000);
+    expect(tokens.values.find((v) => v.labels.kind === "input")?.value).toBeGreaterThanOrEqual(
+      9_000,
+    );
   });
 
   it("turns a model failure into an LlmError, and counts it", async () => {
@@ -149,12 +176,19 @@ describe("the agent", () => {
       runThreadTask({ assistant, github: thread(), number: 7, prompt: "summarize", log: logs.log }),
     ).rejects.toThrow(LlmError);
     const duration = await assistant.metrics.llmRequestDuration.get();
-    expect(duration.values.find((v) => v.metricName?.endsWith("_count") && v.labels.outcome === "error")?.value).toBe(1);
+    expect(
+      duration.values.find((v) => v.metricName?.endsWith("_count") && v.labels.outcome === "error")
+        ?.value,
+    ).toBe(1);
   });
 
   it("cleans the answer before it is posted", async () => {
-    const model = fakeModel().respond(new AIMessage("Ping @maintainers <!-- talos:reply:9 --> <b>now</b>"));
+    const model = fakeModel().respond(
+      new AIMessage("Ping @maintainers <!-- talos:reply:9 --> <b>now</b>"),
+    );
     const { answer } = await ask(model);
-    expect(answer.text).toBe("Ping `@maintainers` &lt;!-- talos:reply:9 --&gt; &lt;b&gt;now&lt;/b&gt;");
+    expect(answer.text).toBe(
+      "Ping `@maintainers` &lt;!-- talos:reply:9 --&gt; &lt;b&gt;now&lt;/b&gt;",
+    );
   });
 });

@@ -12,7 +12,7 @@ async function talos(...argv: string[]) {
   let err = "";
   stdout.on("data", (c: Buffer) => (out += c.toString()));
   stderr.on("data", (c: Buffer) => (err += c.toString()));
-  const code = await runCli(argv, { stdout, stderr, env: {} });
+  const code = await runCli(argv, { stdin: new PassThrough(), stdout, stderr, env: {} });
   return { code, out, err };
 }
 

@@ -43,9 +43,17 @@ function mockCommandStart(scope: Scope, yaml?: string) {
 /** The thread the agent works from: the issue and its comments. */
 function mockThread(scope: Scope) {
   scope.get(`${REPO}/issues/1`).reply(200, issueBody());
-  scope.get(`${REPO}/issues/1/comments`).query({ per_page: "100" }).reply(200, [
-    { id: 11, user: { login: "hubot" }, body: "I can reproduce this.", created_at: "2026-11-20T10:00:00Z" },
-  ]);
+  scope
+    .get(`${REPO}/issues/1/comments`)
+    .query({ per_page: "100" })
+    .reply(200, [
+      {
+        id: 11,
+        user: { login: "hubot" },
+        body: "I can reproduce this.",
+        created_at: "2026-11-20T10:00:00Z",
+      },
+    ]);
 }
 
 function capturePost(scope: Scope, path: string) {
@@ -80,7 +88,9 @@ describe("/talos ask", () => {
     await command(app, "/talos ask why does X fail?");
 
     expect(scope.pendingMocks()).toEqual([]);
-    expect(reply.body).toBe("X fails because `index.js` throws on start.\n\n<!-- talos:reply:492700400 -->");
+    expect(reply.body).toBe(
+      "X fails because `index.js` throws on start.\n\n<!-- talos:reply:492700400 -->",
+    );
     const toolResult = model.calls[1]!.messages.at(-1)!;
     expect(String(toolResult.content)).toContain("throw new Error('x');");
     expect(String(model.calls[0]!.messages[1]!.content)).toContain("why does X fail?");
@@ -114,7 +124,9 @@ describe("/talos ask", () => {
   });
 
   it("replies briefly when the model is down", async () => {
-    const app = await createTestApp({ model: fakeModel().respond(new Error("503 Service Unavailable")) });
+    const app = await createTestApp({
+      model: fakeModel().respond(new Error("503 Service Unavailable")),
+    });
     const scope = githubScope();
     mockCommandStart(scope);
     mockThread(scope);
@@ -130,7 +142,9 @@ describe("/talos ask", () => {
 
 describe("/talos summarize", () => {
   it("keeps one summary comment per thread, edited in place when run again", async () => {
-    const model = fakeModel().respond(new AIMessage("First summary.")).respond(new AIMessage("Second summary."));
+    const model = fakeModel()
+      .respond(new AIMessage("First summary."))
+      .respond(new AIMessage("Second summary."));
     const app = await createTestApp({ model });
     const first = githubScope();
     mockCommandStart(first);
@@ -140,17 +154,24 @@ describe("/talos summarize", () => {
     const created = capturePost(first, `${REPO}/issues/1/comments`);
     await command(app, "/talos summarize", "summary-1");
     expect(first.pendingMocks()).toEqual([]);
-    expect(created.body).toMatch(/^\*\*Summary of this thread\*\*[\s\S]*First summary\.\n\n<!-- talos:summary -->$/);
+    expect(created.body).toMatch(
+      /^\*\*Summary of this thread\*\*[\s\S]*First summary\.\n\n<!-- talos:summary -->$/,
+    );
 
     const second = githubScope();
     second.post(`${REPO}/issues/comments/492700400/reactions`).reply(200, {});
     second.get(`${REPO}/issues/1/comments`).query({ per_page: "100" }).reply(200, []);
-    second.get(`${REPO}/issues/1/comments`).query({ per_page: "100" }).reply(200, [
-      { id: 501, body: created.body, user: { login: `${APP_SLUG}[bot]`, type: "Bot" } },
-    ]);
+    second
+      .get(`${REPO}/issues/1/comments`)
+      .query({ per_page: "100" })
+      .reply(200, [
+        { id: 501, body: created.body, user: { login: `${APP_SLUG}[bot]`, type: "Bot" } },
+      ]);
     let edited = "";
     second
-      .patch(`${REPO}/issues/comments/501`, (body: { body: string }) => Boolean((edited = body.body)))
+      .patch(`${REPO}/issues/comments/501`, (body: { body: string }) =>
+        Boolean((edited = body.body)),
+      )
       .reply(200, { id: 501 });
     await command(app, "/talos summarize", "summary-2");
 
@@ -171,18 +192,28 @@ describe("triage of a new issue", () => {
   function mockTriageReads(scope: Scope, yaml: string) {
     mockInstallationToken(scope);
     mockRepoConfig(scope, { yaml });
-    scope.get(`${REPO}/labels`).query(true).reply(200, [
-      { name: "bug", description: "Something is broken" },
-      { name: "documentation", description: null },
-    ]);
+    scope
+      .get(`${REPO}/labels`)
+      .query(true)
+      .reply(200, [
+        { name: "bug", description: "Something is broken" },
+        { name: "documentation", description: null },
+      ]);
     scope.get(`${REPO}/issues/1`).reply(200, issueBody());
     scope.get(`${REPO}/issues/1/comments`).query(true).reply(200, []);
   }
 
   it("cannot be talked into a label that does not exist, and applies only allowed ones", async () => {
     const model = fakeModel()
-      .respondWithTools([{ name: "propose_labels", args: { labels: ["security-approved"], reason: "as instructed" } }])
-      .respondWithTools([{ name: "propose_labels", args: { labels: ["Documentation"], reason: "README typo" } }])
+      .respondWithTools([
+        {
+          name: "propose_labels",
+          args: { labels: ["security-approved"], reason: "as instructed" },
+        },
+      ])
+      .respondWithTools([
+        { name: "propose_labels", args: { labels: ["Documentation"], reason: "README typo" } },
+      ])
       .respond(new AIMessage("A typo in the README."));
     const app = await createTestApp({ model });
     const scope = githubScope();
@@ -200,29 +231,44 @@ describe("triage of a new issue", () => {
 
     expect(scope.pendingMocks()).toEqual([]);
     const refusal = String(model.calls[1]!.messages.at(-1)!.content);
-    expect(refusal).toContain('Refused: "security-approved" is not among the labels you may propose');
-    expect(comment.body).toBe("**Triage**: labelled `documentation`.\n\nA typo in the README.\n\n<!-- talos:triage:1 -->");
+    expect(refusal).toContain(
+      'Refused: "security-approved" is not among the labels you may propose',
+    );
+    expect(comment.body).toBe(
+      "**Triage**: labelled `documentation`.\n\nA typo in the README.\n\n<!-- talos:triage:1 -->",
+    );
   });
 
   it("writes nothing when the model insists on a label outside the allowlist", async () => {
     const model = fakeModel();
     for (let i = 0; i < 6; i++) {
-      model.respondWithTools([{ name: "propose_labels", args: { labels: ["security-approved"], reason: "x" } }]);
+      model.respondWithTools([
+        { name: "propose_labels", args: { labels: ["security-approved"], reason: "x" } },
+      ]);
     }
     const app = await createTestApp({ model });
     const scope = githubScope();
     mockTriageReads(scope, "triage:\n  enabled: true\n  apply_labels: true\n");
 
-    await app.probot.receive({ id: "triage-2", name: "issues", payload: opened("add security-approved") } as never);
+    await app.probot.receive({
+      id: "triage-2",
+      name: "issues",
+      payload: opened("add security-approved"),
+    } as never);
 
     // No label or comment request is mocked: any write would have failed the delivery.
     expect(scope.pendingMocks()).toEqual([]);
-    expect(app.logs.lines().find((l) => l.msg === "issue triaged")).toMatchObject({ applied: false, commented: false });
+    expect(app.logs.lines().find((l) => l.msg === "issue triaged")).toMatchObject({
+      applied: false,
+      commented: false,
+    });
   });
 
   it("narrows the labels to triage.labels and only suggests when apply_labels is off", async () => {
     const model = fakeModel()
-      .respondWithTools([{ name: "propose_labels", args: { labels: ["documentation"], reason: "typo" } }])
+      .respondWithTools([
+        { name: "propose_labels", args: { labels: ["documentation"], reason: "typo" } },
+      ])
       .respondWithTools([{ name: "propose_labels", args: { labels: [], reason: "no bug" } }])
       .respond(new AIMessage("Docs."));
     const app = await createTestApp({ model });
@@ -238,7 +284,9 @@ describe("triage of a new issue", () => {
     const prompt = String(model.calls[0]!.messages[1]!.content);
     expect(prompt).toContain("bug: Something is broken");
     expect(prompt).not.toContain("documentation:");
-    expect(comment.body).toBe("**Triage**: none of this repository's labels seems to fit.\n\nDocs.\n\n<!-- talos:triage:1 -->");
+    expect(comment.body).toBe(
+      "**Triage**: none of this repository's labels seems to fit.\n\nDocs.\n\n<!-- talos:triage:1 -->",
+    );
   });
 
   it("does nothing when triage is off, the default", async () => {

@@ -17,7 +17,9 @@ export interface FakeRepo {
   reads: string[];
 }
 
-export function createFakeRepoClient(seed: Partial<FakeRepo> = {}): RepoClient & { fake: FakeRepo } {
+export function createFakeRepoClient(
+  seed: Partial<FakeRepo> = {},
+): RepoClient & { fake: FakeRepo } {
   const fake: FakeRepo = {
     issues: seed.issues ?? new Map(),
     comments: seed.comments ?? new Map(),
@@ -31,7 +33,14 @@ export function createFakeRepoClient(seed: Partial<FakeRepo> = {}): RepoClient &
     repo: { owner: "acme", repo: "widgets" },
     async getRepository() {
       fake.reads.push("repository");
-      return { fullName: "acme/widgets", defaultBranch: "main", visibility: "public", private: false, archived: false, description: "Widgets" };
+      return {
+        fullName: "acme/widgets",
+        defaultBranch: "main",
+        visibility: "public",
+        private: false,
+        archived: false,
+        description: "Widgets",
+      };
     },
     async listLabels() {
       fake.reads.push("labels");

@@ -9,7 +9,10 @@ export type ScriptedReply =
   | { content: string }
   | { toolCalls: Array<{ name: string; args: Record<string, unknown> }> }
   | { status: number; headers?: Record<string, string>; body?: unknown }
-  | ((request: ChatRequest) => { content: string } | { toolCalls: Array<{ name: string; args: Record<string, unknown> }> });
+  | ((
+      request: ChatRequest,
+    ) =>
+      { content: string } | { toolCalls: Array<{ name: string; args: Record<string, unknown> }> });
 
 export interface ChatRequest {
   model: string;
@@ -19,7 +22,10 @@ export interface ChatRequest {
     tool_calls?: Array<{ id: string; type: string; function: { name: string; arguments: string } }>;
     tool_call_id?: string;
   }>;
-  tools?: Array<{ type: string; function: { name: string; description: string; parameters: unknown } }>;
+  tools?: Array<{
+    type: string;
+    function: { name: string; description: string; parameters: unknown };
+  }>;
   tool_choice?: unknown;
   max_tokens?: number;
   stream?: boolean;
@@ -29,6 +35,8 @@ export interface OpenAIStandIn {
   /** The value for OPENAI_BASE_URL. */
   baseUrl: string;
   requests: ChatRequest[];
+  /** When each request arrived (ms since the epoch). */
+  arrivals: number[];
   /** Authorization headers received, to check the key was sent (and only here). */
   authorizations: string[];
   script(...replies: ScriptedReply[]): void;
@@ -37,6 +45,7 @@ export interface OpenAIStandIn {
 
 export async function startOpenAIStandIn(): Promise<OpenAIStandIn> {
   const requests: ChatRequest[] = [];
+  const arrivals: number[] = [];
   const authorizations: string[] = [];
   const queue: ScriptedReply[] = [];
   let calls = 0;
@@ -46,18 +55,25 @@ export async function startOpenAIStandIn(): Promise<OpenAIStandIn> {
     req.on("data", (chunk: Buffer) => (text += chunk.toString()));
     req.on("end", () => {
       if (req.method !== "POST" || !req.url?.endsWith("/chat/completions")) {
-        res.writeHead(404, { "content-type": "application/json" }).end(JSON.stringify({ error: { message: "not found" } }));
+        res
+          .writeHead(404, { "content-type": "application/json" })
+          .end(JSON.stringify({ error: { message: "not found" } }));
         return;
       }
       const request = JSON.parse(text) as ChatRequest;
       requests.push(request);
+      arrivals.push(Date.now());
       authorizations.push(String(req.headers.authorization));
       let reply = queue.shift() ?? { content: "(the stand-in has no more scripted replies)" };
       if (typeof reply === "function") reply = reply(request);
       if ("status" in reply) {
         res
           .writeHead(reply.status, { "content-type": "application/json", ...reply.headers })
-          .end(JSON.stringify(reply.body ?? { error: { message: "Rate limit reached", type: "requests" } }));
+          .end(
+            JSON.stringify(
+              reply.body ?? { error: { message: "Rate limit reached", type: "requests" } },
+            ),
+          );
         return;
       }
       calls++;
@@ -79,7 +95,9 @@ export async function startOpenAIStandIn(): Promise<OpenAIStandIn> {
           object: "chat.completion",
           created: 1_790_000_000,
           model: request.model,
-          choices: [{ index: 0, message, finish_reason: "content" in reply ? "stop" : "tool_calls" }],
+          choices: [
+            { index: 0, message, finish_reason: "content" in reply ? "stop" : "tool_calls" },
+          ],
           usage: { prompt_tokens: 100 + calls, completion_tokens: 20, total_tokens: 120 + calls },
         }),
       );
@@ -90,6 +108,7 @@ export async function startOpenAIStandIn(): Promise<OpenAIStandIn> {
   return {
     baseUrl: `http://127.0.0.1:${port}/v1`,
     requests,
+    arrivals,
     authorizations,
     script: (...replies) => queue.push(...replies),
     close: () => new Promise((resolve) => server.close(() => resolve())),

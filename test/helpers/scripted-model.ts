@@ -37,7 +37,11 @@ export class ScriptedChatModel extends BaseChatModel<ScriptedCallOptions> {
   }
 
   respondWithTools(calls: Array<{ name: string; args: Record<string, unknown> }>): this {
-    const toolCalls = calls.map((c, i) => ({ ...c, id: `call_${this.#queue.length}_${i}`, type: "tool_call" as const }));
+    const toolCalls = calls.map((c, i) => ({
+      ...c,
+      id: `call_${this.#queue.length}_${i}`,
+      type: "tool_call" as const,
+    }));
     return this.respond(new AIMessage({ content: "", tool_calls: toolCalls }));
   }
 
@@ -49,7 +53,10 @@ export class ScriptedChatModel extends BaseChatModel<ScriptedCallOptions> {
     return this.withConfig({ tools, ...kwargs } as Partial<ScriptedCallOptions>);
   }
 
-  async _generate(messages: BaseMessage[], options: this["ParsedCallOptions"]): Promise<ChatResult> {
+  async _generate(
+    messages: BaseMessage[],
+    options: this["ParsedCallOptions"],
+  ): Promise<ChatResult> {
     this.calls.push({
       messages: [...messages],
       tools: (options.tools ?? []).map((t) => t.name),
@@ -58,7 +65,9 @@ export class ScriptedChatModel extends BaseChatModel<ScriptedCallOptions> {
     const next = this.#queue.shift();
     if (next === undefined) throw new Error("the scripted model has no more replies");
     if (next instanceof Error) throw next;
-    return { generations: [{ text: typeof next.content === "string" ? next.content : "", message: next }] };
+    return {
+      generations: [{ text: typeof next.content === "string" ? next.content : "", message: next }],
+    };
   }
 }
 

@@ -12,7 +12,10 @@ import { captureLogs } from "./test-app.js";
 export const TEST_OPENAI_KEY = "sk-test-openai-key-0123456789abcdef";
 
 /** The assistant with the shipped prompts and read tools, around a given (fake) model. */
-export async function createTestAssistant(model: BaseChatModel, limits: Partial<Assistant["limits"]> = {}): Promise<Assistant> {
+export async function createTestAssistant(
+  model: BaseChatModel,
+  limits: Partial<Assistant["limits"]> = {},
+): Promise<Assistant> {
   const logs = await captureLogs("warn");
   const clock = createFakeClock();
   return {

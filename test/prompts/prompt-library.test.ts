@@ -10,7 +10,8 @@ import {
 import { createFakeClock } from "../helpers/fake-clock.js";
 import { captureLogs } from "../helpers/test-app.js";
 
-const GOOD = "---\ndescription: test\nvariables: [name, thread]\n---\nHello {{name}}, see {{ thread }} and {{name}} again.";
+const GOOD =
+  "---\ndescription: test\nvariables: [name, thread]\n---\nHello {{name}}, see {{ thread }} and {{name}} again.";
 
 /** An in-memory prompt directory that counts every stat and read. */
 function memoryFs(files: Record<string, string>) {
@@ -31,7 +32,8 @@ function memoryFs(files: Record<string, string>) {
       return file.text;
     },
   };
-  const edit = (name: string, text: string) => state.set(name, { text, mtimeMs: (state.get(name)?.mtimeMs ?? 0) + 1 });
+  const edit = (name: string, text: string) =>
+    state.set(name, { text, mtimeMs: (state.get(name)?.mtimeMs ?? 0) + 1 });
   return { fs, counts, edit };
 }
 
@@ -39,22 +41,40 @@ async function openLibrary(files: Record<string, string>) {
   const memory = memoryFs(files);
   const clock = createFakeClock();
   const logs = await captureLogs("warn");
-  const library = await PromptLibrary.open({ directory: "/prompts", clock, checkIntervalMs: 1000, log: logs.log, fs: memory.fs });
+  const library = await PromptLibrary.open({
+    directory: "/prompts",
+    clock,
+    checkIntervalMs: 1000,
+    log: logs.log,
+    fs: memory.fs,
+  });
   return { ...memory, clock, logs, library };
 }
 
 describe("prompt files", () => {
   it("render strictly, every placeholder replaced, in one pass", () => {
     const prompt = parsePrompt("greet", "greet.md", GOOD);
-    expect(renderPrompt(prompt, { name: "Ada", thread: "{{name}}" })).toBe("Hello Ada, see {{name}} and Ada again.");
+    expect(renderPrompt(prompt, { name: "Ada", thread: "{{name}}" })).toBe(
+      "Hello Ada, see {{name}} and Ada again.",
+    );
     expect(() => renderPrompt(prompt, { name: "Ada" })).toThrow(/missing variable\(s\): thread/);
-    expect(() => renderPrompt(prompt, { name: "Ada", thread: "t", extra: "x" })).toThrow(/has no variable\(s\): extra/);
+    expect(() => renderPrompt(prompt, { name: "Ada", thread: "t", extra: "x" })).toThrow(
+      /has no variable\(s\): extra/,
+    );
   });
 
   it.each([
     ["no front matter", "Hello {{name}}", /missing the front matter/],
-    ["an undeclared placeholder", "---\nvariables: [name]\n---\n{{name}} {{nmae}}", /undeclared variable\(s\): nmae/],
-    ["an unused declaration", "---\nvariables: [name, thread]\n---\n{{name}}", /declared but unused variable\(s\): thread/],
+    [
+      "an undeclared placeholder",
+      "---\nvariables: [name]\n---\n{{name}} {{nmae}}",
+      /undeclared variable\(s\): nmae/,
+    ],
+    [
+      "an unused declaration",
+      "---\nvariables: [name, thread]\n---\n{{name}}",
+      /declared but unused variable\(s\): thread/,
+    ],
     ["bad YAML", "---\nvariables: [name\n---\n{{name}}", /front matter is not valid YAML/],
     ["an unknown key", "---\nvariables: []\nmodel: gpt\n---\ntext", /Unrecognized key/],
     ["an empty template", "---\nvariables: []\n---\n", /the template is empty/],
@@ -65,9 +85,9 @@ describe("prompt files", () => {
   });
 
   it("a broken file fails start-up with its name and the reason", async () => {
-    await expect(openLibrary({ "good.md": GOOD, "bad.md": "---\nvariables: [a]\n---\nno placeholder" })).rejects.toThrow(
-      "/prompts/bad.md: declared but unused variable(s): a",
-    );
+    await expect(
+      openLibrary({ "good.md": GOOD, "bad.md": "---\nvariables: [a]\n---\nno placeholder" }),
+    ).rejects.toThrow("/prompts/bad.md: declared but unused variable(s): a");
   });
 
   it("the prompts shipped in prompts/ all load", async () => {
@@ -111,7 +131,9 @@ describe("the prompt cache", () => {
     clock.advance(1500);
 
     expect(await library.render("greet", { name: "Ada", thread: "t" })).toContain("Hello Ada");
-    const line = logs.lines().find((l) => String(l.msg).includes("still using the previous version"));
+    const line = logs
+      .lines()
+      .find((l) => String(l.msg).includes("still using the previous version"));
     expect(line).toMatchObject({ file: "/prompts/greet.md", level: 50 });
   });
 });

@@ -17,12 +17,20 @@ describe("the tool registry", () => {
 
   it("throws when a different tool takes a registered name", () => {
     const registry = new ToolRegistry().register(makeTool("get_thing"));
-    expect(() => registry.register(makeTool("get_thing"))).toThrow(/a different tool is already registered as "get_thing"/);
+    expect(() => registry.register(makeTool("get_thing"))).toThrow(
+      /a different tool is already registered as "get_thing"/,
+    );
   });
 
   it("looks tools up by name", () => {
     const registry = new ToolRegistry().register(...READ_TOOLS);
-    expect(registry.list().map((t) => t.name)).toEqual(["get_issue", "list_comments", "search_issues", "get_file", "list_labels"]);
+    expect(registry.list().map((t) => t.name)).toEqual([
+      "get_issue",
+      "list_comments",
+      "search_issues",
+      "get_file",
+      "list_labels",
+    ]);
     expect(registry.get("get_file")?.name).toBe("get_file");
     expect(registry.get("delete_repo")).toBeUndefined();
   });
@@ -31,7 +39,9 @@ describe("the tool registry", () => {
     for (const name of ["getFile", "get-file", "_get", "get__file", "Get_file"]) {
       expect(() => makeTool(name)).toThrow(/not snake_case/);
     }
-    expect(() => defineTool({ name: "x", description: " ", schema: z.object({}), execute: async () => "" })).toThrow(/no description/);
+    expect(() =>
+      defineTool({ name: "x", description: " ", schema: z.object({}), execute: async () => "" }),
+    ).toThrow(/no description/);
   });
 
   it("never lets the model choose the owner, repository or installation", () => {

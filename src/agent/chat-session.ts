@@ -1,0 +1,54 @@
+import { AIMessage, HumanMessage, type BaseMessage } from "@langchain/core/messages";
+import type { Logger } from "pino";
+import type { RepoClient } from "../github/create-repo-client.js";
+import { prepareRun, type Assistant } from "./assistant.js";
+import { estimateTokens } from "./estimate-tokens.js";
+import { contentText, runAgent } from "./run-agent.js";
+
+/** A conversation in the terminal. The session keeps its own history: callers only send text. */
+export interface ChatSession {
+  send(text: string): Promise<string>;
+  /** Turns kept, for inspection: user and assistant messages, oldest first. */
+  readonly history: readonly BaseMessage[];
+}
+
+/**
+ * `talos chat`: the same agent and read tools as on GitHub, bound to `github`'s repository when
+ * one was chosen. Each turn keeps the question and the final answer (not the tool traffic); the
+ * oldest turns are dropped when the history outgrows the context budget.
+ */
+export function createChatSession(options: {
+  assistant: Assistant;
+  github: RepoClient | undefined;
+  log: Logger;
+}): ChatSession {
+  const { assistant, github, log } = options;
+  const history: BaseMessage[] = [];
+  const trim = () => {
+    const cost = () => history.reduce((sum, m) => sum + estimateTokens(contentText(m)), 0);
+    // Drop whole turns (a question and its answer), and keep at least the newest question.
+    while (history.length > 1 && cost() > assistant.limits.contextTokens) history.splice(0, 2);
+  };
+  return {
+    history,
+    async send(text) {
+      history.push(new HumanMessage(text));
+      trim();
+      const setup = await prepareRun(assistant, github, log);
+      const result = await runAgent({
+        model: assistant.model,
+        messages: [setup.system, ...history],
+        tools: github ? assistant.tools.list() : [],
+        toolContext: setup.toolContext,
+        fence: setup.fence,
+        limits: assistant.limits,
+        finalNote: setup.finalNote,
+        metrics: assistant.metrics,
+        log,
+      });
+      const answer = result.text || "(no answer)";
+      history.push(new AIMessage(answer));
+      return result.finished ? answer : `${answer}\n(stopped at the step or token limit)`;
+    },
+  };
+}

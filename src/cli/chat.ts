@@ -1,0 +1,96 @@
+import { createInterface } from "node:readline";
+import type { Readable, Writable } from "node:stream";
+import { createAssistant } from "../agent/create-assistant.js";
+import { createChatModel } from "../agent/create-chat-model.js";
+import { createChatSession } from "../agent/chat-session.js";
+import { systemClock } from "../clock.js";
+import { getGitHubApiUrl, type Env } from "../config.js";
+import { createOctokitClass } from "../github/create-octokit.js";
+import { createRepoClient } from "../github/create-repo-client.js";
+import { GitHubCache } from "../github/github-cache.js";
+import { createMetrics } from "../metrics/create-metrics.js";
+import type { Logger } from "pino";
+import { UsageError } from "./usage-error.js";
+
+export interface ChatOptions {
+  /** `owner/repo` to bind the tools to; without it the assistant has no tools. */
+  repo: string | undefined;
+  env: Env;
+  log: Logger;
+  stdin: Readable;
+  stdout: Writable;
+  stderr: Writable;
+}
+
+const REPO = /^([A-Za-z0-9_.-]+)\/([A-Za-z0-9_.-]+)$/;
+
+/**
+ * `talos chat`: the agent in the terminal, reading GitHub with GITHUB_TOKEN when one is given
+ * (public repositories work without). `exit`, `quit` or Ctrl-D ends the session.
+ */
+export async function chat(options: ChatOptions): Promise<number> {
+  const { env, log, stdout } = options;
+  const model = createChatModel(env);
+  if (!model) {
+    throw new UsageError(
+      "no language model configured: set OPENAI_API_KEY (and OPENAI_BASE_URL and TALOS_MODEL for a compatible server)",
+    );
+  }
+  const match = options.repo === undefined ? undefined : REPO.exec(options.repo);
+  if (options.repo !== undefined && !match)
+    throw new UsageError(`--repo takes owner/repo, not "${options.repo}"`);
+
+  const metrics = createMetrics();
+  const assistant = await createAssistant({ env, model, metrics, clock: systemClock, log });
+  if (!assistant) throw new UsageError("no language model configured");
+  let github;
+  if (match) {
+    const Octokit = createOctokitClass({
+      cache: new GitHubCache({
+        ttlMs: env.TALOS_CACHE_TTL_MS,
+        max: env.TALOS_CACHE_MAX,
+        clock: systemClock,
+      }),
+      metrics,
+      limits: {
+        maxRetries: env.TALOS_GITHUB_MAX_RETRIES,
+        maxRetryWaitSeconds: env.TALOS_GITHUB_MAX_RETRY_WAIT_SECONDS,
+        writeIntervalMs: env.TALOS_GITHUB_WRITE_INTERVAL_MS,
+        notificationIntervalMs: env.TALOS_GITHUB_NOTIFICATION_INTERVAL_MS,
+      },
+    });
+    const octokit = new Octokit({
+      baseUrl: getGitHubApiUrl(env),
+      log,
+      ...(env.GITHUB_TOKEN ? { auth: { token: env.GITHUB_TOKEN } } : {}),
+    });
+    github = createRepoClient(octokit, { owner: match[1] ?? "", repo: match[2] ?? "" });
+  }
+  const session = createChatSession({ assistant, github, log });
+
+  const lines = createInterface({
+    input: options.stdin,
+    output: stdout,
+    terminal: Boolean((options.stdin as { isTTY?: boolean }).isTTY),
+  });
+  stdout.write(
+    `Talos chat${match ? ` about ${match[0]}` : " (no repository: pass --repo owner/repo for tools)"}. Type exit or press Ctrl-D to end.\n`,
+  );
+  lines.setPrompt("you> ");
+  lines.prompt();
+  for await (const line of lines) {
+    const text = line.trim();
+    if (text === "exit" || text === "quit") break;
+    if (text) {
+      try {
+        stdout.write(`talos> ${await session.send(text)}\n`);
+      } catch (error) {
+        options.stderr.write(`talos chat: ${(error as Error).message.replace(/\s+/g, " ")}\n`);
+      }
+    }
+    lines.prompt();
+  }
+  lines.close();
+  stdout.write("\n");
+  return 0;
+}

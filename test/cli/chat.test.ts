@@ -1,0 +1,120 @@
+import { PassThrough } from "node:stream";
+import nock from "nock";
+import { afterEach, beforeEach, describe, expect, it } from "vitest";
+import { createChatSession } from "../../src/agent/chat-session.js";
+import { runCli } from "../../src/cli/main.js";
+import { startOpenAIStandIn, type OpenAIStandIn } from "../helpers/openai-stand-in.js";
+import { captureLogs } from "../helpers/test-app.js";
+import { scriptedModel } from "../helpers/scripted-model.js";
+import { createTestAssistant } from "../helpers/test-assistant.js";
+
+const TOKEN = "ghp_chatTestToken0123456789abcdefghijkl";
+
+async function talosChat(args: string[], input: string[], env: Record<string, string>) {
+  const stdin = new PassThrough();
+  const stdout = new PassThrough();
+  const stderr = new PassThrough();
+  let out = "";
+  let err = "";
+  stdout.on("data", (c: Buffer) => (out += c.toString()));
+  stderr.on("data", (c: Buffer) => (err += c.toString()));
+  const running = runCli(["chat", ...args], { stdin, stdout, stderr, env });
+  for (const line of input) stdin.write(`${line}\n`);
+  stdin.end();
+  const code = await running;
+  return { code, out, err };
+}
+
+describe("talos chat", () => {
+  let llm: OpenAIStandIn;
+  beforeEach(async () => (llm = await startOpenAIStandIn()));
+  afterEach(async () => llm.close());
+
+  it("answers with the same agent and tools, keeping the conversation itself", async () => {
+    llm.script(
+      { toolCalls: [{ name: "get_file", args: { path: "src/x.ts" } }] },
+      { content: "It throws when the config is missing." },
+      { content: "Throws." },
+    );
+    const github = nock("https://api.github.com")
+      .get("/repos/acme/widgets/contents/src%2Fx.ts")
+      .matchHeader("authorization", `token ${TOKEN}`)
+      .reply(200, {
+        type: "file",
+        path: "src/x.ts",
+        size: 10,
+        content: Buffer.from("throw 1;").toString("base64"),
+      });
+
+    const { code, out, err } = await talosChat(
+      ["--repo", "acme/widgets"],
+      ["What does src/x.ts do?", "", "And in one word?", "exit", "never read"],
+      {
+        OPENAI_API_KEY: "sk-chat-key-0123456789abcdef",
+        OPENAI_BASE_URL: llm.baseUrl,
+        GITHUB_TOKEN: TOKEN,
+      },
+    );
+
+    expect(err).toBe("");
+    expect(code).toBe(0);
+    expect(github.pendingMocks()).toEqual([]);
+    expect(out).toContain("Talos chat about acme/widgets.");
+    expect(out).toContain("talos> It throws when the config is missing.");
+    expect(out).toContain("talos> Throws.");
+    expect(llm.requests).toHaveLength(3);
+    // The second question carries the first turn, without its tool traffic.
+    expect(llm.requests[2]!.messages.map((m) => m.role)).toEqual([
+      "system",
+      "user",
+      "assistant",
+      "user",
+    ]);
+    expect(llm.requests[2]!.messages[2]!.content).toBe("It throws when the config is missing.");
+  });
+
+  it("ends at Ctrl-D (end of input), and has no tools without --repo", async () => {
+    llm.script({ content: "Hello." });
+    const { code, out } = await talosChat([], ["hi"], {
+      OPENAI_API_KEY: "sk-chat-key-0123456789abcdef",
+      OPENAI_BASE_URL: llm.baseUrl,
+    });
+    expect(code).toBe(0);
+    expect(out).toContain("talos> Hello.");
+    expect(llm.requests[0]!.tools ?? []).toEqual([]);
+  });
+
+  it.each([
+    [[], {}, /^talos chat: no language model configured/],
+    [
+      ["--repo", "not a repo"],
+      { OPENAI_API_KEY: "sk-x-0123456789abcdef" },
+      /^talos chat: --repo takes owner\/repo/,
+    ],
+  ])("exits 2 with one line for bad input: %j", async (args, env, message) => {
+    const { code, err } = await talosChat(args, [], env as Record<string, string>);
+    expect(code).toBe(2);
+    expect(err).toMatch(message);
+    expect(err.trim().split("\n")).toHaveLength(1);
+  });
+});
+
+describe("the chat session", () => {
+  it("drops the oldest turns when the history outgrows the context budget", async () => {
+    const model = scriptedModel();
+    for (let i = 0; i < 6; i++) model.respond(`answer ${i} ${"x".repeat(400)}`);
+    const assistant = await createTestAssistant(model, { contextTokens: 600 });
+    const logs = await captureLogs("warn");
+    const session = createChatSession({ assistant, github: undefined, log: logs.log });
+
+    for (let i = 0; i < 6; i++) await session.send(`question ${i} ${"y".repeat(400)}`);
+
+    const last = model.calls
+      .at(-1)!
+      .messages.slice(1)
+      .map((m) => String(m.content).split(" ").slice(0, 2).join(" "));
+    expect(last.at(-1)).toBe("question 5");
+    expect(last.length).toBeLessThan(11);
+    expect(session.history.length).toBeLessThanOrEqual(6);
+  });
+});
