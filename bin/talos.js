@@ -8,7 +8,9 @@ if (!existsSync(entry)) {
   process.exit(2);
 }
 const { runCli } = await import(entry.href);
-const { disableLangChainTracing } = await import(new URL("../dist/config.js", import.meta.url).href);
+const { disableLangChainTracing } = await import(
+  new URL("../dist/config.js", import.meta.url).href
+);
 disableLangChainTracing();
 process.exitCode = await runCli(process.argv.slice(2), {
   stdin: process.stdin,
