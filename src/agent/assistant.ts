@@ -41,7 +41,11 @@ export async function prepareRun(
   log: Logger,
 ): Promise<RunSetup> {
   const fence = createFence(assistant.scrub);
+  const info = github ? await github.getRepository() : undefined;
   const system = await assistant.prompts.render("system", {
+    repository_context: info
+      ? `Its default branch is ${info.defaultBranch}; it is ${info.visibility}${info.archived ? " and archived" : ""}. Its description: ${fence.wrap("repository description", info.description ?? "(none)")}`
+      : "No repository was chosen, so you have no tools.",
     repository: github
       ? `${github.repo.owner}/${github.repo.repo}`
       : "(none: no repository was chosen)",

@@ -5,7 +5,7 @@ import type { Tool } from "../tools/define-tool.js";
 import { prepareRun, type Assistant } from "./assistant.js";
 import { cleanModelOutput } from "./clean-model-output.js";
 import { runAgent } from "./run-agent.js";
-import { loadThread, renderThread } from "./thread.js";
+import { loadThread, renderThread, type KnownThread } from "./thread.js";
 import type { Fence } from "./untrusted-text.js";
 
 export interface ThreadTask {
@@ -13,6 +13,8 @@ export interface ThreadTask {
   github: RepoClient;
   /** The issue or pull request the task is about; its thread is the run's history. */
   number: number;
+  /** What the webhook payload already says about the thread. */
+  known?: KnownThread;
   /** The prompt file (under prompts/) that states the task; it takes `thread` and `values`. */
   prompt: string;
   /** Further prompt variables; untrusted text in them must go through the fence. */
@@ -37,7 +39,7 @@ export interface AgentAnswer {
 export async function runThreadTask(task: ThreadTask): Promise<AgentAnswer> {
   const { assistant, github, log } = task;
   const setup = await prepareRun(assistant, github, log);
-  const thread = await loadThread(github, task.number);
+  const thread = await loadThread(github, task.number, task.known);
   const prompt = await assistant.prompts.render(task.prompt, {
     thread: renderThread(thread, setup.fence, assistant.limits.contextTokens),
     ...task.values?.(setup.fence),

@@ -8,11 +8,22 @@ export interface Thread {
   comments: CommentInfo[];
 }
 
+/** What the event's payload already tells about the thread, so it need not be fetched. */
+export interface KnownThread {
+  issue?: IssueInfo;
+  /** Known only when there are none: a new issue has no comments to fetch. */
+  comments?: CommentInfo[];
+}
+
 /** Fetches the thread for this event; nothing about it is kept between events. */
-export async function loadThread(github: RepoClient, number: number): Promise<Thread> {
+export async function loadThread(
+  github: RepoClient,
+  number: number,
+  known: KnownThread = {},
+): Promise<Thread> {
   const [issue, comments] = await Promise.all([
-    github.getIssue(number),
-    github.listComments(number),
+    known.issue ?? github.getIssue(number),
+    known.comments ?? github.listComments(number),
   ]);
   return { issue, comments };
 }

@@ -4,7 +4,7 @@ import { runThreadTask } from "../agent/run-thread-task.js";
 import type { RepoConfig } from "../config.js";
 import type { AppIdentityLoader } from "../github/app-identity.js";
 import { triageMarker } from "../github/comment-markers.js";
-import type { RepoClient } from "../github/create-repo-client.js";
+import type { CommentInfo, IssueInfo, RepoClient } from "../github/create-repo-client.js";
 import type { Octokit } from "../github/octokit.js";
 import type { UpsertReplyOptions } from "../github/upsert-reply.js";
 import { upsertReply } from "../github/upsert-reply.js";
@@ -14,7 +14,10 @@ export interface TriageOptions {
   assistant: Assistant;
   github: RepoClient;
   octokit: Octokit;
-  issueNumber: number;
+  /** The new issue, from the webhook payload. */
+  issue: IssueInfo;
+  /** Its comments when known: none, for an issue just opened. */
+  comments: CommentInfo[] | undefined;
   settings: RepoConfig["triage"];
   /** For the triage comment: who we are, and how to retry its creation. */
   reply: Pick<UpsertReplyOptions, "limits" | "clock"> & { identity: AppIdentityLoader };
@@ -33,7 +36,8 @@ export interface TriageOutcome {
  * short comment is posted only when `triage.comment` is set.
  */
 export async function triageNewIssue(options: TriageOptions): Promise<TriageOutcome> {
-  const { assistant, github, octokit, issueNumber, settings, log } = options;
+  const { assistant, github, octokit, issue, settings, log } = options;
+  const issueNumber = issue.number;
   const wanted = new Set(settings.labels.map((name) => name.toLowerCase()));
   const allowed = (await github.listLabels()).filter(
     (l) => wanted.size === 0 || wanted.has(l.name.toLowerCase()),
@@ -48,6 +52,7 @@ export async function triageNewIssue(options: TriageOptions): Promise<TriageOutc
     assistant,
     github,
     number: issueNumber,
+    known: { issue, ...(options.comments ? { comments: options.comments } : {}) },
     prompt: "triage",
     values: (fence) => ({
       labels: fence.wrap(

@@ -7,14 +7,15 @@ export const askCommand: Command = {
   usage: "/talos ask <question>",
   summary: "Answer a question, using this thread and the repository.",
   isEnabled: (config) => config.ask.enabled,
-  async run({ args, assistant, github, issueNumber, log }) {
+  async run({ args, assistant, github, issue, log }) {
     if (!args)
       return "Ask a question after the command, e.g. `/talos ask why does the build fail on Windows?`";
     if (!assistant) return NO_MODEL_REPLY;
     const answer = await runThreadTask({
       assistant,
       github,
-      number: issueNumber,
+      number: issue.number,
+      known: { issue },
       prompt: "ask",
       values: (fence) => ({ question: fence.wrap("the maintainer's question", args) }),
       log,

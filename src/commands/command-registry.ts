@@ -1,7 +1,7 @@
 import type { Logger } from "pino";
 import type { Assistant } from "../agent/assistant.js";
 import type { CommandName, RepoConfig } from "../config.js";
-import type { RepoClient } from "../github/create-repo-client.js";
+import type { IssueInfo, RepoClient } from "../github/create-repo-client.js";
 import type { LoadedRepoConfig } from "../github/load-repo-config.js";
 import type { RepoRef } from "../github/octokit.js";
 
@@ -9,8 +9,8 @@ import type { RepoRef } from "../github/octokit.js";
 export interface CommandContext {
   args: string;
   repo: RepoRef;
-  issueNumber: number;
-  isPullRequest: boolean;
+  /** The issue or pull request commented on, as the webhook payload describes it. */
+  issue: IssueInfo;
   config: LoadedRepoConfig;
   registry: CommandRegistry;
   /** Reads of this repository (cached). */

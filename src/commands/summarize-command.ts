@@ -8,12 +8,13 @@ export const summarizeCommand: Command = {
   usage: "/talos summarize",
   summary: "Keep one summary of this thread, updated in place each time.",
   isEnabled: (config) => config.summarize.enabled,
-  async run({ assistant, github, issueNumber, log }) {
+  async run({ assistant, github, issue, log }) {
     if (!assistant) return NO_MODEL_REPLY;
     const answer = await runThreadTask({
       assistant,
       github,
-      number: issueNumber,
+      number: issue.number,
+      known: { issue },
       prompt: "summarize",
       log,
     });

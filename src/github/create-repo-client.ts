@@ -94,18 +94,7 @@ export function createRepoClient(octokit: Octokit, repo: RepoRef): RepoClient {
     },
     async getIssue(number) {
       const { data } = await octokit.rest.issues.get({ ...repo, issue_number: number });
-      return {
-        number: data.number,
-        title: data.title,
-        body: data.body ?? null,
-        state: data.state,
-        author: data.user?.login ?? null,
-        labels: data.labels
-          .map((l) => (typeof l === "string" ? l : (l.name ?? "")))
-          .filter(Boolean),
-        isPullRequest: data.pull_request !== undefined,
-        url: data.html_url,
-      };
+      return toIssueInfo(data);
     },
     async listComments(number) {
       const comments: CommentInfo[] = [];
@@ -164,6 +153,31 @@ export function createRepoClient(octokit: Octokit, repo: RepoRef): RepoClient {
         return { path, size: data.size, text: undefined, note: "a binary file" };
       return { path, size: data.size, text: bytes.toString("utf8") };
     },
+  };
+}
+
+/** The shape an issue has in the REST API and in webhook payloads alike. */
+export interface IssueData {
+  number: number;
+  title: string;
+  body?: string | null;
+  state?: string;
+  user?: { login: string } | null;
+  labels?: Array<string | { name?: string }>;
+  pull_request?: unknown;
+  html_url: string;
+}
+
+export function toIssueInfo(data: IssueData): IssueInfo {
+  return {
+    number: data.number,
+    title: data.title,
+    body: data.body ?? null,
+    state: data.state ?? "open",
+    author: data.user?.login ?? null,
+    labels: (data.labels ?? []).map((l) => (typeof l === "string" ? l : (l.name ?? ""))).filter(Boolean),
+    isPullRequest: data.pull_request !== undefined && data.pull_request !== null,
+    url: data.html_url,
   };
 }
 

@@ -9,10 +9,10 @@ import type { Clock } from "../clock.js";
 import type { AppIdentityLoader } from "../github/app-identity.js";
 import type { GitHubLimits } from "../github/create-octokit.js";
 import { hasTalosMarker, replyMarker } from "../github/comment-markers.js";
-import { createRepoClient } from "../github/create-repo-client.js";
+import { createRepoClient, toIssueInfo } from "../github/create-repo-client.js";
 import { loadRepoConfig } from "../github/load-repo-config.js";
 import { upsertReply } from "../github/upsert-reply.js";
-import { readPayload } from "./read-payload.js";
+import { IssuePayload, readPayload } from "./read-payload.js";
 
 const CommentCreated = z.object({
   comment: z.object({
@@ -21,7 +21,7 @@ const CommentCreated = z.object({
     author_association: z.string(),
     created_at: z.string(),
   }),
-  issue: z.object({ number: z.number(), pull_request: z.unknown().optional() }),
+  issue: IssuePayload,
   repository: z.object({ name: z.string(), owner: z.object({ login: z.string() }) }),
 });
 
@@ -60,8 +60,7 @@ export function createIssueCommentCreatedHandler(deps: CommentHandlerDeps) {
     });
     const reply = await runCommand(parsed, {
       repo,
-      issueNumber: issue.number,
-      isPullRequest: issue.pull_request !== undefined,
+      issue: toIssueInfo(issue),
       config,
       registry: deps.commands,
       github: createRepoClient(context.octokit, repo),

@@ -6,12 +6,12 @@ import { triageNewIssue } from "../automations/triage-new-issue.js";
 import type { Clock } from "../clock.js";
 import type { AppIdentityLoader } from "../github/app-identity.js";
 import type { GitHubLimits } from "../github/create-octokit.js";
-import { createRepoClient } from "../github/create-repo-client.js";
+import { createRepoClient, toIssueInfo } from "../github/create-repo-client.js";
 import { loadRepoConfig } from "../github/load-repo-config.js";
-import { readPayload } from "./read-payload.js";
+import { IssuePayload, readPayload } from "./read-payload.js";
 
 const IssueOpened = z.object({
-  issue: z.object({ number: z.number() }),
+  issue: IssuePayload,
   repository: z.object({ name: z.string(), owner: z.object({ login: z.string() }) }),
   installation: z.object({ id: z.number() }),
 });
@@ -51,7 +51,9 @@ export function createIssuesOpenedHandler(deps: IssuesOpenedDeps) {
       assistant: deps.assistant,
       github: createRepoClient(context.octokit, repo),
       octokit: context.octokit,
-      issueNumber: issue.number,
+      issue: toIssueInfo(issue),
+      // A new issue has no comments yet; nothing to fetch.
+      comments: issue.comments === 0 ? [] : undefined,
       settings: triage,
       reply: {
         identity: deps.identity,

@@ -1,4 +1,18 @@
-import type { z } from "zod";
+import { z } from "zod";
+
+/** An issue (or a pull request's issue side) as webhook payloads carry it. */
+export const IssuePayload = z.object({
+  number: z.number(),
+  title: z.string(),
+  body: z.string().nullable().optional(),
+  state: z.string().optional(),
+  user: z.object({ login: z.string() }).nullable().optional(),
+  labels: z.array(z.union([z.string(), z.object({ name: z.string().optional() })])).optional(),
+  pull_request: z.unknown().optional(),
+  html_url: z.string(),
+  /** How many comments it has. */
+  comments: z.number().optional(),
+});
 
 /** A webhook payload that lacks what a handler needs. It is bad input, not a bug in Talos. */
 export class MalformedPayloadError extends Error {

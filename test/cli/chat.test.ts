@@ -37,6 +37,14 @@ describe("talos chat", () => {
       { content: "Throws." },
     );
     const github = nock("https://api.github.com")
+      .get("/repos/acme/widgets")
+      .matchHeader("authorization", `token ${TOKEN}`)
+      .reply(200, {
+        full_name: "acme/widgets",
+        default_branch: "main",
+        visibility: "public",
+        archived: false,
+      })
       .get("/repos/acme/widgets/contents/src%2Fx.ts")
       .matchHeader("authorization", `token ${TOKEN}`)
       .reply(200, {

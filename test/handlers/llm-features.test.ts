@@ -15,16 +15,13 @@ import { webhookExample } from "../helpers/webhook-examples.js";
 const REPO = "/repos/Codertocat/Hello-World";
 type Scope = ReturnType<typeof githubScope>;
 
-const issueBody = (changes: Record<string, unknown> = {}) => ({
-  number: 1,
-  title: "Spelling error in the README file",
-  body: "It looks like you accidently spelled 'commit' with two 't's.",
-  state: "open",
-  user: { login: "Codertocat" },
-  labels: [],
-  html_url: "https://github.com/Codertocat/Hello-World/issues/1",
-  ...changes,
-});
+const repoBody = {
+  full_name: "Codertocat/Hello-World",
+  default_branch: "master",
+  visibility: "public",
+  archived: false,
+  description: "My first repository",
+};
 
 function command(app: TestApp, body: string, id = `llm-${Math.random()}`) {
   const payload = loadFixture<{ comment: { body: string } }>("issue_comment.created.help.json");
@@ -40,9 +37,12 @@ function mockCommandStart(scope: Scope, yaml?: string) {
   scope.post(`${REPO}/issues/comments/492700400/reactions`, { content: "eyes" }).reply(201, {});
 }
 
-/** The thread the agent works from: the issue and its comments. */
+/**
+ * What the agent reads besides the payload (which carries the issue): the repository, for the
+ * system prompt, and the comments.
+ */
 function mockThread(scope: Scope) {
-  scope.get(`${REPO}/issues/1`).reply(200, issueBody());
+  scope.get(REPO).reply(200, repoBody);
   scope
     .get(`${REPO}/issues/1/comments`)
     .query({ per_page: "100" })
@@ -199,8 +199,8 @@ describe("triage of a new issue", () => {
         { name: "bug", description: "Something is broken" },
         { name: "documentation", description: null },
       ]);
-    scope.get(`${REPO}/issues/1`).reply(200, issueBody());
-    scope.get(`${REPO}/issues/1/comments`).query(true).reply(200, []);
+    // The issue comes from the payload, and a new issue has no comments to list.
+    scope.get(REPO).reply(200, repoBody);
   }
 
   it("cannot be talked into a label that does not exist, and applies only allowed ones", async () => {

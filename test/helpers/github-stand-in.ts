@@ -84,7 +84,12 @@ interface RouteResult {
   headers?: Record<string, string>;
 }
 
-type Route = (match: RegExpMatchArray, body: unknown, query: URLSearchParams) => RouteResult;
+type Route = (
+  match: RegExpMatchArray,
+  body: unknown,
+  query: URLSearchParams,
+  accept: string,
+) => RouteResult;
 
 export async function startGitHubStandIn(options: StandInOptions = {}): Promise<GitHubStandIn> {
   const slug = options.slug ?? "talos-bot";
@@ -153,9 +158,17 @@ export async function startGitHubStandIn(options: StandInOptions = {}): Promise<
     [
       "GET",
       /^\/repos\/([^/]+)\/([^/]+)\/contents\/(.+)$/,
-      (m) => {
-        const text = files.get(repoOf(m))?.get(decodeURIComponent(m[3] ?? ""));
-        return text === undefined ? notFound : { status: 200, raw: text };
+      (m, _body, _query, accept) => {
+        const path = decodeURIComponent(m[3] ?? "");
+        const text = files.get(repoOf(m))?.get(path);
+        if (text === undefined) return notFound;
+        // The raw media type gets the file itself; the default gets GitHub's JSON description.
+        if (accept.includes("raw")) return { status: 200, raw: text };
+        const content = Buffer.from(text).toString("base64");
+        return {
+          status: 200,
+          body: { type: "file", path, size: Buffer.byteLength(text), encoding: "base64", content },
+        };
       },
     ],
     [
@@ -261,7 +274,7 @@ export async function startGitHubStandIn(options: StandInOptions = {}): Promise<
     for (const [routeMethod, pattern, handler] of routes) {
       if (result) break;
       const match = method === routeMethod ? pattern.exec(path) : null;
-      if (match) result = handler(match, body, url.searchParams);
+      if (match) result = handler(match, body, url.searchParams, String(req.headers.accept ?? ""));
     }
     result ??= { status: 404, body: { message: `Not Found (stand-in has no ${method} ${path})` } };
 

@@ -1,0 +1,1 @@
+export async function runGitHubBench(_: { json: boolean }) { throw new Error("not yet"); }

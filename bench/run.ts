@@ -1,0 +1,18 @@
+// `npm run bench -- <suite> [--json]`: prints a table, or with --json one JSON object on the last line.
+import { runGitHubBench } from "./github-bench.js";
+import { runPromptsBench } from "./prompts-bench.js";
+
+const SUITES: Record<string, (options: { json: boolean }) => Promise<unknown>> = {
+  prompts: runPromptsBench,
+  github: runGitHubBench,
+};
+
+const [suite, ...flags] = process.argv.slice(2);
+const run = suite ? SUITES[suite] : undefined;
+if (!run) {
+  console.error(`bench: choose a suite: ${Object.keys(SUITES).join(", ")} (and --json for machine output)`);
+  process.exit(2);
+}
+const json = flags.includes("--json");
+const result = await run({ json });
+if (json) console.log(JSON.stringify(result));
