@@ -27,7 +27,11 @@ function countingFs() {
 
 // What an `ask` event renders: the system prompt and the task.
 const VALUES = {
-  system: { repository: "acme/widgets", today: "2026-11-24", untrusted_tag: "untrusted-0123456789ab" },
+  system: {
+    repository: "acme/widgets",
+    today: "2026-11-24",
+    untrusted_tag: "untrusted-0123456789ab",
+  },
   ask: { thread: "Issue #7 ...\n".repeat(200), question: "Why does saving crash on Windows?" },
 };
 
@@ -37,14 +41,22 @@ const VALUES = {
  */
 async function renderNaively(fs: PromptFileSystem): Promise<string[]> {
   const prompts = new Map();
-  for (const entry of (await fs.readdir(DIRECTORY)).filter((e) => e.endsWith(".md") && e !== "README.md")) {
+  for (const entry of (await fs.readdir(DIRECTORY)).filter(
+    (e) => e.endsWith(".md") && e !== "README.md",
+  )) {
     const name = entry.slice(0, -3);
     prompts.set(name, parsePrompt(name, entry, await fs.readFile(`${DIRECTORY}${entry}`)));
   }
-  return [renderPrompt(prompts.get("system"), VALUES.system), renderPrompt(prompts.get("ask"), VALUES.ask)];
+  return [
+    renderPrompt(prompts.get("system"), VALUES.system),
+    renderPrompt(prompts.get("ask"), VALUES.ask),
+  ];
 }
 
-async function measure(render: () => Promise<string[]>, counts: { reads: number; stats: number; readdirs: number }) {
+async function measure(
+  render: () => Promise<string[]>,
+  counts: { reads: number; stats: number; readdirs: number },
+) {
   for (let i = 0; i < WARM_UP; i++) await render();
   const before = { ...counts };
   const samples: number[] = [];
@@ -74,14 +86,19 @@ export async function runPromptsBench({ json }: { json: boolean }) {
     fs: cachedFs.fs,
   });
   const cached = await measure(
-    async () => [await library.render("system", VALUES.system), await library.render("ask", VALUES.ask)],
+    async () => [
+      await library.render("system", VALUES.system),
+      await library.render("ask", VALUES.ask),
+    ],
     cachedFs.counts,
   );
 
   const speedup = naive.mean / cached.mean;
   const result = { suite: "prompts", events: EVENTS, promptsPerEvent: 2, naive, cached, speedup };
   if (!json) {
-    console.log(`prompts: ${EVENTS} events (system + ask prompt each) after ${WARM_UP} warm-up events\n`);
+    console.log(
+      `prompts: ${EVENTS} events (system + ask prompt each) after ${WARM_UP} warm-up events\n`,
+    );
     printTable(
       [
         ["naive: read the directory every event", naive],

@@ -10,7 +10,9 @@ const SUITES: Record<string, (options: { json: boolean }) => Promise<unknown>> =
 const [suite, ...flags] = process.argv.slice(2);
 const run = suite ? SUITES[suite] : undefined;
 if (!run) {
-  console.error(`bench: choose a suite: ${Object.keys(SUITES).join(", ")} (and --json for machine output)`);
+  console.error(
+    `bench: choose a suite: ${Object.keys(SUITES).join(", ")} (and --json for machine output)`,
+  );
   process.exit(2);
 }
 const json = flags.includes("--json");

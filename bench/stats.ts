@@ -9,7 +9,9 @@ export function summarize(samples: number[]) {
 export function printTable(rows: Array<Record<string, string | number>>): void {
   const columns = Object.keys(rows[0] ?? {});
   const cell = (v: string | number) => (typeof v === "number" ? formatNumber(v) : v);
-  const widths = columns.map((c) => Math.max(c.length, ...rows.map((r) => cell(r[c] ?? "").length)));
+  const widths = columns.map((c) =>
+    Math.max(c.length, ...rows.map((r) => cell(r[c] ?? "").length)),
+  );
   const line = (values: string[]) => values.map((v, i) => v.padEnd(widths[i] ?? 0)).join("  ");
   console.log(line(columns));
   console.log(line(widths.map((w) => "-".repeat(w))));

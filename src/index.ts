@@ -25,8 +25,8 @@ export interface TalosOptions {
   clock?: Clock;
   /** Defaults to the durable ledger under `TALOS_DATA_DIR`. */
   ledger?: DeliveryLedger;
-  /** Tests switch GitHub throttling and retries off. */
-  octokit?: { throttle?: boolean; retry?: boolean };
+  /** Tests switch GitHub throttling and retries off; the benchmark, the cache. */
+  octokit?: { throttle?: boolean; retry?: boolean; cache?: boolean };
   /** The chat model; by default `ChatOpenAI` from the environment, or none without a key. */
   model?: BaseChatModel | undefined;
 }
@@ -59,7 +59,13 @@ export async function createTalos(options: TalosOptions): Promise<Talos> {
     writeIntervalMs: env.TALOS_GITHUB_WRITE_INTERVAL_MS,
     notificationIntervalMs: env.TALOS_GITHUB_NOTIFICATION_INTERVAL_MS,
   };
-  const Octokit = createOctokitClass({ cache, metrics, limits, ...options.octokit });
+  const { cache: useCache = true, ...throttling } = options.octokit ?? {};
+  const Octokit = createOctokitClass({
+    cache: useCache ? cache : undefined,
+    metrics,
+    limits,
+    ...throttling,
+  });
   const ledger =
     options.ledger ??
     (await openDeliveryLedger({

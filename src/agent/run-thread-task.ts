@@ -1,6 +1,6 @@
 import { HumanMessage } from "@langchain/core/messages";
 import type { Logger } from "pino";
-import type { RepoClient } from "../github/create-repo-client.js";
+import type { CommentInfo, RepoClient } from "../github/create-repo-client.js";
 import type { Tool } from "../tools/define-tool.js";
 import { prepareRun, type Assistant } from "./assistant.js";
 import { cleanModelOutput } from "./clean-model-output.js";
@@ -29,6 +29,8 @@ export interface AgentAnswer {
   text: string;
   /** False when a limit cut the run short: the answer may be partial. */
   finished: boolean;
+  /** The thread's comments as the run read them, complete. */
+  comments: CommentInfo[];
 }
 
 /**
@@ -55,5 +57,9 @@ export async function runThreadTask(task: ThreadTask): Promise<AgentAnswer> {
     metrics: assistant.metrics,
     log,
   });
-  return { text: cleanModelOutput(result.text), finished: result.finished };
+  return {
+    text: cleanModelOutput(result.text),
+    finished: result.finished,
+    comments: thread.comments,
+  };
 }

@@ -20,6 +20,8 @@ export const askCommand: Command = {
       values: (fence) => ({ question: fence.wrap("the maintainer's question", args) }),
       log,
     });
-    return (answer.text || "I have no answer to that.") + (answer.finished ? "" : PARTIAL_NOTE);
+    const body =
+      (answer.text || "I have no answer to that.") + (answer.finished ? "" : PARTIAL_NOTE);
+    return { body, seen: answer.comments };
   },
 };

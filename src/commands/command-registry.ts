@@ -1,7 +1,7 @@
 import type { Logger } from "pino";
 import type { Assistant } from "../agent/assistant.js";
 import type { CommandName, RepoConfig } from "../config.js";
-import type { IssueInfo, RepoClient } from "../github/create-repo-client.js";
+import type { CommentInfo, IssueInfo, RepoClient } from "../github/create-repo-client.js";
 import type { LoadedRepoConfig } from "../github/load-repo-config.js";
 import type { RepoRef } from "../github/octokit.js";
 
@@ -25,8 +25,10 @@ export interface CommandContext {
 /**
  * A command's answer. By default it is the reply to the command's comment; a `marker` names a
  * comment the thread keeps one of (a summary, say), which is edited in place on every run.
+ * `seen` hands over the thread's comments when the command has just read them all, so the
+ * reply's marker is looked for there instead of in a second listing.
  */
-export type CommandReply = string | { body: string; marker: string };
+export type CommandReply = string | { body: string; marker?: string; seen?: CommentInfo[] };
 
 export interface Command {
   name: CommandName;

@@ -2,11 +2,7 @@ import { LlmError } from "../agent/run-agent.js";
 import type { CommandContext, CommandReply } from "./command-registry.js";
 import type { ParsedCommand } from "./parse-command.js";
 
-export interface CommandOutcome {
-  body: string;
-  /** Set when the reply is a comment the thread keeps one of; see CommandReply. */
-  marker?: string;
-}
+export type CommandOutcome = Exclude<CommandReply, string>;
 
 /**
  * Runs a parsed command. It always returns a reply: an unknown or switched-off command, or a

@@ -19,6 +19,10 @@ export const summarizeCommand: Command = {
       log,
     });
     const body = `**Summary of this thread** (updated by \`/talos summarize\`)\n\n${answer.text || "(nothing to summarize)"}`;
-    return { body: body + (answer.finished ? "" : PARTIAL_NOTE), marker: summaryMarker() };
+    return {
+      body: body + (answer.finished ? "" : PARTIAL_NOTE),
+      marker: summaryMarker(),
+      seen: answer.comments,
+    };
   },
 };

@@ -18,7 +18,8 @@ export interface GitHubLimits {
 }
 
 export interface OctokitClassOptions {
-  cache: GitHubCache;
+  /** Absent: no caching (the benchmark's naive baseline). */
+  cache: GitHubCache | undefined;
   metrics: Metrics;
   limits: GitHubLimits;
   /** Tests switch throttling and retries off; production never does. */

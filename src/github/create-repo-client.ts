@@ -50,7 +50,6 @@ export interface FileInfo {
 
 // The GitHub contents API returns files up to 1 MB inline; the agent needs far less.
 const MAX_FILE_BYTES = 200_000;
-const MAX_COMMENTS = 300;
 
 /**
  * Reads of one repository through the installation's client, whose cache plugin serves repeated
@@ -61,7 +60,7 @@ export interface RepoClient {
   getRepository(): Promise<RepositoryInfo>;
   listLabels(): Promise<LabelInfo[]>;
   getIssue(number: number): Promise<IssueInfo>;
-  /** The thread's comments, oldest first (at most 300: the oldest are dropped beyond that). */
+  /** All of the thread's comments, oldest first. */
   listComments(number: number): Promise<CommentInfo[]>;
   /** Issue search in this repository only; qualifiers that could widen it are removed. */
   searchIssues(
@@ -112,7 +111,7 @@ export function createRepoClient(octokit: Octokit, repo: RepoRef): RepoClient {
           });
         }
       }
-      return comments.slice(-MAX_COMMENTS);
+      return comments;
     },
     async searchIssues(query, { state, limit }) {
       const scope = `${repo.owner}/${repo.repo}`;
@@ -175,7 +174,9 @@ export function toIssueInfo(data: IssueData): IssueInfo {
     body: data.body ?? null,
     state: data.state ?? "open",
     author: data.user?.login ?? null,
-    labels: (data.labels ?? []).map((l) => (typeof l === "string" ? l : (l.name ?? ""))).filter(Boolean),
+    labels: (data.labels ?? [])
+      .map((l) => (typeof l === "string" ? l : (l.name ?? "")))
+      .filter(Boolean),
     isPullRequest: data.pull_request !== undefined && data.pull_request !== null,
     url: data.html_url,
   };

@@ -42,7 +42,7 @@ function classify(url: string) {
 }
 
 export interface RequestCachePluginOptions {
-  talos?: { cache: GitHubCache; installation: string };
+  talos?: { cache?: GitHubCache | undefined; installation: string };
 }
 
 /**
@@ -54,7 +54,8 @@ export interface RequestCachePluginOptions {
  */
 export function requestCachePlugin(octokit: Octokit, options: OctokitOptions): void {
   const talos = (options as RequestCachePluginOptions).talos;
-  if (!talos) return;
+  const cache = talos?.cache;
+  if (!talos || !cache) return;
   octokit.hook.wrap("request", async (request, requestOptions) => {
     if (requestOptions.method !== "GET") return request(requestOptions);
     const { url, headers } = octokit.request.endpoint.parse(requestOptions);
@@ -62,37 +63,33 @@ export function requestCachePlugin(octokit: Octokit, options: OctokitOptions): v
     if (!classified) return request(requestOptions);
 
     const scope = { installation: talos.installation, ...classified };
-    const entry = await talos.cache.fetch(
-      scope,
-      `GET ${url} ${headers.accept ?? ""}`,
-      async (stale) => {
-        const etag = stale?.type === "response" ? stale.etag : undefined;
-        // The hook layers below are bound to this options object: change it, do not replace it.
-        if (etag) requestOptions.headers["if-none-match"] = etag;
-        try {
-          const response = await request(requestOptions);
-          const cached: CachedResponse = {
-            status: response.status,
-            url: response.url,
-            headers: { ...response.headers } as CachedResponse["headers"],
-            data: response.data,
-          };
-          return {
-            type: "response",
-            response: cached,
-            etag: response.headers.etag,
-          } satisfies CacheEntry;
-        } catch (error) {
-          const status = (error as { status?: number }).status;
-          if (status === 304 && stale) return stale;
-          if (status === 404) {
-            const body = (error as RequestError).response?.data ?? null;
-            return { type: "not-found", url, body } satisfies CacheEntry;
-          }
-          throw error;
+    const entry = await cache.fetch(scope, `GET ${url} ${headers.accept ?? ""}`, async (stale) => {
+      const etag = stale?.type === "response" ? stale.etag : undefined;
+      // The hook layers below are bound to this options object: change it, do not replace it.
+      if (etag) requestOptions.headers["if-none-match"] = etag;
+      try {
+        const response = await request(requestOptions);
+        const cached: CachedResponse = {
+          status: response.status,
+          url: response.url,
+          headers: { ...response.headers } as CachedResponse["headers"],
+          data: response.data,
+        };
+        return {
+          type: "response",
+          response: cached,
+          etag: response.headers.etag,
+        } satisfies CacheEntry;
+      } catch (error) {
+        const status = (error as { status?: number }).status;
+        if (status === 304 && stale) return stale;
+        if (status === 404) {
+          const body = (error as RequestError).response?.data ?? null;
+          return { type: "not-found", url, body } satisfies CacheEntry;
         }
-      },
-    );
+        throw error;
+      }
+    });
     if (entry.type === "not-found") {
       throw new RequestError("Not Found", 404, {
         request: { method: "GET", url, headers: { ...headers } },

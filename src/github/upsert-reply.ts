@@ -1,6 +1,7 @@
 import type { Clock } from "../clock.js";
 import type { GitHubLimits } from "./create-octokit.js";
 import { withMarker } from "./comment-markers.js";
+import type { CommentInfo } from "./create-repo-client.js";
 import { getClientLog, type Octokit, type RepoRef } from "./octokit.js";
 
 export interface UpsertReplyOptions extends RepoRef {
@@ -13,6 +14,11 @@ export interface UpsertReplyOptions extends RepoRef {
   botLogin: string;
   /** ISO time no later than the reply's creation, to skip older pages of the thread. */
   since?: string | undefined;
+  /**
+   * The thread's complete comment list, when the caller has just read it: the first look for the
+   * marker uses it. A retry after a failed attempt always asks GitHub again.
+   */
+  knownComments?: CommentInfo[] | undefined;
   limits: Pick<GitHubLimits, "maxRetries" | "maxRetryWaitSeconds">;
   clock: Clock;
 }
@@ -33,7 +39,12 @@ export async function upsertReply(options: UpsertReplyOptions): Promise<UpsertRe
   const { octokit, owner, repo, issueNumber, marker, limits, clock } = options;
   const body = withMarker(options.body, marker);
   for (let attempt = 0; ; attempt++) {
-    const existing = await findOwnComment(options);
+    const existing =
+      attempt === 0 && options.knownComments
+        ? options.knownComments.find(
+            (c) => c.author === options.botLogin && c.body.includes(marker),
+          )?.id
+        : await findOwnComment(options);
     if (existing) {
       await octokit.rest.issues.updateComment({ owner, repo, comment_id: existing, body });
       return { action: "updated", commentId: existing };

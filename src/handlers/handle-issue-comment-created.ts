@@ -77,6 +77,7 @@ export function createIssueCommentCreatedHandler(deps: CommentHandlerDeps) {
         ? { marker: reply.marker }
         : { marker: replyMarker(comment.id), since: comment.created_at }),
       body: reply.body,
+      knownComments: reply.seen,
       botLogin: identity.botLogin,
       limits: deps.limits,
       clock: deps.clock,

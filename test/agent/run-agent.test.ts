@@ -65,7 +65,7 @@ describe("the agent", () => {
     const model = fakeModel().respond(new AIMessage("It throws in save()."));
     const { answer } = await ask(model);
 
-    expect(answer).toEqual({ text: "It throws in save().", finished: true });
+    expect(answer).toMatchObject({ text: "It throws in save().", finished: true });
     const [system, task] = model.calls[0]!.messages;
     expect(system!.content).toContain("acme/widgets");
     expect(task!.content).toContain("Crash when saving a widget");

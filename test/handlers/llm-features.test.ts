@@ -82,7 +82,7 @@ describe("/talos ask", () => {
       size: 23,
       content: Buffer.from("throw new Error('x');\n").toString("base64"),
     });
-    scope.get(`${REPO}/issues/1/comments`).query(true).reply(200, []);
+    // The thread just read is where the reply is looked for: no second listing.
     const reply = capturePost(scope, `${REPO}/issues/1/comments`);
 
     await command(app, "/talos ask why does X fail?");
@@ -149,8 +149,7 @@ describe("/talos summarize", () => {
     const first = githubScope();
     mockCommandStart(first);
     mockThread(first);
-    // The summary is looked for in the whole thread, not only after the command.
-    first.get(`${REPO}/issues/1/comments`).query({ per_page: "100" }).reply(200, []);
+    // The summary is looked for in the whole thread the run read.
     const created = capturePost(first, `${REPO}/issues/1/comments`);
     await command(app, "/talos summarize", "summary-1");
     expect(first.pendingMocks()).toEqual([]);
@@ -160,12 +159,16 @@ describe("/talos summarize", () => {
 
     const second = githubScope();
     second.post(`${REPO}/issues/comments/492700400/reactions`).reply(200, {});
-    second.get(`${REPO}/issues/1/comments`).query({ per_page: "100" }).reply(200, []);
     second
       .get(`${REPO}/issues/1/comments`)
       .query({ per_page: "100" })
       .reply(200, [
-        { id: 501, body: created.body, user: { login: `${APP_SLUG}[bot]`, type: "Bot" } },
+        {
+          id: 501,
+          body: created.body,
+          user: { login: `${APP_SLUG}[bot]`, type: "Bot" },
+          created_at: "2026-11-24T12:00:00Z",
+        },
       ]);
     let edited = "";
     second
