@@ -67,7 +67,11 @@ function makeBurst(): BurstEvent[] {
       Object.assign(payload.issue, { number: 1000 + i, comments: 0, body: "It crashes." });
       return { name: "issues", payload: { ...payload, repository } };
     }
-    const payload = loadFixture<Record<string, any>>("issue_comment.created.help.json");
+    const payload = loadFixture<{
+      installation: object;
+      repository: object;
+      comment: { id: number; body: string };
+    }>("issue_comment.created.help.json");
     payload.installation = { id: repo.installation };
     payload.repository = repository;
     payload.comment.id = 10_000 + i;
