@@ -29,6 +29,7 @@ function countingFs() {
 const VALUES = {
   system: {
     repository: "acme/widgets",
+    repository_context: "Its default branch is main; it is public.",
     today: "2026-11-24",
     untrusted_tag: "untrusted-0123456789ab",
   },
