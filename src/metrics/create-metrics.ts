@@ -13,6 +13,11 @@ export interface Metrics {
   cacheRequests: Counter<"kind" | "result">;
   llmTokens: Counter<"kind">;
   llmRequestDuration: Histogram<"outcome">;
+  memoryAddDuration: Histogram;
+  memoryFlushes: Counter;
+  memoryFlushDuration: Histogram;
+  memoryRecords: Gauge;
+  memoryPendingRecords: Gauge;
 }
 
 export function createMetrics(): Metrics {
@@ -63,6 +68,33 @@ export function createMetrics(): Metrics {
       help: "Language model call duration, retries included, by outcome (ok or error)",
       labelNames: ["outcome"],
       buckets: [0.25, 0.5, 1, 2, 5, 10, 20, 40, 80],
+      registers,
+    }),
+    memoryAddDuration: new Histogram({
+      name: "talos_memory_add_duration_seconds",
+      help: "Time for a memory to become durable and searchable, embedding included",
+      buckets: [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1, 5],
+      registers,
+    }),
+    memoryFlushes: new Counter({
+      name: "talos_memory_flushes_total",
+      help: "Batches written from the memory log into the vectra index files",
+      registers,
+    }),
+    memoryFlushDuration: new Histogram({
+      name: "talos_memory_flush_duration_seconds",
+      help: "Time to write one batch into the vectra index files",
+      buckets: [0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5],
+      registers,
+    }),
+    memoryRecords: new Gauge({
+      name: "talos_memory_records",
+      help: "Memories held by the open repository memories",
+      registers,
+    }),
+    memoryPendingRecords: new Gauge({
+      name: "talos_memory_pending_records",
+      help: "Memories in the log that the vectra index files do not hold yet",
       registers,
     }),
   };

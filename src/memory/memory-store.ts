@@ -1,0 +1,77 @@
+/** What a memory is of. */
+export const MEMORY_KINDS = ["issue", "pull_request", "comment", "answer", "note"] as const;
+export type MemoryKind = (typeof MEMORY_KINDS)[number];
+
+export type MetadataValue = string | number | boolean;
+
+/** A memory to store. `id` names its source, so storing the same source again updates it. */
+export interface MemoryInput {
+  /** Stable per source: `issue-12`, `pull_request-7`, `answer-<comment id>`, `note-<comment id>`. */
+  id: string;
+  kind: MemoryKind;
+  text: string;
+  /** `owner/repo`. */
+  repo: string;
+  number?: number | undefined;
+  author?: string | undefined;
+  url?: string | undefined;
+  /** ISO 8601. */
+  createdAt: string;
+  /** `open` or `closed`, for issues and pull requests. */
+  state?: string | undefined;
+  metadata?: Record<string, MetadataValue> | undefined;
+}
+
+export type MemoryRecord = MemoryInput;
+
+export interface SearchOptions {
+  k: number;
+  kinds?: readonly MemoryKind[];
+  state?: string;
+  /** Only memories created at or after this ISO time. */
+  since?: string;
+  /** Leave these out (the issue the search is about, say). */
+  excludeIds?: readonly string[];
+  /** Only hits whose cosine similarity reaches this. */
+  minScore?: number;
+}
+
+export interface SearchHit {
+  record: MemoryRecord;
+  /** Cosine similarity of the embeddings. */
+  score: number;
+  /** Found by keywords (BM25) rather than by meaning alone. */
+  keyword: boolean;
+}
+
+export interface MemoryStats {
+  records: number;
+  byKind: Record<string, number>;
+  /** Records in the log not yet written to the index files. */
+  pending: number;
+  segments: number;
+  bytesOnDisk: number;
+  model: string;
+  dimension: number;
+}
+
+/**
+ * The memory of one installation's repository. Implementations keep each repository's memories
+ * apart at the storage level; the caller picks the repository from the event, never from text
+ * the model wrote.
+ */
+export interface MemoryStore {
+  /** Resolves once the memory is durable; it is searchable at once. */
+  add(input: MemoryInput): Promise<MemoryRecord>;
+  /** Many memories with one embedding batch and one durable write. */
+  addMany(inputs: MemoryInput[]): Promise<MemoryRecord[]>;
+  /** Resolves false when there was no such memory. */
+  remove(id: string): Promise<boolean>;
+  get(id: string): MemoryRecord | undefined;
+  search(query: string, options: SearchOptions): Promise<SearchHit[]>;
+  list(): MemoryRecord[];
+  stats(): Promise<MemoryStats>;
+  /** Writes pending memories into the index files now. */
+  flush(): Promise<void>;
+  close(): Promise<void>;
+}

@@ -1,0 +1,313 @@
+import { appendFileSync, readdirSync, readFileSync, truncateSync, writeFileSync } from "node:fs";
+import { join } from "node:path";
+import { pino } from "pino";
+import { describe, expect, it } from "vitest";
+import { systemClock } from "../../src/clock.js";
+import { createLocalEmbedder } from "../../src/memory/local-embedder.js";
+import { MemoryRegistry } from "../../src/memory/memory-registry.js";
+import { openSegmentIndex, readSegment, AtomicFileStorage } from "../../src/memory/vectra-files.js";
+import { MemoryMismatchError } from "../../src/memory/vectra-memory-store.js";
+import { MemoryCorruptError } from "../../src/memory/write-ahead-log.js";
+import { createMetrics } from "../../src/metrics/create-metrics.js";
+import { makeDataDir } from "../helpers/test-app.js";
+import { countingEmbedder, issueMemory, openTestStore } from "../helpers/test-memory.js";
+
+const ISSUES: Array<[number, string]> = [
+  [1, "App crashes when saving a widget on Windows"],
+  [2, "Dark mode colours are wrong in the settings page"],
+  [3, "Saving a widget fails with permission denied"],
+  [4, "Add support for exporting widgets to CSV"],
+  [5, "Crash on startup after updating to 2.0"],
+];
+
+async function seeded(directory = makeDataDir(), options = {}) {
+  const store = await openTestStore(directory, options);
+  await store.addMany(ISSUES.map(([n, text]) => issueMemory(n, text)));
+  return { store, directory };
+}
+
+const ids = (hits: Array<{ record: { id: string } }>) => hits.map((h) => h.record.id);
+
+describe("the vectra memory store", () => {
+  it("makes an added memory searchable at once and durable before it resolves", async () => {
+    const directory = makeDataDir();
+    const store = await openTestStore(directory);
+    await store.add(issueMemory(1, "App crashes when saving a widget on Windows"));
+
+    expect((await store.search("saving a widget crashes on windows", { k: 1 }))[0]?.record.id).toBe(
+      "issue-1",
+    );
+    // No flush, no close: a crash now must not lose it.
+    const reopened = await openTestStore(directory);
+    expect(reopened.get("issue-1")?.text).toBe("App crashes when saving a widget on Windows");
+    await reopened.close();
+  });
+
+  it("updates a re-added source instead of duplicating it, and never embeds the same text twice", async () => {
+    const { embedder, texts } = countingEmbedder();
+    const store = await openTestStore(makeDataDir(), { embedder });
+    await store.add(issueMemory(1, "Crash on save"));
+    await store.add(issueMemory(1, "Crash on save", { state: "closed" }));
+    await store.add(issueMemory(1, "Crash on save (edited)"));
+
+    expect(store.list()).toHaveLength(1);
+    expect(store.get("issue-1")).toMatchObject({ text: "Crash on save (edited)", state: "open" });
+    expect(texts).toEqual(["Crash on save", "Crash on save (edited)"]);
+    await store.close();
+  });
+
+  it("keeps every one of many concurrent adds", async () => {
+    const directory = makeDataDir();
+    const store = await openTestStore(directory, { batchSize: 7 });
+    await Promise.all(
+      Array.from({ length: 120 }, (_, i) => store.add(issueMemory(i + 1, `issue number ${i + 1}`))),
+    );
+    expect(store.list()).toHaveLength(120);
+    const reopened = await openTestStore(directory);
+    expect(
+      reopened
+        .list()
+        .map((r) => r.id)
+        .sort(),
+    ).toEqual(Array.from({ length: 120 }, (_, i) => `issue-${i + 1}`).sort());
+    await store.close();
+    await reopened.close();
+  });
+
+  it("writes a batch once: one flush per batch, rewriting only the index files it touched", async () => {
+    const metrics = createMetrics();
+    const directory = makeDataDir();
+    const store = await openTestStore(directory, { batchSize: 10, segmentSize: 25, metrics });
+    const flushes = async () => (await metrics.memoryFlushes.get()).values[0]?.value ?? 0;
+    const afterOpen = await flushes();
+
+    for (let i = 1; i <= 9; i++) await store.add(issueMemory(i, `issue ${i}`));
+    expect(await flushes()).toBe(afterOpen);
+    await store.add(issueMemory(10, "issue 10"));
+    await store.flush(); // waits for the flush the tenth add queued; nothing is left for a second
+    expect(await flushes()).toBe(afterOpen + 1);
+
+    for (let i = 11; i <= 40; i++) await store.add(issueMemory(i, `issue ${i}`));
+    await store.flush();
+    const segmentOne = readFileSync(join(directory, "segment-000001.pb"));
+    await store.add(issueMemory(41, "issue 41"));
+    await store.flush();
+    // Records 26 and on live in the second file; the first is not rewritten.
+    expect(readFileSync(join(directory, "segment-000001.pb")).equals(segmentOne)).toBe(true);
+    await store.close();
+  });
+
+  it("finds by meaning, with kind, state, time and exclusion filters and a minimum score", async () => {
+    const { store } = await seeded();
+    await store.add({
+      ...issueMemory(9, "Saving crashes the app"),
+      id: "answer-900",
+      kind: "answer",
+      number: undefined,
+    });
+    await store.add(
+      issueMemory(6, "Saving crashes the app", {
+        state: "closed",
+        createdAt: "2025-01-01T00:00:00Z",
+      }),
+    );
+
+    const query = "the app crashes when saving";
+    expect(ids(await store.search(query, { k: 3, kinds: ["answer"] }))).toEqual(["answer-900"]);
+    expect(ids(await store.search(query, { k: 10, state: "closed" }))).toEqual(["issue-6"]);
+    expect(ids(await store.search(query, { k: 10, since: "2026-01-01T00:00:00Z" }))).not.toContain(
+      "issue-6",
+    );
+    expect(ids(await store.search(query, { k: 10, excludeIds: ["issue-1"] }))).not.toContain(
+      "issue-1",
+    );
+    const strict = await store.search("App crashes when saving a widget on Windows please", {
+      k: 5,
+      minScore: 0.8,
+    });
+    expect(ids(strict)).toEqual(["issue-1"]);
+    await store.close();
+  });
+
+  it("uses vectra's BM25 hybrid for short queries, where meaning alone misses", async () => {
+    // Vectors that say nothing about the words: only the keyword search can find issue 4.
+    const blind = {
+      model: "blind",
+      dimension: 8,
+      embed: async (texts: string[]) =>
+        texts.map((text) =>
+          Float32Array.from({ length: 8 }, (_, i) => Math.sin(text.length * (i + 1))),
+        ),
+    };
+    const { store } = await seeded(makeDataDir(), { embedder: blind });
+    const hits = await store.search("CSV export", { k: 2 });
+    expect(hits.find((hit) => hit.record.id === "issue-4")).toMatchObject({ keyword: true });
+    expect(
+      (await store.search("a long question about exporting widgets to CSV files", { k: 2 })).every(
+        (h) => !h.keyword,
+      ),
+    ).toBe(true);
+    await store.close();
+  });
+
+  it("removes a memory for good", async () => {
+    const { store, directory } = await seeded();
+    expect(await store.remove("issue-2")).toBe(true);
+    expect(await store.remove("issue-2")).toBe(false);
+    expect(store.get("issue-2")).toBeUndefined();
+    const reopened = await openTestStore(directory);
+    expect(reopened.get("issue-2")).toBeUndefined();
+    expect(reopened.list()).toHaveLength(4);
+    await reopened.close();
+  });
+
+  it("keeps its memories in vectra index files that vectra itself can open", async () => {
+    const { store, directory } = await seeded();
+    await store.flush();
+    const index = openSegmentIndex(directory, "segment-000001.pb");
+    const items = await index.listItems();
+    expect(items.map((i) => i.id).sort()).toEqual([
+      "issue-1",
+      "issue-2",
+      "issue-3",
+      "issue-4",
+      "issue-5",
+    ]);
+    expect(items[0]?.vector).toHaveLength(512);
+    expect(items.find((i) => i.id === "issue-4")?.metadata).toMatchObject({
+      kind: "issue",
+      number: 4,
+      repo: "acme/widgets",
+    });
+    await store.close();
+  });
+
+  it("refuses a record of another repository", async () => {
+    const store = await openTestStore(makeDataDir());
+    await expect(store.add(issueMemory(1, "x", { repo: "evil/elsewhere" }))).rejects.toThrow(
+      "a memory of evil/elsewhere cannot go into the memory of acme/widgets",
+    );
+    await store.close();
+  });
+
+  it("refuses to mix embedders, with an error that says what to do", async () => {
+    const { store, directory } = await seeded();
+    await store.close();
+    const other = { model: "text-embedding-3-small", dimension: 1536, embed: async () => [] };
+    await expect(openTestStore(directory, { embedder: other })).rejects.toThrow(
+      MemoryMismatchError,
+    );
+    await expect(openTestStore(directory, { embedder: other })).rejects.toThrow(
+      /embedded with talos-local-hash-v1 \(512 dimensions\), but the configured embedder is text-embedding-3-small \(1536 dimensions\)/,
+    );
+  });
+});
+
+describe("damaged memory files", () => {
+  const logFiles = (directory: string) =>
+    readdirSync(directory).filter((n) => n.startsWith("log-"));
+
+  it("cuts off a log line a crash left half-written, keeping everything before it", async () => {
+    const { store, directory } = await seeded();
+    await store.add(issueMemory(6, "one more"));
+    const [log] = logFiles(directory);
+    appendFileSync(join(directory, log!), '1234abcd {"op":"put","rec');
+    const reopened = await openTestStore(directory);
+    expect(reopened.list()).toHaveLength(6);
+    await reopened.close();
+  });
+
+  it("rejects a log damaged in the middle, naming the file and line, and leaves it in place", async () => {
+    const { store, directory } = await seeded();
+    await store.add(issueMemory(6, "six"));
+    await store.add(issueMemory(7, "seven"));
+    const [log] = logFiles(directory);
+    const path = join(directory, log!);
+    const lines = readFileSync(path, "utf8").split("\n");
+    const six = lines.findIndex((line) => line.includes('"text":"six"'));
+    lines[six] = lines[six]!.replace('"text":"six"', '"text":"sIx"');
+    writeFileSync(path, lines.join("\n"));
+
+    const error = await openTestStore(directory).catch((e: unknown) => e);
+    expect(error).toBeInstanceOf(MemoryCorruptError);
+    expect((error as Error).message).toContain(`${path} line ${six + 1} is damaged`);
+    expect(readFileSync(path, "utf8")).toBe(lines.join("\n"));
+  });
+
+  it("rejects a truncated index file, naming it, and never opens empty", async () => {
+    const { store, directory } = await seeded();
+    await store.close();
+    const file = join(directory, "segment-000001.pb");
+    truncateSync(file, 100);
+    await expect(openTestStore(directory)).rejects.toThrow(
+      `${file} is not a readable vectra index`,
+    );
+  });
+
+  it("rejects a damaged manifest, naming it", async () => {
+    const { store, directory } = await seeded();
+    await store.close();
+    writeFileSync(join(directory, "manifest.json"), "{ not json");
+    await expect(openTestStore(directory)).rejects.toThrow(
+      `${join(directory, "manifest.json")} is damaged`,
+    );
+  });
+});
+
+describe("memory namespaces", () => {
+  function registry(directory = makeDataDir()) {
+    return new MemoryRegistry({
+      directory,
+      embedder: createLocalEmbedder(),
+      batchSize: 50,
+      flushMs: 60_000,
+      clock: systemClock,
+      log: pino({ level: "silent" }),
+      metrics: createMetrics(),
+    });
+  }
+
+  it("keeps installations apart on disk: B never finds A's records, even for the same repository", async () => {
+    const memories = registry();
+    const a = await memories.open({ installation: "100", repo: "acme/widgets" });
+    const b = await memories.open({ installation: "200", repo: "acme/widgets" });
+    await a.add(issueMemory(1, "A secret crash in the billing module"));
+
+    expect(await b.search("secret crash in the billing module", { k: 5 })).toEqual([]);
+    expect(b.list()).toEqual([]);
+    expect(memories.directoryOf({ installation: "100", repo: "acme/widgets" })).not.toBe(
+      memories.directoryOf({ installation: "200", repo: "acme/widgets" }),
+    );
+    await memories.closeAll();
+  });
+
+  it("refuses names that could leave the memory directory", () => {
+    const memories = registry();
+    for (const repo of ["../etc", "acme/..", "acme/widgets/extra", "acme", "ac me/widgets"]) {
+      expect(() => memories.directoryOf({ installation: "1", repo })).toThrow(
+        /not a memory namespace/,
+      );
+    }
+    expect(() => memories.directoryOf({ installation: "../1", repo: "acme/widgets" })).toThrow(
+      /not a memory namespace/,
+    );
+  });
+
+  it("lists the namespaces on disk", async () => {
+    const directory = makeDataDir();
+    const memories = registry(directory);
+    await (
+      await memories.open({ installation: "7", repo: "Acme/Widgets" })
+    ).add(issueMemory(1, "x"));
+    await memories.closeAll();
+    expect(await registry(directory).list()).toEqual([{ installation: "7", repo: "acme/widgets" }]);
+  });
+
+  it("reads index files back with the same records", async () => {
+    const { store, directory } = await seeded();
+    await store.flush();
+    const items = await readSegment(new AtomicFileStorage(), join(directory, "segment-000001.pb"));
+    expect(items.map((i) => i.metadata.text)).toContain("Add support for exporting widgets to CSV");
+    await store.close();
+  });
+});
