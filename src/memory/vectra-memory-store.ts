@@ -5,6 +5,7 @@ import type { Logger } from "pino";
 import type { Clock } from "../clock.js";
 import type { Metrics } from "../metrics/create-metrics.js";
 import { writeFileAtomically } from "../write-file-atomically.js";
+import { lockDirectory } from "./directory-lock.js";
 import { describeEmbedder, type Embedder } from "./embedder.js";
 import { rerankWithKeywords } from "./rerank-with-keywords.js";
 import {
@@ -102,16 +103,36 @@ export class VectraMemoryStore implements MemoryStore {
   #flushQueued = false;
   #timer: NodeJS.Timeout | undefined;
   #closed: Promise<void> | undefined;
+  readonly #unlock: () => Promise<void>;
 
-  private constructor(options: VectraMemoryStoreOptions, manifest: Manifest) {
+  private constructor(
+    options: VectraMemoryStoreOptions,
+    manifest: Manifest,
+    unlock: () => Promise<void>,
+  ) {
     this.#options = options;
     this.#manifest = manifest;
+    this.#unlock = unlock;
     this.#matrix = new VectorMatrix(manifest.dimension);
   }
 
   static async open(options: VectraMemoryStoreOptions): Promise<VectraMemoryStore> {
     const { directory, embedder, log } = options;
     await mkdir(directory, { recursive: true });
+    const unlock = await lockDirectory(directory);
+    try {
+      return await VectraMemoryStore.#load(options, unlock);
+    } catch (error) {
+      await unlock();
+      throw error;
+    }
+  }
+
+  static async #load(
+    options: VectraMemoryStoreOptions,
+    unlock: () => Promise<void>,
+  ): Promise<VectraMemoryStore> {
+    const { directory, embedder, log } = options;
     const existing = await readManifest(join(directory, MANIFEST));
     if (
       existing &&
@@ -128,7 +149,7 @@ export class VectraMemoryStore implements MemoryStore {
       segments: [],
       checkpoint: 0,
     };
-    const store = new VectraMemoryStore(options, manifest);
+    const store = new VectraMemoryStore(options, manifest, unlock);
     await store.#removeLeftovers();
     for (const segment of manifest.segments) await store.#loadSegment(segment);
     const { wal, entries } = await WriteAheadLog.open<LogValue>(
@@ -253,6 +274,7 @@ export class VectraMemoryStore implements MemoryStore {
       clearTimeout(this.#timer);
       await this.#run({ type: "flush" }, true);
       await this.#wal.close();
+      await this.#unlock();
       this.#options.metrics.memoryRecords.dec(this.#records.size);
     })();
     return this.#closed;

@@ -254,6 +254,28 @@ describe("damaged memory files", () => {
   });
 });
 
+describe("the directory lock", () => {
+  it("keeps a second live process out", async () => {
+    const directory = makeDataDir();
+    await (await openTestStore(directory)).close();
+    // The test runner's parent process is alive and is not us.
+    writeFileSync(join(directory, "lock"), String(process.ppid));
+    await expect(openTestStore(directory)).rejects.toThrow(
+      `${directory} is in use by process ${process.ppid}`,
+    );
+  });
+
+  it("takes over a lock left by a process that died", async () => {
+    const directory = makeDataDir();
+    const store = await openTestStore(directory);
+    await store.add(issueMemory(1, "kept"));
+    writeFileSync(join(directory, "lock"), "999999999");
+    const reopened = await openTestStore(directory);
+    expect(reopened.get("issue-1")?.text).toBe("kept");
+    await reopened.close();
+  });
+});
+
 describe("memory namespaces", () => {
   function registry(directory = makeDataDir()) {
     return new MemoryRegistry({
