@@ -117,7 +117,7 @@ export class VectraMemoryStore implements MemoryStore {
   }
 
   static async open(options: VectraMemoryStoreOptions): Promise<VectraMemoryStore> {
-    const { directory, embedder, log } = options;
+    const { directory } = options;
     await mkdir(directory, { recursive: true });
     const unlock = await lockDirectory(directory);
     try {
