@@ -1,4 +1,7 @@
 import { generateKeyPairSync } from "node:crypto";
+import { mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 import { BaseChatModel } from "@langchain/core/language_models/chat_models";
 import { AIMessage, type BaseMessage } from "@langchain/core/messages";
 import type { ChatResult } from "@langchain/core/outputs";
@@ -90,8 +93,13 @@ async function runBurst(cached: boolean) {
   }
   const clock = createFakeClock();
   const log = pino({ level: "silent" });
+  const dataDir = mkdtempSync(join(tmpdir(), "talos-bench-"));
   const talos = await createTalos({
-    env: parseEnv({ TALOS_CACHE_TTL_MS: String(TTL_MS), TALOS_AUTOMATION_MAX_PER_HOUR: "100000" }),
+    env: parseEnv({
+      TALOS_DATA_DIR: dataDir,
+      TALOS_CACHE_TTL_MS: String(TTL_MS),
+      TALOS_AUTOMATION_MAX_PER_HOUR: "100000",
+    }),
     log,
     version: "bench",
     clock,
@@ -165,6 +173,7 @@ async function runBurst(cached: boolean) {
   };
   await talos.close();
   await github.close();
+  rmSync(dataDir, { recursive: true, force: true });
   return result;
 }
 

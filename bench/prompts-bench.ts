@@ -33,7 +33,11 @@ const VALUES = {
     today: "2026-11-24",
     untrusted_tag: "untrusted-0123456789ab",
   },
-  ask: { thread: "Issue #7 ...\n".repeat(200), question: "Why does saving crash on Windows?" },
+  ask: {
+    thread: "Issue #7 ...\n".repeat(200),
+    question: "Why does saving crash on Windows?",
+    memories: "Talos remembers nothing relevant to this question.",
+  },
 };
 
 /**

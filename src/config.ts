@@ -54,6 +54,13 @@ export const EnvSchema = z.object({
   TALOS_PROMPT_CHECK_INTERVAL_MS: withDefault(z.coerce.number().int().min(0), 2_000),
   // Automatic work (triage of new issues) per installation and hour, whatever repositories ask.
   TALOS_AUTOMATION_MAX_PER_HOUR: withDefault(z.coerce.number().int().min(0), 100),
+  // Memory: embeddings (OpenAI-compatible, or a local hashing embedder without a key), batching
+  // of index writes, and the backfill of existing issues on install.
+  TALOS_EMBEDDING_MODEL: withDefault(z.string().min(1), "text-embedding-3-small"),
+  TALOS_EMBEDDING_DIMENSIONS: withDefault(z.coerce.number().int().min(8).max(8192), 1536),
+  TALOS_MEMORY_BATCH_SIZE: withDefault(z.coerce.number().int().min(1), 100),
+  TALOS_MEMORY_FLUSH_MS: withDefault(z.coerce.number().int().min(10), 5_000),
+  TALOS_BACKFILL_MAX: withDefault(z.coerce.number().int().min(0), 1_000),
   // Values that must never reach a log line.
   PRIVATE_KEY: optionalString,
   PRIVATE_KEY_PATH: optionalString,
@@ -96,7 +103,15 @@ export const AUTHOR_ASSOCIATIONS = [
 export type AuthorAssociation = (typeof AUTHOR_ASSOCIATIONS)[number];
 
 /** Every command a repository can switch off; the command registry must match this list. */
-export const COMMAND_NAMES = ["help", "config", "ask", "summarize"] as const;
+export const COMMAND_NAMES = [
+  "help",
+  "config",
+  "ask",
+  "summarize",
+  "similar",
+  "remember",
+  "forget",
+] as const;
 export type CommandName = (typeof COMMAND_NAMES)[number];
 
 export const REPO_CONFIG_PATH = ".github/talos.yml";
@@ -160,7 +175,29 @@ export const RepoConfigSchema = z
           .int()
           .min(0)
           .default(20)
-          .describe("automatic language-model runs (triage) per hour in this repository"),
+          .describe("automatic runs (triage, similar issues) per hour in this repository"),
+      })
+      .prefault({}),
+    memory: z
+      .strictObject({
+        enabled: z
+          .boolean()
+          .default(true)
+          .describe("remember issues, pull requests, notes and answers of this repository"),
+      })
+      .prefault({}),
+    similar: z
+      .strictObject({
+        enabled: z.boolean().default(false).describe('comment "Possibly related: …" on new issues'),
+        threshold: z
+          .number()
+          .min(0)
+          .max(1)
+          .optional()
+          .describe(
+            "the least similarity to count as related (default: the embedder's own, 0.7 for OpenAI embeddings, 0.45 for the local one)",
+          ),
+        max: z.number().int().min(1).max(10).default(3).describe("the most issues to name"),
       })
       .prefault({}),
   })

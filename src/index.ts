@@ -11,6 +11,11 @@ import { createCommandRegistry } from "./commands/command-registry.js";
 import type { Env } from "./config.js";
 import { openDeliveryLedger, type DeliveryLedger } from "./delivery-ledger.js";
 import { createAppIdentityLoader } from "./github/app-identity.js";
+import type { Octokit } from "./github/octokit.js";
+import { BackfillRunner } from "./memory/backfill-runner.js";
+import { createEmbedder } from "./memory/create-embedder.js";
+import type { Embedder } from "./memory/embedder.js";
+import { MemoryRegistry } from "./memory/memory-registry.js";
 import { createOctokitClass, type GitHubLimits } from "./github/create-octokit.js";
 import { GitHubCache } from "./github/github-cache.js";
 import { registerHandlers } from "./handlers/index.js";
@@ -27,6 +32,8 @@ export interface TalosOptions {
   ledger?: DeliveryLedger;
   /** Tests switch GitHub throttling and retries off; the benchmark, the cache. */
   octokit?: { throttle?: boolean; retry?: boolean; cache?: boolean };
+  /** The embedder; by default OpenAI's with a key, the local one without. */
+  embedder?: Embedder;
   /** The chat model; by default `ChatOpenAI` from the environment, or none without a key. */
   model?: BaseChatModel | undefined;
 }
@@ -38,7 +45,9 @@ export interface Talos {
   Octokit: typeof ProbotOctokit;
   metrics: Metrics;
   cache: GitHubCache;
-  /** Releases what the app holds open (the ledger file). */
+  memory: MemoryRegistry;
+  backfill: BackfillRunner;
+  /** Flushes memory and releases what the app holds open (memory and ledger files). */
   close(): Promise<void>;
 }
 
@@ -81,6 +90,27 @@ export async function createTalos(options: TalosOptions): Promise<Talos> {
     clock,
     maxPerInstallationPerHour: env.TALOS_AUTOMATION_MAX_PER_HOUR,
   });
+  const memory = new MemoryRegistry({
+    directory: join(env.TALOS_DATA_DIR, "memory"),
+    embedder: options.embedder ?? createEmbedder(env),
+    batchSize: env.TALOS_MEMORY_BATCH_SIZE,
+    flushMs: env.TALOS_MEMORY_FLUSH_MS,
+    clock,
+    log,
+    metrics,
+  });
+  // Backfills need the installation clients Probot makes; they exist once the app is loaded.
+  let authenticate: ((installation: number) => Promise<Octokit>) | undefined;
+  const backfill = new BackfillRunner({
+    memory,
+    auth: (installation) => {
+      if (!authenticate) throw new Error("backfill before the app was loaded");
+      return authenticate(installation);
+    },
+    max: env.TALOS_BACKFILL_MAX,
+    clock,
+    log,
+  });
   const commands = createCommandRegistry(ALL_COMMANDS);
   const startedAt = clock.now();
 
@@ -93,8 +123,14 @@ export async function createTalos(options: TalosOptions): Promise<Talos> {
       clock,
       assistant,
       budget,
+      memory,
+      backfill,
       identity: createAppIdentityLoader(probot),
     });
+    authenticate = (installation) => probot.auth(installation);
+    void backfill
+      .resume()
+      .catch((error: unknown) => log.error({ err: error }, "cannot resume backfills"));
     addHandler(createHealthRoute({ version: options.version, clock, startedAt }));
     addHandler(createMetricsRoute(metrics.registry));
     // Probot's setup page registers the app with its webhook URL at the server root, so serve
@@ -102,5 +138,9 @@ export async function createTalos(options: TalosOptions): Promise<Talos> {
     const rootWebhooks = await probot.getNodeMiddleware({ path: "/" });
     addHandler((req, res) => (req.method === "POST" ? rootWebhooks(req, res) : false));
   };
-  return { app, Octokit, metrics, cache, close: () => ledger.close() };
+  const close = async () => {
+    await memory.closeAll();
+    await ledger.close();
+  };
+  return { app, Octokit, metrics, cache, memory, backfill, close };
 }

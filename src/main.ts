@@ -22,13 +22,17 @@ const log = await createLogger({
 const talos = await createTalos({ env, log, version: await readVersion() });
 const server = await run(talos.app, { env: environment, log, Octokit: talos.Octokit });
 
-process.once("SIGTERM", () => {
-  log.info("SIGTERM: stopping");
-  void Promise.all([server.stop(), talos.close()]).then(
-    () => process.exit(0),
-    (error: unknown) => {
-      log.error({ err: error }, "error while stopping");
-      process.exit(1);
-    },
-  );
-});
+// Probot's own SIGINT handler exits as soon as the server stops; memory must be flushed first.
+process.removeAllListeners("SIGINT");
+for (const signal of ["SIGTERM", "SIGINT"] as const) {
+  process.once(signal, () => {
+    log.info(`${signal}: stopping`);
+    void Promise.all([server.stop(), talos.close()]).then(
+      () => process.exit(0),
+      (error: unknown) => {
+        log.error({ err: error }, "error while stopping");
+        process.exit(1);
+      },
+    );
+  });
+}

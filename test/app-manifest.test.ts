@@ -33,6 +33,8 @@ function registeredEvents(): string[][] {
       },
       clock: systemClock,
       assistant: undefined,
+      memory: {} as never,
+      backfill: {} as never,
       budget: new AutomationBudget({ clock: systemClock, maxPerInstallationPerHour: 1 }),
       commands: createCommandRegistry([]),
       identity: { get: () => Promise.reject(new Error("unused")) },

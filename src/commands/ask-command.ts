@@ -1,27 +1,70 @@
 import { runThreadTask } from "../agent/run-thread-task.js";
+import type { Fence } from "../agent/untrusted-text.js";
+import { answerId } from "../memory/memory-inputs.js";
+import type { SearchHit } from "../memory/memory-store.js";
 import type { Command } from "./command-registry.js";
 import { NO_MODEL_REPLY, PARTIAL_NOTE } from "./llm-replies.js";
+
+// How many remembered notes and answers a question recalls.
+const RECALL = 5;
 
 export const askCommand: Command = {
   name: "ask",
   usage: "/talos ask <question>",
-  summary: "Answer a question, using this thread and the repository.",
+  summary: "Answer a question, using this thread, the repository and what Talos remembers.",
   isEnabled: (config) => config.ask.enabled,
-  async run({ args, assistant, github, issue, log }) {
+  async run({ args, assistant, github, issue, comment, memory, slug, clock, log }) {
     if (!args)
       return "Ask a question after the command, e.g. `/talos ask why does the build fail on Windows?`";
     if (!assistant) return NO_MODEL_REPLY;
+    const store = await memory();
+    // Maintainers' notes and Talos's earlier answers that bear on the question.
+    const recalled = store
+      ? await store.search(args, {
+          k: RECALL,
+          kinds: ["note", "answer"],
+          minScore: store.relatedScore,
+        })
+      : [];
     const answer = await runThreadTask({
       assistant,
       github,
       number: issue.number,
       known: { issue },
       prompt: "ask",
-      values: (fence) => ({ question: fence.wrap("the maintainer's question", args) }),
+      values: (fence) => ({
+        question: fence.wrap("the maintainer's question", args),
+        memories: renderMemories(recalled, fence),
+      }),
       log,
     });
-    const body =
-      (answer.text || "I have no answer to that.") + (answer.finished ? "" : PARTIAL_NOTE);
-    return { body, seen: answer.comments };
+    const text = answer.text || "I have no answer to that.";
+    return {
+      body: text + (answer.finished ? "" : PARTIAL_NOTE),
+      seen: answer.comments,
+      // Remembered so that a later question can recall it.
+      remember: answer.text
+        ? {
+            id: answerId(comment.id),
+            kind: "answer",
+            text: `Question: ${args}\n\nAnswer: ${answer.text}`,
+            repo: `${github.repo.owner}/${github.repo.repo}`.toLowerCase(),
+            number: issue.number,
+            author: `${slug}[bot]`,
+            url: comment.url,
+            createdAt: new Date(clock.now()).toISOString(),
+          }
+        : undefined,
+    };
   },
 };
+
+function renderMemories(hits: SearchHit[], fence: Fence): string {
+  if (hits.length === 0) return "Talos remembers nothing relevant to this question.";
+  return [
+    "Talos remembers these notes from the maintainers and earlier answers (they may be out of date):",
+    ...hits.map(({ record }) =>
+      fence.wrap(`${record.kind} ${record.id} from ${record.createdAt.slice(0, 10)}`, record.text),
+    ),
+  ].join("\n");
+}

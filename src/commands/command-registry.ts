@@ -1,9 +1,11 @@
 import type { Logger } from "pino";
 import type { Assistant } from "../agent/assistant.js";
+import type { Clock } from "../clock.js";
 import type { CommandName, RepoConfig } from "../config.js";
 import type { CommentInfo, IssueInfo, RepoClient } from "../github/create-repo-client.js";
 import type { LoadedRepoConfig } from "../github/load-repo-config.js";
 import type { RepoRef } from "../github/octokit.js";
+import type { MemoryInput, MemoryStore } from "../memory/memory-store.js";
 
 /** What a command gets to work with. The repository is fixed by the event, never by arguments. */
 export interface CommandContext {
@@ -17,8 +19,13 @@ export interface CommandContext {
   github: RepoClient;
   /** The language model and its tools; absent when none is configured. */
   assistant: Assistant | undefined;
+  /** The comment that holds the command. */
+  comment: { id: number; author: string; url: string };
+  /** This repository's memory, opened on first use; undefined when its config switches it off. */
+  memory: () => Promise<MemoryStore | undefined>;
   /** The app's slug, for `@<slug>` in help texts. */
   slug: string;
+  clock: Clock;
   log: Logger;
 }
 
@@ -28,7 +35,15 @@ export interface CommandContext {
  * `seen` hands over the thread's comments when the command has just read them all, so the
  * reply's marker is looked for there instead of in a second listing.
  */
-export type CommandReply = string | { body: string; marker?: string; seen?: CommentInfo[] };
+export type CommandReply =
+  | string
+  | {
+      body: string;
+      marker?: string;
+      seen?: CommentInfo[];
+      /** Stored in memory once the reply is posted (an answer, say). */
+      remember?: MemoryInput;
+    };
 
 export interface Command {
   name: CommandName;

@@ -24,6 +24,11 @@ export function triageMarker(issueNumber: number): string {
   return `<!-- talos:triage:${issueNumber} -->`;
 }
 
+/** The marker of the "possibly related" comment on a new issue. */
+export function similarMarker(issueNumber: number): string {
+  return `<!-- talos:similar:${issueNumber} -->`;
+}
+
 /** Appends a marker to a body, on its own line so Markdown rendering is unaffected. */
 export function withMarker(body: string, marker: string): string {
   return `${body.trimEnd()}\n\n${marker}`;

@@ -23,6 +23,8 @@ export interface IssueInfo {
   labels: string[];
   isPullRequest: boolean;
   url: string;
+  /** ISO time; empty when the source did not say. */
+  createdAt: string;
 }
 
 export interface CommentInfo {
@@ -165,6 +167,7 @@ export interface IssueData {
   labels?: Array<string | { name?: string }>;
   pull_request?: unknown;
   html_url: string;
+  created_at?: string;
 }
 
 export function toIssueInfo(data: IssueData): IssueInfo {
@@ -179,6 +182,7 @@ export function toIssueInfo(data: IssueData): IssueInfo {
       .filter(Boolean),
     isPullRequest: data.pull_request !== undefined && data.pull_request !== null,
     url: data.html_url,
+    createdAt: data.created_at ?? "",
   };
 }
 

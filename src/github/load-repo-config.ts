@@ -1,9 +1,31 @@
+import type { Logger } from "pino";
 import type { Context } from "probot";
 import { parseRepoConfig, REPO_CONFIG_PATH, type ParsedRepoConfig } from "../config.js";
+import type { Octokit, RepoRef } from "./octokit.js";
 
 export interface LoadedRepoConfig extends ParsedRepoConfig {
   /** False when neither the repository nor the owner's `.github` repository has the file. */
   found: boolean;
+}
+
+/** `.github/talos.yml` of the event's repository, read with `context.config`. */
+export function loadRepoConfig(context: Context): Promise<LoadedRepoConfig> {
+  return readRepoConfig(
+    () => context.config(REPO_CONFIG_PATH.replace(/^\.github\//, "")),
+    context.log,
+  );
+}
+
+/** The same outside an event (a backfill, say), through the installation's client. */
+export function loadRepoConfigOf(
+  octokit: Octokit,
+  repo: RepoRef,
+  log: Logger,
+): Promise<LoadedRepoConfig> {
+  return readRepoConfig(async () => {
+    const { config, files } = await octokit.config.get({ ...repo, path: REPO_CONFIG_PATH });
+    return files.some((file) => file.config !== null) ? config : null;
+  }, log);
 }
 
 /**
@@ -13,10 +35,13 @@ export interface LoadedRepoConfig extends ParsedRepoConfig {
  * Errors reading GitHub (an outage, say) do propagate: defaults then could switch features on
  * that the repository switched off.
  */
-export async function loadRepoConfig(context: Context): Promise<LoadedRepoConfig> {
+async function readRepoConfig(
+  read: () => Promise<unknown>,
+  log: Logger,
+): Promise<LoadedRepoConfig> {
   let raw: unknown;
   try {
-    raw = await context.config(REPO_CONFIG_PATH.replace(/^\.github\//, ""));
+    raw = await read();
   } catch (error) {
     if (!isConfigParseError(error)) throw error;
     const reason = String((error as Error).message).replace(
@@ -25,13 +50,12 @@ export async function loadRepoConfig(context: Context): Promise<LoadedRepoConfig
     );
     const parsed = { ...parseRepoConfig(null), found: true };
     parsed.errors.push(`${REPO_CONFIG_PATH}: ${reason}; using the defaults`);
-    context.log.warn({ errors: parsed.errors }, "repository config is invalid");
+    log.warn({ errors: parsed.errors }, "repository config is invalid");
     return parsed;
   }
   const parsed = { ...parseRepoConfig(raw), found: raw !== null };
-  if (parsed.errors.length > 0) {
-    context.log.warn({ errors: parsed.errors }, "repository config has invalid values");
-  }
+  if (parsed.errors.length > 0)
+    log.warn({ errors: parsed.errors }, "repository config has invalid values");
   return parsed;
 }
 

@@ -1,17 +1,18 @@
 import type { Context } from "probot";
 import { z } from "zod";
+import type { Assistant } from "../agent/assistant.js";
+import type { Clock } from "../clock.js";
+import { answerCommand } from "../commands/answer-command.js";
 import type { CommandRegistry } from "../commands/command-registry.js";
 import { mayRunCommand } from "../commands/may-run-command.js";
 import { parseCommand } from "../commands/parse-command.js";
-import { runCommand } from "../commands/run-command.js";
-import type { Assistant } from "../agent/assistant.js";
-import type { Clock } from "../clock.js";
 import type { AppIdentityLoader } from "../github/app-identity.js";
+import { hasTalosMarker } from "../github/comment-markers.js";
 import type { GitHubLimits } from "../github/create-octokit.js";
-import { hasTalosMarker, replyMarker } from "../github/comment-markers.js";
-import { createRepoClient, toIssueInfo } from "../github/create-repo-client.js";
+import { toIssueInfo } from "../github/create-repo-client.js";
 import { loadRepoConfig } from "../github/load-repo-config.js";
-import { upsertReply } from "../github/upsert-reply.js";
+import type { MemoryRegistry } from "../memory/memory-registry.js";
+import { openRepoMemory } from "../memory/open-repo-memory.js";
 import { IssuePayload, readPayload } from "./read-payload.js";
 
 const CommentCreated = z.object({
@@ -20,23 +21,34 @@ const CommentCreated = z.object({
     body: z.string().nullable(),
     author_association: z.string(),
     created_at: z.string(),
+    html_url: z.string(),
+    user: z.object({ login: z.string() }).nullable(),
   }),
   issue: IssuePayload,
-  repository: z.object({ name: z.string(), owner: z.object({ login: z.string() }) }),
+  repository: z.object({
+    full_name: z.string(),
+    name: z.string(),
+    owner: z.object({ login: z.string() }),
+  }),
+  installation: z.object({ id: z.number() }),
 });
 
 export interface CommentHandlerDeps {
   identity: AppIdentityLoader;
   commands: CommandRegistry;
+  assistant: Assistant | undefined;
+  memory: MemoryRegistry;
   limits: GitHubLimits;
   clock: Clock;
-  assistant: Assistant | undefined;
 }
 
 /** A comment on an issue or pull request: run the first `/talos` command in it, if any. */
 export function createIssueCommentCreatedHandler(deps: CommentHandlerDeps) {
   return async (context: Context<"issue_comment.created">): Promise<void> => {
-    const { comment, issue, repository } = readPayload(CommentCreated, context.payload);
+    const { comment, issue, repository, installation } = readPayload(
+      CommentCreated,
+      context.payload,
+    );
     const body = comment.body ?? "";
     if (hasTalosMarker(body))
       return context.log.debug("ignored: the comment carries a Talos marker");
@@ -51,37 +63,24 @@ export function createIssueCommentCreatedHandler(deps: CommentHandlerDeps) {
         "ignored: this author may not run commands here",
       );
     }
-
-    const repo = { owner: repository.owner.login, repo: repository.name };
-    await context.octokit.rest.reactions.createForIssueComment({
-      ...repo,
-      comment_id: comment.id,
-      content: "eyes",
-    });
-    const reply = await runCommand(parsed, {
-      repo,
+    const event = { installation: installation.id, repository: repository.full_name };
+    await answerCommand({
+      ...deps,
+      parsed,
+      octokit: context.octokit,
+      repo: { owner: repository.owner.login, repo: repository.name },
       issue: toIssueInfo(issue),
+      comment: {
+        id: comment.id,
+        author: comment.user?.login ?? "",
+        url: comment.html_url,
+        createdAt: comment.created_at,
+      },
       config,
       registry: deps.commands,
-      github: createRepoClient(context.octokit, repo),
-      assistant: deps.assistant,
-      slug: identity.slug,
+      memory: () => openRepoMemory(deps.memory, event, config.config),
+      identity,
       log,
     });
-    const result = await upsertReply({
-      octokit: context.octokit,
-      ...repo,
-      issueNumber: issue.number,
-      // A reply is found again after this comment; a thread-wide comment anywhere in the thread.
-      ...(reply.marker
-        ? { marker: reply.marker }
-        : { marker: replyMarker(comment.id), since: comment.created_at }),
-      body: reply.body,
-      knownComments: reply.seen,
-      botLogin: identity.botLogin,
-      limits: deps.limits,
-      clock: deps.clock,
-    });
-    log.info(result, "command answered");
   };
 }

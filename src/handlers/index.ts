@@ -1,20 +1,36 @@
 import { emitterEventNames } from "@octokit/webhooks";
 import type { Probot } from "probot";
+import type { BackfillRunner } from "../memory/backfill-runner.js";
 import { guardEvent, watchEvent, type EventPipelineDeps } from "./guard-event.js";
-import { handleInstallationChanged } from "./handle-installation-changed.js";
+import { createInstallationChangedHandler } from "./handle-installation-changed.js";
 import { createIssuesOpenedHandler, type IssuesOpenedDeps } from "./handle-issues-opened.js";
 import {
   createIssueCommentCreatedHandler,
   type CommentHandlerDeps,
 } from "./handle-issue-comment-created.js";
+import { createThreadChangedHandler, type ThreadChangedEvent } from "./handle-thread-changed.js";
 
-export type HandlerDeps = EventPipelineDeps & CommentHandlerDeps & IssuesOpenedDeps;
+export type HandlerDeps = EventPipelineDeps &
+  CommentHandlerDeps &
+  IssuesOpenedDeps & { backfill: BackfillRunner };
 
-/** Every action of an event except those a feature handler takes (an event fires one handler). */
-function actionsOf(event: "issues" | "pull_request", except: string[] = []) {
+const THREAD_CHANGES: ThreadChangedEvent[] = [
+  "issues.edited",
+  "issues.closed",
+  "issues.reopened",
+  "issues.deleted",
+  "issues.transferred",
+  "pull_request.opened",
+  "pull_request.edited",
+  "pull_request.closed",
+  "pull_request.reopened",
+];
+
+/** Every action of an event that no feature handler takes (an event fires one handler). */
+function otherActionsOf(event: "issues" | "pull_request", taken: string[]) {
   return emitterEventNames.filter(
     (name): name is Extract<typeof name, `${typeof event}.${string}`> =>
-      name.startsWith(`${event}.`) && !except.includes(name),
+      name.startsWith(`${event}.`) && !taken.includes(name),
   );
 }
 
@@ -25,6 +41,7 @@ function actionsOf(event: "issues" | "pull_request", except: string[] = []) {
 export function registerHandlers(app: Pick<Probot, "on">, deps: HandlerDeps): void {
   app.on("issue_comment.created", guardEvent(deps, createIssueCommentCreatedHandler(deps)));
   app.on("issues.opened", guardEvent(deps, createIssuesOpenedHandler(deps)));
+  app.on(THREAD_CHANGES, guardEvent(deps, createThreadChangedHandler(deps)));
   app.on(
     [
       "installation.created",
@@ -35,17 +52,18 @@ export function registerHandlers(app: Pick<Probot, "on">, deps: HandlerDeps): vo
       "installation_repositories.added",
       "installation_repositories.removed",
     ],
-    guardEvent(deps, handleInstallationChanged),
+    guardEvent(deps, createInstallationChangedHandler(deps)),
   );
   // Heard only to keep the cache true to GitHub (see github/get-cache-evictions.ts).
+  const taken = ["issues.opened", ...THREAD_CHANGES];
   app.on(
     [
       "label",
       "repository",
       "push",
       "member",
-      ...actionsOf("issues", ["issues.opened"]),
-      ...actionsOf("pull_request"),
+      ...otherActionsOf("issues", taken),
+      ...otherActionsOf("pull_request", taken),
     ],
     watchEvent(deps),
   );

@@ -16,6 +16,7 @@ export function withEmbeddingCache(
   return {
     model: embedder.model,
     dimension: embedder.dimension,
+    relatedScore: embedder.relatedScore,
     requested: () => requested,
     async embed(texts) {
       const keys = texts.map((text) => createHash("sha256").update(text).digest("base64"));

@@ -3,6 +3,8 @@ export interface Embedder {
   /** Recorded in the index: memories embedded by another model cannot be compared. */
   readonly model: string;
   readonly dimension: number;
+  /** A cosine similarity above which this model's vectors usually mean related texts. */
+  readonly relatedScore: number;
   embed(texts: string[]): Promise<Float32Array[]>;
 }
 

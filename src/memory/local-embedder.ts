@@ -12,6 +12,8 @@ export function createLocalEmbedder(): Embedder {
   return {
     model: "talos-local-hash-v1",
     dimension: DIMENSION,
+    // Shared words, not meaning: scores run lower than a trained model's.
+    relatedScore: 0.45,
     async embed(texts) {
       return texts.map(embedOne);
     },

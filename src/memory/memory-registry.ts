@@ -5,6 +5,7 @@ import type { Clock } from "../clock.js";
 import type { Metrics } from "../metrics/create-metrics.js";
 import type { Embedder } from "./embedder.js";
 import type { MemoryStore } from "./memory-store.js";
+import { KeywordReranker } from "./keyword-reranker.js";
 import { VectraMemoryStore } from "./vectra-memory-store.js";
 
 export interface MemoryNamespace {
@@ -35,6 +36,7 @@ const NAME = /^(?!\.{1,2}$)[a-z0-9._-]{1,100}$/;
 export class MemoryRegistry {
   readonly #options: MemoryRegistryOptions;
   readonly #stores = new Map<string, Promise<MemoryStore>>();
+  readonly #keywords = new KeywordReranker();
 
   constructor(options: MemoryRegistryOptions) {
     this.#options = options;
@@ -51,6 +53,7 @@ export class MemoryRegistry {
     if (!store) {
       store = VectraMemoryStore.open({
         ...this.#options,
+        keywords: this.#keywords,
         directory,
         repo: namespace.repo,
         log: this.#options.log.child({ memory: `${namespace.installation}/${namespace.repo}` }),

@@ -61,6 +61,8 @@ export interface MemoryStats {
  * the model wrote.
  */
 export interface MemoryStore {
+  /** A similarity above which this store's embedder usually means related texts. */
+  readonly relatedScore: number;
   /** Resolves once the memory is durable; it is searchable at once. */
   add(input: MemoryInput): Promise<MemoryRecord>;
   /** Many memories with one embedding batch and one durable write. */

@@ -29,6 +29,7 @@ export function createOpenAIEmbedder(options: OpenAIEmbedderOptions): Embedder {
   return {
     model: options.model,
     dimension: options.dimension,
+    relatedScore: 0.7,
     async embed(texts) {
       if (texts.length === 0) return [];
       const vectors = await client.embedDocuments(texts);

@@ -7,7 +7,7 @@ import type { Metrics } from "../metrics/create-metrics.js";
 import { writeFileAtomically } from "../write-file-atomically.js";
 import { lockDirectory } from "./directory-lock.js";
 import { describeEmbedder, type Embedder } from "./embedder.js";
-import { rerankWithKeywords } from "./rerank-with-keywords.js";
+import type { KeywordReranker } from "./keyword-reranker.js";
 import {
   MEMORY_KINDS,
   type MemoryInput,
@@ -40,6 +40,8 @@ export interface VectraMemoryStoreOptions {
   clock: Clock;
   log: Logger;
   metrics: Metrics;
+  /** Shared by the stores of a registry: it holds a language pipeline loaded once. */
+  keywords: KeywordReranker;
   /** Records per index file; a flush rewrites only the files it touches. */
   segmentSize?: number;
 }
@@ -170,6 +172,10 @@ export class VectraMemoryStore implements MemoryStore {
     return store;
   }
 
+  get relatedScore(): number {
+    return this.#options.embedder.relatedScore;
+  }
+
   async add(input: MemoryInput): Promise<MemoryRecord> {
     const [record] = await this.addMany([input]);
     return record!;
@@ -238,7 +244,7 @@ export class VectraMemoryStore implements MemoryStore {
       keyword: false,
     }));
     if (short)
-      hits = await rerankWithKeywords(query, vector!, hits, options.k, (id) =>
+      hits = await this.#options.keywords.rerank(query, vector!, hits, options.k, (id) =>
         this.#matrix.get(id),
       );
     return hits

@@ -39,7 +39,7 @@ describe("ChatOpenAI against an OpenAI-compatible server", () => {
       github,
       number: 3,
       prompt: "ask",
-      values: (fence) => ({ question: fence.wrap("question", "why does X fail?") }),
+      values: (fence) => ({ question: fence.wrap("question", "why does X fail?"), memories: "" }),
       log: logs.log,
     });
     return { answer, assistant, github };

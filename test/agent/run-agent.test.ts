@@ -54,7 +54,10 @@ async function ask(model: ReturnType<typeof fakeModel>, limits = {}, github = th
     github,
     number: 7,
     prompt: "ask",
-    values: (fence) => ({ question: fence.wrap("question", "Why does saving crash?") }),
+    values: (fence) => ({
+      question: fence.wrap("question", "Why does saving crash?"),
+      memories: "",
+    }),
     log: logs.log,
   });
   return { answer, assistant, github, logs };

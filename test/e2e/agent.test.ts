@@ -65,6 +65,7 @@ describe("the assistant in the started server", () => {
   });
 
   afterAll(async () => {
+    if (process.env.DEBUG_E2E) console.log(server?.output());
     await server?.kill();
     await github?.close();
     await llm?.close();

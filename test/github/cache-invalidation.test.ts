@@ -55,6 +55,14 @@ async function evictedReads(octokit: Octokit): Promise<string[]> {
 }
 
 async function deliver(app: TestApp, name: string, payload: Record<string, unknown>) {
+  if (name === "issues" || name === "pull_request") {
+    // These events also update memory, which reads the repository's config (here: none).
+    nock(API)
+      .get(`${PATH}/contents/.github%2Ftalos.yml`)
+      .reply(404, {})
+      .get("/repos/Codertocat/.github/contents/.github%2Ftalos.yml")
+      .reply(404, {});
+  }
   await app.probot.receive({ id: `invalidate-${Math.random()}`, name, payload } as never);
 }
 

@@ -80,6 +80,7 @@ export function makeIssue(number: number, changes: Partial<IssueInfo> = {}): Iss
     labels: [],
     isPullRequest: false,
     url: `https://github.com/acme/widgets/issues/${number}`,
+    createdAt: "2026-11-01T00:00:00Z",
     ...changes,
   };
 }

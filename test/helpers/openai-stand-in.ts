@@ -1,5 +1,6 @@
 import { createServer, type Server } from "node:http";
 import type { AddressInfo } from "node:net";
+import { createLocalEmbedder } from "../../src/memory/local-embedder.js";
 
 /**
  * A local OpenAI-compatible chat completions server, for testing the real `ChatOpenAI` over HTTP.
@@ -31,10 +32,46 @@ export interface ChatRequest {
   stream?: boolean;
 }
 
+export interface EmbeddingRequest {
+  model: string;
+  input: string[] | string;
+  dimensions?: number;
+  encoding_format?: string;
+}
+
+const localEmbedder = createLocalEmbedder();
+
+/**
+ * Embeddings that mean something: the local hashing embedder's vectors, padded with zeros to the
+ * requested size (which keeps their cosines).
+ */
+async function embed(request: EmbeddingRequest) {
+  const inputs = Array.isArray(request.input) ? request.input : [request.input];
+  const vectors = await localEmbedder.embed(inputs);
+  const size = request.dimensions ?? 1536;
+  return {
+    object: "list",
+    model: request.model,
+    data: vectors.map((vector, index) => {
+      const padded = new Array<number>(size).fill(0);
+      vector.forEach((value, i) => (padded[i] = value));
+      // The OpenAI SDK asks for base64 (little-endian float32) unless told otherwise.
+      const embedding =
+        request.encoding_format === "base64"
+          ? Buffer.from(Float32Array.from(padded).buffer).toString("base64")
+          : padded;
+      return { object: "embedding", index, embedding };
+    }),
+    usage: { prompt_tokens: inputs.length, total_tokens: inputs.length },
+  };
+}
+
 export interface OpenAIStandIn {
   /** The value for OPENAI_BASE_URL. */
   baseUrl: string;
   requests: ChatRequest[];
+  /** Requests to /embeddings. */
+  embeddingRequests: EmbeddingRequest[];
   /** When each request arrived (ms since the epoch). */
   arrivals: number[];
   /** Authorization headers received, to check the key was sent (and only here). */
@@ -48,12 +85,20 @@ export async function startOpenAIStandIn(): Promise<OpenAIStandIn> {
   const arrivals: number[] = [];
   const authorizations: string[] = [];
   const queue: ScriptedReply[] = [];
+  const embeddingRequests: EmbeddingRequest[] = [];
   let calls = 0;
 
   const server: Server = createServer((req, res) => {
     let text = "";
     req.on("data", (chunk: Buffer) => (text += chunk.toString()));
     req.on("end", () => {
+      if (req.method === "POST" && req.url?.endsWith("/embeddings")) {
+        void embed(JSON.parse(text) as EmbeddingRequest).then((body) => {
+          embeddingRequests.push(JSON.parse(text) as EmbeddingRequest);
+          res.writeHead(200, { "content-type": "application/json" }).end(JSON.stringify(body));
+        });
+        return;
+      }
       if (req.method !== "POST" || !req.url?.endsWith("/chat/completions")) {
         res
           .writeHead(404, { "content-type": "application/json" })
@@ -108,6 +153,7 @@ export async function startOpenAIStandIn(): Promise<OpenAIStandIn> {
   return {
     baseUrl: `http://127.0.0.1:${port}/v1`,
     requests,
+    embeddingRequests,
     arrivals,
     authorizations,
     script: (...replies) => queue.push(...replies),

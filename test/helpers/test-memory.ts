@@ -1,5 +1,6 @@
 import { pino } from "pino";
 import type { Embedder } from "../../src/memory/embedder.js";
+import { KeywordReranker } from "../../src/memory/keyword-reranker.js";
 import { createLocalEmbedder } from "../../src/memory/local-embedder.js";
 import {
   VectraMemoryStore,
@@ -15,6 +16,7 @@ export function countingEmbedder(inner: Embedder = createLocalEmbedder()) {
   const embedder: Embedder = {
     model: inner.model,
     dimension: inner.dimension,
+    relatedScore: inner.relatedScore,
     async embed(batch) {
       texts.push(...batch);
       return inner.embed(batch);
@@ -33,6 +35,7 @@ export function openTestStore(directory: string, options: Partial<VectraMemorySt
     clock: systemClock,
     log: pino({ level: "silent" }),
     metrics: createMetrics(),
+    keywords: new KeywordReranker(),
     ...options,
   });
 }

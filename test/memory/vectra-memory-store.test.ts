@@ -133,6 +133,7 @@ describe("the vectra memory store", () => {
     // Vectors that say nothing about the words: only the keyword search can find issue 4.
     const blind = {
       model: "blind",
+      relatedScore: 0.5,
       dimension: 8,
       embed: async (texts: string[]) =>
         texts.map((text) =>
@@ -193,7 +194,12 @@ describe("the vectra memory store", () => {
   it("refuses to mix embedders, with an error that says what to do", async () => {
     const { store, directory } = await seeded();
     await store.close();
-    const other = { model: "text-embedding-3-small", dimension: 1536, embed: async () => [] };
+    const other = {
+      model: "text-embedding-3-small",
+      dimension: 1536,
+      relatedScore: 0.7,
+      embed: async () => [],
+    };
     await expect(openTestStore(directory, { embedder: other })).rejects.toThrow(
       MemoryMismatchError,
     );

@@ -1,0 +1,101 @@
+import type { Logger } from "pino";
+import type { Assistant } from "../agent/assistant.js";
+import type { Clock } from "../clock.js";
+import type { RepoConfig } from "../config.js";
+import type { AppIdentityLoader } from "../github/app-identity.js";
+import { similarMarker } from "../github/comment-markers.js";
+import type { GitHubLimits } from "../github/create-octokit.js";
+import type { IssueInfo, RepoClient } from "../github/create-repo-client.js";
+import type { Octokit } from "../github/octokit.js";
+import { upsertReply } from "../github/upsert-reply.js";
+import { findSimilarIssues, renderSimilarIssues } from "../memory/find-similar-issues.js";
+import { toIssueMemory } from "../memory/memory-inputs.js";
+import type { MemoryStore } from "../memory/memory-store.js";
+import type { AutomationBudget } from "./automation-budget.js";
+import { triageNewIssue } from "./triage-new-issue.js";
+
+export interface NewIssueOptions {
+  installation: number;
+  issue: IssueInfo;
+  config: RepoConfig;
+  github: RepoClient;
+  octokit: Octokit;
+  /** This repository's memory, or undefined when its config switches memory off. */
+  memory: () => Promise<MemoryStore | undefined>;
+  assistant: Assistant | undefined;
+  budget: AutomationBudget;
+  identity: AppIdentityLoader;
+  limits: GitHubLimits;
+  clock: Clock;
+  log: Logger;
+}
+
+/**
+ * The automatic work on a new issue, for every author, as far as the repository's config and
+ * the automation budget allow: a "possibly related" comment from memory, triage, and
+ * remembering the issue itself.
+ */
+export async function onNewIssue(options: NewIssueOptions): Promise<void> {
+  const { issue, config, github, octokit, log } = options;
+  const repo = `${github.repo.owner}/${github.repo.repo}`;
+  const wantsSimilar = config.similar.enabled && config.memory.enabled;
+  const wantsTriage = config.triage.enabled && options.assistant !== undefined;
+  if (config.triage.enabled && !options.assistant)
+    log.info("triage is on, but no language model is configured");
+  const allowed =
+    (wantsSimilar || wantsTriage) &&
+    options.budget.take(String(options.installation), repo, config.automation.max_runs_per_hour);
+  if ((wantsSimilar || wantsTriage) && !allowed)
+    log.warn("automatic work skipped: this hour's automation budget is spent");
+
+  // Memory trouble (an embedding outage, say) must not cost the issue its triage: it is
+  // reported once triage has run, which fails the delivery so that it can be redelivered.
+  let memoryError: unknown;
+  try {
+    const memory = await options.memory();
+    if (memory && wantsSimilar && allowed) await postSimilar(options, memory);
+    if (memory) await memory.add(toIssueMemory(repo, issue));
+  } catch (error) {
+    memoryError = error;
+    log.error({ err: error }, "memory work on the new issue failed");
+  }
+  if (wantsTriage && allowed) {
+    const outcome = await triageNewIssue({
+      assistant: options.assistant!,
+      github,
+      octokit,
+      issue,
+      // A new issue has no comments yet; nothing to fetch.
+      comments: [],
+      settings: config.triage,
+      reply: { identity: options.identity, limits: options.limits, clock: options.clock },
+      log,
+    });
+    log.info(
+      { labels: outcome.proposal?.labels, applied: outcome.applied, commented: outcome.commented },
+      "issue triaged",
+    );
+  }
+  if (memoryError) throw memoryError;
+}
+
+/** "Possibly related: …", searched before the new issue is remembered so it cannot find itself. */
+async function postSimilar(options: NewIssueOptions, memory: MemoryStore): Promise<void> {
+  const { issue, config, github, octokit, log } = options;
+  const hits = await findSimilarIssues(memory, issue, config.similar);
+  log.info(
+    { similar: hits.map((h) => ({ number: h.record.number, score: Number(h.score.toFixed(3)) })) },
+    "similar issues",
+  );
+  if (hits.length === 0) return;
+  await upsertReply({
+    limits: options.limits,
+    clock: options.clock,
+    octokit,
+    ...github.repo,
+    issueNumber: issue.number,
+    botLogin: (await options.identity.get()).botLogin,
+    marker: similarMarker(issue.number),
+    body: `**Possibly related**: ${renderSimilarIssues(hits)}.`,
+  });
+}

@@ -1,0 +1,74 @@
+import type { Logger } from "pino";
+import type { Assistant } from "../agent/assistant.js";
+import type { Clock } from "../clock.js";
+import { replyMarker } from "../github/comment-markers.js";
+import type { GitHubLimits } from "../github/create-octokit.js";
+import { createRepoClient, type IssueInfo } from "../github/create-repo-client.js";
+import type { LoadedRepoConfig } from "../github/load-repo-config.js";
+import type { Octokit, RepoRef } from "../github/octokit.js";
+import { upsertReply } from "../github/upsert-reply.js";
+import type { MemoryStore } from "../memory/memory-store.js";
+import type { CommandContext, CommandRegistry } from "./command-registry.js";
+import type { ParsedCommand } from "./parse-command.js";
+import { runCommand } from "./run-command.js";
+
+export interface AnswerCommandOptions {
+  parsed: ParsedCommand;
+  octokit: Octokit;
+  repo: RepoRef;
+  issue: IssueInfo;
+  comment: CommandContext["comment"] & { createdAt: string };
+  config: LoadedRepoConfig;
+  registry: CommandRegistry;
+  assistant: Assistant | undefined;
+  memory: () => Promise<MemoryStore | undefined>;
+  identity: { slug: string; botLogin: string };
+  limits: GitHubLimits;
+  clock: Clock;
+  log: Logger;
+}
+
+/**
+ * An accepted command: a 👀 reaction, the command, then exactly one reply (edited in place if it
+ * already exists), and whatever the command asked to remember once the reply is up.
+ */
+export async function answerCommand(options: AnswerCommandOptions): Promise<void> {
+  const { octokit, repo, issue, comment, log } = options;
+  await octokit.rest.reactions.createForIssueComment({
+    ...repo,
+    comment_id: comment.id,
+    content: "eyes",
+  });
+  const reply = await runCommand(options.parsed, {
+    repo,
+    issue,
+    comment: { id: comment.id, author: comment.author, url: comment.url },
+    config: options.config,
+    registry: options.registry,
+    github: createRepoClient(octokit, repo),
+    assistant: options.assistant,
+    memory: options.memory,
+    slug: options.identity.slug,
+    clock: options.clock,
+    log,
+  });
+  const result = await upsertReply({
+    octokit,
+    ...repo,
+    issueNumber: issue.number,
+    // A reply is found again after this comment; a thread-wide comment anywhere in the thread.
+    ...(reply.marker
+      ? { marker: reply.marker }
+      : { marker: replyMarker(comment.id), since: comment.createdAt }),
+    body: reply.body,
+    knownComments: reply.seen,
+    botLogin: options.identity.botLogin,
+    limits: options.limits,
+    clock: options.clock,
+  });
+  log.info(result, "command answered");
+  if (reply.remember) {
+    const memory = await options.memory();
+    if (memory) await memory.add(reply.remember);
+  }
+}

@@ -1,0 +1,24 @@
+import {
+  findSimilarIssues,
+  renderSimilarIssues,
+  similarityThreshold,
+} from "../memory/find-similar-issues.js";
+import type { Command } from "./command-registry.js";
+import { MEMORY_OFF_REPLY } from "./memory-replies.js";
+
+export const similarCommand: Command = {
+  name: "similar",
+  usage: "/talos similar",
+  summary: "List issues and pull requests in Talos's memory that resemble this one.",
+  isEnabled: (config) => config.memory.enabled,
+  async run({ issue, memory, config }) {
+    const store = await memory();
+    if (!store) return MEMORY_OFF_REPLY;
+    const hits = await findSimilarIssues(store, issue, config.config.similar);
+    const threshold = similarityThreshold(store, config.config.similar);
+    if (hits.length === 0) {
+      return `Nothing in Talos's memory of this repository resembles this ${issue.isPullRequest ? "pull request" : "issue"} closely enough (similarity of at least ${threshold}).`;
+    }
+    return `**Possibly related**: ${renderSimilarIssues(hits)}.\n\nSimilarity: ${hits.map((h) => h.score.toFixed(2)).join(", ")} (at least ${threshold} counts).`;
+  },
+};

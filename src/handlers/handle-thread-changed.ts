@@ -1,0 +1,57 @@
+import type { Context } from "probot";
+import { z } from "zod";
+import { toIssueInfo } from "../github/create-repo-client.js";
+import { loadRepoConfig } from "../github/load-repo-config.js";
+import { toIssueMemory } from "../memory/memory-inputs.js";
+import type { MemoryRegistry } from "../memory/memory-registry.js";
+import { openRepoMemory } from "../memory/open-repo-memory.js";
+import { IssuePayload, readPayload } from "./read-payload.js";
+
+export type ThreadChangedEvent =
+  | "issues.edited"
+  | "issues.closed"
+  | "issues.reopened"
+  | "issues.deleted"
+  | "issues.transferred"
+  | "pull_request.opened"
+  | "pull_request.edited"
+  | "pull_request.closed"
+  | "pull_request.reopened";
+
+const ThreadChanged = z.object({
+  action: z.string(),
+  issue: IssuePayload.optional(),
+  pull_request: IssuePayload.optional(),
+  repository: z.object({ full_name: z.string() }),
+  installation: z.object({ id: z.number() }),
+});
+
+/**
+ * Keeps memory in step with GitHub: an edited, closed or reopened issue, and an opened or changed
+ * pull request, update their record; a deleted or transferred issue leaves.
+ */
+export function createThreadChangedHandler(deps: { memory: MemoryRegistry }) {
+  return async (context: Context<ThreadChangedEvent>): Promise<void> => {
+    const payload = readPayload(ThreadChanged, context.payload);
+    const { config } = await loadRepoConfig(context);
+    const memory = await openRepoMemory(
+      deps.memory,
+      { installation: payload.installation.id, repository: payload.repository.full_name },
+      config,
+    );
+    if (!memory) return context.log.debug("memory is off in this repository");
+    const isPullRequest = payload.pull_request !== undefined;
+    const thread = payload.pull_request ?? payload.issue;
+    if (!thread) throw new Error("the payload holds neither an issue nor a pull request");
+    const info = { ...toIssueInfo(thread), isPullRequest };
+    if (payload.action === "deleted" || payload.action === "transferred") {
+      await memory.remove(`issue-${info.number}`);
+      return context.log.info({ number: info.number }, "issue forgotten");
+    }
+    await memory.add(toIssueMemory(payload.repository.full_name.toLowerCase(), info));
+    context.log.info(
+      { number: info.number, kind: isPullRequest ? "pull_request" : "issue" },
+      "memory updated",
+    );
+  };
+}

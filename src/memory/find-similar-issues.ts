@@ -1,0 +1,37 @@
+import { cleanModelOutput } from "../agent/clean-model-output.js";
+import type { IssueInfo } from "../github/create-repo-client.js";
+import type { MemoryStore, SearchHit } from "./memory-store.js";
+
+export interface SimilarSettings {
+  max: number;
+  /** Defaults to the store's embedder's own notion of related. */
+  threshold?: number | undefined;
+}
+
+/** Issues and pull requests in this repository's memory that resemble `issue`, best first. */
+export function findSimilarIssues(
+  memory: MemoryStore,
+  issue: IssueInfo,
+  settings: SimilarSettings,
+): Promise<SearchHit[]> {
+  return memory.search(`${issue.title}\n\n${issue.body ?? ""}`, {
+    k: settings.max,
+    kinds: ["issue", "pull_request"],
+    excludeIds: [`issue-${issue.number}`, `pull_request-${issue.number}`],
+    minScore: similarityThreshold(memory, settings),
+  });
+}
+
+export function similarityThreshold(memory: MemoryStore, settings: SimilarSettings): number {
+  return settings.threshold ?? memory.relatedScore;
+}
+
+/** `#12 (Crash on save), #34 (…)`: titles are issue authors' text, so they are cleaned. */
+export function renderSimilarIssues(hits: SearchHit[]): string {
+  return hits
+    .map(({ record }) => {
+      const title = cleanModelOutput(record.text.split("\n")[0] ?? "").slice(0, 120);
+      return `#${record.number} (${title})`;
+    })
+    .join(", ");
+}
