@@ -195,7 +195,7 @@ export const RepoConfigSchema = z
           .max(1)
           .optional()
           .describe(
-            "the least similarity to count as related (default: the embedder's own, 0.7 for OpenAI embeddings, 0.45 for the local one)",
+            "the least similarity to count as related (default: the embedder's own, 0.7 for OpenAI embeddings, 0.4 for the local one)",
           ),
         max: z.number().int().min(1).max(10).default(3).describe("the most issues to name"),
       })

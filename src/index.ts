@@ -139,6 +139,7 @@ export async function createTalos(options: TalosOptions): Promise<Talos> {
     addHandler((req, res) => (req.method === "POST" ? rootWebhooks(req, res) : false));
   };
   const close = async () => {
+    await backfill.close();
     await memory.closeAll();
     await ledger.close();
   };

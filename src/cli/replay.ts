@@ -1,6 +1,7 @@
 import { randomUUID } from "node:crypto";
-import { readFile } from "node:fs/promises";
-import { basename } from "node:path";
+import { mkdtemp, readFile, rm } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { basename, join } from "node:path";
 import { emitterEventNames, type EmitterWebhookEventName } from "@octokit/webhooks";
 import type { Logger } from "pino";
 import { Probot } from "probot";
@@ -37,8 +38,10 @@ export async function replay(options: ReplayOptions): Promise<ReplayResult> {
   const replayFetch = createReplayFetch(await loadRecordedGitHub(options.fixturesDir), (write) =>
     writes.push(write),
   );
+  // A replay leaves nothing behind: memory and backfill progress go to a throwaway directory.
+  const dataDir = await mkdtemp(join(tmpdir(), "talos-replay-"));
   const talos = await createTalos({
-    env: parseEnv({ LOG_LEVEL: "silent" }),
+    env: parseEnv({ LOG_LEVEL: "silent", TALOS_DATA_DIR: dataDir }),
     log: options.log,
     version: options.version,
     ledger: createMemoryLedger(),
@@ -57,6 +60,9 @@ export async function replay(options: ReplayOptions): Promise<ReplayResult> {
     await probot.receive({ id: delivery, name: event, payload } as Parameters<
       Probot["receive"]
     >[0]);
+    // A new installation's backfill runs in the background on a server; here it is part of
+    // the event, so that its reads happen before the replay ends.
+    await talos.backfill.idle();
   } catch (error) {
     const causes = error instanceof AggregateError ? error.errors : [error];
     const malformed = causes
@@ -66,6 +72,7 @@ export async function replay(options: ReplayOptions): Promise<ReplayResult> {
     throw causes[0] instanceof Error ? causes[0] : error;
   } finally {
     await talos.close();
+    await rm(dataDir, { recursive: true, force: true });
   }
   return {
     event: typeof payload.action === "string" ? `${event}.${payload.action}` : event,

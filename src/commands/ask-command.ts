@@ -48,7 +48,7 @@ export const askCommand: Command = {
             id: answerId(comment.id),
             kind: "answer",
             text: `Question: ${args}\n\nAnswer: ${answer.text}`,
-            repo: `${github.repo.owner}/${github.repo.repo}`.toLowerCase(),
+            repo: `${github.repo.owner}/${github.repo.repo}`,
             number: issue.number,
             author: `${slug}[bot]`,
             url: comment.url,

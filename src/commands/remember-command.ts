@@ -17,7 +17,7 @@ export const rememberCommand: Command = {
       id,
       kind: "note",
       text: args,
-      repo: `${github.repo.owner}/${github.repo.repo}`.toLowerCase(),
+      repo: `${github.repo.owner}/${github.repo.repo}`,
       number: issue.number,
       author: comment.author,
       url: comment.url,

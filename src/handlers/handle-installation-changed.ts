@@ -36,7 +36,6 @@ export function createInstallationChangedHandler(deps: { backfill: BackfillRunne
           : [];
     const installation = payload.installation?.id;
     if (installation === undefined) return;
-    for (const repo of gained)
-      deps.backfill.enqueue({ installation: String(installation), repo: repo.toLowerCase() });
+    for (const repo of gained) deps.backfill.enqueue({ installation: String(installation), repo });
   };
 }

@@ -48,7 +48,7 @@ export function createThreadChangedHandler(deps: { memory: MemoryRegistry }) {
       await memory.remove(`issue-${info.number}`);
       return context.log.info({ number: info.number }, "issue forgotten");
     }
-    await memory.add(toIssueMemory(payload.repository.full_name.toLowerCase(), info));
+    await memory.add(toIssueMemory(payload.repository.full_name, info));
     context.log.info(
       { number: info.number, kind: isPullRequest ? "pull_request" : "issue" },
       "memory updated",

@@ -10,6 +10,7 @@ export const IssuePayload = z.object({
   labels: z.array(z.union([z.string(), z.object({ name: z.string().optional() })])).optional(),
   pull_request: z.unknown().optional(),
   html_url: z.string(),
+  created_at: z.string().optional(),
   /** How many comments it has. */
   comments: z.number().optional(),
 });

@@ -19,10 +19,14 @@ export interface BackfillOptions {
   clock: Clock;
   log: Logger;
   onProgress?: (indexed: number, max: number) => void;
+  /** Stops between pages (on shutdown); the saved progress lets the next start resume. */
+  signal?: AbortSignal;
 }
 
 export interface BackfillState {
   status: "running" | "done";
+  /** `owner/repo` as GitHub spells it (the directory name is lower-case). */
+  repo?: string;
   /** The next page of `GET /repos/{owner}/{repo}/issues` to read. */
   page: number;
   indexed: number;
@@ -64,7 +68,7 @@ export async function backfillRepository(options: BackfillOptions): Promise<Back
     log.info({ repo: fullName, indexed: state.indexed }, "backfill already done");
     return state;
   }
-  while (state.indexed < max) {
+  while (state.indexed < max && !options.signal?.aborted) {
     const response = await octokit.rest.issues.listForRepo({
       ...repo,
       state: "all",
@@ -80,6 +84,7 @@ export async function backfillRepository(options: BackfillOptions): Promise<Back
     const last = response.data.length < PER_PAGE || state.indexed + items.length >= max;
     state = {
       status: last ? "done" : "running",
+      repo: fullName,
       page: state.page + 1,
       indexed: state.indexed + items.length,
     };
@@ -87,7 +92,7 @@ export async function backfillRepository(options: BackfillOptions): Promise<Back
     log.info({ repo: fullName, indexed: state.indexed, max }, "backfill progress");
     options.onProgress?.(state.indexed, max);
     if (last) break;
-    await waitForRateLimit(response.headers, clock, log);
+    await waitForRateLimit(response.headers, clock, log, options.signal);
   }
   return state;
 }
@@ -96,6 +101,7 @@ async function waitForRateLimit(
   headers: Record<string, unknown>,
   clock: Clock,
   log: Logger,
+  signal: AbortSignal | undefined,
 ): Promise<void> {
   const limit = Number(headers["x-ratelimit-limit"]);
   const remaining = Number(headers["x-ratelimit-remaining"]);
@@ -107,5 +113,8 @@ async function waitForRateLimit(
     { remaining, limit, waitSeconds: Math.round(waitMs / 1000) },
     "backfill paused until the rate limit resets",
   );
-  await clock.sleep(waitMs);
+  await new Promise<void>((resolve) => {
+    signal?.addEventListener("abort", () => resolve(), { once: true });
+    void clock.sleep(waitMs).then(resolve);
+  });
 }

@@ -22,15 +22,17 @@ export interface BackfillRunnerOptions {
 export class BackfillRunner {
   readonly #options: BackfillRunnerOptions;
   readonly #queued = new Set<string>();
+  readonly #stop = new AbortController();
   #chain: Promise<void> = Promise.resolve();
 
   constructor(options: BackfillRunnerOptions) {
     this.#options = options;
   }
 
+  /** `repo` as GitHub spells it; the memory namespace is its lower-case form. */
   enqueue(namespace: MemoryNamespace): void {
-    const key = `${namespace.installation}/${namespace.repo}`;
-    if (this.#queued.has(key)) return;
+    const key = `${namespace.installation}/${namespace.repo}`.toLowerCase();
+    if (this.#queued.has(key) || this.#stop.signal.aborted) return;
     this.#queued.add(key);
     this.#chain = this.#chain
       .then(() => this.#run(namespace))
@@ -44,7 +46,8 @@ export class BackfillRunner {
   async resume(): Promise<void> {
     for (const namespace of await this.#options.memory.list()) {
       const state = await readBackfillState(this.#options.memory.directoryOf(namespace));
-      if (state?.status === "running") this.enqueue(namespace);
+      if (state?.status === "running")
+        this.enqueue({ ...namespace, repo: state.repo ?? namespace.repo });
     }
   }
 
@@ -53,13 +56,24 @@ export class BackfillRunner {
     while (this.#queued.size > 0) await this.#chain;
   }
 
+  /** Stops after the page in hand (progress is saved, so the next start resumes) and waits. */
+  async close(): Promise<void> {
+    this.#stop.abort();
+    await this.idle();
+  }
+
   async #run(namespace: MemoryNamespace): Promise<void> {
+    if (this.#stop.signal.aborted) return;
     const { memory, max, clock } = this.#options;
     const [owner = "", repo = ""] = namespace.repo.split("/");
     const log = this.#options.log.child({
       repository: namespace.repo,
       installation: namespace.installation,
     });
+    const directory = memory.directoryOf(namespace);
+    const previous = await readBackfillState(directory);
+    if (previous?.status === "done")
+      return log.info({ indexed: previous.indexed }, "backfill already done");
     const octokit = await this.#options.auth(Number(namespace.installation));
     const { config } = await loadRepoConfigOf(octokit, { owner, repo }, log);
     if (!config.memory.enabled)
@@ -69,11 +83,12 @@ export class BackfillRunner {
       octokit,
       repo: { owner, repo },
       memory: await memory.open(namespace),
-      directory: memory.directoryOf(namespace),
+      directory,
       max,
       clock,
       log,
+      signal: this.#stop.signal,
     });
-    log.info({ indexed: state.indexed }, "backfill finished");
+    log.info({ indexed: state.indexed, status: state.status }, "backfill stopped");
   }
 }

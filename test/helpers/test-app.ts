@@ -12,6 +12,7 @@ import { createLogger } from "../../src/create-logger.js";
 import type { Clock } from "../../src/clock.js";
 import type { DeliveryLedger } from "../../src/delivery-ledger.js";
 import { createTalos, type Talos } from "../../src/index.js";
+import type { Embedder } from "../../src/memory/embedder.js";
 
 /** A throwaway RSA key: Probot signs real JWTs with it for the `GET /app` and token requests. */
 export const TEST_PRIVATE_KEY = generateKeyPairSync("rsa", {
@@ -72,6 +73,8 @@ export interface TestAppOptions {
   baseUrl?: string;
   /** The chat model (a scripted fake); none by default, as with no OPENAI_API_KEY. */
   model?: BaseChatModel;
+  /** The embedder; the local hashing one by default, as with no OPENAI_API_KEY. */
+  embedder?: Embedder;
 }
 
 /** A Probot instance running the real Talos app, with its state in a temporary directory. */
@@ -87,6 +90,7 @@ export async function createTestApp(options: TestAppOptions = {}): Promise<TestA
     version: "0.0.0-test",
     octokit: options.octokit ?? { throttle: false, retry: false },
     model: options.model,
+    ...(options.embedder ? { embedder: options.embedder } : {}),
     ...(options.clock ? { clock: options.clock } : {}),
     ...(options.ledger ? { ledger: options.ledger } : {}),
   });

@@ -204,7 +204,7 @@ describe("the vectra memory store", () => {
       MemoryMismatchError,
     );
     await expect(openTestStore(directory, { embedder: other })).rejects.toThrow(
-      /embedded with talos-local-hash-v1 \(512 dimensions\), but the configured embedder is text-embedding-3-small \(1536 dimensions\)/,
+      /embedded with talos-local-hash-v2 \(512 dimensions\), but the configured embedder is text-embedding-3-small \(1536 dimensions\)/,
     );
   });
 });
