@@ -1,0 +1,177 @@
+import { join } from "node:path";
+import { pino } from "pino";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { systemClock } from "../../src/clock.js";
+import { MemoryRegistry } from "../../src/memory/memory-registry.js";
+import { createMetrics } from "../../src/metrics/create-metrics.js";
+import { startGitHubStandIn, type GitHubStandIn } from "../helpers/github-stand-in.js";
+import { startOpenAIStandIn, type OpenAIStandIn } from "../helpers/openai-stand-in.js";
+import {
+  buildDist,
+  getFreePort,
+  makeWorkDir,
+  sendWebhook,
+  startServerProcess,
+  type ServerProcess,
+} from "../helpers/server-process.js";
+import { makeDataDir, TEST_PRIVATE_KEY, TEST_WEBHOOK_SECRET } from "../helpers/test-app.js";
+import { webhookExample } from "../helpers/webhook-examples.js";
+
+const REPO = "Codertocat/Hello-World";
+const TOPICS = [
+  "Crash when saving a file on Windows",
+  "Dark mode for the settings page",
+  "Typo in the installation guide",
+  "Support for Python 3.13 wheels",
+  "Login button does nothing on Safari",
+  "Memory leak in the image cache",
+  "Add a Spanish translation",
+  "Slow startup with many plugins",
+  "Keyboard shortcut to duplicate lines",
+  "Broken link in the changelog",
+  "Export reports as CSV",
+  "Timezone shown wrong in notifications",
+  "Docker image is missing curl",
+  "Rate limit errors from the public API",
+  "Scrollbar flickers when resizing",
+  "Allow custom fonts in themes",
+  "Tests fail on ARM runners",
+  "Password reset email never arrives",
+  "Offline mode for mobile",
+  "Deprecated warning from the yaml parser",
+];
+
+function opened(number: number, title: string, installation = 2) {
+  const payload = webhookExample("issues", "opened", installation);
+  Object.assign(payload.issue, {
+    number,
+    title,
+    body: `${title}. Steps to reproduce are in the attached log.`,
+    html_url: `https://github.com/${REPO}/issues/${number}`,
+  });
+  return payload;
+}
+
+/**
+ * Memory as a maintainer meets it: `node dist/main.js` with OpenAI-compatible embeddings, killed
+ * without warning and started again.
+ */
+describe("memory in the started server", () => {
+  let github: GitHubStandIn;
+  let llm: OpenAIStandIn;
+  let server: ServerProcess | undefined;
+  const dataDir = makeDataDir();
+  const cwd = makeWorkDir();
+  const signed = { secret: TEST_WEBHOOK_SECRET };
+
+  async function start() {
+    return startServerProcess(
+      {
+        APP_ID: "1",
+        PRIVATE_KEY: TEST_PRIVATE_KEY,
+        WEBHOOK_SECRET: TEST_WEBHOOK_SECRET,
+        PORT: String(await getFreePort()),
+        GHE_HOST: github.host,
+        GHE_PROTOCOL: "http",
+        TALOS_DATA_DIR: dataDir,
+        TALOS_GITHUB_WRITE_INTERVAL_MS: "0",
+        TALOS_GITHUB_NOTIFICATION_INTERVAL_MS: "0",
+        OPENAI_API_KEY: "sk-e2e-memory-key-0123456789abcdef",
+        OPENAI_BASE_URL: llm.baseUrl,
+        // Nothing reaches the index files before the kill: the log alone must carry it all.
+        TALOS_MEMORY_BATCH_SIZE: "1000",
+        TALOS_MEMORY_FLUSH_MS: "600000",
+        LOG_FORMAT: "json",
+      },
+      { cwd },
+    );
+  }
+
+  beforeAll(async () => {
+    buildDist();
+    github = await startGitHubStandIn();
+    llm = await startOpenAIStandIn();
+    github.setFile(REPO, ".github/talos.yml", "similar:\n  enabled: true\n");
+    server = await start();
+  });
+
+  afterAll(async () => {
+    if (process.env.DEBUG_E2E) console.log(server?.output());
+    await server?.kill();
+    await github?.close();
+    await llm?.close();
+  });
+
+  it("remembers 20 acknowledged issues through a SIGKILL, then names the one a new issue resembles", async () => {
+    for (const [i, title] of TOPICS.entries()) {
+      const res = await sendWebhook(
+        server!.url,
+        { id: `e2e-memory-${i}`, event: "issues", payload: opened(i + 1, title) },
+        signed,
+      );
+      expect(res.status).toBe(200);
+    }
+    // Another installation has a repository of the same name, with the closest issue of all.
+    const other = await sendWebhook(
+      server!.url,
+      {
+        id: "e2e-memory-other",
+        event: "issues",
+        payload: opened(40, "Crash when saving a file on Windows 11", 3),
+      },
+      signed,
+    );
+    expect(other.status).toBe(200);
+    // None of these resembled another: no comment yet.
+    expect([...github.comments.keys()]).toEqual([]);
+
+    await server!.kill("SIGKILL");
+    server = await start();
+
+    const res = await sendWebhook(
+      server.url,
+      {
+        id: "e2e-memory-new",
+        event: "issues",
+        payload: opened(21, "Crash when saving a file on Windows 11"),
+      },
+      signed,
+    );
+    expect(res.status).toBe(200);
+    const comments = github.comments.get(`${REPO}#21`) ?? [];
+    expect(comments).toHaveLength(1);
+    expect(comments[0]!.body).toBe(
+      "**Possibly related**: #1 (Crash when saving a file on Windows).\n\n<!-- talos:similar:21 -->",
+    );
+    expect([...github.comments.keys()]).toEqual([`${REPO}#21`]);
+    expect(llm.embeddingRequests.length).toBeGreaterThan(0);
+
+    await server.kill("SIGTERM");
+    server = undefined;
+    const memory = new MemoryRegistry({
+      directory: join(dataDir, "memory"),
+      // Opened only to read: an embedder that knows the model recorded in the index, and is
+      // never asked to embed.
+      embedder: {
+        model: "text-embedding-3-small",
+        dimension: 1536,
+        relatedScore: 0.7,
+        embed: () => Promise.reject(new Error("not used")),
+      },
+      batchSize: 100,
+      flushMs: 60_000,
+      clock: systemClock,
+      log: pino({ level: "silent" }),
+      metrics: createMetrics(),
+    });
+    const mine = await memory.open({ installation: "2", repo: "codertocat/hello-world" });
+    const numbers = mine
+      .list()
+      .map((r) => r.number)
+      .sort((a, b) => a! - b!);
+    expect(numbers).toEqual(Array.from({ length: 21 }, (_, i) => i + 1));
+    const theirs = await memory.open({ installation: "3", repo: "codertocat/hello-world" });
+    expect(theirs.list().map((r) => r.number)).toEqual([40]);
+    await memory.closeAll();
+  });
+});
