@@ -1,3 +1,4 @@
+import { readdirSync, readFileSync } from "node:fs";
 import { join } from "node:path";
 import { pino } from "pino";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
@@ -146,8 +147,21 @@ describe("memory in the started server", () => {
     expect([...github.comments.keys()]).toEqual([`${REPO}#21`]);
     expect(llm.embeddingRequests.length).toBeGreaterThan(0);
 
+    const metrics = await (await fetch(`${server.url}/metrics`)).text();
+    // The open memory after the restart: the 20 replayed from the log, and the new issue, which
+    // waits in the log for the next batch.
+    expect(metrics).toMatch(/^talos_memory_records 21$/m);
+    expect(metrics).toMatch(/^talos_memory_pending_records 1$/m);
+    expect(metrics).toMatch(/^talos_memory_add_duration_seconds_count 1$/m);
+    expect(metrics).toContain("talos_memory_flushes_total");
+    expect(metrics).toContain("talos_memory_pending_records");
+
+    // SIGTERM flushes: the index files then hold everything, and the log nothing.
     await server.kill("SIGTERM");
     server = undefined;
+    const namespace = join(dataDir, "memory", "2", "codertocat", "hello-world");
+    const logs = readdirSync(namespace).filter((name) => name.endsWith(".jsonl"));
+    expect(logs.map((name) => readFileSync(join(namespace, name), "utf8"))).toEqual([""]);
     const memory = new MemoryRegistry({
       directory: join(dataDir, "memory"),
       // Opened only to read: an embedder that knows the model recorded in the index, and is
