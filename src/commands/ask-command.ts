@@ -1,8 +1,8 @@
 import { runThreadTask } from "../agent/run-thread-task.js";
 import type { Fence } from "../agent/untrusted-text.js";
-import { answerId } from "../memory/memory-inputs.js";
+import { answerId, toAnswerMemory } from "../memory/memory-inputs.js";
 import type { SearchHit } from "../memory/memory-store.js";
-import type { Command } from "./command-registry.js";
+import { answerSource, type Command } from "./command-registry.js";
 import { NO_MODEL_REPLY, PARTIAL_NOTE } from "./llm-replies.js";
 
 // How many remembered notes and answers a question recalls.
@@ -44,16 +44,11 @@ export const askCommand: Command = {
       seen: answer.comments,
       // Remembered so that a later question can recall it.
       remember: answer.text
-        ? {
-            id: answerId(comment.id),
-            kind: "answer",
-            text: `Question: ${args}\n\nAnswer: ${answer.text}`,
-            repo: `${github.repo.owner}/${github.repo.repo}`,
-            number: issue.number,
-            author: `${slug}[bot]`,
-            url: comment.url,
-            createdAt: new Date(clock.now()).toISOString(),
-          }
+        ? toAnswerMemory(
+            answerId(comment.id),
+            `Question: ${args}\n\nAnswer: ${answer.text}`,
+            answerSource({ github, issue, comment, slug, clock }),
+          )
         : undefined,
     };
   },

@@ -5,6 +5,7 @@ import type { CommandName, RepoConfig } from "../config.js";
 import type { CommentInfo, IssueInfo, RepoClient } from "../github/create-repo-client.js";
 import type { LoadedRepoConfig } from "../github/load-repo-config.js";
 import type { RepoRef } from "../github/octokit.js";
+import type { AnswerSource } from "../memory/memory-inputs.js";
 import type { MemoryInput, MemoryStore } from "../memory/memory-store.js";
 
 /** What a command gets to work with. The repository is fixed by the event, never by arguments. */
@@ -27,6 +28,19 @@ export interface CommandContext {
   slug: string;
   clock: Clock;
   log: Logger;
+}
+
+/** Where a command's answer is given, for remembering it. */
+export function answerSource(
+  context: Pick<CommandContext, "github" | "issue" | "comment" | "slug" | "clock">,
+): AnswerSource {
+  return {
+    repo: `${context.github.repo.owner}/${context.github.repo.repo}`,
+    number: context.issue.number,
+    slug: context.slug,
+    url: context.comment.url,
+    createdAt: new Date(context.clock.now()).toISOString(),
+  };
 }
 
 /**

@@ -5,7 +5,7 @@ import { MEMORY_OFF_REPLY } from "./memory-replies.js";
 export const forgetCommand: Command = {
   name: "forget",
   usage: "/talos forget <id>",
-  summary: "Remove a remembered note or answer (`note-…`, `answer-…`).",
+  summary: "Remove a remembered note, answer or summary (`note-…`, `answer-…`, `summary-…`).",
   isEnabled: (config) => config.memory.enabled,
   async run({ args, memory }) {
     const id = args.split(/\s+/)[0] ?? "";

@@ -1,6 +1,7 @@
 import { runThreadTask } from "../agent/run-thread-task.js";
 import { summaryMarker } from "../github/comment-markers.js";
-import type { Command } from "./command-registry.js";
+import { summaryId, toAnswerMemory } from "../memory/memory-inputs.js";
+import { answerSource, type Command } from "./command-registry.js";
 import { NO_MODEL_REPLY, PARTIAL_NOTE } from "./llm-replies.js";
 
 export const summarizeCommand: Command = {
@@ -8,7 +9,7 @@ export const summarizeCommand: Command = {
   usage: "/talos summarize",
   summary: "Keep one summary of this thread, updated in place each time.",
   isEnabled: (config) => config.summarize.enabled,
-  async run({ assistant, github, issue, log }) {
+  async run({ assistant, github, issue, comment, slug, clock, log }) {
     if (!assistant) return NO_MODEL_REPLY;
     const answer = await runThreadTask({
       assistant,
@@ -23,6 +24,14 @@ export const summarizeCommand: Command = {
       body: body + (answer.finished ? "" : PARTIAL_NOTE),
       marker: summaryMarker(),
       seen: answer.comments,
+      // Remembered, so that `ask` elsewhere can recall what this thread concluded.
+      remember: answer.text
+        ? toAnswerMemory(
+            summaryId(issue.number),
+            `Summary of #${issue.number} (${issue.title}): ${answer.text}`,
+            answerSource({ github, issue, comment, slug, clock }),
+          )
+        : undefined,
     };
   },
 };

@@ -20,6 +20,32 @@ export function toIssueMemory(repo: string, issue: IssueInfo): MemoryInput {
 /** Notes and answers are named after the comment that asked for them, so a redelivery updates them. */
 export const noteId = (commentId: number) => `note-${commentId}`;
 export const answerId = (commentId: number) => `answer-${commentId}`;
+/** A thread has one summary, updated in place: so has its memory. */
+export const summaryId = (issueNumber: number) => `summary-${issueNumber}`;
 
 /** Only what maintainers and Talos added can be forgotten; issues come back from GitHub. */
-export const FORGETTABLE = /^(note|answer)-\d+$/;
+export const FORGETTABLE = /^(note|answer|summary)-\d+$/;
+
+/** Where Talos gave an answer: the thread, the comment that asked, and when. */
+export interface AnswerSource {
+  repo: string;
+  number: number;
+  /** The app's slug: answers are Talos's own. */
+  slug: string;
+  url: string;
+  createdAt: string;
+}
+
+/** An answer Talos gave, remembered so that a later question can recall it. */
+export function toAnswerMemory(id: string, text: string, source: AnswerSource): MemoryInput {
+  return {
+    id,
+    kind: "answer",
+    text,
+    repo: source.repo,
+    number: source.number,
+    author: `${source.slug}[bot]`,
+    url: source.url,
+    createdAt: source.createdAt,
+  };
+}
