@@ -3,18 +3,13 @@ import { startGitHubStandIn, type GitHubStandIn } from "../helpers/github-stand-
 import { startOpenAIStandIn, type OpenAIStandIn } from "../helpers/openai-stand-in.js";
 import {
   buildDist,
-  getFreePort,
   makeWorkDir,
   sendWebhook,
+  standInServerEnv,
   startServerProcess,
   type ServerProcess,
 } from "../helpers/server-process.js";
-import {
-  loadFixture,
-  makeDataDir,
-  TEST_PRIVATE_KEY,
-  TEST_WEBHOOK_SECRET,
-} from "../helpers/test-app.js";
+import { loadFixture, TEST_WEBHOOK_SECRET } from "../helpers/test-app.js";
 import { webhookExample } from "../helpers/webhook-examples.js";
 
 const REPO = "Codertocat/Hello-World";
@@ -45,21 +40,11 @@ describe("the assistant in the started server", () => {
     github.labels.set(REPO, ["bug", "documentation"]);
     github.setFile(REPO, ".github/talos.yml", "triage:\n  enabled: true\n  apply_labels: true\n");
     server = await startServerProcess(
-      {
-        APP_ID: "1",
-        PRIVATE_KEY: TEST_PRIVATE_KEY,
-        WEBHOOK_SECRET: TEST_WEBHOOK_SECRET,
-        PORT: String(await getFreePort()),
-        GHE_HOST: github.host,
-        GHE_PROTOCOL: "http",
-        TALOS_DATA_DIR: makeDataDir(),
-        TALOS_GITHUB_WRITE_INTERVAL_MS: "0",
-        TALOS_GITHUB_NOTIFICATION_INTERVAL_MS: "0",
+      await standInServerEnv(github.host, {
         OPENAI_API_KEY: OPENAI_KEY,
         OPENAI_BASE_URL: llm.baseUrl,
         TALOS_MODEL: "local-model",
-        LOG_FORMAT: "json",
-      },
+      }),
       { cwd: makeWorkDir() },
     );
   });

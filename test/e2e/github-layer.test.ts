@@ -2,18 +2,13 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { startGitHubStandIn, type GitHubStandIn } from "../helpers/github-stand-in.js";
 import {
   buildDist,
-  getFreePort,
   makeWorkDir,
   sendWebhook,
+  standInServerEnv,
   startServerProcess,
   type ServerProcess,
 } from "../helpers/server-process.js";
-import {
-  loadFixture,
-  makeDataDir,
-  TEST_PRIVATE_KEY,
-  TEST_WEBHOOK_SECRET,
-} from "../helpers/test-app.js";
+import { loadFixture, TEST_WEBHOOK_SECRET } from "../helpers/test-app.js";
 import { webhookExample } from "../helpers/webhook-examples.js";
 
 const CONFIG_PATH = "/repos/Codertocat/Hello-World/contents/.github%2Ftalos.yml";
@@ -46,22 +41,7 @@ describe("the GitHub layer of the started server", () => {
     buildDist();
     github = await startGitHubStandIn();
     github.setFile("Codertocat/Hello-World", ".github/talos.yml", "commands:\n  disabled: []\n");
-    server = await startServerProcess(
-      {
-        APP_ID: "1",
-        PRIVATE_KEY: TEST_PRIVATE_KEY,
-        WEBHOOK_SECRET: TEST_WEBHOOK_SECRET,
-        PORT: String(await getFreePort()),
-        GHE_HOST: github.host,
-        GHE_PROTOCOL: "http",
-        TALOS_DATA_DIR: makeDataDir(),
-        // The stand-in has no secondary limits to respect.
-        TALOS_GITHUB_WRITE_INTERVAL_MS: "0",
-        TALOS_GITHUB_NOTIFICATION_INTERVAL_MS: "0",
-        LOG_FORMAT: "json",
-      },
-      { cwd: makeWorkDir() },
-    );
+    server = await startServerProcess(await standInServerEnv(github.host), { cwd: makeWorkDir() });
   });
 
   afterAll(async () => {

@@ -9,13 +9,13 @@ import { startGitHubStandIn, type GitHubStandIn } from "../helpers/github-stand-
 import { startOpenAIStandIn, type OpenAIStandIn } from "../helpers/openai-stand-in.js";
 import {
   buildDist,
-  getFreePort,
   makeWorkDir,
   sendWebhook,
+  standInServerEnv,
   startServerProcess,
   type ServerProcess,
 } from "../helpers/server-process.js";
-import { makeDataDir, TEST_PRIVATE_KEY, TEST_WEBHOOK_SECRET } from "../helpers/test-app.js";
+import { makeDataDir, TEST_WEBHOOK_SECRET } from "../helpers/test-app.js";
 import { webhookExample } from "../helpers/webhook-examples.js";
 
 const REPO = "Codertocat/Hello-World";
@@ -67,23 +67,14 @@ describe("memory in the started server", () => {
 
   async function start() {
     return startServerProcess(
-      {
-        APP_ID: "1",
-        PRIVATE_KEY: TEST_PRIVATE_KEY,
-        WEBHOOK_SECRET: TEST_WEBHOOK_SECRET,
-        PORT: String(await getFreePort()),
-        GHE_HOST: github.host,
-        GHE_PROTOCOL: "http",
+      await standInServerEnv(github.host, {
         TALOS_DATA_DIR: dataDir,
-        TALOS_GITHUB_WRITE_INTERVAL_MS: "0",
-        TALOS_GITHUB_NOTIFICATION_INTERVAL_MS: "0",
         OPENAI_API_KEY: "sk-e2e-memory-key-0123456789abcdef",
         OPENAI_BASE_URL: llm.baseUrl,
         // Nothing reaches the index files before the kill: the log alone must carry it all.
         TALOS_MEMORY_BATCH_SIZE: "1000",
         TALOS_MEMORY_FLUSH_MS: "600000",
-        LOG_FORMAT: "json",
-      },
+      }),
       { cwd },
     );
   }

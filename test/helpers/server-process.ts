@@ -5,8 +5,33 @@ import { createServer } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
+import { makeDataDir, TEST_PRIVATE_KEY, TEST_WEBHOOK_SECRET } from "./test-app.js";
 
 export const ROOT = fileURLToPath(new URL("../..", import.meta.url));
+
+/**
+ * The environment of the app with credentials, pointed at a GitHub stand-in (`host`), with its
+ * state in a new directory and JSON logs. The stand-in has no secondary limits, so writes are
+ * not spaced.
+ */
+export async function standInServerEnv(
+  host: string,
+  extra: Record<string, string> = {},
+): Promise<Record<string, string>> {
+  return {
+    APP_ID: "1",
+    PRIVATE_KEY: TEST_PRIVATE_KEY,
+    WEBHOOK_SECRET: TEST_WEBHOOK_SECRET,
+    PORT: String(await getFreePort()),
+    GHE_HOST: host,
+    GHE_PROTOCOL: "http",
+    TALOS_DATA_DIR: makeDataDir(),
+    TALOS_GITHUB_WRITE_INTERVAL_MS: "0",
+    TALOS_GITHUB_NOTIFICATION_INTERVAL_MS: "0",
+    LOG_FORMAT: "json",
+    ...extra,
+  };
+}
 
 /** Builds dist/ once, as `npm start` does, so the tests run what a maintainer runs. */
 export function buildDist(): void {
