@@ -12,9 +12,19 @@ const { disableLangChainTracing } = await import(
   new URL("../dist/config.js", import.meta.url).href
 );
 disableLangChainTracing();
+// In a backfill, the first Ctrl-C stops it after the page in hand (so that the next run
+// resumes there); a second one quits at once.
+const interrupt = new AbortController();
+if (process.argv[2] === "backfill") {
+  process.once("SIGINT", () => {
+    interrupt.abort();
+    process.once("SIGINT", () => process.exit(130));
+  });
+}
 process.exitCode = await runCli(process.argv.slice(2), {
   stdin: process.stdin,
   stdout: process.stdout,
   stderr: process.stderr,
   env: process.env,
+  signal: interrupt.signal,
 });

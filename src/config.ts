@@ -61,6 +61,8 @@ export const EnvSchema = z.object({
   TALOS_MEMORY_BATCH_SIZE: withDefault(z.coerce.number().int().min(1), 100),
   TALOS_MEMORY_FLUSH_MS: withDefault(z.coerce.number().int().min(10), 5_000),
   TALOS_BACKFILL_MAX: withDefault(z.coerce.number().int().min(0), 1_000),
+  // Probot reads the app's id itself; `talos backfill` authenticates as the app with it.
+  APP_ID: optionalString,
   // Values that must never reach a log line.
   PRIVATE_KEY: optionalString,
   PRIVATE_KEY_PATH: optionalString,

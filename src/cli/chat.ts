@@ -4,12 +4,11 @@ import { createAssistant } from "../agent/create-assistant.js";
 import { createChatModel } from "../agent/create-chat-model.js";
 import { createChatSession } from "../agent/chat-session.js";
 import { systemClock } from "../clock.js";
-import { getGitHubApiUrl, type Env } from "../config.js";
-import { createOctokitClass } from "../github/create-octokit.js";
+import type { Env } from "../config.js";
 import { createRepoClient } from "../github/create-repo-client.js";
-import { GitHubCache } from "../github/github-cache.js";
 import { createMetrics } from "../metrics/create-metrics.js";
 import type { Logger } from "pino";
+import { createCliOctokit } from "./create-cli-octokit.js";
 import { UsageError } from "./usage-error.js";
 
 export interface ChatOptions {
@@ -43,29 +42,12 @@ export async function chat(options: ChatOptions): Promise<number> {
   const metrics = createMetrics();
   const assistant = await createAssistant({ env, model, metrics, clock: systemClock, log });
   if (!assistant) throw new UsageError("no language model configured");
-  let github;
-  if (match) {
-    const Octokit = createOctokitClass({
-      cache: new GitHubCache({
-        ttlMs: env.TALOS_CACHE_TTL_MS,
-        max: env.TALOS_CACHE_MAX,
-        clock: systemClock,
-      }),
-      metrics,
-      limits: {
-        maxRetries: env.TALOS_GITHUB_MAX_RETRIES,
-        maxRetryWaitSeconds: env.TALOS_GITHUB_MAX_RETRY_WAIT_SECONDS,
-        writeIntervalMs: env.TALOS_GITHUB_WRITE_INTERVAL_MS,
-        notificationIntervalMs: env.TALOS_GITHUB_NOTIFICATION_INTERVAL_MS,
-      },
-    });
-    const octokit = new Octokit({
-      baseUrl: getGitHubApiUrl(env),
-      log,
-      ...(env.GITHUB_TOKEN ? { auth: { token: env.GITHUB_TOKEN } } : {}),
-    });
-    github = createRepoClient(octokit, { owner: match[1] ?? "", repo: match[2] ?? "" });
-  }
+  const github = match
+    ? createRepoClient(createCliOctokit({ env, log, metrics }), {
+        owner: match[1] ?? "",
+        repo: match[2] ?? "",
+      })
+    : undefined;
   const session = createChatSession({ assistant, github, log });
 
   const lines = createInterface({

@@ -1,20 +1,34 @@
 import type { Readable, Writable } from "node:stream";
 import { parseArgs, type ParseArgsConfig } from "node:util";
-import { parseEnv } from "../config.js";
+import { systemClock } from "../clock.js";
+import { parseEnv, type Env } from "../config.js";
 import { createLogger } from "../create-logger.js";
+import { MEMORY_KINDS, type MemoryKind } from "../memory/memory-store.js";
 import { readVersion } from "../read-version.js";
+import { backfill } from "./backfill.js";
 import { chat } from "./chat.js";
+import {
+  compactMemory,
+  exportMemory,
+  searchMemory,
+  showMemoryStats,
+  type MemoryCommandOptions,
+} from "./memory.js";
 import { replay } from "./replay.js";
 import { UsageError } from "./usage-error.js";
 
 export interface CliIO {
   stdin: Readable;
   stdout: Writable;
-  stderr: Writable;
+  /** A terminal gets a progress bar instead of progress lines. */
+  stderr: Writable & { isTTY?: boolean };
   env: Record<string, string | undefined>;
+  /** Aborted on Ctrl-C: a long subcommand (backfill) stops at the next safe point. */
+  signal?: AbortSignal;
 }
 
-const SUBCOMMANDS = ["replay", "chat", "help"];
+const SUBCOMMANDS = ["replay", "chat", "memory", "backfill", "help"];
+const MEMORY_SUBCOMMANDS = ["stats", "search", "export", "compact"];
 
 const USAGE = `Usage: talos <subcommand> [options]
 
@@ -25,6 +39,22 @@ Subcommands:
   chat [--repo <owner/repo>]
       Talk to the assistant in the terminal, with the same agent and tools as on GitHub, bound
       to the repository (read with GITHUB_TOKEN when set). exit or Ctrl-D ends it.
+  memory stats|search|export|compact [--data-dir <dir>] [--repo <owner/repo>]
+         [--installation <id>] [--json]
+      Inspect the memory in <dir>/memory (default TALOS_DATA_DIR), one namespace per
+      installation and repository; all of them unless --repo or --installation picks some.
+        stats                     records by kind, pending log entries, segments, size
+        search <query> [--k 5] [--kind issue,pull_request,comment,answer,note]
+                                  what the bot would recall; needs exactly one namespace and
+                                  the embedder the memory was built with
+        export                    every record as a JSON line (no vectors)
+        compact                   replay the write-ahead log into the index files
+      Stop the server first: a running server holds the memory directories.
+  backfill <owner/repo> [--installation <id>] [--max <n>] [--data-dir <dir>]
+      Index the repository's existing issues and pull requests into its memory, newest first,
+      up to --max (default TALOS_BACKFILL_MAX); a second run resumes. With APP_ID and
+      PRIVATE_KEY it authenticates as the app and finds the installation; with GITHUB_TOKEN
+      (or nothing, for a public repository) --installation is required.
   help
       Show this text.`;
 
@@ -37,6 +67,10 @@ export async function runCli(argv: string[], io: CliIO): Promise<number> {
         return await runReplay(rest, io);
       case "chat":
         return await runChat(rest, io);
+      case "memory":
+        return await runMemory(rest, io);
+      case "backfill":
+        return await runBackfill(rest, io);
       case "help":
       case "--help":
       case "-h":
@@ -70,12 +104,7 @@ async function runReplay(argv: string[], io: CliIO): Promise<number> {
   if (!file || extra.length > 0)
     throw new UsageError("replay takes one payload file: talos replay <payload.json>");
   const env = parseEnv(io.env);
-  const log = await createLogger({
-    level: io.env.LOG_LEVEL ? env.LOG_LEVEL : "warn",
-    format: env.LOG_FORMAT ?? "pretty",
-    secrets: [env.PRIVATE_KEY, env.WEBHOOK_SECRET, env.GITHUB_TOKEN, env.OPENAI_API_KEY],
-    destination: io.stderr,
-  });
+  const log = await createCliLogger(env, io);
   const result = await replay({
     file,
     event: values.event,
@@ -106,12 +135,7 @@ async function runChat(argv: string[], io: CliIO): Promise<number> {
   });
   if (positionals.length > 0) throw new UsageError(`unexpected argument "${positionals[0]}"`);
   const env = parseEnv(io.env);
-  const log = await createLogger({
-    level: io.env.LOG_LEVEL ? env.LOG_LEVEL : "warn",
-    format: env.LOG_FORMAT ?? "pretty",
-    secrets: [env.PRIVATE_KEY, env.WEBHOOK_SECRET, env.GITHUB_TOKEN, env.OPENAI_API_KEY],
-    destination: io.stderr,
-  });
+  const log = await createCliLogger(env, io);
   return chat({
     repo: values.repo,
     env,
@@ -120,6 +144,110 @@ async function runChat(argv: string[], io: CliIO): Promise<number> {
     stdout: io.stdout,
     stderr: io.stderr,
   });
+}
+
+async function runMemory(argv: string[], io: CliIO): Promise<number> {
+  const [action, ...args] = argv;
+  if (action === undefined || !MEMORY_SUBCOMMANDS.includes(action)) {
+    throw new UsageError(
+      `${action === undefined ? "missing memory subcommand" : `unknown memory subcommand "${action}"`}; use ${MEMORY_SUBCOMMANDS.join(", ")}`,
+    );
+  }
+  const search = action === "search";
+  const { values, positionals } = parseArgsOrThrow({
+    args,
+    allowPositionals: search,
+    strict: true,
+    options: {
+      "data-dir": { type: "string" },
+      repo: { type: "string" },
+      installation: { type: "string" },
+      json: { type: "boolean", default: false },
+      ...(search ? { k: { type: "string", default: "5" }, kind: { type: "string" } } : {}),
+    },
+  });
+  const env = parseEnv(io.env);
+  const options: MemoryCommandOptions = {
+    dataDir: values["data-dir"] ?? env.TALOS_DATA_DIR,
+    repo: values.repo,
+    installation: values.installation,
+    json: values.json,
+    env,
+    log: await createCliLogger(env, io),
+    stdout: io.stdout,
+  };
+  switch (action) {
+    case "stats":
+      return showMemoryStats(options);
+    case "export":
+      return exportMemory(options);
+    case "compact":
+      return compactMemory(options);
+  }
+  const query = positionals.join(" ").trim();
+  if (!query) throw new UsageError("search takes a query: talos memory search <query>");
+  return searchMemory({
+    ...options,
+    query,
+    k: parseCount("--k", String(values.k), 1),
+    kinds: parseKinds(values.kind === undefined ? undefined : String(values.kind)),
+  });
+}
+
+async function runBackfill(argv: string[], io: CliIO): Promise<number> {
+  const { values, positionals } = parseArgsOrThrow({
+    args: argv,
+    allowPositionals: true,
+    strict: true,
+    options: {
+      installation: { type: "string" },
+      max: { type: "string" },
+      "data-dir": { type: "string" },
+    },
+  });
+  const [repo, ...extra] = positionals;
+  if (!repo || extra.length > 0)
+    throw new UsageError("backfill takes one repository: talos backfill <owner/repo>");
+  const env = parseEnv(io.env);
+  return backfill({
+    repo,
+    installation: values.installation,
+    max: values.max === undefined ? env.TALOS_BACKFILL_MAX : parseCount("--max", values.max, 0),
+    dataDir: values["data-dir"] ?? env.TALOS_DATA_DIR,
+    env,
+    clock: systemClock,
+    log: await createCliLogger(env, io),
+    stdout: io.stdout,
+    stderr: io.stderr,
+    signal: io.signal,
+  });
+}
+
+/** Warnings and errors only, unless LOG_LEVEL asks for more; on stderr, away from the output. */
+function createCliLogger(env: Env, io: CliIO) {
+  return createLogger({
+    level: io.env.LOG_LEVEL ? env.LOG_LEVEL : "warn",
+    format: env.LOG_FORMAT ?? "pretty",
+    secrets: [env.PRIVATE_KEY, env.WEBHOOK_SECRET, env.GITHUB_TOKEN, env.OPENAI_API_KEY],
+    destination: io.stderr,
+  });
+}
+
+function parseCount(option: string, value: string, least: number): number {
+  const count = Number(value);
+  if (!/^\d+$/.test(value) || count < least)
+    throw new UsageError(`${option} takes a whole number of at least ${least}, not "${value}"`);
+  return count;
+}
+
+function parseKinds(value: string | undefined): MemoryKind[] | undefined {
+  if (value === undefined) return undefined;
+  const kinds = value.split(",").map((kind) => kind.trim());
+  for (const kind of kinds) {
+    if (!(MEMORY_KINDS as readonly string[]).includes(kind))
+      throw new UsageError(`--kind takes ${MEMORY_KINDS.join(", ")}, not "${kind}"`);
+  }
+  return kinds as MemoryKind[];
 }
 
 function parseArgsOrThrow<T extends ParseArgsConfig>(config: T) {

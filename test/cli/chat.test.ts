@@ -1,28 +1,16 @@
-import { PassThrough } from "node:stream";
 import nock from "nock";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import { createChatSession } from "../../src/agent/chat-session.js";
-import { runCli } from "../../src/cli/main.js";
 import { startOpenAIStandIn, type OpenAIStandIn } from "../helpers/openai-stand-in.js";
+import { runTalos } from "../helpers/run-talos.js";
 import { captureLogs } from "../helpers/test-app.js";
 import { scriptedModel } from "../helpers/scripted-model.js";
 import { createTestAssistant } from "../helpers/test-assistant.js";
 
 const TOKEN = "ghp_chatTestToken0123456789abcdefghijkl";
 
-async function talosChat(args: string[], input: string[], env: Record<string, string>) {
-  const stdin = new PassThrough();
-  const stdout = new PassThrough();
-  const stderr = new PassThrough();
-  let out = "";
-  let err = "";
-  stdout.on("data", (c: Buffer) => (out += c.toString()));
-  stderr.on("data", (c: Buffer) => (err += c.toString()));
-  const running = runCli(["chat", ...args], { stdin, stdout, stderr, env });
-  for (const line of input) stdin.write(`${line}\n`);
-  stdin.end();
-  const code = await running;
-  return { code, out, err };
+function talosChat(args: string[], input: string[], env: Record<string, string>) {
+  return runTalos(["chat", ...args], { input, env });
 }
 
 describe("talos chat", () => {

@@ -1,19 +1,11 @@
 import { writeFileSync } from "node:fs";
 import { join } from "node:path";
-import { PassThrough } from "node:stream";
 import { describe, expect, it } from "vitest";
-import { runCli } from "../../src/cli/main.js";
+import { runTalos } from "../helpers/run-talos.js";
 import { makeDataDir } from "../helpers/test-app.js";
 
-async function talos(...argv: string[]) {
-  const stdout = new PassThrough();
-  const stderr = new PassThrough();
-  let out = "";
-  let err = "";
-  stdout.on("data", (c: Buffer) => (out += c.toString()));
-  stderr.on("data", (c: Buffer) => (err += c.toString()));
-  const code = await runCli(argv, { stdin: new PassThrough(), stdout, stderr, env: {} });
-  return { code, out, err };
+function talos(...argv: string[]) {
+  return runTalos(argv);
 }
 
 describe("talos replay", () => {

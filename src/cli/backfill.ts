@@ -1,0 +1,185 @@
+import { join } from "node:path";
+import type { Writable } from "node:stream";
+import { getPrivateKey } from "@probot/get-private-key";
+import type { Logger } from "pino";
+import type { Clock } from "../clock.js";
+import { REPO_CONFIG_PATH, type Env } from "../config.js";
+import { loadRepoConfigOf } from "../github/load-repo-config.js";
+import type { Octokit, RepoRef } from "../github/octokit.js";
+import { backfillRepository, readBackfillState } from "../memory/backfill-repository.js";
+import { createEmbedder } from "../memory/create-embedder.js";
+import { MemoryRegistry, type MemoryNamespace } from "../memory/memory-registry.js";
+import { createMetrics, type Metrics } from "../metrics/create-metrics.js";
+import { createCliOctokit } from "./create-cli-octokit.js";
+import { UsageError } from "./usage-error.js";
+
+export interface BackfillCommandOptions {
+  /** `owner/repo`. */
+  repo: string;
+  /** `--installation ID`; looked up when the app's credentials are configured. */
+  installation: string | undefined;
+  /** The most issues and pull requests to index. */
+  max: number;
+  dataDir: string;
+  env: Env;
+  /** Stops between pages (Ctrl-C); the saved progress lets the next run resume. */
+  signal?: AbortSignal | undefined;
+  clock: Clock;
+  log: Logger;
+  stdout: Writable;
+  /** Progress goes here: a bar redrawn in place on a terminal, a line per page otherwise. */
+  stderr: Writable & { isTTY?: boolean };
+}
+
+const REPO = /^([A-Za-z0-9_.-]+)\/([A-Za-z0-9_.-]+)$/;
+const BAR_WIDTH = 30;
+
+/**
+ * `talos backfill <owner/repo>`: indexes a repository's existing issues and pull requests into
+ * the memory of one installation, as the server does on install, and resumes where an earlier
+ * run stopped.
+ */
+export async function backfill(options: BackfillCommandOptions): Promise<number> {
+  const { env, log, stdout } = options;
+  const match = REPO.exec(options.repo);
+  if (!match) throw new UsageError(`backfill takes owner/repo, not "${options.repo}"`);
+  const repo: RepoRef = { owner: match[1]!, repo: match[2]! };
+  if (options.installation !== undefined && !/^\d+$/.test(options.installation))
+    throw new UsageError(
+      `--installation takes a numeric installation id, not "${options.installation}"`,
+    );
+
+  const metrics = createMetrics();
+  const { octokit, installation } = await authenticate(options, repo, metrics);
+  const { config } = await loadRepoConfigOf(octokit, repo, log);
+  if (!config.memory.enabled) {
+    throw new Error(
+      `${options.repo} switches memory off in ${REPO_CONFIG_PATH} (memory.enabled: false); nothing was indexed`,
+    );
+  }
+
+  const namespace: MemoryNamespace = { installation, repo: options.repo.toLowerCase() };
+  const name = `${namespace.installation}/${namespace.repo}`;
+  const memory = new MemoryRegistry({
+    directory: join(options.dataDir, "memory"),
+    embedder: createEmbedder(env),
+    batchSize: env.TALOS_MEMORY_BATCH_SIZE,
+    flushMs: env.TALOS_MEMORY_FLUSH_MS,
+    clock: options.clock,
+    log,
+    metrics,
+  });
+  try {
+    const directory = memory.directoryOf(namespace);
+    const store = await memory.open(namespace);
+    const before = await readBackfillState(directory);
+    if (before?.status === "done") {
+      stdout.write(
+        `${options.repo} is already backfilled into memory ${name} (${before.indexed} indexed); remove ${join(directory, "backfill.json")} to index it again.\n`,
+      );
+      return 0;
+    }
+    const progress = createProgress(options, name);
+    progress.start(before?.indexed ?? 0, options.max);
+    let state;
+    try {
+      state = await backfillRepository({
+        octokit,
+        repo,
+        memory: store,
+        directory,
+        max: options.max,
+        clock: options.clock,
+        log,
+        onProgress: progress.update,
+        signal: options.signal,
+      });
+    } finally {
+      progress.end();
+    }
+    // Flushed here rather than by closeAll, which ignores a failure.
+    await store.flush();
+    const { records } = await store.stats();
+    stdout.write(
+      `Indexed ${state.indexed - (before?.indexed ?? 0)} issues and pull requests of ${options.repo}${before ? `, resumed at page ${before.page}` : ""}; memory ${name} holds ${records} records.${state.status === "running" ? " Stopped before the end: run it again to resume." : ""}\n`,
+    );
+    return 0;
+  } finally {
+    await memory.closeAll();
+  }
+}
+
+/**
+ * The client to read the repository with, and the installation whose memory it goes into. The
+ * app's credentials tell the installation; a token cannot, so then it must be given.
+ */
+async function authenticate(
+  options: BackfillCommandOptions,
+  repo: RepoRef,
+  metrics: Metrics,
+): Promise<{ octokit: Octokit; installation: string }> {
+  const { env, log } = options;
+  const appId = env.APP_ID;
+  const privateKey =
+    appId && (env.PRIVATE_KEY || env.PRIVATE_KEY_PATH)
+      ? getPrivateKey({
+          env: { PRIVATE_KEY: env.PRIVATE_KEY, PRIVATE_KEY_PATH: env.PRIVATE_KEY_PATH },
+        })
+      : null;
+  if (!appId || !privateKey) {
+    if (options.installation === undefined) {
+      throw new UsageError(
+        "pass --installation ID, or set APP_ID and PRIVATE_KEY: memory is kept per installation, and without the app's credentials Talos cannot look up which installation holds the repository",
+      );
+    }
+    return { octokit: createCliOctokit({ env, log, metrics }), installation: options.installation };
+  }
+  const app = createCliOctokit({ env, log, metrics, auth: { appId, privateKey } });
+  let installationId: number;
+  try {
+    installationId = (
+      await app.rest.apps.getRepoInstallation({ owner: repo.owner, repo: repo.repo })
+    ).data.id;
+  } catch (error) {
+    if ((error as { status?: number }).status === 404)
+      throw new UsageError(`the app ${appId} is not installed on ${repo.owner}/${repo.repo}`);
+    throw error;
+  }
+  if (options.installation !== undefined && options.installation !== String(installationId)) {
+    throw new UsageError(
+      `${repo.owner}/${repo.repo} belongs to installation ${installationId} of the app, not ${options.installation}`,
+    );
+  }
+  return {
+    octokit: createCliOctokit({ env, log, metrics, auth: { appId, privateKey, installationId } }),
+    installation: String(installationId),
+  };
+}
+
+interface Progress {
+  start(indexed: number, max: number): void;
+  update(indexed: number, max: number): void;
+  /** Ends the bar's line, so that what follows (an error, say) starts on a line of its own. */
+  end(): void;
+}
+
+function createProgress(options: BackfillCommandOptions, name: string): Progress {
+  const { stderr, clock } = options;
+  if (stderr.isTTY) {
+    const draw = (indexed: number, max: number) => {
+      const filled = max > 0 ? Math.round((Math.min(indexed, max) / max) * BAR_WIDTH) : BAR_WIDTH;
+      stderr.write(
+        `\r[${"#".repeat(filled)}${".".repeat(BAR_WIDTH - filled)}] ${indexed}/${max} ${name}`,
+      );
+    };
+    return { start: draw, update: draw, end: () => stderr.write("\n") };
+  }
+  return {
+    start: () => undefined,
+    update: (indexed, max) =>
+      stderr.write(
+        `${new Date(clock.now()).toISOString()} backfill ${name}: ${indexed}/${max} indexed\n`,
+      ),
+    end: () => undefined,
+  };
+}

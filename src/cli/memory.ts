@@ -1,0 +1,363 @@
+import { once } from "node:events";
+import { readdir, readFile, stat } from "node:fs/promises";
+import { join } from "node:path";
+import type { Writable } from "node:stream";
+import type { Logger } from "pino";
+import { systemClock } from "../clock.js";
+import type { Env } from "../config.js";
+import { createEmbedder } from "../memory/create-embedder.js";
+import { describeEmbedder, type Embedder } from "../memory/embedder.js";
+import { MemoryRegistry, type MemoryNamespace } from "../memory/memory-registry.js";
+import type { MemoryKind, MemoryStats, MemoryStore } from "../memory/memory-store.js";
+import { createMetrics } from "../metrics/create-metrics.js";
+import { UsageError } from "./usage-error.js";
+
+export interface MemoryCommandOptions {
+  /** `--data-dir` or TALOS_DATA_DIR; the memory is in its `memory/` directory. */
+  dataDir: string;
+  /** `--repo owner/repo`: only this repository's namespaces. */
+  repo: string | undefined;
+  /** `--installation ID`: only this installation's namespaces. */
+  installation: string | undefined;
+  json: boolean;
+  env: Env;
+  log: Logger;
+  stdout: Writable;
+}
+
+export interface SearchMemoryOptions extends MemoryCommandOptions {
+  query: string;
+  k: number;
+  kinds: MemoryKind[] | undefined;
+}
+
+export type NamespaceStats = MemoryNamespace & MemoryStats;
+
+const REPO = /^[A-Za-z0-9_.-]+\/[A-Za-z0-9_.-]+$/;
+
+/** `talos memory stats`: records, kinds, pending log entries and size per namespace. */
+export async function showMemoryStats(options: MemoryCommandOptions): Promise<number> {
+  const namespaces = await selectNamespaces(options);
+  const rows: NamespaceStats[] = [];
+  for (const namespace of namespaces) {
+    rows.push({
+      ...namespace,
+      ...(await withStoredEmbedder(options, namespace, (store) => store.stats())),
+    });
+  }
+  const totals = sumStats(rows);
+  if (options.json) {
+    await writeLine(options.stdout, JSON.stringify({ namespaces: rows, totals }));
+    return 0;
+  }
+  const table = [
+    ["NAMESPACE", "RECORDS", "PENDING", "SEGMENTS", "ON DISK", "EMBEDDER", "KINDS"],
+    ...rows.map((row) => [
+      `${row.installation}/${row.repo}`,
+      String(row.records),
+      String(row.pending),
+      String(row.segments),
+      formatBytes(row.bytesOnDisk),
+      describeEmbedder(row),
+      formatKinds(row.byKind),
+    ]),
+    [
+      `total (${totals.namespaces})`,
+      String(totals.records),
+      String(totals.pending),
+      String(totals.segments),
+      formatBytes(totals.bytesOnDisk),
+      "",
+      formatKinds(totals.byKind),
+    ],
+  ];
+  await writeLine(options.stdout, formatTable(table, [1, 2, 3, 4]));
+  return 0;
+}
+
+/** `talos memory search <query>`: what the bot would recall, in one namespace. */
+export async function searchMemory(options: SearchMemoryOptions): Promise<number> {
+  const namespaces = await selectNamespaces(options);
+  if (namespaces.length === 0)
+    throw new UsageError(`no memory to search in ${join(options.dataDir, "memory")}`);
+  if (namespaces.length > 1) {
+    throw new UsageError(
+      `search reads one memory, and ${namespaces.length} match (${namespaces.map(nameOf).join(", ")}); pass --repo and --installation to pick one`,
+    );
+  }
+  const [namespace] = namespaces as [MemoryNamespace];
+  // The query must be embedded as the memories were: the configured embedder, checked against
+  // the manifest when the store opens.
+  const hits = await withStore(options, namespace, createEmbedder(options.env), (store) =>
+    store.search(options.query, {
+      k: options.k,
+      ...(options.kinds ? { kinds: options.kinds } : {}),
+    }),
+  );
+  const results = hits.map(({ record, score, keyword }) => ({
+    score,
+    keyword,
+    id: record.id,
+    kind: record.kind,
+    number: record.number,
+    url: record.url,
+    firstLine: record.text.split("\n", 1)[0] ?? "",
+  }));
+  if (options.json) {
+    await writeLine(
+      options.stdout,
+      JSON.stringify({ ...namespace, query: options.query, hits: results }),
+    );
+    return 0;
+  }
+  if (results.length === 0) {
+    await writeLine(options.stdout, `No memories of ${nameOf(namespace)} match.`);
+    return 0;
+  }
+  const table = [
+    ["SCORE", "ID", "KIND", "NUMBER", "URL", "TEXT"],
+    ...results.map((hit) => [
+      // Keyword (BM25) hits are ranked by words rather than by this similarity.
+      `${hit.score.toFixed(3)}${hit.keyword ? "*" : ""}`,
+      hit.id,
+      hit.kind,
+      hit.number === undefined ? "" : `#${hit.number}`,
+      hit.url ?? "",
+      hit.firstLine.slice(0, 80),
+    ]),
+  ];
+  await writeLine(options.stdout, formatTable(table, [0]));
+  return 0;
+}
+
+/** `talos memory export`: every record as a JSON line with its installation, without vectors. */
+export async function exportMemory(options: MemoryCommandOptions): Promise<number> {
+  const { stdout } = options;
+  // `talos memory export | head` closes the pipe early: the reader has what it wanted.
+  let broken: unknown;
+  const onError = (error: unknown) => (broken = error);
+  stdout.on("error", onError);
+  try {
+    for (const namespace of await selectNamespaces(options)) {
+      const records = await withStoredEmbedder(options, namespace, async (store) => store.list());
+      for (const record of records) {
+        if (broken) break;
+        await writeLine(
+          stdout,
+          JSON.stringify({ installation: namespace.installation, ...record }),
+        );
+      }
+    }
+  } catch (error) {
+    if (!isBrokenPipe(error)) throw error;
+  } finally {
+    stdout.off("error", onError);
+  }
+  if (broken && !isBrokenPipe(broken)) throw broken;
+  return 0;
+}
+
+const isBrokenPipe = (error: unknown) => (error as NodeJS.ErrnoException).code === "EPIPE";
+
+/**
+ * `talos memory compact`: opening a store replays its log into the index files; the flush
+ * then leaves nothing pending.
+ */
+export async function compactMemory(options: MemoryCommandOptions): Promise<number> {
+  const rows: Array<NamespaceStats & { bytesBefore: number }> = [];
+  for (const namespace of await selectNamespaces(options)) {
+    const bytesBefore = await sizeOf(directoryOf(options, namespace));
+    const stats = await withStoredEmbedder(options, namespace, async (store) => {
+      await store.flush();
+      return store.stats();
+    });
+    rows.push({ ...namespace, ...stats, bytesBefore });
+    if (!options.json) {
+      await writeLine(
+        options.stdout,
+        `Compacted ${nameOf(namespace)}: ${stats.records} records in ${stats.segments} segment(s), ${stats.pending} pending, ${formatBytes(stats.bytesOnDisk)} on disk (was ${formatBytes(bytesBefore)}).`,
+      );
+    }
+  }
+  if (options.json) await writeLine(options.stdout, JSON.stringify({ namespaces: rows }));
+  return 0;
+}
+
+async function selectNamespaces(options: MemoryCommandOptions): Promise<MemoryNamespace[]> {
+  const { dataDir, repo, installation } = options;
+  if (repo !== undefined && !REPO.test(repo))
+    throw new UsageError(`--repo takes owner/repo, not "${repo}"`);
+  if (installation !== undefined && !/^\d+$/.test(installation))
+    throw new UsageError(`--installation takes a numeric installation id, not "${installation}"`);
+  await assertDirectory(dataDir);
+  const found = await createRegistry(options, refusingEmbedder()).list();
+  const selected = found
+    .filter((namespace) => repo === undefined || namespace.repo === repo.toLowerCase())
+    .filter((namespace) => installation === undefined || namespace.installation === installation)
+    .sort((a, b) => nameOf(a).localeCompare(nameOf(b), "en", { numeric: true }));
+  if (selected.length === 0 && (repo !== undefined || installation !== undefined)) {
+    const wanted = [
+      installation === undefined ? "" : `installation ${installation}`,
+      repo === undefined ? "" : repo,
+    ].filter(Boolean);
+    throw new UsageError(
+      `no memory of ${wanted.join(", ")} in ${join(dataDir, "memory")} (found: ${found.map(nameOf).join(", ") || "none"})`,
+    );
+  }
+  return selected;
+}
+
+async function assertDirectory(dataDir: string): Promise<void> {
+  try {
+    if ((await stat(dataDir)).isDirectory()) return;
+  } catch (error) {
+    if ((error as NodeJS.ErrnoException).code !== "ENOENT") throw error;
+    throw new UsageError(
+      `data directory ${dataDir} does not exist; pass --data-dir or set TALOS_DATA_DIR`,
+    );
+  }
+  throw new UsageError(`${dataDir} is not a directory`);
+}
+
+/**
+ * Opens a namespace with an embedder that carries the model and dimension its manifest records,
+ * so stats, export and compact work whatever embedder the environment configures: they never
+ * embed. A namespace without a manifest holds nothing yet, and takes the configured identity.
+ */
+async function withStoredEmbedder<T>(
+  options: MemoryCommandOptions,
+  namespace: MemoryNamespace,
+  use: (store: MemoryStore) => Promise<T>,
+): Promise<T> {
+  const identity =
+    (await readEmbedderIdentity(directoryOf(options, namespace))) ?? createEmbedder(options.env);
+  return withStore(options, namespace, refusingEmbedder(identity), use);
+}
+
+async function withStore<T>(
+  options: MemoryCommandOptions,
+  namespace: MemoryNamespace,
+  embedder: Embedder,
+  use: (store: MemoryStore) => Promise<T>,
+): Promise<T> {
+  const registry = createRegistry(options, embedder);
+  try {
+    return await use(await registry.open(namespace));
+  } finally {
+    await registry.closeAll();
+  }
+}
+
+function createRegistry(options: MemoryCommandOptions, embedder: Embedder): MemoryRegistry {
+  return new MemoryRegistry({
+    directory: join(options.dataDir, "memory"),
+    embedder,
+    batchSize: options.env.TALOS_MEMORY_BATCH_SIZE,
+    flushMs: options.env.TALOS_MEMORY_FLUSH_MS,
+    clock: systemClock,
+    log: options.log,
+    metrics: createMetrics(),
+  });
+}
+
+function directoryOf(options: MemoryCommandOptions, namespace: MemoryNamespace): string {
+  return createRegistry(options, refusingEmbedder()).directoryOf(namespace);
+}
+
+function refusingEmbedder(
+  identity: Pick<Embedder, "model" | "dimension"> = { model: "none", dimension: 0 },
+): Embedder {
+  return {
+    model: identity.model,
+    dimension: identity.dimension,
+    relatedScore: 0,
+    embed: () => Promise.reject(new Error("this memory command does not embed text")),
+  };
+}
+
+/** The store itself validates the manifest when it opens; this only reads the identity. */
+async function readEmbedderIdentity(
+  directory: string,
+): Promise<Pick<Embedder, "model" | "dimension"> | undefined> {
+  let text: string;
+  try {
+    text = await readFile(join(directory, "manifest.json"), "utf8");
+  } catch (error) {
+    // Nothing stored yet.
+    if ((error as NodeJS.ErrnoException).code === "ENOENT") return undefined;
+    throw error;
+  }
+  let manifest: unknown;
+  try {
+    manifest = JSON.parse(text);
+  } catch {
+    // Damaged: opening the store reports it, naming the file.
+    return undefined;
+  }
+  const { model, dimension } = (manifest ?? {}) as Record<string, unknown>;
+  return typeof model === "string" && typeof dimension === "number"
+    ? { model, dimension }
+    : undefined;
+}
+
+function sumStats(rows: NamespaceStats[]) {
+  const byKind: Record<string, number> = {};
+  for (const row of rows)
+    for (const [kind, count] of Object.entries(row.byKind))
+      byKind[kind] = (byKind[kind] ?? 0) + count;
+  const sum = (field: "records" | "pending" | "segments" | "bytesOnDisk") =>
+    rows.reduce((total, row) => total + row[field], 0);
+  return {
+    namespaces: rows.length,
+    records: sum("records"),
+    byKind,
+    pending: sum("pending"),
+    segments: sum("segments"),
+    bytesOnDisk: sum("bytesOnDisk"),
+  };
+}
+
+async function sizeOf(directory: string): Promise<number> {
+  let bytes = 0;
+  for (const name of await readdir(directory)) bytes += (await stat(join(directory, name))).size;
+  return bytes;
+}
+
+const nameOf = (namespace: MemoryNamespace) => `${namespace.installation}/${namespace.repo}`;
+
+function formatKinds(byKind: Record<string, number>): string {
+  return Object.entries(byKind)
+    .sort(([a], [b]) => a.localeCompare(b))
+    .map(([kind, count]) => `${kind} ${count}`)
+    .join(", ");
+}
+
+function formatBytes(bytes: number): string {
+  if (bytes < 1024) return `${bytes} B`;
+  if (bytes < 1024 * 1024) return `${(bytes / 1024).toFixed(1)} KiB`;
+  return `${(bytes / 1024 / 1024).toFixed(1)} MiB`;
+}
+
+/** Columns padded to their widest cell; the numeric columns listed are right-aligned. */
+function formatTable(rows: string[][], rightAligned: number[]): string {
+  const widths = rows[0]!.map((_, column) =>
+    Math.max(...rows.map((row) => (row[column] ?? "").length)),
+  );
+  return rows
+    .map((row) =>
+      row
+        .map((cell, column) =>
+          rightAligned.includes(column)
+            ? cell.padStart(widths[column]!)
+            : cell.padEnd(widths[column]!),
+        )
+        .join("  ")
+        .trimEnd(),
+    )
+    .join("\n");
+}
+
+/** Waits when the reader is slower: an export can run to many megabytes. */
+async function writeLine(stream: Writable, line: string): Promise<void> {
+  if (!stream.write(`${line}\n`)) await once(stream, "drain");
+}

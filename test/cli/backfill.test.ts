@@ -1,0 +1,337 @@
+import { join } from "node:path";
+import type nock from "nock";
+import { pino } from "pino";
+import { describe, expect, it } from "vitest";
+import { systemClock } from "../../src/clock.js";
+import { createLocalEmbedder } from "../../src/memory/local-embedder.js";
+import { MemoryRegistry, type MemoryNamespace } from "../../src/memory/memory-registry.js";
+import { createMetrics } from "../../src/metrics/create-metrics.js";
+import {
+  githubScope,
+  INSTALLATION_TOKEN,
+  mockInstallationToken,
+  mockRepoConfig,
+} from "../helpers/github-mocks.js";
+import { runTalos } from "../helpers/run-talos.js";
+import { makeDataDir, TEST_PRIVATE_KEY } from "../helpers/test-app.js";
+
+const TOKEN = "ghp_backfillTestToken0123456789abcdefgh";
+const QUERY = { state: "all", sort: "created", direction: "desc", per_page: "100" };
+
+function talos(
+  argv: string[],
+  env: Record<string, string>,
+  options: { tty?: boolean; signal?: AbortSignal } = {},
+) {
+  return runTalos(argv, { env, ...options });
+}
+
+function issue(number: number, pull = false) {
+  return {
+    number,
+    title: `Widget problem ${number}`,
+    body: `Details of ${number}`,
+    state: number % 2 ? "open" : "closed",
+    user: { login: "octocat" },
+    labels: [],
+    html_url: `https://github.com/acme/widgets/${pull ? "pull" : "issues"}/${number}`,
+    created_at: "2026-10-01T10:00:00Z",
+    ...(pull ? { pull_request: { url: "x" } } : {}),
+  };
+}
+
+/** Two pages, newest first: 100 items (every tenth a pull request), then 30. */
+function mockIssuePages(scope: nock.Scope, authorization: string) {
+  scope
+    .get("/repos/acme/widgets/issues")
+    .query({ ...QUERY, page: "1" })
+    .matchHeader("authorization", authorization)
+    .reply(
+      200,
+      Array.from({ length: 100 }, (_, i) => issue(130 - i, i % 10 === 0)),
+    );
+  scope
+    .get("/repos/acme/widgets/issues")
+    .query({ ...QUERY, page: "2" })
+    .matchHeader("authorization", authorization)
+    .reply(
+      200,
+      Array.from({ length: 30 }, (_, i) => issue(30 - i)),
+    );
+}
+
+async function readMemory(dataDir: string, namespace: MemoryNamespace) {
+  const memories = new MemoryRegistry({
+    directory: join(dataDir, "memory"),
+    embedder: createLocalEmbedder(),
+    batchSize: 50,
+    flushMs: 60_000,
+    clock: systemClock,
+    log: pino({ level: "silent" }),
+    metrics: createMetrics(),
+  });
+  const namespaces = await memories.list();
+  const records = (await memories.open(namespace)).list();
+  await memories.closeAll();
+  return { namespaces, records };
+}
+
+describe("talos backfill", () => {
+  it("stops after the page in hand on Ctrl-C, and the next run resumes there", async () => {
+    const dataDir = makeDataDir();
+    const interrupt = new AbortController();
+    const first = githubScope();
+    mockRepoConfig(first, { owner: "acme", repo: "widgets" });
+    first
+      .get("/repos/acme/widgets/issues")
+      .query({ ...QUERY, page: "1" })
+      .reply(200, () => {
+        // Ctrl-C while the first page is on its way.
+        interrupt.abort();
+        return Array.from({ length: 100 }, (_, i) => issue(130 - i));
+      });
+    const stopped = await talos(
+      ["backfill", "acme/widgets", "--installation", "7", "--data-dir", dataDir],
+      { GITHUB_TOKEN: TOKEN },
+      { signal: interrupt.signal },
+    );
+    expect(stopped.code).toBe(0);
+    expect(first.pendingMocks()).toEqual([]);
+    expect(stopped.out).toContain("Stopped before the end: run it again to resume.");
+
+    const second = githubScope();
+    mockRepoConfig(second, { owner: "acme", repo: "widgets" });
+    second
+      .get("/repos/acme/widgets/issues")
+      .query({ ...QUERY, page: "2" })
+      .reply(
+        200,
+        Array.from({ length: 30 }, (_, i) => issue(30 - i)),
+      );
+    const resumed = await talos(
+      ["backfill", "acme/widgets", "--installation", "7", "--data-dir", dataDir],
+      { GITHUB_TOKEN: TOKEN },
+    );
+    expect(resumed.code).toBe(0);
+    expect(second.pendingMocks()).toEqual([]);
+    expect(resumed.out).toContain("resumed at page 2; memory 7/acme/widgets holds 130 records.");
+  });
+
+  it("indexes the issues and pull requests with GITHUB_TOKEN into the given installation's memory", async () => {
+    const dataDir = makeDataDir();
+    const scope = githubScope();
+    mockRepoConfig(scope, { owner: "acme", repo: "widgets" });
+    mockIssuePages(scope, `token ${TOKEN}`);
+
+    const { code, out, err } = await talos(
+      ["backfill", "acme/widgets", "--installation", "7", "--data-dir", dataDir],
+      { GITHUB_TOKEN: TOKEN },
+    );
+
+    expect(code).toBe(0);
+    expect(scope.pendingMocks()).toEqual([]);
+    // Not a terminal: a line per page.
+    expect(err.trim().split("\n")).toEqual([
+      expect.stringMatching(
+        /^\d{4}-\d\d-\d\dT[\d:.]+Z backfill 7\/acme\/widgets: 100\/1000 indexed$/,
+      ),
+      expect.stringMatching(/ backfill 7\/acme\/widgets: 130\/1000 indexed$/),
+    ]);
+    expect(out).toBe(
+      "Indexed 130 issues and pull requests of acme/widgets; memory 7/acme/widgets holds 130 records.\n",
+    );
+    const { namespaces, records } = await readMemory(dataDir, {
+      installation: "7",
+      repo: "acme/widgets",
+    });
+    expect(namespaces).toEqual([{ installation: "7", repo: "acme/widgets" }]);
+    expect(records).toHaveLength(130);
+    expect(records.filter((r) => r.kind === "pull_request")).toHaveLength(10);
+    expect(records.find((r) => r.id === "pull_request-130")).toMatchObject({
+      url: "https://github.com/acme/widgets/pull/130",
+      text: "Widget problem 130\n\nDetails of 130",
+    });
+    expect(records.find((r) => r.id === "issue-1")).toMatchObject({ state: "open", number: 1 });
+  });
+
+  it("draws a progress bar on a terminal, stops at --max, and does not run a finished backfill again", async () => {
+    const dataDir = makeDataDir();
+    const scope = githubScope();
+    mockRepoConfig(scope, { owner: "acme", repo: "widgets" });
+    mockIssuePages(scope, `token ${TOKEN}`);
+    const argv = ["backfill", "acme/widgets", "--installation", "7", "--max", "120"];
+    const env = { GITHUB_TOKEN: TOKEN, TALOS_DATA_DIR: dataDir };
+
+    const { code, out, err } = await talos(argv, env, { tty: true });
+
+    expect(code).toBe(0);
+    expect(scope.pendingMocks()).toEqual([]);
+    expect(err).toBe(
+      `\r[${".".repeat(30)}] 0/120 7/acme/widgets` +
+        `\r[${"#".repeat(25)}${".".repeat(5)}] 100/120 7/acme/widgets` +
+        `\r[${"#".repeat(30)}] 120/120 7/acme/widgets\n`,
+    );
+    expect(out).toContain("Indexed 120 issues and pull requests of acme/widgets;");
+    expect(
+      (await readMemory(dataDir, { installation: "7", repo: "acme/widgets" })).records,
+    ).toHaveLength(120);
+
+    // The second run reads only the config, and says why it did nothing.
+    const again = githubScope();
+    mockRepoConfig(again, { owner: "acme", repo: "widgets" });
+    const second = await talos(argv, env);
+    expect(second.code).toBe(0);
+    expect(again.pendingMocks()).toEqual([]);
+    expect(second.out).toMatch(
+      /^acme\/widgets is already backfilled into memory 7\/acme\/widgets \(120 indexed\); remove .*backfill\.json to index it again\.\n$/,
+    );
+  });
+
+  it("fails in one line when GitHub fails, and resumes at that page on the next run", async () => {
+    const dataDir = makeDataDir();
+    // No retries: the 502 must come back at once.
+    const env = { GITHUB_TOKEN: TOKEN, TALOS_DATA_DIR: dataDir, TALOS_GITHUB_MAX_RETRIES: "0" };
+    const failing = githubScope();
+    mockRepoConfig(failing, { owner: "acme", repo: "widgets" });
+    failing
+      .get("/repos/acme/widgets/issues")
+      .query({ ...QUERY, page: "1" })
+      .reply(
+        200,
+        Array.from({ length: 100 }, (_, i) => issue(130 - i)),
+      )
+      .get("/repos/acme/widgets/issues")
+      .query({ ...QUERY, page: "2" })
+      .reply(502, "Bad Gateway");
+    const first = await talos(["backfill", "acme/widgets", "--installation", "7"], env);
+    expect(first.code).toBe(1);
+    expect(failing.pendingMocks()).toEqual([]);
+    expect(first.err).toMatch(
+      / backfill 7\/acme\/widgets: 100\/1000 indexed\ntalos backfill: Bad Gateway\n$/,
+    );
+
+    const resumed = githubScope();
+    mockRepoConfig(resumed, { owner: "acme", repo: "widgets" });
+    resumed
+      .get("/repos/acme/widgets/issues")
+      .query({ ...QUERY, page: "2" })
+      .reply(
+        200,
+        Array.from({ length: 30 }, (_, i) => issue(30 - i)),
+      );
+    const second = await talos(["backfill", "acme/widgets", "--installation", "7"], env);
+    expect(second.code).toBe(0);
+    expect(resumed.pendingMocks()).toEqual([]);
+    expect(second.out).toBe(
+      "Indexed 30 issues and pull requests of acme/widgets, resumed at page 2; memory 7/acme/widgets holds 130 records.\n",
+    );
+  });
+
+  it("authenticates as the app with APP_ID and PRIVATE_KEY, and finds the installation itself", async () => {
+    const dataDir = makeDataDir();
+    const scope = githubScope();
+    scope
+      .get("/repos/acme/widgets/installation")
+      .matchHeader("authorization", /^bearer eyJ/i)
+      .reply(200, { id: 42, account: { login: "acme" } });
+    mockInstallationToken(scope, 42);
+    mockRepoConfig(scope, { owner: "acme", repo: "widgets" });
+    mockIssuePages(scope, `token ${INSTALLATION_TOKEN}`);
+
+    const { code, out, err } = await talos(["backfill", "acme/widgets", "--data-dir", dataDir], {
+      APP_ID: "1",
+      PRIVATE_KEY: TEST_PRIVATE_KEY,
+    });
+
+    expect(code).toBe(0);
+    expect(scope.pendingMocks()).toEqual([]);
+    expect(err).not.toContain("PRIVATE KEY");
+    expect(out).toContain("memory 42/acme/widgets holds 130 records");
+    const { namespaces, records } = await readMemory(dataDir, {
+      installation: "42",
+      repo: "acme/widgets",
+    });
+    expect(namespaces).toEqual([{ installation: "42", repo: "acme/widgets" }]);
+    expect(records).toHaveLength(130);
+  });
+
+  it("refuses an --installation that does not hold the repository", async () => {
+    const scope = githubScope();
+    scope
+      .get("/repos/acme/widgets/installation")
+      .matchHeader("authorization", /^bearer eyJ/i)
+      .reply(200, { id: 42 });
+    const { code, err } = await talos(
+      ["backfill", "acme/widgets", "--installation", "7", "--data-dir", makeDataDir()],
+      { APP_ID: "1", PRIVATE_KEY: TEST_PRIVATE_KEY },
+    );
+    expect(code).toBe(2);
+    expect(scope.pendingMocks()).toEqual([]);
+    expect(err).toBe("talos backfill: acme/widgets belongs to installation 42 of the app, not 7\n");
+  });
+
+  it("says so when the app is not installed on the repository", async () => {
+    const scope = githubScope();
+    scope.get("/repos/acme/widgets/installation").reply(404, { message: "Not Found" });
+    const { code, err } = await talos(["backfill", "acme/widgets", "--data-dir", makeDataDir()], {
+      APP_ID: "1",
+      PRIVATE_KEY: TEST_PRIVATE_KEY,
+    });
+    expect(code).toBe(2);
+    expect(scope.pendingMocks()).toEqual([]);
+    expect(err).toBe("talos backfill: the app 1 is not installed on acme/widgets\n");
+  });
+
+  it("indexes nothing when the repository switches memory off", async () => {
+    const dataDir = makeDataDir();
+    const scope = githubScope();
+    scope
+      .get("/repos/acme/widgets/contents/.github%2Ftalos.yml")
+      .reply(200, "memory:\n  enabled: false\n", {
+        "content-type": "application/vnd.github.raw; charset=utf-8",
+      });
+    const { code, err } = await talos(
+      ["backfill", "acme/widgets", "--installation", "7", "--data-dir", dataDir],
+      { GITHUB_TOKEN: TOKEN },
+    );
+    expect(code).toBe(1);
+    expect(scope.pendingMocks()).toEqual([]);
+    expect(err).toBe(
+      "talos backfill: acme/widgets switches memory off in .github/talos.yml (memory.enabled: false); nothing was indexed\n",
+    );
+  });
+
+  it.each([
+    [[], {}, /^talos backfill: backfill takes one repository/],
+    [["acme"], {}, /^talos backfill: backfill takes owner\/repo, not "acme"/],
+    [
+      ["acme/widgets", "--installation", "x"],
+      {},
+      /^talos backfill: --installation takes a numeric/,
+    ],
+    [
+      ["acme/widgets", "--installation", "7", "--max", "lots"],
+      {},
+      /^talos backfill: --max takes a whole number of at least 0, not "lots"/,
+    ],
+    [
+      ["acme/widgets"],
+      { GITHUB_TOKEN: TOKEN },
+      /^talos backfill: pass --installation ID, or set APP_ID and PRIVATE_KEY: memory is kept per installation/,
+    ],
+    [
+      ["acme/widgets"],
+      { PRIVATE_KEY: TEST_PRIVATE_KEY },
+      /^talos backfill: pass --installation ID, or set APP_ID and PRIVATE_KEY/,
+    ],
+  ])("exits 2 with one line for bad input: %j", async (args, env, message) => {
+    // No scope: any request would fail, since nock.disableNetConnect() is in force.
+    const { code, err } = await talos(
+      ["backfill", ...args, "--data-dir", makeDataDir()],
+      env as Record<string, string>,
+    );
+    expect(err).toMatch(message);
+    expect(code).toBe(2);
+    expect(err.trim().split("\n")).toHaveLength(1);
+  });
+});

@@ -1,0 +1,393 @@
+import { cpSync, readdirSync, statSync, writeFileSync } from "node:fs";
+import { join } from "node:path";
+import { PassThrough, Writable } from "node:stream";
+import { pino } from "pino";
+import { describe, expect, it } from "vitest";
+import { systemClock } from "../../src/clock.js";
+import { createLocalEmbedder } from "../../src/memory/local-embedder.js";
+import { MemoryRegistry } from "../../src/memory/memory-registry.js";
+import { createMetrics } from "../../src/metrics/create-metrics.js";
+import { runTalos } from "../helpers/run-talos.js";
+import { runCli } from "../../src/cli/main.js";
+import { makeDataDir } from "../helpers/test-app.js";
+import { issueMemory, openTestStore } from "../helpers/test-memory.js";
+
+function talos(argv: string[], env: Record<string, string> = {}) {
+  return runTalos(argv, { env });
+}
+
+function registry(memoryDir: string, batchSize = 50) {
+  return new MemoryRegistry({
+    directory: memoryDir,
+    embedder: createLocalEmbedder(),
+    batchSize,
+    flushMs: 60_000,
+    clock: systemClock,
+    log: pino({ level: "silent" }),
+    metrics: createMetrics(),
+  });
+}
+
+/** Installation 7 has acme/widgets (3 records) and acme/gadgets (1); installation 8, acme/widgets (2). */
+async function seed(dataDir = makeDataDir()) {
+  const memories = registry(join(dataDir, "memory"));
+  const seven = await memories.open({ installation: "7", repo: "acme/widgets" });
+  await seven.addMany([
+    issueMemory(1, "Crash when exporting invoices from the billing page\n\nStack trace follows."),
+    issueMemory(2, "Dark mode colours are wrong in the settings page"),
+    {
+      ...issueMemory(3, "Remember: the release checklist lives in docs/release.md"),
+      id: "note-99",
+      kind: "note",
+      number: undefined,
+      url: undefined,
+    },
+  ]);
+  const gadgets = await memories.open({ installation: "7", repo: "acme/gadgets" });
+  await gadgets.add(
+    issueMemory(1, "Gadget firmware update stalls", {
+      repo: "acme/gadgets",
+      url: "https://github.com/acme/gadgets/issues/1",
+    }),
+  );
+  const eight = await memories.open({ installation: "8", repo: "acme/widgets" });
+  await eight.addMany([
+    issueMemory(1, "Secret crash when exporting invoices of installation eight"),
+    issueMemory(5, "Slow start-up on older laptops"),
+  ]);
+  await memories.closeAll();
+  return dataDir;
+}
+
+const LOCAL_MODEL = createLocalEmbedder().model;
+
+describe("talos memory stats", () => {
+  it("counts the records of every namespace, and in total, with --json", async () => {
+    const dataDir = await seed();
+    const { code, out, err } = await talos(["memory", "stats", "--data-dir", dataDir, "--json"]);
+    expect(err).toBe("");
+    expect(code).toBe(0);
+    const stats = JSON.parse(out);
+    expect(
+      stats.namespaces.map((n: Record<string, unknown>) => [n.installation, n.repo, n.records]),
+    ).toEqual([
+      ["7", "acme/gadgets", 1],
+      ["7", "acme/widgets", 3],
+      ["8", "acme/widgets", 2],
+    ]);
+    expect(stats.namespaces[1]).toMatchObject({
+      byKind: { issue: 2, note: 1 },
+      pending: 0,
+      segments: 1,
+      model: LOCAL_MODEL,
+      dimension: 512,
+    });
+    expect(stats.namespaces[1].bytesOnDisk).toBeGreaterThan(0);
+    expect(stats.totals).toMatchObject({
+      namespaces: 3,
+      records: 6,
+      byKind: { issue: 5, note: 1 },
+      pending: 0,
+      segments: 3,
+    });
+    expect(stats.totals.bytesOnDisk).toBe(
+      stats.namespaces.reduce((sum: number, n: { bytesOnDisk: number }) => sum + n.bytesOnDisk, 0),
+    );
+  });
+
+  it("prints a table, and picks namespaces with --repo and --installation", async () => {
+    const dataDir = await seed();
+    const all = await talos(["memory", "stats", "--data-dir", dataDir]);
+    expect(all.code).toBe(0);
+    const lines = all.out.trim().split("\n");
+    expect(lines[0]).toMatch(/^NAMESPACE\s+RECORDS\s+PENDING\s+SEGMENTS\s+ON DISK\s+EMBEDDER/);
+    expect(lines[2]).toMatch(/^7\/acme\/widgets\s+3\s+0\s+1\s+.*issue 2, note 1$/);
+    expect(lines.at(-1)).toMatch(/^total \(3\)\s+6\s+0\s+3\s/);
+
+    const widgets = await talos(["memory", "stats", "--repo", "Acme/Widgets", "--json"], {
+      TALOS_DATA_DIR: dataDir,
+    });
+    expect(widgets.code).toBe(0);
+    expect(
+      JSON.parse(widgets.out).namespaces.map((n: { installation: string }) => n.installation),
+    ).toEqual(["7", "8"]);
+    const eight = await talos([
+      "memory",
+      "stats",
+      "--data-dir",
+      dataDir,
+      "--installation",
+      "8",
+      "--json",
+    ]);
+    expect(JSON.parse(eight.out).totals.records).toBe(2);
+  });
+
+  it("works whatever embedder the environment configures: it never embeds", async () => {
+    const dataDir = await seed();
+    // nock.disableNetConnect() is in force: an embedding request would fail the command.
+    const { code, out, err } = await talos(["memory", "stats", "--data-dir", dataDir, "--json"], {
+      OPENAI_API_KEY: "sk-test-0123456789abcdef",
+      TALOS_EMBEDDING_MODEL: "text-embedding-3-large",
+    });
+    expect(err).toBe("");
+    expect(code).toBe(0);
+    expect(JSON.parse(out).namespaces[0].model).toBe(LOCAL_MODEL);
+  });
+});
+
+describe("talos memory search", () => {
+  it("finds the record in the chosen namespace only", async () => {
+    const dataDir = await seed();
+    const { code, out, err } = await talos([
+      "memory",
+      "search",
+      "crash exporting invoices billing",
+      "--data-dir",
+      dataDir,
+      "--repo",
+      "acme/widgets",
+      "--installation",
+      "7",
+      "--json",
+    ]);
+    expect(err).toBe("");
+    expect(code).toBe(0);
+    const result = JSON.parse(out);
+    expect(result).toMatchObject({ installation: "7", repo: "acme/widgets" });
+    expect(result.hits[0]).toMatchObject({
+      id: "issue-1",
+      kind: "issue",
+      number: 1,
+      url: "https://github.com/acme/widgets/issues/1",
+      firstLine: "Crash when exporting invoices from the billing page",
+    });
+    expect(result.hits[0].score).toBeGreaterThan(0.3);
+    // Installation 8's record of the same id and similar text never shows up here.
+    expect(out).not.toContain("installation eight");
+    expect(result.hits.length).toBeLessThanOrEqual(3);
+  });
+
+  it("prints a table of hits, honours --k and --kind", async () => {
+    const dataDir = await seed();
+    const args = ["--data-dir", dataDir, "--repo", "acme/widgets", "--installation", "7"];
+    const table = await talos(["memory", "search", "invoices", "crash", ...args, "--k", "1"]);
+    expect(table.code).toBe(0);
+    const lines = table.out.trim().split("\n");
+    expect(lines[0]).toMatch(/^SCORE\s+ID\s+KIND\s+NUMBER\s+URL\s+TEXT$/);
+    expect(lines).toHaveLength(2);
+    expect(lines[1]).toMatch(
+      /^\d\.\d{3}\*?\s+issue-1\s+issue\s+#1\s+https:\/\/github\.com\/acme\/widgets\/issues\/1\s+Crash when exporting invoices from the billing page$/,
+    );
+
+    const notes = await talos([
+      "memory",
+      "search",
+      "release checklist",
+      ...args,
+      "--kind",
+      "note",
+      "--json",
+    ]);
+    expect(notes.code).toBe(0);
+    expect(JSON.parse(notes.out).hits.map((h: { id: string }) => h.id)).toEqual(["note-99"]);
+  });
+
+  it("needs exactly one namespace", async () => {
+    const dataDir = await seed();
+    const { code, err } = await talos([
+      "memory",
+      "search",
+      "crash",
+      "--data-dir",
+      dataDir,
+      "--repo",
+      "acme/widgets",
+    ]);
+    expect(code).toBe(2);
+    expect(err).toMatch(
+      /^talos memory: search reads one memory, and 2 match \(7\/acme\/widgets, 8\/acme\/widgets\); pass --repo and --installation/,
+    );
+    expect(err.trim().split("\n")).toHaveLength(1);
+  });
+
+  it("fails in one line, naming both models, when the configured embedder differs", async () => {
+    const dataDir = await seed();
+    const { code, err } = await talos(
+      ["memory", "search", "crash", "--data-dir", dataDir, "--installation", "8"],
+      { OPENAI_API_KEY: "sk-test-0123456789abcdef" },
+    );
+    expect(code).toBe(1);
+    expect(err).toContain(`holds memories embedded with ${LOCAL_MODEL} (512 dimensions)`);
+    expect(err).toContain("the configured embedder is text-embedding-3-small (1536 dimensions)");
+    expect(err.trim().split("\n")).toHaveLength(1);
+  });
+});
+
+describe("talos memory export", () => {
+  it("prints every record as a JSON line with its installation, without vectors", async () => {
+    const dataDir = await seed();
+    const { code, out, err } = await talos(["memory", "export", "--data-dir", dataDir]);
+    expect(err).toBe("");
+    expect(code).toBe(0);
+    const lines = out
+      .trim()
+      .split("\n")
+      .map((line) => JSON.parse(line) as Record<string, unknown>);
+    expect(lines.map((l) => `${l.installation}/${l.repo}#${l.id}`)).toEqual([
+      "7/acme/gadgets#issue-1",
+      "7/acme/widgets#issue-1",
+      "7/acme/widgets#issue-2",
+      "7/acme/widgets#note-99",
+      "8/acme/widgets#issue-1",
+      "8/acme/widgets#issue-5",
+    ]);
+    expect(lines[1]).toEqual({
+      installation: "7",
+      id: "issue-1",
+      kind: "issue",
+      text: "Crash when exporting invoices from the billing page\n\nStack trace follows.",
+      repo: "acme/widgets",
+      number: 1,
+      author: "alice",
+      url: "https://github.com/acme/widgets/issues/1",
+      createdAt: "2026-11-01T10:00:00.000Z",
+      state: "open",
+    });
+    expect(out).not.toContain("vector");
+  });
+  it("stops quietly when the reader closes the pipe (`| head`)", async () => {
+    const dataDir = await seed();
+    let lines = 0;
+    const stdout = new Writable({
+      write(_chunk, _encoding, done) {
+        lines++;
+        done(lines > 2 ? Object.assign(new Error("write EPIPE"), { code: "EPIPE" }) : null);
+      },
+    });
+    const stderr = new PassThrough();
+    let err = "";
+    stderr.on("data", (c: Buffer) => (err += c.toString()));
+    const code = await runCli(["memory", "export", "--data-dir", dataDir], {
+      stdin: new PassThrough(),
+      stdout,
+      stderr,
+      env: {},
+    });
+    expect(err).toBe("");
+    expect(code).toBe(0);
+    expect(lines).toBe(3);
+  });
+});
+
+describe("talos memory compact", () => {
+  it("replays what the log holds into the index files and leaves nothing pending", async () => {
+    const live = makeDataDir();
+    const directory = join(live, "memory", "7", "acme", "widgets");
+    const store = await openTestStore(directory, { batchSize: 1_000 });
+    await store.addMany([issueMemory(1, "first"), issueMemory(2, "second")]);
+    // A copy taken now is what a crash would leave: the records are only in the log.
+    const dataDir = makeDataDir();
+    cpSync(live, dataDir, { recursive: true });
+    await store.close();
+    const copy = join(dataDir, "memory", "7", "acme", "widgets");
+    const logBytes = () =>
+      readdirSync(copy)
+        .filter((name) => name.startsWith("log-"))
+        .reduce((sum, name) => sum + statSync(join(copy, name)).size, 0);
+    expect(logBytes()).toBeGreaterThan(0);
+
+    const { code, out, err } = await talos(["memory", "compact", "--data-dir", dataDir]);
+    expect(err).toBe("");
+    expect(code).toBe(0);
+    expect(out).toMatch(
+      /^Compacted 7\/acme\/widgets: 2 records in 1 segment\(s\), 0 pending, .* on disk \(was .*\)\.\n$/,
+    );
+    expect(logBytes()).toBe(0);
+
+    const json = await talos(["memory", "compact", "--data-dir", dataDir, "--json"]);
+    expect(JSON.parse(json.out).namespaces).toEqual([
+      expect.objectContaining({ installation: "7", repo: "acme/widgets", records: 2, pending: 0 }),
+    ]);
+    const stats = JSON.parse(
+      (await talos(["memory", "stats", "--data-dir", dataDir, "--json"])).out,
+    );
+    expect(stats.totals).toMatchObject({ records: 2, pending: 0, segments: 1 });
+  });
+});
+
+describe("talos memory: errors", () => {
+  it.each([
+    [["memory"], /^talos memory: missing memory subcommand; use stats, search, export, compact\n$/],
+    [["memory", "frobnicate"], /^talos memory: unknown memory subcommand "frobnicate"/],
+    [
+      ["memory", "stats", "--repo", "not-a-repo"],
+      /^talos memory: --repo takes owner\/repo, not "not-a-repo"/,
+    ],
+    [
+      ["memory", "stats", "--installation", "seven"],
+      /^talos memory: --installation takes a numeric/,
+    ],
+    [
+      ["memory", "stats", "--repo", "acme/nothing"],
+      /^talos memory: no memory of acme\/nothing in .* \(found: 7\/acme\/gadgets, 7\/acme\/widgets, 8\/acme\/widgets\)/,
+    ],
+    [["memory", "stats", "extra"], /^talos memory: Unexpected argument 'extra'/],
+    [["memory", "export", "--k", "3"], /^talos memory: Unknown option '--k'/],
+    [["memory", "search", "--installation", "7"], /^talos memory: search takes a query/],
+    [
+      ["memory", "search", "x", "--k", "0"],
+      /^talos memory: --k takes a whole number of at least 1, not "0"/,
+    ],
+    [
+      ["memory", "search", "x", "--kind", "issue,bug"],
+      /^talos memory: --kind takes issue, pull_request, comment, answer, note, not "bug"/,
+    ],
+  ])("exits 2 with one line for bad input: %j", async (argv, message) => {
+    const dataDir = await seed();
+    const { code, err } = await talos(argv, { TALOS_DATA_DIR: dataDir });
+    expect(err).toMatch(message);
+    expect(code).toBe(2);
+    expect(err.trim().split("\n")).toHaveLength(1);
+  });
+
+  it("exits 2 when there is no memory to search", async () => {
+    const dataDir = makeDataDir();
+    const { code, err } = await talos(["memory", "search", "crash", "--data-dir", dataDir]);
+    expect(code).toBe(2);
+    expect(err).toBe(`talos memory: no memory to search in ${join(dataDir, "memory")}\n`);
+  });
+
+  it("exits 2 when the data directory does not exist", async () => {
+    const missing = join(makeDataDir(), "nope");
+    const { code, err } = await talos(["memory", "stats", "--data-dir", missing]);
+    expect(code).toBe(2);
+    expect(err).toBe(
+      `talos memory: data directory ${missing} does not exist; pass --data-dir or set TALOS_DATA_DIR\n`,
+    );
+  });
+
+  it("exits 1 with the lock's message when a running server holds the directory", async () => {
+    const dataDir = await seed();
+    const directory = join(dataDir, "memory", "8", "acme", "widgets");
+    // The test runner's parent process is alive and is not us, as a server would be.
+    writeFileSync(join(directory, "lock"), String(process.ppid));
+    for (const action of ["stats", "export", "compact"]) {
+      const { code, err } = await talos(["memory", action, "--data-dir", dataDir]);
+      expect(code).toBe(1);
+      expect(err).toBe(
+        `talos memory: ${directory} is in use by process ${process.ppid}; stop it first (or remove ${join(directory, "lock")} if it is gone)\n`,
+      );
+    }
+  });
+
+  it("reports a damaged manifest in one line", async () => {
+    const dataDir = await seed();
+    const manifest = join(dataDir, "memory", "7", "acme", "gadgets", "manifest.json");
+    writeFileSync(manifest, "{ not json");
+    const { code, err } = await talos(["memory", "stats", "--data-dir", dataDir]);
+    expect(code).toBe(1);
+    expect(err).toMatch(new RegExp(`^talos memory: ${manifest} is damaged`));
+    expect(err.trim().split("\n")).toHaveLength(1);
+  });
+});

@@ -1,0 +1,33 @@
+import { PassThrough } from "node:stream";
+import { runCli } from "../../src/cli/main.js";
+
+export interface RunOptions {
+  env?: Record<string, string>;
+  /** Lines typed at the prompt, then end of input (Ctrl-D). */
+  input?: string[];
+  /** Whether stderr is a terminal (a progress bar instead of lines). */
+  tty?: boolean;
+  signal?: AbortSignal;
+}
+
+/** `npx talos <argv>` in-process, with its output captured and its exit code. */
+export async function runTalos(argv: string[], options: RunOptions = {}) {
+  const stdin = new PassThrough();
+  const stdout = new PassThrough();
+  const stderr = Object.assign(new PassThrough(), { isTTY: options.tty ?? false });
+  let out = "";
+  let err = "";
+  stdout.on("data", (c: Buffer) => (out += c.toString()));
+  stderr.on("data", (c: Buffer) => (err += c.toString()));
+  const running = runCli(argv, {
+    stdin,
+    stdout,
+    stderr,
+    env: options.env ?? {},
+    signal: options.signal,
+  });
+  for (const line of options.input ?? []) stdin.write(`${line}\n`);
+  stdin.end();
+  const code = await running;
+  return { code, out, err };
+}
