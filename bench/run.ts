@@ -1,10 +1,12 @@
 // `npm run bench -- <suite> [--json]`: prints a table, or with --json one JSON object on the last line.
 import { runGitHubBench } from "./github-bench.js";
+import { runMemoryBench } from "./memory-bench.js";
 import { runPromptsBench } from "./prompts-bench.js";
 
 const SUITES: Record<string, (options: { json: boolean }) => Promise<unknown>> = {
   prompts: runPromptsBench,
   github: runGitHubBench,
+  memory: runMemoryBench,
 };
 
 const [suite, ...flags] = process.argv.slice(2);
