@@ -5,7 +5,7 @@ import type { RepoConfig } from "../config.js";
 import type { AppIdentityLoader } from "../github/app-identity.js";
 import { similarMarker } from "../github/comment-markers.js";
 import type { GitHubLimits } from "../github/create-octokit.js";
-import type { IssueInfo, RepoClient } from "../github/create-repo-client.js";
+import type { CommentInfo, IssueInfo, RepoClient } from "../github/create-repo-client.js";
 import type { Octokit } from "../github/octokit.js";
 import { upsertReply } from "../github/upsert-reply.js";
 import { findSimilarIssues, renderSimilarIssues } from "../memory/find-similar-issues.js";
@@ -17,6 +17,8 @@ import { triageNewIssue } from "./triage-new-issue.js";
 export interface NewIssueOptions {
   installation: number;
   issue: IssueInfo;
+  /** Its comments when known: none, for an issue just opened (a redelivery may have some). */
+  comments: CommentInfo[] | undefined;
   config: RepoConfig;
   github: RepoClient;
   octokit: Octokit;
@@ -65,8 +67,7 @@ export async function onNewIssue(options: NewIssueOptions): Promise<void> {
       github,
       octokit,
       issue,
-      // A new issue has no comments yet; nothing to fetch.
-      comments: [],
+      comments: options.comments,
       settings: config.triage,
       reply: { identity: options.identity, limits: options.limits, clock: options.clock },
       log,

@@ -41,6 +41,8 @@ export function createIssuesOpenedHandler(deps: IssuesOpenedDeps) {
       ...deps,
       installation: installation.id,
       issue: toIssueInfo(issue),
+      // A new issue has no comments yet; nothing to fetch.
+      comments: issue.comments === 0 ? [] : undefined,
       config,
       github: createRepoClient(context.octokit, {
         owner: repository.owner.login,

@@ -5,8 +5,13 @@ import type { SearchHit } from "./memory-store.js";
 
 // Reciprocal rank fusion's usual constant: it keeps one list's top rank from drowning the other.
 const RRF_K = 60;
+// Angles under a quarter turn for up to a few hundred candidates: cosine falls with the rank.
+const RANK_ANGLE = Math.PI / 2 / 1_000;
 // wink's BM25 refuses to compute its statistics over fewer documents than this.
 const MIN_KEYWORD_DOCS = 3;
+// Keywords are looked for in the title and the start of the text: tokenizing whole bodies
+// (up to 20,000 characters each, 50 of them) would cost more than the search itself.
+const KEYWORD_TEXT = 2_000;
 
 /** The parts of vectra's `LocalIndex` that set up BM25 on every query (private in its types). */
 interface Bm25Internals {
@@ -31,16 +36,13 @@ interface Bm25Internals {
 export class KeywordReranker {
   #tokenize: ((text: string) => string[]) | undefined;
 
-  async rerank(
-    query: string,
-    vector: Float32Array,
-    candidates: SearchHit[],
-    k: number,
-    vectorOf: (id: string) => Float32Array | undefined,
-  ): Promise<SearchHit[]> {
+  /** `candidates` are the semantic hits, best first; the result is the best `k` of both rankings. */
+  async rerank(query: string, candidates: SearchHit[], k: number): Promise<SearchHit[]> {
     // vectra keeps its semantic top k out of BM25; the rest must be enough for BM25's statistics.
     if (candidates.length - Math.min(k, candidates.length) < MIN_KEYWORD_DOCS) return candidates;
-    const texts = new Map(candidates.map((hit) => [hit.record.id, hit.record.text]));
+    const texts = new Map(
+      candidates.map((hit) => [hit.record.id, hit.record.text.slice(0, KEYWORD_TEXT)]),
+    );
     const index = new LocalIndex("/candidates", undefined, new VirtualFileStorage(), undefined, {
       docReader: async (id: string) => texts.get(id) ?? "",
     });
@@ -53,14 +55,21 @@ export class KeywordReranker {
       internals._bm25Engine = engine;
     };
     await index.createIndex({ version: 1 });
+    // vectra's semantic pass only decides which candidates BM25 leaves out: its top k, which
+    // are ours. Two-dimensional vectors that rank the candidates as they already are ranked
+    // spare copying and normalizing 50 full-size embeddings.
     await index.batchInsertItems(
-      candidates.map((hit) => ({
+      candidates.map((hit, rank) => ({
         id: hit.record.id,
-        vector: Array.from(vectorOf(hit.record.id) ?? []),
-        metadata: { documentId: hit.record.id, startPos: 0, endPos: hit.record.text.length - 1 },
+        vector: [Math.cos(rank * RANK_ANGLE), Math.sin(rank * RANK_ANGLE)],
+        metadata: {
+          documentId: hit.record.id,
+          startPos: 0,
+          endPos: (texts.get(hit.record.id) ?? "").length - 1,
+        },
       })),
     );
-    const results = await index.queryItems(Array.from(vector), query, k, undefined, true);
+    const results = await index.queryItems([1, 0], query, k, undefined, true);
     const keywordRank = new Map(
       results.filter((r) => r.item.metadata.isBm25 === true).map((r, rank) => [r.item.id, rank]),
     );

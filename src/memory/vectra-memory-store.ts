@@ -243,10 +243,7 @@ export class VectraMemoryStore implements MemoryStore {
       score,
       keyword: false,
     }));
-    if (short)
-      hits = await this.#options.keywords.rerank(query, vector!, hits, options.k, (id) =>
-        this.#matrix.get(id),
-      );
+    if (short) hits = await this.#options.keywords.rerank(query, hits, options.k);
     return hits
       .filter((hit) => hit.keyword || hit.score >= (options.minScore ?? -1))
       .slice(0, options.k);
