@@ -3,6 +3,8 @@ import { DOT_KERNEL_WASM } from "./dot-kernel.js";
 // The kernel reads 16 floats per step: rows are padded with zeros to a multiple of that.
 const LANES = 16;
 const PAGE = 65_536;
+// WebAssembly's 32-bit memory: 65,536 pages of 64 KiB.
+const MAX_BYTES = 2 ** 32;
 
 interface DotKernel {
   memory: WebAssembly.Memory;
@@ -47,7 +49,11 @@ export class VectorMatrix {
     let row = this.#rows.get(id);
     if (row === undefined) {
       row = this.#ids.length;
-      if (row >= this.#capacity) this.#reserve(Math.max(this.#capacity * 2, row + 1));
+      if (row >= this.#capacity) {
+        // Doubling, but never past what 32-bit memory holds: the last rows fit too.
+        const most = Math.floor((MAX_BYTES / 4 - this.#stride) / (this.#stride + 1));
+        this.#reserve(Math.max(Math.min(this.#capacity * 2, most), row + 1));
+      }
       this.#ids.push(id);
       this.#rows.set(id, row);
     }
