@@ -519,6 +519,42 @@ describe("backfill of a repository the app gains", () => {
     expect(second.logs.text()).not.toContain("backfill failed");
   });
 
+  it("starts on a new installation, for each repository it was given", async () => {
+    const app = await createTestApp();
+    const scope = githubScope();
+    // The example installation carries its own id.
+    mockInstallationToken(scope, 957387);
+    mockRepoConfig(scope);
+    scope
+      .get(`${REPO}/issues`)
+      .query({ state: "all", sort: "created", direction: "desc", per_page: "100", page: "1" })
+      .reply(200, [
+        {
+          number: 5,
+          title: "An old issue",
+          body: "From before the install.",
+          state: "closed",
+          user: { login: "octocat" },
+          labels: [],
+          html_url: "https://github.com/Codertocat/Hello-World/issues/5",
+          created_at: "2025-01-01T00:00:00Z",
+        },
+      ]);
+
+    await receive(app, "installation", webhookExample("installation", "created", 957387));
+    await app.talos.backfill.idle();
+
+    expect(scope.pendingMocks()).toEqual([]);
+    const memory = await app.talos.memory.open({
+      installation: "957387",
+      repo: "codertocat/hello-world",
+    });
+    expect(memory.get("issue-5")).toMatchObject({
+      state: "closed",
+      createdAt: "2025-01-01T00:00:00.000Z",
+    });
+  });
+
   it("skips a repository whose config switches memory off", async () => {
     const app = await createTestApp();
     const scope = githubScope();
