@@ -139,9 +139,12 @@ export async function createTalos(options: TalosOptions): Promise<Talos> {
     addHandler((req, res) => (req.method === "POST" ? rootWebhooks(req, res) : false));
   };
   const close = async () => {
-    await backfill.close();
-    await memory.closeAll();
-    await ledger.close();
+    try {
+      await backfill.close();
+      await memory.closeAll();
+    } finally {
+      await ledger.close();
+    }
   };
   return { app, Octokit, metrics, cache, memory, backfill, close };
 }

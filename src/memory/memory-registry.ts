@@ -99,7 +99,12 @@ export class MemoryRegistry {
   async closeAll(): Promise<void> {
     const stores = [...this.#stores.values()];
     this.#stores.clear();
-    await Promise.allSettled(stores.map(async (store) => (await store).close()));
+    const results = await Promise.allSettled(stores.map(async (store) => (await store).close()));
+    // Every store gets its chance to close; what failed is still in its log, and is said.
+    const failed = results.flatMap((r) => (r.status === "rejected" ? [r.reason] : []));
+    for (const error of failed)
+      this.#options.log.error({ err: error }, "memory not flushed on close; its log keeps it");
+    if (failed.length > 0) throw new AggregateError(failed, "memory stores failed to close");
   }
 }
 
