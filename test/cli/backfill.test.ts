@@ -1,11 +1,7 @@
 import { join } from "node:path";
 import type nock from "nock";
-import { pino } from "pino";
 import { describe, expect, it } from "vitest";
-import { systemClock } from "../../src/clock.js";
-import { createLocalEmbedder } from "../../src/memory/local-embedder.js";
-import { MemoryRegistry, type MemoryNamespace } from "../../src/memory/memory-registry.js";
-import { createMetrics } from "../../src/metrics/create-metrics.js";
+import { type MemoryNamespace } from "../../src/memory/memory-registry.js";
 import {
   githubScope,
   INSTALLATION_TOKEN,
@@ -13,6 +9,7 @@ import {
   mockRepoConfig,
 } from "../helpers/github-mocks.js";
 import { runTalos } from "../helpers/run-talos.js";
+import { createTestRegistry } from "../helpers/test-memory.js";
 import { makeDataDir, TEST_PRIVATE_KEY } from "../helpers/test-app.js";
 
 const TOKEN = "ghp_backfillTestToken0123456789abcdefgh";
@@ -61,15 +58,7 @@ function mockIssuePages(scope: nock.Scope, authorization: string) {
 }
 
 async function readMemory(dataDir: string, namespace: MemoryNamespace) {
-  const memories = new MemoryRegistry({
-    directory: join(dataDir, "memory"),
-    embedder: createLocalEmbedder(),
-    batchSize: 50,
-    flushMs: 60_000,
-    clock: systemClock,
-    log: pino({ level: "silent" }),
-    metrics: createMetrics(),
-  });
+  const memories = createTestRegistry(join(dataDir, "memory"));
   const namespaces = await memories.list();
   const records = (await memories.open(namespace)).list();
   await memories.closeAll();

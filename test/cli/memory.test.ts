@@ -1,31 +1,19 @@
 import { cpSync, readdirSync, statSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { PassThrough, Writable } from "node:stream";
-import { pino } from "pino";
 import { describe, expect, it } from "vitest";
-import { systemClock } from "../../src/clock.js";
 import { createLocalEmbedder } from "../../src/memory/local-embedder.js";
-import { MemoryRegistry } from "../../src/memory/memory-registry.js";
-import { createMetrics } from "../../src/metrics/create-metrics.js";
 import { runTalos } from "../helpers/run-talos.js";
 import { runCli } from "../../src/cli/main.js";
 import { makeDataDir } from "../helpers/test-app.js";
-import { issueMemory, openTestStore } from "../helpers/test-memory.js";
+import { createTestRegistry, issueMemory, openTestStore } from "../helpers/test-memory.js";
 
 function talos(argv: string[], env: Record<string, string> = {}) {
   return runTalos(argv, { env });
 }
 
 function registry(memoryDir: string, batchSize = 50) {
-  return new MemoryRegistry({
-    directory: memoryDir,
-    embedder: createLocalEmbedder(),
-    batchSize,
-    flushMs: 60_000,
-    clock: systemClock,
-    log: pino({ level: "silent" }),
-    metrics: createMetrics(),
-  });
+  return createTestRegistry(memoryDir, { batchSize });
 }
 
 /** Installation 7 has acme/widgets (3 records) and acme/gadgets (1); installation 8, acme/widgets (2). */

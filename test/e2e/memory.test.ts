@@ -1,10 +1,6 @@
 import { readdirSync, readFileSync } from "node:fs";
 import { join } from "node:path";
-import { pino } from "pino";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { systemClock } from "../../src/clock.js";
-import { MemoryRegistry } from "../../src/memory/memory-registry.js";
-import { createMetrics } from "../../src/metrics/create-metrics.js";
 import { startGitHubStandIn, type GitHubStandIn } from "../helpers/github-stand-in.js";
 import { startOpenAIStandIn, type OpenAIStandIn } from "../helpers/openai-stand-in.js";
 import {
@@ -16,6 +12,7 @@ import {
   type ServerProcess,
 } from "../helpers/server-process.js";
 import { makeDataDir, TEST_WEBHOOK_SECRET } from "../helpers/test-app.js";
+import { createTestRegistry } from "../helpers/test-memory.js";
 import { webhookExample } from "../helpers/webhook-examples.js";
 
 const REPO = "Codertocat/Hello-World";
@@ -153,21 +150,15 @@ describe("memory in the started server", () => {
     const namespace = join(dataDir, "memory", "2", "codertocat", "hello-world");
     const logs = readdirSync(namespace).filter((name) => name.endsWith(".jsonl"));
     expect(logs.map((name) => readFileSync(join(namespace, name), "utf8"))).toEqual([""]);
-    const memory = new MemoryRegistry({
-      directory: join(dataDir, "memory"),
-      // Opened only to read: an embedder that knows the model recorded in the index, and is
-      // never asked to embed.
+    // Opened only to read: an embedder that knows the model recorded in the index, and is never
+    // asked to embed.
+    const memory = createTestRegistry(join(dataDir, "memory"), {
       embedder: {
         model: "text-embedding-3-small",
         dimension: 1536,
         relatedScore: 0.7,
         embed: () => Promise.reject(new Error("not used")),
       },
-      batchSize: 100,
-      flushMs: 60_000,
-      clock: systemClock,
-      log: pino({ level: "silent" }),
-      metrics: createMetrics(),
     });
     const mine = await memory.open({ installation: "2", repo: "codertocat/hello-world" });
     const numbers = mine

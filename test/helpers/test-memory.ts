@@ -2,6 +2,7 @@ import { pino } from "pino";
 import type { Embedder } from "../../src/memory/embedder.js";
 import { KeywordReranker } from "../../src/memory/keyword-reranker.js";
 import { createLocalEmbedder } from "../../src/memory/local-embedder.js";
+import { MemoryRegistry } from "../../src/memory/memory-registry.js";
 import {
   VectraMemoryStore,
   type VectraMemoryStoreOptions,
@@ -57,4 +58,23 @@ export function issueMemory(
     state: "open",
     ...changes,
   };
+}
+
+/** A registry of memories under `directory` (a data dir's `memory/`), quiet and unhurried. */
+export function createTestRegistry(
+  directory: string,
+  {
+    embedder = createLocalEmbedder(),
+    batchSize = 50,
+  }: { embedder?: Embedder; batchSize?: number } = {},
+) {
+  return new MemoryRegistry({
+    directory,
+    embedder,
+    batchSize,
+    flushMs: 60_000,
+    clock: systemClock,
+    log: pino({ level: "silent" }),
+    metrics: createMetrics(),
+  });
 }

@@ -1,16 +1,17 @@
 import { appendFileSync, readdirSync, readFileSync, truncateSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
-import { pino } from "pino";
 import { describe, expect, it } from "vitest";
-import { systemClock } from "../../src/clock.js";
-import { createLocalEmbedder } from "../../src/memory/local-embedder.js";
-import { MemoryRegistry } from "../../src/memory/memory-registry.js";
 import { openSegmentIndex, readSegment, AtomicFileStorage } from "../../src/memory/vectra-files.js";
 import { MemoryMismatchError } from "../../src/memory/vectra-memory-store.js";
 import { MemoryCorruptError } from "../../src/memory/write-ahead-log.js";
 import { createMetrics } from "../../src/metrics/create-metrics.js";
 import { makeDataDir } from "../helpers/test-app.js";
-import { countingEmbedder, issueMemory, openTestStore } from "../helpers/test-memory.js";
+import {
+  countingEmbedder,
+  createTestRegistry,
+  issueMemory,
+  openTestStore,
+} from "../helpers/test-memory.js";
 
 const ISSUES: Array<[number, string]> = [
   [1, "App crashes when saving a widget on Windows"],
@@ -284,15 +285,7 @@ describe("the directory lock", () => {
 
 describe("memory namespaces", () => {
   function registry(directory = makeDataDir()) {
-    return new MemoryRegistry({
-      directory,
-      embedder: createLocalEmbedder(),
-      batchSize: 50,
-      flushMs: 60_000,
-      clock: systemClock,
-      log: pino({ level: "silent" }),
-      metrics: createMetrics(),
-    });
+    return createTestRegistry(directory);
   }
 
   it("keeps installations apart on disk: B never finds A's records, even for the same repository", async () => {
