@@ -2,7 +2,7 @@ import type { Context } from "probot";
 import { z } from "zod";
 import { toIssueInfo } from "../github/create-repo-client.js";
 import { loadRepoConfig } from "../github/load-repo-config.js";
-import { toIssueMemory } from "../memory/memory-inputs.js";
+import { issueMemoryId, toIssueMemory } from "../memory/memory-inputs.js";
 import type { MemoryRegistry } from "../memory/memory-registry.js";
 import { openRepoMemory } from "../memory/open-repo-memory.js";
 import { IssuePayload, readPayload } from "./read-payload.js";
@@ -45,7 +45,7 @@ export function createThreadChangedHandler(deps: { memory: MemoryRegistry }) {
     if (!thread) throw new Error("the payload holds neither an issue nor a pull request");
     const info = { ...toIssueInfo(thread), isPullRequest };
     if (payload.action === "deleted" || payload.action === "transferred") {
-      await memory.remove(`issue-${info.number}`);
+      await memory.remove(issueMemoryId(info.number, false));
       return context.log.info({ number: info.number }, "issue forgotten");
     }
     await memory.add(toIssueMemory(payload.repository.full_name, info));

@@ -1,5 +1,6 @@
 import { cleanModelOutput } from "../agent/clean-model-output.js";
 import type { IssueInfo } from "../github/create-repo-client.js";
+import { issueMemoryId, issueMemoryText } from "./memory-inputs.js";
 import type { MemoryStore, SearchHit } from "./memory-store.js";
 
 export interface SimilarSettings {
@@ -14,10 +15,11 @@ export function findSimilarIssues(
   issue: IssueInfo,
   settings: SimilarSettings,
 ): Promise<SearchHit[]> {
-  return memory.search(`${issue.title}\n\n${issue.body ?? ""}`, {
+  return memory.search(issueMemoryText(issue), {
     k: settings.max,
     kinds: ["issue", "pull_request"],
-    excludeIds: [`issue-${issue.number}`, `pull_request-${issue.number}`],
+    // Issues and pull requests share numbers: neither is its own match.
+    excludeIds: [issueMemoryId(issue.number, false), issueMemoryId(issue.number, true)],
     minScore: similarityThreshold(memory, settings),
   });
 }

@@ -1,13 +1,23 @@
 import type { IssueInfo } from "../github/create-repo-client.js";
 import type { MemoryInput } from "./memory-store.js";
 
+/** The id of an issue's or a pull request's memory: its kind and number. */
+export const issueMemoryId = (number: number, isPullRequest: boolean) =>
+  `${isPullRequest ? "pull_request" : "issue"}-${number}`;
+
+/**
+ * What is remembered of an issue or pull request, and what similar ones are searched with: the
+ * same text, so that its embedding is computed once (the embedder caches by text).
+ */
+export const issueMemoryText = (issue: Pick<IssueInfo, "title" | "body">) =>
+  `${issue.title}\n\n${issue.body ?? ""}`.trim();
+
 /** The memory of an issue or pull request: its title and description, keyed by its number. */
 export function toIssueMemory(repo: string, issue: IssueInfo): MemoryInput {
-  const kind = issue.isPullRequest ? "pull_request" : "issue";
   return {
-    id: `${kind}-${issue.number}`,
-    kind,
-    text: `${issue.title}\n\n${issue.body ?? ""}`,
+    id: issueMemoryId(issue.number, issue.isPullRequest),
+    kind: issue.isPullRequest ? "pull_request" : "issue",
+    text: issueMemoryText(issue),
     repo,
     number: issue.number,
     author: issue.author ?? undefined,
