@@ -61,6 +61,16 @@ export const EnvSchema = z.object({
   TALOS_MEMORY_BATCH_SIZE: withDefault(z.coerce.number().int().min(1), 100),
   TALOS_MEMORY_FLUSH_MS: withDefault(z.coerce.number().int().min(10), 5_000),
   TALOS_BACKFILL_MAX: withDefault(z.coerce.number().int().min(0), 1_000),
+  // Markdown of untrusted text is parsed in worker threads; a parse that takes longer than this
+  // is abandoned and the text treated as plain text (escaped, never a command).
+  TALOS_MARKDOWN_DEADLINE_MS: withDefault(z.coerce.number().int().min(50).max(60_000), 1_000),
+  // Prometheus metrics: on a listener of their own (bound to 127.0.0.1 unless told otherwise),
+  // or on the main port behind a bearer token. Neither set: no metrics are served.
+  TALOS_METRICS_PORT: z.preprocess(
+    (v) => (v === "" ? undefined : v),
+    z.coerce.number().int().min(0).max(65_535).optional(),
+  ),
+  TALOS_METRICS_HOST: withDefault(z.string().min(1), "127.0.0.1"),
   // Probot reads the app's id itself; `talos backfill` authenticates as the app with it.
   APP_ID: optionalString,
   // Values that must never reach a log line.
@@ -70,8 +80,24 @@ export const EnvSchema = z.object({
   GITHUB_CLIENT_SECRET: optionalString,
   GITHUB_TOKEN: optionalString,
   OPENAI_API_KEY: optionalString,
+  TALOS_METRICS_TOKEN: z.preprocess(
+    (v) => (v === "" ? undefined : v),
+    z.string().min(16, "use a token of at least 16 characters").optional(),
+  ),
 });
 export type Env = z.infer<typeof EnvSchema>;
+
+/** The configured values that must never reach a log line or the model. */
+export function getSecrets(env: Env): Array<string | undefined> {
+  return [
+    env.PRIVATE_KEY,
+    env.WEBHOOK_SECRET,
+    env.GITHUB_CLIENT_SECRET,
+    env.GITHUB_TOKEN,
+    env.OPENAI_API_KEY,
+    env.TALOS_METRICS_TOKEN,
+  ];
+}
 
 /** The REST API's base URL: api.github.com, or a GitHub Enterprise Server's /api/v3. */
 export function getGitHubApiUrl(env: Env): string {
@@ -205,71 +231,6 @@ export const RepoConfigSchema = z
   })
   .describe("Talos settings for this repository (.github/talos.yml)");
 export type RepoConfig = z.infer<typeof RepoConfigSchema>;
-
-export interface ParsedRepoConfig {
-  config: RepoConfig;
-  /** Human-readable problems, each naming the field and the file. Empty when the file is valid. */
-  errors: string[];
-}
-
-const MAX_REPAIR_ROUNDS = 10;
-
-/**
- * Validates a raw config object. An invalid value falls back to its default, field by field,
- * so that one typo does not switch off a maintainer's whole configuration.
- */
-export function parseRepoConfig(raw: unknown, file = REPO_CONFIG_PATH): ParsedRepoConfig {
-  if (raw === null || raw === undefined) return { config: RepoConfigSchema.parse({}), errors: [] };
-  if (typeof raw !== "object" || Array.isArray(raw)) {
-    return {
-      config: RepoConfigSchema.parse({}),
-      errors: [`${file}: the top level must be a mapping of settings; using the defaults`],
-    };
-  }
-  let candidate: unknown = structuredClone(raw);
-  const errors: string[] = [];
-  for (let round = 0; round < MAX_REPAIR_ROUNDS; round++) {
-    const result = RepoConfigSchema.safeParse(candidate);
-    if (result.success) return { config: result.data, errors };
-    for (const issue of result.error.issues) {
-      for (const path of issuePaths(issue)) {
-        const field = path.join(".") || "(top level)";
-        errors.push(`${file}: \`${field}\` ${describeIssue(issue)}`);
-        candidate = removePath(candidate, path);
-      }
-    }
-  }
-  return { config: RepoConfigSchema.parse({}), errors };
-}
-
-function issuePaths(issue: z.core.$ZodIssue): PropertyKey[][] {
-  // Unknown keys are reported on their parent; point at each key so it alone is dropped.
-  if (issue.code === "unrecognized_keys") return issue.keys.map((key) => [...issue.path, key]);
-  return [issue.path];
-}
-
-function describeIssue(issue: z.core.$ZodIssue): string {
-  if (issue.code === "unrecognized_keys") return "is not a known setting (ignored)";
-  return `is invalid (${issue.message}); using the default`;
-}
-
-/** Drops the value at `path` so the schema default applies there; array items drop the array. */
-function removePath(value: unknown, path: PropertyKey[]): unknown {
-  if (path.length === 0) return {};
-  const [head, ...rest] = path;
-  if (Array.isArray(value)) return undefined;
-  if (typeof value !== "object" || value === null) return undefined;
-  const copy: Record<PropertyKey, unknown> = { ...(value as Record<PropertyKey, unknown>) };
-  const key = head as PropertyKey;
-  if (rest.length === 0 || typeof rest[0] === "number") {
-    delete copy[key];
-  } else {
-    const inner = removePath(copy[key], rest);
-    if (inner === undefined) delete copy[key];
-    else copy[key] = inner;
-  }
-  return copy;
-}
 
 /**
  * The environment as Probot sees it: the process environment with a `.env` file (if any) laid

@@ -35,16 +35,19 @@ const REDACT_PATHS = [
 ];
 
 /**
- * Credential shapes that are scrubbed even when they are not the configured values: PEM private
- * keys, GitHub tokens, OpenAI-style keys, JWTs and Authorization header values. Log lines are
- * JSON at this point, so a newline inside a key appears as the two characters `\n`.
+ * Credential shapes that are scrubbed even when they are not the configured values: GitHub
+ * tokens, OpenAI-style keys and Authorization header values here; PEM private keys and JWTs by
+ * the scanners below. Each pattern has one unbounded quantifier, so it runs in linear time over
+ * any text: this also cleans text users wrote before the model reads it.
  */
-const SECRET_PATTERNS: Array<[RegExp, string]> = [
-  [/-----BEGIN [A-Z ]*PRIVATE KEY-----[\s\S]*?(-----END [A-Z ]*PRIVATE KEY-----|$)/g, REDACTED],
-  [/\b(gh[pousr]_[A-Za-z0-9]{16,}|github_pat_[A-Za-z0-9_]{22,})\b/g, REDACTED],
-  [/\bsk-[A-Za-z0-9_-]{16,}/g, REDACTED],
-  [/\beyJ[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]{8,}/g, REDACTED],
-  [/\b(bearer|token|basic)\s+(?=[A-Za-z0-9._~+/=-]*\d)[A-Za-z0-9._~+/=-]{12,}/gi, `$1 ${REDACTED}`],
+const SECRET_PATTERNS: Array<[RegExp, (match: string, ...groups: string[]) => string]> = [
+  [/\b(?:gh[pousr]_[A-Za-z0-9]{16,}|github_pat_[A-Za-z0-9_]{22,})\b/g, () => REDACTED],
+  [/\bsk-[A-Za-z0-9_-]{16,}/g, () => REDACTED],
+  // Log lines are JSON at this point: a value follows its scheme after a space.
+  [
+    /\b(bearer|token|basic)([ \t]{1,16})([A-Za-z0-9._~+/=-]{12,})/gi,
+    (match, scheme, space, value) => (/\d/.test(value) ? `${scheme}${space}${REDACTED}` : match),
+  ],
 ];
 
 /** Returns a function that removes the given secrets, and anything shaped like one, from text. */
@@ -61,9 +64,67 @@ export function createSecretScrubber(secrets: Array<string | undefined>): (text:
   return (text) => {
     let out = text;
     for (const literal of ordered) out = out.split(literal).join(REDACTED);
-    for (const [pattern, replacement] of SECRET_PATTERNS) out = out.replace(pattern, replacement);
+    out = redactJwts(redactPemKeys(out));
+    for (const [pattern, replace] of SECRET_PATTERNS) out = out.replace(pattern, replace);
     return out;
   };
+}
+
+/**
+ * PEM private keys, from `-----BEGIN … PRIVATE KEY-----` to their END line (or, cut short, to the
+ * end of the text). Log lines are JSON, so a newline inside a key is the two characters `\n`.
+ */
+function redactPemKeys(text: string): string {
+  let out = "";
+  let at = 0;
+  for (let begin = text.indexOf("-----BEGIN ", at); begin !== -1;) {
+    const labelEnd = text.indexOf("-----", begin + 11);
+    if (labelEnd === -1) break;
+    if (!/^[A-Z ]*PRIVATE KEY$/.test(text.slice(begin + 11, labelEnd))) {
+      begin = text.indexOf("-----BEGIN ", labelEnd);
+      continue;
+    }
+    const endLine = text.indexOf("-----END ", labelEnd + 5);
+    const keyEnd = endLine === -1 ? -1 : text.indexOf("KEY-----", endLine);
+    out += text.slice(at, begin) + REDACTED;
+    at = keyEnd === -1 ? text.length : keyEnd + 8;
+    begin = text.indexOf("-----BEGIN ", at);
+  }
+  return out + text.slice(at);
+}
+
+/**
+ * JSON web tokens: `eyJ…`, at a word boundary, then two more dot-separated base64url parts, each
+ * at least 8 characters. Scanned part by part, so a long run such as `eyJ-eyJ-eyJ-…` costs one
+ * pass rather than one per `eyJ`.
+ */
+function redactJwts(text: string): string {
+  return text.replace(/[A-Za-z0-9_.-]+/g, (run) => {
+    if (!run.includes("eyJ")) return run;
+    const parts = run.split(".");
+    const kept: string[] = [];
+    for (let i = 0; i < parts.length; i++) {
+      const part = parts[i]!;
+      const start = jwtStart(part);
+      if (start !== -1 && (parts[i + 1]?.length ?? 0) >= 8 && (parts[i + 2]?.length ?? 0) >= 8) {
+        kept.push(part.slice(0, start) + REDACTED);
+        i += 2;
+      } else {
+        kept.push(part);
+      }
+    }
+    return kept.join(".");
+  });
+}
+
+/** Where a JWT starts in one dot-separated part: `eyJ` after a non-word character, 8+ after. */
+function jwtStart(part: string): number {
+  for (let at = part.indexOf("eyJ"); at !== -1; at = part.indexOf("eyJ", at + 1)) {
+    const before = part[at - 1];
+    const boundary = before === undefined || before === "-";
+    if (boundary && part.length - at - 3 >= 8) return at;
+  }
+  return -1;
 }
 
 /**

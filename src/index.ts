@@ -22,6 +22,7 @@ import { registerHandlers } from "./handlers/index.js";
 import { createHealthRoute } from "./http/create-health-route.js";
 import { createMetrics, type Metrics } from "./metrics/create-metrics.js";
 import { createMetricsRoute } from "./metrics/create-metrics-route.js";
+import { MarkdownWorkers, type MarkdownService } from "./markdown/markdown-workers.js";
 
 export interface TalosOptions {
   env: Env;
@@ -36,6 +37,8 @@ export interface TalosOptions {
   embedder?: Embedder;
   /** The chat model; by default `ChatOpenAI` from the environment, or none without a key. */
   model?: BaseChatModel | undefined;
+  /** Markdown parsing off the event loop; by default worker threads of this instance's own. */
+  markdown?: MarkdownService;
 }
 
 export interface Talos {
@@ -112,7 +115,9 @@ export async function createTalos(options: TalosOptions): Promise<Talos> {
     log,
   });
   const commands = createCommandRegistry(ALL_COMMANDS);
-  const startedAt = clock.now();
+  const markdown =
+    options.markdown ??
+    new MarkdownWorkers({ deadlineMs: env.TALOS_MARKDOWN_DEADLINE_MS, metrics, log });
 
   const app: ApplicationFunction = async (probot, { addHandler }) => {
     registerHandlers(probot, {
@@ -125,14 +130,17 @@ export async function createTalos(options: TalosOptions): Promise<Talos> {
       budget,
       memory,
       backfill,
+      markdown,
       identity: createAppIdentityLoader(probot),
     });
     authenticate = (installation) => probot.auth(installation);
     void backfill
       .resume()
       .catch((error: unknown) => log.error({ err: error }, "cannot resume backfills"));
-    addHandler(createHealthRoute({ version: options.version, clock, startedAt }));
-    addHandler(createMetricsRoute(metrics.registry));
+    addHandler(createHealthRoute({ version: options.version }));
+    // On the public port only behind a token; otherwise on TALOS_METRICS_PORT (see main.ts).
+    if (env.TALOS_METRICS_TOKEN)
+      addHandler(createMetricsRoute(metrics.registry, { token: env.TALOS_METRICS_TOKEN }));
     // Probot's setup page registers the app with its webhook URL at the server root, so serve
     // webhooks there as well as at /api/github/webhooks.
     const rootWebhooks = await probot.getNodeMiddleware({ path: "/" });
@@ -144,6 +152,8 @@ export async function createTalos(options: TalosOptions): Promise<Talos> {
       await memory.closeAll();
     } finally {
       await ledger.close();
+      // Workers this instance made; one handed in belongs to its maker.
+      if (!options.markdown) await markdown.close();
     }
   };
   return { app, Octokit, metrics, cache, memory, backfill, close };

@@ -35,6 +35,7 @@ function registeredEvents(): string[][] {
       assistant: undefined,
       memory: {} as never,
       backfill: {} as never,
+      markdown: {} as never,
       budget: new AutomationBudget({ clock: systemClock, maxPerInstallationPerHour: 1 }),
       commands: createCommandRegistry([]),
       identity: { get: () => Promise.reject(new Error("unused")) },

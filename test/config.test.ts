@@ -4,9 +4,13 @@ import {
   COMMAND_NAMES,
   getRepoConfigJsonSchema,
   parseEnv,
-  parseRepoConfig,
   RepoConfigSchema,
 } from "../src/config.js";
+import {
+  parseRepoConfig,
+  RESTRICTIVE_SETTINGS,
+  restrictiveConfig,
+} from "../src/parse-repo-config.js";
 import { createCommandRegistry } from "../src/commands/command-registry.js";
 import { ALL_COMMANDS } from "../src/commands/all-commands.js";
 import { helpCommand } from "../src/commands/help-command.js";
@@ -25,7 +29,7 @@ describe("parseRepoConfig", () => {
     expect(config.commands).toEqual({ ...defaults.commands, help_for_everyone: true });
   });
 
-  it("drops only the invalid field and names it and the file", () => {
+  it("falls back toward less power for an invalid value, naming the field and the file", () => {
     const { config, errors } = parseRepoConfig({
       commands: { help_for_everyone: "yes", allowed_associations: ["MEMBER"] },
     });
@@ -33,32 +37,107 @@ describe("parseRepoConfig", () => {
     expect(config.commands.help_for_everyone).toBe(false);
     expect(errors).toEqual([
       expect.stringMatching(
-        /^\.github\/talos\.yml: `commands\.help_for_everyone` is invalid .*using the default$/,
+        /^\.github\/talos\.yml: `commands\.help_for_everyone` is invalid .*most restrictive value$/,
       ),
     ]);
   });
 
-  it("reports each unknown key and ignores it", () => {
-    const { config, errors } = parseRepoConfig({
-      traige: {},
-      commands: { disable: ["help"], extra: 1 },
-    });
-    expect(config).toEqual(defaults);
-    expect(errors).toHaveLength(3);
-    expect(errors.join("\n")).toContain("`commands.disable` is not a known setting");
+  it("leaves permissions no wider than the valid items give, for the three typos of issue 9", () => {
+    const labels = parseRepoConfig({ triage: { enabled: true, labels: ["bug", "question", 404] } });
+    expect(labels.config.triage).toMatchObject({ enabled: true, labels: ["bug", "question"] });
+    expect(labels.errors).toEqual([expect.stringContaining("`triage.labels[2]` (404) is invalid")]);
+
+    const who = parseRepoConfig({ commands: { allowed_associations: ["OWNER", "MAINTAINER"] } });
+    expect(who.config.commands.allowed_associations).toEqual(["OWNER"]);
+
+    const off = parseRepoConfig({ commands: { disabled: ["ask", "sumarize"] } });
+    expect(off.config.commands.disabled).toEqual(["ask", "summarize"]);
+    expect(off.errors).toEqual([
+      expect.stringContaining('`commands.disabled[1]` ("sumarize") is not a command; read as'),
+    ]);
+    const unknown = parseRepoConfig({ commands: { disabled: ["ask", "everything"] } });
+    expect(unknown.config.commands.disabled).toEqual(["ask"]);
   });
 
-  it("falls back to the defaults when the top level is not a mapping", () => {
+  it("turns triage off when triage.labels names no valid label, rather than allow any", () => {
+    for (const labels of [[404], "bug", { bug: true }]) {
+      const { config, errors } = parseRepoConfig({ triage: { enabled: true, labels } });
+      expect(config.triage.enabled).toBe(false);
+      expect(errors.at(-1)).toContain("triage is off until it does");
+    }
+    // Left out or empty, the list means "any existing label", as documented.
+    expect(parseRepoConfig({ triage: { enabled: true, labels: [] } }).config.triage.enabled).toBe(
+      true,
+    );
+  });
+
+  it.each(Object.entries(RESTRICTIVE_SETTINGS))(
+    "an invalid %s falls back to %j",
+    (field, restrictive) => {
+      const [section, key] = field.split(".") as [string, string];
+      const { config, errors } = parseRepoConfig({ [section]: { [key]: { invalid: true } } });
+      expect((config as any)[section][key]).toEqual(restrictive);
+      expect(errors[0]).toContain(`\`${field}\` is invalid`);
+    },
+  );
+
+  it("has a restrictive fallback for every setting that decides who acts or what runs", () => {
+    const defaults = RepoConfigSchema.parse({}) as unknown as Record<
+      string,
+      Record<string, unknown>
+    >;
+    const settings = Object.entries(defaults).flatMap(([section, values]) =>
+      Object.keys(values).map((key) => `${section}.${key}`),
+    );
+    // similar.threshold has no default (the embedder's own applies), so list it by hand.
+    expect([...settings, "similar.threshold"].sort()).toEqual(
+      Object.keys(RESTRICTIVE_SETTINGS).sort(),
+    );
+    const restrictive = restrictiveConfig();
+    expect(restrictive.commands.allowed_associations).toEqual(["OWNER"]);
+    expect(restrictive.commands.disabled).toEqual(COMMAND_NAMES.filter((c) => c !== "config"));
+    expect(restrictive.triage.enabled).toBe(false);
+    expect(restrictive.memory.enabled).toBe(false);
+  });
+
+  it("reports each unknown key and ignores it; a near miss of a setting narrows that setting", () => {
+    const { config, errors } = parseRepoConfig({
+      traige: { enabled: true },
+      commands: { disable: ["help"], extra: 1 },
+    });
+    expect(errors).toHaveLength(3);
+    expect(errors.join("\n")).toContain("`commands.disable` is not a known setting");
+    // `disable` meant `disabled`: everything but `config` is off; `traige` meant `triage`.
+    expect(config.commands.disabled).toEqual(COMMAND_NAMES.filter((c) => c !== "config"));
+    expect(config.triage).toEqual(restrictiveConfig().triage);
+    expect(config.commands.allowed_associations).toEqual(
+      RepoConfigSchema.parse({}).commands.allowed_associations,
+    );
+  });
+
+  it("narrows a whole misspelt section, but not one the file also sets correctly", () => {
+    const misspelt = parseRepoConfig({ comands: { allowed_associations: ["OWNER", "MEMBER"] } });
+    expect(misspelt.config.commands).toEqual(restrictiveConfig().commands);
+    const both = parseRepoConfig({
+      comands: {},
+      commands: { allowed_associations: ["OWNER", "MEMBER"] },
+    });
+    expect(both.config.commands.allowed_associations).toEqual(["OWNER", "MEMBER"]);
+    expect(both.config.commands.help_for_everyone).toBe(false);
+    expect(both.config.commands.disabled).toEqual(restrictiveConfig().commands.disabled);
+  });
+
+  it("uses the most restrictive settings when the top level is not a mapping", () => {
     for (const raw of [[1, 2], "text", 42]) {
       const { config, errors } = parseRepoConfig(raw);
-      expect(config).toEqual(defaults);
+      expect(config).toEqual(restrictiveConfig());
       expect(errors[0]).toContain("must be a mapping");
     }
   });
 
-  it("replaces an invalid section with its defaults", () => {
+  it("narrows an invalid section to its restrictive settings", () => {
     const { config, errors } = parseRepoConfig({ commands: "all" });
-    expect(config).toEqual(defaults);
+    expect(config).toEqual({ ...defaults, commands: restrictiveConfig().commands });
     expect(errors).toHaveLength(1);
   });
 });

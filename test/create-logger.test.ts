@@ -1,5 +1,7 @@
 import { describe, expect, it } from "vitest";
 import { createSecretScrubber } from "../src/create-logger.js";
+import { expectLinearTime } from "./helpers/hostile-input.js";
+import { scriptedModel } from "./helpers/scripted-model.js";
 import {
   githubScope,
   INSTALLATION_TOKEN,
@@ -61,32 +63,75 @@ describe("log scrubbing", () => {
   });
 
   it("keeps secrets out of the log of a whole event handled at trace level", async () => {
-    const app = await createTestApp({ logLevel: "trace" });
+    // The model endpoint fails with an error that quotes credentials, as some servers do: the
+    // error is logged with its message, its stack and its own fields.
+    const failure = Object.assign(
+      new Error(
+        `401 Incorrect API key provided: ${OPENAI_KEY}; proxy saw ${PAT}, ${INSTALLATION_TOKEN} and ${JWT}`,
+      ),
+      { status: 401, headers: { authorization: `Bearer ${OPENAI_KEY}` }, token: PAT },
+    );
+    const app = await createTestApp({
+      logLevel: "trace",
+      model: scriptedModel().respond(failure),
+      env: { OPENAI_API_KEY: OPENAI_KEY, TALOS_EMBEDDING_MODEL: "local" },
+    });
     const scope = githubScope();
     mockAppIdentity(scope);
     mockInstallationToken(scope);
     mockRepoConfig(scope, { yaml: `# ${TEST_WEBHOOK_SECRET}\ncommands: {}\n` });
     scope.post(/reactions$/).reply(201, {});
+    scope.get("/repos/Codertocat/Hello-World").reply(200, { default_branch: "main" });
+    // The thread for the model, then the look for an earlier reply.
     scope
       .get(/comments/)
       .query(true)
+      .times(2)
       .reply(200, []);
     scope.post(/comments$/).reply(201, { id: 1 });
+    const payload = loadFixture<{ comment: { body: string } }>("issue_comment.created.help.json");
+    payload.comment.body = "/talos ask why?";
 
-    await app.probot.receive({
-      id: "secrets-delivery",
-      name: "issue_comment",
-      payload: loadFixture("issue_comment.created.help.json"),
-    } as never);
+    await app.probot.receive({ id: "secrets-delivery", name: "issue_comment", payload } as never);
 
     expect(scope.pendingMocks()).toEqual([]);
     const text = app.logs.text();
-    expect(text).toContain("command answered");
-    for (const secret of [INSTALLATION_TOKEN, TEST_WEBHOOK_SECRET, ...keyLines]) {
+    expect(text).toContain("command failed");
+    expect(text).toContain("401 Incorrect API key provided: [REDACTED]");
+    for (const secret of [
+      OPENAI_KEY,
+      PAT,
+      INSTALLATION_TOKEN,
+      JWT,
+      TEST_WEBHOOK_SECRET,
+      ...keyLines,
+    ]) {
       expect(text).not.toContain(secret);
     }
     expect(text).not.toMatch(/eyJ[\w-]{8,}\.[\w-]{8,}\.[\w-]{8,}/);
   });
+});
+
+describe("the scrubber on hostile text", () => {
+  const scrub = createSecretScrubber([OPENAI_KEY]);
+
+  it.each([
+    ["a PEM key cut short", "x -----BEGIN RSA PRIVATE KEY-----\\nMIIE abc", "x [REDACTED]"],
+    [
+      "a PEM header that is not a key",
+      "-----BEGIN CERTIFICATE-----\nMIIB",
+      "-----BEGIN CERTIFICATE-----\nMIIB",
+    ],
+    ["a JWT inside a longer run", `a.b-${JWT}.tail`, "a.b-[REDACTED].tail"],
+    ["a JWT-like run that is not one", "eyJ-eyJ-eyJ-eyJ", "eyJ-eyJ-eyJ-eyJ"],
+    ["a bearer value without digits", "Bearer abcdefghijklmnop", "Bearer abcdefghijklmnop"],
+  ])("handles %s", (_what, input, expected) => {
+    expect(scrub(input)).toBe(expected);
+  });
+
+  it("takes linear time on hostile input of every shape it looks for", async () => {
+    await expectLinearTime(scrub);
+  }, 120_000);
 });
 
 describe("event log lines", () => {

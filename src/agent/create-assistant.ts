@@ -1,7 +1,7 @@
 import type { BaseChatModel } from "@langchain/core/language_models/chat_models";
 import type { Logger } from "pino";
 import type { Clock } from "../clock.js";
-import type { Env } from "../config.js";
+import { getSecrets, type Env } from "../config.js";
 import { createSecretScrubber } from "../create-logger.js";
 import type { Metrics } from "../metrics/create-metrics.js";
 import { PromptLibrary } from "../prompts/prompt-library.js";
@@ -45,12 +45,6 @@ export async function createAssistant(options: {
     },
     metrics,
     clock,
-    scrub: createSecretScrubber([
-      env.PRIVATE_KEY,
-      env.WEBHOOK_SECRET,
-      env.GITHUB_CLIENT_SECRET,
-      env.GITHUB_TOKEN,
-      env.OPENAI_API_KEY,
-    ]),
+    scrub: createSecretScrubber(getSecrets(env)),
   };
 }

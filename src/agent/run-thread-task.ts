@@ -3,7 +3,6 @@ import type { Logger } from "pino";
 import type { CommentInfo, RepoClient } from "../github/create-repo-client.js";
 import type { Tool } from "../tools/define-tool.js";
 import { prepareRun, type Assistant } from "./assistant.js";
-import { cleanModelOutput } from "./clean-model-output.js";
 import { runAgent } from "./run-agent.js";
 import { loadThread, renderThread, type KnownThread } from "./thread.js";
 import type { Fence } from "./untrusted-text.js";
@@ -25,7 +24,7 @@ export interface ThreadTask {
 }
 
 export interface AgentAnswer {
-  /** Cleaned Markdown, ready to post. */
+  /** The model's Markdown, as it wrote it: posting makes it safe (`toSafeMarkdown`). */
   text: string;
   /** False when a limit cut the run short: the answer may be partial. */
   finished: boolean;
@@ -58,7 +57,7 @@ export async function runThreadTask(task: ThreadTask): Promise<AgentAnswer> {
     log,
   });
   return {
-    text: cleanModelOutput(result.text),
+    text: result.text.trim(),
     finished: result.finished,
     comments: thread.comments,
   };

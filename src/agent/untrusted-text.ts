@@ -1,47 +1,112 @@
 import { randomBytes } from "node:crypto";
+import { createHtmlScanner, type HtmlPiece, type HtmlScanner } from "../markdown/html-scanner.js";
+
+/** GitHub's comment limit: no text a user wrote is longer, so none is read further than this. */
+export const MAX_UNTRUSTED_CHARS = 65_536;
 
 // Elements GitHub renders (or drops) in Markdown. Only these are treated as markup, so that code
 // such as `Array<string>` keeps its angle brackets.
-const HTML_TAGS =
-  "a|abbr|b|bdi|bdo|blockquote|br|caption|center|cite|code|dd|del|details|dfn|div|dl|dt|em|font|h[1-6]|hr|i|img|ins|kbd|li|mark|ol|p|picture|pre|q|rp|rt|ruby|s|samp|small|source|span|strike|strong|sub|summary|sup|table|tbody|td|tfoot|th|thead|time|tr|tt|u|ul|var|video|wbr";
+const HTML_TAGS = new Set(
+  (
+    "a abbr b bdi bdo blockquote br caption center cite code dd del details dfn div dl dt em " +
+    "font h1 h2 h3 h4 h5 h6 hr i img ins kbd li mark ol p picture pre q rp rt ruby s samp small " +
+    "source span strike strong sub summary sup table tbody td tfoot th thead time tr tt u ul " +
+    "var video wbr"
+  ).split(" "),
+);
+// Dropped with everything inside them, as GitHub's sanitizer does.
+const RAW_TEXT = new Set(["script", "style", "template", "noscript", "iframe", "object", "xmp"]);
+const VOID = new Set(["br", "hr", "img", "source", "wbr"]);
 
-const RULES: Array<[RegExp, string]> = [
-  // HTML comments are invisible on GitHub: a favourite place to hide instructions.
-  [/<!--[\s\S]*?(?:-->|$)/g, ""],
-  [/<(script|style|template|noscript|iframe|object)\b[^>]*>[\s\S]*?(?:<\/\1\s*>|$)/gi, ""],
-  // Elements hidden from readers, with everything inside them.
-  [
-    new RegExp(
-      `<(${HTML_TAGS})\\b[^>]*(?:\\bhidden\\b|display\\s*:\\s*none|visibility\\s*:\\s*hidden|aria-hidden\\s*=\\s*["']?true)[^>]*>[\\s\\S]*?<\\/\\1\\s*>`,
-      "gi",
-    ),
-    "",
-  ],
-  // Images carry their text in alt and title attributes nobody reads.
-  [/<img\b[^>]*>/gi, ""],
-  // Markdown's own comment idiom: a link reference definition pointing nowhere.
-  [/^[ \t]*\[[^\]\n]*\]:[ \t]*(?:#|<>)(?:[ \t].*)?$/gm, ""],
-  [new RegExp(`</?(?:${HTML_TAGS})\\b[^>]*>`, "gi"), ""],
-  // Zero-width, bidi and other invisible format characters, and Unicode tag characters
-  // (U+E0000–U+E007F), which can spell out text no reader sees.
-  [
-    /[\u00AD\u180E\u200B-\u200F\u202A-\u202E\u2060-\u2064\u2066-\u206F\uFEFF]|[\u{E0000}-\u{E007F}]/gu,
-    "",
-  ],
-  // Control characters other than tab and newline.
-  // eslint-disable-next-line no-control-regex -- matching them is the point
-  [/[\u0000-\u0008\u000B\u000C\u000E-\u001F\u007F]/g, ""],
-  [/\n{3,}/g, "\n\n"],
-];
+// Zero-width, bidi and other invisible format characters, and Unicode tag characters
+// (U+E0000–U+E007F), which can spell out text no reader sees.
+const INVISIBLE =
+  /[\u00AD\u180E\u200B-\u200F\u202A-\u202E\u2060-\u2064\u2066-\u206F\uFEFF]|[\u{E0000}-\u{E007F}]/gu;
+// Control characters other than tab and newline.
+// eslint-disable-next-line no-control-regex -- matching them is the point
+const CONTROL = /[\u0000-\u0008\u000B\u000C\u000E-\u001F\u007F]/g;
 
 /**
  * Removes what a reader of the GitHub page would not see but a model would read: HTML comments,
- * hidden elements, markup, invisible and bidi characters.
+ * hidden elements, markup, image alt text, Markdown's `[//]: #` comments, invisible and bidi
+ * characters. The text is cut to GitHub's comment limit first, and every step is linear in its
+ * length: no pattern here can backtrack, whatever the text holds.
  */
 export function cleanUntrustedText(text: string): string {
-  let out = text.replace(/\r\n?/g, "\n");
-  for (const [pattern, replacement] of RULES) out = out.replace(pattern, replacement);
-  return out.trim();
+  const capped =
+    text.length <= MAX_UNTRUSTED_CHARS
+      ? text
+      : `${text.slice(0, MAX_UNTRUSTED_CHARS)}\n…(cut: ${text.length} characters in all)`;
+  const unmarked = stripMarkup(capped.replace(/\r\n?/g, "\n"));
+  const lines = unmarked.split("\n").filter((line) => !isHiddenLinkDefinition(line));
+  return lines
+    .join("\n")
+    .replace(INVISIBLE, "")
+    .replace(CONTROL, "")
+    .replace(/\n{3,}/g, "\n\n")
+    .trim();
+}
+
+function stripMarkup(text: string): string {
+  const scanner = createHtmlScanner(text);
+  let out = "";
+  let at = 0;
+  let piece = scanner.next(0);
+  while (piece) {
+    const keep = piece.kind === "tag" && !HTML_TAGS.has(piece.name) && !RAW_TEXT.has(piece.name);
+    if (keep) {
+      piece = scanner.next(piece.end);
+      continue;
+    }
+    out += text.slice(at, piece.start);
+    at = skip(piece, scanner, text.length);
+    if (at >= text.length) return out;
+    piece = scanner.next(at);
+  }
+  return out + text.slice(at);
+}
+
+/** Where the text resumes after `piece`: after a hidden or raw-text element, its whole content. */
+function skip(piece: HtmlPiece, scanner: HtmlScanner, length: number): number {
+  if (piece.kind === "comment" || piece.closing || piece.selfClosing) return piece.end;
+  if (RAW_TEXT.has(piece.name)) {
+    const close = scanner.findClosing(piece.name, piece.end);
+    return close === -1 ? length : (scanner.next(close)?.end ?? length);
+  }
+  if (VOID.has(piece.name) || !isHidden(piece.attributes)) return piece.end;
+  // A hidden element goes with everything inside it, nested elements of its kind included;
+  // unclosed, it hides the rest of the text.
+  let depth = 1;
+  for (let next = scanner.next(piece.end); next; next = scanner.next(next.end)) {
+    if (next.kind !== "tag" || next.name !== piece.name || next.selfClosing) continue;
+    depth += next.closing ? -1 : 1;
+    if (depth === 0) return next.end;
+  }
+  return length;
+}
+
+function isHidden(attributes: string): boolean {
+  const lower = attributes.toLowerCase();
+  const compact = lower.replace(/\s/g, "").replace(/['"]/g, "");
+  return (
+    /(?:^|\s)hidden(?:[\s=/]|$)/.test(lower) ||
+    compact.includes("aria-hidden=true") ||
+    compact.includes("display:none") ||
+    compact.includes("visibility:hidden")
+  );
+}
+
+/**
+ * Markdown's own comment idiom, `[//]: # (note)`: a link reference definition that points
+ * nowhere, which renders as nothing.
+ */
+function isHiddenLinkDefinition(line: string): boolean {
+  const trimmed = line.trimStart();
+  if (line.length - trimmed.length > 3 || !trimmed.startsWith("[")) return false;
+  const close = trimmed.indexOf("]");
+  if (close === -1 || trimmed[close + 1] !== ":") return false;
+  const target = trimmed.slice(close + 2).trimStart();
+  return target.startsWith("#") || target.startsWith("<>");
 }
 
 /** Wraps untrusted text in delimiters its author cannot guess or close. */
@@ -60,9 +125,9 @@ export function createFence(
   return {
     tag,
     wrap(source, text) {
-      const label = strip(source)
-        .replace(/["<>\n]/g, " ")
-        .slice(0, 200);
+      const label = strip(source.slice(0, 400))
+        .slice(0, 200)
+        .replace(/["<>\n]/g, " ");
       return `<${tag} source="${label}">\n${strip(text)}\n</${tag}>`;
     },
   };

@@ -8,6 +8,7 @@ import type { GitHubLimits } from "../github/create-octokit.js";
 import type { CommentInfo, IssueInfo, RepoClient } from "../github/create-repo-client.js";
 import type { Octokit } from "../github/octokit.js";
 import { upsertReply } from "../github/upsert-reply.js";
+import type { MarkdownService } from "../markdown/markdown-workers.js";
 import { findSimilarIssues, renderSimilarIssues } from "../memory/find-similar-issues.js";
 import { toIssueMemory } from "../memory/memory-inputs.js";
 import type { MemoryStore } from "../memory/memory-store.js";
@@ -27,6 +28,7 @@ export interface NewIssueOptions {
   assistant: Assistant | undefined;
   budget: AutomationBudget;
   identity: AppIdentityLoader;
+  markdown: MarkdownService;
   limits: GitHubLimits;
   clock: Clock;
   log: Logger;
@@ -69,7 +71,12 @@ export async function onNewIssue(options: NewIssueOptions): Promise<void> {
       issue,
       comments: options.comments,
       settings: config.triage,
-      reply: { identity: options.identity, limits: options.limits, clock: options.clock },
+      reply: {
+        identity: options.identity,
+        markdown: options.markdown,
+        limits: options.limits,
+        clock: options.clock,
+      },
       log,
     });
     log.info(
@@ -98,5 +105,7 @@ async function postSimilar(options: NewIssueOptions, memory: MemoryStore): Promi
     botLogin: (await options.identity.get()).botLogin,
     marker: similarMarker(issue.number),
     body: `**Possibly related**: ${renderSimilarIssues(hits)}.`,
+    references: hits.map((hit) => hit.record.number ?? 0),
+    markdown: options.markdown,
   });
 }

@@ -8,6 +8,7 @@ import type { CommentInfo, IssueInfo, RepoClient } from "../github/create-repo-c
 import type { Octokit } from "../github/octokit.js";
 import type { UpsertReplyOptions } from "../github/upsert-reply.js";
 import { upsertReply } from "../github/upsert-reply.js";
+import { codeSpan } from "../markdown/safe-text.js";
 import { createProposeLabelsTool, type LabelProposal } from "../tools/propose-labels.js";
 
 export interface TriageOptions {
@@ -20,7 +21,9 @@ export interface TriageOptions {
   comments: CommentInfo[] | undefined;
   settings: RepoConfig["triage"];
   /** For the triage comment: who we are, and how to retry its creation. */
-  reply: Pick<UpsertReplyOptions, "limits" | "clock"> & { identity: AppIdentityLoader };
+  reply: Pick<UpsertReplyOptions, "limits" | "clock" | "markdown"> & {
+    identity: AppIdentityLoader;
+  };
   log: Logger;
 }
 
@@ -83,6 +86,7 @@ export async function triageNewIssue(options: TriageOptions): Promise<TriageOutc
       ...repo,
       issueNumber,
       marker: triageMarker(issueNumber),
+      references: github.retrieved,
       body: renderTriageComment(proposal, applied, answer.text),
     });
   }
@@ -90,10 +94,14 @@ export async function triageNewIssue(options: TriageOptions): Promise<TriageOutc
 }
 
 function renderTriageComment(proposal: LabelProposal, applied: boolean, note: string): string {
-  const labels = proposal.labels.map((l) => `\`${l}\``).join(", ");
+  const list = (names: string[]) => names.map((name) => codeSpan(name.slice(0, 100))).join(", ");
   const head =
     proposal.labels.length === 0
       ? "**Triage**: none of this repository's labels seems to fit."
-      : `**Triage**: ${applied ? "labelled" : "suggested labels"} ${labels}.`;
-  return [head, note].filter(Boolean).join("\n\n");
+      : `**Triage**: ${applied ? "labelled" : "suggested labels"} ${list(proposal.labels)}.`;
+  const dropped =
+    proposal.dropped.length === 0
+      ? ""
+      : `Not applied, as ${proposal.dropped.length === 1 ? "it is not a label" : "they are not labels"} triage may use here: ${list(proposal.dropped)}.`;
+  return [head, dropped, note].filter(Boolean).join("\n\n");
 }

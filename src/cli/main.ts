@@ -1,7 +1,7 @@
 import type { Readable, Writable } from "node:stream";
 import { parseArgs, type ParseArgsConfig } from "node:util";
 import { systemClock } from "../clock.js";
-import { parseEnv, type Env } from "../config.js";
+import { getSecrets, parseEnv, type Env } from "../config.js";
 import { createLogger } from "../create-logger.js";
 import { MEMORY_KINDS, type MemoryKind } from "../memory/memory-store.js";
 import { readVersion } from "../read-version.js";
@@ -228,7 +228,7 @@ function createCliLogger(env: Env, io: CliIO) {
   return createLogger({
     level: io.env.LOG_LEVEL ? env.LOG_LEVEL : "warn",
     format: env.LOG_FORMAT ?? "pretty",
-    secrets: [env.PRIVATE_KEY, env.WEBHOOK_SECRET, env.GITHUB_TOKEN, env.OPENAI_API_KEY],
+    secrets: getSecrets(env),
     destination: io.stderr,
   });
 }

@@ -7,6 +7,7 @@ import { createRepoClient, type IssueInfo } from "../github/create-repo-client.j
 import type { LoadedRepoConfig } from "../github/load-repo-config.js";
 import type { Octokit, RepoRef } from "../github/octokit.js";
 import { upsertReply } from "../github/upsert-reply.js";
+import type { MarkdownService } from "../markdown/markdown-workers.js";
 import type { MemoryStore } from "../memory/memory-store.js";
 import type { CommandContext, CommandRegistry } from "./command-registry.js";
 import type { ParsedCommand } from "./parse-command.js";
@@ -23,6 +24,7 @@ export interface AnswerCommandOptions {
   assistant: Assistant | undefined;
   memory: () => Promise<MemoryStore | undefined>;
   identity: { slug: string; botLogin: string };
+  markdown: MarkdownService;
   limits: GitHubLimits;
   clock: Clock;
   log: Logger;
@@ -39,13 +41,14 @@ export async function answerCommand(options: AnswerCommandOptions): Promise<void
     comment_id: comment.id,
     content: "eyes",
   });
+  const github = createRepoClient(octokit, repo);
   const reply = await runCommand(options.parsed, {
     repo,
     issue,
     comment: { id: comment.id, author: comment.author, url: comment.url },
     config: options.config,
     registry: options.registry,
-    github: createRepoClient(octokit, repo),
+    github,
     assistant: options.assistant,
     memory: options.memory,
     slug: options.identity.slug,
@@ -61,6 +64,9 @@ export async function answerCommand(options: AnswerCommandOptions): Promise<void
       ? { marker: reply.marker }
       : { marker: replyMarker(comment.id), since: comment.createdAt }),
     body: reply.body,
+    // What this event read: the thread, the issues its tools fetched, what memory recalled.
+    references: [...github.retrieved, ...(reply.references ?? [])],
+    markdown: options.markdown,
     knownComments: reply.seen,
     botLogin: options.identity.botLogin,
     limits: options.limits,

@@ -57,6 +57,8 @@ export type CommandReply =
       seen?: CommentInfo[];
       /** Stored in memory once the reply is posted (an answer, say). */
       remember?: MemoryInput;
+      /** Issues and pull requests the reply names that Talos found outside `github` (memory). */
+      references?: number[];
     };
 
 export interface Command {

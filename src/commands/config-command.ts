@@ -20,7 +20,7 @@ export const configCommand: Command = {
       config.errors.length === 0
         ? "The file has no problems."
         : [
-            "**Problems** (these settings fell back to their defaults):",
+            "**Problems** (these settings fell back toward less power):",
             ...config.errors.map((e) => `- ${e}`),
           ].join("\n"),
     ].join("\n");

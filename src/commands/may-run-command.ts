@@ -9,3 +9,8 @@ export function mayRunCommand(name: string, association: string, config: RepoCon
   if (name === "help" && help_for_everyone) return true;
   return allowed_associations.some((allowed) => allowed === association);
 }
+
+/** Whether the author may run any command at all: `help`, when it is open to everyone, counts. */
+export function mayRunAnyCommand(association: string, config: RepoConfig): boolean {
+  return config.commands.help_for_everyone || mayRunCommand("", association, config);
+}

@@ -1,3 +1,7 @@
+import type { MarkdownIt, Token } from "markdown-it";
+import { createMarkdownParser } from "../markdown/create-markdown-parser.js";
+import { createHtmlScanner } from "../markdown/html-scanner.js";
+
 export interface ParsedCommand {
   /** Lower-cased command name; `help` when the prefix stands alone. */
   name: string;
@@ -10,46 +14,124 @@ export interface ParseCommandOptions {
   slug?: string | undefined;
 }
 
-const FENCE = /^ {0,3}(`{3,}|~{3,})/;
-const QUOTE = /^ {0,3}>/;
-// Markdown treats four spaces of indentation as a code block; allow up to three.
-const LEAD = "^ {0,3}";
+// GitHub's comment limit: nothing further is read.
+const MAX_BODY = 65_536;
+// Elements whose content readers do not see as the comment's own words.
+const HIDING = new Set(["details", "pre"]);
+
+function prefixesOf(options: ParseCommandOptions): string[] {
+  const slug = options.slug?.toLowerCase();
+  return slug ? ["/talos", `@${slug}[bot]`, `@${slug}`] : ["/talos"];
+}
+
+/** The prefix `line` starts with, followed by whitespace or nothing; compared without case. */
+function matchPrefix(line: string, prefixes: string[]): string | undefined {
+  const head = line.slice(0, 64).toLowerCase();
+  return prefixes.find(
+    (p) => head.startsWith(p) && /^\s?$/.test(line.slice(p.length, p.length + 1)),
+  );
+}
 
 /**
- * Finds the first command in a comment: a line that starts with `/talos <command> [args]` or
- * `@<slug> <command> [args]`, case-insensitively. Lines inside fenced code blocks, `>` quotes
- * and HTML comments are not commands: they quote or hide text rather than address the bot.
+ * Whether any line of `body`, whatever its indentation, starts with a command prefix. Linear and
+ * cheap: a comment without such a line is never parsed.
+ */
+export function hasCommandCandidate(body: string, options: ParseCommandOptions = {}): boolean {
+  const prefixes = prefixesOf(options);
+  return body
+    .slice(0, MAX_BODY)
+    .split("\n")
+    .some((line) => matchPrefix(line.trimStart(), prefixes) !== undefined);
+}
+
+/**
+ * Finds the first command in a comment, as GitHub renders it: a line of a paragraph that starts
+ * with `/talos <command> [args]` or `@<slug> <command> [args]`, case-insensitively. Lines in
+ * code (fenced, indented or inline), block quotes, lists, HTML blocks and `<details>` or `<pre>`
+ * are not commands: they quote, show or hide text rather than address the bot.
+ *
+ * Pure and synchronous. The server runs it in a worker with a deadline (markdown-workers.ts),
+ * since a Markdown parse of hostile text can take longer than an event may block the server.
  */
 export function parseCommand(
   body: string,
   options: ParseCommandOptions = {},
+  parser: MarkdownIt = createMarkdownParser(),
 ): ParsedCommand | null {
-  const prefixes = ["/talos"];
-  if (options.slug) prefixes.push(`@${escapeRegExp(options.slug)}(?:\\[bot\\])?`);
-  const pattern = new RegExp(`${LEAD}(?:${prefixes.join("|")})(?=\\s|$)(?:\\s+(\\S+))?(.*)$`, "i");
-  let fence: string | undefined;
-  for (const line of stripHtmlComments(body).split(/\r?\n/)) {
-    const fenceMatch = FENCE.exec(line);
-    if (fenceMatch?.[1]) {
-      const marker = fenceMatch[1];
-      if (!fence) fence = marker;
-      else if (marker[0] === fence[0] && marker.length >= fence.length) fence = undefined;
-      continue;
-    }
-    if (fence || QUOTE.test(line)) continue;
-    const match = pattern.exec(line);
-    if (match) {
-      const name = (match[1] ?? "help").toLowerCase().replace(/[.,:;!?]+$/, "");
-      return { name, args: (match[2] ?? "").trim() };
+  const text = body.slice(0, MAX_BODY).replace(/\r\n?/g, "\n");
+  if (!hasCommandCandidate(text, options)) return null;
+  const prefixes = prefixesOf(options);
+  let quotes = 0;
+  let lists = 0;
+  let hidden = 0;
+  const tokens = parser.parse(text, {});
+  for (const [i, token] of tokens.entries()) {
+    if (token.type === "blockquote_open") quotes++;
+    else if (token.type === "blockquote_close") quotes--;
+    else if (token.type === "bullet_list_open" || token.type === "ordered_list_open") lists++;
+    else if (token.type === "bullet_list_close" || token.type === "ordered_list_close") lists--;
+    else if (token.type === "html_block") hidden = countHiding(token.content, hidden);
+    else if (token.type === "inline" && tokens[i - 1]?.type === "paragraph_open") {
+      const inParagraph = quotes === 0 && lists === 0 && hidden === 0;
+      for (const line of paragraphLines(token.children ?? [])) {
+        if (inParagraph && line.startsWithText) {
+          const prefix = matchPrefix(line.text, prefixes);
+          if (prefix) return readCommand(line.text.slice(prefix.length));
+        }
+        hidden = countHiding(line.html, hidden);
+      }
     }
   }
   return null;
 }
 
-function stripHtmlComments(text: string): string {
-  return text.replace(/<!--[\s\S]*?(-->|$)/g, "");
+function readCommand(rest: string): ParsedCommand {
+  const trimmed = rest.trim();
+  let end = 0;
+  while (end < trimmed.length && !/\s/.test(trimmed[end]!)) end++;
+  let name = trimmed.slice(0, end).toLowerCase();
+  while (name.length > 0 && ".,:;!?".includes(name.at(-1)!)) name = name.slice(0, -1);
+  return { name: name || "help", args: trimmed.slice(end).trim() };
 }
 
-function escapeRegExp(text: string): string {
-  return text.replace(/[.*+?^${}()|[\]\\]/g, "\\$&");
+interface ParagraphLine {
+  /** The line as its author wrote it: text, code spans with their backticks, emphasis marks. */
+  text: string;
+  /** Whether the line opens with plain text (not code, a link, an image or HTML). */
+  startsWithText: boolean;
+  /** The inline HTML on the line, which can open or close a `<details>`. */
+  html: string;
+}
+
+/** Splits a paragraph's inline tokens at its line breaks. */
+function paragraphLines(children: Token[]): ParagraphLine[] {
+  const lines: ParagraphLine[] = [];
+  let line: ParagraphLine | undefined;
+  for (const token of children) {
+    if (token.type === "softbreak" || token.type === "hardbreak") {
+      line = undefined;
+      continue;
+    }
+    if (!line) {
+      line = { text: "", startsWithText: token.type === "text", html: "" };
+      lines.push(line);
+    }
+    if (token.type === "code_inline") line.text += `${token.markup}${token.content}${token.markup}`;
+    else if (token.type === "html_inline") line.html += token.content;
+    else if (token.type.endsWith("_open") || token.type.endsWith("_close"))
+      line.text += token.type.startsWith("link") ? "" : token.markup;
+    else line.text += token.content;
+  }
+  return lines;
+}
+
+/** `<details>` and `<pre>` opened minus closed, after the HTML in `html`. */
+function countHiding(html: string, depth: number): number {
+  if (!html.includes("<")) return depth;
+  const scanner = createHtmlScanner(html);
+  for (let piece = scanner.next(0); piece; piece = scanner.next(piece.end)) {
+    if (piece.kind === "tag" && HIDING.has(piece.name) && !piece.selfClosing)
+      depth = Math.max(0, depth + (piece.closing ? -1 : 1));
+  }
+  return depth;
 }

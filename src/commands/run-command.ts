@@ -33,7 +33,7 @@ export async function runCommand(
   const outcome = typeof reply === "string" ? { body: reply } : reply;
   // The `config` reply already lists the problems; every other reply points at them.
   if (config.errors.length > 0 && command?.name !== "config") {
-    outcome.body += `\n\n> [!WARNING]\n> \`.github/talos.yml\` has ${config.errors.length} problem(s); those settings use their defaults. Run \`/talos config\` for details.`;
+    outcome.body += `\n\n> [!WARNING]\n> \`.github/talos.yml\` has ${config.errors.length} problem(s); those settings fell back to their most restrictive values. Run \`/talos config\` for details.`;
   }
   return outcome;
 }

@@ -19,6 +19,9 @@ export const similarCommand: Command = {
     if (hits.length === 0) {
       return `Nothing in Talos's memory of this repository resembles this ${issue.isPullRequest ? "pull request" : "issue"} closely enough (similarity of at least ${threshold}).`;
     }
-    return `**Possibly related**: ${renderSimilarIssues(hits)}.\n\nSimilarity: ${hits.map((h) => h.score.toFixed(2)).join(", ")} (at least ${threshold} counts).`;
+    return {
+      body: `**Possibly related**: ${renderSimilarIssues(hits)}.\n\nSimilarity: ${hits.map((h) => h.score.toFixed(2)).join(", ")} (at least ${threshold} counts).`,
+      references: hits.map((hit) => hit.record.number ?? 0),
+    };
   },
 };

@@ -33,3 +33,14 @@ export function similarMarker(issueNumber: number): string {
 export function withMarker(body: string, marker: string): string {
   return `${body.trimEnd()}\n\n${marker}`;
 }
+
+/**
+ * Whether `body` carries `marker` where `withMarker` puts it, on the last line. A marker anywhere
+ * else (quoted, or in a code span of an answer) is text, not Talos's mark.
+ */
+export function hasMarkerAtEnd(body: string, marker: string): boolean {
+  const trimmed = body.trimEnd();
+  if (!trimmed.endsWith(marker)) return false;
+  const before = trimmed.length - marker.length - 1;
+  return before >= 0 && trimmed[before] === "\n";
+}

@@ -59,6 +59,11 @@ const MAX_FILE_BYTES = 200_000;
  */
 export interface RepoClient {
   readonly repo: RepoRef;
+  /**
+   * The issue and pull request numbers this client has read (and search has found): what a reply
+   * written from this event's reads may refer to.
+   */
+  readonly retrieved: ReadonlySet<number>;
   getRepository(): Promise<RepositoryInfo>;
   listLabels(): Promise<LabelInfo[]>;
   getIssue(number: number): Promise<IssueInfo>;
@@ -73,8 +78,10 @@ export interface RepoClient {
 }
 
 export function createRepoClient(octokit: Octokit, repo: RepoRef): RepoClient {
+  const retrieved = new Set<number>();
   return {
     repo,
+    retrieved,
     async getRepository() {
       const { data } = await octokit.rest.repos.get({ ...repo });
       return {
@@ -95,9 +102,11 @@ export function createRepoClient(octokit: Octokit, repo: RepoRef): RepoClient {
     },
     async getIssue(number) {
       const { data } = await octokit.rest.issues.get({ ...repo, issue_number: number });
+      retrieved.add(data.number);
       return toIssueInfo(data);
     },
     async listComments(number) {
+      retrieved.add(number);
       const comments: CommentInfo[] = [];
       for await (const { data } of octokit.paginate.iterator(octokit.rest.issues.listComments, {
         ...repo,
@@ -123,17 +132,17 @@ export function createRepoClient(octokit: Octokit, repo: RepoRef): RepoClient {
         ...(state ? [`state:${state}`] : []),
       ].join(" ");
       const { data } = await octokit.rest.search.issuesAndPullRequests({ q, per_page: limit });
-      return data.items
-        .filter((item) =>
-          item.repository_url.toLowerCase().endsWith(`/repos/${scope.toLowerCase()}`),
-        )
-        .map((item) => ({
-          number: item.number,
-          title: item.title,
-          state: item.state,
-          isPullRequest: item.pull_request !== undefined,
-          url: item.html_url,
-        }));
+      const found = data.items.filter((item) =>
+        item.repository_url.toLowerCase().endsWith(`/repos/${scope.toLowerCase()}`),
+      );
+      for (const item of found) retrieved.add(item.number);
+      return found.map((item) => ({
+        number: item.number,
+        title: item.title,
+        state: item.state,
+        isPullRequest: item.pull_request !== undefined,
+        url: item.html_url,
+      }));
     },
     async getFile(path, ref) {
       const { data } = await octokit.rest.repos.getContent({
@@ -186,14 +195,47 @@ export function toIssueInfo(data: IssueData): IssueInfo {
   };
 }
 
+const SEARCH_SCOPES = ["repo", "org", "user", "owner"];
+
 /**
  * The model writes the search query, so it must not choose where to search: GitHub ORs repeated
  * `repo:` qualifiers, and `org:` or `user:` would reach the installation's other repositories.
+ * Those qualifiers are dropped with their values (quoted or not, negated or not, with spaces
+ * around the colon or not); everything else is kept.
  */
 export function stripSearchQualifiers(query: string): string {
-  return query
-    .replace(/(^|\s)-?(?:repo|org|user|owner)\s*:\s*("[^"]*"|\S*)/gi, " ")
-    .replace(/\s+/g, " ")
-    .trim()
-    .slice(0, 200);
+  const terms = splitSearchTerms(query.slice(0, 1_000));
+  const kept: string[] = [];
+  for (let i = 0; i < terms.length; i++) {
+    const term = terms[i]!;
+    const bare = term.toLowerCase().replace(/^-/, "");
+    const scope = SEARCH_SCOPES.find((s) => bare === s || bare.startsWith(`${s}:`));
+    const colonNext = terms[i + 1]?.startsWith(":") === true;
+    if (!scope || (bare === scope && !colonNext)) {
+      kept.push(term);
+      continue;
+    }
+    // `repo:x`, `repo: x`, `repo :x` and `repo : x`: skip the terms the value is in.
+    const colon = bare === scope ? terms[++i]! : bare.slice(scope.length);
+    if (colon === ":") i++;
+  }
+  return kept.join(" ").slice(0, 200);
+}
+
+/** Splits a search query at whitespace, keeping a quoted phrase (even unclosed) in one term. */
+function splitSearchTerms(query: string): string[] {
+  const terms: string[] = [];
+  let current = "";
+  let quoted = false;
+  for (const char of query) {
+    if (char === '"') quoted = !quoted;
+    if (!quoted && /\s/.test(char)) {
+      if (current) terms.push(current);
+      current = "";
+    } else {
+      current += char;
+    }
+  }
+  if (current) terms.push(current);
+  return terms;
 }

@@ -1,6 +1,7 @@
 import type { Logger } from "pino";
 import type { Context } from "probot";
-import { parseRepoConfig, REPO_CONFIG_PATH, type ParsedRepoConfig } from "../config.js";
+import { REPO_CONFIG_PATH } from "../config.js";
+import { parseRepoConfig, restrictiveConfig, type ParsedRepoConfig } from "../parse-repo-config.js";
 import type { Octokit, RepoRef } from "./octokit.js";
 
 export interface LoadedRepoConfig extends ParsedRepoConfig {
@@ -31,7 +32,8 @@ export function loadRepoConfigOf(
 /**
  * Reads `.github/talos.yml` (falling back to the owner's `.github` repository, following
  * `_extends`) and validates it. Unparseable YAML or invalid values never fail the event: they
- * fall back to the defaults and come back as `errors`, which are logged and shown to maintainers.
+ * fall back toward less power (parse-repo-config.ts) and come back as `errors`, which are logged
+ * and shown to maintainers.
  * Errors reading GitHub (an outage, say) do propagate: defaults then could switch features on
  * that the repository switched off.
  */
@@ -48,8 +50,9 @@ async function readRepoConfig(
       /^\[@probot\/octokit-plugin-config\]\s*/,
       "",
     );
-    const parsed = { ...parseRepoConfig(null), found: true };
-    parsed.errors.push(`${REPO_CONFIG_PATH}: ${reason}; using the defaults`);
+    // A file that exists but cannot be read may have narrowed anything: assume it did.
+    const parsed = { config: restrictiveConfig(), errors: [] as string[], found: true };
+    parsed.errors.push(`${REPO_CONFIG_PATH}: ${reason}; using the most restrictive settings`);
     log.warn({ errors: parsed.errors }, "repository config is invalid");
     return parsed;
   }

@@ -1,6 +1,7 @@
 import type { Clock } from "../clock.js";
+import type { MarkdownService } from "../markdown/markdown-workers.js";
 import type { GitHubLimits } from "./create-octokit.js";
-import { withMarker } from "./comment-markers.js";
+import { hasMarkerAtEnd, withMarker } from "./comment-markers.js";
 import type { CommentInfo } from "./create-repo-client.js";
 import { getClientLog, type Octokit, type RepoRef } from "./octokit.js";
 
@@ -9,7 +10,11 @@ export interface UpsertReplyOptions extends RepoRef {
   issueNumber: number;
   /** The hidden marker that identifies this reply. */
   marker: string;
+  /** Markdown; made safe (`toSafeMarkdown`) before it is posted. */
   body: string;
+  /** Issue and pull request numbers Talos retrieved for this reply: the only ones it may name. */
+  references: Iterable<number>;
+  markdown: Pick<MarkdownService, "toSafeMarkdown">;
   /** Only comments by this login are ours to edit. */
   botLogin: string;
   /** ISO time no later than the reply's creation, to skip older pages of the thread. */
@@ -31,18 +36,23 @@ export interface UpsertReplyResult {
 /**
  * Posts the reply carrying `marker`, or edits it when it already exists: a redelivered event, or
  * a restart between posting and recording the delivery, then never produces a second comment.
+ * Every comment Talos writes comes through here, and its body through `toSafeMarkdown` first.
  * Creating is retried here rather than by the Octokit plugins (which leave comment creation
  * alone): after a rate limit, a 5xx or a lost connection the comment may exist all the same, so
  * each attempt looks for the marker first.
  */
 export async function upsertReply(options: UpsertReplyOptions): Promise<UpsertReplyResult> {
   const { octokit, owner, repo, issueNumber, marker, limits, clock } = options;
-  const body = withMarker(options.body, marker);
+  const safe = await options.markdown.toSafeMarkdown(options.body, {
+    repo: `${owner}/${repo}`,
+    references: [...new Set([issueNumber, ...options.references])],
+  });
+  const body = withMarker(safe, marker);
   for (let attempt = 0; ; attempt++) {
     const existing =
       attempt === 0 && options.knownComments
         ? options.knownComments.find(
-            (c) => c.author === options.botLogin && c.body.includes(marker),
+            (c) => c.author === options.botLogin && hasMarkerAtEnd(c.body, marker),
           )?.id
         : await findOwnComment(options);
     if (existing) {
@@ -85,7 +95,9 @@ async function findOwnComment(options: UpsertReplyOptions): Promise<number | und
     ...(since ? { since } : {}),
   });
   for await (const { data } of pages) {
-    const found = data.find((c) => c.user?.login === botLogin && c.body?.includes(marker));
+    const found = data.find(
+      (c) => c.user?.login === botLogin && hasMarkerAtEnd(c.body ?? "", marker),
+    );
     if (found) return found.id;
   }
   return undefined;

@@ -4,13 +4,14 @@ import type { Assistant } from "../agent/assistant.js";
 import type { Clock } from "../clock.js";
 import { answerCommand } from "../commands/answer-command.js";
 import type { CommandRegistry } from "../commands/command-registry.js";
-import { mayRunCommand } from "../commands/may-run-command.js";
-import { parseCommand } from "../commands/parse-command.js";
+import { mayRunAnyCommand, mayRunCommand } from "../commands/may-run-command.js";
+import { hasCommandCandidate } from "../commands/parse-command.js";
 import type { AppIdentityLoader } from "../github/app-identity.js";
 import { hasTalosMarker } from "../github/comment-markers.js";
 import type { GitHubLimits } from "../github/create-octokit.js";
 import { toIssueInfo } from "../github/create-repo-client.js";
 import { loadRepoConfig } from "../github/load-repo-config.js";
+import type { MarkdownService } from "../markdown/markdown-workers.js";
 import type { MemoryRegistry } from "../memory/memory-registry.js";
 import { openRepoMemory } from "../memory/open-repo-memory.js";
 import { IssuePayload, readPayload } from "./read-payload.js";
@@ -38,6 +39,7 @@ export interface CommentHandlerDeps {
   commands: CommandRegistry;
   assistant: Assistant | undefined;
   memory: MemoryRegistry;
+  markdown: MarkdownService;
   limits: GitHubLimits;
   clock: Clock;
 }
@@ -53,10 +55,20 @@ export function createIssueCommentCreatedHandler(deps: CommentHandlerDeps) {
     if (hasTalosMarker(body))
       return context.log.debug("ignored: the comment carries a Talos marker");
     const identity = await deps.identity.get();
-    const parsed = parseCommand(body, { slug: identity.slug });
+    // A cheap scan first: most comments hold no line that could be a command.
+    if (!hasCommandCandidate(body, { slug: identity.slug }))
+      return context.log.debug("ignored: the comment holds no command");
+    const config = await loadRepoConfig(context);
+    // Checked before the Markdown parse, so that nobody else's text is ever parsed for one.
+    if (!mayRunAnyCommand(comment.author_association, config.config)) {
+      return context.log.info(
+        { association: comment.author_association },
+        "ignored: this author may not run commands here",
+      );
+    }
+    const parsed = await deps.markdown.parseCommand(body, { slug: identity.slug });
     if (!parsed) return context.log.debug("ignored: the comment holds no command");
     const log = context.log.child({ command: parsed.name });
-    const config = await loadRepoConfig(context);
     if (!mayRunCommand(parsed.name, comment.author_association, config.config)) {
       return log.info(
         { association: comment.author_association },

@@ -8,6 +8,7 @@ import type { AppIdentityLoader } from "../github/app-identity.js";
 import type { GitHubLimits } from "../github/create-octokit.js";
 import { createRepoClient, toIssueInfo } from "../github/create-repo-client.js";
 import { loadRepoConfig } from "../github/load-repo-config.js";
+import type { MarkdownService } from "../markdown/markdown-workers.js";
 import type { MemoryRegistry } from "../memory/memory-registry.js";
 import { openRepoMemory } from "../memory/open-repo-memory.js";
 import { IssuePayload, readPayload } from "./read-payload.js";
@@ -27,6 +28,7 @@ export interface IssuesOpenedDeps {
   memory: MemoryRegistry;
   budget: AutomationBudget;
   identity: AppIdentityLoader;
+  markdown: MarkdownService;
   limits: GitHubLimits;
   clock: Clock;
 }

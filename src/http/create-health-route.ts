@@ -1,20 +1,20 @@
 import type { IncomingMessage, ServerResponse } from "node:http";
-import type { Clock } from "../clock.js";
 
 export interface HealthRouteOptions {
   version: string;
-  clock: Clock;
-  startedAt: number;
 }
 
-/** `GET /healthz`: 200 with `{status, version, uptime}` (uptime in seconds) while the process serves. */
+/**
+ * `GET /healthz`: 200 with `{status, version}` while the process serves. It is public, so it says
+ * nothing more: no uptime, no configuration, no counts.
+ */
 export function createHealthRoute(options: HealthRouteOptions) {
+  const body = JSON.stringify({ status: "ok", version: options.version });
   return (req: IncomingMessage, res: ServerResponse): boolean => {
     if (req.method !== "GET" || req.url?.split("?")[0] !== "/healthz") return false;
-    const uptime = Math.max(0, Math.round((options.clock.now() - options.startedAt) / 1000));
     res
       .writeHead(200, { "content-type": "application/json", "cache-control": "no-store" })
-      .end(JSON.stringify({ status: "ok", version: options.version, uptime }));
+      .end(body);
     return true;
   };
 }

@@ -1,4 +1,4 @@
-import { cleanModelOutput } from "../agent/clean-model-output.js";
+import { escapeMarkdown } from "../markdown/safe-text.js";
 import type { IssueInfo } from "../github/create-repo-client.js";
 import { issueMemoryId, issueMemoryText } from "./memory-inputs.js";
 import type { MemoryStore, SearchHit } from "./memory-store.js";
@@ -28,12 +28,16 @@ export function similarityThreshold(memory: MemoryStore, settings: SimilarSettin
   return settings.threshold ?? memory.relatedScore;
 }
 
-/** `#12 (Crash on save), #34 (…)`: titles are issue authors' text, so they are cleaned. */
+/**
+ * `#12 (Crash on save), #34 (…)`. Titles are issue authors' text: cut, then escaped so that they
+ * read as the plain text they are (the reply as a whole goes through `toSafeMarkdown` too).
+ */
 export function renderSimilarIssues(hits: SearchHit[]): string {
   return hits
     .map(({ record }) => {
-      const title = cleanModelOutput(record.text.split("\n")[0] ?? "").slice(0, 120);
-      return `#${record.number} (${title})`;
+      const title = record.text.slice(0, 400).split("\n")[0]!.trim();
+      const cut = title.length > 120 ? `${title.slice(0, 119)}…` : title;
+      return `#${record.number} (${escapeMarkdown(cut)})`;
     })
     .join(", ");
 }

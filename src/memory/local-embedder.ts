@@ -37,7 +37,7 @@ export function createLocalEmbedder(): Embedder {
 
 function embedOne(text: string): Float32Array {
   const words = (text.toLowerCase().match(/[\p{L}\p{N}_']+/gu) ?? [])
-    .map((word) => word.replace(/^'+|'+$/g, ""))
+    .map(trimApostrophes)
     .filter((word) => word && !STOP_WORDS.has(word))
     .map(stem);
   const features = new Map<string, { count: number; weight: number }>();
@@ -62,6 +62,15 @@ function embedOne(text: string): Float32Array {
   norm = Math.sqrt(norm);
   if (norm > 0) for (let i = 0; i < DIMENSION; i++) vector[i] = vector[i]! / norm;
   return vector;
+}
+
+/** `'quoted'` → `quoted`, by index: `/'+$/` would rescan a long run of quotes from each one. */
+function trimApostrophes(word: string): string {
+  let start = 0;
+  let end = word.length;
+  while (start < end && word[start] === "'") start++;
+  while (end > start && word[end - 1] === "'") end--;
+  return word.slice(start, end);
 }
 
 /** A crude English stemmer: enough to make plurals and tenses meet, never a dictionary. */

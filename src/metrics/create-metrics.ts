@@ -18,6 +18,7 @@ export interface Metrics {
   memoryFlushDuration: Histogram;
   memoryRecords: Gauge;
   memoryPendingRecords: Gauge;
+  markdownFallbacks: Counter<"operation" | "reason">;
 }
 
 export function createMetrics(): Metrics {
@@ -95,6 +96,12 @@ export function createMetrics(): Metrics {
     memoryPendingRecords: new Gauge({
       name: "talos_memory_pending_records",
       help: "Memories in the log that the vectra index files do not hold yet",
+      registers,
+    }),
+    markdownFallbacks: new Counter({
+      name: "talos_markdown_fallbacks_total",
+      help: "Markdown parses of untrusted text treated as plain text, by operation (safe, command) and reason (deadline, error, unsafe)",
+      labelNames: ["operation", "reason"],
       registers,
     }),
   };

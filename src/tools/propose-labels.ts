@@ -5,13 +5,16 @@ import { defineTool, type Tool } from "./define-tool.js";
 export interface LabelProposal {
   /** Label names exactly as they exist in the repository. */
   labels: string[];
+  /** What the model proposed that is not among the allowed labels, as it wrote it. */
+  dropped: string[];
   reason: string;
 }
 
 /**
- * The triage flow's one write tool. It writes nothing itself: it records a proposal, and refuses
- * any label outside `allowed` (the repository's existing labels, narrowed by the config), so no
- * text in an issue can get a label invented or applied that the maintainers did not allow.
+ * The triage flow's one write tool. It writes nothing itself: it records a proposal of labels
+ * from `allowed` (the repository's existing labels, narrowed by the config) and drops any other,
+ * telling the model which, so no text in an issue can get a label invented or applied that the
+ * maintainers did not allow, and one bad label does not cost the good ones.
  */
 export function createProposeLabelsTool(
   allowed: readonly LabelInfo[],
@@ -26,15 +29,14 @@ export function createProposeLabelsTool(
       reason: z.string().max(500).describe("one sentence on why"),
     }),
     async execute({ labels, reason }) {
-      const refused = labels.filter((label) => !byName.has(label.toLowerCase()));
-      if (refused.length > 0) {
-        return `Refused: ${refused.map((l) => JSON.stringify(l)).join(", ")} ${
-          refused.length === 1 ? "is" : "are"
-        } not among the labels you may propose. Nothing was recorded. Choose only from: ${[...byName.values()].join(", ")}.`;
-      }
-      const names = [...new Set(labels.map((label) => byName.get(label.toLowerCase()) ?? label))];
-      record({ labels: names, reason });
-      return names.length > 0 ? `Recorded: ${names.join(", ")}.` : "Recorded: no labels.";
+      const dropped = [...new Set(labels.filter((label) => !byName.has(label.toLowerCase())))];
+      const names = [...new Set(labels.flatMap((label) => byName.get(label.toLowerCase()) ?? []))];
+      record({ labels: names, dropped, reason });
+      const recorded = names.length > 0 ? `Recorded: ${names.join(", ")}.` : "Recorded: no labels.";
+      if (dropped.length === 0) return recorded;
+      return `${recorded} Dropped: ${dropped.map((l) => JSON.stringify(l)).join(", ")} ${
+        dropped.length === 1 ? "is" : "are"
+      } not among the labels you may propose. Choose only from: ${[...byName.values()].join(", ")}.`;
     },
   });
 }

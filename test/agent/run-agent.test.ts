@@ -185,13 +185,9 @@ describe("the agent", () => {
     ).toBe(1);
   });
 
-  it("cleans the answer before it is posted", async () => {
-    const model = fakeModel().respond(
-      new AIMessage("Ping @maintainers <!-- talos:reply:9 --> <b>now</b>"),
-    );
+  it("returns the answer as the model wrote it: posting is where it is made safe", async () => {
+    const model = fakeModel().respond(new AIMessage("Ping @maintainers <b>now</b>\n"));
     const { answer } = await ask(model);
-    expect(answer.text).toBe(
-      "Ping `@maintainers` &lt;!-- talos:reply:9 --&gt; &lt;b&gt;now&lt;/b&gt;",
-    );
+    expect(answer.text).toBe("Ping @maintainers <b>now</b>");
   });
 });

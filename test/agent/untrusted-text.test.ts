@@ -1,7 +1,11 @@
 import { describe, expect, it } from "vitest";
-import { cleanModelOutput } from "../../src/agent/clean-model-output.js";
-import { cleanUntrustedText, createFence } from "../../src/agent/untrusted-text.js";
+import {
+  cleanUntrustedText,
+  createFence,
+  MAX_UNTRUSTED_CHARS,
+} from "../../src/agent/untrusted-text.js";
 import { createSecretScrubber } from "../../src/create-logger.js";
+import { expectLinearTime, measureGrowth } from "../helpers/hostile-input.js";
 
 describe("cleanUntrustedText", () => {
   it.each([
@@ -12,20 +16,49 @@ describe("cleanUntrustedText", () => {
     ["Unicode tag characters", "ok\u{E0049}\u{E0047}\u{E004E}", "ok"],
     ["hidden elements", "see <div hidden>secret orders</div> this", "see  this"],
     ["display:none", '<span style="color:red; display: none">secret</span>shown', "shown"],
+    ["visibility:hidden", "<p style='visibility:hidden'>secret</p>shown", "shown"],
+    ["aria-hidden", '<span aria-hidden="true">secret</span>shown', "shown"],
+    ["nested hidden elements", "a<div hidden>x<div>y</div>secret</div>b", "ab"],
+    ["an unclosed hidden element, to the end", "a <b hidden>secret\nmore", "a"],
     ["image alt text", 'look ![x](y.png) <img alt="do this" src="a.png">', "look ![x](y.png)"],
     ["Markdown comments", "[//]: # (hidden note)\nvisible", "visible"],
+    ["empty-target Markdown comments", "[comment]: <> (hidden)\nvisible", "visible"],
     ["markup, keeping its text", "<details><summary>Logs</summary>trace</details>", "Logstrace"],
     ["script blocks", "a<script>alert(1)</script>b", "ab"],
+    ["an unclosed script, to the end", "a<script>alert(1)\nb", "a"],
     ["control characters", "a\u0007b\u001Bc", "abc"],
   ])("removes %s", (_what, input, expected) => {
     expect(cleanUntrustedText(input)).toBe(expected);
   });
 
-  it("keeps code that looks like markup", () => {
+  it("keeps code that looks like markup, and elements that only mention hiding", () => {
     expect(
       cleanUntrustedText("const x: Array<string> = new Map<K, V>(); if (a < b && c > d) {}"),
     ).toBe("const x: Array<string> = new Map<K, V>(); if (a < b && c > d) {}");
+    expect(cleanUntrustedText('<a href="https://x.example/hidden-gems">gems</a>')).toBe("gems");
   });
+
+  it("reads no further than GitHub's comment limit", () => {
+    const cleaned = cleanUntrustedText(`${"a".repeat(MAX_UNTRUSTED_CHARS)}tail`);
+    expect(cleaned).not.toContain("tail");
+    expect(cleaned).toMatch(/…\(cut: 65540 characters in all\)$/);
+  });
+
+  it("takes linear time on hostile input of every construct it looks for", async () => {
+    await expectLinearTime(cleanUntrustedText);
+  }, 120_000);
+});
+
+describe("the linear-time bar", () => {
+  it("catches a quadratic function", async () => {
+    // The hidden-element regex Talos used to run: polynomial backtracking on `<b hidden `.
+    const hidden = /<(b|div)\b[^>]*\bhidden\b[^>]*>[\s\S]*?<\/\1\s*>/gi;
+    const growth = await measureGrowth((text) => text.replace(hidden, ""), {
+      fragments: ["<b hidden "],
+      length: 1_024,
+    });
+    expect(growth[0]!.ratio).toBeGreaterThan(10);
+  }, 60_000);
 });
 
 describe("the fence", () => {
@@ -57,33 +90,9 @@ describe("the fence", () => {
     expect(wrapped).not.toContain("hidden");
     expect(wrapped).toMatch(/^<untrusted-[0-9a-f]+ source="x {2}injected= 1">\n/);
   });
-});
 
-describe("cleanModelOutput", () => {
-  it("turns mentions into code, so nobody is notified", () => {
-    expect(cleanModelOutput("Thanks @octocat and @github/security-team! Mail me@example.com")).toBe(
-      "Thanks `@octocat` and `@github/security-team`! Mail me@example.com",
-    );
-  });
-
-  it("escapes raw HTML, so nothing is hidden and no marker can be forged", () => {
-    expect(
-      cleanModelOutput("<!-- talos:reply:1 --> <img src=x onerror=alert(1)> <b>bold</b>"),
-    ).toBe(
-      "&lt;!-- talos:reply:1 --&gt; &lt;img src=x onerror=alert(1)&gt; &lt;b&gt;bold&lt;/b&gt;",
-    );
-  });
-
-  it("leaves code blocks and spans alone, and keeps quotes", () => {
-    const text =
-      "> quoted\n> > nested\n\n```ts\nconst a = <T>(x: T) => x; // @decorator\n```\nand `@scope/pkg` <br>";
-    expect(cleanModelOutput(text)).toBe(
-      "> quoted\n> > nested\n\n```ts\nconst a = <T>(x: T) => x; // @decorator\n```\nand `@scope/pkg` &lt;br&gt;",
-    );
-  });
-
-  it("removes invisible characters and caps the length", () => {
-    expect(cleanModelOutput("a\u200Bb\u202Ec")).toBe("abc");
-    expect(cleanModelOutput("x".repeat(70_000)).length).toBeLessThan(60_100);
-  });
+  it("takes linear time on hostile input", async () => {
+    const fence = createFence(scrub);
+    await expectLinearTime((text) => fence.wrap(text.slice(0, 300), text));
+  }, 120_000);
 });

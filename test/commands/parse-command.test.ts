@@ -1,5 +1,6 @@
 import { describe, expect, it } from "vitest";
-import { parseCommand } from "../../src/commands/parse-command.js";
+import { hasCommandCandidate, parseCommand } from "../../src/commands/parse-command.js";
+import { expectLinearTime } from "../helpers/hostile-input.js";
 
 const parse = (body: string) => parseCommand(body, { slug: "talos-bot" });
 
@@ -14,6 +15,13 @@ describe("parseCommand", () => {
     ["@Talos-Bot[bot] summarize now", { name: "summarize", args: "now" }],
     ["Thanks!\r\n/talos similar\r\n", { name: "similar", args: "" }],
     ["/talos help.", { name: "help", args: "" }],
+    ["/talos ask what does `foo()` do?", { name: "ask", args: "what does `foo()` do?" }],
+    ["/talos remember *always* rebase", { name: "remember", args: "*always* rebase" }],
+    ["Some context.\n/talos config", { name: "config", args: "" }],
+    ["text\n    /talos config now", { name: "config", args: "now" }],
+    ["<details>\n\n/talos x\n\n</details>\n\n/talos help", { name: "help", args: "" }],
+    // An unclosed comment inside a paragraph is text on GitHub: the next line shows.
+    ["text <!-- unclosed\n/talos help", { name: "help", args: "" }],
   ])("reads %j", (body, expected) => {
     expect(parse(body)).toEqual(expected);
   });
@@ -32,7 +40,20 @@ describe("parseCommand", () => {
     ["````\n```\n/talos help\n```\n````"],
     ["<!-- /talos help -->"],
     ["<!--\n/talos help\n-->"],
-    ["text <!-- unclosed\n/talos help"],
+    ["<!-- unclosed\n/talos help"],
+    ["```python title=x\n/talos help\n```"],
+    ["```\n/talos help\n``` not a closing fence\n/talos config"],
+    ["<pre>\n/talos help\n</pre>"],
+    ["<details>\n\n/talos help\n\n</details>"],
+    ["<details><summary>logs</summary>\n\n/talos help\n</details>"],
+    ["<details>\n<summary>x</summary>\n/talos help\n</details>"],
+    ["- /talos help"],
+    ["1. /talos help"],
+    ["# /talos help"],
+    ["| a |\n| - |\n| /talos help |"],
+    ["Hi `code\n/talos help` x"],
+    ["\\/talos help"],
+    ["\t/talos help"],
   ])("ignores %j", (body) => {
     expect(parse(body)).toBeNull();
   });
@@ -52,4 +73,18 @@ describe("parseCommand", () => {
   it("treats a slug as text, not as a pattern", () => {
     expect(parseCommand("@axb help", { slug: "a.b" })).toBeNull();
   });
+
+  it("looks no further than GitHub's comment limit", () => {
+    expect(parseCommand(`${"a\n".repeat(40_000)}/talos help`)).toBeNull();
+  });
+
+  it("skips the parse for a comment with no line that could be a command", () => {
+    expect(hasCommandCandidate("please run /talos help", { slug: "talos-bot" })).toBe(false);
+    expect(hasCommandCandidate("x\n   @Talos-Bot help", { slug: "talos-bot" })).toBe(true);
+    expect(hasCommandCandidate("> /talos help")).toBe(false);
+  });
+
+  it("takes linear time on hostile input, with a command line after it", async () => {
+    await expectLinearTime((text) => hasCommandCandidate(text, { slug: "talos-bot" }));
+  }, 120_000);
 });

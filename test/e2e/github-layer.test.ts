@@ -107,8 +107,9 @@ describe("the GitHub layer of the started server", () => {
     expect(server.output()).toContain("GitHub secondary rate limit hit");
   });
 
-  it("serves /metrics, with the remaining requests the API last reported", async () => {
-    const res = await fetch(`${server.url}/metrics`);
+  it("serves /metrics on its own port, with the remaining requests the API last reported", async () => {
+    expect((await fetch(`${server.url}/metrics`)).status).toBe(404);
+    const res = await fetch(`${server.metricsUrl}/metrics`);
     const text = await res.text();
     expect(res.status).toBe(200);
     expect(res.headers.get("content-type")).toMatch(/^text\/plain/);

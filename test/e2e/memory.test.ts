@@ -135,7 +135,7 @@ describe("memory in the started server", () => {
     expect([...github.comments.keys()]).toEqual([`${REPO}#21`]);
     expect(llm.embeddingRequests.length).toBeGreaterThan(0);
 
-    const metrics = await (await fetch(`${server.url}/metrics`)).text();
+    const metrics = await (await fetch(`${server.metricsUrl}/metrics`)).text();
     // The open memory after the restart: the 20 replayed from the log, and the new issue, which
     // waits in the log for the next batch.
     expect(metrics).toMatch(/^talos_memory_records 21$/m);

@@ -36,6 +36,7 @@ describe("the started server", () => {
       GHE_HOST: github.host,
       GHE_PROTOCOL: "http",
       TALOS_DATA_DIR: makeDataDir(),
+      TALOS_METRICS_PORT: String(await getFreePort()),
       LOG_FORMAT: "json",
       LOG_LEVEL: "debug",
     };
@@ -54,14 +55,22 @@ describe("the started server", () => {
   });
   const signed = { secret: TEST_WEBHOOK_SECRET };
 
-  it("answers GET /healthz", async () => {
+  it("answers GET /healthz with its status and version, and nothing more", async () => {
     const res = await fetch(`${server.url}/healthz`);
     expect(res.status).toBe(200);
     expect(await res.json()).toEqual({
       status: "ok",
       version: expect.stringMatching(/^\d+\.\d+\.\d+/),
-      uptime: expect.any(Number),
     });
+  });
+
+  it("serves /metrics only on TALOS_METRICS_PORT, on 127.0.0.1, and not on the public port", async () => {
+    expect((await fetch(`${server.url}/metrics`)).status).toBe(404);
+    const res = await fetch(`${server.metricsUrl}/metrics`);
+    expect(res.status).toBe(200);
+    expect(await res.text()).toContain("# TYPE talos_github_requests_total counter");
+    expect(server.output()).toContain(`"url":"${server.metricsUrl}/metrics"`);
+    expect((await fetch(`${server.metricsUrl}/healthz`)).status).toBe(404);
   });
 
   it("rejects a bad signature and an unsigned delivery with 400, writing nothing", async () => {
@@ -163,6 +172,41 @@ describe("the started server", () => {
       ...TEST_PRIVATE_KEY.split("\n").filter((l) => l.length > 20),
     ]) {
       expect(output).not.toContain(secret);
+    }
+  });
+});
+
+describe("/metrics on the public port", () => {
+  it("requires TALOS_METRICS_TOKEN as a bearer token, and keeps the token out of the log", async () => {
+    const token = "metrics-token-0123456789abcdef";
+    const port = String(await getFreePort());
+    const server = await startServerProcess(
+      {
+        APP_ID: "1",
+        PRIVATE_KEY: TEST_PRIVATE_KEY,
+        WEBHOOK_SECRET: TEST_WEBHOOK_SECRET,
+        PORT: port,
+        TALOS_DATA_DIR: makeDataDir(),
+        TALOS_METRICS_TOKEN: token,
+        LOG_FORMAT: "json",
+        LOG_LEVEL: "trace",
+      },
+      { cwd: makeWorkDir() },
+    );
+    try {
+      const none = await fetch(`${server.url}/metrics`);
+      const wrong = await fetch(`${server.url}/metrics`, {
+        headers: { authorization: "Bearer metrics-token-0123456789abcdeX" },
+      });
+      const right = await fetch(`${server.url}/metrics`, {
+        headers: { authorization: `Bearer ${token}` },
+      });
+      expect([none.status, wrong.status, right.status]).toEqual([401, 401, 200]);
+      expect(none.headers.get("www-authenticate")).toBe("Bearer");
+      expect(await right.text()).toContain("# TYPE talos_github_requests_total counter");
+      expect(server.output()).not.toContain(token);
+    } finally {
+      await server.kill();
     }
   });
 });

@@ -218,13 +218,16 @@ describe("issue_comment.created", () => {
       await receive(app, loadFixture("issue_comment.created.not-allowed.json"));
       expect(scope.pendingMocks()).toEqual([]);
       const line = app.logs.lines().find((l) => String(l.msg).includes("may not run commands"));
-      expect(line).toMatchObject({ association: "NONE", command: "help", level: 30 });
+      // Refused before the comment is even parsed for a command.
+      expect(line).toMatchObject({ association: "NONE", level: 30 });
+      expect(line).not.toHaveProperty("command");
     });
 
     it("for a command inside a code block", async () => {
       const app = await createTestApp();
       const scope = githubScope();
-      mockAppIdentity(scope);
+      // A line starts with /talos, so the config is read and the comment parsed as Markdown.
+      mockCommandReads(scope);
       await receive(app, loadFixture("issue_comment.created.code-block.json"));
       expect(scope.pendingMocks()).toEqual([]);
     });
@@ -276,7 +279,7 @@ describe("issue_comment.created", () => {
       expect(reply.body).toContain("`config` is switched off in this repository");
     });
 
-    it("falls back to defaults on invalid YAML, says so in the reply and logs it", async () => {
+    it("falls back to the most restrictive settings on invalid YAML, says so and logs it", async () => {
       const app = await createTestApp();
       const scope = githubScope();
       mockCommandReads(scope, { yaml: "commands: [unclosed\n" });
@@ -287,7 +290,8 @@ describe("issue_comment.created", () => {
       await receive(app, helpComment());
 
       expect(scope.pendingMocks()).toEqual([]);
-      expect(reply.body).toContain("Talos commands in this repository");
+      // The file might have narrowed anything: every command but `config` is off.
+      expect(reply.body).toContain("`help` is switched off");
       expect(reply.body).toContain("`.github/talos.yml` has 1 problem(s)");
       const warning = app.logs.lines().find((l) => l.msg === "repository config is invalid");
       expect(warning?.errors).toEqual([expect.stringContaining("invalid YAML")]);
@@ -311,8 +315,10 @@ describe("issue_comment.created", () => {
       expect(scope.pendingMocks()).toEqual([]);
       expect(reply.body).toContain("read from `.github/talos.yml`");
       expect(reply.body).toContain("help_for_everyone: true");
-      expect(reply.body).toContain("- OWNER\n    - MEMBER\n    - COLLABORATOR");
-      expect(reply.body).toContain("`commands.allowed_associations.1` is invalid");
+      // The invalid item is dropped alone; the misspelt section narrows what the file leaves unset.
+      expect(reply.body).toContain("allowed_associations:\n    - OWNER\n  help_for_everyone");
+      expect(reply.body).toContain("disabled:\n    - help\n    - ask");
+      expect(reply.body).toContain('`commands.allowed_associations[1]` ("MAINTAINER") is invalid');
       expect(reply.body).toContain("`comands` is not a known setting");
       expect(reply.body).not.toContain("has 2 problem(s)");
     });

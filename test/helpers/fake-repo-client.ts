@@ -31,6 +31,7 @@ export function createFakeRepoClient(
   return {
     fake,
     repo: { owner: "acme", repo: "widgets" },
+    retrieved: new Set<number>(),
     async getRepository() {
       fake.reads.push("repository");
       return {

@@ -1,13 +1,25 @@
-import { createHash } from "node:crypto";
+import { createHash, createPublicKey, verify, type KeyObject } from "node:crypto";
 import { createServer, type IncomingMessage, type Server } from "node:http";
 import type { AddressInfo } from "node:net";
 
 /**
  * A small in-process GitHub REST API for end-to-end runs and benchmarks: enough for Talos to
- * authenticate, read repositories, config, labels and issues, react and comment. It serves both
- * `/` and GHES's `/api/v3` prefix, answers conditional GETs with 304, sends rate-limit headers
- * per token (304s are free, as on GitHub), keeps what was written, records every request, and
- * can be told to fail a request.
+ * authenticate, read repositories, config, labels, issues and comments, search issues, react and
+ * comment. It serves both `/` and GHES's `/api/v3` prefix, answers conditional GETs with 304,
+ * sends rate-limit headers per token (304s are free, as on GitHub), keeps what was written,
+ * records every request, and can be told to fail a request.
+ *
+ * Like GitHub, it checks who is asking:
+ * - `/app` routes need the app's JWT (`Authorization: Bearer <jwt>`, `iss` the app id, `exp` in
+ *   the future, and an RS256 signature when `publicKey` is given); anything else is a 401.
+ * - Every other route takes an installation token the stand-in issued (`token <t>` or
+ *   `Bearer <t>`); an unknown token, or the app's JWT, is a 401 "Bad credentials".
+ * - Without credentials, reads are allowed (the repositories are public) and writes are a 401.
+ * - With `access`, an installation's token sees only the repositories it was granted: any other
+ *   repository is a 404, as GitHub answers for a repository an installation cannot see.
+ *
+ * List routes are paginated with `per_page` (default 30, at most 100) and `page`, and a `Link`
+ * header in GitHub's format, so Octokit's `paginate` follows it.
  */
 export interface StandInRequest {
   method: string;
@@ -36,6 +48,9 @@ export interface StandInIssue {
   pull_request?: object;
 }
 
+/** A repository label: a name alone (no description), or a name and its description. */
+export type StandInLabel = string | { name: string; description: string | null };
+
 export interface InjectedFailure {
   method: string;
   path: RegExp;
@@ -46,6 +61,14 @@ export interface InjectedFailure {
   times?: number;
 }
 
+export interface NewComment {
+  body: string;
+  login: string;
+  type?: "User" | "Bot";
+  /** ISO time; the stand-in's next tick by default. `updated_at` is the same. */
+  created_at?: string;
+}
+
 export interface GitHubStandIn {
   url: string;
   /** The value for GHE_HOST (host:port); use with GHE_PROTOCOL=http. */
@@ -53,8 +76,8 @@ export interface GitHubStandIn {
   requests: StandInRequest[];
   /** `owner/repo` → path → file text. */
   files: Map<string, Map<string, string>>;
-  /** `owner/repo` → label names. */
-  labels: Map<string, string[]>;
+  /** `owner/repo` → labels: names, or names with descriptions. */
+  labels: Map<string, StandInLabel[]>;
   /** `owner/repo#number` → issue. */
   issues: Map<string, StandInIssue>;
   /** `owner/repo#number` → comments. */
@@ -62,7 +85,11 @@ export interface GitHubStandIn {
   reactions: Array<{ repo: string; commentId: number; content: string }>;
   /** The rate-limit headers of the last response, per token. */
   lastRateLimit: Map<string, Record<string, string>>;
+  /** Installation tokens issued so far → the installation each belongs to. */
+  tokens: Map<string, number>;
   setFile(repo: string, path: string, text: string | undefined): void;
+  /** Appends a comment to `repo#number` with a fresh id, and returns it. */
+  addComment(repo: string, number: number, comment: NewComment): StandInComment;
   failNext(failure: InjectedFailure): void;
   writes(): StandInRequest[];
   /** Requests that reached a route, optionally only GETs of `path` (exact, without query). */
@@ -75,6 +102,14 @@ export interface StandInOptions {
   appId?: number;
   /** x-ratelimit-limit per token (default 5000). */
   rateLimit?: number;
+  /** The app's public key (PEM or KeyObject): app JWTs must then carry a valid RS256 signature. */
+  publicKey?: string | KeyObject;
+  /**
+   * Installation id → the `owner/repo` names it was granted (case-insensitive). Without it, every
+   * installation may use every repository. With it, an installation not listed has none, and no
+   * token is issued for it.
+   */
+  access?: Record<number, string[]>;
 }
 
 interface RouteResult {
@@ -84,23 +119,49 @@ interface RouteResult {
   headers?: Record<string, string>;
 }
 
+/** What a route knows of the request beyond its path. */
+interface RouteContext {
+  /** `http://host[:port][/api/v3]`: where this request was sent, for absolute URLs. */
+  base: string;
+  /** The path without the `/api/v3` prefix. */
+  path: string;
+  /** The installation whose token was used, if any. */
+  installation: number | undefined;
+}
+
 type Route = (
   match: RegExpMatchArray,
   body: unknown,
   query: URLSearchParams,
   accept: string,
+  context: RouteContext,
 ) => RouteResult;
+
+type Caller =
+  | { kind: "anonymous" }
+  | { kind: "app" }
+  | { kind: "installation"; id: number }
+  | { kind: "invalid" };
+
+const JWT_ERROR = { message: "A JSON web token could not be decoded" };
+const BAD_CREDENTIALS = { message: "Bad credentials" };
+const SEARCH_FORBIDDEN =
+  "The listed users and repositories cannot be searched either because the resources do not exist or you do not have permission to view them.";
 
 export async function startGitHubStandIn(options: StandInOptions = {}): Promise<GitHubStandIn> {
   const slug = options.slug ?? "talos-bot";
   const botLogin = `${slug}[bot]`;
+  const appId = options.appId ?? 1;
   const limit = options.rateLimit ?? 5000;
+  const publicKey =
+    typeof options.publicKey === "string" ? createPublicKey(options.publicKey) : options.publicKey;
   const requests: StandInRequest[] = [];
   const files = new Map<string, Map<string, string>>();
-  const labels = new Map<string, string[]>();
+  const labels = new Map<string, StandInLabel[]>();
   const issues = new Map<string, StandInIssue>();
   const comments = new Map<string, StandInComment[]>();
   const reactions: GitHubStandIn["reactions"] = [];
+  const tokens = new Map<string, number>();
   const used = new Map<string, number>();
   const lastRateLimit = new Map<string, Record<string, string>>();
   const failures: InjectedFailure[] = [];
@@ -111,20 +172,66 @@ export async function startGitHubStandIn(options: StandInOptions = {}): Promise<
   const notFound: RouteResult = { status: 404, body: { message: "Not Found" } };
   const repoOf = (m: RegExpMatchArray) => `${m[1]}/${m[2]}`;
 
+  /** May `installation` see `repo`? */
+  function mayUse(installation: number, repo: string): boolean {
+    if (!options.access) return true;
+    const granted = options.access[installation] ?? [];
+    return granted.some((name) => sameRepo(name, repo));
+  }
+
+  function issueJson(repo: string, issue: StandInIssue, base: string) {
+    const kind = issue.pull_request ? "pull" : "issues";
+    return {
+      ...issue,
+      labels: issue.labels.map((l) => labelJson(repo, l.name)),
+      html_url: `https://github.com/${repo}/${kind}/${issue.number}`,
+      repository_url: `${base}/repos/${repo}`,
+    };
+  }
+
+  function labelJson(repo: string, name: string) {
+    const list = labels.get(repoKey(labels, repo)) ?? [];
+    const index = list.findIndex((l) => labelName(l).toLowerCase() === name.toLowerCase());
+    const label = list[index];
+    return {
+      id: index >= 0 ? index + 1 : undefined,
+      name,
+      description: label === undefined || typeof label === "string" ? null : label.description,
+    };
+  }
+
+  function issuesOf(repo: string): StandInIssue[] {
+    return [...issues.entries()]
+      .filter(([key]) => sameRepo(key.slice(0, key.lastIndexOf("#")), repo))
+      .map(([, issue]) => issue);
+  }
+
+  function commentsKey(repo: string, number: string | number) {
+    return repoKey(comments, `${repo}#${number}`);
+  }
+
   const routes: Array<[string, RegExp, Route]> = [
-    [
-      "GET",
-      /^\/app$/,
-      () => ({ status: 200, body: { id: options.appId ?? 1, slug, name: "Talos" } }),
-    ],
+    ["GET", /^\/app$/, () => ({ status: 200, body: { id: appId, slug, name: "Talos" } })],
     [
       "POST",
       /^\/app\/installations\/(\d+)\/access_tokens$/,
-      (m) => ({
-        status: 201,
-        body: { token: `ghs_standin${m[1]}token000000000000`, expires_at: "2999-01-01T00:00:00Z" },
-      }),
+      (m) => {
+        const installation = Number(m[1]);
+        if (options.access && !(installation in options.access)) return notFound;
+        const token = `ghs_standin${installation}token000000000000`;
+        tokens.set(token, installation);
+        return {
+          status: 201,
+          body: {
+            token,
+            expires_at: "2999-01-01T00:00:00Z",
+            permissions: { issues: "write", contents: "read", metadata: "read" },
+            repository_selection: options.access ? "selected" : "all",
+          },
+        };
+      },
     ],
+    ["GET", /^\/search\/issues$/, (_m, _body, query, _accept, context) => search(query, context)],
     [
       "GET",
       /^\/repos\/([^/]+)\/([^/]+)$/,
@@ -146,21 +253,23 @@ export async function startGitHubStandIn(options: StandInOptions = {}): Promise<
     [
       "GET",
       /^\/repos\/([^/]+)\/([^/]+)\/labels$/,
-      (m) => ({
-        status: 200,
-        body: (labels.get(repoOf(m)) ?? []).map((name, i) => ({
-          id: i + 1,
-          name,
-          description: null,
-        })),
-      }),
+      (m, _body, query, _accept, context) =>
+        paginate(
+          (labels.get(repoKey(labels, repoOf(m))) ?? []).map((label, i) => ({
+            id: i + 1,
+            name: labelName(label),
+            description: typeof label === "string" ? null : label.description,
+          })),
+          query,
+          context,
+        ),
     ],
     [
       "GET",
       /^\/repos\/([^/]+)\/([^/]+)\/contents\/(.+)$/,
       (m, _body, _query, accept) => {
         const path = decodeURIComponent(m[3] ?? "");
-        const text = files.get(repoOf(m))?.get(path);
+        const text = files.get(repoKey(files, repoOf(m)))?.get(path);
         if (text === undefined) return notFound;
         // The raw media type gets the file itself; the default gets GitHub's JSON description.
         if (accept.includes("raw")) return { status: 200, raw: text };
@@ -173,31 +282,43 @@ export async function startGitHubStandIn(options: StandInOptions = {}): Promise<
     ],
     [
       "GET",
+      /^\/repos\/([^/]+)\/([^/]+)\/issues$/,
+      (m, _body, query, _accept, context) => {
+        const state = query.get("state") ?? "open";
+        const list = issuesOf(repoOf(m))
+          .filter((issue) => state === "all" || issue.state === state)
+          .sort((a, b) => b.number - a.number)
+          .map((issue) => issueJson(repoOf(m), issue, context.base));
+        return paginate(list, query, context);
+      },
+    ],
+    [
+      "GET",
       /^\/repos\/([^/]+)\/([^/]+)\/issues\/(\d+)$/,
-      (m) => {
-        const issue = issues.get(`${repoOf(m)}#${m[3]}`);
-        return issue
-          ? {
-              status: 200,
-              body: { ...issue, html_url: `https://github.com/${repoOf(m)}/issues/${m[3]}` },
-            }
-          : notFound;
+      (m, _body, _query, _accept, context) => {
+        const issue = issues.get(repoKey(issues, `${repoOf(m)}#${m[3]}`));
+        return issue ? { status: 200, body: issueJson(repoOf(m), issue, context.base) } : notFound;
       },
     ],
     [
       "GET",
       /^\/repos\/([^/]+)\/([^/]+)\/issues\/(\d+)\/comments$/,
-      (m, _body, query) => {
+      (m, _body, query, _accept, context) => {
         const since = query.get("since");
-        const list = comments.get(`${repoOf(m)}#${m[3]}`) ?? [];
-        return { status: 200, body: list.filter((c) => !since || c.updated_at >= since) };
+        const list = comments.get(commentsKey(repoOf(m), m[3]!)) ?? [];
+        // GitHub filters on the last update, not on creation.
+        return paginate(
+          list.filter((c) => !since || c.updated_at >= since),
+          query,
+          context,
+        );
       },
     ],
     [
       "POST",
       /^\/repos\/([^/]+)\/([^/]+)\/issues\/(\d+)\/comments$/,
       (m, body) => {
-        const key = `${repoOf(m)}#${m[3]}`;
+        const key = commentsKey(repoOf(m), m[3]!);
         const at = now();
         const comment: StandInComment = {
           id: nextId++,
@@ -214,7 +335,9 @@ export async function startGitHubStandIn(options: StandInOptions = {}): Promise<
       "PATCH",
       /^\/repos\/([^/]+)\/([^/]+)\/issues\/comments\/(\d+)$/,
       (m, body) => {
-        for (const list of comments.values()) {
+        // Only a comment of this repository: GitHub answers 404 for another repository's.
+        for (const [key, list] of comments) {
+          if (!sameRepo(key.slice(0, key.lastIndexOf("#")), repoOf(m))) continue;
           const comment = list.find((c) => c.id === Number(m[3]));
           if (comment) {
             comment.body = (body as { body: string }).body;
@@ -238,13 +361,168 @@ export async function startGitHubStandIn(options: StandInOptions = {}): Promise<
       "POST",
       /^\/repos\/([^/]+)\/([^/]+)\/issues\/(\d+)\/labels$/,
       (m, body) => {
-        const issue = issues.get(`${repoOf(m)}#${m[3]}`);
-        const added = (body as { labels: string[] }).labels;
-        if (issue) issue.labels.push(...added.map((name) => ({ name })));
-        return { status: 200, body: added.map((name) => ({ name })) };
+        const issue = issues.get(repoKey(issues, `${repoOf(m)}#${m[3]}`));
+        // GitHub takes `{ labels: [...] }` or the array alone, of names or `{ name }` objects.
+        const given = Array.isArray(body) ? body : ((body as { labels?: unknown[] }).labels ?? []);
+        const added = given.map((l) => (typeof l === "string" ? l : (l as { name: string }).name));
+        if (!issue) return { status: 200, body: added.map((name) => labelJson(repoOf(m), name)) };
+        for (const name of added) {
+          if (!issue.labels.some((l) => l.name.toLowerCase() === name.toLowerCase()))
+            issue.labels.push({ name });
+        }
+        // The answer is the issue's labels now, all of them.
+        return { status: 200, body: issue.labels.map((l) => labelJson(repoOf(m), l.name)) };
       },
     ],
   ];
+
+  /**
+   * `GET /search/issues`: free words, and the `repo:`, `org:`, `user:`, `state:`, `is:`, `type:`
+   * and `label:` qualifiers.
+   */
+  function search(query: URLSearchParams, context: RouteContext): RouteResult {
+    const q = query.get("q");
+    if (!q?.trim()) {
+      return {
+        status: 422,
+        body: {
+          message: "Validation Failed",
+          errors: [{ resource: "Search", field: "q", code: "missing" }],
+        },
+      };
+    }
+    const parsed = parseSearch(q);
+    // An installation's token cannot search a repository it cannot see.
+    const hidden = parsed.repos.some(
+      (repo) => context.installation !== undefined && !mayUse(context.installation, repo),
+    );
+    if (hidden) {
+      return {
+        status: 422,
+        body: {
+          message: "Validation Failed",
+          errors: [{ message: SEARCH_FORBIDDEN, resource: "Search", field: "q", code: "invalid" }],
+        },
+      };
+    }
+    const items = [...issues.entries()]
+      .map(([key, issue]) => ({ repo: key.slice(0, key.lastIndexOf("#")), issue }))
+      .filter(({ repo, issue }) => {
+        if (context.installation !== undefined && !mayUse(context.installation, repo)) return false;
+        // GitHub ORs repeated scope qualifiers: an item matches one of them.
+        const owner = repo.slice(0, repo.indexOf("/")).toLowerCase();
+        const scoped = parsed.repos.length > 0 || parsed.owners.length > 0;
+        if (
+          scoped &&
+          !parsed.repos.some((r) => sameRepo(r, repo)) &&
+          !parsed.owners.includes(owner)
+        )
+          return false;
+        if (parsed.state && issue.state !== parsed.state) return false;
+        if (parsed.kind === "issue" && issue.pull_request) return false;
+        if (parsed.kind === "pr" && !issue.pull_request) return false;
+        const names = issue.labels.map((l) => l.name.toLowerCase());
+        if (!parsed.labels.every((l) => names.includes(l))) return false;
+        const text = `${issue.title}\n${issue.body ?? ""}`.toLowerCase();
+        return parsed.words.every((word) => text.includes(word));
+      })
+      .sort((a, b) => b.issue.number - a.issue.number)
+      .map(({ repo, issue }) => {
+        const json = issueJson(repo, issue, context.base);
+        return {
+          number: json.number,
+          title: json.title,
+          state: json.state,
+          body: json.body,
+          html_url: json.html_url,
+          repository_url: json.repository_url,
+          user: json.user,
+          labels: json.labels,
+          ...(issue.pull_request ? { pull_request: issue.pull_request } : {}),
+          score: 1,
+        };
+      });
+    const page = paginate(items, query, context);
+    return {
+      ...page,
+      body: { total_count: items.length, incomplete_results: false, items: page.body },
+    };
+  }
+
+  /** One page of `list`, with GitHub's `Link` header when there is more than one. */
+  function paginate(list: unknown[], query: URLSearchParams, context: RouteContext): RouteResult {
+    const perPage = clamp(query.get("per_page"), 30, 100);
+    const page = clamp(query.get("page"), 1, Infinity);
+    const last = Math.max(1, Math.ceil(list.length / perPage));
+    const body = list.slice((page - 1) * perPage, page * perPage);
+    const link = (n: number, rel: string) => {
+      const params = new URLSearchParams(query);
+      params.set("page", String(n));
+      return `<${context.base}${context.path}?${params.toString()}>; rel="${rel}"`;
+    };
+    const links = [
+      ...(page > 1 ? [link(page - 1, "prev")] : []),
+      ...(page < last ? [link(page + 1, "next"), link(last, "last")] : []),
+      ...(page > 1 ? [link(1, "first")] : []),
+    ];
+    return { status: 200, body, ...(links.length ? { headers: { link: links.join(", ") } } : {}) };
+  }
+
+  /** Who the Authorization header says is asking. */
+  function callerOf(authorization: string | undefined): Caller {
+    if (authorization === undefined) return { kind: "anonymous" };
+    const match = /^(?:token|bearer)\s+(\S+)$/i.exec(authorization.trim());
+    if (!match) return { kind: "invalid" };
+    const credential = match[1]!;
+    if (credential.split(".").length === 3)
+      return isAppJwt(credential) ? { kind: "app" } : { kind: "invalid" };
+    const installation = tokens.get(credential);
+    return installation === undefined
+      ? { kind: "invalid" }
+      : { kind: "installation", id: installation };
+  }
+
+  function isAppJwt(jwt: string): boolean {
+    const [header, payload, signature] = jwt.split(".") as [string, string, string];
+    try {
+      const head = JSON.parse(Buffer.from(header, "base64url").toString()) as { alg?: string };
+      const claims = JSON.parse(Buffer.from(payload, "base64url").toString()) as {
+        iss?: unknown;
+        exp?: unknown;
+      };
+      if (String(claims.iss) !== String(appId)) return false;
+      if (typeof claims.exp !== "number" || claims.exp <= Date.now() / 1000) return false;
+      if (!publicKey) return true;
+      return (
+        head.alg === "RS256" &&
+        verify(
+          "RSA-SHA256",
+          Buffer.from(`${header}.${payload}`),
+          publicKey,
+          Buffer.from(signature, "base64url"),
+        )
+      );
+    } catch {
+      return false;
+    }
+  }
+
+  /** GitHub's answer when the caller may not make this request at all, or undefined. */
+  function refuse(caller: Caller, method: string, path: string): RouteResult | undefined {
+    if (path === "/app" || path.startsWith("/app/"))
+      return caller.kind === "app" ? undefined : { status: 401, body: JWT_ERROR };
+    // App JWTs are for /app routes only; installation tokens for the rest.
+    if (caller.kind === "invalid" || caller.kind === "app")
+      return { status: 401, body: BAD_CREDENTIALS };
+    if (caller.kind === "anonymous") {
+      return method === "GET" || method === "HEAD"
+        ? undefined
+        : { status: 401, body: { message: "Requires authentication" } };
+    }
+    const repo = /^\/repos\/([^/]+)\/([^/]+)/.exec(path);
+    if (repo && !mayUse(caller.id, `${repo[1]}/${repo[2]}`)) return notFound;
+    return undefined;
+  }
 
   const server: Server = createServer((req, res) => {
     let text = "";
@@ -257,11 +535,20 @@ export async function startGitHubStandIn(options: StandInOptions = {}): Promise<
 
   function dispatch(req: IncomingMessage, text: string) {
     const url = new URL(req.url ?? "/", "http://stand-in");
-    const path = url.pathname.replace(/^\/api\/v3/, "");
+    const prefix = /^\/api\/v3(?=\/|$)/.test(url.pathname) ? "/api/v3" : "";
+    const path = url.pathname.slice(prefix.length) || "/";
     const method = req.method ?? "GET";
     const body = text ? (JSON.parse(text) as unknown) : null;
-    let result: RouteResult | undefined;
-    const failure = failures.find((f) => f.method === method && f.path.test(path));
+    const caller = callerOf(req.headers.authorization);
+    const context: RouteContext = {
+      base: `http://${req.headers.host ?? "127.0.0.1"}${prefix}`,
+      path,
+      installation: caller.kind === "installation" ? caller.id : undefined,
+    };
+    let result = refuse(caller, method, path);
+    const failure = result
+      ? undefined
+      : failures.find((f) => f.method === method && f.path.test(path));
     if (failure) {
       failure.times = (failure.times ?? 1) - 1;
       if (failure.times <= 0) failures.splice(failures.indexOf(failure), 1);
@@ -274,7 +561,8 @@ export async function startGitHubStandIn(options: StandInOptions = {}): Promise<
     for (const [routeMethod, pattern, handler] of routes) {
       if (result) break;
       const match = method === routeMethod ? pattern.exec(path) : null;
-      if (match) result = handler(match, body, url.searchParams, String(req.headers.accept ?? ""));
+      if (match)
+        result = handler(match, body, url.searchParams, String(req.headers.accept ?? ""), context);
     }
     result ??= { status: 404, body: { message: `Not Found (stand-in has no ${method} ${path})` } };
 
@@ -328,11 +616,26 @@ export async function startGitHubStandIn(options: StandInOptions = {}): Promise<
     comments,
     reactions,
     lastRateLimit,
+    tokens,
     setFile(repo, path, text) {
-      const repoFiles = files.get(repo) ?? new Map<string, string>();
+      const key = repoKey(files, repo);
+      const repoFiles = files.get(key) ?? new Map<string, string>();
       if (text === undefined) repoFiles.delete(path);
       else repoFiles.set(path, text);
-      files.set(repo, repoFiles);
+      files.set(key, repoFiles);
+    },
+    addComment(repo, number, { body, login, type = "User", created_at }) {
+      const key = commentsKey(repo, number);
+      const at = created_at ?? now();
+      const comment: StandInComment = {
+        id: nextId++,
+        body,
+        user: { login, type },
+        created_at: at,
+        updated_at: at,
+      };
+      comments.set(key, [...(comments.get(key) ?? []), comment]);
+      return comment;
     },
     failNext(failure) {
       failures.push({ ...failure });
@@ -352,4 +655,85 @@ function pick(
   pattern: RegExp,
 ): Record<string, string> {
   return Object.fromEntries(Object.entries(headers ?? {}).filter(([name]) => pattern.test(name)));
+}
+
+function labelName(label: StandInLabel): string {
+  return typeof label === "string" ? label : label.name;
+}
+
+/** Repository names are case-insensitive on GitHub. */
+function sameRepo(a: string, b: string): boolean {
+  return a.toLowerCase() === b.toLowerCase();
+}
+
+/** The map's existing key that equals `key` but for case, or `key` itself. */
+function repoKey(map: Map<string, unknown>, key: string): string {
+  if (map.has(key)) return key;
+  const lower = key.toLowerCase();
+  for (const existing of map.keys()) if (existing.toLowerCase() === lower) return existing;
+  return key;
+}
+
+function clamp(value: string | null, fallback: number, max: number): number {
+  const n = Number.parseInt(value ?? "", 10);
+  return Number.isFinite(n) && n >= 1 ? Math.min(n, max) : fallback;
+}
+
+interface ParsedSearch {
+  words: string[];
+  repos: string[];
+  /** `org:` and `user:` qualifiers. */
+  owners: string[];
+  labels: string[];
+  state: string | undefined;
+  kind: "issue" | "pr" | undefined;
+}
+
+/** Splits a search query into free words (or quoted phrases) and the qualifiers it knows. */
+function parseSearch(q: string): ParsedSearch {
+  const parsed: ParsedSearch = {
+    words: [],
+    repos: [],
+    owners: [],
+    labels: [],
+    state: undefined,
+    kind: undefined,
+  };
+  for (const [, qualifier, value, phrase, word] of q.matchAll(
+    /(-?[a-z-]+):("[^"]*"|\S+)|"([^"]*)"|(\S+)/gi,
+  )) {
+    if (phrase !== undefined || word !== undefined) {
+      const text = (phrase ?? word ?? "").toLowerCase().trim();
+      if (text) parsed.words.push(text);
+      continue;
+    }
+    const v = (value ?? "").replace(/^"|"$/g, "").toLowerCase();
+    switch (qualifier?.toLowerCase()) {
+      case "repo":
+        parsed.repos.push(v);
+        break;
+      case "org":
+      case "user":
+        parsed.owners.push(v);
+        break;
+      case "state":
+        parsed.state = v;
+        break;
+      case "is":
+        if (v === "open" || v === "closed") parsed.state = v;
+        else if (v === "issue") parsed.kind = "issue";
+        else if (v === "pr" || v === "pull-request") parsed.kind = "pr";
+        break;
+      case "type":
+        parsed.kind = v === "issue" ? "issue" : v === "pr" ? "pr" : parsed.kind;
+        break;
+      case "label":
+        parsed.labels.push(v);
+        break;
+      default:
+        // Other qualifiers (in:, sort:, author:, negations…) narrow nothing here.
+        break;
+    }
+  }
+  return parsed;
 }

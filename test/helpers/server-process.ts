@@ -28,6 +28,7 @@ export async function standInServerEnv(
     TALOS_DATA_DIR: makeDataDir(),
     TALOS_GITHUB_WRITE_INTERVAL_MS: "0",
     TALOS_GITHUB_NOTIFICATION_INTERVAL_MS: "0",
+    TALOS_METRICS_PORT: String(await getFreePort()),
     LOG_FORMAT: "json",
     ...extra,
   };
@@ -70,6 +71,8 @@ export function makeWorkDir(): string {
 
 export interface ServerProcess {
   url: string;
+  /** The metrics listener's base URL, when TALOS_METRICS_PORT is set. */
+  metricsUrl: string | undefined;
   child: ChildProcess;
   output(): string;
   kill(signal?: NodeJS.Signals): Promise<void>;
@@ -104,6 +107,7 @@ export async function startServerProcess(
   }
   return {
     url,
+    metricsUrl: env.TALOS_METRICS_PORT ? `http://127.0.0.1:${env.TALOS_METRICS_PORT}` : undefined,
     child,
     output: () => output,
     kill: (signal = "SIGTERM") =>

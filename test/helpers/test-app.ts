@@ -7,7 +7,7 @@ import type { BaseChatModel } from "@langchain/core/language_models/chat_models"
 import { Probot } from "probot";
 import type { Logger } from "pino";
 import { onTestFinished } from "vitest";
-import { parseEnv, type Env } from "../../src/config.js";
+import { getSecrets, parseEnv, type Env } from "../../src/config.js";
 import { createLogger } from "../../src/create-logger.js";
 import type { Clock } from "../../src/clock.js";
 import type { DeliveryLedger } from "../../src/delivery-ledger.js";
@@ -79,11 +79,13 @@ export interface TestAppOptions {
 
 /** A Probot instance running the real Talos app, with its state in a temporary directory. */
 export async function createTestApp(options: TestAppOptions = {}): Promise<TestApp> {
+  const env = parseEnv({ TALOS_DATA_DIR: options.dataDir ?? makeDataDir(), ...options.env });
+  // As main.ts does: the configured secrets, and the app's key and webhook secret Probot holds.
   const logs = await captureLogs(options.logLevel ?? "debug", [
+    ...getSecrets(env),
     TEST_PRIVATE_KEY,
     TEST_WEBHOOK_SECRET,
   ]);
-  const env = parseEnv({ TALOS_DATA_DIR: options.dataDir ?? makeDataDir(), ...options.env });
   const talos = await createTalos({
     env,
     log: logs.log,

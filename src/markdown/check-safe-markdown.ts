@@ -1,0 +1,95 @@
+import type { MarkdownIt, Token } from "markdown-it";
+import { attribute, createMarkdownParser } from "./create-markdown-parser.js";
+import { MAX_SAFE_MARKDOWN, type SafeMarkdownOptions } from "./to-safe-markdown.js";
+
+/**
+ * The promises of `toSafeMarkdown`, checked on its output as GitHub would render it: a fresh
+ * parse, then every token. Returns what is wrong, or nothing. The workers check every result
+ * before it is posted, and fall back to plain text when this finds anything.
+ */
+export function checkSafeMarkdown(
+  markdown: string,
+  options: SafeMarkdownOptions,
+  parser: MarkdownIt = createMarkdownParser(),
+): string[] {
+  const problems: string[] = [];
+  const repo = options.repo.toLowerCase();
+  const references = new Set(options.references);
+  if (markdown.length > (options.maxLength ?? MAX_SAFE_MARKDOWN))
+    problems.push(`longer than ${options.maxLength ?? MAX_SAFE_MARKDOWN} characters`);
+  if (hasMarker(markdown)) problems.push("holds a Talos marker");
+  // A link's own text is its target, checked as such; GitHub autolinks nothing inside a link.
+  let inLink = 0;
+  const visit = (tokens: Token[]) => {
+    for (const token of tokens) {
+      if (token.type === "link_open") inLink++;
+      if (token.type === "link_close") inLink--;
+      if (token.type === "html_block" || token.type === "html_inline")
+        problems.push(`raw HTML: ${JSON.stringify(token.content.slice(0, 40))}`);
+      if (token.type === "link_open" || token.type === "image") {
+        const target = attribute(token, token.type === "image" ? "src" : "href") ?? "";
+        const reason = checkTarget(target, repo, references);
+        if (reason) problems.push(`${token.type === "image" ? "image" : "link"} ${reason}`);
+      }
+      if (token.type === "text")
+        problems.push(...checkText(token.content, repo, references, inLink > 0));
+      if (token.children) visit(token.children);
+    }
+  };
+  visit(parser.parse(markdown, {}));
+  return problems;
+}
+
+function hasMarker(markdown: string): boolean {
+  const lower = markdown.toLowerCase();
+  for (let at = lower.indexOf("<!--"); at !== -1; at = lower.indexOf("<!--", at + 4)) {
+    let next = at + 4;
+    while (next < lower.length && /\s/.test(lower[next]!)) next++;
+    if (lower.startsWith("talos:", next)) return true;
+  }
+  return false;
+}
+
+function checkTarget(target: string, repo: string, references: Set<number>): string | undefined {
+  let url: URL;
+  try {
+    url = new URL(target);
+  } catch {
+    return `to a relative or invalid target ${JSON.stringify(target.slice(0, 60))}`;
+  }
+  if (url.protocol !== "https:") return `to a ${url.protocol} URL`;
+  const issue = /^\/([^/]+)\/([^/]+)\/(?:issues|pull|discussions)\/(\d+)/.exec(url.pathname);
+  if (issue && (`${issue[1]}/${issue[2]}`.toLowerCase() !== repo || !references.has(+issue[3]!)))
+    return `to an issue Talos did not retrieve: ${url.pathname}`;
+  return undefined;
+}
+
+/** What GitHub's filters would link in a text node: mentions, URLs, references. */
+function checkText(text: string, repo: string, references: Set<number>, inLink: boolean): string[] {
+  const problems: string[] = [];
+  for (const [word] of text.matchAll(/\S+/g)) {
+    for (let at = word.indexOf("@"); at !== -1; at = word.indexOf("@", at + 1)) {
+      if (/[\p{L}\p{N}]/u.test(word[at + 1] ?? ""))
+        problems.push(`a live mention or e-mail address: ${word.slice(0, 40)}`);
+    }
+    const lower = word.toLowerCase();
+    if (!inLink && (lower.includes("://") || lower.includes("www.")))
+      problems.push(`a bare URL GitHub autolinks: ${word.slice(0, 40)}`);
+    if (/gh-\d/.test(lower)) problems.push(`a GH- reference: ${word.slice(0, 40)}`);
+    // GitHub links `#12` after a non-word character, and `owner/repo#12`; not `abc#12`.
+    let offset = 0;
+    while (offset < word.length && /[^\w]/.test(word[offset]!)) offset++;
+    const slash = word.indexOf("/");
+    for (let at = word.indexOf("#"); at !== -1; at = word.indexOf("#", at + 1)) {
+      const digits = /^\d+/.exec(word.slice(at + 1, at + 12))?.[0];
+      if (!digits) continue;
+      const before = word[at - 1];
+      const qualified = before !== undefined && /[\w.-]/.test(before);
+      if (qualified && (slash === -1 || slash > at)) continue;
+      const sameRepo = at - offset === repo.length && word.slice(offset, at).toLowerCase() === repo;
+      if (!references.has(Number(digits)) || (qualified && !sameRepo))
+        problems.push(`a reference Talos did not retrieve: ${word.slice(0, 40)}`);
+    }
+  }
+  return problems;
+}

@@ -1,0 +1,167 @@
+/** What text may point at: the repository commented in, and the issues Talos retrieved. */
+export interface TextScope {
+  /** `owner/repo`, lower-cased. */
+  repo: string;
+  /** Issue and pull request numbers that may be referenced (`#12`). */
+  references: ReadonlySet<number>;
+}
+
+export interface TextPlace {
+  /** The text begins a line: `#`, `-`, `+`, `=` and `1.` would start a block there. */
+  lineStart: boolean;
+  /** In a table cell, `|` ends the cell even inside code. */
+  inTable?: boolean;
+  /** In a heading, a trailing `#` would close it. */
+  inHeading?: boolean;
+}
+
+/**
+ * Writes plain text as Markdown that renders exactly as that text and does nothing else: every
+ * character that could open Markdown or HTML is escaped, and each word GitHub would turn into a
+ * notification or a link goes into a code span, where GitHub links nothing:
+ * - `@name` and `@org/team` (mentions), e-mail addresses;
+ * - URLs (`scheme://`, `www.`), which GitHub autolinks;
+ * - issue references (`#12`, `owner/repo#12`, `GH-12`) to anything but the numbers in scope.
+ * Linear in the text's length.
+ */
+export function renderText(text: string, scope: TextScope, place: TextPlace): string {
+  let out = "";
+  let lineStart = place.lineStart;
+  for (const [piece] of text.matchAll(/\s+|\S+/g)) {
+    if (/^\s/.test(piece)) {
+      out += piece;
+      continue;
+    }
+    out += isLive(piece, scope)
+      ? codeSpan(piece, place.inTable)
+      : escapeWord(piece, { ...place, lineStart });
+    lineStart = false;
+  }
+  return out;
+}
+
+/** Whether GitHub would make something of this word: a mention, a link or a reference. */
+function isLive(word: string, scope: TextScope): boolean {
+  if (/@[\p{L}\p{N}]/u.test(word)) return true;
+  const lower = word.toLowerCase();
+  if (lower.includes("://") || lower.includes("www.") || lower.includes("mailto:")) return true;
+  if (/gh-\d/.test(lower)) return true;
+  // Where the word starts once opening brackets and quotes are skipped, for `owner/repo#12`.
+  let start = 0;
+  while (start < word.length && OPENERS.includes(word[start]!)) start++;
+  for (let at = word.indexOf("#"); at !== -1; at = word.indexOf("#", at + 1)) {
+    if (!/\d/.test(word[at + 1] ?? "")) continue;
+    if (!isAllowedReference(word, at, start, scope)) return true;
+  }
+  return false;
+}
+
+const OPENERS = "([{\"'“‘";
+
+/** `#12` after a boundary, or `owner/repo#12` for this repository, with 12 in scope. */
+function isAllowedReference(word: string, hash: number, start: number, scope: TextScope): boolean {
+  let end = hash + 1;
+  while (end < word.length && /\d/.test(word[end]!)) end++;
+  if (!scope.references.has(Number(word.slice(hash + 1, end)))) return false;
+  if (hash === 0 || OPENERS.includes(word[hash - 1]!)) return true;
+  // Qualified: only `owner/repo#12` naming this repository, at the start of the word.
+  return hash - start === scope.repo.length && word.slice(start, hash).toLowerCase() === scope.repo;
+}
+
+// Characters that open inline Markdown (or close it) wherever they are.
+const ALWAYS = new Set(["\\", "`", "*", "[", "]", "|", "~", "$", ">"]);
+const LINE_START = new Set(["#", "+", "-", "="]);
+
+function escapeWord(word: string, place: TextPlace): string {
+  let out = "";
+  // `1.` or `12)` opening a line would make an ordered list.
+  let digits = 0;
+  while (place.lineStart && /\d/.test(word[digits] ?? "")) digits++;
+  for (let i = 0; i < word.length; i++) {
+    const char = word[i]!;
+    if (char === "<") out += "&lt;";
+    else if (char === "&") out += "&amp;";
+    else if (ALWAYS.has(char)) out += `\\${char}`;
+    else if (char === "_" && !(isAlnum(word[i - 1]) && isAlnum(word[i + 1]))) out += "\\_";
+    else if (i === 0 && place.lineStart && LINE_START.has(char)) out += `\\${char}`;
+    else if (char === "#" && place.inHeading) out += "\\#";
+    else if (digits > 0 && i === digits && (char === "." || char === ")")) out += `\\${char}`;
+    else out += char;
+  }
+  return out;
+}
+
+function isAlnum(char: string | undefined): boolean {
+  return char !== undefined && /[\p{L}\p{N}]/u.test(char);
+}
+
+/**
+ * Text to embed in Markdown Talos writes: every ASCII punctuation character backslash-escaped
+ * (CommonMark allows that of each), so the text reads as itself whatever it holds.
+ */
+export function escapeMarkdown(text: string): string {
+  return text.replace(/[!-/:-@[-`{-~]/g, "\\$&").replace(/\s+/g, " ");
+}
+
+/**
+ * A code span that shows `content` literally: fenced with one more backtick than its longest
+ * run, padded when it starts or ends with one. A Talos marker inside is broken up, so no text
+ * Talos posts can hold a marker but the one it appends.
+ */
+export function codeSpan(content: string, inTable = false): string {
+  let longest = 0;
+  for (const [run] of content.matchAll(/`+/g)) longest = Math.max(longest, run.length);
+  const fence = "`".repeat(longest + 1);
+  const pad = content.startsWith("`") || content.endsWith("`") || content.trim() === "" ? " " : "";
+  let body = breakMarkers(content.replace(/\n/g, " "));
+  if (inTable) body = body.replace(/\|/g, "\\|");
+  return `${fence}${pad}${body}${pad}${fence}`;
+}
+
+/**
+ * Breaks up every `<!-- talos:` in code (a zero-width space after `<!`), so that no comment can
+ * carry a Talos marker except where Talos itself appends one.
+ */
+export function breakMarkers(code: string): string {
+  let out = "";
+  let at = 0;
+  for (let open = code.indexOf("<!--"); open !== -1; open = code.indexOf("<!--", open + 4)) {
+    let next = open + 4;
+    while (next < code.length && /\s/.test(code[next]!)) next++;
+    if (code.slice(next, next + 6).toLowerCase() !== "talos:") continue;
+    out += `${code.slice(at, open)}<!\u200B--`;
+    at = open + 4;
+  }
+  return out + code.slice(at);
+}
+
+/**
+ * Any text as inert Markdown, line by line: what a Markdown parse that missed its deadline, or a
+ * block too long to keep, is shown as. Stops before `max` characters, so its cost is bounded by
+ * what it returns, however long the text.
+ */
+export function renderPlainText(
+  text: string,
+  scope: TextScope,
+  max = Infinity,
+): { markdown: string; complete: boolean } {
+  let markdown = "";
+  for (const line of text.split("\n")) {
+    const room = max - markdown.length - (markdown ? 1 : 0);
+    let rendered = renderText(line.trim(), scope, { lineStart: true });
+    if (rendered.length > room) {
+      // Escaping only lengthens text: cut the line to the room left, then halve until it fits.
+      for (let cut = Math.min(room, line.length); cut > 0; cut = Math.floor(cut / 2)) {
+        rendered = renderText(line.trim().slice(0, cut), scope, { lineStart: true });
+        if (rendered.length <= room) break;
+      }
+      if (rendered.length > room) rendered = "";
+      return {
+        markdown: markdown + (markdown && rendered ? "\n" : "") + rendered,
+        complete: false,
+      };
+    }
+    markdown += (markdown ? "\n" : "") + rendered;
+  }
+  return { markdown, complete: true };
+}

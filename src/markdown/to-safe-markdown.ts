@@ -1,0 +1,367 @@
+import type { MarkdownIt, Token } from "markdown-it";
+import { attribute, createMarkdownParser } from "./create-markdown-parser.js";
+import { stripHtmlComments } from "./html-scanner.js";
+import {
+  breakMarkers,
+  codeSpan,
+  renderPlainText,
+  renderText,
+  type TextScope,
+} from "./safe-text.js";
+
+// GitHub rejects comments over 65,536 characters; leave room for Talos's marker and notes.
+export const MAX_SAFE_MARKDOWN = 60_000;
+// No text is read further than GitHub's comment limit.
+const MAX_INPUT = 65_536;
+const TRUNCATED = "…(truncated)";
+
+export interface SafeMarkdownOptions {
+  /** `owner/repo` the text is posted in. */
+  repo: string;
+  /** Issue and pull request numbers Talos retrieved in this run: the only ones it may reference. */
+  references: readonly number[];
+  /** The longest result, in characters (default 60,000). */
+  maxLength?: number;
+}
+
+// Zero-width, bidi and other invisible format characters, and Unicode tag characters.
+const INVISIBLE =
+  /[\u00AD\u180E\u200B-\u200F\u202A-\u202E\u2060-\u2064\u2066-\u206F\uFEFF]|[\u{E0000}-\u{E007F}]/gu;
+// eslint-disable-next-line no-control-regex -- matching them is the point
+const CONTROL = /[\u0000-\u0008\u000B\u000C\u000E-\u001F\u007F]/g;
+// GitHub's alert syntax (`> [!WARNING]` alone on a quote's first line), which Talos uses itself.
+const ALERTS = new Set(["NOTE", "TIP", "IMPORTANT", "WARNING", "CAUTION"]);
+
+/**
+ * The one function everything Talos posts goes through. The text is parsed as GitHub renders
+ * it (CommonMark with GitHub's extensions) and written back from the syntax tree, keeping its
+ * structure (paragraphs, headings, lists, quotes, tables, code, emphasis, links) but nothing
+ * that can act on anyone:
+ * - no live `@mention` or team mention, e-mail or bare URL: they become code;
+ * - no raw HTML: comments are dropped, other HTML is shown as text, so no Talos marker;
+ * - links and images only to `https:` URLs; others keep their text and lose the link;
+ * - issue references (`#12`, GitHub issue URLs) only to `references` in this repository;
+ * - at most `maxLength` characters, cut between blocks so the Markdown stays whole.
+ * Pure and synchronous; the server runs it in a worker with a deadline (markdown-workers.ts).
+ */
+export function toSafeMarkdown(
+  text: string,
+  options: SafeMarkdownOptions,
+  parser: MarkdownIt = createMarkdownParser(),
+): string {
+  const scope = toScope(options);
+  const clean = text
+    .slice(0, MAX_INPUT)
+    .replace(/\r\n?/g, "\n")
+    .replace(INVISIBLE, "")
+    .replace(CONTROL, "");
+  const max = options.maxLength ?? MAX_SAFE_MARKDOWN;
+  const room = max - TRUNCATED.length - 2;
+  const kept: string[] = [];
+  let length = 0;
+  for (const block of new Writer(parser.parse(clean, {}), scope).blocks()) {
+    const cost = block.markdown.length + (kept.length > 0 ? 2 : 0);
+    if (length + cost > room) {
+      // A first block too long to keep whole is shown as much of its text as fits, inert.
+      if (kept.length === 0) {
+        const lines = clean.split("\n").slice(block.lines[0], block.lines[1]).join("\n");
+        kept.push(renderPlainText(lines, scope, room).markdown);
+      }
+      kept.push(TRUNCATED);
+      break;
+    }
+    kept.push(block.markdown);
+    length += cost;
+  }
+  return kept.join("\n\n").trim();
+}
+
+/** What a text that could not be parsed in time is posted as: every line inert. */
+export function toSafePlainText(text: string, options: SafeMarkdownOptions): string {
+  const clean = text.slice(0, MAX_INPUT).replace(/\r\n?/g, "\n").replace(INVISIBLE, "");
+  const room = (options.maxLength ?? MAX_SAFE_MARKDOWN) - TRUNCATED.length - 2;
+  const { markdown, complete } = renderPlainText(
+    clean.replace(CONTROL, ""),
+    toScope(options),
+    room,
+  );
+  return complete ? markdown.trim() : `${markdown.trim()}\n\n${TRUNCATED}`;
+}
+
+function toScope(options: SafeMarkdownOptions): TextScope {
+  return { repo: options.repo.toLowerCase(), references: new Set(options.references) };
+}
+
+/** Writes markdown-it's tokens back as Markdown: one string per top-level block. */
+class Writer {
+  #at = 0;
+
+  constructor(
+    private readonly tokens: Token[],
+    private readonly scope: TextScope,
+  ) {}
+
+  /** The top-level blocks, with the source lines each came from. */
+  blocks(): Array<{ markdown: string; lines: [number, number] }> {
+    const blocks: Array<{ markdown: string; lines: [number, number] }> = [];
+    while (this.#at < this.tokens.length) {
+      const first = this.tokens[this.#at]!;
+      const lines = this.#block(first);
+      const [start, end] = first.map ?? [0, 0];
+      if (lines.length > 0) blocks.push({ markdown: lines.join("\n"), lines: [start, end] });
+    }
+    return blocks;
+  }
+
+  /** Blocks up to the token of type `close` (consumed), each as its lines. */
+  #sequence(close: string | undefined): string[][] {
+    const blocks: string[][] = [];
+    while (this.#at < this.tokens.length) {
+      const token = this.tokens[this.#at]!;
+      if (token.type === close) {
+        this.#at++;
+        break;
+      }
+      const block = this.#block(token);
+      if (block.length > 0) blocks.push(block);
+    }
+    return blocks;
+  }
+
+  #block(token: Token): string[] {
+    const t = this.tokens;
+    switch (token.type) {
+      case "paragraph_open": {
+        const inline = t[this.#at + 1]!;
+        this.#at += 3;
+        return this.#inline(inline.children ?? [], {}).split("\n");
+      }
+      case "heading_open": {
+        const inline = t[this.#at + 1]!;
+        this.#at += 3;
+        const level = Number(token.tag.slice(1)) || 1;
+        const text = this.#inline(inline.children ?? [], { inHeading: true }).replace(/\n/g, " ");
+        return [`${"#".repeat(level)} ${text}`];
+      }
+      case "blockquote_open": {
+        this.#at++;
+        const lines = joinBlocks(this.#sequence("blockquote_close"), false);
+        // Written back unescaped, as GitHub reads it; alone on its line, it cannot start a link.
+        const alert = /^\\\[!([A-Z]+)\\\]$/.exec(lines[0] ?? "")?.[1];
+        if (alert && ALERTS.has(alert)) lines[0] = `[!${alert}]`;
+        return lines.map((line) => (line ? `> ${line}` : ">"));
+      }
+      case "bullet_list_open":
+      case "ordered_list_open":
+        return this.#list(token);
+      case "fence":
+      case "code_block":
+        this.#at++;
+        return fencedCode(token.content, token.type === "fence" ? token.info : "");
+      case "html_block": {
+        this.#at++;
+        const visible = stripHtmlComments(token.content).trim();
+        return visible ? renderPlainText(visible, this.scope).markdown.split("\n") : [];
+      }
+      case "hr":
+        this.#at++;
+        return ["---"];
+      case "table_open":
+        return this.#table();
+      default:
+        this.#at++;
+        return [];
+    }
+  }
+
+  #list(open: Token): string[] {
+    const close = open.type.replace("_open", "_close");
+    const ordered = open.type === "ordered_list_open";
+    let number = Number(open.attrGet("start") ?? 1);
+    // markdown-it hides the paragraphs of a tight list's items.
+    const tight = this.tokens[this.#at + 2]?.hidden === true;
+    this.#at++;
+    const items: string[][] = [];
+    while (this.#at < this.tokens.length && this.tokens[this.#at]!.type !== close) {
+      if (this.tokens[this.#at]!.type !== "list_item_open") {
+        this.#at++;
+        continue;
+      }
+      this.#at++;
+      const marker = ordered ? `${number++}.` : "-";
+      const lines = joinBlocks(this.#sequence("list_item_close"), tight);
+      const indent = " ".repeat(marker.length + 1);
+      items.push(
+        lines.length === 0
+          ? [marker]
+          : lines.map((line, i) => (i === 0 ? `${marker} ${line}` : line ? indent + line : "")),
+      );
+    }
+    this.#at++;
+    return joinBlocks(items, tight);
+  }
+
+  #table(): string[] {
+    const rows: string[][] = [];
+    const aligns: string[] = [];
+    let header = 0;
+    let row: string[] | undefined;
+    for (this.#at++; this.#at < this.tokens.length; this.#at++) {
+      const token = this.tokens[this.#at]!;
+      if (token.type === "table_close") break;
+      if (token.type === "tr_open") row = [];
+      else if (token.type === "tr_close" && row) rows.push(row);
+      else if (token.type === "thead_close") header = rows.length;
+      else if (token.type === "th_open") {
+        const style = attribute(token, "style") ?? "";
+        aligns.push(
+          style.includes("center")
+            ? ":-:"
+            : style.includes("right")
+              ? "--:"
+              : style.includes("left")
+                ? ":--"
+                : "---",
+        );
+      } else if (token.type === "inline" && row) {
+        row.push(this.#inline(token.children ?? [], { inTable: true }).replace(/\n/g, " "));
+      }
+    }
+    this.#at++;
+    if (rows.length === 0 || header === 0) return [];
+    const line = (cells: string[]) =>
+      `| ${aligns.map((_, i) => cells[i]?.trim() ?? "").join(" | ")} |`;
+    return [line(rows[0]!), `| ${aligns.join(" | ")} |`, ...rows.slice(1).map(line)];
+  }
+
+  /** Inline tokens as Markdown; links and HTML are checked here. */
+  #inline(children: Token[], place: { inTable?: boolean; inHeading?: boolean }): string {
+    let out = "";
+    let lineStart = true;
+    // For each open link: whether its `[` was written (its target is allowed).
+    const links: Array<{ written: boolean; href: string }> = [];
+    let skipping = 0;
+    const text = (content: string) => {
+      out += renderText(content, this.scope, { ...place, lineStart });
+      lineStart = false;
+    };
+    for (const token of children) {
+      if (skipping > 0) {
+        if (token.type === "link_close") skipping--;
+        continue;
+      }
+      switch (token.type) {
+        case "text":
+          text(token.content);
+          break;
+        case "code_inline":
+          out += codeSpan(token.content, place.inTable);
+          lineStart = false;
+          break;
+        case "softbreak":
+          out += "\n";
+          lineStart = true;
+          break;
+        case "hardbreak":
+          out += place.inTable || place.inHeading ? " " : "\\\n";
+          lineStart = !place.inTable && !place.inHeading;
+          break;
+        case "em_open":
+        case "em_close":
+          out += "*";
+          break;
+        case "strong_open":
+        case "strong_close":
+          out += "**";
+          break;
+        case "s_open":
+        case "s_close":
+          out += "~~";
+          break;
+        case "link_open": {
+          const href = attribute(token, "href") ?? "";
+          const allowed = this.#allowed(href);
+          // An autolink's text is its URL: written whole, or as text (which makes it code).
+          if (token.markup === "linkify" || token.markup === "autolink") {
+            if (allowed) {
+              out += `<${destination(href)}>`;
+              lineStart = false;
+              skipping = 1;
+            }
+            links.push({ written: false, href });
+            break;
+          }
+          if (allowed) out += "[";
+          links.push({ written: allowed, href });
+          break;
+        }
+        case "link_close": {
+          const link = links.pop();
+          if (link?.written) out += `](<${destination(link.href)}>)`;
+          break;
+        }
+        case "image": {
+          const src = attribute(token, "src") ?? "";
+          const alt = renderText(token.content, this.scope, { ...place, lineStart: false });
+          out += this.#allowed(src) ? `![${alt}](<${destination(src)}>)` : alt;
+          lineStart = false;
+          break;
+        }
+        case "html_inline": {
+          const visible = stripHtmlComments(token.content);
+          if (visible) text(visible);
+          break;
+        }
+        default:
+          if (token.content) text(token.content);
+      }
+    }
+    return out;
+  }
+
+  /** https only; a GitHub issue or pull request URL only for this repository's `references`. */
+  #allowed(href: string): boolean {
+    let url: URL;
+    try {
+      url = new URL(href);
+    } catch {
+      return false;
+    }
+    if (url.protocol !== "https:" || url.username || url.password) return false;
+    const issue = /^\/([^/]+)\/([^/]+)\/(?:issues|pull|discussions)\/(\d+)/.exec(url.pathname);
+    if (!issue) return true;
+    return (
+      `${issue[1]}/${issue[2]}`.toLowerCase() === this.scope.repo &&
+      this.scope.references.has(Number(issue[3]))
+    );
+  }
+}
+
+/** A link target in `<…>`, with what would end it percent-encoded. */
+function destination(href: string): string {
+  return href.replace(/[<>\s\\`]/g, (char) => encodeURIComponent(char));
+}
+
+function fencedCode(content: string, info: string): string[] {
+  let longest = 2;
+  for (const [run] of content.matchAll(/`+/g)) longest = Math.max(longest, run.length);
+  const fence = "`".repeat(longest + 1);
+  const language =
+    info
+      .trim()
+      .split(/\s/)[0]
+      ?.replace(/[^\w+.#-]/g, "")
+      .slice(0, 40) ?? "";
+  const lines = breakMarkers(content).replace(/\n$/, "").split("\n");
+  return [fence + language, ...lines, fence];
+}
+
+/** Blocks of a container: separated by a blank line, or by none in a tight list. */
+function joinBlocks(blocks: string[][], tight: boolean): string[] {
+  const lines: string[] = [];
+  blocks.forEach((block, i) => {
+    if (i > 0 && !tight) lines.push("");
+    lines.push(...block);
+  });
+  return lines;
+}

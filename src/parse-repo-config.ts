@@ -1,0 +1,212 @@
+import { COMMAND_NAMES, REPO_CONFIG_PATH, RepoConfigSchema, type RepoConfig } from "./config.js";
+
+export interface ParsedRepoConfig {
+  config: RepoConfig;
+  /** Human-readable problems, each naming the field and the file. Empty when the file is valid. */
+  errors: string[];
+}
+
+/**
+ * What each setting falls back to when `.github/talos.yml` gets it wrong, where its default
+ * could give more than the maintainers meant: who may run commands, what runs, what is written.
+ * A mistake must never widen what Talos does, so each is the narrowest value that still lets a
+ * maintainer find the problem (`/talos config` stays available to the owner).
+ */
+export const RESTRICTIVE_SETTINGS: Readonly<Record<string, unknown>> = {
+  "commands.allowed_associations": ["OWNER"],
+  "commands.help_for_everyone": false,
+  "commands.disabled": COMMAND_NAMES.filter((name) => name !== "config"),
+  "ask.enabled": false,
+  "summarize.enabled": false,
+  "triage.enabled": false,
+  // Empty means "any existing label"; an invalid list turns triage off instead (see below).
+  "triage.labels": [],
+  "triage.apply_labels": false,
+  "triage.comment": false,
+  "automation.max_runs_per_hour": 0,
+  "memory.enabled": false,
+  "similar.enabled": false,
+  "similar.threshold": 1,
+  "similar.max": 1,
+};
+
+const MAX_REPAIR_ROUNDS = 10;
+
+/** The config a file that cannot be read at all stands for: every setting at its narrowest. */
+export function restrictiveConfig(): RepoConfig {
+  const config = RepoConfigSchema.parse({});
+  for (const [field, value] of Object.entries(RESTRICTIVE_SETTINGS))
+    setPath(config, field.split("."), structuredClone(value));
+  return config;
+}
+
+/**
+ * Validates a raw config object, mistake by mistake, always toward less power:
+ * - an invalid item of a list is dropped alone (an unknown command in `commands.disabled` that is
+ *   a near miss of a command's name is read as that command, since disabling is the safe side);
+ * - an invalid value falls back to its entry in RESTRICTIVE_SETTINGS (or its default, where no
+ *   default can widen anything);
+ * - an unknown key is ignored, and when it is a near miss of a setting (or a section) the file
+ *   does not set, that setting (or that section's settings) takes its restrictive value;
+ * - `triage.labels` given but left with no valid label turns triage off, rather than mean "any".
+ * Every mistake is reported, naming the field and the file.
+ */
+export function parseRepoConfig(raw: unknown, file = REPO_CONFIG_PATH): ParsedRepoConfig {
+  if (raw === null || raw === undefined) return { config: RepoConfigSchema.parse({}), errors: [] };
+  if (typeof raw !== "object" || Array.isArray(raw)) {
+    return {
+      config: restrictiveConfig(),
+      errors: [
+        `${file}: the top level must be a mapping of settings; using the most restrictive settings`,
+      ],
+    };
+  }
+  let candidate: unknown = structuredClone(raw);
+  const errors: string[] = [];
+  const forced = new Set<string>();
+  let config: RepoConfig | undefined;
+  for (let round = 0; round < MAX_REPAIR_ROUNDS && !config; round++) {
+    const result = RepoConfigSchema.safeParse(candidate);
+    if (result.success) {
+      config = result.data;
+      break;
+    }
+    const items: PropertyKey[][] = [];
+    for (const issue of result.error.issues) {
+      const path = issue.path;
+      if (issue.code === "unrecognized_keys") {
+        for (const key of issue.keys) {
+          errors.push(`${file}: \`${[...path, key].join(".")}\` is not a known setting (ignored)`);
+          candidate = removePath(candidate, [...path, key]);
+          for (const field of nearMisses(path, key)) forced.add(field);
+        }
+      } else if (typeof path.at(-1) === "number") {
+        items.push(path);
+      } else {
+        const field = path.join(".");
+        const fallback = restrictiveFields(field);
+        errors.push(
+          `${file}: \`${field || "(top level)"}\` is invalid (${issue.message}); ${
+            fallback.length > 0 ? "using the most restrictive value" : "using the default"
+          }`,
+        );
+        candidate = removePath(candidate, path);
+        for (const each of fallback) forced.add(each);
+      }
+    }
+    // Later items first, so that dropping one does not move the others.
+    for (const path of items.sort((a, b) => Number(b.at(-1)) - Number(a.at(-1)))) {
+      candidate = repairItem(candidate, path, file, errors);
+    }
+  }
+  config ??= restrictiveConfig();
+  for (const field of forced) {
+    if (!isSet(candidate, field.split("."))) {
+      setPath(config, field.split("."), structuredClone(RESTRICTIVE_SETTINGS[field]));
+    }
+  }
+  const labels = (raw as { triage?: { labels?: unknown } }).triage?.labels;
+  const labelsGiven = labels !== undefined && !(Array.isArray(labels) && labels.length === 0);
+  if (labelsGiven && config.triage.labels.length === 0 && config.triage.enabled) {
+    config.triage.enabled = false;
+    errors.push(`${file}: \`triage.labels\` names no valid label; triage is off until it does`);
+  }
+  return { config, errors };
+}
+
+/** Drops one invalid list item, or reads a misspelt command in `commands.disabled` as meant. */
+function repairItem(
+  candidate: unknown,
+  path: PropertyKey[],
+  file: string,
+  errors: string[],
+): unknown {
+  const index = Number(path.at(-1));
+  const listPath = path.slice(0, -1);
+  const list = getPath(candidate, listPath);
+  if (!Array.isArray(list)) return candidate;
+  const value = list[index];
+  const field = listPath.join(".");
+  const shown = `\`${field}[${index}]\` (${JSON.stringify(value)?.slice(0, 60)})`;
+  const meant =
+    field === "commands.disabled" && typeof value === "string"
+      ? COMMAND_NAMES.find((name) => editDistance(value.toLowerCase(), name) <= 2)
+      : undefined;
+  if (meant) {
+    errors.push(`${file}: ${shown} is not a command; read as \`${meant}\``);
+    list[index] = meant;
+  } else {
+    errors.push(`${file}: ${shown} is invalid; dropped`);
+    list.splice(index, 1);
+  }
+  return candidate;
+}
+
+/** The restrictive settings at or under `field` (a section names all of its settings). */
+function restrictiveFields(field: string): string[] {
+  return Object.keys(RESTRICTIVE_SETTINGS).filter(
+    (each) => field === "" || each === field || each.startsWith(`${field}.`),
+  );
+}
+
+/** The settings an unknown key probably meant: a near miss of a setting or a section's name. */
+function nearMisses(path: PropertyKey[], key: string): string[] {
+  const parent = path.join(".");
+  const siblings = new Set(
+    Object.keys(RESTRICTIVE_SETTINGS)
+      .filter((field) => parent === "" || field.startsWith(`${parent}.`))
+      .map((field) => field.slice(parent ? parent.length + 1 : 0).split(".")[0]!),
+  );
+  const near = [...siblings].filter((name) => editDistance(key.toLowerCase(), name) <= 2);
+  return near.flatMap((name) => restrictiveFields(parent ? `${parent}.${name}` : name));
+}
+
+/** Levenshtein distance of two short names; anything long is simply far. */
+function editDistance(a: string, b: string): number {
+  if (a.length > 40 || b.length > 40) return Infinity;
+  let previous = Array.from({ length: b.length + 1 }, (_, i) => i);
+  for (let i = 1; i <= a.length; i++) {
+    const current = [i];
+    for (let j = 1; j <= b.length; j++) {
+      current[j] = Math.min(
+        previous[j]! + 1,
+        current[j - 1]! + 1,
+        previous[j - 1]! + (a[i - 1] === b[j - 1] ? 0 : 1),
+      );
+    }
+    previous = current;
+  }
+  return previous[b.length]!;
+}
+
+function getPath(value: unknown, path: PropertyKey[]): unknown {
+  return path.reduce<unknown>(
+    (at, key) =>
+      typeof at === "object" && at !== null ? (at as Record<PropertyKey, unknown>)[key] : undefined,
+    value,
+  );
+}
+
+function isSet(value: unknown, path: string[]): boolean {
+  return getPath(value, path) !== undefined;
+}
+
+function setPath(target: object, path: string[], value: unknown): void {
+  let at = target as Record<string, unknown>;
+  for (const key of path.slice(0, -1)) {
+    at[key] ??= {};
+    at = at[key] as Record<string, unknown>;
+  }
+  at[path.at(-1)!] = value;
+}
+
+/** Drops the value at `path`, so that the schema default applies there. */
+function removePath(value: unknown, path: PropertyKey[]): unknown {
+  if (path.length === 0) return {};
+  if (typeof value !== "object" || value === null || Array.isArray(value)) return value;
+  const [head, ...rest] = path;
+  const copy: Record<PropertyKey, unknown> = { ...(value as Record<PropertyKey, unknown>) };
+  if (rest.length === 0) delete copy[head!];
+  else copy[head!] = removePath(copy[head!], rest);
+  return copy;
+}

@@ -1,0 +1,91 @@
+import { afterAll, describe, expect, it } from "vitest";
+import { parseCommand } from "../../src/commands/parse-command.js";
+import { MarkdownWorkers } from "../../src/markdown/markdown-workers.js";
+import { toSafeMarkdown, toSafePlainText } from "../../src/markdown/to-safe-markdown.js";
+import { createMetrics } from "../../src/metrics/create-metrics.js";
+import { expectLinearTime, HOSTILE_FRAGMENTS, hostileText } from "../helpers/hostile-input.js";
+import { captureLogs } from "../helpers/test-app.js";
+
+const options = { repo: "acme/widgets", references: [3] };
+// markdown-it's slowest input found: about a quarter of a second for 65,536 characters here.
+const SLOW = hostileText("![", 65_536);
+
+describe("Markdown workers", () => {
+  const pools: MarkdownWorkers[] = [];
+  afterAll(() => Promise.all(pools.map((pool) => pool.close())));
+
+  async function pool(deadlineMs: number) {
+    const logs = await captureLogs("debug");
+    const metrics = createMetrics();
+    const workers = new MarkdownWorkers({ deadlineMs, metrics, log: logs.log });
+    pools.push(workers);
+    const fallbacks = async () =>
+      (await metrics.markdownFallbacks.get()).values.map((v) => [v.labels, v.value]);
+    return { workers, logs, fallbacks };
+  }
+
+  it("answer as the pure functions do, in another thread", async () => {
+    const { workers } = await pool(30_000);
+    const texts = [
+      "Hi @octocat, see #3 and #4 <!-- talos:x -->",
+      "```\n/talos help\n```\n/talos ask why?",
+    ];
+    for (const text of texts) {
+      expect(await workers.toSafeMarkdown(text, options)).toBe(toSafeMarkdown(text, options));
+      expect(await workers.parseCommand(text, { slug: "talos-bot" })).toEqual(
+        parseCommand(text, { slug: "talos-bot" }),
+      );
+    }
+  });
+
+  it("treat a parse that misses its deadline as plain text, and carry on with a new worker", async () => {
+    const { workers, logs, fallbacks } = await pool(50);
+    const withCommand = `${SLOW.slice(0, 60_000)}\n/talos help`;
+    // Warm: the first worker's start is not the text's fault.
+    expect(await workers.parseCommand("/talos help", {})).toEqual({ name: "help", args: "" });
+
+    const [safe, command] = await Promise.all([
+      workers.toSafeMarkdown(SLOW, options),
+      workers.parseCommand(withCommand, {}),
+    ]);
+
+    expect(safe).toBe(toSafePlainText(SLOW, options));
+    expect(command).toBeNull();
+    expect(await fallbacks()).toEqual(
+      expect.arrayContaining([
+        [{ operation: "safe", reason: "deadline" }, 1],
+        [{ operation: "command", reason: "deadline" }, 1],
+      ]),
+    );
+    expect(logs.lines().filter((l) => String(l.msg).includes("missed its deadline"))).toHaveLength(
+      2,
+    );
+    // The pool replaced the workers it terminated.
+    expect(await workers.parseCommand("/talos config", {})).toEqual({ name: "config", args: "" });
+  }, 30_000);
+
+  it("never parse a comment without a line that could be a command", async () => {
+    const { workers } = await pool(1);
+    // A 1 ms deadline would fail any parse; none happens.
+    expect(await workers.parseCommand(SLOW, {})).toBeNull();
+    expect(await workers.parseCommand("please run /talos help", {})).toBeNull();
+  });
+
+  it("fall back to plain text after close, rather than hang", async () => {
+    const { workers } = await pool(30_000);
+    await workers.close();
+    expect(await workers.toSafeMarkdown("hi @octocat", options)).toBe("hi `@octocat`");
+    expect(await workers.parseCommand("/talos help", {})).toBeNull();
+  });
+
+  it("keep the event loop free while they parse hostile text", async () => {
+    const { workers } = await pool(30_000);
+    const markdownFragments = HOSTILE_FRAGMENTS.filter((f) => /[<`[\]*_>|#!\\-]/.test(f));
+    await expectLinearTime((text) => workers.toSafeMarkdown(text, options), {
+      fragments: markdownFragments,
+    });
+    await expectLinearTime((text) => workers.parseCommand(`${text}\n/talos help`, {}), {
+      fragments: markdownFragments,
+    });
+  }, 300_000);
+});

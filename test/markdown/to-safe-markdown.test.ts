@@ -1,0 +1,201 @@
+import { readFileSync } from "node:fs";
+import { describe, expect, it } from "vitest";
+import { checkSafeMarkdown } from "../../src/markdown/check-safe-markdown.js";
+import { createMarkdownParser } from "../../src/markdown/create-markdown-parser.js";
+import { escapeMarkdown } from "../../src/markdown/safe-text.js";
+import {
+  MAX_SAFE_MARKDOWN,
+  toSafeMarkdown,
+  toSafePlainText,
+} from "../../src/markdown/to-safe-markdown.js";
+import { HOSTILE_FRAGMENTS, hostileText, mixedHostileText } from "../helpers/hostile-input.js";
+
+const options = { repo: "Codertocat/Hello-World", references: [1, 12] };
+const parser = createMarkdownParser();
+const safe = (text: string) => toSafeMarkdown(text, options, parser);
+
+interface CorpusCase {
+  id: string;
+  text: string;
+  repeat?: number;
+  answer?: string;
+}
+const corpus = JSON.parse(
+  readFileSync(new URL("../../fixtures/hostile/corpus.json", import.meta.url), "utf8"),
+) as { cases: CorpusCase[] };
+
+describe("toSafeMarkdown", () => {
+  it.each([
+    ["a mention", "Thanks @octocat!", "Thanks `@octocat!`"],
+    ["a team mention", "cc @github/security-team", "cc `@github/security-team`"],
+    ["a mention in emphasis", "_@octocat_ and **@hubot**", "*`@octocat`* and **`@hubot`**"],
+    ["an escaped-backtick mention", "\\`@octocat`", "`` `@octocat` ``"],
+    ["a mention spelt as an entity", "&#64;octocat", "`@octocat`"],
+    ["an e-mail address, which GitHub links", "mail me@example.com", "mail `me@example.com`"],
+    [
+      "a mention in link text",
+      "[@octocat](https://x.example)",
+      "[`@octocat`](<https://x.example>)",
+    ],
+  ])("makes %s inert", (_what, input, expected) => {
+    expect(safe(input)).toBe(expected);
+  });
+
+  it("drops HTML comments and shows other HTML as text, so no marker survives", () => {
+    const out = safe("<!-- talos:reply:1 --> <img src=x onerror=alert(1)> <b>bold</b>\n\nnext");
+    expect(out).toBe("&lt;img src=x onerror=alert(1)\\> &lt;b\\>bold&lt;/b\\>\n\nnext");
+    const block = safe("<div>\n<!--talos:summary-->\n</div>");
+    expect(block).toBe("&lt;div\\>\n\n&lt;/div\\>");
+  });
+
+  it("breaks up markers in code spans and code blocks", () => {
+    const out = safe("see `<!-- talos:summary -->`\n\n```html\n<!--  TALOS:reply:3 -->\n```");
+    expect(out).toBe(
+      "see `<!\u200B-- talos:summary -->`\n\n```html\n<!\u200B--  TALOS:reply:3 -->\n```",
+    );
+    expect(checkSafeMarkdown(out, options)).toEqual([]);
+  });
+
+  it.each([
+    ["javascript:", "[click](javascript:alert(1))"],
+    ["mixed-case javascript:", "[click](JaVaScRiPt:alert(1))"],
+    ["data:", "[click](data:text/html,<script>alert(1)</script>)"],
+    ["vbscript:", "[click](vbscript:msgbox(1))"],
+    ["http:", "[click](http://example.com)"],
+    ["file:", "[click](file:///etc/passwd)"],
+    ["a relative target", "[click](/settings)"],
+    ["credentials in the URL", "[click](https://user:pw@example.com)"],
+  ])("keeps a link to %s as text only", (_what, input) => {
+    const out = safe(input);
+    expect(parser.render(out)).not.toContain("<a ");
+    expect(checkSafeMarkdown(out, options)).toEqual([]);
+  });
+
+  it("keeps https links and images, and makes other bare URLs code", () => {
+    expect(safe("[docs](https://docs.example/a b) and ![logo](https://img.example/l.png)")).toBe(
+      "\\[docs\\](<https://docs.example/a> b) and ![logo](<https://img.example/l.png>)",
+    );
+    expect(safe("[docs](https://docs.example/x)")).toBe("[docs](<https://docs.example/x>)");
+    expect(safe("https://ok.example/p http://plain.example www.bare.example")).toBe(
+      "<https://ok.example/p> `http://plain.example` `www.bare.example`",
+    );
+    expect(safe("![pixel](http://track.example/p.gif)")).toBe("pixel");
+  });
+
+  it("links only the issues Talos retrieved, in this repository", () => {
+    const out = safe(
+      "#1, #12, #999, other/repo#3, codertocat/hello-world#12, GH-5, " +
+        "https://github.com/other/repo/issues/4 https://github.com/Codertocat/Hello-World/issues/12 " +
+        "[x](https://github.com/Codertocat/Hello-World/pull/77)",
+    );
+    expect(out).toBe(
+      "\\#1, #12, `#999,` `other/repo#3,` codertocat/hello-world#12, `GH-5,` " +
+        "`https://github.com/other/repo/issues/4` <https://github.com/Codertocat/Hello-World/issues/12> x",
+    );
+    expect(checkSafeMarkdown(out, options)).toEqual([]);
+  });
+
+  it("keeps the structure of Talos's own replies", () => {
+    const help = [
+      "**Talos commands in this repository**",
+      "",
+      "| Command | What it does |",
+      "| --- | --- |",
+      "| `/talos help` | List the commands enabled in this repository. |",
+      "| `/talos ask <question>` | Answer a question. |",
+      "",
+      "Write a command at the start of a comment line, as `/talos <command>` or `@talos-bot <command>`.",
+      "",
+      "> [!WARNING]",
+      "> `.github/talos.yml` has 1 problem(s). Run `/talos config` for details.",
+    ].join("\n");
+    expect(safe(help)).toBe(help);
+    const config =
+      "**Effective Talos configuration**: defaults.\n\n```yaml\nask:\n  enabled: true\n```";
+    expect(safe(config)).toBe(config);
+    const lists =
+      "# Title\n\n1. one\n2. two\n   - nested *em* ~~del~~\n\n- a\n- b\n\n---\n\ntext\\\nbreak";
+    expect(safe(lists)).toBe(lists);
+  });
+
+  it("escapes what would otherwise start Markdown, and reads back as the same text", () => {
+    const text = "\\-not a list\n\\+1\n2024\\. a year\n\\#tag\n\\* \\_x\\_ \\[y\\] \\| \\~ \\$";
+    const once = safe(text);
+    expect(parser.render(once)).toBe(parser.render(text));
+    expect(safe(once)).toBe(once);
+  });
+
+  it("caps the length between blocks, keeping the Markdown whole", () => {
+    const block = `\`\`\`\n${"code line\n".repeat(1_000)}\`\`\``;
+    const out = safe(Array(10).fill(block).join("\n\n"));
+    expect(out.length).toBeLessThanOrEqual(MAX_SAFE_MARKDOWN);
+    expect(out.endsWith("```\n\n…(truncated)")).toBe(true);
+    expect((out.match(/^```$/gm) ?? []).length % 2).toBe(0);
+    // One block longer than the limit is cut as plain text.
+    const long = safe(`${"word @octocat ".repeat(6_000)}`);
+    expect(long.length).toBeLessThanOrEqual(MAX_SAFE_MARKDOWN);
+    expect(long.endsWith("…(truncated)")).toBe(true);
+    expect(checkSafeMarkdown(long, options)).toEqual([]);
+  });
+
+  it("keeps its promises on every hostile fragment and every case of the corpus", () => {
+    const inputs = [
+      ...HOSTILE_FRAGMENTS.map((fragment) => hostileText(fragment, 4_096)),
+      mixedHostileText(65_536),
+      ...corpus.cases.flatMap((c) => [c.text.repeat(c.repeat ?? 1), c.answer ?? ""]),
+    ];
+    const failures = inputs.flatMap((input) => {
+      const out = safe(input);
+      const problems = checkSafeMarkdown(out, options, parser);
+      return problems.length > 0 ? [{ input: input.slice(0, 80), problems }] : [];
+    });
+    expect(failures).toEqual([]);
+  }, 60_000);
+
+  it("gives the same text when run again on its own output", () => {
+    for (const c of corpus.cases) {
+      const once = safe(c.answer ?? c.text);
+      expect(safe(once)).toBe(once);
+    }
+  });
+});
+
+describe("toSafePlainText", () => {
+  it("shows any text as inert lines", () => {
+    const out = toSafePlainText("# hi @octocat\n<!-- talos:x -->\n[a](javascript:x)", options);
+    expect(out).toBe("\\# hi `@octocat`\n&lt;!-- talos:x --\\>\n\\[a\\](javascript:x)");
+    expect(checkSafeMarkdown(out, options)).toEqual([]);
+  });
+
+  it("keeps its promises on the corpus, and stops at the limit", () => {
+    for (const c of corpus.cases) {
+      const out = toSafePlainText(c.text.repeat(c.repeat ?? 1), options);
+      expect(checkSafeMarkdown(out, options, parser)).toEqual([]);
+      expect(out.length).toBeLessThanOrEqual(MAX_SAFE_MARKDOWN);
+    }
+  });
+});
+
+describe("escapeMarkdown", () => {
+  it("makes any text read as itself", () => {
+    const title = "`code` *em* [link](https://x) <b> #12 @octocat";
+    expect(parser.renderInline(escapeMarkdown(title))).toBe(
+      "`code` *em* [link](https://x) &lt;b&gt; #12 @octocat",
+    );
+  });
+});
+
+describe("checkSafeMarkdown", () => {
+  it.each([
+    ["a live mention", "hi @octocat"],
+    ["raw HTML", "<b>x</b>"],
+    ["a marker", "text `<!-- talos:summary -->`"],
+    ["an ftp link", "[x](ftp://example.com/file)"],
+    ["an http link", "[x](http://example.com)"],
+    ["a bare URL", "see www.example.com"],
+    ["an issue nobody retrieved", "see #999"],
+    ["another repository's issue", "see other/repo#1"],
+  ])("finds %s", (_what, markdown) => {
+    expect(checkSafeMarkdown(markdown, options)).not.toEqual([]);
+  });
+});
