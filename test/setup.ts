@@ -1,5 +1,6 @@
 import nock from "nock";
-import { afterEach, beforeAll } from "vitest";
+import { afterAll, afterEach, beforeAll } from "vitest";
+import { closeTestMarkdownWorkers } from "./helpers/test-markdown-workers.js";
 
 // Tests never reach the network. Loopback is allowed for the tests that start real servers.
 beforeAll(() => {
@@ -10,3 +11,5 @@ beforeAll(() => {
 afterEach(() => {
   nock.cleanAll();
 });
+
+afterAll(() => closeTestMarkdownWorkers());

@@ -254,6 +254,24 @@ describe("issue_comment.created", () => {
       expect(reply.body).toContain("`help` runs for everyone");
     });
 
+    it("opens only help to everyone: anyone else's other commands are still ignored", async () => {
+      const app = await createTestApp();
+      for (const command of ["config", "summarize", "remember a note", "forget note-1"]) {
+        const scope = githubScope();
+        // Only the config read: no reaction, no reply (any write would fail the delivery).
+        if (command === "config")
+          mockCommandReads(scope, { yaml: "commands:\n  help_for_everyone: true\n" });
+        const payload = loadFixture<{ comment: { body: string } }>(
+          "issue_comment.created.not-allowed.json",
+        );
+        payload.comment.body = `/talos ${command}`;
+        await receive(app, payload, `everyone-${command}`);
+        expect(scope.pendingMocks()).toEqual([]);
+      }
+      const refusals = app.logs.lines().filter((l) => String(l.msg).includes("may not run"));
+      expect(refusals.map((l) => l.command)).toEqual(["config", "summarize", "remember", "forget"]);
+    });
+
     it("honours a narrower allowed_associations list", async () => {
       const app = await createTestApp();
       const scope = githubScope();

@@ -13,6 +13,7 @@ import type { Clock } from "../../src/clock.js";
 import type { DeliveryLedger } from "../../src/delivery-ledger.js";
 import { createTalos, type Talos } from "../../src/index.js";
 import type { Embedder } from "../../src/memory/embedder.js";
+import { testMarkdownWorkers } from "./test-markdown-workers.js";
 
 /** A throwaway RSA key: Probot signs real JWTs with it for the `GET /app` and token requests. */
 export const TEST_PRIVATE_KEY = generateKeyPairSync("rsa", {
@@ -92,6 +93,7 @@ export async function createTestApp(options: TestAppOptions = {}): Promise<TestA
     version: "0.0.0-test",
     octokit: options.octokit ?? { throttle: false, retry: false },
     model: options.model,
+    markdown: testMarkdownWorkers(),
     ...(options.embedder ? { embedder: options.embedder } : {}),
     ...(options.clock ? { clock: options.clock } : {}),
     ...(options.ledger ? { ledger: options.ledger } : {}),
