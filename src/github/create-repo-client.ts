@@ -106,7 +106,6 @@ export function createRepoClient(octokit: Octokit, repo: RepoRef): RepoClient {
       return toIssueInfo(data);
     },
     async listComments(number) {
-      retrieved.add(number);
       const comments: CommentInfo[] = [];
       for await (const { data } of octokit.paginate.iterator(octokit.rest.issues.listComments, {
         ...repo,
@@ -121,6 +120,7 @@ export function createRepoClient(octokit: Octokit, repo: RepoRef): RepoClient {
             createdAt: c.created_at,
           });
         }
+        retrieved.add(number);
       }
       return comments;
     },
