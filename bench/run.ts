@@ -1,5 +1,6 @@
 // `npm run bench -- <suite> [--json]`: prints a table, or with --json one JSON object on the last line.
 import { runGitHubBench } from "./github-bench.js";
+import { runHostileBench } from "./hostile-bench.js";
 import { runMemoryBench } from "./memory-bench.js";
 import { runPromptsBench } from "./prompts-bench.js";
 
@@ -7,6 +8,7 @@ const SUITES: Record<string, (options: { json: boolean }) => Promise<unknown>> =
   prompts: runPromptsBench,
   github: runGitHubBench,
   memory: runMemoryBench,
+  hostile: runHostileBench,
 };
 
 const [suite, ...flags] = process.argv.slice(2);

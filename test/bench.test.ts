@@ -1,5 +1,6 @@
 import { describe, expect, it } from "vitest";
 import { runGitHubBench } from "../bench/github-bench.js";
+import { runHostileBench } from "../bench/hostile-bench.js";
 import { runMemoryBench } from "../bench/memory-bench.js";
 import { runPromptsBench } from "../bench/prompts-bench.js";
 
@@ -52,5 +53,17 @@ describe("the benchmarks", () => {
     // 100,000 records and 10,000 were not measured: the targets say so instead of passing.
     expect(result.targets.speedupAt10k.met).toBeNull();
     expect(result.targets.searchAt100k.metAtP50).toBeNull();
+  }, 180_000);
+
+  it("hostile: times every function over user text, and the naive cleaners beside them", async () => {
+    const result = await runHostileBench({ json: true, length: 4_096, server: false });
+    expect(result.rows.map((r) => r.function)).toEqual(
+      expect.arrayContaining(["cleanUntrustedText", "secret scrubber", "toSafeMarkdown"]),
+    );
+    for (const row of result.rows) expect(Number.isFinite(row.worstMs)).toBe(true);
+    const naive = result.rows.filter((r) => r.naiveSmallMs !== null);
+    expect(naive.map((r) => r.function).sort()).toEqual(
+      ["cleanUntrustedText", "secret scrubber", "toSafeMarkdown"].sort(),
+    );
   }, 180_000);
 });

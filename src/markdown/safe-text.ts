@@ -150,9 +150,11 @@ export function renderPlainText(
     const room = max - markdown.length - (markdown ? 1 : 0);
     let rendered = renderText(line.trim(), scope, { lineStart: true });
     if (rendered.length > room) {
-      // Escaping only lengthens text: cut the line to the room left, then halve until it fits.
-      for (let cut = Math.min(room, line.length); cut > 0; cut = Math.floor(cut / 2)) {
-        rendered = renderText(line.trim().slice(0, cut), scope, { lineStart: true });
+      // Escaping only lengthens text: cut the line in proportion, then a tenth more until it fits.
+      const source = line.trim();
+      let cut = Math.floor((source.length * room) / rendered.length);
+      for (; cut > 0; cut = Math.floor(cut * 0.9)) {
+        rendered = renderText(source.slice(0, cut), scope, { lineStart: true });
         if (rendered.length <= room) break;
       }
       if (rendered.length > room) rendered = "";
