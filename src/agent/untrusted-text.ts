@@ -1,5 +1,6 @@
 import { randomBytes } from "node:crypto";
 import { createHtmlScanner, type HtmlPiece, type HtmlScanner } from "../markdown/html-scanner.js";
+import { stripInvisible } from "../markdown/safe-text.js";
 
 /** GitHub's comment limit: no text a user wrote is longer, so none is read further than this. */
 export const MAX_UNTRUSTED_CHARS = 65_536;
@@ -18,14 +19,6 @@ const HTML_TAGS = new Set(
 const RAW_TEXT = new Set(["script", "style", "template", "noscript", "iframe", "object", "xmp"]);
 const VOID = new Set(["br", "hr", "img", "source", "wbr"]);
 
-// Zero-width, bidi and other invisible format characters, and Unicode tag characters
-// (U+E0000–U+E007F), which can spell out text no reader sees.
-const INVISIBLE =
-  /[\u00AD\u180E\u200B-\u200F\u202A-\u202E\u2060-\u2064\u2066-\u206F\uFEFF]|[\u{E0000}-\u{E007F}]/gu;
-// Control characters other than tab and newline.
-// eslint-disable-next-line no-control-regex -- matching them is the point
-const CONTROL = /[\u0000-\u0008\u000B\u000C\u000E-\u001F\u007F]/g;
-
 /**
  * Removes what a reader of the GitHub page would not see but a model would read: HTML comments,
  * hidden elements, markup, image alt text, Markdown's `[//]: #` comments, invisible and bidi
@@ -39,10 +32,7 @@ export function cleanUntrustedText(text: string): string {
       : `${text.slice(0, MAX_UNTRUSTED_CHARS)}\n…(cut: ${text.length} characters in all)`;
   const unmarked = stripMarkup(capped.replace(/\r\n?/g, "\n"));
   const lines = unmarked.split("\n").filter((line) => !isHiddenLinkDefinition(line));
-  return lines
-    .join("\n")
-    .replace(INVISIBLE, "")
-    .replace(CONTROL, "")
+  return stripInvisible(lines.join("\n"))
     .replace(/\n{3,}/g, "\n\n")
     .trim();
 }

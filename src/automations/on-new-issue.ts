@@ -105,7 +105,7 @@ async function postSimilar(options: NewIssueOptions, memory: MemoryStore): Promi
     botLogin: (await options.identity.get()).botLogin,
     marker: similarMarker(issue.number),
     body: `**Possibly related**: ${renderSimilarIssues(hits)}.`,
-    references: hits.map((hit) => hit.record.number ?? 0),
+    references: hits.flatMap((hit) => hit.record.number ?? []),
     markdown: options.markdown,
   });
 }

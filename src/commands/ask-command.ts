@@ -42,7 +42,7 @@ export const askCommand: Command = {
     return {
       body: text + (answer.finished ? "" : PARTIAL_NOTE),
       seen: answer.comments,
-      references: recalled.map((hit) => hit.record.number ?? 0),
+      references: recalled.flatMap((hit) => hit.record.number ?? []),
       // Remembered so that a later question can recall it.
       remember: answer.text
         ? toAnswerMemory(

@@ -12,5 +12,6 @@ export function mayRunCommand(name: string, association: string, config: RepoCon
 
 /** Whether the author may run any command at all: `help`, when it is open to everyone, counts. */
 export function mayRunAnyCommand(association: string, config: RepoConfig): boolean {
-  return config.commands.help_for_everyone || mayRunCommand("", association, config);
+  const { allowed_associations, help_for_everyone } = config.commands;
+  return help_for_everyone || allowed_associations.some((allowed) => allowed === association);
 }

@@ -21,7 +21,7 @@ export const similarCommand: Command = {
     }
     return {
       body: `**Possibly related**: ${renderSimilarIssues(hits)}.\n\nSimilarity: ${hits.map((h) => h.score.toFixed(2)).join(", ")} (at least ${threshold} counts).`,
-      references: hits.map((hit) => hit.record.number ?? 0),
+      references: hits.flatMap((hit) => hit.record.number ?? []),
     };
   },
 };

@@ -1,12 +1,15 @@
 /**
- * Every comment Talos writes carries a hidden HTML comment marker. Markers let Talos find its
- * own reply again (to edit rather than duplicate it) and recognise its own text, so it never
- * acts on it.
+ * Every comment Talos writes carries a hidden HTML comment marker on its last line. Markers let
+ * Talos find its own reply again (to edit rather than duplicate it) and recognise its own text,
+ * so it never acts on it. Only that position counts: a marker anywhere else (quoted, or in code)
+ * is text.
  */
-const ANY_MARKER = /<!--\s*talos:/i;
+const MARKER_LINE = /^<!-- talos:[\w:.-]{1,80} -->$/;
 
-export function hasTalosMarker(body: string | null | undefined): boolean {
-  return ANY_MARKER.test(body ?? "");
+/** Whether `body` ends as a comment Talos wrote does: with its marker alone on the last line. */
+export function isTalosComment(body: string | null | undefined): boolean {
+  const trimmed = (body ?? "").trimEnd();
+  return MARKER_LINE.test(trimmed.slice(trimmed.lastIndexOf("\n") + 1));
 }
 
 /** The marker of the reply to the command in comment `commentId`. */

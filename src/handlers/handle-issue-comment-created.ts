@@ -7,7 +7,7 @@ import type { CommandRegistry } from "../commands/command-registry.js";
 import { mayRunAnyCommand, mayRunCommand } from "../commands/may-run-command.js";
 import { hasCommandCandidate } from "../commands/parse-command.js";
 import type { AppIdentityLoader } from "../github/app-identity.js";
-import { hasTalosMarker } from "../github/comment-markers.js";
+import { isTalosComment } from "../github/comment-markers.js";
 import type { GitHubLimits } from "../github/create-octokit.js";
 import { toIssueInfo } from "../github/create-repo-client.js";
 import { loadRepoConfig } from "../github/load-repo-config.js";
@@ -52,8 +52,8 @@ export function createIssueCommentCreatedHandler(deps: CommentHandlerDeps) {
       context.payload,
     );
     const body = comment.body ?? "";
-    if (hasTalosMarker(body))
-      return context.log.debug("ignored: the comment carries a Talos marker");
+    if (isTalosComment(body))
+      return context.log.debug("ignored: the comment ends with a Talos marker");
     const identity = await deps.identity.get();
     // A cheap scan first: most comments hold no line that could be a command.
     if (!hasCommandCandidate(body, { slug: identity.slug }))

@@ -45,6 +45,8 @@ export interface MarkdownWorkersOptions {
   startupMs?: number;
   metrics?: Pick<Metrics, "markdownFallbacks">;
   log: Logger;
+  /** The worker's script; `markdown-worker.js` (or `.ts`, run from sources) next to this file. */
+  entry?: URL;
 }
 
 /**
@@ -137,7 +139,7 @@ export class MarkdownWorkers implements MarkdownService {
   }
 
   #start(slot: Slot): void {
-    const worker = createWorker();
+    const worker = createWorker(this.#options.entry);
     worker.unref();
     slot.worker = worker;
     slot.ready = false;
@@ -185,16 +187,22 @@ export class MarkdownWorkers implements MarkdownService {
     if (slot.worker) this.#replace(slot, slot.worker, "deadline");
   }
 
-  /** Drops a worker that failed or ran late; its job falls back, and a fresh worker follows. */
+  /**
+   * Drops a worker that failed or ran late; its job falls back, and a fresh worker follows. A
+   * worker that failed before it was ready (its file missing, say) would fail again: the queue
+   * falls back instead, and the next request tries once more.
+   */
   #replace(slot: Slot, worker: Worker, reason: "deadline" | "error"): void {
     if (slot.worker !== worker) return;
     clearTimeout(slot.timer);
+    const started = slot.ready;
     slot.worker = undefined;
     slot.ready = false;
     const job = slot.job;
     slot.job = undefined;
     void worker.terminate();
     job?.settle(undefined, reason);
+    if (!started) for (const queued of this.#queue.splice(0)) queued.settle(undefined, "error");
     if (!this.#closed) this.#dispatch();
   }
 
@@ -207,12 +215,14 @@ export class MarkdownWorkers implements MarkdownService {
  * The worker runs the compiled `markdown-worker.js` next to this file; run from TypeScript
  * sources (tests, benchmarks), it loads the `.ts` file through tsx, a development dependency.
  */
-function createWorker(): Worker {
+function createWorker(entry?: URL): Worker {
   const self = import.meta.url;
-  if (!self.endsWith(".ts")) return new Worker(new URL("./markdown-worker.js", self));
-  const entry = new URL("./markdown-worker.ts", self).href;
+  const fromSources = self.endsWith(".ts");
+  const script =
+    entry ?? new URL(fromSources ? "./markdown-worker.ts" : "./markdown-worker.js", self);
+  if (!script.pathname.endsWith(".ts")) return new Worker(script);
   return new Worker(
-    `import("tsx/esm/api").then(({ tsImport }) => tsImport(${JSON.stringify(entry)}, ${JSON.stringify(self)}))`,
+    `import("tsx/esm/api").then(({ tsImport }) => tsImport(${JSON.stringify(script.href)}, ${JSON.stringify(self)}))`,
     { eval: true },
   );
 }

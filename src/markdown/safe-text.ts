@@ -1,3 +1,16 @@
+// Zero-width, bidi and other invisible format characters, and Unicode tag characters
+// (U+E0000–U+E007F), which can spell out text no reader sees.
+const INVISIBLE =
+  /[\u00AD\u180E\u200B-\u200F\u202A-\u202E\u2060-\u2064\u2066-\u206F\uFEFF]|[\u{E0000}-\u{E007F}]/gu;
+// Control characters other than tab and newline.
+// eslint-disable-next-line no-control-regex -- matching them is the point
+const CONTROL = /[\u0000-\u0008\u000B\u000C\u000E-\u001F\u007F]/g;
+
+/** Removes invisible, bidi, tag and control characters (tab and newline stay). */
+export function stripInvisible(text: string): string {
+  return text.replace(INVISIBLE, "").replace(CONTROL, "");
+}
+
 /** What text may point at: the repository commented in, and the issues Talos retrieved. */
 export interface TextScope {
   /** `owner/repo`, lower-cased. */
@@ -25,23 +38,37 @@ export interface TextPlace {
  * Linear in the text's length.
  */
 export function renderText(text: string, scope: TextScope, place: TextPlace): string {
-  let out = "";
+  const out: string[] = [];
   let lineStart = place.lineStart;
-  for (const [piece] of text.matchAll(/\s+|\S+/g)) {
-    if (/^\s/.test(piece)) {
-      out += piece;
+  // Words split at ASCII whitespace, by index (a regex's match objects would be garbage).
+  for (let at = 0; at < text.length;) {
+    let end = at;
+    const space = isSpace(text.charCodeAt(at));
+    while (end < text.length && isSpace(text.charCodeAt(end)) === space) end++;
+    const piece = text.slice(at, end);
+    at = end;
+    if (space) {
+      out.push(piece);
       continue;
     }
-    out += isLive(piece, scope)
-      ? codeSpan(piece, place.inTable)
-      : escapeWord(piece, { ...place, lineStart });
+    out.push(
+      isLive(piece, scope) ? codeSpan(piece, place.inTable) : escapeWord(piece, place, lineStart),
+    );
     lineStart = false;
   }
-  return out;
+  return out.join("");
 }
+
+function isSpace(code: number): boolean {
+  return code === 32 || (code >= 9 && code <= 13);
+}
+
+// A word with none of these is neither live nor in need of escaping (but at a line start).
+const PLAIN = /^[^<&\\`*[\]|~$>_#@:.)-]*$/;
 
 /** Whether GitHub would make something of this word: a mention, a link or a reference. */
 function isLive(word: string, scope: TextScope): boolean {
+  if (PLAIN.test(word)) return false;
   if (/@[\p{L}\p{N}]/u.test(word)) return true;
   const lower = word.toLowerCase();
   if (lower.includes("://") || lower.includes("www.") || lower.includes("mailto:")) return true;
@@ -72,18 +99,19 @@ function isAllowedReference(word: string, hash: number, start: number, scope: Te
 const ALWAYS = new Set(["\\", "`", "*", "[", "]", "|", "~", "$", ">"]);
 const LINE_START = new Set(["#", "+", "-", "="]);
 
-function escapeWord(word: string, place: TextPlace): string {
+function escapeWord(word: string, place: TextPlace, lineStart: boolean): string {
+  if (!lineStart && PLAIN.test(word)) return word;
   let out = "";
   // `1.` or `12)` opening a line would make an ordered list.
   let digits = 0;
-  while (place.lineStart && /\d/.test(word[digits] ?? "")) digits++;
+  while (lineStart && /\d/.test(word[digits] ?? "")) digits++;
   for (let i = 0; i < word.length; i++) {
     const char = word[i]!;
     if (char === "<") out += "&lt;";
     else if (char === "&") out += "&amp;";
     else if (ALWAYS.has(char)) out += `\\${char}`;
     else if (char === "_" && !(isAlnum(word[i - 1]) && isAlnum(word[i + 1]))) out += "\\_";
-    else if (i === 0 && place.lineStart && LINE_START.has(char)) out += `\\${char}`;
+    else if (i === 0 && lineStart && LINE_START.has(char)) out += `\\${char}`;
     else if (char === "#" && place.inHeading) out += "\\#";
     else if (digits > 0 && i === digits && (char === "." || char === ")")) out += `\\${char}`;
     else out += char;
@@ -148,14 +176,14 @@ export function renderPlainText(
   let markdown = "";
   for (const line of text.split("\n")) {
     const room = max - markdown.length - (markdown ? 1 : 0);
-    let rendered = renderText(line.trim(), scope, { lineStart: true });
-    if (rendered.length > room) {
-      // Escaping only lengthens text: cut the line in proportion, then a tenth more until it fits.
-      const source = line.trim();
-      let cut = Math.floor((source.length * room) / rendered.length);
-      for (; cut > 0; cut = Math.floor(cut * 0.9)) {
+    const source = line.trim();
+    // Escaping only lengthens text: more than `room` characters of source cannot fit.
+    let rendered = renderText(source.slice(0, Math.max(0, room)), scope, { lineStart: true });
+    if (source.length > room || rendered.length > room) {
+      // Cut in proportion, then a tenth more until it fits.
+      let cut = Math.floor((Math.min(source.length, room) * room) / Math.max(rendered.length, 1));
+      for (; rendered.length > room && cut > 0; cut = Math.floor(cut * 0.9)) {
         rendered = renderText(source.slice(0, cut), scope, { lineStart: true });
-        if (rendered.length <= room) break;
       }
       if (rendered.length > room) rendered = "";
       return {

@@ -6,6 +6,7 @@ import {
   codeSpan,
   renderPlainText,
   renderText,
+  stripInvisible,
   type TextScope,
 } from "./safe-text.js";
 
@@ -24,11 +25,6 @@ export interface SafeMarkdownOptions {
   maxLength?: number;
 }
 
-// Zero-width, bidi and other invisible format characters, and Unicode tag characters.
-const INVISIBLE =
-  /[\u00AD\u180E\u200B-\u200F\u202A-\u202E\u2060-\u2064\u2066-\u206F\uFEFF]|[\u{E0000}-\u{E007F}]/gu;
-// eslint-disable-next-line no-control-regex -- matching them is the point
-const CONTROL = /[\u0000-\u0008\u000B\u000C\u000E-\u001F\u007F]/g;
 // GitHub's alert syntax (`> [!WARNING]` alone on a quote's first line), which Talos uses itself.
 const ALERTS = new Set(["NOTE", "TIP", "IMPORTANT", "WARNING", "CAUTION"]);
 
@@ -50,11 +46,7 @@ export function toSafeMarkdown(
   parser: MarkdownIt = createMarkdownParser(),
 ): string {
   const scope = toScope(options);
-  const clean = text
-    .slice(0, MAX_INPUT)
-    .replace(/\r\n?/g, "\n")
-    .replace(INVISIBLE, "")
-    .replace(CONTROL, "");
+  const clean = stripInvisible(text.slice(0, MAX_INPUT).replace(/\r\n?/g, "\n"));
   const max = options.maxLength ?? MAX_SAFE_MARKDOWN;
   const room = max - TRUNCATED.length - 2;
   const kept: string[] = [];
@@ -78,13 +70,9 @@ export function toSafeMarkdown(
 
 /** What a text that could not be parsed in time is posted as: every line inert. */
 export function toSafePlainText(text: string, options: SafeMarkdownOptions): string {
-  const clean = text.slice(0, MAX_INPUT).replace(/\r\n?/g, "\n").replace(INVISIBLE, "");
+  const clean = stripInvisible(text.slice(0, MAX_INPUT).replace(/\r\n?/g, "\n"));
   const room = (options.maxLength ?? MAX_SAFE_MARKDOWN) - TRUNCATED.length - 2;
-  const { markdown, complete } = renderPlainText(
-    clean.replace(CONTROL, ""),
-    toScope(options),
-    room,
-  );
+  const { markdown, complete } = renderPlainText(clean, toScope(options), room);
   return complete ? markdown.trim() : `${markdown.trim()}\n\n${TRUNCATED}`;
 }
 

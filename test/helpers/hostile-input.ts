@@ -73,6 +73,13 @@ export const HOSTILE_FRAGMENTS: readonly string[] = [
   " ",
 ];
 
+/**
+ * Long runs of one character between word characters (a, then the run, then b): a pattern such
+ * as `/'+$/` rescans such a run from each of its characters, where repeats of a short fragment
+ * never have a long run.
+ */
+export const HOSTILE_RUNS: readonly string[] = ["'", "-", "_", "*", "`", "@", "#", ".", " ", "<"];
+
 /** `fragment` repeated to exactly `length` characters. */
 export function hostileText(fragment: string, length: number): string {
   return fragment.repeat(Math.ceil(length / fragment.length)).slice(0, length);
@@ -122,6 +129,8 @@ async function fastest(fn: (text: string) => unknown, input: string): Promise<nu
 
 export interface GrowthOptions {
   fragments?: readonly string[];
+  /** Characters for a-run-b inputs; HOSTILE_RUNS by default. */
+  runs?: readonly string[];
   /** The smaller input length; the larger is four times it. Default 16,384 (65,536 at 4n). */
   length?: number;
 }
@@ -139,11 +148,14 @@ export async function measureGrowth(
   options: GrowthOptions = {},
 ): Promise<Growth[]> {
   const n = options.length ?? 16_384;
-  const fragments = options.fragments ?? HOSTILE_FRAGMENTS;
+  const inputs = new Map<string, (length: number) => string>();
+  for (const fragment of options.fragments ?? HOSTILE_FRAGMENTS)
+    inputs.set(fragment, (length) => hostileText(fragment, length));
+  inputs.set("(mixed)", mixedHostileText);
+  for (const run of options.runs ?? HOSTILE_RUNS)
+    inputs.set(`a${run}${run}${run}b`, (length) => `a${run.repeat(length - 2)}b`);
   const growth: Growth[] = [];
-  for (const fragment of [...fragments, "(mixed)"]) {
-    const input = (length: number) =>
-      fragment === "(mixed)" ? mixedHostileText(length) : hostileText(fragment, length);
+  for (const [fragment, input] of inputs) {
     await fn(input(256)); // compiled before it is timed
     const ms = await fastest(fn, input(n));
     const msAt4n = await fastest(fn, input(4 * n));

@@ -6,6 +6,7 @@ import { createLocalEmbedder } from "../../src/memory/local-embedder.js";
 import { createOpenAIEmbedder } from "../../src/memory/openai-embedder.js";
 import { startOpenAIStandIn, type OpenAIStandIn } from "../helpers/openai-stand-in.js";
 import { countingEmbedder } from "../helpers/test-memory.js";
+import { expectLinearTime } from "../helpers/hostile-input.js";
 
 const cosine = (a: Float32Array, b: Float32Array) => a.reduce((sum, x, i) => sum + x * b[i]!, 0);
 
@@ -22,6 +23,12 @@ describe("choosing the embedder", () => {
 });
 
 describe("the local embedder", () => {
+  it("takes linear time on hostile text (a run of quotes once took quadratic time)", async () => {
+    const embedder = createLocalEmbedder();
+    await expectLinearTime((text) => embedder.embed([text]));
+    await expectLinearTime((text) => embedder.embed([text]), { fragments: ["'", "''a"] });
+  }, 120_000);
+
   it("is deterministic, of unit length, and finds shared words however they are inflected", async () => {
     const embedder = createLocalEmbedder();
     const [a, again, related, unrelated] = await embedder.embed([
