@@ -1,9 +1,7 @@
 import { randomBytes } from "node:crypto";
+import { MAX_USER_TEXT } from "../markdown/create-markdown-parser.js";
 import { createHtmlScanner, type HtmlPiece, type HtmlScanner } from "../markdown/html-scanner.js";
 import { stripInvisible } from "../markdown/safe-text.js";
-
-/** GitHub's comment limit: no text a user wrote is longer, so none is read further than this. */
-export const MAX_UNTRUSTED_CHARS = 65_536;
 
 // Elements GitHub renders (or drops) in Markdown. Only these are treated as markup, so that code
 // such as `Array<string>` keeps its angle brackets.
@@ -27,9 +25,9 @@ const VOID = new Set(["br", "hr", "img", "source", "wbr"]);
  */
 export function cleanUntrustedText(text: string): string {
   const capped =
-    text.length <= MAX_UNTRUSTED_CHARS
+    text.length <= MAX_USER_TEXT
       ? text
-      : `${text.slice(0, MAX_UNTRUSTED_CHARS)}\n…(cut: ${text.length} characters in all)`;
+      : `${text.slice(0, MAX_USER_TEXT)}\n…(cut: ${text.length} characters in all)`;
   const unmarked = stripMarkup(capped.replace(/\r\n?/g, "\n"));
   const lines = unmarked.split("\n").filter((line) => !isHiddenLinkDefinition(line));
   return stripInvisible(lines.join("\n"))

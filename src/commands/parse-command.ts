@@ -1,5 +1,5 @@
 import type { MarkdownIt, Token } from "markdown-it";
-import { createMarkdownParser } from "../markdown/create-markdown-parser.js";
+import { createMarkdownParser, MAX_USER_TEXT } from "../markdown/create-markdown-parser.js";
 import { createHtmlScanner } from "../markdown/html-scanner.js";
 
 export interface ParsedCommand {
@@ -14,8 +14,6 @@ export interface ParseCommandOptions {
   slug?: string | undefined;
 }
 
-// GitHub's comment limit: nothing further is read.
-const MAX_BODY = 65_536;
 // Elements whose content readers do not see as the comment's own words.
 const HIDING = new Set(["details", "pre"]);
 
@@ -39,7 +37,7 @@ function matchPrefix(line: string, prefixes: string[]): string | undefined {
 export function hasCommandCandidate(body: string, options: ParseCommandOptions = {}): boolean {
   const prefixes = prefixesOf(options);
   return body
-    .slice(0, MAX_BODY)
+    .slice(0, MAX_USER_TEXT)
     .split("\n")
     .some((line) => matchPrefix(line.trimStart(), prefixes) !== undefined);
 }
@@ -58,7 +56,7 @@ export function parseCommand(
   options: ParseCommandOptions = {},
   parser: MarkdownIt = createMarkdownParser(),
 ): ParsedCommand | null {
-  const text = body.slice(0, MAX_BODY).replace(/\r\n?/g, "\n");
+  const text = body.slice(0, MAX_USER_TEXT).replace(/\r\n?/g, "\n");
   if (!hasCommandCandidate(text, options)) return null;
   const prefixes = prefixesOf(options);
   let quotes = 0;

@@ -1,5 +1,6 @@
 import type { MarkdownIt, Token } from "markdown-it";
 import { attribute, createMarkdownParser } from "./create-markdown-parser.js";
+import { findMarker, targetProblem } from "./safe-text.js";
 import { MAX_SAFE_MARKDOWN, type SafeMarkdownOptions } from "./to-safe-markdown.js";
 
 /**
@@ -15,9 +16,10 @@ export function checkSafeMarkdown(
   const problems: string[] = [];
   const repo = options.repo.toLowerCase();
   const references = new Set(options.references);
+  const scope = { repo, references };
   if (markdown.length > (options.maxLength ?? MAX_SAFE_MARKDOWN))
     problems.push(`longer than ${options.maxLength ?? MAX_SAFE_MARKDOWN} characters`);
-  if (hasMarker(markdown)) problems.push("holds a Talos marker");
+  if (findMarker(markdown, 0) !== -1) problems.push("holds a Talos marker");
   // A link's own text is its target, checked as such; GitHub autolinks nothing inside a link.
   let inLink = 0;
   const visit = (tokens: Token[]) => {
@@ -28,7 +30,7 @@ export function checkSafeMarkdown(
         problems.push(`raw HTML: ${JSON.stringify(token.content.slice(0, 40))}`);
       if (token.type === "link_open" || token.type === "image") {
         const target = attribute(token, token.type === "image" ? "src" : "href") ?? "";
-        const reason = checkTarget(target, repo, references);
+        const reason = targetProblem(target, scope);
         if (reason) problems.push(`${token.type === "image" ? "image" : "link"} ${reason}`);
       }
       if (token.type === "text")
@@ -38,30 +40,6 @@ export function checkSafeMarkdown(
   };
   visit(parser.parse(markdown, {}));
   return problems;
-}
-
-function hasMarker(markdown: string): boolean {
-  const lower = markdown.toLowerCase();
-  for (let at = lower.indexOf("<!--"); at !== -1; at = lower.indexOf("<!--", at + 4)) {
-    let next = at + 4;
-    while (next < lower.length && /\s/.test(lower[next]!)) next++;
-    if (lower.startsWith("talos:", next)) return true;
-  }
-  return false;
-}
-
-function checkTarget(target: string, repo: string, references: Set<number>): string | undefined {
-  let url: URL;
-  try {
-    url = new URL(target);
-  } catch {
-    return `to a relative or invalid target ${JSON.stringify(target.slice(0, 60))}`;
-  }
-  if (url.protocol !== "https:") return `to a ${url.protocol} URL`;
-  const issue = /^\/([^/]+)\/([^/]+)\/(?:issues|pull|discussions)\/(\d+)/.exec(url.pathname);
-  if (issue && (`${issue[1]}/${issue[2]}`.toLowerCase() !== repo || !references.has(+issue[3]!)))
-    return `to an issue Talos did not retrieve: ${url.pathname}`;
-  return undefined;
 }
 
 /** What GitHub's filters would link in a text node: mentions, URLs, references. */

@@ -99,6 +99,7 @@ export class MarkdownWorkers implements MarkdownService {
     for (const job of this.#queue.splice(0)) job.settle(undefined, "error");
     await Promise.all(
       this.#slots.map(async (slot) => {
+        clearTimeout(slot.timer);
         slot.job?.settle(undefined, "error");
         const worker = slot.worker;
         slot.worker = undefined;

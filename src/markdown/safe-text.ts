@@ -29,6 +29,27 @@ export interface TextPlace {
 }
 
 /**
+ * Why a link or image target may not be posted, or undefined when it may: `https:` only, without
+ * credentials, and a GitHub issue or pull request URL only for this repository's references.
+ */
+export function targetProblem(href: string, scope: TextScope): string | undefined {
+  let url: URL;
+  try {
+    url = new URL(href);
+  } catch {
+    return `to a relative or invalid target ${JSON.stringify(href.slice(0, 60))}`;
+  }
+  if (url.protocol !== "https:") return `to a ${url.protocol} URL`;
+  if (url.username || url.password) return "to a URL with credentials";
+  const issue = /^\/([^/]+)\/([^/]+)\/(?:issues|pull|discussions)\/(\d+)/.exec(url.pathname);
+  const retrieved =
+    !issue ||
+    (`${issue[1]}/${issue[2]}`.toLowerCase() === scope.repo &&
+      scope.references.has(Number(issue[3])));
+  return retrieved ? undefined : `to an issue Talos did not retrieve: ${url.pathname}`;
+}
+
+/**
  * Writes plain text as Markdown that renders exactly as that text and does nothing else: every
  * character that could open Markdown or HTML is escaped, and each word GitHub would turn into a
  * notification or a link goes into a code span, where GitHub links nothing:
@@ -153,14 +174,21 @@ export function codeSpan(content: string, inTable = false): string {
 export function breakMarkers(code: string): string {
   let out = "";
   let at = 0;
-  for (let open = code.indexOf("<!--"); open !== -1; open = code.indexOf("<!--", open + 4)) {
-    let next = open + 4;
-    while (next < code.length && /\s/.test(code[next]!)) next++;
-    if (code.slice(next, next + 6).toLowerCase() !== "talos:") continue;
+  for (let open = findMarker(code, 0); open !== -1; open = findMarker(code, open + 4)) {
     out += `${code.slice(at, open)}<!\u200B--`;
     at = open + 4;
   }
   return out + code.slice(at);
+}
+
+/** Where the next `<!--` that opens a Talos marker (`<!-- talos:`, any case) starts, or -1. */
+export function findMarker(text: string, from: number): number {
+  for (let open = text.indexOf("<!--", from); open !== -1; open = text.indexOf("<!--", open + 4)) {
+    let next = open + 4;
+    while (next < text.length && /\s/.test(text[next]!)) next++;
+    if (text.slice(next, next + 6).toLowerCase() === "talos:") return open;
+  }
+  return -1;
 }
 
 /**

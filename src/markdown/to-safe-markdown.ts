@@ -1,5 +1,5 @@
 import type { MarkdownIt, Token } from "markdown-it";
-import { attribute, createMarkdownParser } from "./create-markdown-parser.js";
+import { attribute, createMarkdownParser, MAX_USER_TEXT } from "./create-markdown-parser.js";
 import { stripHtmlComments } from "./html-scanner.js";
 import {
   breakMarkers,
@@ -7,13 +7,12 @@ import {
   renderPlainText,
   renderText,
   stripInvisible,
+  targetProblem,
   type TextScope,
 } from "./safe-text.js";
 
 // GitHub rejects comments over 65,536 characters; leave room for Talos's marker and notes.
 export const MAX_SAFE_MARKDOWN = 60_000;
-// No text is read further than GitHub's comment limit.
-const MAX_INPUT = 65_536;
 const TRUNCATED = "…(truncated)";
 
 export interface SafeMarkdownOptions {
@@ -46,7 +45,7 @@ export function toSafeMarkdown(
   parser: MarkdownIt = createMarkdownParser(),
 ): string {
   const scope = toScope(options);
-  const clean = stripInvisible(text.slice(0, MAX_INPUT).replace(/\r\n?/g, "\n"));
+  const clean = stripInvisible(text.slice(0, MAX_USER_TEXT).replace(/\r\n?/g, "\n"));
   const max = options.maxLength ?? MAX_SAFE_MARKDOWN;
   const room = max - TRUNCATED.length - 2;
   const kept: string[] = [];
@@ -70,7 +69,7 @@ export function toSafeMarkdown(
 
 /** What a text that could not be parsed in time is posted as: every line inert. */
 export function toSafePlainText(text: string, options: SafeMarkdownOptions): string {
-  const clean = stripInvisible(text.slice(0, MAX_INPUT).replace(/\r\n?/g, "\n"));
+  const clean = stripInvisible(text.slice(0, MAX_USER_TEXT).replace(/\r\n?/g, "\n"));
   const room = (options.maxLength ?? MAX_SAFE_MARKDOWN) - TRUNCATED.length - 2;
   const { markdown, complete } = renderPlainText(clean, toScope(options), room);
   return complete ? markdown.trim() : `${markdown.trim()}\n\n${TRUNCATED}`;
@@ -307,21 +306,8 @@ class Writer {
     return out;
   }
 
-  /** https only; a GitHub issue or pull request URL only for this repository's `references`. */
   #allowed(href: string): boolean {
-    let url: URL;
-    try {
-      url = new URL(href);
-    } catch {
-      return false;
-    }
-    if (url.protocol !== "https:" || url.username || url.password) return false;
-    const issue = /^\/([^/]+)\/([^/]+)\/(?:issues|pull|discussions)\/(\d+)/.exec(url.pathname);
-    if (!issue) return true;
-    return (
-      `${issue[1]}/${issue[2]}`.toLowerCase() === this.scope.repo &&
-      this.scope.references.has(Number(issue[3]))
-    );
+    return targetProblem(href, this.scope) === undefined;
   }
 }
 

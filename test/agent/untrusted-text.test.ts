@@ -1,9 +1,6 @@
 import { describe, expect, it } from "vitest";
-import {
-  cleanUntrustedText,
-  createFence,
-  MAX_UNTRUSTED_CHARS,
-} from "../../src/agent/untrusted-text.js";
+import { cleanUntrustedText, createFence } from "../../src/agent/untrusted-text.js";
+import { MAX_USER_TEXT } from "../../src/markdown/create-markdown-parser.js";
 import { createSecretScrubber } from "../../src/create-logger.js";
 import { expectLinearTime, measureGrowth } from "../helpers/hostile-input.js";
 
@@ -39,7 +36,7 @@ describe("cleanUntrustedText", () => {
   });
 
   it("reads no further than GitHub's comment limit", () => {
-    const cleaned = cleanUntrustedText(`${"a".repeat(MAX_UNTRUSTED_CHARS)}tail`);
+    const cleaned = cleanUntrustedText(`${"a".repeat(MAX_USER_TEXT)}tail`);
     expect(cleaned).not.toContain("tail");
     expect(cleaned).toMatch(/…\(cut: 65540 characters in all\)$/);
   });

@@ -167,6 +167,7 @@ describe(`the prompt-injection corpus (v${corpus.version}, ${corpus.cases.length
         logLevel: "warn",
         env: { TALOS_AUTOMATION_MAX_PER_HOUR: "100000" },
       });
+      model.toolsSeen.length = 0;
       const failures: string[] = [];
       const unseen: string[] = [];
       for (const [index, c] of corpus.cases.entries()) {
