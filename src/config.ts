@@ -30,6 +30,8 @@ export const EnvSchema = z.object({
   TALOS_LEDGER_MAX_ENTRIES: withDefault(z.coerce.number().int().min(100), 50_000),
   TALOS_CACHE_TTL_MS: withDefault(z.coerce.number().int().min(0), 5 * 60_000),
   TALOS_CACHE_MAX: withDefault(z.coerce.number().int().min(1), 10_000),
+  // The cache is bounded by bytes too (each entry's JSON size), so a few huge reads cannot grow it.
+  TALOS_CACHE_MAX_MB: withDefault(z.coerce.number().positive(), 64),
   TALOS_GITHUB_MAX_RETRIES: withDefault(z.coerce.number().int().min(0).max(10), 3),
   TALOS_GITHUB_MAX_RETRY_WAIT_SECONDS: withDefault(z.coerce.number().min(0), 60),
   // GitHub asks integrators to leave at least a second between writes; comments, which notify
@@ -49,6 +51,18 @@ export const EnvSchema = z.object({
   TALOS_LLM_MAX_OUTPUT_TOKENS: withDefault(z.coerce.number().int().positive(), 1_500),
   TALOS_AGENT_MAX_STEPS: withDefault(z.coerce.number().int().min(1).max(50), 6),
   TALOS_AGENT_MAX_TOKENS: withDefault(z.coerce.number().int().min(1_000), 60_000),
+  // Tool calls the model may make in one step; the rest are answered "not run".
+  TALOS_AGENT_MAX_TOOL_CALLS: withDefault(z.coerce.number().int().min(1).max(32), 4),
+  // Tokens per installation and UTC day, commands and automations together. 0 switches every
+  // model call off. A repository can only lower it (`budget.daily_tokens`).
+  TALOS_DAILY_TOKEN_BUDGET: withDefault(z.coerce.number().int().min(0), 2_000_000),
+  // The embedding model's input limit (8,191 for OpenAI's text-embedding-3-*).
+  TALOS_EMBEDDING_MAX_TOKENS: withDefault(z.coerce.number().int().min(16), 8_191),
+  // Jobs: every accepted delivery is journaled under TALOS_DATA_DIR before it is acknowledged.
+  TALOS_CONCURRENCY: withDefault(z.coerce.number().int().min(1).max(256), 8),
+  TALOS_JOB_QUEUE_MAX: withDefault(z.coerce.number().int().min(1), 10_000),
+  TALOS_JOB_MAX_ATTEMPTS: withDefault(z.coerce.number().int().min(1).max(100), 5),
+  TALOS_SHUTDOWN_GRACE_MS: withDefault(z.coerce.number().int().min(0), 20_000),
   TALOS_AGENT_CONTEXT_TOKENS: withDefault(z.coerce.number().int().min(500), 12_000),
   TALOS_PROMPTS_DIR: optionalString,
   TALOS_PROMPT_CHECK_INTERVAL_MS: withDefault(z.coerce.number().int().min(0), 2_000),
@@ -60,6 +74,8 @@ export const EnvSchema = z.object({
   TALOS_EMBEDDING_DIMENSIONS: withDefault(z.coerce.number().int().min(8).max(8192), 1536),
   TALOS_MEMORY_BATCH_SIZE: withDefault(z.coerce.number().int().min(1), 100),
   TALOS_MEMORY_FLUSH_MS: withDefault(z.coerce.number().int().min(10), 5_000),
+  // Open memory stores (their vectors in RAM) are kept in an LRU of this many megabytes.
+  TALOS_MEMORY_MAX_OPEN_MB: withDefault(z.coerce.number().positive(), 512),
   TALOS_BACKFILL_MAX: withDefault(z.coerce.number().int().min(0), 1_000),
   // Markdown of untrusted text is parsed in worker threads; a parse that takes longer than this
   // is abandoned and the text treated as plain text (escaped, never a command).
@@ -212,6 +228,18 @@ export const RepoConfigSchema = z
           .boolean()
           .default(true)
           .describe("remember issues, pull requests, notes and answers of this repository"),
+      })
+      .prefault({}),
+    budget: z
+      .strictObject({
+        daily_tokens: z
+          .number()
+          .int()
+          .min(0)
+          .optional()
+          .describe(
+            "model tokens this repository may spend per UTC day; can only lower the installation's budget",
+          ),
       })
       .prefault({}),
     similar: z

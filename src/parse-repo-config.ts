@@ -25,6 +25,7 @@ export const RESTRICTIVE_SETTINGS: Readonly<Record<string, unknown>> = {
   "triage.comment": false,
   "automation.max_runs_per_hour": 0,
   "memory.enabled": false,
+  "budget.daily_tokens": 0,
   "similar.enabled": false,
   "similar.threshold": 1,
   "similar.max": 1,

@@ -89,8 +89,9 @@ describe("parseRepoConfig", () => {
     const settings = Object.entries(defaults).flatMap(([section, values]) =>
       Object.keys(values).map((key) => `${section}.${key}`),
     );
-    // similar.threshold has no default (the embedder's own applies), so list it by hand.
-    expect([...settings, "similar.threshold"].sort()).toEqual(
+    // similar.threshold and budget.daily_tokens have no default (the embedder's own and the
+    // installation's apply), so list them by hand.
+    expect([...settings, "similar.threshold", "budget.daily_tokens"].sort()).toEqual(
       Object.keys(RESTRICTIVE_SETTINGS).sort(),
     );
     const restrictive = restrictiveConfig();
