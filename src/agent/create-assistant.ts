@@ -42,6 +42,7 @@ export async function createAssistant(options: {
       maxSteps: env.TALOS_AGENT_MAX_STEPS,
       maxTokens: env.TALOS_AGENT_MAX_TOKENS,
       contextTokens: env.TALOS_AGENT_CONTEXT_TOKENS,
+      maxToolCalls: env.TALOS_AGENT_MAX_TOOL_CALLS,
     },
     metrics,
     clock,

@@ -19,6 +19,11 @@ export interface AgentLimits {
   maxTokens: number;
   /** The share of the prompt given to the thread. */
   contextTokens: number;
+  /**
+   * Tool calls run per step (TALOS_AGENT_MAX_TOOL_CALLS); the rest are answered "not run".
+   * Absent: no cap.
+   */
+  maxToolCalls?: number | undefined;
 }
 
 /** The language model failed (timeout, outage, refusal): the caller tells the user, briefly. */
@@ -85,7 +90,21 @@ export async function runAgent(options: RunAgentOptions): Promise<AgentResult> {
       log.info({ steps: step, finished, tools: toolCalls.length, usage }, "agent run finished");
       return { text, finished, steps: step, toolCalls, usage, messages };
     }
-    for (const call of calls) {
+    const cap = limits.maxToolCalls ?? Infinity;
+    if (calls.length > cap)
+      log.warn({ asked: calls.length, cap }, "tool calls over the step's cap");
+    for (const [index, call] of calls.entries()) {
+      // Every call needs an answer (the API rejects a conversation with an unanswered tool call).
+      if (index >= cap) {
+        messages.push(
+          new ToolMessage({
+            tool_call_id: call.id ?? `call_${step}_${index}`,
+            name: call.name,
+            content: `Not run: at most ${cap} tool calls run per step, and this step asked for ${calls.length}. Ask again for any you still need.`,
+          }),
+        );
+        continue;
+      }
       const { content, ok } = await runTool(call, byName, options);
       toolCalls.push({ name: call.name, ok });
       messages.push(

@@ -1,7 +1,11 @@
-import { AIMessage, type BaseMessage } from "@langchain/core/messages";
+import { AIMessage, type BaseMessage, type ToolMessage } from "@langchain/core/messages";
 import { scriptedModel as fakeModel } from "../helpers/scripted-model.js";
 import { describe, expect, it } from "vitest";
+import { createAssistant } from "../../src/agent/create-assistant.js";
 import { LlmError } from "../../src/agent/run-agent.js";
+import { parseEnv } from "../../src/config.js";
+import { createMetrics } from "../../src/metrics/create-metrics.js";
+import { createFakeClock } from "../helpers/fake-clock.js";
 import { runThreadTask } from "../../src/agent/run-thread-task.js";
 import { createFakeRepoClient, makeIssue } from "../helpers/fake-repo-client.js";
 import { captureLogs } from "../helpers/test-app.js";
@@ -149,6 +153,63 @@ describe("the agent", () => {
     expect(String(model.calls[2]!.messages.at(-1)!.content)).toContain(
       "You have used all the tool calls this task allows",
     );
+  });
+
+  it("runs only the first N tool calls of a step and answers the rest as not run", async () => {
+    const model = fakeModel()
+      .respondWithTools(
+        Array.from({ length: 20 }, (_, i) => ({
+          name: "get_file",
+          args: { path: `src/f${i}.ts` },
+        })),
+      )
+      .respond(new AIMessage("Read four files."));
+    const { answer, github, logs } = await ask(model, { maxToolCalls: 4 });
+
+    expect(answer).toMatchObject({ text: "Read four files.", finished: true });
+    expect(github.fake.reads.filter((r) => r.startsWith("file "))).toEqual([
+      "file src/f0.ts",
+      "file src/f1.ts",
+      "file src/f2.ts",
+      "file src/f3.ts",
+    ]);
+    // The conversation stays valid: each of the 20 calls has its answer, in order.
+    const sent = model.calls[1]!.messages;
+    const asked = sent.at(-21) as AIMessage;
+    const answers = sent.slice(-20) as ToolMessage[];
+    expect(answers.map((m) => m.tool_call_id)).toEqual(asked.tool_calls!.map((c) => c.id));
+    expect(answers.slice(0, 4).every((m) => String(m.content).includes("get_file tool"))).toBe(
+      true,
+    );
+    for (const m of answers.slice(4)) {
+      expect(m.content).toBe(
+        "Not run: at most 4 tool calls run per step, and this step asked for 20. Ask again for any you still need.",
+      );
+    }
+    expect(logs.lines().find((l) => l.msg === "tool calls over the step's cap")).toMatchObject({
+      asked: 20,
+      cap: 4,
+    });
+  });
+
+  it("takes the per-step cap from TALOS_AGENT_MAX_TOOL_CALLS", async () => {
+    const { log } = await captureLogs("warn");
+    const assistant = await createAssistant({
+      env: parseEnv({ TALOS_AGENT_MAX_TOOL_CALLS: "7" }),
+      model: fakeModel(),
+      metrics: createMetrics(),
+      clock: createFakeClock(),
+      log,
+    });
+    expect(assistant?.limits.maxToolCalls).toBe(7);
+    const byDefault = await createAssistant({
+      env: parseEnv({}),
+      model: fakeModel(),
+      metrics: createMetrics(),
+      clock: createFakeClock(),
+      log,
+    });
+    expect(byDefault?.limits.maxToolCalls).toBe(4);
   });
 
   it("stops when the token budget is spent", async () => {
