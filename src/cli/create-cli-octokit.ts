@@ -25,13 +25,17 @@ export interface CliOctokitOptions {
  */
 export function createCliOctokit(options: CliOctokitOptions): Octokit {
   const { env, log } = options;
+  const metrics = options.metrics ?? createMetrics();
   const Octokit = createOctokitClass({
     cache: new GitHubCache({
       ttlMs: env.TALOS_CACHE_TTL_MS,
       max: env.TALOS_CACHE_MAX,
+      maxBytes: env.TALOS_CACHE_MAX_MB * 1024 * 1024,
       clock: systemClock,
+      onResult: (kind, result) => metrics.cacheRequests.inc({ kind, result }),
+      onSize: (bytes) => metrics.cacheBytes.set(bytes),
     }),
-    metrics: options.metrics ?? createMetrics(),
+    metrics,
     limits: {
       maxRetries: env.TALOS_GITHUB_MAX_RETRIES,
       maxRetryWaitSeconds: env.TALOS_GITHUB_MAX_RETRY_WAIT_SECONDS,

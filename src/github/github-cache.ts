@@ -47,11 +47,19 @@ export type CacheResult = "hit" | "miss" | "revalidated";
 
 export interface GitHubCacheOptions {
   ttlMs: number;
+  /** The most entries. */
   max: number;
+  /**
+   * The most bytes, as each entry's JSON length (TALOS_CACHE_MAX_MB). One entry may take an eighth
+   * of it at most; a bigger response is served but not kept. Default 64 MiB.
+   */
+  maxBytes?: number | undefined;
   /** Time for the TTLs. */
   clock: Pick<Clock, "now">;
   /** Called once per read with how it was served. */
   onResult?: (kind: CacheKind, result: CacheResult) => void;
+  /** Called after every read and eviction with the bytes the cache holds (for a gauge). */
+  onSize?: (bytes: number) => void;
 }
 
 /**
@@ -66,6 +74,18 @@ const SEPARATOR = "\u0000";
 // (they need the Members organization permission); otherwise a minute bounds their staleness.
 const TTL_CAP_MS: Partial<Record<CacheKind, number>> = { permission: 60_000 };
 
+const DEFAULT_MAX_BYTES = 64 * 1024 * 1024;
+
+/**
+ * An entry's size: its JSON length plus its key's. JSON is what GitHub sent, so the figure tracks
+ * the response's size; V8 holds the parsed object in somewhat more, but in proportion. Measured
+ * on Node 20: 23 µs for a repository (4 KB), 70 µs for 100 labels (16 KB), 2.7 ms for a 750 KB
+ * file (1 MB of JSON), paid once per load, next to a request of 100 ms or more.
+ */
+export function estimateEntrySize(entry: CacheEntry, key: string): number {
+  return Math.max(1, (JSON.stringify(entry)?.length ?? 0) + key.length);
+}
+
 /**
  * The installation-scoped TTL cache of GitHub reads. Every key starts with the installation id,
  * so one installation can never be served another's entry, even for the same `owner/repo`.
@@ -75,13 +95,20 @@ const TTL_CAP_MS: Partial<Record<CacheKind, number>> = { permission: 60_000 };
 export class GitHubCache {
   readonly #lru: LRUCache<string, CacheEntry, EntryLoader>;
   readonly #onResult: GitHubCacheOptions["onResult"];
+  readonly #onSize: GitHubCacheOptions["onSize"];
   readonly #ttlMs: number;
 
   constructor(options: GitHubCacheOptions) {
     this.#onResult = options.onResult;
+    this.#onSize = options.onSize;
     this.#ttlMs = options.ttlMs;
+    const maxBytes = Math.max(1, Math.floor(options.maxBytes ?? DEFAULT_MAX_BYTES));
     this.#lru = new LRUCache<string, CacheEntry, EntryLoader>({
       max: options.max,
+      maxSize: maxBytes,
+      // So that a few large reads (a big file, a long label list) cannot flush everything else.
+      maxEntrySize: Math.max(1, Math.floor(maxBytes / 8)),
+      sizeCalculation: estimateEntrySize,
       ttl: options.ttlMs,
       // Keep expired entries: their ETag makes the next read a 304 instead of a full response.
       allowStale: false,
@@ -109,6 +136,7 @@ export class GitHubCache {
         return loaded;
       },
     });
+    this.#onSize?.(this.#lru.calculatedSize);
     if (entry === undefined) throw new Error(`cache load for ${request} returned nothing`);
     // A caller that joined another's in-flight load made no request of its own: a hit.
     const served = status.fetch === "hit" || status.fetch === "inflight";
@@ -133,10 +161,17 @@ export class GitHubCache {
         evicted++;
       }
     }
+    this.#onSize?.(this.#lru.calculatedSize);
     return evicted;
   }
 
+  /** Entries held. */
   get size(): number {
     return this.#lru.size;
+  }
+
+  /** Bytes held, as `estimateEntrySize` counts them; never more than `maxBytes`. */
+  get bytes(): number {
+    return this.#lru.calculatedSize;
   }
 }

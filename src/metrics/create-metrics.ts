@@ -11,6 +11,7 @@ export interface Metrics {
   githubRateLimitRemaining: Gauge<"installation" | "resource">;
   githubThrottled: Counter<"kind">;
   cacheRequests: Counter<"kind" | "result">;
+  cacheBytes: Gauge;
   llmTokens: Counter<"kind">;
   llmRequestDuration: Histogram<"outcome">;
   memoryAddDuration: Histogram;
@@ -56,6 +57,11 @@ export function createMetrics(): Metrics {
       name: "talos_cache_requests_total",
       help: "Cacheable GitHub reads, by kind and by how they were served",
       labelNames: ["kind", "result"],
+      registers,
+    }),
+    cacheBytes: new Gauge({
+      name: "talos_cache_bytes",
+      help: "Bytes the GitHub read cache holds, as the JSON length of its entries (bounded by TALOS_CACHE_MAX_MB)",
       registers,
     }),
     llmTokens: new Counter({
