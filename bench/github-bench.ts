@@ -8,7 +8,6 @@ import type { ChatResult } from "@langchain/core/outputs";
 import { pino } from "pino";
 import { Probot } from "probot";
 import { parseEnv } from "../src/config.js";
-import { createMemoryLedger } from "../src/delivery-ledger.js";
 import { createTalos } from "../src/index.js";
 import { createFakeClock } from "../test/helpers/fake-clock.js";
 import { startGitHubStandIn } from "../test/helpers/github-stand-in.js";
@@ -103,7 +102,7 @@ async function runBurst(cached: boolean) {
     log,
     version: "bench",
     clock,
-    ledger: createMemoryLedger(),
+    ephemeralJobs: true,
     model: new InstantModel({}),
     // The benchmark measures requests and Talos's own time, not GitHub's write spacing.
     octokit: { throttle: false, retry: false, cache: cached },
@@ -139,6 +138,7 @@ async function runBurst(cached: boolean) {
     networkMs = 0;
     const start = performance.now();
     await probot.receive({ id: `bench-${i}`, name: event.name, payload: event.payload } as never);
+    await talos.services.jobs.idle();
     overheads.push(performance.now() - start - networkMs);
   }
 

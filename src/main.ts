@@ -1,6 +1,13 @@
 import { run } from "probot";
 import { createLogger } from "./create-logger.js";
-import { disableLangChainTracing, getSecrets, loadEnvironment, parseEnv } from "./config.js";
+import {
+  ConfigError,
+  disableLangChainTracing,
+  getSecrets,
+  loadEnvironment,
+  parseEnv,
+  type Env,
+} from "./config.js";
 import { createTalos } from "./index.js";
 import { startMetricsServer } from "./metrics/create-metrics-route.js";
 import { readVersion } from "./read-version.js";
@@ -8,7 +15,15 @@ import { readVersion } from "./read-version.js";
 /** `npm start`: the Probot server, or Probot's setup page when the app has no credentials yet. */
 disableLangChainTracing();
 const environment = loadEnvironment();
-const env = parseEnv(environment);
+let env: Env;
+try {
+  env = parseEnv(environment);
+} catch (error) {
+  // A bad value is bad input: one line naming the variable, and exit code 2.
+  if (!(error instanceof ConfigError)) throw error;
+  process.stderr.write(`talos: ${error.message}\n`);
+  process.exit(2);
+}
 const log = await createLogger({
   level: env.LOG_LEVEL,
   format: env.LOG_FORMAT ?? (env.NODE_ENV === "production" ? "json" : "pretty"),
@@ -26,12 +41,14 @@ const metricsServer =
         log,
       });
 
-// Probot's own SIGINT handler exits as soon as the server stops; memory must be flushed first.
+// Probot's own SIGINT handler exits as soon as the server stops; jobs and memory come first.
 process.removeAllListeners("SIGINT");
 for (const signal of ["SIGTERM", "SIGINT"] as const) {
   process.once(signal, () => {
     log.info(`${signal}: stopping`);
     metricsServer?.close();
+    // No new delivery is accepted (the listener closes, and the job runner refuses any that
+    // still arrive); running jobs get TALOS_SHUTDOWN_GRACE_MS; the rest stay journaled.
     void Promise.all([server.stop(), talos.close()]).then(
       () => process.exit(0),
       (error: unknown) => {

@@ -1,7 +1,6 @@
 import { readFileSync } from "node:fs";
 import { parse } from "yaml";
 import { describe, expect, it } from "vitest";
-import { createMemoryLedger } from "../src/delivery-ledger.js";
 import { registerHandlers } from "../src/handlers/index.js";
 import { createCommandRegistry } from "../src/commands/command-registry.js";
 import { AutomationBudget } from "../src/automations/automation-budget.js";
@@ -23,7 +22,7 @@ function registeredEvents(): string[][] {
   registerHandlers(
     { on: ((events: string | string[]) => registrations.push([events].flat())) as never },
     {
-      ledger: createMemoryLedger(),
+      jobs: { register: () => undefined } as never,
       cache: new GitHubCache({ ttlMs: 1000, max: 10, clock: systemClock }),
       limits: {
         maxRetries: 0,

@@ -21,6 +21,8 @@ export interface NewIssueOptions {
   /** Its comments when known: none, for an issue just opened (a redelivery may have some). */
   comments: CommentInfo[] | undefined;
   config: RepoConfig;
+  /** False when a bot opened the issue: it is remembered, and nothing else runs. */
+  automatic: boolean;
   github: RepoClient;
   octokit: Octokit;
   /** This repository's memory, or undefined when its config switches memory off. */
@@ -37,14 +39,15 @@ export interface NewIssueOptions {
 /**
  * The automatic work on a new issue, for every author, as far as the repository's config and
  * the automation budget allow: a "possibly related" comment from memory, triage, and
- * remembering the issue itself.
+ * remembering the issue itself. An issue a bot opened is only remembered.
  */
 export async function onNewIssue(options: NewIssueOptions): Promise<void> {
   const { issue, config, github, octokit, log } = options;
   const repo = `${github.repo.owner}/${github.repo.repo}`;
-  const wantsSimilar = config.similar.enabled && config.memory.enabled;
-  const wantsTriage = config.triage.enabled && options.assistant !== undefined;
-  if (config.triage.enabled && !options.assistant)
+  const wantsSimilar = options.automatic && config.similar.enabled && config.memory.enabled;
+  const wantsTriage = options.automatic && config.triage.enabled && options.assistant !== undefined;
+  if (!options.automatic) log.debug("no automatic work: a bot opened the issue");
+  else if (config.triage.enabled && !options.assistant)
     log.info("triage is on, but no language model is configured");
   const allowed =
     (wantsSimilar || wantsTriage) &&

@@ -6,7 +6,6 @@ import { emitterEventNames, type EmitterWebhookEventName } from "@octokit/webhoo
 import type { Logger } from "pino";
 import { Probot } from "probot";
 import { parseEnv } from "../config.js";
-import { createMemoryLedger } from "../delivery-ledger.js";
 import { MalformedPayloadError } from "../handlers/read-payload.js";
 import { createTalos } from "../index.js";
 import { createReplayFetch, loadRecordedGitHub, type PlannedWrite } from "./recorded-github.js";
@@ -44,7 +43,7 @@ export async function replay(options: ReplayOptions): Promise<ReplayResult> {
     env: parseEnv({ LOG_LEVEL: "silent", TALOS_DATA_DIR: dataDir }),
     log: options.log,
     version: options.version,
-    ledger: createMemoryLedger(),
+    ephemeralJobs: true,
     // Nothing reaches GitHub, so there is nothing to throttle or retry.
     octokit: { throttle: false, retry: false },
   });
@@ -57,9 +56,15 @@ export async function replay(options: ReplayOptions): Promise<ReplayResult> {
   await probot.load(talos.app, { cwd: process.cwd(), addHandler: () => undefined });
   const delivery = `replay-${randomUUID()}`;
   try {
+    // The job runs after the delivery is accepted; the replay waits for its run to end (an
+    // event no handler takes makes no job).
+    let failure: unknown;
+    void talos.services.jobs.waitFor(delivery).catch((error: unknown) => (failure = error));
     await probot.receive({ id: delivery, name: event, payload } as Parameters<
       Probot["receive"]
     >[0]);
+    await talos.services.jobs.idle();
+    if (failure) throw failure;
     // A new installation's backfill runs in the background on a server; here it is part of
     // the event, so that its reads happen before the replay ends.
     await talos.backfill.idle();

@@ -1,8 +1,8 @@
 import type { EmitterWebhookEventName } from "@octokit/webhooks";
 import type { Context } from "probot";
-import type { DeliveryLedger } from "../delivery-ledger.js";
 import { getCacheEvictions } from "../github/get-cache-evictions.js";
 import type { GitHubCache } from "../github/github-cache.js";
+import type { JobRunner } from "../jobs/job-runner.js";
 
 export type EventHandler<E extends EmitterWebhookEventName> = (
   context: Context<E>,
@@ -16,12 +16,14 @@ interface Sender {
 interface EventPayload {
   action?: string;
   installation?: { id?: number };
-  repository?: { full_name?: string };
+  repository?: { id?: number; full_name?: string };
+  issue?: { number?: number };
+  pull_request?: { number?: number };
   sender?: Sender;
 }
 
 export interface EventPipelineDeps {
-  ledger: DeliveryLedger;
+  jobs: JobRunner<Context>;
   cache: GitHubCache;
 }
 
@@ -56,10 +58,9 @@ export class EventHandlerError extends Error {
  * reports as changed. Eviction comes before the bot check: a bot's change is still a change.
  */
 function prepareEvent(context: Context, cache: GitHubCache): EventPayload & { eventName: string } {
-  const payload = context.payload as EventPayload;
-  const eventName = payload.action ? `${context.name}.${payload.action}` : context.name;
+  const payload = describeEvent(context);
   context.log = context.log.child({
-    event: eventName,
+    event: payload.eventName,
     installation: payload.installation?.id,
     repository: payload.repository?.full_name,
   });
@@ -72,39 +73,81 @@ function prepareEvent(context: Context, cache: GitHubCache): EventPayload & { ev
     const evicted = evictions.reduce((sum, scope) => sum + cache.evict(scope), 0);
     context.log.debug({ evictions, evicted }, "cache entries evicted");
   }
+  return payload;
+}
+
+function describeEvent(context: Context): EventPayload & { eventName: string } {
+  const payload = context.payload as EventPayload;
+  const eventName = payload.action ? `${context.name}.${payload.action}` : context.name;
   return { ...payload, eventName };
+}
+
+/** A delivery that was not journaled (the queue is full, or the app is stopping). */
+export class JobRefusedError extends Error {
+  override name = "JobRefusedError";
+}
+
+export interface AcceptOptions {
+  /**
+   * Bots never trigger anything, Talos included: events whose only work is to answer someone
+   * ("ignore") stop here. Events that keep memory true to GitHub ("follow") are journaled for
+   * bots too, and their handlers skip whatever a bot must not start.
+   */
+  bots: "ignore" | "follow";
 }
 
 /**
  * What every handler shares, in one place: the event logger and cache eviction; bot senders
- * ignored; a delivery already processed (a redelivery, or a resend after a restart) skipped, and
- * one that fails given back so that a redelivery runs again.
+ * ignored where they have nothing to follow; the delivery journaled (durably, before Probot
+ * acknowledges it) as a job of `kind`; and a job runner that runs it, in order with the others
+ * of its thread, retrying it after a failure. A redelivery of a job already accepted is skipped.
  */
 export function guardEvent<E extends EmitterWebhookEventName>(
   deps: EventPipelineDeps,
+  kind: string,
   handler: EventHandler<E>,
+  options: AcceptOptions,
 ): EventHandler<E> {
-  return async (context) => {
-    const { eventName, installation, repository, sender } = prepareEvent(
-      context as Context,
-      deps.cache,
-    );
-    if (isBotSender(sender)) {
-      context.log.debug({ sender: sender?.login }, "ignored: the sender is a bot");
-      return;
-    }
-    if (!deps.ledger.claim(context.id)) {
-      context.log.info("ignored: this delivery was already processed or is being processed");
-      return;
-    }
+  deps.jobs.register(kind, async (context) => {
+    const { eventName, installation, repository } = describeEvent(context);
     try {
-      await handler(context);
+      await handler(context as Context<E>);
     } catch (error) {
-      deps.ledger.release(context.id);
       throw new EventHandlerError(eventName, installation?.id, repository?.full_name, error);
     }
-    await deps.ledger.complete(context.id);
+  });
+  return async (context) => {
+    const payload = prepareEvent(context as Context, deps.cache);
+    if (options.bots === "ignore" && isBotSender(payload.sender)) {
+      context.log.debug({ sender: payload.sender?.login }, "ignored: the sender is a bot");
+      return;
+    }
+    const result = await deps.jobs.submit(
+      {
+        id: context.id,
+        kind,
+        event: payload.eventName,
+        thread: threadOf(payload),
+        repository: payload.repository?.full_name,
+        installation: payload.installation?.id,
+        payload: context.payload,
+      },
+      context as Context,
+    );
+    if (result.status === "duplicate")
+      context.log.info("ignored: this delivery was already accepted");
+    if (result.status === "refused") {
+      context.log.warn({ reason: result.reason }, "delivery refused: not journaled");
+      throw new JobRefusedError(`delivery refused (${result.reason}); redeliver it later`);
+    }
   };
+}
+
+/** Jobs about one issue or pull request run one at a time; so do a repository's others. */
+export function threadOf(payload: EventPayload): string {
+  const scope = `${payload.installation?.id ?? "-"}/${payload.repository?.id ?? "-"}`;
+  const number = payload.issue?.number ?? payload.pull_request?.number;
+  return number === undefined ? scope : `${scope}#${number}`;
 }
 
 /** For events Talos only listens to so that its cache follows changes on GitHub. */

@@ -11,14 +11,17 @@ import { loadRepoConfig } from "../github/load-repo-config.js";
 import type { MarkdownService } from "../markdown/markdown-workers.js";
 import type { MemoryRegistry } from "../memory/memory-registry.js";
 import { openRepoMemory } from "../memory/open-repo-memory.js";
+import { isBotSender } from "./guard-event.js";
 import { IssuePayload, readPayload } from "./read-payload.js";
 
 const IssueOpened = z.object({
   issue: IssuePayload,
   repository: z.object({
+    id: z.number(),
     full_name: z.string(),
     name: z.string(),
     owner: z.object({ login: z.string() }),
+    created_at: z.union([z.string(), z.number()]).optional(),
   }),
   installation: z.object({ id: z.number() }),
 });
@@ -38,7 +41,7 @@ export function createIssuesOpenedHandler(deps: IssuesOpenedDeps) {
   return async (context: Context<"issues.opened">): Promise<void> => {
     const { issue, repository, installation } = readPayload(IssueOpened, context.payload);
     const { config } = await loadRepoConfig(context);
-    const event = { installation: installation.id, repository: repository.full_name };
+    const event = { installation: installation.id, repository };
     await onNewIssue({
       ...deps,
       installation: installation.id,
@@ -46,6 +49,7 @@ export function createIssuesOpenedHandler(deps: IssuesOpenedDeps) {
       // A new issue has no comments yet; nothing to fetch.
       comments: issue.comments === 0 ? [] : undefined,
       config,
+      automatic: !isBotSender(context.payload.sender),
       github: createRepoClient(context.octokit, {
         owner: repository.owner.login,
         repo: repository.name,

@@ -8,6 +8,10 @@ import {
   createIssueCommentCreatedHandler,
   type CommentHandlerDeps,
 } from "./handle-issue-comment-created.js";
+import {
+  createRepositoryChangedHandler,
+  type RepositoryChangedEvent,
+} from "./handle-repository-changed.js";
 import { createThreadChangedHandler, type ThreadChangedEvent } from "./handle-thread-changed.js";
 
 export type HandlerDeps = EventPipelineDeps &
@@ -26,8 +30,14 @@ const THREAD_CHANGES: ThreadChangedEvent[] = [
   "pull_request.reopened",
 ];
 
+const REPOSITORY_CHANGES: RepositoryChangedEvent[] = [
+  "repository.deleted",
+  "repository.renamed",
+  "repository.transferred",
+];
+
 /** Every action of an event that no feature handler takes (an event fires one handler). */
-function otherActionsOf(event: "issues" | "pull_request", taken: string[]) {
+function otherActionsOf(event: "issues" | "pull_request" | "repository", taken: string[]) {
   return emitterEventNames.filter(
     (name): name is Extract<typeof name, `${typeof event}.${string}`> =>
       name.startsWith(`${event}.`) && !taken.includes(name),
@@ -39,9 +49,19 @@ function otherActionsOf(event: "issues" | "pull_request", taken: string[]) {
  * fails when the two disagree.
  */
 export function registerHandlers(app: Pick<Probot, "on">, deps: HandlerDeps): void {
-  app.on("issue_comment.created", guardEvent(deps, createIssueCommentCreatedHandler(deps)));
-  app.on("issues.opened", guardEvent(deps, createIssuesOpenedHandler(deps)));
-  app.on(THREAD_CHANGES, guardEvent(deps, createThreadChangedHandler(deps)));
+  // A comment's only work is a command, which a bot never runs.
+  app.on(
+    "issue_comment.created",
+    guardEvent(deps, "comment", createIssueCommentCreatedHandler(deps), { bots: "ignore" }),
+  );
+  app.on(
+    "issues.opened",
+    guardEvent(deps, "issue-opened", createIssuesOpenedHandler(deps), { bots: "follow" }),
+  );
+  app.on(
+    THREAD_CHANGES,
+    guardEvent(deps, "thread-changed", createThreadChangedHandler(deps), { bots: "follow" }),
+  );
   app.on(
     [
       "installation.created",
@@ -52,18 +72,27 @@ export function registerHandlers(app: Pick<Probot, "on">, deps: HandlerDeps): vo
       "installation_repositories.added",
       "installation_repositories.removed",
     ],
-    guardEvent(deps, createInstallationChangedHandler(deps)),
+    guardEvent(deps, "installation-changed", createInstallationChangedHandler(deps), {
+      bots: "follow",
+    }),
+  );
+  // Memory follows its repository; guardEvent evicts the cache for these as watchEvent does.
+  app.on(
+    REPOSITORY_CHANGES,
+    guardEvent(deps, "repository-changed", createRepositoryChangedHandler(deps), {
+      bots: "follow",
+    }),
   );
   // Heard only to keep the cache true to GitHub (see github/get-cache-evictions.ts).
-  const taken = ["issues.opened", ...THREAD_CHANGES];
+  const taken = ["issues.opened", ...THREAD_CHANGES, ...REPOSITORY_CHANGES];
   app.on(
     [
       "label",
-      "repository",
       "push",
       "member",
       ...otherActionsOf("issues", taken),
       ...otherActionsOf("pull_request", taken),
+      ...otherActionsOf("repository", taken),
     ],
     watchEvent(deps),
   );

@@ -12,7 +12,7 @@ export interface Metrics {
   githubThrottled: Counter<"kind">;
   cacheRequests: Counter<"kind" | "result">;
   cacheBytes: Gauge;
-  llmTokens: Counter<"kind">;
+  llmTokens: Counter<"installation" | "kind">;
   llmRequestDuration: Histogram<"outcome">;
   memoryAddDuration: Histogram;
   memoryFlushes: Counter;
@@ -20,6 +20,11 @@ export interface Metrics {
   memoryRecords: Gauge;
   memoryPendingRecords: Gauge;
   markdownFallbacks: Counter<"operation" | "reason">;
+  jobs: Counter<"kind" | "outcome">;
+  jobsRefused: Counter<"reason">;
+  jobsQueued: Gauge;
+  jobDuration: Histogram<"kind">;
+  budgetRefusals: Counter<"scope">;
 }
 
 export function createMetrics(): Metrics {
@@ -66,8 +71,8 @@ export function createMetrics(): Metrics {
     }),
     llmTokens: new Counter({
       name: "talos_llm_tokens_total",
-      help: "Tokens the language model reported (or, where it reports none, estimated), by kind: input or output",
-      labelNames: ["kind"],
+      help: "Tokens the language model reported (or, where it reports none, estimated), by installation and kind: input or output",
+      labelNames: ["installation", "kind"],
       registers,
     }),
     llmRequestDuration: new Histogram({
@@ -108,6 +113,36 @@ export function createMetrics(): Metrics {
       name: "talos_markdown_fallbacks_total",
       help: "Markdown parses of untrusted text treated as plain text, by operation (safe, command) and reason (deadline, error, unsafe)",
       labelNames: ["operation", "reason"],
+      registers,
+    }),
+    jobs: new Counter({
+      name: "talos_jobs_total",
+      help: "Job runs, by handler kind and outcome (done, retry, parked, gone)",
+      labelNames: ["kind", "outcome"],
+      registers,
+    }),
+    jobsRefused: new Counter({
+      name: "talos_jobs_refused_total",
+      help: "Deliveries refused instead of journaled, by reason (queue-full, stopping)",
+      labelNames: ["reason"],
+      registers,
+    }),
+    jobsQueued: new Gauge({
+      name: "talos_jobs_queued",
+      help: "Jobs in the journal: waiting, running or parked",
+      registers,
+    }),
+    jobDuration: new Histogram({
+      name: "talos_job_duration_seconds",
+      help: "Time to run one job, model calls included",
+      labelNames: ["kind"],
+      buckets: [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60],
+      registers,
+    }),
+    budgetRefusals: new Counter({
+      name: "talos_budget_refusals_total",
+      help: "Model calls refused because a daily token budget was spent, by scope (installation, repository, job)",
+      labelNames: ["scope"],
       registers,
     }),
   };

@@ -7,6 +7,7 @@ import {
   mockInstallationToken,
   mockRepoConfig,
 } from "../helpers/github-mocks.js";
+import { createManualClock } from "../helpers/fake-clock.js";
 import { createTestApp, loadFixture, makeDataDir, type TestApp } from "../helpers/test-app.js";
 
 interface CommentPayload {
@@ -95,7 +96,7 @@ describe("issue_comment.created", () => {
     await first.talos.close();
     const restarted = await createTestApp({ dataDir });
     await receive(restarted, helpComment(), "delivery-once");
-    expect(restarted.logs.lines().some((l) => String(l.msg).includes("already processed"))).toBe(
+    expect(restarted.logs.lines().some((l) => String(l.msg).includes("already accepted"))).toBe(
       true,
     );
     await restarted.talos.close();
@@ -342,8 +343,9 @@ describe("issue_comment.created", () => {
     });
   });
 
-  it("fails the delivery on a GitHub outage, and a redelivery runs it again", async () => {
-    const app = await createTestApp();
+  it("retries a job that failed in a GitHub outage, and replies once", async () => {
+    const clock = createManualClock();
+    const app = await createTestApp({ clock });
     const outage = githubScope();
     mockAppIdentity(outage);
     mockInstallationToken(outage);
@@ -351,24 +353,43 @@ describe("issue_comment.created", () => {
       .get(`${REPO}/contents/.github%2Ftalos.yml`)
       .reply(503, { message: "Service Unavailable" });
 
-    await expect(receive(app, helpComment(), "delivery-outage")).rejects.toThrow(
-      /issue_comment\.created in Codertocat\/Hello-World \(installation 2\) failed/,
-    );
+    await receive(app, helpComment(), "delivery-outage");
     expect(outage.pendingMocks()).toEqual([]);
+    const failed = app.logs.lines().find((l) => l.msg === "job failed; will retry");
+    expect(failed?.err).toMatchObject({
+      message: expect.stringMatching(
+        /issue_comment\.created in Codertocat\/Hello-World \(installation 2\) failed/,
+      ),
+    });
+    const [waiting] = app.talos.services.journal.list();
+    expect(waiting).toMatchObject({ id: "delivery-outage", attempts: 1 });
+    expect(waiting?.retryAt).toBe(clock.now() + 30_000);
 
     const recovered = githubScope();
     mockRepoConfig(recovered);
     mockReaction(recovered);
     mockNoExistingReply(recovered);
-    captureReply(recovered);
+    const reply = captureReply(recovered);
+    // A redelivery meanwhile is the same job: it does not run twice.
     await receive(app, helpComment(), "delivery-outage");
+    await clock.advance(30_000);
+    await app.talos.services.jobs.idle();
     expect(recovered.pendingMocks()).toEqual([]);
+    // One reply: a second POST would find no mock and fail the job.
+    expect(reply.body).toContain("talos:reply");
+    expect(app.talos.services.journal.list()).toEqual([]);
   });
 
-  it("rejects a malformed payload with an error naming the field", async () => {
+  it("parks a malformed payload at once, with an error naming the field", async () => {
     const app = await createTestApp();
     const payload = helpComment() as unknown as { comment: Record<string, unknown> };
     delete payload.comment.id;
-    await expect(receive(app, payload)).rejects.toThrow(/malformed webhook payload: comment\.id/);
+    await receive(app, payload);
+    const [parked] = app.talos.services.journal.list();
+    expect(parked).toMatchObject({ id: "delivery-1", attempts: 1 });
+    expect(parked?.parked?.error).toMatch(/malformed webhook payload: comment\.id/);
+    expect(app.logs.lines().some((l) => l.msg === "job failed; parked (see `talos jobs`)")).toBe(
+      true,
+    );
   });
 });

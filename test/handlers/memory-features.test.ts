@@ -171,7 +171,7 @@ describe("similar issues on a new issue", () => {
     expect((await memoryOf(app)).list()).toEqual([]);
   });
 
-  it("still triages when embedding fails, then fails the delivery so that it can be redelivered", async () => {
+  it("still triages when embedding fails, then fails the job so that it is retried", async () => {
     const failing: Embedder = {
       ...createLocalEmbedder(),
       embed: async () => {
@@ -194,11 +194,16 @@ describe("similar issues on a new issue", () => {
     scope.get(REPO).reply(200, { full_name: "Codertocat/Hello-World", default_branch: "master" });
     scope.post(`${REPO}/issues/14/labels`, { labels: ["bug"] }).reply(200, []);
 
-    await expect(
-      receive(app, "issues", openedIssue(14, "Crash on save", "It crashes.")),
-    ).rejects.toThrow(/503 Service Unavailable/);
+    await receive(app, "issues", openedIssue(14, "Crash on save", "It crashes."));
 
     expect(scope.pendingMocks()).toEqual([]);
+    const failed = app.logs.lines().find((l) => l.msg === "job failed; will retry");
+    expect(failed?.err).toMatchObject({
+      message: expect.stringMatching(/503 Service Unavailable/),
+    });
+    expect(app.talos.services.journal.list()).toMatchObject([
+      { attempts: 1, event: "issues.opened" },
+    ]);
   });
 });
 

@@ -19,3 +19,25 @@ export function createFakeClock(start = Date.UTC(2026, 10, 24, 12)): FakeClock {
     sleeps,
   };
 }
+
+/** A clock whose `sleep` waits until `advance` moves time past its end, as timers do. */
+export interface ManualClock extends Clock {
+  advance(ms: number): Promise<void>;
+}
+
+export function createManualClock(start = Date.UTC(2026, 10, 24, 12)): ManualClock {
+  let now = start;
+  let sleepers: Array<{ until: number; wake: () => void }> = [];
+  return {
+    now: () => now,
+    sleep: (ms) => new Promise((wake) => sleepers.push({ until: now + ms, wake })),
+    advance: async (ms) => {
+      now += ms;
+      const due = sleepers.filter((s) => s.until <= now);
+      sleepers = sleepers.filter((s) => s.until > now);
+      for (const sleeper of due) sleeper.wake();
+      // Let what the sleepers start get going before the caller looks.
+      await new Promise((resolve) => setImmediate(resolve));
+    },
+  };
+}

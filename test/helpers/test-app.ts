@@ -10,7 +10,6 @@ import { onTestFinished } from "vitest";
 import { getSecrets, parseEnv, type Env } from "../../src/config.js";
 import { createLogger } from "../../src/create-logger.js";
 import type { Clock } from "../../src/clock.js";
-import type { DeliveryLedger } from "../../src/delivery-ledger.js";
 import { createTalos, type Talos } from "../../src/index.js";
 import type { Embedder } from "../../src/memory/embedder.js";
 import { testMarkdownWorkers } from "./test-markdown-workers.js";
@@ -63,7 +62,6 @@ export interface TestApp {
 
 export interface TestAppOptions {
   dataDir?: string;
-  ledger?: DeliveryLedger;
   clock?: Clock;
   logLevel?: "trace" | "debug" | "info" | "warn";
   /** Extra environment, e.g. cache settings. */
@@ -96,7 +94,6 @@ export async function createTestApp(options: TestAppOptions = {}): Promise<TestA
     markdown: testMarkdownWorkers(),
     ...(options.embedder ? { embedder: options.embedder } : {}),
     ...(options.clock ? { clock: options.clock } : {}),
-    ...(options.ledger ? { ledger: options.ledger } : {}),
   });
   const probot = new Probot({
     appId: TEST_APP_ID,
@@ -107,6 +104,13 @@ export async function createTestApp(options: TestAppOptions = {}): Promise<TestA
     ...(options.baseUrl ? { baseUrl: options.baseUrl } : {}),
   });
   await probot.load(talos.app, { cwd: process.cwd(), addHandler: () => undefined });
+  // A delivery is acknowledged once journaled and runs as a job afterwards; tests look at what
+  // the job did, so receiving means receiving and running every job that may run now.
+  const receive = probot.receive.bind(probot);
+  probot.receive = async (event) => {
+    await receive(event);
+    await talos.services.jobs.idle();
+  };
   onTestFinished(() => talos.close());
   return { probot, talos, logs, env };
 }

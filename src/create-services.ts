@@ -1,0 +1,144 @@
+import { join } from "node:path";
+import type { BaseChatModel } from "@langchain/core/language_models/chat_models";
+import type { Context, ProbotOctokit } from "probot";
+import type { Logger } from "pino";
+import type { Assistant } from "./agent/assistant.js";
+import { createAssistant } from "./agent/create-assistant.js";
+import { createChatModel } from "./agent/create-chat-model.js";
+import { AutomationBudget } from "./automations/automation-budget.js";
+import { systemClock, type Clock } from "./clock.js";
+import { getSecrets, type Env } from "./config.js";
+import { createOctokitClass, type GitHubLimits } from "./github/create-octokit.js";
+import { GitHubCache } from "./github/github-cache.js";
+import { JobJournal } from "./jobs/job-journal.js";
+import { JobRunner } from "./jobs/job-runner.js";
+import { MarkdownWorkers, type MarkdownService } from "./markdown/markdown-workers.js";
+import { createEmbedder } from "./memory/create-embedder.js";
+import type { Embedder } from "./memory/embedder.js";
+import { MemoryRegistry } from "./memory/memory-registry.js";
+import { createMetrics, type Metrics } from "./metrics/create-metrics.js";
+
+export interface ServicesOptions {
+  env: Env;
+  log: Logger;
+  clock?: Clock;
+  /** Tests switch GitHub throttling and retries off; the benchmark, the cache. */
+  octokit?: { throttle?: boolean; retry?: boolean; cache?: boolean };
+  /** The embedder; by default OpenAI's with a key, the local one without. */
+  embedder?: Embedder;
+  /** The chat model; by default `ChatOpenAI` from the environment, or none without a key. */
+  model?: BaseChatModel | undefined;
+  /** Markdown parsing off the event loop; by default worker threads of these services' own. */
+  markdown?: MarkdownService;
+  /** Keep the job journal in memory only (`talos replay`), not under `TALOS_DATA_DIR`. */
+  ephemeralJobs?: boolean;
+}
+
+/** Talos's dependencies, made once from the environment, for the server and every CLI command. */
+export interface Services {
+  env: Env;
+  log: Logger;
+  clock: Clock;
+  metrics: Metrics;
+  cache: GitHubCache;
+  limits: GitHubLimits;
+  /** The GitHub client class: cache, metrics, throttling and retries. */
+  Octokit: typeof ProbotOctokit;
+  jobs: JobRunner<Context>;
+  journal: JobJournal;
+  memory: MemoryRegistry;
+  /** Undefined without a language model. */
+  assistant: Assistant | undefined;
+  automationBudget: AutomationBudget;
+  markdown: MarkdownService;
+  /** Values that must never reach a log line or the model. */
+  secrets: string[];
+  /** Flushes memory and releases what the services hold open (memory, journal, workers). */
+  close(): Promise<void>;
+}
+
+export async function createServices(options: ServicesOptions): Promise<Services> {
+  const { env, log } = options;
+  const clock = options.clock ?? systemClock;
+  const metrics = createMetrics();
+  const cache = new GitHubCache({
+    ttlMs: env.TALOS_CACHE_TTL_MS,
+    max: env.TALOS_CACHE_MAX,
+    maxBytes: env.TALOS_CACHE_MAX_MB * 1024 * 1024,
+    clock,
+    onResult: (kind, result) => metrics.cacheRequests.inc({ kind, result }),
+  });
+  const limits: GitHubLimits = {
+    maxRetries: env.TALOS_GITHUB_MAX_RETRIES,
+    maxRetryWaitSeconds: env.TALOS_GITHUB_MAX_RETRY_WAIT_SECONDS,
+    writeIntervalMs: env.TALOS_GITHUB_WRITE_INTERVAL_MS,
+    notificationIntervalMs: env.TALOS_GITHUB_NOTIFICATION_INTERVAL_MS,
+  };
+  const { cache: useCache = true, ...throttling } = options.octokit ?? {};
+  const Octokit = createOctokitClass({
+    cache: useCache ? cache : undefined,
+    metrics,
+    limits,
+    ...throttling,
+  });
+  const journal = await JobJournal.open({
+    file: options.ephemeralJobs ? undefined : join(env.TALOS_DATA_DIR, "jobs", "journal.log"),
+    maxQueued: env.TALOS_JOB_QUEUE_MAX,
+    // GitHub keeps deliveries for redelivery for 3 days; a redelivery within that is skipped.
+    retentionMs: env.TALOS_LEDGER_RETENTION_HOURS * 3_600_000,
+    maxFinished: env.TALOS_LEDGER_MAX_ENTRIES,
+    clock,
+    log,
+  });
+  const jobs = new JobRunner<Context>({
+    queue: journal,
+    concurrency: env.TALOS_CONCURRENCY,
+    maxAttempts: env.TALOS_JOB_MAX_ATTEMPTS,
+    clock,
+    log,
+    metrics,
+  });
+  const model = "model" in options ? options.model : createChatModel(env);
+  const assistant = await createAssistant({ env, model, metrics, clock, log });
+  const memory = new MemoryRegistry({
+    directory: join(env.TALOS_DATA_DIR, "memory"),
+    embedder: options.embedder ?? createEmbedder(env),
+    batchSize: env.TALOS_MEMORY_BATCH_SIZE,
+    flushMs: env.TALOS_MEMORY_FLUSH_MS,
+    clock,
+    log,
+    metrics,
+  });
+  const markdown =
+    options.markdown ??
+    new MarkdownWorkers({ deadlineMs: env.TALOS_MARKDOWN_DEADLINE_MS, metrics, log });
+  const close = async () => {
+    try {
+      await memory.closeAll();
+    } finally {
+      await journal.close();
+      // Workers these services made; ones handed in belong to their maker.
+      if (!options.markdown) await markdown.close();
+    }
+  };
+  return {
+    env,
+    log,
+    clock,
+    metrics,
+    cache,
+    limits,
+    Octokit,
+    jobs,
+    journal,
+    memory,
+    assistant,
+    automationBudget: new AutomationBudget({
+      clock,
+      maxPerInstallationPerHour: env.TALOS_AUTOMATION_MAX_PER_HOUR,
+    }),
+    markdown,
+    secrets: getSecrets(env).filter((secret): secret is string => Boolean(secret)),
+    close,
+  };
+}

@@ -1,0 +1,317 @@
+import { mkdir, open, readFile, type FileHandle } from "node:fs/promises";
+import { dirname } from "node:path";
+import type { Logger } from "pino";
+import type { Clock } from "../clock.js";
+import { writeFileAtomically } from "../write-file-atomically.js";
+import type { EnqueueResult, Job, JobQueue, NewJob, RefusedJob } from "./job-queue.js";
+
+export interface JobJournalOptions {
+  /** `$TALOS_DATA_DIR/jobs/journal.log`; none keeps the journal in memory (`talos replay`). */
+  file?: string;
+  /** Jobs waiting, running or parked; more are refused. */
+  maxQueued: number;
+  /** How long a finished delivery is remembered, so that a redelivery is skipped. */
+  retentionMs: number;
+  /** The most finished deliveries remembered, whatever their age. */
+  maxFinished: number;
+  clock: Clock;
+  log: Logger;
+}
+
+/** One line of the journal. */
+type JournalRecord =
+  | ({ op: "add" } & Job)
+  | { op: "start"; id: string }
+  | { op: "done"; id: string; at: number }
+  | { op: "fail"; id: string; error: string; retryAt: number }
+  | { op: "park"; id: string; error: string; at: number }
+  | ({ op: "refuse" } & RefusedJob);
+
+// Delivery ids are GUIDs; records are JSON, so any string is safe in the file, but not any size.
+const isDeliveryId = (id: unknown): id is string =>
+  typeof id === "string" && id.length > 0 && id.length <= 200;
+const MAX_REFUSED = 1_000;
+const MAX_ERROR = 500;
+
+/**
+ * The embedded job queue: an append-only file of JSON lines, each batch of appends written and
+ * fdatasynced together (group commit), so a job is durable before its delivery is acknowledged
+ * and every attempt is counted before it runs. The file is rewritten atomically, keeping only
+ * live jobs and the finished ids still retained, once it has grown to twice what it holds.
+ */
+export class JobJournal implements JobQueue {
+  readonly #options: JobJournalOptions;
+  /** Waiting, running and parked jobs, in arrival order. */
+  readonly #jobs = new Map<string, Job>();
+  /** Finished delivery ids, by finish time (oldest first). */
+  readonly #finished = new Map<string, number>();
+  readonly #refused: RefusedJob[] = [];
+  readonly #running = new Set<string>();
+  readonly #busyThreads = new Set<string>();
+  readonly #accepting = new Map<string, Promise<void>>();
+  #handle: FileHandle | undefined;
+  #linesInFile = 0;
+  #pending: string[] = [];
+  #waiters: Array<{ resolve: () => void; reject: (error: unknown) => void }> = [];
+  #writing: Promise<void> | undefined;
+  #closed = false;
+
+  private constructor(options: JobJournalOptions) {
+    this.#options = options;
+  }
+
+  static async open(options: JobJournalOptions): Promise<JobJournal> {
+    const journal = new JobJournal(options);
+    if (options.file) {
+      await mkdir(dirname(options.file), { recursive: true });
+      await journal.#replay(await readJournal(options.file, options.log));
+      await journal.#rewrite();
+    }
+    return journal;
+  }
+
+  async enqueue(job: NewJob): Promise<EnqueueResult> {
+    if (this.#jobs.has(job.id) || this.#finished.has(job.id)) {
+      // A copy that arrives while the first is being written is acknowledged only once it is.
+      await this.#accepting.get(job.id);
+      return { status: "duplicate" };
+    }
+    if (!isDeliveryId(job.id)) throw new Error("the delivery id is empty or too long");
+    if (this.#closed || this.#jobs.size >= this.#options.maxQueued) {
+      const reason = this.#closed ? "stopping" : "queue-full";
+      const refused = { id: job.id, event: job.event, repository: job.repository, reason };
+      const record: JournalRecord = { op: "refuse", ...refused, at: this.#options.clock.now() };
+      this.#apply(record);
+      if (!this.#closed) await this.#append(record);
+      return { status: "refused", reason };
+    }
+    const record: JournalRecord = {
+      op: "add",
+      ...job,
+      acceptedAt: this.#options.clock.now(),
+      attempts: 0,
+    };
+    this.#apply(record);
+    const durable = this.#append(record);
+    this.#accepting.set(job.id, durable);
+    try {
+      await durable;
+    } catch (error) {
+      // Not durable, so not accepted: the sender sees a failure and can deliver it again.
+      this.#jobs.delete(job.id);
+      throw error;
+    } finally {
+      this.#accepting.delete(job.id);
+    }
+    return { status: "accepted" };
+  }
+
+  async claimNext(): Promise<Job | undefined> {
+    const now = this.#options.clock.now();
+    const seen = new Set<string>();
+    for (const job of this.#jobs.values()) {
+      if (job.parked || seen.has(job.thread)) continue;
+      // Only the first waiting job of each thread may run: arrival order within a thread.
+      seen.add(job.thread);
+      if (this.#busyThreads.has(job.thread) || (job.retryAt ?? 0) > now) continue;
+      this.#running.add(job.id);
+      this.#busyThreads.add(job.thread);
+      const record: JournalRecord = { op: "start", id: job.id };
+      this.#apply(record);
+      try {
+        await this.#append(record);
+      } catch (error) {
+        this.#release(job);
+        throw error;
+      }
+      return job;
+    }
+    return undefined;
+  }
+
+  async complete(id: string): Promise<void> {
+    const job = this.#jobs.get(id);
+    if (!job) return;
+    this.#release(job);
+    const record: JournalRecord = { op: "done", id, at: this.#options.clock.now() };
+    this.#apply(record);
+    await this.#append(record);
+  }
+
+  async fail(id: string, error: string, retryAt: number | undefined): Promise<void> {
+    const job = this.#jobs.get(id);
+    if (!job) return;
+    this.#release(job);
+    const message = error.slice(0, MAX_ERROR);
+    const record: JournalRecord =
+      retryAt === undefined
+        ? { op: "park", id, error: message, at: this.#options.clock.now() }
+        : { op: "fail", id, error: message, retryAt };
+    this.#apply(record);
+    await this.#append(record);
+  }
+
+  nextRetryAt(): number | undefined {
+    let next: number | undefined;
+    for (const job of this.#jobs.values()) {
+      if (job.parked || job.retryAt === undefined || this.#running.has(job.id)) continue;
+      next = Math.min(next ?? Infinity, job.retryAt);
+    }
+    return next;
+  }
+
+  list(): Job[] {
+    return [...this.#jobs.values()];
+  }
+
+  refused(): RefusedJob[] {
+    return [...this.#refused];
+  }
+
+  async close(): Promise<void> {
+    this.#closed = true;
+    await this.#writing;
+    await this.#handle?.close();
+    this.#handle = undefined;
+  }
+
+  #release(job: Job): void {
+    this.#running.delete(job.id);
+    this.#busyThreads.delete(job.thread);
+  }
+
+  /** The state change a record stands for, the same on replay as when it is first written. */
+  #apply(record: JournalRecord): void {
+    switch (record.op) {
+      case "add": {
+        const { op: _op, ...job } = record;
+        if (!this.#jobs.has(job.id) && !this.#finished.has(job.id)) this.#jobs.set(job.id, job);
+        break;
+      }
+      case "start": {
+        const job = this.#jobs.get(record.id);
+        if (job) job.attempts++;
+        break;
+      }
+      case "fail": {
+        const job = this.#jobs.get(record.id);
+        if (job) job.retryAt = record.retryAt;
+        break;
+      }
+      case "park": {
+        const job = this.#jobs.get(record.id);
+        if (job) job.parked = { at: record.at, error: record.error };
+        break;
+      }
+      case "done":
+        this.#jobs.delete(record.id);
+        this.#finished.delete(record.id);
+        this.#finished.set(record.id, record.at);
+        break;
+      case "refuse": {
+        const { op: _op, ...refused } = record;
+        this.#refused.push(refused);
+        if (this.#refused.length > MAX_REFUSED) this.#refused.shift();
+        break;
+      }
+    }
+  }
+
+  async #replay(records: JournalRecord[]): Promise<void> {
+    for (const record of records) this.#apply(record);
+    const oldest = this.#options.clock.now() - this.#options.retentionMs;
+    for (const [id, job] of this.#jobs) {
+      // Parked jobs are kept as long as finished ids, then forgotten with a line in the log.
+      if (job.parked && job.parked.at < oldest) {
+        this.#options.log.warn({ delivery: id, event: job.event }, "parked job expired");
+        this.#jobs.delete(id);
+      }
+    }
+    while (this.#refused.length > 0 && (this.#refused[0]?.at ?? 0) < oldest) this.#refused.shift();
+  }
+
+  #snapshot(): string {
+    const oldest = this.#options.clock.now() - this.#options.retentionMs;
+    // Maps iterate in insertion order, which is finish order: the first entries are the oldest.
+    for (const [id, at] of this.#finished) {
+      if (at >= oldest && this.#finished.size <= this.#options.maxFinished) break;
+      this.#finished.delete(id);
+    }
+    const records: JournalRecord[] = [
+      ...[...this.#finished].map(([id, at]): JournalRecord => ({ op: "done", id, at })),
+      ...this.#refused.map((refused): JournalRecord => ({ op: "refuse", ...refused })),
+      ...[...this.#jobs.values()].map((job): JournalRecord => ({ op: "add", ...job })),
+    ];
+    this.#linesInFile = records.length;
+    return records.map((record) => `${JSON.stringify(record)}\n`).join("");
+  }
+
+  async #rewrite(): Promise<void> {
+    const file = this.#options.file;
+    if (!file) return;
+    await this.#handle?.close();
+    await writeFileAtomically(file, this.#snapshot());
+    this.#handle = await open(file, "a");
+  }
+
+  /** Resolves once the record is on disk: appends that arrive together share one fdatasync. */
+  #append(record: JournalRecord): Promise<void> {
+    if (!this.#options.file) return Promise.resolve();
+    this.#pending.push(`${JSON.stringify(record)}\n`);
+    const done = new Promise<void>((resolve, reject) => this.#waiters.push({ resolve, reject }));
+    this.#writing ??= this.#drain();
+    return done;
+  }
+
+  async #drain(): Promise<void> {
+    while (this.#pending.length > 0) {
+      const lines = this.#pending;
+      const waiters = this.#waiters;
+      this.#pending = [];
+      this.#waiters = [];
+      try {
+        if (!this.#handle) throw new Error("the job journal is closed");
+        const live = this.#jobs.size + this.#finished.size + this.#refused.length;
+        if (this.#linesInFile + lines.length > 2 * live + 1_000) {
+          // Every record waiting here is already applied, so the snapshot holds it.
+          await this.#rewrite();
+        } else {
+          await this.#handle.appendFile(lines.join(""));
+          await this.#handle.datasync();
+          this.#linesInFile += lines.length;
+        }
+        for (const waiter of waiters) waiter.resolve();
+      } catch (error) {
+        for (const waiter of waiters) waiter.reject(error);
+      }
+    }
+    this.#writing = undefined;
+  }
+}
+
+async function readJournal(file: string, log: Logger): Promise<JournalRecord[]> {
+  let text: string;
+  try {
+    text = await readFile(file, "utf8");
+  } catch (error) {
+    if ((error as NodeJS.ErrnoException).code === "ENOENT") return [];
+    throw new Error(`Cannot read the job journal ${file}: ${(error as Error).message}`, {
+      cause: error,
+    });
+  }
+  const lines = text.split("\n");
+  // The element after the last newline is empty, unless a crash in the middle of an append left
+  // a partly written line there. Its write never completed, so nothing was acknowledged for it.
+  if (lines.at(-1)) log.warn({ file }, "job journal ends in a partly written line; ignoring it");
+  const records: JournalRecord[] = [];
+  lines.slice(0, -1).forEach((line, index) => {
+    try {
+      const record = JSON.parse(line) as JournalRecord;
+      if (!isDeliveryId(record.id)) throw new Error("no delivery id");
+      records.push(record);
+    } catch {
+      log.warn({ file, line: index + 1 }, "job journal has a malformed line; skipping it");
+    }
+  });
+  return records;
+}

@@ -1,0 +1,61 @@
+/**
+ * The queue of accepted webhook deliveries. The embedded implementation is a journal on local
+ * disk (job-journal.ts); a shared one (Redis) can replace it behind this interface.
+ */
+export interface NewJob {
+  /** The delivery id (`X-GitHub-Delivery`): a redelivery of the same event is the same job. */
+  id: string;
+  /** Which registered handler runs it. */
+  kind: string;
+  /** The event's name with its action, e.g. `issues.opened`. */
+  event: string;
+  /** Jobs with the same thread run one at a time, in arrival order. */
+  thread: string;
+  /** `owner/repo`, for display (`talos jobs`) and logs. */
+  repository?: string | undefined;
+  installation?: number | undefined;
+  payload: unknown;
+}
+
+export interface Job extends NewJob {
+  acceptedAt: number;
+  /** Runs started so far, counting runs a crash interrupted. */
+  attempts: number;
+  /** A failed job waits until then before its next attempt. */
+  retryAt?: number | undefined;
+  /** Set once the job has failed for good; it is kept for `talos jobs`, never run again. */
+  parked?: { at: number; error: string } | undefined;
+}
+
+export type EnqueueResult =
+  | { status: "accepted" }
+  | { status: "duplicate" }
+  | { status: "refused"; reason: "queue-full" | "stopping" };
+
+export interface RefusedJob {
+  id: string;
+  event: string;
+  repository?: string | undefined;
+  reason: string;
+  at: number;
+}
+
+export interface JobQueue {
+  /** Durable once it resolves with `accepted`: the job survives a crash from then on. */
+  enqueue(job: NewJob): Promise<EnqueueResult>;
+  /**
+   * The oldest job that may run now: the first waiting job of a thread with no running job,
+   * whose retry time has come. Its attempt is counted durably before it is returned.
+   */
+  claimNext(): Promise<Job | undefined>;
+  complete(id: string): Promise<void>;
+  /** Schedules another attempt at `retryAt`, or parks the job when `retryAt` is undefined. */
+  fail(id: string, error: string, retryAt: number | undefined): Promise<void>;
+  /** When the next delayed job becomes runnable, if any waits. */
+  nextRetryAt(): number | undefined;
+  /** Jobs waiting or running, and parked ones, oldest first. */
+  list(): Job[];
+  /** Deliveries refused lately (queue full, shutting down). */
+  refused(): RefusedJob[];
+  close(): Promise<void>;
+}

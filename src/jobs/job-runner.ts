@@ -1,0 +1,259 @@
+import type { Logger } from "pino";
+import type { Clock } from "../clock.js";
+import type { Metrics } from "../metrics/create-metrics.js";
+import type { EnqueueResult, Job, JobQueue, NewJob } from "./job-queue.js";
+
+export interface JobRunnerOptions {
+  queue: JobQueue;
+  /** Jobs running at once, all threads together (`TALOS_CONCURRENCY`). */
+  concurrency: number;
+  /** Runs a job may start, crashes included, before it is parked (`TALOS_JOB_MAX_ATTEMPTS`). */
+  maxAttempts: number;
+  clock: Clock;
+  log: Logger;
+  metrics: Metrics;
+}
+
+export type JobHandler<C> = (context: C) => Promise<void>;
+
+/** What to do with a job whose run threw. */
+export type FailureKind = "retry" | "park" | "gone";
+
+/**
+ * Runs journaled jobs: one at a time per thread, at most `concurrency` together, each failure
+ * retried with backoff until `maxAttempts`, then parked. `C` is what a handler needs (Probot's
+ * context); a job accepted by this process keeps the one it came with, and a job resumed after a
+ * restart gets a new one from `contextOf`.
+ */
+export class JobRunner<C> {
+  readonly #options: JobRunnerOptions;
+  readonly #handlers = new Map<string, JobHandler<C>>();
+  readonly #contexts = new Map<string, C>();
+  readonly #running = new Map<string, Promise<void>>();
+  #contextOf: ((job: Job) => Promise<C>) | undefined;
+  #stopping = false;
+  #pumping = false;
+  #pumpAgain = false;
+  #wakeAt: number | undefined;
+  #idleWaiters: Array<() => void> = [];
+  readonly #watchers = new Map<string, Array<(error: unknown) => void>>();
+
+  constructor(options: JobRunnerOptions) {
+    this.#options = options;
+  }
+
+  register(kind: string, handler: JobHandler<C>): void {
+    if (this.#handlers.has(kind)) throw new Error(`a job handler for ${kind} is registered twice`);
+    this.#handlers.set(kind, handler);
+  }
+
+  /** Starts running jobs, those a restart left in the journal first. */
+  start(contextOf: (job: Job) => Promise<C>): void {
+    this.#contextOf = contextOf;
+    const waiting = this.#options.queue.list().filter((job) => !job.parked).length;
+    if (waiting > 0) this.#options.log.info({ jobs: waiting }, "resuming journaled jobs");
+    this.#pump();
+  }
+
+  /** Journals a delivery (durably) and schedules it; resolves before the job runs. */
+  async submit(job: NewJob, context: C): Promise<EnqueueResult> {
+    const result: EnqueueResult = this.#stopping
+      ? { status: "refused", reason: "stopping" }
+      : await this.#options.queue.enqueue(job);
+    if (result.status === "refused")
+      this.#options.metrics.jobsRefused.inc({ reason: result.reason });
+    if (result.status !== "accepted") return result;
+    this.#contexts.set(job.id, context);
+    this.#pump();
+    return result;
+  }
+
+  /**
+   * Settles when the job's next run ends: resolves when it finished, rejects with its error when
+   * it failed (it may still be retried). For `talos replay` and tests.
+   */
+  waitFor(id: string): Promise<void> {
+    return new Promise((resolve, reject) => {
+      const watchers = this.#watchers.get(id) ?? [];
+      watchers.push((error) => (error === undefined ? resolve() : reject(error)));
+      this.#watchers.set(id, watchers);
+    });
+  }
+
+  /** Resolves once no job runs and none may run now (jobs waiting for a retry do not count). */
+  idle(): Promise<void> {
+    if (this.#isIdle()) return Promise.resolve();
+    return new Promise((resolve) => this.#idleWaiters.push(resolve));
+  }
+
+  /**
+   * Stops starting jobs and waits up to `graceMs` for the running ones. Whatever is unfinished
+   * then stays in the journal and resumes at the next start. Resolves with how many were left.
+   */
+  async stop(graceMs: number): Promise<number> {
+    this.#stopping = true;
+    const running = [...this.#running.values()];
+    if (running.length > 0) {
+      this.#options.log.info({ jobs: running.length, graceMs }, "waiting for running jobs");
+      let timer: NodeJS.Timeout | undefined;
+      await Promise.race([
+        Promise.allSettled(running),
+        new Promise((resolve) => (timer = setTimeout(resolve, graceMs))),
+      ]);
+      clearTimeout(timer);
+    }
+    return this.#running.size;
+  }
+
+  #isIdle(): boolean {
+    return this.#running.size === 0 && !this.#pumping;
+  }
+
+  #settleIdle(): void {
+    if (!this.#isIdle()) return;
+    const waiters = this.#idleWaiters;
+    this.#idleWaiters = [];
+    for (const resolve of waiters) resolve();
+  }
+
+  #pump(): void {
+    if (!this.#contextOf || this.#stopping) return this.#settleIdle();
+    if (this.#pumping) {
+      this.#pumpAgain = true;
+      return;
+    }
+    this.#pumping = true;
+    void this.#claimAll()
+      .catch((error: unknown) =>
+        this.#options.log.error({ err: error }, "cannot claim jobs from the journal"),
+      )
+      .finally(() => {
+        this.#pumping = false;
+        if (this.#pumpAgain) {
+          this.#pumpAgain = false;
+          this.#pump();
+        } else {
+          this.#scheduleWake();
+          this.#settleIdle();
+        }
+      });
+  }
+
+  async #claimAll(): Promise<void> {
+    while (!this.#stopping && this.#running.size < this.#options.concurrency) {
+      this.#pumpAgain = false;
+      const job = await this.#options.queue.claimNext();
+      if (!job) return;
+      const run = this.#run(job).finally(() => {
+        this.#running.delete(job.id);
+        this.#contexts.delete(job.id);
+        this.#pump();
+      });
+      this.#running.set(job.id, run);
+    }
+  }
+
+  /** One timer for the earliest retry, so that delayed jobs run when their time comes. */
+  #scheduleWake(): void {
+    const at = this.#options.queue.nextRetryAt();
+    if (at === undefined || this.#stopping || (this.#wakeAt !== undefined && this.#wakeAt <= at))
+      return;
+    this.#wakeAt = at;
+    void this.#options.clock.sleep(Math.max(0, at - this.#options.clock.now())).then(() => {
+      if (this.#wakeAt === at) this.#wakeAt = undefined;
+      this.#pump();
+    });
+  }
+
+  #notify(id: string, error: unknown): void {
+    const watchers = this.#watchers.get(id);
+    this.#watchers.delete(id);
+    for (const watcher of watchers ?? []) watcher(error);
+  }
+
+  async #run(job: Job): Promise<void> {
+    const { queue, log: baseLog, metrics, maxAttempts, clock } = this.#options;
+    const log = baseLog.child({
+      delivery: job.id,
+      event: job.event,
+      installation: job.installation,
+      repository: job.repository,
+      attempt: job.attempts,
+    });
+    if (job.attempts > maxAttempts) {
+      // Started that many times without finishing: it crashes the process, or never ends.
+      const error = `started ${job.attempts - 1} times without finishing`;
+      log.error({ error }, "job parked");
+      metrics.jobs.inc({ kind: job.kind, outcome: "parked" });
+      return queue.fail(job.id, error, undefined);
+    }
+    const started = clock.now();
+    try {
+      const handler = this.#handlers.get(job.kind);
+      if (!handler) throw new PermanentJobError(`no handler for jobs of kind ${job.kind}`);
+      const contextOf = this.#contextOf;
+      const context = this.#contexts.get(job.id) ?? (await contextOf!(job));
+      await handler(context);
+      await queue.complete(job.id);
+      metrics.jobs.inc({ kind: job.kind, outcome: "done" });
+      this.#notify(job.id, undefined);
+    } catch (error) {
+      this.#notify(job.id, error);
+      const kind = classifyJobFailure(error);
+      const message = error instanceof Error ? error.message : String(error);
+      if (kind === "gone") {
+        log.info({ err: error }, "job dropped: what it was about is gone from GitHub");
+        await queue.complete(job.id);
+      } else if (kind === "retry" && job.attempts < maxAttempts) {
+        const retryAt = clock.now() + retryDelayMs(job.attempts);
+        log.error(
+          { err: error, retryAt: new Date(retryAt).toISOString() },
+          "job failed; will retry",
+        );
+        await queue.fail(job.id, message, retryAt);
+      } else {
+        log.error({ err: error }, "job failed; parked (see `talos jobs`)");
+        await queue.fail(job.id, message, undefined);
+      }
+      const outcome =
+        kind === "gone"
+          ? "gone"
+          : kind === "retry" && job.attempts < maxAttempts
+            ? "retry"
+            : "parked";
+      metrics.jobs.inc({ kind: job.kind, outcome });
+    } finally {
+      metrics.jobDuration.observe({ kind: job.kind }, (clock.now() - started) / 1_000);
+    }
+  }
+}
+
+/** A failure that another attempt cannot fix. */
+export class PermanentJobError extends Error {
+  override name = "PermanentJobError";
+}
+
+/**
+ * 404 and 410 mean the issue or repository went away (deleted, transferred) while the job
+ * waited: nothing is left to do. Other client errors and malformed payloads fail the same way
+ * every time. Everything else (GitHub 5xx, rate limits, the network, the model) may pass.
+ */
+export function classifyJobFailure(error: unknown): FailureKind {
+  for (let cause = error; cause instanceof Error; cause = cause.cause) {
+    if (cause instanceof PermanentJobError || cause.name === "MalformedPayloadError") return "park";
+    const status = (cause as { status?: unknown }).status;
+    if (status === 404 || status === 410) return "gone";
+    if (typeof status === "number" && status >= 400 && status < 500 && status !== 429)
+      return status === 403 && isRateLimit(cause) ? "retry" : "park";
+  }
+  return "retry";
+}
+
+function isRateLimit(error: Error): boolean {
+  return /rate limit/i.test(error.message.slice(0, 500));
+}
+
+/** 30 s, 1 min, 2 min, … up to 30 min. */
+export function retryDelayMs(attempts: number): number {
+  return Math.min(30_000 * 2 ** Math.max(0, attempts - 1), 30 * 60_000);
+}

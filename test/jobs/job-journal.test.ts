@@ -1,0 +1,148 @@
+import { appendFileSync, readFileSync } from "node:fs";
+import { join } from "node:path";
+import { describe, expect, it } from "vitest";
+import { JobJournal } from "../../src/jobs/job-journal.js";
+import type { NewJob } from "../../src/jobs/job-queue.js";
+import { createFakeClock, type FakeClock } from "../helpers/fake-clock.js";
+import { captureLogs, makeDataDir } from "../helpers/test-app.js";
+
+const HOUR = 3_600_000;
+
+function job(id: string, thread = "1/10#1"): NewJob {
+  return {
+    id,
+    kind: "comment",
+    event: "issue_comment.created",
+    thread,
+    repository: "octo/hello",
+    installation: 1,
+    payload: { id },
+  };
+}
+
+async function openJournal(
+  file: string,
+  options: { clock?: FakeClock; maxQueued?: number; maxFinished?: number } = {},
+) {
+  const logs = await captureLogs("warn");
+  const journal = await JobJournal.open({
+    file,
+    maxQueued: options.maxQueued ?? 100,
+    retentionMs: 72 * HOUR,
+    maxFinished: options.maxFinished ?? 1_000,
+    clock: options.clock ?? createFakeClock(),
+    log: logs.log,
+  });
+  return { journal, logs };
+}
+
+describe("the job journal", () => {
+  it("keeps an accepted job, its attempts and its payload across a restart", async () => {
+    const file = join(makeDataDir(), "journal.log");
+    const first = await openJournal(file);
+    expect(await first.journal.enqueue(job("d1"))).toEqual({ status: "accepted" });
+    const claimed = await first.journal.claimNext();
+    expect(claimed).toMatchObject({ id: "d1", attempts: 1 });
+    // No complete(): the process died while the job ran.
+    await first.journal.close();
+
+    const second = await openJournal(file);
+    expect(second.journal.list()).toMatchObject([{ id: "d1", attempts: 1, payload: { id: "d1" } }]);
+    expect(await second.journal.claimNext()).toMatchObject({ id: "d1", attempts: 2 });
+    await second.journal.complete("d1");
+    await second.journal.close();
+
+    const third = await openJournal(file);
+    expect(third.journal.list()).toEqual([]);
+    expect(await third.journal.enqueue(job("d1"))).toEqual({ status: "duplicate" });
+    await third.journal.close();
+  });
+
+  it("accepts concurrent copies of one delivery once", async () => {
+    const { journal } = await openJournal(join(makeDataDir(), "journal.log"));
+    const results = await Promise.all([1, 2, 3, 4, 5].map(() => journal.enqueue(job("same"))));
+    expect(results.filter((r) => r.status === "accepted")).toHaveLength(1);
+    expect(results.filter((r) => r.status === "duplicate")).toHaveLength(4);
+    expect(journal.list()).toHaveLength(1);
+    await journal.close();
+  });
+
+  it("runs one job per thread at a time, in arrival order", async () => {
+    const { journal } = await openJournal(join(makeDataDir(), "journal.log"));
+    await journal.enqueue(job("a1", "a"));
+    await journal.enqueue(job("a2", "a"));
+    await journal.enqueue(job("b1", "b"));
+    expect((await journal.claimNext())?.id).toBe("a1");
+    expect((await journal.claimNext())?.id).toBe("b1");
+    expect(await journal.claimNext()).toBeUndefined(); // a2 waits for a1
+    await journal.complete("a1");
+    expect((await journal.claimNext())?.id).toBe("a2");
+    await journal.close();
+  });
+
+  it("holds a failed job until its retry time, and never runs a parked one", async () => {
+    const clock = createFakeClock();
+    const { journal } = await openJournal(join(makeDataDir(), "journal.log"), { clock });
+    await journal.enqueue(job("retry", "a"));
+    await journal.enqueue(job("later", "a"));
+    await journal.enqueue(job("park", "b"));
+    await journal.claimNext();
+    await journal.claimNext();
+    await journal.fail("retry", "GitHub 502", clock.now() + 30_000);
+    await journal.fail("park", "malformed", undefined);
+    // The thread keeps its order: "later" waits behind the job that will be retried.
+    expect(await journal.claimNext()).toBeUndefined();
+    expect(journal.nextRetryAt()).toBe(clock.now() + 30_000);
+    clock.advance(30_000);
+    expect(await journal.claimNext()).toMatchObject({ id: "retry", attempts: 2 });
+    expect(journal.list().find((j) => j.id === "park")?.parked?.error).toBe("malformed");
+    await journal.close();
+  });
+
+  it("refuses jobs over its bound, and remembers which repositories were refused", async () => {
+    const file = join(makeDataDir(), "journal.log");
+    const { journal } = await openJournal(file, { maxQueued: 2 });
+    await journal.enqueue(job("j1"));
+    await journal.enqueue(job("j2"));
+    expect(await journal.enqueue(job("j3"))).toEqual({ status: "refused", reason: "queue-full" });
+    await journal.close();
+    const reopened = await openJournal(file, { maxQueued: 2 });
+    expect(reopened.journal.refused()).toMatchObject([
+      { id: "j3", repository: "octo/hello", reason: "queue-full" },
+    ]);
+    await reopened.journal.close();
+  });
+
+  it("ignores a partly written last line and malformed lines, with a warning", async () => {
+    const file = join(makeDataDir(), "journal.log");
+    const first = await openJournal(file);
+    await first.journal.enqueue(job("ok"));
+    await first.journal.close();
+    appendFileSync(file, 'not json\n{"op":"add","id":"torn","payl');
+    const second = await openJournal(file);
+    expect(second.journal.list().map((j) => j.id)).toEqual(["ok"]);
+    expect(second.logs.text()).toContain("partly written line");
+    expect(second.logs.text()).toContain("malformed line");
+    await second.journal.close();
+  });
+
+  it("stays bounded: finished jobs are compacted and forgotten after the retention", async () => {
+    const clock = createFakeClock();
+    const file = join(makeDataDir(), "journal.log");
+    const { journal } = await openJournal(file, { clock, maxFinished: 100 });
+    for (let i = 0; i < 1_500; i++) {
+      await journal.enqueue(job(`d${i}`, `t${i}`));
+      await journal.claimNext();
+      await journal.complete(`d${i}`);
+    }
+    await journal.close();
+    const lines = readFileSync(file, "utf8").split("\n").length;
+    expect(lines).toBeLessThan(3 * 1_500);
+    clock.advance(73 * HOUR);
+    const reopened = await openJournal(file, { clock, maxFinished: 100 });
+    // Past the retention, an old delivery id is new again (GitHub redelivers for 3 days only).
+    expect(await reopened.journal.enqueue(job("d1499"))).toEqual({ status: "accepted" });
+    await reopened.journal.close();
+    expect(readFileSync(file, "utf8").split("\n").length).toBeLessThan(10);
+  });
+});

@@ -1,0 +1,190 @@
+import { appendFileSync } from "node:fs";
+import { join } from "node:path";
+import { RequestError } from "@octokit/request-error";
+import { describe, expect, it } from "vitest";
+import { JobJournal } from "../../src/jobs/job-journal.js";
+import type { Job, NewJob } from "../../src/jobs/job-queue.js";
+import {
+  classifyJobFailure,
+  JobRunner,
+  PermanentJobError,
+  retryDelayMs,
+} from "../../src/jobs/job-runner.js";
+import { MalformedPayloadError } from "../../src/handlers/read-payload.js";
+import { createMetrics } from "../../src/metrics/create-metrics.js";
+import { createManualClock } from "../helpers/fake-clock.js";
+import { captureLogs, makeDataDir } from "../helpers/test-app.js";
+
+function job(id: string, thread: string): NewJob {
+  return { id, kind: "work", event: "issues.edited", thread, payload: { id } };
+}
+
+async function setup(options: { concurrency?: number; maxAttempts?: number; file?: string } = {}) {
+  const logs = await captureLogs("info");
+  const clock = createManualClock();
+  const file = options.file ?? join(makeDataDir(), "journal.log");
+  const journal = await JobJournal.open({
+    file,
+    maxQueued: 100,
+    retentionMs: 3_600_000,
+    maxFinished: 100,
+    clock,
+    log: logs.log,
+  });
+  const metrics = createMetrics();
+  const runner = new JobRunner<string>({
+    queue: journal,
+    concurrency: options.concurrency ?? 4,
+    maxAttempts: options.maxAttempts ?? 3,
+    clock,
+    log: logs.log,
+    metrics,
+  });
+  return { runner, journal, clock, logs, metrics, file };
+}
+
+/** Waits (a few ms at a time) for a condition that journal writes on disk will make true. */
+async function until(condition: () => boolean): Promise<void> {
+  while (!condition()) await new Promise((r) => setTimeout(r, 2));
+}
+
+const deferred = () => {
+  let resolve!: () => void;
+  const promise = new Promise<void>((r) => (resolve = r));
+  return { promise, resolve };
+};
+
+describe("the job runner", () => {
+  it("runs a thread's jobs one at a time in arrival order, within the concurrency", async () => {
+    const { runner, journal } = await setup({ concurrency: 2 });
+    const events: string[] = [];
+    const gates = new Map<string, ReturnType<typeof deferred>>();
+    let running = 0;
+    let most = 0;
+    runner.register("work", async (id) => {
+      running++;
+      most = Math.max(most, running);
+      events.push(`start ${id}`);
+      const gate = deferred();
+      gates.set(id, gate);
+      await gate.promise;
+      events.push(`end ${id}`);
+      running--;
+    });
+    runner.start(async (j: Job) => j.id);
+    for (const [id, thread] of [
+      ["a1", "a"],
+      ["a2", "a"],
+      ["b1", "b"],
+      ["c1", "c"],
+    ] as const)
+      await runner.submit(job(id, thread), id);
+    await until(() => events.length === 2);
+    await new Promise((r) => setTimeout(r, 20));
+    expect(events).toEqual(["start a1", "start b1"]); // a2 waits for a1, c1 for a free slot
+    for (const id of ["a1", "b1", "a2", "c1"]) {
+      await until(() => gates.has(id));
+      gates.get(id)?.resolve();
+    }
+    await runner.idle();
+    expect(events.indexOf("start a2")).toBeGreaterThan(events.indexOf("end a1"));
+    expect(most).toBe(2);
+    expect(journal.list()).toEqual([]);
+  });
+
+  it("retries a failure after a backoff, then parks it after the last attempt", async () => {
+    const { runner, journal, clock, logs, metrics } = await setup({ maxAttempts: 3 });
+    let runs = 0;
+    runner.register("work", async () => {
+      runs++;
+      throw new RequestError("Bad Gateway", 502, {
+        request: { method: "GET", url: "https://api.github.com/x", headers: {} },
+      });
+    });
+    runner.start(async (j) => j.id);
+    await runner.submit(job("flaky", "a"), "flaky");
+    await runner.idle();
+    expect(runs).toBe(1);
+    await clock.advance(retryDelayMs(1));
+    await runner.idle();
+    expect(runs).toBe(2);
+    await clock.advance(retryDelayMs(2));
+    await runner.idle();
+    expect(runs).toBe(3);
+    await clock.advance(60 * 60_000);
+    await runner.idle();
+    expect(runs).toBe(3);
+    expect(journal.list()[0]?.parked?.error).toBe("Bad Gateway");
+    expect(logs.lines().filter((l) => l.msg === "job failed; will retry")).toHaveLength(2);
+    const outcomes = (await metrics.jobs.get()).values.map((v) => [v.labels.outcome, v.value]);
+    expect(outcomes).toEqual(
+      expect.arrayContaining([
+        ["retry", 2],
+        ["parked", 1],
+      ]),
+    );
+  });
+
+  it("parks, without running it, a job that crashed the process on every attempt", async () => {
+    const first = await setup({ maxAttempts: 2 });
+    await first.journal.enqueue(job("poison", "a"));
+    await first.journal.close();
+    // Two starts without an end: two crashes.
+    appendFileSync(first.file, '{"op":"start","id":"poison"}\n{"op":"start","id":"poison"}\n');
+    const second = await setup({ maxAttempts: 2, file: first.file });
+    let ran = false;
+    second.runner.register("work", async () => void (ran = true));
+    second.runner.start(async (j) => j.id);
+    await second.runner.idle();
+    expect(ran).toBe(false);
+    expect(second.journal.list()[0]?.parked?.error).toBe("started 2 times without finishing");
+  });
+
+  it("on stop, waits out the grace period and leaves an unfinished job journaled", async () => {
+    const first = await setup();
+    const never = deferred();
+    let started = false;
+    first.runner.register("work", () => {
+      started = true;
+      return never.promise;
+    });
+    first.runner.start(async (j) => j.id);
+    await first.runner.submit(job("slow", "a"), "slow");
+    await until(() => started);
+    expect(await first.runner.stop(20)).toBe(1);
+    expect(await first.runner.submit(job("late", "b"), "late")).toEqual({
+      status: "refused",
+      reason: "stopping",
+    });
+    await first.journal.close();
+    const second = await setup({ file: first.file });
+    const ran: string[] = [];
+    second.runner.register("work", async (id) => void ran.push(id));
+    second.runner.start(async (j) => `resumed ${j.id}`);
+    await second.runner.idle();
+    expect(ran).toEqual(["resumed slow"]);
+  });
+
+  it("tells failures apart: gone, permanent and worth another try", () => {
+    const request = { method: "GET", url: "https://api.github.com/x", headers: {} };
+    const wrapped = (cause: unknown) => new Error("handler failed", { cause });
+    expect(classifyJobFailure(wrapped(new RequestError("Not Found", 404, { request })))).toBe(
+      "gone",
+    );
+    expect(classifyJobFailure(new RequestError("Gone", 410, { request }))).toBe("gone");
+    expect(classifyJobFailure(wrapped(new MalformedPayloadError("bad")))).toBe("park");
+    expect(classifyJobFailure(new PermanentJobError("no"))).toBe("park");
+    expect(classifyJobFailure(new RequestError("Validation Failed", 422, { request }))).toBe(
+      "park",
+    );
+    expect(
+      classifyJobFailure(
+        new RequestError("You have exceeded a secondary rate limit", 403, { request }),
+      ),
+    ).toBe("retry");
+    expect(classifyJobFailure(new RequestError("Too Many", 429, { request }))).toBe("retry");
+    expect(classifyJobFailure(new RequestError("Bad Gateway", 502, { request }))).toBe("retry");
+    expect(classifyJobFailure(new Error("socket hang up"))).toBe("retry");
+    expect([1, 2, 3, 10].map(retryDelayMs)).toEqual([30_000, 60_000, 120_000, 1_800_000]);
+  });
+});
