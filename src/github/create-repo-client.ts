@@ -34,6 +34,33 @@ export interface CommentInfo {
   createdAt: string;
 }
 
+/** The newest comments of a thread that fit a budget, and how many older ones were left out. */
+export interface RecentComments {
+  /** Oldest first: the newest run of the thread's comments, with no gap. */
+  comments: CommentInfo[];
+  /** The thread's comments, as GitHub counted them when the last page was read. */
+  total: number;
+  /** The older comments not read or not kept: `total` less `comments.length`. */
+  omitted: number;
+}
+
+export interface CommentBudget {
+  /**
+   * Characters of comment bodies, each comment counted with COMMENT_OVERHEAD_CHARS more for its
+   * author and date. The newest comment is kept whatever its size (the caller cuts it).
+   */
+  maxChars: number;
+  /** The most comments to keep. */
+  maxComments?: number | undefined;
+}
+
+/** What a comment costs besides its body, rendered: author, date and fence or separator. */
+export const COMMENT_OVERHEAD_CHARS = 100;
+
+// The most the issue-comments endpoint serves per page.
+// https://docs.github.com/en/rest/issues/comments#list-issue-comments
+const COMMENTS_PER_PAGE = 100;
+
 export interface SearchResult {
   number: number;
   title: string;
@@ -67,8 +94,16 @@ export interface RepoClient {
   getRepository(): Promise<RepositoryInfo>;
   listLabels(): Promise<LabelInfo[]>;
   getIssue(number: number): Promise<IssueInfo>;
-  /** All of the thread's comments, oldest first. */
+  /**
+   * All of the thread's comments, oldest first: every page. For finding a comment wherever it is;
+   * a prompt takes `listRecentComments`.
+   */
   listComments(number: number): Promise<CommentInfo[]>;
+  /**
+   * The newest comments within `budget`, reading pages from the last backwards: a 1,000-comment
+   * thread costs a few pages, not ten.
+   */
+  listRecentComments(number: number, budget: CommentBudget): Promise<RecentComments>;
   /** Issue search in this repository only; qualifiers that could widen it are removed. */
   searchIssues(
     query: string,
@@ -112,17 +147,53 @@ export function createRepoClient(octokit: Octokit, repo: RepoRef): RepoClient {
         issue_number: number,
         per_page: 100,
       })) {
-        for (const c of data) {
-          comments.push({
-            id: c.id,
-            author: c.user?.login ?? null,
-            body: c.body ?? "",
-            createdAt: c.created_at,
-          });
-        }
+        comments.push(...data.map(toCommentInfo));
         retrieved.add(number);
       }
       return comments;
+    },
+    async listRecentComments(number, budget) {
+      const readPage = async (page: number) =>
+        (
+          await octokit.rest.issues.listComments({
+            ...repo,
+            issue_number: number,
+            per_page: COMMENTS_PER_PAGE,
+            page,
+          })
+        ).data;
+      // The endpoint has no `direction`: the first page's `Link: rel="last"` says where the end
+      // is. Page 1 is kept only when the walk back reaches it, so the comments kept are always the
+      // newest run with no gap, and "N older comments left out" stays exact. (The opening post is
+      // the issue's body, which comes with the issue, not with its comments.)
+      const first = await octokit.rest.issues.listComments({
+        ...repo,
+        issue_number: number,
+        per_page: COMMENTS_PER_PAGE,
+      });
+      retrieved.add(number);
+      const lastPage = getLastPage(first.headers.link);
+      const maxComments = budget.maxComments ?? Infinity;
+      const kept: CommentInfo[] = [];
+      const seen = new Set<number>();
+      let total = first.data.length;
+      let chars = 0;
+      walk: for (let page = lastPage; page >= 1; page--) {
+        const data = page === 1 ? first.data : await readPage(page);
+        if (page === lastPage) total = (lastPage - 1) * COMMENTS_PER_PAGE + data.length;
+        for (const c of data.toReversed()) {
+          // A comment deleted between two reads shifts the pages: one may then come twice.
+          if (seen.has(c.id)) continue;
+          const cost = (c.body ?? "").length + COMMENT_OVERHEAD_CHARS;
+          if (kept.length >= maxComments || (kept.length > 0 && chars + cost > budget.maxChars))
+            break walk;
+          seen.add(c.id);
+          kept.push(toCommentInfo(c));
+          chars += cost;
+        }
+      }
+      kept.reverse();
+      return { comments: kept, total, omitted: Math.max(0, total - kept.length) };
     },
     async searchIssues(query, { state, limit }) {
       const scope = `${repo.owner}/${repo.repo}`;
@@ -164,6 +235,25 @@ export function createRepoClient(octokit: Octokit, repo: RepoRef): RepoClient {
       return { path, size: data.size, text: bytes.toString("utf8") };
     },
   };
+}
+
+function toCommentInfo(c: {
+  id: number;
+  user?: { login: string } | null;
+  body?: string;
+  created_at: string;
+}): CommentInfo {
+  return { id: c.id, author: c.user?.login ?? null, body: c.body ?? "", createdAt: c.created_at };
+}
+
+/** The page number of a `Link` header's `rel="last"`, or 1 when there is none (one page). */
+export function getLastPage(link: string | undefined): number {
+  const last = link
+    ?.split(",")
+    .map((part) => /<([^>]+)>\s*;\s*rel="last"/.exec(part)?.[1])
+    .find((url) => url !== undefined);
+  const page = last ? Number(new URL(last).searchParams.get("page")) : 1;
+  return Number.isInteger(page) && page >= 1 ? page : 1;
 }
 
 /** The shape an issue has in the REST API and in webhook payloads alike. */

@@ -1,5 +1,5 @@
 // Tool results go back into the prompt; keep each one a modest share of the budget.
-const MAX_RESULT_CHARS = 12_000;
+export const MAX_RESULT_CHARS = 12_000;
 
 /** Cuts a tool result to a size the prompt can afford, saying so. */
 export function clipResult(text: string): string {

@@ -1,22 +1,31 @@
 import { z } from "zod";
-import { clipResult } from "./clip-result.js";
+import { clipResult, MAX_RESULT_CHARS } from "./clip-result.js";
 import { defineTool } from "./define-tool.js";
 
 export const listCommentsTool = defineTool({
   name: "list_comments",
   description:
-    "Read the most recent comments of an issue or pull request of this repository, oldest first.",
+    "Read the most recent comments of an issue or pull request of this repository, oldest first. Says how many older comments were left out.",
   schema: z.object({
     number: z.number().int().positive().describe("the issue or pull request number"),
     limit: z.number().int().min(1).max(50).default(20).describe("how many of the latest comments"),
   }),
   async execute({ number, limit }, { github }) {
-    const comments = (await github.listComments(number)).slice(-limit);
+    // Only the newest pages are read, up to what the result can hold.
+    const { comments, total, omitted } = await github.listRecentComments(number, {
+      maxChars: MAX_RESULT_CHARS,
+      maxComments: limit,
+    });
     if (comments.length === 0) return `#${number} has no comments.`;
+    const header =
+      omitted > 0
+        ? `The latest ${comments.length} of ${total} comments; ${omitted} older comment(s) left out.\n\n`
+        : "";
     return clipResult(
-      comments
-        .map((c) => `--- ${c.author ?? "unknown"} at ${c.createdAt}:\n${c.body}`)
-        .join("\n\n"),
+      header +
+        comments
+          .map((c) => `--- ${c.author ?? "unknown"} at ${c.createdAt}:\n${c.body}`)
+          .join("\n\n"),
     );
   },
 });
