@@ -1,12 +1,13 @@
 import type { Readable, Writable } from "node:stream";
 import { parseArgs, type ParseArgsConfig } from "node:util";
 import { systemClock } from "../clock.js";
-import { getSecrets, parseEnv, type Env } from "../config.js";
+import { ConfigError, getSecrets, loadEnvironment, parseEnv, type Env } from "../config.js";
 import { createLogger } from "../create-logger.js";
 import { MEMORY_KINDS, type MemoryKind } from "../memory/memory-store.js";
 import { readVersion } from "../read-version.js";
 import { backfill } from "./backfill.js";
 import { chat } from "./chat.js";
+import { showJobs } from "./jobs.js";
 import {
   compactMemory,
   exportMemory,
@@ -23,11 +24,13 @@ export interface CliIO {
   /** A terminal gets a progress bar instead of progress lines. */
   stderr: Writable & { isTTY?: boolean };
   env: Record<string, string | undefined>;
+  /** Where a `.env` file is read from, as Probot does for `npm start` (default: the cwd). */
+  cwd?: string;
   /** Aborted on Ctrl-C: a long subcommand (backfill) stops at the next safe point. */
   signal?: AbortSignal;
 }
 
-const SUBCOMMANDS = ["replay", "chat", "memory", "backfill", "help"];
+const SUBCOMMANDS = ["replay", "chat", "memory", "backfill", "jobs", "help"];
 const MEMORY_SUBCOMMANDS = ["stats", "search", "export", "compact"];
 
 const USAGE = `Usage: talos <subcommand> [options]
@@ -55,13 +58,23 @@ Subcommands:
       up to --max (default TALOS_BACKFILL_MAX); a second run resumes. With APP_ID and
       PRIVATE_KEY it authenticates as the app and finds the installation; with GITHUB_TOKEN
       (or nothing, for a public repository) --installation is required.
+  jobs [--data-dir <dir>] [--json]
+      The job journal by repository: jobs waiting or running, jobs parked after their last
+      attempt (with the error), and deliveries refused lately (queue full, stopping). Safe
+      while the server runs.
   help
-      Show this text.`;
+      Show this text.
+
+Settings come from the environment, with a .env file in the current directory laid over it,
+as for npm start.`;
 
 /** `npx talos …`: returns the exit code (0 success, 2 bad input, 1 anything else). */
-export async function runCli(argv: string[], io: CliIO): Promise<number> {
+export async function runCli(argv: string[], cliIO: CliIO): Promise<number> {
   const [subcommand, ...rest] = argv;
+  let io = cliIO;
   try {
+    // The same environment `npm start` sees, so both find the same data directory and model.
+    io = { ...cliIO, env: loadEnvironment(cliIO.cwd ?? process.cwd(), cliIO.env) };
     switch (subcommand) {
       case "replay":
         return await runReplay(rest, io);
@@ -71,6 +84,8 @@ export async function runCli(argv: string[], io: CliIO): Promise<number> {
         return await runMemory(rest, io);
       case "backfill":
         return await runBackfill(rest, io);
+      case "jobs":
+        return await runJobs(rest, io);
       case "help":
       case "--help":
       case "-h":
@@ -85,7 +100,7 @@ export async function runCli(argv: string[], io: CliIO): Promise<number> {
     const known = subcommand !== undefined && SUBCOMMANDS.includes(subcommand);
     const message = error instanceof Error ? error.message : String(error);
     io.stderr.write(`talos${known ? ` ${subcommand}` : ""}: ${oneLine(message)}\n`);
-    return error instanceof UsageError ? 2 : 1;
+    return error instanceof UsageError || error instanceof ConfigError ? 2 : 1;
   }
 }
 
@@ -220,6 +235,25 @@ async function runBackfill(argv: string[], io: CliIO): Promise<number> {
     stdout: io.stdout,
     stderr: io.stderr,
     signal: io.signal,
+  });
+}
+
+async function runJobs(argv: string[], io: CliIO): Promise<number> {
+  const { values, positionals } = parseArgsOrThrow({
+    args: argv,
+    allowPositionals: true,
+    strict: true,
+    options: { "data-dir": { type: "string" }, json: { type: "boolean", default: false } },
+  });
+  if (positionals.length > 0) throw new UsageError(`unexpected argument "${positionals[0]}"`);
+  const env = parseEnv(io.env);
+  return showJobs({
+    dataDir: values["data-dir"] ?? env.TALOS_DATA_DIR,
+    json: values.json,
+    env,
+    clock: systemClock,
+    log: await createCliLogger(env, io),
+    stdout: io.stdout,
   });
 }
 

@@ -16,6 +16,8 @@ export interface JobJournalOptions {
   maxFinished: number;
   clock: Clock;
   log: Logger;
+  /** Read the file and never write it (`talos jobs`, beside a running server). */
+  readOnly?: boolean;
 }
 
 /** One line of the journal. */
@@ -63,9 +65,10 @@ export class JobJournal implements JobQueue {
   static async open(options: JobJournalOptions): Promise<JobJournal> {
     const journal = new JobJournal(options);
     if (options.file) {
-      await mkdir(dirname(options.file), { recursive: true });
-      await journal.#replay(await readJournal(options.file, options.log));
-      await journal.#rewrite();
+      if (!options.readOnly) await mkdir(dirname(options.file), { recursive: true });
+      journal.#replay(await readJournal(options.file, options.log));
+      if (options.readOnly) journal.#closed = true;
+      else await journal.#rewrite();
     }
     return journal;
   }
@@ -184,7 +187,8 @@ export class JobJournal implements JobQueue {
   #apply(record: JournalRecord): void {
     switch (record.op) {
       case "add": {
-        const { op: _op, ...job } = record;
+        const job: Job & { op?: string } = { ...record };
+        delete job.op;
         if (!this.#jobs.has(job.id) && !this.#finished.has(job.id)) this.#jobs.set(job.id, job);
         break;
       }
@@ -209,7 +213,8 @@ export class JobJournal implements JobQueue {
         this.#finished.set(record.id, record.at);
         break;
       case "refuse": {
-        const { op: _op, ...refused } = record;
+        const refused: RefusedJob & { op?: string } = { ...record };
+        delete refused.op;
         this.#refused.push(refused);
         if (this.#refused.length > MAX_REFUSED) this.#refused.shift();
         break;
@@ -217,7 +222,7 @@ export class JobJournal implements JobQueue {
     }
   }
 
-  async #replay(records: JournalRecord[]): Promise<void> {
+  #replay(records: JournalRecord[]): void {
     for (const record of records) this.#apply(record);
     const oldest = this.#options.clock.now() - this.#options.retentionMs;
     for (const [id, job] of this.#jobs) {

@@ -1,5 +1,6 @@
 import { PassThrough } from "node:stream";
 import { runCli } from "../../src/cli/main.js";
+import { makeDataDir } from "./test-app.js";
 
 export interface RunOptions {
   env?: Record<string, string>;
@@ -8,6 +9,8 @@ export interface RunOptions {
   /** Whether stderr is a terminal (a progress bar instead of lines). */
   tty?: boolean;
   signal?: AbortSignal;
+  /** Where `.env` is read from; by default an empty directory, so a developer's own is not. */
+  cwd?: string;
 }
 
 /** `npx talos <argv>` in-process, with its output captured and its exit code. */
@@ -24,6 +27,7 @@ export async function runTalos(argv: string[], options: RunOptions = {}) {
     stdout,
     stderr,
     env: options.env ?? {},
+    cwd: options.cwd ?? makeDataDir(),
     signal: options.signal,
   });
   for (const line of options.input ?? []) stdin.write(`${line}\n`);
