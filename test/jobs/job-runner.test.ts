@@ -166,7 +166,7 @@ describe("the job runner", () => {
   });
 
   it("tells failures apart: gone, permanent and worth another try", () => {
-    const request = { method: "GET", url: "https://api.github.com/x", headers: {} };
+    const request = { method: "GET" as const, url: "https://api.github.com/x", headers: {} };
     const wrapped = (cause: unknown) => new Error("handler failed", { cause });
     expect(classifyJobFailure(wrapped(new RequestError("Not Found", 404, { request })))).toBe(
       "gone",
