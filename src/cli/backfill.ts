@@ -6,9 +6,9 @@ import type { Clock } from "../clock.js";
 import { REPO_CONFIG_PATH, type Env } from "../config.js";
 import { loadRepoConfigOf } from "../github/load-repo-config.js";
 import type { Octokit, RepoRef } from "../github/octokit.js";
-import { backfillRepository, readBackfillState } from "../memory/backfill-repository.js";
+import { backfillRepository } from "../memory/backfill-repository.js";
 import { createEmbedder } from "../memory/create-embedder.js";
-import { MemoryRegistry, type MemoryNamespace } from "../memory/memory-registry.js";
+import { MemoryRegistry } from "../memory/memory-registry.js";
 import { createMetrics, type Metrics } from "../metrics/create-metrics.js";
 import { createCliOctokit } from "./create-cli-octokit.js";
 import { UsageError } from "./usage-error.js";
@@ -58,8 +58,9 @@ export async function backfill(options: BackfillCommandOptions): Promise<number>
     );
   }
 
-  const namespace: MemoryNamespace = { installation, repo: options.repo.toLowerCase() };
-  const name = `${namespace.installation}/${namespace.repo}`;
+  // Memory is kept by repository id, which a token can read and a name cannot say.
+  const repository = await getRepository(octokit, repo);
+  const name = `${installation}/${repository.full_name}`;
   const memory = new MemoryRegistry({
     directory: join(options.dataDir, "memory"),
     embedder: createEmbedder(env),
@@ -70,9 +71,14 @@ export async function backfill(options: BackfillCommandOptions): Promise<number>
     metrics,
   });
   try {
+    const namespace = { installation: Number(installation), repository: repository.id };
     const directory = memory.directoryOf(namespace);
-    const store = await memory.open(namespace);
-    const before = await readBackfillState(directory);
+    const store = await memory.open({
+      ...namespace,
+      name: repository.full_name,
+      createdAt: repository.created_at,
+    });
+    const before = await store.readBackfillState();
     if (before?.status === "done") {
       stdout.write(
         `${options.repo} is already backfilled into memory ${name} (${before.indexed} indexed); remove ${join(directory, "backfill.json")} to index it again.\n`,
@@ -87,12 +93,15 @@ export async function backfill(options: BackfillCommandOptions): Promise<number>
         octokit,
         repo,
         memory: store,
-        directory,
+        progress: store,
         max: options.max,
         clock: options.clock,
         log,
         onProgress: progress.update,
         signal: options.signal,
+        // Someone is watching: a failure is said at once (after the client's own retries),
+        // and running the command again resumes at the failed page.
+        retry: { attempts: 1, baseMs: 0, maxMs: 0 },
       });
     } finally {
       progress.end();
@@ -154,6 +163,18 @@ async function authenticate(
     octokit: createCliOctokit({ env, log, metrics, auth: { appId, privateKey, installationId } }),
     installation: String(installationId),
   };
+}
+
+async function getRepository(octokit: Octokit, repo: RepoRef) {
+  try {
+    return (await octokit.rest.repos.get({ ...repo })).data;
+  } catch (error) {
+    if ((error as { status?: number }).status === 404)
+      throw new UsageError(
+        `there is no repository ${repo.owner}/${repo.repo}, or it is not visible`,
+      );
+    throw error;
+  }
 }
 
 interface Progress {

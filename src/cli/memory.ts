@@ -7,7 +7,7 @@ import { systemClock } from "../clock.js";
 import type { Env } from "../config.js";
 import { createEmbedder } from "../memory/create-embedder.js";
 import { describeEmbedder, type Embedder } from "../memory/embedder.js";
-import { MemoryRegistry, type MemoryNamespace } from "../memory/memory-registry.js";
+import { MemoryRegistry, type StoredNamespace } from "../memory/memory-registry.js";
 import type { MemoryKind, MemoryStats, MemoryStore } from "../memory/memory-store.js";
 import { createMetrics } from "../metrics/create-metrics.js";
 import { UsageError } from "./usage-error.js";
@@ -15,7 +15,7 @@ import { UsageError } from "./usage-error.js";
 export interface MemoryCommandOptions {
   /** `--data-dir` or TALOS_DATA_DIR; the memory is in its `memory/` directory. */
   dataDir: string;
-  /** `--repo owner/repo`: only this repository's namespaces. */
+  /** `--repo owner/repo` (or a repository id): only this repository's namespaces. */
   repo: string | undefined;
   /** `--installation ID`: only this installation's namespaces. */
   installation: string | undefined;
@@ -31,7 +31,14 @@ export interface SearchMemoryOptions extends MemoryCommandOptions {
   kinds: MemoryKind[] | undefined;
 }
 
-export type NamespaceStats = MemoryNamespace & MemoryStats;
+/** A namespace as the commands show it: ids, and `repo`, the name its repository.json holds. */
+export interface ShownNamespace {
+  installation: number;
+  repository: number;
+  repo: string;
+}
+
+export type NamespaceStats = ShownNamespace & MemoryStats;
 
 const REPO = /^[A-Za-z0-9_.-]+\/[A-Za-z0-9_.-]+$/;
 
@@ -46,8 +53,11 @@ export async function showMemoryStats(options: MemoryCommandOptions): Promise<nu
     });
   }
   const totals = sumStats(rows);
+  const legacy = (await createRegistry(options, refusingEmbedder()).listLegacy()).map(
+    ({ installation, name }) => ({ installation, repo: name }),
+  );
   if (options.json) {
-    await writeLine(options.stdout, JSON.stringify({ namespaces: rows, totals }));
+    await writeLine(options.stdout, JSON.stringify({ namespaces: rows, totals, legacy }));
     return 0;
   }
   const table = [
@@ -72,6 +82,12 @@ export async function showMemoryStats(options: MemoryCommandOptions): Promise<nu
     ],
   ];
   await writeLine(options.stdout, formatTable(table, [1, 2, 3, 4]));
+  if (legacy.length > 0) {
+    await writeLine(
+      options.stdout,
+      `${legacy.length} name-keyed memor${legacy.length === 1 ? "y" : "ies"} from before the upgrade wait for their repository's next event: ${legacy.map((l) => `${l.installation}/${l.repo}`).join(", ")}`,
+    );
+  }
   return 0;
 }
 
@@ -85,7 +101,7 @@ export async function searchMemory(options: SearchMemoryOptions): Promise<number
       `search reads one memory, and ${namespaces.length} match (${namespaces.map(nameOf).join(", ")}); pass --repo and --installation to pick one`,
     );
   }
-  const [namespace] = namespaces as [MemoryNamespace];
+  const [namespace] = namespaces as [ShownNamespace];
   // The query must be embedded as the memories were: the configured embedder, checked against
   // the manifest when the store opens.
   const hits = await withStore(options, namespace, createEmbedder(options.env), (store) =>
@@ -130,7 +146,10 @@ export async function searchMemory(options: SearchMemoryOptions): Promise<number
   return 0;
 }
 
-/** `talos memory export`: every record as a JSON line with its installation, without vectors. */
+/**
+ * `talos memory export`: every record as a JSON line with its installation and repository ids,
+ * without vectors.
+ */
 export async function exportMemory(options: MemoryCommandOptions): Promise<number> {
   const { stdout } = options;
   // `talos memory export | head` closes the pipe early: the reader has what it wanted.
@@ -144,7 +163,11 @@ export async function exportMemory(options: MemoryCommandOptions): Promise<numbe
         if (broken) break;
         await writeLine(
           stdout,
-          JSON.stringify({ installation: namespace.installation, ...record }),
+          JSON.stringify({
+            installation: namespace.installation,
+            repository: namespace.repository,
+            ...record,
+          }),
         );
       }
     }
@@ -183,17 +206,24 @@ export async function compactMemory(options: MemoryCommandOptions): Promise<numb
   return 0;
 }
 
-async function selectNamespaces(options: MemoryCommandOptions): Promise<MemoryNamespace[]> {
+async function selectNamespaces(options: MemoryCommandOptions): Promise<ShownNamespace[]> {
   const { dataDir, repo, installation } = options;
-  if (repo !== undefined && !REPO.test(repo))
-    throw new UsageError(`--repo takes owner/repo, not "${repo}"`);
+  if (repo !== undefined && !REPO.test(repo) && !/^\d+$/.test(repo))
+    throw new UsageError(`--repo takes owner/repo or a repository id, not "${repo}"`);
   if (installation !== undefined && !/^\d+$/.test(installation))
     throw new UsageError(`--installation takes a numeric installation id, not "${installation}"`);
   await assertDirectory(dataDir);
-  const found = await createRegistry(options, refusingEmbedder()).list();
+  const found = (await createRegistry(options, refusingEmbedder()).list()).map(toShown);
   const selected = found
-    .filter((namespace) => repo === undefined || namespace.repo === repo.toLowerCase())
-    .filter((namespace) => installation === undefined || namespace.installation === installation)
+    .filter(
+      (namespace) =>
+        repo === undefined ||
+        namespace.repo.toLowerCase() === repo.toLowerCase() ||
+        String(namespace.repository) === repo,
+    )
+    .filter(
+      (namespace) => installation === undefined || String(namespace.installation) === installation,
+    )
     .sort((a, b) => nameOf(a).localeCompare(nameOf(b), "en", { numeric: true }));
   if (selected.length === 0 && (repo !== undefined || installation !== undefined)) {
     const wanted = [
@@ -226,7 +256,7 @@ async function assertDirectory(dataDir: string): Promise<void> {
  */
 async function withStoredEmbedder<T>(
   options: MemoryCommandOptions,
-  namespace: MemoryNamespace,
+  namespace: ShownNamespace,
   use: (store: MemoryStore) => Promise<T>,
 ): Promise<T> {
   const identity =
@@ -236,13 +266,13 @@ async function withStoredEmbedder<T>(
 
 async function withStore<T>(
   options: MemoryCommandOptions,
-  namespace: MemoryNamespace,
+  namespace: ShownNamespace,
   embedder: Embedder,
   use: (store: MemoryStore) => Promise<T>,
 ): Promise<T> {
   const registry = createRegistry(options, embedder);
   try {
-    return await use(await registry.open(namespace));
+    return await use(await registry.open({ ...namespace, name: namespace.repo }));
   } finally {
     await registry.closeAll();
   }
@@ -260,7 +290,7 @@ function createRegistry(options: MemoryCommandOptions, embedder: Embedder): Memo
   });
 }
 
-function directoryOf(options: MemoryCommandOptions, namespace: MemoryNamespace): string {
+function directoryOf(options: MemoryCommandOptions, namespace: ShownNamespace): string {
   return createRegistry(options, refusingEmbedder()).directoryOf(namespace);
 }
 
@@ -319,11 +349,19 @@ function sumStats(rows: NamespaceStats[]) {
 
 async function sizeOf(directory: string): Promise<number> {
   let bytes = 0;
-  for (const name of await readdir(directory)) bytes += (await stat(join(directory, name))).size;
+  for (const name of await readdir(directory)) {
+    if (!name.startsWith(".")) bytes += (await stat(join(directory, name))).size;
+  }
   return bytes;
 }
 
-const nameOf = (namespace: MemoryNamespace) => `${namespace.installation}/${namespace.repo}`;
+const toShown = ({ installation, repository, name }: StoredNamespace): ShownNamespace => ({
+  installation,
+  repository,
+  repo: name,
+});
+
+const nameOf = (namespace: ShownNamespace) => `${namespace.installation}/${namespace.repo}`;
 
 function formatKinds(byKind: Record<string, number>): string {
   return Object.entries(byKind)

@@ -1,24 +1,35 @@
 import type { Context } from "probot";
 import type { BackfillRunner } from "../memory/backfill-runner.js";
+import type { MemoryRegistry } from "../memory/memory-registry.js";
 
 type InstallationEvent = "installation" | "installation_repositories";
+
+interface Repository {
+  id: number;
+  full_name: string;
+}
 
 interface InstallationPayload {
   action?: string;
   installation?: { id?: number; account?: { login?: string } | null };
-  repositories?: Array<{ full_name: string }>;
-  repositories_added?: Array<{ full_name: string }>;
-  repositories_removed?: Array<{ full_name: string }>;
+  repositories?: Repository[];
+  repositories_added?: Repository[];
+  repositories_removed?: Repository[];
 }
 
 /**
- * Installs, uninstalls and changes to the set of repositories: logged, and repositories the app
- * gains are queued for a memory backfill of their existing issues and pull requests.
+ * Installs, uninstalls and changes to the set of repositories. Repositories the app gains are
+ * queued for a memory backfill of their existing issues and pull requests; the memory of those
+ * it loses goes, with their backfill: all of an uninstalled installation's, and each removed
+ * repository's.
  */
-export function createInstallationChangedHandler(deps: { backfill: BackfillRunner }) {
+export function createInstallationChangedHandler(deps: {
+  backfill: BackfillRunner;
+  memory: MemoryRegistry;
+}) {
   return async (context: Context<InstallationEvent>): Promise<void> => {
     const payload = context.payload as InstallationPayload;
-    const names = (list?: Array<{ full_name: string }>) => (list ?? []).map((r) => r.full_name);
+    const names = (list?: Repository[]) => (list ?? []).map((r) => r.full_name);
     context.log.info(
       {
         account: payload.installation?.account?.login,
@@ -28,14 +39,33 @@ export function createInstallationChangedHandler(deps: { backfill: BackfillRunne
       },
       "installation changed",
     );
-    const gained =
-      context.name === "installation" && payload.action === "created"
-        ? names(payload.repositories)
-        : context.name === "installation_repositories" && payload.action === "added"
-          ? names(payload.repositories_added)
-          : [];
     const installation = payload.installation?.id;
-    if (installation === undefined) return;
-    for (const repo of gained) deps.backfill.enqueue({ installation: String(installation), repo });
+    if (installation === undefined) return context.log.debug("ignored: no installation");
+    const event = `${context.name}.${payload.action}`;
+    if (event === "installation.deleted") {
+      await deps.backfill.cancelInstallation(installation);
+      await deps.memory.deleteInstallation(installation);
+      return;
+    }
+    if (event === "installation_repositories.removed") {
+      for (const repository of payload.repositories_removed ?? []) {
+        const namespace = { installation, repository: repository.id, name: repository.full_name };
+        await deps.backfill.cancel(namespace);
+        await deps.memory.delete(namespace);
+      }
+      return;
+    }
+    const gained =
+      event === "installation.created"
+        ? payload.repositories
+        : event === "installation_repositories.added"
+          ? payload.repositories_added
+          : [];
+    for (const repository of gained ?? [])
+      deps.backfill.enqueue({
+        installation,
+        repository: repository.id,
+        name: repository.full_name,
+      });
   };
 }

@@ -27,9 +27,11 @@ const CommentCreated = z.object({
   }),
   issue: IssuePayload,
   repository: z.object({
+    id: z.number(),
     full_name: z.string(),
     name: z.string(),
     owner: z.object({ login: z.string() }),
+    created_at: z.union([z.string(), z.number()]).optional(),
   }),
   installation: z.object({ id: z.number() }),
 });
@@ -75,7 +77,7 @@ export function createIssueCommentCreatedHandler(deps: CommentHandlerDeps) {
         "ignored: this author may not run commands here",
       );
     }
-    const event = { installation: installation.id, repository: repository.full_name };
+    const event = { installation: installation.id, repository };
     await answerCommand({
       ...deps,
       parsed,

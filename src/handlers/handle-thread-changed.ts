@@ -22,7 +22,11 @@ const ThreadChanged = z.object({
   action: z.string(),
   issue: IssuePayload.optional(),
   pull_request: IssuePayload.optional(),
-  repository: z.object({ full_name: z.string() }),
+  repository: z.object({
+    id: z.number(),
+    full_name: z.string(),
+    created_at: z.union([z.string(), z.number()]).optional(),
+  }),
   installation: z.object({ id: z.number() }),
 });
 
@@ -36,7 +40,7 @@ export function createThreadChangedHandler(deps: { memory: MemoryRegistry }) {
     const { config } = await loadRepoConfig(context);
     const memory = await openRepoMemory(
       deps.memory,
-      { installation: payload.installation.id, repository: payload.repository.full_name },
+      { installation: payload.installation.id, repository: payload.repository },
       config,
     );
     if (!memory) return context.log.debug("memory is off in this repository");

@@ -6,35 +6,82 @@ import type { Octokit, RepoRef } from "../github/octokit.js";
 import { writeFileAtomically } from "../write-file-atomically.js";
 import { toIssueInfo } from "../github/create-repo-client.js";
 import { toIssueMemory } from "./memory-inputs.js";
-import type { MemoryStore } from "./memory-store.js";
+import { MemoryLockedError } from "./directory-lock.js";
+import {
+  InvalidMemoryError,
+  MemoryDeletedError,
+  type MemoryInput,
+  type MemoryStore,
+} from "./memory-store.js";
+
+/** Where a backfill keeps its progress (a repository's memory keeps it in its directory). */
+export interface BackfillProgress {
+  readBackfillState(): Promise<BackfillState | undefined>;
+  saveBackfillState(state: BackfillState): Promise<void>;
+}
+
+export interface BackfillRetry {
+  /** Tries of one page, the first included, before the backfill gives up. */
+  attempts: number;
+  /** The wait after the first failure; it doubles after each next one. */
+  baseMs: number;
+  maxMs: number;
+}
 
 export interface BackfillOptions {
   octokit: Octokit;
   repo: RepoRef;
-  memory: MemoryStore;
+  memory: Pick<MemoryStore, "add" | "addMany">;
   /** Where progress is kept, so a restart resumes rather than starts over. */
-  directory: string;
+  progress: BackfillProgress;
   /** The most issues and pull requests to index. */
   max: number;
   clock: Clock;
   log: Logger;
   onProgress?: (indexed: number, max: number) => void;
   /** Stops between pages (on shutdown); the saved progress lets the next start resume. */
-  signal?: AbortSignal;
+  signal?: AbortSignal | undefined;
+  /** How a page that fails (GitHub 5xx, the network, an embedding outage) is tried again. */
+  retry?: BackfillRetry | undefined;
+}
+
+export interface SkippedItem {
+  number: number;
+  reason: string;
 }
 
 export interface BackfillState {
-  status: "running" | "done";
-  /** `owner/repo` as GitHub spells it (the directory name is lower-case). */
+  /** `failed`: it gave up (see `error`); the next start tries again from `page`. */
+  status: "running" | "done" | "failed";
+  /** `owner/repo` as GitHub spelled it. */
   repo?: string;
   /** The next page of `GET /repos/{owner}/{repo}/issues` to read. */
   page: number;
+  /** Issues and pull requests stored. */
   indexed: number;
+  /** Items that could not be stored (the embedder refused the text, say), left out. */
+  skipped?: number;
+  /** The last few of them, and why. */
+  skippedItems?: SkippedItem[];
+  /** Why it gave up. */
+  error?: string;
+  failedAt?: string;
+}
+
+/** A backfill gave up on a page; `backfill.json` says so. */
+export class BackfillFailedError extends Error {
+  override name = "BackfillFailedError";
 }
 
 const PER_PAGE = 100;
 // Leave the installation this share of its hourly requests for the webhooks it must answer.
 const RESERVE = 0.1;
+const KEPT_SKIPPED_ITEMS = 20;
+// About two minutes of retries: 5 s, 10 s, 20 s, 40 s, 60 s.
+export const DEFAULT_BACKFILL_RETRY: BackfillRetry = { attempts: 6, baseMs: 5_000, maxMs: 60_000 };
+// A status an embedding API answers for one input it refuses (too long, say): the item is bad,
+// not the service.
+const ITEM_REJECTED = new Set([400, 413, 422]);
 
 export const backfillStateFile = (directory: string) => join(directory, "backfill.json");
 
@@ -42,59 +89,206 @@ export async function readBackfillState(directory: string): Promise<BackfillStat
   try {
     return JSON.parse(await readFile(backfillStateFile(directory), "utf8")) as BackfillState;
   } catch (error) {
-    if ((error as NodeJS.ErrnoException).code === "ENOENT") return undefined;
+    const code = (error as NodeJS.ErrnoException).code;
+    if (code === "ENOENT" || code === "ENOTDIR") return undefined;
     throw new Error(`${backfillStateFile(directory)} is damaged: ${(error as Error).message}`, {
       cause: error,
     });
   }
 }
 
+/** Backfill progress in a directory's `backfill.json`, outside any memory registry. */
+export function backfillProgressIn(directory: string): BackfillProgress {
+  return {
+    readBackfillState: () => readBackfillState(directory),
+    saveBackfillState: (state) =>
+      writeFileAtomically(backfillStateFile(directory), `${JSON.stringify(state)}\n`),
+  };
+}
+
 /**
  * Indexes a repository's existing issues and pull requests, newest first, up to `max`: a page of
  * 100 at a time, each page one embedding batch and one durable write. Progress is saved after
- * every page, so a restart resumes where it stopped. When the installation's rate limit runs
- * low, it waits for the reset instead of spending what webhooks need. Texts already in memory
- * are not embedded again, so running it twice costs reads only.
+ * every page, so a restart resumes where it stopped.
+ *
+ * - An item that cannot be stored (the embedder refuses its text) is left out, counted and
+ *   logged; the rest of its page is stored.
+ * - A page that fails (GitHub or the embedder unavailable) is tried again after a wait that
+ *   doubles, up to `retry.attempts` tries; then the backfill gives up, and says so in its
+ *   progress (`status: "failed"`), from which the next start resumes.
+ * - When the installation's rate limit runs low, it waits for the reset instead of spending
+ *   what webhooks need.
+ * - Texts already in memory are not embedded again, so running it twice costs reads only.
  */
 export async function backfillRepository(options: BackfillOptions): Promise<BackfillState> {
-  const { octokit, repo, memory, directory, max, clock, log } = options;
+  const { repo, max, clock, log, progress } = options;
+  const retry = options.retry ?? DEFAULT_BACKFILL_RETRY;
   const fullName = `${repo.owner}/${repo.repo}`;
-  let state: BackfillState = (await readBackfillState(directory)) ?? {
-    status: "running",
-    page: 1,
-    indexed: 0,
-  };
-  if (state.status === "done") {
-    log.info({ repo: fullName, indexed: state.indexed }, "backfill already done");
-    return state;
+  const saved = await progress.readBackfillState();
+  if (saved?.status === "done") {
+    log.info({ repo: fullName, indexed: saved.indexed }, "backfill already done");
+    return saved;
   }
-  while (state.indexed < max && !options.signal?.aborted) {
-    const response = await octokit.rest.issues.listForRepo({
-      ...repo,
-      state: "all",
-      sort: "created",
-      direction: "desc",
-      per_page: PER_PAGE,
-      page: state.page,
-    });
-    const items = response.data.slice(0, max - state.indexed);
-    if (items.length > 0) {
-      await memory.addMany(items.map((item) => toIssueMemory(fullName, toIssueInfo(item))));
+  // Resumed where it stopped, or where it gave up before.
+  let state: BackfillState = { page: 1, indexed: 0, ...saved, status: "running", repo: fullName };
+  delete state.error;
+  delete state.failedAt;
+  while (processed(state) < max && !options.signal?.aborted) {
+    let page: PageOutcome | undefined;
+    for (let attempt = 1; !page; attempt++) {
+      try {
+        page = await backfillPage(options, state);
+      } catch (error) {
+        // The memory is gone, or another process has it: nothing to record, nothing to retry.
+        if (error instanceof MemoryDeletedError || error instanceof MemoryLockedError) throw error;
+        if (!isRetryable(error) || attempt >= retry.attempts) {
+          state = {
+            ...state,
+            status: "failed",
+            error: `page ${state.page} failed ${attempt === 1 ? "once" : `${attempt} times`}; last: ${describe(error)}`,
+            failedAt: new Date(clock.now()).toISOString(),
+          };
+          await progress.saveBackfillState(state);
+          log.error(
+            { err: error, repo: fullName, page: state.page, attempts: attempt },
+            "backfill gave up on a page; the next start resumes there",
+          );
+          throw error;
+        }
+        const waitMs = Math.min(retry.maxMs, retry.baseMs * 2 ** (attempt - 1));
+        log.warn(
+          { err: error, repo: fullName, page: state.page, attempt, waitMs },
+          "backfill page failed; trying again",
+        );
+        if (!(await sleep(clock, waitMs, options.signal))) return state;
+      }
     }
-    const last = response.data.length < PER_PAGE || state.indexed + items.length >= max;
+    const last = page.received < PER_PAGE || processed(state) + page.taken >= max;
     state = {
+      ...state,
       status: last ? "done" : "running",
-      repo: fullName,
       page: state.page + 1,
-      indexed: state.indexed + items.length,
+      indexed: state.indexed + page.stored,
+      ...(page.skipped.length > 0
+        ? {
+            skipped: (state.skipped ?? 0) + page.skipped.length,
+            skippedItems: [...(state.skippedItems ?? []), ...page.skipped].slice(
+              -KEPT_SKIPPED_ITEMS,
+            ),
+          }
+        : {}),
     };
-    await writeFileAtomically(backfillStateFile(directory), JSON.stringify(state));
-    log.info({ repo: fullName, indexed: state.indexed, max }, "backfill progress");
+    await progress.saveBackfillState(state);
+    log.info(
+      { repo: fullName, indexed: state.indexed, skipped: state.skipped, max },
+      "backfill progress",
+    );
     options.onProgress?.(state.indexed, max);
     if (last) break;
-    await waitForRateLimit(response.headers, clock, log, options.signal);
+    await waitForRateLimit(page.headers, clock, log, options.signal);
   }
   return state;
+}
+
+interface PageOutcome {
+  /** Items GitHub returned. */
+  received: number;
+  /** Items within `max`. */
+  taken: number;
+  stored: number;
+  skipped: SkippedItem[];
+  headers: Record<string, unknown>;
+}
+
+const processed = (state: BackfillState) => state.indexed + (state.skipped ?? 0);
+
+/** One page: read, then stored in one batch, or item by item when the batch had a bad item. */
+async function backfillPage(options: BackfillOptions, state: BackfillState): Promise<PageOutcome> {
+  const { octokit, repo, memory, max, log } = options;
+  const fullName = `${repo.owner}/${repo.repo}`;
+  const response = await octokit.rest.issues.listForRepo({
+    ...repo,
+    state: "all",
+    sort: "created",
+    direction: "desc",
+    per_page: PER_PAGE,
+    page: state.page,
+  });
+  const items = response.data.slice(0, Math.max(0, max - processed(state)));
+  const skipped: SkippedItem[] = [];
+  const skip = (number: number, error: unknown) => {
+    skipped.push({ number, reason: describe(error) });
+    log.warn({ err: error, repo: fullName, number }, "backfill left out an item it cannot store");
+  };
+  const inputs: Array<{ number: number; input: MemoryInput }> = [];
+  for (const item of items) {
+    try {
+      inputs.push({ number: item.number, input: toIssueMemory(fullName, toIssueInfo(item)) });
+    } catch (error) {
+      skip(item.number, error);
+    }
+  }
+  let stored = inputs.length;
+  if (inputs.length > 0) {
+    try {
+      await memory.addMany(inputs.map((i) => i.input));
+    } catch (error) {
+      if (!isItemError(error)) throw error;
+      // Some item was refused: find it, and keep the others.
+      stored = 0;
+      for (const { number, input } of inputs) {
+        try {
+          await memory.add(input);
+          stored++;
+        } catch (itemError) {
+          if (!isItemError(itemError)) throw itemError;
+          skip(number, itemError);
+        }
+      }
+    }
+  }
+  return {
+    received: response.data.length,
+    taken: items.length,
+    stored,
+    skipped,
+    headers: response.headers,
+  };
+}
+
+/** Refused for what it is, not for a failure of the service: tried again, it fails again. */
+function isItemError(error: unknown): boolean {
+  return error instanceof InvalidMemoryError || ITEM_REJECTED.has(statusOf(error) ?? 0);
+}
+
+/** A failure a later try may not meet: a server error, a rate limit, the network. */
+function isRetryable(error: unknown): boolean {
+  const status = statusOf(error);
+  return status === undefined || status >= 500 || status === 429 || status === 408;
+}
+
+function statusOf(error: unknown): number | undefined {
+  const status = (error as { status?: unknown } | null)?.status;
+  return typeof status === "number" ? status : undefined;
+}
+
+function describe(error: unknown): string {
+  const message = error instanceof Error ? error.message : String(error);
+  const status = statusOf(error);
+  return (status !== undefined && !message.includes(String(status)) ? `${status} ` : "") + message;
+}
+
+/** Resolves true after `ms`, or false at once when `signal` aborts. */
+function sleep(clock: Clock, ms: number, signal: AbortSignal | undefined): Promise<boolean> {
+  if (signal?.aborted) return Promise.resolve(false);
+  return new Promise((resolve) => {
+    const onAbort = () => resolve(false);
+    signal?.addEventListener("abort", onAbort, { once: true });
+    void clock.sleep(ms).then(() => {
+      signal?.removeEventListener("abort", onAbort);
+      resolve(true);
+    });
+  });
 }
 
 async function waitForRateLimit(
@@ -113,8 +307,5 @@ async function waitForRateLimit(
     { remaining, limit, waitSeconds: Math.round(waitMs / 1000) },
     "backfill paused until the rate limit resets",
   );
-  await new Promise<void>((resolve) => {
-    signal?.addEventListener("abort", () => resolve(), { once: true });
-    void clock.sleep(waitMs).then(resolve);
-  });
+  await sleep(clock, waitMs, signal);
 }

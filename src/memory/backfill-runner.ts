@@ -2,8 +2,15 @@ import type { Logger } from "pino";
 import type { Clock } from "../clock.js";
 import { loadRepoConfigOf } from "../github/load-repo-config.js";
 import type { Octokit } from "../github/octokit.js";
-import { backfillRepository, readBackfillState } from "./backfill-repository.js";
+import {
+  backfillRepository,
+  readBackfillState,
+  type BackfillRetry,
+  type BackfillState,
+} from "./backfill-repository.js";
+import type { LegacyMemory } from "./legacy-memory.js";
 import type { MemoryNamespace, MemoryRegistry } from "./memory-registry.js";
+import { MemoryDeletedError } from "./memory-store.js";
 
 export interface BackfillRunnerOptions {
   memory: MemoryRegistry;
@@ -12,48 +19,96 @@ export interface BackfillRunnerOptions {
   max: number;
   clock: Clock;
   log: Logger;
+  /** How a failing page is tried again; backfill-repository.ts has the default. */
+  retry?: BackfillRetry | undefined;
+}
+
+/** A repository to backfill: its namespace, and `owner/name` as the event spelled it. */
+export interface BackfillTarget extends MemoryNamespace {
+  name: string;
+}
+
+interface Job {
+  target: BackfillTarget;
+  controller: AbortController;
+  /** Set once it runs; resolves when it has stopped. */
+  running: Promise<void> | undefined;
 }
 
 /**
  * Runs backfills one at a time in the background, so a new installation with many repositories
  * neither delays webhooks nor spends the rate limit all at once. A backfill that a restart
- * interrupted is resumed by `resume()`.
+ * interrupted, or that gave up, is resumed by `resume()`; one whose repository leaves is
+ * cancelled by `cancel()`.
  */
 export class BackfillRunner {
   readonly #options: BackfillRunnerOptions;
-  readonly #queued = new Set<string>();
+  /** Queued or running, by namespace. */
+  readonly #jobs = new Map<string, Job>();
   readonly #stop = new AbortController();
   #chain: Promise<void> = Promise.resolve();
+  #claiming = 0;
 
   constructor(options: BackfillRunnerOptions) {
     this.#options = options;
   }
 
-  /** `repo` as GitHub spells it; the memory namespace is its lower-case form. */
-  enqueue(namespace: MemoryNamespace): void {
-    const key = `${namespace.installation}/${namespace.repo}`.toLowerCase();
-    if (this.#queued.has(key) || this.#stop.signal.aborted) return;
-    this.#queued.add(key);
-    this.#chain = this.#chain
-      .then(() => this.#run(namespace))
-      .catch((error: unknown) =>
-        this.#options.log.error({ err: error, memory: key }, "backfill failed"),
-      )
-      .finally(() => this.#queued.delete(key));
+  enqueue(target: BackfillTarget): void {
+    const key = keyOf(target);
+    if (this.#jobs.has(key) || this.#stop.signal.aborted) return;
+    const job: Job = { target, controller: new AbortController(), running: undefined };
+    this.#jobs.set(key, job);
+    const signal = AbortSignal.any([this.#stop.signal, job.controller.signal]);
+    this.#chain = this.#chain.then(async () => {
+      if (signal.aborted) return;
+      job.running = this.#run(target, signal).catch((error: unknown) =>
+        this.#options.log.error(
+          { err: error, installation: target.installation, repository: target.name },
+          "backfill failed",
+        ),
+      );
+      await job.running;
+      if (this.#jobs.get(key) === job) this.#jobs.delete(key);
+    });
   }
 
-  /** Queues the backfills a restart interrupted. */
+  /**
+   * Stops the backfill of a repository (it was deleted or removed): a queued one never starts,
+   * and a running one stops after the page in hand, which this waits for.
+   */
+  async cancel(namespace: MemoryNamespace): Promise<void> {
+    const key = keyOf(namespace);
+    const job = this.#jobs.get(key);
+    if (!job) return;
+    this.#jobs.delete(key);
+    job.controller.abort();
+    await job.running;
+  }
+
+  /** Stops the backfills of every repository of an installation. */
+  async cancelInstallation(installation: number): Promise<void> {
+    const jobs = [...this.#jobs.values()].filter((j) => j.target.installation === installation);
+    await Promise.all(jobs.map((job) => this.cancel(job.target)));
+  }
+
+  /**
+   * Queues the backfills a restart interrupted or that gave up. Those of name-keyed memories
+   * from before the upgrade are claimed first: GitHub says which repository has that name now,
+   * and opening its memory adopts the old one if it is that repository's.
+   */
   async resume(): Promise<void> {
-    for (const namespace of await this.#options.memory.list()) {
-      const state = await readBackfillState(this.#options.memory.directoryOf(namespace));
-      if (state?.status === "running")
-        this.enqueue({ ...namespace, repo: state.repo ?? namespace.repo });
+    const { memory } = this.#options;
+    for (const namespace of await memory.list()) {
+      if (isUnfinished(await memory.readBackfillState(namespace))) this.enqueue(namespace);
+    }
+    for (const legacy of await memory.listLegacy()) {
+      if (isUnfinished(await readBackfillState(legacy.directory))) this.#claim(legacy);
     }
   }
 
   /** Resolves when the queue is empty. */
   async idle(): Promise<void> {
-    while (this.#queued.size > 0) await this.#chain;
+    while (this.#jobs.size > 0 || this.#claiming > 0) await this.#chain;
   }
 
   /** Stops after the page in hand (progress is saved, so the next start resumes) and waits. */
@@ -62,33 +117,91 @@ export class BackfillRunner {
     await this.idle();
   }
 
-  async #run(namespace: MemoryNamespace): Promise<void> {
-    if (this.#stop.signal.aborted) return;
-    const { memory, max, clock } = this.#options;
-    const [owner = "", repo = ""] = namespace.repo.split("/");
+  #claim(legacy: LegacyMemory): void {
+    this.#claiming++;
+    const log = this.#options.log.child({ installation: legacy.installation, legacy: legacy.name });
+    this.#chain = this.#chain
+      .then(async () => {
+        if (this.#stop.signal.aborted) return;
+        const octokit = await this.#options.auth(legacy.installation);
+        const repository = await getRepository(octokit, legacy.name);
+        if (!repository) return log.info("legacy backfill not resumed: no such repository now");
+        // Its run opens the memory, which adopts the old one if it is this repository's.
+        this.enqueue({
+          installation: legacy.installation,
+          repository: repository.id,
+          name: repository.full_name,
+        });
+      })
+      .catch((error: unknown) =>
+        log.error({ err: error }, "cannot claim a name-keyed memory's backfill"),
+      )
+      .finally(() => this.#claiming--);
+  }
+
+  async #run(target: BackfillTarget, signal: AbortSignal): Promise<void> {
+    const { memory: registry, max, clock } = this.#options;
     const log = this.#options.log.child({
-      repository: namespace.repo,
-      installation: namespace.installation,
+      installation: target.installation,
+      repository: target.name,
+      repositoryId: target.repository,
     });
-    const directory = memory.directoryOf(namespace);
-    const previous = await readBackfillState(directory);
+    const previous = await registry.readBackfillState(target);
     if (previous?.status === "done")
       return log.info({ indexed: previous.indexed }, "backfill already done");
-    const octokit = await this.#options.auth(Number(namespace.installation));
-    const { config } = await loadRepoConfigOf(octokit, { owner, repo }, log);
+    const octokit = await this.#options.auth(target.installation);
+    // As GitHub has it now: its name may have changed since the event, and its creation time
+    // tells whether a memory kept by name before the upgrade is its.
+    const repository = await getRepository(octokit, target.name);
+    if (repository?.id !== target.repository)
+      return log.info("backfill skipped: the repository is gone or has another name now");
+    const repo = { owner: repository.owner.login, repo: repository.name };
+    const { config } = await loadRepoConfigOf(octokit, repo, log);
     if (!config.memory.enabled)
       return log.info("backfill skipped: memory is off in this repository");
-    log.info({ max }, "backfill started");
-    const state = await backfillRepository({
-      octokit,
-      repo: { owner, repo },
-      memory: await memory.open(namespace),
-      directory,
-      max,
-      clock,
-      log,
-      signal: this.#stop.signal,
-    });
-    log.info({ indexed: state.indexed, status: state.status }, "backfill stopped");
+    if (signal.aborted) return;
+    try {
+      const memory = await registry.open({
+        installation: target.installation,
+        repository: repository.id,
+        name: repository.full_name,
+        createdAt: repository.created_at,
+      });
+      log.info({ max }, "backfill started");
+      const state = await backfillRepository({
+        octokit,
+        repo,
+        memory,
+        progress: memory,
+        max,
+        clock,
+        log,
+        signal,
+        retry: this.#options.retry,
+      });
+      log.info(
+        { indexed: state.indexed, skipped: state.skipped, status: state.status },
+        "backfill stopped",
+      );
+    } catch (error) {
+      if (error instanceof MemoryDeletedError)
+        return log.info("backfill stopped: its memory was deleted");
+      throw error;
+    }
+  }
+}
+
+const keyOf = (namespace: MemoryNamespace) => `${namespace.installation}/${namespace.repository}`;
+
+const isUnfinished = (state: BackfillState | undefined) =>
+  state?.status === "running" || state?.status === "failed";
+
+async function getRepository(octokit: Octokit, fullName: string) {
+  const [owner = "", repo = ""] = fullName.split("/");
+  try {
+    return (await octokit.rest.repos.get({ owner, repo })).data;
+  } catch (error) {
+    if ((error as { status?: number }).status === 404) return undefined;
+    throw error;
   }
 }

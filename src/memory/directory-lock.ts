@@ -1,36 +1,98 @@
-import { open, readFile, unlink } from "node:fs/promises";
+import fs from "node:fs";
+import { readFile, stat, utimes, writeFile } from "node:fs/promises";
+import { hostname } from "node:os";
 import { join } from "node:path";
+import { lock, type LockOptions as ProperLockOptions } from "proper-lockfile";
 
 /** Another live process has the memory directory open. */
 export class MemoryLockedError extends Error {
   override name = "MemoryLockedError";
 }
 
+export interface LockOptions {
+  /**
+   * Called when the lock is found taken by someone else while held (this process stalled past
+   * `staleMs`, and another took the lock over): stop writing.
+   */
+  onCompromised?: (error: Error) => void;
+  /** A lock not refreshed for this long is stale: its owner died or hung. proper-lockfile's default. */
+  staleMs?: number;
+}
+
+interface LockOwner {
+  pid: number;
+  host: string;
+  since: string;
+}
+
+/** The lock is a directory inside the memory directory, so that deleting the memory deletes it. */
+export const LOCK_NAME = ".lock";
+const OWNER = "owner.json";
+
+// proper-lockfile removes its lock with `rmdir`; this lock holds its owner's name as well.
+const lockFs = {
+  ...fs,
+  rmdir: (path: string, callback: (error: NodeJS.ErrnoException | null) => void) =>
+    fs.rm(path, { recursive: true, force: true }, callback),
+  rmdirSync: (path: string) => fs.rmSync(path, { recursive: true, force: true }),
+};
+
 /**
  * Keeps a memory directory to one process: two writers would interleave their logs and index
- * files. The lock is a file holding the owner's pid; one left by a process that died (SIGKILL,
- * a crash) is taken over.
+ * files. The lock is proper-lockfile's: an atomic `mkdir`, refreshed every few seconds, and
+ * taken over once stale. Inside it, the owner's pid and host: a lock whose owner died on this
+ * host (SIGKILL, a crash) is taken over at once rather than after the stale time, by ageing it
+ * and letting proper-lockfile take it over by its own rules. Resolves to the release function.
  */
-export async function lockDirectory(directory: string): Promise<() => Promise<void>> {
-  const file = join(directory, "lock");
-  for (let attempt = 0; attempt < 2; attempt++) {
+export async function lockDirectory(
+  directory: string,
+  options: LockOptions = {},
+): Promise<() => Promise<void>> {
+  const lockPath = join(directory, LOCK_NAME);
+  const lockOptions: ProperLockOptions = {
+    lockfilePath: lockPath,
+    realpath: false,
+    stale: options.staleMs ?? 10_000,
+    fs: lockFs,
+    // The default throws from a timer, which would end the process.
+    onCompromised: (error) => options.onCompromised?.(error),
+  };
+  let release: () => Promise<void>;
+  try {
+    release = await lock(directory, lockOptions);
+  } catch (error) {
+    if ((error as NodeJS.ErrnoException).code !== "ELOCKED") throw error;
+    const owner = await readOwner(lockPath);
+    if (!owner || !hasDiedHere(owner)) throw await lockedError(directory, lockPath, owner);
+    await utimes(lockPath, 0, 0).catch(ignoreMissing);
     try {
-      const handle = await open(file, "wx");
-      await handle.writeFile(String(process.pid));
-      await handle.close();
-      return () => unlink(file).catch(() => undefined);
-    } catch (error) {
-      if ((error as NodeJS.ErrnoException).code !== "EEXIST") throw error;
-      const owner = Number((await readFile(file, "utf8").catch(() => "")).trim());
-      if (owner && owner !== process.pid && isAlive(owner)) {
-        throw new MemoryLockedError(
-          `${directory} is in use by process ${owner}; stop it first (or remove ${file} if it is gone)`,
-        );
-      }
-      await unlink(file).catch(() => undefined);
+      release = await lock(directory, lockOptions);
+    } catch (retryError) {
+      if ((retryError as NodeJS.ErrnoException).code !== "ELOCKED") throw retryError;
+      throw await lockedError(directory, lockPath, await readOwner(lockPath));
     }
   }
-  throw new MemoryLockedError(`could not lock ${directory}`);
+  // Written after the mkdir: until it is there, the lock counts as a live owner's.
+  const owner: LockOwner = { pid: process.pid, host: hostname(), since: new Date().toISOString() };
+  await writeFile(join(lockPath, OWNER), JSON.stringify(owner));
+  // After a deletion moved the directory away, the lock is gone with it: nothing to release.
+  return () => release().catch(ignoreReleased);
+}
+
+async function readOwner(lockPath: string): Promise<LockOwner | undefined> {
+  try {
+    const owner = JSON.parse(await readFile(join(lockPath, OWNER), "utf8")) as Partial<LockOwner>;
+    return typeof owner.pid === "number" && typeof owner.host === "string"
+      ? (owner as LockOwner)
+      : undefined;
+  } catch {
+    // Not written yet (the owner is between its mkdir and this file), or torn: a live owner.
+    return undefined;
+  }
+}
+
+function hasDiedHere(owner: LockOwner): boolean {
+  return owner.host === hostname() && owner.pid !== process.pid && !isAlive(owner.pid);
 }
 
 function isAlive(pid: number): boolean {
@@ -40,4 +102,33 @@ function isAlive(pid: number): boolean {
   } catch (error) {
     return (error as NodeJS.ErrnoException).code === "EPERM";
   }
+}
+
+async function lockedError(
+  directory: string,
+  lockPath: string,
+  owner: LockOwner | undefined,
+): Promise<MemoryLockedError> {
+  if (owner) {
+    const where = owner.host === hostname() ? "" : ` on ${owner.host}`;
+    return new MemoryLockedError(
+      `${directory} is in use by process ${owner.pid}${where}; stop it first (or remove ${lockPath} if it is gone)`,
+    );
+  }
+  const refreshed = await stat(lockPath).then(
+    (s) => `, refreshed ${new Date(s.mtimeMs).toISOString()}`,
+    () => "",
+  );
+  return new MemoryLockedError(
+    `${directory} is in use by another process (lock ${lockPath}${refreshed}); stop it first, or wait: a lock nobody refreshes is taken over once stale`,
+  );
+}
+
+function ignoreMissing(error: NodeJS.ErrnoException): void {
+  if (error.code !== "ENOENT") throw error;
+}
+
+function ignoreReleased(error: NodeJS.ErrnoException): void {
+  // ERELEASED: the lock was compromised and already reported through onCompromised.
+  if (error.code !== "ERELEASED" && error.code !== "ENOENT") throw error;
 }

@@ -1,17 +1,52 @@
-import { readdir } from "node:fs/promises";
+import { randomUUID } from "node:crypto";
+import { mkdir, readdir, readFile, rename, rm, stat } from "node:fs/promises";
 import { join } from "node:path";
 import type { Logger } from "pino";
 import type { Clock } from "../clock.js";
 import type { Metrics } from "../metrics/create-metrics.js";
+import { writeFileAtomically } from "../write-file-atomically.js";
+import { readBackfillState, type BackfillState } from "./backfill-repository.js";
+import { lockDirectory } from "./directory-lock.js";
 import type { Embedder } from "./embedder.js";
-import type { MemoryStore } from "./memory-store.js";
 import { KeywordReranker } from "./keyword-reranker.js";
+import {
+  isWaitingLegacyMemory,
+  judgeLegacyMemory,
+  LEGACY_DIRECTORY,
+  legacyDirectoryOf,
+  listLegacyMemories,
+  moveLegacyMemoriesAside,
+  rejectLegacyMemory,
+  type LegacyMemory,
+} from "./legacy-memory.js";
+import { MemoryDeletedError } from "./memory-store.js";
+import { RepositoryMemory } from "./repository-memory.js";
 import { VectraMemoryStore } from "./vectra-memory-store.js";
 
+/**
+ * Whose memory: an installation and a repository, by id. A repository keeps its id through
+ * renames and transfers, and one deleted and created again under the same name gets a new id,
+ * hence a new, empty memory.
+ */
 export interface MemoryNamespace {
-  installation: string;
-  /** `owner/repo`, lower-cased. */
-  repo: string;
+  installation: number;
+  repository: number;
+}
+
+/** A repository as an event (or GitHub) describes it, to open its memory with. */
+export interface RepositoryRef extends MemoryNamespace {
+  /** `owner/name` as GitHub spells it now: shown to people, and the `repo` of its records. */
+  name: string;
+  /**
+   * The repository's `created_at` (ISO 8601, or Unix seconds as push payloads give it). Needed
+   * only to adopt a memory kept by name before the upgrade (see legacy-memory.ts).
+   */
+  createdAt?: string | number | undefined;
+}
+
+/** A namespace on disk, with the name its `repository.json` holds. */
+export interface StoredNamespace extends MemoryNamespace {
+  name: string;
 }
 
 export interface MemoryRegistryOptions {
@@ -23,89 +58,579 @@ export interface MemoryRegistryOptions {
   clock: Clock;
   log: Logger;
   metrics: Metrics;
+  /**
+   * The RAM open stores may take (TALOS_MEMORY_MAX_OPEN_MB × 2^20). Past it, the least recently
+   * used idle stores are flushed and closed. Default 512 MiB.
+   */
+  maxOpenBytes?: number;
 }
 
-// GitHub's own rules for owner and repository names; anything else never reaches the disk.
-const NAME = /^(?!\.{1,2}$)[a-z0-9._-]{1,100}$/;
+interface Slot {
+  readonly key: string;
+  readonly namespace: MemoryNamespace;
+  readonly directory: string;
+  /** The store, open or opening; undefined while closed. */
+  store: Promise<VectraMemoryStore> | undefined;
+  /** Calls under way: a store in use is never closed under them. */
+  users: number;
+  /** The store's RAM estimate after its last call. */
+  bytes: number;
+  /** A close or a deletion under way, after which new calls may start. Never rejects. */
+  busy: Promise<void> | undefined;
+  /** Wakes a close or a deletion waiting for the calls under way. */
+  drained: (() => void) | undefined;
+  /** The name `repository.json` holds, once read or written. */
+  name: string | undefined;
+  /** Writes of `repository.json`, one at a time. */
+  naming: Promise<void>;
+}
+
+const REPOSITORY_FILE = "repository.json";
+const TRASH = ".trash";
+const DEFAULT_MAX_OPEN_BYTES = 512 * 2 ** 20;
+const NUMERIC = /^\d+$/;
+// GitHub's own rules for owner and repository names.
+const NAME = /^(?!\.{1,2}\/)[A-Za-z0-9._-]{1,100}\/(?!\.{1,2}$)[A-Za-z0-9._-]{1,100}$/;
 
 /**
- * The memories of all repositories: one store, in a directory of its own, per installation and
- * repository. Callers name the namespace from the event's payload; nothing the model writes
- * reaches this choice.
+ * The memories of all repositories, in `<directory>/<installation id>/<repository id>/`, each
+ * with a `repository.json` naming it. Callers name the namespace from the event's payload;
+ * nothing the model writes reaches this choice.
+ *
+ * - Open stores form an LRU bounded by their estimated RAM (`maxOpenBytes`). A store is in use
+ *   only for the duration of a call (see RepositoryMemory), and never closed during one; closing
+ *   flushes, and what a failed flush could not write stays in the store's write-ahead log.
+ * - Deleting a memory (its repository deleted or removed from the installation, the
+ *   installation deleted) blocks new calls, waits for those under way, closes the store, then
+ *   moves the directory away in one rename under the directory lock and removes it. Handles
+ *   opened before refuse to write afterwards, so nothing brings back a half-deleted store.
+ *   Deleted repositories and installations (their ids never come back) stay refused for the
+ *   life of the process; a repository only removed from the installation may come back empty.
+ * - Name-keyed directories of earlier versions are moved aside on first use (`migrate`), and
+ *   adopted by the first open of the repository they belong to (see legacy-memory.ts).
  */
 export class MemoryRegistry {
   readonly #options: MemoryRegistryOptions;
-  readonly #stores = new Map<string, Promise<MemoryStore>>();
+  readonly #maxOpenBytes: number;
+  /** In least recently used order: a call moves its slot to the end. */
+  readonly #slots = new Map<string, Slot>();
   readonly #keywords = new KeywordReranker();
+  /** Counts deletions; a handle opened before a deletion of its memory is stale. */
+  #epoch = 0;
+  readonly #deletedAt = new Map<string, number>();
+  readonly #gone = new Set<string>();
+  readonly #warnedOverCap = new Set<string>();
+  #migrated: Promise<void> | undefined;
 
   constructor(options: MemoryRegistryOptions) {
     this.#options = options;
+    this.#maxOpenBytes = options.maxOpenBytes ?? DEFAULT_MAX_OPEN_BYTES;
   }
 
   get embedder(): Embedder {
     return this.#options.embedder;
   }
 
-  /** The store of one installation's repository, opened (and its log replayed) on first use. */
-  open(namespace: MemoryNamespace): Promise<MemoryStore> {
-    const directory = this.directoryOf(namespace);
-    let store = this.#stores.get(directory);
-    if (!store) {
-      store = VectraMemoryStore.open({
-        ...this.#options,
-        keywords: this.#keywords,
-        directory,
-        repo: namespace.repo,
-        log: this.#options.log.child({ memory: `${namespace.installation}/${namespace.repo}` }),
+  /**
+   * Finishes what a crash left (a deletion's trash) and moves name-keyed memories of earlier
+   * versions aside. Runs once; every other method waits for it, so calling it at start only
+   * surfaces its errors early.
+   */
+  migrate(): Promise<void> {
+    this.#migrated ??= (async () => {
+      await rm(join(this.#options.directory, TRASH), { recursive: true, force: true });
+      const moved = await moveLegacyMemoriesAside(this.#options.directory, this.#options.log);
+      if (moved > 0)
+        this.#options.log.info({ moved }, "name-keyed memories moved aside for adoption");
+    })().catch((error: unknown) => {
+      this.#migrated = undefined;
+      throw error;
+    });
+    return this.#migrated;
+  }
+
+  /**
+   * The memory of one installation's repository. Its store is opened (and its log replayed) now,
+   * so that errors show here; the name is recorded when it is new (a rename).
+   */
+  async open(ref: RepositoryRef): Promise<RepositoryMemory> {
+    const key = this.#keyOf(ref);
+    if (!NAME.test(ref.name)) throw new Error(`not a repository name: ${JSON.stringify(ref.name)}`);
+    await this.migrate();
+    for (;;) {
+      this.#refuseGone(ref);
+      // A deletion under way finishes first: what opens after it, opens anew.
+      for (let slot = this.#slots.get(key); slot?.busy; slot = this.#slots.get(key))
+        await slot.busy;
+      const since = this.#epoch;
+      const memory = new RepositoryMemory({
+        namespace: { installation: ref.installation, repository: ref.repository },
+        name: ref.name,
+        relatedScore: this.#options.embedder.relatedScore,
+        lease: (use) => this.#lease(ref, since, true, (slot, store) => use(store!, slot.directory)),
       });
-      // A store that failed to open is not kept: the next event tries again.
-      store.catch(() => this.#stores.delete(directory));
-      this.#stores.set(directory, store);
-    }
-    return store;
-  }
-
-  directoryOf({ installation, repo }: MemoryNamespace): string {
-    const [owner, name, ...rest] = repo.toLowerCase().split("/");
-    if (
-      !/^\d+$/.test(installation) ||
-      !owner ||
-      !name ||
-      rest.length > 0 ||
-      !NAME.test(owner) ||
-      !NAME.test(name)
-    ) {
-      throw new Error(`not a memory namespace: installation ${installation}, repository ${repo}`);
-    }
-    return join(this.#options.directory, installation, owner, name);
-  }
-
-  /** Every namespace with memories on disk. */
-  async list(): Promise<MemoryNamespace[]> {
-    const found: MemoryNamespace[] = [];
-    for (const installation of await readdirOrEmpty(this.#options.directory)) {
-      for (const owner of await readdirOrEmpty(join(this.#options.directory, installation))) {
-        for (const repo of await readdirOrEmpty(
-          join(this.#options.directory, installation, owner),
-        )) {
-          found.push({ installation, repo: `${owner}/${repo}` });
-        }
+      try {
+        await this.#lease(ref, since, true, async (slot) => {
+          if (slot.name !== ref.name) await this.#writeRepositoryFile(slot, ref);
+        });
+        return memory;
+      } catch (error) {
+        // A removal began as this opened: open again, after it.
+        if (error instanceof MemoryDeletedError && !this.#isGone(ref)) continue;
+        throw error;
       }
     }
-    return found;
   }
 
-  /** Flushes and closes every open store (on shutdown). */
+  /** Records a repository's new name (a rename or transfer), if it has a memory here. */
+  async rename(ref: RepositoryRef): Promise<boolean> {
+    this.#keyOf(ref);
+    if (!NAME.test(ref.name)) throw new Error(`not a repository name: ${JSON.stringify(ref.name)}`);
+    await this.migrate();
+    if (this.#isGone(ref)) return false;
+    return this.#lease(ref, this.#epoch, false, async (slot) => {
+      const stored = await readRepositoryFile(slot.directory);
+      if (!stored) return false;
+      if (stored.name !== ref.name) await this.#writeRepositoryFile(slot, ref);
+      return true;
+    });
+  }
+
+  /**
+   * Deletes a repository's memory and its backfill progress, and a name-keyed memory of its
+   * name still waiting for adoption. `forever` (the repository was deleted: its id never comes
+   * back) also refuses every later open in this process.
+   */
+  async delete(
+    namespace: MemoryNamespace & { name?: string | undefined },
+    { forever = false } = {},
+  ): Promise<boolean> {
+    // From this call on, new calls wait and handles opened before are stale.
+    const key = this.#keyOf(namespace);
+    this.#deletedAt.set(key, ++this.#epoch);
+    if (forever) this.#gone.add(key);
+    const slot = this.#slotOf(namespace);
+    let removed = false;
+    await this.#exclusive(slot, async () => {
+      await this.migrate();
+      if (namespace.name && NAME.test(namespace.name)) {
+        const legacy = legacyDirectoryOf(
+          this.#options.directory,
+          namespace.installation,
+          namespace.name,
+        );
+        await rm(legacy, { recursive: true, force: true });
+      }
+      await this.#closeStore(slot).catch((error: unknown) =>
+        this.#options.log.warn({ err: error, memory: key }, "memory not flushed before deletion"),
+      );
+      removed = await this.#removeDirectory(slot.directory, [slot.directory]);
+      slot.name = undefined;
+    });
+    if (removed) this.#options.log.info({ memory: key }, "memory deleted");
+    return removed;
+  }
+
+  /** Deletes the memories of every repository of an installation (it was uninstalled). */
+  async deleteInstallation(installation: number): Promise<boolean> {
+    if (!Number.isSafeInteger(installation) || installation <= 0)
+      throw new Error(`not an installation id: ${installation}`);
+    // From this call on, opens are refused and handles opened before are stale.
+    const key = String(installation);
+    this.#deletedAt.set(key, ++this.#epoch);
+    this.#gone.add(key);
+    const slots = [...this.#slots.values()].filter(
+      (s) => s.namespace.installation === installation,
+    );
+    await this.migrate();
+    await Promise.all(
+      slots.map((slot) =>
+        this.#exclusive(slot, async () => {
+          await this.#closeStore(slot).catch((error: unknown) =>
+            this.#options.log.warn({ err: error, memory: slot.key }, "memory not flushed"),
+          );
+        }),
+      ),
+    );
+    const directory = join(this.#options.directory, key);
+    const repositories = (await readdirOrEmpty(directory))
+      .filter((name) => NUMERIC.test(name))
+      .map((name) => join(directory, name));
+    const removed = await this.#removeDirectory(directory, repositories);
+    await rm(join(this.#options.directory, LEGACY_DIRECTORY, key), {
+      recursive: true,
+      force: true,
+    });
+    if (removed) this.#options.log.info({ installation }, "installation's memories deleted");
+    return removed;
+  }
+
+  directoryOf(namespace: MemoryNamespace): string {
+    this.#keyOf(namespace);
+    return join(
+      this.#options.directory,
+      String(namespace.installation),
+      String(namespace.repository),
+    );
+  }
+
+  /** A repository's backfill progress, read without opening its store. */
+  async readBackfillState(namespace: MemoryNamespace): Promise<BackfillState | undefined> {
+    await this.migrate();
+    return readBackfillState(this.directoryOf(namespace));
+  }
+
+  /** Every namespace with a memory on disk, with its recorded name. */
+  async list(): Promise<StoredNamespace[]> {
+    await this.migrate();
+    const found: StoredNamespace[] = [];
+    for (const installation of await readdirOrEmpty(this.#options.directory)) {
+      if (!NUMERIC.test(installation)) continue;
+      for (const repository of await readdirOrEmpty(join(this.#options.directory, installation))) {
+        if (!NUMERIC.test(repository)) continue;
+        const stored = await readRepositoryFile(
+          join(this.#options.directory, installation, repository),
+        );
+        // A directory without one was never written to (a crash right after its mkdir).
+        if (stored) found.push(stored);
+      }
+    }
+    return found.sort((a, b) => a.installation - b.installation || a.repository - b.repository);
+  }
+
+  /** Name-keyed memories of earlier versions that no repository has claimed yet. */
+  async listLegacy(): Promise<LegacyMemory[]> {
+    await this.migrate();
+    return listLegacyMemories(this.#options.directory);
+  }
+
+  /** The stores open now and their estimated RAM. */
+  openStores(): { stores: number; bytes: number; inUse: number } {
+    let stores = 0;
+    let bytes = 0;
+    let inUse = 0;
+    for (const slot of this.#slots.values()) {
+      if (!slot.store) continue;
+      stores++;
+      bytes += slot.bytes;
+      if (slot.users > 0) inUse++;
+    }
+    return { stores, bytes, inUse };
+  }
+
+  /** Resolves once no store is being closed or deleted. */
+  async whenSettled(): Promise<void> {
+    for (;;) {
+      const busy = [...this.#slots.values()].flatMap((slot) => slot.busy ?? []);
+      if (busy.length === 0) return;
+      await Promise.all(busy);
+    }
+  }
+
+  /** Flushes and closes every open store (on shutdown), once the calls under way end. */
   async closeAll(): Promise<void> {
-    const stores = [...this.#stores.values()];
-    this.#stores.clear();
-    const results = await Promise.allSettled(stores.map(async (store) => (await store).close()));
+    const results = await Promise.allSettled(
+      [...this.#slots.values()].map((slot) => this.#exclusive(slot, () => this.#closeStore(slot))),
+    );
     // Every store gets its chance to close; what failed is still in its log, and is said.
     const failed = results.flatMap((r) => (r.status === "rejected" ? [r.reason] : []));
     for (const error of failed)
       this.#options.log.error({ err: error }, "memory not flushed on close; its log keeps it");
     if (failed.length > 0) throw new AggregateError(failed, "memory stores failed to close");
   }
+
+  /**
+   * Runs `use` with the namespace's slot held: the slot cannot be closed or deleted meanwhile.
+   * With `open`, the store is opened first (and `use` gets it).
+   */
+  async #lease<T>(
+    ref: RepositoryRef,
+    since: number,
+    open: boolean,
+    use: (slot: Slot, store: VectraMemoryStore | undefined) => Promise<T>,
+  ): Promise<T> {
+    for (;;) {
+      this.#refuseStale(ref, since);
+      const slot = this.#slotOf(ref);
+      if (slot.busy) {
+        await slot.busy;
+        continue;
+      }
+      slot.users++;
+      this.#slots.delete(slot.key);
+      this.#slots.set(slot.key, slot);
+      let store: VectraMemoryStore | undefined;
+      try {
+        if (open) store = await this.#storeOf(slot, ref);
+        return await use(slot, store);
+      } finally {
+        if (store) slot.bytes = store.estimateBytes();
+        slot.users--;
+        if (slot.users === 0) slot.drained?.();
+        if (slot.users === 0 && !slot.store && !slot.busy && this.#slots.get(slot.key) === slot)
+          this.#slots.delete(slot.key);
+        this.#enforceCap();
+      }
+    }
+  }
+
+  #storeOf(slot: Slot, ref: RepositoryRef): Promise<VectraMemoryStore> {
+    if (!slot.store) {
+      const opening = this.#openStore(slot, ref);
+      slot.store = opening;
+      // A store that failed to open is not kept: the next call tries again.
+      opening.catch(() => {
+        if (slot.store === opening) slot.store = undefined;
+      });
+    }
+    return slot.store;
+  }
+
+  async #openStore(slot: Slot, ref: RepositoryRef): Promise<VectraMemoryStore> {
+    if (!slot.name) {
+      const stored = await readRepositoryFile(slot.directory);
+      if (stored) {
+        slot.name = stored.name;
+      } else {
+        // The first open of this repository's memory: a name-keyed one may be its.
+        await this.#adoptLegacy(slot, ref);
+        await mkdir(slot.directory, { recursive: true });
+        await this.#writeRepositoryFile(slot, ref);
+      }
+    }
+    const store = await VectraMemoryStore.open({
+      ...this.#options,
+      keywords: this.#keywords,
+      directory: slot.directory,
+      repo: slot.name ?? ref.name,
+      log: this.#options.log.child({ memory: slot.key }),
+    });
+    slot.bytes = store.estimateBytes();
+    return store;
+  }
+
+  async #adoptLegacy(slot: Slot, ref: RepositoryRef): Promise<void> {
+    const legacy = legacyDirectoryOf(this.#options.directory, ref.installation, ref.name);
+    if (!(await isWaitingLegacyMemory(legacy))) return;
+    const log = this.#options.log.child({ memory: slot.key, legacy });
+    const verdict = await judgeLegacyMemory(legacy, ref.createdAt);
+    if (!verdict.adopt) {
+      // Without the creation time nothing is decided: the memory stays for the operator.
+      if (ref.createdAt !== undefined) {
+        await rejectLegacyMemory(legacy, {
+          installation: ref.installation,
+          repository: ref.repository,
+          name: ref.name,
+          reason: verdict.reason,
+        });
+      }
+      log.warn(
+        { reason: verdict.reason },
+        `name-keyed memory not adopted by ${ref.name}: it starts empty`,
+      );
+      return;
+    }
+    // Only an empty directory (a crash before its repository.json) can be in the way.
+    await rm(slot.directory, { recursive: true, force: true });
+    await rename(legacy, slot.directory);
+    log.info({ oldestWrite: verdict.oldestWrite }, `name-keyed memory adopted by ${ref.name}`);
+  }
+
+  async #writeRepositoryFile(slot: Slot, ref: RepositoryRef): Promise<void> {
+    const content: StoredNamespace & { createdAt?: string | number } = {
+      installation: ref.installation,
+      repository: ref.repository,
+      name: ref.name,
+      ...(ref.createdAt !== undefined ? { createdAt: ref.createdAt } : {}),
+    };
+    const write = slot.naming.then(async () => {
+      await writeFileAtomically(
+        join(slot.directory, REPOSITORY_FILE),
+        `${JSON.stringify(content, null, 2)}\n`,
+      );
+      slot.name = ref.name;
+    });
+    slot.naming = write.catch(() => undefined);
+    await write;
+  }
+
+  /**
+   * Runs `work` alone on a slot: new calls wait, calls under way finish first. Returns its
+   * outcome; the slot's `busy` only says when it is over.
+   */
+  #exclusive(slot: Slot, work: () => Promise<void>): Promise<void> {
+    const previous = slot.busy;
+    const run = (async () => {
+      await previous;
+      while (slot.users > 0) await new Promise<void>((resolve) => (slot.drained = resolve));
+      slot.drained = undefined;
+      await work();
+    })();
+    const settled: Promise<void> = run.then(
+      () => this.#settle(slot, settled),
+      () => this.#settle(slot, settled),
+    );
+    slot.busy = settled;
+    return run;
+  }
+
+  #settle(slot: Slot, settled: Promise<void>): void {
+    if (slot.busy !== settled) return;
+    slot.busy = undefined;
+    // A closed slot nobody uses is forgotten; the next call makes a new one.
+    if (!slot.store && slot.users === 0 && this.#slots.get(slot.key) === slot)
+      this.#slots.delete(slot.key);
+  }
+
+  async #closeStore(slot: Slot): Promise<void> {
+    const opening = slot.store;
+    if (!opening) return;
+    try {
+      const store = await opening.catch(() => undefined);
+      await store?.close();
+    } finally {
+      slot.store = undefined;
+      slot.bytes = 0;
+    }
+  }
+
+  /**
+   * Closes the least recently used idle stores until the open ones fit the cap. The store used
+   * last stays open even alone over the cap: closing it would reload it on every call.
+   */
+  #enforceCap(): void {
+    let total = 0;
+    for (const slot of this.#slots.values()) if (slot.store) total += slot.bytes;
+    if (total <= this.#maxOpenBytes) return;
+    const newest = [...this.#slots.keys()].at(-1);
+    for (const slot of this.#slots.values()) {
+      if (total <= this.#maxOpenBytes) return;
+      if (!slot.store || slot.users > 0 || slot.busy || slot.key === newest) continue;
+      total -= slot.bytes;
+      const bytes = slot.bytes;
+      this.#exclusive(slot, () => this.#closeStore(slot)).then(
+        () => this.#options.log.debug({ memory: slot.key, bytes }, "idle memory closed"),
+        (error: unknown) =>
+          this.#options.log.error(
+            { err: error, memory: slot.key },
+            "idle memory not flushed on close; its log keeps it",
+          ),
+      );
+    }
+    if (total > this.#maxOpenBytes && newest && !this.#warnedOverCap.has(newest)) {
+      this.#warnedOverCap.add(newest);
+      this.#options.log.warn(
+        { memory: newest, bytes: total, maxBytes: this.#maxOpenBytes },
+        "open memory exceeds TALOS_MEMORY_MAX_OPEN_MB: the stores open are in use, or one alone is larger",
+      );
+    }
+  }
+
+  /**
+   * Moves `directory` away in one rename, holding the locks of the memory directories in it
+   * (another process using one fails the deletion), then removes it.
+   */
+  async #removeDirectory(directory: string, locked: string[]): Promise<boolean> {
+    if (!(await exists(directory))) return false;
+    const trash = join(this.#options.directory, TRASH, randomUUID());
+    const releases: Array<() => Promise<void>> = [];
+    try {
+      for (const path of locked) {
+        if (await exists(path)) releases.push(await lockDirectory(path));
+      }
+      await mkdir(join(this.#options.directory, TRASH), { recursive: true });
+      await rename(directory, trash);
+    } finally {
+      for (const release of releases) await release();
+    }
+    await rm(trash, { recursive: true, force: true });
+    return true;
+  }
+
+  #slotOf(namespace: MemoryNamespace): Slot {
+    const key = this.#keyOf(namespace);
+    let slot = this.#slots.get(key);
+    if (!slot) {
+      slot = {
+        key,
+        namespace: { installation: namespace.installation, repository: namespace.repository },
+        directory: this.directoryOf(namespace),
+        store: undefined,
+        users: 0,
+        bytes: 0,
+        busy: undefined,
+        drained: undefined,
+        name: undefined,
+        naming: Promise.resolve(),
+      };
+      this.#slots.set(key, slot);
+    }
+    return slot;
+  }
+
+  #keyOf({ installation, repository }: MemoryNamespace): string {
+    if (
+      !Number.isSafeInteger(installation) ||
+      installation <= 0 ||
+      !Number.isSafeInteger(repository) ||
+      repository <= 0
+    ) {
+      throw new Error(
+        `not a memory namespace: installation ${installation}, repository ${repository}`,
+      );
+    }
+    return `${installation}/${repository}`;
+  }
+
+  #isGone(namespace: MemoryNamespace): boolean {
+    return this.#gone.has(String(namespace.installation)) || this.#gone.has(this.#keyOf(namespace));
+  }
+
+  #refuseGone(ref: RepositoryRef): void {
+    if (this.#isGone(ref)) {
+      throw new MemoryDeletedError(
+        `the memory of ${ref.name} (installation ${ref.installation}, repository ${ref.repository}) was deleted with its ${this.#gone.has(String(ref.installation)) ? "installation" : "repository"}`,
+      );
+    }
+  }
+
+  #refuseStale(ref: RepositoryRef, since: number): void {
+    const deletedAt = Math.max(
+      this.#deletedAt.get(this.#keyOf(ref)) ?? 0,
+      this.#deletedAt.get(String(ref.installation)) ?? 0,
+    );
+    if (deletedAt > since) {
+      throw new MemoryDeletedError(
+        `the memory of ${ref.name} (installation ${ref.installation}, repository ${ref.repository}) was deleted while in use`,
+      );
+    }
+  }
+}
+
+async function readRepositoryFile(directory: string): Promise<StoredNamespace | undefined> {
+  let text: string;
+  try {
+    text = await readFile(join(directory, REPOSITORY_FILE), "utf8");
+  } catch (error) {
+    if ((error as NodeJS.ErrnoException).code === "ENOENT") return undefined;
+    throw error;
+  }
+  const stored = JSON.parse(text) as Partial<StoredNamespace>;
+  if (
+    typeof stored.installation !== "number" ||
+    typeof stored.repository !== "number" ||
+    typeof stored.name !== "string"
+  ) {
+    throw new Error(`${join(directory, REPOSITORY_FILE)} is damaged`);
+  }
+  return { installation: stored.installation, repository: stored.repository, name: stored.name };
+}
+
+async function exists(path: string): Promise<boolean> {
+  return stat(path).then(
+    () => true,
+    () => false,
+  );
 }
 
 async function readdirOrEmpty(directory: string): Promise<string[]> {

@@ -55,10 +55,21 @@ export interface MemoryStats {
   dimension: number;
 }
 
+/** A memory that cannot be stored as given (no text, a bad id, another repository's record). */
+export class InvalidMemoryError extends Error {
+  override name = "InvalidMemoryError";
+}
+
+/** The memory was deleted (with its repository or installation) after this handle was opened. */
+export class MemoryDeletedError extends Error {
+  override name = "MemoryDeletedError";
+}
+
 /**
  * The memory of one installation's repository. Implementations keep each repository's memories
  * apart at the storage level; the caller picks the repository from the event, never from text
- * the model wrote.
+ * the model wrote. Reads are asynchronous: a registry may have closed an idle store to bound
+ * the RAM that open stores take, and reopens it on the next call.
  */
 export interface MemoryStore {
   /** A similarity above which this store's embedder usually means related texts. */
@@ -69,11 +80,10 @@ export interface MemoryStore {
   addMany(inputs: MemoryInput[]): Promise<MemoryRecord[]>;
   /** Resolves false when there was no such memory. */
   remove(id: string): Promise<boolean>;
-  get(id: string): MemoryRecord | undefined;
+  get(id: string): Promise<MemoryRecord | undefined>;
   search(query: string, options: SearchOptions): Promise<SearchHit[]>;
-  list(): MemoryRecord[];
+  list(): Promise<MemoryRecord[]>;
   stats(): Promise<MemoryStats>;
   /** Writes pending memories into the index files now. */
   flush(): Promise<void>;
-  close(): Promise<void>;
 }

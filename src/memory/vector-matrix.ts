@@ -41,6 +41,11 @@ export class VectorMatrix {
     return this.#ids.length;
   }
 
+  /** The WebAssembly memory this matrix holds: rows, room to grow into, and scores. */
+  get bytes(): number {
+    return this.#kernel.memory.buffer.byteLength;
+  }
+
   /** Stores `vector` (normalized here) under `id`, replacing any vector already there. */
   set(id: string, vector: ArrayLike<number>): void {
     if (vector.length !== this.dimension) {

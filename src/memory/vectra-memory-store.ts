@@ -5,10 +5,11 @@ import type { Logger } from "pino";
 import type { Clock } from "../clock.js";
 import type { Metrics } from "../metrics/create-metrics.js";
 import { writeFileAtomically } from "../write-file-atomically.js";
-import { lockDirectory } from "./directory-lock.js";
+import { LOCK_NAME, lockDirectory, MemoryLockedError } from "./directory-lock.js";
 import { describeEmbedder, type Embedder } from "./embedder.js";
 import type { KeywordReranker } from "./keyword-reranker.js";
 import {
+  InvalidMemoryError,
   MEMORY_KINDS,
   type MemoryInput,
   type MemoryKind,
@@ -30,7 +31,7 @@ export class MemoryMismatchError extends Error {
 
 export interface VectraMemoryStoreOptions {
   directory: string;
-  /** `owner/repo`: every memory must belong to it. */
+  /** `owner/repo`, or another name of the store for messages. */
   repo: string;
   embedder: Embedder;
   /** Records per batch: a flush starts once this many wait. */
@@ -44,6 +45,8 @@ export interface VectraMemoryStoreOptions {
   keywords: KeywordReranker;
   /** Records per index file; a flush rewrites only the files it touches. */
   segmentSize?: number;
+  /** Keeps the directory to this store; tests that play a crash within one process swap it. */
+  lockDirectory?: typeof lockDirectory;
 }
 
 interface Manifest {
@@ -63,6 +66,8 @@ interface Stored {
   record: MemoryRecord;
   hash: string;
   segment: number;
+  /** What the record takes in RAM, estimated. */
+  bytes: number;
 }
 
 type Op =
@@ -74,6 +79,9 @@ const ID = /^[\w.:-]{1,200}$/;
 const MAX_TEXT = 20_000;
 // Up to this many words, keyword matching helps where embeddings of a short query are vague.
 const SHORT_QUERY_WORDS = 4;
+// A record's objects, its map entries and its hash, beyond the two bytes a character of its
+// strings takes (V8 keeps some strings at one byte a character: the estimate errs high).
+const RECORD_OVERHEAD_BYTES = 400;
 
 const segmentFile = (n: number) => `segment-${String(n).padStart(6, "0")}.pb`;
 const hashText = (text: string) => createHash("sha256").update(text).digest("base64");
@@ -105,6 +113,9 @@ export class VectraMemoryStore implements MemoryStore {
   #flushQueued = false;
   #timer: NodeJS.Timeout | undefined;
   #closed: Promise<void> | undefined;
+  /** Set when another process took the directory's lock over: nothing more may be written. */
+  #lockLost: Error | undefined;
+  #recordBytes = 0;
   readonly #unlock: () => Promise<void>;
 
   private constructor(
@@ -121,9 +132,20 @@ export class VectraMemoryStore implements MemoryStore {
   static async open(options: VectraMemoryStoreOptions): Promise<VectraMemoryStore> {
     const { directory } = options;
     await mkdir(directory, { recursive: true });
-    const unlock = await lockDirectory(directory);
+    let store: VectraMemoryStore | undefined;
+    const lock = options.lockDirectory ?? lockDirectory;
+    const unlock = await lock(directory, {
+      onCompromised: (error) => {
+        options.log.error(
+          { err: error, directory },
+          "memory lock lost to another process; this store stops writing",
+        );
+        if (store) store.#loseLock(error);
+      },
+    });
     try {
-      return await VectraMemoryStore.#load(options, unlock);
+      store = await VectraMemoryStore.#load(options, unlock);
+      return store;
     } catch (error) {
       await unlock();
       throw error;
@@ -213,12 +235,20 @@ export class VectraMemoryStore implements MemoryStore {
     return true;
   }
 
-  get(id: string): MemoryRecord | undefined {
+  async get(id: string): Promise<MemoryRecord | undefined> {
     return this.#records.get(id)?.record;
   }
 
-  list(): MemoryRecord[] {
+  async list(): Promise<MemoryRecord[]> {
     return [...this.#records.values()].map((stored) => stored.record);
+  }
+
+  /**
+   * What this store holds in RAM, estimated: the vector matrix as allocated (vectors × padded
+   * dimensions × 4 bytes, with its room to grow) and every record's strings and objects.
+   */
+  estimateBytes(): number {
+    return this.#matrix.bytes + this.#recordBytes;
   }
 
   async search(query: string, options: SearchOptions): Promise<SearchHit[]> {
@@ -255,6 +285,7 @@ export class VectraMemoryStore implements MemoryStore {
       byKind[record.kind] = (byKind[record.kind] ?? 0) + 1;
     let bytesOnDisk = 0;
     for (const name of await readdir(this.#options.directory)) {
+      if (name === LOCK_NAME) continue;
       bytesOnDisk += (await stat(join(this.#options.directory, name))).size;
     }
     return {
@@ -272,33 +303,45 @@ export class VectraMemoryStore implements MemoryStore {
     return this.#run({ type: "flush" });
   }
 
+  /**
+   * Flushes, then releases the log and the lock, even when the flush fails: whatever it could
+   * not write is in the log, which the next open replays. The flush's error is thrown after.
+   */
   close(): Promise<void> {
     this.#closed ??= (async () => {
       clearTimeout(this.#timer);
-      await this.#run({ type: "flush" }, true);
+      let failure: unknown;
+      if (!this.#lockLost) {
+        await this.#run({ type: "flush" }, true).catch((error: unknown) => (failure = error));
+      }
       await this.#wal.close();
       await this.#unlock();
       this.#options.metrics.memoryRecords.dec(this.#records.size);
+      this.#options.metrics.memoryPendingRecords.dec(this.#pending);
+      this.#pending = 0;
+      if (failure) throw failure;
     })();
     return this.#closed;
   }
 
+  #loseLock(error: Error): void {
+    this.#lockLost = new MemoryLockedError(
+      `${this.#options.directory}: another process took over the memory lock (${error.message}); nothing more is written here`,
+      { cause: error },
+    );
+  }
+
   #validate(input: MemoryInput): MemoryRecord {
     if (this.#closed) throw new Error(`memory of ${this.#options.repo} is closed`);
-    if (!ID.test(input.id)) throw new Error(`memory id ${JSON.stringify(input.id)} is not valid`);
+    if (!ID.test(input.id))
+      throw new InvalidMemoryError(`memory id ${JSON.stringify(input.id)} is not valid`);
     if (!MEMORY_KINDS.includes(input.kind))
-      throw new Error(`memory kind ${JSON.stringify(input.kind)} is not valid`);
-    // The namespace is fixed when the store is opened, from the event; a record cannot move it.
-    if (input.repo.toLowerCase() !== this.#options.repo.toLowerCase()) {
-      throw new Error(
-        `a memory of ${input.repo} cannot go into the memory of ${this.#options.repo}`,
-      );
-    }
+      throw new InvalidMemoryError(`memory kind ${JSON.stringify(input.kind)} is not valid`);
     const text = input.text.trim().slice(0, MAX_TEXT);
-    if (!text) throw new Error(`memory ${input.id} has no text`);
+    if (!text) throw new InvalidMemoryError(`memory ${input.id} has no text`);
     const createdAt = new Date(input.createdAt);
     if (Number.isNaN(createdAt.getTime()))
-      throw new Error(`memory ${input.id} has no valid created time`);
+      throw new InvalidMemoryError(`memory ${input.id} has no valid created time`);
     return { ...input, text, createdAt: createdAt.toISOString() };
   }
 
@@ -306,6 +349,7 @@ export class VectraMemoryStore implements MemoryStore {
     op: { type: "write"; values: LogValue[] } | { type: "flush" },
     closing = false,
   ): Promise<void> {
+    if (this.#lockLost) return Promise.reject(this.#lockLost);
     if (this.#closed && !closing)
       return Promise.reject(new Error(`memory of ${this.#options.repo} is closed`));
     return new Promise((resolve, reject) => {
@@ -346,6 +390,7 @@ export class VectraMemoryStore implements MemoryStore {
     if (value.op === "del") {
       const stored = this.#records.get(value.id);
       if (!stored) return;
+      this.#recordBytes -= stored.bytes;
       this.#records.delete(value.id);
       this.#matrix.delete(value.id);
       this.#members.get(stored.segment)?.delete(value.id);
@@ -353,14 +398,30 @@ export class VectraMemoryStore implements MemoryStore {
     } else {
       const bytes = Buffer.from(value.vector, "base64");
       const vector = new Float32Array(bytes.buffer, bytes.byteOffset, bytes.byteLength / 4);
-      const segment = this.#records.get(value.record.id)?.segment ?? this.#openSegment();
+      const previous = this.#records.get(value.record.id);
+      const segment = previous?.segment ?? this.#openSegment();
       this.#matrix.set(value.record.id, vector);
-      this.#records.set(value.record.id, { record: value.record, hash: value.hash, segment });
+      this.#setRecord(value.record, value.hash, segment, previous);
       this.#members.get(segment)!.add(value.record.id);
       this.#dirty.add(segment);
     }
     this.#pending++;
     this.#options.metrics.memoryPendingRecords.inc();
+  }
+
+  #setRecord(
+    record: MemoryRecord,
+    hash: string,
+    segment: number,
+    previous: Stored | undefined,
+  ): void {
+    let chars = record.id.length + record.text.length + record.repo.length;
+    chars += (record.url?.length ?? 0) + (record.author?.length ?? 0) + record.createdAt.length;
+    for (const [key, value] of Object.entries(record.metadata ?? {}))
+      chars += key.length + String(value).length;
+    const bytes = chars * 2 + RECORD_OVERHEAD_BYTES;
+    this.#recordBytes += bytes - (previous?.bytes ?? 0);
+    this.#records.set(record.id, { record, hash, segment, bytes });
   }
 
   /** The index file new records go into: the last one, until it is full. */
@@ -481,7 +542,7 @@ export class VectraMemoryStore implements MemoryStore {
         ...(Object.keys(extra).length > 0 ? { metadata: extra } : {}),
       };
       this.#matrix.set(item.id, item.vector);
-      this.#records.set(item.id, { record, hash: String(m.hash), segment });
+      this.#setRecord(record, String(m.hash), segment, this.#records.get(item.id));
       members.add(item.id);
     }
     this.#members.set(segment, members);

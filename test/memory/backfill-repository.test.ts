@@ -3,7 +3,13 @@ import { join } from "node:path";
 import { pino } from "pino";
 import { afterEach, describe, expect, it } from "vitest";
 import type { Octokit } from "../../src/github/octokit.js";
-import { backfillRepository, readBackfillState } from "../../src/memory/backfill-repository.js";
+import {
+  backfillProgressIn,
+  backfillRepository,
+  readBackfillState,
+} from "../../src/memory/backfill-repository.js";
+import type { Embedder } from "../../src/memory/embedder.js";
+import { createLocalEmbedder } from "../../src/memory/local-embedder.js";
 import type { VectraMemoryStore } from "../../src/memory/vectra-memory-store.js";
 import { createFakeClock } from "../helpers/fake-clock.js";
 import { makeDataDir } from "../helpers/test-app.js";
@@ -12,10 +18,17 @@ import { openTestStore } from "../helpers/test-memory.js";
 interface Page {
   count: number;
   headers?: Record<string, string>;
+  /** Titles by issue number, where not `Issue <number>`. */
+  titles?: Record<number, string>;
 }
 
-/** A client whose issue listing serves scripted pages, recording the pages asked for. */
-function fakeOctokit(pages: Page[]) {
+/** GitHub failing a request, as Octokit reports it. */
+interface Failure {
+  status: number;
+}
+
+/** A client whose issue listing serves scripted pages (or failures), recording what was asked. */
+function fakeOctokit(pages: Array<Page | Failure>) {
   const asked: number[] = [];
   let next = 0;
   const octokit = {
@@ -23,12 +36,16 @@ function fakeOctokit(pages: Page[]) {
       issues: {
         listForRepo: async ({ page }: { page: number }) => {
           asked.push(page);
-          const { count, headers = {} } = pages[next++] ?? { count: 0 };
+          const scripted = pages[next++] ?? { count: 0 };
+          if ("status" in scripted) {
+            throw Object.assign(new Error("Bad Gateway"), { status: scripted.status });
+          }
+          const { count, headers = {}, titles = {} } = scripted;
           const data = Array.from({ length: count }, (_, i) => {
             const number = 1_000 - (page - 1) * 100 - i;
             return {
               number,
-              title: `Issue ${number}`,
+              title: titles[number] ?? `Issue ${number}`,
               body: "",
               state: "open",
               user: { login: "octocat" },
@@ -72,7 +89,7 @@ describe("backfillRepository", () => {
       octokit,
       repo: { owner: "acme", repo: "widgets" },
       memory: store,
-      directory,
+      progress: backfillProgressIn(directory),
       max: 1_000,
       clock,
       log: pino({ level: "silent" }),
@@ -85,7 +102,7 @@ describe("backfillRepository", () => {
     expect(progress).toEqual([100, 200, 220]);
     expect(state).toEqual({ status: "done", repo: "acme/widgets", page: 4, indexed: 220 });
     expect(await readBackfillState(directory)).toEqual(state);
-    expect(store.list()).toHaveLength(220);
+    expect(await store.list()).toHaveLength(220);
   });
 
   it("stops between pages when told to, leaving progress to resume from", async () => {
@@ -98,7 +115,7 @@ describe("backfillRepository", () => {
       octokit,
       repo: { owner: "acme", repo: "widgets" },
       memory: store,
-      directory,
+      progress: backfillProgressIn(directory),
       max: 1_000,
       clock: createFakeClock(),
       log: pino({ level: "silent" }),
@@ -115,5 +132,203 @@ describe("backfillRepository", () => {
     await writeFile(join(directory, "backfill.json"), "{ not json");
 
     await expect(readBackfillState(directory)).rejects.toThrow(/backfill\.json is damaged/);
+  });
+
+  describe("robustness", () => {
+    const repo = { owner: "acme", repo: "widgets" };
+
+    /** The local embedder, except that it refuses any text holding `refused` as an API would. */
+    function refusingEmbedder(refused: string, status = 400): Embedder {
+      const inner = createLocalEmbedder();
+      return {
+        ...inner,
+        async embed(texts) {
+          if (texts.some((t) => t.includes(refused))) {
+            throw Object.assign(new Error(`${status} the input is not accepted`), { status });
+          }
+          return inner.embed(texts);
+        },
+      };
+    }
+
+    function capturedLog() {
+      const lines: Array<Record<string, unknown>> = [];
+      const log = pino(
+        { level: "info" },
+        { write: (line: string) => void lines.push(JSON.parse(line) as Record<string, unknown>) },
+      );
+      return { log, lines };
+    }
+
+    it("leaves out an item the embedder refuses, counting and logging it, and stores the rest of its page", async () => {
+      const directory = makeDataDir();
+      store = await openTestStore(directory, { embedder: refusingEmbedder("POISON") });
+      const { octokit } = fakeOctokit([
+        { count: 100, titles: { 990: "POISON: far too long to embed" } },
+        { count: 30 },
+      ]);
+      const { log, lines } = capturedLog();
+
+      const state = await backfillRepository({
+        octokit,
+        repo,
+        memory: store,
+        progress: backfillProgressIn(directory),
+        max: 1_000,
+        clock: createFakeClock(),
+        log,
+      });
+
+      expect(state).toEqual({
+        status: "done",
+        repo: "acme/widgets",
+        page: 3,
+        indexed: 129,
+        skipped: 1,
+        skippedItems: [{ number: 990, reason: "400 the input is not accepted" }],
+      });
+      expect(await readBackfillState(directory)).toEqual(state);
+      const ids = (await store.list()).map((r) => r.id);
+      expect(ids).toHaveLength(129);
+      expect(ids).not.toContain("issue-990");
+      expect(ids).toContain("issue-989");
+      expect(lines.filter((l) => l.msg === "backfill left out an item it cannot store")).toEqual([
+        expect.objectContaining({ number: 990, repo: "acme/widgets", level: 40 }),
+      ]);
+    });
+
+    it("tries a page GitHub fails again after a doubling wait, while it runs", async () => {
+      const directory = makeDataDir();
+      store = await openTestStore(directory);
+      const clock = createFakeClock();
+      const { octokit, asked } = fakeOctokit([
+        { count: 100 },
+        { status: 502 },
+        { status: 503 },
+        { count: 10 },
+      ]);
+
+      const state = await backfillRepository({
+        octokit,
+        repo,
+        memory: store,
+        progress: backfillProgressIn(directory),
+        max: 1_000,
+        clock,
+        log: pino({ level: "silent" }),
+      });
+
+      expect(asked).toEqual([1, 2, 2, 2]);
+      expect(clock.sleeps).toEqual([5_000, 10_000]);
+      expect(state).toMatchObject({ status: "done", page: 3, indexed: 110 });
+      expect(await store.list()).toHaveLength(110);
+    });
+
+    it("tries again when the embedder is down, rather than leaving the page's items out", async () => {
+      const directory = makeDataDir();
+      let down = 2;
+      const inner = createLocalEmbedder();
+      store = await openTestStore(directory, {
+        embedder: {
+          ...inner,
+          embed: async (texts) => {
+            if (down-- > 0)
+              throw Object.assign(new Error("503 Service Unavailable"), { status: 503 });
+            return inner.embed(texts);
+          },
+        },
+      });
+      const clock = createFakeClock();
+      const { octokit, asked } = fakeOctokit([{ count: 5 }, { count: 5 }, { count: 5 }]);
+
+      const state = await backfillRepository({
+        octokit,
+        repo,
+        memory: store,
+        progress: backfillProgressIn(directory),
+        max: 1_000,
+        clock,
+        log: pino({ level: "silent" }),
+      });
+
+      expect(asked).toEqual([1, 1, 1]);
+      expect(clock.sleeps).toEqual([5_000, 10_000]);
+      expect(state).toEqual({ status: "done", repo: "acme/widgets", page: 2, indexed: 5 });
+    });
+
+    it("gives up after its tries, says so in backfill.json, and the next run resumes at that page", async () => {
+      const directory = makeDataDir();
+      store = await openTestStore(directory);
+      const clock = createFakeClock();
+      const retry = { attempts: 3, baseMs: 1_000, maxMs: 60_000 };
+      const failing = fakeOctokit([
+        { count: 100 },
+        { status: 502 },
+        { status: 502 },
+        { status: 502 },
+      ]);
+
+      await expect(
+        backfillRepository({
+          octokit: failing.octokit,
+          repo,
+          memory: store,
+          progress: backfillProgressIn(directory),
+          max: 1_000,
+          clock,
+          log: pino({ level: "silent" }),
+          retry,
+        }),
+      ).rejects.toThrow("Bad Gateway");
+
+      expect(failing.asked).toEqual([1, 2, 2, 2]);
+      expect(clock.sleeps).toEqual([1_000, 2_000]);
+      expect(await readBackfillState(directory)).toEqual({
+        status: "failed",
+        repo: "acme/widgets",
+        page: 2,
+        indexed: 100,
+        error: "page 2 failed 3 times; last: 502 Bad Gateway",
+        failedAt: new Date(clock.now()).toISOString(),
+      });
+
+      const working = fakeOctokit([{ count: 40 }]);
+      const state = await backfillRepository({
+        octokit: working.octokit,
+        repo,
+        memory: store,
+        progress: backfillProgressIn(directory),
+        max: 1_000,
+        clock,
+        log: pino({ level: "silent" }),
+        retry,
+      });
+      expect(working.asked).toEqual([2]);
+      expect(state).toEqual({ status: "done", repo: "acme/widgets", page: 3, indexed: 140 });
+    });
+
+    it("does not try again what cannot succeed (the repository is gone)", async () => {
+      const directory = makeDataDir();
+      store = await openTestStore(directory);
+      const clock = createFakeClock();
+      const { octokit, asked } = fakeOctokit([{ status: 404 }]);
+      await expect(
+        backfillRepository({
+          octokit,
+          repo,
+          memory: store,
+          progress: backfillProgressIn(directory),
+          max: 1_000,
+          clock,
+          log: pino({ level: "silent" }),
+        }),
+      ).rejects.toThrow("Bad Gateway");
+      expect(asked).toEqual([1]);
+      expect(clock.sleeps).toEqual([]);
+      expect(await readBackfillState(directory)).toMatchObject({
+        status: "failed",
+        error: "page 1 failed once; last: 404 Bad Gateway",
+      });
+    });
   });
 });

@@ -75,9 +75,9 @@ describe("the memory store under SIGKILL", () => {
       if (midFlush) midFlushKills++;
 
       const store = await openTestStore(directory);
-      const ids = store.list().map((r) => r.id);
+      const ids = (await store.list()).map((r) => r.id);
       expect(new Set(ids).size).toBe(ids.length);
-      expect(acknowledged.filter((id) => !store.get(id))).toEqual([]);
+      expect(acknowledged.filter((id) => !ids.includes(id))).toEqual([]);
       await store.close();
 
       // On disk too: each memory is in exactly one vectra index file.

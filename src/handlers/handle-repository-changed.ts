@@ -1,0 +1,50 @@
+import type { Context } from "probot";
+import { z } from "zod";
+import type { BackfillRunner } from "../memory/backfill-runner.js";
+import type { MemoryRegistry } from "../memory/memory-registry.js";
+import { readPayload } from "./read-payload.js";
+
+export type RepositoryChangedEvent =
+  "repository.deleted" | "repository.renamed" | "repository.transferred";
+
+const RepositoryChanged = z.object({
+  action: z.enum(["deleted", "renamed", "transferred"]),
+  repository: z.object({
+    id: z.number(),
+    full_name: z.string(),
+    created_at: z.union([z.string(), z.number()]).optional(),
+  }),
+  installation: z.object({ id: z.number() }),
+});
+
+/**
+ * A repository's memory follows the repository: a deleted one's memory goes (with its backfill),
+ * and a renamed or transferred one keeps its memory, which is kept by id, under its new name.
+ * Only the event's installation is touched: a transfer to another owner's installation carries
+ * nothing across, and that installation starts from an empty memory.
+ */
+export function createRepositoryChangedHandler(deps: {
+  backfill: BackfillRunner;
+  memory: MemoryRegistry;
+}) {
+  return async (context: Context<RepositoryChangedEvent>): Promise<void> => {
+    const { action, repository, installation } = readPayload(RepositoryChanged, context.payload);
+    const ref = {
+      installation: installation.id,
+      repository: repository.id,
+      name: repository.full_name,
+      createdAt: repository.created_at,
+    };
+    if (action === "deleted") {
+      await deps.backfill.cancel(ref);
+      // Its id never comes back: nothing may open this memory again.
+      const deleted = await deps.memory.delete(ref, { forever: true });
+      return context.log.info({ deleted }, "repository deleted: its memory is gone");
+    }
+    const renamed = await deps.memory.rename(ref);
+    context.log.info(
+      { renamed },
+      renamed ? "memory renamed with its repository" : "no memory of this repository to rename",
+    );
+  };
+}

@@ -1,0 +1,129 @@
+import { spawn, type ChildProcess } from "node:child_process";
+import { existsSync, mkdirSync, readFileSync, utimesSync, writeFileSync } from "node:fs";
+import { hostname } from "node:os";
+import { join } from "node:path";
+import { afterEach, describe, expect, it, vi } from "vitest";
+import { LOCK_NAME, lockDirectory, MemoryLockedError } from "../../src/memory/directory-lock.js";
+import { ROOT } from "../helpers/server-process.js";
+import { makeDataDir } from "../helpers/test-app.js";
+
+/** Another process holding `directory`'s lock, once it says so. */
+function holdInChild(directory: string): Promise<ChildProcess> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(
+      process.execPath,
+      ["--import", "tsx", join(ROOT, "test/helpers/lock-holder-child.ts"), directory],
+      { cwd: ROOT, stdio: ["ignore", "pipe", "pipe"] },
+    );
+    let errors = "";
+    child.stderr.on("data", (chunk: Buffer) => (errors += chunk.toString()));
+    child.stdout.on("data", (chunk: Buffer) => {
+      if (chunk.toString().includes("locked")) resolve(child);
+    });
+    child.on("exit", (code) => reject(new Error(`lock holder exited with ${code}: ${errors}`)));
+  });
+}
+
+function exited(child: ChildProcess): Promise<void> {
+  return new Promise((resolve) => {
+    if (child.exitCode !== null || child.signalCode !== null) resolve();
+    else child.on("exit", () => resolve());
+  });
+}
+
+/** A lock as another process leaves it: the directory, its owner, and its last refresh. */
+function plantLock(directory: string, owner: object | undefined, refreshedMsAgo: number) {
+  const lock = join(directory, LOCK_NAME);
+  mkdirSync(lock);
+  if (owner) writeFileSync(join(lock, "owner.json"), JSON.stringify(owner));
+  const at = new Date(Date.now() - refreshedMsAgo);
+  utimesSync(lock, at, at);
+  return lock;
+}
+
+describe("the memory directory lock", () => {
+  const children: ChildProcess[] = [];
+  afterEach(() => {
+    for (const child of children.splice(0)) child.kill("SIGKILL");
+  });
+
+  it("lets one locker in; the second fails naming the directory and the owner, until the first releases", async () => {
+    const directory = makeDataDir();
+    const release = await lockDirectory(directory);
+    const lock = join(directory, LOCK_NAME);
+    expect(JSON.parse(readFileSync(join(lock, "owner.json"), "utf8"))).toMatchObject({
+      pid: process.pid,
+      host: hostname(),
+    });
+
+    const second = await lockDirectory(directory).catch((e: unknown) => e);
+    expect(second).toBeInstanceOf(MemoryLockedError);
+    expect((second as Error).message).toBe(
+      `${directory} is in use by process ${process.pid}; stop it first (or remove ${lock} if it is gone)`,
+    );
+
+    await release();
+    expect(existsSync(lock)).toBe(false);
+    await (
+      await lockDirectory(directory)
+    )();
+  });
+
+  it("keeps out while another live process holds it, and takes over at once when that process is killed", async () => {
+    const directory = makeDataDir();
+    const child = await holdInChild(directory);
+    children.push(child);
+
+    await expect(lockDirectory(directory)).rejects.toThrow(
+      `${directory} is in use by process ${child.pid}; stop it first`,
+    );
+
+    // SIGKILL: no exit handler runs, the lock stays behind, fresh.
+    child.kill("SIGKILL");
+    await exited(child);
+    expect(existsSync(join(directory, LOCK_NAME))).toBe(true);
+    const release = await lockDirectory(directory);
+    expect(JSON.parse(readFileSync(join(directory, LOCK_NAME, "owner.json"), "utf8")).pid).toBe(
+      process.pid,
+    );
+    await release();
+  });
+
+  it("takes over a lock from another host only once nobody has refreshed it for the stale time", async () => {
+    const elsewhere = { pid: process.pid, host: "another-host", since: "2026-11-24T00:00:00Z" };
+    const fresh = makeDataDir();
+    const lock = plantLock(fresh, elsewhere, 0);
+    // The pid means nothing on another host: this process's own pid is not a reason to take it.
+    await expect(lockDirectory(fresh)).rejects.toThrow(
+      `${fresh} is in use by process ${process.pid} on another-host; stop it first (or remove ${lock} if it is gone)`,
+    );
+
+    const stale = makeDataDir();
+    plantLock(stale, elsewhere, 60_000);
+    const release = await lockDirectory(stale);
+    expect(JSON.parse(readFileSync(join(stale, LOCK_NAME, "owner.json"), "utf8")).host).toBe(
+      hostname(),
+    );
+    await release();
+  });
+
+  it("counts a lock whose owner has not written its name yet as held", async () => {
+    const directory = makeDataDir();
+    const lock = plantLock(directory, undefined, 0);
+    await expect(lockDirectory(directory)).rejects.toThrow(
+      new RegExp(`^${directory} is in use by another process \\(lock ${lock}, refreshed `),
+    );
+  });
+
+  it("reports a lock taken over while held, instead of ending the process", async () => {
+    const directory = makeDataDir();
+    const onCompromised = vi.fn();
+    const release = await lockDirectory(directory, { staleMs: 2_000, onCompromised });
+    // Someone decided it was stale and replaced it: its refresh time is no longer ours.
+    const at = new Date(Date.now() - 60_000);
+    utimesSync(join(directory, LOCK_NAME), at, at);
+    await vi.waitFor(() => expect(onCompromised).toHaveBeenCalledOnce(), { timeout: 10_000 });
+    expect(onCompromised.mock.calls[0]![0]).toMatchObject({ code: "ECOMPROMISED" });
+    await release();
+  });
+});

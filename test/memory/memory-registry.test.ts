@@ -1,0 +1,396 @@
+import { spawn, type ChildProcess } from "node:child_process";
+import { existsSync, readdirSync, readFileSync, utimesSync, writeFileSync } from "node:fs";
+import { join } from "node:path";
+import { pino } from "pino";
+import { describe, expect, it } from "vitest";
+import { systemClock } from "../../src/clock.js";
+import { backfillProgressIn } from "../../src/memory/backfill-repository.js";
+import { MemoryLockedError } from "../../src/memory/directory-lock.js";
+import type { Embedder } from "../../src/memory/embedder.js";
+import { createLocalEmbedder } from "../../src/memory/local-embedder.js";
+import { MemoryRegistry, type RepositoryRef } from "../../src/memory/memory-registry.js";
+import { MemoryDeletedError } from "../../src/memory/memory-store.js";
+import { createMetrics } from "../../src/metrics/create-metrics.js";
+import { ROOT } from "../helpers/server-process.js";
+import { makeDataDir } from "../helpers/test-app.js";
+import { issueMemory, openTestStore } from "../helpers/test-memory.js";
+
+const WIDGETS: RepositoryRef = { installation: 7, repository: 101, name: "acme/widgets" };
+
+function registry(directory = join(makeDataDir(), "memory"), options: Partial<Registry> = {}) {
+  return new MemoryRegistry({
+    directory,
+    embedder: createLocalEmbedder(),
+    // Nothing is flushed unless closed: what a close must not lose is in the log only.
+    batchSize: 10_000,
+    flushMs: 600_000,
+    clock: systemClock,
+    log: pino({ level: "silent" }),
+    metrics: createMetrics(),
+    ...options,
+  });
+}
+type Registry = ConstructorParameters<typeof MemoryRegistry>[0];
+
+/** An embedder that waits, while a text holds `hold`, until `release()`: a call kept in use. */
+function holdingEmbedder(hold: string) {
+  const inner = createLocalEmbedder();
+  let release!: () => void;
+  const released = new Promise<void>((resolve) => (release = resolve));
+  let entered!: () => void;
+  const holding = new Promise<void>((resolve) => (entered = resolve));
+  const embedder: Embedder = {
+    ...inner,
+    async embed(texts) {
+      if (texts.some((t) => t.includes(hold))) {
+        entered();
+        await released;
+      }
+      return inner.embed(texts);
+    },
+  };
+  return { embedder, holding, release };
+}
+
+const repo = (repository: number, name = `acme/repo-${repository}`): RepositoryRef => ({
+  installation: 7,
+  repository,
+  name,
+});
+
+const memoryOf = (name: string, number: number, text: string) =>
+  issueMemory(number, text, { repo: name, url: `https://github.com/${name}/issues/${number}` });
+
+describe("memory namespaces by installation and repository id", () => {
+  it("keeps a directory per installation and repository id, naming the repository in repository.json", async () => {
+    const directory = join(makeDataDir(), "memory");
+    const memories = registry(directory);
+    const a = await memories.open(WIDGETS);
+    const b = await memories.open({ ...WIDGETS, installation: 8 });
+    await a.add(memoryOf("acme/widgets", 1, "A secret crash in the billing module"));
+
+    expect(await b.search("secret crash in the billing module", { k: 5 })).toEqual([]);
+    expect(await b.list()).toEqual([]);
+    expect(memories.directoryOf(WIDGETS)).toBe(join(directory, "7", "101"));
+    expect(
+      JSON.parse(readFileSync(join(directory, "7", "101", "repository.json"), "utf8")),
+    ).toEqual({ installation: 7, repository: 101, name: "acme/widgets" });
+    expect(await memories.list()).toEqual([
+      { installation: 7, repository: 101, name: "acme/widgets" },
+      { installation: 8, repository: 101, name: "acme/widgets" },
+    ]);
+    await memories.closeAll();
+  });
+
+  it("refuses ids that are not positive whole numbers, and names that could leave the directory", async () => {
+    const memories = registry();
+    for (const bad of [0, -1, 1.5, Number.NaN]) {
+      expect(() => memories.directoryOf({ installation: bad, repository: 1 })).toThrow(
+        /not a memory namespace/,
+      );
+      expect(() => memories.directoryOf({ installation: 1, repository: bad })).toThrow(
+        /not a memory namespace/,
+      );
+    }
+    for (const name of ["../etc", "acme/..", "acme/widgets/extra", "acme", "ac me/widgets"]) {
+      await expect(memories.open({ ...WIDGETS, name })).rejects.toThrow(/not a repository name/);
+    }
+  });
+
+  it("refuses a record of another repository than the one the event named", async () => {
+    const memories = registry();
+    const memory = await memories.open(WIDGETS);
+    await expect(memory.add(memoryOf("evil/elsewhere", 1, "x"))).rejects.toThrow(
+      "a memory of evil/elsewhere cannot go into the memory of acme/widgets",
+    );
+    await memories.closeAll();
+  });
+
+  it("keeps the memory through a rename, under the new name", async () => {
+    const directory = join(makeDataDir(), "memory");
+    const memories = registry(directory);
+    await (await memories.open(WIDGETS)).add(memoryOf("acme/widgets", 1, "Crash on save"));
+
+    expect(await memories.rename({ ...WIDGETS, name: "acme/gizmos" })).toBe(true);
+    expect((await memories.list())[0]).toMatchObject({ repository: 101, name: "acme/gizmos" });
+    const renamed = await memories.open({ ...WIDGETS, name: "acme/gizmos" });
+    await renamed.add(memoryOf("acme/gizmos", 2, "Dark mode"));
+    expect((await renamed.list()).map((r) => [r.id, r.repo])).toEqual([
+      ["issue-1", "acme/widgets"],
+      ["issue-2", "acme/gizmos"],
+    ]);
+    // An event that shows yet another name records it too.
+    await memories.open({ ...WIDGETS, name: "Acme/Gizmos-2" });
+    expect((await memories.list())[0]!.name).toBe("Acme/Gizmos-2");
+    // Renaming a repository without memory creates none.
+    expect(await memories.rename({ ...WIDGETS, repository: 999 })).toBe(false);
+    expect(existsSync(join(directory, "7", "999"))).toBe(false);
+    await memories.closeAll();
+  });
+});
+
+describe("deleting memory", () => {
+  it("deletes a repository's memory and backfill progress; handles opened before refuse to write", async () => {
+    const directory = join(makeDataDir(), "memory");
+    const memories = registry(directory);
+    const memory = await memories.open(WIDGETS);
+    await memory.add(memoryOf("acme/widgets", 1, "Crash on save"));
+    await memory.saveBackfillState({ status: "done", page: 2, indexed: 1 });
+    const other = await memories.open(repo(102));
+    await other.add(memoryOf("acme/repo-102", 1, "Kept"));
+
+    expect(await memories.delete(WIDGETS)).toBe(true);
+
+    expect(existsSync(join(directory, "7", "101"))).toBe(false);
+    expect(readdirSync(join(directory, ".trash"))).toEqual([]);
+    await expect(memory.add(memoryOf("acme/widgets", 2, "Too late"))).rejects.toThrow(
+      MemoryDeletedError,
+    );
+    await expect(
+      memory.saveBackfillState({ status: "running", page: 3, indexed: 1 }),
+    ).rejects.toThrow(MemoryDeletedError);
+    expect(existsSync(join(directory, "7", "101"))).toBe(false);
+    expect(await (await memories.open(repo(102))).get("issue-1")).toMatchObject({ text: "Kept" });
+    // Removed (not deleted), a repository may come back: its memory starts empty.
+    const again = await memories.open(WIDGETS);
+    expect(await again.list()).toEqual([]);
+    expect(await again.readBackfillState()).toBeUndefined();
+    await memories.closeAll();
+  });
+
+  it("refuses every later open of a deleted repository", async () => {
+    const memories = registry();
+    await (await memories.open(WIDGETS)).add(memoryOf("acme/widgets", 1, "x"));
+    await memories.delete(WIDGETS, { forever: true });
+    await expect(memories.open(WIDGETS)).rejects.toThrow(
+      "the memory of acme/widgets (installation 7, repository 101) was deleted with its repository",
+    );
+    expect(await memories.list()).toEqual([]);
+  });
+
+  it("waits for a call in use, then deletes; an open meanwhile gets an empty memory, never the half-deleted one", async () => {
+    const directory = join(makeDataDir(), "memory");
+    const { embedder, holding, release } = holdingEmbedder("slow");
+    const memories = registry(directory, { embedder });
+    const memory = await memories.open(WIDGETS);
+    await memory.add(memoryOf("acme/widgets", 1, "Old memory"));
+
+    const inUse = memory.add(memoryOf("acme/widgets", 2, "A slow write"));
+    await holding;
+    let deleted = false;
+    const deletion = memories.delete(WIDGETS).then(() => (deleted = true));
+    // A job for that repository arriving at the same moment.
+    const opening = memories.open(WIDGETS);
+    await new Promise((resolve) => setTimeout(resolve, 50));
+    expect(deleted).toBe(false);
+    expect(existsSync(join(directory, "7", "101", "repository.json"))).toBe(true);
+
+    release();
+    await inUse;
+    await deletion;
+    const reopened = await opening;
+    expect(await reopened.list()).toEqual([]);
+    await expect(memory.get("issue-1")).rejects.toThrow(MemoryDeletedError);
+    await memories.closeAll();
+  });
+
+  it("deletes an installation's memories, and only that installation's", async () => {
+    const directory = join(makeDataDir(), "memory");
+    const memories = registry(directory);
+    await (await memories.open(repo(1))).add(memoryOf("acme/repo-1", 1, "x"));
+    await (await memories.open(repo(2))).add(memoryOf("acme/repo-2", 1, "y"));
+    const kept = await memories.open({ ...repo(1), installation: 8 });
+    await kept.add(memoryOf("acme/repo-1", 1, "z"));
+
+    expect(await memories.deleteInstallation(7)).toBe(true);
+
+    expect(readdirSync(directory).sort()).toEqual([".trash", "8"]);
+    await expect(memories.open(repo(3))).rejects.toThrow(/was deleted with its installation/);
+    expect(await kept.list()).toHaveLength(1);
+    await memories.closeAll();
+  });
+
+  it("fails clearly, deleting nothing, while another process holds the memory", async () => {
+    const directory = join(makeDataDir(), "memory");
+    const memories = registry(directory);
+    await (await memories.open(WIDGETS)).add(memoryOf("acme/widgets", 1, "x"));
+    await memories.closeAll();
+    const child = await holdInChild(memories.directoryOf(WIDGETS));
+    try {
+      await expect(memories.delete(WIDGETS)).rejects.toThrow(MemoryLockedError);
+      expect(existsSync(join(directory, "7", "101", "repository.json"))).toBe(true);
+    } finally {
+      child.kill("SIGKILL");
+    }
+  });
+});
+
+describe("open stores bounded by their RAM", () => {
+  it("estimates a store's RAM from its vectors and texts", async () => {
+    const store = await openTestStore(makeDataDir());
+    const empty = store.estimateBytes();
+    const text = "x".repeat(10_000);
+    await store.addMany(Array.from({ length: 100 }, (_, i) => issueMemory(i + 1, `${i} ${text}`)));
+    // 100 vectors of 512 float32s, and 100 texts of 10,000 characters.
+    expect(store.estimateBytes() - empty).toBeGreaterThanOrEqual(100 * 10_000);
+    expect(store.estimateBytes()).toBeGreaterThanOrEqual(100 * 512 * 4);
+    await store.close();
+  });
+
+  it("closes the least recently used idle stores past the cap, losing nothing, and never a store in use", async () => {
+    const cap = 2 * 2 ** 20;
+    const { embedder, holding, release } = holdingEmbedder("slow");
+    const memories = registry(undefined, { embedder, maxOpenBytes: cap });
+    const text = "y".repeat(20_000);
+
+    // Repository 1 is busy for the whole test.
+    const busy = await memories.open(repo(1));
+    const inUse = busy.add(memoryOf("acme/repo-1", 1, "A slow write"));
+    await holding;
+
+    let most = 0;
+    for (let r = 2; r <= 21; r++) {
+      const memory = await memories.open(repo(r));
+      await memory.addMany(
+        Array.from({ length: 20 }, (_, i) =>
+          memoryOf(`acme/repo-${r}`, i + 1, `${r} ${i} ${text}`),
+        ),
+      );
+      await memories.whenSettled();
+      const open = memories.openStores();
+      most = Math.max(most, open.stores);
+      expect(open.bytes).toBeLessThanOrEqual(cap);
+      expect(open.inUse).toBe(1);
+    }
+    // Twenty stores of about 1 MiB each did not all stay open.
+    expect(most).toBeLessThan(10);
+
+    release();
+    expect(await inUse).toMatchObject({ id: "issue-1" });
+    // Every evicted store reopens with all it held: the close flushed, or the log kept it.
+    for (let r = 2; r <= 21; r++) {
+      const records = await (await memories.open(repo(r))).list();
+      expect(records).toHaveLength(20);
+      await memories.whenSettled();
+      expect(memories.openStores().bytes).toBeLessThanOrEqual(cap);
+    }
+    expect(await busy.get("issue-1")).toMatchObject({ text: "A slow write" });
+    await memories.closeAll();
+  });
+});
+
+describe("name-keyed memory from before the upgrade", () => {
+  const OLD = Date.parse("2026-10-05T00:00:00Z");
+
+  /** `memory/7/acme/widgets/` as the old version left it: records, a finished backfill. */
+  async function legacyMemory(dataDir = makeDataDir()) {
+    const directory = join(dataDir, "memory", "7", "acme", "widgets");
+    const store = await openTestStore(directory);
+    await store.addMany([
+      issueMemory(1, "Crash when saving", { createdAt: "2026-10-01T10:00:00Z" }),
+      issueMemory(2, "Dark mode", { createdAt: "2026-10-02T10:00:00Z" }),
+    ]);
+    await store.close();
+    await backfillProgressIn(directory).saveBackfillState({ status: "done", page: 2, indexed: 2 });
+    // Its files were last written on 5 October.
+    for (const name of readdirSync(directory)) {
+      if (!name.startsWith(".")) utimesSync(join(directory, name), OLD / 1000, OLD / 1000);
+    }
+    return dataDir;
+  }
+
+  it("moves it aside at start, and its repository adopts it with its finished backfill", async () => {
+    const dataDir = await legacyMemory();
+    const memories = registry(join(dataDir, "memory"));
+    await memories.migrate();
+    expect(readdirSync(join(dataDir, "memory")).sort()).toEqual([".legacy", "7"]);
+    expect(readdirSync(join(dataDir, "memory", "7"))).toEqual([]);
+    expect(await memories.listLegacy()).toEqual([
+      {
+        installation: 7,
+        name: "acme/widgets",
+        directory: join(dataDir, "memory", ".legacy", "7", "acme", "widgets"),
+      },
+    ]);
+
+    // The repository has existed since 2025: everything in the memory came after.
+    const memory = await memories.open({ ...WIDGETS, createdAt: "2025-01-01T00:00:00Z" });
+    expect((await memory.list()).map((r) => r.id).sort()).toEqual(["issue-1", "issue-2"]);
+    expect(await memory.readBackfillState()).toMatchObject({ status: "done" });
+    expect(await memories.listLegacy()).toEqual([]);
+    expect(await memories.list()).toEqual([
+      { installation: 7, repository: 101, name: "acme/widgets" },
+    ]);
+    await memories.closeAll();
+  });
+
+  it("gives a repository deleted and created again under the same name an empty memory, and a backfill to run", async () => {
+    const dataDir = await legacyMemory();
+    const memories = registry(join(dataDir, "memory"));
+    // Created on 20 November: the memory of that name is an earlier repository's.
+    const memory = await memories.open({
+      ...WIDGETS,
+      repository: 555,
+      createdAt: "2026-11-20T09:00:00Z",
+    });
+
+    expect(await memory.list()).toEqual([]);
+    expect(await memory.readBackfillState()).toBeUndefined();
+    const legacy = join(dataDir, "memory", ".legacy", "7", "acme", "widgets");
+    expect(JSON.parse(readFileSync(join(legacy, "rejected.json"), "utf8"))).toMatchObject({
+      repository: 555,
+      reason: expect.stringContaining(
+        "before the repository was created (2026-11-20T09:00:00.000Z): it is an earlier repository's of the same name",
+      ),
+    });
+    // Turned down once, it is offered to nobody after.
+    expect(await memories.listLegacy()).toEqual([]);
+    await memories.closeAll();
+  });
+
+  it("tells an owner whose login is all digits from a repository id", async () => {
+    const dataDir = makeDataDir();
+    const directory = join(dataDir, "memory", "7", "1234", "widgets");
+    const store = await openTestStore(directory, { repo: "1234/widgets" });
+    await store.add(issueMemory(1, "x", { repo: "1234/widgets" }));
+    await store.close();
+    const memories = registry(join(dataDir, "memory"));
+    await (await memories.open(WIDGETS)).add(memoryOf("acme/widgets", 1, "new layout"));
+
+    expect((await memories.listLegacy()).map((l) => l.name)).toEqual(["1234/widgets"]);
+    expect(await memories.list()).toEqual([
+      { installation: 7, repository: 101, name: "acme/widgets" },
+    ]);
+    await memories.closeAll();
+    // A second start finds nothing more to move.
+    const again = registry(join(dataDir, "memory"));
+    await again.migrate();
+    expect(readdirSync(join(dataDir, "memory", "7"))).toEqual(["101"]);
+  });
+
+  it("finishes a deletion a crash interrupted", async () => {
+    const dataDir = makeDataDir();
+    const trash = join(dataDir, "memory", ".trash", "a-deleted-memory");
+    await openTestStore(trash).then((s) => s.close());
+    writeFileSync(join(trash, "backfill.json"), "{}");
+    await registry(join(dataDir, "memory")).migrate();
+    expect(existsSync(trash)).toBe(false);
+  });
+});
+
+/** Another process holding `directory`'s lock, once it says so. */
+function holdInChild(directory: string): Promise<ChildProcess> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(
+      process.execPath,
+      ["--import", "tsx", join(ROOT, "test/helpers/lock-holder-child.ts"), directory],
+      { cwd: ROOT, stdio: ["ignore", "pipe", "pipe"] },
+    );
+    let errors = "";
+    child.stderr.on("data", (chunk: Buffer) => (errors += chunk.toString()));
+    child.stdout.on("data", (chunk: Buffer) => {
+      if (chunk.toString().includes("locked")) resolve(child);
+    });
+    child.on("exit", (code) => reject(new Error(`lock holder exited with ${code}: ${errors}`)));
+  });
+}
