@@ -5,6 +5,7 @@ import type { Logger } from "pino";
 import type { Assistant } from "./agent/assistant.js";
 import { createAssistant } from "./agent/create-assistant.js";
 import { createChatModel } from "./agent/create-chat-model.js";
+import { TokenBudgets } from "./agent/token-budgets.js";
 import { AutomationBudget } from "./automations/automation-budget.js";
 import { systemClock, type Clock } from "./clock.js";
 import { getSecrets, type Env } from "./config.js";
@@ -30,7 +31,7 @@ export interface ServicesOptions {
   model?: BaseChatModel | undefined;
   /** Markdown parsing off the event loop; by default worker threads of these services' own. */
   markdown?: MarkdownService;
-  /** Keep the job journal in memory only (`talos replay`), not under `TALOS_DATA_DIR`. */
+  /** Keep the job journal and budgets in memory only (`talos replay`), not in `TALOS_DATA_DIR`. */
   ephemeralJobs?: boolean;
 }
 
@@ -50,6 +51,8 @@ export interface Services {
   /** Undefined without a language model. */
   assistant: Assistant | undefined;
   automationBudget: AutomationBudget;
+  /** Daily model-token budgets per installation and repository, kept across restarts. */
+  budgets: TokenBudgets;
   markdown: MarkdownService;
   /** Values that must never reach a log line or the model. */
   secrets: string[];
@@ -109,6 +112,14 @@ export async function createServices(options: ServicesOptions): Promise<Services
     log,
     metrics,
   });
+  const budgets = await TokenBudgets.open({
+    file: options.ephemeralJobs ? undefined : join(env.TALOS_DATA_DIR, "budgets.json"),
+    dailyTokens: env.TALOS_DAILY_TOKEN_BUDGET,
+    jobTokens: env.TALOS_AGENT_MAX_TOKENS,
+    clock,
+    log,
+    metrics,
+  });
   const markdown =
     options.markdown ??
     new MarkdownWorkers({ deadlineMs: env.TALOS_MARKDOWN_DEADLINE_MS, metrics, log });
@@ -116,6 +127,7 @@ export async function createServices(options: ServicesOptions): Promise<Services
     try {
       await memory.closeAll();
     } finally {
+      await budgets.flush();
       await journal.close();
       // Workers these services made; ones handed in belong to their maker.
       if (!options.markdown) await markdown.close();
@@ -137,6 +149,7 @@ export async function createServices(options: ServicesOptions): Promise<Services
       clock,
       maxPerInstallationPerHour: env.TALOS_AUTOMATION_MAX_PER_HOUR,
     }),
+    budgets,
     markdown,
     secrets: getSecrets(env).filter((secret): secret is string => Boolean(secret)),
     close,

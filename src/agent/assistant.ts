@@ -8,6 +8,7 @@ import type { PromptLibrary } from "../prompts/prompt-library.js";
 import type { ToolContext } from "../tools/define-tool.js";
 import type { ToolRegistry } from "../tools/tool-registry.js";
 import type { AgentLimits } from "./run-agent.js";
+import type { TokenAccount } from "./token-budgets.js";
 import { createFence, type Fence } from "./untrusted-text.js";
 
 /** Everything an agent flow needs, built once at start-up. */
@@ -21,6 +22,11 @@ export interface Assistant {
   clock: Clock;
   /** Removes configured secrets and credential shapes from text bound for the model. */
   scrub: (text: string) => string;
+  /**
+   * The token budget this job draws on; every model call is checked against it and charged.
+   * Handlers set it per job; `talos chat`, run by the operator, has none.
+   */
+  account?: TokenAccount | undefined;
 }
 
 export interface RunSetup {

@@ -1,5 +1,6 @@
 import type { Logger } from "pino";
 import type { Assistant } from "../agent/assistant.js";
+import { BudgetExceededError } from "../agent/token-budgets.js";
 import type { Clock } from "../clock.js";
 import type { RepoConfig } from "../config.js";
 import type { AppIdentityLoader } from "../github/app-identity.js";
@@ -67,25 +68,35 @@ export async function onNewIssue(options: NewIssueOptions): Promise<void> {
     log.error({ err: error }, "memory work on the new issue failed");
   }
   if (wantsTriage && allowed) {
-    const outcome = await triageNewIssue({
-      assistant: options.assistant!,
-      github,
-      octokit,
-      issue,
-      comments: options.comments,
-      settings: config.triage,
-      reply: {
-        identity: options.identity,
-        markdown: options.markdown,
-        limits: options.limits,
-        clock: options.clock,
-      },
-      log,
-    });
-    log.info(
-      { labels: outcome.proposal?.labels, applied: outcome.applied, commented: outcome.commented },
-      "issue triaged",
-    );
+    try {
+      const outcome = await triageNewIssue({
+        assistant: options.assistant!,
+        github,
+        octokit,
+        issue,
+        comments: options.comments,
+        settings: config.triage,
+        reply: {
+          identity: options.identity,
+          markdown: options.markdown,
+          limits: options.limits,
+          clock: options.clock,
+        },
+        log,
+      });
+      log.info(
+        {
+          labels: outcome.proposal?.labels,
+          applied: outcome.applied,
+          commented: outcome.commented,
+        },
+        "issue triaged",
+      );
+    } catch (error) {
+      // Automatic work has no one to tell: over budget it is skipped, with a line in the log.
+      if (!(error instanceof BudgetExceededError)) throw error;
+      log.warn({ budget: error.scope }, "triage skipped: the token budget is spent");
+    }
   }
   if (memoryError) throw memoryError;
 }

@@ -55,6 +55,7 @@ export async function answerCommand(options: AnswerCommandOptions): Promise<void
     clock: options.clock,
     log,
   });
+  if (reply.silent) return log.info("no reply: this thread already had today's budget notice");
   const result = await upsertReply({
     octokit,
     ...repo,

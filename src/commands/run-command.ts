@@ -1,8 +1,12 @@
 import { LlmError } from "../agent/run-agent.js";
+import { BudgetExceededError } from "../agent/token-budgets.js";
 import type { CommandContext, CommandReply } from "./command-registry.js";
 import type { ParsedCommand } from "./parse-command.js";
 
-export type CommandOutcome = Exclude<CommandReply, string>;
+export type CommandOutcome = Exclude<CommandReply, string> & {
+  /** Nothing to post: the thread already had today's over-budget notice. */
+  silent?: boolean;
+};
 
 /**
  * Runs a parsed command. It always returns a reply: an unknown or switched-off command, or a
@@ -23,6 +27,13 @@ export async function runCommand(
     try {
       reply = await command.run({ ...context, args: parsed.args });
     } catch (error) {
+      if (error instanceof BudgetExceededError) {
+        // One notice per thread and day; after it, over-budget commands get no reply at all.
+        log.warn({ command: command.name, budget: error.scope }, "command refused: budget spent");
+        if (!context.assistant?.account?.takeNotice(String(context.issue.number)))
+          return { body: "", silent: true };
+        return { body: budgetNotice(command.name, error) };
+      }
       log.error({ err: error, command: command.name }, "command failed");
       reply =
         error instanceof LlmError
@@ -36,6 +47,14 @@ export async function runCommand(
     outcome.body += `\n\n> [!WARNING]\n> \`.github/talos.yml\` has ${config.errors.length} problem(s); those settings fell back to their most restrictive values. Run \`/talos config\` for details.`;
   }
   return outcome;
+}
+
+function budgetNotice(name: string, error: BudgetExceededError): string {
+  const whose =
+    error.scope === "job"
+      ? "A single command may spend only so many tokens, and this one reached that limit"
+      : `This ${error.scope === "installation" ? "installation" : "repository"} has used today's language-model budget`;
+  return `${whose}, so \`${name}\` was not run. Commands that use the model work again after midnight UTC; \`help\`, \`config\` and \`similar\` still work. (This notice is posted once a day per thread.)`;
 }
 
 /** Command names come from untrusted comments; keep them short and free of Markdown. */

@@ -1,0 +1,175 @@
+import { mkdir, readFile } from "node:fs/promises";
+import { dirname } from "node:path";
+import type { Logger } from "pino";
+import { z } from "zod";
+import type { Clock } from "../clock.js";
+import type { Metrics } from "../metrics/create-metrics.js";
+import { writeFileAtomically } from "../write-file-atomically.js";
+
+/** A model call refused because a budget is spent; no call was made. */
+export class BudgetExceededError extends Error {
+  override name = "BudgetExceededError";
+  constructor(readonly scope: "installation" | "repository" | "job") {
+    super(`the ${scope}'s model token budget is spent`);
+  }
+}
+
+/** What one job may spend, charged as it goes. */
+export interface TokenAccount {
+  installation: string;
+  /** Tokens left: the least of the job's cap, the repository's and the installation's day. */
+  remaining(): number;
+  /** Throws BudgetExceededError, naming the budget, when nothing is left. */
+  check(): void;
+  charge(tokens: number): void;
+  /** True the first time this UTC day it is asked for `thread`: one over-budget notice each. */
+  takeNotice(thread: string): boolean;
+}
+
+export interface TokenBudgetsOptions {
+  /** `$TALOS_DATA_DIR/budgets.json`; none keeps the counts in memory (`talos replay`). */
+  file?: string | undefined;
+  /** Per installation and UTC day (`TALOS_DAILY_TOKEN_BUDGET`). */
+  dailyTokens: number;
+  /** Per job, all its model calls together (`TALOS_AGENT_MAX_TOKENS`). */
+  jobTokens: number;
+  clock: Clock;
+  log: Logger;
+  metrics: Metrics;
+}
+
+const State = z.object({
+  day: z.string(),
+  installations: z.record(z.string(), z.number()),
+  repositories: z.record(z.string(), z.number()),
+  notices: z.array(z.string()),
+});
+type State = z.infer<typeof State>;
+
+const MAX_NOTICES = 10_000;
+
+/**
+ * Daily token budgets per installation and per repository (by id), kept in a small file so they
+ * survive restarts. Counts reset at midnight UTC. Commands and automations draw on the same
+ * budgets; the model's reported usage is charged after each call.
+ */
+export class TokenBudgets {
+  readonly #options: TokenBudgetsOptions;
+  #state: State;
+  #saving: Promise<void> = Promise.resolve();
+  #dirty = false;
+  /** The day whose counts were lost (a damaged file): it counts as spent. */
+  readonly #lostDay: string | undefined;
+
+  private constructor(options: TokenBudgetsOptions, state: State, lostDay?: string) {
+    this.#options = options;
+    this.#state = state;
+    this.#lostDay = lostDay;
+  }
+
+  static async open(options: TokenBudgetsOptions): Promise<TokenBudgets> {
+    const empty = () => ({ day: "", installations: {}, repositories: {}, notices: [] });
+    if (!options.file) return new TokenBudgets(options, empty());
+    await mkdir(dirname(options.file), { recursive: true });
+    try {
+      return new TokenBudgets(
+        options,
+        State.parse(JSON.parse(await readFile(options.file, "utf8"))),
+      );
+    } catch (error) {
+      if ((error as NodeJS.ErrnoException).code === "ENOENT")
+        return new TokenBudgets(options, empty());
+      // Counted as spent rather than as unused: a damaged file must not reopen the budget.
+      options.log.error(
+        { err: error, file: options.file },
+        "token budgets unreadable; today's budgets count as spent",
+      );
+      return new TokenBudgets(options, empty(), utcDay(options.clock.now()));
+    }
+  }
+
+  /**
+   * The account of one job. `repositoryTokens` is `budget.daily_tokens` from the repository's
+   * config: it can only lower the installation's budget.
+   */
+  account(scope: {
+    installation: number;
+    repository: number;
+    repositoryTokens?: number | undefined;
+  }): TokenAccount {
+    const installation = String(scope.installation);
+    const repository = `${scope.installation}/${scope.repository}`;
+    const { dailyTokens, jobTokens, metrics } = this.#options;
+    const repositoryLimit = Math.min(dailyTokens, scope.repositoryTokens ?? Infinity);
+    let spent = 0;
+    const left = () => {
+      const state = this.#today();
+      const lost = state.day === this.#lostDay ? Infinity : 0;
+      return {
+        installation: dailyTokens - (state.installations[installation] ?? 0) - lost,
+        repository: repositoryLimit - (state.repositories[repository] ?? 0) - lost,
+        job: jobTokens - spent,
+      };
+    };
+    return {
+      installation,
+      remaining: () => Math.max(0, Math.min(...Object.values(left()))),
+      check: () => {
+        const budgets = left();
+        const spentScope = (["installation", "repository", "job"] as const).find(
+          (name) => budgets[name] <= 0,
+        );
+        if (spentScope) {
+          metrics.budgetRefusals.inc({ scope: spentScope });
+          throw new BudgetExceededError(spentScope);
+        }
+      },
+      charge: (tokens) => {
+        const state = this.#today();
+        spent += tokens;
+        state.installations[installation] = (state.installations[installation] ?? 0) + tokens;
+        state.repositories[repository] = (state.repositories[repository] ?? 0) + tokens;
+        this.#save();
+      },
+      takeNotice: (thread) => {
+        const state = this.#today();
+        if (state.notices.includes(thread)) return false;
+        state.notices.push(thread);
+        if (state.notices.length > MAX_NOTICES) state.notices.shift();
+        this.#save();
+        return true;
+      },
+    };
+  }
+
+  /** Resolves once every charge so far is on disk. */
+  async flush(): Promise<void> {
+    await this.#saving;
+  }
+
+  #today(): State {
+    const day = utcDay(this.#options.clock.now());
+    if (this.#state.day !== day)
+      this.#state = { day, installations: {}, repositories: {}, notices: [] };
+    return this.#state;
+  }
+
+  /** Writes coalesce: one write in flight, and one more after it with whatever changed since. */
+  #save(): void {
+    const file = this.#options.file;
+    if (!file || this.#dirty) return;
+    this.#dirty = true;
+    this.#saving = this.#saving.then(async () => {
+      this.#dirty = false;
+      try {
+        await writeFileAtomically(file, JSON.stringify(this.#state));
+      } catch (error) {
+        this.#options.log.error({ err: error, file }, "cannot save token budgets");
+      }
+    });
+  }
+}
+
+function utcDay(ms: number): string {
+  return new Date(ms).toISOString().slice(0, 10);
+}

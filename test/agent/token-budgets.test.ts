@@ -1,0 +1,84 @@
+import { writeFileSync } from "node:fs";
+import { join } from "node:path";
+import { describe, expect, it } from "vitest";
+import { BudgetExceededError, TokenBudgets } from "../../src/agent/token-budgets.js";
+import { createMetrics } from "../../src/metrics/create-metrics.js";
+import { createFakeClock, type FakeClock } from "../helpers/fake-clock.js";
+import { captureLogs, makeDataDir } from "../helpers/test-app.js";
+
+async function open(file: string, clock: FakeClock, dailyTokens = 10_000, jobTokens = 6_000) {
+  const logs = await captureLogs("warn");
+  const metrics = createMetrics();
+  const budgets = await TokenBudgets.open({
+    file,
+    dailyTokens,
+    jobTokens,
+    clock,
+    log: logs.log,
+    metrics,
+  });
+  return { budgets, logs, metrics };
+}
+
+describe("token budgets", () => {
+  it("charges installation, repository and job; a repository can only lower its budget", async () => {
+    const clock = createFakeClock();
+    const { budgets } = await open(join(makeDataDir(), "budgets.json"), clock);
+    const a = budgets.account({ installation: 1, repository: 10, repositoryTokens: 3_000 });
+    expect(a.remaining()).toBe(3_000);
+    a.charge(2_500);
+    expect(a.remaining()).toBe(500);
+    // Another repository of the installation: its own budget, the installation's shared.
+    const b = budgets.account({ installation: 1, repository: 20, repositoryTokens: 50_000 });
+    expect(b.remaining()).toBe(6_000); // the job cap
+    b.charge(5_000);
+    const c = budgets.account({ installation: 1, repository: 20 });
+    expect(c.remaining()).toBe(10_000 - 7_500);
+    // Another installation is untouched.
+    expect(budgets.account({ installation: 2, repository: 10 }).remaining()).toBe(6_000);
+  });
+
+  it("refuses with the scope that is spent, counts the refusal, and resets at midnight UTC", async () => {
+    const clock = createFakeClock(Date.UTC(2026, 11, 2, 23, 0));
+    const { budgets, metrics } = await open(join(makeDataDir(), "budgets.json"), clock);
+    const account = budgets.account({ installation: 1, repository: 10, repositoryTokens: 1_000 });
+    account.charge(1_000);
+    expect(() => account.check()).toThrow(BudgetExceededError);
+    expect(() => account.check()).toThrow(/repository's model token budget is spent/);
+    const refusals = (await metrics.budgetRefusals.get()).values;
+    expect(refusals).toEqual([
+      expect.objectContaining({ labels: { scope: "repository" }, value: 2 }),
+    ]);
+    clock.advance(60 * 60_000);
+    const tomorrow = budgets.account({ installation: 1, repository: 10, repositoryTokens: 1_000 });
+    expect(() => tomorrow.check()).not.toThrow();
+    expect(tomorrow.remaining()).toBe(1_000);
+  });
+
+  it("survives a restart, notices included", async () => {
+    const clock = createFakeClock();
+    const file = join(makeDataDir(), "budgets.json");
+    const first = await open(file, clock);
+    const account = first.budgets.account({ installation: 1, repository: 10 });
+    account.charge(9_999);
+    expect(account.takeNotice("7")).toBe(true);
+    expect(account.takeNotice("7")).toBe(false);
+    await first.budgets.flush();
+    const second = await open(file, clock);
+    const again = second.budgets.account({ installation: 1, repository: 10 });
+    expect(again.remaining()).toBe(1);
+    expect(again.takeNotice("7")).toBe(false);
+    expect(again.takeNotice("8")).toBe(true);
+  });
+
+  it("counts a damaged file as a spent day, never as a fresh budget", async () => {
+    const clock = createFakeClock();
+    const file = join(makeDataDir(), "budgets.json");
+    writeFileSync(file, '{"day": "2026-11-24", "installations": {"1": 5');
+    const { budgets, logs } = await open(file, clock);
+    expect(budgets.account({ installation: 1, repository: 10 }).remaining()).toBe(0);
+    expect(logs.text()).toContain("today's budgets count as spent");
+    clock.advance(24 * 60 * 60_000);
+    expect(budgets.account({ installation: 1, repository: 10 }).remaining()).toBe(6_000);
+  });
+});
