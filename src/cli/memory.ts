@@ -85,7 +85,7 @@ export async function showMemoryStats(options: MemoryCommandOptions): Promise<nu
   if (legacy.length > 0) {
     await writeLine(
       options.stdout,
-      `${legacy.length} name-keyed memor${legacy.length === 1 ? "y" : "ies"} from before the upgrade wait for their repository's next event: ${legacy.map((l) => `${l.installation}/${l.repo}`).join(", ")}`,
+      `${legacy.length} name-keyed ${legacy.length === 1 ? "memory" : "memories"} from before the upgrade ${legacy.length === 1 ? "waits for its repository's" : "wait for their repositories'"} next event: ${legacy.map((l) => `${l.installation}/${l.repo}`).join(", ")}`,
     );
   }
   return 0;
@@ -213,7 +213,9 @@ async function selectNamespaces(options: MemoryCommandOptions): Promise<ShownNam
   if (installation !== undefined && !/^\d+$/.test(installation))
     throw new UsageError(`--installation takes a numeric installation id, not "${installation}"`);
   await assertDirectory(dataDir);
-  const found = (await createRegistry(options, refusingEmbedder()).list()).map(toShown);
+  const found = (await createRegistry(options, refusingEmbedder()).list())
+    .map(toShown)
+    .sort((a, b) => nameOf(a).localeCompare(nameOf(b), "en", { numeric: true }));
   const selected = found
     .filter(
       (namespace) =>
@@ -223,8 +225,7 @@ async function selectNamespaces(options: MemoryCommandOptions): Promise<ShownNam
     )
     .filter(
       (namespace) => installation === undefined || String(namespace.installation) === installation,
-    )
-    .sort((a, b) => nameOf(a).localeCompare(nameOf(b), "en", { numeric: true }));
+    );
   if (selected.length === 0 && (repo !== undefined || installation !== undefined)) {
     const wanted = [
       installation === undefined ? "" : `installation ${installation}`,

@@ -148,11 +148,8 @@ export async function backfillRepository(options: BackfillOptions): Promise<Back
             error: `page ${state.page} failed ${attempt === 1 ? "once" : `${attempt} times`}; last: ${describe(error)}`,
             failedAt: new Date(clock.now()).toISOString(),
           };
+          // The caller reports the error; backfill.json keeps it for whoever looks later.
           await progress.saveBackfillState(state);
-          log.error(
-            { err: error, repo: fullName, page: state.page, attempts: attempt },
-            "backfill gave up on a page; the next start resumes there",
-          );
           throw error;
         }
         const waitMs = Math.min(retry.maxMs, retry.baseMs * 2 ** (attempt - 1));

@@ -1,7 +1,7 @@
 import { join } from "node:path";
 import type nock from "nock";
 import { describe, expect, it } from "vitest";
-import { type MemoryNamespace } from "../../src/memory/memory-registry.js";
+import type { RepositoryRef } from "../../src/memory/memory-registry.js";
 import {
   githubScope,
   INSTALLATION_TOKEN,
@@ -37,6 +37,20 @@ function issue(number: number, pull = false) {
   };
 }
 
+/** acme/widgets's id: memory is kept by it. */
+const WIDGETS_ID = 101;
+
+/** `GET /repos/acme/widgets`: the repository's id, name and creation time. */
+function mockRepository(scope: nock.Scope) {
+  scope.get("/repos/acme/widgets").reply(200, {
+    id: WIDGETS_ID,
+    name: "widgets",
+    full_name: "acme/widgets",
+    owner: { login: "acme" },
+    created_at: "2020-01-01T00:00:00Z",
+  });
+}
+
 /** Two pages, newest first: 100 items (every tenth a pull request), then 30. */
 function mockIssuePages(scope: nock.Scope, authorization: string) {
   scope
@@ -57,10 +71,11 @@ function mockIssuePages(scope: nock.Scope, authorization: string) {
     );
 }
 
-async function readMemory(dataDir: string, namespace: MemoryNamespace) {
+async function readMemory(dataDir: string, installation: number) {
   const memories = createTestRegistry(join(dataDir, "memory"));
   const namespaces = await memories.list();
-  const records = (await memories.open(namespace)).list();
+  const ref: RepositoryRef = { installation, repository: WIDGETS_ID, name: "acme/widgets" };
+  const records = await (await memories.open(ref)).list();
   await memories.closeAll();
   return { namespaces, records };
 }
@@ -71,6 +86,7 @@ describe("talos backfill", () => {
     const interrupt = new AbortController();
     const first = githubScope();
     mockRepoConfig(first, { owner: "acme", repo: "widgets" });
+    mockRepository(first);
     first
       .get("/repos/acme/widgets/issues")
       .query({ ...QUERY, page: "1" })
@@ -90,6 +106,7 @@ describe("talos backfill", () => {
 
     const second = githubScope();
     mockRepoConfig(second, { owner: "acme", repo: "widgets" });
+    mockRepository(second);
     second
       .get("/repos/acme/widgets/issues")
       .query({ ...QUERY, page: "2" })
@@ -110,6 +127,7 @@ describe("talos backfill", () => {
     const dataDir = makeDataDir();
     const scope = githubScope();
     mockRepoConfig(scope, { owner: "acme", repo: "widgets" });
+    mockRepository(scope);
     mockIssuePages(scope, `token ${TOKEN}`);
 
     const { code, out, err } = await talos(
@@ -129,11 +147,8 @@ describe("talos backfill", () => {
     expect(out).toBe(
       "Indexed 130 issues and pull requests of acme/widgets; memory 7/acme/widgets holds 130 records.\n",
     );
-    const { namespaces, records } = await readMemory(dataDir, {
-      installation: "7",
-      repo: "acme/widgets",
-    });
-    expect(namespaces).toEqual([{ installation: "7", repo: "acme/widgets" }]);
+    const { namespaces, records } = await readMemory(dataDir, 7);
+    expect(namespaces).toEqual([{ installation: 7, repository: WIDGETS_ID, name: "acme/widgets" }]);
     expect(records).toHaveLength(130);
     expect(records.filter((r) => r.kind === "pull_request")).toHaveLength(10);
     expect(records.find((r) => r.id === "pull_request-130")).toMatchObject({
@@ -147,6 +162,7 @@ describe("talos backfill", () => {
     const dataDir = makeDataDir();
     const scope = githubScope();
     mockRepoConfig(scope, { owner: "acme", repo: "widgets" });
+    mockRepository(scope);
     mockIssuePages(scope, `token ${TOKEN}`);
     const argv = ["backfill", "acme/widgets", "--installation", "7", "--max", "120"];
     const env = { GITHUB_TOKEN: TOKEN, TALOS_DATA_DIR: dataDir };
@@ -161,13 +177,12 @@ describe("talos backfill", () => {
         `\r[${"#".repeat(30)}] 120/120 7/acme/widgets\n`,
     );
     expect(out).toContain("Indexed 120 issues and pull requests of acme/widgets;");
-    expect(
-      (await readMemory(dataDir, { installation: "7", repo: "acme/widgets" })).records,
-    ).toHaveLength(120);
+    expect((await readMemory(dataDir, 7)).records).toHaveLength(120);
 
-    // The second run reads only the config, and says why it did nothing.
+    // The second run reads only the config and the repository, and says why it did nothing.
     const again = githubScope();
     mockRepoConfig(again, { owner: "acme", repo: "widgets" });
+    mockRepository(again);
     const second = await talos(argv, env);
     expect(second.code).toBe(0);
     expect(again.pendingMocks()).toEqual([]);
@@ -182,6 +197,7 @@ describe("talos backfill", () => {
     const env = { GITHUB_TOKEN: TOKEN, TALOS_DATA_DIR: dataDir, TALOS_GITHUB_MAX_RETRIES: "0" };
     const failing = githubScope();
     mockRepoConfig(failing, { owner: "acme", repo: "widgets" });
+    mockRepository(failing);
     failing
       .get("/repos/acme/widgets/issues")
       .query({ ...QUERY, page: "1" })
@@ -201,6 +217,7 @@ describe("talos backfill", () => {
 
     const resumed = githubScope();
     mockRepoConfig(resumed, { owner: "acme", repo: "widgets" });
+    mockRepository(resumed);
     resumed
       .get("/repos/acme/widgets/issues")
       .query({ ...QUERY, page: "2" })
@@ -225,6 +242,7 @@ describe("talos backfill", () => {
       .reply(200, { id: 42, account: { login: "acme" } });
     mockInstallationToken(scope, 42);
     mockRepoConfig(scope, { owner: "acme", repo: "widgets" });
+    mockRepository(scope);
     mockIssuePages(scope, `token ${INSTALLATION_TOKEN}`);
 
     const { code, out, err } = await talos(["backfill", "acme/widgets", "--data-dir", dataDir], {
@@ -236,11 +254,10 @@ describe("talos backfill", () => {
     expect(scope.pendingMocks()).toEqual([]);
     expect(err).not.toContain("PRIVATE KEY");
     expect(out).toContain("memory 42/acme/widgets holds 130 records");
-    const { namespaces, records } = await readMemory(dataDir, {
-      installation: "42",
-      repo: "acme/widgets",
-    });
-    expect(namespaces).toEqual([{ installation: "42", repo: "acme/widgets" }]);
+    const { namespaces, records } = await readMemory(dataDir, 42);
+    expect(namespaces).toEqual([
+      { installation: 42, repository: WIDGETS_ID, name: "acme/widgets" },
+    ]);
     expect(records).toHaveLength(130);
   });
 
@@ -269,6 +286,21 @@ describe("talos backfill", () => {
     expect(code).toBe(2);
     expect(scope.pendingMocks()).toEqual([]);
     expect(err).toBe("talos backfill: the app 1 is not installed on acme/widgets\n");
+  });
+
+  it("says so when the repository cannot be found, before anything is written", async () => {
+    const dataDir = makeDataDir();
+    const scope = githubScope();
+    mockRepoConfig(scope, { owner: "acme", repo: "widgets" });
+    scope.get("/repos/acme/widgets").reply(404, { message: "Not Found" });
+    const { code, err } = await talos(
+      ["backfill", "acme/widgets", "--installation", "7", "--data-dir", dataDir],
+      { GITHUB_TOKEN: TOKEN },
+    );
+    expect(code).toBe(2);
+    expect(scope.pendingMocks()).toEqual([]);
+    expect(err).toBe("talos backfill: there is no repository acme/widgets, or it is not visible\n");
+    expect(await createTestRegistry(join(dataDir, "memory")).list()).toEqual([]);
   });
 
   it("indexes nothing when the repository switches memory off", async () => {

@@ -1,4 +1,5 @@
-import { cpSync, readdirSync, statSync, writeFileSync } from "node:fs";
+import { cpSync, mkdirSync, readdirSync, statSync, writeFileSync } from "node:fs";
+import { hostname } from "node:os";
 import { join } from "node:path";
 import { PassThrough, Writable } from "node:stream";
 import { describe, expect, it } from "vitest";
@@ -16,10 +17,16 @@ function registry(memoryDir: string, batchSize = 50) {
   return createTestRegistry(memoryDir, { batchSize });
 }
 
-/** Installation 7 has acme/widgets (3 records) and acme/gadgets (1); installation 8, acme/widgets (2). */
+const WIDGETS = { repository: 101, name: "acme/widgets" };
+const GADGETS = { repository: 102, name: "acme/gadgets" };
+
+/**
+ * Installation 7 has acme/widgets (3 records) and acme/gadgets (1); installation 8, acme/widgets
+ * (2: it was transferred there, and installation 7 keeps what it had).
+ */
 async function seed(dataDir = makeDataDir()) {
   const memories = registry(join(dataDir, "memory"));
-  const seven = await memories.open({ installation: "7", repo: "acme/widgets" });
+  const seven = await memories.open({ installation: 7, ...WIDGETS });
   await seven.addMany([
     issueMemory(1, "Crash when exporting invoices from the billing page\n\nStack trace follows."),
     issueMemory(2, "Dark mode colours are wrong in the settings page"),
@@ -31,14 +38,14 @@ async function seed(dataDir = makeDataDir()) {
       url: undefined,
     },
   ]);
-  const gadgets = await memories.open({ installation: "7", repo: "acme/gadgets" });
+  const gadgets = await memories.open({ installation: 7, ...GADGETS });
   await gadgets.add(
     issueMemory(1, "Gadget firmware update stalls", {
       repo: "acme/gadgets",
       url: "https://github.com/acme/gadgets/issues/1",
     }),
   );
-  const eight = await memories.open({ installation: "8", repo: "acme/widgets" });
+  const eight = await memories.open({ installation: 8, ...WIDGETS });
   await eight.addMany([
     issueMemory(1, "Secret crash when exporting invoices of installation eight"),
     issueMemory(5, "Slow start-up on older laptops"),
@@ -57,12 +64,18 @@ describe("talos memory stats", () => {
     expect(code).toBe(0);
     const stats = JSON.parse(out);
     expect(
-      stats.namespaces.map((n: Record<string, unknown>) => [n.installation, n.repo, n.records]),
+      stats.namespaces.map((n: Record<string, unknown>) => [
+        n.installation,
+        n.repository,
+        n.repo,
+        n.records,
+      ]),
     ).toEqual([
-      ["7", "acme/gadgets", 1],
-      ["7", "acme/widgets", 3],
-      ["8", "acme/widgets", 2],
+      [7, 102, "acme/gadgets", 1],
+      [7, 101, "acme/widgets", 3],
+      [8, 101, "acme/widgets", 2],
     ]);
+    expect(stats.legacy).toEqual([]);
     expect(stats.namespaces[1]).toMatchObject({
       byKind: { issue: 2, note: 1 },
       pending: 0,
@@ -97,8 +110,15 @@ describe("talos memory stats", () => {
     });
     expect(widgets.code).toBe(0);
     expect(
-      JSON.parse(widgets.out).namespaces.map((n: { installation: string }) => n.installation),
-    ).toEqual(["7", "8"]);
+      JSON.parse(widgets.out).namespaces.map((n: { installation: number }) => n.installation),
+    ).toEqual([7, 8]);
+    // By repository id, too.
+    const byId = await talos(["memory", "stats", "--repo", "102", "--json"], {
+      TALOS_DATA_DIR: dataDir,
+    });
+    expect(JSON.parse(byId.out).namespaces.map((n: { repo: string }) => n.repo)).toEqual([
+      "acme/gadgets",
+    ]);
     const eight = await talos([
       "memory",
       "stats",
@@ -124,6 +144,28 @@ describe("talos memory stats", () => {
   });
 });
 
+describe("talos memory: name-keyed memory from before the upgrade", () => {
+  it("moves it aside and says it waits for its repository's next event", async () => {
+    const dataDir = await seed();
+    const old = await openTestStore(join(dataDir, "memory", "7", "acme", "legacy"), {
+      repo: "acme/legacy",
+    });
+    await old.add(issueMemory(1, "old", { repo: "acme/legacy" }));
+    await old.close();
+
+    const table = await talos(["memory", "stats", "--data-dir", dataDir]);
+    expect(table.code).toBe(0);
+    expect(table.out.trim().split("\n").at(-1)).toBe(
+      "1 name-keyed memory from before the upgrade waits for its repository's next event: 7/acme/legacy",
+    );
+    const json = JSON.parse(
+      (await talos(["memory", "stats", "--data-dir", dataDir, "--json"])).out,
+    );
+    expect(json.legacy).toEqual([{ installation: 7, repo: "acme/legacy" }]);
+    expect(json.totals.namespaces).toBe(3);
+  });
+});
+
 describe("talos memory search", () => {
   it("finds the record in the chosen namespace only", async () => {
     const dataDir = await seed();
@@ -142,7 +184,7 @@ describe("talos memory search", () => {
     expect(err).toBe("");
     expect(code).toBe(0);
     const result = JSON.parse(out);
-    expect(result).toMatchObject({ installation: "7", repo: "acme/widgets" });
+    expect(result).toMatchObject({ installation: 7, repository: 101, repo: "acme/widgets" });
     expect(result.hits[0]).toMatchObject({
       id: "issue-1",
       kind: "issue",
@@ -231,7 +273,8 @@ describe("talos memory export", () => {
       "8/acme/widgets#issue-5",
     ]);
     expect(lines[1]).toEqual({
-      installation: "7",
+      installation: 7,
+      repository: 101,
       id: "issue-1",
       kind: "issue",
       text: "Crash when exporting invoices from the billing page\n\nStack trace follows.",
@@ -271,14 +314,22 @@ describe("talos memory export", () => {
 describe("talos memory compact", () => {
   it("replays what the log holds into the index files and leaves nothing pending", async () => {
     const live = makeDataDir();
-    const directory = join(live, "memory", "7", "acme", "widgets");
-    const store = await openTestStore(directory, { batchSize: 1_000 });
+    const directory = join(live, "memory", "7", "101");
+    // Unlocked: the copy is what a crash leaves, not a directory a live process holds.
+    const store = await openTestStore(directory, {
+      batchSize: 1_000,
+      lockDirectory: async () => async () => undefined,
+    });
+    writeFileSync(
+      join(directory, "repository.json"),
+      JSON.stringify({ installation: 7, repository: 101, name: "acme/widgets" }),
+    );
     await store.addMany([issueMemory(1, "first"), issueMemory(2, "second")]);
     // A copy taken now is what a crash would leave: the records are only in the log.
     const dataDir = makeDataDir();
     cpSync(live, dataDir, { recursive: true });
     await store.close();
-    const copy = join(dataDir, "memory", "7", "acme", "widgets");
+    const copy = join(dataDir, "memory", "7", "101");
     const logBytes = () =>
       readdirSync(copy)
         .filter((name) => name.startsWith("log-"))
@@ -295,7 +346,7 @@ describe("talos memory compact", () => {
 
     const json = await talos(["memory", "compact", "--data-dir", dataDir, "--json"]);
     expect(JSON.parse(json.out).namespaces).toEqual([
-      expect.objectContaining({ installation: "7", repo: "acme/widgets", records: 2, pending: 0 }),
+      expect.objectContaining({ installation: 7, repo: "acme/widgets", records: 2, pending: 0 }),
     ]);
     const stats = JSON.parse(
       (await talos(["memory", "stats", "--data-dir", dataDir, "--json"])).out,
@@ -310,7 +361,7 @@ describe("talos memory: errors", () => {
     [["memory", "frobnicate"], /^talos memory: unknown memory subcommand "frobnicate"/],
     [
       ["memory", "stats", "--repo", "not-a-repo"],
-      /^talos memory: --repo takes owner\/repo, not "not-a-repo"/,
+      /^talos memory: --repo takes owner\/repo or a repository id, not "not-a-repo"/,
     ],
     [
       ["memory", "stats", "--installation", "seven"],
@@ -357,21 +408,25 @@ describe("talos memory: errors", () => {
 
   it("exits 1 with the lock's message when a running server holds the directory", async () => {
     const dataDir = await seed();
-    const directory = join(dataDir, "memory", "8", "acme", "widgets");
+    const directory = join(dataDir, "memory", "8", "101");
     // The test runner's parent process is alive and is not us, as a server would be.
-    writeFileSync(join(directory, "lock"), String(process.ppid));
+    mkdirSync(join(directory, ".lock"));
+    writeFileSync(
+      join(directory, ".lock", "owner.json"),
+      JSON.stringify({ pid: process.ppid, host: hostname(), since: new Date().toISOString() }),
+    );
     for (const action of ["stats", "export", "compact"]) {
       const { code, err } = await talos(["memory", action, "--data-dir", dataDir]);
       expect(code).toBe(1);
       expect(err).toBe(
-        `talos memory: ${directory} is in use by process ${process.ppid}; stop it first (or remove ${join(directory, "lock")} if it is gone)\n`,
+        `talos memory: ${directory} is in use by process ${process.ppid}; stop it first (or remove ${join(directory, ".lock")} if it is gone)\n`,
       );
     }
   });
 
   it("reports a damaged manifest in one line", async () => {
     const dataDir = await seed();
-    const manifest = join(dataDir, "memory", "7", "acme", "gadgets", "manifest.json");
+    const manifest = join(dataDir, "memory", "7", "102", "manifest.json");
     writeFileSync(manifest, "{ not json");
     const { code, err } = await talos(["memory", "stats", "--data-dir", dataDir]);
     expect(code).toBe(1);

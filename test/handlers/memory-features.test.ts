@@ -1,3 +1,5 @@
+import { existsSync, readdirSync, readFileSync, utimesSync, writeFileSync } from "node:fs";
+import { join } from "node:path";
 import { AIMessage } from "@langchain/core/messages";
 import { describe, expect, it, vi } from "vitest";
 import type { Embedder } from "../../src/memory/embedder.js";
@@ -9,8 +11,10 @@ import {
   mockInstallationToken,
   mockRepoConfig,
 } from "../helpers/github-mocks.js";
+import { createFakeClock } from "../helpers/fake-clock.js";
 import { scriptedModel } from "../helpers/scripted-model.js";
 import { createTestApp, loadFixture, makeDataDir, type TestApp } from "../helpers/test-app.js";
+import { openTestStore } from "../helpers/test-memory.js";
 import { webhookExample } from "../helpers/webhook-examples.js";
 
 const REPO = "/repos/Codertocat/Hello-World";
@@ -43,10 +47,14 @@ function comment(body: string, id = COMMENT_ID) {
   return payload;
 }
 
+/** Codertocat/Hello-World's id in the example payloads and fixtures. */
+const HELLO_WORLD = 186853002;
+
 function memoryOf(app: TestApp, installation = 2) {
   return app.talos.memory.open({
-    installation: String(installation),
-    repo: "codertocat/hello-world",
+    installation,
+    repository: HELLO_WORLD,
+    name: "Codertocat/Hello-World",
   });
 }
 
@@ -118,20 +126,19 @@ describe("similar issues on a new issue", () => {
     );
     // Every new issue is remembered, in its own installation's memory.
     const memory = await memoryOf(app);
-    expect(
-      memory
-        .list()
-        .map((r) => r.id)
-        .sort(),
-    ).toEqual(["issue-12", "issue-13", "issue-14"]);
-    expect(memory.get("issue-14")).toMatchObject({
+    expect((await memory.list()).map((r) => r.id).sort()).toEqual([
+      "issue-12",
+      "issue-13",
+      "issue-14",
+    ]);
+    expect(await memory.get("issue-14")).toMatchObject({
       kind: "issue",
       number: 14,
       author: "Codertocat",
       state: "open",
       createdAt: "2026-11-14T10:00:00.000Z",
     });
-    expect((await memoryOf(app, 3)).list().map((r) => r.id)).toEqual(["issue-40"]);
+    expect((await (await memoryOf(app, 3)).list()).map((r) => r.id)).toEqual(["issue-40"]);
   });
 
   it("is off by default: the issue is remembered, and nothing is posted", async () => {
@@ -156,7 +163,7 @@ describe("similar issues on a new issue", () => {
     );
 
     expect(scope.pendingMocks()).toEqual([]);
-    expect(memory.get("issue-14")?.text).toContain("Crash when saving");
+    expect((await memory.get("issue-14"))?.text).toContain("Crash when saving");
   });
 
   it("remembers nothing where the repository switches memory off", async () => {
@@ -168,7 +175,7 @@ describe("similar issues on a new issue", () => {
     await receive(app, "issues", openedIssue(14, "Crash on save", "It crashes."));
 
     expect(scope.pendingMocks()).toEqual([]);
-    expect((await memoryOf(app)).list()).toEqual([]);
+    expect(await (await memoryOf(app)).list()).toEqual([]);
   });
 
   it("still triages when embedding fails, then fails the job so that it is retried", async () => {
@@ -280,7 +287,7 @@ describe("/talos remember, forget and ask", () => {
     expect(stored.body).toBe(
       "Remembered as `note-492700400`. `/talos forget note-492700400` removes it.\n\n<!-- talos:reply:492700400 -->",
     );
-    expect((await memoryOf(app)).get("note-492700400")).toMatchObject({
+    expect(await (await memoryOf(app)).get("note-492700400")).toMatchObject({
       kind: "note",
       text: "releases happen on Tuesdays",
       author: "Codertocat",
@@ -299,7 +306,7 @@ describe("/talos remember, forget and ask", () => {
     expect(prompt).toContain("note note-492700400");
     expect(prompt).toContain("releases happen on Tuesdays");
     // The answer itself is remembered, under the asking comment.
-    expect((await memoryOf(app)).get("answer-501")).toMatchObject({
+    expect(await (await memoryOf(app)).get("answer-501")).toMatchObject({
       kind: "answer",
       text: "Question: when do releases happen?\n\nAnswer: Releases happen on Tuesdays.",
       author: `${APP_SLUG}[bot]`,
@@ -315,7 +322,7 @@ describe("/talos remember, forget and ask", () => {
     await receive(app, "issue_comment", comment("/talos forget note-492700400", 502));
     expect(forget.pendingMocks()).toEqual([]);
     expect(forgot.body).toContain("Forgot `note-492700400`.");
-    expect((await memoryOf(app)).get("note-492700400")).toBeUndefined();
+    expect(await (await memoryOf(app)).get("note-492700400")).toBeUndefined();
   });
 
   it("recalls an earlier answer in a later question, fenced as untrusted text", async () => {
@@ -371,7 +378,7 @@ describe("memory follows the thread", () => {
     edited.issue.body = "Typo in the second paragraph.";
     await receive(app, "issues", edited);
     const memory = await memoryOf(app);
-    expect(memory.get("issue-1")?.text).toBe(
+    expect((await memory.get("issue-1"))?.text).toBe(
       "Spelling error in the README file\n\nTypo in the second paragraph.",
     );
 
@@ -380,10 +387,10 @@ describe("memory follows the thread", () => {
     closed.action = "closed";
     closed.issue.state = "closed";
     await receive(app, "issues", closed);
-    expect(memory.get("issue-1")?.state).toBe("closed");
+    expect((await memory.get("issue-1"))?.state).toBe("closed");
 
     await receive(app, "issues", webhookExample("issues", "deleted"));
-    expect(memory.get("issue-1")).toBeUndefined();
+    expect(await memory.get("issue-1")).toBeUndefined();
     expect(scope.pendingMocks()).toEqual([]);
   });
 
@@ -396,7 +403,7 @@ describe("memory follows the thread", () => {
     await receive(app, "pull_request", webhookExample("pull_request", "opened"));
 
     expect(scope.pendingMocks()).toEqual([]);
-    expect((await memoryOf(app)).get("pull_request-2")).toMatchObject({
+    expect(await (await memoryOf(app)).get("pull_request-2")).toMatchObject({
       kind: "pull_request",
       number: 2,
       state: "open",
@@ -404,47 +411,68 @@ describe("memory follows the thread", () => {
   });
 });
 
+const SPACE = "/repos/Codertocat/Space";
+/** Codertocat/Space's id in fixtures/installation_repositories.added.json. */
+const SPACE_ID = 186853007;
+const ISSUE_PAGE = { state: "all", sort: "created", direction: "desc", per_page: "100" };
+
+function spaceIssue(number: number, pull = false) {
+  return {
+    number,
+    title: `Issue number ${number}`,
+    body: `Details of ${number}.`,
+    state: number % 2 ? "open" : "closed",
+    user: { login: "octocat" },
+    labels: [],
+    html_url: `https://github.com/Codertocat/Space/${pull ? "pull" : "issues"}/${number}`,
+    created_at: "2026-10-01T10:00:00Z",
+    ...(pull ? { pull_request: { url: "x" } } : {}),
+  };
+}
+
+/** `GET /repos/Codertocat/Space`: a backfill asks for the id, name and creation time. */
+function mockSpace(scope: Scope, { id = SPACE_ID, createdAt = "2019-05-15T15:20:00Z" } = {}) {
+  scope.get(SPACE).reply(200, {
+    id,
+    name: "Space",
+    full_name: "Codertocat/Space",
+    owner: { login: "Codertocat" },
+    created_at: createdAt,
+    default_branch: "master",
+  });
+}
+
+function spaceMemory(app: TestApp, repository = SPACE_ID) {
+  return app.talos.memory.open({ installation: 2, repository, name: "Codertocat/Space" });
+}
+
+function mockIssuePage(scope: Scope, page: number, numbers: number[]) {
+  scope
+    .get(`${SPACE}/issues`)
+    .query({ ...ISSUE_PAGE, page: String(page) })
+    .reply(
+      200,
+      numbers.map((n) => spaceIssue(n)),
+    );
+}
+
+const range = (from: number, count: number) => Array.from({ length: count }, (_, i) => from - i);
+
 describe("backfill of a repository the app gains", () => {
-  const SPACE = "/repos/Codertocat/Space";
-
-  function issue(number: number, pull = false) {
-    return {
-      number,
-      title: `Issue number ${number}`,
-      body: `Details of ${number}.`,
-      state: number % 2 ? "open" : "closed",
-      user: { login: "octocat" },
-      labels: [],
-      html_url: `https://github.com/Codertocat/Space/${pull ? "pull" : "issues"}/${number}`,
-      created_at: "2026-10-01T10:00:00Z",
-      ...(pull ? { pull_request: { url: "x" } } : {}),
-    };
-  }
-
-  function mockSpaceConfig(scope: Scope) {
-    mockRepoConfig(scope, { repo: "Space" });
-  }
-
   it("indexes the existing issues and pull requests, a page at a time, up to the limit", async () => {
     const app = await createTestApp({ env: { TALOS_BACKFILL_MAX: "150" } });
     const scope = githubScope();
     mockInstallationToken(scope);
-    mockSpaceConfig(scope);
-    const query = { state: "all", sort: "created", direction: "desc", per_page: "100" };
+    mockSpace(scope);
+    mockRepoConfig(scope, { repo: "Space" });
     scope
       .get(`${SPACE}/issues`)
-      .query({ ...query, page: "1" })
+      .query({ ...ISSUE_PAGE, page: "1" })
       .reply(
         200,
-        Array.from({ length: 100 }, (_, i) => issue(300 - i, i % 10 === 0)),
+        Array.from({ length: 100 }, (_, i) => spaceIssue(300 - i, i % 10 === 0)),
       );
-    scope
-      .get(`${SPACE}/issues`)
-      .query({ ...query, page: "2" })
-      .reply(
-        200,
-        Array.from({ length: 100 }, (_, i) => issue(200 - i)),
-      );
+    mockIssuePage(scope, 2, range(200, 100));
 
     await receive(
       app,
@@ -454,36 +482,61 @@ describe("backfill of a repository the app gains", () => {
     await app.talos.backfill.idle();
 
     expect(scope.pendingMocks()).toEqual([]);
-    const memory = await app.talos.memory.open({ installation: "2", repo: "codertocat/space" });
-    const records = memory.list();
+    const memory = await spaceMemory(app);
+    const records = await memory.list();
     expect(records).toHaveLength(150);
     expect(records.filter((r) => r.kind === "pull_request")).toHaveLength(10);
-    expect(memory.get("pull_request-300")?.url).toBe(
+    expect((await memory.get("pull_request-300"))?.url).toBe(
       "https://github.com/Codertocat/Space/pull/300",
     );
-    expect(memory.get("issue-151")).toMatchObject({ state: "open", author: "octocat" });
-    expect(memory.get("issue-150")).toBeUndefined();
+    expect(await memory.get("issue-151")).toMatchObject({ state: "open", author: "octocat" });
+    expect(await memory.get("issue-150")).toBeUndefined();
+    expect(await app.talos.memory.list()).toEqual([
+      { installation: 2, repository: SPACE_ID, name: "Codertocat/Space" },
+    ]);
   });
 
-  it("resumes after a restart at the page where it stopped, and never runs a finished one again", async () => {
-    const dataDir = makeDataDir();
-    const query = { state: "all", sort: "created", direction: "desc", per_page: "100" };
+  it("tries a page GitHub fails again while it runs, with a doubling wait", async () => {
+    const clock = createFakeClock();
+    const app = await createTestApp({ clock });
+    const scope = githubScope();
+    mockInstallationToken(scope);
+    mockSpace(scope);
+    mockRepoConfig(scope, { repo: "Space" });
+    mockIssuePage(scope, 1, range(250, 100));
+    scope
+      .get(`${SPACE}/issues`)
+      .query({ ...ISSUE_PAGE, page: "2" })
+      .twice()
+      .reply(502, "Bad Gateway");
+    mockIssuePage(scope, 2, range(150, 50));
 
-    // The first run dies on page 2 (a GitHub outage): page 1 is kept.
-    const first = await createTestApp({ dataDir });
+    await receive(
+      app,
+      "installation_repositories",
+      loadFixture("installation_repositories.added.json"),
+    );
+    await app.talos.backfill.idle();
+
+    expect(scope.pendingMocks()).toEqual([]);
+    expect(clock.sleeps).toEqual(expect.arrayContaining([5_000, 10_000]));
+    expect(await (await spaceMemory(app)).list()).toHaveLength(150);
+    expect(app.logs.text()).toContain("backfill page failed; trying again");
+    expect(app.logs.text()).not.toContain("backfill failed");
+  });
+
+  it("gives up after its tries, says so in backfill.json, resumes at that page on the next start, and never runs a finished one again", async () => {
+    const dataDir = makeDataDir();
+    const first = await createTestApp({ dataDir, clock: createFakeClock() });
     const failing = githubScope();
     mockInstallationToken(failing);
-    mockSpaceConfig(failing);
+    mockSpace(failing);
+    mockRepoConfig(failing, { repo: "Space" });
+    mockIssuePage(failing, 1, range(250, 100));
     failing
       .get(`${SPACE}/issues`)
-      .query({ ...query, page: "1" })
-      .reply(
-        200,
-        Array.from({ length: 100 }, (_, i) => issue(250 - i)),
-      );
-    failing
-      .get(`${SPACE}/issues`)
-      .query({ ...query, page: "2" })
+      .query({ ...ISSUE_PAGE, page: "2" })
+      .times(6)
       .reply(502, "Bad Gateway");
     await receive(
       first,
@@ -493,24 +546,27 @@ describe("backfill of a repository the app gains", () => {
     await first.talos.backfill.idle();
     expect(failing.pendingMocks()).toEqual([]);
     expect(first.logs.text()).toContain("backfill failed");
+    const progress = JSON.parse(
+      readFileSync(join(dataDir, "memory", "2", String(SPACE_ID), "backfill.json"), "utf8"),
+    );
+    expect(progress).toMatchObject({
+      status: "failed",
+      page: 2,
+      indexed: 100,
+      error: expect.stringMatching(/^page 2 failed 6 times; last: 502 /),
+    });
     await first.talos.close();
 
     // On the next start, it goes on with page 2 by itself.
     const resumed = githubScope();
     mockInstallationToken(resumed);
-    mockSpaceConfig(resumed);
-    resumed
-      .get(`${SPACE}/issues`)
-      .query({ ...query, page: "2" })
-      .reply(
-        200,
-        Array.from({ length: 50 }, (_, i) => issue(150 - i)),
-      );
+    mockSpace(resumed);
+    mockRepoConfig(resumed, { repo: "Space" });
+    mockIssuePage(resumed, 2, range(150, 50));
     const second = await createTestApp({ dataDir });
     await vi.waitFor(() => expect(resumed.pendingMocks()).toEqual([]));
     await second.talos.backfill.idle();
-    const memory = await second.talos.memory.open({ installation: "2", repo: "codertocat/space" });
-    expect(memory.list()).toHaveLength(150);
+    expect(await (await spaceMemory(second)).list()).toHaveLength(150);
 
     // The repository added again (removed and re-added, say): the backfill is done, and nothing
     // is read (nock refuses any request here).
@@ -529,10 +585,17 @@ describe("backfill of a repository the app gains", () => {
     const scope = githubScope();
     // The example installation carries its own id.
     mockInstallationToken(scope, 957387);
+    scope.get(REPO).reply(200, {
+      id: HELLO_WORLD,
+      name: "Hello-World",
+      full_name: "Codertocat/Hello-World",
+      owner: { login: "Codertocat" },
+      created_at: "2019-05-15T15:19:25Z",
+    });
     mockRepoConfig(scope);
     scope
       .get(`${REPO}/issues`)
-      .query({ state: "all", sort: "created", direction: "desc", per_page: "100", page: "1" })
+      .query({ ...ISSUE_PAGE, page: "1" })
       .reply(200, [
         {
           number: 5,
@@ -550,11 +613,7 @@ describe("backfill of a repository the app gains", () => {
     await app.talos.backfill.idle();
 
     expect(scope.pendingMocks()).toEqual([]);
-    const memory = await app.talos.memory.open({
-      installation: "957387",
-      repo: "codertocat/hello-world",
-    });
-    expect(memory.get("issue-5")).toMatchObject({
+    expect(await (await memoryOf(app, 957387)).get("issue-5")).toMatchObject({
       state: "closed",
       createdAt: "2025-01-01T00:00:00.000Z",
     });
@@ -564,6 +623,7 @@ describe("backfill of a repository the app gains", () => {
     const app = await createTestApp();
     const scope = githubScope();
     mockInstallationToken(scope);
+    mockSpace(scope);
     mockRepoConfig(scope, { repo: "Space", yaml: "memory:\n  enabled: false\n" });
 
     await receive(
@@ -575,5 +635,241 @@ describe("backfill of a repository the app gains", () => {
 
     expect(scope.pendingMocks()).toEqual([]);
     expect(app.logs.text()).toContain("backfill skipped: memory is off in this repository");
+    expect(await app.talos.memory.list()).toEqual([]);
+  });
+});
+
+describe("memory follows its repository", () => {
+  /** Octocoders/Hello-World, as the repository example payloads have it, in installation 2. */
+  const OCTO = 186853261;
+
+  function repositoryEvent(action: "deleted" | "renamed", fullName = "Octocoders/Hello-World") {
+    // The examples hold no repository.deleted; the fixture is the renamed one's, deleted.
+    const payload =
+      action === "deleted"
+        ? loadFixture<Record<string, any>>("repository.deleted.json")
+        : webhookExample("repository", "renamed", 2);
+    payload.repository.full_name = fullName;
+    payload.repository.name = fullName.split("/")[1];
+    return payload;
+  }
+
+  async function seedOcto(app: TestApp, name = "Octocoders/Hello-World") {
+    const memory = await app.talos.memory.open({ installation: 2, repository: OCTO, name });
+    await memory.add({
+      id: "note-1",
+      kind: "note",
+      text: "Releases happen on Tuesdays",
+      repo: name,
+      createdAt: "2026-11-01T10:00:00Z",
+    });
+    await memory.saveBackfillState({ status: "done", page: 2, indexed: 0 });
+    return memory;
+  }
+
+  it("deletes a deleted repository's memory and its backfill progress, and nothing else", async () => {
+    const dataDir = makeDataDir();
+    const app = await createTestApp({ dataDir });
+    const memory = await seedOcto(app);
+    await (
+      await memoryOf(app)
+    ).add({
+      id: "note-2",
+      kind: "note",
+      text: "Kept",
+      repo: "Codertocat/Hello-World",
+      createdAt: "2026-11-01T10:00:00Z",
+    });
+
+    await receive(app, "repository", repositoryEvent("deleted"));
+
+    expect(existsSync(join(dataDir, "memory", "2", String(OCTO)))).toBe(false);
+    await expect(memory.list()).rejects.toThrow(/was deleted/);
+    await expect(
+      app.talos.memory.open({ installation: 2, repository: OCTO, name: "Octocoders/Hello-World" }),
+    ).rejects.toThrow("was deleted with its repository");
+    expect(await (await memoryOf(app)).get("note-2")).toMatchObject({ text: "Kept" });
+    expect(app.logs.text()).toContain("repository deleted: its memory is gone");
+  });
+
+  it("stops a running backfill of a repository removed from the installation, and deletes what it wrote", async () => {
+    const dataDir = makeDataDir();
+    const app = await createTestApp({ dataDir });
+    const removed = webhookExample("installation_repositories", "removed");
+    removed.repositories_removed = [
+      { id: SPACE_ID, name: "Space", full_name: "Codertocat/Space", private: false },
+    ];
+    const scope = githubScope();
+    mockInstallationToken(scope);
+    mockSpace(scope);
+    mockRepoConfig(scope, { repo: "Space" });
+    let removal: Promise<unknown> | undefined;
+    scope
+      .get(`${SPACE}/issues`)
+      .query({ ...ISSUE_PAGE, page: "1" })
+      .reply(200, () => {
+        // The repository leaves while its first page is on the way.
+        removal = receive(app, "installation_repositories", removed);
+        return range(300, 100).map((n) => spaceIssue(n));
+      });
+
+    await receive(
+      app,
+      "installation_repositories",
+      loadFixture("installation_repositories.added.json"),
+    );
+    await app.talos.backfill.idle();
+    await removal;
+
+    // Page 2 was never asked for (nock would refuse it, and the backfill would fail).
+    expect(scope.pendingMocks()).toEqual([]);
+    expect(app.logs.text()).not.toContain("backfill failed");
+    expect(existsSync(join(dataDir, "memory", "2", String(SPACE_ID)))).toBe(false);
+    expect(await app.talos.memory.list()).toEqual([]);
+    // Removed is not deleted: added back, it starts over from an empty memory.
+    expect(await (await spaceMemory(app)).list()).toEqual([]);
+  });
+
+  it("deletes every memory of an uninstalled installation", async () => {
+    const dataDir = makeDataDir();
+    const app = await createTestApp({ dataDir });
+    await seedOcto(app);
+    await (
+      await memoryOf(app, 3)
+    ).add({
+      id: "note-3",
+      kind: "note",
+      text: "Another installation's",
+      repo: "Codertocat/Hello-World",
+      createdAt: "2026-11-01T10:00:00Z",
+    });
+
+    await receive(app, "installation", webhookExample("installation", "deleted", 2));
+
+    expect(existsSync(join(dataDir, "memory", "2"))).toBe(false);
+    expect(await app.talos.memory.list()).toEqual([
+      { installation: 3, repository: HELLO_WORLD, name: "Codertocat/Hello-World" },
+    ]);
+  });
+
+  it("keeps the memory of a renamed repository under its new name", async () => {
+    const dataDir = makeDataDir();
+    const app = await createTestApp({ dataDir });
+    await seedOcto(app);
+
+    await receive(app, "repository", repositoryEvent("renamed", "Octocoders/Hello-Mars"));
+
+    expect(await app.talos.memory.list()).toEqual([
+      { installation: 2, repository: OCTO, name: "Octocoders/Hello-Mars" },
+    ]);
+    const renamed = await app.talos.memory.open({
+      installation: 2,
+      repository: OCTO,
+      name: "Octocoders/Hello-Mars",
+    });
+    expect(await renamed.get("note-1")).toMatchObject({ text: "Releases happen on Tuesdays" });
+    expect(await renamed.readBackfillState()).toMatchObject({ status: "done" });
+  });
+});
+
+describe("memory kept by name before the upgrade", () => {
+  /** `memory/2/codertocat/space/`, as the name-keyed version left it: issues, and done. */
+  async function legacySpace(dataDir: string) {
+    const directory = join(dataDir, "memory", "2", "codertocat", "space");
+    const store = await openTestStore(directory, { repo: "Codertocat/Space" });
+    await store.addMany(
+      range(20, 20).map((n) => ({
+        id: `issue-${n}`,
+        kind: "issue" as const,
+        text: `Old issue ${n}`,
+        repo: "Codertocat/Space",
+        number: n,
+        createdAt: "2026-10-01T10:00:00Z",
+      })),
+    );
+    await store.close();
+    writeFileSync(
+      join(directory, "backfill.json"),
+      JSON.stringify({ status: "done", repo: "Codertocat/Space", page: 2, indexed: 20 }),
+    );
+    // Last written on 5 October.
+    const old = Date.parse("2026-10-05T00:00:00Z") / 1000;
+    for (const name of readdirSync(directory)) utimesSync(join(directory, name), old, old);
+  }
+
+  it("gives a repository deleted and created again under the same name an empty memory, and backfills it", async () => {
+    const dataDir = makeDataDir();
+    await legacySpace(dataDir);
+    const app = await createTestApp({ dataDir });
+    const added = loadFixture<Record<string, any>>("installation_repositories.added.json");
+    added.repositories_added[0].id = 999_001;
+    const scope = githubScope();
+    mockInstallationToken(scope);
+    // The Space of today was created on 20 November: the memory of that name is the old one's.
+    mockSpace(scope, { id: 999_001, createdAt: "2026-11-20T09:00:00Z" });
+    mockRepoConfig(scope, { repo: "Space" });
+    mockIssuePage(scope, 1, [3, 2, 1]);
+
+    await receive(app, "installation_repositories", added);
+    await app.talos.backfill.idle();
+
+    // The old memory's `done` did not stop the backfill, and none of its issues came along.
+    expect(scope.pendingMocks()).toEqual([]);
+    expect(app.logs.text()).not.toContain("backfill already done");
+    const memory = await spaceMemory(app, 999_001);
+    expect((await memory.list()).map((r) => r.text).sort()).toEqual([
+      "Issue number 1\n\nDetails of 1.",
+      "Issue number 2\n\nDetails of 2.",
+      "Issue number 3\n\nDetails of 3.",
+    ]);
+    expect(await memory.readBackfillState()).toMatchObject({ status: "done", indexed: 3 });
+    expect(app.logs.text()).toContain("name-keyed memory not adopted by Codertocat/Space");
+  });
+
+  it("gives the same repository its memory back, finished backfill included", async () => {
+    const dataDir = makeDataDir();
+    await legacySpace(dataDir);
+    const app = await createTestApp({ dataDir });
+    const scope = githubScope();
+    mockInstallationToken(scope);
+    // Created in 2019: everything in the memory came after.
+    mockSpace(scope);
+    mockRepoConfig(scope, { repo: "Space" });
+
+    await receive(
+      app,
+      "installation_repositories",
+      loadFixture("installation_repositories.added.json"),
+    );
+    await app.talos.backfill.idle();
+
+    // No page of issues was read.
+    expect(scope.pendingMocks()).toEqual([]);
+    expect(app.logs.text()).toContain("backfill already done");
+    expect(await (await spaceMemory(app)).list()).toHaveLength(20);
+  });
+
+  it("lets the repository's first event adopt it, by the id and creation time in its payload", async () => {
+    const dataDir = makeDataDir();
+    const directory = join(dataDir, "memory", "2", "codertocat", "hello-world");
+    const store = await openTestStore(directory, { repo: "Codertocat/Hello-World" });
+    await store.add({
+      id: "note-7",
+      kind: "note",
+      text: "Releases happen on Tuesdays",
+      repo: "codertocat/hello-world",
+      createdAt: "2026-10-01T10:00:00Z",
+    });
+    await store.close();
+    const app = await createTestApp({ dataDir });
+    const scope = githubScope();
+    mockInstallationToken(scope);
+    mockRepoConfig(scope);
+
+    await receive(app, "issues", openedIssue(14, "Crash on save", "It crashes."));
+
+    expect(scope.pendingMocks()).toEqual([]);
+    const memory = await memoryOf(app);
+    expect((await memory.list()).map((r) => r.id).sort()).toEqual(["issue-14", "note-7"]);
   });
 });
