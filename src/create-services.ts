@@ -108,6 +108,7 @@ export async function createServices(options: ServicesOptions): Promise<Services
     embedder: options.embedder ?? createEmbedder(env),
     batchSize: env.TALOS_MEMORY_BATCH_SIZE,
     flushMs: env.TALOS_MEMORY_FLUSH_MS,
+    maxOpenBytes: env.TALOS_MEMORY_MAX_OPEN_MB * 1024 * 1024,
     clock,
     log,
     metrics,
