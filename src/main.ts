@@ -8,6 +8,7 @@ import {
   parseEnv,
   type Env,
 } from "./config.js";
+import { withWebhookBodyLimit } from "./http/limit-webhook-bodies.js";
 import { createTalos } from "./index.js";
 import { startMetricsServer } from "./metrics/create-metrics-route.js";
 import { readVersion } from "./read-version.js";
@@ -30,7 +31,12 @@ const log = await createLogger({
   secrets: getSecrets(env),
 });
 const talos = await createTalos({ env, log, version: await readVersion() });
-const server = await run(talos.app, { env: environment, log, Octokit: talos.Octokit });
+// Probot buffers webhook bodies whole, on its own route before any the app adds: both are limited.
+const server = await run(withWebhookBodyLimit(talos.app), {
+  env: environment,
+  log,
+  Octokit: talos.Octokit,
+});
 const metricsServer =
   env.TALOS_METRICS_PORT === undefined
     ? undefined

@@ -1,0 +1,150 @@
+import type { IncomingMessage, ServerResponse } from "node:http";
+
+/**
+ * GitHub sends no webhook payload over 25 MB, so a bigger body is not GitHub's.
+ * https://docs.github.com/en/webhooks/webhook-events-and-payloads#payload-cap
+ */
+export const WEBHOOK_MAX_BYTES = 25 * 1024 * 1024;
+
+/** A Node request handler as Probot's webhook middleware is one. */
+export type NodeMiddleware = (
+  req: IncomingMessage,
+  res: ServerResponse,
+  next?: () => void,
+) => Promise<boolean>;
+
+/** The part of a Probot 14 instance that builds its webhook middleware. */
+export interface WebhookMiddlewareFactory {
+  readonly webhookPath: string;
+  getNodeMiddleware(options?: { path?: string | undefined }): Promise<NodeMiddleware>;
+}
+
+export interface BodyLimitOptions {
+  /** The webhook route; other requests go to the middleware untouched. */
+  path: string;
+  maxBytes: number;
+}
+
+/**
+ * Puts a body limit in front of a webhook middleware, which otherwise buffers any body whole.
+ * A declared `Content-Length` over the limit is answered 413 before the body is read (under it,
+ * Node's parser stops at the declared length). A chunked body is read here, at most `maxBytes` of
+ * it: past that, reading stops, what came is dropped and the answer is 413; under it, the body is
+ * handed to the middleware as `req.body`, which Probot's reads instead of the stream.
+ */
+export function createBodyLimitHandler(
+  middleware: NodeMiddleware,
+  { path, maxBytes }: BodyLimitOptions,
+): NodeMiddleware {
+  const route = normalizeTrailingSlashes(path);
+  return async (req, res, next) => {
+    if (req.method !== "POST" || pathnameOf(req.url) !== route) return middleware(req, res, next);
+    const declared = req.headers["content-length"];
+    if (declared !== undefined)
+      return Number(declared) > maxBytes ? refuse(req, res, maxBytes) : middleware(req, res, next);
+    const body = await readAtMost(req, maxBytes);
+    if (body === "too large") return refuse(req, res, maxBytes);
+    // The client went away: there is no one to answer.
+    if (body === "aborted") return true;
+    (req as IncomingMessage & { body?: string }).body = body.toString("utf8");
+    return middleware(req, res, next);
+  };
+}
+
+/**
+ * Makes every webhook middleware `probot` builds from now on limited: Probot's own route, which
+ * its server puts in front of every handler an app adds (Probot 14's `Server.start`), and any
+ * route the app builds with `getNodeMiddleware`. Call it before the app builds one.
+ */
+export function limitWebhookBodies(
+  probot: WebhookMiddlewareFactory,
+  { maxBytes = WEBHOOK_MAX_BYTES }: { maxBytes?: number } = {},
+): void {
+  const getNodeMiddleware = probot.getNodeMiddleware.bind(probot);
+  probot.getNodeMiddleware = async (options = {}) =>
+    createBodyLimitHandler(await getNodeMiddleware(options), {
+      path: options.path ?? probot.webhookPath,
+      maxBytes,
+    });
+}
+
+/** An app function whose Probot instance builds only limited webhook middleware. */
+export function withWebhookBodyLimit<P extends WebhookMiddlewareFactory, O>(
+  app: (probot: P, options: O) => void | Promise<void>,
+  options: { maxBytes?: number } = {},
+): (probot: P, options: O) => Promise<void> {
+  return async (probot, appOptions) => {
+    limitWebhookBodies(probot, options);
+    await app(probot, appOptions);
+  };
+}
+
+// How long a refused client has to read the answer before the connection is closed on it.
+const LINGER_MS = 2_000;
+
+/**
+ * Answers 413, and reads no more of the body. The answer is written but not ended at once:
+ * ending it closes the connection, and a client still sending would then get a reset instead of
+ * the answer. With the body no longer read, the client's sending stalls, it reads the answer and
+ * goes; one that does not is closed on after LINGER_MS.
+ */
+function refuse(req: IncomingMessage, res: ServerResponse, maxBytes: number): true {
+  req.pause();
+  const body = JSON.stringify({
+    error: `Payload Too Large: webhook bodies are at most ${maxBytes} bytes`,
+  });
+  res.writeHead(413, {
+    "content-type": "application/json",
+    "content-length": Buffer.byteLength(body),
+    connection: "close",
+  });
+  res.write(body);
+  // With `connection: close`, Node closes the socket once the answer is ended.
+  const timer = setTimeout(() => res.end(), LINGER_MS);
+  res.once("close", () => clearTimeout(timer));
+  return true;
+}
+
+function readAtMost(
+  req: IncomingMessage,
+  maxBytes: number,
+): Promise<Buffer | "too large" | "aborted"> {
+  return new Promise((resolve) => {
+    const chunks: Buffer[] = [];
+    let size = 0;
+    const finish = (result: Buffer | "too large" | "aborted") => {
+      req.off("data", onData).off("end", onEnd).off("error", onAbort).off("close", onClose);
+      resolve(result);
+    };
+    const onData = (chunk: Buffer) => {
+      size += chunk.length;
+      if (size <= maxBytes) return void chunks.push(chunk);
+      chunks.length = 0;
+      req.pause();
+      finish("too large");
+    };
+    const onEnd = () => finish(Buffer.concat(chunks, size));
+    const onAbort = () => finish("aborted");
+    const onClose = () => {
+      if (!req.complete) finish("aborted");
+    };
+    req.on("data", onData).on("end", onEnd).on("error", onAbort).on("close", onClose);
+  });
+}
+
+/** The request's path as @octokit/webhooks compares it: no query, no trailing slashes. */
+function pathnameOf(url: string | undefined): string | undefined {
+  try {
+    return new URL(normalizeTrailingSlashes(url ?? "/"), "http://localhost").pathname;
+  } catch {
+    // The middleware answers an unparseable URL itself (422).
+    return undefined;
+  }
+}
+
+/** As @octokit/webhooks does it; a loop, since `/\/+$/` is quadratic on a URL of many slashes. */
+function normalizeTrailingSlashes(path: string): string {
+  let end = path.length;
+  while (end > 0 && path.charCodeAt(end - 1) === 47) end--;
+  return end === 0 ? "/" : path.slice(0, end);
+}
