@@ -102,7 +102,10 @@ export class BackfillRunner {
       if (isUnfinished(await memory.readBackfillState(namespace))) this.enqueue(namespace);
     }
     for (const legacy of await memory.listLegacy()) {
-      if (isUnfinished(await readBackfillState(legacy.directory))) this.#claim(legacy);
+      const state = await readBackfillState(legacy.directory);
+      // The directory's name is lower-case; the progress kept GitHub's spelling.
+      const name = state?.repo?.toLowerCase() === legacy.name ? state.repo! : legacy.name;
+      if (isUnfinished(state)) this.#claim(legacy, name);
     }
   }
 
@@ -117,14 +120,14 @@ export class BackfillRunner {
     await this.idle();
   }
 
-  #claim(legacy: LegacyMemory): void {
+  #claim(legacy: LegacyMemory, name: string): void {
     this.#claiming++;
     const log = this.#options.log.child({ installation: legacy.installation, legacy: legacy.name });
     this.#chain = this.#chain
       .then(async () => {
         if (this.#stop.signal.aborted) return;
         const octokit = await this.#options.auth(legacy.installation);
-        const repository = await getRepository(octokit, legacy.name);
+        const repository = await getRepository(octokit, name);
         if (!repository) return log.info("legacy backfill not resumed: no such repository now");
         // Its run opens the memory, which adopts the old one if it is this repository's.
         this.enqueue({

@@ -1,5 +1,5 @@
 import { randomUUID } from "node:crypto";
-import { mkdir, readdir, readFile, rename, rm, stat } from "node:fs/promises";
+import { mkdir, readdir, readFile, rename, rm, rmdir, stat } from "node:fs/promises";
 import { join } from "node:path";
 import type { Logger } from "pino";
 import type { Clock } from "../clock.js";
@@ -430,8 +430,11 @@ export class MemoryRegistry {
       );
       return;
     }
-    // Only an empty directory (a crash before its repository.json) can be in the way.
-    await rm(slot.directory, { recursive: true, force: true });
+    // Only an empty directory (a crash before its repository.json) can be in the way; anything
+    // else there stops the adoption with an error rather than being removed.
+    await rmdir(slot.directory).catch((error: NodeJS.ErrnoException) => {
+      if (error.code !== "ENOENT") throw error;
+    });
     await rename(legacy, slot.directory);
     log.info({ oldestWrite: verdict.oldestWrite }, `name-keyed memory adopted by ${ref.name}`);
   }

@@ -849,6 +849,33 @@ describe("memory kept by name before the upgrade", () => {
     expect(await (await spaceMemory(app)).list()).toHaveLength(20);
   });
 
+  it("resumes its unfinished backfill at start, once GitHub says which repository has its name", async () => {
+    const dataDir = makeDataDir();
+    await legacySpace(dataDir);
+    writeFileSync(
+      join(dataDir, "memory", "2", "codertocat", "space", "backfill.json"),
+      JSON.stringify({ status: "running", repo: "Codertocat/Space", page: 2, indexed: 20 }),
+    );
+    const scope = githubScope();
+    mockInstallationToken(scope);
+    // Asked to claim the memory; the backfill's own look-up is served by the cache.
+    mockSpace(scope);
+    mockRepoConfig(scope, { repo: "Space" });
+    mockIssuePage(scope, 2, [5, 4]);
+
+    const app = await createTestApp({ dataDir });
+    await vi.waitFor(() => expect(scope.pendingMocks()).toEqual([]));
+    await app.talos.backfill.idle();
+
+    const memory = await spaceMemory(app);
+    // The old memory, with page 2's two issues read again from GitHub.
+    expect(await memory.list()).toHaveLength(20);
+    expect((await memory.get("issue-5"))?.text).toBe("Issue number 5\n\nDetails of 5.");
+    expect((await memory.get("issue-6"))?.text).toBe("Old issue 6");
+    expect(await memory.readBackfillState()).toMatchObject({ status: "done", indexed: 22 });
+    expect(await app.talos.memory.listLegacy()).toEqual([]);
+  });
+
   it("lets the repository's first event adopt it, by the id and creation time in its payload", async () => {
     const dataDir = makeDataDir();
     const directory = join(dataDir, "memory", "2", "codertocat", "hello-world");
