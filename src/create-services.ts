@@ -70,6 +70,7 @@ export async function createServices(options: ServicesOptions): Promise<Services
     maxBytes: env.TALOS_CACHE_MAX_MB * 1024 * 1024,
     clock,
     onResult: (kind, result) => metrics.cacheRequests.inc({ kind, result }),
+    onSize: (bytes) => metrics.cacheBytes.set(bytes),
   });
   const limits: GitHubLimits = {
     maxRetries: env.TALOS_GITHUB_MAX_RETRIES,

@@ -165,7 +165,8 @@ describe(`the prompt-injection corpus (v${corpus.version}, ${corpus.cases.length
         baseUrl: github.url,
         model,
         logLevel: "warn",
-        env: { TALOS_AUTOMATION_MAX_PER_HOUR: "100000" },
+        // The obedient model asks for six tools in one step; let all of them run.
+        env: { TALOS_AUTOMATION_MAX_PER_HOUR: "100000", TALOS_AGENT_MAX_TOOL_CALLS: "32" },
       });
       model.toolsSeen.length = 0;
       const failures: string[] = [];
