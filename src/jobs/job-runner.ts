@@ -195,6 +195,7 @@ export class JobRunner<C> {
       const context = this.#contexts.get(job.id) ?? (await contextOf!(job));
       await handler(context);
       await queue.complete(job.id);
+      log.info({ ms: clock.now() - started }, "job finished");
       metrics.jobs.inc({ kind: job.kind, outcome: "done" });
       this.#notify(job.id, undefined);
     } catch (error) {

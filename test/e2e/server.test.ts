@@ -1,4 +1,5 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { eventually } from "../helpers/eventually.js";
 import { startGitHubStandIn, type GitHubStandIn } from "../helpers/github-stand-in.js";
 import {
   buildDist,
@@ -106,10 +107,11 @@ describe("the started server", () => {
   it("reacts once and replies once to /talos help from an OWNER, also when the delivery repeats", async () => {
     const res = await sendWebhook(server.url, help("e2e-help"), signed);
     expect(res.status).toBe(200);
+    const thread = () => github.comments.get("Codertocat/Hello-World#1") ?? [];
+    await eventually(() => thread().length > 0, "the reply");
     expect(github.reactions).toEqual([
       { repo: "Codertocat/Hello-World", commentId: 492700400, content: "eyes" },
     ]);
-    const thread = () => github.comments.get("Codertocat/Hello-World#1") ?? [];
     expect(thread()).toHaveLength(1);
     expect(thread()[0]?.body).toMatch(
       /Talos commands in this repository[\s\S]*<!-- talos:reply:492700400 -->$/,
@@ -117,6 +119,10 @@ describe("the started server", () => {
 
     const again = await sendWebhook(server.url, help("e2e-help"), signed);
     expect(again.status).toBe(200);
+    await eventually(
+      () => server.output().includes("this delivery was already accepted"),
+      "the skip",
+    );
     expect(thread()).toHaveLength(1);
     expect(github.writes()).toHaveLength(2);
   });
@@ -129,6 +135,10 @@ describe("the started server", () => {
     const res = await sendWebhook(server.url, help("e2e-help"), signed);
 
     expect(res.status).toBe(200);
+    await eventually(
+      () => server.output().includes("this delivery was already accepted"),
+      "the skip",
+    );
     expect(github.writes()).toHaveLength(writesBefore);
     expect(github.comments.get("Codertocat/Hello-World#1")).toHaveLength(1);
   });
@@ -136,8 +146,13 @@ describe("the started server", () => {
   it("edits its reply when a new delivery of the same comment arrives after a restart", async () => {
     // A redelivery GitHub gives a new id, or a crash before the ledger recorded it: the reply
     // is found by its marker and edited.
+    const writesBefore = github.writes().length;
     const res = await sendWebhook(server.url, help("e2e-help-second-id"), signed);
     expect(res.status).toBe(200);
+    await eventually(
+      () => github.writes().length === writesBefore + 2,
+      "the reaction and the edit",
+    );
     const thread = github.comments.get("Codertocat/Hello-World#1") ?? [];
     expect(thread).toHaveLength(1);
     expect(github.writes().at(-1)).toMatchObject({
@@ -158,8 +173,15 @@ describe("the started server", () => {
       { ...signed, path: "/" },
     );
     expect(res.status).toBe(200);
-    expect(github.comments.get("Codertocat/Hello-World#1")?.at(-1)?.body).toContain(
-      "<!-- talos:reply:1234 -->",
+    await eventually(
+      () =>
+        Boolean(
+          github.comments
+            .get("Codertocat/Hello-World#1")
+            ?.at(-1)
+            ?.body.includes("<!-- talos:reply:1234 -->"),
+        ),
+      "the reply to /talos config",
     );
   });
 
