@@ -114,6 +114,8 @@ export async function createServices(options: ServicesOptions): Promise<Services
     log,
     metrics,
   });
+  // Name-keyed memories of earlier versions move aside now, so that a problem shows at start.
+  await memory.migrate();
   const budgets = await TokenBudgets.open({
     file: options.ephemeralJobs ? undefined : join(env.TALOS_DATA_DIR, "budgets.json"),
     dailyTokens: env.TALOS_DAILY_TOKEN_BUDGET,

@@ -236,12 +236,14 @@ export class PermanentJobError extends Error {
 
 /**
  * 404 and 410 mean the issue or repository went away (deleted, transferred) while the job
- * waited: nothing is left to do. Other client errors and malformed payloads fail the same way
+ * waited, as does a memory deleted with its repository: nothing is left to do. Other client errors and malformed payloads fail the same way
  * every time. Everything else (GitHub 5xx, rate limits, the network, the model) may pass.
  */
 export function classifyJobFailure(error: unknown): FailureKind {
   for (let cause = error; cause instanceof Error; cause = cause.cause) {
     if (cause instanceof PermanentJobError || cause.name === "MalformedPayloadError") return "park";
+    // The repository's memory was deleted with the repository while the job waited.
+    if (cause.name === "MemoryDeletedError") return "gone";
     const status = (cause as { status?: unknown }).status;
     if (status === 404 || status === 410) return "gone";
     if (typeof status === "number" && status >= 400 && status < 500 && status !== 429)

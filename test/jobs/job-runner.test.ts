@@ -11,6 +11,7 @@ import {
   retryDelayMs,
 } from "../../src/jobs/job-runner.js";
 import { MalformedPayloadError } from "../../src/handlers/read-payload.js";
+import { MemoryDeletedError } from "../../src/memory/memory-store.js";
 import { createMetrics } from "../../src/metrics/create-metrics.js";
 import { createManualClock } from "../helpers/fake-clock.js";
 import { captureLogs, makeDataDir } from "../helpers/test-app.js";
@@ -172,6 +173,7 @@ describe("the job runner", () => {
       "gone",
     );
     expect(classifyJobFailure(new RequestError("Gone", 410, { request }))).toBe("gone");
+    expect(classifyJobFailure(wrapped(new MemoryDeletedError("deleted")))).toBe("gone");
     expect(classifyJobFailure(wrapped(new MalformedPayloadError("bad")))).toBe("park");
     expect(classifyJobFailure(new PermanentJobError("no"))).toBe("park");
     expect(classifyJobFailure(new RequestError("Validation Failed", 422, { request }))).toBe(
