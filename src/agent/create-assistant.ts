@@ -8,6 +8,7 @@ import { PromptLibrary } from "../prompts/prompt-library.js";
 import { READ_TOOLS } from "../tools/read-tools.js";
 import { ToolRegistry } from "../tools/tool-registry.js";
 import type { Assistant } from "./assistant.js";
+import { createTokenCounter, type TokenCounter } from "./count-tokens.js";
 
 /** The prompts shipped with Talos, one level above src/ and dist/. */
 const BUNDLED_PROMPTS = new URL("../../prompts/", import.meta.url).pathname;
@@ -22,6 +23,8 @@ export async function createAssistant(options: {
   metrics: Metrics;
   clock: Clock;
   log: Logger;
+  /** Share the embedder's: each counter builds its own 50 MB encoder on first use. */
+  tokenCounter?: TokenCounter;
 }): Promise<Assistant | undefined> {
   const { env, model, metrics, clock, log } = options;
   const prompts = await PromptLibrary.open({
@@ -43,6 +46,7 @@ export async function createAssistant(options: {
       maxTokens: env.TALOS_AGENT_MAX_TOKENS,
       contextTokens: env.TALOS_AGENT_CONTEXT_TOKENS,
       maxToolCalls: env.TALOS_AGENT_MAX_TOOL_CALLS,
+      tokenCounter: options.tokenCounter ?? createTokenCounter(),
     },
     metrics,
     clock,

@@ -9,6 +9,7 @@ import {
 import type { Logger } from "pino";
 import type { Metrics } from "../metrics/create-metrics.js";
 import type { Tool, ToolContext } from "../tools/define-tool.js";
+import type { TokenCounter } from "./count-tokens.js";
 import { estimateTokens } from "./estimate-tokens.js";
 import type { Fence } from "./untrusted-text.js";
 
@@ -24,6 +25,11 @@ export interface AgentLimits {
    * Absent: no cap.
    */
   maxToolCalls?: number | undefined;
+  /**
+   * Counts the tokens of what is sent to the model (one per process: its encoder takes 50 MB).
+   * Absent: each text is bounded by its UTF-8 length, which no token count exceeds.
+   */
+  tokenCounter?: TokenCounter | undefined;
 }
 
 /** The language model failed (timeout, outage, refusal): the caller tells the user, briefly. */

@@ -3,6 +3,7 @@ import type { Logger } from "pino";
 import type { CommentInfo, RepoClient } from "../github/create-repo-client.js";
 import type { Tool } from "../tools/define-tool.js";
 import { prepareRun, type Assistant } from "./assistant.js";
+import { UTF8_TOKEN_BOUND } from "./count-tokens.js";
 import { runAgent } from "./run-agent.js";
 import { loadThread, renderThread, type KnownThread } from "./thread.js";
 import type { Fence } from "./untrusted-text.js";
@@ -35,22 +36,26 @@ export interface AgentAnswer {
 /**
  * One agent run about a thread (`ask`, `summarize`, triage): the thread is fetched for this event
  * and rendered within the context budget, the task's prompt is filled, and the agent runs with
- * the read tools bound to this repository.
+ * the read tools bound to this repository. Every untrusted text is bounded in tokens: the thread
+ * by the context budget, each other one (a question, a memory, a tool's result) by half of it,
+ * as an issue's body is.
  */
 export async function runThreadTask(task: ThreadTask): Promise<AgentAnswer> {
   const { assistant, github, log } = task;
+  const { contextTokens, tokenCounter = UTF8_TOKEN_BOUND } = assistant.limits;
   const setup = await prepareRun(assistant, github, log);
+  const fence = setup.fence.bounded(Math.floor(contextTokens / 2), tokenCounter);
   const thread = await loadThread(github, task.number, task.known);
   const prompt = await assistant.prompts.render(task.prompt, {
-    thread: renderThread(thread, setup.fence, assistant.limits.contextTokens),
-    ...task.values?.(setup.fence),
+    thread: renderThread(thread, setup.fence, contextTokens, tokenCounter),
+    ...task.values?.(fence),
   });
   const result = await runAgent({
     model: assistant.model,
     messages: [setup.system, new HumanMessage(prompt)],
     tools: [...assistant.tools.list(), ...(task.extraTools ?? [])],
     toolContext: setup.toolContext,
-    fence: setup.fence,
+    fence,
     limits: assistant.limits,
     finalNote: setup.finalNote,
     metrics: assistant.metrics,

@@ -2,6 +2,7 @@ import { randomBytes } from "node:crypto";
 import { MAX_USER_TEXT } from "../markdown/create-markdown-parser.js";
 import { createHtmlScanner, type HtmlPiece, type HtmlScanner } from "../markdown/html-scanner.js";
 import { stripInvisible } from "../markdown/safe-text.js";
+import type { TokenCounter } from "./count-tokens.js";
 
 // Elements GitHub renders (or drops) in Markdown. Only these are treated as markup, so that code
 // such as `Array<string>` keeps its angle brackets.
@@ -102,7 +103,17 @@ export interface Fence {
   /** The tag name, different for every run, that the system prompt names. */
   readonly tag: string;
   wrap(source: string, text: string): string;
+  /**
+   * The same fence (same tag), whose texts are cut, once cleaned, to `maxTokens` each, a note
+   * saying so included.
+   */
+  bounded(maxTokens: number, counter: TokenCounter): Fence;
 }
+
+/** Appended to a text cut to fit. */
+const CUT_NOTE = "\n…(cut to fit)";
+// Its UTF-8 length bounds its tokens: it needs no count.
+const CUT_NOTE_TOKENS = Buffer.byteLength(CUT_NOTE, "utf8");
 
 export function createFence(
   scrub: (text: string) => string,
@@ -110,13 +121,24 @@ export function createFence(
 ): Fence {
   const tag = `untrusted-${random()}`;
   const strip = (text: string) => scrub(cleanUntrustedText(text)).split(tag).join("");
-  return {
+  const fence = (cut: (text: string) => string): Fence => ({
     tag,
     wrap(source, text) {
       const label = strip(source.slice(0, 400))
         .slice(0, 200)
         .replace(/["<>\n]/g, " ");
-      return `<${tag} source="${label}">\n${strip(text)}\n</${tag}>`;
+      return `<${tag} source="${label}">\n${cut(strip(text))}\n</${tag}>`;
     },
-  };
+    bounded: (maxTokens, counter) => fence((text) => cutToTokens(text, maxTokens, counter)),
+  });
+  return fence((text) => text);
+}
+
+/**
+ * `text` if it fits in `maxTokens` less the note's length, else its head and CUT_NOTE, within
+ * `maxTokens`. One pass: a text just under the bound is cut too, a little.
+ */
+function cutToTokens(text: string, maxTokens: number, counter: TokenCounter): string {
+  const head = counter.truncateToTokens(text, Math.max(0, maxTokens - CUT_NOTE_TOKENS));
+  return head.length === text.length ? text : head.trimEnd() + CUT_NOTE;
 }

@@ -1,3 +1,4 @@
+import type { TokenCounter } from "../agent/count-tokens.js";
 import type { Env } from "../config.js";
 import { withEmbeddingCache } from "./caching-embedder.js";
 import type { Embedder } from "./embedder.js";
@@ -10,9 +11,13 @@ export const LOCAL_EMBEDDING_MODEL = "local";
 /**
  * OpenAI-compatible embeddings when a key is configured, the local hashing embedder otherwise or
  * when `TALOS_EMBEDDING_MODEL=local` (for a chat server without an embeddings endpoint); either
- * way identical texts are embedded once.
+ * way identical texts are embedded once. The OpenAI one cuts every text to
+ * TALOS_EMBEDDING_MAX_TOKENS, counted with `tokenCounter` (share the assistant's).
  */
-export function createEmbedder(env: Env): Embedder {
+export function createEmbedder(
+  env: Env,
+  { tokenCounter }: { tokenCounter?: TokenCounter } = {},
+): Embedder {
   const embedder =
     env.OPENAI_API_KEY && env.TALOS_EMBEDDING_MODEL !== LOCAL_EMBEDDING_MODEL
       ? createOpenAIEmbedder({
@@ -20,6 +25,8 @@ export function createEmbedder(env: Env): Embedder {
           baseURL: env.OPENAI_BASE_URL,
           model: env.TALOS_EMBEDDING_MODEL,
           dimension: env.TALOS_EMBEDDING_DIMENSIONS,
+          maxTokens: env.TALOS_EMBEDDING_MAX_TOKENS,
+          tokenCounter,
           timeoutMs: env.TALOS_LLM_TIMEOUT_MS,
           maxRetries: env.TALOS_LLM_MAX_RETRIES,
         })

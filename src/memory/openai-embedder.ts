@@ -1,4 +1,5 @@
 import { OpenAIEmbeddings } from "@langchain/openai";
+import { createTokenCounter, type TokenCounter } from "../agent/count-tokens.js";
 import type { Embedder } from "./embedder.js";
 
 export interface OpenAIEmbedderOptions {
@@ -7,6 +8,10 @@ export interface OpenAIEmbedderOptions {
   model: string;
   /** text-embedding-3-* can shorten their vectors; otherwise the model's own size. */
   dimension: number;
+  /** The model's input limit (TALOS_EMBEDDING_MAX_TOKENS): longer texts are cut to their head. */
+  maxTokens: number;
+  /** Counts the tokens; one of its own by default (its encoder takes 50 MB: share one). */
+  tokenCounter?: TokenCounter | undefined;
   timeoutMs: number;
   maxRetries: number;
 }
@@ -15,14 +20,23 @@ export interface OpenAIEmbedderOptions {
  * OpenAI (or compatible) embeddings through LangChain, many texts per request. The dimension
  * is checked on every answer: a server that returns another size fails loudly rather than
  * filling the index with vectors that cannot be compared.
+ *
+ * Every text is cut to its head within `maxTokens`, whatever it is (an issue, a note, an answer
+ * or a search): OpenAI answers an input over the model's limit with a 400 that fails the whole
+ * batch (8,192 tokens for text-embedding-3-*:
+ * https://platform.openai.com/docs/guides/embeddings#embedding-models). An issue's memory text
+ * starts with its title, so a long issue is embedded as its title and the head of its body.
  */
 export function createOpenAIEmbedder(options: OpenAIEmbedderOptions): Embedder {
+  const counter = options.tokenCounter ?? createTokenCounter();
   const client = new OpenAIEmbeddings({
     model: options.model,
     apiKey: options.apiKey,
     ...(options.baseURL ? { configuration: { baseURL: options.baseURL } } : {}),
     ...(options.model.startsWith("text-embedding-3") ? { dimensions: options.dimension } : {}),
     batchSize: 256,
+    // Done below, before counting, so that what is counted is what is sent.
+    stripNewLines: false,
     timeout: options.timeoutMs,
     maxRetries: options.maxRetries,
   });
@@ -32,7 +46,12 @@ export function createOpenAIEmbedder(options: OpenAIEmbedderOptions): Embedder {
     relatedScore: 0.7,
     async embed(texts) {
       if (texts.length === 0) return [];
-      const vectors = await client.embedDocuments(texts);
+      // Line breaks become spaces, as LangChain sends them by default (and as vectors already
+      // stored were made).
+      const inputs = texts.map((text) =>
+        counter.truncateToTokens(text.replace(/\n/g, " "), options.maxTokens),
+      );
+      const vectors = await client.embedDocuments(inputs);
       return vectors.map((vector) => {
         if (vector.length !== options.dimension) {
           throw new Error(

@@ -1,6 +1,7 @@
 import { AIMessage, type BaseMessage, type ToolMessage } from "@langchain/core/messages";
 import { scriptedModel as fakeModel } from "../helpers/scripted-model.js";
 import { describe, expect, it } from "vitest";
+import { createTokenCounter } from "../../src/agent/count-tokens.js";
 import { createAssistant } from "../../src/agent/create-assistant.js";
 import { LlmError } from "../../src/agent/run-agent.js";
 import { parseEnv } from "../../src/config.js";
@@ -250,5 +251,140 @@ describe("the agent", () => {
     const model = fakeModel().respond(new AIMessage("Ping @maintainers <b>now</b>\n"));
     const { answer } = await ask(model);
     expect(answer.text).toBe("Ping @maintainers <b>now</b>");
+  });
+});
+
+describe("the texts sent to the model", () => {
+  // One for the file: each counter builds a 50 MB encoder.
+  const counter = createTokenCounter();
+  const CJK = "保存文件时编辑器崩溃错误日志显示写入缓冲区出现空指针异常";
+  const long = (length: number) => CJK.repeat(Math.ceil(length / CJK.length)).slice(0, length);
+  const FENCED = /<(untrusted-[0-9a-f]+) source="([^"]*)">\n([\s\S]*?)\n<\/\1>/g;
+
+  /** Each fenced text the model was sent, by its source, with its tokens. */
+  function fencedTexts(messages: BaseMessage[]) {
+    return [...textOf(messages).matchAll(FENCED)].map(([, , source, text]) => ({
+      source: source!,
+      tokens: counter.countTokens(text!),
+      cut: text!.endsWith("…(cut to fit)"),
+    }));
+  }
+
+  function longThread() {
+    return createFakeRepoClient({
+      issues: new Map([[7, makeIssue(7, { title: "保存时崩溃", body: long(60_000) })]]),
+      comments: new Map([
+        [
+          7,
+          [
+            { id: 1, author: "bob", body: "Same here.", createdAt: "2026-11-01T10:00:00Z" },
+            { id: 2, author: "carol", body: long(60_000), createdAt: "2026-11-02T10:00:00Z" },
+          ],
+        ],
+      ]),
+      files: new Map([["src/save.ts", long(12_000)]]),
+    });
+  }
+
+  it("bounds each in tokens: a 60,000-character Chinese body, question and tool result", async () => {
+    const model = fakeModel()
+      .respondWithTools([{ name: "get_file", args: { path: "src/save.ts" } }])
+      .respond(new AIMessage("done"));
+    const assistant = await createTestAssistant(model, {
+      contextTokens: 2_000,
+      tokenCounter: counter,
+    });
+    const logs = await captureLogs("warn");
+    await runThreadTask({
+      assistant,
+      github: longThread(),
+      number: 7,
+      prompt: "ask",
+      values: (fence) => ({ question: fence.wrap("question", long(60_000)), memories: "" }),
+      log: logs.log,
+    });
+
+    const [first, second] = model.calls.map((call) => fencedTexts(call.messages));
+    const sources = first!.map((t) => t.source);
+    expect(sources).toEqual([
+      "repository description",
+      "issue #7 title",
+      "issue #7 description",
+      "comment by carol on 2026-11-02T10:00:00Z",
+      "question",
+    ]);
+    const [, , body, comment, question] = first!;
+    // The body takes half the thread's budget at most, the note included; the newest comment,
+    // cut, what is left of it; the older comment is left out. Every other text gets half the
+    // thread's budget too.
+    for (const [text, least] of [
+      [body, 900],
+      [comment, 500],
+      [question, 900],
+    ] as const) {
+      expect(text!.cut).toBe(true);
+      expect(text!.tokens).toBeGreaterThan(least);
+      expect(text!.tokens).toBeLessThanOrEqual(1_000);
+    }
+    expect(body!.tokens + comment!.tokens).toBeLessThanOrEqual(2_000);
+    expect(textOf(model.calls[0]!.messages)).toContain("(1 older comment(s) left out");
+    // The tool's result, 12,000 characters (about 18,000 tokens), is bounded too.
+    const result = second!.find((t) => t.source === "result of the get_file tool");
+    expect(result).toEqual({
+      source: "result of the get_file tool",
+      tokens: expect.any(Number),
+      cut: true,
+    });
+    expect(result!.tokens).toBeLessThanOrEqual(1_000);
+  });
+
+  it("keeps the comments that fit, newest first, counted in tokens", async () => {
+    const model = fakeModel().respond(new AIMessage("done"));
+    const comments = Array.from({ length: 30 }, (_, i) => ({
+      id: i,
+      author: "bob",
+      body: long(100),
+      createdAt: `2026-11-${String(i + 1).padStart(2, "0")}T10:00:00Z`,
+    }));
+    const github = createFakeRepoClient({
+      issues: new Map([[7, makeIssue(7, { body: "短" })]]),
+      comments: new Map([[7, comments]]),
+    });
+    await ask(model, { contextTokens: 2_000, tokenCounter: counter }, github);
+
+    const sent = fencedTexts(model.calls[0]!.messages);
+    const kept = sent.filter((t) => t.source.startsWith("comment by"));
+    // Each costs its text and its fence (about 40 tokens); the opening takes less than 200.
+    const each = counter.countTokens(long(100));
+    expect(kept.length).toBeLessThanOrEqual(Math.floor(2_000 / each));
+    expect(kept.length).toBeGreaterThanOrEqual(Math.floor((2_000 - 200) / (each + 40)));
+    expect(textOf(model.calls[0]!.messages)).toContain(
+      `(${30 - kept.length} older comment(s) left out`,
+    );
+    expect(kept.at(-1)!.source).toBe("comment by bob on 2026-11-30T10:00:00Z");
+  });
+
+  it("bounds by UTF-8 length when the assistant has no counter", async () => {
+    const model = fakeModel().respond(new AIMessage("done"));
+    await ask(model, { contextTokens: 2_000 }, longThread());
+
+    const body = [...textOf(model.calls[0]!.messages).matchAll(FENCED)].find(
+      ([, , source]) => source === "issue #7 description",
+    )![3]!;
+    expect(body.endsWith("…(cut to fit)")).toBe(true);
+    expect(Buffer.byteLength(body)).toBeLessThanOrEqual(1_000);
+  });
+
+  it("is counted by the assistant's one counter, the one it is given or its own", async () => {
+    const { log } = await captureLogs("warn");
+    const options = { env: parseEnv({}), model: fakeModel(), metrics: createMetrics(), log };
+    const given = await createAssistant({
+      ...options,
+      clock: createFakeClock(),
+      tokenCounter: counter,
+    });
+    expect(given?.limits.tokenCounter).toBe(counter);
+    const own = await createAssistant({ ...options, clock: createFakeClock() });
+    expect(own?.limits.tokenCounter?.countTokens("Saving crashes.")).toBe(3);
   });
 });

@@ -1,5 +1,6 @@
 import { createServer, type Server } from "node:http";
 import type { AddressInfo } from "node:net";
+import { createTokenCounter, type TokenCounter } from "../../src/agent/count-tokens.js";
 import { createLocalEmbedder } from "../../src/memory/local-embedder.js";
 
 /**
@@ -66,12 +67,44 @@ async function embed(request: EmbeddingRequest) {
   };
 }
 
+/** The input limit of text-embedding-3-* as Talos configures it (TALOS_EMBEDDING_MAX_TOKENS). */
+export const MAX_EMBEDDING_TOKENS = 8_191;
+
+/**
+ * OpenAI's answer to an embeddings input over the model's limit: 400, and the whole batch fails.
+ * `requested` is where the count stopped, past the limit, not always the input's whole count.
+ */
+function tooLong(requested: number) {
+  return {
+    error: {
+      message: `This model's maximum context length is ${MAX_EMBEDDING_TOKENS + 1} tokens, however you requested ${requested} tokens (${requested} in your prompt; 0 for the completion). Please reduce your prompt; or completion length.`,
+      type: "invalid_request_error",
+      param: null,
+      code: null,
+    },
+  };
+}
+
+/** The first input's token count over the limit, counted with cl100k and stopped there. */
+function findTooLong(request: EmbeddingRequest, counter: TokenCounter): number | undefined {
+  const inputs = Array.isArray(request.input) ? request.input : [request.input];
+  for (const input of inputs) {
+    // No token is shorter than a byte: short inputs need no encoder.
+    if (Buffer.byteLength(input, "utf8") <= MAX_EMBEDDING_TOKENS) continue;
+    const tokens = counter.countTokens(input, MAX_EMBEDDING_TOKENS);
+    if (tokens > MAX_EMBEDDING_TOKENS) return tokens;
+  }
+  return undefined;
+}
+
 export interface OpenAIStandIn {
   /** The value for OPENAI_BASE_URL. */
   baseUrl: string;
   requests: ChatRequest[];
-  /** Requests to /embeddings. */
+  /** Requests to /embeddings that were answered. */
   embeddingRequests: EmbeddingRequest[];
+  /** Requests to /embeddings refused with OpenAI's 400 for an input over the token limit. */
+  rejectedEmbeddingRequests: EmbeddingRequest[];
   /** When each request arrived (ms since the epoch). */
   arrivals: number[];
   /** Authorization headers received, to check the key was sent (and only here). */
@@ -86,6 +119,8 @@ export async function startOpenAIStandIn(): Promise<OpenAIStandIn> {
   const authorizations: string[] = [];
   const queue: ScriptedReply[] = [];
   const embeddingRequests: EmbeddingRequest[] = [];
+  const rejectedEmbeddingRequests: EmbeddingRequest[] = [];
+  const counter = createTokenCounter();
   let calls = 0;
 
   const server: Server = createServer((req, res) => {
@@ -93,7 +128,16 @@ export async function startOpenAIStandIn(): Promise<OpenAIStandIn> {
     req.on("data", (chunk: Buffer) => (text += chunk.toString()));
     req.on("end", () => {
       if (req.method === "POST" && req.url?.endsWith("/embeddings")) {
-        void embed(JSON.parse(text) as EmbeddingRequest).then((body) => {
+        const request = JSON.parse(text) as EmbeddingRequest;
+        const requested = findTooLong(request, counter);
+        if (requested !== undefined) {
+          rejectedEmbeddingRequests.push(request);
+          res
+            .writeHead(400, { "content-type": "application/json" })
+            .end(JSON.stringify(tooLong(requested)));
+          return;
+        }
+        void embed(request).then((body) => {
           embeddingRequests.push(JSON.parse(text) as EmbeddingRequest);
           res.writeHead(200, { "content-type": "application/json" }).end(JSON.stringify(body));
         });
@@ -154,6 +198,7 @@ export async function startOpenAIStandIn(): Promise<OpenAIStandIn> {
     baseUrl: `http://127.0.0.1:${port}/v1`,
     requests,
     embeddingRequests,
+    rejectedEmbeddingRequests,
     arrivals,
     authorizations,
     script: (...replies) => queue.push(...replies),

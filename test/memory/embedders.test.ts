@@ -1,14 +1,22 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { createTokenCounter } from "../../src/agent/count-tokens.js";
 import { parseEnv } from "../../src/config.js";
 import { withEmbeddingCache } from "../../src/memory/caching-embedder.js";
 import { createEmbedder } from "../../src/memory/create-embedder.js";
 import { createLocalEmbedder } from "../../src/memory/local-embedder.js";
 import { createOpenAIEmbedder } from "../../src/memory/openai-embedder.js";
-import { startOpenAIStandIn, type OpenAIStandIn } from "../helpers/openai-stand-in.js";
+import {
+  MAX_EMBEDDING_TOKENS,
+  startOpenAIStandIn,
+  type OpenAIStandIn,
+} from "../helpers/openai-stand-in.js";
 import { countingEmbedder } from "../helpers/test-memory.js";
-import { expectLinearTime } from "../helpers/hostile-input.js";
+import { expectLinearTime, hostileText } from "../helpers/hostile-input.js";
 
 const cosine = (a: Float32Array, b: Float32Array) => a.reduce((sum, x, i) => sum + x * b[i]!, 0);
+const CJK = "保存文件时编辑器崩溃错误日志显示写入缓冲区出现空指针异常";
+// One counter for the file: each builds a 50 MB encoder.
+const counter = createTokenCounter();
 
 describe("choosing the embedder", () => {
   it("uses the local one without a key, or when told to, and OpenAI's with a key", () => {
@@ -27,6 +35,10 @@ describe("the local embedder", () => {
     const embedder = createLocalEmbedder();
     await expectLinearTime((text) => embedder.embed([text]));
     await expectLinearTime((text) => embedder.embed([text]), { fragments: ["'", "''a"] });
+    await expectLinearTime((text) => embedder.embed([text]), {
+      fragments: [CJK, "a", "QUJDREVGR0hJSktMTU5PUFFSU1RVVldYWVo0MjM0NTY3ODkrLw=="],
+      runs: [],
+    });
   }, 120_000);
 
   it("is deterministic, of unit length, and finds shared words however they are inflected", async () => {
@@ -54,6 +66,8 @@ describe("the OpenAI embedder, against an OpenAI-compatible server", () => {
     baseURL: server.baseUrl,
     model: "text-embedding-3-small",
     dimension: 1536,
+    maxTokens: MAX_EMBEDDING_TOKENS,
+    tokenCounter: counter,
     timeoutMs: 5_000,
     maxRetries: 0,
   });
@@ -74,6 +88,55 @@ describe("the OpenAI embedder, against an OpenAI-compatible server", () => {
     // The stand-in pads the local embedder's vectors: the same text gives the same vector.
     const [local] = await createLocalEmbedder().embed(["issue text number 0"]);
     expect(Array.from(vectors[0]!.slice(0, 512))).toEqual(Array.from(local!));
+  });
+
+  it("sends each text as its head within the token limit, line breaks as spaces", async () => {
+    const before = server.embeddingRequests.length;
+    const issue = `Crash on save\n\n${hostileText(CJK, 60_000)}`;
+
+    const vectors = await createOpenAIEmbedder(options()).embed([issue, "line one\nline two"]);
+
+    expect(server.rejectedEmbeddingRequests).toEqual([]);
+    const requests = server.embeddingRequests.slice(before);
+    expect(requests).toHaveLength(1);
+    const [head, short] = requests[0]!.input as string[];
+    expect(short).toBe("line one line two");
+    expect(head!.startsWith("Crash on save  保存文件")).toBe(true);
+    expect(issue.replace(/\n/g, " ").startsWith(head!)).toBe(true);
+    const tokens = counter.countTokens(head!);
+    expect(tokens).toBeLessThanOrEqual(MAX_EMBEDDING_TOKENS);
+    expect(tokens).toBeGreaterThan(MAX_EMBEDDING_TOKENS - 100);
+    expect(vectors).toHaveLength(2);
+  });
+
+  it("is refused by the stand-in, as by OpenAI, when a text is over the limit", async () => {
+    const long = hostileText(CJK, 20_000);
+    const embedder = createOpenAIEmbedder({ ...options(), maxTokens: 1_000_000 });
+    await expect(embedder.embed([long])).rejects.toThrow(
+      /maximum context length is 8192 tokens, however you requested \d+ tokens/,
+    );
+
+    const res = await fetch(`${server.baseUrl}/embeddings`, {
+      method: "POST",
+      headers: { "content-type": "application/json" },
+      body: JSON.stringify({ model: "text-embedding-3-small", input: ["short", long] }),
+    });
+    expect(res.status).toBe(400);
+    const body = (await res.json()) as { error: { message: string } };
+    expect(body).toEqual({
+      error: {
+        message: expect.stringMatching(
+          /^This model's maximum context length is 8192 tokens, however you requested (\d+) tokens \(\1 in your prompt; 0 for the completion\)\. Please reduce your prompt; or completion length\.$/,
+        ),
+        type: "invalid_request_error",
+        param: null,
+        code: null,
+      },
+    });
+    // Counting stopped past the limit: the number is over it, not the whole count.
+    expect(Number(/requested (\d+)/.exec(body.error.message)![1])).toBeGreaterThan(
+      MAX_EMBEDDING_TOKENS,
+    );
   });
 
   it("fails loudly when the server returns another size than configured", async () => {
