@@ -60,6 +60,7 @@ export async function createTalos(options: TalosOptions): Promise<Talos> {
       clock,
       assistant: services.assistant,
       budget: services.automationBudget,
+      budgets: services.budgets,
       memory,
       backfill,
       markdown: services.markdown,

@@ -23,6 +23,7 @@ function registeredEvents(): string[][] {
     { on: ((events: string | string[]) => registrations.push([events].flat())) as never },
     {
       jobs: { register: () => undefined } as never,
+      budgets: {} as never,
       cache: new GitHubCache({ ttlMs: 1000, max: 10, clock: systemClock }),
       limits: {
         maxRetries: 0,

@@ -1,6 +1,7 @@
 import type { Context } from "probot";
 import { z } from "zod";
 import type { Assistant } from "../agent/assistant.js";
+import type { TokenBudgets } from "../agent/token-budgets.js";
 import type { Clock } from "../clock.js";
 import { answerCommand } from "../commands/answer-command.js";
 import type { CommandRegistry } from "../commands/command-registry.js";
@@ -38,6 +39,7 @@ const CommentCreated = z.object({
 
 export interface CommentHandlerDeps {
   identity: AppIdentityLoader;
+  budgets: TokenBudgets;
   commands: CommandRegistry;
   assistant: Assistant | undefined;
   memory: MemoryRegistry;
@@ -92,6 +94,15 @@ export function createIssueCommentCreatedHandler(deps: CommentHandlerDeps) {
       },
       config,
       registry: deps.commands,
+      // This job's model calls draw on the installation's and the repository's daily budgets.
+      assistant: deps.assistant && {
+        ...deps.assistant,
+        account: deps.budgets.account({
+          installation: installation.id,
+          repository: repository.id,
+          repositoryTokens: config.config.budget.daily_tokens,
+        }),
+      },
       memory: () => openRepoMemory(deps.memory, event, config.config),
       identity,
       log,

@@ -1,6 +1,7 @@
 import type { Context } from "probot";
 import { z } from "zod";
 import type { Assistant } from "../agent/assistant.js";
+import type { TokenBudgets } from "../agent/token-budgets.js";
 import type { AutomationBudget } from "../automations/automation-budget.js";
 import { onNewIssue } from "../automations/on-new-issue.js";
 import type { Clock } from "../clock.js";
@@ -28,6 +29,7 @@ const IssueOpened = z.object({
 
 export interface IssuesOpenedDeps {
   assistant: Assistant | undefined;
+  budgets: TokenBudgets;
   memory: MemoryRegistry;
   budget: AutomationBudget;
   identity: AppIdentityLoader;
@@ -50,6 +52,15 @@ export function createIssuesOpenedHandler(deps: IssuesOpenedDeps) {
       comments: issue.comments === 0 ? [] : undefined,
       config,
       automatic: !isBotSender(context.payload.sender),
+      // Triage draws on the same daily budgets as commands.
+      assistant: deps.assistant && {
+        ...deps.assistant,
+        account: deps.budgets.account({
+          installation: installation.id,
+          repository: repository.id,
+          repositoryTokens: config.budget.daily_tokens,
+        }),
+      },
       github: createRepoClient(context.octokit, {
         owner: repository.owner.login,
         repo: repository.name,

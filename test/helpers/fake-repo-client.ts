@@ -57,6 +57,12 @@ export function createFakeRepoClient(
       fake.reads.push(`comments ${number}`);
       return fake.comments.get(number) ?? [];
     },
+    async listRecentComments(number, { maxComments = Infinity }) {
+      fake.reads.push(`comments ${number}`);
+      const all = fake.comments.get(number) ?? [];
+      const comments = all.slice(-Math.min(all.length, maxComments));
+      return { comments, total: all.length, omitted: all.length - comments.length };
+    },
     async searchIssues(query): Promise<SearchResult[]> {
       fake.searches.push(query);
       return [];
