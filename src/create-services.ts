@@ -5,6 +5,7 @@ import type { Logger } from "pino";
 import type { Assistant } from "./agent/assistant.js";
 import { createAssistant } from "./agent/create-assistant.js";
 import { createChatModel } from "./agent/create-chat-model.js";
+import { createTokenCounter } from "./agent/count-tokens.js";
 import { TokenBudgets } from "./agent/token-budgets.js";
 import { AutomationBudget } from "./automations/automation-budget.js";
 import { systemClock, type Clock } from "./clock.js";
@@ -103,10 +104,12 @@ export async function createServices(options: ServicesOptions): Promise<Services
     metrics,
   });
   const model = "model" in options ? options.model : createChatModel(env);
-  const assistant = await createAssistant({ env, model, metrics, clock, log });
+  // One tokenizer for the process: its encoder takes 50 MB and half a second to build.
+  const tokenCounter = createTokenCounter();
+  const assistant = await createAssistant({ env, model, metrics, clock, log, tokenCounter });
   const memory = new MemoryRegistry({
     directory: join(env.TALOS_DATA_DIR, "memory"),
-    embedder: options.embedder ?? createEmbedder(env),
+    embedder: options.embedder ?? createEmbedder(env, { tokenCounter }),
     batchSize: env.TALOS_MEMORY_BATCH_SIZE,
     flushMs: env.TALOS_MEMORY_FLUSH_MS,
     maxOpenBytes: env.TALOS_MEMORY_MAX_OPEN_MB * 1024 * 1024,

@@ -2,7 +2,7 @@ import { AIMessage, HumanMessage, type BaseMessage } from "@langchain/core/messa
 import type { Logger } from "pino";
 import type { RepoClient } from "../github/create-repo-client.js";
 import { prepareRun, type Assistant } from "./assistant.js";
-import { estimateTokens } from "./estimate-tokens.js";
+import { UTF8_TOKEN_BOUND } from "./count-tokens.js";
 import { contentText, runAgent } from "./run-agent.js";
 
 /** A conversation in the terminal. The session keeps its own history: callers only send text. */
@@ -24,10 +24,12 @@ export function createChatSession(options: {
 }): ChatSession {
   const { assistant, github, log } = options;
   const history: BaseMessage[] = [];
+  const { contextTokens, tokenCounter = UTF8_TOKEN_BOUND } = assistant.limits;
   const trim = () => {
-    const cost = () => history.reduce((sum, m) => sum + estimateTokens(contentText(m)), 0);
+    const cost = () =>
+      history.reduce((sum, m) => sum + tokenCounter.countTokens(contentText(m), contextTokens), 0);
     // Drop whole turns (a question and its answer), and keep at least the newest question.
-    while (history.length > 1 && cost() > assistant.limits.contextTokens) history.splice(0, 2);
+    while (history.length > 1 && cost() > contextTokens) history.splice(0, 2);
   };
   return {
     history,
@@ -40,7 +42,7 @@ export function createChatSession(options: {
         messages: [setup.system, ...history],
         tools: github ? assistant.tools.list() : [],
         toolContext: setup.toolContext,
-        fence: setup.fence,
+        fence: setup.fence.bounded(Math.floor(contextTokens / 2), tokenCounter),
         limits: assistant.limits,
         finalNote: setup.finalNote,
         metrics: assistant.metrics,

@@ -10,7 +10,8 @@ import type { Logger } from "pino";
 import type { Metrics } from "../metrics/create-metrics.js";
 import type { Tool, ToolContext } from "../tools/define-tool.js";
 import type { TokenCounter } from "./count-tokens.js";
-import { estimateTokens } from "./estimate-tokens.js";
+import { UTF8_TOKEN_BOUND } from "./count-tokens.js";
+import type { TokenAccount } from "./token-budgets.js";
 import type { Fence } from "./untrusted-text.js";
 
 export interface AgentLimits {
@@ -50,6 +51,8 @@ export interface RunAgentOptions {
   finalNote: string;
   metrics: Metrics;
   log: Logger;
+  /** The job's token budget: checked before the first call, charged after each. */
+  account?: TokenAccount | undefined;
 }
 
 export interface AgentResult {
@@ -84,8 +87,11 @@ export async function runAgent(options: RunAgentOptions): Promise<AgentResult> {
   const usage = { input: 0, output: 0 };
   const toolCalls: AgentResult["toolCalls"] = [];
 
+  // Over budget, no call at all; within it, the run ends (with one last answer) at what is left.
+  options.account?.check();
+  const maxTokens = Math.min(limits.maxTokens, options.account?.remaining() ?? Infinity);
   for (let step = 1; ; step++) {
-    const last = step >= limits.maxSteps || usage.input + usage.output >= limits.maxTokens;
+    const last = step >= limits.maxSteps || usage.input + usage.output >= maxTokens;
     if (last && step > 1) messages.push(new HumanMessage(options.finalNote));
     const reply = await callModel(last ? withoutTools : withTools, messages, options, usage);
     messages.push(reply);
@@ -127,9 +133,10 @@ export async function runAgent(options: RunAgentOptions): Promise<AgentResult> {
 async function callModel(
   model: Pick<BaseChatModel, "invoke">,
   messages: BaseMessage[],
-  { metrics, log }: RunAgentOptions,
+  options: RunAgentOptions,
   usage: AgentResult["usage"],
 ): Promise<AIMessage> {
+  const { metrics, log } = options;
   const started = performance.now();
   let reply: AIMessage;
   try {
@@ -143,13 +150,17 @@ async function callModel(
   }
   metrics.llmRequestDuration.observe({ outcome: "ok" }, (performance.now() - started) / 1000);
   // Servers that report no usage are charged an estimate, so the budget still holds.
+  const counter = options.limits.tokenCounter ?? UTF8_TOKEN_BOUND;
   const input =
-    reply.usage_metadata?.input_tokens ?? estimateTokens(messages.map(contentText).join("\n"));
-  const output = reply.usage_metadata?.output_tokens ?? estimateTokens(contentText(reply));
+    reply.usage_metadata?.input_tokens ??
+    messages.reduce((sum, message) => sum + counter.countTokens(contentText(message)), 0);
+  const output = reply.usage_metadata?.output_tokens ?? counter.countTokens(contentText(reply));
   usage.input += input;
   usage.output += output;
-  metrics.llmTokens.inc({ kind: "input" }, input);
-  metrics.llmTokens.inc({ kind: "output" }, output);
+  options.account?.charge(input + output);
+  const installation = options.account?.installation ?? "none";
+  metrics.llmTokens.inc({ installation, kind: "input" }, input);
+  metrics.llmTokens.inc({ installation, kind: "output" }, output);
   return reply;
 }
 

@@ -60,6 +60,7 @@ export async function runThreadTask(task: ThreadTask): Promise<AgentAnswer> {
     finalNote: setup.finalNote,
     metrics: assistant.metrics,
     log,
+    account: assistant.account,
   });
   return {
     text: result.text.trim(),

@@ -1,0 +1,89 @@
+import { createPublicKey } from "node:crypto";
+import { AIMessage } from "@langchain/core/messages";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { startGitHubStandIn, type GitHubStandIn } from "../helpers/github-stand-in.js";
+import { scriptedModel } from "../helpers/scripted-model.js";
+import {
+  createTestApp,
+  loadFixture,
+  makeDataDir,
+  TEST_PRIVATE_KEY,
+  type TestApp,
+} from "../helpers/test-app.js";
+
+const THREAD = "Codertocat/Hello-World#1";
+
+function ask(app: TestApp, commentId: number) {
+  const payload = loadFixture<{ comment: { id: number; body: string } }>(
+    "issue_comment.created.help.json",
+  );
+  payload.comment.id = commentId;
+  payload.comment.body = "/talos ask why does it crash?";
+  return app.probot.receive({
+    id: `budget-${commentId}`,
+    name: "issue_comment",
+    payload,
+  } as never);
+}
+
+describe("daily token budgets", () => {
+  let github: GitHubStandIn;
+  beforeAll(async () => {
+    github = await startGitHubStandIn({ publicKey: createPublicKey(TEST_PRIVATE_KEY) });
+  });
+  afterAll(() => github?.close());
+
+  it("over budget: one notice per thread, then silence and no model call, across a restart", async () => {
+    const dataDir = makeDataDir();
+    // One token a day: the first answer spends it all.
+    const env = { TALOS_DAILY_TOKEN_BUDGET: "1" };
+    const model = scriptedModel().respond(new AIMessage("It crashes on start."));
+    const first = await createTestApp({ dataDir, env, model, baseUrl: github.url });
+    const thread = () => github.comments.get(THREAD) ?? [];
+    const before = thread().length;
+
+    await ask(first, 7001);
+    expect(model.calls).toHaveLength(1);
+    expect(thread().at(-1)?.body).toContain("It crashes on start.");
+
+    await ask(first, 7002);
+    expect(model.calls).toHaveLength(1);
+    expect(thread()).toHaveLength(before + 2);
+    expect(thread().at(-1)?.body).toMatch(
+      /This installation has used today's language-model budget, so `ask` was not run\.[\s\S]*<!-- talos:reply:7002 -->$/,
+    );
+
+    await ask(first, 7003);
+    expect(thread()).toHaveLength(before + 2);
+    await first.talos.close();
+
+    const restarted = await createTestApp({ dataDir, env, model, baseUrl: github.url });
+    await ask(restarted, 7004);
+    expect(model.calls).toHaveLength(1);
+    expect(thread()).toHaveLength(before + 2);
+    expect(restarted.logs.lines().some((l) => l.msg === "command refused: budget spent")).toBe(
+      true,
+    );
+    const refusals = (await restarted.talos.metrics.budgetRefusals.get()).values;
+    expect(refusals).toEqual([
+      expect.objectContaining({ labels: { scope: "installation" }, value: 1 }),
+    ]);
+    const tokens = (await first.talos.metrics.llmTokens.get()).values;
+    expect(tokens.every((v) => v.labels.installation === "2")).toBe(true);
+  });
+
+  it("a repository's budget.daily_tokens lowers the installation's, never raises it", async () => {
+    const model = scriptedModel().respond(new AIMessage("Answer."));
+    const app = await createTestApp({
+      env: { TALOS_DAILY_TOKEN_BUDGET: "1000000" },
+      model,
+      baseUrl: github.url,
+    });
+    github.setFile("Codertocat/Hello-World", ".github/talos.yml", "budget:\n  daily_tokens: 0\n");
+    await ask(app, 7101);
+    expect(model.calls).toHaveLength(0);
+    expect((github.comments.get(THREAD) ?? []).at(-1)?.body).toContain(
+      "This repository has used today's language-model budget",
+    );
+  });
+});
