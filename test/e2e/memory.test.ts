@@ -111,6 +111,13 @@ describe("memory in the started server", () => {
       signed,
     );
     expect(other.status).toBe(200);
+    // Deliveries run after they are acknowledged: the kill comes once all 21 jobs are done (a
+    // job left in the journal would run again after the restart).
+    await eventually(
+      async () => jobsDone(await metricsOf(server!)) === 21,
+      "the 21 deliveries to be handled",
+    );
+    expect(await metricsOf(server!)).toMatch(/^talos_memory_records 21$/m);
     // None of these resembled another: no comment yet.
     expect([...github.comments.keys()]).toEqual([]);
 
@@ -127,6 +134,11 @@ describe("memory in the started server", () => {
       signed,
     );
     expect(res.status).toBe(200);
+    await eventually(() => github.comments.has(`${REPO}#21`), "the comment on #21");
+    await eventually(
+      async () => /^talos_memory_add_duration_seconds_count 1$/m.test(await metricsOf(server!)),
+      "#21 to be remembered",
+    );
     const comments = github.comments.get(`${REPO}#21`) ?? [];
     expect(comments).toHaveLength(1);
     expect(comments[0]!.body).toBe(
@@ -135,7 +147,7 @@ describe("memory in the started server", () => {
     expect([...github.comments.keys()]).toEqual([`${REPO}#21`]);
     expect(llm.embeddingRequests.length).toBeGreaterThan(0);
 
-    const metrics = await (await fetch(`${server.metricsUrl}/metrics`)).text();
+    const metrics = await metricsOf(server);
     // The open memory after the restart: the 20 replayed from the log, and the new issue, which
     // waits in the log for the next batch.
     expect(metrics).toMatch(/^talos_memory_records 21$/m);
@@ -147,7 +159,7 @@ describe("memory in the started server", () => {
     // SIGTERM flushes: the index files then hold everything, and the log nothing.
     await server.kill("SIGTERM");
     server = undefined;
-    const namespace = join(dataDir, "memory", "2", "codertocat", "hello-world");
+    const namespace = join(dataDir, "memory", "2", "186853002");
     const logs = readdirSync(namespace).filter((name) => name.endsWith(".jsonl"));
     expect(logs.map((name) => readFileSync(join(namespace, name), "utf8"))).toEqual([""]);
     // Opened only to read: an embedder that knows the model recorded in the index, and is never
@@ -160,14 +172,36 @@ describe("memory in the started server", () => {
         embed: () => Promise.reject(new Error("not used")),
       },
     });
-    const mine = await memory.open({ installation: "2", repo: "codertocat/hello-world" });
-    const numbers = mine
-      .list()
-      .map((r) => r.number)
-      .sort((a, b) => a! - b!);
+    const mine = await memory.open({ installation: 2, repository: 186853002, name: REPO });
+    const numbers = (await mine.list()).map((r) => r.number).sort((a, b) => a! - b!);
     expect(numbers).toEqual(Array.from({ length: 21 }, (_, i) => i + 1));
-    const theirs = await memory.open({ installation: "3", repo: "codertocat/hello-world" });
-    expect(theirs.list().map((r) => r.number)).toEqual([40]);
+    const theirs = await memory.open({ installation: 3, repository: 186853002, name: REPO });
+    expect((await theirs.list()).map((r) => r.number)).toEqual([40]);
     await memory.closeAll();
   });
 });
+
+async function metricsOf(server: ServerProcess): Promise<string> {
+  return (await fetch(`${server.metricsUrl}/metrics`)).text();
+}
+
+/** Jobs finished, of every kind, as the metrics count them. */
+function jobsDone(metrics: string): number {
+  return [...metrics.matchAll(/^talos_jobs_total\{[^}]*outcome="done"[^}]*\} (\d+)$/gm)].reduce(
+    (sum, match) => sum + Number(match[1]),
+    0,
+  );
+}
+
+/** Polls what the started server does after acknowledging a delivery; the bound ends a hung test. */
+async function eventually(
+  condition: () => boolean | Promise<boolean>,
+  what: string,
+  boundMs = 20_000,
+): Promise<void> {
+  const start = Date.now();
+  while (!(await condition())) {
+    if (Date.now() - start > boundMs) throw new Error(`gave up waiting for ${what}`);
+    await new Promise((resolve) => setTimeout(resolve, 25));
+  }
+}

@@ -205,10 +205,11 @@ describe("/talos summarize", () => {
     expect(edited).toContain("Second summary.");
     // Remembered too, under one id per thread: the second run replaced the first.
     const memory = await app.talos.memory.open({
-      installation: "2",
-      repo: "codertocat/hello-world",
+      installation: 2,
+      repository: 186853002,
+      name: "Codertocat/Hello-World",
     });
-    expect(memory.list().map((r) => [r.id, r.kind, r.text])).toEqual([
+    expect((await memory.list()).map((r) => [r.id, r.kind, r.text])).toEqual([
       ["summary-1", "answer", "Summary of #1 (Spelling error in the README file): Second summary."],
     ]);
   });

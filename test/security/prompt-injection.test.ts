@@ -226,7 +226,11 @@ describe(`the prompt-injection corpus (v${corpus.version}, ${corpus.cases.length
     });
     if (channel === "comment") github.addComment(repo, number, { body: hostile, login: "mallory" });
     if (channel === "remembered note") {
-      const memory = await app.talos.memory.open({ installation: "2", repo: repo.toLowerCase() });
+      const memory = await app.talos.memory.open({
+        installation: 2,
+        repository: repositoryId(repo),
+        name: repo,
+      });
       await memory.add({
         id: `note-${index + 1}`,
         kind: "note",
@@ -316,9 +320,21 @@ describe(`the prompt-injection corpus (v${corpus.version}, ${corpus.cases.length
   }
 });
 
+const repositoryIds = new Map<string, number>();
+
+/** Each case's repository has an id of its own, hence a memory of its own. */
+function repositoryId(repo: string): number {
+  let id = repositoryIds.get(repo);
+  if (id === undefined) {
+    id = 500_000_001 + repositoryIds.size;
+    repositoryIds.set(repo, id);
+  }
+  return id;
+}
+
 function repository(repo: string) {
   const [owner, name] = repo.split("/") as [string, string];
-  return { name, full_name: repo, owner: { login: owner, type: "User" } };
+  return { id: repositoryId(repo), name, full_name: repo, owner: { login: owner, type: "User" } };
 }
 
 function issueOpened(repo: string, issue: { number: number; title: string; body: string }) {
