@@ -1,3 +1,4 @@
+import { eventually } from "./eventually.js";
 import { loadFixture, TEST_WEBHOOK_SECRET } from "./test-app.js";
 import { HOSTILE_FRAGMENTS, hostileText } from "./hostile-input.js";
 import { startGitHubStandIn } from "./github-stand-in.js";
@@ -104,6 +105,18 @@ export async function runHostileThread(options: { helpLine: boolean }): Promise<
     };
     const statuses = [(await deliver(101, comment)).status];
     statuses.push((await deliver(102, "/talos summarize")).status);
+    // Deliveries are acknowledged once journaled; their jobs run afterwards.
+    await eventually(
+      () =>
+        ["hostile-101", "hostile-102"].every((id) =>
+          server
+            .output()
+            .split("\n")
+            .some((line) => line.includes(`"${id}"`) && line.includes('"job finished"')),
+        ),
+      "both jobs to finish",
+      60_000,
+    );
     const thread = github.comments.get(`${REPO}#1`) ?? [];
     return {
       statuses,
