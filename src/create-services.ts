@@ -107,18 +107,12 @@ export async function createServices(options: ServicesOptions): Promise<Services
   // One tokenizer for the process: its encoder takes 50 MB and half a second to build.
   const tokenCounter = createTokenCounter();
   const assistant = await createAssistant({ env, model, metrics, clock, log, tokenCounter });
-  const memory = new MemoryRegistry({
-    directory: join(env.TALOS_DATA_DIR, "memory"),
+  const memory = createMemoryRegistry(env, {
     embedder: options.embedder ?? createEmbedder(env, { tokenCounter }),
-    batchSize: env.TALOS_MEMORY_BATCH_SIZE,
-    flushMs: env.TALOS_MEMORY_FLUSH_MS,
-    maxOpenBytes: env.TALOS_MEMORY_MAX_OPEN_MB * 1024 * 1024,
     clock,
     log,
     metrics,
   });
-  // Name-keyed memories of earlier versions move aside now, so that a problem shows at start.
-  await memory.migrate();
   const budgets = await TokenBudgets.open({
     file: options.ephemeralJobs ? undefined : join(env.TALOS_DATA_DIR, "budgets.json"),
     dailyTokens: env.TALOS_DAILY_TOKEN_BUDGET,
@@ -161,4 +155,18 @@ export async function createServices(options: ServicesOptions): Promise<Services
     secrets: getSecrets(env).filter((secret): secret is string => Boolean(secret)),
     close,
   };
+}
+
+/** The memory of every repository as the environment configures it, with a given embedder. */
+export function createMemoryRegistry(
+  env: Env,
+  deps: { embedder: Embedder; clock: Clock; log: Logger; metrics: Metrics },
+): MemoryRegistry {
+  return new MemoryRegistry({
+    directory: join(env.TALOS_DATA_DIR, "memory"),
+    batchSize: env.TALOS_MEMORY_BATCH_SIZE,
+    flushMs: env.TALOS_MEMORY_FLUSH_MS,
+    maxOpenBytes: env.TALOS_MEMORY_MAX_OPEN_MB * 1024 * 1024,
+    ...deps,
+  });
 }

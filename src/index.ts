@@ -37,6 +37,8 @@ export interface Talos {
 export async function createTalos(options: TalosOptions): Promise<Talos> {
   const services = await createServices(options);
   const { env, log, clock, memory, jobs } = services;
+  // Name-keyed memories of earlier versions move aside now, so that a problem shows at start.
+  await memory.migrate();
   // Backfills need the installation clients Probot makes; they exist once the app is loaded.
   let authenticate: ((installation: number) => Promise<Octokit>) | undefined;
   const backfill = new BackfillRunner({

@@ -7,9 +7,7 @@ import { REPO_CONFIG_PATH, type Env } from "../config.js";
 import { loadRepoConfigOf } from "../github/load-repo-config.js";
 import type { Octokit, RepoRef } from "../github/octokit.js";
 import { backfillRepository } from "../memory/backfill-repository.js";
-import { createEmbedder } from "../memory/create-embedder.js";
-import { MemoryRegistry } from "../memory/memory-registry.js";
-import { createMetrics, type Metrics } from "../metrics/create-metrics.js";
+import { createServices, type Services } from "../create-services.js";
 import { createCliOctokit } from "./create-cli-octokit.js";
 import { UsageError } from "./usage-error.js";
 
@@ -40,7 +38,7 @@ const BAR_WIDTH = 30;
  * run stopped.
  */
 export async function backfill(options: BackfillCommandOptions): Promise<number> {
-  const { env, log, stdout } = options;
+  const { env, log } = options;
   const match = REPO.exec(options.repo);
   if (!match) throw new UsageError(`backfill takes owner/repo, not "${options.repo}"`);
   const repo: RepoRef = { owner: match[1]!, repo: match[2]! };
@@ -49,8 +47,27 @@ export async function backfill(options: BackfillCommandOptions): Promise<number>
       `--installation takes a numeric installation id, not "${options.installation}"`,
     );
 
-  const metrics = createMetrics();
-  const { octokit, installation } = await authenticate(options, repo, metrics);
+  // The server's wiring, with the journal and budgets kept in memory: the CLI runs no jobs.
+  const services = await createServices({
+    env: { ...env, TALOS_DATA_DIR: options.dataDir },
+    log,
+    clock: options.clock,
+    ephemeralJobs: true,
+  });
+  try {
+    return await backfillWith(services, options, repo);
+  } finally {
+    await services.close();
+  }
+}
+
+async function backfillWith(
+  services: Services,
+  options: BackfillCommandOptions,
+  repo: RepoRef,
+): Promise<number> {
+  const { log, stdout } = options;
+  const { octokit, installation } = await authenticate(options, repo, services);
   const { config } = await loadRepoConfigOf(octokit, repo, log);
   if (!config.memory.enabled) {
     throw new Error(
@@ -61,15 +78,7 @@ export async function backfill(options: BackfillCommandOptions): Promise<number>
   // Memory is kept by repository id, which a token can read and a name cannot say.
   const repository = await getRepository(octokit, repo);
   const name = `${installation}/${repository.full_name}`;
-  const memory = new MemoryRegistry({
-    directory: join(options.dataDir, "memory"),
-    embedder: createEmbedder(env),
-    batchSize: env.TALOS_MEMORY_BATCH_SIZE,
-    flushMs: env.TALOS_MEMORY_FLUSH_MS,
-    clock: options.clock,
-    log,
-    metrics,
-  });
+  const memory = services.memory;
   try {
     const namespace = { installation: Number(installation), repository: repository.id };
     const directory = memory.directoryOf(namespace);
@@ -125,9 +134,9 @@ export async function backfill(options: BackfillCommandOptions): Promise<number>
 async function authenticate(
   options: BackfillCommandOptions,
   repo: RepoRef,
-  metrics: Metrics,
+  services: Services,
 ): Promise<{ octokit: Octokit; installation: string }> {
-  const { env, log } = options;
+  const { env } = options;
   const appId = env.APP_ID;
   const privateKey =
     appId && (env.PRIVATE_KEY || env.PRIVATE_KEY_PATH)
@@ -141,9 +150,9 @@ async function authenticate(
         "pass --installation ID, or set APP_ID and PRIVATE_KEY: memory is kept per installation, and without the app's credentials Talos cannot look up which installation holds the repository",
       );
     }
-    return { octokit: createCliOctokit({ env, log, metrics }), installation: options.installation };
+    return { octokit: createCliOctokit(services), installation: options.installation };
   }
-  const app = createCliOctokit({ env, log, metrics, auth: { appId, privateKey } });
+  const app = createCliOctokit(services, { appId, privateKey });
   let installationId: number;
   try {
     installationId = (
@@ -160,7 +169,7 @@ async function authenticate(
     );
   }
   return {
-    octokit: createCliOctokit({ env, log, metrics, auth: { appId, privateKey, installationId } }),
+    octokit: createCliOctokit(services, { appId, privateKey, installationId }),
     installation: String(installationId),
   };
 }

@@ -1,12 +1,11 @@
 import { createInterface } from "node:readline";
 import type { Readable, Writable } from "node:stream";
-import { createAssistant } from "../agent/create-assistant.js";
 import { createChatModel } from "../agent/create-chat-model.js";
 import { createChatSession } from "../agent/chat-session.js";
 import { systemClock } from "../clock.js";
 import type { Env } from "../config.js";
 import { createRepoClient } from "../github/create-repo-client.js";
-import { createMetrics } from "../metrics/create-metrics.js";
+import { createServices } from "../create-services.js";
 import type { Logger } from "pino";
 import { createCliOctokit } from "./create-cli-octokit.js";
 import { UsageError } from "./usage-error.js";
@@ -39,11 +38,19 @@ export async function chat(options: ChatOptions): Promise<number> {
   if (options.repo !== undefined && !match)
     throw new UsageError(`--repo takes owner/repo, not "${options.repo}"`);
 
-  const metrics = createMetrics();
-  const assistant = await createAssistant({ env, model, metrics, clock: systemClock, log });
+  // The server's wiring, with the journal and budgets kept in memory: chat runs no jobs, and
+  // its operator spends no repository's budget.
+  const services = await createServices({
+    env,
+    log,
+    clock: systemClock,
+    model,
+    ephemeralJobs: true,
+  });
+  const assistant = services.assistant;
   if (!assistant) throw new UsageError("no language model configured");
   const github = match
-    ? createRepoClient(createCliOctokit({ env, log, metrics }), {
+    ? createRepoClient(createCliOctokit(services), {
         owner: match[1] ?? "",
         repo: match[2] ?? "",
       })
@@ -73,6 +80,7 @@ export async function chat(options: ChatOptions): Promise<number> {
     lines.prompt();
   }
   lines.close();
+  await services.close();
   stdout.write("\n");
   return 0;
 }

@@ -7,8 +7,10 @@ import { systemClock } from "../clock.js";
 import type { Env } from "../config.js";
 import { createEmbedder } from "../memory/create-embedder.js";
 import { describeEmbedder, type Embedder } from "../memory/embedder.js";
-import { MemoryRegistry, type StoredNamespace } from "../memory/memory-registry.js";
+import type { MemoryRegistry } from "../memory/memory-registry.js";
+import { type StoredNamespace } from "../memory/memory-registry.js";
 import type { MemoryKind, MemoryStats, MemoryStore } from "../memory/memory-store.js";
+import { createMemoryRegistry } from "../create-services.js";
 import { createMetrics } from "../metrics/create-metrics.js";
 import { UsageError } from "./usage-error.js";
 
@@ -280,15 +282,10 @@ async function withStore<T>(
 }
 
 function createRegistry(options: MemoryCommandOptions, embedder: Embedder): MemoryRegistry {
-  return new MemoryRegistry({
-    directory: join(options.dataDir, "memory"),
-    embedder,
-    batchSize: options.env.TALOS_MEMORY_BATCH_SIZE,
-    flushMs: options.env.TALOS_MEMORY_FLUSH_MS,
-    clock: systemClock,
-    log: options.log,
-    metrics: createMetrics(),
-  });
+  return createMemoryRegistry(
+    { ...options.env, TALOS_DATA_DIR: options.dataDir },
+    { embedder, clock: systemClock, log: options.log, metrics: createMetrics() },
+  );
 }
 
 function directoryOf(options: MemoryCommandOptions, namespace: ShownNamespace): string {

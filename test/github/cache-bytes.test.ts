@@ -1,5 +1,6 @@
 import { describe, expect, it } from "vitest";
 import { createCliOctokit } from "../../src/cli/create-cli-octokit.js";
+import { createServices } from "../../src/create-services.js";
 import { parseEnv } from "../../src/config.js";
 import {
   estimateEntrySize,
@@ -7,7 +8,6 @@ import {
   type CacheEntry,
   type CacheScope,
 } from "../../src/github/github-cache.js";
-import { createMetrics } from "../../src/metrics/create-metrics.js";
 import { createFakeClock } from "../helpers/fake-clock.js";
 import { githubScope } from "../helpers/github-mocks.js";
 import { captureLogs } from "../helpers/test-app.js";
@@ -95,9 +95,10 @@ describe("the GitHub cache's byte bound", () => {
 describe("the talos CLI's GitHub client", () => {
   it("takes the byte bound from TALOS_CACHE_MAX_MB and reports the cache's bytes", async () => {
     const env = parseEnv({ TALOS_CACHE_MAX_MB: "0.5", GITHUB_TOKEN: "ghp_cliTokenForTests" });
-    const metrics = createMetrics();
     const { log } = await captureLogs("warn");
-    const octokit = createCliOctokit({ env, log, metrics });
+    const services = await createServices({ env, log, ephemeralJobs: true });
+    const { metrics } = services;
+    const octokit = createCliOctokit(services);
     const repo = { owner: "acme", repo: "widgets" };
     const big = { type: "file", size: 600_000, content: "A".repeat(800_000), name: "big.bin" };
     const scope = githubScope()
