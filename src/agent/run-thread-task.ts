@@ -29,8 +29,8 @@ export interface AgentAnswer {
   text: string;
   /** False when a limit cut the run short: the answer may be partial. */
   finished: boolean;
-  /** The thread's comments as the run read them, complete. */
-  comments: CommentInfo[];
+  /** The thread's comments as the run read them, when it read them all (a long thread: not). */
+  comments: CommentInfo[] | undefined;
 }
 
 /**
@@ -45,7 +45,7 @@ export async function runThreadTask(task: ThreadTask): Promise<AgentAnswer> {
   const { contextTokens, tokenCounter = UTF8_TOKEN_BOUND } = assistant.limits;
   const setup = await prepareRun(assistant, github, log);
   const fence = setup.fence.bounded(Math.floor(contextTokens / 2), tokenCounter);
-  const thread = await loadThread(github, task.number, task.known);
+  const thread = await loadThread(github, task.number, task.known ?? {}, contextTokens);
   const prompt = await assistant.prompts.render(task.prompt, {
     thread: renderThread(thread, setup.fence, contextTokens, tokenCounter),
     ...task.values?.(fence),
@@ -65,6 +65,7 @@ export async function runThreadTask(task: ThreadTask): Promise<AgentAnswer> {
   return {
     text: result.text.trim(),
     finished: result.finished,
-    comments: thread.comments,
+    // Only a complete list may stand for the thread where a reply is looked for.
+    comments: thread.omitted > 0 ? undefined : thread.comments,
   };
 }

@@ -5,7 +5,10 @@ import type { Fence } from "./untrusted-text.js";
 /** An issue or pull request and its comments: the whole history the agent works from. */
 export interface Thread {
   issue: IssueInfo;
+  /** The newest comments, oldest first: all of them unless `omitted` says otherwise. */
   comments: CommentInfo[];
+  /** Older comments not fetched: a long thread is read newest first, within the budget. */
+  omitted: number;
 }
 
 /** What the event's payload already tells about the thread, so it need not be fetched. */
@@ -15,17 +18,27 @@ export interface KnownThread {
   comments?: CommentInfo[];
 }
 
-/** Fetches the thread for this event; nothing about it is kept between events. */
+// Characters fetched per token of budget: English runs about four to a token; a thread in a
+// denser script is fetched a little too long, and renderThread cuts it to the budget.
+const CHARS_PER_TOKEN = 4;
+
+/**
+ * Fetches the thread for this event, its comments newest first within `budgetTokens` (so a
+ * 5,000-comment thread costs a few pages); nothing about it is kept between events.
+ */
 export async function loadThread(
   github: RepoClient,
   number: number,
-  known: KnownThread = {},
+  known: KnownThread,
+  budgetTokens: number,
 ): Promise<Thread> {
-  const [issue, comments] = await Promise.all([
+  const [issue, recent] = await Promise.all([
     known.issue ?? github.getIssue(number),
-    known.comments ?? github.listComments(number),
+    known.comments
+      ? { comments: known.comments, omitted: 0 }
+      : github.listRecentComments(number, { maxChars: budgetTokens * CHARS_PER_TOKEN }),
   ]);
-  return { issue, comments };
+  return { issue, comments: recent.comments, omitted: recent.omitted };
 }
 
 // Less room than this is not worth a cut comment's head.
@@ -76,10 +89,12 @@ export function renderThread(
       kept.unshift(fence.bounded(room, counter).wrap(source, comment.body));
     break;
   }
-  const omitted = thread.comments.length - kept.length;
+  const omitted = thread.omitted + thread.comments.length - kept.length;
   return [
     opening,
-    thread.comments.length === 0 ? "There are no comments yet." : `Comments, oldest first:`,
+    thread.comments.length === 0 && thread.omitted === 0
+      ? "There are no comments yet."
+      : `Comments, oldest first:`,
     ...(omitted > 0 ? [`(${omitted} older comment(s) left out to fit the budget.)`] : []),
     ...kept,
   ].join("\n\n");

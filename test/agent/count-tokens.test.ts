@@ -92,9 +92,10 @@ describe("counting tokens", () => {
     const growth = await measureGrowth((text) => reference.encode(text, [], []), {
       fragments: [CJK],
       runs: [],
-      length: 128,
+      length: 256,
     });
-    expect(growth[0]!.ratio).toBeGreaterThan(10);
+    // Quadratic is 16 at 4n, linear 4: a bar of 8 tells them apart on a busy machine too.
+    expect(growth[0]!.ratio).toBeGreaterThan(8);
   }, 60_000);
 });
 
