@@ -1,4 +1,4 @@
-import { createServer, type Server } from "node:http";
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from "node:http";
 import type { AddressInfo } from "node:net";
 import { createTokenCounter, type TokenCounter } from "../../src/agent/count-tokens.js";
 import { createLocalEmbedder } from "../../src/memory/local-embedder.js";
@@ -110,6 +110,21 @@ export interface OpenAIStandIn {
   /** Authorization headers received, to check the key was sent (and only here). */
   authorizations: string[];
   script(...replies: ScriptedReply[]): void;
+  /** How to answer once the script is used up (by default, a fixed text). */
+  fallback(reply: ScriptedReply): void;
+  /**
+   * Holds chat completions unanswered until `release()`: the model is still answering while a
+   * test stops or kills the server that asked.
+   */
+  hold(): void;
+  /** Stops holding, and answers the held completions whose client is still connected. */
+  release(): void;
+  /** Chat completions that arrived so far, held ones included (`requests` has answered ones). */
+  chatArrivals(): number;
+  /** Resolves once `count` chat completions have arrived in all, held ones included. */
+  waitForChat(count: number): Promise<void>;
+  /** A slow model: each chat completion is answered this many milliseconds after it arrives. */
+  latency(ms: number | (() => number)): void;
   close(): Promise<void>;
 }
 
@@ -123,7 +138,7 @@ export async function startOpenAIStandIn(): Promise<OpenAIStandIn> {
   const counter = createTokenCounter();
   let calls = 0;
 
-  const server: Server = createServer((req, res) => {
+  const handle = (req: IncomingMessage, res: ServerResponse) => {
     let text = "";
     req.on("data", (chunk: Buffer) => (text += chunk.toString()));
     req.on("end", () => {
@@ -153,7 +168,8 @@ export async function startOpenAIStandIn(): Promise<OpenAIStandIn> {
       requests.push(request);
       arrivals.push(Date.now());
       authorizations.push(String(req.headers.authorization));
-      let reply = queue.shift() ?? { content: "(the stand-in has no more scripted replies)" };
+      let reply = queue.shift() ??
+        fallbackReply ?? { content: "(the stand-in has no more scripted replies)" };
       if (typeof reply === "function") reply = reply(request);
       if ("status" in reply) {
         res
@@ -191,6 +207,33 @@ export async function startOpenAIStandIn(): Promise<OpenAIStandIn> {
         }),
       );
     });
+  };
+
+  // Chat completions held by `hold()` or slowed by `latency()` wait here before `handle` reads
+  // them. One whose client is gone by then (killed) is dropped without using up the script.
+  let fallbackReply: ScriptedReply | undefined;
+  let holding = false;
+  let held: Array<() => void> = [];
+  let delay: () => number = () => 0;
+  let chatCount = 0;
+  let chatWaiters: Array<{ count: number; resolve: () => void }> = [];
+  const server: Server = createServer((req, res) => {
+    if (req.method !== "POST" || !req.url?.endsWith("/chat/completions")) return handle(req, res);
+    chatCount++;
+    chatWaiters = chatWaiters.filter((waiter) => {
+      if (waiter.count > chatCount) return true;
+      waiter.resolve();
+      return false;
+    });
+    // A killed client resets the connection; that is expected here, not an error.
+    req.on("error", () => undefined);
+    const answer = () => {
+      if (!req.socket.destroyed) handle(req, res);
+    };
+    const ms = delay();
+    if (holding) held.push(answer);
+    else if (ms > 0) setTimeout(answer, ms);
+    else answer();
   });
   await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
   const { port } = server.address() as AddressInfo;
@@ -202,6 +245,20 @@ export async function startOpenAIStandIn(): Promise<OpenAIStandIn> {
     arrivals,
     authorizations,
     script: (...replies) => queue.push(...replies),
+    fallback: (reply) => (fallbackReply = reply),
+    hold: () => (holding = true),
+    release: () => {
+      holding = false;
+      const answers = held;
+      held = [];
+      for (const answer of answers) answer();
+    },
+    chatArrivals: () => chatCount,
+    waitForChat: (count) =>
+      count <= chatCount
+        ? Promise.resolve()
+        : new Promise((resolve) => chatWaiters.push({ count, resolve })),
+    latency: (ms) => (delay = typeof ms === "number" ? () => ms : ms),
     close: () => new Promise((resolve) => server.close(() => resolve())),
   };
 }
