@@ -53,6 +53,10 @@ export class JobJournal implements JobQueue {
   readonly #accepting = new Map<string, Promise<void>>();
   #handle: FileHandle | undefined;
   #linesInFile = 0;
+  /** Bytes of whole records in the file: a failed append is cut back to this. */
+  #bytesInFile = 0;
+  /** The file may end in part of a record, which only rewriting it removes. */
+  #torn = false;
   #pending: string[] = [];
   #waiters: Array<{ resolve: () => void; reject: (error: unknown) => void }> = [];
   #writing: Promise<void> | undefined;
@@ -255,8 +259,10 @@ export class JobJournal implements JobQueue {
     const file = this.#options.file;
     if (!file) return;
     await this.#handle?.close();
-    await writeFileAtomically(file, this.#snapshot());
+    const snapshot = this.#snapshot();
+    await writeFileAtomically(file, snapshot);
     this.#handle = await open(file, "a");
+    this.#bytesInFile = Buffer.byteLength(snapshot);
   }
 
   /** Resolves once the record is on disk: appends that arrive together share one fdatasync. */
@@ -268,6 +274,14 @@ export class JobJournal implements JobQueue {
     return done;
   }
 
+  async #cutTo(bytes: number): Promise<void> {
+    try {
+      await this.#handle?.truncate(bytes);
+    } catch {
+      this.#torn = true;
+    }
+  }
+
   async #drain(): Promise<void> {
     while (this.#pending.length > 0) {
       const lines = this.#pending;
@@ -277,16 +291,23 @@ export class JobJournal implements JobQueue {
       try {
         if (!this.#handle) throw new Error("the job journal is closed");
         const live = this.#jobs.size + this.#finished.size + this.#refused.length;
-        if (this.#linesInFile + lines.length > 2 * live + 1_000) {
+        if (this.#torn || this.#linesInFile + lines.length > 2 * live + 1_000) {
           // Every record waiting here is already applied, so the snapshot holds it.
+          this.#torn = true;
           await this.#rewrite();
+          this.#torn = false;
         } else {
-          await this.#handle.appendFile(lines.join(""));
+          const text = lines.join("");
+          await this.#handle.appendFile(text);
           await this.#handle.datasync();
           this.#linesInFile += lines.length;
+          this.#bytesInFile += Buffer.byteLength(text);
         }
         for (const waiter of waiters) waiter.resolve();
       } catch (error) {
+        // A write that failed (a full disk) may have left part of a record at the end, and the
+        // next record would be appended to that line, which a replay skips: cut it off.
+        if (!this.#torn) await this.#cutTo(this.#bytesInFile);
         for (const waiter of waiters) waiter.reject(error);
       }
     }

@@ -185,36 +185,46 @@ export class JobRunner<C> {
       const error = `started ${job.attempts - 1} times without finishing`;
       log.error({ error }, "job parked");
       metrics.jobs.inc({ kind: job.kind, outcome: "parked" });
-      return queue.fail(job.id, error, undefined);
+      return this.#record(log, () => queue.fail(job.id, error, undefined));
     }
     const started = clock.now();
+    let failure: { error: unknown } | undefined;
     try {
       const handler = this.#handlers.get(job.kind);
       if (!handler) throw new PermanentJobError(`no handler for jobs of kind ${job.kind}`);
       const contextOf = this.#contextOf;
       const context = this.#contexts.get(job.id) ?? (await contextOf!(job));
       await handler(context);
-      await queue.complete(job.id);
-      log.info({ ms: clock.now() - started }, "job finished");
-      metrics.jobs.inc({ kind: job.kind, outcome: "done" });
-      this.#notify(job.id, undefined);
     } catch (error) {
+      failure = { error };
+    }
+    try {
+      if (!failure) {
+        await this.#record(log, () => queue.complete(job.id));
+        log.info({ ms: clock.now() - started }, "job finished");
+        metrics.jobs.inc({ kind: job.kind, outcome: "done" });
+        this.#notify(job.id, undefined);
+        return;
+      }
+      const { error } = failure;
       this.#notify(job.id, error);
       const kind = classifyJobFailure(error);
       const message = error instanceof Error ? error.message : String(error);
       if (kind === "gone") {
         log.info({ err: error }, "job dropped: what it was about is gone from GitHub");
-        await queue.complete(job.id);
+        await this.#record(log, () => queue.complete(job.id));
       } else if (kind === "retry" && job.attempts < maxAttempts) {
-        const retryAt = clock.now() + retryDelayMs(job.attempts);
+        // GitHub's rate limits say when to come back: sooner is refused again.
+        const delay = Math.max(retryDelayMs(job.attempts), retryAfterMs(error, clock.now()) ?? 0);
+        const retryAt = clock.now() + delay;
         log.error(
           { err: error, retryAt: new Date(retryAt).toISOString() },
           "job failed; will retry",
         );
-        await queue.fail(job.id, message, retryAt);
+        await this.#record(log, () => queue.fail(job.id, message, retryAt));
       } else {
         log.error({ err: error }, "job failed; parked (see `talos jobs`)");
-        await queue.fail(job.id, message, undefined);
+        await this.#record(log, () => queue.fail(job.id, message, undefined));
       }
       const outcome =
         kind === "gone"
@@ -225,6 +235,19 @@ export class JobRunner<C> {
       metrics.jobs.inc({ kind: job.kind, outcome });
     } finally {
       metrics.jobDuration.observe({ kind: job.kind }, (clock.now() - started) / 1_000);
+    }
+  }
+
+  /**
+   * Journals how a run ended. When the disk refuses (full, read-only), the job keeps the state
+   * this process gave it in memory, and the journal's last word on it (started) makes the next
+   * start run it again; the run itself is over, and nothing else depends on the write.
+   */
+  async #record(log: Logger, write: () => Promise<void>): Promise<void> {
+    try {
+      await write();
+    } catch (error) {
+      log.error({ err: error }, "cannot journal how the job ended; the next start runs it again");
     }
   }
 }
@@ -254,6 +277,30 @@ export function classifyJobFailure(error: unknown): FailureKind {
 
 function isRateLimit(error: Error): boolean {
   return /rate limit/i.test(error.message.slice(0, 500));
+}
+
+// GitHub's primary rate limit resets within the hour.
+const MAX_RETRY_AFTER_MS = 61 * 60_000;
+
+/**
+ * How long GitHub asked to wait before trying again, if it did: `retry-after` (secondary rate
+ * limits), or the reset of a used-up primary limit. Retrying sooner meets the limit again, and
+ * GitHub may ban an integration that keeps doing so.
+ * https://docs.github.com/en/rest/using-the-rest-api/rate-limits-for-the-rest-api#handle-rate-limit-errors-appropriately
+ */
+export function retryAfterMs(error: unknown, now: number): number | undefined {
+  for (let cause = error; cause instanceof Error; cause = cause.cause) {
+    const headers = (cause as { response?: { headers?: Record<string, unknown> } }).response
+      ?.headers;
+    if (!headers) continue;
+    let wait: number | undefined;
+    if (headers["retry-after"] !== undefined) wait = Number(headers["retry-after"]) * 1_000;
+    else if (String(headers["x-ratelimit-remaining"]) === "0")
+      wait = Number(headers["x-ratelimit-reset"]) * 1_000 - now;
+    if (wait !== undefined && Number.isFinite(wait))
+      return Math.min(Math.max(wait, 0), MAX_RETRY_AFTER_MS);
+  }
+  return undefined;
 }
 
 /** 30 s, 1 min, 2 min, … up to 30 min. */
