@@ -72,9 +72,13 @@ export async function lockDirectory(
       throw await lockedError(directory, lockPath, await readOwner(lockPath));
     }
   }
-  // Written after the mkdir: until it is there, the lock counts as a live owner's.
+  // Written after the mkdir: until it is there, the lock counts as a live owner's. Writing into
+  // the lock directory changes its mtime, which proper-lockfile keeps and checks at each refresh
+  // (a different one means someone else took the lock): so the mtime is put back as it was.
   const owner: LockOwner = { pid: process.pid, host: hostname(), since: new Date().toISOString() };
+  const { mtime } = await stat(lockPath);
   await writeFile(join(lockPath, OWNER), JSON.stringify(owner));
+  await utimes(lockPath, mtime, mtime);
   // After a deletion moved the directory away, the lock is gone with it: nothing to release.
   return () => release().catch(ignoreReleased);
 }

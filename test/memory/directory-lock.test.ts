@@ -126,4 +126,16 @@ describe("the memory directory lock", () => {
     expect(onCompromised.mock.calls[0]![0]).toMatchObject({ code: "ECOMPROMISED" });
     await release();
   });
+
+  it("stays held across its refreshes: writing its owner does not look like a takeover", async () => {
+    const directory = makeDataDir();
+    const onCompromised = vi.fn();
+    // Refreshed every second; held for three refreshes.
+    const release = await lockDirectory(directory, { staleMs: 2_000, onCompromised });
+    await new Promise((resolve) => setTimeout(resolve, 3_500));
+    expect(onCompromised).not.toHaveBeenCalled();
+    expect(existsSync(join(directory, LOCK_NAME, "owner.json"))).toBe(true);
+    await release();
+    expect(existsSync(join(directory, LOCK_NAME))).toBe(false);
+  });
 });
