@@ -2,6 +2,7 @@ import { execFileSync, spawnSync } from "node:child_process";
 import {
   closeSync,
   copyFileSync,
+  existsSync,
   mkdirSync,
   mkdtempSync,
   openSync,
@@ -456,6 +457,12 @@ const canMount = (() => {
   }
 })();
 
+/** An ext4 image on a loop device also needs e2fsprogs and loop devices. */
+const canMountExt4 =
+  canMount &&
+  existsSync("/dev/loop-control") &&
+  ["mkfs.ext4", "e2fsck"].every((tool) => spawnSync(tool, ["-V"]).status === 0);
+
 /** A tmpfs of `size` mounted for this test; unmounted when it ends. */
 function mountTmpfs(size: string): string {
   const dir = mkdtempSync(join(tmpdir(), "talos-tmpfs-"));
@@ -651,67 +658,73 @@ describe.skipIf(!canMount)("a read-only data directory", () => {
     );
   });
 
-  it("when it turns read-only while running: deliveries are refused (receive rejects); after a check and a restart, the redelivery is answered once", async () => {
-    const ext4 = mountExt4();
-    const dataDir = join(ext4.dir, "data");
-    const app = await createTestApp({ dataDir, clock: createManualClock(Date.now()) });
-    ext4.abort();
-
-    await expect(app.probot.receive(comment("fault-read-only"))).rejects.toThrow(
-      /EROFS: read-only file system/,
-    );
-    expect(app.talos.services.journal.list()).toEqual([]);
-    await app.talos.close();
-
-    ext4.checkAndRemount();
-    const restarted = await createTestApp({ dataDir, clock: createManualClock(Date.now()) });
-    const scope = githubScope();
-    mockCommandStart(scope);
-    mockNoReplyYet(scope);
-    const posted: string[] = [];
-    mockReplyPost(scope, posted);
-    await restarted.probot.receive(comment("fault-read-only"));
-
-    expect(scope.pendingMocks()).toEqual([]);
-    expect(posted).toHaveLength(1);
-    expect(posted[0]).toMatch(HELP_REPLY);
-    expect(await jobOutcomes(restarted)).toEqual({ done: 1 });
-  });
-
-  it("when it turns read-only while a job runs and then fails: the process keeps running, and after a check and a restart the job resumes and replies once", async () => {
-    const ext4 = mountExt4();
-    const dataDir = join(ext4.dir, "data");
-    const clock = createManualClock(Date.now());
-    const app = await createTestApp({ dataDir, clock });
-    const first = githubScope();
-    mockAppIdentity(first);
-    mockInstallationToken(first);
-    mockRepoConfig(first);
-    first.post(`${REPO}/issues/comments/492700400/reactions`, { content: "eyes" }).reply(() => {
+  it.skipIf(!canMountExt4)(
+    "when it turns read-only while running: deliveries are refused (receive rejects); after a check and a restart, the redelivery is answered once",
+    async () => {
+      const ext4 = mountExt4();
+      const dataDir = join(ext4.dir, "data");
+      const app = await createTestApp({ dataDir, clock: createManualClock(Date.now()) });
       ext4.abort();
-      return [502, { message: "Bad Gateway" }];
-    });
 
-    await app.probot.receive(comment("fault-read-only-mid-job"));
-    await clock.advance(60 * 60_000);
-    await app.talos.services.jobs.idle();
+      await expect(app.probot.receive(comment("fault-read-only"))).rejects.toThrow(
+        /EROFS: read-only file system/,
+      );
+      expect(app.talos.services.journal.list()).toEqual([]);
+      await app.talos.close();
 
-    expect(first.pendingMocks()).toEqual([]);
-    expect(logsWith(app, "job failed; will retry")).toHaveLength(1);
-    await app.talos.close();
-    ext4.checkAndRemount();
-    const second = githubScope();
-    mockCommandStart(second);
-    mockNoReplyYet(second);
-    const posted: string[] = [];
-    mockReplyPost(second, posted);
-    const restarted = await createTestApp({ dataDir, clock: createManualClock(Date.now()) });
-    await restarted.talos.services.jobs.idle();
+      ext4.checkAndRemount();
+      const restarted = await createTestApp({ dataDir, clock: createManualClock(Date.now()) });
+      const scope = githubScope();
+      mockCommandStart(scope);
+      mockNoReplyYet(scope);
+      const posted: string[] = [];
+      mockReplyPost(scope, posted);
+      await restarted.probot.receive(comment("fault-read-only"));
 
-    expect(logsWith(restarted, "resuming journaled jobs")).toMatchObject([{ jobs: 1 }]);
-    expect(second.pendingMocks()).toEqual([]);
-    expect(posted).toHaveLength(1);
-    expect(posted[0]).toMatch(HELP_REPLY);
-    expect(await jobOutcomes(restarted)).toEqual({ done: 1 });
-  });
+      expect(scope.pendingMocks()).toEqual([]);
+      expect(posted).toHaveLength(1);
+      expect(posted[0]).toMatch(HELP_REPLY);
+      expect(await jobOutcomes(restarted)).toEqual({ done: 1 });
+    },
+  );
+
+  it.skipIf(!canMountExt4)(
+    "when it turns read-only while a job runs and then fails: the process keeps running, and after a check and a restart the job resumes and replies once",
+    async () => {
+      const ext4 = mountExt4();
+      const dataDir = join(ext4.dir, "data");
+      const clock = createManualClock(Date.now());
+      const app = await createTestApp({ dataDir, clock });
+      const first = githubScope();
+      mockAppIdentity(first);
+      mockInstallationToken(first);
+      mockRepoConfig(first);
+      first.post(`${REPO}/issues/comments/492700400/reactions`, { content: "eyes" }).reply(() => {
+        ext4.abort();
+        return [502, { message: "Bad Gateway" }];
+      });
+
+      await app.probot.receive(comment("fault-read-only-mid-job"));
+      await clock.advance(60 * 60_000);
+      await app.talos.services.jobs.idle();
+
+      expect(first.pendingMocks()).toEqual([]);
+      expect(logsWith(app, "job failed; will retry")).toHaveLength(1);
+      await app.talos.close();
+      ext4.checkAndRemount();
+      const second = githubScope();
+      mockCommandStart(second);
+      mockNoReplyYet(second);
+      const posted: string[] = [];
+      mockReplyPost(second, posted);
+      const restarted = await createTestApp({ dataDir, clock: createManualClock(Date.now()) });
+      await restarted.talos.services.jobs.idle();
+
+      expect(logsWith(restarted, "resuming journaled jobs")).toMatchObject([{ jobs: 1 }]);
+      expect(second.pendingMocks()).toEqual([]);
+      expect(posted).toHaveLength(1);
+      expect(posted[0]).toMatch(HELP_REPLY);
+      expect(await jobOutcomes(restarted)).toEqual({ done: 1 });
+    },
+  );
 });
