@@ -5,7 +5,7 @@ import type { Logger } from "pino";
 import type { Assistant } from "./agent/assistant.js";
 import { createAssistant } from "./agent/create-assistant.js";
 import { createChatModel } from "./agent/create-chat-model.js";
-import { createTokenCounter } from "./agent/count-tokens.js";
+import { createTokenCounter, type TokenCounter } from "./agent/count-tokens.js";
 import { TokenBudgets } from "./agent/token-budgets.js";
 import { AutomationBudget } from "./automations/automation-budget.js";
 import { systemClock, type Clock } from "./clock.js";
@@ -55,6 +55,8 @@ export interface Services {
   /** Daily model-token budgets per installation and repository, kept across restarts. */
   budgets: TokenBudgets;
   markdown: MarkdownService;
+  /** Counts what is sent to the models; one per process (its encoder is large). */
+  tokenCounter: TokenCounter;
   /** Values that must never reach a log line or the model. */
   secrets: string[];
   /** Flushes memory and releases what the services hold open (memory, journal, workers). */
@@ -151,6 +153,7 @@ export async function createServices(options: ServicesOptions): Promise<Services
       maxPerInstallationPerHour: env.TALOS_AUTOMATION_MAX_PER_HOUR,
     }),
     budgets,
+    tokenCounter,
     markdown,
     secrets: getSecrets(env).filter((secret): secret is string => Boolean(secret)),
     close,

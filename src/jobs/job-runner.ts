@@ -124,9 +124,12 @@ export class JobRunner<C> {
     }
     this.#pumping = true;
     void this.#claimAll()
-      .catch((error: unknown) =>
-        this.#options.log.error({ err: error }, "cannot claim jobs from the journal"),
-      )
+      .catch((error: unknown) => {
+        // The journal cannot record a start (a full disk): try again in a while, not only when
+        // the next delivery arrives.
+        this.#options.log.error({ err: error }, "cannot claim jobs from the journal; retrying");
+        void this.#options.clock.sleep(CLAIM_RETRY_MS).then(() => this.#pump());
+      })
       .finally(() => {
         this.#pumping = false;
         if (this.#pumpAgain) {
@@ -251,6 +254,8 @@ export class JobRunner<C> {
     }
   }
 }
+
+const CLAIM_RETRY_MS = 5_000;
 
 /** A failure that another attempt cannot fix. */
 export class PermanentJobError extends Error {
