@@ -57,6 +57,15 @@ async function seed(dataDir = makeDataDir()) {
 const LOCAL_MODEL = createLocalEmbedder().model;
 
 describe("talos memory stats", () => {
+  it("finds the data directory that .env in the current directory sets, as npm start does", async () => {
+    const dataDir = await seed();
+    const cwd = makeDataDir();
+    writeFileSync(join(cwd, ".env"), `TALOS_DATA_DIR=${dataDir}\n`);
+    const { code, out } = await runTalos(["memory", "stats", "--json"], { cwd });
+    expect(code).toBe(0);
+    expect(JSON.parse(out).namespaces).toHaveLength(3);
+  });
+
   it("counts the records of every namespace, and in total, with --json", async () => {
     const dataDir = await seed();
     const { code, out, err } = await talos(["memory", "stats", "--data-dir", dataDir, "--json"]);
