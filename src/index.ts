@@ -76,7 +76,15 @@ export async function createTalos(options: TalosOptions): Promise<Talos> {
       const event = { id: job.id, name, payload: job.payload } as ConstructorParameters<
         typeof Context
       >[0];
-      return new Context(event, octokit, log.child({ name: "event", id: job.id }));
+      const eventLog = log.child({
+        name: "event",
+        id: job.id,
+        event: job.event,
+        installation: job.installation,
+        repository: job.repository,
+      });
+      octokit.log = eventLog;
+      return new Context(event, octokit, eventLog);
     });
     void backfill
       .resume()
