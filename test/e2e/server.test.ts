@@ -1,3 +1,5 @@
+import { spawnSync } from "node:child_process";
+import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { eventually } from "../helpers/eventually.js";
 import { startGitHubStandIn, type GitHubStandIn } from "../helpers/github-stand-in.js";
@@ -5,6 +7,7 @@ import {
   buildDist,
   getFreePort,
   makeWorkDir,
+  ROOT,
   sendWebhook,
   startServerProcess,
   type ServerProcess,
@@ -251,5 +254,24 @@ describe("npm start with no credentials", () => {
     } finally {
       await server.kill();
     }
+  });
+});
+
+describe("a bad environment", () => {
+  it("stops npm start with exit code 2 and one line naming the variable", async () => {
+    buildDist();
+    const result = spawnSync(process.execPath, [join(ROOT, "dist/main.js")], {
+      cwd: makeWorkDir(),
+      env: {
+        PATH: process.env.PATH ?? "",
+        TALOS_CONCURRENCY: "many",
+        TALOS_DATA_DIR: makeDataDir(),
+      },
+      encoding: "utf8",
+    });
+    expect(result.status).toBe(2);
+    expect(result.stderr.trim().split("\n")).toEqual([
+      expect.stringMatching(/^talos: Invalid environment: TALOS_CONCURRENCY: /),
+    ]);
   });
 });
