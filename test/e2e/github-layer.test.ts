@@ -1,4 +1,5 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { eventually } from "../helpers/eventually.js";
 import { startGitHubStandIn, type GitHubStandIn } from "../helpers/github-stand-in.js";
 import {
   buildDist,
@@ -23,16 +24,42 @@ describe("the GitHub layer of the started server", () => {
   const signed = { secret: TEST_WEBHOOK_SECRET };
   let commentId = 100;
 
-  function command(body: string) {
+  /** Sends a command; answers with the HTTP status and the delivery id, for `jobsFinished`. */
+  async function command(body: string) {
     const payload = loadFixture<{ comment: { id: number; body: string } }>(
       "issue_comment.created.help.json",
     );
     payload.comment.id = ++commentId;
     payload.comment.body = body;
-    return sendWebhook(
+    const delivery = `e2e-gh-${commentId}`;
+    const res = await sendWebhook(
       server.url,
-      { id: `e2e-gh-${commentId}`, event: "issue_comment", payload },
+      { id: delivery, event: "issue_comment", payload },
       signed,
+    );
+    return { status: res.status, delivery };
+  }
+
+  /**
+   * Deliveries are acknowledged once journaled and run afterwards: waits until the runner logged
+   * the job of each delivery as finished. A job parked instead ends the wait at once.
+   */
+  async function jobsFinished(...deliveries: string[]): Promise<void> {
+    const waiting = new Set(deliveries);
+    await eventually(
+      () => {
+        for (const line of server.output().split("\n")) {
+          if (!line.startsWith("{") || !line.includes('"msg":"job')) continue;
+          const entry = JSON.parse(line) as { msg?: string; delivery?: string };
+          if (entry.delivery === undefined || !waiting.has(entry.delivery)) continue;
+          if (entry.msg?.startsWith("job failed; parked"))
+            throw new Error(`the job of ${entry.delivery} was parked: ${line}`);
+          if (entry.msg === "job finished") waiting.delete(entry.delivery);
+        }
+        return waiting.size === 0;
+      },
+      `the jobs of ${deliveries.join(", ")} to finish`,
+      60_000,
     );
   }
   const thread = () => github.comments.get("Codertocat/Hello-World#1") ?? [];
@@ -53,12 +80,13 @@ describe("the GitHub layer of the started server", () => {
     const responses = await Promise.all(Array.from({ length: 50 }, () => command("/talos help")));
 
     expect(responses.map((r) => r.status)).toEqual(Array(50).fill(200));
+    await jobsFinished(...responses.map((r) => r.delivery));
     expect(thread()).toHaveLength(50);
     expect(github.count("GET", CONFIG_PATH)).toBe(1);
     expect(github.count("GET", "/repos/Codertocat/Hello-World")).toBeLessThanOrEqual(1);
     expect(github.count("GET", "/repos/Codertocat/Hello-World/labels")).toBeLessThanOrEqual(1);
     expect(github.count("GET", "/app")).toBe(1);
-  });
+  }, 120_000);
 
   it("sees a new .github/talos.yml on the next command after a push that changes it", async () => {
     github.setFile(
@@ -66,7 +94,7 @@ describe("the GitHub layer of the started server", () => {
       ".github/talos.yml",
       "commands:\n  help_for_everyone: true\n",
     );
-    await command("/talos config");
+    await jobsFinished((await command("/talos config")).delivery);
     expect(thread().at(-1)?.body).toContain("help_for_everyone: false");
 
     const push = webhookExample("push");
@@ -78,7 +106,7 @@ describe("the GitHub layer of the started server", () => {
         .status,
     ).toBe(200);
 
-    await command("/talos config");
+    await jobsFinished((await command("/talos config")).delivery);
     expect(thread().at(-1)?.body).toContain("help_for_everyone: true");
     expect(github.count("GET", CONFIG_PATH)).toBe(2);
   });
@@ -97,7 +125,9 @@ describe("the GitHub layer of the started server", () => {
     });
     const postsBefore = github.count("POST", "/repos/Codertocat/Hello-World/issues/1/comments");
 
-    expect((await command("/talos help")).status).toBe(200);
+    const { status, delivery } = await command("/talos help");
+    expect(status).toBe(200);
+    await jobsFinished(delivery);
 
     expect(github.count("POST", "/repos/Codertocat/Hello-World/issues/1/comments")).toBe(
       postsBefore + 2,
