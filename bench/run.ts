@@ -1,4 +1,5 @@
 // `npm run bench -- <suite> [--json]`: prints a table, or with --json one JSON object on the last line.
+import { runEventsBench } from "./events-bench.js";
 import { runGitHubBench } from "./github-bench.js";
 import { runHostileBench } from "./hostile-bench.js";
 import { runMemoryBench } from "./memory-bench.js";
@@ -9,6 +10,8 @@ const SUITES: Record<string, (options: { json: boolean }) => Promise<unknown>> =
   github: runGitHubBench,
   memory: runMemoryBench,
   hostile: runHostileBench,
+  // `--events=N` sends N deliveries per app instead of 20,000.
+  events: ({ json }) => runEventsBench({ json, events: numberFlag("--events") }),
 };
 
 const [suite, ...flags] = process.argv.slice(2);
@@ -22,3 +25,8 @@ if (!run) {
 const json = flags.includes("--json");
 const result = await run({ json });
 if (json) console.log(JSON.stringify(result));
+
+function numberFlag(name: string): number | undefined {
+  const value = flags.find((flag) => flag.startsWith(`${name}=`))?.slice(name.length + 1);
+  return value === undefined ? undefined : Number(value);
+}

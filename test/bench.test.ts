@@ -1,4 +1,5 @@
 import { describe, expect, it } from "vitest";
+import { runEventsBench } from "../bench/events-bench.js";
 import { runGitHubBench } from "../bench/github-bench.js";
 import { runHostileBench } from "../bench/hostile-bench.js";
 import { runMemoryBench } from "../bench/memory-bench.js";
@@ -53,6 +54,32 @@ describe("the benchmarks", () => {
     // 100,000 records and 10,000 were not measured: the targets say so instead of passing.
     expect(result.targets.speedupAt10k.met).toBeNull();
     expect(result.targets.searchAt100k.metAtP50).toBeNull();
+  }, 180_000);
+
+  it("events: both apps get every delivery and make the same requests; the heap is measured three times", async () => {
+    const result = await runEventsBench({ json: true, events: 120 });
+    expect(Object.values(result.mix).reduce((sum, n) => sum + n, 0)).toBe(120);
+    expect(result.checkpoints.talos.map((c) => c.events)).toEqual([30, 60, 120]);
+    for (const [load, events] of [
+      [result.loaded, 120],
+      [result.sequential, 30],
+    ] as const) {
+      // Probot alone replays, per delivery, the requests Talos sent: the same GitHub work.
+      expect(load.baseline.apiRequests).toBe(load.talos.apiRequests);
+      expect(load.talos.apiRequests).toBeGreaterThan(events);
+      expect(load.talos.failures).toBe(0);
+      expect(load.baseline.failures).toBe(0);
+      for (const run of [load.talos, load.baseline])
+        expect(Number.isFinite(run.overheadMs.p50) && Number.isFinite(run.cpuMsPerEvent)).toBe(
+          true,
+        );
+    }
+    expect(result.baseline.unexpectedErrors).toBe(0);
+    expect(result.talos.unchargedRequests).toBe(0);
+    expect(result.talos.modelCalls).toBeGreaterThan(0);
+    expect(result.talos.journal.fdatasyncs).toBeGreaterThan(0);
+    expect(Number.isFinite(result.heapGrowth)).toBe(true);
+    expect(result.targets.overheadP50Ms.target).toBe(5);
   }, 180_000);
 
   it("hostile: times every function over user text, and the naive cleaners beside them", async () => {
