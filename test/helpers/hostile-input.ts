@@ -180,8 +180,20 @@ export async function expectLinearTime(
   fn: (text: string) => unknown,
   options: GrowthOptions = {},
 ): Promise<void> {
-  const growth = await measureGrowth(fn, options);
-  const superLinear = growth.filter((g) => g.msAt4n >= NOISE_FLOOR_MS && g.ratio > MAX_GROWTH);
+  const flagged = (growth: Growth[]) =>
+    growth.filter((g) => g.msAt4n >= NOISE_FLOOR_MS && g.ratio > MAX_GROWTH);
+  let superLinear = flagged(await measureGrowth(fn, options));
+  // A busy machine preempts a run now and then (a 2-core runner under load stalls the main
+  // thread for 5-12 ms); work that really is super-linear stays flagged when measured again.
+  for (let round = 0; round < 2 && superLinear.length > 0; round++) {
+    superLinear = flagged(
+      await measureGrowth(fn, {
+        ...options,
+        fragments: superLinear.map((g) => g.fragment),
+        runs: [],
+      }),
+    );
+  }
   expect(
     superLinear.map(
       (g) =>
