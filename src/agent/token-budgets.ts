@@ -47,6 +47,7 @@ const State = z.object({
 type State = z.infer<typeof State>;
 
 const MAX_NOTICES = 10_000;
+const SAVE_DELAY_MS = 1_000;
 
 /**
  * Daily token budgets per installation and per repository (by id), kept in a small file so they
@@ -58,6 +59,7 @@ export class TokenBudgets {
   #state: State;
   #saving: Promise<void> = Promise.resolve();
   #dirty = false;
+  #timer: NodeJS.Timeout | undefined;
   /** The day whose counts were lost (a damaged file): it counts as spent. */
   readonly #lostDay: string | undefined;
 
@@ -129,7 +131,7 @@ export class TokenBudgets {
         spent += tokens;
         state.installations[installation] = (state.installations[installation] ?? 0) + tokens;
         state.repositories[repository] = (state.repositories[repository] ?? 0) + tokens;
-        this.#save();
+        this.#saveSoon();
       },
       takeNotice: (thread) => {
         const state = this.#today();
@@ -144,7 +146,19 @@ export class TokenBudgets {
 
   /** Resolves once every charge so far is on disk. */
   async flush(): Promise<void> {
+    if (this.#timer) this.#save();
     await this.#saving;
+  }
+
+  /**
+   * Charges are saved within SAVE_DELAY_MS, together: a file rewrite per model call cost more
+   * than the call's bookkeeping is worth. A crash loses at most that much of the counts; a
+   * shutdown flushes them.
+   */
+  #saveSoon(): void {
+    if (!this.#options.file || this.#timer) return;
+    this.#timer = setTimeout(() => this.#save(), SAVE_DELAY_MS);
+    this.#timer.unref();
   }
 
   #today(): State {
@@ -156,6 +170,8 @@ export class TokenBudgets {
 
   /** Writes coalesce: one write in flight, and one more after it with whatever changed since. */
   #save(): void {
+    clearTimeout(this.#timer);
+    this.#timer = undefined;
     const file = this.#options.file;
     if (!file || this.#dirty) return;
     this.#dirty = true;

@@ -38,7 +38,8 @@ const MAX_ERROR = 500;
 /**
  * The embedded job queue: an append-only file of JSON lines, each batch of appends written and
  * fdatasynced together (group commit), so a job is durable before its delivery is acknowledged
- * and every attempt is counted before it runs. The file is rewritten atomically, keeping only
+ * and every attempt is counted before it runs (a start or an end is written, not synced: a
+ * crash keeps it, and a power cut costs at most a repeated, idempotent run). The file is rewritten atomically, keeping only
  * live jobs and the finished ids still retained, once it has grown to twice what it holds.
  */
 export class JobJournal implements JobQueue {
@@ -58,7 +59,7 @@ export class JobJournal implements JobQueue {
   /** The file may end in part of a record, which only rewriting it removes. */
   #torn = false;
   #pending: string[] = [];
-  #waiters: Array<{ resolve: () => void; reject: (error: unknown) => void }> = [];
+  #waiters: Array<{ resolve: () => void; reject: (error: unknown) => void; sync: boolean }> = [];
   #writing: Promise<void> | undefined;
   #closed = false;
 
@@ -126,7 +127,9 @@ export class JobJournal implements JobQueue {
       const record: JournalRecord = { op: "start", id: job.id };
       this.#apply(record);
       try {
-        await this.#append(record);
+        // Written before the job runs, so a crash (which keeps what the kernel was given) still
+        // counts the attempt; not fdatasynced: only a power cut could lose it, and one attempt.
+        await this.#append(record, false);
       } catch (error) {
         this.#release(job);
         throw error;
@@ -142,7 +145,9 @@ export class JobJournal implements JobQueue {
     this.#release(job);
     const record: JournalRecord = { op: "done", id, at: this.#options.clock.now() };
     this.#apply(record);
-    await this.#append(record);
+    // Not fdatasynced either: were a power cut to lose it, the job would run again, and its
+    // writes are idempotent.
+    await this.#append(record, false);
   }
 
   async fail(id: string, error: string, retryAt: number | undefined): Promise<void> {
@@ -155,7 +160,7 @@ export class JobJournal implements JobQueue {
         ? { op: "park", id, error: message, at: this.#options.clock.now() }
         : { op: "fail", id, error: message, retryAt };
     this.#apply(record);
-    await this.#append(record);
+    await this.#append(record, record.op === "park");
   }
 
   nextRetryAt(): number | undefined {
@@ -265,11 +270,16 @@ export class JobJournal implements JobQueue {
     this.#bytesInFile = Buffer.byteLength(snapshot);
   }
 
-  /** Resolves once the record is on disk: appends that arrive together share one fdatasync. */
-  #append(record: JournalRecord): Promise<void> {
+  /**
+   * Resolves once the record is written, and with `sync` once it is on disk: appends that arrive
+   * together share one write and one fdatasync.
+   */
+  #append(record: JournalRecord, sync = true): Promise<void> {
     if (!this.#options.file) return Promise.resolve();
     this.#pending.push(`${JSON.stringify(record)}\n`);
-    const done = new Promise<void>((resolve, reject) => this.#waiters.push({ resolve, reject }));
+    const done = new Promise<void>((resolve, reject) =>
+      this.#waiters.push({ resolve, reject, sync }),
+    );
     this.#writing ??= this.#drain();
     return done;
   }
@@ -299,7 +309,7 @@ export class JobJournal implements JobQueue {
         } else {
           const text = lines.join("");
           await this.#handle.appendFile(text);
-          await this.#handle.datasync();
+          if (waiters.some((waiter) => waiter.sync)) await this.#handle.datasync();
           this.#linesInFile += lines.length;
           this.#bytesInFile += Buffer.byteLength(text);
         }
