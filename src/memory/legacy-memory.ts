@@ -1,7 +1,9 @@
 import { mkdir, readdir, readFile, rename, rmdir, stat, unlink } from "node:fs/promises";
 import { dirname, join } from "node:path";
 import type { Logger } from "pino";
+
 import { writeFileAtomically } from "../write-file-atomically.js";
+import { exists, isDirectory, readdirOrEmpty } from "./directory-entries.js";
 import { AtomicFileStorage, readSegment } from "./vectra-files.js";
 
 /**
@@ -202,29 +204,5 @@ async function readJson<T>(file: string): Promise<T | undefined> {
     return JSON.parse(await readFile(file, "utf8")) as T;
   } catch {
     return undefined;
-  }
-}
-
-async function isDirectory(path: string): Promise<boolean> {
-  return stat(path).then(
-    (info) => info.isDirectory(),
-    () => false,
-  );
-}
-
-async function exists(path: string): Promise<boolean> {
-  return stat(path).then(
-    () => true,
-    () => false,
-  );
-}
-
-async function readdirOrEmpty(directory: string): Promise<string[]> {
-  try {
-    return await readdir(directory);
-  } catch (error) {
-    const code = (error as NodeJS.ErrnoException).code;
-    if (code === "ENOENT" || code === "ENOTDIR") return [];
-    throw error;
   }
 }

@@ -1,10 +1,12 @@
 import { randomUUID } from "node:crypto";
-import { mkdir, readdir, readFile, rename, rm, rmdir, stat } from "node:fs/promises";
+import { mkdir, readFile, rename, rm, rmdir } from "node:fs/promises";
 import { join } from "node:path";
 import type { Logger } from "pino";
+
 import type { Clock } from "../clock.js";
 import type { Metrics } from "../metrics/create-metrics.js";
 import { writeFileAtomically } from "../write-file-atomically.js";
+import { exists, readdirOrEmpty } from "./directory-entries.js";
 import { readBackfillState, type BackfillState } from "./backfill-repository.js";
 import { lockDirectory } from "./directory-lock.js";
 import type { Embedder } from "./embedder.js";
@@ -627,20 +629,4 @@ async function readRepositoryFile(directory: string): Promise<StoredNamespace | 
     throw new Error(`${join(directory, REPOSITORY_FILE)} is damaged`);
   }
   return { installation: stored.installation, repository: stored.repository, name: stored.name };
-}
-
-async function exists(path: string): Promise<boolean> {
-  return stat(path).then(
-    () => true,
-    () => false,
-  );
-}
-
-async function readdirOrEmpty(directory: string): Promise<string[]> {
-  try {
-    return await readdir(directory);
-  } catch (error) {
-    if ((error as NodeJS.ErrnoException).code === "ENOENT") return [];
-    throw error;
-  }
 }

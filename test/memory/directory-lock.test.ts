@@ -1,28 +1,11 @@
-import { spawn, type ChildProcess } from "node:child_process";
+import type { ChildProcess } from "node:child_process";
 import { existsSync, mkdirSync, readFileSync, utimesSync, writeFileSync } from "node:fs";
 import { hostname } from "node:os";
 import { join } from "node:path";
 import { afterEach, describe, expect, it, vi } from "vitest";
 import { LOCK_NAME, lockDirectory, MemoryLockedError } from "../../src/memory/directory-lock.js";
-import { ROOT } from "../helpers/server-process.js";
+import { holdLockInChild } from "../helpers/hold-lock-in-child.js";
 import { makeDataDir } from "../helpers/test-app.js";
-
-/** Another process holding `directory`'s lock, once it says so. */
-function holdInChild(directory: string): Promise<ChildProcess> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(
-      process.execPath,
-      ["--import", "tsx", join(ROOT, "test/helpers/lock-holder-child.ts"), directory],
-      { cwd: ROOT, stdio: ["ignore", "pipe", "pipe"] },
-    );
-    let errors = "";
-    child.stderr.on("data", (chunk: Buffer) => (errors += chunk.toString()));
-    child.stdout.on("data", (chunk: Buffer) => {
-      if (chunk.toString().includes("locked")) resolve(child);
-    });
-    child.on("exit", (code) => reject(new Error(`lock holder exited with ${code}: ${errors}`)));
-  });
-}
 
 function exited(child: ChildProcess): Promise<void> {
   return new Promise((resolve) => {
@@ -71,7 +54,7 @@ describe("the memory directory lock", () => {
 
   it("keeps out while another live process holds it, and takes over at once when that process is killed", async () => {
     const directory = makeDataDir();
-    const child = await holdInChild(directory);
+    const child = await holdLockInChild(directory);
     children.push(child);
 
     await expect(lockDirectory(directory)).rejects.toThrow(

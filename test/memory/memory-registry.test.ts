@@ -1,4 +1,3 @@
-import { spawn, type ChildProcess } from "node:child_process";
 import { existsSync, readdirSync, readFileSync, utimesSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { pino } from "pino";
@@ -11,7 +10,7 @@ import { createLocalEmbedder } from "../../src/memory/local-embedder.js";
 import { MemoryRegistry, type RepositoryRef } from "../../src/memory/memory-registry.js";
 import { MemoryDeletedError } from "../../src/memory/memory-store.js";
 import { createMetrics } from "../../src/metrics/create-metrics.js";
-import { ROOT } from "../helpers/server-process.js";
+import { holdLockInChild } from "../helpers/hold-lock-in-child.js";
 import { makeDataDir } from "../helpers/test-app.js";
 import { issueMemory, openTestStore } from "../helpers/test-memory.js";
 
@@ -215,7 +214,7 @@ describe("deleting memory", () => {
     const memories = registry(directory);
     await (await memories.open(WIDGETS)).add(memoryOf("acme/widgets", 1, "x"));
     await memories.closeAll();
-    const child = await holdInChild(memories.directoryOf(WIDGETS));
+    const child = await holdLockInChild(memories.directoryOf(WIDGETS));
     try {
       await expect(memories.delete(WIDGETS)).rejects.toThrow(MemoryLockedError);
       expect(existsSync(join(directory, "7", "101", "repository.json"))).toBe(true);
@@ -377,20 +376,3 @@ describe("name-keyed memory from before the upgrade", () => {
     expect(existsSync(trash)).toBe(false);
   });
 });
-
-/** Another process holding `directory`'s lock, once it says so. */
-function holdInChild(directory: string): Promise<ChildProcess> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(
-      process.execPath,
-      ["--import", "tsx", join(ROOT, "test/helpers/lock-holder-child.ts"), directory],
-      { cwd: ROOT, stdio: ["ignore", "pipe", "pipe"] },
-    );
-    let errors = "";
-    child.stderr.on("data", (chunk: Buffer) => (errors += chunk.toString()));
-    child.stdout.on("data", (chunk: Buffer) => {
-      if (chunk.toString().includes("locked")) resolve(child);
-    });
-    child.on("exit", (code) => reject(new Error(`lock holder exited with ${code}: ${errors}`)));
-  });
-}
