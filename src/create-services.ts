@@ -9,7 +9,7 @@ import { createTokenCounter, type TokenCounter } from "./agent/count-tokens.js";
 import { TokenBudgets } from "./agent/token-budgets.js";
 import { AutomationBudget } from "./automations/automation-budget.js";
 import { systemClock, type Clock } from "./clock.js";
-import { getSecrets, type Env } from "./config.js";
+import type { Env } from "./config.js";
 import { createOctokitClass, type GitHubLimits } from "./github/create-octokit.js";
 import { GitHubCache } from "./github/github-cache.js";
 import { JobJournal } from "./jobs/job-journal.js";
@@ -57,8 +57,6 @@ export interface Services {
   markdown: MarkdownService;
   /** Counts what is sent to the models; one per process (its encoder is large). */
   tokenCounter: TokenCounter;
-  /** Values that must never reach a log line or the model. */
-  secrets: string[];
   /** Flushes memory and releases what the services hold open (memory, journal, workers). */
   close(): Promise<void>;
 }
@@ -155,7 +153,6 @@ export async function createServices(options: ServicesOptions): Promise<Services
     budgets,
     tokenCounter,
     markdown,
-    secrets: getSecrets(env).filter((secret): secret is string => Boolean(secret)),
     close,
   };
 }

@@ -78,53 +78,50 @@ async function backfillWith(
   // Memory is kept by repository id, which a token can read and a name cannot say.
   const repository = await getRepository(octokit, repo);
   const name = `${installation}/${repository.full_name}`;
+  // Flushed and closed by the services' close, in backfill().
   const memory = services.memory;
-  try {
-    const namespace = { installation: Number(installation), repository: repository.id };
-    const directory = memory.directoryOf(namespace);
-    const store = await memory.open({
-      ...namespace,
-      name: repository.full_name,
-      createdAt: repository.created_at,
-    });
-    const before = await store.readBackfillState();
-    if (before?.status === "done") {
-      stdout.write(
-        `${options.repo} is already backfilled into memory ${name} (${before.indexed} indexed); remove ${join(directory, "backfill.json")} to index it again.\n`,
-      );
-      return 0;
-    }
-    const progress = createProgress(options, name);
-    progress.start(before?.indexed ?? 0, options.max);
-    let state;
-    try {
-      state = await backfillRepository({
-        octokit,
-        repo,
-        memory: store,
-        progress: store,
-        max: options.max,
-        clock: options.clock,
-        log,
-        onProgress: progress.update,
-        signal: options.signal,
-        // Someone is watching: a failure is said at once (after the client's own retries),
-        // and running the command again resumes at the failed page.
-        retry: { attempts: 1, baseMs: 0, maxMs: 0 },
-      });
-    } finally {
-      progress.end();
-    }
-    // Flushed here rather than by closeAll, which ignores a failure.
-    await store.flush();
-    const { records } = await store.stats();
+  const namespace = { installation: Number(installation), repository: repository.id };
+  const directory = memory.directoryOf(namespace);
+  const store = await memory.open({
+    ...namespace,
+    name: repository.full_name,
+    createdAt: repository.created_at,
+  });
+  const before = await store.readBackfillState();
+  if (before?.status === "done") {
     stdout.write(
-      `Indexed ${state.indexed - (before?.indexed ?? 0)} issues and pull requests of ${options.repo}${before ? `, resumed at page ${before.page}` : ""}; memory ${name} holds ${records} records.${state.status === "running" ? " Stopped before the end: run it again to resume." : ""}\n`,
+      `${options.repo} is already backfilled into memory ${name} (${before.indexed} indexed); remove ${join(directory, "backfill.json")} to index it again.\n`,
     );
     return 0;
-  } finally {
-    await memory.closeAll();
   }
+  const progress = createProgress(options, name);
+  progress.start(before?.indexed ?? 0, options.max);
+  let state;
+  try {
+    state = await backfillRepository({
+      octokit,
+      repo,
+      memory: store,
+      progress: store,
+      max: options.max,
+      clock: options.clock,
+      log,
+      onProgress: progress.update,
+      signal: options.signal,
+      // Someone is watching: a failure is said at once (after the client's own retries),
+      // and running the command again resumes at the failed page.
+      retry: { attempts: 1, baseMs: 0, maxMs: 0 },
+    });
+  } finally {
+    progress.end();
+  }
+  // Flushed here rather than by closeAll, which ignores a failure.
+  await store.flush();
+  const { records } = await store.stats();
+  stdout.write(
+    `Indexed ${state.indexed - (before?.indexed ?? 0)} issues and pull requests of ${options.repo}${before ? `, resumed at page ${before.page}` : ""}; memory ${name} holds ${records} records.${state.status === "running" ? " Stopped before the end: run it again to resume." : ""}\n`,
+  );
+  return 0;
 }
 
 /**
