@@ -1,3 +1,4 @@
+import { randomBytes } from "node:crypto";
 import { open, rename } from "node:fs/promises";
 import { dirname } from "node:path";
 
@@ -9,7 +10,8 @@ export async function writeFileAtomically(
   file: string,
   content: string | Uint8Array,
 ): Promise<void> {
-  const temporary = `${file}.${process.pid}.tmp`;
+  // Unique per call: two writes of one file in flight must not share (and steal) a temporary.
+  const temporary = `${file}.${process.pid}.${randomBytes(4).toString("hex")}.tmp`;
   const handle = await open(temporary, "w");
   try {
     await handle.writeFile(content);

@@ -67,6 +67,9 @@ describe("the vectra memory store", () => {
       Array.from({ length: 120 }, (_, i) => store.add(issueMemory(i + 1, `issue number ${i + 1}`))),
     );
     expect(await store.list()).toHaveLength(120);
+    // The last add may have queued a flush; a second store (the lock is bypassed here) would
+    // clear that flush's temporary files as leftovers of a crash, so let it finish first.
+    await store.flush();
     const reopened = await openTestStore(directory);
     expect((await reopened.list()).map((r) => r.id).sort()).toEqual(
       Array.from({ length: 120 }, (_, i) => `issue-${i + 1}`).sort(),
