@@ -1,6 +1,7 @@
 import { readFileSync } from "node:fs";
 import { join } from "node:path";
 import { parseEnv as parseDotEnv } from "node:util";
+import { RE2JS } from "re2js";
 import { z } from "zod";
 
 /** Treats `FOO=` like an unset variable, as shells and `.env` files commonly produce it. */
@@ -152,6 +153,7 @@ export const COMMAND_NAMES = [
   "config",
   "ask",
   "summarize",
+  "review",
   "similar",
   "remember",
   "forget",
@@ -159,6 +161,26 @@ export const COMMAND_NAMES = [
 export type CommandName = (typeof COMMAND_NAMES)[number];
 
 export const REPO_CONFIG_PATH = ".github/talos.yml";
+
+/** Work-in-progress titles: `WIP …`, `[WIP] …`, `skip talos …`, any case. */
+export const DEFAULT_IGNORE_TITLE = "^\\[?(wip|skip talos)";
+
+/**
+ * Titles are anyone's text and the pattern is the config's, so the pattern runs on RE2 (linear
+ * time whatever the pattern), case-insensitively, never on JavaScript's backtracking engine.
+ */
+export function compileTitlePattern(pattern: string): RE2JS {
+  return RE2JS.compile(pattern, RE2JS.CASE_INSENSITIVE);
+}
+
+function isLinearRegex(pattern: string): boolean {
+  try {
+    compileTitlePattern(pattern);
+    return true;
+  } catch {
+    return false;
+  }
+}
 
 /**
  * `.github/talos.yml`. The defaults live here, so `RepoConfigSchema.parse({})` is the default
@@ -254,6 +276,55 @@ export const RepoConfigSchema = z
             "the least similarity to count as related (default: the embedder's own, 0.7 for OpenAI embeddings, 0.4 for the local one)",
           ),
         max: z.number().int().min(1).max(10).default(3).describe("the most issues to name"),
+      })
+      .prefault({}),
+    pull_requests: z
+      .strictObject({
+        enabled: z
+          .boolean()
+          .default(true)
+          .describe(
+            "keep one summary comment on each pull request, refreshed on every push (not for drafts, bots or ignored titles)",
+          ),
+        ignore_authors: z
+          .array(z.string().min(1).max(100))
+          .default([])
+          .describe("logins whose pull requests get no summary (bots never do)"),
+        ignore_title: z
+          .string()
+          .max(200)
+          .refine(isLinearRegex, "not a valid regular expression (RE2 syntax)")
+          .default(DEFAULT_IGNORE_TITLE)
+          .describe("pull requests whose title matches this regular expression get no summary"),
+      })
+      .prefault({}),
+    review: z
+      .strictObject({
+        enabled: z.boolean().default(true).describe("answer `/talos review` on pull requests"),
+        on_push: z
+          .boolean()
+          .default(true)
+          .describe("once a pull request has had a review, review each push's new changes"),
+        max_comments: z
+          .number()
+          .int()
+          .min(0)
+          .max(50)
+          .default(8)
+          .describe("the most inline comments in one review, the most severe first"),
+        max_tokens: z
+          .number()
+          .int()
+          .min(1_000)
+          .max(200_000)
+          .default(20_000)
+          .describe(
+            "tokens of diff one review reads; code first, then tests, docs, generated files",
+          ),
+        ignore: z
+          .array(z.string().min(1).max(200))
+          .default([])
+          .describe("globs of files never reviewed, e.g. `docs/**` or `*.snap`"),
       })
       .prefault({}),
   })

@@ -29,6 +29,15 @@ export const RESTRICTIVE_SETTINGS: Readonly<Record<string, unknown>> = {
   "similar.enabled": false,
   "similar.threshold": 1,
   "similar.max": 1,
+  "pull_requests.enabled": false,
+  // Matches every title: no summary anywhere.
+  "pull_requests.ignore_title": "",
+  "pull_requests.ignore_authors": [],
+  "review.enabled": false,
+  "review.on_push": false,
+  "review.max_comments": 0,
+  "review.max_tokens": 1_000,
+  "review.ignore": [],
 };
 
 const MAX_REPAIR_ROUNDS = 10;
@@ -111,6 +120,18 @@ export function parseRepoConfig(raw: unknown, file = REPO_CONFIG_PATH): ParsedRe
   if (labelsGiven && config.triage.labels.length === 0 && config.triage.enabled) {
     config.triage.enabled = false;
     errors.push(`${file}: \`triage.labels\` names no valid label; triage is off until it does`);
+  }
+  // A dropped login would widen who gets automatic summaries: any mistake there turns them off.
+  const authors = (raw as { pull_requests?: { ignore_authors?: unknown } }).pull_requests
+    ?.ignore_authors;
+  const authorsDropped =
+    authors !== undefined &&
+    !(Array.isArray(authors) && authors.length === config.pull_requests.ignore_authors.length);
+  if (authorsDropped && config.pull_requests.enabled) {
+    config.pull_requests.enabled = false;
+    errors.push(
+      `${file}: \`pull_requests.ignore_authors\` has an invalid entry; pull-request summaries are off until it is fixed`,
+    );
   }
   return { config, errors };
 }

@@ -47,6 +47,7 @@ export function createChatSession(options: {
         finalNote: setup.finalNote,
         metrics: assistant.metrics,
         log,
+        kind: "chat",
       });
       const answer = result.text || "(no answer)";
       history.push(new AIMessage(answer));

@@ -53,6 +53,8 @@ export interface RunAgentOptions {
   log: Logger;
   /** The job's token budget: checked before the first call, charged after each. */
   account?: TokenAccount | undefined;
+  /** What the tokens are spent on, for `talos_llm_tokens_total{kind}` (ask, review, …). */
+  kind: string;
 }
 
 export interface AgentResult {
@@ -159,8 +161,8 @@ async function callModel(
   usage.output += output;
   options.account?.charge(input + output);
   const installation = options.account?.installation ?? "none";
-  metrics.llmTokens.inc({ installation, kind: "input" }, input);
-  metrics.llmTokens.inc({ installation, kind: "output" }, output);
+  metrics.llmTokens.inc({ installation, kind: options.kind, direction: "input" }, input);
+  metrics.llmTokens.inc({ installation, kind: options.kind, direction: "output" }, output);
   return reply;
 }
 

@@ -61,6 +61,7 @@ export async function runThreadTask(task: ThreadTask): Promise<AgentAnswer> {
     metrics: assistant.metrics,
     log,
     account: assistant.account,
+    kind: task.prompt,
   });
   return {
     text: result.text.trim(),

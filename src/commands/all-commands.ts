@@ -4,6 +4,7 @@ import { configCommand } from "./config-command.js";
 import { helpCommand } from "./help-command.js";
 import { forgetCommand } from "./forget-command.js";
 import { rememberCommand } from "./remember-command.js";
+import { reviewCommand } from "./review-command.js";
 import { similarCommand } from "./similar-command.js";
 import { summarizeCommand } from "./summarize-command.js";
 
@@ -13,6 +14,7 @@ export const ALL_COMMANDS: Command[] = [
   configCommand,
   askCommand,
   summarizeCommand,
+  reviewCommand,
   similarCommand,
   rememberCommand,
   forgetCommand,

@@ -3,6 +3,7 @@ import type { Assistant } from "../agent/assistant.js";
 import type { Clock } from "../clock.js";
 import { replyMarker } from "../github/comment-markers.js";
 import type { GitHubLimits } from "../github/create-octokit.js";
+import { createPullRequestClient } from "../github/create-pull-request-client.js";
 import { createRepoClient, type IssueInfo } from "../github/create-repo-client.js";
 import type { LoadedRepoConfig } from "../github/load-repo-config.js";
 import type { Octokit, RepoRef } from "../github/octokit.js";
@@ -42,6 +43,7 @@ export async function answerCommand(options: AnswerCommandOptions): Promise<void
     content: "eyes",
   });
   const github = createRepoClient(octokit, repo);
+  const pulls = createPullRequestClient(octokit, repo);
   const reply = await runCommand(options.parsed, {
     repo,
     issue,
@@ -49,13 +51,17 @@ export async function answerCommand(options: AnswerCommandOptions): Promise<void
     config: options.config,
     registry: options.registry,
     github,
+    pulls,
     assistant: options.assistant,
     memory: options.memory,
     slug: options.identity.slug,
+    botLogin: options.identity.botLogin,
+    markdown: options.markdown,
     clock: options.clock,
     log,
   });
-  if (reply.silent) return log.info("no reply: this thread already had today's budget notice");
+  // A review answers for itself; an over-budget command gets one notice a day, then silence.
+  if (reply.silent) return log.info("command answered without a reply comment");
   const result = await upsertReply({
     octokit,
     ...repo,

@@ -4,7 +4,9 @@ import type { Clock } from "../clock.js";
 import type { CommandName, RepoConfig } from "../config.js";
 import type { CommentInfo, IssueInfo, RepoClient } from "../github/create-repo-client.js";
 import type { LoadedRepoConfig } from "../github/load-repo-config.js";
+import type { PullRequestClient } from "../github/create-pull-request-client.js";
 import type { RepoRef } from "../github/octokit.js";
+import type { MarkdownService } from "../markdown/markdown-workers.js";
 import type { AnswerSource } from "../memory/memory-inputs.js";
 import type { MemoryInput, MemoryStore } from "../memory/memory-store.js";
 
@@ -18,6 +20,8 @@ export interface CommandContext {
   registry: CommandRegistry;
   /** Reads of this repository (cached). */
   github: RepoClient;
+  /** Pull-request reads and the review write, for commands on a pull request. */
+  pulls: PullRequestClient;
   /** The language model and its tools; absent when none is configured. */
   assistant: Assistant | undefined;
   /** The comment that holds the command. */
@@ -26,6 +30,10 @@ export interface CommandContext {
   memory: () => Promise<MemoryStore | undefined>;
   /** The app's slug, for `@<slug>` in help texts. */
   slug: string;
+  /** Talos's own login (`<slug>[bot]`): the author of the comments and reviews it may edit. */
+  botLogin: string;
+  /** Everything a command posts itself (a review) goes through `toSafeMarkdown` here. */
+  markdown: MarkdownService;
   clock: Clock;
   log: Logger;
 }
@@ -59,6 +67,8 @@ export type CommandReply =
       remember?: MemoryInput;
       /** Issues and pull requests the reply names that Talos found outside `github` (memory). */
       references?: number[];
+      /** Nothing to post: the command's answer is elsewhere (a review), or deliberately none. */
+      silent?: boolean;
     };
 
 export interface Command {

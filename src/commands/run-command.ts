@@ -3,10 +3,7 @@ import { BudgetExceededError } from "../agent/token-budgets.js";
 import type { CommandContext, CommandReply } from "./command-registry.js";
 import type { ParsedCommand } from "./parse-command.js";
 
-export type CommandOutcome = Exclude<CommandReply, string> & {
-  /** Nothing to post: the thread already had today's over-budget notice. */
-  silent?: boolean;
-};
+export type CommandOutcome = Exclude<CommandReply, string>;
 
 /**
  * Runs a parsed command. It always returns a reply: an unknown or switched-off command, or a

@@ -32,6 +32,36 @@ export function similarMarker(issueNumber: number): string {
   return `<!-- talos:similar:${issueNumber} -->`;
 }
 
+/** The marker of a pull request's one summary comment, naming the head commit it describes. */
+export function pullRequestSummaryMarker(headSha: string): string {
+  return `<!-- talos:pr-summary:${headSha} -->`;
+}
+
+/**
+ * The marker of a review of `headSha`: a push's review, or the answer to the command in comment
+ * `commentId` (so that a resumed job finds the review it posted).
+ */
+export function reviewMarker(headSha: string, commentId?: number): string {
+  return `<!-- talos:review:${headSha}${commentId === undefined ? "" : `:${commentId}`} -->`;
+}
+
+/**
+ * The marker on the last line of a body Talos wrote, split into its kind and values
+ * (`pr-summary`, [sha]), or undefined when the body carries none there.
+ */
+export interface ParsedMarker {
+  kind: string;
+  values: string[];
+}
+
+export function readMarker(body: string | null | undefined): ParsedMarker | undefined {
+  const trimmed = (body ?? "").trimEnd();
+  const line = trimmed.slice(trimmed.lastIndexOf("\n") + 1);
+  if (!MARKER_LINE.test(line)) return undefined;
+  const [kind = "", ...values] = line.slice("<!-- talos:".length, -" -->".length).split(":");
+  return { kind, values };
+}
+
 /** Appends a marker to a body, on its own line so Markdown rendering is unaffected. */
 export function withMarker(body: string, marker: string): string {
   return `${body.trimEnd()}\n\n${marker}`;

@@ -60,7 +60,8 @@ export function requestCachePlugin(octokit: Octokit, options: OctokitOptions): v
     if (requestOptions.method !== "GET") return request(requestOptions);
     const { url, headers } = octokit.request.endpoint.parse(requestOptions);
     const classified = classify(url);
-    if (!classified) return request(requestOptions);
+    // `cache-control: no-cache` asks for GitHub's current answer (a pull request's head).
+    if (!classified || headers["cache-control"] === "no-cache") return request(requestOptions);
 
     const scope = { installation: talos.installation, ...classified };
     const entry = await cache.fetch(scope, `GET ${url} ${headers.accept ?? ""}`, async (stale) => {

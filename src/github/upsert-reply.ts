@@ -1,7 +1,7 @@
 import type { Clock } from "../clock.js";
 import type { MarkdownService } from "../markdown/markdown-workers.js";
 import type { GitHubLimits } from "./create-octokit.js";
-import { hasMarkerAtEnd, withMarker } from "./comment-markers.js";
+import { hasMarkerAtEnd, readMarker, withMarker, type ParsedMarker } from "./comment-markers.js";
 import type { CommentInfo } from "./create-repo-client.js";
 import { getClientLog, type Octokit, type RepoRef } from "./octokit.js";
 
@@ -10,6 +10,11 @@ export interface UpsertReplyOptions extends RepoRef {
   issueNumber: number;
   /** The hidden marker that identifies this reply. */
   marker: string;
+  /**
+   * Which marker makes a comment this reply, when more than one does: a pull request's summary
+   * is found whatever head its marker names. Default: `marker` itself.
+   */
+  isSameReply?: ((marker: ParsedMarker) => boolean) | undefined;
   /** Markdown; made safe (`toSafeMarkdown`) before it is posted. */
   body: string;
   /** Issue and pull request numbers Talos retrieved for this reply: the only ones it may name. */
@@ -48,13 +53,13 @@ export async function upsertReply(options: UpsertReplyOptions): Promise<UpsertRe
     references: [...new Set([issueNumber, ...options.references])],
   });
   const body = withMarker(safe, marker);
+  const isOurs = (author: string | null | undefined, text: string | null | undefined) =>
+    author === options.botLogin && isReply(options, text ?? "");
   for (let attempt = 0; ; attempt++) {
     const existing =
       attempt === 0 && options.knownComments
-        ? options.knownComments.find(
-            (c) => c.author === options.botLogin && hasMarkerAtEnd(c.body, marker),
-          )?.id
-        : await findOwnComment(options);
+        ? options.knownComments.find((c) => isOurs(c.author, c.body))?.id
+        : await findOwnComment(options, isOurs);
     if (existing) {
       await octokit.rest.issues.updateComment({ owner, repo, comment_id: existing, body });
       return { action: "updated", commentId: existing };
@@ -85,8 +90,17 @@ export async function upsertReply(options: UpsertReplyOptions): Promise<UpsertRe
   }
 }
 
-async function findOwnComment(options: UpsertReplyOptions): Promise<number | undefined> {
-  const { octokit, owner, repo, issueNumber, marker, botLogin, since } = options;
+function isReply(options: UpsertReplyOptions, body: string): boolean {
+  if (!options.isSameReply) return hasMarkerAtEnd(body, options.marker);
+  const found = readMarker(body);
+  return found !== undefined && options.isSameReply(found);
+}
+
+async function findOwnComment(
+  options: UpsertReplyOptions,
+  isOurs: (author: string | null | undefined, body: string | null | undefined) => boolean,
+): Promise<number | undefined> {
+  const { octokit, owner, repo, issueNumber, since } = options;
   const pages = octokit.paginate.iterator(octokit.rest.issues.listComments, {
     owner,
     repo,
@@ -95,9 +109,7 @@ async function findOwnComment(options: UpsertReplyOptions): Promise<number | und
     ...(since ? { since } : {}),
   });
   for await (const { data } of pages) {
-    const found = data.find(
-      (c) => c.user?.login === botLogin && hasMarkerAtEnd(c.body ?? "", marker),
-    );
+    const found = data.find((c) => isOurs(c.user?.login, c.body));
     if (found) return found.id;
   }
   return undefined;

@@ -13,10 +13,8 @@ export type ThreadChangedEvent =
   | "issues.reopened"
   | "issues.deleted"
   | "issues.transferred"
-  | "pull_request.opened"
   | "pull_request.edited"
-  | "pull_request.closed"
-  | "pull_request.reopened";
+  | "pull_request.closed";
 
 const ThreadChanged = z.object({
   action: z.string(),
@@ -31,8 +29,9 @@ const ThreadChanged = z.object({
 });
 
 /**
- * Keeps memory in step with GitHub: an edited, closed or reopened issue, and an opened or changed
- * pull request, update their record; a deleted or transferred issue leaves.
+ * Keeps memory in step with GitHub: an edited, closed or reopened issue, and an edited or closed
+ * pull request, update their record; a deleted or transferred issue leaves. (An opened or
+ * reopened pull request is remembered by the pull-request handler.)
  */
 export function createThreadChangedHandler(deps: { memory: MemoryRegistry }) {
   return async (context: Context<ThreadChangedEvent>): Promise<void> => {

@@ -12,6 +12,10 @@ import {
   createRepositoryChangedHandler,
   type RepositoryChangedEvent,
 } from "./handle-repository-changed.js";
+import {
+  createPullRequestChangedHandler,
+  type PullRequestChangedEvent,
+} from "./handle-pull-request-changed.js";
 import { createThreadChangedHandler, type ThreadChangedEvent } from "./handle-thread-changed.js";
 
 export type HandlerDeps = EventPipelineDeps &
@@ -24,10 +28,15 @@ const THREAD_CHANGES: ThreadChangedEvent[] = [
   "issues.reopened",
   "issues.deleted",
   "issues.transferred",
-  "pull_request.opened",
   "pull_request.edited",
   "pull_request.closed",
+];
+
+const PULL_REQUEST_CHANGES: PullRequestChangedEvent[] = [
+  "pull_request.opened",
   "pull_request.reopened",
+  "pull_request.ready_for_review",
+  "pull_request.synchronize",
 ];
 
 const REPOSITORY_CHANGES: RepositoryChangedEvent[] = [
@@ -62,6 +71,11 @@ export function registerHandlers(app: Pick<Probot, "on">, deps: HandlerDeps): vo
     THREAD_CHANGES,
     guardEvent(deps, "thread-changed", createThreadChangedHandler(deps), { bots: "follow" }),
   );
+  // Bots' pull requests are remembered; their summaries and reviews are skipped in the handler.
+  app.on(
+    PULL_REQUEST_CHANGES,
+    guardEvent(deps, "pull-request", createPullRequestChangedHandler(deps), { bots: "follow" }),
+  );
   app.on(
     [
       "installation.created",
@@ -84,7 +98,12 @@ export function registerHandlers(app: Pick<Probot, "on">, deps: HandlerDeps): vo
     }),
   );
   // Heard only to keep the cache true to GitHub (see github/get-cache-evictions.ts).
-  const taken = ["issues.opened", ...THREAD_CHANGES, ...REPOSITORY_CHANGES];
+  const taken = [
+    "issues.opened",
+    ...THREAD_CHANGES,
+    ...PULL_REQUEST_CHANGES,
+    ...REPOSITORY_CHANGES,
+  ];
   app.on(
     [
       "label",

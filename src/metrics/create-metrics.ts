@@ -12,7 +12,7 @@ export interface Metrics {
   githubThrottled: Counter<"kind">;
   cacheRequests: Counter<"kind" | "result">;
   cacheBytes: Gauge;
-  llmTokens: Counter<"installation" | "kind">;
+  llmTokens: Counter<"installation" | "kind" | "direction">;
   llmRequestDuration: Histogram<"outcome">;
   memoryAddDuration: Histogram;
   memoryFlushes: Counter;
@@ -25,6 +25,9 @@ export interface Metrics {
   jobsQueued: Gauge;
   jobDuration: Histogram<"kind">;
   budgetRefusals: Counter<"scope">;
+  reviewFiles: Histogram<"kind" | "outcome">;
+  reviewComments: Counter<"outcome">;
+  pullRequestRuns: Counter<"kind" | "outcome">;
 }
 
 export function createMetrics(): Metrics {
@@ -71,8 +74,8 @@ export function createMetrics(): Metrics {
     }),
     llmTokens: new Counter({
       name: "talos_llm_tokens_total",
-      help: "Tokens the language model reported (or, where it reports none, estimated), by installation and kind: input or output",
-      labelNames: ["installation", "kind"],
+      help: "Tokens the language model reported (or, where it reports none, estimated), by installation, kind of work (ask, summarize, triage, review, pr_summary, chat) and direction (input or output)",
+      labelNames: ["installation", "kind", "direction"],
       registers,
     }),
     llmRequestDuration: new Histogram({
@@ -143,6 +146,25 @@ export function createMetrics(): Metrics {
       name: "talos_budget_refusals_total",
       help: "Model calls refused because a daily token budget was spent, by scope (installation, repository, job)",
       labelNames: ["scope"],
+      registers,
+    }),
+    reviewFiles: new Histogram({
+      name: "talos_review_files",
+      help: "Files per pull-request run (kind: review or pr_summary) by outcome: reviewed, or skipped (over the token budget, no patch, ignored, removed, beyond GitHub's 3,000)",
+      labelNames: ["kind", "outcome"],
+      buckets: [0, 1, 5, 10, 25, 50, 100, 300, 1000, 3000],
+      registers,
+    }),
+    reviewComments: new Counter({
+      name: "talos_review_comments_total",
+      help: "Inline review comments the model proposed, by outcome: posted, or dropped (not_in_diff, unknown_file, spans_hunks, over_limit, suggestion_dropped counts suggestions removed from kept comments)",
+      labelNames: ["outcome"],
+      registers,
+    }),
+    pullRequestRuns: new Counter({
+      name: "talos_pull_request_runs_total",
+      help: "Pull-request summary and review runs (kind) by outcome: posted, current (already at the head: a burst collapsed), stale (the head moved during the run), skipped",
+      labelNames: ["kind", "outcome"],
       registers,
     }),
   };

@@ -88,8 +88,8 @@ describe("ChatOpenAI against an OpenAI-compatible server", () => {
     const tokens = await assistant.metrics.llmTokens.get();
     expect(tokens.values).toEqual(
       expect.arrayContaining([
-        { labels: { installation: "none", kind: "input" }, value: 101 + 102 },
-        { labels: { installation: "none", kind: "output" }, value: 40 },
+        { labels: { installation: "none", kind: "ask", direction: "input" }, value: 101 + 102 },
+        { labels: { installation: "none", kind: "ask", direction: "output" }, value: 40 },
       ]),
     );
   });

@@ -228,7 +228,7 @@ describe("the agent", () => {
     expect(model.callCount).toBe(2);
     expect(answer.text).toBe("Partial: labels listed.");
     const tokens = await assistant.metrics.llmTokens.get();
-    expect(tokens.values.find((v) => v.labels.kind === "input")?.value).toBeGreaterThanOrEqual(
+    expect(tokens.values.find((v) => v.labels.direction === "input")?.value).toBeGreaterThanOrEqual(
       9_000,
     );
   });

@@ -1,0 +1,144 @@
+import type { Logger } from "pino";
+import type { Assistant } from "../agent/assistant.js";
+import { BudgetExceededError } from "../agent/token-budgets.js";
+import type { Clock } from "../clock.js";
+import { compileTitlePattern, type RepoConfig } from "../config.js";
+import type { AppIdentityLoader } from "../github/app-identity.js";
+import type { GitHubLimits } from "../github/create-octokit.js";
+import type { PullRequestClient } from "../github/create-pull-request-client.js";
+import type { IssueInfo, RepoClient } from "../github/create-repo-client.js";
+import type { Octokit } from "../github/octokit.js";
+import type { MarkdownService } from "../markdown/markdown-workers.js";
+import { toIssueMemory } from "../memory/memory-inputs.js";
+import type { MemoryStore } from "../memory/memory-store.js";
+import { reviewPullRequest } from "../pulls/review-pull-request.js";
+import type { AutomationBudget } from "./automation-budget.js";
+import { summarizePullRequest } from "./summarize-pull-request.js";
+
+/** What the webhook says of the pull request; the head is read again before any work. */
+export interface PullRequestEvent {
+  action: string;
+  installation: number;
+  /** The pull request as an issue, for memory. */
+  issue: IssueInfo;
+  draft: boolean;
+  authorIsBot: boolean;
+  /** False when a bot sent the event: memory follows it, and nothing else runs. */
+  automatic: boolean;
+}
+
+export interface PullRequestChangedOptions {
+  event: PullRequestEvent;
+  config: RepoConfig;
+  github: RepoClient;
+  pulls: PullRequestClient;
+  octokit: Octokit;
+  memory: () => Promise<MemoryStore | undefined>;
+  assistant: Assistant | undefined;
+  budget: AutomationBudget;
+  identity: AppIdentityLoader;
+  markdown: MarkdownService;
+  limits: GitHubLimits;
+  clock: Clock;
+  log: Logger;
+}
+
+// GitHub caps titles at 256 characters; anything longer is not a title GitHub sent.
+const MAX_TITLE_CHARS = 256;
+// Dependency bots that run as GitHub Apps end in `[bot]`; these run as user accounts too.
+const DEPENDENCY_BOTS = new Set(["dependabot", "dependabot-preview", "renovate", "renovate-bot"]);
+
+/**
+ * A pull request opened, reopened, made ready or pushed to: memory follows it (bots' too), its
+ * summary is refreshed, and once a maintainer has asked for a review, each push's new changes
+ * are reviewed. Jobs of one pull request run one at a time, and each works on the head as it is
+ * when the job runs: of a burst of pushes, the first job does the work and the rest find the
+ * summary and review already at the head.
+ */
+export async function onPullRequestChanged(options: PullRequestChangedOptions): Promise<void> {
+  const { event, config, log } = options;
+  const repo = `${options.github.repo.owner}/${options.github.repo.repo}`;
+  if (event.action === "opened" || event.action === "reopened") {
+    const memory = await options.memory();
+    if (memory) await memory.add(toIssueMemory(repo, event.issue));
+  }
+  const skip = skipReason(event, config);
+  if (skip) return log.debug({ reason: skip }, "no pull-request automation");
+  if (!options.assistant)
+    return log.info("pull-request summaries are on, but no language model is configured");
+  const assistant = options.assistant;
+  const pull = await options.pulls.getPullRequest(event.issue.number);
+  const now = skipReason(
+    {
+      ...event,
+      issue: { ...event.issue, title: pull.title, state: pull.state },
+      draft: pull.draft,
+    },
+    config,
+  );
+  if (now) return log.debug({ reason: now }, "no pull-request automation");
+  const metrics = assistant.metrics;
+  const botLogin = (await options.identity.get()).botLogin;
+  const mayRun = () => {
+    const allowed = options.budget.take(
+      String(event.installation),
+      repo,
+      config.automation.max_runs_per_hour,
+    );
+    if (!allowed) log.warn("automatic work skipped: this hour's automation budget is spent");
+    return allowed;
+  };
+  try {
+    if (config.pull_requests.enabled) {
+      const summary = await summarizePullRequest({
+        ...options,
+        assistant,
+        pull,
+        settings: config.review,
+        mayRun,
+        botLogin,
+      });
+      metrics.pullRequestRuns.inc({ kind: "pr_summary", outcome: summary.status });
+    }
+    if (event.action === "synchronize" && config.review.enabled && config.review.on_push) {
+      const review = await reviewPullRequest({
+        assistant,
+        github: options.github,
+        pulls: options.pulls,
+        number: pull.number,
+        settings: config.review,
+        full: false,
+        botLogin,
+        markdown: options.markdown,
+        log,
+        mayRun,
+      });
+      metrics.pullRequestRuns.inc({ kind: "review", outcome: review.status });
+    }
+  } catch (error) {
+    // Automatic work has no one to tell: over budget it is skipped, with a line in the log.
+    if (!(error instanceof BudgetExceededError)) throw error;
+    log.warn({ budget: error.scope }, "pull-request automation skipped: the token budget is spent");
+  }
+}
+
+/** Why the automatic work does not apply to this pull request, or undefined when it does. */
+export function skipReason(event: PullRequestEvent, config: RepoConfig): string | undefined {
+  if (!event.automatic) return "a bot sent the event";
+  if (!config.pull_requests.enabled && !(config.review.enabled && config.review.on_push))
+    return "pull_requests.enabled and review.on_push are off";
+  if (event.issue.state !== "open") return "the pull request is closed";
+  if (event.draft) return "the pull request is a draft";
+  const author = event.issue.author?.toLowerCase();
+  if (event.authorIsBot || author?.endsWith("[bot]") || DEPENDENCY_BOTS.has(author ?? ""))
+    return "a bot opened the pull request";
+  if (config.pull_requests.ignore_authors.some((login) => login.toLowerCase() === author))
+    return "its author is in pull_requests.ignore_authors";
+  if (
+    compileTitlePattern(config.pull_requests.ignore_title)
+      .matcher(event.issue.title.slice(0, MAX_TITLE_CHARS))
+      .find()
+  )
+    return "its title matches pull_requests.ignore_title";
+  return undefined;
+}

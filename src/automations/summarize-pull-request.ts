@@ -1,0 +1,192 @@
+import { HumanMessage } from "@langchain/core/messages";
+import type { Logger } from "pino";
+import { prepareRun, type Assistant } from "../agent/assistant.js";
+import { UTF8_TOKEN_BOUND } from "../agent/count-tokens.js";
+import { runAgent } from "../agent/run-agent.js";
+import type { Clock } from "../clock.js";
+import type { RepoConfig } from "../config.js";
+import { pullRequestSummaryMarker, readMarker } from "../github/comment-markers.js";
+import type { GitHubLimits } from "../github/create-octokit.js";
+import type { PullRequestClient, PullRequestInfo } from "../github/create-pull-request-client.js";
+import type { CommentInfo, RepoClient } from "../github/create-repo-client.js";
+import type { Octokit } from "../github/octokit.js";
+import { upsertReply } from "../github/upsert-reply.js";
+import type { MarkdownService } from "../markdown/markdown-workers.js";
+import { codeSpan } from "../markdown/safe-text.js";
+import { classifyFile, type FileCategory } from "../pulls/classify-file.js";
+import {
+  loadPullRequestChanges,
+  type PullRequestChanges,
+} from "../pulls/load-pull-request-changes.js";
+import {
+  describeScope,
+  renderChangesForPrompt,
+  renderNotReviewed,
+  shortSha,
+} from "../pulls/render-changes.js";
+
+export interface SummarizePullRequestOptions {
+  assistant: Assistant;
+  github: RepoClient;
+  pulls: PullRequestClient;
+  octokit: Octokit;
+  /** Read just now: its head is the one to describe. */
+  pull: PullRequestInfo;
+  /** The diff's token budget and ignored files, shared with reviews. */
+  settings: RepoConfig["review"];
+  /** Asked once the run is known to be needed, before the model is called. */
+  mayRun: () => boolean;
+  botLogin: string;
+  markdown: MarkdownService;
+  limits: GitHubLimits;
+  clock: Clock;
+  log: Logger;
+}
+
+export type SummaryOutcome =
+  | { status: "posted"; action: "created" | "updated"; head: string; since?: string | undefined }
+  /** The summary already describes the head: a burst of pushes collapsed into one run. */
+  | { status: "current"; head: string }
+  | { status: "over-budget" };
+
+const HEADING = "**Summary of this pull request**";
+const FILES_HEADING = "**Files touched**";
+const MAX_FILES_NAMED = 20;
+const MAX_PREVIOUS_CHARS = 6_000;
+
+/**
+ * Keeps one summary comment per pull request, edited in place, its marker naming the head it
+ * describes. A summary already at the head is left alone. Otherwise, when the head descends from
+ * the summarized commit, the model reads only what changed since, with the previous summary;
+ * after a force-push it reads the whole pull request again.
+ */
+export async function summarizePullRequest(
+  options: SummarizePullRequestOptions,
+): Promise<SummaryOutcome> {
+  const { pull, github, log } = options;
+  const comments = await github.listComments(pull.number);
+  const existing = findSummary(comments, options.botLogin);
+  if (existing?.sha === pull.headSha) return { status: "current", head: pull.headSha };
+  if (!options.mayRun()) return { status: "over-budget" };
+  const changes = await loadPullRequestChanges({
+    github,
+    pulls: options.pulls,
+    pull,
+    since: existing?.sha,
+    settings: options.settings,
+    tokenCounter: options.assistant.limits.tokenCounter ?? UTF8_TOKEN_BOUND,
+  });
+  const { reviewed, skipped, unlisted } = changes.selection;
+  const metrics = options.assistant.metrics;
+  metrics.reviewFiles.observe({ kind: "pr_summary", outcome: "reviewed" }, reviewed.length);
+  metrics.reviewFiles.observe(
+    { kind: "pr_summary", outcome: "skipped" },
+    skipped.length + unlisted,
+  );
+  const text = await askModel(options, changes, changes.since ? existing?.text : undefined);
+  const body = [
+    `${HEADING} at \`${shortSha(pull.headSha)}\`, covering ${describeScope(changes, "post")}. It is kept up to date on every push.`,
+    text || "(The model gave no summary.)",
+    renderFilesTouched(changes),
+    renderNotReviewed(changes),
+  ]
+    .filter(Boolean)
+    .join("\n\n");
+  const result = await upsertReply({
+    octokit: options.octokit,
+    ...github.repo,
+    issueNumber: pull.number,
+    marker: pullRequestSummaryMarker(pull.headSha),
+    isSameReply: (marker) => marker.kind === "pr-summary",
+    knownComments: comments,
+    body,
+    references: github.retrieved,
+    markdown: options.markdown,
+    botLogin: options.botLogin,
+    limits: options.limits,
+    clock: options.clock,
+  });
+  log.info(
+    { head: pull.headSha, since: changes.since, action: result.action },
+    "pull request summarized",
+  );
+  return { status: "posted", action: result.action, head: pull.headSha, since: changes.since };
+}
+
+/** Talos's summary comment in the thread: the head it describes, and its model-written part. */
+function findSummary(
+  comments: CommentInfo[],
+  botLogin: string,
+): { sha: string | undefined; text: string } | undefined {
+  for (const comment of comments) {
+    if (comment.author !== botLogin) continue;
+    const marker = readMarker(comment.body);
+    if (marker?.kind !== "pr-summary") continue;
+    // The model's part sits between the heading's paragraph and the list of files.
+    const start = comment.body.indexOf("\n\n");
+    const end = comment.body.indexOf(`\n\n${FILES_HEADING}`);
+    const text = start >= 0 && end > start ? comment.body.slice(start + 2, end) : "";
+    return { sha: marker.values[0], text };
+  }
+  return undefined;
+}
+
+async function askModel(
+  options: SummarizePullRequestOptions,
+  changes: PullRequestChanges,
+  previous: string | undefined,
+): Promise<string> {
+  const { assistant, pull, log } = options;
+  const setup = await prepareRun(assistant, options.github, log);
+  const prompt = await assistant.prompts.render("pr-summary", {
+    ...renderChangesForPrompt(pull, changes, setup.fence),
+    previous: previous
+      ? `The summary so far, written for commit ${shortSha(changes.since ?? "")}: update it with the new changes below, keeping what still holds.\n${setup.fence.wrap("previous summary", previous.slice(0, MAX_PREVIOUS_CHARS))}`
+      : "There is no earlier summary: write one.",
+  });
+  const result = await runAgent({
+    model: assistant.model,
+    messages: [setup.system, new HumanMessage(prompt)],
+    tools: [],
+    toolContext: undefined,
+    fence: setup.fence,
+    limits: assistant.limits,
+    finalNote: setup.finalNote,
+    metrics: assistant.metrics,
+    log,
+    account: assistant.account,
+    kind: "pr_summary",
+  });
+  return result.text.trim();
+}
+
+const CATEGORY_NAMES: Record<FileCategory, string> = {
+  code: "Code",
+  test: "Tests",
+  docs: "Docs",
+  generated: "Generated, vendored and lockfiles",
+};
+
+/** Every file of the pull request, grouped as the budget ranks them, with its line counts. */
+function renderFilesTouched(changes: PullRequestChanges): string {
+  const groups = new Map<FileCategory, string[]>();
+  for (const file of changes.files) {
+    const category = classifyFile(file.filename, changes.attributes);
+    const renamed = file.previous_filename ? ` (from ${codeSpan(file.previous_filename)})` : "";
+    const entry = `${codeSpan(file.filename)}${renamed} +${file.additions} −${file.deletions}`;
+    groups.set(category, [...(groups.get(category) ?? []), entry]);
+  }
+  const lines = (["code", "test", "docs", "generated"] as const).flatMap((category) => {
+    const entries = groups.get(category);
+    if (!entries) return [];
+    const more =
+      entries.length > MAX_FILES_NAMED ? `, and ${entries.length - MAX_FILES_NAMED} more` : "";
+    return [
+      `- ${CATEGORY_NAMES[category]} (${entries.length}): ${entries.slice(0, MAX_FILES_NAMED).join(", ")}${more}`,
+    ];
+  });
+  if (changes.unlisted > 0)
+    lines.push(`- ${changes.unlisted} more files that GitHub does not list`);
+  const total = changes.files.length + changes.unlisted;
+  return `${FILES_HEADING} (${total}):\n${lines.join("\n")}`;
+}

@@ -1,0 +1,81 @@
+import type { TokenCounter } from "../agent/count-tokens.js";
+import type { RepoClient } from "../github/create-repo-client.js";
+import type { PullRequestClient, PullRequestInfo } from "../github/create-pull-request-client.js";
+import { parseGitAttributes, type GitAttributes } from "./classify-file.js";
+import type { PullRequestFile } from "./pull-request-file.js";
+import { selectFiles, type FileSelection } from "./select-files.js";
+
+export interface PullRequestChanges {
+  /** Every file of the pull request (up to GitHub's 3,000), for the list of files touched. */
+  files: PullRequestFile[];
+  /** Files GitHub did not list (beyond 3,000). */
+  unlisted: number;
+  /** The commit this run's diff starts from: absent for the whole pull request. */
+  since?: string | undefined;
+  /** Why the whole pull request is read although a `since` was asked for. */
+  fallback?: "force-push" | "too-many-files" | undefined;
+  /** What the model reads of the diff, within the token budget, and what it does not. */
+  selection: FileSelection & { unlisted: number };
+  /** `.gitattributes` at the head, for telling generated files apart. */
+  attributes: GitAttributes;
+}
+
+export interface LoadChangesOptions {
+  github: RepoClient;
+  pulls: PullRequestClient;
+  pull: PullRequestInfo;
+  /** The last commit already read (summarized or reviewed); absent or `full`: read everything. */
+  since?: string | undefined;
+  full?: boolean;
+  settings: { max_tokens: number; ignore: readonly string[] };
+  tokenCounter: Pick<TokenCounter, "countTokens">;
+}
+
+/**
+ * The pull request's changes for one run: the whole diff, or only what came after `since` when
+ * `since` is still an ancestor of the head (the compare API). A force-push that dropped `since`,
+ * or a comparison too big for GitHub to list, reads everything again. Either way the files are
+ * ranked and cut to the token budget (`selectFiles`): nothing is left out without being listed.
+ */
+export async function loadPullRequestChanges(
+  options: LoadChangesOptions,
+): Promise<PullRequestChanges> {
+  const { github, pulls, pull, settings } = options;
+  const listed = await pulls.listFiles(pull.number, pull.changedFiles);
+  let diffFiles = listed.files;
+  let diffUnlisted = listed.unlisted;
+  let since: string | undefined;
+  let fallback: PullRequestChanges["fallback"];
+  if (options.since && !options.full) {
+    const comparison = await pulls.compare(options.since, pull.headSha);
+    if (!comparison || comparison.status === "diverged" || comparison.status === "behind") {
+      fallback = "force-push";
+    } else if (!comparison.complete) {
+      fallback = "too-many-files";
+    } else {
+      since = options.since;
+      diffFiles = comparison.files;
+      diffUnlisted = 0;
+    }
+  }
+  const attributes = parseGitAttributes(await readGitAttributes(github, pull.headSha));
+  const selection = selectFiles({
+    files: diffFiles,
+    maxTokens: settings.max_tokens,
+    countTokens: (text, limit) => options.tokenCounter.countTokens(text, limit),
+    ignore: settings.ignore,
+    attributes,
+    unlisted: diffUnlisted,
+  });
+  return { files: listed.files, unlisted: listed.unlisted, since, fallback, selection, attributes };
+}
+
+/** `.gitattributes` at the head (for `linguist-generated`), or nothing when there is none. */
+async function readGitAttributes(github: RepoClient, ref: string): Promise<string> {
+  try {
+    return (await github.getFile(".gitattributes", ref)).text ?? "";
+  } catch (error) {
+    if ((error as { status?: number }).status === 404) return "";
+    throw error;
+  }
+}

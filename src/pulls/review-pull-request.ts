@@ -1,0 +1,252 @@
+import { HumanMessage } from "@langchain/core/messages";
+import type { Logger } from "pino";
+import { prepareRun, type Assistant } from "../agent/assistant.js";
+import { UTF8_TOKEN_BOUND } from "../agent/count-tokens.js";
+import { runAgent } from "../agent/run-agent.js";
+import type { RepoConfig } from "../config.js";
+import { readMarker, reviewMarker, withMarker } from "../github/comment-markers.js";
+import type {
+  NewReviewComment,
+  PullRequestClient,
+  PullRequestInfo,
+} from "../github/create-pull-request-client.js";
+import type { RepoClient } from "../github/create-repo-client.js";
+import type { MarkdownService } from "../markdown/markdown-workers.js";
+import { loadPullRequestChanges, type PullRequestChanges } from "./load-pull-request-changes.js";
+import { parseReviewAnswer } from "./parse-review-answer.js";
+import { placeComments, type PlacedComment } from "./place-comments.js";
+import {
+  describeScope,
+  renderChangesForPrompt,
+  renderNotReviewed,
+  shortSha,
+} from "./render-changes.js";
+
+export interface ReviewPullRequestOptions {
+  assistant: Assistant;
+  github: RepoClient;
+  pulls: PullRequestClient;
+  number: number;
+  settings: RepoConfig["review"];
+  /** The `/talos review` comment; absent for the review of a push. */
+  commentId?: number | undefined;
+  /** `--full`: review the whole pull request, whatever was reviewed before. */
+  full: boolean;
+  botLogin: string;
+  markdown: Pick<MarkdownService, "toSafeMarkdown">;
+  /** Asked once the review is known to be needed, before anything is read for it. */
+  mayRun?: (() => boolean) | undefined;
+  log: Logger;
+}
+
+export type ReviewOutcome =
+  | {
+      status: "posted";
+      url: string;
+      head: string;
+      reviewed: number;
+      skipped: number;
+      comments: number;
+    }
+  /** A resumed job: this command's review is already up. */
+  | { status: "already-posted"; head: string }
+  /** Nothing new since the last review, which is at `head`. */
+  | { status: "current"; head: string }
+  /** A push's review where no one asked for a first review. */
+  | { status: "not-requested" }
+  /** The head moved while the model worked: the review of `analysed` was not posted. */
+  | { status: "stale"; analysed: string; head: string }
+  | { status: "closed" }
+  | { status: "over-budget" };
+
+/**
+ * One pull-request review: the diff since the last Talos review (or all of it), within the
+ * token budget, read by the model, whose inline comments are kept only on lines of the diff.
+ * Posted as one `COMMENT` review pinned to the analysed head, and only if that is still the head.
+ * Its marker names the head and the command, so that a resumed job never posts it twice.
+ */
+export async function reviewPullRequest(options: ReviewPullRequestOptions): Promise<ReviewOutcome> {
+  const { pulls, number, commentId, log } = options;
+  const metrics = options.assistant.metrics;
+  const pull = await pulls.getPullRequest(number);
+  if (pull.state !== "open") return { status: "closed" };
+  const ours = (await pulls.listReviews(number)).flatMap((review) => {
+    const marker = review.author === options.botLogin ? readMarker(review.body) : undefined;
+    return marker?.kind === "review" ? [{ sha: marker.values[0], trigger: marker.values[1] }] : [];
+  });
+  const head = pull.headSha;
+  if (
+    commentId !== undefined &&
+    ours.some((r) => r.sha === head && r.trigger === String(commentId))
+  )
+    return { status: "already-posted", head };
+  const last = ours.at(-1)?.sha;
+  if (commentId === undefined && !last) return { status: "not-requested" };
+  if (
+    !options.full &&
+    (last === head || (commentId === undefined && ours.some((r) => r.sha === head)))
+  )
+    return { status: "current", head };
+  if (options.mayRun && !options.mayRun()) return { status: "over-budget" };
+
+  const changes = await loadPullRequestChanges({
+    github: options.github,
+    pulls,
+    pull,
+    since: last,
+    full: options.full,
+    settings: options.settings,
+    tokenCounter: options.assistant.limits.tokenCounter ?? UTF8_TOKEN_BOUND,
+  });
+  const { reviewed, skipped, unlisted } = changes.selection;
+  metrics.reviewFiles.observe({ kind: "review", outcome: "reviewed" }, reviewed.length);
+  metrics.reviewFiles.observe({ kind: "review", outcome: "skipped" }, skipped.length + unlisted);
+  if (changes.since && reviewed.length === 0 && skipped.length === 0)
+    return { status: "current", head };
+
+  const answer = reviewed.length > 0 ? await askModel(options, pull, changes) : undefined;
+  const placement = placeComments({
+    drafts: answer?.drafts ?? [],
+    files: new Map(reviewed.map((r) => [r.file.filename, r.hunks])),
+    maxComments: options.settings.max_comments,
+  });
+  countComments(options, placement, answer?.malformed ?? 0);
+
+  // Pinned to the analysed head: a review of a head that has moved on is not posted at all.
+  const now = (await pulls.getPullRequest(number)).headSha;
+  if (now !== head) {
+    log.info({ analysed: head, head: now }, "review not posted: the head moved during the review");
+    return { status: "stale", analysed: head, head: now };
+  }
+  const body = renderReviewBody(pull, changes, answer?.verdict, placement.dropped.length);
+  const posted = await postReview(options, pull, body, placement.placed);
+  log.info(
+    {
+      head,
+      reviewed: reviewed.length,
+      skipped: skipped.length + unlisted,
+      comments: posted.comments,
+    },
+    "review posted",
+  );
+  return {
+    status: "posted",
+    url: posted.url,
+    head,
+    reviewed: reviewed.length,
+    skipped: skipped.length + unlisted,
+    comments: posted.comments,
+  };
+}
+
+async function askModel(
+  options: ReviewPullRequestOptions,
+  pull: PullRequestInfo,
+  changes: PullRequestChanges,
+) {
+  const { assistant, log } = options;
+  const setup = await prepareRun(assistant, options.github, log);
+  const prompt = await assistant.prompts.render("review", {
+    ...renderChangesForPrompt(pull, changes, setup.fence),
+    max_comments: String(options.settings.max_comments),
+  });
+  // No tools: the review reads the diff it is given, within its budget, in one call.
+  const result = await runAgent({
+    model: assistant.model,
+    messages: [setup.system, new HumanMessage(prompt)],
+    tools: [],
+    toolContext: undefined,
+    fence: setup.fence,
+    limits: assistant.limits,
+    finalNote: setup.finalNote,
+    metrics: assistant.metrics,
+    log,
+    account: assistant.account,
+    kind: "review",
+  });
+  const answer = parseReviewAnswer(result.text);
+  if (!answer.structured) log.warn("the review answer was not the JSON asked for; posted as text");
+  return answer;
+}
+
+function countComments(
+  options: ReviewPullRequestOptions,
+  placement: ReturnType<typeof placeComments>,
+  malformed: number,
+): void {
+  const counter = options.assistant.metrics.reviewComments;
+  counter.inc({ outcome: "posted" }, placement.placed.length);
+  for (const { reason } of placement.dropped) counter.inc({ outcome: reason.replaceAll("-", "_") });
+  if (malformed > 0) counter.inc({ outcome: "malformed" }, malformed);
+  if (placement.suggestionsDropped > 0)
+    counter.inc({ outcome: "suggestion_dropped" }, placement.suggestionsDropped);
+}
+
+function renderReviewBody(
+  pull: PullRequestInfo,
+  changes: PullRequestChanges,
+  verdict: string | undefined,
+  dropped: number,
+): string {
+  const parts = [
+    `**Talos review** of \`${shortSha(pull.headSha)}\`, covering ${describeScope(changes, "post")}.`,
+    verdict ||
+      (changes.selection.reviewed.length === 0
+        ? "No file's diff could be read within the limits below, so there is nothing to say about the code."
+        : "(The model gave no verdict.)"),
+  ];
+  const notReviewed = renderNotReviewed(changes);
+  if (notReviewed) parts.push(notReviewed);
+  if (dropped > 0)
+    parts.push(
+      `_${dropped} more inline ${dropped === 1 ? "comment was" : "comments were"} left out: not on a line of this diff, or over \`review.max_comments\`._`,
+    );
+  return parts.join("\n\n");
+}
+
+/**
+ * Creates the review. Every text goes through `toSafeMarkdown`. GitHub refusing an inline
+ * comment (422) after the diff check passed means the diff changed under us: the review is then
+ * posted without its inline comments rather than lost.
+ */
+async function postReview(
+  options: ReviewPullRequestOptions,
+  pull: PullRequestInfo,
+  body: string,
+  placed: PlacedComment[],
+): Promise<{ url: string; comments: number }> {
+  const { pulls, markdown, github, number, commentId } = options;
+  const scope = {
+    repo: `${github.repo.owner}/${github.repo.repo}`,
+    references: [...new Set([number, ...github.retrieved])],
+  };
+  const marker = reviewMarker(pull.headSha, commentId);
+  const comments: NewReviewComment[] = [];
+  for (const { severity: _severity, ...comment } of placed)
+    comments.push({ ...comment, body: await markdown.toSafeMarkdown(comment.body, scope) });
+  const safeBody = await markdown.toSafeMarkdown(body, scope);
+  try {
+    const review = await pulls.createReview(number, {
+      commitId: pull.headSha,
+      body: withMarker(safeBody, marker),
+      comments,
+    });
+    return { url: review.url, comments: comments.length };
+  } catch (error) {
+    if ((error as { status?: number }).status !== 422 || comments.length === 0) throw error;
+    options.log.warn(
+      { err: error },
+      "GitHub refused the inline comments; posting the review without them",
+    );
+    const note = await markdown.toSafeMarkdown(
+      `_GitHub refused this review's ${comments.length} inline comments (the diff changed while it was written)._`,
+      scope,
+    );
+    const review = await pulls.createReview(number, {
+      commitId: pull.headSha,
+      body: withMarker(`${safeBody}\n\n${note}`, marker),
+      comments: [],
+    });
+    return { url: review.url, comments: 0 };
+  }
+}
