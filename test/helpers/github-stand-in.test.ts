@@ -1,7 +1,13 @@
 import { createPublicKey, createSign, generateKeyPairSync } from "node:crypto";
 import { ProbotOctokit } from "probot";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
-import { startGitHubStandIn, type GitHubStandIn, type StandInOptions } from "./github-stand-in.js";
+import {
+  startGitHubStandIn,
+  type GitHubStandIn,
+  type StandInOptions,
+  type StandInPull,
+  type StandInPullFile,
+} from "./github-stand-in.js";
 import { TEST_APP_ID, TEST_PRIVATE_KEY } from "./test-app.js";
 
 const HELLO = "Codertocat/Hello-World";
@@ -550,6 +556,239 @@ describe("the GitHub stand-in", () => {
         { name: "bug" },
         { name: "question" },
       ]);
+    });
+  });
+
+  describe("pull requests", () => {
+    const HEAD = "6dcb09b5b57875f334f61aebed695e2e4193db5e";
+    const BASE = "9049f1265b7d61be4a8904a9a27120d2064dab3b";
+    // Lines 10-12 and 40-41 of the new file are on the diff, in two hunks.
+    const PATCH = [
+      "@@ -10,2 +10,3 @@ function save() {",
+      "   const file = open();",
+      "-  write(file);",
+      "+  write(file, { sync: true });",
+      "+  close(file);",
+      "@@ -38,1 +40,2 @@ function load() {",
+      "   return read();",
+      "+  // cached",
+    ].join("\n");
+    const file = (i: number, patch = PATCH): StandInPullFile => ({
+      filename: `src/file-${i}.ts`,
+      status: "modified",
+      additions: 3,
+      deletions: 1,
+      changes: 4,
+      patch,
+    });
+    const pull = (files: StandInPullFile[], extra: Partial<StandInPull> = {}): StandInPull => ({
+      number: 7,
+      title: "Sync writes",
+      body: "Fixes #1",
+      state: "open",
+      draft: false,
+      user: { login: "octocat" },
+      head: { sha: HEAD, ref: "sync-writes" },
+      base: { sha: BASE, ref: "main" },
+      files,
+      ...extra,
+    });
+    const PULL = `/repos/${HELLO}/pulls/7`;
+    const comment = { path: "src/file-1.ts", line: 11, side: "RIGHT", body: "Close it too?" };
+
+    it("serves a pull request, and the issue it also is", async () => {
+      github.setPull(HELLO, pull([file(1), file(2)], { draft: true }));
+      const res = await call("GET", PULL);
+      expect(res.status).toBe(200);
+      expect(await res.json()).toMatchObject({
+        number: 7,
+        title: "Sync writes",
+        body: "Fixes #1",
+        state: "open",
+        draft: true,
+        user: { login: "octocat", type: "User" },
+        html_url: `https://github.com/${HELLO}/pull/7`,
+        head: { sha: HEAD, ref: "sync-writes" },
+        base: { sha: BASE, ref: "main" },
+        changed_files: 2,
+        additions: 6,
+        deletions: 2,
+      });
+      expect((await call("GET", `/repos/${HELLO}/pulls/8`)).status).toBe(404);
+
+      const issue = await call("GET", `/repos/${HELLO}/issues/7`);
+      expect(await issue.json()).toMatchObject({
+        number: 7,
+        html_url: `https://github.com/${HELLO}/pull/7`,
+        pull_request: { url: `${github.url}${PULL}` },
+      });
+      const token = `token ${await tokenOf(2)}`;
+      const posted = await call("POST", `/repos/${HELLO}/issues/7/comments`, token, { body: "hi" });
+      expect(posted.status).toBe(201);
+      expect(github.comments.get(`${HELLO}#7`)?.map((c) => c.body)).toEqual(["hi"]);
+    });
+
+    it("lists 350 files in 4 pages of 100, and never more than GitHub's 3,000", async () => {
+      const files = Array.from({ length: 350 }, (_, i) => file(i));
+      github.setPull(HELLO, pull(files));
+      const first = await call("GET", `${PULL}/files?per_page=100`);
+      expect(first.headers.get("link")).toBe(
+        `<${github.url}${PULL}/files?per_page=100&page=2>; rel="next", ` +
+          `<${github.url}${PULL}/files?per_page=100&page=4>; rel="last"`,
+      );
+      const client = octokit(await tokenOf(2));
+      const listed = await client.paginate(client.rest.pulls.listFiles, {
+        owner: "Codertocat",
+        repo: "Hello-World",
+        pull_number: 7,
+        per_page: 100,
+      });
+      expect(listed.map((f) => f.filename)).toEqual(files.map((f) => f.filename));
+      expect(listed[0]).toEqual(files[0]);
+      const pages = github.requests.filter((r) => r.path === `${PULL}/files`).map((r) => r.query);
+      expect(pages.slice(1)).toEqual([
+        "?per_page=100",
+        "?per_page=100&page=2",
+        "?per_page=100&page=3",
+        "?per_page=100&page=4",
+      ]);
+      expect(github.count("GET", `${PULL}/files`)).toBe(5);
+
+      github.setPull(HELLO, pull(Array.from({ length: 3_050 }, (_, i) => file(i))));
+      expect(await (await call("GET", PULL)).json()).toMatchObject({ changed_files: 3_050 });
+      const capped = await client.paginate(client.rest.pulls.listFiles, {
+        owner: "Codertocat",
+        repo: "Hello-World",
+        pull_number: 7,
+        per_page: 100,
+      });
+      expect(capped).toHaveLength(3_000);
+    });
+
+    it("compares two commits, 300 files at most, all on the first page", async () => {
+      const files = Array.from({ length: 350 }, (_, i) => file(i));
+      github.setComparison(HELLO, BASE, HEAD, { status: "ahead", files });
+      const compare = `/repos/${HELLO}/compare/${BASE}...${HEAD}`;
+      const res = await call("GET", compare);
+      expect(res.status).toBe(200);
+      const body = (await res.json()) as { files: StandInPullFile[] };
+      expect(body).toMatchObject({
+        status: "ahead",
+        ahead_by: 1,
+        behind_by: 0,
+        total_commits: 1,
+        commits: [],
+        merge_base_commit: { sha: BASE },
+      });
+      expect(body.files).toHaveLength(300);
+      // Paging parameters page the commits; the files stay on page 1.
+      const paged = async (query: string) =>
+        ((await (await call("GET", `${compare}${query}`)).json()) as typeof body).files.length;
+      expect(await paged("?per_page=1&page=1")).toBe(300);
+      expect(await paged("?per_page=1&page=2")).toBe(0);
+
+      const client = octokit(await tokenOf(2));
+      const { data } = await client.rest.repos.compareCommitsWithBasehead({
+        owner: "codertocat",
+        repo: "hello-world",
+        basehead: `${BASE}...${HEAD}`,
+      });
+      expect(data.status).toBe("ahead");
+    });
+
+    it("answers 404 to a comparison from a commit it does not have", async () => {
+      github.setComparison(HELLO, BASE, HEAD, { status: "ahead", files: [file(1)] });
+      const res = await call("GET", `/repos/${HELLO}/compare/${"0".repeat(40)}...${HEAD}`);
+      expect(res.status).toBe(404);
+      expect(await res.json()).toEqual({ message: "Not Found" });
+      expect((await call("GET", `/repos/${OTHER}/compare/${BASE}...${HEAD}`)).status).toBe(404);
+    });
+
+    it("creates reviews with an installation token, and lists them", async () => {
+      github.setPull(HELLO, pull([file(1), file(2)]));
+      const review = {
+        commit_id: HEAD,
+        body: "Two notes.",
+        event: "COMMENT",
+        comments: [
+          comment,
+          { path: "src/file-2.ts", start_line: 10, line: 12, side: "RIGHT", body: "Range." },
+          { path: "src/file-2.ts", line: 11, side: "LEFT", body: "Removed line." },
+        ],
+      };
+      const anonymous = await call("POST", `${PULL}/reviews`, undefined, review);
+      expect(anonymous.status).toBe(401);
+
+      const token = await tokenOf(2);
+      const res = await call("POST", `${PULL}/reviews`, `token ${token}`, review);
+      expect(res.status).toBe(200);
+      const created = (await res.json()) as { id: number };
+      expect(created).toEqual({
+        id: expect.any(Number),
+        user: { login: "talos-bot[bot]", type: "Bot" },
+        body: "Two notes.",
+        state: "COMMENTED",
+        commit_id: HEAD,
+        html_url: `https://github.com/${HELLO}/pull/7#pullrequestreview-${created.id}`,
+        submitted_at: expect.any(String),
+      });
+      expect(github.reviews.get(`${HELLO}#7`)?.[0]?.comments).toEqual(review.comments);
+      // Without commit_id, the head; without an event, a pending review.
+      const pending = await call("POST", `${PULL}/reviews`, `token ${token}`, { body: "Draft." });
+      const pendingJson = (await pending.json()) as Record<string, unknown>;
+      expect(pendingJson).toMatchObject({ state: "PENDING", commit_id: HEAD });
+      expect(pendingJson).not.toHaveProperty("submitted_at");
+
+      const client = octokit(token);
+      const listed = await client.paginate(client.rest.pulls.listReviews, {
+        owner: "Codertocat",
+        repo: "Hello-World",
+        pull_number: 7,
+        per_page: 1,
+      });
+      expect(listed.map((r) => [r.id, r.state, r.body])).toEqual([
+        [created.id, "COMMENTED", "Two notes."],
+        [pendingJson.id, "PENDING", "Draft."],
+      ]);
+      expect(github.count("GET", `${PULL}/reviews`)).toBe(2);
+      expect(github.count("POST", `${PULL}/reviews`)).toBe(3);
+      expect(github.writes().map((w) => `${w.method} ${w.path} ${w.status}`)).toEqual([
+        `POST ${PULL}/reviews 401`,
+        `POST ${PULL}/reviews 200`,
+        `POST ${PULL}/reviews 200`,
+      ]);
+      expect((await call("GET", `/repos/${HELLO}/pulls/8/reviews`)).status).toBe(404);
+    });
+
+    it("refuses a review whose comment is off the pull request's diff with 422", async () => {
+      github.setPull(HELLO, pull([file(1), { ...file(2), patch: undefined }]));
+      const token = `token ${await tokenOf(2)}`;
+      const refused = async (inline: Record<string, unknown>) => {
+        const res = await call("POST", `${PULL}/reviews`, token, {
+          event: "COMMENT",
+          body: "Notes.",
+          comments: [comment, { body: "Note.", ...inline }],
+        });
+        expect(res.status, JSON.stringify(inline)).toBe(422);
+        return ((await res.json()) as { errors: string[] }).errors;
+      };
+      expect(await refused({ path: "README.md", line: 1 })).toEqual(["Path could not be resolved"]);
+      const lineErrors = ["Line could not be resolved"];
+      // A line outside the hunks, on either side, and a range across two hunks.
+      expect(await refused({ path: "src/file-1.ts", line: 20 })).toEqual(lineErrors);
+      expect(await refused({ path: "src/file-1.ts", line: 12, side: "LEFT" })).toEqual(lineErrors);
+      expect(await refused({ path: "src/file-1.ts", start_line: 12, line: 41 })).toEqual(
+        lineErrors,
+      );
+      // A file without a patch (binary, or too large) has no line to comment on.
+      expect(await refused({ path: "src/file-2.ts", line: 1 })).toEqual(lineErrors);
+      expect(github.reviews.size).toBe(0);
+
+      const ok = await call("POST", `${PULL}/reviews`, token, {
+        event: "COMMENT",
+        comments: [{ path: "src/file-1.ts", position: 7, body: "Last line of the diff." }],
+      });
+      expect(ok.status).toBe(200);
     });
   });
 });

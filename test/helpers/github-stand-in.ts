@@ -5,7 +5,8 @@ import type { AddressInfo } from "node:net";
 /**
  * A small in-process GitHub REST API for end-to-end runs and benchmarks: enough for Talos to
  * authenticate, read repositories, config, labels, issues and comments, search issues, react and
- * comment. It serves both `/` and GHES's `/api/v3` prefix, answers conditional GETs with 304,
+ * comment, and pull requests: their files, comparisons between commits, and reviews. It serves
+ * both `/` and GHES's `/api/v3` prefix, answers conditional GETs with 304,
  * sends rate-limit headers per token (304s are free, as on GitHub), keeps what was written,
  * records every request, and can be told to fail a request.
  *
@@ -48,6 +49,60 @@ export interface StandInIssue {
   pull_request?: object;
 }
 
+export interface StandInPull {
+  number: number;
+  title: string;
+  body: string;
+  state: "open" | "closed";
+  draft: boolean;
+  user: { login: string; type?: "User" | "Bot" };
+  head: { sha: string; ref: string };
+  base: { sha: string; ref: string };
+  /** The pull request's files as `pulls/{n}/files` lists them; all of them, past 3,000 too. */
+  files: StandInPullFile[];
+}
+
+export interface StandInPullFile {
+  filename: string;
+  status: string;
+  additions: number;
+  deletions: number;
+  changes: number;
+  /** The unified diff of the file; none for a binary or very large file, as on GitHub. */
+  patch?: string;
+  previous_filename?: string;
+}
+
+export interface StandInComparison {
+  status: "ahead" | "behind" | "diverged" | "identical";
+  files: StandInPullFile[];
+}
+
+/** An inline comment of a review, as it was posted. */
+export interface StandInReviewComment {
+  path: string;
+  body: string;
+  line?: number;
+  side?: string;
+  start_line?: number;
+  start_side?: string;
+  position?: number;
+}
+
+export interface StandInReview {
+  id: number;
+  user: { login: string; type: string };
+  body: string;
+  /** COMMENTED, APPROVED, CHANGES_REQUESTED, or PENDING when no event was given. */
+  state: string;
+  commit_id: string;
+  html_url: string;
+  /** Absent on a pending review, as on GitHub. */
+  submitted_at?: string;
+  /** Not part of GitHub's review JSON (it lists them at `reviews/{id}/comments`). */
+  comments: StandInReviewComment[];
+}
+
 /** A repository label: a name alone (no description), or a name and its description. */
 export type StandInLabel = string | { name: string; description: string | null };
 
@@ -82,12 +137,21 @@ export interface GitHubStandIn {
   issues: Map<string, StandInIssue>;
   /** `owner/repo#number` → comments. */
   comments: Map<string, StandInComment[]>;
+  /** `owner/repo#number` → pull request; `setPull` keeps `issues` in step. */
+  pulls: Map<string, StandInPull>;
+  /** `owner/repo:base...head` → comparison; any other comparison is a 404. */
+  comparisons: Map<string, StandInComparison>;
+  /** `owner/repo#number` → the reviews posted, oldest first. */
+  reviews: Map<string, StandInReview[]>;
   reactions: Array<{ repo: string; commentId: number; content: string }>;
   /** The rate-limit headers of the last response, per token. */
   lastRateLimit: Map<string, Record<string, string>>;
   /** Installation tokens issued so far → the installation each belongs to. */
   tokens: Map<string, number>;
   setFile(repo: string, path: string, text: string | undefined): void;
+  /** Adds or replaces pull request `repo#number`, and its issue (whose labels are kept). */
+  setPull(repo: string, pull: StandInPull): void;
+  setComparison(repo: string, base: string, head: string, comparison: StandInComparison): void;
   /** Appends a comment to `repo#number` with a fresh id, and returns it. */
   addComment(repo: string, number: number, comment: NewComment): StandInComment;
   failNext(failure: InjectedFailure): void;
@@ -145,6 +209,16 @@ type Caller =
 
 const JWT_ERROR = { message: "A JSON web token could not be decoded" };
 const BAD_CREDENTIALS = { message: "Bad credentials" };
+// https://docs.github.com/en/rest/pulls/pulls#list-pull-requests-files
+const MAX_PULL_FILES = 3_000;
+// Paged or not, a comparison lists at most 300 files, all on its first page; paging parameters
+// page its commits. https://docs.github.com/en/rest/commits/commits#compare-two-commits
+const MAX_COMPARED_FILES = 300;
+const REVIEW_STATES: Record<string, string> = {
+  APPROVE: "APPROVED",
+  REQUEST_CHANGES: "CHANGES_REQUESTED",
+  COMMENT: "COMMENTED",
+};
 const SEARCH_FORBIDDEN =
   "The listed users and repositories cannot be searched either because the resources do not exist or you do not have permission to view them.";
 
@@ -160,6 +234,9 @@ export async function startGitHubStandIn(options: StandInOptions = {}): Promise<
   const labels = new Map<string, StandInLabel[]>();
   const issues = new Map<string, StandInIssue>();
   const comments = new Map<string, StandInComment[]>();
+  const pulls = new Map<string, StandInPull>();
+  const comparisons = new Map<string, StandInComparison>();
+  const reviews = new Map<string, StandInReview[]>();
   const reactions: GitHubStandIn["reactions"] = [];
   const tokens = new Map<string, number>();
   const used = new Map<string, number>();
@@ -208,6 +285,94 @@ export async function startGitHubStandIn(options: StandInOptions = {}): Promise<
 
   function commentsKey(repo: string, number: string | number) {
     return repoKey(comments, `${repo}#${number}`);
+  }
+
+  function pullOf(repo: string, number: string | number): StandInPull | undefined {
+    return pulls.get(repoKey(pulls, `${repo}#${number}`));
+  }
+
+  function pullJson(repo: string, pull: StandInPull, base: string) {
+    const owner = repo.slice(0, repo.indexOf("/"));
+    const branch = (b: { sha: string; ref: string }) => ({
+      label: `${owner}:${b.ref}`,
+      ref: b.ref,
+      sha: b.sha,
+      repo: { name: repo.slice(owner.length + 1), full_name: repo, owner: { login: owner } },
+    });
+    const issue = issues.get(repoKey(issues, `${repo}#${pull.number}`));
+    return {
+      url: `${base}/repos/${repo}/pulls/${pull.number}`,
+      id: 1_000_000 + pull.number,
+      number: pull.number,
+      state: pull.state,
+      title: pull.title,
+      body: pull.body,
+      draft: pull.draft,
+      user: { login: pull.user.login, type: pull.user.type ?? "User" },
+      labels: (issue?.labels ?? []).map((l) => labelJson(repo, l.name)),
+      html_url: `https://github.com/${repo}/pull/${pull.number}`,
+      issue_url: `${base}/repos/${repo}/issues/${pull.number}`,
+      head: branch(pull.head),
+      base: branch(pull.base),
+      merged: false,
+      // GitHub counts every file here, past the 3,000 that `pulls/{n}/files` lists.
+      changed_files: pull.files.length,
+      additions: pull.files.reduce((sum, f) => sum + f.additions, 0),
+      deletions: pull.files.reduce((sum, f) => sum + f.deletions, 0),
+      commits: 1,
+    };
+  }
+
+  function reviewJson(review: StandInReview) {
+    const json: Partial<StandInReview> = { ...review };
+    delete json.comments;
+    return json;
+  }
+
+  function comparisonOf(repo: string, base: string, head: string) {
+    for (const [key, comparison] of comparisons) {
+      const at = key.indexOf(":");
+      if (sameRepo(key.slice(0, at), repo) && key.slice(at + 1) === `${base}...${head}`)
+        return comparison;
+    }
+    return undefined;
+  }
+
+  /** `POST pulls/{n}/reviews`: GitHub's 422 when an inline comment is not on the diff. */
+  function createReview(repo: string, pull: StandInPull, body: unknown): RouteResult {
+    const given = (body ?? {}) as {
+      commit_id?: string;
+      body?: string;
+      event?: string;
+      comments?: StandInReviewComment[];
+    };
+    if (given.event !== undefined && !(given.event in REVIEW_STATES)) {
+      const allowed = Object.keys(REVIEW_STATES)
+        .map((e) => `"${e}"`)
+        .join(", ");
+      const message = `Invalid request.\n\nFor 'properties/event', "${given.event}" is not one of [${allowed}].`;
+      return { status: 422, body: { message } };
+    }
+    for (const comment of given.comments ?? []) {
+      const problem = unresolved(pull, comment);
+      if (problem)
+        return { status: 422, body: { message: "Unprocessable Entity", errors: [problem] } };
+    }
+    const key = repoKey(reviews, `${repo}#${pull.number}`);
+    const id = nextId++;
+    const state = given.event === undefined ? "PENDING" : REVIEW_STATES[given.event]!;
+    const review: StandInReview = {
+      id,
+      user: { login: botLogin, type: "Bot" },
+      body: given.body ?? "",
+      state,
+      commit_id: given.commit_id ?? pull.head.sha,
+      html_url: `https://github.com/${repo}/pull/${pull.number}#pullrequestreview-${id}`,
+      ...(state === "PENDING" ? {} : { submitted_at: now() }),
+      comments: given.comments ?? [],
+    };
+    reviews.set(key, [...(reviews.get(key) ?? []), review]);
+    return { status: 200, body: reviewJson(review) };
   }
 
   const routes: Array<[string, RegExp, Route]> = [
@@ -372,6 +537,70 @@ export async function startGitHubStandIn(options: StandInOptions = {}): Promise<
         }
         // The answer is the issue's labels now, all of them.
         return { status: 200, body: issue.labels.map((l) => labelJson(repoOf(m), l.name)) };
+      },
+    ],
+    [
+      "GET",
+      /^\/repos\/([^/]+)\/([^/]+)\/pulls\/(\d+)$/,
+      (m, _body, _query, _accept, context) => {
+        const pull = pullOf(repoOf(m), m[3]!);
+        return pull ? { status: 200, body: pullJson(repoOf(m), pull, context.base) } : notFound;
+      },
+    ],
+    [
+      "GET",
+      /^\/repos\/([^/]+)\/([^/]+)\/pulls\/(\d+)\/files$/,
+      (m, _body, query, _accept, context) => {
+        const pull = pullOf(repoOf(m), m[3]!);
+        if (!pull) return notFound;
+        return paginate(pull.files.slice(0, MAX_PULL_FILES), query, context);
+      },
+    ],
+    [
+      "GET",
+      /^\/repos\/([^/]+)\/([^/]+)\/compare\/(.+?)\.\.\.(.+)$/,
+      (m, _body, query, _accept, context) => {
+        const [base, head] = [decodeURIComponent(m[3]!), decodeURIComponent(m[4]!)];
+        const comparison = comparisonOf(repoOf(m), base, head);
+        // GitHub's answer for a commit it does not have, after a force-push say.
+        if (!comparison) return notFound;
+        const ahead = comparison.status === "ahead" || comparison.status === "diverged" ? 1 : 0;
+        const behind = comparison.status === "behind" || comparison.status === "diverged" ? 1 : 0;
+        // Paging parameters page the commits (none here): later pages list no files.
+        const page = clamp(query.get("page"), 1, Infinity);
+        const commits = paginate([], query, context);
+        return {
+          ...commits,
+          body: {
+            url: `${context.base}/repos/${repoOf(m)}/compare/${base}...${head}`,
+            html_url: `https://github.com/${repoOf(m)}/compare/${base}...${head}`,
+            status: comparison.status,
+            ahead_by: ahead,
+            behind_by: behind,
+            total_commits: ahead,
+            base_commit: { sha: base },
+            merge_base_commit: { sha: base },
+            commits: [],
+            files: page === 1 ? comparison.files.slice(0, MAX_COMPARED_FILES) : [],
+          },
+        };
+      },
+    ],
+    [
+      "GET",
+      /^\/repos\/([^/]+)\/([^/]+)\/pulls\/(\d+)\/reviews$/,
+      (m, _body, query, _accept, context) => {
+        if (!pullOf(repoOf(m), m[3]!)) return notFound;
+        const list = reviews.get(repoKey(reviews, `${repoOf(m)}#${m[3]}`)) ?? [];
+        return paginate(list.map(reviewJson), query, context);
+      },
+    ],
+    [
+      "POST",
+      /^\/repos\/([^/]+)\/([^/]+)\/pulls\/(\d+)\/reviews$/,
+      (m, body) => {
+        const pull = pullOf(repoOf(m), m[3]!);
+        return pull ? createReview(repoOf(m), pull, body) : notFound;
       },
     ],
   ];
@@ -606,14 +835,18 @@ export async function startGitHubStandIn(options: StandInOptions = {}): Promise<
 
   await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
   const { port } = server.address() as AddressInfo;
+  const url = `http://127.0.0.1:${port}`;
   return {
-    url: `http://127.0.0.1:${port}`,
+    url,
     host: `127.0.0.1:${port}`,
     requests,
     files,
     labels,
     issues,
     comments,
+    pulls,
+    comparisons,
+    reviews,
     reactions,
     lastRateLimit,
     tokens,
@@ -623,6 +856,27 @@ export async function startGitHubStandIn(options: StandInOptions = {}): Promise<
       if (text === undefined) repoFiles.delete(path);
       else repoFiles.set(path, text);
       files.set(key, repoFiles);
+    },
+    setPull(repo, pull) {
+      pulls.set(repoKey(pulls, `${repo}#${pull.number}`), pull);
+      const key = repoKey(issues, `${repo}#${pull.number}`);
+      issues.set(key, {
+        number: pull.number,
+        title: pull.title,
+        body: pull.body,
+        state: pull.state,
+        user: { ...pull.user },
+        labels: issues.get(key)?.labels ?? [],
+        pull_request: {
+          url: `${url}/repos/${repo}/pulls/${pull.number}`,
+          html_url: `https://github.com/${repo}/pull/${pull.number}`,
+          diff_url: `https://github.com/${repo}/pull/${pull.number}.diff`,
+          patch_url: `https://github.com/${repo}/pull/${pull.number}.patch`,
+        },
+      });
+    },
+    setComparison(repo, base, head, comparison) {
+      comparisons.set(`${repo}:${base}...${head}`, comparison);
     },
     addComment(repo, number, { body, login, type = "User", created_at }) {
       const key = commentsKey(repo, number);
@@ -736,4 +990,59 @@ function parseSearch(q: string): ParsedSearch {
     }
   }
   return parsed;
+}
+
+/**
+ * Why GitHub would refuse an inline review comment, or undefined: its path must be one of the pull
+ * request's files, and its lines (or its position) on the file's diff, a range within one hunk.
+ * GitHub's wording for a line off the diff is "Line could not be resolved"; the stand-in uses it
+ * for every line it cannot place.
+ */
+function unresolved(pull: StandInPull, comment: StandInReviewComment): string | undefined {
+  const file = pull.files.find((f) => f.filename === comment.path);
+  if (!file) return "Path could not be resolved";
+  const diff = diffLines(file.patch ?? "");
+  const unplaced = "Line could not be resolved";
+  if (comment.line === undefined) {
+    const { position } = comment;
+    return position === undefined || (position >= 1 && position <= diff.positions)
+      ? undefined
+      : unplaced;
+  }
+  const hunkOf = (line: number, side = "RIGHT") =>
+    (side === "LEFT" ? diff.left : diff.right).get(line);
+  const hunk = hunkOf(comment.line, comment.side);
+  if (hunk === undefined) return unplaced;
+  if (comment.start_line === undefined) return undefined;
+  const startHunk = hunkOf(comment.start_line, comment.start_side ?? comment.side);
+  return startHunk === hunk && comment.start_line < comment.line ? undefined : unplaced;
+}
+
+/**
+ * The lines a unified diff shows, by side, each with the hunk it is in; and how many positions
+ * the diff has: its lines below the first hunk header, later hunk headers included.
+ */
+function diffLines(patch: string) {
+  const right = new Map<number, number>();
+  const left = new Map<number, number>();
+  let oldLine = 0;
+  let newLine = 0;
+  let hunk = -1;
+  let positions = -1;
+  for (const line of patch ? patch.replace(/\n$/, "").split("\n") : []) {
+    positions++;
+    const header = /^@@ -(\d+)(?:,\d+)? \+(\d+)(?:,\d+)? @@/.exec(line);
+    if (header) {
+      oldLine = Number(header[1]);
+      newLine = Number(header[2]);
+      hunk++;
+    } else if (line.startsWith("+")) right.set(newLine++, hunk);
+    else if (line.startsWith("-")) left.set(oldLine++, hunk);
+    // "\ No newline at end of file" is neither side's line.
+    else if (!line.startsWith("\\")) {
+      right.set(newLine++, hunk);
+      left.set(oldLine++, hunk);
+    }
+  }
+  return { right, left, positions: Math.max(0, positions) };
 }
