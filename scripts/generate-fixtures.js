@@ -144,11 +144,11 @@ const smallFiles = [
 ];
 const manyFiles = [];
 for (let i = 0; i < 150; i++)
-  manyFiles.push(modified(`src/module-${String(i).padStart(3, "0")}.ts`, 30));
+  manyFiles.push(modified(`src/module-${String(i).padStart(3, "0")}.ts`, 1));
 for (let i = 0; i < 100; i++)
-  manyFiles.push(modified(`test/module-${String(i).padStart(3, "0")}.test.ts`, 20));
+  manyFiles.push(modified(`test/module-${String(i).padStart(3, "0")}.test.ts`, 1));
 for (let i = 0; i < 60; i++)
-  manyFiles.push(modified(`docs/page-${String(i).padStart(2, "0")}.md`, 10));
+  manyFiles.push(modified(`docs/page-${String(i).padStart(2, "0")}.md`, 1));
 for (let i = 0; i < 34; i++) manyFiles.push(modified(`vendor/lib-${i}/index.js`, 40));
 manyFiles.push(modified("package-lock.json", 400));
 manyFiles.push({

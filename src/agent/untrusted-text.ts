@@ -104,6 +104,11 @@ export interface Fence {
   readonly tag: string;
   wrap(source: string, text: string): string;
   /**
+   * For code (a diff): shown as GitHub shows it, so markup is kept and nothing is cut by
+   * characters (the caller bounds it in tokens); invisible characters, secrets and the tag go.
+   */
+  wrapCode(source: string, text: string): string;
+  /**
    * The same fence (same tag), whose texts are cut, once cleaned, to `maxTokens` each, a note
    * saying so included.
    */
@@ -121,13 +126,18 @@ export function createFence(
 ): Fence {
   const tag = `untrusted-${random()}`;
   const strip = (text: string) => scrub(cleanUntrustedText(text)).split(tag).join("");
+  const label = (source: string) =>
+    strip(source.slice(0, 400))
+      .slice(0, 200)
+      .replace(/["<>\n]/g, " ");
   const fence = (cut: (text: string) => string): Fence => ({
     tag,
     wrap(source, text) {
-      const label = strip(source.slice(0, 400))
-        .slice(0, 200)
-        .replace(/["<>\n]/g, " ");
-      return `<${tag} source="${label}">\n${cut(strip(text))}\n</${tag}>`;
+      return `<${tag} source="${label(source)}">\n${cut(strip(text))}\n</${tag}>`;
+    },
+    wrapCode(source, text) {
+      const code = scrub(stripInvisible(text.replace(/\r\n?/g, "\n"))).split(tag).join("");
+      return `<${tag} source="${label(source)}">\n${cut(code)}\n</${tag}>`;
     },
     bounded: (maxTokens, counter) => fence((text) => cutToTokens(text, maxTokens, counter)),
   });

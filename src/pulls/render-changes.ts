@@ -36,7 +36,7 @@ export function renderChangesForPrompt(
     scope: describeScope(changes, "prompt"),
     diff:
       reviewed.length > 0
-        ? fence.wrap("pull request diff", reviewed.map((r) => r.text).join("\n\n"))
+        ? fence.wrapCode("pull request diff", reviewed.map((r) => r.text).join("\n\n"))
         : "(No file's diff is shown: see the list of files not shown below.)",
     not_reviewed:
       notShown.length > 0
