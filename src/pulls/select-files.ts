@@ -1,0 +1,177 @@
+import { classifyFile, FILE_CATEGORIES } from "./classify-file.js";
+import type { FileCategory, GitAttributes } from "./classify-file.js";
+import { matchGlob } from "./match-glob.js";
+import { isDeleteOnly, parsePatch } from "./parse-patch.js";
+import type { Hunk } from "./parse-patch.js";
+import type { PullRequestFile } from "./pull-request-file.js";
+
+export interface ReviewInput {
+  file: PullRequestFile;
+  category: FileCategory;
+  /** The hunks that add something: delete-only hunks are removed. */
+  hunks: Hunk[];
+  /** The file as the prompt shows it: renderFileDiff(file, hunks). */
+  text: string;
+  tokens: number;
+}
+
+export type SkipReason =
+  | "ignored"
+  | "removed"
+  | "deletions-only"
+  | "no-patch"
+  | "over-budget"
+  | "over-file-limit"
+  | "unchanged";
+
+export interface FileSelection {
+  /** In the order of review: code, test, docs, generated; GitHub's order within each. */
+  reviewed: ReviewInput[];
+  /** Every other file, in GitHub's order. */
+  skipped: Array<{ path: string; reason: SkipReason; category?: FileCategory }>;
+}
+
+export interface SelectFilesOptions {
+  files: readonly PullRequestFile[];
+  /** Tokens for all the rendered files together. */
+  maxTokens: number;
+  /** TokenCounter.countTokens: counting stops once it passes `limit`. */
+  countTokens: (text: string, limit?: number) => number;
+  /** The `review.ignore` globs. */
+  ignore: readonly string[];
+  attributes: GitAttributes;
+  /** Files beyond GitHub's list (a PR with more than 3,000 files): each is reported "over-file-limit". Just a count. */
+  unlisted?: number;
+}
+
+// A line of code longer than this is minified or data: its head tells the model enough.
+const MAX_LINE_CHARS = 500;
+// Line numbers are right-aligned to this width, so the code lines up.
+const LINE_NUMBER_WIDTH = 5;
+const DELETED_PREFIX = `${" ".repeat(LINE_NUMBER_WIDTH + 1)}-`;
+
+/** `text` cut to `max` characters, never inside a surrogate pair, with `…` when cut. */
+function capText(text: string, max: number): string {
+  if (text.length <= max) return text;
+  const code = text.charCodeAt(max - 1);
+  const end = code >= 0xd800 && code <= 0xdbff ? max - 1 : max;
+  return `${text.slice(0, end)}…`;
+}
+
+/**
+ * A path or hunk heading as one line: git allows newlines and other control characters in file
+ * names, and a path that contained one could start lines of its own in the prompt.
+ */
+function escapeControls(text: string): string {
+  return text.replace(
+    // eslint-disable-next-line no-control-regex -- control characters are what it looks for
+    /[\u0000-\u001f\u007f]/g,
+    (char) => `\\x${char.charCodeAt(0).toString(16).padStart(2, "0")}`,
+  );
+}
+
+/**
+ * One file for the model, with the new file's line numbers so that it can cite them:
+ * ```
+ * ### src/a.ts (renamed from src/b.ts)
+ * @@ -10,3 +10,4 @@ function f()
+ *    10  unchanged line
+ *       -removed line
+ *    11 +added line
+ * ```
+ */
+export function renderFileDiff(file: PullRequestFile, hunks: Hunk[]): string {
+  const renamed =
+    file.previous_filename !== undefined && file.previous_filename !== file.filename
+      ? ` (renamed from ${escapeControls(file.previous_filename)})`
+      : "";
+  // Appended to one string rather than joined from an array: V8 builds it as a rope, where an
+  // array of a long patch's lines lands in the large-object space and makes the cost per line
+  // several times higher past some 16,000 lines.
+  let text = `### ${escapeControls(file.filename)}${renamed}`;
+  for (const hunk of hunks) {
+    text += `\n${escapeControls(capText(hunk.header, MAX_LINE_CHARS))}`;
+    for (const line of hunk.lines) {
+      const content = capText(line.text, MAX_LINE_CHARS);
+      if (line.kind === "delete") {
+        text += `\n${DELETED_PREFIX}${content}`;
+      } else {
+        const number = String(line.newLine ?? "").padStart(LINE_NUMBER_WIDTH);
+        text += `\n${number} ${line.kind === "add" ? "+" : " "}${content}`;
+      }
+    }
+  }
+  return text;
+}
+
+type Triage =
+  { reason: SkipReason; category?: FileCategory } | { category: FileCategory; hunks: Hunk[] };
+
+/** Why a file is not reviewed whatever the budget, or its category and the hunks to review. */
+function triageFile(
+  file: PullRequestFile,
+  ignore: readonly string[],
+  attributes: GitAttributes,
+): Triage {
+  if (ignore.some((glob) => matchGlob(glob, file.filename))) return { reason: "ignored" };
+  const category = classifyFile(file.filename, attributes);
+  if (file.status === "removed") return { reason: "removed", category };
+  const hunks = file.patch ? parsePatch(file.patch) : [];
+  if (hunks.length === 0) {
+    // A rename or a mode change alone has no diff, and nothing to review; an added or modified
+    // file without one is binary or too large, and GitHub reports 0 changes for binaries too.
+    const unchanged =
+      file.status === "unchanged" ||
+      (file.changes === 0 && ["renamed", "copied", "changed"].includes(file.status));
+    return { reason: unchanged ? "unchanged" : "no-patch", category };
+  }
+  const adding = hunks.filter((hunk) => !isDeleteOnly(hunk));
+  if (adding.length === 0) return { reason: "deletions-only", category };
+  return { category, hunks: adding };
+}
+
+/**
+ * The files of a pull request that fit the review's token budget, and why each other one is
+ * left out. Files are taken code first, then tests, docs and generated files, each greedily:
+ * one that does not fit what is left is skipped and the next is still tried, so a huge file
+ * does not keep the smaller ones after it from review.
+ */
+export function selectFiles(options: SelectFilesOptions): FileSelection & { unlisted: number } {
+  const skipped: Array<FileSelection["skipped"][number] & { index: number }> = [];
+  const candidates: Array<{
+    index: number;
+    file: PullRequestFile;
+    category: FileCategory;
+    hunks: Hunk[];
+  }> = [];
+  for (const [index, file] of options.files.entries()) {
+    const triage = triageFile(file, options.ignore, options.attributes);
+    if ("reason" in triage) skipped.push({ index, path: file.filename, ...triage });
+    else candidates.push({ index, file, ...triage });
+  }
+  // Array.prototype.sort is stable: GitHub's order stays within a category.
+  candidates.sort(
+    (a, b) => FILE_CATEGORIES.indexOf(a.category) - FILE_CATEGORIES.indexOf(b.category),
+  );
+  const reviewed: ReviewInput[] = [];
+  let remaining = options.maxTokens;
+  for (const { index, file, category, hunks } of candidates) {
+    const text = renderFileDiff(file, hunks);
+    // One past what is left is enough to know the file does not fit; counting stops there.
+    const tokens = options.countTokens(text, Math.max(remaining, 0) + 1);
+    if (tokens <= remaining) {
+      reviewed.push({ file, category, hunks, text, tokens });
+      remaining -= tokens;
+    } else {
+      skipped.push({ index, path: file.filename, reason: "over-budget", category });
+    }
+  }
+  skipped.sort((a, b) => a.index - b.index);
+  return {
+    reviewed,
+    skipped: skipped.map(({ path, reason, category }) =>
+      category ? { path, reason, category } : { path, reason },
+    ),
+    unlisted: Math.max(0, options.unlisted ?? 0),
+  };
+}
