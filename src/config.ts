@@ -162,8 +162,11 @@ export type CommandName = (typeof COMMAND_NAMES)[number];
 
 export const REPO_CONFIG_PATH = ".github/talos.yml";
 
-/** Work-in-progress titles: `WIP …`, `[WIP] …`, `skip talos …`, any case. */
-export const DEFAULT_IGNORE_TITLE = "^\\[?(wip|skip talos)";
+/**
+ * Work-in-progress titles: `WIP …`, `[WIP] …`, `skip talos …`, any case. The word boundary keeps
+ * "Wipe the cache" from reading as a WIP marker.
+ */
+export const DEFAULT_IGNORE_TITLE = "^\\[?(wip|skip talos)\\b";
 
 /**
  * Titles are anyone's text and the pattern is the config's, so the pattern runs on RE2 (linear

@@ -81,6 +81,37 @@ describe("parseRepoConfig", () => {
     },
   );
 
+  it("pull requests: a mistake never widens which pull requests get automatic work", () => {
+    const defaults = RepoConfigSchema.parse({});
+    expect(defaults.pull_requests).toEqual({
+      enabled: true,
+      ignore_authors: [],
+      ignore_title: "^\\[?(wip|skip talos)\\b",
+    });
+    expect(defaults.review).toMatchObject({ enabled: true, on_push: true, max_comments: 8 });
+
+    // A pattern RE2 cannot compile (a backreference) skips every pull request, not none.
+    const badTitle = parseRepoConfig({ pull_requests: { ignore_title: "(a)\\1" } });
+    expect(badTitle.config.pull_requests.ignore_title).toBe("");
+    expect(badTitle.errors).toEqual([
+      expect.stringContaining(
+        "`pull_requests.ignore_title` is invalid (not a valid regular expression (RE2 syntax))",
+      ),
+    ]);
+    // A dropped login would widen who gets summaries: summaries go off instead.
+    const badAuthor = parseRepoConfig({ pull_requests: { ignore_authors: ["octocat", 42] } });
+    expect(badAuthor.config.pull_requests).toMatchObject({
+      enabled: false,
+      ignore_authors: ["octocat"],
+    });
+    expect(badAuthor.errors).toContainEqual(
+      expect.stringContaining("pull-request summaries are off"),
+    );
+
+    const tooMany = parseRepoConfig({ review: { max_comments: 500, max_tokens: "lots" } });
+    expect(tooMany.config.review).toMatchObject({ max_comments: 0, max_tokens: 1_000 });
+  });
+
   it("has a restrictive fallback for every setting that decides who acts or what runs", () => {
     const defaults = RepoConfigSchema.parse({}) as unknown as Record<
       string,
