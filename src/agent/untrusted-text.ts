@@ -136,7 +136,9 @@ export function createFence(
       return `<${tag} source="${label(source)}">\n${cut(strip(text))}\n</${tag}>`;
     },
     wrapCode(source, text) {
-      const code = scrub(stripInvisible(text.replace(/\r\n?/g, "\n"))).split(tag).join("");
+      const code = scrub(stripInvisible(text.replace(/\r\n?/g, "\n")))
+        .split(tag)
+        .join("");
       return `<${tag} source="${label(source)}">\n${cut(code)}\n</${tag}>`;
     },
     bounded: (maxTokens, counter) => fence((text) => cutToTokens(text, maxTokens, counter)),

@@ -157,7 +157,7 @@ export function createMetrics(): Metrics {
     }),
     reviewComments: new Counter({
       name: "talos_review_comments_total",
-      help: "Inline review comments the model proposed, by outcome: posted, or dropped (not_in_diff, unknown_file, spans_hunks, over_limit, suggestion_dropped counts suggestions removed from kept comments)",
+      help: "Inline review comments the model proposed, by outcome: posted, or dropped (not_in_diff, unknown_file, range_spans_hunks, duplicate, over_limit, malformed; suggestion_dropped counts suggestions removed from kept comments)",
       labelNames: ["outcome"],
       registers,
     }),

@@ -16,7 +16,7 @@ export interface PullRequestChanges {
   fallback?: "force-push" | "too-many-files" | undefined;
   /** What the model reads of the diff, within the token budget, and what it does not. */
   selection: FileSelection & { unlisted: number };
-  /** `.gitattributes` at the head, for telling generated files apart. */
+  /** The base branch's `.gitattributes`, for telling generated files apart. */
   attributes: GitAttributes;
 }
 
@@ -58,7 +58,10 @@ export async function loadPullRequestChanges(
       diffUnlisted = 0;
     }
   }
-  const attributes = parseGitAttributes(await readGitAttributes(github, pull.headSha));
+  // The base branch's `.gitattributes`, which the maintainers wrote: the head's is the pull
+  // request author's, who could mark their own code `linguist-generated` to keep it from review
+  // (or feed the glob matcher patterns built to be slow).
+  const attributes = parseGitAttributes(await readGitAttributes(github, pull.baseRef));
   const selection = selectFiles({
     files: diffFiles,
     maxTokens: settings.max_tokens,
@@ -70,7 +73,7 @@ export async function loadPullRequestChanges(
   return { files: listed.files, unlisted: listed.unlisted, since, fallback, selection, attributes };
 }
 
-/** `.gitattributes` at the head (for `linguist-generated`), or nothing when there is none. */
+/** `.gitattributes` at `ref` (for `linguist-generated`), or nothing when there is none. */
 async function readGitAttributes(github: RepoClient, ref: string): Promise<string> {
   try {
     return (await github.getFile(".gitattributes", ref)).text ?? "";

@@ -222,8 +222,14 @@ async function postReview(
   };
   const marker = reviewMarker(pull.headSha, commentId);
   const comments: NewReviewComment[] = [];
-  for (const { severity: _severity, ...comment } of placed)
-    comments.push({ ...comment, body: await markdown.toSafeMarkdown(comment.body, scope) });
+  for (const { path, line, side, start_line, start_side, body: text } of placed)
+    comments.push({
+      path,
+      line,
+      side,
+      ...(start_line === undefined ? {} : { start_line, start_side }),
+      body: await markdown.toSafeMarkdown(text, scope),
+    });
   const safeBody = await markdown.toSafeMarkdown(body, scope);
   try {
     const review = await pulls.createReview(number, {

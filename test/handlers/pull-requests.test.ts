@@ -98,8 +98,8 @@ function mockStart(scope: Scope, yaml = "review:\n  max_comments: 8\n", identity
   mockRepoConfig(scope, { yaml });
 }
 
-/** What every model run reads: the repository (system prompt) and `.gitattributes` at the head. */
-function mockRunReads(scope: Scope, head: string, gitattributes?: string) {
+/** What every model run reads: the repository (system prompt) and the base's `.gitattributes`. */
+function mockRunReads(scope: Scope, gitattributes?: string) {
   scope.get(REPO).reply(200, {
     full_name: "Codertocat/Hello-World",
     default_branch: "master",
@@ -107,7 +107,7 @@ function mockRunReads(scope: Scope, head: string, gitattributes?: string) {
     archived: false,
     description: "My first repository",
   });
-  const attributes = scope.get(`${REPO}/contents/.gitattributes`).query({ ref: head });
+  const attributes = scope.get(`${REPO}/contents/.gitattributes`).query({ ref: "master" });
   if (gitattributes === undefined) attributes.reply(404, { message: "Not Found" });
   else
     attributes.reply(200, {
@@ -148,7 +148,7 @@ describe("pull-request summaries", () => {
     scope.get(`${REPO}/pulls/2`).reply(200, pull(HEAD_1));
     scope.get(`${REPO}/issues/2/comments`).query({ per_page: "100" }).reply(200, []);
     mockFiles(scope, SMALL);
-    mockRunReads(scope, HEAD_1);
+    mockRunReads(scope);
     const posted: Array<{ body: string }> = [];
     scope.post(`${REPO}/issues/2/comments`, capture(posted)).reply(201, { id: 700 });
 
@@ -205,7 +205,7 @@ describe("pull-request summaries", () => {
       .get(`${REPO}/compare/${HEAD_1}...${HEAD_2}`)
       .query({ per_page: "1", page: "1" })
       .reply(200, PUSH);
-    mockRunReads(scope, HEAD_2);
+    mockRunReads(scope);
     const edited: Array<{ body: string }> = [];
     scope.patch(`${REPO}/issues/comments/700`, capture(edited)).reply(200, { id: 700 });
 
@@ -357,7 +357,7 @@ describe("/talos review", () => {
     scope.get(`${REPO}/pulls/2`).times(2).reply(200, pull(HEAD_1));
     scope.get(`${REPO}/pulls/2/reviews`).query({ per_page: "100" }).reply(200, []);
     mockFiles(scope, SMALL);
-    mockRunReads(scope, HEAD_1);
+    mockRunReads(scope);
     const reviews: any[] = [];
     scope.post(`${REPO}/pulls/2/reviews`, capture(reviews)).reply(200, {
       id: 80,
@@ -413,7 +413,7 @@ describe("/talos review", () => {
     scope.get(`${REPO}/pulls/2`).reply(200, pull(HEAD_1));
     scope.get(`${REPO}/pulls/2/reviews`).query({ per_page: "100" }).reply(200, []);
     mockFiles(scope, SMALL);
-    mockRunReads(scope, HEAD_1);
+    mockRunReads(scope);
     // A push lands during the model's answer.
     scope.get(`${REPO}/pulls/2`).reply(200, pull(HEAD_2));
     scope.get(`${REPO}/issues/2/comments`).query({ per_page: "100", since: /.*/ }).reply(200, []);
@@ -442,7 +442,8 @@ describe("/talos review", () => {
       .reply(200, pull(HEAD_1, { changed_files: 350 }));
     scope.get(`${REPO}/pulls/2/reviews`).query({ per_page: "100" }).reply(200, []);
     mockFiles(scope, MANY);
-    mockRunReads(scope, HEAD_1, "src/generated-*.ts linguist-generated\n");
+    // The base branch marks ten modules as generated: they go after the docs.
+    mockRunReads(scope, "# build output\nsrc/module-14?.ts linguist-generated\n");
     const reviews: any[] = [];
     scope
       .post(`${REPO}/pulls/2/reviews`, capture(reviews))
@@ -454,19 +455,30 @@ describe("/talos review", () => {
     const prompt = String(model.calls[0]!.messages[1]!.content);
     const shown = [...prompt.matchAll(/^### (\S+)/gm)].map((m) => m[1]!);
     const kind = (path: string) =>
-      path.startsWith("src/") ? 0 : path.startsWith("test/") ? 1 : path.startsWith("docs/") ? 2 : 3;
+      /^src\/module-14\d\.ts$/.test(path)
+        ? 3
+        : path.startsWith("src/")
+          ? 0
+          : path.startsWith("test/")
+            ? 1
+            : path.startsWith("docs/")
+              ? 2
+              : 3;
     // Every code, test and doc file with a diff, in that order, then what generated files fit.
     expect(shown.map(kind)).toEqual([...shown.map(kind)].sort());
-    expect(shown.filter((p) => kind(p) === 0)).toHaveLength(151); // 150 modules and the renamed file
+    expect(shown.filter((p) => kind(p) === 0)).toHaveLength(141); // 140 modules and the renamed file
     expect(shown.filter((p) => kind(p) === 1)).toHaveLength(100);
     expect(shown.filter((p) => kind(p) === 2)).toHaveLength(60);
     const generatedShown = shown.filter((p) => kind(p) === 3).length;
     expect(generatedShown).toBeGreaterThan(0);
-    expect(generatedShown).toBeLessThan(35);
+    expect(generatedShown).toBeLessThan(45);
+    expect(shown.filter((p) => kind(p) === 3).slice(0, 10)).toEqual(
+      Array.from({ length: 10 }, (_, i) => `src/module-14${i}.ts`),
+    );
     expect(shown).toContain("src/new-name.ts");
     expect(prompt).toContain("### src/new-name.ts (renamed from src/old-name.ts)");
     const body: string = reviews[0].body;
-    const overBudget = 35 - generatedShown;
+    const overBudget = 45 - generatedShown;
     expect(body).toContain(
       `- Did not fit the token budget (\`review.max_tokens\`) (${overBudget}): `,
     );
@@ -519,7 +531,7 @@ describe("/talos review", () => {
       .get(`${REPO}/compare/${HEAD_1}...${HEAD_2}`)
       .query({ per_page: "1", page: "1" })
       .reply(404, { message: "Not Found" });
-    mockRunReads(scope, HEAD_2);
+    mockRunReads(scope);
     const reviews: any[] = [];
     scope
       .post(`${REPO}/pulls/2/reviews`, capture(reviews))
@@ -587,7 +599,7 @@ describe("/talos review", () => {
       .query({ per_page: "1", page: "1" })
       .times(2)
       .reply(200, injected);
-    mockRunReads(scope, HEAD_2);
+    mockRunReads(scope);
     scope.patch(`${REPO}/issues/comments/700`).reply(200, { id: 700 });
     scope
       .get(`${REPO}/pulls/2/reviews`)
