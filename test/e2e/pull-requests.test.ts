@@ -210,6 +210,47 @@ describe("pull requests in the started server", () => {
     expect(github.requests.some((r) => r.path.endsWith(".diff"))).toBe(false);
   });
 
+  it("a burst of five pushes collapses into one summary run and one review run, on the newest head", async () => {
+    const heads = Array.from({ length: 5 }, (_, i) => `${"c".repeat(39)}${i}`);
+    let previous = HEADS[3]!;
+    for (const [i, head] of heads.entries()) {
+      push(github, previous, head, `burst ${i}`);
+      previous = head;
+    }
+    // The summary and the review both cover everything since the last commit each saw.
+    const newest = heads.at(-1)!;
+    const since = github.comparisons.get(`${REPO}:${HEADS[3]}...${heads[0]}`)!;
+    github.setComparison(REPO, HEADS[2]!, newest, { status: "ahead", files: since.files });
+    llm.script(
+      { content: "- **What it changes**: a dark theme, after a burst of pushes." },
+      { content: JSON.stringify({ verdict: "The burst is fine.", comments: [] }) },
+    );
+    const before = llm.chatArrivals();
+
+    // All five arrive before the first job runs, as a burst does.
+    await Promise.all(
+      heads.map((head, i) =>
+        sendWebhook(
+          server.url,
+          {
+            id: `e2e-burst-${i}`,
+            event: "pull_request",
+            payload: pullRequestEvent("synchronize", head),
+          },
+          signed,
+        ),
+      ),
+    );
+    for (const i of heads.keys()) await jobFinished(`e2e-burst-${i}`);
+
+    expect(llm.chatArrivals() - before).toBe(2);
+    const summaries = ours(2).filter((c) => c.body.includes("talos:pr-summary"));
+    expect(summaries).toHaveLength(1);
+    expect(summaries[0]!.body.endsWith(`<!-- talos:pr-summary:${newest} -->`)).toBe(true);
+    const reviews = github.reviews.get(`${REPO}#2`) ?? [];
+    expect(reviews.map((r) => r.commit_id)).toEqual([HEADS[2], newest]);
+  });
+
   it("a push during the model's answer gives no stale review, and the reply says so", async () => {
     llm.script({ content: JSON.stringify({ verdict: "Fine.", comments: [] }) });
     llm.hold();
@@ -220,14 +261,15 @@ describe("pull requests in the started server", () => {
       reviewComment(2, "/talos review --full", 9103),
     );
     await llm.waitForChat(arrived + 1);
-    push(github, HEADS[2]!, HEADS[3]!, "third push");
+    const head = github.pulls.get(`${REPO}#2`)!.head.sha;
+    push(github, head, HEADS[3]!, "moved");
     llm.release();
     await sent;
 
-    expect(github.reviews.get(`${REPO}#2`)).toHaveLength(1);
+    expect(github.reviews.get(`${REPO}#2`)).toHaveLength(2);
     await eventually(() => ours(2).length === 2, "the reply");
     expect(ours(2)[1]!.body).toContain(
-      `moved from \`${HEADS[2]!.slice(0, 7)}\` to \`${HEADS[3]!.slice(0, 7)}\` while I was reviewing it`,
+      `moved from \`${head.slice(0, 7)}\` to \`${HEADS[3]!.slice(0, 7)}\` while I was reviewing it`,
     );
   });
 });
