@@ -1,7 +1,6 @@
 import { HumanMessage } from "@langchain/core/messages";
 import type { Logger } from "pino";
 import { prepareRun, type Assistant } from "../agent/assistant.js";
-import { UTF8_TOKEN_BOUND } from "../agent/count-tokens.js";
 import { runAgent } from "../agent/run-agent.js";
 import type { Clock } from "../clock.js";
 import type { RepoConfig } from "../config.js";
@@ -74,7 +73,7 @@ export async function summarizePullRequest(
     pull,
     since: existing?.sha,
     settings: options.settings,
-    tokenCounter: options.assistant.limits.tokenCounter ?? UTF8_TOKEN_BOUND,
+    assistant: options.assistant,
   });
   const { reviewed, skipped, unlisted } = changes.selection;
   const metrics = options.assistant.metrics;

@@ -1,4 +1,5 @@
-import type { TokenCounter } from "../agent/count-tokens.js";
+import type { Assistant } from "../agent/assistant.js";
+import { UTF8_TOKEN_BOUND } from "../agent/count-tokens.js";
 import type { RepoClient } from "../github/create-repo-client.js";
 import type { PullRequestClient, PullRequestInfo } from "../github/create-pull-request-client.js";
 import { parseGitAttributes, type GitAttributes } from "./classify-file.js";
@@ -28,8 +29,12 @@ export interface LoadChangesOptions {
   since?: string | undefined;
   full?: boolean;
   settings: { max_tokens: number; ignore: readonly string[] };
-  tokenCounter: Pick<TokenCounter, "countTokens">;
+  /** Its tokenizer counts the diff; its job cap and budget account bound it too. */
+  assistant: Pick<Assistant, "limits" | "account">;
 }
+
+// What a run needs besides the diff: system prompt, task, title and description, the answer.
+const RESERVED_TOKENS = 4_000;
 
 /**
  * The pull request's changes for one run: the whole diff, or only what came after `since` when
@@ -62,10 +67,15 @@ export async function loadPullRequestChanges(
   // request author's, who could mark their own code `linguist-generated` to keep it from review
   // (or feed the glob matcher patterns built to be slow).
   const attributes = parseGitAttributes(await readGitAttributes(github, pull.baseRef));
+  // `review.max_tokens`, but never more than the job's cap and the day's budgets leave: a diff
+  // that fits the setting must not carry a run past them.
+  const { limits, account } = options.assistant;
+  const left = Math.min(limits.maxTokens, account?.remaining() ?? Infinity) - RESERVED_TOKENS;
+  const counter = limits.tokenCounter ?? UTF8_TOKEN_BOUND;
   const selection = selectFiles({
     files: diffFiles,
-    maxTokens: settings.max_tokens,
-    countTokens: (text, limit) => options.tokenCounter.countTokens(text, limit),
+    maxTokens: Math.max(0, Math.min(settings.max_tokens, left)),
+    countTokens: (text, limit) => counter.countTokens(text, limit),
     ignore: settings.ignore,
     attributes,
     unlisted: diffUnlisted,

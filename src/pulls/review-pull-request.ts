@@ -1,7 +1,6 @@
 import { HumanMessage } from "@langchain/core/messages";
 import type { Logger } from "pino";
 import { prepareRun, type Assistant } from "../agent/assistant.js";
-import { UTF8_TOKEN_BOUND } from "../agent/count-tokens.js";
 import { runAgent } from "../agent/run-agent.js";
 import type { RepoConfig } from "../config.js";
 import { readMarker, reviewMarker, withMarker } from "../github/comment-markers.js";
@@ -96,7 +95,7 @@ export async function reviewPullRequest(options: ReviewPullRequestOptions): Prom
     since: last,
     full: options.full,
     settings: options.settings,
-    tokenCounter: options.assistant.limits.tokenCounter ?? UTF8_TOKEN_BOUND,
+    assistant: options.assistant,
   });
   const { reviewed, skipped, unlisted } = changes.selection;
   metrics.reviewFiles.observe({ kind: "review", outcome: "reviewed" }, reviewed.length);

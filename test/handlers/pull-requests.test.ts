@@ -7,6 +7,7 @@ import {
   mockInstallationToken,
   mockRepoConfig,
 } from "../helpers/github-mocks.js";
+import { createTokenCounter } from "../../src/agent/count-tokens.js";
 import { createRestDescription } from "../helpers/rest-description.js";
 import { scriptedModel } from "../helpers/scripted-model.js";
 import { createTestApp, loadFixture, type TestApp } from "../helpers/test-app.js";
@@ -505,6 +506,35 @@ describe("/talos review", () => {
         value: notReviewed,
       }),
     );
+  });
+
+  it("reads no more diff than the job's token cap leaves, whatever review.max_tokens says", async () => {
+    const model = scriptedModel().respond(
+      new AIMessage(JSON.stringify({ verdict: "Partial.", comments: [] })),
+    );
+    const app = await createTestApp({ model, env: { TALOS_AGENT_MAX_TOKENS: "9000" } });
+    const scope = githubScope();
+    mockCommandStart(scope, "review:\n  max_tokens: 200000\n");
+    scope
+      .get(`${REPO}/pulls/2`)
+      .times(2)
+      .reply(200, pull(HEAD_1, { changed_files: 350 }));
+    scope.get(`${REPO}/pulls/2/reviews`).query({ per_page: "100" }).reply(200, []);
+    mockFiles(scope, MANY);
+    mockRunReads(scope);
+    scope.post(`${REPO}/pulls/2/reviews`).reply(200, { id: 84, html_url: "https://github.com/x" });
+
+    await reviewCommand(app);
+
+    expect(scope.pendingMocks()).toEqual([]);
+    const prompt = String(model.calls[0]!.messages[1]!.content);
+    const diff = prompt.slice(
+      prompt.indexOf('source="pull request diff"'),
+      prompt.indexOf("Files not shown"),
+    );
+    const tokens = createTokenCounter().countTokens(diff);
+    expect(tokens).toBeGreaterThan(3_000);
+    expect(tokens).toBeLessThanOrEqual(9_000 - 4_000);
   });
 
   it("after a force-push that dropped the last reviewed commit, reviews everything and says so", async () => {
