@@ -202,8 +202,8 @@ const pushFiles = [
   },
 ];
 const api = {
-  "pulls-files.small.json": smallFiles,
-  "pulls-files.350.json": manyFiles,
+  "files.small.json": smallFiles,
+  "files.350.json": manyFiles,
   "compare.push.json": {
     status: "ahead",
     ahead_by: 1,
@@ -211,20 +211,13 @@ const api = {
     total_commits: 1,
     files: pushFiles,
   },
-  "compare.force-push.json": {
-    status: "diverged",
-    ahead_by: 2,
-    behind_by: 1,
-    total_commits: 2,
-    files: pushFiles,
-  },
 };
 for (const [file, body] of Object.entries(api)) {
   await writeFile(
-    new URL(`../fixtures/api/${file}`, import.meta.url),
+    new URL(`../fixtures/pulls/${file}`, import.meta.url),
     JSON.stringify(body, null, 2) + "\n",
   );
-  console.log(`wrote fixtures/api/${file}`);
+  console.log(`wrote fixtures/pulls/${file}`);
 }
 
 for (const [file, payload] of Object.entries(fixtures)) {

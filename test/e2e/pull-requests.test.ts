@@ -28,9 +28,9 @@ const HEADS = [
   "9f8e7d6c5b4a39281706f5e4d3c2b1a098765432",
   "7a6b5c4d3e2f1a0b9c8d7e6f5a4b3c2d1e0f9a8b",
 ];
-const SMALL = loadFixture<StandInPullFile[]>("api/pulls-files.small.json");
-const MANY = loadFixture<StandInPullFile[]>("api/pulls-files.350.json");
-const PUSH = loadFixture<{ files: StandInPullFile[] }>("api/compare.push.json").files;
+const SMALL = loadFixture<StandInPullFile[]>("pulls/files.small.json");
+const MANY = loadFixture<StandInPullFile[]>("pulls/files.350.json");
+const PUSH = loadFixture<{ files: StandInPullFile[] }>("pulls/compare.push.json").files;
 const BOT = "talos-bot[bot]";
 
 function pull(number: number, head: string, files: StandInPullFile[]): StandInPull {

@@ -33,9 +33,9 @@ interface FileFixture {
 }
 /** GitHub's REST description, loaded on the first check (about 2 s). */
 const rest = createRestDescription();
-const SMALL = loadFixture<FileFixture[]>("api/pulls-files.small.json");
-const MANY = loadFixture<FileFixture[]>("api/pulls-files.350.json");
-const PUSH = loadFixture<{ status: string; files: FileFixture[] }>("api/compare.push.json");
+const SMALL = loadFixture<FileFixture[]>("pulls/files.small.json");
+const MANY = loadFixture<FileFixture[]>("pulls/files.350.json");
+const PUSH = loadFixture<{ status: string; files: FileFixture[] }>("pulls/compare.push.json");
 
 /** Every request a scope answers, for the check against GitHub's REST description. */
 function record(scope: Scope) {
