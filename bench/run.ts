@@ -4,12 +4,14 @@ import { runGitHubBench } from "./github-bench.js";
 import { runHostileBench } from "./hostile-bench.js";
 import { runMemoryBench } from "./memory-bench.js";
 import { runPromptsBench } from "./prompts-bench.js";
+import { runReviewBench } from "./review-bench.js";
 
 const SUITES: Record<string, (options: { json: boolean }) => Promise<unknown>> = {
   prompts: runPromptsBench,
   github: runGitHubBench,
   memory: runMemoryBench,
   hostile: runHostileBench,
+  review: runReviewBench,
   // `--events=N` sends N deliveries per app instead of 20,000.
   events: ({ json }) => runEventsBench({ json, events: numberFlag("--events") }),
 };

@@ -4,6 +4,7 @@ import { runGitHubBench } from "../bench/github-bench.js";
 import { runHostileBench } from "../bench/hostile-bench.js";
 import { runMemoryBench } from "../bench/memory-bench.js";
 import { runPromptsBench } from "../bench/prompts-bench.js";
+import { runReviewBench } from "../bench/review-bench.js";
 
 // The benchmarks run here so that a change cannot break them unnoticed. Their figures are for
 // people to read: nothing here is about speed.
@@ -93,4 +94,40 @@ describe("the benchmarks", () => {
       ["cleanUntrustedText", "secret scrubber", "toSafeMarkdown"].sort(),
     );
   }, 180_000);
+
+  it("review: each push's incremental review reads fewer prompt tokens than a full re-review", async () => {
+    const result = await runReviewBench({ json: true, pushes: 2 });
+    const runs = ["first review", "push 1", "push 2"];
+    for (const mode of [result.incremental, result.full]) {
+      // The bench itself fails unless each run posted one COMMENT review on its head.
+      expect(mode.runs.map((r) => r.run)).toEqual(runs);
+      expect(mode.reviews).toBe(runs.length);
+      expect(mode.modelCalls).toBe(runs.length);
+      for (const run of mode.runs) {
+        expect(run.promptTokens).toBeGreaterThan(0);
+        expect(run.metricTokens).toBeGreaterThan(0);
+        expect(run.filesReviewed).toBeGreaterThan(0);
+      }
+    }
+    expect(result.incremental.runs.map((r) => r.trigger)).toEqual([
+      "/talos review",
+      "synchronize",
+      "synchronize",
+    ]);
+    expect(result.full.runs.map((r) => r.trigger)).toEqual([
+      "/talos review",
+      "/talos review --full",
+      "/talos review --full",
+    ]);
+    // Each push is read from the head the previous review was of; the baseline reads everything.
+    expect(result.incremental.runs.map((r) => r.covers)).toEqual([
+      "whole",
+      ...result.incremental.runs.slice(0, 2).map((r) => r.head),
+    ]);
+    expect(result.full.runs.map((r) => r.covers)).toEqual(["whole", "whole", "whole"]);
+    expect(result.incremental.pushes.promptTokens).toBeLessThan(result.full.pushes.promptTokens);
+    expect(result.incremental.all.promptTokens).toBeLessThan(result.full.all.promptTokens);
+    expect(result.fewer.pushes).toBeGreaterThan(0);
+    expect(result.target.fewer).toBe(0.6);
+  }, 120_000);
 });
