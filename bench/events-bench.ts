@@ -31,10 +31,14 @@ const REPOS = [
   { installation: 3, owner: "globex", name: "three", id: 7003 },
 ];
 const LABELS = ["bug", "documentation", "question", "enhancement"];
+// Pull requests are only remembered here, as before summaries existed: the baseline app must
+// make the same requests, and `npm run bench -- review` measures pull-request work.
 const CONFIG = [
   "triage:\n  enabled: true\n  apply_labels: true",
   "similar:\n  enabled: true",
   "automation:\n  max_runs_per_hour: 1000000",
+  "pull_requests:\n  enabled: false",
+  "review:\n  on_push: false",
   "",
 ].join("\n");
 const STAND_IN = new URL("../test/helpers/github-stand-in.ts", import.meta.url).href;

@@ -36,20 +36,27 @@ export function createLocalEmbedder(): Embedder {
 }
 
 function embedOne(text: string): Float32Array {
-  const words = (text.toLowerCase().match(/[\p{L}\p{N}_']+/gu) ?? [])
-    .map(trimApostrophes)
-    .filter((word) => word && !STOP_WORDS.has(word))
-    .map(stem);
   const features = new Map<string, { count: number; weight: number }>();
   const add = (feature: string, weight: number) => {
     const seen = features.get(feature);
     if (seen) seen.count++;
     else features.set(feature, { count: 1, weight });
   };
-  words.forEach((word, i) => {
-    add(word, 1);
-    if (i > 0) add(`${words[i - 1]} ${word}`, PAIR_WEIGHT);
-  });
+  // One word at a time, not an array of every word: tens of thousands of strings in one array
+  // land in V8's large-object space, and the time stopped growing linearly with the text.
+  const stems = new Map<string, string>();
+  const pattern = /[\p{L}\p{N}_']+/gu;
+  const lower = text.toLowerCase();
+  let previous: string | undefined;
+  for (let match = pattern.exec(lower); match; match = pattern.exec(lower)) {
+    const word = trimApostrophes(match[0]);
+    if (!word || STOP_WORDS.has(word)) continue;
+    let stemmed = stems.get(word);
+    if (stemmed === undefined) stems.set(word, (stemmed = stem(word)));
+    add(stemmed, 1);
+    if (previous !== undefined) add(`${previous} ${stemmed}`, PAIR_WEIGHT);
+    previous = stemmed;
+  }
   const vector = new Float32Array(DIMENSION);
   for (const [feature, { count, weight }] of features) {
     const hash = createHash("sha1").update(feature).digest();

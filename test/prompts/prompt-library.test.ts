@@ -98,7 +98,15 @@ describe("prompt files", () => {
       checkIntervalMs: 1000,
       log: logs.log,
     });
-    expect(library.names().sort()).toEqual(["ask", "step-limit", "summarize", "system", "triage"]);
+    expect(library.names().sort()).toEqual([
+      "ask",
+      "pr-summary",
+      "review",
+      "step-limit",
+      "summarize",
+      "system",
+      "triage",
+    ]);
   });
 });
 
