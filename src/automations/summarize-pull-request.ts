@@ -72,6 +72,7 @@ export async function summarizePullRequest(
     pulls: options.pulls,
     pull,
     since: existing?.sha,
+    listAll: true,
     settings: options.settings,
     assistant: options.assistant,
   });

@@ -1,13 +1,20 @@
 import type { Assistant } from "../agent/assistant.js";
 import { UTF8_TOKEN_BOUND } from "../agent/count-tokens.js";
 import type { RepoClient } from "../github/create-repo-client.js";
-import type { PullRequestClient, PullRequestInfo } from "../github/create-pull-request-client.js";
+import type {
+  Comparison,
+  PullRequestClient,
+  PullRequestInfo,
+} from "../github/create-pull-request-client.js";
 import { parseGitAttributes, type GitAttributes } from "./classify-file.js";
 import type { PullRequestFile } from "./pull-request-file.js";
 import { selectFiles, type FileSelection } from "./select-files.js";
 
 export interface PullRequestChanges {
-  /** Every file of the pull request (up to GitHub's 3,000), for the list of files touched. */
+  /**
+   * Every file of the pull request (up to GitHub's 3,000), for the list of files touched; only
+   * the diff's files when `listAll` was not asked for and the diff is a comparison.
+   */
   files: PullRequestFile[];
   /** Files GitHub did not list (beyond 3,000). */
   unlisted: number;
@@ -28,6 +35,8 @@ export interface LoadChangesOptions {
   /** The last commit already read (summarized or reviewed); absent or `full`: read everything. */
   since?: string | undefined;
   full?: boolean;
+  /** Read the whole file list even when the diff is a comparison (a summary lists every file). */
+  listAll?: boolean;
   settings: { max_tokens: number; ignore: readonly string[] };
   /** Its tokenizer counts the diff; its job cap and budget account bound it too. */
   assistant: Pick<Assistant, "limits" | "account">;
@@ -46,23 +55,27 @@ export async function loadPullRequestChanges(
   options: LoadChangesOptions,
 ): Promise<PullRequestChanges> {
   const { github, pulls, pull, settings } = options;
-  const listed = await pulls.listFiles(pull.number, pull.changedFiles);
-  let diffFiles = listed.files;
-  let diffUnlisted = listed.unlisted;
-  let since: string | undefined;
+  let comparison: Comparison | undefined;
   let fallback: PullRequestChanges["fallback"];
   if (options.since && !options.full) {
-    const comparison = await pulls.compare(options.since, pull.headSha);
-    if (!comparison || comparison.status === "diverged" || comparison.status === "behind") {
+    const compared = await pulls.compare(options.since, pull.headSha);
+    if (!compared || compared.status === "diverged" || compared.status === "behind") {
       fallback = "force-push";
-    } else if (!comparison.complete) {
+    } else if (!compared.complete) {
       fallback = "too-many-files";
     } else {
-      since = options.since;
-      diffFiles = comparison.files;
-      diffUnlisted = 0;
+      comparison = compared;
     }
   }
+  // The whole list is read when the diff is the whole pull request, or for the list of files
+  // touched; a push's review needs only the comparison.
+  const listed =
+    comparison && !options.listAll
+      ? undefined
+      : await pulls.listFiles(pull.number, pull.changedFiles);
+  const since = comparison ? options.since : undefined;
+  const diffFiles = comparison?.files ?? listed?.files ?? [];
+  const diffUnlisted = comparison ? 0 : (listed?.unlisted ?? 0);
   // The base branch's `.gitattributes`, which the maintainers wrote: the head's is the pull
   // request author's, who could mark their own code `linguist-generated` to keep it from review
   // (or feed the glob matcher patterns built to be slow).
@@ -80,7 +93,14 @@ export async function loadPullRequestChanges(
     attributes,
     unlisted: diffUnlisted,
   });
-  return { files: listed.files, unlisted: listed.unlisted, since, fallback, selection, attributes };
+  return {
+    files: listed?.files ?? diffFiles,
+    unlisted: listed?.unlisted ?? 0,
+    since,
+    fallback,
+    selection,
+    attributes,
+  };
 }
 
 /** `.gitattributes` at `ref` (for `linguist-generated`), or nothing when there is none. */

@@ -622,7 +622,7 @@ describe("/talos review", () => {
           created_at: "2026-11-20T10:00:00Z",
         },
       ]);
-    mockFiles(scope, SMALL);
+    // The summary lists every file; the push's review reads only the comparison.
     mockFiles(scope, SMALL);
     scope
       .get(`${REPO}/compare/${HEAD_1}...${HEAD_2}`)
