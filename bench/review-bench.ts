@@ -1051,7 +1051,8 @@ type ReviewResult = Awaited<ReturnType<typeof runReviewBench>>;
 
 function printReport(r: ReviewResult): void {
   const s = r.scenario;
-  const percent = (x: number) => `${(x * 100).toFixed(1)}%`;
+  // Rounded before the sign is shown: a difference of a few tokens is "0.0%", not "-0.0%".
+  const percent = (x: number) => `${(Math.round(x * 1000) / 10 || 0).toFixed(1)}%`;
   console.log(
     `review: one pull request of ${s.files} files (${s.byKind.code} code, ${s.byKind.test} tests, ${s.byKind.docs} doc, ${s.byKind.lockfile} lockfile; +${s.additions} −${s.deletions}), then ${s.pushes.length} pushes of 1–3 files`,
   );
