@@ -106,6 +106,7 @@ export async function onPullRequestChanged(options: PullRequestChangedOptions): 
         github: options.github,
         pulls: options.pulls,
         number: pull.number,
+        pull,
         settings: config.review,
         full: false,
         botLogin,

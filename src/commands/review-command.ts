@@ -38,6 +38,7 @@ export const reviewCommand: Command = {
       case "closed":
         return "This pull request is closed, so I did not review it.";
       case "not-requested":
+      case "nothing-to-review":
       case "over-budget":
         throw new Error(`a command's review cannot end ${outcome.status}`);
     }

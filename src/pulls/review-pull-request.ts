@@ -26,6 +26,8 @@ export interface ReviewPullRequestOptions {
   github: RepoClient;
   pulls: PullRequestClient;
   number: number;
+  /** The pull request as just read (past the cache), when the caller has; else it is read. */
+  pull?: PullRequestInfo | undefined;
   settings: RepoConfig["review"];
   /** The `/talos review` comment; absent for the review of a push. */
   commentId?: number | undefined;
@@ -53,6 +55,8 @@ export type ReviewOutcome =
   | { status: "current"; head: string }
   /** A push's review where no one asked for a first review. */
   | { status: "not-requested" }
+  /** A push's review when nothing the push changed can be read (only ignored files, say). */
+  | { status: "nothing-to-review" }
   /** The head moved while the model worked: the review of `analysed` was not posted. */
   | { status: "stale"; analysed: string; head: string }
   | { status: "closed" }
@@ -67,7 +71,7 @@ export type ReviewOutcome =
 export async function reviewPullRequest(options: ReviewPullRequestOptions): Promise<ReviewOutcome> {
   const { pulls, number, commentId, log } = options;
   const metrics = options.assistant.metrics;
-  const pull = await pulls.getPullRequest(number);
+  const pull = options.pull ?? (await pulls.getPullRequest(number));
   if (pull.state !== "open") return { status: "closed" };
   const ours = (await pulls.listReviews(number)).flatMap((review) => {
     const marker = review.author === options.botLogin ? readMarker(review.body) : undefined;
@@ -102,6 +106,9 @@ export async function reviewPullRequest(options: ReviewPullRequestOptions): Prom
   metrics.reviewFiles.observe({ kind: "review", outcome: "skipped" }, skipped.length + unlisted);
   if (changes.since && reviewed.length === 0 && skipped.length === 0)
     return { status: "current", head };
+  // A push that changed only files no review reads (ignored, deleted, binary) gets no review of
+  // its own: it would say nothing but that. Asked for, a review lists them.
+  if (commentId === undefined && reviewed.length === 0) return { status: "nothing-to-review" };
 
   const answer = reviewed.length > 0 ? await askModel(options, pull, changes) : undefined;
   const placement = placeComments({

@@ -537,6 +537,47 @@ describe("/talos review", () => {
     expect(tokens).toBeLessThanOrEqual(9_000 - 4_000);
   });
 
+  it("a push that changed only ignored files gets no review of its own", async () => {
+    const model = scriptedModel();
+    const app = await createTestApp({ model });
+    const scope = githubScope();
+    mockStart(scope, 'pull_requests:\n  enabled: false\nreview:\n  ignore: ["src/**"]\n');
+    scope.get(`${REPO}/pulls/2`).reply(200, pull(HEAD_2));
+    scope
+      .get(`${REPO}/pulls/2/reviews`)
+      .query({ per_page: "100" })
+      .reply(200, [
+        {
+          id: 79,
+          user: { login: BOT },
+          body: `Earlier.\n\n<!-- talos:review:${HEAD_1}:1 -->`,
+          commit_id: HEAD_1,
+        },
+      ]);
+    scope
+      .get(`${REPO}/compare/${HEAD_1}...${HEAD_2}`)
+      .query({ per_page: "1", page: "1" })
+      .reply(200, PUSH);
+    scope
+      .get(`${REPO}/contents/.gitattributes`)
+      .query({ ref: "master" })
+      .reply(404, { message: "Not Found" });
+
+    await receive(app, "pull_request", "pull_request.synchronize.json", (p) => {
+      p.pull_request.head.sha = HEAD_2;
+    });
+
+    expect(scope.pendingMocks()).toEqual([]);
+    expect(model.callCount).toBe(0);
+    const runs = (await app.talos.metrics.pullRequestRuns.get()).values;
+    expect(runs).toContainEqual(
+      expect.objectContaining({
+        labels: { kind: "review", outcome: "nothing-to-review" },
+        value: 1,
+      }),
+    );
+  });
+
   it("after a force-push that dropped the last reviewed commit, reviews everything and says so", async () => {
     const model = scriptedModel().respond(
       new AIMessage(JSON.stringify({ verdict: "Fine.", comments: [] })),
@@ -610,7 +651,8 @@ describe("/talos review", () => {
     const scope = githubScope();
     const requests = record(scope);
     mockStart(scope);
-    scope.get(`${REPO}/pulls/2`).times(3).reply(200, pull(HEAD_2));
+    // Read once by the summary's job step and once after the review's model call.
+    scope.get(`${REPO}/pulls/2`).times(2).reply(200, pull(HEAD_2));
     scope
       .get(`${REPO}/issues/2/comments`)
       .query({ per_page: "100" })
