@@ -12,6 +12,7 @@ import type {
 import type { RepoClient } from "../github/create-repo-client.js";
 import type { MarkdownService } from "../markdown/markdown-workers.js";
 import { loadPullRequestChanges, type PullRequestChanges } from "./load-pull-request-changes.js";
+import type { Hunk } from "./parse-patch.js";
 import { parseReviewAnswer } from "./parse-review-answer.js";
 import { placeComments, type PlacedComment } from "./place-comments.js";
 import {
@@ -113,7 +114,7 @@ export async function reviewPullRequest(options: ReviewPullRequestOptions): Prom
   const answer = reviewed.length > 0 ? await askModel(options, pull, changes) : undefined;
   const placement = placeComments({
     drafts: answer?.drafts ?? [],
-    files: new Map(reviewed.map((r) => [r.file.filename, r.hunks])),
+    files: new Map(reviewed.map((r) => [r.file.filename, anchors(r.hunks, changes)])),
     maxComments: options.settings.max_comments,
   });
   countComments(options, placement, answer?.malformed ?? 0);
@@ -143,6 +144,16 @@ export async function reviewPullRequest(options: ReviewPullRequestOptions): Prom
     skipped: skipped.length + unlisted,
     comments: posted.comments,
   };
+}
+
+/**
+ * The lines a comment may sit on. GitHub places a review's comments on the pull request's whole
+ * diff: an unchanged line around a push's change may lie outside it (a 422 that would cost the
+ * review all its comments), while a line the push added is in it.
+ */
+function anchors(hunks: Hunk[], changes: PullRequestChanges): Hunk[] {
+  if (!changes.since) return hunks;
+  return hunks.map((hunk) => ({ ...hunk, lines: hunk.lines.filter((l) => l.kind === "add") }));
 }
 
 async function askModel(

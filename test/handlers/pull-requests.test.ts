@@ -643,6 +643,13 @@ describe("/talos review", () => {
                 severity: "major",
                 body: "Persisting the theme: fine. @maintainers",
               },
+              {
+                // An unchanged line around the push: it may lie outside the PR's whole diff.
+                path: "src/theme.js",
+                line: 4,
+                severity: "critical",
+                body: "Context only.",
+              },
             ],
           }),
         ),
@@ -699,7 +706,7 @@ describe("/talos review", () => {
     expect(reviews[0].commit_id).toBe(HEAD_2);
     expect(reviews[0].body).toContain(`covering the changes since \`${HEAD_1.slice(0, 7)}\``);
     expect(reviews[0].body.endsWith(`<!-- talos:review:${HEAD_2} -->`)).toBe(true);
-    expect(reviews[0].comments).toHaveLength(1);
+    expect(reviews[0].comments.map((c: any) => c.line)).toEqual([6]);
     for (const text of [reviews[0].body, reviews[0].comments[0].body])
       expect(text).not.toMatch(/(^|[^`])@maintainers/);
     // The writes are the summary's edit and the review: no label, merge, approval or comment.
