@@ -5,6 +5,7 @@ import { runHostileBench } from "./hostile-bench.js";
 import { runMemoryBench } from "./memory-bench.js";
 import { runPromptsBench } from "./prompts-bench.js";
 import { runReviewBench } from "./review-bench.js";
+import { runSimilarBench } from "./similar-bench.js";
 
 const SUITES: Record<string, (options: { json: boolean }) => Promise<unknown>> = {
   prompts: runPromptsBench,
@@ -14,6 +15,13 @@ const SUITES: Record<string, (options: { json: boolean }) => Promise<unknown>> =
   review: runReviewBench,
   // `--events=N` sends N deliveries per app instead of 20,000.
   events: ({ json }) => runEventsBench({ json, events: numberFlag("--events") }),
+  // `--split=dev|test` reports one split; `--tune` grid-searches the fusion on dev.
+  similar: ({ json }) =>
+    runSimilarBench({
+      json,
+      tune: flags.includes("--tune"),
+      splits: stringFlag("--split")?.split(",") as Array<"dev" | "test"> | undefined,
+    }),
 };
 
 const [suite, ...flags] = process.argv.slice(2);
@@ -31,4 +39,8 @@ if (json) console.log(JSON.stringify(result));
 function numberFlag(name: string): number | undefined {
   const value = flags.find((flag) => flag.startsWith(`${name}=`))?.slice(name.length + 1);
   return value === undefined ? undefined : Number(value);
+}
+
+function stringFlag(name: string): string | undefined {
+  return flags.find((flag) => flag.startsWith(`${name}=`))?.slice(name.length + 1);
 }

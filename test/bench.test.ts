@@ -1,3 +1,5 @@
+import { existsSync } from "node:fs";
+import { fileURLToPath } from "node:url";
 import { describe, expect, it } from "vitest";
 import { runEventsBench } from "../bench/events-bench.js";
 import { runGitHubBench } from "../bench/github-bench.js";
@@ -5,6 +7,10 @@ import { runHostileBench } from "../bench/hostile-bench.js";
 import { runMemoryBench } from "../bench/memory-bench.js";
 import { runPromptsBench } from "../bench/prompts-bench.js";
 import { runReviewBench } from "../bench/review-bench.js";
+import { runSimilarBench } from "../bench/similar-bench.js";
+
+// The duplicate-issue set lives next to the repository, never in it: a fresh clone has none.
+const DUPLICATES = fileURLToPath(new URL("../../shared/data/duplicates/", import.meta.url));
 
 // The benchmarks run here so that a change cannot break them unnoticed. Their figures are for
 // people to read: nothing here is about speed.
@@ -42,9 +48,10 @@ describe("the benchmarks", () => {
       expect(store.recordsAfterReopen).toBe(records);
       expect(store.foundAfterReopen).toBe(records);
       expect(store.selfHits).toBe(store.selfSearches);
+      expect(store.concurrent.map((c) => c.inFlight)).toEqual([1, 16, 64]);
       for (const value of [
         store.perAddUs,
-        store.concurrent.perAddUs,
+        ...store.concurrent.map((c) => c.perAddUs),
         store.searchLong.p50Ms,
         store.searchShort.p99Ms,
         store.loadMs,
@@ -130,4 +137,32 @@ describe("the benchmarks", () => {
     expect(result.fewer.pushes).toBeGreaterThan(0);
     expect(result.target.fewer).toBe(0.6);
   }, 120_000);
+
+  it("similar: says it skips when the duplicate-issue data is absent", async () => {
+    const result = await runSimilarBench({ json: true, directory: "/nonexistent/duplicates" });
+    expect(result).toEqual({ skipped: expect.stringContaining("/nonexistent/duplicates") });
+  });
+
+  it.skipIf(!existsSync(`${DUPLICATES}/pairs.jsonl`))(
+    "similar: measures recall of every ranker on both splits, against issues filed before each duplicate",
+    async () => {
+      const result = await runSimilarBench({ json: true, limit: 20 });
+      if ("skipped" in result) throw new Error(result.skipped);
+      expect(result.issues).toBeGreaterThan(0);
+      for (const split of ["dev", "test"] as const) {
+        const { pairs, recall } = result.splits[split]!;
+        expect(pairs).toBe(20);
+        expect(Object.keys(recall).sort()).toEqual(
+          ["bm25", "hybrid", "hybrid, no near-dup", "tf-idf", "vector"].sort(),
+        );
+        for (const r of Object.values(recall)) {
+          expect(r.at1).toBeLessThanOrEqual(r.at3);
+          expect(r.at3).toBeLessThanOrEqual(r.at10);
+          expect(r.at10).toBeLessThanOrEqual(1);
+        }
+      }
+      expect(result.targets?.readmeTfIdfAt3).toBe(0.36);
+    },
+    180_000,
+  );
 });

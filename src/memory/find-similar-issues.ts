@@ -24,6 +24,12 @@ export function findSimilarIssues(
   });
 }
 
+/**
+ * A cosine similarity of embeddings, as before the hybrid search: its order is the hybrid's
+ * (near-exact duplicates, then vectors and BM25 fused), but a hit must still reach this, except
+ * a near-exact duplicate (the same error line, panic message or trace), which is shown below it.
+ * An issue's text shares some word with almost any other, so keyword hits alone are no gate.
+ */
 export function similarityThreshold(memory: MemoryStore, settings: SimilarSettings): number {
   return settings.threshold ?? memory.relatedScore;
 }

@@ -10,7 +10,6 @@ import { exists, readdirOrEmpty } from "./directory-entries.js";
 import { readBackfillState, type BackfillState } from "./backfill-repository.js";
 import { lockDirectory } from "./directory-lock.js";
 import type { Embedder } from "./embedder.js";
-import { KeywordReranker } from "./keyword-reranker.js";
 import {
   isWaitingLegacyMemory,
   judgeLegacyMemory,
@@ -116,7 +115,6 @@ export class MemoryRegistry {
   readonly #maxOpenBytes: number;
   /** In least recently used order: a call moves its slot to the end. */
   readonly #slots = new Map<string, Slot>();
-  readonly #keywords = new KeywordReranker();
   /** Counts deletions; a handle opened before a deletion of its memory is stale. */
   #epoch = 0;
   readonly #deletedAt = new Map<string, number>();
@@ -402,7 +400,6 @@ export class MemoryRegistry {
     }
     const store = await VectraMemoryStore.open({
       ...this.#options,
-      keywords: this.#keywords,
       directory: slot.directory,
       repo: slot.name ?? ref.name,
       log: this.#options.log.child({ memory: slot.key }),

@@ -7,6 +7,8 @@ import type { Metrics } from "../metrics/create-metrics.js";
 import { writeFileAtomically } from "../write-file-atomically.js";
 import { LOCK_NAME, lockDirectory, MemoryLockedError } from "./directory-lock.js";
 import { describeEmbedder, type Embedder } from "./embedder.js";
+import { Bm25Index } from "./bm25-index.js";
+import { DEFAULT_FUSION, searchHybrid } from "./hybrid-search.js";
 import type { KeywordReranker } from "./keyword-reranker.js";
 import {
   InvalidMemoryError,
@@ -20,6 +22,7 @@ import {
   type SearchHit,
   type SearchOptions,
 } from "./memory-store.js";
+import { NearDuplicateIndex } from "./near-duplicate.js";
 import { VectorMatrix } from "./vector-matrix.js";
 import { AtomicFileStorage, readSegment, writeSegment, type SegmentItem } from "./vectra-files.js";
 import { MemoryCorruptError, WriteAheadLog } from "./write-ahead-log.js";
@@ -41,8 +44,11 @@ export interface VectraMemoryStoreOptions {
   clock: Clock;
   log: Logger;
   metrics: Metrics;
-  /** Shared by the stores of a registry: it holds a language pipeline loaded once. */
-  keywords: KeywordReranker;
+  /**
+   * @deprecated Ignored: the store keeps its own keyword index (bm25-index.ts). Still accepted
+   * so that callers passing one compile until they stop.
+   */
+  keywords?: KeywordReranker;
   /** Records per index file; a flush rewrites only the files it touches. */
   segmentSize?: number;
   /** Keeps the directory to this store; tests that play a crash within one process swap it. */
@@ -77,7 +83,9 @@ type Op =
 const MANIFEST = "manifest.json";
 const ID = /^[\w.:-]{1,200}$/;
 const MAX_TEXT = 20_000;
-// Up to this many words, keyword matching helps where embeddings of a short query are vague.
+// Up to this many words, a keyword (BM25) hit is kept below `minScore`: embeddings of a short
+// query are vague, and its words are the better signal. A longer query (an issue's text) shares
+// some word with almost anything, so there a keyword hit must reach `minScore` like any other.
 const SHORT_QUERY_WORDS = 4;
 // A record's objects, its map entries and its hash, beyond the two bytes a character of its
 // strings takes (V8 keeps some strings at one byte a character: the estimate errs high).
@@ -102,6 +110,9 @@ export class VectraMemoryStore implements MemoryStore {
   readonly #options: VectraMemoryStoreOptions;
   readonly #storage = new AtomicFileStorage();
   readonly #matrix: VectorMatrix;
+  /** Kept in step with #records: built from them on open, updated by every put and delete. */
+  readonly #keywords = new Bm25Index();
+  readonly #duplicates = new NearDuplicateIndex();
   readonly #records = new Map<string, Stored>();
   readonly #members = new Map<number, Set<string>>();
   readonly #dirty = new Set<number>();
@@ -245,12 +256,18 @@ export class VectraMemoryStore implements MemoryStore {
 
   /**
    * What this store holds in RAM, estimated: the vector matrix as allocated (vectors × padded
-   * dimensions × 4 bytes, with its room to grow) and every record's strings and objects.
+   * dimensions × 4 bytes, with its room to grow), every record's strings and objects, and the
+   * keyword and near-duplicate indexes.
    */
   estimateBytes(): number {
-    return this.#matrix.bytes + this.#recordBytes;
+    return this.#matrix.bytes + this.#recordBytes + this.#keywords.bytes + this.#duplicates.bytes;
   }
 
+  /**
+   * Records that share an error line, panic message or stack trace with `query` first, then the
+   * vector and BM25 rankings fused (see hybrid-search.ts). `minScore` is a cosine similarity;
+   * a near-exact duplicate is kept below it, and so is a keyword hit of a short query.
+   */
   async search(query: string, options: SearchOptions): Promise<SearchHit[]> {
     const [vector] = await this.#options.embedder.embed([query]);
     const kinds = options.kinds ? new Set<string>(options.kinds) : undefined;
@@ -263,20 +280,22 @@ export class VectraMemoryStore implements MemoryStore {
       return !options.since || record.createdAt >= options.since;
     };
     const short = query.trim().split(/\s+/).length <= SHORT_QUERY_WORDS;
-    const pool = this.#matrix.topK(
-      vector!,
-      short ? Math.max(50, options.k * 5) : options.k,
-      accept,
-    );
-    let hits: SearchHit[] = pool.map(({ id, score }) => ({
-      record: this.#records.get(id)!.record,
-      score,
-      keyword: false,
-    }));
-    if (short) hits = await this.#options.keywords.rerank(query, hits, options.k);
-    return hits
-      .filter((hit) => hit.keyword || hit.score >= (options.minScore ?? -1))
-      .slice(0, options.k);
+    const minScore = options.minScore ?? -1;
+    const indexes = {
+      matrix: this.#matrix,
+      keywords: this.#keywords,
+      duplicates: this.#duplicates,
+    };
+    // Every candidate of both rankings, so that `minScore` leaves the best `k` of those it keeps.
+    const k = Math.max(options.k, DEFAULT_FUSION.pool);
+    return searchHybrid(indexes, query, vector!, { k, accept })
+      .filter((hit) => hit.shared > 0 || (short && hit.keyword) || hit.score >= minScore)
+      .slice(0, options.k)
+      .map((hit) => ({
+        record: this.#records.get(hit.id)!.record,
+        score: hit.score,
+        keyword: hit.keyword,
+      }));
   }
 
   async stats(): Promise<MemoryStats> {
@@ -393,6 +412,8 @@ export class VectraMemoryStore implements MemoryStore {
       this.#recordBytes -= stored.bytes;
       this.#records.delete(value.id);
       this.#matrix.delete(value.id);
+      this.#keywords.delete(value.id);
+      this.#duplicates.delete(value.id);
       this.#members.get(stored.segment)?.delete(value.id);
       this.#dirty.add(stored.segment);
     } else {
@@ -422,6 +443,11 @@ export class VectraMemoryStore implements MemoryStore {
     const bytes = chars * 2 + RECORD_OVERHEAD_BYTES;
     this.#recordBytes += bytes - (previous?.bytes ?? 0);
     this.#records.set(record.id, { record, hash, segment, bytes });
+    // The same text (a re-added source, a log entry replayed over its index file) keeps its entries.
+    if (previous?.hash !== hash) {
+      this.#keywords.set(record.id, record.text);
+      this.#duplicates.set(record.id, record.text);
+    }
   }
 
   /** The index file new records go into: the last one, until it is full. */

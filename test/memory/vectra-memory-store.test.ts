@@ -27,6 +27,17 @@ async function seeded(directory = makeDataDir(), options = {}) {
 
 const ids = (hits: Array<{ record: { id: string } }>) => hits.map((h) => h.record.id);
 
+/** Vectors that say nothing about the words: only the keyword index can find by them. */
+const blind = {
+  model: "blind",
+  relatedScore: 0.5,
+  dimension: 8,
+  embed: async (texts: string[]) =>
+    texts.map((text) =>
+      Float32Array.from({ length: 8 }, (_, i) => Math.sin(text.length * (i + 1))),
+    ),
+};
+
 describe("the vectra memory store", () => {
   it("makes an added memory searchable at once and durable before it resolves", async () => {
     const directory = makeDataDir();
@@ -133,26 +144,65 @@ describe("the vectra memory store", () => {
     await store.close();
   });
 
-  it("uses vectra's BM25 hybrid for short queries, where meaning alone misses", async () => {
-    // Vectors that say nothing about the words: only the keyword search can find issue 4.
-    const blind = {
-      model: "blind",
-      relatedScore: 0.5,
-      dimension: 8,
-      embed: async (texts: string[]) =>
-        texts.map((text) =>
-          Float32Array.from({ length: 8 }, (_, i) => Math.sin(text.length * (i + 1))),
-        ),
-    };
+  it("finds a keyword match that the vectors miss, for short and long queries alike", async () => {
     const { store } = await seeded(makeDataDir(), { embedder: blind });
-    const hits = await store.search("CSV export", { k: 2 });
-    expect(hits.find((hit) => hit.record.id === "issue-4")).toMatchObject({ keyword: true });
-    expect(
-      (await store.search("a long question about exporting widgets to CSV files", { k: 2 })).every(
-        (h) => !h.keyword,
-      ),
-    ).toBe(true);
+    const short = await store.search("CSV export", { k: 2, minScore: 0.99 });
+    // A short query's keyword hit is kept below the minimum score, as its words say more.
+    expect(short[0]).toMatchObject({ record: { id: "issue-4" }, keyword: true });
+    const question = "a long question about exporting widgets to CSV files";
+    const long = await store.search(question, { k: 2 });
+    expect(long[0]).toMatchObject({ record: { id: "issue-4" }, keyword: true });
+    // A long query shares a word with almost anything: its keyword hits must reach the score.
+    expect(await store.search(question, { k: 2, minScore: 0.99 })).toEqual([]);
     await store.close();
+  });
+
+  it("ranks a near-exact duplicate (the same panic message) first, whatever the score", async () => {
+    const { store } = await seeded();
+    await store.addMany([
+      issueMemory(
+        10,
+        "ICE when compiling a generic function\n\nthread 'rustc' panicked at 'assertion failed: !ty.has_escaping_regions()', src/librustc/middle/traits.rs:123:5",
+      ),
+      issueMemory(
+        11,
+        "Compiler crash with closures in trait objects\n\nThe compiler crashes with closures in trait objects and generic closures.",
+      ),
+    ]);
+    const hits = await store.search(
+      "Compiler crash with closures in trait objects\n\nthread 'rustc' panicked at 'assertion failed: !ty.has_escaping_regions()', /home/me/rust/src/librustc/middle/traits.rs:130:9",
+      { k: 3, minScore: 0.99 },
+    );
+    expect(hits.map((h) => [h.record.id, h.keyword])).toEqual([["issue-10", true]]);
+    await store.close();
+  });
+
+  it("keeps its keyword index through a replayed log and a reopen, and in step with replaces and removes", async () => {
+    const directory = makeDataDir();
+    const store = await openTestStore(directory, { ...crashable, embedder: blind });
+    await store.addMany(ISSUES.map(([n, text]) => issueMemory(n, text)));
+    const csv = async (s: typeof store) =>
+      (await s.search("CSV", { k: 5 })).filter((h) => h.keyword).map((h) => h.record.id);
+    expect(await csv(store)).toEqual(["issue-4"]);
+    // Never flushed: the second open finds the records in the log only, and indexes them.
+    const replayed = await openTestStore(directory, { embedder: blind });
+    expect(await csv(replayed)).toEqual(["issue-4"]);
+    const bytes = replayed.estimateBytes();
+    await replayed.add(issueMemory(4, "Add support for exporting widgets to JSON"));
+    await replayed.add(issueMemory(7, "CSV import drops the last row"));
+    expect(await csv(replayed)).toEqual(["issue-7"]);
+    await replayed.remove("issue-7");
+    expect(await csv(replayed)).toEqual([]);
+    expect(replayed.estimateBytes()).toBeGreaterThan(0);
+    expect(Math.abs(replayed.estimateBytes() - bytes)).toBeLessThan(bytes);
+    await replayed.close();
+    // From the index files this time.
+    const reopened = await openTestStore(directory, { embedder: blind });
+    expect(await csv(reopened)).toEqual([]);
+    expect(
+      (await reopened.search("exporting JSON", { k: 5 })).filter((h) => h.keyword)[0]?.record.id,
+    ).toBe("issue-4");
+    await reopened.close();
   });
 
   it("removes a memory for good", async () => {

@@ -1,0 +1,303 @@
+import { forEachWord } from "./english-words.js";
+
+/** BM25F parameters; the defaults were tuned on the dev split of the duplicate-issue set. */
+export interface Bm25Parameters {
+  /** Term-frequency saturation. */
+  k1: number;
+  /** Length normalisation of the title and of the body (0: none, 1: full). */
+  bTitle: number;
+  bBody: number;
+  /** A title word counts as this many body words. */
+  titleWeight: number;
+}
+
+export const DEFAULT_BM25: Bm25Parameters = { k1: 0.9, bTitle: 0.5, bBody: 0.75, titleWeight: 2 };
+
+// User text: a record's text is already cut at 20,000 characters; a query is cut here too. Words
+// longer than this are base64, hashes or minified code, not words anyone searches for.
+const MAX_TEXT = 20_000;
+const MAX_WORD = 40;
+// Distinct words of one record or query: bounds a hostile text's postings and a query's work.
+const MAX_TERMS = 2_000;
+// A term frequency is stored in 16 bits.
+const MAX_TF = 0xffff;
+// Per posting: the document number and both term frequencies packed in two 32-bit slots.
+const POSTING_SLOTS = 2;
+// A term's Map entry, its posting object and typed array header, beyond the key's characters.
+const TERM_OVERHEAD_BYTES = 160;
+// A document's slot: its id string reference, lengths and term-id array header.
+const DOC_OVERHEAD_BYTES = 120;
+
+interface Posting {
+  /** `[doc, title tf << 16 | body tf]` pairs; order does not matter (removal swaps with the last). */
+  data: Int32Array;
+  count: number;
+}
+
+interface Doc {
+  id: string;
+  titleLength: number;
+  bodyLength: number;
+  terms: Int32Array;
+}
+
+export interface Bm25Hit {
+  id: string;
+  score: number;
+}
+
+/** A text's title (its first line, as `issueMemoryText` writes it) and body, as term counts. */
+interface Fields {
+  title: Map<string, number>;
+  body: Map<string, number>;
+  titleLength: number;
+  bodyLength: number;
+}
+
+/**
+ * An in-RAM inverted index over records' title and body, ranked by BM25F (the title weighted
+ * more). Owned by a store and kept in step with its records: `set` adds or replaces, `delete`
+ * removes. Search scores only the documents that share a word with the query.
+ */
+export class Bm25Index {
+  readonly #parameters: Bm25Parameters;
+  readonly #terms = new Map<string, number>();
+  readonly #termNames: string[] = [];
+  readonly #postings: Posting[] = [];
+  /** Term ids whose last posting went: a term no record holds leaves the vocabulary. */
+  readonly #freeTerms: number[] = [];
+  readonly #docs: Array<Doc | undefined> = [];
+  readonly #free: number[] = [];
+  readonly #numbers = new Map<string, number>();
+  #titleTotal = 0;
+  #bodyTotal = 0;
+  #postingBytes = 0;
+  #termBytes = 0;
+  #docBytes = 0;
+
+  constructor(parameters: Partial<Bm25Parameters> = {}) {
+    this.#parameters = { ...DEFAULT_BM25, ...parameters };
+  }
+
+  get size(): number {
+    return this.#numbers.size;
+  }
+
+  /** What the index holds in RAM, estimated: postings, the vocabulary and per-record slots. */
+  get bytes(): number {
+    return this.#postingBytes + this.#termBytes + this.#docBytes;
+  }
+
+  has(id: string): boolean {
+    return this.#numbers.has(id);
+  }
+
+  /** Indexes `text` under `id`, replacing what was indexed under it before. */
+  set(id: string, text: string): void {
+    this.delete(id);
+    const fields = countFields(text);
+    const number = this.#free.pop() ?? this.#docs.length;
+    const terms: number[] = [];
+    for (const [term, tf] of mergedCounts(fields)) {
+      const termId = this.#termId(term);
+      terms.push(termId);
+      const title = Math.min(fields.title.get(term) ?? 0, MAX_TF);
+      const body = Math.min(tf - (fields.title.get(term) ?? 0), MAX_TF);
+      this.#append(termId, number, (title << 16) | body);
+    }
+    const doc: Doc = {
+      id,
+      titleLength: fields.titleLength,
+      bodyLength: fields.bodyLength,
+      terms: Int32Array.from(terms),
+    };
+    this.#docs[number] = doc;
+    this.#numbers.set(id, number);
+    this.#titleTotal += doc.titleLength;
+    this.#bodyTotal += doc.bodyLength;
+    this.#docBytes += DOC_OVERHEAD_BYTES + doc.terms.byteLength + id.length * 2;
+  }
+
+  delete(id: string): boolean {
+    const number = this.#numbers.get(id);
+    if (number === undefined) return false;
+    const doc = this.#docs[number]!;
+    for (const termId of doc.terms) this.#remove(termId, number);
+    this.#titleTotal -= doc.titleLength;
+    this.#bodyTotal -= doc.bodyLength;
+    this.#docBytes -= DOC_OVERHEAD_BYTES + doc.terms.byteLength + id.length * 2;
+    this.#docs[number] = undefined;
+    this.#free.push(number);
+    this.#numbers.delete(id);
+    return true;
+  }
+
+  /**
+   * The `k` best-scoring records that share a word with `query` and that `accept` lets
+   * through, best first. The query's words count once each, title or body alike.
+   */
+  search(
+    query: string,
+    k: number,
+    accept: (id: string) => boolean = () => true,
+    /** Overrides for this search only (the benchmark tunes with them). */
+    parameters: Partial<Bm25Parameters> = {},
+  ): Bm25Hit[] {
+    const size = this.#numbers.size;
+    if (size === 0 || k <= 0) return [];
+    const { k1, bTitle, bBody, titleWeight } = { ...this.#parameters, ...parameters };
+    const avgTitle = Math.max(this.#titleTotal / size, 1);
+    const avgBody = Math.max(this.#bodyTotal / size, 1);
+    const scores = new Float64Array(this.#docs.length);
+    const touched: number[] = [];
+    for (const term of queryTerms(query)) {
+      const termId = this.#terms.get(term);
+      if (termId === undefined) continue;
+      const { data, count } = this.#postings[termId]!;
+      // Lucene's idf: never negative, however common the word.
+      const idf = Math.log(1 + (size - count + 0.5) / (count + 0.5));
+      for (let i = 0; i < count; i++) {
+        const number = data[i * POSTING_SLOTS]!;
+        const packed = data[i * POSTING_SLOTS + 1]!;
+        const doc = this.#docs[number]!;
+        const title = (packed >>> 16) / (1 - bTitle + (bTitle * doc.titleLength) / avgTitle);
+        const body = (packed & 0xffff) / (1 - bBody + (bBody * doc.bodyLength) / avgBody);
+        const tf = titleWeight * title + body;
+        if (scores[number] === 0) touched.push(number);
+        scores[number]! += (idf * tf) / (k1 + tf);
+      }
+    }
+    // The best k that `accept` lets through, in a min-heap: O(n log k), and `accept` is asked
+    // only about documents that score high enough to enter it.
+    const heap: number[] = [];
+    const less = (a: number, b: number) => scores[heap[a]!]! < scores[heap[b]!]!;
+    for (const number of touched) {
+      if (heap.length === k && scores[number]! <= scores[heap[0]!]!) continue;
+      if (!accept(this.#docs[number]!.id)) continue;
+      if (heap.length < k) {
+        heap.push(number);
+        siftUp(heap, heap.length - 1, less);
+      } else {
+        heap[0] = number;
+        siftDown(heap, less);
+      }
+    }
+    return heap
+      .sort((a, b) => scores[b]! - scores[a]!)
+      .map((number) => ({ id: this.#docs[number]!.id, score: scores[number]! }));
+  }
+
+  #termId(term: string): number {
+    let termId = this.#terms.get(term);
+    if (termId === undefined) {
+      termId = this.#freeTerms.pop() ?? this.#termNames.length;
+      this.#terms.set(term, termId);
+      this.#termNames[termId] = term;
+      this.#postings[termId] = { data: new Int32Array(2 * POSTING_SLOTS), count: 0 };
+      this.#postingBytes += 2 * POSTING_SLOTS * 4;
+      this.#termBytes += TERM_OVERHEAD_BYTES + term.length * 2;
+    }
+    return termId;
+  }
+
+  #append(termId: number, number: number, packed: number): void {
+    const posting = this.#postings[termId]!;
+    if ((posting.count + 1) * POSTING_SLOTS > posting.data.length) {
+      const grown = new Int32Array(posting.data.length * 2);
+      grown.set(posting.data);
+      this.#postingBytes += posting.data.byteLength;
+      posting.data = grown;
+    }
+    posting.data[posting.count * POSTING_SLOTS] = number;
+    posting.data[posting.count * POSTING_SLOTS + 1] = packed;
+    posting.count++;
+  }
+
+  /** Swaps the document's posting with the last one: postings are unordered. */
+  #remove(termId: number, number: number): void {
+    const posting = this.#postings[termId]!;
+    const { data } = posting;
+    for (let i = 0; i < posting.count; i++) {
+      if (data[i * POSTING_SLOTS] !== number) continue;
+      const last = (posting.count - 1) * POSTING_SLOTS;
+      data[i * POSTING_SLOTS] = data[last]!;
+      data[i * POSTING_SLOTS + 1] = data[last + 1]!;
+      posting.count--;
+      if (posting.count === 0) {
+        const term = this.#termNames[termId]!;
+        this.#terms.delete(term);
+        this.#postingBytes -= posting.data.byteLength;
+        this.#termBytes -= TERM_OVERHEAD_BYTES + term.length * 2;
+        this.#freeTerms.push(termId);
+      }
+      return;
+    }
+  }
+}
+
+/** The first line is the title (`issueMemoryText`: title, blank line, body); the rest the body. */
+function countFields(text: string): Fields {
+  const cut = text.slice(0, MAX_TEXT);
+  const newline = cut.indexOf("\n");
+  const fields: Fields = { title: new Map(), body: new Map(), titleLength: 0, bodyLength: 0 };
+  let distinct = 0;
+  const count = (counts: Map<string, number>, word: string): boolean => {
+    if (word.length > MAX_WORD) return false;
+    const seen = counts.get(word);
+    if (seen === undefined) {
+      if (distinct >= MAX_TERMS) return false;
+      distinct++;
+    }
+    counts.set(word, (seen ?? 0) + 1);
+    return true;
+  };
+  forEachWord(newline < 0 ? cut : cut.slice(0, newline), (word) => {
+    if (count(fields.title, word)) fields.titleLength++;
+  });
+  if (newline >= 0) {
+    forEachWord(cut.slice(newline + 1), (word) => {
+      if (count(fields.body, word)) fields.bodyLength++;
+    });
+  }
+  return fields;
+}
+
+/** Every term of a record with its count over both fields. */
+function mergedCounts(fields: Fields): Map<string, number> {
+  const merged = new Map(fields.title);
+  for (const [term, tf] of fields.body) merged.set(term, (merged.get(term) ?? 0) + tf);
+  return merged;
+}
+
+/** The query's distinct words, at most `MAX_TERMS`. */
+export function queryTerms(query: string): Set<string> {
+  const terms = new Set<string>();
+  forEachWord(query.slice(0, MAX_TEXT), (word) => {
+    if (word.length <= MAX_WORD && terms.size < MAX_TERMS) terms.add(word);
+  });
+  return terms;
+}
+
+function siftUp(heap: number[], start: number, less: (a: number, b: number) => boolean): void {
+  let i = start;
+  while (i > 0) {
+    const parent = (i - 1) >> 1;
+    if (!less(i, parent)) break;
+    [heap[parent], heap[i]] = [heap[i]!, heap[parent]!];
+    i = parent;
+  }
+}
+
+function siftDown(heap: number[], less: (a: number, b: number) => boolean): void {
+  let i = 0;
+  for (;;) {
+    const left = 2 * i + 1;
+    const right = left + 1;
+    let smallest = i;
+    if (left < heap.length && less(left, smallest)) smallest = left;
+    if (right < heap.length && less(right, smallest)) smallest = right;
+    if (smallest === i) return;
+    [heap[smallest], heap[i]] = [heap[i]!, heap[smallest]!];
+    i = smallest;
+  }
+}

@@ -1,0 +1,114 @@
+import type { Bm25Index } from "./bm25-index.js";
+import type { NearDuplicateIndex } from "./near-duplicate.js";
+import type { VectorMatrix } from "./vector-matrix.js";
+
+/**
+ * Weighted reciprocal-rank fusion: a candidate scores `vector / (k + its vector rank)` plus
+ * `keyword / (k + its BM25 rank)` (ranks from 1; a list it is missing from adds nothing).
+ *
+ * Why ranks rather than a weighted sum of scores: on the dev split both reached the same recall
+ * (recall@3 0.349 and 0.351: one query apart, see `npm run bench -- similar --tune`), but cosine
+ * and BM25 live on scales that move with the embedder (the local one or OpenAI's), the query's
+ * length and the memory's vocabulary, so a sum's weight would need re-tuning for each; ranks do
+ * not. BM25 weighs three times the vector rank: with the local embedder, words are the stronger
+ * signal (dev recall@3: BM25 0.34, vectors 0.24), and the vector rank mostly breaks its ties.
+ */
+export interface FusionParameters {
+  k: number;
+  vector: number;
+  keyword: number;
+  /** How deep each ranking is read. */
+  pool: number;
+}
+
+/** Tuned on the dev split of the duplicate-issue set (bench/similar-bench.ts --tune). */
+export const DEFAULT_FUSION: FusionParameters = { k: 10, vector: 1, keyword: 3, pool: 100 };
+
+export interface HybridHit {
+  id: string;
+  /** Cosine similarity of the embeddings. */
+  score: number;
+  /** Among the BM25 candidates, or a near-exact duplicate. */
+  keyword: boolean;
+  /** Fingerprints (error line, panic message, trace) shared with the query. */
+  shared: number;
+}
+
+export interface HybridIndexes {
+  matrix: VectorMatrix;
+  keywords: Bm25Index;
+  duplicates: NearDuplicateIndex;
+}
+
+export interface HybridSearchOptions {
+  k: number;
+  accept: (id: string) => boolean;
+  fusion?: FusionParameters;
+  /** Rank records that share an error, panic or trace with the query first (default true). */
+  nearDuplicatesFirst?: boolean;
+}
+
+/** Ids of both rankings, best first, fused (ties keep the vector order). */
+export function fuseRankings(
+  vectorIds: readonly string[],
+  keywordIds: readonly string[],
+  fusion: FusionParameters = DEFAULT_FUSION,
+): string[] {
+  const fused = new Map<string, number>();
+  vectorIds.forEach((id, rank) => fused.set(id, fusion.vector / (fusion.k + rank + 1)));
+  keywordIds.forEach((id, rank) =>
+    fused.set(id, (fused.get(id) ?? 0) + fusion.keyword / (fusion.k + rank + 1)),
+  );
+  return [...fused].sort((a, b) => b[1] - a[1]).map(([id]) => id);
+}
+
+/**
+ * Near-exact duplicates first (most shared fingerprints first), then the fusion of the vector
+ * and the BM25 rankings of what `accept` lets through. `vector` is the query's embedding.
+ */
+export function searchHybrid(
+  indexes: HybridIndexes,
+  query: string,
+  vector: Float32Array,
+  options: HybridSearchOptions,
+): HybridHit[] {
+  const fusion = options.fusion ?? DEFAULT_FUSION;
+  const pool = Math.max(fusion.pool, options.k);
+  const semantic = indexes.matrix.topK(vector, pool, options.accept);
+  const keyword = indexes.keywords.search(query, pool, options.accept);
+  const cosine = new Map(semantic.map((hit) => [hit.id, hit.score]));
+  const keywordIds = new Set(keyword.map((hit) => hit.id));
+  const shared =
+    options.nearDuplicatesFirst === false
+      ? new Map<string, number>()
+      : indexes.duplicates.match(query, options.accept);
+  const order = fuseRankings(
+    semantic.map((hit) => hit.id),
+    keyword.map((hit) => hit.id),
+    fusion,
+  );
+  const rest = order.filter((id) => !shared.has(id));
+  const ids = [...shared.keys(), ...rest].slice(0, options.k);
+  const unit = normalised(vector);
+  return ids.map((id) => ({
+    id,
+    score: cosine.get(id) ?? cosineOf(unit, indexes.matrix.get(id)),
+    keyword: keywordIds.has(id) || shared.has(id),
+    shared: shared.get(id) ?? 0,
+  }));
+}
+
+function normalised(vector: Float32Array): Float32Array {
+  let norm = 0;
+  for (const value of vector) norm += value * value;
+  const scale = norm > 0 ? 1 / Math.sqrt(norm) : 0;
+  return vector.map((value) => value * scale);
+}
+
+/** Stored vectors are unit vectors. */
+function cosineOf(unit: Float32Array, stored: Float32Array | undefined): number {
+  if (!stored) return 0;
+  let dot = 0;
+  for (let i = 0; i < unit.length; i++) dot += unit[i]! * stored[i]!;
+  return dot;
+}
