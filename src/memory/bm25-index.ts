@@ -46,10 +46,9 @@ export interface Bm25Hit {
   score: number;
 }
 
-/** A text's title (its first line, as `issueMemoryText` writes it) and body, as term counts. */
+/** A text's words, each with its title and body counts packed as `title << 16 | body`. */
 interface Fields {
-  title: Map<string, number>;
-  body: Map<string, number>;
+  counts: Map<string, number>;
   titleLength: number;
   bodyLength: number;
 }
@@ -97,19 +96,18 @@ export class Bm25Index {
     this.delete(id);
     const fields = countFields(text);
     const number = this.#free.pop() ?? this.#docs.length;
-    const terms: number[] = [];
-    for (const [term, tf] of mergedCounts(fields)) {
+    const terms = new Int32Array(fields.counts.size);
+    let i = 0;
+    for (const [term, packed] of fields.counts) {
       const termId = this.#termId(term);
-      terms.push(termId);
-      const title = Math.min(fields.title.get(term) ?? 0, MAX_TF);
-      const body = Math.min(tf - (fields.title.get(term) ?? 0), MAX_TF);
-      this.#append(termId, number, (title << 16) | body);
+      terms[i++] = termId;
+      this.#append(termId, number, packed);
     }
     const doc: Doc = {
       id,
       titleLength: fields.titleLength,
       bodyLength: fields.bodyLength,
-      terms: Int32Array.from(terms),
+      terms,
     };
     this.#docs[number] = doc;
     this.#numbers.set(id, number);
@@ -239,34 +237,29 @@ export class Bm25Index {
 function countFields(text: string): Fields {
   const cut = text.slice(0, MAX_TEXT);
   const newline = cut.indexOf("\n");
-  const fields: Fields = { title: new Map(), body: new Map(), titleLength: 0, bodyLength: 0 };
-  let distinct = 0;
-  const count = (counts: Map<string, number>, word: string): boolean => {
+  const fields: Fields = { counts: new Map(), titleLength: 0, bodyLength: 0 };
+  const { counts } = fields;
+  // One count per field, 16 bits each: a word past MAX_TF in a field stops counting there.
+  const count = (word: string, one: number, field: number): boolean => {
     if (word.length > MAX_WORD) return false;
     const seen = counts.get(word);
     if (seen === undefined) {
-      if (distinct >= MAX_TERMS) return false;
-      distinct++;
+      if (counts.size >= MAX_TERMS) return false;
+      counts.set(word, one);
+    } else if (((seen >>> field) & MAX_TF) < MAX_TF) {
+      counts.set(word, seen + one);
     }
-    counts.set(word, (seen ?? 0) + 1);
     return true;
   };
   forEachWord(newline < 0 ? cut : cut.slice(0, newline), (word) => {
-    if (count(fields.title, word)) fields.titleLength++;
+    if (count(word, 1 << 16, 16)) fields.titleLength++;
   });
   if (newline >= 0) {
     forEachWord(cut.slice(newline + 1), (word) => {
-      if (count(fields.body, word)) fields.bodyLength++;
+      if (count(word, 1, 0)) fields.bodyLength++;
     });
   }
   return fields;
-}
-
-/** Every term of a record with its count over both fields. */
-function mergedCounts(fields: Fields): Map<string, number> {
-  const merged = new Map(fields.title);
-  for (const [term, tf] of fields.body) merged.set(term, (merged.get(term) ?? 0) + tf);
-  return merged;
 }
 
 /** The query's distinct words, at most `MAX_TERMS`. */
