@@ -14,7 +14,9 @@ const TRACE_FRAMES = 4;
 const MIN_TRACE_FRAMES = 2;
 // A fingerprint more records share than this is a common message ("error: aborting due to
 // previous error", "internal compiler error: unexpected panic"), not a duplicate's signature.
-// Tuned on the dev split of the duplicate-issue set.
+// On the dev split of the duplicate-issue set, hybrid recall@3 with 4, 8 and 16: 0.367, 0.376
+// and 0.378; but at 16 the first near-exact match was the original 43% of the time, against 48%
+// at 8. Such a match is shown even below the similarity threshold: precision wins.
 export const MAX_SHARED = 8;
 // Frames of the runtime, the panic machinery and the C start-up: in every trace, so they tell
 // nothing apart.
