@@ -9,7 +9,6 @@ import { LOCK_NAME, lockDirectory, MemoryLockedError } from "./directory-lock.js
 import { describeEmbedder, type Embedder } from "./embedder.js";
 import { Bm25Index } from "./bm25-index.js";
 import { DEFAULT_FUSION, searchHybrid } from "./hybrid-search.js";
-import type { KeywordReranker } from "./keyword-reranker.js";
 import {
   InvalidMemoryError,
   MEMORY_KINDS,
@@ -44,11 +43,6 @@ export interface VectraMemoryStoreOptions {
   clock: Clock;
   log: Logger;
   metrics: Metrics;
-  /**
-   * @deprecated Ignored: the store keeps its own keyword index (bm25-index.ts). Still accepted
-   * so that callers passing one compile until they stop.
-   */
-  keywords?: KeywordReranker;
   /** Records per index file; a flush rewrites only the files it touches. */
   segmentSize?: number;
   /** Keeps the directory to this store; tests that play a crash within one process swap it. */
@@ -110,9 +104,12 @@ export class VectraMemoryStore implements MemoryStore {
   readonly #options: VectraMemoryStoreOptions;
   readonly #storage = new AtomicFileStorage();
   readonly #matrix: VectorMatrix;
-  /** Kept in step with #records: built from them on open, updated by every put and delete. */
-  readonly #keywords = new Bm25Index();
-  readonly #duplicates = new NearDuplicateIndex();
+  /**
+   * The keyword and near-duplicate indexes, built from #records on the first search and kept in
+   * step with every put and delete after it: a store opened for a backfill, a stats call or a
+   * command that never searches does not pay for them (seconds at 100,000 records).
+   */
+  #text: { keywords: Bm25Index; duplicates: NearDuplicateIndex } | undefined;
   readonly #records = new Map<string, Stored>();
   readonly #members = new Map<number, Set<string>>();
   readonly #dirty = new Set<number>();
@@ -260,7 +257,8 @@ export class VectraMemoryStore implements MemoryStore {
    * keyword and near-duplicate indexes.
    */
   estimateBytes(): number {
-    return this.#matrix.bytes + this.#recordBytes + this.#keywords.bytes + this.#duplicates.bytes;
+    const text = this.#text ? this.#text.keywords.bytes + this.#text.duplicates.bytes : 0;
+    return this.#matrix.bytes + this.#recordBytes + text;
   }
 
   /**
@@ -281,11 +279,7 @@ export class VectraMemoryStore implements MemoryStore {
     };
     const short = query.trim().split(/\s+/).length <= SHORT_QUERY_WORDS;
     const minScore = options.minScore ?? -1;
-    const indexes = {
-      matrix: this.#matrix,
-      keywords: this.#keywords,
-      duplicates: this.#duplicates,
-    };
+    const indexes = { matrix: this.#matrix, ...this.#textIndexes() };
     // Every candidate of both rankings, so that `minScore` leaves the best `k` of those it keeps.
     const k = Math.max(options.k, DEFAULT_FUSION.pool);
     return searchHybrid(indexes, query, vector!, { k, accept })
@@ -412,8 +406,8 @@ export class VectraMemoryStore implements MemoryStore {
       this.#recordBytes -= stored.bytes;
       this.#records.delete(value.id);
       this.#matrix.delete(value.id);
-      this.#keywords.delete(value.id);
-      this.#duplicates.delete(value.id);
+      this.#text?.keywords.delete(value.id);
+      this.#text?.duplicates.delete(value.id);
       this.#members.get(stored.segment)?.delete(value.id);
       this.#dirty.add(stored.segment);
     } else {
@@ -444,10 +438,22 @@ export class VectraMemoryStore implements MemoryStore {
     this.#recordBytes += bytes - (previous?.bytes ?? 0);
     this.#records.set(record.id, { record, hash, segment, bytes });
     // The same text (a re-added source, a log entry replayed over its index file) keeps its entries.
-    if (previous?.hash !== hash) {
-      this.#keywords.set(record.id, record.text);
-      this.#duplicates.set(record.id, record.text);
+    if (this.#text && previous?.hash !== hash) {
+      this.#text.keywords.set(record.id, record.text);
+      this.#text.duplicates.set(record.id, record.text);
     }
+  }
+
+  #textIndexes(): { keywords: Bm25Index; duplicates: NearDuplicateIndex } {
+    if (!this.#text) {
+      const text = { keywords: new Bm25Index(), duplicates: new NearDuplicateIndex() };
+      for (const { record } of this.#records.values()) {
+        text.keywords.set(record.id, record.text);
+        text.duplicates.set(record.id, record.text);
+      }
+      this.#text = text;
+    }
+    return this.#text;
   }
 
   /** The index file new records go into: the last one, until it is full. */

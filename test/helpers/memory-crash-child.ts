@@ -2,7 +2,6 @@
 // until it is killed. Used by the crash test: tsx memory-crash-child.ts <directory> <prefix>
 import { pino } from "pino";
 import { systemClock } from "../../src/clock.js";
-import { KeywordReranker } from "../../src/memory/keyword-reranker.js";
 import { createLocalEmbedder } from "../../src/memory/local-embedder.js";
 import { VectraMemoryStore } from "../../src/memory/vectra-memory-store.js";
 import { createMetrics } from "../../src/metrics/create-metrics.js";
@@ -21,7 +20,6 @@ const store = await VectraMemoryStore.open({
   clock: systemClock,
   log: pino({ level: "silent" }),
   metrics: createMetrics(),
-  keywords: new KeywordReranker(),
 });
 process.stdout.write("ready\n");
 

@@ -1,6 +1,5 @@
 import { pino } from "pino";
 import type { Embedder } from "../../src/memory/embedder.js";
-import { KeywordReranker } from "../../src/memory/keyword-reranker.js";
 import { createLocalEmbedder } from "../../src/memory/local-embedder.js";
 import { MemoryRegistry } from "../../src/memory/memory-registry.js";
 import {
@@ -36,7 +35,6 @@ export function openTestStore(directory: string, options: Partial<VectraMemorySt
     clock: systemClock,
     log: pino({ level: "silent" }),
     metrics: createMetrics(),
-    keywords: new KeywordReranker(),
     ...options,
   });
 }
