@@ -63,13 +63,14 @@ export async function showMemoryStats(options: MemoryCommandOptions): Promise<nu
     return 0;
   }
   const table = [
-    ["NAMESPACE", "RECORDS", "PENDING", "SEGMENTS", "ON DISK", "EMBEDDER", "KINDS"],
+    ["NAMESPACE", "RECORDS", "PENDING", "SEGMENTS", "ON DISK", "IN RAM", "EMBEDDER", "KINDS"],
     ...rows.map((row) => [
       `${row.installation}/${row.repo}`,
       String(row.records),
       String(row.pending),
       String(row.segments),
       formatBytes(row.bytesOnDisk),
+      formatBytes(row.bytesInRam),
       describeEmbedder(row),
       formatKinds(row.byKind),
     ]),
@@ -79,11 +80,12 @@ export async function showMemoryStats(options: MemoryCommandOptions): Promise<nu
       String(totals.pending),
       String(totals.segments),
       formatBytes(totals.bytesOnDisk),
+      formatBytes(totals.bytesInRam),
       "",
       formatKinds(totals.byKind),
     ],
   ];
-  await writeLine(options.stdout, formatTable(table, [1, 2, 3, 4]));
+  await writeLine(options.stdout, formatTable(table, [1, 2, 3, 4, 5]));
   if (legacy.length > 0) {
     await writeLine(
       options.stdout,
@@ -333,7 +335,7 @@ function sumStats(rows: NamespaceStats[]) {
   for (const row of rows)
     for (const [kind, count] of Object.entries(row.byKind))
       byKind[kind] = (byKind[kind] ?? 0) + count;
-  const sum = (field: "records" | "pending" | "segments" | "bytesOnDisk") =>
+  const sum = (field: "records" | "pending" | "segments" | "bytesOnDisk" | "bytesInRam") =>
     rows.reduce((total, row) => total + row[field], 0);
   return {
     namespaces: rows.length,
@@ -342,6 +344,7 @@ function sumStats(rows: NamespaceStats[]) {
     pending: sum("pending"),
     segments: sum("segments"),
     bytesOnDisk: sum("bytesOnDisk"),
+    bytesInRam: sum("bytesInRam"),
   };
 }
 

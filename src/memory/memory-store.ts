@@ -51,6 +51,11 @@ export interface MemoryStats {
   pending: number;
   segments: number;
   bytesOnDisk: number;
+  /**
+   * What the store holds in RAM while open, estimated: its vectors as allocated and its records
+   * (and its keyword indexes, once a search has built them). The open-store LRU counts this.
+   */
+  bytesInRam: number;
   model: string;
   dimension: number;
 }

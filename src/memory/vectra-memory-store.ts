@@ -307,6 +307,7 @@ export class VectraMemoryStore implements MemoryStore {
       pending: this.#pending,
       segments: this.#manifest.segments.length,
       bytesOnDisk,
+      bytesInRam: this.estimateBytes(),
       model: this.#manifest.model,
       dimension: this.#manifest.dimension,
     };

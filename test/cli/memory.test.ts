@@ -93,6 +93,8 @@ describe("talos memory stats", () => {
       dimension: 512,
     });
     expect(stats.namespaces[1].bytesOnDisk).toBeGreaterThan(0);
+    // Vectors as allocated and records: at least each record's 512 float32s (the local embedder).
+    expect(stats.namespaces[1].bytesInRam).toBeGreaterThan(stats.namespaces[1].records * 512 * 4);
     expect(stats.totals).toMatchObject({
       namespaces: 3,
       records: 6,
@@ -103,6 +105,9 @@ describe("talos memory stats", () => {
     expect(stats.totals.bytesOnDisk).toBe(
       stats.namespaces.reduce((sum: number, n: { bytesOnDisk: number }) => sum + n.bytesOnDisk, 0),
     );
+    expect(stats.totals.bytesInRam).toBe(
+      stats.namespaces.reduce((sum: number, n: { bytesInRam: number }) => sum + n.bytesInRam, 0),
+    );
   });
 
   it("prints a table, and picks namespaces with --repo and --installation", async () => {
@@ -110,7 +115,7 @@ describe("talos memory stats", () => {
     const all = await talos(["memory", "stats", "--data-dir", dataDir]);
     expect(all.code).toBe(0);
     const lines = all.out.trim().split("\n");
-    expect(lines[0]).toMatch(/^NAMESPACE\s+RECORDS\s+PENDING\s+SEGMENTS\s+ON DISK\s+EMBEDDER/);
+    expect(lines[0]).toMatch(/^NAMESPACE\s+RECORDS\s+PENDING\s+SEGMENTS\s+ON DISK\s+IN RAM\s+EMBEDDER/);
     expect(lines[2]).toMatch(/^7\/acme\/widgets\s+3\s+0\s+1\s+.*issue 2, note 1$/);
     expect(lines.at(-1)).toMatch(/^total \(3\)\s+6\s+0\s+3\s/);
 
