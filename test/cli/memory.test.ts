@@ -115,7 +115,9 @@ describe("talos memory stats", () => {
     const all = await talos(["memory", "stats", "--data-dir", dataDir]);
     expect(all.code).toBe(0);
     const lines = all.out.trim().split("\n");
-    expect(lines[0]).toMatch(/^NAMESPACE\s+RECORDS\s+PENDING\s+SEGMENTS\s+ON DISK\s+IN RAM\s+EMBEDDER/);
+    expect(lines[0]).toMatch(
+      /^NAMESPACE\s+RECORDS\s+PENDING\s+SEGMENTS\s+ON DISK\s+IN RAM\s+EMBEDDER/,
+    );
     expect(lines[2]).toMatch(/^7\/acme\/widgets\s+3\s+0\s+1\s+.*issue 2, note 1$/);
     expect(lines.at(-1)).toMatch(/^total \(3\)\s+6\s+0\s+3\s/);
 
