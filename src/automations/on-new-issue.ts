@@ -1,40 +1,20 @@
-import type { Logger } from "pino";
-import type { Assistant } from "../agent/assistant.js";
 import { BudgetExceededError } from "../agent/token-budgets.js";
-import type { Clock } from "../clock.js";
-import type { RepoConfig } from "../config.js";
-import type { AppIdentityLoader } from "../github/app-identity.js";
 import { similarMarker } from "../github/comment-markers.js";
-import type { GitHubLimits } from "../github/create-octokit.js";
-import type { CommentInfo, IssueInfo, RepoClient } from "../github/create-repo-client.js";
-import type { Octokit } from "../github/octokit.js";
+import type { CommentInfo, IssueInfo } from "../github/create-repo-client.js";
 import { upsertReply } from "../github/upsert-reply.js";
-import type { MarkdownService } from "../markdown/markdown-workers.js";
 import { findSimilarIssues, renderSimilarIssues } from "../memory/find-similar-issues.js";
 import { toIssueMemory } from "../memory/memory-inputs.js";
 import type { MemoryStore } from "../memory/memory-store.js";
-import type { AutomationBudget } from "./automation-budget.js";
+import type { AutomationOptions } from "./automation-options.js";
 import { triageNewIssue } from "./triage-new-issue.js";
 
-export interface NewIssueOptions {
+export interface NewIssueOptions extends AutomationOptions {
   installation: number;
   issue: IssueInfo;
   /** Its comments when known: none, for an issue just opened (a redelivery may have some). */
   comments: CommentInfo[] | undefined;
-  config: RepoConfig;
   /** False when a bot opened the issue: it is remembered, and nothing else runs. */
   automatic: boolean;
-  github: RepoClient;
-  octokit: Octokit;
-  /** This repository's memory, or undefined when its config switches memory off. */
-  memory: () => Promise<MemoryStore | undefined>;
-  assistant: Assistant | undefined;
-  budget: AutomationBudget;
-  identity: AppIdentityLoader;
-  markdown: MarkdownService;
-  limits: GitHubLimits;
-  clock: Clock;
-  log: Logger;
 }
 
 /**

@@ -1,18 +1,10 @@
-import type { Logger } from "pino";
-import type { Assistant } from "../agent/assistant.js";
 import { BudgetExceededError } from "../agent/token-budgets.js";
-import type { Clock } from "../clock.js";
 import { compileTitlePattern, type RepoConfig } from "../config.js";
-import type { AppIdentityLoader } from "../github/app-identity.js";
-import type { GitHubLimits } from "../github/create-octokit.js";
 import type { PullRequestClient } from "../github/create-pull-request-client.js";
-import type { IssueInfo, RepoClient } from "../github/create-repo-client.js";
-import type { Octokit } from "../github/octokit.js";
-import type { MarkdownService } from "../markdown/markdown-workers.js";
+import type { IssueInfo } from "../github/create-repo-client.js";
 import { toIssueMemory } from "../memory/memory-inputs.js";
-import type { MemoryStore } from "../memory/memory-store.js";
 import { reviewPullRequest } from "../pulls/review-pull-request.js";
-import type { AutomationBudget } from "./automation-budget.js";
+import type { AutomationOptions } from "./automation-options.js";
 import { summarizePullRequest } from "./summarize-pull-request.js";
 
 /** What the webhook says of the pull request; the head is read again before any work. */
@@ -27,20 +19,9 @@ export interface PullRequestEvent {
   automatic: boolean;
 }
 
-export interface PullRequestChangedOptions {
+export interface PullRequestChangedOptions extends AutomationOptions {
   event: PullRequestEvent;
-  config: RepoConfig;
-  github: RepoClient;
   pulls: PullRequestClient;
-  octokit: Octokit;
-  memory: () => Promise<MemoryStore | undefined>;
-  assistant: Assistant | undefined;
-  budget: AutomationBudget;
-  identity: AppIdentityLoader;
-  markdown: MarkdownService;
-  limits: GitHubLimits;
-  clock: Clock;
-  log: Logger;
 }
 
 // GitHub caps titles at 256 characters; anything longer is not a title GitHub sent.

@@ -1,7 +1,5 @@
-import { HumanMessage } from "@langchain/core/messages";
 import type { Logger } from "pino";
-import { prepareRun, type Assistant } from "../agent/assistant.js";
-import { runAgent } from "../agent/run-agent.js";
+import type { Assistant } from "../agent/assistant.js";
 import type { Clock } from "../clock.js";
 import type { RepoConfig } from "../config.js";
 import { pullRequestSummaryMarker, readMarker } from "../github/comment-markers.js";
@@ -12,17 +10,13 @@ import type { Octokit } from "../github/octokit.js";
 import { upsertReply } from "../github/upsert-reply.js";
 import type { MarkdownService } from "../markdown/markdown-workers.js";
 import { codeSpan } from "../markdown/safe-text.js";
+import { askAboutChanges } from "../pulls/ask-about-changes.js";
 import { classifyFile, type FileCategory } from "../pulls/classify-file.js";
 import {
   loadPullRequestChanges,
   type PullRequestChanges,
 } from "../pulls/load-pull-request-changes.js";
-import {
-  describeScope,
-  renderChangesForPrompt,
-  renderNotReviewed,
-  shortSha,
-} from "../pulls/render-changes.js";
+import { describeScope, renderNotReviewed, shortSha } from "../pulls/render-changes.js";
 
 export interface SummarizePullRequestOptions {
   assistant: Assistant;
@@ -136,28 +130,18 @@ async function askModel(
   changes: PullRequestChanges,
   previous: string | undefined,
 ): Promise<string> {
-  const { assistant, pull, log } = options;
-  const setup = await prepareRun(assistant, options.github, log);
-  const prompt = await assistant.prompts.render("pr-summary", {
-    ...renderChangesForPrompt(pull, changes, setup.fence),
-    previous: previous
-      ? `The summary so far, written for commit ${shortSha(changes.since ?? "")}: update it with the new changes below, keeping what still holds.\n${setup.fence.wrap("previous summary", previous.slice(0, MAX_PREVIOUS_CHARS))}`
-      : "There is no earlier summary: write one.",
-  });
-  const result = await runAgent({
-    model: assistant.model,
-    messages: [setup.system, new HumanMessage(prompt)],
-    tools: [],
-    toolContext: undefined,
-    fence: setup.fence,
-    limits: assistant.limits,
-    finalNote: setup.finalNote,
-    metrics: assistant.metrics,
-    log,
-    account: assistant.account,
+  const text = await askAboutChanges({
+    ...options,
+    changes,
+    prompt: "pr-summary",
+    values: (fence) => ({
+      previous: previous
+        ? `The summary so far, written for commit ${shortSha(changes.since ?? "")}: update it with the new changes below, keeping what still holds.\n${fence.wrap("previous summary", previous.slice(0, MAX_PREVIOUS_CHARS))}`
+        : "There is no earlier summary: write one.",
+    }),
     kind: "pr_summary",
   });
-  return result.text.trim();
+  return text.trim();
 }
 
 const CATEGORY_NAMES: Record<FileCategory, string> = {

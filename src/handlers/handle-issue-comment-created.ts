@@ -15,7 +15,13 @@ import { loadRepoConfig } from "../github/load-repo-config.js";
 import type { MarkdownService } from "../markdown/markdown-workers.js";
 import type { MemoryRegistry } from "../memory/memory-registry.js";
 import { openRepoMemory } from "../memory/open-repo-memory.js";
-import { IssuePayload, readPayload } from "./read-payload.js";
+import { jobAssistant } from "./job-assistant.js";
+import {
+  InstallationPayload,
+  IssuePayload,
+  OwnedRepositoryPayload,
+  readPayload,
+} from "./read-payload.js";
 
 const CommentCreated = z.object({
   comment: z.object({
@@ -27,14 +33,8 @@ const CommentCreated = z.object({
     user: z.object({ login: z.string() }).nullable(),
   }),
   issue: IssuePayload,
-  repository: z.object({
-    id: z.number(),
-    full_name: z.string(),
-    name: z.string(),
-    owner: z.object({ login: z.string() }),
-    created_at: z.union([z.string(), z.number()]).optional(),
-  }),
-  installation: z.object({ id: z.number() }),
+  repository: OwnedRepositoryPayload,
+  installation: InstallationPayload,
 });
 
 export interface CommentHandlerDeps {
@@ -94,15 +94,11 @@ export function createIssueCommentCreatedHandler(deps: CommentHandlerDeps) {
       },
       config,
       registry: deps.commands,
-      // This job's model calls draw on the installation's and the repository's daily budgets.
-      assistant: deps.assistant && {
-        ...deps.assistant,
-        account: deps.budgets.account({
-          installation: installation.id,
-          repository: repository.id,
-          repositoryTokens: config.config.budget.daily_tokens,
-        }),
-      },
+      assistant: jobAssistant(deps.assistant, deps.budgets, {
+        installation: installation.id,
+        repository: repository.id,
+        repositoryTokens: config.config.budget.daily_tokens,
+      }),
       memory: () => openRepoMemory(deps.memory, event, config.config),
       identity,
       log,

@@ -13,18 +13,18 @@ import type { MarkdownService } from "../markdown/markdown-workers.js";
 import type { MemoryRegistry } from "../memory/memory-registry.js";
 import { openRepoMemory } from "../memory/open-repo-memory.js";
 import { isBotSender } from "./guard-event.js";
-import { IssuePayload, readPayload } from "./read-payload.js";
+import { jobAssistant } from "./job-assistant.js";
+import {
+  InstallationPayload,
+  IssuePayload,
+  OwnedRepositoryPayload,
+  readPayload,
+} from "./read-payload.js";
 
 const IssueOpened = z.object({
   issue: IssuePayload,
-  repository: z.object({
-    id: z.number(),
-    full_name: z.string(),
-    name: z.string(),
-    owner: z.object({ login: z.string() }),
-    created_at: z.union([z.string(), z.number()]).optional(),
-  }),
-  installation: z.object({ id: z.number() }),
+  repository: OwnedRepositoryPayload,
+  installation: InstallationPayload,
 });
 
 export interface IssuesOpenedDeps {
@@ -52,15 +52,11 @@ export function createIssuesOpenedHandler(deps: IssuesOpenedDeps) {
       comments: issue.comments === 0 ? [] : undefined,
       config,
       automatic: !isBotSender(context.payload.sender),
-      // Triage draws on the same daily budgets as commands.
-      assistant: deps.assistant && {
-        ...deps.assistant,
-        account: deps.budgets.account({
-          installation: installation.id,
-          repository: repository.id,
-          repositoryTokens: config.budget.daily_tokens,
-        }),
-      },
+      assistant: jobAssistant(deps.assistant, deps.budgets, {
+        installation: installation.id,
+        repository: repository.id,
+        repositoryTokens: config.budget.daily_tokens,
+      }),
       github: createRepoClient(context.octokit, {
         owner: repository.owner.login,
         repo: repository.name,

@@ -1,20 +1,19 @@
 import type { Context } from "probot";
 import { z } from "zod";
-import type { Assistant } from "../agent/assistant.js";
-import type { TokenBudgets } from "../agent/token-budgets.js";
-import type { AutomationBudget } from "../automations/automation-budget.js";
 import { onPullRequestChanged } from "../automations/on-pull-request-changed.js";
-import type { Clock } from "../clock.js";
-import type { AppIdentityLoader } from "../github/app-identity.js";
-import type { GitHubLimits } from "../github/create-octokit.js";
 import { createPullRequestClient } from "../github/create-pull-request-client.js";
 import { createRepoClient, toIssueInfo } from "../github/create-repo-client.js";
 import { loadRepoConfig } from "../github/load-repo-config.js";
-import type { MarkdownService } from "../markdown/markdown-workers.js";
-import type { MemoryRegistry } from "../memory/memory-registry.js";
 import { openRepoMemory } from "../memory/open-repo-memory.js";
 import { isBotSender } from "./guard-event.js";
-import { IssuePayload, readPayload } from "./read-payload.js";
+import type { IssuesOpenedDeps } from "./handle-issues-opened.js";
+import { jobAssistant } from "./job-assistant.js";
+import {
+  InstallationPayload,
+  IssuePayload,
+  OwnedRepositoryPayload,
+  readPayload,
+} from "./read-payload.js";
 
 export type PullRequestChangedEvent =
   | "pull_request.opened"
@@ -28,29 +27,13 @@ const PullRequestChanged = z.object({
     draft: z.boolean().optional(),
     user: z.object({ login: z.string(), type: z.string().optional() }).nullable().optional(),
   }),
-  repository: z.object({
-    id: z.number(),
-    full_name: z.string(),
-    name: z.string(),
-    owner: z.object({ login: z.string() }),
-    created_at: z.union([z.string(), z.number()]).optional(),
-  }),
-  installation: z.object({ id: z.number() }),
+  repository: OwnedRepositoryPayload,
+  installation: InstallationPayload,
 });
 
-export interface PullRequestChangedDeps {
-  assistant: Assistant | undefined;
-  budgets: TokenBudgets;
-  memory: MemoryRegistry;
-  budget: AutomationBudget;
-  identity: AppIdentityLoader;
-  markdown: MarkdownService;
-  limits: GitHubLimits;
-  clock: Clock;
-}
-
 /** A pull request opened, reopened, made ready or pushed to: memory, summary, push review. */
-export function createPullRequestChangedHandler(deps: PullRequestChangedDeps) {
+// The same services as a new issue's automatic work.
+export function createPullRequestChangedHandler(deps: IssuesOpenedDeps) {
   return async (context: Context<PullRequestChangedEvent>): Promise<void> => {
     const { action, pull_request, repository, installation } = readPayload(
       PullRequestChanged,
@@ -70,15 +53,11 @@ export function createPullRequestChangedHandler(deps: PullRequestChangedDeps) {
         automatic: !isBotSender(context.payload.sender),
       },
       config,
-      // Summaries and push reviews draw on the same daily budgets as commands.
-      assistant: deps.assistant && {
-        ...deps.assistant,
-        account: deps.budgets.account({
-          installation: installation.id,
-          repository: repository.id,
-          repositoryTokens: config.budget.daily_tokens,
-        }),
-      },
+      assistant: jobAssistant(deps.assistant, deps.budgets, {
+        installation: installation.id,
+        repository: repository.id,
+        repositoryTokens: config.budget.daily_tokens,
+      }),
       github: createRepoClient(context.octokit, repo),
       pulls: createPullRequestClient(context.octokit, repo),
       octokit: context.octokit,

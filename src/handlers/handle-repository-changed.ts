@@ -2,19 +2,15 @@ import type { Context } from "probot";
 import { z } from "zod";
 import type { BackfillRunner } from "../memory/backfill-runner.js";
 import type { MemoryRegistry } from "../memory/memory-registry.js";
-import { readPayload } from "./read-payload.js";
+import { InstallationPayload, readPayload, RepositoryPayload } from "./read-payload.js";
 
 export type RepositoryChangedEvent =
   "repository.deleted" | "repository.renamed" | "repository.transferred";
 
 const RepositoryChanged = z.object({
   action: z.enum(["deleted", "renamed", "transferred"]),
-  repository: z.object({
-    id: z.number(),
-    full_name: z.string(),
-    created_at: z.union([z.string(), z.number()]).optional(),
-  }),
-  installation: z.object({ id: z.number() }),
+  repository: RepositoryPayload,
+  installation: InstallationPayload,
 });
 
 /**

@@ -5,7 +5,12 @@ import { loadRepoConfig } from "../github/load-repo-config.js";
 import { issueMemoryId, toIssueMemory } from "../memory/memory-inputs.js";
 import type { MemoryRegistry } from "../memory/memory-registry.js";
 import { openRepoMemory } from "../memory/open-repo-memory.js";
-import { IssuePayload, readPayload } from "./read-payload.js";
+import {
+  InstallationPayload,
+  IssuePayload,
+  readPayload,
+  RepositoryPayload,
+} from "./read-payload.js";
 
 export type ThreadChangedEvent =
   | "issues.edited"
@@ -20,12 +25,8 @@ const ThreadChanged = z.object({
   action: z.string(),
   issue: IssuePayload.optional(),
   pull_request: IssuePayload.optional(),
-  repository: z.object({
-    id: z.number(),
-    full_name: z.string(),
-    created_at: z.union([z.string(), z.number()]).optional(),
-  }),
-  installation: z.object({ id: z.number() }),
+  repository: RepositoryPayload,
+  installation: InstallationPayload,
 });
 
 /**

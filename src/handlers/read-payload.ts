@@ -15,6 +15,22 @@ export const IssuePayload = z.object({
   comments: z.number().optional(),
 });
 
+/** The repository as every repository event carries it: ids name its memory and budgets. */
+export const RepositoryPayload = z.object({
+  id: z.number(),
+  full_name: z.string(),
+  /** ISO 8601, or Unix seconds in push payloads. */
+  created_at: z.union([z.string(), z.number()]).optional(),
+});
+
+/** The repository with what a client for it needs: its owner and name. */
+export const OwnedRepositoryPayload = RepositoryPayload.extend({
+  name: z.string(),
+  owner: z.object({ login: z.string() }),
+});
+
+export const InstallationPayload = z.object({ id: z.number() });
+
 /** A webhook payload that lacks what a handler needs. It is bad input, not a bug in Talos. */
 export class MalformedPayloadError extends Error {
   override name = "MalformedPayloadError";

@@ -1,7 +1,5 @@
-import { HumanMessage } from "@langchain/core/messages";
 import type { Logger } from "pino";
-import { prepareRun, type Assistant } from "../agent/assistant.js";
-import { runAgent } from "../agent/run-agent.js";
+import type { Assistant } from "../agent/assistant.js";
 import type { RepoConfig } from "../config.js";
 import { readMarker, reviewMarker, withMarker } from "../github/comment-markers.js";
 import type {
@@ -13,14 +11,10 @@ import type { RepoClient } from "../github/create-repo-client.js";
 import type { MarkdownService } from "../markdown/markdown-workers.js";
 import { loadPullRequestChanges, type PullRequestChanges } from "./load-pull-request-changes.js";
 import type { Hunk } from "./parse-patch.js";
+import { askAboutChanges } from "./ask-about-changes.js";
 import { parseReviewAnswer } from "./parse-review-answer.js";
 import { placeComments, type PlacedComment } from "./place-comments.js";
-import {
-  describeScope,
-  renderChangesForPrompt,
-  renderNotReviewed,
-  shortSha,
-} from "./render-changes.js";
+import { describeScope, renderNotReviewed, shortSha } from "./render-changes.js";
 
 export interface ReviewPullRequestOptions {
   assistant: Assistant;
@@ -161,28 +155,17 @@ async function askModel(
   pull: PullRequestInfo,
   changes: PullRequestChanges,
 ) {
-  const { assistant, log } = options;
-  const setup = await prepareRun(assistant, options.github, log);
-  const prompt = await assistant.prompts.render("review", {
-    ...renderChangesForPrompt(pull, changes, setup.fence),
-    max_comments: String(options.settings.max_comments),
-  });
-  // No tools: the review reads the diff it is given, within its budget, in one call.
-  const result = await runAgent({
-    model: assistant.model,
-    messages: [setup.system, new HumanMessage(prompt)],
-    tools: [],
-    toolContext: undefined,
-    fence: setup.fence,
-    limits: assistant.limits,
-    finalNote: setup.finalNote,
-    metrics: assistant.metrics,
-    log,
-    account: assistant.account,
+  const text = await askAboutChanges({
+    ...options,
+    pull,
+    changes,
+    prompt: "review",
+    values: () => ({ max_comments: String(options.settings.max_comments) }),
     kind: "review",
   });
-  const answer = parseReviewAnswer(result.text);
-  if (!answer.structured) log.warn("the review answer was not the JSON asked for; posted as text");
+  const answer = parseReviewAnswer(text);
+  if (!answer.structured)
+    options.log.warn("the review answer was not the JSON asked for; posted as text");
   return answer;
 }
 

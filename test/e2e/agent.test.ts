@@ -1,9 +1,9 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { eventually } from "../helpers/eventually.js";
 import { startGitHubStandIn, type GitHubStandIn } from "../helpers/github-stand-in.js";
 import { startOpenAIStandIn, type OpenAIStandIn } from "../helpers/openai-stand-in.js";
 import {
   buildDist,
+  jobFinished,
   makeWorkDir,
   sendWebhook,
   standInServerEnv,
@@ -23,20 +23,6 @@ describe("the assistant in the started server", () => {
   let server: ServerProcess;
   const signed = { secret: TEST_WEBHOOK_SECRET };
   const thread = () => github.comments.get(`${REPO}#1`) ?? [];
-
-  /**
-   * Deliveries are acknowledged once journaled and run afterwards: waits until the runner logged
-   * the delivery's job as finished, and fails at once if it failed instead.
-   */
-  async function jobFinished(delivery: string): Promise<void> {
-    const lines = () => server.output().split("\n");
-    const about = (line: string) => line.includes(`"delivery":${JSON.stringify(delivery)}`);
-    await eventually(() => {
-      const failed = lines().find((line) => about(line) && line.includes('"msg":"job failed'));
-      if (failed) throw new Error(`the job of ${delivery} failed: ${failed}`);
-      return lines().some((line) => about(line) && line.includes('"msg":"job finished"'));
-    }, `the job of ${delivery} to finish`);
-  }
 
   beforeAll(async () => {
     buildDist();
@@ -94,7 +80,7 @@ describe("the assistant in the started server", () => {
     );
 
     expect(res.status).toBe(200);
-    await jobFinished("e2e-ask");
+    await jobFinished(server, "e2e-ask");
     expect(thread()).toHaveLength(1);
     expect(thread()[0]?.body).toBe(
       "X fails because `src/x.js` throws when there is no config.\n\n<!-- talos:reply:492700400 -->",
@@ -132,7 +118,7 @@ describe("the assistant in the started server", () => {
     );
 
     expect(res.status).toBe(200);
-    await jobFinished("e2e-triage");
+    await jobFinished(server, "e2e-triage");
     const labelWrites = github.writes().filter((w) => w.path.endsWith("/issues/1/labels"));
     expect(labelWrites.map((w) => w.body)).toEqual([{ labels: ["bug"] }]);
     expect(github.issues.get(`${REPO}#1`)?.labels).toEqual([{ name: "bug" }]);

@@ -12,6 +12,7 @@ import { startOpenAIStandIn, type OpenAIStandIn } from "../helpers/openai-stand-
 import { createRestDescription } from "../helpers/rest-description.js";
 import {
   buildDist,
+  jobFinished,
   makeWorkDir,
   sendWebhook,
   standInServerEnv,
@@ -72,20 +73,10 @@ describe("pull requests in the started server", () => {
   const ours = (number: number) =>
     (github.comments.get(`${REPO}#${number}`) ?? []).filter((c) => c.user.login === BOT);
 
-  async function jobFinished(delivery: string): Promise<void> {
-    const lines = () => server.output().split("\n");
-    const about = (line: string) => line.includes(`"delivery":${JSON.stringify(delivery)}`);
-    await eventually(() => {
-      const failed = lines().find((line) => about(line) && line.includes('"msg":"job failed'));
-      if (failed) throw new Error(`the job of ${delivery} failed: ${failed}`);
-      return lines().some((line) => about(line) && line.includes('"msg":"job finished"'));
-    }, `the job of ${delivery} to finish`);
-  }
-
   async function deliver(id: string, event: string, payload: unknown) {
     const res = await sendWebhook(server.url, { id, event, payload }, signed);
     expect(res.status).toBe(200);
-    await jobFinished(id);
+    await jobFinished(server, id);
   }
 
   function pullRequestEvent(action: "opened" | "synchronize", head: string) {
@@ -241,7 +232,7 @@ describe("pull requests in the started server", () => {
         ),
       ),
     );
-    for (const i of heads.keys()) await jobFinished(`e2e-burst-${i}`);
+    for (const i of heads.keys()) await jobFinished(server, `e2e-burst-${i}`);
 
     expect(llm.chatArrivals() - before).toBe(2);
     const summaries = ours(2).filter((c) => c.body.includes("talos:pr-summary"));

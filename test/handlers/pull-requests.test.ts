@@ -135,6 +135,41 @@ function capture<T>(holder: T[]) {
 const summaryBody = (head: string, text: string) =>
   `**Summary of this pull request** at \`${head.slice(0, 7)}\`, covering the whole pull request. It is kept up to date on every push.\n\n${text}\n\n**Files touched** (3):\n\n- Code (2): …\n\n<!-- talos:pr-summary:${head} -->`;
 
+/** Talos's summary comment of `head` in the thread (`issues/2/comments`), comment 700. */
+function mockSummaryComment(scope: Scope, head: string, text: string) {
+  scope
+    .get(`${REPO}/issues/2/comments`)
+    .query({ per_page: "100" })
+    .reply(200, [
+      {
+        id: 700,
+        user: { login: BOT },
+        body: summaryBody(head, text),
+        created_at: "2026-11-20T10:00:00Z",
+      },
+    ]);
+}
+
+/** `pulls/2/reviews`: none yet, or Talos's earlier review of HEAD_1. */
+function mockReviews(scope: Scope, reviews: "none" | "earlier") {
+  scope
+    .get(`${REPO}/pulls/2/reviews`)
+    .query({ per_page: "100" })
+    .reply(
+      200,
+      reviews === "none"
+        ? []
+        : [
+            {
+              id: 79,
+              user: { login: BOT },
+              body: `Earlier.\n\n<!-- talos:review:${HEAD_1}:1 -->`,
+              commit_id: HEAD_1,
+            },
+          ],
+    );
+}
+
 describe("pull-request summaries", () => {
   it("opened: one summary comment, its marker naming the head, files grouped, every request as GitHub describes it", async () => {
     const model = scriptedModel().respond(
@@ -190,17 +225,7 @@ describe("pull-request summaries", () => {
     const scope = githubScope();
     mockStart(scope);
     scope.get(`${REPO}/pulls/2`).reply(200, pull(HEAD_2));
-    scope
-      .get(`${REPO}/issues/2/comments`)
-      .query({ per_page: "100" })
-      .reply(200, [
-        {
-          id: 700,
-          user: { login: BOT },
-          body: summaryBody(HEAD_1, "- **What it changes**: adds a dark theme."),
-          created_at: "2026-11-20T10:00:00Z",
-        },
-      ]);
+    mockSummaryComment(scope, HEAD_1, "- **What it changes**: adds a dark theme.");
     mockFiles(scope, SMALL);
     scope
       .get(`${REPO}/compare/${HEAD_1}...${HEAD_2}`)
@@ -233,17 +258,7 @@ describe("pull-request summaries", () => {
     const scope = githubScope();
     mockStart(scope);
     scope.get(`${REPO}/pulls/2`).reply(200, pull(HEAD_3));
-    scope
-      .get(`${REPO}/issues/2/comments`)
-      .query({ per_page: "100" })
-      .reply(200, [
-        {
-          id: 700,
-          user: { login: BOT },
-          body: summaryBody(HEAD_3, "Up to date."),
-          created_at: "2026-11-20T10:00:00Z",
-        },
-      ]);
+    mockSummaryComment(scope, HEAD_3, "Up to date.");
 
     // The job of an older push of the burst runs after the newest head was summarized.
     await receive(app, "pull_request", "pull_request.synchronize.json", (p) => {
@@ -356,7 +371,7 @@ describe("/talos review", () => {
     const requests = record(scope);
     mockCommandStart(scope);
     scope.get(`${REPO}/pulls/2`).times(2).reply(200, pull(HEAD_1));
-    scope.get(`${REPO}/pulls/2/reviews`).query({ per_page: "100" }).reply(200, []);
+    mockReviews(scope, "none");
     mockFiles(scope, SMALL);
     mockRunReads(scope);
     const reviews: any[] = [];
@@ -412,7 +427,7 @@ describe("/talos review", () => {
     const scope = githubScope();
     mockCommandStart(scope);
     scope.get(`${REPO}/pulls/2`).reply(200, pull(HEAD_1));
-    scope.get(`${REPO}/pulls/2/reviews`).query({ per_page: "100" }).reply(200, []);
+    mockReviews(scope, "none");
     mockFiles(scope, SMALL);
     mockRunReads(scope);
     // A push lands during the model's answer.
@@ -441,7 +456,7 @@ describe("/talos review", () => {
       .get(`${REPO}/pulls/2`)
       .times(2)
       .reply(200, pull(HEAD_1, { changed_files: 350 }));
-    scope.get(`${REPO}/pulls/2/reviews`).query({ per_page: "100" }).reply(200, []);
+    mockReviews(scope, "none");
     mockFiles(scope, MANY);
     // The base branch marks ten modules as generated: they go after the docs.
     mockRunReads(scope, "# build output\nsrc/module-14?.ts linguist-generated\n");
@@ -519,7 +534,7 @@ describe("/talos review", () => {
       .get(`${REPO}/pulls/2`)
       .times(2)
       .reply(200, pull(HEAD_1, { changed_files: 350 }));
-    scope.get(`${REPO}/pulls/2/reviews`).query({ per_page: "100" }).reply(200, []);
+    mockReviews(scope, "none");
     mockFiles(scope, MANY);
     mockRunReads(scope);
     scope.post(`${REPO}/pulls/2/reviews`).reply(200, { id: 84, html_url: "https://github.com/x" });
@@ -543,17 +558,7 @@ describe("/talos review", () => {
     const scope = githubScope();
     mockStart(scope, 'pull_requests:\n  enabled: false\nreview:\n  ignore: ["src/**"]\n');
     scope.get(`${REPO}/pulls/2`).reply(200, pull(HEAD_2));
-    scope
-      .get(`${REPO}/pulls/2/reviews`)
-      .query({ per_page: "100" })
-      .reply(200, [
-        {
-          id: 79,
-          user: { login: BOT },
-          body: `Earlier.\n\n<!-- talos:review:${HEAD_1}:1 -->`,
-          commit_id: HEAD_1,
-        },
-      ]);
+    mockReviews(scope, "earlier");
     scope
       .get(`${REPO}/compare/${HEAD_1}...${HEAD_2}`)
       .query({ per_page: "1", page: "1" })
@@ -586,17 +591,7 @@ describe("/talos review", () => {
     const scope = githubScope();
     mockCommandStart(scope);
     scope.get(`${REPO}/pulls/2`).times(2).reply(200, pull(HEAD_2));
-    scope
-      .get(`${REPO}/pulls/2/reviews`)
-      .query({ per_page: "100" })
-      .reply(200, [
-        {
-          id: 79,
-          user: { login: BOT },
-          body: `Earlier.\n\n<!-- talos:review:${HEAD_1}:1 -->`,
-          commit_id: HEAD_1,
-        },
-      ]);
+    mockReviews(scope, "earlier");
     mockFiles(scope, SMALL);
     scope
       .get(`${REPO}/compare/${HEAD_1}...${HEAD_2}`)
@@ -660,17 +655,7 @@ describe("/talos review", () => {
     mockStart(scope);
     // Read once by the summary's job step and once after the review's model call.
     scope.get(`${REPO}/pulls/2`).times(2).reply(200, pull(HEAD_2));
-    scope
-      .get(`${REPO}/issues/2/comments`)
-      .query({ per_page: "100" })
-      .reply(200, [
-        {
-          id: 700,
-          user: { login: BOT },
-          body: summaryBody(HEAD_1, "Earlier."),
-          created_at: "2026-11-20T10:00:00Z",
-        },
-      ]);
+    mockSummaryComment(scope, HEAD_1, "Earlier.");
     // The summary lists every file; the push's review reads only the comparison.
     mockFiles(scope, SMALL);
     scope
@@ -680,17 +665,7 @@ describe("/talos review", () => {
       .reply(200, injected);
     mockRunReads(scope);
     scope.patch(`${REPO}/issues/comments/700`).reply(200, { id: 700 });
-    scope
-      .get(`${REPO}/pulls/2/reviews`)
-      .query({ per_page: "100" })
-      .reply(200, [
-        {
-          id: 79,
-          user: { login: BOT },
-          body: `Earlier.\n\n<!-- talos:review:${HEAD_1}:1 -->`,
-          commit_id: HEAD_1,
-        },
-      ]);
+    mockReviews(scope, "earlier");
     const reviews: any[] = [];
     scope
       .post(`${REPO}/pulls/2/reviews`, capture(reviews))

@@ -5,6 +5,7 @@ import { createServer } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
+import { eventually } from "./eventually.js";
 import { makeDataDir, TEST_PRIVATE_KEY, TEST_WEBHOOK_SECRET } from "./test-app.js";
 
 export const ROOT = fileURLToPath(new URL("../..", import.meta.url));
@@ -140,4 +141,18 @@ export async function sendWebhook(
   const value = signature === undefined ? signed : signature;
   if (value) headers["x-hub-signature-256"] = value;
   return fetch(`${url}${path}`, { method: "POST", headers, body });
+}
+
+/**
+ * Deliveries are acknowledged once journaled and run afterwards: waits until the server's job
+ * runner logged the delivery's job as finished, and fails at once if it logged it failed.
+ */
+export async function jobFinished(server: ServerProcess, delivery: string): Promise<void> {
+  const lines = () => server.output().split("\n");
+  const about = (line: string) => line.includes(`"delivery":${JSON.stringify(delivery)}`);
+  await eventually(() => {
+    const failed = lines().find((line) => about(line) && line.includes('"msg":"job failed'));
+    if (failed) throw new Error(`the job of ${delivery} failed: ${failed}`);
+    return lines().some((line) => about(line) && line.includes('"msg":"job finished"'));
+  }, `the job of ${delivery} to finish`);
 }
