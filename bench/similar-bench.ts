@@ -5,15 +5,17 @@ import { fileURLToPath } from "node:url";
 import { Bm25Index, DEFAULT_BM25, type Bm25Parameters } from "../src/memory/bm25-index.js";
 import {
   DEFAULT_FUSION,
+  dot,
   fuseRankings,
   searchHybrid,
   type FusionParameters,
   type HybridIndexes,
+  unitVector,
 } from "../src/memory/hybrid-search.js";
 import { createLocalEmbedder } from "../src/memory/local-embedder.js";
 import { issueMemoryText } from "../src/memory/memory-inputs.js";
 import { NearDuplicateIndex } from "../src/memory/near-duplicate.js";
-import { VectorMatrix } from "../src/memory/vector-matrix.js";
+import { QuantizedMatrix } from "../src/memory/quantized-matrix.js";
 import { printTable } from "./stats.js";
 
 const DATA = fileURLToPath(new URL("../../shared/data/duplicates/", import.meta.url));
@@ -89,8 +91,23 @@ interface Corpus {
   created: number[];
   byNumber: Map<number, number>;
   indexes: HybridIndexes;
+  matrix: QuantizedMatrix;
+  /** Unit vectors, by position. */
   vectors: Float32Array[];
   tfidf: TfIdfIndex;
+}
+
+// As the store does: the int8 scan's best 4 × 10 are rescored with their float32 vectors.
+const RESCORE = 40;
+
+/** The vector ranking as the store computes it: an int8 scan, the head rescored exactly. */
+function semanticOf(corpus: Corpus, query: Query, k: number) {
+  const approximate = corpus.matrix.candidates(query.vector, k, query.accept);
+  const head = approximate
+    .slice(0, RESCORE)
+    .map((c) => ({ id: c.id, score: dot(query.vector, corpus.vectors[c.slot]!) }))
+    .sort((a, b) => b.score - a.score);
+  return [...head, ...approximate.slice(head.length)];
 }
 
 export async function runSimilarBench(options: SimilarBenchOptions): Promise<SimilarBenchResult> {
@@ -159,16 +176,16 @@ async function buildCorpus(issues: Issue[]): Promise<Corpus> {
   const texts = issues.map((issue) =>
     issueMemoryText({ title: issue.title, body: issue.body }).slice(0, MAX_TEXT),
   );
+  const matrix = new QuantizedMatrix(embedder.dimension, issues.length);
   const indexes: HybridIndexes = {
-    matrix: new VectorMatrix(embedder.dimension, issues.length),
     keywords: new Bm25Index(),
     duplicates: new NearDuplicateIndex(),
   };
   const vectors: Float32Array[] = [];
   for (let i = 0; i < texts.length; i += EMBED_BATCH)
-    vectors.push(...(await embedder.embed(texts.slice(i, i + EMBED_BATCH))));
+    vectors.push(...(await embedder.embed(texts.slice(i, i + EMBED_BATCH))).map(unitVector));
   texts.forEach((text, i) => {
-    indexes.matrix.set(ids[i]!, vectors[i]!);
+    matrix.set(i, ids[i]!, vectors[i]!);
     indexes.keywords.set(ids[i]!, text);
     indexes.duplicates.set(ids[i]!, text);
   });
@@ -178,6 +195,7 @@ async function buildCorpus(issues: Issue[]): Promise<Corpus> {
     created: issues.map((issue) => Date.parse(issue.created_at)),
     byNumber: new Map(issues.map((issue, i) => [issue.number, i])),
     indexes,
+    matrix,
     vectors,
     tfidf: new TfIdfIndex(ids, texts),
   };
@@ -217,20 +235,24 @@ function evaluate(corpus: Corpus, pairs: Pair[]): SplitResult {
   const nearDuplicate = { queries: 0, firstIsOriginal: 0 };
   for (const query of queriesOf(corpus, pairs)) {
     const { indexes } = corpus;
+    const semantic = semanticOf(corpus, query, DEFAULT_FUSION.pool);
+    const scoreOf = () => 0;
     const rankings: Record<Method, string[]> = {
-      vector: indexes.matrix.topK(query.vector, 10, query.accept).map((h) => h.id),
+      vector: semantic.slice(0, 10).map((h) => h.id),
       bm25: indexes.keywords.search(query.text, 10, query.accept).map((h) => h.id),
-      "hybrid, no near-dup": searchHybrid(indexes, query.text, query.vector, {
+      "hybrid, no near-dup": searchHybrid(indexes, query.text, semantic, {
         k: 10,
         accept: query.accept,
+        scoreOf,
         nearDuplicatesFirst: false,
       }).map((h) => h.id),
       hybrid: [],
       "tf-idf": corpus.tfidf.search(query.text, 10, query.accept),
     };
-    const hybrid = searchHybrid(indexes, query.text, query.vector, {
+    const hybrid = searchHybrid(indexes, query.text, semantic, {
       k: 10,
       accept: query.accept,
+      scoreOf,
     });
     rankings.hybrid = hybrid.map((h) => h.id);
     if (hybrid[0] && hybrid[0].shared > 0) {
@@ -258,7 +280,7 @@ function recallOf(positions: number[]): Recall {
 function tune(corpus: Corpus, pairs: Pair[]): Array<Record<string, string | number>> {
   const queries = queriesOf(corpus, pairs);
   const pool = DEFAULT_FUSION.pool;
-  const semantic = queries.map((q) => corpus.indexes.matrix.topK(q.vector, pool, q.accept));
+  const semantic = queries.map((q) => semanticOf(corpus, q, pool));
   const at3 = (ranking: (i: number) => string[]) =>
     queries.filter((q, i) => ranking(i).slice(0, 3).includes(q.original)).length / queries.length;
   const rows: Array<Record<string, string | number>> = [];

@@ -1,6 +1,5 @@
 import type { Bm25Index } from "./bm25-index.js";
 import type { NearDuplicateIndex } from "./near-duplicate.js";
-import type { VectorMatrix } from "./vector-matrix.js";
 
 /**
  * Weighted reciprocal-rank fusion: a candidate scores `vector / (k + its vector rank)` plus
@@ -35,7 +34,6 @@ export interface HybridHit {
 }
 
 export interface HybridIndexes {
-  matrix: VectorMatrix;
   keywords: Bm25Index;
   duplicates: NearDuplicateIndex;
 }
@@ -43,6 +41,8 @@ export interface HybridIndexes {
 export interface HybridSearchOptions {
   k: number;
   accept: (id: string) => boolean;
+  /** The cosine of a hit the vector ranking does not hold (a keyword or near-duplicate hit). */
+  scoreOf: (id: string) => number;
   fusion?: FusionParameters;
   /** Rank records that share an error, panic or trace with the query first (default true). */
   nearDuplicatesFirst?: boolean;
@@ -63,18 +63,18 @@ export function fuseRankings(
 }
 
 /**
- * Near-exact duplicates first (most shared fingerprints first), then the fusion of the vector
- * and the BM25 rankings of what `accept` lets through. `vector` is the query's embedding.
+ * Near-exact duplicates first (most shared fingerprints first), then the fusion of `semantic`
+ * (the vector ranking of what `accept` lets through, best first, at least `fusion.pool` deep
+ * when there are that many) and the BM25 ranking.
  */
 export function searchHybrid(
   indexes: HybridIndexes,
   query: string,
-  vector: Float32Array,
+  semantic: ReadonlyArray<{ id: string; score: number }>,
   options: HybridSearchOptions,
 ): HybridHit[] {
   const fusion = options.fusion ?? DEFAULT_FUSION;
   const pool = Math.max(fusion.pool, options.k);
-  const semantic = indexes.matrix.topK(vector, pool, options.accept);
   const keyword = indexes.keywords.search(query, pool, options.accept);
   const cosine = new Map(semantic.map((hit) => [hit.id, hit.score]));
   const keywordIds = new Set(keyword.map((hit) => hit.id));
@@ -89,26 +89,24 @@ export function searchHybrid(
   );
   const rest = order.filter((id) => !shared.has(id));
   const ids = [...shared.keys(), ...rest].slice(0, options.k);
-  const unit = normalised(vector);
   return ids.map((id) => ({
     id,
-    score: cosine.get(id) ?? cosineOf(unit, indexes.matrix.get(id)),
+    score: cosine.get(id) ?? options.scoreOf(id),
     keyword: keywordIds.has(id) || shared.has(id),
     shared: shared.get(id) ?? 0,
   }));
 }
 
-function normalised(vector: Float32Array): Float32Array {
+/** `vector` scaled to length 1 (a zero vector stays zero), as float32. */
+export function unitVector(vector: ArrayLike<number>): Float32Array {
   let norm = 0;
-  for (const value of vector) norm += value * value;
+  for (let i = 0; i < vector.length; i++) norm += vector[i]! * vector[i]!;
   const scale = norm > 0 ? 1 / Math.sqrt(norm) : 0;
-  return vector.map((value) => value * scale);
+  return Float32Array.from(vector, (value) => value * scale);
 }
 
-/** Stored vectors are unit vectors. */
-function cosineOf(unit: Float32Array, stored: Float32Array | undefined): number {
-  if (!stored) return 0;
-  let dot = 0;
-  for (let i = 0; i < unit.length; i++) dot += unit[i]! * stored[i]!;
-  return dot;
+export function dot(a: ArrayLike<number>, b: ArrayLike<number>): number {
+  let sum = 0;
+  for (let i = 0; i < a.length; i++) sum += a[i]! * b[i]!;
+  return sum;
 }

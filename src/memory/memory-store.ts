@@ -24,6 +24,15 @@ export interface MemoryInput {
 
 export type MemoryRecord = MemoryInput;
 
+/** A record without its text: what RAM keeps once the text is on disk. */
+export type RecordMetadata = Omit<MemoryRecord, "text">;
+
+export function withoutText(record: MemoryRecord): RecordMetadata {
+  const metadata: Partial<MemoryRecord> = { ...record };
+  delete metadata.text;
+  return metadata as RecordMetadata;
+}
+
 export interface SearchOptions {
   k: number;
   kinds?: readonly MemoryKind[];

@@ -1,4 +1,11 @@
-import { appendFileSync, readdirSync, readFileSync, truncateSync, writeFileSync } from "node:fs";
+import {
+  appendFileSync,
+  readdirSync,
+  readFileSync,
+  truncateSync,
+  unlinkSync,
+  writeFileSync,
+} from "node:fs";
 import { join } from "node:path";
 import { describe, expect, it } from "vitest";
 import { openSegmentIndex, readSegment, AtomicFileStorage } from "../../src/memory/vectra-files.js";
@@ -286,11 +293,25 @@ describe("damaged memory files", () => {
     expect(readFileSync(path, "utf8")).toBe(lines.join("\n"));
   });
 
-  it("rejects a truncated index file, naming it, and never opens empty", async () => {
+  it("rewrites a truncated index file from the snapshot, losing nothing", async () => {
     const { store, directory } = await seeded();
     await store.close();
     const file = join(directory, "segment-000001.pb");
     truncateSync(file, 100);
+    const reopened = await openTestStore(directory);
+    expect((await reopened.list()).map((r) => r.text).sort()).toEqual(
+      ISSUES.map(([, text]) => text).sort(),
+    );
+    await reopened.close();
+    expect(await readSegment(new AtomicFileStorage(), file)).toHaveLength(ISSUES.length);
+  });
+
+  it("rejects a truncated index file that no snapshot covers, naming it, and never opens empty", async () => {
+    const { store, directory } = await seeded();
+    await store.close();
+    const file = join(directory, "segment-000001.pb");
+    truncateSync(file, 100);
+    unlinkSync(join(directory, "snapshot.json"));
     await expect(openTestStore(directory)).rejects.toThrow(
       `${file} is not a readable vectra index`,
     );

@@ -1,0 +1,374 @@
+import { constants } from "node:fs";
+import { open, readFile, unlink, type FileHandle } from "node:fs/promises";
+import { join } from "node:path";
+import { crc32 } from "node:zlib";
+import { z } from "zod";
+import { writeFileAtomically } from "../write-file-atomically.js";
+import { withoutText, type MemoryKind, type MemoryRecord } from "./memory-store.js";
+
+/**
+ * The binary snapshot a store opens from in well under a second, next to vectra's index files
+ * (the durable, interoperable format, whose protobuf decode takes ~20 s at 100,000 records).
+ *
+ * - `vectors.i8`: every slot's int8 codes, `stride` bytes a slot, slot s at byte s × stride.
+ *   Opening reads it with one read straight into the search matrix's WebAssembly memory.
+ * - `vectors.f32`: every slot's float32 unit vector, for exact rescoring and for rewriting a
+ *   vectra segment; read a row at a time, never whole.
+ * - `rows-NNNNNN.bin`, one per segment: a little-endian u32 length, that many bytes of JSON
+ *   (each record's slot position, metadata, scale, text hash and vector checksum), then the
+ *   records' texts, read one at a time when shown.
+ * - `snapshot.json`, written last: the log checkpoint it covers and the checksums of each
+ *   segment's rows JSON and codes.
+ *
+ * Slot s belongs to segment ⌊s / segmentSize⌋ + 1: a flush rewrites only the blocks of the
+ * segments it touches. Nothing here is trusted unchecked: the header must name the manifest's
+ * checkpoint, and the codes and rows must match its checksums, or the store opens from the
+ * vectra files and writes a new snapshot; a float32 row must match its checksum and a text its
+ * hash when read, or they are read from the vectra files.
+ */
+export const SNAPSHOT_FILES = {
+  header: "snapshot.json",
+  codes: "vectors.i8",
+  vectors: "vectors.f32",
+} as const;
+export const ROWS_FILE = /^rows-\d+\.bin$/;
+export const rowsFile = (segment: number) => `rows-${String(segment).padStart(6, "0")}.bin`;
+
+const SnapshotHeader = z.object({
+  format: z.literal(1),
+  model: z.string(),
+  dimension: z.number().int().positive(),
+  segmentSize: z.number().int().positive(),
+  checkpoint: z.number().int().nonnegative(),
+  /**
+   * Per segment: the crc32 of its rows JSON, of its texts and of its block of codes, and the
+   * size of its vectra file (a truncated one is rewritten from the snapshot).
+   */
+  segments: z.record(
+    z.string(),
+    z.object({
+      rows: z.number().int(),
+      texts: z.number().int(),
+      codes: z.number().int(),
+      index: z.number().int(),
+    }),
+  ),
+});
+export type SnapshotHeader = z.infer<typeof SnapshotHeader>;
+
+/** A record as a rows file holds it: without its text, which follows the JSON. */
+export interface SnapshotRow {
+  position: number;
+  id: string;
+  kind: MemoryKind;
+  repo: string;
+  number?: number;
+  author?: string;
+  url?: string;
+  createdAt: string;
+  state?: string;
+  metadata?: Record<string, string | number | boolean>;
+  /** sha256 of the text, base64: checks the text when it is read. */
+  hash: string;
+  /** The int8 codes' scale. */
+  scale: number;
+  /** crc32 of the float32 row. */
+  crc: number;
+  /** Byte offset and length of the text, from the end of the JSON. */
+  text: [number, number];
+}
+
+/** A record to write into a segment's block. */
+export interface SnapshotEntry {
+  record: MemoryRecord;
+  hash: string;
+  unit: Float32Array;
+  scale: number;
+}
+
+export interface SnapshotLayout {
+  model: string;
+  dimension: number;
+  /** Bytes of a slot's codes. */
+  stride: number;
+  segmentSize: number;
+}
+
+/** Where a record's text and float32 row are, once a snapshot holds them. */
+export interface StoredRef {
+  /** Absolute byte offset and length of the text in its rows file. */
+  text: [number, number];
+  crc: number;
+}
+
+export type SegmentSums = SnapshotHeader["segments"][string];
+
+export class SnapshotUnusable extends Error {
+  override name = "SnapshotUnusable";
+}
+
+const LENGTH_BYTES = 4;
+
+export class MemorySnapshot {
+  readonly #directory: string;
+  readonly #layout: SnapshotLayout;
+  readonly #codes: FileHandle;
+  readonly #vectors: FileHandle;
+
+  private constructor(
+    directory: string,
+    layout: SnapshotLayout,
+    codes: FileHandle,
+    vectors: FileHandle,
+  ) {
+    this.#directory = directory;
+    this.#layout = layout;
+    this.#codes = codes;
+    this.#vectors = vectors;
+  }
+
+  static async open(directory: string, layout: SnapshotLayout): Promise<MemorySnapshot> {
+    // Read-write without truncating or appending: blocks are written in place, at their offset.
+    const flags = constants.O_RDWR | constants.O_CREAT;
+    const codes = await open(join(directory, SNAPSHOT_FILES.codes), flags);
+    try {
+      const vectors = await open(join(directory, SNAPSHOT_FILES.vectors), flags);
+      return new MemorySnapshot(directory, layout, codes, vectors);
+    } catch (error) {
+      await codes.close();
+      throw error;
+    }
+  }
+
+  get #rowBytes(): number {
+    return this.#layout.dimension * 4;
+  }
+
+  /** The header, if it covers `checkpoint` with this layout; otherwise why not. */
+  async readHeader(checkpoint: number, segments: readonly number[]): Promise<SnapshotHeader> {
+    let header: SnapshotHeader;
+    try {
+      const text = await readFile(join(this.#directory, SNAPSHOT_FILES.header), "utf8");
+      header = SnapshotHeader.parse(JSON.parse(text));
+    } catch (error) {
+      throw new SnapshotUnusable(
+        (error as NodeJS.ErrnoException).code === "ENOENT"
+          ? "there is no snapshot yet"
+          : `its header is damaged (${(error as Error).message.slice(0, 200)})`,
+      );
+    }
+    const { model, dimension, segmentSize } = this.#layout;
+    if (header.model !== model || header.dimension !== dimension)
+      throw new SnapshotUnusable(`it holds ${header.model} vectors`);
+    if (header.segmentSize !== segmentSize)
+      throw new SnapshotUnusable(`its segments hold ${header.segmentSize} records`);
+    if (header.checkpoint !== checkpoint)
+      throw new SnapshotUnusable(
+        `it covers log ${header.checkpoint}, the index files ${checkpoint}`,
+      );
+    const listed = Object.keys(header.segments).map(Number);
+    if (listed.length !== segments.length || segments.some((s) => !(String(s) in header.segments)))
+      throw new SnapshotUnusable(`it lists other segments than the manifest`);
+    return header;
+  }
+
+  /** Reads the codes of every slot up to `into.length` bytes with one read, then checks them. */
+  async readCodes(header: SnapshotHeader, into: Uint8Array): Promise<void> {
+    const { bytesRead } = await this.#codes.read(into, 0, into.length, 0);
+    if (bytesRead !== into.length)
+      throw new SnapshotUnusable(
+        `${SNAPSHOT_FILES.codes} is ${bytesRead} bytes, not ${into.length}`,
+      );
+    const block = this.#layout.segmentSize * this.#layout.stride;
+    for (const [segment, sums] of Object.entries(header.segments)) {
+      const start = (Number(segment) - 1) * block;
+      if (crc32(into.subarray(start, start + block)) !== sums.codes)
+        throw new SnapshotUnusable(`the codes of segment ${segment} do not match their checksum`);
+    }
+  }
+
+  /** A segment's rows, checked against the header's checksum. */
+  async readRows(header: SnapshotHeader, segment: number): Promise<Array<SnapshotRow & StoredRef>> {
+    const file = join(this.#directory, rowsFile(segment));
+    let handle: FileHandle;
+    try {
+      handle = await open(file, "r");
+    } catch (error) {
+      throw new SnapshotUnusable(
+        `${rowsFile(segment)} cannot be read (${(error as Error).message})`,
+      );
+    }
+    try {
+      const length = Buffer.alloc(LENGTH_BYTES);
+      await handle.read(length, 0, LENGTH_BYTES, 0);
+      const jsonBytes = length.readUInt32LE(0);
+      const json = Buffer.alloc(jsonBytes);
+      const { bytesRead } = await handle.read(json, 0, jsonBytes, LENGTH_BYTES);
+      if (bytesRead !== jsonBytes || crc32(json) !== header.segments[String(segment)]?.rows)
+        throw new SnapshotUnusable(`${rowsFile(segment)} does not match its checksum`);
+      const rows = JSON.parse(json.toString("utf8")) as SnapshotRow[];
+      const base = LENGTH_BYTES + jsonBytes;
+      return rows.map((row) => ({ ...row, text: [base + row.text[0], row.text[1]] }));
+    } finally {
+      await handle.close();
+    }
+  }
+
+  /** The float32 unit vector in `slot`, or undefined when it does not match `crc`. */
+  async readVector(slot: number, crc: number): Promise<Float32Array | undefined> {
+    const row = Buffer.alloc(this.#rowBytes);
+    const { bytesRead } = await this.#vectors.read(row, 0, row.length, slot * this.#rowBytes);
+    if (bytesRead !== row.length || crc32(row) !== crc) return undefined;
+    return new Float32Array(row.buffer, row.byteOffset, this.#layout.dimension);
+  }
+
+  /**
+   * A segment's whole rows file, to slice its texts from (a flush, a keyword index build), or
+   * undefined when its texts do not match `sums.texts`.
+   */
+  async readTexts(segment: number, sums: SegmentSums): Promise<Buffer | undefined> {
+    let content: Buffer;
+    try {
+      content = await readFile(join(this.#directory, rowsFile(segment)));
+    } catch {
+      return undefined;
+    }
+    if (content.length < LENGTH_BYTES) return undefined;
+    const base = LENGTH_BYTES + content.readUInt32LE(0);
+    return base <= content.length && crc32(content.subarray(base)) === sums.texts
+      ? content
+      : undefined;
+  }
+
+  /** A segment's float32 rows, one read; each row is checked by the caller with `rowMatches`. */
+  async readVectors(segment: number): Promise<Float32Array> {
+    const { segmentSize, dimension } = this.#layout;
+    const block = new Float32Array(segmentSize * dimension);
+    const bytes = new Uint8Array(block.buffer);
+    await this.#vectors.read(bytes, 0, bytes.length, (segment - 1) * segmentSize * this.#rowBytes);
+    return block;
+  }
+
+  /** Row `position` of a block from `readVectors`, if it matches `crc`. */
+  rowOf(block: Float32Array, position: number, crc: number): Float32Array | undefined {
+    const { dimension } = this.#layout;
+    const row = block.subarray(position * dimension, (position + 1) * dimension);
+    return crc32(new Uint8Array(row.buffer, row.byteOffset, row.byteLength)) === crc
+      ? row
+      : undefined;
+  }
+
+  /** The text at `ref` in a segment's rows file, or undefined when it does not match `hash`. */
+  async readText(
+    segment: number,
+    ref: [number, number],
+    check: (text: string) => boolean,
+  ): Promise<string | undefined> {
+    let handle: FileHandle;
+    try {
+      handle = await open(join(this.#directory, rowsFile(segment)), "r");
+    } catch {
+      return undefined;
+    }
+    try {
+      const bytes = Buffer.alloc(ref[1]);
+      const { bytesRead } = await handle.read(bytes, 0, ref[1], ref[0]);
+      const text = bytes.toString("utf8", 0, bytesRead);
+      return bytesRead === ref[1] && check(text) ? text : undefined;
+    } finally {
+      await handle.close();
+    }
+  }
+
+  /**
+   * Writes a segment's block: its float32 rows and codes in place, and its rows file (texts
+   * included) atomically. `entries[p]` is the record at position p, or undefined for a hole.
+   * Call `sync()` and then `writeHeader()` once every changed segment is written.
+   */
+  async writeSegment(
+    segment: number,
+    entries: ReadonlyArray<SnapshotEntry | undefined>,
+    codes: Uint8Array,
+    indexBytes: number,
+  ): Promise<{ sums: SegmentSums; refs: Map<string, StoredRef> }> {
+    const { segmentSize, dimension } = this.#layout;
+    const first = (segment - 1) * segmentSize;
+    const vectors = new Float32Array(segmentSize * dimension);
+    const rows: SnapshotRow[] = [];
+    const texts: Buffer[] = [];
+    const crcs = new Map<string, number>();
+    let textBytes = 0;
+    entries.forEach((entry, position) => {
+      if (!entry) return;
+      const { record, hash, unit, scale } = entry;
+      vectors.set(unit, position * dimension);
+      const crc = crc32(new Uint8Array(vectors.buffer, position * this.#rowBytes, this.#rowBytes));
+      crcs.set(record.id, crc);
+      const text = Buffer.from(record.text, "utf8");
+      texts.push(text);
+      rows.push({
+        ...withoutText(record),
+        position,
+        hash,
+        scale,
+        crc,
+        text: [textBytes, text.length],
+      });
+      textBytes += text.length;
+    });
+    await this.#vectors.write(
+      new Uint8Array(vectors.buffer),
+      0,
+      vectors.byteLength,
+      first * this.#rowBytes,
+    );
+    await this.#codes.write(codes, 0, codes.length, first * this.#layout.stride);
+    const json = Buffer.from(JSON.stringify(rows), "utf8");
+    const length = Buffer.alloc(LENGTH_BYTES);
+    length.writeUInt32LE(json.length, 0);
+    const textBlob = Buffer.concat(texts);
+    await writeFileAtomically(
+      join(this.#directory, rowsFile(segment)),
+      Buffer.concat([length, json, textBlob]),
+    );
+    const base = LENGTH_BYTES + json.length;
+    const refs = new Map(
+      rows.map((row) => [
+        row.id,
+        { text: [base + row.text[0], row.text[1]] as [number, number], crc: crcs.get(row.id)! },
+      ]),
+    );
+    const sums = {
+      rows: crc32(json),
+      texts: crc32(textBlob),
+      codes: crc32(codes),
+      index: indexBytes,
+    };
+    return { sums, refs };
+  }
+
+  /** Makes the in-place writes durable; the header that vouches for them comes after. */
+  async sync(): Promise<void> {
+    await this.#vectors.datasync();
+    await this.#codes.datasync();
+  }
+
+  async writeHeader(header: SnapshotHeader): Promise<void> {
+    await writeFileAtomically(
+      join(this.#directory, SNAPSHOT_FILES.header),
+      `${JSON.stringify(header)}\n`,
+    );
+  }
+
+  /** Stops the next open from trusting the snapshot: it reads the vectra files and rewrites it. */
+  async invalidate(): Promise<void> {
+    await unlink(join(this.#directory, SNAPSHOT_FILES.header)).catch((error: unknown) => {
+      if ((error as NodeJS.ErrnoException).code !== "ENOENT") throw error;
+    });
+  }
+
+  async close(): Promise<void> {
+    await this.#codes.close();
+    await this.#vectors.close();
+  }
+}

@@ -1,0 +1,160 @@
+import { readFileSync, writeFileSync } from "node:fs";
+import { join } from "node:path";
+import { pino } from "pino";
+import { afterEach, describe, expect, it, vi } from "vitest";
+import { SEGMENT_CODEC } from "../../src/memory/vectra-files.js";
+import { makeDataDir } from "../helpers/test-app.js";
+import { issueMemory, openTestStore } from "../helpers/test-memory.js";
+
+// Three segments of 4: a damaged block is one of several.
+const SEGMENT_SIZE = 4;
+const TEXTS = [
+  "App crashes when saving a widget on Windows",
+  "Dark mode colours are wrong in the settings page",
+  "Saving a widget fails with permission denied",
+  "Add support for exporting widgets to CSV",
+  "Crash on startup after updating to 2.0",
+  "Login token expires after one minute",
+  "Upload of large files times out",
+  "Plugin install fails behind a proxy",
+  "Memory leak when the editor stays open overnight",
+  "Export to PDF loses the page margins",
+];
+
+afterEach(() => vi.restoreAllMocks());
+
+async function seeded() {
+  const directory = makeDataDir();
+  const store = await openTestStore(directory, { segmentSize: SEGMENT_SIZE });
+  await store.addMany(TEXTS.map((text, i) => issueMemory(i + 1, text)));
+  const before = await store.search("saving a widget crashes", { k: 3 });
+  await store.close();
+  return { directory, before };
+}
+
+/** Opens `directory`, counting vectra index files decoded and errors logged. */
+async function reopen(directory: string) {
+  const decode = vi.spyOn(SEGMENT_CODEC, "deserializeIndex");
+  const logged: string[] = [];
+  const log = pino(
+    { level: "warn" },
+    { write: (line: string) => logged.push(JSON.parse(line).msg as string) },
+  );
+  const store = await openTestStore(directory, { segmentSize: SEGMENT_SIZE, log });
+  return { store, decoded: () => decode.mock.calls.length, logged };
+}
+
+const flip = (file: string, at: number) => {
+  const bytes = readFileSync(file);
+  bytes[at] = bytes[at]! ^ 0xff;
+  writeFileSync(file, bytes);
+};
+
+const summary = (hits: Array<{ record: { id: string }; score: number }>) =>
+  hits.map((hit) => [hit.record.id, hit.score.toFixed(6)]);
+
+describe("the memory snapshot", () => {
+  it("opens a memory without decoding its vectra files, with the same records and search results", async () => {
+    const { directory, before } = await seeded();
+    const { store, decoded, logged } = await reopen(directory);
+    expect(decoded()).toBe(0);
+    expect(logged).toEqual([]);
+    expect((await store.list()).map((r) => r.text)).toEqual(TEXTS);
+    expect(await store.get("issue-7")).toMatchObject({ text: TEXTS[6], number: 7, state: "open" });
+    expect(summary(await store.search("saving a widget crashes", { k: 3 }))).toEqual(
+      summary(before),
+    );
+    await store.close();
+  });
+
+  it("never trusts damaged codes: it reads the vectra files instead and writes a new snapshot", async () => {
+    const { directory, before } = await seeded();
+    flip(join(directory, "vectors.i8"), 2 * 1536 + 10);
+    const first = await reopen(directory);
+    expect(first.decoded()).toBe(3);
+    expect(summary(await first.store.search("saving a widget crashes", { k: 3 }))).toEqual(
+      summary(before),
+    );
+    await first.store.close();
+    vi.restoreAllMocks();
+    const second = await reopen(directory);
+    expect(second.decoded()).toBe(0);
+    await second.store.close();
+  });
+
+  it("never trusts a snapshot of another checkpoint (a crash between it and the manifest)", async () => {
+    const { directory } = await seeded();
+    const header = join(directory, "snapshot.json");
+    const parsed = JSON.parse(readFileSync(header, "utf8")) as { checkpoint: number };
+    writeFileSync(header, JSON.stringify({ ...parsed, checkpoint: parsed.checkpoint + 1 }));
+    const { store, decoded } = await reopen(directory);
+    expect(decoded()).toBe(3);
+    expect(await store.list()).toHaveLength(TEXTS.length);
+    await store.close();
+  });
+
+  it("reads a damaged float32 row or text from the vectra file, says so, and repairs the block at the next flush", async () => {
+    const { directory, before } = await seeded();
+    // issue-1 is slot 0: its float32 row, and the first text of rows-000001.bin.
+    flip(join(directory, "vectors.f32"), 12);
+    const rows = join(directory, "rows-000001.bin");
+    const content = readFileSync(rows);
+    const textStart = 4 + content.readUInt32LE(0);
+    flip(rows, textStart + 2);
+
+    const { store, decoded, logged } = await reopen(directory);
+    expect(decoded()).toBe(0);
+    expect(summary(await store.search("saving a widget crashes", { k: 3 }))).toEqual(
+      summary(before),
+    );
+    expect((await store.get("issue-1"))?.text).toBe(TEXTS[0]);
+    expect(logged.some((msg) => msg.startsWith("memory snapshot damaged"))).toBe(true);
+    expect(decoded()).toBeGreaterThan(0);
+    await store.close();
+
+    vi.restoreAllMocks();
+    const repaired = await reopen(directory);
+    expect((await repaired.store.get("issue-1"))?.text).toBe(TEXTS[0]);
+    expect(summary(await repaired.store.search("saving a widget crashes", { k: 3 }))).toEqual(
+      summary(before),
+    );
+    expect(repaired.decoded()).toBe(0);
+    expect(repaired.logged).toEqual([]);
+    await repaired.store.close();
+  });
+
+  it("moves records a larger segment size left behind into new segments, losing none", async () => {
+    const directory = makeDataDir();
+    const store = await openTestStore(directory, { segmentSize: 8 });
+    await store.addMany(TEXTS.map((text, i) => issueMemory(i + 1, text)));
+    await store.close();
+    // A memory from before the snapshot: no segment size in its manifest, no snapshot.
+    const manifestFile = join(directory, "manifest.json");
+    const manifest = JSON.parse(readFileSync(manifestFile, "utf8")) as { segmentSize?: number };
+    delete manifest.segmentSize;
+    writeFileSync(manifestFile, JSON.stringify(manifest));
+    const { store: reopened } = await reopen(directory);
+    expect((await reopened.list()).map((r) => r.text).sort()).toEqual([...TEXTS].sort());
+    expect((await reopened.stats()).segments).toBe(3);
+    await reopened.close();
+    vi.restoreAllMocks();
+    const again = await reopen(directory);
+    expect(again.decoded()).toBe(0);
+    expect((await again.store.list()).map((r) => r.text).sort()).toEqual([...TEXTS].sort());
+    await again.store.close();
+  });
+
+  it("keeps texts and float32 vectors out of RAM once a flush has written them", async () => {
+    const directory = makeDataDir();
+    const store = await openTestStore(directory, { segmentSize: SEGMENT_SIZE });
+    const long = "x".repeat(10_000);
+    await store.addMany(TEXTS.map((text, i) => issueMemory(i + 1, `${text} ${long}`)));
+    const pending = store.estimateBytes();
+    await store.flush();
+    const flushed = store.estimateBytes();
+    // 10 texts of 10 KB (two bytes a character) and 10 float32 vectors leave.
+    expect(pending - flushed).toBeGreaterThanOrEqual(10 * 20_000);
+    expect((await store.get("issue-3"))?.text).toBe(`${TEXTS[2]} ${long}`);
+    await store.close();
+  });
+});
