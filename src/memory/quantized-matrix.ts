@@ -1,0 +1,331 @@
+import { DOT_KERNEL_WASM } from "./dot-kernel.js";
+
+// The kernel reads 16 bytes per step: rows are padded with zeros to a multiple of that.
+const LANES = 16;
+const PAGE = 65_536;
+// WebAssembly's 32-bit memory: 65,536 pages of 64 KiB.
+const MAX_BYTES = 2 ** 32;
+// Codes are symmetric, -127..127: -128 would give one side of zero more room than the other.
+const LEVELS = 127;
+// What V8 keeps for a string beyond its characters (map, hash, length), and for an array slot.
+const STRING_HEADER_BYTES = 16;
+const POINTER_BYTES = 8;
+
+interface DotKernel {
+  memory: WebAssembly.Memory;
+  scores(query: number, rows: number, count: number, stride: number, out: number): void;
+}
+
+/**
+ * Slot-addressed int8 rows in WebAssembly memory. A slot is a fixed position (a snapshot file
+ * holds slot s at byte s*stride); slots may be empty (holes).
+ *
+ * Each row is a unit vector scalar-quantized with its own scale (see `quantize`): one byte per
+ * dimension instead of four, so 100,000 vectors of 1,536 dimensions take 154 MB, not 614 MB, and
+ * a 32-bit WebAssembly memory holds about 2.8 million of them. A SIMD kernel (dot-kernel.wat)
+ * takes the integer dot product of the quantized query with every row in one call, about
+ * three times faster than the float32 scan it replaces (memory is what it waits on). Scores are
+ * approximate, typically within 1e-3 of the float32 cosine: good enough to pick candidates,
+ * which the caller rescores exactly.
+ *
+ * Layout, in bytes: the query (one row), then slot 0, 1, ..., then one i32 per slot for the
+ * kernel's output.
+ */
+export class QuantizedMatrix {
+  readonly dimension: number;
+  /** Bytes per row: the dimension rounded up to a multiple of 16 (zero padding). */
+  readonly stride: number;
+  readonly #kernel: DotKernel;
+  #capacity = 0;
+  #extent = 0;
+  #size = 0;
+  #idChars = 0;
+  #bytes!: Int8Array;
+  #scales = new Float32Array(0);
+  readonly #ids: Array<string | undefined> = [];
+
+  constructor(dimension: number, capacity = 64) {
+    if (!Number.isInteger(dimension) || dimension <= 0) {
+      throw new RangeError(`a dimension must be a positive integer, not ${dimension}`);
+    }
+    this.dimension = dimension;
+    this.stride = Math.ceil(dimension / LANES) * LANES;
+    const module = new WebAssembly.Module(Buffer.from(DOT_KERNEL_WASM, "base64"));
+    this.#kernel = new WebAssembly.Instance(module).exports as unknown as DotKernel;
+    this.#grow(Math.max(capacity, 1));
+  }
+
+  /** Slots with room reserved. */
+  get capacity(): number {
+    return this.#capacity;
+  }
+
+  /** Slots holding a vector. */
+  get size(): number {
+    return this.#size;
+  }
+
+  /** One past the highest slot that holds (or held) a vector: what a scan covers. */
+  get extent(): number {
+    return this.#extent;
+  }
+
+  /** RAM taken: the WebAssembly memory as allocated plus scales and ids, estimated. */
+  get bytes(): number {
+    return (
+      this.#kernel.memory.buffer.byteLength +
+      this.#scales.byteLength +
+      this.#ids.length * POINTER_BYTES +
+      this.#size * STRING_HEADER_BYTES +
+      // Two bytes a character, as the store counts its records: UTF-16 at worst.
+      this.#idChars * 2
+    );
+  }
+
+  /** Room for at least `slots` slots (grows by doubling; never shrinks). */
+  reserve(slots: number): void {
+    if (slots <= this.#capacity) return;
+    if (this.#bytesFor(slots) > MAX_BYTES) {
+      throw new Error(
+        `one memory index cannot hold ${slots} vectors of ${this.dimension} dimensions: ${Math.round(this.#bytesFor(slots) / 2 ** 20)} MiB is past the 4 GiB of 32-bit WebAssembly memory`,
+      );
+    }
+    // Doubling, but never past what 32-bit memory holds: the last slots fit too.
+    const most = Math.floor((MAX_BYTES - this.stride) / (this.stride + 4));
+    this.#grow(Math.max(Math.min(this.#capacity * 2, most), slots));
+  }
+
+  /**
+   * Quantizes `vector` (normalized here to unit length first) into `slot` under `id`, replacing
+   * whatever the slot held.
+   */
+  set(slot: number, id: string, vector: ArrayLike<number>): void {
+    this.#checkSlot(slot);
+    if (vector.length !== this.dimension) {
+      throw new Error(`vector for ${id} has ${vector.length} dimensions, not ${this.dimension}`);
+    }
+    this.reserve(slot + 1);
+    const start = this.#offsetOf(slot);
+    const scale = quantizeInto(vector, this.#bytes.subarray(start, start + this.dimension), true);
+    // Padding never counts (the query's is zero: nothing else writes there), but kept zero, a
+    // snapshot written through codes() is the same bytes for the same vectors.
+    this.#bytes.fill(0, start + this.dimension, start + this.stride);
+    this.#name(slot, id, scale);
+  }
+
+  /** Empties a slot (zeroes its row, forgets its id). */
+  clear(slot: number): void {
+    this.#checkSlot(slot);
+    if (slot >= this.#capacity) return;
+    const start = this.#offsetOf(slot);
+    this.#bytes.fill(0, start, start + this.stride);
+    this.#scales[slot] = 0;
+    const id = this.#ids[slot];
+    if (id === undefined) return;
+    this.#ids[slot] = undefined;
+    this.#size--;
+    this.#idChars -= id.length;
+  }
+
+  idAt(slot: number): string | undefined {
+    return this.#ids[slot];
+  }
+
+  /** The slot's scale (code * scale ≈ value); 0 for an empty slot. */
+  scaleAt(slot: number): number {
+    return slot < this.#capacity ? this.#scales[slot]! : 0;
+  }
+
+  /**
+   * The codes of slots [from, from + count) as a Uint8Array view on WebAssembly memory, to read a
+   * snapshot file straight into (or to write one from). Reserves room first. Valid until the
+   * memory grows: `reserve`, `set` or another `codes` past the capacity detaches it.
+   */
+  codes(from: number, count: number): Uint8Array {
+    this.#checkSlot(from);
+    if (!Number.isInteger(count) || count < 0) {
+      throw new RangeError(`a slot count must be a non-negative integer, not ${count}`);
+    }
+    this.reserve(from + count);
+    const { buffer } = this.#kernel.memory;
+    return new Uint8Array(buffer, this.#offsetOf(from), count * this.stride);
+  }
+
+  /** Names a slot whose codes were written through `codes()`, with its scale. */
+  assign(slot: number, id: string, scale: number): void {
+    this.#checkSlot(slot);
+    if (slot >= this.#capacity) {
+      throw new RangeError(`slot ${slot} has no codes: write them through codes() first`);
+    }
+    if (!Number.isFinite(scale) || scale < 0) {
+      throw new RangeError(`the scale of ${id} must be a finite non-negative number, not ${scale}`);
+    }
+    this.#name(slot, id, scale);
+  }
+
+  /**
+   * The slot's vector as decoded from its codes (approximate unit vector); undefined for an
+   * empty slot.
+   */
+  approximate(slot: number): Float32Array | undefined {
+    if (this.#ids[slot] === undefined) return undefined;
+    const scale = this.#scales[slot]!;
+    const start = this.#offsetOf(slot);
+    const vector = new Float32Array(this.dimension);
+    for (let i = 0; i < this.dimension; i++) vector[i] = this.#bytes[start + i]! * scale;
+    return vector;
+  }
+
+  /**
+   * The `n` best slots by approximate cosine with `query` (normalized here), among non-empty
+   * slots whose id `accept` lets through, best first. `accept` is asked only about slots that
+   * would enter the top `n` so far.
+   */
+  candidates(
+    query: ArrayLike<number>,
+    n: number,
+    accept: (id: string) => boolean,
+  ): Array<{ slot: number; id: string; score: number }> {
+    if (query.length !== this.dimension) {
+      throw new Error(`the query has ${query.length} dimensions, not ${this.dimension}`);
+    }
+    const count = this.#extent;
+    if (this.#size === 0 || n <= 0) return [];
+    const queryScale = quantizeInto(query, this.#bytes.subarray(0, this.dimension), true);
+    const out = this.#offsetOf(this.#capacity);
+    // Offsets past 2 GiB turn negative as i32 arguments; WebAssembly reads them as unsigned.
+    this.#kernel.scores(0, this.#offsetOf(0), count, this.stride, out);
+    const dots = new Int32Array(this.#kernel.memory.buffer, out, count);
+
+    // A min-heap of the best n so far: O(count log n).
+    const scores: number[] = [];
+    const slots: number[] = [];
+    for (let slot = 0; slot < count; slot++) {
+      const id = this.#ids[slot];
+      if (id === undefined) continue;
+      const score = dots[slot]! * this.#scales[slot]!;
+      if (scores.length === n && score <= scores[0]!) continue;
+      if (!accept(id)) continue;
+      if (scores.length < n) {
+        scores.push(score);
+        slots.push(slot);
+        siftUp(scores, slots, scores.length - 1);
+      } else {
+        scores[0] = score;
+        slots[0] = slot;
+        siftDown(scores, slots);
+      }
+    }
+    return slots
+      .map((slot, i) => ({ slot, id: this.#ids[slot]!, score: scores[i]! * queryScale }))
+      .sort((a, b) => b.score - a.score);
+  }
+
+  #name(slot: number, id: string, scale: number): void {
+    const previous = this.#ids[slot];
+    if (previous === undefined) this.#size++;
+    this.#idChars += id.length - (previous?.length ?? 0);
+    this.#ids[slot] = id;
+    this.#scales[slot] = scale;
+    this.#extent = Math.max(this.#extent, slot + 1);
+  }
+
+  #checkSlot(slot: number): void {
+    if (!Number.isInteger(slot) || slot < 0) {
+      throw new RangeError(`a slot must be a non-negative integer, not ${slot}`);
+    }
+  }
+
+  /** Where slot `slot` starts, in bytes; slot 0 follows the query's row. */
+  #offsetOf(slot: number): number {
+    return (slot + 1) * this.stride;
+  }
+
+  /** The memory `slots` slots need: the query, the rows, and the kernel's output. */
+  #bytesFor(slots: number): number {
+    return this.#offsetOf(slots) + slots * 4;
+  }
+
+  /** Room for `capacity` slots. The rows stay where they are; memory only grows. */
+  #grow(capacity: number): void {
+    const bytes = this.#bytesFor(capacity);
+    const { memory } = this.#kernel;
+    const missing = Math.ceil((bytes - memory.buffer.byteLength) / PAGE);
+    if (missing > 0) {
+      try {
+        memory.grow(missing);
+      } catch (error) {
+        throw new Error(
+          `one memory index cannot hold ${capacity} vectors of ${this.dimension} dimensions (${Math.round(bytes / 2 ** 20)} MiB of WebAssembly memory)`,
+          { cause: error },
+        );
+      }
+    }
+    // Growing detaches the old buffer: views are made anew.
+    this.#bytes = new Int8Array(memory.buffer);
+    // The new rows cover the old kernel output; fresh pages are zero already.
+    const oldOut = this.#offsetOf(this.#capacity);
+    this.#bytes.fill(0, oldOut, oldOut + this.#capacity * 4);
+    const scales = new Float32Array(capacity);
+    scales.set(this.#scales);
+    this.#scales = scales;
+    this.#capacity = capacity;
+  }
+}
+
+/**
+ * Quantizes a unit vector into `out` (length ≥ dimension); returns its scale (code * scale ≈
+ * value). Per-vector symmetric: scale = max|x| / 127, code = round(x / scale). A zero vector has
+ * scale 0. One scale per vector rather than per dimension: a vector is added without
+ * requantizing the others, and on the local embedder's vectors it ranks better (per-dimension
+ * scales, fixed by the largest value any vector has there, leave long texts few levels).
+ */
+export function quantize(vector: ArrayLike<number>, out: Int8Array): number {
+  return quantizeInto(vector, out, false);
+}
+
+/** Quantizes `vector` as `quantize` does, returning the scale of `vector` made unit (or not). */
+function quantizeInto(vector: ArrayLike<number>, out: Int8Array, unit: boolean): number {
+  let max = 0;
+  for (let i = 0; i < vector.length; i++) max = Math.max(max, Math.abs(vector[i]!));
+  if (!Number.isFinite(max)) throw new RangeError("a vector to quantize must be finite");
+  if (max === 0) {
+    out.fill(0, 0, vector.length);
+    return 0;
+  }
+  // The norm of vector / max, which cannot overflow: the unit vector's largest value is 1 / it.
+  let norm = 0;
+  for (let i = 0; i < vector.length; i++) norm += (vector[i]! / max) ** 2;
+  const inverse = LEVELS / max;
+  for (let i = 0; i < vector.length; i++) out[i] = Math.round(vector[i]! * inverse);
+  return (unit ? 1 / Math.sqrt(norm) : max) / LEVELS;
+}
+
+function swap(scores: number[], slots: number[], a: number, b: number): void {
+  [scores[a], scores[b]] = [scores[b]!, scores[a]!];
+  [slots[a], slots[b]] = [slots[b]!, slots[a]!];
+}
+
+function siftUp(scores: number[], slots: number[], start: number): void {
+  let i = start;
+  while (i > 0) {
+    const parent = (i - 1) >> 1;
+    if (scores[parent]! <= scores[i]!) break;
+    swap(scores, slots, parent, i);
+    i = parent;
+  }
+}
+
+function siftDown(scores: number[], slots: number[]): void {
+  let i = 0;
+  for (;;) {
+    const left = 2 * i + 1;
+    const right = left + 1;
+    let smallest = i;
+    if (left < scores.length && scores[left]! < scores[smallest]!) smallest = left;
+    if (right < scores.length && scores[right]! < scores[smallest]!) smallest = right;
+    if (smallest === i) return;
+    swap(scores, slots, i, smallest);
+    i = smallest;
+  }
+}

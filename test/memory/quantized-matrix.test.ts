@@ -1,0 +1,318 @@
+import { readFileSync, readdirSync } from "node:fs";
+import { join } from "node:path";
+import { describe, expect, it } from "vitest";
+import { DOT_KERNEL_WASM } from "../../src/memory/dot-kernel.js";
+import { createLocalEmbedder } from "../../src/memory/local-embedder.js";
+import { QuantizedMatrix, quantize } from "../../src/memory/quantized-matrix.js";
+// @ts-expect-error: a plain JavaScript build script, without type declarations.
+import { compileDotKernel, renderDotKernel } from "../../scripts/build-dot-kernel.js";
+
+const ROOT = new URL("../../", import.meta.url);
+
+/** mulberry32: a seeded generator of [0, 1), so a failure can be replayed. */
+function random(seed: number): () => number {
+  let state = seed >>> 0;
+  return () => {
+    state = (state + 0x6d2b79f5) >>> 0;
+    let t = state;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 2 ** 32;
+  };
+}
+
+function randomUnit(next: () => number, dimension: number): Float32Array {
+  const vector = new Float32Array(dimension);
+  for (let i = 0; i < dimension; i++) vector[i] = next() - 0.5;
+  const norm = Math.sqrt(cosine(vector, vector));
+  for (let i = 0; i < dimension; i++) vector[i] = vector[i]! / norm;
+  return vector;
+}
+
+/** The exact float32 cosine of unit vectors. Typed for Float32Array only: a monomorphic loop. */
+function cosine(a: Float32Array, b: Float32Array): number {
+  let sum = 0;
+  for (let i = 0; i < a.length; i++) sum += a[i]! * b[i]!;
+  return sum;
+}
+
+function integerDot(a: Int8Array, b: Int8Array): number {
+  let sum = 0;
+  for (let i = 0; i < a.length; i++) sum += a[i]! * b[i]!;
+  return sum;
+}
+
+/**
+ * Recall@k of search with rescoring, as the store does it: the matrix's top `pool` candidates
+ * rescored with exact float32 cosines, best k kept, against a brute-force exact top k. Ties
+ * count: a hit scoring as well as the exact k-th is right, whichever of equal vectors it is.
+ */
+function recallAfterRescoring(
+  vectors: Float32Array[],
+  queries: Float32Array[],
+  k: number,
+  pool: number,
+): number {
+  const matrix = new QuantizedMatrix(vectors[0]!.length);
+  vectors.forEach((vector, slot) => matrix.set(slot, String(slot), vector));
+  let found = 0;
+  for (const query of queries) {
+    const exact = vectors.map((vector) => cosine(vector, query)).sort((a, b) => b - a);
+    const kth = exact[k - 1]!;
+    const rescored = matrix
+      .candidates(query, pool, () => true)
+      .map(({ slot }) => cosine(vectors[slot]!, query))
+      .sort((a, b) => b - a)
+      .slice(0, k);
+    found += rescored.filter((score) => score >= kth - 1e-6).length;
+  }
+  return found / (queries.length * k);
+}
+
+function jsonFiles(directory: string): string[] {
+  return readdirSync(directory, { withFileTypes: true }).flatMap((entry) => {
+    const path = join(directory, entry.name);
+    if (entry.isDirectory()) return jsonFiles(path);
+    return entry.name.endsWith(".json") ? [path] : [];
+  });
+}
+
+/**
+ * A few thousand distinct, realistic texts: issue titles and bodies from the fixtures (and the
+ * hostile corpus's texts), and the README, each cut into sentences, pairs of neighbouring
+ * sentences and whole paragraphs, so that texts overlap as issues of one repository do.
+ */
+function loadTexts(): string[] {
+  const documents: string[] = [];
+  const collect = (value: unknown, key?: string): void => {
+    if (typeof value === "string") {
+      if (key === "title" || key === "body" || key === "text") documents.push(value);
+    } else if (Array.isArray(value)) {
+      for (const item of value) collect(item, key);
+    } else if (value && typeof value === "object") {
+      for (const [name, item] of Object.entries(value)) collect(item, name);
+    }
+  };
+  for (const file of jsonFiles(new URL("fixtures", ROOT).pathname)) {
+    collect(JSON.parse(readFileSync(file, "utf8")));
+  }
+  documents.push(readFileSync(new URL("README.md", ROOT), "utf8"));
+  const texts = new Set<string>();
+  for (const document of documents) {
+    for (const paragraph of document.split(/\n\s*\n/)) {
+      const sentences = paragraph
+        .replace(/\s+/g, " ")
+        .split(/(?<=[.!?:;])\s+/)
+        .filter((sentence) => sentence.split(" ").length >= 3);
+      sentences.forEach((sentence, i) => {
+        texts.add(sentence);
+        if (i > 0) texts.add(`${sentences[i - 1]} ${sentence}`);
+      });
+      if (sentences.length > 2) texts.add(sentences.join(" "));
+    }
+  }
+  return [...texts];
+}
+
+describe("the int8 dot kernel", () => {
+  it("computes the integer dot product a plain loop does", () => {
+    const next = random(1);
+    const module = new WebAssembly.Module(Buffer.from(DOT_KERNEL_WASM, "base64"));
+    const kernel = new WebAssembly.Instance(module).exports as unknown as {
+      memory: WebAssembly.Memory;
+      scores(query: number, rows: number, count: number, stride: number, out: number): void;
+    };
+    kernel.memory.grow(16);
+    // 48 bytes is an odd number of 16-byte steps, left over after the kernel's 32-byte ones.
+    for (const stride of [16, 48, 1536]) {
+      for (const count of [1, 7, 33]) {
+        const bytes = new Int8Array(kernel.memory.buffer);
+        const codes = bytes.subarray(0, (count + 1) * stride);
+        for (let i = 0; i < codes.length; i++) codes[i] = Math.floor(next() * 256) - 128;
+        // The extremes too: -128 * -128 is the largest product.
+        if (count === 33) codes.fill(-128, 0, stride).fill(-128, 32 * stride, 33 * stride);
+        const out = (count + 1) * stride;
+        kernel.scores(0, stride, count, stride, out);
+        const query = codes.subarray(0, stride);
+        const expected = Array.from({ length: count }, (_, r) =>
+          integerDot(query, codes.subarray((r + 1) * stride, (r + 2) * stride)),
+        );
+        expect(Array.from(new Int32Array(kernel.memory.buffer, out, count))).toEqual(expected);
+      }
+    }
+  });
+
+  it("runs the kernel compiled from dot-kernel.wat, byte for byte", async () => {
+    const committed = readFileSync(new URL("src/memory/dot-kernel.ts", ROOT), "utf8");
+    expect(committed).toBe(renderDotKernel(await compileDotKernel()));
+  });
+});
+
+describe("quantize", () => {
+  it("maps the largest magnitude to ±127 and the rest in proportion", () => {
+    const out = new Int8Array(4);
+    const scale = quantize([0.5, -1, 0.25, 0], out);
+    expect(scale).toBeCloseTo(1 / 127, 10);
+    expect(Array.from(out)).toEqual([64, -127, 32, 0]);
+    expect(quantize([0, 0, 0, 0], out)).toBe(0);
+    expect(Array.from(out)).toEqual([0, 0, 0, 0]);
+    expect(() => quantize([1, Number.NaN, 0, 0], out)).toThrow("must be finite");
+  });
+});
+
+describe("the quantized matrix", () => {
+  it("pads rows to 16 bytes and names slots, with holes", () => {
+    const matrix = new QuantizedMatrix(37, 4);
+    expect(matrix.stride).toBe(48);
+    expect([matrix.size, matrix.extent, matrix.capacity]).toEqual([0, 0, 4]);
+    const next = random(2);
+    matrix.set(0, "a", randomUnit(next, 37));
+    matrix.set(5, "b", randomUnit(next, 37));
+    expect([matrix.size, matrix.extent]).toEqual([2, 6]);
+    expect(matrix.capacity).toBeGreaterThanOrEqual(6);
+    expect([0, 1, 5, 6, 100].map((slot) => matrix.idAt(slot))).toEqual([
+      "a",
+      undefined,
+      "b",
+      undefined,
+      undefined,
+    ]);
+    expect(matrix.approximate(1)).toBeUndefined();
+
+    matrix.clear(5);
+    matrix.clear(1);
+    matrix.clear(1_000);
+    // The extent stays: slot 5 is a hole now, as a snapshot file would keep it.
+    expect([matrix.size, matrix.extent, matrix.idAt(5), matrix.scaleAt(5)]).toEqual([
+      1,
+      6,
+      undefined,
+      0,
+    ]);
+    expect(Array.from(matrix.codes(5, 1))).toEqual(new Array(48).fill(0));
+    expect(() => matrix.set(1, "c", [1, 2])).toThrow("vector for c has 2 dimensions, not 37");
+    expect(() => matrix.set(-1, "c", randomUnit(next, 37))).toThrow(RangeError);
+    expect(() => matrix.candidates([1], 3, () => true)).toThrow("has 1 dimensions, not 37");
+  });
+
+  it("stores unit vectors, replacing a slot's vector and id", () => {
+    const matrix = new QuantizedMatrix(3);
+    matrix.set(0, "a", [30, 0, 40]);
+    expect(matrix.scaleAt(0)).toBeCloseTo(0.8 / 127, 8);
+    expect(Array.from(matrix.approximate(0)!)).toEqual([
+      expect.closeTo(0.6, 2),
+      0,
+      expect.closeTo(0.8, 6),
+    ]);
+    // Values whose squares overflow a double still make a unit vector.
+    matrix.set(0, "huge", [3e200, 0, 4e200]);
+    expect(matrix.scaleAt(0)).toBeCloseTo(0.8 / 127, 8);
+    matrix.set(0, "b", [0, -2, 0]);
+    expect([matrix.size, matrix.idAt(0)]).toEqual([1, "b"]);
+    expect(Array.from(matrix.approximate(0)!)).toEqual([0, expect.closeTo(-1, 6), 0]);
+    expect(matrix.candidates([0, -5, 0], 3, () => true)).toEqual([
+      { slot: 0, id: "b", score: expect.closeTo(1, 6) },
+    ]);
+    matrix.set(1, "zero", [0, 0, 0]);
+    expect(matrix.candidates([0, 1, 0], 2, () => true)).toEqual([
+      { slot: 1, id: "zero", score: 0 },
+      { slot: 0, id: "b", score: expect.closeTo(-1, 6) },
+    ]);
+    expect(matrix.candidates([0, 1, 0], 0, () => true)).toEqual([]);
+  });
+
+  it("finds candidates among non-empty slots that the filter accepts, asking it little", () => {
+    const matrix = new QuantizedMatrix(2, 4);
+    // Slot s lies at an angle of s / 10 from the query, so scores fall with the slot.
+    for (let slot = 0; slot < 12; slot++) {
+      matrix.set(slot, `v${slot}`, [Math.cos(slot / 10), Math.sin(slot / 10)]);
+    }
+    matrix.clear(1);
+    const asked: string[] = [];
+    const found = matrix.candidates([1, 0], 3, (id) => {
+      asked.push(id);
+      return id !== "v2";
+    });
+    expect(found.map((hit) => hit.id)).toEqual(["v0", "v3", "v4"]);
+    expect(found[1]!.score).toBeCloseTo(Math.cos(0.3), 2);
+    // Rows come best first here: once the top 3 are full, nothing else gets in to be asked.
+    expect(asked).toEqual(["v0", "v2", "v3", "v4"]);
+  });
+
+  it("keeps earlier rows as it grows", () => {
+    const next = random(3);
+    const matrix = new QuantizedMatrix(40, 8);
+    const vectors = Array.from({ length: 1_000 }, () => randomUnit(next, 40));
+    vectors.forEach((vector, slot) => matrix.set(slot, `v${slot}`, vector));
+    expect([matrix.size, matrix.extent]).toEqual([1_000, 1_000]);
+    expect(matrix.capacity).toBe(1_024);
+    const codes = new Int8Array(40);
+    vectors.forEach((vector, slot) => {
+      const scale = quantize(vector, codes);
+      expect(matrix.scaleAt(slot)).toBeCloseTo(scale, 7);
+      const decoded = Float32Array.from(codes, (code) => code * matrix.scaleAt(slot));
+      expect(matrix.approximate(slot)).toEqual(decoded);
+    });
+    vectors.slice(0, 10).forEach((query, slot) => {
+      const [best] = matrix.candidates(query, 1, () => true);
+      expect(best).toEqual({ slot, id: `v${slot}`, score: expect.closeTo(1, 2) });
+    });
+  });
+
+  it("reads and writes a slot's codes as a snapshot file holds them", () => {
+    const next = random(4);
+    const source = new QuantizedMatrix(100);
+    for (const slot of [0, 1, 2, 4, 6]) source.set(slot, `v${slot}`, randomUnit(next, 100));
+    const file = Buffer.from(source.codes(0, source.extent));
+    expect(file.length).toBe(7 * 112);
+
+    const copy = new QuantizedMatrix(100, 1);
+    copy.codes(0, 7).set(file);
+    for (const slot of [0, 1, 2, 4, 6]) copy.assign(slot, `v${slot}`, source.scaleAt(slot));
+    expect([copy.size, copy.extent]).toEqual([5, 7]);
+    for (let i = 0; i < 5; i++) {
+      const query = randomUnit(next, 100);
+      expect(copy.candidates(query, 3, () => true)).toEqual(
+        source.candidates(query, 3, () => true),
+      );
+    }
+    expect(() => copy.assign(100, "x", 0.01)).toThrow("write them through codes() first");
+  });
+
+  it("counts its memory, and refuses more than 32-bit WebAssembly memory holds", () => {
+    const matrix = new QuantizedMatrix(1_536, 1_000);
+    expect(matrix.bytes).toBeGreaterThan(1_001 * 1_536 + 1_000 * 8);
+    expect(matrix.bytes).toBeLessThan(1_700_000);
+    expect(() => matrix.reserve(3_000_000)).toThrow(
+      "one memory index cannot hold 3000000 vectors of 1536 dimensions: 4406 MiB is past the 4 GiB",
+    );
+    expect(matrix.capacity).toBe(1_000);
+  });
+
+  it("ranks 5,000 random vectors so that rescoring 20 candidates finds the exact top 5", () => {
+    const next = random(5);
+    const vectors = Array.from({ length: 5_000 }, () => randomUnit(next, 1_536));
+    const queries = Array.from({ length: 50 }, () => randomUnit(next, 1_536));
+    expect(recallAfterRescoring(vectors, queries, 5, 20)).toBeGreaterThanOrEqual(0.99);
+  });
+
+  it("ranks texts embedded by the local embedder so that rescoring finds the exact top 5", async () => {
+    const texts = loadTexts();
+    expect(texts.length).toBeGreaterThan(2_000);
+    const embedder = createLocalEmbedder();
+    const vectors = await embedder.embed(texts);
+    // Queries as people write them: a text with every third word left out.
+    const queries = await embedder.embed(
+      texts
+        .filter((_, i) => i % 40 === 0)
+        .map((text) =>
+          text
+            .split(" ")
+            .filter((_, i) => i % 3 !== 1)
+            .join(" "),
+        ),
+    );
+    expect(queries.length).toBeGreaterThanOrEqual(50);
+    expect(recallAfterRescoring(vectors, queries, 5, 20)).toBeGreaterThanOrEqual(0.99);
+  });
+});
