@@ -1,25 +1,45 @@
-import { mkdirSync, mkdtempSync, rmSync, statSync } from "node:fs";
+import { spawn } from "node:child_process";
+import {
+  linkSync,
+  mkdirSync,
+  mkdtempSync,
+  readdirSync,
+  rmSync,
+  statSync,
+  writeFileSync,
+} from "node:fs";
 import { writeFile } from "node:fs/promises";
 import { cpus, loadavg, tmpdir } from "node:os";
 import { join } from "node:path";
-import { pino } from "pino";
+import { fileURLToPath } from "node:url";
 import { LocalFileStorage, LocalIndex } from "vectra";
-import { systemClock } from "../src/clock.js";
-import type { Embedder } from "../src/memory/embedder.js";
+import { dot } from "../src/memory/hybrid-search.js";
 import type { MemoryInput } from "../src/memory/memory-store.js";
-import { VectraMemoryStore } from "../src/memory/vectra-memory-store.js";
+import { QuantizedMatrix } from "../src/memory/quantized-matrix.js";
+import { RESCORE_FACTOR, type VectraMemoryStore } from "../src/memory/vectra-memory-store.js";
 import { createMetrics, type Metrics } from "../src/metrics/create-metrics.js";
+import type { ChildTask } from "./memory-child.js";
+import {
+  BATCH_SIZE,
+  createBenchEmbedder,
+  DIMENSION,
+  FLUSH_MS,
+  longQuery,
+  memoryInput,
+  openBenchStore,
+  randomUnitVector,
+  range,
+  SEGMENT_SIZE,
+  shortQuery,
+  timedWithoutEmbedding,
+  type BenchEmbedder,
+} from "./memory-data.js";
+import { runSimilarBench, type SimilarBenchResult } from "./similar-bench.js";
 import { printTable, summarize } from "./stats.js";
 
-const DIMENSION = 1536;
-const DEFAULT_SIZES = [1_000, 10_000, 100_000];
-const BATCH_SIZE = 100;
-// Large, so that every flush in the timed windows is one triggered by the batch size.
-const FLUSH_MS = 3_600_000;
-// The store's default segment size. From 2,000 records on, the timed window is a multiple of it
-// that starts on a segment boundary: its flushes rewrite segments of every fill level, as in
-// steady use.
-const SEGMENT_SIZE = 1_000;
+const CHILD = fileURLToPath(new URL("./memory-child.ts", import.meta.url));
+
+const DEFAULT_SIZES = [1_000, 10_000, 100_000, 250_000];
 const STORE_WINDOW = 2_000;
 const PREFILL_CHUNK = 1_000;
 // Adds in flight at once, as parallel webhooks make them: the log's group commit shares one
@@ -35,98 +55,24 @@ const NAIVE_MAX_RECORDS = 15_000;
 const SEARCHES = 30;
 const SEARCH_WARM_UP = 5;
 const SELF_SEARCHES = 10;
-const TARGETS = { speedup: 100, flatRatio: 1.5, searchMs: 150, concurrentAddUs: 100 };
-
-const WORDS = (
-  "crash save editor file windows linux startup config token network timeout retry cache " +
-  "widget export import settings theme dark login permission denied memory leak slow render " +
-  "button layout update install plugin error warning stack trace null pointer upload download"
-).split(" ");
-
-/** A seeded 32-bit PRNG (mulberry32); the seed is a hash of the text, so vectors are per text. */
-function createRandom(text: string): () => number {
-  let seed = 2166136261;
-  for (let i = 0; i < text.length; i++) seed = Math.imul(seed ^ text.charCodeAt(i), 16777619);
-  return () => {
-    seed = (seed + 0x6d2b79f5) | 0;
-    let t = Math.imul(seed ^ (seed >>> 15), 1 | seed);
-    t = (t + Math.imul(t ^ (t >>> 7), 61 | t)) ^ t;
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
-
-function randomUnitVector(text: string): Float32Array {
-  const random = createRandom(text);
-  const vector = new Float32Array(DIMENSION);
-  let norm = 0;
-  for (let i = 0; i < DIMENSION; i++) {
-    vector[i] = random() * 2 - 1;
-    norm += vector[i]! * vector[i]!;
-  }
-  const scale = 1 / Math.sqrt(norm);
-  for (let i = 0; i < DIMENSION; i++) vector[i]! *= scale;
-  return vector;
-}
-
-/**
- * Deterministic pseudo-random unit vectors. Texts passed to `prepare` are embedded ahead of the
- * timed windows; any other text is generated on demand and counted, so a timed window can prove
- * it embedded nothing.
- */
-function createBenchEmbedder() {
-  const prepared = new Map<string, Float32Array>();
-  const counts = { generated: 0 };
-  const embedder: Embedder = {
-    model: "bench-random",
-    dimension: DIMENSION,
-    relatedScore: 0.5,
-    async embed(texts) {
-      return texts.map((text) => {
-        const vector = prepared.get(text);
-        if (vector) return vector;
-        counts.generated++;
-        return randomUnitVector(text);
-      });
-    },
-  };
-  return {
-    embedder,
-    prepare: (texts: string[]) => {
-      for (const text of texts) prepared.set(text, randomUnitVector(text));
-    },
-    forget: () => prepared.clear(),
-    counts,
-  };
-}
-
-type BenchEmbedder = ReturnType<typeof createBenchEmbedder>;
-
-/** Fails a measurement whose timed part embedded a text: embedding time is not what is measured. */
-async function timedWithoutEmbedding<T>(bench: BenchEmbedder, run: () => Promise<T>): Promise<T> {
-  const before = bench.counts.generated;
-  const result = await run();
-  if (bench.counts.generated !== before)
-    throw new Error("a timed section embedded a text that was not prepared");
-  return result;
-}
-
-function memoryInput(i: number): MemoryInput {
-  const random = createRandom(`words-${i}`);
-  const words = Array.from({ length: 12 }, () => WORDS[Math.floor(random() * WORDS.length)]);
-  return {
-    id: `issue-${i}`,
-    kind: "issue",
-    text: `Issue ${i}: ${words.join(" ")}`,
-    repo: "acme/widgets",
-    number: i,
-    author: "alice",
-    url: `https://github.com/acme/widgets/issues/${i}`,
-    createdAt: "2026-11-01T10:00:00.000Z",
-    state: "open",
-  };
-}
-
-const range = (from: number, to: number) => Array.from({ length: to - from }, (_, i) => from + i);
+// A cold open's first search builds the keyword index; the rest are timed for p50 and p99.
+const COLD_SEARCHES = 31;
+// Issue 12's installation: 40 repositories of 20,000 records under a 512 MB cap of open stores.
+const REPOSITORIES = { count: 40, records: 20_000, passes: 2, maxOpenMb: 512 };
+// What the process takes beyond the open memories' cap: Node and the modules (~100 MB), and
+// the garbage of a store being opened or closed while the others stay open.
+const RSS_OVERHEAD_MB = 256;
+const RECALL_QUERIES = 30;
+const TARGETS = {
+  speedup: 100,
+  flatRatio: 1.5,
+  searchMs: 150,
+  concurrentAddUs: 100,
+  coldOpenMs: 1_000,
+  rssPer100kMb: 200,
+  searchAt250kMs: 60,
+  recallAt5: 0.99,
+};
 
 /** Times `adds` one at a time; the window total includes what `settle` waits for after them. */
 async function timeWindow(adds: Array<() => Promise<unknown>>, settle: () => Promise<unknown>) {
@@ -247,20 +193,6 @@ async function measureNaiveVectra(directory: string, records: number): Promise<N
   };
 }
 
-function openStore(directory: string, bench: BenchEmbedder, metrics: Metrics) {
-  return VectraMemoryStore.open({
-    directory,
-    repo: "acme/widgets",
-    embedder: bench.embedder,
-    batchSize: BATCH_SIZE,
-    flushMs: FLUSH_MS,
-    clock: systemClock,
-    log: pino({ level: "silent" }),
-    metrics,
-    segmentSize: SEGMENT_SIZE,
-  });
-}
-
 /** Flushes so far, and the seconds they took, from the store's own metrics. */
 async function flushTotals(metrics: Metrics) {
   const { values } = await metrics.memoryFlushDuration.get();
@@ -315,13 +247,9 @@ async function measureStore(directory: string, records: number, bench: BenchEmbe
   const metrics = createMetrics();
   const window = Math.min(STORE_WINDOW, records);
   const from = records - window;
-  let store = await openStore(directory, bench, metrics);
+  let store = await openBenchStore(directory, bench, metrics);
 
-  const prefillStart = performance.now();
-  for (let i = 0; i < from; i += PREFILL_CHUNK)
-    await store.addMany(range(i, Math.min(from, i + PREFILL_CHUNK)).map(memoryInput));
-  await store.flush();
-  const prefillSeconds = (performance.now() - prefillStart) / 1000;
+  const prefillSeconds = await prefill(store, from);
 
   const inputs = range(from, records).map(memoryInput);
   bench.prepare(inputs.map((input) => input.text));
@@ -337,22 +265,12 @@ async function measureStore(directory: string, records: number, bench: BenchEmbe
   const indexWrites = flushesAfter.count - flushesBefore.count;
   const flushMsMean = ((flushesAfter.seconds - flushesBefore.seconds) * 1000) / indexWrites;
 
-  const long = await timeSearches(
-    store,
-    bench,
-    range(0, SEARCHES).map((j) => `why does the editor crash when saving a large file, case ${j}`),
-  );
-  const short = await timeSearches(
-    store,
-    bench,
-    range(0, SEARCHES).map(
-      (j) => `${WORDS[j % WORDS.length]} ${WORDS[(j * 7 + 3) % WORDS.length]}`,
-    ),
-  );
+  const long = await timeSearches(store, bench, range(0, SEARCHES).map(longQuery));
+  const short = await timeSearches(store, bench, range(0, SEARCHES).map(shortQuery));
 
   await store.close();
   const loadStart = performance.now();
-  store = await openStore(directory, bench, createMetrics());
+  store = await openBenchStore(directory, bench, createMetrics());
   const loadMs = performance.now() - loadStart;
   const { bytesOnDisk, records: reopened } = await store.stats();
 
@@ -375,6 +293,12 @@ async function measureStore(directory: string, records: number, bench: BenchEmbe
   }
   await store.close();
   bench.forget();
+  // A start's first open, in a process of its own: the time, the searches and the RSS.
+  const cold = await runChild<ColdOpen>({
+    kind: "open",
+    directory,
+    searches: COLD_SEARCHES,
+  });
   return {
     from,
     prefillSeconds,
@@ -390,12 +314,144 @@ async function measureStore(directory: string, records: number, bench: BenchEmbe
     selfSearches: SELF_SEARCHES,
     selfHits,
     concurrent,
+    cold,
+  };
+}
+
+/** Adds records 0 to `count` with `addMany` and flushes; returns the seconds it took. */
+async function prefill(store: VectraMemoryStore, count: number): Promise<number> {
+  const start = performance.now();
+  for (let i = 0; i < count; i += PREFILL_CHUNK)
+    await store.addMany(range(i, Math.min(count, i + PREFILL_CHUNK)).map(memoryInput));
+  await store.flush();
+  return (performance.now() - start) / 1000;
+}
+
+interface ColdOpen {
+  records: number;
+  openMs: number;
+  firstSearchMs: number;
+  searchP50Ms: number;
+  searchP99Ms: number;
+  rssBeforeMb: number;
+  rssAfterOpenMb: number;
+  rssAfterSearchesMb: number;
+  rssPeakMb: number;
+  rssPer100kMb: number;
+  estimatedMb: number;
+}
+
+interface RepositoriesRun {
+  repositories: number;
+  passes: number;
+  capMb: number;
+  baselineRssMb: number;
+  peakRssMb: number;
+  settledRssMb: number;
+  openAndSearchP50Ms: number;
+  openAndSearchP99Ms: number;
+  seconds: number;
+}
+
+/** Runs a task of memory-child.ts in a new Node process; resolves with its JSON line. */
+function runChild<T>(task: ChildTask): Promise<T> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(
+      process.execPath,
+      ["--expose-gc", "--import", "tsx", CHILD, JSON.stringify(task)],
+      { stdio: ["ignore", "pipe", "inherit"] },
+    );
+    let output = "";
+    child.stdout.on("data", (chunk: Buffer) => (output += chunk.toString()));
+    child.on("error", reject);
+    child.on("exit", (code) => {
+      const last = output.trim().split("\n").at(-1);
+      if (code !== 0 || !last) reject(new Error(`memory-child ${task.kind} exited with ${code}`));
+      else resolve(JSON.parse(last) as T);
+    });
+  });
+}
+
+/**
+ * Many repositories under one RAM cap, as an installation holds them: one memory of
+ * `REPOSITORIES.records` is written, then linked into `REPOSITORIES.count` namespaces (the
+ * stores only read them here, and each reads its own copy into RAM), and a child process opens
+ * and searches each in turn through the registry, whose LRU closes idle stores over the cap.
+ */
+async function measureRepositories(
+  root: string,
+  bench: BenchEmbedder,
+  config: typeof REPOSITORIES,
+) {
+  const template = join(root, "repositories-template");
+  mkdirSync(template, { recursive: true });
+  const store = await openBenchStore(template, bench, createMetrics());
+  const prefillSeconds = await prefill(store, config.records);
+  await store.close();
+  const memory = join(root, "repositories", "memory");
+  for (let r = 1; r <= config.count; r++) {
+    const directory = join(memory, "1", String(r));
+    mkdirSync(directory, { recursive: true });
+    for (const name of readdirSync(template))
+      if (!name.endsWith(".lock")) linkSync(join(template, name), join(directory, name));
+    writeFileSync(
+      join(directory, "repository.json"),
+      JSON.stringify({ installation: 1, repository: r, name: `acme/repo-${r}` }),
+    );
+  }
+  const run = await runChild<RepositoriesRun>({
+    kind: "repositories",
+    directory: memory,
+    repositories: config.count,
+    passes: config.passes,
+    maxOpenBytes: config.maxOpenMb * 2 ** 20,
+  });
+  return { recordsEach: config.records, prefillSeconds, ...run };
+}
+
+/**
+ * Recall@5 of the store's vector search (int8 scan, the best 4 × 5 rescored in float32)
+ * against exact float32 search, on the benchmark's vectors.
+ */
+function measureQuantizedRecall(records: number) {
+  const matrix = new QuantizedMatrix(DIMENSION, records);
+  const all = new Float32Array(records * DIMENSION);
+  for (const i of range(0, records)) {
+    const vector = randomUnitVector(memoryInput(i).text);
+    all.set(vector, i * DIMENSION);
+    matrix.set(i, `issue-${i}`, vector);
+  }
+  const row = (i: number) => all.subarray(i * DIMENSION, (i + 1) * DIMENSION);
+  let rescored = 0;
+  let approximateOnly = 0;
+  const queries = range(0, RECALL_QUERIES).map((j) => randomUnitVector(longQuery(j)));
+  for (const query of queries) {
+    const exact = new Set(
+      range(0, records)
+        .map((i) => ({ i, score: dot(query, row(i)) }))
+        .sort((a, b) => b.score - a.score)
+        .slice(0, 5)
+        .map(({ i }) => i),
+    );
+    const candidates = matrix.candidates(query, RESCORE_FACTOR * 5, () => true);
+    const best = candidates
+      .map((c) => ({ i: c.slot, score: dot(query, row(c.slot)) }))
+      .sort((a, b) => b.score - a.score)
+      .slice(0, 5);
+    rescored += best.filter(({ i }) => exact.has(i)).length / 5;
+    approximateOnly += candidates.slice(0, 5).filter((c) => exact.has(c.slot)).length / 5;
+  }
+  return {
+    records,
+    queries: queries.length,
+    recallAt5: rescored / queries.length,
+    approximateOnlyRecallAt5: approximateOnly / queries.length,
   };
 }
 
 /** A few hundred untimed adds and searches, so the first size is not measured on cold code. */
 async function warmUp(directory: string, bench: BenchEmbedder) {
-  const store = await openStore(directory, bench, createMetrics());
+  const store = await openBenchStore(directory, bench, createMetrics());
   for (const i of range(0, 300)) await store.add(memoryInput(i));
   for (const query of ["editor crash", "why does the editor crash when saving a large file"])
     await store.search(query, { k: 5 });
@@ -442,8 +498,22 @@ async function measureSize(
 }
 
 /** The project's targets, each `met: null` when this run did not measure it. */
-function evaluateTargets(sizes: SizeResult[]) {
+interface Extras {
+  recall: ReturnType<typeof measureQuantizedRecall>;
+  repositories: Awaited<ReturnType<typeof measureRepositories>>;
+  similar: SimilarBenchResult;
+}
+
+function evaluateTargets(sizes: SizeResult[], { recall, repositories, similar }: Extras) {
   const at = (records: number) => sizes.find((s) => s.records === records);
+  const quarterMillion = at(250_000);
+  const coldAt100k = at(100_000)?.store.cold.openMs ?? null;
+  const rssPer100k = largestCold(sizes)?.rssPer100kMb ?? null;
+  const searchAt250k = quarterMillion
+    ? Math.max(quarterMillion.store.searchLong.p50Ms, quarterMillion.store.searchShort.p50Ms)
+    : null;
+  const realRecall = "skipped" in similar ? null : similar.quantized.recallAt5;
+  const repositoriesLimit = repositories.capMb + RSS_OVERHEAD_MB;
   const tenK = at(10_000);
   const hundredK = at(100_000);
   const smallest = sizes[0];
@@ -461,6 +531,36 @@ function evaluateTargets(sizes: SizeResult[]) {
   const concurrentAdd =
     largest?.store.concurrent.find((c) => c.inFlight === most)?.perAddUs ?? null;
   return {
+    coldOpenAt100k: {
+      targetMs: TARGETS.coldOpenMs,
+      openMs: coldAt100k,
+      met: coldAt100k === null ? null : coldAt100k <= TARGETS.coldOpenMs,
+    },
+    rssPer100k: {
+      targetMb: TARGETS.rssPer100kMb,
+      at: largestCold(sizes)?.records ?? null,
+      mb: rssPer100k,
+      met: rssPer100k === null ? null : rssPer100k <= TARGETS.rssPer100kMb,
+    },
+    searchAt250k: {
+      targetMs: TARGETS.searchAt250kMs,
+      worstP50Ms: searchAt250k,
+      met: searchAt250k === null ? null : searchAt250k <= TARGETS.searchAt250kMs,
+    },
+    quantizedRecallAt5: {
+      target: TARGETS.recallAt5,
+      benchmarkData: recall.recallAt5,
+      realText: realRecall,
+      met:
+        recall.recallAt5 >= TARGETS.recallAt5 &&
+        (realRecall === null ? null : realRecall >= TARGETS.recallAt5),
+    },
+    repositories: {
+      target: `peak RSS ≤ the ${repositories.capMb} MB cap + ${RSS_OVERHEAD_MB} MB`,
+      peakRssMb: repositories.peakRssMb,
+      met: repositories.peakRssMb <= repositoriesLimit,
+    },
+    similarIssues: "skipped" in similar ? { skipped: similar.skipped } : similar.targets,
     concurrentAdds: {
       target: `amortized add with ${most} adders in flight ≤ ${TARGETS.concurrentAddUs} µs, at ${largest?.records.toLocaleString("en-US")} records`,
       perAddUs: concurrentAdd,
@@ -492,12 +592,22 @@ function evaluateTargets(sizes: SizeResult[]) {
 
 type Targets = ReturnType<typeof evaluateTargets>;
 
+/** The cold open of the largest size measured: the one RSS per record is taken from. */
+const largestCold = (sizes: SizeResult[]) => sizes.at(-1)?.store.cold;
+
 export async function runMemoryBench({
   json,
   sizes = DEFAULT_SIZES,
+  repositories = REPOSITORIES,
+  recallRecords = 100_000,
+  similarDirectory,
 }: {
   json: boolean;
   sizes?: number[];
+  repositories?: typeof REPOSITORIES;
+  recallRecords?: number;
+  /** The duplicate-issue data (default ../shared/data/duplicates); missing, that part skips. */
+  similarDirectory?: string;
 }) {
   const started = performance.now();
   // Other processes share this machine: the load says how much they took from the figures.
@@ -505,9 +615,19 @@ export async function runMemoryBench({
   const root = mkdtempSync(join(tmpdir(), "talos-memory-bench-"));
   const bench = createBenchEmbedder();
   const results: SizeResult[] = [];
+  let extras: Extras;
   try {
     await warmUp(join(root, "warm-up"), bench);
     for (const records of sizes) results.push(await measureSize(root, records, bench));
+    extras = {
+      recall: measureQuantizedRecall(recallRecords),
+      repositories: await measureRepositories(root, bench, repositories),
+      similar: await runSimilarBench({
+        json: true,
+        splits: ["test"],
+        ...(similarDirectory ? { directory: similarDirectory } : {}),
+      }),
+    };
   } finally {
     rmSync(root, { recursive: true, force: true });
   }
@@ -525,7 +645,8 @@ export async function runMemoryBench({
     },
     machine: { cores: cpus().length, loadAverage1m: { start: loadAtStart, end: loadavg()[0]! } },
     sizes: results,
-    targets: evaluateTargets(results),
+    ...extras,
+    targets: evaluateTargets(results, extras),
     totalSeconds: (performance.now() - started) / 1000,
   };
   if (!json) printReport(result);
@@ -542,7 +663,10 @@ function printReport({
   sizes,
   targets,
   totalSeconds,
-}: {
+  recall,
+  repositories,
+  similar,
+}: Extras & {
   machine: { cores: number; loadAverage1m: { start: number; end: number } };
   sizes: SizeResult[];
   targets: Targets;
@@ -642,5 +766,63 @@ function printReport({
   console.log(
     `target ${concurrentAdds.target}: ${verdict(concurrentAdds.met)}${concurrentAdds.perAddUs === null ? "" : ` (${concurrentAdds.perAddUs.toFixed(0)} µs)`}`,
   );
+  console.log(
+    "\ncold open: a new process opens the closed memory (its snapshot), searches once (which builds the keyword index) and 30 times more",
+  );
+  printTable(
+    sizes.map(({ store: { cold } }) => ({
+      records: n(cold.records),
+      "open ms": cold.openMs,
+      "first search ms": cold.firstSearchMs,
+      "search p50 ms": cold.searchP50Ms,
+      "search p99 ms": cold.searchP99Ms,
+      "RSS before MB": cold.rssBeforeMb,
+      "after open MB": cold.rssAfterOpenMb,
+      "after searches MB": cold.rssAfterSearchesMb,
+      "peak MB": cold.rssPeakMb,
+      "MB per 100k": cold.rssPer100kMb,
+      "store's estimate MB": cold.estimatedMb,
+    })),
+  );
+  console.log(
+    "RSS after a step is read after a forced garbage collection; the peak is sampled every 5 ms without one. MB per 100k = (after searches − before) scaled to 100,000 records",
+  );
+  console.log(
+    `\nquantized search (int8 scan, best ${RESCORE_FACTOR * 5} rescored in float32) against exact float32 top 5: recall@5 ${recall.recallAt5.toFixed(3)} on ${n(recall.records)} of the benchmark's vectors (${recall.approximateOnlyRecallAt5.toFixed(3)} without rescoring), ${recall.queries} queries`,
+  );
+  if ("skipped" in similar) console.log(`similar issues: skipped (${similar.skipped})`);
+  else {
+    const q = similar.quantized;
+    console.log(
+      `on ${similar.issues} real issues embedded by the local embedder: recall@5 ${q.recallAt5.toFixed(3)} (${q.approximateOnlyRecallAt5.toFixed(3)} without rescoring), ${q.queries} queries`,
+    );
+    const test = similar.splits.test;
+    if (test)
+      printTable(
+        (["vector", "bm25", "hybrid"] as const).map((method) => ({
+          "similar issues (test split)": method,
+          "recall@1": test.recall[method].at1,
+          "recall@3": test.recall[method].at3,
+          "recall@10": test.recall[method].at10,
+        })),
+      );
+  }
+  const r = repositories;
+  console.log(
+    `\n${r.repositories} repositories of ${n(r.recordsEach)} records, each opened and searched ${r.passes} times round through the registry with a ${r.capMb} MB cap on open stores: peak RSS ${r.peakRssMb.toFixed(0)} MB (${r.baselineRssMb.toFixed(0)} MB before the first open, ${r.settledRssMb.toFixed(0)} MB settled at the end); open + search p50 ${r.openAndSearchP50Ms.toFixed(0)} ms, p99 ${r.openAndSearchP99Ms.toFixed(0)} ms`,
+  );
+  console.log(
+    `\ntarget cold open at 100,000 ≤ ${targets.coldOpenAt100k.targetMs} ms: ${verdict(targets.coldOpenAt100k.met)}${targets.coldOpenAt100k.openMs === null ? "" : ` (${targets.coldOpenAt100k.openMs.toFixed(0)} ms)`}`,
+  );
+  console.log(
+    `target RSS per 100,000 records ≤ ${targets.rssPer100k.targetMb} MB: ${verdict(targets.rssPer100k.met)}${targets.rssPer100k.mb === null ? "" : ` (${targets.rssPer100k.mb.toFixed(0)} MB, at ${n(targets.rssPer100k.at!)})`}`,
+  );
+  console.log(
+    `target top-5 search at 250,000 ≤ ${targets.searchAt250k.targetMs} ms p50: ${verdict(targets.searchAt250k.met)}${targets.searchAt250k.worstP50Ms === null ? "" : ` (slowest kind ${targets.searchAt250k.worstP50Ms.toFixed(1)} ms)`}`,
+  );
+  console.log(
+    `target recall@5 ≥ ${targets.quantizedRecallAt5.target}: ${verdict(targets.quantizedRecallAt5.met)}`,
+  );
+  console.log(`target ${targets.repositories.target}: ${verdict(targets.repositories.met)}`);
   console.log(`\ntotal run time ${totalSeconds.toFixed(0)} s`);
 }

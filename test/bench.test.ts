@@ -28,8 +28,14 @@ describe("the benchmarks", () => {
     expect(Object.keys(result.cacheOn.hitRatio).sort()).toEqual(["config", "labels", "repo"]);
   }, 120_000);
 
-  it("memory: the store rewrites its index per batch, and keeps every record across a reopen", async () => {
-    const result = await runMemoryBench({ json: true, sizes: [200, 1_000] });
+  it("memory: the store rewrites its index per batch, keeps every record across a reopen, and opens cold in a process of its own", async () => {
+    const result = await runMemoryBench({
+      json: true,
+      sizes: [200, 1_000],
+      repositories: { count: 3, records: 300, passes: 2, maxOpenMb: 1 },
+      recallRecords: 2_000,
+      similarDirectory: "/nonexistent/duplicates",
+    });
     expect(result.sizes.map((s) => s.records)).toEqual([200, 1_000]);
     for (const { records, naiveArray, naiveVectra, store } of result.sizes) {
       // The naive ways rewrite everything on every add; the store a segment per batch of 100.
@@ -56,13 +62,26 @@ describe("the benchmarks", () => {
         store.searchShort.p99Ms,
         store.loadMs,
         store.bytesPerRecord,
+        store.cold.openMs,
+        store.cold.searchP50Ms,
+        store.cold.rssAfterSearchesMb,
       ])
         expect(Number.isFinite(value) && value > 0).toBe(true);
+      // The cold open found every record: the 3,000 concurrent adds included.
+      expect(store.cold.records).toBe(records + 3 * Math.min(1_000, records));
     }
+    expect(result.recall).toMatchObject({ records: 2_000, queries: 30 });
+    expect(result.recall.recallAt5).toBeGreaterThanOrEqual(0.99);
+    expect(result.repositories).toMatchObject({ repositories: 3, passes: 2, capMb: 1 });
+    expect(result.repositories.peakRssMb).toBeGreaterThan(result.repositories.baselineRssMb);
+    expect(result.similar).toEqual({ skipped: expect.stringContaining("/nonexistent/duplicates") });
     // 100,000 records and 10,000 were not measured: the targets say so instead of passing.
     expect(result.targets.speedupAt10k.met).toBeNull();
     expect(result.targets.searchAt100k.metAtP50).toBeNull();
-  }, 180_000);
+    expect(result.targets.coldOpenAt100k.met).toBeNull();
+    expect(result.targets.searchAt250k.met).toBeNull();
+    expect(result.targets.quantizedRecallAt5.met).toBeNull();
+  }, 240_000);
 
   it("events: both apps get every delivery and make the same requests; the heap is measured three times", async () => {
     const result = await runEventsBench({ json: true, events: 120 });
@@ -162,6 +181,8 @@ describe("the benchmarks", () => {
         }
       }
       expect(result.targets?.readmeTfIdfAt3).toBe(0.36);
+      expect(result.quantized).toMatchObject({ queries: 20 });
+      expect(result.quantized.recallAt5).toBeGreaterThanOrEqual(0.99);
     },
     180_000,
   );

@@ -49,7 +49,7 @@ export class QuantizedMatrix {
       throw new RangeError(`a dimension must be a positive integer, not ${dimension}`);
     }
     this.dimension = dimension;
-    this.stride = Math.ceil(dimension / LANES) * LANES;
+    this.stride = strideOf(dimension);
     const module = new WebAssembly.Module(Buffer.from(DOT_KERNEL_WASM, "base64"));
     this.#kernel = new WebAssembly.Instance(module).exports as unknown as DotKernel;
     this.#grow(Math.max(capacity, 1));
@@ -280,6 +280,11 @@ export class QuantizedMatrix {
  * requantizing the others, and on the local embedder's vectors it ranks better (per-dimension
  * scales, fixed by the largest value any vector has there, leave long texts few levels).
  */
+/** Bytes of a row's codes: the dimension rounded up to the kernel's 16 lanes. */
+export function strideOf(dimension: number): number {
+  return Math.ceil(dimension / LANES) * LANES;
+}
+
 export function quantize(vector: ArrayLike<number>, out: Int8Array): number {
   return quantizeInto(vector, out, false);
 }

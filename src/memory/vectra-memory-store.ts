@@ -33,7 +33,7 @@ import {
   type SnapshotHeader,
   type StoredRef,
 } from "./memory-snapshot.js";
-import { QuantizedMatrix } from "./quantized-matrix.js";
+import { QuantizedMatrix, strideOf } from "./quantized-matrix.js";
 import { AtomicFileStorage, readSegment, writeSegment, type SegmentItem } from "./vectra-files.js";
 import { MemoryCorruptError, WriteAheadLog } from "./write-ahead-log.js";
 
@@ -104,7 +104,7 @@ const DEFAULT_SEGMENT_SIZE = 1_000;
 const SHORT_QUERY_WORDS = 4;
 // The int8 scan's best 4 × k are rescored with their float32 vectors: on the benchmark's data
 // and on embedded issue text this finds the exact top 5 at least 99% of the time.
-const RESCORE_FACTOR = 4;
+export const RESCORE_FACTOR = 4;
 // A record's objects, its map entries and its hash, beyond the two bytes a character of its
 // strings takes (V8 keeps some strings at one byte a character: the estimate errs high).
 const RECORD_OVERHEAD_BYTES = 300;
@@ -234,7 +234,7 @@ export class VectraMemoryStore implements MemoryStore {
     const layout = {
       model: manifest.model,
       dimension: manifest.dimension,
-      stride: new QuantizedMatrix(manifest.dimension, 1).stride,
+      stride: strideOf(manifest.dimension),
       segmentSize,
     };
     await removeLeftovers(directory, manifest.segments);
