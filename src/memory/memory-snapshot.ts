@@ -174,11 +174,15 @@ export class MemorySnapshot {
 
   /** Reads the codes of every slot up to `into.length` bytes with one read, then checks them. */
   async readCodes(header: SnapshotHeader, into: Uint8Array): Promise<void> {
-    const { bytesRead } = await this.#codes.read(into, 0, into.length, 0);
-    if (bytesRead !== into.length)
-      throw new SnapshotUnusable(
-        `${SNAPSHOT_FILES.codes} is ${bytesRead} bytes, not ${into.length}`,
-      );
+    // One read (Linux returns at most about 2 GiB a call: more only past 1.3 million records).
+    // The file ends at the last slot written: the rest of the last segment reads as zeros.
+    let read = 0;
+    while (read < into.length) {
+      const { bytesRead } = await this.#codes.read(into, read, into.length - read, read);
+      if (bytesRead === 0) break;
+      read += bytesRead;
+    }
+    into.fill(0, read);
     const block = this.#layout.segmentSize * this.#layout.stride;
     for (const [segment, sums] of Object.entries(header.segments)) {
       const start = (Number(segment) - 1) * block;
@@ -282,7 +286,8 @@ export class MemorySnapshot {
 
   /**
    * Writes a segment's block: its float32 rows and codes in place, and its rows file (texts
-   * included) atomically. `entries[p]` is the record at position p, or undefined for a hole.
+   * included) atomically. `entries[p]` is the record at position p, or undefined for a hole;
+   * `changed` names the positions whose vectors changed (a put or a delete), or all of them.
    * Call `sync()` and then `writeHeader()` once every changed segment is written.
    */
   async writeSegment(
@@ -290,6 +295,7 @@ export class MemorySnapshot {
     entries: ReadonlyArray<SnapshotEntry | undefined>,
     codes: Uint8Array,
     indexBytes: number,
+    changed?: ReadonlySet<number>,
   ): Promise<{ sums: SegmentSums; refs: Map<string, StoredRef> }> {
     const { segmentSize, dimension } = this.#layout;
     const first = (segment - 1) * segmentSize;
@@ -316,13 +322,15 @@ export class MemorySnapshot {
       });
       textBytes += text.length;
     });
-    await this.#vectors.write(
-      new Uint8Array(vectors.buffer),
-      0,
-      vectors.byteLength,
-      first * this.#rowBytes,
-    );
-    await this.#codes.write(codes, 0, codes.length, first * this.#layout.stride);
+    // Only the rows that changed: the others are on disk already, and the flush's cost is then
+    // the batch's, not the segment's.
+    const bytes = new Uint8Array(vectors.buffer);
+    const { stride } = this.#layout;
+    for (const [from, to] of runsOf(changed ?? range(entries.length), entries.length)) {
+      const [start, end] = [from * this.#rowBytes, to * this.#rowBytes];
+      await this.#vectors.write(bytes, start, end - start, first * this.#rowBytes + start);
+      await this.#codes.write(codes, from * stride, (to - from) * stride, (first + from) * stride);
+    }
     const json = Buffer.from(JSON.stringify(rows), "utf8");
     const length = Buffer.alloc(LENGTH_BYTES);
     length.writeUInt32LE(json.length, 0);
@@ -371,4 +379,18 @@ export class MemorySnapshot {
     await this.#codes.close();
     await this.#vectors.close();
   }
+}
+
+const range = (count: number) => new Set(Array.from({ length: count }, (_, i) => i));
+
+/** The runs of consecutive positions in `positions` below `count`, as [from, to) pairs. */
+function runsOf(positions: ReadonlySet<number>, count: number): Array<[number, number]> {
+  const sorted = [...positions].filter((p) => p < count).sort((a, b) => a - b);
+  const runs: Array<[number, number]> = [];
+  for (const position of sorted) {
+    const last = runs.at(-1);
+    if (last && last[1] === position) last[1] = position + 1;
+    else runs.push([position, position + 1]);
+  }
+  return runs;
 }

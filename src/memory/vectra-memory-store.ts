@@ -34,7 +34,13 @@ import {
   type StoredRef,
 } from "./memory-snapshot.js";
 import { QuantizedMatrix, strideOf } from "./quantized-matrix.js";
-import { AtomicFileStorage, readSegment, writeSegment, type SegmentItem } from "./vectra-files.js";
+import {
+  AtomicFileStorage,
+  readSegment,
+  writeSegment,
+  type SegmentItem,
+  type SegmentRecord,
+} from "./vectra-files.js";
 import { MemoryCorruptError, WriteAheadLog } from "./write-ahead-log.js";
 
 /** The embedder differs from the one the memories were embedded with. */
@@ -147,7 +153,8 @@ export class VectraMemoryStore implements MemoryStore {
   readonly #records = new Map<string, Stored>();
   /** Each segment's ids by position; a deleted record leaves a hole. */
   readonly #positions = new Map<number, Array<string | undefined>>();
-  readonly #dirty = new Set<number>();
+  /** Segments to write at the next flush, with the positions whose vectors changed. */
+  readonly #dirty = new Map<number, Set<number> | "all">();
   readonly #queue: Op[] = [];
   #manifest: Manifest;
   #header: SnapshotHeader;
@@ -512,6 +519,16 @@ export class VectraMemoryStore implements MemoryStore {
     this.#draining = false;
   }
 
+  /** Marks a segment to write at the next flush, and a position whose vector changed in it. */
+  #markDirty(segment: number, position?: number | "all"): void {
+    const changed = this.#dirty.get(segment) ?? new Set<number>();
+    if (position === "all" || changed === "all") this.#dirty.set(segment, "all");
+    else {
+      if (position !== undefined) changed.add(position);
+      this.#dirty.set(segment, changed);
+    }
+  }
+
   #slot(stored: Stored): number {
     return (stored.segment - 1) * this.#segmentSize + stored.position;
   }
@@ -524,7 +541,7 @@ export class VectraMemoryStore implements MemoryStore {
       this.#records.delete(value.id);
       this.#matrix.clear(this.#slot(stored));
       this.#positions.get(stored.segment)![stored.position] = undefined;
-      this.#dirty.add(stored.segment);
+      this.#markDirty(stored.segment, stored.position);
       this.#touched?.add(value.id);
       this.#textIndexes?.keywords.delete(value.id);
       this.#textIndexes?.duplicates.delete(value.id);
@@ -551,7 +568,7 @@ export class VectraMemoryStore implements MemoryStore {
       };
       this.#remember(stored);
       this.#matrix.set(this.#slot(stored), record.id, unit);
-      this.#dirty.add(segment);
+      this.#markDirty(segment, position);
       // The same text (a re-added source, a log entry replayed over the snapshot) keeps its entries.
       if (previous?.hash !== value.hash) {
         this.#touched?.add(record.id);
@@ -713,7 +730,7 @@ export class VectraMemoryStore implements MemoryStore {
       { file, segment },
       `memory snapshot damaged: its ${what} do not match their checksums; reading them from the index file and rewriting the segment at the next flush`,
     );
-    this.#dirty.add(segment);
+    this.#markDirty(segment, "all");
     const items = await this.#readIndexFile(segment);
     return new Map(
       items.map((item) => [
@@ -753,7 +770,7 @@ export class VectraMemoryStore implements MemoryStore {
     const started = performance.now();
     const sealed = await this.#wal.rotate();
     const written: Stored[] = [];
-    const segments = [...this.#dirty].sort((a, b) => a - b);
+    const segments = [...this.#dirty.keys()].sort((a, b) => a - b);
     for (const segment of segments) {
       const entries = await this.#entriesOf(segment);
       const indexBytes = await writeSegment(
@@ -761,7 +778,9 @@ export class VectraMemoryStore implements MemoryStore {
         join(this.#options.directory, segmentFile(segment)),
         entries.filter((entry) => entry !== undefined).map(toItem),
       );
-      await this.#writeSnapshotBlock(segment, entries, indexBytes, written);
+      // Read after the entries: finding damage on the way makes it the whole block.
+      const changed = this.#dirty.get(segment);
+      await this.#writeSnapshotBlock(segment, entries, indexBytes, written, changed);
     }
     await this.#snapshot.sync();
     this.#header = { ...this.#header, checkpoint: sealed };
@@ -796,10 +815,17 @@ export class VectraMemoryStore implements MemoryStore {
     entries: Array<SnapshotEntry | undefined>,
     indexBytes: number,
     written: Stored[],
+    changed: Set<number> | "all" = "all",
   ): Promise<void> {
     const first = (segment - 1) * this.#segmentSize;
     const codes = this.#matrix.codes(first, this.#segmentSize);
-    const { sums, refs } = await this.#snapshot.writeSegment(segment, entries, codes, indexBytes);
+    const { sums, refs } = await this.#snapshot.writeSegment(
+      segment,
+      entries,
+      codes,
+      indexBytes,
+      changed === "all" ? undefined : changed,
+    );
     this.#header.segments[String(segment)] = sums;
     for (const entry of entries) {
       const stored = entry && this.#records.get(entry.record.id);
@@ -894,7 +920,7 @@ export class VectraMemoryStore implements MemoryStore {
       { file, bytes: size, expected: bytes },
       "memory index file damaged or missing; rewriting it from the snapshot",
     );
-    this.#dirty.add(segment);
+    this.#markDirty(segment);
   }
 
   /**
@@ -921,7 +947,7 @@ export class VectraMemoryStore implements MemoryStore {
             hash,
             vector: Buffer.from(vector.buffer).toString("base64"),
           });
-          this.#dirty.add(segment);
+          this.#markDirty(segment);
           continue;
         }
         const unit = unitVector(item.vector);
@@ -976,7 +1002,7 @@ interface TextIndexes {
   duplicates: NearDuplicateIndex;
 }
 
-function toItem({ record, hash, unit }: SnapshotEntry): SegmentItem {
+function toItem({ record, hash, unit }: SnapshotEntry): SegmentRecord {
   const metadata: Record<string, MetadataValue> = {
     kind: record.kind,
     repo: record.repo,
@@ -989,7 +1015,7 @@ function toItem({ record, hash, unit }: SnapshotEntry): SegmentItem {
   if (record.url !== undefined) metadata.url = record.url;
   if (record.state !== undefined) metadata.state = record.state;
   for (const [key, value] of Object.entries(record.metadata ?? {})) metadata[`x.${key}`] = value;
-  return { id: record.id, vector: Array.from(unit), norm: 1, metadata };
+  return { id: record.id, vector: unit, norm: 1, metadata };
 }
 
 function toRecord(item: SegmentItem): MemoryRecord {

@@ -1,0 +1,48 @@
+import { describe, expect, it } from "vitest";
+import { encodeSegment, SEGMENT_CODEC, type SegmentRecord } from "../../src/memory/vectra-files.js";
+
+const records: SegmentRecord[] = [
+  {
+    id: "issue-1",
+    vector: Float32Array.from([0.5, -0.25, 1e-7, 3.4e38, -0]),
+    norm: 1,
+    metadata: {
+      kind: "issue",
+      text: "Ünïcödé ✓ and a long text ".repeat(200),
+      empty: "",
+      number: 12,
+      zero: 0,
+      negative: -3.5,
+      open: true,
+      closed: false,
+    },
+  },
+  { id: "", vector: new Float32Array(0), norm: 0, metadata: {} },
+  {
+    id: "note-99",
+    vector: Float32Array.from({ length: 1536 }, (_, i) => Math.sin(i)),
+    norm: 1,
+    metadata: { "x.label": "bug" },
+  },
+];
+
+describe("vectra segment files", () => {
+  it("are written byte for byte as vectra's protobuf codec writes them (a vectra upgrade that changes the format fails here)", () => {
+    for (const set of [[], records.slice(0, 1), records]) {
+      const ours = encodeSegment(set);
+      const theirs = SEGMENT_CODEC.serializeIndex({
+        version: 1,
+        metadata_config: { indexed: [] },
+        items: set.map((record) => ({ ...record, vector: Array.from(record.vector) })),
+      });
+      expect(ours.equals(theirs)).toBe(true);
+    }
+  });
+
+  it("are read back by vectra with every value", () => {
+    const { items } = SEGMENT_CODEC.deserializeIndex(encodeSegment(records));
+    expect(items.map((item) => item.id)).toEqual(["issue-1", "", "note-99"]);
+    expect(items[0]!.metadata).toEqual(records[0]!.metadata);
+    expect(items[2]!.vector).toEqual(Array.from(records[2]!.vector));
+  });
+});
