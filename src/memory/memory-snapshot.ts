@@ -108,6 +108,7 @@ export class SnapshotUnusable extends Error {
 }
 
 const LENGTH_BYTES = 4;
+const READ_CHUNK = 4 * 2 ** 20;
 
 export class MemorySnapshot {
   readonly #directory: string;
@@ -174,11 +175,13 @@ export class MemorySnapshot {
 
   /** Reads the codes of every slot up to `into.length` bytes with one read, then checks them. */
   async readCodes(header: SnapshotHeader, into: Uint8Array): Promise<void> {
-    // One read (Linux returns at most about 2 GiB a call: more only past 1.3 million records).
-    // The file ends at the last slot written: the rest of the last segment reads as zeros.
+    // Straight into the search's memory, in chunks: on this project's 2-core VM one 154 MB
+    // read() took 300 ms where 4 MB reads into the same memory took 16 ms. The file ends at the
+    // last slot written: the rest of the last segment reads as zeros.
     let read = 0;
     while (read < into.length) {
-      const { bytesRead } = await this.#codes.read(into, read, into.length - read, read);
+      const length = Math.min(READ_CHUNK, into.length - read);
+      const { bytesRead } = await this.#codes.read(into, read, length, read);
       if (bytesRead === 0) break;
       read += bytesRead;
     }
@@ -192,7 +195,7 @@ export class MemorySnapshot {
   }
 
   /** A segment's rows, checked against the header's checksum. */
-  async readRows(header: SnapshotHeader, segment: number): Promise<Array<SnapshotRow & StoredRef>> {
+  async readRows(header: SnapshotHeader, segment: number): Promise<SnapshotRow[]> {
     const file = join(this.#directory, rowsFile(segment));
     let handle: FileHandle;
     try {
@@ -212,7 +215,8 @@ export class MemorySnapshot {
         throw new SnapshotUnusable(`${rowsFile(segment)} does not match its checksum`);
       const rows = JSON.parse(json.toString("utf8")) as SnapshotRow[];
       const base = LENGTH_BYTES + jsonBytes;
-      return rows.map((row) => ({ ...row, text: [base + row.text[0], row.text[1]] }));
+      for (const row of rows) row.text[0] += base;
+      return rows;
     } finally {
       await handle.close();
     }

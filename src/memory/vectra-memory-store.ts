@@ -31,6 +31,7 @@ import {
   SnapshotUnusable,
   type SnapshotEntry,
   type SnapshotHeader,
+  type SnapshotRow,
   type StoredRef,
 } from "./memory-snapshot.js";
 import { QuantizedMatrix, strideOf } from "./quantized-matrix.js";
@@ -880,16 +881,24 @@ export class VectraMemoryStore implements MemoryStore {
     const { segments } = this.#manifest;
     const header = await this.#snapshot.readHeader(this.#manifest.checkpoint, segments);
     const extent = Math.max(0, ...segments) * this.#segmentSize;
-    await this.#snapshot.readCodes(header, this.#matrix.codes(0, extent));
+    // The codes are read (mostly the kernel faulting in fresh pages) while the rows are parsed:
+    // two cores, half the time.
+    await Promise.all([
+      this.#snapshot.readCodes(header, this.#matrix.codes(0, extent)),
+      this.#loadRows(header),
+    ]);
     this.#header = header;
-    for (const segment of segments) {
+  }
+
+  async #loadRows(header: SnapshotHeader): Promise<void> {
+    for (const segment of this.#manifest.segments) {
       await this.#checkIndexFile(segment, header.segments[String(segment)]!.index);
       const positions: Array<string | undefined> = [];
       for (const row of await this.#snapshot.readRows(header, segment)) {
-        const { position, hash, scale, crc, text, ...record } = row;
-        positions[position] = record.id;
+        const { position, hash, scale, crc, text } = row;
+        positions[position] = row.id;
         const stored: Stored = {
-          record,
+          record: metadataOf(row),
           hash,
           segment,
           position,
@@ -898,7 +907,7 @@ export class VectraMemoryStore implements MemoryStore {
           ref: { text, crc },
         };
         this.#remember(stored);
-        this.#matrix.assign(this.#slot(stored), record.id, scale);
+        this.#matrix.assign(this.#slot(stored), row.id, scale);
       }
       this.#positions.set(segment, positions);
     }
@@ -1036,6 +1045,21 @@ function toRecord(item: SegmentItem): MemoryRecord {
     ...(m.url !== undefined ? { url: String(m.url) } : {}),
     ...(m.state !== undefined ? { state: String(m.state) } : {}),
     ...(Object.keys(extra).length > 0 ? { metadata: extra } : {}),
+  };
+}
+
+/** A record's metadata from its snapshot row, field by field: one object of one shape. */
+function metadataOf(row: SnapshotRow): RecordMetadata {
+  return {
+    id: row.id,
+    kind: row.kind,
+    repo: row.repo,
+    number: row.number,
+    author: row.author,
+    url: row.url,
+    createdAt: row.createdAt,
+    state: row.state,
+    metadata: row.metadata,
   };
 }
 
