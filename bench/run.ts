@@ -6,6 +6,7 @@ import { runMemoryBench } from "./memory-bench.js";
 import { runPromptsBench } from "./prompts-bench.js";
 import { runReviewBench } from "./review-bench.js";
 import { runSimilarBench } from "./similar-bench.js";
+import { runStartBench } from "./start-bench.js";
 
 const SUITES: Record<string, (options: { json: boolean }) => Promise<unknown>> = {
   prompts: runPromptsBench,
@@ -13,6 +14,7 @@ const SUITES: Record<string, (options: { json: boolean }) => Promise<unknown>> =
   memory: runMemoryBench,
   hostile: runHostileBench,
   review: runReviewBench,
+  start: ({ json }) => runStartBench({ json, records: numberFlag("--records") }),
   // `--events=N` sends N deliveries per app instead of 20,000.
   events: ({ json }) => runEventsBench({ json, events: numberFlag("--events") }),
   // `--split=dev|test` reports one split; `--tune` grid-searches the fusion on dev.
