@@ -31,8 +31,9 @@ const log = await createLogger({
   secrets: getSecrets(env),
 });
 const talos = await createTalos({ env, log, version: await readVersion() });
-// With a model or an embedding endpoint, texts are counted in tokens: build the tokenizer now,
-// before the server listens, rather than stall the first delivery that needs it.
+// Build now, before the server listens, what would otherwise stall the first delivery that needs
+// it: the Markdown workers, and with a model or an embedding endpoint the token counter.
+talos.services.markdown.warm();
 if (env.OPENAI_API_KEY) talos.services.tokenCounter.warm();
 // Probot buffers webhook bodies whole, on its own route before any the app adds: both are limited.
 const server = await run(withWebhookBodyLimit(talos.app), {

@@ -73,7 +73,7 @@ describe("the benchmarks", () => {
     expect(result.recall).toMatchObject({ records: 2_000, queries: 30 });
     expect(result.recall.recallAt5).toBeGreaterThanOrEqual(0.99);
     expect(result.repositories).toMatchObject({ repositories: 3, passes: 2, capMb: 1 });
-    expect(result.repositories.peakRssMb).toBeGreaterThan(result.repositories.baselineRssMb);
+    expect(result.repositories.peakRssMb).toBeGreaterThanOrEqual(result.repositories.baselineRssMb);
     expect(result.similar).toEqual({ skipped: expect.stringContaining("/nonexistent/duplicates") });
     // 100,000 records and 10,000 were not measured: the targets say so instead of passing.
     expect(result.targets.speedupAt10k.met).toBeNull();

@@ -11,6 +11,8 @@ export interface MarkdownService {
   toSafeMarkdown(text: string, options: SafeMarkdownOptions): Promise<string>;
   /** `parseCommand`; null (no command) when the parse misses its deadline. */
   parseCommand(body: string, options: ParseCommandOptions): Promise<ParsedCommand | null>;
+  /** Starts what the first parse would otherwise wait for. */
+  warm(): void;
   close(): Promise<void>;
 }
 
@@ -92,6 +94,15 @@ export class MarkdownWorkers implements MarkdownService {
     if (!hasCommandCandidate(body, options)) return null;
     const reply = await this.#run({ id: this.#nextId++, op: "command", body, options });
     return reply?.op === "command" ? reply.command : null;
+  }
+
+  /**
+   * Starts every worker now: loading the parser takes a worker about half a second, which the
+   * first comment after a start would otherwise wait for.
+   */
+  warm(): void {
+    if (this.#closed) return;
+    for (const slot of this.#slots) if (!slot.worker) this.#start(slot);
   }
 
   async close(): Promise<void> {
