@@ -8,6 +8,7 @@ import { runMemoryBench } from "../bench/memory-bench.js";
 import { runPromptsBench } from "../bench/prompts-bench.js";
 import { runReviewBench } from "../bench/review-bench.js";
 import { runSimilarBench } from "../bench/similar-bench.js";
+import { runStartBench } from "../bench/start-bench.js";
 
 // The duplicate-issue set lives next to the repository, never in it: a fresh clone has none.
 const DUPLICATES = fileURLToPath(new URL("../../shared/data/duplicates/", import.meta.url));
@@ -156,6 +157,15 @@ describe("the benchmarks", () => {
     expect(result.fewer.pushes).toBeGreaterThan(0);
     expect(result.target.fewer).toBe(0.6);
   }, 120_000);
+
+  it("start: the started server answers the first /talos similar from the memory's snapshot, and from its vectra files once the snapshot is gone", async () => {
+    const result = await runStartBench({ json: true, records: 2_000 });
+    expect(result.records).toBe(2_000);
+    expect(result.snapshotRewritten).toBe(true);
+    for (const reply of [result.snapshot.first, result.snapshot.warm!, result.vectraFiles.first])
+      expect(Number.isFinite(reply.replyMs) && reply.replyMs > 0).toBe(true);
+    expect(result.target).toMatchObject({ firstSimilarMs: 3_000, records: 2_000 });
+  }, 240_000);
 
   it("similar: says it skips when the duplicate-issue data is absent", async () => {
     const result = await runSimilarBench({ json: true, directory: "/nonexistent/duplicates" });

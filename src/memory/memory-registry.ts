@@ -1,5 +1,5 @@
 import { randomUUID } from "node:crypto";
-import { mkdir, readFile, rename, rm, rmdir } from "node:fs/promises";
+import { mkdir, readFile, rename, rm, rmdir, stat } from "node:fs/promises";
 import { join } from "node:path";
 import type { Logger } from "pino";
 
@@ -87,6 +87,9 @@ interface Slot {
 }
 
 const REPOSITORY_FILE = "repository.json";
+// A store's files that date it and size it (vectra-memory-store.ts, memory-snapshot.ts).
+const WARM_MANIFEST = "manifest.json";
+const WARM_VECTORS = "vectors.i8";
 const TRASH = ".trash";
 const DEFAULT_MAX_OPEN_BYTES = 512 * 2 ** 20;
 const NUMERIC = /^\d+$/;
@@ -113,6 +116,8 @@ const NAME = /^(?!\.{1,2}\/)[A-Za-z0-9._-]{1,100}\/(?!\.{1,2}$)[A-Za-z0-9._-]{1,
 export class MemoryRegistry {
   readonly #options: MemoryRegistryOptions;
   readonly #maxOpenBytes: number;
+  #warming: Promise<number> | undefined;
+  #closing = false;
   /** In least recently used order: a call moves its slot to the end. */
   readonly #slots = new Map<string, Slot>();
   /** Counts deletions; a handle opened before a deletion of its memory is stale. */
@@ -327,8 +332,52 @@ export class MemoryRegistry {
     }
   }
 
+  /**
+   * Opens the memories written most recently, keyword indexes and all, while the open stores
+   * stay within the RAM cap (judged before each open by the size of its int8 vectors, which is
+   * most of it). Opening a memory of 100,000 records and building its keyword index takes a
+   * few seconds: run at start, in the background, this spares the first command on each of
+   * those repositories that wait. Stops early on `closeAll`. Resolves with how many it opened.
+   */
+  warm(): Promise<number> {
+    this.#warming ??= (async () => {
+      let opened = 0;
+      const dated = await Promise.all(
+        (await this.list()).map(async (namespace) => {
+          const directory = this.directoryOf(namespace);
+          const [manifest, vectors] = await Promise.all(
+            [WARM_MANIFEST, WARM_VECTORS].map((name) =>
+              stat(join(directory, name)).catch(() => undefined),
+            ),
+          );
+          return { namespace, written: manifest?.mtimeMs ?? 0, bytes: vectors?.size ?? 0 };
+        }),
+      );
+      for (const { namespace, written, bytes } of dated.sort((a, b) => b.written - a.written)) {
+        if (this.#closing || written === 0) break;
+        if (this.openStores().bytes + bytes > this.#maxOpenBytes) break;
+        try {
+          const memory = await this.open(namespace);
+          await memory.warm();
+          opened++;
+        } catch (error) {
+          // Its first call will meet the same error, and report it to whoever made the call.
+          this.#options.log.warn(
+            { err: error, memory: this.#keyOf(namespace) },
+            "memory not opened ahead of its first use",
+          );
+        }
+      }
+      return opened;
+    })();
+    return this.#warming;
+  }
+
   /** Flushes and closes every open store (on shutdown), once the calls under way end. */
   async closeAll(): Promise<void> {
+    this.#closing = true;
+    // A warm-up opens one store at a time; it stops after the one it is opening.
+    await this.#warming?.catch(() => undefined);
     const results = await Promise.allSettled(
       [...this.#slots.values()].map((slot) => this.#exclusive(slot, () => this.#closeStore(slot))),
     );

@@ -100,4 +100,6 @@ export interface MemoryStore {
   stats(): Promise<MemoryStats>;
   /** Writes pending memories into the index files now. */
   flush(): Promise<void>;
+  /** Builds now what the first search would otherwise wait for (its keyword indexes). */
+  warm(): Promise<void>;
 }

@@ -84,6 +84,10 @@ export class RepositoryMemory implements MemoryStore, BackfillProgress {
     return this.#lease((store) => store.flush());
   }
 
+  warm(): Promise<void> {
+    return this.#lease((store) => store.warm());
+  }
+
   readBackfillState(): Promise<BackfillState | undefined> {
     return this.#lease((_store, directory) => readBackfillState(directory));
   }

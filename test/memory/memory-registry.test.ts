@@ -376,3 +376,74 @@ describe("name-keyed memory from before the upgrade", () => {
     expect(existsSync(trash)).toBe(false);
   });
 });
+
+describe("warming memories at start", () => {
+  const REPOS = [1, 2, 3].map((n) => ({
+    installation: 7,
+    repository: 200 + n,
+    name: `acme/r${n}`,
+  }));
+
+  /** Three memories, written oldest (r1) to newest (r3); their stores closed. */
+  async function threeMemories() {
+    const directory = join(makeDataDir(), "memory");
+    const writer = registry(directory);
+    for (const [i, ref] of REPOS.entries()) {
+      const memory = await writer.open(ref);
+      await memory.addMany(
+        ["crash on save", "dark mode colours", "export to CSV"].map((text, n) =>
+          issueMemory(n + 1, `${text} in ${ref.name}`, { repo: ref.name }),
+        ),
+      );
+      await writer.closeAll();
+      const at = new Date(Date.UTC(2026, 10, 1 + i));
+      utimesSync(join(writer.directoryOf(ref), "manifest.json"), at, at);
+    }
+    const vectors = readFileSync(join(writer.directoryOf(REPOS[0]!), "vectors.i8")).length;
+    return { directory, vectors };
+  }
+
+  const isOpen = (directory: string, ref: RepositoryRef) =>
+    existsSync(join(directory, String(ref.installation), String(ref.repository), ".lock"));
+
+  it("opens every memory within the cap, keyword indexes built, newest first", async () => {
+    const { directory } = await threeMemories();
+    const warmed = registry(directory);
+    expect(await warmed.warm()).toBe(3);
+    expect(REPOS.every((ref) => isOpen(directory, ref))).toBe(true);
+    const warmBytes = warmed.openStores().bytes;
+    await warmed.closeAll();
+
+    // The same stores opened without a search hold no keyword indexes: less RAM.
+    const plain = registry(directory);
+    for (const ref of REPOS) await plain.open(ref);
+    expect(plain.openStores().bytes).toBeLessThan(warmBytes);
+    await plain.closeAll();
+  });
+
+  it("stops at the RAM cap, having opened the memory written last", async () => {
+    const { directory, vectors } = await threeMemories();
+    const one = registry(directory, { maxOpenBytes: vectors });
+    expect(await one.warm()).toBe(1);
+    expect(REPOS.map((ref) => isOpen(directory, ref))).toEqual([false, false, true]);
+    await one.closeAll();
+    const none = registry(directory, { maxOpenBytes: vectors - 1 });
+    expect(await none.warm()).toBe(0);
+    expect(none.openStores().stores).toBe(0);
+  });
+
+  it("skips a memory it cannot open, saying so, and opens the rest", async () => {
+    const { directory } = await threeMemories();
+    const newest = join(directory, "7", "203");
+    writeFileSync(join(newest, "manifest.json"), "{ damaged");
+    const lines: string[] = [];
+    const warmed = registry(directory, {
+      log: pino({ level: "warn" }, { write: (line: string) => lines.push(line) }),
+    });
+    expect(await warmed.warm()).toBe(2);
+    expect(lines.some((line) => line.includes("memory not opened ahead of its first use"))).toBe(
+      true,
+    );
+    await warmed.closeAll();
+  });
+});
