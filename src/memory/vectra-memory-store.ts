@@ -657,6 +657,8 @@ export class VectraMemoryStore implements MemoryStore {
     const content = stored.some(([, s]) => s && !s.fresh)
       ? sums && (await this.#snapshot.readTexts(segment, sums))
       : undefined;
+    // A flush may have rewritten the rows file meanwhile: look again before calling it damaged.
+    if (!content && this.#header.segments[String(segment)] !== sums) return this.#textsOf(segment);
     let fromIndex: Map<string, string> | undefined;
     for (const [id, s] of stored) {
       if (!s) continue;
