@@ -11,7 +11,7 @@ import { withoutText, type MemoryKind, type MemoryRecord } from "./memory-store.
  * (the durable, interoperable format, whose protobuf decode takes ~20 s at 100,000 records).
  *
  * - `vectors.i8`: every slot's int8 codes, `stride` bytes a slot, slot s at byte s × stride.
- *   Opening reads it with one read straight into the search matrix's WebAssembly memory.
+ *   Opening reads it straight into the search matrix's WebAssembly memory, with no decoding.
  * - `vectors.f32`: every slot's float32 unit vector, for exact rescoring and for rewriting a
  *   vectra segment; read a row at a time, never whole.
  * - `rows-NNNNNN.bin`, one per segment: a little-endian u32 length, that many bytes of JSON
