@@ -380,11 +380,12 @@ export class VectraMemoryStore implements MemoryStore {
     // Every candidate of both rankings, so that `minScore` leaves the best `k` of those it keeps.
     const k = Math.max(options.k, DEFAULT_FUSION.pool);
     const approximate = this.#matrix.candidates(unit, k, accept);
+    const rescored = RESCORE_FACTOR * options.k;
     const head = await this.#rescore(
       unit,
-      approximate.slice(0, RESCORE_FACTOR * options.k).map((c) => c.id),
+      approximate.slice(0, rescored).map((c) => c.id),
     );
-    const semantic = [...head, ...approximate.slice(head.length)];
+    const semantic = [...head, ...approximate.slice(rescored)];
     const short = query.trim().split(/\s+/).length <= SHORT_QUERY_WORDS;
     const minScore = options.minScore ?? -1;
     const scoreOf = (id: string) => {
@@ -395,14 +396,11 @@ export class VectraMemoryStore implements MemoryStore {
     const hits = searchHybrid(indexes, query, semantic, { k, accept, scoreOf })
       .filter((hit) => hit.shared > 0 || (short && hit.keyword) || hit.score >= minScore)
       .slice(0, options.k);
-    const exact = new Map(
-      (
-        await this.#rescore(
-          unit,
-          hits.map((hit) => hit.id),
-        )
-      ).map((h) => [h.id, h.score]),
+    const exactHits = await this.#rescore(
+      unit,
+      hits.map((hit) => hit.id),
     );
+    const exact = new Map(exactHits.map((hit) => [hit.id, hit.score]));
     const found = await Promise.all(
       hits.map(async (hit) => {
         const record = await this.#full(hit.id);
