@@ -22,7 +22,8 @@ import {
 } from "./legacy-memory.js";
 import { MemoryDeletedError } from "./memory-store.js";
 import { RepositoryMemory } from "./repository-memory.js";
-import { VectraMemoryStore } from "./vectra-memory-store.js";
+import { SNAPSHOT_FILES } from "./memory-snapshot.js";
+import { MANIFEST, VectraMemoryStore } from "./vectra-memory-store.js";
 
 /**
  * Whose memory: an installation and a repository, by id. A repository keeps its id through
@@ -87,9 +88,6 @@ interface Slot {
 }
 
 const REPOSITORY_FILE = "repository.json";
-// A store's files that date it and size it (vectra-memory-store.ts, memory-snapshot.ts).
-const WARM_MANIFEST = "manifest.json";
-const WARM_VECTORS = "vectors.i8";
 const TRASH = ".trash";
 const DEFAULT_MAX_OPEN_BYTES = 512 * 2 ** 20;
 const NUMERIC = /^\d+$/;
@@ -346,7 +344,7 @@ export class MemoryRegistry {
         (await this.list()).map(async (namespace) => {
           const directory = this.directoryOf(namespace);
           const [manifest, vectors] = await Promise.all(
-            [WARM_MANIFEST, WARM_VECTORS].map((name) =>
+            [MANIFEST, SNAPSHOT_FILES.codes].map((name) =>
               stat(join(directory, name)).catch(() => undefined),
             ),
           );

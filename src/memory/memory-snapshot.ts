@@ -173,7 +173,7 @@ export class MemorySnapshot {
     return header;
   }
 
-  /** Reads the codes of every slot up to `into.length` bytes with one read, then checks them. */
+  /** Reads the codes of every slot up to `into.length` bytes, then checks them. */
   async readCodes(header: SnapshotHeader, into: Uint8Array): Promise<void> {
     // Straight into the search's memory, in chunks: on this project's 2-core VM one 154 MB
     // read() took 300 ms where 4 MB reads into the same memory took 16 ms. The file ends at the
@@ -248,7 +248,7 @@ export class MemorySnapshot {
       : undefined;
   }
 
-  /** A segment's float32 rows, one read; each row is checked by the caller with `rowMatches`. */
+  /** A segment's float32 rows, one read; each row is checked by the caller with `rowOf`. */
   async readVectors(segment: number): Promise<Float32Array> {
     const { segmentSize, dimension } = this.#layout;
     const block = new Float32Array(segmentSize * dimension);

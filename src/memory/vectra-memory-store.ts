@@ -101,7 +101,7 @@ type Op =
   | { type: "write"; values: LogValue[]; done: (error?: unknown) => void }
   | { type: "flush"; done: (error?: unknown) => void };
 
-const MANIFEST = "manifest.json";
+export const MANIFEST = "manifest.json";
 const ID = /^[\w.:-]{1,200}$/;
 const MAX_TEXT = 20_000;
 const DEFAULT_SEGMENT_SIZE = 1_000;
@@ -136,7 +136,7 @@ const hashText = (text: string) => createHash("sha256").update(text).digest("bas
  *   flushes. A crash at any point leaves either the old or the new index files, and the log
  *   still holds whatever they lack.
  * - Search scans the int8 vectors, then rescores the best with float32 vectors read from the
- *   snapshot; texts are read from it when shown. RAM holds about 1.7 KB a record.
+ *   snapshot; texts are read from it when shown.
  */
 export class VectraMemoryStore implements MemoryStore {
   readonly #options: VectraMemoryStoreOptions;
