@@ -123,9 +123,10 @@ describe("the int8 dot kernel", () => {
       scores(query: number, rows: number, count: number, stride: number, out: number): void;
     };
     kernel.memory.grow(16);
-    // 48 bytes is an odd number of 16-byte steps, left over after the kernel's 32-byte ones.
+    // The kernel takes rows six at a time and the rest one by one: counts below, at and past
+    // multiples of six, and strides of one, three and 96 steps of 16 bytes.
     for (const stride of [16, 48, 1536]) {
-      for (const count of [1, 7, 33]) {
+      for (const count of [1, 5, 6, 7, 12, 33]) {
         const bytes = new Int8Array(kernel.memory.buffer);
         const codes = bytes.subarray(0, (count + 1) * stride);
         for (let i = 0; i < codes.length; i++) codes[i] = Math.floor(next() * 256) - 128;
