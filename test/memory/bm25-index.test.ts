@@ -40,6 +40,26 @@ describe("the BM25 index", () => {
     expect(index.search("csv", 5, (id) => id !== "c").map((h) => h.id)).toEqual(["d"]);
   });
 
+  it("scores every search afresh, even after a filter threw half-way", async () => {
+    const index = indexOf(TEXTS);
+    const before = index.search("csv export saving", 4);
+    expect(() =>
+      index.search("csv export saving", 4, () => {
+        throw new Error("filter failed");
+      }),
+    ).toThrow("filter failed");
+    expect(index.search("csv export saving", 4)).toEqual(before);
+    // Many documents, so that the scores' array grows between searches: the same as a new index.
+    const notes = Object.fromEntries(
+      Array.from({ length: 200 }, (_, i) => [`n${i}`, `Note ${i}\n\nnothing in common ${i}`]),
+    );
+    index.search("csv export", 4);
+    for (const [id, text] of Object.entries(notes)) index.set(id, text);
+    expect(index.search("csv export saving", 4)).toEqual(
+      indexOf({ ...TEXTS, ...notes }).search("csv export saving", 4),
+    );
+  });
+
   it("replaces and deletes records, and its RAM estimate follows", async () => {
     const index = indexOf(TEXTS);
     const bytes = index.bytes;
