@@ -9,13 +9,14 @@ import {
   writeFileSync,
 } from "node:fs";
 import { writeFile } from "node:fs/promises";
-import { cpus, loadavg, tmpdir } from "node:os";
+import { availableParallelism, cpus, loadavg, tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { LocalFileStorage, LocalIndex } from "vectra";
 import { dot } from "../src/memory/hybrid-search.js";
 import type { MemoryInput } from "../src/memory/memory-store.js";
 import { QuantizedMatrix } from "../src/memory/quantized-matrix.js";
+import { ScanHelper } from "../src/memory/scan-helper.js";
 import { RESCORE_FACTOR, type VectraMemoryStore } from "../src/memory/vectra-memory-store.js";
 import { createMetrics, type Metrics } from "../src/metrics/create-metrics.js";
 import type { ChildTask } from "./memory-child.js";
@@ -244,11 +245,16 @@ async function timeConcurrentAdds(
 }
 
 /** The store at `records`: prefill, a timed window of single durable adds, searches, a reload. */
-async function measureStore(directory: string, records: number, bench: BenchEmbedder) {
+async function measureStore(
+  directory: string,
+  records: number,
+  bench: BenchEmbedder,
+  scanHelper: ScanHelper | undefined,
+) {
   const metrics = createMetrics();
   const window = Math.min(STORE_WINDOW, records);
   const from = records - window;
-  let store = await openBenchStore(directory, bench, metrics);
+  let store = await openBenchStore(directory, bench, metrics, scanHelper);
 
   const prefillSeconds = await prefill(store, from);
 
@@ -271,7 +277,7 @@ async function measureStore(directory: string, records: number, bench: BenchEmbe
 
   await store.close();
   const loadStart = performance.now();
-  store = await openBenchStore(directory, bench, createMetrics());
+  store = await openBenchStore(directory, bench, createMetrics(), scanHelper);
   const loadMs = performance.now() - loadStart;
   const { bytesOnDisk, records: reopened } = await store.stats();
 
@@ -476,6 +482,7 @@ async function measureSize(
   root: string,
   records: number,
   bench: BenchEmbedder,
+  scanHelper: ScanHelper | undefined,
 ): Promise<SizeResult> {
   const directory = (name: string) => {
     const path = join(root, `${name}-${records}`);
@@ -484,7 +491,7 @@ async function measureSize(
   };
   const naiveArray = await measureNaiveArray(directory("naive-array"), records);
   const naiveVectra = await measureNaiveVectra(directory("naive-vectra"), records);
-  const store = await measureStore(directory("store"), records, bench);
+  const store = await measureStore(directory("store"), records, bench, scanHelper);
   const ratio = (naive: NaiveResult) => {
     const us = perAdd(naive);
     return us === undefined ? null : us / store.perAddUs;
@@ -616,10 +623,13 @@ export async function runMemoryBench({
   const root = mkdtempSync(join(tmpdir(), "talos-memory-bench-"));
   const bench = createBenchEmbedder();
   const results: SizeResult[] = [];
+  // As the server runs: the scan shared with a second thread where there is a second core.
+  const scanHelper = availableParallelism() > 1 ? new ScanHelper() : undefined;
   let extras: Extras;
   try {
     await warmUp(join(root, "warm-up"), bench);
-    for (const records of sizes) results.push(await measureSize(root, records, bench));
+    for (const records of sizes)
+      results.push(await measureSize(root, records, bench, scanHelper));
     extras = {
       recall: measureQuantizedRecall(recallRecords),
       repositories: await measureRepositories(root, bench, repositories),
@@ -630,6 +640,7 @@ export async function runMemoryBench({
       }),
     };
   } finally {
+    await scanHelper?.close();
     rmSync(root, { recursive: true, force: true });
   }
   const result = {
@@ -643,6 +654,7 @@ export async function runMemoryBench({
       naiveWindow: NAIVE_WINDOW,
       concurrency: CONCURRENCIES,
       searches: SEARCHES,
+      scanThreads: scanHelper ? 2 : 1,
     },
     machine: { cores: cpus().length, loadAverage1m: { start: loadAtStart, end: loadavg()[0]! } },
     sizes: results,

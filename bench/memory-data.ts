@@ -2,6 +2,7 @@ import { pino } from "pino";
 import { systemClock } from "../src/clock.js";
 import type { Embedder } from "../src/memory/embedder.js";
 import type { MemoryInput } from "../src/memory/memory-store.js";
+import type { ScanHelper } from "../src/memory/scan-helper.js";
 import { VectraMemoryStore } from "../src/memory/vectra-memory-store.js";
 import type { Metrics } from "../src/metrics/create-metrics.js";
 
@@ -107,8 +108,15 @@ export function memoryInput(i: number): MemoryInput {
   };
 }
 
-export function openBenchStore(directory: string, bench: BenchEmbedder, metrics: Metrics) {
+/** A store as the server opens one: with the scan helper, where the machine has a second core. */
+export function openBenchStore(
+  directory: string,
+  bench: BenchEmbedder,
+  metrics: Metrics,
+  scanHelper?: ScanHelper,
+) {
   return VectraMemoryStore.open({
+    scanHelper,
     directory,
     repo: "acme/widgets",
     embedder: bench.embedder,

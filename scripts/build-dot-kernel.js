@@ -8,7 +8,7 @@ import wabtInit from "wabt";
 export async function compileDotKernel() {
   const source = await readFile(new URL("../src/memory/dot-kernel.wat", import.meta.url), "utf8");
   const wabt = await wabtInit();
-  const module = wabt.parseWat("dot-kernel.wat", source, { simd: true });
+  const module = wabt.parseWat("dot-kernel.wat", source, { simd: true, threads: true });
   try {
     return Buffer.from(module.toBinary({}).buffer).toString("base64");
   } finally {

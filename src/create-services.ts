@@ -1,3 +1,4 @@
+import { availableParallelism } from "node:os";
 import { join } from "node:path";
 import type { BaseChatModel } from "@langchain/core/language_models/chat_models";
 import type { Context, ProbotOctokit } from "probot";
@@ -18,6 +19,7 @@ import { MarkdownWorkers, type MarkdownService } from "./markdown/markdown-worke
 import { createEmbedder } from "./memory/create-embedder.js";
 import type { Embedder } from "./memory/embedder.js";
 import { MemoryRegistry } from "./memory/memory-registry.js";
+import { ScanHelper } from "./memory/scan-helper.js";
 import { createMetrics, type Metrics } from "./metrics/create-metrics.js";
 
 export interface ServicesOptions {
@@ -107,11 +109,14 @@ export async function createServices(options: ServicesOptions): Promise<Services
   // One tokenizer for the process: its encoder takes 50 MB and half a second to build.
   const tokenCounter = createTokenCounter();
   const assistant = await createAssistant({ env, model, metrics, clock, log, tokenCounter });
+  // The memory scan's second thread, where there is a second core.
+  const scanHelper = availableParallelism() > 1 ? new ScanHelper() : undefined;
   const memory = createMemoryRegistry(env, {
     embedder: options.embedder ?? createEmbedder(env, { tokenCounter }),
     clock,
     log,
     metrics,
+    scanHelper,
   });
   const budgets = await TokenBudgets.open({
     file: options.ephemeralJobs ? undefined : join(env.TALOS_DATA_DIR, "budgets.json"),
@@ -132,6 +137,7 @@ export async function createServices(options: ServicesOptions): Promise<Services
       await journal.close();
       // Workers these services made; ones handed in belong to their maker.
       if (!options.markdown) await markdown.close();
+      await scanHelper?.close();
     }
   };
   return {
@@ -160,7 +166,13 @@ export async function createServices(options: ServicesOptions): Promise<Services
 /** The memory of every repository as the environment configures it, with a given embedder. */
 export function createMemoryRegistry(
   env: Env,
-  deps: { embedder: Embedder; clock: Clock; log: Logger; metrics: Metrics },
+  deps: {
+    embedder: Embedder;
+    clock: Clock;
+    log: Logger;
+    metrics: Metrics;
+    scanHelper?: ScanHelper;
+  },
 ): MemoryRegistry {
   return new MemoryRegistry({
     directory: join(env.TALOS_DATA_DIR, "memory"),

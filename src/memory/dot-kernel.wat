@@ -11,7 +11,8 @@
 ;; The last count % 6 rows go through $one.
 ;; `npm run build:kernel` compiles this file into dot-kernel.ts.
 (module
-  (memory (export "memory") 1)
+  ;; Shared, so that a helper thread (scan-helper.ts) can scan half the rows of the same memory.
+  (import "env" "memory" (memory 1 65536 shared))
   ;; One row: dot(query, row) over `stride` bytes, a multiple of 16.
   (func $one (param $query i32) (param $row i32) (param $stride i32) (result i32)
     (local $i i32) (local $x v128) (local $y v128) (local $a v128) (local $b v128)

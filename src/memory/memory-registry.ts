@@ -9,6 +9,7 @@ import { writeFileAtomically } from "../write-file-atomically.js";
 import { exists, readdirOrEmpty } from "./directory-entries.js";
 import { readBackfillState, type BackfillState } from "./backfill-repository.js";
 import { lockDirectory } from "./directory-lock.js";
+import type { ScanHelper } from "./scan-helper.js";
 import type { Embedder } from "./embedder.js";
 import {
   isWaitingLegacyMemory,
@@ -65,6 +66,8 @@ export interface MemoryRegistryOptions {
    * used idle stores are flushed and closed. Default 512 MiB.
    */
   maxOpenBytes?: number;
+  /** Shared by every store: see scan-helper.ts. */
+  scanHelper?: ScanHelper;
 }
 
 interface Slot {

@@ -1,10 +1,14 @@
 import { DOT_KERNEL_WASM } from "./dot-kernel.js";
+import type { ScanHelper } from "./scan-helper.js";
 
 // The kernel reads 16 bytes per step: rows are padded with zeros to a multiple of that.
 const LANES = 16;
 const PAGE = 65_536;
 // WebAssembly's 32-bit memory: 65,536 pages of 64 KiB.
-const MAX_BYTES = 2 ** 32;
+const MAX_PAGES = 65_536;
+const MAX_BYTES = MAX_PAGES * PAGE;
+// Below this many rows (a few milliseconds of scan), waking the helper costs more than it saves.
+const MIN_SHARED_SCAN = 16_384;
 // Codes are symmetric, -127..127: -128 would give one side of zero more room than the other.
 const LEVELS = 127;
 // What V8 keeps for a string beyond its characters (map, hash, length), and for an array slot.
@@ -12,7 +16,6 @@ const STRING_HEADER_BYTES = 16;
 const POINTER_BYTES = 8;
 
 interface DotKernel {
-  memory: WebAssembly.Memory;
   scores(query: number, rows: number, count: number, stride: number, out: number): void;
 }
 
@@ -36,6 +39,8 @@ export class QuantizedMatrix {
   /** Bytes per row: the dimension rounded up to a multiple of 16 (zero padding). */
   readonly stride: number;
   readonly #kernel: DotKernel;
+  readonly #memory: WebAssembly.Memory;
+  readonly #helper: ScanHelper | undefined;
   #capacity = 0;
   #extent = 0;
   #size = 0;
@@ -44,14 +49,19 @@ export class QuantizedMatrix {
   #scales = new Float32Array(0);
   readonly #ids: Array<string | undefined> = [];
 
-  constructor(dimension: number, capacity = 64) {
+  /** `helper`, when given, scans half the rows of large searches on another thread. */
+  constructor(dimension: number, capacity = 64, helper?: ScanHelper) {
     if (!Number.isInteger(dimension) || dimension <= 0) {
       throw new RangeError(`a dimension must be a positive integer, not ${dimension}`);
     }
     this.dimension = dimension;
     this.stride = strideOf(dimension);
     const module = new WebAssembly.Module(Buffer.from(DOT_KERNEL_WASM, "base64"));
-    this.#kernel = new WebAssembly.Instance(module).exports as unknown as DotKernel;
+    // Shared memory needs a maximum; it reserves address space, not RAM.
+    this.#memory = new WebAssembly.Memory({ initial: 1, maximum: MAX_PAGES, shared: true });
+    this.#helper = helper;
+    this.#kernel = new WebAssembly.Instance(module, { env: { memory: this.#memory } })
+      .exports as unknown as DotKernel;
     this.#grow(Math.max(capacity, 1));
   }
 
@@ -73,7 +83,7 @@ export class QuantizedMatrix {
   /** RAM taken: the WebAssembly memory as allocated plus scales and ids, estimated. */
   get bytes(): number {
     return (
-      this.#kernel.memory.buffer.byteLength +
+      this.#memory.buffer.byteLength +
       this.#scales.byteLength +
       this.#ids.length * POINTER_BYTES +
       this.#size * STRING_HEADER_BYTES +
@@ -147,7 +157,7 @@ export class QuantizedMatrix {
       throw new RangeError(`a slot count must be a non-negative integer, not ${count}`);
     }
     this.reserve(from + count);
-    const { buffer } = this.#kernel.memory;
+    const { buffer } = this.#memory;
     return new Uint8Array(buffer, this.#offsetOf(from), count * this.stride);
   }
 
@@ -194,8 +204,8 @@ export class QuantizedMatrix {
     const queryScale = quantizeInto(query, this.#bytes.subarray(0, this.dimension), true);
     const out = this.#offsetOf(this.#capacity);
     // Offsets past 2 GiB turn negative as i32 arguments; WebAssembly reads them as unsigned.
-    this.#kernel.scores(0, this.#offsetOf(0), count, this.stride, out);
-    const dots = new Int32Array(this.#kernel.memory.buffer, out, count);
+    this.#scan(count, out);
+    const dots = new Int32Array(this.#memory.buffer, out, count);
 
     // A min-heap of the best n so far: O(count log n).
     const scores: number[] = [];
@@ -219,6 +229,25 @@ export class QuantizedMatrix {
     return slots
       .map((slot, i) => ({ slot, id: this.#ids[slot]!, score: scores[i]! * queryScale }))
       .sort((a, b) => b.score - a.score);
+  }
+
+  /** The kernel over slots [0, count): half of them on the helper's thread when there is one. */
+  #scan(count: number, out: number): void {
+    const half = this.#helper && count >= MIN_SHARED_SCAN ? count >> 1 : count;
+    const wait =
+      half < count
+        ? this.#helper!.start({
+            memory: this.#memory,
+            query: 0,
+            rows: this.#offsetOf(half),
+            count: count - half,
+            stride: this.stride,
+            out: out + half * 4,
+          })
+        : undefined;
+    this.#kernel.scores(0, this.#offsetOf(0), half, this.stride, out);
+    if (wait && !wait())
+      this.#kernel.scores(0, this.#offsetOf(half), count - half, this.stride, out + half * 4);
   }
 
   #name(slot: number, id: string, scale: number): void {
@@ -249,7 +278,7 @@ export class QuantizedMatrix {
   /** Room for `capacity` slots. The rows stay where they are; memory only grows. */
   #grow(capacity: number): void {
     const bytes = this.#bytesFor(capacity);
-    const { memory } = this.#kernel;
+    const memory = this.#memory;
     const missing = Math.ceil((bytes - memory.buffer.byteLength) / PAGE);
     if (missing > 0) {
       try {

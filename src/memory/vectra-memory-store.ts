@@ -8,6 +8,7 @@ import { writeFileAtomically } from "../write-file-atomically.js";
 import { LOCK_NAME, lockDirectory, MemoryLockedError } from "./directory-lock.js";
 import { describeEmbedder, type Embedder } from "./embedder.js";
 import { Bm25Index } from "./bm25-index.js";
+import type { ScanHelper } from "./scan-helper.js";
 import { DEFAULT_FUSION, dot, searchHybrid, unitVector } from "./hybrid-search.js";
 import {
   InvalidMemoryError,
@@ -65,6 +66,8 @@ export interface VectraMemoryStoreOptions {
   segmentSize?: number;
   /** Keeps the directory to this store; tests that play a crash within one process swap it. */
   lockDirectory?: typeof lockDirectory;
+  /** A second thread for the scan of large memories (scan-helper.ts); none: one thread. */
+  scanHelper?: ScanHelper;
 }
 
 interface Manifest {
@@ -184,7 +187,7 @@ export class VectraMemoryStore implements MemoryStore {
     this.#segmentSize = manifest.segmentSize ?? options.segmentSize ?? DEFAULT_SEGMENT_SIZE;
     this.#snapshot = snapshot;
     this.#unlock = unlock;
-    this.#matrix = new QuantizedMatrix(manifest.dimension);
+    this.#matrix = new QuantizedMatrix(manifest.dimension, undefined, options.scanHelper);
     this.#header = {
       format: 1,
       model: manifest.model,

@@ -1,0 +1,105 @@
+import { Worker } from "node:worker_threads";
+import { DOT_KERNEL_WASM } from "./dot-kernel.js";
+
+/** What the helper needs to scan rows: the kernel's arguments, as byte offsets. */
+export interface ScanJob {
+  memory: WebAssembly.Memory;
+  query: number;
+  rows: number;
+  count: number;
+  stride: number;
+  out: number;
+}
+
+// A helper that has not answered in this long is stuck (a half-scan of 125,000 rows takes
+// ~30 ms): it is stopped, and the caller scans those rows itself, as it does from then on.
+const DEFAULT_DEADLINE_MS = 2_000;
+
+// The worker instantiates the kernel on the shared memory it is sent and scans the rows it is
+// given, then publishes the job's number and wakes the caller. It imports nothing but
+// node:worker_threads, so it runs from sources and from dist alike, without a file of its own.
+const WORKER_SOURCE = `
+const { parentPort, workerData } = require("node:worker_threads");
+const control = new Int32Array(workerData.control);
+parentPort.on("message", ({ memory, job, query, rows, count, stride, out }) => {
+  const kernel = new WebAssembly.Instance(workerData.module, { env: { memory } }).exports;
+  kernel.scores(query, rows, count, stride, out);
+  Atomics.store(control, 0, job);
+  Atomics.notify(control, 0);
+});
+`;
+
+/**
+ * A second thread for the int8 scan, the part of a search that grows with the memory: the
+ * caller scans one half of the rows while the helper scans the other, in the same shared
+ * WebAssembly memory. The caller blocks on an Atomics wait for the helper's half, so a search
+ * stays one synchronous call. One helper serves every store of the process; scans run one at
+ * a time, as JavaScript does.
+ *
+ * If the worker dies or misses its deadline, it is stopped and every later scan runs on the
+ * caller's thread alone: slower, never wrong.
+ */
+export class ScanHelper {
+  readonly #worker: Worker;
+  readonly #control = new Int32Array(new SharedArrayBuffer(4));
+  readonly #deadlineMs: number;
+  #job = 0;
+  #scans = 0;
+  #broken: string | undefined;
+
+  constructor(options: { deadlineMs?: number; source?: string } = {}) {
+    this.#deadlineMs = options.deadlineMs ?? DEFAULT_DEADLINE_MS;
+    const module = new WebAssembly.Module(Buffer.from(DOT_KERNEL_WASM, "base64"));
+    // `source` replaces the worker's code: tests give it one that hangs or dies.
+    this.#worker = new Worker(options.source ?? WORKER_SOURCE, {
+      eval: true,
+      workerData: { module, control: this.#control.buffer },
+    });
+    // It never keeps the process alive, and a failure only turns it off.
+    this.#worker.unref();
+    this.#worker.on("error", (error) => (this.#broken ??= error.message));
+    this.#worker.on("exit", (code) => (this.#broken ??= `exited with code ${code}`));
+  }
+
+  /** Half-scans the helper did. */
+  get scans(): number {
+    return this.#scans;
+  }
+
+  /** Why the helper stopped helping, or undefined while it works. */
+  get broken(): string | undefined {
+    return this.#broken;
+  }
+
+  /**
+   * Starts scanning `job` on the helper; the returned function waits for it and says whether
+   * the helper did it (false: it did not, and the caller must). Call it before starting another.
+   */
+  start(job: ScanJob): () => boolean {
+    if (this.#broken) return () => false;
+    const number = ++this.#job;
+    this.#worker.postMessage({ ...job, job: number });
+    return () => {
+      const deadline = performance.now() + this.#deadlineMs;
+      for (;;) {
+        const seen = Atomics.load(this.#control, 0);
+        if (seen === number) {
+          this.#scans++;
+          return true;
+        }
+        const left = deadline - performance.now();
+        if (this.#broken || left <= 0) break;
+        Atomics.wait(this.#control, 0, seen, Math.min(left, 50));
+      }
+      // Stopped, so that it cannot write its half of this scan over a later one.
+      this.#broken ??= `no answer within ${this.#deadlineMs} ms`;
+      void this.#worker.terminate();
+      return false;
+    };
+  }
+
+  async close(): Promise<void> {
+    this.#broken ??= "closed";
+    await this.#worker.terminate();
+  }
+}
