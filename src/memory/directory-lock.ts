@@ -28,6 +28,12 @@ interface LockOwner {
 /** The lock is a directory inside the memory directory, so that deleting the memory deletes it. */
 export const LOCK_NAME = ".lock";
 const OWNER = "owner.json";
+// A locker names itself within milliseconds of making the lock. A lock still nameless after
+// this long lost its maker between the two (a SIGKILL while a memory opened): without this,
+// every start after such a kill waited out the stale time, and the jobs that needed the memory
+// with it. A live locker stalled this long between two system calls is caught by
+// proper-lockfile's own check at its next refresh.
+const NAMELESS_MS = 2_000;
 
 // proper-lockfile removes its lock with `rmdir`; this lock holds its owner's name as well.
 const lockFs = {
@@ -63,7 +69,8 @@ export async function lockDirectory(
   } catch (error) {
     if ((error as NodeJS.ErrnoException).code !== "ELOCKED") throw error;
     const owner = await readOwner(lockPath);
-    if (!owner || !hasDiedHere(owner)) throw await lockedError(directory, lockPath, owner);
+    const dead = owner ? hasDiedHere(owner) : await isNameless(lockPath);
+    if (!dead) throw await lockedError(directory, lockPath, owner);
     await utimes(lockPath, 0, 0).catch(ignoreMissing);
     try {
       release = await lock(directory, lockOptions);
@@ -96,8 +103,21 @@ async function readOwner(lockPath: string): Promise<LockOwner | undefined> {
 }
 
 function hasDiedHere(owner: LockOwner): boolean {
-  return owner.host === hostname() && owner.pid !== process.pid && !isAlive(owner.pid);
+  if (owner.host !== hostname()) return false;
+  // The same pid as ours, from before we started: a previous run (a container's pid 1, say).
+  if (owner.pid === process.pid) return Date.parse(owner.since) < startedAt();
+  return !isAlive(owner.pid);
 }
+
+async function isNameless(lockPath: string): Promise<boolean> {
+  const made = await stat(lockPath).then(
+    (s) => s.mtimeMs,
+    () => undefined,
+  );
+  return made !== undefined && Date.now() - made > NAMELESS_MS;
+}
+
+const startedAt = () => Date.now() - process.uptime() * 1000;
 
 function isAlive(pid: number): boolean {
   try {

@@ -98,6 +98,23 @@ describe("the memory directory lock", () => {
     );
   });
 
+  it("takes over a lock still nameless seconds after it was made: its maker died in between", async () => {
+    const directory = makeDataDir();
+    plantLock(directory, undefined, 3_000);
+    const release = await lockDirectory(directory);
+    const owner = JSON.parse(readFileSync(join(directory, LOCK_NAME, "owner.json"), "utf8"));
+    expect(owner.pid).toBe(process.pid);
+    await release();
+  });
+
+  it("takes over a lock of a previous run that had this process's pid", async () => {
+    const directory = makeDataDir();
+    const before = new Date(Date.now() - process.uptime() * 1000 - 60_000).toISOString();
+    plantLock(directory, { pid: process.pid, host: hostname(), since: before }, 0);
+    const release = await lockDirectory(directory);
+    await release();
+  });
+
   it("reports a lock taken over while held, instead of ending the process", async () => {
     const directory = makeDataDir();
     const onCompromised = vi.fn();
