@@ -4,7 +4,7 @@ import { join } from "node:path";
 import { crc32 } from "node:zlib";
 import { z } from "zod";
 import { writeFileAtomically } from "../write-file-atomically.js";
-import { withoutText, type MemoryKind, type MemoryRecord } from "./memory-store.js";
+import type { MemoryKind, RecordMetadata } from "./memory-store.js";
 
 /**
  * The binary snapshot a store opens from in well under a second, next to vectra's index files
@@ -80,9 +80,14 @@ export interface SnapshotRow {
 
 /** A record to write into a segment's block. */
 export interface SnapshotEntry {
-  record: MemoryRecord;
+  record: RecordMetadata;
+  /** Its text; as bytes when they come from a rows file already. */
+  text: string | Buffer;
   hash: string;
-  unit: Float32Array;
+  /** The float32 unit vector: needed where the write changes the row. */
+  unit?: Float32Array;
+  /** The crc32 of the row on disk, for a row the write leaves as it is (and has no unit for). */
+  crc?: number;
   scale: number;
 }
 
@@ -301,9 +306,8 @@ export class MemorySnapshot {
     indexBytes: number,
     changed?: ReadonlySet<number>,
   ): Promise<{ sums: SegmentSums; refs: Map<string, StoredRef> }> {
-    const { segmentSize, dimension } = this.#layout;
+    const { segmentSize, stride } = this.#layout;
     const first = (segment - 1) * segmentSize;
-    const vectors = new Float32Array(segmentSize * dimension);
     const rows: SnapshotRow[] = [];
     const texts: Buffer[] = [];
     const crcs = new Map<string, number>();
@@ -311,28 +315,27 @@ export class MemorySnapshot {
     entries.forEach((entry, position) => {
       if (!entry) return;
       const { record, hash, unit, scale } = entry;
-      vectors.set(unit, position * dimension);
-      const crc = crc32(new Uint8Array(vectors.buffer, position * this.#rowBytes, this.#rowBytes));
+      const crc = unit ? crc32(bytesOf(unit)) : entry.crc;
+      if (crc === undefined || (!unit && (!changed || changed.has(position))))
+        throw new Error(
+          `snapshot row ${position} of segment ${segment} is written without its vector`,
+        );
       crcs.set(record.id, crc);
-      const text = Buffer.from(record.text, "utf8");
+      const text = typeof entry.text === "string" ? Buffer.from(entry.text, "utf8") : entry.text;
       texts.push(text);
-      rows.push({
-        ...withoutText(record),
-        position,
-        hash,
-        scale,
-        crc,
-        text: [textBytes, text.length],
-      });
+      rows.push({ ...record, position, hash, scale, crc, text: [textBytes, text.length] });
       textBytes += text.length;
     });
-    // Only the rows that changed: the others are on disk already, and the flush's cost is then
-    // the batch's, not the segment's.
-    const bytes = new Uint8Array(vectors.buffer);
-    const { stride } = this.#layout;
+    // Only the rows that changed, a run of neighbours at a time: the others are on disk
+    // already, and the flush's cost is then the batch's, not the segment's. An emptied row is
+    // written as zeros.
     for (const [from, to] of runsOf(changed ?? range(entries.length), entries.length)) {
-      const [start, end] = [from * this.#rowBytes, to * this.#rowBytes];
-      await this.#vectors.write(bytes, start, end - start, first * this.#rowBytes + start);
+      const run = new Uint8Array((to - from) * this.#rowBytes);
+      for (let position = from; position < to; position++) {
+        const unit = entries[position]?.unit;
+        if (unit) run.set(bytesOf(unit), (position - from) * this.#rowBytes);
+      }
+      await this.#vectors.write(run, 0, run.length, (first + from) * this.#rowBytes);
       await this.#codes.write(codes, from * stride, (to - from) * stride, (first + from) * stride);
     }
     const json = Buffer.from(JSON.stringify(rows), "utf8");
@@ -388,6 +391,9 @@ export class MemorySnapshot {
 const range = (count: number) => new Set(Array.from({ length: count }, (_, i) => i));
 
 /** The runs of consecutive positions in `positions` below `count`, as [from, to) pairs. */
+const bytesOf = (vector: Float32Array) =>
+  new Uint8Array(vector.buffer, vector.byteOffset, vector.byteLength);
+
 function runsOf(positions: ReadonlySet<number>, count: number): Array<[number, number]> {
   const sorted = [...positions].filter((p) => p < count).sort((a, b) => a - b);
   const runs: Array<[number, number]> = [];

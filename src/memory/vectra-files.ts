@@ -1,3 +1,4 @@
+import { open } from "node:fs/promises";
 import {
   LocalFileStorage,
   LocalIndex,
@@ -40,6 +41,40 @@ export async function writeSegment(
   const content = encodeSegment(records);
   await storage.upsertFile(file, content);
   return content.length;
+}
+
+/**
+ * Adds records at the end of a segment file, which must be `expectedBytes` long, and returns
+ * its new size; undefined, having written nothing, when it is not that long (a write that failed
+ * half-way, say): the caller rewrites the file whole. An index is a protobuf message whose
+ * items are a repeated field, so items appended to it are read as its last ones: a flush that
+ * only adds records writes those, not the segment. A crash in the middle leaves a torn tail,
+ * which the manifest's record of each file's size cuts off at the next open.
+ */
+export async function appendSegment(
+  file: string,
+  records: readonly SegmentRecord[],
+  expectedBytes: number,
+): Promise<number | undefined> {
+  let handle;
+  try {
+    handle = await open(file, "r+");
+  } catch (error) {
+    if ((error as NodeJS.ErrnoException).code === "ENOENT") return undefined;
+    throw error;
+  }
+  try {
+    const { size } = await handle.stat();
+    if (size !== expectedBytes) return undefined;
+    const writer = new ProtoWriter();
+    for (const record of records) writer.bytesField(3, encodeItem(record));
+    const content = writer.finish();
+    await handle.write(content, 0, content.length, size);
+    await handle.datasync();
+    return size + content.length;
+  } finally {
+    await handle.close();
+  }
 }
 
 /** The items of a segment file; a file that cannot be decoded is an error naming it. */

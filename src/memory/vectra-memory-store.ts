@@ -1,5 +1,5 @@
 import { createHash } from "node:crypto";
-import { mkdir, readdir, readFile, stat, unlink } from "node:fs/promises";
+import { mkdir, readdir, readFile, stat, truncate, unlink } from "node:fs/promises";
 import { join } from "node:path";
 import type { Logger } from "pino";
 import type { Clock } from "../clock.js";
@@ -37,6 +37,7 @@ import {
 } from "./memory-snapshot.js";
 import { QuantizedMatrix, strideOf } from "./quantized-matrix.js";
 import {
+  appendSegment,
   AtomicFileStorage,
   readSegment,
   writeSegment,
@@ -80,6 +81,11 @@ interface Manifest {
   checkpoint: number;
   /** Records (slots) per index file; absent in memories written before the snapshot. */
   segmentSize?: number;
+  /**
+   * Each index file's size at the checkpoint, by segment: a file found longer at open holds the
+   * torn tail of an append that a crash cut short, and is cut back (the log holds those records).
+   */
+  indexBytes?: Record<string, number>;
 }
 
 type LogValue =
@@ -161,6 +167,8 @@ export class VectraMemoryStore implements MemoryStore {
   readonly #positions = new Map<number, Array<string | undefined>>();
   /** Segments to write at the next flush, with the positions whose vectors changed. */
   readonly #dirty = new Map<number, Set<number> | "all">();
+  /** Per segment, the positions its index file and snapshot block hold: new ones are appended. */
+  readonly #written = new Map<number, number>();
   readonly #queue: Op[] = [];
   #manifest: Manifest;
   #header: SnapshotHeader;
@@ -251,6 +259,7 @@ export class VectraMemoryStore implements MemoryStore {
       segmentSize,
     };
     await removeLeftovers(directory, manifest.segments);
+    await cutTornTails(directory, manifest, log);
     const snapshot = await MemorySnapshot.open(directory, layout);
     let store = new VectraMemoryStore(options, manifest, snapshot, unlock);
     let moved: LogValue[] = [];
@@ -781,22 +790,37 @@ export class VectraMemoryStore implements MemoryStore {
     const sealed = await this.#wal.rotate();
     const written: Stored[] = [];
     const segments = [...this.#dirty.keys()].sort((a, b) => a - b);
+    const indexBytes = { ...this.#manifest.indexBytes };
     for (const segment of segments) {
-      const entries = await this.#entriesOf(segment);
-      const indexBytes = await writeSegment(
-        this.#storage,
-        join(this.#options.directory, segmentFile(segment)),
-        entries.filter((entry) => entry !== undefined).map(toItem),
-      );
+      const file = join(this.#options.directory, segmentFile(segment));
+      // Records only added since the last write (the usual case) are appended to the index
+      // file: a flush then costs its batch, not the segment. Anything else rewrites it whole.
+      const from = this.#appendFrom(segment);
+      let entries = from === undefined ? undefined : await this.#entriesOf(segment, from);
+      let bytes =
+        entries && from !== undefined && this.#appendFrom(segment) === from
+          ? await appendSegment(
+              file,
+              entries.slice(from).filter(isDefined).map(toItem),
+              this.#header.segments[String(segment)]!.index,
+            )
+          : undefined;
+      if (bytes === undefined) {
+        entries = await this.#entriesOf(segment);
+        bytes = await writeSegment(this.#storage, file, entries.filter(isDefined).map(toItem));
+      }
       // Read after the entries: finding damage on the way makes it the whole block.
       const changed = this.#dirty.get(segment);
-      await this.#writeSnapshotBlock(segment, entries, indexBytes, written, changed);
+      await this.#writeSnapshotBlock(segment, entries!, bytes, written, changed);
+      this.#written.set(segment, this.#positions.get(segment)?.length ?? 0);
+      indexBytes[String(segment)] = bytes;
     }
     await this.#snapshot.sync();
     this.#header = { ...this.#header, checkpoint: sealed };
     await this.#snapshot.writeHeader(this.#header);
     this.#manifest.checkpoint = sealed;
     this.#manifest.segmentSize = this.#segmentSize;
+    this.#manifest.indexBytes = indexBytes;
     await writeFileAtomically(
       join(this.#options.directory, MANIFEST),
       `${JSON.stringify(this.#manifest, null, 2)}\n`,
@@ -845,10 +869,40 @@ export class VectraMemoryStore implements MemoryStore {
     }
   }
 
-  /** A segment's records by position, with their texts and float32 vectors. */
-  async #entriesOf(segment: number): Promise<Array<SnapshotEntry | undefined>> {
+  /**
+   * Where a flush may append to the segment's index file: the first position it does not hold,
+   * when every change since is at or past it and the snapshot holds every record before it.
+   */
+  #appendFrom(segment: number): number | undefined {
+    const changed = this.#dirty.get(segment);
+    const from = this.#written.get(segment);
+    if (changed === "all" || !changed || from === undefined) return undefined;
+    if (!this.#header.segments[String(segment)]) return undefined;
+    for (const position of changed) if (position < from) return undefined;
     const positions = this.#positions.get(segment) ?? [];
-    const needsBlock = positions.some((id) => id !== undefined && !this.#records.get(id)?.fresh);
+    for (const id of positions.slice(0, from)) {
+      const stored = id === undefined ? undefined : this.#records.get(id);
+      if (stored && (stored.fresh || !stored.ref)) return undefined;
+    }
+    return from;
+  }
+
+  /**
+   * A segment's records by position, with their texts and float32 vectors; before position
+   * `vectorsFrom`, without vectors (their rows stay as the snapshot holds them).
+   */
+  async #entriesOf(segment: number, vectorsFrom = 0): Promise<Array<SnapshotEntry | undefined>> {
+    const positions = this.#positions.get(segment) ?? [];
+    // Before `vectorsFrom`, texts as the rows file holds them: sliced, not decoded. A rows file
+    // that does not check out sends this to the whole segment, which reads around the damage.
+    const sums = this.#header.segments[String(segment)];
+    const content =
+      vectorsFrom > 0 && sums ? await this.#snapshot.readTexts(segment, sums) : undefined;
+    if (vectorsFrom > 0 && !content) return this.#entriesOf(segment);
+    const needsBlock = positions.some(
+      (id, position) =>
+        position >= vectorsFrom && id !== undefined && !this.#records.get(id)?.fresh,
+    );
     const block = needsBlock ? await this.#snapshot.readVectors(segment) : undefined;
     const texts = needsBlock ? await this.#textsOf(segment) : new Map<string, string>();
     let fromIndex: Map<string, Float32Array> | undefined;
@@ -859,9 +913,21 @@ export class VectraMemoryStore implements MemoryStore {
         entries.push(undefined);
         continue;
       }
+      const scale = this.#matrix.scaleAt(this.#slot(stored));
+      const { record, hash, ref } = stored;
+      if (content && position < vectorsFrom && ref && !stored.fresh) {
+        const [start, length] = ref.text;
+        entries.push({
+          record,
+          text: content.subarray(start, start + length),
+          hash,
+          crc: ref.crc,
+          scale,
+        });
+        continue;
+      }
       let unit =
-        stored.fresh?.unit ??
-        (block && stored.ref && this.#snapshot.rowOf(block, position, stored.ref.crc));
+        stored.fresh?.unit ?? (block && ref && this.#snapshot.rowOf(block, position, ref.crc));
       if (!unit) {
         fromIndex ??= await this.#fromIndexFile(segment, "vectors");
         unit = fromIndex.get(id);
@@ -871,12 +937,7 @@ export class VectraMemoryStore implements MemoryStore {
         throw new MemoryCorruptError(
           `memory ${id} has lost its vector or text (segment ${segment})`,
         );
-      entries.push({
-        record: { ...stored.record, text },
-        hash: stored.hash,
-        unit,
-        scale: this.#matrix.scaleAt(this.#slot(stored)),
-      });
+      entries.push({ record, text, hash, unit, scale });
     }
     return entries;
   }
@@ -919,6 +980,7 @@ export class VectraMemoryStore implements MemoryStore {
         this.#matrix.assign(this.#slot(stored), row.id, scale);
       }
       this.#positions.set(segment, positions);
+      this.#written.set(segment, positions.length);
     }
   }
 
@@ -981,10 +1043,17 @@ export class VectraMemoryStore implements MemoryStore {
         positions.push(record.id);
         this.#remember(stored);
         this.#matrix.set(this.#slot(stored), record.id, unit);
-        entries.push({ record, hash, unit, scale: this.#matrix.scaleAt(this.#slot(stored)) });
+        entries.push({
+          record: withoutText(record),
+          text: record.text,
+          hash,
+          unit,
+          scale: this.#matrix.scaleAt(this.#slot(stored)),
+        });
       }
       const { size } = await stat(join(this.#options.directory, segmentFile(segment)));
       await this.#writeSnapshotBlock(segment, entries, size, []);
+      this.#written.set(segment, positions.length);
     }
     await this.#snapshot.sync();
     await this.#snapshot.writeHeader(this.#header);
@@ -1020,11 +1089,14 @@ interface TextIndexes {
   duplicates: NearDuplicateIndex;
 }
 
-function toItem({ record, hash, unit }: SnapshotEntry): SegmentRecord {
+const isDefined = <T>(value: T | undefined): value is T => value !== undefined;
+
+function toItem({ record, text, hash, unit }: SnapshotEntry): SegmentRecord {
+  if (!unit) throw new Error(`memory ${record.id} is written to its index file without its vector`);
   const metadata: Record<string, MetadataValue> = {
     kind: record.kind,
     repo: record.repo,
-    text: record.text,
+    text: typeof text === "string" ? text : text.toString("utf8"),
     created_at: record.createdAt,
     hash,
   };
@@ -1070,6 +1142,26 @@ function metadataOf(row: SnapshotRow): RecordMetadata {
     state: row.state,
     metadata: row.metadata,
   };
+}
+
+/**
+ * Cuts each index file back to the size the manifest recorded: what lies past it is an append
+ * that a crash interrupted (perhaps half-written), whose records the log still holds.
+ */
+async function cutTornTails(directory: string, manifest: Manifest, log: Logger): Promise<void> {
+  for (const [segment, bytes] of Object.entries(manifest.indexBytes ?? {})) {
+    const file = join(directory, segmentFile(Number(segment)));
+    const size = await stat(file).then(
+      (s) => s.size,
+      () => undefined,
+    );
+    if (size === undefined || size <= bytes) continue;
+    log.warn(
+      { file, bytes: size, kept: bytes },
+      "memory index file cut back to its last checkpoint",
+    );
+    await truncate(file, bytes);
+  }
 }
 
 /** Temporary files of an interrupted write, and index and rows files a crash left unlisted. */

@@ -123,6 +123,16 @@ describe("memory in the started server", () => {
 
     await server!.kill("SIGKILL");
     server = await start();
+    // Both memories are opened ahead of their first use, their logs replayed into them.
+    await eventually(
+      async () => /^talos_memory_records 21$/m.test(await metricsOf(server!)),
+      "both memories to be opened at start",
+    );
+    await eventually(
+      () =>
+        server!.output().includes('"opened":2,"msg":"memories opened ahead of their first use"'),
+      "the warm-up to say so",
+    );
 
     const res = await sendWebhook(
       server.url,
@@ -148,9 +158,9 @@ describe("memory in the started server", () => {
     expect(llm.embeddingRequests.length).toBeGreaterThan(0);
 
     const metrics = await metricsOf(server);
-    // The open memory after the restart: the 20 replayed from the log, and the new issue, which
-    // waits in the log for the next batch.
-    expect(metrics).toMatch(/^talos_memory_records 21$/m);
+    // The open memories after the restart: the 20 and the other installation's 1, replayed from
+    // their logs, and the new issue, which waits in the log for the next batch.
+    expect(metrics).toMatch(/^talos_memory_records 22$/m);
     expect(metrics).toMatch(/^talos_memory_pending_records 1$/m);
     expect(metrics).toMatch(/^talos_memory_add_duration_seconds_count 1$/m);
     expect(metrics).toContain("talos_memory_flushes_total");

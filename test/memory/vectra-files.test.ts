@@ -1,5 +1,13 @@
+import { readFileSync, writeFileSync } from "node:fs";
+import { join } from "node:path";
 import { describe, expect, it } from "vitest";
-import { encodeSegment, SEGMENT_CODEC, type SegmentRecord } from "../../src/memory/vectra-files.js";
+import {
+  appendSegment,
+  encodeSegment,
+  SEGMENT_CODEC,
+  type SegmentRecord,
+} from "../../src/memory/vectra-files.js";
+import { makeDataDir } from "../helpers/test-app.js";
 
 const records: SegmentRecord[] = [
   {
@@ -44,5 +52,20 @@ describe("vectra segment files", () => {
     expect(items.map((item) => item.id)).toEqual(["issue-1", "", "note-99"]);
     expect(items[0]!.metadata).toEqual(records[0]!.metadata);
     expect(items[2]!.vector).toEqual(Array.from(records[2]!.vector));
+  });
+
+  it("take appended records as their last ones, and refuse to append to a file of another size", async () => {
+    const file = join(makeDataDir(), "segment-000001.pb");
+    writeFileSync(file, encodeSegment(records.slice(0, 1)));
+    const size = readFileSync(file).length;
+    expect(await appendSegment(file, records.slice(0, 1), size + 1)).toBeUndefined();
+    expect(readFileSync(file).length).toBe(size);
+    const grown = await appendSegment(file, records.slice(1), size);
+    const content = readFileSync(file);
+    expect(grown).toBe(content.length);
+    // The same bytes as the whole segment written at once.
+    expect(content.equals(encodeSegment(records))).toBe(true);
+    const { items } = SEGMENT_CODEC.deserializeIndex(content);
+    expect(items.map((item) => item.id)).toEqual(["issue-1", "", "note-99"]);
   });
 });

@@ -119,6 +119,61 @@ describe("the vectra memory store", () => {
     await store.close();
   });
 
+  it("appends a batch of new records to their index file, and rewrites it when a record in it changes", async () => {
+    const directory = makeDataDir();
+    const store = await openTestStore(directory, { batchSize: 100, segmentSize: 25 });
+    const file = join(directory, "segment-000001.pb");
+    for (let i = 1; i <= 10; i++) await store.add(issueMemory(i, `issue ${i}`));
+    await store.flush();
+    const first = readFileSync(file);
+    for (let i = 11; i <= 15; i++) await store.add(issueMemory(i, `issue ${i}`));
+    await store.flush();
+    // Appended: the file starts with what it held, and vectra reads all 15, in order.
+    const appended = readFileSync(file);
+    expect(appended.subarray(0, first.length).equals(first)).toBe(true);
+    const ids = (await readSegment(new AtomicFileStorage(), file)).map((item) => item.id);
+    expect(ids).toEqual(Array.from({ length: 15 }, (_, i) => `issue-${i + 1}`));
+    // A changed record and a removed one: rewritten whole, without the removed one.
+    await store.add(issueMemory(3, "issue 3, edited"));
+    await store.remove("issue-4");
+    await store.flush();
+    const items = await readSegment(new AtomicFileStorage(), file);
+    expect(items.map((item) => item.id)).toHaveLength(14);
+    expect(items.find((item) => item.id === "issue-3")?.metadata.text).toBe("issue 3, edited");
+    expect(readFileSync(file).subarray(0, first.length).equals(first)).toBe(false);
+    await store.close();
+    // Opened from vectra's files alone, every record is there with its text.
+    unlinkSync(join(directory, "snapshot.json"));
+    const reopened = await openTestStore(directory, { segmentSize: 25 });
+    const texts = (await reopened.list()).map((r) => r.text);
+    expect(texts).toHaveLength(14);
+    expect(texts).toContain("issue 3, edited");
+    expect(texts).toContain("issue 15");
+    await reopened.close();
+  });
+
+  it("cuts back the torn tail of an append that a crash interrupted; the log holds its records", async () => {
+    const directory = makeDataDir();
+    const store = await openTestStore(directory, { batchSize: 100, ...crashable });
+    for (let i = 1; i <= 5; i++) await store.add(issueMemory(i, `issue ${i}`));
+    await store.flush();
+    const file = join(directory, "segment-000001.pb");
+    const size = readFileSync(file).length;
+    // Durable in the log, then the process dies in the middle of appending them.
+    for (let i = 6; i <= 8; i++) await store.add(issueMemory(i, `issue ${i}`));
+    appendFileSync(file, readFileSync(file).subarray(60, 900));
+    // Without the snapshot too, so that vectra's files are what is read.
+    unlinkSync(join(directory, "snapshot.json"));
+    const reopened = await openTestStore(directory);
+    expect((await reopened.list()).map((r) => r.id).sort()).toEqual(
+      Array.from({ length: 8 }, (_, i) => `issue-${i + 1}`).sort(),
+    );
+    await reopened.close();
+    // The open's checkpoint wrote the file again, whole and readable.
+    expect(readFileSync(file).length).toBeGreaterThan(size);
+    expect(await readSegment(new AtomicFileStorage(), file)).toHaveLength(8);
+  });
+
   it("finds by meaning, with kind, state, time and exclusion filters and a minimum score", async () => {
     const { store } = await seeded();
     await store.add({
