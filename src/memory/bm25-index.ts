@@ -1,4 +1,5 @@
 import { forEachWord } from "./english-words.js";
+import { IntListArena } from "./int-list-arena.js";
 
 /** BM25F parameters; the defaults were tuned on the dev split of the duplicate-issue set. */
 export interface Bm25Parameters {
@@ -21,23 +22,10 @@ const MAX_WORD = 40;
 const MAX_TERMS = 2_000;
 // A term frequency is stored in 16 bits.
 const MAX_TF = 0xffff;
-// Per posting: the document number and both term frequencies packed in two 32-bit slots.
-const POSTING_SLOTS = 2;
-// A term's Map entry, its posting object and typed array header, beyond the key's characters.
-const TERM_OVERHEAD_BYTES = 160;
-// A document's slot: its id string reference, term-id array header, lengths and score.
-const DOC_OVERHEAD_BYTES = 120;
-
-interface Posting {
-  /** `[doc, title tf << 16 | body tf]` pairs; order does not matter (removal swaps with the last). */
-  data: Int32Array;
-  count: number;
-}
-
-interface Doc {
-  id: string;
-  terms: Int32Array;
-}
+// A term's Map entry and its name's slot, beyond the key's characters.
+const TERM_OVERHEAD_BYTES = 80;
+// A document's Map entry and id slot, beyond the id's characters.
+const DOC_OVERHEAD_BYTES = 80;
 
 export interface Bm25Hit {
   id: string;
@@ -60,21 +48,23 @@ export class Bm25Index {
   readonly #parameters: Bm25Parameters;
   readonly #terms = new Map<string, number>();
   readonly #termNames: string[] = [];
-  readonly #postings: Posting[] = [];
+  /** Per term, `[doc, title tf << 16 | body tf]` pairs, in no order (removal swaps). */
+  readonly #postings = new IntListArena(2);
   /** Term ids whose last posting went: a term no record holds leaves the vocabulary. */
   readonly #freeTerms: number[] = [];
-  readonly #docs: Array<Doc | undefined> = [];
+  /** Per document, its term ids: what a removal takes out of the postings. */
+  readonly #docTerms = new IntListArena(1);
+  readonly #docIds: Array<string | undefined> = [];
+  readonly #free: number[] = [];
+  readonly #numbers = new Map<string, number>();
   // Field lengths by document number, in typed arrays: search reads one per posting, and a
   // Doc object per posting costs a pointer chase each (at 250,000 records, a third of a search).
   #titleLengths = new Uint32Array(64);
   #bodyLengths = new Uint32Array(64);
   /** Search's per-document scores, kept between searches and zeroed after each. */
   #scores = new Float64Array(64);
-  readonly #free: number[] = [];
-  readonly #numbers = new Map<string, number>();
   #titleTotal = 0;
   #bodyTotal = 0;
-  #postingBytes = 0;
   #termBytes = 0;
   #docBytes = 0;
 
@@ -88,7 +78,8 @@ export class Bm25Index {
 
   /** What the index holds in RAM, estimated: postings, the vocabulary and per-record slots. */
   get bytes(): number {
-    return this.#postingBytes + this.#termBytes + this.#docBytes;
+    const perDoc = this.#titleLengths.byteLength * 2 + this.#scores.byteLength;
+    return this.#postings.bytes + this.#docTerms.bytes + perDoc + this.#termBytes + this.#docBytes;
   }
 
   has(id: string): boolean {
@@ -99,34 +90,42 @@ export class Bm25Index {
   set(id: string, text: string): void {
     this.delete(id);
     const fields = countFields(text);
-    const number = this.#free.pop() ?? this.#docs.length;
+    const number = this.#free.pop() ?? this.#docIds.length;
     const terms = new Int32Array(fields.counts.size);
     let i = 0;
     for (const [term, packed] of fields.counts) {
       const termId = this.#termId(term);
       terms[i++] = termId;
-      this.#append(termId, number, packed);
+      this.#postings.push(termId, number, packed);
     }
-    const doc: Doc = { id, terms };
-    this.#docs[number] = doc;
+    this.#docTerms.set(number, terms);
+    this.#docIds[number] = id;
     this.#numbers.set(id, number);
     if (number >= this.#titleLengths.length) this.#grow(number + 1);
     this.#titleLengths[number] = fields.titleLength;
     this.#bodyLengths[number] = fields.bodyLength;
     this.#titleTotal += fields.titleLength;
     this.#bodyTotal += fields.bodyLength;
-    this.#docBytes += DOC_OVERHEAD_BYTES + doc.terms.byteLength + id.length * 2;
+    this.#docBytes += DOC_OVERHEAD_BYTES + id.length * 2;
+  }
+
+  /** Gives back the room a bulk load left unused. */
+  trim(): void {
+    this.#postings.trim();
+    this.#docTerms.trim();
   }
 
   delete(id: string): boolean {
     const number = this.#numbers.get(id);
     if (number === undefined) return false;
-    const doc = this.#docs[number]!;
-    for (const termId of doc.terms) this.#remove(termId, number);
+    const start = this.#docTerms.start(number);
+    const count = this.#docTerms.count(number);
+    for (let i = 0; i < count; i++) this.#remove(this.#docTerms.data[start + i]!, number);
+    this.#docTerms.clear(number);
     this.#titleTotal -= this.#titleLengths[number]!;
     this.#bodyTotal -= this.#bodyLengths[number]!;
-    this.#docBytes -= DOC_OVERHEAD_BYTES + doc.terms.byteLength + id.length * 2;
-    this.#docs[number] = undefined;
+    this.#docBytes -= DOC_OVERHEAD_BYTES + id.length * 2;
+    this.#docIds[number] = undefined;
     this.#free.push(number);
     this.#numbers.delete(id);
     return true;
@@ -168,15 +167,18 @@ export class Bm25Index {
     const bodyLengths = this.#bodyLengths;
     const titleNorm = bTitle / avgTitle;
     const bodyNorm = bBody / avgBody;
+    const postings = this.#postings;
     for (const term of queryTerms(query)) {
       const termId = this.#terms.get(term);
       if (termId === undefined) continue;
-      const { data, count } = this.#postings[termId]!;
+      const count = postings.count(termId);
+      const start = postings.start(termId);
+      const data = postings.data;
       // Lucene's idf: never negative, however common the word.
       const idf = Math.log(1 + (size - count + 0.5) / (count + 0.5));
-      for (let i = 0; i < count; i++) {
-        const number = data[i * POSTING_SLOTS]!;
-        const packed = data[i * POSTING_SLOTS + 1]!;
+      for (let i = start; i < start + 2 * count; i += 2) {
+        const number = data[i]!;
+        const packed = data[i + 1]!;
         const title = (packed >>> 16) / (1 - bTitle + titleNorm * titleLengths[number]!);
         const body = (packed & 0xffff) / (1 - bBody + bodyNorm * bodyLengths[number]!);
         const tf = titleWeight * title + body;
@@ -190,7 +192,7 @@ export class Bm25Index {
     const less = (a: number, b: number) => scores[heap[a]!]! < scores[heap[b]!]!;
     for (const number of touched) {
       if (heap.length === k && scores[number]! <= scores[heap[0]!]!) continue;
-      if (!accept(this.#docs[number]!.id)) continue;
+      if (!accept(this.#docIds[number]!)) continue;
       if (heap.length < k) {
         heap.push(number);
         siftUp(heap, heap.length - 1, less);
@@ -201,7 +203,7 @@ export class Bm25Index {
     }
     return heap
       .sort((a, b) => scores[b]! - scores[a]!)
-      .map((number) => ({ id: this.#docs[number]!.id, score: scores[number]! }));
+      .map((number) => ({ id: this.#docIds[number]!, score: scores[number]! }));
   }
 
   /** Room for `count` documents in the typed arrays, doubling. */
@@ -223,40 +225,23 @@ export class Bm25Index {
       termId = this.#freeTerms.pop() ?? this.#termNames.length;
       this.#terms.set(term, termId);
       this.#termNames[termId] = term;
-      this.#postings[termId] = { data: new Int32Array(2 * POSTING_SLOTS), count: 0 };
-      this.#postingBytes += 2 * POSTING_SLOTS * 4;
       this.#termBytes += TERM_OVERHEAD_BYTES + term.length * 2;
     }
     return termId;
   }
 
-  #append(termId: number, number: number, packed: number): void {
-    const posting = this.#postings[termId]!;
-    if ((posting.count + 1) * POSTING_SLOTS > posting.data.length) {
-      const grown = new Int32Array(posting.data.length * 2);
-      grown.set(posting.data);
-      this.#postingBytes += posting.data.byteLength;
-      posting.data = grown;
-    }
-    posting.data[posting.count * POSTING_SLOTS] = number;
-    posting.data[posting.count * POSTING_SLOTS + 1] = packed;
-    posting.count++;
-  }
-
-  /** Swaps the document's posting with the last one: postings are unordered. */
+  /** Takes the document's posting out of the term's list; a term left with none goes. */
   #remove(termId: number, number: number): void {
-    const posting = this.#postings[termId]!;
-    const { data } = posting;
-    for (let i = 0; i < posting.count; i++) {
-      if (data[i * POSTING_SLOTS] !== number) continue;
-      const last = (posting.count - 1) * POSTING_SLOTS;
-      data[i * POSTING_SLOTS] = data[last]!;
-      data[i * POSTING_SLOTS + 1] = data[last + 1]!;
-      posting.count--;
-      if (posting.count === 0) {
+    const postings = this.#postings;
+    const start = postings.start(termId);
+    const count = postings.count(termId);
+    for (let i = 0; i < count; i++) {
+      if (postings.data[start + 2 * i] !== number) continue;
+      postings.removeAt(termId, i);
+      if (count === 1) {
         const term = this.#termNames[termId]!;
         this.#terms.delete(term);
-        this.#postingBytes -= posting.data.byteLength;
+        postings.clear(termId);
         this.#termBytes -= TERM_OVERHEAD_BYTES + term.length * 2;
         this.#freeTerms.push(termId);
       }

@@ -101,8 +101,12 @@ export interface SnapshotLayout {
 
 /** Where a record's text and float32 row are, once a snapshot holds them. */
 export interface StoredRef {
-  /** Absolute byte offset and length of the text in its rows file. */
-  text: [number, number];
+  /**
+   * Absolute byte offset and length of the text in its rows file: two numbers, not an array
+   * (one object fewer a record: 5 MB at 100,000).
+   */
+  at: number;
+  length: number;
   crc: number;
 }
 
@@ -274,7 +278,7 @@ export class MemorySnapshot {
   /** The text at `ref` in a segment's rows file, or undefined when it does not match `hash`. */
   async readText(
     segment: number,
-    ref: [number, number],
+    ref: StoredRef,
     check: (text: string) => boolean,
   ): Promise<string | undefined> {
     let handle: FileHandle;
@@ -284,10 +288,10 @@ export class MemorySnapshot {
       return undefined;
     }
     try {
-      const bytes = Buffer.alloc(ref[1]);
-      const { bytesRead } = await handle.read(bytes, 0, ref[1], ref[0]);
+      const bytes = Buffer.alloc(ref.length);
+      const { bytesRead } = await handle.read(bytes, 0, ref.length, ref.at);
       const text = bytes.toString("utf8", 0, bytesRead);
-      return bytesRead === ref[1] && check(text) ? text : undefined;
+      return bytesRead === ref.length && check(text) ? text : undefined;
     } finally {
       await handle.close();
     }
@@ -350,7 +354,7 @@ export class MemorySnapshot {
     const refs = new Map(
       rows.map((row) => [
         row.id,
-        { text: [base + row.text[0], row.text[1]] as [number, number], crc: crcs.get(row.id)! },
+        { at: base + row.text[0], length: row.text[1], crc: crcs.get(row.id)! },
       ]),
     );
     const sums = {

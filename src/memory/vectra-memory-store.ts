@@ -653,6 +653,7 @@ export class VectraMemoryStore implements MemoryStore {
         }
       }
       this.#touched = undefined;
+      indexes.keywords.trim();
       return indexes;
     })();
     return this.#text;
@@ -677,7 +678,7 @@ export class VectraMemoryStore implements MemoryStore {
         continue;
       }
       if (content && s.ref) {
-        const [start, length] = s.ref.text;
+        const { at: start, length } = s.ref;
         texts.set(id, content.toString("utf8", start, start + length));
         continue;
       }
@@ -697,7 +698,7 @@ export class VectraMemoryStore implements MemoryStore {
       const { hash } = stored;
       const text = await this.#snapshot.readText(
         stored.segment,
-        stored.ref.text,
+        stored.ref,
         (candidate) => hashText(candidate) === hash,
       );
       if (text !== undefined) return { ...stored.record, text };
@@ -916,7 +917,7 @@ export class VectraMemoryStore implements MemoryStore {
       const scale = this.#matrix.scaleAt(this.#slot(stored));
       const { record, hash, ref } = stored;
       if (content && position < vectorsFrom && ref && !stored.fresh) {
-        const [start, length] = ref.text;
+        const { at: start, length } = ref;
         entries.push({
           record,
           text: content.subarray(start, start + length),
@@ -961,6 +962,16 @@ export class VectraMemoryStore implements MemoryStore {
   }
 
   async #loadRows(header: SnapshotHeader): Promise<void> {
+    // Repository, kind, state and author repeat across records: one string each, not one per
+    // record as JSON.parse makes them.
+    const strings = new Map<string, string>();
+    const intern = <T extends string | undefined>(value: T): T => {
+      if (value === undefined) return value;
+      const known = strings.get(value);
+      if (known !== undefined) return known as T;
+      strings.set(value, value);
+      return value;
+    };
     for (const segment of this.#manifest.segments) {
       await this.#checkIndexFile(segment, header.segments[String(segment)]!.index);
       const positions: Array<string | undefined> = [];
@@ -968,13 +979,13 @@ export class VectraMemoryStore implements MemoryStore {
         const { position, hash, scale, crc, text } = row;
         positions[position] = row.id;
         const stored: Stored = {
-          record: metadataOf(row),
+          record: metadataOf(row, intern),
           hash,
           segment,
           position,
           bytes: 0,
           fresh: undefined,
-          ref: { text, crc },
+          ref: { at: text[0], length: text[1], crc },
         };
         this.#remember(stored);
         this.#matrix.assign(this.#slot(stored), row.id, scale);
@@ -1130,16 +1141,19 @@ function toRecord(item: SegmentItem): MemoryRecord {
 }
 
 /** A record's metadata from its snapshot row, field by field: one object of one shape. */
-function metadataOf(row: SnapshotRow): RecordMetadata {
+function metadataOf(
+  row: SnapshotRow,
+  intern: <T extends string | undefined>(value: T) => T,
+): RecordMetadata {
   return {
     id: row.id,
-    kind: row.kind,
-    repo: row.repo,
+    kind: intern(row.kind),
+    repo: intern(row.repo),
     number: row.number,
-    author: row.author,
+    author: intern(row.author),
     url: row.url,
     createdAt: row.createdAt,
-    state: row.state,
+    state: intern(row.state),
     metadata: row.metadata,
   };
 }

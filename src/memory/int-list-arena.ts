@@ -1,0 +1,153 @@
+const INITIAL_LISTS = 64;
+const INITIAL_INTS = 1_024;
+
+/**
+ * Many growable lists of int32 tuples (`width` ints an item) in one Int32Array, each list named
+ * by a small integer. A keyword index holds one list per word and one per record: at 100,000
+ * records that is 200,000 lists, and a typed array and an object each took ~250 bytes, more
+ * than the lists' contents. Here a list costs three ints of bookkeeping.
+ *
+ * A list that outgrows its room moves to the end with twice the room; the room it left, and
+ * that of cleared lists, is reclaimed by compaction once it is half the array. Item order within
+ * a list is not kept by `removeAt` (it swaps with the last).
+ */
+export class IntListArena {
+  readonly width: number;
+  #data = new Int32Array(INITIAL_INTS);
+  #end = 0;
+  #garbage = 0;
+  #start = new Int32Array(INITIAL_LISTS);
+  #count = new Int32Array(INITIAL_LISTS);
+  #room = new Int32Array(INITIAL_LISTS);
+
+  /** `width` is 1 or 2 ints an item. */
+  constructor(width: 1 | 2) {
+    this.width = width;
+  }
+
+  /** The array the lists live in; valid until the next push, set or compaction. */
+  get data(): Int32Array {
+    return this.#data;
+  }
+
+  /** Bytes allocated: the array and the bookkeeping. */
+  get bytes(): number {
+    return this.#data.byteLength + this.#start.byteLength * 3;
+  }
+
+  /** Items in `list` (0 for a list never used). */
+  count(list: number): number {
+    return list < this.#count.length ? this.#count[list]! : 0;
+  }
+
+  /** Where `list`'s first item starts in `data`, in ints. */
+  start(list: number): number {
+    return this.#start[list]!;
+  }
+
+  /** Appends one item: `a`, and `b` when items are two ints wide. */
+  push(list: number, a: number, b = 0): void {
+    this.#ensureList(list);
+    const count = this.#count[list]!;
+    if (count === this.#room[list]) this.#move(list, Math.max(2, count * 2));
+    const at = this.#start[list]! + count * this.width;
+    this.#data[at] = a;
+    if (this.width === 2) this.#data[at + 1] = b;
+    this.#count[list] = count + 1;
+  }
+
+  /** Replaces `list` with `values` (whole items), in room just big enough. */
+  set(list: number, values: ArrayLike<number>): void {
+    this.#ensureList(list);
+    this.clear(list);
+    const count = values.length / this.width;
+    if (count === 0) return;
+    this.#move(list, count);
+    this.#data.set(values, this.#start[list]!);
+    this.#count[list] = count;
+  }
+
+  /** Removes item `index` of `list`, moving the last item into its place. */
+  removeAt(list: number, index: number): void {
+    const { width } = this;
+    const count = this.#count[list]! - 1;
+    const start = this.#start[list]!;
+    this.#data.copyWithin(
+      start + index * width,
+      start + count * width,
+      start + (count + 1) * width,
+    );
+    this.#count[list] = count;
+  }
+
+  /** Empties `list` and gives its room back. */
+  clear(list: number): void {
+    if (list >= this.#room.length) return;
+    this.#garbage += this.#room[list]! * this.width;
+    this.#count[list] = 0;
+    this.#room[list] = 0;
+  }
+
+  /** Gives `list` room for `room` items at the end of the array, its items moved there. */
+  #move(list: number, room: number): void {
+    const { width } = this;
+    const ints = room * width;
+    if (this.#end + ints > this.#data.length) {
+      if (this.#garbage * 2 > this.#end) this.#compact();
+      if (this.#end + ints > this.#data.length) {
+        let length = this.#data.length * 2;
+        while (length < this.#end + ints) length *= 2;
+        const grown = new Int32Array(length);
+        grown.set(this.#data.subarray(0, this.#end));
+        this.#data = grown;
+      }
+    }
+    const start = this.#start[list]!;
+    const count = this.#count[list]!;
+    this.#data.copyWithin(this.#end, start, start + count * width);
+    this.#garbage += this.#room[list]! * width;
+    this.#start[list] = this.#end;
+    this.#room[list] = room;
+    this.#end += ints;
+  }
+
+  /**
+   * Packs the lists into an array just big enough (an eighth to spare): after a bulk load,
+   * whose doublings can leave the array nearly twice what it holds.
+   */
+  trim(): void {
+    this.#compact(Math.max(INITIAL_INTS, Math.ceil((this.#end - this.#garbage) * 1.125)));
+  }
+
+  /** Packs every list's items together, each list's room cut to its count. */
+  #compact(length = this.#data.length): void {
+    const { width } = this;
+    const packed = new Int32Array(length);
+    let end = 0;
+    for (let list = 0; list < this.#count.length; list++) {
+      const count = this.#count[list]!;
+      const start = this.#start[list]!;
+      packed.set(this.#data.subarray(start, start + count * width), end);
+      this.#start[list] = end;
+      this.#room[list] = count;
+      end += count * width;
+    }
+    this.#data = packed;
+    this.#end = end;
+    this.#garbage = 0;
+  }
+
+  #ensureList(list: number): void {
+    if (list < this.#count.length) return;
+    let length = this.#count.length * 2;
+    while (length <= list) length *= 2;
+    const grow = (array: Int32Array) => {
+      const grown = new Int32Array(length);
+      grown.set(array);
+      return grown;
+    };
+    this.#start = grow(this.#start);
+    this.#count = grow(this.#count);
+    this.#room = grow(this.#room);
+  }
+}
