@@ -10,7 +10,7 @@ const DIMENSION = 32;
 function filled(helper?: ScanHelper): QuantizedMatrix {
   const matrix = new QuantizedMatrix(DIMENSION, ROWS, helper);
   let state = 7;
-  const next = () => ((state = (state * 1_103_515_245 + 12_345) >>> 0) / 2 ** 32) - 0.5;
+  const next = () => (state = (state * 1_103_515_245 + 12_345) >>> 0) / 2 ** 32 - 0.5;
   for (let slot = 0; slot < ROWS; slot++)
     matrix.set(slot, `r${slot}`, Array.from({ length: DIMENSION }, next));
   return matrix;
