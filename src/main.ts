@@ -35,6 +35,14 @@ const talos = await createTalos({ env, log, version: await readVersion() });
 // it: the Markdown workers, and with a model or an embedding endpoint the token counter.
 talos.services.markdown.warm();
 if (env.OPENAI_API_KEY) talos.services.tokenCounter.warm();
+// The memories written most recently are opened in the background, within
+// TALOS_MEMORY_MAX_OPEN_MB: the first command on a large repository need not wait seconds for it.
+void talos.services.memory.warm().then(
+  (opened) => {
+    if (opened > 0) log.info({ opened }, "memories opened ahead of their first use");
+  },
+  (error: unknown) => log.warn({ err: error }, "memory warm-up stopped"),
+);
 // Probot buffers webhook bodies whole, on its own route before any the app adds: both are limited.
 const server = await run(withWebhookBodyLimit(talos.app), {
   env: environment,

@@ -68,8 +68,8 @@ export async function lockDirectory(
     release = await lock(directory, lockOptions);
   } catch (error) {
     if ((error as NodeJS.ErrnoException).code !== "ELOCKED") throw error;
-    const owner = await readOwner(lockPath);
-    const dead = owner ? hasDiedHere(owner) : await isNameless(lockPath);
+    const owner = await namedOwner(lockPath);
+    const dead = owner === "nameless" || hasDiedHere(owner);
     if (!dead) throw await lockedError(directory, lockPath, owner);
     await utimes(lockPath, 0, 0).catch(ignoreMissing);
     try {
@@ -109,12 +109,25 @@ function hasDiedHere(owner: LockOwner): boolean {
   return !isAlive(owner.pid);
 }
 
-async function isNameless(lockPath: string): Promise<boolean> {
-  const made = await stat(lockPath).then(
-    (s) => s.mtimeMs,
-    () => undefined,
-  );
-  return made !== undefined && Date.now() - made > NAMELESS_MS;
+/**
+ * The lock's owner; a lock with none yet is given until it is `NAMELESS_MS` old to get one,
+ * and is "nameless" after that. Waiting rather than refusing: the start after a SIGKILL in that
+ * window is exactly when the memory is wanted again.
+ */
+async function namedOwner(lockPath: string): Promise<LockOwner | "nameless"> {
+  for (;;) {
+    const owner = await readOwner(lockPath);
+    if (owner) return owner;
+    const made = await stat(lockPath).then(
+      (s) => s.mtimeMs,
+      () => undefined,
+    );
+    // Gone meanwhile: released, so the lock is free to take.
+    if (made === undefined) return "nameless";
+    const left = made + NAMELESS_MS - Date.now();
+    if (left < 0) return "nameless";
+    await new Promise((resolve) => setTimeout(resolve, Math.min(left + 10, 250)));
+  }
 }
 
 const startedAt = () => Date.now() - process.uptime() * 1000;
