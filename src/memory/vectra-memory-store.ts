@@ -102,8 +102,14 @@ interface Stored {
   bytes: number;
   /** The text and unit vector, until a snapshot holds them. */
   fresh: { text: string; unit: Float32Array } | undefined;
-  /** Where the snapshot holds its text and float32 row. */
-  ref: StoredRef | undefined;
+  /**
+   * The flush that put its text and float32 row in the snapshot, 0 while none has; where they
+   * are is kept by slot in the store's `#refs` (three numbers in a typed array, not an object
+   * a record).
+   */
+  ref: number;
+  /** Its URL is GitHub's for its repository, kind and number: kept as that, not as a string. */
+  derivedUrl: boolean;
 }
 
 type Op =
@@ -169,6 +175,10 @@ export class VectraMemoryStore implements MemoryStore {
   readonly #dirty = new Map<number, Set<number> | "all">();
   /** Per segment, the positions its index file and snapshot block hold: new ones are appended. */
   readonly #written = new Map<number, number>();
+  /** By slot: where the snapshot holds the record's text (offset, length) and its row's crc32. */
+  #refs = new Uint32Array(3 * 64);
+  /** Counts the snapshot writes: a record's `ref` names the one that last wrote it. */
+  #generation = 0;
   readonly #queue: Op[] = [];
   #manifest: Manifest;
   #header: SnapshotHeader;
@@ -354,9 +364,9 @@ export class VectraMemoryStore implements MemoryStore {
     const texts = new Map<string, string>();
     for (const segment of this.#positions.keys())
       for (const [id, text] of await this.#textsOf(segment)) texts.set(id, text);
-    return [...this.#records.values()].flatMap(({ record }) => {
-      const text = texts.get(record.id);
-      return text === undefined ? [] : [{ ...record, text }];
+    return [...this.#records.values()].flatMap((stored) => {
+      const text = texts.get(stored.record.id);
+      return text === undefined ? [] : [{ ...this.#metadataOf(stored), text }];
     });
   }
 
@@ -581,7 +591,8 @@ export class VectraMemoryStore implements MemoryStore {
         position,
         bytes: 0,
         fresh: { text, unit },
-        ref: previous?.ref,
+        ref: previous?.ref ?? 0,
+        derivedUrl: false,
       };
       this.#remember(stored);
       this.#matrix.set(this.#slot(stored), record.id, unit);
@@ -598,6 +609,10 @@ export class VectraMemoryStore implements MemoryStore {
   }
 
   #remember(stored: Stored): void {
+    if (stored.record.url !== undefined && stored.record.url === gitHubUrl(stored.record)) {
+      stored.record = { ...stored.record, url: undefined };
+      stored.derivedUrl = true;
+    }
     const { record } = stored;
     let chars = record.id.length + record.repo.length + stored.hash.length;
     chars += (record.url?.length ?? 0) + (record.author?.length ?? 0) + record.createdAt.length;
@@ -632,6 +647,31 @@ export class VectraMemoryStore implements MemoryStore {
     }
     positions.push(id);
     return [last, positions.length - 1];
+  }
+
+  /** Where the snapshot holds a record's text and float32 row, if it does. */
+  #refOf(stored: Stored): StoredRef | undefined {
+    if (stored.ref === 0) return undefined;
+    const at = 3 * this.#slot(stored);
+    return { at: this.#refs[at]!, length: this.#refs[at + 1]!, crc: this.#refs[at + 2]! };
+  }
+
+  #setRef(stored: Stored, ref: StoredRef, generation: number): void {
+    const at = 3 * this.#slot(stored);
+    if (at + 3 > this.#refs.length) {
+      let length = this.#refs.length * 2;
+      while (length < at + 3) length *= 2;
+      const grown = new Uint32Array(length);
+      grown.set(this.#refs);
+      this.#refs = grown;
+    }
+    this.#refs.set([ref.at, ref.length, ref.crc], at);
+    stored.ref = generation;
+  }
+
+  /** A record's metadata as it was given, its URL included. */
+  #metadataOf(stored: Stored): RecordMetadata {
+    return stored.derivedUrl ? { ...stored.record, url: gitHubUrl(stored.record) } : stored.record;
   }
 
   /** The keyword and near-duplicate indexes, built from every record's text on first use. */
@@ -677,8 +717,9 @@ export class VectraMemoryStore implements MemoryStore {
         texts.set(id, s.fresh.text);
         continue;
       }
-      if (content && s.ref) {
-        const { at: start, length } = s.ref;
+      const ref = this.#refOf(s);
+      if (content && ref) {
+        const { at: start, length } = ref;
         texts.set(id, content.toString("utf8", start, start + length));
         continue;
       }
@@ -693,21 +734,23 @@ export class VectraMemoryStore implements MemoryStore {
   async #full(id: string): Promise<MemoryRecord | undefined> {
     const stored = this.#records.get(id);
     if (!stored) return undefined;
-    if (stored.fresh) return { ...stored.record, text: stored.fresh.text };
-    if (stored.ref) {
+    if (stored.fresh) return { ...this.#metadataOf(stored), text: stored.fresh.text };
+    const ref = this.#refOf(stored);
+    if (ref) {
       const { hash } = stored;
+      const generation = stored.ref;
       const text = await this.#snapshot.readText(
         stored.segment,
-        stored.ref,
+        ref,
         (candidate) => hashText(candidate) === hash,
       );
-      if (text !== undefined) return { ...stored.record, text };
+      if (text !== undefined) return { ...this.#metadataOf(stored), text };
       // A flush may have moved it since: look again before calling the snapshot damaged.
       const now = this.#records.get(id);
-      if (now !== stored || now.ref !== stored.ref) return this.#full(id);
+      if (now !== stored || now.ref !== generation) return this.#full(id);
     }
     const text = (await this.#fromIndexFile(stored.segment, "texts")).get(id);
-    return text === undefined ? undefined : { ...stored.record, text };
+    return text === undefined ? undefined : { ...this.#metadataOf(stored), text };
   }
 
   /** A record's float32 unit vector, from RAM, the snapshot, or the vectra file. */
@@ -715,11 +758,13 @@ export class VectraMemoryStore implements MemoryStore {
     const stored = this.#records.get(id);
     if (!stored) return undefined;
     if (stored.fresh) return stored.fresh.unit;
-    if (stored.ref) {
-      const vector = await this.#snapshot.readVector(this.#slot(stored), stored.ref.crc);
+    const ref = this.#refOf(stored);
+    if (ref) {
+      const generation = stored.ref;
+      const vector = await this.#snapshot.readVector(this.#slot(stored), ref.crc);
       if (vector) return vector;
       const now = this.#records.get(id);
-      if (now !== stored || now.ref !== stored.ref) return this.#unitOf(id);
+      if (now !== stored || now.ref !== generation) return this.#unitOf(id);
     }
     return (await this.#fromIndexFile(stored.segment, "vectors")).get(id);
   }
@@ -862,10 +907,12 @@ export class VectraMemoryStore implements MemoryStore {
       changed === "all" ? undefined : changed,
     );
     this.#header.segments[String(segment)] = sums;
+    const generation = ++this.#generation;
     for (const entry of entries) {
       const stored = entry && this.#records.get(entry.record.id);
-      if (!stored || stored.hash !== entry.hash) continue;
-      stored.ref = refs.get(entry.record.id);
+      const ref = stored && refs.get(entry.record.id);
+      if (!stored || !ref || stored.hash !== entry.hash) continue;
+      this.#setRef(stored, ref, generation);
       written.push(stored);
     }
   }
@@ -883,7 +930,7 @@ export class VectraMemoryStore implements MemoryStore {
     const positions = this.#positions.get(segment) ?? [];
     for (const id of positions.slice(0, from)) {
       const stored = id === undefined ? undefined : this.#records.get(id);
-      if (stored && (stored.fresh || !stored.ref)) return undefined;
+      if (stored && (stored.fresh || stored.ref === 0)) return undefined;
     }
     return from;
   }
@@ -915,7 +962,9 @@ export class VectraMemoryStore implements MemoryStore {
         continue;
       }
       const scale = this.#matrix.scaleAt(this.#slot(stored));
-      const { record, hash, ref } = stored;
+      const { hash } = stored;
+      const record = this.#metadataOf(stored);
+      const ref = this.#refOf(stored);
       if (content && position < vectorsFrom && ref && !stored.fresh) {
         const { at: start, length } = ref;
         entries.push({
@@ -972,6 +1021,7 @@ export class VectraMemoryStore implements MemoryStore {
       strings.set(value, value);
       return value;
     };
+    const generation = ++this.#generation;
     for (const segment of this.#manifest.segments) {
       await this.#checkIndexFile(segment, header.segments[String(segment)]!.index);
       const positions: Array<string | undefined> = [];
@@ -985,9 +1035,11 @@ export class VectraMemoryStore implements MemoryStore {
           position,
           bytes: 0,
           fresh: undefined,
-          ref: { at: text[0], length: text[1], crc },
+          ref: 0,
+          derivedUrl: false,
         };
         this.#remember(stored);
+        this.#setRef(stored, { at: text[0], length: text[1], crc }, generation);
         this.#matrix.assign(this.#slot(stored), row.id, scale);
       }
       this.#positions.set(segment, positions);
@@ -1049,7 +1101,8 @@ export class VectraMemoryStore implements MemoryStore {
           position: positions.length,
           bytes: 0,
           fresh: undefined,
-          ref: undefined,
+          ref: 0,
+          derivedUrl: false,
         };
         positions.push(record.id);
         this.#remember(stored);
@@ -1101,6 +1154,14 @@ interface TextIndexes {
 }
 
 const isDefined = <T>(value: T | undefined): value is T => value !== undefined;
+
+/** The URL GitHub gives an issue or pull request, which most records carry. */
+function gitHubUrl({ kind, repo, number }: RecordMetadata): string | undefined {
+  if (number === undefined) return undefined;
+  if (kind === "issue") return `https://github.com/${repo}/issues/${number}`;
+  if (kind === "pull_request") return `https://github.com/${repo}/pull/${number}`;
+  return undefined;
+}
 
 function toItem({ record, text, hash, unit }: SnapshotEntry): SegmentRecord {
   if (!unit) throw new Error(`memory ${record.id} is written to its index file without its vector`);

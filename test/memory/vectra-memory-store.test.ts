@@ -174,6 +174,39 @@ describe("the vectra memory store", () => {
     expect(await readSegment(new AtomicFileStorage(), file)).toHaveLength(8);
   });
 
+  it("gives back every record's URL as given, GitHub's own or another host's, before and after a reopen", async () => {
+    const directory = makeDataDir();
+    const store = await openTestStore(directory);
+    const records = [
+      issueMemory(1, "on github.com"),
+      {
+        ...issueMemory(2, "a pull request"),
+        kind: "pull_request" as const,
+        url: "https://github.com/acme/widgets/pull/2",
+      },
+      {
+        ...issueMemory(3, "on an Enterprise host"),
+        url: "https://ghe.example/acme/widgets/issues/3",
+      },
+      { ...issueMemory(4, "with no URL"), url: undefined },
+    ];
+    await store.addMany(records);
+    const urls = async (s: typeof store) =>
+      Object.fromEntries((await s.list()).map((r) => [r.id, r.url]));
+    const expected = Object.fromEntries(records.map((r) => [r.id, r.url]));
+    expect(await urls(store)).toEqual(expected);
+    await store.close();
+    const reopened = await openTestStore(directory);
+    expect(await urls(reopened)).toEqual(expected);
+    expect((await reopened.get("issue-1"))?.url).toBe("https://github.com/acme/widgets/issues/1");
+    const [hit] = await reopened.search("an Enterprise host", { k: 1 });
+    expect(hit?.record.url).toBe("https://ghe.example/acme/widgets/issues/3");
+    await reopened.close();
+    // And vectra's files hold them too.
+    const items = await readSegment(new AtomicFileStorage(), join(directory, "segment-000001.pb"));
+    expect(Object.fromEntries(items.map((item) => [item.id, item.metadata.url]))).toEqual(expected);
+  });
+
   it("finds by meaning, with kind, state, time and exclusion filters and a minimum score", async () => {
     const { store } = await seeded();
     await store.add({
