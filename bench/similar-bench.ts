@@ -192,7 +192,7 @@ async function buildCorpus(issues: Issue[]): Promise<Corpus> {
     vectors.push(...(await embedder.embed(texts.slice(i, i + EMBED_BATCH))).map(unitVector));
   texts.forEach((text, i) => {
     matrix.set(i, ids[i]!, vectors[i]!);
-    indexes.keywords.set(ids[i]!, text);
+    indexes.keywords.set(i, ids[i]!, text);
     indexes.duplicates.set(ids[i]!, text);
   });
   return {

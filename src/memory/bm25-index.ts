@@ -24,8 +24,8 @@ const MAX_TERMS = 2_000;
 const MAX_TF = 0xffff;
 // A term's Map entry and its name's slot, beyond the key's characters.
 const TERM_OVERHEAD_BYTES = 80;
-// A document's Map entry and id slot, beyond the id's characters.
-const DOC_OVERHEAD_BYTES = 80;
+// A document's id slot (the string is the caller's).
+const DOC_OVERHEAD_BYTES = 8;
 
 export interface Bm25Hit {
   id: string;
@@ -54,9 +54,9 @@ export class Bm25Index {
   readonly #freeTerms: number[] = [];
   /** Per document, its term ids: what a removal takes out of the postings. */
   readonly #docTerms = new IntListArena(1);
+  /** By document number: the id search answers with, or undefined where there is none. */
   readonly #docIds: Array<string | undefined> = [];
-  readonly #free: number[] = [];
-  readonly #numbers = new Map<string, number>();
+  #size = 0;
   // Field lengths by document number, in typed arrays: search reads one per posting, and a
   // Doc object per posting costs a pointer chase each (at 250,000 records, a third of a search).
   #titleLengths = new Uint32Array(64);
@@ -73,7 +73,7 @@ export class Bm25Index {
   }
 
   get size(): number {
-    return this.#numbers.size;
+    return this.#size;
   }
 
   /** What the index holds in RAM, estimated: postings, the vocabulary and per-record slots. */
@@ -82,15 +82,18 @@ export class Bm25Index {
     return this.#postings.bytes + this.#docTerms.bytes + perDoc + this.#termBytes + this.#docBytes;
   }
 
-  has(id: string): boolean {
-    return this.#numbers.has(id);
+  has(number: number): boolean {
+    return this.#docIds[number] !== undefined;
   }
 
-  /** Indexes `text` under `id`, replacing what was indexed under it before. */
-  set(id: string, text: string): void {
-    this.delete(id);
+  /**
+   * Indexes `text` as document `number`, answering searches with `id`; replaces what was
+   * indexed as that number before. The caller numbers its documents (the store by slot, which
+   * it has already): the index keeps no map from id to number.
+   */
+  set(number: number, id: string, text: string): void {
+    this.delete(number);
     const fields = countFields(text);
-    const number = this.#free.pop() ?? this.#docIds.length;
     const terms = new Int32Array(fields.counts.size);
     let i = 0;
     for (const [term, packed] of fields.counts) {
@@ -100,13 +103,13 @@ export class Bm25Index {
     }
     this.#docTerms.set(number, terms);
     this.#docIds[number] = id;
-    this.#numbers.set(id, number);
+    this.#size++;
     if (number >= this.#titleLengths.length) this.#grow(number + 1);
     this.#titleLengths[number] = fields.titleLength;
     this.#bodyLengths[number] = fields.bodyLength;
     this.#titleTotal += fields.titleLength;
     this.#bodyTotal += fields.bodyLength;
-    this.#docBytes += DOC_OVERHEAD_BYTES + id.length * 2;
+    this.#docBytes += DOC_OVERHEAD_BYTES;
   }
 
   /** Gives back the room a bulk load left unused. */
@@ -115,19 +118,18 @@ export class Bm25Index {
     this.#docTerms.trim();
   }
 
-  delete(id: string): boolean {
-    const number = this.#numbers.get(id);
-    if (number === undefined) return false;
+  delete(number: number): boolean {
+    const id = this.#docIds[number];
+    if (id === undefined) return false;
     const start = this.#docTerms.start(number);
     const count = this.#docTerms.count(number);
     for (let i = 0; i < count; i++) this.#remove(this.#docTerms.data[start + i]!, number);
     this.#docTerms.clear(number);
     this.#titleTotal -= this.#titleLengths[number]!;
     this.#bodyTotal -= this.#bodyLengths[number]!;
-    this.#docBytes -= DOC_OVERHEAD_BYTES + id.length * 2;
+    this.#docBytes -= DOC_OVERHEAD_BYTES;
     this.#docIds[number] = undefined;
-    this.#free.push(number);
-    this.#numbers.delete(id);
+    this.#size--;
     return true;
   }
 
@@ -142,7 +144,7 @@ export class Bm25Index {
     /** Overrides for this search only (the benchmark tunes with them). */
     parameters: Partial<Bm25Parameters> = {},
   ): Bm25Hit[] {
-    const size = this.#numbers.size;
+    const size = this.#size;
     if (size === 0 || k <= 0) return [];
     const touched: number[] = [];
     try {
@@ -159,7 +161,7 @@ export class Bm25Index {
     touched: number[],
     { k1, bTitle, bBody, titleWeight }: Bm25Parameters,
   ): Bm25Hit[] {
-    const size = this.#numbers.size;
+    const size = this.#size;
     const avgTitle = Math.max(this.#titleTotal / size, 1);
     const avgBody = Math.max(this.#bodyTotal / size, 1);
     const scores = this.#scores;

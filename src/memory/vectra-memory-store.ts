@@ -570,7 +570,7 @@ export class VectraMemoryStore implements MemoryStore {
       this.#positions.get(stored.segment)![stored.position] = undefined;
       this.#markDirty(stored.segment, stored.position);
       this.#touched?.add(value.id);
-      this.#textIndexes?.keywords.delete(value.id);
+      this.#textIndexes?.keywords.delete(this.#slot(stored));
       this.#textIndexes?.duplicates.delete(value.id);
     } else {
       const bytes = Buffer.from(value.vector, "base64");
@@ -600,7 +600,7 @@ export class VectraMemoryStore implements MemoryStore {
       // The same text (a re-added source, a log entry replayed over the snapshot) keeps its entries.
       if (previous?.hash !== value.hash) {
         this.#touched?.add(record.id);
-        this.#textIndexes?.keywords.set(record.id, text);
+        this.#textIndexes?.keywords.set(this.#slot(stored), record.id, text);
         this.#textIndexes?.duplicates.set(record.id, text);
       }
     }
@@ -687,8 +687,9 @@ export class VectraMemoryStore implements MemoryStore {
       for (const segment of [...this.#positions.keys()]) {
         const texts = await this.#textsOf(segment);
         for (const [id, text] of texts) {
-          if (this.#touched.has(id) || !this.#records.has(id)) continue;
-          indexes.keywords.set(id, text);
+          const stored = this.#records.get(id);
+          if (this.#touched.has(id) || !stored) continue;
+          indexes.keywords.set(this.#slot(stored), id, text);
           indexes.duplicates.set(id, text);
         }
       }

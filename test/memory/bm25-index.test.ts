@@ -2,9 +2,10 @@ import { describe, expect, it } from "vitest";
 import { Bm25Index } from "../../src/memory/bm25-index.js";
 import { expectLinearTime } from "../helpers/hostile-input.js";
 
+/** The documents numbered in order, as the store numbers its records by slot. */
 function indexOf(texts: Record<string, string>) {
   const index = new Bm25Index();
-  for (const [id, text] of Object.entries(texts)) index.set(id, text);
+  Object.entries(texts).forEach(([id, text], number) => index.set(number, id, text));
   return index;
 }
 
@@ -54,7 +55,7 @@ describe("the BM25 index", () => {
       Array.from({ length: 200 }, (_, i) => [`n${i}`, `Note ${i}\n\nnothing in common ${i}`]),
     );
     index.search("csv export", 4);
-    for (const [id, text] of Object.entries(notes)) index.set(id, text);
+    Object.entries(notes).forEach(([id, text], i) => index.set(4 + i, id, text));
     expect(index.search("csv export saving", 4)).toEqual(
       indexOf({ ...TEXTS, ...notes }).search("csv export saving", 4),
     );
@@ -64,16 +65,19 @@ describe("the BM25 index", () => {
     const index = indexOf(TEXTS);
     const bytes = index.bytes;
     expect(bytes).toBeGreaterThan(0);
-    index.set("c", "Export to JSON\n\nPlease.");
+    // Document 2 is "c".
+    index.set(2, "c", "Export to JSON\n\nPlease.");
+    expect(index.has(2)).toBe(true);
     expect(index.search("csv", 5).map((h) => h.id)).toEqual(["d"]);
     expect(index.search("json", 5).map((h) => h.id)).toEqual(["c"]);
-    expect(index.delete("c")).toBe(true);
-    expect(index.delete("c")).toBe(false);
+    expect(index.delete(2)).toBe(true);
+    expect(index.delete(2)).toBe(false);
+    expect(index.has(2)).toBe(false);
     expect(index.size).toBe(3);
     expect(index.search("json", 5)).toEqual([]);
     expect(index.bytes).toBeLessThan(bytes);
-    // A freed slot is reused.
-    index.set("e", "Export to CSV again");
+    // The number can be given to another document.
+    index.set(2, "e", "Export to CSV again");
     expect(
       index
         .search("csv", 5)
@@ -85,7 +89,7 @@ describe("the BM25 index", () => {
   it("indexes and searches hostile text in linear time", async () => {
     await expectLinearTime((text) => {
       const index = indexOf(TEXTS);
-      index.set("hostile", text);
+      index.set(4, "hostile", text);
       return index.search(text, 5);
     });
   }, 120_000);
