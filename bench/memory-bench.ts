@@ -830,7 +830,7 @@ function printReport({
     `\ntarget cold open at 100,000 ≤ ${targets.coldOpenAt100k.targetMs} ms: ${verdict(targets.coldOpenAt100k.met)}${targets.coldOpenAt100k.openMs === null ? "" : ` (${targets.coldOpenAt100k.openMs.toFixed(0)} ms)`}`,
   );
   console.log(
-    `target RSS per 100,000 records ≤ ${targets.rssPer100k.targetMb} MB, : ${verdict(targets.rssPer100k.met)}${targets.rssPer100k.mb === null ? "" : ` (${targets.rssPer100k.mb.toFixed(0)} MB, at ${n(targets.rssPer100k.at!)})`}`,
+    `target RSS per 100,000 records ≤ ${targets.rssPer100k.targetMb} MB: ${verdict(targets.rssPer100k.met)}${targets.rssPer100k.mb === null ? "" : ` (${targets.rssPer100k.mb.toFixed(0)} MB, at ${n(targets.rssPer100k.at!)})`}`,
   );
   console.log(
     `target top-5 search at 250,000 ≤ ${targets.searchAt250k.targetMs} ms p50: ${verdict(targets.searchAt250k.met)}${targets.searchAt250k.worstP50Ms === null ? "" : ` (slowest kind ${targets.searchAt250k.worstP50Ms.toFixed(1)} ms)`}`,
