@@ -33,6 +33,10 @@ describe("the scan helper", () => {
       expect(rank(filled(helper))).toEqual(alone);
       expect(helper.scans).toBe(queries.length);
       expect(helper.broken).toBeUndefined();
+      // Once scans pause, the worker collects, letting go of the memories it was sent: one
+      // collection for the burst.
+      await new Promise((resolve) => setTimeout(resolve, 400));
+      expect(helper.collections).toBe(1);
       // A small matrix is scanned on the caller's thread: waking the helper would cost more.
       const small = new QuantizedMatrix(DIMENSION, 100, helper);
       small.set(0, "a", queries[0]!);
