@@ -8,6 +8,7 @@ import { writeFileAtomically } from "../write-file-atomically.js";
 import { LOCK_NAME, lockDirectory, MemoryLockedError } from "./directory-lock.js";
 import { describeEmbedder, type Embedder } from "./embedder.js";
 import { Bm25Index } from "./bm25-index.js";
+import { RecordTable } from "./record-table.js";
 import type { ScanHelper } from "./scan-helper.js";
 import { DEFAULT_FUSION, dot, searchHybrid, unitVector } from "./hybrid-search.js";
 import {
@@ -91,10 +92,9 @@ interface Manifest {
 type LogValue =
   { op: "put"; record: MemoryRecord; hash: string; vector: string } | { op: "del"; id: string };
 
+/** A record: its metadata and text hash are in the store's record table, by slot. */
 interface Stored {
-  /** The record without its text: a text is read from the snapshot when shown. */
-  record: RecordMetadata;
-  hash: string;
+  id: string;
   segment: number;
   /** Its place in the segment: slot = (segment − 1) × segmentSize + position. */
   position: number;
@@ -108,8 +108,6 @@ interface Stored {
    * a record).
    */
   ref: number;
-  /** Its URL is GitHub's for its repository, kind and number: kept as that, not as a string. */
-  derivedUrl: boolean;
 }
 
 type Op =
@@ -127,10 +125,12 @@ const SHORT_QUERY_WORDS = 4;
 // The int8 scan's best 4 × k are rescored with their float32 vectors: on the benchmark's data
 // and on embedded issue text this finds the exact top 5 at least 99% of the time.
 export const RESCORE_FACTOR = 4;
-// A record's objects, its map entries, its place in the keyword index's document table and the
-// garbage its load leaves, beyond the two bytes a character of its strings takes. Set so that
-// the estimate meets the RSS the memory benchmark measures (300 bytes here fell 13% short of it
-// at 100,000 records), for the open-store LRU counts this estimate against its cap.
+// A record's object, map entry and slots in the store's and the keyword index's tables, and the
+// garbage its load leaves, beyond its id's characters (the record table counts its own bytes).
+// The open-store LRU counts this estimate against its cap. 700 bytes met the RSS the memory
+// benchmark measured when records were objects; kept since they moved into the table, the
+// estimate runs about a quarter above that RSS (262 MB against 190–215 at 100,000 records):
+// the LRU errs toward fewer open stores.
 const RECORD_OVERHEAD_BYTES = 700;
 
 const segmentFile = (n: number) => `segment-${String(n).padStart(6, "0")}.pb`;
@@ -175,6 +175,8 @@ export class VectraMemoryStore implements MemoryStore {
   readonly #dirty = new Map<number, Set<number> | "all">();
   /** Per segment, the positions its index file and snapshot block hold: new ones are appended. */
   readonly #written = new Map<number, number>();
+  /** By slot: every record's metadata and text hash. */
+  readonly #table = new RecordTable();
   /** By slot: where the snapshot holds the record's text (offset, length) and its row's crc32. */
   #refs = new Uint32Array(3 * 64);
   /** Counts the snapshot writes: a record's `ref` names the one that last wrote it. */
@@ -327,7 +329,7 @@ export class VectraMemoryStore implements MemoryStore {
     // Embed outside the write queue, and only texts that changed: a re-added source with the
     // same text keeps its vector.
     const hashes = records.map((r) => hashText(r.text));
-    const stale = records.filter((r, i) => this.#records.get(r.id)?.hash !== hashes[i]);
+    const stale = records.filter((r, i) => this.#hashOf(r.id) !== hashes[i]);
     const vectors = await this.#options.embedder.embed(stale.map((r) => r.text));
     const fresh = new Map(stale.map((r, i) => [r.id, vectors[i]!]));
     const values: LogValue[] = await Promise.all(
@@ -365,7 +367,7 @@ export class VectraMemoryStore implements MemoryStore {
     for (const segment of this.#positions.keys())
       for (const [id, text] of await this.#textsOf(segment)) texts.set(id, text);
     return [...this.#records.values()].flatMap((stored) => {
-      const text = texts.get(stored.record.id);
+      const text = texts.get(stored.id);
       return text === undefined ? [] : [{ ...this.#metadataOf(stored), text }];
     });
   }
@@ -378,7 +380,7 @@ export class VectraMemoryStore implements MemoryStore {
   estimateBytes(): number {
     const indexes = this.#textIndexes;
     const text = indexes ? indexes.keywords.bytes + indexes.duplicates.bytes : 0;
-    return this.#matrix.bytes + this.#recordBytes + this.#freshBytes + text;
+    return this.#matrix.bytes + this.#table.bytes + this.#recordBytes + this.#freshBytes + text;
   }
 
   /**
@@ -392,12 +394,14 @@ export class VectraMemoryStore implements MemoryStore {
     const indexes = await this.#indexes();
     const kinds = options.kinds ? new Set<string>(options.kinds) : undefined;
     const excluded = new Set(options.excludeIds ?? []);
+    const since = options.since === undefined ? undefined : Date.parse(options.since);
     const accept = (id: string) => {
-      const record = this.#records.get(id)?.record;
-      if (!record || excluded.has(id)) return false;
-      if (kinds && !kinds.has(record.kind)) return false;
-      if (options.state && record.state !== options.state) return false;
-      return !options.since || record.createdAt >= options.since;
+      const stored = this.#records.get(id);
+      if (!stored || excluded.has(id)) return false;
+      const slot = this.#slot(stored);
+      if (kinds && !kinds.has(this.#table.kind(slot))) return false;
+      if (options.state && this.#table.state(slot) !== options.state) return false;
+      return since === undefined || this.#table.createdAt(slot) >= since;
     };
     // Every candidate of both rankings, so that `minScore` leaves the best `k` of those it keeps.
     const k = Math.max(options.k, DEFAULT_FUSION.pool);
@@ -434,8 +438,10 @@ export class VectraMemoryStore implements MemoryStore {
 
   async stats(): Promise<MemoryStats> {
     const byKind: Record<string, number> = {};
-    for (const { record } of this.#records.values())
-      byKind[record.kind] = (byKind[record.kind] ?? 0) + 1;
+    for (const stored of this.#records.values()) {
+      const kind = this.#table.kind(this.#slot(stored));
+      byKind[kind] = (byKind[kind] ?? 0) + 1;
+    }
     let bytesOnDisk = 0;
     for (const name of await readdir(this.#options.directory)) {
       if (name === LOCK_NAME) continue;
@@ -565,7 +571,7 @@ export class VectraMemoryStore implements MemoryStore {
       const stored = this.#records.get(value.id);
       if (!stored) return;
       this.#forget(value.id, stored);
-      this.#records.delete(value.id);
+      this.#table.clear(this.#slot(stored));
       this.#matrix.clear(this.#slot(stored));
       this.#positions.get(stored.segment)![stored.position] = undefined;
       this.#markDirty(stored.segment, stored.position);
@@ -580,25 +586,24 @@ export class VectraMemoryStore implements MemoryStore {
       const { text } = value.record;
       const record = withoutText(value.record);
       const previous = this.#records.get(record.id);
+      const previousHash = this.#hashOf(record.id);
       const [segment, position] = previous
         ? [previous.segment, previous.position]
         : this.#place(record.id);
       if (previous) this.#forget(record.id, previous);
       const stored: Stored = {
-        record,
-        hash: value.hash,
+        id: record.id,
         segment,
         position,
         bytes: 0,
         fresh: { text, unit },
         ref: previous?.ref ?? 0,
-        derivedUrl: false,
       };
-      this.#remember(stored);
+      this.#remember(stored, record, value.hash);
       this.#matrix.set(this.#slot(stored), record.id, unit);
       this.#markDirty(segment, position);
       // The same text (a re-added source, a log entry replayed over the snapshot) keeps its entries.
-      if (previous?.hash !== value.hash) {
+      if (previousHash !== value.hash) {
         this.#touched?.add(record.id);
         this.#textIndexes?.keywords.set(this.#slot(stored), record.id, text);
         this.#textIndexes?.duplicates.set(record.id, text);
@@ -608,21 +613,21 @@ export class VectraMemoryStore implements MemoryStore {
     this.#options.metrics.memoryPendingRecords.inc();
   }
 
-  #remember(stored: Stored): void {
-    if (stored.record.url !== undefined && stored.record.url === gitHubUrl(stored.record)) {
-      stored.record = { ...stored.record, url: undefined };
-      stored.derivedUrl = true;
-    }
-    const { record } = stored;
-    let chars = record.id.length + record.repo.length + stored.hash.length;
-    chars += (record.url?.length ?? 0) + (record.author?.length ?? 0) + record.createdAt.length;
-    for (const [key, value] of Object.entries(record.metadata ?? {}))
-      chars += key.length + String(value).length;
-    stored.bytes = chars * 2 + RECORD_OVERHEAD_BYTES;
+  /** Keeps a record: its metadata and hash in the table, the rest in its `Stored`. */
+  #remember(stored: Stored, record: RecordMetadata, hash: string): void {
+    this.#table.set(this.#slot(stored), record, hash);
+    // The table counts its own bytes; here, the record's entry and object and its id.
+    stored.bytes = stored.id.length * 2 + RECORD_OVERHEAD_BYTES;
     this.#recordBytes += stored.bytes;
     if (stored.fresh)
       this.#freshBytes += stored.fresh.text.length * 2 + stored.fresh.unit.byteLength;
-    this.#records.set(record.id, stored);
+    this.#records.set(stored.id, stored);
+  }
+
+  /** The hash of a record's text, or undefined when there is no such record. */
+  #hashOf(id: string): string | undefined {
+    const stored = this.#records.get(id);
+    return stored && this.#table.hash(this.#slot(stored));
   }
 
   #forget(id: string, stored: Stored): void {
@@ -669,9 +674,9 @@ export class VectraMemoryStore implements MemoryStore {
     stored.ref = generation;
   }
 
-  /** A record's metadata as it was given, its URL included. */
+  /** A record's metadata as it was given. */
   #metadataOf(stored: Stored): RecordMetadata {
-    return stored.derivedUrl ? { ...stored.record, url: gitHubUrl(stored.record) } : stored.record;
+    return this.#table.get(this.#slot(stored), stored.id);
   }
 
   /** The keyword and near-duplicate indexes, built from every record's text on first use. */
@@ -738,7 +743,7 @@ export class VectraMemoryStore implements MemoryStore {
     if (stored.fresh) return { ...this.#metadataOf(stored), text: stored.fresh.text };
     const ref = this.#refOf(stored);
     if (ref) {
-      const { hash } = stored;
+      const hash = this.#table.hash(this.#slot(stored));
       const generation = stored.ref;
       const text = await this.#snapshot.readText(
         stored.segment,
@@ -875,7 +880,7 @@ export class VectraMemoryStore implements MemoryStore {
     await this.#wal.deleteUpTo(sealed);
     // Now the snapshot holds them: texts and float32 vectors leave RAM.
     for (const stored of written) {
-      if (this.#records.get(stored.record.id) !== stored || !stored.fresh) continue;
+      if (this.#records.get(stored.id) !== stored || !stored.fresh) continue;
       this.#freshBytes -= stored.fresh.text.length * 2 + stored.fresh.unit.byteLength;
       stored.fresh = undefined;
     }
@@ -912,7 +917,7 @@ export class VectraMemoryStore implements MemoryStore {
     for (const entry of entries) {
       const stored = entry && this.#records.get(entry.record.id);
       const ref = stored && refs.get(entry.record.id);
-      if (!stored || !ref || stored.hash !== entry.hash) continue;
+      if (!stored || !ref || this.#table.hash(this.#slot(stored)) !== entry.hash) continue;
       this.#setRef(stored, ref, generation);
       written.push(stored);
     }
@@ -963,7 +968,7 @@ export class VectraMemoryStore implements MemoryStore {
         continue;
       }
       const scale = this.#matrix.scaleAt(this.#slot(stored));
-      const { hash } = stored;
+      const hash = this.#table.hash(this.#slot(stored));
       const record = this.#metadataOf(stored);
       const ref = this.#refOf(stored);
       if (content && position < vectorsFrom && ref && !stored.fresh) {
@@ -1012,16 +1017,6 @@ export class VectraMemoryStore implements MemoryStore {
   }
 
   async #loadRows(header: SnapshotHeader): Promise<void> {
-    // Repository, kind, state and author repeat across records: one string each, not one per
-    // record as JSON.parse makes them.
-    const strings = new Map<string, string>();
-    const intern = <T extends string | undefined>(value: T): T => {
-      if (value === undefined) return value;
-      const known = strings.get(value);
-      if (known !== undefined) return known as T;
-      strings.set(value, value);
-      return value;
-    };
     const generation = ++this.#generation;
     for (const segment of this.#manifest.segments) {
       await this.#checkIndexFile(segment, header.segments[String(segment)]!.index);
@@ -1030,16 +1025,14 @@ export class VectraMemoryStore implements MemoryStore {
         const { position, hash, scale, crc, text } = row;
         positions[position] = row.id;
         const stored: Stored = {
-          record: metadataOf(row, intern),
-          hash,
+          id: row.id,
           segment,
           position,
           bytes: 0,
           fresh: undefined,
           ref: 0,
-          derivedUrl: false,
         };
-        this.#remember(stored);
+        this.#remember(stored, metadataOf(row), hash);
         this.#setRef(stored, { at: text[0], length: text[1], crc }, generation);
         this.#matrix.assign(this.#slot(stored), row.id, scale);
       }
@@ -1096,17 +1089,15 @@ export class VectraMemoryStore implements MemoryStore {
         }
         const unit = unitVector(item.vector);
         const stored: Stored = {
-          record: withoutText(record),
-          hash,
+          id: record.id,
           segment,
           position: positions.length,
           bytes: 0,
           fresh: undefined,
           ref: 0,
-          derivedUrl: false,
         };
         positions.push(record.id);
-        this.#remember(stored);
+        this.#remember(stored, withoutText(record), hash);
         this.#matrix.set(this.#slot(stored), record.id, unit);
         entries.push({
           record: withoutText(record),
@@ -1156,14 +1147,6 @@ interface TextIndexes {
 
 const isDefined = <T>(value: T | undefined): value is T => value !== undefined;
 
-/** The URL GitHub gives an issue or pull request, which most records carry. */
-function gitHubUrl({ kind, repo, number }: RecordMetadata): string | undefined {
-  if (number === undefined) return undefined;
-  if (kind === "issue") return `https://github.com/${repo}/issues/${number}`;
-  if (kind === "pull_request") return `https://github.com/${repo}/pull/${number}`;
-  return undefined;
-}
-
 function toItem({ record, text, hash, unit }: SnapshotEntry): SegmentRecord {
   if (!unit) throw new Error(`memory ${record.id} is written to its index file without its vector`);
   const metadata: Record<string, MetadataValue> = {
@@ -1203,19 +1186,16 @@ function toRecord(item: SegmentItem): MemoryRecord {
 }
 
 /** A record's metadata from its snapshot row, field by field: one object of one shape. */
-function metadataOf(
-  row: SnapshotRow,
-  intern: <T extends string | undefined>(value: T) => T,
-): RecordMetadata {
+function metadataOf(row: SnapshotRow): RecordMetadata {
   return {
     id: row.id,
-    kind: intern(row.kind),
-    repo: intern(row.repo),
+    kind: row.kind,
+    repo: row.repo,
     number: row.number,
-    author: intern(row.author),
+    author: row.author,
     url: row.url,
     createdAt: row.createdAt,
-    state: intern(row.state),
+    state: row.state,
     metadata: row.metadata,
   };
 }
