@@ -21,7 +21,7 @@ const DEFAULT_DEADLINE_MS = 2_000;
 //
 // A store's shared memory is freed only once every thread that saw it has collected its
 // handle, and this thread allocates too little to collect on its own: 40 stores of 20,000
-// records opened and closed in turn kept 1.9 GB of RSS. So it collects, fully, once scans have
+// records opened and closed in turn kept 2.1 GB of RSS. So it collects, fully, once scans have
 // paused for COLLECT_AFTER_MS (a millisecond or two for its small heap, off the caller's path).
 // V8's gc() is not exposed by default: the worker sets --expose-gc (V8's flags are per process,
 // but only contexts made after get gc(), as the one it takes it from) and counts collections
