@@ -39,20 +39,6 @@ interface Fields {
   bodyLength: number;
 }
 
-/** A text's distinct words and their packed counts, in step, and its fields' lengths. */
-export interface WordCounts {
-  terms: readonly string[];
-  packed: ArrayLike<number>;
-  titleLength: number;
-  bodyLength: number;
-}
-
-/** What the index takes from a text: done once, it can be kept and given to `setWords`. */
-export function countWords(text: string): WordCounts {
-  const { counts, titleLength, bodyLength } = countFields(text);
-  return { terms: [...counts.keys()], packed: [...counts.values()], titleLength, bodyLength };
-}
-
 /**
  * An in-RAM inverted index over records' title and body, ranked by BM25F (the title weighted
  * more). Owned by a store and kept in step with its records: `set` adds or replaces, `delete`
@@ -106,23 +92,14 @@ export class Bm25Index {
    * it has already): the index keeps no map from id to number.
    */
   set(number: number, id: string, text: string): void {
-    const { counts, titleLength, bodyLength } = countFields(text);
-    this.setWords(number, id, {
-      terms: [...counts.keys()],
-      packed: [...counts.values()],
-      titleLength,
-      bodyLength,
-    });
-  }
-
-  /** `set` with the text's words counted already (`countWords`): what a snapshot keeps. */
-  setWords(number: number, id: string, fields: WordCounts): void {
     this.delete(number);
-    const terms = new Int32Array(fields.terms.length);
-    for (let i = 0; i < terms.length; i++) {
-      const termId = this.#termId(fields.terms[i]!);
-      terms[i] = termId;
-      this.#postings.push(termId, number, fields.packed[i]!);
+    const fields = countFields(text);
+    const terms = new Int32Array(fields.counts.size);
+    let i = 0;
+    for (const [term, packed] of fields.counts) {
+      const termId = this.#termId(term);
+      terms[i++] = termId;
+      this.#postings.push(termId, number, packed);
     }
     this.#docTerms.set(number, terms);
     this.#docIds[number] = id;

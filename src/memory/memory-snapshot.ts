@@ -17,11 +17,8 @@ import type { MemoryKind, RecordMetadata } from "./memory-store.js";
  * - `rows-NNNNNN.bin`, one per segment: a little-endian u32 length, that many bytes of JSON
  *   (each record's slot position, metadata, scale, text hash and vector checksum), then the
  *   records' texts, read one at a time when shown.
- * - `words-NNNNNN.json`, one per segment: each record's words and fingerprints as the keyword
- *   and near-duplicate indexes take them (text-words.ts), so that building those indexes after
- *   an open need not read and split every text. Optional: without it, the texts are read.
  * - `snapshot.json`, written last: the log checkpoint it covers and the checksums of each
- *   segment's rows JSON, codes and words.
+ *   segment's rows JSON and codes.
  *
  * Slot s belongs to segment ⌊s / segmentSize⌋ + 1: a flush rewrites only the blocks of the
  * segments it touches. Nothing here is trusted unchecked: the header must name the manifest's
@@ -36,8 +33,6 @@ export const SNAPSHOT_FILES = {
 } as const;
 export const ROWS_FILE = /^rows-\d+\.bin$/;
 export const rowsFile = (segment: number) => `rows-${String(segment).padStart(6, "0")}.bin`;
-export const WORDS_FILE = /^words-\d+\.json$/;
-export const wordsFile = (segment: number) => `words-${String(segment).padStart(6, "0")}.json`;
 
 const SnapshotHeader = z.object({
   format: z.literal(1),
@@ -56,8 +51,6 @@ const SnapshotHeader = z.object({
       texts: z.number().int(),
       codes: z.number().int(),
       index: z.number().int(),
-      /** crc32 of its words file (text-words.ts); absent in snapshots written before it. */
-      words: z.number().int().optional(),
     }),
   ),
 });
@@ -371,21 +364,6 @@ export class MemorySnapshot {
       index: indexBytes,
     };
     return { sums, refs };
-  }
-
-  /** Writes a segment's words file (text-words.ts) atomically; returns its crc32. */
-  async writeWords(segment: number, content: Buffer): Promise<number> {
-    await writeFileAtomically(join(this.#directory, wordsFile(segment)), content);
-    return crc32(content);
-  }
-
-  /** A segment's words file, or undefined when there is none or it does not match `crc`. */
-  async readWords(segment: number, crc: number | undefined): Promise<Buffer | undefined> {
-    if (crc === undefined) return undefined;
-    const content = await readFile(join(this.#directory, wordsFile(segment))).catch(
-      () => undefined,
-    );
-    return content && crc32(content) === crc ? content : undefined;
   }
 
   /** Makes the in-place writes durable; the header that vouches for them comes after. */

@@ -138,14 +138,10 @@ export class NearDuplicateIndex {
   }
 
   set(id: string, text: string): void {
-    this.setFingerprints(id, fingerprintText(text));
-  }
-
-  /** `set` with the text's fingerprints taken already (`fingerprintText`). */
-  setFingerprints(id: string, fingerprints: readonly string[]): void {
     this.delete(id);
+    const fingerprints = fingerprintText(text);
     if (fingerprints.length === 0) return;
-    this.#byId.set(id, [...fingerprints]);
+    this.#byId.set(id, fingerprints);
     for (const fingerprint of fingerprints) {
       let ids = this.#byFingerprint.get(fingerprint);
       if (!ids) {

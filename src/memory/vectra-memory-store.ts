@@ -9,7 +9,6 @@ import { LOCK_NAME, lockDirectory, MemoryLockedError } from "./directory-lock.js
 import { describeEmbedder, type Embedder } from "./embedder.js";
 import { Bm25Index } from "./bm25-index.js";
 import { RecordTable } from "./record-table.js";
-import { decodeTextWords, encodeTextWords, textWordsOf, type TextWords } from "./text-words.js";
 import type { ScanHelper } from "./scan-helper.js";
 import { DEFAULT_FUSION, dot, searchHybrid, unitVector } from "./hybrid-search.js";
 import {
@@ -31,8 +30,6 @@ import {
   MemorySnapshot,
   ROWS_FILE,
   rowsFile,
-  WORDS_FILE,
-  wordsFile,
   SnapshotUnusable,
   type SnapshotEntry,
   type SnapshotHeader,
@@ -657,26 +654,6 @@ export class VectraMemoryStore implements MemoryStore {
     return [last, positions.length - 1];
   }
 
-  /**
-   * A segment's words as its snapshot block holds them, by position; undefined when it holds
-   * none (written before words files) or they do not check out, and its texts must be read.
-   */
-  async #wordsOf(segment: number): Promise<Map<number, TextWords> | undefined> {
-    const crc = this.#header.segments[String(segment)]?.words;
-    const content = await this.#snapshot.readWords(segment, crc);
-    try {
-      if (content) return decodeTextWords(content);
-    } catch {
-      // Reported below, as a file that does not match would be.
-    }
-    if (crc !== undefined)
-      this.#options.log.warn(
-        { segment, directory: this.#options.directory },
-        "memory words file damaged or missing; the segment's texts are read instead",
-      );
-    return undefined;
-  }
-
   /** Where the snapshot holds a record's text and float32 row, if it does. */
   #refOf(stored: Stored): StoredRef | undefined {
     if (stored.ref === 0) return undefined;
@@ -713,25 +690,10 @@ export class VectraMemoryStore implements MemoryStore {
       // Puts and deletes from here on update the indexes themselves; the build adds the rest.
       this.#textIndexes = indexes;
       for (const segment of [...this.#positions.keys()]) {
-        // From the words the snapshot keeps; only records it has none for are read and split.
-        const words = await this.#wordsOf(segment);
-        let unread = false;
-        for (const [position, id] of (this.#positions.get(segment) ?? []).entries()) {
-          const stored = id === undefined ? undefined : this.#records.get(id);
-          if (!stored || this.#touched.has(stored.id)) continue;
-          const known = stored.fresh ? undefined : words?.get(position);
-          if (!known) {
-            unread = true;
-            continue;
-          }
-          indexes.keywords.setWords(this.#slot(stored), stored.id, known);
-          indexes.duplicates.setFingerprints(stored.id, known.fingerprints);
-        }
-        if (!unread) continue;
-        for (const [id, text] of await this.#textsOf(segment)) {
+        const texts = await this.#textsOf(segment);
+        for (const [id, text] of texts) {
           const stored = this.#records.get(id);
-          if (!stored || this.#touched.has(id) || indexes.keywords.has(this.#slot(stored)))
-            continue;
+          if (this.#touched.has(id) || !stored) continue;
           indexes.keywords.set(this.#slot(stored), id, text);
           indexes.duplicates.set(id, text);
         }
@@ -941,16 +903,6 @@ export class VectraMemoryStore implements MemoryStore {
     written: Stored[],
     changed: Set<number> | "all" = "all",
   ): Promise<void> {
-    // The words of the positions this write leaves alone are the previous words file's; the
-    // rest are worked out from their texts (a batch's worth, in the usual flush).
-    const previous = changed === "all" ? undefined : await this.#wordsOf(segment);
-    const words = new Map<number, TextWords>();
-    entries.forEach((entry, position) => {
-      if (!entry) return;
-      const kept = changed !== "all" && !changed.has(position) && previous?.get(position);
-      const text = typeof entry.text === "string" ? entry.text : entry.text.toString("utf8");
-      words.set(position, kept || textWordsOf(text));
-    });
     const first = (segment - 1) * this.#segmentSize;
     const codes = this.#matrix.codes(first, this.#segmentSize);
     const { sums, refs } = await this.#snapshot.writeSegment(
@@ -960,7 +912,6 @@ export class VectraMemoryStore implements MemoryStore {
       indexBytes,
       changed === "all" ? undefined : changed,
     );
-    sums.words = await this.#snapshot.writeWords(segment, encodeTextWords(words));
     this.#header.segments[String(segment)] = sums;
     const generation = ++this.#generation;
     for (const entry of entries) {
@@ -1269,12 +1220,11 @@ async function cutTornTails(directory: string, manifest: Manifest, log: Logger):
   }
 }
 
-/** Temporary files of an interrupted write, and index, rows and words files a crash left unlisted. */
+/** Temporary files of an interrupted write, and index and rows files a crash left unlisted. */
 async function removeLeftovers(directory: string, segments: number[]): Promise<void> {
-  const listed = new Set(segments.flatMap((s) => [segmentFile(s), rowsFile(s), wordsFile(s)]));
+  const listed = new Set(segments.flatMap((s) => [segmentFile(s), rowsFile(s)]));
   for (const name of await readdir(directory)) {
-    const indexOrRows =
-      /^segment-\d+\.pb$/.test(name) || ROWS_FILE.test(name) || WORDS_FILE.test(name);
+    const indexOrRows = /^segment-\d+\.pb$/.test(name) || ROWS_FILE.test(name);
     if (name.endsWith(".tmp") || (indexOrRows && !listed.has(name))) {
       await unlink(join(directory, name));
     }

@@ -7,14 +7,12 @@ import {
   writeFileSync,
 } from "node:fs";
 import { join } from "node:path";
-import { crc32 } from "node:zlib";
 import { describe, expect, it } from "vitest";
 import { openSegmentIndex, readSegment, AtomicFileStorage } from "../../src/memory/vectra-files.js";
-import { decodeTextWords, encodeTextWords } from "../../src/memory/text-words.js";
 import { MemoryMismatchError } from "../../src/memory/vectra-memory-store.js";
 import { MemoryCorruptError } from "../../src/memory/write-ahead-log.js";
 import { createMetrics } from "../../src/metrics/create-metrics.js";
-import { captureLogs, makeDataDir } from "../helpers/test-app.js";
+import { makeDataDir } from "../helpers/test-app.js";
 import { countingEmbedder, issueMemory, openTestStore } from "../helpers/test-memory.js";
 
 const ISSUES: Array<[number, string]> = [
@@ -207,36 +205,6 @@ describe("the vectra memory store", () => {
     // And vectra's files hold them too.
     const items = await readSegment(new AtomicFileStorage(), join(directory, "segment-000001.pb"));
     expect(Object.fromEntries(items.map((item) => [item.id, item.metadata.url]))).toEqual(expected);
-  });
-
-  it("builds its keyword index after an open from the words its snapshot keeps, and from the texts when those do not check out", async () => {
-    const { store, directory } = await seeded();
-    await store.close();
-    // Give issue 1 a word its text does not have, and vouch for the file in the header: only
-    // an index built from the words file can find issue 1 by it.
-    const file = join(directory, "words-000001.json");
-    const words = decodeTextWords(readFileSync(file));
-    const [position, first] = [...words].find(([, w]) => w.terms.includes("crash"))!;
-    words.set(position, {
-      ...first,
-      terms: [...first.terms, "zebra"],
-      packed: [...Array.from(first.packed), 1],
-    });
-    writeFileSync(file, encodeTextWords(words));
-    const header = JSON.parse(readFileSync(join(directory, "snapshot.json"), "utf8"));
-    header.segments["1"].words = crc32(readFileSync(file));
-    writeFileSync(join(directory, "snapshot.json"), JSON.stringify(header));
-    let reopened = await openTestStore(directory);
-    expect(ids(await reopened.search("zebra", { k: 5, minScore: 0.99 }))).toEqual(["issue-1"]);
-    await reopened.close();
-    // A words file that does not match the header is not used: the texts are read instead.
-    appendFileSync(file, " ");
-    const logs = await captureLogs("warn");
-    reopened = await openTestStore(directory, { log: logs.log });
-    expect(ids(await reopened.search("zebra", { k: 5, minScore: 0.99 }))).toEqual([]);
-    expect(ids(await reopened.search("crash saving", { k: 2 }))).toContain("issue-1");
-    expect(logs.text()).toContain("memory words file damaged or missing");
-    await reopened.close();
   });
 
   it("finds by meaning, with kind, state, time and exclusion filters and a minimum score", async () => {
