@@ -16,6 +16,7 @@ import { createTalos } from "../src/index.js";
 import { loadFixture } from "../test/helpers/test-app.js";
 import { webhookExample } from "../test/helpers/webhook-examples.js";
 import { printTable, summarize } from "./stats.js";
+import { seededRandom } from "../test/helpers/seeded-random.js";
 
 // The targets of the soak: Talos's own time per event, and a heap that stops growing.
 const TARGET_P50_MS = 5;
@@ -104,23 +105,12 @@ type RecordedRequest = [
   body?: string,
 ];
 
-/** A seeded generator, so that both apps and every run see the same deliveries. */
-function mulberry32(seed: number): () => number {
-  let a = seed;
-  return () => {
-    a = (a + 0x6d2b79f5) | 0;
-    let t = Math.imul(a ^ (a >>> 15), 1 | a);
-    t = (t + Math.imul(t ^ (t >>> 7), 61 | t)) ^ t;
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
-
 /**
  * The deliveries: the mix in a shuffled order per cycle of 20, over three repositories; openings
  * take the next number, everything else is about one of the repository's 50 latest issues.
  */
 function planEvents(count: number): { plan: PlannedEvent[]; last: number[] } {
-  const random = mulberry32(20_261_124);
+  const random = seededRandom(20_261_124);
   const last = REPOS.map(() => RECENT_ISSUES);
   const plan: PlannedEvent[] = [];
   let cycle: Kind[] = [];

@@ -101,10 +101,7 @@ export interface SnapshotLayout {
 
 /** Where a record's text and float32 row are, once a snapshot holds them. */
 export interface StoredRef {
-  /**
-   * Absolute byte offset and length of the text in its rows file: two numbers, not an array
-   * (one object fewer a record: 5 MB at 100,000).
-   */
+  /** Absolute byte offset and length of the text in its rows file. */
   at: number;
   length: number;
   crc: number;

@@ -98,8 +98,6 @@ interface Stored {
   segment: number;
   /** Its place in the segment: slot = (segment − 1) × segmentSize + position. */
   position: number;
-  /** What the record takes in RAM, estimated. */
-  bytes: number;
   /** The text and unit vector, until a snapshot holds them. */
   fresh: { text: string; unit: Float32Array } | undefined;
   /**
@@ -595,7 +593,6 @@ export class VectraMemoryStore implements MemoryStore {
         id: record.id,
         segment,
         position,
-        bytes: 0,
         fresh: { text, unit },
         ref: previous?.ref ?? 0,
       };
@@ -616,9 +613,7 @@ export class VectraMemoryStore implements MemoryStore {
   /** Keeps a record: its metadata and hash in the table, the rest in its `Stored`. */
   #remember(stored: Stored, record: RecordMetadata, hash: string): void {
     this.#table.set(this.#slot(stored), record, hash);
-    // The table counts its own bytes; here, the record's entry and object and its id.
-    stored.bytes = stored.id.length * 2 + RECORD_OVERHEAD_BYTES;
-    this.#recordBytes += stored.bytes;
+    this.#recordBytes += recordBytes(stored);
     if (stored.fresh)
       this.#freshBytes += stored.fresh.text.length * 2 + stored.fresh.unit.byteLength;
     this.#records.set(stored.id, stored);
@@ -631,7 +626,7 @@ export class VectraMemoryStore implements MemoryStore {
   }
 
   #forget(id: string, stored: Stored): void {
-    this.#recordBytes -= stored.bytes;
+    this.#recordBytes -= recordBytes(stored);
     if (stored.fresh)
       this.#freshBytes -= stored.fresh.text.length * 2 + stored.fresh.unit.byteLength;
     this.#records.delete(id);
@@ -1028,7 +1023,6 @@ export class VectraMemoryStore implements MemoryStore {
           id: row.id,
           segment,
           position,
-          bytes: 0,
           fresh: undefined,
           ref: 0,
         };
@@ -1092,7 +1086,6 @@ export class VectraMemoryStore implements MemoryStore {
           id: record.id,
           segment,
           position: positions.length,
-          bytes: 0,
           fresh: undefined,
           ref: 0,
         };
@@ -1146,6 +1139,9 @@ interface TextIndexes {
 }
 
 const isDefined = <T>(value: T | undefined): value is T => value !== undefined;
+
+/** What a record takes in RAM beyond the record table, which counts its own bytes. */
+const recordBytes = (stored: Stored) => stored.id.length * 2 + RECORD_OVERHEAD_BYTES;
 
 function toItem({ record, text, hash, unit }: SnapshotEntry): SegmentRecord {
   if (!unit) throw new Error(`memory ${record.id} is written to its index file without its vector`);

@@ -18,6 +18,7 @@ import {
   type ServerProcess,
 } from "../helpers/server-process.js";
 import { loadFixture, TEST_WEBHOOK_SECRET } from "../helpers/test-app.js";
+import { seededRandom } from "../helpers/seeded-random.js";
 
 const REPO = "Codertocat/Hello-World";
 const OPENAI_KEY = "sk-e2e-reliability-0123456789abcdef";
@@ -235,7 +236,7 @@ describe("reliability of the started server", () => {
 
   it("10 rounds of a burst of 20 deliveries and a SIGKILL at a random point, then a drain: every delivery answered exactly once", async () => {
     const seed = Number(process.env.TALOS_KILL_SEED ?? 20261124);
-    const random = mulberry32(seed);
+    const random = seededRandom(seed);
     const ROUNDS = 10;
     const BURST = 20;
     const ISSUES = [61, 62, 63, 64, 65];
@@ -442,16 +443,4 @@ async function until(
 
 function range(n: number): number[] {
   return Array.from({ length: n }, (_, i) => i);
-}
-
-/** A small seeded generator, so that a run's kill points can be replayed (TALOS_KILL_SEED). */
-function mulberry32(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4_294_967_296;
-  };
 }

@@ -1,5 +1,6 @@
 import { describe, expect, it } from "vitest";
 import { forEachWord, STOP_WORDS } from "../../src/memory/english-words.js";
+import { seededRandom } from "../helpers/seeded-random.js";
 
 /** The regular-expression version this scan replaced: the local embedder's vectors depend on it. */
 function reference(text: string): string[] {
@@ -25,16 +26,6 @@ const words = (text: string) => {
   forEachWord(text, (word) => out.push(word));
   return out;
 };
-
-/** A seeded PRNG (mulberry32). */
-function random(seed: number): () => number {
-  return () => {
-    seed = (seed + 0x6d2b79f5) | 0;
-    let t = Math.imul(seed ^ (seed >>> 15), 1 | seed);
-    t = (t + Math.imul(t ^ (t >>> 7), 61 | t)) ^ t;
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 const PIECES = [
   "Crashes",
@@ -85,7 +76,7 @@ const PIECES = [
 
 describe("forEachWord", () => {
   it("finds the words the regular expression it replaced found, stemmed alike", () => {
-    const next = random(7);
+    const next = seededRandom(7);
     for (let n = 0; n < 2_000; n++) {
       const length = 1 + Math.floor(next() * 12);
       const text = Array.from(

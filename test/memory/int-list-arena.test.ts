@@ -1,17 +1,6 @@
 import { describe, expect, it } from "vitest";
 import { IntListArena } from "../../src/memory/int-list-arena.js";
-
-/** mulberry32, seeded: a failure can be replayed. */
-function random(seed: number): () => number {
-  let state = seed >>> 0;
-  return () => {
-    state = (state + 0x6d2b79f5) >>> 0;
-    let t = state;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 2 ** 32;
-  };
-}
+import { seededRandom } from "../helpers/seeded-random.js";
 
 function contents(arena: IntListArena, list: number): number[][] {
   const items: number[][] = [];
@@ -27,7 +16,7 @@ const sorted = (items: number[][]) => [...items].sort((a, b) => a[0]! - b[0]! ||
 
 describe("the int list arena", () => {
   it("keeps many lists through pushes, removals, replacements and compactions, as plain arrays would", () => {
-    const next = random(3);
+    const next = seededRandom(3);
     const arena = new IntListArena(2);
     const model = new Map<number, number[][]>();
     for (let step = 0; step < 20_000; step++) {

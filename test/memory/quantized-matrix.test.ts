@@ -6,20 +6,9 @@ import { createLocalEmbedder } from "../../src/memory/local-embedder.js";
 import { QuantizedMatrix, quantize } from "../../src/memory/quantized-matrix.js";
 // @ts-expect-error: a plain JavaScript build script, without type declarations.
 import { compileDotKernel, renderDotKernel } from "../../scripts/build-dot-kernel.js";
+import { seededRandom } from "../helpers/seeded-random.js";
 
 const ROOT = new URL("../../", import.meta.url);
-
-/** mulberry32: a seeded generator of [0, 1), so a failure can be replayed. */
-function random(seed: number): () => number {
-  let state = seed >>> 0;
-  return () => {
-    state = (state + 0x6d2b79f5) >>> 0;
-    let t = state;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 2 ** 32;
-  };
-}
 
 function randomUnit(next: () => number, dimension: number): Float32Array {
   const vector = new Float32Array(dimension);
@@ -116,7 +105,7 @@ function loadTexts(): string[] {
 
 describe("the int8 dot kernel", () => {
   it("computes the integer dot product a plain loop does", () => {
-    const next = random(1);
+    const next = seededRandom(1);
     const module = new WebAssembly.Module(Buffer.from(DOT_KERNEL_WASM, "base64"));
     const memory = new WebAssembly.Memory({ initial: 17, maximum: 65_536, shared: true });
     const kernel = new WebAssembly.Instance(module, { env: { memory } }).exports as unknown as {
@@ -165,7 +154,7 @@ describe("the quantized matrix", () => {
     const matrix = new QuantizedMatrix(37, 4);
     expect(matrix.stride).toBe(48);
     expect([matrix.size, matrix.extent, matrix.capacity]).toEqual([0, 0, 4]);
-    const next = random(2);
+    const next = seededRandom(2);
     matrix.set(0, "a", randomUnit(next, 37));
     matrix.set(5, "b", randomUnit(next, 37));
     expect([matrix.size, matrix.extent]).toEqual([2, 6]);
@@ -240,7 +229,7 @@ describe("the quantized matrix", () => {
   });
 
   it("keeps earlier rows as it grows", () => {
-    const next = random(3);
+    const next = seededRandom(3);
     const matrix = new QuantizedMatrix(40, 8);
     const vectors = Array.from({ length: 1_000 }, () => randomUnit(next, 40));
     vectors.forEach((vector, slot) => matrix.set(slot, `v${slot}`, vector));
@@ -260,7 +249,7 @@ describe("the quantized matrix", () => {
   });
 
   it("reads and writes a slot's codes as a snapshot file holds them", () => {
-    const next = random(4);
+    const next = seededRandom(4);
     const source = new QuantizedMatrix(100);
     for (const slot of [0, 1, 2, 4, 6]) source.set(slot, `v${slot}`, randomUnit(next, 100));
     const file = Buffer.from(source.codes(0, source.extent));
@@ -290,7 +279,7 @@ describe("the quantized matrix", () => {
   });
 
   it("ranks 5,000 random vectors so that rescoring 20 candidates finds the exact top 5", () => {
-    const next = random(5);
+    const next = seededRandom(5);
     const vectors = Array.from({ length: 5_000 }, () => randomUnit(next, 1_536));
     const queries = Array.from({ length: 50 }, () => randomUnit(next, 1_536));
     expect(recallAfterRescoring(vectors, queries, 5, 20)).toBeGreaterThanOrEqual(0.99);
