@@ -14,9 +14,11 @@ import type { MemoryKind, RecordMetadata } from "./memory-store.js";
  *   Opening reads it straight into the search matrix's WebAssembly memory, with no decoding.
  * - `vectors.f32`: every slot's float32 unit vector, for exact rescoring and for rewriting a
  *   vectra segment; read a row at a time, never whole.
- * - `rows-NNNNNN.bin`, one per segment: a little-endian u32 length, that many bytes of JSON
- *   (each record's slot position, metadata, scale, text hash and vector checksum), then the
- *   records' texts, read one at a time when shown.
+ * - `rows-NNNNNN.bin`, one per segment: chunks of a little-endian u32 length, that many bytes
+ *   of JSON (each record's slot position, metadata, scale, text hash and vector checksum), then
+ *   those records' texts, read one at a time when shown. A flush that only adds records appends
+ *   a chunk: it then costs its batch, not the segment's thousand rows. Past a few chunks, or on
+ *   any other change, the file is rewritten as one.
  * - `snapshot.json`, written last: the log checkpoint it covers and the checksums of each
  *   segment's rows JSON and codes.
  *
@@ -41,8 +43,10 @@ const SnapshotHeader = z.object({
   segmentSize: z.number().int().positive(),
   checkpoint: z.number().int().nonnegative(),
   /**
-   * Per segment: the crc32 of its rows JSON, of its texts and of its block of codes, and the
-   * size of its vectra file (a truncated one is rewritten from the snapshot).
+   * Per segment: the crc32 of its rows JSON (its chunks' in order), of its texts and of its
+   * block of codes, and the size of its vectra file (a truncated one is rewritten from the
+   * snapshot); and the rows file's size, chunks and crc32, which snapshots written before
+   * chunks lack (their rows file is one chunk, as long as the file).
    */
   segments: z.record(
     z.string(),
@@ -51,6 +55,9 @@ const SnapshotHeader = z.object({
       texts: z.number().int(),
       codes: z.number().int(),
       index: z.number().int(),
+      bytes: z.number().int().optional(),
+      chunks: z.number().int().optional(),
+      file: z.number().int().optional(),
     }),
   ),
 });
@@ -74,20 +81,17 @@ export interface SnapshotRow {
   scale: number;
   /** crc32 of the float32 row. */
   crc: number;
-  /** Byte offset and length of the text, from the end of the JSON. */
+  /** Byte offset and length of the text, from the end of its chunk's JSON. */
   text: [number, number];
 }
 
 /** A record to write into a segment's block. */
 export interface SnapshotEntry {
   record: RecordMetadata;
-  /** Its text; as bytes when they come from a rows file already. */
-  text: string | Buffer;
+  text: string;
   hash: string;
-  /** The float32 unit vector: needed where the write changes the row. */
-  unit?: Float32Array;
-  /** The crc32 of the row on disk, for a row the write leaves as it is (and has no unit for). */
-  crc?: number;
+  /** The float32 unit vector, written where `changed` names its row, and checksummed. */
+  unit: Float32Array;
   scale: number;
 }
 
@@ -114,6 +118,9 @@ export class SnapshotUnusable extends Error {
 }
 
 const LENGTH_BYTES = 4;
+// A rows file of this many chunks is rewritten as one at its next change: opening reads each
+// chunk's JSON with a read of its own.
+export const MAX_CHUNKS = 16;
 const READ_CHUNK = 4 * 2 ** 20;
 
 export class MemorySnapshot {
@@ -203,6 +210,7 @@ export class MemorySnapshot {
   /** A segment's rows, checked against the header's checksum. */
   async readRows(header: SnapshotHeader, segment: number): Promise<SnapshotRow[]> {
     const file = join(this.#directory, rowsFile(segment));
+    const sums = header.segments[String(segment)]!;
     let handle: FileHandle;
     try {
       handle = await open(file, "r");
@@ -212,17 +220,39 @@ export class MemorySnapshot {
       );
     }
     try {
+      // Past the recorded size is the torn tail of an append a crash cut short: not read.
+      const end = sums.bytes ?? (await handle.stat()).size;
+      const rows: SnapshotRow[] = [];
       const length = Buffer.alloc(LENGTH_BYTES);
-      await handle.read(length, 0, LENGTH_BYTES, 0);
-      const jsonBytes = length.readUInt32LE(0);
-      const json = Buffer.alloc(jsonBytes);
-      const { bytesRead } = await handle.read(json, 0, jsonBytes, LENGTH_BYTES);
-      if (bytesRead !== jsonBytes || crc32(json) !== header.segments[String(segment)]?.rows)
+      let crc = 0;
+      let at = 0;
+      while (at + LENGTH_BYTES <= end) {
+        await handle.read(length, 0, LENGTH_BYTES, at);
+        const jsonBytes = Math.min(length.readUInt32LE(0), end - at - LENGTH_BYTES);
+        const json = Buffer.alloc(jsonBytes);
+        const { bytesRead } = await handle.read(json, 0, jsonBytes, at + LENGTH_BYTES);
+        if (bytesRead !== jsonBytes) break;
+        crc = crc32(json, crc);
+        const chunk = JSON.parse(json.toString("utf8")) as SnapshotRow[];
+        const base = at + LENGTH_BYTES + jsonBytes;
+        at = base;
+        for (const row of chunk) {
+          at = Math.max(at, base + row.text[0] + row.text[1]);
+          row.text[0] += base;
+          rows.push(row);
+        }
+        // The earlier format: one chunk, whatever follows its JSON is texts.
+        if (sums.bytes === undefined) at = end;
+      }
+      if (at !== end || crc !== sums.rows)
         throw new SnapshotUnusable(`${rowsFile(segment)} does not match its checksum`);
-      const rows = JSON.parse(json.toString("utf8")) as SnapshotRow[];
-      const base = LENGTH_BYTES + jsonBytes;
-      for (const row of rows) row.text[0] += base;
       return rows;
+    } catch (error) {
+      // Damage that the checksum would have caught, had the chunks' lengths led to it.
+      if (error instanceof SnapshotUnusable) throw error;
+      throw new SnapshotUnusable(
+        `${rowsFile(segment)} is damaged (${(error as Error).message.slice(0, 200)})`,
+      );
     } finally {
       await handle.close();
     }
@@ -247,6 +277,10 @@ export class MemorySnapshot {
     } catch {
       return undefined;
     }
+    if (sums.bytes !== undefined)
+      return content.length >= sums.bytes && crc32(content.subarray(0, sums.bytes)) === sums.file
+        ? content
+        : undefined;
     if (content.length < LENGTH_BYTES) return undefined;
     const base = LENGTH_BYTES + content.readUInt32LE(0);
     return base <= content.length && crc32(content.subarray(base)) === sums.texts
@@ -296,9 +330,14 @@ export class MemorySnapshot {
 
   /**
    * Writes a segment's block: its float32 rows and codes in place, and its rows file (texts
-   * included) atomically. `entries[p]` is the record at position p, or undefined for a hole;
-   * `changed` names the positions whose vectors changed (a put or a delete), or all of them.
-   * Call `sync()` and then `writeHeader()` once every changed segment is written.
+   * included). `entries[p]` is the record at position p, or undefined for a hole; `changed`
+   * names the positions whose vectors changed (a put or a delete), or all of them.
+   *
+   * With `after`, the segment's sums as the header holds them, the entries are only the records
+   * added since (the rest undefined) and go in a chunk appended to the rows file; undefined,
+   * having written nothing, when the file is not as `after` describes it (the caller writes the
+   * block whole). Otherwise the rows file is replaced atomically. Call `sync()` and then
+   * `writeHeader()` once every changed segment is written.
    */
   async writeSegment(
     segment: number,
@@ -306,7 +345,8 @@ export class MemorySnapshot {
     codes: Uint8Array,
     indexBytes: number,
     changed?: ReadonlySet<number>,
-  ): Promise<{ sums: SegmentSums; refs: Map<string, StoredRef> }> {
+    after?: SegmentSums,
+  ): Promise<{ sums: SegmentSums; refs: Map<string, StoredRef> } | undefined> {
     const { segmentSize, stride } = this.#layout;
     const first = (segment - 1) * segmentSize;
     const rows: SnapshotRow[] = [];
@@ -316,17 +356,25 @@ export class MemorySnapshot {
     entries.forEach((entry, position) => {
       if (!entry) return;
       const { record, hash, unit, scale } = entry;
-      const crc = unit ? crc32(bytesOf(unit)) : entry.crc;
-      if (crc === undefined || (!unit && (!changed || changed.has(position))))
-        throw new Error(
-          `snapshot row ${position} of segment ${segment} is written without its vector`,
-        );
+      const crc = crc32(bytesOf(unit));
       crcs.set(record.id, crc);
-      const text = typeof entry.text === "string" ? Buffer.from(entry.text, "utf8") : entry.text;
+      const text = Buffer.from(entry.text, "utf8");
       texts.push(text);
       rows.push({ ...record, position, hash, scale, crc, text: [textBytes, text.length] });
       textBytes += text.length;
     });
+    const json = Buffer.from(JSON.stringify(rows), "utf8");
+    const length = Buffer.alloc(LENGTH_BYTES);
+    length.writeUInt32LE(json.length, 0);
+    const textBlob = Buffer.concat(texts);
+    const chunk = Buffer.concat([length, json, textBlob]);
+    const file = join(this.#directory, rowsFile(segment));
+    let start = 0;
+    if (after) {
+      if (after.bytes === undefined || !(await appendAt(file, chunk, after.bytes)))
+        return undefined;
+      start = after.bytes;
+    } else await writeFileAtomically(file, chunk);
     // Only the rows that changed, a run of neighbours at a time: the others are on disk
     // already, and the flush's cost is then the batch's, not the segment's. An emptied row is
     // written as zeros.
@@ -339,15 +387,7 @@ export class MemorySnapshot {
       await this.#vectors.write(run, 0, run.length, (first + from) * this.#rowBytes);
       await this.#codes.write(codes, from * stride, (to - from) * stride, (first + from) * stride);
     }
-    const json = Buffer.from(JSON.stringify(rows), "utf8");
-    const length = Buffer.alloc(LENGTH_BYTES);
-    length.writeUInt32LE(json.length, 0);
-    const textBlob = Buffer.concat(texts);
-    await writeFileAtomically(
-      join(this.#directory, rowsFile(segment)),
-      Buffer.concat([length, json, textBlob]),
-    );
-    const base = LENGTH_BYTES + json.length;
+    const base = start + LENGTH_BYTES + json.length;
     const refs = new Map(
       rows.map((row) => [
         row.id,
@@ -355,10 +395,13 @@ export class MemorySnapshot {
       ]),
     );
     const sums = {
-      rows: crc32(json),
-      texts: crc32(textBlob),
+      rows: crc32(json, after?.rows ?? 0),
+      texts: crc32(textBlob, after?.texts ?? 0),
       codes: crc32(codes),
       index: indexBytes,
+      bytes: start + chunk.length,
+      chunks: (after?.chunks ?? 0) + 1,
+      file: crc32(chunk, after?.file ?? 0),
     };
     return { sums, refs };
   }
@@ -386,6 +429,31 @@ export class MemorySnapshot {
   async close(): Promise<void> {
     await this.#codes.close();
     await this.#vectors.close();
+  }
+}
+
+/**
+ * Writes `content` at the end of `file`, which must be `expectedBytes` long (a longer one holds
+ * the torn tail of an append a crash cut short, which the content replaces), and makes it
+ * durable; false, having written nothing, when the file is missing or shorter.
+ */
+async function appendAt(file: string, content: Buffer, expectedBytes: number): Promise<boolean> {
+  let handle: FileHandle;
+  try {
+    handle = await open(file, "r+");
+  } catch (error) {
+    if ((error as NodeJS.ErrnoException).code === "ENOENT") return false;
+    throw error;
+  }
+  try {
+    const { size } = await handle.stat();
+    if (size < expectedBytes) return false;
+    if (size > expectedBytes) await handle.truncate(expectedBytes);
+    await handle.write(content, 0, content.length, expectedBytes);
+    await handle.datasync();
+    return true;
+  } finally {
+    await handle.close();
   }
 }
 

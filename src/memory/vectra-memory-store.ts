@@ -27,12 +27,14 @@ import {
 } from "./memory-store.js";
 import { NearDuplicateIndex } from "./near-duplicate.js";
 import {
+  MAX_CHUNKS,
   MemorySnapshot,
   ROWS_FILE,
   rowsFile,
   SnapshotUnusable,
   type SnapshotEntry,
   type SnapshotHeader,
+  type SegmentSums,
   type SnapshotRow,
   type StoredRef,
 } from "./memory-snapshot.js";
@@ -45,7 +47,12 @@ import {
   type SegmentItem,
   type SegmentRecord,
 } from "./vectra-files.js";
-import { MemoryCorruptError, WriteAheadLog } from "./write-ahead-log.js";
+import {
+  MemoryCorruptError,
+  WriteAheadLog,
+  type LogEntry,
+  type LogFrame,
+} from "./write-ahead-log.js";
 
 /** The embedder differs from the one the memories were embedded with. */
 export class MemoryMismatchError extends Error {
@@ -89,8 +96,13 @@ interface Manifest {
   indexBytes?: Record<string, number>;
 }
 
+/** A change, as applied; in the log a put's unit vector is its frame's bytes (float32). */
 type LogValue =
-  { op: "put"; record: MemoryRecord; hash: string; vector: string } | { op: "del"; id: string };
+  { op: "put"; record: MemoryRecord; hash: string; unit: Float32Array } | { op: "del"; id: string };
+/** A put as logs written before the binary log hold it: the vector in base64. */
+type LoggedValue =
+  | Exclude<LogValue, { op: "put" }>
+  | { op: "put"; record: MemoryRecord; hash: string; vector?: string };
 
 /** A record: its metadata and text hash are in the store's record table, by slot. */
 interface Stored {
@@ -286,15 +298,15 @@ export class VectraMemoryStore implements MemoryStore {
         store = new VectraMemoryStore(options, manifest, snapshot, unlock);
         moved = await store.#loadIndexFiles();
       }
-      const { wal, entries } = await WriteAheadLog.open<LogValue>(
+      const { wal, entries } = await WriteAheadLog.open<LoggedValue>(
         directory,
         manifest.checkpoint,
         log,
       );
       store.#wal = wal;
-      for (const entry of entries) store.#apply(entry.value);
+      for (const entry of entries) store.#apply(fromLog(entry));
       // Logged before they leave their old segment, so that no crash can lose them.
-      if (moved.length > 0) await wal.append(moved);
+      if (moved.length > 0) await wal.append(moved.map(toFrame));
       for (const value of moved) store.#apply(value);
       store.#options.metrics.memoryRecords.inc(store.#records.size);
       if (entries.length > 0 || store.#dirty.size > 0 || !existing?.segmentSize) {
@@ -334,13 +346,7 @@ export class VectraMemoryStore implements MemoryStore {
       records.map(async (record, i) => {
         const vector = fresh.get(record.id) ?? (await this.#unitOf(record.id));
         if (!vector) throw new Error(`no vector for ${record.id}`);
-        const floats = Float32Array.from(vector);
-        return {
-          op: "put" as const,
-          record,
-          hash: hashes[i]!,
-          vector: Buffer.from(floats.buffer).toString("base64"),
-        };
+        return { op: "put" as const, record, hash: hashes[i]!, unit: unitVector(vector) };
       }),
     );
     await this.#run({ type: "write", values });
@@ -518,13 +524,16 @@ export class VectraMemoryStore implements MemoryStore {
       return Promise.reject(new Error(`memory of ${this.#options.repo} is closed`));
     return new Promise((resolve, reject) => {
       this.#queue.push({ ...op, done: (error) => (error ? reject(error) : resolve()) } as Op);
-      if (!this.#draining) void this.#drain();
+      if (this.#draining) return;
+      this.#draining = true;
+      // On the next turn: every add that callers start in this one (each several promise hops
+      // from here) then joins the same append and fsync, instead of the first going alone.
+      setImmediate(() => void this.#drain());
     });
   }
 
   /** One writer: consecutive writes share one append and fsync; flushes run alone. */
   async #drain(): Promise<void> {
-    this.#draining = true;
     while (this.#queue.length > 0) {
       if (this.#queue[0]!.type === "flush") {
         const op = this.#queue.shift()!;
@@ -536,7 +545,7 @@ export class VectraMemoryStore implements MemoryStore {
       while (this.#queue[0]?.type === "write")
         batch.push(this.#queue.shift() as Extract<Op, { type: "write" }>);
       try {
-        await this.#wal.append(batch.flatMap((op) => op.values));
+        await this.#wal.append(batch.flatMap((op) => op.values.map(toFrame)));
       } catch (error) {
         for (const op of batch) op.done(error);
         continue;
@@ -577,10 +586,7 @@ export class VectraMemoryStore implements MemoryStore {
       this.#textIndexes?.keywords.delete(this.#slot(stored));
       this.#textIndexes?.duplicates.delete(value.id);
     } else {
-      const bytes = Buffer.from(value.vector, "base64");
-      const unit = unitVector(
-        new Float32Array(bytes.buffer, bytes.byteOffset, bytes.byteLength / 4),
-      );
+      const { unit } = value;
       const { text } = value.record;
       const record = withoutText(value.record);
       const previous = this.#records.get(record.id);
@@ -840,37 +846,43 @@ export class VectraMemoryStore implements MemoryStore {
     const indexBytes = { ...this.#manifest.indexBytes };
     for (const segment of segments) {
       const file = join(this.#options.directory, segmentFile(segment));
-      // Records only added since the last write (the usual case) are appended to the index
-      // file: a flush then costs its batch, not the segment. Anything else rewrites it whole.
-      const from = this.#appendFrom(segment);
-      let entries = from === undefined ? undefined : await this.#entriesOf(segment, from);
-      let bytes =
-        entries && from !== undefined && this.#appendFrom(segment) === from
-          ? await appendSegment(
-              file,
-              entries.slice(from).filter(isDefined).map(toItem),
-              this.#header.segments[String(segment)]!.index,
-            )
-          : undefined;
-      if (bytes === undefined) {
-        entries = await this.#entriesOf(segment);
-        bytes = await writeSegment(this.#storage, file, entries.filter(isDefined).map(toItem));
-      }
-      // Read after the entries: finding damage on the way makes it the whole block.
       const changed = this.#dirty.get(segment);
-      await this.#writeSnapshotBlock(segment, entries!, bytes, written, changed);
+      // Records only added since the last write (the usual case) are appended to the index
+      // file and the rows file: a flush then costs its batch, not the segment. Anything else,
+      // or an append that finds a file not as recorded, rewrites them whole.
+      const after = this.#header.segments[String(segment)];
+      const added = this.#addedEntries(segment);
+      // The two appends, each with its fsync, at once: they touch different files.
+      let [bytes, appended] =
+        added && after
+          ? await settled(
+              appendSegment(file, added.filter(isDefined).map(toItem), after.index),
+              this.#writeSnapshotBlock(segment, added, after.index, written, changed, after),
+            )
+          : [undefined, false];
+      if (appended && bytes !== undefined) this.#header.segments[String(segment)]!.index = bytes;
+      else {
+        const entries = await this.#entriesOf(segment);
+        bytes = await writeSegment(this.#storage, file, entries.filter(isDefined).map(toItem));
+        // Read after the entries: finding damage on the way makes it the whole block.
+        await this.#writeSnapshotBlock(segment, entries, bytes, written, this.#dirty.get(segment));
+      }
       this.#written.set(segment, this.#positions.get(segment)?.length ?? 0);
       indexBytes[String(segment)] = bytes;
     }
     await this.#snapshot.sync();
     this.#header = { ...this.#header, checkpoint: sealed };
-    await this.#snapshot.writeHeader(this.#header);
     this.#manifest.checkpoint = sealed;
     this.#manifest.segmentSize = this.#segmentSize;
     this.#manifest.indexBytes = indexBytes;
-    await writeFileAtomically(
-      join(this.#options.directory, MANIFEST),
-      `${JSON.stringify(this.#manifest, null, 2)}\n`,
+    // Both at once: a crash that leaves one written and not the other leaves checkpoints that
+    // differ, and the next open then reads the vectra files, as when it comes between them.
+    await settled(
+      this.#snapshot.writeHeader(this.#header),
+      writeFileAtomically(
+        join(this.#options.directory, MANIFEST),
+        `${JSON.stringify(this.#manifest, null, 2)}\n`,
+      ),
     );
     await this.#wal.deleteUpTo(sealed);
     // Now the snapshot holds them: texts and float32 vectors leave RAM.
@@ -890,23 +902,30 @@ export class VectraMemoryStore implements MemoryStore {
     for (const segment of segments) this.#dirty.delete(segment);
   }
 
-  /** Writes a segment's snapshot block and points its records at it. */
+  /**
+   * Writes a segment's snapshot block and points its records at it; with `after`, appends the
+   * records added since, or returns false, having written nothing (see MemorySnapshot).
+   */
   async #writeSnapshotBlock(
     segment: number,
     entries: Array<SnapshotEntry | undefined>,
     indexBytes: number,
     written: Stored[],
     changed: Set<number> | "all" = "all",
-  ): Promise<void> {
+    after?: SegmentSums,
+  ): Promise<boolean> {
     const first = (segment - 1) * this.#segmentSize;
     const codes = this.#matrix.codes(first, this.#segmentSize);
-    const { sums, refs } = await this.#snapshot.writeSegment(
+    const result = await this.#snapshot.writeSegment(
       segment,
       entries,
       codes,
       indexBytes,
       changed === "all" ? undefined : changed,
+      after,
     );
+    if (!result) return false;
+    const { sums, refs } = result;
     this.#header.segments[String(segment)] = sums;
     const generation = ++this.#generation;
     for (const entry of entries) {
@@ -916,42 +935,47 @@ export class VectraMemoryStore implements MemoryStore {
       this.#setRef(stored, ref, generation);
       written.push(stored);
     }
+    return true;
   }
 
   /**
-   * Where a flush may append to the segment's index file: the first position it does not hold,
-   * when every change since is at or past it and the snapshot holds every record before it.
+   * The records a flush may append to the segment's files, by position, or undefined when it
+   * must rewrite them: those past the positions the files hold, when every change since is one
+   * of them and the rows file has room for another chunk.
    */
-  #appendFrom(segment: number): number | undefined {
+  #addedEntries(segment: number): Array<SnapshotEntry | undefined> | undefined {
     const changed = this.#dirty.get(segment);
     const from = this.#written.get(segment);
-    if (changed === "all" || !changed || from === undefined) return undefined;
-    if (!this.#header.segments[String(segment)]) return undefined;
+    const sums = this.#header.segments[String(segment)];
+    if (changed === "all" || !changed || from === undefined || !sums) return undefined;
+    if ((sums.chunks ?? MAX_CHUNKS) >= MAX_CHUNKS) return undefined;
     for (const position of changed) if (position < from) return undefined;
     const positions = this.#positions.get(segment) ?? [];
-    for (const id of positions.slice(0, from)) {
-      const stored = id === undefined ? undefined : this.#records.get(id);
-      if (stored && (stored.fresh || stored.ref === 0)) return undefined;
+    const entries: Array<SnapshotEntry | undefined> = [];
+    for (const [position, id] of positions.entries()) {
+      const stored = position < from || id === undefined ? undefined : this.#records.get(id);
+      if (!stored) {
+        entries.push(undefined);
+        continue;
+      }
+      // Added since the last write, so still in RAM; anything else is not an append.
+      if (!stored.fresh) return undefined;
+      const slot = this.#slot(stored);
+      entries.push({
+        record: this.#metadataOf(stored),
+        text: stored.fresh.text,
+        hash: this.#table.hash(slot),
+        unit: stored.fresh.unit,
+        scale: this.#matrix.scaleAt(slot),
+      });
     }
-    return from;
+    return entries;
   }
 
-  /**
-   * A segment's records by position, with their texts and float32 vectors; before position
-   * `vectorsFrom`, without vectors (their rows stay as the snapshot holds them).
-   */
-  async #entriesOf(segment: number, vectorsFrom = 0): Promise<Array<SnapshotEntry | undefined>> {
+  /** A segment's records by position, with their texts and float32 vectors. */
+  async #entriesOf(segment: number): Promise<Array<SnapshotEntry | undefined>> {
     const positions = this.#positions.get(segment) ?? [];
-    // Before `vectorsFrom`, texts as the rows file holds them: sliced, not decoded. A rows file
-    // that does not check out sends this to the whole segment, which reads around the damage.
-    const sums = this.#header.segments[String(segment)];
-    const content =
-      vectorsFrom > 0 && sums ? await this.#snapshot.readTexts(segment, sums) : undefined;
-    if (vectorsFrom > 0 && !content) return this.#entriesOf(segment);
-    const needsBlock = positions.some(
-      (id, position) =>
-        position >= vectorsFrom && id !== undefined && !this.#records.get(id)?.fresh,
-    );
+    const needsBlock = positions.some((id) => id !== undefined && !this.#records.get(id)?.fresh);
     const block = needsBlock ? await this.#snapshot.readVectors(segment) : undefined;
     const texts = needsBlock ? await this.#textsOf(segment) : new Map<string, string>();
     let fromIndex: Map<string, Float32Array> | undefined;
@@ -966,17 +990,6 @@ export class VectraMemoryStore implements MemoryStore {
       const hash = this.#table.hash(this.#slot(stored));
       const record = this.#metadataOf(stored);
       const ref = this.#refOf(stored);
-      if (content && position < vectorsFrom && ref && !stored.fresh) {
-        const { at: start, length } = ref;
-        entries.push({
-          record,
-          text: content.subarray(start, start + length),
-          hash,
-          crc: ref.crc,
-          scale,
-        });
-        continue;
-      }
       let unit =
         stored.fresh?.unit ?? (block && ref && this.#snapshot.rowOf(block, position, ref.crc));
       if (!unit) {
@@ -1071,13 +1084,7 @@ export class VectraMemoryStore implements MemoryStore {
         const record = toRecord(item);
         const hash = String(item.metadata.hash);
         if (positions.length >= this.#segmentSize) {
-          const vector = Float32Array.from(item.vector);
-          moved.push({
-            op: "put",
-            record,
-            hash,
-            vector: Buffer.from(vector.buffer).toString("base64"),
-          });
+          moved.push({ op: "put", record, hash, unit: unitVector(item.vector) });
           this.#markDirty(segment);
           continue;
         }
@@ -1138,17 +1145,45 @@ interface TextIndexes {
   duplicates: NearDuplicateIndex;
 }
 
+/** Both results, once both have settled: a failure never leaves the other running unseen. */
+async function settled<A, B>(a: Promise<A>, b: Promise<B>): Promise<[A, B]> {
+  const [x, y] = await Promise.allSettled([a, b]);
+  if (x.status === "rejected") throw x.reason;
+  if (y.status === "rejected") throw y.reason;
+  return [x.value, y.value];
+}
+
 const isDefined = <T>(value: T | undefined): value is T => value !== undefined;
+
+function toFrame(value: LogValue): LogFrame {
+  if (value.op === "del") return { value };
+  const { unit, ...rest } = value;
+  return { value: rest, bytes: new Uint8Array(unit.buffer, unit.byteOffset, unit.byteLength) };
+}
+
+function fromLog({ value, bytes, seq, entry }: LogEntry<LoggedValue>): LogValue {
+  if (value.op === "del") return value;
+  const { vector, ...rest } = value;
+  // Copied out of the segment as read, where a frame's bytes need not be 4-byte aligned.
+  const raw = new Uint8Array(vector === undefined ? bytes : Buffer.from(vector, "base64"));
+  if (raw.byteLength % 4 !== 0)
+    throw new MemoryCorruptError(
+      `log ${seq} entry ${entry} has a vector of ${raw.byteLength} bytes`,
+    );
+  return {
+    ...rest,
+    unit: unitVector(new Float32Array(raw.buffer, raw.byteOffset, raw.byteLength / 4)),
+  };
+}
 
 /** What a record takes in RAM beyond the record table, which counts its own bytes. */
 const recordBytes = (stored: Stored) => stored.id.length * 2 + RECORD_OVERHEAD_BYTES;
 
 function toItem({ record, text, hash, unit }: SnapshotEntry): SegmentRecord {
-  if (!unit) throw new Error(`memory ${record.id} is written to its index file without its vector`);
   const metadata: Record<string, MetadataValue> = {
     kind: record.kind,
     repo: record.repo,
-    text: typeof text === "string" ? text : text.toString("utf8"),
+    text,
     created_at: record.createdAt,
     hash,
   };

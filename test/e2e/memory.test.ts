@@ -170,7 +170,7 @@ describe("memory in the started server", () => {
     await server.kill("SIGTERM");
     server = undefined;
     const namespace = join(dataDir, "memory", "2", "186853002");
-    const logs = readdirSync(namespace).filter((name) => name.endsWith(".jsonl"));
+    const logs = readdirSync(namespace).filter((name) => /^log-\d+\.bin$/.test(name));
     expect(logs.map((name) => readFileSync(join(namespace, name), "utf8"))).toEqual([""]);
     // Opened only to read: an embedder that knows the model recorded in the index, and is never
     // asked to embed.

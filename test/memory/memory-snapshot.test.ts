@@ -2,6 +2,7 @@ import { readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { pino } from "pino";
 import { afterEach, describe, expect, it, vi } from "vitest";
+import { MAX_CHUNKS } from "../../src/memory/memory-snapshot.js";
 import { SEGMENT_CODEC } from "../../src/memory/vectra-files.js";
 import { makeDataDir } from "../helpers/test-app.js";
 import { issueMemory, openTestStore } from "../helpers/test-memory.js";
@@ -33,14 +34,14 @@ async function seeded() {
 }
 
 /** Opens `directory`, counting vectra index files decoded and errors logged. */
-async function reopen(directory: string) {
+async function reopen(directory: string, segmentSize = SEGMENT_SIZE) {
   const decode = vi.spyOn(SEGMENT_CODEC, "deserializeIndex");
   const logged: string[] = [];
   const log = pino(
     { level: "warn" },
     { write: (line: string) => logged.push(JSON.parse(line).msg as string) },
   );
-  const store = await openTestStore(directory, { segmentSize: SEGMENT_SIZE, log });
+  const store = await openTestStore(directory, { segmentSize, log });
   return { store, decoded: () => decode.mock.calls.length, logged };
 }
 
@@ -49,6 +50,14 @@ const flip = (file: string, at: number) => {
   bytes[at] = bytes[at]! ^ 0xff;
   writeFileSync(file, bytes);
 };
+
+/** A segment's checksums and sizes as the snapshot's header holds them. */
+const segmentSums = (directory: string, segment = 1) =>
+  (
+    JSON.parse(readFileSync(join(directory, "snapshot.json"), "utf8")) as {
+      segments: Record<string, { chunks?: number; bytes?: number }>;
+    }
+  ).segments[String(segment)]!;
 
 const summary = (hits: Array<{ record: { id: string }; score: number }>) =>
   hits.map((hit) => [hit.record.id, hit.score.toFixed(6)]);
@@ -156,5 +165,97 @@ describe("the memory snapshot", () => {
     expect(pending - flushed).toBeGreaterThanOrEqual(10 * 20_000);
     expect((await store.get("issue-3"))?.text).toBe(`${TEXTS[2]} ${long}`);
     await store.close();
+  });
+
+  it("appends a chunk to the rows file for the records a flush adds, and opens from the chunks", async () => {
+    const directory = makeDataDir();
+    const store = await openTestStore(directory, { segmentSize: 64 });
+    const sizes: number[] = [];
+    for (let i = 0; i < 5; i++) {
+      await store.add(issueMemory(i + 1, TEXTS[i]!));
+      await store.flush();
+      sizes.push(readFileSync(join(directory, "rows-000001.bin")).length);
+      expect(segmentSums(directory)).toMatchObject({ chunks: i + 1, bytes: sizes[i] });
+    }
+    // Each flush wrote its record, not the segment again.
+    const growth = sizes.slice(1).map((size, i) => size - sizes[i]!);
+    expect(Math.max(...growth)).toBeLessThan(sizes[0]! * 2);
+    await store.close();
+
+    const { store: reopened, decoded, logged } = await reopen(directory, 64);
+    expect(decoded()).toBe(0);
+    expect(logged).toEqual([]);
+    expect((await reopened.list()).map((r) => r.text)).toEqual(TEXTS.slice(0, 5));
+    for (let i = 0; i < 5; i++) expect((await reopened.get(`issue-${i + 1}`))?.text).toBe(TEXTS[i]);
+    // Up to MAX_CHUNKS chunks; the flush after that writes the file as one.
+    for (let i = 5; i < MAX_CHUNKS; i++) {
+      await reopened.add(issueMemory(i + 1, `issue ${i + 1}`));
+      await reopened.flush();
+    }
+    expect(segmentSums(directory).chunks).toBe(MAX_CHUNKS);
+    await reopened.add(issueMemory(100, "one more"));
+    await reopened.flush();
+    expect(segmentSums(directory).chunks).toBe(1);
+    await reopened.close();
+    const again = await reopen(directory, 64);
+    expect(again.decoded()).toBe(0);
+    expect(await again.store.list()).toHaveLength(MAX_CHUNKS + 1);
+    expect((await again.store.get("issue-100"))?.text).toBe("one more");
+    await again.store.close();
+  });
+
+  it("ignores the torn tail of a rows chunk a crash cut short, and writes over it", async () => {
+    const directory = makeDataDir();
+    const store = await openTestStore(directory, { segmentSize: 64 });
+    await store.addMany(TEXTS.slice(0, 3).map((text, i) => issueMemory(i + 1, text)));
+    await store.close();
+    const rows = join(directory, "rows-000001.bin");
+    // An append that the crash stopped before the header vouched for it.
+    writeFileSync(rows, Buffer.concat([readFileSync(rows), Buffer.from([200, 0, 0, 0, 91, 123])]));
+
+    const { store: reopened, decoded, logged } = await reopen(directory, 64);
+    expect(decoded()).toBe(0);
+    expect(logged).toEqual([]);
+    expect((await reopened.list()).map((r) => r.text)).toEqual(TEXTS.slice(0, 3));
+    await reopened.add(issueMemory(4, TEXTS[3]!));
+    await reopened.flush();
+    expect(segmentSums(directory)).toMatchObject({
+      chunks: 2,
+      bytes: readFileSync(rows).length,
+    });
+    await reopened.close();
+    const again = await reopen(directory, 64);
+    expect(again.decoded()).toBe(0);
+    expect((await again.store.list()).map((r) => r.text)).toEqual(TEXTS.slice(0, 4));
+    await again.store.close();
+  });
+
+  it("opens a snapshot written before chunks (one chunk, no sizes in its header)", async () => {
+    const { directory, before } = await seeded();
+    const header = join(directory, "snapshot.json");
+    const parsed = JSON.parse(readFileSync(header, "utf8")) as {
+      segments: Record<string, Record<string, number>>;
+    };
+    for (const sums of Object.values(parsed.segments)) {
+      delete sums.bytes;
+      delete sums.chunks;
+      delete sums.file;
+    }
+    writeFileSync(header, JSON.stringify(parsed));
+    const { store, decoded, logged } = await reopen(directory);
+    expect(decoded()).toBe(0);
+    expect(logged).toEqual([]);
+    expect((await store.list()).map((r) => r.text)).toEqual(TEXTS);
+    expect(summary(await store.search("saving a widget crashes", { k: 3 }))).toEqual(
+      summary(before),
+    );
+    // The segment a record is added to is written whole, in the new form.
+    await store.add(issueMemory(11, "Tooltips flicker on hover"));
+    await store.close();
+    expect(segmentSums(directory, 3)).toMatchObject({ chunks: 1 });
+    const again = await reopen(directory);
+    expect(again.decoded()).toBe(0);
+    expect((await again.store.get("issue-11"))?.text).toBe("Tooltips flicker on hover");
+    await again.store.close();
   });
 });

@@ -6,7 +6,9 @@ import {
   unlinkSync,
   writeFileSync,
 } from "node:fs";
+import { createHash } from "node:crypto";
 import { join } from "node:path";
+import { crc32 } from "node:zlib";
 import { describe, expect, it } from "vitest";
 import { openSegmentIndex, readSegment, AtomicFileStorage } from "../../src/memory/vectra-files.js";
 import { MemoryMismatchError } from "../../src/memory/vectra-memory-store.js";
@@ -354,31 +356,76 @@ describe("damaged memory files", () => {
   const logFiles = (directory: string) =>
     readdirSync(directory).filter((n) => n.startsWith("log-"));
 
-  it("cuts off a log line a crash left half-written, keeping everything before it", async () => {
+  it("cuts off a log entry a crash left half-written, keeping everything before it", async () => {
     const { store, directory } = await seeded(makeDataDir(), crashable);
     await store.add(issueMemory(6, "one more"));
     const [log] = logFiles(directory);
-    appendFileSync(join(directory, log!), '1234abcd {"op":"put","rec');
+    const path = join(directory, log!);
+    const whole = readFileSync(path);
+    await store.add(issueMemory(7, "cut short"));
+    // The process died in the middle of writing the second append: only part of it is there.
+    truncateSync(path, whole.length + 100);
     const reopened = await openTestStore(directory);
+    expect((await reopened.list()).map((r) => r.id)).not.toContain("issue-7");
     expect(await reopened.list()).toHaveLength(6);
     await reopened.close();
   });
 
-  it("rejects a log damaged in the middle, naming the file and line, and leaves it in place", async () => {
+  it("rejects a log damaged in the middle, naming the file and entry, and leaves it in place", async () => {
     const { store, directory } = await seeded(makeDataDir(), crashable);
     await store.add(issueMemory(6, "six"));
     await store.add(issueMemory(7, "seven"));
     const [log] = logFiles(directory);
     const path = join(directory, log!);
-    const lines = readFileSync(path, "utf8").split("\n");
-    const six = lines.findIndex((line) => line.includes('"text":"six"'));
-    lines[six] = lines[six]!.replace('"text":"six"', '"text":"sIx"');
-    writeFileSync(path, lines.join("\n"));
+    const content = readFileSync(path);
+    const at = content.indexOf('"text":"six"') + 9;
+    content[at] = "I".charCodeAt(0);
+    writeFileSync(path, content);
+    const start = content.lastIndexOf('{"op":"put"', at) - 12;
 
     const error = await openTestStore(directory).catch((e: unknown) => e);
     expect(error).toBeInstanceOf(MemoryCorruptError);
-    expect((error as Error).message).toContain(`${path} line ${six + 1} is damaged`);
-    expect(readFileSync(path, "utf8")).toBe(lines.join("\n"));
+    // The five seeded records are one append, then six and seven: six is the sixth entry.
+    expect((error as Error).message).toContain(`${path} entry 6 (byte ${start}) is damaged`);
+    expect(readFileSync(path)).toEqual(content);
+  });
+
+  it("replays a log written in the earlier format (a JSON line an entry, the vector in base64)", async () => {
+    const directory = makeDataDir();
+    const store = await openTestStore(directory);
+    await store.add(issueMemory(1, "written before"));
+    await store.close();
+    const manifest = JSON.parse(readFileSync(join(directory, "manifest.json"), "utf8")) as {
+      checkpoint: number;
+    };
+    const vector = Buffer.from(Float32Array.from({ length: 512 }, (_, i) => Math.cos(i)).buffer);
+    const record = {
+      ...issueMemory(2, "left in an old log"),
+      createdAt: "2026-11-01T10:00:00.000Z",
+    };
+    const json = JSON.stringify({
+      op: "put",
+      record,
+      hash: createHash("sha256").update(record.text).digest("base64"),
+      vector: vector.toString("base64"),
+    });
+    // As the earlier version leaves it: its own log segment, and no binary one.
+    for (const name of logFiles(directory)) unlinkSync(join(directory, name));
+    const legacy = join(
+      directory,
+      `log-${String(manifest.checkpoint + 1).padStart(10, "0")}.jsonl`,
+    );
+    writeFileSync(legacy, `${crc32(json).toString(16).padStart(8, "0")} ${json}\n`);
+
+    const reopened = await openTestStore(directory);
+    expect((await reopened.get("issue-2"))?.text).toBe("left in an old log");
+    await reopened.add(issueMemory(3, "after the upgrade"));
+    await reopened.close();
+    // The open's checkpoint took the old log in; the new entries went to a binary one.
+    expect(logFiles(directory).some((name) => name.endsWith(".jsonl"))).toBe(false);
+    const again = await openTestStore(directory);
+    expect((await again.list()).map((r) => r.id).sort()).toEqual(["issue-1", "issue-2", "issue-3"]);
+    await again.close();
   });
 
   it("rewrites a truncated index file from the snapshot, losing nothing", async () => {
