@@ -1,6 +1,19 @@
 import { Worker } from "node:worker_threads";
 import { DOT_KERNEL_WASM } from "./dot-kernel.js";
 
+/**
+ * Codes to read from byte `at` of a file into shared memory (`into`, `offset`, `length`), zero
+ * past the file's end, with the crc32 of each `block` bytes.
+ */
+export interface LoadJob {
+  into: SharedArrayBuffer;
+  offset: number;
+  length: number;
+  file: string;
+  at: number;
+  block: number;
+}
+
 /** What the helper needs to scan rows: the kernel's arguments, as byte offsets. */
 export interface ScanJob {
   memory: WebAssembly.Memory;
@@ -27,22 +40,58 @@ const DEFAULT_DEADLINE_MS = 2_000;
 // but only contexts made after get gc(), as the one it takes it from) and counts collections
 // in the control array's second word.
 const COLLECT_AFTER_MS = 100;
+//
+// It also reads a store's codes at open (`load`), so that faulting in their pages, which is
+// most of that read, and checking them run beside the caller's parse of the rows. Its reads
+// are asynchronous, in chunks: a scan sent meanwhile waits for one chunk, not the whole file.
 const WORKER_SOURCE = `
 const { parentPort, workerData } = require("node:worker_threads");
+const { open } = require("node:fs/promises");
+const { crc32 } = require("node:zlib");
 require("node:v8").setFlagsFromString("--expose-gc");
 const collect = require("node:vm").runInNewContext("gc");
 const control = new Int32Array(workerData.control);
 let timer;
-parentPort.on("message", ({ memory, job, query, rows, count, stride, out }) => {
-  const kernel = new WebAssembly.Instance(workerData.module, { env: { memory } }).exports;
-  kernel.scores(query, rows, count, stride, out);
-  Atomics.store(control, 0, job);
-  Atomics.notify(control, 0);
+const rest = () => {
   clearTimeout(timer);
   timer = setTimeout(() => {
     collect();
     Atomics.add(control, 1, 1);
   }, ${COLLECT_AFTER_MS});
+};
+async function load({ into, offset, length, file, at, block }) {
+  const bytes = new Uint8Array(into, offset, length);
+  const chunk = Math.max(1, Math.floor(${4 * 2 ** 20} / block)) * block;
+  const crcs = [];
+  const handle = await open(file, "r");
+  try {
+    for (let read = 0; read < length; ) {
+      const size = Math.min(chunk, length - read);
+      const { bytesRead } = await handle.read(bytes, read, size, at + read);
+      bytes.fill(0, read + bytesRead, read + size);
+      for (let start = read; start < read + size; start += block)
+        crcs.push(crc32(bytes.subarray(start, Math.min(start + block, read + size))));
+      read += size;
+    }
+  } finally {
+    await handle.close();
+  }
+  return crcs;
+}
+parentPort.on("message", (message) => {
+  if (message.load !== undefined) {
+    load(message).then(
+      (crcs) => parentPort.postMessage({ load: message.load, crcs }),
+      (error) => parentPort.postMessage({ load: message.load, error: String(error && error.message) }),
+    ).finally(rest);
+    return;
+  }
+  const { memory, job, query, rows, count, stride, out } = message;
+  const kernel = new WebAssembly.Instance(workerData.module, { env: { memory } }).exports;
+  kernel.scores(query, rows, count, stride, out);
+  Atomics.store(control, 0, job);
+  Atomics.notify(control, 0);
+  rest();
 });
 `;
 
@@ -63,6 +112,8 @@ export class ScanHelper {
   readonly #deadlineMs: number;
   #job = 0;
   #scans = 0;
+  #loads = 0;
+  readonly #pending = new Map<number, (crcs: number[] | undefined) => void>();
   #broken: string | undefined;
 
   constructor(options: { deadlineMs?: number; source?: string } = {}) {
@@ -75,8 +126,47 @@ export class ScanHelper {
     });
     // It never keeps the process alive, and a failure only turns it off.
     this.#worker.unref();
-    this.#worker.on("error", (error) => (this.#broken ??= error.message));
-    this.#worker.on("exit", (code) => (this.#broken ??= `exited with code ${code}`));
+    this.#worker.on("error", (error) => this.#stop(error.message));
+    this.#worker.on("exit", (code) => this.#stop(`exited with code ${code}`));
+    this.#worker.on("message", (message: { load: number; crcs?: number[] }) => {
+      const resolve = this.#pending.get(message.load);
+      this.#pending.delete(message.load);
+      if (message.crcs) this.#loads++;
+      resolve?.(message.crcs);
+    });
+  }
+
+  /** Files of codes the helper read. */
+  get loads(): number {
+    return this.#loads;
+  }
+
+  /**
+   * Reads a file of codes into shared memory on the helper's thread; resolves to the crc32 of
+   * each block, or undefined when the helper could not (the caller then reads it itself).
+   */
+  load(job: LoadJob): Promise<number[] | undefined> {
+    if (this.#broken) return Promise.resolve(undefined);
+    const number = ++this.#job;
+    // Generous (10 MB/s, on top of a scan's deadline): past it, the worker is stuck.
+    const deadlineMs = this.#deadlineMs + job.length / 10_000;
+    return new Promise((resolve) => {
+      const timer = setTimeout(() => {
+        this.#stop(`no answer within ${Math.round(deadlineMs)} ms`);
+        void this.#worker.terminate();
+      }, deadlineMs);
+      this.#pending.set(number, (crcs) => {
+        clearTimeout(timer);
+        resolve(crcs);
+      });
+      this.#worker.postMessage({ ...job, load: number });
+    });
+  }
+
+  #stop(reason: string): void {
+    this.#broken ??= reason;
+    for (const resolve of this.#pending.values()) resolve(undefined);
+    this.#pending.clear();
   }
 
   /** Half-scans the helper did. */
@@ -115,14 +205,14 @@ export class ScanHelper {
         Atomics.wait(this.#control, 0, seen, Math.min(left, 50));
       }
       // Stopped, so that it cannot write its half of this scan over a later one.
-      this.#broken ??= `no answer within ${this.#deadlineMs} ms`;
+      this.#stop(`no answer within ${this.#deadlineMs} ms`);
       void this.#worker.terminate();
       return false;
     };
   }
 
   async close(): Promise<void> {
-    this.#broken ??= "closed";
+    this.#stop("closed");
     await this.#worker.terminate();
   }
 }

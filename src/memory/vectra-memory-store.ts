@@ -853,13 +853,14 @@ export class VectraMemoryStore implements MemoryStore {
       const after = this.#header.segments[String(segment)];
       const added = this.#addedEntries(segment);
       // The two appends, each with its fsync, at once: they touch different files.
-      let [bytes, appended] =
+      const [appendedBytes, appended] =
         added && after
           ? await settled(
               appendSegment(file, added.filter(isDefined).map(toItem), after.index),
               this.#writeSnapshotBlock(segment, added, after.index, written, changed, after),
             )
           : [undefined, false];
+      let bytes = appendedBytes;
       if (appended && bytes !== undefined) this.#header.segments[String(segment)]!.index = bytes;
       else {
         const entries = await this.#entriesOf(segment);
@@ -1018,7 +1019,7 @@ export class VectraMemoryStore implements MemoryStore {
     // The codes are read (mostly the kernel faulting in fresh pages) while the rows are parsed:
     // two cores, half the time.
     await Promise.all([
-      this.#snapshot.readCodes(header, this.#matrix.codes(0, extent)),
+      this.#snapshot.readCodes(header, this.#matrix.codes(0, extent), this.#options.scanHelper),
       this.#loadRows(header),
     ]);
     this.#header = header;

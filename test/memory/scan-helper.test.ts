@@ -1,4 +1,10 @@
-import { describe, expect, it } from "vitest";
+import { readFileSync, writeFileSync } from "node:fs";
+import { join } from "node:path";
+import { crc32 } from "node:zlib";
+import { describe, expect, it, vi } from "vitest";
+import { SEGMENT_CODEC } from "../../src/memory/vectra-files.js";
+import { makeDataDir } from "../helpers/test-app.js";
+import { issueMemory, openTestStore } from "../helpers/test-memory.js";
 import { QuantizedMatrix } from "../../src/memory/quantized-matrix.js";
 import { ScanHelper } from "../../src/memory/scan-helper.js";
 
@@ -67,5 +73,88 @@ describe("the scan helper", () => {
     expect(helper.broken).toBe("worker failed to start");
     expect(rank(filled(helper))).toEqual(alone);
     await helper.close();
+  });
+
+  it("reads a file of codes into shared memory on its thread, zero past the file's end, with each block's crc32", async () => {
+    const helper = new ScanHelper();
+    try {
+      const file = join(makeDataDir(), "codes");
+      const content = Buffer.from(Array.from({ length: 10_000 }, (_, i) => (i * 7) % 256));
+      writeFileSync(file, content);
+      const into = new SharedArrayBuffer(16 + 12_000);
+      const crcs = await helper.load({
+        into,
+        offset: 16,
+        length: 12_000 - 3_000,
+        file,
+        at: 3_000,
+        block: 4_000,
+      });
+      const read = new Uint8Array(into, 16, 9_000);
+      const expected = Buffer.concat([content.subarray(3_000), Buffer.alloc(2_000)]);
+      expect(Buffer.from(read)).toEqual(expected);
+      expect(crcs).toEqual([
+        crc32(expected.subarray(0, 4_000)),
+        crc32(expected.subarray(4_000, 8_000)),
+        crc32(expected.subarray(8_000)),
+      ]);
+      expect(helper.loads).toBe(1);
+      // A file it cannot read: no crcs, and the caller reads it itself.
+      expect(
+        await helper.load({
+          into,
+          offset: 0,
+          length: 100,
+          file: `${file}.missing`,
+          at: 0,
+          block: 50,
+        }),
+      ).toBeUndefined();
+      expect(helper.broken).toBeUndefined();
+    } finally {
+      await helper.close();
+    }
+    expect(
+      await helper.load({
+        into: new SharedArrayBuffer(8),
+        offset: 0,
+        length: 8,
+        file: "x",
+        at: 0,
+        block: 8,
+      }),
+    ).toBeUndefined();
+  });
+
+  it("opens a store's snapshot with the helper reading half the codes, with the same results", async () => {
+    const directory = makeDataDir();
+    const seed = await openTestStore(directory, { segmentSize: 4 });
+    await seed.addMany(
+      Array.from({ length: 14 }, (_, i) =>
+        issueMemory(i + 1, `issue number ${i + 1} about widgets ${i % 3}`),
+      ),
+    );
+    const before = await seed.search("widgets 2", { k: 5 });
+    await seed.close();
+    const helper = new ScanHelper();
+    try {
+      const store = await openTestStore(directory, { segmentSize: 4, scanHelper: helper });
+      expect(helper.loads).toBe(1);
+      expect(await store.search("widgets 2", { k: 5 })).toEqual(before);
+      await store.close();
+      // Damage in the helper's half is found as in the caller's: the vectra files are read.
+      const codes = join(directory, "vectors.i8");
+      const bytes = readFileSync(codes);
+      bytes[bytes.length - 5] = bytes[bytes.length - 5]! ^ 0xff;
+      writeFileSync(codes, bytes);
+      const decode = vi.spyOn(SEGMENT_CODEC, "deserializeIndex");
+      const reopened = await openTestStore(directory, { segmentSize: 4, scanHelper: helper });
+      expect(decode).toHaveBeenCalled();
+      expect(await reopened.search("widgets 2", { k: 5 })).toEqual(before);
+      await reopened.close();
+    } finally {
+      vi.restoreAllMocks();
+      await helper.close();
+    }
   });
 });
