@@ -104,6 +104,20 @@ type LoggedValue =
   | Exclude<LogValue, { op: "put" }>
   | { op: "put"; record: MemoryRecord; hash: string; vector?: string };
 
+/** What a flush writes of one segment, as it was when the flush started. */
+interface SegmentPlan {
+  segment: number;
+  /** Positions the segment had. */
+  length: number;
+  changed: Set<number> | "all";
+  /** A copy of the segment's block of codes: adds go on changing the matrix meanwhile. */
+  codes: Uint8Array;
+  /** By position: every record (a rewrite), or only those added since the last write. */
+  entries: Array<SnapshotEntry | undefined>;
+  /** An append's: the segment's sums as the snapshot holds them. */
+  after?: SegmentSums;
+}
+
 /** A record: its metadata and text hash are in the store's record table, by slot. */
 interface Stored {
   id: string;
@@ -198,6 +212,9 @@ export class VectraMemoryStore implements MemoryStore {
   #pending = 0;
   #draining = false;
   #flushQueued = false;
+  /** The writing of the flush under way: it ends before the next starts. */
+  #flushing: Promise<void> | undefined;
+  readonly #waitingFlushes: Op[] = [];
   #timer: NodeJS.Timeout | undefined;
   #closed: Promise<void> | undefined;
   /** Set when another process took the directory's lock over: nothing more may be written. */
@@ -532,13 +549,31 @@ export class VectraMemoryStore implements MemoryStore {
     });
   }
 
-  /** One writer: consecutive writes share one append and fsync; flushes run alone. */
+  /**
+   * One writer: consecutive writes share one append and fsync. A flush starts alone, then
+   * writes while the writes after it go on; one asked for meanwhile waits for it to end.
+   */
   async #drain(): Promise<void> {
     while (this.#queue.length > 0) {
       if (this.#queue[0]!.type === "flush") {
         const op = this.#queue.shift()!;
         this.#flushQueued = false;
-        await this.#checkpoint().then(() => op.done(), op.done);
+        if (this.#flushing) {
+          this.#waitingFlushes.push(op);
+          continue;
+        }
+        let started: { writing: Promise<void> } | undefined;
+        try {
+          started = await this.#startCheckpoint();
+        } catch (error) {
+          op.done(error);
+          continue;
+        }
+        if (!started) op.done();
+        else
+          this.#flushing = started.writing
+            .then(() => op.done(), op.done)
+            .finally(() => this.#flushEnded());
         continue;
       }
       const batch: Array<Extract<Op, { type: "write" }>> = [];
@@ -557,6 +592,22 @@ export class VectraMemoryStore implements MemoryStore {
       this.#scheduleFlush();
     }
     this.#draining = false;
+  }
+
+  /** Starts the flushes asked for while one wrote, as one. */
+  #flushEnded(): void {
+    this.#flushing = undefined;
+    const waiting = this.#waitingFlushes.splice(0);
+    if (waiting.length === 0) return;
+    this.#queue.push({
+      type: "flush",
+      done: (error) => {
+        for (const op of waiting) op.done(error);
+      },
+    });
+    if (this.#draining) return;
+    this.#draining = true;
+    setImmediate(() => void this.#drain());
   }
 
   /** Marks a segment to write at the next flush, and a position whose vector changed in it. */
@@ -831,76 +882,141 @@ export class VectraMemoryStore implements MemoryStore {
     }
   }
 
-  /**
-   * Writes the changed index files, their snapshot blocks and the manifest, then drops the log
-   * they cover.
-   */
+  /** A flush from start to end, with nothing running beside it: the one that ends an open. */
   async #checkpoint(): Promise<void> {
+    await (
+      await this.#startCheckpoint()
+    )?.writing;
+  }
+
+  /**
+   * Starts a flush. What it writes is taken now, while no write runs: the log is rotated (adds
+   * from now on go to the next segment, which the flush does not cover), and each changed
+   * segment's records, codes and changes are captured. The writing itself is returned, and runs
+   * while adds go on: on this project's VM a flush is 10–20 ms of fsyncs, which adds no longer
+   * wait behind. Undefined: there was nothing to write.
+   */
+  async #startCheckpoint(): Promise<{ writing: Promise<void> } | undefined> {
     clearTimeout(this.#timer);
     this.#timer = undefined;
-    if (this.#pending === 0 && this.#dirty.size === 0 && (await this.#hasManifest())) return;
+    if (this.#pending === 0 && this.#dirty.size === 0 && (await this.#hasManifest()))
+      return undefined;
     const started = performance.now();
     const sealed = await this.#wal.rotate();
-    const written: Stored[] = [];
-    const segments = [...this.#dirty.keys()].sort((a, b) => a - b);
-    const indexBytes = { ...this.#manifest.indexBytes };
-    for (const segment of segments) {
-      const file = join(this.#options.directory, segmentFile(segment));
-      const changed = this.#dirty.get(segment);
+    const plans: SegmentPlan[] = [];
+    for (const segment of [...this.#dirty.keys()].sort((a, b) => a - b)) {
+      const first = (segment - 1) * this.#segmentSize;
+      const length = this.#positions.get(segment)?.length ?? 0;
       // Records only added since the last write (the usual case) are appended to the index
       // file and the rows file: a flush then costs its batch, not the segment. Anything else,
-      // or an append that finds a file not as recorded, rewrites them whole.
+      // or files not as recorded, rewrites them whole.
       const after = this.#header.segments[String(segment)];
       const added = this.#addedEntries(segment);
-      // The two appends, each with its fsync, at once: they touch different files.
-      const [appendedBytes, appended] =
-        added && after
-          ? await settled(
-              appendSegment(file, added.filter(isDefined).map(toItem), after.index),
-              this.#writeSnapshotBlock(segment, added, after.index, written, changed, after),
-            )
-          : [undefined, false];
-      let bytes = appendedBytes;
-      if (appended && bytes !== undefined) this.#header.segments[String(segment)]!.index = bytes;
-      else {
-        const entries = await this.#entriesOf(segment);
-        bytes = await writeSegment(this.#storage, file, entries.filter(isDefined).map(toItem));
-        // Read after the entries: finding damage on the way makes it the whole block.
-        await this.#writeSnapshotBlock(segment, entries, bytes, written, this.#dirty.get(segment));
+      if (added && after && (await this.#appendable(segment, after))) {
+        const changed = this.#dirty.get(segment)!;
+        const codes = this.#matrix.codes(first, this.#segmentSize).slice();
+        plans.push({ segment, length, changed, codes, entries: added, after });
+        continue;
       }
-      this.#written.set(segment, this.#positions.get(segment)?.length ?? 0);
+      const entries = await this.#entriesOf(segment);
+      // Taken after the entries: finding damage on the way makes it the whole block.
+      const changed = this.#dirty.get(segment)!;
+      const codes = this.#matrix.codes(first, this.#segmentSize).slice();
+      plans.push({ segment, length, changed, codes, entries });
+    }
+    for (const plan of plans) this.#dirty.delete(plan.segment);
+    const pending = this.#pending;
+    this.#pending = 0;
+    // The manifest as of now: segments placed while this flush writes have no files yet.
+    const manifest: Manifest = { ...this.#manifest, segments: [...this.#manifest.segments] };
+    // In an object: an async function's result is awaited whole, a promise in it included.
+    const writing = this.#writeCheckpoint(plans, sealed, manifest, pending, started).catch(
+      (error: unknown) => {
+        // Whatever it did not finish is written by the next flush; the log holds it meanwhile.
+        for (const plan of plans) this.#markDirty(plan.segment, "all");
+        this.#pending += pending;
+        throw error;
+      },
+    );
+    return { writing };
+  }
+
+  /**
+   * Whether the segment's files are as the snapshot recorded them, so that a flush may append:
+   * a torn tail of a rows file's append is written over, anything else is rewritten.
+   */
+  async #appendable(segment: number, after: SegmentSums): Promise<boolean> {
+    const size = (name: string) =>
+      stat(join(this.#options.directory, name)).then(
+        (s) => s.size,
+        () => -1,
+      );
+    const [index, rows] = await Promise.all([size(segmentFile(segment)), size(rowsFile(segment))]);
+    return index === after.index && after.bytes !== undefined && rows >= after.bytes;
+  }
+
+  /**
+   * Writes a flush's segments, their snapshot blocks and the manifest, then drops the log they
+   * cover, and lets go of the texts and vectors they hold.
+   */
+  async #writeCheckpoint(
+    plans: SegmentPlan[],
+    sealed: number,
+    manifest: Manifest,
+    pending: number,
+    started: number,
+  ): Promise<void> {
+    const written: Stored[] = [];
+    const indexBytes = { ...this.#manifest.indexBytes };
+    for (const { segment, length, changed, codes, entries, after } of plans) {
+      const file = join(this.#options.directory, segmentFile(segment));
+      let bytes: number;
+      if (after) {
+        // The two appends, each with its fsync, at once: they touch different files.
+        const [appended] = await settled(
+          appendSegment(file, entries.filter(isDefined).map(toItem), after.index),
+          this.#writeSnapshotBlock(segment, entries, after.index, written, changed, codes, after),
+        );
+        if (appended === undefined)
+          throw new Error(`${file} changed while a flush was appending to it`);
+        bytes = appended;
+        this.#header.segments[String(segment)]!.index = bytes;
+      } else {
+        bytes = await writeSegment(this.#storage, file, entries.filter(isDefined).map(toItem));
+        await this.#writeSnapshotBlock(segment, entries, bytes, written, changed, codes);
+      }
+      this.#written.set(segment, length);
       indexBytes[String(segment)] = bytes;
     }
     await this.#snapshot.sync();
     this.#header = { ...this.#header, checkpoint: sealed };
-    this.#manifest.checkpoint = sealed;
-    this.#manifest.segmentSize = this.#segmentSize;
-    this.#manifest.indexBytes = indexBytes;
+    Object.assign(manifest, { checkpoint: sealed, segmentSize: this.#segmentSize, indexBytes });
     // Both at once: a crash that leaves one written and not the other leaves checkpoints that
     // differ, and the next open then reads the vectra files, as when it comes between them.
     await settled(
       this.#snapshot.writeHeader(this.#header),
       writeFileAtomically(
         join(this.#options.directory, MANIFEST),
-        `${JSON.stringify(this.#manifest, null, 2)}\n`,
+        `${JSON.stringify(manifest, null, 2)}\n`,
       ),
     );
+    Object.assign(this.#manifest, {
+      checkpoint: sealed,
+      segmentSize: this.#segmentSize,
+      indexBytes,
+    });
     await this.#wal.deleteUpTo(sealed);
-    // Now the snapshot holds them: texts and float32 vectors leave RAM.
+    // Now the snapshot holds them: texts and float32 vectors leave RAM (a record replaced
+    // since is another object, and keeps its own).
     for (const stored of written) {
       if (this.#records.get(stored.id) !== stored || !stored.fresh) continue;
       this.#freshBytes -= stored.fresh.text.length * 2 + stored.fresh.unit.byteLength;
       stored.fresh = undefined;
     }
-    this.#options.metrics.memoryPendingRecords.dec(this.#pending);
+    this.#options.metrics.memoryPendingRecords.dec(pending);
     this.#options.metrics.memoryFlushes.inc();
     this.#options.metrics.memoryFlushDuration.observe((performance.now() - started) / 1000);
-    this.#options.log.debug(
-      { segments: segments.length, records: this.#pending },
-      "memory flushed",
-    );
-    this.#pending = 0;
-    for (const segment of segments) this.#dirty.delete(segment);
+    this.#options.log.debug({ segments: plans.length, records: pending }, "memory flushed");
   }
 
   /**
@@ -913,10 +1029,9 @@ export class VectraMemoryStore implements MemoryStore {
     indexBytes: number,
     written: Stored[],
     changed: Set<number> | "all" = "all",
+    codes = this.#matrix.codes((segment - 1) * this.#segmentSize, this.#segmentSize),
     after?: SegmentSums,
   ): Promise<boolean> {
-    const first = (segment - 1) * this.#segmentSize;
-    const codes = this.#matrix.codes(first, this.#segmentSize);
     const result = await this.#snapshot.writeSegment(
       segment,
       entries,
