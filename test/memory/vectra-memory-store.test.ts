@@ -9,7 +9,8 @@ import {
 import { createHash } from "node:crypto";
 import { join } from "node:path";
 import { crc32 } from "node:zlib";
-import { describe, expect, it } from "vitest";
+import { describe, expect, it, vi } from "vitest";
+import { MemorySnapshot } from "../../src/memory/memory-snapshot.js";
 import { openSegmentIndex, readSegment, AtomicFileStorage } from "../../src/memory/vectra-files.js";
 import { MemoryMismatchError } from "../../src/memory/vectra-memory-store.js";
 import { MemoryCorruptError } from "../../src/memory/write-ahead-log.js";
@@ -119,6 +120,72 @@ describe("the vectra memory store", () => {
     // Records 26 and on live in the second file; the first is not rewritten.
     expect(readFileSync(join(directory, "segment-000001.pb")).equals(segmentOne)).toBe(true);
     await store.close();
+  });
+
+  it("goes on adding while a flush writes, and the flush covers what came before it", async () => {
+    const directory = makeDataDir();
+    const store = await openTestStore(directory, { batchSize: 1_000, ...crashable });
+    for (let i = 1; i <= 3; i++) await store.add(issueMemory(i, `issue ${i}`));
+    // The flush's header write is held until the test lets it go.
+    let release!: () => void;
+    const held = new Promise<void>((resolve) => (release = resolve));
+    const writeHeader = MemorySnapshot.prototype.writeHeader;
+    const spy = vi
+      .spyOn(MemorySnapshot.prototype, "writeHeader")
+      .mockImplementationOnce(async function (this: MemorySnapshot, header) {
+        await held;
+        return writeHeader.call(this, header);
+      });
+    let flushed = false;
+    const flush = store.flush().then(() => (flushed = true));
+    await vi.waitFor(() => expect(spy).toHaveBeenCalled());
+    // Durable and found while the flush waits; a second flush waits for the first.
+    await store.add(issueMemory(4, "added while the flush writes"));
+    expect((await store.get("issue-4"))?.text).toBe("added while the flush writes");
+    const second = store.flush();
+    expect(flushed).toBe(false);
+    release();
+    await flush;
+    await second;
+    const manifest = JSON.parse(readFileSync(join(directory, "manifest.json"), "utf8")) as {
+      checkpoint: number;
+    };
+    expect(spy).toHaveBeenCalledTimes(2);
+    // A crash now (the store is left open) loses nothing: the index files hold all four.
+    const reopened = await openTestStore(directory);
+    expect((await reopened.list()).map((r) => r.id).sort()).toEqual([
+      "issue-1",
+      "issue-2",
+      "issue-3",
+      "issue-4",
+    ]);
+    expect(manifest.checkpoint).toBeGreaterThan(1);
+    await reopened.close();
+    vi.restoreAllMocks();
+  });
+
+  it("leaves what a failed flush did not write to the next, losing nothing", async () => {
+    const directory = makeDataDir();
+    const store = await openTestStore(directory, { batchSize: 1_000 });
+    for (let i = 1; i <= 3; i++) await store.add(issueMemory(i, `issue ${i}`));
+    vi.spyOn(MemorySnapshot.prototype, "writeHeader").mockRejectedValueOnce(
+      new Error("ENOSPC: no space left on device"),
+    );
+    await expect(store.flush()).rejects.toThrow("ENOSPC");
+    expect((await store.stats()).pending).toBe(3);
+    await store.add(issueMemory(4, "issue 4"));
+    await store.flush();
+    expect((await store.stats()).pending).toBe(0);
+    await store.close();
+    vi.restoreAllMocks();
+    const reopened = await openTestStore(directory);
+    expect((await reopened.list()).map((r) => r.text).sort()).toEqual([
+      "issue 1",
+      "issue 2",
+      "issue 3",
+      "issue 4",
+    ]);
+    await reopened.close();
   });
 
   it("appends a batch of new records to their index file, and rewrites it when a record in it changes", async () => {
