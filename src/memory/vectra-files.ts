@@ -66,9 +66,7 @@ export async function appendSegment(
   try {
     const { size } = await handle.stat();
     if (size !== expectedBytes) return undefined;
-    const writer = new ProtoWriter();
-    for (const record of records) writer.bytesField(3, encodeItem(record));
-    const content = writer.finish();
+    const content = encodeItems(new ProtoWriter(sizeHint(records)), records).finish();
     await handle.write(content, 0, content.length, size);
     await handle.datasync();
     return size + content.length;
@@ -113,76 +111,120 @@ export interface SegmentRecord {
  * same bytes as vectra's codec, and fails on any vectra upgrade that changes the format.
  */
 export function encodeSegment(records: readonly SegmentRecord[]): Buffer {
-  const writer = new ProtoWriter();
+  const writer = new ProtoWriter(sizeHint(records) + 16);
   writer.varintField(1, 1); // version
-  writer.bytesField(2, Buffer.alloc(0)); // metadata_config, with no indexed fields
-  for (const record of records) writer.bytesField(3, encodeItem(record));
-  return writer.finish();
+  writer.bytesField(2, new Uint8Array(0)); // metadata_config, with no indexed fields
+  return encodeItems(writer, records).finish();
 }
 
-function encodeItem(record: SegmentRecord): Buffer {
-  const item = new ProtoWriter();
-  // proto3 leaves out a field at its default value, except in a oneof.
-  if (record.id !== "") item.stringField(1, record.id);
-  for (const [key, value] of Object.entries(record.metadata)) {
-    const entry = new ProtoWriter();
-    entry.stringField(1, key);
-    entry.bytesField(2, encodeMetadataValue(value));
-    item.bytesField(2, entry.finish());
+const sizeHint = (records: readonly SegmentRecord[]) =>
+  records.reduce((sum, record) => sum + record.vector.byteLength + 512, 0);
+
+/**
+ * The items, as the index's repeated field 3. Each vector is copied once, straight into the
+ * output: building each item as a buffer of its own and concatenating them copied it twice
+ * and left most of a flush's garbage.
+ */
+function encodeItems(out: ProtoWriter, records: readonly SegmentRecord[]): ProtoWriter {
+  for (const record of records) {
+    // proto3 leaves out a field at its default value, except in a oneof.
+    const head = new ProtoWriter(256);
+    if (record.id !== "") head.stringField(1, record.id);
+    for (const [key, value] of Object.entries(record.metadata)) {
+      const entry = new ProtoWriter(64);
+      entry.stringField(1, key);
+      entry.bytesField(2, encodeMetadataValue(value));
+      head.bytesField(2, entry.finish());
+    }
+    const { vector, norm } = record;
+    const floats = new Uint8Array(vector.buffer, vector.byteOffset, vector.byteLength);
+    const itemHead = head.finish();
+    const size =
+      itemHead.length +
+      (floats.length > 0 ? 1 + varintBytes(floats.length) + floats.length : 0) +
+      (norm !== 0 ? 9 : 0);
+    out.tag(3, 2);
+    out.varint(size);
+    out.raw(itemHead);
+    if (floats.length > 0) out.bytesField(3, floats);
+    if (norm !== 0) out.doubleField(4, norm);
   }
-  const { vector } = record;
-  if (vector.length > 0)
-    item.bytesField(3, Buffer.from(vector.buffer, vector.byteOffset, vector.byteLength));
-  if (record.norm !== 0) item.doubleField(4, record.norm);
-  return item.finish();
+  return out;
 }
 
 function encodeMetadataValue(value: MetadataTypes): Buffer {
-  const writer = new ProtoWriter();
+  const writer = new ProtoWriter(32);
   if (typeof value === "number") writer.doubleField(2, value);
   else if (typeof value === "boolean") writer.varintField(3, value ? 1 : 0);
   else writer.stringField(1, String(value));
   return writer.finish();
 }
 
-/** Protocol buffers' wire format, as much of it as the index format needs. */
+function varintBytes(value: number): number {
+  let bytes = 1;
+  for (let rest = value; rest > 0x7f; rest = Math.floor(rest / 128)) bytes++;
+  return bytes;
+}
+
+/** Protocol buffers' wire format, as much of it as the index format needs, into one buffer. */
 class ProtoWriter {
-  readonly #parts: Buffer[] = [];
+  #buffer: Buffer;
+  #length = 0;
+
+  constructor(capacity: number) {
+    this.#buffer = Buffer.allocUnsafe(Math.max(16, capacity));
+  }
+
+  tag(field: number, wire: number): void {
+    this.varint((field << 3) | wire);
+  }
 
   varintField(field: number, value: number): void {
-    this.#varint((field << 3) | 0);
-    this.#varint(value);
+    this.tag(field, 0);
+    this.varint(value);
   }
 
   doubleField(field: number, value: number): void {
-    this.#varint((field << 3) | 1);
-    const bytes = Buffer.alloc(8);
-    bytes.writeDoubleLE(value, 0);
-    this.#parts.push(bytes);
+    this.tag(field, 1);
+    this.#room(8);
+    this.#buffer.writeDoubleLE(value, this.#length);
+    this.#length += 8;
   }
 
-  bytesField(field: number, bytes: Buffer): void {
-    this.#varint((field << 3) | 2);
-    this.#varint(bytes.length);
-    this.#parts.push(bytes);
+  bytesField(field: number, bytes: Uint8Array): void {
+    this.tag(field, 2);
+    this.varint(bytes.length);
+    this.raw(bytes);
   }
 
   stringField(field: number, text: string): void {
     this.bytesField(field, Buffer.from(text, "utf8"));
   }
 
-  finish(): Buffer {
-    return Buffer.concat(this.#parts);
+  raw(bytes: Uint8Array): void {
+    this.#room(bytes.length);
+    this.#buffer.set(bytes, this.#length);
+    this.#length += bytes.length;
   }
 
-  #varint(value: number): void {
-    const bytes: number[] = [];
+  varint(value: number): void {
+    this.#room(10);
     let rest = value;
     while (rest > 0x7f) {
-      bytes.push((rest & 0x7f) | 0x80);
+      this.#buffer[this.#length++] = (rest & 0x7f) | 0x80;
       rest = Math.floor(rest / 128);
     }
-    bytes.push(rest);
-    this.#parts.push(Buffer.from(bytes));
+    this.#buffer[this.#length++] = rest;
+  }
+
+  finish(): Buffer {
+    return this.#buffer.subarray(0, this.#length);
+  }
+
+  #room(bytes: number): void {
+    if (this.#length + bytes <= this.#buffer.length) return;
+    const grown = Buffer.allocUnsafe(Math.max(this.#buffer.length * 2, this.#length + bytes));
+    this.#buffer.copy(grown, 0, 0, this.#length);
+    this.#buffer = grown;
   }
 }
