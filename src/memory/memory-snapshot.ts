@@ -114,6 +114,12 @@ export interface StoredRef {
 
 export type SegmentSums = SnapshotHeader["segments"][string];
 
+/** A segment's codes as a flush writes them: see `MemorySnapshot.captureCodes`. */
+export interface SegmentCodes {
+  crc: number;
+  runs: Array<{ from: number; bytes: Uint8Array }>;
+}
+
 export class SnapshotUnusable extends Error {
   override name = "SnapshotUnusable";
 }
@@ -377,9 +383,8 @@ export class MemorySnapshot {
   async writeSegment(
     segment: number,
     entries: ReadonlyArray<SnapshotEntry | undefined>,
-    codes: Uint8Array,
+    codes: SegmentCodes,
     indexBytes: number,
-    changed?: ReadonlySet<number>,
     after?: SegmentSums,
   ): Promise<{ sums: SegmentSums; refs: Map<string, StoredRef> } | undefined> {
     const { segmentSize, stride } = this.#layout;
@@ -412,15 +417,19 @@ export class MemorySnapshot {
     } else await writeFileAtomically(file, chunk);
     // Only the rows that changed, a run of neighbours at a time: the others are on disk
     // already, and the flush's cost is then the batch's, not the segment's. An emptied row is
-    // written as zeros.
-    for (const [from, to] of runsOf(changed ?? range(entries.length), entries.length)) {
-      const run = new Uint8Array((to - from) * this.#rowBytes);
+    // written as zeros. The float32 rows go as they are, gathered by writev: a buffer for the
+    // run would be fresh pages, and on this project's VM faulting them in cost more than the
+    // copy.
+    const zero = new Uint8Array(this.#rowBytes);
+    for (const { from, bytes } of codes.runs) {
+      const to = from + bytes.length / stride;
+      const rows: Uint8Array[] = [];
       for (let position = from; position < to; position++) {
         const unit = entries[position]?.unit;
-        if (unit) run.set(bytesOf(unit), (position - from) * this.#rowBytes);
+        rows.push(unit ? bytesOf(unit) : zero);
       }
-      await this.#vectors.write(run, 0, run.length, (first + from) * this.#rowBytes);
-      await this.#codes.write(codes, from * stride, (to - from) * stride, (first + from) * stride);
+      await this.#vectors.writev(rows, (first + from) * this.#rowBytes);
+      await this.#codes.write(bytes, 0, bytes.length, (first + from) * stride);
     }
     const base = start + LENGTH_BYTES + json.length;
     const refs = new Map(
@@ -432,13 +441,31 @@ export class MemorySnapshot {
     const sums = {
       rows: crc32(json, after?.rows ?? 0),
       texts: crc32(textBlob, after?.texts ?? 0),
-      codes: crc32(codes),
+      codes: codes.crc,
       index: indexBytes,
       bytes: start + chunk.length,
       chunks: (after?.chunks ?? 0) + 1,
       file: crc32(chunk, after?.file ?? 0),
     };
     return { sums, refs };
+  }
+
+  /**
+   * A segment's block of codes (`block`, live in the search's memory) as a flush finds it: its
+   * crc32, and copies of the runs of positions it writes (`changed`, or all `count`). Adds go on
+   * changing the block while the flush writes.
+   */
+  captureCodes(
+    block: Uint8Array,
+    changed: ReadonlySet<number> | undefined,
+    count: number,
+  ): SegmentCodes {
+    const { stride } = this.#layout;
+    const runs = runsOf(changed ?? range(count), count).map(([from, to]) => ({
+      from,
+      bytes: block.slice(from * stride, to * stride),
+    }));
+    return { crc: crc32(block), runs };
   }
 
   /** Makes the in-place writes durable; the header that vouches for them comes after. */
@@ -494,10 +521,10 @@ async function appendAt(file: string, content: Buffer, expectedBytes: number): P
 
 const range = (count: number) => new Set(Array.from({ length: count }, (_, i) => i));
 
-/** The runs of consecutive positions in `positions` below `count`, as [from, to) pairs. */
 const bytesOf = (vector: Float32Array) =>
   new Uint8Array(vector.buffer, vector.byteOffset, vector.byteLength);
 
+/** The runs of consecutive positions in `positions` below `count`, as [from, to) pairs. */
 function runsOf(positions: ReadonlySet<number>, count: number): Array<[number, number]> {
   const sorted = [...positions].filter((p) => p < count).sort((a, b) => a - b);
   const runs: Array<[number, number]> = [];

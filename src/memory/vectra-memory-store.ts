@@ -34,6 +34,7 @@ import {
   SnapshotUnusable,
   type SnapshotEntry,
   type SnapshotHeader,
+  type SegmentCodes,
   type SegmentSums,
   type SnapshotRow,
   type StoredRef,
@@ -109,9 +110,8 @@ interface SegmentPlan {
   segment: number;
   /** Positions the segment had. */
   length: number;
-  changed: Set<number> | "all";
-  /** A copy of the segment's block of codes: adds go on changing the matrix meanwhile. */
-  codes: Uint8Array;
+  /** The block of codes's crc32 and the runs to write, copied: adds go on changing them. */
+  codes: SegmentCodes;
   /** By position: every record (a rewrite), or only those added since the last write. */
   entries: Array<SnapshotEntry | undefined>;
   /** An append's: the segment's sums as the snapshot holds them. */
@@ -905,7 +905,6 @@ export class VectraMemoryStore implements MemoryStore {
     const sealed = await this.#wal.rotate();
     const plans: SegmentPlan[] = [];
     for (const segment of [...this.#dirty.keys()].sort((a, b) => a - b)) {
-      const first = (segment - 1) * this.#segmentSize;
       const length = this.#positions.get(segment)?.length ?? 0;
       // Records only added since the last write (the usual case) are appended to the index
       // file and the rows file: a flush then costs its batch, not the segment. Anything else,
@@ -914,15 +913,15 @@ export class VectraMemoryStore implements MemoryStore {
       const added = this.#addedEntries(segment);
       if (added && after && (await this.#appendable(segment, after))) {
         const changed = this.#dirty.get(segment)!;
-        const codes = this.#matrix.codes(first, this.#segmentSize).slice();
-        plans.push({ segment, length, changed, codes, entries: added, after });
+        const codes = this.#captureCodes(segment, changed, length);
+        plans.push({ segment, length, codes, entries: added, after });
         continue;
       }
       const entries = await this.#entriesOf(segment);
       // Taken after the entries: finding damage on the way makes it the whole block.
       const changed = this.#dirty.get(segment)!;
-      const codes = this.#matrix.codes(first, this.#segmentSize).slice();
-      plans.push({ segment, length, changed, codes, entries });
+      const codes = this.#captureCodes(segment, changed, entries.length);
+      plans.push({ segment, length, codes, entries });
     }
     for (const plan of plans) this.#dirty.delete(plan.segment);
     const pending = this.#pending;
@@ -939,6 +938,12 @@ export class VectraMemoryStore implements MemoryStore {
       },
     );
     return { writing };
+  }
+
+  /** The segment's codes as they are now, for a flush to write the runs `changed` names. */
+  #captureCodes(segment: number, changed: Set<number> | "all", count: number): SegmentCodes {
+    const block = this.#matrix.codes((segment - 1) * this.#segmentSize, this.#segmentSize);
+    return this.#snapshot.captureCodes(block, changed === "all" ? undefined : changed, count);
   }
 
   /**
@@ -968,14 +973,14 @@ export class VectraMemoryStore implements MemoryStore {
   ): Promise<void> {
     const written: Stored[] = [];
     const indexBytes = { ...this.#manifest.indexBytes };
-    for (const { segment, length, changed, codes, entries, after } of plans) {
+    for (const { segment, length, codes, entries, after } of plans) {
       const file = join(this.#options.directory, segmentFile(segment));
       let bytes: number;
       if (after) {
         // The two appends, each with its fsync, at once: they touch different files.
         const [appended] = await settled(
           appendSegment(file, entries.filter(isDefined).map(toItem), after.index),
-          this.#writeSnapshotBlock(segment, entries, after.index, written, changed, codes, after),
+          this.#writeSnapshotBlock(segment, entries, after.index, written, codes, after),
         );
         if (appended === undefined)
           throw new Error(`${file} changed while a flush was appending to it`);
@@ -983,7 +988,7 @@ export class VectraMemoryStore implements MemoryStore {
         this.#header.segments[String(segment)]!.index = bytes;
       } else {
         bytes = await writeSegment(this.#storage, file, entries.filter(isDefined).map(toItem));
-        await this.#writeSnapshotBlock(segment, entries, bytes, written, changed, codes);
+        await this.#writeSnapshotBlock(segment, entries, bytes, written, codes);
       }
       this.#written.set(segment, length);
       indexBytes[String(segment)] = bytes;
@@ -1028,18 +1033,10 @@ export class VectraMemoryStore implements MemoryStore {
     entries: Array<SnapshotEntry | undefined>,
     indexBytes: number,
     written: Stored[],
-    changed: Set<number> | "all" = "all",
-    codes = this.#matrix.codes((segment - 1) * this.#segmentSize, this.#segmentSize),
+    codes = this.#captureCodes(segment, "all", entries.length),
     after?: SegmentSums,
   ): Promise<boolean> {
-    const result = await this.#snapshot.writeSegment(
-      segment,
-      entries,
-      codes,
-      indexBytes,
-      changed === "all" ? undefined : changed,
-      after,
-    );
+    const result = await this.#snapshot.writeSegment(segment, entries, codes, indexBytes, after);
     if (!result) return false;
     const { sums, refs } = result;
     this.#header.segments[String(segment)] = sums;
