@@ -978,12 +978,13 @@ export class VectraMemoryStore implements MemoryStore {
       let bytes: number;
       if (after) {
         // The two appends, each with its fsync, at once: they touch different files.
-        const [appended] = await settled(
+        const [appended, blockAppended] = await settled(
           appendSegment(file, entries.filter(isDefined).map(toItem), after.index),
           this.#writeSnapshotBlock(segment, entries, after.index, written, codes, after),
         );
-        if (appended === undefined)
-          throw new Error(`${file} changed while a flush was appending to it`);
+        // The files were checked at the start; only another writer could have changed them.
+        if (appended === undefined || !blockAppended)
+          throw new Error(`${file} or its rows changed while a flush was appending to them`);
         bytes = appended;
         this.#header.segments[String(segment)]!.index = bytes;
       } else {

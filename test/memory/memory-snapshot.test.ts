@@ -2,7 +2,7 @@ import { readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { pino } from "pino";
 import { afterEach, describe, expect, it, vi } from "vitest";
-import { MAX_CHUNKS } from "../../src/memory/memory-snapshot.js";
+import { MAX_CHUNKS, MemorySnapshot } from "../../src/memory/memory-snapshot.js";
 import { SEGMENT_CODEC } from "../../src/memory/vectra-files.js";
 import { makeDataDir } from "../helpers/test-app.js";
 import { issueMemory, openTestStore } from "../helpers/test-memory.js";
@@ -257,5 +257,24 @@ describe("the memory snapshot", () => {
     expect(again.decoded()).toBe(0);
     expect((await again.store.get("issue-11"))?.text).toBe("Tooltips flicker on hover");
     await again.store.close();
+  });
+
+  it("fails a flush whose append the rows file refuses, and the next rewrites the segment, losing nothing", async () => {
+    const directory = makeDataDir();
+    const store = await openTestStore(directory, { segmentSize: 64 });
+    await store.add(issueMemory(1, TEXTS[0]!));
+    await store.flush();
+    await store.add(issueMemory(2, TEXTS[1]!));
+    // As if another writer had cut the rows file between the flush's start and its append.
+    vi.spyOn(MemorySnapshot.prototype, "writeSegment").mockResolvedValueOnce(undefined);
+    await expect(store.flush()).rejects.toThrow("changed while a flush was appending");
+    vi.restoreAllMocks();
+    await store.add(issueMemory(3, TEXTS[2]!));
+    await store.close();
+    expect(segmentSums(directory)).toMatchObject({ chunks: 1 });
+    const { store: reopened, decoded } = await reopen(directory, 64);
+    expect(decoded()).toBe(0);
+    expect((await reopened.list()).map((r) => r.text)).toEqual(TEXTS.slice(0, 3));
+    await reopened.close();
   });
 });
