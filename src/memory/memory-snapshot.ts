@@ -91,7 +91,7 @@ export interface SnapshotEntry {
   record: RecordMetadata;
   text: string;
   hash: string;
-  /** The float32 unit vector, written where `changed` names its row, and checksummed. */
+  /** The float32 unit vector, checksummed; written where the flush's runs of codes are. */
   unit: Float32Array;
   scale: number;
 }
@@ -371,8 +371,9 @@ export class MemorySnapshot {
 
   /**
    * Writes a segment's block: its float32 rows and codes in place, and its rows file (texts
-   * included). `entries[p]` is the record at position p, or undefined for a hole; `changed`
-   * names the positions whose vectors changed (a put or a delete), or all of them.
+   * included). `entries[p]` is the record at position p, or undefined for a hole; `codes`
+   * (from `captureCodes`) holds the runs of positions whose vectors changed (a put or a delete),
+   * whose float32 rows and codes are written, and the block's checksum.
    *
    * With `after`, the segment's sums as the header holds them, the entries are only the records
    * added since (the rest undefined) and go in a chunk appended to the rows file; undefined,

@@ -106,7 +106,8 @@ export class WriteAheadLog {
       buffer.writeUInt32LE(frameCrc(buffer, at, end), at + 8);
       at = end;
     }
-    await this.#handle.write(buffer, 0, size);
+    // appendFile writes until all is written: a short write must not pass as durable.
+    await this.#handle.appendFile(buffer);
     await this.#handle.datasync();
   }
 
