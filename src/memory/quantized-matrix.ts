@@ -17,6 +17,9 @@ const POINTER_BYTES = 8;
 
 interface DotKernel {
   scores(query: number, rows: number, count: number, stride: number, out: number): void;
+  absmax(src: number, n: number): number;
+  squares(src: number, n: number): number;
+  quantize(src: number, dst: number, n: number, inverse: number): void;
 }
 
 /**
@@ -101,7 +104,7 @@ export class QuantizedMatrix {
       );
     }
     // Doubling, but never past what 32-bit memory holds: the last slots fit too.
-    const most = Math.floor((MAX_BYTES - this.stride) / (this.stride + 4));
+    const most = Math.floor((MAX_BYTES - this.#bytesFor(0)) / (this.stride + 4));
     this.#grow(Math.max(Math.min(this.#capacity * 2, most), slots));
   }
 
@@ -116,10 +119,13 @@ export class QuantizedMatrix {
     }
     this.reserve(slot + 1);
     const start = this.#offsetOf(slot);
-    const scale = quantizeInto(vector, this.#bytes.subarray(start, start + this.dimension), true);
-    // Padding never counts (the query's is zero: nothing else writes there), but kept zero, a
-    // snapshot written through codes() is the same bytes for the same vectors.
-    this.#bytes.fill(0, start + this.dimension, start + this.stride);
+    let scale = vector instanceof Float32Array ? this.#quantizeHere(vector, start) : undefined;
+    if (scale === undefined) {
+      scale = quantizeInto(vector, this.#bytes.subarray(start, start + this.dimension), true);
+      // Padding never counts (the query's is zero: nothing else writes there), but kept zero,
+      // a snapshot written through codes() is the same bytes for the same vectors.
+      this.#bytes.fill(0, start + this.dimension, start + this.stride);
+    }
     this.#name(slot, id, scale);
   }
 
@@ -265,14 +271,41 @@ export class QuantizedMatrix {
     }
   }
 
+  /**
+   * `quantizeInto` with the kernel's SIMD loops, the vector copied into the scratch row (its
+   * padding zero, and so the codes'): the scale, or undefined when the sum of squares overflows
+   * a float32, which `quantizeInto` handles.
+   */
+  #quantizeHere(vector: Float32Array, at: number): number | undefined {
+    const scratch = this.#scratchAt();
+    const floats = new Float32Array(this.#memory.buffer, scratch, this.stride);
+    floats.set(vector);
+    floats.fill(0, vector.length);
+    const max = this.#kernel.absmax(scratch, this.stride);
+    if (!Number.isFinite(max)) throw new RangeError("a vector to quantize must be finite");
+    if (max === 0) {
+      this.#bytes.fill(0, at, at + this.stride);
+      return 0;
+    }
+    const norm = Math.sqrt(this.#kernel.squares(scratch, this.stride));
+    if (!Number.isFinite(norm)) return undefined;
+    this.#kernel.quantize(scratch, at, this.stride, LEVELS / max);
+    return max / norm / LEVELS;
+  }
+
+  /** Where the scratch row of float32 values is: after the kernel's output, 16-byte aligned. */
+  #scratchAt(): number {
+    return Math.ceil((this.#offsetOf(this.#capacity) + this.#capacity * 4) / LANES) * LANES;
+  }
+
   /** Where slot `slot` starts, in bytes; slot 0 follows the query's row. */
   #offsetOf(slot: number): number {
     return (slot + 1) * this.stride;
   }
 
-  /** The memory `slots` slots need: the query, the rows, and the kernel's output. */
+  /** The memory `slots` slots need: the query, the rows, the kernel's output and the scratch. */
   #bytesFor(slots: number): number {
-    return this.#offsetOf(slots) + slots * 4;
+    return this.#offsetOf(slots) + slots * 4 + LANES + this.stride * 4;
   }
 
   /** Room for `capacity` slots. The rows stay where they are; memory only grows. */
@@ -292,9 +325,9 @@ export class QuantizedMatrix {
     }
     // Growing detaches the old buffer: views are made anew.
     this.#bytes = new Int8Array(memory.buffer);
-    // The new rows cover the old kernel output; fresh pages are zero already.
+    // The new rows cover the old kernel output and scratch; fresh pages are zero already.
     const oldOut = this.#offsetOf(this.#capacity);
-    this.#bytes.fill(0, oldOut, oldOut + this.#capacity * 4);
+    this.#bytes.fill(0, oldOut, this.#bytesFor(this.#capacity));
     const scales = new Float32Array(capacity);
     scales.set(this.#scales);
     this.#scales = scales;
