@@ -3,6 +3,7 @@ import { open, readFile, unlink, type FileHandle } from "node:fs/promises";
 import { join } from "node:path";
 import { crc32 } from "node:zlib";
 import { z } from "zod";
+import { appendAtSize } from "../append-at-size.js";
 import { writeFileAtomically } from "../write-file-atomically.js";
 import type { MemoryKind, RecordMetadata } from "./memory-store.js";
 import type { ScanHelper } from "./scan-helper.js";
@@ -412,15 +413,14 @@ export class MemorySnapshot {
     const file = join(this.#directory, rowsFile(segment));
     let start = 0;
     if (after) {
-      if (after.bytes === undefined || !(await appendAt(file, chunk, after.bytes)))
+      if (after.bytes === undefined || !(await appendAtSize(file, chunk, after.bytes, true)))
         return undefined;
       start = after.bytes;
     } else await writeFileAtomically(file, chunk);
     // Only the rows that changed, a run of neighbours at a time: the others are on disk
     // already, and the flush's cost is then the batch's, not the segment's. An emptied row is
-    // written as zeros. The float32 rows go as they are, gathered by writev: a buffer for the
-    // run would be fresh pages, and on this project's VM faulting them in cost more than the
-    // copy.
+    // written as zeros. The float32 rows go as they are, gathered by writev, rather than copied
+    // into a buffer for the run first.
     const zero = new Uint8Array(this.#rowBytes);
     for (const { from, bytes } of codes.runs) {
       const to = from + bytes.length / stride;
@@ -492,31 +492,6 @@ export class MemorySnapshot {
   async close(): Promise<void> {
     await this.#codes.close();
     await this.#vectors.close();
-  }
-}
-
-/**
- * Writes `content` at the end of `file`, which must be `expectedBytes` long (a longer one holds
- * the torn tail of an append a crash cut short, which the content replaces), and makes it
- * durable; false, having written nothing, when the file is missing or shorter.
- */
-async function appendAt(file: string, content: Buffer, expectedBytes: number): Promise<boolean> {
-  let handle: FileHandle;
-  try {
-    handle = await open(file, "r+");
-  } catch (error) {
-    if ((error as NodeJS.ErrnoException).code === "ENOENT") return false;
-    throw error;
-  }
-  try {
-    const { size } = await handle.stat();
-    if (size < expectedBytes) return false;
-    if (size > expectedBytes) await handle.truncate(expectedBytes);
-    await handle.write(content, 0, content.length, expectedBytes);
-    await handle.datasync();
-    return true;
-  } finally {
-    await handle.close();
   }
 }
 

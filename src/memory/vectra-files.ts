@@ -1,4 +1,3 @@
-import { open } from "node:fs/promises";
 import {
   LocalFileStorage,
   LocalIndex,
@@ -6,6 +5,7 @@ import {
   type IndexItem,
   type MetadataTypes,
 } from "vectra";
+import { appendAtSize } from "../append-at-size.js";
 import { writeFileAtomically } from "../write-file-atomically.js";
 
 /**
@@ -56,23 +56,10 @@ export async function appendSegment(
   records: readonly SegmentRecord[],
   expectedBytes: number,
 ): Promise<number | undefined> {
-  let handle;
-  try {
-    handle = await open(file, "r+");
-  } catch (error) {
-    if ((error as NodeJS.ErrnoException).code === "ENOENT") return undefined;
-    throw error;
-  }
-  try {
-    const { size } = await handle.stat();
-    if (size !== expectedBytes) return undefined;
-    const content = encodeItems(new ProtoWriter(sizeHint(records)), records).finish();
-    await handle.write(content, 0, content.length, size);
-    await handle.datasync();
-    return size + content.length;
-  } finally {
-    await handle.close();
-  }
+  const content = encodeItems(new ProtoWriter(sizeHint(records)), records).finish();
+  return (await appendAtSize(file, content, expectedBytes))
+    ? expectedBytes + content.length
+    : undefined;
 }
 
 /** The items of a segment file; a file that cannot be decoded is an error naming it. */
