@@ -138,10 +138,14 @@ export class NearDuplicateIndex {
   }
 
   set(id: string, text: string): void {
+    this.setFingerprints(id, fingerprintText(text));
+  }
+
+  /** As `set`, with the text's fingerprints taken before (a segment's words file). */
+  setFingerprints(id: string, fingerprints: readonly string[]): void {
     this.delete(id);
-    const fingerprints = fingerprintText(text);
     if (fingerprints.length === 0) return;
-    this.#byId.set(id, fingerprints);
+    this.#byId.set(id, [...fingerprints]);
     for (const fingerprint of fingerprints) {
       let ids = this.#byFingerprint.get(fingerprint);
       if (!ids) {

@@ -7,7 +7,7 @@ import type { Metrics } from "../metrics/create-metrics.js";
 import { writeFileAtomically } from "../write-file-atomically.js";
 import { LOCK_NAME, lockDirectory, MemoryLockedError } from "./directory-lock.js";
 import { describeEmbedder, type Embedder } from "./embedder.js";
-import { Bm25Index } from "./bm25-index.js";
+import { Bm25Index, type Bm25Part } from "./bm25-index.js";
 import { RecordTable } from "./record-table.js";
 import type { ScanHelper } from "./scan-helper.js";
 import { DEFAULT_FUSION, dot, searchHybrid, unitVector } from "./hybrid-search.js";
@@ -26,6 +26,14 @@ import {
   type SearchOptions,
 } from "./memory-store.js";
 import { NearDuplicateIndex } from "./near-duplicate.js";
+import {
+  decodeSegmentWords,
+  encodeSegmentWords,
+  SegmentWordsBuilder,
+  WORDS_FILE,
+  wordsFile,
+  type SegmentWords,
+} from "./segment-words.js";
 import {
   MAX_CHUNKS,
   MemorySnapshot,
@@ -149,6 +157,9 @@ const SHORT_QUERY_WORDS = 4;
 // The int8 scan's best 4 × k are rescored with their float32 vectors: on the benchmark's data
 // and on embedded issue text this finds the exact top 5 at least 99% of the time.
 export const RESCORE_FACTOR = 4;
+// A words file is counted in the background, this many records a turn: about 3 ms of work on
+// this project's VM between two turns of the event loop.
+const WORDS_PER_TURN = 100;
 // A record's object, map entry and slots in the store's and the keyword index's tables, and the
 // garbage its load leaves, beyond its id's characters (the record table counts its own bytes).
 // The open-store LRU counts this estimate against its cap. 700 bytes met the RSS the memory
@@ -192,6 +203,13 @@ export class VectraMemoryStore implements MemoryStore {
   /** Ids put or deleted while the text indexes were being built: the build leaves them be. */
   #touched: Set<string> | undefined;
   #textIndexes: TextIndexes | undefined;
+  /**
+   * Full segments with a words file (see segment-words.ts), each with how many of its records
+   * changed since it was counted: past a tenth, the next flush counts the segment again.
+   */
+  readonly #words = new Map<number, number>();
+  /** The words files being written, one after another, off the flush's path. */
+  #wordsWriting: Promise<void> = Promise.resolve();
   readonly #records = new Map<string, Stored>();
   /** Each segment's ids by position; a deleted record leaves a hole. */
   readonly #positions = new Map<number, Array<string | undefined>>();
@@ -300,6 +318,9 @@ export class VectraMemoryStore implements MemoryStore {
     await removeLeftovers(directory, manifest.segments);
     await cutTornTails(directory, manifest, log);
     const snapshot = await MemorySnapshot.open(directory, layout);
+    const counted = (await readdir(directory))
+      .filter((name) => WORDS_FILE.test(name))
+      .map((name) => Number(/\d+/.exec(name)![0]));
     let store = new VectraMemoryStore(options, manifest, snapshot, unlock);
     let moved: LogValue[] = [];
     try {
@@ -321,6 +342,7 @@ export class VectraMemoryStore implements MemoryStore {
         log,
       );
       store.#wal = wal;
+      for (const segment of counted) store.#words.set(segment, 0);
       for (const entry of entries) store.#apply(fromLog(entry));
       // Logged before they leave their old segment, so that no crash can lose them.
       if (moved.length > 0) await wal.append(moved.map(toFrame));
@@ -466,7 +488,9 @@ export class VectraMemoryStore implements MemoryStore {
     let bytesOnDisk = 0;
     for (const name of await readdir(this.#options.directory)) {
       if (name === LOCK_NAME) continue;
-      bytesOnDisk += (await stat(join(this.#options.directory, name))).size;
+      // A temporary file may be renamed between the listing and its stat.
+      const info = await stat(join(this.#options.directory, name)).catch(() => undefined);
+      bytesOnDisk += info?.size ?? 0;
     }
     return {
       records: this.#records.size,
@@ -500,6 +524,8 @@ export class VectraMemoryStore implements MemoryStore {
       if (!this.#lockLost) {
         await this.#run({ type: "flush" }, true).catch((error: unknown) => (failure = error));
       }
+      // Those the last flushes queued (a backfill's last segments): the next start loads them.
+      await this.#wordsWriting;
       await this.#wal.close();
       await this.#snapshot.close();
       await this.#unlock();
@@ -634,6 +660,7 @@ export class VectraMemoryStore implements MemoryStore {
       this.#positions.get(stored.segment)![stored.position] = undefined;
       this.#markDirty(stored.segment, stored.position);
       this.#touched?.add(value.id);
+      this.#countChange(stored.segment);
       this.#textIndexes?.keywords.delete(this.#slot(stored));
       this.#textIndexes?.duplicates.delete(value.id);
     } else {
@@ -659,12 +686,19 @@ export class VectraMemoryStore implements MemoryStore {
       // The same text (a re-added source, a log entry replayed over the snapshot) keeps its entries.
       if (previousHash !== value.hash) {
         this.#touched?.add(record.id);
+        this.#countChange(segment);
         this.#textIndexes?.keywords.set(this.#slot(stored), record.id, text);
         this.#textIndexes?.duplicates.set(record.id, text);
       }
     }
     this.#pending++;
     this.#options.metrics.memoryPendingRecords.inc();
+  }
+
+  /** A record of a counted segment changed: its words file no longer holds it. */
+  #countChange(segment: number): void {
+    const changed = this.#words.get(segment);
+    if (changed !== undefined) this.#words.set(segment, changed + 1);
   }
 
   /** Keeps a record: its metadata and hash in the table, the rest in its `Stored`. */
@@ -731,9 +765,13 @@ export class VectraMemoryStore implements MemoryStore {
     return this.#table.get(this.#slot(stored), stored.id);
   }
 
-  /** The keyword and near-duplicate indexes, built from every record's text on first use. */
+  /**
+   * The keyword and near-duplicate indexes, built on first use: from the segments' words files
+   * where they hold a record's current text, from the text itself otherwise.
+   */
   #indexes(): Promise<TextIndexes> {
     this.#text ??= (async () => {
+      const saved = await this.#readWords();
       const indexes: TextIndexes = {
         keywords: new Bm25Index(),
         duplicates: new NearDuplicateIndex(),
@@ -741,20 +779,115 @@ export class VectraMemoryStore implements MemoryStore {
       this.#touched = new Set();
       // Puts and deletes from here on update the indexes themselves; the build adds the rest.
       this.#textIndexes = indexes;
+      const complete = this.#restoreWords(indexes, saved);
       for (const segment of [...this.#positions.keys()]) {
+        if (complete.has(segment)) continue;
         const texts = await this.#textsOf(segment);
         for (const [id, text] of texts) {
           const stored = this.#records.get(id);
           if (this.#touched.has(id) || !stored) continue;
+          if (indexes.keywords.has(this.#slot(stored))) continue;
           indexes.keywords.set(this.#slot(stored), id, text);
           indexes.duplicates.set(id, text);
         }
       }
       this.#touched = undefined;
       indexes.keywords.trim();
+      // Segments counted from their texts here are saved for the next start.
+      this.#queueWords(this.#positions.keys());
       return indexes;
     })();
     return this.#text;
+  }
+
+  /** The words files of the segments that have one; a damaged one is left to be rewritten. */
+  async #readWords(): Promise<Map<number, SegmentWords>> {
+    const saved = new Map<number, SegmentWords>();
+    for (const segment of [...this.#words.keys()]) {
+      const file = join(this.#options.directory, wordsFile(segment));
+      const words = await readFile(file).then(
+        (content) => decodeSegmentWords(content, this.#segmentSize),
+        (error: Error) => error.message,
+      );
+      if (typeof words !== "string") saved.set(segment, words);
+      else {
+        this.#options.log.warn({ file, reason: words }, "memory words file not usable; recounting");
+        this.#words.set(segment, this.#segmentSize);
+      }
+    }
+    return saved;
+  }
+
+  /**
+   * Loads the saved words of each record whose text is the one they were counted from, and
+   * records how many are not; returns the segments that needed no text.
+   */
+  #restoreWords(indexes: TextIndexes, saved: Map<number, SegmentWords>): Set<number> {
+    const parts: Bm25Part[] = [];
+    const complete = new Set<number>();
+    for (const [segment, words] of saved) {
+      const positions = this.#positions.get(segment) ?? [];
+      const ids = new Array<string | undefined>(positions.length);
+      let live = 0;
+      let kept = 0;
+      positions.forEach((id, position) => {
+        const stored = id === undefined ? undefined : this.#records.get(id);
+        if (!stored) return;
+        live++;
+        if (words.hashes[position] !== this.#table.hash(this.#slot(stored))) return;
+        ids[position] = id;
+        kept++;
+      });
+      parts.push({ ...words, base: (segment - 1) * this.#segmentSize, ids });
+      this.#words.set(segment, live - kept);
+      if (kept === live) complete.add(segment);
+    }
+    indexes.keywords.restore(parts);
+    for (const part of parts) {
+      const { fingerprints } = saved.get(part.base / this.#segmentSize + 1)!;
+      for (const [position, prints] of fingerprints) {
+        const id = part.ids[position];
+        if (id !== undefined) indexes.duplicates.setFingerprints(id, prints);
+      }
+    }
+    return complete;
+  }
+
+  /**
+   * Counts the words of each full segment among `segments` that has no words file, or one that
+   * a tenth of its records changed since, and writes them: in the background, a few records a
+   * turn, one segment after another.
+   */
+  #queueWords(segments: Iterable<number>): void {
+    for (const segment of segments) {
+      if ((this.#positions.get(segment)?.length ?? 0) < this.#segmentSize) continue;
+      const changed = this.#words.get(segment);
+      if (changed !== undefined && changed * 10 < this.#segmentSize) continue;
+      this.#words.set(segment, 0);
+      this.#wordsWriting = this.#wordsWriting
+        .then(() => this.#writeWords(segment))
+        .catch((error: unknown) => {
+          this.#words.delete(segment);
+          this.#options.log.warn({ err: error, segment }, "memory words file not written");
+        });
+    }
+  }
+
+  async #writeWords(segment: number): Promise<void> {
+    const texts = await this.#textsOf(segment);
+    const builder = new SegmentWordsBuilder(this.#segmentSize);
+    let counted = 0;
+    for (const [position, id] of (this.#positions.get(segment) ?? []).entries()) {
+      const text = id === undefined ? undefined : texts.get(id);
+      if (text === undefined) continue;
+      // The hash of the text counted, not the record's now: it may have changed meanwhile.
+      builder.add(position, text, hashText(text));
+      if (++counted % WORDS_PER_TURN === 0) await new Promise(setImmediate);
+    }
+    await writeFileAtomically(
+      join(this.#options.directory, wordsFile(segment)),
+      encodeSegmentWords(builder.finish()),
+    );
   }
 
   /** The texts of a segment's records, from RAM, the snapshot, or the vectra file. */
@@ -1023,6 +1156,7 @@ export class VectraMemoryStore implements MemoryStore {
     this.#options.metrics.memoryFlushes.inc();
     this.#options.metrics.memoryFlushDuration.observe((performance.now() - started) / 1000);
     this.#options.log.debug({ segments: plans.length, records: pending }, "memory flushed");
+    this.#queueWords(plans.map((plan) => plan.segment));
   }
 
   /**
@@ -1367,9 +1501,10 @@ async function cutTornTails(directory: string, manifest: Manifest, log: Logger):
 
 /** Temporary files of an interrupted write, and index and rows files a crash left unlisted. */
 async function removeLeftovers(directory: string, segments: number[]): Promise<void> {
-  const listed = new Set(segments.flatMap((s) => [segmentFile(s), rowsFile(s)]));
+  const listed = new Set(segments.flatMap((s) => [segmentFile(s), rowsFile(s), wordsFile(s)]));
   for (const name of await readdir(directory)) {
-    const indexOrRows = /^segment-\d+\.pb$/.test(name) || ROWS_FILE.test(name);
+    const indexOrRows =
+      /^segment-\d+\.pb$/.test(name) || ROWS_FILE.test(name) || WORDS_FILE.test(name);
     if (name.endsWith(".tmp") || (indexOrRows && !listed.has(name))) {
       await unlink(join(directory, name));
     }

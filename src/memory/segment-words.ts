@@ -1,0 +1,148 @@
+import { crc32 } from "node:zlib";
+import { countFields } from "./bm25-index.js";
+import { fingerprintText } from "./near-duplicate.js";
+
+/**
+ * A full segment's words, counted once and kept beside its rows file, so that the keyword and
+ * near-duplicate indexes of a large memory are loaded rather than rebuilt from every text on
+ * the first search after a start (3 s of tokenizing at 100,000 records on this project's VM).
+ * A cache, never the truth: each position carries the hash of the text it was counted from,
+ * and a position whose record has another text now, or no record, is counted from its text.
+ */
+export interface SegmentWords {
+  /** By position: the sha256 (base64) of the text counted, or null where there was none. */
+  hashes: Array<string | null>;
+  terms: string[];
+  /** By term: how many postings it has; they follow each other in `postings`, term by term. */
+  counts: Int32Array;
+  /** `[position, title tf << 16 | body tf]` pairs, grouped by term. */
+  postings: Int32Array;
+  /** By position. */
+  titleLengths: Uint32Array;
+  bodyLengths: Uint32Array;
+  /** Near-exact duplicate fingerprints, for the positions that have any. */
+  fingerprints: Array<[number, string[]]>;
+}
+
+export const WORDS_FILE = /^words-\d+\.bin$/;
+export const wordsFile = (segment: number) => `words-${String(segment).padStart(6, "0")}.bin`;
+
+// "TWD" and the format's version; then the JSON part's length and a crc32 of all that follows.
+const MAGIC = 0x31445754;
+const PREFIX_BYTES = 12;
+
+/** Counts a segment's texts one at a time (so that its owner can yield between them). */
+export class SegmentWordsBuilder {
+  readonly #hashes: Array<string | null>;
+  readonly #terms = new Map<string, number>();
+  readonly #lists: number[][] = [];
+  readonly #titleLengths: Uint32Array;
+  readonly #bodyLengths: Uint32Array;
+  readonly #fingerprints: Array<[number, string[]]> = [];
+
+  constructor(segmentSize: number) {
+    this.#hashes = new Array<string | null>(segmentSize).fill(null);
+    this.#titleLengths = new Uint32Array(segmentSize);
+    this.#bodyLengths = new Uint32Array(segmentSize);
+  }
+
+  add(position: number, text: string, hash: string): void {
+    const fields = countFields(text);
+    for (const [term, packed] of fields.counts) {
+      let id = this.#terms.get(term);
+      if (id === undefined) {
+        id = this.#lists.length;
+        this.#terms.set(term, id);
+        this.#lists.push([]);
+      }
+      this.#lists[id]!.push(position, packed);
+    }
+    this.#hashes[position] = hash;
+    this.#titleLengths[position] = fields.titleLength;
+    this.#bodyLengths[position] = fields.bodyLength;
+    const fingerprints = fingerprintText(text);
+    if (fingerprints.length > 0) this.#fingerprints.push([position, fingerprints]);
+  }
+
+  finish(): SegmentWords {
+    const counts = Int32Array.from(this.#lists, (list) => list.length / 2);
+    return {
+      hashes: this.#hashes,
+      terms: [...this.#terms.keys()],
+      counts,
+      postings: Int32Array.from(this.#lists.flat()),
+      titleLengths: this.#titleLengths,
+      bodyLengths: this.#bodyLengths,
+      fingerprints: this.#fingerprints,
+    };
+  }
+}
+
+/**
+ * The file: magic, JSON length, crc32; the JSON (hashes, terms, fingerprints), padded to four
+ * bytes; then the counts, postings and lengths as little-endian 32-bit integers.
+ */
+export function encodeSegmentWords(words: SegmentWords): Buffer {
+  const { hashes, terms, fingerprints, counts, postings, titleLengths, bodyLengths } = words;
+  const json = Buffer.from(JSON.stringify({ hashes, terms, fingerprints }), "utf8");
+  const padded = Math.ceil(json.length / 4) * 4;
+  const ints = [counts, postings, titleLengths, bodyLengths];
+  const body = Buffer.alloc(padded + ints.reduce((sum, array) => sum + array.byteLength, 0), 0x20);
+  json.copy(body);
+  let at = padded;
+  for (const array of ints) {
+    body.set(new Uint8Array(array.buffer, array.byteOffset, array.byteLength), at);
+    at += array.byteLength;
+  }
+  const prefix = Buffer.alloc(PREFIX_BYTES);
+  prefix.writeUInt32LE(MAGIC, 0);
+  prefix.writeUInt32LE(json.length, 4);
+  prefix.writeUInt32LE(crc32(body), 8);
+  return Buffer.concat([prefix, body]);
+}
+
+/**
+ * The words in `content`, or the reason they cannot be trusted: any damage, a file of another
+ * version, or one counted for another segment size.
+ */
+export function decodeSegmentWords(content: Buffer, segmentSize: number): SegmentWords | string {
+  if (content.length < PREFIX_BYTES || content.readUInt32LE(0) !== MAGIC)
+    return "not a words file of this version";
+  const body = content.subarray(PREFIX_BYTES);
+  if (crc32(body) !== content.readUInt32LE(8)) return "does not match its checksum";
+  const jsonLength = content.readUInt32LE(4);
+  let parsed: Pick<SegmentWords, "hashes" | "terms" | "fingerprints">;
+  try {
+    parsed = JSON.parse(body.subarray(0, jsonLength).toString("utf8")) as typeof parsed;
+  } catch {
+    return "its JSON does not parse";
+  }
+  const { hashes, terms, fingerprints } = parsed;
+  if (!Array.isArray(hashes) || !Array.isArray(terms) || !Array.isArray(fingerprints))
+    return "its JSON is not a words file's";
+  if (hashes.length !== segmentSize) return `counted for segments of ${hashes.length}`;
+  // Copied out of the file's buffer: a typed array over it needs four-byte alignment, which a
+  // Buffer from the pool does not promise, and the file's buffer is then let go of.
+  let at = Math.ceil(jsonLength / 4) * 4;
+  const ints = (count: number) => {
+    const array = new Int32Array(count);
+    new Uint8Array(array.buffer).set(body.subarray(at, at + count * 4));
+    at += count * 4;
+    return array;
+  };
+  const counts = ints(terms.length);
+  let total = 0;
+  for (const count of counts) {
+    if (count < 0) return "a term's count is negative";
+    total += count;
+  }
+  if (body.length !== at + (2 * total + 2 * segmentSize) * 4) return "its lengths do not add up";
+  const postings = ints(2 * total);
+  const titleLengths = new Uint32Array(ints(segmentSize).buffer);
+  const bodyLengths = new Uint32Array(ints(segmentSize).buffer);
+  for (let i = 0; i < postings.length; i += 2) {
+    const position = postings[i]!;
+    if (position < 0 || position >= segmentSize) return "a posting is out of the segment";
+  }
+  return { hashes, terms, counts, postings, titleLengths, bodyLengths, fingerprints };
+}
