@@ -56,7 +56,7 @@ const NAIVE_MAX_RECORDS = 15_000;
 const SEARCHES = 30;
 const SEARCH_WARM_UP = 5;
 const SELF_SEARCHES = 10;
-// A cold open's first search builds the keyword index; the rest are timed for p50 and p99.
+// A cold open's first search loads the keyword index; the rest are timed for p50 and p99.
 const COLD_SEARCHES = 31;
 // Issue 12's installation: 40 repositories of 20,000 records under a 512 MB cap of open stores.
 const REPOSITORIES = { count: 40, records: 20_000, passes: 2, maxOpenMb: 512 };
@@ -782,7 +782,7 @@ function printReport({
     `target ${concurrentAdds.target}: ${verdict(concurrentAdds.met)}${concurrentAdds.perAddUs === null ? "" : ` (${concurrentAdds.perAddUs.toFixed(0)} µs)`}`,
   );
   console.log(
-    "\ncold open: a new process opens the closed memory (its snapshot), searches once (which builds the keyword index) and 30 times more",
+    "\ncold open: a new process opens the closed memory (its snapshot), searches once (which loads the keyword index from the words files) and 30 times more",
   );
   printTable(
     sizes.map(({ store: { cold } }) => ({

@@ -37,7 +37,7 @@ const settledRss = () => {
   return rss();
 };
 
-/** A cold open of one memory: open, first search (it builds the keyword index), then searches. */
+/** A cold open of one memory: open, first search (it loads the keyword index), then searches. */
 async function coldOpen(task: Extract<ChildTask, { kind: "open" }>) {
   const bench = createBenchEmbedder();
   const queries = range(0, task.searches).map((j) => (j % 2 ? shortQuery(j) : longQuery(j)));

@@ -469,7 +469,7 @@ function printReport(r: {
   );
   const p = r.inProcess;
   console.log(
-    `  the command's part in this process, same registry and embedder: open ${n(Math.round(p.openMs))} ms, first search ${n(Math.round(p.firstSearchMs))} ms (it builds the keyword and near-duplicate indexes from every text), second search ${n(Math.round(p.warmSearchMs))} ms`,
+    `  the command's part in this process, same registry and embedder: open ${n(Math.round(p.openMs))} ms, first search ${n(Math.round(p.firstSearchMs))} ms (it loads the keyword and near-duplicate indexes from the segments' words files, and counts the last segment's texts), second search ${n(Math.round(p.warmSearchMs))} ms`,
   );
   console.log(
     `\nvectra files only ÷ snapshot, first reply: ${r.baselineOverSnapshot.toFixed(1)}×; snapshot rewritten by the fallback: ${r.snapshotRewritten ? "yes" : "no"}`,
