@@ -23,6 +23,7 @@ import {
 } from "./legacy-memory.js";
 import { MemoryDeletedError } from "./memory-store.js";
 import { RepositoryMemory } from "./repository-memory.js";
+import { createFullCollection } from "./full-collection.js";
 import { SNAPSHOT_FILES } from "./memory-snapshot.js";
 import { MANIFEST, VectraMemoryStore } from "./vectra-memory-store.js";
 
@@ -68,6 +69,8 @@ export interface MemoryRegistryOptions {
   maxOpenBytes?: number;
   /** Shared by every store: see scan-helper.ts. */
   scanHelper?: ScanHelper;
+  /** Run after an idle store is closed, to free its RAM; default: a full collection. */
+  collectGarbage?: () => void;
 }
 
 interface Slot {
@@ -117,6 +120,7 @@ const NAME = /^(?!\.{1,2}\/)[A-Za-z0-9._-]{1,100}\/(?!\.{1,2}$)[A-Za-z0-9._-]{1,
 export class MemoryRegistry {
   readonly #options: MemoryRegistryOptions;
   readonly #maxOpenBytes: number;
+  readonly #collectGarbage: () => void;
   #warming: Promise<number> | undefined;
   #closing = false;
   /** In least recently used order: a call moves its slot to the end. */
@@ -131,6 +135,7 @@ export class MemoryRegistry {
   constructor(options: MemoryRegistryOptions) {
     this.#options = options;
     this.#maxOpenBytes = options.maxOpenBytes ?? DEFAULT_MAX_OPEN_BYTES;
+    this.#collectGarbage = options.collectGarbage ?? createFullCollection();
   }
 
   get embedder(): Embedder {
@@ -561,7 +566,10 @@ export class MemoryRegistry {
       total -= slot.bytes;
       const bytes = slot.bytes;
       this.#exclusive(slot, () => this.#closeStore(slot)).then(
-        () => this.#options.log.debug({ memory: slot.key, bytes }, "idle memory closed"),
+        () => {
+          this.#collectGarbage();
+          this.#options.log.debug({ memory: slot.key, bytes }, "idle memory closed");
+        },
         (error: unknown) =>
           this.#options.log.error(
             { err: error, memory: slot.key },

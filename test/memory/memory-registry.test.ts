@@ -239,7 +239,9 @@ describe("open stores bounded by their RAM", () => {
   it("closes the least recently used idle stores past the cap, losing nothing, and never a store in use", async () => {
     const cap = 2 * 2 ** 20;
     const { embedder, holding, release } = holdingEmbedder("slow");
-    const memories = registry(undefined, { embedder, maxOpenBytes: cap });
+    let collections = 0;
+    const collectGarbage = () => collections++;
+    const memories = registry(undefined, { embedder, maxOpenBytes: cap, collectGarbage });
     const text = "y".repeat(20_000);
 
     // Repository 1 is busy for the whole test.
@@ -263,6 +265,8 @@ describe("open stores bounded by their RAM", () => {
     }
     // Twenty stores of about 1 MiB each did not all stay open.
     expect(most).toBeLessThan(10);
+    // One full collection for each store closed (their WebAssembly memory is freed by one).
+    expect(collections).toBe(21 - memories.openStores().stores);
 
     release();
     expect(await inUse).toMatchObject({ id: "issue-1" });
