@@ -9,14 +9,13 @@ import {
   writeFileSync,
 } from "node:fs";
 import { writeFile } from "node:fs/promises";
-import { availableParallelism, cpus, loadavg, tmpdir } from "node:os";
+import { cpus, loadavg, tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { LocalFileStorage, LocalIndex } from "vectra";
 import { dot } from "../src/memory/hybrid-search.js";
 import type { MemoryInput } from "../src/memory/memory-store.js";
 import { QuantizedMatrix } from "../src/memory/quantized-matrix.js";
-import { ScanHelper } from "../src/memory/scan-helper.js";
 import { RESCORE_FACTOR, type VectraMemoryStore } from "../src/memory/vectra-memory-store.js";
 import { createMetrics, type Metrics } from "../src/metrics/create-metrics.js";
 import type { ChildTask } from "./memory-child.js";
@@ -34,6 +33,9 @@ import {
   shortQuery,
   timedWithoutEmbedding,
   type BenchEmbedder,
+  type ServerThreads,
+  startServerThreads,
+  stopServerThreads,
 } from "./memory-data.js";
 import { runSimilarBench, type SimilarBenchResult } from "./similar-bench.js";
 import { printTable, summarize } from "./stats.js";
@@ -249,12 +251,12 @@ async function measureStore(
   directory: string,
   records: number,
   bench: BenchEmbedder,
-  scanHelper: ScanHelper | undefined,
+  threads: ServerThreads,
 ) {
   const metrics = createMetrics();
   const window = Math.min(STORE_WINDOW, records);
   const from = records - window;
-  let store = await openBenchStore(directory, bench, metrics, scanHelper);
+  let store = await openBenchStore(directory, bench, metrics, threads);
 
   const prefillSeconds = await prefill(store, from);
 
@@ -277,7 +279,7 @@ async function measureStore(
 
   await store.close();
   const loadStart = performance.now();
-  store = await openBenchStore(directory, bench, createMetrics(), scanHelper);
+  store = await openBenchStore(directory, bench, createMetrics(), threads);
   const loadMs = performance.now() - loadStart;
   const { bytesOnDisk, records: reopened } = await store.stats();
 
@@ -391,11 +393,12 @@ function runChild<T>(task: ChildTask): Promise<T> {
 async function measureRepositories(
   root: string,
   bench: BenchEmbedder,
+  threads: ServerThreads,
   config: typeof REPOSITORIES,
 ) {
   const template = join(root, "repositories-template");
   mkdirSync(template, { recursive: true });
-  const store = await openBenchStore(template, bench, createMetrics());
+  const store = await openBenchStore(template, bench, createMetrics(), threads);
   const prefillSeconds = await prefill(store, config.records);
   await store.close();
   const memory = join(root, "repositories", "memory");
@@ -485,7 +488,7 @@ async function measureSize(
   root: string,
   records: number,
   bench: BenchEmbedder,
-  scanHelper: ScanHelper | undefined,
+  threads: ServerThreads,
 ): Promise<SizeResult> {
   const directory = (name: string) => {
     const path = join(root, `${name}-${records}`);
@@ -494,7 +497,7 @@ async function measureSize(
   };
   const naiveArray = await measureNaiveArray(directory("naive-array"), records);
   const naiveVectra = await measureNaiveVectra(directory("naive-vectra"), records);
-  const store = await measureStore(directory("store"), records, bench, scanHelper);
+  const store = await measureStore(directory("store"), records, bench, threads);
   const ratio = (naive: NaiveResult) => {
     const us = perAdd(naive);
     return us === undefined ? null : us / store.perAddUs;
@@ -627,14 +630,14 @@ export async function runMemoryBench({
   const bench = createBenchEmbedder();
   const results: SizeResult[] = [];
   // As the server runs: the scan shared with a second thread where there is a second core.
-  const scanHelper = availableParallelism() > 1 ? new ScanHelper() : undefined;
+  const threads = startServerThreads();
   let extras: Extras;
   try {
     await warmUp(join(root, "warm-up"), bench);
-    for (const records of sizes) results.push(await measureSize(root, records, bench, scanHelper));
+    for (const records of sizes) results.push(await measureSize(root, records, bench, threads));
     extras = {
       recall: measureQuantizedRecall(recallRecords),
-      repositories: await measureRepositories(root, bench, repositories),
+      repositories: await measureRepositories(root, bench, threads, repositories),
       similar: await runSimilarBench({
         json: true,
         splits: ["test"],
@@ -642,7 +645,7 @@ export async function runMemoryBench({
       }),
     };
   } finally {
-    await scanHelper?.close();
+    await stopServerThreads(threads);
     rmSync(root, { recursive: true, force: true });
   }
   const result = {
@@ -656,7 +659,7 @@ export async function runMemoryBench({
       naiveWindow: NAIVE_WINDOW,
       concurrency: CONCURRENCIES,
       searches: SEARCHES,
-      scanThreads: scanHelper ? 2 : 1,
+      scanThreads: threads.scanHelper ? 2 : 1,
     },
     machine: { cores: cpus().length, loadAverage1m: { start: loadAtStart, end: loadavg()[0]! } },
     sizes: results,

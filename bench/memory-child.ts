@@ -1,10 +1,8 @@
 // Run by memory-bench.ts in a process of its own (`node --expose-gc --import tsx`), so that the
 // RSS it reports is what the memory takes, not the parent's leftovers. Prints one JSON line.
-import { availableParallelism } from "node:os";
 import { pino } from "pino";
 import { systemClock } from "../src/clock.js";
 import { MemoryRegistry } from "../src/memory/memory-registry.js";
-import { ScanHelper } from "../src/memory/scan-helper.js";
 import { createMetrics } from "../src/metrics/create-metrics.js";
 import {
   BATCH_SIZE,
@@ -14,6 +12,8 @@ import {
   openBenchStore,
   range,
   shortQuery,
+  startServerThreads,
+  stopServerThreads,
   timedWithoutEmbedding,
 } from "./memory-data.js";
 import { summarize } from "./stats.js";
@@ -48,7 +48,7 @@ async function coldOpen(task: Extract<ChildTask, { kind: "open" }>) {
   const timer = setInterval(sample, 5);
   return timedWithoutEmbedding(bench, async () => {
     const openStart = performance.now();
-    const store = await openBenchStore(task.directory, bench, createMetrics(), scanHelper);
+    const store = await openBenchStore(task.directory, bench, createMetrics(), threads);
     const openMs = performance.now() - openStart;
     const afterOpen = settledRss();
     const firstStart = performance.now();
@@ -101,7 +101,7 @@ async function repositories(task: Extract<ChildTask, { kind: "repositories" }>) 
     log: pino({ level: "silent" }),
     metrics: createMetrics(),
     maxOpenBytes: task.maxOpenBytes,
-    scanHelper,
+    ...threads,
   });
   const baseline = settledRss();
   let peak = baseline;
@@ -142,8 +142,8 @@ async function repositories(task: Extract<ChildTask, { kind: "repositories" }>) 
 }
 
 const task = JSON.parse(process.argv[2]!) as ChildTask;
-// As the server runs: the scan shared with a second thread where there is a second core.
-const scanHelper = availableParallelism() > 1 ? new ScanHelper() : undefined;
+// As the server runs: with its threads, where there is a second core.
+const threads = startServerThreads();
 const result = task.kind === "open" ? await coldOpen(task) : await repositories(task);
-await scanHelper?.close();
+await stopServerThreads(threads);
 console.log(JSON.stringify(result));

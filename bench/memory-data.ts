@@ -1,8 +1,10 @@
+import { availableParallelism } from "node:os";
 import { pino } from "pino";
 import { systemClock } from "../src/clock.js";
 import type { Embedder } from "../src/memory/embedder.js";
 import type { MemoryInput } from "../src/memory/memory-store.js";
-import type { ScanHelper } from "../src/memory/scan-helper.js";
+import { ScanHelper } from "../src/memory/scan-helper.js";
+import { WordsWorker } from "../src/memory/words-counter.js";
 import { VectraMemoryStore } from "../src/memory/vectra-memory-store.js";
 import type { Metrics } from "../src/metrics/create-metrics.js";
 
@@ -108,15 +110,32 @@ export function memoryInput(i: number): MemoryInput {
   };
 }
 
-/** A store as the server opens one: with the scan helper, where the machine has a second core. */
+/** The threads the server gives its stores, where the machine has a second core. */
+export interface ServerThreads {
+  scanHelper?: ScanHelper;
+  wordsCounter?: WordsWorker;
+}
+
+export function startServerThreads(): ServerThreads {
+  if (availableParallelism() < 2) return {};
+  return { scanHelper: new ScanHelper(), wordsCounter: new WordsWorker() };
+}
+
+export async function stopServerThreads({ scanHelper, wordsCounter }: ServerThreads) {
+  await scanHelper?.close();
+  await wordsCounter?.close();
+}
+
+/** A store as the server opens one: with its threads (see `startServerThreads`). */
 export function openBenchStore(
   directory: string,
   bench: BenchEmbedder,
   metrics: Metrics,
-  scanHelper?: ScanHelper,
+  { scanHelper, wordsCounter }: ServerThreads = {},
 ) {
   return VectraMemoryStore.open({
     scanHelper,
+    wordsCounter,
     directory,
     repo: "acme/widgets",
     embedder: bench.embedder,

@@ -20,6 +20,7 @@ import { createEmbedder } from "./memory/create-embedder.js";
 import type { Embedder } from "./memory/embedder.js";
 import { MemoryRegistry } from "./memory/memory-registry.js";
 import { ScanHelper } from "./memory/scan-helper.js";
+import { WordsWorker, type WordsCounter } from "./memory/words-counter.js";
 import { createMetrics, type Metrics } from "./metrics/create-metrics.js";
 
 export interface ServicesOptions {
@@ -109,14 +110,18 @@ export async function createServices(options: ServicesOptions): Promise<Services
   // One tokenizer for the process: its encoder takes 50 MB and half a second to build.
   const tokenCounter = createTokenCounter();
   const assistant = await createAssistant({ env, model, metrics, clock, log, tokenCounter });
-  // The memory scan's second thread, where there is a second core.
-  const scanHelper = availableParallelism() > 1 ? new ScanHelper() : undefined;
+  // The memory scan's second thread, and the thread that counts full segments' words, where
+  // there is a second core.
+  const cores = availableParallelism();
+  const scanHelper = cores > 1 ? new ScanHelper() : undefined;
+  const wordsCounter = cores > 1 ? new WordsWorker() : undefined;
   const memory = createMemoryRegistry(env, {
     embedder: options.embedder ?? createEmbedder(env, { tokenCounter }),
     clock,
     log,
     metrics,
     scanHelper,
+    wordsCounter,
   });
   const budgets = await TokenBudgets.open({
     file: options.ephemeralJobs ? undefined : join(env.TALOS_DATA_DIR, "budgets.json"),
@@ -138,6 +143,7 @@ export async function createServices(options: ServicesOptions): Promise<Services
       // Workers these services made; ones handed in belong to their maker.
       if (!options.markdown) await markdown.close();
       await scanHelper?.close();
+      await wordsCounter?.close();
     }
   };
   return {
@@ -172,6 +178,7 @@ export function createMemoryRegistry(
     log: Logger;
     metrics: Metrics;
     scanHelper?: ScanHelper;
+    wordsCounter?: WordsCounter;
   },
 ): MemoryRegistry {
   return new MemoryRegistry({

@@ -1,8 +1,9 @@
-import { Worker } from "node:worker_threads";
+import type { Worker } from "node:worker_threads";
 import type { Logger } from "pino";
 import type { ParseCommandOptions, ParsedCommand } from "../commands/parse-command.js";
 import { hasCommandCandidate } from "../commands/parse-command.js";
 import type { Metrics } from "../metrics/create-metrics.js";
+import { besideModule, startWorker } from "../start-worker.js";
 import { toSafePlainText, type SafeMarkdownOptions } from "./to-safe-markdown.js";
 
 /** Markdown work on untrusted text, off the event loop. */
@@ -223,18 +224,7 @@ export class MarkdownWorkers implements MarkdownService {
   }
 }
 
-/**
- * The worker runs the compiled `markdown-worker.js` next to this file; run from TypeScript
- * sources (tests, benchmarks), it loads the `.ts` file through tsx, a development dependency.
- */
+/** The worker runs `markdown-worker` beside this file, or `entry` (tests). */
 function createWorker(entry?: URL): Worker {
-  const self = import.meta.url;
-  const fromSources = self.endsWith(".ts");
-  const script =
-    entry ?? new URL(fromSources ? "./markdown-worker.ts" : "./markdown-worker.js", self);
-  if (!script.pathname.endsWith(".ts")) return new Worker(script);
-  return new Worker(
-    `import("tsx/esm/api").then(({ tsImport }) => tsImport(${JSON.stringify(script.href)}, ${JSON.stringify(self)}))`,
-    { eval: true },
-  );
+  return startWorker(entry ?? besideModule(import.meta.url, "markdown-worker"));
 }

@@ -10,6 +10,7 @@ import { exists, readdirOrEmpty } from "./directory-entries.js";
 import { readBackfillState, type BackfillState } from "./backfill-repository.js";
 import { lockDirectory } from "./directory-lock.js";
 import type { ScanHelper } from "./scan-helper.js";
+import type { WordsCounter } from "./words-counter.js";
 import type { Embedder } from "./embedder.js";
 import {
   isWaitingLegacyMemory,
@@ -69,6 +70,8 @@ export interface MemoryRegistryOptions {
   maxOpenBytes?: number;
   /** Shared by every store: see scan-helper.ts. */
   scanHelper?: ScanHelper;
+  /** Shared by every store: see words-counter.ts. */
+  wordsCounter?: WordsCounter;
   /** Run after an idle store is closed, to free its RAM; default: a full collection. */
   collectGarbage?: () => void;
 }

@@ -1,3 +1,4 @@
+import { createHash } from "node:crypto";
 import { crc32 } from "node:zlib";
 import { countFields } from "./bm25-index.js";
 import { fingerprintText } from "./near-duplicate.js";
@@ -24,6 +25,9 @@ export interface SegmentWords {
   fingerprints: Array<[number, string[]]>;
 }
 
+/** A text's SHA-256, base64: a record's hash in its store, and how a words file names a text. */
+export const hashText = (text: string) => createHash("sha256").update(text).digest("base64");
+
 export const WORDS_FILE = /^words-\d+\.bin$/;
 export const wordsFile = (segment: number) => `words-${String(segment).padStart(6, "0")}.bin`;
 
@@ -46,7 +50,8 @@ export class SegmentWordsBuilder {
     this.#bodyLengths = new Uint32Array(segmentSize);
   }
 
-  add(position: number, text: string, hash: string): void {
+  /** Counts `text` as position `position`'s (under `hash`: tests forge files with it). */
+  add(position: number, text: string, hash = hashText(text)): void {
     const fields = countFields(text);
     for (const [term, packed] of fields.counts) {
       let id = this.#terms.get(term);

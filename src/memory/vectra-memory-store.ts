@@ -1,4 +1,3 @@
-import { createHash } from "node:crypto";
 import { mkdir, readdir, readFile, stat, truncate, unlink } from "node:fs/promises";
 import { join } from "node:path";
 import type { Logger } from "pino";
@@ -26,10 +25,10 @@ import {
   type SearchOptions,
 } from "./memory-store.js";
 import { NearDuplicateIndex } from "./near-duplicate.js";
+import { countWordsHere, type WordsCounter } from "./words-counter.js";
 import {
   decodeSegmentWords,
-  encodeSegmentWords,
-  SegmentWordsBuilder,
+  hashText,
   WORDS_FILE,
   wordsFile,
   type SegmentWords,
@@ -86,6 +85,8 @@ export interface VectraMemoryStoreOptions {
   lockDirectory?: typeof lockDirectory;
   /** A second thread for the scan of large memories (scan-helper.ts); none: one thread. */
   scanHelper?: ScanHelper;
+  /** Counts full segments' words (see segment-words.ts); default: on this thread, in slices. */
+  wordsCounter?: WordsCounter;
 }
 
 interface Manifest {
@@ -157,9 +158,6 @@ const SHORT_QUERY_WORDS = 4;
 // The int8 scan's best 4 × k are rescored with their float32 vectors: on the benchmark's data
 // and on embedded issue text this finds the exact top 5 at least 99% of the time.
 export const RESCORE_FACTOR = 4;
-// A words file is counted in the background, this many records a turn: about 3 ms of work on
-// this project's VM between two turns of the event loop.
-const WORDS_PER_TURN = 100;
 // A record's object, map entry and slots in the store's and the keyword index's tables, and the
 // garbage its load leaves, beyond its id's characters (the record table counts its own bytes).
 // The open-store LRU counts this estimate against its cap. 700 bytes met the RSS the memory
@@ -169,7 +167,6 @@ const WORDS_PER_TURN = 100;
 const RECORD_OVERHEAD_BYTES = 700;
 
 const segmentFile = (n: number) => `segment-${String(n).padStart(6, "0")}.pb`;
-const hashText = (text: string) => createHash("sha256").update(text).digest("base64");
 
 /**
  * A repository's memory: vectra index files, a binary snapshot, a write-ahead log, and int8
@@ -875,19 +872,16 @@ export class VectraMemoryStore implements MemoryStore {
 
   async #writeWords(segment: number): Promise<void> {
     const texts = await this.#textsOf(segment);
-    const builder = new SegmentWordsBuilder(this.#segmentSize);
-    let counted = 0;
+    const byPosition: Array<[number, string]> = [];
     for (const [position, id] of (this.#positions.get(segment) ?? []).entries()) {
       const text = id === undefined ? undefined : texts.get(id);
-      if (text === undefined) continue;
-      // The hash of the text counted, not the record's now: it may have changed meanwhile.
-      builder.add(position, text, hashText(text));
-      if (++counted % WORDS_PER_TURN === 0) await new Promise(setImmediate);
+      if (text !== undefined) byPosition.push([position, text]);
     }
-    await writeFileAtomically(
-      join(this.#options.directory, wordsFile(segment)),
-      encodeSegmentWords(builder.finish()),
-    );
+    // Each text's hash is taken by the counter, from the text counted: the record may have
+    // another by the time the file is written, and the next build then counts it again.
+    const counter = this.#options.wordsCounter ?? countWordsHere;
+    const bytes = await counter.count(this.#segmentSize, byPosition);
+    await writeFileAtomically(join(this.#options.directory, wordsFile(segment)), bytes);
   }
 
   /** The texts of a segment's records, from RAM, the snapshot, or the vectra file. */
