@@ -29,6 +29,8 @@ import { countWordsHere, type WordsCounter } from "./words-counter.js";
 import {
   decodeSegmentWords,
   hashText,
+  SegmentWordsBuilder,
+  readWordsFiles,
   WORDS_FILE,
   wordsFile,
   type SegmentWords,
@@ -764,32 +766,40 @@ export class VectraMemoryStore implements MemoryStore {
 
   /**
    * The keyword and near-duplicate indexes, built on first use: from the segments' words files
-   * where they hold a record's current text, from the text itself otherwise.
+   * where they hold a record's current text, and from the text itself otherwise (counted the
+   * same way first), all loaded at once.
    */
   #indexes(): Promise<TextIndexes> {
     this.#text ??= (async () => {
       const saved = await this.#readWords();
+      const counted = new Map<number, SegmentWords>();
+      for (const segment of [...this.#positions.keys()]) {
+        const words = await this.#countMissing(segment, saved.get(segment));
+        if (words) counted.set(segment, words);
+      }
       const indexes: TextIndexes = {
         keywords: new Bm25Index(),
         duplicates: new NearDuplicateIndex(),
       };
-      this.#touched = new Set();
-      // Puts and deletes from here on update the indexes themselves; the build adds the rest.
+      // Loaded in one go, with no await: which counts are current is judged against the
+      // records as they are now. From here on puts and deletes update the indexes themselves.
+      this.#restoreWords(indexes, saved, counted);
       this.#textIndexes = indexes;
-      const complete = this.#restoreWords(indexes, saved);
-      for (const segment of [...this.#positions.keys()]) {
-        if (complete.has(segment)) continue;
-        const texts = await this.#textsOf(segment);
-        for (const [id, text] of texts) {
+      // Records changed while the texts were read and flushed since: from their text now.
+      const left = new Set<number>();
+      for (const stored of this.#records.values())
+        if (!indexes.keywords.has(this.#slot(stored))) left.add(stored.segment);
+      this.#touched = new Set();
+      for (const segment of left) {
+        for (const [id, text] of await this.#textsOf(segment)) {
           const stored = this.#records.get(id);
-          if (this.#touched.has(id) || !stored) continue;
-          if (indexes.keywords.has(this.#slot(stored))) continue;
+          if (!stored || this.#touched.has(id) || indexes.keywords.has(this.#slot(stored)))
+            continue;
           indexes.keywords.set(this.#slot(stored), id, text);
           indexes.duplicates.set(id, text);
         }
       }
       this.#touched = undefined;
-      indexes.keywords.trim();
       // Segments counted from their texts here are saved for the next start.
       this.#queueWords(this.#positions.keys());
       return indexes;
@@ -797,57 +807,94 @@ export class VectraMemoryStore implements MemoryStore {
     return this.#text;
   }
 
+  /**
+   * The words of the segment's records whose text `saved` (its words file) does not hold,
+   * counted from their texts; undefined when it holds every one.
+   */
+  async #countMissing(
+    segment: number,
+    saved: SegmentWords | undefined,
+  ): Promise<SegmentWords | undefined> {
+    const missing = (id: string | undefined, position: number) => {
+      const stored = id === undefined ? undefined : this.#records.get(id);
+      return (
+        stored !== undefined && saved?.hashes[position] !== this.#table.hash(this.#slot(stored))
+      );
+    };
+    if (!(this.#positions.get(segment) ?? []).some(missing)) return undefined;
+    const texts = await this.#textsOf(segment);
+    const builder = new SegmentWordsBuilder(this.#segmentSize);
+    (this.#positions.get(segment) ?? []).forEach((id, position) => {
+      const text = id === undefined ? undefined : texts.get(id);
+      if (text !== undefined && missing(id, position)) builder.add(position, text);
+    });
+    return builder.finish();
+  }
+
   /** The words files of the segments that have one; a damaged one is left to be rewritten. */
   async #readWords(): Promise<Map<number, SegmentWords>> {
     const saved = new Map<number, SegmentWords>();
-    for (const segment of [...this.#words.keys()]) {
-      const file = join(this.#options.directory, wordsFile(segment));
-      const words = await readFile(file).then(
-        (content) => decodeSegmentWords(content, this.#segmentSize),
-        (error: Error) => error.message,
-      );
+    const segments = [...this.#words.keys()];
+    const files = segments.map((segment) => join(this.#options.directory, wordsFile(segment)));
+    const contents = await readWordsFiles(files).catch((error: Error) => {
+      this.#options.log.warn({ err: error }, "memory words files not read; recounting");
+      return [];
+    });
+    segments.forEach((segment, i) => {
+      const content = contents[i];
+      // Not written yet (queued by the flush that filled the segment): counted from the texts.
+      if (!content) return;
+      const words = decodeSegmentWords(content, this.#segmentSize);
       if (typeof words !== "string") saved.set(segment, words);
       else {
-        this.#options.log.warn({ file, reason: words }, "memory words file not usable; recounting");
+        this.#options.log.warn(
+          { file: files[i], reason: words },
+          "memory words file not usable; recounting",
+        );
         this.#words.set(segment, this.#segmentSize);
       }
-    }
+    });
     return saved;
   }
 
   /**
-   * Loads the saved words of each record whose text is the one they were counted from, and
-   * records how many are not; returns the segments that needed no text.
+   * Loads the counted words of each record whose text is the one they were counted from: a
+   * segment's words file first, then what was counted from the texts. Records how many of each
+   * file's records it did not hold, for `#queueWords`.
    */
-  #restoreWords(indexes: TextIndexes, saved: Map<number, SegmentWords>): Set<number> {
-    const parts: Bm25Part[] = [];
-    const complete = new Set<number>();
-    for (const [segment, words] of saved) {
+  #restoreWords(
+    indexes: TextIndexes,
+    saved: Map<number, SegmentWords>,
+    counted: Map<number, SegmentWords>,
+  ): void {
+    const parts: Array<Bm25Part & Pick<SegmentWords, "fingerprints">> = [];
+    const taken = new Set<number>();
+    for (const [fromFile, words] of [...saved, ...counted].map(
+      ([segment, words], i) => [i < saved.size, { segment, ...words }] as const,
+    )) {
+      const { segment } = words;
       const positions = this.#positions.get(segment) ?? [];
       const ids = new Array<string | undefined>(positions.length);
       let live = 0;
-      let kept = 0;
       positions.forEach((id, position) => {
         const stored = id === undefined ? undefined : this.#records.get(id);
         if (!stored) return;
         live++;
-        if (words.hashes[position] !== this.#table.hash(this.#slot(stored))) return;
+        const slot = this.#slot(stored);
+        if (taken.has(slot) || words.hashes[position] !== this.#table.hash(slot)) return;
         ids[position] = id;
-        kept++;
+        taken.add(slot);
       });
+      if (fromFile) this.#words.set(segment, live - ids.filter(isDefined).length);
       parts.push({ ...words, base: (segment - 1) * this.#segmentSize, ids });
-      this.#words.set(segment, live - kept);
-      if (kept === live) complete.add(segment);
     }
     indexes.keywords.restore(parts);
-    for (const part of parts) {
-      const { fingerprints } = saved.get(part.base / this.#segmentSize + 1)!;
+    for (const { fingerprints, ids } of parts) {
       for (const [position, prints] of fingerprints) {
-        const id = part.ids[position];
+        const id = ids[position];
         if (id !== undefined) indexes.duplicates.setFingerprints(id, prints);
       }
     }
-    return complete;
   }
 
   /**

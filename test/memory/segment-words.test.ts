@@ -186,4 +186,25 @@ describe("a segment's words file", () => {
       wordsOf(TEXTS.slice(4, 8), SEGMENT_SIZE),
     );
   });
+
+  it("keeps in step with puts and deletes made while it loads", async () => {
+    const directory = await seeded();
+    const { store } = await reopen(directory);
+    // The first search loads the words files; the writes go on meanwhile.
+    const searching = store.search("widget", { k: 3 });
+    const writes = Promise.all([
+      store.add(issueMemory(3, "Zebra stripes\n\nThe zebra widget renders stripes")),
+      store.remove("issue-6"),
+      store.add(issueMemory(11, "Quagga crashes\n\nThe quagga importer crashes")),
+    ]);
+    await Promise.all([searching, writes]);
+    await store.flush();
+    const keywordHits = async (query: string) =>
+      (await store.search(query, { k: 5, minScore: 0.99 })).map((hit) => hit.record.id);
+    expect(await keywordHits("zebra")).toEqual(["issue-3"]);
+    expect(await keywordHits("quagga")).toEqual(["issue-11"]);
+    expect(await keywordHits("login token")).toEqual([]);
+    expect(await keywordHits("permission denied")).toEqual([]);
+    await store.close();
+  });
 });
