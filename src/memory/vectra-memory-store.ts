@@ -209,6 +209,8 @@ export class VectraMemoryStore implements MemoryStore {
   readonly #words = new Map<number, number>();
   /** The words files being written, one after another, off the flush's path. */
   #wordsWriting: Promise<void> = Promise.resolve();
+  /** Set once `close` has waited for them: nothing more is written after the lock goes. */
+  #wordsStopped = false;
   readonly #records = new Map<string, Stored>();
   /** Each segment's ids by position; a deleted record leaves a hole. */
   readonly #positions = new Map<number, Array<string | undefined>>();
@@ -525,6 +527,7 @@ export class VectraMemoryStore implements MemoryStore {
       }
       // Those the last flushes queued (a backfill's last segments): the next start loads them.
       await this.#wordsWriting;
+      this.#wordsStopped = true;
       await this.#wal.close();
       await this.#snapshot.close();
       await this.#unlock();
@@ -899,10 +902,11 @@ export class VectraMemoryStore implements MemoryStore {
 
   /**
    * Counts the words of each full segment among `segments` that has no words file, or one that
-   * a tenth of its records changed since, and writes them: in the background, a few records a
-   * turn, one segment after another.
+   * a tenth of its records changed since, and writes them: in the background (on the words
+   * counter's thread), one segment after another.
    */
   #queueWords(segments: Iterable<number>): void {
+    if (this.#wordsStopped) return;
     for (const segment of segments) {
       if ((this.#positions.get(segment)?.length ?? 0) < this.#segmentSize) continue;
       const changed = this.#words.get(segment);
@@ -918,6 +922,7 @@ export class VectraMemoryStore implements MemoryStore {
   }
 
   async #writeWords(segment: number): Promise<void> {
+    if (this.#wordsStopped) return;
     const texts = await this.#textsOf(segment);
     const byPosition: Array<[number, string]> = [];
     for (const [position, id] of (this.#positions.get(segment) ?? []).entries()) {
@@ -928,6 +933,7 @@ export class VectraMemoryStore implements MemoryStore {
     // another by the time the file is written, and the next build then counts it again.
     const counter = this.#options.wordsCounter ?? countWordsHere;
     const bytes = await counter.count(this.#segmentSize, byPosition);
+    if (this.#wordsStopped) return;
     await writeFileAtomically(join(this.#options.directory, wordsFile(segment)), bytes);
   }
 
