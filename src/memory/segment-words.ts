@@ -1,5 +1,5 @@
 import { createHash } from "node:crypto";
-import { open } from "node:fs/promises";
+import { open, stat } from "node:fs/promises";
 import { crc32 } from "node:zlib";
 import { countFields } from "./bm25-index.js";
 import { fingerprintText } from "./near-duplicate.js";
@@ -35,6 +35,7 @@ export const wordsFile = (segment: number) => `words-${String(segment).padStart(
 // "TWD" and the format's version; then the JSON part's length and a crc32 of all that follows.
 const MAGIC = 0x31445754;
 const PREFIX_BYTES = 12;
+const OPEN_AT_ONCE = 16;
 
 /** Counts a segment's texts one at a time (so that its owner can yield between them). */
 export class SegmentWordsBuilder {
@@ -127,7 +128,7 @@ export function decodeSegmentWords(content: Buffer, segmentSize: number): Segmen
   if (!Array.isArray(hashes) || !Array.isArray(terms) || !Array.isArray(fingerprints))
     return "its JSON is not a words file's";
   if (hashes.length !== segmentSize) return `counted for segments of ${hashes.length}`;
-  // Views into the file's bytes where they are four-byte aligned (see `readSegmentWords`),
+  // Views into the file's bytes where they are four-byte aligned (see `readWordsFiles`),
   // copies where not.
   let at = Math.ceil(jsonLength / 4) * 4;
   const ints = (count: number) => {
@@ -161,36 +162,47 @@ export function decodeSegmentWords(content: Buffer, segmentSize: number): Segmen
  * Reads `files` into one buffer, each at a four-byte boundary, so that their arrays decode as
  * views into it: a buffer of a few hundred KB per file, each freed on its own, left about 30 MB
  * per 100,000 records of RSS that the allocator kept. By file: its bytes, or undefined when it
- * does not exist.
+ * does not exist or was replaced while being read (a words file being rewritten).
  */
 export async function readWordsFiles(files: readonly string[]): Promise<Array<Buffer | undefined>> {
-  const handles = await Promise.all(
+  const sizes = await Promise.all(
     files.map((file) =>
-      open(file, "r").catch((error: NodeJS.ErrnoException) => {
-        if (error.code === "ENOENT") return undefined;
-        throw error;
-      }),
+      stat(file).then(
+        (info) => info.size,
+        (error: NodeJS.ErrnoException) => {
+          if (error.code === "ENOENT") return undefined;
+          throw error;
+        },
+      ),
     ),
   );
-  try {
-    const sizes = await Promise.all(handles.map(async (handle) => (await handle?.stat())?.size));
-    const offsets: number[] = [];
-    let total = 0;
-    for (const size of sizes) {
-      offsets.push(total);
-      total += Math.ceil((size ?? 0) / 4) * 4;
-    }
-    // Its own memory (not the pool's), freed whole once the index is loaded.
-    const all = Buffer.allocUnsafeSlow(total);
-    return await Promise.all(
-      handles.map(async (handle, i) => {
-        if (!handle) return undefined;
-        const view = all.subarray(offsets[i], offsets[i]! + sizes[i]!);
-        const { bytesRead } = await handle.read(view, 0, view.length, 0);
-        return view.subarray(0, bytesRead);
-      }),
-    );
-  } finally {
-    await Promise.all(handles.map((handle) => handle?.close()));
+  const offsets: number[] = [];
+  let total = 0;
+  for (const size of sizes) {
+    offsets.push(total);
+    total += Math.ceil((size ?? 0) / 4) * 4;
   }
+  // Its own memory (not the pool's), freed whole once the index is loaded.
+  const all = Buffer.allocUnsafeSlow(total);
+  const contents: Array<Buffer | undefined> = [];
+  // A few files open at a time: a memory of 250,000 records has 250 of them.
+  for (let from = 0; from < files.length; from += OPEN_AT_ONCE) {
+    const batch = files.slice(from, from + OPEN_AT_ONCE).map(async (file, j) => {
+      const i = from + j;
+      const size = sizes[i];
+      if (size === undefined) return undefined;
+      const handle = await open(file, "r").catch(() => undefined);
+      if (!handle) return undefined;
+      try {
+        if ((await handle.stat()).size !== size) return undefined;
+        const view = all.subarray(offsets[i], offsets[i]! + size);
+        const { bytesRead } = await handle.read(view, 0, size, 0);
+        return bytesRead === size ? view : undefined;
+      } finally {
+        await handle.close();
+      }
+    });
+    contents.push(...(await Promise.all(batch)));
+  }
+  return contents;
 }

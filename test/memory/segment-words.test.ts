@@ -7,6 +7,7 @@ import {
   decodeSegmentWords,
   encodeSegmentWords,
   hashText,
+  readWordsFiles,
   SegmentWordsBuilder,
   wordsFile,
 } from "../../src/memory/segment-words.js";
@@ -87,6 +88,22 @@ describe("a segment's words file", () => {
     expect(decodeSegmentWords(encoded, 8)).toBe("counted for segments of 4");
     expect(decodeSegmentWords(Buffer.alloc(3), SEGMENT_SIZE)).toBe(
       "not a words file of this version",
+    );
+  });
+
+  it("reads files into one buffer, each four-byte aligned, and a missing one as undefined", async () => {
+    const directory = makeDataDir();
+    const files = [1, 2, 3].map((s) => join(directory, wordsFile(s)));
+    // Odd lengths, so that the next file's place must be rounded up.
+    writeFileSync(files[0]!, Buffer.from("abcde"));
+    writeFileSync(files[2]!, encodeSegmentWords(wordsOf(TEXTS.slice(0, 2), SEGMENT_SIZE)));
+    const [first, missing, third] = await readWordsFiles(files);
+    expect(first?.toString()).toBe("abcde");
+    expect(missing).toBeUndefined();
+    expect(third!.byteOffset % 4).toBe(0);
+    expect(third!.buffer).toBe(first!.buffer);
+    expect(decodeSegmentWords(third!, SEGMENT_SIZE)).toEqual(
+      wordsOf(TEXTS.slice(0, 2), SEGMENT_SIZE),
     );
   });
 
