@@ -194,8 +194,8 @@ export class VectraMemoryStore implements MemoryStore {
   readonly #snapshot: MemorySnapshot;
   readonly #segmentSize: number;
   /**
-   * The keyword and near-duplicate indexes, built from the records' texts on the first search
-   * and kept in step with every put and delete after it: a store opened for a backfill, a stats
+   * The keyword and near-duplicate indexes, built on the first search (from the segments' words
+   * files, and the texts they do not hold) and kept in step with every put and delete after it: a store opened for a backfill, a stats
    * call or a command that never searches does not pay for them.
    */
   #text: Promise<TextIndexes> | undefined;
@@ -872,10 +872,11 @@ export class VectraMemoryStore implements MemoryStore {
   ): void {
     const parts: Array<Bm25Part & Pick<SegmentWords, "fingerprints">> = [];
     const taken = new Set<number>();
-    for (const [fromFile, words] of [...saved, ...counted].map(
-      ([segment, words], i) => [i < saved.size, { segment, ...words }] as const,
-    )) {
-      const { segment } = words;
+    const sources = [
+      ...[...saved].map(([segment, words]) => ({ segment, words, fromFile: true })),
+      ...[...counted].map(([segment, words]) => ({ segment, words, fromFile: false })),
+    ];
+    for (const { segment, words, fromFile } of sources) {
       const positions = this.#positions.get(segment) ?? [];
       const ids = new Array<string | undefined>(positions.length);
       let live = 0;

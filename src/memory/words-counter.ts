@@ -44,9 +44,9 @@ interface Reply {
 
 /**
  * Counts on a worker thread (`words-worker`), so that a backfill's or a busy repository's
- * segments are counted beside its adds rather than between them: on a 2-core machine adds
- * took up to 2.4 times as long while the caller's thread counted the segments a prefill
- * filled. Started on first use, stopped when idle; if it fails, this and later counts run on
+ * segments are counted beside its adds rather than between them: on a 2-core machine a
+ * single add at 250,000 records took 1,679 µs rather than 942 while the caller's thread counted
+ * the segments a prefill filled. Started on first use, stopped when idle; if it fails, this and later counts run on
  * the caller's thread.
  */
 export class WordsWorker implements WordsCounter {
@@ -99,10 +99,14 @@ export class WordsWorker implements WordsCounter {
       this.#pending.delete(reply.id);
       resolve?.(reply);
     });
-    worker.on("error", (error) => this.#fail(error.message));
+    // A worker stopped when idle is no longer `#worker`: its exit says nothing of the counts
+    // a newer one has in hand.
+    worker.on("error", (error) => {
+      if (this.#worker === worker) this.#fail(error.message);
+    });
     worker.on("exit", (code) => {
-      if (this.#worker === worker) this.#worker = undefined;
-      // Stopped when idle, nothing asked of it: it starts again on the next count.
+      if (this.#worker !== worker) return;
+      this.#worker = undefined;
       if (this.#pending.size > 0) this.#fail(`exited with code ${code}`);
     });
     this.#worker = worker;
