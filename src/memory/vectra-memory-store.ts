@@ -153,6 +153,9 @@ export const MANIFEST = "manifest.json";
 const ID = /^[\w.:-]{1,200}$/;
 const MAX_TEXT = 20_000;
 const DEFAULT_SEGMENT_SIZE = 1_000;
+// Snapshot reads that did not match are tried again after each flush that was writing, this many
+// times, before the snapshot is called damaged: only flushes back to back could use them up.
+const MAX_REREADS = 3;
 // Up to this many words, a keyword (BM25) hit is kept below `minScore`: embeddings of a short
 // query are vague, and its words are the better signal. A longer query (an issue's text) shares
 // some word with almost anything, so there a keyword hit must reach `minScore` like any other.
@@ -939,7 +942,7 @@ export class VectraMemoryStore implements MemoryStore {
   }
 
   /** The texts of a segment's records, from RAM, the snapshot, or the vectra file. */
-  async #textsOf(segment: number): Promise<Map<string, string>> {
+  async #textsOf(segment: number, attempt = 0): Promise<Map<string, string>> {
     const texts = new Map<string, string>();
     const ids = (this.#positions.get(segment) ?? []).filter((id) => id !== undefined);
     const stored = ids.map((id) => [id, this.#records.get(id)] as const);
@@ -947,8 +950,14 @@ export class VectraMemoryStore implements MemoryStore {
     const content = stored.some(([, s]) => s && !s.fresh)
       ? sums && (await this.#snapshot.readTexts(segment, sums))
       : undefined;
-    // A flush may have rewritten the rows file meanwhile: look again before calling it damaged.
-    if (!content && this.#header.segments[String(segment)] !== sums) return this.#textsOf(segment);
+    // A flush may have rewritten the rows file meanwhile (the records' places with it), or be
+    // rewriting it: look again before calling it damaged.
+    if (
+      attempt < MAX_REREADS &&
+      (this.#header.segments[String(segment)] !== sums ||
+        (!content && (await this.#flushWritten())))
+    )
+      return this.#textsOf(segment, attempt + 1);
     let fromIndex: Map<string, string> | undefined;
     for (const [id, s] of stored) {
       if (!s) continue;
@@ -970,7 +979,7 @@ export class VectraMemoryStore implements MemoryStore {
   }
 
   /** A record with its text, or undefined when there is none (any more). */
-  async #full(id: string): Promise<MemoryRecord | undefined> {
+  async #full(id: string, attempt = 0): Promise<MemoryRecord | undefined> {
     const stored = this.#records.get(id);
     if (!stored) return undefined;
     if (stored.fresh) return { ...this.#metadataOf(stored), text: stored.fresh.text };
@@ -984,16 +993,14 @@ export class VectraMemoryStore implements MemoryStore {
         (candidate) => hashText(candidate) === hash,
       );
       if (text !== undefined) return { ...this.#metadataOf(stored), text };
-      // A flush may have moved it since: look again before calling the snapshot damaged.
-      const now = this.#records.get(id);
-      if (now !== stored || now.ref !== generation) return this.#full(id);
+      if (await this.#moved(stored, generation, attempt)) return this.#full(id, attempt + 1);
     }
     const text = (await this.#fromIndexFile(stored.segment, "texts")).get(id);
     return text === undefined ? undefined : { ...this.#metadataOf(stored), text };
   }
 
   /** A record's float32 unit vector, from RAM, the snapshot, or the vectra file. */
-  async #unitOf(id: string): Promise<Float32Array | undefined> {
+  async #unitOf(id: string, attempt = 0): Promise<Float32Array | undefined> {
     const stored = this.#records.get(id);
     if (!stored) return undefined;
     if (stored.fresh) return stored.fresh.unit;
@@ -1002,10 +1009,29 @@ export class VectraMemoryStore implements MemoryStore {
       const generation = stored.ref;
       const vector = await this.#snapshot.readVector(this.#slot(stored), ref.crc);
       if (vector) return vector;
-      const now = this.#records.get(id);
-      if (now !== stored || now.ref !== generation) return this.#unitOf(id);
+      if (await this.#moved(stored, generation, attempt)) return this.#unitOf(id, attempt + 1);
     }
     return (await this.#fromIndexFile(stored.segment, "vectors")).get(id);
+  }
+
+  /**
+   * After a snapshot read that did not match: whether to look again before calling the snapshot
+   * damaged. The record may have been replaced or rewritten since; or a flush is writing, which
+   * replaces a rows file before it points the records at their new places, so a read between
+   * the two finds other bytes where the old place was. Then it waits for that flush.
+   */
+  async #moved(stored: Stored, generation: number, attempt: number): Promise<boolean> {
+    if (attempt >= MAX_REREADS) return false;
+    const now = this.#records.get(stored.id);
+    if (now !== stored || now.ref !== generation) return true;
+    return this.#flushWritten();
+  }
+
+  /** Waits for the flush writing now, if one is: true when there was one. */
+  async #flushWritten(): Promise<boolean> {
+    if (!this.#flushing) return false;
+    await this.#flushing;
+    return true;
   }
 
   /** Exact cosines of `ids` with `unit`, best first. */

@@ -9,6 +9,7 @@ import {
 import { createHash } from "node:crypto";
 import { join } from "node:path";
 import { crc32 } from "node:zlib";
+import { pino } from "pino";
 import { describe, expect, it, vi } from "vitest";
 import { MemorySnapshot } from "../../src/memory/memory-snapshot.js";
 import { openSegmentIndex, readSegment, AtomicFileStorage } from "../../src/memory/vectra-files.js";
@@ -161,6 +162,45 @@ describe("the vectra memory store", () => {
     ]);
     expect(manifest.checkpoint).toBeGreaterThan(1);
     await reopened.close();
+    vi.restoreAllMocks();
+  });
+
+  it("reads texts right while a flush rewrites their rows file, without calling the snapshot damaged", async () => {
+    const directory = makeDataDir();
+    const lines: string[] = [];
+    const log = pino({ level: "warn" }, { write: (line: string) => void lines.push(line) });
+    const { store } = await seeded(directory, { batchSize: 1_000, log });
+    await store.flush();
+    // A longer first text moves every other text in the rewritten rows file.
+    await store.add(issueMemory(1, `${ISSUES[0]![1]}, and again after a reinstall`));
+    // The flush is held after the rows file is replaced, before the records point into it.
+    let release!: () => void;
+    const held = new Promise<void>((resolve) => (release = resolve));
+    const writeSegment = MemorySnapshot.prototype.writeSegment;
+    const spy = vi
+      .spyOn(MemorySnapshot.prototype, "writeSegment")
+      .mockImplementationOnce(async function (this: MemorySnapshot, ...args) {
+        const result = await writeSegment.apply(this, args);
+        await held;
+        return result;
+      });
+    const flush = store.flush();
+    await vi.waitFor(() => expect(spy).toHaveBeenCalled());
+    await new Promise((resolve) => setTimeout(resolve, 50));
+    const one = store.get("issue-3");
+    const all = store.list();
+    await new Promise((resolve) => setTimeout(resolve, 50));
+    release();
+    await flush;
+    expect((await one)?.text).toBe(ISSUES[2]![1]);
+    expect((await all).map((r) => r.text).sort()).toEqual(
+      [
+        `${ISSUES[0]![1]}, and again after a reinstall`,
+        ...ISSUES.slice(1).map(([, t]) => t),
+      ].sort(),
+    );
+    expect(lines).toEqual([]);
+    await store.close();
     vi.restoreAllMocks();
   });
 
