@@ -9,6 +9,7 @@ export interface Metrics {
   githubRequests: Counter<"method" | "route" | "status">;
   githubRequestDuration: Histogram<"method" | "route">;
   githubRateLimitRemaining: Gauge<"installation" | "resource">;
+  githubRateLimitLimit: Gauge<"installation" | "resource">;
   githubThrottled: Counter<"kind">;
   cacheRequests: Counter<"kind" | "result">;
   cacheBytes: Gauge;
@@ -52,6 +53,13 @@ export function createMetrics(): Metrics {
     githubRateLimitRemaining: new Gauge({
       name: "talos_github_rate_limit_remaining",
       help: "x-ratelimit-remaining from the last GitHub response, per installation and resource",
+      labelNames: ["installation", "resource"],
+      registers,
+    }),
+    // With the remaining count, the share left: the alert rules fire below 10%.
+    githubRateLimitLimit: new Gauge({
+      name: "talos_github_rate_limit_limit",
+      help: "x-ratelimit-limit from the last GitHub response, per installation and resource",
       labelNames: ["installation", "resource"],
       registers,
     }),

@@ -37,6 +37,7 @@ export class RateLimitTracker {
       return;
     const resource = String(headers?.["x-ratelimit-resource"] ?? "core");
     this.#metrics.githubRateLimitRemaining.set({ installation, resource }, remaining);
+    this.#metrics.githubRateLimitLimit.set({ installation, resource }, limit);
     const key = `${installation}/${resource}`;
     if (remaining < limit * LOW_REMAINING_SHARE) {
       if (this.#low.has(key)) return;

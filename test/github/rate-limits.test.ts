@@ -261,6 +261,7 @@ describe("/metrics", () => {
     expect(text).toContain(
       'talos_github_rate_limit_remaining{installation="2",resource="core"} 4986',
     );
+    expect(text).toContain('talos_github_rate_limit_limit{installation="2",resource="core"} 5000');
     expect(text).toContain("# TYPE talos_github_throttled_total counter");
     expect(text).toContain('talos_cache_requests_total{kind="config",result="miss"} 2');
     expect(text).toContain("process_cpu_user_seconds_total");
