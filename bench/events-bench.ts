@@ -745,7 +745,7 @@ async function runTalos(options: RunOptions) {
       await probot.receive({ id, ...delivery } as never);
       const acknowledged = performance.now() - start;
       // An accepted delivery is journaled (or has already run): wait for its job.
-      if (journal.list().some((job) => job.id === id)) {
+      if (journal!.list().some((job) => job.id === id)) {
         acks.push(acknowledged);
         await ran;
       }

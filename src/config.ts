@@ -64,6 +64,21 @@ export const EnvSchema = z.object({
   TALOS_JOB_QUEUE_MAX: withDefault(z.coerce.number().int().min(1), 10_000),
   TALOS_JOB_MAX_ATTEMPTS: withDefault(z.coerce.number().int().min(1).max(100), 5),
   TALOS_SHUTDOWN_GRACE_MS: withDefault(z.coerce.number().int().min(0), 20_000),
+  // Several instances: with REDIS_URL the job queue is shared (BullMQ), and so is Probot's
+  // GitHub throttling. Keys start with TALOS_REDIS_PREFIX; a job (and its issue's thread) stays
+  // an instance's for TALOS_JOB_LEASE_MS without renewal, so a dead instance's go elsewhere then.
+  REDIS_URL: z.preprocess(
+    (v) => (v === "" ? undefined : v),
+    z
+      .string()
+      .regex(/^rediss?:\/\//, "use a redis:// or rediss:// URL")
+      .optional(),
+  ),
+  TALOS_REDIS_PREFIX: withDefault(
+    z.string().regex(/^[\w.-]{1,64}$/, "letters, digits, _ . -"),
+    "talos",
+  ),
+  TALOS_JOB_LEASE_MS: withDefault(z.coerce.number().int().min(1_000), 30_000),
   TALOS_AGENT_CONTEXT_TOKENS: withDefault(z.coerce.number().int().min(500), 12_000),
   TALOS_PROMPTS_DIR: optionalString,
   TALOS_PROMPT_CHECK_INTERVAL_MS: withDefault(z.coerce.number().int().min(0), 2_000),
@@ -113,7 +128,18 @@ export function getSecrets(env: Env): Array<string | undefined> {
     env.GITHUB_TOKEN,
     env.OPENAI_API_KEY,
     env.TALOS_METRICS_TOKEN,
+    passwordOf(env.REDIS_URL),
   ];
+}
+
+/** A service URL's password, which must not reach a log line either. */
+function passwordOf(url: string | undefined): string | undefined {
+  if (!url) return undefined;
+  try {
+    return decodeURIComponent(new URL(url).password) || undefined;
+  } catch {
+    return undefined;
+  }
 }
 
 /** The REST API's base URL: api.github.com, or a GitHub Enterprise Server's /api/v3. */

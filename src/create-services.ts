@@ -14,7 +14,9 @@ import type { Env } from "./config.js";
 import { createOctokitClass, type GitHubLimits } from "./github/create-octokit.js";
 import { GitHubCache } from "./github/github-cache.js";
 import { JobJournal } from "./jobs/job-journal.js";
+import type { JobQueue } from "./jobs/job-queue.js";
 import { JobRunner } from "./jobs/job-runner.js";
+import { RedisJobQueue } from "./jobs/redis-job-queue.js";
 import { MarkdownWorkers, type MarkdownService } from "./markdown/markdown-workers.js";
 import { createEmbedder } from "./memory/create-embedder.js";
 import type { Embedder } from "./memory/embedder.js";
@@ -50,7 +52,10 @@ export interface Services {
   /** The GitHub client class: cache, metrics, throttling and retries. */
   Octokit: typeof ProbotOctokit;
   jobs: JobRunner<Context>;
-  journal: JobJournal;
+  /** The journal under TALOS_DATA_DIR, or with REDIS_URL the queue the instances share. */
+  queue: JobQueue;
+  /** The embedded journal, when the queue is one (no REDIS_URL). */
+  journal: JobJournal | undefined;
   memory: MemoryRegistry;
   /** Undefined without a language model. */
   assistant: Assistant | undefined;
@@ -89,17 +94,32 @@ export async function createServices(options: ServicesOptions): Promise<Services
     limits,
     ...throttling,
   });
-  const journal = await JobJournal.open({
-    file: options.ephemeralJobs ? undefined : join(env.TALOS_DATA_DIR, "jobs", "journal.log"),
-    maxQueued: env.TALOS_JOB_QUEUE_MAX,
-    // GitHub keeps deliveries for redelivery for 3 days; a redelivery within that is skipped.
-    retentionMs: env.TALOS_LEDGER_RETENTION_HOURS * 3_600_000,
-    maxFinished: env.TALOS_LEDGER_MAX_ENTRIES,
-    clock,
-    log,
-  });
+  // GitHub keeps deliveries for redelivery for 3 days; a redelivery within that is skipped.
+  const retentionMs = env.TALOS_LEDGER_RETENTION_HOURS * 3_600_000;
+  const shared = env.REDIS_URL !== undefined && !options.ephemeralJobs;
+  const journal = shared
+    ? undefined
+    : await JobJournal.open({
+        file: options.ephemeralJobs ? undefined : join(env.TALOS_DATA_DIR, "jobs", "journal.log"),
+        maxQueued: env.TALOS_JOB_QUEUE_MAX,
+        retentionMs,
+        maxFinished: env.TALOS_LEDGER_MAX_ENTRIES,
+        clock,
+        log,
+      });
+  const queue: JobQueue =
+    journal ??
+    (await RedisJobQueue.open({
+      url: env.REDIS_URL!,
+      prefix: env.TALOS_REDIS_PREFIX,
+      maxQueued: env.TALOS_JOB_QUEUE_MAX,
+      retentionMs,
+      leaseMs: env.TALOS_JOB_LEASE_MS,
+      clock,
+      log,
+    }));
   const jobs = new JobRunner<Context>({
-    queue: journal,
+    queue,
     concurrency: env.TALOS_CONCURRENCY,
     maxAttempts: env.TALOS_JOB_MAX_ATTEMPTS,
     clock,
@@ -139,7 +159,7 @@ export async function createServices(options: ServicesOptions): Promise<Services
       await memory.closeAll();
     } finally {
       await budgets.flush();
-      await journal.close();
+      await queue.close();
       // Workers these services made; ones handed in belong to their maker.
       if (!options.markdown) await markdown.close();
       await scanHelper?.close();
@@ -155,6 +175,7 @@ export async function createServices(options: ServicesOptions): Promise<Services
     limits,
     Octokit,
     jobs,
+    queue,
     journal,
     memory,
     assistant,

@@ -44,7 +44,9 @@ void talos.services.memory.warm().then(
   (error: unknown) => log.warn({ err: error }, "memory warm-up stopped"),
 );
 // Probot buffers webhook bodies whole, on its own route before any the app adds: both are limited.
-const server = await run(withWebhookBodyLimit(talos.app), {
+// With REDIS_URL, deliveries that come while Redis is away are refused with 503.
+const webhookLimits = { available: () => talos.services.queue.available() };
+const server = await run(withWebhookBodyLimit(talos.app, webhookLimits), {
   env: environment,
   log,
   Octokit: talos.Octokit,

@@ -3,6 +3,7 @@ import { describe, expect, it } from "vitest";
 import {
   COMMAND_NAMES,
   getRepoConfigJsonSchema,
+  getSecrets,
   parseEnv,
   RepoConfigSchema,
 } from "../src/config.js";
@@ -186,6 +187,13 @@ describe("parseEnv", () => {
     expect(() => parseEnv({ TALOS_LEDGER_MAX_ENTRIES: "lots" })).toThrow(
       /TALOS_LEDGER_MAX_ENTRIES/,
     );
+    expect(() => parseEnv({ REDIS_URL: "127.0.0.1:6379" })).toThrow(/REDIS_URL/);
+  });
+
+  it("counts a Redis password among the secrets kept out of logs", () => {
+    const env = parseEnv({ REDIS_URL: "redis://:s%40cret-pass@redis:6379/0" });
+    expect(getSecrets(env)).toContain("s@cret-pass");
+    expect(getSecrets(parseEnv({ REDIS_URL: "redis://redis:6379" }))).not.toContain("");
   });
 });
 

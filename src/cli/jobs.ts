@@ -4,6 +4,7 @@ import type { Logger } from "pino";
 import type { Clock } from "../clock.js";
 import type { Env } from "../config.js";
 import { JobJournal } from "../jobs/job-journal.js";
+import { RedisJobQueue } from "../jobs/redis-job-queue.js";
 import type { Job } from "../jobs/job-queue.js";
 
 export interface JobsCommandOptions {
@@ -28,15 +29,29 @@ interface RepositoryJobs {
  * the journal is only read.
  */
 export async function showJobs(options: JobsCommandOptions): Promise<number> {
-  const journal = await JobJournal.open({
-    file: join(options.dataDir, "jobs", "journal.log"),
-    readOnly: true,
-    maxQueued: options.env.TALOS_JOB_QUEUE_MAX,
-    retentionMs: options.env.TALOS_LEDGER_RETENTION_HOURS * 3_600_000,
-    maxFinished: options.env.TALOS_LEDGER_MAX_ENTRIES,
+  const { env } = options;
+  const shared = {
+    maxQueued: env.TALOS_JOB_QUEUE_MAX,
+    retentionMs: env.TALOS_LEDGER_RETENTION_HOURS * 3_600_000,
     clock: options.clock,
     log: options.log,
-  });
+  };
+  // The queue the server uses: the instances' shared one with REDIS_URL, else the journal.
+  const queue = env.REDIS_URL
+    ? await RedisJobQueue.open({
+        ...shared,
+        url: env.REDIS_URL,
+        prefix: env.TALOS_REDIS_PREFIX,
+        leaseMs: env.TALOS_JOB_LEASE_MS,
+        inspectOnly: true,
+      })
+    : await JobJournal.open({
+        ...shared,
+        file: join(options.dataDir, "jobs", "journal.log"),
+        readOnly: true,
+        maxFinished: env.TALOS_LEDGER_MAX_ENTRIES,
+      });
+  const snapshot = await queue.snapshot().finally(() => queue.close());
   const byRepository = new Map<string, RepositoryJobs>();
   const entry = (repository = "(no repository)") => {
     let found = byRepository.get(repository);
@@ -46,11 +61,11 @@ export async function showJobs(options: JobsCommandOptions): Promise<number> {
     }
     return found;
   };
-  for (const job of journal.list()) {
+  for (const job of snapshot.jobs) {
     if (job.parked) entry(job.repository).parked.push(describeParked(job));
     else entry(job.repository).waiting++;
   }
-  for (const refused of journal.refused()) entry(refused.repository).refused++;
+  for (const refused of snapshot.refused) entry(refused.repository).refused++;
   const repositories = [...byRepository.values()].sort((a, b) =>
     a.repository.localeCompare(b.repository),
   );

@@ -23,6 +23,12 @@ export interface BodyLimitOptions {
   /** The webhook route; other requests go to the middleware untouched. */
   path: string;
   maxBytes: number;
+  /**
+   * False while deliveries cannot be accepted (the shared job queue's Redis is away): they are
+   * answered 503, before their body is read, so that GitHub shows them failed and they can be
+   * redelivered.
+   */
+  available?: () => boolean;
 }
 
 /**
@@ -34,16 +40,26 @@ export interface BodyLimitOptions {
  */
 export function createBodyLimitHandler(
   middleware: NodeMiddleware,
-  { path, maxBytes }: BodyLimitOptions,
+  { path, maxBytes, available = () => true }: BodyLimitOptions,
 ): NodeMiddleware {
   const route = normalizeTrailingSlashes(path);
   return async (req, res, next) => {
     if (req.method !== "POST" || pathnameOf(req.url) !== route) return middleware(req, res, next);
+    if (!available())
+      return refuse(
+        req,
+        res,
+        503,
+        "Service Unavailable: the job queue cannot be reached; redeliver later",
+        { "retry-after": "60" },
+      );
     const declared = req.headers["content-length"];
     if (declared !== undefined)
-      return Number(declared) > maxBytes ? refuse(req, res, maxBytes) : middleware(req, res, next);
+      return Number(declared) > maxBytes
+        ? tooLarge(req, res, maxBytes)
+        : middleware(req, res, next);
     const body = await readAtMost(req, maxBytes);
-    if (body === "too large") return refuse(req, res, maxBytes);
+    if (body === "too large") return tooLarge(req, res, maxBytes);
     // The client went away: there is no one to answer.
     if (body === "aborted") return true;
     (req as IncomingMessage & { body?: string }).body = body.toString("utf8");
@@ -58,20 +74,23 @@ export function createBodyLimitHandler(
  */
 export function limitWebhookBodies(
   probot: WebhookMiddlewareFactory,
-  { maxBytes = WEBHOOK_MAX_BYTES }: { maxBytes?: number } = {},
+  { maxBytes = WEBHOOK_MAX_BYTES, available }: WebhookLimits = {},
 ): void {
   const getNodeMiddleware = probot.getNodeMiddleware.bind(probot);
   probot.getNodeMiddleware = async (options = {}) =>
     createBodyLimitHandler(await getNodeMiddleware(options), {
       path: options.path ?? probot.webhookPath,
       maxBytes,
+      available,
     });
 }
+
+export type WebhookLimits = Partial<Pick<BodyLimitOptions, "maxBytes" | "available">>;
 
 /** An app function whose Probot instance builds only limited webhook middleware. */
 export function withWebhookBodyLimit<P extends WebhookMiddlewareFactory, O>(
   app: (probot: P, options: O) => void | Promise<void>,
-  options: { maxBytes?: number } = {},
+  options: WebhookLimits = {},
 ): (probot: P, options: O) => Promise<void> {
   return async (probot, appOptions) => {
     limitWebhookBodies(probot, options);
@@ -82,21 +101,30 @@ export function withWebhookBodyLimit<P extends WebhookMiddlewareFactory, O>(
 // How long a refused client has to read the answer before the connection is closed on it.
 const LINGER_MS = 2_000;
 
+function tooLarge(req: IncomingMessage, res: ServerResponse, maxBytes: number): true {
+  return refuse(req, res, 413, `Payload Too Large: webhook bodies are at most ${maxBytes} bytes`);
+}
+
 /**
- * Answers 413, and reads no more of the body. The answer is written but not ended at once:
+ * Answers `status`, and reads no more of the body. The answer is written but not ended at once:
  * ending it closes the connection, and a client still sending would then get a reset instead of
  * the answer. With the body no longer read, the client's sending stalls, it reads the answer and
  * goes; one that does not is closed on after LINGER_MS.
  */
-function refuse(req: IncomingMessage, res: ServerResponse, maxBytes: number): true {
+function refuse(
+  req: IncomingMessage,
+  res: ServerResponse,
+  status: number,
+  error: string,
+  headers: Record<string, string> = {},
+): true {
   req.pause();
-  const body = JSON.stringify({
-    error: `Payload Too Large: webhook bodies are at most ${maxBytes} bytes`,
-  });
-  res.writeHead(413, {
+  const body = JSON.stringify({ error });
+  res.writeHead(status, {
     "content-type": "application/json",
     "content-length": Buffer.byteLength(body),
     connection: "close",
+    ...headers,
   });
   res.write(body);
   // With `connection: close`, Node closes the socket once the answer is ended.

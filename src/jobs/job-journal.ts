@@ -3,7 +3,14 @@ import { dirname } from "node:path";
 import type { Logger } from "pino";
 import type { Clock } from "../clock.js";
 import { writeFileAtomically } from "../write-file-atomically.js";
-import type { EnqueueResult, Job, JobQueue, NewJob, RefusedJob } from "./job-queue.js";
+import type {
+  EnqueueResult,
+  Job,
+  JobQueue,
+  NewJob,
+  QueueSnapshot,
+  RefusedJob,
+} from "./job-queue.js";
 
 export interface JobJournalOptions {
   /** `$TALOS_DATA_DIR/jobs/journal.log`; none keeps the journal in memory (`talos replay`). */
@@ -43,6 +50,7 @@ const MAX_ERROR = 500;
  * live jobs and the finished ids still retained, once it has grown to twice what it holds.
  */
 export class JobJournal implements JobQueue {
+  readonly shared = false;
   readonly #options: JobJournalOptions;
   /** Waiting, running and parked jobs, in arrival order. */
   readonly #jobs = new Map<string, Job>();
@@ -178,6 +186,19 @@ export class JobJournal implements JobQueue {
 
   refused(): RefusedJob[] {
     return [...this.#refused];
+  }
+
+  async count(): Promise<number> {
+    return this.#jobs.size;
+  }
+
+  async snapshot(): Promise<QueueSnapshot> {
+    return { jobs: this.list(), refused: this.refused() };
+  }
+
+  /** A local file: a failure to write it shows as the delivery's error, not beforehand. */
+  available(): boolean {
+    return true;
   }
 
   async close(): Promise<void> {

@@ -1,6 +1,6 @@
 /**
- * The queue of accepted webhook deliveries. The embedded implementation is a journal on local
- * disk (job-journal.ts); a shared one (Redis) can replace it behind this interface.
+ * The queue of accepted webhook deliveries: a journal on local disk (job-journal.ts), or with
+ * `REDIS_URL` a queue every instance shares (redis-job-queue.ts).
  */
 export interface NewJob {
   /** The delivery id (`X-GitHub-Delivery`): a redelivery of the same event is the same job. */
@@ -40,7 +40,19 @@ export interface RefusedJob {
   at: number;
 }
 
+export interface QueueSnapshot {
+  /** Jobs waiting or running, and parked ones, oldest first. */
+  jobs: Job[];
+  /** Deliveries refused lately (queue full, shutting down). */
+  refused: RefusedJob[];
+}
+
 export interface JobQueue {
+  /**
+   * Shared by several instances: a job may run on another than the one that accepted it, so
+   * the runner keeps no per-delivery context for it.
+   */
+  readonly shared: boolean;
   /** Durable once it resolves with `accepted`: the job survives a crash from then on. */
   enqueue(job: NewJob): Promise<EnqueueResult>;
   /**
@@ -51,11 +63,13 @@ export interface JobQueue {
   complete(id: string): Promise<void>;
   /** Schedules another attempt at `retryAt`, or parks the job when `retryAt` is undefined. */
   fail(id: string, error: string, retryAt: number | undefined): Promise<void>;
-  /** When the next delayed job becomes runnable, if any waits. */
+  /** When to look for runnable jobs again, if any may become runnable (a retry's time). */
   nextRetryAt(): number | undefined;
-  /** Jobs waiting or running, and parked ones, oldest first. */
-  list(): Job[];
-  /** Deliveries refused lately (queue full, shutting down). */
-  refused(): RefusedJob[];
+  /** Jobs counted against the queue's bound (`TALOS_JOB_QUEUE_MAX`). */
+  count(): Promise<number>;
+  /** For `talos jobs`. */
+  snapshot(): Promise<QueueSnapshot>;
+  /** False when deliveries cannot be accepted now (a shared queue's server is away). */
+  available(): boolean;
   close(): Promise<void>;
 }

@@ -50,8 +50,13 @@ export class JobRunner<C> {
   /** Starts running jobs, those a restart left in the journal first. */
   start(contextOf: (job: Job) => Promise<C>): void {
     this.#contextOf = contextOf;
-    const waiting = this.#options.queue.list().filter((job) => !job.parked).length;
-    if (waiting > 0) this.#options.log.info({ jobs: waiting }, "resuming journaled jobs");
+    void this.#options.queue.snapshot().then(
+      ({ jobs }) => {
+        const waiting = jobs.filter((job) => !job.parked).length;
+        if (waiting > 0) this.#options.log.info({ jobs: waiting }, "resuming journaled jobs");
+      },
+      () => undefined,
+    );
     this.#pump();
   }
 
@@ -63,7 +68,8 @@ export class JobRunner<C> {
     if (result.status === "refused")
       this.#options.metrics.jobsRefused.inc({ reason: result.reason });
     if (result.status !== "accepted") return result;
-    this.#contexts.set(job.id, context);
+    if (!this.#options.queue.shared) this.#contexts.set(job.id, context);
+    this.#countQueued();
     this.#pump();
     return result;
   }
@@ -150,10 +156,18 @@ export class JobRunner<C> {
       const run = this.#run(job).finally(() => {
         this.#running.delete(job.id);
         this.#contexts.delete(job.id);
+        this.#countQueued();
         this.#pump();
       });
       this.#running.set(job.id, run);
     }
+  }
+
+  #countQueued(): void {
+    this.#options.queue.count().then(
+      (count) => this.#options.metrics.jobsQueued.set(count),
+      () => undefined,
+    );
   }
 
   /** One timer for the earliest retry, so that delayed jobs run when their time comes. */
@@ -191,6 +205,8 @@ export class JobRunner<C> {
       return this.#record(log, () => queue.fail(job.id, error, undefined));
     }
     const started = clock.now();
+    // Which instance ran what, when several share the queue.
+    log.debug("job started");
     let failure: { error: unknown } | undefined;
     try {
       const handler = this.#handlers.get(job.kind);

@@ -140,7 +140,7 @@ export function createMetrics(): Metrics {
     }),
     jobsQueued: new Gauge({
       name: "talos_jobs_queued",
-      help: "Jobs in the journal: waiting, running or parked",
+      help: "Jobs counted against TALOS_JOB_QUEUE_MAX: in the journal (waiting, running or parked), or with REDIS_URL in the shared queue (waiting, running or delayed)",
       registers,
     }),
     jobDuration: new Histogram({

@@ -149,7 +149,7 @@ describe("GitHub 5xx mid-job", () => {
       expect(posted).toHaveLength(1);
       expect(posted[0]).toMatch(HELP_REPLY);
       expect(await jobOutcomes(app)).toEqual({ retry: 1, done: 1 });
-      expect(app.talos.services.journal.list()).toEqual([]);
+      expect(app.talos.services.journal!.list()).toEqual([]);
     },
   );
 
@@ -349,7 +349,7 @@ describe("GitHub 404 and 410 mid-job", () => {
       ]);
       expect(logsWith(app, "job failed; will retry")).toEqual([]);
       expect(await jobOutcomes(app)).toEqual({ gone: 1 });
-      expect(app.talos.services.journal.list()).toEqual([]);
+      expect(app.talos.services.journal!.list()).toEqual([]);
     },
   );
 });
@@ -535,7 +535,7 @@ describe.skipIf(!canMount)("a full disk", () => {
     await expect(app.probot.receive(comment("fault-disk-full"))).rejects.toThrow(
       /ENOSPC: no space left on device/,
     );
-    expect(app.talos.services.journal.list()).toEqual([]);
+    expect(app.talos.services.journal!.list()).toEqual([]);
 
     unlinkSync(filler);
     // The app's identity and the repository's (missing) config are cached from the first one.
@@ -669,7 +669,7 @@ describe.skipIf(!canMount)("a read-only data directory", () => {
       await expect(app.probot.receive(comment("fault-read-only"))).rejects.toThrow(
         /EROFS: read-only file system/,
       );
-      expect(app.talos.services.journal.list()).toEqual([]);
+      expect(app.talos.services.journal!.list()).toEqual([]);
       await app.talos.close();
 
       ext4.checkAndRemount();

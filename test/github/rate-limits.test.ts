@@ -140,7 +140,7 @@ describe("rate limits and retries", () => {
     await receiveHelp(app);
     expect(scope.pendingMocks()).toEqual([]);
     // A 422 fails the same way every time: the job is parked, not retried.
-    const [parked] = app.talos.services.journal.list();
+    const [parked] = app.talos.services.journal!.list();
     expect(parked?.parked?.error).toMatch(/Validation Failed/);
   });
 

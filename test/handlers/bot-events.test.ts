@@ -66,7 +66,7 @@ describe("events from bots", () => {
     payload.sender = BOT;
     await receive(app, "issue_comment", payload);
     expect(scope.pendingMocks()).toEqual([]);
-    expect(app.talos.services.journal.list()).toEqual([]);
+    expect(app.talos.services.journal!.list()).toEqual([]);
     expect(app.logs.lines().some((l) => l.msg === "ignored: the sender is a bot")).toBe(true);
   });
 });

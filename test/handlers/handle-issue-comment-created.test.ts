@@ -361,7 +361,7 @@ describe("issue_comment.created", () => {
         /issue_comment\.created in Codertocat\/Hello-World \(installation 2\) failed/,
       ),
     });
-    const [waiting] = app.talos.services.journal.list();
+    const [waiting] = app.talos.services.journal!.list();
     expect(waiting).toMatchObject({ id: "delivery-outage", attempts: 1 });
     expect(waiting?.retryAt).toBe(clock.now() + 30_000);
 
@@ -377,7 +377,7 @@ describe("issue_comment.created", () => {
     expect(recovered.pendingMocks()).toEqual([]);
     // One reply: a second POST would find no mock and fail the job.
     expect(reply.body).toContain("talos:reply");
-    expect(app.talos.services.journal.list()).toEqual([]);
+    expect(app.talos.services.journal!.list()).toEqual([]);
   });
 
   it("parks a malformed payload at once, with an error naming the field", async () => {
@@ -385,7 +385,7 @@ describe("issue_comment.created", () => {
     const payload = helpComment() as unknown as { comment: Record<string, unknown> };
     delete payload.comment.id;
     await receive(app, payload);
-    const [parked] = app.talos.services.journal.list();
+    const [parked] = app.talos.services.journal!.list();
     expect(parked).toMatchObject({ id: "delivery-1", attempts: 1 });
     expect(parked?.parked?.error).toMatch(/malformed webhook payload: comment\.id/);
     expect(app.logs.lines().some((l) => l.msg === "job failed; parked (see `talos jobs`)")).toBe(

@@ -208,7 +208,7 @@ describe("similar issues on a new issue", () => {
     expect(failed?.err).toMatchObject({
       message: expect.stringMatching(/503 Service Unavailable/),
     });
-    expect(app.talos.services.journal.list()).toMatchObject([
+    expect(app.talos.services.journal!.list()).toMatchObject([
       { attempts: 1, event: "issues.opened" },
     ]);
   });

@@ -57,7 +57,8 @@ const deferred = () => {
 
 describe("the job runner", () => {
   it("runs a thread's jobs one at a time in arrival order, within the concurrency", async () => {
-    const { runner, journal } = await setup({ concurrency: 2 });
+    const { runner, journal, metrics } = await setup({ concurrency: 2 });
+    const queued = async () => (await metrics.jobsQueued.get()).values[0]?.value;
     const events: string[] = [];
     const gates = new Map<string, ReturnType<typeof deferred>>();
     let running = 0;
@@ -83,6 +84,7 @@ describe("the job runner", () => {
     await until(() => events.length === 2);
     await new Promise((r) => setTimeout(r, 20));
     expect(events).toEqual(["start a1", "start b1"]); // a2 waits for a1, c1 for a free slot
+    expect(await queued()).toBe(4);
     for (const id of ["a1", "b1", "a2", "c1"]) {
       await until(() => gates.has(id));
       gates.get(id)?.resolve();
@@ -91,6 +93,9 @@ describe("the job runner", () => {
     expect(events.indexOf("start a2")).toBeGreaterThan(events.indexOf("end a1"));
     expect(most).toBe(2);
     expect(journal.list()).toEqual([]);
+    // The gauge is set once the journal has counted, a turn after the last job ended.
+    await new Promise((r) => setTimeout(r, 5));
+    expect(await queued()).toBe(0);
   });
 
   it("retries a failure after a backoff, then parks it after the last attempt", async () => {

@@ -1,0 +1,390 @@
+import { randomUUID } from "node:crypto";
+import { Queue, Worker, type Job as BullJob } from "bullmq";
+import { Redis, type RedisOptions } from "ioredis";
+import type { Logger } from "pino";
+import type { Clock } from "../clock.js";
+import type {
+  EnqueueResult,
+  Job,
+  JobQueue,
+  NewJob,
+  QueueSnapshot,
+  RefusedJob,
+} from "./job-queue.js";
+
+export interface RedisJobQueueOptions {
+  /** `REDIS_URL`. */
+  url: string;
+  /** Prefix of every key (`TALOS_REDIS_PREFIX`): instances sharing one prefix share the queue. */
+  prefix: string;
+  /** Jobs waiting, running or delayed; more are refused. */
+  maxQueued: number;
+  /** How long a finished delivery is remembered, so that a redelivery is skipped. */
+  retentionMs: number;
+  /**
+   * How long a claimed job and its thread stay this instance's without renewal
+   * (`TALOS_JOB_LEASE_MS`): a dead instance's jobs go to another after that.
+   */
+  leaseMs: number;
+  clock: Clock;
+  log: Logger;
+  /** Only look (`talos jobs`): no stalled-job checks, no claims. */
+  inspectOnly?: boolean;
+}
+
+/** A job this instance claimed, with what renews and releases it. */
+interface Claimed {
+  bull: BullJob;
+  token: string;
+  owner: string;
+  thread: string;
+  timer: NodeJS.Timeout;
+}
+
+// Only the head of a thread's list may run, and only while it holds the thread's lease: jobs
+// of one issue run one at a time, in arrival order, whichever instance holds them. Heads whose
+// job is gone or finished (a crash between two writes) are dropped; a job missing from its
+// thread's list (a crash between the add and JOIN) joins its end.
+// Returns the attempt number, or -1 (not the thread's turn), -2 (another instance holds the
+// thread), -3 (finished already: a crash came between recording it and telling the queue).
+const CLAIM = `
+local list, lease, attempts = KEYS[1], KEYS[2], KEYS[3]
+local id, owner, ms, jobPrefix, donePrefix = ARGV[1], ARGV[2], ARGV[3], ARGV[4], ARGV[5]
+if redis.call('EXISTS', donePrefix .. id) == 1 then return -3 end
+while true do
+  local head = redis.call('LINDEX', list, 0)
+  if (not head) or head == id then break end
+  if redis.call('EXISTS', jobPrefix .. head) == 0 or redis.call('EXISTS', donePrefix .. head) == 1 then
+    redis.call('LPOP', list)
+  else
+    break
+  end
+end
+if not redis.call('LPOS', list, id) then redis.call('RPUSH', list, id) end
+if redis.call('LINDEX', list, 0) ~= id then return -1 end
+local holder = redis.call('GET', lease)
+if holder and holder ~= owner then return -2 end
+redis.call('SET', lease, owner, 'PX', ms)
+return redis.call('HINCRBY', attempts, id, 1)
+`;
+
+// Ends a claim: the lease goes if it is still ours; a finished job (done, or parked) leaves its
+// thread, and a done one is remembered for the retention time.
+const RELEASE = `
+local list, lease, attempts, done = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
+local id, owner, outcome, retention = ARGV[1], ARGV[2], ARGV[3], ARGV[4]
+if redis.call('GET', lease) == owner then redis.call('DEL', lease) end
+if outcome ~= 'retry' then
+  redis.call('LREM', list, 1, id)
+  redis.call('HDEL', attempts, id)
+end
+if outcome == 'done' then redis.call('SET', done, '1', 'PX', retention) end
+return 1
+`;
+
+// A job joins its thread's list when it is accepted: the thread's order is the order in which
+// instances acknowledged its deliveries.
+const JOIN = `
+if not redis.call('LPOS', KEYS[1], ARGV[1]) then redis.call('RPUSH', KEYS[1], ARGV[1]) end
+return 1
+`;
+
+const RENEW = `
+if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('PEXPIRE', KEYS[1], ARGV[2]) end
+return 0
+`;
+
+type Scripts = Redis & {
+  talosClaim(...args: Array<string | number>): Promise<number>;
+  talosRelease(...args: Array<string | number>): Promise<number>;
+  talosRenew(...args: Array<string | number>): Promise<number>;
+  talosJoin(...args: Array<string | number>): Promise<number>;
+};
+
+// A job not its thread's turn is looked at again after this.
+const NOT_YET_MS = 1_000;
+// Other instances' deliveries, and delayed retries, are looked for this often.
+const POLL_MS = 1_000;
+const MAX_REFUSED = 1_000;
+const MAX_ERROR = 500;
+
+/**
+ * The job queue shared by every instance through Redis (`REDIS_URL`), on BullMQ: the delivery id
+ * is the job id, so a delivery received by any number of instances is one job; a job whose
+ * instance died is found stalled when its lock expires and runs elsewhere; every instance is a
+ * worker. Jobs of one thread run one at a time, in arrival order, under a lease on the thread
+ * renewed while the job runs. Claims use BullMQ's manual processing (`getNextJob`), so that the
+ * job runner is the same as with the embedded journal.
+ */
+export class RedisJobQueue implements JobQueue {
+  readonly shared = true;
+  readonly #options: RedisJobQueueOptions;
+  readonly #redis: Scripts;
+  readonly #queue: Queue;
+  readonly #worker: Worker;
+  readonly #instance = randomUUID();
+  readonly #claimed = new Map<string, Claimed>();
+  #closed = false;
+  #outageLogged = false;
+
+  private constructor(options: RedisJobQueueOptions) {
+    this.#options = options;
+    const connection = (extra: RedisOptions) =>
+      new Redis(options.url, { maxRetriesPerRequest: null, lazyConnect: false, ...extra });
+    // Commands fail at once while Redis is away (the delivery is then refused, not held).
+    this.#redis = connection({
+      enableOfflineQueue: false,
+      maxRetriesPerRequest: 1,
+      lazyConnect: true,
+    }) as Scripts;
+    this.#redis.defineCommand("talosClaim", { numberOfKeys: 3, lua: CLAIM });
+    this.#redis.defineCommand("talosRelease", { numberOfKeys: 4, lua: RELEASE });
+    this.#redis.defineCommand("talosRenew", { numberOfKeys: 1, lua: RENEW });
+    this.#redis.defineCommand("talosJoin", { numberOfKeys: 1, lua: JOIN });
+    this.#redis.on("error", (error: Error) => this.#logOutage(error));
+    this.#redis.on("close", () => {
+      if (!this.#closed) this.#logOutage(new Error("the connection to Redis closed"));
+    });
+    const shared = {
+      prefix: options.prefix,
+      connection: connection({ enableOfflineQueue: false, maxRetriesPerRequest: 1 }),
+    };
+    this.#queue = new Queue("jobs", shared);
+    this.#queue.on("error", (error: Error) => this.#logOutage(error));
+    this.#worker = new Worker("jobs", null, {
+      prefix: options.prefix,
+      connection: connection({}),
+      autorun: false,
+      lockDuration: options.leaseMs,
+      // A job that stalls is put back to wait each time; the runner parks it after
+      // TALOS_JOB_MAX_ATTEMPTS starts, which it counts itself.
+      maxStalledCount: Number.MAX_SAFE_INTEGER,
+      stalledInterval: Math.max(1_000, Math.floor(options.leaseMs / 2)),
+    });
+    this.#worker.on("error", (error: Error) => this.#logOutage(error));
+  }
+
+  static async open(options: RedisJobQueueOptions): Promise<RedisJobQueue> {
+    const queue = new RedisJobQueue(options);
+    await queue.#redis.connect().catch(async (error: unknown) => {
+      await queue.close();
+      throw new Error(`REDIS_URL: Redis does not answer (${(error as Error).message})`, {
+        cause: error,
+      });
+    });
+    if (!options.inspectOnly) await queue.#worker.startStalledCheckTimer();
+    return queue;
+  }
+
+  /** False while Redis is unreachable: new deliveries are then refused with 503. */
+  available(): boolean {
+    return !this.#closed && this.#redis.status === "ready";
+  }
+
+  async enqueue(job: NewJob): Promise<EnqueueResult> {
+    const { prefix, maxQueued, retentionMs } = this.#options;
+    if (this.#closed) return this.#refuse(job, "stopping");
+    if (await this.#redis.exists(`${prefix}:done:${job.id}`)) return { status: "duplicate" };
+    if ((await this.count()) >= maxQueued) return this.#refuse(job, "queue-full");
+    // Idempotent: an id the queue holds is not added again, whoever adds it.
+    await this.#queue.add(job.kind, job, {
+      jobId: job.id,
+      attempts: 1,
+      removeOnComplete: { age: 3_600 },
+      removeOnFail: { age: Math.ceil(retentionMs / 1_000) },
+    });
+    await this.#redis.talosJoin(this.#threadKey(job.thread), job.id);
+    // The first instance to get here after its add acknowledges it as accepted; the others as a
+    // duplicate. A crash between the add and this leaves the job queued (and the claim puts it in
+    // its thread): a redelivery says so.
+    const first = await this.#redis.set(
+      `${prefix}:accepted:${job.id}`,
+      this.#instance,
+      "PX",
+      retentionMs,
+      "NX",
+    );
+    return first === "OK" ? { status: "accepted" } : { status: "duplicate" };
+  }
+
+  async claimNext(): Promise<Job | undefined> {
+    const { prefix, leaseMs } = this.#options;
+    for (;;) {
+      if (this.#closed) return undefined;
+      const token = randomUUID();
+      const bull = (await this.#worker.getNextJob(token, { block: false })) as BullJob | undefined;
+      if (!bull?.id) return undefined;
+      const data = bull.data as NewJob;
+      const owner = `${this.#instance}:${bull.id}`;
+      const attempt = await this.#redis.talosClaim(
+        this.#threadKey(data.thread),
+        this.#leaseKey(data.thread),
+        `${prefix}:attempts`,
+        bull.id,
+        owner,
+        leaseMs,
+        `${prefix}:jobs:`,
+        `${prefix}:done:`,
+      );
+      if (attempt === -3) {
+        await bull.moveToCompleted(undefined, token, false);
+        continue;
+      }
+      if (attempt < 0) {
+        // Not its turn: back to wait a while; its place in its thread is kept.
+        await bull.moveToDelayed(this.#options.clock.now() + NOT_YET_MS, token);
+        continue;
+      }
+      const timer = setInterval(
+        () => void this.#renew(bull, token, owner, data.thread),
+        leaseMs / 3,
+      );
+      timer.unref();
+      this.#claimed.set(bull.id, { bull, token, owner, thread: data.thread, timer });
+      return { ...data, acceptedAt: bull.timestamp, attempts: attempt };
+    }
+  }
+
+  async complete(id: string): Promise<void> {
+    await this.#finish(id, "done", async (claimed) => {
+      await claimed.bull.moveToCompleted(undefined, claimed.token, false);
+    });
+  }
+
+  async fail(id: string, error: string, retryAt: number | undefined): Promise<void> {
+    const message = error.slice(0, MAX_ERROR);
+    if (retryAt === undefined)
+      await this.#finish(id, "parked", async (claimed) => {
+        await claimed.bull.moveToFailed(new Error(message), claimed.token, false);
+      });
+    else
+      await this.#finish(id, "retry", async (claimed) => {
+        await claimed.bull.moveToDelayed(retryAt, claimed.token);
+      });
+  }
+
+  /** Other instances' jobs and retries due are found by looking again this often. */
+  nextRetryAt(): number | undefined {
+    return this.#closed ? undefined : this.#options.clock.now() + POLL_MS;
+  }
+
+  async count(): Promise<number> {
+    const counts = await this.#queue.getJobCounts("wait", "active", "delayed", "prioritized");
+    return Object.values(counts).reduce((sum, n) => sum + n, 0);
+  }
+
+  async snapshot(): Promise<QueueSnapshot> {
+    const toJob = (bull: BullJob, parked?: string): Job => ({
+      ...(bull.data as NewJob),
+      acceptedAt: bull.timestamp,
+      attempts: bull.attemptsStarted,
+      ...(parked === undefined ? {} : { parked: { at: bull.finishedOn ?? 0, error: parked } }),
+    });
+    const live = await this.#queue.getJobs(["active", "wait", "delayed", "prioritized"]);
+    const failed = await this.#queue.getJobs(["failed"]);
+    const refused = (await this.#redis.lrange(`${this.#options.prefix}:refused`, 0, -1)).map(
+      (line) => JSON.parse(line) as RefusedJob,
+    );
+    return {
+      jobs: [
+        ...live.map((bull) => toJob(bull)),
+        ...failed.map((bull) => toJob(bull, bull.failedReason)),
+      ].sort((a, b) => a.acceptedAt - b.acceptedAt),
+      refused,
+    };
+  }
+
+  async close(): Promise<void> {
+    if (this.#closed) return;
+    this.#closed = true;
+    // Jobs still held (a shutdown's grace ran out) go back to wait for another instance now,
+    // rather than when their lease would run out.
+    await Promise.allSettled(
+      [...this.#claimed.keys()].map((id) =>
+        this.#finish(id, "retry", async (claimed) => {
+          await claimed.bull.moveToDelayed(this.#options.clock.now(), claimed.token);
+        }),
+      ),
+    );
+    await this.#worker.close(true).catch(() => undefined);
+    await this.#queue.close().catch(() => undefined);
+    this.#redis.disconnect();
+  }
+
+  async #finish(
+    id: string,
+    outcome: "done" | "parked" | "retry",
+    move: (claimed: Claimed) => Promise<void>,
+  ): Promise<void> {
+    const claimed = this.#claimed.get(id);
+    if (!claimed) return;
+    this.#claimed.delete(id);
+    clearInterval(claimed.timer);
+    const { prefix, retentionMs } = this.#options;
+    // Recorded before the queue is told: a crash between the two finds the job done (-3).
+    await this.#redis.talosRelease(
+      this.#threadKey(claimed.thread),
+      this.#leaseKey(claimed.thread),
+      `${prefix}:attempts`,
+      `${prefix}:done:${id}`,
+      id,
+      claimed.owner,
+      outcome,
+      retentionMs,
+    );
+    await move(claimed);
+  }
+
+  async #renew(bull: BullJob, token: string, owner: string, thread: string): Promise<void> {
+    try {
+      await bull.extendLock(token, this.#options.leaseMs);
+      await this.#redis.talosRenew(this.#leaseKey(thread), owner, this.#options.leaseMs);
+    } catch (error) {
+      this.#options.log.warn(
+        { err: error, delivery: bull.id },
+        "job lease not renewed: if Redis stays away past TALOS_JOB_LEASE_MS, another instance may run the job again",
+      );
+    }
+  }
+
+  async #refuse(job: NewJob, reason: "queue-full" | "stopping"): Promise<EnqueueResult> {
+    const refused: RefusedJob = {
+      id: job.id,
+      event: job.event,
+      repository: job.repository,
+      reason,
+      at: this.#options.clock.now(),
+    };
+    if (!this.#closed) {
+      const key = `${this.#options.prefix}:refused`;
+      await this.#redis
+        .multi()
+        .lpush(key, JSON.stringify(refused))
+        .ltrim(key, 0, MAX_REFUSED - 1)
+        .exec();
+    }
+    return { status: "refused", reason };
+  }
+
+  #threadKey(thread: string): string {
+    return `${this.#options.prefix}:thread:${thread}`;
+  }
+
+  #leaseKey(thread: string): string {
+    return `${this.#options.prefix}:lease:${thread}`;
+  }
+
+  #logOutage(error: Error): void {
+    // ioredis reports each failed reconnection; one line per outage is enough.
+    if (this.#outageLogged) return;
+    this.#outageLogged = true;
+    this.#options.log.error(
+      { err: error },
+      "Redis unreachable: new deliveries are refused with 503 until it answers",
+    );
+    this.#redis.once("ready", () => {
+      this.#outageLogged = false;
+      this.#options.log.info("Redis answers again: deliveries are accepted");
+    });
+  }
+}

@@ -1,0 +1,209 @@
+import { randomUUID } from "node:crypto";
+import { afterAll, beforeAll, beforeEach, describe, expect, it } from "vitest";
+import { startGitHubStandIn, type GitHubStandIn } from "../helpers/github-stand-in.js";
+import { startOpenAIStandIn, type OpenAIStandIn } from "../helpers/openai-stand-in.js";
+import { eventually } from "../helpers/eventually.js";
+import {
+  buildDist,
+  makeWorkDir,
+  sendWebhook,
+  standInServerEnv,
+  startServerProcess,
+  type Delivery,
+  type ServerProcess,
+} from "../helpers/server-process.js";
+import {
+  deleteKeys,
+  requireRedis,
+  startCuttableProxy,
+  TEST_REDIS_URL,
+} from "../helpers/shared-services.js";
+import { loadFixture, TEST_WEBHOOK_SECRET } from "../helpers/test-app.js";
+
+const REPO = "Codertocat/Hello-World";
+const OPENAI_KEY = "sk-e2e-cluster-0123456789abcdef";
+const ANSWER = "X fails because its config file is missing.";
+const signed = { secret: TEST_WEBHOOK_SECRET };
+// A dead instance's job goes to another after this; short, so the test does not wait long.
+const LEASE_MS = 2_000;
+
+const available = await requireRedis("the multi-instance tests");
+
+/**
+ * Three `node dist/main.js` processes (what `npm start` runs) sharing one Redis, with the GitHub
+ * and OpenAI stand-ins: the scale-out issue's multi-instance checks for the job queue.
+ */
+describe.runIf(available)("several instances sharing Redis", () => {
+  let github: GitHubStandIn;
+  let llm: OpenAIStandIn;
+  const prefix = `talos-e2e-${randomUUID()}`;
+  const servers: ServerProcess[] = [];
+  const workDir = makeWorkDir();
+
+  async function start(redisUrl = TEST_REDIS_URL): Promise<ServerProcess> {
+    const env = await standInServerEnv(github.host, {
+      OPENAI_API_KEY: OPENAI_KEY,
+      OPENAI_BASE_URL: llm.baseUrl,
+      TALOS_MODEL: "local-model",
+      REDIS_URL: redisUrl,
+      TALOS_REDIS_PREFIX: prefix,
+      TALOS_JOB_LEASE_MS: String(LEASE_MS),
+      LOG_LEVEL: "debug",
+    });
+    const server = await startServerProcess(env, { cwd: workDir });
+    servers.push(server);
+    return server;
+  }
+
+  beforeAll(async () => {
+    buildDist();
+    github = await startGitHubStandIn();
+    llm = await startOpenAIStandIn();
+    llm.fallback({ content: ANSWER });
+    await Promise.all([start(), start(), start()]);
+  }, 120_000);
+
+  beforeEach((context) =>
+    context.onTestFailed(() => {
+      for (const server of servers) console.log(server.output().slice(-20_000));
+    }),
+  );
+
+  afterAll(async () => {
+    llm?.release();
+    for (const server of servers)
+      if (server.child.exitCode === null && server.child.signalCode === null)
+        await server.kill("SIGKILL");
+    await github?.close();
+    await llm?.close();
+    await deleteKeys(prefix);
+  });
+
+  function ask(id: string, commentId: number, number: number): Delivery {
+    const payload = loadFixture<{
+      comment: { id: number; body: string };
+      issue: { number: number };
+    }>("issue_comment.created.help.json");
+    payload.comment.id = commentId;
+    payload.comment.body = `/talos ask why does X fail? (${id})`;
+    payload.issue.number = number;
+    return { id, event: "issue_comment", payload };
+  }
+
+  const replies = (number: number, commentId: number) =>
+    (github.comments.get(`${REPO}#${number}`) ?? []).filter((c) =>
+      c.body.endsWith(`<!-- talos:reply:${commentId} -->`),
+    );
+  const created = (number: number) =>
+    github
+      .writes()
+      .filter((w) => w.method === "POST" && w.path.endsWith(`/issues/${number}/comments`)).length;
+  const ranOn = (delivery: string) =>
+    servers.filter((s) =>
+      s
+        .output()
+        .split("\n")
+        .some(
+          (line) =>
+            line.includes(`"delivery":"${delivery}"`) && line.includes('"msg":"job started"'),
+        ),
+    );
+
+  it("gives one reply to a delivery sent to every instance at once", async () => {
+    const delivery = ask("cluster-duplicate", 5001, 51);
+    const answers = await Promise.all(
+      servers.slice(0, 3).map((s) => sendWebhook(s.url, delivery, signed)),
+    );
+    expect(answers.map((r) => r.status)).toEqual([200, 200, 200]);
+    await eventually(() => replies(51, 5001).length === 1, "the reply");
+    // Every instance has polled the queue a few times since: nothing else runs it.
+    await new Promise((resolve) => setTimeout(resolve, 3_000));
+    expect(replies(51, 5001)).toHaveLength(1);
+    expect(created(51)).toBe(1);
+    expect(ranOn("cluster-duplicate")).toHaveLength(1);
+    const skipped = servers
+      .slice(0, 3)
+      .flatMap((s) => s.output().split("\n"))
+      .filter((line) => line.includes("ignored: this delivery was already accepted"));
+    expect(skipped).toHaveLength(2);
+  }, 60_000);
+
+  it("runs the commands of one thread one at a time, in order, whichever instance they arrive at", async () => {
+    llm.latency(400);
+    const before = llm.arrivals.length;
+    const ids = [6001, 6002, 6003, 6004, 6005, 6006];
+    // Sent in order, each to the next instance, each acknowledged before the next is sent.
+    for (const [i, commentId] of ids.entries()) {
+      const res = await sendWebhook(
+        servers[i % 3]!.url,
+        ask(`cluster-order-${commentId}`, commentId, 61),
+        signed,
+      );
+      expect(res.status).toBe(200);
+    }
+    await eventually(() => ids.every((id) => replies(61, id).length === 1), "six replies", 30_000);
+    llm.latency(0);
+    const posted = (github.comments.get(`${REPO}#61`) ?? []).map(
+      (c) => /talos:reply:(\d+)/.exec(c.body)?.[1],
+    );
+    expect(posted).toEqual(ids.map(String));
+    // One at a time: each model call began after the one before it was answered (400 ms).
+    const arrivals = llm.arrivals.slice(before);
+    expect(arrivals).toHaveLength(6);
+    for (let i = 1; i < arrivals.length; i++)
+      expect(arrivals[i]! - arrivals[i - 1]!).toBeGreaterThanOrEqual(380);
+    for (const id of ids) expect(ranOn(`cluster-order-${id}`)).toHaveLength(1);
+  }, 60_000);
+
+  it("SIGKILL of the instance running a job: another finishes it, with exactly one reply", async () => {
+    llm.hold();
+    const arrived = llm.chatArrivals();
+    const res = await sendWebhook(servers[0]!.url, ask("cluster-sigkill", 7001, 71), signed);
+    expect(res.status).toBe(200);
+    await llm.waitForChat(arrived + 1);
+    const [holder] = ranOn("cluster-sigkill");
+    expect(holder).toBeDefined();
+    await holder!.kill("SIGKILL");
+    // The held completion's client is gone: it is dropped, unanswered.
+    llm.release();
+    await eventually(
+      () => replies(71, 7001).length === 1,
+      "the reply from another instance",
+      30_000,
+    );
+    await new Promise((resolve) => setTimeout(resolve, 2_000));
+    expect(replies(71, 7001)).toHaveLength(1);
+    expect(replies(71, 7001)[0]!.body).toBe(`${ANSWER}\n\n<!-- talos:reply:7001 -->`);
+    const finisher = ranOn("cluster-sigkill").filter((s) => s !== holder);
+    expect(finisher).toHaveLength(1);
+    expect(created(71)).toBe(1);
+  }, 60_000);
+
+  it("refuses deliveries with 503 while its Redis is away, and takes the redelivery once it is back", async () => {
+    const port = Number(new URL(TEST_REDIS_URL).port || 6379);
+    const proxy = await startCuttableProxy({ host: new URL(TEST_REDIS_URL).hostname, port });
+    try {
+      const server = await start(proxy.url);
+      proxy.cut();
+      const delivery = ask("cluster-outage", 8001, 81);
+      await eventually(async () => {
+        const res = await sendWebhook(server.url, delivery, signed);
+        if (res.status === 503) expect(res.headers.get("retry-after")).toBe("60");
+        return res.status === 503;
+      }, "a 503");
+      expect(server.output()).toContain("Redis unreachable: new deliveries are refused with 503");
+      proxy.restore();
+      // GitHub's redelivery, until the instance has reconnected.
+      await eventually(
+        async () => (await sendWebhook(server.url, delivery, signed)).status === 200,
+        "a 200",
+        30_000,
+      );
+      await eventually(() => replies(81, 8001).length === 1, "the reply", 30_000);
+      await new Promise((resolve) => setTimeout(resolve, 2_000));
+      expect(created(81)).toBe(1);
+    } finally {
+      await proxy.close();
+    }
+  }, 90_000);
+});

@@ -1,0 +1,166 @@
+import { randomUUID } from "node:crypto";
+import { pino } from "pino";
+import { afterAll, describe, expect, it } from "vitest";
+import { systemClock } from "../../src/clock.js";
+import type { NewJob } from "../../src/jobs/job-queue.js";
+import { RedisJobQueue } from "../../src/jobs/redis-job-queue.js";
+import {
+  deleteKeys,
+  requireRedis,
+  startCuttableProxy,
+  TEST_REDIS_URL,
+} from "../helpers/shared-services.js";
+
+const available = await requireRedis("the Redis job queue's tests");
+
+function job(id: string, thread: string): NewJob {
+  return {
+    id,
+    kind: "work",
+    event: "issues.edited",
+    thread,
+    repository: "acme/widgets",
+    payload: { id },
+  };
+}
+
+describe.runIf(available)("the Redis job queue (BullMQ)", () => {
+  const prefixes: string[] = [];
+  const queues: RedisJobQueue[] = [];
+
+  /** Instances sharing one queue, as several servers on one Redis do (each may have its URL). */
+  async function instances(urls: string[], options: { maxQueued?: number; leaseMs?: number } = {}) {
+    const prefix = `talos-test-${randomUUID()}`;
+    prefixes.push(prefix);
+    const opened = await Promise.all(
+      urls.map((url) =>
+        RedisJobQueue.open({
+          url,
+          prefix,
+          maxQueued: options.maxQueued ?? 100,
+          retentionMs: 3_600_000,
+          leaseMs: options.leaseMs ?? 5_000,
+          clock: systemClock,
+          log: pino({ level: "silent" }),
+        }),
+      ),
+    );
+    queues.push(...opened);
+    return opened;
+  }
+  const on = (count: number) => Array.from({ length: count }, () => TEST_REDIS_URL);
+
+  /** Claims until a job comes, for up to `ms` (jobs not yet their turn come back a second later). */
+  async function claimWithin(queue: RedisJobQueue, ms = 4_000) {
+    const until = Date.now() + ms;
+    while (Date.now() < until) {
+      const claimed = await queue.claimNext();
+      if (claimed) return claimed;
+      await new Promise((resolve) => setTimeout(resolve, 100));
+    }
+    return undefined;
+  }
+
+  afterAll(async () => {
+    await Promise.allSettled(queues.map((queue) => queue.close()));
+    for (const prefix of prefixes) await deleteKeys(prefix);
+  });
+
+  it("makes one job of a delivery that every instance receives at once, and skips it once done", async () => {
+    const [a, b, c] = await instances(on(3));
+    const results = await Promise.all([a!, b!, c!].map((q) => q.enqueue(job("delivery-1", "t1"))));
+    expect(results.map((r) => r.status).sort()).toEqual(["accepted", "duplicate", "duplicate"]);
+    const claimed = await a!.claimNext();
+    expect(claimed).toMatchObject({ id: "delivery-1", attempts: 1, payload: { id: "delivery-1" } });
+    expect(await b!.claimNext()).toBeUndefined();
+    expect(await c!.claimNext()).toBeUndefined();
+    await a!.complete("delivery-1");
+    // A redelivery, to any instance, after the job ran.
+    expect(await c!.enqueue(job("delivery-1", "t1"))).toEqual({ status: "duplicate" });
+    expect(await b!.claimNext()).toBeUndefined();
+    expect(await a!.count()).toBe(0);
+  });
+
+  it("runs one thread's jobs one at a time, in arrival order, across instances; other threads meanwhile", async () => {
+    const [a, b] = await instances(on(2));
+    for (const [id, thread] of [
+      ["one-1", "one"],
+      ["one-2", "one"],
+      ["two-1", "two"],
+    ] as const)
+      expect(await a!.enqueue(job(id, thread))).toEqual({ status: "accepted" });
+    const first = await a!.claimNext();
+    expect(first?.id).toBe("one-1");
+    // b may not run one-2 while one-1 runs: it gets the other thread's job.
+    const second = await claimWithin(b!);
+    expect(second?.id).toBe("two-1");
+    expect(await b!.claimNext()).toBeUndefined();
+    await a!.complete("one-1");
+    const third = await claimWithin(b!);
+    expect(third?.id).toBe("one-2");
+    await b!.complete("two-1");
+    await b!.complete("one-2");
+    expect(await a!.count()).toBe(0);
+  });
+
+  it("retries a failed job at its time, counting attempts; a parked job is listed and frees its thread", async () => {
+    const [a, b] = await instances(on(2));
+    await a!.enqueue(job("flaky", "t"));
+    await a!.enqueue(job("after", "t"));
+    expect((await a!.claimNext())?.attempts).toBe(1);
+    await a!.fail("flaky", "GitHub 502", Date.now() + 300);
+    // The thread waits for its first job's retry: `after` does not jump the queue.
+    const retried = await claimWithin(b!);
+    expect(retried).toMatchObject({ id: "flaky", attempts: 2 });
+    await b!.fail("flaky", "malformed payload", undefined);
+    const next = await claimWithin(a!);
+    expect(next?.id).toBe("after");
+    await a!.complete("after");
+    const { jobs } = await a!.snapshot();
+    expect(jobs).toMatchObject([{ id: "flaky", parked: { error: "malformed payload" } }]);
+  });
+
+  it("hands a job back at close, and another instance runs it", async () => {
+    const [a, b] = await instances(on(2));
+    await a!.enqueue(job("held", "t"));
+    expect((await a!.claimNext())?.id).toBe("held");
+    await a!.close();
+    const taken = await claimWithin(b!);
+    expect(taken).toMatchObject({ id: "held", attempts: 2 });
+    await b!.complete("held");
+  });
+
+  it("gives the job of an instance cut off from Redis to another once its lease runs out; the cut-off one refuses deliveries", async () => {
+    const port = Number(new URL(TEST_REDIS_URL).port || 6379);
+    const proxy = await startCuttableProxy({ host: "127.0.0.1", port });
+    try {
+      const [cutOff, survivor] = await instances([proxy.url, TEST_REDIS_URL], { leaseMs: 1_500 });
+      await cutOff!.enqueue(job("orphan", "t"));
+      await cutOff!.enqueue(job("orphan-next", "t"));
+      expect((await cutOff!.claimNext())?.id).toBe("orphan");
+      expect(cutOff!.available()).toBe(true);
+      proxy.cut();
+      await expect.poll(() => cutOff!.available()).toBe(false);
+      await expect(cutOff!.enqueue(job("during-outage", "u"))).rejects.toThrow();
+      // Its lease lapses; the survivor's stalled-job check puts the job back, and it runs there,
+      // still before the next job of its thread.
+      const taken = await claimWithin(survivor!, 10_000);
+      expect(taken).toMatchObject({ id: "orphan", attempts: 2 });
+      expect(await survivor!.claimNext()).toBeUndefined();
+      await survivor!.complete("orphan");
+      expect((await claimWithin(survivor!))?.id).toBe("orphan-next");
+      await survivor!.complete("orphan-next");
+    } finally {
+      await proxy.close();
+    }
+  });
+
+  it("refuses deliveries over its bound, and lists them", async () => {
+    const [a] = await instances(on(1), { maxQueued: 2 });
+    expect((await a!.enqueue(job("q1", "t1"))).status).toBe("accepted");
+    expect((await a!.enqueue(job("q2", "t2"))).status).toBe("accepted");
+    expect(await a!.enqueue(job("q3", "t3"))).toEqual({ status: "refused", reason: "queue-full" });
+    const { refused } = await a!.snapshot();
+    expect(refused).toMatchObject([{ id: "q3", reason: "queue-full", repository: "acme/widgets" }]);
+  });
+});
