@@ -13,6 +13,7 @@ import { systemClock, type Clock } from "./clock.js";
 import type { Env } from "./config.js";
 import { createOctokitClass, type GitHubLimits } from "./github/create-octokit.js";
 import { GitHubCache } from "./github/github-cache.js";
+import { RedisCacheBroadcast } from "./github/redis-cache-broadcast.js";
 import { JobJournal } from "./jobs/job-journal.js";
 import type { JobQueue } from "./jobs/job-queue.js";
 import { JobRunner } from "./jobs/job-runner.js";
@@ -73,6 +74,8 @@ export async function createServices(options: ServicesOptions): Promise<Services
   const { env, log } = options;
   const clock = options.clock ?? systemClock;
   const metrics = createMetrics();
+  // With REDIS_URL, the evictions webhooks cause here are told to the other instances.
+  let broadcast: RedisCacheBroadcast | undefined;
   const cache = new GitHubCache({
     ttlMs: env.TALOS_CACHE_TTL_MS,
     max: env.TALOS_CACHE_MAX,
@@ -80,6 +83,7 @@ export async function createServices(options: ServicesOptions): Promise<Services
     clock,
     onResult: (kind, result) => metrics.cacheRequests.inc({ kind, result }),
     onSize: (bytes) => metrics.cacheBytes.set(bytes),
+    onEvict: (scope) => broadcast?.publish(scope),
   });
   const limits: GitHubLimits = {
     maxRetries: env.TALOS_GITHUB_MAX_RETRIES,
@@ -118,6 +122,13 @@ export async function createServices(options: ServicesOptions): Promise<Services
       clock,
       log,
     }));
+  if (shared)
+    broadcast = await RedisCacheBroadcast.open({
+      url: env.REDIS_URL!,
+      prefix: env.TALOS_REDIS_PREFIX,
+      cache,
+      log,
+    });
   const jobs = new JobRunner<Context>({
     queue,
     concurrency: env.TALOS_CONCURRENCY,
@@ -160,6 +171,7 @@ export async function createServices(options: ServicesOptions): Promise<Services
     } finally {
       await budgets.flush();
       await queue.close();
+      await broadcast?.close();
       // Workers these services made; ones handed in belong to their maker.
       if (!options.markdown) await markdown.close();
       await scanHelper?.close();

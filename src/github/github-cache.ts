@@ -60,6 +60,11 @@ export interface GitHubCacheOptions {
   onResult?: (kind: CacheKind, result: CacheResult) => void;
   /** Called after every read and eviction with the bytes the cache holds (for a gauge). */
   onSize?: (bytes: number) => void;
+  /**
+   * Called after each eviction this process decided (a webhook said the data changed), not
+   * after those `evictFromPeer` applies: with REDIS_URL it tells the other instances.
+   */
+  onEvict?: (scope: EvictionScope) => void;
 }
 
 /**
@@ -96,11 +101,13 @@ export class GitHubCache {
   readonly #lru: LRUCache<string, CacheEntry, EntryLoader>;
   readonly #onResult: GitHubCacheOptions["onResult"];
   readonly #onSize: GitHubCacheOptions["onSize"];
+  readonly #onEvict: GitHubCacheOptions["onEvict"];
   readonly #ttlMs: number;
 
   constructor(options: GitHubCacheOptions) {
     this.#onResult = options.onResult;
     this.#onSize = options.onSize;
+    this.#onEvict = options.onEvict;
     this.#ttlMs = options.ttlMs;
     const maxBytes = Math.max(1, Math.floor(options.maxBytes ?? DEFAULT_MAX_BYTES));
     this.#lru = new LRUCache<string, CacheEntry, EntryLoader>({
@@ -150,6 +157,13 @@ export class GitHubCache {
    * completes, so data read before the change cannot come back.
    */
   evict(scope: EvictionScope): number {
+    const evicted = this.evictFromPeer(scope);
+    this.#onEvict?.(scope);
+    return evicted;
+  }
+
+  /** An eviction another instance decided and broadcast: applied here, not told again. */
+  evictFromPeer(scope: EvictionScope): number {
     const { repo, kind, subject } = scope as Partial<CacheScope>;
     const parts = [scope.installation, repo, kind, subject];
     const cut = parts.indexOf(undefined);

@@ -19,6 +19,7 @@ import {
   TEST_REDIS_URL,
 } from "../helpers/shared-services.js";
 import { loadFixture, TEST_WEBHOOK_SECRET } from "../helpers/test-app.js";
+import { webhookExample } from "../helpers/webhook-examples.js";
 
 const REPO = "Codertocat/Hello-World";
 const OPENAI_KEY = "sk-e2e-cluster-0123456789abcdef";
@@ -60,6 +61,9 @@ describe.runIf(available)("several instances sharing Redis", () => {
     github = await startGitHubStandIn();
     llm = await startOpenAIStandIn();
     llm.fallback({ content: ANSWER });
+    // Triage reads the repository's labels (through the cache) for every new issue.
+    github.setFile(REPO, ".github/talos.yml", "triage:\n  enabled: true\n");
+    github.labels.set(REPO, ["bug", "documentation"]);
     await Promise.all([start(), start(), start()]);
   }, 120_000);
 
@@ -109,6 +113,26 @@ describe.runIf(available)("several instances sharing Redis", () => {
         ),
     );
 
+  const finished = (server: ServerProcess, delivery: string) =>
+    server
+      .output()
+      .split("\n")
+      .some(
+        (line) =>
+          line.includes(`"delivery":"${delivery}"`) && line.includes('"msg":"job finished"'),
+      );
+  /** How an instance's cache served its reads of the labels, from its metrics. */
+  async function labelReads(server: ServerProcess) {
+    const text = await (await fetch(`${server.metricsUrl}/metrics`)).text();
+    const count = (result: string) =>
+      Number(
+        new RegExp(`talos_cache_requests_total\\{kind="labels",result="${result}"\\} (\\d+)`).exec(
+          text,
+        )?.[1] ?? 0,
+      );
+    return { hit: count("hit"), miss: count("miss"), revalidated: count("revalidated") };
+  }
+
   it("gives one reply to a delivery sent to every instance at once", async () => {
     const delivery = ask("cluster-duplicate", 5001, 51);
     const answers = await Promise.all(
@@ -154,6 +178,55 @@ describe.runIf(available)("several instances sharing Redis", () => {
       expect(arrivals[i]! - arrivals[i - 1]!).toBeGreaterThanOrEqual(380);
     for (const id of ids) expect(ranOn(`cluster-order-${id}`)).toHaveLength(1);
   }, 60_000);
+
+  it("evicts every instance's cached labels when one of them is told a label changed", async () => {
+    const [a, b, c] = servers as [ServerProcess, ServerProcess, ServerProcess];
+    let number = 100;
+    const opened = async (server: ServerProcess) => {
+      const payload = webhookExample("issues", "opened");
+      payload.issue.number = ++number;
+      const id = `cluster-labels-${number}`;
+      expect((await sendWebhook(server.url, { id, event: "issues", payload }, signed)).status).toBe(
+        200,
+      );
+      await eventually(
+        () => ranOn(id).length === 1 && finished(ranOn(id)[0]!, id),
+        `the job of ${id}`,
+      );
+      return ranOn(id)[0]!;
+    };
+    // Each instance reads the labels once at least, and keeps them (misses, then hits).
+    const warmed = new Set<ServerProcess>();
+    for (let round = 0; round < 5 && warmed.size < 3; round++)
+      for (const server of [a, b, c]) warmed.add(await opened(server));
+    expect(warmed.size).toBe(3);
+    const before = await Promise.all([a, b, c].map((s) => labelReads(s)));
+    // A label is created on GitHub; only A is told.
+    github.labels.set(REPO, ["bug", "documentation", "crash"]);
+    const label = webhookExample("label", "created");
+    expect(
+      (
+        await sendWebhook(
+          a.url,
+          { id: "cluster-label-created", event: "label", payload: label },
+          signed,
+        )
+      ).status,
+    ).toBe(200);
+    await new Promise((resolve) => setTimeout(resolve, 300));
+    // Every instance that triages after that reads the labels from GitHub again.
+    const ran = new Set<ServerProcess>();
+    for (let round = 0; round < 5 && (!ran.has(b) || !ran.has(c)); round++)
+      for (const server of [b, c]) ran.add(await opened(server));
+    expect(ran.has(b) && ran.has(c)).toBe(true);
+    for (const [i, server] of [a, b, c].entries()) {
+      if (!ran.has(server)) continue;
+      const after = await labelReads(server);
+      expect(after.miss + after.revalidated).toBeGreaterThan(
+        before[i]!.miss + before[i]!.revalidated,
+      );
+    }
+  }, 90_000);
 
   it("SIGKILL of the instance running a job: another finishes it, with exactly one reply", async () => {
     llm.hold();
