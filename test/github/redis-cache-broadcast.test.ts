@@ -24,19 +24,20 @@ describe.runIf(available)("cache evictions broadcast through Redis", () => {
 
   async function instance(prefix: string) {
     const logs = await captureLogs("warn");
-    let broadcast: RedisCacheBroadcast | undefined;
+    const peers: { broadcast?: RedisCacheBroadcast } = {};
     const cache = new GitHubCache({
       ttlMs: 60_000,
       max: 100,
       clock: createFakeClock(),
-      onEvict: (scope) => broadcast?.publish(scope),
+      onEvict: (scope) => peers.broadcast?.publish(scope),
     });
-    broadcast = await RedisCacheBroadcast.open({
+    const broadcast = await RedisCacheBroadcast.open({
       url: TEST_REDIS_URL,
       prefix,
       cache,
       log: logs.log,
     });
+    peers.broadcast = broadcast;
     opened.push(broadcast);
     const loads: string[] = [];
     const read = (scope: CacheScope) =>
