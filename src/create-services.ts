@@ -7,6 +7,7 @@ import type { Assistant } from "./agent/assistant.js";
 import { createAssistant } from "./agent/create-assistant.js";
 import { createChatModel } from "./agent/create-chat-model.js";
 import { createTokenCounter, type TokenCounter } from "./agent/count-tokens.js";
+import { RedisBudgetCounts } from "./agent/redis-budget-counts.js";
 import { TokenBudgets } from "./agent/token-budgets.js";
 import { AutomationBudget } from "./automations/automation-budget.js";
 import { systemClock, type Clock } from "./clock.js";
@@ -154,8 +155,13 @@ export async function createServices(options: ServicesOptions): Promise<Services
     scanHelper,
     wordsCounter,
   });
+  // With REDIS_URL the day's counts are the cluster's.
+  const sharedBudgets = shared
+    ? await RedisBudgetCounts.open(env.REDIS_URL!, env.TALOS_REDIS_PREFIX)
+    : undefined;
   const budgets = await TokenBudgets.open({
-    file: options.ephemeralJobs ? undefined : join(env.TALOS_DATA_DIR, "budgets.json"),
+    shared: sharedBudgets,
+    file: options.ephemeralJobs || shared ? undefined : join(env.TALOS_DATA_DIR, "budgets.json"),
     dailyTokens: env.TALOS_DAILY_TOKEN_BUDGET,
     jobTokens: env.TALOS_AGENT_MAX_TOKENS,
     clock,
@@ -172,6 +178,7 @@ export async function createServices(options: ServicesOptions): Promise<Services
       await budgets.flush();
       await queue.close();
       await broadcast?.close();
+      await sharedBudgets?.close();
       // Workers these services made; ones handed in belong to their maker.
       if (!options.markdown) await markdown.close();
       await scanHelper?.close();

@@ -23,7 +23,23 @@ export interface TokenAccount {
   check(): void;
   charge(tokens: number): void;
   /** True the first time this UTC day it is asked for `thread`: one over-budget notice each. */
-  takeNotice(thread: string): boolean;
+  takeNotice(thread: string): Promise<boolean>;
+}
+
+/**
+ * The day's counts kept where every instance sees them (Redis, with REDIS_URL): the budgets are
+ * then the cluster's, not each instance's.
+ */
+export interface SharedBudgetCounts {
+  spent(day: string, installation: string, repository: string): Promise<BudgetCounts>;
+  charge(day: string, installation: string, repository: string, tokens: number): Promise<void>;
+  /** True the first time it is asked for `key` on `day`, whichever instance asks. */
+  takeNotice(day: string, key: string): Promise<boolean>;
+}
+
+export interface BudgetCounts {
+  installation: number;
+  repository: number;
 }
 
 export interface TokenBudgetsOptions {
@@ -36,6 +52,8 @@ export interface TokenBudgetsOptions {
   clock: Clock;
   log: Logger;
   metrics: Metrics;
+  /** With REDIS_URL: the counts every instance shares (the file is then not used). */
+  shared?: SharedBudgetCounts | undefined;
 }
 
 const State = z.object({
@@ -94,14 +112,22 @@ export class TokenBudgets {
    * The account of one job. `repositoryTokens` is `budget.daily_tokens` from the repository's
    * config: it can only lower the installation's budget.
    */
-  account(scope: {
+  async account(scope: {
     installation: number;
     repository: number;
     repositoryTokens?: number | undefined;
-  }): TokenAccount {
+  }): Promise<TokenAccount> {
     const installation = String(scope.installation);
     const repository = `${scope.installation}/${scope.repository}`;
-    const { dailyTokens, jobTokens, metrics } = this.#options;
+    const { dailyTokens, jobTokens, metrics, shared, log } = this.#options;
+    if (shared) {
+      // The cluster's counts as the job starts; its own charges are added as it goes. Jobs
+      // running at once elsewhere can each spend up to their cap past what this one saw.
+      const state = this.#today();
+      const counts = await shared.spent(state.day, installation, repository);
+      state.installations[installation] = counts.installation;
+      state.repositories[repository] = counts.repository;
+    }
     const repositoryLimit = Math.min(dailyTokens, scope.repositoryTokens ?? Infinity);
     let spent = 0;
     const left = () => {
@@ -131,12 +157,20 @@ export class TokenBudgets {
         spent += tokens;
         state.installations[installation] = (state.installations[installation] ?? 0) + tokens;
         state.repositories[repository] = (state.repositories[repository] ?? 0) + tokens;
-        this.#saveSoon();
+        if (!shared) return this.#saveSoon();
+        shared
+          .charge(state.day, installation, repository, tokens)
+          .catch((error: unknown) =>
+            log.error({ err: error, installation, tokens }, "tokens spent not counted in Redis"),
+          );
       },
-      takeNotice: (thread) => {
+      takeNotice: async (thread) => {
         const state = this.#today();
-        if (state.notices.includes(thread)) return false;
-        state.notices.push(thread);
+        // Per repository: issue numbers repeat across repositories.
+        const key = `${repository}#${thread}`;
+        if (shared) return shared.takeNotice(state.day, key);
+        if (state.notices.includes(key)) return false;
+        state.notices.push(key);
         if (state.notices.length > MAX_NOTICES) state.notices.shift();
         this.#save();
         return true;

@@ -27,7 +27,7 @@ export async function runCommand(
       if (error instanceof BudgetExceededError) {
         // One notice per thread and day; after it, over-budget commands get no reply at all.
         log.warn({ command: command.name, budget: error.scope }, "command refused: budget spent");
-        if (!context.assistant?.account?.takeNotice(String(context.issue.number)))
+        if (!(await context.assistant?.account?.takeNotice(String(context.issue.number))))
           return { body: "", silent: true };
         return { body: budgetNotice(command.name, error) };
       }

@@ -94,7 +94,7 @@ export function createIssueCommentCreatedHandler(deps: CommentHandlerDeps) {
       },
       config,
       registry: deps.commands,
-      assistant: jobAssistant(deps.assistant, deps.budgets, {
+      assistant: await jobAssistant(deps.assistant, deps.budgets, {
         installation: installation.id,
         repository: repository.id,
         repositoryTokens: config.config.budget.daily_tokens,

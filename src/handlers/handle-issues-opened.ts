@@ -52,7 +52,7 @@ export function createIssuesOpenedHandler(deps: IssuesOpenedDeps) {
       comments: issue.comments === 0 ? [] : undefined,
       config,
       automatic: !isBotSender(context.payload.sender),
-      assistant: jobAssistant(deps.assistant, deps.budgets, {
+      assistant: await jobAssistant(deps.assistant, deps.budgets, {
         installation: installation.id,
         repository: repository.id,
         repositoryTokens: config.budget.daily_tokens,

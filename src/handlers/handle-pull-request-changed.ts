@@ -53,7 +53,7 @@ export function createPullRequestChangedHandler(deps: IssuesOpenedDeps) {
         automatic: !isBotSender(context.payload.sender),
       },
       config,
-      assistant: jobAssistant(deps.assistant, deps.budgets, {
+      assistant: await jobAssistant(deps.assistant, deps.budgets, {
         installation: installation.id,
         repository: repository.id,
         repositoryTokens: config.budget.daily_tokens,

@@ -5,10 +5,10 @@ import type { TokenBudgets } from "../agent/token-budgets.js";
  * The assistant of one job: commands and automations alike draw on the installation's and the
  * repository's daily budgets, and on the job's own cap. Undefined when no model is configured.
  */
-export function jobAssistant(
+export async function jobAssistant(
   assistant: Assistant | undefined,
   budgets: TokenBudgets,
   scope: { installation: number; repository: number; repositoryTokens: number | undefined },
-): Assistant | undefined {
-  return assistant && { ...assistant, account: budgets.account(scope) };
+): Promise<Assistant | undefined> {
+  return assistant && { ...assistant, account: await budgets.account(scope) };
 }

@@ -24,24 +24,28 @@ describe("token budgets", () => {
   it("charges installation, repository and job; a repository can only lower its budget", async () => {
     const clock = createFakeClock();
     const { budgets } = await open(join(makeDataDir(), "budgets.json"), clock);
-    const a = budgets.account({ installation: 1, repository: 10, repositoryTokens: 3_000 });
+    const a = await budgets.account({ installation: 1, repository: 10, repositoryTokens: 3_000 });
     expect(a.remaining()).toBe(3_000);
     a.charge(2_500);
     expect(a.remaining()).toBe(500);
     // Another repository of the installation: its own budget, the installation's shared.
-    const b = budgets.account({ installation: 1, repository: 20, repositoryTokens: 50_000 });
+    const b = await budgets.account({ installation: 1, repository: 20, repositoryTokens: 50_000 });
     expect(b.remaining()).toBe(6_000); // the job cap
     b.charge(5_000);
-    const c = budgets.account({ installation: 1, repository: 20 });
+    const c = await budgets.account({ installation: 1, repository: 20 });
     expect(c.remaining()).toBe(10_000 - 7_500);
     // Another installation is untouched.
-    expect(budgets.account({ installation: 2, repository: 10 }).remaining()).toBe(6_000);
+    expect((await budgets.account({ installation: 2, repository: 10 })).remaining()).toBe(6_000);
   });
 
   it("refuses with the scope that is spent, counts the refusal, and resets at midnight UTC", async () => {
     const clock = createFakeClock(Date.UTC(2026, 11, 2, 23, 0));
     const { budgets, metrics } = await open(join(makeDataDir(), "budgets.json"), clock);
-    const account = budgets.account({ installation: 1, repository: 10, repositoryTokens: 1_000 });
+    const account = await budgets.account({
+      installation: 1,
+      repository: 10,
+      repositoryTokens: 1_000,
+    });
     account.charge(1_000);
     expect(() => account.check()).toThrow(BudgetExceededError);
     expect(() => account.check()).toThrow(/repository's model token budget is spent/);
@@ -50,7 +54,11 @@ describe("token budgets", () => {
       expect.objectContaining({ labels: { scope: "repository" }, value: 2 }),
     ]);
     clock.advance(60 * 60_000);
-    const tomorrow = budgets.account({ installation: 1, repository: 10, repositoryTokens: 1_000 });
+    const tomorrow = await budgets.account({
+      installation: 1,
+      repository: 10,
+      repositoryTokens: 1_000,
+    });
     expect(() => tomorrow.check()).not.toThrow();
     expect(tomorrow.remaining()).toBe(1_000);
   });
@@ -59,16 +67,16 @@ describe("token budgets", () => {
     const clock = createFakeClock();
     const file = join(makeDataDir(), "budgets.json");
     const first = await open(file, clock);
-    const account = first.budgets.account({ installation: 1, repository: 10 });
+    const account = await first.budgets.account({ installation: 1, repository: 10 });
     account.charge(9_999);
-    expect(account.takeNotice("7")).toBe(true);
-    expect(account.takeNotice("7")).toBe(false);
+    expect(await account.takeNotice("7")).toBe(true);
+    expect(await account.takeNotice("7")).toBe(false);
     await first.budgets.flush();
     const second = await open(file, clock);
-    const again = second.budgets.account({ installation: 1, repository: 10 });
+    const again = await second.budgets.account({ installation: 1, repository: 10 });
     expect(again.remaining()).toBe(1);
-    expect(again.takeNotice("7")).toBe(false);
-    expect(again.takeNotice("8")).toBe(true);
+    expect(await again.takeNotice("7")).toBe(false);
+    expect(await again.takeNotice("8")).toBe(true);
   });
 
   it("counts a damaged file as a spent day, never as a fresh budget", async () => {
@@ -76,9 +84,9 @@ describe("token budgets", () => {
     const file = join(makeDataDir(), "budgets.json");
     writeFileSync(file, '{"day": "2026-11-24", "installations": {"1": 5');
     const { budgets, logs } = await open(file, clock);
-    expect(budgets.account({ installation: 1, repository: 10 }).remaining()).toBe(0);
+    expect((await budgets.account({ installation: 1, repository: 10 })).remaining()).toBe(0);
     expect(logs.text()).toContain("today's budgets count as spent");
     clock.advance(24 * 60 * 60_000);
-    expect(budgets.account({ installation: 1, repository: 10 }).remaining()).toBe(6_000);
+    expect((await budgets.account({ installation: 1, repository: 10 })).remaining()).toBe(6_000);
   });
 });

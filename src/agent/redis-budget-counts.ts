@@ -1,0 +1,69 @@
+import { Redis } from "ioredis";
+import type { BudgetCounts, SharedBudgetCounts } from "./token-budgets.js";
+
+// A day's counts outlive it a little, so that a job that began before midnight still finds them.
+const KEEP_SECONDS = 2 * 24 * 3_600;
+
+/**
+ * The daily token counts in Redis (with REDIS_URL), shared by every instance: one atomic counter
+ * per installation and per repository and UTC day, and one key per over-budget notice. Kept
+ * across restarts as Redis keeps them (compose.yaml runs it with an append-only file).
+ */
+export class RedisBudgetCounts implements SharedBudgetCounts {
+  readonly #redis: Redis;
+  readonly #prefix: string;
+
+  private constructor(url: string, prefix: string) {
+    // Fails at once while Redis is away: the job then fails and is retried, never run unbudgeted.
+    this.#redis = new Redis(url, { enableOfflineQueue: false, lazyConnect: true });
+    this.#redis.on("error", () => undefined); // the job queue logs the outage
+    this.#prefix = `${prefix}:budget`;
+  }
+
+  static async open(url: string, prefix: string): Promise<RedisBudgetCounts> {
+    const counts = new RedisBudgetCounts(url, prefix);
+    await counts.#redis.connect();
+    return counts;
+  }
+
+  async spent(day: string, installation: string, repository: string): Promise<BudgetCounts> {
+    const [inst, repo] = await this.#redis.mget(
+      this.#key(day, "installation", installation),
+      this.#key(day, "repository", repository),
+    );
+    return { installation: Number(inst ?? 0), repository: Number(repo ?? 0) };
+  }
+
+  async charge(day: string, installation: string, repository: string, tokens: number) {
+    const inst = this.#key(day, "installation", installation);
+    const repo = this.#key(day, "repository", repository);
+    const done = await this.#redis
+      .multi()
+      .incrby(inst, Math.ceil(tokens))
+      .expire(inst, KEEP_SECONDS)
+      .incrby(repo, Math.ceil(tokens))
+      .expire(repo, KEEP_SECONDS)
+      .exec();
+    const failed = done?.find(([error]) => error);
+    if (!done || failed) throw failed?.[0] ?? new Error("Redis did not run the charge");
+  }
+
+  async takeNotice(day: string, key: string): Promise<boolean> {
+    const taken = await this.#redis.set(
+      this.#key(day, "notice", key),
+      "1",
+      "EX",
+      KEEP_SECONDS,
+      "NX",
+    );
+    return taken === "OK";
+  }
+
+  async close(): Promise<void> {
+    this.#redis.disconnect();
+  }
+
+  #key(day: string, kind: string, name: string): string {
+    return `${this.#prefix}:${day}:${kind}:${name}`;
+  }
+}

@@ -1,0 +1,57 @@
+import { randomUUID } from "node:crypto";
+import { afterAll, describe, expect, it } from "vitest";
+import { RedisBudgetCounts } from "../../src/agent/redis-budget-counts.js";
+import { BudgetExceededError, TokenBudgets } from "../../src/agent/token-budgets.js";
+import { createMetrics } from "../../src/metrics/create-metrics.js";
+import { createFakeClock } from "../helpers/fake-clock.js";
+import { deleteKeys, requireRedis, TEST_REDIS_URL } from "../helpers/shared-services.js";
+import { captureLogs } from "../helpers/test-app.js";
+
+const available = await requireRedis("the shared budgets' tests");
+
+describe.runIf(available)("token budgets shared through Redis", () => {
+  const prefix = `talos-test-${randomUUID()}`;
+  const opened: RedisBudgetCounts[] = [];
+  afterAll(async () => {
+    for (const counts of opened) await counts.close();
+    await deleteKeys(prefix);
+  });
+
+  /** An instance's budgets: its own TokenBudgets, on the shared counts. */
+  async function instance(clock = createFakeClock(Date.UTC(2026, 11, 3, 10))) {
+    const shared = await RedisBudgetCounts.open(TEST_REDIS_URL, prefix);
+    opened.push(shared);
+    const budgets = await TokenBudgets.open({
+      shared,
+      dailyTokens: 10_000,
+      jobTokens: 6_000,
+      clock,
+      log: (await captureLogs("warn")).log,
+      metrics: createMetrics(),
+    });
+    return budgets;
+  }
+
+  it("counts what every instance spends against one daily budget, and gives one notice per thread", async () => {
+    const [a, b] = [await instance(), await instance()];
+    const first = await a.account({ installation: 1, repository: 10 });
+    first.charge(5_000);
+    const second = await b.account({ installation: 1, repository: 10 });
+    expect(second.remaining()).toBe(5_000);
+    second.charge(5_000);
+    await new Promise((resolve) => setTimeout(resolve, 50));
+    // The installation's day is spent, whichever instance the next job runs on.
+    const third = await a.account({ installation: 1, repository: 20 });
+    expect(() => third.check()).toThrow(BudgetExceededError);
+    expect(await third.takeNotice("7")).toBe(true);
+    const fourth = await b.account({ installation: 1, repository: 20 });
+    expect(await fourth.takeNotice("7")).toBe(false);
+    // Another repository's issue 7 is another thread.
+    const otherRepository = await b.account({ installation: 1, repository: 10 });
+    expect(await otherRepository.takeNotice("7")).toBe(true);
+    // Another installation, and the next day, start afresh.
+    expect((await b.account({ installation: 2, repository: 10 })).remaining()).toBe(6_000);
+    const tomorrow = await instance(createFakeClock(Date.UTC(2026, 11, 4, 0, 5)));
+    expect((await tomorrow.account({ installation: 1, repository: 10 })).remaining()).toBe(6_000);
+  });
+});
