@@ -69,7 +69,7 @@ return redis.call('HINCRBY', attempts, id, 1)
 `;
 
 // Ends a claim: the lease goes if it is still ours; a finished job (done, or parked) leaves its
-// thread, and a done one is remembered for the retention time.
+// thread, and a done one is remembered for the retention time. Returns the thread's next job.
 const RELEASE = `
 local list, lease, attempts, done = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
 local id, owner, outcome, retention = ARGV[1], ARGV[2], ARGV[3], ARGV[4]
@@ -79,7 +79,7 @@ if outcome ~= 'retry' then
   redis.call('HDEL', attempts, id)
 end
 if outcome == 'done' then redis.call('SET', done, '1', 'PX', retention) end
-return 1
+return redis.call('LINDEX', list, 0)
 `;
 
 // A job joins its thread's list when it is accepted: the thread's order is the order in which
@@ -96,13 +96,17 @@ return 0
 
 type Scripts = Redis & {
   talosClaim(...args: Array<string | number>): Promise<number>;
-  talosRelease(...args: Array<string | number>): Promise<number>;
+  talosRelease(...args: Array<string | number>): Promise<string | null>;
   talosRenew(...args: Array<string | number>): Promise<number>;
   talosJoin(...args: Array<string | number>): Promise<number>;
 };
 
-// A job not its thread's turn is looked at again after this.
-const NOT_YET_MS = 1_000;
+// A job not its thread's turn waits this long; the job before it wakes it when it ends, so this
+// only bounds the wait when that wake-up is lost (a crash between the two).
+const NOT_YET_MS = 10_000;
+// A job whose thread another instance holds is looked at again after this: that instance may
+// have died, and its lease then runs out.
+const HELD_MS = 1_000;
 // Other instances' deliveries, and delayed retries, are looked for this often.
 const POLL_MS = 1_000;
 const MAX_REFUSED = 1_000;
@@ -232,7 +236,8 @@ export class RedisJobQueue implements JobQueue {
       }
       if (attempt < 0) {
         // Not its turn: back to wait a while; its place in its thread is kept.
-        await bull.moveToDelayed(this.#options.clock.now() + NOT_YET_MS, token);
+        const wait = attempt === -1 ? NOT_YET_MS : HELD_MS;
+        await bull.moveToDelayed(this.#options.clock.now() + wait, token);
         continue;
       }
       const timer = setInterval(
@@ -322,7 +327,7 @@ export class RedisJobQueue implements JobQueue {
     clearInterval(claimed.timer);
     const { prefix, retentionMs } = this.#options;
     // Recorded before the queue is told: a crash between the two finds the job done (-3).
-    await this.#redis.talosRelease(
+    const next = await this.#redis.talosRelease(
       this.#threadKey(claimed.thread),
       this.#leaseKey(claimed.thread),
       `${prefix}:attempts`,
@@ -333,6 +338,17 @@ export class RedisJobQueue implements JobQueue {
       retentionMs,
     );
     await move(claimed);
+    // The thread's next job was put aside until its turn: its turn is now.
+    if (next && next !== id) await this.#wake(next);
+  }
+
+  async #wake(id: string): Promise<void> {
+    try {
+      const job = await this.#queue.getJob(id);
+      if (job && (await job.isDelayed())) await job.promote();
+    } catch {
+      // Taken meanwhile, or no longer delayed: either way it is on its way.
+    }
   }
 
   async #renew(bull: BullJob, token: string, owner: string, thread: string): Promise<void> {
