@@ -1,4 +1,5 @@
 // `npm run bench -- <suite> [--json]`: prints a table, or with --json one JSON object on the last line.
+import { runClusterBench } from "./cluster-bench.js";
 import { runEventsBench } from "./events-bench.js";
 import { runGitHubBench } from "./github-bench.js";
 import { runHostileBench } from "./hostile-bench.js";
@@ -14,6 +15,8 @@ const SUITES: Record<string, (options: { json: boolean }) => Promise<unknown>> =
   memory: runMemoryBench,
   hostile: runHostileBench,
   review: runReviewBench,
+  // Needs Redis (TALOS_TEST_REDIS_URL, default the machine's); says so and skips without it.
+  cluster: runClusterBench,
   start: ({ json }) => runStartBench({ json, records: numberFlag("--records") }),
   // `--events=N` sends N deliveries per app instead of 20,000.
   events: ({ json }) => runEventsBench({ json, events: numberFlag("--events") }),

@@ -1,4 +1,6 @@
 import { availableParallelism } from "node:os";
+import Bottleneck from "bottleneck";
+import { Redis } from "ioredis";
 import { join } from "node:path";
 import type { BaseChatModel } from "@langchain/core/language_models/chat_models";
 import type { Context, ProbotOctokit } from "probot";
@@ -93,15 +95,23 @@ export async function createServices(options: ServicesOptions): Promise<Services
     notificationIntervalMs: env.TALOS_GITHUB_NOTIFICATION_INTERVAL_MS,
   };
   const { cache: useCache = true, ...throttling } = options.octokit ?? {};
+  const shared = env.REDIS_URL !== undefined && !options.ephemeralJobs;
+  // With REDIS_URL, an installation's writes are spaced across every instance.
+  const writeQueues = shared
+    ? new Bottleneck.IORedisConnection({ client: new Redis(env.REDIS_URL!) })
+    : undefined;
+  writeQueues?.on("error", (error: Error) =>
+    log.warn({ err: error }, "GitHub write queues: Redis error"),
+  );
   const Octokit = createOctokitClass({
     cache: useCache ? cache : undefined,
     metrics,
     limits,
     ...throttling,
+    cluster: writeQueues && { connection: writeQueues, prefix: env.TALOS_REDIS_PREFIX },
   });
   // GitHub keeps deliveries for redelivery for 3 days; a redelivery within that is skipped.
   const retentionMs = env.TALOS_LEDGER_RETENTION_HOURS * 3_600_000;
-  const shared = env.REDIS_URL !== undefined && !options.ephemeralJobs;
   const journal = shared
     ? undefined
     : await JobJournal.open({
@@ -179,6 +189,7 @@ export async function createServices(options: ServicesOptions): Promise<Services
       await queue.close();
       await broadcast?.close();
       await sharedBudgets?.close();
+      await writeQueues?.disconnect();
       // Workers these services made; ones handed in belong to their maker.
       if (!options.markdown) await markdown.close();
       await scanHelper?.close();

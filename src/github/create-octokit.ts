@@ -25,6 +25,11 @@ export interface OctokitClassOptions {
   /** Tests switch throttling and retries off; production never does. */
   throttle?: boolean;
   retry?: boolean;
+  /**
+   * With REDIS_URL: the write queues' datastore, so that the spacing of an installation's writes
+   * holds across every instance, and the prefix of their keys.
+   */
+  cluster?: { connection: Bottleneck.IORedisConnection; prefix: string } | undefined;
 }
 
 interface RequestOptions {
@@ -69,22 +74,27 @@ function contentCreationPolicy(octokit: Octokit): void {
 export function createOctokitClass(options: OctokitClassOptions): typeof ProbotOctokit {
   const { cache, metrics, limits } = options;
   const rateLimits = new RateLimitTracker(metrics);
+  // Made once, with the cluster's datastore when there is one: whichever client is made first
+  // (Probot's, the CLI's) must not decide that the spacing is this process's alone.
+  const { cluster } = options;
+  const shared = cluster ? { connection: cluster.connection } : {};
+  const id = (name: string) => (cluster ? `${cluster.prefix}-${name}` : `talos-${name}`);
   let queues: { write: Bottleneck.Group; notifications: Bottleneck.Group } | undefined;
-  const getQueues = (connection: unknown) =>
+  const getQueues = () =>
     (queues ??= {
       write: new Bottleneck.Group({
-        id: "talos-write",
+        id: id("write"),
         maxConcurrent: 1,
         minTime: limits.writeIntervalMs,
         timeout: 120_000,
-        ...(connection ? { connection: connection as Bottleneck.IORedisConnection } : {}),
+        ...shared,
       }),
       notifications: new Bottleneck.Group({
-        id: "talos-notifications",
+        id: id("notifications"),
         maxConcurrent: 1,
         minTime: limits.notificationIntervalMs,
         timeout: 120_000,
-        ...(connection ? { connection: connection as Bottleneck.IORedisConnection } : {}),
+        ...shared,
       }),
     });
 
@@ -142,7 +152,7 @@ export function createOctokitClass(options: OctokitClassOptions): typeof ProbotO
                 // Bottleneck queues are keyed by this id; per installation, so one busy installation
                 // does not hold up another's writes.
                 id: `talos-${installation}`,
-                ...getQueues(o.throttle?.connection),
+                ...getQueues(),
                 onRateLimit: onLimit("primary"),
                 onSecondaryRateLimit: onLimit("secondary"),
               },

@@ -29,6 +29,9 @@ export interface StandInRequest {
   body: unknown;
   authorization: string | undefined;
   status: number;
+  /** When it was answered (ms since the epoch), and with whose installation token. */
+  at: number;
+  installation: number | undefined;
 }
 
 export interface StandInComment {
@@ -829,6 +832,8 @@ export async function startGitHubStandIn(options: StandInOptions = {}): Promise<
       body,
       authorization: req.headers.authorization,
       status,
+      at: Date.now(),
+      installation: caller.kind === "installation" ? caller.id : undefined,
     });
     return { status, headers: { ...headers, ...rate }, payload: status === 304 ? "" : payload };
   }

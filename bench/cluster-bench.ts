@@ -1,0 +1,321 @@
+import { randomUUID } from "node:crypto";
+import { readFileSync } from "node:fs";
+import { cpus, loadavg } from "node:os";
+import { startGitHubStandIn, type GitHubStandIn } from "../test/helpers/github-stand-in.js";
+import { startOpenAIStandIn, type OpenAIStandIn } from "../test/helpers/openai-stand-in.js";
+import {
+  buildDist,
+  makeWorkDir,
+  sendWebhook,
+  standInServerEnv,
+  startServerProcess,
+  type ServerProcess,
+} from "../test/helpers/server-process.js";
+import { deleteKeys, redisAnswers, TEST_REDIS_URL } from "../test/helpers/shared-services.js";
+import { loadFixture, TEST_WEBHOOK_SECRET } from "../test/helpers/test-app.js";
+import { printTable, summarize } from "./stats.js";
+
+// The scale-out issue's burst: 300 `/talos ask` commands over 30 issues in 10 installations,
+// each answered by a model that takes 200 ms, sent to 1 and then 3 instances on one Redis.
+const INSTALLATIONS = 10;
+const THREADS_PER_INSTALLATION = 3;
+const EVENTS_PER_THREAD = 10;
+const MODEL_LATENCY_MS = 200;
+// GitHub's write spacing per installation, which Talos keeps cluster-wide (Bottleneck over
+// Redis). GitHub asks for 1 s between writes; with that, an installation's 30 replies take 30 s
+// however many instances run, and the burst measures the spacing, not the instances.
+const WRITE_SPACING_MS = 50;
+const TARGET_RATIO = 2.4;
+const ANSWER = "X fails because its config file is missing.";
+const REPLY_BOUND_MS = 120_000;
+
+interface Planned {
+  delivery: string;
+  installation: number;
+  repo: string;
+  number: number;
+  commentId: number;
+}
+
+interface RunResult {
+  instances: number;
+  events: number;
+  seconds: number;
+  eventsPerSecond: number;
+  latencyP50Ms: number;
+  latencyP99Ms: number;
+  duplicates: number;
+  missing: number;
+  /** The most writes of one installation that GitHub received in one second, all instances together. */
+  busiestSecond: number;
+  jobsByInstance: number[];
+  /** CPU seconds each instance used during the burst (user and system, from /proc). */
+  cpuSecondsByInstance: number[];
+}
+
+/** A process's CPU seconds so far, from /proc (Linux); NaN elsewhere. */
+function cpuSeconds(pid: number | undefined): number {
+  try {
+    const fields = readFileSync(`/proc/${pid}/stat`, "utf8").split(") ")[1]!.split(" ");
+    // utime and stime, fields 14 and 15 of the whole line, in clock ticks (100 a second).
+    return (Number(fields[11]) + Number(fields[12])) / 100;
+  } catch {
+    return Number.NaN;
+  }
+}
+
+/** The burst of run `run`: its own issues, comments and deliveries, so runs do not meet. */
+function plan(run: number): Planned[] {
+  const threads: Planned[][] = [];
+  for (let i = 0; i < INSTALLATIONS; i++)
+    for (let t = 0; t < THREADS_PER_INSTALLATION; t++)
+      threads.push(
+        Array.from({ length: EVENTS_PER_THREAD }, (_, e) => ({
+          delivery: "",
+          installation: 1_000 + i,
+          repo: `org-${i}/repo-${i}`,
+          number: 100 * (run + 1) + t,
+          commentId: 0,
+        })),
+      );
+  // Interleaved: the first event of every thread, then the second, …
+  const events: Planned[] = [];
+  for (let e = 0; e < EVENTS_PER_THREAD; e++) for (const thread of threads) events.push(thread[e]!);
+  return events.map((event, i) => ({
+    ...event,
+    delivery: `burst-${run}-${i}`,
+    commentId: 900_000 + run * 10_000 + i,
+  }));
+}
+
+function payloadOf(event: Planned) {
+  const payload = loadFixture<{
+    comment: { id: number; body: string };
+    issue: { number: number };
+    installation: { id: number };
+    repository: { id: number; name: string; full_name: string; owner: { login: string } };
+  }>("issue_comment.created.help.json");
+  const [owner, name] = event.repo.split("/") as [string, string];
+  payload.comment.id = event.commentId;
+  payload.comment.body = `/talos ask why does X fail? (${event.delivery})`;
+  payload.issue.number = event.number;
+  payload.installation.id = event.installation;
+  payload.repository = {
+    ...payload.repository,
+    id: event.installation * 10,
+    name,
+    full_name: event.repo,
+    owner: { ...payload.repository.owner, login: owner },
+  };
+  return payload;
+}
+
+async function runBurst(
+  count: number,
+  github: GitHubStandIn,
+  llm: OpenAIStandIn,
+  cwd: string,
+): Promise<RunResult> {
+  const prefix = `talos-bench-${randomUUID()}`;
+  const servers: ServerProcess[] = [];
+  try {
+    for (let i = 0; i < count; i++) {
+      const env = await standInServerEnv(github.host, {
+        OPENAI_API_KEY: "sk-bench-cluster-0123456789abcdef",
+        OPENAI_BASE_URL: llm.baseUrl,
+        TALOS_MODEL: "local-model",
+        REDIS_URL: TEST_REDIS_URL,
+        TALOS_REDIS_PREFIX: prefix,
+        TALOS_GITHUB_WRITE_INTERVAL_MS: String(WRITE_SPACING_MS),
+        TALOS_GITHUB_NOTIFICATION_INTERVAL_MS: String(WRITE_SPACING_MS),
+        TALOS_AUTOMATION_MAX_PER_HOUR: "1000000",
+        LOG_LEVEL: "info",
+      });
+      servers.push(await startServerProcess(env, { cwd }));
+    }
+    const events = plan(count);
+    const sentAt = new Map<number, number>();
+    const writesBefore = github.writes().length;
+    const cpuBefore = servers.map((server) => cpuSeconds(server.child.pid));
+    const start = performance.now();
+    // One sender per thread, each sending its thread's events in order (acknowledged before the
+    // next), to the instances in turn: a burst that keeps each issue's order.
+    const byThread = new Map<string, Planned[]>();
+    for (const event of events) {
+      const key = `${event.repo}#${event.number}`;
+      byThread.set(key, [...(byThread.get(key) ?? []), event]);
+    }
+    let next = 0;
+    await Promise.all(
+      [...byThread.values()].map(async (thread) => {
+        for (const event of thread) {
+          const server = servers[next++ % servers.length]!;
+          sentAt.set(event.commentId, Date.now());
+          const res = await sendWebhook(
+            server.url,
+            { id: event.delivery, event: "issue_comment", payload: payloadOf(event) },
+            { secret: TEST_WEBHOOK_SECRET },
+          );
+          if (res.status !== 200) throw new Error(`${event.delivery}: answered ${res.status}`);
+        }
+      }),
+    );
+    const replyOf = (event: Planned) =>
+      (github.comments.get(`${event.repo}#${event.number}`) ?? []).filter((c) =>
+        c.body.endsWith(`<!-- talos:reply:${event.commentId} -->`),
+      );
+    const deadline = Date.now() + REPLY_BOUND_MS;
+    while (!events.every((e) => replyOf(e).length > 0) && Date.now() < deadline)
+      await new Promise((resolve) => setTimeout(resolve, 20));
+    const seconds = (performance.now() - start) / 1000;
+    const cpuSecondsByInstance = servers.map(
+      (server, i) => cpuSeconds(server.child.pid) - cpuBefore[i]!,
+    );
+    // Late copies would show within a poll interval or two.
+    await new Promise((resolve) => setTimeout(resolve, 2_500));
+    const writes = github
+      .writes()
+      .slice(writesBefore)
+      .filter((w) => w.method === "POST" && /\/issues\/\d+\/comments$/.test(w.path));
+    const postedAt = new Map<number, number>();
+    for (const write of writes) {
+      const id = /talos:reply:(\d+)/.exec(String((write.body as { body?: string })?.body))?.[1];
+      if (id && !postedAt.has(Number(id))) postedAt.set(Number(id), write.at);
+    }
+    const latencies = events.flatMap((e) => {
+      const posted = postedAt.get(e.commentId);
+      return posted === undefined ? [] : [posted - sentAt.get(e.commentId)!];
+    });
+    // The spacing is granted cluster-wide before each write is sent; what reaches GitHub jitters
+    // with each instance's event loop. So: the most writes of one installation in any second.
+    let busiestSecond = 0;
+    for (let i = 0; i < INSTALLATIONS; i++) {
+      const times = github
+        .writes()
+        .slice(writesBefore)
+        .filter((w) => w.installation === 1_000 + i)
+        .map((w) => w.at)
+        .sort((a, b) => a - b);
+      for (let j = 0, k = 0; j < times.length; j++) {
+        while (times[j]! - times[k]! >= 1_000) k++;
+        busiestSecond = Math.max(busiestSecond, j - k + 1);
+      }
+    }
+    const latency = summarize(latencies);
+    const jobsByInstance = servers.map(
+      (s) =>
+        s
+          .output()
+          .split("\n")
+          .filter(
+            (line) =>
+              line.includes('"msg":"job finished"') && line.includes(`"delivery":"burst-${count}-`),
+          ).length,
+    );
+    return {
+      instances: count,
+      events: events.length,
+      seconds,
+      eventsPerSecond: events.length / seconds,
+      latencyP50Ms: latency.p50,
+      latencyP99Ms: latency.p99,
+      duplicates: events.reduce((sum, e) => sum + Math.max(0, replyOf(e).length - 1), 0),
+      missing: events.filter((e) => replyOf(e).length === 0).length,
+      busiestSecond,
+      jobsByInstance,
+      cpuSecondsByInstance,
+    };
+  } finally {
+    for (const server of servers) await server.kill("SIGTERM").catch(() => undefined);
+    await deleteKeys(prefix);
+  }
+}
+
+export async function runClusterBench({ json }: { json: boolean }) {
+  if (!(await redisAnswers())) {
+    const skipped = {
+      skipped: `Redis does not answer at ${TEST_REDIS_URL}: start redis-server (or set TALOS_TEST_REDIS_URL) to run the cluster bench`,
+    };
+    if (!json) console.log(skipped.skipped);
+    return skipped;
+  }
+  const loadAtStart = loadavg()[0]!;
+  buildDist();
+  const github = await startGitHubStandIn();
+  const llm = await startOpenAIStandIn();
+  llm.fallback({ content: ANSWER });
+  llm.latency(MODEL_LATENCY_MS);
+  const cwd = makeWorkDir();
+  try {
+    const one = await runBurst(1, github, llm, cwd);
+    const three = await runBurst(3, github, llm, cwd);
+    const ratio = three.eventsPerSecond / one.eventsPerSecond;
+    const result: ClusterResult = {
+      events: one.events,
+      installations: INSTALLATIONS,
+      threads: INSTALLATIONS * THREADS_PER_INSTALLATION,
+      modelLatencyMs: MODEL_LATENCY_MS,
+      writeSpacingMs: WRITE_SPACING_MS,
+      cores: cpus().length,
+      loadAtStart,
+      runs: [one, three],
+      ratio,
+      targets: {
+        duplicates: {
+          target: 0,
+          measured: one.duplicates + three.duplicates,
+          met: one.duplicates + three.duplicates === 0 && one.missing + three.missing === 0,
+        },
+        throughputRatio: { target: TARGET_RATIO, measured: ratio, met: ratio >= TARGET_RATIO },
+      },
+    };
+    if (!json) printReport(result);
+    return result;
+  } finally {
+    await github.close();
+    await llm.close();
+  }
+}
+
+interface ClusterResult {
+  events: number;
+  installations: number;
+  threads: number;
+  modelLatencyMs: number;
+  writeSpacingMs: number;
+  cores: number;
+  loadAtStart: number;
+  runs: RunResult[];
+  ratio: number;
+  targets: {
+    duplicates: { target: number; measured: number; met: boolean };
+    throughputRatio: { target: number; measured: number; met: boolean };
+  };
+}
+
+function printReport(r: ClusterResult) {
+  console.log(
+    `cluster: ${r.events} /talos ask over ${r.threads} issues in ${r.installations} installations, model ${r.modelLatencyMs} ms, writes spaced ${r.writeSpacingMs} ms per installation (cluster-wide), ${r.cores} cores, load ${r.loadAtStart.toFixed(2)} at start`,
+  );
+  printTable(
+    r.runs.map((run) => ({
+      instances: run.instances,
+      "events/s": run.eventsPerSecond.toFixed(1),
+      "burst s": run.seconds.toFixed(2),
+      "latency p50 ms": run.latencyP50Ms.toFixed(0),
+      "latency p99 ms": run.latencyP99Ms.toFixed(0),
+      duplicates: run.duplicates,
+      missing: run.missing,
+      "writes/s of an installation, most": run.busiestSecond,
+      "jobs per instance": run.jobsByInstance.join(" / "),
+      "CPU s per instance": run.cpuSecondsByInstance.map((c) => c.toFixed(1)).join(" / "),
+    })),
+  );
+  const { duplicates, throughputRatio } = r.targets;
+  console.log(
+    `\ntarget 0 duplicate replies (and none missing): ${duplicates.met ? "met" : "not met"} (${duplicates.measured})`,
+  );
+  console.log(
+    `target 3 instances ≥ ${throughputRatio.target}× the throughput of 1: ${throughputRatio.met ? "met" : "not met"} (${throughputRatio.measured.toFixed(2)}×)`,
+  );
+}
