@@ -70,7 +70,7 @@ function plan(run: number): Planned[] {
   for (let i = 0; i < INSTALLATIONS; i++)
     for (let t = 0; t < THREADS_PER_INSTALLATION; t++)
       threads.push(
-        Array.from({ length: EVENTS_PER_THREAD }, (_, e) => ({
+        Array.from({ length: EVENTS_PER_THREAD }, () => ({
           delivery: "",
           installation: 1_000 + i,
           repo: `org-${i}/repo-${i}`,
