@@ -79,6 +79,19 @@ export const EnvSchema = z.object({
     "talos",
   ),
   TALOS_JOB_LEASE_MS: withDefault(z.coerce.number().int().min(1_000), 30_000),
+  // Durable state shared by the instances: with DATABASE_URL, the daily token budgets live in
+  // PostgreSQL, in TALOS_DATABASE_SCHEMA, behind row-level security per installation.
+  DATABASE_URL: z.preprocess(
+    (v) => (v === "" ? undefined : v),
+    z
+      .string()
+      .regex(/^postgres(ql)?:\/\//, "use a postgres:// or postgresql:// URL")
+      .optional(),
+  ),
+  TALOS_DATABASE_SCHEMA: withDefault(
+    z.string().regex(/^[a-z_][a-z0-9_]{0,62}$/, "a plain lower-case name"),
+    "talos",
+  ),
   TALOS_AGENT_CONTEXT_TOKENS: withDefault(z.coerce.number().int().min(500), 12_000),
   TALOS_PROMPTS_DIR: optionalString,
   TALOS_PROMPT_CHECK_INTERVAL_MS: withDefault(z.coerce.number().int().min(0), 2_000),
@@ -129,6 +142,7 @@ export function getSecrets(env: Env): Array<string | undefined> {
     env.OPENAI_API_KEY,
     env.TALOS_METRICS_TOKEN,
     passwordOf(env.REDIS_URL),
+    passwordOf(env.DATABASE_URL),
   ];
 }
 

@@ -10,6 +10,8 @@ import { createAssistant } from "./agent/create-assistant.js";
 import { createChatModel } from "./agent/create-chat-model.js";
 import { createTokenCounter, type TokenCounter } from "./agent/count-tokens.js";
 import { RedisBudgetCounts } from "./agent/redis-budget-counts.js";
+import { Database } from "./database/database.js";
+import { PostgresBudgetCounts } from "./database/postgres-budget-counts.js";
 import { TokenBudgets } from "./agent/token-budgets.js";
 import { AutomationBudget } from "./automations/automation-budget.js";
 import { systemClock, type Clock } from "./clock.js";
@@ -165,13 +167,21 @@ export async function createServices(options: ServicesOptions): Promise<Services
     scanHelper,
     wordsCounter,
   });
-  // With REDIS_URL the day's counts are the cluster's.
-  const sharedBudgets = shared
-    ? await RedisBudgetCounts.open(env.REDIS_URL!, env.TALOS_REDIS_PREFIX)
-    : undefined;
+  // With DATABASE_URL the day's counts are kept there, else with REDIS_URL in Redis: either way
+  // they are the cluster's.
+  const database =
+    env.DATABASE_URL && !options.ephemeralJobs
+      ? await Database.open({ url: env.DATABASE_URL, schema: env.TALOS_DATABASE_SCHEMA, log })
+      : undefined;
+  const redisBudgets =
+    shared && !database
+      ? await RedisBudgetCounts.open(env.REDIS_URL!, env.TALOS_REDIS_PREFIX)
+      : undefined;
+  const sharedBudgets = database ? new PostgresBudgetCounts(database) : redisBudgets;
   const budgets = await TokenBudgets.open({
     shared: sharedBudgets,
-    file: options.ephemeralJobs || shared ? undefined : join(env.TALOS_DATA_DIR, "budgets.json"),
+    file:
+      options.ephemeralJobs || sharedBudgets ? undefined : join(env.TALOS_DATA_DIR, "budgets.json"),
     dailyTokens: env.TALOS_DAILY_TOKEN_BUDGET,
     jobTokens: env.TALOS_AGENT_MAX_TOKENS,
     clock,
@@ -188,7 +198,8 @@ export async function createServices(options: ServicesOptions): Promise<Services
       await budgets.flush();
       await queue.close();
       await broadcast?.close();
-      await sharedBudgets?.close();
+      await redisBudgets?.close();
+      await database?.close();
       await writeQueues?.disconnect();
       // Workers these services made; ones handed in belong to their maker.
       if (!options.markdown) await markdown.close();

@@ -95,3 +95,34 @@ export async function startCuttableProxy(target: { host: string; port: number })
       }),
   };
 }
+
+/** The PostgreSQL the multi-instance tests use: TALOS_TEST_DATABASE_URL, or the machine's own. */
+export const TEST_DATABASE_URL =
+  process.env.TALOS_TEST_DATABASE_URL ?? "postgres://postgres@127.0.0.1:5432/test";
+
+export async function requirePostgres(what: string): Promise<boolean> {
+  const { default: pg } = await import("pg");
+  const client = new pg.Client({
+    connectionString: TEST_DATABASE_URL,
+    connectionTimeoutMillis: 3_000,
+  });
+  let answers = false;
+  try {
+    await client.connect();
+    answers = (await client.query("SELECT 1 AS one")).rows[0]?.one === 1;
+  } catch {
+    answers = false;
+  } finally {
+    await client.end().catch(() => undefined);
+  }
+  if (!answers) {
+    if (process.env.TALOS_REQUIRE_SERVICES === "1")
+      throw new Error(
+        `${what}: PostgreSQL does not answer at ${TEST_DATABASE_URL}, and CI requires it`,
+      );
+    console.warn(
+      `${what}: skipped, PostgreSQL does not answer at ${TEST_DATABASE_URL} (start it, or set TALOS_TEST_DATABASE_URL; .ci/run starts it)`,
+    );
+  }
+  return answers;
+}

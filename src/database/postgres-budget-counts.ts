@@ -1,0 +1,67 @@
+import type { BudgetCounts, SharedBudgetCounts } from "../agent/token-budgets.js";
+import type { Database } from "./database.js";
+
+/**
+ * The daily token counts in PostgreSQL (with DATABASE_URL), shared by every instance and kept
+ * with the rest of Talos's durable state. Each query runs in its installation's and repository's
+ * scope, which row-level security enforces. `repository` is `<installation>/<repository>`, as the
+ * budgets name it.
+ */
+export class PostgresBudgetCounts implements SharedBudgetCounts {
+  readonly #database: Database;
+
+  constructor(database: Database) {
+    this.#database = database;
+  }
+
+  async spent(day: string, installation: string, repository: string): Promise<BudgetCounts> {
+    const scope = scopeOf(installation, repository);
+    const rows = await this.#database.inScope(scope, async (client) => {
+      const result = await client.query<{ repository_id: string; tokens: string }>(
+        "SELECT repository_id, tokens FROM budget_counts WHERE day = $1",
+        [day],
+      );
+      return result.rows;
+    });
+    const tokensOf = (id: number) =>
+      Number(rows.find((row) => Number(row.repository_id) === id)?.tokens ?? 0);
+    return { installation: tokensOf(0), repository: tokensOf(scope.repository) };
+  }
+
+  async charge(day: string, installation: string, repository: string, tokens: number) {
+    const scope = scopeOf(installation, repository);
+    await this.#database.inScope(scope, async (client) => {
+      await client.query(
+        `INSERT INTO budget_counts (installation_id, repository_id, day, tokens)
+         VALUES ($1, 0, $3, $4), ($1, $2, $3, $4)
+         ON CONFLICT (installation_id, repository_id, day)
+         DO UPDATE SET tokens = budget_counts.tokens + EXCLUDED.tokens`,
+        [scope.installation, scope.repository, day, Math.ceil(tokens)],
+      );
+    });
+  }
+
+  async takeNotice(day: string, key: string): Promise<boolean> {
+    // `key` is `<installation>/<repository>#<thread>`.
+    const [repository = "", thread = ""] = key.split("#");
+    const scope = scopeOf(repository.split("/")[0] ?? "", repository);
+    return this.#database.inScope(scope, async (client) => {
+      const result = await client.query(
+        `INSERT INTO budget_notices (installation_id, repository_id, day, thread)
+         VALUES ($1, $2, $3, $4) ON CONFLICT DO NOTHING`,
+        [scope.installation, scope.repository, day, thread],
+      );
+      return result.rowCount === 1;
+    });
+  }
+}
+
+function scopeOf(installation: string, repository: string) {
+  const scope = {
+    installation: Number(installation),
+    repository: Number(repository.split("/")[1]),
+  };
+  if (!Number.isSafeInteger(scope.installation) || !Number.isSafeInteger(scope.repository))
+    throw new Error(`budget scope ${repository} is not <installation id>/<repository id>`);
+  return scope;
+}

@@ -1,0 +1,129 @@
+import { randomUUID } from "node:crypto";
+import pg from "pg";
+import { pino } from "pino";
+import { afterAll, describe, expect, it } from "vitest";
+import { TokenBudgets } from "../../src/agent/token-budgets.js";
+import { APP_ROLE, Database } from "../../src/database/database.js";
+import { PostgresBudgetCounts } from "../../src/database/postgres-budget-counts.js";
+import { createMetrics } from "../../src/metrics/create-metrics.js";
+import { createFakeClock } from "../helpers/fake-clock.js";
+import { requirePostgres, TEST_DATABASE_URL } from "../helpers/shared-services.js";
+
+const available = await requirePostgres("the PostgreSQL tests");
+
+describe.runIf(available)("PostgreSQL: migrations and row-level security", () => {
+  const schema = `talos_test_${randomUUID().replaceAll("-", "").slice(0, 16)}`;
+  const log = pino({ level: "silent" });
+  const opened: Database[] = [];
+  const open = async () => {
+    const database = await Database.open({ url: TEST_DATABASE_URL, schema, log });
+    opened.push(database);
+    return database;
+  };
+  /** A plain connection, as the connecting user (a superuser here), outside Talos's scoping. */
+  async function asOwner<T>(work: (client: pg.Client) => Promise<T>): Promise<T> {
+    const client = new pg.Client({ connectionString: TEST_DATABASE_URL });
+    await client.connect();
+    try {
+      return await work(client);
+    } finally {
+      await client.end();
+    }
+  }
+
+  afterAll(async () => {
+    for (const database of opened) await database.close();
+    await asOwner((client) => client.query(`DROP SCHEMA IF EXISTS "${schema}" CASCADE`));
+  });
+
+  it("migrates once when several instances start at the same time", async () => {
+    await Promise.all([open(), open(), open()]);
+    const versions = await asOwner(
+      async (client) => (await client.query(`SELECT version FROM "${schema}".migrations`)).rows,
+    );
+    expect(versions).toEqual([{ version: 1 }]);
+    // And again at the next start: nothing to do.
+    await open();
+    expect(
+      await asOwner(
+        async (client) =>
+          (await client.query(`SELECT count(*)::int AS n FROM "${schema}".migrations`)).rows[0].n,
+      ),
+    ).toBe(1);
+  });
+
+  it("shows a transaction only its installation's and repository's rows; without the setting, none", async () => {
+    const database = await open();
+    const budgets = new PostgresBudgetCounts(database);
+    await budgets.charge("2026-12-03", "1", "1/10", 100);
+    await budgets.charge("2026-12-03", "2", "2/20", 200);
+    // Installation 1, repository 10: its own rows, nothing of installation 2.
+    const seen = await database.inScope(
+      { installation: 1, repository: 10 },
+      async (client) =>
+        (
+          await client.query(
+            "SELECT installation_id, repository_id, tokens FROM budget_counts ORDER BY repository_id",
+          )
+        ).rows,
+    );
+    expect(seen).toEqual([
+      { installation_id: "1", repository_id: "0", tokens: "100" },
+      { installation_id: "1", repository_id: "10", tokens: "100" },
+    ]);
+    // A query that forgets the setting, as the app's role: nothing, though rows exist.
+    const forgotten = await asOwner(async (client) => {
+      await client.query("BEGIN");
+      await client.query(`SET LOCAL ROLE ${APP_ROLE}`);
+      const rows = (await client.query(`SELECT * FROM "${schema}".budget_counts`)).rows;
+      await client.query("ROLLBACK");
+      return rows;
+    });
+    expect(forgotten).toEqual([]);
+    const all = await asOwner(
+      async (client) =>
+        (await client.query(`SELECT count(*)::int AS n FROM "${schema}".budget_counts`)).rows[0].n,
+    );
+    expect(all).toBe(4);
+    // A write into another installation's scope is refused by the policy.
+    await expect(
+      database.inScope({ installation: 1, repository: 10 }, (client) =>
+        client.query("INSERT INTO budget_counts VALUES (2, 20, '2026-12-03', 1)"),
+      ),
+    ).rejects.toThrow(/row-level security/);
+    // The role cannot bypass the policies, and owns nothing.
+    const role = await asOwner(
+      async (client) =>
+        (
+          await client.query("SELECT rolsuper, rolbypassrls FROM pg_roles WHERE rolname = $1", [
+            APP_ROLE,
+          ])
+        ).rows[0],
+    );
+    expect(role).toEqual({ rolsuper: false, rolbypassrls: false });
+  });
+
+  it("keeps the daily token budgets of every instance in one place", async () => {
+    const clock = createFakeClock(Date.UTC(2026, 11, 3, 10));
+    const instance = async () =>
+      TokenBudgets.open({
+        shared: new PostgresBudgetCounts(await open()),
+        dailyTokens: 10_000,
+        jobTokens: 6_000,
+        clock,
+        log,
+        metrics: createMetrics(),
+      });
+    const [a, b] = [await instance(), await instance()];
+    const first = await a.account({ installation: 7, repository: 70 });
+    first.charge(6_000);
+    await new Promise((resolve) => setTimeout(resolve, 100));
+    const second = await b.account({ installation: 7, repository: 71 });
+    expect(second.remaining()).toBe(4_000);
+    expect(await second.takeNotice("3")).toBe(true);
+    expect(await (await a.account({ installation: 7, repository: 71 })).takeNotice("3")).toBe(
+      false,
+    );
+    expect(await (await a.account({ installation: 7, repository: 70 })).takeNotice("3")).toBe(true);
+  });
+});
