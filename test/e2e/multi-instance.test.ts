@@ -1,4 +1,5 @@
 import { randomUUID } from "node:crypto";
+import pg from "pg";
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from "vitest";
 import { startGitHubStandIn, type GitHubStandIn } from "../helpers/github-stand-in.js";
 import { startOpenAIStandIn, type OpenAIStandIn } from "../helpers/openai-stand-in.js";
@@ -14,7 +15,9 @@ import {
 } from "../helpers/server-process.js";
 import {
   deleteKeys,
+  requirePostgres,
   requireRedis,
+  TEST_DATABASE_URL,
   startCuttableProxy,
   TEST_REDIS_URL,
 } from "../helpers/shared-services.js";
@@ -29,6 +32,7 @@ const signed = { secret: TEST_WEBHOOK_SECRET };
 const LEASE_MS = 2_000;
 
 const available = await requireRedis("the multi-instance tests");
+const withDatabase = available && (await requirePostgres("the multi-instance tests' budgets"));
 
 /**
  * Three `node dist/main.js` processes (what `npm start` runs) sharing one Redis, with the GitHub
@@ -38,6 +42,7 @@ describe.runIf(available)("several instances sharing Redis", () => {
   let github: GitHubStandIn;
   let llm: OpenAIStandIn;
   const prefix = `talos-e2e-${randomUUID()}`;
+  const schema = `talos_e2e_${randomUUID().replaceAll("-", "").slice(0, 16)}`;
   const servers: ServerProcess[] = [];
   const workDir = makeWorkDir();
 
@@ -48,6 +53,8 @@ describe.runIf(available)("several instances sharing Redis", () => {
       TALOS_MODEL: "local-model",
       REDIS_URL: redisUrl,
       TALOS_REDIS_PREFIX: prefix,
+      // The budgets in PostgreSQL, as `REDIS_URL=… DATABASE_URL=… npm start` runs.
+      ...(withDatabase ? { DATABASE_URL: TEST_DATABASE_URL, TALOS_DATABASE_SCHEMA: schema } : {}),
       TALOS_JOB_LEASE_MS: String(LEASE_MS),
       LOG_LEVEL: "debug",
     });
@@ -81,6 +88,12 @@ describe.runIf(available)("several instances sharing Redis", () => {
     await github?.close();
     await llm?.close();
     await deleteKeys(prefix);
+    if (withDatabase) {
+      const client = new pg.Client({ connectionString: TEST_DATABASE_URL });
+      await client.connect();
+      await client.query(`DROP SCHEMA IF EXISTS "${schema}" CASCADE`);
+      await client.end();
+    }
   });
 
   function ask(id: string, commentId: number, number: number): Delivery {
@@ -279,4 +292,30 @@ describe.runIf(available)("several instances sharing Redis", () => {
       await proxy.close();
     }
   }, 90_000);
+
+  it.runIf(withDatabase)(
+    "counted what every instance's model calls spent in PostgreSQL",
+    async () => {
+      const client = new pg.Client({ connectionString: TEST_DATABASE_URL });
+      await client.connect();
+      try {
+        const { rows } = await client.query<{
+          installation_id: string;
+          repository_id: string;
+          tokens: string;
+        }>(
+          `SELECT installation_id, repository_id, tokens FROM "${schema}".budget_counts ORDER BY repository_id`,
+        );
+        // The fixture's installation and repository: its own row (0) and the repository's, equal.
+        expect(rows.map((r) => [r.installation_id, r.repository_id])).toEqual([
+          ["2", "0"],
+          ["2", "186853002"],
+        ]);
+        expect(Number(rows[0]!.tokens)).toBeGreaterThan(0);
+        expect(rows[0]!.tokens).toBe(rows[1]!.tokens);
+      } finally {
+        await client.end();
+      }
+    },
+  );
 });
