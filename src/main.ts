@@ -30,7 +30,14 @@ const log = await createLogger({
   format: env.LOG_FORMAT ?? (env.NODE_ENV === "production" ? "json" : "pretty"),
   secrets: getSecrets(env),
 });
-const talos = await createTalos({ env, log, version: await readVersion() });
+const talos = await createTalos({ env, log, version: await readVersion() }).catch(
+  (error: unknown) => {
+    // A shared service that does not answer (REDIS_URL, DATABASE_URL): one line naming it.
+    log.fatal({ err: error }, "cannot start");
+    process.stderr.write(`talos: ${error instanceof Error ? error.message : String(error)}\n`);
+    process.exit(1);
+  },
+);
 // Build now, before the server listens, what would otherwise stall the first delivery that needs
 // it: the Markdown workers, and with a model or an embedding endpoint the token counter.
 talos.services.markdown.warm();

@@ -130,6 +130,8 @@ export class RedisJobQueue implements JobQueue {
   readonly #claimed = new Map<string, Claimed>();
   #closed = false;
   #outageLogged = false;
+  /** Says why a connection failed (ioredis's own rejection only says it closed). */
+  #lastError: Error | undefined;
 
   private constructor(options: RedisJobQueueOptions) {
     this.#options = options;
@@ -145,7 +147,10 @@ export class RedisJobQueue implements JobQueue {
     this.#redis.defineCommand("talosRelease", { numberOfKeys: 4, lua: RELEASE });
     this.#redis.defineCommand("talosRenew", { numberOfKeys: 1, lua: RENEW });
     this.#redis.defineCommand("talosJoin", { numberOfKeys: 1, lua: JOIN });
-    this.#redis.on("error", (error: Error) => this.#logOutage(error));
+    this.#redis.on("error", (error: Error) => {
+      this.#lastError = error;
+      this.#logOutage(error);
+    });
     this.#redis.on("close", () => {
       if (!this.#closed) this.#logOutage(new Error("the connection to Redis closed"));
     });
@@ -171,10 +176,9 @@ export class RedisJobQueue implements JobQueue {
   static async open(options: RedisJobQueueOptions): Promise<RedisJobQueue> {
     const queue = new RedisJobQueue(options);
     await queue.#redis.connect().catch(async (error: unknown) => {
+      const reason = queue.#lastError ?? (error as Error);
       await queue.close();
-      throw new Error(`REDIS_URL: Redis does not answer (${(error as Error).message})`, {
-        cause: error,
-      });
+      throw new Error(`REDIS_URL: Redis does not answer (${reason.message})`, { cause: error });
     });
     if (!options.inspectOnly) await queue.#worker.startStalledCheckTimer();
     return queue;

@@ -274,4 +274,33 @@ describe("a bad environment", () => {
       expect.stringMatching(/^talos: Invalid environment: TALOS_CONCURRENCY: /),
     ]);
   });
+
+  it("stops npm start with exit code 1 and one line naming a shared service that does not answer", async () => {
+    buildDist();
+    const closed = await getFreePort();
+    for (const [variable, url] of [
+      ["REDIS_URL", `redis://127.0.0.1:${closed}`],
+      ["DATABASE_URL", `postgres://talos@127.0.0.1:${closed}/talos`],
+    ]) {
+      const result = spawnSync(process.execPath, [join(ROOT, "dist/main.js")], {
+        cwd: makeWorkDir(),
+        env: {
+          PATH: process.env.PATH ?? "",
+          APP_ID: "1",
+          PRIVATE_KEY: TEST_PRIVATE_KEY,
+          WEBHOOK_SECRET: "secret",
+          PORT: String(await getFreePort()),
+          TALOS_DATA_DIR: makeDataDir(),
+          LOG_FORMAT: "json",
+          [variable!]: url!,
+        },
+        encoding: "utf8",
+        timeout: 30_000,
+      });
+      expect(result.status).toBe(1);
+      expect(result.stderr.trim().split("\n")).toEqual([
+        expect.stringMatching(new RegExp(`^talos: ${variable}: .*ECONNREFUSED`)),
+      ]);
+    }
+  });
 });
