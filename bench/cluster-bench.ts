@@ -17,9 +17,19 @@ import { printTable, summarize } from "./stats.js";
 
 // The scale-out issue's burst: 300 `/talos ask` commands over 30 issues in 10 installations,
 // each answered by a model that takes 200 ms, sent to 1 and then 3 instances on one Redis.
-const INSTALLATIONS = 10;
-const THREADS_PER_INSTALLATION = 3;
-const EVENTS_PER_THREAD = 10;
+export interface ClusterBenchOptions {
+  json: boolean;
+  /** 10 installations of 3 issues of 10 commands by default: 300 in all. */
+  installations?: number;
+  threadsPerInstallation?: number;
+  eventsPerThread?: number;
+}
+
+interface Sizes {
+  installations: number;
+  threadsPerInstallation: number;
+  eventsPerThread: number;
+}
 const MODEL_LATENCY_MS = 200;
 // GitHub's write spacing per installation, which Talos keeps cluster-wide (Bottleneck over
 // Redis). GitHub asks for 1 s between writes; with that, an installation's 30 replies take 30 s
@@ -65,12 +75,12 @@ function cpuSeconds(pid: number | undefined): number {
 }
 
 /** The burst of run `run`: its own issues, comments and deliveries, so runs do not meet. */
-function plan(run: number): Planned[] {
+function plan(run: number, sizes: Sizes): Planned[] {
   const threads: Planned[][] = [];
-  for (let i = 0; i < INSTALLATIONS; i++)
-    for (let t = 0; t < THREADS_PER_INSTALLATION; t++)
+  for (let i = 0; i < sizes.installations; i++)
+    for (let t = 0; t < sizes.threadsPerInstallation; t++)
       threads.push(
-        Array.from({ length: EVENTS_PER_THREAD }, () => ({
+        Array.from({ length: sizes.eventsPerThread }, () => ({
           delivery: "",
           installation: 1_000 + i,
           repo: `org-${i}/repo-${i}`,
@@ -80,7 +90,8 @@ function plan(run: number): Planned[] {
       );
   // Interleaved: the first event of every thread, then the second, …
   const events: Planned[] = [];
-  for (let e = 0; e < EVENTS_PER_THREAD; e++) for (const thread of threads) events.push(thread[e]!);
+  for (let e = 0; e < sizes.eventsPerThread; e++)
+    for (const thread of threads) events.push(thread[e]!);
   return events.map((event, i) => ({
     ...event,
     delivery: `burst-${run}-${i}`,
@@ -112,6 +123,7 @@ function payloadOf(event: Planned) {
 
 async function runBurst(
   count: number,
+  sizes: Sizes,
   github: GitHubStandIn,
   llm: OpenAIStandIn,
   cwd: string,
@@ -133,7 +145,7 @@ async function runBurst(
       });
       servers.push(await startServerProcess(env, { cwd }));
     }
-    const events = plan(count);
+    const events = plan(count, sizes);
     const sentAt = new Map<number, number>();
     const writesBefore = github.writes().length;
     const cpuBefore = servers.map((server) => cpuSeconds(server.child.pid));
@@ -189,7 +201,7 @@ async function runBurst(
     // The spacing is granted cluster-wide before each write is sent; what reaches GitHub jitters
     // with each instance's event loop. So: the most writes of one installation in any second.
     let busiestSecond = 0;
-    for (let i = 0; i < INSTALLATIONS; i++) {
+    for (let i = 0; i < sizes.installations; i++) {
       const times = github
         .writes()
         .slice(writesBefore)
@@ -231,7 +243,13 @@ async function runBurst(
   }
 }
 
-export async function runClusterBench({ json }: { json: boolean }) {
+export async function runClusterBench({
+  json,
+  installations = 10,
+  threadsPerInstallation = 3,
+  eventsPerThread = 10,
+}: ClusterBenchOptions) {
+  const sizes = { installations, threadsPerInstallation, eventsPerThread };
   if (!(await redisAnswers())) {
     const skipped = {
       skipped: `Redis does not answer at ${TEST_REDIS_URL}: start redis-server (or set TALOS_TEST_REDIS_URL) to run the cluster bench`,
@@ -247,13 +265,13 @@ export async function runClusterBench({ json }: { json: boolean }) {
   llm.latency(MODEL_LATENCY_MS);
   const cwd = makeWorkDir();
   try {
-    const one = await runBurst(1, github, llm, cwd);
-    const three = await runBurst(3, github, llm, cwd);
+    const one = await runBurst(1, sizes, github, llm, cwd);
+    const three = await runBurst(3, sizes, github, llm, cwd);
     const ratio = three.eventsPerSecond / one.eventsPerSecond;
     const result: ClusterResult = {
       events: one.events,
-      installations: INSTALLATIONS,
-      threads: INSTALLATIONS * THREADS_PER_INSTALLATION,
+      installations,
+      threads: installations * threadsPerInstallation,
       modelLatencyMs: MODEL_LATENCY_MS,
       writeSpacingMs: WRITE_SPACING_MS,
       cores: cpus().length,

@@ -1,6 +1,7 @@
 import { existsSync } from "node:fs";
 import { fileURLToPath } from "node:url";
 import { describe, expect, it } from "vitest";
+import { runClusterBench } from "../bench/cluster-bench.js";
 import { runEventsBench } from "../bench/events-bench.js";
 import { runGitHubBench } from "../bench/github-bench.js";
 import { runHostileBench } from "../bench/hostile-bench.js";
@@ -166,6 +167,28 @@ describe("the benchmarks", () => {
       expect(Number.isFinite(reply.replyMs) && reply.replyMs > 0).toBe(true);
     expect(result.target).toMatchObject({ firstSimilarMs: 3_000, records: 2_000 });
   }, 240_000);
+
+  it("cluster: one reply per command on 1 and on 3 instances sharing Redis, each job run once", async () => {
+    const result = await runClusterBench({
+      json: true,
+      installations: 2,
+      threadsPerInstallation: 1,
+      eventsPerThread: 3,
+    });
+    if ("skipped" in result) {
+      // CI has Redis; elsewhere the suite says how to run it.
+      expect(process.env.TALOS_REQUIRE_SERVICES).not.toBe("1");
+      expect(result.skipped).toMatch(/Redis does not answer/);
+      return;
+    }
+    expect(result.runs.map((r) => [r.instances, r.events, r.duplicates, r.missing])).toEqual([
+      [1, 6, 0, 0],
+      [3, 6, 0, 0],
+    ]);
+    for (const run of result.runs)
+      expect(run.jobsByInstance.reduce((sum, n) => sum + n, 0)).toBe(6);
+    expect(result.targets.duplicates.met).toBe(true);
+  }, 180_000);
 
   it("similar: says it skips when the duplicate-issue data is absent", async () => {
     const result = await runSimilarBench({ json: true, directory: "/nonexistent/duplicates" });
