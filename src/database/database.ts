@@ -92,17 +92,19 @@ export class Database {
    * resolves, rolled back when it throws.
    */
   async inScope<T>(scope: DatabaseScope, work: (client: pg.PoolClient) => Promise<T>): Promise<T> {
+    const { installation, repository } = scope;
+    if (
+      !Number.isSafeInteger(installation) ||
+      !(repository === undefined || Number.isSafeInteger(repository))
+    )
+      throw new Error(`database scope ${installation}/${repository} is not a pair of ids`);
     const client = await this.#pool.connect();
     try {
-      await client.query("BEGIN");
-      await client.query(`SET LOCAL ROLE ${APP_ROLE}`);
-      await client.query(`SET LOCAL search_path TO "${this.#options.schema}"`);
+      // One round trip: the ids are integers (checked above), so they go in the text as such.
       await client.query(
-        "SELECT set_config('talos.installation', $1, true), set_config('talos.repository', $2, true)",
-        [
-          String(scope.installation),
-          scope.repository === undefined ? "" : String(scope.repository),
-        ],
+        `BEGIN; SET LOCAL ROLE ${APP_ROLE}; SET LOCAL search_path TO "${this.#options.schema}";
+         SELECT set_config('talos.installation', '${installation}', true),
+                set_config('talos.repository', '${repository ?? ""}', true)`,
       );
       const result = await work(client);
       await client.query("COMMIT");

@@ -79,9 +79,22 @@ export function createOctokitClass(options: OctokitClassOptions): typeof ProbotO
   const { cluster } = options;
   const shared = cluster ? { connection: cluster.connection } : {};
   const id = (name: string) => (cluster ? `${cluster.prefix}-${name}` : `talos-${name}`);
-  let queues: { write: Bottleneck.Group; notifications: Bottleneck.Group } | undefined;
+  let queues: Record<"global" | "auth" | "search" | "write" | "notifications", Bottleneck.Group>;
   const getQueues = () =>
     (queues ??= {
+      // Reads are limited per process, as the throttling plugin's own groups limit them (10 at
+      // once, tokens one at a time, a search every 2 s). Through Redis each request cost a few
+      // more round trips: 8 ms of CPU per `/talos ask` in the cluster bench (12.4 s → 10.0 s for
+      // 300), for a limit (100 concurrent requests) that a few instances stay far below. Writes
+      // are spaced across the cluster: those are what GitHub's secondary limits count.
+      global: new Bottleneck.Group({ id: id("global"), maxConcurrent: 10, timeout: 120_000 }),
+      auth: new Bottleneck.Group({ id: id("auth"), maxConcurrent: 1, timeout: 120_000 }),
+      search: new Bottleneck.Group({
+        id: id("search"),
+        maxConcurrent: 1,
+        minTime: 2_000,
+        timeout: 120_000,
+      }),
       write: new Bottleneck.Group({
         id: id("write"),
         maxConcurrent: 1,
