@@ -76,6 +76,7 @@ export class TokenBudgets {
   readonly #options: TokenBudgetsOptions;
   #state: State;
   #saving: Promise<void> = Promise.resolve();
+  readonly #charging = new Set<Promise<void>>();
   #dirty = false;
   #timer: NodeJS.Timeout | undefined;
   /** The day whose counts were lost (a damaged file): it counts as spent. */
@@ -158,11 +159,16 @@ export class TokenBudgets {
         state.installations[installation] = (state.installations[installation] ?? 0) + tokens;
         state.repositories[repository] = (state.repositories[repository] ?? 0) + tokens;
         if (!shared) return this.#saveSoon();
-        shared
+        const charged = shared
           .charge(state.day, installation, repository, tokens)
           .catch((error: unknown) =>
-            log.error({ err: error, installation, tokens }, "tokens spent not counted in Redis"),
-          );
+            log.error(
+              { err: error, installation, tokens },
+              "tokens spent not counted in the shared budgets",
+            ),
+          )
+          .finally(() => this.#charging.delete(charged));
+        this.#charging.add(charged);
       },
       takeNotice: async (thread) => {
         const state = this.#today();
@@ -182,6 +188,8 @@ export class TokenBudgets {
   async flush(): Promise<void> {
     if (this.#timer) this.#save();
     await this.#saving;
+    // Charges on their way to the shared counts: a shutdown waits for them.
+    await Promise.all(this.#charging);
   }
 
   /**

@@ -117,7 +117,7 @@ describe.runIf(available)("PostgreSQL: migrations and row-level security", () =>
     const [a, b] = [await instance(), await instance()];
     const first = await a.account({ installation: 7, repository: 70 });
     first.charge(6_000);
-    await new Promise((resolve) => setTimeout(resolve, 100));
+    await a.flush();
     const second = await b.account({ installation: 7, repository: 71 });
     expect(second.remaining()).toBe(4_000);
     expect(await second.takeNotice("3")).toBe(true);
