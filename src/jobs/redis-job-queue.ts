@@ -128,6 +128,7 @@ export class RedisJobQueue implements JobQueue {
   readonly #worker: Worker;
   readonly #instance = randomUUID();
   readonly #claimed = new Map<string, Claimed>();
+  readonly #connections: Redis[] = [];
   #closed = false;
   #outageLogged = false;
   /** Says why a connection failed (ioredis's own rejection only says it closed). */
@@ -135,8 +136,16 @@ export class RedisJobQueue implements JobQueue {
 
   private constructor(options: RedisJobQueueOptions) {
     this.#options = options;
-    const connection = (extra: RedisOptions) =>
-      new Redis(options.url, { maxRetriesPerRequest: null, lazyConnect: false, ...extra });
+    // BullMQ leaves connections it is given open at its close: these are closed here.
+    const connection = (extra: RedisOptions) => {
+      const client = new Redis(options.url, {
+        maxRetriesPerRequest: null,
+        lazyConnect: false,
+        ...extra,
+      });
+      this.#connections.push(client);
+      return client;
+    };
     // Commands fail at once while Redis is away (the delivery is then refused, not held).
     this.#redis = connection({
       enableOfflineQueue: false,
@@ -317,7 +326,7 @@ export class RedisJobQueue implements JobQueue {
     );
     await this.#worker.close(true).catch(() => undefined);
     await this.#queue.close().catch(() => undefined);
-    this.#redis.disconnect();
+    for (const client of this.#connections) client.disconnect();
   }
 
   async #finish(

@@ -1,4 +1,6 @@
+import { spawnSync } from "node:child_process";
 import { randomUUID } from "node:crypto";
+import { join } from "node:path";
 import { pino } from "pino";
 import { afterAll, describe, expect, it } from "vitest";
 import { systemClock } from "../../src/clock.js";
@@ -10,6 +12,8 @@ import {
   startCuttableProxy,
   TEST_REDIS_URL,
 } from "../helpers/shared-services.js";
+import { buildDist, ROOT } from "../helpers/server-process.js";
+import { makeDataDir } from "../helpers/test-app.js";
 
 const available = await requireRedis("the Redis job queue's tests");
 
@@ -154,6 +158,41 @@ describe.runIf(available)("the Redis job queue (BullMQ)", () => {
       await proxy.close();
     }
   });
+
+  it("is what `npx talos jobs` lists with REDIS_URL, and the command ends once it has", async () => {
+    buildDist();
+    const [a] = await instances(on(1), { maxQueued: 1 });
+    await a!.enqueue(job("listed-parked", "p"));
+    await a!.claimNext();
+    await a!.fail("listed-parked", "malformed webhook payload", undefined);
+    // A parked job is not counted against the bound; a waiting one is.
+    expect((await a!.enqueue(job("listed-waiting", "w"))).status).toBe("accepted");
+    expect((await a!.enqueue(job("listed-refused", "r"))).status).toBe("refused");
+    const prefix = prefixes.at(-1)!;
+    // A process of its own: a connection left open would keep it from ending.
+    const result = spawnSync(process.execPath, [join(ROOT, "bin/talos.js"), "jobs", "--json"], {
+      cwd: makeDataDir(),
+      env: { PATH: process.env.PATH ?? "", REDIS_URL: TEST_REDIS_URL, TALOS_REDIS_PREFIX: prefix },
+      encoding: "utf8",
+      timeout: 20_000,
+    });
+    expect(result.status).toBe(0);
+    expect(JSON.parse(result.stdout)).toEqual({
+      repositories: [
+        {
+          repository: "acme/widgets",
+          waiting: 1,
+          parked: [
+            expect.objectContaining({
+              delivery: "listed-parked",
+              error: "malformed webhook payload",
+            }),
+          ],
+          refused: 1,
+        },
+      ],
+    });
+  }, 60_000);
 
   it("refuses deliveries over its bound, and lists them", async () => {
     const [a] = await instances(on(1), { maxQueued: 2 });
