@@ -5,12 +5,13 @@ import { startGitHubStandIn, type GitHubStandIn } from "../helpers/github-stand-
 import { startOpenAIStandIn, type OpenAIStandIn } from "../helpers/openai-stand-in.js";
 import { eventually } from "../helpers/eventually.js";
 import {
+  askDelivery,
   buildDist,
   makeWorkDir,
+  repliesTo,
   sendWebhook,
   standInServerEnv,
   startServerProcess,
-  type Delivery,
   type ServerProcess,
 } from "../helpers/server-process.js";
 import {
@@ -21,7 +22,7 @@ import {
   startCuttableProxy,
   TEST_REDIS_URL,
 } from "../helpers/shared-services.js";
-import { loadFixture, TEST_WEBHOOK_SECRET } from "../helpers/test-app.js";
+import { TEST_WEBHOOK_SECRET } from "../helpers/test-app.js";
 import { webhookExample } from "../helpers/webhook-examples.js";
 
 const REPO = "Codertocat/Hello-World";
@@ -96,21 +97,8 @@ describe.runIf(available)("several instances sharing Redis", () => {
     }
   });
 
-  function ask(id: string, commentId: number, number: number): Delivery {
-    const payload = loadFixture<{
-      comment: { id: number; body: string };
-      issue: { number: number };
-    }>("issue_comment.created.help.json");
-    payload.comment.id = commentId;
-    payload.comment.body = `/talos ask why does X fail? (${id})`;
-    payload.issue.number = number;
-    return { id, event: "issue_comment", payload };
-  }
-
-  const replies = (number: number, commentId: number) =>
-    (github.comments.get(`${REPO}#${number}`) ?? []).filter((c) =>
-      c.body.endsWith(`<!-- talos:reply:${commentId} -->`),
-    );
+  const ask = askDelivery;
+  const replies = (number: number, commentId: number) => repliesTo(github, REPO, number, commentId);
   const created = (number: number) =>
     github
       .writes()

@@ -9,15 +9,17 @@ import type { Job } from "../../src/jobs/job-queue.js";
 import { startGitHubStandIn, type GitHubStandIn } from "../helpers/github-stand-in.js";
 import { startOpenAIStandIn, type OpenAIStandIn } from "../helpers/openai-stand-in.js";
 import {
+  askDelivery,
   buildDist,
   makeWorkDir,
+  repliesTo,
   sendWebhook,
   standInServerEnv,
   startServerProcess,
   type Delivery,
   type ServerProcess,
 } from "../helpers/server-process.js";
-import { loadFixture, TEST_WEBHOOK_SECRET } from "../helpers/test-app.js";
+import { TEST_WEBHOOK_SECRET } from "../helpers/test-app.js";
 import { seededRandom } from "../helpers/seeded-random.js";
 
 const REPO = "Codertocat/Hello-World";
@@ -73,23 +75,8 @@ describe("reliability of the started server", () => {
     return server;
   }
 
-  /** `/talos ask` on issue `number`, from comment `commentId`, as GitHub delivers it. */
-  function ask(id: string, commentId: number, number: number): Delivery {
-    const payload = loadFixture<{
-      comment: { id: number; body: string };
-      issue: { number: number };
-    }>("issue_comment.created.help.json");
-    payload.comment.id = commentId;
-    payload.comment.body = `/talos ask why does X fail? (${id})`;
-    payload.issue.number = number;
-    return { id, event: "issue_comment", payload };
-  }
-
-  /** The stand-in's comments on issue `number` that are replies to comment `commentId`. */
-  const replies = (number: number, commentId: number) =>
-    (github.comments.get(`${REPO}#${number}`) ?? []).filter((c) =>
-      c.body.endsWith(`<!-- talos:reply:${commentId} -->`),
-    );
+  const ask = askDelivery;
+  const replies = (number: number, commentId: number) => repliesTo(github, REPO, number, commentId);
 
   it("answers the same delivery, sent 5 times at once and 5 more after a restart, once", async () => {
     const env = await serverEnv();

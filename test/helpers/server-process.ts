@@ -6,7 +6,8 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { eventually } from "./eventually.js";
-import { makeDataDir, TEST_PRIVATE_KEY, TEST_WEBHOOK_SECRET } from "./test-app.js";
+import type { GitHubStandIn } from "./github-stand-in.js";
+import { loadFixture, makeDataDir, TEST_PRIVATE_KEY, TEST_WEBHOOK_SECRET } from "./test-app.js";
 
 export const ROOT = fileURLToPath(new URL("../..", import.meta.url));
 
@@ -155,4 +156,23 @@ export async function jobFinished(server: ServerProcess, delivery: string): Prom
     if (failed) throw new Error(`the job of ${delivery} failed: ${failed}`);
     return lines().some((line) => about(line) && line.includes('"msg":"job finished"'));
   }, `the job of ${delivery} to finish`);
+}
+
+/** `/talos ask` on issue `number`, from comment `commentId`, as GitHub delivers it. */
+export function askDelivery(id: string, commentId: number, number: number): Delivery {
+  const payload = loadFixture<{
+    comment: { id: number; body: string };
+    issue: { number: number };
+  }>("issue_comment.created.help.json");
+  payload.comment.id = commentId;
+  payload.comment.body = `/talos ask why does X fail? (${id})`;
+  payload.issue.number = number;
+  return { id, event: "issue_comment", payload };
+}
+
+/** The stand-in's comments on `repo#number` that are replies to comment `commentId`. */
+export function repliesTo(github: GitHubStandIn, repo: string, number: number, commentId: number) {
+  return (github.comments.get(`${repo}#${number}`) ?? []).filter((c) =>
+    c.body.endsWith(`<!-- talos:reply:${commentId} -->`),
+  );
 }
