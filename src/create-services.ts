@@ -27,6 +27,8 @@ import { MarkdownWorkers, type MarkdownService } from "./markdown/markdown-worke
 import { createEmbedder } from "./memory/create-embedder.js";
 import type { Embedder } from "./memory/embedder.js";
 import { MemoryRegistry } from "./memory/memory-registry.js";
+import type { MemoryService } from "./memory/memory-service.js";
+import { PostgresMemory } from "./database/postgres-memory.js";
 import { ScanHelper } from "./memory/scan-helper.js";
 import { WordsWorker, type WordsCounter } from "./memory/words-counter.js";
 import { createMetrics, type Metrics } from "./metrics/create-metrics.js";
@@ -62,7 +64,7 @@ export interface Services {
   queue: JobQueue;
   /** The embedded journal, when the queue is one (no REDIS_URL). */
   journal: JobJournal | undefined;
-  memory: MemoryRegistry;
+  memory: MemoryService;
   /** Undefined without a language model. */
   assistant: Assistant | undefined;
   automationBudget: AutomationBudget;
@@ -159,20 +161,25 @@ export async function createServices(options: ServicesOptions): Promise<Services
   const cores = availableParallelism();
   const scanHelper = cores > 1 ? new ScanHelper() : undefined;
   const wordsCounter = cores > 1 ? new WordsWorker() : undefined;
-  const memory = createMemoryRegistry(env, {
-    embedder: options.embedder ?? createEmbedder(env, { tokenCounter }),
-    clock,
-    log,
-    metrics,
-    scanHelper,
-    wordsCounter,
-  });
-  // With DATABASE_URL the day's counts are kept there, else with REDIS_URL in Redis: either way
-  // they are the cluster's.
   const database =
     env.DATABASE_URL && !options.ephemeralJobs
       ? await Database.open({ url: env.DATABASE_URL, schema: env.TALOS_DATABASE_SCHEMA, log })
       : undefined;
+  const embedder = options.embedder ?? createEmbedder(env, { tokenCounter });
+  // With DATABASE_URL, memory is the cluster's, in PostgreSQL; without it, on local disk.
+  const memory: MemoryService = database
+    ? await PostgresMemory.open({
+        database,
+        schema: env.TALOS_DATABASE_SCHEMA,
+        embedder,
+        log,
+        metrics,
+        maxOpenBytes: env.TALOS_MEMORY_MAX_OPEN_MB * 1024 * 1024,
+        scanHelper,
+      })
+    : createMemoryRegistry(env, { embedder, clock, log, metrics, scanHelper, wordsCounter });
+  // With DATABASE_URL the day's counts are kept there, else with REDIS_URL in Redis: either way
+  // they are the cluster's.
   const redisBudgets =
     shared && !database
       ? await RedisBudgetCounts.open(env.REDIS_URL!, env.TALOS_REDIS_PREFIX)

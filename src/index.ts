@@ -8,7 +8,7 @@ import { registerHandlers } from "./handlers/index.js";
 import { createHealthRoute } from "./http/create-health-route.js";
 import type { GitHubCache } from "./github/github-cache.js";
 import { BackfillRunner } from "./memory/backfill-runner.js";
-import type { MemoryRegistry } from "./memory/memory-registry.js";
+import type { MemoryService } from "./memory/memory-service.js";
 import type { Metrics } from "./metrics/create-metrics.js";
 import { createMetricsRoute } from "./metrics/create-metrics-route.js";
 
@@ -24,7 +24,7 @@ export interface Talos {
   services: Services;
   metrics: Metrics;
   cache: GitHubCache;
-  memory: MemoryRegistry;
+  memory: MemoryService;
   backfill: BackfillRunner;
   /**
    * Stops: no new job starts, running ones get `TALOS_SHUTDOWN_GRACE_MS` to finish (the rest

@@ -7,6 +7,7 @@ import { REPO_CONFIG_PATH, type Env } from "../config.js";
 import { loadRepoConfigOf } from "../github/load-repo-config.js";
 import type { Octokit, RepoRef } from "../github/octokit.js";
 import { backfillRepository } from "../memory/backfill-repository.js";
+import { MemoryRegistry } from "../memory/memory-registry.js";
 import { createServices, type Services } from "../create-services.js";
 import { createCliOctokit } from "./create-cli-octokit.js";
 import { UsageError } from "./usage-error.js";
@@ -81,7 +82,11 @@ async function backfillWith(
   // Flushed and closed by the services' close, in backfill().
   const memory = services.memory;
   const namespace = { installation: Number(installation), repository: repository.id };
-  const directory = memory.directoryOf(namespace);
+  // How to index it again: the progress is a file on disk, or a column in PostgreSQL.
+  const reset =
+    memory instanceof MemoryRegistry
+      ? `remove ${join(memory.directoryOf(namespace), "backfill.json")}`
+      : `clear its backfill column (${memory.locationOf(namespace)})`;
   const store = await memory.open({
     ...namespace,
     name: repository.full_name,
@@ -90,7 +95,7 @@ async function backfillWith(
   const before = await store.readBackfillState();
   if (before?.status === "done") {
     stdout.write(
-      `${options.repo} is already backfilled into memory ${name} (${before.indexed} indexed); remove ${join(directory, "backfill.json")} to index it again.\n`,
+      `${options.repo} is already backfilled into memory ${name} (${before.indexed} indexed); ${reset} to index it again.\n`,
     );
     return 0;
   }

@@ -30,7 +30,7 @@ const SCOPED = `installation_id = NULLIF(current_setting('talos.installation', t
   AND (repository_id = 0 OR repository_id = NULLIF(current_setting('talos.repository', true), '')::bigint)`;
 
 /** The schema's versions, in order; each runs once, in a transaction, under the advisory lock. */
-function migrations(schema: string): string[] {
+export function migrations(schema: string): string[] {
   const table = (name: string) => `"${schema}".${name}`;
   const protect = (name: string) => `
     ALTER TABLE ${table(name)} ENABLE ROW LEVEL SECURITY;
@@ -53,7 +53,82 @@ function migrations(schema: string): string[] {
        PRIMARY KEY (installation_id, repository_id, day, thread));
      ${protect("budget_counts")}
      ${protect("budget_notices")}`,
+    // 2: memory. A repository's row is its memory's (model, name, backfill progress); its
+    // records follow it, and a deletion of the row takes them. `seq` orders every write of a
+    // repository's records (a removal leaves its row, emptied, for the instances catching up).
+    `CREATE SEQUENCE ${table("memory_seq")};
+     GRANT USAGE ON SEQUENCE ${table("memory_seq")} TO ${APP_ROLE};
+     CREATE TABLE ${table("memory_namespaces")} (
+       installation_id bigint NOT NULL,
+       repository_id bigint NOT NULL,
+       gone boolean NOT NULL DEFAULT false,
+       PRIMARY KEY (installation_id, repository_id));
+     CREATE TABLE ${table("memory_repositories")} (
+       installation_id bigint NOT NULL,
+       repository_id bigint NOT NULL,
+       generation bigint NOT NULL,
+       name text NOT NULL,
+       model text NOT NULL,
+       dimension int NOT NULL,
+       backfill jsonb,
+       PRIMARY KEY (installation_id, repository_id));
+     CREATE TABLE ${table("memory_records")} (
+       installation_id bigint NOT NULL,
+       repository_id bigint NOT NULL,
+       id text NOT NULL,
+       seq bigint NOT NULL,
+       removed boolean NOT NULL DEFAULT false,
+       kind text,
+       text text,
+       hash text,
+       number int,
+       author text,
+       url text,
+       created_at timestamptz,
+       state text,
+       metadata jsonb,
+       dimension int,
+       embedding bytea,
+       fingerprints text[] NOT NULL DEFAULT '{}',
+       words tsvector,
+       PRIMARY KEY (installation_id, repository_id, id),
+       FOREIGN KEY (installation_id, repository_id)
+         REFERENCES ${table("memory_repositories")} ON DELETE CASCADE);
+     CREATE INDEX memory_records_seq ON ${table("memory_records")} (installation_id, repository_id, seq);
+     CREATE INDEX memory_records_words ON ${table("memory_records")} USING gin (words);
+     CREATE INDEX memory_records_fingerprints ON ${table("memory_records")} USING gin (fingerprints);
+     ${protect("memory_repositories")}
+     ${protect("memory_records")}
+     ${protect("memory_namespaces")}
+     -- Which namespaces exist (ids only, nothing of their memory) is readable across scopes:
+     -- the backfills resume from it at start, and an installation's deletion finds its own.
+     CREATE POLICY listed ON ${table("memory_namespaces")} FOR SELECT USING (true);`,
   ];
+}
+
+/** What every statement needs of a connection: pg's clients and PGlite's both have it. */
+export interface SqlClient {
+  query<R = Record<string, unknown>>(text: string, values?: unknown[]): Promise<{ rows: R[] }>;
+}
+
+/**
+ * What the memory needs of a database: scoped transactions, the pgvector extension if it is
+ * there, and notifications. `Database` is PostgreSQL's; the tests give PGlite's the same shape.
+ */
+export interface MemoryDatabase {
+  /** The pgvector extension is installed: similarity search runs in SQL. */
+  readonly vector: boolean;
+  inScope<T>(scope: DatabaseScope, work: (client: SqlClient) => Promise<T>): Promise<T>;
+  /**
+   * Calls `onMessage` with each notification on `channel`, and `onGap` whenever some may have
+   * been missed (the connection dropped); `listening()` says whether they arrive now.
+   */
+  listen(
+    channel: string,
+    handlers: { onMessage: (payload: string) => void; onGap: () => void },
+  ): Promise<{ listening: () => boolean; close: () => Promise<void> }>;
+  /** Runs DDL as the schema's owner (an index for a new embedding dimension). */
+  asOwner(sql: string): Promise<void>;
 }
 
 /**
@@ -61,9 +136,10 @@ function migrations(schema: string): string[] {
  * that instances starting together migrate once), and transactions scoped to an installation
  * and repository by the database's row-level security.
  */
-export class Database {
+export class Database implements MemoryDatabase {
   readonly #pool: pg.Pool;
   readonly #options: DatabaseOptions;
+  #vector = false;
 
   private constructor(options: DatabaseOptions) {
     this.#options = options;
@@ -87,6 +163,10 @@ export class Database {
     return database;
   }
 
+  get vector(): boolean {
+    return this.#vector;
+  }
+
   /**
    * Runs `work` in a transaction as APP_ROLE, seeing only `scope`'s rows. Committed when it
    * resolves, rolled back when it throws.
@@ -102,7 +182,7 @@ export class Database {
     try {
       // One round trip: the ids are integers (checked above), so they go in the text as such.
       await client.query(
-        `BEGIN; SET LOCAL ROLE ${APP_ROLE}; SET LOCAL search_path TO "${this.#options.schema}";
+        `BEGIN; SET LOCAL ROLE ${APP_ROLE}; SET LOCAL search_path TO "${this.#options.schema}", public;
          SELECT set_config('talos.installation', '${installation}', true),
                 set_config('talos.repository', '${repository ?? ""}', true)`,
       );
@@ -115,6 +195,58 @@ export class Database {
     } finally {
       client.release();
     }
+  }
+
+  async asOwner(sql: string): Promise<void> {
+    const client = await this.#pool.connect();
+    try {
+      await client.query(`SET search_path TO "${this.#options.schema}", public`);
+      await client.query(sql);
+    } finally {
+      await client.query("RESET search_path").catch(() => undefined);
+      client.release();
+    }
+  }
+
+  async listen(
+    channel: string,
+    handlers: { onMessage: (payload: string) => void; onGap: () => void },
+  ): Promise<{ listening: () => boolean; close: () => Promise<void> }> {
+    const { log } = this.#options;
+    let client: pg.Client | undefined;
+    let closed = false;
+    let timer: NodeJS.Timeout | undefined;
+    const connect = async (): Promise<void> => {
+      const next = new pg.Client({ connectionString: this.#options.url });
+      next.on("notification", (message) => handlers.onMessage(message.payload ?? ""));
+      const lost = (error?: Error) => {
+        if (client !== next) return;
+        client = undefined;
+        next.end().catch(() => undefined);
+        if (closed) return;
+        log.warn({ err: error }, "PostgreSQL notifications lost; reconnecting");
+        handlers.onGap();
+        timer = setTimeout(() => void connect().catch(() => lost()), 1000);
+      };
+      next.on("error", lost);
+      next.on("end", () => lost());
+      await next.connect();
+      await next.query(`LISTEN "${channel}"`);
+      client = next;
+      // What was written while no one listened is caught up with.
+      handlers.onGap();
+    };
+    await connect();
+    return {
+      listening: () => client !== undefined,
+      close: async () => {
+        closed = true;
+        clearTimeout(timer);
+        const last = client;
+        client = undefined;
+        await last?.end();
+      },
+    };
   }
 
   async close(): Promise<void> {
@@ -159,6 +291,7 @@ export class Database {
           }
           log.info({ schema, version }, "database migrated");
         }
+        this.#vector = await setUpVector(client, schema, log);
       } finally {
         await client.query("SELECT pg_advisory_unlock(hashtext($1))", [
           `talos-migrations:${schema}`,
@@ -167,5 +300,42 @@ export class Database {
     } finally {
       client.release();
     }
+  }
+}
+
+/**
+ * pgvector, where the server has it: the extension (if the connecting user may create it) and
+ * the column it searches. Without it, memory searches run in each instance's RAM.
+ */
+export async function setUpVector(
+  client: SqlClient,
+  schema: string,
+  log: Logger,
+): Promise<boolean> {
+  const { rows } = await client.query(
+    "SELECT 1 FROM pg_available_extensions WHERE name = 'vector'",
+  );
+  if (rows.length === 0) return false;
+  try {
+    await client.query("CREATE EXTENSION IF NOT EXISTS vector");
+    const { rows: installed } = await client.query<{ extversion: string }>(
+      "SELECT extversion FROM pg_extension WHERE extname = 'vector'",
+    );
+    const [major = 0, minor = 0] = (installed[0]?.extversion ?? "0").split(".").map(Number);
+    // 0.8 scans an HNSW index on past rows the filters (another repository's) leave out.
+    if (major === 0 && minor < 8) {
+      log.warn(
+        { version: installed[0]?.extversion },
+        "pgvector is older than 0.8; memory searches run in RAM",
+      );
+      return false;
+    }
+    await client.query(
+      `ALTER TABLE "${schema}".memory_records ADD COLUMN IF NOT EXISTS embedding_vector vector`,
+    );
+    return true;
+  } catch (error) {
+    log.warn({ err: error }, "pgvector is available but could not be set up; searching in RAM");
+    return false;
   }
 }

@@ -1,6 +1,6 @@
 import type { Context } from "probot";
 import type { BackfillRunner } from "../memory/backfill-runner.js";
-import type { MemoryRegistry } from "../memory/memory-registry.js";
+import type { MemoryService } from "../memory/memory-service.js";
 
 type InstallationEvent = "installation" | "installation_repositories";
 
@@ -25,7 +25,7 @@ interface InstallationPayload {
  */
 export function createInstallationChangedHandler(deps: {
   backfill: BackfillRunner;
-  memory: MemoryRegistry;
+  memory: MemoryService;
 }) {
   return async (context: Context<InstallationEvent>): Promise<void> => {
     const payload = context.payload as InstallationPayload;

@@ -13,7 +13,7 @@ import type { GitHubLimits } from "../github/create-octokit.js";
 import { toIssueInfo } from "../github/create-repo-client.js";
 import { loadRepoConfig } from "../github/load-repo-config.js";
 import type { MarkdownService } from "../markdown/markdown-workers.js";
-import type { MemoryRegistry } from "../memory/memory-registry.js";
+import type { MemoryService } from "../memory/memory-service.js";
 import { openRepoMemory } from "../memory/open-repo-memory.js";
 import { jobAssistant } from "./job-assistant.js";
 import {
@@ -42,7 +42,7 @@ export interface CommentHandlerDeps {
   budgets: TokenBudgets;
   commands: CommandRegistry;
   assistant: Assistant | undefined;
-  memory: MemoryRegistry;
+  memory: MemoryService;
   markdown: MarkdownService;
   limits: GitHubLimits;
   clock: Clock;

@@ -10,7 +10,7 @@ import type { GitHubLimits } from "../github/create-octokit.js";
 import { createRepoClient, toIssueInfo } from "../github/create-repo-client.js";
 import { loadRepoConfig } from "../github/load-repo-config.js";
 import type { MarkdownService } from "../markdown/markdown-workers.js";
-import type { MemoryRegistry } from "../memory/memory-registry.js";
+import type { MemoryService } from "../memory/memory-service.js";
 import { openRepoMemory } from "../memory/open-repo-memory.js";
 import { isBotSender } from "./guard-event.js";
 import { jobAssistant } from "./job-assistant.js";
@@ -30,7 +30,7 @@ const IssueOpened = z.object({
 export interface IssuesOpenedDeps {
   assistant: Assistant | undefined;
   budgets: TokenBudgets;
-  memory: MemoryRegistry;
+  memory: MemoryService;
   budget: AutomationBudget;
   identity: AppIdentityLoader;
   markdown: MarkdownService;

@@ -1,7 +1,7 @@
 import type { Context } from "probot";
 import { z } from "zod";
 import type { BackfillRunner } from "../memory/backfill-runner.js";
-import type { MemoryRegistry } from "../memory/memory-registry.js";
+import type { MemoryService } from "../memory/memory-service.js";
 import { InstallationPayload, readPayload, RepositoryPayload } from "./read-payload.js";
 
 export type RepositoryChangedEvent =
@@ -21,7 +21,7 @@ const RepositoryChanged = z.object({
  */
 export function createRepositoryChangedHandler(deps: {
   backfill: BackfillRunner;
-  memory: MemoryRegistry;
+  memory: MemoryService;
 }) {
   return async (context: Context<RepositoryChangedEvent>): Promise<void> => {
     const { action, repository, installation } = readPayload(RepositoryChanged, context.payload);

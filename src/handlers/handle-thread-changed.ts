@@ -3,7 +3,7 @@ import { z } from "zod";
 import { toIssueInfo } from "../github/create-repo-client.js";
 import { loadRepoConfig } from "../github/load-repo-config.js";
 import { issueMemoryId, toIssueMemory } from "../memory/memory-inputs.js";
-import type { MemoryRegistry } from "../memory/memory-registry.js";
+import type { MemoryService } from "../memory/memory-service.js";
 import { openRepoMemory } from "../memory/open-repo-memory.js";
 import {
   InstallationPayload,
@@ -34,7 +34,7 @@ const ThreadChanged = z.object({
  * pull request, update their record; a deleted or transferred issue leaves. (An opened or
  * reopened pull request is remembered by the pull-request handler.)
  */
-export function createThreadChangedHandler(deps: { memory: MemoryRegistry }) {
+export function createThreadChangedHandler(deps: { memory: MemoryService }) {
   return async (context: Context<ThreadChangedEvent>): Promise<void> => {
     const payload = readPayload(ThreadChanged, context.payload);
     const { config } = await loadRepoConfig(context);

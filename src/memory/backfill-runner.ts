@@ -9,11 +9,12 @@ import {
   type BackfillState,
 } from "./backfill-repository.js";
 import type { LegacyMemory } from "./legacy-memory.js";
-import type { MemoryNamespace, MemoryRegistry } from "./memory-registry.js";
+import type { MemoryNamespace } from "./memory-registry.js";
+import type { MemoryService } from "./memory-service.js";
 import { MemoryDeletedError } from "./memory-store.js";
 
 export interface BackfillRunnerOptions {
-  memory: MemoryRegistry;
+  memory: MemoryService;
   /** The client of an installation (Probot's `app.auth`). */
   auth: (installation: number) => Promise<Octokit>;
   max: number;

@@ -75,17 +75,35 @@ export function searchHybrid(
 ): HybridHit[] {
   const fusion = options.fusion ?? DEFAULT_FUSION;
   const pool = Math.max(fusion.pool, options.k);
-  const keyword = indexes.keywords.search(query, pool, options.accept);
-  const cosine = new Map(semantic.map((hit) => [hit.id, hit.score]));
-  const keywordIds = new Set(keyword.map((hit) => hit.id));
+  const keyword = indexes.keywords.search(query, pool, options.accept).map((hit) => hit.id);
   const shared =
     options.nearDuplicatesFirst === false
       ? new Map<string, number>()
       : indexes.duplicates.match(query, options.accept);
+  return orderHits({ semantic, keyword, shared }, options);
+}
+
+/** The three rankings of a search, however they were found (in RAM, or by SQL). */
+export interface Rankings {
+  /** By cosine, best first. */
+  semantic: ReadonlyArray<{ id: string; score: number }>;
+  /** By keywords (BM25 or the database's text ranking), best first. */
+  keyword: readonly string[];
+  /** Near-exact duplicates, by fingerprints shared with the query, most first. */
+  shared: ReadonlyMap<string, number>;
+}
+
+/** Near-exact duplicates first, then the fusion of the vector and keyword rankings. */
+export function orderHits(
+  { semantic, keyword, shared }: Rankings,
+  options: Pick<HybridSearchOptions, "k" | "scoreOf" | "fusion">,
+): HybridHit[] {
+  const cosine = new Map(semantic.map((hit) => [hit.id, hit.score]));
+  const keywordIds = new Set(keyword);
   const order = fuseRankings(
     semantic.map((hit) => hit.id),
-    keyword.map((hit) => hit.id),
-    fusion,
+    keyword,
+    options.fusion ?? DEFAULT_FUSION,
   );
   const rest = order.filter((id) => !shared.has(id));
   const ids = [...shared.keys(), ...rest].slice(0, options.k);
@@ -95,6 +113,20 @@ export function searchHybrid(
     keyword: keywordIds.has(id) || shared.has(id),
     shared: shared.get(id) ?? 0,
   }));
+}
+
+// Up to this many words, a keyword (BM25) hit is kept below `minScore`: embeddings of a short
+// query are vague, and its words are the better signal. A longer query (an issue's text) shares
+// some word with almost anything, so there a keyword hit must reach `minScore` like any other.
+const SHORT_QUERY_WORDS = 4;
+
+/**
+ * Which hits a search with `minScore` (a cosine) keeps: near-exact duplicates and, for a short
+ * query, keyword hits, below it too.
+ */
+export function keepsHit(query: string, minScore = -1): (hit: HybridHit) => boolean {
+  const short = query.trim().split(/\s+/).length <= SHORT_QUERY_WORDS;
+  return (hit) => hit.shared > 0 || (short && hit.keyword) || hit.score >= minScore;
 }
 
 /** `vector` scaled to length 1 (a zero vector stays zero), as float32. */

@@ -24,6 +24,7 @@ import {
 } from "./legacy-memory.js";
 import { MemoryDeletedError } from "./memory-store.js";
 import { RepositoryMemory } from "./repository-memory.js";
+import type { MemoryService } from "./memory-service.js";
 import { createFullCollection } from "./full-collection.js";
 import { SNAPSHOT_FILES } from "./memory-snapshot.js";
 import { MANIFEST, VectraMemoryStore } from "./vectra-memory-store.js";
@@ -120,7 +121,7 @@ const NAME = /^(?!\.{1,2}\/)[A-Za-z0-9._-]{1,100}\/(?!\.{1,2}$)[A-Za-z0-9._-]{1,
  * - Name-keyed directories of earlier versions are moved aside on first use (`migrate`), and
  *   adopted by the first open of the repository they belong to (see legacy-memory.ts).
  */
-export class MemoryRegistry {
+export class MemoryRegistry implements MemoryService {
   readonly #options: MemoryRegistryOptions;
   readonly #maxOpenBytes: number;
   readonly #collectGarbage: () => void;
@@ -277,6 +278,10 @@ export class MemoryRegistry {
     });
     if (removed) this.#options.log.info({ installation }, "installation's memories deleted");
     return removed;
+  }
+
+  locationOf(namespace: MemoryNamespace): string {
+    return this.directoryOf(namespace);
   }
 
   directoryOf(namespace: MemoryNamespace): string {

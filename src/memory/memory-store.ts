@@ -74,6 +74,24 @@ export class InvalidMemoryError extends Error {
   override name = "InvalidMemoryError";
 }
 
+const ID = /^[\w.:-]{1,200}$/;
+/** A memory's text is cut here: an issue's title and description, not a whole thread. */
+const MAX_TEXT = 20_000;
+
+/** A memory as stored: its text trimmed and cut, its time in ISO form; or why it cannot be. */
+export function validateMemory(input: MemoryInput): MemoryRecord {
+  if (!ID.test(input.id))
+    throw new InvalidMemoryError(`memory id ${JSON.stringify(input.id)} is not valid`);
+  if (!MEMORY_KINDS.includes(input.kind))
+    throw new InvalidMemoryError(`memory kind ${JSON.stringify(input.kind)} is not valid`);
+  const text = input.text.trim().slice(0, MAX_TEXT);
+  if (!text) throw new InvalidMemoryError(`memory ${input.id} has no text`);
+  const createdAt = new Date(input.createdAt);
+  if (Number.isNaN(createdAt.getTime()))
+    throw new InvalidMemoryError(`memory ${input.id} has no valid created time`);
+  return { ...input, text, createdAt: createdAt.toISOString() };
+}
+
 /** The memory was deleted (with its repository or installation) after this handle was opened. */
 export class MemoryDeletedError extends Error {
   override name = "MemoryDeletedError";

@@ -1,5 +1,5 @@
 import type { RepoConfig } from "../config.js";
-import type { MemoryRegistry } from "./memory-registry.js";
+import type { MemoryService } from "./memory-service.js";
 import type { MemoryStore } from "./memory-store.js";
 
 /** The parts of a webhook payload's `repository` that name its memory. */
@@ -16,7 +16,7 @@ export interface PayloadRepository {
  * text; the name it carries now is recorded for display, so a rename keeps the memory.
  */
 export async function openRepoMemory(
-  registry: MemoryRegistry,
+  registry: MemoryService,
   event: { installation: number; repository: PayloadRepository },
   config: RepoConfig,
 ): Promise<MemoryStore | undefined> {

@@ -9,10 +9,9 @@ import { describeEmbedder, type Embedder } from "./embedder.js";
 import { Bm25Index, type Bm25Part } from "./bm25-index.js";
 import { RecordTable } from "./record-table.js";
 import type { ScanHelper } from "./scan-helper.js";
-import { DEFAULT_FUSION, dot, searchHybrid, unitVector } from "./hybrid-search.js";
+import { DEFAULT_FUSION, dot, keepsHit, searchHybrid, unitVector } from "./hybrid-search.js";
 import {
-  InvalidMemoryError,
-  MEMORY_KINDS,
+  validateMemory,
   withoutText,
   type MemoryInput,
   type MemoryKind,
@@ -150,16 +149,10 @@ type Op =
   | { type: "flush"; done: (error?: unknown) => void };
 
 export const MANIFEST = "manifest.json";
-const ID = /^[\w.:-]{1,200}$/;
-const MAX_TEXT = 20_000;
 const DEFAULT_SEGMENT_SIZE = 1_000;
 // Snapshot reads that did not match are tried again after each flush that was writing, this many
 // times, before the snapshot is called damaged: only flushes back to back could use them up.
 const MAX_REREADS = 3;
-// Up to this many words, a keyword (BM25) hit is kept below `minScore`: embeddings of a short
-// query are vague, and its words are the better signal. A longer query (an issue's text) shares
-// some word with almost anything, so there a keyword hit must reach `minScore` like any other.
-const SHORT_QUERY_WORDS = 4;
 // The int8 scan's best 4 × k are rescored with their float32 vectors: on the benchmark's data
 // and on embedded issue text this finds the exact top 5 at least 99% of the time.
 export const RESCORE_FACTOR = 4;
@@ -459,15 +452,13 @@ export class VectraMemoryStore implements MemoryStore {
       approximate.slice(0, rescored).map((c) => c.id),
     );
     const semantic = [...head, ...approximate.slice(rescored)];
-    const short = query.trim().split(/\s+/).length <= SHORT_QUERY_WORDS;
-    const minScore = options.minScore ?? -1;
     const scoreOf = (id: string) => {
       const stored = this.#records.get(id);
       const row = stored && this.#matrix.approximate(this.#slot(stored));
       return row ? dot(unit, row) : 0;
     };
     const hits = searchHybrid(indexes, query, semantic, { k, accept, scoreOf })
-      .filter((hit) => hit.shared > 0 || (short && hit.keyword) || hit.score >= minScore)
+      .filter(keepsHit(query, options.minScore))
       .slice(0, options.k);
     const exactHits = await this.#rescore(
       unit,
@@ -551,16 +542,7 @@ export class VectraMemoryStore implements MemoryStore {
 
   #validate(input: MemoryInput): MemoryRecord {
     if (this.#closed) throw new Error(`memory of ${this.#options.repo} is closed`);
-    if (!ID.test(input.id))
-      throw new InvalidMemoryError(`memory id ${JSON.stringify(input.id)} is not valid`);
-    if (!MEMORY_KINDS.includes(input.kind))
-      throw new InvalidMemoryError(`memory kind ${JSON.stringify(input.kind)} is not valid`);
-    const text = input.text.trim().slice(0, MAX_TEXT);
-    if (!text) throw new InvalidMemoryError(`memory ${input.id} has no text`);
-    const createdAt = new Date(input.createdAt);
-    if (Number.isNaN(createdAt.getTime()))
-      throw new InvalidMemoryError(`memory ${input.id} has no valid created time`);
-    return { ...input, text, createdAt: createdAt.toISOString() };
+    return validateMemory(input);
   }
 
   #run(

@@ -1,0 +1,728 @@
+import type { Logger } from "pino";
+import type { Metrics } from "../metrics/create-metrics.js";
+import type { BackfillState } from "../memory/backfill-repository.js";
+import { describeEmbedder, type Embedder } from "../memory/embedder.js";
+import {
+  DEFAULT_FUSION,
+  dot,
+  keepsHit,
+  orderHits,
+  searchHybrid,
+  unitVector,
+  type HybridHit,
+} from "../memory/hybrid-search.js";
+import type { MemoryNamespace, RepositoryRef, StoredNamespace } from "../memory/memory-registry.js";
+import type { MemoryService, RepoMemory } from "../memory/memory-service.js";
+import {
+  InvalidMemoryError,
+  MemoryDeletedError,
+  validateMemory,
+  type MemoryInput,
+  type MemoryRecord,
+  type MemoryStats,
+  type SearchHit,
+  type SearchOptions,
+} from "../memory/memory-store.js";
+import { fingerprintText, MAX_SHARED } from "../memory/near-duplicate.js";
+import type { ScanHelper } from "../memory/scan-helper.js";
+import { hashText } from "../memory/segment-words.js";
+import { MemoryMismatchError, RESCORE_FACTOR } from "../memory/vectra-memory-store.js";
+import type { MemoryDatabase, SqlClient } from "./database.js";
+import { MEMORY_CHANNEL, SyncedIndexes, toFloat32 } from "./synced-indexes.js";
+
+export interface PostgresMemoryOptions {
+  database: MemoryDatabase;
+  /** `TALOS_DATABASE_SCHEMA`, for messages. */
+  schema: string;
+  embedder: Embedder;
+  log: Logger;
+  metrics: Metrics;
+  /** The RAM the in-memory search indexes may take (TALOS_MEMORY_MAX_OPEN_MB), without pgvector. */
+  maxOpenBytes: number;
+  scanHelper?: ScanHelper | undefined;
+}
+
+// GitHub's own rules for owner and repository names.
+const NAME = /^(?!\.{1,2}\/)[A-Za-z0-9._-]{1,100}\/(?!\.{1,2}$)[A-Za-z0-9._-]{1,100}$/;
+/** How often a write retries when another instance changed a record it meant to keep. */
+const MAX_WRITE_TRIES = 3;
+/** The keyword ranking's text: the title weighs more, as the BM25 of the local store. */
+const WORDS = `setweight(to_tsvector('english', split_part(x.text, E'\\n', 1)), 'A')
+  || to_tsvector('english', x.text)`;
+
+interface RecordRow {
+  id: string;
+  kind: string;
+  text: string;
+  number: number | null;
+  author: string | null;
+  url: string | null;
+  created_at: string | Date;
+  state: string | null;
+  metadata: MemoryRecord["metadata"] | null;
+  embedding: Uint8Array;
+}
+
+const RECORD_COLUMNS =
+  "id, kind, text, number, author, url, created_at, state, metadata, embedding";
+
+/**
+ * Memory in PostgreSQL (DATABASE_URL), shared by every instance: records, their embeddings,
+ * notes and backfill progress, in tables whose rows row-level security keeps to their
+ * installation and repository. Every write is one transaction, durable on commit. Searches run
+ * in SQL with pgvector (HNSW), or else on each instance's in-RAM index of the repositories in
+ * use, which NOTIFY and a sequence number keep in step (see synced-indexes.ts).
+ */
+export class PostgresMemory implements MemoryService {
+  readonly #options: PostgresMemoryOptions;
+  readonly #indexes: SyncedIndexes | undefined;
+  readonly #dimensions = new Set<number>();
+
+  private constructor(options: PostgresMemoryOptions, indexes: SyncedIndexes | undefined) {
+    this.#options = options;
+    this.#indexes = indexes;
+  }
+
+  static async open(options: PostgresMemoryOptions): Promise<PostgresMemory> {
+    const indexes = options.database.vector
+      ? undefined
+      : await SyncedIndexes.open({
+          database: options.database,
+          dimension: options.embedder.dimension,
+          maxBytes: options.maxOpenBytes,
+          log: options.log,
+          scanHelper: options.scanHelper,
+        });
+    return new PostgresMemory(options, indexes);
+  }
+
+  get embedder(): Embedder {
+    return this.#options.embedder;
+  }
+
+  /** Searches run in SQL (pgvector), or in this instance's RAM. */
+  get searchesInSql(): boolean {
+    return this.#indexes === undefined;
+  }
+
+  /** The database's migrations ran when it opened. */
+  async migrate(): Promise<void> {}
+
+  async open(ref: RepositoryRef): Promise<RepoMemory> {
+    checkRef(ref);
+    const { embedder } = this.#options;
+    if (this.#options.database.vector) await this.#vectorIndex(embedder.dimension);
+    const generation = await this.#options.database
+      .inScope(ref, async (client) => {
+        await refuseGone(client, ref);
+        const found = await client.query<{
+          generation: string;
+          name: string;
+          model: string;
+          dimension: number;
+        }>(
+          `SELECT generation, name, model, dimension FROM memory_repositories
+          WHERE installation_id = $1 AND repository_id = $2`,
+          [ref.installation, ref.repository],
+        );
+        const row = found.rows[0];
+        if (!row) {
+          const made = await client.query<{ generation: string }>(
+            `INSERT INTO memory_repositories
+             (installation_id, repository_id, generation, name, model, dimension)
+           VALUES ($1, $2, nextval('memory_seq'), $3, $4, $5)
+           ON CONFLICT DO NOTHING RETURNING generation`,
+            [ref.installation, ref.repository, ref.name, embedder.model, embedder.dimension],
+          );
+          await client.query(
+            `INSERT INTO memory_namespaces (installation_id, repository_id) VALUES ($1, $2)
+           ON CONFLICT DO NOTHING`,
+            [ref.installation, ref.repository],
+          );
+          // Another instance made it first: that one is the memory.
+          if (!made.rows[0]) throw new RetryOpen();
+          return Number(made.rows[0].generation);
+        }
+        if (row.model !== embedder.model || row.dimension !== embedder.dimension)
+          throw new MemoryMismatchError(
+            `the memory of ${ref.name} in PostgreSQL was embedded with ${describeEmbedder(row)}, but the configured embedder is ${describeEmbedder(embedder)}; their vectors cannot be compared. Configure ${row.model} again, or delete the memory (talos memory delete) and run a backfill to rebuild it.`,
+          );
+        if (row.name !== ref.name)
+          await client.query(
+            "UPDATE memory_repositories SET name = $3 WHERE installation_id = $1 AND repository_id = $2",
+            [ref.installation, ref.repository, ref.name],
+          );
+        return Number(row.generation);
+      })
+      .catch((error: unknown) => {
+        if (error instanceof RetryOpen) return undefined;
+        throw error;
+      });
+    if (generation === undefined) return this.open(ref);
+    return new PostgresRepositoryMemory(this.#options, this.#indexes, ref, generation);
+  }
+
+  async rename(ref: RepositoryRef): Promise<boolean> {
+    checkRef(ref);
+    return this.#options.database.inScope(ref, async (client) => {
+      const { rows } = await client.query(
+        `UPDATE memory_repositories SET name = $3
+          WHERE installation_id = $1 AND repository_id = $2 RETURNING 1`,
+        [ref.installation, ref.repository, ref.name],
+      );
+      return rows.length > 0;
+    });
+  }
+
+  async delete(
+    namespace: MemoryNamespace & { name?: string | undefined },
+    { forever = false } = {},
+  ): Promise<boolean> {
+    const ns = { installation: namespace.installation, repository: namespace.repository };
+    checkIds(ns);
+    const removed = await this.#options.database.inScope(ns, async (client) => {
+      const { rows } = await client.query(
+        `DELETE FROM memory_repositories WHERE installation_id = $1 AND repository_id = $2
+         RETURNING 1`,
+        [ns.installation, ns.repository],
+      );
+      await client.query(
+        forever
+          ? `INSERT INTO memory_namespaces (installation_id, repository_id, gone) VALUES ($1, $2, true)
+             ON CONFLICT (installation_id, repository_id) DO UPDATE SET gone = true`
+          : "DELETE FROM memory_namespaces WHERE installation_id = $1 AND repository_id = $2",
+        [ns.installation, ns.repository],
+      );
+      await notify(client, ns);
+      return rows.length > 0;
+    });
+    this.#indexes?.drop(ns);
+    if (removed) this.#options.log.info({ memory: keyOf(ns) }, "memory deleted");
+    return removed;
+  }
+
+  async deleteInstallation(installation: number): Promise<boolean> {
+    if (!Number.isSafeInteger(installation) || installation <= 0)
+      throw new Error(`not an installation id: ${installation}`);
+    // Marked first: no repository of it opens from here on, on any instance.
+    const repositories = await this.#options.database.inScope({ installation }, async (client) => {
+      await client.query(
+        `INSERT INTO memory_namespaces (installation_id, repository_id, gone) VALUES ($1, 0, true)
+         ON CONFLICT (installation_id, repository_id) DO UPDATE SET gone = true`,
+        [installation],
+      );
+      const { rows } = await client.query<{ repository_id: string }>(
+        "SELECT repository_id FROM memory_namespaces WHERE installation_id = $1 AND repository_id <> 0",
+        [installation],
+      );
+      return rows.map((row) => Number(row.repository_id));
+    });
+    let removed = false;
+    for (const repository of repositories)
+      if (await this.delete({ installation, repository }, { forever: true })) removed = true;
+    if (removed) this.#options.log.info({ installation }, "installation's memories deleted");
+    return removed;
+  }
+
+  async list(): Promise<StoredNamespace[]> {
+    // Which namespaces exist is readable in any scope; each one's name is in its own.
+    const namespaces = await this.#options.database.inScope({ installation: 0 }, async (client) => {
+      const { rows } = await client.query<{ installation_id: string; repository_id: string }>(
+        `SELECT installation_id, repository_id FROM memory_namespaces
+          WHERE NOT gone AND repository_id <> 0 ORDER BY installation_id, repository_id`,
+      );
+      return rows.map((row) => ({
+        installation: Number(row.installation_id),
+        repository: Number(row.repository_id),
+      }));
+    });
+    const found: StoredNamespace[] = [];
+    for (const namespace of namespaces) {
+      const name = await this.#options.database.inScope(namespace, async (client) => {
+        const { rows } = await client.query<{ name: string }>(
+          "SELECT name FROM memory_repositories WHERE installation_id = $1 AND repository_id = $2",
+          [namespace.installation, namespace.repository],
+        );
+        return rows[0]?.name;
+      });
+      if (name !== undefined) found.push({ ...namespace, name });
+    }
+    return found;
+  }
+
+  async listLegacy(): Promise<[]> {
+    return [];
+  }
+
+  readBackfillState(namespace: MemoryNamespace): Promise<BackfillState | undefined> {
+    return readBackfill(this.#options.database, namespace);
+  }
+
+  locationOf(namespace: MemoryNamespace): string {
+    return `PostgreSQL schema ${this.#options.schema}, memory ${keyOf(namespace)}`;
+  }
+
+  openStores(): { stores: number; bytes: number; inUse: number } {
+    return this.#indexes?.stats() ?? { stores: 0, bytes: 0, inUse: 0 };
+  }
+
+  /** Nothing to load ahead: pgvector searches in the database, and indexes load on first use. */
+  async warm(): Promise<number> {
+    return 0;
+  }
+
+  async closeAll(): Promise<void> {
+    await this.#indexes?.close();
+  }
+
+  /**
+   * The HNSW index of one embedding dimension (a partial index over the rows of that
+   * dimension), made by the schema's owner when a memory of that dimension first opens.
+   */
+  async #vectorIndex(dimension: number): Promise<void> {
+    if (this.#dimensions.has(dimension)) return;
+    checkDimension(dimension);
+    try {
+      await this.#options.database.asOwner(
+        `CREATE INDEX IF NOT EXISTS memory_records_hnsw_${dimension} ON memory_records
+           USING hnsw ((embedding_vector::halfvec(${dimension})) halfvec_cosine_ops)
+           WHERE dimension = ${dimension}`,
+      );
+    } catch (error) {
+      // Another instance made it at the same moment: it is there.
+      if ((error as { code?: string }).code !== "23505") throw error;
+    }
+    this.#dimensions.add(dimension);
+  }
+}
+
+/** A memory another instance made between this one's look and its insert: open it again. */
+class RetryOpen extends Error {}
+
+/** One repository's memory in PostgreSQL: a handle, valid while its memory's generation lives. */
+class PostgresRepositoryMemory implements RepoMemory {
+  readonly namespace: MemoryNamespace;
+  readonly name: string;
+  readonly #options: PostgresMemoryOptions;
+  readonly #indexes: SyncedIndexes | undefined;
+  readonly #generation: number;
+
+  constructor(
+    options: PostgresMemoryOptions,
+    indexes: SyncedIndexes | undefined,
+    ref: RepositoryRef,
+    generation: number,
+  ) {
+    this.#options = options;
+    this.#indexes = indexes;
+    this.namespace = { installation: ref.installation, repository: ref.repository };
+    this.name = ref.name;
+    this.#generation = generation;
+  }
+
+  get relatedScore(): number {
+    return this.#options.embedder.relatedScore;
+  }
+
+  async add(input: MemoryInput): Promise<MemoryRecord> {
+    const [record] = await this.addMany([input]);
+    return record!;
+  }
+
+  async addMany(inputs: MemoryInput[]): Promise<MemoryRecord[]> {
+    const started = performance.now();
+    const records = inputs.map((input) => {
+      if (input.repo.toLowerCase() !== this.name.toLowerCase())
+        throw new InvalidMemoryError(
+          `a memory of ${input.repo} cannot go into the memory of ${this.name}`,
+        );
+      return validateMemory(input);
+    });
+    // The last of a source given twice wins, as it would one after the other.
+    const latest = [...new Map(records.map((r) => [r.id, r])).values()];
+    for (let tries = 1; ; tries++) {
+      // Embedded outside the transaction (the model is slow), and only texts that changed.
+      const kept = await this.#hashes(latest.map((r) => r.id));
+      const hashes = latest.map((r) => hashText(r.text));
+      const stale = latest.filter((r, i) => kept.get(r.id) !== hashes[i]);
+      const vectors = await this.#options.embedder.embed(stale.map((r) => r.text));
+      const fresh = new Map(stale.map((r, i) => [r.id, unitVector(vectors[i]!)]));
+      const written = await this.#write(async (client) => {
+        // Another instance may have changed a record this meant to keep the vector of.
+        const reused = latest.filter((r) => !fresh.has(r.id)).map((r) => r.id);
+        if (
+          reused.length > 0 &&
+          !sameHashes(await hashesIn(client, this.namespace, reused), kept, reused)
+        )
+          return false;
+        await client.query(this.#upsertSql(), [
+          this.namespace.installation,
+          this.namespace.repository,
+          this.#options.embedder.dimension,
+          JSON.stringify(latest.map((r, i) => toRow(r, hashes[i]!, fresh.get(r.id)))),
+        ]);
+        return true;
+      });
+      if (written) break;
+      if (tries >= MAX_WRITE_TRIES)
+        throw new Error(`memory of ${this.name}: records kept changing under this write`);
+    }
+    await this.#indexes?.written(this.namespace);
+    const seconds = (performance.now() - started) / 1000;
+    for (let i = 0; i < records.length; i++)
+      this.#options.metrics.memoryAddDuration.observe(seconds / records.length);
+    return records;
+  }
+
+  async remove(id: string): Promise<boolean> {
+    const removed = await this.#write(async (client) => {
+      const { rows } = await client.query(
+        `UPDATE memory_records SET removed = true, seq = nextval('memory_seq'), text = NULL,
+                hash = NULL, embedding = NULL, fingerprints = '{}', words = NULL
+                ${this.#options.database.vector ? ", embedding_vector = NULL" : ""}
+          WHERE installation_id = $1 AND repository_id = $2 AND id = $3 AND NOT removed
+          RETURNING 1`,
+        [this.namespace.installation, this.namespace.repository, id],
+      );
+      return rows.length > 0;
+    });
+    await this.#indexes?.written(this.namespace);
+    return removed;
+  }
+
+  async get(id: string): Promise<MemoryRecord | undefined> {
+    const [row] = await this.#rows(`id = $3`, [id]);
+    return row && toRecord(row, this.name);
+  }
+
+  async list(): Promise<MemoryRecord[]> {
+    return (await this.#rows("true", [])).map((row) => toRecord(row, this.name));
+  }
+
+  /**
+   * Near-exact duplicates first, then the vector and keyword rankings fused, as the local store
+   * ranks (hybrid-search.ts); the hits' cosines are exact, from their float32 vectors.
+   */
+  async search(query: string, options: SearchOptions): Promise<SearchHit[]> {
+    const [vector] = await this.#options.embedder.embed([query]);
+    const unit = unitVector(vector!);
+    const k = Math.max(options.k, DEFAULT_FUSION.pool);
+    const ranked = this.#indexes
+      ? await this.#searchInRam(query, unit, options, k)
+      : await this.#searchInSql(query, unit, options, k);
+    const hits = ranked.filter(keepsHit(query, options.minScore)).slice(0, options.k);
+    const rows = new Map(
+      (await this.#rows("id = ANY($3)", [hits.map((hit) => hit.id)])).map((row) => [row.id, row]),
+    );
+    return hits.flatMap((hit) => {
+      const row = rows.get(hit.id);
+      if (!row) return [];
+      const score = dot(unit, toFloat32(row.embedding));
+      return [{ record: toRecord(row, this.name), score, keyword: hit.keyword }];
+    });
+  }
+
+  async stats(): Promise<MemoryStats> {
+    const rows = await this.#options.database.inScope(this.namespace, async (client) => {
+      const result = await client.query<{ kind: string; n: string; bytes: string }>(
+        `SELECT kind, count(*) AS n,
+                coalesce(sum(octet_length(text) + octet_length(embedding)), 0) AS bytes
+           FROM memory_records
+          WHERE installation_id = $1 AND repository_id = $2 AND NOT removed GROUP BY kind`,
+        [this.namespace.installation, this.namespace.repository],
+      );
+      return result.rows;
+    });
+    const byKind = Object.fromEntries(rows.map((row) => [row.kind, Number(row.n)]));
+    return {
+      records: rows.reduce((sum, row) => sum + Number(row.n), 0),
+      byKind,
+      pending: 0,
+      segments: 0,
+      bytesOnDisk: rows.reduce((sum, row) => sum + Number(row.bytes), 0),
+      bytesInRam: this.#indexes?.stats().bytes ?? 0,
+      model: this.#options.embedder.model,
+      dimension: this.#options.embedder.dimension,
+    };
+  }
+
+  /** Every write is durable once its transaction commits. */
+  async flush(): Promise<void> {}
+
+  async warm(): Promise<void> {
+    await this.#indexes?.get(this.namespace);
+  }
+
+  readBackfillState(): Promise<BackfillState | undefined> {
+    return readBackfill(this.#options.database, this.namespace);
+  }
+
+  async saveBackfillState(state: BackfillState): Promise<void> {
+    await this.#write(async (client) => {
+      await client.query(
+        "UPDATE memory_repositories SET backfill = $3 WHERE installation_id = $1 AND repository_id = $2",
+        [this.namespace.installation, this.namespace.repository, JSON.stringify(state)],
+      );
+    });
+  }
+
+  /**
+   * A write in a transaction holding this memory's row: writes of one memory take turns, so
+   * their sequence numbers are in commit order, and one after the memory's deletion fails.
+   */
+  #write<T>(work: (client: SqlClient) => Promise<T>): Promise<T> {
+    return this.#options.database.inScope(this.namespace, async (client) => {
+      const { rows } = await client.query<{ generation: string }>(
+        `SELECT generation FROM memory_repositories
+          WHERE installation_id = $1 AND repository_id = $2 FOR UPDATE`,
+        [this.namespace.installation, this.namespace.repository],
+      );
+      if (Number(rows[0]?.generation ?? 0) !== this.#generation)
+        throw new MemoryDeletedError(`the memory of ${this.name} was deleted`);
+      const result = await work(client);
+      if (this.#indexes) await notify(client, this.namespace);
+      return result;
+    });
+  }
+
+  async #hashes(ids: string[]): Promise<Map<string, string>> {
+    return this.#options.database.inScope(this.namespace, (client) =>
+      hashesIn(client, this.namespace, ids),
+    );
+  }
+
+  #rows(where: string, values: unknown[]): Promise<RecordRow[]> {
+    return this.#options.database.inScope(this.namespace, async (client) => {
+      const { rows } = await client.query<RecordRow>(
+        `SELECT ${RECORD_COLUMNS} FROM memory_records
+          WHERE installation_id = $1 AND repository_id = $2 AND NOT removed AND ${where}
+          ORDER BY id`,
+        [this.namespace.installation, this.namespace.repository, ...values],
+      );
+      return rows;
+    });
+  }
+
+  /** One statement for the batch: rows come as JSON, vectors as base64 float32 bytes. */
+  #upsertSql(): string {
+    const vector = this.#options.database.vector;
+    return `INSERT INTO memory_records (installation_id, repository_id, id, seq, removed, kind,
+              text, hash, number, author, url, created_at, state, metadata, dimension,
+              embedding, fingerprints, words${vector ? ", embedding_vector" : ""})
+            SELECT $1, $2, x.id, nextval('memory_seq'), false, x.kind, x.text, x.hash, x.number,
+                   x.author, x.url, x.created_at, x.state, x.metadata, $3,
+                   decode(x.e, 'base64'), x.fp, ${vector ? WORDS : "NULL"}
+                   ${vector ? ", x.v::vector" : ""}
+              FROM jsonb_to_recordset($4::jsonb) AS x(id text, kind text, text text, hash text,
+                   number int, author text, url text, created_at timestamptz, state text,
+                   metadata jsonb, e text, v text, fp text[])
+            ON CONFLICT (installation_id, repository_id, id) DO UPDATE SET
+              seq = EXCLUDED.seq, removed = false, kind = EXCLUDED.kind, text = EXCLUDED.text,
+              hash = EXCLUDED.hash, number = EXCLUDED.number, author = EXCLUDED.author,
+              url = EXCLUDED.url, created_at = EXCLUDED.created_at, state = EXCLUDED.state,
+              metadata = EXCLUDED.metadata, dimension = EXCLUDED.dimension,
+              embedding = coalesce(EXCLUDED.embedding, memory_records.embedding),
+              fingerprints = EXCLUDED.fingerprints, words = EXCLUDED.words
+              ${vector ? ", embedding_vector = coalesce(EXCLUDED.embedding_vector, memory_records.embedding_vector)" : ""}`;
+  }
+
+  async #searchInRam(
+    query: string,
+    unit: Float32Array,
+    options: SearchOptions,
+    k: number,
+  ): Promise<HybridHit[]> {
+    const index = await this.#indexes!.get(this.namespace);
+    const accept = index.accepter(options);
+    const approximate = index.matrix.candidates(unit, k, accept);
+    // The head of the int8 ranking, rescored exactly: the order the fusion reads matters most there.
+    const rescored = RESCORE_FACTOR * options.k;
+    const head = (
+      await this.#rows("id = ANY($3)", [approximate.slice(0, rescored).map((c) => c.id)])
+    )
+      .map((row) => ({ id: row.id, score: dot(unit, toFloat32(row.embedding)) }))
+      .sort((a, b) => b.score - a.score);
+    const semantic = [...head, ...approximate.slice(rescored)];
+    return searchHybrid(index, query, semantic, {
+      k,
+      accept,
+      scoreOf: (id) => index.approximateScore(id, unit),
+    });
+  }
+
+  /** The three rankings in SQL, in one transaction: HNSW, text search and shared fingerprints. */
+  async #searchInSql(
+    query: string,
+    unit: Float32Array,
+    options: SearchOptions,
+    k: number,
+  ): Promise<HybridHit[]> {
+    const dimension = this.#options.embedder.dimension;
+    checkDimension(dimension);
+    const literal = `[${Array.from(unit).join(",")}]`;
+    const filters = (r: string) => `${r}.installation_id = $1 AND ${r}.repository_id = $2
+      AND NOT ${r}.removed AND ($3::text[] IS NULL OR ${r}.kind = ANY($3))
+      AND ($4::text IS NULL OR ${r}.state = $4) AND ($5::timestamptz IS NULL OR ${r}.created_at >= $5)
+      AND NOT (${r}.id = ANY($6::text[]))`;
+    const values = [
+      this.namespace.installation,
+      this.namespace.repository,
+      options.kinds ? [...options.kinds] : null,
+      options.state ?? null,
+      options.since ?? null,
+      [...(options.excludeIds ?? [])],
+    ];
+    const cosine = `1 - (r.embedding_vector <=> $7::vector)`;
+    return this.#options.database.inScope(this.namespace, async (client) => {
+      // Filtered HNSW scans go on past the first candidates until enough rows pass the filters.
+      await client.query("SET LOCAL hnsw.iterative_scan = relaxed_order");
+      const semantic = await client.query<{ id: string; score: number }>(
+        `SELECT r.id, (${cosine})::float8 AS score FROM memory_records r
+          WHERE ${filters("r")} AND r.dimension = ${dimension}
+          ORDER BY r.embedding_vector::halfvec(${dimension}) <=> $7::halfvec(${dimension})
+          LIMIT ${k}`,
+        [...values, literal],
+      );
+      const keyword = await client.query<{ id: string; score: number }>(
+        `WITH q AS (SELECT to_tsquery('simple', coalesce((SELECT string_agg(quote_literal(l), ' | ')
+                      FROM unnest(tsvector_to_array(to_tsvector('english', $8))) l), '')) AS q)
+         SELECT r.id, (${cosine})::float8 AS score FROM memory_records r, q
+          WHERE ${filters("r")} AND r.words @@ q.q
+          ORDER BY ts_rank(r.words, q.q, 1) DESC, r.id LIMIT ${k}`,
+        [...values, literal, query.slice(0, 20_000)],
+      );
+      // A fingerprint held by more than MAX_SHARED records is common, not a sign of a duplicate.
+      const shared = await client.query<{ id: string; shared: number; score: number }>(
+        `WITH q AS (SELECT DISTINCT unnest($8::text[]) AS f),
+              holders AS (SELECT h.id, q.f FROM memory_records h JOIN q ON h.fingerprints @> ARRAY[q.f]
+                           WHERE h.installation_id = $1 AND h.repository_id = $2 AND NOT h.removed),
+              rare AS (SELECT f FROM holders GROUP BY f HAVING count(*) <= ${MAX_SHARED}),
+              matched AS (SELECT id, count(*)::int AS shared FROM holders
+                           WHERE f IN (SELECT f FROM rare) GROUP BY id)
+         SELECT r.id, m.shared, (${cosine})::float8 AS score
+           FROM matched m JOIN memory_records r ON r.id = m.id
+          WHERE ${filters("r")} ORDER BY m.shared DESC, r.id`,
+        [...values, literal, fingerprintText(query)],
+      );
+      const scores = new Map(
+        [...keyword.rows, ...shared.rows].map((row) => [row.id, Number(row.score)]),
+      );
+      return orderHits(
+        {
+          semantic: semantic.rows.map((row) => ({ id: row.id, score: Number(row.score) })),
+          keyword: keyword.rows.map((row) => row.id),
+          shared: new Map(shared.rows.map((row) => [row.id, row.shared])),
+        },
+        { k, scoreOf: (id) => scores.get(id) ?? 0 },
+      );
+    });
+  }
+}
+
+async function hashesIn(
+  client: SqlClient,
+  namespace: MemoryNamespace,
+  ids: string[],
+): Promise<Map<string, string>> {
+  const { rows } = await client.query<{ id: string; hash: string }>(
+    `SELECT id, hash FROM memory_records
+      WHERE installation_id = $1 AND repository_id = $2 AND id = ANY($3) AND NOT removed`,
+    [namespace.installation, namespace.repository, ids],
+  );
+  return new Map(rows.map((row) => [row.id, row.hash]));
+}
+
+function sameHashes(now: Map<string, string>, before: Map<string, string>, ids: string[]) {
+  return ids.every((id) => now.get(id) !== undefined && now.get(id) === before.get(id));
+}
+
+/** Announces a write (delivered on commit) to the instances that keep this memory's index. */
+async function notify(client: SqlClient, namespace: MemoryNamespace): Promise<void> {
+  await client.query("SELECT pg_notify($1, $2)", [
+    MEMORY_CHANNEL,
+    JSON.stringify({ i: namespace.installation, r: namespace.repository }),
+  ]);
+}
+
+async function refuseGone(client: SqlClient, ref: RepositoryRef): Promise<void> {
+  const { rows } = await client.query(
+    `SELECT 1 FROM memory_namespaces
+      WHERE installation_id = $1 AND repository_id IN (0, $2) AND gone`,
+    [ref.installation, ref.repository],
+  );
+  if (rows.length > 0) throw new MemoryDeletedError(`the memory of ${ref.name} was deleted`);
+}
+
+function readBackfill(
+  database: MemoryDatabase,
+  namespace: MemoryNamespace,
+): Promise<BackfillState | undefined> {
+  checkIds(namespace);
+  return database.inScope(namespace, async (client) => {
+    const { rows } = await client.query<{ backfill: BackfillState | null }>(
+      "SELECT backfill FROM memory_repositories WHERE installation_id = $1 AND repository_id = $2",
+      [namespace.installation, namespace.repository],
+    );
+    return rows[0]?.backfill ?? undefined;
+  });
+}
+
+function toRow(record: MemoryRecord, hash: string, unit: Float32Array | undefined) {
+  return {
+    id: record.id,
+    kind: record.kind,
+    text: record.text,
+    hash,
+    number: record.number ?? null,
+    author: record.author ?? null,
+    url: record.url ?? null,
+    created_at: record.createdAt,
+    state: record.state ?? null,
+    metadata: record.metadata ?? null,
+    e: unit ? Buffer.from(unit.buffer, unit.byteOffset, unit.byteLength).toString("base64") : null,
+    v: unit ? `[${Array.from(unit).join(",")}]` : null,
+    fp: fingerprintText(record.text),
+  };
+}
+
+function toRecord(row: RecordRow, repo: string): MemoryRecord {
+  const record: MemoryRecord = {
+    id: row.id,
+    kind: row.kind as MemoryRecord["kind"],
+    text: row.text,
+    repo,
+    createdAt: new Date(row.created_at).toISOString(),
+  };
+  if (row.number !== null) record.number = row.number;
+  if (row.author !== null) record.author = row.author;
+  if (row.url !== null) record.url = row.url;
+  if (row.state !== null) record.state = row.state;
+  if (row.metadata !== null) record.metadata = row.metadata;
+  return record;
+}
+
+function checkIds(namespace: MemoryNamespace): void {
+  const { installation, repository } = namespace;
+  if (
+    !Number.isSafeInteger(installation) ||
+    installation <= 0 ||
+    !Number.isSafeInteger(repository) ||
+    repository <= 0
+  )
+    throw new Error(`not a memory namespace: ${installation}/${repository}`);
+}
+
+function checkRef(ref: RepositoryRef): void {
+  checkIds(ref);
+  if (!NAME.test(ref.name)) throw new Error(`not a repository name: ${JSON.stringify(ref.name)}`);
+}
+
+/** The dimension goes into SQL text (a type's modifier cannot be a parameter). */
+function checkDimension(dimension: number): void {
+  if (!Number.isInteger(dimension) || dimension <= 0 || dimension > 4000)
+    throw new Error(`an embedding dimension of ${dimension} cannot be indexed by pgvector`);
+}
+
+function keyOf({ installation, repository }: MemoryNamespace): string {
+  return `${installation}/${repository}`;
+}

@@ -1,0 +1,48 @@
+import type { BackfillProgress, BackfillState } from "./backfill-repository.js";
+import type { Embedder } from "./embedder.js";
+import type { LegacyMemory } from "./legacy-memory.js";
+import type { MemoryNamespace, RepositoryRef, StoredNamespace } from "./memory-registry.js";
+import type { MemoryStore } from "./memory-store.js";
+
+/** One repository's memory as callers hold it: its records and its backfill progress. */
+export interface RepoMemory extends MemoryStore, BackfillProgress {
+  readonly namespace: MemoryNamespace;
+  /** `owner/name` as the event that opened it spelled it. */
+  readonly name: string;
+}
+
+/**
+ * The memories of every repository: on local disk (MemoryRegistry), or with DATABASE_URL in
+ * PostgreSQL, shared by every instance (PostgresMemory). Callers name the namespace from the
+ * event's payload; nothing the model writes reaches this choice.
+ */
+export interface MemoryService {
+  readonly embedder: Embedder;
+  /** Work left from earlier versions or a crash; every other method waits for it. */
+  migrate(): Promise<void>;
+  open(ref: RepositoryRef): Promise<RepoMemory>;
+  /** Records a repository's new name, if it has a memory. */
+  rename(ref: RepositoryRef): Promise<boolean>;
+  /**
+   * Deletes a repository's memory and backfill progress; `forever` (the repository was deleted:
+   * its id never comes back) also refuses later opens. Handles opened before refuse to write.
+   */
+  delete(
+    namespace: MemoryNamespace & { name?: string | undefined },
+    options?: { forever?: boolean },
+  ): Promise<boolean>;
+  deleteInstallation(installation: number): Promise<boolean>;
+  /** Every namespace with a memory, with its recorded name. */
+  list(): Promise<StoredNamespace[]>;
+  /** Name-keyed memories of earlier versions waiting to be adopted (local disk only). */
+  listLegacy(): Promise<LegacyMemory[]>;
+  readBackfillState(namespace: MemoryNamespace): Promise<BackfillState | undefined>;
+  /** Where a namespace's memory is kept, for people: a directory, or the database's schema. */
+  locationOf(namespace: MemoryNamespace): string;
+  /** What is held in RAM now: open stores (or search indexes) and their estimated bytes. */
+  openStores(): { stores: number; bytes: number; inUse: number };
+  /** Loads ahead of first use what fits in RAM; resolves with how many. */
+  warm(): Promise<number>;
+  /** Flushes and releases everything (on shutdown). */
+  closeAll(): Promise<void>;
+}

@@ -1,0 +1,336 @@
+import { randomUUID } from "node:crypto";
+import pg from "pg";
+import { pino } from "pino";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { APP_ROLE, Database, type MemoryDatabase } from "../../src/database/database.js";
+import { PostgresMemory } from "../../src/database/postgres-memory.js";
+import { createLocalEmbedder } from "../../src/memory/local-embedder.js";
+import { MemoryDeletedError } from "../../src/memory/memory-store.js";
+import { MemoryMismatchError } from "../../src/memory/vectra-memory-store.js";
+import { createMetrics } from "../../src/metrics/create-metrics.js";
+import { openPgliteDatabase } from "../helpers/pglite-database.js";
+import { requirePostgres, TEST_DATABASE_URL } from "../helpers/shared-services.js";
+import { eventually } from "../helpers/eventually.js";
+import { countingEmbedder, issueMemory } from "../helpers/test-memory.js";
+
+const available = await requirePostgres("the PostgreSQL memory tests");
+const log = pino({ level: "silent" });
+
+const ISSUES: Array<[number, string]> = [
+  [1, "App crashes when saving a widget on Windows"],
+  [2, "Dark mode colours are wrong in the settings page"],
+  [3, "Saving a widget fails with permission denied"],
+  [4, "Add support for exporting widgets to CSV"],
+  [5, "Crash on startup after updating to 2.0"],
+];
+const ids = (hits: Array<{ record: { id: string } }>) => hits.map((h) => h.record.id);
+const REF = { installation: 1, repository: 10, name: "acme/widgets" };
+
+function openMemory(database: MemoryDatabase, embedder = createLocalEmbedder()) {
+  return PostgresMemory.open({
+    database,
+    schema: "talos",
+    embedder,
+    log,
+    metrics: createMetrics(),
+    maxOpenBytes: 64 * 2 ** 20,
+  });
+}
+
+/** What either search path must do, on a fresh namespace per test. */
+function memoryContract(setUp: () => { database: () => MemoryDatabase; next: () => number }) {
+  const context = setUp();
+  const fresh = async () => {
+    const memory = await openMemory(context.database());
+    const ref = { ...REF, repository: context.next() };
+    const repo = await memory.open(ref);
+    return { memory, repo, ref };
+  };
+
+  it("stores, finds, updates and removes memories, durable when add resolves", async () => {
+    const { memory, repo } = await fresh();
+    await repo.addMany(ISSUES.map(([n, text]) => issueMemory(n, text)));
+    const hits = await repo.search("saving a widget crashes on windows", { k: 2 });
+    expect(ids(hits)[0]).toBe("issue-1");
+    expect(hits[0]!.score).toBeGreaterThan(0.3);
+    expect(await repo.get("issue-4")).toEqual({
+      ...issueMemory(4, ISSUES[3]![1]),
+      createdAt: "2026-11-01T10:00:00.000Z",
+    });
+    // A new text replaces the old; the same text again is not embedded again.
+    await repo.add(issueMemory(2, "Export to PDF produces empty pages"));
+    expect((await repo.get("issue-2"))?.text).toBe("Export to PDF produces empty pages");
+    expect(ids(await repo.search("PDF export is empty", { k: 1 }))).toEqual(["issue-2"]);
+    expect(await repo.remove("issue-1")).toBe(true);
+    expect(await repo.remove("issue-1")).toBe(false);
+    expect(ids(await repo.search("saving a widget crashes on windows", { k: 5 }))).not.toContain(
+      "issue-1",
+    );
+    expect(await repo.get("issue-1")).toBeUndefined();
+    const stats = await repo.stats();
+    expect(stats.records).toBe(4);
+    expect(stats.byKind).toEqual({ issue: 4 });
+    expect((await repo.list()).map((r) => r.id)).toEqual([
+      "issue-2",
+      "issue-3",
+      "issue-4",
+      "issue-5",
+    ]);
+    await memory.closeAll();
+  });
+
+  it("applies the search's filters: kinds, state, time and excluded ids", async () => {
+    const { memory, repo } = await fresh();
+    await repo.addMany([
+      issueMemory(1, "Crash when saving a widget"),
+      issueMemory(2, "Crash when saving a widget twice", { state: "closed" }),
+      issueMemory(3, "Crash when saving a widget again", { createdAt: "2025-01-01T00:00:00Z" }),
+      {
+        ...issueMemory(4, "Crash when saving a widget: a note"),
+        id: "note-9",
+        kind: "note",
+      },
+    ]);
+    const query = "crash when saving a widget";
+    expect(ids(await repo.search(query, { k: 9, kinds: ["note"] }))).toEqual(["note-9"]);
+    expect(ids(await repo.search(query, { k: 9, state: "closed" }))).toEqual(["issue-2"]);
+    expect(ids(await repo.search(query, { k: 9, since: "2026-01-01T00:00:00Z" })).sort()).toEqual([
+      "issue-1",
+      "issue-2",
+      "note-9",
+    ]);
+    expect(
+      ids(await repo.search(query, { k: 9, excludeIds: ["issue-1", "note-9"] })).sort(),
+    ).toEqual(["issue-2", "issue-3"]);
+    await memory.closeAll();
+  });
+
+  it("ranks a record sharing the query's error line first, and finds by keywords alone", async () => {
+    const { memory, repo } = await fresh();
+    // Vectors that say nothing about the words: only keywords and fingerprints can find.
+    const blind = {
+      model: "blind",
+      relatedScore: 0.5,
+      dimension: 8,
+      embed: async (texts: string[]) =>
+        texts.map((text) =>
+          Float32Array.from({ length: 8 }, (_, i) => Math.sin(text.length * (i + 1))),
+        ),
+    };
+    const blindMemory = await openMemory(context.database(), blind);
+    const blindRepo = await blindMemory.open({ ...REF, repository: context.next() });
+    await blindRepo.addMany([
+      issueMemory(
+        1,
+        "Widgets vanish\n\nTypeError: Cannot read properties of undefined (reading 'frob')",
+      ),
+      issueMemory(2, "Exporting to CSV loses the header row"),
+      issueMemory(3, "Dark mode colours are wrong"),
+    ]);
+    const dup = await blindRepo.search(
+      "Crash\n\nTypeError: Cannot read properties of undefined (reading 'frob')",
+      { k: 3 },
+    );
+    expect(ids(dup)[0]).toBe("issue-1");
+    expect(dup[0]!.keyword).toBe(true);
+    const keyword = await blindRepo.search("csv header", { k: 1, minScore: 2 });
+    expect(ids(keyword)).toEqual(["issue-2"]);
+    await blindMemory.closeAll();
+    await memory.closeAll();
+    void repo;
+  });
+
+  it("keeps backfill progress, names, and refuses a deleted memory's writes", async () => {
+    const { memory, repo, ref } = await fresh();
+    expect(await repo.readBackfillState()).toBeUndefined();
+    await repo.saveBackfillState({ status: "running", page: 3, indexed: 200, repo: ref.name });
+    expect(await memory.readBackfillState(ref)).toMatchObject({ status: "running", page: 3 });
+    expect(await memory.rename({ ...ref, name: "acme/gadgets" })).toBe(true);
+    expect((await memory.list()).find((n) => n.repository === ref.repository)?.name).toBe(
+      "acme/gadgets",
+    );
+    await repo.add(issueMemory(1, "Crash on save"));
+    expect(await memory.delete(ref)).toBe(true);
+    await expect(repo.add(issueMemory(2, "Another"))).rejects.toBeInstanceOf(MemoryDeletedError);
+    await expect(repo.saveBackfillState({ status: "done", page: 9, indexed: 1 })).rejects.toThrow(
+      MemoryDeletedError,
+    );
+    // Removed from the installation, it may come back: empty.
+    const again = await memory.open(ref);
+    expect(await again.list()).toEqual([]);
+    expect(await again.readBackfillState()).toBeUndefined();
+    // Deleted for ever, it does not.
+    await memory.delete(ref, { forever: true });
+    await expect(memory.open(ref)).rejects.toBeInstanceOf(MemoryDeletedError);
+    await memory.closeAll();
+  });
+
+  it("refuses a memory embedded by another model", async () => {
+    const { memory, ref } = await fresh();
+    const other = await openMemory(context.database(), {
+      ...createLocalEmbedder(),
+      model: "another-model",
+    });
+    await expect(other.open(ref)).rejects.toBeInstanceOf(MemoryMismatchError);
+    await memory.closeAll();
+    await other.closeAll();
+  });
+
+  it("embeds only texts that changed", async () => {
+    const { embedder, texts } = countingEmbedder();
+    const memory = await openMemory(context.database(), embedder);
+    const repo = await memory.open({ ...REF, repository: context.next() });
+    await repo.add(issueMemory(1, "Crash on save"));
+    await repo.add(issueMemory(1, "Crash on save", { state: "closed" }));
+    expect(texts).toEqual(["Crash on save"]);
+    expect((await repo.get("issue-1"))?.state).toBe("closed");
+    await memory.closeAll();
+  });
+
+  it("deletes an installation's memories and refuses them afterwards", async () => {
+    const memory = await openMemory(context.database());
+    const installation = context.next();
+    const a = { installation, repository: 1, name: "acme/a" };
+    const b = { installation, repository: 2, name: "acme/b" };
+    await (await memory.open(a)).add({ ...issueMemory(1, "Crash"), repo: "acme/a" });
+    await (await memory.open(b)).add({ ...issueMemory(1, "Crash"), repo: "acme/b" });
+    expect(await memory.deleteInstallation(installation)).toBe(true);
+    await expect(memory.open(a)).rejects.toBeInstanceOf(MemoryDeletedError);
+    expect((await memory.list()).filter((n) => n.installation === installation)).toEqual([]);
+    await memory.closeAll();
+  });
+}
+
+describe("memory in PGlite with pgvector: similarity search in SQL", () => {
+  let pglite: Awaited<ReturnType<typeof openPgliteDatabase>>;
+  let next = 1000;
+  beforeAll(async () => {
+    pglite = await openPgliteDatabase();
+  }, 120_000);
+  afterAll(() => pglite?.close());
+
+  memoryContract(() => ({ database: () => pglite.database, next: () => next++ }));
+
+  it("searches through the HNSW index of the embedding's dimension", async () => {
+    const memory = await openMemory(pglite.database);
+    expect(memory.searchesInSql).toBe(true);
+    const repo = await memory.open({ ...REF, repository: next++ });
+    await repo.addMany(ISSUES.map(([n, text]) => issueMemory(n, text)));
+    const dimension = createLocalEmbedder().dimension;
+    const indexes = await pglite.owner.query<{ indexdef: string }>(
+      "SELECT indexdef FROM pg_indexes WHERE indexname = $1",
+      [`memory_records_hnsw_${dimension}`],
+    );
+    expect(indexes.rows[0]?.indexdef).toContain("USING hnsw");
+    // The planner may use it for the search's ordering (with a seq scan ruled out).
+    const unit = `[${Array.from({ length: dimension }, (_, i) => (i === 0 ? 1 : 0)).join(",")}]`;
+    const plan = await pglite.owner.transaction(async (tx) => {
+      await tx.exec(`SET LOCAL enable_seqscan = off; SET LOCAL search_path TO talos, public`);
+      return tx.query<{ "QUERY PLAN": string }>(
+        `EXPLAIN SELECT id FROM memory_records WHERE dimension = ${dimension}
+          ORDER BY embedding_vector::halfvec(${dimension}) <=> $1::halfvec(${dimension}) LIMIT 5`,
+        [unit],
+      );
+    });
+    expect(plan.rows.map((row) => row["QUERY PLAN"]).join("\n")).toContain(
+      `memory_records_hnsw_${dimension}`,
+    );
+    await memory.closeAll();
+  });
+
+  it("shows a transaction only its own repository's records (row-level security)", async () => {
+    const memory = await openMemory(pglite.database);
+    const repository = next++;
+    await (await memory.open({ ...REF, repository })).add(issueMemory(1, "Secret crash"));
+    const seen = (installation: number, repo: number) =>
+      pglite.database.inScope(
+        { installation, repository: repo },
+        async (client) => (await client.query("SELECT id FROM memory_records")).rows.length,
+      );
+    expect(await seen(1, repository)).toBe(1);
+    expect(await seen(1, repository + 1)).toBe(0);
+    expect(await seen(2, repository)).toBe(0);
+    await memory.closeAll();
+  });
+});
+
+describe.runIf(available)("memory in PostgreSQL without pgvector: synced indexes in RAM", () => {
+  const schema = `talos_test_${randomUUID().replaceAll("-", "").slice(0, 16)}`;
+  const opened: Database[] = [];
+  let database: Database;
+  let next = 1000;
+  const open = async () => {
+    const db = await Database.open({ url: TEST_DATABASE_URL, schema, log });
+    opened.push(db);
+    return db;
+  };
+  beforeAll(async () => {
+    database = await open();
+  });
+  afterAll(async () => {
+    for (const db of opened) await db.close();
+    const client = new pg.Client({ connectionString: TEST_DATABASE_URL });
+    await client.connect();
+    await client.query(`DROP SCHEMA IF EXISTS "${schema}" CASCADE`);
+    await client.end();
+  });
+
+  memoryContract(() => ({ database: () => database, next: () => next++ }));
+
+  it("finds through instance B a memory added through A, told by a notification", async () => {
+    const [a, b] = [await openMemory(await open()), await openMemory(await open())];
+    expect(b.searchesInSql).toBe(false);
+    const ref = { ...REF, repository: next++ };
+    const [repoA, repoB] = [await a.open(ref), await b.open(ref)];
+    await repoA.add(issueMemory(1, "Dark mode colours are wrong"));
+    // B's index is loaded and current: its next searches read nothing unless told.
+    expect(ids(await repoB.search("dark mode colours", { k: 3 }))).toEqual(["issue-1"]);
+    expect(b.openStores().stores).toBe(1);
+    await repoA.add(issueMemory(2, "App crashes when saving a widget on Windows"));
+    await eventually(
+      async () => ids(await repoB.search("saving a widget crashes", { k: 1 }))[0] === "issue-2",
+      "B to find A's memory",
+    );
+    // A removal and an update travel the same way.
+    await repoA.remove("issue-1");
+    await repoA.add(issueMemory(2, "Export to PDF produces empty pages"));
+    await eventually(async () => {
+      const hits = ids(await repoB.search("dark mode colours pdf export", { k: 5 }));
+      return !hits.includes("issue-1") && hits.includes("issue-2");
+    }, "B to see A's removal and update");
+    expect((await repoB.get("issue-2"))?.text).toBe("Export to PDF produces empty pages");
+    // Deleted through A: B's index empties, and B's handle may not write.
+    await a.delete(ref);
+    await eventually(
+      async () => (await repoB.search("pdf export", { k: 5 }).catch(() => [])).length === 0,
+      "B to drop the deleted memory",
+    );
+    await expect(repoB.add(issueMemory(3, "Late write"))).rejects.toBeInstanceOf(
+      MemoryDeletedError,
+    );
+    await a.closeAll();
+    await b.closeAll();
+  });
+
+  it("shows the app's role nothing of memory without the installation setting", async () => {
+    const memory = await openMemory(database);
+    await (await memory.open({ ...REF, repository: next++ })).add(issueMemory(1, "Secret crash"));
+    const client = new pg.Client({ connectionString: TEST_DATABASE_URL });
+    await client.connect();
+    try {
+      await client.query("BEGIN");
+      await client.query(`SET LOCAL ROLE ${APP_ROLE}`);
+      const records = await client.query(`SELECT * FROM "${schema}".memory_records`);
+      const repositories = await client.query(`SELECT * FROM "${schema}".memory_repositories`);
+      await client.query("ROLLBACK");
+      expect(records.rows).toEqual([]);
+      expect(repositories.rows).toEqual([]);
+      // As the owner, the rows are there.
+      const all = await client.query(`SELECT count(*)::int AS n FROM "${schema}".memory_records`);
+      expect(all.rows[0].n).toBeGreaterThan(0);
+    } finally {
+      await client.end();
+    }
+    await memory.closeAll();
+  });
+});
