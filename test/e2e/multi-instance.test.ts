@@ -281,6 +281,48 @@ describe.runIf(available)("several instances sharing Redis", () => {
     }
   }, 90_000);
 
+  it.runIf(withDatabase)("finds through one instance a memory added through another", async () => {
+    // Two instances still running (an earlier test killed one).
+    const [first, second] = servers.filter(
+      (s) => s.child.exitCode === null && s.child.signalCode === null,
+    );
+    const payload = webhookExample("issues", "opened", 2);
+    const title = "Crash when saving a file on Windows";
+    Object.assign(payload.issue, {
+      number: 300,
+      title,
+      body: `${title}. Steps to reproduce are in the attached log.`,
+      html_url: `https://github.com/${REPO}/issues/300`,
+    });
+    const added = await sendWebhook(
+      first!.url,
+      { id: `memory-${randomUUID()}`, event: "issues", payload },
+      signed,
+    );
+    expect(added.status).toBe(200);
+    // Remembered through the first instance: in PostgreSQL, where every instance reads.
+    await eventually(async () => {
+      const client = new pg.Client({ connectionString: TEST_DATABASE_URL });
+      await client.connect();
+      try {
+        const { rows } = await client.query(
+          `SELECT 1 FROM "${schema}".memory_records WHERE id = 'issue-300' AND NOT removed`,
+        );
+        return rows.length === 1;
+      } finally {
+        await client.end();
+      }
+    }, "issue #300 to be remembered");
+    // Asked on another issue through the second instance.
+    const similar = askDelivery(`similar-${randomUUID()}`, 3001, 301);
+    const issue = similar.payload as { comment: { body: string }; issue: object };
+    issue.comment.body = "/talos similar";
+    Object.assign(issue.issue, { title: `${title} 11`, body: `${title} 11. Steps in the log.` });
+    expect((await sendWebhook(second!.url, similar, signed)).status).toBe(200);
+    await eventually(() => replies(301, 3001).length === 1, "the reply to /talos similar");
+    expect(replies(301, 3001)[0]!.body).toContain(`**Possibly related**: #300 (${title}).`);
+  });
+
   it.runIf(withDatabase)(
     "counted what every instance's model calls spent in PostgreSQL",
     async () => {
