@@ -11,7 +11,14 @@ import {
   startServerProcess,
   type ServerProcess,
 } from "../test/helpers/server-process.js";
-import { deleteKeys, redisAnswers, TEST_REDIS_URL } from "../test/helpers/shared-services.js";
+import {
+  deleteKeys,
+  dropSchema,
+  postgresAnswers,
+  redisAnswers,
+  TEST_DATABASE_URL,
+  TEST_REDIS_URL,
+} from "../test/helpers/shared-services.js";
 import { loadFixture, TEST_WEBHOOK_SECRET } from "../test/helpers/test-app.js";
 import { printTable, summarize } from "./stats.js";
 
@@ -127,8 +134,11 @@ async function runBurst(
   github: GitHubStandIn,
   llm: OpenAIStandIn,
   cwd: string,
+  withDatabase: boolean,
 ): Promise<RunResult> {
   const prefix = `talos-bench-${randomUUID()}`;
+  // A schema of its own per burst: memory and budgets start empty, as the journal does.
+  const schema = `talos_bench_${randomUUID().replaceAll("-", "").slice(0, 16)}`;
   const servers: ServerProcess[] = [];
   try {
     for (let i = 0; i < count; i++) {
@@ -138,6 +148,7 @@ async function runBurst(
         TALOS_MODEL: "local-model",
         REDIS_URL: TEST_REDIS_URL,
         TALOS_REDIS_PREFIX: prefix,
+        ...(withDatabase ? { DATABASE_URL: TEST_DATABASE_URL, TALOS_DATABASE_SCHEMA: schema } : {}),
         TALOS_GITHUB_WRITE_INTERVAL_MS: String(WRITE_SPACING_MS),
         TALOS_GITHUB_NOTIFICATION_INTERVAL_MS: String(WRITE_SPACING_MS),
         TALOS_AUTOMATION_MAX_PER_HOUR: "1000000",
@@ -240,6 +251,7 @@ async function runBurst(
   } finally {
     for (const server of servers) await server.kill("SIGTERM").catch(() => undefined);
     await deleteKeys(prefix);
+    if (withDatabase) await dropSchema(schema);
   }
 }
 
@@ -257,6 +269,8 @@ export async function runClusterBench({
     if (!json) console.log(skipped.skipped);
     return skipped;
   }
+  // The deployment the README describes: memory and budgets in PostgreSQL, where it answers.
+  const withDatabase = await postgresAnswers();
   const loadAtStart = loadavg()[0]!;
   buildDist();
   const github = await startGitHubStandIn();
@@ -265,8 +279,8 @@ export async function runClusterBench({
   llm.latency(MODEL_LATENCY_MS);
   const cwd = makeWorkDir();
   try {
-    const one = await runBurst(1, sizes, github, llm, cwd);
-    const three = await runBurst(3, sizes, github, llm, cwd);
+    const one = await runBurst(1, sizes, github, llm, cwd, withDatabase);
+    const three = await runBurst(3, sizes, github, llm, cwd, withDatabase);
     const ratio = three.eventsPerSecond / one.eventsPerSecond;
     const result: ClusterResult = {
       events: one.events,
@@ -276,6 +290,7 @@ export async function runClusterBench({
       writeSpacingMs: WRITE_SPACING_MS,
       cores: cpus().length,
       loadAtStart,
+      services: withDatabase ? "Redis and PostgreSQL" : "Redis",
       runs: [one, three],
       ratio,
       targets: {
@@ -303,6 +318,8 @@ interface ClusterResult {
   writeSpacingMs: number;
   cores: number;
   loadAtStart: number;
+  /** Redis for the jobs; PostgreSQL, when it answers, for the memory and the budgets. */
+  services: string;
   runs: RunResult[];
   ratio: number;
   targets: {
@@ -313,7 +330,7 @@ interface ClusterResult {
 
 function printReport(r: ClusterResult) {
   console.log(
-    `cluster: ${r.events} /talos ask over ${r.threads} issues in ${r.installations} installations, model ${r.modelLatencyMs} ms, writes spaced ${r.writeSpacingMs} ms per installation (cluster-wide), ${r.cores} cores, load ${r.loadAtStart.toFixed(2)} at start`,
+    `cluster: ${r.events} /talos ask over ${r.threads} issues in ${r.installations} installations, model ${r.modelLatencyMs} ms, writes spaced ${r.writeSpacingMs} ms per installation (cluster-wide), on ${r.services}, ${r.cores} cores, load ${r.loadAtStart.toFixed(2)} at start`,
   );
   printTable(
     r.runs.map((run) => ({

@@ -44,15 +44,16 @@ Subcommands:
       to the repository (read with GITHUB_TOKEN when set). exit or Ctrl-D ends it.
   memory stats|search|export|compact [--data-dir <dir>] [--repo <owner/repo>]
          [--installation <id>] [--json]
-      Inspect the memory in <dir>/memory (default TALOS_DATA_DIR), one namespace per
-      installation and repository; all of them unless --repo or --installation picks some.
+      Inspect the memory in <dir>/memory (default TALOS_DATA_DIR), or with DATABASE_URL in
+      PostgreSQL, one namespace per installation and repository; all of them unless --repo or
+      --installation picks some.
         stats                     records by kind, pending log entries, segments, size
         search <query> [--k 5] [--kind issue,pull_request,comment,answer,note]
                                   what the bot would recall; needs exactly one namespace and
                                   the embedder the memory was built with
         export                    every record as a JSON line (no vectors)
-        compact                   replay the write-ahead log into the index files
-      Stop the server first: a running server holds the memory directories.
+        compact                   replay the write-ahead log into the index files (on disk)
+      On disk, stop the server first: a running server holds the memory directories.
   backfill <owner/repo> [--installation <id>] [--max <n>] [--data-dir <dir>]
       Index the repository's existing issues and pull requests into its memory, newest first,
       up to --max (default TALOS_BACKFILL_MAX); a second run resumes. With APP_ID and

@@ -7,8 +7,11 @@ import { systemClock } from "../clock.js";
 import type { Env } from "../config.js";
 import { createEmbedder } from "../memory/create-embedder.js";
 import { describeEmbedder, type Embedder } from "../memory/embedder.js";
-import type { MemoryRegistry } from "../memory/memory-registry.js";
+import { Database } from "../database/database.js";
+import { PostgresMemory } from "../database/postgres-memory.js";
+import type { MemoryNamespace, MemoryRegistry } from "../memory/memory-registry.js";
 import { type StoredNamespace } from "../memory/memory-registry.js";
+import type { MemoryService } from "../memory/memory-service.js";
 import type { MemoryKind, MemoryStats, MemoryStore } from "../memory/memory-store.js";
 import { createMemoryRegistry } from "../create-services.js";
 import { createMetrics } from "../metrics/create-metrics.js";
@@ -55,7 +58,8 @@ export async function showMemoryStats(options: MemoryCommandOptions): Promise<nu
     });
   }
   const totals = sumStats(rows);
-  const legacy = (await createRegistry(options, refusingEmbedder()).listLegacy()).map(
+  const memories = await openMemories(options, refusingEmbedder());
+  const legacy = (await memories.service.listLegacy().finally(() => memories.close())).map(
     ({ installation, name }) => ({ installation, repo: name }),
   );
   if (options.json) {
@@ -98,8 +102,7 @@ export async function showMemoryStats(options: MemoryCommandOptions): Promise<nu
 /** `talos memory search <query>`: what the bot would recall, in one namespace. */
 export async function searchMemory(options: SearchMemoryOptions): Promise<number> {
   const namespaces = await selectNamespaces(options);
-  if (namespaces.length === 0)
-    throw new UsageError(`no memory to search in ${join(options.dataDir, "memory")}`);
+  if (namespaces.length === 0) throw new UsageError(`no memory to search in ${whereOf(options)}`);
   if (namespaces.length > 1) {
     throw new UsageError(
       `search reads one memory, and ${namespaces.length} match (${namespaces.map(nameOf).join(", ")}); pass --repo and --installation to pick one`,
@@ -191,6 +194,15 @@ const isBrokenPipe = (error: unknown) => (error as NodeJS.ErrnoException).code =
  * then leaves nothing pending.
  */
 export async function compactMemory(options: MemoryCommandOptions): Promise<number> {
+  if (options.env.DATABASE_URL) {
+    await writeLine(
+      options.stdout,
+      options.json
+        ? JSON.stringify({ namespaces: [] })
+        : "Nothing to compact: with DATABASE_URL the memory is in PostgreSQL, where every write is durable as it commits.",
+    );
+    return 0;
+  }
   const rows: Array<NamespaceStats & { bytesBefore: number }> = [];
   for (const namespace of await selectNamespaces(options)) {
     const bytesBefore = await sizeOf(directoryOf(options, namespace));
@@ -211,13 +223,14 @@ export async function compactMemory(options: MemoryCommandOptions): Promise<numb
 }
 
 async function selectNamespaces(options: MemoryCommandOptions): Promise<ShownNamespace[]> {
-  const { dataDir, repo, installation } = options;
+  const { repo, installation } = options;
   if (repo !== undefined && !REPO.test(repo) && !/^\d+$/.test(repo))
     throw new UsageError(`--repo takes owner/repo or a repository id, not "${repo}"`);
   if (installation !== undefined && !/^\d+$/.test(installation))
     throw new UsageError(`--installation takes a numeric installation id, not "${installation}"`);
-  await assertDirectory(dataDir);
-  const found = (await createRegistry(options, refusingEmbedder()).list())
+  const memories = await openMemories(options, refusingEmbedder());
+  const listed = await memories.service.list().finally(() => memories.close());
+  const found = listed
     .map(toShown)
     .sort((a, b) => nameOf(a).localeCompare(nameOf(b), "en", { numeric: true }));
   const selected = found
@@ -236,7 +249,7 @@ async function selectNamespaces(options: MemoryCommandOptions): Promise<ShownNam
       repo === undefined ? "" : repo,
     ].filter(Boolean);
     throw new UsageError(
-      `no memory of ${wanted.join(", ")} in ${join(dataDir, "memory")} (found: ${found.map(nameOf).join(", ") || "none"})`,
+      `no memory of ${wanted.join(", ")} in ${memories.where} (found: ${found.map(nameOf).join(", ") || "none"})`,
     );
   }
   return selected;
@@ -264,8 +277,9 @@ async function withStoredEmbedder<T>(
   namespace: ShownNamespace,
   use: (store: MemoryStore) => Promise<T>,
 ): Promise<T> {
-  const identity =
-    (await readEmbedderIdentity(directoryOf(options, namespace))) ?? createEmbedder(options.env);
+  const memories = await openMemories(options, refusingEmbedder());
+  const stored = await memories.identity(namespace).finally(() => memories.close());
+  const identity = stored ?? createEmbedder(options.env);
   return withStore(options, namespace, refusingEmbedder(identity), use);
 }
 
@@ -275,12 +289,64 @@ async function withStore<T>(
   embedder: Embedder,
   use: (store: MemoryStore) => Promise<T>,
 ): Promise<T> {
-  const registry = createRegistry(options, embedder);
+  const memories = await openMemories(options, embedder);
   try {
-    return await use(await registry.open({ ...namespace, name: namespace.repo }));
+    return await use(await memories.service.open({ ...namespace, name: namespace.repo }));
   } finally {
-    await registry.closeAll();
+    await memories.close();
   }
+}
+
+/** The memories a command reads: on disk under `--data-dir`, or with DATABASE_URL in PostgreSQL. */
+interface Memories {
+  service: MemoryService;
+  /** The model and dimension a namespace's memories were embedded with. */
+  identity(namespace: MemoryNamespace): Promise<Pick<Embedder, "model" | "dimension"> | undefined>;
+  /** Where they are, for messages. */
+  where: string;
+  close(): Promise<void>;
+}
+
+async function openMemories(options: MemoryCommandOptions, embedder: Embedder): Promise<Memories> {
+  const { env, log } = options;
+  if (env.DATABASE_URL) {
+    const schema = env.TALOS_DATABASE_SCHEMA;
+    const database = await Database.open({ url: env.DATABASE_URL, schema, log });
+    const service = await PostgresMemory.open({
+      database,
+      schema,
+      embedder,
+      log,
+      metrics: createMetrics(),
+      maxOpenBytes: env.TALOS_MEMORY_MAX_OPEN_MB * 1024 * 1024,
+    }).catch(async (error: unknown) => {
+      await database.close();
+      throw error;
+    });
+    return {
+      service,
+      identity: (namespace) => service.readIdentity(namespace),
+      where: whereOf(options),
+      close: async () => {
+        await service.closeAll();
+        await database.close();
+      },
+    };
+  }
+  await assertDirectory(options.dataDir);
+  const registry = createRegistry(options, embedder);
+  return {
+    service: registry,
+    identity: (namespace) => readEmbedderIdentity(registry.directoryOf(namespace)),
+    where: whereOf(options),
+    close: () => registry.closeAll(),
+  };
+}
+
+function whereOf(options: MemoryCommandOptions): string {
+  return options.env.DATABASE_URL
+    ? `PostgreSQL (schema ${options.env.TALOS_DATABASE_SCHEMA})`
+    : join(options.dataDir, "memory");
 }
 
 function createRegistry(options: MemoryCommandOptions, embedder: Embedder): MemoryRegistry {

@@ -77,6 +77,8 @@ export class PostgresMemory implements MemoryService {
   readonly #options: PostgresMemoryOptions;
   readonly #indexes: SyncedIndexes | undefined;
   readonly #dimensions = new Set<number>();
+  /** Memories whose records all have their pgvector column, as far as this process knows. */
+  readonly #vectorized = new Set<string>();
 
   private constructor(options: PostgresMemoryOptions, indexes: SyncedIndexes | undefined) {
     this.#options = options;
@@ -159,7 +161,43 @@ export class PostgresMemory implements MemoryService {
         throw error;
       });
     if (generation === undefined) return this.open(ref);
+    if (this.#options.database.vector) await this.#vectorize(ref);
     return new PostgresRepositoryMemory(this.#options, this.#indexes, ref, generation);
+  }
+
+  /**
+   * Records written before pgvector was installed have no `embedding_vector`, which the SQL
+   * search ranks by: the first open of their memory (in this process) fills it in.
+   */
+  async #vectorize(namespace: MemoryNamespace): Promise<void> {
+    const key = keyOf(namespace);
+    if (this.#vectorized.has(key)) return;
+    for (;;) {
+      const done = await this.#options.database.inScope(namespace, async (client) => {
+        const { rows } = await client.query<{ id: string; embedding: Uint8Array }>(
+          `SELECT id, embedding FROM memory_records
+            WHERE installation_id = $1 AND repository_id = $2 AND NOT removed
+              AND embedding_vector IS NULL LIMIT 500 FOR UPDATE`,
+          [namespace.installation, namespace.repository],
+        );
+        if (rows.length > 0)
+          await client.query(
+            `UPDATE memory_records r SET embedding_vector = x.v::vector
+               FROM jsonb_to_recordset($3::jsonb) AS x(id text, v text)
+              WHERE r.installation_id = $1 AND r.repository_id = $2 AND r.id = x.id`,
+            [
+              namespace.installation,
+              namespace.repository,
+              JSON.stringify(
+                rows.map((row) => ({ id: row.id, v: vectorLiteral(toFloat32(row.embedding)) })),
+              ),
+            ],
+          );
+        return rows.length < 500;
+      });
+      if (done) break;
+    }
+    this.#vectorized.add(key);
   }
 
   async rename(ref: RepositoryRef): Promise<boolean> {
@@ -256,6 +294,21 @@ export class PostgresMemory implements MemoryService {
 
   readBackfillState(namespace: MemoryNamespace): Promise<BackfillState | undefined> {
     return readBackfill(this.#options.database, namespace);
+  }
+
+  /** The model and dimension a memory was embedded with, if it exists. */
+  async readIdentity(
+    namespace: MemoryNamespace,
+  ): Promise<Pick<Embedder, "model" | "dimension"> | undefined> {
+    checkIds(namespace);
+    return this.#options.database.inScope(namespace, async (client) => {
+      const { rows } = await client.query<{ model: string; dimension: number }>(
+        `SELECT model, dimension FROM memory_repositories
+          WHERE installation_id = $1 AND repository_id = $2`,
+        [namespace.installation, namespace.repository],
+      );
+      return rows[0];
+    });
   }
 
   locationOf(namespace: MemoryNamespace): string {
@@ -559,7 +612,7 @@ class PostgresRepositoryMemory implements RepoMemory {
   ): Promise<HybridHit[]> {
     const dimension = this.#options.embedder.dimension;
     checkDimension(dimension);
-    const literal = `[${Array.from(unit).join(",")}]`;
+    const literal = vectorLiteral(unit);
     const filters = (r: string) => `${r}.installation_id = $1 AND ${r}.repository_id = $2
       AND NOT ${r}.removed AND ($3::text[] IS NULL OR ${r}.kind = ANY($3))
       AND ($4::text IS NULL OR ${r}.state = $4) AND ($5::timestamptz IS NULL OR ${r}.created_at >= $5)
@@ -680,7 +733,7 @@ function toRow(record: MemoryRecord, hash: string, unit: Float32Array | undefine
     state: record.state ?? null,
     metadata: record.metadata ?? null,
     e: unit ? Buffer.from(unit.buffer, unit.byteOffset, unit.byteLength).toString("base64") : null,
-    v: unit ? `[${Array.from(unit).join(",")}]` : null,
+    v: unit ? vectorLiteral(unit) : null,
     fp: fingerprintText(record.text),
   };
 }
@@ -699,6 +752,11 @@ function toRecord(row: RecordRow, repo: string): MemoryRecord {
   if (row.state !== null) record.state = row.state;
   if (row.metadata !== null) record.metadata = row.metadata;
   return record;
+}
+
+/** pgvector's text form of a vector. */
+function vectorLiteral(vector: Float32Array): string {
+  return `[${Array.from(vector).join(",")}]`;
 }
 
 function checkIds(namespace: MemoryNamespace): void {

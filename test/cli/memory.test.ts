@@ -2,7 +2,13 @@ import { cpSync, mkdirSync, readdirSync, statSync, writeFileSync } from "node:fs
 import { hostname } from "node:os";
 import { join } from "node:path";
 import { PassThrough, Writable } from "node:stream";
-import { describe, expect, it } from "vitest";
+import { randomUUID } from "node:crypto";
+import { pino } from "pino";
+import { afterAll, describe, expect, it } from "vitest";
+import { Database } from "../../src/database/database.js";
+import { PostgresMemory } from "../../src/database/postgres-memory.js";
+import { createMetrics } from "../../src/metrics/create-metrics.js";
+import { dropSchema, requirePostgres, TEST_DATABASE_URL } from "../helpers/shared-services.js";
 import { createLocalEmbedder } from "../../src/memory/local-embedder.js";
 import { runTalos } from "../helpers/run-talos.js";
 import { runCli } from "../../src/cli/main.js";
@@ -450,3 +456,60 @@ describe("talos memory: errors", () => {
     expect(err.trim().split("\n")).toHaveLength(1);
   });
 });
+
+describe.runIf(await requirePostgres("talos memory with DATABASE_URL"))(
+  "talos memory with DATABASE_URL: the memory in PostgreSQL",
+  () => {
+    const schema = `talos_cli_${randomUUID().replaceAll("-", "").slice(0, 16)}`;
+    const env = { DATABASE_URL: TEST_DATABASE_URL, TALOS_DATABASE_SCHEMA: schema };
+    afterAll(() => dropSchema(schema));
+
+    it("shows, searches and exports what the instances wrote there, and has nothing to compact", async () => {
+      const database = await Database.open({
+        url: TEST_DATABASE_URL,
+        schema,
+        log: pino({ level: "silent" }),
+      });
+      const memory = await PostgresMemory.open({
+        database,
+        schema,
+        embedder: createLocalEmbedder(),
+        log: pino({ level: "silent" }),
+        metrics: createMetrics(),
+        maxOpenBytes: 2 ** 24,
+      });
+      await (
+        await memory.open({ installation: 7, ...WIDGETS })
+      ).addMany([
+        issueMemory(1, "Crash when exporting invoices from the billing page"),
+        issueMemory(2, "Dark mode colours are wrong in the settings page"),
+      ]);
+      await memory.closeAll();
+      await database.close();
+      // No data directory is needed (nor read).
+      const missing = join(makeDataDir(), "none");
+
+      const stats = await talos(["memory", "stats", "--json", "--data-dir", missing], env);
+      expect(stats.err).toBe("");
+      expect(JSON.parse(stats.out).namespaces).toMatchObject([
+        { installation: 7, repository: 101, repo: "acme/widgets", records: 2, model: LOCAL_MODEL },
+      ]);
+      const found = await talos(["memory", "search", "invoices billing crash", "--json"], env);
+      expect(found.code).toBe(0);
+      expect(JSON.parse(found.out).hits[0]).toMatchObject({ id: "issue-1", number: 1 });
+      const exported = await talos(["memory", "export"], env);
+      expect(
+        exported.out
+          .trim()
+          .split("\n")
+          .map((line) => JSON.parse(line).id),
+      ).toEqual(["issue-1", "issue-2"]);
+      const compact = await talos(["memory", "compact"], env);
+      expect(compact.code).toBe(0);
+      expect(compact.out).toContain("Nothing to compact");
+      const none = await talos(["memory", "stats", "--repo", "acme/other"], env);
+      expect(none.code).toBe(2);
+      expect(none.err).toContain(`no memory of acme/other in PostgreSQL (schema ${schema})`);
+    });
+  },
+);

@@ -3,7 +3,7 @@ import pg from "pg";
 import { pino } from "pino";
 import { afterAll, describe, expect, it } from "vitest";
 import { TokenBudgets } from "../../src/agent/token-budgets.js";
-import { APP_ROLE, Database } from "../../src/database/database.js";
+import { APP_ROLE, Database, migrations } from "../../src/database/database.js";
 import { PostgresBudgetCounts } from "../../src/database/postgres-budget-counts.js";
 import { createMetrics } from "../../src/metrics/create-metrics.js";
 import { createFakeClock } from "../helpers/fake-clock.js";
@@ -41,7 +41,8 @@ describe.runIf(available)("PostgreSQL: migrations and row-level security", () =>
     const versions = await asOwner(
       async (client) => (await client.query(`SELECT version FROM "${schema}".migrations`)).rows,
     );
-    expect(versions).toEqual([{ version: 1 }]);
+    // Every version once.
+    expect(versions).toEqual(migrations(schema).map((_, i) => ({ version: i + 1 })));
     // And again at the next start: nothing to do.
     await open();
     expect(
@@ -49,7 +50,7 @@ describe.runIf(available)("PostgreSQL: migrations and row-level security", () =>
         async (client) =>
           (await client.query(`SELECT count(*)::int AS n FROM "${schema}".migrations`)).rows[0].n,
       ),
-    ).toBe(1);
+    ).toBe(migrations(schema).length);
   });
 
   it("shows a transaction only its installation's and repository's rows; without the setting, none", async () => {

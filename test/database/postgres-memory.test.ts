@@ -238,6 +238,34 @@ describe("memory in PGlite with pgvector: similarity search in SQL", () => {
     await memory.closeAll();
   });
 
+  it("gives records written before pgvector was installed their vectors on first open", async () => {
+    const memory = await openMemory(pglite.database);
+    const ref = { ...REF, repository: next++ };
+    await (await memory.open(ref)).addMany(ISSUES.map(([n, text]) => issueMemory(n, text)));
+    const missing = async () =>
+      (
+        await pglite.owner.query<{ n: number }>(
+          `SELECT count(*)::int AS n FROM talos.memory_records
+            WHERE repository_id = $1 AND embedding_vector IS NULL`,
+          [ref.repository],
+        )
+      ).rows[0]!.n;
+    // As rows written without the extension are.
+    await pglite.owner.query(
+      "UPDATE talos.memory_records SET embedding_vector = NULL WHERE repository_id = $1",
+      [ref.repository],
+    );
+    expect(await missing()).toBe(5);
+    const later = await openMemory(pglite.database);
+    const repo = await later.open(ref);
+    expect(await missing()).toBe(0);
+    expect(ids(await repo.search("saving a widget crashes on windows", { k: 1 }))).toEqual([
+      "issue-1",
+    ]);
+    await memory.closeAll();
+    await later.closeAll();
+  });
+
   it("shows a transaction only its own repository's records (row-level security)", async () => {
     const memory = await openMemory(pglite.database);
     const repository = next++;

@@ -100,21 +100,36 @@ export async function startCuttableProxy(target: { host: string; port: number })
 export const TEST_DATABASE_URL =
   process.env.TALOS_TEST_DATABASE_URL ?? "postgres://postgres@127.0.0.1:5432/test";
 
-export async function requirePostgres(what: string): Promise<boolean> {
+export async function postgresAnswers(): Promise<boolean> {
   const { default: pg } = await import("pg");
   const client = new pg.Client({
     connectionString: TEST_DATABASE_URL,
     connectionTimeoutMillis: 3_000,
   });
-  let answers = false;
   try {
     await client.connect();
-    answers = (await client.query("SELECT 1 AS one")).rows[0]?.one === 1;
+    return (await client.query("SELECT 1 AS one")).rows[0]?.one === 1;
   } catch {
-    answers = false;
+    return false;
   } finally {
     await client.end().catch(() => undefined);
   }
+}
+
+/** Drops a schema a test or a benchmark made. */
+export async function dropSchema(schema: string): Promise<void> {
+  const { default: pg } = await import("pg");
+  const client = new pg.Client({ connectionString: TEST_DATABASE_URL });
+  await client.connect();
+  try {
+    await client.query(`DROP SCHEMA IF EXISTS "${schema}" CASCADE`);
+  } finally {
+    await client.end();
+  }
+}
+
+export async function requirePostgres(what: string): Promise<boolean> {
+  const answers = await postgresAnswers();
   if (!answers) {
     if (process.env.TALOS_REQUIRE_SERVICES === "1")
       throw new Error(
