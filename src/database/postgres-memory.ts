@@ -414,6 +414,7 @@ class PostgresRepositoryMemory implements RepoMemory {
           this.#options.embedder.dimension,
           JSON.stringify(latest.map((r, i) => toRow(r, hashes[i]!, fresh.get(r.id)))),
         ]);
+        await notify(client, this.namespace, { written: true });
         return true;
       });
       if (written) break;
@@ -437,6 +438,7 @@ class PostgresRepositoryMemory implements RepoMemory {
           RETURNING 1`,
         [this.namespace.installation, this.namespace.repository, id],
       );
+      if (rows.length > 0) await notify(client, this.namespace, { written: true });
       return rows.length > 0;
     });
     await this.#indexes?.written(this.namespace);
@@ -460,13 +462,15 @@ class PostgresRepositoryMemory implements RepoMemory {
     const [vector] = await this.#options.embedder.embed([query]);
     const unit = unitVector(vector!);
     const k = Math.max(options.k, DEFAULT_FUSION.pool);
+    // Rows the search read already (the in-RAM path's rescored head): not read twice.
+    const rows = new Map<string, RecordRow>();
     const ranked = this.#indexes
-      ? await this.#searchInRam(query, unit, options, k)
+      ? await this.#searchInRam(query, unit, options, k, rows)
       : await this.#searchInSql(query, unit, options, k);
     const hits = ranked.filter(keepsHit(query, options.minScore)).slice(0, options.k);
-    const rows = new Map(
-      (await this.#rows("id = ANY($3)", [hits.map((hit) => hit.id)])).map((row) => [row.id, row]),
-    );
+    const missing = hits.map((hit) => hit.id).filter((id) => !rows.has(id));
+    if (missing.length > 0)
+      for (const row of await this.#rows("id = ANY($3)", [missing])) rows.set(row.id, row);
     return hits.flatMap((hit) => {
       const row = rows.get(hit.id);
       if (!row) return [];
@@ -532,9 +536,7 @@ class PostgresRepositoryMemory implements RepoMemory {
       );
       if (Number(rows[0]?.generation ?? 0) !== this.#generation)
         throw new MemoryDeletedError(`the memory of ${this.name} was deleted`);
-      const result = await work(client);
-      if (this.#indexes) await notify(client, this.namespace);
-      return result;
+      return work(client);
     });
   }
 
@@ -584,15 +586,18 @@ class PostgresRepositoryMemory implements RepoMemory {
     unit: Float32Array,
     options: SearchOptions,
     k: number,
+    read: Map<string, RecordRow>,
   ): Promise<HybridHit[]> {
     const index = await this.#indexes!.get(this.namespace);
     const accept = index.accepter(options);
     const approximate = index.matrix.candidates(unit, k, accept);
     // The head of the int8 ranking, rescored exactly: the order the fusion reads matters most there.
     const rescored = RESCORE_FACTOR * options.k;
-    const head = (
-      await this.#rows("id = ANY($3)", [approximate.slice(0, rescored).map((c) => c.id)])
-    )
+    const headRows = await this.#rows("id = ANY($3)", [
+      approximate.slice(0, rescored).map((c) => c.id),
+    ]);
+    for (const row of headRows) read.set(row.id, row);
+    const head = headRows
       .map((row) => ({ id: row.id, score: dot(unit, toFloat32(row.embedding)) }))
       .sort((a, b) => b.score - a.score);
     const semantic = [...head, ...approximate.slice(rescored)];
@@ -690,11 +695,18 @@ function sameHashes(now: Map<string, string>, before: Map<string, string>, ids: 
 }
 
 /** Announces a write (delivered on commit) to the instances that keep this memory's index. */
-async function notify(client: SqlClient, namespace: MemoryNamespace): Promise<void> {
-  await client.query("SELECT pg_notify($1, $2)", [
-    MEMORY_CHANNEL,
-    JSON.stringify({ i: namespace.installation, r: namespace.repository }),
-  ]);
+async function notify(
+  client: SqlClient,
+  namespace: MemoryNamespace,
+  { written = false } = {},
+): Promise<void> {
+  // `s`, the write's last sequence number (this transaction's), lets an instance whose index
+  // already holds it (the writer's own, which read it before the write resolved) skip a read.
+  await client.query(
+    `SELECT pg_notify($1, json_build_object('i', $2::bigint, 'r', $3::bigint,
+              's', ${written ? "currval('memory_seq')" : "NULL"})::text)`,
+    [MEMORY_CHANNEL, namespace.installation, namespace.repository],
+  );
 }
 
 async function refuseGone(client: SqlClient, ref: RepositoryRef): Promise<void> {

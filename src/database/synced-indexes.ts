@@ -251,15 +251,18 @@ export class SyncedIndexes {
 
   #notified(payload: string): void {
     let namespace: MemoryNamespace;
+    let seq: unknown;
     try {
-      const parsed = JSON.parse(payload) as { i?: unknown; r?: unknown };
+      const parsed = JSON.parse(payload) as { i?: unknown; r?: unknown; s?: unknown };
       if (!Number.isSafeInteger(parsed.i) || !Number.isSafeInteger(parsed.r)) return;
       namespace = { installation: parsed.i as number, repository: parsed.r as number };
+      seq = parsed.s;
     } catch {
       return;
     }
     const index = this.#indexes.get(keyOf(namespace));
-    if (!index) return;
+    // A write this index already read (this instance's own); a deletion has no `s`.
+    if (!index || (typeof seq === "number" && index.seq >= seq)) return;
     index.stale = true;
     // Read now, so that the next search finds it done; a failure leaves it stale for that search.
     index
