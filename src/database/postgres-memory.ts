@@ -147,7 +147,7 @@ export class PostgresMemory implements MemoryService {
         }
         if (row.model !== embedder.model || row.dimension !== embedder.dimension)
           throw new MemoryMismatchError(
-            `the memory of ${ref.name} in PostgreSQL was embedded with ${describeEmbedder(row)}, but the configured embedder is ${describeEmbedder(embedder)}; their vectors cannot be compared. Configure ${row.model} again, or delete the memory (talos memory delete) and run a backfill to rebuild it.`,
+            `the memory of ${ref.name} in PostgreSQL was embedded with ${describeEmbedder(row)}, but the configured embedder is ${describeEmbedder(embedder)}; their vectors cannot be compared. Configure ${row.model} again, or delete the memory's row of ${this.#options.schema}.memory_repositories (its records go with it) and run a backfill to rebuild it.`,
           );
         if (row.name !== ref.name)
           await client.query(
@@ -391,6 +391,7 @@ class PostgresRepositoryMemory implements RepoMemory {
         );
       return validateMemory(input);
     });
+    if (records.length === 0) return [];
     // The last of a source given twice wins, as it would one after the other.
     const latest = [...new Map(records.map((r) => [r.id, r])).values()];
     for (let tries = 1; ; tries++) {

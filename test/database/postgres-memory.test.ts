@@ -183,6 +183,7 @@ function memoryContract(setUp: () => { database: () => MemoryDatabase; next: () 
     await repo.add(issueMemory(1, "Crash on save"));
     await repo.add(issueMemory(1, "Crash on save", { state: "closed" }));
     expect(texts).toEqual(["Crash on save"]);
+    expect(await repo.addMany([])).toEqual([]);
     expect((await repo.get("issue-1"))?.state).toBe("closed");
     await memory.closeAll();
   });

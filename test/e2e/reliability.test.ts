@@ -11,6 +11,7 @@ import { startOpenAIStandIn, type OpenAIStandIn } from "../helpers/openai-stand-
 import {
   askDelivery,
   buildDist,
+  getFreePort,
   makeWorkDir,
   repliesTo,
   sendWebhook,
@@ -69,7 +70,11 @@ describe("reliability of the started server", () => {
 
   const workDir = makeWorkDir();
   async function start(env: Record<string, string>): Promise<ServerProcess> {
-    const server = await startServerProcess(env, { cwd: workDir });
+    // Fresh ports at each start: between a kill and the restart, another test file running
+    // alongside may have bound the old ones (it happened: EADDRINUSE).
+    const fresh: Record<string, string> = { ...env, PORT: String(await getFreePort()) };
+    if (env.TALOS_METRICS_PORT) fresh.TALOS_METRICS_PORT = String(await getFreePort());
+    const server = await startServerProcess(fresh, { cwd: workDir });
     servers.push(server);
     onTestFailed(() => console.log(server.output()));
     return server;
