@@ -4,6 +4,7 @@ import { runEventsBench } from "./events-bench.js";
 import { runGitHubBench } from "./github-bench.js";
 import { runHostileBench } from "./hostile-bench.js";
 import { runMemoryBench } from "./memory-bench.js";
+import { runMemorySyncBench } from "./memory-sync-bench.js";
 import { runPromptsBench } from "./prompts-bench.js";
 import { runReviewBench } from "./review-bench.js";
 import { runSimilarBench } from "./similar-bench.js";
@@ -17,6 +18,8 @@ const SUITES: Record<string, (options: { json: boolean }) => Promise<unknown>> =
   review: runReviewBench,
   // Needs Redis (TALOS_TEST_REDIS_URL, default the machine's); says so and skips without it.
   cluster: runClusterBench,
+  // Needs PostgreSQL (TALOS_TEST_DATABASE_URL); `--writes=N` times N writes instead of 200.
+  "memory-sync": ({ json }) => runMemorySyncBench({ json, writes: numberFlag("--writes") }),
   start: ({ json }) => runStartBench({ json, records: numberFlag("--records") }),
   // `--events=N` sends N deliveries per app instead of 20,000.
   events: ({ json }) => runEventsBench({ json, events: numberFlag("--events") }),

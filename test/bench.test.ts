@@ -6,6 +6,7 @@ import { runEventsBench } from "../bench/events-bench.js";
 import { runGitHubBench } from "../bench/github-bench.js";
 import { runHostileBench } from "../bench/hostile-bench.js";
 import { runMemoryBench } from "../bench/memory-bench.js";
+import { runMemorySyncBench } from "../bench/memory-sync-bench.js";
 import { runPromptsBench } from "../bench/prompts-bench.js";
 import { runReviewBench } from "../bench/review-bench.js";
 import { runSimilarBench } from "../bench/similar-bench.js";
@@ -189,6 +190,33 @@ describe("the benchmarks", () => {
       expect(run.jobsByInstance.reduce((sum, n) => sum + n, 0)).toBe(6);
     expect(result.targets.duplicates.met).toBe(true);
   }, 180_000);
+
+  it("memory-sync: every memory written through one instance is found through the other; searches timed kept current both ways", async () => {
+    const result = await runMemorySyncBench({
+      json: true,
+      writes: 10,
+      records: 50,
+      searches: 20,
+    });
+    if ("skipped" in result) {
+      // CI has PostgreSQL; elsewhere the suite says how to run it.
+      expect(process.env.TALOS_REQUIRE_SERVICES).not.toBe("1");
+      expect(result.skipped).toMatch(/PostgreSQL does not answer/);
+      return;
+    }
+    expect(result).toMatchObject({ writes: 10, recordsBefore: 50, recordsAtEnd: 60 });
+    expect(result.propagation).toMatchObject({ found: 10, missed: 0 });
+    const { p50Ms, p99Ms, maxMs } = result.propagation;
+    for (const value of [p50Ms, p99Ms, maxMs])
+      expect(Number.isFinite(value) && value > 0).toBe(true);
+    expect(p50Ms).toBeLessThanOrEqual(p99Ms);
+    expect(p99Ms).toBeLessThanOrEqual(maxMs);
+    const { searches, notifiedUs, catchUpEverySearchUs, ratio } = result.search;
+    expect(searches).toBe(20);
+    for (const value of [notifiedUs, catchUpEverySearchUs, ratio])
+      expect(Number.isFinite(value) && value > 0).toBe(true);
+    expect(result.targets.propagation).toMatchObject({ targetMs: 1_000, measuredMaxMs: maxMs });
+  }, 120_000);
 
   it("similar: says it skips when the duplicate-issue data is absent", async () => {
     const result = await runSimilarBench({ json: true, directory: "/nonexistent/duplicates" });
