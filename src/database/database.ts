@@ -103,6 +103,9 @@ export function migrations(schema: string): string[] {
      -- Which namespaces exist (ids only, nothing of their memory) is readable across scopes:
      -- the backfills resume from it at start, and an installation's deletion finds its own.
      CREATE POLICY listed ON ${table("memory_namespaces")} FOR SELECT USING (true);`,
+    // 3: which instance runs a repository's backfill, until when (renewed page by page).
+    `ALTER TABLE ${table("memory_repositories")}
+       ADD COLUMN backfill_holder text, ADD COLUMN backfill_until timestamptz;`,
   ];
 }
 

@@ -296,6 +296,26 @@ export class PostgresMemory implements MemoryService {
     return readBackfill(this.#options.database, namespace);
   }
 
+  async claimBackfill(
+    namespace: MemoryNamespace,
+    holder: string,
+    leaseMs: number,
+  ): Promise<boolean> {
+    checkIds(namespace);
+    return this.#options.database.inScope(namespace, async (client) => {
+      const { rows } = await client.query(
+        `UPDATE memory_repositories
+            SET backfill_holder = CASE WHEN $4 > 0 THEN $3 END,
+                backfill_until = CASE WHEN $4 > 0 THEN now() + $4 * interval '1 millisecond' END
+          WHERE installation_id = $1 AND repository_id = $2
+            AND (backfill_holder IS NULL OR backfill_holder = $3 OR backfill_until < now())
+          RETURNING 1`,
+        [namespace.installation, namespace.repository, holder, leaseMs],
+      );
+      return rows.length > 0;
+    });
+  }
+
   /** The model and dimension a memory was embedded with, if it exists. */
   async readIdentity(
     namespace: MemoryNamespace,

@@ -1,3 +1,4 @@
+import { randomUUID } from "node:crypto";
 import type { Logger } from "pino";
 import type { Clock } from "../clock.js";
 import { loadRepoConfigOf } from "../github/load-repo-config.js";
@@ -47,6 +48,8 @@ export class BackfillRunner {
   /** Queued or running, by namespace. */
   readonly #jobs = new Map<string, Job>();
   readonly #stop = new AbortController();
+  /** Who this runner is, to the claims on backfills that instances sharing a database make. */
+  readonly #holder = randomUUID();
   #chain: Promise<void> = Promise.resolve();
   #claiming = 0;
 
@@ -171,12 +174,23 @@ export class BackfillRunner {
         name: repository.full_name,
         createdAt: repository.created_at,
       });
+      // With several instances on one database, each resumes the unfinished backfills it
+      // finds at start: one runs each, the others leave it.
+      if (!(await registry.claimBackfill(target, this.#holder, BACKFILL_LEASE_MS)))
+        return log.info("backfill left to the instance running it");
       log.info({ max }, "backfill started");
       const state = await backfillRepository({
         octokit,
         repo,
         memory,
-        progress: memory,
+        progress: {
+          readBackfillState: () => memory.readBackfillState(),
+          // Each page renews the claim: an instance that died lets it go within the lease.
+          saveBackfillState: async (state) => {
+            await memory.saveBackfillState(state);
+            await registry.claimBackfill(target, this.#holder, BACKFILL_LEASE_MS);
+          },
+        },
         max,
         clock,
         log,
@@ -187,6 +201,7 @@ export class BackfillRunner {
         { indexed: state.indexed, skipped: state.skipped, status: state.status },
         "backfill stopped",
       );
+      await registry.claimBackfill(target, this.#holder, 0);
     } catch (error) {
       if (error instanceof MemoryDeletedError)
         return log.info("backfill stopped: its memory was deleted");
@@ -194,6 +209,9 @@ export class BackfillRunner {
     }
   }
 }
+
+/** How long a claim on a backfill lasts unrenewed: pages come far more often. */
+const BACKFILL_LEASE_MS = 5 * 60_000;
 
 const keyOf = (namespace: MemoryNamespace) => `${namespace.installation}/${namespace.repository}`;
 

@@ -299,6 +299,11 @@ export class MemoryRegistry implements MemoryService {
     return readBackfillState(this.directoryOf(namespace));
   }
 
+  /** One process holds the directory (its lock says so): its backfills are its own. */
+  async claimBackfill(): Promise<boolean> {
+    return true;
+  }
+
   /** Every namespace with a memory on disk, with its recorded name. */
   async list(): Promise<StoredNamespace[]> {
     await this.migrate();

@@ -37,6 +37,12 @@ export interface MemoryService {
   /** Name-keyed memories of earlier versions waiting to be adopted (local disk only). */
   listLegacy(): Promise<LegacyMemory[]>;
   readBackfillState(namespace: MemoryNamespace): Promise<BackfillState | undefined>;
+  /**
+   * Takes (or renews) the right to run a repository's backfill for `leaseMs`, for `holder`;
+   * false while another holder's lease runs. `leaseMs` 0 gives it back. On local disk, where
+   * one process holds the memory, always true.
+   */
+  claimBackfill(namespace: MemoryNamespace, holder: string, leaseMs: number): Promise<boolean>;
   /** Where a namespace's memory is kept, for people: a directory, or the database's schema. */
   locationOf(namespace: MemoryNamespace): string;
   /** What is held in RAM now: open stores (or search indexes) and their estimated bytes. */

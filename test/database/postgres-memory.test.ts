@@ -165,6 +165,21 @@ function memoryContract(setUp: () => { database: () => MemoryDatabase; next: () 
     await memory.closeAll();
   });
 
+  it("lets one instance at a time run a repository's backfill, until its claim lapses", async () => {
+    const { memory, ref } = await fresh();
+    expect(await memory.claimBackfill(ref, "a", 60_000)).toBe(true);
+    expect(await memory.claimBackfill(ref, "b", 60_000)).toBe(false);
+    // Renewed by its holder; given back by its holder only.
+    expect(await memory.claimBackfill(ref, "a", 60_000)).toBe(true);
+    expect(await memory.claimBackfill(ref, "b", 0)).toBe(false);
+    expect(await memory.claimBackfill(ref, "a", 0)).toBe(true);
+    expect(await memory.claimBackfill(ref, "b", 1)).toBe(true);
+    // b's claim of 1 ms has lapsed (as a dead instance's does): another may take it.
+    await new Promise((resolve) => setTimeout(resolve, 20));
+    expect(await memory.claimBackfill(ref, "a", 60_000)).toBe(true);
+    await memory.closeAll();
+  });
+
   it("refuses a memory embedded by another model", async () => {
     const { memory, ref } = await fresh();
     const other = await openMemory(context.database(), {

@@ -1,7 +1,8 @@
 import { existsSync, readdirSync, readFileSync, utimesSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { AIMessage } from "@langchain/core/messages";
-import { describe, expect, it, vi } from "vitest";
+import { randomUUID } from "node:crypto";
+import { describe, expect, it, onTestFinished, vi } from "vitest";
 import type { Embedder } from "../../src/memory/embedder.js";
 import { createLocalEmbedder } from "../../src/memory/local-embedder.js";
 import {
@@ -15,6 +16,7 @@ import { createFakeClock } from "../helpers/fake-clock.js";
 import { scriptedModel } from "../helpers/scripted-model.js";
 import { createTestApp, loadFixture, makeDataDir, type TestApp } from "../helpers/test-app.js";
 import { openTestStore } from "../helpers/test-memory.js";
+import { dropSchema, postgresAnswers, TEST_DATABASE_URL } from "../helpers/shared-services.js";
 import { webhookExample } from "../helpers/webhook-examples.js";
 
 const REPO = "/repos/Codertocat/Hello-World";
@@ -458,6 +460,8 @@ function mockIssuePage(scope: Scope, page: number, numbers: number[]) {
 
 const range = (from: number, count: number) => Array.from({ length: count }, (_, i) => from - i);
 
+const withPostgres = await postgresAnswers();
+
 describe("backfill of a repository the app gains", () => {
   it("indexes the existing issues and pull requests, a page at a time, up to the limit", async () => {
     const app = await createTestApp({ env: { TALOS_BACKFILL_MAX: "150" } });
@@ -495,6 +499,51 @@ describe("backfill of a repository the app gains", () => {
       { installation: 2, repository: SPACE_ID, name: "Codertocat/Space" },
     ]);
   });
+
+  it.runIf(withPostgres)(
+    "with DATABASE_URL, leaves a backfill another instance runs, and runs it once that one lets go",
+    async () => {
+      const schema = `talos_backfill_${randomUUID().replaceAll("-", "").slice(0, 16)}`;
+      onTestFinished(() => dropSchema(schema));
+      const app = await createTestApp({
+        env: { DATABASE_URL: TEST_DATABASE_URL, TALOS_DATABASE_SCHEMA: schema },
+      });
+      const namespace = { installation: 2, repository: SPACE_ID };
+      await spaceMemory(app);
+      expect(await app.talos.memory.claimBackfill(namespace, "another-instance", 60_000)).toBe(
+        true,
+      );
+      const scope = githubScope();
+      mockInstallationToken(scope);
+      mockSpace(scope);
+      mockRepoConfig(scope, { repo: "Space" });
+      const added = loadFixture("installation_repositories.added.json");
+      await receive(app, "installation_repositories", added);
+      await app.talos.backfill.idle();
+      // No page of issues was asked for (nock would have refused it).
+      expect(scope.pendingMocks()).toEqual([]);
+      expect(app.logs.text()).toContain("backfill left to the instance running it");
+      expect(await (await spaceMemory(app)).list()).toEqual([]);
+
+      // The other instance gives it back (or dies, and its claim lapses): this one runs it.
+      await app.talos.memory.claimBackfill(namespace, "another-instance", 0);
+      // The token, the repository and its config come from the cache this time.
+      const again = githubScope();
+      mockIssuePage(again, 1, range(30, 30));
+      await receive(app, "installation_repositories", { ...added });
+      await app.talos.backfill.idle();
+      expect(again.pendingMocks()).toEqual([]);
+      expect(await (await spaceMemory(app)).list()).toHaveLength(30);
+      expect(await app.talos.memory.readBackfillState(namespace)).toMatchObject({
+        status: "done",
+        indexed: 30,
+      });
+      // Let go when done: another instance could claim it (and would find it done).
+      expect(await app.talos.memory.claimBackfill(namespace, "another-instance", 60_000)).toBe(
+        true,
+      );
+    },
+  );
 
   it("tries a page GitHub fails again while it runs, with a doubling wait", async () => {
     const clock = createFakeClock();
