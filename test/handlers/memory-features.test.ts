@@ -16,7 +16,7 @@ import { createFakeClock } from "../helpers/fake-clock.js";
 import { scriptedModel } from "../helpers/scripted-model.js";
 import { createTestApp, loadFixture, makeDataDir, type TestApp } from "../helpers/test-app.js";
 import { openTestStore } from "../helpers/test-memory.js";
-import { dropSchema, postgresAnswers, TEST_DATABASE_URL } from "../helpers/shared-services.js";
+import { dropSchema, requirePostgres, TEST_DATABASE_URL } from "../helpers/shared-services.js";
 import { webhookExample } from "../helpers/webhook-examples.js";
 
 const REPO = "/repos/Codertocat/Hello-World";
@@ -460,7 +460,7 @@ function mockIssuePage(scope: Scope, page: number, numbers: number[]) {
 
 const range = (from: number, count: number) => Array.from({ length: count }, (_, i) => from - i);
 
-const withPostgres = await postgresAnswers();
+const withPostgres = await requirePostgres("the backfill claims with DATABASE_URL");
 
 describe("backfill of a repository the app gains", () => {
   it("indexes the existing issues and pull requests, a page at a time, up to the limit", async () => {
