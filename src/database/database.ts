@@ -219,6 +219,18 @@ export class Database implements MemoryDatabase {
     let client: pg.Client | undefined;
     let closed = false;
     let timer: NodeJS.Timeout | undefined;
+    // Tries again every second until a connection listens (or `close`).
+    const reconnect = () => {
+      if (closed) return;
+      timer = setTimeout(
+        () =>
+          void connect().catch((error: unknown) => {
+            log.warn({ err: error }, "PostgreSQL notifications: reconnecting failed");
+            reconnect();
+          }),
+        1000,
+      );
+    };
     const connect = async (): Promise<void> => {
       const next = new pg.Client({ connectionString: this.#options.url });
       next.on("notification", (message) => handlers.onMessage(message.payload ?? ""));
@@ -229,12 +241,18 @@ export class Database implements MemoryDatabase {
         if (closed) return;
         log.warn({ err: error }, "PostgreSQL notifications lost; reconnecting");
         handlers.onGap();
-        timer = setTimeout(() => void connect().catch(() => lost()), 1000);
+        reconnect();
       };
       next.on("error", lost);
       next.on("end", () => lost());
-      await next.connect();
-      await next.query(`LISTEN "${channel}"`);
+      try {
+        await next.connect();
+        await next.query(`LISTEN "${channel}"`);
+      } catch (error) {
+        await next.end().catch(() => undefined);
+        throw error;
+      }
+      if (closed) return void (await next.end().catch(() => undefined));
       client = next;
       // What was written while no one listened is caught up with.
       handlers.onGap();

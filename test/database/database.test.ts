@@ -7,7 +7,12 @@ import { APP_ROLE, Database, migrations } from "../../src/database/database.js";
 import { PostgresBudgetCounts } from "../../src/database/postgres-budget-counts.js";
 import { createMetrics } from "../../src/metrics/create-metrics.js";
 import { createFakeClock } from "../helpers/fake-clock.js";
-import { requirePostgres, TEST_DATABASE_URL } from "../helpers/shared-services.js";
+import { eventually } from "../helpers/eventually.js";
+import {
+  requirePostgres,
+  startCuttableProxy,
+  TEST_DATABASE_URL,
+} from "../helpers/shared-services.js";
 
 const available = await requirePostgres("the PostgreSQL tests");
 
@@ -126,5 +131,40 @@ describe.runIf(available)("PostgreSQL: migrations and row-level security", () =>
       false,
     );
     expect(await (await a.account({ installation: 7, repository: 70 })).takeNotice("3")).toBe(true);
+  });
+  it("listens again after losing its connection, however many reconnections fail", async () => {
+    const direct = new URL(TEST_DATABASE_URL);
+    const proxy = await startCuttableProxy({
+      host: direct.hostname,
+      port: Number(direct.port || 5432),
+    });
+    const proxied = new URL(TEST_DATABASE_URL);
+    proxied.host = new URL(proxy.url).host;
+    const database = await Database.open({ url: proxied.toString(), schema, log });
+    opened.push(database);
+    const channel = `talos_test_${randomUUID().replaceAll("-", "").slice(0, 12)}`;
+    const messages: string[] = [];
+    let gaps = 0;
+    const listener = await database.listen(channel, {
+      onMessage: (payload) => messages.push(payload),
+      onGap: () => gaps++,
+    });
+    try {
+      expect(listener.listening()).toBe(true);
+      proxy.cut();
+      await eventually(() => !listener.listening(), "the loss to be noticed");
+      // Long enough for two reconnections to fail (one a second).
+      await new Promise((resolve) => setTimeout(resolve, 2_500));
+      expect(listener.listening()).toBe(false);
+      proxy.restore();
+      await eventually(() => listener.listening(), "listening again");
+      // Initial, lost, listening again: each asks the indexes to read what they may have missed.
+      expect(gaps).toBe(3);
+      await asOwner((client) => client.query(`NOTIFY "${channel}", 'after the outage'`));
+      await eventually(() => messages.includes("after the outage"), "the notification");
+    } finally {
+      await listener.close();
+      await proxy.close();
+    }
   });
 });
