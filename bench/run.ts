@@ -8,6 +8,7 @@ import { runMemorySyncBench } from "./memory-sync-bench.js";
 import { runPromptsBench } from "./prompts-bench.js";
 import { runReviewBench } from "./review-bench.js";
 import { runSimilarBench } from "./similar-bench.js";
+import { runSimilarSqlBench } from "./similar-sql-bench.js";
 import { runStartBench } from "./start-bench.js";
 
 const SUITES: Record<string, (options: { json: boolean }) => Promise<unknown>> = {
@@ -30,6 +31,10 @@ const SUITES: Record<string, (options: { json: boolean }) => Promise<unknown>> =
       tune: flags.includes("--tune"),
       splits: stringFlag("--split")?.split(",") as Array<"dev" | "test"> | undefined,
     }),
+  // The SQL path (PGlite with pgvector) against the local store, on the first 150 test
+  // duplicates in time order; `--limit=N` asks the first N, `--all` all 431 (about half an hour).
+  "similar-sql": ({ json }) =>
+    runSimilarSqlBench({ json, limit: numberFlag("--limit"), all: flags.includes("--all") }),
 };
 
 const [suite, ...flags] = process.argv.slice(2);

@@ -10,6 +10,7 @@ import { runMemorySyncBench } from "../bench/memory-sync-bench.js";
 import { runPromptsBench } from "../bench/prompts-bench.js";
 import { runReviewBench } from "../bench/review-bench.js";
 import { runSimilarBench } from "../bench/similar-bench.js";
+import { runSimilarSqlBench } from "../bench/similar-sql-bench.js";
 import { runStartBench } from "../bench/start-bench.js";
 
 // The duplicate-issue set lives next to the repository, never in it: a fresh clone has none.
@@ -220,6 +221,11 @@ describe("the benchmarks", () => {
 
   it("similar: says it skips when the duplicate-issue data is absent", async () => {
     const result = await runSimilarBench({ json: true, directory: "/nonexistent/duplicates" });
+    expect(result).toEqual({ skipped: expect.stringContaining("/nonexistent/duplicates") });
+  });
+
+  it("similar-sql: says it skips when the duplicate-issue data is absent", async () => {
+    const result = await runSimilarSqlBench({ json: true, directory: "/nonexistent/duplicates" });
     expect(result).toEqual({ skipped: expect.stringContaining("/nonexistent/duplicates") });
   });
 

@@ -17,6 +17,7 @@ import {
   InvalidMemoryError,
   MemoryDeletedError,
   validateMemory,
+  withoutNul,
   type MemoryInput,
   type MemoryRecord,
   type MemoryStats,
@@ -479,7 +480,9 @@ class PostgresRepositoryMemory implements RepoMemory {
    * Near-exact duplicates first, then the vector and keyword rankings fused, as the local store
    * ranks (hybrid-search.ts); the hits' cosines are exact, from their float32 vectors.
    */
-  async search(query: string, options: SearchOptions): Promise<SearchHit[]> {
+  async search(text: string, options: SearchOptions): Promise<SearchHit[]> {
+    // The query goes into SQL as text, which cannot hold U+0000 (stored texts have none either).
+    const query = withoutNul(text);
     const [vector] = await this.#options.embedder.embed([query]);
     const unit = unitVector(vector!);
     const k = Math.max(options.k, DEFAULT_FUSION.pool);

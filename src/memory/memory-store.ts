@@ -84,12 +84,19 @@ export function validateMemory(input: MemoryInput): MemoryRecord {
     throw new InvalidMemoryError(`memory id ${JSON.stringify(input.id)} is not valid`);
   if (!MEMORY_KINDS.includes(input.kind))
     throw new InvalidMemoryError(`memory kind ${JSON.stringify(input.kind)} is not valid`);
-  const text = input.text.trim().slice(0, MAX_TEXT);
+  // U+0000 means nothing in an issue, and PostgreSQL's text cannot hold it (with DATABASE_URL a
+  // batch holding one failed whole): taken out for both stores alike.
+  const text = withoutNul(input.text).trim().slice(0, MAX_TEXT);
   if (!text) throw new InvalidMemoryError(`memory ${input.id} has no text`);
   const createdAt = new Date(input.createdAt);
   if (Number.isNaN(createdAt.getTime()))
     throw new InvalidMemoryError(`memory ${input.id} has no valid created time`);
   return { ...input, text, createdAt: createdAt.toISOString() };
+}
+
+/** `text` without U+0000 (one linear pass; most texts have none and come back as they are). */
+export function withoutNul(text: string): string {
+  return text.includes("\u0000") ? text.replaceAll("\u0000", "") : text;
 }
 
 /** The memory was deleted (with its repository or installation) after this handle was opened. */

@@ -199,6 +199,10 @@ function memoryContract(setUp: () => { database: () => MemoryDatabase; next: () 
     await repo.add(issueMemory(1, "Crash on save", { state: "closed" }));
     expect(texts).toEqual(["Crash on save"]);
     expect(await repo.addMany([])).toEqual([]);
+    // U+0000, which PostgreSQL's text cannot hold, is taken out (as on disk), in a query too.
+    await repo.add(issueMemory(2, "Crash\u0000 on load"));
+    expect((await repo.get("issue-2"))?.text).toBe("Crash on load");
+    expect(ids(await repo.search("crash\u0000 on load", { k: 1 }))).toEqual(["issue-2"]);
     expect((await repo.get("issue-1"))?.state).toBe("closed");
     await memory.closeAll();
   });
