@@ -342,8 +342,9 @@ type Statement = "HNSW" | "ts_rank" | "fingerprints" | "insert" | "other";
 /** Which of the memory's statements `sql` is: told apart by what it ranks by or writes. */
 function statementOf(sql: string): Statement {
   if (/INSERT INTO memory_records/.test(sql)) return "insert";
-  if (/ORDER BY[\s\S]*<=>/.test(sql)) return "HNSW";
+  // The text search also orders a CTE before its cosine column: recognised first.
   if (/ts_rank/.test(sql)) return "ts_rank";
+  if (/ORDER BY[\s\S]*<=>/.test(sql)) return "HNSW";
   if (/fingerprints\s*@>/.test(sql)) return "fingerprints";
   return "other";
 }
@@ -483,7 +484,7 @@ function breakdownOf(run: Run, queries: Query[]): Breakdown | { unavailable: str
     "local: vector (int8, head rescored)": local.map((r) => top(r.semantic.map((h) => h.id))),
     "local: BM25F": local.map((r) => top(r.keyword)),
     "SQL: vector (HNSW, halfvec)": sql.map((r) => top(r.semantic.map((h) => h.id))),
-    "SQL: text search (ts_rank)": sql.map((r) => top(r.keyword)),
+    "SQL: text search (idf × ts_rank)": sql.map((r) => top(r.keyword)),
     "SQL, keywords by BM25F": sql.map((r, i) => fuse({ ...r, keyword: local[i]!.keyword })),
     "SQL, vectors by the int8 scan": sql.map((r, i) =>
       fuse({ ...r, semantic: local[i]!.semantic }),
@@ -530,7 +531,7 @@ function printReport(result: Exclude<SimilarSqlBenchResult, { skipped: string }>
       "load s": s.loadLocal.toFixed(1),
       "ms per query": ms(result.queryMs.local),
     }),
-    row("PostgreSQL + pgvector (HNSW + ts_rank + fingerprints)", result.recall.sql, {
+    row("PostgreSQL + pgvector (HNSW + idf × ts_rank + fingerprints)", result.recall.sql, {
       "load s": s.loadSql.toFixed(1),
       "ms per query": ms(result.queryMs.sql),
     }),

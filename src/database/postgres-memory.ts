@@ -45,6 +45,8 @@ export interface PostgresMemoryOptions {
 
 // GitHub's own rules for owner and repository names.
 const NAME = /^(?!\.{1,2}\/)[A-Za-z0-9._-]{1,100}\/(?!\.{1,2}$)[A-Za-z0-9._-]{1,100}$/;
+/** The query's rarest words the SQL keyword ranking weighs (an issue's text has hundreds). */
+const RARE_TERMS = 24;
 /** How often a write retries when another instance changed a record it meant to keep. */
 const MAX_WRITE_TRIES = 3;
 /** The keyword ranking's text: the title weighs more, as the BM25 of the local store. */
@@ -665,12 +667,26 @@ class PostgresRepositoryMemory implements RepoMemory {
           LIMIT ${k}`,
         [...values, literal],
       );
+      // BM25's weighting, in SQL: each of the query's words weighs by its rarity in this memory
+      // (its idf), times ts_rank's count of it in the record (title first). ts_rank alone over
+      // every word weighed "error" as much as a crate's name: recall@3 26% against BM25F's 37%
+      // on the similar-sql bench. The rarest words only (RARE_TERMS): common ones add little.
       const keyword = await client.query<{ id: string; score: number }>(
-        `WITH q AS (SELECT to_tsquery('simple', coalesce((SELECT string_agg(quote_literal(l), ' | ')
-                      FROM unnest(tsvector_to_array(to_tsvector('english', $8))) l), '')) AS q)
+        `WITH terms AS (SELECT DISTINCT l AS t, to_tsquery('simple', quote_literal(l)) AS tq
+                          FROM unnest(tsvector_to_array(to_tsvector('english', $8))) l),
+              counted AS (SELECT t.tq, (SELECT count(*) FROM memory_records m
+                                         WHERE m.installation_id = $1 AND m.repository_id = $2
+                                           AND NOT m.removed AND m.words @@ t.tq)::float8 AS df
+                            FROM terms t),
+              total AS (SELECT count(*)::float8 AS n FROM memory_records
+                         WHERE installation_id = $1 AND repository_id = $2 AND NOT removed),
+              picked AS (SELECT c.tq, ln(1 + (total.n - c.df + 0.5) / (c.df + 0.5)) AS idf
+                           FROM counted c, total WHERE c.df > 0 ORDER BY c.df LIMIT ${RARE_TERMS}),
+              q AS (SELECT coalesce((SELECT string_agg(tq::text, ' | ') FROM picked), '')::tsquery AS q)
          SELECT r.id, (${cosine})::float8 AS score FROM memory_records r, q
           WHERE ${filters("r")} AND r.words @@ q.q
-          ORDER BY ts_rank(r.words, q.q, 1) DESC, r.id LIMIT ${k}`,
+          ORDER BY (SELECT sum(p.idf * ts_rank(r.words, p.tq)) FROM picked p) DESC, r.id
+          LIMIT ${k}`,
         [...values, literal, query.slice(0, 20_000)],
       );
       // A fingerprint held by more than MAX_SHARED records is common, not a sign of a duplicate.
