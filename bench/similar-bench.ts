@@ -163,7 +163,7 @@ export async function runSimilarBench(options: SimilarBenchOptions): Promise<Sim
   return result;
 }
 
-function readJsonLines<T>(file: string): T[] {
+export function readJsonLines<T>(file: string): T[] {
   return readFileSync(file, "utf8")
     .split("\n")
     .filter((line) => line.trim())

@@ -1,7 +1,7 @@
 // Similar-issue retrieval of the PostgreSQL + pgvector memory (its SQL search: HNSW, text search
 // and fingerprints) against the local store, on the real duplicates of ../shared/data/duplicates
 // (see its README), read at run time. PGlite stands in for PostgreSQL: the machine's has no pgvector.
-import { existsSync, readFileSync, rmSync } from "node:fs";
+import { existsSync, rmSync } from "node:fs";
 import { fileURLToPath } from "node:url";
 import { pino } from "pino";
 import { PostgresMemory } from "../src/database/postgres-memory.js";
@@ -24,7 +24,7 @@ import { createMetrics } from "../src/metrics/create-metrics.js";
 import { openPgliteDatabase } from "../test/helpers/pglite-database.js";
 import { makeDataDir } from "../test/helpers/test-app.js";
 import { openTestStore } from "../test/helpers/test-memory.js";
-import type { Recall } from "./similar-bench.js";
+import { readJsonLines, type Recall } from "./similar-bench.js";
 import { printTable, summarize } from "./stats.js";
 
 const DATA = fileURLToPath(new URL("../../shared/data/duplicates/", import.meta.url));
@@ -154,13 +154,6 @@ export async function runSimilarSqlBench(
   };
   if (!options.json) printReport(result);
   return result;
-}
-
-function readJsonLines<T>(file: string): T[] {
-  return readFileSync(file, "utf8")
-    .split("\n")
-    .filter((line) => line.trim())
-    .map((line) => JSON.parse(line) as T);
 }
 
 /**

@@ -11,10 +11,15 @@ import {
   unitVector,
   type HybridHit,
 } from "../memory/hybrid-search.js";
-import type { MemoryNamespace, RepositoryRef, StoredNamespace } from "../memory/memory-registry.js";
+import {
+  NAME,
+  type MemoryNamespace,
+  type RepositoryRef,
+  type StoredNamespace,
+} from "../memory/memory-registry.js";
 import type { MemoryService, RepoMemory } from "../memory/memory-service.js";
 import {
-  InvalidMemoryError,
+  checkRepository,
   MemoryDeletedError,
   validateMemory,
   withoutNul,
@@ -43,8 +48,6 @@ export interface PostgresMemoryOptions {
   scanHelper?: ScanHelper | undefined;
 }
 
-// GitHub's own rules for owner and repository names.
-const NAME = /^(?!\.{1,2}\/)[A-Za-z0-9._-]{1,100}\/(?!\.{1,2}$)[A-Za-z0-9._-]{1,100}$/;
 /** The query's rarest words the SQL keyword ranking weighs (an issue's text has hundreds). */
 const RARE_TERMS = 24;
 /** How often a write retries when another instance changed a record it meant to keep. */
@@ -407,13 +410,7 @@ class PostgresRepositoryMemory implements RepoMemory {
 
   async addMany(inputs: MemoryInput[]): Promise<MemoryRecord[]> {
     const started = performance.now();
-    const records = inputs.map((input) => {
-      if (input.repo.toLowerCase() !== this.name.toLowerCase())
-        throw new InvalidMemoryError(
-          `a memory of ${input.repo} cannot go into the memory of ${this.name}`,
-        );
-      return validateMemory(input);
-    });
+    const records = inputs.map((input) => validateMemory(checkRepository(input, this.name)));
     if (records.length === 0) return [];
     // The last of a source given twice wins, as it would one after the other.
     const latest = [...new Map(records.map((r) => [r.id, r])).values()];

@@ -101,8 +101,8 @@ const REPOSITORY_FILE = "repository.json";
 const TRASH = ".trash";
 const DEFAULT_MAX_OPEN_BYTES = 512 * 2 ** 20;
 const NUMERIC = /^\d+$/;
-// GitHub's own rules for owner and repository names.
-const NAME = /^(?!\.{1,2}\/)[A-Za-z0-9._-]{1,100}\/(?!\.{1,2}$)[A-Za-z0-9._-]{1,100}$/;
+/** GitHub's own rules for owner and repository names. */
+export const NAME = /^(?!\.{1,2}\/)[A-Za-z0-9._-]{1,100}\/(?!\.{1,2}$)[A-Za-z0-9._-]{1,100}$/;
 
 /**
  * The memories of all repositories, in `<directory>/<installation id>/<repository id>/`, each

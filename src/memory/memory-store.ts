@@ -94,6 +94,13 @@ export function validateMemory(input: MemoryInput): MemoryRecord {
   return { ...input, text, createdAt: createdAt.toISOString() };
 }
 
+/** The repository comes from the event; a record naming another cannot get in. */
+export function checkRepository(input: MemoryInput, name: string): MemoryInput {
+  if (input.repo.toLowerCase() !== name.toLowerCase())
+    throw new InvalidMemoryError(`a memory of ${input.repo} cannot go into the memory of ${name}`);
+  return input;
+}
+
 /** `text` without U+0000 (one linear pass; most texts have none and come back as they are). */
 export function withoutNul(text: string): string {
   return text.includes("\u0000") ? text.replaceAll("\u0000", "") : text;

@@ -7,7 +7,7 @@ import {
 } from "./backfill-repository.js";
 import type { MemoryNamespace } from "./memory-registry.js";
 import {
-  InvalidMemoryError,
+  checkRepository,
   type MemoryInput,
   type MemoryRecord,
   type MemoryStats,
@@ -51,12 +51,12 @@ export class RepositoryMemory implements MemoryStore, BackfillProgress {
   }
 
   async add(input: MemoryInput): Promise<MemoryRecord> {
-    this.#checkRepository(input);
+    checkRepository(input, this.name);
     return this.#lease((store) => store.add(input));
   }
 
   async addMany(inputs: MemoryInput[]): Promise<MemoryRecord[]> {
-    for (const input of inputs) this.#checkRepository(input);
+    for (const input of inputs) checkRepository(input, this.name);
     return this.#lease((store) => store.addMany(inputs));
   }
 
@@ -96,14 +96,5 @@ export class RepositoryMemory implements MemoryStore, BackfillProgress {
     return this.#lease((_store, directory) =>
       writeFileAtomically(backfillStateFile(directory), `${JSON.stringify(state)}\n`),
     );
-  }
-
-  /** The repository comes from the event; a record naming another cannot get in. */
-  #checkRepository(input: MemoryInput): void {
-    if (input.repo.toLowerCase() !== this.name.toLowerCase()) {
-      throw new InvalidMemoryError(
-        `a memory of ${input.repo} cannot go into the memory of ${this.name}`,
-      );
-    }
   }
 }
