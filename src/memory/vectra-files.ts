@@ -108,43 +108,55 @@ const sizeHint = (records: readonly SegmentRecord[]) =>
   records.reduce((sum, record) => sum + record.vector.byteLength + 512, 0);
 
 /**
- * The items, as the index's repeated field 3. Each vector is copied once, straight into the
- * output: building each item as a buffer of its own and concatenating them copied it twice
- * and left most of a flush's garbage.
+ * The items, as the index's repeated field 3, written straight into the output: each item's and
+ * metadata entry's length is counted first (protobuf puts a message's length before it), so
+ * nothing is built apart and copied. Items and entries built as buffers of their own took four
+ * small buffers a metadata value and a third of a flush's time on the event loop.
  */
 function encodeItems(out: ProtoWriter, records: readonly SegmentRecord[]): ProtoWriter {
   for (const record of records) {
+    const { id, vector, norm, metadata } = record;
+    const entries = Object.entries(metadata);
+    const entrySizes = entries.map(([key, value]) => {
+      const valueSize = metadataValueSize(value);
+      return stringFieldSize(key) + 1 + varintBytes(valueSize) + valueSize;
+    });
     // proto3 leaves out a field at its default value, except in a oneof.
-    const head = new ProtoWriter(256);
-    if (record.id !== "") head.stringField(1, record.id);
-    for (const [key, value] of Object.entries(record.metadata)) {
-      const entry = new ProtoWriter(64);
-      entry.stringField(1, key);
-      entry.bytesField(2, encodeMetadataValue(value));
-      head.bytesField(2, entry.finish());
-    }
-    const { vector, norm } = record;
-    const floats = new Uint8Array(vector.buffer, vector.byteOffset, vector.byteLength);
-    const itemHead = head.finish();
-    const size =
-      itemHead.length +
-      (floats.length > 0 ? 1 + varintBytes(floats.length) + floats.length : 0) +
-      (norm !== 0 ? 9 : 0);
+    let size = id !== "" ? stringFieldSize(id) : 0;
+    for (const entrySize of entrySizes) size += 1 + varintBytes(entrySize) + entrySize;
+    const floats = vector.byteLength;
+    if (floats > 0) size += 1 + varintBytes(floats) + floats;
+    if (norm !== 0) size += 9;
     out.tag(3, 2);
     out.varint(size);
-    out.raw(itemHead);
-    if (floats.length > 0) out.bytesField(3, floats);
+    if (id !== "") out.stringField(1, id);
+    entries.forEach(([key, value], i) => {
+      out.tag(2, 2);
+      out.varint(entrySizes[i]!);
+      out.stringField(1, key);
+      out.tag(2, 2);
+      out.varint(metadataValueSize(value));
+      if (typeof value === "number") out.doubleField(2, value);
+      else if (typeof value === "boolean") out.varintField(3, value ? 1 : 0);
+      else out.stringField(1, String(value));
+    });
+    if (floats > 0)
+      out.bytesField(3, new Uint8Array(vector.buffer, vector.byteOffset, vector.byteLength));
     if (norm !== 0) out.doubleField(4, norm);
   }
   return out;
 }
 
-function encodeMetadataValue(value: MetadataTypes): Buffer {
-  const writer = new ProtoWriter(32);
-  if (typeof value === "number") writer.doubleField(2, value);
-  else if (typeof value === "boolean") writer.varintField(3, value ? 1 : 0);
-  else writer.stringField(1, String(value));
-  return writer.finish();
+const stringFieldSize = (text: string) => {
+  const length = Buffer.byteLength(text, "utf8");
+  return 1 + varintBytes(length) + length;
+};
+
+/** A metadata value's message: a string (field 1), a double (2) or a bool (3). */
+function metadataValueSize(value: MetadataTypes): number {
+  if (typeof value === "number") return 9;
+  if (typeof value === "boolean") return 2;
+  return stringFieldSize(String(value));
 }
 
 function varintBytes(value: number): number {
@@ -185,7 +197,11 @@ class ProtoWriter {
   }
 
   stringField(field: number, text: string): void {
-    this.bytesField(field, Buffer.from(text, "utf8"));
+    const length = Buffer.byteLength(text, "utf8");
+    this.tag(field, 2);
+    this.varint(length);
+    this.#room(length);
+    this.#length += this.#buffer.write(text, this.#length, length, "utf8");
   }
 
   raw(bytes: Uint8Array): void {

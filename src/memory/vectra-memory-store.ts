@@ -592,16 +592,22 @@ export class VectraMemoryStore implements MemoryStore {
       const batch: Array<Extract<Op, { type: "write" }>> = [];
       while (this.#queue[0]?.type === "write")
         batch.push(this.#queue.shift() as Extract<Op, { type: "write" }>);
-      try {
-        await this.#wal.append(batch.flatMap((op) => op.values.map(toFrame)));
-      } catch (error) {
-        for (const op of batch) op.done(error);
-        continue;
-      }
       const before = this.#records.size;
-      for (const op of batch) for (const value of op.values) this.#apply(value);
+      let failed: { error: unknown } | undefined;
+      // Applied once written, while the fdatasync runs: with many adders, all of them wait on
+      // one fdatasync, and the CPU had nothing else to do meanwhile. An add still resolves only
+      // once durable. A batch whose fdatasync fails stays applied, as it stays in the file a
+      // replay reads: its adds reject, and one tried again puts the same record.
+      await this.#wal
+        .append(
+          batch.flatMap((op) => op.values.map(toFrame)),
+          () => {
+            for (const op of batch) for (const value of op.values) this.#apply(value);
+          },
+        )
+        .catch((error: unknown) => (failed = { error }));
       this.#options.metrics.memoryRecords.inc(this.#records.size - before);
-      for (const op of batch) op.done();
+      for (const op of batch) op.done(failed && (failed.error ?? new Error("memory write failed")));
       this.#scheduleFlush();
     }
     this.#draining = false;
