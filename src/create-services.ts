@@ -45,7 +45,10 @@ export interface ServicesOptions {
   model?: BaseChatModel | undefined;
   /** Markdown parsing off the event loop; by default worker threads of these services' own. */
   markdown?: MarkdownService;
-  /** Keep the job journal and budgets in memory only (`talos replay`), not in `TALOS_DATA_DIR`. */
+  /**
+   * Keep the job journal and budgets in memory only (`talos replay`), not in `TALOS_DATA_DIR`
+   * nor in Redis or PostgreSQL. Memory is where the server keeps it.
+   */
   ephemeralJobs?: boolean;
 }
 
@@ -161,10 +164,10 @@ export async function createServices(options: ServicesOptions): Promise<Services
   const cores = availableParallelism();
   const scanHelper = cores > 1 ? new ScanHelper() : undefined;
   const wordsCounter = cores > 1 ? new WordsWorker() : undefined;
-  const database =
-    env.DATABASE_URL && !options.ephemeralJobs
-      ? await Database.open({ url: env.DATABASE_URL, schema: env.TALOS_DATABASE_SCHEMA, log })
-      : undefined;
+  // The CLI's commands too: `talos backfill` fills the memory the instances search.
+  const database = env.DATABASE_URL
+    ? await Database.open({ url: env.DATABASE_URL, schema: env.TALOS_DATABASE_SCHEMA, log })
+    : undefined;
   const embedder = options.embedder ?? createEmbedder(env, { tokenCounter });
   // With DATABASE_URL, memory is the cluster's, in PostgreSQL; without it, on local disk.
   const memory: MemoryService = database
@@ -184,7 +187,8 @@ export async function createServices(options: ServicesOptions): Promise<Services
     shared && !database
       ? await RedisBudgetCounts.open(env.REDIS_URL!, env.TALOS_REDIS_PREFIX)
       : undefined;
-  const sharedBudgets = database ? new PostgresBudgetCounts(database) : redisBudgets;
+  const sharedBudgets =
+    database && !options.ephemeralJobs ? new PostgresBudgetCounts(database) : redisBudgets;
   const budgets = await TokenBudgets.open({
     shared: sharedBudgets,
     file:

@@ -1,3 +1,4 @@
+import { randomUUID } from "node:crypto";
 import { join } from "node:path";
 import type { Writable } from "node:stream";
 import { getPrivateKey } from "@probot/get-private-key";
@@ -8,6 +9,7 @@ import { loadRepoConfigOf } from "../github/load-repo-config.js";
 import type { Octokit, RepoRef } from "../github/octokit.js";
 import { backfillRepository } from "../memory/backfill-repository.js";
 import { MemoryRegistry } from "../memory/memory-registry.js";
+import { BACKFILL_LEASE_MS, renewingClaim } from "../memory/memory-service.js";
 import { createServices, type Services } from "../create-services.js";
 import { createCliOctokit } from "./create-cli-octokit.js";
 import { UsageError } from "./usage-error.js";
@@ -99,6 +101,13 @@ async function backfillWith(
     );
     return 0;
   }
+  // Instances sharing a database resume unfinished backfills: one runs each, this run included.
+  const holder = `talos backfill ${randomUUID()}`;
+  if (!(await memory.claimBackfill(namespace, holder, BACKFILL_LEASE_MS))) {
+    throw new Error(
+      `${options.repo}: a Talos instance is backfilling memory ${name} now; it resumes where this would, so nothing was done (a stopped instance lets it go within ${BACKFILL_LEASE_MS / 60_000} minutes)`,
+    );
+  }
   const progress = createProgress(options, name);
   progress.start(before?.indexed ?? 0, options.max);
   let state;
@@ -107,7 +116,7 @@ async function backfillWith(
       octokit,
       repo,
       memory: store,
-      progress: store,
+      progress: renewingClaim(memory, namespace, holder, store),
       max: options.max,
       clock: options.clock,
       log,
@@ -119,6 +128,10 @@ async function backfillWith(
     });
   } finally {
     progress.end();
+    // Lapses within the lease if it cannot be given back now.
+    await memory
+      .claimBackfill(namespace, holder, 0)
+      .catch((error: unknown) => log.warn({ err: error }, "backfill claim not released"));
   }
   // Flushed here rather than by closeAll, which ignores a failure.
   await store.flush();

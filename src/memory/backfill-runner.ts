@@ -11,7 +11,7 @@ import {
 } from "./backfill-repository.js";
 import type { LegacyMemory } from "./legacy-memory.js";
 import type { MemoryNamespace } from "./memory-registry.js";
-import type { MemoryService } from "./memory-service.js";
+import { BACKFILL_LEASE_MS, renewingClaim, type MemoryService } from "./memory-service.js";
 import { MemoryDeletedError } from "./memory-store.js";
 
 export interface BackfillRunnerOptions {
@@ -183,14 +183,7 @@ export class BackfillRunner {
         octokit,
         repo,
         memory,
-        progress: {
-          readBackfillState: () => memory.readBackfillState(),
-          // Each page renews the claim: an instance that died lets it go within the lease.
-          saveBackfillState: async (state) => {
-            await memory.saveBackfillState(state);
-            await registry.claimBackfill(target, this.#holder, BACKFILL_LEASE_MS);
-          },
-        },
+        progress: renewingClaim(registry, target, this.#holder, memory),
         max,
         clock,
         log,
@@ -209,9 +202,6 @@ export class BackfillRunner {
     }
   }
 }
-
-/** How long a claim on a backfill lasts unrenewed: pages come far more often. */
-const BACKFILL_LEASE_MS = 5 * 60_000;
 
 const keyOf = (namespace: MemoryNamespace) => `${namespace.installation}/${namespace.repository}`;
 

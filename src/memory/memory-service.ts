@@ -52,3 +52,25 @@ export interface MemoryService {
   /** Flushes and releases everything (on shutdown). */
   closeAll(): Promise<void>;
 }
+
+/** How long a claim on a backfill lasts unrenewed: pages come far more often. */
+export const BACKFILL_LEASE_MS = 5 * 60_000;
+
+/**
+ * A claimed backfill's progress: each page saved renews the claim, so that a holder that died
+ * (an instance, or a `talos backfill` run) lets the backfill go within the lease.
+ */
+export function renewingClaim(
+  memory: MemoryService,
+  namespace: MemoryNamespace,
+  holder: string,
+  progress: BackfillProgress,
+): BackfillProgress {
+  return {
+    readBackfillState: () => progress.readBackfillState(),
+    saveBackfillState: async (state) => {
+      await progress.saveBackfillState(state);
+      await memory.claimBackfill(namespace, holder, BACKFILL_LEASE_MS);
+    },
+  };
+}

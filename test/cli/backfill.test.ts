@@ -1,6 +1,12 @@
+import { randomUUID } from "node:crypto";
 import { join } from "node:path";
 import type nock from "nock";
-import { describe, expect, it } from "vitest";
+import { pino } from "pino";
+import { afterAll, describe, expect, it } from "vitest";
+import { Database } from "../../src/database/database.js";
+import { PostgresMemory } from "../../src/database/postgres-memory.js";
+import { createLocalEmbedder } from "../../src/memory/local-embedder.js";
+import { createMetrics } from "../../src/metrics/create-metrics.js";
 import type { RepositoryRef } from "../../src/memory/memory-registry.js";
 import {
   githubScope,
@@ -9,6 +15,7 @@ import {
   mockRepoConfig,
 } from "../helpers/github-mocks.js";
 import { runTalos } from "../helpers/run-talos.js";
+import { dropSchema, requirePostgres, TEST_DATABASE_URL } from "../helpers/shared-services.js";
 import { createTestRegistry } from "../helpers/test-memory.js";
 import { makeDataDir, TEST_PRIVATE_KEY } from "../helpers/test-app.js";
 
@@ -356,3 +363,76 @@ describe("talos backfill", () => {
     expect(err.trim().split("\n")).toHaveLength(1);
   });
 });
+
+describe.runIf(await requirePostgres("talos backfill with DATABASE_URL"))(
+  "talos backfill with DATABASE_URL",
+  () => {
+    const schema = `talos_backfill_${randomUUID().replaceAll("-", "").slice(0, 16)}`;
+    const env = {
+      GITHUB_TOKEN: TOKEN,
+      DATABASE_URL: TEST_DATABASE_URL,
+      TALOS_DATABASE_SCHEMA: schema,
+    };
+    const namespace = { installation: 7, repository: WIDGETS_ID };
+    afterAll(() => dropSchema(schema));
+
+    async function openMemory() {
+      const database = await Database.open({
+        url: TEST_DATABASE_URL,
+        schema,
+        log: pino({ level: "silent" }),
+      });
+      const memory = await PostgresMemory.open({
+        database,
+        schema,
+        embedder: createLocalEmbedder(),
+        log: pino({ level: "silent" }),
+        metrics: createMetrics(),
+        maxOpenBytes: 2 ** 24,
+      });
+      return {
+        memory,
+        close: async () => {
+          await memory.closeAll();
+          await database.close();
+        },
+      };
+    }
+
+    it("leaves a backfill an instance is running, runs it into PostgreSQL once that instance lets go, and gives the claim back", async () => {
+      const instance = await openMemory();
+      await instance.memory.open({ ...namespace, name: "acme/widgets" });
+      expect(await instance.memory.claimBackfill(namespace, "instance-a", 60_000)).toBe(true);
+
+      const refused = githubScope();
+      mockRepoConfig(refused, { owner: "acme", repo: "widgets" });
+      mockRepository(refused);
+      const left = await talos(["backfill", "acme/widgets", "--installation", "7"], env);
+      expect(left.code).toBe(1);
+      expect(left.err.trim().split("\n")).toHaveLength(1);
+      expect(left.err).toContain(
+        "acme/widgets: a Talos instance is backfilling memory 7/acme/widgets now",
+      );
+      // No page was read: every mock here was used, and none for the issues was set.
+      expect(refused.pendingMocks()).toEqual([]);
+
+      await instance.memory.claimBackfill(namespace, "instance-a", 0);
+      const scope = githubScope();
+      mockRepoConfig(scope, { owner: "acme", repo: "widgets" });
+      mockRepository(scope);
+      mockIssuePages(scope, `token ${TOKEN}`);
+      const ran = await talos(["backfill", "acme/widgets", "--installation", "7"], env);
+      expect(ran.code).toBe(0);
+      expect(ran.err).toContain("backfill 7/acme/widgets: 130/1000 indexed");
+      expect(scope.pendingMocks()).toEqual([]);
+      expect(ran.out).toContain("memory 7/acme/widgets holds 130 records.");
+      // Given back at the end: the instance may take it at once.
+      expect(await instance.memory.claimBackfill(namespace, "instance-a", 60_000)).toBe(true);
+      expect(await instance.memory.readBackfillState(namespace)).toMatchObject({
+        status: "done",
+        indexed: 130,
+      });
+      await instance.close();
+    });
+  },
+);
