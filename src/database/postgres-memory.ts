@@ -50,6 +50,16 @@ export interface PostgresMemoryOptions {
 
 /** The query's rarest words the SQL keyword ranking weighs (an issue's text has hundreds). */
 const RARE_TERMS = 24;
+/**
+ * The query's words whose rarity is counted, its first ones (the title's first): each count is
+ * an index scan, and a 20,000-character query holds over a thousand distinct words.
+ */
+const QUERY_TERMS = 128;
+/**
+ * A word's count stops here: counting one that most records hold visits each of them. Those
+ * past it weigh as a word held by this many; the rarest words are the ones picked anyway.
+ */
+const DF_CAP = 2_000;
 /** How often a write retries when another instance changed a record it meant to keep. */
 const MAX_WRITE_TRIES = 3;
 /** The keyword ranking's text: the title weighs more, as the BM25 of the local store. */
@@ -668,12 +678,15 @@ class PostgresRepositoryMemory implements RepoMemory {
       // (its idf), times ts_rank's count of it in the record (title first). ts_rank alone over
       // every word weighed "error" as much as a crate's name: recall@3 26% against BM25F's 37%
       // on the similar-sql bench. The rarest words only (RARE_TERMS): common ones add little.
+      // The search's cost is bounded: QUERY_TERMS counts, each of at most DF_CAP rows.
       const keyword = await client.query<{ id: string; score: number }>(
-        `WITH terms AS (SELECT DISTINCT l AS t, to_tsquery('simple', quote_literal(l)) AS tq
-                          FROM unnest(tsvector_to_array(to_tsvector('english', $8))) l),
-              counted AS (SELECT t.tq, (SELECT count(*) FROM memory_records m
+        `WITH terms AS (SELECT to_tsquery('simple', quote_literal(w.lexeme)) AS tq
+                          FROM unnest(to_tsvector('english', $8)) w
+                         ORDER BY w.positions[1], w.lexeme LIMIT ${QUERY_TERMS}),
+              counted AS (SELECT t.tq, (SELECT count(*) FROM (SELECT 1 FROM memory_records m
                                          WHERE m.installation_id = $1 AND m.repository_id = $2
-                                           AND NOT m.removed AND m.words @@ t.tq)::float8 AS df
+                                           AND NOT m.removed AND m.words @@ t.tq LIMIT ${DF_CAP}) s
+                                       )::float8 AS df
                             FROM terms t),
               total AS (SELECT count(*)::float8 AS n FROM memory_records
                          WHERE installation_id = $1 AND repository_id = $2 AND NOT removed),

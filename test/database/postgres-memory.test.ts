@@ -135,6 +135,11 @@ function memoryContract(setUp: () => { database: () => MemoryDatabase; next: () 
     expect(dup[0]!.keyword).toBe(true);
     const keyword = await blindRepo.search("csv header", { k: 1, minScore: 2 });
     expect(ids(keyword)).toEqual(["issue-2"]);
+    // A long issue: its rarity counts are bounded to its first words, the title's among them,
+    // so the title still finds (filler words longer than any of the title's, each unknown).
+    const filler = Array.from({ length: 3_000 }, (_, i) => `unheardofword${i}x`).join(" ");
+    const long = await blindRepo.search(`CSV export drops the header\n\n${filler}`, { k: 3 });
+    expect(long.filter((hit) => hit.keyword).map((hit) => hit.record.id)).toEqual(["issue-2"]);
     await blindMemory.closeAll();
     await memory.closeAll();
     void repo;
