@@ -3,6 +3,7 @@ import { ALL_COMMANDS } from "./commands/all-commands.js";
 import { createCommandRegistry } from "./commands/command-registry.js";
 import { createServices, type Services, type ServicesOptions } from "./create-services.js";
 import { createAppIdentityLoader } from "./github/app-identity.js";
+import { fenceWrites } from "./github/create-octokit.js";
 import type { Octokit } from "./github/octokit.js";
 import { registerHandlers } from "./handlers/index.js";
 import { createHealthRoute } from "./http/create-health-route.js";
@@ -72,6 +73,7 @@ export async function createTalos(options: TalosOptions): Promise<Talos> {
     // Jobs a restart left in the journal run again with a client and logger made afresh.
     jobs.start(async (job) => {
       const octokit = await probot.auth(job.installation);
+      if (job.lease) fenceWrites(octokit, job.lease);
       const name = job.event.split(".")[0] as Context["name"];
       const event = { id: job.id, name, payload: job.payload } as ConstructorParameters<
         typeof Context

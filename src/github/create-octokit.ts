@@ -66,6 +66,28 @@ function contentCreationPolicy(octokit: Octokit): void {
 }
 
 /**
+ * Refuses the client's writes once `lease` is aborted: a shared queue's job whose lease this
+ * instance lost, which another instance may run now. A write asked for then fails at once; one
+ * already waiting in its installation's write queue (or retried) is checked again as it is sent,
+ * by the fetch under every plugin. Reads go on.
+ */
+export function fenceWrites(octokit: Octokit, lease: AbortSignal): void {
+  octokit.hook.wrap("request", async (request, options) => {
+    if (options.method === "GET" || options.method === "HEAD") return request(options);
+    lease.throwIfAborted();
+    const send = options.request?.fetch as typeof fetch | undefined;
+    options.request = {
+      ...options.request,
+      fetch: (...args: Parameters<typeof fetch>) => {
+        lease.throwIfAborted();
+        return (send ?? globalThis.fetch)(...args);
+      },
+    };
+    return request(options);
+  });
+}
+
+/**
  * The one place GitHub clients are configured: Probot's Octokit with the rate-limit metrics and
  * cache plugins, explicit throttling and retry settings, and write queues per installation.
  * Plugins registered later wrap earlier ones, so a cache hit skips throttling, retries and

@@ -25,6 +25,12 @@ export interface Job extends NewJob {
   retryAt?: number | undefined;
   /** Set once the job has failed for good; it is kept for `talos jobs`, never run again. */
   parked?: { at: number; error: string } | undefined;
+  /**
+   * A shared queue's claimed job: aborted when this instance can no longer be sure it holds the
+   * job (its lease went unrenewed, as through a Redis outage). Another instance may run it then,
+   * so this one must stop writing to GitHub.
+   */
+  lease?: AbortSignal | undefined;
 }
 
 export type EnqueueResult =

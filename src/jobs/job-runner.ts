@@ -229,6 +229,12 @@ export class JobRunner<C> {
       this.#notify(job.id, error);
       const kind = classifyJobFailure(error);
       const message = error instanceof Error ? error.message : String(error);
+      if (job.lease?.aborted) {
+        // Its writes were refused from then on; the queue records nothing of this run's end.
+        log.warn({ err: error }, "job left: this instance lost its lease, and another runs it");
+        metrics.jobs.inc({ kind: job.kind, outcome: "lost" });
+        return await this.#record(log, () => queue.fail(job.id, message, clock.now()));
+      }
       if (kind === "gone") {
         log.info({ err: error }, "job dropped: what it was about is gone from GitHub");
         await this.#record(log, () => queue.complete(job.id));

@@ -39,6 +39,15 @@ interface Claimed {
   owner: string;
   thread: string;
   timer: NodeJS.Timeout;
+  /** Aborted once this instance cannot be sure it still holds the job (see `Job.lease`). */
+  lease: AbortController;
+  /** Fires when the lease, as last renewed, is about to run out. */
+  expiry: NodeJS.Timeout | undefined;
+}
+
+/** A job's lease ran out, or another instance took it: its writes are refused from then on. */
+export class JobLeaseLostError extends Error {
+  override name = "JobLeaseLostError";
 }
 
 // Only the head of a thread's list may run, and only while it holds the thread's lease: jobs
@@ -110,6 +119,8 @@ const HELD_MS = 1_000;
 // Other instances' deliveries, and delayed retries, are looked for this often.
 const POLL_MS = 1_000;
 const MAX_REFUSED = 1_000;
+// At most this long before its lease would run out, a job stops writing (see #hold).
+const LEASE_MARGIN_MS = 5_000;
 const MAX_ERROR = 500;
 
 /**
@@ -233,6 +244,8 @@ export class RedisJobQueue implements JobQueue {
       if (!bull?.id) return undefined;
       const data = bull.data as NewJob;
       const owner = `${this.#instance}:${bull.id}`;
+      // The lease runs from when the claim was sent, not from when its answer came.
+      const sentAt = this.#options.clock.now();
       const attempt = await this.#redis.talosClaim(
         this.#threadKey(data.thread),
         this.#leaseKey(data.thread),
@@ -253,13 +266,24 @@ export class RedisJobQueue implements JobQueue {
         await bull.moveToDelayed(this.#options.clock.now() + wait, token);
         continue;
       }
-      const timer = setInterval(
-        () => void this.#renew(bull, token, owner, data.thread),
-        leaseMs / 3,
-      );
-      timer.unref();
-      this.#claimed.set(bull.id, { bull, token, owner, thread: data.thread, timer });
-      return { ...data, acceptedAt: bull.timestamp, attempts: attempt };
+      const claimed: Claimed = {
+        bull,
+        token,
+        owner,
+        thread: data.thread,
+        timer: setInterval(() => void this.#renew(claimed), leaseMs / 3),
+        lease: new AbortController(),
+        expiry: undefined,
+      };
+      claimed.timer.unref();
+      this.#hold(claimed, sentAt);
+      this.#claimed.set(bull.id, claimed);
+      return {
+        ...data,
+        acceptedAt: bull.timestamp,
+        attempts: attempt,
+        lease: claimed.lease.signal,
+      };
     }
   }
 
@@ -338,6 +362,10 @@ export class RedisJobQueue implements JobQueue {
     if (!claimed) return;
     this.#claimed.delete(id);
     clearInterval(claimed.timer);
+    clearTimeout(claimed.expiry);
+    // Another instance may hold it now (or will, once BullMQ finds it stalled): it is theirs to
+    // finish, and nothing of this run's end is recorded.
+    if (claimed.lease.signal.aborted) return;
     const { prefix, retentionMs } = this.#options;
     // Recorded before the queue is told: a crash between the two finds the job done (-3).
     const next = await this.#redis.talosRelease(
@@ -364,16 +392,53 @@ export class RedisJobQueue implements JobQueue {
     }
   }
 
-  async #renew(bull: BullJob, token: string, owner: string, thread: string): Promise<void> {
+  async #renew(claimed: Claimed): Promise<void> {
+    const { bull, token, owner, thread, lease } = claimed;
+    const { leaseMs, clock, log } = this.#options;
+    if (lease.signal.aborted) return;
+    const sentAt = clock.now();
     try {
-      await bull.extendLock(token, this.#options.leaseMs);
-      await this.#redis.talosRenew(this.#leaseKey(thread), owner, this.#options.leaseMs);
+      const locked = await bull.extendLock(token, leaseMs);
+      const leased = await this.#redis.talosRenew(this.#leaseKey(thread), owner, leaseMs);
+      // Finished meanwhile: nothing is held any more.
+      if (this.#claimed.get(bull.id!) !== claimed) return;
+      if (locked !== 1 || leased !== 1)
+        return this.#lose(claimed, "its lease ran out and another instance may hold it");
+      this.#hold(claimed, sentAt);
     } catch (error) {
-      this.#options.log.warn(
+      log.warn(
         { err: error, delivery: bull.id },
-        "job lease not renewed: if Redis stays away past TALOS_JOB_LEASE_MS, another instance may run the job again",
+        "job lease not renewed: if Redis stays away until the lease runs out (TALOS_JOB_LEASE_MS), the job's GitHub writes stop and another instance runs it",
       );
     }
+  }
+
+  /**
+   * The lease holds until `sentAt` + the lease, as Redis counts it; the job stops writing a
+   * margin before that, for a request already on its way and the clocks' drift.
+   */
+  #hold(claimed: Claimed, sentAt: number): void {
+    const { leaseMs, clock } = this.#options;
+    const margin = Math.min(leaseMs / 4, LEASE_MARGIN_MS);
+    clearTimeout(claimed.expiry);
+    claimed.expiry = setTimeout(
+      () => this.#lose(claimed, "its lease was not renewed in time"),
+      Math.max(0, sentAt + leaseMs - margin - clock.now()),
+    );
+    claimed.expiry.unref();
+  }
+
+  #lose(claimed: Claimed, why: string): void {
+    if (claimed.lease.signal.aborted) return;
+    clearInterval(claimed.timer);
+    clearTimeout(claimed.expiry);
+    this.#options.log.warn(
+      { delivery: claimed.bull.id },
+      `job lease lost (${why}): its GitHub writes are refused from now on, and another instance runs it`,
+    );
+    claimed.lease.abort(
+      new JobLeaseLostError(`delivery ${claimed.bull.id}: this instance lost the job's lease (${why})`),
+    );
   }
 
   async #refuse(job: NewJob, reason: "queue-full" | "stopping"): Promise<EnqueueResult> {

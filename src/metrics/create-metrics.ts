@@ -128,7 +128,7 @@ export function createMetrics(): Metrics {
     }),
     jobs: new Counter({
       name: "talos_jobs_total",
-      help: "Job runs, by handler kind and outcome (done, retry, parked, gone)",
+      help: "Job runs, by handler kind and outcome (done, retry, parked, gone, lost: its lease went to another instance)",
       labelNames: ["kind", "outcome"],
       registers,
     }),

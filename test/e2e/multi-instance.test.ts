@@ -47,7 +47,10 @@ describe.runIf(available)("several instances sharing Redis", () => {
   const servers: ServerProcess[] = [];
   const workDir = makeWorkDir();
 
-  async function start(redisUrl = TEST_REDIS_URL): Promise<ServerProcess> {
+  async function start(
+    redisUrl = TEST_REDIS_URL,
+    extra: Record<string, string> = {},
+  ): Promise<ServerProcess> {
     const env = await standInServerEnv(github.host, {
       OPENAI_API_KEY: OPENAI_KEY,
       OPENAI_BASE_URL: llm.baseUrl,
@@ -58,6 +61,7 @@ describe.runIf(available)("several instances sharing Redis", () => {
       ...(withDatabase ? { DATABASE_URL: TEST_DATABASE_URL, TALOS_DATABASE_SCHEMA: schema } : {}),
       TALOS_JOB_LEASE_MS: String(LEASE_MS),
       LOG_LEVEL: "debug",
+      ...extra,
     });
     const server = await startServerProcess(env, { cwd: workDir });
     servers.push(server);
@@ -348,4 +352,55 @@ describe.runIf(available)("several instances sharing Redis", () => {
       }
     },
   );
+  it("a Redis outage longer than the lease while the model answers: the cut-off instance writes nothing, even once Redis is back, and another replies, once", async () => {
+    // A cluster of its own (its own queue), so that the job runs where the test says.
+    const own = { TALOS_REDIS_PREFIX: `talos-e2e-fence-${randomUUID()}` };
+    const port = Number(new URL(TEST_REDIS_URL).port || 6379);
+    const proxy = await startCuttableProxy({ host: new URL(TEST_REDIS_URL).hostname, port });
+    try {
+      const cutOff = await start(proxy.url, own);
+      llm.hold();
+      const arrived = llm.chatArrivals();
+      expect((await sendWebhook(cutOff.url, ask("cluster-fence", 9001, 91), signed)).status).toBe(
+        200,
+      );
+      await llm.waitForChat(arrived + 1);
+      const other = await start(TEST_REDIS_URL, own);
+      proxy.cut();
+      // Unrenewed, the cut-off instance gives the job up before its lease lapses; the other
+      // takes it once it has (its model call is held too).
+      await eventually(
+        () => cutOff.output().includes("job lease lost (its lease was not renewed in time)"),
+        "the cut-off instance to give the job up",
+        10_000,
+      );
+      await llm.waitForChat(arrived + 2);
+      expect(ranOn("cluster-fence")).toEqual([cutOff, other]);
+      // Redis is back, and with it the cut-off instance's write queue: only its lost lease now
+      // keeps it from writing. Both answers come: its reply is refused as it is sent.
+      proxy.restore();
+      await eventually(
+        () => cutOff.output().includes("Redis answers again: deliveries are accepted"),
+        "the cut-off instance to reach Redis again",
+        15_000,
+      );
+      llm.release();
+      await eventually(() => replies(91, 9001).length === 1, "the reply", 30_000);
+      await eventually(
+        () =>
+          cutOff.output().includes("job left: this instance lost its lease, and another runs it"),
+        "the cut-off instance to leave the job",
+        30_000,
+      );
+      await new Promise((resolve) => setTimeout(resolve, 2_000));
+      expect(created(91)).toBe(1);
+      expect(finished(other, "cluster-fence")).toBe(true);
+      expect(finished(cutOff, "cluster-fence")).toBe(false);
+      await cutOff.kill("SIGKILL");
+      await other.kill("SIGKILL");
+    } finally {
+      llm.release();
+      await proxy.close();
+    }
+  }, 90_000);
 });

@@ -1,11 +1,12 @@
 import { spawnSync } from "node:child_process";
 import { randomUUID } from "node:crypto";
 import { join } from "node:path";
+import { Redis } from "ioredis";
 import { pino } from "pino";
 import { afterAll, describe, expect, it } from "vitest";
 import { systemClock } from "../../src/clock.js";
 import type { NewJob } from "../../src/jobs/job-queue.js";
-import { RedisJobQueue } from "../../src/jobs/redis-job-queue.js";
+import { JobLeaseLostError, RedisJobQueue } from "../../src/jobs/redis-job-queue.js";
 import {
   deleteKeys,
   requireRedis,
@@ -141,7 +142,10 @@ describe.runIf(available)("the Redis job queue (BullMQ)", () => {
       const [cutOff, survivor] = await instances([proxy.url, TEST_REDIS_URL], { leaseMs: 1_500 });
       await cutOff!.enqueue(job("orphan", "t"));
       await cutOff!.enqueue(job("orphan-next", "t"));
-      expect((await cutOff!.claimNext())?.id).toBe("orphan");
+      const orphan = await cutOff!.claimNext();
+      expect(orphan?.id).toBe("orphan");
+      let lostAt: number | undefined;
+      orphan!.lease!.addEventListener("abort", () => (lostAt = Date.now()));
       expect(cutOff!.available()).toBe(true);
       proxy.cut();
       await expect.poll(() => cutOff!.available()).toBe(false);
@@ -149,7 +153,12 @@ describe.runIf(available)("the Redis job queue (BullMQ)", () => {
       // Its lease lapses; the survivor's stalled-job check puts the job back, and it runs there,
       // still before the next job of its thread.
       const taken = await claimWithin(survivor!, 10_000);
+      const takenAt = Date.now();
       expect(taken).toMatchObject({ id: "orphan", attempts: 2 });
+      // The cut-off instance gave the job up first (its writes are refused from then on).
+      expect(orphan!.lease!.reason).toBeInstanceOf(JobLeaseLostError);
+      expect(lostAt).toBeLessThanOrEqual(takenAt);
+      expect(taken!.lease!.aborted).toBe(false);
       expect(await survivor!.claimNext()).toBeUndefined();
       await survivor!.complete("orphan");
       expect((await claimWithin(survivor!))?.id).toBe("orphan-next");
@@ -157,6 +166,26 @@ describe.runIf(available)("the Redis job queue (BullMQ)", () => {
     } finally {
       await proxy.close();
     }
+  });
+
+  it("gives a job up at once when another instance holds its lease, and records nothing of its end", async () => {
+    const [a] = await instances(on(1), { leaseMs: 1_500 });
+    await a!.enqueue(job("taken-over", "t"));
+    const claimed = await a!.claimNext();
+    expect(claimed?.lease?.aborted).toBe(false);
+    // As after an outage longer than the lease: the thread is another instance's now.
+    const prefix = prefixes.at(-1)!;
+    const redis = new Redis(TEST_REDIS_URL);
+    await redis.set(`${prefix}:lease:t`, "another-instance:taken-over", "PX", 60_000);
+    // The next renewal (every third of the lease) finds it.
+    await expect.poll(() => claimed!.lease!.aborted, { timeout: 2_000 }).toBe(true);
+    expect(claimed!.lease!.reason).toBeInstanceOf(JobLeaseLostError);
+    await a!.complete("taken-over");
+    // Not recorded as done, and the thread's lease left to its holder.
+    expect(await redis.exists(`${prefix}:done:taken-over`)).toBe(0);
+    expect(await redis.get(`${prefix}:lease:t`)).toBe("another-instance:taken-over");
+    await redis.del(`${prefix}:lease:t`);
+    redis.disconnect();
   });
 
   it("is what `npx talos jobs` lists with REDIS_URL, and the command ends once it has", async () => {
