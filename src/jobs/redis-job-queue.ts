@@ -437,7 +437,9 @@ export class RedisJobQueue implements JobQueue {
       `job lease lost (${why}): its GitHub writes are refused from now on, and another instance runs it`,
     );
     claimed.lease.abort(
-      new JobLeaseLostError(`delivery ${claimed.bull.id}: this instance lost the job's lease (${why})`),
+      new JobLeaseLostError(
+        `delivery ${claimed.bull.id}: this instance lost the job's lease (${why})`,
+      ),
     );
   }
 
