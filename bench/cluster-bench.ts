@@ -1,5 +1,5 @@
 import { randomUUID } from "node:crypto";
-import { readFileSync } from "node:fs";
+import { readdirSync, readFileSync } from "node:fs";
 import { cpus, loadavg } from "node:os";
 import { startGitHubStandIn, type GitHubStandIn } from "../test/helpers/github-stand-in.js";
 import { startOpenAIStandIn, type OpenAIStandIn } from "../test/helpers/openai-stand-in.js";
@@ -68,6 +68,50 @@ interface RunResult {
   jobsByInstance: number[];
   /** CPU seconds each instance used during the burst (user and system, from /proc). */
   cpuSecondsByInstance: number[];
+  /**
+   * Where the machine's CPU went during the burst: every core's busy seconds, and those of the
+   * shared services and of this process (the GitHub and OpenAI stand-ins and the senders).
+   */
+  machine: { busySeconds: number; redis: number; postgres: number; bench: number };
+}
+
+/** Every core's busy seconds so far, from /proc/stat (Linux); NaN elsewhere. */
+function machineBusySeconds(): number {
+  try {
+    const [, user, nice, system, , , irq, softirq, steal] = readFileSync("/proc/stat", "utf8")
+      .split("\n")[0]!
+      .trim()
+      .split(/\s+/)
+      .map(Number);
+    return (user! + nice! + system! + irq! + softirq! + steal!) / 100;
+  } catch {
+    return Number.NaN;
+  }
+}
+
+/** The CPU seconds so far of every process named `name` (redis-server, postgres). */
+function processSeconds(name: string): number {
+  let total = 0;
+  for (const pid of readdirSync("/proc").filter((entry) => /^\d+$/.test(entry))) {
+    try {
+      if (readFileSync(`/proc/${pid}/comm`, "utf8").trim() === name)
+        total += cpuSeconds(Number(pid));
+    } catch {
+      // Gone meanwhile.
+    }
+  }
+  return total;
+}
+
+/** What `machine` reports, so far. */
+function machineCpu() {
+  const own = process.cpuUsage();
+  return {
+    busySeconds: machineBusySeconds(),
+    redis: processSeconds("redis-server"),
+    postgres: processSeconds("postgres"),
+    bench: (own.user + own.system) / 1e6,
+  };
 }
 
 /** A process's CPU seconds so far, from /proc (Linux); NaN elsewhere. */
@@ -160,6 +204,7 @@ async function runBurst(
     const sentAt = new Map<number, number>();
     const writesBefore = github.writes().length;
     const cpuBefore = servers.map((server) => cpuSeconds(server.child.pid));
+    const machineBefore = machineCpu();
     const start = performance.now();
     // One sender per thread, each sending its thread's events in order (acknowledged before the
     // next), to the instances in turn: a burst that keeps each issue's order.
@@ -194,6 +239,13 @@ async function runBurst(
     const cpuSecondsByInstance = servers.map(
       (server, i) => cpuSeconds(server.child.pid) - cpuBefore[i]!,
     );
+    const machineAfter = machineCpu();
+    const machine = {
+      busySeconds: machineAfter.busySeconds - machineBefore.busySeconds,
+      redis: machineAfter.redis - machineBefore.redis,
+      postgres: machineAfter.postgres - machineBefore.postgres,
+      bench: machineAfter.bench - machineBefore.bench,
+    };
     // Late copies would show within a poll interval or two.
     await new Promise((resolve) => setTimeout(resolve, 2_500));
     const writes = github
@@ -247,6 +299,7 @@ async function runBurst(
       busiestSecond,
       jobsByInstance,
       cpuSecondsByInstance,
+      machine,
     };
   } finally {
     for (const server of servers) await server.kill("SIGTERM").catch(() => undefined);
@@ -345,6 +398,27 @@ function printReport(r: ClusterResult) {
       "jobs per instance": run.jobsByInstance.join(" / "),
       "CPU s per instance": run.cpuSecondsByInstance.map((c) => c.toFixed(1)).join(" / "),
     })),
+  );
+  // Whether the machine, not Talos, bounds the throughput: how busy its cores were, and with what.
+  console.log(
+    "\nthe machine during each burst (CPU seconds; the stand-ins run in the bench's own process)",
+  );
+  printTable(
+    r.runs.map((run) => {
+      const instances = run.cpuSecondsByInstance.reduce((a, b) => a + b, 0);
+      const { busySeconds, redis, postgres, bench } = run.machine;
+      return {
+        instances: run.instances,
+        "cores busy": `${((100 * busySeconds) / (r.cores * run.seconds)).toFixed(0)}%`,
+        "busy s": busySeconds.toFixed(1),
+        Talos: instances.toFixed(1),
+        PostgreSQL: postgres.toFixed(1),
+        Redis: redis.toFixed(1),
+        "bench and stand-ins": bench.toFixed(1),
+        other: (busySeconds - instances - postgres - redis - bench).toFixed(1),
+        "CPU ms per command, all": ((1000 * busySeconds) / run.events).toFixed(0),
+      };
+    }),
   );
   const { duplicates, throughputRatio } = r.targets;
   console.log(
