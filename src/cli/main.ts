@@ -10,6 +10,7 @@ import { chat } from "./chat.js";
 import { showJobs } from "./jobs.js";
 import {
   compactMemory,
+  importMemory,
   exportMemory,
   searchMemory,
   showMemoryStats,
@@ -31,7 +32,7 @@ export interface CliIO {
 }
 
 const SUBCOMMANDS = ["replay", "chat", "memory", "backfill", "jobs", "help"];
-const MEMORY_SUBCOMMANDS = ["stats", "search", "export", "compact"];
+const MEMORY_SUBCOMMANDS = ["stats", "search", "export", "compact", "import"];
 
 const USAGE = `Usage: talos <subcommand> [options]
 
@@ -42,7 +43,7 @@ Subcommands:
   chat [--repo <owner/repo>]
       Talk to the assistant in the terminal, with the same agent and tools as on GitHub, bound
       to the repository (read with GITHUB_TOKEN when set). exit or Ctrl-D ends it.
-  memory stats|search|export|compact [--data-dir <dir>] [--repo <owner/repo>]
+  memory stats|search|export|compact|import [--data-dir <dir>] [--repo <owner/repo>]
          [--installation <id>] [--json]
       Inspect the memory in <dir>/memory (default TALOS_DATA_DIR), or with DATABASE_URL in
       PostgreSQL, one namespace per installation and repository; all of them unless --repo or
@@ -53,6 +54,8 @@ Subcommands:
                                   the embedder the memory was built with
         export                    every record as a JSON line (no vectors)
         compact                   replay the write-ahead log into the index files (on disk)
+        import                    with DATABASE_URL: copy the memory on disk into PostgreSQL,
+                                  embedded again by the configured embedder; run again to resume
       On disk, stop the server first: a running server holds the memory directories.
   backfill <owner/repo> [--installation <id>] [--max <n>] [--data-dir <dir>]
       Index the repository's existing issues and pull requests into its memory, newest first,
@@ -199,6 +202,8 @@ async function runMemory(argv: string[], io: CliIO): Promise<number> {
       return exportMemory(options);
     case "compact":
       return compactMemory(options);
+    case "import":
+      return importMemory(options);
   }
   const query = positionals.join(" ").trim();
   if (!query) throw new UsageError("search takes a query: talos memory search <query>");

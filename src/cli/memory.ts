@@ -11,8 +11,8 @@ import { Database } from "../database/database.js";
 import { PostgresMemory } from "../database/postgres-memory.js";
 import type { MemoryNamespace, MemoryRegistry } from "../memory/memory-registry.js";
 import { type StoredNamespace } from "../memory/memory-registry.js";
-import type { MemoryService } from "../memory/memory-service.js";
-import type { MemoryKind, MemoryStats, MemoryStore } from "../memory/memory-store.js";
+import type { MemoryService, RepoMemory } from "../memory/memory-service.js";
+import type { MemoryKind, MemoryStats } from "../memory/memory-store.js";
 import { createMemoryRegistry } from "../create-services.js";
 import { createMetrics } from "../metrics/create-metrics.js";
 import { UsageError } from "./usage-error.js";
@@ -222,6 +222,60 @@ export async function compactMemory(options: MemoryCommandOptions): Promise<numb
   return 0;
 }
 
+/** Records per write while importing: one embedding request each. */
+const IMPORT_BATCH = 100;
+
+/**
+ * `talos memory import` (with DATABASE_URL): copies the memories on disk under the data
+ * directory into PostgreSQL, for a move from one instance to several. Texts are embedded again,
+ * by the embedder the environment configures (the one the instances use), and a repository's
+ * backfill progress comes along when PostgreSQL has none, so the instances do not backfill it
+ * again. A record already there with the same text is left as it is: running it again resumes,
+ * and costs no embedding for what it copied.
+ */
+export async function importMemory(options: MemoryCommandOptions): Promise<number> {
+  if (!options.env.DATABASE_URL)
+    throw new UsageError(
+      "import copies the memory on disk into PostgreSQL: set DATABASE_URL (in the environment or .env)",
+    );
+  const onDisk: MemoryCommandOptions = {
+    ...options,
+    env: { ...options.env, DATABASE_URL: undefined },
+  };
+  const namespaces = await selectNamespaces(onDisk);
+  const target = await openMemories(options, createEmbedder(options.env));
+  const rows: Array<ShownNamespace & { records: number; backfill: string | undefined }> = [];
+  try {
+    for (const namespace of namespaces) {
+      const { records, backfill } = await withStoredEmbedder(onDisk, namespace, async (store) => ({
+        records: await store.list(),
+        backfill: await store.readBackfillState(),
+      }));
+      const repo = await target.service.open({ ...namespace, name: namespace.repo });
+      for (let i = 0; i < records.length; i += IMPORT_BATCH)
+        await repo.addMany(records.slice(i, i + IMPORT_BATCH));
+      const kept = backfill && !(await repo.readBackfillState());
+      if (kept) await repo.saveBackfillState(backfill);
+      rows.push({
+        ...namespace,
+        records: records.length,
+        backfill: kept ? backfill.status : undefined,
+      });
+      if (!options.json)
+        await writeLine(
+          options.stdout,
+          `Imported ${records.length} records of ${nameOf(namespace)} into ${target.where}${kept ? `, with its backfill progress (${backfill.status}, ${backfill.indexed} indexed)` : ""}.`,
+        );
+    }
+  } finally {
+    await target.close();
+  }
+  if (options.json) await writeLine(options.stdout, JSON.stringify({ namespaces: rows }));
+  else if (rows.length === 0)
+    await writeLine(options.stdout, `No memory on disk in ${whereOf(onDisk)}: nothing to import.`);
+  return 0;
+}
+
 async function selectNamespaces(options: MemoryCommandOptions): Promise<ShownNamespace[]> {
   const { repo, installation } = options;
   if (repo !== undefined && !REPO.test(repo) && !/^\d+$/.test(repo))
@@ -275,7 +329,7 @@ async function assertDirectory(dataDir: string): Promise<void> {
 async function withStoredEmbedder<T>(
   options: MemoryCommandOptions,
   namespace: ShownNamespace,
-  use: (store: MemoryStore) => Promise<T>,
+  use: (store: RepoMemory) => Promise<T>,
 ): Promise<T> {
   const memories = await openMemories(options, refusingEmbedder());
   const stored = await memories.identity(namespace).finally(() => memories.close());
@@ -287,7 +341,7 @@ async function withStore<T>(
   options: MemoryCommandOptions,
   namespace: ShownNamespace,
   embedder: Embedder,
-  use: (store: MemoryStore) => Promise<T>,
+  use: (store: RepoMemory) => Promise<T>,
 ): Promise<T> {
   const memories = await openMemories(options, embedder);
   try {

@@ -379,7 +379,10 @@ describe("talos memory compact", () => {
 
 describe("talos memory: errors", () => {
   it.each([
-    [["memory"], /^talos memory: missing memory subcommand; use stats, search, export, compact\n$/],
+    [
+      ["memory"],
+      /^talos memory: missing memory subcommand; use stats, search, export, compact, import\n$/,
+    ],
     [["memory", "frobnicate"], /^talos memory: unknown memory subcommand "frobnicate"/],
     [
       ["memory", "stats", "--repo", "not-a-repo"],
@@ -510,6 +513,64 @@ describe.runIf(await requirePostgres("talos memory with DATABASE_URL"))(
       const none = await talos(["memory", "stats", "--repo", "acme/other"], env);
       expect(none.code).toBe(2);
       expect(none.err).toContain(`no memory of acme/other in PostgreSQL (schema ${schema})`);
+    });
+
+    it("imports the memory on disk into PostgreSQL, with backfill progress, and a second run changes nothing", async () => {
+      const dataDir = await seed();
+      const onDisk = registry(join(dataDir, "memory"));
+      await (
+        await onDisk.open({ installation: 8, ...WIDGETS })
+      ).saveBackfillState({ status: "done", page: 1, indexed: 2, repo: "acme/widgets" });
+      await onDisk.closeAll();
+      const into = {
+        DATABASE_URL: TEST_DATABASE_URL,
+        TALOS_DATABASE_SCHEMA: `talos_import_${randomUUID().replaceAll("-", "").slice(0, 16)}`,
+      };
+      try {
+        const exported = async (target: Record<string, string>) =>
+          (await talos(["memory", "export", "--data-dir", dataDir], target)).out
+            .trim()
+            .split("\n")
+            .map((line) => JSON.parse(line) as Record<string, unknown>)
+            .map(({ installation, repository, id, text, kind }) => ({
+              installation,
+              repository,
+              id,
+              text,
+              kind,
+            }));
+        const first = await talos(["memory", "import", "--data-dir", dataDir], into);
+        expect(first.err).toBe("");
+        expect(first.code).toBe(0);
+        const where = `PostgreSQL (schema ${into.TALOS_DATABASE_SCHEMA})`;
+        expect(first.out.trim().split("\n")).toEqual([
+          `Imported 1 records of 7/acme/gadgets into ${where}.`,
+          `Imported 3 records of 7/acme/widgets into ${where}.`,
+          `Imported 2 records of 8/acme/widgets into ${where}, with its backfill progress (done, 2 indexed).`,
+        ]);
+        const copied = await exported(into);
+        expect(copied).toEqual(await exported({}));
+        expect(copied).toHaveLength(6);
+        // Found there by the instances' search, with the configured embedder.
+        const found = await talos(
+          ["memory", "search", "gadget firmware stalls", "--repo", "acme/gadgets", "--json"],
+          into,
+        );
+        expect(JSON.parse(found.out).hits[0]).toMatchObject({ id: "issue-1" });
+        const again = await talos(["memory", "import", "--data-dir", dataDir, "--json"], into);
+        expect(again.code).toBe(0);
+        expect(JSON.parse(again.out).namespaces.map((n: { records: number }) => n.records)).toEqual(
+          [1, 3, 2],
+        );
+        expect(await exported(into)).toEqual(copied);
+        // Without a database there is nowhere to import into.
+        const nowhere = await talos(["memory", "import", "--data-dir", dataDir]);
+        expect(nowhere.code).toBe(2);
+        expect(nowhere.err.trim().split("\n")).toHaveLength(1);
+        expect(nowhere.err).toContain("set DATABASE_URL");
+      } finally {
+        await dropSchema(into.TALOS_DATABASE_SCHEMA);
+      }
     });
   },
 );
