@@ -12,6 +12,7 @@ import {
   type ServerProcess,
 } from "../test/helpers/server-process.js";
 import {
+  freshSchema,
   deleteKeys,
   dropSchema,
   postgresAnswers,
@@ -182,7 +183,7 @@ async function runBurst(
 ): Promise<RunResult> {
   const prefix = `talos-bench-${randomUUID()}`;
   // A schema of its own per burst: memory and budgets start empty, as the journal does.
-  const schema = `talos_bench_${randomUUID().replaceAll("-", "").slice(0, 16)}`;
+  const schema = freshSchema("talos_bench");
   const servers: ServerProcess[] = [];
   try {
     for (let i = 0; i < count; i++) {

@@ -1,4 +1,3 @@
-import { randomUUID } from "node:crypto";
 import { cpus, loadavg } from "node:os";
 import { pino } from "pino";
 import { Database, type MemoryDatabase } from "../src/database/database.js";
@@ -6,7 +5,12 @@ import { PostgresMemory } from "../src/database/postgres-memory.js";
 import { createLocalEmbedder } from "../src/memory/local-embedder.js";
 import type { RepoMemory } from "../src/memory/memory-service.js";
 import { createMetrics } from "../src/metrics/create-metrics.js";
-import { dropSchema, postgresAnswers, TEST_DATABASE_URL } from "../test/helpers/shared-services.js";
+import {
+  dropSchema,
+  freshSchema,
+  postgresAnswers,
+  TEST_DATABASE_URL,
+} from "../test/helpers/shared-services.js";
 import { issueMemory } from "../test/helpers/test-memory.js";
 import { generateIssueText } from "./generate-issue-text.js";
 import { printTable, summarize } from "./stats.js";
@@ -74,7 +78,7 @@ export async function runMemorySyncBench({
     return skipped;
   }
   const loadAtStart = loadavg()[0]!;
-  const schema = `talos_bench_${randomUUID().replaceAll("-", "").slice(0, 16)}`;
+  const schema = freshSchema("talos_bench");
   const log = pino({ level: "silent" });
   const databases: Database[] = [];
   const memories: PostgresMemory[] = [];

@@ -117,10 +117,11 @@ function encodeItems(out: ProtoWriter, records: readonly SegmentRecord[]): Proto
   for (const record of records) {
     const { id, vector, norm, metadata } = record;
     const entries = Object.entries(metadata);
-    const entrySizes = entries.map(([key, value]) => {
-      const valueSize = metadataValueSize(value);
-      return stringFieldSize(key) + 1 + varintBytes(valueSize) + valueSize;
-    });
+    // Counted once: a value is the record's text, among others.
+    const valueSizes = entries.map(([, value]) => metadataValueSize(value));
+    const entrySizes = entries.map(
+      ([key], i) => stringFieldSize(key) + 1 + varintBytes(valueSizes[i]!) + valueSizes[i]!,
+    );
     // proto3 leaves out a field at its default value, except in a oneof.
     let size = id !== "" ? stringFieldSize(id) : 0;
     for (const entrySize of entrySizes) size += 1 + varintBytes(entrySize) + entrySize;
@@ -135,7 +136,7 @@ function encodeItems(out: ProtoWriter, records: readonly SegmentRecord[]): Proto
       out.varint(entrySizes[i]!);
       out.stringField(1, key);
       out.tag(2, 2);
-      out.varint(metadataValueSize(value));
+      out.varint(valueSizes[i]!);
       if (typeof value === "number") out.doubleField(2, value);
       else if (typeof value === "boolean") out.varintField(3, value ? 1 : 0);
       else out.stringField(1, String(value));

@@ -1,12 +1,6 @@
-import { randomUUID } from "node:crypto";
 import { join } from "node:path";
 import type nock from "nock";
-import { pino } from "pino";
 import { afterAll, describe, expect, it } from "vitest";
-import { Database } from "../../src/database/database.js";
-import { PostgresMemory } from "../../src/database/postgres-memory.js";
-import { createLocalEmbedder } from "../../src/memory/local-embedder.js";
-import { createMetrics } from "../../src/metrics/create-metrics.js";
 import type { RepositoryRef } from "../../src/memory/memory-registry.js";
 import {
   githubScope,
@@ -15,8 +9,13 @@ import {
   mockRepoConfig,
 } from "../helpers/github-mocks.js";
 import { runTalos } from "../helpers/run-talos.js";
-import { dropSchema, requirePostgres, TEST_DATABASE_URL } from "../helpers/shared-services.js";
-import { createTestRegistry } from "../helpers/test-memory.js";
+import {
+  dropSchema,
+  freshSchema,
+  requirePostgres,
+  TEST_DATABASE_URL,
+} from "../helpers/shared-services.js";
+import { createTestRegistry, openPostgresMemory } from "../helpers/test-memory.js";
 import { makeDataDir, TEST_PRIVATE_KEY } from "../helpers/test-app.js";
 
 const TOKEN = "ghp_backfillTestToken0123456789abcdefgh";
@@ -367,7 +366,7 @@ describe("talos backfill", () => {
 describe.runIf(await requirePostgres("talos backfill with DATABASE_URL"))(
   "talos backfill with DATABASE_URL",
   () => {
-    const schema = `talos_backfill_${randomUUID().replaceAll("-", "").slice(0, 16)}`;
+    const schema = freshSchema("talos_backfill");
     const env = {
       GITHUB_TOKEN: TOKEN,
       DATABASE_URL: TEST_DATABASE_URL,
@@ -376,31 +375,8 @@ describe.runIf(await requirePostgres("talos backfill with DATABASE_URL"))(
     const namespace = { installation: 7, repository: WIDGETS_ID };
     afterAll(() => dropSchema(schema));
 
-    async function openMemory() {
-      const database = await Database.open({
-        url: TEST_DATABASE_URL,
-        schema,
-        log: pino({ level: "silent" }),
-      });
-      const memory = await PostgresMemory.open({
-        database,
-        schema,
-        embedder: createLocalEmbedder(),
-        log: pino({ level: "silent" }),
-        metrics: createMetrics(),
-        maxOpenBytes: 2 ** 24,
-      });
-      return {
-        memory,
-        close: async () => {
-          await memory.closeAll();
-          await database.close();
-        },
-      };
-    }
-
     it("leaves a backfill an instance is running, runs it into PostgreSQL once that instance lets go, and gives the claim back", async () => {
-      const instance = await openMemory();
+      const instance = await openPostgresMemory(schema);
       await instance.memory.open({ ...namespace, name: "acme/widgets" });
       expect(await instance.memory.claimBackfill(namespace, "instance-a", 60_000)).toBe(true);
 

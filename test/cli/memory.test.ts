@@ -2,18 +2,23 @@ import { cpSync, mkdirSync, readdirSync, statSync, writeFileSync } from "node:fs
 import { hostname } from "node:os";
 import { join } from "node:path";
 import { PassThrough, Writable } from "node:stream";
-import { randomUUID } from "node:crypto";
-import { pino } from "pino";
 import { afterAll, describe, expect, it } from "vitest";
-import { Database } from "../../src/database/database.js";
-import { PostgresMemory } from "../../src/database/postgres-memory.js";
-import { createMetrics } from "../../src/metrics/create-metrics.js";
-import { dropSchema, requirePostgres, TEST_DATABASE_URL } from "../helpers/shared-services.js";
+import {
+  dropSchema,
+  freshSchema,
+  requirePostgres,
+  TEST_DATABASE_URL,
+} from "../helpers/shared-services.js";
 import { createLocalEmbedder } from "../../src/memory/local-embedder.js";
 import { runTalos } from "../helpers/run-talos.js";
 import { runCli } from "../../src/cli/main.js";
 import { makeDataDir } from "../helpers/test-app.js";
-import { createTestRegistry, issueMemory, openTestStore } from "../helpers/test-memory.js";
+import {
+  createTestRegistry,
+  issueMemory,
+  openPostgresMemory,
+  openTestStore,
+} from "../helpers/test-memory.js";
 
 function talos(argv: string[], env: Record<string, string> = {}) {
   return runTalos(argv, { env });
@@ -463,32 +468,19 @@ describe("talos memory: errors", () => {
 describe.runIf(await requirePostgres("talos memory with DATABASE_URL"))(
   "talos memory with DATABASE_URL: the memory in PostgreSQL",
   () => {
-    const schema = `talos_cli_${randomUUID().replaceAll("-", "").slice(0, 16)}`;
+    const schema = freshSchema("talos_cli");
     const env = { DATABASE_URL: TEST_DATABASE_URL, TALOS_DATABASE_SCHEMA: schema };
     afterAll(() => dropSchema(schema));
 
     it("shows, searches and exports what the instances wrote there, and has nothing to compact", async () => {
-      const database = await Database.open({
-        url: TEST_DATABASE_URL,
-        schema,
-        log: pino({ level: "silent" }),
-      });
-      const memory = await PostgresMemory.open({
-        database,
-        schema,
-        embedder: createLocalEmbedder(),
-        log: pino({ level: "silent" }),
-        metrics: createMetrics(),
-        maxOpenBytes: 2 ** 24,
-      });
+      const { memory, close } = await openPostgresMemory(schema);
       await (
         await memory.open({ installation: 7, ...WIDGETS })
       ).addMany([
         issueMemory(1, "Crash when exporting invoices from the billing page"),
         issueMemory(2, "Dark mode colours are wrong in the settings page"),
       ]);
-      await memory.closeAll();
-      await database.close();
+      await close();
       // No data directory is needed (nor read).
       const missing = join(makeDataDir(), "none");
 
@@ -524,7 +516,7 @@ describe.runIf(await requirePostgres("talos memory with DATABASE_URL"))(
       await onDisk.closeAll();
       const into = {
         DATABASE_URL: TEST_DATABASE_URL,
-        TALOS_DATABASE_SCHEMA: `talos_import_${randomUUID().replaceAll("-", "").slice(0, 16)}`,
+        TALOS_DATABASE_SCHEMA: freshSchema("talos_import"),
       };
       try {
         const exported = async (target: Record<string, string>) =>

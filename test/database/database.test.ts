@@ -9,6 +9,7 @@ import { createMetrics } from "../../src/metrics/create-metrics.js";
 import { createFakeClock } from "../helpers/fake-clock.js";
 import { eventually } from "../helpers/eventually.js";
 import {
+  freshSchema,
   requirePostgres,
   startCuttableProxy,
   TEST_DATABASE_URL,
@@ -17,7 +18,7 @@ import {
 const available = await requirePostgres("the PostgreSQL tests");
 
 describe.runIf(available)("PostgreSQL: migrations and row-level security", () => {
-  const schema = `talos_test_${randomUUID().replaceAll("-", "").slice(0, 16)}`;
+  const schema = freshSchema("talos_test");
   const log = pino({ level: "silent" });
   const opened: Database[] = [];
   const open = async () => {

@@ -1,4 +1,3 @@
-import { randomUUID } from "node:crypto";
 import pg from "pg";
 import { pino } from "pino";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
@@ -9,7 +8,7 @@ import { MemoryDeletedError } from "../../src/memory/memory-store.js";
 import { MemoryMismatchError } from "../../src/memory/vectra-memory-store.js";
 import { createMetrics } from "../../src/metrics/create-metrics.js";
 import { openPgliteDatabase } from "../helpers/pglite-database.js";
-import { requirePostgres, TEST_DATABASE_URL } from "../helpers/shared-services.js";
+import { freshSchema, requirePostgres, TEST_DATABASE_URL } from "../helpers/shared-services.js";
 import { eventually } from "../helpers/eventually.js";
 import { countingEmbedder, issueMemory } from "../helpers/test-memory.js";
 
@@ -308,7 +307,7 @@ describe("memory in PGlite with pgvector: similarity search in SQL", () => {
 });
 
 describe.runIf(available)("memory in PostgreSQL without pgvector: synced indexes in RAM", () => {
-  const schema = `talos_test_${randomUUID().replaceAll("-", "").slice(0, 16)}`;
+  const schema = freshSchema("talos_test");
   const opened: Database[] = [];
   let database: Database;
   let next = 1000;

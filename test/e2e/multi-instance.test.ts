@@ -15,6 +15,7 @@ import {
   type ServerProcess,
 } from "../helpers/server-process.js";
 import {
+  freshSchema,
   deleteKeys,
   requirePostgres,
   requireRedis,
@@ -43,7 +44,7 @@ describe.runIf(available)("several instances sharing Redis", () => {
   let github: GitHubStandIn;
   let llm: OpenAIStandIn;
   const prefix = `talos-e2e-${randomUUID()}`;
-  const schema = `talos_e2e_${randomUUID().replaceAll("-", "").slice(0, 16)}`;
+  const schema = freshSchema("talos_e2e");
   const servers: ServerProcess[] = [];
   const workDir = makeWorkDir();
 

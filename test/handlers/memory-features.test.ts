@@ -1,7 +1,6 @@
 import { existsSync, readdirSync, readFileSync, utimesSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { AIMessage } from "@langchain/core/messages";
-import { randomUUID } from "node:crypto";
 import { describe, expect, it, onTestFinished, vi } from "vitest";
 import type { Embedder } from "../../src/memory/embedder.js";
 import { createLocalEmbedder } from "../../src/memory/local-embedder.js";
@@ -16,7 +15,12 @@ import { createFakeClock } from "../helpers/fake-clock.js";
 import { scriptedModel } from "../helpers/scripted-model.js";
 import { createTestApp, loadFixture, makeDataDir, type TestApp } from "../helpers/test-app.js";
 import { openTestStore } from "../helpers/test-memory.js";
-import { dropSchema, requirePostgres, TEST_DATABASE_URL } from "../helpers/shared-services.js";
+import {
+  dropSchema,
+  freshSchema,
+  requirePostgres,
+  TEST_DATABASE_URL,
+} from "../helpers/shared-services.js";
 import { webhookExample } from "../helpers/webhook-examples.js";
 
 const REPO = "/repos/Codertocat/Hello-World";
@@ -503,7 +507,7 @@ describe("backfill of a repository the app gains", () => {
   it.runIf(withPostgres)(
     "with DATABASE_URL, leaves a backfill another instance runs, and runs it once that one lets go",
     async () => {
-      const schema = `talos_backfill_${randomUUID().replaceAll("-", "").slice(0, 16)}`;
+      const schema = freshSchema("talos_backfill");
       onTestFinished(() => dropSchema(schema));
       const app = await createTestApp({
         env: { DATABASE_URL: TEST_DATABASE_URL, TALOS_DATABASE_SCHEMA: schema },

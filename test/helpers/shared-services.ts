@@ -1,3 +1,4 @@
+import { randomUUID } from "node:crypto";
 import { createConnection, createServer, type Server, type Socket } from "node:net";
 import { Redis } from "ioredis";
 
@@ -115,6 +116,10 @@ export async function postgresAnswers(): Promise<boolean> {
     await client.end().catch(() => undefined);
   }
 }
+
+/** A schema of its own for a test or bench run, named `<prefix>_<16 hex digits>`. */
+export const freshSchema = (prefix: string) =>
+  `${prefix}_${randomUUID().replaceAll("-", "").slice(0, 16)}`;
 
 /** Drops a schema a test or a benchmark made. */
 export async function dropSchema(schema: string): Promise<void> {

@@ -1,4 +1,6 @@
 import { pino } from "pino";
+import { Database } from "../../src/database/database.js";
+import { PostgresMemory } from "../../src/database/postgres-memory.js";
 import type { Embedder } from "../../src/memory/embedder.js";
 import { createLocalEmbedder } from "../../src/memory/local-embedder.js";
 import { MemoryRegistry } from "../../src/memory/memory-registry.js";
@@ -9,6 +11,7 @@ import {
 import type { MemoryInput } from "../../src/memory/memory-store.js";
 import { createMetrics } from "../../src/metrics/create-metrics.js";
 import { systemClock } from "../../src/clock.js";
+import { TEST_DATABASE_URL } from "./shared-services.js";
 
 /** An embedder that counts the texts it embeds (the local hashing one underneath). */
 export function countingEmbedder(inner: Embedder = createLocalEmbedder()) {
@@ -75,4 +78,28 @@ export function createTestRegistry(
     log: pino({ level: "silent" }),
     metrics: createMetrics(),
   });
+}
+
+/**
+ * The memory in the machine's PostgreSQL on `schema`, as an instance opens it (local embedder),
+ * with what closes it and its database.
+ */
+export async function openPostgresMemory(schema: string) {
+  const log = pino({ level: "silent" });
+  const database = await Database.open({ url: TEST_DATABASE_URL, schema, log });
+  const memory = await PostgresMemory.open({
+    database,
+    schema,
+    embedder: createLocalEmbedder(),
+    log,
+    metrics: createMetrics(),
+    maxOpenBytes: 2 ** 24,
+  });
+  return {
+    memory,
+    close: async () => {
+      await memory.closeAll();
+      await database.close();
+    },
+  };
 }

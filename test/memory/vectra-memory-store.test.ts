@@ -39,6 +39,16 @@ async function seeded(directory = makeDataDir(), options = {}) {
 
 const ids = (hits: Array<{ record: { id: string } }>) => hits.map((h) => h.record.id);
 
+/** Every text the directory's memory holds once opened again, sorted. */
+async function textsOnReopen(directory: string): Promise<string[]> {
+  const reopened = await openTestStore(directory);
+  try {
+    return (await reopened.list()).map((r) => r.text).sort();
+  } finally {
+    await reopened.close();
+  }
+}
+
 /** Vectors that say nothing about the words: only the keyword index can find by them. */
 const blind = {
   model: "blind",
@@ -241,14 +251,7 @@ describe("the vectra memory store", () => {
     spy.mockRestore();
     await store.add(issueMemory(4, "issue 4"));
     await store.close();
-    const reopened = await openTestStore(directory);
-    expect((await reopened.list()).map((r) => r.text).sort()).toEqual([
-      "issue 1",
-      "issue 2",
-      "issue 3",
-      "issue 4",
-    ]);
-    await reopened.close();
+    expect(await textsOnReopen(directory)).toEqual(["issue 1", "issue 2", "issue 3", "issue 4"]);
   });
 
   it("leaves what a failed flush did not write to the next, losing nothing", async () => {
@@ -265,14 +268,7 @@ describe("the vectra memory store", () => {
     expect((await store.stats()).pending).toBe(0);
     await store.close();
     vi.restoreAllMocks();
-    const reopened = await openTestStore(directory);
-    expect((await reopened.list()).map((r) => r.text).sort()).toEqual([
-      "issue 1",
-      "issue 2",
-      "issue 3",
-      "issue 4",
-    ]);
-    await reopened.close();
+    expect(await textsOnReopen(directory)).toEqual(["issue 1", "issue 2", "issue 3", "issue 4"]);
   });
 
   it("appends a batch of new records to their index file, and rewrites it when a record in it changes", async () => {
@@ -587,11 +583,7 @@ describe("damaged memory files", () => {
     await store.close();
     const file = join(directory, "segment-000001.pb");
     truncateSync(file, 100);
-    const reopened = await openTestStore(directory);
-    expect((await reopened.list()).map((r) => r.text).sort()).toEqual(
-      ISSUES.map(([, text]) => text).sort(),
-    );
-    await reopened.close();
+    expect(await textsOnReopen(directory)).toEqual(ISSUES.map(([, text]) => text).sort());
     expect(await readSegment(new AtomicFileStorage(), file)).toHaveLength(ISSUES.length);
   });
 
