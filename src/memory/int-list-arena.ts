@@ -1,15 +1,24 @@
 const INITIAL_LISTS = 64;
 const INITIAL_INTS = 1_024;
 
+// A list that outgrows its room moves with this much more: twice while small, half again once
+// large. A big list's move copies it, and its spare room stays in RAM: a word in a tenth of
+// 250,000 records holds 200 KB of postings, so doubling would waste up to as much per word.
+const SMALL_LIST = 64;
+const grownRoom = (count: number) =>
+  count < SMALL_LIST ? Math.max(2, count * 2) : count + (count >> 1);
+
 /**
  * Many growable lists of int32 tuples (`width` ints an item) in one Int32Array, each list named
  * by a small integer. A keyword index holds one list per word and one per record: at 100,000
  * records that is 200,000 lists, and a typed array and an object each took ~250 bytes, more
  * than the lists' contents. Here a list costs three ints of bookkeeping.
  *
- * A list that outgrows its room moves to the end with twice the room; the room it left, and
- * that of cleared lists, is reclaimed by compaction once it is half the array. Item order within
- * a list is not kept by `removeAt` (it swaps with the last).
+ * A list that outgrows its room moves to the end with more room (`grownRoom`); the room it
+ * left, and that of cleared lists, is reclaimed by compaction once it is a quarter of what the
+ * array holds. Compaction keeps each list's room, so that the lists just moved do not all move
+ * again on their next push. Item order within a list is not kept by `removeAt` (it swaps with
+ * the last).
  */
 export class IntListArena {
   readonly width: number;
@@ -30,9 +39,13 @@ export class IntListArena {
     return this.#data;
   }
 
-  /** Bytes allocated: the array and the bookkeeping. */
+  /**
+   * Bytes in RAM: the array up to its last list (spare room, and room left by moves, included)
+   * and the bookkeeping. The array's tail past that was never written, and a large typed array's
+   * untouched pages take no RAM.
+   */
   get bytes(): number {
-    return this.#data.byteLength + this.#start.byteLength * 3;
+    return this.#end * Int32Array.BYTES_PER_ELEMENT + this.#start.byteLength * 3;
   }
 
   /** Items in `list` (0 for a list never used). */
@@ -49,7 +62,7 @@ export class IntListArena {
   push(list: number, a: number, b = 0): void {
     this.#ensureList(list);
     const count = this.#count[list]!;
-    if (count === this.#room[list]) this.#move(list, Math.max(2, count * 2));
+    if (count === this.#room[list]) this.#move(list, grownRoom(count));
     const at = this.#start[list]! + count * this.width;
     this.#data[at] = a;
     if (this.width === 2) this.#data[at + 1] = b;
@@ -109,15 +122,15 @@ export class IntListArena {
   #move(list: number, room: number): void {
     const { width } = this;
     const ints = room * width;
+    // Checked at every move, not only when the array is full: the room left behind is written
+    // memory, and the array's unwritten tail, however long, is not.
+    if (this.#garbage * 4 > this.#end) this.#compact(false, ints);
     if (this.#end + ints > this.#data.length) {
-      if (this.#garbage * 2 > this.#end) this.#compact();
-      if (this.#end + ints > this.#data.length) {
-        let length = this.#data.length * 2;
-        while (length < this.#end + ints) length *= 2;
-        const grown = new Int32Array(length);
-        grown.set(this.#data.subarray(0, this.#end));
-        this.#data = grown;
-      }
+      let length = this.#data.length * 2;
+      while (length < this.#end + ints) length *= 2;
+      const grown = new Int32Array(length);
+      grown.set(this.#data.subarray(0, this.#end));
+      this.#data = grown;
     }
     const start = this.#start[list]!;
     const count = this.#count[list]!;
@@ -128,26 +141,31 @@ export class IntListArena {
     this.#end += ints;
   }
 
-  /**
-   * Packs the lists into an array just big enough (an eighth to spare): after a bulk load,
-   * whose doublings can leave the array nearly twice what it holds.
-   */
+  /** Packs the lists, each list's room cut to its count: after a bulk load. */
   trim(): void {
-    this.#compact(Math.max(INITIAL_INTS, Math.ceil((this.#end - this.#garbage) * 1.125)));
+    this.#compact(true, 0);
   }
 
-  /** Packs every list's items together, each list's room cut to its count. */
-  #compact(length = this.#data.length): void {
+  /**
+   * Packs every list together, with its room (`cut`: cut to its count), into a new array with
+   * space for `more` ints after them, and as much again as they take (an eighth when cut: after
+   * a bulk load, whose doublings can leave the array nearly twice what it holds).
+   */
+  #compact(cut: boolean, more: number): void {
     const { width } = this;
-    const packed = new Int32Array(length);
+    let used = 0;
+    for (let list = 0; list < this.#count.length; list++)
+      used += (cut ? this.#count[list]! : this.#room[list]!) * width;
+    const spare = cut ? Math.ceil(used / 8) : used;
+    const packed = new Int32Array(Math.max(INITIAL_INTS, used + more + spare));
     let end = 0;
     for (let list = 0; list < this.#count.length; list++) {
       const count = this.#count[list]!;
       const start = this.#start[list]!;
       packed.set(this.#data.subarray(start, start + count * width), end);
       this.#start[list] = end;
-      this.#room[list] = count;
-      end += count * width;
+      if (cut) this.#room[list] = count;
+      end += this.#room[list]! * width;
     }
     this.#data = packed;
     this.#end = end;

@@ -53,6 +53,33 @@ describe("the int list arena", () => {
     expect(arena.data.length).toBeLessThan(8 * live + 4_096);
   });
 
+  it("lets lists loaded with no spare room grow with RAM near what they hold", () => {
+    // As a keyword index restored at a start: every word's postings in room just big enough,
+    // then new records add a posting to most of the words, over and over.
+    const lists = 50;
+    const items = 10_000;
+    const arena = new IntListArena(2);
+    arena.allocate(Array.from({ length: lists }, () => items));
+    for (let list = 0; list < lists; list++)
+      for (let i = 0; i < items; i++) arena.push(list, i, list);
+    const heldBytes = () => {
+      let ints = 0;
+      for (let list = 0; list < lists; list++) ints += arena.count(list) * 2;
+      return ints * 4;
+    };
+    expect(arena.bytes).toBeLessThan(1.01 * heldBytes());
+    for (let round = 0; round < 2_000; round++)
+      for (let list = 0; list < lists; list++) arena.push(list, items + round, list);
+    // Moves leave the old room behind, and a moved list has room to spare: both bounded.
+    expect(arena.bytes).toBeLessThan(2 * heldBytes());
+    for (let list = 0; list < lists; list++) {
+      expect(arena.count(list)).toBe(items + 2_000);
+      const start = arena.start(list);
+      expect(arena.data[start + 2 * (items + 1_999)]).toBe(items + 1_999);
+      expect(arena.data[start + 2 * (items + 1_999) + 1]).toBe(list);
+    }
+  });
+
   it("counts an unused list as empty, and holds one-int items", () => {
     const arena = new IntListArena(1);
     expect(arena.count(1_000)).toBe(0);

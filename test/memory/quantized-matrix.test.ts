@@ -301,14 +301,26 @@ describe("the quantized matrix", () => {
     expect(() => copy.assign(100, "x", 0.01)).toThrow("write them through codes() first");
   });
 
-  it("counts its memory, and refuses more than 32-bit WebAssembly memory holds", () => {
+  it("counts the memory its rows take, and refuses more than 32-bit WebAssembly memory holds", () => {
     const matrix = new QuantizedMatrix(1_536, 1_000);
-    expect(matrix.bytes).toBeGreaterThan(1_001 * 1_536 + 1_000 * 8);
+    const next = seededRandom(8);
+    const empty = matrix.bytes;
+    expect(empty).toBeLessThan(20_000);
+    for (let slot = 0; slot < 1_000; slot++) matrix.set(slot, `v${slot}`, randomUnit(next, 1_536));
+    expect(matrix.bytes - empty).toBeGreaterThan(1_000 * (1_536 + 8));
     expect(matrix.bytes).toBeLessThan(1_700_000);
+    // Room reserved and not yet written takes no RAM, and is not counted.
+    const filled = matrix.bytes;
+    matrix.reserve(4_000);
+    expect(matrix.capacity).toBe(4_000);
+    expect(matrix.bytes).toBe(filled);
+    matrix.set(1_000, "v1000", randomUnit(next, 1_536));
+    expect(matrix.bytes - filled).toBeGreaterThan(1_536);
+    expect(matrix.bytes - filled).toBeLessThan(2 * 1_536);
     expect(() => matrix.reserve(3_000_000)).toThrow(
       "one memory index cannot hold 3000000 vectors of 1536 dimensions: 4406 MiB is past the 4 GiB",
     );
-    expect(matrix.capacity).toBe(1_000);
+    expect(matrix.capacity).toBe(4_000);
   });
 
   it("ranks 5,000 random vectors so that rescoring 20 candidates finds the exact top 5", () => {
