@@ -179,22 +179,29 @@ export class BackfillRunner {
       if (!(await registry.claimBackfill(target, this.#holder, BACKFILL_LEASE_MS)))
         return log.info("backfill left to the instance running it");
       log.info({ max }, "backfill started");
-      const state = await backfillRepository({
-        octokit,
-        repo,
-        memory,
-        progress: renewingClaim(registry, target, this.#holder, memory),
-        max,
-        clock,
-        log,
-        signal,
-        retry: this.#options.retry,
-      });
-      log.info(
-        { indexed: state.indexed, skipped: state.skipped, status: state.status },
-        "backfill stopped",
-      );
-      await registry.claimBackfill(target, this.#holder, 0);
+      try {
+        const state = await backfillRepository({
+          octokit,
+          repo,
+          memory,
+          progress: renewingClaim(registry, target, this.#holder, memory),
+          max,
+          clock,
+          log,
+          signal,
+          retry: this.#options.retry,
+        });
+        log.info(
+          { indexed: state.indexed, skipped: state.skipped, status: state.status },
+          "backfill stopped",
+        );
+      } finally {
+        // Given back however it ended, a failure too: another instance's start may resume it
+        // at once. One that cannot be given back now lapses within the lease.
+        await registry
+          .claimBackfill(target, this.#holder, 0)
+          .catch((error: unknown) => log.warn({ err: error }, "backfill claim not released"));
+      }
     } catch (error) {
       if (error instanceof MemoryDeletedError)
         return log.info("backfill stopped: its memory was deleted");

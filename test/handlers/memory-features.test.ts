@@ -549,6 +549,45 @@ describe("backfill of a repository the app gains", () => {
     },
   );
 
+  it.runIf(withPostgres)(
+    "with DATABASE_URL, gives its claim on a backfill back when the backfill fails",
+    async () => {
+      const schema = freshSchema("talos_backfill");
+      onTestFinished(() => dropSchema(schema));
+      const app = await createTestApp({
+        clock: createFakeClock(),
+        env: { DATABASE_URL: TEST_DATABASE_URL, TALOS_DATABASE_SCHEMA: schema },
+      });
+      const namespace = { installation: 2, repository: SPACE_ID };
+      const scope = githubScope();
+      mockInstallationToken(scope);
+      mockSpace(scope);
+      mockRepoConfig(scope, { repo: "Space" });
+      mockIssuePage(scope, 1, range(250, 100));
+      scope
+        .get(`${SPACE}/issues`)
+        .query({ ...ISSUE_PAGE, page: "2" })
+        .times(6)
+        .reply(502, "Bad Gateway");
+      await receive(
+        app,
+        "installation_repositories",
+        loadFixture("installation_repositories.added.json"),
+      );
+      await app.talos.backfill.idle();
+      expect(scope.pendingMocks()).toEqual([]);
+      expect(app.logs.text()).toContain("backfill failed");
+      expect(await app.talos.memory.readBackfillState(namespace)).toMatchObject({
+        status: "failed",
+        page: 2,
+      });
+      // Another instance starting now may resume it: the claim did not wait out its lease.
+      expect(await app.talos.memory.claimBackfill(namespace, "another-instance", 60_000)).toBe(
+        true,
+      );
+    },
+  );
+
   it("tries a page GitHub fails again while it runs, with a doubling wait", async () => {
     const clock = createFakeClock();
     const app = await createTestApp({ clock });
