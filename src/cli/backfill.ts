@@ -9,7 +9,11 @@ import { loadRepoConfigOf } from "../github/load-repo-config.js";
 import type { Octokit, RepoRef } from "../github/octokit.js";
 import { backfillRepository } from "../memory/backfill-repository.js";
 import { MemoryRegistry } from "../memory/memory-registry.js";
-import { BACKFILL_LEASE_MS, renewingClaim } from "../memory/memory-service.js";
+import {
+  BACKFILL_LEASE_MS,
+  releaseBackfillClaim,
+  renewingClaim,
+} from "../memory/memory-service.js";
 import { createServices, type Services } from "../create-services.js";
 import { createCliOctokit } from "./create-cli-octokit.js";
 import { UsageError } from "./usage-error.js";
@@ -128,10 +132,7 @@ async function backfillWith(
     });
   } finally {
     progress.end();
-    // Lapses within the lease if it cannot be given back now.
-    await memory
-      .claimBackfill(namespace, holder, 0)
-      .catch((error: unknown) => log.warn({ err: error }, "backfill claim not released"));
+    await releaseBackfillClaim(memory, namespace, holder, log);
   }
   // Flushed here rather than by closeAll, which ignores a failure.
   await store.flush();

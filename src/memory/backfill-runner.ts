@@ -11,7 +11,12 @@ import {
 } from "./backfill-repository.js";
 import type { LegacyMemory } from "./legacy-memory.js";
 import type { MemoryNamespace } from "./memory-registry.js";
-import { BACKFILL_LEASE_MS, renewingClaim, type MemoryService } from "./memory-service.js";
+import {
+  BACKFILL_LEASE_MS,
+  releaseBackfillClaim,
+  renewingClaim,
+  type MemoryService,
+} from "./memory-service.js";
 import { MemoryDeletedError } from "./memory-store.js";
 
 export interface BackfillRunnerOptions {
@@ -196,11 +201,7 @@ export class BackfillRunner {
           "backfill stopped",
         );
       } finally {
-        // Given back however it ended, a failure too: another instance's start may resume it
-        // at once. One that cannot be given back now lapses within the lease.
-        await registry
-          .claimBackfill(target, this.#holder, 0)
-          .catch((error: unknown) => log.warn({ err: error }, "backfill claim not released"));
+        await releaseBackfillClaim(registry, target, this.#holder, log);
       }
     } catch (error) {
       if (error instanceof MemoryDeletedError)

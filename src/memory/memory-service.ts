@@ -1,3 +1,4 @@
+import type { Logger } from "pino";
 import type { BackfillProgress, BackfillState } from "./backfill-repository.js";
 import type { Embedder } from "./embedder.js";
 import type { LegacyMemory } from "./legacy-memory.js";
@@ -73,4 +74,19 @@ export function renewingClaim(
       await memory.claimBackfill(namespace, holder, BACKFILL_LEASE_MS);
     },
   };
+}
+
+/**
+ * Gives a claim on a backfill back, however the backfill ended, so that another instance's start
+ * may resume it at once. One that cannot be given back now lapses within the lease.
+ */
+export async function releaseBackfillClaim(
+  memory: MemoryService,
+  namespace: MemoryNamespace,
+  holder: string,
+  log: Logger,
+): Promise<void> {
+  await memory
+    .claimBackfill(namespace, holder, 0)
+    .catch((error: unknown) => log.warn({ err: error }, "backfill claim not released"));
 }

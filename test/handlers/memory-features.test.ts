@@ -464,6 +464,30 @@ function mockIssuePage(scope: Scope, page: number, numbers: number[]) {
 
 const range = (from: number, count: number) => Array.from({ length: count }, (_, i) => from - i);
 
+/**
+ * Space added to an installation whose backfill stores page 1, then gives up on page 2 after its
+ * six tries (GitHub answers 502); resolves once the backfill is idle, with GitHub's scope.
+ */
+async function runFailingBackfill(app: TestApp) {
+  const scope = githubScope();
+  mockInstallationToken(scope);
+  mockSpace(scope);
+  mockRepoConfig(scope, { repo: "Space" });
+  mockIssuePage(scope, 1, range(250, 100));
+  scope
+    .get(`${SPACE}/issues`)
+    .query({ ...ISSUE_PAGE, page: "2" })
+    .times(6)
+    .reply(502, "Bad Gateway");
+  await receive(
+    app,
+    "installation_repositories",
+    loadFixture("installation_repositories.added.json"),
+  );
+  await app.talos.backfill.idle();
+  return scope;
+}
+
 const withPostgres = await requirePostgres("the backfill claims with DATABASE_URL");
 
 describe("backfill of a repository the app gains", () => {
@@ -559,22 +583,7 @@ describe("backfill of a repository the app gains", () => {
         env: { DATABASE_URL: TEST_DATABASE_URL, TALOS_DATABASE_SCHEMA: schema },
       });
       const namespace = { installation: 2, repository: SPACE_ID };
-      const scope = githubScope();
-      mockInstallationToken(scope);
-      mockSpace(scope);
-      mockRepoConfig(scope, { repo: "Space" });
-      mockIssuePage(scope, 1, range(250, 100));
-      scope
-        .get(`${SPACE}/issues`)
-        .query({ ...ISSUE_PAGE, page: "2" })
-        .times(6)
-        .reply(502, "Bad Gateway");
-      await receive(
-        app,
-        "installation_repositories",
-        loadFixture("installation_repositories.added.json"),
-      );
-      await app.talos.backfill.idle();
+      const scope = await runFailingBackfill(app);
       expect(scope.pendingMocks()).toEqual([]);
       expect(app.logs.text()).toContain("backfill failed");
       expect(await app.talos.memory.readBackfillState(namespace)).toMatchObject({
@@ -620,22 +629,7 @@ describe("backfill of a repository the app gains", () => {
   it("gives up after its tries, says so in backfill.json, resumes at that page on the next start, and never runs a finished one again", async () => {
     const dataDir = makeDataDir();
     const first = await createTestApp({ dataDir, clock: createFakeClock() });
-    const failing = githubScope();
-    mockInstallationToken(failing);
-    mockSpace(failing);
-    mockRepoConfig(failing, { repo: "Space" });
-    mockIssuePage(failing, 1, range(250, 100));
-    failing
-      .get(`${SPACE}/issues`)
-      .query({ ...ISSUE_PAGE, page: "2" })
-      .times(6)
-      .reply(502, "Bad Gateway");
-    await receive(
-      first,
-      "installation_repositories",
-      loadFixture("installation_repositories.added.json"),
-    );
-    await first.talos.backfill.idle();
+    const failing = await runFailingBackfill(first);
     expect(failing.pendingMocks()).toEqual([]);
     expect(first.logs.text()).toContain("backfill failed");
     const progress = JSON.parse(
