@@ -10,7 +10,7 @@ import type { MemoryDatabase, SqlClient } from "./database.js";
 /** Rows read per query while catching up: a first load of 100,000 records is many pages. */
 const PAGE = 2_000;
 /** What RAM keeps per record beyond its vector and postings: id, kind, state, time. */
-const RECORD_OVERHEAD_BYTES = 300;
+export const RECORD_OVERHEAD_BYTES = 300;
 
 /** A record's change as the catch-up reads it: `removed` rows are emptied tombstones. */
 interface ChangedRow {
@@ -85,6 +85,11 @@ export class NamespaceIndex {
     let sum = 0;
     for (let i = 0; i < row.length; i++) sum += row[i]! * unit[i]!;
     return sum;
+  }
+
+  /** The catch-up under way, if one is. */
+  get reading(): Promise<void> | undefined {
+    return this.#catchingUp;
   }
 
   /** Reads what was written since `seq`, one catch-up at a time; later callers share it. */
@@ -219,9 +224,16 @@ export class SyncedIndexes {
     this.#indexes.set(key, index);
     // Without notifications, every search reads what is new.
     if (!this.#listener?.listening()) index.stale = true;
-    // A catch-up that began before a write committed may have missed it: its notification
-    // marks the index stale again, and the loop reads once more.
-    while (index.stale) await index.catchUp(this.#options.database, namespace);
+    // A catch-up under way (a warm-up's first load, say) is waited for: the index is not
+    // marked stale while it reads, yet holds only part of what it will. A catch-up that began
+    // before a write committed may have missed it: its notification marks the index stale
+    // again, and the loop reads once more.
+    for (;;) {
+      const reading = index.reading;
+      if (reading) await reading.catch(() => undefined);
+      else if (index.stale) await index.catchUp(this.#options.database, namespace);
+      else break;
+    }
     this.#enforceCap(index);
     return index;
   }
@@ -236,6 +248,15 @@ export class SyncedIndexes {
 
   drop(namespace: MemoryNamespace): void {
     this.#indexes.delete(keyOf(namespace));
+  }
+
+  /**
+   * Whether an index of `records` records would fit beside those loaded, judged by its int8
+   * vectors and what each record keeps (its postings are not known before it is read).
+   */
+  fits(records: number): boolean {
+    const bytes = records * (this.#options.dimension + RECORD_OVERHEAD_BYTES);
+    return this.stats().bytes + bytes <= this.#options.maxBytes;
   }
 
   stats(): { stores: number; bytes: number; inUse: number } {

@@ -8,6 +8,7 @@ import { MemoryDeletedError } from "../../src/memory/memory-store.js";
 import { MemoryMismatchError } from "../../src/memory/vectra-memory-store.js";
 import { createMetrics } from "../../src/metrics/create-metrics.js";
 import { openPgliteDatabase } from "../helpers/pglite-database.js";
+import { RECORD_OVERHEAD_BYTES, SyncedIndexes } from "../../src/database/synced-indexes.js";
 import { freshSchema, requirePostgres, TEST_DATABASE_URL } from "../helpers/shared-services.js";
 import { eventually } from "../helpers/eventually.js";
 import { countingEmbedder, issueMemory } from "../helpers/test-memory.js";
@@ -25,14 +26,18 @@ const ISSUES: Array<[number, string]> = [
 const ids = (hits: Array<{ record: { id: string } }>) => hits.map((h) => h.record.id);
 const REF = { installation: 1, repository: 10, name: "acme/widgets" };
 
-function openMemory(database: MemoryDatabase, embedder = createLocalEmbedder()) {
+function openMemory(
+  database: MemoryDatabase,
+  embedder = createLocalEmbedder(),
+  maxOpenBytes = 64 * 2 ** 20,
+) {
   return PostgresMemory.open({
     database,
     schema: "talos",
     embedder,
     log,
     metrics: createMetrics(),
-    maxOpenBytes: 64 * 2 ** 20,
+    maxOpenBytes,
   });
 }
 
@@ -308,11 +313,12 @@ describe("memory in PGlite with pgvector: similarity search in SQL", () => {
 
 describe.runIf(available)("memory in PostgreSQL without pgvector: synced indexes in RAM", () => {
   const schema = freshSchema("talos_test");
+  const schemas = [schema];
   const opened: Database[] = [];
   let database: Database;
   let next = 1000;
-  const open = async () => {
-    const db = await Database.open({ url: TEST_DATABASE_URL, schema, log });
+  const open = async (inSchema = schema) => {
+    const db = await Database.open({ url: TEST_DATABASE_URL, schema: inSchema, log });
     opened.push(db);
     return db;
   };
@@ -323,11 +329,86 @@ describe.runIf(available)("memory in PostgreSQL without pgvector: synced indexes
     for (const db of opened) await db.close();
     const client = new pg.Client({ connectionString: TEST_DATABASE_URL });
     await client.connect();
-    await client.query(`DROP SCHEMA IF EXISTS "${schema}" CASCADE`);
+    for (const dropped of schemas) await client.query(`DROP SCHEMA IF EXISTS "${dropped}" CASCADE`);
     await client.end();
   });
 
   memoryContract(() => ({ database: () => database, next: () => next++ }));
+
+  describe("warming up at start", () => {
+    const own = freshSchema("talos_test");
+    schemas.push(own);
+    const embedder = createLocalEmbedder();
+    // Written in this order, with 1, 2 and 3 records; then a memory of another model, last.
+    const refs = [1, 2, 3].map((i) => ({ ...REF, repository: 500 + i }));
+    const newest = refs[2]!;
+    const perRecord = embedder.dimension + RECORD_OVERHEAD_BYTES;
+    beforeAll(async () => {
+      const writer = await openMemory(await open(own), embedder);
+      for (const [i, ref] of refs.entries())
+        await (
+          await writer.open(ref)
+        ).addMany(ISSUES.slice(0, i + 1).map(([n, text]) => issueMemory(n, text)));
+      const other = await openMemory(await open(own), { ...embedder, model: "other-model" });
+      await (await other.open({ ...REF, repository: 600 })).add(issueMemory(1, "Crash on startup"));
+      await writer.closeAll();
+      await other.closeAll();
+    });
+
+    /** The SQL of every query `db` runs from now on. */
+    const recordQueries = (db: Database) => {
+      const queries: string[] = [];
+      const inScope = db.inScope.bind(db);
+      db.inScope = (scope, work) =>
+        inScope(scope, (client) =>
+          work(
+            new Proxy(client, {
+              get: (target, key) =>
+                key === "query"
+                  ? (...args: Parameters<typeof target.query>) => {
+                      queries.push(String(args[0]));
+                      return target.query(...args);
+                    }
+                  : Reflect.get(target, key, target),
+            }),
+          ),
+        );
+      return queries;
+    };
+    const readsRecords = (queries: string[]) => queries.some((sql) => sql.includes("seq > $3"));
+
+    it("loads every memory of its model within the cap: a first search reads no records", async () => {
+      const db = await open(own);
+      const memory = await openMemory(db, embedder);
+      expect(await memory.warm()).toBe(3);
+      expect(memory.openStores().stores).toBe(3);
+      const queries = recordQueries(db);
+      const repo = await memory.open(newest);
+      expect(ids(await repo.search("crash when saving a widget", { k: 1 }))).toEqual(["issue-1"]);
+      expect(readsRecords(queries)).toBe(false);
+      await memory.closeAll();
+      // Without the warm-up, the same search reads the memory's records first.
+      const coldDb = await open(own);
+      const cold = await openMemory(coldDb, embedder);
+      const coldQueries = recordQueries(coldDb);
+      await (await cold.open(newest)).search("crash when saving a widget", { k: 1 });
+      expect(readsRecords(coldQueries)).toBe(true);
+      await cold.closeAll();
+    });
+
+    it("stops at the cap, having loaded the memory written last", async () => {
+      const one = await openMemory(await open(own), embedder, 3 * perRecord);
+      expect(await one.warm()).toBe(1);
+      // The same bytes as that memory's index loaded by a search, and nothing else.
+      const reference = await openMemory(await open(own), embedder);
+      await (await reference.open(newest)).search("crash", { k: 1 });
+      expect(one.openStores()).toEqual(reference.openStores());
+      const none = await openMemory(await open(own), embedder, 3 * perRecord - 1);
+      expect(await none.warm()).toBe(0);
+      expect(none.openStores().stores).toBe(0);
+      for (const memory of [one, reference, none]) await memory.closeAll();
+    });
+  });
 
   it("finds through instance B a memory added through A, told by a notification", async () => {
     const [a, b] = [await openMemory(await open()), await openMemory(await open())];
@@ -362,6 +443,27 @@ describe.runIf(available)("memory in PostgreSQL without pgvector: synced indexes
     );
     await a.closeAll();
     await b.closeAll();
+  });
+
+  it("has a caller wait for a load under way, rather than use what it has read so far", async () => {
+    const writer = await openMemory(database);
+    const ref = { ...REF, repository: next++ };
+    await (await writer.open(ref)).addMany(ISSUES.map(([n, text]) => issueMemory(n, text)));
+    await writer.closeAll();
+    const indexes = await SyncedIndexes.open({
+      database: await open(),
+      dimension: createLocalEmbedder().dimension,
+      maxBytes: 2 ** 26,
+      log,
+    });
+    // The first loads the index; the second arrives while it reads. Each reads the size the
+    // moment it gets the index.
+    const sizes = await Promise.all([
+      indexes.get(ref).then((index) => index.size),
+      indexes.get(ref).then((index) => index.size),
+    ]);
+    expect(sizes).toEqual([ISSUES.length, ISSUES.length]);
+    await indexes.close();
   });
 
   it("shows the app's role nothing of memory without the installation setting", async () => {
