@@ -131,8 +131,20 @@ export function keepsHit(query: string, minScore = -1): (hit: HybridHit) => bool
 
 /** `vector` scaled to length 1 (a zero vector stays zero), as float32. */
 export function unitVector(vector: ArrayLike<number>): Float32Array {
+  // The loops below see Float32Arrays only: reading a number[] in them too (vectra's items)
+  // made every read generic, and the call took ~18 µs for 1,536 values, not ~10.
+  return unitFloat32(vector instanceof Float32Array ? vector : Float32Array.from(vector));
+}
+
+/**
+ * Most embedders (OpenAI's among them) return unit vectors already: those are copied as they
+ * are, ~4 µs rather than ~10 to scale them. With a squared length within a millionth of 1, a
+ * scaled copy would differ from them by half a millionth of their value at most.
+ */
+function unitFloat32(vector: Float32Array): Float32Array {
   let norm = 0;
   for (let i = 0; i < vector.length; i++) norm += vector[i]! * vector[i]!;
+  if (Math.abs(norm - 1) < 1e-6) return vector.slice();
   const scale = norm > 0 ? 1 / Math.sqrt(norm) : 0;
   // A plain loop: Float32Array.from with a map function took ~95 µs for 1,536 values, a third
   // of a durable add.

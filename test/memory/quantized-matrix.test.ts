@@ -3,6 +3,7 @@ import { join } from "node:path";
 import { describe, expect, it } from "vitest";
 import { DOT_KERNEL_WASM } from "../../src/memory/dot-kernel.js";
 import { createLocalEmbedder } from "../../src/memory/local-embedder.js";
+import { unitVector } from "../../src/memory/hybrid-search.js";
 import { QuantizedMatrix, quantize } from "../../src/memory/quantized-matrix.js";
 // @ts-expect-error: a plain JavaScript build script, without type declarations.
 import { compileDotKernel, renderDotKernel } from "../../scripts/build-dot-kernel.js";
@@ -348,5 +349,24 @@ describe("the quantized matrix", () => {
     );
     expect(queries.length).toBeGreaterThanOrEqual(50);
     expect(recallAfterRescoring(vectors, queries, 5, 20)).toBeGreaterThanOrEqual(0.99);
+  });
+});
+
+describe("unitVector", () => {
+  it("scales to length 1 into a new array, whatever the input's type", () => {
+    const input = Float32Array.of(30, 0, 40);
+    const unit = unitVector(input);
+    expect(Array.from(unit)).toEqual([expect.closeTo(0.6, 7), 0, expect.closeTo(0.8, 7)]);
+    expect(Array.from(input)).toEqual([30, 0, 40]);
+    expect(unitVector([30, 0, 40])).toEqual(unit);
+    expect(Array.from(unitVector([0, 0, 0]))).toEqual([0, 0, 0]);
+  });
+
+  it("copies a unit vector as it is, and the copy is the store's own", () => {
+    const input = Float32Array.of(0.6, 0, 0.8);
+    const unit = unitVector(input);
+    expect(unit).toEqual(input);
+    input[0] = 1;
+    expect(unit[0]).toBe(Float32Array.of(0.6)[0]);
   });
 });
