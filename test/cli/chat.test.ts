@@ -1,13 +1,25 @@
+import { randomUUID } from "node:crypto";
 import nock from "nock";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import { createChatSession } from "../../src/agent/chat-session.js";
 import { startOpenAIStandIn, type OpenAIStandIn } from "../helpers/openai-stand-in.js";
 import { runTalos } from "../helpers/run-talos.js";
+import {
+  deleteKeys,
+  dropSchema,
+  freshSchema,
+  postgresAnswers,
+  redisAnswers,
+  TEST_DATABASE_URL,
+  TEST_REDIS_URL,
+} from "../helpers/shared-services.js";
 import { captureLogs } from "../helpers/test-app.js";
 import { scriptedModel } from "../helpers/scripted-model.js";
 import { createTestAssistant } from "../helpers/test-assistant.js";
 
 const TOKEN = "ghp_chatTestToken0123456789abcdefghijkl";
+// `talos chat` where the instances run: the same variables, the shared services answering.
+const services = (await redisAnswers()) && (await postgresAnswers());
 
 function talosChat(args: string[], input: string[], env: Record<string, string>) {
   return runTalos(["chat", ...args], { input, env });
@@ -79,6 +91,32 @@ describe("talos chat", () => {
     expect(out).toContain("talos> Hello.");
     expect(llm.requests[0]!.tools ?? []).toEqual([]);
   });
+
+  it.runIf(services)(
+    "runs beside the cluster's services: with DATABASE_URL and REDIS_URL it answers and ends",
+    async () => {
+      const schema = freshSchema("talos_chat");
+      const prefix = `talos-chat-${randomUUID()}`;
+      llm.script({ content: "Hello from the cluster." });
+      try {
+        const { code, out, err } = await talosChat([], ["hi", "exit"], {
+          OPENAI_API_KEY: "sk-chat-key-0123456789abcdef",
+          OPENAI_BASE_URL: llm.baseUrl,
+          DATABASE_URL: TEST_DATABASE_URL,
+          TALOS_DATABASE_SCHEMA: schema,
+          REDIS_URL: TEST_REDIS_URL,
+          TALOS_REDIS_PREFIX: prefix,
+        });
+        expect(err).toBe("");
+        expect(code).toBe(0);
+        expect(out).toContain("talos> Hello from the cluster.");
+        expect(llm.requests).toHaveLength(1);
+      } finally {
+        await dropSchema(schema);
+        await deleteKeys(prefix);
+      }
+    },
+  );
 
   it.each([
     [[], {}, /^talos chat: no language model configured/],
