@@ -281,19 +281,8 @@ export class PostgresMemory implements MemoryService {
   }
 
   async list(): Promise<StoredNamespace[]> {
-    // Which namespaces exist is readable in any scope; each one's name is in its own.
-    const namespaces = await this.#options.database.inScope({ installation: 0 }, async (client) => {
-      const { rows } = await client.query<{ installation_id: string; repository_id: string }>(
-        `SELECT installation_id, repository_id FROM memory_namespaces
-          WHERE NOT gone AND repository_id <> 0 ORDER BY installation_id, repository_id`,
-      );
-      return rows.map((row) => ({
-        installation: Number(row.installation_id),
-        repository: Number(row.repository_id),
-      }));
-    });
     const found: StoredNamespace[] = [];
-    for (const namespace of namespaces) {
+    for (const namespace of await this.#namespaces()) {
       const name = await this.#options.database.inScope(namespace, async (client) => {
         const { rows } = await client.query<{ name: string }>(
           "SELECT name FROM memory_repositories WHERE installation_id = $1 AND repository_id = $2",
@@ -304,6 +293,20 @@ export class PostgresMemory implements MemoryService {
       if (name !== undefined) found.push({ ...namespace, name });
     }
     return found;
+  }
+
+  /** The memories not deleted: which exist is readable in any scope, each one's name in its own. */
+  #namespaces(): Promise<MemoryNamespace[]> {
+    return this.#options.database.inScope({ installation: 0 }, async (client) => {
+      const { rows } = await client.query<{ installation_id: string; repository_id: string }>(
+        `SELECT installation_id, repository_id FROM memory_namespaces
+          WHERE NOT gone AND repository_id <> 0 ORDER BY installation_id, repository_id`,
+      );
+      return rows.map((row) => ({
+        installation: Number(row.installation_id),
+        repository: Number(row.repository_id),
+      }));
+    });
   }
 
   async listLegacy(): Promise<[]> {
@@ -370,7 +373,8 @@ export class PostgresMemory implements MemoryService {
     this.#warming ??= (async () => {
       const { embedder } = this.#options;
       const dated = [];
-      for (const namespace of await this.list()) {
+      for (const namespace of await this.#namespaces()) {
+        if (this.#closing) break;
         const found = await this.#options.database.inScope(namespace, (client) =>
           readExtent(client, namespace),
         );
