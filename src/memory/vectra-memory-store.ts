@@ -508,22 +508,22 @@ export class VectraMemoryStore implements MemoryStore {
   }
 
   /**
-   * Flushes, then releases the log, the snapshot and the lock, even when the flush fails:
-   * whatever it could not write is in the log, which the next open replays. The flush's error
-   * is thrown after.
+   * Flushes, then releases the log, the snapshot and the lock, even when the flush or a
+   * release fails: whatever it could not write is in the log, which the next open replays, and
+   * a lock kept would refuse this process's own next open of the memory until it restarts. The
+   * first error is thrown after.
    */
   close(): Promise<void> {
     this.#closed ??= (async () => {
       clearTimeout(this.#timer);
       let failure: unknown;
-      if (!this.#lockLost) {
-        await this.#run({ type: "flush" }, true).catch((error: unknown) => (failure = error));
-      }
+      const noting = (error: unknown) => void (failure ??= error);
+      if (!this.#lockLost) await this.#run({ type: "flush" }, true).catch(noting);
       // Those the last flushes queued (a backfill's last segments): the next start loads them.
-      await this.#wordsWriting;
+      await this.#wordsWriting.catch(noting);
       this.#wordsStopped = true;
-      await this.#wal.close();
-      await this.#snapshot.close();
+      await this.#wal.close().catch(noting);
+      await this.#snapshot.close().catch(noting);
       await this.#unlock();
       this.#options.metrics.memoryRecords.dec(this.#records.size);
       this.#options.metrics.memoryPendingRecords.dec(this.#pending);

@@ -618,6 +618,24 @@ describe("the directory lock", () => {
     await store.close();
     await (await openTestStore(directory)).close();
   });
+
+  it("is released when closing a file fails, so this process can open the memory again", async () => {
+    const directory = makeDataDir();
+    const store = await openTestStore(directory);
+    await store.add(issueMemory(1, "issue 1"));
+    const close = MemorySnapshot.prototype.close;
+    vi.spyOn(MemorySnapshot.prototype, "close").mockImplementationOnce(async function (
+      this: MemorySnapshot,
+    ) {
+      await close.call(this);
+      throw new Error("EIO: i/o error, close");
+    });
+    await expect(store.close()).rejects.toThrow("EIO");
+    vi.restoreAllMocks();
+    const reopened = await openTestStore(directory);
+    expect((await reopened.get("issue-1"))?.text).toBe("issue 1");
+    await reopened.close();
+  });
 });
 
 describe("the index files", () => {
