@@ -11,8 +11,8 @@ import { backfillRepository } from "../memory/backfill-repository.js";
 import { MemoryRegistry } from "../memory/memory-registry.js";
 import {
   BACKFILL_LEASE_MS,
+  backfillClaim,
   releaseBackfillClaim,
-  renewingClaim,
 } from "../memory/memory-service.js";
 import { createServices, type Services } from "../create-services.js";
 import { createCliOctokit } from "./create-cli-octokit.js";
@@ -120,7 +120,10 @@ async function backfillWith(
       octokit,
       repo,
       memory: store,
-      progress: renewingClaim(memory, namespace, holder, store),
+      progress: store,
+      // Kept through the rate limit's waits; lost (this run stalled past the lease and an
+      // instance resumed the backfill), it stops with an error saying so.
+      claim: backfillClaim(memory, namespace, holder),
       max: options.max,
       clock: options.clock,
       log,

@@ -20,6 +20,22 @@ export interface BackfillProgress {
   saveBackfillState(state: BackfillState): Promise<void>;
 }
 
+/**
+ * The right to run a backfill, which its caller holds when it starts it: instances sharing a
+ * database run each backfill once, and a holder that dies lets it go when its lease lapses.
+ */
+export interface BackfillClaim {
+  /** How often to renew it while waiting: well within its lease, so that a slow page fits too. */
+  readonly renewEveryMs: number;
+  /** Renews it; false when another holder has it now (this one's lease lapsed meanwhile). */
+  renew(): Promise<boolean>;
+}
+
+/** Another holder took a backfill over: this one stopped, and saved no progress after. */
+export class BackfillTakenOverError extends Error {
+  override name = "BackfillTakenOverError";
+}
+
 export interface BackfillRetry {
   /** Tries of one page, the first included, before the backfill gives up. */
   attempts: number;
@@ -43,6 +59,11 @@ export interface BackfillOptions {
   signal?: AbortSignal | undefined;
   /** How a page that fails (GitHub 5xx, the network, an embedding outage) is tried again. */
   retry?: BackfillRetry | undefined;
+  /**
+   * The caller's claim, renewed before each save and during every wait (a rate limit's may last
+   * an hour, far beyond the lease). Without one (a file outside any registry), nothing is claimed.
+   */
+  claim?: BackfillClaim | undefined;
 }
 
 export interface SkippedItem {
@@ -119,11 +140,21 @@ export function backfillProgressIn(directory: string): BackfillProgress {
  * - When the installation's rate limit runs low, it waits for the reset instead of spending
  *   what webhooks need.
  * - Texts already in memory are not embedded again, so running it twice costs reads only.
+ * - The claim is kept while it runs; once another holder has it, this stops with
+ *   BackfillTakenOverError before saving anything more, so the two never overwrite each
+ *   other's progress.
  */
 export async function backfillRepository(options: BackfillOptions): Promise<BackfillState> {
   const { repo, max, clock, log, progress } = options;
   const retry = options.retry ?? DEFAULT_BACKFILL_RETRY;
   const fullName = `${repo.owner}/${repo.repo}`;
+  const claim = keepClaim(options.claim, fullName, clock, log);
+  // Progress is saved only while the claim is this backfill's: a holder that lost it would
+  // otherwise set back (or mark failed) the backfill the new holder is running.
+  const save = async (state: BackfillState) => {
+    await claim.confirm();
+    await progress.saveBackfillState(state);
+  };
   const saved = await progress.readBackfillState();
   if (saved?.status === "done") {
     log.info({ repo: fullName, indexed: saved.indexed }, "backfill already done");
@@ -149,7 +180,7 @@ export async function backfillRepository(options: BackfillOptions): Promise<Back
             failedAt: new Date(clock.now()).toISOString(),
           };
           // The caller reports the error; backfill.json keeps it for whoever looks later.
-          await progress.saveBackfillState(state);
+          await save(state);
           throw error;
         }
         const waitMs = Math.min(retry.maxMs, retry.baseMs * 2 ** (attempt - 1));
@@ -157,7 +188,7 @@ export async function backfillRepository(options: BackfillOptions): Promise<Back
           { err: error, repo: fullName, page: state.page, attempt, waitMs },
           "backfill page failed; trying again",
         );
-        if (!(await sleep(clock, waitMs, options.signal))) return state;
+        if (!(await wait(clock, waitMs, options.signal, claim))) return state;
       }
     }
     const last = page.received < PER_PAGE || processed(state) + page.taken >= max;
@@ -175,14 +206,14 @@ export async function backfillRepository(options: BackfillOptions): Promise<Back
           }
         : {}),
     };
-    await progress.saveBackfillState(state);
+    await save(state);
     log.info(
       { repo: fullName, indexed: state.indexed, skipped: state.skipped, max },
       "backfill progress",
     );
     options.onProgress?.(state.indexed, max);
     if (last) break;
-    await waitForRateLimit(page.headers, clock, log, options.signal);
+    await waitForRateLimit(page.headers, clock, log, options.signal, claim);
   }
   return state;
 }
@@ -275,6 +306,75 @@ function describe(error: unknown): string {
   return (status !== undefined && !message.includes(String(status)) ? `${status} ` : "") + message;
 }
 
+interface ClaimKeeper {
+  /** Renews the claim now; throws BackfillTakenOverError when another holder has it. */
+  confirm(): Promise<void>;
+  /** Renews it if a renewal is due, as confirm() does. */
+  keepIfDue(): Promise<void>;
+  /** Milliseconds until the next renewal is due. */
+  dueIn(): number;
+}
+
+/** Renewals of a backfill's claim, timed by `clock`; without a claim, none. */
+function keepClaim(
+  claim: BackfillClaim | undefined,
+  fullName: string,
+  clock: Clock,
+  log: Logger,
+): ClaimKeeper {
+  if (!claim) {
+    return {
+      confirm: async () => undefined,
+      keepIfDue: async () => undefined,
+      dueIn: () => Infinity,
+    };
+  }
+  // The caller claimed it just before starting the backfill.
+  let dueAt = clock.now() + claim.renewEveryMs;
+  const confirm = async () => {
+    const held = await claim.renew();
+    dueAt = clock.now() + claim.renewEveryMs;
+    if (!held)
+      throw new BackfillTakenOverError(
+        `${fullName}: another holder took the backfill over; this one stopped, saving nothing more`,
+      );
+  };
+  return {
+    confirm,
+    keepIfDue: async () => {
+      if (clock.now() < dueAt) return;
+      try {
+        await confirm();
+      } catch (error) {
+        if (error instanceof BackfillTakenOverError) throw error;
+        // The database may be back by the next renewal, within the lease; the save that
+        // follows the wait renews strictly.
+        dueAt = clock.now() + claim.renewEveryMs;
+        log.warn({ err: error, repo: fullName }, "backfill claim not renewed; trying again later");
+      }
+    },
+    dueIn: () => dueAt - clock.now(),
+  };
+}
+
+/**
+ * Resolves true after `ms`, or false at once when `signal` aborts; renews the claim as it
+ * waits, so that a wait longer than the lease does not let another holder take the backfill.
+ */
+async function wait(
+  clock: Clock,
+  ms: number,
+  signal: AbortSignal | undefined,
+  claim: ClaimKeeper,
+): Promise<boolean> {
+  const end = clock.now() + ms;
+  for (let left = ms; left > 0; left = end - clock.now()) {
+    await claim.keepIfDue();
+    if (!(await sleep(clock, Math.min(left, Math.max(1, claim.dueIn())), signal))) return false;
+  }
+  return true;
+}
+
 /** Resolves true after `ms`, or false at once when `signal` aborts. */
 function sleep(clock: Clock, ms: number, signal: AbortSignal | undefined): Promise<boolean> {
   if (signal?.aborted) return Promise.resolve(false);
@@ -293,6 +393,7 @@ async function waitForRateLimit(
   clock: Clock,
   log: Logger,
   signal: AbortSignal | undefined,
+  claim: ClaimKeeper,
 ): Promise<void> {
   const limit = Number(headers["x-ratelimit-limit"]);
   const remaining = Number(headers["x-ratelimit-remaining"]);
@@ -304,5 +405,5 @@ async function waitForRateLimit(
     { remaining, limit, waitSeconds: Math.round(waitMs / 1000) },
     "backfill paused until the rate limit resets",
   );
-  await sleep(clock, waitMs, signal);
+  await wait(clock, waitMs, signal, claim);
 }

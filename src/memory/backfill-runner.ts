@@ -4,6 +4,7 @@ import type { Clock } from "../clock.js";
 import { loadRepoConfigOf } from "../github/load-repo-config.js";
 import type { Octokit } from "../github/octokit.js";
 import {
+  BackfillTakenOverError,
   backfillRepository,
   readBackfillState,
   type BackfillRetry,
@@ -13,8 +14,8 @@ import type { LegacyMemory } from "./legacy-memory.js";
 import type { MemoryNamespace } from "./memory-registry.js";
 import {
   BACKFILL_LEASE_MS,
+  backfillClaim,
   releaseBackfillClaim,
-  renewingClaim,
   type MemoryService,
 } from "./memory-service.js";
 import { MemoryDeletedError } from "./memory-store.js";
@@ -189,7 +190,8 @@ export class BackfillRunner {
           octokit,
           repo,
           memory,
-          progress: renewingClaim(registry, target, this.#holder, memory),
+          progress: memory,
+          claim: backfillClaim(registry, target, this.#holder),
           max,
           clock,
           log,
@@ -206,6 +208,10 @@ export class BackfillRunner {
     } catch (error) {
       if (error instanceof MemoryDeletedError)
         return log.info("backfill stopped: its memory was deleted");
+      // This instance's lease lapsed (it stalled, or the database was unreachable) and another
+      // holder resumed the backfill: it is that one's now, and nothing is wrong with it.
+      if (error instanceof BackfillTakenOverError)
+        return log.warn("backfill stopped: another holder took it over");
       throw error;
     }
   }

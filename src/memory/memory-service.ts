@@ -1,5 +1,5 @@
 import type { Logger } from "pino";
-import type { BackfillProgress, BackfillState } from "./backfill-repository.js";
+import type { BackfillClaim, BackfillProgress, BackfillState } from "./backfill-repository.js";
 import type { Embedder } from "./embedder.js";
 import type { LegacyMemory } from "./legacy-memory.js";
 import type { MemoryNamespace, RepositoryRef, StoredNamespace } from "./memory-registry.js";
@@ -58,21 +58,21 @@ export interface MemoryService {
 export const BACKFILL_LEASE_MS = 5 * 60_000;
 
 /**
- * A claimed backfill's progress: each page saved renews the claim, so that a holder that died
- * (an instance, or a `talos backfill` run) lets the backfill go within the lease.
+ * A claimed backfill's claim, for backfillRepository to keep: renewed before each page's
+ * progress is saved and every third of the lease while it waits (a rate limit's wait may last
+ * an hour), so that a holder that died lets the backfill go within the lease, and one that lives
+ * keeps it however long it waits. A renewal's false (another holder has it now) stops it.
  */
-export function renewingClaim(
-  memory: MemoryService,
+export function backfillClaim(
+  memory: Pick<MemoryService, "claimBackfill">,
   namespace: MemoryNamespace,
   holder: string,
-  progress: BackfillProgress,
-): BackfillProgress {
+  leaseMs = BACKFILL_LEASE_MS,
+): BackfillClaim {
   return {
-    readBackfillState: () => progress.readBackfillState(),
-    saveBackfillState: async (state) => {
-      await progress.saveBackfillState(state);
-      await memory.claimBackfill(namespace, holder, BACKFILL_LEASE_MS);
-    },
+    // Two renewals may fail (the database restarting, say) before the lease lapses.
+    renewEveryMs: leaseMs / 3,
+    renew: () => memory.claimBackfill(namespace, holder, leaseMs),
   };
 }
 

@@ -597,6 +597,58 @@ describe("backfill of a repository the app gains", () => {
     },
   );
 
+  it.runIf(withPostgres)(
+    "with DATABASE_URL, stops a backfill another holder took over once its lease lapsed, saving no progress and saying so once",
+    async () => {
+      const schema = freshSchema("talos_backfill");
+      onTestFinished(() => dropSchema(schema));
+      const app = await createTestApp({
+        clock: createFakeClock(),
+        env: { DATABASE_URL: TEST_DATABASE_URL, TALOS_DATABASE_SCHEMA: schema },
+      });
+      const namespace = { installation: 2, repository: SPACE_ID };
+      const { default: pg } = await import("pg");
+      const scope = githubScope();
+      mockInstallationToken(scope);
+      mockSpace(scope);
+      mockRepoConfig(scope, { repo: "Space" });
+      // While page 1 is read, this instance's lease lapses (it stalled past it, say) and
+      // another instance starting then claims the backfill and resumes it.
+      scope
+        .get(`${SPACE}/issues`)
+        .query({ ...ISSUE_PAGE, page: "1" })
+        .reply(async () => {
+          const client = new pg.Client({ connectionString: TEST_DATABASE_URL });
+          await client.connect();
+          await client
+            .query(
+              `UPDATE "${schema}".memory_repositories SET backfill_until = now() - interval '1 second'`,
+            )
+            .finally(() => client.end());
+          expect(await app.talos.memory.claimBackfill(namespace, "another-instance", 60_000)).toBe(
+            true,
+          );
+          return [200, range(250, 100).map((n) => spaceIssue(n))];
+        });
+
+      await receive(
+        app,
+        "installation_repositories",
+        loadFixture("installation_repositories.added.json"),
+      );
+      await app.talos.backfill.idle();
+
+      expect(scope.pendingMocks()).toEqual([]);
+      expect(app.logs.text().split("another holder took it over")).toHaveLength(2);
+      expect(app.logs.text()).not.toContain("backfill failed");
+      // Nothing saved over what the new holder resumes from, and its claim is left alone.
+      expect(await app.talos.memory.readBackfillState(namespace)).toBeUndefined();
+      expect(await app.talos.memory.claimBackfill(namespace, "a-third-instance", 60_000)).toBe(
+        false,
+      );
+    },
+  );
+
   it("tries a page GitHub fails again while it runs, with a doubling wait", async () => {
     const clock = createFakeClock();
     const app = await createTestApp({ clock });

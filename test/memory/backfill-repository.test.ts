@@ -2,16 +2,23 @@ import { writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { pino } from "pino";
 import { afterEach, describe, expect, it } from "vitest";
+import type { Clock } from "../../src/clock.js";
 import type { Octokit } from "../../src/github/octokit.js";
 import {
+  BackfillTakenOverError,
   backfillProgressIn,
   backfillRepository,
   readBackfillState,
 } from "../../src/memory/backfill-repository.js";
 import type { Embedder } from "../../src/memory/embedder.js";
 import { createLocalEmbedder } from "../../src/memory/local-embedder.js";
+import {
+  BACKFILL_LEASE_MS,
+  backfillClaim,
+  type MemoryService,
+} from "../../src/memory/memory-service.js";
 import type { VectraMemoryStore } from "../../src/memory/vectra-memory-store.js";
-import { createFakeClock } from "../helpers/fake-clock.js";
+import { createFakeClock, createManualClock } from "../helpers/fake-clock.js";
 import { makeDataDir } from "../helpers/test-app.js";
 import { openTestStore } from "../helpers/test-memory.js";
 
@@ -62,6 +69,22 @@ function fakeOctokit(pages: Array<Page | Failure>) {
   return { octokit: octokit as unknown as Octokit, asked };
 }
 
+/**
+ * Claims on backfills as PostgreSQL keeps them (claimBackfill in postgres-memory.ts: a lease
+ * that only its holder renews until it lapses), timed by the test's clock rather than the
+ * database's, so that a test can let an hour pass.
+ */
+function claimStore(clock: Clock): Pick<MemoryService, "claimBackfill"> {
+  let held: { holder: string; until: number } | undefined;
+  return {
+    claimBackfill: async (_namespace, holder, leaseMs) => {
+      if (held && held.holder !== holder && held.until >= clock.now()) return false;
+      held = leaseMs > 0 ? { holder, until: clock.now() + leaseMs } : undefined;
+      return true;
+    },
+  };
+}
+
 describe("backfillRepository", () => {
   let store: VectraMemoryStore | undefined;
   afterEach(() => store?.close());
@@ -103,6 +126,111 @@ describe("backfillRepository", () => {
     expect(state).toEqual({ status: "done", repo: "acme/widgets", page: 4, indexed: 220 });
     expect(await readBackfillState(directory)).toEqual(state);
     expect(await store.list()).toHaveLength(220);
+  });
+
+  describe("its claim, with instances sharing a database", () => {
+    const namespace = { installation: 7, repository: 42 };
+    const repo = { owner: "acme", repo: "widgets" };
+
+    it("keeps its claim through a rate-limit pause far longer than the lease, so no other holder takes the backfill over", async () => {
+      const directory = makeDataDir();
+      store = await openTestStore(directory);
+      const clock = createManualClock();
+      const claims = claimStore(clock);
+      expect(await claims.claimBackfill(namespace, "this-instance", BACKFILL_LEASE_MS)).toBe(true);
+      // An hour until the rate limit resets: twelve leases.
+      const resumeAt = clock.now() + 3_601_000;
+      const { octokit, asked } = fakeOctokit([
+        {
+          count: 100,
+          headers: {
+            "x-ratelimit-limit": "5000",
+            "x-ratelimit-remaining": "10",
+            "x-ratelimit-reset": String(Math.floor(clock.now() / 1000) + 3_600),
+          },
+        },
+        { count: 20 },
+      ]);
+      let paused!: () => void;
+      const pausing = new Promise<void>((resolve) => (paused = resolve));
+
+      const running = backfillRepository({
+        octokit,
+        repo,
+        memory: store,
+        progress: backfillProgressIn(directory),
+        max: 1_000,
+        clock,
+        log: pino({ level: "silent" }),
+        onProgress: (indexed) => indexed === 100 && paused(),
+        claim: backfillClaim(claims, namespace, "this-instance"),
+      });
+      await pausing;
+      await new Promise((resolve) => setImmediate(resolve));
+      // Another instance starting at any minute of the pause finds the backfill held.
+      while (clock.now() < resumeAt) {
+        await clock.advance(60_000);
+        expect(await claims.claimBackfill(namespace, "another-instance", BACKFILL_LEASE_MS)).toBe(
+          false,
+        );
+      }
+
+      expect(await running).toEqual({
+        status: "done",
+        repo: "acme/widgets",
+        page: 3,
+        indexed: 120,
+      });
+      expect(asked).toEqual([1, 2]);
+      expect(await readBackfillState(directory)).toMatchObject({ status: "done", indexed: 120 });
+    });
+
+    it("stops without saving progress once another holder has claimed the backfill after its lease lapsed", async () => {
+      const directory = makeDataDir();
+      store = await openTestStore(directory);
+      const clock = createFakeClock();
+      const claims = claimStore(clock);
+      const progress = backfillProgressIn(directory);
+      const before = { status: "running" as const, repo: "acme/widgets", page: 3, indexed: 200 };
+      await progress.saveBackfillState(before);
+      expect(await claims.claimBackfill(namespace, "this-instance", BACKFILL_LEASE_MS)).toBe(true);
+      const { octokit: pages } = fakeOctokit([{ count: 100 }, { count: 100 }]);
+      const asked: number[] = [];
+      // This instance stalls on page 3 past its lease (a frozen VM, say); another instance
+      // starting meanwhile finds the lease lapsed and resumes the backfill from page 3 itself.
+      const octokit = {
+        rest: {
+          issues: {
+            listForRepo: async (params: { page: number }) => {
+              asked.push(params.page);
+              clock.advance(BACKFILL_LEASE_MS + 1);
+              expect(
+                await claims.claimBackfill(namespace, "another-instance", BACKFILL_LEASE_MS),
+              ).toBe(true);
+              return pages.rest.issues.listForRepo(params as never);
+            },
+          },
+        },
+      } as unknown as Octokit;
+
+      await expect(
+        backfillRepository({
+          octokit,
+          repo,
+          memory: store,
+          progress,
+          max: 1_000,
+          clock,
+          log: pino({ level: "silent" }),
+          claim: backfillClaim(claims, namespace, "this-instance"),
+        }),
+      ).rejects.toThrow(BackfillTakenOverError);
+
+      // It read no further page, and left the progress as the new holder found it.
+      expect(asked).toEqual([3]);
+      expect(await readBackfillState(directory)).toEqual(before);
+      expect(await claims.claimBackfill(namespace, "this-instance", BACKFILL_LEASE_MS)).toBe(false);
+    });
   });
 
   it("stops between pages when told to, leaving progress to resume from", async () => {
