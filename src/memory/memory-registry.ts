@@ -353,10 +353,12 @@ export class MemoryRegistry implements MemoryService {
 
   /**
    * Opens the memories written most recently, keyword indexes and all, while the open stores
-   * stay within the RAM cap (judged before each open by the size of its int8 vectors, which is
-   * most of it). Opening a memory of 100,000 records and building its keyword index takes a
-   * few seconds: run at start, in the background, this spares the first command on each of
-   * those repositories that wait. Stops early on `closeAll`. Resolves with how many it opened.
+   * stay within the RAM cap (judged before each open by what the open stores hold, plus the
+   * next one's int8 vectors, which are most of what it will). Opening a memory of 100,000
+   * records and building its keyword index takes a few seconds: run at start, in the
+   * background, this spares the first command on each of those repositories that wait. Skips
+   * a memory deleted since the process started. Stops early on `closeAll`. Resolves with how
+   * many it opened and left open.
    */
   warm(): Promise<number> {
     this.#warming ??= (async () => {
@@ -374,12 +376,16 @@ export class MemoryRegistry implements MemoryService {
       );
       for (const { namespace, written, bytes } of dated.sort((a, b) => b.written - a.written)) {
         if (this.#closing || written === 0) break;
+        // A warmed store holds texts, metadata and keyword indexes beside its vectors: the last
+        // one may go over the cap, and is then closed again (see #warmOne), which ends the loop
+        // here as its close goes on.
         if (this.openStores().bytes + bytes > this.#maxOpenBytes) break;
         try {
-          const memory = await this.open(namespace);
-          await memory.warm();
-          opened++;
+          const slot = await this.#warmOne(namespace);
+          if (slot.store && !slot.busy) opened++;
         } catch (error) {
+          // Deleted in this process (see #warmOne): it stays deleted, not brought back empty.
+          if (error instanceof MemoryDeletedError) continue;
           // Its first call will meet the same error, and report it to whoever made the call.
           this.#options.log.warn(
             { err: error, memory: this.#keyOf(namespace) },
@@ -408,14 +414,38 @@ export class MemoryRegistry implements MemoryService {
   }
 
   /**
+   * Opens a memory ahead of its first use and builds its keyword indexes. The warm-up goes
+   * newest-written first, so each store it opens is less likely wanted than those it opened
+   * before, or any a caller opened meanwhile: it goes in least recently used, and is the first
+   * closed past the cap, rather than the newest-written. Leased as of epoch 0, so a memory with
+   * any deletion in this process is refused: one deleted after the warm-up listed it, or whose
+   * deletion was still under way as it listed, would otherwise be opened again, empty.
+   */
+  #warmOne(ref: StoredNamespace): Promise<Slot> {
+    return this.#lease(
+      ref,
+      0,
+      true,
+      async (slot, store) => {
+        await store!.warm();
+        return slot;
+      },
+      "least recently",
+    );
+  }
+
+  /**
    * Runs `use` with the namespace's slot held: the slot cannot be closed or deleted meanwhile.
-   * With `open`, the store is opened first (and `use` gets it).
+   * With `open`, the store is opened first (and `use` gets it). The slot becomes the most
+   * recently used, or with `used: "least recently"` (the warm-up) the least, unless its store
+   * was open already: a caller's use ranks it then.
    */
   async #lease<T>(
     ref: RepositoryRef,
     since: number,
     open: boolean,
     use: (slot: Slot, store: VectraMemoryStore | undefined) => Promise<T>,
+    used: "most recently" | "least recently" = "most recently",
   ): Promise<T> {
     for (;;) {
       this.#refuseStale(ref, since);
@@ -425,8 +455,12 @@ export class MemoryRegistry implements MemoryService {
         continue;
       }
       slot.users++;
-      this.#slots.delete(slot.key);
-      this.#slots.set(slot.key, slot);
+      if (used === "most recently") {
+        this.#slots.delete(slot.key);
+        this.#slots.set(slot.key, slot);
+      } else if (!slot.store) {
+        moveToFront(this.#slots, slot.key);
+      }
       let store: VectraMemoryStore | undefined;
       try {
         if (open) store = await this.#storeOf(slot, ref);
@@ -570,7 +604,9 @@ export class MemoryRegistry implements MemoryService {
    */
   #enforceCap(): void {
     let total = 0;
-    for (const slot of this.#slots.values()) if (slot.store) total += slot.bytes;
+    // A store being closed (`busy`) frees its RAM once closed: counting it meanwhile would close
+    // another store for the same bytes at every call that ends before, one after the other.
+    for (const slot of this.#slots.values()) if (slot.store && !slot.busy) total += slot.bytes;
     if (total <= this.#maxOpenBytes) return;
     const newest = [...this.#slots.keys()].at(-1);
     for (const slot of this.#slots.values()) {
@@ -678,6 +714,15 @@ export class MemoryRegistry implements MemoryService {
       );
     }
   }
+}
+
+/** Makes `key` the first in `map`'s order (a Map keeps its insertion order). */
+function moveToFront<K, V>(map: Map<K, V>, key: K): void {
+  if (!map.has(key)) return;
+  const entries = [...map];
+  map.clear();
+  for (const [k, v] of entries) if (k === key) map.set(k, v);
+  for (const [k, v] of entries) if (k !== key) map.set(k, v);
 }
 
 async function readRepositoryFile(directory: string): Promise<StoredNamespace | undefined> {

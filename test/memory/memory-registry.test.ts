@@ -280,6 +280,34 @@ describe("open stores bounded by their RAM", () => {
     expect(await busy.get("issue-1")).toMatchObject({ text: "A slow write" });
     await memories.closeAll();
   });
+
+  it("closes only what the cap needs, however many calls end while a store is being closed", async () => {
+    const directory = join(makeDataDir(), "memory");
+    const text = "text ".repeat(2000);
+    const records = (r: number) =>
+      Array.from({ length: 40 }, (_, i) => memoryOf(`acme/repo-${r}`, i + 1, `${r} ${i} ${text}`));
+    const probe = registry(directory);
+    await (await probe.open(repo(99))).addMany(records(99));
+    const one = probe.openStores().bytes;
+    await probe.closeAll();
+
+    // Room for four stores and a half. Their records are not flushed: a close writes them.
+    const memories = registry(directory, { maxOpenBytes: Math.floor(4.5 * one) });
+    const handles = [];
+    for (let r = 1; r <= 5; r++) {
+      const memory = await memories.open(repo(r));
+      await memory.addMany(records(r));
+      handles.push(memory);
+    }
+    // The fifth went over the cap, so the first is being closed; calls go on meanwhile.
+    for (let i = 0; i < 3; i++) await handles[4]!.get("issue-1");
+    await handles[3]!.get("issue-1");
+    await memories.whenSettled();
+
+    expect(memories.openStores().stores).toBe(4);
+    for (const memory of handles) expect(await memory.list()).toHaveLength(40);
+    await memories.closeAll();
+  });
 });
 
 describe("name-keyed memory from before the upgrade", () => {
@@ -388,24 +416,39 @@ describe("warming memories at start", () => {
     name: `acme/r${n}`,
   }));
 
-  /** Three memories, written oldest (r1) to newest (r3); their stores closed. */
-  async function threeMemories() {
+  /** Memories of `refs`, written oldest (the first) to newest (the last); their stores closed. */
+  async function writtenMemories(refs: RepositoryRef[], texts: (ref: RepositoryRef) => string[]) {
     const directory = join(makeDataDir(), "memory");
     const writer = registry(directory);
-    for (const [i, ref] of REPOS.entries()) {
+    for (const [i, ref] of refs.entries()) {
       const memory = await writer.open(ref);
       await memory.addMany(
-        ["crash on save", "dark mode colours", "export to CSV"].map((text, n) =>
-          issueMemory(n + 1, `${text} in ${ref.name}`, { repo: ref.name }),
-        ),
+        texts(ref).map((text, n) => issueMemory(n + 1, text, { repo: ref.name })),
       );
       await writer.closeAll();
-      const at = new Date(Date.UTC(2026, 10, 1 + i));
-      utimesSync(join(writer.directoryOf(ref), "manifest.json"), at, at);
+      writtenOn(directory, ref, i);
     }
-    const vectors = readFileSync(join(writer.directoryOf(REPOS[0]!), "vectors.i8")).length;
+    const vectors = readFileSync(join(writer.directoryOf(refs[0]!), "vectors.i8")).length;
     return { directory, vectors };
   }
+
+  /** Dates the memory's last write `day` days after 1 November. */
+  const writtenOn = (directory: string, ref: RepositoryRef, day: number) => {
+    const at = new Date(Date.UTC(2026, 10, 1 + day));
+    utimesSync(
+      join(directory, String(ref.installation), String(ref.repository), "manifest.json"),
+      at,
+      at,
+    );
+  };
+
+  /** Three memories, written oldest (r1) to newest (r3); their stores closed. */
+  const threeMemories = () =>
+    writtenMemories(REPOS, (ref) =>
+      ["crash on save", "dark mode colours", "export to CSV"].map(
+        (text) => `${text} in ${ref.name}`,
+      ),
+    );
 
   const isOpen = (directory: string, ref: RepositoryRef) =>
     existsSync(join(directory, String(ref.installation), String(ref.repository), ".lock"));
@@ -434,6 +477,67 @@ describe("warming memories at start", () => {
     const none = registry(directory, { maxOpenBytes: vectors - 1 });
     expect(await none.warm()).toBe(0);
     expect(none.openStores().stores).toBe(0);
+  });
+
+  it("leaves the memories written last open, the newest the most recently used, when the last it warms goes over the cap", async () => {
+    const refs = [1, 2, 3, 4, 5, 6].map((n) => repo(300 + n, `acme/s${n}`));
+    const { directory } = await writtenMemories(refs, (ref) =>
+      Array.from({ length: 30 }, (_, n) => `${n} issue text ${"word ".repeat(400)} in ${ref.name}`),
+    );
+    // What one store holds warmed: texts and keyword indexes besides its vectors.
+    const probe = registry(directory);
+    await (await probe.open(refs[0]!)).warm();
+    const warmedBytes = probe.openStores().bytes;
+    await probe.closeAll();
+    writtenOn(directory, refs[0]!, 0);
+
+    // Room for two warmed stores and a half: the third goes over once warmed.
+    const warmed = registry(directory, { maxOpenBytes: Math.floor(2.5 * warmedBytes) });
+    const opened = await warmed.warm();
+    await warmed.whenSettled();
+    expect(refs.map((ref) => isOpen(directory, ref))).toEqual([
+      false,
+      false,
+      false,
+      false,
+      true,
+      true,
+    ]);
+    expect(opened).toBe(2);
+    // The first memory opened cold after closes the older of the two, not the newest.
+    await (await warmed.open(refs[0]!)).list();
+    await warmed.whenSettled();
+    expect(refs.map((ref) => isOpen(directory, ref))).toEqual([
+      true,
+      false,
+      false,
+      false,
+      false,
+      true,
+    ]);
+    await warmed.closeAll();
+  });
+
+  it("leaves deleted a memory deleted while the warm-up runs, before it reaches it", async () => {
+    const { directory } = await threeMemories();
+    // A store reads its embedder's model as it opens: the first the warm-up opens (r3, the
+    // newest) sets off the deletion of r2, which the warm-up has listed and not reached yet.
+    const inner = createLocalEmbedder();
+    let deletion: Promise<boolean> | undefined;
+    const embedder: Embedder = {
+      ...inner,
+      get model() {
+        deletion ??= memories.delete(REPOS[1]!);
+        return inner.model;
+      },
+    };
+    const memories = registry(directory, { embedder });
+
+    expect(await memories.warm()).toBe(2);
+    expect(await deletion).toBe(true);
+    expect((await memories.list()).map((stored) => stored.name)).toEqual(["acme/r1", "acme/r3"]);
+    expect(existsSync(memories.directoryOf(REPOS[1]!))).toBe(false);
+    await memories.closeAll();
   });
 
   it("skips a memory it cannot open, saying so, and opens the rest", async () => {
