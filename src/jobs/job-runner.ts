@@ -29,7 +29,8 @@ export class JobRunner<C> {
   readonly #options: JobRunnerOptions;
   readonly #handlers = new Map<string, JobHandler<C>>();
   readonly #contexts = new Map<string, C>();
-  readonly #running = new Map<string, Promise<void>>();
+  /** By run, not by job: a run that lost its lease may still run beside its job's next run. */
+  readonly #running = new Set<Promise<void>>();
   #contextOf: ((job: Job) => Promise<C>) | undefined;
   #stopping = false;
   #pumping = false;
@@ -98,7 +99,7 @@ export class JobRunner<C> {
    */
   async stop(graceMs: number): Promise<number> {
     this.#stopping = true;
-    const running = [...this.#running.values()];
+    const running = [...this.#running];
     if (running.length > 0) {
       this.#options.log.info({ jobs: running.length, graceMs }, "waiting for running jobs");
       let timer: NodeJS.Timeout | undefined;
@@ -153,13 +154,13 @@ export class JobRunner<C> {
       this.#pumpAgain = false;
       const job = await this.#options.queue.claimNext();
       if (!job) return;
-      const run = this.#run(job).finally(() => {
-        this.#running.delete(job.id);
+      const run: Promise<void> = this.#run(job).finally(() => {
+        this.#running.delete(run);
         this.#contexts.delete(job.id);
         this.#countQueued();
         this.#pump();
       });
-      this.#running.set(job.id, run);
+      this.#running.add(run);
     }
   }
 
@@ -202,7 +203,7 @@ export class JobRunner<C> {
       const error = `started ${job.attempts - 1} times without finishing`;
       log.error({ error }, "job parked");
       metrics.jobs.inc({ kind: job.kind, outcome: "parked" });
-      return this.#record(log, () => queue.fail(job.id, error, undefined));
+      return this.#record(log, job, () => queue.fail(job.id, error, undefined));
     }
     const started = clock.now();
     // Which instance ran what, when several share the queue.
@@ -219,7 +220,7 @@ export class JobRunner<C> {
     }
     try {
       if (!failure) {
-        await this.#record(log, () => queue.complete(job.id));
+        await this.#record(log, job, () => queue.complete(job.id));
         log.info({ ms: clock.now() - started }, "job finished");
         metrics.jobs.inc({ kind: job.kind, outcome: "done" });
         this.#notify(job.id, undefined);
@@ -233,11 +234,11 @@ export class JobRunner<C> {
         // Its writes were refused from then on; the queue records nothing of this run's end.
         log.warn({ err: error }, "job left: this instance lost its lease, and another runs it");
         metrics.jobs.inc({ kind: job.kind, outcome: "lost" });
-        return await this.#record(log, () => queue.fail(job.id, message, clock.now()));
+        return;
       }
       if (kind === "gone") {
         log.info({ err: error }, "job dropped: what it was about is gone from GitHub");
-        await this.#record(log, () => queue.complete(job.id));
+        await this.#record(log, job, () => queue.complete(job.id));
       } else if (kind === "retry" && job.attempts < maxAttempts) {
         // GitHub's rate limits say when to come back: sooner is refused again.
         const delay = Math.max(retryDelayMs(job.attempts), retryAfterMs(error, clock.now()) ?? 0);
@@ -246,10 +247,10 @@ export class JobRunner<C> {
           { err: error, retryAt: new Date(retryAt).toISOString() },
           "job failed; will retry",
         );
-        await this.#record(log, () => queue.fail(job.id, message, retryAt));
+        await this.#record(log, job, () => queue.fail(job.id, message, retryAt));
       } else {
         log.error({ err: error }, "job failed; parked (see `talos jobs`)");
-        await this.#record(log, () => queue.fail(job.id, message, undefined));
+        await this.#record(log, job, () => queue.fail(job.id, message, undefined));
       }
       const outcome =
         kind === "gone"
@@ -268,7 +269,11 @@ export class JobRunner<C> {
    * this process gave it in memory, and the journal's last word on it (started) makes the next
    * start run it again; the run itself is over, and nothing else depends on the write.
    */
-  async #record(log: Logger, write: () => Promise<void>): Promise<void> {
+  async #record(log: Logger, job: Job, write: () => Promise<void>): Promise<void> {
+    // The queue knows a job's claim by its id only. A run whose lease was lost has no claim left
+    // (another instance, or a later claim on this one, holds the job now): ending it by the id
+    // would end that other run's claim while it runs.
+    if (job.lease?.aborted) return;
     try {
       await write();
     } catch (error) {

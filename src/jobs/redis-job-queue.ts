@@ -36,6 +36,7 @@ export interface RedisJobQueueOptions {
 interface Claimed {
   bull: BullJob;
   token: string;
+  /** The thread lease's holder: this claim's own, so that no other claim passes for it. */
   owner: string;
   thread: string;
   timer: NodeJS.Timeout;
@@ -52,18 +53,22 @@ export class JobLeaseLostError extends Error {
 
 // Only the head of a thread's list may run, and only while it holds the thread's lease: jobs
 // of one issue run one at a time, in arrival order, whichever instance holds them. Heads whose
-// job is gone or finished (a crash between two writes) are dropped; a job missing from its
-// thread's list (a crash between the add and JOIN) joins its end.
-// Returns the attempt number, or -1 (not the thread's turn), -2 (another instance holds the
-// thread), -3 (finished already: a crash came between recording it and telling the queue).
+// job is gone or finished (a crash between two writes, or a redelivery of a finished job that
+// joined again) are dropped; a job missing from its thread's list (a crash between the add and
+// JOIN) joins its end. A lease still held is never taken over, even by the instance holding it:
+// the run of an earlier claim may still be writing.
+// Returns the attempt number, or -1 (not the thread's turn), -2 (the thread is held), -3 (done
+// already: a crash came between recording it and telling the queue), -4 (parked already, alike).
 const CLAIM = `
 local list, lease, attempts = KEYS[1], KEYS[2], KEYS[3]
-local id, owner, ms, jobPrefix, donePrefix = ARGV[1], ARGV[2], ARGV[3], ARGV[4], ARGV[5]
+local id, owner, ms, jobPrefix, donePrefix, parkedPrefix = ARGV[1], ARGV[2], ARGV[3], ARGV[4], ARGV[5], ARGV[6]
 if redis.call('EXISTS', donePrefix .. id) == 1 then return -3 end
+if redis.call('EXISTS', parkedPrefix .. id) == 1 then return -4 end
 while true do
   local head = redis.call('LINDEX', list, 0)
   if (not head) or head == id then break end
-  if redis.call('EXISTS', jobPrefix .. head) == 0 or redis.call('EXISTS', donePrefix .. head) == 1 then
+  if redis.call('EXISTS', jobPrefix .. head) == 0
+    or redis.call('EXISTS', donePrefix .. head, parkedPrefix .. head) > 0 then
     redis.call('LPOP', list)
   else
     break
@@ -71,29 +76,32 @@ while true do
 end
 if not redis.call('LPOS', list, id) then redis.call('RPUSH', list, id) end
 if redis.call('LINDEX', list, 0) ~= id then return -1 end
-local holder = redis.call('GET', lease)
-if holder and holder ~= owner then return -2 end
+if redis.call('EXISTS', lease) == 1 then return -2 end
 redis.call('SET', lease, owner, 'PX', ms)
 return redis.call('HINCRBY', attempts, id, 1)
 `;
 
-// Ends a claim: the lease goes if it is still ours; a finished job (done, or parked) leaves its
-// thread, and a done one is remembered for the retention time. Returns the thread's next job.
+// Ends a claim: the lease goes if it is still this claim's; a finished job (done, or parked)
+// leaves its thread and is remembered for the retention time, a parked one with its error.
+// Returns the thread's next job.
 const RELEASE = `
-local list, lease, attempts, done = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
-local id, owner, outcome, retention = ARGV[1], ARGV[2], ARGV[3], ARGV[4]
+local list, lease, attempts, done, parked = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5]
+local id, owner, outcome, retention, error = ARGV[1], ARGV[2], ARGV[3], ARGV[4], ARGV[5]
 if redis.call('GET', lease) == owner then redis.call('DEL', lease) end
 if outcome ~= 'retry' then
   redis.call('LREM', list, 1, id)
   redis.call('HDEL', attempts, id)
 end
 if outcome == 'done' then redis.call('SET', done, '1', 'PX', retention) end
+if outcome == 'parked' then redis.call('SET', parked, error, 'PX', retention) end
 return redis.call('LINDEX', list, 0)
 `;
 
 // A job joins its thread's list when it is accepted: the thread's order is the order in which
-// instances acknowledged its deliveries.
+// instances acknowledged its deliveries. A finished job does not join again (a redelivery that
+// came after the enqueue's own check): it would hold its thread's head.
 const JOIN = `
+if redis.call('EXISTS', KEYS[2], KEYS[3]) > 0 then return 0 end
 if not redis.call('LPOS', KEYS[1], ARGV[1]) then redis.call('RPUSH', KEYS[1], ARGV[1]) end
 return 1
 `;
@@ -164,9 +172,9 @@ export class RedisJobQueue implements JobQueue {
       lazyConnect: true,
     }) as Scripts;
     this.#redis.defineCommand("talosClaim", { numberOfKeys: 3, lua: CLAIM });
-    this.#redis.defineCommand("talosRelease", { numberOfKeys: 4, lua: RELEASE });
+    this.#redis.defineCommand("talosRelease", { numberOfKeys: 5, lua: RELEASE });
     this.#redis.defineCommand("talosRenew", { numberOfKeys: 1, lua: RENEW });
-    this.#redis.defineCommand("talosJoin", { numberOfKeys: 1, lua: JOIN });
+    this.#redis.defineCommand("talosJoin", { numberOfKeys: 3, lua: JOIN });
     this.#redis.on("error", (error: Error) => {
       this.#lastError = error;
       this.#logOutage(error);
@@ -212,7 +220,10 @@ export class RedisJobQueue implements JobQueue {
   async enqueue(job: NewJob): Promise<EnqueueResult> {
     const { prefix, maxQueued, retentionMs } = this.#options;
     if (this.#closed) return this.#refuse(job, "stopping");
-    if (await this.#redis.exists(`${prefix}:done:${job.id}`)) return { status: "duplicate" };
+    // A parked delivery counts as finished too: GitHub's "Redeliver" on it, or a slower
+    // instance's copy of it, would otherwise put it back at its thread's head for good.
+    if (await this.#redis.exists(this.#doneKey(job.id), this.#parkedKey(job.id)))
+      return { status: "duplicate" };
     if ((await this.count()) >= maxQueued) return this.#refuse(job, "queue-full");
     // Idempotent: an id the queue holds is not added again, whoever adds it.
     await this.#queue.add(job.kind, job, {
@@ -221,7 +232,12 @@ export class RedisJobQueue implements JobQueue {
       removeOnComplete: { age: 3_600 },
       removeOnFail: { age: Math.ceil(retentionMs / 1_000) },
     });
-    await this.#redis.talosJoin(this.#threadKey(job.thread), job.id);
+    await this.#redis.talosJoin(
+      this.#threadKey(job.thread),
+      this.#doneKey(job.id),
+      this.#parkedKey(job.id),
+      job.id,
+    );
     // The first instance to get here after its add acknowledges it as accepted; the others as a
     // duplicate. A crash between the add and this leaves the job queued (and the claim puts it in
     // its thread): a redelivery says so.
@@ -243,7 +259,7 @@ export class RedisJobQueue implements JobQueue {
       const bull = (await this.#worker.getNextJob(token, { block: false })) as BullJob | undefined;
       if (!bull?.id) return undefined;
       const data = bull.data as NewJob;
-      const owner = `${this.#instance}:${bull.id}`;
+      const owner = `${this.#instance}:${token}`;
       // The lease runs from when the claim was sent, not from when its answer came.
       const sentAt = this.#options.clock.now();
       const attempt = await this.#redis.talosClaim(
@@ -255,9 +271,15 @@ export class RedisJobQueue implements JobQueue {
         leaseMs,
         `${prefix}:jobs:`,
         `${prefix}:done:`,
+        `${prefix}:parked:`,
       );
       if (attempt === -3) {
         await bull.moveToCompleted(undefined, token, false);
+        continue;
+      }
+      if (attempt === -4) {
+        const error = (await this.#redis.get(this.#parkedKey(bull.id))) ?? "parked";
+        await bull.moveToFailed(new Error(error), token, false);
         continue;
       }
       if (attempt < 0) {
@@ -277,6 +299,10 @@ export class RedisJobQueue implements JobQueue {
       };
       claimed.timer.unref();
       this.#hold(claimed, sentAt);
+      // The earlier claim's lease ran out in Redis before its timer here said so (a busy event
+      // loop): its run must stop writing before this one starts.
+      const earlier = this.#claimed.get(bull.id);
+      if (earlier) this.#lose(earlier, "its lease ran out and the job was claimed again");
       this.#claimed.set(bull.id, claimed);
       return {
         ...data,
@@ -296,9 +322,14 @@ export class RedisJobQueue implements JobQueue {
   async fail(id: string, error: string, retryAt: number | undefined): Promise<void> {
     const message = error.slice(0, MAX_ERROR);
     if (retryAt === undefined)
-      await this.#finish(id, "parked", async (claimed) => {
-        await claimed.bull.moveToFailed(new Error(message), claimed.token, false);
-      });
+      await this.#finish(
+        id,
+        "parked",
+        async (claimed) => {
+          await claimed.bull.moveToFailed(new Error(message), claimed.token, false);
+        },
+        message,
+      );
     else
       await this.#finish(id, "retry", async (claimed) => {
         await claimed.bull.moveToDelayed(retryAt, claimed.token);
@@ -340,13 +371,15 @@ export class RedisJobQueue implements JobQueue {
     if (this.#closed) return;
     this.#closed = true;
     // Jobs still held (a shutdown's grace ran out) go back to wait for another instance now,
-    // rather than when their lease would run out.
+    // rather than when their lease would run out. Their runs may go on until the process ends:
+    // their writes are refused first, as another instance may take the jobs within a second.
     await Promise.allSettled(
-      [...this.#claimed.keys()].map((id) =>
-        this.#finish(id, "retry", async (claimed) => {
+      [...this.#claimed.values()].map(async (claimed) => {
+        this.#lose(claimed, "this instance is stopping and handed the job back");
+        await this.#release(claimed, "retry", async () => {
           await claimed.bull.moveToDelayed(this.#options.clock.now(), claimed.token);
-        }),
-      ),
+        });
+      }),
     );
     await this.#worker.close(true).catch(() => undefined);
     await this.#queue.close().catch(() => undefined);
@@ -357,30 +390,46 @@ export class RedisJobQueue implements JobQueue {
     id: string,
     outcome: "done" | "parked" | "retry",
     move: (claimed: Claimed) => Promise<void>,
+    error?: string,
   ): Promise<void> {
+    // Only the job's live claim is kept: a lost one left at its loss (see #lose), and whoever
+    // holds the job now (another instance, or a later claim here) finishes it.
     const claimed = this.#claimed.get(id);
     if (!claimed) return;
-    this.#claimed.delete(id);
-    clearInterval(claimed.timer);
-    clearTimeout(claimed.expiry);
-    // Another instance may hold it now (or will, once BullMQ finds it stalled): it is theirs to
-    // finish, and nothing of this run's end is recorded.
-    if (claimed.lease.signal.aborted) return;
-    const { prefix, retentionMs } = this.#options;
-    // Recorded before the queue is told: a crash between the two finds the job done (-3).
+    this.#forget(claimed);
+    await this.#release(claimed, outcome, move, error);
+  }
+
+  async #release(
+    claimed: Claimed,
+    outcome: "done" | "parked" | "retry",
+    move: (claimed: Claimed) => Promise<void>,
+    error = "",
+  ): Promise<void> {
+    const id = claimed.bull.id!;
+    // Recorded before the queue is told: a crash between the two finds the job finished (-3, -4).
     const next = await this.#redis.talosRelease(
       this.#threadKey(claimed.thread),
       this.#leaseKey(claimed.thread),
-      `${prefix}:attempts`,
-      `${prefix}:done:${id}`,
+      `${this.#options.prefix}:attempts`,
+      this.#doneKey(id),
+      this.#parkedKey(id),
       id,
       claimed.owner,
       outcome,
-      retentionMs,
+      this.#options.retentionMs,
+      error,
     );
     await move(claimed);
     // The thread's next job was put aside until its turn: its turn is now.
     if (next && next !== id) await this.#wake(next);
+  }
+
+  /** Stops renewing a claim, and drops it from the live ones if it is still there. */
+  #forget(claimed: Claimed): void {
+    if (this.#claimed.get(claimed.bull.id!) === claimed) this.#claimed.delete(claimed.bull.id!);
+    clearInterval(claimed.timer);
+    clearTimeout(claimed.expiry);
   }
 
   async #wake(id: string): Promise<void> {
@@ -400,7 +449,7 @@ export class RedisJobQueue implements JobQueue {
     try {
       const locked = await bull.extendLock(token, leaseMs);
       const leased = await this.#redis.talosRenew(this.#leaseKey(thread), owner, leaseMs);
-      // Finished meanwhile: nothing is held any more.
+      // Finished or lost meanwhile: nothing is held any more.
       if (this.#claimed.get(bull.id!) !== claimed) return;
       if (locked !== 1 || leased !== 1)
         return this.#lose(claimed, "its lease ran out and another instance may hold it");
@@ -430,8 +479,8 @@ export class RedisJobQueue implements JobQueue {
 
   #lose(claimed: Claimed, why: string): void {
     if (claimed.lease.signal.aborted) return;
-    clearInterval(claimed.timer);
-    clearTimeout(claimed.expiry);
+    // A lost claim has nothing left to finish: a later claim of its job, here, is another run's.
+    this.#forget(claimed);
     this.#options.log.warn(
       { delivery: claimed.bull.id },
       `job lease lost (${why}): its GitHub writes are refused from now on, and another instance runs it`,
@@ -468,6 +517,15 @@ export class RedisJobQueue implements JobQueue {
 
   #leaseKey(thread: string): string {
     return `${this.#options.prefix}:lease:${thread}`;
+  }
+
+  #doneKey(id: string): string {
+    return `${this.#options.prefix}:done:${id}`;
+  }
+
+  /** A parked job's error, kept as long as `done` is. */
+  #parkedKey(id: string): string {
+    return `${this.#options.prefix}:parked:${id}`;
   }
 
   #logOutage(error: Error): void {

@@ -5,8 +5,10 @@ import { Redis } from "ioredis";
 import { pino } from "pino";
 import { afterAll, describe, expect, it } from "vitest";
 import { systemClock } from "../../src/clock.js";
-import type { NewJob } from "../../src/jobs/job-queue.js";
+import type { Job, NewJob } from "../../src/jobs/job-queue.js";
+import { JobRunner } from "../../src/jobs/job-runner.js";
 import { JobLeaseLostError, RedisJobQueue } from "../../src/jobs/redis-job-queue.js";
+import { createMetrics } from "../../src/metrics/create-metrics.js";
 import {
   deleteKeys,
   requireRedis,
@@ -134,6 +136,104 @@ describe.runIf(available)("the Redis job queue (BullMQ)", () => {
     expect(taken).toMatchObject({ id: "held", attempts: 2 });
     await b!.complete("held");
   });
+
+  it("fences the writes of a job it hands back at close, before another instance can take it", async () => {
+    const [a, b] = await instances(on(2));
+    await a!.enqueue(job("handed-back", "t"));
+    const held = await a!.claimNext();
+    expect(held?.lease?.aborted).toBe(false);
+    // The shutdown's grace ran out: the handler still runs, and may still write.
+    await a!.close();
+    expect(held!.lease!.reason).toBeInstanceOf(JobLeaseLostError);
+    const taken = await claimWithin(b!);
+    expect(taken).toMatchObject({ id: "handed-back", attempts: 2 });
+    expect(taken!.lease!.aborted).toBe(false);
+    await b!.complete("handed-back");
+  });
+
+  it("takes a redelivery of a parked delivery as a duplicate, and its thread goes on", async () => {
+    const [a, b] = await instances(on(2));
+    await a!.enqueue(job("parked-redelivered", "t"));
+    expect((await a!.claimNext())?.id).toBe("parked-redelivered");
+    await a!.fail("parked-redelivered", "malformed payload", undefined);
+    // GitHub's "Redeliver" on the parked delivery, or a slower instance's copy of it.
+    expect(await b!.enqueue(job("parked-redelivered", "t"))).toEqual({ status: "duplicate" });
+    await b!.enqueue(job("after-parked", "t"));
+    // Within a claim or two, not after the 10 s a job not yet its thread's turn waits.
+    expect((await claimWithin(a!, 3_000))?.id).toBe("after-parked");
+    await a!.complete("after-parked");
+    const { jobs } = await a!.snapshot();
+    expect(jobs).toMatchObject([
+      { id: "parked-redelivered", parked: { error: "malformed payload" } },
+    ]);
+  });
+
+  it("does not take a thread back from its own earlier claim while that claim's lease stands", async () => {
+    const [a] = await instances(on(1), { leaseMs: 2_000 });
+    const prefix = prefixes.at(-1)!;
+    const redis = new Redis(TEST_REDIS_URL);
+    await a!.enqueue(job("still-held", "t"));
+    const first = await a!.claimNext();
+    // BullMQ loses the job's lock (its stalled check puts the job back), while the thread's lease
+    // in Redis is still the first claim's: its run may still be writing.
+    await redis.del(`${prefix}:jobs:still-held:lock`);
+    await expect.poll(() => first!.lease!.aborted, { timeout: 2_000 }).toBe(true);
+    await redis.pexpire(`${prefix}:lease:t`, 60_000);
+    expect(await claimWithin(a!, 4_000)).toBeUndefined();
+    await redis.del(`${prefix}:lease:t`);
+    expect(await claimWithin(a!)).toMatchObject({ id: "still-held", attempts: 2 });
+    await a!.complete("still-held");
+    redis.disconnect();
+  });
+
+  it("keeps a run that lost its lease from ending its job's next run on the same instance", async () => {
+    const [a] = await instances(on(1), { leaseMs: 1_500 });
+    const prefix = prefixes.at(-1)!;
+    const redis = new Redis(TEST_REDIS_URL);
+    const runner = new JobRunner<Job>({
+      queue: a!,
+      concurrency: 2,
+      maxAttempts: 5,
+      clock: systemClock,
+      log: pino({ level: "silent" }),
+      metrics: createMetrics(),
+    });
+    const runs: Array<{ job: Job; end: { resolve: () => void; reject: (e: Error) => void } }> = [];
+    runner.register(
+      "work",
+      (claimed) =>
+        new Promise<void>((resolve, reject) =>
+          runs.push({ job: claimed, end: { resolve, reject } }),
+        ),
+    );
+    await a!.enqueue(job("outlived", "t"));
+    await a!.enqueue(job("outlived-next", "t"));
+    runner.start(async (claimed) => claimed);
+    await expect.poll(() => runs.length).toBe(1);
+    const [first] = runs;
+    // As after a Redis outage longer than the lease, while the model answers: the first run
+    // goes on, fenced, and the job comes back to this same instance.
+    await redis.set(`${prefix}:lease:t`, "outage", "PX", 1_000);
+    await expect.poll(() => first!.job.lease!.aborted, { timeout: 2_000 }).toBe(true);
+    await expect.poll(() => runs.length, { timeout: 10_000 }).toBe(2);
+    const second = runs[1]!;
+    expect(second.job).toMatchObject({ id: "outlived", attempts: 2 });
+    // The first run's next write is refused, and it ends.
+    const firstEnded = runner.waitFor("outlived").catch(() => undefined);
+    first!.end.reject(new JobLeaseLostError("lease lost"));
+    await firstEnded;
+    // Time for a wrong end to show: the job handed back and claimed a third time.
+    await new Promise((resolve) => setTimeout(resolve, 2_000));
+    expect(second.job.lease!.aborted).toBe(false);
+    expect(await redis.pttl(`${prefix}:lease:t`)).toBeGreaterThan(0);
+    expect(runs).toHaveLength(2);
+    // The second run still counts as running.
+    expect(await runner.stop(0)).toBe(1);
+    second.end.resolve();
+    await runner.idle();
+    expect(await redis.exists(`${prefix}:done:outlived`)).toBe(1);
+    redis.disconnect();
+  }, 20_000);
 
   it("gives the job of an instance cut off from Redis to another once its lease runs out; the cut-off one refuses deliveries", async () => {
     const port = Number(new URL(TEST_REDIS_URL).port || 6379);
