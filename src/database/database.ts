@@ -29,6 +29,17 @@ export const APP_ROLE = "talos_app";
 const SCOPED = `installation_id = NULLIF(current_setting('talos.installation', true), '')::bigint
   AND (repository_id = 0 OR repository_id = NULLIF(current_setting('talos.repository', true), '')::bigint)`;
 
+/**
+ * The listening connection is checked this often: a connection whose packets are silently dropped
+ * (a NAT or load balancer forgot it, a partition) raises no error, and its notifications just
+ * stop, for good. TCP keepalive notices too, but only after minutes of the kernel's probes.
+ */
+const LISTEN_CHECK_MS = 2_000;
+/** How long connecting, LISTEN or a check may take before the connection counts as lost. */
+const LISTEN_TIMEOUT_MS = 2_000;
+/** Idle time before the kernel's keepalive probes begin on the listening connection. */
+const LISTEN_KEEPALIVE_MS = 10_000;
+
 /** The schema's versions, in order; each runs once, in a transaction, under the advisory lock. */
 export function migrations(schema: string): string[] {
   const table = (name: string) => `"${schema}".${name}`;
@@ -219,6 +230,7 @@ export class Database implements MemoryDatabase {
     let client: pg.Client | undefined;
     let closed = false;
     let timer: NodeJS.Timeout | undefined;
+    let checkTimer: NodeJS.Timeout | undefined;
     // Tries again every second until a connection listens (or `close`).
     const reconnect = () => {
       if (closed) return;
@@ -232,11 +244,20 @@ export class Database implements MemoryDatabase {
       );
     };
     const connect = async (): Promise<void> => {
-      const next = new pg.Client({ connectionString: this.#options.url });
+      const next = new pg.Client({
+        connectionString: this.#options.url,
+        keepAlive: true,
+        keepAliveInitialDelayMillis: LISTEN_KEEPALIVE_MS,
+        // A silent connection would otherwise hang a reconnection, or a check, for ever.
+        connectionTimeoutMillis: LISTEN_TIMEOUT_MS,
+        query_timeout: LISTEN_TIMEOUT_MS,
+      });
       next.on("notification", (message) => handlers.onMessage(message.payload ?? ""));
       const lost = (error?: Error) => {
         if (client !== next) return;
         client = undefined;
+        clearTimeout(checkTimer);
+        // With a check unanswered, pg destroys the socket rather than wait for a goodbye.
         next.end().catch(() => undefined);
         if (closed) return;
         log.warn({ err: error }, "PostgreSQL notifications lost; reconnecting");
@@ -256,6 +277,15 @@ export class Database implements MemoryDatabase {
       client = next;
       // What was written while no one listened is caught up with.
       handlers.onGap();
+      // An unanswered check counts as a loss: notifications may have been missed since.
+      const check = () => {
+        if (client !== next) return;
+        checkTimer = setTimeout(
+          () => void next.query("SELECT 1").then(check, (error: Error) => lost(error)),
+          LISTEN_CHECK_MS,
+        );
+      };
+      check();
     };
     await connect();
     return {
@@ -263,6 +293,7 @@ export class Database implements MemoryDatabase {
       close: async () => {
         closed = true;
         clearTimeout(timer);
+        clearTimeout(checkTimer);
         const last = client;
         client = undefined;
         await last?.end();

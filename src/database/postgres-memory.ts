@@ -62,9 +62,13 @@ const QUERY_TERMS = 128;
 const DF_CAP = 2_000;
 /** How often a write retries when another instance changed a record it meant to keep. */
 const MAX_WRITE_TRIES = 3;
-/** The keyword ranking's text: the title weighs more, as the BM25 of the local store. */
-const WORDS = `setweight(to_tsvector('english', split_part(x.text, E'\\n', 1)), 'A')
-  || to_tsvector('english', x.text)`;
+/** The keyword ranking's text of `text` (SQL): the title weighs more, as in the local BM25. */
+function wordsOf(text: string): string {
+  return `setweight(to_tsvector('english', split_part(${text}, E'\\n', 1)), 'A')
+    || to_tsvector('english', ${text})`;
+}
+/** Records given their pgvector column (and keyword text) per transaction, on first open. */
+const VECTORIZE_BATCH = 500;
 
 interface RecordRow {
   id: string;
@@ -184,8 +188,9 @@ export class PostgresMemory implements MemoryService {
   }
 
   /**
-   * Records written before pgvector was installed have no `embedding_vector`, which the SQL
-   * search ranks by: the first open of their memory (in this process) fills it in.
+   * Records written without pgvector (before it was installed, or by an instance without it)
+   * have no `embedding_vector` nor `words`, which the SQL search ranks by: the first open of
+   * their memory (in this process) fills them in.
    */
   async #vectorize(namespace: MemoryNamespace): Promise<void> {
     const key = keyOf(namespace);
@@ -195,12 +200,12 @@ export class PostgresMemory implements MemoryService {
         const { rows } = await client.query<{ id: string; embedding: Uint8Array }>(
           `SELECT id, embedding FROM memory_records
             WHERE installation_id = $1 AND repository_id = $2 AND NOT removed
-              AND embedding_vector IS NULL LIMIT 500 FOR UPDATE`,
+              AND (embedding_vector IS NULL OR words IS NULL) LIMIT ${VECTORIZE_BATCH} FOR UPDATE`,
           [namespace.installation, namespace.repository],
         );
         if (rows.length > 0)
           await client.query(
-            `UPDATE memory_records r SET embedding_vector = x.v::vector
+            `UPDATE memory_records r SET embedding_vector = x.v::vector, words = ${wordsOf("r.text")}
                FROM jsonb_to_recordset($3::jsonb) AS x(id text, v text)
               WHERE r.installation_id = $1 AND r.repository_id = $2 AND r.id = x.id`,
             [
@@ -211,7 +216,7 @@ export class PostgresMemory implements MemoryService {
               ),
             ],
           );
-        return rows.length < 500;
+        return rows.length < VECTORIZE_BATCH;
       });
       if (done) break;
     }
@@ -474,7 +479,7 @@ class PostgresRepositoryMemory implements RepoMemory {
       const stale = latest.filter((r, i) => kept.get(r.id) !== hashes[i]);
       const vectors = await this.#options.embedder.embed(stale.map((r) => r.text));
       const fresh = new Map(stale.map((r, i) => [r.id, unitVector(vectors[i]!)]));
-      const written = await this.#write(async (client) => {
+      const written = await this.#write(async (client, vectorColumn) => {
         // Another instance may have changed a record this meant to keep the vector of.
         const reused = latest.filter((r) => !fresh.has(r.id)).map((r) => r.id);
         if (
@@ -482,7 +487,7 @@ class PostgresRepositoryMemory implements RepoMemory {
           !sameHashes(await hashesIn(client, this.namespace, reused), kept, reused)
         )
           return false;
-        await client.query(this.#upsertSql(), [
+        await client.query(this.#upsertSql(vectorColumn), [
           this.namespace.installation,
           this.namespace.repository,
           this.#options.embedder.dimension,
@@ -503,11 +508,11 @@ class PostgresRepositoryMemory implements RepoMemory {
   }
 
   async remove(id: string): Promise<boolean> {
-    const removed = await this.#write(async (client) => {
+    const removed = await this.#write(async (client, vectorColumn) => {
       const { rows } = await client.query(
         `UPDATE memory_records SET removed = true, seq = nextval('memory_seq'), text = NULL,
                 hash = NULL, embedding = NULL, fingerprints = '{}', words = NULL
-                ${this.#options.database.vector ? ", embedding_vector = NULL" : ""}
+                ${vectorColumn ? ", embedding_vector = NULL" : ""}
           WHERE installation_id = $1 AND repository_id = $2 AND id = $3 AND NOT removed
           RETURNING 1`,
         [this.namespace.installation, this.namespace.repository, id],
@@ -601,18 +606,34 @@ class PostgresRepositoryMemory implements RepoMemory {
 
   /**
    * A write in a transaction holding this memory's row: writes of one memory take turns, so
-   * their sequence numbers are in commit order, and one after the memory's deletion fails.
+   * their sequence numbers are in commit order, and one after the memory's deletion fails, or
+   * after its installation's began (an interrupted one leaves the installation marked gone, its
+   * memories not yet deleted). `work` learns whether the records have the pgvector column: an
+   * instance without pgvector, beside one with it, must not leave a vector its write made stale.
    */
-  #write<T>(work: (client: SqlClient) => Promise<T>): Promise<T> {
+  #write<T>(work: (client: SqlClient, vectorColumn: boolean) => Promise<T>): Promise<T> {
+    const vectorColumn = this.#options.database.vector
+      ? "true"
+      : `EXISTS (SELECT 1 FROM pg_attribute WHERE attrelid = 'memory_records'::regclass
+                   AND attname = 'embedding_vector' AND NOT attisdropped)`;
     return this.#options.database.inScope(this.namespace, async (client) => {
-      const { rows } = await client.query<{ generation: string }>(
-        `SELECT generation FROM memory_repositories
+      const { rows } = await client.query<{
+        generation: string;
+        gone: boolean;
+        vector_column: boolean;
+      }>(
+        `SELECT generation,
+                EXISTS (SELECT 1 FROM memory_namespaces n
+                         WHERE n.installation_id = $1 AND n.repository_id IN (0, $2) AND n.gone) AS gone,
+                ${vectorColumn} AS vector_column
+           FROM memory_repositories
           WHERE installation_id = $1 AND repository_id = $2 FOR UPDATE`,
         [this.namespace.installation, this.namespace.repository],
       );
-      if (Number(rows[0]?.generation ?? 0) !== this.#generation)
+      const row = rows[0];
+      if (!row || row.gone || Number(row.generation) !== this.#generation)
         throw new MemoryDeletedError(`the memory of ${this.name} was deleted`);
-      return work(client);
+      return work(client, row.vector_column);
     });
   }
 
@@ -634,15 +655,19 @@ class PostgresRepositoryMemory implements RepoMemory {
     });
   }
 
-  /** One statement for the batch: rows come as JSON, vectors as base64 float32 bytes. */
-  #upsertSql(): string {
+  /**
+   * One statement for the batch: rows come as JSON, vectors as base64 float32 bytes. Without
+   * pgvector, a record's pgvector column (if another instance has it) is cleared, and its
+   * keyword text left out: the next first open with pgvector fills both (`#vectorize`).
+   */
+  #upsertSql(vectorColumn: boolean): string {
     const vector = this.#options.database.vector;
     return `INSERT INTO memory_records (installation_id, repository_id, id, seq, removed, kind,
               text, hash, number, author, url, created_at, state, metadata, dimension,
               embedding, fingerprints, words${vector ? ", embedding_vector" : ""})
             SELECT $1, $2, x.id, nextval('memory_seq'), false, x.kind, x.text, x.hash, x.number,
                    x.author, x.url, x.created_at, x.state, x.metadata, $3,
-                   decode(x.e, 'base64'), x.fp, ${vector ? WORDS : "NULL"}
+                   decode(x.e, 'base64'), x.fp, ${vector ? wordsOf("x.text") : "NULL"}
                    ${vector ? ", x.v::vector" : ""}
               FROM jsonb_to_recordset($4::jsonb) AS x(id text, kind text, text text, hash text,
                    number int, author text, url text, created_at timestamptz, state text,
@@ -654,7 +679,7 @@ class PostgresRepositoryMemory implements RepoMemory {
               metadata = EXCLUDED.metadata, dimension = EXCLUDED.dimension,
               embedding = coalesce(EXCLUDED.embedding, memory_records.embedding),
               fingerprints = EXCLUDED.fingerprints, words = EXCLUDED.words
-              ${vector ? ", embedding_vector = coalesce(EXCLUDED.embedding_vector, memory_records.embedding_vector)" : ""}`;
+              ${vector ? ", embedding_vector = coalesce(EXCLUDED.embedding_vector, memory_records.embedding_vector)" : vectorColumn ? ", embedding_vector = NULL" : ""}`;
   }
 
   async #searchInRam(
@@ -802,13 +827,29 @@ async function notify(
   );
 }
 
+/**
+ * Refuses a memory deleted for ever, or of a deleted installation. The installation's row is
+ * share-locked until the open commits: an installation's deletion, which marks that row first,
+ * waits for the opens under way, so that the memories they make are among those it then lists
+ * and deletes; an open that comes after it waits, then finds the mark. Without the row (no
+ * deletion ever began) there would be nothing to lock: it is made. The repository's own row
+ * is not locked: a deletion of it, holding the memory's row, would wait for an open that may
+ * wait for that memory's row (a rename), a deadlock.
+ */
 async function refuseGone(client: SqlClient, ref: RepositoryRef): Promise<void> {
-  const { rows } = await client.query(
-    `SELECT 1 FROM memory_namespaces
-      WHERE installation_id = $1 AND repository_id IN (0, $2) AND gone`,
+  await client.query(
+    `INSERT INTO memory_namespaces (installation_id, repository_id) VALUES ($1, 0)
+     ON CONFLICT DO NOTHING`,
+    [ref.installation],
+  );
+  const { rows } = await client.query<{ gone: boolean }>(
+    `SELECT (SELECT gone FROM memory_namespaces
+              WHERE installation_id = $1 AND repository_id = 0 FOR SHARE)
+         OR EXISTS (SELECT 1 FROM memory_namespaces
+                     WHERE installation_id = $1 AND repository_id = $2 AND gone) AS gone`,
     [ref.installation, ref.repository],
   );
-  if (rows.length > 0) throw new MemoryDeletedError(`the memory of ${ref.name} was deleted`);
+  if (rows[0]?.gone) throw new MemoryDeletedError(`the memory of ${ref.name} was deleted`);
 }
 
 function readBackfill(

@@ -1,3 +1,4 @@
+import { createConnection, createServer, type Socket } from "node:net";
 import pg from "pg";
 import { pino } from "pino";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
@@ -8,7 +9,11 @@ import { MemoryDeletedError } from "../../src/memory/memory-store.js";
 import { MemoryMismatchError } from "../../src/memory/vectra-memory-store.js";
 import { createMetrics } from "../../src/metrics/create-metrics.js";
 import { openPgliteDatabase } from "../helpers/pglite-database.js";
-import { RECORD_OVERHEAD_BYTES, SyncedIndexes } from "../../src/database/synced-indexes.js";
+import {
+  RECORD_OVERHEAD_BYTES,
+  SyncedIndexes,
+  toFloat32,
+} from "../../src/database/synced-indexes.js";
 import { freshSchema, requirePostgres, TEST_DATABASE_URL } from "../helpers/shared-services.js";
 import { eventually } from "../helpers/eventually.js";
 import { countingEmbedder, issueMemory } from "../helpers/test-memory.js";
@@ -39,6 +44,77 @@ function openMemory(
     metrics: createMetrics(),
     maxOpenBytes,
   });
+}
+
+/** Calls `ran` with the SQL of every query `db` runs in a scope from now on, once it ran. */
+function afterQueries(db: Database, ran: (sql: string) => void | Promise<void>): void {
+  const inScope = db.inScope.bind(db);
+  db.inScope = (scope, work) =>
+    inScope(scope, (client) =>
+      work(
+        new Proxy(client, {
+          get: (target, key) =>
+            key === "query"
+              ? async (...args: Parameters<typeof target.query>) => {
+                  const result = await target.query(...args);
+                  await ran(String(args[0]));
+                  return result;
+                }
+              : Reflect.get(target, key, target),
+        }),
+      ),
+    );
+}
+
+/** The SQL of every query `db` runs from now on. */
+function recordQueries(db: Database): string[] {
+  const queries: string[] = [];
+  afterQueries(db, (sql) => void queries.push(sql));
+  return queries;
+}
+
+const readsRecords = (queries: string[]) => queries.some((sql) => sql.includes("seq > $3"));
+
+/**
+ * A TCP proxy to the test PostgreSQL that can go silent: no byte passes either way, yet no
+ * connection closes, as when a NAT or a load balancer forgets a connection, or in a partition.
+ */
+async function startSilentProxy() {
+  const target = new URL(TEST_DATABASE_URL);
+  const sockets = new Set<Socket>();
+  let silent = false;
+  const server = createServer((client) => {
+    const upstream = createConnection({
+      host: target.hostname,
+      port: Number(target.port || 5432),
+    });
+    for (const [from, to] of [
+      [client, upstream],
+      [upstream, client],
+    ] as const) {
+      sockets.add(from);
+      from.on("data", (data) => void (silent || to.write(data)));
+      from.on("close", () => {
+        sockets.delete(from);
+        to.destroy();
+      });
+      from.on("error", () => undefined);
+    }
+  });
+  await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
+  const url = new URL(TEST_DATABASE_URL);
+  url.host = `127.0.0.1:${(server.address() as { port: number }).port}`;
+  return {
+    url: url.toString(),
+    silence: (on: boolean) => {
+      silent = on;
+    },
+    close: () =>
+      new Promise<void>((resolve) => {
+        for (const socket of sockets) socket.destroy();
+        server.close(() => resolve());
+      }),
+  };
 }
 
 /** What either search path must do, on a fresh namespace per test. */
@@ -228,6 +304,38 @@ function memoryContract(setUp: () => { database: () => MemoryDatabase; next: () 
     expect((await memory.list()).filter((n) => n.installation === installation)).toEqual([]);
     await memory.closeAll();
   });
+
+  it("refuses a handle's writes once its installation is marked deleted, before its memories are", async () => {
+    const memory = await openMemory(context.database());
+    const ref = { ...REF, installation: context.next(), repository: 1 };
+    const repo = await memory.open(ref);
+    await repo.add(issueMemory(1, "Crash on save"));
+    // Where an installation's deletion stops if it is interrupted between the two steps.
+    await context.database().inScope({ installation: ref.installation }, (client) =>
+      client.query(
+        `INSERT INTO memory_namespaces (installation_id, repository_id, gone) VALUES ($1, 0, true)
+         ON CONFLICT (installation_id, repository_id) DO UPDATE SET gone = true`,
+        [ref.installation],
+      ),
+    );
+    await expect(repo.add(issueMemory(2, "Another crash"))).rejects.toBeInstanceOf(
+      MemoryDeletedError,
+    );
+    await expect(repo.remove("issue-1")).rejects.toBeInstanceOf(MemoryDeletedError);
+    expect((await repo.list()).map((r) => r.id)).toEqual(["issue-1"]);
+    await memory.closeAll();
+  });
+}
+
+/** `database` as an instance sees it that runs without pgvector (it started before it was installed). */
+function withoutVector(database: MemoryDatabase): MemoryDatabase {
+  return {
+    vector: false,
+    inScope: (scope, work) => database.inScope(scope, work),
+    asOwner: (sql) => database.asOwner(sql),
+    // PGlite has no notifications; this instance alone reads here, and its own writes it reads.
+    listen: async () => ({ listening: () => true, close: async () => undefined }),
+  };
 }
 
 describe("memory in PGlite with pgvector: similarity search in SQL", () => {
@@ -295,6 +403,47 @@ describe("memory in PGlite with pgvector: similarity search in SQL", () => {
     await later.closeAll();
   });
 
+  it("finds by keyword the records an instance without pgvector wrote, once opened with it", async () => {
+    const ref = { ...REF, repository: next++ };
+    const ram = await openMemory(withoutVector(pglite.database));
+    await (
+      await ram.open(ref)
+    ).addMany([
+      issueMemory(1, "Zyxwvut frobnicator explodes"),
+      issueMemory(2, "Dark mode colours are wrong in the settings page"),
+    ]);
+    const sql = await openMemory(pglite.database);
+    const hits = await (await sql.open(ref)).search("zyxwvut", { k: 5 });
+    expect(hits.filter((hit) => hit.keyword).map((hit) => hit.record.id)).toEqual(["issue-1"]);
+    await ram.closeAll();
+    await sql.closeAll();
+  });
+
+  it("clears the vector of a record updated without pgvector, and recomputes it at the next first open", async () => {
+    const ref = { ...REF, repository: next++ };
+    const sql = await openMemory(pglite.database);
+    await (await sql.open(ref)).add(issueMemory(2, "Dark mode colours are wrong"));
+    const ram = await openMemory(withoutVector(pglite.database));
+    const stored = async () =>
+      (
+        await pglite.owner.query<{ v: string | null; embedding: Uint8Array }>(
+          "SELECT embedding_vector::text AS v, embedding FROM talos.memory_records WHERE repository_id = $1",
+          [ref.repository],
+        )
+      ).rows;
+    await (await ram.open(ref)).add(issueMemory(2, "Export to PDF produces empty pages"));
+    // Cleared rather than left as the vector of a text the record no longer has.
+    expect((await stored())[0]!.v).toBeNull();
+    const later = await openMemory(pglite.database);
+    await later.open(ref);
+    const rows = await stored();
+    const vector = JSON.parse(rows[0]!.v!) as number[];
+    const embedding = toFloat32(rows[0]!.embedding);
+    // The new text's vector, not the old one's.
+    expect(Math.max(...vector.map((x, i) => Math.abs(x - embedding[i]!)))).toBeLessThan(1e-6);
+    for (const memory of [sql, ram, later]) await memory.closeAll();
+  });
+
   it("shows a transaction only its own repository's records (row-level security)", async () => {
     const memory = await openMemory(pglite.database);
     const repository = next++;
@@ -354,28 +503,6 @@ describe.runIf(available)("memory in PostgreSQL without pgvector: synced indexes
       await writer.closeAll();
       await other.closeAll();
     });
-
-    /** The SQL of every query `db` runs from now on. */
-    const recordQueries = (db: Database) => {
-      const queries: string[] = [];
-      const inScope = db.inScope.bind(db);
-      db.inScope = (scope, work) =>
-        inScope(scope, (client) =>
-          work(
-            new Proxy(client, {
-              get: (target, key) =>
-                key === "query"
-                  ? (...args: Parameters<typeof target.query>) => {
-                      queries.push(String(args[0]));
-                      return target.query(...args);
-                    }
-                  : Reflect.get(target, key, target),
-            }),
-          ),
-        );
-      return queries;
-    };
-    const readsRecords = (queries: string[]) => queries.some((sql) => sql.includes("seq > $3"));
 
     it("loads every memory of its model within the cap: a first search reads no records", async () => {
       const db = await open(own);
@@ -441,6 +568,97 @@ describe.runIf(available)("memory in PostgreSQL without pgvector: synced indexes
     await expect(repoB.add(issueMemory(3, "Late write"))).rejects.toBeInstanceOf(
       MemoryDeletedError,
     );
+    await a.closeAll();
+    await b.closeAll();
+  });
+
+  it("finds through B, within seconds, a memory added through A while B's notifications went silent", async () => {
+    const proxy = await startSilentProxy();
+    const listening = await Database.open({ url: proxy.url, schema, log });
+    opened.push(listening);
+    // B's queries go straight to PostgreSQL: only its listening connection goes through the proxy.
+    const direct = await open();
+    const queries = recordQueries(direct);
+    const [a, b] = [
+      await openMemory(database),
+      await openMemory({
+        vector: false,
+        inScope: (scope, work) => direct.inScope(scope, work),
+        asOwner: (sql) => direct.asOwner(sql),
+        listen: (channel, handlers) => listening.listen(channel, handlers),
+      }),
+    ];
+    try {
+      const ref = { ...REF, repository: next++ };
+      const [repoA, repoB] = [await a.open(ref), await b.open(ref)];
+      await repoA.add(issueMemory(1, "Dark mode colours are wrong"));
+      expect(ids(await repoB.search("dark mode colours", { k: 3 }))).toEqual(["issue-1"]);
+      proxy.silence(true);
+      await repoA.add(issueMemory(2, "App crashes when saving a widget on Windows"));
+      await eventually(
+        async () => ids(await repoB.search("saving a widget crashes", { k: 1 }))[0] === "issue-2",
+        "B to find A's memory though told nothing",
+        8_000,
+      );
+      // Reconnections reach nothing while it lasts: each must give up rather than hang. Known
+      // deaf, B reads before every search.
+      await new Promise((resolve) => setTimeout(resolve, 3_000));
+      await repoA.add(issueMemory(4, "Export to CSV loses the header row"));
+      expect(ids(await repoB.search("csv export header row", { k: 1 }))).toEqual(["issue-4"]);
+      // Heard again: B's searches read nothing unless told, and it is told.
+      proxy.silence(false);
+      await eventually(
+        async () => {
+          const before = queries.length;
+          await repoB.search("dark mode colours", { k: 1 });
+          return !readsRecords(queries.slice(before));
+        },
+        "B to listen again",
+        10_000,
+      );
+      await repoA.add(issueMemory(3, "Export to PDF produces empty pages"));
+      await eventually(
+        async () => ids(await repoB.search("pdf export is empty", { k: 1 }))[0] === "issue-3",
+        "B to be told of A's next memory",
+      );
+    } finally {
+      proxy.silence(false);
+      await a.closeAll();
+      await b.closeAll();
+      await proxy.close();
+    }
+  });
+
+  it("deletes a memory that was being opened as its installation was deleted", async () => {
+    const [dbA, dbB] = [await open(), await open()];
+    const [a, b] = [await openMemory(dbA), await openMemory(dbB)];
+    const installation = next++;
+    const one = { installation, repository: 1, name: "acme/one" };
+    const two = { installation, repository: 2, name: "acme/two" };
+    await (await a.open(one)).add({ ...issueMemory(1, "Crash"), repo: one.name });
+    // B's open of a new memory stops just before it commits, until A's deletion is under way.
+    let release!: () => void;
+    const released = new Promise<void>((resolve) => (release = resolve));
+    let paused!: () => void;
+    const pausedBeforeCommit = new Promise<void>((resolve) => (paused = resolve));
+    afterQueries(dbB, async (sql) => {
+      if (!/INSERT INTO memory_namespaces .* VALUES \(\$1, \$2\)/s.test(sql)) return;
+      paused();
+      await released;
+    });
+    const opening = b.open(two);
+    await pausedBeforeCommit;
+    const deleting = a.deleteInstallation(installation);
+    // Long enough for the deletion to end, unless the open holds it back.
+    await Promise.race([deleting, new Promise((resolve) => setTimeout(resolve, 500))]);
+    release();
+    const repo = await opening;
+    expect(await deleting).toBe(true);
+    await expect(
+      repo.add({ ...issueMemory(1, "Written after the deletion"), repo: two.name }),
+    ).rejects.toBeInstanceOf(MemoryDeletedError);
+    expect((await a.list()).filter((n) => n.installation === installation)).toEqual([]);
+    await expect(b.open(two)).rejects.toBeInstanceOf(MemoryDeletedError);
     await a.closeAll();
     await b.closeAll();
   });
