@@ -40,6 +40,47 @@ export const RESTRICTIVE_SETTINGS: Readonly<Record<string, unknown>> = {
   "review.ignore": [],
 };
 
+/**
+ * Lists whose restrictive value, empty, is not the narrowest: no `triage.labels` lets triage apply
+ * any existing label, no `pull_requests.ignore_authors` gives everyone's pull requests automatic
+ * work, no `review.ignore` sends every file to the model. So a mistake in one switches off what it
+ * limits (`off`) instead. A misspelt key counts as a mistake in the list it is a near miss of, as
+ * an invalid value does: it may have held the list, and reading neither would mean "unlimited".
+ * An allow-list still limits while one valid item is left; a deny-list that lost anything lets
+ * through what the maintainers meant to keep out, so there any mistake counts.
+ */
+const GUARDED_LISTS: ReadonlyArray<{
+  field: string;
+  kind: "allow" | "deny";
+  off: readonly string[];
+  problem: string;
+  outcome: string;
+}> = [
+  {
+    field: "triage.labels",
+    kind: "allow",
+    off: ["triage.enabled"],
+    problem: "names no valid label",
+    outcome: "triage is off until it does",
+  },
+  {
+    // Authors it names get neither summaries nor reviews on push (see skipReason).
+    field: "pull_requests.ignore_authors",
+    kind: "deny",
+    off: ["pull_requests.enabled", "review.on_push"],
+    problem: "has a mistake",
+    outcome: "pull-request summaries are off (and reviews on push) until it is fixed",
+  },
+  {
+    // Summaries read the changed files through the same globs as reviews.
+    field: "review.ignore",
+    kind: "deny",
+    off: ["review.enabled", "review.on_push", "pull_requests.enabled"],
+    problem: "has a mistake",
+    outcome: "reviews and pull-request summaries are off until it is fixed",
+  },
+];
+
 const MAX_REPAIR_ROUNDS = 10;
 
 /** The config a file that cannot be read at all stands for: every setting at its narrowest. */
@@ -58,7 +99,8 @@ export function restrictiveConfig(): RepoConfig {
  *   default can widen anything);
  * - an unknown key is ignored, and when it is a near miss of a setting (or a section) the file
  *   does not set, that setting (or that section's settings) takes its restrictive value;
- * - `triage.labels` given but left with no valid label turns triage off, rather than mean "any".
+ * - a mistake in a list of GUARDED_LISTS (an invalid value, a dropped item, or a misspelt key that
+ *   may have held the list) switches off what the list limits, rather than leave it unlimited.
  * Every mistake is reported, naming the field and the file.
  */
 export function parseRepoConfig(raw: unknown, file = REPO_CONFIG_PATH): ParsedRepoConfig {
@@ -74,6 +116,13 @@ export function parseRepoConfig(raw: unknown, file = REPO_CONFIG_PATH): ParsedRe
   let candidate: unknown = structuredClone(raw);
   const errors: string[] = [];
   const forced = new Set<string>();
+  // Fields a mistake touched, each with the unknown keys that were near misses of it.
+  const mistaken = new Map<string, Set<string>>();
+  const noteMistake = (field: string, nearMiss?: string) => {
+    const keys = mistaken.get(field) ?? new Set<string>();
+    if (nearMiss !== undefined) keys.add(nearMiss);
+    mistaken.set(field, keys);
+  };
   let config: RepoConfig | undefined;
   for (let round = 0; round < MAX_REPAIR_ROUNDS && !config; round++) {
     const result = RepoConfigSchema.safeParse(candidate);
@@ -88,7 +137,10 @@ export function parseRepoConfig(raw: unknown, file = REPO_CONFIG_PATH): ParsedRe
         for (const key of issue.keys) {
           errors.push(`${file}: \`${[...path, key].join(".")}\` is not a known setting (ignored)`);
           candidate = removePath(candidate, [...path, key]);
-          for (const field of nearMisses(path, key)) forced.add(field);
+          for (const field of nearMisses(path, key)) {
+            forced.add(field);
+            noteMistake(field, [...path, key].join("."));
+          }
         }
       } else if (typeof path.at(-1) === "number") {
         items.push(path);
@@ -101,11 +153,15 @@ export function parseRepoConfig(raw: unknown, file = REPO_CONFIG_PATH): ParsedRe
           }`,
         );
         candidate = removePath(candidate, path);
-        for (const each of fallback) forced.add(each);
+        for (const each of fallback) {
+          forced.add(each);
+          noteMistake(each);
+        }
       }
     }
     // Later items first, so that dropping one does not move the others.
     for (const path of items.sort((a, b) => Number(b.at(-1)) - Number(a.at(-1)))) {
+      noteMistake(path.slice(0, -1).join("."));
       candidate = repairItem(candidate, path, file, errors);
     }
   }
@@ -115,23 +171,19 @@ export function parseRepoConfig(raw: unknown, file = REPO_CONFIG_PATH): ParsedRe
       setPath(config, field.split("."), structuredClone(RESTRICTIVE_SETTINGS[field]));
     }
   }
-  const labels = (raw as { triage?: { labels?: unknown } }).triage?.labels;
-  const labelsGiven = labels !== undefined && !(Array.isArray(labels) && labels.length === 0);
-  if (labelsGiven && config.triage.labels.length === 0 && config.triage.enabled) {
-    config.triage.enabled = false;
-    errors.push(`${file}: \`triage.labels\` names no valid label; triage is off until it does`);
-  }
-  // A dropped login would widen who gets automatic summaries: any mistake there turns them off.
-  const authors = (raw as { pull_requests?: { ignore_authors?: unknown } }).pull_requests
-    ?.ignore_authors;
-  const authorsDropped =
-    authors !== undefined &&
-    !(Array.isArray(authors) && authors.length === config.pull_requests.ignore_authors.length);
-  if (authorsDropped && config.pull_requests.enabled) {
-    config.pull_requests.enabled = false;
-    errors.push(
-      `${file}: \`pull_requests.ignore_authors\` has an invalid entry; pull-request summaries are off until it is fixed`,
-    );
+  for (const { field, kind, off, problem, outcome } of GUARDED_LISTS) {
+    const nearMissKeys = mistaken.get(field);
+    if (nearMissKeys === undefined) continue;
+    const list = getPath(config, field.split(".")) as readonly unknown[];
+    if (kind === "allow" && list.length > 0) continue;
+    if (!off.some((each) => getPath(config, each.split(".")) === true)) continue;
+    for (const each of off) setPath(config, each.split("."), false);
+    const keys = [...nearMissKeys].map((key) => `\`${key}\``);
+    const meant =
+      keys.length > 0
+        ? ` (${keys.join(", ")} ${keys.length > 1 ? "look" : "looks"} meant for it)`
+        : "";
+    errors.push(`${file}: \`${field}\` ${problem}${meant}; ${outcome}`);
   }
   return { config, errors };
 }

@@ -72,6 +72,63 @@ describe("parseRepoConfig", () => {
     );
   });
 
+  // Issue text can steer the model toward any label, so a misspelt list must not mean "any".
+  it.each(["Labels", "label", "lables"])(
+    "turns triage off when triage.labels is misspelt as %s, naming the key",
+    (key) => {
+      const { config, errors } = parseRepoConfig({
+        triage: { enabled: true, apply_labels: true, [key]: ["question"] },
+      });
+      expect(config.triage.enabled).toBe(false);
+      expect(errors).toContainEqual(
+        expect.stringMatching(
+          new RegExp(`\\(\`triage\\.${key}\` looks meant for it\\); triage is off until it does$`),
+        ),
+      );
+    },
+  );
+
+  it("turns automatic pull-request work off when ignore_authors is misspelt, naming the key", () => {
+    const { config, errors } = parseRepoConfig({ pull_requests: { ignore_author: ["alice"] } });
+    // Alice's pull requests would otherwise get summaries and reviews on push.
+    expect(config.pull_requests.enabled).toBe(false);
+    expect(config.review.on_push).toBe(false);
+    expect(errors).toContainEqual(
+      expect.stringContaining(
+        "`pull_requests.ignore_authors` has a mistake (`pull_requests.ignore_author` looks meant for it); pull-request summaries are off",
+      ),
+    );
+  });
+
+  it("turns reviews and summaries off when review.ignore is invalid or misspelt", () => {
+    for (const review of [{ ignore: "secrets/**" }, { ignroe: ["secrets/**"] }, { ignore: [""] }]) {
+      const { config, errors } = parseRepoConfig({ review });
+      expect(config.review).toMatchObject({ enabled: false, on_push: false });
+      expect(config.pull_requests.enabled).toBe(false);
+      expect(errors.at(-1)).toContain("reviews and pull-request summaries are off");
+    }
+    expect(parseRepoConfig({ review: { ignroe: [] } }).errors.at(-1)).toContain(
+      "(`review.ignroe` looks meant for it)",
+    );
+  });
+
+  it("leaves correctly spelt, valid allow- and deny-lists as given", () => {
+    const raw = {
+      triage: { enabled: true, apply_labels: true, labels: ["question"] },
+      pull_requests: { ignore_authors: ["alice"] },
+      review: { ignore: ["secrets/**"] },
+    };
+    const { config, errors } = parseRepoConfig(raw);
+    expect(errors).toEqual([]);
+    expect(config).toEqual(RepoConfigSchema.parse(raw));
+    expect(config.triage).toMatchObject({ enabled: true, labels: ["question"] });
+    expect(config.pull_requests).toMatchObject({ enabled: true, ignore_authors: ["alice"] });
+    expect(config.review).toMatchObject({ enabled: true, on_push: true });
+    // A misspelt key beside the correct one keeps an allow-list that still names a label.
+    const both = parseRepoConfig({ triage: { enabled: true, labels: ["bug"], Labels: ["x"] } });
+    expect(both.config.triage).toMatchObject({ enabled: true, labels: ["bug"] });
+  });
+
   it.each(Object.entries(RESTRICTIVE_SETTINGS))(
     "an invalid %s falls back to %j",
     (field, restrictive) => {

@@ -1,3 +1,4 @@
+import { RequestError } from "@octokit/request-error";
 import type { Octokit, RepoRef } from "./octokit.js";
 
 export interface RepositoryInfo {
@@ -137,6 +138,9 @@ export function createRepoClient(octokit: Octokit, repo: RepoRef): RepoClient {
     },
     async getIssue(number) {
       const { data } = await octokit.rest.issues.get({ ...repo, issue_number: number });
+      // GitHub answers for an issue transferred elsewhere with a 301 that fetch follows, with
+      // this installation's token: the issue then comes from another (maybe private) repository.
+      if (!inRepo(repo, data.repository_url)) throw notInRepo(repo, `#${number}`);
       retrieved.add(data.number);
       return toIssueInfo(data);
     },
@@ -147,21 +151,26 @@ export function createRepoClient(octokit: Octokit, repo: RepoRef): RepoClient {
         issue_number: number,
         per_page: 100,
       })) {
-        comments.push(...data.map(toCommentInfo));
+        // A transferred issue's comments redirect too: see `commentsOf`.
+        comments.push(...commentsOf(repo, number, data).map(toCommentInfo));
         retrieved.add(number);
       }
       return comments;
     },
     async listRecentComments(number, budget) {
       const readPage = async (page: number) =>
-        (
-          await octokit.rest.issues.listComments({
-            ...repo,
-            issue_number: number,
-            per_page: COMMENTS_PER_PAGE,
-            page,
-          })
-        ).data;
+        commentsOf(
+          repo,
+          number,
+          (
+            await octokit.rest.issues.listComments({
+              ...repo,
+              issue_number: number,
+              per_page: COMMENTS_PER_PAGE,
+              page,
+            })
+          ).data,
+        );
       // The endpoint has no `direction`: the first page's `Link: rel="last"` says where the end
       // is. Page 1 is kept only when the walk back reaches it, so the comments kept are always the
       // newest run with no gap, and "N older comments left out" stays exact. (The opening post is
@@ -171,6 +180,8 @@ export function createRepoClient(octokit: Octokit, repo: RepoRef): RepoClient {
         issue_number: number,
         per_page: COMMENTS_PER_PAGE,
       });
+      // Checked before anything is counted or kept; later pages are checked in `readPage`.
+      commentsOf(repo, number, first.data);
       retrieved.add(number);
       const lastPage = getLastPage(first.headers.link);
       const maxComments = budget.maxComments ?? Infinity;
@@ -235,6 +246,45 @@ export function createRepoClient(octokit: Octokit, repo: RepoRef): RepoClient {
       return { path, size: data.size, text: bytes.toString("utf8") };
     },
   };
+}
+
+/**
+ * Whether an API URL (an issue's `repository_url`, a comment's `issue_url`) is of `repo`, or of
+ * its issue `number` when given. Only owner and name are known from the event, so a repository
+ * renamed since reads as another one: "not found" then is the safe mistake.
+ */
+function inRepo(repo: RepoRef, apiUrl: string | undefined, number?: number): boolean {
+  // GitHub always sends these fields (the REST schema requires them), so whatever a redirect
+  // reaches carries one; only hand-made responses (test stand-ins, recorded fixtures) lack them.
+  if (apiUrl === undefined) return true;
+  const path = `/repos/${repo.owner}/${repo.repo}${number === undefined ? "" : `/issues/${number}`}`;
+  // Owner and repository names are case-insensitive on GitHub; the URL carries GitHub's spelling.
+  return apiUrl.toLowerCase().endsWith(path.toLowerCase());
+}
+
+/**
+ * The page's comments, when all are of issue `number` of `repo`; otherwise the tool's "not found":
+ * `/issues/N/comments` of an issue transferred away redirects to the comments of its new home.
+ */
+function commentsOf<C extends { issue_url?: string }>(
+  repo: RepoRef,
+  number: number,
+  comments: C[],
+): C[] {
+  if (comments.some((c) => !inRepo(repo, c.issue_url, number))) throw notInRepo(repo, `#${number}`);
+  return comments;
+}
+
+/**
+ * What the caller gets for data from another repository: the same status as GitHub's own 404, so
+ * a tool reports "not found" and a job whose issue moved away ends as "gone" (classifyJobFailure).
+ */
+function notInRepo(repo: RepoRef, what: string): RequestError {
+  const url = `/repos/${repo.owner}/${repo.repo}`;
+  return new RequestError(`Not Found: ${what} is not in ${repo.owner}/${repo.repo}`, 404, {
+    request: { method: "GET", url, headers: {} },
+    response: { status: 404, url, headers: {}, data: { message: "Not Found" } },
+  });
 }
 
 function toCommentInfo(c: {
