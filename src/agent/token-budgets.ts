@@ -22,8 +22,13 @@ export interface TokenAccount {
   /** Throws BudgetExceededError, naming the budget, when nothing is left. */
   check(): void;
   charge(tokens: number): void;
-  /** True the first time this UTC day it is asked for `thread`: one over-budget notice each. */
-  takeNotice(thread: string): Promise<boolean>;
+  /**
+   * True the first time this UTC day it is asked for `thread`: one over-budget notice each. Also
+   * true when asked again by the `claimant` that took it (the command's comment): a retried job
+   * whose notice was never posted posts it then, and the reply, found by its marker, is edited
+   * rather than doubled. The shared counts know no claimants: there the notice is taken once.
+   */
+  takeNotice(thread: string, claimant?: string): Promise<boolean>;
 }
 
 /**
@@ -60,7 +65,13 @@ const State = z.object({
   day: z.string(),
   installations: z.record(z.string(), z.number()),
   repositories: z.record(z.string(), z.number()),
+  /** `<installation>/<repository>#<thread>`, then `@<claimant>` when one took it. */
   notices: z.array(z.string()),
+  /**
+   * The day's counts were lost (a damaged file): the day counts as spent. Saved, so that the
+   * next save, which writes valid counts of zero, cannot reopen the day after a restart.
+   */
+  lost: z.boolean().optional(),
 });
 type State = z.infer<typeof State>;
 
@@ -79,13 +90,10 @@ export class TokenBudgets {
   readonly #charging = new Set<Promise<void>>();
   #dirty = false;
   #timer: NodeJS.Timeout | undefined;
-  /** The day whose counts were lost (a damaged file): it counts as spent. */
-  readonly #lostDay: string | undefined;
 
-  private constructor(options: TokenBudgetsOptions, state: State, lostDay?: string) {
+  private constructor(options: TokenBudgetsOptions, state: State) {
     this.#options = options;
     this.#state = state;
-    this.#lostDay = lostDay;
   }
 
   static async open(options: TokenBudgetsOptions): Promise<TokenBudgets> {
@@ -105,7 +113,11 @@ export class TokenBudgets {
         { err: error, file: options.file },
         "token budgets unreadable; today's budgets count as spent",
       );
-      return new TokenBudgets(options, empty(), utcDay(options.clock.now()));
+      return new TokenBudgets(options, {
+        ...empty(),
+        day: utcDay(options.clock.now()),
+        lost: true,
+      });
     }
   }
 
@@ -133,7 +145,7 @@ export class TokenBudgets {
     let spent = 0;
     const left = () => {
       const state = this.#today();
-      const lost = state.day === this.#lostDay ? Infinity : 0;
+      const lost = state.lost ? Infinity : 0;
       return {
         installation: dailyTokens - (state.installations[installation] ?? 0) - lost,
         repository: repositoryLimit - (state.repositories[repository] ?? 0) - lost,
@@ -170,13 +182,18 @@ export class TokenBudgets {
           .finally(() => this.#charging.delete(charged));
         this.#charging.add(charged);
       },
-      takeNotice: async (thread) => {
+      takeNotice: async (thread, claimant) => {
         const state = this.#today();
         // Per repository: issue numbers repeat across repositories.
         const key = `${repository}#${thread}`;
         if (shared) return shared.takeNotice(state.day, key);
-        if (state.notices.includes(key)) return false;
-        state.notices.push(key);
+        const mine = claimant === undefined ? key : `${key}@${claimant}`;
+        // An entry without a claimant (taken without one, or saved before claimants) is no one's.
+        const taken = state.notices.find(
+          (notice) => notice === key || notice.startsWith(`${key}@`),
+        );
+        if (taken !== undefined) return claimant !== undefined && taken === mine;
+        state.notices.push(mine);
         if (state.notices.length > MAX_NOTICES) state.notices.shift();
         this.#save();
         return true;

@@ -25,9 +25,14 @@ export async function runCommand(
       reply = await command.run({ ...context, args: parsed.args });
     } catch (error) {
       if (error instanceof BudgetExceededError) {
-        // One notice per thread and day; after it, over-budget commands get no reply at all.
+        // One notice per thread and day; after it, over-budget commands get no reply at all. Taken
+        // for this comment: it is taken before it is posted, and a retry after a failed post (a
+        // GitHub 5xx, a crash) must still post it.
         log.warn({ command: command.name, budget: error.scope }, "command refused: budget spent");
-        if (!(await context.assistant?.account?.takeNotice(String(context.issue.number))))
+        const { issue, comment } = context;
+        if (
+          !(await context.assistant?.account?.takeNotice(String(issue.number), String(comment.id)))
+        )
           return { body: "", silent: true };
         return { body: budgetNotice(command.name, error) };
       }

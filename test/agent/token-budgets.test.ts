@@ -84,9 +84,41 @@ describe("token budgets", () => {
     const file = join(makeDataDir(), "budgets.json");
     writeFileSync(file, '{"day": "2026-11-24", "installations": {"1": 5');
     const { budgets, logs } = await open(file, clock);
-    expect((await budgets.account({ installation: 1, repository: 10 })).remaining()).toBe(0);
+    const account = await budgets.account({ installation: 1, repository: 10 });
+    expect(account.remaining()).toBe(0);
     expect(logs.text()).toContain("today's budgets count as spent");
+    // The notice saves the day's counts, which are zero: the day must stay spent after a restart.
+    expect(await account.takeNotice("7")).toBe(true);
+    await budgets.flush();
+    const restarted = await open(file, clock);
+    expect((await restarted.budgets.account({ installation: 1, repository: 10 })).remaining()).toBe(
+      0,
+    );
+    const tomorrow = await open(file, createFakeClock(clock.now() + 24 * 60 * 60_000));
+    expect((await tomorrow.budgets.account({ installation: 1, repository: 10 })).remaining()).toBe(
+      6_000,
+    );
     clock.advance(24 * 60 * 60_000);
     expect((await budgets.account({ installation: 1, repository: 10 })).remaining()).toBe(6_000);
+  });
+
+  it("gives a thread's notice again to the comment that took it, and to no other", async () => {
+    const clock = createFakeClock();
+    const file = join(makeDataDir(), "budgets.json");
+    const first = await open(file, clock, 1);
+    const account = await first.budgets.account({ installation: 1, repository: 10 });
+    expect(await account.takeNotice("7", "501")).toBe(true);
+    // The same comment's job, retried because posting the notice failed: it may post it now.
+    expect(await account.takeNotice("7", "501")).toBe(true);
+    expect(await account.takeNotice("7", "502")).toBe(false);
+    expect(await account.takeNotice("7")).toBe(false);
+    await first.budgets.flush();
+    const second = await open(file, clock, 1);
+    const again = await second.budgets.account({ installation: 1, repository: 10 });
+    expect(await again.takeNotice("7", "501")).toBe(true);
+    expect(await again.takeNotice("7", "503")).toBe(false);
+    expect(await again.takeNotice("8", "503")).toBe(true);
+    clock.advance(24 * 60 * 60_000);
+    expect(await again.takeNotice("7", "502")).toBe(true);
   });
 });

@@ -1,6 +1,7 @@
 import { createPublicKey } from "node:crypto";
 import { AIMessage } from "@langchain/core/messages";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { afterAll, beforeAll, describe, expect, it, vi } from "vitest";
+import { createFakeClock } from "../helpers/fake-clock.js";
 import { startGitHubStandIn, type GitHubStandIn } from "../helpers/github-stand-in.js";
 import { scriptedModel } from "../helpers/scripted-model.js";
 import {
@@ -70,6 +71,35 @@ describe("daily token budgets", () => {
     ]);
     const tokens = (await first.talos.metrics.llmTokens.get()).values;
     expect(tokens.every((v) => v.labels.installation === "2")).toBe(true);
+  });
+
+  it("over budget: a notice whose post failed is posted when the job is retried", async () => {
+    // A fake clock: the retry's 30-second wait passes at once.
+    const clock = createFakeClock();
+    const env = { TALOS_DAILY_TOKEN_BUDGET: "1" };
+    const model = scriptedModel().respond(new AIMessage("It crashes on start."));
+    const app = await createTestApp({ env, model, clock, baseUrl: github.url });
+    const thread = () => github.comments.get(THREAD) ?? [];
+    await ask(app, 7201);
+    const before = thread().length;
+
+    // Past the client's own retries (TALOS_GITHUB_MAX_RETRIES, 3): the job fails and is retried.
+    github.failNext({
+      method: "POST",
+      path: /^\/repos\/Codertocat\/Hello-World\/issues\/1\/comments$/,
+      status: 502,
+      times: 4,
+    });
+    await ask(app, 7202);
+    await vi.waitFor(async () => {
+      await app.talos.services.jobs.idle();
+      expect(app.logs.lines().filter((l) => l.msg === "job finished")).toHaveLength(2);
+    });
+    expect(app.logs.lines().some((l) => l.msg === "job failed; will retry")).toBe(true);
+    expect(thread()).toHaveLength(before + 1);
+    expect(thread().at(-1)?.body).toMatch(
+      /This installation has used today's language-model budget, so `ask` was not run\.[\s\S]*<!-- talos:reply:7202 -->$/,
+    );
   });
 
   it("a repository's budget.daily_tokens lowers the installation's, never raises it", async () => {
