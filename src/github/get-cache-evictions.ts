@@ -12,6 +12,7 @@ interface ChangePayload {
   action?: string;
   installation?: { id?: number };
   repository?: Repository;
+  repositories_added?: Array<{ full_name?: string }>;
   repositories_removed?: Array<{ full_name?: string }>;
   changes?: {
     default_branch?: unknown;
@@ -45,7 +46,9 @@ export function getCacheEvictions(name: string, payload: ChangePayload): Evictio
         ? [{ installation: inst }]
         : [];
     case "installation_repositories":
-      return (payload.repositories_removed ?? [])
+      // Removed: nothing read of it may be served. Added: reads from before the app could see it
+      // were 404s, and 404s are cached (the owner's `.github` config fallback, say).
+      return [...(payload.repositories_added ?? []), ...(payload.repositories_removed ?? [])]
         .filter((r) => r.full_name)
         .map((r) => ({ installation: inst, repo: String(r.full_name).toLowerCase() }));
     case "repository": {

@@ -98,7 +98,13 @@ export function estimateEntrySize(entry: CacheEntry, key: string): number {
  * them) so that the next read can revalidate them with their ETag.
  */
 export class GitHubCache {
-  readonly #lru: LRUCache<string, CacheEntry, EntryLoader>;
+  readonly #lru: LRUCache<string, CacheEntry>;
+  /**
+   * The loads under way, by key. Kept here rather than in lru-cache's `fetch`: lru-cache hides a
+   * key whose load is pending from `keys()`, and deleting one aborts it, failing every caller
+   * waiting on it, so an eviction could neither find a load nor stop it from storing what it read.
+   */
+  readonly #loads = new Map<string, Promise<CacheEntry>>();
   readonly #onResult: GitHubCacheOptions["onResult"];
   readonly #onSize: GitHubCacheOptions["onSize"];
   readonly #onEvict: GitHubCacheOptions["onEvict"];
@@ -110,7 +116,7 @@ export class GitHubCache {
     this.#onEvict = options.onEvict;
     this.#ttlMs = options.ttlMs;
     const maxBytes = Math.max(1, Math.floor(options.maxBytes ?? DEFAULT_MAX_BYTES));
-    this.#lru = new LRUCache<string, CacheEntry, EntryLoader>({
+    this.#lru = new LRUCache<string, CacheEntry>({
       max: options.max,
       maxSize: maxBytes,
       // So that a few large reads (a big file, a long label list) cannot flush everything else.
@@ -120,7 +126,6 @@ export class GitHubCache {
       // Keep expired entries: their ETag makes the next read a 304 instead of a full response.
       allowStale: false,
       noDeleteOnStaleGet: true,
-      fetchMethod: (_key, stale, { context }) => context(stale),
       perf: options.clock,
       // lru-cache otherwise reuses one reading of the clock for a millisecond of real time.
       ttlResolution: 0,
@@ -132,29 +137,52 @@ export class GitHubCache {
     const key = [scope.installation, scope.repo, scope.kind, scope.subject ?? "", request].join(
       SEPARATOR,
     );
-    const status: LRUCache.Status<string, CacheEntry, EntryLoader> = {};
-    let revalidated = false;
-    const entry = await this.#lru.fetch(key, {
-      status,
-      ttl: Math.min(this.#ttlMs, TTL_CAP_MS[scope.kind] ?? Infinity),
-      context: async (stale) => {
-        const loaded = await load(stale);
-        revalidated = stale !== undefined && loaded === stale;
+    const cached = this.#lru.get(key);
+    if (cached !== undefined) return this.#served(scope.kind, "hit", cached);
+    const pending = this.#loads.get(key);
+    // A caller that joined another's in-flight load made no request of its own: a hit.
+    if (pending !== undefined) return this.#served(scope.kind, "hit", await pending);
+
+    const stale = this.#lru.peek(key, { allowStale: true });
+    const loading = load(stale);
+    this.#loads.set(key, loading);
+    const ttl = Math.min(this.#ttlMs, TTL_CAP_MS[scope.kind] ?? Infinity);
+    // Stored as the load settles, before the callers waiting on it resume, so that no read can
+    // come between and find neither the load nor its entry.
+    const entry = await loading.then(
+      (loaded) => {
+        // What a load read before an eviction may predate the change the eviction was for: its
+        // callers get it (they asked before the change), but it is not kept for later reads.
+        if (this.#settle(key, loading)) this.#lru.set(key, loaded, { ttl });
         return loaded;
       },
-    });
+      (error: unknown) => {
+        this.#settle(key, loading);
+        throw error;
+      },
+    );
+    const result = stale !== undefined && entry === stale ? "revalidated" : "miss";
+    return this.#served(scope.kind, result, entry);
+  }
+
+  /** Ends a load. False when an eviction came while it ran: the key is no longer its. */
+  #settle(key: string, loading: Promise<CacheEntry>): boolean {
+    if (this.#loads.get(key) !== loading) return false;
+    this.#loads.delete(key);
+    return true;
+  }
+
+  #served(kind: CacheKind, result: CacheResult, entry: CacheEntry): CacheEntry {
     this.#onSize?.(this.#lru.calculatedSize);
-    if (entry === undefined) throw new Error(`cache load for ${request} returned nothing`);
-    // A caller that joined another's in-flight load made no request of its own: a hit.
-    const served = status.fetch === "hit" || status.fetch === "inflight";
-    this.#onResult?.(scope.kind, served ? "hit" : revalidated ? "revalidated" : "miss");
+    this.#onResult?.(kind, result);
     return entry;
   }
 
   /**
    * Drops every entry of an installation, narrowed in order to a repository, then a kind, then a
-   * subject. Returns how many went. An in-flight load for a dropped key is not stored when it
-   * completes, so data read before the change cannot come back.
+   * subject. Returns how many went. A load in flight for a dropped key is not stored when it
+   * completes, and later reads of that key do not wait for it but load anew, so data read
+   * before the change cannot come back.
    */
   evict(scope: EvictionScope): number {
     const evicted = this.evictFromPeer(scope);
@@ -172,6 +200,12 @@ export class GitHubCache {
     for (const key of [...this.#lru.keys()]) {
       if (key.startsWith(prefix)) {
         this.#lru.delete(key);
+        evicted++;
+      }
+    }
+    for (const key of [...this.#loads.keys()]) {
+      if (key.startsWith(prefix)) {
+        this.#loads.delete(key);
         evicted++;
       }
     }

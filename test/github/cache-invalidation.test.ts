@@ -1,8 +1,10 @@
 import nock from "nock";
 import { describe, expect, it } from "vitest";
+import { GitHubCache, type CacheEntry } from "../../src/github/github-cache.js";
+import { loadRepoConfigOf } from "../../src/github/load-repo-config.js";
 import type { Octokit } from "../../src/github/octokit.js";
-import { API, mockInstallationToken } from "../helpers/github-mocks.js";
-import { createTestApp, type TestApp } from "../helpers/test-app.js";
+import { API, mockInstallationToken, mockRepoConfig } from "../helpers/github-mocks.js";
+import { createTestApp, loadFixture, type TestApp } from "../helpers/test-app.js";
 import { webhookExample } from "../helpers/webhook-examples.js";
 
 const REPO = { owner: "Codertocat", repo: "Hello-World" };
@@ -243,5 +245,136 @@ describe("cache invalidation by webhook", () => {
     await deliver(app, "installation", webhookExample("installation", "deleted", 3));
     await deliver(app, "label", webhookExample("label", "created", 3));
     expect(await evictedReads(octokit)).toEqual([]);
+  });
+});
+
+/** Resolves once `scope` has received a request (its reply may still be delayed). */
+function requested(scope: nock.Scope): Promise<void> {
+  return new Promise((resolve) => scope.once("request", () => resolve()));
+}
+
+const labelNames = (response: { data: Array<{ name: string }> }) =>
+  response.data.map((l) => l.name);
+
+describe("cache invalidation of reads in flight", () => {
+  it("does not keep a read that was in flight when label.created evicted the labels", async () => {
+    const app = await createTestApp();
+    const tokens = nock(API);
+    mockInstallationToken(tokens);
+    const octokit = await app.probot.auth(2);
+    const slow = nock(API)
+      .get(`${PATH}/labels`)
+      .query(true)
+      .delay(200)
+      .reply(200, [{ name: "old", description: null }]);
+    const inFlight = octokit.rest.issues.listLabelsForRepo(REPO);
+    await requested(slow);
+
+    await deliver(app, "label", webhookExample("label", "created"));
+    // Its caller asked before the change and gets what GitHub said then.
+    expect(labelNames(await inFlight)).toEqual(["old"]);
+
+    const fresh = nock(API)
+      .get(`${PATH}/labels`)
+      .query(true)
+      .reply(200, [{ name: "new", description: null }]);
+    expect(labelNames(await octokit.rest.issues.listLabelsForRepo(REPO))).toEqual(["new"]);
+    // And what that read brought is kept.
+    expect(labelNames(await octokit.rest.issues.listLabelsForRepo(REPO))).toEqual(["new"]);
+    expect(tokens.pendingMocks()).toEqual([]);
+    expect(slow.pendingMocks()).toEqual([]);
+    expect(fresh.pendingMocks()).toEqual([]);
+  });
+
+  it("sends a read made after the eviction to GitHub, not to the load in flight", async () => {
+    const app = await createTestApp();
+    const tokens = nock(API);
+    mockInstallationToken(tokens);
+    const octokit = await app.probot.auth(2);
+    const scope = nock(API)
+      .get(`${PATH}/labels`)
+      .query(true)
+      .delay(200)
+      .reply(200, [{ name: "old", description: null }])
+      .get(`${PATH}/labels`)
+      .query(true)
+      .reply(200, [{ name: "new", description: null }]);
+    const inFlight = octokit.rest.issues.listLabelsForRepo(REPO);
+    await requested(scope);
+    // Asked before the change, so it shares the load (one request) and its answer.
+    const joined = octokit.rest.issues.listLabelsForRepo(REPO);
+
+    await deliver(app, "label", webhookExample("label", "created"));
+    const after = await octokit.rest.issues.listLabelsForRepo(REPO);
+
+    expect(labelNames(after)).toEqual(["new"]);
+    expect(labelNames(await inFlight)).toEqual(["old"]);
+    expect(labelNames(await joined)).toEqual(["old"]);
+    // The old load ended last, and did not replace the newer entry.
+    expect(labelNames(await octokit.rest.issues.listLabelsForRepo(REPO))).toEqual(["new"]);
+    expect(tokens.pendingMocks()).toEqual([]);
+    expect(scope.pendingMocks()).toEqual([]);
+  });
+
+  it("does not keep a load in flight when another instance's eviction arrives", async () => {
+    const cache = new GitHubCache({ ttlMs: 300_000, max: 100, clock: { now: () => 0 } });
+    const scope = { installation: "2", repo: "codertocat/hello-world", kind: "labels" as const };
+    const labels = (name: string): CacheEntry => ({
+      type: "response",
+      response: { status: 200, url: "", headers: {}, data: [name] },
+    });
+    let release = () => {};
+    const gate = new Promise<void>((resolve) => (release = resolve));
+    const inFlight = cache.fetch(scope, "GET labels", async () => {
+      await gate;
+      return labels("old");
+    });
+
+    const evicted = cache.evictFromPeer({ installation: "2", repo: "codertocat/hello-world" });
+    release();
+    expect(await inFlight).toEqual(labels("old"));
+
+    const next = await cache.fetch(scope, "GET labels", async () => labels("new"));
+    expect(next).toEqual(labels("new"));
+    // The debug log of evictions counts it.
+    expect(evicted).toBe(1);
+  });
+});
+
+describe("cache invalidation when the app gains a repository", () => {
+  it("installation_repositories.added of the owner's .github repository forgets its cached 404", async () => {
+    const app = await createTestApp();
+    const scope = nock(API);
+    mockInstallationToken(scope);
+    const octokit = await app.probot.auth(2);
+    const helloWorld = { owner: "Codertocat", repo: "Hello-World" };
+    // Before the app could see Codertocat/.github: neither file exists, and both 404s are kept.
+    mockRepoConfig(scope);
+    expect((await loadRepoConfigOf(octokit, helloWorld, app.logs.log)).found).toBe(false);
+    expect(scope.pendingMocks()).toEqual([]);
+
+    const dotGithub = {
+      id: 186853008,
+      node_id: "MDEwOlJlcG9zaXRvcnkxODY4NTMwMDg=",
+      name: ".github",
+      full_name: "Codertocat/.github",
+      private: false,
+    };
+    const payload = loadFixture<Record<string, unknown>>("installation_repositories.added.json");
+    payload.repositories_added = [dotGithub];
+    // The backfill the event queues would read the same file, racing the read below: stopped.
+    await app.talos.backfill.close();
+    scope
+      .get("/repos/Codertocat/.github/contents/.github%2Ftalos.yml")
+      .reply(200, "memory:\n  enabled: false\n", {
+        "content-type": "application/vnd.github.raw; charset=utf-8",
+      });
+    await deliver(app, "installation_repositories", payload);
+
+    // Hello-World's own 404 still holds; the org-wide file is found.
+    const loaded = await loadRepoConfigOf(octokit, helloWorld, app.logs.log);
+    expect(loaded.found).toBe(true);
+    expect(loaded.config.memory.enabled).toBe(false);
+    expect(scope.pendingMocks()).toEqual([]);
   });
 });
