@@ -1,5 +1,5 @@
 import { randomBytes } from "node:crypto";
-import { open, rename } from "node:fs/promises";
+import { open, rename, rm } from "node:fs/promises";
 import { dirname } from "node:path";
 
 /**
@@ -12,14 +12,21 @@ export async function writeFileAtomically(
 ): Promise<void> {
   // Unique per call: two writes of one file in flight must not share (and steal) a temporary.
   const temporary = `${file}.${process.pid}.${randomBytes(4).toString("hex")}.tmp`;
-  const handle = await open(temporary, "w");
   try {
-    await handle.writeFile(content);
-    await handle.sync();
-  } finally {
-    await handle.close();
+    const handle = await open(temporary, "w");
+    try {
+      await handle.writeFile(content);
+      await handle.sync();
+    } finally {
+      await handle.close();
+    }
+    await rename(temporary, file);
+  } catch (error) {
+    // Mostly a full disk: a partial temporary left behind would hold on to the room an operator
+    // frees, and every retry would leave another. The caller needs the first error, not this one's.
+    await rm(temporary, { force: true }).catch(() => undefined);
+    throw error;
   }
-  await rename(temporary, file);
   const directory = await open(dirname(file), "r");
   try {
     await directory.sync();

@@ -1,4 +1,4 @@
-import { mkdir, open, readFile, type FileHandle } from "node:fs/promises";
+import { mkdir, open, readFile, stat, type FileHandle } from "node:fs/promises";
 import { dirname } from "node:path";
 import type { Logger } from "pino";
 import type { Clock } from "../clock.js";
@@ -47,7 +47,8 @@ const MAX_ERROR = 500;
  * fdatasynced together (group commit), so a job is durable before its delivery is acknowledged
  * and every attempt is counted before it runs (a start or an end is written, not synced: a
  * crash keeps it, and a power cut costs at most a repeated, idempotent run). The file is rewritten atomically, keeping only
- * live jobs and the finished ids still retained, once it has grown to twice what it holds.
+ * live jobs and the finished ids still retained, once it has grown to twice what it holds; a
+ * rewrite that fails (a full disk) leaves the old file in use, and is tried again later.
  */
 export class JobJournal implements JobQueue {
   readonly shared = false;
@@ -57,17 +58,24 @@ export class JobJournal implements JobQueue {
   /** Finished delivery ids, by finish time (oldest first). */
   readonly #finished = new Map<string, number>();
   readonly #refused: RefusedJob[] = [];
-  readonly #running = new Set<string>();
+  /** Running jobs' threads, by job id: a thread is freed by the id even if its job is gone. */
+  readonly #running = new Map<string, string>();
   readonly #busyThreads = new Set<string>();
+  /** Jobs whose `add` is not durable yet: not accepted, so not to be run. */
   readonly #accepting = new Map<string, Promise<void>>();
   #handle: FileHandle | undefined;
   #linesInFile = 0;
   /** Bytes of whole records in the file: a failed append is cut back to this. */
   #bytesInFile = 0;
-  /** The file may end in part of a record, which only rewriting it removes. */
+  /**
+   * Appending to the handle is unsafe: the file may end in part of a record, or a rewrite may
+   * have replaced the file the handle holds. Only a rewrite ends this.
+   */
   #torn = false;
+  /** After a failed compaction, the next is tried only once the file has this many lines. */
+  #compactAfter = 0;
   #pending: string[] = [];
-  #waiters: Array<{ resolve: () => void; reject: (error: unknown) => void; sync: boolean }> = [];
+  #waiters: Waiter[] = [];
   #writing: Promise<void> | undefined;
   #closed = false;
 
@@ -108,14 +116,13 @@ export class JobJournal implements JobQueue {
       attempts: 0,
     };
     this.#apply(record);
-    const durable = this.#append(record);
+    // Not durable, so not accepted: the sender sees a failure and can deliver it again. The job is
+    // dropped as the write fails, before a rewrite could snapshot it (which would make it durable
+    // after all) and before a redelivery could add it again (which a later delete would drop).
+    const durable = this.#append(record, true, () => this.#jobs.delete(job.id));
     this.#accepting.set(job.id, durable);
     try {
       await durable;
-    } catch (error) {
-      // Not durable, so not accepted: the sender sees a failure and can deliver it again.
-      this.#jobs.delete(job.id);
-      throw error;
     } finally {
       this.#accepting.delete(job.id);
     }
@@ -129,8 +136,12 @@ export class JobJournal implements JobQueue {
       if (job.parked || seen.has(job.thread)) continue;
       // Only the first waiting job of each thread may run: arrival order within a thread.
       seen.add(job.thread);
+      // A job whose add is still being written may yet fail (a full disk); run now, it would run
+      // although its sender was told it failed, and again when redelivered. It keeps its place
+      // in its thread; the runner looks again once it is accepted.
+      if (this.#accepting.has(job.id)) continue;
       if (this.#busyThreads.has(job.thread) || (job.retryAt ?? 0) > now) continue;
-      this.#running.add(job.id);
+      this.#running.set(job.id, job.thread);
       this.#busyThreads.add(job.thread);
       const record: JournalRecord = { op: "start", id: job.id };
       this.#apply(record);
@@ -139,7 +150,7 @@ export class JobJournal implements JobQueue {
         // counts the attempt; not fdatasynced: only a power cut could lose it, and one attempt.
         await this.#append(record, false);
       } catch (error) {
-        this.#release(job);
+        this.#release(job.id);
         throw error;
       }
       return job;
@@ -148,9 +159,11 @@ export class JobJournal implements JobQueue {
   }
 
   async complete(id: string): Promise<void> {
+    // Released first, whatever became of the job: a thread left busy holds up its issue's later
+    // jobs until a restart.
+    this.#release(id);
     const job = this.#jobs.get(id);
     if (!job) return;
-    this.#release(job);
     const record: JournalRecord = { op: "done", id, at: this.#options.clock.now() };
     this.#apply(record);
     // Not fdatasynced either: were a power cut to lose it, the job would run again, and its
@@ -159,9 +172,9 @@ export class JobJournal implements JobQueue {
   }
 
   async fail(id: string, error: string, retryAt: number | undefined): Promise<void> {
+    this.#release(id);
     const job = this.#jobs.get(id);
     if (!job) return;
-    this.#release(job);
     const message = error.slice(0, MAX_ERROR);
     const record: JournalRecord =
       retryAt === undefined
@@ -208,9 +221,11 @@ export class JobJournal implements JobQueue {
     this.#handle = undefined;
   }
 
-  #release(job: Job): void {
-    this.#running.delete(job.id);
-    this.#busyThreads.delete(job.thread);
+  #release(id: string): void {
+    const thread = this.#running.get(id);
+    if (thread === undefined) return;
+    this.#running.delete(id);
+    this.#busyThreads.delete(thread);
   }
 
   /** The state change a record stands for, the same on replay as when it is first written. */
@@ -265,7 +280,7 @@ export class JobJournal implements JobQueue {
     while (this.#refused.length > 0 && (this.#refused[0]?.at ?? 0) < oldest) this.#refused.shift();
   }
 
-  #snapshot(): string {
+  #snapshot(): { text: string; lines: number } {
     const oldest = this.#options.clock.now() - this.#options.retentionMs;
     // Maps iterate in insertion order, which is finish order: the first entries are the oldest.
     for (const [id, at] of this.#finished) {
@@ -277,29 +292,79 @@ export class JobJournal implements JobQueue {
       ...this.#refused.map((refused): JournalRecord => ({ op: "refuse", ...refused })),
       ...[...this.#jobs.values()].map((job): JournalRecord => ({ op: "add", ...job })),
     ];
-    this.#linesInFile = records.length;
-    return records.map((record) => `${JSON.stringify(record)}\n`).join("");
+    const text = records.map((record) => `${JSON.stringify(record)}\n`).join("");
+    return { text, lines: records.length };
   }
 
+  /** Replaces the file with a snapshot; on failure the old file and handle are kept if whole. */
   async #rewrite(): Promise<void> {
     const file = this.#options.file;
     if (!file) return;
-    await this.#handle?.close();
+    // Taken before anything is awaited: a record applied meanwhile is still pending, and is
+    // appended after the snapshot, never both in it and appended (a start twice is two attempts).
     const snapshot = this.#snapshot();
-    await writeFileAtomically(file, snapshot);
-    this.#handle = await open(file, "a");
-    this.#bytesInFile = Buffer.byteLength(snapshot);
+    let handle: FileHandle;
+    try {
+      await writeFileAtomically(file, snapshot.text);
+      handle = await open(file, "a");
+    } catch (error) {
+      // Only if the file was renamed over (the directory's fsync or the open failed) is the old
+      // handle's file gone, and what it is given lost.
+      if (!(await this.#holdsFile(file))) this.#torn = true;
+      throw error;
+    }
+    const old = this.#handle;
+    this.#handle = handle;
+    this.#linesInFile = snapshot.lines;
+    this.#bytesInFile = Buffer.byteLength(snapshot.text);
+    this.#torn = false;
+    this.#compactAfter = 0;
+    // Its file is replaced: nothing written through it is needed any more.
+    await old?.close().catch(() => undefined);
+  }
+
+  async #holdsFile(file: string): Promise<boolean> {
+    if (!this.#handle) return false;
+    try {
+      const [held, named] = await Promise.all([this.#handle.stat(), stat(file)]);
+      return held.ino === named.ino && held.dev === named.dev;
+    } catch {
+      return false;
+    }
+  }
+
+  /**
+   * Rewrites the file once it has grown to twice what it holds; false if it was not rewritten,
+   * and the records are still to be appended.
+   */
+  async #compact(adding: number): Promise<boolean> {
+    const live = this.#jobs.size + this.#finished.size + this.#refused.length;
+    const limit = Math.max(2 * live + 1_000, this.#compactAfter);
+    if (this.#linesInFile + adding <= limit) return false;
+    try {
+      // Every record waiting to be appended is already applied, so the snapshot holds it.
+      await this.#rewrite();
+      return true;
+    } catch (error) {
+      if (this.#torn) throw error;
+      // The old file is whole and still the handle's: a compaction only saves room, so go on
+      // appending to it. Retrying on every write would fail each delivery on a nearly full disk
+      // (a snapshot is far larger than a record), so the next try waits for the file to grow.
+      this.#compactAfter = this.#linesInFile + adding + 1_000;
+      this.#options.log.warn({ err: error }, "cannot compact the job journal; appending to it");
+      return false;
+    }
   }
 
   /**
    * Resolves once the record is written, and with `sync` once it is on disk: appends that arrive
    * together share one write and one fdatasync.
    */
-  #append(record: JournalRecord, sync = true): Promise<void> {
+  #append(record: JournalRecord, sync = true, undo?: () => void): Promise<void> {
     if (!this.#options.file) return Promise.resolve();
     this.#pending.push(`${JSON.stringify(record)}\n`);
     const done = new Promise<void>((resolve, reject) =>
-      this.#waiters.push({ resolve, reject, sync }),
+      this.#waiters.push({ resolve, reject, sync, undo }),
     );
     this.#writing ??= this.#drain();
     return done;
@@ -321,13 +386,10 @@ export class JobJournal implements JobQueue {
       this.#waiters = [];
       try {
         if (!this.#handle) throw new Error("the job journal is closed");
-        const live = this.#jobs.size + this.#finished.size + this.#refused.length;
-        if (this.#torn || this.#linesInFile + lines.length > 2 * live + 1_000) {
+        if (this.#torn) {
           // Every record waiting here is already applied, so the snapshot holds it.
-          this.#torn = true;
           await this.#rewrite();
-          this.#torn = false;
-        } else {
+        } else if (!(await this.#compact(lines.length))) {
           const text = lines.join("");
           await this.#handle.appendFile(text);
           if (waiters.some((waiter) => waiter.sync)) await this.#handle.datasync();
@@ -336,6 +398,8 @@ export class JobJournal implements JobQueue {
         }
         for (const waiter of waiters) waiter.resolve();
       } catch (error) {
+        // Undone before the next batch, whose rewrite would otherwise snapshot it.
+        for (const waiter of waiters) waiter.undo?.();
         // A write that failed (a full disk) may have left part of a record at the end, and the
         // next record would be appended to that line, which a replay skips: cut it off.
         if (!this.#torn) await this.#cutTo(this.#bytesInFile);
@@ -344,6 +408,14 @@ export class JobJournal implements JobQueue {
     }
     this.#writing = undefined;
   }
+}
+
+interface Waiter {
+  resolve: () => void;
+  reject: (error: unknown) => void;
+  sync: boolean;
+  /** Takes back the record's change in memory, should it not be written. */
+  undo: (() => void) | undefined;
 }
 
 async function readJournal(file: string, log: Logger): Promise<JournalRecord[]> {

@@ -1,6 +1,7 @@
-import { appendFileSync, readFileSync } from "node:fs";
+import { appendFileSync, readdirSync, readFileSync, statSync } from "node:fs";
+import { open, type FileHandle } from "node:fs/promises";
 import { join } from "node:path";
-import { describe, expect, it } from "vitest";
+import { afterEach, describe, expect, it, vi } from "vitest";
 import { JobJournal } from "../../src/jobs/job-journal.js";
 import type { NewJob } from "../../src/jobs/job-queue.js";
 import { createFakeClock, type FakeClock } from "../helpers/fake-clock.js";
@@ -36,7 +37,22 @@ async function openJournal(
   return { journal, logs };
 }
 
+/** FileHandle is not exported: its prototype, from a handle, to make its writes fail. */
+async function fileHandlePrototype(directory: string): Promise<FileHandle> {
+  const probe = await open(join(directory, "probe"), "w");
+  const prototype = Object.getPrototypeOf(probe) as FileHandle;
+  await probe.close();
+  return prototype;
+}
+
+const noSpace = () =>
+  Object.assign(new Error("ENOSPC: no space left on device, write"), { code: "ENOSPC" });
+
 describe("the job journal", () => {
+  afterEach(() => {
+    vi.restoreAllMocks();
+  });
+
   it("keeps an accepted job, its attempts and its payload across a restart", async () => {
     const file = join(makeDataDir(), "journal.log");
     const first = await openJournal(file);
@@ -144,5 +160,145 @@ describe("the job journal", () => {
     expect(await reopened.journal.enqueue(job("d1499"))).toEqual({ status: "accepted" });
     await reopened.journal.close();
     expect(readFileSync(file, "utf8").split("\n").length).toBeLessThan(10);
+  });
+
+  it("never runs a delivery whose add failed, nor lets it hold up its thread", async () => {
+    const directory = makeDataDir();
+    const file = join(directory, "journal.log");
+    const { journal } = await openJournal(file);
+    const prototype = await fileHandlePrototype(directory);
+    const appendFile = prototype.appendFile;
+    vi.spyOn(prototype, "appendFile").mockImplementation(async function (
+      this: FileHandle,
+      ...args: Parameters<FileHandle["appendFile"]>
+    ) {
+      // A full disk: part of the add is written, then the write fails. A start still fits.
+      if (String(args[0]).includes('"op":"add","id":"A"')) {
+        await appendFile.call(this, String(args[0]).slice(0, 10));
+        throw noSpace();
+      }
+      return appendFile.apply(this, args);
+    });
+    // The delivery, and in the same tick the runner's pump, woken by another job's end.
+    const enqueued = journal.enqueue(job("A", "issue"));
+    const claimed = journal.claimNext();
+    await expect(enqueued).rejects.toThrow("ENOSPC");
+    // Its sender was told it failed (GitHub may redeliver it): it must not run.
+    expect(await claimed).toBeUndefined();
+    expect(journal.list()).toEqual([]);
+    vi.restoreAllMocks();
+
+    // The issue's next comment runs: the thread is not held by a run nobody will end.
+    expect(await journal.enqueue(job("B", "issue"))).toEqual({ status: "accepted" });
+    expect(await journal.claimNext()).toMatchObject({ id: "B", attempts: 1 });
+    await journal.complete("B");
+    await journal.close();
+    const reopened = await openJournal(file);
+    expect(await reopened.journal.enqueue(job("A", "issue"))).toEqual({ status: "accepted" });
+    expect(reopened.journal.list()).toMatchObject([{ id: "A", attempts: 0 }]);
+    await reopened.journal.close();
+  });
+
+  it("keeps out of a rewrite a delivery whose add failed just before it", async () => {
+    const directory = makeDataDir();
+    const file = join(directory, "journal.log");
+    const { journal } = await openJournal(file);
+    const prototype = await fileHandlePrototype(directory);
+    const appendFile = prototype.appendFile;
+    vi.spyOn(prototype, "appendFile").mockImplementation(async function (
+      this: FileHandle,
+      ...args: Parameters<FileHandle["appendFile"]>
+    ) {
+      if (String(args[0]).includes('"op":"add","id":"A"')) {
+        await appendFile.call(this, String(args[0]).slice(0, 10));
+        throw noSpace();
+      }
+      return appendFile.apply(this, args);
+    });
+    // The partial add cannot be cut off, so the next write (B's) rewrites the file.
+    vi.spyOn(prototype, "truncate").mockRejectedValue(new Error("EIO: i/o error, ftruncate"));
+    const enqueued = [journal.enqueue(job("A", "a")), journal.enqueue(job("B", "b"))];
+    await expect(enqueued[0]).rejects.toThrow("ENOSPC");
+    expect(await enqueued[1]).toEqual({ status: "accepted" });
+    vi.restoreAllMocks();
+    await journal.close();
+    const reopened = await openJournal(file);
+    expect(reopened.journal.list().map((j) => j.id)).toEqual(["B"]);
+    await reopened.journal.close();
+  });
+
+  it("goes on appending when a compaction fails, and leaves no temporary file", async () => {
+    const directory = makeDataDir();
+    const file = join(directory, "journal.log");
+    const { journal, logs } = await openJournal(file);
+    await journal.enqueue(job("retried", "a"));
+    const prototype = await fileHandlePrototype(directory);
+    const writeFile = prototype.writeFile;
+    // A disk too full for a snapshot of the journal, with room left for a record.
+    const snapshots = vi.spyOn(prototype, "writeFile").mockImplementation(async function (
+      this: FileHandle,
+      ...args: Parameters<FileHandle["writeFile"]>
+    ) {
+      await writeFile.call(this, String(args[0]).slice(0, 10));
+      throw noSpace();
+    });
+    // Two lines each: the file outgrows what it holds, and is compacted.
+    for (let i = 0; i < 600; i++) {
+      await journal.claimNext();
+      await journal.fail("retried", "GitHub 502", 0);
+    }
+    expect(await journal.enqueue(job("late", "b"))).toEqual({ status: "accepted" });
+    // Tried once, not again on every write.
+    expect(snapshots).toHaveBeenCalledTimes(1);
+    expect(logs.text()).toContain("cannot compact the job journal");
+    expect(readdirSync(directory).filter((name) => name.endsWith(".tmp"))).toEqual([]);
+
+    // Room again: a later compaction succeeds.
+    vi.restoreAllMocks();
+    for (let i = 0; i < 600; i++) {
+      await journal.claimNext();
+      await journal.fail("retried", "GitHub 502", 0);
+    }
+    expect(readFileSync(file, "utf8").split("\n").length).toBeLessThan(1_000);
+    await journal.close();
+    const reopened = await openJournal(file);
+    expect(reopened.journal.list()).toMatchObject([
+      { id: "retried", attempts: 1_200 },
+      { id: "late", attempts: 0 },
+    ]);
+    await reopened.journal.close();
+  });
+
+  it("writes a record applied during a compaction once, so a restart counts each attempt once", async () => {
+    const file = join(makeDataDir(), "journal.log");
+    const { journal, logs } = await openJournal(file);
+    await journal.enqueue(job("b", "b"));
+    await journal.enqueue(job("c", "c"));
+    let compactions = 0;
+    let size = statSync(file).size;
+    // Every compaction is checked: only one that starts with the first claim's write has the
+    // second claim applied while it runs, and the next compaction would hide what it wrote.
+    for (let i = 0; i < 2_000 && compactions < 4; i++) {
+      await Promise.all([journal.claimNext(), journal.claimNext()]);
+      await Promise.all([journal.fail("b", "GitHub 502", 0), journal.fail("c", "GitHub 502", 0)]);
+      const grown = statSync(file).size;
+      if (grown < size) {
+        compactions++;
+        // As a restart would read it (`talos jobs` reads it beside the server the same way).
+        const reader = await JobJournal.open({
+          file,
+          readOnly: true,
+          maxQueued: 100,
+          retentionMs: 72 * HOUR,
+          maxFinished: 1_000,
+          clock: createFakeClock(),
+          log: logs.log,
+        });
+        expect(reader.list().map((j) => j.attempts)).toEqual([i + 1, i + 1]);
+      }
+      size = grown;
+    }
+    expect(compactions).toBe(4);
+    await journal.close();
   });
 });

@@ -1,0 +1,44 @@
+import { mkdirSync, readdirSync, readFileSync, writeFileSync } from "node:fs";
+import { open, type FileHandle } from "node:fs/promises";
+import { join } from "node:path";
+import { afterEach, describe, expect, it, vi } from "vitest";
+import { writeFileAtomically } from "../src/write-file-atomically.js";
+import { makeDataDir } from "./helpers/test-app.js";
+
+describe("writeFileAtomically", () => {
+  afterEach(() => {
+    vi.restoreAllMocks();
+  });
+
+  it("removes its temporary file when writing it fails, and leaves the file as it was", async () => {
+    const directory = makeDataDir();
+    const file = join(directory, "state.json");
+    await writeFileAtomically(file, "old");
+    // FileHandle is not exported: its prototype, from a handle (in another directory).
+    const probe = await open(join(makeDataDir(), "probe"), "w");
+    const prototype = Object.getPrototypeOf(probe) as FileHandle;
+    await probe.close();
+    const writeFile = prototype.writeFile;
+    vi.spyOn(prototype, "writeFile").mockImplementation(async function (
+      this: FileHandle,
+      ...args: Parameters<FileHandle["writeFile"]>
+    ) {
+      // A full disk: part of it is written, then the write fails.
+      await writeFile.call(this, String(args[0]).slice(0, 3));
+      throw Object.assign(new Error("ENOSPC: no space left on device, write"), { code: "ENOSPC" });
+    });
+    await expect(writeFileAtomically(file, "new content")).rejects.toThrow("ENOSPC");
+    expect(readdirSync(directory)).toEqual(["state.json"]);
+    expect(readFileSync(file, "utf8")).toBe("old");
+  });
+
+  it("removes its temporary file when the rename fails", async () => {
+    const directory = makeDataDir();
+    // A directory with a file in it cannot be renamed over.
+    const target = join(directory, "target");
+    mkdirSync(target);
+    writeFileSync(join(target, "inside"), "");
+    await expect(writeFileAtomically(target, "content")).rejects.toThrow();
+    expect(readdirSync(directory)).toEqual(["target"]);
+  });
+});
