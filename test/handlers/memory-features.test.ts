@@ -555,8 +555,14 @@ describe("backfill of a repository the app gains", () => {
 
       // The other instance gives it back (or dies, and its claim lapses): this one runs it.
       await app.talos.memory.claimBackfill(namespace, "another-instance", 0);
-      // The token, the repository and its config come from the cache this time.
+      // The token and the owner's config fallback come from the cache this time; the repository
+      // and its own config are read again, as the event evicts what was cached of the
+      // repositories it adds.
       const again = githubScope();
+      mockSpace(again);
+      again
+        .get("/repos/Codertocat/Space/contents/.github%2Ftalos.yml")
+        .reply(404, { message: "Not Found" });
       mockIssuePage(again, 1, range(30, 30));
       await receive(app, "installation_repositories", { ...added });
       await app.talos.backfill.idle();
