@@ -313,7 +313,7 @@ export class VectraMemoryStore implements MemoryStore {
       segmentSize,
     };
     await removeLeftovers(directory, manifest.segments);
-    await cutTornTails(directory, manifest, log);
+    await cutTornTails(directory, manifest, new AtomicFileStorage(), log);
     const snapshot = await MemorySnapshot.open(directory, layout);
     const counted = (await readdir(directory))
       .filter((name) => WORDS_FILE.test(name))
@@ -1238,10 +1238,20 @@ export class VectraMemoryStore implements MemoryStore {
     const { sums, refs } = result;
     this.#header.segments[String(segment)] = sums;
     const generation = ++this.#generation;
-    for (const entry of entries) {
+    for (const [position, entry] of entries.entries()) {
       const stored = entry && this.#records.get(entry.record.id);
       const ref = stored && refs.get(entry.record.id);
-      if (!stored || !ref || this.#table.hash(this.#slot(stored)) !== entry.hash) continue;
+      // Its place too, not only its id and text: a record removed and added again with the same
+      // text while the flush wrote is elsewhere now, and its text and vector are not in this
+      // block yet; given this row's ref, they would leave RAM and be lost.
+      if (
+        !stored ||
+        !ref ||
+        stored.segment !== segment ||
+        stored.position !== position ||
+        this.#table.hash(this.#slot(stored)) !== entry.hash
+      )
+        continue;
       this.#setRef(stored, ref, generation);
       written.push(stored);
     }
@@ -1542,10 +1552,20 @@ function metadataOf(row: SnapshotRow): RecordMetadata {
 }
 
 /**
- * Cuts each index file back to the size the manifest recorded: what lies past it is an append
- * that a crash interrupted (perhaps half-written), whose records the log still holds.
+ * Cuts each index file longer than the manifest recorded back to that size when what lies past
+ * it is an append that a crash interrupted (half-written), whose records the log still holds.
+ * A file that is longer yet reads whole is kept: a flush renamed a rewritten segment in (an
+ * edit that lengthens a text makes it longer) and a crash came before the manifest. Cutting
+ * that would destroy records whose log is long gone; kept, the snapshot no longer matches it,
+ * so the open reads it whole and the log, still there from the old checkpoint, replays over it.
+ * A torn append never reads whole: its last item's length points past the end of the file.
  */
-async function cutTornTails(directory: string, manifest: Manifest, log: Logger): Promise<void> {
+async function cutTornTails(
+  directory: string,
+  manifest: Manifest,
+  storage: AtomicFileStorage,
+  log: Logger,
+): Promise<void> {
   for (const [segment, bytes] of Object.entries(manifest.indexBytes ?? {})) {
     const file = join(directory, segmentFile(Number(segment)));
     const size = await stat(file).then(
@@ -1553,6 +1573,17 @@ async function cutTornTails(directory: string, manifest: Manifest, log: Logger):
       () => undefined,
     );
     if (size === undefined || size <= bytes) continue;
+    const whole = await readSegment(storage, file).then(
+      () => true,
+      () => false,
+    );
+    if (whole) {
+      log.warn(
+        { file, bytes: size, recorded: bytes },
+        "memory index file longer than its last checkpoint but whole (a crash mid-flush); reading it",
+      );
+      continue;
+    }
     log.warn(
       { file, bytes: size, kept: bytes },
       "memory index file cut back to its last checkpoint",

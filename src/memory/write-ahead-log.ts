@@ -41,11 +41,16 @@ export class WriteAheadLog {
   readonly #directory: string;
   #seq: number;
   #handle: FileHandle;
+  /** The current segment's size: where a failed append's bytes start, to be cut off from. */
+  #size: number;
+  /** A failed append's bytes are still in the segment (cutting them off failed too). */
+  #dirty = false;
 
-  private constructor(directory: string, seq: number, handle: FileHandle) {
+  private constructor(directory: string, seq: number, handle: FileHandle, size: number) {
     this.#directory = directory;
     this.#seq = seq;
     this.#handle = handle;
+    this.#size = size;
   }
 
   /**
@@ -80,7 +85,8 @@ export class WriteAheadLog {
     const newest = segments.filter((s) => s.seq > checkpoint).at(-1);
     const seq = !newest ? checkpoint + 1 : newest.legacy ? newest.seq + 1 : newest.seq;
     const handle = await open(join(directory, segmentName(seq)), "a");
-    return { wal: new WriteAheadLog(directory, seq, handle), entries };
+    const { size } = await handle.stat();
+    return { wal: new WriteAheadLog(directory, seq, handle, size), entries };
   }
 
   /** The segment appends go to now. */
@@ -111,8 +117,21 @@ export class WriteAheadLog {
       buffer.writeUInt32LE(frameCrc(buffer, at, end), at + 8);
       at = end;
     }
+    // Part of a failed append left in the segment would be garbage before the next frames:
+    // a replay stops at it and cuts off every acknowledged frame after it as a torn tail.
+    // None goes after it until it is cut off.
+    if (this.#dirty) await this.#cutBack();
     // appendFile writes until all is written: a short write must not pass as durable.
-    await this.#handle.appendFile(buffer);
+    try {
+      await this.#handle.appendFile(buffer);
+    } catch (error) {
+      // A short write, then ENOSPC, say: cut off what it wrote. If that fails too, the next
+      // append tries again first, and fails while it cannot.
+      this.#dirty = true;
+      await this.#cutBack().catch(() => undefined);
+      throw error;
+    }
+    this.#size += size;
     const syncing = this.#handle.datasync();
     try {
       whileSyncing?.();
@@ -122,15 +141,24 @@ export class WriteAheadLog {
     }
   }
 
+  async #cutBack(): Promise<void> {
+    await this.#handle.truncate(this.#size);
+    this.#dirty = false;
+  }
+
   /** Closes the current segment and starts the next; returns the closed segment's number. */
   async rotate(): Promise<number> {
+    // Garbage left in a segment that is not the last is read as damage, not a torn tail.
+    if (this.#dirty) await this.#cutBack();
     const closed = this.#seq;
     const [, next] = await Promise.all([
       this.#handle.close(),
       open(join(this.#directory, segmentName(closed + 1)), "a"),
     ]);
+    const { size } = await next.stat();
     this.#seq = closed + 1;
     this.#handle = next;
+    this.#size = size;
     return closed;
   }
 

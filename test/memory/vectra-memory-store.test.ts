@@ -1,7 +1,10 @@
 import {
   appendFileSync,
+  mkdirSync,
   readdirSync,
   readFileSync,
+  renameSync,
+  rmSync,
   truncateSync,
   unlinkSync,
   writeFileSync,
@@ -176,6 +179,29 @@ describe("the vectra memory store", () => {
     vi.restoreAllMocks();
   });
 
+  it("keeps a record removed and added again with the same text while a flush writes", async () => {
+    const directory = makeDataDir();
+    const store = await openTestStore(directory, { batchSize: 1_000, segmentSize: 3 });
+    for (let i = 1; i <= 3; i++) await store.add(issueMemory(i, `issue ${i}`));
+    await store.flush();
+    // Segment 2, full: issue 4 at its first place.
+    for (let i = 4; i <= 6; i++) await store.add(issueMemory(i, `issue ${i}`));
+    // While the flush writes segment 2, issue 4 leaves it and comes back, to segment 3.
+    const flushing = store.flush();
+    const removed = store.remove("issue-4");
+    const readded = store.add(issueMemory(4, "issue 4"));
+    await Promise.all([flushing, removed, readded]);
+    expect((await store.get("issue-4"))?.text).toBe("issue 4");
+    await store.flush();
+    await store.close();
+    const reopened = await openTestStore(directory, { segmentSize: 3 });
+    expect((await reopened.list()).map((r) => r.id).sort()).toEqual(
+      Array.from({ length: 6 }, (_, i) => `issue-${i + 1}`).sort(),
+    );
+    expect((await reopened.get("issue-4"))?.text).toBe("issue 4");
+    await reopened.close();
+  });
+
   it("reads texts right while a flush rewrites their rows file, without calling the snapshot damaged", async () => {
     const directory = makeDataDir();
     const lines: string[] = [];
@@ -254,6 +280,55 @@ describe("the vectra memory store", () => {
     expect(await textsOnReopen(directory)).toEqual(["issue 1", "issue 2", "issue 3", "issue 4"]);
   });
 
+  it("cuts off what a failed log append wrote, so that the adds acknowledged after it survive a crash", async () => {
+    const directory = makeDataDir();
+    const store = await openTestStore(directory, { batchSize: 1_000, ...crashable });
+    await store.add(issueMemory(1, "issue 1"));
+    const probe = await open(join(directory, "probe"), "w");
+    const prototype = Object.getPrototypeOf(probe) as FileHandle;
+    await probe.close();
+    // A full disk: the append writes part of its frame, then fails.
+    vi.spyOn(prototype, "appendFile").mockImplementationOnce(async function (
+      this: FileHandle,
+      data: unknown,
+    ) {
+      await this.write(data as Buffer, 0, 40);
+      throw Object.assign(new Error("ENOSPC: no space left on device"), { code: "ENOSPC" });
+    });
+    await expect(store.add(issueMemory(2, "issue 2"))).rejects.toThrow("ENOSPC");
+    vi.restoreAllMocks();
+    // Room again: acknowledged, then the process dies (the store is left open).
+    for (let i = 3; i <= 5; i++) await store.add(issueMemory(i, `issue ${i}`));
+    const reopened = await openTestStore(directory);
+    const ids = (await reopened.list()).map((r) => r.id);
+    expect(ids).toEqual(expect.arrayContaining(["issue-1", "issue-3", "issue-4", "issue-5"]));
+    await reopened.close();
+  });
+
+  it("when cutting off a failed append's bytes fails too, cuts them off before the next append", async () => {
+    const directory = makeDataDir();
+    const store = await openTestStore(directory, { batchSize: 1_000, ...crashable });
+    await store.add(issueMemory(1, "issue 1"));
+    const probe = await open(join(directory, "probe"), "w");
+    const prototype = Object.getPrototypeOf(probe) as FileHandle;
+    await probe.close();
+    vi.spyOn(prototype, "appendFile").mockImplementationOnce(async function (
+      this: FileHandle,
+      data: unknown,
+    ) {
+      await this.write(data as Buffer, 0, 40);
+      throw Object.assign(new Error("ENOSPC: no space left on device"), { code: "ENOSPC" });
+    });
+    vi.spyOn(prototype, "truncate").mockRejectedValueOnce(new Error("EIO: i/o error, ftruncate"));
+    await expect(store.add(issueMemory(2, "issue 2"))).rejects.toThrow("ENOSPC");
+    vi.restoreAllMocks();
+    for (let i = 3; i <= 5; i++) await store.add(issueMemory(i, `issue ${i}`));
+    const reopened = await openTestStore(directory);
+    const ids = (await reopened.list()).map((r) => r.id);
+    expect(ids).toEqual(expect.arrayContaining(["issue-1", "issue-3", "issue-4", "issue-5"]));
+    await reopened.close();
+  });
+
   it("leaves what a failed flush did not write to the next, losing nothing", async () => {
     const directory = makeDataDir();
     const store = await openTestStore(directory, { batchSize: 1_000 });
@@ -324,6 +399,37 @@ describe("the vectra memory store", () => {
     // The open's checkpoint wrote the file again, whole and readable.
     expect(readFileSync(file).length).toBeGreaterThan(size);
     expect(await readSegment(new AtomicFileStorage(), file)).toHaveLength(8);
+  });
+
+  it("keeps an index file a flush rewrote longer when a crash comes before the manifest", async () => {
+    const directory = makeDataDir();
+    const store = await openTestStore(directory, { batchSize: 1_000, ...crashable });
+    for (let i = 1; i <= 5; i++) await store.add(issueMemory(i, `issue ${i}`));
+    await store.flush();
+    const manifest = join(directory, "manifest.json");
+    const oldManifest = readFileSync(manifest);
+    const file = join(directory, "segment-000001.pb");
+    const size = readFileSync(file).length;
+    // An edit that lengthens a text: the next flush rewrites the segment whole, longer.
+    const edited = `issue 1, edited:${" a much longer body".repeat(40)}`;
+    await store.add(issueMemory(1, edited));
+    // The manifest's rename fails (a directory in its way), as a crash after the segment's
+    // rename and before the manifest's would leave it; then the process dies.
+    renameSync(manifest, `${manifest}.aside`);
+    mkdirSync(manifest);
+    await expect(store.flush()).rejects.toThrow();
+    rmSync(manifest, { recursive: true });
+    writeFileSync(manifest, oldManifest);
+    rmSync(`${manifest}.aside`);
+    expect(readFileSync(file).length).toBeGreaterThan(size);
+
+    const reopened = await openTestStore(directory);
+    const texts = new Map((await reopened.list()).map((r) => [r.id, r.text]));
+    expect([...texts.keys()].sort()).toEqual(
+      Array.from({ length: 5 }, (_, i) => `issue-${i + 1}`).sort(),
+    );
+    expect(texts.get("issue-1")).toBe(edited);
+    await reopened.close();
   });
 
   it("gives back every record's URL as given, GitHub's own or another host's, before and after a reopen", async () => {
