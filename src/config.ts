@@ -1,6 +1,7 @@
 import { readFileSync } from "node:fs";
 import { join } from "node:path";
 import { parseEnv as parseDotEnv } from "node:util";
+import { getPrivateKey } from "@probot/get-private-key";
 import { RE2JS } from "re2js";
 import { z } from "zod";
 
@@ -116,8 +117,24 @@ export const EnvSchema = z.object({
     z.coerce.number().int().min(0).max(65_535).optional(),
   ),
   TALOS_METRICS_HOST: withDefault(z.string().min(1), "127.0.0.1"),
+  // Probot reads the port itself (3000 when unset); checked here so a bad one stops the start.
+  PORT: z.preprocess(
+    (v) => (v === "" ? undefined : v),
+    z.coerce
+      .number({ error: "use a port number from 1 to 65535" })
+      .int("use a port number from 1 to 65535")
+      .min(1, "use a port number from 1 to 65535")
+      .max(65_535, "use a port number from 1 to 65535")
+      .optional(),
+  ),
   // Probot reads the app's id itself; `talos backfill` authenticates as the app with it.
-  APP_ID: optionalString,
+  APP_ID: z.preprocess(
+    (v) => (v === "" ? undefined : v),
+    z
+      .string()
+      .regex(/^[1-9]\d*$/, "use the GitHub App's id, a positive whole number")
+      .optional(),
+  ),
   // Values that must never reach a log line.
   PRIVATE_KEY: optionalString,
   PRIVATE_KEY_PATH: optionalString,
@@ -165,14 +182,56 @@ export class ConfigError extends Error {
   override name = "ConfigError";
 }
 
-/** Parses the environment; a bad value fails start-up with the variable's name. */
-export function parseEnv(env: Record<string, string | undefined>): Env {
+/**
+ * Parses the environment; a bad value fails start-up with the variable's name. With APP_ID set,
+ * the private key must be one Probot can load (`cwd` is where PRIVATE_KEY_PATH and a `.pem`
+ * file are looked for, as Probot does).
+ */
+export function parseEnv(
+  env: Record<string, string | undefined>,
+  { cwd = process.cwd() }: { cwd?: string } = {},
+): Env {
   const result = EnvSchema.safeParse(env);
   if (!result.success) {
     const problems = result.error.issues.map((i) => `${i.path.join(".")}: ${i.message}`);
     throw new ConfigError(`Invalid environment: ${problems.join("; ")}`);
   }
+  if (result.data.APP_ID !== undefined) checkPrivateKey(result.data, cwd);
   return result.data;
+}
+
+/** Loads the key as Probot will, so a bad one stops the start in one line (never echoing it). */
+function checkPrivateKey(env: Env, cwd: string): void {
+  const variable = env.PRIVATE_KEY ? "PRIVATE_KEY" : "PRIVATE_KEY_PATH";
+  let key: string | null;
+  try {
+    key = getPrivateKey({
+      cwd,
+      env: { PRIVATE_KEY: env.PRIVATE_KEY, PRIVATE_KEY_PATH: env.PRIVATE_KEY_PATH },
+    });
+  } catch {
+    throw new ConfigError(
+      env.PRIVATE_KEY || env.PRIVATE_KEY_PATH
+        ? `Invalid environment: ${variable}: ${
+            env.PRIVATE_KEY
+              ? "not a PEM private key (the .pem file's contents, with \\n for line breaks, or base64 of them)"
+              : `cannot read a private key at ${env.PRIVATE_KEY_PATH}`
+          }`
+        : "Invalid environment: PRIVATE_KEY: APP_ID is set, but more than one .pem file is in the current directory; set PRIVATE_KEY or PRIVATE_KEY_PATH",
+    );
+  }
+  if (key === null) {
+    throw new ConfigError(
+      "Invalid environment: PRIVATE_KEY: APP_ID is set, but no private key is: set PRIVATE_KEY or PRIVATE_KEY_PATH",
+    );
+  }
+  if (!/-----BEGIN [A-Z ]*PRIVATE KEY-----/.test(key)) {
+    throw new ConfigError(
+      env.PRIVATE_KEY
+        ? `Invalid environment: PRIVATE_KEY: not a PEM private key (the .pem file's contents, with \\n for line breaks, or base64 of them)`
+        : `Invalid environment: PRIVATE_KEY_PATH: ${env.PRIVATE_KEY_PATH ?? "the .pem file"} does not hold a PEM private key`,
+    );
+  }
 }
 
 export const AUTHOR_ASSOCIATIONS = [

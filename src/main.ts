@@ -1,3 +1,4 @@
+import { createServer } from "node:net";
 import { run } from "probot";
 import { createLogger } from "./create-logger.js";
 import {
@@ -33,8 +34,9 @@ const log = await createLogger({
 const talos = await createTalos({ env, log, version: await readVersion() }).catch(
   (error: unknown) => {
     // A shared service that does not answer (REDIS_URL, DATABASE_URL): one line naming it.
-    log.fatal({ err: error }, "cannot start");
-    process.stderr.write(`talos: ${error instanceof Error ? error.message : String(error)}\n`);
+    const message = error instanceof Error ? error.message : String(error);
+    log.fatal(`cannot start: ${message}`);
+    process.stderr.write(`talos: ${message}\n`);
     process.exit(1);
   },
 );
@@ -53,11 +55,21 @@ void talos.services.memory.warm().then(
 // Probot buffers webhook bodies whole, on its own route before any the app adds: both are limited.
 // With REDIS_URL, deliveries that come while Redis is away are refused with 503.
 const webhookLimits = { available: () => talos.services.queue.available() };
+// A port that cannot be listened on (taken, privileged) is bad input: one line naming its
+// variable and exit code 2, before Probot would log the listen error with its stack.
+const probotPort = env.PORT ?? 3000;
+if (env.TALOS_METRICS_PORT !== undefined && env.TALOS_METRICS_PORT === probotPort) {
+  failToListen("TALOS_METRICS_PORT", `${probotPort} is PORT too; use another port`);
+}
+await checkPort("PORT", probotPort, environment.HOST || undefined);
+if (env.TALOS_METRICS_PORT !== undefined) {
+  await checkPort("TALOS_METRICS_PORT", env.TALOS_METRICS_PORT, env.TALOS_METRICS_HOST);
+}
 const server = await run(withWebhookBodyLimit(talos.app, webhookLimits), {
   env: environment,
   log,
   Octokit: talos.Octokit,
-});
+}).catch((error: unknown) => failToStart("PORT", error));
 const metricsServer =
   env.TALOS_METRICS_PORT === undefined
     ? undefined
@@ -66,7 +78,7 @@ const metricsServer =
         port: env.TALOS_METRICS_PORT,
         host: env.TALOS_METRICS_HOST,
         log,
-      });
+      }).catch((error: unknown) => failToStart("TALOS_METRICS_PORT", error));
 
 // Probot's own SIGINT handler exits as soon as the server stops; jobs and memory come first.
 process.removeAllListeners("SIGINT");
@@ -84,4 +96,28 @@ for (const signal of ["SIGTERM", "SIGINT"] as const) {
       },
     );
   });
+}
+
+/** Listens on the port for a moment, so that a taken or forbidden one stops the start. */
+async function checkPort(variable: string, port: number, host: string | undefined) {
+  await new Promise<void>((resolve) => {
+    const probe = createServer();
+    probe.once("error", (error) => failToStart(variable, error));
+    probe.listen({ port, host }, () => probe.close(() => resolve()));
+  });
+}
+
+/** A listen error (EADDRINUSE, EACCES) is bad input, anything else not: one line either way. */
+function failToStart(variable: string, error: unknown): never {
+  const code = (error as NodeJS.ErrnoException | undefined)?.code;
+  if (code === "EADDRINUSE") failToListen(variable, "the port is in use");
+  if (code === "EACCES") failToListen(variable, "not allowed to listen on the port");
+  const message = error instanceof Error ? error.message : String(error);
+  process.stderr.write(`talos: cannot start: ${message.split("\n")[0]}\n`);
+  process.exit(1);
+}
+
+function failToListen(variable: string, reason: string): never {
+  process.stderr.write(`talos: ${variable}: cannot listen: ${reason}\n`);
+  process.exit(2);
 }

@@ -1,7 +1,9 @@
-import { readFileSync } from "node:fs";
+import { readFileSync, writeFileSync } from "node:fs";
+import { join } from "node:path";
 import { describe, expect, it } from "vitest";
 import {
   COMMAND_NAMES,
+  ConfigError,
   getRepoConfigJsonSchema,
   getSecrets,
   parseEnv,
@@ -15,6 +17,7 @@ import {
 import { createCommandRegistry } from "../src/commands/command-registry.js";
 import { ALL_COMMANDS } from "../src/commands/all-commands.js";
 import { helpCommand } from "../src/commands/help-command.js";
+import { makeDataDir, TEST_PRIVATE_KEY } from "./helpers/test-app.js";
 
 describe("parseRepoConfig", () => {
   const defaults = RepoConfigSchema.parse({});
@@ -245,6 +248,45 @@ describe("parseEnv", () => {
       /TALOS_LEDGER_MAX_ENTRIES/,
     );
     expect(() => parseEnv({ REDIS_URL: "127.0.0.1:6379" })).toThrow(/REDIS_URL/);
+  });
+
+  it("checks PORT and APP_ID, and leaves PORT to Probot's default when unset", () => {
+    expect(parseEnv({}).PORT).toBeUndefined();
+    expect(parseEnv({ PORT: "8080" }).PORT).toBe(8080);
+    for (const port of ["abc", "0", "99999", "80.5"]) {
+      expect(() => parseEnv({ PORT: port })).toThrow(
+        /^Invalid environment: PORT: use a port number from 1 to 65535$/,
+      );
+    }
+    expect(() => parseEnv({ APP_ID: "abc", PRIVATE_KEY: TEST_PRIVATE_KEY })).toThrow(
+      /^Invalid environment: APP_ID: /,
+    );
+    expect(parseEnv({ APP_ID: "12", PRIVATE_KEY: TEST_PRIVATE_KEY }).APP_ID).toBe("12");
+  });
+
+  it("with APP_ID, needs a private key Probot can load, and never echoes it", () => {
+    const cwd = makeDataDir();
+    const key = "MySuperSecretGarbageKey12345";
+    const garbage = () => parseEnv({ APP_ID: "1", PRIVATE_KEY: key }, { cwd });
+    expect(garbage).toThrow(ConfigError);
+    expect(garbage).toThrow(/^Invalid environment: PRIVATE_KEY: not a PEM private key/);
+    expect(garbage).not.toThrow(new RegExp(key));
+    const escaped = TEST_PRIVATE_KEY.replace(/\n/g, "\\n");
+    expect(parseEnv({ APP_ID: "1", PRIVATE_KEY: escaped }, { cwd }).APP_ID).toBe("1");
+    const base64 = Buffer.from(TEST_PRIVATE_KEY).toString("base64");
+    expect(parseEnv({ APP_ID: "1", PRIVATE_KEY: base64 }, { cwd }).APP_ID).toBe("1");
+    expect(() => parseEnv({ APP_ID: "1", PRIVATE_KEY_PATH: "missing.pem" }, { cwd })).toThrow(
+      /^Invalid environment: PRIVATE_KEY_PATH: cannot read a private key at missing\.pem$/,
+    );
+    writeFileSync(join(cwd, "not-a-key.pem"), "hello");
+    expect(() => parseEnv({ APP_ID: "1", PRIVATE_KEY_PATH: "not-a-key.pem" }, { cwd })).toThrow(
+      /^Invalid environment: PRIVATE_KEY_PATH: not-a-key\.pem does not hold a PEM private key$/,
+    );
+    expect(() => parseEnv({ APP_ID: "1" }, { cwd: makeDataDir() })).toThrow(
+      /^Invalid environment: PRIVATE_KEY: APP_ID is set, but no private key is/,
+    );
+    // Without APP_ID, Probot's setup page starts: no key is needed.
+    expect(parseEnv({}, { cwd: makeDataDir() }).APP_ID).toBeUndefined();
   });
 
   it("counts a Redis password among the secrets kept out of logs", () => {

@@ -30,11 +30,16 @@ interface RepositoryJobs {
  */
 export async function showJobs(options: JobsCommandOptions): Promise<number> {
   const { env } = options;
+  // The queue logs for a server ("Redis unreachable: new deliveries are refused with 503", with
+  // a stack); the command reports what stops it in one line, so those show only at debug.
+  const log = options.log.isLevelEnabled("debug")
+    ? options.log
+    : options.log.child({}, { level: "silent" });
   const shared = {
     maxQueued: env.TALOS_JOB_QUEUE_MAX,
     retentionMs: env.TALOS_LEDGER_RETENTION_HOURS * 3_600_000,
     clock: options.clock,
-    log: options.log,
+    log,
   };
   // The queue the server uses: the instances' shared one with REDIS_URL, else the journal.
   const queue = env.REDIS_URL

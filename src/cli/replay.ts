@@ -39,9 +39,14 @@ export async function replay(options: ReplayOptions): Promise<ReplayResult> {
   );
   // A replay leaves nothing behind: memory and backfill progress go to a throwaway directory.
   const dataDir = await mkdtemp(join(tmpdir(), "talos-replay-"));
+  // The replay reports a failed job itself, in one line: the job runner's own log of it (a
+  // stack, "parked") is for a server, and is shown here only when LOG_LEVEL asks for debug.
+  const log = options.log.isLevelEnabled("debug")
+    ? options.log
+    : options.log.child({}, { level: "silent" });
   const talos = await createTalos({
     env: parseEnv({ LOG_LEVEL: "silent", TALOS_DATA_DIR: dataDir }),
-    log: options.log,
+    log,
     version: options.version,
     ephemeralJobs: true,
     // Nothing reaches GitHub, so there is nothing to throttle or retry.
@@ -49,7 +54,7 @@ export async function replay(options: ReplayOptions): Promise<ReplayResult> {
   });
   const probot = new Probot({
     githubToken: "replay",
-    log: options.log,
+    log,
     Octokit: talos.Octokit,
     request: { fetch: replayFetch },
   });

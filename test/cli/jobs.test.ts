@@ -78,6 +78,15 @@ describe("talos jobs", () => {
     expect(result.err).toMatch(/^talos jobs: Invalid environment: TALOS_CONCURRENCY: /);
   });
 
+  it("prints one line, not the server's outage log, when REDIS_URL does not answer", async () => {
+    const result = await runTalos(["jobs"], { env: { REDIS_URL: "redis://127.0.0.1:1" } });
+    // An unreachable service is not bad input: exit code 1, as for npm start.
+    expect(result.code).toBe(1);
+    expect(result.err).toMatch(/^talos jobs: REDIS_URL: Redis does not answer/);
+    expect(result.err).not.toMatch(/503/);
+    expect(result.err.trim().split("\n")).toHaveLength(1);
+  });
+
   it("leaves the journal untouched, so it is safe beside a running server", async () => {
     const dataDir = makeDataDir();
     await seedJournal(dataDir);

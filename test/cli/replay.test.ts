@@ -96,5 +96,7 @@ describe("talos replay", () => {
     const { code, err } = await talos("replay", file);
     expect(code).toBe(2);
     expect(err).toMatch(/malformed webhook payload/);
+    // The job runner's "job failed; parked" log and its stack are not printed: one line.
+    expect(err.trim().split("\n")).toHaveLength(1);
   });
 });

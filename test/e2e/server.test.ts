@@ -1,4 +1,5 @@
 import { spawnSync } from "node:child_process";
+import { createServer as createNetServer } from "node:net";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { eventually } from "../helpers/eventually.js";
@@ -273,6 +274,48 @@ describe("a bad environment", () => {
     expect(result.stderr.trim().split("\n")).toEqual([
       expect.stringMatching(/^talos: Invalid environment: TALOS_CONCURRENCY: /),
     ]);
+  });
+
+  it("stops npm start with exit code 2 and one line for a bad APP_ID, key or port", async () => {
+    buildDist();
+    const taken = createNetServer();
+    await new Promise<void>((resolve) => taken.listen(0, "127.0.0.1", resolve));
+    const takenPort = String((taken.address() as { port: number }).port);
+    const app = { APP_ID: "1", PRIVATE_KEY: TEST_PRIVATE_KEY, WEBHOOK_SECRET: "secret" };
+    const cases: Array<[Record<string, string>, RegExp]> = [
+      [
+        { ...app, PRIVATE_KEY: "MySuperSecretGarbageKey12345" },
+        /^talos: Invalid environment: PRIVATE_KEY: /,
+      ],
+      [{ ...app, APP_ID: "abc" }, /^talos: Invalid environment: APP_ID: /],
+      [{ ...app, PORT: "99999" }, /^talos: Invalid environment: PORT: /],
+      [{ ...app, PORT: "abc" }, /^talos: Invalid environment: PORT: /],
+      [{ ...app, PORT: takenPort }, /^talos: PORT: cannot listen: /],
+      [{ ...app, TALOS_METRICS_PORT: "" }, /^talos: TALOS_METRICS_PORT: cannot listen: /],
+    ];
+    try {
+      for (const [extra, expected] of cases) {
+        const port = String(await getFreePort());
+        const env: Record<string, string> = { PORT: port, ...extra };
+        if (extra.TALOS_METRICS_PORT === "") env.TALOS_METRICS_PORT = port;
+        const result = spawnSync(process.execPath, [join(ROOT, "dist/main.js")], {
+          cwd: makeWorkDir(),
+          env: {
+            PATH: process.env.PATH ?? "",
+            HOST: "127.0.0.1",
+            TALOS_DATA_DIR: makeDataDir(),
+            ...env,
+          },
+          encoding: "utf8",
+          timeout: 30_000,
+        });
+        expect(result.status, JSON.stringify(extra)).toBe(2);
+        expect(result.stderr.trim().split("\n")).toEqual([expect.stringMatching(expected)]);
+        expect(result.stderr).not.toContain("MySuperSecretGarbageKey12345");
+      }
+    } finally {
+      taken.close();
+    }
   });
 
   it("stops npm start with exit code 1 and one line naming a shared service that does not answer", async () => {
