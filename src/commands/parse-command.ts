@@ -70,9 +70,11 @@ export function parseCommand(
     else if (token.type === "bullet_list_close" || token.type === "ordered_list_close") lists--;
     else if (token.type === "html_block") hidden = countHiding(token.content, hidden);
     else if (token.type === "inline" && tokens[i - 1]?.type === "paragraph_open") {
-      const inParagraph = quotes === 0 && lists === 0 && hidden === 0;
+      const outsideBlocks = quotes === 0 && lists === 0;
       for (const line of paragraphLines(token.children ?? [])) {
-        if (inParagraph && line.startsWithText) {
+        // `hidden` is read per line, not once per paragraph: a `<details>` opened by inline HTML
+        // earlier in the same paragraph hides the lines after it when GitHub renders them.
+        if (outsideBlocks && hidden === 0 && line.startsWithText) {
           const prefix = matchPrefix(line.text, prefixes);
           if (prefix) return readCommand(line.text.slice(prefix.length));
         }

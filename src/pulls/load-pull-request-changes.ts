@@ -7,6 +7,7 @@ import type {
   PullRequestInfo,
 } from "../github/create-pull-request-client.js";
 import { parseGitAttributes, type GitAttributes } from "./classify-file.js";
+import { parsePatch, type Hunk } from "./parse-patch.js";
 import type { PullRequestFile } from "./pull-request-file.js";
 import { selectFiles, type FileSelection } from "./select-files.js";
 
@@ -26,6 +27,12 @@ export interface PullRequestChanges {
   selection: FileSelection & { unlisted: number };
   /** The base branch's `.gitattributes`, for telling generated files apart. */
   attributes: GitAttributes;
+  /**
+   * For a comparison: per file, the new-side lines the pull request's own diff adds. Only these
+   * can carry an inline comment: a line the comparison adds may have come from the base branch
+   * (an "Update branch" merge), and GitHub refuses a comment on a line outside the PR's diff.
+   */
+  prAdded?: ReadonlyMap<string, ReadonlySet<number>> | undefined;
 }
 
 export interface LoadChangesOptions {
@@ -67,14 +74,18 @@ export async function loadPullRequestChanges(
       comparison = compared;
     }
   }
-  // The whole list is read when the diff is the whole pull request, or for the list of files
-  // touched; a push's review needs only the comparison.
-  const listed =
-    comparison && !options.listAll
-      ? undefined
-      : await pulls.listFiles(pull.number, pull.changedFiles);
+  // The pull request's own files are read in every case, a push's review included: a comparison
+  // between two heads also carries whatever a merge of the base branch ("Update branch") brought
+  // in, and only the PR's diff tells those changes apart from the author's.
+  const listed = await pulls.listFiles(pull.number, pull.changedFiles);
+  if (comparison && listed.unlisted > 0) {
+    // Past GitHub's 3,000 files the PR's diff cannot be checked: read it whole, as listed.
+    comparison = undefined;
+    fallback = "too-many-files";
+  }
+  const restricted = comparison ? restrictToPullRequest(comparison.files, listed.files) : undefined;
   const since = comparison ? options.since : undefined;
-  const diffFiles = comparison?.files ?? listed?.files ?? [];
+  const diffFiles = restricted?.files ?? listed.files;
   const diffUnlisted = comparison ? 0 : (listed?.unlisted ?? 0);
   // The base branch's `.gitattributes`, which the maintainers wrote: the head's is the pull
   // request author's, who could mark their own code `linguist-generated` to keep it from review
@@ -94,13 +105,101 @@ export async function loadPullRequestChanges(
     unlisted: diffUnlisted,
   });
   return {
-    files: listed?.files ?? diffFiles,
-    unlisted: listed?.unlisted ?? 0,
+    files: comparison && !options.listAll ? diffFiles : listed.files,
+    unlisted: comparison && !options.listAll ? 0 : listed.unlisted,
     since,
     fallback,
     selection,
     attributes,
+    prAdded: restricted?.prAdded,
   };
+}
+
+/**
+ * The part of a comparison that is the pull request's own: files the PR does not change are
+ * dropped (the base branch changed them), and of the rest only the hunks that touch a line the
+ * PR's diff adds or deletes are kept, so the model is not shown the base branch's changes as the
+ * author's. Both diffs end at the head, so their new-side line numbers agree.
+ */
+function restrictToPullRequest(
+  compared: readonly PullRequestFile[],
+  own: readonly PullRequestFile[],
+): { files: PullRequestFile[]; prAdded: Map<string, Set<number>> } {
+  const ownByName = new Map(own.map((f) => [f.filename, f]));
+  const files: PullRequestFile[] = [];
+  const prAdded = new Map<string, Set<number>>();
+  for (const file of compared) {
+    const mine = ownByName.get(file.filename);
+    if (!mine) continue;
+    // Without the PR's patch (binary, or too large for GitHub to show) nothing can be matched:
+    // the file is still the PR's, but no line of it is known to take a comment.
+    if (mine.patch === undefined || file.patch === undefined) {
+      files.push(file);
+      prAdded.set(file.filename, new Set());
+      continue;
+    }
+    const points = changePoints(parsePatch(mine.patch));
+    prAdded.set(file.filename, points.added);
+    const hunks = parsePatch(file.patch).filter((hunk) => touchesPullRequest(hunk, points));
+    if (hunks.length === 0) continue;
+    let additions = 0;
+    let deletions = 0;
+    for (const hunk of hunks)
+      for (const line of hunk.lines) {
+        if (line.kind === "add") additions++;
+        else if (line.kind === "delete") deletions++;
+      }
+    files.push({
+      ...file,
+      additions,
+      deletions,
+      changes: additions + deletions,
+      patch: hunks.map(renderHunk).join("\n"),
+    });
+  }
+  return { files, prAdded };
+}
+
+interface ChangePoints {
+  /** New-side numbers of the lines the diff adds. */
+  added: Set<number>;
+  /** For each deleted line, the new-side number of the line it was deleted before. */
+  deletedAt: Set<number>;
+}
+
+function changePoints(hunks: Hunk[]): ChangePoints {
+  const points: ChangePoints = { added: new Set(), deletedAt: new Set() };
+  for (const hunk of hunks) forEachChange(hunk, points, (set, n) => set.add(n));
+  return points;
+}
+
+function touchesPullRequest(hunk: Hunk, own: ChangePoints): boolean {
+  let touches = false;
+  forEachChange(hunk, own, (set, n) => {
+    if (set.has(n)) touches = true;
+  });
+  return touches;
+}
+
+/** Calls `visit` with each change of `hunk` and the set of `points` its kind belongs to. */
+function forEachChange(
+  hunk: Hunk,
+  points: ChangePoints,
+  visit: (set: Set<number>, line: number) => void,
+): void {
+  let next = hunk.newStart;
+  for (const line of hunk.lines) {
+    if (line.kind === "delete") visit(points.deletedAt, next);
+    else {
+      next = (line.newLine ?? next) + 1;
+      if (line.kind === "add") visit(points.added, next - 1);
+    }
+  }
+}
+
+function renderHunk(hunk: Hunk): string {
+  const marks = { add: "+", delete: "-", context: " " } as const;
+  return [hunk.header, ...hunk.lines.map((l) => `${marks[l.kind]}${l.text}`)].join("\n");
 }
 
 /** `.gitattributes` at `ref` (for `linguist-generated`), or nothing when there is none. */

@@ -108,7 +108,9 @@ export async function reviewPullRequest(options: ReviewPullRequestOptions): Prom
   const answer = reviewed.length > 0 ? await askModel(options, pull, changes) : undefined;
   const placement = placeComments({
     drafts: answer?.drafts ?? [],
-    files: new Map(reviewed.map((r) => [r.file.filename, anchors(r.hunks, changes)])),
+    files: new Map(
+      reviewed.map((r) => [r.file.filename, anchors(r.file.filename, r.hunks, changes)]),
+    ),
     maxComments: options.settings.max_comments,
   });
   countComments(options, placement, answer?.malformed ?? 0);
@@ -142,12 +144,19 @@ export async function reviewPullRequest(options: ReviewPullRequestOptions): Prom
 
 /**
  * The lines a comment may sit on. GitHub places a review's comments on the pull request's whole
- * diff: an unchanged line around a push's change may lie outside it (a 422 that would cost the
- * review all its comments), while a line the push added is in it.
+ * diff: an unchanged line around a push's change may lie outside it, and so may a line the push
+ * "added" by merging the base branch in (either is a 422 that would cost the review all its
+ * comments). Only lines the PR's own diff adds are sure to be in it.
  */
-function anchors(hunks: Hunk[], changes: PullRequestChanges): Hunk[] {
+function anchors(path: string, hunks: Hunk[], changes: PullRequestChanges): Hunk[] {
   if (!changes.since) return hunks;
-  return hunks.map((hunk) => ({ ...hunk, lines: hunk.lines.filter((l) => l.kind === "add") }));
+  const own = changes.prAdded?.get(path) ?? new Set<number>();
+  return hunks.map((hunk) => ({
+    ...hunk,
+    lines: hunk.lines.filter(
+      (l) => l.kind === "add" && l.newLine !== undefined && own.has(l.newLine),
+    ),
+  }));
 }
 
 async function askModel(

@@ -22,6 +22,8 @@ describe("parseCommand", () => {
     ["<details>\n\n/talos x\n\n</details>\n\n/talos help", { name: "help", args: "" }],
     // An unclosed comment inside a paragraph is text on GitHub: the next line shows.
     ["text <!-- unclosed\n/talos help", { name: "help", args: "" }],
+    // Once the inline `<details>` closes, the following lines show again.
+    ["text <details>\nhidden </details>\n/talos help", { name: "help", args: "" }],
   ])("reads %j", (body, expected) => {
     expect(parse(body)).toEqual(expected);
   });
@@ -47,6 +49,9 @@ describe("parseCommand", () => {
     ["<details>\n\n/talos help\n\n</details>"],
     ["<details><summary>logs</summary>\n\n/talos help\n</details>"],
     ["<details>\n<summary>x</summary>\n/talos help\n</details>"],
+    // Inline HTML opening `<details>` mid-paragraph hides the lines after it on GitHub.
+    ["text <details>\n/talos help"],
+    ["text <details><summary>log</summary>\nmore\n/talos help\n</details>"],
     ["- /talos help"],
     ["1. /talos help"],
     ["# /talos help"],
