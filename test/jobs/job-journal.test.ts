@@ -166,19 +166,7 @@ describe("the job journal", () => {
     const directory = makeDataDir();
     const file = join(directory, "journal.log");
     const { journal } = await openJournal(file);
-    const prototype = await fileHandlePrototype(directory);
-    const appendFile = prototype.appendFile;
-    vi.spyOn(prototype, "appendFile").mockImplementation(async function (
-      this: FileHandle,
-      ...args: Parameters<FileHandle["appendFile"]>
-    ) {
-      // A full disk: part of the add is written, then the write fails. A start still fits.
-      if (String(args[0]).includes('"op":"add","id":"A"')) {
-        await appendFile.call(this, String(args[0]).slice(0, 10));
-        throw noSpace();
-      }
-      return appendFile.apply(this, args);
-    });
+    await failAddOf(directory, "A");
     // The delivery, and in the same tick the runner's pump, woken by another job's end.
     const enqueued = journal.enqueue(job("A", "issue"));
     const claimed = journal.claimNext();
@@ -203,18 +191,7 @@ describe("the job journal", () => {
     const directory = makeDataDir();
     const file = join(directory, "journal.log");
     const { journal } = await openJournal(file);
-    const prototype = await fileHandlePrototype(directory);
-    const appendFile = prototype.appendFile;
-    vi.spyOn(prototype, "appendFile").mockImplementation(async function (
-      this: FileHandle,
-      ...args: Parameters<FileHandle["appendFile"]>
-    ) {
-      if (String(args[0]).includes('"op":"add","id":"A"')) {
-        await appendFile.call(this, String(args[0]).slice(0, 10));
-        throw noSpace();
-      }
-      return appendFile.apply(this, args);
-    });
+    const prototype = await failAddOf(directory, "A");
     // The partial add cannot be cut off, so the next write (B's) rewrites the file.
     vi.spyOn(prototype, "truncate").mockRejectedValue(new Error("EIO: i/o error, ftruncate"));
     const enqueued = [journal.enqueue(job("A", "a")), journal.enqueue(job("B", "b"))];
@@ -302,3 +279,23 @@ describe("the job journal", () => {
     await journal.close();
   });
 });
+
+/**
+ * A full disk as delivery `id`'s add is written: part of it goes in, then the write fails.
+ * Returns FileHandle's prototype, for further failures.
+ */
+async function failAddOf(directory: string, id: string): Promise<FileHandle> {
+  const prototype = await fileHandlePrototype(directory);
+  const appendFile = prototype.appendFile;
+  vi.spyOn(prototype, "appendFile").mockImplementation(async function (
+    this: FileHandle,
+    ...args: Parameters<FileHandle["appendFile"]>
+  ) {
+    if (String(args[0]).includes(`"op":"add","id":"${id}"`)) {
+      await appendFile.call(this, String(args[0]).slice(0, 10));
+      throw noSpace();
+    }
+    return appendFile.apply(this, args);
+  });
+  return prototype;
+}
