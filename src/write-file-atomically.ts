@@ -1,6 +1,7 @@
 import { randomBytes } from "node:crypto";
 import { open, rename, rm } from "node:fs/promises";
 import { dirname } from "node:path";
+import { syncDirectory } from "./sync-directory.js";
 
 /**
  * Replaces a file so that a crash leaves either the old or the new content, never a mix or an
@@ -27,10 +28,5 @@ export async function writeFileAtomically(
     await rm(temporary, { force: true }).catch(() => undefined);
     throw error;
   }
-  const directory = await open(dirname(file), "r");
-  try {
-    await directory.sync();
-  } finally {
-    await directory.close();
-  }
+  await syncDirectory(dirname(file));
 }

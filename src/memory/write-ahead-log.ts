@@ -2,6 +2,7 @@ import { open, readdir, readFile, truncate, unlink, type FileHandle } from "node
 import { join } from "node:path";
 import { crc32 } from "node:zlib";
 import type { Logger } from "pino";
+import { syncDirectory } from "../sync-directory.js";
 
 /** A memory file that cannot be read as it should: names the file (and entry) and says why. */
 export class MemoryCorruptError extends Error {
@@ -45,12 +46,19 @@ export class WriteAheadLog {
   #size: number;
   /** A failed append's bytes are still in the segment (cutting them off failed too). */
   #dirty = false;
+  /**
+   * The segment may be new, its name not yet durable: the fdatasync of its first frames makes
+   * their bytes durable, not the directory entry that finds them, so a power cut could lose
+   * acknowledged adds with the whole file. The first append fsyncs the directory too.
+   */
+  #nameUnsynced: boolean;
 
   private constructor(directory: string, seq: number, handle: FileHandle, size: number) {
     this.#directory = directory;
     this.#seq = seq;
     this.#handle = handle;
     this.#size = size;
+    this.#nameUnsynced = size === 0;
   }
 
   /**
@@ -132,13 +140,22 @@ export class WriteAheadLog {
       throw error;
     }
     this.#size += size;
-    const syncing = this.#handle.datasync();
+    const naming = this.#nameUnsynced;
+    // Both settled before either's failure is thrown: a rotation must not close the handle
+    // under a datasync still running.
+    const syncing = Promise.allSettled([
+      this.#handle.datasync(),
+      naming ? syncDirectory(this.#directory) : undefined,
+    ]);
+    let results: Array<PromiseSettledResult<unknown>>;
     try {
       whileSyncing?.();
     } finally {
-      // Settled before anything rethrows: a rotation must not close the handle under it.
-      await syncing;
+      results = await syncing;
     }
+    const failed = results.find((result) => result.status === "rejected");
+    if (failed) throw failed.reason;
+    this.#nameUnsynced = false;
   }
 
   async #cutBack(): Promise<void> {
@@ -159,6 +176,7 @@ export class WriteAheadLog {
     this.#seq = closed + 1;
     this.#handle = next;
     this.#size = size;
+    this.#nameUnsynced = size === 0;
     return closed;
   }
 
