@@ -1,4 +1,5 @@
-import { readFileSync } from "node:fs";
+import { createPrivateKey } from "node:crypto";
+import { readFileSync, statSync } from "node:fs";
 import { join } from "node:path";
 import { parseEnv as parseDotEnv } from "node:util";
 import { getPrivateKey } from "@probot/get-private-key";
@@ -7,8 +8,15 @@ import { z } from "zod";
 
 /** Treats `FOO=` like an unset variable, as shells and `.env` files commonly produce it. */
 const optionalString = z.preprocess((v) => (v === "" ? undefined : v), z.string().optional());
+/**
+ * A number, a name from a list or a setting with a default treats `FOO=" "` as unset too, as
+ * Probot does (`Number(env.PORT) || 3000`): coerced, a blank would read as 0 (a random metrics
+ * port, no token budget) rather than fail. Secrets, URLs and names without a default are kept
+ * as written, so that a blank one is refused or passed on as Probot sees it.
+ */
+const unsetIfBlank = (v: unknown) => (typeof v === "string" && v.trim() === "" ? undefined : v);
 const withDefault = <T extends z.ZodType>(schema: T, fallback: z.input<T>) =>
-  z.preprocess((v) => (v === "" || v === undefined ? fallback : v), schema);
+  z.preprocess((v) => unsetIfBlank(v) ?? fallback, schema);
 
 /**
  * The process environment Talos reads, parsed once at start. Probot reads its own variables
@@ -21,10 +29,7 @@ export const EnvSchema = z.object({
     z.enum(["trace", "debug", "info", "warn", "error", "fatal", "silent"]),
     "info",
   ),
-  LOG_FORMAT: z.preprocess(
-    (v) => (v === "" ? undefined : v),
-    z.enum(["json", "pretty"]).optional(),
-  ),
+  LOG_FORMAT: z.preprocess(unsetIfBlank, z.enum(["json", "pretty"]).optional()),
   TALOS_DATA_DIR: withDefault(z.string(), "./data"),
   // GitHub keeps deliveries for redelivery for 3 days:
   // https://docs.github.com/en/webhooks/testing-and-troubleshooting-webhooks/redelivering-webhooks
@@ -113,13 +118,13 @@ export const EnvSchema = z.object({
   // Prometheus metrics: on a listener of their own (bound to 127.0.0.1 unless told otherwise),
   // or on the main port behind a bearer token. Neither set: no metrics are served.
   TALOS_METRICS_PORT: z.preprocess(
-    (v) => (v === "" ? undefined : v),
+    unsetIfBlank,
     z.coerce.number().int().min(0).max(65_535).optional(),
   ),
   TALOS_METRICS_HOST: withDefault(z.string().min(1), "127.0.0.1"),
   // Probot reads the port itself (3000 when unset); checked here so a bad one stops the start.
   PORT: z.preprocess(
-    (v) => (v === "" ? undefined : v),
+    unsetIfBlank,
     z.coerce
       .number({ error: "use a port number from 1 to 65535" })
       .int("use a port number from 1 to 65535")
@@ -197,7 +202,22 @@ export function parseEnv(
     throw new ConfigError(`Invalid environment: ${problems.join("; ")}`);
   }
   if (result.data.APP_ID !== undefined) checkPrivateKey(result.data, cwd);
+  // A missing one is created when first written; a file in its place fails every write later.
+  if (isNotDirectory(result.data.TALOS_DATA_DIR)) {
+    throw new ConfigError(
+      `Invalid environment: TALOS_DATA_DIR: ${result.data.TALOS_DATA_DIR} is not a directory`,
+    );
+  }
   return result.data;
+}
+
+/** Whether `path` is there but is no directory, or goes through a file (ENOTDIR). */
+export function isNotDirectory(path: string): boolean {
+  try {
+    return !statSync(path).isDirectory();
+  } catch (error) {
+    return (error as NodeJS.ErrnoException).code === "ENOTDIR";
+  }
 }
 
 /** Loads the key as Probot will, so a bad one stops the start in one line (never echoing it). */
@@ -231,6 +251,25 @@ function checkPrivateKey(env: Env, cwd: string): void {
         ? `Invalid environment: PRIVATE_KEY: not a PEM private key (the .pem file's contents, with \\n for line breaks, or base64 of them)`
         : `Invalid environment: PRIVATE_KEY_PATH: ${env.PRIVATE_KEY_PATH ?? "the .pem file"} does not hold a PEM private key`,
     );
+  }
+  // The PEM lines alone let a cut or edited key through, and the first JWT signed with it fails
+  // ("DECODER routines::unsupported"). GitHub App keys are RSA: JWTs are signed with RS256.
+  // https://docs.github.com/en/apps/creating-github-apps/authenticating-with-a-github-app/generating-a-json-web-token-jwt-for-a-github-app
+  let type: string | undefined;
+  try {
+    type = createPrivateKey(key).asymmetricKeyType;
+  } catch {
+    type = undefined;
+  }
+  if (type !== "rsa") {
+    const source = env.PRIVATE_KEY
+      ? "the PEM private key"
+      : `the key in ${env.PRIVATE_KEY_PATH ?? "the .pem file"}`;
+    const problem =
+      type === undefined
+        ? "cannot be read (cut short or edited?)"
+        : `is ${type}, not the RSA key GitHub gives an app`;
+    throw new ConfigError(`Invalid environment: ${variable}: ${source} ${problem}`);
   }
 }
 
@@ -441,12 +480,15 @@ export function loadEnvironment(
   cwd = process.cwd(),
   base: Record<string, string | undefined> = process.env,
 ): Record<string, string | undefined> {
+  const path = join(cwd, ".env");
   let file: string;
   try {
-    file = readFileSync(join(cwd, ".env"), "utf8");
+    file = readFileSync(path, "utf8");
   } catch (error) {
-    if ((error as NodeJS.ErrnoException).code === "ENOENT") return { ...base };
-    throw error;
+    const code = (error as NodeJS.ErrnoException).code;
+    if (code === "ENOENT") return { ...base };
+    // A directory or a file without read permission: say which, in one line.
+    throw new ConfigError(`cannot read ${path}: ${code ?? (error as Error).message}`);
   }
   return { ...base, ...parseDotEnv(file) };
 }

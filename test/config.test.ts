@@ -1,13 +1,18 @@
-import { readFileSync, writeFileSync } from "node:fs";
+import { createPrivateKey, generateKeyPairSync } from "node:crypto";
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { describe, expect, it } from "vitest";
 import {
   COMMAND_NAMES,
   ConfigError,
+  EnvSchema,
   getRepoConfigJsonSchema,
   getSecrets,
+  loadEnvironment,
   parseEnv,
   RepoConfigSchema,
+  type Env,
 } from "../src/config.js";
 import {
   parseRepoConfig,
@@ -236,11 +241,46 @@ describe("parseRepoConfig", () => {
 });
 
 describe("parseEnv", () => {
+  it("refuses a TALOS_DATA_DIR that is a file, naming it; a missing one is created later", () => {
+    const directory = mkdtempSync(join(tmpdir(), "talos-config-"));
+    const file = join(directory, "file");
+    writeFileSync(file, "");
+    for (const path of [file, join(file, "data")])
+      expect(() => parseEnv({ TALOS_DATA_DIR: path })).toThrow(
+        `Invalid environment: TALOS_DATA_DIR: ${path} is not a directory`,
+      );
+    expect(parseEnv({ TALOS_DATA_DIR: join(directory, "later") }).TALOS_DATA_DIR).toBe(
+      join(directory, "later"),
+    );
+    rmSync(directory, { recursive: true });
+  });
+
   it("applies defaults and treats empty values as unset", () => {
     const env = parseEnv({ TALOS_DATA_DIR: "", LOG_LEVEL: "", OPENAI_API_KEY: "" });
     expect(env.TALOS_DATA_DIR).toBe("./data");
     expect(env.LOG_LEVEL).toBe("info");
     expect(env.OPENAI_API_KEY).toBeUndefined();
+  });
+
+  it("treats a blank value as unset, as Probot does, never as 0", () => {
+    const defaults = parseEnv({});
+    // Every number with a default: `Number(" ")` is 0, which a coercion would take as a value.
+    const numbers = Object.keys(EnvSchema.shape).filter(
+      (name) => typeof defaults[name as keyof Env] === "number",
+    );
+    expect(numbers).toContain("TALOS_DAILY_TOKEN_BUDGET");
+    for (const name of numbers) {
+      for (const blank of [" ", "\t", "  \n"]) {
+        expect(parseEnv({ [name]: blank })[name as keyof Env]).toBe(defaults[name as keyof Env]);
+      }
+    }
+    const env = parseEnv({ TALOS_METRICS_PORT: " ", PORT: "\t", LOG_LEVEL: " ", LOG_FORMAT: " " });
+    expect(env.TALOS_METRICS_PORT).toBeUndefined();
+    expect(env.PORT).toBeUndefined();
+    expect(env.LOG_LEVEL).toBe("info");
+    expect(env.LOG_FORMAT).toBeUndefined();
+    // An explicit 0 is still a value: a metrics listener on a port the system picks.
+    expect(parseEnv({ TALOS_METRICS_PORT: "0" }).TALOS_METRICS_PORT).toBe(0);
   });
 
   it("fails with the variable's name", () => {
@@ -282,11 +322,43 @@ describe("parseEnv", () => {
     expect(() => parseEnv({ APP_ID: "1", PRIVATE_KEY_PATH: "not-a-key.pem" }, { cwd })).toThrow(
       /^Invalid environment: PRIVATE_KEY_PATH: not-a-key\.pem does not hold a PEM private key$/,
     );
+    // The PEM lines around a body that is not a key (cut, or edited by hand).
+    const mangled = TEST_PRIVATE_KEY.replace(/\n[A-Za-z0-9+/=]{64}\n/, "\nnot-base64!\n");
+    expect(mangled).not.toBe(TEST_PRIVATE_KEY);
+    expect(() => parseEnv({ APP_ID: "1", PRIVATE_KEY: mangled }, { cwd })).toThrow(
+      /^Invalid environment: PRIVATE_KEY: the PEM private key cannot be read \(cut short or edited\?\)$/,
+    );
+    writeFileSync(join(cwd, "mangled.pem"), mangled);
+    expect(() => parseEnv({ APP_ID: "1", PRIVATE_KEY_PATH: "mangled.pem" }, { cwd })).toThrow(
+      /^Invalid environment: PRIVATE_KEY_PATH: the key in mangled\.pem cannot be read/,
+    );
+    const ecKey = generateKeyPairSync("ec", {
+      namedCurve: "P-256",
+      privateKeyEncoding: { type: "pkcs8", format: "pem" },
+      publicKeyEncoding: { type: "spki", format: "pem" },
+    }).privateKey;
+    expect(() => parseEnv({ APP_ID: "1", PRIVATE_KEY: ecKey }, { cwd })).toThrow(
+      /^Invalid environment: PRIVATE_KEY: the PEM private key is ec, not the RSA key GitHub gives an app$/,
+    );
+    // PKCS#1, as GitHub's download is, loads too.
+    const pkcs1 = createPrivateKey(TEST_PRIVATE_KEY).export({ type: "pkcs1", format: "pem" });
+    expect(parseEnv({ APP_ID: "1", PRIVATE_KEY: String(pkcs1) }, { cwd }).APP_ID).toBe("1");
     expect(() => parseEnv({ APP_ID: "1" }, { cwd: makeDataDir() })).toThrow(
       /^Invalid environment: PRIVATE_KEY: APP_ID is set, but no private key is/,
     );
     // Without APP_ID, Probot's setup page starts: no key is needed.
     expect(parseEnv({}, { cwd: makeDataDir() }).APP_ID).toBeUndefined();
+  });
+
+  it("reads .env over the environment, and says in one line when it cannot", () => {
+    const cwd = makeDataDir();
+    expect(loadEnvironment(cwd, { A: "1" })).toEqual({ A: "1" });
+    writeFileSync(join(cwd, ".env"), "A=2\n");
+    expect(loadEnvironment(cwd, { A: "1" })).toEqual({ A: "2" });
+    const directory = makeDataDir();
+    mkdirSync(join(directory, ".env"));
+    expect(() => loadEnvironment(directory, {})).toThrow(ConfigError);
+    expect(() => loadEnvironment(directory, {})).toThrow(/^cannot read .*\.env: EISDIR$/);
   });
 
   it("counts a Redis password among the secrets kept out of logs", () => {

@@ -1,7 +1,15 @@
+import { stat } from "node:fs/promises";
 import type { Readable, Writable } from "node:stream";
 import { parseArgs, type ParseArgsConfig } from "node:util";
 import { systemClock } from "../clock.js";
-import { ConfigError, getSecrets, loadEnvironment, parseEnv, type Env } from "../config.js";
+import {
+  ConfigError,
+  getSecrets,
+  isNotDirectory,
+  loadEnvironment,
+  parseEnv,
+  type Env,
+} from "../config.js";
 import { createLogger } from "../create-logger.js";
 import { MEMORY_KINDS, type MemoryKind } from "../memory/memory-store.js";
 import { readVersion } from "../read-version.js";
@@ -115,19 +123,26 @@ async function runReplay(argv: string[], io: CliIO): Promise<number> {
     strict: true,
     options: {
       event: { type: "string" },
-      fixtures: { type: "string", default: "fixtures" },
+      fixtures: { type: "string" },
       json: { type: "boolean", default: false },
     },
   });
   const [file, ...extra] = positionals;
   if (!file || extra.length > 0)
     throw new UsageError("replay takes one payload file: talos replay <payload.json>");
+  // Without --fixtures, fixtures/ may be missing (every read answers 404); a named one must be.
+  const fixtures = values.fixtures === undefined ? "directory" : await kindOf(values.fixtures);
+  if (fixtures !== "directory") {
+    throw new UsageError(
+      `--fixtures: ${values.fixtures} ${fixtures === "missing" ? "does not exist" : "is not a directory"}`,
+    );
+  }
   const env = parseEnv(io.env);
   const log = await createCliLogger(env, io);
   const result = await replay({
     file,
     event: values.event,
-    fixturesDir: `${values.fixtures}/api`,
+    fixturesDir: `${values.fixtures ?? "fixtures"}/api`,
     version: await readVersion(),
     log,
   });
@@ -187,7 +202,7 @@ async function runMemory(argv: string[], io: CliIO): Promise<number> {
   });
   const env = parseEnv(io.env);
   const options: MemoryCommandOptions = {
-    dataDir: values["data-dir"] ?? env.TALOS_DATA_DIR,
+    dataDir: resolveDataDir(values["data-dir"], env),
     repo: values.repo,
     installation: values.installation,
     json: values.json,
@@ -234,7 +249,7 @@ async function runBackfill(argv: string[], io: CliIO): Promise<number> {
     repo,
     installation: values.installation,
     max: values.max === undefined ? env.TALOS_BACKFILL_MAX : parseCount("--max", values.max, 0),
-    dataDir: values["data-dir"] ?? env.TALOS_DATA_DIR,
+    dataDir: resolveDataDir(values["data-dir"], env),
     env,
     clock: systemClock,
     log: await createCliLogger(env, io),
@@ -254,7 +269,7 @@ async function runJobs(argv: string[], io: CliIO): Promise<number> {
   if (positionals.length > 0) throw new UsageError(`unexpected argument "${positionals[0]}"`);
   const env = parseEnv(io.env);
   return showJobs({
-    dataDir: values["data-dir"] ?? env.TALOS_DATA_DIR,
+    dataDir: resolveDataDir(values["data-dir"], env),
     json: values.json,
     env,
     clock: systemClock,
@@ -266,11 +281,34 @@ async function runJobs(argv: string[], io: CliIO): Promise<number> {
 /** Warnings and errors only, unless LOG_LEVEL asks for more; on stderr, away from the output. */
 function createCliLogger(env: Env, io: CliIO) {
   return createLogger({
-    level: io.env.LOG_LEVEL ? env.LOG_LEVEL : "warn",
+    // A blank LOG_LEVEL is unset, as in the schema.
+    level: io.env.LOG_LEVEL?.trim() ? env.LOG_LEVEL : "warn",
     format: env.LOG_FORMAT ?? "pretty",
     secrets: getSecrets(env),
     destination: io.stderr,
   });
+}
+
+/**
+ * --data-dir, else TALOS_DATA_DIR (which parseEnv checked). A missing one holds nothing yet (it
+ * is created when written), but a file in its place is bad input.
+ */
+function resolveDataDir(option: string | undefined, env: Env): string {
+  if (option !== undefined && isNotDirectory(option))
+    throw new UsageError(`--data-dir: ${option} is not a directory`);
+  return option ?? env.TALOS_DATA_DIR;
+}
+
+/** "file" for anything but a directory, including a path that goes through a file (ENOTDIR). */
+async function kindOf(path: string): Promise<"directory" | "file" | "missing"> {
+  try {
+    return (await stat(path)).isDirectory() ? "directory" : "file";
+  } catch (error) {
+    const code = (error as NodeJS.ErrnoException).code;
+    if (code === "ENOENT") return "missing";
+    if (code === "ENOTDIR") return "file";
+    throw error;
+  }
 }
 
 function parseCount(option: string, value: string, least: number): number {

@@ -1,4 +1,5 @@
 import { spawnSync } from "node:child_process";
+import { writeFileSync } from "node:fs";
 import { createServer as createNetServer } from "node:net";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
@@ -273,6 +274,22 @@ describe("a bad environment", () => {
     expect(result.status).toBe(2);
     expect(result.stderr.trim().split("\n")).toEqual([
       expect.stringMatching(/^talos: Invalid environment: TALOS_CONCURRENCY: /),
+    ]);
+  });
+
+  it("stops npm start with exit code 2 and one line when TALOS_DATA_DIR is a file", () => {
+    buildDist();
+    const file = join(makeDataDir(), "not-a-directory");
+    writeFileSync(file, "");
+    const result = spawnSync(process.execPath, [join(ROOT, "dist/main.js")], {
+      cwd: makeWorkDir(),
+      env: { PATH: process.env.PATH ?? "", TALOS_DATA_DIR: file },
+      encoding: "utf8",
+      timeout: 30_000,
+    });
+    expect(result.status).toBe(2);
+    expect(result.stderr.trim().split("\n")).toEqual([
+      `talos: Invalid environment: TALOS_DATA_DIR: ${file} is not a directory`,
     ]);
   });
 

@@ -1,0 +1,131 @@
+import { generateKeyPairSync } from "node:crypto";
+import { mkdirSync, writeFileSync } from "node:fs";
+import { join } from "node:path";
+import { describe, expect, it } from "vitest";
+import { githubScope, mockRepoConfig } from "../helpers/github-mocks.js";
+import { runTalos } from "../helpers/run-talos.js";
+import { makeDataDir, TEST_PRIVATE_KEY } from "../helpers/test-app.js";
+
+/** The contract: exit code 2 and one line on stderr, which matches `message`. */
+function expectBadInput(result: { code: number; err: string }, message: RegExp) {
+  expect(result.err).toMatch(message);
+  expect(result.err.trim().split("\n")).toHaveLength(1);
+  expect(result.code).toBe(2);
+}
+
+/** A file where a directory belongs. */
+function makeFile() {
+  const file = join(makeDataDir(), "not-a-directory");
+  writeFileSync(file, "");
+  return file;
+}
+
+/** The PEM lines around a body that is not a key: what a cut or hand-edited key file looks like. */
+const MANGLED_KEY = TEST_PRIVATE_KEY.replace(/\n[A-Za-z0-9+/=]{64}\n/, "\nnot-base64!\n");
+const EC_KEY = generateKeyPairSync("ec", {
+  namedCurve: "P-256",
+  privateKeyEncoding: { type: "pkcs8", format: "pem" },
+  publicKeyEncoding: { type: "spki", format: "pem" },
+}).privateKey;
+
+describe("talos backfill with an app key that cannot sign", () => {
+  const keyFile = join(makeDataDir(), "mangled.pem");
+  writeFileSync(keyFile, MANGLED_KEY);
+
+  it.each([
+    ["a mangled PRIVATE_KEY", { PRIVATE_KEY: MANGLED_KEY }, "PRIVATE_KEY: .* cannot be read"],
+    ["a mangled key file", { PRIVATE_KEY_PATH: keyFile }, "PRIVATE_KEY_PATH: .* cannot be read"],
+    ["an EC key", { PRIVATE_KEY: EC_KEY }, "PRIVATE_KEY: .* is ec, not the RSA key"],
+  ])("exits 2 naming the variable for %s, before any request", async (_, keyEnv, message) => {
+    // nock.disableNetConnect() is in force: the JWT request would fail with exit code 1.
+    const scope = githubScope();
+    const result = await runTalos(["backfill", "acme/widgets", "--data-dir", makeDataDir()], {
+      env: { APP_ID: "1", ...keyEnv },
+    });
+    expectBadInput(result, new RegExp(`^talos backfill: Invalid environment: ${message}`));
+    expect(result.err).not.toContain("not-base64");
+    expect(scope.pendingMocks()).toEqual([]);
+  });
+});
+
+describe("a data directory that is a file", () => {
+  it("exits 2 naming TALOS_DATA_DIR for talos jobs", async () => {
+    const file = makeFile();
+    expectBadInput(
+      await runTalos(["jobs"], { env: { TALOS_DATA_DIR: file } }),
+      new RegExp(`^talos jobs: Invalid environment: TALOS_DATA_DIR: ${file} is not a directory\n$`),
+    );
+    // A path through a file is no directory either (ENOTDIR, not ENOENT).
+    expectBadInput(
+      await runTalos(["jobs", "--json"], { env: { TALOS_DATA_DIR: join(file, "data") } }),
+      /^talos jobs: Invalid environment: TALOS_DATA_DIR: .* is not a directory\n$/,
+    );
+  });
+
+  it("exits 2 naming --data-dir when the option gave it, for jobs and backfill", async () => {
+    const file = makeFile();
+    expectBadInput(
+      await runTalos(["jobs", "--data-dir", file]),
+      new RegExp(`^talos jobs: --data-dir: ${file} is not a directory\n$`),
+    );
+    // Refused before GitHub is asked anything (no request is mocked).
+    expectBadInput(
+      await runTalos(["backfill", "acme/widgets", "--installation", "7", "--data-dir", file], {
+        env: { GITHUB_TOKEN: "ghp_badInputTestToken0123456789abcdefgh" },
+      }),
+      new RegExp(`^talos backfill: --data-dir: ${file} is not a directory\n$`),
+    );
+  });
+
+  it("still lists no jobs for a data directory not made yet", async () => {
+    const result = await runTalos(["jobs", "--data-dir", join(makeDataDir(), "new")]);
+    expect(result.code).toBe(0);
+    expect(result.out).toBe("No jobs waiting, parked or refused.\n");
+  });
+});
+
+describe("talos replay --fixtures", () => {
+  const payload = "fixtures/issue_comment.created.help.json";
+
+  it("exits 2 naming a directory that does not exist", async () => {
+    const missing = join(makeDataDir(), "no-such-fixtures");
+    expectBadInput(
+      await runTalos(["replay", payload, "--fixtures", missing]),
+      new RegExp(`^talos replay: --fixtures: ${missing} does not exist\n$`),
+    );
+  });
+
+  it("exits 2 for a file given as the directory", async () => {
+    const file = makeFile();
+    expectBadInput(
+      await runTalos(["replay", payload, "--fixtures", file]),
+      new RegExp(`^talos replay: --fixtures: ${file} is not a directory\n$`),
+    );
+  });
+});
+
+describe("the .env file", () => {
+  it("exits 2 in one line when it cannot be read", async () => {
+    const cwd = makeDataDir();
+    mkdirSync(join(cwd, ".env"));
+    expectBadInput(
+      await runTalos(["jobs"], { cwd }),
+      new RegExp(`^talos jobs: cannot read ${join(cwd, ".env")}: EISDIR\n$`),
+    );
+  });
+});
+
+describe("blank variables", () => {
+  it("treat a blank LOG_LEVEL as unset: warnings only, not the info lines", async () => {
+    const scope = githubScope();
+    mockRepoConfig(scope, { owner: "acme", repo: "widgets" });
+    scope.get("/repos/acme/widgets").reply(404, { message: "Not Found" });
+    const { code, err } = await runTalos(
+      ["backfill", "acme/widgets", "--installation", "7", "--data-dir", makeDataDir()],
+      { env: { GITHUB_TOKEN: "ghp_badInputTestToken0123456789abcdefgh", LOG_LEVEL: " " } },
+    );
+    expect(scope.pendingMocks()).toEqual([]);
+    expect(err).toBe("talos backfill: there is no repository acme/widgets, or it is not visible\n");
+    expect(code).toBe(2);
+  });
+});
