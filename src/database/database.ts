@@ -153,6 +153,8 @@ export interface MemoryDatabase {
 export class Database implements MemoryDatabase {
   readonly #pool: pg.Pool;
   readonly #options: DatabaseOptions;
+  /** The pool's connections whose socket has not closed yet (see `close`). */
+  readonly #connections = new Set<pg.Client>();
   #vector = false;
 
   private constructor(options: DatabaseOptions) {
@@ -160,6 +162,10 @@ export class Database implements MemoryDatabase {
     this.#pool = new pg.Pool({ connectionString: options.url, max: 10 });
     // An idle client's error (the server restarted) would otherwise end the process.
     this.#pool.on("error", (error) => options.log.warn({ err: error }, "PostgreSQL client error"));
+    // A pool's clients are `pg.Client`s (its type hides `end`, which `release` stands for).
+    this.#pool.on("connect", (client) => this.#connections.add(client as unknown as pg.Client));
+    // Emitted once a connection the pool let go of has ended.
+    this.#pool.on("remove", (client) => this.#connections.delete(client as unknown as pg.Client));
   }
 
   static async open(options: DatabaseOptions): Promise<Database> {
@@ -228,6 +234,8 @@ export class Database implements MemoryDatabase {
   ): Promise<{ listening: () => boolean; close: () => Promise<void> }> {
     const { log } = this.#options;
     let client: pg.Client | undefined;
+    /** A connection being made, not listening yet: `close` hangs it up too. */
+    let connecting: pg.Client | undefined;
     let closed = false;
     let timer: NodeJS.Timeout | undefined;
     let checkTimer: NodeJS.Timeout | undefined;
@@ -237,6 +245,7 @@ export class Database implements MemoryDatabase {
       timer = setTimeout(
         () =>
           void connect().catch((error: unknown) => {
+            if (closed) return;
             log.warn({ err: error }, "PostgreSQL notifications: reconnecting failed");
             reconnect();
           }),
@@ -257,8 +266,7 @@ export class Database implements MemoryDatabase {
         if (client !== next) return;
         client = undefined;
         clearTimeout(checkTimer);
-        // With a check unanswered, pg destroys the socket rather than wait for a goodbye.
-        next.end().catch(() => undefined);
+        void hangUp(next);
         if (closed) return;
         log.warn({ err: error }, "PostgreSQL notifications lost; reconnecting");
         handlers.onGap();
@@ -266,14 +274,17 @@ export class Database implements MemoryDatabase {
       };
       next.on("error", lost);
       next.on("end", () => lost());
+      connecting = next;
       try {
         await next.connect();
         await next.query(`LISTEN "${channel}"`);
       } catch (error) {
-        await next.end().catch(() => undefined);
+        await hangUp(next);
         throw error;
+      } finally {
+        connecting = undefined;
       }
-      if (closed) return void (await next.end().catch(() => undefined));
+      if (closed) return void (await hangUp(next));
       client = next;
       // What was written while no one listened is caught up with.
       handlers.onGap();
@@ -294,15 +305,18 @@ export class Database implements MemoryDatabase {
         closed = true;
         clearTimeout(timer);
         clearTimeout(checkTimer);
-        const last = client;
+        const open = [client, connecting].filter((c) => c !== undefined);
         client = undefined;
-        await last?.end();
+        await Promise.all(open.map(hangUp));
       },
     };
   }
 
   async close(): Promise<void> {
     await this.#pool.end();
+    // The pool ends its idle connections with a goodbye, and their sockets stay open until the
+    // server answers it: one gone silent never does, and they would keep the process alive.
+    await Promise.all([...this.#connections].map(hangUp));
   }
 
   async #migrate(): Promise<void> {
@@ -353,6 +367,18 @@ export class Database implements MemoryDatabase {
       client.release();
     }
   }
+}
+
+/**
+ * Closes a connection without waiting for the server: pg's `end()` says goodbye, then waits for
+ * the server to close its side, which a server gone silent (a partition, a NAT or load balancer
+ * that forgot the connection) never does, for ever, with the socket keeping the process alive.
+ * Resolves once the socket is closed.
+ */
+async function hangUp(client: pg.Client): Promise<void> {
+  const ended = client.end().catch(() => undefined);
+  client.connection.stream.destroy();
+  await ended;
 }
 
 /**

@@ -106,6 +106,12 @@ if not redis.call('LPOS', KEYS[1], ARGV[1]) then redis.call('RPUSH', KEYS[1], AR
 return 1
 `;
 
+// Whether a job put aside may run now: it heads its thread, and no one holds the thread.
+const TURN = `
+if redis.call('LINDEX', KEYS[1], 0) == ARGV[1] and redis.call('EXISTS', KEYS[2]) == 0 then return 1 end
+return 0
+`;
+
 const RENEW = `
 if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('PEXPIRE', KEYS[1], ARGV[2]) end
 return 0
@@ -116,6 +122,7 @@ type Scripts = Redis & {
   talosRelease(...args: Array<string | number>): Promise<string | null>;
   talosRenew(...args: Array<string | number>): Promise<number>;
   talosJoin(...args: Array<string | number>): Promise<number>;
+  talosTurn(...args: Array<string | number>): Promise<number>;
 };
 
 // A job not its thread's turn waits this long; the job before it wakes it when it ends, so this
@@ -175,6 +182,7 @@ export class RedisJobQueue implements JobQueue {
     this.#redis.defineCommand("talosRelease", { numberOfKeys: 5, lua: RELEASE });
     this.#redis.defineCommand("talosRenew", { numberOfKeys: 1, lua: RENEW });
     this.#redis.defineCommand("talosJoin", { numberOfKeys: 3, lua: JOIN });
+    this.#redis.defineCommand("talosTurn", { numberOfKeys: 2, lua: TURN });
     this.#redis.on("error", (error: Error) => {
       this.#lastError = error;
       this.#logOutage(error);
@@ -286,6 +294,17 @@ export class RedisJobQueue implements JobQueue {
         // Not its turn: back to wait a while; its place in its thread is kept.
         const wait = attempt === -1 ? NOT_YET_MS : HELD_MS;
         await bull.moveToDelayed(this.#options.clock.now() + wait, token);
+        // The job before it may have ended since the claim looked, its wake-up finding this one
+        // still claimed, not yet put aside, and leaving it: it would wait out the delay. Looked
+        // at again now that it is put aside: of the two, whichever looks last sees the other.
+        if (
+          await this.#redis.talosTurn(
+            this.#threadKey(data.thread),
+            this.#leaseKey(data.thread),
+            bull.id,
+          )
+        )
+          await this.#wake(bull.id);
         continue;
       }
       const claimed: Claimed = {

@@ -1,9 +1,10 @@
 import { spawnSync } from "node:child_process";
 import { randomUUID } from "node:crypto";
 import { join } from "node:path";
+import { Job as BullJob } from "bullmq";
 import { Redis } from "ioredis";
 import { pino } from "pino";
-import { afterAll, describe, expect, it } from "vitest";
+import { afterAll, describe, expect, it, vi } from "vitest";
 import { systemClock } from "../../src/clock.js";
 import type { Job, NewJob } from "../../src/jobs/job-queue.js";
 import { JobRunner } from "../../src/jobs/job-runner.js";
@@ -108,6 +109,32 @@ describe.runIf(available)("the Redis job queue (BullMQ)", () => {
     await b!.complete("two-1");
     await b!.complete("one-2");
     expect(await a!.count()).toBe(0);
+  });
+
+  it("runs a thread's next job at once when the job before it ends while another instance's claim finds it not yet its turn", async () => {
+    const [a, b] = await instances(on(2));
+    await a!.enqueue(job("before", "t"));
+    await a!.enqueue(job("next", "t"));
+    expect((await a!.claimNext())?.id).toBe("before");
+    // b's claim finds `next` not yet its turn, and puts it aside to wait; `before` ends on a in
+    // between, and a's wake-up finds `next` still claimed, not yet waiting.
+    const moveToDelayed = BullJob.prototype.moveToDelayed;
+    const putAside = vi
+      .spyOn(BullJob.prototype, "moveToDelayed")
+      .mockImplementationOnce(async function (this: BullJob, ...args) {
+        await a!.complete("before");
+        return moveToDelayed.apply(this, args);
+      });
+    try {
+      // The next claim, on either instance, runs it: not after the 10 s a job put aside waits.
+      const onB = await b!.claimNext();
+      const claimed = onB ?? (await a!.claimNext());
+      expect(putAside).toHaveBeenCalledTimes(1);
+      expect(claimed).toMatchObject({ id: "next", attempts: 1 });
+      await (onB ? b! : a!).complete("next");
+    } finally {
+      putAside.mockRestore();
+    }
   });
 
   it("retries a failed job at its time, counting attempts; a parked job is listed and frees its thread", async () => {
