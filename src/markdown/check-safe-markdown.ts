@@ -1,7 +1,11 @@
 import type { MarkdownIt, Token } from "markdown-it";
 import { attribute, createMarkdownParser } from "./create-markdown-parser.js";
 import { findMarker, targetProblem } from "./safe-text.js";
-import { MAX_SAFE_MARKDOWN, type SafeMarkdownOptions } from "./to-safe-markdown.js";
+import {
+  isSuggestionLabel,
+  MAX_SAFE_MARKDOWN,
+  type SafeMarkdownOptions,
+} from "./to-safe-markdown.js";
 
 /**
  * The promises of `toSafeMarkdown`, checked on its output as GitHub would render it: a fresh
@@ -26,6 +30,8 @@ export function checkSafeMarkdown(
     for (const token of tokens) {
       if (token.type === "link_open") inLink++;
       if (token.type === "link_close") inLink--;
+      if (token.type === "fence" && !options.suggestion && isSuggestionLabel(token.info))
+        problems.push("a suggested change the text was not made for");
       if (token.type === "html_block" || token.type === "html_inline")
         problems.push(`raw HTML: ${JSON.stringify(token.content.slice(0, 40))}`);
       if (token.type === "link_open" || token.type === "image") {

@@ -22,6 +22,12 @@ export interface SafeMarkdownOptions {
   references: readonly number[];
   /** The longest result, in characters (default 60,000). */
   maxLength?: number;
+  /**
+   * The text is a suggested change of a review comment, checked against the diff by its writer:
+   * its `suggestion` fence keeps that label. In any other text such a fence is relabelled `text`,
+   * since GitHub gives it a button that commits whatever it holds.
+   */
+  suggestion?: boolean;
 }
 
 // GitHub's alert syntax (`> [!WARNING]` alone on a quote's first line), which Talos uses itself.
@@ -50,7 +56,8 @@ export function toSafeMarkdown(
   const room = max - TRUNCATED.length - 2;
   const kept: string[] = [];
   let length = 0;
-  for (const block of new Writer(parser.parse(clean, {}), scope).blocks()) {
+  const blocks = new Writer(parser.parse(clean, {}), scope, options.suggestion === true).blocks();
+  for (const block of blocks) {
     const cost = block.markdown.length + (kept.length > 0 ? 2 : 0);
     if (length + cost > room) {
       // A first block too long to keep whole is shown as much of its text as fits, inert.
@@ -86,6 +93,7 @@ class Writer {
   constructor(
     private readonly tokens: Token[],
     private readonly scope: TextScope,
+    private readonly suggestion: boolean,
   ) {}
 
   /** The top-level blocks, with the source lines each came from. */
@@ -144,7 +152,7 @@ class Writer {
       case "fence":
       case "code_block":
         this.#at++;
-        return fencedCode(token.content, token.type === "fence" ? token.info : "");
+        return fencedCode(token.content, token.type === "fence" ? token.info : "", this.suggestion);
       case "html_block": {
         this.#at++;
         const visible = stripHtmlComments(token.content).trim();
@@ -221,16 +229,30 @@ class Writer {
     return [line(rows[0]!), `| ${aligns.join(" | ")} |`, ...rows.slice(1).map(line)];
   }
 
-  /** Inline tokens as Markdown; links and HTML are checked here. */
+  /**
+   * Inline tokens as Markdown; links and HTML are checked here. Text is written a run at a time:
+   * what a dropped HTML comment, link or image leaves joins the text around it (`@<!-- -->x`
+   * reads `@x`), and only the joined words show what GitHub would link.
+   */
   #inline(children: Token[], place: { inTable?: boolean; inHeading?: boolean }): string {
     let out = "";
     let lineStart = true;
+    let pending = "";
     // For each open link: whether its `[` was written (its target is allowed).
     const links: Array<{ written: boolean; href: string }> = [];
     let skipping = 0;
     const text = (content: string) => {
-      out += renderText(content, this.scope, { ...place, lineStart });
-      lineStart = false;
+      pending += content;
+    };
+    /** Writes the pending text, then `markdown`, which leaves a line start as `atLineStart`. */
+    const write = (markdown: string, atLineStart?: boolean) => {
+      if (pending) {
+        out += renderText(pending, this.scope, { ...place, lineStart });
+        pending = "";
+        lineStart = false;
+      }
+      out += markdown;
+      if (atLineStart !== undefined) lineStart = atLineStart;
     };
     for (const token of children) {
       if (skipping > 0) {
@@ -242,28 +264,28 @@ class Writer {
           text(token.content);
           break;
         case "code_inline":
-          out += codeSpan(token.content, place.inTable);
-          lineStart = false;
+          write(codeSpan(token.content, place.inTable), false);
           break;
         case "softbreak":
-          out += "\n";
-          lineStart = true;
+          write("\n", true);
           break;
         case "hardbreak":
-          out += place.inTable || place.inHeading ? " " : "\\\n";
-          lineStart = !place.inTable && !place.inHeading;
+          write(
+            place.inTable || place.inHeading ? " " : "\\\n",
+            !place.inTable && !place.inHeading,
+          );
           break;
         case "em_open":
         case "em_close":
-          out += "*";
+          write("*");
           break;
         case "strong_open":
         case "strong_close":
-          out += "**";
+          write("**");
           break;
         case "s_open":
         case "s_close":
-          out += "~~";
+          write("~~");
           break;
         case "link_open": {
           const href = attribute(token, "href") ?? "";
@@ -271,27 +293,29 @@ class Writer {
           // An autolink's text is its URL: written whole, or as text (which makes it code).
           if (token.markup === "linkify" || token.markup === "autolink") {
             if (allowed) {
-              out += `<${destination(href)}>`;
-              lineStart = false;
+              write(`<${destination(href)}>`, false);
               skipping = 1;
             }
             links.push({ written: false, href });
             break;
           }
-          if (allowed) out += "[";
+          if (allowed) write("[");
           links.push({ written: allowed, href });
           break;
         }
         case "link_close": {
           const link = links.pop();
-          if (link?.written) out += `](<${destination(link.href)}>)`;
+          if (link?.written) write(`](<${destination(link.href)}>)`);
           break;
         }
         case "image": {
           const src = attribute(token, "src") ?? "";
-          const alt = renderText(token.content, this.scope, { ...place, lineStart: false });
-          out += this.#allowed(src) ? `![${alt}](<${destination(src)}>)` : alt;
-          lineStart = false;
+          if (this.#allowed(src)) {
+            const alt = renderText(token.content, this.scope, { ...place, lineStart: false });
+            write(`![${alt}](<${destination(src)}>)`, false);
+          } else {
+            text(token.content);
+          }
           break;
         }
         case "html_inline": {
@@ -303,6 +327,7 @@ class Writer {
           if (token.content) text(token.content);
       }
     }
+    write("");
     return out;
   }
 
@@ -316,7 +341,7 @@ function destination(href: string): string {
   return href.replace(/[<>\s\\`]/g, (char) => encodeURIComponent(char));
 }
 
-function fencedCode(content: string, info: string): string[] {
+function fencedCode(content: string, info: string, suggestion: boolean): string[] {
   let longest = 2;
   for (const [run] of content.matchAll(/`+/g)) longest = Math.max(longest, run.length);
   const fence = "`".repeat(longest + 1);
@@ -326,8 +351,20 @@ function fencedCode(content: string, info: string): string[] {
       .split(/\s/)[0]
       ?.replace(/[^\w+.#-]/g, "")
       .slice(0, 40) ?? "";
-  const lines = breakMarkers(content).replace(/\n$/, "").split("\n");
-  return [fence + language, ...lines, fence];
+  // Checked on the label as written, after the cleaning above: `sugg'estion` would be one.
+  const label = isSuggestionLabel(language) && !suggestion ? "text" : language;
+  // An empty block stays empty: a suggestion without lines deletes the lines it is on.
+  const lines = content === "" ? [] : breakMarkers(content).replace(/\n$/, "").split("\n");
+  return [fence + label, ...lines, fence];
+}
+
+/**
+ * Whether a fenced block's info string makes it a suggested change, which GitHub shows with a
+ * button that commits it.
+ * https://docs.github.com/en/pull-requests/collaborating-with-pull-requests/reviewing-changes-in-pull-requests/incorporating-feedback-in-your-pull-request
+ */
+export function isSuggestionLabel(info: string): boolean {
+  return info.trim().split(/\s/)[0]?.toLowerCase() === "suggestion";
 }
 
 /** Blocks of a container: separated by a blank line, or by none in a tight list. */

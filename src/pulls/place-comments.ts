@@ -29,7 +29,13 @@ export interface PlacedComment {
   side: "RIGHT";
   start_line?: number;
   start_side?: "RIGHT";
+  /** The model's words, with its severity; no suggestion of theirs (see `disarmSuggestions`). */
   body: string;
+  /**
+   * The checked suggestion, as a `suggestion` block to append to the body. Kept apart so that
+   * only this block is made safe as a suggestion, never one the model spelt into its words.
+   */
+  suggestion?: string;
   severity: Severity;
 }
 
@@ -192,7 +198,10 @@ function capBody(body: string): string {
  * written against lines it misread would commit nonsense with one click); and whether the
  * suggestion, if any, was kept.
  */
-function renderBody(draft: CommentDraft, texts: string[]): { body: string; kept: boolean } {
+function renderBody(
+  draft: CommentDraft,
+  texts: string[],
+): { body: string; suggestion?: string; kept: boolean } {
   const words = disarmSuggestions(capBody(draft.body.trim()));
   const prose = `**${LABELS[draft.severity] ?? "Note"}:** ${words}`;
   const { suggestion, original } = draft;
@@ -201,7 +210,7 @@ function renderBody(draft: CommentDraft, texts: string[]): { body: string; kept:
   if (!fits || original === undefined || !isOriginal(original, texts)) {
     return { body: prose, kept: false };
   }
-  return { body: `${prose}\n\n${renderSuggestion(suggestion)}`, kept: true };
+  return { body: prose, suggestion: renderSuggestion(suggestion), kept: true };
 }
 
 /**
@@ -246,7 +255,7 @@ export function placeComments(options: PlaceCommentsOptions): PlacedComments {
       continue;
     }
     lines.add(draft.line);
-    const { body, kept } = renderBody(draft, location.texts);
+    const { body, suggestion, kept } = renderBody(draft, location.texts);
     if (!kept) suggestionsDropped++;
     placed.push({
       path: draft.path,
@@ -254,6 +263,7 @@ export function placeComments(options: PlaceCommentsOptions): PlacedComments {
       side: "RIGHT",
       ...(location.start < draft.line ? { start_line: location.start, start_side: "RIGHT" } : {}),
       body,
+      ...(suggestion === undefined ? {} : { suggestion }),
       severity: draft.severity,
     });
   }

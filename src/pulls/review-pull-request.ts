@@ -73,11 +73,11 @@ export async function reviewPullRequest(options: ReviewPullRequestOptions): Prom
     return marker?.kind === "review" ? [{ sha: marker.values[0], trigger: marker.values[1] }] : [];
   });
   const head = pull.headSha;
-  if (
-    commentId !== undefined &&
-    ours.some((r) => r.sha === head && r.trigger === String(commentId))
-  )
-    return { status: "already-posted", head };
+  // A command is answered once, whatever the head is now: a job resumed after a push that
+  // followed its review must not review the push as well, nor reply that nothing changed.
+  const answered =
+    commentId === undefined ? undefined : ours.find((r) => r.trigger === String(commentId));
+  if (answered) return { status: "already-posted", head: answered.sha ?? head };
   const last = ours.at(-1)?.sha;
   if (commentId === undefined && !last) return { status: "not-requested" };
   if (
@@ -231,14 +231,22 @@ async function postReview(
   };
   const marker = reviewMarker(pull.headSha, commentId);
   const comments: NewReviewComment[] = [];
-  for (const { path, line, side, start_line, start_side, body: text } of placed)
+  for (const { path, line, side, start_line, start_side, body: text, suggestion } of placed) {
+    // The words and the checked suggestion are made safe apart: only the latter may stay a
+    // `suggestion` block, however the model spelt one into its words.
+    const words = await markdown.toSafeMarkdown(text, scope);
+    const change =
+      suggestion === undefined
+        ? undefined
+        : await markdown.toSafeMarkdown(suggestion, { ...scope, suggestion: true });
     comments.push({
       path,
       line,
       side,
       ...(start_line === undefined ? {} : { start_line, start_side }),
-      body: await markdown.toSafeMarkdown(text, scope),
+      body: change === undefined ? words : `${words}\n\n${change}`,
     });
+  }
   const safeBody = await markdown.toSafeMarkdown(body, scope);
   try {
     const review = await pulls.createReview(number, {

@@ -41,6 +41,40 @@ describe("toSafeMarkdown", () => {
     expect(safe(input)).toBe(expected);
   });
 
+  it.each([
+    ["a dropped HTML comment", "@<!-- -->octocat", "`@octocat`"],
+    ["a link to a relative target", "@[octocat](/settings)", "`@octocat`"],
+    ["an image from http:", "@![octocat](http://track.example/p.gif)", "`@octocat`"],
+    ["a link hiding an issue number", "see #[999](/x)", "see `#999`"],
+    ["a link hiding a bare URL", "www[.evil.example](/x)", "`www.evil.example`"],
+  ])("checks the words %s leaves behind as GitHub reads them", (_what, input, expected) => {
+    const out = safe(input);
+    expect(out).toBe(expected);
+    expect(checkSafeMarkdown(out, options)).toEqual([]);
+  });
+
+  it("keeps no suggested change but in a text made for one, and an empty block empty", () => {
+    for (const fence of [
+      "```suggestion",
+      "```sugg'estion",
+      "~~~{suggestion}",
+      "```\u200bSuggestion",
+    ]) {
+      const out = safe(`Apply:\n\n${fence}\nevil();\n${fence.slice(0, 3)}`);
+      expect(out).toBe("Apply:\n\n```text\nevil();\n```");
+      expect(checkSafeMarkdown(out, options)).toEqual([]);
+    }
+    const change = "```suggestion\nconst a = 2;\n```";
+    expect(toSafeMarkdown(change, { ...options, suggestion: true }, parser)).toBe(change);
+    expect(checkSafeMarkdown(change, options)).not.toEqual([]);
+    expect(checkSafeMarkdown(change, { ...options, suggestion: true })).toEqual([]);
+    // An empty suggestion deletes the lines; one with an empty line replaces them with it.
+    expect(toSafeMarkdown("```suggestion\n```", { ...options, suggestion: true }, parser)).toBe(
+      "```suggestion\n```",
+    );
+    expect(safe("```\n\n```")).toBe("```\n\n```");
+  });
+
   it("drops HTML comments and shows other HTML as text, so no marker survives", () => {
     const out = safe("<!-- talos:reply:1 --> <img src=x onerror=alert(1)> <b>bold</b>\n\nnext");
     expect(out).toBe("&lt;img src=x onerror=alert(1)\\> &lt;b\\>bold&lt;/b\\>\n\nnext");

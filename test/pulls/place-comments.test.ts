@@ -1,6 +1,10 @@
 import { describe, expect, it } from "vitest";
 import { parsePatch, type Hunk } from "../../src/pulls/parse-patch.js";
-import { placeComments, type CommentDraft } from "../../src/pulls/place-comments.js";
+import {
+  placeComments,
+  type CommentDraft,
+  type PlacedComment,
+} from "../../src/pulls/place-comments.js";
 import { expectLinearTime } from "../helpers/hostile-input.js";
 
 // New file lines 10-14 in the first hunk, 40-42 in the second; old line 12 is deleted.
@@ -198,6 +202,10 @@ describe("placeComments", () => {
   }, 120_000);
 
   describe("suggestions", () => {
+    // The body and the checked suggestion are made safe apart, then posted as one text.
+    const written = (p: PlacedComment) =>
+      p.suggestion === undefined ? p.body : `${p.body}\n\n${p.suggestion}`;
+
     it("appends a suggestion when the model quoted the lines right", () => {
       const result = place([
         draft({
@@ -207,7 +215,7 @@ describe("placeComments", () => {
           suggestion: "const c = 3;\nconst d = c * 2;",
         }),
       ]);
-      expect(result.placed[0]!.body).toBe(
+      expect(written(result.placed[0]!)).toBe(
         ["**Major:** Why 4?", "", "```suggestion", "const c = 3;", "const d = c * 2;", "```"].join(
           "\n",
         ),
@@ -219,7 +227,7 @@ describe("placeComments", () => {
       const result = place([
         draft({ line: 10, original: "const a = 1;   ", suggestion: "const a = 2;" }),
       ]);
-      expect(result.placed[0]!.body).toContain("```suggestion\nconst a = 2;\n```");
+      expect(written(result.placed[0]!)).toContain("```suggestion\nconst a = 2;\n```");
     });
 
     it("drops a suggestion whose original does not match, or is missing, and keeps the comment", () => {
@@ -230,7 +238,7 @@ describe("placeComments", () => {
         // A range of two lines quoted as one.
         draft({ startLine: 40, line: 41, original: "x();", suggestion: "x" }),
       ]);
-      expect(result.placed.map((p) => p.body)).toEqual([
+      expect(result.placed.map(written)).toEqual([
         "**Major:** Why 4?",
         "**Major:** Why 4?",
         "**Major:** Why 4?",
@@ -241,7 +249,7 @@ describe("placeComments", () => {
 
     it("drops a suggestion that is too long", () => {
       const result = place([draft({ original: "const c = 4;", suggestion: "x".repeat(4_001) })]);
-      expect(result.placed[0]!.body).toBe("**Major:** Why 4?");
+      expect(written(result.placed[0]!)).toBe("**Major:** Why 4?");
       expect(result.suggestionsDropped).toBe(1);
       const fits = place([draft({ original: "const c = 4;", suggestion: "x".repeat(4_000) })]);
       expect(fits.suggestionsDropped).toBe(0);
@@ -249,18 +257,18 @@ describe("placeComments", () => {
 
     it("lets an empty suggestion delete the lines", () => {
       const result = place([draft({ line: 13, original: "const d = c * 2;", suggestion: "" })]);
-      expect(result.placed[0]!.body).toBe("**Major:** Why 4?\n\n```suggestion\n```");
+      expect(written(result.placed[0]!)).toBe("**Major:** Why 4?\n\n```suggestion\n```");
     });
 
     it("keeps an empty line that is the whole suggestion", () => {
       const result = place([draft({ line: 13, original: "const d = c * 2;", suggestion: "\n" })]);
-      expect(result.placed[0]!.body).toBe("**Major:** Why 4?\n\n```suggestion\n\n```");
+      expect(written(result.placed[0]!)).toBe("**Major:** Why 4?\n\n```suggestion\n\n```");
     });
 
     it("fences a suggestion with more backticks than any run in it", () => {
       const suggestion = "const s = `a` + ```` + '```';";
       const result = place([draft({ original: "const c = 4;", suggestion })]);
-      expect(result.placed[0]!.body).toBe(
+      expect(written(result.placed[0]!)).toBe(
         `**Major:** Why 4?\n\n\`\`\`\`\`suggestion\n${suggestion}\n\`\`\`\`\``,
       );
     });

@@ -1,4 +1,5 @@
 import { AIMessage } from "@langchain/core/messages";
+import nock from "nock";
 import { expect, it } from "vitest";
 import {
   githubScope,
@@ -130,4 +131,147 @@ it("after 'Update branch' (base merged in), a push review keeps the PR's inline 
   expect(prompt).not.toContain("export const x");
   // One POST only: the mock's second use (the fallback) stays unused.
   expect(scope.pendingMocks()).toEqual([`POST https://api.github.com:443${REPO}/pulls/2/reviews`]);
+});
+
+const COMMENT_ID = 492700400;
+
+function pullAt(head: string) {
+  return {
+    number: 2,
+    title: "t",
+    body: "b",
+    state: "open",
+    draft: false,
+    user: { login: "Codertocat", type: "User" },
+    head: { sha: head, ref: "changes" },
+    base: { sha: BASE, ref: "master" },
+    changed_files: SMALL.length,
+    html_url: "https://github.com/Codertocat/Hello-World/pull/2",
+  };
+}
+
+/** `/talos review` on pull request 2: its 👀 and config reads are mocked here. */
+async function receiveReviewCommand(app: Awaited<ReturnType<typeof createTestApp>>) {
+  const payload = loadFixture<any>("issue_comment.created.review.json");
+  payload.comment.body = "/talos review";
+  await app.probot.receive({ id: `d-${Math.random()}`, name: "issue_comment", payload } as never);
+}
+
+function mockCommandStart(scope: ReturnType<typeof githubScope>) {
+  mockAppIdentity(scope);
+  mockInstallationToken(scope);
+  mockRepoConfig(scope, { yaml: "pull_requests:\n  enabled: false\n" });
+  scope.post(`${REPO}/issues/comments/${COMMENT_ID}/reactions`, { content: "eyes" }).reply(201, {});
+}
+
+function mockFirstReviewReads(scope: ReturnType<typeof githubScope>) {
+  scope.get(`${REPO}/pulls/2`).times(2).reply(200, pullAt(HEAD_1));
+  scope.get(`${REPO}/pulls/2/reviews`).query({ per_page: "100" }).reply(200, []);
+  scope.get(`${REPO}/pulls/2/files`).query({ per_page: "100" }).reply(200, SMALL);
+  scope.get(REPO).reply(200, {
+    full_name: "Codertocat/Hello-World",
+    default_branch: "master",
+    visibility: "public",
+    archived: false,
+    description: "",
+  });
+  scope
+    .get(`${REPO}/contents/.gitattributes`)
+    .query({ ref: "master" })
+    .reply(404, { message: "Not Found" });
+}
+
+it("a resumed /talos review whose review is already up posts nothing more, though the head moved since", async () => {
+  // The job posted its review of HEAD_1, then died before it finished; a push moved the head to
+  // HEAD_2 before the job ran again. The command has had its answer: no second review, no reply.
+  const model = scriptedModel();
+  const app = await createTestApp({ model });
+  const scope = githubScope();
+  mockCommandStart(scope);
+  scope.get(`${REPO}/pulls/2`).reply(200, pullAt(HEAD_2));
+  scope
+    .get(`${REPO}/pulls/2/reviews`)
+    .query({ per_page: "100" })
+    .reply(200, [
+      {
+        id: 79,
+        user: { login: BOT },
+        body: `Looks fine.\n\n<!-- talos:review:${HEAD_1}:${COMMENT_ID} -->`,
+        commit_id: HEAD_1,
+      },
+    ]);
+  // Any other request (a comparison, a second review, a reply) is one nobody mocked.
+  const unexpected: string[] = [];
+  const noMatch = (req: { method: string; path: string }) =>
+    unexpected.push(`${req.method} ${req.path}`);
+  nock.emitter.on("no match", noMatch);
+
+  try {
+    await receiveReviewCommand(app);
+  } finally {
+    nock.emitter.removeListener("no match", noMatch);
+  }
+
+  expect(unexpected).toEqual([]);
+  expect(model.callCount).toBe(0);
+  expect(scope.pendingMocks()).toEqual([]);
+});
+
+it("posts a suggestion only where the draft's was checked: none the model spelt into its prose, and an empty one still deletes", async () => {
+  const model = scriptedModel().respond(
+    new AIMessage(
+      JSON.stringify({
+        verdict: "ok",
+        comments: [
+          {
+            path: "src/theme.js",
+            line: 3,
+            severity: "major",
+            // Each of these spellings is `suggestion` once the safe writer has cleaned it.
+            body: "Apply:\n\n```sugg'estion\nevil();\n```\n\n~~~{suggestion}\nevil();\n~~~\n\n```\u200bsuggestion\nevil();\n```",
+          },
+          {
+            path: "src/theme.js",
+            line: 4,
+            severity: "minor",
+            body: "Not needed.",
+            original: "  store.theme = name;",
+            suggestion: "",
+          },
+          {
+            path: "src/colours.js",
+            line: 1,
+            severity: "nit",
+            body: "Darker.",
+            original: "export const dark = '#111';",
+            suggestion: "export const dark = '#000';",
+          },
+        ],
+      }),
+    ),
+  );
+  const app = await createTestApp({ model });
+  const scope = githubScope();
+  mockCommandStart(scope);
+  mockFirstReviewReads(scope);
+  const reviews: any[] = [];
+  scope
+    .post(`${REPO}/pulls/2/reviews`, (body) => {
+      reviews.push(body);
+      return true;
+    })
+    .reply(200, { id: 90, html_url: "https://github.com/x" });
+
+  await receiveReviewCommand(app);
+
+  expect(scope.pendingMocks()).toEqual([]);
+  expect(reviews).toHaveLength(1);
+  const [prose, deletion, checked] = reviews[0].comments;
+  expect(prose).toMatchObject({ path: "src/theme.js", line: 3 });
+  expect(prose.body).toContain("evil();");
+  expect(prose.body).not.toMatch(/^(`{3,}|~{3,})\s*suggestion/im);
+  // An empty suggestion deletes the line; one empty line in it would replace the line instead.
+  expect(deletion).toMatchObject({ path: "src/theme.js", line: 4 });
+  expect(deletion.body).toBe("**Minor:** Not needed.\n\n```suggestion\n```");
+  expect(checked.body).toBe("**Nit:** Darker.\n\n```suggestion\nexport const dark = '#000';\n```");
 });
