@@ -27,11 +27,20 @@ export async function createAssistant(options: {
   tokenCounter?: TokenCounter;
 }): Promise<Assistant | undefined> {
   const { env, model, metrics, clock, log } = options;
-  const prompts = await PromptLibrary.open({
-    directory: env.TALOS_PROMPTS_DIR ?? BUNDLED_PROMPTS,
+  const shared = {
     clock,
     checkIntervalMs: env.TALOS_PROMPT_CHECK_INTERVAL_MS,
     log,
+  };
+  // An operator's own directory must hold every prompt the code renders, with the variables the
+  // shipped ones declare: a missing one would otherwise fail each command that needs it.
+  const required = env.TALOS_PROMPTS_DIR
+    ? (await PromptLibrary.open({ ...shared, directory: BUNDLED_PROMPTS })).declarations()
+    : undefined;
+  const prompts = await PromptLibrary.open({
+    ...shared,
+    directory: env.TALOS_PROMPTS_DIR ?? BUNDLED_PROMPTS,
+    required,
   });
   if (!model) {
     log.info("no OPENAI_API_KEY: the language-model features are off");
@@ -46,6 +55,7 @@ export async function createAssistant(options: {
       maxTokens: env.TALOS_AGENT_MAX_TOKENS,
       contextTokens: env.TALOS_AGENT_CONTEXT_TOKENS,
       maxToolCalls: env.TALOS_AGENT_MAX_TOOL_CALLS,
+      maxOutputTokens: env.TALOS_LLM_MAX_OUTPUT_TOKENS,
       tokenCounter: options.tokenCounter ?? createTokenCounter(),
     },
     metrics,

@@ -27,6 +27,11 @@ export interface AgentLimits {
    */
   maxToolCalls?: number | undefined;
   /**
+   * The longest answer one call may write (TALOS_LLM_MAX_OUTPUT_TOKENS): kept free of the budget
+   * before each call. Absent: nothing is kept for it.
+   */
+  maxOutputTokens?: number | undefined;
+  /**
    * Counts the tokens of what is sent to the model (one per process: its encoder takes 50 MB).
    * Absent: each text is bounded by its UTF-8 length, which no token count exceeds.
    */
@@ -71,9 +76,12 @@ export interface AgentResult {
 
 /**
  * The agent loop: call the model, run the tools it asks for, feed the results back, until it
- * answers. Bounded: at the step limit, or once the token budget is spent, the model is called
- * one last time without tools and told to answer with what it has. A tool's failure goes back to
- * the model as text; tool results are fenced as untrusted.
+ * answers. Bounded: at the step limit, or when what is left of the token budget (the run's cap,
+ * and the job's and the day's, re-read before each call) could not pay for two more calls, the
+ * model is called one last time without tools and told to answer with what it has. Each call is
+ * estimated before it is made (the conversation resends everything so far) and made only when
+ * it fits, the first excepted; tool results are cut to leave room for that last answer. A tool's
+ * failure goes back to the model as text; tool results are fenced as untrusted.
  */
 export async function runAgent(options: RunAgentOptions): Promise<AgentResult> {
   const { model, tools, limits, log } = options;
@@ -89,30 +97,65 @@ export async function runAgent(options: RunAgentOptions): Promise<AgentResult> {
   const usage = { input: 0, output: 0 };
   const toolCalls: AgentResult["toolCalls"] = [];
 
-  // Over budget, no call at all; within it, the run ends (with one last answer) at what is left.
+  const counter = limits.tokenCounter ?? UTF8_TOKEN_BOUND;
+  const reserve = limits.maxOutputTokens ?? 0;
+  // What the last call cost as the server counted it, and where its reply sits: the next call
+  // is sent all that again, plus what came after.
+  let sent: { tokens: number; next: number } | undefined;
+  let said = "";
+  const inputTokens = () =>
+    (sent?.tokens ?? 0) +
+    messages
+      .slice(sent?.next ?? 0)
+      .reduce((sum, message) => sum + counter.countTokens(contentText(message)), 0);
+  // Re-read before each call: other jobs of the installation spend the same day meanwhile.
+  const room = () =>
+    Math.min(
+      limits.maxTokens - usage.input - usage.output,
+      options.account?.remaining() ?? Infinity,
+    );
+
+  // Over budget, no call at all. The first call needs only something left; every later one must
+  // fit in what is left, and is the last (no tools) when a second one as large would not.
   options.account?.check();
-  const maxTokens = Math.min(limits.maxTokens, options.account?.remaining() ?? Infinity);
   for (let step = 1; ; step++) {
-    const last = step >= limits.maxSteps || usage.input + usage.output >= maxTokens;
+    const left = room();
+    const last = step >= limits.maxSteps || 2 * (inputTokens() + reserve) > left;
     if (last && step > 1) messages.push(new HumanMessage(options.finalNote));
-    const reply = await callModel(last ? withoutTools : withTools, messages, options, usage);
+    if (step > 1 && inputTokens() + reserve > left) {
+      const needed = inputTokens() + reserve;
+      log.warn({ step, needed, left, usage }, "agent run stopped: no budget left for another call");
+      return { text: said, finished: false, steps: step - 1, toolCalls, usage, messages };
+    }
+    const { reply, input, output } = await callModel(
+      last ? withoutTools : withTools,
+      messages,
+      options,
+      usage,
+    );
     messages.push(reply);
+    sent = { tokens: input + output, next: messages.length };
+    said = contentText(reply);
     const calls = reply.tool_calls ?? [];
     if (calls.length === 0 || last) {
       const text = contentText(reply);
-      const finished = calls.length === 0 && text.length > 0;
+      // Told to answer with what it has (the final note), the model is cut short by a limit.
+      const finished = calls.length === 0 && text.length > 0 && !(last && step > 1);
       log.info({ steps: step, finished, tools: toolCalls.length, usage }, "agent run finished");
       return { text, finished, steps: step, toolCalls, usage, messages };
     }
     const cap = limits.maxToolCalls ?? Infinity;
     if (calls.length > cap)
       log.warn({ asked: calls.length, cap }, "tool calls over the step's cap");
+    const ran: Array<{ id: string; name: string; content: string }> = [];
+    const notRun: ToolMessage[] = [];
     for (const [index, call] of calls.entries()) {
       // Every call needs an answer (the API rejects a conversation with an unanswered tool call).
+      const id = call.id ?? `call_${step}_${index}`;
       if (index >= cap) {
-        messages.push(
+        notRun.push(
           new ToolMessage({
-            tool_call_id: call.id ?? `call_${step}_${index}`,
+            tool_call_id: id,
             name: call.name,
             content: `Not run: at most ${cap} tool calls run per step, and this step asked for ${calls.length}. Ask again for any you still need.`,
           }),
@@ -121,15 +164,45 @@ export async function runAgent(options: RunAgentOptions): Promise<AgentResult> {
       }
       const { content, ok } = await runTool(call, byName, options);
       toolCalls.push({ name: call.name, ok });
+      ran.push({ id, name: call.name, content });
+    }
+    // The results share what the budget leaves once the next call (the last, at worst) and its
+    // answer are paid for: a result that does not fit is cut, so that the run can still answer.
+    const fixed = [...notRun, new HumanMessage(options.finalNote)].reduce(
+      (sum, message) => sum + counter.countTokens(contentText(message)),
+      inputTokens() + reserve,
+    );
+    const share = Math.floor((room() - fixed) / Math.max(1, ran.length));
+    for (const { id, name, content } of ran) {
+      const source = `result of the ${name} tool`;
       messages.push(
         new ToolMessage({
-          tool_call_id: call.id ?? `call_${step}_${toolCalls.length}`,
-          name: call.name,
-          content: options.fence.wrap(`result of the ${call.name} tool`, content),
+          tool_call_id: id,
+          name,
+          content: fenceResult(options.fence, source, content, share, counter),
         }),
       );
     }
+    messages.push(...notRun);
   }
+}
+
+// Less room than this is not worth a cut result's head.
+const MIN_RESULT_TOKENS = 100;
+
+/** The fenced result, cut to `share` tokens when it is longer, or a note when too little is left. */
+function fenceResult(
+  fence: Fence,
+  source: string,
+  content: string,
+  share: number,
+  counter: TokenCounter,
+): string {
+  const whole = fence.wrap(source, content);
+  if (counter.countTokens(whole, share) <= share) return whole;
+  const room = share - counter.countTokens(fence.wrap(source, ""));
+  if (room >= MIN_RESULT_TOKENS) return fence.bounded(room, counter).wrap(source, content);
+  return "Not shown: the run's token budget has no room left for this result. Answer with what you have.";
 }
 
 async function callModel(
@@ -137,7 +210,7 @@ async function callModel(
   messages: BaseMessage[],
   options: RunAgentOptions,
   usage: AgentResult["usage"],
-): Promise<AIMessage> {
+): Promise<{ reply: AIMessage; input: number; output: number }> {
   const { metrics, log } = options;
   const started = performance.now();
   let reply: AIMessage;
@@ -163,7 +236,7 @@ async function callModel(
   const installation = options.account?.installation ?? "none";
   metrics.llmTokens.inc({ installation, kind: options.kind, direction: "input" }, input);
   metrics.llmTokens.inc({ installation, kind: options.kind, direction: "output" }, output);
-  return reply;
+  return { reply, input, output };
 }
 
 async function runTool(

@@ -96,6 +96,8 @@ interface CachedPrompt {
   mtimeMs: number;
   size: number;
   checkedAt: number;
+  /** The file could not be stat'ed at the last check (logged once, until it is back). */
+  unreadable?: boolean;
 }
 
 export interface PromptLibraryOptions {
@@ -105,13 +107,19 @@ export interface PromptLibraryOptions {
   checkIntervalMs: number;
   log: Logger;
   fs?: PromptFileSystem;
+  /**
+   * The prompts the code renders, with the variables it fills: each must be there and declare
+   * exactly those, or start-up fails (an operator's TALOS_PROMPTS_DIR must hold them all).
+   */
+  required?: Readonly<Record<string, readonly string[]>>;
 }
 
 /**
  * The prompts under `prompts/`, loaded through a cache: a render costs no file access until the
  * check interval has passed, then one `stat`, and a read only when the file's mtime or size
- * changed. An edit is picked up without a restart; an edit that breaks the file keeps the last
- * good version in use and is logged.
+ * changed. An edit is picked up without a restart; an edit that breaks the file, changes the
+ * variables it takes (the code still fills the old ones, so every render would throw) or removes
+ * it keeps the last good version in use and is logged.
  */
 export class PromptLibrary {
   readonly #options: PromptLibraryOptions;
@@ -139,7 +147,23 @@ export class PromptLibrary {
     for (const entry of entries.filter((e) => e.endsWith(".md") && e !== "README.md").sort()) {
       await library.#load(entry.slice(0, -3), options.clock.now());
     }
+    for (const [name, variables] of Object.entries(options.required ?? {})) {
+      const cached = library.#cache.get(name);
+      if (!cached)
+        throw new PromptError(
+          library.#file(name),
+          `missing; Talos needs this prompt (variables: ${listOf(variables)})`,
+        );
+      checkVariables(cached.prompt, library.#file(name), variables);
+    }
     return library;
+  }
+
+  /** Each prompt's declared variables, by name: what the code fills for it. */
+  declarations(): Record<string, readonly string[]> {
+    return Object.fromEntries(
+      [...this.#cache].map(([name, { prompt }]) => [name, prompt.variables]),
+    );
   }
 
   names(): string[] {
@@ -153,10 +177,24 @@ export class PromptLibrary {
     if (now - cached.checkedAt < this.#options.checkIntervalMs) return cached.prompt;
     cached.checkedAt = now;
     const file = this.#file(name);
-    const info = await this.#fs.stat(file);
+    let info: { mtimeMs: number; size: number };
+    try {
+      info = await this.#fs.stat(file);
+    } catch (error) {
+      // Removed, or being replaced (a checkout deletes, then writes): keep serving the last
+      // version, and say so once.
+      if (!cached.unreadable)
+        this.#options.log.error(
+          { err: error, file },
+          "prompt file cannot be read; still using the previous version",
+        );
+      cached.unreadable = true;
+      return cached.prompt;
+    }
+    cached.unreadable = false;
     if (info.mtimeMs === cached.mtimeMs && info.size === cached.size) return cached.prompt;
     try {
-      return (await this.#load(name, now, info)).prompt;
+      return (await this.#load(name, now, info, cached.prompt.variables)).prompt;
     } catch (error) {
       // Keep serving the last good version; a broken edit must not take the assistant down.
       cached.mtimeMs = info.mtimeMs;
@@ -177,16 +215,33 @@ export class PromptLibrary {
     return join(this.#options.directory, `${name}.md`);
   }
 
+  /** Reads and parses a file; a reload (`variables` given) must declare the same variables. */
   async #load(
     name: string,
     now: number,
     known?: { mtimeMs: number; size: number },
+    variables?: readonly string[],
   ): Promise<CachedPrompt> {
     const file = this.#file(name);
     const info = known ?? (await this.#fs.stat(file));
     const prompt = parsePrompt(name, file, await this.#fs.readFile(file));
+    if (variables) checkVariables(prompt, file, variables);
     const cached = { prompt, mtimeMs: info.mtimeMs, size: info.size, checkedAt: now };
     this.#cache.set(name, cached);
     return cached;
   }
+}
+
+/** Throws unless `prompt` declares exactly `variables`, the ones the code fills. */
+function checkVariables(prompt: Prompt, file: string, variables: readonly string[]): void {
+  const declared = new Set(prompt.variables);
+  if (declared.size === variables.length && variables.every((v) => declared.has(v))) return;
+  throw new PromptError(
+    file,
+    `declares ${listOf(prompt.variables)}; the code fills ${listOf(variables)}`,
+  );
+}
+
+function listOf(names: readonly string[]): string {
+  return names.length > 0 ? names.join(", ") : "none";
 }

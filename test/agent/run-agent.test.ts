@@ -219,18 +219,36 @@ describe("the agent", () => {
         new AIMessage({
           content: "",
           tool_calls: [{ name: "list_labels", args: {}, id: "c1" }],
-          usage_metadata: { input_tokens: 9_000, output_tokens: 1_500, total_tokens: 10_500 },
+          usage_metadata: { input_tokens: 3_000, output_tokens: 500, total_tokens: 3_500 },
         }),
       )
       .respond(new AIMessage("Partial: labels listed."));
     const { answer, assistant } = await ask(model, { maxTokens: 10_000 });
 
-    expect(model.callCount).toBe(2);
-    expect(answer.text).toBe("Partial: labels listed.");
+    // The 6,500 tokens left pay for one more call as large, not two: it is the last.
+    expect(model.calls.map((c) => c.toolChoice)).toEqual(["auto", "none"]);
+    expect(answer).toMatchObject({ text: "Partial: labels listed.", finished: false });
     const tokens = await assistant.metrics.llmTokens.get();
     expect(tokens.values.find((v) => v.labels.direction === "input")?.value).toBeGreaterThanOrEqual(
-      9_000,
+      3_000,
     );
+  });
+
+  it("makes no further call once the first has spent the cap", async () => {
+    const model = fakeModel().respond(
+      new AIMessage({
+        content: "Looking at the labels.",
+        tool_calls: [{ name: "list_labels", args: {}, id: "c1" }],
+        usage_metadata: { input_tokens: 9_000, output_tokens: 1_500, total_tokens: 10_500 },
+      }),
+    );
+    const { answer, logs } = await ask(model, { maxTokens: 10_000 });
+
+    expect(model.callCount).toBe(1);
+    expect(answer).toMatchObject({ text: "Looking at the labels.", finished: false });
+    expect(
+      logs.lines().find((l) => l.msg === "agent run stopped: no budget left for another call"),
+    ).toMatchObject({ step: 2, left: -500 });
   });
 
   it("turns a model failure into an LlmError, and counts it", async () => {

@@ -1,3 +1,5 @@
+import { copyFileSync } from "node:fs";
+import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { describe, expect, it } from "vitest";
 import {
@@ -7,8 +9,12 @@ import {
   renderPrompt,
   type PromptFileSystem,
 } from "../../src/prompts/prompt-library.js";
+import { createAssistant } from "../../src/agent/create-assistant.js";
+import { parseEnv } from "../../src/config.js";
+import { createMetrics } from "../../src/metrics/create-metrics.js";
 import { createFakeClock } from "../helpers/fake-clock.js";
-import { captureLogs } from "../helpers/test-app.js";
+import { scriptedModel } from "../helpers/scripted-model.js";
+import { captureLogs, makeDataDir } from "../helpers/test-app.js";
 
 const GOOD =
   "---\ndescription: test\nvariables: [name, thread]\n---\nHello {{name}}, see {{ thread }} and {{name}} again.";
@@ -143,5 +149,93 @@ describe("the prompt cache", () => {
       .lines()
       .find((l) => String(l.msg).includes("still using the previous version"));
     expect(line).toMatchObject({ file: "/prompts/greet.md", level: 50 });
+  });
+});
+
+describe("prompt edits the code cannot fill", () => {
+  it("keeps the last good version when an edit changes the variables, and logs it", async () => {
+    const { library, clock, edit, logs } = await openLibrary({ "greet.md": GOOD });
+    // Valid on its own, but the code still fills `name` and `thread`: every render would throw.
+    edit("greet.md", "---\nvariables: [name]\n---\nHi {{name}}");
+    clock.advance(1500);
+
+    expect(await library.render("greet", { name: "Ada", thread: "t" })).toBe(
+      "Hello Ada, see t and Ada again.",
+    );
+    const line = logs
+      .lines()
+      .find((l) => String(l.msg).includes("still using the previous version"));
+    expect(line).toMatchObject({ file: "/prompts/greet.md", level: 50 });
+    expect(String((line?.err as { message?: string } | undefined)?.message)).toContain(
+      "declares name; the code fills name, thread",
+    );
+  });
+
+  it("keeps the last good version while a file is missing, and logs it", async () => {
+    const { library, clock, fs, logs } = await openLibrary({ "greet.md": GOOD });
+    const stat = fs.stat;
+    fs.stat = async (path) => {
+      throw Object.assign(new Error(`ENOENT: no such file or directory, stat '${path}'`), {
+        code: "ENOENT",
+      });
+    };
+    clock.advance(1500);
+
+    expect(await library.render("greet", { name: "Ada", thread: "t" })).toContain("Hello Ada");
+    expect(logs.lines().find((l) => String(l.msg).includes("cannot be read"))).toMatchObject({
+      file: "/prompts/greet.md",
+      level: 50,
+    });
+    // Back again, unchanged: served as before.
+    fs.stat = stat;
+    clock.advance(1500);
+    expect(await library.render("greet", { name: "Ada", thread: "t" })).toContain("Hello Ada");
+  });
+
+  it("fails start-up when a prompt the code uses is missing or declares other variables", async () => {
+    const memory = memoryFs({ "greet.md": "---\nvariables: [name]\n---\nHi {{name}}" });
+    const logs = await captureLogs("warn");
+    const open = (required: Record<string, readonly string[]>) =>
+      PromptLibrary.open({
+        directory: "/prompts",
+        clock: createFakeClock(),
+        checkIntervalMs: 1000,
+        log: logs.log,
+        fs: memory.fs,
+        required,
+      });
+
+    await expect(open({ greet: ["name"], ask: ["thread", "question"] })).rejects.toThrow(
+      "/prompts/ask.md: missing; Talos needs this prompt (variables: thread, question)",
+    );
+    await expect(open({ greet: ["name", "thread"] })).rejects.toThrow(
+      "/prompts/greet.md: declares name; the code fills name, thread",
+    );
+    await expect(open({ greet: ["name"] })).resolves.toBeInstanceOf(PromptLibrary);
+  });
+});
+
+describe("a prompt directory of the operator's own (TALOS_PROMPTS_DIR)", () => {
+  it("must hold every prompt the code uses, with its variables: start-up says which is missing", async () => {
+    const directory = makeDataDir();
+    const shipped = fileURLToPath(new URL("../../prompts/", import.meta.url));
+    for (const name of ["system.md", "step-limit.md", "ask.md"])
+      copyFileSync(join(shipped, name), join(directory, name));
+    const { log } = await captureLogs("warn");
+    const start = () =>
+      createAssistant({
+        env: parseEnv({ TALOS_PROMPTS_DIR: directory }),
+        model: scriptedModel(),
+        metrics: createMetrics(),
+        clock: createFakeClock(),
+        log,
+      });
+
+    await expect(start()).rejects.toThrow(
+      `${join(directory, "pr-summary.md")}: missing; Talos needs this prompt (variables: pull_request, scope, previous, diff, not_reviewed)`,
+    );
+    for (const name of ["pr-summary.md", "review.md", "summarize.md", "triage.md"])
+      copyFileSync(join(shipped, name), join(directory, name));
+    await expect(start()).resolves.toBeDefined();
   });
 });
