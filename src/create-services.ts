@@ -15,7 +15,8 @@ import { PostgresBudgetCounts } from "./database/postgres-budget-counts.js";
 import { TokenBudgets } from "./agent/token-budgets.js";
 import { AutomationBudget } from "./automations/automation-budget.js";
 import { systemClock, type Clock } from "./clock.js";
-import type { Env } from "./config.js";
+import { getSecrets, type Env } from "./config.js";
+import { createSecretScrubber } from "./create-logger.js";
 import { createOctokitClass, type GitHubLimits } from "./github/create-octokit.js";
 import { GitHubCache } from "./github/github-cache.js";
 import { RedisCacheBroadcast } from "./github/redis-cache-broadcast.js";
@@ -154,6 +155,7 @@ export async function createServices(options: ServicesOptions): Promise<Services
     clock,
     log,
     metrics,
+    scrub: createSecretScrubber(getSecrets(env)),
   });
   const model = "model" in options ? options.model : createChatModel(env);
   // One tokenizer for the process: its encoder takes 50 MB and half a second to build.

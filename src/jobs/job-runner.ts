@@ -12,6 +12,11 @@ export interface JobRunnerOptions {
   clock: Clock;
   log: Logger;
   metrics: Metrics;
+  /**
+   * Removes secrets from a failure's message before the queue keeps it, where `talos jobs` shows
+   * it: a server's error text may quote a key (the log scrubs its own copy).
+   */
+  scrub?: (text: string) => string;
 }
 
 export type JobHandler<C> = (context: C) => Promise<void>;
@@ -229,7 +234,8 @@ export class JobRunner<C> {
       const { error } = failure;
       this.#notify(job.id, error);
       const kind = classifyJobFailure(error);
-      const message = error instanceof Error ? error.message : String(error);
+      const scrub = this.#options.scrub ?? ((text: string) => text);
+      const message = scrub(error instanceof Error ? error.message : String(error));
       if (job.lease?.aborted) {
         // Its writes were refused from then on; the queue records nothing of this run's end.
         log.warn({ err: error }, "job left: this instance lost its lease, and another runs it");

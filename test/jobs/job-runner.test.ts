@@ -10,6 +10,8 @@ import {
   PermanentJobError,
   retryDelayMs,
 } from "../../src/jobs/job-runner.js";
+import { parseEnv } from "../../src/config.js";
+import { createServices } from "../../src/create-services.js";
 import { MalformedPayloadError } from "../../src/handlers/read-payload.js";
 import { MemoryDeletedError } from "../../src/memory/memory-store.js";
 import { createMetrics } from "../../src/metrics/create-metrics.js";
@@ -236,5 +238,34 @@ describe("the job runner", () => {
     expect(classifyJobFailure(new RequestError("Bad Gateway", 502, { request }))).toBe("retry");
     expect(classifyJobFailure(new Error("socket hang up"))).toBe("retry");
     expect([1, 2, 3, 10].map(retryDelayMs)).toEqual([30_000, 60_000, 120_000, 1_800_000]);
+  });
+});
+
+describe("the services' job runner", () => {
+  it("keeps no secret in a failure's message, which talos jobs shows", async () => {
+    const key = "sk-proj-Secret1234567890abcdefXYZ";
+    const env = parseEnv({
+      TALOS_DATA_DIR: makeDataDir(),
+      TALOS_JOB_MAX_ATTEMPTS: "1",
+      OPENAI_API_KEY: key,
+    });
+    const { log } = await captureLogs("silent");
+    const services = await createServices({ env, log, model: undefined });
+    try {
+      services.jobs.register("work", async () => {
+        // As a server might quote the request's key back in its error text.
+        throw new Error(`401 Incorrect API key provided: ${key}`);
+      });
+      services.jobs.start(async () => {
+        throw new Error("no context for a resumed job in this test");
+      });
+      await services.jobs.submit(job("leaky", "a"), {} as never);
+      await services.jobs.idle();
+      const parked = services.journal!.list()[0]?.parked?.error;
+      expect(parked).toMatch(/^401 Incorrect API key provided: /);
+      expect(parked).not.toContain(key);
+    } finally {
+      await services.close();
+    }
   });
 });
