@@ -25,6 +25,8 @@ export interface OctokitClassOptions {
   /** Tests switch throttling and retries off; production never does. */
   throttle?: boolean;
   retry?: boolean;
+  /** How long an attempt may wait for GitHub's answer; tests shorten it. See REQUEST_TIMEOUT_MS. */
+  requestTimeoutMs?: number;
   /**
    * With REDIS_URL: the write queues' datastore, so that the spacing of an installation's writes
    * holds across every instance, and the prefix of their keys.
@@ -65,6 +67,63 @@ function contentCreationPolicy(octokit: Octokit): void {
   });
 }
 
+// GitHub stops working on any request after 10 s and answers with a "Server Error":
+// https://docs.github.com/en/rest/using-the-rest-api/troubleshooting-the-rest-api#timeouts
+// An attempt still unanswered long after that is on a dead connection, and by the time it is
+// aborted GitHub is done with it: a look-up for a comment it may have created then finds it.
+const REQUEST_TIMEOUT_MS = 60_000;
+
+/**
+ * Aborts each attempt of a request (a retry gets its own) that GitHub has not begun to answer
+ * within `ms` of its being sent. The timer runs from the fetch, under the queues, so a write
+ * waiting for its turn is not cut short, and it stops at the response's headers, because Octokit
+ * reads a cut body as empty data without an error. The request ends with the timer: whatever
+ * tries again (the retry plugin, upsertReply, the job runner) never runs beside it.
+ */
+function abortUnanswered(ms: number) {
+  return (octokit: Octokit): void => {
+    octokit.hook.wrap("request", (request, options) => {
+      const send = options.request?.fetch as typeof fetch | undefined;
+      options.request = {
+        ...options.request,
+        fetch: async (input: Parameters<typeof fetch>[0], init: RequestInit = {}) => {
+          const deadline = new AbortController();
+          const timer = setTimeout(() => {
+            const message = `GitHub did not answer ${options.method} ${options.url} within ${ms} ms`;
+            deadline.abort(new DOMException(message, "TimeoutError"));
+          }, ms);
+          const signal = init.signal
+            ? AbortSignal.any([init.signal, deadline.signal])
+            : deadline.signal;
+          try {
+            return await (send ?? globalThis.fetch)(input, { ...init, signal });
+          } finally {
+            clearTimeout(timer);
+          }
+        },
+      };
+      return request(options);
+    });
+  };
+}
+
+// What the throttling plugin gives its jobs when it queues through Redis itself.
+const TURN_EXPIRATION_MS = 60_000;
+
+/**
+ * A queue in Redis counts a job as running until its process says it finished: one that died in
+ * between would hold its installation's writes on every instance for good. Jobs in these queues
+ * (the throttling plugin's empty ones, which only take a turn) therefore expire, as the plugin's
+ * would with a `connection`. Queues that run requests must not: see createOctokitClass.
+ */
+function expireJobs(group: Bottleneck.Group, ms: number): Bottleneck.Group {
+  group.on("created", (limiter) => {
+    const defaults = limiter as unknown as { jobDefaults: Record<string, unknown> };
+    defaults.jobDefaults = { ...defaults.jobDefaults, expiration: ms };
+  });
+  return group;
+}
+
 /**
  * Refuses the client's writes once `lease` is aborted: a shared queue's job whose lease this
  * instance lost, which another instance may run now. A write asked for then fails at once; one
@@ -101,6 +160,8 @@ export function createOctokitClass(options: OctokitClassOptions): typeof ProbotO
   const { cluster } = options;
   const shared = cluster ? { connection: cluster.connection } : {};
   const id = (name: string) => (cluster ? `${cluster.prefix}-${name}` : `talos-${name}`);
+  const expireTurns = (group: Bottleneck.Group) =>
+    cluster ? expireJobs(group, TURN_EXPIRATION_MS) : group;
   let queues: Record<"global" | "auth" | "search" | "write" | "notifications", Bottleneck.Group>;
   const getQueues = () =>
     (queues ??= {
@@ -109,6 +170,8 @@ export function createOctokitClass(options: OctokitClassOptions): typeof ProbotO
       // more round trips: 8 ms of CPU per `/talos ask` in the cluster bench (12.4 s → 10.0 s for
       // 300), for a limit (100 concurrent requests) that a few instances stay far below. Writes
       // are spaced across the cluster: those are what GitHub's secondary limits count.
+      // A Group's `timeout` is how long an idle installation's queue (and its Redis keys) is kept,
+      // not a limit on a job: requests are limited by abortUnanswered.
       global: new Bottleneck.Group({ id: id("global"), maxConcurrent: 10, timeout: 120_000 }),
       auth: new Bottleneck.Group({ id: id("auth"), maxConcurrent: 1, timeout: 120_000 }),
       search: new Bottleneck.Group({
@@ -117,81 +180,93 @@ export function createOctokitClass(options: OctokitClassOptions): typeof ProbotO
         minTime: 2_000,
         timeout: 120_000,
       }),
-      write: new Bottleneck.Group({
-        id: id("write"),
-        maxConcurrent: 1,
-        minTime: limits.writeIntervalMs,
-        timeout: 120_000,
-        ...shared,
-      }),
-      notifications: new Bottleneck.Group({
-        id: id("notifications"),
-        maxConcurrent: 1,
-        minTime: limits.notificationIntervalMs,
-        timeout: 120_000,
-        ...shared,
-      }),
+      write: expireTurns(
+        new Bottleneck.Group({
+          id: id("write"),
+          maxConcurrent: 1,
+          minTime: limits.writeIntervalMs,
+          timeout: 120_000,
+          ...shared,
+        }),
+      ),
+      notifications: expireTurns(
+        new Bottleneck.Group({
+          id: id("notifications"),
+          maxConcurrent: 1,
+          minTime: limits.notificationIntervalMs,
+          timeout: 120_000,
+          ...shared,
+        }),
+      ),
     });
 
   type Options = NonNullable<ConstructorParameters<typeof ProbotOctokit>[0]> & {
     throttle?: Record<string, unknown>;
     auth?: { installationId?: number | string; token?: string };
   };
-  return ProbotOctokit.plugin(contentCreationPolicy, rateLimitPlugin, requestCachePlugin).defaults(
-    (o: Options) => {
-      const installation = o.auth?.installationId
-        ? String(o.auth.installationId)
-        : o.auth?.token
-          ? "token"
-          : "app";
-      const onLimit =
-        (kind: "primary" | "secondary") =>
-        (
-          retryAfter: number,
-          request: RequestOptions,
-          octokit: Octokit,
-          retryCount: number,
-        ): boolean => {
-          metrics.githubThrottled.inc({ kind });
-          const retry =
-            retryCount < limits.maxRetries &&
-            retryAfter <= limits.maxRetryWaitSeconds &&
-            !isContentCreation(request);
-          getClientLog(octokit).warn(
-            {
-              kind,
-              retryAfter,
-              method: request.method,
-              route: request.url,
-              installation,
-              retryCount,
-              retry,
-            },
-            `GitHub ${kind} rate limit hit`,
-          );
-          return retry;
-        };
-      return {
-        ...o,
-        talos: { cache, metrics, rateLimits, installation },
-        retry: {
-          enabled: options.retry !== false,
-          retries: limits.maxRetries,
-          doNotRetry: DO_NOT_RETRY,
-        },
-        throttle:
-          options.throttle === false
-            ? { ...o.throttle, enabled: false }
-            : {
-                ...o.throttle,
-                // Bottleneck queues are keyed by this id; per installation, so one busy installation
-                // does not hold up another's writes.
-                id: `talos-${installation}`,
-                ...getQueues(),
-                onRateLimit: onLimit("primary"),
-                onSecondaryRateLimit: onLimit("secondary"),
-              },
+  return ProbotOctokit.plugin(
+    contentCreationPolicy,
+    rateLimitPlugin,
+    requestCachePlugin,
+    abortUnanswered(options.requestTimeoutMs ?? REQUEST_TIMEOUT_MS),
+  ).defaults((o: Options) => {
+    const installation = o.auth?.installationId
+      ? String(o.auth.installationId)
+      : o.auth?.token
+        ? "token"
+        : "app";
+    const onLimit =
+      (kind: "primary" | "secondary") =>
+      (
+        retryAfter: number,
+        request: RequestOptions,
+        octokit: Octokit,
+        retryCount: number,
+      ): boolean => {
+        metrics.githubThrottled.inc({ kind });
+        const retry =
+          retryCount < limits.maxRetries &&
+          retryAfter <= limits.maxRetryWaitSeconds &&
+          !isContentCreation(request);
+        getClientLog(octokit).warn(
+          {
+            kind,
+            retryAfter,
+            method: request.method,
+            route: request.url,
+            installation,
+            retryCount,
+            retry,
+          },
+          `GitHub ${kind} rate limit hit`,
+        );
+        return retry;
       };
-    },
-  );
+    return {
+      ...o,
+      talos: { cache, metrics, rateLimits, installation },
+      retry: {
+        enabled: options.retry !== false,
+        retries: limits.maxRetries,
+        doNotRetry: DO_NOT_RETRY,
+      },
+      throttle:
+        options.throttle === false
+          ? { ...o.throttle, enabled: false }
+          : {
+              ...o.throttle,
+              // Probot's Redis connection (with REDIS_URL) would make the plugin give every job
+              // a 60 s expiration, those that run the requests too: the job then fails while
+              // its request goes on, and a retry could post a comment twice. The queues that
+              // need one have it (expireJobs), and the requests a real timeout.
+              connection: undefined,
+              // Bottleneck queues are keyed by this id; per installation, so one busy installation
+              // does not hold up another's writes.
+              id: `talos-${installation}`,
+              ...getQueues(),
+              onRateLimit: onLimit("primary"),
+              onSecondaryRateLimit: onLimit("secondary"),
+            },
+    };
+  });
 }
