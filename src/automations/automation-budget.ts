@@ -5,7 +5,9 @@ const HOUR_MS = 3_600_000;
 /**
  * Caps automatic language-model work, which any issue author can set off: per repository (its
  * config decides) and per installation (the operator decides), over a sliding hour. Kept in
- * memory: a restart resets it, which at worst allows one more hour's worth.
+ * memory: a restart resets it, which at worst allows one more hour's worth. Keyed by ids, as
+ * memory and token budgets are: a renamed or transferred repository keeps its hour, and a new
+ * repository under an old name does not inherit it.
  */
 export class AutomationBudget {
   readonly #clock: Clock;
@@ -18,10 +20,10 @@ export class AutomationBudget {
   }
 
   /** Takes one run from both budgets, or none (and returns false) when either is spent. */
-  take(installation: string, repo: string, maxPerRepoPerHour: number): boolean {
+  take(scope: { installation: number; repository: number }, maxPerRepoPerHour: number): boolean {
     const now = this.#clock.now();
-    const installationRuns = this.#recent(`installation:${installation}`, now);
-    const repoRuns = this.#recent(`repo:${installation}:${repo.toLowerCase()}`, now);
+    const installationRuns = this.#recent(`installation:${scope.installation}`, now);
+    const repoRuns = this.#recent(`repo:${scope.installation}:${scope.repository}`, now);
     if (installationRuns.length >= this.#perInstallation || repoRuns.length >= maxPerRepoPerHour)
       return false;
     installationRuns.push(now);

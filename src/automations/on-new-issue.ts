@@ -10,6 +10,8 @@ import { triageNewIssue } from "./triage-new-issue.js";
 
 export interface NewIssueOptions extends AutomationOptions {
   installation: number;
+  /** The repository's id, from the payload: the hourly budget is kept by it. */
+  repository: number;
   issue: IssueInfo;
   /** Its comments when known: none, for an issue just opened (a redelivery may have some). */
   comments: CommentInfo[] | undefined;
@@ -32,7 +34,10 @@ export async function onNewIssue(options: NewIssueOptions): Promise<void> {
     log.info("triage is on, but no language model is configured");
   const allowed =
     (wantsSimilar || wantsTriage) &&
-    options.budget.take(String(options.installation), repo, config.automation.max_runs_per_hour);
+    options.budget.take(
+      { installation: options.installation, repository: options.repository },
+      config.automation.max_runs_per_hour,
+    );
   if ((wantsSimilar || wantsTriage) && !allowed)
     log.warn("automatic work skipped: this hour's automation budget is spent");
 
@@ -64,14 +69,15 @@ export async function onNewIssue(options: NewIssueOptions): Promise<void> {
         },
         log,
       });
-      log.info(
-        {
-          labels: outcome.proposal?.labels,
-          applied: outcome.applied,
-          commented: outcome.commented,
-        },
-        "issue triaged",
-      );
+      if (!outcome.repeated)
+        log.info(
+          {
+            labels: outcome.proposal?.labels,
+            applied: outcome.applied,
+            commented: outcome.commented,
+          },
+          "issue triaged",
+        );
     } catch (error) {
       // Automatic work has no one to tell: over budget it is skipped, with a line in the log.
       if (!(error instanceof BudgetExceededError)) throw error;

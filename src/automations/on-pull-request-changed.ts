@@ -11,6 +11,8 @@ import { summarizePullRequest } from "./summarize-pull-request.js";
 export interface PullRequestEvent {
   action: string;
   installation: number;
+  /** The repository's id, from the payload: the hourly budget is kept by it. */
+  repository: number;
   /** The pull request as an issue, for memory. */
   issue: IssueInfo;
   draft: boolean;
@@ -62,8 +64,7 @@ export async function onPullRequestChanged(options: PullRequestChangedOptions): 
   const botLogin = (await options.identity.get()).botLogin;
   const mayRun = () => {
     const allowed = options.budget.take(
-      String(event.installation),
-      repo,
+      { installation: event.installation, repository: event.repository },
       config.automation.max_runs_per_hour,
     );
     if (!allowed) log.warn("automatic work skipped: this hour's automation budget is spent");

@@ -3,7 +3,7 @@ import type { Assistant } from "../agent/assistant.js";
 import { runThreadTask } from "../agent/run-thread-task.js";
 import type { RepoConfig } from "../config.js";
 import type { AppIdentityLoader } from "../github/app-identity.js";
-import { triageMarker } from "../github/comment-markers.js";
+import { hasMarkerAtEnd, triageMarker } from "../github/comment-markers.js";
 import type { CommentInfo, IssueInfo, RepoClient } from "../github/create-repo-client.js";
 import type { Octokit } from "../github/octokit.js";
 import type { UpsertReplyOptions } from "../github/upsert-reply.js";
@@ -31,6 +31,8 @@ export interface TriageOutcome {
   proposal: LabelProposal | undefined;
   applied: boolean;
   commented: boolean;
+  /** An earlier run of this job (a retry, a resumed job, a redelivery) triaged the issue. */
+  repeated: boolean;
 }
 
 /**
@@ -41,21 +43,29 @@ export interface TriageOutcome {
 export async function triageNewIssue(options: TriageOptions): Promise<TriageOutcome> {
   const { assistant, github, octokit, issue, settings, log } = options;
   const issueNumber = issue.number;
+  const botLogin = (await options.reply.identity.get()).botLogin;
+  const earlier = await findEarlierTriage(options, botLogin);
+  if (earlier.found) {
+    log.info({ found: earlier.found }, "triage skipped: an earlier run triaged the issue");
+    return { proposal: undefined, applied: false, commented: false, repeated: true };
+  }
   const wanted = new Set(settings.labels.map((name) => name.toLowerCase()));
   const allowed = (await github.listLabels()).filter(
     (l) => wanted.size === 0 || wanted.has(l.name.toLowerCase()),
   );
   if (allowed.length === 0) {
     log.info({ configured: settings.labels }, "triage skipped: no existing label may be proposed");
-    return { proposal: undefined, applied: false, commented: false };
+    return { proposal: undefined, applied: false, commented: false, repeated: false };
   }
 
+  // The comments just listed are the thread's now; the payload's may be a redelivery's.
+  const comments = earlier.comments ?? options.comments;
   let proposal: LabelProposal | undefined;
   const answer = await runThreadTask({
     assistant,
     github,
     number: issueNumber,
-    known: { issue, ...(options.comments ? { comments: options.comments } : {}) },
+    known: { issue, ...(comments ? { comments } : {}) },
     prompt: "triage",
     values: (fence) => ({
       labels: fence.wrap(
@@ -67,7 +77,7 @@ export async function triageNewIssue(options: TriageOptions): Promise<TriageOutc
     log,
   });
   log.info({ proposal, finished: answer.finished }, "triage proposal");
-  if (!proposal) return { proposal, applied: false, commented: false };
+  if (!proposal) return { proposal, applied: false, commented: false, repeated: false };
 
   const { repo } = github;
   const applied = settings.apply_labels && proposal.labels.length > 0;
@@ -78,19 +88,51 @@ export async function triageNewIssue(options: TriageOptions): Promise<TriageOutc
       labels: proposal.labels,
     });
   if (settings.comment) {
-    const { identity, ...retry } = options.reply;
+    const { limits, clock, markdown } = options.reply;
     await upsertReply({
-      ...retry,
-      botLogin: (await identity.get()).botLogin,
+      limits,
+      clock,
+      markdown,
+      botLogin,
       octokit,
       ...repo,
       issueNumber,
       marker: triageMarker(issueNumber),
+      // Listed just now, before the model ran: no second listing.
+      knownComments: earlier.comments,
       references: github.retrieved,
       body: renderTriageComment(proposal, applied, answer.text),
     });
   }
-  return { proposal, applied, commented: settings.comment };
+  return { proposal, applied, commented: settings.comment, repeated: false };
+}
+
+/**
+ * What an earlier run of this job wrote: its triage comment, or a label Talos applied. A job runs
+ * again after a failure (memory trouble is reported only once triage has run), a crash or a lost
+ * lease, and on a redelivery. Triage then must not run again: a second model run can propose
+ * other labels, and would put back any label a maintainer has removed since.
+ */
+async function findEarlierTriage(
+  options: TriageOptions,
+  botLogin: string,
+): Promise<{ found?: "comment" | "labels"; comments?: CommentInfo[] }> {
+  const { github, octokit, issue, settings } = options;
+  // The payload's comment count is the delivery's: a retry or redelivery must ask GitHub.
+  const comments = settings.comment ? await github.listComments(issue.number) : undefined;
+  const marker = triageMarker(issue.number);
+  if (comments?.some((c) => c.author === botLogin && hasMarkerAtEnd(c.body, marker)))
+    return { found: "comment", comments };
+  if (settings.apply_labels) {
+    const events = await octokit.paginate(octokit.rest.issues.listEvents, {
+      ...github.repo,
+      issue_number: issue.number,
+      per_page: 100,
+    });
+    if (events.some((e) => e.event === "labeled" && e.actor?.login === botLogin))
+      return { found: "labels", comments };
+  }
+  return { comments };
 }
 
 function renderTriageComment(proposal: LabelProposal, applied: boolean, note: string): string {

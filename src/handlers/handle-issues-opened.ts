@@ -47,6 +47,7 @@ export function createIssuesOpenedHandler(deps: IssuesOpenedDeps) {
     await onNewIssue({
       ...deps,
       installation: installation.id,
+      repository: repository.id,
       issue: toIssueInfo(issue),
       // A new issue has no comments yet; nothing to fetch.
       comments: issue.comments === 0 ? [] : undefined,

@@ -47,6 +47,7 @@ export function createPullRequestChangedHandler(deps: IssuesOpenedDeps) {
       event: {
         action,
         installation: installation.id,
+        repository: repository.id,
         issue: { ...toIssueInfo(pull_request), isPullRequest: true },
         draft: pull_request.draft ?? false,
         authorIsBot: pull_request.user?.type === "Bot",

@@ -11,6 +11,7 @@ function event(changes: Partial<PullRequestEvent> & { title?: string; author?: s
   return {
     action: "opened",
     installation: 2,
+    repository: 186853002,
     issue: {
       number: 2,
       title,

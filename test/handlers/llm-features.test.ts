@@ -238,6 +238,15 @@ describe("triage of a new issue", () => {
     scope.get(REPO).reply(200, repoBody);
   }
 
+  /** No earlier run of the job applied a label: the issue has no `labeled` event by Talos. */
+  function mockNotTriagedYet(scope: Scope) {
+    mockAppIdentity(scope);
+    scope
+      .get(`${REPO}/issues/1/events`)
+      .query({ per_page: "100" })
+      .reply(200, [{ id: 1, event: "labeled", actor: { login: "octocat" }, label: { name: "x" } }]);
+  }
+
   it("cannot be talked into a label that does not exist, and applies only allowed ones", async () => {
     const model = fakeModel()
       .respondWithTools([
@@ -254,7 +263,7 @@ describe("triage of a new issue", () => {
     const scope = githubScope();
     mockTriageReads(scope, TRIAGE);
     scope.post(`${REPO}/issues/1/labels`, { labels: ["documentation"] }).reply(200, []);
-    mockAppIdentity(scope);
+    mockNotTriagedYet(scope);
     scope.get(`${REPO}/issues/1/comments`).query(true).reply(200, []);
     const comment = capturePost(scope, `${REPO}/issues/1/comments`);
 
@@ -287,7 +296,7 @@ describe("triage of a new issue", () => {
     const scope = githubScope();
     mockTriageReads(scope, TRIAGE);
     scope.post(`${REPO}/issues/1/labels`, { labels: ["bug"] }).reply(200, []);
-    mockAppIdentity(scope);
+    mockNotTriagedYet(scope);
     scope.get(`${REPO}/issues/1/comments`).query(true).reply(200, []);
     const comment = capturePost(scope, `${REPO}/issues/1/comments`);
 
@@ -315,6 +324,7 @@ describe("triage of a new issue", () => {
     const app = await createTestApp({ model });
     const scope = githubScope();
     mockTriageReads(scope, "triage:\n  enabled: true\n  apply_labels: true\n");
+    mockNotTriagedYet(scope);
 
     await app.probot.receive({
       id: "triage-2",

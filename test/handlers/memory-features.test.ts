@@ -205,6 +205,8 @@ describe("similar issues on a new issue", () => {
       .query(true)
       .reply(200, [{ name: "bug", description: null }]);
     scope.get(REPO).reply(200, { full_name: "Codertocat/Hello-World", default_branch: "master" });
+    mockAppIdentity(scope);
+    scope.get(`${REPO}/issues/14/events`).query({ per_page: "100" }).reply(200, []);
     scope.post(`${REPO}/issues/14/labels`, { labels: ["bug"] }).reply(200, []);
 
     await receive(app, "issues", openedIssue(14, "Crash on save", "It crashes."));

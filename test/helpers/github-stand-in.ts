@@ -4,9 +4,10 @@ import type { AddressInfo } from "node:net";
 
 /**
  * A small in-process GitHub REST API for end-to-end runs and benchmarks: enough for Talos to
- * authenticate, read repositories, config, labels, issues and comments, search issues, react and
- * comment, and pull requests: their files, comparisons between commits, and reviews. It serves
- * both `/` and GHES's `/api/v3` prefix, answers conditional GETs with 304,
+ * authenticate, read repositories, config, labels, issues and comments, search issues, react,
+ * comment, label issues (and list their `labeled` events), and pull requests: their files,
+ * comparisons between commits, and reviews. It serves both `/` and GHES's `/api/v3` prefix,
+ * answers conditional GETs with 304,
  * sends rate-limit headers per token (304s are free, as on GitHub), keeps what was written,
  * records every request, and can be told to fail a request.
  *
@@ -237,6 +238,8 @@ export async function startGitHubStandIn(options: StandInOptions = {}): Promise<
   const labels = new Map<string, StandInLabel[]>();
   const issues = new Map<string, StandInIssue>();
   const comments = new Map<string, StandInComment[]>();
+  /** `owner/repo#number` → its `labeled` events, as the labels route adds labels. */
+  const labelEvents = new Map<string, Array<Record<string, unknown>>>();
   const pulls = new Map<string, StandInPull>();
   const comparisons = new Map<string, StandInComparison>();
   const reviews = new Map<string, StandInReview[]>();
@@ -533,13 +536,38 @@ export async function startGitHubStandIn(options: StandInOptions = {}): Promise<
         // GitHub takes `{ labels: [...] }` or the array alone, of names or `{ name }` objects.
         const given = Array.isArray(body) ? body : ((body as { labels?: unknown[] }).labels ?? []);
         const added = given.map((l) => (typeof l === "string" ? l : (l as { name: string }).name));
-        if (!issue) return { status: 200, body: added.map((name) => labelJson(repoOf(m), name)) };
+        const key = repoKey(labelEvents, `${repoOf(m)}#${m[3]}`);
+        const labelled = (name: string) =>
+          labelEvents.set(key, [
+            ...(labelEvents.get(key) ?? []),
+            {
+              id: nextId++,
+              event: "labeled",
+              actor: { login: botLogin, type: "Bot" },
+              label: { name },
+              created_at: now(),
+            },
+          ]);
+        if (!issue) {
+          added.forEach(labelled);
+          return { status: 200, body: added.map((name) => labelJson(repoOf(m), name)) };
+        }
         for (const name of added) {
-          if (!issue.labels.some((l) => l.name.toLowerCase() === name.toLowerCase()))
-            issue.labels.push({ name });
+          if (issue.labels.some((l) => l.name.toLowerCase() === name.toLowerCase())) continue;
+          issue.labels.push({ name });
+          labelled(name);
         }
         // The answer is the issue's labels now, all of them.
         return { status: 200, body: issue.labels.map((l) => labelJson(repoOf(m), l.name)) };
+      },
+    ],
+    [
+      "GET",
+      /^\/repos\/([^/]+)\/([^/]+)\/issues\/(\d+)\/events$/,
+      (m, _body, query, _accept, context) => {
+        // As for comments, an issue the stand-in was not given has none.
+        const events = labelEvents.get(repoKey(labelEvents, `${repoOf(m)}#${m[3]}`)) ?? [];
+        return paginate(events, query, context);
       },
     ],
     [
