@@ -249,7 +249,7 @@ describe("the services' job runner", () => {
       TALOS_JOB_MAX_ATTEMPTS: "1",
       OPENAI_API_KEY: key,
     });
-    const { log } = await captureLogs("silent");
+    const { log } = await captureLogs("warn");
     const services = await createServices({ env, log, model: undefined });
     try {
       services.jobs.register("work", async () => {
