@@ -13,6 +13,24 @@ export interface DatabaseOptions {
   /** `TALOS_DATABASE_SCHEMA`: Talos's tables live in this schema. */
   schema: string;
   log: Logger;
+  /** How long a query may go unanswered before it fails and its connection is closed. */
+  queryTimeoutMs?: number | undefined;
+  /** How long making a connection, or waiting for a free one in the pool, may take. */
+  connectTimeoutMs?: number | undefined;
+  /**
+   * The same bound for each statement of a migration, the wait for another instance's migration
+   * (the advisory lock) and other DDL (`asOwner`): these may wait or work for minutes.
+   */
+  migrationTimeoutMs?: number | undefined;
+}
+
+/**
+ * A query with no answer in time (the server unreachable, as in a partition, or a NAT or load
+ * balancer that forgot the connection; or overloaded): its connection was closed. Like any
+ * PostgreSQL outage, the job that ran it fails and is tried again.
+ */
+export class DatabaseTimeoutError extends Error {
+  override name = "DatabaseTimeoutError";
 }
 
 /**
@@ -30,6 +48,18 @@ const SCOPED = `installation_id = NULLIF(current_setting('talos.installation', t
   AND (repository_id = 0 OR repository_id = NULLIF(current_setting('talos.repository', true), '')::bigint)`;
 
 /**
+ * A query's bound: the app's statements take milliseconds, a memory's page of records or a
+ * search at most seconds, and a lock they wait for is held by transactions bounded the same way.
+ */
+const QUERY_TIMEOUT_MS = 30_000;
+/** A connection is made in milliseconds; the pool's ten are rarely all busy for long. */
+const CONNECT_TIMEOUT_MS = 10_000;
+/** Migrations and index builds grow with the tables; another instance may be running them. */
+const MIGRATION_TIMEOUT_MS = 15 * 60_000;
+/** pg's error for a query whose `query_timeout` passed (lib/client.js). */
+const PG_QUERY_TIMEOUT = "Query read timeout";
+
+/**
  * The listening connection is checked this often: a connection whose packets are silently dropped
  * (a NAT or load balancer forgot it, a partition) raises no error, and its notifications just
  * stop, for good. TCP keepalive notices too, but only after minutes of the kernel's probes.
@@ -37,8 +67,11 @@ const SCOPED = `installation_id = NULLIF(current_setting('talos.installation', t
 const LISTEN_CHECK_MS = 2_000;
 /** How long connecting, LISTEN or a check may take before the connection counts as lost. */
 const LISTEN_TIMEOUT_MS = 2_000;
-/** Idle time before the kernel's keepalive probes begin on the listening connection. */
-const LISTEN_KEEPALIVE_MS = 10_000;
+/**
+ * Idle time before the kernel's keepalive probes begin, on every connection: one gone silent
+ * while it waits (for a lock, for notifications) fails once the probes go unanswered.
+ */
+const KEEPALIVE_MS = 10_000;
 
 /** The schema's versions, in order; each runs once, in a transaction, under the advisory lock. */
 export function migrations(schema: string): string[] {
@@ -125,6 +158,14 @@ export interface SqlClient {
   query<R = Record<string, unknown>>(text: string, values?: unknown[]): Promise<{ rows: R[] }>;
 }
 
+/** A pooled connection as `Database` lends it: each of its queries bounded (see `#lend`). */
+export interface PooledClient extends SqlClient {
+  query<R = Record<string, unknown>>(
+    text: string,
+    values?: unknown[],
+  ): Promise<{ rows: R[]; rowCount: number | null }>;
+}
+
 /**
  * What the memory needs of a database: scoped transactions, the pgvector extension if it is
  * there, and notifications. `Database` is PostgreSQL's; the tests give PGlite's the same shape.
@@ -155,11 +196,24 @@ export class Database implements MemoryDatabase {
   readonly #options: DatabaseOptions;
   /** The pool's connections whose socket has not closed yet (see `close`). */
   readonly #connections = new Set<pg.Client>();
+  readonly #queryTimeoutMs: number;
+  readonly #migrationTimeoutMs: number;
   #vector = false;
 
   private constructor(options: DatabaseOptions) {
     this.#options = options;
-    this.#pool = new pg.Pool({ connectionString: options.url, max: 10 });
+    this.#queryTimeoutMs = options.queryTimeoutMs ?? QUERY_TIMEOUT_MS;
+    this.#migrationTimeoutMs = options.migrationTimeoutMs ?? MIGRATION_TIMEOUT_MS;
+    // Without bounds, a connection gone silent (a partition, a NAT or load balancer that forgot
+    // it) hangs its query, the job running it, and `close`, for ever: nothing answers, nothing
+    // fails. https://node-postgres.com/apis/pool#new-pool
+    this.#pool = new pg.Pool({
+      connectionString: options.url,
+      max: 10,
+      connectionTimeoutMillis: options.connectTimeoutMs ?? CONNECT_TIMEOUT_MS,
+      keepAlive: true,
+      keepAliveInitialDelayMillis: KEEPALIVE_MS,
+    });
     // An idle client's error (the server restarted) would otherwise end the process.
     this.#pool.on("error", (error) => options.log.warn({ err: error }, "PostgreSQL client error"));
     // A pool's clients are `pg.Client`s (its type hides `end`, which `release` stands for).
@@ -191,40 +245,81 @@ export class Database implements MemoryDatabase {
    * Runs `work` in a transaction as APP_ROLE, seeing only `scope`'s rows. Committed when it
    * resolves, rolled back when it throws.
    */
-  async inScope<T>(scope: DatabaseScope, work: (client: pg.PoolClient) => Promise<T>): Promise<T> {
+  async inScope<T>(scope: DatabaseScope, work: (client: PooledClient) => Promise<T>): Promise<T> {
     const { installation, repository } = scope;
     if (
       !Number.isSafeInteger(installation) ||
       !(repository === undefined || Number.isSafeInteger(repository))
     )
       throw new Error(`database scope ${installation}/${repository} is not a pair of ids`);
-    const client = await this.#pool.connect();
-    try {
-      // One round trip: the ids are integers (checked above), so they go in the text as such.
-      await client.query(
-        `BEGIN; SET LOCAL ROLE ${APP_ROLE}; SET LOCAL search_path TO "${this.#options.schema}", public;
-         SELECT set_config('talos.installation', '${installation}', true),
-                set_config('talos.repository', '${repository ?? ""}', true)`,
-      );
-      const result = await work(client);
-      await client.query("COMMIT");
-      return result;
-    } catch (error) {
-      await client.query("ROLLBACK").catch(() => undefined);
-      throw error;
-    } finally {
-      client.release();
-    }
+    return this.#lend(this.#queryTimeoutMs, async (client) => {
+      try {
+        // One round trip: the ids are integers (checked above), so they go in the text as such.
+        await client.query(
+          `BEGIN; SET LOCAL ROLE ${APP_ROLE}; SET LOCAL search_path TO "${this.#options.schema}", public;
+           SELECT set_config('talos.installation', '${installation}', true),
+                  set_config('talos.repository', '${repository ?? ""}', true)`,
+        );
+        const result = await work(client);
+        await client.query("COMMIT");
+        return result;
+      } catch (error) {
+        await client.query("ROLLBACK").catch(() => undefined);
+        throw error;
+      }
+    });
   }
 
   async asOwner(sql: string): Promise<void> {
-    const client = await this.#pool.connect();
+    // DDL (an index over every record) may take minutes.
+    await this.#lend(this.#migrationTimeoutMs, async (client) => {
+      try {
+        await client.query(`SET search_path TO "${this.#options.schema}", public`);
+        await client.query(sql);
+      } finally {
+        await client.query("RESET search_path").catch(() => undefined);
+      }
+    });
+  }
+
+  /**
+   * Lends a pooled connection to `work`, each query failing after `timeoutMs` without an answer.
+   * pg's `query_timeout` fails the query but leaves it outstanding, and the connection's next
+   * queries would queue behind it, each waiting its own bound: once one timed out, the others
+   * fail at once, and the connection is closed, never returned to the pool.
+   */
+  async #lend<T>(timeoutMs: number, work: (client: PooledClient) => Promise<T>): Promise<T> {
+    const pooled = await this.#pool.connect();
+    let lost: Error | undefined;
+    // A connection that drops while lent (the server restarted) emits an error, which would end
+    // the process without a listener; its query fails with it too.
+    const onError = (error: Error) => void (lost ??= error);
+    pooled.on("error", onError);
+    const client: PooledClient = {
+      query: async <R>(text: string, values?: unknown[]) => {
+        if (lost) throw lost;
+        try {
+          const config = { text, values, query_timeout: timeoutMs };
+          return await pooled.query<R & pg.QueryResultRow>(config);
+        } catch (error) {
+          if ((error as Error).message !== PG_QUERY_TIMEOUT) throw error;
+          lost ??= new DatabaseTimeoutError(
+            `no answer from PostgreSQL within ${timeoutMs / 1000} s; its connection is closed`,
+            { cause: error },
+          );
+          throw lost;
+        }
+      },
+    };
     try {
-      await client.query(`SET search_path TO "${this.#options.schema}", public`);
-      await client.query(sql);
+      return await work(client);
     } finally {
-      await client.query("RESET search_path").catch(() => undefined);
-      client.release();
+      pooled.removeListener("error", onError);
+      // With an error, the pool ends the connection rather than keeping it; pg ends one with a
+      // query outstanding by destroying its socket, done here as well: a goodbye would wait for
+      // the lost answer.
+      pooled.release(lost);
+      if (lost) (pooled as unknown as pg.Client).connection.stream.destroy();
     }
   }
 
@@ -256,7 +351,7 @@ export class Database implements MemoryDatabase {
       const next = new pg.Client({
         connectionString: this.#options.url,
         keepAlive: true,
-        keepAliveInitialDelayMillis: LISTEN_KEEPALIVE_MS,
+        keepAliveInitialDelayMillis: KEEPALIVE_MS,
         // A silent connection would otherwise hang a reconnection, or a check, for ever.
         connectionTimeoutMillis: LISTEN_TIMEOUT_MS,
         query_timeout: LISTEN_TIMEOUT_MS,
@@ -321,8 +416,7 @@ export class Database implements MemoryDatabase {
 
   async #migrate(): Promise<void> {
     const { schema, log } = this.#options;
-    const client = await this.#pool.connect();
-    try {
+    await this.#lend(this.#migrationTimeoutMs, async (client) => {
       // One instance migrates; the others wait here, then find nothing left to do.
       await client.query("SELECT pg_advisory_lock(hashtext($1))", [`talos-migrations:${schema}`]);
       try {
@@ -363,9 +457,7 @@ export class Database implements MemoryDatabase {
           `talos-migrations:${schema}`,
         ]);
       }
-    } finally {
-      client.release();
-    }
+    });
   }
 }
 
