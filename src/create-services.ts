@@ -13,7 +13,8 @@ import { RedisBudgetCounts } from "./agent/redis-budget-counts.js";
 import { Database } from "./database/database.js";
 import { PostgresBudgetCounts } from "./database/postgres-budget-counts.js";
 import { TokenBudgets } from "./agent/token-budgets.js";
-import { AutomationBudget } from "./automations/automation-budget.js";
+import { MemoryAutomationBudget, type AutomationBudget } from "./automations/automation-budget.js";
+import { RedisAutomationBudget } from "./automations/redis-automation-budget.js";
 import { systemClock, type Clock } from "./clock.js";
 import { getSecrets, type Env } from "./config.js";
 import { createSecretScrubber } from "./create-logger.js";
@@ -71,6 +72,7 @@ export interface Services {
   memory: MemoryService;
   /** Undefined without a language model. */
   assistant: Assistant | undefined;
+  /** The hourly automation budgets: in memory, or with REDIS_URL the ones the instances share. */
   automationBudget: AutomationBudget;
   /** Daily model-token budgets per installation and repository, kept across restarts. */
   budgets: TokenBudgets;
@@ -201,6 +203,23 @@ export async function createServices(options: ServicesOptions): Promise<Services
     log,
     metrics,
   });
+  // With REDIS_URL the hourly automation budgets are the cluster's too; each instance counting
+  // its own would allow the configured runs once per instance.
+  const redisAutomationBudget = shared
+    ? await RedisAutomationBudget.open({
+        url: env.REDIS_URL!,
+        prefix: env.TALOS_REDIS_PREFIX,
+        clock,
+        maxPerInstallationPerHour: env.TALOS_AUTOMATION_MAX_PER_HOUR,
+        log,
+      })
+    : undefined;
+  const automationBudget: AutomationBudget =
+    redisAutomationBudget ??
+    new MemoryAutomationBudget({
+      clock,
+      maxPerInstallationPerHour: env.TALOS_AUTOMATION_MAX_PER_HOUR,
+    });
   const markdown =
     options.markdown ??
     new MarkdownWorkers({ deadlineMs: env.TALOS_MARKDOWN_DEADLINE_MS, metrics, log });
@@ -212,6 +231,7 @@ export async function createServices(options: ServicesOptions): Promise<Services
       await queue.close();
       await broadcast?.close();
       await redisBudgets?.close();
+      await redisAutomationBudget?.close();
       await database?.close();
       await writeQueues?.disconnect();
       // Workers these services made; ones handed in belong to their maker.
@@ -233,10 +253,7 @@ export async function createServices(options: ServicesOptions): Promise<Services
     journal,
     memory,
     assistant,
-    automationBudget: new AutomationBudget({
-      clock,
-      maxPerInstallationPerHour: env.TALOS_AUTOMATION_MAX_PER_HOUR,
-    }),
+    automationBudget,
     budgets,
     tokenCounter,
     markdown,

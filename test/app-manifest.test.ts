@@ -3,7 +3,7 @@ import { parse } from "yaml";
 import { describe, expect, it } from "vitest";
 import { registerHandlers } from "../src/handlers/index.js";
 import { createCommandRegistry } from "../src/commands/command-registry.js";
-import { AutomationBudget } from "../src/automations/automation-budget.js";
+import { MemoryAutomationBudget } from "../src/automations/automation-budget.js";
 import { systemClock } from "../src/clock.js";
 import { GitHubCache } from "../src/github/github-cache.js";
 
@@ -36,7 +36,7 @@ function registeredEvents(): string[][] {
       memory: {} as never,
       backfill: {} as never,
       markdown: {} as never,
-      budget: new AutomationBudget({ clock: systemClock, maxPerInstallationPerHour: 1 }),
+      budget: new MemoryAutomationBudget({ clock: systemClock, maxPerInstallationPerHour: 1 }),
       commands: createCommandRegistry([]),
       identity: { get: () => Promise.reject(new Error("unused")) },
     },

@@ -1,39 +1,75 @@
 import type { Clock } from "../clock.js";
 
-const HOUR_MS = 3_600_000;
+export const HOUR_MS = 3_600_000;
+
+/** Whose runs are counted: the installation's, and its repository's, by id. */
+export interface AutomationScope {
+  installation: number;
+  repository: number;
+}
 
 /**
  * Caps automatic language-model work, which any issue author can set off: per repository (its
- * config decides) and per installation (the operator decides), over a sliding hour. Kept in
- * memory: a restart resets it, which at worst allows one more hour's worth. Keyed by ids, as
- * memory and token budgets are: a renamed or transferred repository keeps its hour, and a new
- * repository under an old name does not inherit it.
+ * config decides) and per installation (the operator decides), over a sliding hour. Keyed by
+ * ids, as memory and token budgets are: a renamed or transferred repository keeps its hour, and
+ * a new repository under an old name does not inherit it. In memory on one instance; in Redis,
+ * shared by every instance, with REDIS_URL (only `create-services.ts` knows which).
  */
-export class AutomationBudget {
+export interface AutomationBudget {
+  /**
+   * Takes one run from both budgets, or none (and returns false) when either is spent, or when
+   * the counts cannot be read: without them, nothing automatic runs.
+   */
+  take(scope: AutomationScope, maxPerRepoPerHour: number): Promise<boolean>;
+}
+
+/**
+ * The budget in process memory. A restart resets it, which at worst allows one more hour's
+ * worth. Budgets whose runs are all over an hour old are dropped (looked for once an hour), so
+ * it holds only the repositories that ran something in the last two hours.
+ */
+export class MemoryAutomationBudget implements AutomationBudget {
   readonly #clock: Clock;
   readonly #perInstallation: number;
   readonly #runs = new Map<string, number[]>();
+  #sweptAt = Number.NEGATIVE_INFINITY;
 
   constructor(options: { clock: Clock; maxPerInstallationPerHour: number }) {
     this.#clock = options.clock;
     this.#perInstallation = options.maxPerInstallationPerHour;
   }
 
-  /** Takes one run from both budgets, or none (and returns false) when either is spent. */
-  take(scope: { installation: number; repository: number }, maxPerRepoPerHour: number): boolean {
+  /** How many budgets (installations and repositories) it holds runs for. */
+  get size(): number {
+    return this.#runs.size;
+  }
+
+  async take(scope: AutomationScope, maxPerRepoPerHour: number): Promise<boolean> {
     const now = this.#clock.now();
-    const installationRuns = this.#recent(`installation:${scope.installation}`, now);
-    const repoRuns = this.#recent(`repo:${scope.installation}:${scope.repository}`, now);
+    this.#sweep(now);
+    const installationKey = `installation:${scope.installation}`;
+    const repoKey = `repo:${scope.installation}:${scope.repository}`;
+    const installationRuns = this.#recent(installationKey, now);
+    const repoRuns = this.#recent(repoKey, now);
     if (installationRuns.length >= this.#perInstallation || repoRuns.length >= maxPerRepoPerHour)
       return false;
-    installationRuns.push(now);
-    repoRuns.push(now);
+    this.#runs.set(installationKey, [...installationRuns, now]);
+    this.#runs.set(repoKey, [...repoRuns, now]);
     return true;
   }
 
   #recent(key: string, now: number): number[] {
     const runs = (this.#runs.get(key) ?? []).filter((at) => now - at < HOUR_MS);
-    this.#runs.set(key, runs);
+    if (runs.length > 0) this.#runs.set(key, runs);
+    else this.#runs.delete(key);
     return runs;
+  }
+
+  /** Drops the budgets no run of the last hour is left in: at most once an hour, one pass. */
+  #sweep(now: number): void {
+    if (now - this.#sweptAt < HOUR_MS) return;
+    this.#sweptAt = now;
+    for (const [key, runs] of this.#runs)
+      if (!runs.some((at) => now - at < HOUR_MS)) this.#runs.delete(key);
   }
 }

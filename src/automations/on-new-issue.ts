@@ -34,10 +34,10 @@ export async function onNewIssue(options: NewIssueOptions): Promise<void> {
     log.info("triage is on, but no language model is configured");
   const allowed =
     (wantsSimilar || wantsTriage) &&
-    options.budget.take(
+    (await options.budget.take(
       { installation: options.installation, repository: options.repository },
       config.automation.max_runs_per_hour,
-    );
+    ));
   if ((wantsSimilar || wantsTriage) && !allowed)
     log.warn("automatic work skipped: this hour's automation budget is spent");
 

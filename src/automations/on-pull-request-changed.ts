@@ -62,8 +62,8 @@ export async function onPullRequestChanged(options: PullRequestChangedOptions): 
   if (now) return log.debug({ reason: now }, "no pull-request automation");
   const metrics = assistant.metrics;
   const botLogin = (await options.identity.get()).botLogin;
-  const mayRun = () => {
-    const allowed = options.budget.take(
+  const mayRun = async () => {
+    const allowed = await options.budget.take(
       { installation: event.installation, repository: event.repository },
       config.automation.max_runs_per_hour,
     );

@@ -28,7 +28,7 @@ export interface SummarizePullRequestOptions {
   /** The diff's token budget and ignored files, shared with reviews. */
   settings: RepoConfig["review"];
   /** Asked once the run is known to be needed, before the model is called. */
-  mayRun: () => boolean;
+  mayRun: () => Promise<boolean>;
   botLogin: string;
   markdown: MarkdownService;
   limits: GitHubLimits;
@@ -60,7 +60,7 @@ export async function summarizePullRequest(
   const comments = await github.listComments(pull.number);
   const existing = findSummary(comments, options.botLogin);
   if (existing?.sha === pull.headSha) return { status: "current", head: pull.headSha };
-  if (!options.mayRun()) return { status: "over-budget" };
+  if (!(await options.mayRun())) return { status: "over-budget" };
   const changes = await loadPullRequestChanges({
     github,
     pulls: options.pulls,

@@ -31,7 +31,7 @@ export interface ReviewPullRequestOptions {
   botLogin: string;
   markdown: Pick<MarkdownService, "toSafeMarkdown">;
   /** Asked once the review is known to be needed, before anything is read for it. */
-  mayRun?: (() => boolean) | undefined;
+  mayRun?: (() => Promise<boolean>) | undefined;
   log: Logger;
 }
 
@@ -85,7 +85,7 @@ export async function reviewPullRequest(options: ReviewPullRequestOptions): Prom
     (last === head || (commentId === undefined && ours.some((r) => r.sha === head)))
   )
     return { status: "current", head };
-  if (options.mayRun && !options.mayRun()) return { status: "over-budget" };
+  if (options.mayRun && !(await options.mayRun())) return { status: "over-budget" };
 
   const changes = await loadPullRequestChanges({
     github: options.github,

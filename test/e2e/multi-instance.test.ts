@@ -75,7 +75,12 @@ describe.runIf(available)("several instances sharing Redis", () => {
     llm = await startOpenAIStandIn();
     llm.fallback({ content: ANSWER });
     // Triage reads the repository's labels (through the cache) for every new issue.
-    github.setFile(REPO, ".github/talos.yml", "triage:\n  enabled: true\n");
+    // The hourly automation budget is the cluster's: room for every issue these tests open.
+    github.setFile(
+      REPO,
+      ".github/talos.yml",
+      "triage:\n  enabled: true\nautomation:\n  max_runs_per_hour: 100\n",
+    );
     github.labels.set(REPO, ["bug", "documentation"]);
     await Promise.all([start(), start(), start()]);
   }, 120_000);
