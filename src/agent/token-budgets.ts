@@ -42,6 +42,16 @@ export interface SharedBudgetCounts {
   takeNotice(day: string, key: string): Promise<boolean>;
 }
 
+/**
+ * What a job's earlier runs spent, and where this run's spending is recorded: the job's cap
+ * (`TALOS_AGENT_MAX_TOKENS`) is for all its runs together, not for each retry. The job queue
+ * keeps the count with the job (see `JobQueue.spend`), so a retry on another instance has it.
+ */
+export interface JobSpending {
+  readonly spentTokens: number;
+  spend(tokens: number): void;
+}
+
 export interface BudgetCounts {
   installation: number;
   repository: number;
@@ -123,13 +133,17 @@ export class TokenBudgets {
 
   /**
    * The account of one job. `repositoryTokens` is `budget.daily_tokens` from the repository's
-   * config: it can only lower the installation's budget.
+   * config: it can only lower the installation's budget. `job` is what the job's earlier runs
+   * spent, and records this run's charges with the job; without it the cap starts afresh.
    */
-  async account(scope: {
-    installation: number;
-    repository: number;
-    repositoryTokens?: number | undefined;
-  }): Promise<TokenAccount> {
+  async account(
+    scope: {
+      installation: number;
+      repository: number;
+      repositoryTokens?: number | undefined;
+    },
+    job?: JobSpending,
+  ): Promise<TokenAccount> {
     const installation = String(scope.installation);
     const repository = `${scope.installation}/${scope.repository}`;
     const { dailyTokens, jobTokens, metrics, shared, log } = this.#options;
@@ -142,7 +156,9 @@ export class TokenBudgets {
       state.repositories[repository] = counts.repository;
     }
     const repositoryLimit = Math.min(dailyTokens, scope.repositoryTokens ?? Infinity);
-    let spent = 0;
+    let spent = job?.spentTokens ?? 0;
+    if (spent > 0)
+      log.debug({ spent, cap: jobTokens }, "the job's earlier runs spent tokens of its cap");
     const left = () => {
       const state = this.#today();
       const lost = state.lost ? Infinity : 0;
@@ -168,6 +184,7 @@ export class TokenBudgets {
       charge: (tokens) => {
         const state = this.#today();
         spent += tokens;
+        job?.spend(tokens);
         state.installations[installation] = (state.installations[installation] ?? 0) + tokens;
         state.repositories[repository] = (state.repositories[repository] ?? 0) + tokens;
         if (!shared) return this.#saveSoon();

@@ -7,7 +7,7 @@ import type { GitHubLimits } from "../github/create-octokit.js";
 import type { PullRequestClient, PullRequestInfo } from "../github/create-pull-request-client.js";
 import type { CommentInfo, RepoClient } from "../github/create-repo-client.js";
 import type { Octokit } from "../github/octokit.js";
-import { upsertReply } from "../github/upsert-reply.js";
+import { upsertReply, type UpsertReplyResult } from "../github/upsert-reply.js";
 import type { MarkdownService } from "../markdown/markdown-workers.js";
 import { codeSpan } from "../markdown/safe-text.js";
 import { askAboutChanges } from "../pulls/ask-about-changes.js";
@@ -37,7 +37,12 @@ export interface SummarizePullRequestOptions {
 }
 
 export type SummaryOutcome =
-  | { status: "posted"; action: "created" | "updated"; head: string; since?: string | undefined }
+  | {
+      status: "posted";
+      action: UpsertReplyResult["action"];
+      head: string;
+      since?: string | undefined;
+    }
   /** The summary already describes the head: a burst of pushes collapsed into one run. */
   | { status: "current"; head: string }
   | { status: "over-budget" };

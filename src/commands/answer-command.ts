@@ -78,6 +78,7 @@ export async function answerCommand(options: AnswerCommandOptions): Promise<void
     botLogin: options.identity.botLogin,
     limits: options.limits,
     clock: options.clock,
+    keepExisting: reply.keepExisting,
   });
   log.info(result, "command answered");
   if (reply.remember) {

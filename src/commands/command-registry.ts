@@ -69,6 +69,8 @@ export type CommandReply =
       references?: number[];
       /** Nothing to post: the command's answer is elsewhere (a review), or deliberately none. */
       silent?: boolean;
+      /** Posted only if the reply is not there yet (see `UpsertReplyOptions.keepExisting`). */
+      keepExisting?: boolean;
     };
 
 export interface Command {

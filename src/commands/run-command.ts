@@ -34,13 +34,19 @@ export async function runCommand(
           !(await context.assistant?.account?.takeNotice(String(issue.number), String(comment.id)))
         )
           return { body: "", silent: true };
-        return { body: budgetNotice(command.name, error) };
+        // A retried job whose earlier run spent its cap lands here too, and that run may have
+        // posted its answer before a later step failed: the notice never replaces it.
+        return { body: budgetNotice(command.name, error), keepExisting: true };
       }
       log.error({ err: error, command: command.name }, "command failed");
-      reply =
-        error instanceof LlmError
-          ? `Sorry, the language model did not answer \`${command.name}\` (it may be down or slow). Please try again later.`
-          : `Sorry, \`${command.name}\` failed (${errorName(error)}). The maintainers of this app can find the details in its log.`;
+      // Like the notice, never in place of an answer an earlier run of the job posted.
+      reply = {
+        body:
+          error instanceof LlmError
+            ? `Sorry, the language model did not answer \`${command.name}\` (it may be down or slow). Please try again later.`
+            : `Sorry, \`${command.name}\` failed (${errorName(error)}). The maintainers of this app can find the details in its log.`,
+        keepExisting: true,
+      };
     }
   }
   const outcome = typeof reply === "string" ? { body: reply } : reply;

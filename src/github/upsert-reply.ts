@@ -31,10 +31,15 @@ export interface UpsertReplyOptions extends RepoRef {
   knownComments?: CommentInfo[] | undefined;
   limits: Pick<GitHubLimits, "maxRetries" | "maxRetryWaitSeconds">;
   clock: Clock;
+  /**
+   * Posts only where the reply is not there yet: a notice that must not replace the answer an
+   * earlier run of the job posted (one whose budget that run spent).
+   */
+  keepExisting?: boolean | undefined;
 }
 
 export interface UpsertReplyResult {
-  action: "created" | "updated";
+  action: "created" | "updated" | "kept";
   commentId: number;
 }
 
@@ -60,6 +65,7 @@ export async function upsertReply(options: UpsertReplyOptions): Promise<UpsertRe
       attempt === 0 && options.knownComments
         ? options.knownComments.find((c) => isOurs(c.author, c.body))?.id
         : await findOwnComment(options, isOurs);
+    if (existing && options.keepExisting) return { action: "kept", commentId: existing };
     if (existing) {
       await octokit.rest.issues.updateComment({ owner, repo, comment_id: existing, body });
       return { action: "updated", commentId: existing };

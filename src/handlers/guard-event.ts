@@ -2,10 +2,16 @@ import type { EmitterWebhookEventName } from "@octokit/webhooks";
 import type { Context } from "probot";
 import { getCacheEvictions } from "../github/get-cache-evictions.js";
 import type { GitHubCache } from "../github/github-cache.js";
-import type { JobRunner } from "../jobs/job-runner.js";
+import type { JobRun, JobRunner } from "../jobs/job-runner.js";
 
 export type EventHandler<E extends EmitterWebhookEventName> = (
   context: Context<E>,
+) => Promise<void>;
+
+/** An event's work, run as a job: `run` carries what the job's earlier runs spent. */
+export type JobEventHandler<E extends EmitterWebhookEventName> = (
+  context: Context<E>,
+  run: JobRun,
 ) => Promise<void>;
 
 interface Sender {
@@ -105,13 +111,13 @@ export interface AcceptOptions {
 export function guardEvent<E extends EmitterWebhookEventName>(
   deps: EventPipelineDeps,
   kind: string,
-  handler: EventHandler<E>,
+  handler: JobEventHandler<E>,
   options: AcceptOptions,
 ): EventHandler<E> {
-  deps.jobs.register(kind, async (context) => {
+  deps.jobs.register(kind, async (context, run) => {
     const { eventName, installation, repository } = describeEvent(context);
     try {
-      await handler(context as Context<E>);
+      await handler(context as Context<E>, run);
     } catch (error) {
       throw new EventHandlerError(eventName, installation?.id, repository?.full_name, error);
     }

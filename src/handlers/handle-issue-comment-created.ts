@@ -12,6 +12,7 @@ import { isTalosComment } from "../github/comment-markers.js";
 import type { GitHubLimits } from "../github/create-octokit.js";
 import { toIssueInfo } from "../github/create-repo-client.js";
 import { loadRepoConfig } from "../github/load-repo-config.js";
+import type { JobRun } from "../jobs/job-runner.js";
 import type { MarkdownService } from "../markdown/markdown-workers.js";
 import type { MemoryService } from "../memory/memory-service.js";
 import { openRepoMemory } from "../memory/open-repo-memory.js";
@@ -50,7 +51,7 @@ export interface CommentHandlerDeps {
 
 /** A comment on an issue or pull request: run the first `/talos` command in it, if any. */
 export function createIssueCommentCreatedHandler(deps: CommentHandlerDeps) {
-  return async (context: Context<"issue_comment.created">): Promise<void> => {
+  return async (context: Context<"issue_comment.created">, run: JobRun): Promise<void> => {
     const { comment, issue, repository, installation } = readPayload(
       CommentCreated,
       context.payload,
@@ -98,6 +99,7 @@ export function createIssueCommentCreatedHandler(deps: CommentHandlerDeps) {
         installation: installation.id,
         repository: repository.id,
         repositoryTokens: config.config.budget.daily_tokens,
+        job: run,
       }),
       memory: () => openRepoMemory(deps.memory, event, config.config),
       identity,

@@ -9,6 +9,7 @@ import type { AppIdentityLoader } from "../github/app-identity.js";
 import type { GitHubLimits } from "../github/create-octokit.js";
 import { createRepoClient, toIssueInfo } from "../github/create-repo-client.js";
 import { loadRepoConfig } from "../github/load-repo-config.js";
+import type { JobRun } from "../jobs/job-runner.js";
 import type { MarkdownService } from "../markdown/markdown-workers.js";
 import type { MemoryService } from "../memory/memory-service.js";
 import { openRepoMemory } from "../memory/open-repo-memory.js";
@@ -40,7 +41,7 @@ export interface IssuesOpenedDeps {
 
 /** A new issue: similar issues, triage and memory, as the repository's config says. */
 export function createIssuesOpenedHandler(deps: IssuesOpenedDeps) {
-  return async (context: Context<"issues.opened">): Promise<void> => {
+  return async (context: Context<"issues.opened">, run: JobRun): Promise<void> => {
     const { issue, repository, installation } = readPayload(IssueOpened, context.payload);
     const { config } = await loadRepoConfig(context);
     const event = { installation: installation.id, repository };
@@ -57,6 +58,7 @@ export function createIssuesOpenedHandler(deps: IssuesOpenedDeps) {
         installation: installation.id,
         repository: repository.id,
         repositoryTokens: config.budget.daily_tokens,
+        job: run,
       }),
       github: createRepoClient(context.octokit, {
         owner: repository.owner.login,

@@ -4,6 +4,7 @@ import { onPullRequestChanged } from "../automations/on-pull-request-changed.js"
 import { createPullRequestClient } from "../github/create-pull-request-client.js";
 import { createRepoClient, toIssueInfo } from "../github/create-repo-client.js";
 import { loadRepoConfig } from "../github/load-repo-config.js";
+import type { JobRun } from "../jobs/job-runner.js";
 import { openRepoMemory } from "../memory/open-repo-memory.js";
 import { isBotSender } from "./guard-event.js";
 import type { IssuesOpenedDeps } from "./handle-issues-opened.js";
@@ -34,7 +35,7 @@ const PullRequestChanged = z.object({
 /** A pull request opened, reopened, made ready or pushed to: memory, summary, push review. */
 // The same services as a new issue's automatic work.
 export function createPullRequestChangedHandler(deps: IssuesOpenedDeps) {
-  return async (context: Context<PullRequestChangedEvent>): Promise<void> => {
+  return async (context: Context<PullRequestChangedEvent>, run: JobRun): Promise<void> => {
     const { action, pull_request, repository, installation } = readPayload(
       PullRequestChanged,
       context.payload,
@@ -58,6 +59,7 @@ export function createPullRequestChangedHandler(deps: IssuesOpenedDeps) {
         installation: installation.id,
         repository: repository.id,
         repositoryTokens: config.budget.daily_tokens,
+        job: run,
       }),
       github: createRepoClient(context.octokit, repo),
       pulls: createPullRequestClient(context.octokit, repo),

@@ -31,6 +31,7 @@ export interface JobJournalOptions {
 type JournalRecord =
   | ({ op: "add" } & Job)
   | { op: "start"; id: string }
+  | { op: "spend"; id: string; tokens: number }
   | { op: "done"; id: string; at: number }
   | { op: "fail"; id: string; error: string; retryAt: number }
   | { op: "park"; id: string; error: string; at: number }
@@ -171,6 +172,14 @@ export class JobJournal implements JobQueue {
     await this.#append(record, false);
   }
 
+  async spend(id: string, tokens: number): Promise<void> {
+    if (!this.#jobs.has(id) || !(tokens > 0)) return;
+    const record: JournalRecord = { op: "spend", id, tokens };
+    this.#apply(record);
+    // Written as a start is, not fdatasynced: a crash keeps it, and the next run starts from it.
+    await this.#append(record, false);
+  }
+
   async fail(id: string, error: string, retryAt: number | undefined): Promise<void> {
     this.#release(id);
     const job = this.#jobs.get(id);
@@ -240,6 +249,12 @@ export class JobJournal implements JobQueue {
       case "start": {
         const job = this.#jobs.get(record.id);
         if (job) job.attempts++;
+        break;
+      }
+      case "spend": {
+        const job = this.#jobs.get(record.id);
+        if (job && Number.isFinite(record.tokens))
+          job.spentTokens = (job.spentTokens ?? 0) + record.tokens;
         break;
       }
       case "fail": {

@@ -21,6 +21,11 @@ export interface Job extends NewJob {
   acceptedAt: number;
   /** Runs started so far, counting runs a crash interrupted. */
   attempts: number;
+  /**
+   * Model tokens its earlier runs spent, recorded as each call was charged (`spend`), crashed
+   * runs' included: the job's cap (`TALOS_AGENT_MAX_TOKENS`) covers all its runs together.
+   */
+  spentTokens?: number | undefined;
   /** A failed job waits until then before its next attempt. */
   retryAt?: number | undefined;
   /** Set once the job has failed for good; it is kept for `talos jobs`, never run again. */
@@ -67,6 +72,12 @@ export interface JobQueue {
    */
   claimNext(): Promise<Job | undefined>;
   complete(id: string): Promise<void>;
+  /**
+   * Adds model tokens to what the job has spent, as each call is charged rather than when the run
+   * ends, so that a run killed midway (SIGKILL, a dead instance) still leaves its spending to the
+   * next one. Kept with the job until it finishes or is parked.
+   */
+  spend(id: string, tokens: number): Promise<void>;
   /** Schedules another attempt at `retryAt`, or parks the job when `retryAt` is undefined. */
   fail(id: string, error: string, retryAt: number | undefined): Promise<void>;
   /** When to look for runnable jobs again, if any may become runnable (a retry's time). */

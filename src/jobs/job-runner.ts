@@ -19,7 +19,15 @@ export interface JobRunnerOptions {
   scrub?: (text: string) => string;
 }
 
-export type JobHandler<C> = (context: C) => Promise<void>;
+/** What a handler knows of its job's run besides its context. */
+export interface JobRun {
+  /** Model tokens the job's earlier runs spent: its cap covers all its runs together. */
+  readonly spentTokens: number;
+  /** Records model tokens this run spent, with the job, for its next run should this one fail. */
+  spend(tokens: number): void;
+}
+
+export type JobHandler<C> = (context: C, run: JobRun) => Promise<void>;
 
 /** What to do with a job whose run threw. */
 export type FailureKind = "retry" | "park" | "gone";
@@ -214,15 +222,33 @@ export class JobRunner<C> {
     // Which instance ran what, when several share the queue.
     log.debug("job started");
     let failure: { error: unknown } | undefined;
+    const spending = new Set<Promise<void>>();
+    const run: JobRun = {
+      spentTokens: job.spentTokens ?? 0,
+      spend: (tokens) => {
+        const recorded: Promise<void> = queue
+          .spend(job.id, tokens)
+          .catch((error: unknown) =>
+            log.error(
+              { err: error, tokens },
+              "tokens spent not recorded with the job: a retry may spend them again",
+            ),
+          )
+          .finally(() => spending.delete(recorded));
+        spending.add(recorded);
+      },
+    };
     try {
       const handler = this.#handlers.get(job.kind);
       if (!handler) throw new PermanentJobError(`no handler for jobs of kind ${job.kind}`);
       const contextOf = this.#contextOf;
       const context = this.#contexts.get(job.id) ?? (await contextOf!(job));
-      await handler(context);
+      await handler(context, run);
     } catch (error) {
       failure = { error };
     }
+    // Recorded before the run's end, which a retry's claim may follow at once.
+    await Promise.all(spending);
     try {
       if (!failure) {
         await this.#record(log, job, () => queue.complete(job.id));

@@ -57,10 +57,11 @@ export class JobLeaseLostError extends Error {
 // joined again) are dropped; a job missing from its thread's list (a crash between the add and
 // JOIN) joins its end. A lease still held is never taken over, even by the instance holding it:
 // the run of an earlier claim may still be writing.
-// Returns the attempt number, or -1 (not the thread's turn), -2 (the thread is held), -3 (done
-// already: a crash came between recording it and telling the queue), -4 (parked already, alike).
+// Returns the attempt number with the tokens the job's runs have spent so far, or -1 (not the
+// thread's turn), -2 (the thread is held), -3 (done already: a crash came between recording it
+// and telling the queue), -4 (parked already, alike).
 const CLAIM = `
-local list, lease, attempts = KEYS[1], KEYS[2], KEYS[3]
+local list, lease, attempts, spent = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
 local id, owner, ms, jobPrefix, donePrefix, parkedPrefix = ARGV[1], ARGV[2], ARGV[3], ARGV[4], ARGV[5], ARGV[6]
 if redis.call('EXISTS', donePrefix .. id) == 1 then return -3 end
 if redis.call('EXISTS', parkedPrefix .. id) == 1 then return -4 end
@@ -78,19 +79,20 @@ if not redis.call('LPOS', list, id) then redis.call('RPUSH', list, id) end
 if redis.call('LINDEX', list, 0) ~= id then return -1 end
 if redis.call('EXISTS', lease) == 1 then return -2 end
 redis.call('SET', lease, owner, 'PX', ms)
-return redis.call('HINCRBY', attempts, id, 1)
+return {redis.call('HINCRBY', attempts, id, 1), tonumber(redis.call('HGET', spent, id) or '0')}
 `;
 
 // Ends a claim: the lease goes if it is still this claim's; a finished job (done, or parked)
 // leaves its thread and is remembered for the retention time, a parked one with its error.
 // Returns the thread's next job.
 const RELEASE = `
-local list, lease, attempts, done, parked = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5]
+local list, lease, attempts, done, parked, spent = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5], KEYS[6]
 local id, owner, outcome, retention, error = ARGV[1], ARGV[2], ARGV[3], ARGV[4], ARGV[5]
 if redis.call('GET', lease) == owner then redis.call('DEL', lease) end
 if outcome ~= 'retry' then
   redis.call('LREM', list, 1, id)
   redis.call('HDEL', attempts, id)
+  redis.call('HDEL', spent, id)
 end
 if outcome == 'done' then redis.call('SET', done, '1', 'PX', retention) end
 if outcome == 'parked' then redis.call('SET', parked, error, 'PX', retention) end
@@ -106,6 +108,13 @@ if not redis.call('LPOS', KEYS[1], ARGV[1]) then redis.call('RPUSH', KEYS[1], AR
 return 1
 `;
 
+// Adds to the model tokens a job has spent, unless it has finished (a late charge of a run that
+// lost its lease would otherwise leave its count behind for good).
+const SPEND = `
+if redis.call('EXISTS', KEYS[2], KEYS[3]) > 0 then return 0 end
+return redis.call('HINCRBY', KEYS[1], ARGV[1], ARGV[2])
+`;
+
 // Whether a job put aside may run now: it heads its thread, and no one holds the thread.
 const TURN = `
 if redis.call('LINDEX', KEYS[1], 0) == ARGV[1] and redis.call('EXISTS', KEYS[2]) == 0 then return 1 end
@@ -118,11 +127,12 @@ return 0
 `;
 
 type Scripts = Redis & {
-  talosClaim(...args: Array<string | number>): Promise<number>;
+  talosClaim(...args: Array<string | number>): Promise<number | [number, number]>;
   talosRelease(...args: Array<string | number>): Promise<string | null>;
   talosRenew(...args: Array<string | number>): Promise<number>;
   talosJoin(...args: Array<string | number>): Promise<number>;
   talosTurn(...args: Array<string | number>): Promise<number>;
+  talosSpend(...args: Array<string | number>): Promise<number>;
 };
 
 // A job not its thread's turn waits this long; the job before it wakes it when it ends, so this
@@ -178,11 +188,12 @@ export class RedisJobQueue implements JobQueue {
       maxRetriesPerRequest: 1,
       lazyConnect: true,
     }) as Scripts;
-    this.#redis.defineCommand("talosClaim", { numberOfKeys: 3, lua: CLAIM });
-    this.#redis.defineCommand("talosRelease", { numberOfKeys: 5, lua: RELEASE });
+    this.#redis.defineCommand("talosClaim", { numberOfKeys: 4, lua: CLAIM });
+    this.#redis.defineCommand("talosRelease", { numberOfKeys: 6, lua: RELEASE });
     this.#redis.defineCommand("talosRenew", { numberOfKeys: 1, lua: RENEW });
     this.#redis.defineCommand("talosJoin", { numberOfKeys: 3, lua: JOIN });
     this.#redis.defineCommand("talosTurn", { numberOfKeys: 2, lua: TURN });
+    this.#redis.defineCommand("talosSpend", { numberOfKeys: 3, lua: SPEND });
     this.#redis.on("error", (error: Error) => {
       this.#lastError = error;
       this.#logOutage(error);
@@ -270,10 +281,12 @@ export class RedisJobQueue implements JobQueue {
       const owner = `${this.#instance}:${token}`;
       // The lease runs from when the claim was sent, not from when its answer came.
       const sentAt = this.#options.clock.now();
-      const attempt = await this.#redis.talosClaim(
+      const claim = await this.#redis.talosClaim(
         this.#threadKey(data.thread),
         this.#leaseKey(data.thread),
         `${prefix}:attempts`,
+        // Kept beside the attempts, whichever instance ran them: a retry here starts from them.
+        this.#spentKey(),
         bull.id,
         owner,
         leaseMs,
@@ -281,6 +294,7 @@ export class RedisJobQueue implements JobQueue {
         `${prefix}:done:`,
         `${prefix}:parked:`,
       );
+      const [attempt, spent] = typeof claim === "number" ? [claim, 0] : claim;
       if (attempt === -3) {
         await bull.moveToCompleted(undefined, token, false);
         continue;
@@ -327,6 +341,7 @@ export class RedisJobQueue implements JobQueue {
         ...data,
         acceptedAt: bull.timestamp,
         attempts: attempt,
+        ...(spent > 0 ? { spentTokens: spent } : {}),
         lease: claimed.lease.signal,
       };
     }
@@ -336,6 +351,17 @@ export class RedisJobQueue implements JobQueue {
     await this.#finish(id, "done", async (claimed) => {
       await claimed.bull.moveToCompleted(undefined, claimed.token, false);
     });
+  }
+
+  async spend(id: string, tokens: number): Promise<void> {
+    if (!(tokens > 0)) return;
+    await this.#redis.talosSpend(
+      this.#spentKey(),
+      this.#doneKey(id),
+      this.#parkedKey(id),
+      id,
+      Math.ceil(tokens),
+    );
   }
 
   async fail(id: string, error: string, retryAt: number | undefined): Promise<void> {
@@ -433,6 +459,7 @@ export class RedisJobQueue implements JobQueue {
       `${this.#options.prefix}:attempts`,
       this.#doneKey(id),
       this.#parkedKey(id),
+      this.#spentKey(),
       id,
       claimed.owner,
       outcome,
@@ -528,6 +555,11 @@ export class RedisJobQueue implements JobQueue {
         .exec();
     }
     return { status: "refused", reason };
+  }
+
+  /** Model tokens spent by each job's runs so far, by job id (see `JobQueue.spend`). */
+  #spentKey(): string {
+    return `${this.#options.prefix}:spent`;
   }
 
   #threadKey(thread: string): string {

@@ -38,6 +38,24 @@ describe("token budgets", () => {
     expect((await budgets.account({ installation: 2, repository: 10 })).remaining()).toBe(6_000);
   });
 
+  it("holds a job to its cap across its runs: a retry starts from what the earlier runs spent", async () => {
+    const clock = createFakeClock();
+    const { budgets, metrics } = await open(join(makeDataDir(), "budgets.json"), clock);
+    const recorded: number[] = [];
+    const job = (spentTokens: number) => ({ spentTokens, spend: (t: number) => recorded.push(t) });
+    const retry = await budgets.account({ installation: 1, repository: 10 }, job(4_000));
+    expect(retry.remaining()).toBe(2_000);
+    retry.charge(1_500);
+    expect(recorded).toEqual([1_500]);
+    expect(retry.remaining()).toBe(500);
+    const spent = await budgets.account({ installation: 1, repository: 10 }, job(6_000));
+    expect(spent.remaining()).toBe(0);
+    expect(() => spent.check()).toThrow(/the job's model token budget is spent/);
+    expect((await metrics.budgetRefusals.get()).values).toEqual([
+      expect.objectContaining({ labels: { scope: "job" }, value: 1 }),
+    ]);
+  });
+
   it("refuses with the scope that is spent, counts the refusal, and resets at midnight UTC", async () => {
     const clock = createFakeClock(Date.UTC(2026, 11, 2, 23, 0));
     const { budgets, metrics } = await open(join(makeDataDir(), "budgets.json"), clock);

@@ -115,6 +115,32 @@ describe("the job journal", () => {
     await journal.close();
   });
 
+  it("keeps the tokens a job's runs spent, a crashed run's included, until the job ends", async () => {
+    const file = join(makeDataDir(), "journal.log");
+    const first = await openJournal(file);
+    await first.journal.enqueue(job("spender"));
+    await first.journal.claimNext();
+    await first.journal.spend("spender", 600);
+    await first.journal.fail("spender", "GitHub 502", 0);
+    expect(await first.journal.claimNext()).toMatchObject({ attempts: 2, spentTokens: 600 });
+    await first.journal.spend("spender", 300);
+    // No fail(): the process was killed after the second run's model call.
+    await first.journal.close();
+    expect(readFileSync(file, "utf8")).toContain('{"op":"spend","id":"spender","tokens":300}');
+
+    // Opening rewrites the file: the count is in the job's snapshot from then on.
+    const second = await openJournal(file);
+    expect(await second.journal.claimNext()).toMatchObject({ attempts: 3, spentTokens: 900 });
+    await second.journal.complete("spender");
+    // Too late to count: the job is finished, and its count gone with it.
+    await second.journal.spend("spender", 50);
+    await second.journal.close();
+    expect(readFileSync(file, "utf8")).not.toContain('"tokens":50');
+    const third = await openJournal(file);
+    expect(third.journal.list()).toEqual([]);
+    await third.journal.close();
+  });
+
   it("refuses jobs over its bound, and remembers which repositories were refused", async () => {
     const file = join(makeDataDir(), "journal.log");
     const { journal } = await openJournal(file, { maxQueued: 2 });

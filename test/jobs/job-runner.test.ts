@@ -176,6 +176,35 @@ describe("the job runner", () => {
     );
   });
 
+  it("gives each run of a job what its earlier runs spent, recorded before the run's end", async () => {
+    const { runner, journal, clock, logs } = await setup({ maxAttempts: 3 });
+    const seen: number[] = [];
+    runner.register("work", async (_id, run) => {
+      seen.push(run.spentTokens);
+      run.spend(400);
+      run.spend(100);
+      throw new RequestError("Bad Gateway", 502, {
+        request: { method: "POST", url: "https://api.github.com/x", headers: {} },
+      });
+    });
+    runner.start(async (j) => j.id);
+    await runner.submit(job("spender", "a"), "spender");
+    await runner.idle();
+    expect(journal.list()[0]?.spentTokens).toBe(500);
+    await clock.advance(retryDelayMs(1));
+    await runner.idle();
+    await clock.advance(retryDelayMs(2));
+    await runner.idle();
+    expect(seen).toEqual([0, 500, 1_000]);
+    expect(journal.list()[0]).toMatchObject({
+      spentTokens: 1_500,
+      parked: { error: "Bad Gateway" },
+    });
+    expect(
+      logs.lines().filter((l) => l.level === 50 && l.msg !== "job failed; will retry"),
+    ).toEqual([expect.objectContaining({ msg: "job failed; parked (see `talos jobs`)" })]);
+  });
+
   it("parks, without running it, a job that crashed the process on every attempt", async () => {
     const first = await setup({ maxAttempts: 2 });
     await first.journal.enqueue(job("poison", "a"));

@@ -154,6 +154,30 @@ describe.runIf(available)("the Redis job queue (BullMQ)", () => {
     expect(jobs).toMatchObject([{ id: "flaky", parked: { error: "malformed payload" } }]);
   });
 
+  it("keeps the tokens a job's runs spent for its retry on another instance, until the job ends", async () => {
+    const [a, b] = await instances(on(2));
+    await a!.enqueue(job("spender", "t"));
+    const first = await a!.claimNext();
+    expect(first?.spentTokens).toBeUndefined();
+    await a!.spend("spender", 600);
+    await a!.spend("spender", 0.5);
+    await a!.fail("spender", "GitHub 502", Date.now());
+    expect(await claimWithin(b!)).toMatchObject({ id: "spender", attempts: 2, spentTokens: 601 });
+    // Handed back without an end, as when its instance dies: the next run still has it.
+    await b!.spend("spender", 99);
+    await b!.close();
+    expect(await claimWithin(a!)).toMatchObject({ attempts: 3, spentTokens: 700 });
+    await a!.complete("spender");
+    // A late charge (a run whose lease was lost) leaves nothing behind once the job has ended.
+    await a!.spend("spender", 50);
+    const redis = new Redis(TEST_REDIS_URL);
+    try {
+      expect(await redis.hgetall(`${prefixes.at(-1)}:spent`)).toEqual({});
+    } finally {
+      redis.disconnect();
+    }
+  });
+
   it("hands a job back at close, and another instance runs it", async () => {
     const [a, b] = await instances(on(2));
     await a!.enqueue(job("held", "t"));

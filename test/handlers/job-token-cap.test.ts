@@ -1,0 +1,268 @@
+import { randomUUID } from "node:crypto";
+import { AIMessage } from "@langchain/core/messages";
+import { describe, expect, it, onTestFinished, vi } from "vitest";
+import type { Clock } from "../../src/clock.js";
+import {
+  githubScope,
+  APP_SLUG,
+  mockAppIdentity,
+  mockInstallationToken,
+  mockRepoConfig,
+} from "../helpers/github-mocks.js";
+import { createFakeClock } from "../helpers/fake-clock.js";
+import { scriptedModel } from "../helpers/scripted-model.js";
+import type { Embedder } from "../../src/memory/embedder.js";
+import { createLocalEmbedder } from "../../src/memory/local-embedder.js";
+import {
+  deleteKeys,
+  dropSchema,
+  freshSchema,
+  requirePostgres,
+  requireRedis,
+  TEST_DATABASE_URL,
+  TEST_REDIS_URL,
+} from "../helpers/shared-services.js";
+import { createTestApp, loadFixture, type TestApp } from "../helpers/test-app.js";
+
+const REPO = "/repos/Codertocat/Hello-World";
+const COMMENT_ID = 492700400;
+const MARKER = `<!-- talos:reply:${COMMENT_ID} -->`;
+type Scope = ReturnType<typeof githubScope>;
+
+// Each answer costs the whole cap (TALOS_AGENT_MAX_TOKENS, at its minimum of 1,000), as the
+// server reports it.
+const CAP = 1_000;
+const answer = () =>
+  new AIMessage({
+    content: "It crashes on start.",
+    usage_metadata: { input_tokens: 900, output_tokens: 100, total_tokens: CAP },
+  });
+
+function ask(app: TestApp, id: string) {
+  const payload = loadFixture<{ comment: { body: string } }>("issue_comment.created.help.json");
+  payload.comment.body = "/talos ask why does it crash?";
+  return app.probot.receive({ id, name: "issue_comment", payload } as never);
+}
+
+async function tokensCharged(app: TestApp): Promise<number> {
+  const { values } = await app.talos.metrics.llmTokens.get();
+  return values.reduce((sum, value) => sum + value.value, 0);
+}
+
+/** An accepted `ask` up to the model call: reaction, the repository, the thread. */
+function mockAskReads(scope: Scope) {
+  scope.post(`${REPO}/issues/comments/${COMMENT_ID}/reactions`, { content: "eyes" }).reply(201);
+  scope.get(REPO).reply(200, { full_name: "Codertocat/Hello-World", default_branch: "master" });
+  scope.get(`${REPO}/issues/1/comments`).query({ per_page: "100" }).reply(200, []);
+}
+
+describe("the per-job token cap (TALOS_AGENT_MAX_TOKENS) across a job's attempts", () => {
+  it("a retried job makes no model call once its cap is spent, and posts the one notice", async () => {
+    // A fake clock: the retry's 30-second wait passes at once.
+    const clock = createFakeClock();
+    const model = scriptedModel().respond(answer()).respond(answer());
+    const app = await createTestApp({
+      clock,
+      model,
+      // No retries within the request: one 502 on the reply fails the job, which is retried.
+      env: { TALOS_AGENT_MAX_TOKENS: String(CAP), TALOS_GITHUB_MAX_RETRIES: "0" },
+    });
+    const scope = githubScope();
+    mockAppIdentity(scope);
+    mockInstallationToken(scope);
+    mockRepoConfig(scope);
+    mockAskReads(scope);
+    const failed: string[] = [];
+    scope
+      .post(`${REPO}/issues/1/comments`, (body: { body: string }) =>
+        Boolean(failed.push(body.body)),
+      )
+      .reply(502, { message: "Bad Gateway" });
+    // The retry (its config and repository cached): the reaction and the thread read again, then
+    // the reply looked for by its marker (not there), and posted.
+    scope.post(`${REPO}/issues/comments/${COMMENT_ID}/reactions`, { content: "eyes" }).reply(200);
+    scope.get(`${REPO}/issues/1/comments`).query({ per_page: "100" }).reply(200, []);
+    scope
+      .get(`${REPO}/issues/1/comments`)
+      .query({ per_page: "100", since: "2019-05-15T15:20:21Z" })
+      .reply(200, []);
+    const posted: string[] = [];
+    scope
+      .post(`${REPO}/issues/1/comments`, (body: { body: string }) =>
+        Boolean(posted.push(body.body)),
+      )
+      .reply(201, { id: 9001 });
+
+    await ask(app, "cap-1");
+    await vi.waitFor(async () => {
+      await app.talos.services.jobs.idle();
+      expect(app.logs.lines().filter((l) => l.msg === "job finished")).toHaveLength(1);
+    });
+
+    expect(app.logs.lines().filter((l) => l.msg === "job failed; will retry")).toHaveLength(1);
+    expect(failed).toEqual([`It crashes on start.\n\n${MARKER}`]);
+    // The first attempt spent the job's whole cap: the retry calls no model.
+    expect(model.calls).toHaveLength(1);
+    expect(await tokensCharged(app)).toBeLessThanOrEqual(CAP);
+    // What an over-budget command gets today: the one notice, as its reply (refusals name the job).
+    expect(posted).toHaveLength(1);
+    expect(posted[0]).toMatch(
+      /^A single command may spend only so many tokens, and this one reached that limit, so `ask` was not run\.[\s\S]*<!-- talos:reply:492700400 -->$/,
+    );
+    const refusals = (await app.talos.metrics.budgetRefusals.get()).values;
+    expect(refusals).toEqual([expect.objectContaining({ labels: { scope: "job" }, value: 1 })]);
+    expect(scope.pendingMocks()).toEqual([]);
+  });
+  it.each([
+    ["finds the cap spent", [2]],
+    // Its recall fails too: the error reply is not posted over the answer either.
+    ["fails", [2, 3]],
+  ])("leaves the answer an earlier run posted when the retry %s", async (_, failing) => {
+    const clock = createFakeClock();
+    const model = scriptedModel().respond(answer()).respond(answer());
+    // Memory works for the question's recall, then fails to keep the answer (once): the job fails
+    // after its reply is up, and is retried.
+    const local = createLocalEmbedder();
+    let embeds = 0;
+    const embedder: Embedder = {
+      ...local,
+      embed: (texts) =>
+        failing.includes(++embeds)
+          ? Promise.reject(new Error("embeddings are down"))
+          : local.embed(texts),
+    };
+    const app = await createTestApp({
+      clock,
+      model,
+      embedder,
+      env: { TALOS_AGENT_MAX_TOKENS: String(CAP) },
+    });
+    const scope = githubScope();
+    mockAppIdentity(scope);
+    mockInstallationToken(scope);
+    mockRepoConfig(scope);
+    mockAskReads(scope);
+    const posted: string[] = [];
+    scope
+      .get(`${REPO}/issues/1/comments`)
+      .query({ per_page: "100", since: "2019-05-15T15:20:21Z" })
+      .reply(200, []);
+    scope
+      .post(`${REPO}/issues/1/comments`, (body: { body: string }) =>
+        Boolean(posted.push(body.body)),
+      )
+      .reply(201, { id: 9001 });
+    // The retry: the reaction and the thread read again, then the reply found by its marker and
+    // left as it is (no PATCH is mocked: an edit would fail the test).
+    scope.post(`${REPO}/issues/comments/${COMMENT_ID}/reactions`, { content: "eyes" }).reply(200);
+    // A retry whose recall fails stops before reading the thread.
+    if (failing.length === 1)
+      scope.get(`${REPO}/issues/1/comments`).query({ per_page: "100" }).reply(200, []);
+    scope
+      .get(`${REPO}/issues/1/comments`)
+      .query({ per_page: "100", since: "2019-05-15T15:20:21Z" })
+      .reply(200, [
+        {
+          id: 9001,
+          user: { login: `${APP_SLUG}[bot]` },
+          body: `It crashes on start.\n\n${MARKER}`,
+        },
+      ]);
+
+    await ask(app, "cap-kept");
+    await vi.waitFor(async () => {
+      await app.talos.services.jobs.idle();
+      expect(app.logs.lines().filter((l) => l.msg === "job finished")).toHaveLength(1);
+    });
+
+    expect(app.logs.lines().filter((l) => l.msg === "job failed; will retry")).toHaveLength(1);
+    expect(posted).toEqual([`It crashes on start.\n\n${MARKER}`]);
+    expect(model.calls).toHaveLength(1);
+    expect(app.logs.lines().find((l) => l.msg === "command answered")).toBeDefined();
+    expect(app.logs.lines().filter((l) => l.action === "kept")).toHaveLength(1);
+    expect(scope.pendingMocks()).toEqual([]);
+  });
+});
+
+const shared =
+  (await requireRedis("the job cap across instances")) &&
+  (await requirePostgres("the job cap across instances"));
+
+describe.runIf(shared)("the per-job token cap with REDIS_URL and DATABASE_URL", () => {
+  it("holds when the retry runs on another instance: no model call there, one notice", async () => {
+    const prefix = `talos-test-${randomUUID()}`;
+    const schema = freshSchema("talos_job_cap");
+    onTestFinished(async () => {
+      await deleteKeys(prefix);
+      await dropSchema(schema);
+    });
+    const env = {
+      REDIS_URL: TEST_REDIS_URL,
+      TALOS_REDIS_PREFIX: prefix,
+      // Budgets (and memory) in PostgreSQL: the job's count is the queue's, no table of its own.
+      DATABASE_URL: TEST_DATABASE_URL,
+      TALOS_DATABASE_SCHEMA: schema,
+      TALOS_AGENT_MAX_TOKENS: String(CAP),
+      TALOS_GITHUB_MAX_RETRIES: "0",
+    };
+    // A minute behind: the retry's 30-second wait is over as BullMQ counts it (in real time).
+    const clock: Clock = {
+      now: () => Date.now() - 60_000,
+      sleep: (ms) => new Promise((resolve) => setTimeout(resolve, ms)),
+    };
+    const modelA = scriptedModel().respond(answer());
+    const a = await createTestApp({ clock, model: modelA, env });
+    const scope = githubScope();
+    mockAppIdentity(scope);
+    mockInstallationToken(scope);
+    mockRepoConfig(scope);
+    mockAskReads(scope);
+    const failed: string[] = [];
+    scope
+      .post(`${REPO}/issues/1/comments`, (body: { body: string }) =>
+        Boolean(failed.push(body.body)),
+      )
+      .reply(() => {
+        // This instance takes no more jobs: the retry is the other one's.
+        void a.talos.services.jobs.stop(0);
+        return [502, { message: "Bad Gateway" }];
+      });
+
+    await ask(a, `cap-shared-${prefix}`);
+    await a.talos.services.jobs.idle();
+    expect(a.logs.lines().filter((l) => l.msg === "job failed; will retry")).toHaveLength(1);
+    expect(failed).toEqual([`It crashes on start.\n\n${MARKER}`]);
+
+    // The other instance: a client of its own, so its own token, identity and config reads.
+    mockAppIdentity(scope);
+    mockInstallationToken(scope);
+    mockRepoConfig(scope);
+    mockAskReads(scope);
+    scope
+      .get(`${REPO}/issues/1/comments`)
+      .query({ per_page: "100", since: "2019-05-15T15:20:21Z" })
+      .reply(200, []);
+    const posted: string[] = [];
+    scope
+      .post(`${REPO}/issues/1/comments`, (body: { body: string }) =>
+        Boolean(posted.push(body.body)),
+      )
+      .reply(201, { id: 9001 });
+    const modelB = scriptedModel().respond(answer());
+    const b = await createTestApp({ clock, model: modelB, env });
+    await vi.waitFor(
+      () => expect(b.logs.lines().filter((l) => l.msg === "job finished")).toHaveLength(1),
+      { timeout: 10_000 },
+    );
+
+    expect(b.logs.lines().find((l) => l.msg === "job finished")).toMatchObject({ attempt: 2 });
+    expect(modelA.calls).toHaveLength(1);
+    expect(modelB.calls).toHaveLength(0);
+    expect((await tokensCharged(a)) + (await tokensCharged(b))).toBeLessThanOrEqual(CAP);
+    expect(posted).toHaveLength(1);
+    expect(posted[0]).toMatch(
+      /^A single command may spend only so many tokens, and this one reached that limit, so `ask` was not run\.[\s\S]*<!-- talos:reply:492700400 -->$/,
+    );
+    expect(scope.pendingMocks()).toEqual([]);
+  });
+});
