@@ -103,11 +103,15 @@ export async function runAgent(options: RunAgentOptions): Promise<AgentResult> {
   // is sent all that again, plus what came after.
   let sent: { tokens: number; next: number } | undefined;
   let said = "";
-  const inputTokens = () =>
+  const inputTokens = (count: TokenCounter = counter) =>
     (sent?.tokens ?? 0) +
     messages
       .slice(sent?.next ?? 0)
-      .reduce((sum, message) => sum + counter.countTokens(contentText(message)), 0);
+      .reduce((sum, message) => sum + count.countTokens(contentText(message)), 0);
+  // UTF-8 bytes bound a count from above: a conversation whose bytes fit is not tokenized (a
+  // long prompt takes milliseconds of CPU to count, on every call).
+  const inputFits = (limit: number) =>
+    inputTokens(UTF8_TOKEN_BOUND) <= limit || inputTokens() <= limit;
   // Re-read before each call: other jobs of the installation spend the same day meanwhile.
   const room = () =>
     Math.min(
@@ -120,9 +124,9 @@ export async function runAgent(options: RunAgentOptions): Promise<AgentResult> {
   options.account?.check();
   for (let step = 1; ; step++) {
     const left = room();
-    const last = step >= limits.maxSteps || 2 * (inputTokens() + reserve) > left;
+    const last = step >= limits.maxSteps || !inputFits(left / 2 - reserve);
     if (last && step > 1) messages.push(new HumanMessage(options.finalNote));
-    if (step > 1 && inputTokens() + reserve > left) {
+    if (step > 1 && !inputFits(left - reserve)) {
       const needed = inputTokens() + reserve;
       log.warn({ step, needed, left, usage }, "agent run stopped: no budget left for another call");
       return { text: said, finished: false, steps: step - 1, toolCalls, usage, messages };
@@ -199,7 +203,9 @@ function fenceResult(
   counter: TokenCounter,
 ): string {
   const whole = fence.wrap(source, content);
-  if (counter.countTokens(whole, share) <= share) return whole;
+  // Its UTF-8 bytes bound its tokens: most results fit without being tokenized.
+  if (UTF8_TOKEN_BOUND.countTokens(whole) <= share || counter.countTokens(whole, share) <= share)
+    return whole;
   const room = share - counter.countTokens(fence.wrap(source, ""));
   if (room >= MIN_RESULT_TOKENS) return fence.bounded(room, counter).wrap(source, content);
   return "Not shown: the run's token budget has no room left for this result. Answer with what you have.";
