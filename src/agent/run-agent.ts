@@ -119,9 +119,12 @@ export async function runAgent(options: RunAgentOptions): Promise<AgentResult> {
       options.account?.remaining() ?? Infinity,
     );
 
-  // Over budget, no call at all. The first call needs only something left; every later one must
-  // fit in what is left, and is the last (no tools) when a second one as large would not.
+  // Over budget, no call at all. The first call needs only something left, unless earlier runs
+  // of the job spent part of its cap; every later one must fit in what is left, and is the last
+  // (no tools) when a second one as large would not.
   options.account?.check();
+  if (options.account?.resumed && !inputFits(room() - reserve))
+    options.account.check(inputTokens() + reserve);
   for (let step = 1; ; step++) {
     const left = room();
     const last = step >= limits.maxSteps || !inputFits(left / 2 - reserve);

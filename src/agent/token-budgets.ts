@@ -19,8 +19,13 @@ export interface TokenAccount {
   installation: string;
   /** Tokens left: the least of the job's cap, the repository's and the installation's day. */
   remaining(): number;
-  /** Throws BudgetExceededError, naming the budget, when nothing is left. */
-  check(): void;
+  /** Throws BudgetExceededError, naming the budget, when less than `needed` (1) is left. */
+  check(needed?: number): void;
+  /**
+   * Its job's earlier runs spent some of the job's cap (a retry, a run after a crash): its first
+   * call too must fit in what is left, as every later call of a run must.
+   */
+  readonly resumed: boolean;
   charge(tokens: number): void;
   /**
    * True the first time this UTC day it is asked for `thread`: one over-budget notice each. Also
@@ -171,10 +176,11 @@ export class TokenBudgets {
     return {
       installation,
       remaining: () => Math.max(0, Math.min(...Object.values(left()))),
-      check: () => {
+      resumed: spent > 0,
+      check: (needed = 1) => {
         const budgets = left();
         const spentScope = (["installation", "repository", "job"] as const).find(
-          (name) => budgets[name] <= 0,
+          (name) => budgets[name] < needed,
         );
         if (spentScope) {
           metrics.budgetRefusals.inc({ scope: spentScope });

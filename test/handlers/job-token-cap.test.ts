@@ -32,10 +32,10 @@ type Scope = ReturnType<typeof githubScope>;
 // Each answer costs the whole cap (TALOS_AGENT_MAX_TOKENS, at its minimum of 1,000), as the
 // server reports it.
 const CAP = 1_000;
-const answer = () =>
+const answer = (total = CAP) =>
   new AIMessage({
     content: "It crashes on start.",
-    usage_metadata: { input_tokens: 900, output_tokens: 100, total_tokens: CAP },
+    usage_metadata: { input_tokens: total - 100, output_tokens: 100, total_tokens: total },
   });
 
 function ask(app: TestApp, id: string) {
@@ -57,10 +57,14 @@ function mockAskReads(scope: Scope) {
 }
 
 describe("the per-job token cap (TALOS_AGENT_MAX_TOKENS) across a job's attempts", () => {
-  it("a retried job makes no model call once its cap is spent, and posts the one notice", async () => {
+  it.each([
+    ["once its cap is spent", CAP],
+    // 400 tokens left, less than a call's answer alone (TALOS_LLM_MAX_OUTPUT_TOKENS, 1,500).
+    ["when what is left of its cap cannot pay for a call", 600],
+  ])("a retried job makes no model call %s, and posts the one notice", async (_, spent) => {
     // A fake clock: the retry's 30-second wait passes at once.
     const clock = createFakeClock();
-    const model = scriptedModel().respond(answer()).respond(answer());
+    const model = scriptedModel().respond(answer(spent)).respond(answer(spent));
     const app = await createTestApp({
       clock,
       model,
