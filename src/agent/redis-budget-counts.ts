@@ -48,15 +48,12 @@ export class RedisBudgetCounts implements SharedBudgetCounts {
     if (!done || failed) throw failed?.[0] ?? new Error("Redis did not run the charge");
   }
 
-  async takeNotice(day: string, key: string): Promise<boolean> {
-    const taken = await this.#redis.set(
-      this.#key(day, "notice", key),
-      "1",
-      "EX",
-      KEEP_SECONDS,
-      "NX",
-    );
-    return taken === "OK";
+  async takeNotice(day: string, key: string, claimant?: string): Promise<boolean> {
+    const notice = this.#key(day, "notice", key);
+    // The value is who took it: a retried job whose post failed may still post its own.
+    const taken = await this.#redis.set(notice, `@${claimant ?? ""}`, "EX", KEEP_SECONDS, "NX");
+    if (taken === "OK") return true;
+    return claimant !== undefined && (await this.#redis.get(notice)) === `@${claimant}`;
   }
 
   async close(): Promise<void> {

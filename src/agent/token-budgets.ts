@@ -31,7 +31,7 @@ export interface TokenAccount {
    * True the first time this UTC day it is asked for `thread`: one over-budget notice each. Also
    * true when asked again by the `claimant` that took it (the command's comment): a retried job
    * whose notice was never posted posts it then, and the reply, found by its marker, is edited
-   * rather than doubled. The shared counts know no claimants: there the notice is taken once.
+   * rather than doubled; in the shared counts too, which keep who took it.
    */
   takeNotice(thread: string, claimant?: string): Promise<boolean>;
 }
@@ -44,7 +44,8 @@ export interface SharedBudgetCounts {
   spent(day: string, installation: string, repository: string): Promise<BudgetCounts>;
   charge(day: string, installation: string, repository: string, tokens: number): Promise<void>;
   /** True the first time it is asked for `key` on `day`, whichever instance asks. */
-  takeNotice(day: string, key: string): Promise<boolean>;
+  /** True when taken now, or taken before by `claimant` (see `TokenAccount.takeNotice`). */
+  takeNotice(day: string, key: string, claimant?: string): Promise<boolean>;
 }
 
 /**
@@ -209,7 +210,7 @@ export class TokenBudgets {
         const state = this.#today();
         // Per repository: issue numbers repeat across repositories.
         const key = `${repository}#${thread}`;
-        if (shared) return shared.takeNotice(state.day, key);
+        if (shared) return shared.takeNotice(state.day, key, claimant);
         const mine = claimant === undefined ? key : `${key}@${claimant}`;
         // An entry without a claimant (taken without one, or saved before claimants) is no one's.
         const taken = state.notices.find(

@@ -150,6 +150,8 @@ export function migrations(schema: string): string[] {
     // 3: which instance runs a repository's backfill, until when (renewed page by page).
     `ALTER TABLE ${table("memory_repositories")}
        ADD COLUMN backfill_holder text, ADD COLUMN backfill_until timestamptz;`,
+    // 4: who took a thread's over-budget notice (the command's comment): its retry may post it.
+    `ALTER TABLE ${table("budget_notices")} ADD COLUMN claimant text;`,
   ];
 }
 

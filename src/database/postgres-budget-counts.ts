@@ -41,17 +41,26 @@ export class PostgresBudgetCounts implements SharedBudgetCounts {
     });
   }
 
-  async takeNotice(day: string, key: string): Promise<boolean> {
+  async takeNotice(day: string, key: string, claimant?: string): Promise<boolean> {
     // `key` is `<installation>/<repository>#<thread>`.
     const [repository = "", thread = ""] = key.split("#");
     const scope = scopeOf(repository.split("/")[0] ?? "", repository);
     return this.#database.inScope(scope, async (client) => {
+      const values = [scope.installation, scope.repository, day, thread];
       const result = await client.query(
-        `INSERT INTO budget_notices (installation_id, repository_id, day, thread)
-         VALUES ($1, $2, $3, $4) ON CONFLICT DO NOTHING`,
-        [scope.installation, scope.repository, day, thread],
+        `INSERT INTO budget_notices (installation_id, repository_id, day, thread, claimant)
+         VALUES ($1, $2, $3, $4, $5) ON CONFLICT DO NOTHING`,
+        [...values, claimant ?? null],
       );
-      return result.rowCount === 1;
+      if (result.rowCount === 1) return true;
+      if (claimant === undefined) return false;
+      // Taken already: by this claimant, whose post failed (a retried job), it is still its own.
+      const { rows } = await client.query<{ claimant: string | null }>(
+        `SELECT claimant FROM budget_notices
+          WHERE installation_id = $1 AND repository_id = $2 AND day = $3 AND thread = $4`,
+        values,
+      );
+      return rows[0]?.claimant === claimant;
     });
   }
 }

@@ -51,6 +51,15 @@ describe.runIf(available)("token budgets shared through Redis", () => {
     // Another repository's issue 7 is another thread.
     const otherRepository = await b.account({ installation: 1, repository: 10 });
     expect(await otherRepository.takeNotice("7")).toBe(true);
+    // A notice taken by a command's comment stays that comment's on every instance: its job,
+    // retried after the post failed, posts it; no other comment's does.
+    const claimed = await a.account({ installation: 1, repository: 20 });
+    expect(await claimed.takeNotice("8", "501")).toBe(true);
+    const retried = await b.account({ installation: 1, repository: 20 });
+    expect(await retried.takeNotice("8", "501")).toBe(true);
+    expect(await retried.takeNotice("8", "502")).toBe(false);
+    expect(await retried.takeNotice("8")).toBe(false);
+    expect(await retried.takeNotice("7", "503")).toBe(false);
     // Another installation, and the next day, start afresh.
     expect((await b.account({ installation: 2, repository: 10 })).remaining()).toBe(6_000);
     const tomorrow = await instance(createFakeClock(Date.UTC(2026, 11, 4, 0, 5)));

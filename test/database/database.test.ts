@@ -132,6 +132,16 @@ describe.runIf(available)("PostgreSQL: migrations and row-level security", () =>
       false,
     );
     expect(await (await a.account({ installation: 7, repository: 70 })).takeNotice("3")).toBe(true);
+    // A notice taken by a command's comment stays that comment's on every instance: its job,
+    // retried after the post failed, posts it; no other comment's does.
+    expect(
+      await (await a.account({ installation: 7, repository: 70 })).takeNotice("4", "501"),
+    ).toBe(true);
+    const retried = await b.account({ installation: 7, repository: 70 });
+    expect(await retried.takeNotice("4", "501")).toBe(true);
+    expect(await retried.takeNotice("4", "502")).toBe(false);
+    expect(await retried.takeNotice("4")).toBe(false);
+    expect(await retried.takeNotice("3", "503")).toBe(false);
   });
   it("listens again after losing its connection, however many reconnections fail", async () => {
     const direct = new URL(TEST_DATABASE_URL);
