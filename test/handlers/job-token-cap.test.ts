@@ -56,6 +56,23 @@ function mockAskReads(scope: Scope) {
   scope.get(`${REPO}/issues/1/comments`).query({ per_page: "100" }).reply(200, []);
 }
 
+/** The reply's look-up by its marker, after the command's comment: `comments` are found. */
+function mockReplyLookup(scope: Scope, comments: unknown[] = []) {
+  scope
+    .get(`${REPO}/issues/1/comments`)
+    .query({ per_page: "100", since: "2019-05-15T15:20:21Z" })
+    .reply(200, comments);
+}
+
+/** A reply posted, answered with `status`: the bodies sent, in order. */
+function recordPosts(scope: Scope, status: number, body: object): string[] {
+  const bodies: string[] = [];
+  scope
+    .post(`${REPO}/issues/1/comments`, (sent: { body: string }) => Boolean(bodies.push(sent.body)))
+    .reply(status, body);
+  return bodies;
+}
+
 describe("the per-job token cap (TALOS_AGENT_MAX_TOKENS) across a job's attempts", () => {
   it.each([
     ["once its cap is spent", CAP],
@@ -76,26 +93,13 @@ describe("the per-job token cap (TALOS_AGENT_MAX_TOKENS) across a job's attempts
     mockInstallationToken(scope);
     mockRepoConfig(scope);
     mockAskReads(scope);
-    const failed: string[] = [];
-    scope
-      .post(`${REPO}/issues/1/comments`, (body: { body: string }) =>
-        Boolean(failed.push(body.body)),
-      )
-      .reply(502, { message: "Bad Gateway" });
+    const failed = recordPosts(scope, 502, { message: "Bad Gateway" });
     // The retry (its config and repository cached): the reaction and the thread read again, then
     // the reply looked for by its marker (not there), and posted.
     scope.post(`${REPO}/issues/comments/${COMMENT_ID}/reactions`, { content: "eyes" }).reply(200);
     scope.get(`${REPO}/issues/1/comments`).query({ per_page: "100" }).reply(200, []);
-    scope
-      .get(`${REPO}/issues/1/comments`)
-      .query({ per_page: "100", since: "2019-05-15T15:20:21Z" })
-      .reply(200, []);
-    const posted: string[] = [];
-    scope
-      .post(`${REPO}/issues/1/comments`, (body: { body: string }) =>
-        Boolean(posted.push(body.body)),
-      )
-      .reply(201, { id: 9001 });
+    mockReplyLookup(scope);
+    const posted = recordPosts(scope, 201, { id: 9001 });
 
     await ask(app, "cap-1");
     await vi.waitFor(async () => {
@@ -146,32 +150,17 @@ describe("the per-job token cap (TALOS_AGENT_MAX_TOKENS) across a job's attempts
     mockInstallationToken(scope);
     mockRepoConfig(scope);
     mockAskReads(scope);
-    const posted: string[] = [];
-    scope
-      .get(`${REPO}/issues/1/comments`)
-      .query({ per_page: "100", since: "2019-05-15T15:20:21Z" })
-      .reply(200, []);
-    scope
-      .post(`${REPO}/issues/1/comments`, (body: { body: string }) =>
-        Boolean(posted.push(body.body)),
-      )
-      .reply(201, { id: 9001 });
+    mockReplyLookup(scope);
+    const posted = recordPosts(scope, 201, { id: 9001 });
     // The retry: the reaction and the thread read again, then the reply found by its marker and
     // left as it is (no PATCH is mocked: an edit would fail the test).
     scope.post(`${REPO}/issues/comments/${COMMENT_ID}/reactions`, { content: "eyes" }).reply(200);
     // A retry whose recall fails stops before reading the thread.
     if (failing.length === 1)
       scope.get(`${REPO}/issues/1/comments`).query({ per_page: "100" }).reply(200, []);
-    scope
-      .get(`${REPO}/issues/1/comments`)
-      .query({ per_page: "100", since: "2019-05-15T15:20:21Z" })
-      .reply(200, [
-        {
-          id: 9001,
-          user: { login: `${APP_SLUG}[bot]` },
-          body: `It crashes on start.\n\n${MARKER}`,
-        },
-      ]);
+    mockReplyLookup(scope, [
+      { id: 9001, user: { login: `${APP_SLUG}[bot]` }, body: `It crashes on start.\n\n${MARKER}` },
+    ]);
 
     await ask(app, "cap-kept");
     await vi.waitFor(async () => {
@@ -242,16 +231,8 @@ describe.runIf(shared)("the per-job token cap with REDIS_URL and DATABASE_URL", 
     mockInstallationToken(scope);
     mockRepoConfig(scope);
     mockAskReads(scope);
-    scope
-      .get(`${REPO}/issues/1/comments`)
-      .query({ per_page: "100", since: "2019-05-15T15:20:21Z" })
-      .reply(200, []);
-    const posted: string[] = [];
-    scope
-      .post(`${REPO}/issues/1/comments`, (body: { body: string }) =>
-        Boolean(posted.push(body.body)),
-      )
-      .reply(201, { id: 9001 });
+    mockReplyLookup(scope);
+    const posted = recordPosts(scope, 201, { id: 9001 });
     const modelB = scriptedModel().respond(answer());
     const b = await createTestApp({ clock, model: modelB, env });
     await vi.waitFor(
