@@ -84,7 +84,9 @@ export const EnvSchema = z.object({
     z.string().regex(/^[\w.-]{1,64}$/, "letters, digits, _ . -"),
     "talos",
   ),
-  TALOS_JOB_LEASE_MS: withDefault(z.coerce.number().int().min(1_000), 30_000),
+  // 60 s: from 48 s up, a job stops writing the full margin before its lease runs out, which
+  // covers GitHub's 10 s for a write already sent (see LEASE_MARGIN_MS).
+  TALOS_JOB_LEASE_MS: withDefault(z.coerce.number().int().min(1_000), 60_000),
   // Durable state shared by the instances: with DATABASE_URL, the daily token budgets live in
   // PostgreSQL, in TALOS_DATABASE_SCHEMA, behind row-level security per installation.
   DATABASE_URL: z.preprocess(

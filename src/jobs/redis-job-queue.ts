@@ -144,8 +144,12 @@ const HELD_MS = 1_000;
 // Other instances' deliveries, and delayed retries, are looked for this often.
 const POLL_MS = 1_000;
 const MAX_REFUSED = 1_000;
-// At most this long before its lease would run out, a job stops writing (see #hold).
-const LEASE_MARGIN_MS = 5_000;
+// This long before its lease would run out, a job stops writing (see #hold): GitHub ends a
+// request within 10 s of receiving it, so a write sent until then is done, or never happens,
+// before another instance can take the job over and look for its marker; 2 s more for the
+// request's way there and the clocks' drift. (5 s let a write sent late still be creating its
+// comment at GitHub when the next run looked for it, and posted its own.)
+const LEASE_MARGIN_MS = 12_000;
 const MAX_ERROR = 500;
 
 /**
@@ -510,7 +514,8 @@ export class RedisJobQueue implements JobQueue {
 
   /**
    * The lease holds until `sentAt` + the lease, as Redis counts it; the job stops writing a
-   * margin before that, for a request already on its way and the clocks' drift.
+   * margin before that, for a request already on its way and the clocks' drift. A lease shorter
+   * than four margins (tests use them) keeps a quarter of itself instead.
    */
   #hold(claimed: Claimed, sentAt: number): void {
     const { leaseMs, clock } = this.#options;

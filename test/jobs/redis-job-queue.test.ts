@@ -319,6 +319,33 @@ describe.runIf(available)("the Redis job queue (BullMQ)", () => {
     }
   });
 
+  it("stops a job's writes once less of its lease is left than GitHub may take to answer a write already sent", async () => {
+    // The claim's clock reads `start`; by the time the lease is held, 49 s of the 60 s have
+    // passed (a busy event loop, say): 11 s is left, less than the margin, so the run must stop
+    // writing at once. (With a 5 s margin it went on writing for 6 s more, and a write sent then
+    // could still be at GitHub when the next instance looked for its reply.)
+    const start = Date.now();
+    let reads = 0;
+    const clock = { ...systemClock, now: () => (reads++ === 0 ? start : start + 49_000) };
+    const prefix = `talos-test-${randomUUID()}`;
+    prefixes.push(prefix);
+    const queue = await RedisJobQueue.open({
+      url: TEST_REDIS_URL,
+      prefix,
+      maxQueued: 100,
+      retentionMs: 3_600_000,
+      leaseMs: 60_000,
+      clock,
+      log: pino({ level: "silent" }),
+    });
+    queues.push(queue);
+    await queue.enqueue(job("late", "t"));
+    const claimed = await queue.claimNext();
+    expect(claimed?.id).toBe("late");
+    await expect.poll(() => claimed!.lease!.aborted, { timeout: 2_000 }).toBe(true);
+    expect(claimed!.lease!.reason).toBeInstanceOf(JobLeaseLostError);
+  });
+
   it("gives a job up at once when another instance holds its lease, and records nothing of its end", async () => {
     const [a] = await instances(on(1), { leaseMs: 1_500 });
     await a!.enqueue(job("taken-over", "t"));
