@@ -118,7 +118,9 @@ async function backfillWith(
   try {
     state = await backfillRepository({
       octokit,
-      repo,
+      // As GitHub names it now, which the memory checks every record against: an old name
+      // (GitHub redirects it) would have every item refused.
+      repo: { owner: repository.owner.login, repo: repository.name },
       memory: store,
       progress: store,
       // Kept through the rate limit's waits; lost (this run stalled past the lease and an

@@ -172,7 +172,8 @@ export async function backfillRepository(options: BackfillOptions): Promise<Back
       } catch (error) {
         // The memory is gone, or another process has it: nothing to record, nothing to retry.
         if (error instanceof MemoryDeletedError || error instanceof MemoryLockedError) throw error;
-        if (!isRetryable(error) || attempt >= retry.attempts) {
+        const limitedMs = rateLimitWaitMs(error, clock);
+        if ((!isRetryable(error) && limitedMs === undefined) || attempt >= retry.attempts) {
           state = {
             ...state,
             status: "failed",
@@ -183,7 +184,9 @@ export async function backfillRepository(options: BackfillOptions): Promise<Back
           await save(state);
           throw error;
         }
-        const waitMs = Math.min(retry.maxMs, retry.baseMs * 2 ** (attempt - 1));
+        // A rate limit lasts as long as GitHub says (up to the hour's reset): trying sooner
+        // only fails again.
+        const waitMs = limitedMs ?? Math.min(retry.maxMs, retry.baseMs * 2 ** (attempt - 1));
         log.warn(
           { err: error, repo: fullName, page: state.page, attempt, waitMs },
           "backfill page failed; trying again",
@@ -293,6 +296,25 @@ function isItemError(error: unknown): boolean {
 function isRetryable(error: unknown): boolean {
   const status = statusOf(error);
   return status === undefined || status >= 500 || status === 429 || status === 408;
+}
+
+/**
+ * How long GitHub asks to wait when it refused a request for a rate limit (a 403 or a 429 the
+ * client's throttling gave up on: the wait was over its limit): a secondary limit's
+ * `retry-after`, or until a spent primary limit resets. Undefined for any other failure.
+ */
+function rateLimitWaitMs(error: unknown, clock: Clock): number | undefined {
+  const status = statusOf(error);
+  if (status !== 403 && status !== 429) return undefined;
+  const headers =
+    (error as { response?: { headers?: Record<string, unknown> } }).response?.headers ?? {};
+  const retryAfter = Number(headers["retry-after"]);
+  if (headers["retry-after"] !== undefined && Number.isFinite(retryAfter))
+    return Math.max(0, retryAfter) * 1000;
+  const reset = Number(headers["x-ratelimit-reset"]);
+  if (String(headers["x-ratelimit-remaining"]) === "0" && Number.isFinite(reset))
+    return Math.max(0, reset * 1000 - clock.now()) + 1_000;
+  return undefined;
 }
 
 function statusOf(error: unknown): number | undefined {

@@ -70,14 +70,17 @@ export class BackfillRunner {
     this.#jobs.set(key, job);
     const signal = AbortSignal.any([this.#stop.signal, job.controller.signal]);
     this.#chain = this.#chain.then(async () => {
-      if (signal.aborted) return;
-      job.running = this.#run(target, signal).catch((error: unknown) =>
-        this.#options.log.error(
-          { err: error, installation: target.installation, repository: target.name },
-          "backfill failed",
-        ),
-      );
-      await job.running;
+      // One that never starts (closed before its turn) leaves the queue too: idle() waits
+      // until the queue is empty.
+      if (!signal.aborted) {
+        job.running = this.#run(target, signal).catch((error: unknown) =>
+          this.#options.log.error(
+            { err: error, installation: target.installation, repository: target.name },
+            "backfill failed",
+          ),
+        );
+        await job.running;
+      }
       if (this.#jobs.get(key) === job) this.#jobs.delete(key);
     });
   }
@@ -107,12 +110,21 @@ export class BackfillRunner {
    * and opening its memory adopts the old one if it is that repository's.
    */
   async resume(): Promise<void> {
-    const { memory } = this.#options;
+    const { memory, log } = this.#options;
+    // One progress that cannot be read (a damaged backfill.json) holds up no other backfill.
+    const readOrSay = (read: Promise<BackfillState | undefined>, where: object) =>
+      read.catch((error: unknown) => {
+        log.error({ err: error, ...where }, "backfill not resumed: its progress cannot be read");
+        return undefined;
+      });
     for (const namespace of await memory.list()) {
-      if (isUnfinished(await memory.readBackfillState(namespace))) this.enqueue(namespace);
+      const where = { installation: namespace.installation, repositoryId: namespace.repository };
+      const state = await readOrSay(memory.readBackfillState(namespace), where);
+      if (isUnfinished(state)) this.enqueue(namespace);
     }
     for (const legacy of await memory.listLegacy()) {
-      const state = await readBackfillState(legacy.directory);
+      const where = { installation: legacy.installation, legacy: legacy.name };
+      const state = await readOrSay(readBackfillState(legacy.directory), where);
       // The directory's name is lower-case; the progress kept GitHub's spelling.
       const name = state?.repo?.toLowerCase() === legacy.name ? state.repo! : legacy.name;
       if (isUnfinished(state)) this.#claim(legacy, name);

@@ -3,6 +3,7 @@ import type nock from "nock";
 import { afterAll, describe, expect, it } from "vitest";
 import type { RepositoryRef } from "../../src/memory/memory-registry.js";
 import {
+  API,
   githubScope,
   INSTALLATION_TOKEN,
   mockInstallationToken,
@@ -237,6 +238,43 @@ describe("talos backfill", () => {
     expect(second.out).toBe(
       "Indexed 30 issues and pull requests of acme/widgets, resumed at page 2; memory 7/acme/widgets holds 130 records.\n",
     );
+  });
+
+  it("indexes a renamed repository given by its old name, under the name GitHub has now", async () => {
+    const dataDir = makeDataDir();
+    const scope = githubScope();
+    mockRepoConfig(scope, { owner: "acme", repo: "old-widgets" });
+    // GitHub redirects an old name to the repository, by its id.
+    scope
+      .get("/repos/acme/old-widgets")
+      .reply(
+        301,
+        { message: "Moved Permanently" },
+        { location: `${API}/repositories/${WIDGETS_ID}` },
+      )
+      .get(`/repositories/${WIDGETS_ID}`)
+      .reply(200, {
+        id: WIDGETS_ID,
+        name: "widgets",
+        full_name: "acme/widgets",
+        owner: { login: "acme" },
+        created_at: "2020-01-01T00:00:00Z",
+      });
+    mockIssuePages(scope, `token ${TOKEN}`);
+
+    const { code, out } = await talos(
+      ["backfill", "acme/old-widgets", "--installation", "7", "--data-dir", dataDir],
+      { GITHUB_TOKEN: TOKEN },
+    );
+
+    expect(code).toBe(0);
+    expect(scope.pendingMocks()).toEqual([]);
+    expect(out).toBe(
+      "Indexed 130 issues and pull requests of acme/old-widgets; memory 7/acme/widgets holds 130 records.\n",
+    );
+    const { records } = await readMemory(dataDir, 7);
+    expect(records).toHaveLength(130);
+    expect(records.find((r) => r.id === "issue-1")).toMatchObject({ repo: "acme/widgets" });
   });
 
   it("authenticates as the app with APP_ID and PRIVATE_KEY, and finds the installation itself", async () => {

@@ -32,6 +32,8 @@ interface Page {
 /** GitHub failing a request, as Octokit reports it. */
 interface Failure {
   status: number;
+  /** The response's headers (a rate limit's say when to try again). */
+  headers?: Record<string, string>;
 }
 
 /** A client whose issue listing serves scripted pages (or failures), recording what was asked. */
@@ -45,7 +47,10 @@ function fakeOctokit(pages: Array<Page | Failure>) {
           asked.push(page);
           const scripted = pages[next++] ?? { count: 0 };
           if ("status" in scripted) {
-            throw Object.assign(new Error("Bad Gateway"), { status: scripted.status });
+            throw Object.assign(new Error("Bad Gateway"), {
+              status: scripted.status,
+              response: { headers: scripted.headers ?? {} },
+            });
           }
           const { count, headers = {}, titles = {} } = scripted;
           const data = Array.from({ length: count }, (_, i) => {
@@ -433,6 +438,41 @@ describe("backfillRepository", () => {
       });
       expect(working.asked).toEqual([2]);
       expect(state).toEqual({ status: "done", repo: "acme/widgets", page: 3, indexed: 140 });
+    });
+
+    it("waits out a rate limit GitHub answers with 403 (primary or secondary), as long as GitHub asks, then goes on", async () => {
+      const directory = makeDataDir();
+      store = await openTestStore(directory);
+      const clock = createFakeClock();
+      // What the client's throttling gives up on (a wait over its limit) comes back as a 403.
+      const { octokit, asked } = fakeOctokit([
+        { count: 100 },
+        {
+          status: 403,
+          headers: {
+            "x-ratelimit-limit": "5000",
+            "x-ratelimit-remaining": "0",
+            "x-ratelimit-reset": String(Math.floor(clock.now() / 1000) + 1_200),
+          },
+        },
+        { status: 403, headers: { "retry-after": "120" } },
+        { count: 10 },
+      ]);
+
+      const state = await backfillRepository({
+        octokit,
+        repo,
+        memory: store,
+        progress: backfillProgressIn(directory),
+        max: 1_000,
+        clock,
+        log: pino({ level: "silent" }),
+      });
+
+      expect(asked).toEqual([1, 2, 2, 2]);
+      // Until the reset (and a second more), then what retry-after says.
+      expect(clock.sleeps).toEqual([1_201_000, 120_000]);
+      expect(state).toEqual({ status: "done", repo: "acme/widgets", page: 3, indexed: 110 });
     });
 
     it("does not try again what cannot succeed (the repository is gone)", async () => {

@@ -1,0 +1,116 @@
+import { writeFile } from "node:fs/promises";
+import { join } from "node:path";
+import { pino } from "pino";
+import { describe, expect, it } from "vitest";
+import type { Octokit } from "../../src/github/octokit.js";
+import type { BackfillState } from "../../src/memory/backfill-repository.js";
+import { BackfillRunner } from "../../src/memory/backfill-runner.js";
+import type { MemoryNamespace } from "../../src/memory/memory-registry.js";
+import type { MemoryService } from "../../src/memory/memory-service.js";
+import { createFakeClock } from "../helpers/fake-clock.js";
+import { makeDataDir } from "../helpers/test-app.js";
+import { createTestRegistry } from "../helpers/test-memory.js";
+
+/**
+ * Whether `promise` settles within `turns` turns of the microtask queue. What is awaited here
+ * does no I/O, so a promise that has not settled by then never will: a busy loop of awaits
+ * would starve timers, and the test could not even time out.
+ */
+async function settlesWithin<T>(promise: Promise<T>, turns: number): Promise<boolean> {
+  let settled = false;
+  void promise.then(
+    () => (settled = true),
+    () => (settled = true),
+  );
+  for (let i = 0; i < turns && !settled; i++) await Promise.resolve();
+  return settled;
+}
+
+describe("BackfillRunner", () => {
+  it("closes while a backfill runs and another waits its turn: the waiting one never starts", async () => {
+    const first = { installation: 7, repository: 1, name: "acme/widgets" };
+    const second = { installation: 7, repository: 2, name: "acme/gadgets" };
+    let finishFirst!: (state: BackfillState) => void;
+    const asked: MemoryNamespace[] = [];
+    // Only the first backfill's progress is read, and only once it is let go does it end (as
+    // one already done): nothing else of the memory, or of GitHub, is reached.
+    const memory = {
+      readBackfillState: (namespace: MemoryNamespace) => {
+        asked.push(namespace);
+        return new Promise<BackfillState>((resolve) => (finishFirst = resolve));
+      },
+    } as unknown as MemoryService;
+    const runner = new BackfillRunner({
+      memory,
+      auth: () => Promise.reject(new Error("no GitHub here")) as Promise<Octokit>,
+      max: 1_000,
+      clock: createFakeClock(),
+      log: pino({ level: "silent" }),
+    });
+    runner.enqueue(first);
+    runner.enqueue(second);
+    while (asked.length === 0) await Promise.resolve();
+
+    const closing = runner.close();
+    finishFirst({ status: "done", page: 2, indexed: 10 });
+    const closed = await settlesWithin(closing, 1_000);
+    // Unstuck either way, so that a failure here does not hang the test run.
+    await runner.cancel(second);
+
+    expect(closed).toBe(true);
+    expect(asked).toEqual([first]);
+  });
+
+  it("resumes the other unfinished backfills at start when one's progress file is damaged, and names that file", async () => {
+    const memory = createTestRegistry(makeDataDir());
+    const broken = { installation: 7, repository: 1, name: "acme/broken" };
+    const widgets = { installation: 7, repository: 2, name: "acme/widgets" };
+    await memory.open(broken);
+    await (
+      await memory.open(widgets)
+    ).saveBackfillState({ status: "running", page: 3, indexed: 200 });
+    const damaged = join(memory.directoryOf(broken), "backfill.json");
+    await writeFile(damaged, "{ not json");
+    // GitHub's answer to which repository has the name: none now, so the run stops there.
+    const asked: string[] = [];
+    const octokit = {
+      rest: {
+        repos: {
+          get: async ({ owner, repo }: { owner: string; repo: string }) => {
+            asked.push(`${owner}/${repo}`);
+            throw Object.assign(new Error("Not Found"), { status: 404 });
+          },
+        },
+      },
+    } as unknown as Octokit;
+    const lines: Array<Record<string, unknown>> = [];
+    const log = pino(
+      { level: "info" },
+      { write: (line: string) => void lines.push(JSON.parse(line) as Record<string, unknown>) },
+    );
+    const runner = new BackfillRunner({
+      memory,
+      auth: async (installation) => {
+        expect(installation).toBe(7);
+        return octokit;
+      },
+      max: 1_000,
+      clock: createFakeClock(),
+      log,
+    });
+
+    await runner.resume();
+    await runner.idle();
+    await memory.closeAll();
+
+    expect(asked).toEqual(["acme/widgets"]);
+    expect(lines).toContainEqual(
+      expect.objectContaining({
+        level: 50,
+        installation: 7,
+        repositoryId: 1,
+        err: expect.objectContaining({ message: expect.stringContaining(`${damaged} is damaged`) }),
+      }),
+    );
+  });
+});
