@@ -19,6 +19,16 @@ const withDefault = <T extends z.ZodType>(schema: T, fallback: z.input<T>) =>
   z.preprocess((v) => unsetIfBlank(v) ?? fallback, schema);
 
 /**
+ * A delay handed to a timer: Node's setTimeout takes at most 2^31-1 ms (24.8 days) and fires a
+ * longer one after 1 ms, so a "practically forever" value would mean no wait at all.
+ */
+const MAX_TIMER_MS = 2_147_483_647;
+const timerMs = () =>
+  z.coerce.number().int().max(MAX_TIMER_MS, `at most ${MAX_TIMER_MS} (Node's longest timer)`);
+/** A service URL the client will parse; its text (and password) is never echoed. */
+const isUrl = (value: string) => URL.canParse(value);
+
+/**
  * The process environment Talos reads, parsed once at start. Probot reads its own variables
  * (APP_ID, PRIVATE_KEY, WEBHOOK_SECRET, PORT, …) itself; they are listed here only where Talos
  * needs them too, for log scrubbing.
@@ -44,8 +54,8 @@ export const EnvSchema = z.object({
   // GitHub asks integrators to leave at least a second between writes; comments, which notify
   // people, are spaced wider. A GitHub Enterprise Server without rate limits can lower both.
   // https://docs.github.com/en/rest/using-the-rest-api/best-practices-for-using-the-rest-api#pause-between-mutative-requests
-  TALOS_GITHUB_WRITE_INTERVAL_MS: withDefault(z.coerce.number().int().min(0), 1_000),
-  TALOS_GITHUB_NOTIFICATION_INTERVAL_MS: withDefault(z.coerce.number().int().min(0), 3_000),
+  TALOS_GITHUB_WRITE_INTERVAL_MS: withDefault(timerMs().min(0), 1_000),
+  TALOS_GITHUB_NOTIFICATION_INTERVAL_MS: withDefault(timerMs().min(0), 3_000),
   // GitHub Enterprise Server, as Probot reads them; `talos` subcommands use them too.
   GHE_HOST: optionalString,
   GHE_PROTOCOL: withDefault(z.enum(["http", "https"]), "https"),
@@ -53,7 +63,7 @@ export const EnvSchema = z.object({
   // the language-model features are off and say how to switch them on.
   OPENAI_BASE_URL: optionalString,
   TALOS_MODEL: withDefault(z.string().min(1), "gpt-4.1-mini"),
-  TALOS_LLM_TIMEOUT_MS: withDefault(z.coerce.number().int().positive(), 60_000),
+  TALOS_LLM_TIMEOUT_MS: withDefault(timerMs().positive(), 60_000),
   TALOS_LLM_MAX_RETRIES: withDefault(z.coerce.number().int().min(0).max(10), 2),
   TALOS_LLM_MAX_OUTPUT_TOKENS: withDefault(z.coerce.number().int().positive(), 1_500),
   TALOS_AGENT_MAX_STEPS: withDefault(z.coerce.number().int().min(1).max(50), 6),
@@ -69,7 +79,7 @@ export const EnvSchema = z.object({
   TALOS_CONCURRENCY: withDefault(z.coerce.number().int().min(1).max(256), 8),
   TALOS_JOB_QUEUE_MAX: withDefault(z.coerce.number().int().min(1), 10_000),
   TALOS_JOB_MAX_ATTEMPTS: withDefault(z.coerce.number().int().min(1).max(100), 5),
-  TALOS_SHUTDOWN_GRACE_MS: withDefault(z.coerce.number().int().min(0), 20_000),
+  TALOS_SHUTDOWN_GRACE_MS: withDefault(timerMs().min(0), 20_000),
   // Several instances: with REDIS_URL the job queue is shared (BullMQ), and so is Probot's
   // GitHub throttling. Keys start with TALOS_REDIS_PREFIX; a job (and its issue's thread) stays
   // an instance's for TALOS_JOB_LEASE_MS without renewal, so a dead instance's go elsewhere then.
@@ -78,6 +88,7 @@ export const EnvSchema = z.object({
     z
       .string()
       .regex(/^rediss?:\/\//, "use a redis:// or rediss:// URL")
+      .refine(isUrl, "not a valid URL (host, port 1-65535, %-encoded password)")
       .optional(),
   ),
   TALOS_REDIS_PREFIX: withDefault(
@@ -94,6 +105,7 @@ export const EnvSchema = z.object({
     z
       .string()
       .regex(/^postgres(ql)?:\/\//, "use a postgres:// or postgresql:// URL")
+      .refine(isUrl, "not a valid URL (host, port 1-65535, %-encoded password)")
       .optional(),
   ),
   TALOS_DATABASE_SCHEMA: withDefault(
@@ -110,7 +122,7 @@ export const EnvSchema = z.object({
   TALOS_EMBEDDING_MODEL: withDefault(z.string().min(1), "text-embedding-3-small"),
   TALOS_EMBEDDING_DIMENSIONS: withDefault(z.coerce.number().int().min(8).max(8192), 1536),
   TALOS_MEMORY_BATCH_SIZE: withDefault(z.coerce.number().int().min(1), 100),
-  TALOS_MEMORY_FLUSH_MS: withDefault(z.coerce.number().int().min(10), 5_000),
+  TALOS_MEMORY_FLUSH_MS: withDefault(timerMs().min(10), 5_000),
   // Open memory stores (their vectors in RAM) are kept in an LRU of this many megabytes.
   TALOS_MEMORY_MAX_OPEN_MB: withDefault(z.coerce.number().positive(), 512),
   TALOS_BACKFILL_MAX: withDefault(z.coerce.number().int().min(0), 1_000),

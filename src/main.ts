@@ -16,9 +16,11 @@ import { readVersion } from "./read-version.js";
 
 /** `npm start`: the Probot server, or Probot's setup page when the app has no credentials yet. */
 disableLangChainTracing();
-const environment = loadEnvironment();
+let environment: Record<string, string | undefined>;
 let env: Env;
 try {
+  // An unreadable .env (a directory, no permission) is bad input too, as for the CLI.
+  environment = loadEnvironment();
   env = parseEnv(environment);
 } catch (error) {
   // A bad value is bad input: one line naming the variable, and exit code 2.
@@ -82,8 +84,14 @@ const metricsServer =
 
 // Probot's own SIGINT handler exits as soon as the server stops; jobs and memory come first.
 process.removeAllListeners("SIGINT");
+// One shutdown, whatever signals come: a later one must neither start a second (two closes of the
+// same jobs and memory) nor, with no listener left, end the process before memory is flushed.
+// Ctrl-C on `npm start` sends SIGINT twice (the terminal's, and npm's forwarding of its own).
+let stopping = false;
 for (const signal of ["SIGTERM", "SIGINT"] as const) {
-  process.once(signal, () => {
+  process.on(signal, () => {
+    if (stopping) return void log.info(`${signal}: already stopping`);
+    stopping = true;
     log.info(`${signal}: stopping`);
     metricsServer?.close();
     // No new delivery is accepted (the listener closes, and the job runner refuses any that

@@ -290,6 +290,44 @@ describe("parseEnv", () => {
     expect(() => parseEnv({ REDIS_URL: "127.0.0.1:6379" })).toThrow(/REDIS_URL/);
   });
 
+  it("refuses a delay Node's timers cannot wait for, rather than wait 1 ms", () => {
+    // setTimeout takes at most 2^31-1 ms; beyond, it warns and fires after 1 ms: a grace of
+    // 3,000,000,000 ms would give running jobs none at all.
+    expect(parseEnv({ TALOS_SHUTDOWN_GRACE_MS: "2147483647" }).TALOS_SHUTDOWN_GRACE_MS).toBe(
+      2_147_483_647,
+    );
+    for (const variable of [
+      "TALOS_SHUTDOWN_GRACE_MS",
+      "TALOS_LLM_TIMEOUT_MS",
+      "TALOS_MEMORY_FLUSH_MS",
+      "TALOS_GITHUB_WRITE_INTERVAL_MS",
+      "TALOS_GITHUB_NOTIFICATION_INTERVAL_MS",
+    ]) {
+      expect(() => parseEnv({ [variable]: "3000000000" }), variable).toThrow(
+        new RegExp(`^Invalid environment: ${variable}: `),
+      );
+    }
+  });
+
+  it("refuses a REDIS_URL or DATABASE_URL that is no URL, naming it and never echoing it", () => {
+    // They passed the scheme check and failed at start with "talos: Invalid URL", exit 1; and
+    // an unparseable URL's password was not counted among the secrets.
+    for (const [variable, url] of [
+      ["REDIS_URL", "redis://:Pa55word-secret@127.0.0.1:99999"],
+      ["DATABASE_URL", "postgres://talos:Pa55word-secret@db host/talos"],
+    ] as const) {
+      let error: unknown;
+      try {
+        parseEnv({ [variable]: url });
+      } catch (caught) {
+        error = caught;
+      }
+      expect(error, variable).toBeInstanceOf(ConfigError);
+      expect((error as Error).message).toMatch(new RegExp(`^Invalid environment: ${variable}: `));
+      expect((error as Error).message).not.toContain("Pa55word");
+    }
+  });
+
   it("checks PORT and APP_ID, and leaves PORT to Probot's default when unset", () => {
     expect(parseEnv({}).PORT).toBeUndefined();
     expect(parseEnv({ PORT: "8080" }).PORT).toBe(8080);

@@ -42,6 +42,9 @@ export class RateLimitTracker {
     if (remaining < limit * LOW_REMAINING_SHARE) {
       if (this.#low.has(key)) return;
       this.#low.add(key);
+      // Runs inside the request's hook: a missing or junk reset header (a proxy, a GitHub
+      // Enterprise Server) must not throw RangeError from toISOString and fail the request.
+      const reset = new Date(Number(headers?.["x-ratelimit-reset"]) * 1000);
       log.warn(
         {
           installation,
@@ -49,7 +52,7 @@ export class RateLimitTracker {
           limit,
           remaining,
           used: Number(headers?.["x-ratelimit-used"]),
-          reset: new Date(Number(headers?.["x-ratelimit-reset"]) * 1000).toISOString(),
+          reset: Number.isNaN(reset.getTime()) ? undefined : reset.toISOString(),
         },
         "GitHub rate limit below 10% of the limit",
       );

@@ -1,0 +1,117 @@
+import { spawnSync } from "node:child_process";
+import { mkdirSync } from "node:fs";
+import { join } from "node:path";
+import { afterAll, beforeAll, describe, expect, it, onTestFailed } from "vitest";
+import { startGitHubStandIn, type GitHubStandIn } from "./helpers/github-stand-in.js";
+import { startOpenAIStandIn, type OpenAIStandIn } from "./helpers/openai-stand-in.js";
+import {
+  askDelivery,
+  buildDist,
+  makeWorkDir,
+  repliesTo,
+  ROOT,
+  sendWebhook,
+  standInServerEnv,
+  startServerProcess,
+  type ServerProcess,
+} from "./helpers/server-process.js";
+import { makeDataDir, TEST_WEBHOOK_SECRET } from "./helpers/test-app.js";
+
+/** `npm start` (`node dist/main.js`): its start-up checks and its signal handling. */
+describe("npm start", () => {
+  beforeAll(() => buildDist());
+
+  it("stops with exit code 2 and one line when .env cannot be read, as the CLI does", () => {
+    const cwd = makeWorkDir();
+    mkdirSync(join(cwd, ".env"));
+    const result = spawnSync(process.execPath, [join(ROOT, "dist/main.js")], {
+      cwd,
+      env: { PATH: process.env.PATH ?? "", TALOS_DATA_DIR: makeDataDir() },
+      encoding: "utf8",
+    });
+    expect(result.stderr.trim().split("\n")).toEqual([
+      `talos: cannot read ${join(cwd, ".env")}: EISDIR`,
+    ]);
+    expect(result.status).toBe(2);
+  });
+
+  describe("a second signal while running jobs get their grace", () => {
+    let github: GitHubStandIn;
+    let llm: OpenAIStandIn;
+    const servers: ServerProcess[] = [];
+
+    beforeAll(async () => {
+      github = await startGitHubStandIn();
+      llm = await startOpenAIStandIn();
+      llm.fallback({ content: "Because." });
+    });
+
+    afterAll(async () => {
+      llm?.release();
+      for (const server of servers) {
+        if (server.child.exitCode === null && server.child.signalCode === null)
+          await server.kill("SIGKILL");
+      }
+      await github?.close();
+      await llm?.close();
+    });
+
+    const logged = (server: ServerProcess, msg: string) =>
+      server
+        .output()
+        .split("\n")
+        .filter((line) => line.includes(`"msg":${JSON.stringify(msg)}`));
+
+    /** Polls `check`; the test's own timeout bounds the wait. */
+    async function until(check: () => boolean): Promise<void> {
+      while (!check()) await new Promise((resolve) => setTimeout(resolve, 20));
+    }
+
+    // Ctrl-C on `npm start` sends SIGINT twice: the terminal's to the process group, and npm's,
+    // which forwards the signal it got to its child.
+    for (const [first, second] of [
+      ["SIGTERM", "SIGTERM"],
+      ["SIGINT", "SIGINT"],
+      ["SIGTERM", "SIGINT"],
+    ] as const) {
+      it(`${first} then ${second}: the running job still posts its reply, and the server exits 0 once`, async () => {
+        const env = await standInServerEnv(github.host, {
+          OPENAI_API_KEY: "sk-e2e-signals-0123456789abcdef",
+          OPENAI_BASE_URL: llm.baseUrl,
+          TALOS_MODEL: "local-model",
+          TALOS_SHUTDOWN_GRACE_MS: "60000",
+          LOG_LEVEL: "info",
+        });
+        const server = await startServerProcess(env, { cwd: makeWorkDir() });
+        servers.push(server);
+        onTestFailed(() => console.log(server.output()));
+        const number = servers.length;
+        const delivery = askDelivery(`signals-${first}-${second}`, 7000 + number, number);
+        llm.hold();
+        const arrived = llm.chatArrivals();
+        const res = await sendWebhook(server.url, delivery, { secret: TEST_WEBHOOK_SECRET });
+        expect(res.status).toBe(200);
+        await llm.waitForChat(arrived + 1);
+
+        const exited = new Promise<void>((resolve) => server.child.once("exit", () => resolve()));
+        server.child.kill(first);
+        await until(() => logged(server, "waiting for running jobs").length === 1);
+        server.child.kill(second);
+        // The second signal is taken (logged), or it ended the process.
+        const signalLines = () => server.output().match(/"msg":"SIG(TERM|INT): /g)?.length ?? 0;
+        await until(
+          () => signalLines() === 2 || server.child.exitCode !== null || !!server.child.signalCode,
+        );
+        llm.release();
+        await exited;
+
+        expect(server.child.signalCode).toBeNull();
+        expect(server.child.exitCode).toBe(0);
+        expect(repliesTo(github, "Codertocat/Hello-World", number, 7000 + number)).toHaveLength(1);
+        // One shutdown: the second signal started no other.
+        expect(logged(server, "waiting for running jobs")).toHaveLength(1);
+        expect(logged(server, `${second}: already stopping`)).toHaveLength(1);
+      }, 60_000);
+    }
+  });
+});
