@@ -53,6 +53,7 @@ export async function createTalos(options: TalosOptions): Promise<Talos> {
     log,
   });
   const commands = createCommandRegistry(ALL_COMMANDS);
+  let stopping = false;
 
   const app: ApplicationFunction = async (probot, { addHandler }) => {
     registerHandlers(probot, {
@@ -91,7 +92,7 @@ export async function createTalos(options: TalosOptions): Promise<Talos> {
     void backfill
       .resume()
       .catch((error: unknown) => log.error({ err: error }, "cannot resume backfills"));
-    addHandler(createHealthRoute({ version: options.version }));
+    addHandler(createHealthRoute({ version: options.version, stopping: () => stopping }));
     // On the public port only behind a token; otherwise on TALOS_METRICS_PORT (see main.ts).
     if (env.TALOS_METRICS_TOKEN)
       addHandler(createMetricsRoute(services.metrics.registry, { token: env.TALOS_METRICS_TOKEN }));
@@ -101,6 +102,7 @@ export async function createTalos(options: TalosOptions): Promise<Talos> {
     addHandler((req, res) => (req.method === "POST" ? rootWebhooks(req, res) : false));
   };
   const close = async () => {
+    stopping = true;
     const left = await jobs.stop(env.TALOS_SHUTDOWN_GRACE_MS);
     if (left > 0)
       log.warn({ jobs: left }, "jobs still running at shutdown resume at the next start");

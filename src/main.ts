@@ -88,6 +88,9 @@ process.removeAllListeners("SIGINT");
 // same jobs and memory) nor, with no listener left, end the process before memory is flushed.
 // Ctrl-C on `npm start` sends SIGINT twice (the terminal's, and npm's forwarding of its own).
 let stopping = false;
+let closed: Promise<void> = Promise.resolve();
+// How long connections a client keeps alive are served once Talos has closed.
+const LINGER_MS = 2_000;
 for (const signal of ["SIGTERM", "SIGINT"] as const) {
   process.on(signal, () => {
     if (stopping) return void log.info(`${signal}: already stopping`);
@@ -96,7 +99,8 @@ for (const signal of ["SIGTERM", "SIGINT"] as const) {
     metricsServer?.close();
     // No new delivery is accepted (the listener closes, and the job runner refuses any that
     // still arrive); running jobs get TALOS_SHUTDOWN_GRACE_MS; the rest stay journaled.
-    void Promise.all([server.stop(), talos.close()]).then(
+    closed = talos.close();
+    void Promise.all([stopListening(), closed]).then(
       () => process.exit(0),
       (error: unknown) => {
         log.error({ err: error }, "error while stopping");
@@ -104,6 +108,20 @@ for (const signal of ["SIGTERM", "SIGINT"] as const) {
       },
     );
   });
+}
+
+/**
+ * Closes the listener: it stops taking connections at once, but Node keeps serving a connection
+ * that a client keeps alive (a prober every few seconds), and the close would wait for it for
+ * ever. Once Talos itself has closed, with nothing left to journal or flush, the connections left
+ * get LINGER_MS more; the exit then ends them.
+ */
+async function stopListening(): Promise<void> {
+  const stopped = server.stop();
+  await closed;
+  let timer: NodeJS.Timeout | undefined;
+  await Promise.race([stopped, new Promise((resolve) => (timer = setTimeout(resolve, LINGER_MS)))]);
+  clearTimeout(timer);
 }
 
 /** Listens on the port for a moment, so that a taken or forbidden one stops the start. */

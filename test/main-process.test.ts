@@ -1,4 +1,6 @@
 import { spawnSync } from "node:child_process";
+import { once } from "node:events";
+import { connect } from "node:net";
 import { mkdirSync } from "node:fs";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it, onTestFailed } from "vitest";
@@ -35,7 +37,7 @@ describe("npm start", () => {
     expect(result.status).toBe(2);
   });
 
-  describe("a second signal while running jobs get their grace", () => {
+  describe("signals while running jobs get their grace", () => {
     let github: GitHubStandIn;
     let llm: OpenAIStandIn;
     const servers: ServerProcess[] = [];
@@ -66,6 +68,70 @@ describe("npm start", () => {
     async function until(check: () => boolean): Promise<void> {
       while (!check()) await new Promise((resolve) => setTimeout(resolve, 20));
     }
+
+    it("SIGTERM: /healthz answers 503 stopping on a connection open before, and one a client keeps alive does not keep the process from exiting", async () => {
+      const env = await standInServerEnv(github.host, {
+        OPENAI_API_KEY: "sk-e2e-signals-0123456789abcdef",
+        OPENAI_BASE_URL: llm.baseUrl,
+        TALOS_MODEL: "local-model",
+        TALOS_SHUTDOWN_GRACE_MS: "60000",
+        LOG_LEVEL: "info",
+      });
+      const server = await startServerProcess(env, { cwd: makeWorkDir() });
+      servers.push(server);
+      onTestFailed(() => console.log(server.output()));
+      const number = servers.length;
+      const delivery = askDelivery("signals-health", 7100 + number, number);
+      llm.hold();
+      const arrived = llm.chatArrivals();
+      const res = await sendWebhook(server.url, delivery, { secret: TEST_WEBHOOK_SECRET });
+      expect(res.status).toBe(200);
+      await llm.waitForChat(arrived + 1);
+
+      // Two raw connections, each with a request under way when the signal comes (the listener
+      // closes its idle ones then): a load balancer's health check, and a client that goes on
+      // asking for something else on the same connection every few milliseconds.
+      const { port } = new URL(server.url);
+      const open = async () => {
+        const socket = connect(Number(port), "127.0.0.1");
+        await once(socket, "connect");
+        const state = { text: "", closed: false };
+        socket.on("data", (chunk: Buffer) => (state.text += chunk.toString()));
+        socket.on("close", () => (state.closed = true));
+        socket.on("error", () => undefined);
+        return { socket, state };
+      };
+      const health = await open();
+      const other = await open();
+      health.socket.write("GET /healthz HTTP/1.1\r\nHost: talos\r\n");
+      other.socket.write("GET /nothing-here HTTP/1.1\r\nHost: talos\r\n");
+
+      const exited = new Promise<void>((resolve) => server.child.once("exit", () => resolve()));
+      server.child.kill("SIGTERM");
+      await until(() => logged(server, "waiting for running jobs").length === 1);
+      health.socket.write("\r\n");
+      other.socket.write("\r\n");
+      await until(() => health.state.closed);
+      const asking = setInterval(() => {
+        if (!other.state.closed)
+          other.socket.write("GET /nothing-here HTTP/1.1\r\nHost: talos\r\n\r\n");
+      }, 20);
+      await until(() => (other.state.text.match(/HTTP\/1\.1 404/g)?.length ?? 0) > 2);
+      llm.release();
+      await exited;
+      clearInterval(asking);
+      other.socket.destroy();
+
+      expect(server.child.exitCode).toBe(0);
+      expect(repliesTo(github, "Codertocat/Hello-World", number, 7100 + number)).toHaveLength(1);
+      const [head] = health.state.text.split("\r\n\r\n");
+      expect(head).toMatch(/^HTTP\/1\.1 503 /);
+      expect(head!.toLowerCase()).toContain("connection: close");
+      expect(JSON.parse(/\{.*\}/.exec(health.state.text)![0])).toEqual({
+        status: "stopping",
+        version: expect.stringMatching(/^\d+\.\d+\.\d+/),
+      });
+    }, 60_000);
 
     // Ctrl-C on `npm start` sends SIGINT twice: the terminal's to the process group, and npm's,
     // which forwards the signal it got to its child.

@@ -2,19 +2,24 @@ import type { IncomingMessage, ServerResponse } from "node:http";
 
 export interface HealthRouteOptions {
   version: string;
+  /** True once the process is shutting down. */
+  stopping: () => boolean;
 }
 
 /**
- * `GET /healthz`: 200 with `{status, version}` while the process serves. It is public, so it says
- * nothing more: no uptime, no configuration, no counts.
+ * `GET /healthz`: 200 with `{status, version}` while the process serves, 503 `stopping` once it
+ * shuts down, so that a load balancer sends it nothing more. It is public, so it says nothing
+ * more: no uptime, no configuration, no counts.
  */
 export function createHealthRoute(options: HealthRouteOptions) {
-  const body = JSON.stringify({ status: "ok", version: options.version });
+  const ok = JSON.stringify({ status: "ok", version: options.version });
+  const stopping = JSON.stringify({ status: "stopping", version: options.version });
+  const headers = { "content-type": "application/json", "cache-control": "no-store" };
   return (req: IncomingMessage, res: ServerResponse): boolean => {
     if (req.method !== "GET" || req.url?.split("?")[0] !== "/healthz") return false;
-    res
-      .writeHead(200, { "content-type": "application/json", "cache-control": "no-store" })
-      .end(body);
+    if (!options.stopping()) res.writeHead(200, headers).end(ok);
+    // The connection goes too: a prober that keeps one alive would keep the server from closing.
+    else res.writeHead(503, { ...headers, connection: "close" }).end(stopping);
     return true;
   };
 }
