@@ -48,11 +48,22 @@ export function createInstallationChangedHandler(deps: {
       return;
     }
     if (event === "installation_repositories.removed") {
+      // Each repository is deleted even when another's deletion fails (its memory locked by
+      // another process, say): stopping at the first left every later one's memory and backfill
+      // in place. The failures are thrown after, so that the event is retried.
+      const failures: unknown[] = [];
       for (const repository of payload.repositories_removed ?? []) {
         const namespace = { installation, repository: repository.id, name: repository.full_name };
-        await deps.backfill.cancel(namespace);
-        await deps.memory.delete(namespace);
+        try {
+          await deps.backfill.cancel(namespace);
+          await deps.memory.delete(namespace);
+        } catch (error) {
+          failures.push(error);
+        }
       }
+      if (failures.length === 1) throw failures[0];
+      if (failures.length > 1)
+        throw new AggregateError(failures, `${failures.length} repositories' memories not deleted`);
       return;
     }
     const gained =

@@ -135,6 +135,8 @@ export class MemoryRegistry implements MemoryService {
   readonly #gone = new Set<string>();
   readonly #warnedOverCap = new Set<string>();
   #migrated: Promise<void> | undefined;
+  /** The last deletion's move to the trash (see #removeDirectory). Never rejects. */
+  #moving: Promise<unknown> = Promise.resolve();
 
   constructor(options: MemoryRegistryOptions) {
     this.#options = options;
@@ -640,7 +642,19 @@ export class MemoryRegistry implements MemoryService {
    * (another process using one fails the deletion), then removes it.
    */
   async #removeDirectory(directory: string, locked: string[]): Promise<boolean> {
-    if (!(await exists(directory))) return false;
+    // One move at a time: an installation's deletion and one of its repositories' would
+    // otherwise race, each locking or moving what the other moves away (ENOENT, or this
+    // process's own lock refused), and the installation's memories stayed on disk.
+    const move = this.#moving.then(() => this.#moveToTrash(directory, locked));
+    this.#moving = move.catch(() => undefined);
+    const trash = await move;
+    if (!trash) return false;
+    await rm(trash, { recursive: true, force: true });
+    return true;
+  }
+
+  async #moveToTrash(directory: string, locked: string[]): Promise<string | undefined> {
+    if (!(await exists(directory))) return undefined;
     const trash = join(this.#options.directory, TRASH, randomUUID());
     const releases: Array<() => Promise<void>> = [];
     try {
@@ -652,8 +666,7 @@ export class MemoryRegistry implements MemoryService {
     } finally {
       for (const release of releases) await release();
     }
-    await rm(trash, { recursive: true, force: true });
-    return true;
+    return trash;
   }
 
   #slotOf(namespace: MemoryNamespace): Slot {

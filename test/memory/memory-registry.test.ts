@@ -209,6 +209,25 @@ describe("deleting memory", () => {
     await memories.closeAll();
   });
 
+  it("deletes an installation while one of its repositories is being deleted", async () => {
+    // An uninstall delivered while a repository's deletion (or removal) is handled: each moved
+    // or locked what the other was moving away, and the installation's memories stayed.
+    const directory = join(makeDataDir(), "memory");
+    const memories = registry(directory);
+    for (const r of [1, 2, 3])
+      await (await memories.open(repo(r))).add(memoryOf(`acme/repo-${r}`, 1, `memory ${r}`));
+    // Idle stores closed, as past the RAM cap or after a restart.
+    await memories.closeAll();
+
+    const installation = memories.deleteInstallation(7);
+    const repository = memories.delete({ ...repo(2), name: "acme/repo-2" }, { forever: true });
+
+    expect(await installation).toBe(true);
+    await expect(repository).resolves.toBeTypeOf("boolean");
+    expect(readdirSync(directory).sort()).toEqual([".trash"]);
+    expect(readdirSync(join(directory, ".trash"))).toEqual([]);
+  });
+
   it("fails clearly, deleting nothing, while another process holds the memory", async () => {
     const directory = join(makeDataDir(), "memory");
     const memories = registry(directory);
