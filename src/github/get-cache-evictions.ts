@@ -26,6 +26,7 @@ interface ChangePayload {
   ref?: string;
   commits?: Array<{ added?: string[]; modified?: string[]; removed?: string[] }>;
   head_commit?: unknown;
+  forced?: boolean;
 }
 
 /**
@@ -55,7 +56,10 @@ export function getCacheEvictions(name: string, payload: ChangePayload): Evictio
       if (!repo) return [];
       // A new default branch changes where config and files are read from.
       const newBranch = payload.changes?.default_branch !== undefined;
-      if (action === "renamed" || action === "transferred" || action === "deleted" || newBranch) {
+      // Created: whatever was read under its name before it existed was a 404 (the owner's
+      // `.github` config fallback, say), and 404s are cached.
+      const whole = ["created", "renamed", "transferred", "deleted"].includes(action ?? "");
+      if (whole || newBranch) {
         const previous = getPreviousName(payload);
         return [
           { installation: inst, repo },
@@ -64,8 +68,18 @@ export function getCacheEvictions(name: string, payload: ChangePayload): Evictio
       }
       return [{ installation: inst, repo, kind: "repo" }];
     }
-    case "label":
-      return repo ? [{ installation: inst, repo, kind: "labels" }] : [];
+    case "label": {
+      if (!repo) return [];
+      const labels: EvictionScope[] = [{ installation: inst, repo, kind: "labels" }];
+      // Issues and pull requests carry their labels (name, color, description); an edited or
+      // deleted label changes them all, and GitHub sends no event for each of them.
+      if (action === "edited" || action === "deleted")
+        labels.push(
+          { installation: inst, repo, kind: "issue" },
+          { installation: inst, repo, kind: "pull" },
+        );
+      return labels;
+    }
     case "member":
       return repo && payload.member?.login
         ? [
@@ -119,11 +133,12 @@ function getPreviousName(payload: ChangePayload): string | undefined {
 
 /**
  * Whether a push changed `path`. A push webhook lists at most 2048 commits, and none at all for
- * some pushes; when the list cannot be trusted, assume it did.
+ * some pushes; when the list cannot be trusted (a force-push too), assume it did.
  */
 function pushTouches(payload: ChangePayload, path: string): boolean {
   const commits = payload.commits ?? [];
-  if (commits.length === 0 || commits.length >= 2048) return true;
+  // A force-push lists only the commits new to the branch, not those it dropped from it.
+  if (payload.forced || commits.length === 0 || commits.length >= 2048) return true;
   return commits.some((c) =>
     [...(c.added ?? []), ...(c.modified ?? []), ...(c.removed ?? [])].includes(path),
   );

@@ -1,9 +1,18 @@
 import type { Octokit, OctokitOptions } from "@octokit/core";
 import { RequestError } from "@octokit/request-error";
 import { REPO_CONFIG_PATH } from "../config.js";
-import type { CacheEntry, CacheKind, CachedResponse, GitHubCache } from "./github-cache.js";
+import type {
+  CacheEntry,
+  CacheKind,
+  CachedResponse,
+  EvictionScope,
+  GitHubCache,
+} from "./github-cache.js";
 
-type Describe = (match: RegExpMatchArray) => { kind: CacheKind; subject?: string | undefined };
+type Describe = (
+  match: RegExpMatchArray,
+  ref: string | null,
+) => { kind: CacheKind; subject?: string | undefined };
 
 /**
  * The reads worth caching, matched on the request's path (paginated calls arrive as full URLs,
@@ -14,7 +23,11 @@ const CACHEABLE: Array<[RegExp, Describe]> = [
   [/^\/repos\/([^/]+)\/([^/]+)$/, () => ({ kind: "repo" })],
   [
     /^\/repos\/([^/]+)\/([^/]+)\/contents\/(.+)$/,
-    (m) => ({ kind: decodeURIComponent(m[3] ?? "") === REPO_CONFIG_PATH ? "config" : "file" }),
+    // Read at a ref, the config file is a file like any other: a push to that ref evicts files,
+    // and the config only for the default branch.
+    (m, ref) => ({
+      kind: decodeURIComponent(m[3] ?? "") === REPO_CONFIG_PATH && !ref ? "config" : "file",
+    }),
   ],
   [/^\/repos\/([^/]+)\/([^/]+)\/labels$/, () => ({ kind: "labels" })],
   [
@@ -25,13 +38,16 @@ const CACHEABLE: Array<[RegExp, Describe]> = [
   [/^\/repos\/([^/]+)\/([^/]+)\/pulls\/(\d+)$/, (m) => ({ kind: "pull", subject: m[3] })],
 ];
 
+// GitHub Enterprise Server serves the API under /api/v3.
+const pathOf = (url: URL) => url.pathname.replace(/^\/api\/v3(?=\/)/, "");
+
 function classify(url: string) {
-  // GitHub Enterprise Server serves the API under /api/v3.
-  const path = new URL(url).pathname.replace(/^\/api\/v3(?=\/)/, "");
+  const parsed = new URL(url);
+  const path = pathOf(parsed);
   for (const [pattern, describe] of CACHEABLE) {
     const match = pattern.exec(path);
     if (!match) continue;
-    const { kind, subject } = describe(match);
+    const { kind, subject } = describe(match, parsed.searchParams.get("ref"));
     return {
       repo: decodeURIComponent(`${match[1]}/${match[2]}`).toLowerCase(),
       kind,
@@ -39,6 +55,47 @@ function classify(url: string) {
     };
   }
   return undefined;
+}
+
+/**
+ * What a write to `url` may have changed, as evictions: what this installation reads next must
+ * be GitHub's answer after the write, not one cached before it (the webhook saying so comes
+ * later). Comments and reactions change nothing cached; an issue's or pull request's
+ * subresources change it (a label added to an issue is created if the repository lacks it);
+ * any other write to a repository may change anything read of it. Writes outside `/repos/…`
+ * (installation tokens) change no repository.
+ */
+function writeEvictions(url: string, installation: string): EvictionScope[] {
+  const match = /^\/repos\/([^/]+)\/([^/]+)(\/.*)?$/.exec(pathOf(new URL(url)));
+  if (!match) return [];
+  const repo = decodeURIComponent(`${match[1]}/${match[2]}`).toLowerCase();
+  const rest = match[3] ?? "";
+  if (/^\/(issues|pulls)\/comments(\/|$)/.test(rest)) return [];
+  const thread = /^\/(?:issues|pulls)\/(\d+)(\/.*)?$/.exec(rest);
+  // A reply or a reaction on a thread changes nothing Talos reads of it (its comment count):
+  // every command's reply would otherwise cost the next command a read of the issue.
+  if (thread && /^\/(comments|reactions)(\/|$)/.test(thread[2] ?? "")) return [];
+  // A merge changes the base branch's files, and maybe the config: the fallback below.
+  if (thread && thread[2] !== "/merge") {
+    const subject = thread[1] ?? "";
+    const scopes: EvictionScope[] = [
+      { installation, repo, kind: "issue", subject },
+      { installation, repo, kind: "pull", subject },
+    ];
+    if (thread[2]?.startsWith("/labels")) scopes.push({ installation, repo, kind: "labels" });
+    return scopes;
+  }
+  if (/^\/labels(\/|$)/.test(rest)) {
+    // A label's new name, color or description shows in every issue that carries it.
+    return rest === "/labels"
+      ? [{ installation, repo, kind: "labels" }]
+      : [
+          { installation, repo, kind: "labels" },
+          { installation, repo, kind: "issue" },
+          { installation, repo, kind: "pull" },
+        ];
+  }
+  return [{ installation, repo }];
 }
 
 export interface RequestCachePluginOptions {
@@ -57,7 +114,17 @@ export function requestCachePlugin(octokit: Octokit, options: OctokitOptions): v
   const cache = talos?.cache;
   if (!talos || !cache) return;
   octokit.hook.wrap("request", async (request, requestOptions) => {
-    if (requestOptions.method !== "GET") return request(requestOptions);
+    if (requestOptions.method === "HEAD") return request(requestOptions);
+    if (requestOptions.method !== "GET") {
+      try {
+        return await request(requestOptions);
+      } finally {
+        // After the write, even a failed one (a 5xx or a timeout may come after GitHub made the
+        // change): a read in flight meanwhile may have read the old state, and this drops it too.
+        const { url } = octokit.request.endpoint.parse(requestOptions);
+        for (const scope of writeEvictions(url, talos.installation)) cache.evict(scope);
+      }
+    }
     const { url, headers } = octokit.request.endpoint.parse(requestOptions);
     const classified = classify(url);
     // `cache-control: no-cache` asks for GitHub's current answer (a pull request's head).

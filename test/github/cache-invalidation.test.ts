@@ -80,8 +80,22 @@ describe("cache invalidation by webhook", () => {
     [string, string, string | undefined, (p: Record<string, any>) => void, string[]]
   > = [
     ["label.created evicts the labels", "label", "created", () => undefined, ["labels"]],
-    ["label.edited evicts the labels", "label", "edited", () => undefined, ["labels"]],
-    ["label.deleted evicts the labels", "label", "deleted", () => undefined, ["labels"]],
+    // A renamed or deleted label changes every issue and pull request that carries it, and
+    // GitHub sends no issues.unlabeled (nor anything else) for them.
+    [
+      "label.edited evicts the labels, and the issues and pull requests that show it",
+      "label",
+      "edited",
+      () => undefined,
+      ["labels", "issue1", "issue2", "pull2"],
+    ],
+    [
+      "label.deleted evicts the labels, and the issues and pull requests that showed it",
+      "label",
+      "deleted",
+      () => undefined,
+      ["labels", "issue1", "issue2", "pull2"],
+    ],
     [
       "repository.privatized evicts the repository",
       "repository",
@@ -132,6 +146,14 @@ describe("cache invalidation by webhook", () => {
       ALL,
     ],
     [
+      // What was read under its name before it existed were 404s (the owner's .github fallback).
+      "repository.created evicts everything read under its name",
+      "repository",
+      "created",
+      (p) => (p.repository = { ...p.repository, ...helloWorld }),
+      ALL,
+    ],
+    [
       "repository.transferred evicts everything under the old owner",
       "repository",
       "transferred",
@@ -153,6 +175,17 @@ describe("cache invalidation by webhook", () => {
       (p) => {
         p.ref = "refs/heads/master";
         p.commits = [{ added: [], removed: [], modified: [".github/talos.yml"] }];
+      },
+      ["config", "file"],
+    ],
+    [
+      "a force-push to the default branch evicts the config: the commits it dropped are not listed",
+      "push",
+      undefined,
+      (p) => {
+        p.ref = "refs/heads/master";
+        p.forced = true;
+        p.commits = [{ added: [], removed: [], modified: ["README.md"] }];
       },
       ["config", "file"],
     ],
