@@ -102,12 +102,20 @@ export class JobJournal implements JobQueue {
       return { status: "duplicate" };
     }
     if (!isDeliveryId(job.id)) throw new Error("the delivery id is empty or too long");
+    // Parked jobs count against the bound: those past the retention go first, as a restart would
+    // drop them, or a server that runs for weeks fills up with them and refuses every delivery.
+    if (this.#jobs.size >= this.#options.maxQueued) this.#forgetExpired();
     if (this.#closed || this.#jobs.size >= this.#options.maxQueued) {
       const reason = this.#closed ? "stopping" : "queue-full";
       const refused = { id: job.id, event: job.event, repository: job.repository, reason };
       const record: JournalRecord = { op: "refuse", ...refused, at: this.#options.clock.now() };
       this.#apply(record);
-      if (!this.#closed) await this.#append(record);
+      // Only a note for `talos jobs`: a disk that cannot take it (full) must not turn the refusal,
+      // which the runner counts and the sender is told, into an error.
+      if (!this.#closed)
+        await this.#append(record).catch((error: unknown) =>
+          this.#options.log.warn({ err: error, delivery: job.id }, "refusal not journaled"),
+        );
       return { status: "refused", reason };
     }
     const record: JournalRecord = {
@@ -149,7 +157,9 @@ export class JobJournal implements JobQueue {
       try {
         // Written before the job runs, so a crash (which keeps what the kernel was given) still
         // counts the attempt; not fdatasynced: only a power cut could lose it, and one attempt.
-        await this.#append(record, false);
+        // Taken back if the write fails: the job did not run, and the runner claims again every
+        // few seconds while the disk is full, which would count up to parking a job never run.
+        await this.#append(record, false, () => void job.attempts--);
       } catch (error) {
         this.#release(job.id);
         throw error;
@@ -284,6 +294,10 @@ export class JobJournal implements JobQueue {
 
   #replay(records: JournalRecord[]): void {
     for (const record of records) this.#apply(record);
+    this.#forgetExpired();
+  }
+
+  #forgetExpired(): void {
     const oldest = this.#options.clock.now() - this.#options.retentionMs;
     for (const [id, job] of this.#jobs) {
       // Parked jobs are kept as long as finished ids, then forgotten with a line in the log.

@@ -47,6 +47,8 @@ export class JobRunner<C> {
   #contextOf: ((job: Job) => Promise<C>) | undefined;
   #stopping = false;
   #pumping = false;
+  /** The pump's claims under way: a job they claim after stop() is called runs all the same. */
+  #claiming: Promise<void> | undefined;
   #pumpAgain = false;
   #wakeAt: number | undefined;
   #idleWaiters: Array<() => void> = [];
@@ -112,16 +114,17 @@ export class JobRunner<C> {
    */
   async stop(graceMs: number): Promise<number> {
     this.#stopping = true;
+    let timer: NodeJS.Timeout | undefined;
+    const grace = new Promise((resolve) => (timer = setTimeout(resolve, graceMs)));
+    // A claim under way (its start being journaled) starts its job once it returns: wait for it,
+    // or that job would run unwaited-for while the caller closes the journal and memory under it.
+    await Promise.race([this.#claiming, grace]);
     const running = [...this.#running];
     if (running.length > 0) {
       this.#options.log.info({ jobs: running.length, graceMs }, "waiting for running jobs");
-      let timer: NodeJS.Timeout | undefined;
-      await Promise.race([
-        Promise.allSettled(running),
-        new Promise((resolve) => (timer = setTimeout(resolve, graceMs))),
-      ]);
-      clearTimeout(timer);
+      await Promise.race([Promise.allSettled(running), grace]);
     }
+    clearTimeout(timer);
     return this.#running.size;
   }
 
@@ -143,23 +146,29 @@ export class JobRunner<C> {
       return;
     }
     this.#pumping = true;
-    void this.#claimAll()
+    let failed = false;
+    const claiming = this.#claimAll()
       .catch((error: unknown) => {
         // The journal cannot record a start (a full disk): try again in a while, not only when
         // the next delivery arrives.
+        failed = true;
         this.#options.log.error({ err: error }, "cannot claim jobs from the journal; retrying");
         void this.#options.clock.sleep(CLAIM_RETRY_MS).then(() => this.#pump());
       })
       .finally(() => {
+        if (this.#claiming === claiming) this.#claiming = undefined;
         this.#pumping = false;
         if (this.#pumpAgain) {
           this.#pumpAgain = false;
           this.#pump();
         } else {
-          this.#scheduleWake();
+          // Not after a failed claim: a retry already due would wake the pump at once, fail
+          // again, and so on without pause; the retry above comes in a while.
+          if (!failed) this.#scheduleWake();
           this.#settleIdle();
         }
       });
+    this.#claiming = claiming;
   }
 
   async #claimAll(): Promise<void> {
@@ -186,6 +195,9 @@ export class JobRunner<C> {
 
   /** One timer for the earliest retry, so that delayed jobs run when their time comes. */
   #scheduleWake(): void {
+    // Every slot taken: a run's end looks again. A retry already due would otherwise wake the pump
+    // at once, which finds no slot and sets the wake again, spinning until a slot frees.
+    if (this.#running.size >= this.#options.concurrency) return;
     const at = this.#options.queue.nextRetryAt();
     if (at === undefined || this.#stopping || (this.#wakeAt !== undefined && this.#wakeAt <= at))
       return;

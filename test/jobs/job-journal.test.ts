@@ -155,6 +155,19 @@ describe("the job journal", () => {
     await reopened.journal.close();
   });
 
+  it("refuses a job over its bound when the disk is full too, rather than failing", async () => {
+    const directory = makeDataDir();
+    const { journal, logs } = await openJournal(join(directory, "journal.log"), { maxQueued: 1 });
+    await journal.enqueue(job("j1"));
+    const prototype = await fileHandlePrototype(directory);
+    vi.spyOn(prototype, "appendFile").mockRejectedValue(noSpace());
+    // The refusal is what the runner counts (jobs_refused); its record is only for `talos jobs`.
+    expect(await journal.enqueue(job("j2"))).toEqual({ status: "refused", reason: "queue-full" });
+    expect(logs.text()).toContain("ENOSPC");
+    vi.restoreAllMocks();
+    await journal.close();
+  });
+
   it("ignores a partly written last line and malformed lines, with a warning", async () => {
     const file = join(makeDataDir(), "journal.log");
     const first = await openJournal(file);
@@ -302,6 +315,42 @@ describe("the job journal", () => {
       size = grown;
     }
     expect(compactions).toBe(4);
+    await journal.close();
+  });
+
+  it("counts no attempt for a claim whose start could not be written (a full disk)", async () => {
+    const directory = makeDataDir();
+    const file = join(directory, "journal.log");
+    const { journal } = await openJournal(file);
+    await journal.enqueue(job("waiting"));
+    const prototype = await fileHandlePrototype(directory);
+    vi.spyOn(prototype, "appendFile").mockRejectedValue(noSpace());
+    // The runner tries again every few seconds while the disk stays full.
+    for (let i = 0; i < 3; i++) await expect(journal.claimNext()).rejects.toThrow("ENOSPC");
+    vi.restoreAllMocks();
+    // The job never ran: this is its first attempt, not its fourth (which would park it).
+    expect(await journal.claimNext()).toMatchObject({ id: "waiting", attempts: 1 });
+    await journal.close();
+    const reopened = await openJournal(file);
+    expect(reopened.journal.list()).toMatchObject([{ id: "waiting", attempts: 1 }]);
+    await reopened.journal.close();
+  });
+
+  it("forgets a parked job after the retention without a restart, so parked jobs cannot fill the queue", async () => {
+    const clock = createFakeClock();
+    const file = join(makeDataDir(), "journal.log");
+    const { journal } = await openJournal(file, { clock, maxQueued: 1 });
+    await journal.enqueue(job("bad", "a"));
+    await journal.claimNext();
+    await journal.fail("bad", "malformed", undefined);
+    expect(await journal.enqueue(job("early", "b"))).toEqual({
+      status: "refused",
+      reason: "queue-full",
+    });
+    clock.advance(73 * HOUR);
+    // A restart would have forgotten it by now; a server that runs on must too.
+    expect(await journal.enqueue(job("late", "b"))).toEqual({ status: "accepted" });
+    expect(journal.list().map((j) => j.id)).toEqual(["late"]);
     await journal.close();
   });
 });

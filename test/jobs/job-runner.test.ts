@@ -1,7 +1,7 @@
 import { appendFileSync } from "node:fs";
 import { join } from "node:path";
 import { RequestError } from "@octokit/request-error";
-import { describe, expect, it } from "vitest";
+import { describe, expect, it, vi } from "vitest";
 import { JobJournal } from "../../src/jobs/job-journal.js";
 import type { Job, NewJob } from "../../src/jobs/job-queue.js";
 import {
@@ -243,6 +243,107 @@ describe("the job runner", () => {
     second.runner.start(async (j) => `resumed ${j.id}`);
     await second.runner.idle();
     expect(ran).toEqual(["resumed slow"]);
+  });
+
+  it("does not spin while every slot is busy and a retry is due: the next run's end starts it", async () => {
+    const { runner, clock } = await setup({ concurrency: 1 });
+    const ran: string[] = [];
+    const gate = deferred();
+    runner.register("work", async (id) => {
+      ran.push(id);
+      if (id === "slow") return gate.promise;
+      if (ran.length === 1)
+        throw new RequestError("Bad Gateway", 502, {
+          request: { method: "GET", url: "https://api.github.com/x", headers: {} },
+        });
+    });
+    runner.start(async (j) => j.id);
+    await runner.submit(job("flaky", "b"), "flaky");
+    await runner.idle();
+    await runner.submit(job("slow", "a"), "slow");
+    await until(() => ran.includes("slow"));
+    const sleep = vi.spyOn(clock, "sleep");
+    // The retry comes due while the only slot is taken.
+    await clock.advance(retryDelayMs(1));
+    // Each turn of the timers: a wake-up that finds no slot must not set another for at once
+    // (a real timer would fire it in 1 ms, and again, for as long as the slot stays busy).
+    for (let i = 0; i < 5; i++) await clock.advance(0);
+    expect(sleep.mock.calls.filter(([ms]) => ms <= 0)).toEqual([]);
+    gate.resolve();
+    await until(() => ran.length === 3);
+    await runner.idle();
+    expect(ran).toEqual(["flaky", "slow", "flaky"]);
+  });
+
+  it("does not spin when a due retry cannot be claimed (a full disk): it tries again later", async () => {
+    const { runner, journal, clock, logs } = await setup();
+    let runs = 0;
+    runner.register("work", async () => {
+      if (runs++ === 0)
+        throw new RequestError("Bad Gateway", 502, {
+          request: { method: "GET", url: "https://api.github.com/x", headers: {} },
+        });
+    });
+    runner.start(async (j) => j.id);
+    await runner.submit(job("flaky", "a"), "flaky");
+    await runner.idle();
+    const claimNext = journal.claimNext.bind(journal);
+    let full = true;
+    journal.claimNext = async () => {
+      if (full)
+        throw Object.assign(new Error("ENOSPC: no space left on device"), { code: "ENOSPC" });
+      return claimNext();
+    };
+    await clock.advance(retryDelayMs(1));
+    await runner.idle();
+    for (let i = 0; i < 5; i++) {
+      await clock.advance(0);
+      await runner.idle();
+    }
+    const failures = () =>
+      logs.lines().filter((l) => l.msg === "cannot claim jobs from the journal; retrying");
+    expect(failures()).toHaveLength(1);
+    full = false;
+    await clock.advance(5_000);
+    await runner.idle();
+    expect(runs).toBe(2);
+    expect(journal.list()).toEqual([]);
+  });
+
+  it("on stop during a claim, gives the job so claimed its grace period before returning", async () => {
+    const { runner, journal } = await setup();
+    const claimed = deferred();
+    const claimNext = journal.claimNext.bind(journal);
+    let held = true;
+    journal.claimNext = async () => {
+      // SIGTERM arrives while the start is being journaled.
+      if (held) await claimed.promise;
+      held = false;
+      return claimNext();
+    };
+    const finish = deferred();
+    let started = false;
+    let finished = false;
+    runner.register("work", async () => {
+      started = true;
+      await finish.promise;
+      finished = true;
+    });
+    runner.start(async (j) => j.id);
+    await runner.submit(job("claimed", "a"), "claimed");
+    let stopped = false;
+    const stopping = runner.stop(3_600_000).then((left) => {
+      stopped = true;
+      return left;
+    });
+    claimed.resolve();
+    await until(() => started || stopped);
+    // The caller closes the journal and the memory once stop returns: not under a running job.
+    expect(stopped).toBe(false);
+    finish.resolve();
+    expect(await stopping).toBe(0);
+    expect(finished).toBe(true);
+    expect(journal.list()).toEqual([]);
   });
 
   it("tells failures apart: gone, permanent and worth another try", () => {
