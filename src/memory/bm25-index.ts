@@ -265,10 +265,15 @@ export class Bm25Index {
     }
     // The best k that `accept` lets through, in a min-heap: O(n log k), and `accept` is asked
     // only about documents that score high enough to enter it.
+    // Ties go to the lower document number: the postings' order (hence `touched`'s) changes
+    // with removals, which swap, and differs after a reopen, which restores them in order;
+    // without this, equal scores came out in another order before and after a reopen.
+    const worse = (a: number, b: number) =>
+      scores[a]! < scores[b]! || (scores[a] === scores[b] && a > b);
     const heap: number[] = [];
-    const less = (a: number, b: number) => scores[heap[a]!]! < scores[heap[b]!]!;
+    const less = (a: number, b: number) => worse(heap[a]!, heap[b]!);
     for (const number of touched) {
-      if (heap.length === k && scores[number]! <= scores[heap[0]!]!) continue;
+      if (heap.length === k && !worse(heap[0]!, number)) continue;
       if (!accept(this.#docIds[number]!)) continue;
       if (heap.length < k) {
         heap.push(number);
@@ -279,7 +284,7 @@ export class Bm25Index {
       }
     }
     return heap
-      .sort((a, b) => scores[b]! - scores[a]!)
+      .sort((a, b) => scores[b]! - scores[a]! || a - b)
       .map((number) => ({ id: this.#docIds[number]!, score: scores[number]! }));
   }
 

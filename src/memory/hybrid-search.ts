@@ -46,6 +46,11 @@ export interface HybridSearchOptions {
   fusion?: FusionParameters;
   /** Rank records that share an error, panic or trace with the query first (default true). */
   nearDuplicatesFirst?: boolean;
+  /**
+   * How many fused hits to give back (default `k`): a caller that filters them afterwards (by
+   * `minScore`) asks for all, or a candidate that passes could be cut for ones that do not.
+   */
+  limit?: number;
 }
 
 /** Ids of both rankings, best first, fused (ties keep the vector order). */
@@ -96,7 +101,7 @@ export interface Rankings {
 /** Near-exact duplicates first, then the fusion of the vector and keyword rankings. */
 export function orderHits(
   { semantic, keyword, shared }: Rankings,
-  options: Pick<HybridSearchOptions, "k" | "scoreOf" | "fusion">,
+  options: Pick<HybridSearchOptions, "k" | "scoreOf" | "fusion" | "limit">,
 ): HybridHit[] {
   const cosine = new Map(semantic.map((hit) => [hit.id, hit.score]));
   const keywordIds = new Set(keyword);
@@ -106,7 +111,7 @@ export function orderHits(
     options.fusion ?? DEFAULT_FUSION,
   );
   const rest = order.filter((id) => !shared.has(id));
-  const ids = [...shared.keys(), ...rest].slice(0, options.k);
+  const ids = [...shared.keys(), ...rest].slice(0, options.limit ?? options.k);
   return ids.map((id) => ({
     id,
     score: cosine.get(id) ?? options.scoreOf(id),

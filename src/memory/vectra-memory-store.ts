@@ -457,21 +457,42 @@ export class VectraMemoryStore implements MemoryStore {
       const row = stored && this.#matrix.approximate(this.#slot(stored));
       return row ? dot(unit, row) : 0;
     };
-    const hits = searchHybrid(indexes, query, semantic, { k, accept, scoreOf })
-      .filter(keepsHit(query, options.minScore))
-      .slice(0, options.k);
-    const exactHits = await this.#rescore(
-      unit,
-      hits.map((hit) => hit.id),
-    );
-    const exact = new Map(exactHits.map((hit) => [hit.id, hit.score]));
-    const found = await Promise.all(
-      hits.map(async (hit) => {
-        const record = await this.#full(hit.id);
-        return record && { record, score: exact.get(hit.id) ?? hit.score, keyword: hit.keyword };
-      }),
-    );
-    return found.filter((hit) => hit !== undefined);
+    // All of the fused candidates: cut at `k` before `minScore`, keyword hits below it could
+    // push out hits that reach it, and fewer than `k` came back while more existed.
+    const ranked = searchHybrid(indexes, query, semantic, {
+      k,
+      accept,
+      scoreOf,
+      limit: Number.POSITIVE_INFINITY,
+    });
+    const keep = keepsHit(query, options.minScore);
+    const exact = new Map(head.map((hit) => [hit.id, hit.score]));
+    const found: SearchHit[] = [];
+    // In fused order, a batch at a time until `k` are kept: `minScore` is checked against the
+    // exact cosine, which the hit reports, not the int8 scan's approximation of it (which let
+    // through hits below it, and left out hits that reach it). The first batch is `k` (all a
+    // search without `minScore` reads), then each twice the last: few rounds when most fail.
+    for (
+      let from = 0, batch = Math.max(options.k, 1);
+      from < ranked.length && found.length < options.k;
+      from += batch, batch *= 2
+    ) {
+      const hits = ranked.slice(from, from + batch);
+      const missing = hits.filter((hit) => !exact.has(hit.id)).map((hit) => hit.id);
+      for (const hit of await this.#rescore(unit, missing)) exact.set(hit.id, hit.score);
+      const kept = hits
+        .map((hit) => ({ ...hit, score: exact.get(hit.id) ?? hit.score }))
+        .filter(keep)
+        .slice(0, options.k - found.length);
+      const records = await Promise.all(
+        kept.map(async (hit) => {
+          const record = await this.#full(hit.id);
+          return record && { record, score: hit.score, keyword: hit.keyword };
+        }),
+      );
+      found.push(...records.filter((hit) => hit !== undefined));
+    }
+    return found;
   }
 
   async stats(): Promise<MemoryStats> {
