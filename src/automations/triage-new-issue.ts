@@ -47,7 +47,14 @@ export async function triageNewIssue(options: TriageOptions): Promise<TriageOutc
   const earlier = await findEarlierTriage(options, botLogin);
   if (earlier.found) {
     log.info({ found: earlier.found }, "triage skipped: an earlier run triaged the issue");
-    return { proposal: undefined, applied: false, commented: false, repeated: true };
+    // That run applied its labels but did not get to post its comment: post it, naming them.
+    const commented = earlier.found === "labels" && settings.comment;
+    if (commented) {
+      const labels = earlier.labels ?? [];
+      const body = renderTriageComment({ labels, dropped: [], reason: "" }, true, "");
+      await postTriageComment(options, botLogin, earlier.comments, body);
+    }
+    return { proposal: undefined, applied: false, commented, repeated: true };
   }
   const wanted = new Set(settings.labels.map((name) => name.toLowerCase()));
   const allowed = (await github.listLabels()).filter(
@@ -88,23 +95,34 @@ export async function triageNewIssue(options: TriageOptions): Promise<TriageOutc
       labels: proposal.labels,
     });
   if (settings.comment) {
-    const { limits, clock, markdown } = options.reply;
-    await upsertReply({
-      limits,
-      clock,
-      markdown,
-      botLogin,
-      octokit,
-      ...repo,
-      issueNumber,
-      marker: triageMarker(issueNumber),
-      // Listed just now, before the model ran: no second listing.
-      knownComments: earlier.comments,
-      references: github.retrieved,
-      body: renderTriageComment(proposal, applied, answer.text),
-    });
+    const body = renderTriageComment(proposal, applied, answer.text);
+    await postTriageComment(options, botLogin, earlier.comments, body);
   }
   return { proposal, applied, commented: settings.comment, repeated: false };
+}
+
+async function postTriageComment(
+  options: TriageOptions,
+  botLogin: string,
+  comments: CommentInfo[] | undefined,
+  body: string,
+): Promise<void> {
+  const { limits, clock, markdown } = options.reply;
+  const { github, octokit } = options;
+  await upsertReply({
+    limits,
+    clock,
+    markdown,
+    botLogin,
+    octokit,
+    ...github.repo,
+    issueNumber: options.issue.number,
+    marker: triageMarker(options.issue.number),
+    // Listed just now, before the model ran (if it ran): no second listing.
+    knownComments: comments,
+    references: github.retrieved,
+    body,
+  });
 }
 
 /**
@@ -116,7 +134,7 @@ export async function triageNewIssue(options: TriageOptions): Promise<TriageOutc
 async function findEarlierTriage(
   options: TriageOptions,
   botLogin: string,
-): Promise<{ found?: "comment" | "labels"; comments?: CommentInfo[] }> {
+): Promise<{ found?: "comment" | "labels"; comments?: CommentInfo[]; labels?: string[] }> {
   const { github, octokit, issue, settings } = options;
   // The payload's comment count is the delivery's: a retry or redelivery must ask GitHub.
   const comments = settings.comment ? await github.listComments(issue.number) : undefined;
@@ -129,8 +147,11 @@ async function findEarlierTriage(
       issue_number: issue.number,
       per_page: 100,
     });
-    if (events.some((e) => e.event === "labeled" && e.actor?.login === botLogin))
-      return { found: "labels", comments };
+    const ours = events.filter((e) => e.event === "labeled" && e.actor?.login === botLogin);
+    if (ours.length > 0) {
+      const labels = [...new Set(ours.flatMap((e) => ("label" in e && e.label?.name) || []))];
+      return { found: "labels", comments, labels };
+    }
   }
   return { comments };
 }

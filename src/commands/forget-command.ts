@@ -14,8 +14,8 @@ export const forgetCommand: Command = {
     }
     const store = await memory();
     if (!store) return MEMORY_OFF_REPLY;
-    return (await store.remove(id))
-      ? `Forgot \`${id}\`.`
-      : `There is no \`${id}\` in this repository's memory.`;
+    if (await store.remove(id)) return `Forgot \`${id}\`.`;
+    // An earlier run of this job may have removed it and replied: that reply stands.
+    return { body: `There is no \`${id}\` in this repository's memory.`, keepExisting: true };
   },
 };

@@ -153,3 +153,47 @@ describe("triage of a new issue whose job runs again", () => {
     ).toBe(true);
   });
 });
+
+describe("triage whose comment failed after its labels were applied", () => {
+  it("posts the triage comment on the retry, naming the labels applied, without triaging again", async () => {
+    const clock = createManualClock();
+    const model = twoTriages();
+    // No retries within the request: the 502 on the comment fails the job, which is retried.
+    const app = await createTestApp({ model, clock, env: { TALOS_GITHUB_MAX_RETRIES: "0" } });
+    const yaml = "triage:\n  enabled: true\n  apply_labels: true\n  comment: true\n";
+    const first = githubScope();
+    mockTriageReads(first, yaml);
+    first.get(`${REPO}/issues/14/comments`).query(true).reply(200, []);
+    first.get(`${REPO}/issues/14/events`).query(true).reply(200, []);
+    first.post(`${REPO}/issues/14/labels`, { labels: ["bug"] }).reply(200, [{ name: "bug" }]);
+    first.post(`${REPO}/issues/14/comments`).reply(502, { message: "Bad Gateway" });
+    await app.probot.receive({ id: "triage-half", name: "issues", payload: opened() } as never);
+    expect(first.pendingMocks()).toEqual([]);
+    expect(app.logs.lines().some((l) => l.msg === "job failed; will retry")).toBe(true);
+
+    // The retry: no triage comment in the thread, the label Talos applied in its events.
+    const retry = githubScope();
+    retry.get(`${REPO}/issues/14/comments`).query(true).reply(200, []);
+    retry
+      .get(`${REPO}/issues/14/events`)
+      .query(true)
+      .reply(200, [
+        {
+          id: 1,
+          event: "labeled",
+          actor: { login: BOT_LOGIN, type: "Bot" },
+          label: { name: "bug" },
+        },
+      ]);
+    const posted: string[] = [];
+    retry
+      .post(`${REPO}/issues/14/comments`, (b: { body: string }) => Boolean(posted.push(b.body)))
+      .reply(201, { id: 700 });
+    await clock.advance(30_000);
+    await app.talos.services.jobs.idle();
+
+    expect(retry.pendingMocks()).toEqual([]);
+    expect(model.callCount).toBe(2);
+    expect(posted).toEqual(["**Triage**: labelled `bug`.\n\n<!-- talos:triage:14 -->"]);
+  });
+});
