@@ -548,16 +548,29 @@ class PostgresRepositoryMemory implements RepoMemory {
     const ranked = this.#indexes
       ? await this.#searchInRam(query, unit, options, k, rows)
       : await this.#searchInSql(query, unit, options, k);
-    const hits = ranked.filter(keepsHit(query, options.minScore)).slice(0, options.k);
-    const missing = hits.map((hit) => hit.id).filter((id) => !rows.has(id));
-    if (missing.length > 0)
-      for (const row of await this.#rows("id = ANY($3)", [missing])) rows.set(row.id, row);
-    return hits.flatMap((hit) => {
-      const row = rows.get(hit.id);
-      if (!row) return [];
-      const score = dot(unit, toFloat32(row.embedding));
-      return [{ record: toRecord(row, this.name), score, keyword: hit.keyword }];
-    });
+    // As the local store does: the fused list in order, a batch of rows at a time, until k hits
+    // reach `minScore` by their exact cosine (cut at k first, keyword hits below it crowded out
+    // hits above it; checked on the approximate score, it let through hits below it).
+    const keep = keepsHit(query, options.minScore);
+    const found: SearchHit[] = [];
+    for (
+      let from = 0, batch = Math.max(options.k, 1);
+      from < ranked.length && found.length < options.k;
+      from += batch, batch *= 2
+    ) {
+      const hits = ranked.slice(from, from + batch);
+      const missing = hits.map((hit) => hit.id).filter((id) => !rows.has(id));
+      if (missing.length > 0)
+        for (const row of await this.#rows("id = ANY($3)", [missing])) rows.set(row.id, row);
+      for (const hit of hits) {
+        const row = rows.get(hit.id);
+        if (!row || found.length >= options.k) continue;
+        const score = dot(unit, toFloat32(row.embedding));
+        if (keep({ ...hit, score }))
+          found.push({ record: toRecord(row, this.name), score, keyword: hit.keyword });
+      }
+    }
+    return found;
   }
 
   async stats(): Promise<MemoryStats> {
@@ -706,6 +719,7 @@ class PostgresRepositoryMemory implements RepoMemory {
       k,
       accept,
       scoreOf: (id) => index.approximateScore(id, unit),
+      limit: Number.POSITIVE_INFINITY,
     });
   }
 
@@ -789,7 +803,7 @@ class PostgresRepositoryMemory implements RepoMemory {
           keyword: keyword.rows.map((row) => row.id),
           shared: new Map(shared.rows.map((row) => [row.id, row.shared])),
         },
-        { k, scoreOf: (id) => scores.get(id) ?? 0 },
+        { k, scoreOf: (id) => scores.get(id) ?? 0, limit: Number.POSITIVE_INFINITY },
       );
     });
   }

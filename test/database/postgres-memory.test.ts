@@ -185,6 +185,39 @@ function memoryContract(setUp: () => { database: () => MemoryDatabase; next: () 
     await memory.closeAll();
   });
 
+  it("returns k hits that reach minScore when keyword-only hits below it outrank them in the fusion", async () => {
+    // 30 records close to the query by meaning, with none of its words; 120 with its words and
+    // a vector far from it. Cut at k before minScore, the fusion's first 100 were mostly the
+    // latter, and fewer than 30 hits came back.
+    const query = "widget export fails with a timeout error";
+    const table = new Map<string, number[]>([[query, [1, 0, 0, 0]]]);
+    const inputs = [];
+    for (let i = 1; i <= 30; i++) {
+      const text = `meaning ${i} alpha beta gamma`;
+      table.set(text, [1, 0.01 * i, 0, 0]);
+      inputs.push(issueMemory(i, text));
+    }
+    for (let i = 101; i <= 220; i++) {
+      const text = `widget export fails with timeout error number ${i}`;
+      table.set(text, [0, 0, 1, 0.01 * i]);
+      inputs.push(issueMemory(i, text));
+    }
+    const embedder = {
+      model: "table",
+      dimension: 4,
+      relatedScore: 0.5,
+      embed: async (texts: string[]) =>
+        texts.map((text) => Float32Array.from(table.get(text) ?? [0, 1, 0, 0])),
+    };
+    const memory = await openMemory(context.database(), embedder);
+    const repo = await memory.open({ ...REF, repository: context.next() });
+    await repo.addMany(inputs);
+    const hits = await repo.search(query, { k: 30, minScore: 0.5 });
+    expect(hits.every((hit) => hit.score >= 0.5)).toBe(true);
+    expect(hits).toHaveLength(30);
+    await memory.closeAll();
+  });
+
   it("ranks a record sharing the query's error line first, and finds by keywords alone", async () => {
     const { memory, repo } = await fresh();
     // Vectors that say nothing about the words: only keywords and fingerprints can find.
