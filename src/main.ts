@@ -117,7 +117,11 @@ for (const signal of ["SIGTERM", "SIGINT"] as const) {
  * get LINGER_MS more; the exit then ends them.
  */
 async function stopListening(): Promise<void> {
-  const stopped = server.stop();
+  // Handled at once: it may fail while Talos is still closing, and a rejection left unhandled
+  // until then would end the process before memory is flushed.
+  const stopped = server
+    .stop()
+    .catch((error: unknown) => log.warn({ err: error }, "closing the listener failed"));
   await closed;
   let timer: NodeJS.Timeout | undefined;
   await Promise.race([stopped, new Promise((resolve) => (timer = setTimeout(resolve, LINGER_MS)))]);
