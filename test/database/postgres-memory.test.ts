@@ -16,7 +16,7 @@ import {
 } from "../../src/database/synced-indexes.js";
 import { freshSchema, requirePostgres, TEST_DATABASE_URL } from "../helpers/shared-services.js";
 import { eventually } from "../helpers/eventually.js";
-import { countingEmbedder, issueMemory } from "../helpers/test-memory.js";
+import { countingEmbedder, issueMemory, keywordCrowdedMemories } from "../helpers/test-memory.js";
 
 const available = await requirePostgres("the PostgreSQL memory tests");
 const log = pino({ level: "silent" });
@@ -189,26 +189,7 @@ function memoryContract(setUp: () => { database: () => MemoryDatabase; next: () 
     // 30 records close to the query by meaning, with none of its words; 120 with its words and
     // a vector far from it. Cut at k before minScore, the fusion's first 100 were mostly the
     // latter, and fewer than 30 hits came back.
-    const query = "widget export fails with a timeout error";
-    const table = new Map<string, number[]>([[query, [1, 0, 0, 0]]]);
-    const inputs = [];
-    for (let i = 1; i <= 30; i++) {
-      const text = `meaning ${i} alpha beta gamma`;
-      table.set(text, [1, 0.01 * i, 0, 0]);
-      inputs.push(issueMemory(i, text));
-    }
-    for (let i = 101; i <= 220; i++) {
-      const text = `widget export fails with timeout error number ${i}`;
-      table.set(text, [0, 0, 1, 0.01 * i]);
-      inputs.push(issueMemory(i, text));
-    }
-    const embedder = {
-      model: "table",
-      dimension: 4,
-      relatedScore: 0.5,
-      embed: async (texts: string[]) =>
-        texts.map((text) => Float32Array.from(table.get(text) ?? [0, 1, 0, 0])),
-    };
+    const { query, inputs, embedder } = keywordCrowdedMemories();
     const memory = await openMemory(context.database(), embedder);
     const repo = await memory.open({ ...REF, repository: context.next() });
     await repo.addMany(inputs);

@@ -103,3 +103,31 @@ export async function openPostgresMemory(schema: string) {
     },
   };
 }
+
+/**
+ * 30 memories close to `query` by meaning with none of its words, and 120 with its words and a
+ * vector far from it, with the table embedder that gives them those vectors: keyword-only hits
+ * below a `minScore` of 0.5 that outrank, in the fusion, the 30 that reach it.
+ */
+export function keywordCrowdedMemories() {
+  const query = "widget export fails with a timeout error";
+  const table = new Map<string, number[]>([[query, [1, 0, 0, 0]]]);
+  const inputs: MemoryInput[] = [];
+  for (let i = 1; i <= 30; i++) {
+    const text = `meaning ${i} alpha beta gamma`;
+    table.set(text, [1, 0.01 * i, 0, 0]);
+    inputs.push(issueMemory(i, text));
+  }
+  for (let i = 101; i <= 220; i++) {
+    const text = `widget export fails with timeout error number ${i}`;
+    table.set(text, [0, 0, 1, 0.01 * i]);
+    inputs.push(issueMemory(i, text));
+  }
+  const embedder: Embedder = {
+    model: "table",
+    dimension: 4,
+    relatedScore: 0.5,
+    embed: async (texts) => texts.map((text) => Float32Array.from(table.get(text) ?? [0, 1, 0, 0])),
+  };
+  return { query, inputs, embedder };
+}

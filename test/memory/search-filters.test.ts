@@ -3,7 +3,7 @@ import type { Embedder } from "../../src/memory/embedder.js";
 import { unitVector } from "../../src/memory/hybrid-search.js";
 import { QuantizedMatrix } from "../../src/memory/quantized-matrix.js";
 import { makeDataDir } from "../helpers/test-app.js";
-import { issueMemory, openTestStore } from "../helpers/test-memory.js";
+import { issueMemory, keywordCrowdedMemories, openTestStore } from "../helpers/test-memory.js";
 
 /** An embedder that gives each listed text its vector, and any other text `fallback`. */
 function tableEmbedder(
@@ -21,25 +21,8 @@ function tableEmbedder(
 
 describe("search filters", () => {
   it("returns k hits that reach minScore when many keyword-only hits below it outrank them in the fusion", async () => {
-    const dimension = 4;
-    const query = "widget export fails with a timeout error";
-    const table = new Map<string, number[]>([[query, [1, 0, 0, 0]]]);
-    const inputs = [];
-    // 30 records close to the query by meaning, with none of its words.
-    for (let i = 1; i <= 30; i++) {
-      const text = `meaning ${i} alpha beta gamma`;
-      table.set(text, [1, 0.01 * i, 0, 0]);
-      inputs.push(issueMemory(i, text));
-    }
-    // 120 records with the query's words and a vector far from it.
-    for (let i = 101; i <= 220; i++) {
-      const text = `widget export fails with timeout error number ${i}`;
-      table.set(text, [0, 0, 1, 0.01 * i]);
-      inputs.push(issueMemory(i, text));
-    }
-    const store = await openTestStore(makeDataDir(), {
-      embedder: tableEmbedder(table, dimension, [0, 1, 0, 0]),
-    });
+    const { query, inputs, embedder } = keywordCrowdedMemories();
+    const store = await openTestStore(makeDataDir(), { embedder });
     await store.addMany(inputs);
     const hits = await store.search(query, { k: 30, minScore: 0.5 });
     expect(hits.every((hit) => hit.score >= 0.5)).toBe(true);
