@@ -5,7 +5,7 @@ import { describeEmbedder, type Embedder } from "../memory/embedder.js";
 import {
   DEFAULT_FUSION,
   dot,
-  keepsHit,
+  keptHits,
   orderHits,
   searchHybrid,
   unitVector,
@@ -548,29 +548,27 @@ class PostgresRepositoryMemory implements RepoMemory {
     const ranked = this.#indexes
       ? await this.#searchInRam(query, unit, options, k, rows)
       : await this.#searchInSql(query, unit, options, k);
-    // As the local store does: the fused list in order, a batch of rows at a time, until k hits
-    // reach `minScore` by their exact cosine (cut at k first, keyword hits below it crowded out
-    // hits above it; checked on the approximate score, it let through hits below it).
-    const keep = keepsHit(query, options.minScore);
-    const found: SearchHit[] = [];
-    for (
-      let from = 0, batch = Math.max(options.k, 1);
-      from < ranked.length && found.length < options.k;
-      from += batch, batch *= 2
-    ) {
-      const hits = ranked.slice(from, from + batch);
-      const missing = hits.map((hit) => hit.id).filter((id) => !rows.has(id));
-      if (missing.length > 0)
-        for (const row of await this.#rows("id = ANY($3)", [missing])) rows.set(row.id, row);
-      for (const hit of hits) {
-        const row = rows.get(hit.id);
-        if (!row || found.length >= options.k) continue;
-        const score = dot(unit, toFloat32(row.embedding));
-        if (keep({ ...hit, score }))
-          found.push({ record: toRecord(row, this.name), score, keyword: hit.keyword });
-      }
-    }
-    return found;
+    // As the local store does, the rows of a batch at a time (each row holds its exact vector).
+    return keptHits(
+      ranked,
+      query,
+      options,
+      async (hits) => {
+        const missing = hits.map((hit) => hit.id).filter((id) => !rows.has(id));
+        if (missing.length > 0)
+          for (const row of await this.#rows("id = ANY($3)", [missing])) rows.set(row.id, row);
+        const scores = new Map<string, number>();
+        for (const hit of hits) {
+          const row = rows.get(hit.id);
+          if (row) scores.set(hit.id, dot(unit, toFloat32(row.embedding)));
+        }
+        return scores;
+      },
+      async (id) => {
+        const row = rows.get(id);
+        return row && toRecord(row, this.name);
+      },
+    );
   }
 
   async stats(): Promise<MemoryStats> {

@@ -1,4 +1,5 @@
 import type { Bm25Index } from "./bm25-index.js";
+import type { MemoryRecord, SearchHit, SearchOptions } from "./memory-store.js";
 import type { NearDuplicateIndex } from "./near-duplicate.js";
 
 /**
@@ -129,9 +130,51 @@ const SHORT_QUERY_WORDS = 4;
  * Which hits a search with `minScore` (a cosine) keeps: near-exact duplicates and, for a short
  * query, keyword hits, below it too.
  */
-export function keepsHit(query: string, minScore = -1): (hit: HybridHit) => boolean {
+function keepsHit(query: string, minScore = -1): (hit: HybridHit) => boolean {
   const short = query.trim().split(/\s+/).length <= SHORT_QUERY_WORDS;
   return (hit) => hit.shared > 0 || (short && hit.keyword) || hit.score >= minScore;
+}
+
+/**
+ * The first `k` hits of `ranked` (the whole fused list, in order) that the search keeps, with
+ * their records. Cut at `k` before `minScore`, keyword hits below it pushed out hits that reach
+ * it, and fewer than `k` came back while more existed. `minScore` is checked against the exact
+ * cosine (`exactScores`, a batch at a time; a hit it leaves out is gone), not the int8 scan's
+ * approximation, which let through hits below it. The first batch is `k` (all a search without
+ * `minScore` reads), then each twice the last: few rounds when most fail.
+ */
+export async function keptHits(
+  ranked: readonly HybridHit[],
+  query: string,
+  options: Pick<SearchOptions, "k" | "minScore">,
+  exactScores: (hits: readonly HybridHit[]) => Promise<ReadonlyMap<string, number>>,
+  recordOf: (id: string) => Promise<MemoryRecord | undefined>,
+): Promise<SearchHit[]> {
+  const keep = keepsHit(query, options.minScore);
+  const found: SearchHit[] = [];
+  for (
+    let from = 0, batch = Math.max(options.k, 1);
+    from < ranked.length && found.length < options.k;
+    from += batch, batch *= 2
+  ) {
+    const hits = ranked.slice(from, from + batch);
+    const scores = await exactScores(hits);
+    const kept = hits
+      .flatMap((hit) => {
+        const score = scores.get(hit.id);
+        return score === undefined ? [] : [{ ...hit, score }];
+      })
+      .filter(keep)
+      .slice(0, options.k - found.length);
+    const records = await Promise.all(
+      kept.map(async (hit) => {
+        const record = await recordOf(hit.id);
+        return record && { record, score: hit.score, keyword: hit.keyword };
+      }),
+    );
+    found.push(...records.filter((hit) => hit !== undefined));
+  }
+  return found;
 }
 
 /** `vector` scaled to length 1 (a zero vector stays zero), as float32. */

@@ -9,7 +9,7 @@ import { describeEmbedder, type Embedder } from "./embedder.js";
 import { Bm25Index, type Bm25Part } from "./bm25-index.js";
 import { RecordTable } from "./record-table.js";
 import type { ScanHelper } from "./scan-helper.js";
-import { DEFAULT_FUSION, dot, keepsHit, searchHybrid, unitVector } from "./hybrid-search.js";
+import { DEFAULT_FUSION, dot, keptHits, searchHybrid, unitVector } from "./hybrid-search.js";
 import {
   validateMemory,
   withoutText,
@@ -465,34 +465,18 @@ export class VectraMemoryStore implements MemoryStore {
       scoreOf,
       limit: Number.POSITIVE_INFINITY,
     });
-    const keep = keepsHit(query, options.minScore);
     const exact = new Map(head.map((hit) => [hit.id, hit.score]));
-    const found: SearchHit[] = [];
-    // In fused order, a batch at a time until `k` are kept: `minScore` is checked against the
-    // exact cosine, which the hit reports, not the int8 scan's approximation of it (which let
-    // through hits below it, and left out hits that reach it). The first batch is `k` (all a
-    // search without `minScore` reads), then each twice the last: few rounds when most fail.
-    for (
-      let from = 0, batch = Math.max(options.k, 1);
-      from < ranked.length && found.length < options.k;
-      from += batch, batch *= 2
-    ) {
-      const hits = ranked.slice(from, from + batch);
-      const missing = hits.filter((hit) => !exact.has(hit.id)).map((hit) => hit.id);
-      for (const hit of await this.#rescore(unit, missing)) exact.set(hit.id, hit.score);
-      const kept = hits
-        .map((hit) => ({ ...hit, score: exact.get(hit.id) ?? hit.score }))
-        .filter(keep)
-        .slice(0, options.k - found.length);
-      const records = await Promise.all(
-        kept.map(async (hit) => {
-          const record = await this.#full(hit.id);
-          return record && { record, score: hit.score, keyword: hit.keyword };
-        }),
-      );
-      found.push(...records.filter((hit) => hit !== undefined));
-    }
-    return found;
+    return keptHits(
+      ranked,
+      query,
+      options,
+      async (hits) => {
+        const missing = hits.filter((hit) => !exact.has(hit.id)).map((hit) => hit.id);
+        for (const hit of await this.#rescore(unit, missing)) exact.set(hit.id, hit.score);
+        return exact;
+      },
+      (id) => this.#full(id),
+    );
   }
 
   async stats(): Promise<MemoryStats> {
