@@ -18,9 +18,12 @@ export interface AutomationScope {
 export interface AutomationBudget {
   /**
    * Takes one run from both budgets, or none (and returns false) when either is spent, or when
-   * the counts cannot be read: without them, nothing automatic runs.
+   * the counts cannot be read: without them, nothing automatic runs. `run` names it (its job's
+   * id and what it runs): a run taken in the last hour is allowed again and takes nothing more,
+   * so a job's retry after a crash or an outage does not pay twice, nor find the budget spent
+   * by its own first try.
    */
-  take(scope: AutomationScope, maxPerRepoPerHour: number): Promise<boolean>;
+  take(scope: AutomationScope, maxPerRepoPerHour: number, run: string): Promise<boolean>;
 }
 
 /**
@@ -31,7 +34,8 @@ export interface AutomationBudget {
 export class MemoryAutomationBudget implements AutomationBudget {
   readonly #clock: Clock;
   readonly #perInstallation: number;
-  readonly #runs = new Map<string, number[]>();
+  /** Per budget: when each run was taken, by its name. */
+  readonly #runs = new Map<string, Map<string, number>>();
   #sweptAt = Number.NEGATIVE_INFINITY;
 
   constructor(options: { clock: Clock; maxPerInstallationPerHour: number }) {
@@ -44,24 +48,26 @@ export class MemoryAutomationBudget implements AutomationBudget {
     return this.#runs.size;
   }
 
-  async take(scope: AutomationScope, maxPerRepoPerHour: number): Promise<boolean> {
+  async take(scope: AutomationScope, maxPerRepoPerHour: number, run: string): Promise<boolean> {
     const now = this.#clock.now();
     this.#sweep(now);
     const installationKey = `installation:${scope.installation}`;
     const repoKey = `repo:${scope.installation}:${scope.repository}`;
     const installationRuns = this.#recent(installationKey, now);
     const repoRuns = this.#recent(repoKey, now);
-    if (installationRuns.length >= this.#perInstallation || repoRuns.length >= maxPerRepoPerHour)
+    if (repoRuns.has(run)) return true;
+    if (installationRuns.size >= this.#perInstallation || repoRuns.size >= maxPerRepoPerHour)
       return false;
-    this.#runs.set(installationKey, [...installationRuns, now]);
-    this.#runs.set(repoKey, [...repoRuns, now]);
+    this.#runs.set(installationKey, installationRuns.set(run, now));
+    this.#runs.set(repoKey, repoRuns.set(run, now));
     return true;
   }
 
-  #recent(key: string, now: number): number[] {
-    const runs = (this.#runs.get(key) ?? []).filter((at) => now - at < HOUR_MS);
-    if (runs.length > 0) this.#runs.set(key, runs);
-    else this.#runs.delete(key);
+  /** The budget's runs of the last hour; a budget left with none is dropped. */
+  #recent(key: string, now: number): Map<string, number> {
+    const runs = this.#runs.get(key) ?? new Map<string, number>();
+    for (const [run, at] of runs) if (now - at >= HOUR_MS) runs.delete(run);
+    if (runs.size === 0) this.#runs.delete(key);
     return runs;
   }
 
@@ -70,6 +76,6 @@ export class MemoryAutomationBudget implements AutomationBudget {
     if (now - this.#sweptAt < HOUR_MS) return;
     this.#sweptAt = now;
     for (const [key, runs] of this.#runs)
-      if (!runs.some((at) => now - at < HOUR_MS)) this.#runs.delete(key);
+      if (![...runs.values()].some((at) => now - at < HOUR_MS)) this.#runs.delete(key);
   }
 }

@@ -12,6 +12,8 @@ export interface NewIssueOptions extends AutomationOptions {
   installation: number;
   /** The repository's id, from the payload: the hourly budget is kept by it. */
   repository: number;
+  /** The job's id: its retries take no second run from the hourly budget. */
+  job: string;
   issue: IssueInfo;
   /** Its comments when known: none, for an issue just opened (a redelivery may have some). */
   comments: CommentInfo[] | undefined;
@@ -37,6 +39,7 @@ export async function onNewIssue(options: NewIssueOptions): Promise<void> {
     (await options.budget.take(
       { installation: options.installation, repository: options.repository },
       config.automation.max_runs_per_hour,
+      `${options.job}:new-issue`,
     ));
   if ((wantsSimilar || wantsTriage) && !allowed)
     log.warn("automatic work skipped: this hour's automation budget is spent");

@@ -24,6 +24,8 @@ export interface PullRequestEvent {
 export interface PullRequestChangedOptions extends AutomationOptions {
   event: PullRequestEvent;
   pulls: PullRequestClient;
+  /** The job's id: its retries take no second run from the hourly budget. */
+  job: string;
 }
 
 // GitHub caps titles at 256 characters; anything longer is not a title GitHub sent.
@@ -62,10 +64,12 @@ export async function onPullRequestChanged(options: PullRequestChangedOptions): 
   if (now) return log.debug({ reason: now }, "no pull-request automation");
   const metrics = assistant.metrics;
   const botLogin = (await options.identity.get()).botLogin;
-  const mayRun = async () => {
+  // The summary and the push review are a run each.
+  const mayRun = (what: string) => async () => {
     const allowed = await options.budget.take(
       { installation: event.installation, repository: event.repository },
       config.automation.max_runs_per_hour,
+      `${options.job}:${what}`,
     );
     if (!allowed) log.warn("automatic work skipped: this hour's automation budget is spent");
     return allowed;
@@ -77,7 +81,7 @@ export async function onPullRequestChanged(options: PullRequestChangedOptions): 
         assistant,
         pull,
         settings: config.review,
-        mayRun,
+        mayRun: mayRun("summary"),
         botLogin,
       });
       metrics.pullRequestRuns.inc({ kind: "pr_summary", outcome: summary.status });
@@ -94,7 +98,7 @@ export async function onPullRequestChanged(options: PullRequestChangedOptions): 
         botLogin,
         markdown: options.markdown,
         log,
-        mayRun,
+        mayRun: mayRun("review"),
       });
       metrics.pullRequestRuns.inc({ kind: "review", outcome: review.status });
     }

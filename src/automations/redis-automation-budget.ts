@@ -1,4 +1,3 @@
-import { randomUUID } from "node:crypto";
 import { Redis } from "ioredis";
 import type { Logger } from "pino";
 import type { Clock } from "../clock.js";
@@ -12,12 +11,16 @@ const COMMAND_TIMEOUT_MS = 2_000;
 // repository. Runs an hour old or older leave both; then both counts are checked and the run is
 // added to both or neither. The time is the caller's clock (ARGV), not Redis's, so that every
 // instance and the tests' clocks agree with the in-memory budget. A set expires an hour after
-// its last run, when it would be empty anyway.
+// its last run, when it would be empty anyway. A run already in the repository's set (a job's
+// retry) is allowed and added to neither.
 // KEYS: installation, repository. ARGV: now, window, installation's cap, repository's cap, run.
 const TAKE = `
 local now, window = tonumber(ARGV[1]), tonumber(ARGV[2])
 redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now - window)
 redis.call('ZREMRANGEBYSCORE', KEYS[2], '-inf', now - window)
+if redis.call('ZSCORE', KEYS[2], ARGV[5]) then
+  return 1
+end
 if redis.call('ZCARD', KEYS[1]) >= tonumber(ARGV[3])
   or redis.call('ZCARD', KEYS[2]) >= tonumber(ARGV[4]) then
   return 0
@@ -73,7 +76,7 @@ export class RedisAutomationBudget implements AutomationBudget {
     return budget;
   }
 
-  async take(scope: AutomationScope, maxPerRepoPerHour: number): Promise<boolean> {
+  async take(scope: AutomationScope, maxPerRepoPerHour: number, run: string): Promise<boolean> {
     const { clock, prefix, maxPerInstallationPerHour, log } = this.#options;
     const now = clock.now();
     // The installation's id as a hash tag keeps both keys in one slot of a Redis Cluster.
@@ -87,7 +90,7 @@ export class RedisAutomationBudget implements AutomationBudget {
         HOUR_MS,
         maxPerInstallationPerHour,
         maxPerRepoPerHour,
-        `${now}:${randomUUID()}`,
+        run,
       );
     } catch (error) {
       if (!this.#outage)

@@ -53,6 +53,7 @@ export function createIssuesOpenedHandler(deps: IssuesOpenedDeps) {
       // A new issue has no comments yet; nothing to fetch.
       comments: issue.comments === 0 ? [] : undefined,
       config,
+      job: run.id,
       automatic: !isBotSender(context.payload.sender),
       assistant: await jobAssistant(deps.assistant, deps.budgets, {
         installation: installation.id,

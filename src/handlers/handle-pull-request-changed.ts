@@ -55,6 +55,7 @@ export function createPullRequestChangedHandler(deps: IssuesOpenedDeps) {
         automatic: !isBotSender(context.payload.sender),
       },
       config,
+      job: run.id,
       assistant: await jobAssistant(deps.assistant, deps.budgets, {
         installation: installation.id,
         repository: repository.id,

@@ -21,6 +21,8 @@ export interface JobRunnerOptions {
 
 /** What a handler knows of its job's run besides its context. */
 export interface JobRun {
+  /** The job's id (its delivery's), the same in each of its runs. */
+  readonly id: string;
   /** Model tokens the job's earlier runs spent: its cap covers all its runs together. */
   readonly spentTokens: number;
   /** Records model tokens this run spent, with the job, for its next run should this one fail. */
@@ -236,6 +238,7 @@ export class JobRunner<C> {
     let failure: { error: unknown } | undefined;
     const spending = new Set<Promise<void>>();
     const run: JobRun = {
+      id: job.id,
       spentTokens: job.spentTokens ?? 0,
       spend: (tokens) => {
         const recorded: Promise<void> = queue

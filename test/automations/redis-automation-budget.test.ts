@@ -24,6 +24,9 @@ import { testMarkdownWorkers } from "../helpers/test-markdown-workers.js";
 const available = await requireRedis("the shared automation budget's tests");
 
 const REPO = { installation: 1, repository: 10 };
+let runs = 0;
+/** A run of its own: a job's first try. */
+const run = () => `job-${++runs}:new-issue`;
 
 describe.runIf(available)("the hourly automation budget shared through Redis", () => {
   const prefixes: string[] = [];
@@ -74,15 +77,15 @@ describe.runIf(available)("the hourly automation budget shared through Redis", (
     const [a, b] = [await instance(prefix, clock, 5), await instance(prefix, clock, 5)];
     // The repository's cap (3), its takes alternating between the instances.
     const repository = [];
-    for (let i = 0; i < 5; i++) repository.push(await (i % 2 ? b : a).take(REPO, 3));
+    for (let i = 0; i < 5; i++) repository.push(await (i % 2 ? b : a).take(REPO, 3, run()));
     expect(repository).toEqual([true, true, true, false, false]);
     // The installation's cap (5) counts the first repository's 3.
     const other = { installation: 1, repository: 20 };
     const installation = [];
-    for (let i = 0; i < 4; i++) installation.push(await (i % 2 ? a : b).take(other, 10));
+    for (let i = 0; i < 4; i++) installation.push(await (i % 2 ? a : b).take(other, 10, run()));
     expect(installation).toEqual([true, true, false, false]);
     // Another installation has an hour of its own.
-    expect(await b.take({ installation: 2, repository: 10 }, 3)).toBe(true);
+    expect(await b.take({ installation: 2, repository: 10 }, 3, run())).toBe(true);
     // Runs refused were added nowhere; runs taken the same millisecond each count.
     expect(await runsByKey(prefix)).toEqual({
       "automation:{1}:installation": 5,
@@ -102,7 +105,7 @@ describe.runIf(available)("the hourly automation budget shared through Redis", (
     const clock = createFakeClock();
     const [a, b] = [await instance(prefix, clock, 10), await instance(prefix, clock, 10)];
     const burst = (scope: typeof REPO) =>
-      Promise.all(Array.from({ length: 50 }, (_, i) => (i % 2 ? a : b).take(scope, 7)));
+      Promise.all(Array.from({ length: 50 }, (_, i) => (i % 2 ? a : b).take(scope, 7, run())));
     expect((await burst(REPO)).filter(Boolean)).toHaveLength(7);
     // The installation has 3 runs left: the second repository gets those, and only those.
     const other = { installation: 1, repository: 20 };
@@ -121,19 +124,19 @@ describe.runIf(available)("the hourly automation budget shared through Redis", (
     const clock = createFakeClock();
     const budget = await instance(prefix, clock, 100, proxy.url);
     const warnings = () => budget.lines().filter((l) => l.level === 40);
-    expect(await budget.take(REPO, 100)).toBe(true);
+    expect(await budget.take(REPO, 100, run())).toBe(true);
     // Connections dropped (a take already sent waits out the command timeout).
     proxy.cut();
-    for (let i = 0; i < 5; i++) expect(await budget.take(REPO, 100)).toBe(false);
+    for (let i = 0; i < 5; i++) expect(await budget.take(REPO, 100, run())).toBe(false);
     expect(warnings().map((l) => l.msg)).toEqual([
       "automation budget: Redis unreachable, no automatic work runs until it answers",
     ]);
     proxy.restore();
-    await eventually(() => budget.take(REPO, 100), "a take once Redis answers");
+    await eventually(() => budget.take(REPO, 100, run()), "a take once Redis answers");
     expect(budget.lines().at(-1)?.msg).toBe("automation budget: Redis answers again");
     // Then nothing listens on its port any more: a second outage, told once too.
     await proxy.close();
-    for (let i = 0; i < 5; i++) expect(await budget.take(REPO, 100)).toBe(false);
+    for (let i = 0; i < 5; i++) expect(await budget.take(REPO, 100, run())).toBe(false);
     expect(warnings()).toHaveLength(2);
   });
 
@@ -161,7 +164,7 @@ describe.runIf(available)("the hourly automation budget shared through Redis", (
     try {
       const taken = [];
       for (let i = 0; i < 6; i++)
-        taken.push(await (i % 2 ? b : a).automationBudget.take(REPO, 100));
+        taken.push(await (i % 2 ? b : a).automationBudget.take(REPO, 100, run()));
       expect(taken).toEqual([true, true, true, false, false, false]);
     } finally {
       await a.close();
@@ -202,16 +205,42 @@ describe.each([
   it.runIf(!inRedis || available)("slides the hour with the clock", async () => {
     const clock = createFakeClock();
     const hour = await budget(clock, 100);
-    expect(await hour.take(REPO, 2)).toBe(true);
+    expect(await hour.take(REPO, 2, run())).toBe(true);
     clock.advance(30 * 60_000);
-    expect(await hour.take(REPO, 2)).toBe(true);
+    expect(await hour.take(REPO, 2, run())).toBe(true);
     clock.advance(30 * 60_000 - 1);
-    expect(await hour.take(REPO, 2)).toBe(false);
+    expect(await hour.take(REPO, 2, run())).toBe(false);
     // The first run is an hour old: its place is free, and only its.
     clock.advance(1);
-    expect(await hour.take(REPO, 2)).toBe(true);
-    expect(await hour.take(REPO, 2)).toBe(false);
+    expect(await hour.take(REPO, 2, run())).toBe(true);
+    expect(await hour.take(REPO, 2, run())).toBe(false);
     clock.advance(30 * 60_000);
-    expect(await hour.take(REPO, 2)).toBe(true);
+    expect(await hour.take(REPO, 2, run())).toBe(true);
   });
+
+  it.runIf(!inRedis || available)(
+    "lets a run taken in the last hour (a job's retry) run again without taking another",
+    async () => {
+      const clock = createFakeClock();
+      const hour = await budget(clock, 2);
+      // An installation of its own: the Redis cases share a prefix.
+      const REPO = { installation: 3, repository: 10 };
+      const other = { installation: 3, repository: 20 };
+      expect(await hour.take(REPO, 1, "job-a:new-issue")).toBe(true);
+      clock.advance(10 * 60_000);
+      // The retry is allowed though the repository's one run is spent, by it; others are not.
+      expect(await hour.take(REPO, 1, "job-a:new-issue")).toBe(true);
+      expect(await hour.take(REPO, 1, "job-b:new-issue")).toBe(false);
+      // It took no second place in the installation's hour (2): one is left, for another repository.
+      expect(await hour.take(other, 5, "job-c:new-issue")).toBe(true);
+      expect(await hour.take(other, 5, "job-d:new-issue")).toBe(false);
+      // The same job's other run is a run of its own.
+      expect(await hour.take(REPO, 1, "job-a:review")).toBe(false);
+      // An hour after it was taken, a run with its name takes a place again.
+      clock.advance(50 * 60_000);
+      expect(await hour.take(REPO, 1, "job-a:new-issue")).toBe(true);
+      expect(await hour.take(REPO, 1, "job-a:new-issue")).toBe(true);
+      expect(await hour.take(REPO, 1, "job-e:new-issue")).toBe(false);
+    },
+  );
 });

@@ -160,7 +160,10 @@ describe("triage whose comment failed after its labels were applied", () => {
     const model = twoTriages();
     // No retries within the request: the 502 on the comment fails the job, which is retried.
     const app = await createTestApp({ model, clock, env: { TALOS_GITHUB_MAX_RETRIES: "0" } });
-    const yaml = "triage:\n  enabled: true\n  apply_labels: true\n  comment: true\n";
+    // One automatic run an hour: the retry is the run its first try took, not a second one.
+    const yaml =
+      "triage:\n  enabled: true\n  apply_labels: true\n  comment: true\n" +
+      "automation:\n  max_runs_per_hour: 1\n";
     const first = githubScope();
     mockTriageReads(first, yaml);
     first.get(`${REPO}/issues/14/comments`).query(true).reply(200, []);
