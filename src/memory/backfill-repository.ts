@@ -78,6 +78,13 @@ export interface BackfillState {
   repo?: string;
   /** The next page of `GET /repos/{owner}/{repo}/issues` to read. */
   page: number;
+  /**
+   * The last item read, newest first: what sorts at or before it is skipped. Issues opened
+   * between a stop and the resume push the pages along: page numbers alone read items twice
+   * and counted them twice towards `max`, leaving as many of the oldest out. (Issues deleted
+   * meanwhile pull the pages back: as many items as were deleted are left out.)
+   */
+  last?: { number: number; createdAt: string } | undefined;
   /** Issues and pull requests stored. */
   indexed: number;
   /** Items that could not be stored (the embedder refused the text, say), left out. */
@@ -199,6 +206,7 @@ export async function backfillRepository(options: BackfillOptions): Promise<Back
       ...state,
       status: last ? "done" : "running",
       page: state.page + 1,
+      last: page.last ?? state.last,
       indexed: state.indexed + page.stored,
       ...(page.skipped.length > 0
         ? {
@@ -224,8 +232,10 @@ export async function backfillRepository(options: BackfillOptions): Promise<Back
 interface PageOutcome {
   /** Items GitHub returned. */
   received: number;
-  /** Items within `max`. */
+  /** Items within `max`, not read before. */
   taken: number;
+  /** The last of those. */
+  last: BackfillState["last"];
   stored: number;
   skipped: SkippedItem[];
   headers: Record<string, unknown>;
@@ -245,7 +255,9 @@ async function backfillPage(options: BackfillOptions, state: BackfillState): Pro
     per_page: PER_PAGE,
     page: state.page,
   });
-  const items = response.data.slice(0, Math.max(0, max - processed(state)));
+  const items = response.data
+    .filter((item) => !readBefore(item, state.last))
+    .slice(0, Math.max(0, max - processed(state)));
   const skipped: SkippedItem[] = [];
   const skip = (number: number, error: unknown) => {
     skipped.push({ number, reason: describe(error) });
@@ -278,13 +290,26 @@ async function backfillPage(options: BackfillOptions, state: BackfillState): Pro
       }
     }
   }
+  const lastItem = items.at(-1);
   return {
     received: response.data.length,
     taken: items.length,
+    last: lastItem && { number: lastItem.number, createdAt: lastItem.created_at },
     stored,
     skipped,
     headers: response.headers,
   };
+}
+
+/**
+ * Whether `item` sorts at or before `last` in the listing (newest first; of two opened the same
+ * second, the higher number first): read already.
+ */
+function readBefore(item: { number: number; created_at: string }, last: BackfillState["last"]) {
+  if (!last) return false;
+  const created = Date.parse(item.created_at);
+  const lastCreated = Date.parse(last.createdAt);
+  return created > lastCreated || (created === lastCreated && item.number >= last.number);
 }
 
 /** Refused for what it is, not for a failure of the service: tried again, it fails again. */

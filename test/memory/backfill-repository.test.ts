@@ -36,6 +36,32 @@ interface Failure {
   headers?: Record<string, string>;
 }
 
+/** When the scripted pages' issues were opened. */
+const LISTED_AT = "2026-10-01T00:00:00Z";
+
+/** A finished backfill's progress: its next page, what it stored, the last issue it read. */
+const doneAt = (page: number, indexed: number, last: number) => ({
+  status: "done",
+  repo: "acme/widgets",
+  page,
+  indexed,
+  last: { number: last, createdAt: LISTED_AT },
+});
+
+/** An issue as GitHub's listing gives it. */
+function listedIssue(number: number, createdAt: string) {
+  return {
+    number,
+    title: `Issue ${number}`,
+    body: "",
+    state: "open",
+    user: { login: "octocat" },
+    labels: [],
+    html_url: `https://github.com/acme/widgets/issues/${number}`,
+    created_at: createdAt,
+  };
+}
+
 /** A client whose issue listing serves scripted pages (or failures), recording what was asked. */
 function fakeOctokit(pages: Array<Page | Failure>) {
   const asked: number[] = [];
@@ -56,14 +82,8 @@ function fakeOctokit(pages: Array<Page | Failure>) {
           const data = Array.from({ length: count }, (_, i) => {
             const number = 1_000 - (page - 1) * 100 - i;
             return {
-              number,
+              ...listedIssue(number, LISTED_AT),
               title: titles[number] ?? `Issue ${number}`,
-              body: "",
-              state: "open",
-              user: { login: "octocat" },
-              labels: [],
-              html_url: `https://github.com/acme/widgets/issues/${number}`,
-              created_at: "2026-10-01T00:00:00Z",
             };
           });
           return { data, headers };
@@ -93,6 +113,51 @@ function claimStore(clock: Clock): Pick<MemoryService, "claimBackfill"> {
 describe("backfillRepository", () => {
   let store: VectraMemoryStore | undefined;
   afterEach(() => store?.close());
+
+  it("resumes after issues were opened meanwhile without reading any twice or leaving the oldest out", async () => {
+    const directory = makeDataDir();
+    store = await openTestStore(directory);
+    // The repository's issues as GitHub lists them: newest first, 100 a page.
+    const numbers = Array.from({ length: 250 }, (_, i) => 250 - i);
+    const asked: number[] = [];
+    const octokit = {
+      rest: {
+        issues: {
+          listForRepo: async ({ page }: { page: number }) => {
+            asked.push(page);
+            const data = numbers
+              .slice((page - 1) * 100, page * 100)
+              .map((number) =>
+                listedIssue(number, new Date(Date.UTC(2026, 0, 1) + number * 60_000).toISOString()),
+              );
+            return { data, headers: {} };
+          },
+        },
+      },
+    } as unknown as Octokit;
+    const run = (signal?: AbortSignal, onProgress?: () => void) =>
+      backfillRepository({
+        octokit,
+        repo: { owner: "acme", repo: "widgets" },
+        memory: store!,
+        progress: backfillProgressIn(directory),
+        max: 250,
+        clock: createFakeClock(),
+        log: pino({ level: "silent" }),
+        signal,
+        onProgress,
+      });
+    const stop = new AbortController();
+    expect(await run(stop.signal, () => stop.abort())).toMatchObject({ page: 2, indexed: 100 });
+    // 30 issues opened before the resume (their webhooks remember them): page 2 now starts
+    // with 30 issues page 1 held.
+    numbers.unshift(...Array.from({ length: 30 }, (_, i) => 280 - i));
+    const state = await run();
+    expect(asked).toEqual([1, 2, 3]);
+    expect(state).toMatchObject({ status: "done", indexed: 250 });
+    const ids = (await store.list()).map((record) => record.id);
+    expect(ids.sort()).toEqual(Array.from({ length: 250 }, (_, i) => `issue-${i + 1}`).sort());
+  });
 
   it("pauses until the reset when the installation's rate limit runs low, then goes on", async () => {
     const directory = makeDataDir();
@@ -128,7 +193,7 @@ describe("backfillRepository", () => {
     // Under 10% left after page 2: wait for the reset (and a second more), nothing sooner.
     expect(clock.sleeps).toEqual([601_000]);
     expect(progress).toEqual([100, 200, 220]);
-    expect(state).toEqual({ status: "done", repo: "acme/widgets", page: 4, indexed: 220 });
+    expect(state).toEqual(doneAt(4, 220, 781));
     expect(await readBackfillState(directory)).toEqual(state);
     expect(await store.list()).toHaveLength(220);
   });
@@ -180,12 +245,7 @@ describe("backfillRepository", () => {
         );
       }
 
-      expect(await running).toEqual({
-        status: "done",
-        repo: "acme/widgets",
-        page: 3,
-        indexed: 120,
-      });
+      expect(await running).toEqual(doneAt(3, 120, 881));
       expect(asked).toEqual([1, 2]);
       expect(await readBackfillState(directory)).toMatchObject({ status: "done", indexed: 120 });
     });
@@ -319,6 +379,7 @@ describe("backfillRepository", () => {
         indexed: 129,
         skipped: 1,
         skippedItems: [{ number: 990, reason: "400 the input is not accepted" }],
+        last: { number: 871, createdAt: LISTED_AT },
       });
       expect(await readBackfillState(directory)).toEqual(state);
       const ids = (await store.list()).map((r) => r.id);
@@ -386,7 +447,7 @@ describe("backfillRepository", () => {
 
       expect(asked).toEqual([1, 1, 1]);
       expect(clock.sleeps).toEqual([5_000, 10_000]);
-      expect(state).toEqual({ status: "done", repo: "acme/widgets", page: 2, indexed: 5 });
+      expect(state).toEqual(doneAt(2, 5, 996));
     });
 
     it("gives up after its tries, says so in backfill.json, and the next run resumes at that page", async () => {
@@ -421,6 +482,7 @@ describe("backfillRepository", () => {
         repo: "acme/widgets",
         page: 2,
         indexed: 100,
+        last: { number: 901, createdAt: LISTED_AT },
         error: "page 2 failed 3 times; last: 502 Bad Gateway",
         failedAt: new Date(clock.now()).toISOString(),
       });
@@ -437,7 +499,7 @@ describe("backfillRepository", () => {
         retry,
       });
       expect(working.asked).toEqual([2]);
-      expect(state).toEqual({ status: "done", repo: "acme/widgets", page: 3, indexed: 140 });
+      expect(state).toEqual(doneAt(3, 140, 861));
     });
 
     it("waits out a rate limit GitHub answers with 403 (primary or secondary), as long as GitHub asks, then goes on", async () => {
@@ -472,7 +534,7 @@ describe("backfillRepository", () => {
       expect(asked).toEqual([1, 2, 2, 2]);
       // Until the reset (and a second more), then what retry-after says.
       expect(clock.sleeps).toEqual([1_201_000, 120_000]);
-      expect(state).toEqual({ status: "done", repo: "acme/widgets", page: 3, indexed: 110 });
+      expect(state).toEqual(doneAt(3, 110, 891));
     });
 
     it("does not try again what cannot succeed (the repository is gone)", async () => {
