@@ -41,12 +41,28 @@ const DEPENDENCY_BOTS = new Set(["dependabot", "dependabot-preview", "renovate",
  * summary and review already at the head.
  */
 export async function onPullRequestChanged(options: PullRequestChangedOptions): Promise<void> {
-  const { event, config, log } = options;
+  const { event, log } = options;
   const repo = `${options.github.repo.owner}/${options.github.repo.repo}`;
+  // Memory trouble (an embedding outage, say) must not cost the pull request its summary and
+  // review: it is reported once they have run, which fails the job so that it runs again (and
+  // finds the summary and the review already at the head).
+  let memoryError: unknown;
   if (event.action === "opened" || event.action === "reopened") {
-    const memory = await options.memory();
-    if (memory) await memory.add(toIssueMemory(repo, event.issue));
+    try {
+      const memory = await options.memory();
+      if (memory) await memory.add(toIssueMemory(repo, event.issue));
+    } catch (error) {
+      memoryError = error;
+      log.error({ err: error }, "remembering the pull request failed");
+    }
   }
+  await summarizeAndReview(options);
+  if (memoryError !== undefined) throw memoryError;
+}
+
+/** The summary and the push review, when the repository and the pull request call for them. */
+async function summarizeAndReview(options: PullRequestChangedOptions): Promise<void> {
+  const { event, config, log } = options;
   const skip = skipReason(event, config);
   if (skip) return log.debug({ reason: skip }, "no pull-request automation");
   if (!options.assistant)

@@ -82,7 +82,15 @@ export async function summarizePullRequest(
     { kind: "pr_summary", outcome: "skipped" },
     skipped.length + unlisted,
   );
-  const text = await askModel(options, changes, changes.since ? existing?.text : undefined);
+  // Nothing of the pull request's own diff came with the push ("Update branch" merged only the
+  // base branch's changes in): the model would read no diff, so the summary so far is kept, as
+  // a push's review counts such a push as current.
+  const unchanged =
+    changes.since !== undefined && reviewed.length === 0 && skipped.length === 0
+      ? existing?.text
+      : undefined;
+  const text =
+    unchanged || (await askModel(options, changes, changes.since ? existing?.text : undefined));
   const body = [
     `${HEADING} at \`${shortSha(pull.headSha)}\`, covering ${describeScope(changes, "post")}. It is kept up to date on every push.`,
     text || "(The model gave no summary.)",

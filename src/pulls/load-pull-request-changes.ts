@@ -65,8 +65,10 @@ export async function loadPullRequestChanges(
   let comparison: Comparison | undefined;
   let fallback: PullRequestChanges["fallback"];
   if (options.since && !options.full) {
-    const compared = await pulls.compare(options.since, pull.headSha);
-    if (!compared || compared.status === "diverged" || compared.status === "behind") {
+    const compared = await compareOrGiveUp(pulls, options.since, pull.headSha);
+    if (compared === "too-slow") {
+      fallback = "too-many-files";
+    } else if (!compared || compared.status === "diverged" || compared.status === "behind") {
       fallback = "force-push";
     } else if (!compared.complete) {
       fallback = "too-many-files";
@@ -113,6 +115,28 @@ export async function loadPullRequestChanges(
     attributes,
     prAdded: restricted?.prAdded,
   };
+}
+
+/**
+ * The comparison, or "too-slow" when GitHub answers it with a server error (already retried by
+ * the Octokit plugin). GitHub stops a request after 10 s with a "Server Error" ("this diff is
+ * taking too long to generate"), and does so every time for a large push: failing there would
+ * fail every later push too, since each compares from the same commit. The pull request's own
+ * file list is paginated and still answers, so the whole pull request is read instead.
+ * https://docs.github.com/en/rest/using-the-rest-api/troubleshooting-the-rest-api#timeouts
+ */
+async function compareOrGiveUp(
+  pulls: PullRequestClient,
+  base: string,
+  head: string,
+): Promise<Comparison | undefined | "too-slow"> {
+  try {
+    return await pulls.compare(base, head);
+  } catch (error) {
+    const status = (error as { status?: number }).status;
+    if (status !== undefined && status >= 500) return "too-slow";
+    throw error;
+  }
 }
 
 /**

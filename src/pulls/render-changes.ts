@@ -14,6 +14,11 @@ const REASONS: Record<SkipReason, string> = {
   unchanged: "Renamed or copied without changes",
 };
 const MAX_NAMED = 30;
+// The files not shown are named to the model up to this many, and the rest counted by reason:
+// a list of thousands (a 3,000-file pull request) would take more of the prompt than the diff,
+// past `review.max_tokens` and the job's cap, which reserve only a few thousand tokens for
+// everything that is not the diff.
+const MAX_NAMED_IN_PROMPT = 30;
 const MAX_TITLE_AND_BODY_CHARS = 8_000;
 
 /** The short name of a commit, as GitHub shows it. */
@@ -29,7 +34,14 @@ export function renderChangesForPrompt(
 ): { pull_request: string; scope: string; diff: string; not_reviewed: string } {
   const { reviewed, skipped, unlisted } = changes.selection;
   const described = `${pull.title}\n\n${pull.body ?? ""}`.slice(0, MAX_TITLE_AND_BODY_CHARS);
-  const notShown = skipped.map((s) => `${s.path}: ${REASONS[s.reason]}`);
+  const notShown = skipped
+    .slice(0, MAX_NAMED_IN_PROMPT)
+    .map((s) => `${s.path}: ${REASONS[s.reason]}`);
+  const more = new Map<SkipReason, number>();
+  for (const { reason } of skipped.slice(MAX_NAMED_IN_PROMPT))
+    more.set(reason, (more.get(reason) ?? 0) + 1);
+  for (const [reason, count] of more)
+    notShown.push(`${count} more ${count === 1 ? "file" : "files"} not shown: ${REASONS[reason]}`);
   if (unlisted > 0) notShown.push(`${REASONS["over-file-limit"]}: ${unlisted} files`);
   return {
     pull_request: `Pull request #${pull.number}, ${pull.changedFiles} files changed, into \`${pull.baseRef}\`. Its title and description:\n${fence.wrap("pull request title and description", described)}`,

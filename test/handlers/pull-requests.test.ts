@@ -8,6 +8,9 @@ import {
   mockRepoConfig,
 } from "../helpers/github-mocks.js";
 import { createTokenCounter } from "../../src/agent/count-tokens.js";
+import type { Embedder } from "../../src/memory/embedder.js";
+import { createLocalEmbedder } from "../../src/memory/local-embedder.js";
+import { createManualClock } from "../helpers/fake-clock.js";
 import { createRestDescription } from "../helpers/rest-description.js";
 import { scriptedModel } from "../helpers/scripted-model.js";
 import { createTestApp, loadFixture, type TestApp } from "../helpers/test-app.js";
@@ -711,5 +714,269 @@ describe("/talos review", () => {
       `POST ${REPO}/pulls/2/reviews`,
     ]);
     expect(rest.checkAll(requests)).toEqual([]);
+  });
+});
+
+describe("pull-request summaries: edge cases", () => {
+  it("a push reads back the summary Talos itself posted as the previous summary", async () => {
+    const first =
+      "- **What it changes**: adds a dark theme.\n- **Risk areas**: `setTheme` now needs a store.";
+    const model = scriptedModel()
+      .respond(new AIMessage(first))
+      .respond(new AIMessage("- **What it changes**: adds a dark theme, remembered."));
+    const app = await createTestApp({ model });
+    const scope = githubScope();
+    mockStart(scope);
+    scope.get(`${REPO}/pulls/2`).reply(200, pull(HEAD_1));
+    scope.get(`${REPO}/issues/2/comments`).query({ per_page: "100" }).reply(200, []);
+    mockFiles(scope, SMALL);
+    mockRunReads(scope);
+    const posted: Array<{ body: string }> = [];
+    scope.post(`${REPO}/issues/2/comments`, capture(posted)).reply(201, { id: 700 });
+    await receive(app, "pull_request", "pull_request.opened.json");
+    expect(scope.pendingMocks()).toEqual([]);
+
+    // The token, the config, the repository and `.gitattributes` come from the cache.
+    const next = githubScope();
+    next.get(`${REPO}/pulls/2`).reply(200, pull(HEAD_2));
+    next
+      .get(`${REPO}/issues/2/comments`)
+      .query({ per_page: "100" })
+      .reply(200, [
+        {
+          id: 700,
+          user: { login: BOT },
+          body: posted[0]!.body,
+          created_at: "2026-11-20T10:00:00Z",
+        },
+      ]);
+    mockFiles(next, PUSHED);
+    next
+      .get(`${REPO}/compare/${HEAD_1}...${HEAD_2}`)
+      .query({ per_page: "1", page: "1" })
+      .reply(200, PUSH);
+    next.patch(`${REPO}/issues/comments/700`).reply(200, { id: 700 });
+    await receive(app, "pull_request", "pull_request.synchronize.json", (p) => {
+      p.pull_request.head.sha = HEAD_2;
+    });
+
+    expect(next.pendingMocks()).toEqual([]);
+    const prompt = String(model.calls[1]!.messages[1]!.content);
+    expect(prompt).not.toContain("There is no earlier summary");
+    expect(prompt).toContain("`setTheme` now needs a store.");
+  });
+});
+
+describe("pull requests: a comparison GitHub cannot generate", () => {
+  // GitHub stops a request after 10 s with a "Server Error"; a comparison of a large push answers
+  // so every time, and each later push compares from the same commit again.
+  // https://docs.github.com/en/rest/using-the-rest-api/troubleshooting-the-rest-api#timeouts
+  const TOO_LONG = {
+    message: "Server Error: Sorry, this diff is taking too long to generate.",
+    errors: [{ resource: "PullRequest", field: "diff", code: "not_available" }],
+  };
+
+  it("synchronize: the summary reads the whole pull request again rather than failing", async () => {
+    const model = scriptedModel().respond(new AIMessage("- **What it changes**: a dark theme."));
+    const app = await createTestApp({ model });
+    const scope = githubScope();
+    mockStart(scope);
+    scope.get(`${REPO}/pulls/2`).reply(200, pull(HEAD_2));
+    mockSummaryComment(scope, HEAD_1, "- **What it changes**: adds a dark theme.");
+    scope
+      .get(`${REPO}/compare/${HEAD_1}...${HEAD_2}`)
+      .query({ per_page: "1", page: "1" })
+      .reply(500, TOO_LONG);
+    mockFiles(scope, PUSHED);
+    mockRunReads(scope);
+    const edited: Array<{ body: string }> = [];
+    scope.patch(`${REPO}/issues/comments/700`, capture(edited)).reply(200, { id: 700 });
+
+    await receive(app, "pull_request", "pull_request.synchronize.json", (p) => {
+      p.pull_request.head.sha = HEAD_2;
+    });
+
+    expect(scope.pendingMocks()).toEqual([]);
+    expect(edited).toHaveLength(1);
+    expect(edited[0]!.body).toContain(
+      "covering the whole pull request (too much changed since the last run to compare)",
+    );
+    expect(edited[0]!.body.endsWith(`<!-- talos:pr-summary:${HEAD_2} -->`)).toBe(true);
+    const prompt = String(model.calls[0]!.messages[1]!.content);
+    expect(prompt).toContain("+  if (!themes.includes(name)) return;");
+  });
+
+  it("a push review falls back to a full review, and says so", async () => {
+    const model = scriptedModel().respond(
+      new AIMessage(JSON.stringify({ verdict: "Fine.", comments: [] })),
+    );
+    const app = await createTestApp({ model });
+    const scope = githubScope();
+    mockStart(scope, "pull_requests:\n  enabled: false\n");
+    scope.get(`${REPO}/pulls/2`).times(2).reply(200, pull(HEAD_2));
+    mockReviews(scope, "earlier");
+    scope
+      .get(`${REPO}/compare/${HEAD_1}...${HEAD_2}`)
+      .query({ per_page: "1", page: "1" })
+      .reply(500, TOO_LONG);
+    mockFiles(scope, PUSHED);
+    mockRunReads(scope);
+    const reviews: any[] = [];
+    scope
+      .post(`${REPO}/pulls/2/reviews`, capture(reviews))
+      .reply(200, { id: 85, html_url: "https://github.com/x" });
+
+    await receive(app, "pull_request", "pull_request.synchronize.json", (p) => {
+      p.pull_request.head.sha = HEAD_2;
+    });
+
+    expect(scope.pendingMocks()).toEqual([]);
+    expect(reviews).toHaveLength(1);
+    expect(reviews[0].commit_id).toBe(HEAD_2);
+    expect(reviews[0].body).toContain(
+      "covering the whole pull request (too much changed since the last run to compare)",
+    );
+  });
+});
+
+describe("pull requests: thousands of files", () => {
+  /** 3,000 small modules, each a 20-line new file: far more than the token budget takes. */
+  const THOUSANDS: FileFixture[] = Array.from({ length: 3_000 }, (_, i) => ({
+    filename: `src/components/widgets/module-${String(i).padStart(4, "0")}.ts`,
+    status: "added",
+    additions: 20,
+    deletions: 0,
+    changes: 20,
+    patch: `@@ -0,0 +1,20 @@\n${Array.from({ length: 20 }, (_, n) => `+export const value${n} = ${i * 20 + n};`).join("\n")}`,
+  }));
+
+  it("the prompt of a 3,000-file pull request stays within the job's token cap: the files not shown are counted, not each named", async () => {
+    const model = scriptedModel().respond(new AIMessage("- **What it changes**: many modules."));
+    const app = await createTestApp({ model, env: { TALOS_AGENT_MAX_TOKENS: "30000" } });
+    const scope = githubScope();
+    mockStart(scope);
+    scope.get(`${REPO}/pulls/2`).reply(200, pull(HEAD_1, { changed_files: 3_000 }));
+    scope.get(`${REPO}/issues/2/comments`).query({ per_page: "100" }).reply(200, []);
+    mockFiles(scope, THOUSANDS);
+    mockRunReads(scope);
+    const posted: Array<{ body: string }> = [];
+    scope.post(`${REPO}/issues/2/comments`, capture(posted)).reply(201, { id: 700 });
+
+    await receive(app, "pull_request", "pull_request.opened.json");
+
+    expect(scope.pendingMocks()).toEqual([]);
+    expect(posted).toHaveLength(1);
+    const counter = createTokenCounter();
+    const prompt = model.calls[0]!.messages.reduce(
+      (sum, message) => sum + counter.countTokens(String(message.content)),
+      0,
+    );
+    // The cap less the answer's share (TALOS_LLM_MAX_OUTPUT_TOKENS, 1,500 by default).
+    expect(prompt).toBeLessThanOrEqual(30_000 - 1_500);
+    const human = String(model.calls[0]!.messages[1]!.content);
+    expect(human).toMatch(/more files? not shown/);
+  });
+});
+
+describe("pull requests: memory trouble", () => {
+  it("an embeddings outage does not cost a new pull request its summary; the retry remembers it and writes nothing more", async () => {
+    const local = createLocalEmbedder();
+    const state = { down: true };
+    const embedder: Embedder = {
+      ...local,
+      embed: async (texts) => {
+        if (state.down) throw new Error("embeddings endpoint: 503 Service Unavailable");
+        return local.embed(texts);
+      },
+    };
+    const clock = createManualClock();
+    const model = scriptedModel().respond(new AIMessage("- **What it changes**: a dark theme."));
+    const app = await createTestApp({ model, embedder, clock });
+    const first = githubScope();
+    mockStart(first);
+    first.get(`${REPO}/pulls/2`).reply(200, pull(HEAD_1));
+    first.get(`${REPO}/issues/2/comments`).query({ per_page: "100" }).reply(200, []);
+    mockFiles(first, SMALL);
+    mockRunReads(first);
+    const posted: Array<{ body: string }> = [];
+    first.post(`${REPO}/issues/2/comments`, capture(posted)).reply(201, { id: 700 });
+
+    await receive(app, "pull_request", "pull_request.opened.json");
+
+    expect(first.pendingMocks()).toEqual([]);
+    expect(posted).toHaveLength(1);
+    // The job still fails, so that the pull request is remembered when it runs again.
+    expect(app.logs.lines().some((l) => l.msg === "job failed; will retry")).toBe(true);
+
+    state.down = false;
+    const retry = githubScope();
+    retry.get(`${REPO}/pulls/2`).reply(200, pull(HEAD_1));
+    retry
+      .get(`${REPO}/issues/2/comments`)
+      .query({ per_page: "100" })
+      .reply(200, [
+        {
+          id: 700,
+          user: { login: BOT },
+          body: posted[0]!.body,
+          created_at: "2026-11-20T10:00:00Z",
+        },
+      ]);
+    await clock.advance(30_000);
+    await app.talos.services.jobs.idle();
+
+    expect(retry.pendingMocks()).toEqual([]);
+    expect(model.callCount).toBe(1);
+    const memory = await app.talos.memory.open({
+      installation: 2,
+      repository: HELLO_WORLD,
+      name: "Codertocat/Hello-World",
+    });
+    expect((await memory.list()).map((r) => r.id)).toContain("pull_request-2");
+  });
+});
+
+describe("pull-request summaries: a push that brings none of the author's changes", () => {
+  it("'Update branch' (only the base branch's changes merged in): no model call, the summary is kept and moves to the new head", async () => {
+    const model = scriptedModel();
+    const app = await createTestApp({ model });
+    const scope = githubScope();
+    mockStart(scope);
+    scope.get(`${REPO}/pulls/2`).reply(200, pull(HEAD_2));
+    mockSummaryComment(scope, HEAD_1, "- **What it changes**: adds a dark theme.");
+    // The comparison holds only master's new file; the PR's own diff is what it was.
+    scope
+      .get(`${REPO}/compare/${HEAD_1}...${HEAD_2}`)
+      .query({ per_page: "1", page: "1" })
+      .reply(200, {
+        status: "ahead",
+        files: [
+          {
+            filename: "lib/upstream.js",
+            status: "added",
+            additions: 1,
+            deletions: 0,
+            changes: 1,
+            patch: "@@ -0,0 +1 @@\n+export const x = 1;",
+          },
+        ],
+      });
+    mockFiles(scope, SMALL);
+    scope
+      .get(`${REPO}/contents/.gitattributes`)
+      .query({ ref: "master" })
+      .reply(404, { message: "Not Found" });
+    const edited: Array<{ body: string }> = [];
+    scope.patch(`${REPO}/issues/comments/700`, capture(edited)).reply(200, { id: 700 });
+
+    await receive(app, "pull_request", "pull_request.synchronize.json", (p) => {
+      p.pull_request.head.sha = HEAD_2;
+    });
+
+    expect(scope.pendingMocks()).toEqual([]);
+    expect(model.callCount).toBe(0);
+    expect(edited).toHaveLength(1);
+    expect(edited[0]!.body).toContain("- **What it changes**: adds a dark theme.");
+    expect(edited[0]!.body.endsWith(`<!-- talos:pr-summary:${HEAD_2} -->`)).toBe(true);
   });
 });
