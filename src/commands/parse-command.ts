@@ -54,7 +54,7 @@ export function hasCommandCandidate(body: string, options: ParseCommandOptions =
 export function parseCommand(
   body: string,
   options: ParseCommandOptions = {},
-  parser: MarkdownIt = createMarkdownParser(),
+  parser: MarkdownIt = createCommandParser(),
 ): ParsedCommand | null {
   const text = body.slice(0, MAX_USER_TEXT).replace(/\r\n?/g, "\n");
   if (!hasCommandCandidate(text, options)) return null;
@@ -83,6 +83,17 @@ export function parseCommand(
     }
   }
   return null;
+}
+
+/**
+ * The parser commands are read with: the one Markdown parser, but with escapes and entities left
+ * as tokens of their own (`text_special`) rather than joined into the text around them, so that
+ * a line written `\/talos review` or `&#47;talos review` is seen not to start with plain text.
+ */
+export function createCommandParser(): MarkdownIt {
+  const parser = createMarkdownParser();
+  parser.core.ruler.disable("text_join");
+  return parser;
 }
 
 function readCommand(rest: string): ParsedCommand {
@@ -125,13 +136,43 @@ function paragraphLines(children: Token[]): ParagraphLine[] {
   return lines;
 }
 
-/** `<details>` and `<pre>` opened minus closed, after the HTML in `html`. */
+/**
+ * `<details>` and `<pre>` opened minus closed, after the HTML in `html`. `<details/>` opens one
+ * too: HTML ignores the slash of an element that is not void, and so does GitHub.
+ */
 function countHiding(html: string, depth: number): number {
   if (!html.includes("<")) return depth;
   const scanner = createHtmlScanner(html);
-  for (let piece = scanner.next(0); piece; piece = scanner.next(piece.end)) {
-    if (piece.kind === "tag" && HIDING.has(piece.name) && !piece.selfClosing)
+  let piece = scanner.next(0);
+  for (let from = 0; ;) {
+    // Asked again only once `from` has passed it, so that no stretch is scanned twice.
+    if (piece && piece.start < from) piece = scanner.next(from);
+    // A bogus comment before the next piece hides the tags in it, up to its first `>`.
+    const bogus = findBogusComment(html, from, piece?.start ?? html.length);
+    if (bogus !== -1) {
+      const end = html.indexOf(">", bogus + 2);
+      if (end === -1) return depth;
+      from = end + 1;
+      continue;
+    }
+    if (!piece) return depth;
+    if (piece.kind === "tag" && HIDING.has(piece.name))
       depth = Math.max(0, depth + (piece.closing ? -1 : 1));
+    from = piece.end;
   }
-  return depth;
+}
+
+/**
+ * Where the first `<?`, `<!` (but `<!--`) or `</` without a tag name in `html` between `from`
+ * and `to` is, or -1. HTML reads each as a bogus comment that runs to the next `>`
+ * (https://html.spec.whatwg.org/multipage/parsing.html#bogus-comment-state), so a
+ * `<? </details> ?>` closes nothing.
+ */
+function findBogusComment(html: string, from: number, to: number): number {
+  for (let i = html.indexOf("<", from); i !== -1 && i < to; i = html.indexOf("<", i + 1)) {
+    const next = html[i + 1];
+    if (next === "?" || (next === "!" && !html.startsWith("<!--", i))) return i;
+    if (next === "/" && !/[A-Za-z>]/.test(html[i + 2] ?? ">")) return i;
+  }
+  return -1;
 }

@@ -24,12 +24,13 @@ export function checkSafeMarkdown(
   if (markdown.length > (options.maxLength ?? MAX_SAFE_MARKDOWN))
     problems.push(`longer than ${options.maxLength ?? MAX_SAFE_MARKDOWN} characters`);
   if (findMarker(markdown, 0) !== -1) problems.push("holds a Talos marker");
-  // A link's own text is its target, checked as such; GitHub autolinks nothing inside a link.
-  let inLink = 0;
+  // GitHub autolinks nothing inside a link. An autolink's text (`<https://…>`, as the writer
+  // puts it) is its target, checked as such: `@scope` or `#2` in a URL is no mention or reference.
+  const links: boolean[] = [];
   const visit = (tokens: Token[]) => {
     for (const token of tokens) {
-      if (token.type === "link_open") inLink++;
-      if (token.type === "link_close") inLink--;
+      if (token.type === "link_open") links.push(token.markup === "autolink");
+      if (token.type === "link_close") links.pop();
       if (token.type === "fence" && !options.suggestion && isSuggestionLabel(token.info))
         problems.push("a suggested change the text was not made for");
       if (token.type === "html_block" || token.type === "html_inline")
@@ -39,8 +40,8 @@ export function checkSafeMarkdown(
         const reason = targetProblem(target, scope);
         if (reason) problems.push(`${token.type === "image" ? "image" : "link"} ${reason}`);
       }
-      if (token.type === "text")
-        problems.push(...checkText(token.content, repo, references, inLink > 0));
+      if (token.type === "text" && !links.at(-1))
+        problems.push(...checkText(token.content, repo, references, links.length > 0));
       if (token.children) visit(token.children);
     }
   };

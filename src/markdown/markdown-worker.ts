@@ -1,5 +1,5 @@
 import { parentPort } from "node:worker_threads";
-import { parseCommand } from "../commands/parse-command.js";
+import { createCommandParser, parseCommand } from "../commands/parse-command.js";
 import { checkSafeMarkdown } from "./check-safe-markdown.js";
 import { createMarkdownParser } from "./create-markdown-parser.js";
 import type { WorkerReply, WorkerRequest } from "./markdown-workers.js";
@@ -12,6 +12,7 @@ import { toSafeMarkdown } from "./to-safe-markdown.js";
 const port = parentPort;
 if (!port) throw new Error("markdown-worker.js runs as a worker thread");
 const parser = createMarkdownParser();
+const commandParser = createCommandParser();
 port.on("message", (request: WorkerRequest) => {
   let reply: WorkerReply;
   try {
@@ -27,7 +28,7 @@ port.on("message", (request: WorkerRequest) => {
       reply = {
         id: request.id,
         op: "command",
-        command: parseCommand(request.body, request.options, parser),
+        command: parseCommand(request.body, request.options, commandParser),
       };
     }
   } catch (error) {

@@ -24,6 +24,8 @@ describe("parseCommand", () => {
     ["text <!-- unclosed\n/talos help", { name: "help", args: "" }],
     // Once the inline `<details>` closes, the following lines show again.
     ["text <details>\nhidden </details>\n/talos help", { name: "help", args: "" }],
+    // An opener inside a bogus comment opens nothing.
+    ["<? <details> ?>\n\n/talos help", { name: "help", args: "" }],
   ])("reads %j", (body, expected) => {
     expect(parse(body)).toEqual(expected);
   });
@@ -49,6 +51,16 @@ describe("parseCommand", () => {
     ["<details>\n\n/talos help\n\n</details>"],
     ["<details><summary>logs</summary>\n\n/talos help\n</details>"],
     ["<details>\n<summary>x</summary>\n/talos help\n</details>"],
+    // HTML ignores the slash of a non-void element: GitHub opens a collapsed section here
+    // (https://github.com/dear-github/dear-github/issues/166).
+    ["<details/>\n  <summary>List details</summary>\n\n/talos help\n\n</details>"],
+    ["<details />\n\n/talos help"],
+    ["text <pre/>\n/talos help"],
+    // A bogus comment (`<?…>`, `<![CDATA[…>`, `<!x…>`) runs to its first `>`: the `</details>`
+    // in it closes nothing.
+    ["<details>\n\n<? </details> ?>\n\n/talos help"],
+    ["<details>\n\n<![CDATA[ </details> ]]>\n\n/talos help"],
+    ["<details>\n\ntext <!x </details>>\n/talos help"],
     // Inline HTML opening `<details>` mid-paragraph hides the lines after it on GitHub.
     ["text <details>\n/talos help"],
     ["text <details><summary>log</summary>\nmore\n/talos help\n</details>"],
@@ -60,6 +72,14 @@ describe("parseCommand", () => {
     ["\\/talos help"],
     ["\t/talos help"],
   ])("ignores %j", (body) => {
+    expect(parse(body)).toBeNull();
+  });
+
+  it.each([
+    ["\\/talos review\n\n```\n/talos help\n```"],
+    ["&#47;talos review\n\n<details>\n\n/talos help\n\n</details>"],
+    ["Usage:\n\\/talos review --full\n\n    /talos help"],
+  ])("ignores an escaped prefix %j, whatever other lines hold", (body) => {
     expect(parse(body)).toBeNull();
   });
 

@@ -29,6 +29,8 @@ describe("Markdown workers", () => {
     const texts = [
       "Hi @octocat, see #3 and #4 <!-- talos:x -->",
       "```\n/talos help\n```\n/talos ask why?",
+      // An escaped prefix is no command, in the worker as in the pure function.
+      "\\/talos review\n\n```\n/talos help\n```",
     ];
     for (const text of texts) {
       expect(await workers.toSafeMarkdown(text, options)).toBe(toSafeMarkdown(text, options));

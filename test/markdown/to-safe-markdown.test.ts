@@ -232,4 +232,15 @@ describe("checkSafeMarkdown", () => {
   ])("finds %s", (_what, markdown) => {
     expect(checkSafeMarkdown(markdown, options)).not.toEqual([]);
   });
+
+  it("reads an autolink's text as its target, where GitHub links no mention or reference", () => {
+    for (const url of [
+      "https://www.npmjs.com/package/@octokit/rest",
+      "https://docs.example/faq#2",
+    ]) {
+      const out = safe(`see ${url}`);
+      expect(out).toBe(`see <${url}>`);
+      expect(checkSafeMarkdown(out, options)).toEqual([]);
+    }
+  });
 });
