@@ -45,7 +45,11 @@ export const EnvSchema = z.object({
   // https://docs.github.com/en/webhooks/testing-and-troubleshooting-webhooks/redelivering-webhooks
   TALOS_LEDGER_RETENTION_HOURS: withDefault(z.coerce.number().positive(), 72),
   TALOS_LEDGER_MAX_ENTRIES: withDefault(z.coerce.number().int().min(100), 50_000),
-  TALOS_CACHE_TTL_MS: withDefault(z.coerce.number().int().min(0), 5 * 60_000),
+  // lru-cache reads a TTL of 0 as "no TTL": every read, permissions too, would be fresh forever.
+  TALOS_CACHE_TTL_MS: withDefault(
+    z.coerce.number().int().min(1, "at least 1 (0 would keep cached reads fresh forever)"),
+    5 * 60_000,
+  ),
   TALOS_CACHE_MAX: withDefault(z.coerce.number().int().min(1), 10_000),
   // The cache is bounded by bytes too (each entry's JSON size), so a few huge reads cannot grow it.
   TALOS_CACHE_MAX_MB: withDefault(z.coerce.number().positive(), 64),

@@ -274,13 +274,15 @@ function setPath(target: object, path: string[], value: unknown): void {
   at[path.at(-1)!] = value;
 }
 
-/** Drops the value at `path`, so that the schema default applies there. */
+/**
+ * Drops the value at `path`, so that the schema default applies there. In place: the candidate
+ * is parseRepoConfig's own clone, and copying it for each of thousands of unknown keys would
+ * take time quadratic in the file's size.
+ */
 function removePath(value: unknown, path: PropertyKey[]): unknown {
   if (path.length === 0) return {};
-  if (typeof value !== "object" || value === null || Array.isArray(value)) return value;
-  const [head, ...rest] = path;
-  const copy: Record<PropertyKey, unknown> = { ...(value as Record<PropertyKey, unknown>) };
-  if (rest.length === 0) delete copy[head!];
-  else copy[head!] = removePath(copy[head!], rest);
-  return copy;
+  const parent = getPath(value, path.slice(0, -1));
+  if (typeof parent === "object" && parent !== null && !Array.isArray(parent))
+    delete (parent as Record<PropertyKey, unknown>)[path.at(-1)!];
+  return value;
 }

@@ -9,12 +9,13 @@ export interface LoadedRepoConfig extends ParsedRepoConfig {
   found: boolean;
 }
 
-/** `.github/talos.yml` of the event's repository, read with `context.config`. */
+/**
+ * `.github/talos.yml` of the event's repository, read as `context.config` reads it (Probot's
+ * config plugin: the default branch, the owner's `.github` fallback, `_extends`), but with the
+ * files it read, so that an `_extends` naming a file that cannot be read is seen.
+ */
 export function loadRepoConfig(context: Context): Promise<LoadedRepoConfig> {
-  return readRepoConfig(
-    () => context.config(REPO_CONFIG_PATH.replace(/^\.github\//, "")),
-    context.log,
-  );
+  return loadRepoConfigOf(context.octokit as unknown as Octokit, context.repo(), context.log);
 }
 
 /** The same outside an event (a backfill, say), through the installation's client. */
@@ -23,10 +24,17 @@ export function loadRepoConfigOf(
   repo: RepoRef,
   log: Logger,
 ): Promise<LoadedRepoConfig> {
-  return readRepoConfig(async () => {
-    const { config, files } = await octokit.config.get({ ...repo, path: REPO_CONFIG_PATH });
-    return files.some((file) => file.config !== null) ? config : null;
-  }, log);
+  return readRepoConfig(
+    () => octokit.config.get({ owner: repo.owner, repo: repo.repo, path: REPO_CONFIG_PATH }),
+    log,
+  );
+}
+
+interface ConfigFile {
+  owner: string;
+  repo: string;
+  path: string;
+  config: unknown;
 }
 
 /**
@@ -38,12 +46,12 @@ export function loadRepoConfigOf(
  * that the repository switched off.
  */
 async function readRepoConfig(
-  read: () => Promise<unknown>,
+  read: () => Promise<{ files: ConfigFile[] }>,
   log: Logger,
 ): Promise<LoadedRepoConfig> {
-  let raw: unknown;
+  let files: ConfigFile[];
   try {
-    raw = await read();
+    ({ files } = await read());
   } catch (error) {
     if (!isConfigParseError(error)) throw error;
     const reason = String((error as Error).message).replace(
@@ -51,15 +59,67 @@ async function readRepoConfig(
       "",
     );
     // A file that exists but cannot be read may have narrowed anything: assume it did.
-    const parsed = { config: restrictiveConfig(), errors: [] as string[], found: true };
-    parsed.errors.push(`${REPO_CONFIG_PATH}: ${reason}; using the most restrictive settings`);
-    log.warn({ errors: parsed.errors }, "repository config is invalid");
-    return parsed;
+    return restrictive(`${reason}; using the most restrictive settings`, log);
   }
-  const parsed = { ...parseRepoConfig(raw), found: raw !== null };
+  const first = files.findIndex((file) => file.config !== null);
+  if (first === -1) return { ...parseRepoConfig(null), found: false };
+  // Every file after the first found one was named by `_extends`; the plugin reads a missing one
+  // (or one of a repository the installation cannot see: a 404 too) as no file. What it held
+  // may have narrowed anything, so assume it did.
+  const missing = files.slice(first).find((file) => file.config === null);
+  if (missing) {
+    return restrictive(
+      `\`_extends\` names ${missing.owner}/${missing.repo}:${missing.path}, which does not exist or Talos cannot read; using the most restrictive settings`,
+      log,
+    );
+  }
+  const parsed = { ...parseRepoConfig(mergeConfigs(files.slice(first))), found: true };
   if (parsed.errors.length > 0)
     log.warn({ errors: parsed.errors }, "repository config has invalid values");
   return parsed;
+}
+
+function restrictive(reason: string, log: Logger): LoadedRepoConfig {
+  const parsed = {
+    config: restrictiveConfig(),
+    errors: [`${REPO_CONFIG_PATH}: ${reason}`],
+    found: true,
+  };
+  log.warn({ errors: parsed.errors }, "repository config is invalid");
+  return parsed;
+}
+
+/**
+ * The files, nearest first, merged: the nearer file's value wins, mappings merged key by key.
+ * A list replaces the inherited one: concatenated (Probot's default merge), an allow-list the
+ * repository narrowed (`allowed_associations: [OWNER]`) would take back what its base allows.
+ * A file that is not a mapping is returned as it is, for the parser to refuse.
+ */
+function mergeConfigs(files: ConfigFile[]): unknown {
+  const configs = files.map((file) => file.config);
+  const notMapping = configs.find((config) => !isMapping(config));
+  if (notMapping !== undefined) return notMapping;
+  return configs.reduceRight((base, nearer) => mergeValues(base, nearer));
+}
+
+function mergeValues(base: unknown, nearer: unknown): unknown {
+  if (!isMapping(base) || !isMapping(nearer)) return nearer;
+  const keys = new Set([...Object.keys(base), ...Object.keys(nearer)]);
+  // fromEntries defines keys, so a `__proto__` key stays a key.
+  return Object.fromEntries(
+    [...keys].map((key) => [
+      key,
+      !Object.hasOwn(nearer, key)
+        ? base[key]
+        : Object.hasOwn(base, key)
+          ? mergeValues(base[key], nearer[key])
+          : nearer[key],
+    ]),
+  );
+}
+
+function isMapping(value: unknown): value is Record<string, unknown> {
+  return typeof value === "object" && value !== null && !Array.isArray(value);
 }
 
 function isConfigParseError(error: unknown): boolean {

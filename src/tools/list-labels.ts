@@ -1,4 +1,5 @@
 import { z } from "zod";
+import { clipResult } from "./clip-result.js";
 import { defineTool } from "./define-tool.js";
 
 export const listLabelsTool = defineTool({
@@ -8,6 +9,9 @@ export const listLabelsTool = defineTool({
   async execute(_args, { github }) {
     const labels = await github.listLabels();
     if (labels.length === 0) return "This repository has no labels.";
-    return labels.map((l) => (l.description ? `${l.name}: ${l.description}` : l.name)).join("\n");
+    // GitHub sets no limit on how many labels a repository has.
+    return clipResult(
+      labels.map((l) => (l.description ? `${l.name}: ${l.description}` : l.name)).join("\n"),
+    );
   },
 });

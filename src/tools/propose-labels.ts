@@ -1,5 +1,6 @@
 import { z } from "zod";
 import type { LabelInfo } from "../github/create-repo-client.js";
+import { clipResult } from "./clip-result.js";
 import { defineTool, type Tool } from "./define-tool.js";
 
 export interface LabelProposal {
@@ -34,9 +35,12 @@ export function createProposeLabelsTool(
       record({ labels: names, dropped, reason });
       const recorded = names.length > 0 ? `Recorded: ${names.join(", ")}.` : "Recorded: no labels.";
       if (dropped.length === 0) return recorded;
-      return `${recorded} Dropped: ${dropped.map((l) => JSON.stringify(l)).join(", ")} ${
-        dropped.length === 1 ? "is" : "are"
-      } not among the labels you may propose. Choose only from: ${[...byName.values()].join(", ")}.`;
+      // The allowed labels are the repository's, as many as it has.
+      return clipResult(
+        `${recorded} Dropped: ${dropped.map((l) => JSON.stringify(l)).join(", ")} ${
+          dropped.length === 1 ? "is" : "are"
+        } not among the labels you may propose. Choose only from: ${[...byName.values()].join(", ")}.`,
+      );
     },
   });
 }

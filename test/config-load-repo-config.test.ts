@@ -1,0 +1,81 @@
+import { Context } from "probot";
+import { describe, expect, it } from "vitest";
+import { loadRepoConfig, loadRepoConfigOf } from "../src/github/load-repo-config.js";
+import { restrictiveConfig } from "../src/parse-repo-config.js";
+import { githubScope, mockInstallationToken } from "./helpers/github-mocks.js";
+import { createTestApp, loadFixture } from "./helpers/test-app.js";
+
+const REPO = { owner: "Codertocat", repo: "Hello-World" };
+const FILE = "/contents/.github%2Ftalos.yml";
+const RAW = { "content-type": "application/vnd.github.raw; charset=utf-8" };
+
+/** An `issues.opened` context of Codertocat/Hello-World, on the app's installation client. */
+async function openContext() {
+  const app = await createTestApp();
+  const scope = githubScope();
+  mockInstallationToken(scope);
+  const octokit = await app.probot.auth(2);
+  const payload = loadFixture<Record<string, never>>("issue_comment.created.help.json");
+  const context = new Context(
+    { id: "config-1", name: "issue_comment", payload } as never,
+    octokit as never,
+    app.logs.log,
+  );
+  return { app, scope, octokit, context };
+}
+
+describe("_extends in .github/talos.yml", () => {
+  it("a list in the repository's file replaces the inherited one: it never widens it", async () => {
+    const { scope, octokit, context } = await openContext();
+    scope
+      .get(`/repos/Codertocat/Hello-World${FILE}`)
+      .reply(
+        200,
+        "_extends: .github\ncommands:\n  allowed_associations: [OWNER]\ntriage:\n  enabled: true\n  labels: [bug]\n",
+        RAW,
+      )
+      .get(`/repos/Codertocat/.github${FILE}`)
+      .reply(
+        200,
+        "commands:\n  allowed_associations: [OWNER, MEMBER, COLLABORATOR, CONTRIBUTOR]\ntriage:\n  labels: [bug, security-approved]\n  comment: true\n",
+        RAW,
+      );
+
+    const loaded = await loadRepoConfig(context);
+    expect(loaded.errors).toEqual([]);
+    expect(loaded.config.commands.allowed_associations).toEqual(["OWNER"]);
+    expect(loaded.config.triage).toMatchObject({ enabled: true, labels: ["bug"], comment: true });
+    // The same outside an event (backfill), section by section (served from the cache).
+    const outside = await loadRepoConfigOf(octokit, REPO, context.log);
+    expect(outside.config).toEqual(loaded.config);
+    expect(scope.pendingMocks()).toEqual([]);
+  });
+
+  it.each([
+    ["another owner's repository Talos cannot read", "other-org/settings", "other-org/settings"],
+    [
+      "a repository of the owner that has no such file",
+      "talos-settings",
+      "Codertocat/talos-settings",
+    ],
+  ])("naming %s gives the most restrictive settings, and says why", async (_case, value, repo) => {
+    const { app, scope, context } = await openContext();
+    scope
+      .get(`/repos/Codertocat/Hello-World${FILE}`)
+      .reply(200, `_extends: ${value}\nask:\n  enabled: true\n`, RAW)
+      .get(`/repos/${repo}${FILE}`)
+      .reply(404, { message: "Not Found" });
+
+    const loaded = await loadRepoConfig(context);
+    expect(loaded.found).toBe(true);
+    expect(loaded.config).toEqual(restrictiveConfig());
+    expect(loaded.errors).toEqual([
+      `.github/talos.yml: \`_extends\` names ${repo}:.github/talos.yml, which does not exist or Talos cannot read; using the most restrictive settings`,
+    ]);
+    expect(app.logs.lines().find((l) => l.msg === "repository config is invalid")).toMatchObject({
+      level: 40,
+      errors: loaded.errors,
+    });
+    expect(scope.pendingMocks()).toEqual([]);
+  });
+});
