@@ -34,24 +34,36 @@ export function createChatSession(options: {
   return {
     history,
     async send(text) {
-      history.push(new HumanMessage(text));
+      const question = new HumanMessage(text);
+      history.push(question);
       trim();
-      const setup = await prepareRun(assistant, github, log);
-      const result = await runAgent({
-        model: assistant.model,
-        messages: [setup.system, ...history],
-        tools: github ? assistant.tools.list() : [],
-        toolContext: setup.toolContext,
-        fence: setup.fence.bounded(Math.floor(contextTokens / 2), tokenCounter),
-        limits: assistant.limits,
-        finalNote: setup.finalNote,
-        metrics: assistant.metrics,
-        log,
-        kind: "chat",
+      // A question the model did not answer (an outage, a timeout) leaves the history: kept, it
+      // put two questions in a row, and the trimming by pairs then dropped the newest one.
+      const result = await ask().catch((error: unknown) => {
+        history.splice(history.lastIndexOf(question), 1);
+        // The caller prints the message, which may quote a server's error text and the key in it.
+        if (error instanceof Error) error.message = assistant.scrub(error.message);
+        throw error;
       });
       const answer = result.text || "(no answer)";
       history.push(new AIMessage(answer));
       return result.finished ? answer : `${answer}\n(stopped at the step or token limit)`;
     },
   };
+
+  async function ask() {
+    const setup = await prepareRun(assistant, github, log);
+    return runAgent({
+      model: assistant.model,
+      messages: [setup.system, ...history],
+      tools: github ? assistant.tools.list() : [],
+      toolContext: setup.toolContext,
+      fence: setup.fence.bounded(Math.floor(contextTokens / 2), tokenCounter),
+      limits: assistant.limits,
+      finalNote: setup.finalNote,
+      metrics: assistant.metrics,
+      log,
+      kind: "chat",
+    });
+  }
 }

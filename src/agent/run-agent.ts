@@ -1,6 +1,6 @@
 import type { BaseChatModel } from "@langchain/core/language_models/chat_models";
-import type { AIMessage } from "@langchain/core/messages";
 import {
+  AIMessage,
   HumanMessage,
   ToolMessage,
   type BaseMessage,
@@ -134,12 +134,9 @@ export async function runAgent(options: RunAgentOptions): Promise<AgentResult> {
       log.warn({ step, needed, left, usage }, "agent run stopped: no budget left for another call");
       return { text: said, finished: false, steps: step - 1, toolCalls, usage, messages };
     }
-    const { reply, input, output } = await callModel(
-      last ? withoutTools : withTools,
-      messages,
-      options,
-      usage,
-    );
+    const called = await callModel(last ? withoutTools : withTools, messages, options, usage);
+    const { input, output } = called;
+    const { reply, broken } = normalizeToolCalls(called.reply, step);
     messages.push(reply);
     sent = { tokens: input + output, next: messages.length };
     said = contentText(reply);
@@ -169,7 +166,14 @@ export async function runAgent(options: RunAgentOptions): Promise<AgentResult> {
         );
         continue;
       }
-      const { content, ok } = await runTool(call, byName, options);
+      const problem = broken.get(id);
+      const { content, ok } =
+        problem === undefined
+          ? await runTool(call, byName, options)
+          : {
+              ok: false,
+              content: `Error: the arguments of ${call.name} are not valid JSON (${problem}). Call it again with a JSON object.`,
+            };
       toolCalls.push({ name: call.name, ok });
       ran.push({ id, name: call.name, content });
     }
@@ -192,6 +196,47 @@ export async function runAgent(options: RunAgentOptions): Promise<AgentResult> {
     }
     messages.push(...notRun);
   }
+}
+
+/**
+ * The reply as it goes back to the server, every tool call with an id and JSON arguments, and the
+ * ids of calls whose arguments were not JSON (LangChain sets those apart, in
+ * `invalid_tool_calls`), with the parse error. Those are sent back as calls with no arguments and
+ * answered with the error, so the model can call again: left out, a reply holding only such calls
+ * ended the run with no answer. A call without an id (some compatible servers send none) is given
+ * one: LangChain refuses to send a tool call without one, which failed the next call.
+ */
+function normalizeToolCalls(
+  reply: AIMessage,
+  step: number,
+): { reply: AIMessage; broken: Map<string, string> } {
+  const valid = reply.tool_calls ?? [];
+  const invalid = reply.invalid_tool_calls ?? [];
+  const broken = new Map<string, string>();
+  if (invalid.length === 0 && valid.every((call) => call.id)) return { reply, broken };
+  const calls = [
+    ...valid.map((call, index) => ({ ...call, id: call.id || `call_${step}_${index}` })),
+    ...invalid.map((call, index) => {
+      const id = call.id || `call_${step}_${valid.length + index}`;
+      broken.set(id, (call.error ?? "unreadable arguments").slice(0, 200));
+      return { name: call.name ?? "unknown", args: {}, id, type: "tool_call" as const };
+    }),
+  ];
+  // The raw calls would otherwise be sent again instead of these.
+  const kwargs = { ...reply.additional_kwargs };
+  delete kwargs.tool_calls;
+  return {
+    reply: new AIMessage({
+      content: reply.content,
+      tool_calls: calls,
+      invalid_tool_calls: [],
+      additional_kwargs: kwargs,
+      response_metadata: reply.response_metadata,
+      ...(reply.usage_metadata ? { usage_metadata: reply.usage_metadata } : {}),
+      ...(reply.id ? { id: reply.id } : {}),
+    }),
+    broken,
+  };
 }
 
 // Less room than this is not worth a cut result's head.

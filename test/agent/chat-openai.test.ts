@@ -19,12 +19,12 @@ describe("ChatOpenAI against an OpenAI-compatible server", () => {
 
   const KEY = "sk-standin-key-0123456789abcdefgh";
 
-  async function ask() {
+  async function ask(name = "local-model") {
     const model = createChatModel(
       parseEnv({
         OPENAI_API_KEY: KEY,
         OPENAI_BASE_URL: server.baseUrl,
-        TALOS_MODEL: "local-model",
+        TALOS_MODEL: name,
         TALOS_LLM_MAX_RETRIES: "2",
       }),
     );
@@ -111,5 +111,14 @@ describe("ChatOpenAI against an OpenAI-compatible server", () => {
     expect(answer.text).toBe("Answered after waiting.");
     expect(server.requests).toHaveLength(2);
     expect(server.arrivals[1]! - server.arrivals[0]!).toBeGreaterThanOrEqual(900);
+  });
+
+  it("speaks chat completions whatever the model's name (LangChain sends *codex* to /responses)", async () => {
+    server.script({ content: "Answered by a codex model." });
+
+    const { answer } = await ask("acme-codex-7b");
+
+    expect(answer.text).toBe("Answered by a codex model.");
+    expect(server.requests.map((r) => r.model)).toEqual(["acme-codex-7b"]);
   });
 });

@@ -1,0 +1,40 @@
+import { AIMessage } from "@langchain/core/messages";
+import { describe, expect, it } from "vitest";
+import { createChatSession } from "../../src/agent/chat-session.js";
+import { LlmError } from "../../src/agent/run-agent.js";
+import { scriptedModel } from "../helpers/scripted-model.js";
+import { captureLogs } from "../helpers/test-app.js";
+import { createTestAssistant, TEST_OPENAI_KEY } from "../helpers/test-assistant.js";
+
+describe("a chat session", () => {
+  it("forgets a question the model failed to answer, and still sends the next one", async () => {
+    const model = scriptedModel()
+      .respond(new Error("Request timed out."))
+      .respond(new AIMessage("The second answer."));
+    // Two questions of 30 bytes each do not fit in 50: only one does.
+    const assistant = await createTestAssistant(model, { contextTokens: 50 });
+    const { log } = await captureLogs("warn");
+    const session = createChatSession({ assistant, github: undefined, log });
+
+    await expect(session.send("a".repeat(30))).rejects.toThrow(LlmError);
+    expect(await session.send("b".repeat(30))).toBe("The second answer.");
+
+    const sent = model.calls[1]!.messages.map((m) => [m.getType(), m.content]);
+    expect(sent.slice(1)).toEqual([["human", "b".repeat(30)]]);
+    expect(session.history.map((m) => m.getType())).toEqual(["human", "ai"]);
+  });
+
+  it("fails without the API key a server's error message quotes (talos chat prints it)", async () => {
+    const model = scriptedModel().respond(
+      new Error(`401 Incorrect API key provided: ${TEST_OPENAI_KEY}`),
+    );
+    const assistant = await createTestAssistant(model);
+    const { log } = await captureLogs("warn");
+    const session = createChatSession({ assistant, github: undefined, log });
+
+    const error = (await session.send("hello").catch((e: unknown) => e)) as Error;
+    expect(error).toBeInstanceOf(LlmError);
+    expect(error.message).toContain("401 Incorrect API key provided");
+    expect(error.message).not.toContain(TEST_OPENAI_KEY);
+  });
+});
