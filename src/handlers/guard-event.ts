@@ -1,7 +1,7 @@
 import type { EmitterWebhookEventName } from "@octokit/webhooks";
 import type { Context } from "probot";
 import { getCacheEvictions } from "../github/get-cache-evictions.js";
-import type { GitHubCache } from "../github/github-cache.js";
+import type { EvictionScope, GitHubCache } from "../github/github-cache.js";
 import type { JobRun, JobRunner } from "../jobs/job-runner.js";
 
 export type EventHandler<E extends EmitterWebhookEventName> = (
@@ -74,12 +74,27 @@ function prepareEvent(context: Context, cache: GitHubCache): EventPayload & { ev
   // event too. (Each event has a client of its own, except with a fixed token, as in `talos
   // replay`, which handles one event at a time.)
   context.octokit.log = context.log;
-  const evictions = getCacheEvictions(context.name, payload);
+  const evictions = readCacheEvictions(context, payload);
   if (evictions.length > 0) {
     const evicted = evictions.reduce((sum, scope) => sum + cache.evict(scope), 0);
     context.log.debug({ evictions, evicted }, "cache entries evicted");
   }
   return payload;
+}
+
+/**
+ * What the event made stale. A payload too malformed to tell (a list that is not one) evicts all
+ * of its installation's entries instead, and goes on to be journaled: its handler parks it with
+ * an error naming the field, where failing here answered every redelivery 500 with a TypeError.
+ */
+function readCacheEvictions(context: Context, payload: EventPayload): EvictionScope[] {
+  try {
+    return getCacheEvictions(context.name, payload);
+  } catch (error) {
+    const installation = payload.installation?.id;
+    context.log.warn({ err: error }, "malformed webhook payload: cache evictions unknown");
+    return installation === undefined ? [] : [{ installation: String(installation) }];
+  }
 }
 
 function describeEvent(context: Context): EventPayload & { eventName: string } {

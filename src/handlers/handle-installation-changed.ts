@@ -1,21 +1,26 @@
 import type { Context } from "probot";
+import { z } from "zod";
 import type { BackfillRunner } from "../memory/backfill-runner.js";
 import type { MemoryService } from "../memory/memory-service.js";
+import { InstallationPayload, readPayload, RepositoryPayload } from "./read-payload.js";
 
 type InstallationEvent = "installation" | "installation_repositories";
 
-interface Repository {
-  id: number;
-  full_name: string;
-}
+type Repository = z.infer<typeof RepositoryPayload>;
 
-interface InstallationPayload {
-  action?: string;
-  installation?: { id?: number; account?: { login?: string } | null };
-  repositories?: Repository[];
-  repositories_added?: Repository[];
-  repositories_removed?: Repository[];
-}
+const Repositories = z.array(RepositoryPayload).nullable().optional();
+
+// Checked before anything is done: an uninstall without its installation's id, or a removed
+// repository without its id, cannot name the memory to delete, and no retry can fix it.
+const InstallationChanged = z.object({
+  action: z.string(),
+  installation: InstallationPayload.extend({
+    account: z.object({ login: z.string().optional() }).nullable().optional(),
+  }),
+  repositories: Repositories,
+  repositories_added: Repositories,
+  repositories_removed: Repositories,
+});
 
 /**
  * Installs, uninstalls and changes to the set of repositories. Repositories the app gains are
@@ -28,19 +33,18 @@ export function createInstallationChangedHandler(deps: {
   memory: MemoryService;
 }) {
   return async (context: Context<InstallationEvent>): Promise<void> => {
-    const payload = context.payload as InstallationPayload;
-    const names = (list?: Repository[]) => (list ?? []).map((r) => r.full_name);
+    const payload = readPayload(InstallationChanged, context.payload);
+    const names = (list?: Repository[] | null) => (list ?? []).map((r) => r.full_name);
     context.log.info(
       {
-        account: payload.installation?.account?.login,
+        account: payload.installation.account?.login,
         repositories: names(payload.repositories),
         added: names(payload.repositories_added),
         removed: names(payload.repositories_removed),
       },
       "installation changed",
     );
-    const installation = payload.installation?.id;
-    if (installation === undefined) return context.log.debug("ignored: no installation");
+    const installation = payload.installation.id;
     const event = `${context.name}.${payload.action}`;
     if (event === "installation.deleted") {
       await deps.backfill.cancelInstallation(installation);

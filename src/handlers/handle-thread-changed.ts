@@ -2,14 +2,14 @@ import type { Context } from "probot";
 import { z } from "zod";
 import { toIssueInfo } from "../github/create-repo-client.js";
 import { loadRepoConfig } from "../github/load-repo-config.js";
-import { issueMemoryId, toIssueMemory } from "../memory/memory-inputs.js";
+import { issueMemoryId, summaryId, toIssueMemory } from "../memory/memory-inputs.js";
 import type { MemoryService } from "../memory/memory-service.js";
 import { openRepoMemory } from "../memory/open-repo-memory.js";
 import {
   InstallationPayload,
   IssuePayload,
+  OwnedRepositoryPayload,
   readPayload,
-  RepositoryPayload,
 } from "./read-payload.js";
 
 export type ThreadChangedEvent =
@@ -25,7 +25,8 @@ const ThreadChanged = z.object({
   action: z.string(),
   issue: IssuePayload.optional(),
   pull_request: IssuePayload.optional(),
-  repository: RepositoryPayload,
+  // Owned: the config is read from the repository by its owner and name.
+  repository: OwnedRepositoryPayload,
   installation: InstallationPayload,
 });
 
@@ -50,7 +51,11 @@ export function createThreadChangedHandler(deps: { memory: MemoryService }) {
     const info = { ...toIssueInfo(thread), isPullRequest };
     if (payload.action === "deleted" || payload.action === "transferred") {
       await memory.remove(issueMemoryId(info.number, false));
-      return context.log.info({ number: info.number }, "issue forgotten");
+      // The thread's summary repeats what the issue said: `ask` elsewhere would go on recalling a
+      // deleted issue's text. (Answers given in the thread stay: they are named after comments
+      // the event does not list, and finding them would read every text the memory holds.)
+      const summary = await memory.remove(summaryId(info.number));
+      return context.log.info({ number: info.number, summary }, "issue forgotten");
     }
     await memory.add(toIssueMemory(payload.repository.full_name, info));
     context.log.info(

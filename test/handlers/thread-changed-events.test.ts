@@ -1,0 +1,81 @@
+import { describe, expect, it } from "vitest";
+import { toAnswerMemory, summaryId } from "../../src/memory/memory-inputs.js";
+import { githubScope, mockInstallationToken, mockRepoConfig } from "../helpers/github-mocks.js";
+import { createTestApp, type TestApp } from "../helpers/test-app.js";
+import { webhookExample } from "../helpers/webhook-examples.js";
+
+function receive(app: TestApp, name: string, payload: unknown, id = "delivery-thread") {
+  return app.probot.receive({ id, name, payload } as never);
+}
+
+describe("issue and pull request changes with a malformed payload", () => {
+  it("parks an edit whose repository has no owner at once, with an error naming the field", async () => {
+    const app = await createTestApp();
+    const scope = githubScope(); // no mocks: any request fails the test
+    const payload = webhookExample("issues", "edited");
+    delete payload.repository.owner;
+
+    await receive(app, "issues", payload);
+
+    expect(scope.pendingMocks()).toEqual([]);
+    const [parked] = app.talos.services.journal!.list();
+    expect(parked).toMatchObject({ id: "delivery-thread", attempts: 1 });
+    expect(parked?.parked?.error).toMatch(/malformed webhook payload: repository\.owner/);
+  });
+});
+
+/** Codertocat/Hello-World's id in the example payloads. */
+const HELLO_WORLD = 186853002;
+
+describe("a deleted or transferred issue", () => {
+  for (const action of ["deleted", "transferred"] as const) {
+    it(`takes the thread's summary out of memory when ${action}, and keeps the notes`, async () => {
+      const app = await createTestApp();
+      const scope = githubScope();
+      mockInstallationToken(scope);
+      mockRepoConfig(scope);
+      const memory = await app.talos.memory.open({
+        installation: 2,
+        repository: HELLO_WORLD,
+        name: "Codertocat/Hello-World",
+      });
+      const source = (number: number) => ({
+        repo: "Codertocat/Hello-World",
+        number,
+        slug: "talos-bot",
+        url: `https://github.com/Codertocat/Hello-World/issues/${number}#issuecomment-7`,
+        createdAt: "2026-11-01T10:00:00Z",
+      });
+      await memory.add(
+        toAnswerMemory(
+          summaryId(1),
+          "Summary of #1 (Spelling error): the secret is 42.",
+          source(1),
+        ),
+      );
+      await memory.add(toAnswerMemory("answer-7", "The secret is 42, as #1 says.", source(1)));
+      await memory.add(toAnswerMemory("answer-8", "Another thread's answer.", source(2)));
+      await memory.add({
+        id: "note-9",
+        kind: "note",
+        text: "A maintainer's note.",
+        repo: "Codertocat/Hello-World",
+        number: 1,
+        createdAt: "2026-11-01T10:00:00Z",
+      });
+      // The examples hold both; their issue is #1 of Hello-World, as the transfer's source.
+      const payload = webhookExample("issues", action === "deleted" ? "deleted" : "edited");
+      Object.assign(payload, { action });
+
+      await receive(app, "issues", payload);
+
+      expect(scope.pendingMocks()).toEqual([]);
+      // `ask` in another thread must not recall what the issue said after it left.
+      expect(await memory.get(summaryId(1))).toBeUndefined();
+      // Answers given in the thread stay (the event does not name them), others' too.
+      expect(await memory.get("answer-7")).toBeDefined();
+      expect(await memory.get("answer-8")).toBeDefined();
+      expect(await memory.get("note-9")).toBeDefined();
+    });
+  }
+});
