@@ -16,6 +16,7 @@ import {
 } from "../memory/memory-service.js";
 import { createServices, type Services } from "../create-services.js";
 import { createCliOctokit } from "./create-cli-octokit.js";
+import { parseRepoName } from "./parse-repo-name.js";
 import { UsageError } from "./usage-error.js";
 
 export interface BackfillCommandOptions {
@@ -36,7 +37,6 @@ export interface BackfillCommandOptions {
   stderr: Writable & { isTTY?: boolean };
 }
 
-const REPO = /^([A-Za-z0-9_.-]+)\/([A-Za-z0-9_.-]+)$/;
 const BAR_WIDTH = 30;
 
 /**
@@ -46,10 +46,10 @@ const BAR_WIDTH = 30;
  */
 export async function backfill(options: BackfillCommandOptions): Promise<number> {
   const { env, log } = options;
-  const match = REPO.exec(options.repo);
-  if (!match) throw new UsageError(`backfill takes owner/repo, not "${options.repo}"`);
-  const repo: RepoRef = { owner: match[1]!, repo: match[2]! };
-  if (options.installation !== undefined && !/^\d+$/.test(options.installation))
+  const repo = parseRepoName(options.repo);
+  if (!repo) throw new UsageError(`backfill takes owner/repo, not "${options.repo}"`);
+  // A positive id, exact as a number: memory is kept under it.
+  if (options.installation !== undefined && !isInstallationId(options.installation))
     throw new UsageError(
       `--installation takes a numeric installation id, not "${options.installation}"`,
     );
@@ -193,6 +193,10 @@ async function authenticate(
     octokit: createCliOctokit(services, { appId, privateKey, installationId }),
     installation: String(installationId),
   };
+}
+
+function isInstallationId(value: string): boolean {
+  return /^[1-9]\d*$/.test(value) && Number.isSafeInteger(Number(value));
 }
 
 async function getRepository(octokit: Octokit, repo: RepoRef) {

@@ -8,6 +8,7 @@ import { createRepoClient } from "../github/create-repo-client.js";
 import { createServices } from "../create-services.js";
 import type { Logger } from "pino";
 import { createCliOctokit } from "./create-cli-octokit.js";
+import { parseRepoName } from "./parse-repo-name.js";
 import { UsageError } from "./usage-error.js";
 
 export interface ChatOptions {
@@ -19,8 +20,6 @@ export interface ChatOptions {
   stdout: Writable;
   stderr: Writable;
 }
-
-const REPO = /^([A-Za-z0-9_.-]+)\/([A-Za-z0-9_.-]+)$/;
 
 /**
  * `talos chat`: the agent in the terminal, reading GitHub with GITHUB_TOKEN when one is given
@@ -34,7 +33,7 @@ export async function chat(options: ChatOptions): Promise<number> {
       "no language model configured: set OPENAI_API_KEY (and OPENAI_BASE_URL and TALOS_MODEL for a compatible server)",
     );
   }
-  const match = options.repo === undefined ? undefined : REPO.exec(options.repo);
+  const match = options.repo === undefined ? undefined : parseRepoName(options.repo);
   if (options.repo !== undefined && !match)
     throw new UsageError(`--repo takes owner/repo, not "${options.repo}"`);
 
@@ -49,12 +48,7 @@ export async function chat(options: ChatOptions): Promise<number> {
   });
   const assistant = services.assistant;
   if (!assistant) throw new UsageError("no language model configured");
-  const github = match
-    ? createRepoClient(createCliOctokit(services), {
-        owner: match[1] ?? "",
-        repo: match[2] ?? "",
-      })
-    : undefined;
+  const github = match ? createRepoClient(createCliOctokit(services), match) : undefined;
   const session = createChatSession({ assistant, github, log });
 
   const lines = createInterface({
@@ -63,7 +57,7 @@ export async function chat(options: ChatOptions): Promise<number> {
     terminal: Boolean((options.stdin as { isTTY?: boolean }).isTTY),
   });
   stdout.write(
-    `Talos chat${match ? ` about ${match[0]}` : " (no repository: pass --repo owner/repo for tools)"}. Type exit or press Ctrl-D to end.\n`,
+    `Talos chat${match ? ` about ${match.owner}/${match.repo}` : " (no repository: pass --repo owner/repo for tools)"}. Type exit or press Ctrl-D to end.\n`,
   );
   lines.setPrompt("you> ");
   lines.prompt();

@@ -11,6 +11,7 @@ import {
   type Env,
 } from "../config.js";
 import { createLogger } from "../create-logger.js";
+import { MemoryLockedError } from "../memory/directory-lock.js";
 import { MEMORY_KINDS, type MemoryKind } from "../memory/memory-store.js";
 import { readVersion } from "../read-version.js";
 import { backfill } from "./backfill.js";
@@ -84,7 +85,17 @@ as for npm start.`;
 export async function runCli(argv: string[], cliIO: CliIO): Promise<number> {
   const [subcommand, ...rest] = argv;
   let io = cliIO;
+  // `talos … | head -1`: the reader has what it wanted once it closes the pipe. Without a
+  // listener, the stream's EPIPE 'error' is an uncaught exception with a stack.
+  let brokenPipe = false;
+  cliIO.stdout.on("error", (error) => {
+    if (isBrokenPipe(error)) brokenPipe = true;
+  });
   try {
+    if (subcommand !== undefined && SUBCOMMANDS.includes(subcommand) && asksForHelp(rest)) {
+      cliIO.stdout.write(`${USAGE}\n`);
+      return 0;
+    }
     // The same environment `npm start` sees, so both find the same data directory and model.
     io = { ...cliIO, env: loadEnvironment(cliIO.cwd ?? process.cwd(), cliIO.env) };
     switch (subcommand) {
@@ -109,11 +120,30 @@ export async function runCli(argv: string[], cliIO: CliIO): Promise<number> {
         throw new UsageError(`unknown subcommand "${subcommand}"; run \`talos help\` for the list`);
     }
   } catch (error) {
+    // A write after the pipe closed fails with EPIPE, or with ERR_STREAM_DESTROYED once the
+    // stream has been torn down by the first failure.
+    const code = (error as NodeJS.ErrnoException | undefined)?.code;
+    if (isBrokenPipe(error) || (brokenPipe && code === "ERR_STREAM_DESTROYED")) return 0;
     const known = subcommand !== undefined && SUBCOMMANDS.includes(subcommand);
     const message = error instanceof Error ? error.message : String(error);
     io.stderr.write(`talos${known ? ` ${subcommand}` : ""}: ${oneLine(message)}\n`);
-    return error instanceof UsageError || error instanceof ConfigError ? 2 : 1;
+    // A memory a running server holds is bad input: stop the server, or use another directory.
+    return error instanceof UsageError ||
+      error instanceof ConfigError ||
+      error instanceof MemoryLockedError
+      ? 2
+      : 1;
   }
+}
+
+/** `--help` or `-h` among a subcommand's arguments (not after `--`, where it is a value). */
+function asksForHelp(argv: string[]): boolean {
+  const end = argv.indexOf("--");
+  return (end === -1 ? argv : argv.slice(0, end)).some((arg) => arg === "--help" || arg === "-h");
+}
+
+function isBrokenPipe(error: unknown): boolean {
+  return (error as NodeJS.ErrnoException | undefined)?.code === "EPIPE";
 }
 
 async function runReplay(argv: string[], io: CliIO): Promise<number> {

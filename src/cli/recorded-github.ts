@@ -27,18 +27,27 @@ export async function loadRecordedGitHub(
   try {
     files = (await readdir(directory)).filter((f) => f.endsWith(".json")).sort();
   } catch (error) {
-    if ((error as NodeJS.ErrnoException).code === "ENOENT") return recorded;
+    const code = (error as NodeJS.ErrnoException).code;
+    if (code === "ENOENT") return recorded;
+    if (code === "ENOTDIR") throw new UsageError(`${directory} is not a directory`);
     throw error;
   }
   for (const file of files) {
     const path = join(directory, file);
-    let entries: Record<string, Partial<RecordedResponse>>;
+    let entries: unknown;
     try {
       entries = JSON.parse(await readFile(path, "utf8"));
     } catch (error) {
       throw new UsageError(`${path} is not valid JSON: ${(error as Error).message}`);
     }
-    for (const [key, value] of Object.entries(entries)) {
+    if (!isObject(entries) || !Object.values(entries).every(isObject)) {
+      throw new UsageError(
+        `${path} does not hold recorded responses (an object of "METHOD /path": { status, body, headers })`,
+      );
+    }
+    for (const [key, value] of Object.entries(
+      entries as Record<string, Partial<RecordedResponse>>,
+    )) {
       recorded.set(key, {
         status: value.status ?? 200,
         body: value.body ?? null,

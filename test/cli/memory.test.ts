@@ -436,7 +436,7 @@ describe("talos memory: errors", () => {
     );
   });
 
-  it("exits 1 with the lock's message when a running server holds the directory", async () => {
+  it("exits 2 with the lock's message when a running server holds the directory", async () => {
     const dataDir = await seed();
     const directory = join(dataDir, "memory", "8", "101");
     // The test runner's parent process is alive and is not us, as a server would be.
@@ -447,7 +447,7 @@ describe("talos memory: errors", () => {
     );
     for (const action of ["stats", "export", "compact"]) {
       const { code, err } = await talos(["memory", action, "--data-dir", dataDir]);
-      expect(code).toBe(1);
+      expect(code).toBe(2);
       expect(err).toBe(
         `talos memory: ${directory} is in use by process ${process.ppid}; stop it first (or remove ${join(directory, ".lock")} if it is gone)\n`,
       );
