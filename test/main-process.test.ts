@@ -105,6 +105,13 @@ describe("npm start", () => {
       const other = await open();
       health.socket.write("GET /healthz HTTP/1.1\r\nHost: talos\r\n");
       other.socket.write("GET /nothing-here HTTP/1.1\r\nHost: talos\r\n");
+      // Both are read once the server answers a request sent after them (it reads every socket
+      // that is ready in one turn): at the signal, neither connection is idle. Unread, one was
+      // taken as idle and closed at the signal, and the test waited for its answers in vain.
+      const probe = await open();
+      probe.socket.write("GET /healthz HTTP/1.1\r\nHost: talos\r\nConnection: close\r\n\r\n");
+      await until(() => probe.state.closed);
+      expect(probe.state.text).toMatch(/^HTTP\/1\.1 200 /);
 
       const exited = new Promise<void>((resolve) => server.child.once("exit", () => resolve()));
       server.child.kill("SIGTERM");
