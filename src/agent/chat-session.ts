@@ -47,7 +47,8 @@ export function createChatSession(options: {
       });
       const answer = result.text || "(no answer)";
       history.push(new AIMessage(answer));
-      return result.finished ? answer : `${answer}\n(stopped at the step or token limit)`;
+      if (result.finished) return result.text || "(the model returned no answer)";
+      return `${answer}\n(stopped at the step or token limit)`;
     },
   };
 

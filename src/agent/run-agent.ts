@@ -11,6 +11,7 @@ import type { Metrics } from "../metrics/create-metrics.js";
 import type { Tool, ToolContext } from "../tools/define-tool.js";
 import type { TokenCounter } from "./count-tokens.js";
 import { UTF8_TOKEN_BOUND } from "./count-tokens.js";
+import { stripReasoning } from "./strip-reasoning.js";
 import type { TokenAccount } from "./token-budgets.js";
 import type { Fence } from "./untrusted-text.js";
 
@@ -63,7 +64,10 @@ export interface RunAgentOptions {
 }
 
 export interface AgentResult {
-  /** The model's last text, raw: clean it before posting. */
+  /**
+   * The model's last text, trimmed and less the reasoning some servers leave before it, else raw:
+   * clean it before posting. Empty when the model answered with nothing.
+   */
   text: string;
   /** False when a limit ended the run before the model was done. */
   finished: boolean;
@@ -139,14 +143,17 @@ export async function runAgent(options: RunAgentOptions): Promise<AgentResult> {
     const { reply, broken } = normalizeToolCalls(called.reply, step);
     messages.push(reply);
     sent = { tokens: input + output, next: messages.length };
-    said = contentText(reply);
+    said = stripReasoning(contentText(reply)).trim();
     const calls = reply.tool_calls ?? [];
     if (calls.length === 0 || last) {
-      const text = contentText(reply);
-      // Told to answer with what it has (the final note), the model is cut short by a limit.
-      const finished = calls.length === 0 && text.length > 0 && !(last && step > 1);
-      log.info({ steps: step, finished, tools: toolCalls.length, usage }, "agent run finished");
-      return { text, finished, steps: step, toolCalls, usage, messages };
+      // Told to answer with what it has (the final note), the model is cut short by a limit. An
+      // empty answer is the model's own: no limit cut it.
+      const finished = calls.length === 0 && !(last && step > 1);
+      log.info(
+        { steps: step, finished, empty: said === "", tools: toolCalls.length, usage },
+        "agent run finished",
+      );
+      return { text: said, finished, steps: step, toolCalls, usage, messages };
     }
     const cap = limits.maxToolCalls ?? Infinity;
     if (calls.length > cap)
@@ -266,23 +273,28 @@ async function callModel(
   usage: AgentResult["usage"],
 ): Promise<{ reply: AIMessage; input: number; output: number }> {
   const { metrics, log } = options;
+  const counter = options.limits.tokenCounter ?? UTF8_TOKEN_BOUND;
+  const estimate = () =>
+    messages.reduce((sum, message) => sum + counter.countTokens(contentText(message)), 0);
   const started = performance.now();
   let reply: AIMessage;
   try {
     reply = (await model.invoke(messages)) as AIMessage;
   } catch (error) {
     metrics.llmRequestDuration.observe({ outcome: "error" }, (performance.now() - started) / 1000);
-    log.error({ err: error }, "language model call failed");
+    // A call that timed out was read by the server, which may have run it (and billed it): its
+    // prompt is charged once, so that calls that keep timing out still draw on the budget (a
+    // lower bound: LangChain's retries before it gave up are not seen here). A refused call is not.
+    const charged = isTimeout(error) ? estimate() : 0;
+    if (charged > 0) options.account?.charge(charged);
+    log.error({ err: error, charged }, "language model call failed");
     throw new LlmError(`the language model call failed: ${(error as Error).message}`, {
       cause: error,
     });
   }
   metrics.llmRequestDuration.observe({ outcome: "ok" }, (performance.now() - started) / 1000);
   // Servers that report no usage are charged an estimate, so the budget still holds.
-  const counter = options.limits.tokenCounter ?? UTF8_TOKEN_BOUND;
-  const input =
-    reply.usage_metadata?.input_tokens ??
-    messages.reduce((sum, message) => sum + counter.countTokens(contentText(message)), 0);
+  const input = reply.usage_metadata?.input_tokens ?? estimate();
   const output = reply.usage_metadata?.output_tokens ?? counter.countTokens(contentText(reply));
   usage.input += input;
   usage.output += output;
@@ -291,6 +303,15 @@ async function callModel(
   metrics.llmTokens.inc({ installation, kind: options.kind, direction: "input" }, input);
   metrics.llmTokens.inc({ installation, kind: options.kind, direction: "output" }, output);
   return { reply, input, output };
+}
+
+/**
+ * LangChain's OpenAI client names a timed-out request so (the SDK's APIConnectionTimeoutError,
+ * rewrapped); other clients may throw the SDK's own.
+ */
+function isTimeout(error: unknown): boolean {
+  const name = error instanceof Error ? error.name : "";
+  return name === "TimeoutError" || name === "APIConnectionTimeoutError";
 }
 
 async function runTool(

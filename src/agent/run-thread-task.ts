@@ -64,7 +64,7 @@ export async function runThreadTask(task: ThreadTask): Promise<AgentAnswer> {
     kind: task.prompt,
   });
   return {
-    text: result.text.trim(),
+    text: result.text,
     finished: result.finished,
     // Only a complete list may stand for the thread where a reply is looked for.
     comments: thread.omitted > 0 ? undefined : thread.comments,

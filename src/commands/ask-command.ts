@@ -3,7 +3,7 @@ import type { Fence } from "../agent/untrusted-text.js";
 import { answerId, toAnswerMemory } from "../memory/memory-inputs.js";
 import type { SearchHit } from "../memory/memory-store.js";
 import { answerSource, type Command } from "./command-registry.js";
-import { NO_MODEL_REPLY, PARTIAL_NOTE } from "./llm-replies.js";
+import { NO_MODEL_REPLY, renderAnswer } from "./llm-replies.js";
 
 // How many remembered notes and answers a question recalls.
 const RECALL = 5;
@@ -38,9 +38,8 @@ export const askCommand: Command = {
       }),
       log,
     });
-    const text = answer.text || "I have no answer to that.";
     return {
-      body: text + (answer.finished ? "" : PARTIAL_NOTE),
+      body: renderAnswer(answer),
       seen: answer.comments,
       references: recalled.flatMap((hit) => hit.record.number ?? []),
       // Remembered so that a later question can recall it.

@@ -21,7 +21,9 @@ export const configCommand: Command = {
         ? "The file has no problems."
         : [
             "**Problems** (these settings fell back toward less power):",
-            ...config.errors.map((e) => `- ${e}`),
+            // One line each: a problem quotes the file's keys, and a key holding a line of
+            // backticks would otherwise open a code block that swallows the rest of the list.
+            ...config.errors.map((e) => `- ${e.replace(/\s+/g, " ")}`),
           ].join("\n"),
     ].join("\n");
   },

@@ -2,7 +2,7 @@ import { runThreadTask } from "../agent/run-thread-task.js";
 import { summaryMarker } from "../github/comment-markers.js";
 import { summaryId, toAnswerMemory } from "../memory/memory-inputs.js";
 import { answerSource, type Command } from "./command-registry.js";
-import { NO_MODEL_REPLY, PARTIAL_NOTE } from "./llm-replies.js";
+import { NO_MODEL_REPLY, renderAnswer } from "./llm-replies.js";
 
 export const summarizeCommand: Command = {
   name: "summarize",
@@ -19,9 +19,8 @@ export const summarizeCommand: Command = {
       prompt: "summarize",
       log,
     });
-    const body = `**Summary of this thread** (updated by \`/talos summarize\`)\n\n${answer.text || "(nothing to summarize)"}`;
     return {
-      body: body + (answer.finished ? "" : PARTIAL_NOTE),
+      body: `**Summary of this thread** (updated by \`/talos summarize\`)\n\n${renderAnswer(answer)}`,
       marker: summaryMarker(),
       seen: answer.comments,
       // Remembered, so that `ask` elsewhere can recall what this thread concluded.

@@ -37,4 +37,26 @@ describe("a chat session", () => {
     expect(error.message).toContain("401 Incorrect API key provided");
     expect(error.message).not.toContain(TEST_OPENAI_KEY);
   });
+
+  it("prints the answer without its reasoning, and says so when the model answered nothing", async () => {
+    const model = scriptedModel()
+      .respond(new AIMessage("<think>Plan: flatter them.</think>\n\nHello."))
+      .respond(new AIMessage("<think>Still thinking when the output limit hit"))
+      .respond(new AIMessage(""));
+    const assistant = await createTestAssistant(model);
+    const { log } = await captureLogs("warn");
+    const session = createChatSession({ assistant, github: undefined, log });
+
+    expect(await session.send("hi")).toBe("Hello.");
+    expect(await session.send("and?")).toBe("(the model returned no answer)");
+    expect(await session.send("well?")).toBe("(the model returned no answer)");
+    expect(session.history.map((m) => m.content)).toEqual([
+      "hi",
+      "Hello.",
+      "and?",
+      "(no answer)",
+      "well?",
+      "(no answer)",
+    ]);
+  });
 });
