@@ -36,9 +36,10 @@ const DEPENDENCY_BOTS = new Set(["dependabot", "dependabot-preview", "renovate",
 /**
  * A pull request opened, reopened, made ready or pushed to: memory follows it (bots' too), its
  * summary is refreshed, and once a maintainer has asked for a review, each push's new changes
- * are reviewed. Jobs of one pull request run one at a time, and each works on the head as it is
- * when the job runs: of a burst of pushes, the first job does the work and the rest find the
- * summary and review already at the head.
+ * are reviewed. Nothing runs while it is a draft: made ready, it gets both for its head, pushes
+ * made as a draft included. Jobs of one pull request run one at a time, and each works on the
+ * head as it is when the job runs: of a burst of pushes, the first job does the work and the
+ * rest find the summary and review already at the head.
  */
 export async function onPullRequestChanged(options: PullRequestChangedOptions): Promise<void> {
   const { event, log } = options;
@@ -102,7 +103,9 @@ async function summarizeAndReview(options: PullRequestChangedOptions): Promise<v
       });
       metrics.pullRequestRuns.inc({ kind: "pr_summary", outcome: summary.status });
     }
-    if (event.action === "synchronize" && config.review.enabled && config.review.on_push) {
+    // Not on "opened": no review can have been asked for yet. A pull request made ready (or
+    // reopened) has had its pushes skipped meanwhile: the review takes them all at once.
+    if (event.action !== "opened" && config.review.enabled && config.review.on_push) {
       const review = await reviewPullRequest({
         assistant,
         github: options.github,

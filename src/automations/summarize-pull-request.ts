@@ -56,7 +56,8 @@ const MAX_PREVIOUS_CHARS = 6_000;
  * Keeps one summary comment per pull request, edited in place, its marker naming the head it
  * describes. A summary already at the head is left alone. Otherwise, when the head descends from
  * the summarized commit, the model reads only what changed since, with the previous summary;
- * after a force-push it reads the whole pull request again.
+ * after a force-push, or a push that took back part of what it describes, it reads the whole
+ * pull request again.
  */
 export async function summarizePullRequest(
   options: SummarizePullRequestOptions,
@@ -72,6 +73,7 @@ export async function summarizePullRequest(
     pull,
     since: existing?.sha,
     listAll: true,
+    wholeAfterRevert: true,
     settings: options.settings,
     assistant: options.assistant,
   });

@@ -1,12 +1,13 @@
 import { HumanMessage } from "@langchain/core/messages";
 import type { Logger } from "pino";
 import { prepareRun, type Assistant } from "../agent/assistant.js";
+import { UTF8_TOKEN_BOUND } from "../agent/count-tokens.js";
 import { runAgent } from "../agent/run-agent.js";
 import type { Fence } from "../agent/untrusted-text.js";
 import type { PullRequestInfo } from "../github/create-pull-request-client.js";
 import type { RepoClient } from "../github/create-repo-client.js";
 import type { PullRequestChanges } from "./load-pull-request-changes.js";
-import { renderChangesForPrompt } from "./render-changes.js";
+import { MAX_TEXT_TOKENS, renderChangesForPrompt } from "./render-changes.js";
 
 export interface AskAboutChangesOptions {
   assistant: Assistant;
@@ -15,7 +16,10 @@ export interface AskAboutChangesOptions {
   changes: PullRequestChanges;
   /** The prompt file; it takes the changes' parts and `values`. */
   prompt: "review" | "pr-summary";
-  /** Further prompt variables; untrusted text in them must go through the fence. */
+  /**
+   * Further prompt variables; untrusted text in them must go through the fence, which cuts each
+   * text to MAX_TEXT_TOKENS (the token budget counts on it).
+   */
   values: (fence: Fence) => Record<string, string>;
   /** For `talos_llm_tokens_total{kind}`. */
   kind: string;
@@ -29,9 +33,13 @@ export interface AskAboutChangesOptions {
 export async function askAboutChanges(options: AskAboutChangesOptions): Promise<string> {
   const { assistant, log } = options;
   const setup = await prepareRun(assistant, options.github, log);
+  const texts = setup.fence.bounded(
+    MAX_TEXT_TOKENS,
+    assistant.limits.tokenCounter ?? UTF8_TOKEN_BOUND,
+  );
   const prompt = await assistant.prompts.render(options.prompt, {
-    ...renderChangesForPrompt(options.pull, options.changes, setup.fence),
-    ...options.values(setup.fence),
+    ...renderChangesForPrompt(options.pull, options.changes, texts, setup.fence),
+    ...options.values(texts),
   });
   const result = await runAgent({
     model: assistant.model,

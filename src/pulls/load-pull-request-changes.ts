@@ -9,6 +9,7 @@ import type {
 import { parseGitAttributes, type GitAttributes } from "./classify-file.js";
 import { parsePatch, type Hunk } from "./parse-patch.js";
 import type { PullRequestFile } from "./pull-request-file.js";
+import { NON_DIFF_TOKENS } from "./render-changes.js";
 import { selectFiles, type FileSelection } from "./select-files.js";
 
 export interface PullRequestChanges {
@@ -22,7 +23,7 @@ export interface PullRequestChanges {
   /** The commit this run's diff starts from: absent for the whole pull request. */
   since?: string | undefined;
   /** Why the whole pull request is read although a `since` was asked for. */
-  fallback?: "force-push" | "too-many-files" | undefined;
+  fallback?: "force-push" | "too-many-files" | "revert" | undefined;
   /** What the model reads of the diff, within the token budget, and what it does not. */
   selection: FileSelection & { unlisted: number };
   /** The base branch's `.gitattributes`, for telling generated files apart. */
@@ -44,28 +45,32 @@ export interface LoadChangesOptions {
   full?: boolean;
   /** Read the whole file list even when the diff is a comparison (a summary lists every file). */
   listAll?: boolean;
+  /**
+   * Read the whole pull request when the push took back part of what `since` covered: a summary
+   * must not go on describing it. A review has nothing to say of code that is gone.
+   */
+  wholeAfterRevert?: boolean;
   settings: { max_tokens: number; ignore: readonly string[] };
   /** Its tokenizer counts the diff; its job cap and budget account bound it too. */
   assistant: Pick<Assistant, "limits" | "account">;
 }
 
-// What a run needs besides the diff: system prompt, task, title and description, the answer.
-const RESERVED_TOKENS = 4_000;
-
 /**
  * The pull request's changes for one run: the whole diff, or only what came after `since` when
  * `since` is still an ancestor of the head (the compare API). A force-push that dropped `since`,
- * or a comparison too big for GitHub to list, reads everything again. Either way the files are
- * ranked and cut to the token budget (`selectFiles`): nothing is left out without being listed.
+ * a comparison too big for GitHub to list, or (when asked) a push that reverted part of the pull
+ * request reads everything again. Either way the files are ranked and cut to the token budget
+ * (`selectFiles`): nothing is left out without being listed.
  */
 export async function loadPullRequestChanges(
   options: LoadChangesOptions,
 ): Promise<PullRequestChanges> {
   const { github, pulls, pull, settings } = options;
+  const asked = options.full ? undefined : options.since;
   let comparison: Comparison | undefined;
   let fallback: PullRequestChanges["fallback"];
-  if (options.since && !options.full) {
-    const compared = await compareOrGiveUp(pulls, options.since, pull.headSha);
+  if (asked) {
+    const compared = await compareOrGiveUp(pulls, asked, pull.headSha);
     if (compared === "too-slow") {
       fallback = "too-many-files";
     } else if (!compared || compared.status === "diverged" || compared.status === "behind") {
@@ -85,8 +90,18 @@ export async function loadPullRequestChanges(
     comparison = undefined;
     fallback = "too-many-files";
   }
-  const restricted = comparison ? restrictToPullRequest(comparison.files, listed.files) : undefined;
-  const since = comparison ? options.since : undefined;
+  let restricted = comparison ? restrictToPullRequest(comparison.files, listed.files) : undefined;
+  if (
+    restricted &&
+    asked &&
+    options.wholeAfterRevert &&
+    (await isTakenBack(pulls, pull.baseSha, asked, restricted.outside))
+  ) {
+    comparison = undefined;
+    restricted = undefined;
+    fallback = "revert";
+  }
+  const since = comparison ? asked : undefined;
   const diffFiles = restricted?.files ?? listed.files;
   const diffUnlisted = comparison ? 0 : (listed?.unlisted ?? 0);
   // The base branch's `.gitattributes`, which the maintainers wrote: the head's is the pull
@@ -96,7 +111,9 @@ export async function loadPullRequestChanges(
   // `review.max_tokens`, but never more than the job's cap and the day's budgets leave: a diff
   // that fits the setting must not carry a run past them.
   const { limits, account } = options.assistant;
-  const left = Math.min(limits.maxTokens, account?.remaining() ?? Infinity) - RESERVED_TOKENS;
+  // What is not the diff is bounded in tokens (render-changes.ts), and so is the answer.
+  const reserved = NON_DIFF_TOKENS + (limits.maxOutputTokens ?? 0);
+  const left = Math.min(limits.maxTokens, account?.remaining() ?? Infinity) - reserved;
   const counter = limits.tokenCounter ?? UTF8_TOKEN_BOUND;
   const selection = selectFiles({
     files: diffFiles,
@@ -143,18 +160,24 @@ async function compareOrGiveUp(
  * The part of a comparison that is the pull request's own: files the PR does not change are
  * dropped (the base branch changed them), and of the rest only the hunks that touch a line the
  * PR's diff adds or deletes are kept, so the model is not shown the base branch's changes as the
- * author's. Both diffs end at the head, so their new-side line numbers agree.
+ * author's. Both diffs end at the head, so their new-side line numbers agree. A revert of the
+ * PR's own changes is dropped too (it is not in the PR's diff any more): `outside` keeps the
+ * lines of every dropped hunk, for `isTakenBack` to tell the two apart.
  */
 function restrictToPullRequest(
   compared: readonly PullRequestFile[],
   own: readonly PullRequestFile[],
-): { files: PullRequestFile[]; prAdded: Map<string, Set<number>> } {
+): { files: PullRequestFile[]; prAdded: Map<string, Set<number>>; outside: OutsideLines } {
   const ownByName = new Map(own.map((f) => [f.filename, f]));
   const files: PullRequestFile[] = [];
   const prAdded = new Map<string, Set<number>>();
+  const outside: OutsideLines = new Map();
   for (const file of compared) {
     const mine = ownByName.get(file.filename);
-    if (!mine) continue;
+    if (!mine) {
+      if (file.patch !== undefined) keepLines(outside, file.filename, parsePatch(file.patch));
+      continue;
+    }
     // Without the PR's patch (binary, or too large for GitHub to show) nothing can be matched:
     // the file is still the PR's, but no line of it is known to take a comment.
     if (mine.patch === undefined || file.patch === undefined) {
@@ -164,7 +187,11 @@ function restrictToPullRequest(
     }
     const points = changePoints(parsePatch(mine.patch));
     prAdded.set(file.filename, points.added);
-    const hunks = parsePatch(file.patch).filter((hunk) => touchesPullRequest(hunk, points));
+    const hunks: Hunk[] = [];
+    const dropped: Hunk[] = [];
+    for (const hunk of parsePatch(file.patch))
+      (touchesPullRequest(hunk, points) ? hunks : dropped).push(hunk);
+    keepLines(outside, file.filename, dropped);
     if (hunks.length === 0) continue;
     let additions = 0;
     let deletions = 0;
@@ -181,7 +208,52 @@ function restrictToPullRequest(
       patch: hunks.map(renderHunk).join("\n"),
     });
   }
-  return { files, prAdded };
+  return { files, prAdded, outside };
+}
+
+/** Per file, the texts of the lines that changes outside the PR's diff add and delete. */
+type OutsideLines = Map<string, { added: Set<string>; deleted: Set<string> }>;
+
+// A line with no letter or digit (a brace, a blank) is in too many files to tell anything.
+const MEANINGFUL = /[\p{L}\p{N}]/u;
+
+function keepLines(outside: OutsideLines, path: string, hunks: Hunk[]): void {
+  for (const hunk of hunks)
+    for (const line of hunk.lines) {
+      if (line.kind === "context" || !MEANINGFUL.test(line.text)) continue;
+      const lines = outside.get(path) ?? { added: new Set<string>(), deleted: new Set<string>() };
+      outside.set(path, lines);
+      (line.kind === "add" ? lines.added : lines.deleted).add(line.text);
+    }
+}
+
+/**
+ * Whether the changes of a comparison that lie outside the PR's diff took back part of that
+ * diff as it was at `since` (deleted a line it added, or put back one it deleted) rather than
+ * came from the base branch ("Update branch"). The diffs at the head cannot tell the two apart:
+ * the PR's diff at `since` (base...since) can, one more comparison, asked for only when there
+ * are such changes. When GitHub cannot give it, the answer is yes: reading everything is safe.
+ */
+async function isTakenBack(
+  pulls: PullRequestClient,
+  base: string,
+  since: string,
+  outside: OutsideLines,
+): Promise<boolean> {
+  if (outside.size === 0) return false;
+  const before = await compareOrGiveUp(pulls, base, since);
+  if (before === "too-slow" || !before?.complete) return true;
+  return before.files.some((file) => {
+    const lines = outside.get(file.filename);
+    if (!lines || file.patch === undefined) return false;
+    return parsePatch(file.patch).some((hunk) =>
+      hunk.lines.some((line) =>
+        line.kind === "add"
+          ? lines.deleted.has(line.text)
+          : line.kind === "delete" && lines.added.has(line.text),
+      ),
+    );
+  });
 }
 
 interface ChangePoints {

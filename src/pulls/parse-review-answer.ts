@@ -3,6 +3,9 @@ import type { CommentDraft } from "./place-comments.js";
 
 const MAX_ANSWER_CHARS = 200_000;
 const MAX_DRAFTS = 100;
+// Objects tried before the answer counts as prose; the review is usually the first.
+const MAX_CANDIDATES = 16;
+const JSON_WHITESPACE = " \t\n\r";
 
 const Draft = z.object({
   path: z.string().min(1).max(1_000),
@@ -34,20 +37,11 @@ export interface ReviewAnswer {
  * is kept, and nothing is placed on a line it did not name.
  */
 export function parseReviewAnswer(text: string): ReviewAnswer {
-  const bounded = text.slice(0, MAX_ANSWER_CHARS);
-  const start = bounded.indexOf("{");
-  const end = bounded.lastIndexOf("}");
-  let raw: unknown;
-  try {
-    raw = start >= 0 && end > start ? JSON.parse(bounded.slice(start, end + 1)) : undefined;
-  } catch {
-    raw = undefined;
-  }
-  const answer = Answer.safeParse(raw);
-  if (!answer.success) return { verdict: text.trim(), drafts: [], malformed: 0, structured: false };
+  const answer = findAnswer(text.slice(0, MAX_ANSWER_CHARS));
+  if (!answer) return { verdict: text.trim(), drafts: [], malformed: 0, structured: false };
   const drafts: CommentDraft[] = [];
   let malformed = 0;
-  for (const item of answer.data.comments.slice(0, MAX_DRAFTS)) {
+  for (const item of answer.comments.slice(0, MAX_DRAFTS)) {
     const draft = Draft.safeParse(item);
     if (!draft.success) {
       malformed++;
@@ -61,6 +55,59 @@ export function parseReviewAnswer(text: string): ReviewAnswer {
       suggestion: suggestion ?? undefined,
     });
   }
-  malformed += Math.max(0, answer.data.comments.length - MAX_DRAFTS);
-  return { verdict: answer.data.verdict.trim(), drafts, malformed, structured: true };
+  malformed += Math.max(0, answer.comments.length - MAX_DRAFTS);
+  return { verdict: answer.verdict.trim(), drafts, malformed, structured: true };
+}
+
+/**
+ * The first JSON object in the text that is a review (it has a verdict or comments), wherever the
+ * model's prose around it puts braces. Each candidate is a `{` that opens a key, read to its
+ * balanced `}` with strings and escapes skipped. A scan may run to the end of the text, so only
+ * MAX_CANDIDATES are scanned: linear work on any input.
+ */
+function findAnswer(text: string): z.infer<typeof Answer> | undefined {
+  let scanned = 0;
+  for (let at = text.indexOf("{"); at >= 0; at = text.indexOf("{", at + 1)) {
+    if (!opensKey(text, at)) continue;
+    if (++scanned > MAX_CANDIDATES) return undefined;
+    const end = findObjectEnd(text, at);
+    if (end < 0) continue;
+    let raw: unknown;
+    try {
+      raw = JSON.parse(text.slice(at, end + 1));
+    } catch {
+      continue;
+    }
+    if (typeof raw !== "object" || raw === null || !("verdict" in raw || "comments" in raw))
+      continue;
+    const answer = Answer.safeParse(raw);
+    if (answer.success) return answer.data;
+  }
+  return undefined;
+}
+
+/**
+ * Whether the `{` at `at` is followed, past whitespace, by a quote, as a JSON object's first key
+ * is. Cheap: each run of whitespace is read once, from the brace just before it.
+ */
+function opensKey(text: string, at: number): boolean {
+  let i = at + 1;
+  while (i < text.length && JSON_WHITESPACE.includes(text[i]!)) i++;
+  return text[i] === '"';
+}
+
+/** Where the object opened at `start` closes, or -1: braces are counted outside strings. */
+function findObjectEnd(text: string, start: number): number {
+  let depth = 0;
+  let inString = false;
+  for (let i = start; i < text.length; i++) {
+    const c = text[i];
+    if (inString) {
+      if (c === "\\") i++;
+      else if (c === '"') inString = false;
+    } else if (c === '"') inString = true;
+    else if (c === "{") depth++;
+    else if (c === "}" && --depth === 0) return i;
+  }
+  return -1;
 }

@@ -19,18 +19,36 @@ const MAX_NAMED = 30;
 // past `review.max_tokens` and the job's cap, which reserve only a few thousand tokens for
 // everything that is not the diff.
 const MAX_NAMED_IN_PROMPT = 30;
+// A first cut, before any count: the text is the author's, of any length.
 const MAX_TITLE_AND_BODY_CHARS = 8_000;
+
+/**
+ * Each untrusted text a prompt shows besides the diff (the title and description, the previous
+ * summary, the names of the files not shown) is cut to this many tokens: a character is not a
+ * token bound, and 8,000 characters of Japanese are over 9,000 tokens.
+ */
+export const MAX_TEXT_TOKENS = 1_000;
+/**
+ * What a run's prompt takes besides the diff: the system prompt (the repository's description
+ * in it is at most 350 characters), the task's instructions, and the three texts above.
+ */
+export const NON_DIFF_TOKENS = 2_000 + 3 * MAX_TEXT_TOKENS;
 
 /** The short name of a commit, as GitHub shows it. */
 export function shortSha(sha: string): string {
   return sha.slice(0, 7);
 }
 
-/** The prompt's parts about the pull request and its diff; every untrusted text is fenced. */
+/**
+ * The prompt's parts about the pull request and its diff; every untrusted text is fenced: the
+ * diff by `codeFence`, bounded by the selection already, the rest by `fence`, which cuts each
+ * to MAX_TEXT_TOKENS.
+ */
 export function renderChangesForPrompt(
   pull: PullRequestInfo,
   changes: PullRequestChanges,
   fence: Fence,
+  codeFence: Fence,
 ): { pull_request: string; scope: string; diff: string; not_reviewed: string } {
   const { reviewed, skipped, unlisted } = changes.selection;
   const described = `${pull.title}\n\n${pull.body ?? ""}`.slice(0, MAX_TITLE_AND_BODY_CHARS);
@@ -48,7 +66,7 @@ export function renderChangesForPrompt(
     scope: describeScope(changes, "prompt"),
     diff:
       reviewed.length > 0
-        ? fence.wrapCode("pull request diff", reviewed.map((r) => r.text).join("\n\n"))
+        ? codeFence.wrapCode("pull request diff", reviewed.map((r) => r.text).join("\n\n"))
         : "(No file's diff is shown: see the list of files not shown below.)",
     not_reviewed:
       notShown.length > 0
@@ -67,6 +85,10 @@ export function describeScope(changes: PullRequestChanges, audience: "prompt" | 
     return audience === "prompt"
       ? "The branch was force-pushed since it was last covered, so the whole pull request is shown."
       : "the whole pull request (the branch was force-pushed since the last run, so it was read again in full)";
+  if (changes.fallback === "revert")
+    return audience === "prompt"
+      ? "A push took back some of the changes already covered, so the whole pull request is shown."
+      : "the whole pull request (a push took back some of its changes, so it was read again in full)";
   if (changes.fallback === "too-many-files")
     return audience === "prompt"
       ? "The whole pull request is shown (too much changed since it was last covered to compare)."

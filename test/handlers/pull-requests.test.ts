@@ -8,6 +8,7 @@ import {
   mockRepoConfig,
 } from "../helpers/github-mocks.js";
 import { createTokenCounter } from "../../src/agent/count-tokens.js";
+import { NON_DIFF_TOKENS } from "../../src/pulls/render-changes.js";
 import type { Embedder } from "../../src/memory/embedder.js";
 import { createLocalEmbedder } from "../../src/memory/local-embedder.js";
 import { createManualClock } from "../helpers/fake-clock.js";
@@ -554,8 +555,10 @@ describe("/talos review", () => {
       prompt.indexOf("Files not shown"),
     );
     const tokens = createTokenCounter().countTokens(diff);
-    expect(tokens).toBeGreaterThan(3_000);
-    expect(tokens).toBeLessThanOrEqual(9_000 - 4_000);
+    // The cap less what is not the diff and the answer (TALOS_LLM_MAX_OUTPUT_TOKENS, 1,500).
+    const left = 9_000 - NON_DIFF_TOKENS - 1_500;
+    expect(tokens).toBeGreaterThan(left - 1_000);
+    expect(tokens).toBeLessThanOrEqual(left);
   });
 
   it("a push that changed only ignored files gets no review of its own", async () => {
@@ -953,15 +956,20 @@ describe("pull-request summaries: a push that brings none of the author's change
         files: [
           {
             filename: "lib/upstream.js",
-            status: "added",
+            status: "modified",
             additions: 1,
-            deletions: 0,
-            changes: 1,
-            patch: "@@ -0,0 +1 @@\n+export const x = 1;",
+            deletions: 1,
+            changes: 2,
+            patch: "@@ -1 +1 @@\n-export const x = 0;\n+export const x = 1;",
           },
         ],
       });
     mockFiles(scope, SMALL);
+    // Changes outside the PR's diff may be a revert of its own: its diff at HEAD_1 says not.
+    scope
+      .get(`${REPO}/compare/${BASE}...${HEAD_1}`)
+      .query({ per_page: "1", page: "1" })
+      .reply(200, { status: "ahead", files: SMALL });
     scope
       .get(`${REPO}/contents/.gitattributes`)
       .query({ ref: "master" })
@@ -978,5 +986,252 @@ describe("pull-request summaries: a push that brings none of the author's change
     expect(edited).toHaveLength(1);
     expect(edited[0]!.body).toContain("- **What it changes**: adds a dark theme.");
     expect(edited[0]!.body.endsWith(`<!-- talos:pr-summary:${HEAD_2} -->`)).toBe(true);
+  });
+});
+
+describe("pull requests: drafts made ready", () => {
+  it("opened as a draft: nothing; made ready: one summary of the whole pull request at its head", async () => {
+    const model = scriptedModel().respond(new AIMessage("- **What it changes**: a dark theme."));
+    const app = await createTestApp({ model });
+    const draft = githubScope();
+    mockStart(draft, undefined, false);
+    await receive(app, "pull_request", "pull_request.opened.draft.json");
+    expect(draft.pendingMocks()).toEqual([]);
+    expect(model.callCount).toBe(0);
+
+    // The token and the config come from the cache.
+    const ready = githubScope();
+    mockAppIdentity(ready);
+    ready.get(`${REPO}/pulls/2`).reply(200, pull(HEAD_2));
+    ready.get(`${REPO}/issues/2/comments`).query({ per_page: "100" }).reply(200, []);
+    mockFiles(ready, PUSHED);
+    mockRunReads(ready);
+    const posted: Array<{ body: string }> = [];
+    ready.post(`${REPO}/issues/2/comments`, capture(posted)).reply(201, { id: 700 });
+    await receive(app, "pull_request", "pull_request.ready_for_review.json", (p) => {
+      p.pull_request.head.sha = HEAD_2;
+    });
+
+    expect(ready.pendingMocks()).toEqual([]);
+    expect(model.callCount).toBe(1);
+    expect(posted).toHaveLength(1);
+    expect(posted[0]!.body).toContain("covering the whole pull request.");
+    expect(posted[0]!.body.endsWith(`<!-- talos:pr-summary:${HEAD_2} -->`)).toBe(true);
+  });
+
+  it("pushes made while a draft are summarized and reviewed once when it is made ready, and not again on a redelivery", async () => {
+    const model = scriptedModel()
+      .respond(new AIMessage("- **What it changes**: a dark theme, remembered across reloads."))
+      .respond(new AIMessage(JSON.stringify({ verdict: "Persisting is fine.", comments: [] })));
+    const app = await createTestApp({ model });
+    // A review was asked for, then the pull request went back to draft; this push is skipped.
+    const draftPush = githubScope();
+    mockStart(draftPush, undefined, false);
+    await receive(app, "pull_request", "pull_request.synchronize.json", (p) => {
+      p.pull_request.draft = true;
+      p.pull_request.head.sha = HEAD_2;
+      p.before = HEAD_1;
+      p.after = HEAD_2;
+    });
+    expect(draftPush.pendingMocks()).toEqual([]);
+    expect(model.callCount).toBe(0);
+
+    const ready = githubScope();
+    mockAppIdentity(ready);
+    ready.get(`${REPO}/pulls/2`).times(2).reply(200, pull(HEAD_2));
+    mockSummaryComment(ready, HEAD_1, "- **What it changes**: adds a dark theme.");
+    mockFiles(ready, PUSHED);
+    mockFiles(ready, PUSHED);
+    ready
+      .get(`${REPO}/compare/${HEAD_1}...${HEAD_2}`)
+      .query({ per_page: "1", page: "1" })
+      .times(2)
+      .reply(200, PUSH);
+    mockRunReads(ready);
+    const edited: Array<{ body: string }> = [];
+    ready.patch(`${REPO}/issues/comments/700`, capture(edited)).reply(200, { id: 700 });
+    mockReviews(ready, "earlier");
+    const reviews: any[] = [];
+    ready
+      .post(`${REPO}/pulls/2/reviews`, capture(reviews))
+      .reply(200, { id: 86, html_url: "https://github.com/x" });
+    await receive(app, "pull_request", "pull_request.ready_for_review.json", (p) => {
+      p.pull_request.head.sha = HEAD_2;
+    });
+
+    expect(ready.pendingMocks()).toEqual([]);
+    expect(edited).toHaveLength(1);
+    expect(edited[0]!.body).toContain(`covering the changes since \`${HEAD_1.slice(0, 7)}\``);
+    expect(edited[0]!.body.endsWith(`<!-- talos:pr-summary:${HEAD_2} -->`)).toBe(true);
+    expect(reviews).toHaveLength(1);
+    expect(reviews[0].commit_id).toBe(HEAD_2);
+    expect(reviews[0].body).toContain(`covering the changes since \`${HEAD_1.slice(0, 7)}\``);
+    expect(reviews[0].body.endsWith(`<!-- talos:review:${HEAD_2} -->`)).toBe(true);
+    expect(String(model.calls[1]!.messages[1]!.content)).toContain(
+      "localStorage.setItem('theme', name);",
+    );
+
+    // GitHub delivers the event again: both are at the head already.
+    const again = githubScope();
+    again.get(`${REPO}/pulls/2`).reply(200, pull(HEAD_2));
+    mockSummaryComment(again, HEAD_2, "- **What it changes**: a dark theme.");
+    again
+      .get(`${REPO}/pulls/2/reviews`)
+      .query({ per_page: "100" })
+      .reply(200, [
+        {
+          id: 86,
+          user: { login: BOT },
+          body: `Persisting is fine.\n\n<!-- talos:review:${HEAD_2} -->`,
+          commit_id: HEAD_2,
+        },
+      ]);
+    await receive(app, "pull_request", "pull_request.ready_for_review.json", (p) => {
+      p.pull_request.head.sha = HEAD_2;
+    });
+
+    expect(again.pendingMocks()).toEqual([]);
+    expect(model.callCount).toBe(2);
+  });
+});
+
+describe("pull-request summaries: a push that takes changes back", () => {
+  // At HEAD_1 the PR adds a guard to setTheme (files.small.json); the push to HEAD_2 removes it.
+  const THEME_WITHOUT_GUARD = {
+    filename: "src/theme.js",
+    status: "modified",
+    additions: 2,
+    deletions: 1,
+    changes: 3,
+    patch:
+      "@@ -1,4 +1,5 @@\n const themes = ['light'];\n-export function setTheme(name) {\n+export function setTheme(name, store) {\n+  store.theme = name;\n   document.body.className = name;\n }",
+  };
+  const REVERTED = SMALL.map((file) =>
+    file.filename === "src/theme.js" ? THEME_WITHOUT_GUARD : file,
+  );
+  const REVERT_PUSH = {
+    status: "ahead",
+    files: [
+      {
+        filename: "src/theme.js",
+        status: "modified",
+        additions: 0,
+        deletions: 1,
+        changes: 1,
+        patch:
+          "@@ -1,6 +1,5 @@\n const themes = ['light'];\n export function setTheme(name, store) {\n-  if (!themes.includes(name)) return;\n   store.theme = name;\n   document.body.className = name;\n }",
+      },
+    ],
+  };
+
+  it("a push that reverts part of the pull request: the summary is written again from the whole pull request", async () => {
+    const model = scriptedModel().respond(
+      new AIMessage("- **What it changes**: `setTheme` takes a store."),
+    );
+    const app = await createTestApp({ model });
+    const scope = githubScope();
+    mockStart(scope);
+    scope.get(`${REPO}/pulls/2`).reply(200, pull(HEAD_2));
+    mockSummaryComment(
+      scope,
+      HEAD_1,
+      "- **What it changes**: `setTheme` takes a store and ignores unknown theme names.",
+    );
+    scope
+      .get(`${REPO}/compare/${HEAD_1}...${HEAD_2}`)
+      .query({ per_page: "1", page: "1" })
+      .reply(200, REVERT_PUSH);
+    mockFiles(scope, REVERTED);
+    // The PR's own diff as it was at HEAD_1: the line the push deleted was one it added.
+    scope
+      .get(`${REPO}/compare/${BASE}...${HEAD_1}`)
+      .query({ per_page: "1", page: "1" })
+      .reply(200, { status: "ahead", files: SMALL });
+    mockRunReads(scope);
+    const edited: Array<{ body: string }> = [];
+    scope.patch(`${REPO}/issues/comments/700`, capture(edited)).reply(200, { id: 700 });
+
+    await receive(app, "pull_request", "pull_request.synchronize.json", (p) => {
+      p.pull_request.head.sha = HEAD_2;
+    });
+
+    expect(scope.pendingMocks()).toEqual([]);
+    expect(model.callCount).toBe(1);
+    expect(edited).toHaveLength(1);
+    expect(edited[0]!.body).toContain(
+      "covering the whole pull request (a push took back some of its changes, so it was read again in full)",
+    );
+    expect(edited[0]!.body).not.toContain("ignores unknown theme names");
+    expect(edited[0]!.body.endsWith(`<!-- talos:pr-summary:${HEAD_2} -->`)).toBe(true);
+    const prompt = String(model.calls[0]!.messages[1]!.content);
+    expect(prompt).toContain("There is no earlier summary");
+    expect(prompt).toContain("+  store.theme = name;");
+    expect(prompt).not.toContain("themes.includes(name)");
+  });
+});
+
+describe("pull requests: a long description in a script of many tokens", () => {
+  // 8,000 Japanese characters: more than 9,000 tokens, over twice what a prompt keeps for all
+  // that is not the diff.
+  const LONG = "機能追加：ダークテーマの切り替えを実装しました。".repeat(400).slice(0, 8_000);
+
+  it("the summary's prompt stays within the job's token cap", async () => {
+    const model = scriptedModel().respond(new AIMessage("- **What it changes**: many modules."));
+    const app = await createTestApp({ model, env: { TALOS_AGENT_MAX_TOKENS: "12000" } });
+    const scope = githubScope();
+    mockStart(scope);
+    scope
+      .get(`${REPO}/pulls/2`)
+      .reply(200, pull(HEAD_1, { changed_files: 350, title: LONG.slice(0, 256), body: LONG }));
+    scope.get(`${REPO}/issues/2/comments`).query({ per_page: "100" }).reply(200, []);
+    mockFiles(scope, MANY);
+    mockRunReads(scope);
+    scope.post(`${REPO}/issues/2/comments`).reply(201, { id: 700 });
+
+    await receive(app, "pull_request", "pull_request.opened.json");
+
+    expect(scope.pendingMocks()).toEqual([]);
+    const counter = createTokenCounter();
+    const prompt = model.calls[0]!.messages.reduce(
+      (sum, message) => sum + counter.countTokens(String(message.content)),
+      0,
+    );
+    // The cap less the answer's share (TALOS_LLM_MAX_OUTPUT_TOKENS, 1,500 by default).
+    expect(prompt).toBeLessThanOrEqual(12_000 - 1_500);
+    const human = String(model.calls[0]!.messages[1]!.content);
+    expect(human).toContain(LONG.slice(0, 100));
+    expect(human).toContain("…(cut to fit)");
+  });
+
+  it("a push's summary, with a long previous summary, stays within the job's token cap", async () => {
+    const model = scriptedModel().respond(new AIMessage("- **What it changes**: many modules."));
+    const app = await createTestApp({ model, env: { TALOS_AGENT_MAX_TOKENS: "12000" } });
+    const scope = githubScope();
+    mockStart(scope);
+    scope
+      .get(`${REPO}/pulls/2`)
+      .reply(200, pull(HEAD_2, { changed_files: 350, title: LONG.slice(0, 256), body: LONG }));
+    mockSummaryComment(scope, HEAD_1, LONG);
+    // The push brought a large part of the PR's own diff.
+    scope
+      .get(`${REPO}/compare/${HEAD_1}...${HEAD_2}`)
+      .query({ per_page: "1", page: "1" })
+      .reply(200, { status: "ahead", files: MANY.slice(0, 250) });
+    mockFiles(scope, MANY);
+    mockRunReads(scope);
+    scope.patch(`${REPO}/issues/comments/700`).reply(200, { id: 700 });
+
+    await receive(app, "pull_request", "pull_request.synchronize.json", (p) => {
+      p.pull_request.head.sha = HEAD_2;
+    });
+
+    expect(scope.pendingMocks()).toEqual([]);
+    const counter = createTokenCounter();
+    const prompt = model.calls[0]!.messages.reduce(
+      (sum, message) => sum + counter.countTokens(String(message.content)),
+      0,
+    );
+    expect(prompt).toBeLessThanOrEqual(12_000 - 1_500);
+    expect(String(model.calls[0]!.messages[1]!.content)).toContain("The summary so far");
   });
 });

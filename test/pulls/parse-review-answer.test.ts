@@ -1,0 +1,64 @@
+import { describe, expect, it } from "vitest";
+import { parseReviewAnswer } from "../../src/pulls/parse-review-answer.js";
+
+const REVIEW = JSON.stringify({
+  verdict: "Sound, but `save()` swallows its error.",
+  comments: [
+    {
+      path: "src/save.ts",
+      line: 12,
+      severity: "major",
+      body: 'The catch returns `{}` and logs "}" nowhere: the error is lost.',
+    },
+  ],
+});
+
+const EXPECTED = {
+  verdict: "Sound, but `save()` swallows its error.",
+  drafts: [
+    {
+      path: "src/save.ts",
+      line: 12,
+      severity: "major",
+      body: 'The catch returns `{}` and logs "}" nowhere: the error is lost.',
+      startLine: undefined,
+      original: undefined,
+      suggestion: undefined,
+    },
+  ],
+  malformed: 0,
+  structured: true,
+};
+
+describe("parseReviewAnswer", () => {
+  it("reads the JSON object when prose after it has a brace", () => {
+    const text = `\`\`\`json\n${REVIEW}\n\`\`\`\n\nI left out the style nits in \`render() {}\`.`;
+    expect(parseReviewAnswer(text)).toEqual(EXPECTED);
+  });
+
+  it("reads the JSON object when prose before it has braces and quotes", () => {
+    const text = `Looking at \`function save() {\` and the "unclosed quote first:\n\n${REVIEW}`;
+    expect(parseReviewAnswer(text)).toEqual(EXPECTED);
+  });
+
+  it("passes over an object before the answer that is not the review", () => {
+    const text = `The config {"retries": 3} looks fine. {not json} Here is the review: ${REVIEW} {}`;
+    expect(parseReviewAnswer(text)).toEqual(EXPECTED);
+  });
+
+  it("keeps a text with no review object as the verdict", () => {
+    const text = 'No JSON here, only `{"a": {` and a stray }.';
+    expect(parseReviewAnswer(text)).toEqual({
+      verdict: text,
+      drafts: [],
+      malformed: 0,
+      structured: false,
+    });
+  });
+
+  it("stays correct on hostile repeats of object openers and quotes", () => {
+    const hostile = '{"a":'.repeat(40_000) + '{"'.repeat(20_000);
+    expect(parseReviewAnswer(hostile).structured).toBe(false);
+    expect(parseReviewAnswer(`${"{ x ".repeat(45_000)}${REVIEW}`)).toEqual(EXPECTED);
+  });
+});
