@@ -99,7 +99,8 @@ async function backfillWith(
     createdAt: repository.created_at,
   });
   const before = await store.readBackfillState();
-  if (before?.status === "done") {
+  // One found with issues switched off is checked again: someone asking may have switched them on.
+  if (before?.status === "done" && !before.issuesDisabledAt) {
     stdout.write(
       `${options.repo} is already backfilled into memory ${name} (${before.indexed} indexed); ${reset} to index it again.\n`,
     );
@@ -142,8 +143,14 @@ async function backfillWith(
   // Flushed here rather than by closeAll, which ignores a failure.
   await store.flush();
   const { records } = await store.stats();
+  if (state.issuesDisabledAt) {
+    stdout.write(
+      `${options.repo} has issues switched off: GitHub answers 410 Gone to listing them (and the pull requests listed with them), so nothing more was indexed; memory ${name} holds ${records} records. Run this again once they are on (the server checks again a day later).\n`,
+    );
+    return 0;
+  }
   stdout.write(
-    `Indexed ${state.indexed - (before?.indexed ?? 0)} issues and pull requests of ${options.repo}${before ? `, resumed at page ${before.page}` : ""}; memory ${name} holds ${records} records.${state.status === "running" ? " Stopped before the end: run it again to resume." : ""}\n`,
+    `Indexed ${state.indexed - (before?.indexed ?? 0)} issues and pull requests of ${options.repo}${before && before.page > 1 ? `, resumed at page ${before.page}` : ""}; memory ${name} holds ${records} records.${state.status === "running" ? " Stopped before the end: run it again to resume." : ""}\n`,
   );
   return 0;
 }

@@ -72,19 +72,29 @@ export interface SkippedItem {
 }
 
 export interface BackfillState {
-  /** `failed`: it gave up (see `error`); the next start tries again from `page`. */
+  /**
+   * `failed`: it gave up (see `error`); the next start tries again from `page`. `done` with
+   * `issuesDisabledAt`: GitHub lists nothing more.
+   */
   status: "running" | "done" | "failed";
   /** `owner/repo` as GitHub spelled it. */
   repo?: string;
   /** The next page of `GET /repos/{owner}/{repo}/issues` to read. */
   page: number;
   /**
-   * The last item read, newest first: what sorts at or before it is skipped. Issues opened
-   * between a stop and the resume push the pages along: page numbers alone read items twice
-   * and counted them twice towards `max`, leaving as many of the oldest out. (Issues deleted
-   * meanwhile pull the pages back: as many items as were deleted are left out.)
+   * The last item read, newest first: what sorts at or before it is skipped. The pages move
+   * between a stop and the resume: issues opened meanwhile push them along (page numbers alone
+   * read items twice, and counted them twice towards `max`), and issues deleted meanwhile pull
+   * them back (items move to pages already read). So a resume reads from the page before
+   * `page`, further back while a page starts with an item not read yet.
    */
   last?: { number: number; createdAt: string } | undefined;
+  /**
+   * When GitHub last answered that the repository has issues switched off: 410 Gone to the
+   * listing, which holds the pull requests too. Done, not failed: a start does not try again
+   * what fails again, and backfill-runner.ts checks again a day later.
+   */
+  issuesDisabledAt?: string;
   /** Issues and pull requests stored. */
   indexed: number;
   /** Items that could not be stored (the embedder refused the text, say), left out. */
@@ -146,6 +156,8 @@ export function backfillProgressIn(directory: string): BackfillProgress {
  *   progress (`status: "failed"`), from which the next start resumes.
  * - When the installation's rate limit runs low, it waits for the reset instead of spending
  *   what webhooks need.
+ * - A repository with issues switched off is done, with nothing to index; a run asked for again
+ *   checks whether they still are.
  * - Texts already in memory are not embedded again, so running it twice costs reads only.
  * - The claim is kept while it runs; once another holder has it, this stops with
  *   BackfillTakenOverError before saving anything more, so the two never overwrite each
@@ -163,7 +175,7 @@ export async function backfillRepository(options: BackfillOptions): Promise<Back
     await progress.saveBackfillState(state);
   };
   const saved = await progress.readBackfillState();
-  if (saved?.status === "done") {
+  if (saved?.status === "done" && !saved.issuesDisabledAt) {
     log.info({ repo: fullName, indexed: saved.indexed }, "backfill already done");
     return saved;
   }
@@ -171,41 +183,58 @@ export async function backfillRepository(options: BackfillOptions): Promise<Back
   let state: BackfillState = { page: 1, indexed: 0, ...saved, status: "running", repo: fullName };
   delete state.error;
   delete state.failedAt;
+  delete state.issuesDisabledAt;
+  // After a stop, or a wait for the rate limit (up to an hour), the pages may have moved: the
+  // next read looks back (readPage). A retry's backoff of seconds is as short as the time
+  // between two pages.
+  let moved = true;
+  // Failures in a row of the page at `state.page`; reading back to it is no progress past it.
+  let failures = 0;
   while (processed(state) < max && !options.signal?.aborted) {
-    let page: PageOutcome | undefined;
-    for (let attempt = 1; !page; attempt++) {
-      try {
-        page = await backfillPage(options, state);
-      } catch (error) {
-        // The memory is gone, or another process has it: nothing to record, nothing to retry.
-        if (error instanceof MemoryDeletedError || error instanceof MemoryLockedError) throw error;
-        const limitedMs = rateLimitWaitMs(error, clock);
-        if ((!isRetryable(error) && limitedMs === undefined) || attempt >= retry.attempts) {
-          state = {
-            ...state,
-            status: "failed",
-            error: `page ${state.page} failed ${attempt === 1 ? "once" : `${attempt} times`}; last: ${describe(error)}`,
-            failedAt: new Date(clock.now()).toISOString(),
-          };
-          // The caller reports the error; backfill.json keeps it for whoever looks later.
-          await save(state);
-          throw error;
-        }
-        // A rate limit lasts as long as GitHub says (up to the hour's reset): trying sooner
-        // only fails again.
-        const waitMs = limitedMs ?? Math.min(retry.maxMs, retry.baseMs * 2 ** (attempt - 1));
-        log.warn(
-          { err: error, repo: fullName, page: state.page, attempt, waitMs },
-          "backfill page failed; trying again",
-        );
-        if (!(await wait(clock, waitMs, options.signal, claim))) return state;
+    let page: PageOutcome;
+    try {
+      page = await backfillPage(options, state, moved);
+    } catch (error) {
+      // The memory is gone, or another process has it: nothing to record, nothing to retry.
+      if (error instanceof MemoryDeletedError || error instanceof MemoryLockedError) throw error;
+      // Issues switched off: GitHub answers so until someone switches them on again.
+      if (statusOf(error) === 410) {
+        state = { ...state, status: "done", issuesDisabledAt: new Date(clock.now()).toISOString() };
+        await save(state);
+        log.info({ repo: fullName, indexed: state.indexed }, "backfill: issues are disabled");
+        return state;
       }
+      failures++;
+      const limitedMs = rateLimitWaitMs(error, clock);
+      if ((!isRetryable(error) && limitedMs === undefined) || failures >= retry.attempts) {
+        state = {
+          ...state,
+          status: "failed",
+          error: `page ${state.page} failed ${failures === 1 ? "once" : `${failures} times`}; last: ${describe(error)}`,
+          failedAt: new Date(clock.now()).toISOString(),
+        };
+        // The caller reports the error; backfill.json keeps it for whoever looks later.
+        await save(state);
+        throw error;
+      }
+      // A rate limit lasts as long as GitHub says (up to the hour's reset): trying sooner
+      // only fails again.
+      const waitMs = limitedMs ?? Math.min(retry.maxMs, retry.baseMs * 2 ** (failures - 1));
+      log.warn(
+        { err: error, repo: fullName, page: state.page, attempt: failures, waitMs },
+        "backfill page failed; trying again",
+      );
+      if (!(await wait(clock, waitMs, options.signal, claim))) return state;
+      if (limitedMs !== undefined) moved = true;
+      continue;
     }
+    if (page.number >= state.page) failures = 0;
+    moved = false;
     const last = page.received < PER_PAGE || processed(state) + page.taken >= max;
     state = {
       ...state,
       status: last ? "done" : "running",
-      page: state.page + 1,
+      page: page.number + 1,
       last: page.last ?? state.last,
       indexed: state.indexed + page.stored,
       ...(page.skipped.length > 0
@@ -224,12 +253,14 @@ export async function backfillRepository(options: BackfillOptions): Promise<Back
     );
     options.onProgress?.(state.indexed, max);
     if (last) break;
-    await waitForRateLimit(page.headers, clock, log, options.signal, claim);
+    moved = await waitForRateLimit(page.headers, clock, log, options.signal, claim);
   }
   return state;
 }
 
 interface PageOutcome {
+  /** The page read. */
+  number: number;
   /** Items GitHub returned. */
   received: number;
   /** Items within `max`, not read before. */
@@ -244,17 +275,14 @@ interface PageOutcome {
 const processed = (state: BackfillState) => state.indexed + (state.skipped ?? 0);
 
 /** One page: read, then stored in one batch, or item by item when the batch had a bad item. */
-async function backfillPage(options: BackfillOptions, state: BackfillState): Promise<PageOutcome> {
-  const { octokit, repo, memory, max, log } = options;
+async function backfillPage(
+  options: BackfillOptions,
+  state: BackfillState,
+  moved: boolean,
+): Promise<PageOutcome> {
+  const { memory, max, log, repo } = options;
   const fullName = `${repo.owner}/${repo.repo}`;
-  const response = await octokit.rest.issues.listForRepo({
-    ...repo,
-    state: "all",
-    sort: "created",
-    direction: "desc",
-    per_page: PER_PAGE,
-    page: state.page,
-  });
+  const { number, response } = await readPage(options, state, moved);
   const items = response.data
     .filter((item) => !readBefore(item, state.last))
     .slice(0, Math.max(0, max - processed(state)));
@@ -292,6 +320,7 @@ async function backfillPage(options: BackfillOptions, state: BackfillState): Pro
   }
   const lastItem = items.at(-1);
   return {
+    number,
     received: response.data.length,
     taken: items.length,
     last: lastItem && { number: lastItem.number, createdAt: lastItem.created_at },
@@ -299,6 +328,32 @@ async function backfillPage(options: BackfillOptions, state: BackfillState): Pro
     skipped,
     headers: response.headers,
   };
+}
+
+/**
+ * The page at `state.page`; or, when the pages may have `moved` since the last read, the first
+ * page from which nothing unread is left out: the one before, or further back while a page
+ * starts with an item not read yet (issues deleted meanwhile pulled it back; a page with nothing
+ * read on it is past the end now). An extra page each resume, so that no item is left out.
+ */
+async function readPage(options: BackfillOptions, state: BackfillState, moved: boolean) {
+  const list = (page: number) =>
+    options.octokit.rest.issues.listForRepo({
+      ...options.repo,
+      state: "all",
+      sort: "created",
+      direction: "desc",
+      per_page: PER_PAGE,
+      page,
+    });
+  const { last } = state;
+  if (!moved || !last || state.page === 1)
+    return { number: state.page, response: await list(state.page) };
+  for (let number = state.page - 1; ; number--) {
+    const response = await list(number);
+    const first = response.data[0];
+    if (number === 1 || (first && readBefore(first, last))) return { number, response };
+  }
 }
 
 /**
@@ -435,22 +490,24 @@ function sleep(clock: Clock, ms: number, signal: AbortSignal | undefined): Promi
   });
 }
 
+/** Waits for the reset when the rate limit runs low; true when it waited. */
 async function waitForRateLimit(
   headers: Record<string, unknown>,
   clock: Clock,
   log: Logger,
   signal: AbortSignal | undefined,
   claim: ClaimKeeper,
-): Promise<void> {
+): Promise<boolean> {
   const limit = Number(headers["x-ratelimit-limit"]);
   const remaining = Number(headers["x-ratelimit-remaining"]);
   const reset = Number(headers["x-ratelimit-reset"]);
   if (!Number.isFinite(limit) || !Number.isFinite(remaining) || remaining >= limit * RESERVE)
-    return;
+    return false;
   const waitMs = Math.max(0, reset * 1000 - clock.now()) + 1_000;
   log.warn(
     { remaining, limit, waitSeconds: Math.round(waitMs / 1000) },
     "backfill paused until the rate limit resets",
   );
   await wait(clock, waitMs, signal, claim);
+  return true;
 }

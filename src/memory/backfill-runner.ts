@@ -44,10 +44,19 @@ interface Job {
 }
 
 /**
+ * How long a repository found with issues switched off is left before a start checks again.
+ * No event says they were switched on (`repository.edited` is not sent for it:
+ * https://github.com/probot/probot/issues/1206); the issues opened after are indexed as they
+ * come, and this brings in the older ones.
+ */
+const ISSUES_DISABLED_RECHECK_MS = 24 * 3_600_000;
+
+/**
  * Runs backfills one at a time in the background, so a new installation with many repositories
  * neither delays webhooks nor spends the rate limit all at once. A backfill that a restart
- * interrupted, or that gave up, is resumed by `resume()`; one whose repository leaves is
- * cancelled by `cancel()`.
+ * interrupted, or that gave up, is resumed by `resume()`, which also checks again a repository
+ * found with issues switched off a day before; one whose repository leaves is cancelled by
+ * `cancel()`.
  */
 export class BackfillRunner {
   readonly #options: BackfillRunnerOptions;
@@ -105,12 +114,13 @@ export class BackfillRunner {
   }
 
   /**
-   * Queues the backfills a restart interrupted or that gave up. Those of name-keyed memories
+   * Queues the backfills a restart interrupted or that gave up, and those of repositories found
+   * with issues switched off more than a day ago. Those of name-keyed memories
    * from before the upgrade are claimed first: GitHub says which repository has that name now,
    * and opening its memory adopts the old one if it is that repository's.
    */
   async resume(): Promise<void> {
-    const { memory, log } = this.#options;
+    const { memory, log, clock } = this.#options;
     // One progress that cannot be read (a damaged backfill.json) holds up no other backfill.
     const readOrSay = (read: Promise<BackfillState | undefined>, where: object) =>
       read.catch((error: unknown) => {
@@ -120,14 +130,14 @@ export class BackfillRunner {
     for (const namespace of await memory.list()) {
       const where = { installation: namespace.installation, repositoryId: namespace.repository };
       const state = await readOrSay(memory.readBackfillState(namespace), where);
-      if (isUnfinished(state)) this.enqueue(namespace);
+      if (isToRun(state, clock.now())) this.enqueue(namespace);
     }
     for (const legacy of await memory.listLegacy()) {
       const where = { installation: legacy.installation, legacy: legacy.name };
       const state = await readOrSay(readBackfillState(legacy.directory), where);
       // The directory's name is lower-case; the progress kept GitHub's spelling.
       const name = state?.repo?.toLowerCase() === legacy.name ? state.repo! : legacy.name;
-      if (isUnfinished(state)) this.#claim(legacy, name);
+      if (isToRun(state, clock.now())) this.#claim(legacy, name);
     }
   }
 
@@ -172,8 +182,11 @@ export class BackfillRunner {
       repositoryId: target.repository,
     });
     const previous = await registry.readBackfillState(target);
-    if (previous?.status === "done")
-      return log.info({ indexed: previous.indexed }, "backfill already done");
+    if (previous?.status === "done" && !isToRun(previous, clock.now())) {
+      return previous.issuesDisabledAt
+        ? log.info({ since: previous.issuesDisabledAt }, "backfill skipped: issues are disabled")
+        : log.info({ indexed: previous.indexed }, "backfill already done");
+    }
     const octokit = await this.#options.auth(target.installation);
     // As GitHub has it now: its name may have changed since the event, and its creation time
     // tells whether a memory kept by name before the upgrade is its.
@@ -211,7 +224,12 @@ export class BackfillRunner {
           retry: this.#options.retry,
         });
         log.info(
-          { indexed: state.indexed, skipped: state.skipped, status: state.status },
+          {
+            indexed: state.indexed,
+            skipped: state.skipped,
+            status: state.status,
+            issuesDisabled: state.issuesDisabledAt !== undefined,
+          },
           "backfill stopped",
         );
       } finally {
@@ -231,8 +249,15 @@ export class BackfillRunner {
 
 const keyOf = (namespace: MemoryNamespace) => `${namespace.installation}/${namespace.repository}`;
 
-const isUnfinished = (state: BackfillState | undefined) =>
-  state?.status === "running" || state?.status === "failed";
+/**
+ * Unfinished, or found with issues switched off long enough ago to check again: a repository
+ * that had them off is not asked at every start.
+ */
+function isToRun(state: BackfillState | undefined, now: number): boolean {
+  if (state?.issuesDisabledAt)
+    return now - Date.parse(state.issuesDisabledAt) >= ISSUES_DISABLED_RECHECK_MS;
+  return state?.status === "running" || state?.status === "failed";
+}
 
 async function getRepository(octokit: Octokit, fullName: string) {
   const [owner = "", repo = ""] = fullName.split("/");

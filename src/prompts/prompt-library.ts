@@ -16,15 +16,29 @@ export class PromptError extends Error {
   }
 }
 
+/**
+ * What tells one version of a file from another without reading it. The mtime alone does not:
+ * build tools pin it (SOURCE_DATE_EPOCH, Nix) and rsync -t copies it, so a replacement of the
+ * same size can carry the old one. A replacement is a new inode, and a write in place moves the
+ * ctime, which no tool can set.
+ */
+export interface FileVersion {
+  ino: bigint;
+  size: bigint;
+  mtimeNs: bigint;
+  ctimeNs: bigint;
+}
+
 /** The file system calls the library makes; tests count them. */
 export interface PromptFileSystem {
-  stat(path: string): Promise<{ mtimeMs: number; size: number }>;
+  stat(path: string): Promise<FileVersion>;
   readFile(path: string): Promise<string>;
   readdir(path: string): Promise<string[]>;
 }
 
 export const nodeFileSystem: PromptFileSystem = {
-  stat: (path) => stat(path),
+  // In nanoseconds: milliseconds as a float would round two writes a microsecond apart together.
+  stat: (path) => stat(path, { bigint: true }),
   readFile: (path) => readFile(path, "utf8"),
   readdir: (path) => readdir(path),
 };
@@ -93,10 +107,17 @@ export function renderPrompt(prompt: Prompt, values: Record<string, string>): st
 
 interface CachedPrompt {
   prompt: Prompt;
-  mtimeMs: number;
-  size: number;
+  /** The file as last read: its version, and its text (which may be a broken edit's). */
+  version: FileVersion;
+  text: string;
+  /**
+   * Whether a check since that read found the same version and the same text. Until then the
+   * version proves nothing: a write in the timestamp tick of the read (a second, on some file
+   * systems) leaves it as it was.
+   */
+  settled: boolean;
   checkedAt: number;
-  /** The file could not be stat'ed at the last check (logged once, until it is back). */
+  /** The file could not be stat'ed or read at the last check (logged once, until it is back). */
   unreadable?: boolean;
 }
 
@@ -116,10 +137,11 @@ export interface PromptLibraryOptions {
 
 /**
  * The prompts under `prompts/`, loaded through a cache: a render costs no file access until the
- * check interval has passed, then one `stat`, and a read only when the file's mtime or size
- * changed. An edit is picked up without a restart; an edit that breaks the file, changes the
- * variables it takes (the code still fills the old ones, so every render would throw) or removes
- * it keeps the last good version in use and is logged.
+ * check interval has passed, then one `stat`, and a read only when the file's version changed,
+ * and once more at the check after, to see that the read did not race a write. An edit is picked
+ * up without a restart; an edit that breaks the file, changes the variables it takes (the code
+ * still fills the old ones, so every render would throw) or removes it keeps the last good
+ * version in use and is logged.
  */
 export class PromptLibrary {
   readonly #options: PromptLibraryOptions;
@@ -177,9 +199,12 @@ export class PromptLibrary {
     if (now - cached.checkedAt < this.#options.checkIntervalMs) return cached.prompt;
     cached.checkedAt = now;
     const file = this.#file(name);
-    let info: { mtimeMs: number; size: number };
+    let version: FileVersion;
+    let text: string;
     try {
-      info = await this.#fs.stat(file);
+      version = await this.#fs.stat(file);
+      if (cached.settled && isSameVersion(version, cached.version)) return cached.prompt;
+      text = await this.#fs.readFile(file);
     } catch (error) {
       // Removed, or being replaced (a checkout deletes, then writes): keep serving the last
       // version, and say so once.
@@ -192,13 +217,17 @@ export class PromptLibrary {
       return cached.prompt;
     }
     cached.unreadable = false;
-    if (info.mtimeMs === cached.mtimeMs && info.size === cached.size) return cached.prompt;
+    if (text === cached.text) {
+      // Read after its version was taken: a later write moves the version.
+      cached.settled = isSameVersion(version, cached.version);
+      cached.version = version;
+      return cached.prompt;
+    }
     try {
-      return (await this.#load(name, now, info, cached.prompt.variables)).prompt;
+      return (await this.#load(name, now, { version, text }, cached.prompt.variables)).prompt;
     } catch (error) {
       // Keep serving the last good version; a broken edit must not take the assistant down.
-      cached.mtimeMs = info.mtimeMs;
-      cached.size = info.size;
+      Object.assign(cached, { version, text, settled: false });
       this.#options.log.error(
         { err: error, file },
         "prompt file changed but is broken; still using the previous version",
@@ -219,17 +248,23 @@ export class PromptLibrary {
   async #load(
     name: string,
     now: number,
-    known?: { mtimeMs: number; size: number },
+    read?: { version: FileVersion; text: string },
     variables?: readonly string[],
   ): Promise<CachedPrompt> {
     const file = this.#file(name);
-    const info = known ?? (await this.#fs.stat(file));
-    const prompt = parsePrompt(name, file, await this.#fs.readFile(file));
+    // The version first: a write after it moves it, so the next check sees the change.
+    const version = read?.version ?? (await this.#fs.stat(file));
+    const text = read?.text ?? (await this.#fs.readFile(file));
+    const prompt = parsePrompt(name, file, text);
     if (variables) checkVariables(prompt, file, variables);
-    const cached = { prompt, mtimeMs: info.mtimeMs, size: info.size, checkedAt: now };
+    const cached = { prompt, version, text, settled: false, checkedAt: now };
     this.#cache.set(name, cached);
     return cached;
   }
+}
+
+function isSameVersion(a: FileVersion, b: FileVersion): boolean {
+  return a.ino === b.ino && a.size === b.size && a.mtimeNs === b.mtimeNs && a.ctimeNs === b.ctimeNs;
 }
 
 /** Throws unless `prompt` declares exactly `variables`, the ones the code fills. */

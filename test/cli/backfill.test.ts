@@ -114,7 +114,14 @@ describe("talos backfill", () => {
     const second = githubScope();
     mockRepoConfig(second, { owner: "acme", repo: "widgets" });
     mockRepository(second);
+    // From the page before, in case issues were deleted meanwhile.
     second
+      .get("/repos/acme/widgets/issues")
+      .query({ ...QUERY, page: "1" })
+      .reply(
+        200,
+        Array.from({ length: 100 }, (_, i) => issue(130 - i)),
+      )
       .get("/repos/acme/widgets/issues")
       .query({ ...QUERY, page: "2" })
       .reply(
@@ -128,6 +135,97 @@ describe("talos backfill", () => {
     expect(resumed.code).toBe(0);
     expect(second.pendingMocks()).toEqual([]);
     expect(resumed.out).toContain("resumed at page 2; memory 7/acme/widgets holds 130 records.");
+  });
+
+  it("resumes after issues were deleted meanwhile, indexing every remaining issue once and leaving none out", async () => {
+    const dataDir = makeDataDir();
+    const argv = ["backfill", "acme/widgets", "--installation", "7", "--data-dir", dataDir];
+    // The repository's issues as GitHub lists them: newest first, 100 a page.
+    let numbers = Array.from({ length: 250 }, (_, i) => 250 - i);
+    const mockPage = (scope: nock.Scope, page: number, then?: () => void) =>
+      scope
+        .get("/repos/acme/widgets/issues")
+        .query({ ...QUERY, page: String(page) })
+        .reply(200, () => {
+          then?.();
+          return numbers.slice((page - 1) * 100, page * 100).map((n) => issue(n));
+        });
+    const interrupt = new AbortController();
+    const first = githubScope();
+    mockRepoConfig(first, { owner: "acme", repo: "widgets" });
+    mockRepository(first);
+    mockPage(first, 1, () => interrupt.abort());
+    const stopped = await talos(argv, { GITHUB_TOKEN: TOKEN }, { signal: interrupt.signal });
+    expect(stopped.code).toBe(0);
+    expect(first.pendingMocks()).toEqual([]);
+
+    // Before the resume, 20 issues it read (200 to 181) and 5 it had not (100 to 96) are
+    // deleted: page 2 now starts 20 issues later, after 150 to 131.
+    const deleted = new Set([
+      ...Array.from({ length: 20 }, (_, i) => 200 - i),
+      ...Array.from({ length: 5 }, (_, i) => 100 - i),
+    ]);
+    numbers = numbers.filter((n) => !deleted.has(n));
+    const second = githubScope();
+    mockRepoConfig(second, { owner: "acme", repo: "widgets" });
+    mockRepository(second);
+    // Where it stopped is on page 1 now: read from there, then to the end.
+    for (const page of [1, 2, 3]) mockPage(second, page);
+    const resumed = await talos(argv, { GITHUB_TOKEN: TOKEN });
+
+    expect(resumed.code).toBe(0);
+    expect(second.pendingMocks()).toEqual([]);
+    // Each of the 145 remaining issues it had not read is indexed once: none twice, none left out.
+    expect(resumed.out).toBe(
+      "Indexed 145 issues and pull requests of acme/widgets, resumed at page 2; memory 7/acme/widgets holds 245 records.\n",
+    );
+    const ids = new Set((await readMemory(dataDir, 7)).records.map((r) => r.number));
+    for (const n of numbers) expect(ids).toContain(n);
+  });
+
+  it("says a repository has issues switched off, records that as done rather than failed, and checks again when run again", async () => {
+    const dataDir = makeDataDir();
+    const argv = ["backfill", "acme/widgets", "--installation", "7", "--data-dir", dataDir];
+    const off = githubScope();
+    mockRepoConfig(off, { owner: "acme", repo: "widgets" });
+    mockRepository(off);
+    off
+      .get("/repos/acme/widgets/issues")
+      .query({ ...QUERY, page: "1" })
+      .reply(410, {
+        message: "Issues are disabled for this repo",
+        documentation_url: "https://docs.github.com/v3/issues/",
+      });
+
+    const first = await talos(argv, { GITHUB_TOKEN: TOKEN });
+
+    expect(first.code).toBe(0);
+    expect(off.pendingMocks()).toEqual([]);
+    expect(first.err).toBe("");
+    expect(first.out).toBe(
+      "acme/widgets has issues switched off: GitHub answers 410 Gone to listing them (and the pull requests listed with them), so nothing more was indexed; memory 7/acme/widgets holds 0 records. Run this again once they are on (the server checks again a day later).\n",
+    );
+    const memories = createTestRegistry(join(dataDir, "memory"));
+    const namespace = { installation: 7, repository: WIDGETS_ID };
+    expect(await memories.readBackfillState(namespace)).toMatchObject({
+      status: "done",
+      page: 1,
+      indexed: 0,
+      issuesDisabledAt: expect.any(String),
+    });
+    await memories.closeAll();
+
+    // Switched on since: the next run lists them.
+    const on = githubScope();
+    mockRepoConfig(on, { owner: "acme", repo: "widgets" });
+    mockRepository(on);
+    mockIssuePages(on, `token ${TOKEN}`);
+    const second = await talos(argv, { GITHUB_TOKEN: TOKEN });
+    expect(second.code).toBe(0);
+    expect(on.pendingMocks()).toEqual([]);
+    expect(second.out).toBe(
+      "Indexed 130 issues and pull requests of acme/widgets; memory 7/acme/widgets holds 130 records.\n",
+    );
   });
 
   it("indexes the issues and pull requests with GITHUB_TOKEN into the given installation's memory", async () => {
@@ -226,6 +324,12 @@ describe("talos backfill", () => {
     mockRepoConfig(resumed, { owner: "acme", repo: "widgets" });
     mockRepository(resumed);
     resumed
+      .get("/repos/acme/widgets/issues")
+      .query({ ...QUERY, page: "1" })
+      .reply(
+        200,
+        Array.from({ length: 100 }, (_, i) => issue(130 - i)),
+      )
       .get("/repos/acme/widgets/issues")
       .query({ ...QUERY, page: "2" })
       .reply(

@@ -153,10 +153,55 @@ describe("backfillRepository", () => {
     // with 30 issues page 1 held.
     numbers.unshift(...Array.from({ length: 30 }, (_, i) => 280 - i));
     const state = await run();
-    expect(asked).toEqual([1, 2, 3]);
+    // A resume reads from the page before, in case issues were deleted meanwhile.
+    expect(asked).toEqual([1, 1, 2, 3]);
     expect(state).toMatchObject({ status: "done", indexed: 250 });
     const ids = (await store.list()).map((record) => record.id);
     expect(ids.sort()).toEqual(Array.from({ length: 250 }, (_, i) => `issue-${i + 1}`).sort());
+  });
+
+  it("resumes after more than a page of issues it read were deleted meanwhile, reading back to where it stopped", async () => {
+    const directory = makeDataDir();
+    store = await openTestStore(directory);
+    let numbers = Array.from({ length: 350 }, (_, i) => 350 - i);
+    const asked: number[] = [];
+    const octokit = {
+      rest: {
+        issues: {
+          listForRepo: async ({ page }: { page: number }) => {
+            asked.push(page);
+            const data = numbers
+              .slice((page - 1) * 100, page * 100)
+              .map((number) => listedIssue(number, LISTED_AT));
+            return { data, headers: {} };
+          },
+        },
+      },
+    } as unknown as Octokit;
+    const run = (signal?: AbortSignal, onProgress?: (indexed: number) => void) =>
+      backfillRepository({
+        octokit,
+        repo: { owner: "acme", repo: "widgets" },
+        memory: store!,
+        progress: backfillProgressIn(directory),
+        max: 1_000,
+        clock: createFakeClock(),
+        log: pino({ level: "silent" }),
+        signal,
+        onProgress,
+      });
+    const stop = new AbortController();
+    const stopped = await run(stop.signal, (indexed) => indexed === 300 && stop.abort());
+    expect(stopped).toMatchObject({ page: 4, indexed: 300, last: { number: 51 } });
+    // 150 of the issues it read (300 to 151) deleted: what it has not read, 50 to 1, is on page 2.
+    numbers = numbers.filter((n) => n > 300 || n <= 150);
+
+    const state = await run();
+    // Page 3 is empty now, page 2 starts with an issue read before: the rest follows from there.
+    expect(asked).toEqual([1, 2, 3, 3, 2, 3]);
+    expect(state).toMatchObject({ status: "done", indexed: 350 });
+    const ids = (await store.list()).map((record) => record.id);
+    expect(ids.sort()).toEqual(Array.from({ length: 350 }, (_, i) => `issue-${i + 1}`).sort());
   });
 
   it("pauses until the reset when the installation's rate limit runs low, then goes on", async () => {
@@ -174,6 +219,8 @@ describe("backfillRepository", () => {
           "x-ratelimit-reset": String(reset),
         },
       },
+      // Page 2 again: an issue deleted during the pause would have pulled page 3 back.
+      { count: 100 },
       { count: 20 },
     ]);
     const progress: number[] = [];
@@ -189,10 +236,10 @@ describe("backfillRepository", () => {
       onProgress: (indexed) => progress.push(indexed),
     });
 
-    expect(asked).toEqual([1, 2, 3]);
+    expect(asked).toEqual([1, 2, 2, 3]);
     // Under 10% left after page 2: wait for the reset (and a second more), nothing sooner.
     expect(clock.sleeps).toEqual([601_000]);
-    expect(progress).toEqual([100, 200, 220]);
+    expect(progress).toEqual([100, 200, 200, 220]);
     expect(state).toEqual(doneAt(4, 220, 781));
     expect(await readBackfillState(directory)).toEqual(state);
     expect(await store.list()).toHaveLength(220);
@@ -219,6 +266,8 @@ describe("backfillRepository", () => {
             "x-ratelimit-reset": String(Math.floor(clock.now() / 1000) + 3_600),
           },
         },
+        // Page 1 again after the pause, then page 2.
+        { count: 100 },
         { count: 20 },
       ]);
       let paused!: () => void;
@@ -246,7 +295,7 @@ describe("backfillRepository", () => {
       }
 
       expect(await running).toEqual(doneAt(3, 120, 881));
-      expect(asked).toEqual([1, 2]);
+      expect(asked).toEqual([1, 1, 2]);
       expect(await readBackfillState(directory)).toMatchObject({ status: "done", indexed: 120 });
     });
 
@@ -487,7 +536,8 @@ describe("backfillRepository", () => {
         failedAt: new Date(clock.now()).toISOString(),
       });
 
-      const working = fakeOctokit([{ count: 40 }]);
+      // Read from the page before (page 1 again: nothing on it is new), then page 2.
+      const working = fakeOctokit([{ count: 100 }, { count: 40 }]);
       const state = await backfillRepository({
         octokit: working.octokit,
         repo,
@@ -498,7 +548,7 @@ describe("backfillRepository", () => {
         log: pino({ level: "silent" }),
         retry,
       });
-      expect(working.asked).toEqual([2]);
+      expect(working.asked).toEqual([1, 2]);
       expect(state).toEqual(doneAt(3, 140, 861));
     });
 
@@ -517,7 +567,10 @@ describe("backfillRepository", () => {
             "x-ratelimit-reset": String(Math.floor(clock.now() / 1000) + 1_200),
           },
         },
+        // After each wait for the rate limit, page 1 again, then page 2.
+        { count: 100 },
         { status: 403, headers: { "retry-after": "120" } },
+        { count: 100 },
         { count: 10 },
       ]);
 
@@ -531,10 +584,60 @@ describe("backfillRepository", () => {
         log: pino({ level: "silent" }),
       });
 
-      expect(asked).toEqual([1, 2, 2, 2]);
+      expect(asked).toEqual([1, 2, 1, 2, 1, 2]);
       // Until the reset (and a second more), then what retry-after says.
       expect(clock.sleeps).toEqual([1_201_000, 120_000]);
       expect(state).toEqual(doneAt(3, 110, 891));
+    });
+
+    it("records a repository whose issues are disabled (GitHub's 410 Gone) as done with nothing to index, and a later run checks again", async () => {
+      const directory = makeDataDir();
+      store = await openTestStore(directory);
+      const clock = createFakeClock();
+      const disabled = fakeOctokit([{ status: 410 }]);
+      const { log, lines } = capturedLog();
+
+      const state = await backfillRepository({
+        octokit: disabled.octokit,
+        repo,
+        memory: store,
+        progress: backfillProgressIn(directory),
+        max: 1_000,
+        clock,
+        log,
+      });
+
+      // Final, not failed: a start does not resume it (backfill-runner.ts checks again a day
+      // later), and nothing is tried again meanwhile.
+      const checkedAt = new Date(clock.now()).toISOString();
+      expect(state).toEqual({
+        status: "done",
+        repo: "acme/widgets",
+        page: 1,
+        indexed: 0,
+        issuesDisabledAt: checkedAt,
+      });
+      expect(await readBackfillState(directory)).toEqual(state);
+      expect(disabled.asked).toEqual([1]);
+      expect(clock.sleeps).toEqual([]);
+      expect(lines.filter((l) => Number(l.level) >= 50)).toEqual([]);
+      expect(lines).toContainEqual(
+        expect.objectContaining({ repo: "acme/widgets", msg: "backfill: issues are disabled" }),
+      );
+
+      // Issues enabled again: asked to run, it checks, and the mark goes once it could list.
+      const enabled = fakeOctokit([{ count: 30 }]);
+      const again = await backfillRepository({
+        octokit: enabled.octokit,
+        repo,
+        memory: store,
+        progress: backfillProgressIn(directory),
+        max: 1_000,
+        clock,
+        log,
+      });
+      expect(enabled.asked).toEqual([1]);
+      expect(again).toEqual(doneAt(2, 30, 971));
     });
 
     it("does not try again what cannot succeed (the repository is gone)", async () => {

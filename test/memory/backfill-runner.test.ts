@@ -113,4 +113,51 @@ describe("BackfillRunner", () => {
       }),
     );
   });
+  it("leaves at start a repository whose issues are disabled, and checks it again at the first start a day later", async () => {
+    const memory = createTestRegistry(makeDataDir());
+    const widgets = { installation: 7, repository: 2, name: "acme/widgets" };
+    const clock = createFakeClock();
+    await (
+      await memory.open(widgets)
+    ).saveBackfillState({
+      status: "done",
+      repo: "acme/widgets",
+      page: 1,
+      indexed: 0,
+      issuesDisabledAt: new Date(clock.now()).toISOString(),
+    });
+    // GitHub's answer to which repository has the name: none now, so a run stops there.
+    const asked: string[] = [];
+    const octokit = {
+      rest: {
+        repos: {
+          get: async ({ owner, repo }: { owner: string; repo: string }) => {
+            asked.push(`${owner}/${repo}`);
+            throw Object.assign(new Error("Not Found"), { status: 404 });
+          },
+        },
+      },
+    } as unknown as Octokit;
+    const start = async () => {
+      const runner = new BackfillRunner({
+        memory,
+        auth: async () => octokit,
+        max: 1_000,
+        clock,
+        log: pino({ level: "silent" }),
+      });
+      await runner.resume();
+      await runner.idle();
+    };
+
+    await start();
+    clock.advance(23 * 3_600_000);
+    await start();
+    expect(asked).toEqual([]);
+
+    clock.advance(3_600_000);
+    await start();
+    await memory.closeAll();
+    expect(asked).toEqual(["acme/widgets"]);
+  });
 });

@@ -1,4 +1,4 @@
-import { copyFileSync } from "node:fs";
+import { copyFileSync, renameSync, utimesSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { describe, expect, it } from "vitest";
@@ -21,7 +21,9 @@ const GOOD =
 
 /** An in-memory prompt directory that counts every stat and read. */
 function memoryFs(files: Record<string, string>) {
-  const state = new Map(Object.entries(files).map(([name, text]) => [name, { text, mtimeMs: 1 }]));
+  const state = new Map(
+    Object.entries(files).map(([name, text]) => [name, { text, mtimeNs: 1n, ctimeNs: 1n }]),
+  );
   const counts = { stat: 0, readFile: 0, readdir: 0 };
   const fs: PromptFileSystem = {
     readdir: async () => (counts.readdir++, [...state.keys()]),
@@ -29,7 +31,8 @@ function memoryFs(files: Record<string, string>) {
       counts.stat++;
       const file = state.get(path.split("/").pop() ?? "");
       if (!file) throw new Error(`ENOENT: ${path}`);
-      return { mtimeMs: file.mtimeMs, size: file.text.length };
+      const { mtimeNs, ctimeNs } = file;
+      return { ino: 1n, size: BigInt(file.text.length), mtimeNs, ctimeNs };
     },
     readFile: async (path) => {
       counts.readFile++;
@@ -38,9 +41,16 @@ function memoryFs(files: Record<string, string>) {
       return file.text;
     },
   };
-  const edit = (name: string, text: string) =>
-    state.set(name, { text, mtimeMs: (state.get(name)?.mtimeMs ?? 0) + 1 });
-  return { fs, counts, edit };
+  const edit = (name: string, text: string) => {
+    const stamp = (state.get(name)?.mtimeNs ?? 0n) + 1n;
+    state.set(name, { text, mtimeNs: stamp, ctimeNs: stamp });
+  };
+  /** A write in the tick of the last one: the file system's stamps stay as they were. */
+  const rewriteInSameTick = (name: string, text: string) => {
+    const file = state.get(name);
+    if (file) file.text = text;
+  };
+  return { fs, counts, edit, rewriteInSameTick };
 }
 
 async function openLibrary(files: Record<string, string>) {
@@ -124,9 +134,15 @@ describe("the prompt cache", () => {
     for (let i = 0; i < 100; i++) await library.render("greet", { name: "Ada", thread: "t" });
     expect(counts).toEqual({ readdir: 1, stat: 1, readFile: 1 });
 
+    // The first check after a read reads once more: a write in the tick of that read would have
+    // left the stamps as they were.
     clock.advance(1500);
     for (let i = 0; i < 100; i++) await library.render("greet", { name: "Ada", thread: "t" });
-    expect(counts).toEqual({ readdir: 1, stat: 2, readFile: 1 });
+    expect(counts).toEqual({ readdir: 1, stat: 2, readFile: 2 });
+
+    clock.advance(1500);
+    for (let i = 0; i < 100; i++) await library.render("greet", { name: "Ada", thread: "t" });
+    expect(counts).toEqual({ readdir: 1, stat: 3, readFile: 2 });
   });
 
   it("re-reads a file after its mtime changes, without a restart", async () => {
@@ -137,6 +153,46 @@ describe("the prompt cache", () => {
     clock.advance(1500);
     expect(await library.render("greet", { name: "Ada", thread: "t" })).toBe("Hi Ada (t)");
     expect(counts.readFile).toBe(2);
+  });
+
+  it("re-reads a file rewritten, at the same size, in the timestamp tick it was read in", async () => {
+    const { library, counts, clock, rewriteInSameTick } = await openLibrary({ "greet.md": GOOD });
+    // Saved again within the file system's timestamp granularity (a second on some), just after
+    // the library read it: the stamps and the size do not tell.
+    rewriteInSameTick("greet.md", GOOD.replace("Hello", "Howdy"));
+
+    clock.advance(1500);
+    expect(await library.render("greet", { name: "Ada", thread: "t" })).toBe(
+      "Howdy Ada, see t and Ada again.",
+    );
+    // The content was compared once: unchanged stamps are trusted after that.
+    clock.advance(1500);
+    await library.render("greet", { name: "Ada", thread: "t" });
+    clock.advance(1500);
+    await library.render("greet", { name: "Ada", thread: "t" });
+    expect(counts).toEqual({ readdir: 1, stat: 4, readFile: 3 });
+  });
+
+  it("re-reads a file replaced by one of the same size and the same mtime (a reproducible build, rsync -t)", async () => {
+    const directory = makeDataDir();
+    const file = join(directory, "greet.md");
+    // Build tools that pin mtimes (SOURCE_DATE_EPOCH, Nix) give every version the same one.
+    const pinned = new Date("2020-01-01T00:00:00Z");
+    writeFileSync(file, GOOD);
+    utimesSync(file, pinned, pinned);
+    const clock = createFakeClock();
+    const { log } = await captureLogs("warn");
+    const library = await PromptLibrary.open({ directory, clock, checkIntervalMs: 1000, log });
+    // rsync writes a temporary file, sets its mtime, and renames it over the old one.
+    const replacement = join(directory, ".greet.md.tmp");
+    writeFileSync(replacement, GOOD.replace("Hello", "Howdy"));
+    utimesSync(replacement, pinned, pinned);
+    renameSync(replacement, file);
+
+    clock.advance(1500);
+    expect(await library.render("greet", { name: "Ada", thread: "t" })).toBe(
+      "Howdy Ada, see t and Ada again.",
+    );
   });
 
   it("keeps the last good version when an edit breaks the file, and logs it", async () => {
