@@ -20,6 +20,7 @@ import {
 import type { MemoryService, RepoMemory } from "../memory/memory-service.js";
 import {
   checkRepository,
+  isOlderVersion,
   MemoryDeletedError,
   validateMemory,
   withoutNul,
@@ -235,10 +236,7 @@ export class PostgresMemory implements MemoryService {
     });
   }
 
-  async delete(
-    namespace: MemoryNamespace & { name?: string | undefined },
-    { forever = false } = {},
-  ): Promise<boolean> {
+  async delete(namespace: MemoryNamespace & { name?: string | undefined }): Promise<boolean> {
     const ns = { installation: namespace.installation, repository: namespace.repository };
     checkIds(ns);
     const removed = await this.#options.database.inScope(ns, async (client) => {
@@ -247,11 +245,10 @@ export class PostgresMemory implements MemoryService {
          RETURNING 1`,
         [ns.installation, ns.repository],
       );
+      // Refused from now on, until `readmit`: a job journaled before must not bring it back.
       await client.query(
-        forever
-          ? `INSERT INTO memory_namespaces (installation_id, repository_id, gone) VALUES ($1, $2, true)
-             ON CONFLICT (installation_id, repository_id) DO UPDATE SET gone = true`
-          : "DELETE FROM memory_namespaces WHERE installation_id = $1 AND repository_id = $2",
+        `INSERT INTO memory_namespaces (installation_id, repository_id, gone) VALUES ($1, $2, true)
+         ON CONFLICT (installation_id, repository_id) DO UPDATE SET gone = true`,
         [ns.installation, ns.repository],
       );
       await notify(client, ns);
@@ -280,9 +277,20 @@ export class PostgresMemory implements MemoryService {
     });
     let removed = false;
     for (const repository of repositories)
-      if (await this.delete({ installation, repository }, { forever: true })) removed = true;
+      if (await this.delete({ installation, repository })) removed = true;
     if (removed) this.#options.log.info({ installation }, "installation's memories deleted");
     return removed;
+  }
+
+  async readmit(namespace: MemoryNamespace): Promise<void> {
+    const ns = { installation: namespace.installation, repository: namespace.repository };
+    checkIds(ns);
+    await this.#options.database.inScope(ns, (client) =>
+      client.query(
+        "DELETE FROM memory_namespaces WHERE installation_id = $1 AND repository_id = $2 AND gone",
+        [ns.installation, ns.repository],
+      ),
+    );
   }
 
   async list(): Promise<StoredNamespace[]> {
@@ -470,8 +478,13 @@ class PostgresRepositoryMemory implements RepoMemory {
     const started = performance.now();
     const records = inputs.map((input) => validateMemory(checkRepository(input, this.name)));
     if (records.length === 0) return [];
-    // The last of a source given twice wins, as it would one after the other.
-    const latest = [...new Map(records.map((r) => [r.id, r])).values()];
+    // The last of a source given twice wins, as it would one after the other (unless older).
+    const newest = new Map<string, MemoryRecord>();
+    for (const record of records) {
+      const kept = newest.get(record.id);
+      if (!kept || !isOlderVersion(record, kept)) newest.set(record.id, record);
+    }
+    const latest = [...newest.values()];
     for (let tries = 1; ; tries++) {
       // Embedded outside the transaction (the model is slow), and only texts that changed.
       const kept = await this.#hashes(latest.map((r) => r.id));
@@ -690,7 +703,12 @@ class PostgresRepositoryMemory implements RepoMemory {
               metadata = EXCLUDED.metadata, dimension = EXCLUDED.dimension,
               embedding = coalesce(EXCLUDED.embedding, memory_records.embedding),
               fingerprints = EXCLUDED.fingerprints, words = EXCLUDED.words
-              ${vector ? ", embedding_vector = coalesce(EXCLUDED.embedding_vector, memory_records.embedding_vector)" : vectorColumn ? ", embedding_vector = NULL" : ""}`;
+              ${vector ? ", embedding_vector = coalesce(EXCLUDED.embedding_vector, memory_records.embedding_vector)" : vectorColumn ? ", embedding_vector = NULL" : ""}
+            -- An older version of its source leaves the newer one (see isOlderVersion); the
+            -- versions are ISO 8601 in one form (validateMemory), which byte order sorts.
+            WHERE memory_records.removed OR NOT coalesce(
+              (EXCLUDED.metadata->>'updatedAt') COLLATE "C"
+                < (memory_records.metadata->>'updatedAt') COLLATE "C", false)`;
   }
 
   async #searchInRam(

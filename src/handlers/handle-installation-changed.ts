@@ -26,7 +26,8 @@ const InstallationChanged = z.object({
  * Installs, uninstalls and changes to the set of repositories. Repositories the app gains are
  * queued for a memory backfill of their existing issues and pull requests; the memory of those
  * it loses goes, with their backfill: all of an uninstalled installation's, and each removed
- * repository's.
+ * repository's, which stays refused (to jobs journaled before) until the repository is added
+ * back.
  */
 export function createInstallationChangedHandler(deps: {
   backfill: BackfillRunner;
@@ -76,11 +77,10 @@ export function createInstallationChangedHandler(deps: {
         : event === "installation_repositories.added"
           ? payload.repositories_added
           : [];
-    for (const repository of gained ?? [])
-      deps.backfill.enqueue({
-        installation,
-        repository: repository.id,
-        name: repository.full_name,
-      });
+    for (const repository of gained ?? []) {
+      const target = { installation, repository: repository.id, name: repository.full_name };
+      await deps.memory.readmit(target);
+      deps.backfill.enqueue(target);
+    }
   };
 }

@@ -33,8 +33,8 @@ export function createRepositoryChangedHandler(deps: {
     };
     if (action === "deleted") {
       await deps.backfill.cancel(ref);
-      // Its id never comes back: nothing may open this memory again.
-      const deleted = await deps.memory.delete(ref, { forever: true });
+      // Its id never comes back: nothing (a job journaled before this) opens its memory again.
+      const deleted = await deps.memory.delete(ref);
       return context.log.info({ deleted }, "repository deleted: its memory is gone");
     }
     const renamed = await deps.memory.rename(ref);

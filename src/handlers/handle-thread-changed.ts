@@ -57,7 +57,8 @@ export function createThreadChangedHandler(deps: { memory: MemoryService }) {
       const summary = await memory.remove(summaryId(info.number));
       return context.log.info({ number: info.number, summary }, "issue forgotten");
     }
-    await memory.add(toIssueMemory(payload.repository.full_name, info));
+    // Events may come out of order (a redelivery, say): an older copy leaves a newer one.
+    await memory.add(toIssueMemory(payload.repository.full_name, info, thread.updated_at));
     context.log.info(
       { number: info.number, kind: isPullRequest ? "pull_request" : "issue" },
       "memory updated",

@@ -11,6 +11,8 @@ export const IssuePayload = z.object({
   pull_request: z.unknown().optional(),
   html_url: z.string(),
   created_at: z.string().optional(),
+  /** Its version: an event's copy older than the one remembered is not written over it. */
+  updated_at: z.string().optional(),
   /** How many comments it has. */
   comments: z.number().optional(),
 });

@@ -32,7 +32,7 @@ export interface JobRun {
 export type JobHandler<C> = (context: C, run: JobRun) => Promise<void>;
 
 /** What to do with a job whose run threw. */
-export type FailureKind = "retry" | "park" | "gone";
+export type FailureKind = "retry" | "park" | "gone" | "suspended";
 
 /**
  * Runs journaled jobs: one at a time per thread, at most `concurrency` together, each failure
@@ -286,6 +286,9 @@ export class JobRunner<C> {
       if (kind === "gone") {
         log.info({ err: error }, "job dropped: what it was about is gone from GitHub");
         await this.#record(log, job, () => queue.complete(job.id));
+      } else if (kind === "suspended") {
+        log.info({ err: error }, "job dropped: its installation is suspended");
+        await this.#record(log, job, () => queue.complete(job.id));
       } else if (kind === "retry" && job.attempts < maxAttempts) {
         // GitHub's rate limits say when to come back: sooner is refused again.
         const delay = Math.max(retryDelayMs(job.attempts), retryAfterMs(error, clock.now()) ?? 0);
@@ -300,7 +303,7 @@ export class JobRunner<C> {
         await this.#record(log, job, () => queue.fail(job.id, message, undefined));
       }
       const outcome =
-        kind === "gone"
+        kind === "gone" || kind === "suspended"
           ? "gone"
           : kind === "retry" && job.attempts < maxAttempts
             ? "retry"
@@ -338,8 +341,13 @@ export class PermanentJobError extends Error {
 
 /**
  * 404 and 410 mean the issue or repository went away (deleted, transferred) while the job
- * waited, as does a memory deleted with its repository: nothing is left to do. Other client errors and malformed payloads fail the same way
- * every time. Everything else (GitHub 5xx, rate limits, the network, the model) may pass.
+ * waited, as does a memory deleted with its repository: nothing is left to do. A suspended
+ * installation's jobs are dropped too: its owner (or the app's) stopped Talos acting there, and
+ * GitHub sends no events meanwhile, so none of them can be resumed in order at the unsuspension;
+ * a reply to a command days later would surprise more than help. Other client errors and
+ * malformed payloads fail the same way every time. Everything else (GitHub 5xx, rate limits,
+ * the network, the model) may pass.
+ * https://docs.github.com/en/apps/maintaining-github-apps/suspending-a-github-app-installation
  */
 export function classifyJobFailure(error: unknown): FailureKind {
   for (let cause = error; cause instanceof Error; cause = cause.cause) {
@@ -348,6 +356,7 @@ export function classifyJobFailure(error: unknown): FailureKind {
     if (cause.name === "MemoryDeletedError") return "gone";
     const status = (cause as { status?: unknown }).status;
     if (status === 404 || status === 410) return "gone";
+    if (status === 403 && isSuspended(cause)) return "suspended";
     if (typeof status === "number" && status >= 400 && status < 500 && status !== 429)
       return status === 403 && isRateLimit(cause) ? "retry" : "park";
   }
@@ -356,6 +365,11 @@ export function classifyJobFailure(error: unknown): FailureKind {
 
 function isRateLimit(error: Error): boolean {
   return /rate limit/i.test(error.message.slice(0, 500));
+}
+
+/** GitHub's 403 to a suspended installation (its token, and any request made with one). */
+function isSuspended(error: Error): boolean {
+  return /installation has been suspended/i.test(error.message.slice(0, 500));
 }
 
 // GitHub's primary rate limit resets within the hour.

@@ -12,8 +12,11 @@ export const issueMemoryId = (number: number, isPullRequest: boolean) =>
 export const issueMemoryText = (issue: Pick<IssueInfo, "title" | "body">) =>
   `${issue.title}\n\n${issue.body ?? ""}`.trim();
 
-/** The memory of an issue or pull request: its title and description, keyed by its number. */
-export function toIssueMemory(repo: string, issue: IssueInfo): MemoryInput {
+/**
+ * The memory of an issue or pull request: its title and description, keyed by its number. With
+ * `updatedAt` (its `updated_at` where the text came from), an older copy is not written over it.
+ */
+export function toIssueMemory(repo: string, issue: IssueInfo, updatedAt?: string): MemoryInput {
   return {
     id: issueMemoryId(issue.number, issue.isPullRequest),
     kind: issue.isPullRequest ? "pull_request" : "issue",
@@ -24,6 +27,7 @@ export function toIssueMemory(repo: string, issue: IssueInfo): MemoryInput {
     url: issue.url,
     createdAt: issue.createdAt || new Date(0).toISOString(),
     state: issue.state,
+    ...(updatedAt ? { metadata: { updatedAt } } : {}),
   };
 }
 

@@ -23,6 +23,7 @@ import {
   type LegacyMemory,
 } from "./legacy-memory.js";
 import { MemoryDeletedError } from "./memory-store.js";
+import { RemovedMemories } from "./removed-memories.js";
 import { RepositoryMemory } from "./repository-memory.js";
 import type { MemoryService } from "./memory-service.js";
 import { createFullCollection } from "./full-collection.js";
@@ -99,6 +100,8 @@ interface Slot {
 
 const REPOSITORY_FILE = "repository.json";
 const TRASH = ".trash";
+/** The memories removed with their repository or installation: see removed-memories.ts. */
+const REMOVED_FILE = "removed.json";
 const DEFAULT_MAX_OPEN_BYTES = 512 * 2 ** 20;
 const NUMERIC = /^\d+$/;
 /** GitHub's own rules for owner and repository names. */
@@ -116,8 +119,10 @@ export const NAME = /^(?!\.{1,2}\/)[A-Za-z0-9._-]{1,100}\/(?!\.{1,2}$)[A-Za-z0-9
  *   installation deleted) blocks new calls, waits for those under way, closes the store, then
  *   moves the directory away in one rename under the directory lock and removes it. Handles
  *   opened before refuse to write afterwards, so nothing brings back a half-deleted store.
- *   Deleted repositories and installations (their ids never come back) stay refused for the
- *   life of the process; a repository only removed from the installation may come back empty.
+ *   A deleted memory stays refused, across restarts (`removed.json`): a job journaled before
+ *   the deletion and run after it must not write it into being again. Only a repository added
+ *   back to its installation (`readmit`) opens again, empty; deleted repositories and
+ *   installations never come back (GitHub gives a new one a new id).
  * - Name-keyed directories of earlier versions are moved aside on first use (`migrate`), and
  *   adopted by the first open of the repository they belong to (see legacy-memory.ts).
  */
@@ -132,7 +137,7 @@ export class MemoryRegistry implements MemoryService {
   /** Counts deletions; a handle opened before a deletion of its memory is stale. */
   #epoch = 0;
   readonly #deletedAt = new Map<string, number>();
-  readonly #gone = new Set<string>();
+  readonly #removed: RemovedMemories;
   readonly #warnedOverCap = new Set<string>();
   #migrated: Promise<void> | undefined;
   /** The last deletion's move to the trash (see #removeDirectory). Never rejects. */
@@ -142,6 +147,7 @@ export class MemoryRegistry implements MemoryService {
     this.#options = options;
     this.#maxOpenBytes = options.maxOpenBytes ?? DEFAULT_MAX_OPEN_BYTES;
     this.#collectGarbage = options.collectGarbage ?? createFullCollection();
+    this.#removed = new RemovedMemories(join(options.directory, REMOVED_FILE));
   }
 
   get embedder(): Embedder {
@@ -149,12 +155,13 @@ export class MemoryRegistry implements MemoryService {
   }
 
   /**
-   * Finishes what a crash left (a deletion's trash) and moves name-keyed memories of earlier
-   * versions aside. Runs once; every other method waits for it, so calling it at start only
-   * surfaces its errors early.
+   * Reads which memories were deleted, finishes what a crash left (a deletion's trash) and moves
+   * name-keyed memories of earlier versions aside. Runs once; every other method waits for it,
+   * so calling it at start only surfaces its errors early.
    */
   migrate(): Promise<void> {
     this.#migrated ??= (async () => {
+      await this.#removed.load();
       await rm(join(this.#options.directory, TRASH), { recursive: true, force: true });
       const moved = await moveLegacyMemoriesAside(this.#options.directory, this.#options.log);
       if (moved > 0)
@@ -215,21 +222,20 @@ export class MemoryRegistry implements MemoryService {
 
   /**
    * Deletes a repository's memory and its backfill progress, and a name-keyed memory of its
-   * name still waiting for adoption. `forever` (the repository was deleted: its id never comes
-   * back) also refuses every later open in this process.
+   * name still waiting for adoption. Later opens are refused, after a restart too, until the
+   * repository is added back (`readmit`).
    */
-  async delete(
-    namespace: MemoryNamespace & { name?: string | undefined },
-    { forever = false } = {},
-  ): Promise<boolean> {
-    // From this call on, new calls wait and handles opened before are stale.
+  async delete(namespace: MemoryNamespace & { name?: string | undefined }): Promise<boolean> {
+    // From this call on, opens are refused and handles opened before are stale.
     const key = this.#keyOf(namespace);
     this.#deletedAt.set(key, ++this.#epoch);
-    if (forever) this.#gone.add(key);
+    this.#removed.add(key);
     const slot = this.#slotOf(namespace);
     let removed = false;
     await this.#exclusive(slot, async () => {
       await this.migrate();
+      // Durable before anything is deleted: a crash after it still refuses the memory.
+      await this.#removed.save();
       if (namespace.name && NAME.test(namespace.name)) {
         const legacy = legacyDirectoryOf(
           this.#options.directory,
@@ -255,11 +261,12 @@ export class MemoryRegistry implements MemoryService {
     // From this call on, opens are refused and handles opened before are stale.
     const key = String(installation);
     this.#deletedAt.set(key, ++this.#epoch);
-    this.#gone.add(key);
+    this.#removed.add(key);
     const slots = [...this.#slots.values()].filter(
       (s) => s.namespace.installation === installation,
     );
     await this.migrate();
+    await this.#removed.save();
     await Promise.all(
       slots.map((slot) =>
         this.#exclusive(slot, async () => {
@@ -280,6 +287,13 @@ export class MemoryRegistry implements MemoryService {
     });
     if (removed) this.#options.log.info({ installation }, "installation's memories deleted");
     return removed;
+  }
+
+  /** A repository added back to its installation: its memory may open again, empty. */
+  async readmit(namespace: MemoryNamespace): Promise<void> {
+    const key = this.#keyOf(namespace);
+    await this.migrate();
+    if (this.#removed.delete(key)) await this.#removed.save();
   }
 
   locationOf(namespace: MemoryNamespace): string {
@@ -450,6 +464,7 @@ export class MemoryRegistry implements MemoryService {
     used: "most recently" | "least recently" = "most recently",
   ): Promise<T> {
     for (;;) {
+      this.#refuseGone(ref);
       this.#refuseStale(ref, since);
       const slot = this.#slotOf(ref);
       if (slot.busy) {
@@ -705,13 +720,15 @@ export class MemoryRegistry implements MemoryService {
   }
 
   #isGone(namespace: MemoryNamespace): boolean {
-    return this.#gone.has(String(namespace.installation)) || this.#gone.has(this.#keyOf(namespace));
+    return (
+      this.#removed.has(String(namespace.installation)) || this.#removed.has(this.#keyOf(namespace))
+    );
   }
 
   #refuseGone(ref: RepositoryRef): void {
     if (this.#isGone(ref)) {
       throw new MemoryDeletedError(
-        `the memory of ${ref.name} (installation ${ref.installation}, repository ${ref.repository}) was deleted with its ${this.#gone.has(String(ref.installation)) ? "installation" : "repository"}`,
+        `the memory of ${ref.name} (installation ${ref.installation}, repository ${ref.repository}) was deleted with its ${this.#removed.has(String(ref.installation)) ? "installation" : "repository"}`,
       );
     }
   }

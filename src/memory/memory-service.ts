@@ -25,14 +25,16 @@ export interface MemoryService {
   /** Records a repository's new name, if it has a memory. */
   rename(ref: RepositoryRef): Promise<boolean>;
   /**
-   * Deletes a repository's memory and backfill progress; `forever` (the repository was deleted:
-   * its id never comes back) also refuses later opens. Handles opened before refuse to write.
+   * Deletes a repository's memory and backfill progress (the repository was deleted, or left
+   * the installation). Handles opened before refuse to write, and later opens are refused, after
+   * a restart too, until `readmit`: a job journaled before the deletion and run after it must
+   * not write the memory into being again.
    */
-  delete(
-    namespace: MemoryNamespace & { name?: string | undefined },
-    options?: { forever?: boolean },
-  ): Promise<boolean>;
+  delete(namespace: MemoryNamespace & { name?: string | undefined }): Promise<boolean>;
+  /** Deletes every memory of an installation (uninstalled), refusing them for good. */
   deleteInstallation(installation: number): Promise<boolean>;
+  /** The repository was added (back) to its installation: its memory may open again, empty. */
+  readmit(namespace: MemoryNamespace): Promise<void>;
   /** Every namespace with a memory, with its recorded name. */
   list(): Promise<StoredNamespace[]>;
   /** Name-keyed memories of earlier versions waiting to be adopted (local disk only). */

@@ -19,6 +19,10 @@ export interface MemoryInput {
   createdAt: string;
   /** `open` or `closed`, for issues and pull requests. */
   state?: string | undefined;
+  /**
+   * `updatedAt` (ISO 8601) is the source's version, its `updated_at` on GitHub: a record of an
+   * older version than the one stored is not written (see isOlderVersion).
+   */
   metadata?: Record<string, MetadataValue> | undefined;
 }
 
@@ -91,7 +95,30 @@ export function validateMemory(input: MemoryInput): MemoryRecord {
   const createdAt = new Date(input.createdAt);
   if (Number.isNaN(createdAt.getTime()))
     throw new InvalidMemoryError(`memory ${input.id} has no valid created time`);
-  return { ...input, text, createdAt: createdAt.toISOString() };
+  const record = { ...input, text, createdAt: createdAt.toISOString() };
+  const updatedAt = input.metadata?.updatedAt;
+  if (updatedAt === undefined) return record;
+  // One form, so that versions compare as strings too (in SQL).
+  const version = typeof updatedAt === "string" ? new Date(updatedAt) : new Date(Number.NaN);
+  if (Number.isNaN(version.getTime()))
+    throw new InvalidMemoryError(`memory ${input.id} has no valid updated time`);
+  return { ...record, metadata: { ...input.metadata, updatedAt: version.toISOString() } };
+}
+
+/**
+ * Whether `record` is an older version of its source than `stored`: GitHub does not promise to
+ * deliver events in order, and a redelivery comes whenever it is asked for, so an edit may come
+ * after a later one. Either without a version (a summary, a note, a write from elsewhere) is
+ * not older: it is written.
+ */
+export function isOlderVersion(
+  record: Pick<MemoryInput, "metadata">,
+  stored: Pick<MemoryInput, "metadata">,
+): boolean {
+  const version = record.metadata?.updatedAt;
+  const storedVersion = stored.metadata?.updatedAt;
+  if (typeof version !== "string" || typeof storedVersion !== "string") return false;
+  return Date.parse(version) < Date.parse(storedVersion);
 }
 
 /** The repository comes from the event; a record naming another cannot get in. */
@@ -120,7 +147,10 @@ export class MemoryDeletedError extends Error {
 export interface MemoryStore {
   /** A similarity above which this store's embedder usually means related texts. */
   readonly relatedScore: number;
-  /** Resolves once the memory is durable; it is searchable at once. */
+  /**
+   * Resolves once the memory is durable; it is searchable at once. One older than the stored
+   * version of its source (`metadata.updatedAt`) is not written: the newer one stays.
+   */
   add(input: MemoryInput): Promise<MemoryRecord>;
   /** Many memories with one embedding batch and one durable write. */
   addMany(inputs: MemoryInput[]): Promise<MemoryRecord[]>;

@@ -11,6 +11,7 @@ import { RecordTable } from "./record-table.js";
 import type { ScanHelper } from "./scan-helper.js";
 import { DEFAULT_FUSION, dot, keptHits, searchHybrid, unitVector } from "./hybrid-search.js";
 import {
+  isOlderVersion,
   validateMemory,
   withoutText,
   type MemoryInput,
@@ -666,6 +667,14 @@ export class VectraMemoryStore implements MemoryStore {
       const { text } = value.record;
       const record = withoutText(value.record);
       const previous = this.#records.get(record.id);
+      // An older version of its source (an edit delivered late) leaves the newer one. Decided
+      // here, as each put is applied in log order, so that a replay decides the same.
+      if (
+        previous &&
+        record.metadata?.updatedAt !== undefined &&
+        isOlderVersion(record, this.#metadataOf(previous))
+      )
+        return;
       const previousHash = this.#hashOf(record.id);
       const [segment, position] = previous
         ? [previous.segment, previous.position]

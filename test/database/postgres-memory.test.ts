@@ -254,13 +254,13 @@ function memoryContract(setUp: () => { database: () => MemoryDatabase; next: () 
     await expect(repo.saveBackfillState({ status: "done", page: 9, indexed: 1 })).rejects.toThrow(
       MemoryDeletedError,
     );
-    // Removed from the installation, it may come back: empty.
+    // Refused until added back to the installation (a job journaled before must not bring it
+    // back); then empty.
+    await expect(memory.open(ref)).rejects.toBeInstanceOf(MemoryDeletedError);
+    await memory.readmit(ref);
     const again = await memory.open(ref);
     expect(await again.list()).toEqual([]);
     expect(await again.readBackfillState()).toBeUndefined();
-    // Deleted for ever, it does not.
-    await memory.delete(ref, { forever: true });
-    await expect(memory.open(ref)).rejects.toBeInstanceOf(MemoryDeletedError);
     await memory.closeAll();
   });
 
@@ -288,6 +288,27 @@ function memoryContract(setUp: () => { database: () => MemoryDatabase; next: () 
     await expect(other.open(ref)).rejects.toBeInstanceOf(MemoryMismatchError);
     await memory.closeAll();
     await other.closeAll();
+  });
+
+  it("keeps the newer version of a source when an older one is written after it", async () => {
+    const { memory, repo } = await fresh();
+    const version = (text: string, updatedAt: string) =>
+      issueMemory(1, text, { metadata: { updatedAt } });
+    await repo.add(version("Newer", "2026-11-02T10:00:00Z"));
+    await repo.add(version("Older", "2026-11-01T10:00:00.000+00:00"));
+    expect((await repo.get("issue-1"))?.text).toBe("Newer");
+    // In one batch too, whichever comes last; a write without a version still replaces it.
+    await repo.addMany([
+      version("Latest", "2026-11-03T10:00:00Z"),
+      version("Old", "2026-11-01T00:00:00Z"),
+    ]);
+    expect(await repo.get("issue-1")).toMatchObject({
+      text: "Latest",
+      metadata: { updatedAt: "2026-11-03T10:00:00.000Z" },
+    });
+    await repo.add(issueMemory(1, "Unversioned"));
+    expect((await repo.get("issue-1"))?.text).toBe("Unversioned");
+    await memory.closeAll();
   });
 
   it("embeds only texts that changed", async () => {

@@ -1,6 +1,12 @@
+import { existsSync } from "node:fs";
+import { join } from "node:path";
+import type nock from "nock";
 import { describe, expect, it } from "vitest";
-import { githubScope } from "../helpers/github-mocks.js";
-import { createTestApp, loadFixture, type TestApp } from "../helpers/test-app.js";
+import { MemoryDeletedError } from "../../src/memory/memory-store.js";
+import { createManualClock } from "../helpers/fake-clock.js";
+import { githubScope, mockInstallationToken, mockRepoConfig } from "../helpers/github-mocks.js";
+import { createTestApp, loadFixture, makeDataDir, type TestApp } from "../helpers/test-app.js";
+import { issueMemory } from "../helpers/test-memory.js";
 import { webhookExample } from "../helpers/webhook-examples.js";
 
 function receive(app: TestApp, name: string, payload: unknown, id = "delivery-installation") {
@@ -58,5 +64,151 @@ describe("installation events with a malformed payload", () => {
     // What it changed cannot be told: nothing cached for the installation is served any more.
     const evicted = app.logs.lines().find((l) => l.msg === "cache entries evicted");
     expect(evicted?.evictions).toEqual([{ installation: "2" }]);
+  });
+});
+
+/** Codertocat/Hello-World's id in the example payloads. */
+const HELLO_WORLD = 186853002;
+
+/** An edit of Hello-World's issue #1 whose first run fails (GitHub answers 500), to be retried. */
+async function journalFailedEdit(app: TestApp, scope: nock.Scope) {
+  mockInstallationToken(scope);
+  scope
+    .get("/repos/Codertocat/Hello-World/contents/.github%2Ftalos.yml")
+    .reply(500, { message: "Server Error" });
+  await receive(app, "issues", webhookExample("issues", "edited"), "delivery-edit");
+  expect(app.talos.services.journal!.list()).toMatchObject([
+    { id: "delivery-edit", attempts: 1, retryAt: expect.any(Number) },
+  ]);
+}
+
+function helloWorldRemoved() {
+  const removed = webhookExample("installation_repositories", "removed");
+  removed.repositories_removed = [
+    { id: HELLO_WORLD, name: "Hello-World", full_name: "Codertocat/Hello-World", private: false },
+  ];
+  return removed;
+}
+
+describe("a job journaled before its repository left, run after", () => {
+  it("does not bring back the memory of a repository removed from the installation", async () => {
+    const dataDir = makeDataDir();
+    const clock = createManualClock();
+    const app = await createTestApp({ dataDir, clock });
+    const directory = join(dataDir, "memory", "2", String(HELLO_WORLD));
+    const seeded = await app.talos.memory.open({
+      installation: 2,
+      repository: HELLO_WORLD,
+      name: "Codertocat/Hello-World",
+    });
+    await seeded.add(issueMemory(1, "Spelling error", { repo: "Codertocat/Hello-World" }));
+    const scope = githubScope();
+    await journalFailedEdit(app, scope);
+
+    await receive(app, "installation_repositories", helloWorldRemoved(), "delivery-removed");
+    expect(existsSync(directory)).toBe(false);
+    // The edit's retry comes: it reads the config again, then finds its memory gone.
+    mockRepoConfig(scope);
+    await clock.advance(60_000);
+    await app.talos.services.jobs.idle();
+
+    expect(scope.pendingMocks()).toEqual([]);
+    expect(existsSync(directory)).toBe(false);
+    expect(app.talos.services.journal!.list()).toEqual([]);
+    expect(app.logs.text()).toContain("job dropped");
+  });
+
+  it("does not bring back a deleted repository's memory after a restart", async () => {
+    const dataDir = makeDataDir();
+    const first = await createTestApp({ dataDir, clock: createManualClock() });
+    const scope = githubScope();
+    await journalFailedEdit(first, scope);
+    const deleted = loadFixture<Record<string, any>>("repository.deleted.json");
+    deleted.repository = { ...deleted.repository, id: HELLO_WORLD };
+    await receive(first, "repository", deleted, "delivery-deleted");
+    await first.talos.close();
+
+    // The next start resumes the edit, whose retry is due.
+    const clock = createManualClock();
+    const second = await createTestApp({ dataDir, clock });
+    mockInstallationToken(scope);
+    mockRepoConfig(scope);
+    await clock.advance(60_000);
+    await second.talos.services.jobs.idle();
+
+    expect(scope.pendingMocks()).toEqual([]);
+    expect(existsSync(join(dataDir, "memory", "2", String(HELLO_WORLD)))).toBe(false);
+    expect(second.talos.services.journal!.list()).toEqual([]);
+  });
+
+  it("opens the memory of a removed repository again once it is added back, for a new backfill", async () => {
+    const app = await createTestApp();
+    const ref = { installation: 2, repository: HELLO_WORLD, name: "Codertocat/Hello-World" };
+    await (
+      await app.talos.memory.open(ref)
+    ).add(issueMemory(1, "Spelling error", { repo: "Codertocat/Hello-World" }));
+    await receive(app, "installation_repositories", helloWorldRemoved(), "delivery-removed");
+    await expect(app.talos.memory.open(ref)).rejects.toThrow(MemoryDeletedError);
+
+    const added = helloWorldRemoved();
+    Object.assign(added, {
+      action: "added",
+      repositories_added: added.repositories_removed,
+      repositories_removed: [],
+    });
+    // Its backfill starts, and finds one issue to remember.
+    const scope = githubScope();
+    mockInstallationToken(scope);
+    scope.get("/repos/Codertocat/Hello-World").reply(200, {
+      id: HELLO_WORLD,
+      name: "Hello-World",
+      full_name: "Codertocat/Hello-World",
+      owner: { login: "Codertocat" },
+      created_at: "2019-05-15T15:19:25Z",
+    });
+    mockRepoConfig(scope);
+    scope
+      .get("/repos/Codertocat/Hello-World/issues")
+      .query({ state: "all", sort: "created", direction: "desc", per_page: "100", page: "1" })
+      .reply(200, [
+        {
+          number: 5,
+          title: "An issue still open",
+          body: "Found again.",
+          state: "open",
+          user: { login: "octocat" },
+          labels: [],
+          html_url: "https://github.com/Codertocat/Hello-World/issues/5",
+          created_at: "2025-01-01T00:00:00Z",
+        },
+      ]);
+    await receive(app, "installation_repositories", added, "delivery-added");
+    await app.talos.backfill.idle();
+
+    expect(scope.pendingMocks()).toEqual([]);
+    const memory = await app.talos.memory.open(ref);
+    expect((await memory.list()).map((r) => r.id)).toEqual(["issue-5"]);
+  });
+});
+
+describe("a job of a suspended installation", () => {
+  it("is dropped with a reason, not parked, when GitHub refuses the installation's token", async () => {
+    const app = await createTestApp();
+    const scope = githubScope();
+    // GitHub's answer while the installation is suspended; the token is all the job asks for.
+    scope.post("/app/installations/2/access_tokens").reply(403, {
+      message: "This installation has been suspended",
+      documentation_url:
+        "https://docs.github.com/rest/apps/apps#create-an-installation-access-token-for-an-app",
+    });
+
+    await receive(app, "issues", webhookExample("issues", "edited"), "delivery-edit");
+
+    expect(scope.pendingMocks()).toEqual([]);
+    // Nothing left for `talos jobs` to list as needing an operator: unsuspended, GitHub sends
+    // what happens next; it never sends what happened meanwhile.
+    expect(app.talos.services.journal!.list()).toEqual([]);
+    const dropped = app.logs.lines().find((l) => l.delivery === "delivery-edit" && l.level === 30);
+    expect(dropped?.msg).toBe("job dropped: its installation is suspended");
   });
 });

@@ -703,11 +703,13 @@ describe("backfill of a repository the app gains", () => {
     });
     await first.talos.close();
 
-    // On the next start, it goes on with page 2 by itself.
+    // On the next start, it goes on with page 2 by itself (from page 1, in case issues were
+    // deleted meanwhile).
     const resumed = githubScope();
     mockInstallationToken(resumed);
     mockSpace(resumed);
     mockRepoConfig(resumed, { repo: "Space" });
+    mockIssuePage(resumed, 1, range(250, 100));
     mockIssuePage(resumed, 2, range(150, 50));
     const second = await createTestApp({ dataDir });
     await vi.waitFor(() => expect(resumed.pendingMocks()).toEqual([]));
@@ -873,6 +875,7 @@ describe("memory follows its repository", () => {
     expect(existsSync(join(dataDir, "memory", "2", String(SPACE_ID)))).toBe(false);
     expect(await app.talos.memory.list()).toEqual([]);
     // Removed is not deleted: added back, it starts over from an empty memory.
+    await app.talos.memory.readmit({ installation: 2, repository: SPACE_ID });
     expect(await (await spaceMemory(app)).list()).toEqual([]);
   });
 

@@ -346,7 +346,7 @@ describe("the job runner", () => {
     expect(journal.list()).toEqual([]);
   });
 
-  it("tells failures apart: gone, permanent and worth another try", () => {
+  it("tells failures apart: gone, suspended, permanent and worth another try", () => {
     const request = { method: "GET" as const, url: "https://api.github.com/x", headers: {} };
     const wrapped = (cause: unknown) => new Error("handler failed", { cause });
     expect(classifyJobFailure(wrapped(new RequestError("Not Found", 404, { request })))).toBe(
@@ -364,6 +364,11 @@ describe("the job runner", () => {
         new RequestError("You have exceeded a secondary rate limit", 403, { request }),
       ),
     ).toBe("retry");
+    expect(
+      classifyJobFailure(
+        wrapped(new RequestError("This installation has been suspended", 403, { request })),
+      ),
+    ).toBe("suspended");
     expect(classifyJobFailure(new RequestError("Too Many", 429, { request }))).toBe("retry");
     expect(classifyJobFailure(new RequestError("Bad Gateway", 502, { request }))).toBe("retry");
     expect(classifyJobFailure(new Error("socket hang up"))).toBe("retry");

@@ -150,7 +150,9 @@ describe("deleting memory", () => {
     ).rejects.toThrow(MemoryDeletedError);
     expect(existsSync(join(directory, "7", "101"))).toBe(false);
     expect(await (await memories.open(repo(102))).get("issue-1")).toMatchObject({ text: "Kept" });
-    // Removed (not deleted), a repository may come back: its memory starts empty.
+    // Removed (not deleted), a repository may come back once added again: its memory empty.
+    await expect(memories.open(WIDGETS)).rejects.toThrow(MemoryDeletedError);
+    await memories.readmit(WIDGETS);
     const again = await memories.open(WIDGETS);
     expect(await again.list()).toEqual([]);
     expect(await again.readBackfillState()).toBeUndefined();
@@ -160,14 +162,41 @@ describe("deleting memory", () => {
   it("refuses every later open of a deleted repository", async () => {
     const memories = registry();
     await (await memories.open(WIDGETS)).add(memoryOf("acme/widgets", 1, "x"));
-    await memories.delete(WIDGETS, { forever: true });
+    await memories.delete(WIDGETS);
     await expect(memories.open(WIDGETS)).rejects.toThrow(
       "the memory of acme/widgets (installation 7, repository 101) was deleted with its repository",
     );
     expect(await memories.list()).toEqual([]);
   });
 
-  it("waits for a call in use, then deletes; an open meanwhile gets an empty memory, never the half-deleted one", async () => {
+  it("keeps refusing deleted memories after a restart, until a repository is added back", async () => {
+    const directory = join(makeDataDir(), "memory");
+    const before = registry(directory);
+    for (const r of [1, 2])
+      await (await before.open(repo(r))).add(memoryOf(`acme/repo-${r}`, 1, "x"));
+    const elsewhere = { ...repo(3), installation: 8 };
+    await (await before.open(elsewhere)).add(memoryOf("acme/repo-3", 1, "y"));
+    await before.delete(repo(1));
+    await before.deleteInstallation(8);
+    await before.closeAll();
+
+    const after = registry(directory);
+    await expect(after.open(repo(1))).rejects.toThrow(/was deleted with its repository/);
+    await expect(after.open(elsewhere)).rejects.toThrow(/was deleted with its installation/);
+    expect(existsSync(join(directory, "7", "1"))).toBe(false);
+    expect((await after.open(repo(2))).name).toBe("acme/repo-2");
+    // A deleted installation never comes back (a new install has a new id): readmit is moot.
+    await after.readmit(elsewhere);
+    await expect(after.open(elsewhere)).rejects.toThrow(MemoryDeletedError);
+    await after.readmit(repo(1));
+    await after.closeAll();
+
+    const again = registry(directory);
+    expect(await (await again.open(repo(1))).list()).toEqual([]);
+    await again.closeAll();
+  });
+
+  it("waits for a call in use, then deletes; an open meanwhile is refused, never given the half-deleted one", async () => {
     const directory = join(makeDataDir(), "memory");
     const { embedder, holding, release } = holdingEmbedder("slow");
     const memories = registry(directory, { embedder });
@@ -179,7 +208,7 @@ describe("deleting memory", () => {
     let deleted = false;
     const deletion = memories.delete(WIDGETS).then(() => (deleted = true));
     // A job for that repository arriving at the same moment.
-    const opening = memories.open(WIDGETS);
+    const opening = memories.open(WIDGETS).catch((error: unknown) => error);
     await new Promise((resolve) => setTimeout(resolve, 50));
     expect(deleted).toBe(false);
     expect(existsSync(join(directory, "7", "101", "repository.json"))).toBe(true);
@@ -187,9 +216,9 @@ describe("deleting memory", () => {
     release();
     await inUse;
     await deletion;
-    const reopened = await opening;
-    expect(await reopened.list()).toEqual([]);
+    expect(await opening).toBeInstanceOf(MemoryDeletedError);
     await expect(memory.get("issue-1")).rejects.toThrow(MemoryDeletedError);
+    expect(existsSync(join(directory, "7", "101"))).toBe(false);
     await memories.closeAll();
   });
 
@@ -203,7 +232,7 @@ describe("deleting memory", () => {
 
     expect(await memories.deleteInstallation(7)).toBe(true);
 
-    expect(readdirSync(directory).sort()).toEqual([".trash", "8"]);
+    expect(readdirSync(directory).sort()).toEqual([".trash", "8", "removed.json"]);
     await expect(memories.open(repo(3))).rejects.toThrow(/was deleted with its installation/);
     expect(await kept.list()).toHaveLength(1);
     await memories.closeAll();
@@ -220,11 +249,11 @@ describe("deleting memory", () => {
     await memories.closeAll();
 
     const installation = memories.deleteInstallation(7);
-    const repository = memories.delete({ ...repo(2), name: "acme/repo-2" }, { forever: true });
+    const repository = memories.delete({ ...repo(2), name: "acme/repo-2" });
 
     expect(await installation).toBe(true);
     await expect(repository).resolves.toBeTypeOf("boolean");
-    expect(readdirSync(directory).sort()).toEqual([".trash"]);
+    expect(readdirSync(directory).sort()).toEqual([".trash", "removed.json"]);
     expect(readdirSync(join(directory, ".trash"))).toEqual([]);
   });
 

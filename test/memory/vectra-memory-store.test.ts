@@ -16,6 +16,7 @@ import { crc32 } from "node:zlib";
 import { pino } from "pino";
 import { describe, expect, it, vi } from "vitest";
 import { MemorySnapshot } from "../../src/memory/memory-snapshot.js";
+import { InvalidMemoryError } from "../../src/memory/memory-store.js";
 import { openSegmentIndex, readSegment, AtomicFileStorage } from "../../src/memory/vectra-files.js";
 import { MemoryMismatchError } from "../../src/memory/vectra-memory-store.js";
 import { MemoryCorruptError } from "../../src/memory/write-ahead-log.js";
@@ -94,6 +95,32 @@ describe("the vectra memory store", () => {
     });
     expect(texts).toEqual(["Crash on save", "Crash on save (edited)"]);
     await store.close();
+  });
+
+  it("keeps the newer version of a source when an older one is written after it, after a replay too", async () => {
+    const directory = makeDataDir();
+    const store = await openTestStore(directory, crashable);
+    const version = (text: string, updatedAt: string) =>
+      issueMemory(1, text, { metadata: { updatedAt } });
+    await store.add(version("Newer", "2026-11-02T10:00:00Z"));
+    await store.add(version("Older", "2026-11-01T10:00:00.000+00:00"));
+    expect((await store.get("issue-1"))?.text).toBe("Newer");
+    // In one batch too, whichever comes last.
+    await store.addMany([
+      version("Latest", "2026-11-03T10:00:00Z"),
+      version("Old", "2026-11-01T00:00:00Z"),
+    ]);
+    await expect(store.add(version("Bad", "yesterday"))).rejects.toThrow(InvalidMemoryError);
+    // Never flushed: the second open replays the log, stale writes and all, and decides the same.
+    const reopened = await openTestStore(directory);
+    expect(await reopened.get("issue-1")).toMatchObject({
+      text: "Latest",
+      metadata: { updatedAt: "2026-11-03T10:00:00.000Z" },
+    });
+    // A write without a version (a summary, a backfill) still replaces it.
+    await reopened.add(issueMemory(1, "Unversioned"));
+    expect((await reopened.get("issue-1"))?.text).toBe("Unversioned");
+    await reopened.close();
   });
 
   it("keeps every one of many concurrent adds", async () => {
