@@ -19,6 +19,8 @@ export const summarizeCommand: Command = {
       prompt: "summarize",
       log,
     });
+    // No summary to show: said in a reply of its own, so the thread's summary is left as it is.
+    if (!answer.text) return renderAnswer(answer);
     return {
       body: `**Summary of this thread** (updated by \`/talos summarize\`)\n\n${renderAnswer(answer)}`,
       marker: summaryMarker(),

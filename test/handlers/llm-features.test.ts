@@ -213,6 +213,47 @@ describe("/talos summarize", () => {
       ["summary-1", "answer", "Summary of #1 (Spelling error in the README file): Second summary."],
     ]);
   });
+  it("leaves the summary as it is when the model answers nothing, and says so in a reply", async () => {
+    const model = fakeModel().respond(new AIMessage("First summary.")).respond(new AIMessage(""));
+    const app = await createTestApp({ model });
+    const first = githubScope();
+    mockCommandStart(first);
+    mockThread(first);
+    const created = capturePost(first, `${REPO}/issues/1/comments`);
+    await command(app, "/talos summarize", "summary-empty-1");
+    expect(first.pendingMocks()).toEqual([]);
+
+    const second = githubScope();
+    second.post(`${REPO}/issues/comments/492700400/reactions`).reply(200, {});
+    second
+      .get(`${REPO}/issues/1/comments`)
+      .query({ per_page: "100" })
+      .reply(200, [
+        {
+          id: 501,
+          body: created.body,
+          user: { login: `${APP_SLUG}[bot]`, type: "Bot" },
+          created_at: "2026-11-24T12:00:00Z",
+        },
+      ]);
+    // The reply's own look-up for its marker, since the thread's read.
+    second.get(`${REPO}/issues/1/comments`).query(true).reply(200, []);
+    // A reply of its own, not an edit of comment 501 (nock refuses any PATCH).
+    const reply = capturePost(second, `${REPO}/issues/1/comments`);
+    await command(app, "/talos summarize", "summary-empty-2");
+
+    expect(second.pendingMocks()).toEqual([]);
+    expect(reply.body).toContain("The language model returned no answer");
+    expect(reply.body).toContain("<!-- talos:reply:492700400 -->");
+    const memory = await app.talos.memory.open({
+      installation: 2,
+      repository: 186853002,
+      name: "Codertocat/Hello-World",
+    });
+    expect((await memory.list()).map((r) => r.text)).toEqual([
+      "Summary of #1 (Spelling error in the README file): First summary.",
+    ]);
+  });
 });
 
 describe("triage of a new issue", () => {
