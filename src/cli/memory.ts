@@ -12,6 +12,7 @@ import { PostgresMemory } from "../database/postgres-memory.js";
 import type { MemoryNamespace, MemoryRegistry } from "../memory/memory-registry.js";
 import { type StoredNamespace } from "../memory/memory-registry.js";
 import type { MemoryService, RepoMemory } from "../memory/memory-service.js";
+import type { BackfillState } from "../memory/backfill-repository.js";
 import type { MemoryKind, MemoryStats } from "../memory/memory-store.js";
 import { createMemoryRegistry } from "../create-services.js";
 import { createMetrics } from "../metrics/create-metrics.js";
@@ -50,24 +51,45 @@ const REPO = /^[A-Za-z0-9_.-]+\/[A-Za-z0-9_.-]+$/;
 /** `talos memory stats`: records, kinds, pending log entries and size per namespace. */
 export async function showMemoryStats(options: MemoryCommandOptions): Promise<number> {
   const namespaces = await selectNamespaces(options);
-  const rows: NamespaceStats[] = [];
-  for (const namespace of namespaces) {
+  const rows: Array<NamespaceStats & { backfill: BackfillState | { error: string } | null }> = [];
+  const memories = await openMemories(options, refusingEmbedder());
+  const [backfills, stored] = await Promise.all([
+    // One damaged backfill.json is shown as such; the others still are.
+    Promise.all(
+      namespaces.map((namespace) =>
+        memories.service.readBackfillState(namespace).then(
+          (state) => state ?? null,
+          (error: unknown) => ({ error: (error as Error).message }),
+        ),
+      ),
+    ),
+    memories.service.listLegacy(),
+  ]).finally(() => memories.close());
+  for (const [i, namespace] of namespaces.entries()) {
     rows.push({
       ...namespace,
       ...(await withStoredEmbedder(options, namespace, (store) => store.stats())),
+      backfill: backfills[i]!,
     });
   }
   const totals = sumStats(rows);
-  const memories = await openMemories(options, refusingEmbedder());
-  const legacy = (await memories.service.listLegacy().finally(() => memories.close())).map(
-    ({ installation, name }) => ({ installation, repo: name }),
-  );
+  const legacy = stored.map(({ installation, name }) => ({ installation, repo: name }));
   if (options.json) {
     await writeLine(options.stdout, JSON.stringify({ namespaces: rows, totals, legacy }));
     return 0;
   }
   const table = [
-    ["NAMESPACE", "RECORDS", "PENDING", "SEGMENTS", "ON DISK", "IN RAM", "EMBEDDER", "KINDS"],
+    [
+      "NAMESPACE",
+      "RECORDS",
+      "PENDING",
+      "SEGMENTS",
+      "ON DISK",
+      "IN RAM",
+      "EMBEDDER",
+      "BACKFILL",
+      "KINDS",
+    ],
     ...rows.map((row) => [
       `${row.installation}/${row.repo}`,
       String(row.records),
@@ -76,6 +98,7 @@ export async function showMemoryStats(options: MemoryCommandOptions): Promise<nu
       formatBytes(row.bytesOnDisk),
       formatBytes(row.bytesInRam),
       describeEmbedder(row),
+      describeBackfill(row.backfill),
       formatKinds(row.byKind),
     ]),
     [
@@ -85,6 +108,7 @@ export async function showMemoryStats(options: MemoryCommandOptions): Promise<nu
       String(totals.segments),
       formatBytes(totals.bytesOnDisk),
       formatBytes(totals.bytesInRam),
+      "",
       "",
       formatKinds(totals.byKind),
     ],
@@ -97,6 +121,15 @@ export async function showMemoryStats(options: MemoryCommandOptions): Promise<nu
     );
   }
   return 0;
+}
+
+/** A backfill's progress in a word or two: where it is, or why it stopped. */
+function describeBackfill(state: BackfillState | { error: string } | null): string {
+  if (state === null) return "none";
+  if ("error" in state) return "unreadable";
+  if (state.issuesDisabledAt) return "issues off";
+  if (state.status === "done") return `done (${state.indexed})`;
+  return `${state.status} at page ${state.page} (${state.indexed})`;
 }
 
 /** `talos memory search <query>`: what the bot would recall, in one namespace. */

@@ -121,6 +121,47 @@ describe("talos memory stats", () => {
     );
   });
 
+  it("shows each namespace's backfill: done, running, issues switched off, or unreadable", async () => {
+    const dataDir = await seed();
+    const progress = (installation: number, repository: number, text: string) =>
+      writeFileSync(
+        join(dataDir, "memory", String(installation), String(repository), "backfill.json"),
+        text,
+      );
+    progress(7, 101, JSON.stringify({ status: "done", page: 3, indexed: 250 }));
+    progress(
+      7,
+      102,
+      JSON.stringify({
+        status: "done",
+        page: 1,
+        indexed: 0,
+        issuesDisabledAt: "2026-12-01T00:00:00.000Z",
+      }),
+    );
+    progress(8, 101, "{ damaged");
+
+    const table = await talos(["memory", "stats", "--data-dir", dataDir]);
+    expect(table.code).toBe(0);
+    const lines = table.out.trim().split("\n");
+    expect(lines[0]).toMatch(/\sEMBEDDER\s+BACKFILL\s+KINDS$/);
+    expect(lines[1]).toMatch(/^7\/acme\/gadgets\s.*\sissues off\s+issue 1$/);
+    expect(lines[2]).toMatch(/^7\/acme\/widgets\s.*\sdone \(250\)\s+issue 2, note 1$/);
+    expect(lines[3]).toMatch(/^8\/acme\/widgets\s.*\sunreadable\s+issue 2$/);
+
+    progress(8, 101, JSON.stringify({ status: "running", page: 4, indexed: 300 }));
+    const json = await talos(["memory", "stats", "--data-dir", dataDir, "--json"]);
+    expect(json.code).toBe(0);
+    const { namespaces } = JSON.parse(json.out);
+    expect(namespaces.map((n: { backfill: unknown }) => n.backfill)).toEqual([
+      { status: "done", page: 1, indexed: 0, issuesDisabledAt: "2026-12-01T00:00:00.000Z" },
+      { status: "done", page: 3, indexed: 250 },
+      { status: "running", page: 4, indexed: 300 },
+    ]);
+    const plain = await talos(["memory", "stats", "--data-dir", dataDir]);
+    expect(plain.out).toMatch(/\n8\/acme\/widgets\s.*\srunning at page 4 \(300\)\s+issue 2\n/);
+  });
+
   it("prints a table, and picks namespaces with --repo and --installation", async () => {
     const dataDir = await seed();
     const all = await talos(["memory", "stats", "--data-dir", dataDir]);
