@@ -283,11 +283,12 @@ export class JobRunner<C> {
         metrics.jobs.inc({ kind: job.kind, outcome: "lost" });
         return;
       }
-      if (kind === "gone") {
-        log.info({ err: error }, "job dropped: what it was about is gone from GitHub");
-        await this.#record(log, job, () => queue.complete(job.id));
-      } else if (kind === "suspended") {
-        log.info({ err: error }, "job dropped: its installation is suspended");
+      if (kind === "gone" || kind === "suspended") {
+        const why =
+          kind === "gone"
+            ? "what it was about is gone from GitHub"
+            : "its installation is suspended";
+        log.info({ err: error }, `job dropped: ${why}`);
         await this.#record(log, job, () => queue.complete(job.id));
       } else if (kind === "retry" && job.attempts < maxAttempts) {
         // GitHub's rate limits say when to come back: sooner is refused again.

@@ -164,22 +164,20 @@ describe("/talos ask", () => {
 });
 
 describe("/talos summarize", () => {
-  it("keeps one summary comment per thread, edited in place when run again", async () => {
-    const model = fakeModel()
-      .respond(new AIMessage("First summary."))
-      .respond(new AIMessage("Second summary."));
-    const app = await createTestApp({ model });
+  /** A first `/talos summarize`, which posts the summary comment (501); returns its body. */
+  async function summarizeFirst(app: TestApp, id: string): Promise<string> {
     const first = githubScope();
     mockCommandStart(first);
     mockThread(first);
     // The summary is looked for in the whole thread the run read.
     const created = capturePost(first, `${REPO}/issues/1/comments`);
-    await command(app, "/talos summarize", "summary-1");
+    await command(app, "/talos summarize", id);
     expect(first.pendingMocks()).toEqual([]);
-    expect(created.body).toMatch(
-      /^\*\*Summary of this thread\*\*[\s\S]*First summary\.\n\n<!-- talos:summary -->$/,
-    );
+    return created.body!;
+  }
 
+  /** The same command again (token and config cached): the thread holds the summary. */
+  function mockSecondRun(summary: string): Scope {
     const second = githubScope();
     second.post(`${REPO}/issues/comments/492700400/reactions`).reply(200, {});
     second
@@ -188,11 +186,25 @@ describe("/talos summarize", () => {
       .reply(200, [
         {
           id: 501,
-          body: created.body,
+          body: summary,
           user: { login: `${APP_SLUG}[bot]`, type: "Bot" },
           created_at: "2026-11-24T12:00:00Z",
         },
       ]);
+    return second;
+  }
+
+  it("keeps one summary comment per thread, edited in place when run again", async () => {
+    const model = fakeModel()
+      .respond(new AIMessage("First summary."))
+      .respond(new AIMessage("Second summary."));
+    const app = await createTestApp({ model });
+    const created = await summarizeFirst(app, "summary-1");
+    expect(created).toMatch(
+      /^\*\*Summary of this thread\*\*[\s\S]*First summary\.\n\n<!-- talos:summary -->$/,
+    );
+
+    const second = mockSecondRun(created);
     let edited = "";
     second
       .patch(`${REPO}/issues/comments/501`, (body: { body: string }) =>
@@ -213,29 +225,13 @@ describe("/talos summarize", () => {
       ["summary-1", "answer", "Summary of #1 (Spelling error in the README file): Second summary."],
     ]);
   });
+
   it("leaves the summary as it is when the model answers nothing, and says so in a reply", async () => {
     const model = fakeModel().respond(new AIMessage("First summary.")).respond(new AIMessage(""));
     const app = await createTestApp({ model });
-    const first = githubScope();
-    mockCommandStart(first);
-    mockThread(first);
-    const created = capturePost(first, `${REPO}/issues/1/comments`);
-    await command(app, "/talos summarize", "summary-empty-1");
-    expect(first.pendingMocks()).toEqual([]);
+    const created = await summarizeFirst(app, "summary-empty-1");
 
-    const second = githubScope();
-    second.post(`${REPO}/issues/comments/492700400/reactions`).reply(200, {});
-    second
-      .get(`${REPO}/issues/1/comments`)
-      .query({ per_page: "100" })
-      .reply(200, [
-        {
-          id: 501,
-          body: created.body,
-          user: { login: `${APP_SLUG}[bot]`, type: "Bot" },
-          created_at: "2026-11-24T12:00:00Z",
-        },
-      ]);
+    const second = mockSecondRun(created);
     // The reply's own look-up for its marker, since the thread's read.
     second.get(`${REPO}/issues/1/comments`).query(true).reply(200, []);
     // A reply of its own, not an edit of comment 501 (nock refuses any PATCH).
