@@ -4,6 +4,7 @@ import { createCommandRegistry } from "./commands/command-registry.js";
 import { createServices, type Services, type ServicesOptions } from "./create-services.js";
 import { createAppIdentityLoader } from "./github/app-identity.js";
 import { fenceWrites } from "./github/create-octokit.js";
+import { holdsRepository } from "./github/holds-repository.js";
 import type { Octokit } from "./github/octokit.js";
 import { registerHandlers } from "./handlers/index.js";
 import { createHealthRoute } from "./http/create-health-route.js";
@@ -66,6 +67,12 @@ export async function createTalos(options: TalosOptions): Promise<Talos> {
       budget: services.automationBudget,
       budgets: services.budgets,
       memory,
+      readmission: {
+        holds: async (installation, repository) =>
+          holdsRepository(await probot.auth(), installation, repository.full_name),
+        readmitted: (ref) => backfill.enqueue(ref),
+        log,
+      },
       backfill,
       markdown: services.markdown,
       identity: createAppIdentityLoader(probot),

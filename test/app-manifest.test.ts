@@ -34,6 +34,7 @@ function registeredEvents(): string[][] {
       clock: systemClock,
       assistant: undefined,
       memory: {} as never,
+      readmission: {} as never,
       backfill: {} as never,
       markdown: {} as never,
       budget: new MemoryAutomationBudget({ clock: systemClock, maxPerInstallationPerHour: 1 }),

@@ -8,7 +8,8 @@ import { REPO_CONFIG_PATH, type Env } from "../config.js";
 import { loadRepoConfigOf } from "../github/load-repo-config.js";
 import type { Octokit, RepoRef } from "../github/octokit.js";
 import { backfillRepository } from "../memory/backfill-repository.js";
-import { MemoryRegistry } from "../memory/memory-registry.js";
+import { MemoryRegistry, type RepositoryRef } from "../memory/memory-registry.js";
+import { MemoryDeletedError } from "../memory/memory-store.js";
 import {
   BACKFILL_LEASE_MS,
   backfillClaim,
@@ -74,7 +75,7 @@ async function backfillWith(
   repo: RepoRef,
 ): Promise<number> {
   const { log, stdout } = options;
-  const { octokit, installation } = await authenticate(options, repo, services);
+  const { octokit, installation, verified } = await authenticate(options, repo, services);
   const { config } = await loadRepoConfigOf(octokit, repo, log);
   if (!config.memory.enabled) {
     throw new Error(
@@ -93,10 +94,26 @@ async function backfillWith(
     memory instanceof MemoryRegistry
       ? `remove ${join(memory.directoryOf(namespace), "backfill.json")}`
       : `clear its backfill column (${memory.locationOf(namespace)})`;
-  const store = await memory.open({
+  const ref: RepositoryRef = {
     ...namespace,
     name: repository.full_name,
     createdAt: repository.created_at,
+  };
+  const store = await memory.open(ref).catch(async (error: unknown) => {
+    if (!(error instanceof MemoryDeletedError)) throw error;
+    // Removed with its repository or installation, and the event adding it back never came.
+    // GitHub named this installation as the repository's just now: it holds it again.
+    if (!verified) {
+      throw new Error(
+        `${error.message}; set APP_ID and PRIVATE_KEY (instead of --installation) so that Talos can ask GitHub whether installation ${installation} holds ${repository.full_name} again, and then index it`,
+        { cause: error },
+      );
+    }
+    await memory.readmit(ref);
+    stdout.write(
+      `${options.repo}'s memory ${name} was removed with the repository, and GitHub says installation ${installation} holds it again: readmitted, empty.\n`,
+    );
+    return memory.open(ref);
   });
   const before = await store.readBackfillState();
   // One found with issues switched off is checked again: someone asking may have switched them on.
@@ -163,7 +180,7 @@ async function authenticate(
   options: BackfillCommandOptions,
   repo: RepoRef,
   services: Services,
-): Promise<{ octokit: Octokit; installation: string }> {
+): Promise<{ octokit: Octokit; installation: string; verified: boolean }> {
   const { env } = options;
   const appId = env.APP_ID;
   const privateKey =
@@ -178,7 +195,11 @@ async function authenticate(
         "pass --installation ID, or set APP_ID and PRIVATE_KEY: memory is kept per installation, and without the app's credentials Talos cannot look up which installation holds the repository",
       );
     }
-    return { octokit: createCliOctokit(services), installation: options.installation };
+    return {
+      octokit: createCliOctokit(services),
+      installation: options.installation,
+      verified: false,
+    };
   }
   const app = createCliOctokit(services, { appId, privateKey });
   let installationId: number;
@@ -199,6 +220,8 @@ async function authenticate(
   return {
     octokit: createCliOctokit(services, { appId, privateKey, installationId }),
     installation: String(installationId),
+    // GitHub named this installation as the one holding the repository.
+    verified: true,
   };
 }
 

@@ -26,6 +26,8 @@ export interface IssueInfo {
   url: string;
   /** ISO time; empty when the source did not say. */
   createdAt: string;
+  /** Its `updated_at` where the source said: the version its memory record carries. */
+  updatedAt?: string;
 }
 
 export interface CommentInfo {
@@ -317,6 +319,7 @@ export interface IssueData {
   pull_request?: unknown;
   html_url: string;
   created_at?: string;
+  updated_at?: string;
 }
 
 export function toIssueInfo(data: IssueData): IssueInfo {
@@ -332,6 +335,7 @@ export function toIssueInfo(data: IssueData): IssueInfo {
     isPullRequest: data.pull_request !== undefined && data.pull_request !== null,
     url: data.html_url,
     createdAt: data.created_at ?? "",
+    ...(data.updated_at ? { updatedAt: data.updated_at } : {}),
   };
 }
 

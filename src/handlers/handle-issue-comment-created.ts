@@ -15,7 +15,7 @@ import { loadRepoConfig } from "../github/load-repo-config.js";
 import type { JobRun } from "../jobs/job-runner.js";
 import type { MarkdownService } from "../markdown/markdown-workers.js";
 import type { MemoryService } from "../memory/memory-service.js";
-import { openRepoMemory } from "../memory/open-repo-memory.js";
+import { openRepoMemory, type Readmission } from "../memory/open-repo-memory.js";
 import { jobAssistant } from "./job-assistant.js";
 import {
   InstallationPayload,
@@ -32,6 +32,8 @@ const CommentCreated = z.object({
     created_at: z.string(),
     html_url: z.string(),
     user: z.object({ login: z.string() }).nullable(),
+    // Set when an app posted the comment, also for a user (with a user-to-server token).
+    performed_via_github_app: z.object({ id: z.number(), slug: z.string() }).nullish(),
   }),
   issue: IssuePayload,
   repository: OwnedRepositoryPayload,
@@ -44,12 +46,16 @@ export interface CommentHandlerDeps {
   commands: CommandRegistry;
   assistant: Assistant | undefined;
   memory: MemoryService;
+  readmission: Readmission;
   markdown: MarkdownService;
   limits: GitHubLimits;
   clock: Clock;
 }
 
-/** A comment on an issue or pull request: run the first `/talos` command in it, if any. */
+/**
+ * A comment on an issue or pull request: run the first `/talos` command in it, if any, unless
+ * the comment was posted through a GitHub App.
+ */
 export function createIssueCommentCreatedHandler(deps: CommentHandlerDeps) {
   return async (context: Context<"issue_comment.created">, run: JobRun): Promise<void> => {
     const { comment, issue, repository, installation } = readPayload(
@@ -59,6 +65,15 @@ export function createIssueCommentCreatedHandler(deps: CommentHandlerDeps) {
     const body = comment.body ?? "";
     if (isTalosComment(body))
       return context.log.debug("ignored: the comment ends with a Talos marker");
+    // Bots never trigger anything: an app acting for a maintainer keeps their login and
+    // association, but may be an automation that anyone's text drives (another AI agent).
+    const viaApp = comment.performed_via_github_app;
+    if (viaApp) {
+      return context.log.debug(
+        { app: viaApp.slug },
+        "ignored: the comment was posted through a GitHub App",
+      );
+    }
     const identity = await deps.identity.get();
     // A cheap scan first: most comments hold no line that could be a command.
     if (!hasCommandCandidate(body, { slug: identity.slug }))
@@ -101,7 +116,7 @@ export function createIssueCommentCreatedHandler(deps: CommentHandlerDeps) {
         repositoryTokens: config.config.budget.daily_tokens,
         job: run,
       }),
-      memory: () => openRepoMemory(deps.memory, event, config.config),
+      memory: () => openRepoMemory(deps, event, config.config),
       identity,
       log,
     });

@@ -12,7 +12,7 @@ import { loadRepoConfig } from "../github/load-repo-config.js";
 import type { JobRun } from "../jobs/job-runner.js";
 import type { MarkdownService } from "../markdown/markdown-workers.js";
 import type { MemoryService } from "../memory/memory-service.js";
-import { openRepoMemory } from "../memory/open-repo-memory.js";
+import { openRepoMemory, type Readmission } from "../memory/open-repo-memory.js";
 import { isBotSender } from "./guard-event.js";
 import { jobAssistant } from "./job-assistant.js";
 import {
@@ -32,6 +32,7 @@ export interface IssuesOpenedDeps {
   assistant: Assistant | undefined;
   budgets: TokenBudgets;
   memory: MemoryService;
+  readmission: Readmission;
   budget: AutomationBudget;
   identity: AppIdentityLoader;
   markdown: MarkdownService;
@@ -66,7 +67,7 @@ export function createIssuesOpenedHandler(deps: IssuesOpenedDeps) {
         repo: repository.name,
       }),
       octokit: context.octokit,
-      memory: () => openRepoMemory(deps.memory, event, config),
+      memory: () => openRepoMemory(deps, event, config),
       log: context.log,
     });
   };

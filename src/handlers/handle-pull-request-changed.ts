@@ -65,7 +65,7 @@ export function createPullRequestChangedHandler(deps: IssuesOpenedDeps) {
       github: createRepoClient(context.octokit, repo),
       pulls: createPullRequestClient(context.octokit, repo),
       octokit: context.octokit,
-      memory: () => openRepoMemory(deps.memory, event, config),
+      memory: () => openRepoMemory(deps, event, config),
       log: context.log,
     });
   };

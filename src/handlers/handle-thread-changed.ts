@@ -3,8 +3,7 @@ import { z } from "zod";
 import { toIssueInfo } from "../github/create-repo-client.js";
 import { loadRepoConfig } from "../github/load-repo-config.js";
 import { issueMemoryId, summaryId, toIssueMemory } from "../memory/memory-inputs.js";
-import type { MemoryService } from "../memory/memory-service.js";
-import { openRepoMemory } from "../memory/open-repo-memory.js";
+import { openRepoMemory, type MemoryAccess } from "../memory/open-repo-memory.js";
 import {
   InstallationPayload,
   IssuePayload,
@@ -35,12 +34,12 @@ const ThreadChanged = z.object({
  * pull request, update their record; a deleted or transferred issue leaves. (An opened or
  * reopened pull request is remembered by the pull-request handler.)
  */
-export function createThreadChangedHandler(deps: { memory: MemoryService }) {
+export function createThreadChangedHandler(deps: MemoryAccess) {
   return async (context: Context<ThreadChangedEvent>): Promise<void> => {
     const payload = readPayload(ThreadChanged, context.payload);
     const { config } = await loadRepoConfig(context);
     const memory = await openRepoMemory(
-      deps.memory,
+      deps,
       { installation: payload.installation.id, repository: payload.repository },
       config,
     );
@@ -58,7 +57,7 @@ export function createThreadChangedHandler(deps: { memory: MemoryService }) {
       return context.log.info({ number: info.number, summary }, "issue forgotten");
     }
     // Events may come out of order (a redelivery, say): an older copy leaves a newer one.
-    await memory.add(toIssueMemory(payload.repository.full_name, info, thread.updated_at));
+    await memory.add(toIssueMemory(payload.repository.full_name, info));
     context.log.info(
       { number: info.number, kind: isPullRequest ? "pull_request" : "issue" },
       "memory updated",

@@ -14,9 +14,12 @@ export const issueMemoryText = (issue: Pick<IssueInfo, "title" | "body">) =>
 
 /**
  * The memory of an issue or pull request: its title and description, keyed by its number. With
- * `updatedAt` (its `updated_at` where the text came from), an older copy is not written over it.
+ * `updatedAt` (its `updated_at` where the text came from), an older copy is not written over it:
+ * events come out of order (a redelivery, a journaled job retried), and a backfill page may be
+ * read before an edit that memory already holds.
  */
-export function toIssueMemory(repo: string, issue: IssueInfo, updatedAt?: string): MemoryInput {
+export function toIssueMemory(repo: string, issue: IssueInfo): MemoryInput {
+  const { updatedAt } = issue;
   return {
     id: issueMemoryId(issue.number, issue.isPullRequest),
     kind: issue.isPullRequest ? "pull_request" : "issue",

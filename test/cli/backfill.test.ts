@@ -409,6 +409,59 @@ describe("talos backfill", () => {
     expect(records).toHaveLength(130);
   });
 
+  /** acme/widgets's memory in installation 42, removed with the repository. */
+  async function removedWidgets(dataDir: string) {
+    const memories = createTestRegistry(join(dataDir, "memory"));
+    const namespace = { installation: 42, repository: WIDGETS_ID, name: "acme/widgets" };
+    await memories.open(namespace);
+    await memories.delete(namespace);
+    await memories.closeAll();
+  }
+
+  it("readmits a memory removed with its repository when GitHub says the installation holds it again", async () => {
+    const dataDir = makeDataDir();
+    await removedWidgets(dataDir);
+    const scope = githubScope();
+    scope
+      .get("/repos/acme/widgets/installation")
+      .matchHeader("authorization", /^bearer eyJ/i)
+      .reply(200, { id: 42, account: { login: "acme" } });
+    mockInstallationToken(scope, 42);
+    mockRepoConfig(scope, { owner: "acme", repo: "widgets" });
+    mockRepository(scope);
+    mockIssuePages(scope, `token ${INSTALLATION_TOKEN}`);
+
+    const { code, out } = await talos(["backfill", "acme/widgets", "--data-dir", dataDir], {
+      APP_ID: "1",
+      PRIVATE_KEY: TEST_PRIVATE_KEY,
+    });
+
+    expect(code).toBe(0);
+    expect(scope.pendingMocks()).toEqual([]);
+    expect(out).toContain(
+      "acme/widgets's memory 42/acme/widgets was removed with the repository, and GitHub says installation 42 holds it again: readmitted, empty.",
+    );
+    expect((await readMemory(dataDir, 42)).records).toHaveLength(130);
+  });
+
+  it("says how to readmit a removed memory when only a token and --installation are given", async () => {
+    const dataDir = makeDataDir();
+    await removedWidgets(dataDir);
+    const scope = githubScope();
+    mockRepoConfig(scope, { owner: "acme", repo: "widgets" });
+    mockRepository(scope);
+
+    const { code, err } = await talos(
+      ["backfill", "acme/widgets", "--installation", "42", "--data-dir", dataDir],
+      { GITHUB_TOKEN: TOKEN },
+    );
+
+    expect(code).toBe(1);
+    expect(scope.pendingMocks()).toEqual([]);
+    expect(err.trim().split("\n")).toHaveLength(1);
+    expect(err).toMatch(/was deleted with its repository; set APP_ID and PRIVATE_KEY/);
+  });
+
   it("refuses an --installation that does not hold the repository", async () => {
     const scope = githubScope();
     scope

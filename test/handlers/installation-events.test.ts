@@ -90,6 +90,13 @@ function helloWorldRemoved() {
   return removed;
 }
 
+/** GitHub's answer to the app's own question: is it installed on Hello-World? No. */
+function notInstalled(scope: nock.Scope) {
+  scope
+    .get("/repos/Codertocat/Hello-World/installation")
+    .reply(404, { message: "Not Found", documentation_url: "https://docs.github.com" });
+}
+
 describe("a job journaled before its repository left, run after", () => {
   it("does not bring back the memory of a repository removed from the installation", async () => {
     const dataDir = makeDataDir();
@@ -107,8 +114,10 @@ describe("a job journaled before its repository left, run after", () => {
 
     await receive(app, "installation_repositories", helloWorldRemoved(), "delivery-removed");
     expect(existsSync(directory)).toBe(false);
-    // The edit's retry comes: it reads the config again, then finds its memory gone.
+    // The edit's retry comes: it reads the config again, then finds its memory gone, and GitHub
+    // says the app is not installed on the repository any more.
     mockRepoConfig(scope);
+    notInstalled(scope);
     await clock.advance(60_000);
     await app.talos.services.jobs.idle();
 
@@ -133,6 +142,7 @@ describe("a job journaled before its repository left, run after", () => {
     const second = await createTestApp({ dataDir, clock });
     mockInstallationToken(scope);
     mockRepoConfig(scope);
+    notInstalled(scope);
     await clock.advance(60_000);
     await second.talos.services.jobs.idle();
 
@@ -188,6 +198,101 @@ describe("a job journaled before its repository left, run after", () => {
     expect(scope.pendingMocks()).toEqual([]);
     const memory = await app.talos.memory.open(ref);
     expect((await memory.list()).map((r) => r.id)).toEqual(["issue-5"]);
+  });
+});
+
+describe("a repository added back while Talos missed the event", () => {
+  /** Hello-World's memory, removed with the repository; the event adding it back never came. */
+  async function removedMemory() {
+    const clock = createManualClock();
+    const app = await createTestApp({ clock });
+    const ref = { installation: 2, repository: HELLO_WORLD, name: "Codertocat/Hello-World" };
+    await (
+      await app.talos.memory.open(ref)
+    ).add(issueMemory(7, "Old text", { repo: "Codertocat/Hello-World" }));
+    await receive(app, "installation_repositories", helloWorldRemoved(), "delivery-removed");
+    await expect(app.talos.memory.open(ref)).rejects.toThrow(MemoryDeletedError);
+    return { app, ref };
+  }
+
+  it("readmits the memory when GitHub says the installation holds the repository, and backfills it", async () => {
+    const { app, ref } = await removedMemory();
+    const scope = githubScope();
+    mockInstallationToken(scope);
+    mockRepoConfig(scope);
+    scope.get("/repos/Codertocat/Hello-World/installation").reply(200, { id: 2, app_id: 1 });
+    // The backfill the missed event would have started.
+    scope.get("/repos/Codertocat/Hello-World").reply(200, {
+      id: HELLO_WORLD,
+      name: "Hello-World",
+      full_name: "Codertocat/Hello-World",
+      owner: { login: "Codertocat" },
+      created_at: "2019-05-15T15:19:25Z",
+    });
+    scope
+      .get("/repos/Codertocat/Hello-World/issues")
+      .query({ state: "all", sort: "created", direction: "desc", per_page: "100", page: "1" })
+      .reply(200, [
+        {
+          number: 5,
+          title: "An issue from before",
+          body: "Found by the backfill.",
+          state: "open",
+          user: { login: "octocat" },
+          labels: [],
+          html_url: "https://github.com/Codertocat/Hello-World/issues/5",
+          created_at: "2025-01-01T00:00:00Z",
+        },
+      ]);
+    const edited = webhookExample("issues", "edited");
+
+    await receive(app, "issues", edited, "delivery-edit");
+    await app.talos.services.jobs.idle();
+    await app.talos.backfill.idle();
+
+    expect(scope.pendingMocks()).toEqual([]);
+    expect(app.talos.services.journal!.list()).toEqual([]);
+    const memory = await app.talos.memory.open(ref);
+    // The removed memory stays gone (issue 7); the edit and the backfill fill the new one.
+    expect((await memory.list()).map((r) => r.id).sort()).toEqual(
+      [`issue-${edited.issue.number}`, "issue-5"].sort(),
+    );
+    expect(
+      app.logs.lines().find((l) => String(l.msg).startsWith("memory readmitted")),
+    ).toMatchObject({ installation: 2, repository: HELLO_WORLD, name: "Codertocat/Hello-World" });
+  });
+
+  it("keeps refusing it when GitHub names another installation (the repository moved)", async () => {
+    const { app, ref } = await removedMemory();
+    const scope = githubScope();
+    mockInstallationToken(scope);
+    mockRepoConfig(scope);
+    scope.get("/repos/Codertocat/Hello-World/installation").reply(200, { id: 99, app_id: 1 });
+
+    await receive(app, "issues", webhookExample("issues", "edited"), "delivery-edit");
+    await app.talos.services.jobs.idle();
+
+    expect(scope.pendingMocks()).toEqual([]);
+    await expect(app.talos.memory.open(ref)).rejects.toThrow(MemoryDeletedError);
+    expect(app.talos.services.journal!.list()).toEqual([]);
+    expect(app.logs.text()).toContain("job dropped");
+  });
+
+  it("retries the job, refusing nothing for good, when GitHub cannot answer", async () => {
+    const { app, ref } = await removedMemory();
+    const scope = githubScope();
+    mockInstallationToken(scope);
+    mockRepoConfig(scope);
+    scope.get("/repos/Codertocat/Hello-World/installation").reply(502, { message: "Bad Gateway" });
+
+    await receive(app, "issues", webhookExample("issues", "edited"), "delivery-edit");
+    await app.talos.services.jobs.idle();
+
+    expect(scope.pendingMocks()).toEqual([]);
+    await expect(app.talos.memory.open(ref)).rejects.toThrow(MemoryDeletedError);
+    expect(app.talos.services.journal!.list()).toMatchObject([
+      { id: "delivery-edit", attempts: 1, retryAt: expect.any(Number) },
+    ]);
   });
 });
 

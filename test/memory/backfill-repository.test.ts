@@ -20,7 +20,7 @@ import {
 import type { VectraMemoryStore } from "../../src/memory/vectra-memory-store.js";
 import { createFakeClock, createManualClock } from "../helpers/fake-clock.js";
 import { makeDataDir } from "../helpers/test-app.js";
-import { openTestStore } from "../helpers/test-memory.js";
+import { issueMemory, openTestStore } from "../helpers/test-memory.js";
 
 interface Page {
   count: number;
@@ -243,6 +243,63 @@ describe("backfillRepository", () => {
     expect(state).toEqual(doneAt(4, 220, 781));
     expect(await readBackfillState(directory)).toEqual(state);
     expect(await store.list()).toHaveLength(220);
+  });
+
+  it("leaves a record newer than the page it read: an edit that arrived meanwhile stays", async () => {
+    const directory = makeDataDir();
+    store = await openTestStore(directory);
+    // Webhooks handled while the page was on its way: #7 edited after the page was read, #5's
+    // record is older than the page.
+    await store.add(
+      issueMemory(7, "The edited title", { metadata: { updatedAt: "2026-11-02T10:00:00Z" } }),
+    );
+    await store.add(
+      issueMemory(5, "A stale title", { metadata: { updatedAt: "2026-10-01T10:00:00Z" } }),
+    );
+    const listed = (number: number, title: string, updatedAt: string) => ({
+      ...listedIssue(number, LISTED_AT),
+      title,
+      updated_at: updatedAt,
+    });
+    const octokit = {
+      rest: {
+        issues: {
+          listForRepo: async () => ({
+            data: [
+              listed(7, "The first title", "2026-11-01T10:00:00Z"),
+              listed(6, "Issue 6", "2026-11-01T10:00:00Z"),
+              listed(5, "The current title", "2026-11-01T10:00:00Z"),
+            ],
+            headers: {},
+          }),
+        },
+      },
+    } as unknown as Octokit;
+
+    const state = await backfillRepository({
+      octokit,
+      repo: { owner: "acme", repo: "widgets" },
+      memory: store,
+      progress: backfillProgressIn(directory),
+      max: 1_000,
+      clock: createFakeClock(),
+      log: pino({ level: "silent" }),
+    });
+
+    expect(state).toMatchObject({ status: "done", indexed: 3 });
+    expect(await store.get("issue-7")).toMatchObject({
+      text: "The edited title",
+      metadata: { updatedAt: "2026-11-02T10:00:00.000Z" },
+    });
+    // What the page held, with its version: an older event delivered later leaves it.
+    expect(await store.get("issue-6")).toMatchObject({
+      text: "Issue 6",
+      metadata: { updatedAt: "2026-11-01T10:00:00.000Z" },
+    });
+    expect(await store.get("issue-5")).toMatchObject({
+      text: "The current title",
+      metadata: { updatedAt: "2026-11-01T10:00:00.000Z" },
+    });
   });
 
   describe("its claim, with instances sharing a database", () => {
