@@ -1,8 +1,13 @@
 import { COMMAND_NAMES, REPO_CONFIG_PATH, RepoConfigSchema, type RepoConfig } from "./config.js";
+import { quotedCode } from "./markdown/safe-text.js";
 
 export interface ParsedRepoConfig {
   config: RepoConfig;
-  /** Human-readable problems, each naming the field and the file. Empty when the file is valid. */
+  /**
+   * Human-readable problems, each naming the field and the file. Empty when the file is valid.
+   * Markdown, one line each: every key or value from the file is a capped code span
+   * (`quotedCode`), since the file is hostile and `/talos config` posts them.
+   */
   errors: string[];
 }
 
@@ -135,7 +140,9 @@ export function parseRepoConfig(raw: unknown, file = REPO_CONFIG_PATH): ParsedRe
       const path = issue.path;
       if (issue.code === "unrecognized_keys") {
         for (const key of issue.keys) {
-          errors.push(`${file}: \`${[...path, key].join(".")}\` is not a known setting (ignored)`);
+          errors.push(
+            `${file}: ${quotedCode([...path, key].join("."))} is not a known setting (ignored)`,
+          );
           candidate = removePath(candidate, [...path, key]);
           for (const field of nearMisses(path, key)) {
             forced.add(field);
@@ -148,7 +155,7 @@ export function parseRepoConfig(raw: unknown, file = REPO_CONFIG_PATH): ParsedRe
         const field = path.join(".");
         const fallback = restrictiveFields(field);
         errors.push(
-          `${file}: \`${field || "(top level)"}\` is invalid (${issue.message}); ${
+          `${file}: ${field ? quotedCode(field) : "(top level)"} is invalid (${issue.message}); ${
             fallback.length > 0 ? "using the most restrictive value" : "using the default"
           }`,
         );
@@ -178,12 +185,12 @@ export function parseRepoConfig(raw: unknown, file = REPO_CONFIG_PATH): ParsedRe
     if (kind === "allow" && list.length > 0) continue;
     if (!off.some((each) => getPath(config, each.split(".")) === true)) continue;
     for (const each of off) setPath(config, each.split("."), false);
-    const keys = [...nearMissKeys].map((key) => `\`${key}\``);
+    const keys = [...nearMissKeys].map((key) => quotedCode(key));
     const meant =
       keys.length > 0
         ? ` (${keys.join(", ")} ${keys.length > 1 ? "look" : "looks"} meant for it)`
         : "";
-    errors.push(`${file}: \`${field}\` ${problem}${meant}; ${outcome}`);
+    errors.push(`${file}: ${quotedCode(field)} ${problem}${meant}; ${outcome}`);
   }
   return { config, errors };
 }
@@ -201,16 +208,16 @@ function repairItem(
   if (!Array.isArray(list)) return candidate;
   const value = list[index];
   const field = listPath.join(".");
-  const shown = `\`${field}[${index}]\` (${JSON.stringify(value)?.slice(0, 60)})`;
+  const item = `${quotedCode(`${field}[${index}]`)} (${quotedCode(JSON.stringify(value) ?? String(value))})`;
   const meant =
     field === "commands.disabled" && typeof value === "string"
       ? COMMAND_NAMES.find((name) => editDistance(value.toLowerCase(), name) <= 2)
       : undefined;
   if (meant) {
-    errors.push(`${file}: ${shown} is not a command; read as \`${meant}\``);
+    errors.push(`${file}: ${item} is not a command; read as ${quotedCode(meant)}`);
     list[index] = meant;
   } else {
-    errors.push(`${file}: ${shown} is invalid; dropped`);
+    errors.push(`${file}: ${item} is invalid; dropped`);
     list.splice(index, 1);
   }
   return candidate;

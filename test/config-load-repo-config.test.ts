@@ -70,7 +70,7 @@ describe("_extends in .github/talos.yml", () => {
     expect(loaded.found).toBe(true);
     expect(loaded.config).toEqual(restrictiveConfig());
     expect(loaded.errors).toEqual([
-      `.github/talos.yml: \`_extends\` names ${repo}:.github/talos.yml, which does not exist or Talos cannot read; using the most restrictive settings`,
+      `.github/talos.yml: \`_extends\` names \`${repo}:.github/talos.yml\`, which does not exist or Talos cannot read; using the most restrictive settings`,
     ]);
     expect(app.logs.lines().find((l) => l.msg === "repository config is invalid")).toMatchObject({
       level: 40,

@@ -54,7 +54,9 @@ describe("parseRepoConfig", () => {
   it("leaves permissions no wider than the valid items give, for the three typos of issue 9", () => {
     const labels = parseRepoConfig({ triage: { enabled: true, labels: ["bug", "question", 404] } });
     expect(labels.config.triage).toMatchObject({ enabled: true, labels: ["bug", "question"] });
-    expect(labels.errors).toEqual([expect.stringContaining("`triage.labels[2]` (404) is invalid")]);
+    expect(labels.errors).toEqual([
+      expect.stringContaining("`triage.labels[2]` (`404`) is invalid"),
+    ]);
 
     const who = parseRepoConfig({ commands: { allowed_associations: ["OWNER", "MAINTAINER"] } });
     expect(who.config.commands.allowed_associations).toEqual(["OWNER"]);
@@ -62,7 +64,7 @@ describe("parseRepoConfig", () => {
     const off = parseRepoConfig({ commands: { disabled: ["ask", "sumarize"] } });
     expect(off.config.commands.disabled).toEqual(["ask", "summarize"]);
     expect(off.errors).toEqual([
-      expect.stringContaining('`commands.disabled[1]` ("sumarize") is not a command; read as'),
+      expect.stringContaining('`commands.disabled[1]` (`"sumarize"`) is not a command; read as'),
     ]);
     const unknown = parseRepoConfig({ commands: { disabled: ["ask", "everything"] } });
     expect(unknown.config.commands.disabled).toEqual(["ask"]);

@@ -146,9 +146,10 @@ export async function runAgent(options: RunAgentOptions): Promise<AgentResult> {
     said = stripReasoning(contentText(reply)).trim();
     const calls = reply.tool_calls ?? [];
     if (calls.length === 0 || last) {
-      // Told to answer with what it has (the final note), the model is cut short by a limit. An
-      // empty answer is the model's own: no limit cut it.
-      const finished = calls.length === 0 && !(last && step > 1);
+      // Told to answer with what it has (the final note), the model is cut short by a limit, as
+      // it is when the server stopped it at the output limit. An empty answer is the model's
+      // own: no limit cut it.
+      const finished = calls.length === 0 && !(last && step > 1) && !cutAtOutputLimit(reply);
       log.info(
         { steps: step, finished, empty: said === "", tools: toolCalls.length, usage },
         "agent run finished",
@@ -244,6 +245,15 @@ function normalizeToolCalls(
     }),
     broken,
   };
+}
+
+/**
+ * Whether the server stopped the reply at the output limit (`max_tokens`): OpenAI-compatible
+ * servers say `finish_reason: "length"`, Anthropic-style ones `stop_reason: "max_tokens"`.
+ */
+function cutAtOutputLimit(reply: AIMessage): boolean {
+  const metadata = reply.response_metadata as { finish_reason?: unknown; stop_reason?: unknown };
+  return metadata?.finish_reason === "length" || metadata?.stop_reason === "max_tokens";
 }
 
 // Less room than this is not worth a cut result's head.

@@ -1,6 +1,7 @@
 import type { Logger } from "pino";
 import type { Context } from "probot";
 import { REPO_CONFIG_PATH } from "../config.js";
+import { quotedCode } from "../markdown/safe-text.js";
 import { parseRepoConfig, restrictiveConfig, type ParsedRepoConfig } from "../parse-repo-config.js";
 import type { Octokit, RepoRef } from "./octokit.js";
 
@@ -54,12 +55,14 @@ async function readRepoConfig(
     ({ files } = await read());
   } catch (error) {
     if (!isConfigParseError(error)) throw error;
-    const reason = String((error as Error).message).replace(
-      /^\[@probot\/octokit-plugin-config\]\s*/,
-      "",
-    );
+    // The parser's first line says what is wrong; the lines after it quote the file.
+    const message = String((error as Error).message).slice(0, 1_000);
+    const reason = message.replace(/^\[@probot\/octokit-plugin-config\]\s*/, "").split("\n")[0]!;
     // A file that exists but cannot be read may have narrowed anything: assume it did.
-    return restrictive(`${reason}; using the most restrictive settings`, log);
+    return restrictive(
+      `cannot be read as YAML (${quotedCode(reason, 200)}); using the most restrictive settings`,
+      log,
+    );
   }
   const first = files.findIndex((file) => file.config !== null);
   if (first === -1) return { ...parseRepoConfig(null), found: false };
@@ -69,7 +72,7 @@ async function readRepoConfig(
   const missing = files.slice(first).find((file) => file.config === null);
   if (missing) {
     return restrictive(
-      `\`_extends\` names ${missing.owner}/${missing.repo}:${missing.path}, which does not exist or Talos cannot read; using the most restrictive settings`,
+      `\`_extends\` names ${quotedCode(`${missing.owner}/${missing.repo}:${missing.path}`)}, which does not exist or Talos cannot read; using the most restrictive settings`,
       log,
     );
   }

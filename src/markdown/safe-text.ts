@@ -168,6 +168,20 @@ export function codeSpan(content: string, inTable = false): string {
 }
 
 /**
+ * Text from a hostile source (a key of a repository's config, say) quoted in a message: cut to
+ * `max` characters first (never half a surrogate pair), on one line, as a code span, so that no
+ * mention, HTML or Markdown in it is live.
+ */
+export function quotedCode(text: string, max = 80): string {
+  let capped = text;
+  if (text.length > max) {
+    const end = /[\uD800-\uDBFF]/.test(text[max - 1]!) ? max - 1 : max;
+    capped = `${text.slice(0, end)}…`;
+  }
+  return codeSpan(capped.replace(/\s+/g, " "));
+}
+
+/**
  * Breaks up every `<!-- talos:` in code (a zero-width space after `<!`), so that no comment can
  * carry a Talos marker except where Talos itself appends one.
  */

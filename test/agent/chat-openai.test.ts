@@ -45,6 +45,15 @@ describe("ChatOpenAI against an OpenAI-compatible server", () => {
     return { answer, assistant, github };
   }
 
+  it("counts an answer the server cut at max_tokens (finish_reason length) as not finished", async () => {
+    server.script({ content: "X throws: no con", finishReason: "length" });
+
+    const { answer } = await ask();
+
+    expect(answer).toMatchObject({ text: "X throws: no con", finished: false });
+    expect(server.requests).toHaveLength(1);
+  });
+
   it("speaks the wire format, tool calls included", async () => {
     server.script(
       { toolCalls: [{ name: "get_file", args: { path: "src/x.ts" } }] },

@@ -1,4 +1,5 @@
 import { describe, expect, it } from "vitest";
+import { createMarkdownParser } from "../../src/markdown/create-markdown-parser.js";
 import {
   githubScope,
   mockAppIdentity,
@@ -73,9 +74,68 @@ describe("/talos config", () => {
     const problems = body.slice(body.indexOf("**Problems**")).split("\n");
     expect(problems.filter((line) => line.startsWith("- "))).toEqual([
       expect.stringContaining("is not a known setting (ignored)"),
-      "- .github/talos.yml: `review.ignore[0]` (7) is invalid; dropped",
+      "- .github/talos.yml: `review.ignore[0]` (`7`) is invalid; dropped",
       expect.stringContaining("`review.ignore` has a mistake"),
     ]);
     expect(problems.some((line) => /^\s*`{3}/.test(line))).toBe(false);
+  });
+
+  it("shows a hostile misspelt key as one capped code span, with nothing escaping it", async () => {
+    const hostile = "a`b<!-- x -->@everyone";
+    const multiline = "c\n<!-- y -->\n@octocat ```";
+    const long = `${"k".repeat(10_000)}@everyone`;
+    // Cut before the emoji, not between the halves of its surrogate pair.
+    const astral = `${"e".repeat(79)}\u{1F600}@everyone`;
+    const yaml = [hostile, multiline, long, astral]
+      .map((key) => `? ${JSON.stringify(key)}\n: 1`)
+      .join("\n");
+
+    const body = await showConfig(yaml);
+
+    const problems = body
+      .slice(body.indexOf("**Problems**"))
+      .split("\n")
+      .filter((line) => line.startsWith("- "));
+    expect(problems).toEqual([
+      "- .github/talos.yml: ``a`b<!-- x -->@everyone`` is not a known setting (ignored)",
+      "- .github/talos.yml: ```` c <!-- y --> @octocat ``` ```` is not a known setting (ignored)",
+      `- .github/talos.yml: \`${"k".repeat(80)}…\` is not a known setting (ignored)`,
+      `- .github/talos.yml: \`${"e".repeat(79)}…\` is not a known setting (ignored)`,
+    ]);
+    // Rendered as GitHub would: the mentions and the HTML comments are only ever code.
+    const inline = createMarkdownParser()
+      .parse(body, {})
+      .flatMap((token) => token.children ?? []);
+    const live = inline.filter(
+      (token) => token.type !== "code_inline" && /@|<!--/.test(token.content),
+    );
+    expect(live).toEqual([]);
+    expect(inline.filter((token) => token.type === "html_inline")).toEqual([]);
+  });
+
+  it("shows hostile invalid list items as capped code spans", async () => {
+    const yaml = [
+      "review:",
+      "  ignore:",
+      '    - { "<!-- z -->`@everyone": 1 }',
+      `    - ${JSON.stringify(`${"x".repeat(300)}@everyone`)}`,
+    ].join("\n");
+
+    const body = await showConfig(yaml);
+
+    const problems = body
+      .slice(body.indexOf("**Problems**"))
+      .split("\n")
+      .filter((line) => line.startsWith("- "));
+    expect(problems.slice(0, 2)).toEqual([
+      `- .github/talos.yml: \`review.ignore[1]\` (\`"${"x".repeat(79)}…\`) is invalid; dropped`,
+      '- .github/talos.yml: `review.ignore[0]` (``{"<!-- z -->`@everyone":1}``) is invalid; dropped',
+    ]);
+    const inline = createMarkdownParser()
+      .parse(body, {})
+      .flatMap((token) => token.children ?? []);
+    expect(
+      inline.filter((token) => token.type !== "code_inline" && /@|<!--/.test(token.content)),
+    ).toEqual([]);
   });
 });

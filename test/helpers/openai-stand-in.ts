@@ -8,7 +8,8 @@ import { createLocalEmbedder } from "../../src/memory/local-embedder.js";
  * It answers `POST /v1/chat/completions` from a script, in order, and records every request body.
  */
 export type ScriptedReply =
-  | { content: string }
+  // `finishReason: "length"`: the server cut the answer at the request's max_tokens.
+  | { content: string; finishReason?: string }
   | { toolCalls: Array<{ name: string; args: Record<string, unknown> }> }
   | { status: number; headers?: Record<string, string>; body?: unknown }
   | ((
@@ -201,7 +202,11 @@ export async function startOpenAIStandIn(): Promise<OpenAIStandIn> {
           created: 1_790_000_000,
           model: request.model,
           choices: [
-            { index: 0, message, finish_reason: "content" in reply ? "stop" : "tool_calls" },
+            {
+              index: 0,
+              message,
+              finish_reason: "content" in reply ? (reply.finishReason ?? "stop") : "tool_calls",
+            },
           ],
           usage: { prompt_tokens: 100 + calls, completion_tokens: 20, total_tokens: 120 + calls },
         }),
