@@ -15,3 +15,35 @@ export function mayRunAnyCommand(association: string, config: RepoConfig): boole
   const { allowed_associations, help_for_everyone } = config.commands;
   return help_for_everyone || allowed_associations.some((allowed) => allowed === association);
 }
+
+/**
+ * What a webhook says of an organization member whose membership is private: GitHub computes
+ * `author_association` for no viewer, so one who reaches the repository through a team arrives
+ * as a contributor, or as nobody.
+ */
+const MAYBE_PRIVATE_MEMBER = new Set([
+  "CONTRIBUTOR",
+  "FIRST_TIME_CONTRIBUTOR",
+  "FIRST_TIMER",
+  "NONE",
+]);
+
+/**
+ * The author's association as commands see it. When the repository lets members run commands
+ * and the payload's association does not, GitHub is asked the author's permission here
+ * (`permissionOf`, cached): write or admin is a member's, whose membership is private. Anything
+ * else (read, none, a deleted account) leaves the payload's association.
+ */
+export async function commandAssociation(
+  association: string,
+  config: RepoConfig,
+  permissionOf: () => Promise<string>,
+): Promise<{ association: string; seenAs?: string }> {
+  const allowed: readonly string[] = config.commands.allowed_associations;
+  if (allowed.includes(association)) return { association };
+  if (!allowed.includes("MEMBER") || !MAYBE_PRIVATE_MEMBER.has(association)) return { association };
+  const permission = await permissionOf();
+  return permission === "admin" || permission === "write"
+    ? { association: "MEMBER", seenAs: permission }
+    : { association };
+}

@@ -5,7 +5,11 @@ import type { TokenBudgets } from "../agent/token-budgets.js";
 import type { Clock } from "../clock.js";
 import { answerCommand } from "../commands/answer-command.js";
 import type { CommandRegistry } from "../commands/command-registry.js";
-import { mayRunAnyCommand, mayRunCommand } from "../commands/may-run-command.js";
+import {
+  commandAssociation,
+  mayRunAnyCommand,
+  mayRunCommand,
+} from "../commands/may-run-command.js";
 import { hasCommandCandidate } from "../commands/parse-command.js";
 import type { AppIdentityLoader } from "../github/app-identity.js";
 import { isTalosComment } from "../github/comment-markers.js";
@@ -79,8 +83,29 @@ export function createIssueCommentCreatedHandler(deps: CommentHandlerDeps) {
     if (!hasCommandCandidate(body, { slug: identity.slug }))
       return context.log.debug("ignored: the comment holds no command");
     const config = await loadRepoConfig(context);
+    // GitHub is asked only when the payload's association is refused, and once.
+    let resolved: Promise<string> | undefined;
+    const association = () =>
+      (resolved ??= commandAssociation(comment.author_association, config.config, () =>
+        permissionOf(context, repository, comment.user?.login),
+      ).then(({ association, seenAs }) => {
+        if (seenAs) {
+          context.log.info(
+            { association: comment.author_association, permission: seenAs },
+            "author taken as a member: their repository permission says so (private membership)",
+          );
+        }
+        return association;
+      }));
+    const mayRun = async (name?: string) => {
+      const may = (as: string) =>
+        name === undefined
+          ? mayRunAnyCommand(as, config.config)
+          : mayRunCommand(name, as, config.config);
+      return may(comment.author_association) || may(await association());
+    };
     // Checked before the Markdown parse, so that nobody else's text is ever parsed for one.
-    if (!mayRunAnyCommand(comment.author_association, config.config)) {
+    if (!(await mayRun())) {
       return context.log.info(
         { association: comment.author_association },
         "ignored: this author may not run commands here",
@@ -89,7 +114,7 @@ export function createIssueCommentCreatedHandler(deps: CommentHandlerDeps) {
     const parsed = await deps.markdown.parseCommand(body, { slug: identity.slug });
     if (!parsed) return context.log.debug("ignored: the comment holds no command");
     const log = context.log.child({ command: parsed.name });
-    if (!mayRunCommand(parsed.name, comment.author_association, config.config)) {
+    if (!(await mayRun(parsed.name))) {
       return log.info(
         { association: comment.author_association },
         "ignored: this author may not run commands here",
@@ -121,4 +146,27 @@ export function createIssueCommentCreatedHandler(deps: CommentHandlerDeps) {
       log,
     });
   };
+}
+
+/**
+ * The author's permission on the repository (admin, write, read or none), as GitHub says it to
+ * the installation; a user GitHub does not know (a deleted account) has none.
+ */
+async function permissionOf(
+  context: Context<"issue_comment.created">,
+  repository: { name: string; owner: { login: string } },
+  login: string | undefined,
+): Promise<string> {
+  if (!login) return "none";
+  try {
+    const { data } = await context.octokit.rest.repos.getCollaboratorPermissionLevel({
+      owner: repository.owner.login,
+      repo: repository.name,
+      username: login,
+    });
+    return data.permission;
+  } catch (error) {
+    if ((error as { status?: unknown }).status === 404) return "none";
+    throw error;
+  }
 }

@@ -37,6 +37,14 @@ function mockCommandReads(scope: ReturnType<typeof githubScope>, { yaml }: { yam
   mockRepoConfig(scope, yaml === undefined ? {} : { yaml });
 }
 
+/** GitHub's answer to the installation: the commenter's permission on the repository. */
+function mockPermission(scope: ReturnType<typeof githubScope>, permission: string) {
+  return scope
+    .get(`${REPO}/collaborators/Codertocat/permission`)
+    .matchHeader("authorization", `token ${INSTALLATION_TOKEN}`)
+    .reply(200, { permission, role_name: permission, user: { login: "Codertocat" } });
+}
+
 function mockReaction(scope: ReturnType<typeof githubScope>) {
   return scope
     .post(`${REPO}/issues/comments/${COMMENT_ID}/reactions`, { content: "eyes" })
@@ -216,6 +224,8 @@ describe("issue_comment.created", () => {
       const app = await createTestApp();
       const scope = githubScope();
       mockCommandReads(scope);
+      // Not a member whose membership is private either: they can only read.
+      mockPermission(scope, "read");
       await receive(app, loadFixture("issue_comment.created.not-allowed.json"));
       expect(scope.pendingMocks()).toEqual([]);
       const line = app.logs.lines().find((l) => String(l.msg).includes("may not run commands"));
@@ -240,6 +250,59 @@ describe("issue_comment.created", () => {
     });
   });
 
+  describe("an organization member whose membership is private", () => {
+    // A webhook's author_association is computed for no viewer: a member who reaches the
+    // repository through a team arrives as CONTRIBUTOR or NONE.
+    it.each(["write", "admin"])(
+      "runs the command when GitHub says the author's permission is %s",
+      async (permission) => {
+        const app = await createTestApp();
+        const scope = githubScope();
+        mockCommandReads(scope);
+        mockPermission(scope, permission);
+        mockReaction(scope);
+        mockNoExistingReply(scope);
+        const reply = captureReply(scope);
+
+        await receive(app, loadFixture("issue_comment.created.not-allowed.json"));
+
+        expect(scope.pendingMocks()).toEqual([]);
+        expect(reply.body).toContain("| `/talos help` |");
+        expect(
+          app.logs.lines().find((l) => String(l.msg).startsWith("author taken as a member")),
+        ).toMatchObject({ association: "NONE", permission });
+      },
+    );
+
+    it("does not ask GitHub when the repository does not let members run commands", async () => {
+      const app = await createTestApp();
+      const scope = githubScope();
+      // No permission mock: asking would fail the test.
+      mockCommandReads(scope, {
+        yaml: "commands:\n  allowed_associations: [OWNER, COLLABORATOR]\n",
+      });
+
+      await receive(app, loadFixture("issue_comment.created.not-allowed.json"));
+
+      expect(scope.pendingMocks()).toEqual([]);
+      const line = app.logs.lines().find((l) => String(l.msg).includes("may not run commands"));
+      expect(line).toMatchObject({ association: "NONE" });
+    });
+
+    it("treats an author GitHub does not know (404) as one with no permission", async () => {
+      const app = await createTestApp();
+      const scope = githubScope();
+      mockCommandReads(scope);
+      scope.get(`${REPO}/collaborators/Codertocat/permission`).reply(404, { message: "Not Found" });
+
+      await receive(app, loadFixture("issue_comment.created.not-allowed.json"));
+
+      expect(scope.pendingMocks()).toEqual([]);
+      const line = app.logs.lines().find((l) => String(l.msg).includes("may not run commands"));
+      expect(line).toMatchObject({ association: "NONE" });
+    });
+  });
+
   describe("repository config", () => {
     it("lets a config open help to everyone", async () => {
       const app = await createTestApp();
@@ -259,9 +322,12 @@ describe("issue_comment.created", () => {
       const app = await createTestApp();
       for (const command of ["config", "summarize", "remember a note", "forget note-1"]) {
         const scope = githubScope();
-        // Only the config read: no reaction, no reply (any write would fail the delivery).
-        if (command === "config")
+        // Only the config read and the author's permission (cached after the first): no
+        // reaction, no reply (any write would fail the delivery).
+        if (command === "config") {
           mockCommandReads(scope, { yaml: "commands:\n  help_for_everyone: true\n" });
+          mockPermission(scope, "read");
+        }
         const payload = loadFixture<{ comment: { body: string } }>(
           "issue_comment.created.not-allowed.json",
         );
