@@ -221,7 +221,15 @@ function normalizeToolCalls(
   const valid = reply.tool_calls ?? [];
   const invalid = reply.invalid_tool_calls ?? [];
   const broken = new Map<string, string>();
-  if (invalid.length === 0 && valid.every((call) => call.id)) return { reply, broken };
+  // A tool step goes back to the server with the conversation: without the reasoning a server
+  // with no reasoning parser leaves in its content (tokens paid again at every later step, and
+  // chat templates expect earlier turns without it). A final answer is cleaned where it is read.
+  const content =
+    typeof reply.content === "string" && valid.length + invalid.length > 0
+      ? stripReasoning(reply.content).trim()
+      : reply.content;
+  if (invalid.length === 0 && valid.every((call) => call.id) && content === reply.content)
+    return { reply, broken };
   const calls = [
     ...valid.map((call, index) => ({ ...call, id: call.id || `call_${step}_${index}` })),
     ...invalid.map((call, index) => {
@@ -235,7 +243,7 @@ function normalizeToolCalls(
   delete kwargs.tool_calls;
   return {
     reply: new AIMessage({
-      content: reply.content,
+      content,
       tool_calls: calls,
       invalid_tool_calls: [],
       additional_kwargs: kwargs,

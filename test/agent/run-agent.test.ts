@@ -114,6 +114,27 @@ describe("the agent", () => {
     );
   });
 
+  it("sends a tool step back without the reasoning the server left in its content", async () => {
+    const model = fakeModel()
+      .respond(
+        new AIMessage({
+          content: "<think>\nThe file will say. Secret plan.\n</think>\n\nLet me read it.",
+          tool_calls: [
+            { name: "get_file", args: { path: "src/save.ts" }, id: "call_1", type: "tool_call" },
+          ],
+        }),
+      )
+      .respond(new AIMessage("save() throws 'boom'."));
+    const { answer } = await ask(model);
+
+    expect(answer.text).toBe("save() throws 'boom'.");
+    const [assistantTurn] = model.calls[1]!.messages.slice(-2);
+    expect(assistantTurn!.getType()).toBe("ai");
+    expect(assistantTurn!.content).toBe("Let me read it.");
+    expect((assistantTurn as AIMessage).tool_calls?.map((c) => c.id)).toEqual(["call_1"]);
+    expect(textOf(model.calls[1]!.messages)).not.toContain("Secret plan");
+  });
+
   it("reports a failing tool, an unknown tool and bad arguments back to the model as text", async () => {
     const github = thread();
     github.fake.files.set("src/broken.ts", new Error("Server Error"));
