@@ -130,8 +130,11 @@ async function backfillWith(
       `${options.repo}: a Talos instance is backfilling memory ${name} now; it resumes where this would, so nothing was done (a stopped instance lets it go within ${BACKFILL_LEASE_MS / 60_000} minutes)`,
     );
   }
+  // Pull requests all read with issues off: if they are on now, the issues listing is read from
+  // its start (backfill-repository.ts), so what was read before is not where this resumes.
+  const from = before?.listing === "pulls" && before.status === "done" ? undefined : before;
   const progress = createProgress(options, name);
-  progress.start(before?.indexed ?? 0, options.max);
+  progress.start(from?.indexed ?? 0, options.max);
   let state;
   try {
     state = await backfillRepository({
@@ -161,13 +164,14 @@ async function backfillWith(
   await store.flush();
   const { records } = await store.stats();
   if (state.issuesDisabledAt) {
+    // Its pull requests were read from their own listing instead (backfill-repository.ts).
     stdout.write(
-      `${options.repo} has issues switched off: GitHub answers 410 Gone to listing them (and the pull requests listed with them), so nothing more was indexed; memory ${name} holds ${records} records. Run this again once they are on (the server checks again a day later).\n`,
+      `${options.repo} has issues switched off (GitHub answers 410 Gone to listing them): pull requests indexed from their own listing: ${state.indexed}; memory ${name} holds ${records} records.${state.status === "running" ? " Stopped before the end: run it again to resume." : " Run this again once issues are on (the server checks again a day later, or when an issue is opened)."}\n`,
     );
     return 0;
   }
   stdout.write(
-    `Indexed ${state.indexed - (before?.indexed ?? 0)} issues and pull requests of ${options.repo}${before && before.page > 1 ? `, resumed at page ${before.page}` : ""}; memory ${name} holds ${records} records.${state.status === "running" ? " Stopped before the end: run it again to resume." : ""}\n`,
+    `Indexed ${state.indexed - (from?.indexed ?? 0)} issues and pull requests of ${options.repo}${from && from.page > 1 ? `, resumed at page ${from.page}` : ""}; memory ${name} holds ${records} records.${state.status === "running" ? " Stopped before the end: run it again to resume." : ""}\n`,
   );
   return 0;
 }

@@ -127,9 +127,15 @@ export async function showMemoryStats(options: MemoryCommandOptions): Promise<nu
 function describeBackfill(state: BackfillState | { error: string } | null): string {
   if (state === null) return "none";
   if ("error" in state) return "unreadable";
+  const where =
+    state.status === "done"
+      ? `done (${state.indexed})`
+      : `${state.status} at page ${state.page} (${state.indexed})`;
+  // With issues off, the pull requests are read from a listing of their own.
+  if (state.listing === "pulls") return `issues off, pulls ${where}`;
+  // Saved before the pull requests were read on their own: none were after the 410.
   if (state.issuesDisabledAt) return "issues off";
-  if (state.status === "done") return `done (${state.indexed})`;
-  return `${state.status} at page ${state.page} (${state.indexed})`;
+  return where;
 }
 
 /** `talos memory search <query>`: what the bot would recall, in one namespace. */

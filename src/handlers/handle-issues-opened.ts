@@ -11,6 +11,7 @@ import { createRepoClient, toIssueInfo } from "../github/create-repo-client.js";
 import { loadRepoConfig } from "../github/load-repo-config.js";
 import type { JobRun } from "../jobs/job-runner.js";
 import type { MarkdownService } from "../markdown/markdown-workers.js";
+import type { BackfillRunner } from "../memory/backfill-runner.js";
 import type { MemoryService } from "../memory/memory-service.js";
 import { openRepoMemory, type Readmission } from "../memory/open-repo-memory.js";
 import { isBotSender } from "./guard-event.js";
@@ -38,6 +39,7 @@ export interface IssuesOpenedDeps {
   markdown: MarkdownService;
   limits: GitHubLimits;
   clock: Clock;
+  backfill: Pick<BackfillRunner, "issuesSeen">;
 }
 
 /** A new issue: similar issues, triage and memory, as the repository's config says. */
@@ -69,6 +71,12 @@ export function createIssuesOpenedHandler(deps: IssuesOpenedDeps) {
       octokit: context.octokit,
       memory: () => openRepoMemory(deps, event, config),
       log: context.log,
+    });
+    // Where the backfill found issues switched off, they are on again: it reads them now.
+    await deps.backfill.issuesSeen({
+      installation: installation.id,
+      repository: repository.id,
+      name: repository.full_name,
     });
   };
 }

@@ -4,7 +4,7 @@ import type { Logger } from "pino";
 import type { Clock } from "../clock.js";
 import type { Octokit, RepoRef } from "../github/octokit.js";
 import { writeFileAtomically } from "../write-file-atomically.js";
-import { toIssueInfo } from "../github/create-repo-client.js";
+import { toIssueInfo, type IssueData, type IssueInfo } from "../github/create-repo-client.js";
 import { toIssueMemory } from "./memory-inputs.js";
 import { MemoryLockedError } from "./directory-lock.js";
 import {
@@ -74,12 +74,18 @@ export interface SkippedItem {
 export interface BackfillState {
   /**
    * `failed`: it gave up (see `error`); the next start tries again from `page`. `done` with
-   * `issuesDisabledAt`: GitHub lists nothing more.
+   * `issuesDisabledAt`: the pull requests are read, and the issues cannot be.
    */
   status: "running" | "done" | "failed";
   /** `owner/repo` as GitHub spelled it. */
   repo?: string;
-  /** The next page of `GET /repos/{owner}/{repo}/issues` to read. */
+  /**
+   * The listing read: `GET /repos/{owner}/{repo}/issues` (absent), which holds the pull requests
+   * too, or `pulls`, `GET /repos/{owner}/{repo}/pulls`, read instead while issues are switched
+   * off. `page`, `last`, `indexed` and the skipped items are the listing's.
+   */
+  listing?: "pulls" | undefined;
+  /** The next page of the listing to read. */
   page: number;
   /**
    * The last item read, newest first: what sorts at or before it is skipped. The pages move
@@ -91,11 +97,11 @@ export interface BackfillState {
   last?: { number: number; createdAt: string } | undefined;
   /**
    * When GitHub last answered that the repository has issues switched off: 410 Gone to the
-   * listing, which holds the pull requests too. Done, not failed: a start does not try again
-   * what fails again, and backfill-runner.ts checks again a day later.
+   * issues listing. Its pull requests are read from their own listing then; once that is done,
+   * backfill-runner.ts checks the issues again a day later (or at once when an issue is opened).
    */
   issuesDisabledAt?: string;
-  /** Issues and pull requests stored. */
+  /** Issues and pull requests stored by the listing. */
   indexed: number;
   /** Items that could not be stored (the embedder refused the text, say), left out. */
   skipped?: number;
@@ -156,8 +162,11 @@ export function backfillProgressIn(directory: string): BackfillProgress {
  *   progress (`status: "failed"`), from which the next start resumes.
  * - When the installation's rate limit runs low, it waits for the reset instead of spending
  *   what webhooks need.
- * - A repository with issues switched off is done, with nothing to index; a run asked for again
- *   checks whether they still are.
+ * - A repository with issues switched off (GitHub answers 410 Gone to listing them) has its pull
+ *   requests read from their own listing instead, in the same way. Once they are read, a run
+ *   asked for again checks whether the issues still are off, asking only for their first page:
+ *   the pull requests opened since came by webhook. Switched on again, the issues listing, which
+ *   holds the pull requests too, is read from its start.
  * - Texts already in memory are not embedded again, so running it twice costs reads only.
  * - The claim is kept while it runs; once another holder has it, this stops with
  *   BackfillTakenOverError before saving anything more, so the two never overwrite each
@@ -179,11 +188,14 @@ export async function backfillRepository(options: BackfillOptions): Promise<Back
     log.info({ repo: fullName, indexed: saved.indexed }, "backfill already done");
     return saved;
   }
-  // Resumed where it stopped, or where it gave up before.
-  let state: BackfillState = { page: 1, indexed: 0, ...saved, status: "running", repo: fullName };
-  delete state.error;
-  delete state.failedAt;
-  delete state.issuesDisabledAt;
+  // A check of a repository whose pull requests were all read with issues off: the issues'
+  // first page says whether they are on again. Reading the pull requests again would cost a
+  // request per 100 of them every day, for what their webhooks brought meanwhile. Until a page is
+  // read, what was saved stands.
+  let checking = saved?.status === "done" && saved.listing === "pulls" ? saved : undefined;
+  let state: BackfillState = checking
+    ? { status: "running", repo: fullName, page: 1, indexed: 0 }
+    : resumedState(saved, fullName);
   // After a stop, or a wait for the rate limit (up to an hour), the pages may have moved: the
   // next read looks back (readPage). A retry's backoff of seconds is as short as the time
   // between two pages.
@@ -197,16 +209,34 @@ export async function backfillRepository(options: BackfillOptions): Promise<Back
     } catch (error) {
       // The memory is gone, or another process has it: nothing to record, nothing to retry.
       if (error instanceof MemoryDeletedError || error instanceof MemoryLockedError) throw error;
-      // Issues switched off: GitHub answers so until someone switches them on again.
-      if (statusOf(error) === 410) {
-        state = { ...state, status: "done", issuesDisabledAt: new Date(clock.now()).toISOString() };
+      // Issues switched off: GitHub answers so until someone switches them on again. The pull
+      // requests, which the issues listing held, have a listing of their own.
+      if (statusOf(error) === 410 && state.listing !== "pulls") {
+        const issuesDisabledAt = new Date(clock.now()).toISOString();
+        state = checking
+          ? { ...checking, issuesDisabledAt }
+          : {
+              status: "running",
+              repo: fullName,
+              listing: "pulls",
+              page: 1,
+              indexed: 0,
+              issuesDisabledAt,
+            };
         await save(state);
-        log.info({ repo: fullName, indexed: state.indexed }, "backfill: issues are disabled");
-        return state;
+        log.info(
+          { repo: fullName, pullRequests: checking ? "read before" : "reading them" },
+          "backfill: issues are disabled",
+        );
+        if (checking) return state;
+        failures = 0;
+        continue;
       }
       failures++;
       const limitedMs = rateLimitWaitMs(error, clock);
       if ((!isRetryable(error) && limitedMs === undefined) || failures >= retry.attempts) {
+        // A check that fails leaves what was saved, and the next start checks again.
+        if (checking) throw error;
         state = {
           ...state,
           status: "failed",
@@ -224,12 +254,13 @@ export async function backfillRepository(options: BackfillOptions): Promise<Back
         { err: error, repo: fullName, page: state.page, attempt: failures, waitMs },
         "backfill page failed; trying again",
       );
-      if (!(await wait(clock, waitMs, options.signal, claim))) return state;
+      if (!(await wait(clock, waitMs, options.signal, claim))) return checking ?? state;
       if (limitedMs !== undefined) moved = true;
       continue;
     }
     if (page.number >= state.page) failures = 0;
     moved = false;
+    checking = undefined;
     const last = page.received < PER_PAGE || processed(state) + page.taken >= max;
     state = {
       ...state,
@@ -255,7 +286,56 @@ export async function backfillRepository(options: BackfillOptions): Promise<Back
     if (last) break;
     moved = await waitForRateLimit(page.headers, clock, log, options.signal, claim);
   }
+  return checking ?? state;
+}
+
+/**
+ * Where a run resumes: where it stopped, or where it gave up before. Progress from before pull
+ * requests had a listing of their own may say issues are off with no `listing`: the issues
+ * listing is resumed, and a 410 turns to the pull requests.
+ */
+function resumedState(saved: BackfillState | undefined, repo: string): BackfillState {
+  const state: BackfillState = { page: 1, indexed: 0, ...saved, status: "running", repo };
+  delete state.error;
+  delete state.failedAt;
+  if (state.listing !== "pulls") delete state.issuesDisabledAt;
   return state;
+}
+
+/** An item of either listing: enough of an issue or a pull request to remember it. */
+type ListedItem = IssueData & { created_at: string };
+
+/** A listing the backfill reads, newest first, a page at a time. */
+interface Listing {
+  list(page: number): Promise<{ data: ListedItem[]; headers: Record<string, unknown> }>;
+  toIssueInfo(item: ListedItem): IssueInfo;
+}
+
+/**
+ * The listing `state` reads. Both sort by creation, newest first, so `last` and `readBefore`
+ * mean the same in each (https://docs.github.com/en/rest/issues/issues#list-repository-issues,
+ * https://docs.github.com/en/rest/pulls/pulls#list-pull-requests).
+ */
+function listingOf(options: BackfillOptions, state: BackfillState): Listing {
+  const { octokit, repo } = options;
+  const query = {
+    ...repo,
+    state: "all",
+    sort: "created",
+    direction: "desc",
+    per_page: PER_PAGE,
+  } as const;
+  if (state.listing === "pulls") {
+    return {
+      list: (page) => octokit.rest.pulls.list({ ...query, page }),
+      // This listing's items lack the `pull_request` field that marks them in the issues one.
+      toIssueInfo: (item) => ({ ...toIssueInfo(item), isPullRequest: true }),
+    };
+  }
+  return {
+    list: (page) => octokit.rest.issues.listForRepo({ ...query, page }),
+    toIssueInfo,
+  };
 }
 
 interface PageOutcome {
@@ -282,7 +362,8 @@ async function backfillPage(
 ): Promise<PageOutcome> {
   const { memory, max, log, repo } = options;
   const fullName = `${repo.owner}/${repo.repo}`;
-  const { number, response } = await readPage(options, state, moved);
+  const listing = listingOf(options, state);
+  const { number, response } = await readPage(listing, state, moved);
   const items = response.data
     .filter((item) => !readBefore(item, state.last))
     .slice(0, Math.max(0, max - processed(state)));
@@ -294,7 +375,10 @@ async function backfillPage(
   const inputs: Array<{ number: number; input: MemoryInput }> = [];
   for (const item of items) {
     try {
-      inputs.push({ number: item.number, input: toIssueMemory(fullName, toIssueInfo(item)) });
+      inputs.push({
+        number: item.number,
+        input: toIssueMemory(fullName, listing.toIssueInfo(item)),
+      });
     } catch (error) {
       skip(item.number, error);
     }
@@ -336,21 +420,12 @@ async function backfillPage(
  * starts with an item not read yet (issues deleted meanwhile pulled it back; a page with nothing
  * read on it is past the end now). An extra page each resume, so that no item is left out.
  */
-async function readPage(options: BackfillOptions, state: BackfillState, moved: boolean) {
-  const list = (page: number) =>
-    options.octokit.rest.issues.listForRepo({
-      ...options.repo,
-      state: "all",
-      sort: "created",
-      direction: "desc",
-      per_page: PER_PAGE,
-      page,
-    });
+async function readPage(listing: Listing, state: BackfillState, moved: boolean) {
   const { last } = state;
   if (!moved || !last || state.page === 1)
-    return { number: state.page, response: await list(state.page) };
+    return { number: state.page, response: await listing.list(state.page) };
   for (let number = state.page - 1; ; number--) {
-    const response = await list(number);
+    const response = await listing.list(number);
     const first = response.data[0];
     if (number === 1 || (first && readBefore(first, last))) return { number, response };
   }

@@ -38,6 +38,8 @@ export interface BackfillTarget extends MemoryNamespace {
 
 interface Job {
   target: BackfillTarget;
+  /** An issue was opened since its backfill found issues off: check them however recently. */
+  recheck: boolean;
   controller: AbortController;
   /** Set once it runs; resolves when it has stopped. */
   running: Promise<void> | undefined;
@@ -46,8 +48,9 @@ interface Job {
 /**
  * How long a repository found with issues switched off is left before a start checks again.
  * No event says they were switched on (`repository.edited` is not sent for it:
- * https://github.com/probot/probot/issues/1206); the issues opened after are indexed as they
- * come, and this brings in the older ones.
+ * https://github.com/probot/probot/issues/1206) but the first issue opened after
+ * (`issuesSeen`); the issues opened after are indexed as they come, and this brings in the
+ * older ones should that event be missed.
  */
 const ISSUES_DISABLED_RECHECK_MS = 24 * 3_600_000;
 
@@ -73,16 +76,45 @@ export class BackfillRunner {
   }
 
   enqueue(target: BackfillTarget): void {
+    this.#enqueue(target, false);
+  }
+
+  /**
+   * An issue was opened in `target`'s repository. If its backfill found issues switched off,
+   * they are on again: its backfill runs now rather than at the first start a day later, and
+   * reads the issues listing. Otherwise nothing is done but a read of its progress.
+   */
+  async issuesSeen(target: BackfillTarget): Promise<void> {
+    const queued = this.#jobs.get(keyOf(target));
+    if (queued) {
+      // Seen when it starts. One running already ends as it would (reading pull requests, say),
+      // and the check a day later follows.
+      queued.recheck = true;
+      return;
+    }
+    try {
+      const state = await this.#options.memory.readBackfillState(target);
+      if (state?.issuesDisabledAt) this.#enqueue(target, true);
+    } catch (error) {
+      // The issue itself is remembered all the same; the check a day later still comes.
+      this.#options.log.warn(
+        { err: error, installation: target.installation, repository: target.name },
+        "cannot tell whether the backfill found issues switched off",
+      );
+    }
+  }
+
+  #enqueue(target: BackfillTarget, recheck: boolean): void {
     const key = keyOf(target);
     if (this.#jobs.has(key) || this.#stop.signal.aborted) return;
-    const job: Job = { target, controller: new AbortController(), running: undefined };
+    const job: Job = { target, recheck, controller: new AbortController(), running: undefined };
     this.#jobs.set(key, job);
     const signal = AbortSignal.any([this.#stop.signal, job.controller.signal]);
     this.#chain = this.#chain.then(async () => {
       // One that never starts (closed before its turn) leaves the queue too: idle() waits
       // until the queue is empty.
       if (!signal.aborted) {
-        job.running = this.#run(target, signal).catch((error: unknown) =>
+        job.running = this.#run(target, signal, job.recheck).catch((error: unknown) =>
           this.#options.log.error(
             { err: error, installation: target.installation, repository: target.name },
             "backfill failed",
@@ -174,7 +206,7 @@ export class BackfillRunner {
       .finally(() => this.#claiming--);
   }
 
-  async #run(target: BackfillTarget, signal: AbortSignal): Promise<void> {
+  async #run(target: BackfillTarget, signal: AbortSignal, recheck: boolean): Promise<void> {
     const { memory: registry, max, clock } = this.#options;
     const log = this.#options.log.child({
       installation: target.installation,
@@ -182,7 +214,8 @@ export class BackfillRunner {
       repositoryId: target.repository,
     });
     const previous = await registry.readBackfillState(target);
-    if (previous?.status === "done" && !isToRun(previous, clock.now())) {
+    const checkNow = recheck && previous?.issuesDisabledAt !== undefined;
+    if (previous?.status === "done" && !checkNow && !isToRun(previous, clock.now())) {
       return previous.issuesDisabledAt
         ? log.info({ since: previous.issuesDisabledAt }, "backfill skipped: issues are disabled")
         : log.info({ indexed: previous.indexed }, "backfill already done");
@@ -250,13 +283,16 @@ export class BackfillRunner {
 const keyOf = (namespace: MemoryNamespace) => `${namespace.installation}/${namespace.repository}`;
 
 /**
- * Unfinished, or found with issues switched off long enough ago to check again: a repository
- * that had them off is not asked at every start.
+ * Unfinished (the pull requests of a repository with issues off included), or found with issues
+ * switched off long enough ago to check again: a repository that had them off is not asked at
+ * every start.
  */
 function isToRun(state: BackfillState | undefined, now: number): boolean {
-  if (state?.issuesDisabledAt)
-    return now - Date.parse(state.issuesDisabledAt) >= ISSUES_DISABLED_RECHECK_MS;
-  return state?.status === "running" || state?.status === "failed";
+  if (state?.status === "running" || state?.status === "failed") return true;
+  return (
+    state?.issuesDisabledAt !== undefined &&
+    now - Date.parse(state.issuesDisabledAt) >= ISSUES_DISABLED_RECHECK_MS
+  );
 }
 
 async function getRepository(octokit: Octokit, fullName: string) {

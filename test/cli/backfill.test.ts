@@ -196,21 +196,31 @@ describe("talos backfill", () => {
         message: "Issues are disabled for this repo",
         documentation_url: "https://docs.github.com/v3/issues/",
       });
+    // The pull requests have a listing of their own; its items have no `pull_request` field.
+    const pull: Partial<ReturnType<typeof issue>> = issue(3, true);
+    delete pull.pull_request;
+    off
+      .get("/repos/acme/widgets/pulls")
+      .query({ ...QUERY, page: "1" })
+      .reply(200, [pull]);
 
     const first = await talos(argv, { GITHUB_TOKEN: TOKEN });
 
     expect(first.code).toBe(0);
     expect(off.pendingMocks()).toEqual([]);
-    expect(first.err).toBe("");
+    // The progress of the pull request page, as lines: stderr is not a terminal here.
+    expect(first.err).toMatch(/^\S+ backfill 7\/acme\/widgets: 1\/1000 indexed\n$/);
     expect(first.out).toBe(
-      "acme/widgets has issues switched off: GitHub answers 410 Gone to listing them (and the pull requests listed with them), so nothing more was indexed; memory 7/acme/widgets holds 0 records. Run this again once they are on (the server checks again a day later).\n",
+      "acme/widgets has issues switched off (GitHub answers 410 Gone to listing them): pull requests indexed from their own listing: 1; memory 7/acme/widgets holds 1 records. Run this again once issues are on (the server checks again a day later, or when an issue is opened).\n",
     );
+    expect((await readMemory(dataDir, 7)).records.map((r) => r.id)).toEqual(["pull_request-3"]);
     const memories = createTestRegistry(join(dataDir, "memory"));
     const namespace = { installation: 7, repository: WIDGETS_ID };
     expect(await memories.readBackfillState(namespace)).toMatchObject({
       status: "done",
-      page: 1,
-      indexed: 0,
+      listing: "pulls",
+      page: 2,
+      indexed: 1,
       issuesDisabledAt: expect.any(String),
     });
     await memories.closeAll();
@@ -223,8 +233,9 @@ describe("talos backfill", () => {
     const second = await talos(argv, { GITHUB_TOKEN: TOKEN });
     expect(second.code).toBe(0);
     expect(on.pendingMocks()).toEqual([]);
+    // Read from the issues listing's start; the pull request read before stays.
     expect(second.out).toBe(
-      "Indexed 130 issues and pull requests of acme/widgets; memory 7/acme/widgets holds 130 records.\n",
+      "Indexed 130 issues and pull requests of acme/widgets; memory 7/acme/widgets holds 131 records.\n",
     );
   });
 

@@ -9,6 +9,8 @@ import {
   backfillProgressIn,
   backfillRepository,
   readBackfillState,
+  type BackfillProgress,
+  type BackfillState,
 } from "../../src/memory/backfill-repository.js";
 import type { Embedder } from "../../src/memory/embedder.js";
 import { createLocalEmbedder } from "../../src/memory/local-embedder.js";
@@ -62,36 +64,88 @@ function listedIssue(number: number, createdAt: string) {
   };
 }
 
-/** A client whose issue listing serves scripted pages (or failures), recording what was asked. */
-function fakeOctokit(pages: Array<Page | Failure>) {
-  const asked: number[] = [];
+/** When the scripted pull requests were last edited. */
+const PULL_UPDATED_AT = "2026-11-01T10:00:00Z";
+
+/**
+ * A pull request as GitHub's pulls listing gives it: unlike the issues listing's items, it has
+ * no `pull_request` field.
+ */
+function listedPull(number: number, createdAt: string) {
+  return {
+    number,
+    title: `Pull ${number}`,
+    body: "",
+    state: "closed",
+    user: { login: "octocat" },
+    labels: [],
+    html_url: `https://github.com/acme/widgets/pull/${number}`,
+    created_at: createdAt,
+    updated_at: PULL_UPDATED_AT,
+  };
+}
+
+/** A listing serving scripted pages (or failures) of `item`s, recording the pages asked. */
+function scriptedListing(
+  pages: Array<Page | Failure>,
+  asked: number[],
+  item: (number: number, createdAt: string) => { title: string },
+) {
   let next = 0;
+  return async ({ page }: { page: number }) => {
+    asked.push(page);
+    const scripted = pages[next++] ?? { count: 0 };
+    if ("status" in scripted) {
+      throw Object.assign(new Error("Bad Gateway"), {
+        status: scripted.status,
+        response: { headers: scripted.headers ?? {} },
+      });
+    }
+    const { count, headers = {}, titles = {} } = scripted;
+    const data = Array.from({ length: count }, (_, i) => {
+      const number = 1_000 - (page - 1) * 100 - i;
+      const listed = item(number, LISTED_AT);
+      return { ...listed, title: titles[number] ?? listed.title };
+    });
+    return { data, headers };
+  };
+}
+
+/**
+ * A client whose issue listing serves scripted pages (or failures), and its pull request
+ * listing `pulls`, recording what was asked of each.
+ */
+function fakeOctokit(pages: Array<Page | Failure>, pulls: Array<Page | Failure> = []) {
+  const asked: number[] = [];
+  const askedPulls: number[] = [];
+  const pullParams: unknown[] = [];
+  const listPulls = scriptedListing(pulls, askedPulls, listedPull);
   const octokit = {
     rest: {
-      issues: {
-        listForRepo: async ({ page }: { page: number }) => {
-          asked.push(page);
-          const scripted = pages[next++] ?? { count: 0 };
-          if ("status" in scripted) {
-            throw Object.assign(new Error("Bad Gateway"), {
-              status: scripted.status,
-              response: { headers: scripted.headers ?? {} },
-            });
-          }
-          const { count, headers = {}, titles = {} } = scripted;
-          const data = Array.from({ length: count }, (_, i) => {
-            const number = 1_000 - (page - 1) * 100 - i;
-            return {
-              ...listedIssue(number, LISTED_AT),
-              title: titles[number] ?? `Issue ${number}`,
-            };
-          });
-          return { data, headers };
+      issues: { listForRepo: scriptedListing(pages, asked, listedIssue) },
+      pulls: {
+        list: (params: { page: number }) => {
+          pullParams.push(params);
+          return listPulls(params);
         },
       },
     },
   };
-  return { octokit: octokit as unknown as Octokit, asked };
+  return { octokit: octokit as unknown as Octokit, asked, askedPulls, pullParams };
+}
+
+/** Progress in `directory`, recording every state saved. */
+function recordedProgress(directory: string) {
+  const inDirectory = backfillProgressIn(directory);
+  const saved: BackfillState[] = [];
+  const progress: BackfillProgress = {
+    readBackfillState: () => inDirectory.readBackfillState(),
+    saveBackfillState: async (state) => {
+      saved.push(structuredClone(state));
+      await inDirectory.saveBackfillState(state);
+    },
+  };
+  return { progress, saved };
 }
 
 /**
@@ -647,11 +701,12 @@ describe("backfillRepository", () => {
       expect(state).toEqual(doneAt(3, 110, 891));
     });
 
-    it("records a repository whose issues are disabled (GitHub's 410 Gone) as done with nothing to index, and a later run checks again", async () => {
+    it("records a repository whose issues are disabled (GitHub's 410 Gone) as done once its pull requests are read, and a later run checks again", async () => {
       const directory = makeDataDir();
       store = await openTestStore(directory);
       const clock = createFakeClock();
-      const disabled = fakeOctokit([{ status: 410 }]);
+      // No pull requests either.
+      const disabled = fakeOctokit([{ status: 410 }], [{ count: 0 }]);
       const { log, lines } = capturedLog();
 
       const state = await backfillRepository({
@@ -670,12 +725,14 @@ describe("backfillRepository", () => {
       expect(state).toEqual({
         status: "done",
         repo: "acme/widgets",
-        page: 1,
+        listing: "pulls",
+        page: 2,
         indexed: 0,
         issuesDisabledAt: checkedAt,
       });
       expect(await readBackfillState(directory)).toEqual(state);
       expect(disabled.asked).toEqual([1]);
+      expect(disabled.askedPulls).toEqual([1]);
       expect(clock.sleeps).toEqual([]);
       expect(lines.filter((l) => Number(l.level) >= 50)).toEqual([]);
       expect(lines).toContainEqual(
@@ -719,6 +776,158 @@ describe("backfillRepository", () => {
         status: "failed",
         error: "page 1 failed once; last: 404 Bad Gateway",
       });
+    });
+  });
+  describe("a repository with issues switched off", () => {
+    const repo = { owner: "acme", repo: "widgets" };
+    const pullIds = (from: number, count: number) =>
+      Array.from({ length: count }, (_, i) => `pull_request-${from - i}`).sort();
+
+    it("reads the pull requests' own listing when GitHub answers 410 to the issues listing, storing them as pull requests, a page at a time", async () => {
+      const directory = makeDataDir();
+      store = await openTestStore(directory);
+      const clock = createFakeClock();
+      const { octokit, asked, askedPulls, pullParams } = fakeOctokit(
+        [{ status: 410 }],
+        [{ count: 100 }, { count: 30 }],
+      );
+      const { progress, saved } = recordedProgress(directory);
+
+      const state = await backfillRepository({
+        octokit,
+        repo,
+        memory: store,
+        progress,
+        max: 1_000,
+        clock,
+        log: pino({ level: "silent" }),
+      });
+
+      expect(asked).toEqual([1]);
+      expect(askedPulls).toEqual([1, 2]);
+      expect(pullParams[0]).toEqual({
+        owner: "acme",
+        repo: "widgets",
+        state: "all",
+        sort: "created",
+        direction: "desc",
+        per_page: 100,
+        page: 1,
+      });
+      const issuesDisabledAt = new Date(clock.now()).toISOString();
+      const pulls = { repo: "acme/widgets", listing: "pulls", issuesDisabledAt };
+      // Saved as it turned to the pull requests, then after each page.
+      expect(saved).toEqual([
+        { status: "running", ...pulls, page: 1, indexed: 0 },
+        {
+          status: "running",
+          ...pulls,
+          page: 2,
+          indexed: 100,
+          last: { number: 901, createdAt: LISTED_AT },
+        },
+        {
+          status: "done",
+          ...pulls,
+          page: 3,
+          indexed: 130,
+          last: { number: 871, createdAt: LISTED_AT },
+        },
+      ]);
+      expect(state).toEqual(saved.at(-1));
+      const records = await store.list();
+      expect(records.map((r) => r.id).sort()).toEqual(pullIds(1_000, 130));
+      expect(records.every((r) => r.kind === "pull_request")).toBe(true);
+      expect(await store.get("pull_request-1000")).toMatchObject({
+        number: 1000,
+        text: "Pull 1000",
+        url: "https://github.com/acme/widgets/pull/1000",
+        metadata: { updatedAt: "2026-11-01T10:00:00.000Z" },
+      });
+    });
+
+    it("resumes a pull request listing where a stop left it, looking back a page, without asking for the issues", async () => {
+      const directory = makeDataDir();
+      store = await openTestStore(directory);
+      const issuesDisabledAt = "2026-09-30T00:00:00.000Z";
+      await backfillProgressIn(directory).saveBackfillState({
+        status: "running",
+        repo: "acme/widgets",
+        listing: "pulls",
+        page: 2,
+        indexed: 100,
+        last: { number: 901, createdAt: LISTED_AT },
+        issuesDisabledAt,
+      });
+      const { octokit, asked, askedPulls } = fakeOctokit(
+        [],
+        [{ count: 100 }, { count: 100 }, { count: 20 }],
+      );
+
+      const state = await backfillRepository({
+        octokit,
+        repo,
+        memory: store,
+        progress: backfillProgressIn(directory),
+        max: 1_000,
+        clock: createFakeClock(),
+        log: pino({ level: "silent" }),
+      });
+
+      expect(asked).toEqual([]);
+      // Page 1 again (its first item was read before), then on from page 2.
+      expect(askedPulls).toEqual([1, 2, 3]);
+      expect(state).toEqual({
+        status: "done",
+        repo: "acme/widgets",
+        listing: "pulls",
+        page: 4,
+        indexed: 220,
+        last: { number: 781, createdAt: LISTED_AT },
+        issuesDisabledAt,
+      });
+      expect((await store.list()).map((r) => r.id).sort()).toEqual(pullIds(900, 120));
+    });
+
+    it("checked again once its pull requests are read, asks only for the issues' first page while they are off, and reads the issues listing from the start once they are on", async () => {
+      const directory = makeDataDir();
+      store = await openTestStore(directory);
+      const clock = createFakeClock();
+      const read = {
+        status: "done" as const,
+        repo: "acme/widgets",
+        listing: "pulls" as const,
+        page: 3,
+        indexed: 130,
+        last: { number: 871, createdAt: LISTED_AT },
+        issuesDisabledAt: "2026-09-30T00:00:00.000Z",
+      };
+      await backfillProgressIn(directory).saveBackfillState(read);
+      const run = (octokit: Octokit) =>
+        backfillRepository({
+          octokit,
+          repo,
+          memory: store!,
+          progress: backfillProgressIn(directory),
+          max: 1_000,
+          clock,
+          log: pino({ level: "silent" }),
+        });
+
+      const off = fakeOctokit([{ status: 410 }], [{ count: 100 }]);
+      const still = await run(off.octokit);
+      expect(off.asked).toEqual([1]);
+      expect(off.askedPulls).toEqual([]);
+      expect(still).toEqual({ ...read, issuesDisabledAt: new Date(clock.now()).toISOString() });
+      expect(await readBackfillState(directory)).toEqual(still);
+
+      // Switched on: the issues listing holds the pull requests too, from its first page.
+      const on = fakeOctokit([{ count: 100 }, { count: 10 }]);
+      const again = await run(on.octokit);
+      expect(on.asked).toEqual([1, 2]);
+      expect(on.askedPulls).toEqual([]);
+      expect(again).toEqual(doneAt(3, 110, 891));
+      expect(await store.list()).toHaveLength(110);
     });
   });
 });

@@ -26,6 +26,58 @@ async function settlesWithin<T>(promise: Promise<T>, turns: number): Promise<boo
   return settled;
 }
 
+/** acme/widgets (id 2) as GitHub has it; when its pull requests were opened. */
+const WIDGETS = { installation: 7, repository: 2, name: "acme/widgets" };
+const OPENED_AT = "2026-10-01T00:00:00Z";
+
+/**
+ * A client for acme/widgets with issues switched off (GitHub answers 410 to listing them) and 250
+ * pull requests, newest first; no `.github/talos.yml`. Records the pages asked of each listing.
+ */
+function issuesOffOctokit() {
+  const asked = { issues: [] as number[], pulls: [] as number[] };
+  const numbers = Array.from({ length: 250 }, (_, i) => 250 - i);
+  const octokit = {
+    config: { get: async () => ({ files: [] }) },
+    rest: {
+      repos: {
+        get: async () => ({
+          data: {
+            id: 2,
+            name: "widgets",
+            full_name: "acme/widgets",
+            owner: { login: "acme" },
+            created_at: "2020-01-01T00:00:00Z",
+          },
+        }),
+      },
+      issues: {
+        listForRepo: async ({ page }: { page: number }) => {
+          asked.issues.push(page);
+          throw Object.assign(new Error("Issues are disabled for this repo"), { status: 410 });
+        },
+      },
+      pulls: {
+        list: async ({ page }: { page: number }) => {
+          asked.pulls.push(page);
+          const data = numbers.slice((page - 1) * 100, page * 100).map((number) => ({
+            number,
+            title: `Pull ${number}`,
+            body: "",
+            state: "closed",
+            user: { login: "octocat" },
+            labels: [],
+            html_url: `https://github.com/acme/widgets/pull/${number}`,
+            created_at: OPENED_AT,
+          }));
+          return { data, headers: {} };
+        },
+      },
+    },
+  } as unknown as Octokit;
+  return { octokit, asked };
+}
+
 describe("BackfillRunner", () => {
   it("closes while a backfill runs and another waits its turn: the waiting one never starts", async () => {
     const first = { installation: 7, repository: 1, name: "acme/widgets" };
@@ -159,5 +211,128 @@ describe("BackfillRunner", () => {
     await start();
     await memory.closeAll();
     expect(asked).toEqual(["acme/widgets"]);
+  });
+  it("checks again a day later a repository whose issues are off, without reading its pull requests again", async () => {
+    const memory = createTestRegistry(makeDataDir());
+    const clock = createFakeClock();
+    const read: BackfillState = {
+      status: "done",
+      repo: "acme/widgets",
+      listing: "pulls",
+      page: 4,
+      indexed: 250,
+      last: { number: 1, createdAt: OPENED_AT },
+      issuesDisabledAt: new Date(clock.now()).toISOString(),
+    };
+    await (await memory.open(WIDGETS)).saveBackfillState(read);
+    const { octokit, asked } = issuesOffOctokit();
+    const runner = new BackfillRunner({
+      memory,
+      auth: async () => octokit,
+      max: 1_000,
+      clock,
+      log: pino({ level: "silent" }),
+    });
+
+    clock.advance(24 * 3_600_000);
+    await runner.resume();
+    await runner.idle();
+
+    // One request: the issues' first page, still 410. The pull requests opened since came by
+    // their webhooks.
+    expect(asked).toEqual({ issues: [1], pulls: [] });
+    expect(await memory.readBackfillState(WIDGETS)).toEqual({
+      ...read,
+      issuesDisabledAt: new Date(clock.now()).toISOString(),
+    });
+    await memory.closeAll();
+  });
+
+  it("resumes at start a pull request listing a restart interrupted, rather than a day later", async () => {
+    const memory = createTestRegistry(makeDataDir());
+    const clock = createFakeClock();
+    const issuesDisabledAt = new Date(clock.now()).toISOString();
+    await (
+      await memory.open(WIDGETS)
+    ).saveBackfillState({
+      status: "running",
+      repo: "acme/widgets",
+      listing: "pulls",
+      page: 2,
+      indexed: 100,
+      last: { number: 151, createdAt: OPENED_AT },
+      issuesDisabledAt,
+    });
+    const { octokit, asked } = issuesOffOctokit();
+    const runner = new BackfillRunner({
+      memory,
+      auth: async () => octokit,
+      max: 1_000,
+      clock,
+      log: pino({ level: "silent" }),
+    });
+
+    await runner.resume();
+    await runner.idle();
+
+    expect(asked).toEqual({ issues: [], pulls: [1, 2, 3] });
+    expect(await memory.readBackfillState(WIDGETS)).toEqual({
+      status: "done",
+      repo: "acme/widgets",
+      listing: "pulls",
+      page: 4,
+      indexed: 250,
+      last: { number: 1, createdAt: OPENED_AT },
+      issuesDisabledAt,
+    });
+    const records = await (await memory.open(WIDGETS)).list();
+    expect(records).toHaveLength(150);
+    expect(records.every((r) => r.id === `pull_request-${r.number}`)).toBe(true);
+    await memory.closeAll();
+  });
+
+  it("runs at once, when told an issue was opened, only the backfill of a repository it found with issues off", async () => {
+    const memory = createTestRegistry(makeDataDir());
+    const clock = createFakeClock();
+    const gadgets = { installation: 7, repository: 3, name: "acme/gadgets" };
+    await (
+      await memory.open(gadgets)
+    ).saveBackfillState({ status: "done", repo: "acme/gadgets", page: 2, indexed: 10 });
+    await (
+      await memory.open(WIDGETS)
+    ).saveBackfillState({
+      status: "done",
+      repo: "acme/widgets",
+      listing: "pulls",
+      page: 4,
+      indexed: 250,
+      last: { number: 1, createdAt: OPENED_AT },
+      issuesDisabledAt: new Date(clock.now()).toISOString(),
+    });
+    const { octokit, asked } = issuesOffOctokit();
+    const authed: number[] = [];
+    const runner = new BackfillRunner({
+      memory,
+      auth: async (installation) => {
+        authed.push(installation);
+        return octokit;
+      },
+      max: 1_000,
+      clock,
+      log: pino({ level: "silent" }),
+    });
+
+    // A repository whose backfill is done, or that has none: nothing asked of GitHub.
+    await runner.issuesSeen(gadgets);
+    await runner.issuesSeen({ installation: 7, repository: 4, name: "acme/tools" });
+    await runner.idle();
+    expect(authed).toEqual([]);
+
+    // Issues off a moment ago, by its progress: checked now, not a day later.
+    await runner.issuesSeen(WIDGETS);
+    await runner.idle();
+    expect(authed).toEqual([7]);
+    expect(asked).toEqual({ issues: [1], pulls: [] });
+    await memory.closeAll();
   });
 });
