@@ -521,20 +521,11 @@ class PostgresRepositoryMemory implements RepoMemory {
   }
 
   async remove(id: string): Promise<boolean> {
-    const removed = await this.#write(async (client, vectorColumn) => {
-      const { rows } = await client.query(
-        `UPDATE memory_records SET removed = true, seq = nextval('memory_seq'), text = NULL,
-                hash = NULL, embedding = NULL, fingerprints = '{}', words = NULL
-                ${vectorColumn ? ", embedding_vector = NULL" : ""}
-          WHERE installation_id = $1 AND repository_id = $2 AND id = $3 AND NOT removed
-          RETURNING 1`,
-        [this.namespace.installation, this.namespace.repository, id],
-      );
-      if (rows.length > 0) await notify(client, this.namespace, { written: true });
-      return rows.length > 0;
-    });
-    await this.#indexes?.written(this.namespace);
-    return removed;
+    return (await this.#removeWhere("id = $3", [id])) > 0;
+  }
+
+  removeAnswers(number: number): Promise<number> {
+    return this.#removeWhere("kind = 'answer' AND number = $3", [number]);
   }
 
   async get(id: string): Promise<MemoryRecord | undefined> {
@@ -659,6 +650,28 @@ class PostgresRepositoryMemory implements RepoMemory {
         throw new MemoryDeletedError(`the memory of ${this.name} was deleted`);
       return work(client, row.vector_column);
     });
+  }
+
+  /**
+   * Marks the records `where` selects removed in one statement, their text, vectors and words
+   * cleared: a tombstone with a new sequence number, by which other instances' indexes learn
+   * of it. Resolves with how many there were.
+   */
+  async #removeWhere(where: string, values: unknown[]): Promise<number> {
+    const removed = await this.#write(async (client, vectorColumn) => {
+      const { rows } = await client.query(
+        `UPDATE memory_records SET removed = true, seq = nextval('memory_seq'), text = NULL,
+                hash = NULL, embedding = NULL, fingerprints = '{}', words = NULL
+                ${vectorColumn ? ", embedding_vector = NULL" : ""}
+          WHERE installation_id = $1 AND repository_id = $2 AND NOT removed AND ${where}
+          RETURNING 1`,
+        [this.namespace.installation, this.namespace.repository, ...values],
+      );
+      if (rows.length > 0) await notify(client, this.namespace, { written: true });
+      return rows.length;
+    });
+    await this.#indexes?.written(this.namespace);
+    return removed;
   }
 
   async #hashes(ids: string[]): Promise<Map<string, string>> {

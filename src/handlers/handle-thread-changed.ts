@@ -2,7 +2,7 @@ import type { Context } from "probot";
 import { z } from "zod";
 import { toIssueInfo } from "../github/create-repo-client.js";
 import { loadRepoConfig } from "../github/load-repo-config.js";
-import { issueMemoryId, summaryId, toIssueMemory } from "../memory/memory-inputs.js";
+import { issueMemoryId, toIssueMemory } from "../memory/memory-inputs.js";
 import { openRepoMemory, type MemoryAccess } from "../memory/open-repo-memory.js";
 import {
   InstallationPayload,
@@ -31,8 +31,9 @@ const ThreadChanged = z.object({
 
 /**
  * Keeps memory in step with GitHub: an edited, closed or reopened issue, and an edited or closed
- * pull request, update their record; a deleted or transferred issue leaves. (An opened or
- * reopened pull request is remembered by the pull-request handler.)
+ * pull request, update their record; a deleted or transferred issue leaves, with the answers
+ * Talos gave in its thread (its notes stay). (An opened or reopened pull request is remembered
+ * by the pull-request handler.)
  */
 export function createThreadChangedHandler(deps: MemoryAccess) {
   return async (context: Context<ThreadChangedEvent>): Promise<void> => {
@@ -50,11 +51,12 @@ export function createThreadChangedHandler(deps: MemoryAccess) {
     const info = { ...toIssueInfo(thread), isPullRequest };
     if (payload.action === "deleted" || payload.action === "transferred") {
       await memory.remove(issueMemoryId(info.number, false));
-      // The thread's summary repeats what the issue said: `ask` elsewhere would go on recalling a
-      // deleted issue's text. (Answers given in the thread stay: they are named after comments
-      // the event does not list, and finding them would read every text the memory holds.)
-      const summary = await memory.remove(summaryId(info.number));
-      return context.log.info({ number: info.number, summary }, "issue forgotten");
+      // The thread's summary and Talos's answers there (found by the thread's number, not by
+      // their texts) may quote what the issue said, and a deleted issue is often spam or a
+      // leaked secret: `ask` elsewhere would go on recalling it. Notes stay: a maintainer wrote
+      // them to be kept.
+      const answers = await memory.removeAnswers(info.number);
+      return context.log.info({ number: info.number, answers }, "issue forgotten");
     }
     // Events may come out of order (a redelivery, say): an older copy leaves a newer one.
     await memory.add(toIssueMemory(payload.repository.full_name, info));

@@ -156,6 +156,13 @@ export interface MemoryStore {
   addMany(inputs: MemoryInput[]): Promise<MemoryRecord[]>;
   /** Resolves false when there was no such memory. */
   remove(id: string): Promise<boolean>;
+  /**
+   * Removes every answer (kind `answer`, a thread's summary among them) given in thread
+   * `number`, found by its metadata, durably as `remove` does; resolves with how many. A
+   * deleted issue may be spam or a leaked secret, and Talos's answers there may quote it. Notes
+   * stay: they are a maintainer's own knowledge.
+   */
+  removeAnswers(number: number): Promise<number>;
   get(id: string): Promise<MemoryRecord | undefined>;
   search(query: string, options: SearchOptions): Promise<SearchHit[]>;
   list(): Promise<MemoryRecord[]>;

@@ -64,6 +64,10 @@ export class RepositoryMemory implements MemoryStore, BackfillProgress {
     return this.#lease((store) => store.remove(id));
   }
 
+  removeAnswers(number: number): Promise<number> {
+    return this.#lease((store) => store.removeAnswers(number));
+  }
+
   get(id: string): Promise<MemoryRecord | undefined> {
     return this.#lease((store) => store.get(id));
   }

@@ -399,6 +399,21 @@ export class VectraMemoryStore implements MemoryStore {
     return true;
   }
 
+  /**
+   * Found in the record table (kind first, then the number of answers only): no text is read.
+   * One log write and fsync for all of them; a deletion applied to a record already gone (one
+   * removed meanwhile) does nothing, as for `remove`.
+   */
+  async removeAnswers(number: number): Promise<number> {
+    const values: LogValue[] = [];
+    for (const stored of this.#records.values()) {
+      if (this.#table.kind(this.#slot(stored)) !== "answer") continue;
+      if (this.#metadataOf(stored).number === number) values.push({ op: "del", id: stored.id });
+    }
+    if (values.length > 0) await this.#run({ type: "write", values });
+    return values.length;
+  }
+
   async get(id: string): Promise<MemoryRecord | undefined> {
     return this.#full(id);
   }

@@ -159,6 +159,35 @@ function memoryContract(setUp: () => { database: () => MemoryDatabase; next: () 
     await memory.closeAll();
   });
 
+  it("removes the answers given in a thread for good, keeping its notes, its issue and other threads' answers", async () => {
+    const { memory, repo, ref } = await fresh();
+    const said = (id: string, kind: "answer" | "note", number: number, text: string) =>
+      issueMemory(number, text, { id, kind, state: undefined });
+    await repo.addMany([
+      issueMemory(7, "The deploy key leaked in the logs"),
+      said("answer-70", "answer", 7, "The key in the logs is sk-live-1234"),
+      said("summary-7", "answer", 7, "Summary of #7: the key sk-live-1234 leaked"),
+      said("note-71", "note", 7, "Rotate deploy keys every month"),
+      said("answer-80", "answer", 8, "Widgets export to CSV from the menu"),
+    ]);
+    const kept = ["answer-80", "issue-7", "note-71"];
+
+    expect(await repo.removeAnswers(7)).toBe(2);
+    expect(await repo.removeAnswers(7)).toBe(0);
+    expect(await repo.removeAnswers(9)).toBe(0);
+    expect(await repo.get("answer-70")).toBeUndefined();
+    expect((await repo.list()).map((r) => r.id)).toEqual(kept);
+    expect(ids(await repo.search("sk-live-1234 key leaked", { k: 5 }))).not.toContain("answer-70");
+    expect((await repo.stats()).byKind).toEqual({ answer: 1, issue: 1, note: 1 });
+    await memory.closeAll();
+    // Another instance, or this one after a restart, reads them gone.
+    const restarted = await openMemory(context.database());
+    const again = await restarted.open(ref);
+    expect((await again.list()).map((r) => r.id)).toEqual(kept);
+    expect(ids(await again.search("sk-live-1234 key leaked", { k: 5 }))).not.toContain("summary-7");
+    await restarted.closeAll();
+  });
+
   it("applies the search's filters: kinds, state, time and excluded ids", async () => {
     const { memory, repo } = await fresh();
     await repo.addMany([

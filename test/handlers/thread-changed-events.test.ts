@@ -29,7 +29,7 @@ const HELLO_WORLD = 186853002;
 
 describe("a deleted or transferred issue", () => {
   for (const action of ["deleted", "transferred"] as const) {
-    it(`takes the thread's summary out of memory when ${action}, and keeps the notes`, async () => {
+    it(`takes the thread's summary and answers out of memory when ${action}, and keeps the notes`, async () => {
       const app = await createTestApp();
       const scope = githubScope();
       mockInstallationToken(scope);
@@ -72,10 +72,17 @@ describe("a deleted or transferred issue", () => {
       expect(scope.pendingMocks()).toEqual([]);
       // `ask` in another thread must not recall what the issue said after it left.
       expect(await memory.get(summaryId(1))).toBeUndefined();
-      // Answers given in the thread stay (the event does not name them), others' too.
-      expect(await memory.get("answer-7")).toBeDefined();
+      // Nor what Talos answered there, which may quote it; another thread's answer stays, and
+      // so does a maintainer's note.
+      expect(await memory.get("answer-7")).toBeUndefined();
       expect(await memory.get("answer-8")).toBeDefined();
       expect(await memory.get("note-9")).toBeDefined();
+      expect((await memory.list()).map((r) => r.id).sort()).toEqual(["answer-8", "note-9"]);
+      // The summary is one of the thread's answers.
+      expect(app.logs.lines().find((line) => line.msg === "issue forgotten")).toMatchObject({
+        number: 1,
+        answers: 2,
+      });
     });
   }
 });

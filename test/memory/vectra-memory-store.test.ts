@@ -596,6 +596,37 @@ describe("the vectra memory store", () => {
     await reopened.close();
   });
 
+  it("removes the answers given in a thread for good, keeping its notes, its issue and other threads' answers", async () => {
+    const directory = makeDataDir();
+    const store = await openTestStore(directory, crashable);
+    const said = (id: string, kind: "answer" | "note", number: number, text: string) =>
+      issueMemory(number, text, { id, kind, state: undefined });
+    await store.addMany([
+      issueMemory(7, "The deploy key leaked in the logs"),
+      said("answer-70", "answer", 7, "The key in the logs is sk-live-1234"),
+      said("summary-7", "answer", 7, "Summary of #7: the key sk-live-1234 leaked"),
+      said("note-71", "note", 7, "Rotate deploy keys every month"),
+      said("answer-80", "answer", 8, "Widgets export to CSV from the menu"),
+    ]);
+    const kept = ["answer-80", "issue-7", "note-71"];
+
+    expect(await store.removeAnswers(7)).toBe(2);
+    expect(await store.removeAnswers(7)).toBe(0);
+    expect(await store.removeAnswers(9)).toBe(0);
+    expect(await store.get("answer-70")).toBeUndefined();
+    expect((await store.list()).map((r) => r.id).sort()).toEqual(kept);
+    expect(ids(await store.search("sk-live-1234 key leaked", { k: 5 }))).not.toContain("answer-70");
+    // No flush, no close: a crash now must not bring them back (the log holds the removal).
+    const replayed = await openTestStore(directory);
+    expect((await replayed.list()).map((r) => r.id).sort()).toEqual(kept);
+    await replayed.close();
+    // From the index files and snapshot the close wrote.
+    const reopened = await openTestStore(directory);
+    expect((await reopened.list()).map((r) => r.id).sort()).toEqual(kept);
+    expect(await reopened.get("summary-7")).toBeUndefined();
+    await reopened.close();
+  });
+
   it("keeps its memories in vectra index files that vectra itself can open", async () => {
     const { store, directory } = await seeded();
     await store.flush();
