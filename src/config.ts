@@ -45,6 +45,12 @@ export const EnvSchema = z.object({
   // https://docs.github.com/en/webhooks/testing-and-troubleshooting-webhooks/redelivering-webhooks
   TALOS_LEDGER_RETENTION_HOURS: withDefault(z.coerce.number().positive(), 72),
   TALOS_LEDGER_MAX_ENTRIES: withDefault(z.coerce.number().int().min(100), 50_000),
+  // At start, deliveries GitHub could not make in this many hours back (Talos was down) are
+  // asked for again; GitHub keeps them 3 days. 0 switches it off.
+  TALOS_REDELIVER_HOURS: withDefault(
+    z.coerce.number().min(0).max(72, "at most 72 (GitHub keeps deliveries for 3 days)"),
+    24,
+  ),
   // lru-cache reads a TTL of 0 as "no TTL": every read, permissions too, would be fresh forever.
   TALOS_CACHE_TTL_MS: withDefault(
     z.coerce.number().int().min(1, "at least 1 (0 would keep cached reads fresh forever)"),

@@ -1,5 +1,5 @@
 import { createServer } from "node:net";
-import { run } from "probot";
+import { run, type ApplicationFunction, type Probot } from "probot";
 import { createLogger } from "./create-logger.js";
 import {
   ConfigError,
@@ -9,6 +9,7 @@ import {
   parseEnv,
   type Env,
 } from "./config.js";
+import { redeliverMissedAtStart } from "./github/redeliver-missed.js";
 import { withWebhookBodyLimit } from "./http/limit-webhook-bodies.js";
 import { createTalos } from "./index.js";
 import { startMetricsServer } from "./metrics/create-metrics-route.js";
@@ -67,7 +68,14 @@ await checkPort("PORT", probotPort, environment.HOST || undefined);
 if (env.TALOS_METRICS_PORT !== undefined) {
   await checkPort("TALOS_METRICS_PORT", env.TALOS_METRICS_PORT, env.TALOS_METRICS_HOST);
 }
-const server = await run(withWebhookBodyLimit(talos.app, webhookLimits), {
+// The Probot instance run() loads the app into, kept to authenticate as the app once the server
+// listens. Setup mode (no credentials yet) never loads the app.
+const loaded: Probot[] = [];
+const app: ApplicationFunction = (probot, options) => {
+  loaded.push(probot);
+  return talos.app(probot, options);
+};
+const server = await run(withWebhookBodyLimit(app, webhookLimits), {
   env: environment,
   log,
   Octokit: talos.Octokit,
@@ -81,6 +89,21 @@ const metricsServer =
         host: env.TALOS_METRICS_HOST,
         log,
       }).catch((error: unknown) => failToStart("TALOS_METRICS_PORT", error));
+// Deliveries GitHub could not make while Talos was down are asked for again now that the server
+// listens, since GitHub POSTs each redelivery to it; in the background, and never failing the
+// start. Stopped at shutdown: a redelivery to a closed listener would fail, and count as the one.
+const redelivery = new AbortController();
+const [probot] = loaded;
+if (probot) {
+  void redeliverMissedAtStart({
+    auth: () => probot.auth(),
+    queue: talos.services.queue,
+    hours: env.TALOS_REDELIVER_HOURS,
+    clock: talos.services.clock,
+    log: log.child({ name: "redeliver" }),
+    signal: redelivery.signal,
+  }).catch((error: unknown) => log.warn({ err: error }, "redelivery of missed deliveries failed"));
+}
 
 // Probot's own SIGINT handler exits as soon as the server stops; jobs and memory come first.
 process.removeAllListeners("SIGINT");
@@ -96,6 +119,7 @@ for (const signal of ["SIGTERM", "SIGINT"] as const) {
     if (stopping) return void log.info(`${signal}: already stopping`);
     stopping = true;
     log.info(`${signal}: stopping`);
+    redelivery.abort();
     metricsServer?.close();
     // No new delivery is accepted (the listener closes, and the job runner refuses any that
     // still arrive); running jobs get TALOS_SHUTDOWN_GRACE_MS; the rest stay journaled.

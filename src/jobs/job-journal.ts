@@ -95,6 +95,10 @@ export class JobJournal implements JobQueue {
     return journal;
   }
 
+  async has(id: string): Promise<boolean> {
+    return this.#jobs.has(id) || this.#finished.has(id);
+  }
+
   async enqueue(job: NewJob): Promise<EnqueueResult> {
     if (this.#jobs.has(job.id) || this.#finished.has(job.id)) {
       // A copy that arrives while the first is being written is acknowledged only once it is.

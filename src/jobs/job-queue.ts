@@ -82,6 +82,11 @@ export interface JobQueue {
   fail(id: string, error: string, retryAt: number | undefined): Promise<void>;
   /** When to look for runnable jobs again, if any may become runnable (a retry's time). */
   nextRetryAt(): number | undefined;
+  /**
+   * Whether the delivery was accepted (waiting, running, parked or finished, within what the
+   * queue remembers): a copy of it would be a duplicate.
+   */
+  has(id: string): Promise<boolean>;
   /** Jobs counted against the queue's bound (`TALOS_JOB_QUEUE_MAX`). */
   count(): Promise<number>;
   /** For `talos jobs`. */

@@ -240,6 +240,17 @@ export class RedisJobQueue implements JobQueue {
     return !this.#closed && this.#redis.status === "ready";
   }
 
+  async has(id: string): Promise<boolean> {
+    const { prefix } = this.#options;
+    return (
+      (await this.#redis.exists(
+        this.#doneKey(id),
+        this.#parkedKey(id),
+        `${prefix}:accepted:${id}`,
+      )) > 0
+    );
+  }
+
   async enqueue(job: NewJob): Promise<EnqueueResult> {
     const { prefix, maxQueued, retentionMs } = this.#options;
     if (this.#closed) return this.#refuse(job, "stopping");

@@ -88,7 +88,8 @@ describe("the started server", () => {
       secret: "not-the-secret",
     });
     expect([bad.status, unsigned.status, wrongSecret.status]).toEqual([400, 400, 400]);
-    expect(github.requests).toEqual([]);
+    // Only the start's look for missed deliveries (redeliver-missed.ts).
+    expect(github.requests.filter((r) => r.path !== "/app/hook/deliveries")).toEqual([]);
   });
 
   it("ignores a Bot, a NONE author, an edited comment and a command in a code block", async () => {

@@ -6,7 +6,8 @@ import type { AddressInfo } from "node:net";
  * A small in-process GitHub REST API for end-to-end runs and benchmarks: enough for Talos to
  * authenticate, read repositories, config, labels, issues and comments, search issues, react,
  * comment, label issues (and list their `labeled` events), and pull requests: their files,
- * comparisons between commits, and reviews. It serves both `/` and GHES's `/api/v3` prefix,
+ * comparisons between commits, and reviews; and the app's webhook deliveries, listed and asked
+ * for again. It serves both `/` and GHES's `/api/v3` prefix,
  * answers conditional GETs with 304,
  * sends rate-limit headers per token (304s are free, as on GitHub), keeps what was written,
  * records every request, and can be told to fail a request.
@@ -107,6 +108,24 @@ export interface StandInReview {
   comments: StandInReviewComment[];
 }
 
+/**
+ * One attempt at a webhook delivery, as `GET /app/hook/deliveries` lists it (GitHub's
+ * `hook-delivery-item`). Attempts at one event share its `guid` (the `X-GitHub-Delivery` id).
+ */
+export interface StandInHookDelivery {
+  id: number;
+  guid: string;
+  delivered_at: string;
+  redelivery: boolean;
+  duration: number;
+  status: string;
+  status_code: number;
+  event: string;
+  action: string | null;
+  installation_id: number | null;
+  repository_id: number | null;
+}
+
 /** A repository label: a name alone (no description), or a name and its description. */
 export type StandInLabel = string | { name: string; description: string | null };
 
@@ -148,6 +167,12 @@ export interface GitHubStandIn {
   /** `owner/repo#number` → the reviews posted, oldest first. */
   reviews: Map<string, StandInReview[]>;
   reactions: Array<{ repo: string; commentId: number; content: string }>;
+  /**
+   * The app's webhook delivery attempts, in any order: listed newest (highest id) first, paged
+   * by cursor. `POST /app/hook/deliveries/{id}/attempts` answers 202 for one of them and records
+   * the request only: the test delivers the webhook itself, as GitHub would.
+   */
+  hookDeliveries: StandInHookDelivery[];
   /** The rate-limit headers of the last response, per token. */
   lastRateLimit: Map<string, Record<string, string>>;
   /** Installation tokens issued so far → the installation each belongs to. */
@@ -244,6 +269,7 @@ export async function startGitHubStandIn(options: StandInOptions = {}): Promise<
   const comparisons = new Map<string, StandInComparison>();
   const reviews = new Map<string, StandInReview[]>();
   const reactions: GitHubStandIn["reactions"] = [];
+  const hookDeliveries: StandInHookDelivery[] = [];
   const tokens = new Map<string, number>();
   const used = new Map<string, number>();
   const lastRateLimit = new Map<string, Record<string, string>>();
@@ -344,6 +370,26 @@ export async function startGitHubStandIn(options: StandInOptions = {}): Promise<
     return undefined;
   }
 
+  /**
+   * `GET /app/hook/deliveries`: newest first, `per_page` at most 100, and the next page's cursor
+   * in the `Link` header, as GitHub pages them (no `page` numbers).
+   */
+  function listHookDeliveries(query: URLSearchParams, context: RouteContext): RouteResult {
+    const perPage = clamp(query.get("per_page"), 30, 100);
+    const cursor = /^v1_(\d+)$/.exec(query.get("cursor") ?? "");
+    const below = cursor ? Number(cursor[1]) : Infinity;
+    const older = [...hookDeliveries].sort((a, b) => b.id - a.id).filter((d) => d.id < below);
+    const page = older.slice(0, perPage);
+    const last = page.at(-1);
+    const headers: Record<string, string> =
+      last && older.length > perPage
+        ? {
+            link: `<${context.base}/app/hook/deliveries?per_page=${perPage}&cursor=v1_${last.id}>; rel="next"`,
+          }
+        : {};
+    return { status: 200, body: page, headers };
+  }
+
   /** `POST pulls/{n}/reviews`: GitHub's 422 when an inline comment is not on the diff. */
   function createReview(repo: string, pull: StandInPull, body: unknown): RouteResult {
     const given = (body ?? {}) as {
@@ -401,6 +447,17 @@ export async function startGitHubStandIn(options: StandInOptions = {}): Promise<
           },
         };
       },
+    ],
+    [
+      "GET",
+      /^\/app\/hook\/deliveries$/,
+      (_m, _body, query, _accept, context) => listHookDeliveries(query, context),
+    ],
+    [
+      "POST",
+      /^\/app\/hook\/deliveries\/(\d+)\/attempts$/,
+      (m) =>
+        hookDeliveries.some((d) => d.id === Number(m[1])) ? { status: 202, body: {} } : notFound,
     ],
     ["GET", /^\/search\/issues$/, (_m, _body, query, _accept, context) => search(query, context)],
     [
@@ -881,6 +938,7 @@ export async function startGitHubStandIn(options: StandInOptions = {}): Promise<
     comparisons,
     reviews,
     reactions,
+    hookDeliveries,
     lastRateLimit,
     tokens,
     setFile(repo, path, text) {

@@ -70,6 +70,9 @@ describe("the job journal", () => {
 
     const third = await openJournal(file);
     expect(third.journal.list()).toEqual([]);
+    // Finished, it is still known (a redelivery asked for at start would be a duplicate).
+    expect(await third.journal.has("d1")).toBe(true);
+    expect(await third.journal.has("d2")).toBe(false);
     expect(await third.journal.enqueue(job("d1"))).toEqual({ status: "duplicate" });
     await third.journal.close();
   });

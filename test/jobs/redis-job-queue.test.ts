@@ -83,6 +83,9 @@ describe.runIf(available)("the Redis job queue (BullMQ)", () => {
     expect(await b!.claimNext()).toBeUndefined();
     expect(await c!.claimNext()).toBeUndefined();
     await a!.complete("delivery-1");
+    // Known to every instance, finished (a redelivery asked for at start would be a duplicate).
+    expect(await c!.has("delivery-1")).toBe(true);
+    expect(await c!.has("delivery-2")).toBe(false);
     // A redelivery, to any instance, after the job ran.
     expect(await c!.enqueue(job("delivery-1", "t1"))).toEqual({ status: "duplicate" });
     expect(await b!.claimNext()).toBeUndefined();
@@ -207,6 +210,7 @@ describe.runIf(available)("the Redis job queue (BullMQ)", () => {
     await a!.enqueue(job("parked-redelivered", "t"));
     expect((await a!.claimNext())?.id).toBe("parked-redelivered");
     await a!.fail("parked-redelivered", "malformed payload", undefined);
+    expect(await b!.has("parked-redelivered")).toBe(true);
     // GitHub's "Redeliver" on the parked delivery, or a slower instance's copy of it.
     expect(await b!.enqueue(job("parked-redelivered", "t"))).toEqual({ status: "duplicate" });
     await b!.enqueue(job("after-parked", "t"));

@@ -1,0 +1,278 @@
+import type { Logger } from "pino";
+import type { Clock } from "../clock.js";
+import type { JobQueue } from "../jobs/job-queue.js";
+import type { Octokit } from "./octokit.js";
+
+/**
+ * GitHub does not redeliver a failed webhook on its own: a delivery made while Talos was down (a
+ * deploy, a crash) is lost unless someone asks for it again. GitHub keeps an app's deliveries
+ * for 3 days and lets the app ask, with its JWT:
+ * https://docs.github.com/en/rest/apps/webhooks#list-deliveries-for-an-app-webhook
+ * https://docs.github.com/en/webhooks/testing-and-troubleshooting-webhooks/redelivering-webhooks
+ */
+
+/** The app's client (`probot.auth()` with no installation id: its JWT). */
+export type AppClient = Pick<Octokit, "paginate" | "rest">;
+
+/** How many redeliveries one start asks for; the rest wait for the next start. */
+export const REDELIVER_MAX_PER_START = 500;
+
+export interface RedeliverMissedOptions {
+  app: AppClient;
+  /** Attempts before this are not read: the listing is newest first, so it stops there. */
+  since: Date;
+  /** Whether Talos accepted the delivery with this id (`X-GitHub-Delivery`) already. */
+  known: (guid: string) => boolean | Promise<boolean>;
+  log: Logger;
+  /** The most redeliveries asked for in this run, the oldest first. */
+  max: number;
+  /** Count and log what would be asked for, and ask for nothing. */
+  dryRun?: boolean;
+  /** Aborted when the server stops: a redelivery must not reach a closed listener. */
+  signal?: AbortSignal;
+}
+
+export interface RedeliveryReport {
+  /** Attempts read, back to `since`. */
+  seen: number;
+  /** Deliveries (distinct guids) among them. */
+  deliveries: number;
+  /** Redeliveries asked for (with `dryRun`: that would have been). */
+  redelivered: number;
+  skipped: {
+    /** One of its attempts succeeded (2xx). */
+    delivered: number;
+    /**
+     * One of its attempts is a redelivery already: each delivery is asked for at most once, so
+     * one that fails every time (a bad signature, a body too large) is not asked for at every start.
+     */
+    redeliveredBefore: number;
+    /** Talos accepted it (the ledger), though GitHub saw the answer fail. */
+    accepted: number;
+    /** Missed, but not asked for in this run (past `max`, or the run stopped): the next run may. */
+    left: number;
+    /** GitHub refused to redeliver it (4xx). */
+    refused: number;
+  };
+  /** Why the run stopped short, if it did. */
+  stopped?: "listing failed" | "ledger failed" | "redelivery failed" | "aborted" | undefined;
+}
+
+interface Attempt {
+  id: number;
+  guid: string;
+  delivered_at: string;
+  redelivery: boolean;
+  status_code: number;
+  event: string;
+  action?: string | null;
+}
+
+interface Missed {
+  guid: string;
+  /** The attempt to redeliver: its newest. */
+  id: number;
+  /** When it was first delivered, for the order of redeliveries. */
+  firstAt: number;
+  firstId: number;
+  event: string;
+  action: string | null | undefined;
+}
+
+/**
+ * Asks GitHub to redeliver each delivery since `since` that none of its attempts delivered, that
+ * was never asked for again, and that Talos did not accept, the oldest first so that they arrive
+ * in the order they happened. Never throws: GitHub's errors are logged, and the report says
+ * where the run stopped.
+ */
+export async function redeliverMissed(options: RedeliverMissedOptions): Promise<RedeliveryReport> {
+  const { log, since } = options;
+  const report: RedeliveryReport = {
+    seen: 0,
+    deliveries: 0,
+    redelivered: 0,
+    skipped: { delivered: 0, redeliveredBefore: 0, accepted: 0, left: 0, refused: 0 },
+    stopped: undefined,
+  };
+  let attempts: Attempt[];
+  try {
+    attempts = await listAttemptsSince(options.app, since);
+  } catch (error) {
+    log.warn(
+      { err: error, status: statusOf(error) },
+      "cannot list the app's webhook deliveries; none redelivered",
+    );
+    return { ...report, stopped: "listing failed" };
+  }
+  report.seen = attempts.length;
+  const byGuid = groupByGuid(attempts);
+  report.deliveries = byGuid.size;
+  const missed: Missed[] = [];
+  for (const [guid, tries] of byGuid) {
+    if (tries.some((t) => t.status_code >= 200 && t.status_code < 300)) {
+      report.skipped.delivered++;
+    } else if (tries.some((t) => t.redelivery)) {
+      report.skipped.redeliveredBefore++;
+    } else {
+      missed.push(describeMissed(guid, tries));
+    }
+  }
+  missed.sort((a, b) => a.firstAt - b.firstAt || a.firstId - b.firstId);
+
+  const wanted: Missed[] = [];
+  for (const delivery of missed) {
+    try {
+      if (await options.known(delivery.guid)) {
+        report.skipped.accepted++;
+        continue;
+      }
+    } catch (error) {
+      // The ledger cannot say (Redis away): a redelivery now could be refused and count as the
+      // one asked for.
+      log.warn({ err: error }, "cannot read the delivery ledger; none redelivered");
+      return { ...report, stopped: "ledger failed" };
+    }
+    wanted.push(delivery);
+  }
+
+  const chosen = wanted.slice(0, Math.max(0, options.max));
+  report.skipped.left = wanted.length - chosen.length;
+  if (report.skipped.left > 0)
+    log.warn(
+      { left: report.skipped.left, max: options.max },
+      "more missed deliveries than one run asks for; the newest are left for the next start",
+    );
+  for (const [index, delivery] of chosen.entries()) {
+    if (options.signal?.aborted) {
+      report.stopped = "aborted";
+      report.skipped.left += chosen.length - index;
+      break;
+    }
+    const fields = { guid: delivery.guid, delivery: delivery.id, event: delivery.event };
+    if (options.dryRun) {
+      report.redelivered++;
+      log.info({ ...fields, action: delivery.action }, "would ask for this delivery again");
+      continue;
+    }
+    try {
+      await options.app.rest.apps.redeliverWebhookDelivery({ delivery_id: delivery.id });
+      report.redelivered++;
+      log.debug({ ...fields, action: delivery.action }, "asked GitHub to redeliver");
+    } catch (error) {
+      const status = statusOf(error);
+      // A 4xx is this delivery's (gone, too old): the others may still be asked for. Anything
+      // else (5xx after the retries, no network) would fail them all.
+      if (status !== undefined && status >= 400 && status < 500) {
+        report.skipped.refused++;
+        log.warn({ ...fields, status, err: error }, "GitHub refused to redeliver a delivery");
+        continue;
+      }
+      log.warn({ ...fields, status, err: error }, "cannot ask GitHub for redeliveries; stopping");
+      report.stopped = "redelivery failed";
+      report.skipped.left += chosen.length - index;
+      break;
+    }
+  }
+  log.info(
+    {
+      since: since.toISOString(),
+      seen: report.seen,
+      deliveries: report.deliveries,
+      redelivered: report.redelivered,
+      skipped: report.skipped,
+      ...(report.stopped ? { stopped: report.stopped } : {}),
+      ...(options.dryRun ? { dryRun: true } : {}),
+    },
+    "asked GitHub to redeliver missed deliveries",
+  );
+  return report;
+}
+
+/** Reads the listing, newest first, until an attempt older than `since`. */
+async function listAttemptsSince(app: AppClient, since: Date): Promise<Attempt[]> {
+  const attempts: Attempt[] = [];
+  const oldest = since.getTime();
+  const pages = app.paginate.iterator(app.rest.apps.listWebhookDeliveries, { per_page: 100 });
+  // The iterator follows the `Link` header's cursor; leaving the loop requests no further page.
+  for await (const page of pages) {
+    for (const attempt of page.data) {
+      // An attempt without a time cannot be placed in the window (nor in order): the listing
+      // ends there, as it would at an old one.
+      if (!(Date.parse(attempt.delivered_at) >= oldest)) return attempts;
+      if (typeof attempt.guid !== "string" || !Number.isSafeInteger(attempt.id)) continue;
+      attempts.push(attempt);
+    }
+  }
+  return attempts;
+}
+
+function groupByGuid(attempts: Attempt[]): Map<string, Attempt[]> {
+  const byGuid = new Map<string, Attempt[]>();
+  for (const attempt of attempts) {
+    const tries = byGuid.get(attempt.guid);
+    if (tries) tries.push(attempt);
+    else byGuid.set(attempt.guid, [attempt]);
+  }
+  return byGuid;
+}
+
+function describeMissed(guid: string, tries: Attempt[]): Missed {
+  // Attempts are listed newest first.
+  const newest = tries[0]!;
+  const first = tries.at(-1)!;
+  return {
+    guid,
+    id: newest.id,
+    firstAt: Date.parse(first.delivered_at),
+    firstId: first.id,
+    event: newest.event,
+    action: newest.action,
+  };
+}
+
+function statusOf(error: unknown): number | undefined {
+  const status = (error as { status?: unknown } | undefined)?.status;
+  return typeof status === "number" ? status : undefined;
+}
+
+export interface RedeliverMissedAtStartOptions {
+  /** The app's client: `probot.auth()` with no installation id. */
+  auth: () => Promise<AppClient>;
+  /** Deliveries it accepted (waiting, running, parked or finished) are not asked for. */
+  queue: Pick<JobQueue, "has">;
+  /** `TALOS_REDELIVER_HOURS`: how far back to look; 0 switches the run off. */
+  hours: number;
+  clock: Clock;
+  log: Logger;
+  max?: number;
+  signal?: AbortSignal;
+}
+
+/**
+ * The run at start, once the server listens (GitHub POSTs each redelivery to it). Undefined when
+ * switched off. Never throws: a start does not fail for it.
+ */
+export async function redeliverMissedAtStart(
+  options: RedeliverMissedAtStartOptions,
+): Promise<RedeliveryReport | undefined> {
+  const { log } = options;
+  if (!(options.hours > 0)) {
+    log.debug("missed deliveries are not asked for: TALOS_REDELIVER_HOURS is 0");
+    return undefined;
+  }
+  let app: AppClient;
+  try {
+    app = await options.auth();
+  } catch (error) {
+    log.warn({ err: error }, "cannot authenticate as the app; no missed delivery redelivered");
+    return undefined;
+  }
+  return redeliverMissed({
+    app,
+    since: new Date(options.clock.now() - options.hours * 3_600_000),
+    known: (guid) => options.queue.has(guid),
+    log,
+    max: options.max ?? REDELIVER_MAX_PER_START,
+    signal: options.signal,
+  });
+}

@@ -1,0 +1,380 @@
+import type nock from "nock";
+import { Probot, ProbotOctokit } from "probot";
+import { describe, expect, it } from "vitest";
+import {
+  redeliverMissed,
+  redeliverMissedAtStart,
+  type RedeliverMissedOptions,
+} from "../../src/github/redeliver-missed.js";
+import { createFakeClock } from "../helpers/fake-clock.js";
+import { API, githubScope } from "../helpers/github-mocks.js";
+import { captureLogs, TEST_APP_ID, TEST_PRIVATE_KEY } from "../helpers/test-app.js";
+
+const LIST = "/app/hook/deliveries";
+const APP_JWT = /^bearer eyJ/i;
+/** The run looks back to here; every attempt below is after it unless said otherwise. */
+const SINCE = new Date("2026-11-23T12:00:00Z");
+
+/** GitHub's `hook-delivery-item`: one attempt at delivering event `guid`. */
+function attempt(
+  id: number,
+  guid: string,
+  deliveredAt: string,
+  { statusCode = 502, redelivery = false }: { statusCode?: number; redelivery?: boolean } = {},
+) {
+  const ok = statusCode >= 200 && statusCode < 300;
+  return {
+    id,
+    guid,
+    delivered_at: deliveredAt,
+    redelivery,
+    duration: 0.42,
+    status: ok ? "OK" : statusCode === 502 ? "failed to connect" : "Invalid HTTP Response: 500",
+    status_code: statusCode,
+    event: "issues",
+    action: "opened",
+    installation_id: 2,
+    repository_id: 101,
+    throttled_at: null,
+  };
+}
+
+/** The app's client as the server gets it: `probot.auth()` with no installation id (a JWT). */
+async function appClient() {
+  const probot = new Probot({
+    appId: TEST_APP_ID,
+    privateKey: TEST_PRIVATE_KEY,
+    log: (await captureLogs("warn")).log,
+    Octokit: ProbotOctokit.defaults((o: Record<string, any>) => ({
+      ...o,
+      retry: { enabled: false },
+      throttle: { ...o.throttle, enabled: false },
+    })),
+  });
+  return probot.auth();
+}
+
+/** A page of the listing, newest first; `next` is the cursor of the page after it, if any. */
+function mockPage(
+  scope: nock.Scope,
+  items: unknown[],
+  { cursor, next }: { cursor?: string; next?: string } = {},
+) {
+  const headers: Record<string, string> = next
+    ? { link: `<${API}${LIST}?per_page=100&cursor=${next}>; rel="next"` }
+    : {};
+  return scope
+    .get(LIST)
+    .query(cursor ? { per_page: "100", cursor } : { per_page: "100" })
+    .matchHeader("authorization", APP_JWT)
+    .reply(200, items, headers);
+}
+
+/** Redelivery POSTs, answered `status`; their paths are recorded in `posted`, in order. */
+function mockRedeliveries(scope: nock.Scope, ids: number[], posted: string[], status = 202) {
+  for (const id of ids) {
+    scope
+      .post(`${LIST}/${id}/attempts`)
+      .matchHeader("authorization", APP_JWT)
+      .reply((uri) => {
+        posted.push(uri);
+        return status === 202
+          ? [202, {}]
+          : [
+              status,
+              { message: "Validation Failed", documentation_url: "https://docs.github.com" },
+            ];
+      });
+  }
+}
+
+async function run(overrides: Partial<RedeliverMissedOptions> = {}) {
+  const logs = await captureLogs("debug");
+  const report = await redeliverMissed({
+    app: await appClient(),
+    since: SINCE,
+    known: () => false,
+    log: logs.log,
+    max: 100,
+    ...overrides,
+  });
+  return { report, logs };
+}
+
+describe("redeliverMissed", () => {
+  it("reads two pages through the Link header's cursor and asks for every missed delivery, oldest first", async () => {
+    const scope = githubScope();
+    // Newest first across both pages: c (newest) … a (oldest).
+    mockPage(
+      scope,
+      [
+        attempt(30, "guid-c", "2026-11-24T09:00:00Z"),
+        attempt(29, "guid-b", "2026-11-24T08:00:00Z"),
+      ],
+      { next: "v1_29" },
+    );
+    mockPage(scope, [attempt(12, "guid-a", "2026-11-24T07:00:00Z")], { cursor: "v1_29" });
+    const posted: string[] = [];
+    mockRedeliveries(scope, [12, 29, 30], posted);
+
+    const { report, logs } = await run();
+
+    expect(posted).toEqual([`${LIST}/12/attempts`, `${LIST}/29/attempts`, `${LIST}/30/attempts`]);
+    expect(report).toMatchObject({ seen: 3, deliveries: 3, redelivered: 3, stopped: undefined });
+    expect(report.skipped).toEqual({
+      delivered: 0,
+      redeliveredBefore: 0,
+      accepted: 0,
+      left: 0,
+      refused: 0,
+    });
+    const summary = logs
+      .lines()
+      .find((l) => l.msg === "asked GitHub to redeliver missed deliveries");
+    expect(summary).toMatchObject({ seen: 3, redelivered: 3, since: SINCE.toISOString() });
+    expect(scope.pendingMocks()).toEqual([]);
+  });
+
+  it("stops reading at `since`: older attempts are neither read further nor asked for", async () => {
+    const scope = githubScope();
+    // The next page exists, but is older than the window: it must not be requested (nock would
+    // fail the listing, and nothing would be asked for).
+    mockPage(
+      scope,
+      [
+        attempt(41, "guid-new", "2026-11-23T12:30:00Z"),
+        attempt(40, "guid-old", "2026-11-23T11:59:59Z"),
+        attempt(39, "guid-older", "2026-11-23T10:00:00Z"),
+      ],
+      { next: "v1_39" },
+    );
+    const posted: string[] = [];
+    mockRedeliveries(scope, [41], posted);
+
+    const { report } = await run();
+
+    expect(posted).toEqual([`${LIST}/41/attempts`]);
+    expect(report).toMatchObject({ seen: 1, deliveries: 1, redelivered: 1 });
+    expect(scope.pendingMocks()).toEqual([]);
+  });
+
+  it("skips a delivery one of whose attempts succeeded, and one already asked for again once", async () => {
+    const scope = githubScope();
+    mockPage(scope, [
+      // guid-fixed: failed, then someone's redelivery got a 200.
+      attempt(55, "guid-fixed", "2026-11-24T10:05:00Z", { statusCode: 200, redelivery: true }),
+      // guid-doomed: failed, then the redelivery Talos asked for failed too (a bad signature, a
+      // body too large): asked for once, never again.
+      attempt(54, "guid-doomed", "2026-11-24T10:04:00Z", { statusCode: 400, redelivery: true }),
+      attempt(53, "guid-missed", "2026-11-24T10:03:00Z", { statusCode: 500 }),
+      attempt(52, "guid-doomed", "2026-11-24T10:02:00Z", { statusCode: 400 }),
+      attempt(51, "guid-fixed", "2026-11-24T10:01:00Z"),
+      attempt(50, "guid-fine", "2026-11-24T10:00:00Z", { statusCode: 200 }),
+    ]);
+    const posted: string[] = [];
+    mockRedeliveries(scope, [53], posted);
+
+    const { report } = await run();
+
+    expect(posted).toEqual([`${LIST}/53/attempts`]);
+    expect(report).toMatchObject({ seen: 6, deliveries: 4, redelivered: 1 });
+    expect(report.skipped).toMatchObject({ delivered: 2, redeliveredBefore: 1, accepted: 0 });
+    expect(scope.pendingMocks()).toEqual([]);
+  });
+
+  it("skips a delivery the ledger says Talos accepted, asking it only about missed ones", async () => {
+    const scope = githubScope();
+    mockPage(scope, [
+      attempt(62, "guid-ok", "2026-11-24T10:02:00Z", { statusCode: 200 }),
+      attempt(61, "guid-accepted", "2026-11-24T10:01:00Z"),
+      attempt(60, "guid-missed", "2026-11-24T10:00:00Z"),
+    ]);
+    const posted: string[] = [];
+    mockRedeliveries(scope, [60], posted);
+    const asked: string[] = [];
+
+    const { report } = await run({
+      known: async (guid) => {
+        asked.push(guid);
+        return guid === "guid-accepted";
+      },
+    });
+
+    expect(posted).toEqual([`${LIST}/60/attempts`]);
+    expect(asked.sort()).toEqual(["guid-accepted", "guid-missed"]);
+    expect(report.skipped).toMatchObject({ accepted: 1, delivered: 1 });
+    expect(scope.pendingMocks()).toEqual([]);
+  });
+
+  it("asks for at most `max`, the oldest, and says how many were left", async () => {
+    const scope = githubScope();
+    mockPage(scope, [
+      attempt(73, "guid-4", "2026-11-24T10:03:00Z"),
+      attempt(72, "guid-3", "2026-11-24T10:02:00Z"),
+      attempt(71, "guid-2", "2026-11-24T10:01:00Z"),
+      attempt(70, "guid-1", "2026-11-24T10:00:00Z"),
+    ]);
+    const posted: string[] = [];
+    mockRedeliveries(scope, [70, 71], posted);
+
+    const { report, logs } = await run({ max: 2 });
+
+    expect(posted).toEqual([`${LIST}/70/attempts`, `${LIST}/71/attempts`]);
+    expect(report).toMatchObject({ redelivered: 2, skipped: { left: 2 } });
+    expect(logs.lines().find((l) => l.left === 2)).toMatchObject({ level: 40, max: 2 });
+    expect(scope.pendingMocks()).toEqual([]);
+  });
+
+  it("ends the listing at an attempt it cannot read, and asks for none such", async () => {
+    const scope = githubScope();
+    mockPage(
+      scope,
+      [
+        attempt(87, "guid-read", "2026-11-24T10:02:00Z"),
+        { ...attempt(86, "guid-no-time", "2026-11-24T10:01:00Z"), delivered_at: "yesterday" },
+        attempt(85, "guid-after", "2026-11-24T10:00:00Z"),
+      ],
+      { next: "v1_85" },
+    );
+    const posted: string[] = [];
+    mockRedeliveries(scope, [87], posted);
+
+    const { report } = await run();
+
+    expect(posted).toEqual([`${LIST}/87/attempts`]);
+    expect(report).toMatchObject({ seen: 1, redelivered: 1 });
+    expect(scope.pendingMocks()).toEqual([]);
+  });
+
+  it("logs a warning and asks for nothing when GitHub fails the listing, without throwing", async () => {
+    const scope = githubScope();
+    mockPage(scope, [attempt(81, "guid-x", "2026-11-24T10:00:00Z")], { next: "v1_81" });
+    scope
+      .get(LIST)
+      .query({ per_page: "100", cursor: "v1_81" })
+      .reply(502, { message: "Server Error" });
+
+    const { report, logs } = await run();
+
+    expect(report).toMatchObject({ redelivered: 0, stopped: "listing failed" });
+    expect(logs.lines().find((l) => l.level === 40)).toMatchObject({
+      msg: "cannot list the app's webhook deliveries; none redelivered",
+      status: 502,
+    });
+    expect(scope.pendingMocks()).toEqual([]);
+  });
+
+  it("goes on with the others when GitHub refuses one redelivery (4xx)", async () => {
+    const scope = githubScope();
+    mockPage(scope, [
+      attempt(92, "guid-3", "2026-11-24T10:02:00Z"),
+      attempt(91, "guid-2", "2026-11-24T10:01:00Z"),
+      attempt(90, "guid-1", "2026-11-24T10:00:00Z"),
+    ]);
+    const posted: string[] = [];
+    mockRedeliveries(scope, [90], posted);
+    mockRedeliveries(scope, [91], posted, 422);
+    mockRedeliveries(scope, [92], posted);
+
+    const { report, logs } = await run();
+
+    expect(posted).toEqual([`${LIST}/90/attempts`, `${LIST}/91/attempts`, `${LIST}/92/attempts`]);
+    expect(report).toMatchObject({ redelivered: 2, skipped: { refused: 1 }, stopped: undefined });
+    expect(logs.lines().find((l) => l.level === 40)).toMatchObject({
+      guid: "guid-2",
+      status: 422,
+      msg: "GitHub refused to redeliver a delivery",
+    });
+    expect(scope.pendingMocks()).toEqual([]);
+  });
+
+  it("stops asking when GitHub fails a redelivery with a 5xx, which would fail them all", async () => {
+    const scope = githubScope();
+    mockPage(scope, [
+      attempt(96, "guid-2", "2026-11-24T10:01:00Z"),
+      attempt(95, "guid-1", "2026-11-24T10:00:00Z"),
+    ]);
+    const posted: string[] = [];
+    mockRedeliveries(scope, [95], posted, 503);
+
+    const { report, logs } = await run();
+
+    expect(posted).toEqual([`${LIST}/95/attempts`]);
+    expect(report).toMatchObject({
+      redelivered: 0,
+      stopped: "redelivery failed",
+      skipped: { left: 2, refused: 0 },
+    });
+    expect(logs.lines().find((l) => l.level === 40)).toMatchObject({ guid: "guid-1", status: 503 });
+    expect(scope.pendingMocks()).toEqual([]);
+  });
+
+  it("stops before the next redelivery once the server is stopping", async () => {
+    const scope = githubScope();
+    mockPage(scope, [
+      attempt(101, "guid-2", "2026-11-24T10:01:00Z"),
+      attempt(100, "guid-1", "2026-11-24T10:00:00Z"),
+    ]);
+    const stopping = new AbortController();
+    const posted: string[] = [];
+    scope.post(`${LIST}/100/attempts`).reply((uri) => {
+      posted.push(uri);
+      // SIGTERM arrives meanwhile: a redelivery now would reach a closed listener and count
+      // as the one redelivery asked for.
+      stopping.abort();
+      return [202, {}];
+    });
+
+    const { report } = await run({ signal: stopping.signal });
+
+    expect(posted).toEqual([`${LIST}/100/attempts`]);
+    expect(report).toMatchObject({ redelivered: 1, stopped: "aborted", skipped: { left: 1 } });
+    expect(scope.pendingMocks()).toEqual([]);
+  });
+});
+
+describe("redeliverMissedAtStart", () => {
+  it("looks back TALOS_REDELIVER_HOURS and takes the deliveries the queue has accepted as known", async () => {
+    const clock = createFakeClock(Date.parse("2026-11-24T12:00:00Z"));
+    const scope = githubScope();
+    mockPage(scope, [
+      attempt(111, "guid-parked", "2026-11-24T10:01:00Z"),
+      attempt(110, "guid-missed", "2026-11-24T06:00:00Z"),
+      attempt(109, "guid-too-old", "2026-11-24T05:59:59Z"),
+    ]);
+    const posted: string[] = [];
+    mockRedeliveries(scope, [110], posted);
+    const logs = await captureLogs("debug");
+    const app = await appClient();
+
+    const report = await redeliverMissedAtStart({
+      auth: async () => app,
+      queue: { has: async (id: string) => id === "guid-parked" },
+      hours: 6,
+      clock,
+      log: logs.log,
+    });
+
+    expect(posted).toEqual([`${LIST}/110/attempts`]);
+    expect(report).toMatchObject({ seen: 2, redelivered: 1, skipped: { accepted: 1 } });
+    expect(scope.pendingMocks()).toEqual([]);
+  });
+
+  it("asks GitHub nothing when TALOS_REDELIVER_HOURS is 0", async () => {
+    // No nock mocks: any request would fail the listing, and the report would say so.
+    let authenticated = false;
+    const report = await redeliverMissedAtStart({
+      auth: async () => {
+        authenticated = true;
+        return appClient();
+      },
+      queue: { has: async () => false },
+      hours: 0,
+      clock: createFakeClock(),
+      log: (await captureLogs("debug")).log,
+    });
+
+    expect(report).toBeUndefined();
+    expect(authenticated).toBe(false);
+  });
+});
