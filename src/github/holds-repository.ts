@@ -1,4 +1,4 @@
-import type { Octokit } from "./octokit.js";
+import { statusOf, type Octokit } from "./octokit.js";
 
 /**
  * Whether installation `installation` of the app holds the repository now, as GitHub says.
@@ -16,7 +16,7 @@ export async function holdsRepository(
     const { data } = await app.rest.apps.getRepoInstallation({ owner, repo });
     return data.id === installation;
   } catch (error) {
-    if ((error as { status?: unknown }).status === 404) return false;
+    if (statusOf(error) === 404) return false;
     throw error;
   }
 }

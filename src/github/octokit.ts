@@ -10,6 +10,12 @@ export interface RepoRef {
   repo: string;
 }
 
+/** The HTTP status of a failed GitHub request, if the error carries one. */
+export function statusOf(error: unknown): number | undefined {
+  const status = (error as { status?: unknown } | null | undefined)?.status;
+  return typeof status === "number" ? status : undefined;
+}
+
 /**
  * Probot gives every client its pino logger, but Octokit's types describe a message-first
  * console; this is the logger as it really is, fields first.

@@ -1,7 +1,7 @@
 import type { Logger } from "pino";
 import type { Clock } from "../clock.js";
 import type { JobQueue } from "../jobs/job-queue.js";
-import type { Octokit } from "./octokit.js";
+import { statusOf, type Octokit } from "./octokit.js";
 
 /**
  * GitHub does not redeliver a failed webhook on its own: a delivery made while Talos was down (a
@@ -26,8 +26,6 @@ export interface RedeliverMissedOptions {
   log: Logger;
   /** The most redeliveries asked for in this run, the oldest first. */
   max: number;
-  /** Count and log what would be asked for, and ask for nothing. */
-  dryRun?: boolean;
   /** Aborted when the server stops: a redelivery must not reach a closed listener. */
   signal?: AbortSignal;
 }
@@ -37,7 +35,7 @@ export interface RedeliveryReport {
   seen: number;
   /** Deliveries (distinct guids) among them. */
   deliveries: number;
-  /** Redeliveries asked for (with `dryRun`: that would have been). */
+  /** Redeliveries asked for. */
   redelivered: number;
   skipped: {
     /** One of its attempts succeeded (2xx). */
@@ -149,11 +147,6 @@ export async function redeliverMissed(options: RedeliverMissedOptions): Promise<
       break;
     }
     const fields = { guid: delivery.guid, delivery: delivery.id, event: delivery.event };
-    if (options.dryRun) {
-      report.redelivered++;
-      log.info({ ...fields, action: delivery.action }, "would ask for this delivery again");
-      continue;
-    }
     try {
       await options.app.rest.apps.redeliverWebhookDelivery({ delivery_id: delivery.id });
       report.redelivered++;
@@ -181,7 +174,6 @@ export async function redeliverMissed(options: RedeliverMissedOptions): Promise<
       redelivered: report.redelivered,
       skipped: report.skipped,
       ...(report.stopped ? { stopped: report.stopped } : {}),
-      ...(options.dryRun ? { dryRun: true } : {}),
     },
     "asked GitHub to redeliver missed deliveries",
   );
@@ -228,11 +220,6 @@ function describeMissed(guid: string, tries: Attempt[]): Missed {
     event: newest.event,
     action: newest.action,
   };
-}
-
-function statusOf(error: unknown): number | undefined {
-  const status = (error as { status?: unknown } | undefined)?.status;
-  return typeof status === "number" ? status : undefined;
 }
 
 export interface RedeliverMissedAtStartOptions {

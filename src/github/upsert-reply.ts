@@ -3,7 +3,7 @@ import type { MarkdownService } from "../markdown/markdown-workers.js";
 import type { GitHubLimits } from "./create-octokit.js";
 import { hasMarkerAtEnd, readMarker, withMarker, type ParsedMarker } from "./comment-markers.js";
 import type { CommentInfo } from "./create-repo-client.js";
-import { getClientLog, type Octokit, type RepoRef } from "./octokit.js";
+import { getClientLog, statusOf, type Octokit, type RepoRef } from "./octokit.js";
 
 export interface UpsertReplyOptions extends RepoRef {
   octokit: Octokit;
@@ -119,10 +119,6 @@ async function findOwnComment(
     if (found) return found.id;
   }
   return undefined;
-}
-
-function statusOf(error: unknown): number | undefined {
-  return (error as { status?: number }).status;
 }
 
 /**

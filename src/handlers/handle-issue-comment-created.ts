@@ -16,6 +16,7 @@ import { isTalosComment } from "../github/comment-markers.js";
 import type { GitHubLimits } from "../github/create-octokit.js";
 import { toIssueInfo } from "../github/create-repo-client.js";
 import { loadRepoConfig } from "../github/load-repo-config.js";
+import { statusOf } from "../github/octokit.js";
 import type { JobRun } from "../jobs/job-runner.js";
 import type { MarkdownService } from "../markdown/markdown-workers.js";
 import type { MemoryService } from "../memory/memory-service.js";
@@ -166,7 +167,7 @@ async function permissionOf(
     });
     return data.permission;
   } catch (error) {
-    if ((error as { status?: unknown }).status === 404) return "none";
+    if (statusOf(error) === 404) return "none";
     throw error;
   }
 }

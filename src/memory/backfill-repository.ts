@@ -2,7 +2,7 @@ import { readFile } from "node:fs/promises";
 import { join } from "node:path";
 import type { Logger } from "pino";
 import type { Clock } from "../clock.js";
-import type { Octokit, RepoRef } from "../github/octokit.js";
+import { statusOf, type Octokit, type RepoRef } from "../github/octokit.js";
 import { writeFileAtomically } from "../write-file-atomically.js";
 import { toIssueInfo, type IssueData, type IssueInfo } from "../github/create-repo-client.js";
 import { toIssueMemory } from "./memory-inputs.js";
@@ -470,11 +470,6 @@ function rateLimitWaitMs(error: unknown, clock: Clock): number | undefined {
   if (String(headers["x-ratelimit-remaining"]) === "0" && Number.isFinite(reset))
     return Math.max(0, reset * 1000 - clock.now()) + 1_000;
   return undefined;
-}
-
-function statusOf(error: unknown): number | undefined {
-  const status = (error as { status?: unknown } | null)?.status;
-  return typeof status === "number" ? status : undefined;
 }
 
 function describe(error: unknown): string {

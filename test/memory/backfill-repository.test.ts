@@ -73,14 +73,10 @@ const PULL_UPDATED_AT = "2026-11-01T10:00:00Z";
  */
 function listedPull(number: number, createdAt: string) {
   return {
-    number,
+    ...listedIssue(number, createdAt),
     title: `Pull ${number}`,
-    body: "",
     state: "closed",
-    user: { login: "octocat" },
-    labels: [],
     html_url: `https://github.com/acme/widgets/pull/${number}`,
-    created_at: createdAt,
     updated_at: PULL_UPDATED_AT,
   };
 }
