@@ -63,6 +63,12 @@ const QUERY_TERMS = 128;
 const DF_CAP = 2_000;
 /** How often a write retries when another instance changed a record it meant to keep. */
 const MAX_WRITE_TRIES = 3;
+/**
+ * A forgotten thread's tombstone: a removed row of this id (a prefix no memory id has), which
+ * each write looks up by primary key, and which goes with the rest of its repository's memory.
+ */
+const FORGOTTEN_PREFIX = "forgotten-thread:";
+const forgottenId = (number: number) => `${FORGOTTEN_PREFIX}${number}`;
 /** The keyword ranking's text of `text` (SQL): the title weighs more, as in the local BM25. */
 function wordsOf(text: string): string {
   return `setweight(to_tsvector('english', split_part(${text}, E'\\n', 1)), 'A')
@@ -524,8 +530,18 @@ class PostgresRepositoryMemory implements RepoMemory {
     return (await this.#removeWhere("id = $3", [id])) > 0;
   }
 
-  removeAnswers(number: number): Promise<number> {
-    return this.#removeWhere("kind = 'answer' AND number = $3", [number]);
+  /**
+   * The thread's records removed and its tombstone left in one transaction, under the
+   * repository's lock that every write takes: no write of the thread comes between them.
+   */
+  forgetThread(number: number): Promise<number> {
+    return this.#removeWhere("kind <> 'note' AND number = $3", [number], (client) =>
+      client.query(
+        `INSERT INTO memory_records (installation_id, repository_id, id, seq, removed, number)
+         VALUES ($1, $2, $3, nextval('memory_seq'), true, $4) ON CONFLICT DO NOTHING`,
+        [this.namespace.installation, this.namespace.repository, forgottenId(number), number],
+      ),
+    );
   }
 
   async get(id: string): Promise<MemoryRecord | undefined> {
@@ -657,8 +673,13 @@ class PostgresRepositoryMemory implements RepoMemory {
    * cleared: a tombstone with a new sequence number, by which other instances' indexes learn
    * of it. Resolves with how many there were.
    */
-  async #removeWhere(where: string, values: unknown[]): Promise<number> {
+  async #removeWhere(
+    where: string,
+    values: unknown[],
+    first?: (client: SqlClient) => Promise<unknown>,
+  ): Promise<number> {
     const removed = await this.#write(async (client, vectorColumn) => {
+      await first?.(client);
       const { rows } = await client.query(
         `UPDATE memory_records SET removed = true, seq = nextval('memory_seq'), text = NULL,
                 hash = NULL, embedding = NULL, fingerprints = '{}', words = NULL
@@ -709,6 +730,11 @@ class PostgresRepositoryMemory implements RepoMemory {
               FROM jsonb_to_recordset($4::jsonb) AS x(id text, kind text, text text, hash text,
                    number int, author text, url text, created_at timestamptz, state text,
                    metadata jsonb, e text, v text, fp text[])
+             -- Nothing of a forgotten thread but a note (see forgetThread, isOfForgottenThread).
+             WHERE x.kind = 'note' OR x.number IS NULL OR NOT EXISTS (
+               SELECT 1 FROM memory_records f
+                WHERE f.installation_id = $1 AND f.repository_id = $2
+                  AND f.id = '${FORGOTTEN_PREFIX}' || x.number)
             ON CONFLICT (installation_id, repository_id, id) DO UPDATE SET
               seq = EXCLUDED.seq, removed = false, kind = EXCLUDED.kind, text = EXCLUDED.text,
               hash = EXCLUDED.hash, number = EXCLUDED.number, author = EXCLUDED.author,

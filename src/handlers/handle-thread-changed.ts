@@ -2,7 +2,7 @@ import type { Context } from "probot";
 import { z } from "zod";
 import { toIssueInfo } from "../github/create-repo-client.js";
 import { loadRepoConfig } from "../github/load-repo-config.js";
-import { issueMemoryId, toIssueMemory } from "../memory/memory-inputs.js";
+import { toIssueMemory } from "../memory/memory-inputs.js";
 import { openRepoMemory, type MemoryAccess } from "../memory/open-repo-memory.js";
 import {
   InstallationPayload,
@@ -31,8 +31,8 @@ const ThreadChanged = z.object({
 
 /**
  * Keeps memory in step with GitHub: an edited, closed or reopened issue, and an edited or closed
- * pull request, update their record; a deleted or transferred issue leaves, with the answers
- * Talos gave in its thread (its notes stay). (An opened or reopened pull request is remembered
+ * pull request, update their record; a deleted or transferred issue leaves for good, with the
+ * answers Talos gave in its thread (its notes stay). (An opened or reopened pull request is remembered
  * by the pull-request handler.)
  */
 export function createThreadChangedHandler(deps: MemoryAccess) {
@@ -50,13 +50,13 @@ export function createThreadChangedHandler(deps: MemoryAccess) {
     if (!thread) throw new Error("the payload holds neither an issue nor a pull request");
     const info = { ...toIssueInfo(thread), isPullRequest };
     if (payload.action === "deleted" || payload.action === "transferred") {
-      await memory.remove(issueMemoryId(info.number, false));
-      // The thread's summary and Talos's answers there (found by the thread's number, not by
-      // their texts) may quote what the issue said, and a deleted issue is often spam or a
-      // leaked secret: `ask` elsewhere would go on recalling it. Notes stay: a maintainer wrote
-      // them to be kept.
-      const answers = await memory.removeAnswers(info.number);
-      return context.log.info({ number: info.number, answers }, "issue forgotten");
+      // The issue, Talos's answers there and its summary (found by the thread's number, not by
+      // their texts) may quote what it said, and a deleted issue is often spam or a leaked
+      // secret: `ask` elsewhere would go on recalling it. Later writes of the thread (an edit
+      // redelivered after this, an answer being written) are refused. Notes stay: a
+      // maintainer wrote them to be kept.
+      const removed = await memory.forgetThread(info.number);
+      return context.log.info({ number: info.number, removed }, "issue forgotten");
     }
     // Events may come out of order (a redelivery, say): an older copy leaves a newer one.
     await memory.add(toIssueMemory(payload.repository.full_name, info));

@@ -121,6 +121,17 @@ export function isOlderVersion(
   return Date.parse(version) < Date.parse(storedVersion);
 }
 
+/**
+ * Whether `record` belongs to a thread forgotten with `forgetThread`: anything of it but a
+ * maintainer's note.
+ */
+export function isOfForgottenThread(
+  record: Pick<MemoryInput, "kind" | "number">,
+  forgotten: ReadonlySet<number>,
+): boolean {
+  return record.kind !== "note" && record.number !== undefined && forgotten.has(record.number);
+}
+
 /** The repository comes from the event; a record naming another cannot get in. */
 export function checkRepository(input: MemoryInput, name: string): MemoryInput {
   if (input.repo.toLowerCase() !== name.toLowerCase())
@@ -157,12 +168,15 @@ export interface MemoryStore {
   /** Resolves false when there was no such memory. */
   remove(id: string): Promise<boolean>;
   /**
-   * Removes every answer (kind `answer`, a thread's summary among them) given in thread
-   * `number`, found by its metadata, durably as `remove` does; resolves with how many. A
-   * deleted issue may be spam or a leaked secret, and Talos's answers there may quote it. Notes
-   * stay: they are a maintainer's own knowledge.
+   * Forgets thread `number` (an issue deleted or transferred away): removes every record of it
+   * (its issue, Talos's answers there with its summary, its comments) but maintainers' notes,
+   * found by their metadata, durably as `remove` does, and refuses for good any later write of
+   * it but a note: an edit delivered late, an answer that was being written or a backfill page
+   * read before would otherwise bring it back, and the number never returns to this
+   * repository. A deleted issue may be spam or a leaked secret, and answers may quote it.
+   * Resolves with how many records it removed.
    */
-  removeAnswers(number: number): Promise<number>;
+  forgetThread(number: number): Promise<number>;
   get(id: string): Promise<MemoryRecord | undefined>;
   search(query: string, options: SearchOptions): Promise<SearchHit[]>;
   list(): Promise<MemoryRecord[]>;

@@ -64,8 +64,8 @@ export class RepositoryMemory implements MemoryStore, BackfillProgress {
     return this.#lease((store) => store.remove(id));
   }
 
-  removeAnswers(number: number): Promise<number> {
-    return this.#lease((store) => store.removeAnswers(number));
+  forgetThread(number: number): Promise<number> {
+    return this.#lease((store) => store.forgetThread(number));
   }
 
   get(id: string): Promise<MemoryRecord | undefined> {

@@ -11,6 +11,7 @@ import { RecordTable } from "./record-table.js";
 import type { ScanHelper } from "./scan-helper.js";
 import { DEFAULT_FUSION, dot, keptHits, searchHybrid, unitVector } from "./hybrid-search.js";
 import {
+  isOfForgottenThread,
   isOlderVersion,
   validateMemory,
   withoutText,
@@ -106,11 +107,18 @@ interface Manifest {
    * torn tail of an append that a crash cut short, and is cut back (the log holds those records).
    */
   indexBytes?: Record<string, number>;
+  /**
+   * Threads forgotten (`forgetThread`) up to the checkpoint: nothing of them but a note is
+   * written again. The log holds those forgotten since.
+   */
+  forgotten?: number[];
 }
 
 /** A change, as applied; in the log a put's unit vector is its frame's bytes (float32). */
 type LogValue =
-  { op: "put"; record: MemoryRecord; hash: string; unit: Float32Array } | { op: "del"; id: string };
+  | { op: "put"; record: MemoryRecord; hash: string; unit: Float32Array }
+  | { op: "del"; id: string }
+  | { op: "forget"; number: number };
 /** A put as logs written before the binary log hold it: the vector in base64. */
 type LoggedValue =
   | Exclude<LogValue, { op: "put" }>
@@ -233,6 +241,8 @@ export class VectraMemoryStore implements MemoryStore {
   readonly #waitingFlushes: Op[] = [];
   #timer: NodeJS.Timeout | undefined;
   #closed: Promise<void> | undefined;
+  /** Threads forgotten: nothing of them but a note is written (see `forgetThread`). */
+  readonly #forgotten: Set<number>;
   /** Set when another process took the directory's lock over: nothing more may be written. */
   #lockLost: Error | undefined;
   #recordBytes = 0;
@@ -247,6 +257,7 @@ export class VectraMemoryStore implements MemoryStore {
   ) {
     this.#options = options;
     this.#manifest = manifest;
+    this.#forgotten = new Set(manifest.forgotten);
     this.#segmentSize = manifest.segmentSize ?? options.segmentSize ?? DEFAULT_SEGMENT_SIZE;
     this.#snapshot = snapshot;
     this.#unlock = unlock;
@@ -404,14 +415,12 @@ export class VectraMemoryStore implements MemoryStore {
    * One log write and fsync for all of them; a deletion applied to a record already gone (one
    * removed meanwhile) does nothing, as for `remove`.
    */
-  async removeAnswers(number: number): Promise<number> {
-    const values: LogValue[] = [];
-    for (const stored of this.#records.values()) {
-      if (this.#table.kind(this.#slot(stored)) !== "answer") continue;
-      if (this.#metadataOf(stored).number === number) values.push({ op: "del", id: stored.id });
-    }
-    if (values.length > 0) await this.#run({ type: "write", values });
-    return values.length;
+  async forgetThread(number: number): Promise<number> {
+    const removed = this.#threadRecords(number).length;
+    // One entry, applied in log order: what it removes is decided as it is applied (so a
+    // record of the thread written just before goes too), and every put after it is refused.
+    await this.#run({ type: "write", values: [{ op: "forget", number }] });
+    return removed;
   }
 
   async get(id: string): Promise<MemoryRecord | undefined> {
@@ -665,7 +674,11 @@ export class VectraMemoryStore implements MemoryStore {
   }
 
   #apply(value: LogValue): void {
-    if (value.op === "del") {
+    if (value.op === "forget") {
+      this.#forgotten.add(value.number);
+      for (const id of this.#threadRecords(value.number)) this.#apply({ op: "del", id });
+      // Counted as a change: the next flush writes the manifest that keeps it.
+    } else if (value.op === "del") {
       const stored = this.#records.get(value.id);
       if (!stored) return;
       this.#forget(value.id, stored);
@@ -681,6 +694,7 @@ export class VectraMemoryStore implements MemoryStore {
       const { unit } = value;
       const { text } = value.record;
       const record = withoutText(value.record);
+      if (isOfForgottenThread(record, this.#forgotten)) return;
       const previous = this.#records.get(record.id);
       // An older version of its source (an edit delivered late) leaves the newer one. Decided
       // here, as each put is applied in log order, so that a replay decides the same.
@@ -715,6 +729,20 @@ export class VectraMemoryStore implements MemoryStore {
     }
     this.#pending++;
     this.#options.metrics.memoryPendingRecords.inc();
+  }
+
+  /**
+   * The ids of the records of thread `number` that `forgetThread` removes, found in the record
+   * table (kind, then number): no text is read.
+   */
+  #threadRecords(number: number): string[] {
+    const ids: string[] = [];
+    for (const stored of this.#records.values()) {
+      const slot = this.#slot(stored);
+      if (this.#table.kind(slot) === "note") continue;
+      if (this.#metadataOf(stored).number === number) ids.push(stored.id);
+    }
+    return ids;
   }
 
   /** A record of a counted segment changed: its words file no longer holds it. */
@@ -1151,7 +1179,11 @@ export class VectraMemoryStore implements MemoryStore {
     const pending = this.#pending;
     this.#pending = 0;
     // The manifest as of now: segments placed while this flush writes have no files yet.
-    const manifest: Manifest = { ...this.#manifest, segments: [...this.#manifest.segments] };
+    const manifest: Manifest = {
+      ...this.#manifest,
+      segments: [...this.#manifest.segments],
+      forgotten: [...this.#forgotten].sort((a, b) => a - b),
+    };
     // In an object: an async function's result is awaited whole, a promise in it included.
     const writing = this.#writeCheckpoint(plans, sealed, manifest, pending, started).catch(
       (error: unknown) => {
@@ -1505,13 +1537,13 @@ async function settled<A, B>(a: Promise<A>, b: Promise<B>): Promise<[A, B]> {
 const isDefined = <T>(value: T | undefined): value is T => value !== undefined;
 
 function toFrame(value: LogValue): LogFrame {
-  if (value.op === "del") return { value };
+  if (value.op !== "put") return { value };
   const { unit, ...rest } = value;
   return { value: rest, bytes: new Uint8Array(unit.buffer, unit.byteOffset, unit.byteLength) };
 }
 
 function fromLog({ value, bytes, seq, entry }: LogEntry<LoggedValue>): LogValue {
-  if (value.op === "del") return value;
+  if (value.op !== "put") return value;
   const { vector, ...rest } = value;
   // Copied out of the segment as read, where a frame's bytes need not be 4-byte aligned.
   const raw = new Uint8Array(vector === undefined ? bytes : Buffer.from(vector, "base64"));

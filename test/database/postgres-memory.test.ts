@@ -16,7 +16,14 @@ import {
 } from "../../src/database/synced-indexes.js";
 import { freshSchema, requirePostgres, TEST_DATABASE_URL } from "../helpers/shared-services.js";
 import { eventually } from "../helpers/eventually.js";
-import { countingEmbedder, issueMemory, keywordCrowdedMemories } from "../helpers/test-memory.js";
+import {
+  countingEmbedder,
+  issueMemory,
+  keywordCrowdedMemories,
+  said,
+  seedThreadToForget,
+  writeLateToThread7,
+} from "../helpers/test-memory.js";
 
 const available = await requirePostgres("the PostgreSQL memory tests");
 const log = pino({ level: "silent" });
@@ -159,32 +166,27 @@ function memoryContract(setUp: () => { database: () => MemoryDatabase; next: () 
     await memory.closeAll();
   });
 
-  it("removes the answers given in a thread for good, keeping its notes, its issue and other threads' answers", async () => {
+  it("forgets a deleted thread for good: its issue, answers and comments go, its notes stay, and nothing of it but a note is written again", async () => {
     const { memory, repo, ref } = await fresh();
-    const said = (id: string, kind: "answer" | "note", number: number, text: string) =>
-      issueMemory(number, text, { id, kind, state: undefined });
-    await repo.addMany([
-      issueMemory(7, "The deploy key leaked in the logs"),
-      said("answer-70", "answer", 7, "The key in the logs is sk-live-1234"),
-      said("summary-7", "answer", 7, "Summary of #7: the key sk-live-1234 leaked"),
-      said("note-71", "note", 7, "Rotate deploy keys every month"),
-      said("answer-80", "answer", 8, "Widgets export to CSV from the menu"),
-    ]);
-    const kept = ["answer-80", "issue-7", "note-71"];
+    const kept = await seedThreadToForget(repo);
 
-    expect(await repo.removeAnswers(7)).toBe(2);
-    expect(await repo.removeAnswers(7)).toBe(0);
-    expect(await repo.removeAnswers(9)).toBe(0);
+    expect(await repo.forgetThread(7)).toBe(4);
+    expect(await repo.forgetThread(7)).toBe(0);
+    expect(await repo.forgetThread(9)).toBe(0);
     expect(await repo.get("answer-70")).toBeUndefined();
+    expect(await repo.get("issue-7")).toBeUndefined();
+    await writeLateToThread7(repo);
     expect((await repo.list()).map((r) => r.id)).toEqual(kept);
     expect(ids(await repo.search("sk-live-1234 key leaked", { k: 5 }))).not.toContain("answer-70");
-    expect((await repo.stats()).byKind).toEqual({ answer: 1, issue: 1, note: 1 });
+    expect((await repo.stats()).byKind).toEqual({ answer: 1, issue: 1, note: 2 });
     await memory.closeAll();
-    // Another instance, or this one after a restart, reads them gone.
+    // Another instance, or this one after a restart, reads them gone and refuses them too.
     const restarted = await openMemory(context.database());
     const again = await restarted.open(ref);
     expect((await again.list()).map((r) => r.id)).toEqual(kept);
     expect(ids(await again.search("sk-live-1234 key leaked", { k: 5 }))).not.toContain("summary-7");
+    await again.add(said("answer-75", "answer", 7, "Back again?"));
+    expect(await again.get("answer-75")).toBeUndefined();
     await restarted.closeAll();
   });
 

@@ -81,8 +81,17 @@ describe("a deleted or transferred issue", () => {
       // The summary is one of the thread's answers.
       expect(app.logs.lines().find((line) => line.msg === "issue forgotten")).toMatchObject({
         number: 1,
-        answers: 2,
+        removed: 2,
       });
+
+      // An edit of the issue delivered after it left (a redelivery, out of order) does not
+      // bring it back.
+      const late = webhookExample("issues", "edited");
+      late.issue.updated_at = "2030-01-01T00:00:00Z";
+      await receive(app, "issues", late, "delivery-late-edit");
+      expect(scope.pendingMocks()).toEqual([]);
+      expect(await memory.get("issue-1")).toBeUndefined();
+      expect((await memory.list()).map((r) => r.id).sort()).toEqual(["answer-8", "note-9"]);
     });
   }
 });

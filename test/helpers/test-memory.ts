@@ -8,7 +8,7 @@ import {
   VectraMemoryStore,
   type VectraMemoryStoreOptions,
 } from "../../src/memory/vectra-memory-store.js";
-import type { MemoryInput } from "../../src/memory/memory-store.js";
+import type { MemoryInput, MemoryStore } from "../../src/memory/memory-store.js";
 import { createMetrics } from "../../src/metrics/create-metrics.js";
 import { systemClock } from "../../src/clock.js";
 import { TEST_DATABASE_URL } from "./shared-services.js";
@@ -133,4 +133,46 @@ export function keywordCrowdedMemories() {
     embed: async (texts) => texts.map((text) => Float32Array.from(table.get(text) ?? [0, 1, 0, 0])),
   };
   return { query, inputs, embedder };
+}
+
+/** What a thread said, by `said`: an answer, note or comment in thread `number`. */
+export const said = (
+  id: string,
+  kind: "answer" | "note" | "comment",
+  number: number,
+  text: string,
+) => issueMemory(number, text, { id, kind, state: undefined });
+
+/** A later version of a record's source. */
+export const LATE = { metadata: { updatedAt: "2030-01-01T00:00:00.000Z" } };
+
+/**
+ * Thread 7 (an issue that leaked a key, answers, a comment and a note) and thread 8, for
+ * `forgetThread(7)`; returns the ids that stay once 7 is forgotten and `writeLateToThread7`
+ * has run.
+ */
+export async function seedThreadToForget(store: Pick<MemoryStore, "addMany">) {
+  await store.addMany([
+    issueMemory(7, "The deploy key leaked in the logs"),
+    said("answer-70", "answer", 7, "The key in the logs is sk-live-1234"),
+    said("summary-7", "answer", 7, "Summary of #7: the key sk-live-1234 leaked"),
+    said("comment-73", "comment", 7, "Here is the key again: sk-live-1234"),
+    said("note-71", "note", 7, "Rotate deploy keys every month"),
+    said("answer-80", "answer", 8, "Widgets export to CSV from the menu"),
+    issueMemory(8, "Export to CSV"),
+  ]);
+  return ["answer-80", "issue-8", "note-71", "note-72"];
+}
+
+/**
+ * Late writes of forgotten thread 7: an edit delivered after the deletion, an answer that was
+ * being written, a backfill page read before. Only the maintainer's note may get in.
+ */
+export async function writeLateToThread7(store: Pick<MemoryStore, "add" | "addMany">) {
+  await store.addMany([
+    issueMemory(7, "The deploy key leaked in the logs (edited)", LATE),
+    said("answer-74", "answer", 7, "The key sk-live-1234 was rotated"),
+    said("note-72", "note", 7, "Keys live in the vault now"),
+  ]);
+  await store.add(issueMemory(7, "The deploy key leaked", LATE));
 }

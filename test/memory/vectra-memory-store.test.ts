@@ -22,7 +22,15 @@ import { MemoryMismatchError } from "../../src/memory/vectra-memory-store.js";
 import { MemoryCorruptError } from "../../src/memory/write-ahead-log.js";
 import { createMetrics } from "../../src/metrics/create-metrics.js";
 import { makeDataDir } from "../helpers/test-app.js";
-import { countingEmbedder, issueMemory, openTestStore } from "../helpers/test-memory.js";
+import {
+  countingEmbedder,
+  issueMemory,
+  LATE,
+  openTestStore,
+  said,
+  seedThreadToForget,
+  writeLateToThread7,
+} from "../helpers/test-memory.js";
 
 const ISSUES: Array<[number, string]> = [
   [1, "App crashes when saving a widget on Windows"],
@@ -596,34 +604,40 @@ describe("the vectra memory store", () => {
     await reopened.close();
   });
 
-  it("removes the answers given in a thread for good, keeping its notes, its issue and other threads' answers", async () => {
+  it("forgets a deleted thread for good: its issue, answers and comments go, its notes stay, and nothing of it but a note is written again", async () => {
     const directory = makeDataDir();
     const store = await openTestStore(directory, crashable);
-    const said = (id: string, kind: "answer" | "note", number: number, text: string) =>
-      issueMemory(number, text, { id, kind, state: undefined });
-    await store.addMany([
-      issueMemory(7, "The deploy key leaked in the logs"),
-      said("answer-70", "answer", 7, "The key in the logs is sk-live-1234"),
-      said("summary-7", "answer", 7, "Summary of #7: the key sk-live-1234 leaked"),
-      said("note-71", "note", 7, "Rotate deploy keys every month"),
-      said("answer-80", "answer", 8, "Widgets export to CSV from the menu"),
-    ]);
-    const kept = ["answer-80", "issue-7", "note-71"];
+    const kept = await seedThreadToForget(store);
 
-    expect(await store.removeAnswers(7)).toBe(2);
-    expect(await store.removeAnswers(7)).toBe(0);
-    expect(await store.removeAnswers(9)).toBe(0);
+    expect(await store.forgetThread(7)).toBe(4);
+    expect(await store.forgetThread(7)).toBe(0);
+    expect(await store.forgetThread(9)).toBe(0);
     expect(await store.get("answer-70")).toBeUndefined();
+    expect(await store.get("issue-7")).toBeUndefined();
+    // An answer written just before thread 11 is forgotten, waiting in the write queue with
+    // the forgetting: applied after it in log order, the forgetting removes it, unseen before.
+    const answering = store.add(said("answer-110", "answer", 11, "Written as the issue went"));
+    await new Promise(setImmediate);
+    expect(await store.forgetThread(11)).toBe(0);
+    await answering;
+    expect(await store.get("answer-110")).toBeUndefined();
+    await writeLateToThread7(store);
     expect((await store.list()).map((r) => r.id).sort()).toEqual(kept);
     expect(ids(await store.search("sk-live-1234 key leaked", { k: 5 }))).not.toContain("answer-70");
-    // No flush, no close: a crash now must not bring them back (the log holds the removal).
+    // No flush, no close: a crash now must not bring them back (the log holds the forgetting).
     const replayed = await openTestStore(directory);
     expect((await replayed.list()).map((r) => r.id).sort()).toEqual(kept);
+    await replayed.add(issueMemory(7, "Back from the log?", LATE));
+    expect(await replayed.get("issue-7")).toBeUndefined();
     await replayed.close();
-    // From the index files and snapshot the close wrote.
+    // From the manifest the close wrote, the log gone.
     const reopened = await openTestStore(directory);
     expect((await reopened.list()).map((r) => r.id).sort()).toEqual(kept);
     expect(await reopened.get("summary-7")).toBeUndefined();
+    await reopened.add(issueMemory(7, "Back from the manifest?", LATE));
+    await reopened.add(said("answer-75", "answer", 7, "Back from the manifest?"));
+    expect(await reopened.get("issue-7")).toBeUndefined();
+    expect(await reopened.get("answer-75")).toBeUndefined();
     await reopened.close();
   });
 
