@@ -102,6 +102,7 @@ if (probot) {
     clock: talos.services.clock,
     log: log.child({ name: "redeliver" }),
     signal: redelivery.signal,
+    metrics: talos.metrics,
   }).catch((error: unknown) => log.warn({ err: error }, "redelivery of missed deliveries failed"));
 }
 

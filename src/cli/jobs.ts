@@ -5,7 +5,7 @@ import type { Clock } from "../clock.js";
 import type { Env } from "../config.js";
 import { JobJournal } from "../jobs/job-journal.js";
 import { RedisJobQueue } from "../jobs/redis-job-queue.js";
-import type { Job } from "../jobs/job-queue.js";
+import type { Job, JobQueue } from "../jobs/job-queue.js";
 
 export interface JobsCommandOptions {
   dataDir: string;
@@ -29,33 +29,7 @@ interface RepositoryJobs {
  * the journal is only read.
  */
 export async function showJobs(options: JobsCommandOptions): Promise<number> {
-  const { env } = options;
-  // The queue logs for a server ("Redis unreachable: new deliveries are refused with 503", with
-  // a stack); the command reports what stops it in one line, so those show only at debug.
-  const log = options.log.isLevelEnabled("debug")
-    ? options.log
-    : options.log.child({}, { level: "silent" });
-  const shared = {
-    maxQueued: env.TALOS_JOB_QUEUE_MAX,
-    retentionMs: env.TALOS_LEDGER_RETENTION_HOURS * 3_600_000,
-    clock: options.clock,
-    log,
-  };
-  // The queue the server uses: the instances' shared one with REDIS_URL, else the journal.
-  const queue = env.REDIS_URL
-    ? await RedisJobQueue.open({
-        ...shared,
-        url: env.REDIS_URL,
-        prefix: env.TALOS_REDIS_PREFIX,
-        leaseMs: env.TALOS_JOB_LEASE_MS,
-        inspectOnly: true,
-      })
-    : await JobJournal.open({
-        ...shared,
-        file: join(options.dataDir, "jobs", "journal.log"),
-        readOnly: true,
-        maxFinished: env.TALOS_LEDGER_MAX_ENTRIES,
-      });
+  const queue = await openQueueToRead(options);
   const snapshot = await queue.snapshot().finally(() => queue.close());
   const byRepository = new Map<string, RepositoryJobs>();
   const entry = (repository = "(no repository)") => {
@@ -98,6 +72,41 @@ export async function showJobs(options: JobsCommandOptions): Promise<number> {
   }
   if (repositories.some((r) => r.parked.length > 0)) options.stdout.write("\n");
   return 0;
+}
+
+/**
+ * The queue the server uses, only read: the instances' shared one with REDIS_URL, else the
+ * journal under the data directory. Safe beside a running server.
+ */
+export async function openQueueToRead(
+  options: Pick<JobsCommandOptions, "dataDir" | "env" | "clock" | "log">,
+): Promise<JobQueue> {
+  const { env } = options;
+  // The queue logs for a server ("Redis unreachable: new deliveries are refused with 503", with
+  // a stack); the command reports what stops it in one line, so those show only at debug.
+  const log = options.log.isLevelEnabled("debug")
+    ? options.log
+    : options.log.child({}, { level: "silent" });
+  const shared = {
+    maxQueued: env.TALOS_JOB_QUEUE_MAX,
+    retentionMs: env.TALOS_LEDGER_RETENTION_HOURS * 3_600_000,
+    clock: options.clock,
+    log,
+  };
+  return env.REDIS_URL
+    ? RedisJobQueue.open({
+        ...shared,
+        url: env.REDIS_URL,
+        prefix: env.TALOS_REDIS_PREFIX,
+        leaseMs: env.TALOS_JOB_LEASE_MS,
+        inspectOnly: true,
+      })
+    : JobJournal.open({
+        ...shared,
+        file: join(options.dataDir, "jobs", "journal.log"),
+        readOnly: true,
+        maxFinished: env.TALOS_LEDGER_MAX_ENTRIES,
+      });
 }
 
 function describeParked(job: Job) {

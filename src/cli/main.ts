@@ -13,6 +13,7 @@ import {
 import { createLogger } from "../create-logger.js";
 import { MemoryLockedError } from "../memory/directory-lock.js";
 import { MEMORY_KINDS, type MemoryKind } from "../memory/memory-store.js";
+import { REDELIVER_MAX_HOURS, REDELIVER_MAX_PER_START } from "../github/redeliver-missed.js";
 import { readVersion } from "../read-version.js";
 import { backfill } from "./backfill.js";
 import { chat } from "./chat.js";
@@ -25,6 +26,7 @@ import {
   showMemoryStats,
   type MemoryCommandOptions,
 } from "./memory.js";
+import { redeliver } from "./redeliver.js";
 import { replay } from "./replay.js";
 import { UsageError } from "./usage-error.js";
 
@@ -40,7 +42,7 @@ export interface CliIO {
   signal?: AbortSignal;
 }
 
-const SUBCOMMANDS = ["replay", "chat", "memory", "backfill", "jobs", "help"];
+const SUBCOMMANDS = ["replay", "chat", "memory", "backfill", "jobs", "redeliver", "help"];
 const MEMORY_SUBCOMMANDS = ["stats", "search", "export", "compact", "import"];
 
 const USAGE = `Usage: talos <subcommand> [options]
@@ -75,6 +77,12 @@ Subcommands:
       The job journal by repository: jobs waiting or running, jobs parked after their last
       attempt (with the error), and deliveries refused lately (queue full, stopping). Safe
       while the server runs.
+  redeliver [--hours <n>] [--max <n>] [--dry-run] [--data-dir <dir>] [--json]
+      Ask GitHub to redeliver the app's webhook deliveries of the last --hours (default
+      TALOS_REDELIVER_HOURS, or 24 when that is 0; at most 72) that failed and that the server's
+      queue did not accept, oldest first, at most --max (default 500), as the server does at each
+      start. --dry-run lists them without asking. Needs APP_ID and PRIVATE_KEY. Safe while the
+      server runs.
   help
       Show this text.
 
@@ -109,6 +117,8 @@ export async function runCli(argv: string[], cliIO: CliIO): Promise<number> {
         return await runBackfill(rest, io);
       case "jobs":
         return await runJobs(rest, io);
+      case "redeliver":
+        return await runRedeliver(rest, io);
       case "help":
       case "--help":
       case "-h":
@@ -305,6 +315,43 @@ async function runJobs(argv: string[], io: CliIO): Promise<number> {
     clock: systemClock,
     log: await createCliLogger(env, io),
     stdout: io.stdout,
+  });
+}
+
+async function runRedeliver(argv: string[], io: CliIO): Promise<number> {
+  const { values, positionals } = parseArgsOrThrow({
+    args: argv,
+    allowPositionals: true,
+    strict: true,
+    options: {
+      hours: { type: "string" },
+      max: { type: "string" },
+      "dry-run": { type: "boolean", default: false },
+      "data-dir": { type: "string" },
+      json: { type: "boolean", default: false },
+    },
+  });
+  if (positionals.length > 0) throw new UsageError(`unexpected argument "${positionals[0]}"`);
+  const env = parseEnv(io.env);
+  const hours =
+    values.hours === undefined
+      ? env.TALOS_REDELIVER_HOURS || 24
+      : parseCount("--hours", values.hours, 1);
+  if (hours > REDELIVER_MAX_HOURS)
+    throw new UsageError(
+      `--hours takes at most ${REDELIVER_MAX_HOURS} (GitHub keeps deliveries 3 days), not ${hours}`,
+    );
+  return redeliver({
+    hours,
+    max: values.max === undefined ? REDELIVER_MAX_PER_START : parseCount("--max", values.max, 1),
+    dryRun: values["dry-run"],
+    json: values.json,
+    dataDir: resolveDataDir(values["data-dir"], env),
+    env,
+    clock: systemClock,
+    log: await createCliLogger(env, io),
+    stdout: io.stdout,
+    signal: io.signal,
   });
 }
 

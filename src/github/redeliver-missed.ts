@@ -1,6 +1,7 @@
 import type { Logger } from "pino";
 import type { Clock } from "../clock.js";
 import type { JobQueue } from "../jobs/job-queue.js";
+import type { Metrics } from "../metrics/create-metrics.js";
 import { statusOf, type Octokit } from "./octokit.js";
 
 /**
@@ -13,6 +14,9 @@ import { statusOf, type Octokit } from "./octokit.js";
 
 /** The app's client (`probot.auth()` with no installation id: its JWT). */
 export type AppClient = Pick<Octokit, "paginate" | "rest">;
+
+/** GitHub keeps an app's deliveries 3 days: a window further back finds nothing more. */
+export const REDELIVER_MAX_HOURS = 72;
 
 /** How many redeliveries one start asks for; the rest wait for the next start. */
 export const REDELIVER_MAX_PER_START = 500;
@@ -28,6 +32,9 @@ export interface RedeliverMissedOptions {
   max: number;
   /** Aborted when the server stops: a redelivery must not reach a closed listener. */
   signal?: AbortSignal;
+  metrics?: Pick<Metrics, "webhookRedeliveries">;
+  /** Reads and chooses, but asks for nothing (`talos redeliver --dry-run`). */
+  dryRun?: boolean;
 }
 
 export interface RedeliveryReport {
@@ -37,12 +44,16 @@ export interface RedeliveryReport {
   deliveries: number;
   /** Redeliveries asked for. */
   redelivered: number;
+  /** The deliveries chosen, the oldest first: asked for, or with `dryRun` to be. */
+  chosen: Array<{ guid: string; event: string; action?: string | null; firstAt: string }>;
   skipped: {
     /** One of its attempts succeeded (2xx). */
     delivered: number;
     /**
-     * One of its attempts is a redelivery already: each delivery is asked for at most once, so
-     * one that fails every time (a bad signature, a body too large) is not asked for at every start.
+     * A redelivery of it was answered 4xx (a bad signature, a body too large): it would fail
+     * every time, so it is not asked for at every start. One whose redelivery failed for the
+     * time being (a 5xx: Talos was stopping or its queue full; no connection: down again) is
+     * asked for again, once a start.
      */
     redeliveredBefore: number;
     /** Talos accepted it (the ledger), though GitHub saw the answer fail. */
@@ -78,8 +89,8 @@ interface Missed {
 }
 
 /**
- * Asks GitHub to redeliver each delivery since `since` that none of its attempts delivered, that
- * was never asked for again, and that Talos did not accept, the oldest first so that they arrive
+ * Asks GitHub to redeliver each delivery since `since` that none of its attempts delivered, whose
+ * redeliveries (if any) did not fail for good, and that Talos did not accept, the oldest first so that they arrive
  * in the order they happened. Never throws: GitHub's errors are logged, and the report says
  * where the run stopped.
  */
@@ -89,6 +100,7 @@ export async function redeliverMissed(options: RedeliverMissedOptions): Promise<
     seen: 0,
     deliveries: 0,
     redelivered: 0,
+    chosen: [],
     skipped: { delivered: 0, redeliveredBefore: 0, accepted: 0, left: 0, refused: 0 },
     stopped: undefined,
   };
@@ -109,7 +121,7 @@ export async function redeliverMissed(options: RedeliverMissedOptions): Promise<
   for (const [guid, tries] of byGuid) {
     if (tries.some((t) => t.status_code >= 200 && t.status_code < 300)) {
       report.skipped.delivered++;
-    } else if (tries.some((t) => t.redelivery)) {
+    } else if (tries.some((t) => t.redelivery && !failedForNow(t.status_code))) {
       report.skipped.redeliveredBefore++;
     } else {
       missed.push(describeMissed(guid, tries));
@@ -134,13 +146,19 @@ export async function redeliverMissed(options: RedeliverMissedOptions): Promise<
   }
 
   const chosen = wanted.slice(0, Math.max(0, options.max));
+  report.chosen = chosen.map(({ guid, event, action, firstAt }) => ({
+    guid,
+    event,
+    action,
+    firstAt: new Date(firstAt).toISOString(),
+  }));
   report.skipped.left = wanted.length - chosen.length;
   if (report.skipped.left > 0)
     log.warn(
       { left: report.skipped.left, max: options.max },
       "more missed deliveries than one run asks for; the newest are left for the next start",
     );
-  for (const [index, delivery] of chosen.entries()) {
+  for (const [index, delivery] of (options.dryRun ? [] : chosen).entries()) {
     if (options.signal?.aborted) {
       report.stopped = "aborted";
       report.skipped.left += chosen.length - index;
@@ -166,6 +184,10 @@ export async function redeliverMissed(options: RedeliverMissedOptions): Promise<
       break;
     }
   }
+  const counted = options.metrics?.webhookRedeliveries;
+  if (report.redelivered > 0) counted?.inc({ outcome: "asked" }, report.redelivered);
+  if (report.skipped.refused > 0) counted?.inc({ outcome: "refused" }, report.skipped.refused);
+  if (report.skipped.left > 0) counted?.inc({ outcome: "left" }, report.skipped.left);
   log.info(
     {
       since: since.toISOString(),
@@ -175,7 +197,9 @@ export async function redeliverMissed(options: RedeliverMissedOptions): Promise<
       skipped: report.skipped,
       ...(report.stopped ? { stopped: report.stopped } : {}),
     },
-    "asked GitHub to redeliver missed deliveries",
+    options.dryRun
+      ? "found missed deliveries; none asked for (dry run)"
+      : "asked GitHub to redeliver missed deliveries",
   );
   return report;
 }
@@ -197,6 +221,9 @@ async function listAttemptsSince(app: AppClient, since: Date): Promise<Attempt[]
   }
   return attempts;
 }
+
+/** An attempt's status that another attempt may not get: a 5xx, or none (no connection). */
+const failedForNow = (status: number) => !(status >= 100 && status < 500);
 
 function groupByGuid(attempts: Attempt[]): Map<string, Attempt[]> {
   const byGuid = new Map<string, Attempt[]>();
@@ -233,6 +260,7 @@ export interface RedeliverMissedAtStartOptions {
   log: Logger;
   max?: number;
   signal?: AbortSignal;
+  metrics?: Pick<Metrics, "webhookRedeliveries">;
 }
 
 /**
@@ -261,5 +289,6 @@ export async function redeliverMissedAtStart(
     log,
     max: options.max ?? REDELIVER_MAX_PER_START,
     signal: options.signal,
+    metrics: options.metrics,
   });
 }

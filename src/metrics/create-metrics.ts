@@ -23,6 +23,7 @@ export interface Metrics {
   markdownFallbacks: Counter<"operation" | "reason">;
   jobs: Counter<"kind" | "outcome">;
   jobsRefused: Counter<"reason">;
+  webhookRedeliveries: Counter<"outcome">;
   jobsQueued: Gauge;
   jobDuration: Histogram<"kind">;
   budgetRefusals: Counter<"scope">;
@@ -136,6 +137,12 @@ export function createMetrics(): Metrics {
       name: "talos_jobs_refused_total",
       help: "Deliveries refused instead of journaled, by reason (queue-full, stopping)",
       labelNames: ["reason"],
+      registers,
+    }),
+    webhookRedeliveries: new Counter({
+      name: "talos_webhook_redeliveries_total",
+      help: "Deliveries missed while Talos was down, at start: asked for again (asked), refused by GitHub (refused), or left for the next start (left)",
+      labelNames: ["outcome"],
       registers,
     }),
     jobsQueued: new Gauge({

@@ -6,6 +6,7 @@ import {
   redeliverMissedAtStart,
   type RedeliverMissedOptions,
 } from "../../src/github/redeliver-missed.js";
+import { createMetrics, type Metrics } from "../../src/metrics/create-metrics.js";
 import { createFakeClock } from "../helpers/fake-clock.js";
 import { API, githubScope } from "../helpers/github-mocks.js";
 import { captureLogs, TEST_APP_ID, TEST_PRIVATE_KEY } from "../helpers/test-app.js";
@@ -88,6 +89,12 @@ function mockRedeliveries(scope: nock.Scope, ids: number[], posted: string[], st
   }
 }
 
+/** talos_webhook_redeliveries_total by outcome, the outcomes counted. */
+async function redeliveries(metrics: Metrics) {
+  const { values } = await metrics.webhookRedeliveries.get();
+  return Object.fromEntries(values.map((v) => [v.labels.outcome, v.value]));
+}
+
 async function run(overrides: Partial<RedeliverMissedOptions> = {}) {
   const logs = await captureLogs("debug");
   const report = await redeliverMissed({
@@ -158,26 +165,36 @@ describe("redeliverMissed", () => {
     expect(scope.pendingMocks()).toEqual([]);
   });
 
-  it("skips a delivery one of whose attempts succeeded, and one already asked for again once", async () => {
+  it("skips a delivery one of whose attempts succeeded, and one whose redelivery Talos refused (4xx), but asks again for one whose redelivery failed for the time being (5xx, no connection)", async () => {
     const scope = githubScope();
-    mockPage(scope, [
-      // guid-fixed: failed, then someone's redelivery got a 200.
-      attempt(55, "guid-fixed", "2026-11-24T10:05:00Z", { statusCode: 200, redelivery: true }),
-      // guid-doomed: failed, then the redelivery Talos asked for failed too (a bad signature, a
-      // body too large): asked for once, never again.
-      attempt(54, "guid-doomed", "2026-11-24T10:04:00Z", { statusCode: 400, redelivery: true }),
-      attempt(53, "guid-missed", "2026-11-24T10:03:00Z", { statusCode: 500 }),
-      attempt(52, "guid-doomed", "2026-11-24T10:02:00Z", { statusCode: 400 }),
-      attempt(51, "guid-fixed", "2026-11-24T10:01:00Z"),
-      attempt(50, "guid-fine", "2026-11-24T10:00:00Z", { statusCode: 200 }),
-    ]);
+    mockPage(
+      scope,
+      [
+        // guid-fixed: failed, then someone's redelivery got a 200.
+        attempt(55, "guid-fixed", "2026-11-24T10:05:00Z", { statusCode: 200, redelivery: true }),
+        // guid-doomed: failed, then the redelivery Talos asked for failed too (a bad signature, a
+        // body too large): asked for once, never again.
+        attempt(54, "guid-doomed", "2026-11-24T10:04:00Z", { statusCode: 400, redelivery: true }),
+        // guid-busy and guid-down: their redeliveries found Talos refusing work for a while (a
+        // full queue, a shutdown: 503) or down again (no connection): asked for again.
+        attempt(59, "guid-busy", "2026-11-24T10:09:00Z", { statusCode: 503, redelivery: true }),
+        attempt(58, "guid-down", "2026-11-24T10:08:00Z", { statusCode: 0, redelivery: true }),
+        attempt(57, "guid-down", "2026-11-24T10:07:00Z", { statusCode: 502 }),
+        attempt(56, "guid-busy", "2026-11-24T10:06:00Z", { statusCode: 503 }),
+        attempt(53, "guid-missed", "2026-11-24T10:03:00Z", { statusCode: 500 }),
+        attempt(52, "guid-doomed", "2026-11-24T10:02:00Z", { statusCode: 400 }),
+        attempt(51, "guid-fixed", "2026-11-24T10:01:00Z"),
+        attempt(50, "guid-fine", "2026-11-24T10:00:00Z", { statusCode: 200 }),
+      ].sort((a, b) => b.id - a.id),
+    );
     const posted: string[] = [];
-    mockRedeliveries(scope, [53], posted);
+    // Each by its newest attempt, the oldest delivery first.
+    mockRedeliveries(scope, [53, 59, 58], posted);
 
     const { report } = await run();
 
-    expect(posted).toEqual([`${LIST}/53/attempts`]);
-    expect(report).toMatchObject({ seen: 6, deliveries: 4, redelivered: 1 });
+    expect(posted).toEqual([53, 59, 58].map((id) => `${LIST}/${id}/attempts`));
+    expect(report).toMatchObject({ seen: 10, deliveries: 6, redelivered: 3 });
     expect(report.skipped).toMatchObject({ delivered: 2, redeliveredBefore: 1, accepted: 0 });
     expect(scope.pendingMocks()).toEqual([]);
   });
@@ -217,10 +234,12 @@ describe("redeliverMissed", () => {
     const posted: string[] = [];
     mockRedeliveries(scope, [70, 71], posted);
 
-    const { report, logs } = await run({ max: 2 });
+    const metrics = createMetrics();
+    const { report, logs } = await run({ max: 2, metrics });
 
     expect(posted).toEqual([`${LIST}/70/attempts`, `${LIST}/71/attempts`]);
     expect(report).toMatchObject({ redelivered: 2, skipped: { left: 2 } });
+    expect(await redeliveries(metrics)).toEqual({ asked: 2, left: 2 });
     expect(logs.lines().find((l) => l.left === 2)).toMatchObject({ level: 40, max: 2 });
     expect(scope.pendingMocks()).toEqual([]);
   });
@@ -276,10 +295,12 @@ describe("redeliverMissed", () => {
     mockRedeliveries(scope, [91], posted, 422);
     mockRedeliveries(scope, [92], posted);
 
-    const { report, logs } = await run();
+    const metrics = createMetrics();
+    const { report, logs } = await run({ metrics });
 
     expect(posted).toEqual([`${LIST}/90/attempts`, `${LIST}/91/attempts`, `${LIST}/92/attempts`]);
     expect(report).toMatchObject({ redelivered: 2, skipped: { refused: 1 }, stopped: undefined });
+    expect(await redeliveries(metrics)).toEqual({ asked: 2, refused: 1 });
     expect(logs.lines().find((l) => l.level === 40)).toMatchObject({
       guid: "guid-2",
       status: 422,

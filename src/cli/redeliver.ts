@@ -1,0 +1,91 @@
+import type { Writable } from "node:stream";
+import { getPrivateKey } from "@probot/get-private-key";
+import type { Logger } from "pino";
+import type { Clock } from "../clock.js";
+import type { Env } from "../config.js";
+import { createServices } from "../create-services.js";
+import { redeliverMissed, type RedeliveryReport } from "../github/redeliver-missed.js";
+import { createCliOctokit } from "./create-cli-octokit.js";
+import { openQueueToRead } from "./jobs.js";
+import { UsageError } from "./usage-error.js";
+
+export interface RedeliverCommandOptions {
+  /** How far back to look, in hours (GitHub keeps deliveries 3 days). */
+  hours: number;
+  max: number;
+  dryRun: boolean;
+  json: boolean;
+  dataDir: string;
+  env: Env;
+  clock: Clock;
+  log: Logger;
+  stdout: Writable;
+  signal?: AbortSignal;
+}
+
+/**
+ * `talos redeliver`: what the server does at each start (see redeliver-missed.ts), run by hand:
+ * over another window, with the start's run switched off, or with --dry-run to see what was
+ * missed without asking for it. Deliveries are the app's, listed with its JWT: it needs APP_ID
+ * and the private key. Those the server's queue accepted are skipped; safe while it runs.
+ */
+export async function redeliver(options: RedeliverCommandOptions): Promise<number> {
+  const { env, log } = options;
+  const privateKey =
+    env.APP_ID && (env.PRIVATE_KEY || env.PRIVATE_KEY_PATH)
+      ? getPrivateKey({
+          env: { PRIVATE_KEY: env.PRIVATE_KEY, PRIVATE_KEY_PATH: env.PRIVATE_KEY_PATH },
+        })
+      : null;
+  if (!env.APP_ID || !privateKey)
+    throw new UsageError(
+      "set APP_ID and PRIVATE_KEY (or PRIVATE_KEY_PATH): webhook deliveries are the app's, and only the app can list them",
+    );
+  // The server's wiring (its GitHub client class: throttling, retries, metrics), its journal
+  // kept in memory: this command runs no jobs. The server's own queue is only read.
+  const services = await createServices({
+    env: { ...env, TALOS_DATA_DIR: options.dataDir },
+    log,
+    clock: options.clock,
+    ephemeralJobs: true,
+  });
+  const queue = await openQueueToRead(options).catch(async (error: unknown) => {
+    await services.close();
+    throw error;
+  });
+  let report: RedeliveryReport;
+  try {
+    report = await redeliverMissed({
+      app: createCliOctokit(services, { appId: env.APP_ID, privateKey }),
+      since: new Date(options.clock.now() - options.hours * 3_600_000),
+      known: (guid) => queue.has(guid),
+      log,
+      max: options.max,
+      signal: options.signal,
+      dryRun: options.dryRun,
+    });
+  } finally {
+    await queue.close();
+    await services.close();
+  }
+  if (options.json) options.stdout.write(`${JSON.stringify(report)}\n`);
+  else options.stdout.write(describe(report, options));
+  return report.stopped === undefined || report.stopped === "aborted" ? 0 : 1;
+}
+
+function describe(report: RedeliveryReport, options: RedeliverCommandOptions): string {
+  const lines = report.chosen.map(
+    (d) => `${d.firstAt}  ${d.event}${d.action ? `.${d.action}` : ""}  ${d.guid}`,
+  );
+  const { skipped } = report;
+  const verb = options.dryRun ? "would ask for" : "asked for";
+  const asked = options.dryRun ? report.chosen.length : report.redelivered;
+  lines.push(
+    `${report.deliveries} deliveries in the last ${options.hours} h; ${verb} ${asked}` +
+      ` (already delivered ${skipped.delivered}, accepted by Talos ${skipped.accepted},` +
+      ` failed for good before ${skipped.redeliveredBefore}, refused by GitHub ${skipped.refused},` +
+      ` left for another run ${skipped.left})` +
+      (report.stopped ? `; stopped: ${report.stopped}` : ""),
+  );
+  return `${lines.join("\n")}\n`;
+}
