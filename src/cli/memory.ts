@@ -286,11 +286,18 @@ export async function importMemory(options: MemoryCommandOptions): Promise<numbe
   const rows: Array<ShownNamespace & { records: number; backfill: string | undefined }> = [];
   try {
     for (const namespace of namespaces) {
-      const { records, backfill } = await withStoredEmbedder(onDisk, namespace, async (store) => ({
-        records: await store.list(),
-        backfill: await store.readBackfillState(),
-      }));
+      const { records, backfill, forgotten } = await withStoredEmbedder(
+        onDisk,
+        namespace,
+        async (store) => ({
+          records: await store.list(),
+          backfill: await store.readBackfillState(),
+          forgotten: await store.forgottenThreads(),
+        }),
+      );
       const repo = await target.service.open({ ...namespace, name: namespace.repo });
+      // Deleted threads stay refused there: a backfill must not bring them back.
+      for (const number of forgotten) await repo.forgetThread(number);
       for (let i = 0; i < records.length; i += IMPORT_BATCH)
         await repo.addMany(records.slice(i, i + IMPORT_BATCH));
       const kept = backfill && !(await repo.readBackfillState());

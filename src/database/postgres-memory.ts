@@ -506,13 +506,15 @@ class PostgresRepositoryMemory implements RepoMemory {
           !sameHashes(await hashesIn(client, this.namespace, reused), kept, reused)
         )
           return false;
-        await client.query(this.#upsertSql(vectorColumn), [
+        const { rows } = await client.query(this.#upsertSql(vectorColumn), [
           this.namespace.installation,
           this.namespace.repository,
           this.#options.embedder.dimension,
           JSON.stringify(latest.map((r, i) => toRow(r, hashes[i]!, fresh.get(r.id)))),
         ]);
-        await notify(client, this.namespace, { written: true });
+        // Nothing written (every record refused, of a forgotten thread, say): nothing to
+        // announce, and no sequence number was taken for `notify` to name.
+        if (rows.length > 0) await notify(client, this.namespace, { written: true });
         return true;
       });
       if (written) break;
@@ -542,6 +544,18 @@ class PostgresRepositoryMemory implements RepoMemory {
         [this.namespace.installation, this.namespace.repository, forgottenId(number), number],
       ),
     );
+  }
+
+  async forgottenThreads(): Promise<number[]> {
+    return this.#options.database.inScope(this.namespace, async (client) => {
+      const { rows } = await client.query<{ number: number }>(
+        `SELECT number FROM memory_records
+          WHERE installation_id = $1 AND repository_id = $2 AND id LIKE $3 AND removed
+          ORDER BY number`,
+        [this.namespace.installation, this.namespace.repository, `${FORGOTTEN_PREFIX}%`],
+      );
+      return rows.map((row) => row.number);
+    });
   }
 
   async get(id: string): Promise<MemoryRecord | undefined> {
@@ -747,7 +761,8 @@ class PostgresRepositoryMemory implements RepoMemory {
             -- versions are ISO 8601 in one form (validateMemory), which byte order sorts.
             WHERE memory_records.removed OR NOT coalesce(
               (EXCLUDED.metadata->>'updatedAt') COLLATE "C"
-                < (memory_records.metadata->>'updatedAt') COLLATE "C", false)`;
+                < (memory_records.metadata->>'updatedAt') COLLATE "C", false)
+            RETURNING 1`;
   }
 
   async #searchInRam(

@@ -177,6 +177,8 @@ export interface MemoryStore {
    * Resolves with how many records it removed.
    */
   forgetThread(number: number): Promise<number>;
+  /** The threads forgotten, in order: what a copy of this memory must refuse too. */
+  forgottenThreads(): Promise<number[]>;
   get(id: string): Promise<MemoryRecord | undefined>;
   search(query: string, options: SearchOptions): Promise<SearchHit[]>;
   list(): Promise<MemoryRecord[]>;

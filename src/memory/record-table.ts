@@ -112,6 +112,12 @@ export class RecordTable {
     return MEMORY_KINDS[this.#kind[slot]! - 1]!;
   }
 
+  /** The record's issue or pull request number, if it has one. */
+  number(slot: number): number | undefined {
+    const number = this.#number[slot]!;
+    return Number.isNaN(number) ? undefined : number;
+  }
+
   state(slot: number): string | undefined {
     return this.#optional(this.#state[slot]!);
   }

@@ -68,6 +68,10 @@ export class RepositoryMemory implements MemoryStore, BackfillProgress {
     return this.#lease((store) => store.forgetThread(number));
   }
 
+  forgottenThreads(): Promise<number[]> {
+    return this.#lease((store) => store.forgottenThreads());
+  }
+
   get(id: string): Promise<MemoryRecord | undefined> {
     return this.#lease((store) => store.get(id));
   }

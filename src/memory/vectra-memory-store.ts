@@ -415,6 +415,10 @@ export class VectraMemoryStore implements MemoryStore {
    * One log write and fsync for all of them; a deletion applied to a record already gone (one
    * removed meanwhile) does nothing, as for `remove`.
    */
+  async forgottenThreads(): Promise<number[]> {
+    return [...this.#forgotten].sort((a, b) => a - b);
+  }
+
   async forgetThread(number: number): Promise<number> {
     const removed = this.#threadRecords(number).length;
     // One entry, applied in log order: what it removes is decided as it is applied (so a
@@ -733,14 +737,14 @@ export class VectraMemoryStore implements MemoryStore {
 
   /**
    * The ids of the records of thread `number` that `forgetThread` removes, found in the record
-   * table (kind, then number): no text is read.
+   * table by number, then kind (typed arrays: no object a record, and no text read).
    */
   #threadRecords(number: number): string[] {
     const ids: string[] = [];
     for (const stored of this.#records.values()) {
       const slot = this.#slot(stored);
-      if (this.#table.kind(slot) === "note") continue;
-      if (this.#metadataOf(stored).number === number) ids.push(stored.id);
+      if (this.#table.number(slot) === number && this.#table.kind(slot) !== "note")
+        ids.push(stored.id);
     }
     return ids;
   }
@@ -1182,7 +1186,7 @@ export class VectraMemoryStore implements MemoryStore {
     const manifest: Manifest = {
       ...this.#manifest,
       segments: [...this.#manifest.segments],
-      forgotten: [...this.#forgotten].sort((a, b) => a - b),
+      forgotten: await this.forgottenThreads(),
     };
     // In an object: an async function's result is awaited whole, a promise in it included.
     const writing = this.#writeCheckpoint(plans, sealed, manifest, pending, started).catch(

@@ -551,9 +551,15 @@ describe.runIf(await requirePostgres("talos memory with DATABASE_URL"))(
     it("imports the memory on disk into PostgreSQL, with backfill progress, and a second run changes nothing", async () => {
       const dataDir = await seed();
       const onDisk = registry(join(dataDir, "memory"));
-      await (
-        await onDisk.open({ installation: 8, ...WIDGETS })
-      ).saveBackfillState({ status: "done", page: 1, indexed: 2, repo: "acme/widgets" });
+      const widgets = await onDisk.open({ installation: 8, ...WIDGETS });
+      await widgets.saveBackfillState({
+        status: "done",
+        page: 1,
+        indexed: 2,
+        repo: "acme/widgets",
+      });
+      // Issue 99 was deleted: the copy must refuse it too.
+      await widgets.forgetThread(99);
       await onDisk.closeAll();
       const into = {
         DATABASE_URL: TEST_DATABASE_URL,
@@ -596,6 +602,15 @@ describe.runIf(await requirePostgres("talos memory with DATABASE_URL"))(
           [1, 3, 2],
         );
         expect(await exported(into)).toEqual(copied);
+        const inDatabase = await openPostgresMemory(into.TALOS_DATABASE_SCHEMA);
+        try {
+          const imported = await inDatabase.memory.open({ installation: 8, ...WIDGETS });
+          expect(await imported.forgottenThreads()).toEqual([99]);
+          await imported.add(issueMemory(99, "Deleted, and back from a backfill page?"));
+          expect(await imported.get("issue-99")).toBeUndefined();
+        } finally {
+          await inDatabase.close();
+        }
         // Without a database there is nowhere to import into.
         const nowhere = await talos(["memory", "import", "--data-dir", dataDir]);
         expect(nowhere.code).toBe(2);

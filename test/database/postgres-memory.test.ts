@@ -20,6 +20,7 @@ import {
   countingEmbedder,
   issueMemory,
   keywordCrowdedMemories,
+  LATE,
   said,
   seedThreadToForget,
   writeLateToThread7,
@@ -185,9 +186,30 @@ function memoryContract(setUp: () => { database: () => MemoryDatabase; next: () 
     const again = await restarted.open(ref);
     expect((await again.list()).map((r) => r.id)).toEqual(kept);
     expect(ids(await again.search("sk-live-1234 key leaked", { k: 5 }))).not.toContain("summary-7");
+    expect(await again.forgottenThreads()).toEqual([7, 9]);
     await again.add(said("answer-75", "answer", 7, "Back again?"));
     expect(await again.get("answer-75")).toBeUndefined();
     await restarted.closeAll();
+  });
+
+  it("resolves a write whose every record is refused, on a connection that never took a sequence number", async () => {
+    const database = context.database();
+    const { memory, repo } = await fresh();
+    await repo.forgetThread(5);
+    // As on a pooled connection fresh from the server: the session has no `currval` yet.
+    const inScope = database.inScope.bind(database);
+    database.inScope = async (scope, work) =>
+      inScope(scope, async (client) => {
+        await client.query("DISCARD SEQUENCES");
+        return work(client);
+      });
+    try {
+      await repo.add(issueMemory(5, "Deleted, back from a late edit?", LATE));
+      expect(await repo.get("issue-5")).toBeUndefined();
+    } finally {
+      database.inScope = inScope;
+      await memory.closeAll();
+    }
   });
 
   it("applies the search's filters: kinds, state, time and excluded ids", async () => {

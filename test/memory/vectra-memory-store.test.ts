@@ -634,6 +634,7 @@ describe("the vectra memory store", () => {
     const reopened = await openTestStore(directory);
     expect((await reopened.list()).map((r) => r.id).sort()).toEqual(kept);
     expect(await reopened.get("summary-7")).toBeUndefined();
+    expect(await reopened.forgottenThreads()).toEqual([7, 9, 11]);
     await reopened.add(issueMemory(7, "Back from the manifest?", LATE));
     await reopened.add(said("answer-75", "answer", 7, "Back from the manifest?"));
     expect(await reopened.get("issue-7")).toBeUndefined();
