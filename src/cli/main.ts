@@ -351,6 +351,7 @@ async function runRedeliver(argv: string[], io: CliIO): Promise<number> {
     clock: systemClock,
     log: await createCliLogger(env, io),
     stdout: io.stdout,
+    stderr: io.stderr,
     signal: io.signal,
   });
 }

@@ -20,6 +20,7 @@ export interface RedeliverCommandOptions {
   clock: Clock;
   log: Logger;
   stdout: Writable;
+  stderr: Writable;
   signal?: AbortSignal;
 }
 
@@ -30,7 +31,7 @@ export interface RedeliverCommandOptions {
  * and the private key. Those the server's queue accepted are skipped; safe while it runs.
  */
 export async function redeliver(options: RedeliverCommandOptions): Promise<number> {
-  const { env, log } = options;
+  const { env } = options;
   const privateKey =
     env.APP_ID && (env.PRIVATE_KEY || env.PRIVATE_KEY_PATH)
       ? getPrivateKey({
@@ -45,7 +46,7 @@ export async function redeliver(options: RedeliverCommandOptions): Promise<numbe
   // kept in memory: this command runs no jobs. The server's own queue is only read.
   const services = await createServices({
     env: { ...env, TALOS_DATA_DIR: options.dataDir },
-    log,
+    log: options.log,
     clock: options.clock,
     ephemeralJobs: true,
   });
@@ -59,7 +60,11 @@ export async function redeliver(options: RedeliverCommandOptions): Promise<numbe
       app: createCliOctokit(services, { appId: env.APP_ID, privateKey }),
       since: new Date(options.clock.now() - options.hours * 3_600_000),
       known: (guid) => queue.has(guid),
-      log,
+      // Its warnings carry the error's stack, for a server's log; here the reason is one line
+      // on stderr, and the warnings show with LOG_LEVEL=debug.
+      log: options.log.isLevelEnabled("debug")
+        ? options.log
+        : options.log.child({}, { level: "silent" }),
       max: options.max,
       signal: options.signal,
       dryRun: options.dryRun,
@@ -70,7 +75,9 @@ export async function redeliver(options: RedeliverCommandOptions): Promise<numbe
   }
   if (options.json) options.stdout.write(`${JSON.stringify(report)}\n`);
   else options.stdout.write(describe(report, options));
-  return report.stopped === undefined || report.stopped === "aborted" ? 0 : 1;
+  if (report.stopped === undefined || report.stopped === "aborted") return 0;
+  options.stderr.write(`talos redeliver: ${report.stopped}: ${report.error ?? "unknown error"}\n`);
+  return 1;
 }
 
 function describe(report: RedeliveryReport, options: RedeliverCommandOptions): string {

@@ -65,6 +65,8 @@ export interface RedeliveryReport {
   };
   /** Why the run stopped short, if it did. */
   stopped?: "listing failed" | "ledger failed" | "redelivery failed" | "aborted" | undefined;
+  /** The error that stopped it, in one line. */
+  error?: string | undefined;
 }
 
 interface Attempt {
@@ -112,7 +114,7 @@ export async function redeliverMissed(options: RedeliverMissedOptions): Promise<
       { err: error, status: statusOf(error) },
       "cannot list the app's webhook deliveries; none redelivered",
     );
-    return { ...report, stopped: "listing failed" };
+    return { ...report, stopped: "listing failed", error: oneLine(error) };
   }
   report.seen = attempts.length;
   const byGuid = groupByGuid(attempts);
@@ -140,7 +142,7 @@ export async function redeliverMissed(options: RedeliverMissedOptions): Promise<
       // The ledger cannot say (Redis away): a redelivery now could be refused and count as the
       // one asked for.
       log.warn({ err: error }, "cannot read the delivery ledger; none redelivered");
-      return { ...report, stopped: "ledger failed" };
+      return { ...report, stopped: "ledger failed", error: oneLine(error) };
     }
     wanted.push(delivery);
   }
@@ -180,6 +182,7 @@ export async function redeliverMissed(options: RedeliverMissedOptions): Promise<
       }
       log.warn({ ...fields, status, err: error }, "cannot ask GitHub for redeliveries; stopping");
       report.stopped = "redelivery failed";
+      report.error = oneLine(error);
       report.skipped.left += chosen.length - index;
       break;
     }
@@ -220,6 +223,13 @@ async function listAttemptsSince(app: AppClient, since: Date): Promise<Attempt[]
     }
   }
   return attempts;
+}
+
+/** An error's message, with its status when GitHub answered, on one line. */
+function oneLine(error: unknown): string {
+  const status = statusOf(error);
+  const message = (error instanceof Error ? error.message : String(error)).replace(/\s+/g, " ");
+  return `${status === undefined ? "" : `${status} `}${message.slice(0, 300)}`;
 }
 
 /** An attempt's status that another attempt may not get: a 5xx, or none (no connection). */

@@ -101,6 +101,24 @@ describe("talos redeliver", () => {
     expect(asked.err).not.toContain("PRIVATE KEY");
   });
 
+  it("exits 1 with one line on stderr, no stack, when GitHub refuses the listing", async () => {
+    const scope = githubScope();
+    scope
+      .get(LIST)
+      .query({ per_page: "100" })
+      .matchHeader("authorization", APP_JWT)
+      .reply(401, { message: "Bad credentials" });
+
+    const { code, out, err } = await runTalos(["redeliver", "--data-dir", makeDataDir()], {
+      env: APP,
+    });
+
+    expect(code).toBe(1);
+    expect(scope.pendingMocks()).toEqual([]);
+    expect(err).toBe("talos redeliver: listing failed: 401 Bad credentials\n");
+    expect(out).toMatch(/asked for 0 .*; stopped: listing failed\n$/);
+  });
+
   it("exits 2 with one line without the app's credentials, or for a window GitHub does not keep", async () => {
     githubScope(); // no mocks: any request fails the test
     const missing = await runTalos(["redeliver"], { env: {} });
