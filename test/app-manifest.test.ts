@@ -39,7 +39,7 @@ function registeredEvents(): string[][] {
       markdown: {} as never,
       budget: new MemoryAutomationBudget({ clock: systemClock, maxPerInstallationPerHour: 1 }),
       commands: createCommandRegistry([]),
-      identity: { get: () => Promise.reject(new Error("unused")) },
+      identity: { get: () => Promise.reject(new Error("unused")), known: () => undefined },
     },
   );
   return registrations;

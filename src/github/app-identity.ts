@@ -9,6 +9,8 @@ export interface AppIdentity {
 
 export interface AppIdentityLoader {
   get(): Promise<AppIdentity>;
+  /** The identity once a `get` has read it; undefined before. Makes no request. */
+  known(): AppIdentity | undefined;
 }
 
 /**
@@ -17,13 +19,16 @@ export interface AppIdentityLoader {
  */
 export function createAppIdentityLoader(app: Pick<Probot, "auth">): AppIdentityLoader {
   let pending: Promise<AppIdentity> | undefined;
+  let loaded: AppIdentity | undefined;
   const load = async (): Promise<AppIdentity> => {
     const octokit = await app.auth();
     const { data } = await octokit.rest.apps.getAuthenticated();
     if (!data?.slug) throw new Error("GET /app returned no slug");
-    return { id: data.id, slug: data.slug, botLogin: `${data.slug}[bot]` };
+    loaded = { id: data.id, slug: data.slug, botLogin: `${data.slug}[bot]` };
+    return loaded;
   };
   return {
+    known: () => loaded,
     get() {
       pending ??= load().catch((error: unknown) => {
         pending = undefined;

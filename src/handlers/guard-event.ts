@@ -115,6 +115,11 @@ export interface AcceptOptions {
    * bots too, and their handlers skip whatever a bot must not start.
    */
   bots: "ignore" | "follow";
+  /**
+   * Tells, from the payload alone, a delivery that is no work for Talos (a comment without a
+   * command line, most of them): acknowledged without a journal entry, an fsync or a job.
+   */
+  noWork?: (payload: unknown) => { reason: string; app?: string | undefined } | undefined;
 }
 
 /**
@@ -141,6 +146,11 @@ export function guardEvent<E extends EmitterWebhookEventName>(
     const payload = prepareEvent(context as Context, deps.cache);
     if (options.bots === "ignore" && isBotSender(payload.sender)) {
       context.log.debug({ sender: payload.sender?.login }, "ignored: the sender is a bot");
+      return;
+    }
+    const none = options.noWork?.(context.payload);
+    if (none) {
+      context.log.debug({ app: none.app }, `ignored: ${none.reason}; not journaled`);
       return;
     }
     const result = await deps.jobs.submit(

@@ -45,6 +45,35 @@ const CommentCreated = z.object({
   installation: InstallationPayload,
 });
 
+/** What `commentWithoutWork` reads: a comment as the payload holds it. */
+const CommentBody = z.object({
+  comment: CommentCreated.shape.comment.pick({ body: true, performed_via_github_app: true }),
+});
+
+/**
+ * Why a comment is no work for Talos, told from the payload alone, or undefined when it may be:
+ * a comment of its own (it ends with a marker), one posted through a GitHub App, or, once the
+ * app's slug is known, one without a line that could be a command (most comments). A payload
+ * it cannot read may be work: its job parks it with the error. The guard uses it so that such
+ * comments are never journaled, and the job (for one journaled before) to end early.
+ */
+export function commentWithoutWork(
+  payload: unknown,
+  slug: string | undefined,
+): { reason: string; app?: string } | undefined {
+  const parsed = CommentBody.safeParse(payload);
+  if (!parsed.success) return undefined;
+  const { body, performed_via_github_app: viaApp } = parsed.data.comment;
+  if (isTalosComment(body ?? "")) return { reason: "the comment ends with a Talos marker" };
+  // Bots never trigger anything: an app acting for a maintainer keeps their login and
+  // association, but may be an automation that anyone's text drives (another AI agent).
+  if (viaApp) return { reason: "the comment was posted through a GitHub App", app: viaApp.slug };
+  // A cheap scan: most comments hold no line that could be a command.
+  if (slug !== undefined && !hasCommandCandidate(body ?? "", { slug }))
+    return { reason: "the comment holds no command" };
+  return undefined;
+}
+
 export interface CommentHandlerDeps {
   identity: AppIdentityLoader;
   budgets: TokenBudgets;
@@ -68,21 +97,12 @@ export function createIssueCommentCreatedHandler(deps: CommentHandlerDeps) {
       context.payload,
     );
     const body = comment.body ?? "";
-    if (isTalosComment(body))
-      return context.log.debug("ignored: the comment ends with a Talos marker");
-    // Bots never trigger anything: an app acting for a maintainer keeps their login and
-    // association, but may be an automation that anyone's text drives (another AI agent).
-    const viaApp = comment.performed_via_github_app;
-    if (viaApp) {
-      return context.log.debug(
-        { app: viaApp.slug },
-        "ignored: the comment was posted through a GitHub App",
-      );
-    }
+    // Those the guard let through before the app's slug was known, or journaled before.
+    const early = commentWithoutWork(context.payload, undefined);
+    if (early) return context.log.debug({ app: early.app }, `ignored: ${early.reason}`);
     const identity = await deps.identity.get();
-    // A cheap scan first: most comments hold no line that could be a command.
-    if (!hasCommandCandidate(body, { slug: identity.slug }))
-      return context.log.debug("ignored: the comment holds no command");
+    const none = commentWithoutWork(context.payload, identity.slug);
+    if (none) return context.log.debug(`ignored: ${none.reason}`);
     const config = await loadRepoConfig(context);
     // GitHub is asked only when the payload's association is refused, and once.
     let resolved: Promise<string> | undefined;

@@ -5,6 +5,7 @@ import { guardEvent, watchEvent, type EventPipelineDeps } from "./guard-event.js
 import { createInstallationChangedHandler } from "./handle-installation-changed.js";
 import { createIssuesOpenedHandler, type IssuesOpenedDeps } from "./handle-issues-opened.js";
 import {
+  commentWithoutWork,
   createIssueCommentCreatedHandler,
   type CommentHandlerDeps,
 } from "./handle-issue-comment-created.js";
@@ -58,10 +59,14 @@ function otherActionsOf(event: "issues" | "pull_request" | "repository", taken: 
  * fails when the two disagree.
  */
 export function registerHandlers(app: Pick<Probot, "on">, deps: HandlerDeps): void {
-  // A comment's only work is a command, which a bot never runs.
+  // A comment's only work is a command, which a bot never runs: one that holds none is not
+  // journaled (told once the app's slug is known: the first comment's job reads it).
   app.on(
     "issue_comment.created",
-    guardEvent(deps, "comment", createIssueCommentCreatedHandler(deps), { bots: "ignore" }),
+    guardEvent(deps, "comment", createIssueCommentCreatedHandler(deps), {
+      bots: "ignore",
+      noWork: (payload) => commentWithoutWork(payload, deps.identity.known()?.slug),
+    }),
   );
   app.on(
     "issues.opened",

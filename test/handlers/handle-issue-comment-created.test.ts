@@ -88,6 +88,42 @@ describe("issue_comment.created", () => {
     expect(reply.body?.endsWith(MARKER)).toBe(true);
   });
 
+  it("journals no comment without a command once it knows its slug, and still runs the commands", async () => {
+    const app = await createTestApp();
+    const scope = githubScope();
+    const journal = app.talos.services.journal!;
+    const plain = (body: string) => helpComment((p) => (p.comment.body = body));
+    // The first: journaled, as the slug is not known yet; its job reads it (GET /app).
+    mockAppIdentity(scope);
+    await receive(app, plain("Thanks, that fixed it."), "delivery-plain-1");
+    expect(scope.pendingMocks()).toEqual([]);
+    expect(await journal.has("delivery-plain-1")).toBe(true);
+
+    // Then: neither journaled nor run (no request), a mention of someone else included.
+    await receive(app, plain("Thanks!\n\n@octocat /talos is great"), "delivery-plain-2");
+    expect(await journal.has("delivery-plain-2")).toBe(false);
+    expect(
+      app.logs
+        .lines()
+        .filter((l) => l.msg === "ignored: the comment holds no command; not journaled"),
+    ).toHaveLength(1);
+
+    // A payload it cannot read is journaled all the same, and parked with the error.
+    await receive(app, { ...plain("x"), comment: { body: 42 } }, "delivery-malformed");
+    expect(await journal.has("delivery-malformed")).toBe(true);
+
+    // A command, by `/talos` or by the slug, is journaled and answered.
+    mockInstallationToken(scope);
+    mockRepoConfig(scope);
+    mockReaction(scope);
+    mockNoExistingReply(scope);
+    const reply = captureReply(scope);
+    await receive(app, plain(`Thanks!\n@${APP_SLUG} help`), "delivery-command");
+    expect(scope.pendingMocks()).toEqual([]);
+    expect(await journal.has("delivery-command")).toBe(true);
+    expect(reply.body?.endsWith(MARKER)).toBe(true);
+  });
+
   it("skips a delivery it has processed, also after a restart", async () => {
     const dataDir = makeDataDir();
     const first = await createTestApp({ dataDir });
