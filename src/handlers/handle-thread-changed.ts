@@ -32,8 +32,8 @@ const ThreadChanged = z.object({
 /**
  * Keeps memory in step with GitHub: an edited, closed or reopened issue, and an edited or closed
  * pull request, update their record; a deleted or transferred issue leaves for good, with the
- * answers Talos gave in its thread (its notes stay). (An opened or reopened pull request is remembered
- * by the pull-request handler.)
+ * answers Talos gave in its thread (its notes stay). (An opened or reopened pull request is
+ * remembered by the pull-request handler.)
  */
 export function createThreadChangedHandler(deps: MemoryAccess) {
   return async (context: Context<ThreadChangedEvent>): Promise<void> => {

@@ -410,19 +410,17 @@ export class VectraMemoryStore implements MemoryStore {
     return true;
   }
 
-  /**
-   * Found in the record table (kind first, then the number of answers only): no text is read.
-   * One log write and fsync for all of them; a deletion applied to a record already gone (one
-   * removed meanwhile) does nothing, as for `remove`.
-   */
   async forgottenThreads(): Promise<number[]> {
-    return [...this.#forgotten].sort((a, b) => a - b);
+    return this.#forgottenList();
   }
 
+  /**
+   * One log entry and fsync, applied in log order: what it removes is decided as it is applied
+   * (so a record of the thread written just before goes too), and every put after it is
+   * refused. The count is of the records found now, in the record table: no text is read.
+   */
   async forgetThread(number: number): Promise<number> {
     const removed = this.#threadRecords(number).length;
-    // One entry, applied in log order: what it removes is decided as it is applied (so a
-    // record of the thread written just before goes too), and every put after it is refused.
     await this.#run({ type: "write", values: [{ op: "forget", number }] });
     return removed;
   }
@@ -747,6 +745,10 @@ export class VectraMemoryStore implements MemoryStore {
         ids.push(stored.id);
     }
     return ids;
+  }
+
+  #forgottenList(): number[] {
+    return [...this.#forgotten].sort((a, b) => a - b);
   }
 
   /** A record of a counted segment changed: its words file no longer holds it. */
@@ -1186,7 +1188,7 @@ export class VectraMemoryStore implements MemoryStore {
     const manifest: Manifest = {
       ...this.#manifest,
       segments: [...this.#manifest.segments],
-      forgotten: await this.forgottenThreads(),
+      forgotten: this.#forgottenList(),
     };
     // In an object: an async function's result is awaited whole, a promise in it included.
     const writing = this.#writeCheckpoint(plans, sealed, manifest, pending, started).catch(
