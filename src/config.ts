@@ -33,6 +33,9 @@ const isUrl = (value: string) => URL.canParse(value);
  * (APP_ID, PRIVATE_KEY, WEBHOOK_SECRET, PORT, …) itself; they are listed here only where Talos
  * needs them too, for log scrubbing.
  */
+/** GitHub keeps an app's webhook deliveries 3 days: a window further back finds nothing more. */
+export const REDELIVER_MAX_HOURS = 72;
+
 export const EnvSchema = z.object({
   NODE_ENV: optionalString,
   LOG_LEVEL: withDefault(
@@ -48,7 +51,13 @@ export const EnvSchema = z.object({
   // At start, deliveries GitHub could not make in this many hours back (Talos was down) are
   // asked for again; GitHub keeps them 3 days. 0 switches it off.
   TALOS_REDELIVER_HOURS: withDefault(
-    z.coerce.number().min(0).max(72, "at most 72 (GitHub keeps deliveries for 3 days)"),
+    z.coerce
+      .number()
+      .min(0)
+      .max(
+        REDELIVER_MAX_HOURS,
+        `at most ${REDELIVER_MAX_HOURS} (GitHub keeps deliveries for 3 days)`,
+      ),
     24,
   ),
   // lru-cache reads a TTL of 0 as "no TTL": every read, permissions too, would be fresh forever.

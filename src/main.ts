@@ -91,7 +91,8 @@ const metricsServer =
       }).catch((error: unknown) => failToStart("TALOS_METRICS_PORT", error));
 // Deliveries GitHub could not make while Talos was down are asked for again now that the server
 // listens, since GitHub POSTs each redelivery to it; in the background, and never failing the
-// start. Stopped at shutdown: a redelivery to a closed listener would fail, and count as the one.
+// start. Stopped at shutdown: a redelivery to a closed listener would only fail (and be asked for
+// again at the next start).
 const redelivery = new AbortController();
 const [probot] = loaded;
 if (probot) {

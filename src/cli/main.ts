@@ -8,12 +8,13 @@ import {
   isNotDirectory,
   loadEnvironment,
   parseEnv,
+  REDELIVER_MAX_HOURS,
   type Env,
 } from "../config.js";
 import { createLogger } from "../create-logger.js";
 import { MemoryLockedError } from "../memory/directory-lock.js";
 import { MEMORY_KINDS, type MemoryKind } from "../memory/memory-store.js";
-import { REDELIVER_MAX_HOURS, REDELIVER_MAX_PER_START } from "../github/redeliver-missed.js";
+import { REDELIVER_MAX_PER_START } from "../github/redeliver-missed.js";
 import { readVersion } from "../read-version.js";
 import { backfill } from "./backfill.js";
 import { chat } from "./chat.js";

@@ -16,6 +16,13 @@ export function statusOf(error: unknown): number | undefined {
   return typeof status === "number" ? status : undefined;
 }
 
+/** An error's message, led by its HTTP status when GitHub answered and the message lacks it. */
+export function describeError(error: unknown): string {
+  const message = error instanceof Error ? error.message : String(error);
+  const status = statusOf(error);
+  return (status !== undefined && !message.includes(String(status)) ? `${status} ` : "") + message;
+}
+
 /**
  * Probot gives every client its pino logger, but Octokit's types describe a message-first
  * console; this is the logger as it really is, fields first.

@@ -2,7 +2,7 @@ import type { Logger } from "pino";
 import type { Clock } from "../clock.js";
 import type { JobQueue } from "../jobs/job-queue.js";
 import type { Metrics } from "../metrics/create-metrics.js";
-import { statusOf, type Octokit } from "./octokit.js";
+import { describeError, statusOf, type Octokit } from "./octokit.js";
 
 /**
  * GitHub does not redeliver a failed webhook on its own: a delivery made while Talos was down (a
@@ -14,9 +14,6 @@ import { statusOf, type Octokit } from "./octokit.js";
 
 /** The app's client (`probot.auth()` with no installation id: its JWT). */
 export type AppClient = Pick<Octokit, "paginate" | "rest">;
-
-/** GitHub keeps an app's deliveries 3 days: a window further back finds nothing more. */
-export const REDELIVER_MAX_HOURS = 72;
 
 /** How many redeliveries one start asks for; the rest wait for the next start. */
 export const REDELIVER_MAX_PER_START = 500;
@@ -92,9 +89,9 @@ interface Missed {
 
 /**
  * Asks GitHub to redeliver each delivery since `since` that none of its attempts delivered, whose
- * redeliveries (if any) did not fail for good, and that Talos did not accept, the oldest first so that they arrive
- * in the order they happened. Never throws: GitHub's errors are logged, and the report says
- * where the run stopped.
+ * redeliveries (if any) did not fail for good, and that Talos did not accept, the oldest first
+ * so that they arrive in the order they happened. Never throws: GitHub's errors are logged, and
+ * the report says where the run stopped.
  */
 export async function redeliverMissed(options: RedeliverMissedOptions): Promise<RedeliveryReport> {
   const { log, since } = options;
@@ -139,8 +136,8 @@ export async function redeliverMissed(options: RedeliverMissedOptions): Promise<
         continue;
       }
     } catch (error) {
-      // The ledger cannot say (Redis away): a redelivery now could be refused and count as the
-      // one asked for.
+      // The ledger cannot say (Redis away): deliveries Talos accepted would be asked for too, and
+      // every redelivery refused while it is away.
       log.warn({ err: error }, "cannot read the delivery ledger; none redelivered");
       return { ...report, stopped: "ledger failed", error: oneLine(error) };
     }
@@ -225,12 +222,8 @@ async function listAttemptsSince(app: AppClient, since: Date): Promise<Attempt[]
   return attempts;
 }
 
-/** An error's message, with its status when GitHub answered, on one line. */
-function oneLine(error: unknown): string {
-  const status = statusOf(error);
-  const message = (error instanceof Error ? error.message : String(error)).replace(/\s+/g, " ");
-  return `${status === undefined ? "" : `${status} `}${message.slice(0, 300)}`;
-}
+/** For the report: an error as `describeError` gives it, on one line. */
+const oneLine = (error: unknown) => describeError(error).replace(/\s+/g, " ").slice(0, 300);
 
 /** An attempt's status that another attempt may not get: a 5xx, or none (no connection). */
 const failedForNow = (status: number) => !(status >= 100 && status < 500);

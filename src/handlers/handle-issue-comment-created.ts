@@ -101,8 +101,9 @@ export function createIssueCommentCreatedHandler(deps: CommentHandlerDeps) {
     const early = commentWithoutWork(context.payload, undefined);
     if (early) return context.log.debug({ app: early.app }, `ignored: ${early.reason}`);
     const identity = await deps.identity.get();
-    const none = commentWithoutWork(context.payload, identity.slug);
-    if (none) return context.log.debug(`ignored: ${none.reason}`);
+    // A cheap scan first: most comments hold no line that could be a command.
+    if (!hasCommandCandidate(body, { slug: identity.slug }))
+      return context.log.debug("ignored: the comment holds no command");
     const config = await loadRepoConfig(context);
     // GitHub is asked only when the payload's association is refused, and once.
     let resolved: Promise<string> | undefined;

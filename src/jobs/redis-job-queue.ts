@@ -241,18 +241,13 @@ export class RedisJobQueue implements JobQueue {
   }
 
   async has(id: string): Promise<boolean> {
-    const { prefix } = this.#options;
     return (
-      (await this.#redis.exists(
-        this.#doneKey(id),
-        this.#parkedKey(id),
-        `${prefix}:accepted:${id}`,
-      )) > 0
+      (await this.#redis.exists(this.#doneKey(id), this.#parkedKey(id), this.#acceptedKey(id))) > 0
     );
   }
 
   async enqueue(job: NewJob): Promise<EnqueueResult> {
-    const { prefix, maxQueued, retentionMs } = this.#options;
+    const { maxQueued, retentionMs } = this.#options;
     if (this.#closed) return this.#refuse(job, "stopping");
     // A parked delivery counts as finished too: GitHub's "Redeliver" on it, or a slower
     // instance's copy of it, would otherwise put it back at its thread's head for good.
@@ -276,7 +271,7 @@ export class RedisJobQueue implements JobQueue {
     // duplicate. A crash between the add and this leaves the job queued (and the claim puts it in
     // its thread): a redelivery says so.
     const first = await this.#redis.set(
-      `${prefix}:accepted:${job.id}`,
+      this.#acceptedKey(job.id),
       this.#instance,
       "PX",
       retentionMs,
@@ -593,6 +588,10 @@ export class RedisJobQueue implements JobQueue {
   /** A parked job's error, kept as long as `done` is. */
   #parkedKey(id: string): string {
     return `${this.#options.prefix}:parked:${id}`;
+  }
+
+  #acceptedKey(id: string): string {
+    return `${this.#options.prefix}:accepted:${id}`;
   }
 
   #logOutage(error: Error): void {

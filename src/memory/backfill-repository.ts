@@ -2,7 +2,7 @@ import { readFile } from "node:fs/promises";
 import { join } from "node:path";
 import type { Logger } from "pino";
 import type { Clock } from "../clock.js";
-import { statusOf, type Octokit, type RepoRef } from "../github/octokit.js";
+import { describeError, statusOf, type Octokit, type RepoRef } from "../github/octokit.js";
 import { writeFileAtomically } from "../write-file-atomically.js";
 import { toIssueInfo, type IssueData, type IssueInfo } from "../github/create-repo-client.js";
 import { toIssueMemory } from "./memory-inputs.js";
@@ -240,7 +240,7 @@ export async function backfillRepository(options: BackfillOptions): Promise<Back
         state = {
           ...state,
           status: "failed",
-          error: `page ${state.page} failed ${failures === 1 ? "once" : `${failures} times`}; last: ${describe(error)}`,
+          error: `page ${state.page} failed ${failures === 1 ? "once" : `${failures} times`}; last: ${describeError(error)}`,
           failedAt: new Date(clock.now()).toISOString(),
         };
         // The caller reports the error; backfill.json keeps it for whoever looks later.
@@ -369,7 +369,7 @@ async function backfillPage(
     .slice(0, Math.max(0, max - processed(state)));
   const skipped: SkippedItem[] = [];
   const skip = (number: number, error: unknown) => {
-    skipped.push({ number, reason: describe(error) });
+    skipped.push({ number, reason: describeError(error) });
     log.warn({ err: error, repo: fullName, number }, "backfill left out an item it cannot store");
   };
   const inputs: Array<{ number: number; input: MemoryInput }> = [];
@@ -470,12 +470,6 @@ function rateLimitWaitMs(error: unknown, clock: Clock): number | undefined {
   if (String(headers["x-ratelimit-remaining"]) === "0" && Number.isFinite(reset))
     return Math.max(0, reset * 1000 - clock.now()) + 1_000;
   return undefined;
-}
-
-function describe(error: unknown): string {
-  const message = error instanceof Error ? error.message : String(error);
-  const status = statusOf(error);
-  return (status !== undefined && !message.includes(String(status)) ? `${status} ` : "") + message;
 }
 
 interface ClaimKeeper {

@@ -90,14 +90,11 @@ export class RecordTable {
   /** The record in `slot`, named `id`, as it was set. */
   get(slot: number, id: string): RecordMetadata {
     const rare = this.#rare.get(slot);
-    const kind = MEMORY_KINDS[this.#kind[slot]! - 1]!;
-    const repo = this.#strings[this.#repo[slot]!]!;
-    const number = this.#number[slot]!;
     const record = {
       id,
-      kind,
-      repo,
-      number: Number.isNaN(number) ? undefined : number,
+      kind: this.kind(slot),
+      repo: this.#strings[this.#repo[slot]!]!,
+      number: this.number(slot),
       author: this.#optional(this.#author[slot]!),
       url: undefined as string | undefined,
       createdAt: rare?.createdAt ?? new Date(this.#created[slot]!).toISOString(),
