@@ -10,6 +10,7 @@ import { registerHandlers } from "./handlers/index.js";
 import { createHealthRoute } from "./http/create-health-route.js";
 import type { GitHubCache } from "./github/github-cache.js";
 import { BackfillRunner } from "./memory/backfill-runner.js";
+import { startOutageCatchUp, type OutageCatchUp } from "./memory/outage-catch-up.js";
 import type { MemoryService } from "./memory/memory-service.js";
 import type { Metrics } from "./metrics/create-metrics.js";
 import { createMetricsRoute } from "./metrics/create-metrics-route.js";
@@ -28,6 +29,8 @@ export interface Talos {
   cache: GitHubCache;
   memory: MemoryService;
   backfill: BackfillRunner;
+  /** The start's catch-up of memory after a long outage, once the app is loaded. */
+  outage(): OutageCatchUp | undefined;
   /**
    * Stops: no new job starts, running ones get `TALOS_SHUTDOWN_GRACE_MS` to finish (the rest
    * stay journaled for the next start), then memory is flushed and files are released.
@@ -55,6 +58,7 @@ export async function createTalos(options: TalosOptions): Promise<Talos> {
   });
   const commands = createCommandRegistry(ALL_COMMANDS);
   let stopping = false;
+  let outage: OutageCatchUp | undefined;
 
   const app: ApplicationFunction = async (probot, { addHandler }) => {
     registerHandlers(probot, {
@@ -99,6 +103,15 @@ export async function createTalos(options: TalosOptions): Promise<Talos> {
     void backfill
       .resume()
       .catch((error: unknown) => log.error({ err: error }, "cannot resume backfills"));
+    // A server's only: the commands that build Talos (replay) neither ran nor run as one.
+    if (!options.ephemeralJobs)
+      outage = await startOutageCatchUp({
+        directory: env.TALOS_DATA_DIR,
+        redeliverHours: env.TALOS_REDELIVER_HOURS,
+        catchUp: (since) => backfill.catchUp(since),
+        clock,
+        log,
+      });
     addHandler(createHealthRoute({ version: options.version, stopping: () => stopping }));
     // On the public port only behind a token; otherwise on TALOS_METRICS_PORT (see main.ts).
     if (env.TALOS_METRICS_TOKEN)
@@ -115,6 +128,8 @@ export async function createTalos(options: TalosOptions): Promise<Talos> {
       log.warn({ jobs: left }, "jobs still running at shutdown resume at the next start");
     try {
       await backfill.close();
+      // Once jobs and catch-up have stopped: the last time this ran, and any catch-up left.
+      await outage?.stop();
     } finally {
       await services.close();
     }
@@ -127,6 +142,7 @@ export async function createTalos(options: TalosOptions): Promise<Talos> {
     cache: services.cache,
     memory,
     backfill,
+    outage: () => outage,
     close,
   };
 }

@@ -303,10 +303,10 @@ function resumedState(saved: BackfillState | undefined, repo: string): BackfillS
 }
 
 /** An item of either listing: enough of an issue or a pull request to remember it. */
-type ListedItem = IssueData & { created_at: string };
+export type ListedItem = IssueData & { created_at: string };
 
 /** A listing the backfill reads, newest first, a page at a time. */
-interface Listing {
+export interface Listing {
   list(page: number): Promise<{ data: ListedItem[]; headers: Record<string, unknown> }>;
   toIssueInfo(item: ListedItem): IssueInfo;
 }
@@ -367,10 +367,42 @@ async function backfillPage(
   const items = response.data
     .filter((item) => !readBefore(item, state.last))
     .slice(0, Math.max(0, max - processed(state)));
+  const { stored, skipped } = await storeListedItems(
+    memory,
+    fullName,
+    items,
+    listing,
+    log,
+    "backfill",
+  );
+  const lastItem = items.at(-1);
+  return {
+    number,
+    received: response.data.length,
+    taken: items.length,
+    last: lastItem && { number: lastItem.number, createdAt: lastItem.created_at },
+    stored,
+    skipped,
+    headers: response.headers,
+  };
+}
+
+/**
+ * Stores listed items in one batch, or item by item when the batch held a bad item (the
+ * embedder refused its text, say): that item is left out, and why is returned and logged.
+ */
+export async function storeListedItems(
+  memory: Pick<MemoryStore, "add" | "addMany">,
+  fullName: string,
+  items: ListedItem[],
+  listing: Pick<Listing, "toIssueInfo">,
+  log: Logger,
+  work: "backfill" | "catch-up",
+): Promise<{ stored: number; skipped: SkippedItem[] }> {
   const skipped: SkippedItem[] = [];
   const skip = (number: number, error: unknown) => {
     skipped.push({ number, reason: describeError(error) });
-    log.warn({ err: error, repo: fullName, number }, "backfill left out an item it cannot store");
+    log.warn({ err: error, repo: fullName, number }, `${work} left out an item it cannot store`);
   };
   const inputs: Array<{ number: number; input: MemoryInput }> = [];
   for (const item of items) {
@@ -402,16 +434,7 @@ async function backfillPage(
       }
     }
   }
-  const lastItem = items.at(-1);
-  return {
-    number,
-    received: response.data.length,
-    taken: items.length,
-    last: lastItem && { number: lastItem.number, createdAt: lastItem.created_at },
-    stored,
-    skipped,
-    headers: response.headers,
-  };
+  return { stored, skipped };
 }
 
 /**
@@ -448,7 +471,7 @@ function isItemError(error: unknown): boolean {
 }
 
 /** A failure a later try may not meet: a server error, a rate limit, the network. */
-function isRetryable(error: unknown): boolean {
+export function isRetryable(error: unknown): boolean {
   const status = statusOf(error);
   return status === undefined || status >= 500 || status === 429 || status === 408;
 }
@@ -458,7 +481,7 @@ function isRetryable(error: unknown): boolean {
  * client's throttling gave up on: the wait was over its limit): a secondary limit's
  * `retry-after`, or until a spent primary limit resets. Undefined for any other failure.
  */
-function rateLimitWaitMs(error: unknown, clock: Clock): number | undefined {
+export function rateLimitWaitMs(error: unknown, clock: Clock): number | undefined {
   const status = statusOf(error);
   if (status !== 403 && status !== 429) return undefined;
   const headers =
@@ -472,6 +495,18 @@ function rateLimitWaitMs(error: unknown, clock: Clock): number | undefined {
   return undefined;
 }
 
+/** Waits `ms`, or until `signal` aborts (then false), for work that holds no claim. */
+export const pauseFor = (clock: Clock, ms: number, signal: AbortSignal | undefined) =>
+  wait(clock, ms, signal, NO_CLAIM);
+
+/** `waitForRateLimit` for work that holds no claim. */
+export const pauseForRateLimit = (
+  headers: Record<string, unknown>,
+  clock: Clock,
+  log: Logger,
+  signal: AbortSignal | undefined,
+) => waitForRateLimit(headers, clock, log, signal, NO_CLAIM);
+
 interface ClaimKeeper {
   /** Renews the claim now; throws BackfillTakenOverError when another holder has it. */
   confirm(): Promise<void>;
@@ -481,6 +516,12 @@ interface ClaimKeeper {
   dueIn(): number;
 }
 
+const NO_CLAIM: ClaimKeeper = {
+  confirm: async () => undefined,
+  keepIfDue: async () => undefined,
+  dueIn: () => Infinity,
+};
+
 /** Renewals of a backfill's claim, timed by `clock`; without a claim, none. */
 function keepClaim(
   claim: BackfillClaim | undefined,
@@ -488,13 +529,7 @@ function keepClaim(
   clock: Clock,
   log: Logger,
 ): ClaimKeeper {
-  if (!claim) {
-    return {
-      confirm: async () => undefined,
-      keepIfDue: async () => undefined,
-      dueIn: () => Infinity,
-    };
-  }
+  if (!claim) return NO_CLAIM;
   // The caller claimed it just before starting the backfill.
   let dueAt = clock.now() + claim.renewEveryMs;
   const confirm = async () => {

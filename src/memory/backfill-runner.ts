@@ -18,6 +18,7 @@ import {
   releaseBackfillClaim,
   type MemoryService,
 } from "./memory-service.js";
+import { catchUpRepository } from "./catch-up-repository.js";
 import { MemoryDeletedError } from "./memory-store.js";
 
 export interface BackfillRunnerOptions {
@@ -38,6 +39,8 @@ export interface BackfillTarget extends MemoryNamespace {
 
 interface Job {
   target: BackfillTarget;
+  /** With `since`: a catch-up of what changed since then (catch-up-repository.ts). */
+  since?: string | undefined;
   /** An issue was opened since its backfill found issues off: check them however recently. */
   recheck: boolean;
   controller: AbortController;
@@ -104,25 +107,56 @@ export class BackfillRunner {
     }
   }
 
-  #enqueue(target: BackfillTarget, recheck: boolean): void {
-    const key = keyOf(target);
-    if (this.#jobs.has(key) || this.#stop.signal.aborted) return;
-    const job: Job = { target, recheck, controller: new AbortController(), running: undefined };
+  /**
+   * Catches up every remembered repository with what GitHub changed since `since` (an outage
+   * longer than redeliveries reach: see outage-catch-up.ts), one at a time after the backfills
+   * queued before. Resolves true once each repository was caught up (or had nothing to catch
+   * up: gone, memory off), false when one failed or the runner closed first.
+   */
+  async catchUp(since: string): Promise<boolean> {
+    const results = (await this.#options.memory.list()).map(
+      (namespace) =>
+        new Promise<boolean>((resolve) => this.#enqueue(namespace, false, { since, resolve })),
+    );
+    return (await Promise.all(results)).every(Boolean);
+  }
+
+  #enqueue(
+    target: BackfillTarget,
+    recheck: boolean,
+    catchUp?: { since: string; resolve: (finished: boolean) => void },
+  ): void {
+    const key = catchUp ? `catch-up:${keyOf(target)}` : keyOf(target);
+    if (this.#jobs.has(key) || this.#stop.signal.aborted) return catchUp?.resolve(false);
+    const job: Job = {
+      target,
+      since: catchUp?.since,
+      recheck,
+      controller: new AbortController(),
+      running: undefined,
+    };
     this.#jobs.set(key, job);
     const signal = AbortSignal.any([this.#stop.signal, job.controller.signal]);
     this.#chain = this.#chain.then(async () => {
+      let finished = false;
       // One that never starts (closed before its turn) leaves the queue too: idle() waits
       // until the queue is empty.
       if (!signal.aborted) {
-        job.running = this.#run(target, signal, job.recheck).catch((error: unknown) =>
-          this.#options.log.error(
-            { err: error, installation: target.installation, repository: target.name },
-            "backfill failed",
-          ),
+        const work = job.since
+          ? this.#catchUp(target, signal, job.since)
+          : this.#run(target, signal, job.recheck).then(() => true);
+        job.running = work.then(
+          (done) => void (finished = done),
+          (error: unknown) =>
+            this.#options.log.error(
+              { err: error, installation: target.installation, repository: target.name },
+              job.since ? "catch-up failed" : "backfill failed",
+            ),
         );
         await job.running;
       }
       if (this.#jobs.get(key) === job) this.#jobs.delete(key);
+      catchUp?.resolve(finished);
     });
   }
 
@@ -131,12 +165,13 @@ export class BackfillRunner {
    * and a running one stops after the page in hand, which this waits for.
    */
   async cancel(namespace: MemoryNamespace): Promise<void> {
-    const key = keyOf(namespace);
-    const job = this.#jobs.get(key);
-    if (!job) return;
-    this.#jobs.delete(key);
-    job.controller.abort();
-    await job.running;
+    for (const key of [keyOf(namespace), `catch-up:${keyOf(namespace)}`]) {
+      const job = this.#jobs.get(key);
+      if (!job) continue;
+      this.#jobs.delete(key);
+      job.controller.abort();
+      await job.running;
+    }
   }
 
   /** Stops the backfills of every repository of an installation. */
@@ -208,11 +243,7 @@ export class BackfillRunner {
 
   async #run(target: BackfillTarget, signal: AbortSignal, recheck: boolean): Promise<void> {
     const { memory: registry, max, clock } = this.#options;
-    const log = this.#options.log.child({
-      installation: target.installation,
-      repository: target.name,
-      repositoryId: target.repository,
-    });
+    const log = this.#logOf(target);
     const previous = await registry.readBackfillState(target);
     const checkNow = recheck && previous?.issuesDisabledAt !== undefined;
     if (previous?.status === "done" && !checkNow && !isToRun(previous, clock.now())) {
@@ -220,24 +251,10 @@ export class BackfillRunner {
         ? log.info({ since: previous.issuesDisabledAt }, "backfill skipped: issues are disabled")
         : log.info({ indexed: previous.indexed }, "backfill already done");
     }
-    const octokit = await this.#options.auth(target.installation);
-    // As GitHub has it now: its name may have changed since the event, and its creation time
-    // tells whether a memory kept by name before the upgrade is its.
-    const repository = await getRepository(octokit, target.name);
-    if (repository?.id !== target.repository)
-      return log.info("backfill skipped: the repository is gone or has another name now");
-    const repo = { owner: repository.owner.login, repo: repository.name };
-    const { config } = await loadRepoConfigOf(octokit, repo, log);
-    if (!config.memory.enabled)
-      return log.info("backfill skipped: memory is off in this repository");
-    if (signal.aborted) return;
     try {
-      const memory = await registry.open({
-        installation: target.installation,
-        repository: repository.id,
-        name: repository.full_name,
-        createdAt: repository.created_at,
-      });
+      const found = await this.#open(target, log, "backfill", signal);
+      if (!found) return;
+      const { octokit, repo, memory } = found;
       // With several instances on one database, each resumes the unfinished backfills it
       // finds at start: one runs each, the others leave it.
       if (!(await registry.claimBackfill(target, this.#holder, BACKFILL_LEASE_MS)))
@@ -275,6 +292,81 @@ export class BackfillRunner {
       // holder resumed the backfill: it is that one's now, and nothing is wrong with it.
       if (error instanceof BackfillTakenOverError)
         return log.warn("backfill stopped: another holder took it over");
+      throw error;
+    }
+  }
+
+  #logOf(target: BackfillTarget): Logger {
+    return this.#options.log.child({
+      installation: target.installation,
+      repository: target.name,
+      repositoryId: target.repository,
+    });
+  }
+
+  /**
+   * The repository's memory and a client of its installation, when the repository is still
+   * `target` (GitHub says so now: its name may have changed since the event, and its creation
+   * time tells whether a memory kept by name before the upgrade is its) and has memory on.
+   */
+  async #open(
+    target: BackfillTarget,
+    log: Logger,
+    work: "backfill" | "catch-up",
+    signal: AbortSignal,
+  ) {
+    const octokit = await this.#options.auth(target.installation);
+    const repository = await getRepository(octokit, target.name);
+    if (repository?.id !== target.repository)
+      return void log.info(`${work} skipped: the repository is gone or has another name now`);
+    const repo = { owner: repository.owner.login, repo: repository.name };
+    const { config } = await loadRepoConfigOf(octokit, repo, log);
+    if (!config.memory.enabled)
+      return void log.info(`${work} skipped: memory is off in this repository`);
+    if (signal.aborted) return undefined;
+    const memory = await this.#options.memory.open({
+      installation: target.installation,
+      repository: repository.id,
+      name: repository.full_name,
+      createdAt: repository.created_at,
+    });
+    return { octokit, repo, memory };
+  }
+
+  /** True when the repository is caught up, or has nothing to catch up (gone, memory off). */
+  async #catchUp(target: BackfillTarget, signal: AbortSignal, since: string): Promise<boolean> {
+    const { max, clock } = this.#options;
+    const log = this.#logOf(target);
+    try {
+      const found = await this.#open(target, log, "catch-up", signal);
+      // Gone, or memory off: nothing to catch up. Stopped: not caught up.
+      if (!found) return !signal.aborted;
+      const { octokit, repo, memory } = found;
+      const result = await catchUpRepository({
+        octokit,
+        repo,
+        memory,
+        since,
+        max,
+        clock,
+        log,
+        signal,
+        retry: this.#options.retry,
+      });
+      log.info(
+        {
+          since,
+          status: result.status,
+          read: result.read,
+          stored: result.stored,
+          skipped: result.skipped.length,
+          ...(result.capped ? { capped: max } : {}),
+        },
+        "memory caught up with GitHub",
+      );
+      return result.status !== "stopped";
+    } catch (error) {
+      if (error instanceof MemoryDeletedError) return true;
       throw error;
     }
   }

@@ -15,6 +15,8 @@ import { createFakeClock } from "../helpers/fake-clock.js";
 import { scriptedModel } from "../helpers/scripted-model.js";
 import { createTestApp, loadFixture, makeDataDir, type TestApp } from "../helpers/test-app.js";
 import { openTestStore } from "../helpers/test-memory.js";
+import { toIssueInfo } from "../../src/github/create-repo-client.js";
+import { toIssueMemory } from "../../src/memory/memory-inputs.js";
 import {
   dropSchema,
   freshSchema,
@@ -711,7 +713,8 @@ describe("backfill of a repository the app gains", () => {
     mockRepoConfig(resumed, { repo: "Space" });
     mockIssuePage(resumed, 1, range(250, 100));
     mockIssuePage(resumed, 2, range(150, 50));
-    const second = await createTestApp({ dataDir });
+    // On the first start's clock: a start days after it would catch memory up first.
+    const second = await createTestApp({ dataDir, clock: createFakeClock() });
     await vi.waitFor(() => expect(resumed.pendingMocks()).toEqual([]));
     await second.talos.backfill.idle();
     expect(await (await spaceMemory(second)).list()).toHaveLength(150);
@@ -784,6 +787,81 @@ describe("backfill of a repository the app gains", () => {
     expect(scope.pendingMocks()).toEqual([]);
     expect(app.logs.text()).toContain("backfill skipped: memory is off in this repository");
     expect(await app.talos.memory.list()).toEqual([]);
+  });
+});
+
+describe("memory caught up after an outage longer than redeliveries reach", () => {
+  it("reads what GitHub changed since Talos last ran into memory at start, without triaging it, and only once", async () => {
+    const dataDir = makeDataDir();
+    const stoppedAt = Date.UTC(2026, 10, 20, 8);
+    const before = await createTestApp({ dataDir, clock: createFakeClock(stoppedAt) });
+    const memory = await spaceMemory(before);
+    await memory.addMany(
+      [1, 2].map((number) => ({
+        ...toIssueMemory("Codertocat/Space", {
+          ...toIssueInfo({ ...spaceIssue(number), state: "open" }),
+          updatedAt: "2026-11-01T10:00:00Z",
+        }),
+      })),
+    );
+    await memory.saveBackfillState({ status: "done", page: 2, indexed: 2 });
+    await before.talos.close();
+
+    // Five days later (redeliveries reach 24 hours back by default): #2 was closed and edited,
+    // and #3 opened, while no delivery reached Talos.
+    const scope = githubScope();
+    mockInstallationToken(scope);
+    mockSpace(scope);
+    mockRepoConfig(scope, { repo: "Space" });
+    scope
+      .get(`${SPACE}/issues`)
+      .query({
+        state: "all",
+        sort: "updated",
+        direction: "desc",
+        // Ten minutes before the last mark: GitHub's clock may differ from ours.
+        since: "2026-11-20T07:50:00.000Z",
+        per_page: "100",
+        page: "1",
+      })
+      .reply(200, [
+        { ...spaceIssue(3), updated_at: "2026-11-23T09:00:00Z" },
+        {
+          ...spaceIssue(2),
+          body: "Fixed by upgrading the driver.",
+          state: "closed",
+          updated_at: "2026-11-22T09:00:00Z",
+        },
+      ]);
+    const after = await createTestApp({
+      dataDir,
+      clock: createFakeClock(stoppedAt + 5 * 24 * 3_600_000),
+    });
+    await after.talos.outage()?.settled;
+
+    // Nothing but those reads: no comment or label on the issue opened meanwhile.
+    expect(scope.pendingMocks()).toEqual([]);
+    const caughtUp = await spaceMemory(after);
+    expect((await caughtUp.list()).map((r) => r.id).sort()).toEqual([
+      "issue-1",
+      "issue-2",
+      "issue-3",
+    ]);
+    expect(await caughtUp.get("issue-2")).toMatchObject({
+      text: "Issue number 2\n\nFixed by upgrading the driver.",
+      state: "closed",
+    });
+    expect(after.logs.text()).toContain("memory caught up after an outage");
+    await after.talos.close();
+
+    // The next start, an hour later, reads nothing (nock refuses any request).
+    const next = await createTestApp({
+      dataDir,
+      clock: createFakeClock(stoppedAt + 5 * 24 * 3_600_000 + 3_600_000),
+    });
+    await next.talos.outage()?.settled;
+    await next.talos.backfill.idle();
+    expect(next.logs.text()).not.toContain("catching memory up");
   });
 });
 

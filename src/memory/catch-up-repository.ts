@@ -1,0 +1,115 @@
+import type { Logger } from "pino";
+import type { Clock } from "../clock.js";
+import { toIssueInfo } from "../github/create-repo-client.js";
+import { describeError, statusOf, type Octokit, type RepoRef } from "../github/octokit.js";
+import {
+  DEFAULT_BACKFILL_RETRY,
+  isRetryable,
+  pauseFor,
+  pauseForRateLimit,
+  rateLimitWaitMs,
+  storeListedItems,
+  type BackfillRetry,
+  type SkippedItem,
+} from "./backfill-repository.js";
+import type { MemoryStore } from "./memory-store.js";
+
+export interface CatchUpOptions {
+  octokit: Octokit;
+  repo: RepoRef;
+  memory: Pick<MemoryStore, "add" | "addMany">;
+  /** Issues and pull requests updated at or after this time (ISO 8601) are read. */
+  since: string;
+  /** The most items to read; the most recently updated come first. */
+  max: number;
+  clock: Clock;
+  log: Logger;
+  /** Stops between pages (on shutdown): the caller runs it again from the start later. */
+  signal?: AbortSignal | undefined;
+  retry?: BackfillRetry | undefined;
+}
+
+export interface CatchUpResult {
+  /**
+   * `done`: every item updated since was read, or `max` of them (`capped`). `stopped`: the
+   * signal aborted it. `issues off`: GitHub answered 410 (the issues listing, which holds the
+   * pull requests too, cannot be read; nothing was).
+   */
+  status: "done" | "stopped" | "issues off";
+  capped: boolean;
+  read: number;
+  stored: number;
+  skipped: SkippedItem[];
+}
+
+const PER_PAGE = 100;
+
+/**
+ * Brings a repository's memory up to date with the issues and pull requests GitHub changed since
+ * `since`: opened, edited, closed or reopened while no delivery reached Talos, longer ago than a
+ * redelivery can reach (GitHub keeps deliveries 3 days). Reads the issues listing by last update,
+ * newest first (https://docs.github.com/en/rest/issues/issues#list-repository-issues), a page at
+ * a time, and stores each page as a backfill does: an older copy never overwrites a newer one,
+ * and a text already in memory is not embedded again, so a run repeated costs reads only.
+ *
+ * Pages are numbered with `since` fixed: an item updated while this reads moves to the first page
+ * and pushes the rest one place down, so one is read twice and none is left out (the update that
+ * moved it came by webhook anyway). Deleted and transferred issues are not listed: they stay
+ * until their own event, as their removal cannot be seen here.
+ */
+export async function catchUpRepository(options: CatchUpOptions): Promise<CatchUpResult> {
+  const { octokit, repo, memory, since, max, clock, log, signal } = options;
+  const retry = options.retry ?? DEFAULT_BACKFILL_RETRY;
+  const fullName = `${repo.owner}/${repo.repo}`;
+  const result: CatchUpResult = { status: "done", capped: false, read: 0, stored: 0, skipped: [] };
+  let page = 1;
+  let failures = 0;
+  while (result.read < max) {
+    if (signal?.aborted) return { ...result, status: "stopped" };
+    let response: Awaited<ReturnType<Octokit["rest"]["issues"]["listForRepo"]>>;
+    try {
+      response = await octokit.rest.issues.listForRepo({
+        ...repo,
+        state: "all",
+        sort: "updated",
+        direction: "desc",
+        since,
+        per_page: PER_PAGE,
+        page,
+      });
+    } catch (error) {
+      if (statusOf(error) === 410) return { ...result, status: "issues off" };
+      failures++;
+      const limitedMs = rateLimitWaitMs(error, clock);
+      if ((!isRetryable(error) && limitedMs === undefined) || failures >= retry.attempts)
+        throw new Error(
+          `${fullName}: catching up stopped at page ${page}: ${describeError(error)}`,
+          { cause: error },
+        );
+      const waitMs = limitedMs ?? Math.min(retry.maxMs, retry.baseMs * 2 ** (failures - 1));
+      log.warn(
+        { err: error, repo: fullName, page, attempt: failures, waitMs },
+        "catch-up page failed; trying again",
+      );
+      if (!(await pauseFor(clock, waitMs, signal))) return { ...result, status: "stopped" };
+      continue;
+    }
+    failures = 0;
+    const items = response.data.slice(0, max - result.read);
+    const { stored, skipped } = await storeListedItems(
+      memory,
+      fullName,
+      items,
+      { toIssueInfo },
+      log,
+      "catch-up",
+    );
+    result.read += items.length;
+    result.stored += stored;
+    result.skipped.push(...skipped);
+    if (response.data.length < PER_PAGE) return result;
+    page++;
+    await pauseForRateLimit(response.headers, clock, log, signal);
+  }
+  return { ...result, capped: true };
+}

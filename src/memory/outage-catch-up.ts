@@ -1,0 +1,128 @@
+import { readFile } from "node:fs/promises";
+import { join } from "node:path";
+import type { Logger } from "pino";
+import { z } from "zod";
+import type { Clock } from "../clock.js";
+import { writeFileAtomically } from "../write-file-atomically.js";
+
+/** What `alive.json` holds. */
+const AliveMarkSchema = z.object({
+  /** When this data directory's server was last known running. */
+  aliveAt: z.string().datetime(),
+  /** A catch-up not finished yet: memory may miss what GitHub changed since then. */
+  catchUpFrom: z.string().datetime().optional(),
+});
+export type AliveMark = z.infer<typeof AliveMarkSchema>;
+
+export interface OutageCatchUpOptions {
+  /** `TALOS_DATA_DIR`. */
+  directory: string;
+  /** `TALOS_REDELIVER_HOURS`: how far back the start's redeliveries reach. */
+  redeliverHours: number;
+  /** Catches every remembered repository up; true once all are (BackfillRunner). */
+  catchUp: (since: string) => Promise<boolean>;
+  clock: Clock;
+  log: Logger;
+  /** How often the mark is written while the server runs. */
+  everyMs?: number;
+}
+
+export interface OutageCatchUp {
+  /** Settles when the start's catch-up has ended (at once when none was needed). */
+  readonly settled: Promise<void>;
+  /** Stops the heartbeat and writes the mark a last time. */
+  stop(): Promise<void>;
+}
+
+export const ALIVE_FILE = "alive.json";
+export const ALIVE_EVERY_MS = 10 * 60_000;
+/** GitHub's clock and ours may differ: a catch-up reads this much further back. */
+const CLOCK_SKEW_MS = 10 * 60_000;
+
+/**
+ * Memory follows GitHub by webhooks, and a delivery missed while Talos was down is asked for
+ * again at start (redeliver-missed.ts), but only as far back as `TALOS_REDELIVER_HOURS`
+ * (GitHub keeps deliveries 3 days). Past that, what changed meanwhile would be missing from
+ * memory for good. So the server writes when it was last running (`alive.json` in the data
+ * directory, every `everyMs` and at shutdown), and a start that finds the last mark older than
+ * the redeliveries reach catches every remembered repository up with what GitHub changed since
+ * (catch-up-repository.ts). The mark keeps `catchUpFrom` until every repository is caught up, so
+ * a catch-up cut short by a stop or a failure is run again at the next start. A data directory
+ * without the mark (a first start, or one from before it existed) needs none. Only memory is
+ * caught up: a new issue of the outage is not triaged days later.
+ */
+export async function startOutageCatchUp(options: OutageCatchUpOptions): Promise<OutageCatchUp> {
+  const { clock, log } = options;
+  const file = join(options.directory, ALIVE_FILE);
+  const previous = await readAliveMark(file).catch((error: unknown) => {
+    // No catch-up then, rather than one from an unknown time: memory is as it was before marks.
+    log.warn({ err: error, file }, "cannot read when Talos last ran; no catch-up of memory");
+    return undefined;
+  });
+  let from = previous && catchUpFrom(previous, clock.now(), options.redeliverHours);
+  // One write at a time, in order: the last one is what the file holds.
+  let writing: Promise<void> = Promise.resolve();
+  const write = () => {
+    const mark: AliveMark = { aliveAt: new Date(clock.now()).toISOString(), catchUpFrom: from };
+    writing = writing
+      .then(() => writeFileAtomically(file, `${JSON.stringify(mark)}\n`))
+      .catch((error: unknown) => log.warn({ err: error, file }, "cannot write alive.json"));
+    return writing;
+  };
+  // Before anything is caught up: a crash from now on finds the catch-up still to do.
+  await write();
+  const timer = setInterval(() => void write(), options.everyMs ?? ALIVE_EVERY_MS).unref();
+  let settled = Promise.resolve();
+  if (from) {
+    const since = from;
+    log.info(
+      { lastRunning: previous?.aliveAt, since },
+      "Talos was down longer than redeliveries reach: catching memory up with GitHub",
+    );
+    settled = options.catchUp(since).then(
+      async (done) => {
+        if (!done)
+          return log.warn({ since }, "memory catch-up unfinished; the next start resumes it");
+        from = undefined;
+        await write();
+        log.info({ since }, "memory caught up after an outage");
+      },
+      (error: unknown) => log.error({ err: error, since }, "memory catch-up failed"),
+    );
+  }
+  return {
+    settled,
+    stop: async () => {
+      clearInterval(timer);
+      await write();
+    },
+  };
+}
+
+/** Where a catch-up reads from, when one is needed. */
+function catchUpFrom(mark: AliveMark, now: number, redeliverHours: number): string | undefined {
+  if (mark.catchUpFrom) return mark.catchUpFrom;
+  const aliveAt = Date.parse(mark.aliveAt);
+  // Down since some time after `aliveAt`: the redeliveries reach back that far, or not.
+  if (aliveAt - CLOCK_SKEW_MS >= now - redeliverHours * 3_600_000) return undefined;
+  return new Date(aliveAt - CLOCK_SKEW_MS).toISOString();
+}
+
+export async function readAliveMark(file: string): Promise<AliveMark | undefined> {
+  let text: string;
+  try {
+    text = await readFile(file, "utf8");
+  } catch (error) {
+    if ((error as NodeJS.ErrnoException).code === "ENOENT") return undefined;
+    throw error;
+  }
+  let json: unknown;
+  try {
+    json = JSON.parse(text);
+  } catch {
+    json = undefined;
+  }
+  const mark = AliveMarkSchema.safeParse(json);
+  if (!mark.success) throw new Error(`${file} is damaged: not {"aliveAt": "<ISO time>"}`);
+  return mark.data;
+}

@@ -1,0 +1,134 @@
+import { readFileSync, writeFileSync } from "node:fs";
+import { join } from "node:path";
+import { describe, expect, it } from "vitest";
+import { ALIVE_FILE, readAliveMark, startOutageCatchUp } from "../../src/memory/outage-catch-up.js";
+import { createFakeClock } from "../helpers/fake-clock.js";
+import { captureLogs, makeDataDir } from "../helpers/test-app.js";
+
+const HOUR = 3_600_000;
+const NOW = Date.UTC(2026, 11, 4, 12);
+
+function dataDirWithMark(mark?: unknown): string {
+  const directory = makeDataDir();
+  if (mark !== undefined)
+    writeFileSync(
+      join(directory, ALIVE_FILE),
+      typeof mark === "string" ? mark : JSON.stringify(mark),
+    );
+  return directory;
+}
+
+const markIn = (directory: string) => readAliveMark(join(directory, ALIVE_FILE));
+
+/** Starts with redeliveries reaching 24 hours back; records what it was asked to catch up. */
+async function start(directory: string, done: () => Promise<boolean> = async () => true) {
+  const asked: string[] = [];
+  const logs = await captureLogs("info");
+  const outage = await startOutageCatchUp({
+    directory,
+    redeliverHours: 24,
+    catchUp: (since) => {
+      asked.push(since);
+      return done();
+    },
+    clock: createFakeClock(NOW),
+    log: logs.log,
+  });
+  await outage.settled;
+  return { outage, asked, logs };
+}
+
+describe("startOutageCatchUp", () => {
+  it("catches up from before the last mark when Talos was down longer than redeliveries reach, then clears it", async () => {
+    const directory = dataDirWithMark({ aliveAt: new Date(NOW - 5 * 24 * HOUR).toISOString() });
+
+    const { outage, asked } = await start(directory);
+    await outage.stop();
+
+    // Ten minutes earlier than the mark: GitHub's clock and ours may differ.
+    expect(asked).toEqual([new Date(NOW - 5 * 24 * HOUR - 10 * 60_000).toISOString()]);
+    expect(await markIn(directory)).toEqual({ aliveAt: new Date(NOW).toISOString() });
+  });
+
+  it("keeps the catch-up in the mark while it runs, so that a crash meanwhile leaves it to do", async () => {
+    const directory = dataDirWithMark({ aliveAt: new Date(NOW - 5 * 24 * HOUR).toISOString() });
+    let finish!: (done: boolean) => void;
+    const asked: string[] = [];
+    const logs = await captureLogs("info");
+    const outage = await startOutageCatchUp({
+      directory,
+      redeliverHours: 24,
+      catchUp: (since) => {
+        asked.push(since);
+        return new Promise((resolve) => (finish = resolve));
+      },
+      clock: createFakeClock(NOW),
+      log: logs.log,
+    });
+
+    expect(await markIn(directory)).toEqual({
+      aliveAt: new Date(NOW).toISOString(),
+      catchUpFrom: asked[0],
+    });
+    finish(true);
+    await outage.settled;
+    expect((await markIn(directory))?.catchUpFrom).toBeUndefined();
+  });
+
+  it("runs an unfinished catch-up again at the next start, from where it was to start", async () => {
+    const directory = dataDirWithMark({ aliveAt: new Date(NOW - 5 * 24 * HOUR).toISOString() });
+    const first = await start(directory, async () => false);
+    await first.outage.stop();
+    expect(first.logs.text().includes("memory catch-up unfinished")).toBe(true);
+
+    // Restarted at once: the mark is recent, but its catch-up is not done.
+    const second = await start(directory);
+
+    expect(second.asked).toEqual(first.asked);
+    expect((await markIn(directory))?.catchUpFrom).toBeUndefined();
+  });
+
+  it("keeps the catch-up to do when it fails", async () => {
+    const directory = dataDirWithMark({ aliveAt: new Date(NOW - 5 * 24 * HOUR).toISOString() });
+
+    const { asked, logs } = await start(directory, () =>
+      Promise.reject(new Error("GitHub is down")),
+    );
+
+    expect((await markIn(directory))?.catchUpFrom).toBe(asked[0]);
+    expect(logs.lines().find((l) => l.msg === "memory catch-up failed")?.level).toBe(50);
+  });
+
+  it("needs none when redeliveries reach back to the last mark", async () => {
+    const directory = dataDirWithMark({ aliveAt: new Date(NOW - 20 * HOUR).toISOString() });
+
+    const { asked } = await start(directory);
+
+    expect(asked).toEqual([]);
+    expect(await markIn(directory)).toEqual({ aliveAt: new Date(NOW).toISOString() });
+  });
+
+  it("needs none at a first start (no mark), and writes one", async () => {
+    const directory = dataDirWithMark();
+
+    const { asked } = await start(directory);
+
+    expect(asked).toEqual([]);
+    expect(await markIn(directory)).toEqual({ aliveAt: new Date(NOW).toISOString() });
+  });
+
+  it("says so and needs none when the mark is damaged, and writes a good one", async () => {
+    const directory = dataDirWithMark('{"aliveAt": "yesterday"}');
+
+    const { asked, logs } = await start(directory);
+
+    expect(asked).toEqual([]);
+    const warning = logs
+      .lines()
+      .find((l) => String(l.msg).includes("cannot read when Talos last ran"));
+    expect(JSON.stringify(warning)).toContain(`${ALIVE_FILE} is damaged`);
+    expect(JSON.parse(readFileSync(join(directory, ALIVE_FILE), "utf8"))).toEqual({
+      aliveAt: new Date(NOW).toISOString(),
+    });
+  });
+});
