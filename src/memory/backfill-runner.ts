@@ -357,6 +357,7 @@ export class BackfillRunner {
         {
           since,
           status: result.status,
+          ...(result.listing === "pulls" ? { issuesDisabled: true } : {}),
           read: result.read,
           stored: result.stored,
           skipped: result.skipped.length,

@@ -30,19 +30,59 @@ export interface CatchUpOptions {
 }
 
 export interface CatchUpResult {
-  /**
-   * `done`: every item updated since was read, or `max` of them (`capped`). `stopped`: the
-   * signal aborted it. `issues off`: GitHub answered 410 (the issues listing, which holds the
-   * pull requests too, cannot be read; nothing was).
-   */
-  status: "done" | "stopped" | "issues off";
+  /** `done`: every item updated since was read, or `max` of them (`capped`). `stopped`: the signal aborted it. */
+  status: "done" | "stopped";
   capped: boolean;
+  /** `pulls`: issues are switched off (GitHub answered 410), so only pull requests were read. */
+  listing: "issues" | "pulls";
   read: number;
   stored: number;
   skipped: SkippedItem[];
 }
 
 const PER_PAGE = 100;
+
+type Listed = Parameters<typeof storeListedItems>[2];
+
+/** A page of items updated since `since`, and whether the listing has more of them. */
+interface Page {
+  items: Listed;
+  more: boolean;
+  headers: Record<string, unknown>;
+}
+
+/**
+ * The two listings, most recently updated first. The issues listing, which holds the pull
+ * requests too, takes `since`; the pulls listing, read when issues are switched off, does not,
+ * and ends at its first item updated before.
+ */
+function listingsOf({ octokit, repo, since }: CatchUpOptions) {
+  const query = {
+    ...repo,
+    state: "all",
+    sort: "updated",
+    direction: "desc",
+    per_page: PER_PAGE,
+  } as const;
+  return {
+    issues: {
+      read: async (page: number): Promise<Page> => {
+        const { data, headers } = await octokit.rest.issues.listForRepo({ ...query, since, page });
+        return { items: data, more: data.length === PER_PAGE, headers };
+      },
+      toIssueInfo,
+    },
+    pulls: {
+      read: async (page: number): Promise<Page> => {
+        const { data, headers } = await octokit.rest.pulls.list({ ...query, page });
+        const items = data.filter((pull) => Date.parse(pull.updated_at) >= Date.parse(since));
+        return { items, more: data.length === PER_PAGE && items.length === data.length, headers };
+      },
+      // This listing's items lack the `pull_request` field that marks them in the issues one.
+      toIssueInfo: (item: Listed[number]) => ({ ...toIssueInfo(item), isPullRequest: true }),
+    },
+  } as const;
+}
 
 /**
  * Brings a repository's memory up to date with the issues and pull requests GitHub changed since
@@ -58,27 +98,32 @@ const PER_PAGE = 100;
  * until their own event, as their removal cannot be seen here.
  */
 export async function catchUpRepository(options: CatchUpOptions): Promise<CatchUpResult> {
-  const { octokit, repo, memory, since, max, clock, log, signal } = options;
+  const { repo, memory, max, clock, log, signal } = options;
   const retry = options.retry ?? DEFAULT_BACKFILL_RETRY;
   const fullName = `${repo.owner}/${repo.repo}`;
-  const result: CatchUpResult = { status: "done", capped: false, read: 0, stored: 0, skipped: [] };
+  const listings = listingsOf(options);
+  const result: CatchUpResult = {
+    status: "done",
+    capped: false,
+    listing: "issues",
+    read: 0,
+    stored: 0,
+    skipped: [],
+  };
   let page = 1;
   let failures = 0;
   while (result.read < max) {
     if (signal?.aborted) return { ...result, status: "stopped" };
-    let response: Awaited<ReturnType<Octokit["rest"]["issues"]["listForRepo"]>>;
+    const listing = listings[result.listing];
+    let response: Page;
     try {
-      response = await octokit.rest.issues.listForRepo({
-        ...repo,
-        state: "all",
-        sort: "updated",
-        direction: "desc",
-        since,
-        per_page: PER_PAGE,
-        page,
-      });
+      response = await listing.read(page);
     } catch (error) {
-      if (statusOf(error) === 410) return { ...result, status: "issues off" };
+      // Issues switched off: their listing, which holds the pull requests too, cannot be read.
+      if (statusOf(error) === 410 && result.listing === "issues") {
+        result.listing = "pulls";
+        continue;
+      }
       failures++;
       const limitedMs = rateLimitWaitMs(error, clock);
       if ((!isRetryable(error) && limitedMs === undefined) || failures >= retry.attempts)
@@ -95,19 +140,19 @@ export async function catchUpRepository(options: CatchUpOptions): Promise<CatchU
       continue;
     }
     failures = 0;
-    const items = response.data.slice(0, max - result.read);
+    const items = response.items.slice(0, max - result.read);
     const { stored, skipped } = await storeListedItems(
       memory,
       fullName,
       items,
-      { toIssueInfo },
+      listing,
       log,
       "catch-up",
     );
     result.read += items.length;
     result.stored += stored;
     result.skipped.push(...skipped);
-    if (response.data.length < PER_PAGE) return result;
+    if (!response.more) return result;
     page++;
     await pauseForRateLimit(response.headers, clock, log, signal);
   }

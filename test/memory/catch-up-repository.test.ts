@@ -104,7 +104,14 @@ describe("catchUpRepository", () => {
     });
 
     expect(asked).toEqual([listParams(1), listParams(2)]);
-    expect(result).toEqual({ status: "done", capped: false, read: 130, stored: 130, skipped: [] });
+    expect(result).toEqual({
+      status: "done",
+      capped: false,
+      listing: "issues",
+      read: 130,
+      stored: 130,
+      skipped: [],
+    });
     const caughtUp = await store.get("issue-1000");
     expect(caughtUp?.text).toBe("Crash on start\n\nFixed in 2.1");
     expect(caughtUp?.state).toBe("closed");
@@ -225,9 +232,31 @@ describe("catchUpRepository", () => {
     expect((await store.stats()).records).toBe(150);
   });
 
-  it("reads nothing from a repository with issues switched off (410)", async () => {
+  it("reads the pull requests updated since, newest first, from their own listing when issues are switched off (410)", async () => {
     const store = await openStore();
-    const { octokit } = listingOctokit([{ status: 410 }]);
+    const asked: Array<{ listing: string; params: Record<string, unknown> }> = [];
+    // 130 pull requests updated since, then older ones: the listing has no `since`.
+    const pulls = [...updatedIssues(130), listedIssue(10, "2026-11-19T00:00:00Z")].map((pull) => ({
+      ...pull,
+      html_url: pull.html_url.replace("issues", "pull"),
+    }));
+    const octokit = {
+      rest: {
+        issues: {
+          listForRepo: async (params: Record<string, unknown>) => {
+            asked.push({ listing: "issues", params });
+            throw Object.assign(new Error("Issues are disabled for this repo"), { status: 410 });
+          },
+        },
+        pulls: {
+          list: async (params: { page: number }) => {
+            asked.push({ listing: "pulls", params });
+            const data = pulls.slice((params.page - 1) * 100, params.page * 100);
+            return { data, headers: {} };
+          },
+        },
+      },
+    } as unknown as Octokit;
 
     const result = await catchUpRepository({
       octokit,
@@ -239,7 +268,16 @@ describe("catchUpRepository", () => {
       log: pino({ level: "silent" }),
     });
 
-    expect(result).toMatchObject({ status: "issues off", read: 0 });
+    const { since, ...pullParams } = listParams(1);
+    expect(since).toBe(SINCE);
+    expect(asked).toEqual([
+      { listing: "issues", params: listParams(1) },
+      { listing: "pulls", params: pullParams },
+      { listing: "pulls", params: { ...pullParams, page: 2 } },
+    ]);
+    expect(result).toMatchObject({ status: "done", listing: "pulls", read: 130, stored: 130 });
+    expect(await store.get("pull_request-1000")).toMatchObject({ kind: "pull_request" });
+    expect(await store.get("pull_request-10")).toBeUndefined();
   });
 
   it("stops between pages when told to", async () => {
