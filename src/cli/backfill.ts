@@ -8,8 +8,9 @@ import { REPO_CONFIG_PATH, type Env } from "../config.js";
 import { loadRepoConfigOf } from "../github/load-repo-config.js";
 import type { Octokit, RepoRef } from "../github/octokit.js";
 import { backfillRepository } from "../memory/backfill-repository.js";
+import { catchUpRepository } from "../memory/catch-up-repository.js";
 import { MemoryRegistry, type RepositoryRef } from "../memory/memory-registry.js";
-import { MemoryDeletedError } from "../memory/memory-store.js";
+import { MemoryDeletedError, type MemoryStore } from "../memory/memory-store.js";
 import {
   BACKFILL_LEASE_MS,
   backfillClaim,
@@ -27,6 +28,8 @@ export interface BackfillCommandOptions {
   installation: string | undefined;
   /** The most issues and pull requests to index. */
   max: number;
+  /** `--since` (ISO 8601): a catch-up of what was updated since then instead of a backfill. */
+  since?: string | undefined;
   dataDir: string;
   env: Env;
   /** Stops between pages (Ctrl-C); the saved progress lets the next run resume. */
@@ -115,6 +118,7 @@ async function backfillWith(
     );
     return memory.open(ref);
   });
+  if (options.since) return catchUp(options, octokit, repository, store, name, options.since);
   const before = await store.readBackfillState();
   // One found with issues switched off is checked again: someone asking may have switched them on.
   if (before?.status === "done" && !before.issuesDisabledAt) {
@@ -172,6 +176,40 @@ async function backfillWith(
   }
   stdout.write(
     `Indexed ${state.indexed - (from?.indexed ?? 0)} issues and pull requests of ${options.repo}${from && from.page > 1 ? `, resumed at page ${from.page}` : ""}; memory ${name} holds ${records} records.${state.status === "running" ? " Stopped before the end: run it again to resume." : ""}\n`,
+  );
+  return 0;
+}
+
+/**
+ * `--since`: the memory caught up with the issues and pull requests updated since then (an
+ * outage longer than redeliveries reach whose catch-up did not run, a restored backup), as the
+ * server's start does; the backfill's progress is left as it is.
+ */
+async function catchUp(
+  options: BackfillCommandOptions,
+  octokit: Octokit,
+  repository: { full_name: string; name: string; owner: { login: string } },
+  store: MemoryStore,
+  name: string,
+  since: string,
+): Promise<number> {
+  const result = await catchUpRepository({
+    octokit,
+    repo: { owner: repository.owner.login, repo: repository.name },
+    memory: store,
+    since,
+    max: options.max,
+    clock: options.clock,
+    log: options.log,
+    signal: options.signal,
+    // Someone is watching: a failure is said at once (after the client's own retries).
+    retry: { attempts: 1, baseMs: 0, maxMs: 0 },
+  });
+  await store.flush();
+  const { records } = await store.stats();
+  const left = result.skipped.map((item) => `#${item.number} (${item.reason})`).join(", ");
+  options.stdout.write(
+    `Caught up ${result.stored} ${result.listing === "pulls" ? "pull requests (issues are switched off)" : "issues and pull requests"} of ${options.repo} updated since ${since}${result.capped ? `, the ${options.max} most recently updated (--max)` : ""}${left ? `; left out ${left}` : ""}; memory ${name} holds ${records} records.${result.status === "stopped" ? " Stopped before the end: run it again." : ""}\n`,
   );
   return 0;
 }

@@ -69,9 +69,11 @@ Subcommands:
         import                    with DATABASE_URL: copy the memory on disk into PostgreSQL,
                                   embedded again by the configured embedder; run again to resume
       On disk, stop the server first: a running server holds the memory directories.
-  backfill <owner/repo> [--installation <id>] [--max <n>] [--data-dir <dir>]
+  backfill <owner/repo> [--installation <id>] [--max <n>] [--since <time>] [--data-dir <dir>]
       Index the repository's existing issues and pull requests into its memory, newest first,
-      up to --max (default TALOS_BACKFILL_MAX); a second run resumes. With APP_ID and
+      up to --max (default TALOS_BACKFILL_MAX); a second run resumes. With --since (an ISO 8601
+      date or time), catch its memory up instead with those updated since then, most recently
+      updated first, as the server does after a long outage. With APP_ID and
       PRIVATE_KEY it authenticates as the app and finds the installation; with GITHUB_TOKEN
       (or nothing, for a public repository) --installation is required.
   jobs [--data-dir <dir>] [--json]
@@ -279,6 +281,7 @@ async function runBackfill(argv: string[], io: CliIO): Promise<number> {
     options: {
       installation: { type: "string" },
       max: { type: "string" },
+      since: { type: "string" },
       "data-dir": { type: "string" },
     },
   });
@@ -289,6 +292,7 @@ async function runBackfill(argv: string[], io: CliIO): Promise<number> {
   return backfill({
     repo,
     installation: values.installation,
+    since: values.since === undefined ? undefined : parseSince(values.since, systemClock.now()),
     max: values.max === undefined ? env.TALOS_BACKFILL_MAX : parseCount("--max", values.max, 0),
     dataDir: resolveDataDir(values["data-dir"], env),
     env,
@@ -376,6 +380,16 @@ function resolveDataDir(option: string | undefined, env: Env): string {
   if (option !== undefined && isNotDirectory(option))
     throw new UsageError(`--data-dir: ${option} is not a directory`);
   return option ?? env.TALOS_DATA_DIR;
+}
+
+/** `--since`: an ISO 8601 date or time, not in the future; as GitHub's `since` takes it. */
+function parseSince(value: string, now: number): string {
+  const at = /^\d{4}-\d\d-\d\d(T[\d:.]+(Z|[+-]\d\d:\d\d))?$/.test(value) ? Date.parse(value) : NaN;
+  if (Number.isNaN(at) || at > now)
+    throw new UsageError(
+      `--since takes an ISO 8601 date or time not in the future (2026-11-01 or 2026-11-01T08:00:00Z), not "${value}"`,
+    );
+  return new Date(at).toISOString();
 }
 
 /** "file" for anything but a directory, including a path that goes through a file (ENOTDIR). */

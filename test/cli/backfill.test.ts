@@ -515,6 +515,68 @@ describe("talos backfill", () => {
     expect(await createTestRegistry(join(dataDir, "memory")).list()).toEqual([]);
   });
 
+  it("catches the memory up with --since: the issues and pull requests updated since, over older copies, leaving the backfill's progress as it is", async () => {
+    const dataDir = makeDataDir();
+    const memories = createTestRegistry(join(dataDir, "memory"));
+    const ref = { installation: 7, repository: WIDGETS_ID, name: "acme/widgets" };
+    const before = await memories.open(ref);
+    await before.add({
+      id: "issue-2",
+      kind: "issue",
+      text: "Widget problem 2\n\nDetails of 2",
+      repo: "acme/widgets",
+      number: 2,
+      url: "https://github.com/acme/widgets/issues/2",
+      createdAt: "2026-10-01T10:00:00Z",
+      state: "open",
+      metadata: { updatedAt: "2026-10-02T10:00:00Z" },
+    });
+    await before.saveBackfillState({ status: "done", page: 2, indexed: 1 });
+    await memories.closeAll();
+    const scope = githubScope();
+    mockRepoConfig(scope, { owner: "acme", repo: "widgets" });
+    mockRepository(scope);
+    scope
+      .get("/repos/acme/widgets/issues")
+      .query({
+        state: "all",
+        sort: "updated",
+        direction: "desc",
+        since: "2026-11-20T00:00:00.000Z",
+        per_page: "100",
+        page: "1",
+      })
+      .matchHeader("authorization", `token ${TOKEN}`)
+      .reply(200, [
+        { ...issue(3, true), updated_at: "2026-11-23T10:00:00Z" },
+        { ...issue(2), body: "Fixed in 2.1", updated_at: "2026-11-22T10:00:00Z" },
+      ]);
+
+    const { code, out, err } = await talos(
+      ["backfill", "acme/widgets", "--installation", "7", "--since", "2026-11-20"],
+      { GITHUB_TOKEN: TOKEN, TALOS_DATA_DIR: dataDir },
+    );
+
+    expect({ code, err }).toEqual({ code: 0, err: "" });
+    expect(scope.pendingMocks()).toEqual([]);
+    expect(out).toBe(
+      "Caught up 2 issues and pull requests of acme/widgets updated since 2026-11-20T00:00:00.000Z; memory 7/acme/widgets holds 2 records.\n",
+    );
+    const { records } = await readMemory(dataDir, 7);
+    expect(records.find((r) => r.id === "issue-2")).toMatchObject({
+      text: "Widget problem 2\n\nFixed in 2.1",
+      state: "closed",
+    });
+    expect(records.find((r) => r.id === "pull_request-3")).toMatchObject({ kind: "pull_request" });
+    const after = createTestRegistry(join(dataDir, "memory"));
+    expect(await (await after.open(ref)).readBackfillState()).toEqual({
+      status: "done",
+      page: 2,
+      indexed: 1,
+    });
+    await after.closeAll();
+  });
+
   it("indexes nothing when the repository switches memory off", async () => {
     const dataDir = makeDataDir();
     const scope = githubScope();
@@ -546,6 +608,16 @@ describe("talos backfill", () => {
       ["acme/widgets", "--installation", "7", "--max", "lots"],
       {},
       /^talos backfill: --max takes a whole number of at least 0, not "lots"/,
+    ],
+    [
+      ["acme/widgets", "--installation", "7", "--since", "last week"],
+      {},
+      /^talos backfill: --since takes an ISO 8601 date or time not in the future \(2026-11-01 or 2026-11-01T08:00:00Z\), not "last week"\n$/,
+    ],
+    [
+      ["acme/widgets", "--installation", "7", "--since", "2999-01-01"],
+      {},
+      /^talos backfill: --since takes an ISO 8601 date or time not in the future/,
     ],
     [
       ["acme/widgets"],
