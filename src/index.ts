@@ -5,6 +5,7 @@ import { createServices, type Services, type ServicesOptions } from "./create-se
 import { createAppIdentityLoader } from "./github/app-identity.js";
 import { fenceWrites } from "./github/create-octokit.js";
 import { holdsRepository } from "./github/holds-repository.js";
+import { listInstalledRepositories } from "./github/list-installed-repositories.js";
 import type { Octokit } from "./github/octokit.js";
 import { registerHandlers } from "./handlers/index.js";
 import { createHealthRoute } from "./http/create-health-route.js";
@@ -46,6 +47,7 @@ export async function createTalos(options: TalosOptions): Promise<Talos> {
   await memory.migrate();
   // Backfills need the installation clients Probot makes; they exist once the app is loaded.
   let authenticate: ((installation: number) => Promise<Octokit>) | undefined;
+  let authenticateApp: (() => Promise<Octokit>) | undefined;
   const backfill = new BackfillRunner({
     memory,
     auth: (installation) => {
@@ -55,6 +57,10 @@ export async function createTalos(options: TalosOptions): Promise<Talos> {
     max: env.TALOS_BACKFILL_MAX,
     clock,
     log,
+    installed: async () => {
+      if (!authenticate || !authenticateApp) throw new Error("listing before the app was loaded");
+      return listInstalledRepositories(await authenticateApp(), authenticate, log);
+    },
   });
   const commands = createCommandRegistry(ALL_COMMANDS);
   let stopping = false;
@@ -82,6 +88,7 @@ export async function createTalos(options: TalosOptions): Promise<Talos> {
       identity: createAppIdentityLoader(probot),
     });
     authenticate = (installation) => probot.auth(installation);
+    authenticateApp = () => probot.auth() as Promise<Octokit>;
     // Jobs a restart left in the journal run again with a client and logger made afresh.
     jobs.start(async (job) => {
       const octokit = await probot.auth(job.installation);

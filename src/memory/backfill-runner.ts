@@ -30,6 +30,11 @@ export interface BackfillRunnerOptions {
   log: Logger;
   /** How a failing page is tried again; backfill-repository.ts has the default. */
   retry?: BackfillRetry | undefined;
+  /**
+   * The repositories the app's installations hold now, as GitHub lists them: a catch-up
+   * backfills those it has no memory of (added while Talos missed the event).
+   */
+  installed?: (() => Promise<BackfillTarget[]>) | undefined;
 }
 
 /** A repository to backfill: its namespace, and `owner/name` as the event spelled it. */
@@ -110,15 +115,43 @@ export class BackfillRunner {
   /**
    * Catches up every remembered repository with what GitHub changed since `since` (an outage
    * longer than redeliveries reach: see outage-catch-up.ts), one at a time after the backfills
-   * queued before. Resolves true once each repository was caught up (or had nothing to catch
-   * up: gone, memory off), false when one failed or the runner closed first.
+   * queued before, and backfills the repositories the installations hold that it has no memory
+   * of (added, or installed, while Talos missed the event). Resolves true once each repository
+   * was caught up (or had nothing to catch up: gone, memory off) and the installations were
+   * listed, false when one failed or the runner closed first.
    */
   async catchUp(since: string): Promise<boolean> {
-    const results = (await this.#options.memory.list()).map(
+    const known = await this.#options.memory.list();
+    const results = known.map(
       (namespace) =>
         new Promise<boolean>((resolve) => this.#enqueue(namespace, false, { since, resolve })),
     );
-    return (await Promise.all(results)).every(Boolean);
+    const listed = this.#backfillUnknown(new Set(known.map(keyOf)));
+    return (await Promise.all([listed, ...results])).every(Boolean);
+  }
+
+  /** Backfills the installed repositories whose keys `known` lacks; false when unlisted. */
+  async #backfillUnknown(known: Set<string>): Promise<boolean> {
+    if (!this.#options.installed) return true;
+    let installed: BackfillTarget[];
+    try {
+      installed = await this.#options.installed();
+    } catch (error) {
+      this.#options.log.error(
+        { err: error },
+        "cannot list the repositories the app is installed on",
+      );
+      return false;
+    }
+    const unknown = installed.filter((target) => !known.has(keyOf(target)));
+    if (unknown.length > 0)
+      this.#options.log.info(
+        { repositories: unknown.length },
+        "backfilling the repositories added while Talos missed their events",
+      );
+    // Each one's progress is its own from here: an unfinished one resumes at the next start.
+    for (const target of unknown) this.enqueue(target);
+    return true;
   }
 
   #enqueue(

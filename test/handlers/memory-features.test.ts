@@ -424,6 +424,8 @@ describe("memory follows the thread", () => {
 const SPACE = "/repos/Codertocat/Space";
 /** Codertocat/Space's id in fixtures/installation_repositories.added.json. */
 const SPACE_ID = 186853007;
+/** A repository added to installation 2 while Talos was down. */
+const ROCKET_ID = 186853099;
 const ISSUE_PAGE = { state: "all", sort: "created", direction: "desc", per_page: "100" };
 
 function spaceIssue(number: number, pull = false) {
@@ -808,9 +810,24 @@ describe("memory caught up after an outage longer than redeliveries reach", () =
     await before.talos.close();
 
     // Five days later (redeliveries reach 24 hours back by default): #2 was closed and edited,
-    // and #3 opened, while no delivery reached Talos.
+    // and #3 opened, while no delivery reached Talos; and the installation was given
+    // Codertocat/Rocket, whose installation_repositories.added never came.
     const scope = githubScope();
     mockInstallationToken(scope);
+    scope
+      .get("/app/installations")
+      .query({ per_page: "100" })
+      .matchHeader("authorization", /^bearer eyJ/i)
+      .reply(200, [{ id: 2, suspended_at: null }])
+      .get("/installation/repositories")
+      .query({ per_page: "100" })
+      .reply(200, {
+        total_count: 2,
+        repositories: [
+          { id: SPACE_ID, full_name: "Codertocat/Space" },
+          { id: ROCKET_ID, full_name: "Codertocat/Rocket" },
+        ],
+      });
     mockSpace(scope);
     mockRepoConfig(scope, { repo: "Space" });
     scope
@@ -833,11 +850,30 @@ describe("memory caught up after an outage longer than redeliveries reach", () =
           updated_at: "2026-11-22T09:00:00Z",
         },
       ]);
+    // Rocket's backfill, once listed.
+    scope.get("/repos/Codertocat/Rocket").reply(200, {
+      id: ROCKET_ID,
+      name: "Rocket",
+      full_name: "Codertocat/Rocket",
+      owner: { login: "Codertocat" },
+      created_at: "2026-11-21T00:00:00Z",
+    });
+    // The owner's `.github` fallback was read for Space a moment before: cached.
+    scope
+      .get("/repos/Codertocat/Rocket/contents/.github%2Ftalos.yml")
+      .reply(404, { message: "Not Found" });
+    scope
+      .get("/repos/Codertocat/Rocket/issues")
+      .query({ ...ISSUE_PAGE, page: "1" })
+      .reply(200, [
+        { ...spaceIssue(1), html_url: "https://github.com/Codertocat/Rocket/issues/1" },
+      ]);
     const after = await createTestApp({
       dataDir,
       clock: createFakeClock(stoppedAt + 5 * 24 * 3_600_000),
     });
     await after.talos.outage()?.settled;
+    await after.talos.backfill.idle();
 
     // Nothing but those reads: no comment or label on the issue opened meanwhile.
     expect(scope.pendingMocks()).toEqual([]);
@@ -851,6 +887,14 @@ describe("memory caught up after an outage longer than redeliveries reach", () =
       text: "Issue number 2\n\nFixed by upgrading the driver.",
       state: "closed",
     });
+    const rocket = await after.talos.memory.open({
+      installation: 2,
+      repository: ROCKET_ID,
+      name: "Codertocat/Rocket",
+    });
+    expect((await rocket.list()).map((r) => r.url)).toEqual([
+      "https://github.com/Codertocat/Rocket/issues/1",
+    ]);
     expect(after.logs.text()).toContain("memory caught up after an outage");
     await after.talos.close();
 

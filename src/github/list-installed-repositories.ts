@@ -1,0 +1,47 @@
+import type { Logger } from "pino";
+import { statusOf, type Octokit } from "./octokit.js";
+
+/** A repository an installation of the app holds: its ids, and `owner/name` as GitHub has it. */
+export interface InstalledRepository {
+  installation: number;
+  repository: number;
+  name: string;
+}
+
+/**
+ * Every repository the app's installations hold now, as GitHub lists them: the installations with
+ * the app's JWT (https://docs.github.com/en/rest/apps/apps#list-installations-for-the-authenticated-app),
+ * then each one's repositories with its token
+ * (https://docs.github.com/en/rest/apps/installations#list-repositories-accessible-to-the-app-installation).
+ * A suspended installation (403) holds none for Talos and is left out; any other failure throws,
+ * as a partial list would pass for the whole.
+ */
+export async function listInstalledRepositories(
+  app: Octokit,
+  auth: (installation: number) => Promise<Octokit>,
+  log: Logger,
+): Promise<InstalledRepository[]> {
+  const installations = await app.paginate(app.rest.apps.listInstallations, { per_page: 100 });
+  const held: InstalledRepository[] = [];
+  for (const { id, suspended_at } of installations) {
+    if (suspended_at) continue;
+    let repositories;
+    try {
+      // The token exchange fails too for an installation suspended since it was listed.
+      const octokit = await auth(id);
+      repositories = await octokit.paginate(octokit.rest.apps.listReposAccessibleToInstallation, {
+        per_page: 100,
+      });
+    } catch (error) {
+      if (statusOf(error) !== 403) throw error;
+      log.warn(
+        { installation: id },
+        "an installation's repositories cannot be listed (suspended?)",
+      );
+      continue;
+    }
+    for (const repository of repositories)
+      held.push({ installation: id, repository: repository.id, name: repository.full_name });
+  }
+  return held;
+}
