@@ -2,7 +2,7 @@ import { randomUUID } from "node:crypto";
 import type { Logger } from "pino";
 import type { Clock } from "../clock.js";
 import { loadRepoConfigOf } from "../github/load-repo-config.js";
-import type { Octokit } from "../github/octokit.js";
+import { statusOf, type Octokit } from "../github/octokit.js";
 import {
   BackfillTakenOverError,
   backfillRepository,
@@ -348,7 +348,16 @@ export class BackfillRunner {
     work: "backfill" | "catch-up",
     signal: AbortSignal,
   ) {
-    const octokit = await this.#options.auth(target.installation);
+    let octokit: Octokit;
+    try {
+      octokit = await this.#options.auth(target.installation);
+    } catch (error) {
+      // Its token refused: the installation was deleted (404) or suspended (403) while Talos
+      // missed the event. Nothing to read until it is back, and its event says so.
+      const status = statusOf(error);
+      if (status !== 404 && status !== 403) throw error;
+      return void log.info({ status }, `${work} skipped: the installation is gone or suspended`);
+    }
     const repository = await getRepository(octokit, target.name);
     if (repository?.id !== target.repository)
       return void log.info(`${work} skipped: the repository is gone or has another name now`);

@@ -165,6 +165,64 @@ describe("BackfillRunner", () => {
       }),
     );
   });
+  it("counts a catch-up done for a repository whose installation is gone (its token refused), and catches the others up", async () => {
+    const memory = createTestRegistry(makeDataDir());
+    const gone = { installation: 6, repository: 1, name: "acme/gone" };
+    const widgets = { installation: 7, repository: 2, name: "acme/widgets" };
+    await memory.open(gone);
+    await memory.open(widgets);
+    const listed: string[] = [];
+    const octokit = {
+      config: { get: async () => ({ files: [] }) },
+      rest: {
+        repos: {
+          get: async () => ({
+            data: {
+              id: 2,
+              name: "widgets",
+              full_name: "acme/widgets",
+              owner: { login: "acme" },
+              created_at: "2020-01-01T00:00:00Z",
+            },
+          }),
+        },
+        issues: {
+          listForRepo: async ({ since }: { since: string }) => {
+            listed.push(since);
+            return { data: [], headers: {} };
+          },
+        },
+      },
+    } as unknown as Octokit;
+    const lines: Array<Record<string, unknown>> = [];
+    const runner = new BackfillRunner({
+      memory,
+      auth: async (installation) => {
+        if (installation === 6) throw Object.assign(new Error("Not Found"), { status: 404 });
+        return octokit;
+      },
+      max: 1_000,
+      clock: createFakeClock(),
+      log: pino(
+        { level: "info" },
+        { write: (line: string) => void lines.push(JSON.parse(line) as Record<string, unknown>) },
+      ),
+    });
+
+    const done = await runner.catchUp("2026-11-20T00:00:00.000Z");
+    await memory.closeAll();
+
+    expect(done).toBe(true);
+    expect(listed).toEqual(["2026-11-20T00:00:00.000Z"]);
+    expect(lines).toContainEqual(
+      expect.objectContaining({
+        installation: 6,
+        status: 404,
+        msg: "catch-up skipped: the installation is gone or suspended",
+      }),
+    );
+  });
+
   it("leaves at start a repository whose issues are disabled, and checks it again at the first start a day later", async () => {
     const memory = createTestRegistry(makeDataDir());
     const widgets = { installation: 7, repository: 2, name: "acme/widgets" };
