@@ -115,7 +115,7 @@ export async function createTalos(options: TalosOptions): Promise<Talos> {
       outage = await startOutageCatchUp({
         directory: env.TALOS_DATA_DIR,
         redeliverHours: env.TALOS_REDELIVER_HOURS,
-        catchUp: (since) => backfill.catchUp(since),
+        catchUp: (since, progress) => backfill.catchUp(since, progress),
         clock,
         log,
       });

@@ -19,6 +19,7 @@ import {
   type MemoryService,
 } from "./memory-service.js";
 import { catchUpRepository } from "./catch-up-repository.js";
+import type { CatchUpProgress } from "./outage-catch-up.js";
 import { MemoryDeletedError } from "./memory-store.js";
 
 export interface BackfillRunnerOptions {
@@ -118,14 +119,21 @@ export class BackfillRunner {
    * queued before, and backfills the repositories the installations hold that it has no memory
    * of (added, or installed, while Talos missed the event). Resolves true once each repository
    * was caught up (or had nothing to catch up: gone, memory off) and the installations were
-   * listed, false when one failed or the runner closed first.
+   * listed, false when one failed or the runner closed first. With `progress`, those it names
+   * done are left, and each one caught up is told.
    */
-  async catchUp(since: string): Promise<boolean> {
+  async catchUp(since: string, progress?: CatchUpProgress): Promise<boolean> {
     const known = await this.#options.memory.list();
-    const results = known.map(
-      (namespace) =>
-        new Promise<boolean>((resolve) => this.#enqueue(namespace, false, { since, resolve })),
-    );
+    const results = known
+      .filter((namespace) => !progress?.done.has(keyOf(namespace)))
+      .map((namespace) =>
+        new Promise<boolean>((resolve) => this.#enqueue(namespace, false, { since, resolve })).then(
+          (finished) => {
+            if (finished) progress?.finished(keyOf(namespace));
+            return finished;
+          },
+        ),
+      );
     const listed = this.#backfillUnknown(new Set(known.map(keyOf)));
     return (await Promise.all([listed, ...results])).every(Boolean);
   }

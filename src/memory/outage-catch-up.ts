@@ -11,6 +11,8 @@ const AliveMarkSchema = z.object({
   aliveAt: z.string().datetime(),
   /** A catch-up not finished yet: memory may miss what GitHub changed since then. */
   catchUpFrom: z.string().datetime().optional(),
+  /** The repositories (`installation/repository` ids) that catch-up has caught up already. */
+  caughtUp: z.array(z.string().max(100)).max(1_000_000).optional(),
 });
 export type AliveMark = z.infer<typeof AliveMarkSchema>;
 
@@ -20,11 +22,19 @@ export interface OutageCatchUpOptions {
   /** `TALOS_REDELIVER_HOURS`: how far back the start's redeliveries reach. */
   redeliverHours: number;
   /** Catches every remembered repository up; true once all are (BackfillRunner). */
-  catchUp: (since: string) => Promise<boolean>;
+  catchUp: (since: string, progress: CatchUpProgress) => Promise<boolean>;
   clock: Clock;
   log: Logger;
   /** How often the mark is written while the server runs. */
   everyMs?: number;
+}
+
+/** Which repositories a catch-up has caught up: a start after a stop goes on with the rest. */
+export interface CatchUpProgress {
+  /** Keys (`installation/repository` ids) caught up before. */
+  done: ReadonlySet<string>;
+  /** One more is. */
+  finished(key: string): void;
 }
 
 export interface OutageCatchUp {
@@ -59,11 +69,19 @@ export async function startOutageCatchUp(options: OutageCatchUpOptions): Promise
     log.warn({ err: error, file }, "cannot read when Talos last ran; no catch-up of memory");
     return undefined;
   });
-  let from = previous && catchUpFrom(previous, clock.now(), options.redeliverHours);
+  const now = clock.now();
+  // Down again past the redeliveries' reach while a catch-up was unfinished: what the repositories
+  // caught up before missed since is to read too, so they all are caught up again.
+  const downLong = previous !== undefined && !reachedByRedeliveries(previous, now, options);
+  let from = previous?.catchUpFrom ?? (downLong ? sinceMark(previous!) : undefined);
+  const caughtUp = new Set(from && !downLong ? (previous?.caughtUp ?? []) : []);
   // One write at a time, in order: the last one is what the file holds.
   let writing: Promise<void> = Promise.resolve();
   const write = () => {
-    const mark: AliveMark = { aliveAt: new Date(clock.now()).toISOString(), catchUpFrom: from };
+    const mark: AliveMark = {
+      aliveAt: new Date(clock.now()).toISOString(),
+      ...(from ? { catchUpFrom: from, caughtUp: [...caughtUp] } : {}),
+    };
     writing = writing
       .then(() => writeFileAtomically(file, `${JSON.stringify(mark)}\n`))
       .catch((error: unknown) => log.warn({ err: error, file }, "cannot write alive.json"));
@@ -76,14 +94,22 @@ export async function startOutageCatchUp(options: OutageCatchUpOptions): Promise
   if (from) {
     const since = from;
     log.info(
-      { lastRunning: previous?.aliveAt, since },
+      { lastRunning: previous?.aliveAt, since, caughtUpBefore: caughtUp.size },
       "Talos was down longer than redeliveries reach: catching memory up with GitHub",
     );
-    settled = options.catchUp(since).then(
+    const progress: CatchUpProgress = {
+      done: new Set(caughtUp),
+      finished: (key) => {
+        caughtUp.add(key);
+        void write();
+      },
+    };
+    settled = options.catchUp(since, progress).then(
       async (done) => {
         if (!done)
           return log.warn({ since }, "memory catch-up unfinished; the next start resumes it");
         from = undefined;
+        caughtUp.clear();
         await write();
         log.info({ since }, "memory caught up after an outage");
       },
@@ -99,14 +125,18 @@ export async function startOutageCatchUp(options: OutageCatchUpOptions): Promise
   };
 }
 
-/** Where a catch-up reads from, when one is needed. */
-function catchUpFrom(mark: AliveMark, now: number, redeliverHours: number): string | undefined {
-  if (mark.catchUpFrom) return mark.catchUpFrom;
-  const aliveAt = Date.parse(mark.aliveAt);
-  // Down since some time after `aliveAt`: the redeliveries reach back that far, or not.
-  if (aliveAt - CLOCK_SKEW_MS >= now - redeliverHours * 3_600_000) return undefined;
-  return new Date(aliveAt - CLOCK_SKEW_MS).toISOString();
+/** Whether the start's redeliveries reach back to when Talos was last running. */
+function reachedByRedeliveries(
+  mark: AliveMark,
+  now: number,
+  { redeliverHours }: Pick<OutageCatchUpOptions, "redeliverHours">,
+): boolean {
+  // Down since some time after `aliveAt`.
+  return Date.parse(mark.aliveAt) - CLOCK_SKEW_MS >= now - redeliverHours * 3_600_000;
 }
+
+const sinceMark = (mark: AliveMark) =>
+  new Date(Date.parse(mark.aliveAt) - CLOCK_SKEW_MS).toISOString();
 
 export async function readAliveMark(file: string): Promise<AliveMark | undefined> {
   let text: string;

@@ -209,10 +209,20 @@ describe("BackfillRunner", () => {
       ),
     });
 
-    const done = await runner.catchUp("2026-11-20T00:00:00.000Z");
+    const finished: string[] = [];
+    const done = await runner.catchUp("2026-11-20T00:00:00.000Z", {
+      done: new Set(),
+      finished: (key) => finished.push(key),
+    });
+    // A start after a stop: what was caught up before is left.
+    const again = await runner.catchUp("2026-11-20T00:00:00.000Z", {
+      done: new Set(finished),
+      finished: (key) => finished.push(key),
+    });
     await memory.closeAll();
 
-    expect(done).toBe(true);
+    expect([done, again]).toEqual([true, true]);
+    expect(finished.sort()).toEqual(["6/1", "7/2"]);
     expect(listed).toEqual(["2026-11-20T00:00:00.000Z"]);
     expect(lines).toContainEqual(
       expect.objectContaining({

@@ -1,7 +1,12 @@
 import { readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { describe, expect, it } from "vitest";
-import { ALIVE_FILE, readAliveMark, startOutageCatchUp } from "../../src/memory/outage-catch-up.js";
+import {
+  ALIVE_FILE,
+  readAliveMark,
+  startOutageCatchUp,
+  type CatchUpProgress,
+} from "../../src/memory/outage-catch-up.js";
 import { createFakeClock } from "../helpers/fake-clock.js";
 import { captureLogs, makeDataDir } from "../helpers/test-app.js";
 
@@ -21,21 +26,26 @@ function dataDirWithMark(mark?: unknown): string {
 const markIn = (directory: string) => readAliveMark(join(directory, ALIVE_FILE));
 
 /** Starts with redeliveries reaching 24 hours back; records what it was asked to catch up. */
-async function start(directory: string, done: () => Promise<boolean> = async () => true) {
+async function start(
+  directory: string,
+  done: (progress: CatchUpProgress) => Promise<boolean> = async () => true,
+) {
   const asked: string[] = [];
+  const before: string[][] = [];
   const logs = await captureLogs("info");
   const outage = await startOutageCatchUp({
     directory,
     redeliverHours: 24,
-    catchUp: (since) => {
+    catchUp: (since, progress) => {
       asked.push(since);
-      return done();
+      before.push([...progress.done]);
+      return done(progress);
     },
     clock: createFakeClock(NOW),
     log: logs.log,
   });
   await outage.settled;
-  return { outage, asked, logs };
+  return { outage, asked, before, logs };
 }
 
 describe("startOutageCatchUp", () => {
@@ -69,6 +79,7 @@ describe("startOutageCatchUp", () => {
     expect(await markIn(directory)).toEqual({
       aliveAt: new Date(NOW).toISOString(),
       catchUpFrom: asked[0],
+      caughtUp: [],
     });
     finish(true);
     await outage.settled;
@@ -86,6 +97,39 @@ describe("startOutageCatchUp", () => {
 
     expect(second.asked).toEqual(first.asked);
     expect((await markIn(directory))?.catchUpFrom).toBeUndefined();
+  });
+
+  it("goes on at the next start with the repositories not caught up yet", async () => {
+    const directory = dataDirWithMark({ aliveAt: new Date(NOW - 5 * 24 * HOUR).toISOString() });
+    const first = await start(directory, async (progress) => {
+      progress.finished("2/101");
+      return false;
+    });
+    await first.outage.stop();
+    expect(await markIn(directory)).toEqual({
+      aliveAt: new Date(NOW).toISOString(),
+      catchUpFrom: first.asked[0],
+      caughtUp: ["2/101"],
+    });
+
+    const second = await start(directory);
+
+    expect(second.asked).toEqual(first.asked);
+    expect(second.before).toEqual([["2/101"]]);
+  });
+
+  it("catches every repository up again, from the first outage, when down long again before it finished", async () => {
+    const firstOutage = new Date(NOW - 30 * 24 * HOUR).toISOString();
+    const directory = dataDirWithMark({
+      aliveAt: new Date(NOW - 5 * 24 * HOUR).toISOString(),
+      catchUpFrom: firstOutage,
+      caughtUp: ["2/101"],
+    });
+
+    const { asked, before } = await start(directory);
+
+    expect(asked).toEqual([firstOutage]);
+    expect(before).toEqual([[]]);
   });
 
   it("keeps the catch-up to do when it fails", async () => {
