@@ -145,7 +145,8 @@ export class BackfillRunner {
     try {
       installed = await this.#options.installed();
     } catch (error) {
-      this.#options.log.error(
+      // GitHub unreachable, say: as the redeliveries' listing, a warning, and the next start tries.
+      this.#options.log.warn(
         { err: error },
         "cannot list the repositories the app is installed on",
       );
