@@ -10,6 +10,7 @@ import {
   rateLimitWaitMs,
   storeListedItems,
   type BackfillRetry,
+  type ListedItem,
   type SkippedItem,
 } from "./backfill-repository.js";
 import type { MemoryStore } from "./memory-store.js";
@@ -30,7 +31,10 @@ export interface CatchUpOptions {
 }
 
 export interface CatchUpResult {
-  /** `done`: every item updated since was read, or `max` of them (`capped`). `stopped`: the signal aborted it. */
+  /**
+   * `done`: every item updated since was read, or the `max` most recently updated (`capped`).
+   * `stopped`: the signal aborted it.
+   */
   status: "done" | "stopped";
   capped: boolean;
   /** `pulls`: issues are switched off (GitHub answered 410), so only pull requests were read. */
@@ -42,11 +46,9 @@ export interface CatchUpResult {
 
 const PER_PAGE = 100;
 
-type Listed = Parameters<typeof storeListedItems>[2];
-
 /** A page of items updated since `since`, and whether the listing has more of them. */
 interface Page {
-  items: Listed;
+  items: ListedItem[];
   more: boolean;
   headers: Record<string, unknown>;
 }
@@ -79,7 +81,7 @@ function listingsOf({ octokit, repo, since }: CatchUpOptions) {
         return { items, more: data.length === PER_PAGE && items.length === data.length, headers };
       },
       // This listing's items lack the `pull_request` field that marks them in the issues one.
-      toIssueInfo: (item: Listed[number]) => ({ ...toIssueInfo(item), isPullRequest: true }),
+      toIssueInfo: (item: ListedItem) => ({ ...toIssueInfo(item), isPullRequest: true }),
     },
   } as const;
 }
