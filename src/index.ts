@@ -1,3 +1,4 @@
+import { join } from "node:path";
 import { Context, type ApplicationFunction, type ProbotOctokit } from "probot";
 import { ALL_COMMANDS } from "./commands/all-commands.js";
 import { createCommandRegistry } from "./commands/command-registry.js";
@@ -10,6 +11,7 @@ import type { Octokit } from "./github/octokit.js";
 import { registerHandlers } from "./handlers/index.js";
 import { createHealthRoute } from "./http/create-health-route.js";
 import type { GitHubCache } from "./github/github-cache.js";
+import { BackfillQueueFile } from "./memory/backfill-queue-file.js";
 import { BackfillRunner } from "./memory/backfill-runner.js";
 import { startOutageCatchUp, type OutageCatchUp } from "./memory/outage-catch-up.js";
 import type { MemoryService } from "./memory/memory-service.js";
@@ -57,6 +59,10 @@ export async function createTalos(options: TalosOptions): Promise<Talos> {
     max: env.TALOS_BACKFILL_MAX,
     clock,
     log,
+    // A server's only: replay's backfills are of recorded data, and not to resume.
+    queue: options.ephemeralJobs
+      ? undefined
+      : new BackfillQueueFile(join(env.TALOS_DATA_DIR, "backfill-queue.json"), log),
     installed: async () => {
       if (!authenticate || !authenticateApp) throw new Error("listing before the app was loaded");
       return listInstalledRepositories(await authenticateApp(), authenticate, log);

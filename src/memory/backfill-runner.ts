@@ -18,6 +18,7 @@ import {
   releaseBackfillClaim,
   type MemoryService,
 } from "./memory-service.js";
+import type { BackfillQueueFile } from "./backfill-queue-file.js";
 import { catchUpRepository } from "./catch-up-repository.js";
 import type { CatchUpProgress } from "./outage-catch-up.js";
 import { MemoryDeletedError } from "./memory-store.js";
@@ -36,6 +37,8 @@ export interface BackfillRunnerOptions {
    * backfills those it has no memory of (added while Talos missed the event).
    */
   installed?: (() => Promise<BackfillTarget[]>) | undefined;
+  /** Where the backfills queued and not yet run are kept, so a restart resumes them. */
+  queue?: BackfillQueueFile | undefined;
 }
 
 /** A repository to backfill: its namespace, and `owner/name` as the event spelled it. */
@@ -74,6 +77,9 @@ export class BackfillRunner {
   readonly #options: BackfillRunnerOptions;
   /** Queued or running, by namespace. */
   readonly #jobs = new Map<string, Job>();
+  /** Backfills queued and not yet run, by namespace: what `options.queue` keeps. */
+  readonly #queued = new Map<string, BackfillTarget>();
+  #queueSaved: Promise<void> = Promise.resolve();
   readonly #stop = new AbortController();
   /** Who this runner is, to the claims on backfills that instances sharing a database make. */
   readonly #holder = randomUUID();
@@ -178,11 +184,12 @@ export class BackfillRunner {
       running: undefined,
     };
     this.#jobs.set(key, job);
+    if (!catchUp) this.#keepQueued(key, target);
     const signal = AbortSignal.any([this.#stop.signal, job.controller.signal]);
     this.#chain = this.#chain.then(async () => {
       let finished = false;
       // One that never starts (closed before its turn) leaves the queue too: idle() waits
-      // until the queue is empty.
+      // until the queue is empty. It stays in the queue's file, for the next start.
       if (!signal.aborted) {
         const work = job.since
           ? this.#catchUp(target, signal, job.since)
@@ -196,6 +203,9 @@ export class BackfillRunner {
             ),
         );
         await job.running;
+        // Ended, whatever the outcome: its own progress says whether the next start resumes it.
+        // One stopped by a shutdown stays queued too, in case it had saved no progress yet.
+        if (!catchUp && !this.#stop.signal.aborted) this.#keepQueued(key, undefined);
       }
       if (this.#jobs.get(key) === job) this.#jobs.delete(key);
       catchUp?.resolve(finished);
@@ -207,6 +217,7 @@ export class BackfillRunner {
    * and a running one stops after the page in hand, which this waits for.
    */
   async cancel(namespace: MemoryNamespace): Promise<void> {
+    this.#keepQueued(keyOf(namespace), undefined);
     for (const key of [keyOf(namespace), `catch-up:${keyOf(namespace)}`]) {
       const job = this.#jobs.get(key);
       if (!job) continue;
@@ -236,6 +247,8 @@ export class BackfillRunner {
         log.error({ err: error, ...where }, "backfill not resumed: its progress cannot be read");
         return undefined;
       });
+    // Queued before the stop and never started: first, in the order they were queued.
+    for (const target of (await this.#options.queue?.read()) ?? []) this.enqueue(target);
     for (const namespace of await memory.list()) {
       const where = { installation: namespace.installation, repositoryId: namespace.repository };
       const state = await readOrSay(memory.readBackfillState(namespace), where);
@@ -259,6 +272,7 @@ export class BackfillRunner {
   async close(): Promise<void> {
     this.#stop.abort();
     await this.idle();
+    await this.#queueSaved;
   }
 
   #claim(legacy: LegacyMemory, name: string): void {
@@ -336,6 +350,15 @@ export class BackfillRunner {
         return log.warn("backfill stopped: another holder took it over");
       throw error;
     }
+  }
+
+  /** Adds a queued backfill to the queue's file (`target`), or takes it out (undefined). */
+  #keepQueued(key: string, target: BackfillTarget | undefined): void {
+    const { queue } = this.#options;
+    if (!queue || (target ? this.#queued.has(key) : !this.#queued.has(key))) return;
+    if (target) this.#queued.set(key, target);
+    else this.#queued.delete(key);
+    this.#queueSaved = queue.save([...this.#queued.values()]);
   }
 
   #logOf(target: BackfillTarget): Logger {

@@ -1,8 +1,9 @@
-import { writeFile } from "node:fs/promises";
+import { readFile, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { pino } from "pino";
 import { describe, expect, it } from "vitest";
 import type { Octokit } from "../../src/github/octokit.js";
+import { BackfillQueueFile } from "../../src/memory/backfill-queue-file.js";
 import type { BackfillState } from "../../src/memory/backfill-repository.js";
 import { BackfillRunner } from "../../src/memory/backfill-runner.js";
 import type { MemoryNamespace } from "../../src/memory/memory-registry.js";
@@ -231,6 +232,67 @@ describe("BackfillRunner", () => {
         msg: "catch-up skipped: the installation is gone or suspended",
       }),
     );
+  });
+
+  it("resumes at the next start the backfills queued and not finished when it stopped, and forgets those that ended", async () => {
+    const memory = createTestRegistry(makeDataDir());
+    const file = join(makeDataDir(), "backfill-queue.json");
+    const first = { installation: 7, repository: 1, name: "acme/widgets" };
+    const second = { installation: 8, repository: 2, name: "acme/gadgets" };
+    const gone = () => Object.assign(new Error("Not Found"), { status: 404 });
+    let refuseFirst!: () => void;
+    const log = pino({ level: "silent" });
+    const stopped = new BackfillRunner({
+      memory,
+      // The first backfill waits for GitHub until the stop; the second never starts.
+      auth: () => new Promise<Octokit>((_, reject) => (refuseFirst = () => reject(gone()))),
+      max: 1_000,
+      clock: createFakeClock(),
+      log,
+      queue: new BackfillQueueFile(file, log),
+    });
+    stopped.enqueue(first);
+    stopped.enqueue(second);
+    while (!refuseFirst) await new Promise((resolve) => setImmediate(resolve));
+    const closing = stopped.close();
+    refuseFirst();
+    await closing;
+    expect(JSON.parse(await readFile(file, "utf8"))).toEqual([first, second]);
+
+    const asked: number[] = [];
+    const next = new BackfillRunner({
+      memory,
+      auth: async (installation) => {
+        asked.push(installation);
+        throw gone();
+      },
+      max: 1_000,
+      clock: createFakeClock(),
+      log,
+      queue: new BackfillQueueFile(file, log),
+    });
+    await next.resume();
+    await next.idle();
+    await next.close();
+    await memory.closeAll();
+
+    expect(asked).toEqual([7, 8]);
+    expect(JSON.parse(await readFile(file, "utf8"))).toEqual([]);
+  });
+
+  it("resumes none of the queued backfills when their file is damaged, and says so", async () => {
+    const file = join(makeDataDir(), "backfill-queue.json");
+    await writeFile(file, '[{"installation": "seven"}]');
+    const lines: Array<Record<string, unknown>> = [];
+    const log = pino(
+      { level: "warn" },
+      { write: (line: string) => void lines.push(JSON.parse(line) as Record<string, unknown>) },
+    );
+
+    expect(await new BackfillQueueFile(file, log).read()).toEqual([]);
+    expect(lines).toEqual([
+      expect.objectContaining({ file, msg: "queued backfills not resumed: the file is damaged" }),
+    ]);
   });
 
   it("leaves at start a repository whose issues are disabled, and checks it again at the first start a day later", async () => {

@@ -1,0 +1,65 @@
+import { readFile } from "node:fs/promises";
+import type { Logger } from "pino";
+import { z } from "zod";
+import { writeFileAtomically } from "../write-file-atomically.js";
+import type { BackfillTarget } from "./backfill-runner.js";
+
+const QueueSchema = z.array(
+  z.object({
+    installation: z.number().int().positive(),
+    repository: z.number().int().positive(),
+    name: z.string().max(200),
+  }),
+);
+
+/**
+ * The backfills queued and not yet run, in a file (`backfill-queue.json` in the data directory).
+ * They run one at a time, for hours on a large installation, and the queue itself is in RAM: a
+ * restart meanwhile would lose those that had not started (a started one leaves progress that
+ * the next start resumes). Written whole, atomically, at each change, one write at a time.
+ */
+export class BackfillQueueFile {
+  readonly #file: string;
+  readonly #log: Logger;
+  #writing: Promise<void> = Promise.resolve();
+
+  constructor(file: string, log: Logger) {
+    this.#file = file;
+    this.#log = log;
+  }
+
+  /** What was queued when the last run stopped; none when the file is missing or damaged. */
+  async read(): Promise<BackfillTarget[]> {
+    let text: string;
+    try {
+      text = await readFile(this.#file, "utf8");
+    } catch (error) {
+      if ((error as NodeJS.ErrnoException).code !== "ENOENT")
+        this.#log.warn({ err: error, file: this.#file }, "cannot read the queued backfills");
+      return [];
+    }
+    let json: unknown;
+    try {
+      json = JSON.parse(text);
+    } catch {
+      json = undefined;
+    }
+    const queue = QueueSchema.safeParse(json);
+    if (queue.success) return queue.data;
+    this.#log.warn({ file: this.#file }, "queued backfills not resumed: the file is damaged");
+    return [];
+  }
+
+  /** Writes `targets` as the queue; a failure is logged (the backfills still run). */
+  save(targets: BackfillTarget[]): Promise<void> {
+    const text = `${JSON.stringify(
+      targets.map(({ installation, repository, name }) => ({ installation, repository, name })),
+    )}\n`;
+    this.#writing = this.#writing
+      .then(() => writeFileAtomically(this.#file, text))
+      .catch((error: unknown) =>
+        this.#log.warn({ err: error, file: this.#file }, "cannot write the queued backfills"),
+      );
+    return this.#writing;
+  }
+}
