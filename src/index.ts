@@ -94,7 +94,7 @@ export async function createTalos(options: TalosOptions): Promise<Talos> {
       identity: createAppIdentityLoader(probot),
     });
     authenticate = (installation) => probot.auth(installation);
-    authenticateApp = () => probot.auth() as Promise<Octokit>;
+    authenticateApp = () => probot.auth();
     // Jobs a restart left in the journal run again with a client and logger made afresh.
     jobs.start(async (job) => {
       const octokit = await probot.auth(job.installation);

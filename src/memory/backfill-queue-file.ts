@@ -1,6 +1,6 @@
-import { readFile } from "node:fs/promises";
 import type { Logger } from "pino";
 import { z } from "zod";
+import { DamagedFileError, readJsonFile } from "../read-json-file.js";
 import { writeFileAtomically } from "../write-file-atomically.js";
 import type { BackfillTarget } from "./backfill-runner.js";
 
@@ -30,24 +30,14 @@ export class BackfillQueueFile {
 
   /** What was queued when the last run stopped; none when the file is missing or damaged. */
   async read(): Promise<BackfillTarget[]> {
-    let text: string;
     try {
-      text = await readFile(this.#file, "utf8");
+      return (await readJsonFile(this.#file, QueueSchema)) ?? [];
     } catch (error) {
-      if ((error as NodeJS.ErrnoException).code !== "ENOENT")
-        this.#log.warn({ err: error, file: this.#file }, "cannot read the queued backfills");
+      if (error instanceof DamagedFileError)
+        this.#log.warn({ file: this.#file }, "queued backfills not resumed: the file is damaged");
+      else this.#log.warn({ err: error, file: this.#file }, "cannot read the queued backfills");
       return [];
     }
-    let json: unknown;
-    try {
-      json = JSON.parse(text);
-    } catch {
-      json = undefined;
-    }
-    const queue = QueueSchema.safeParse(json);
-    if (queue.success) return queue.data;
-    this.#log.warn({ file: this.#file }, "queued backfills not resumed: the file is damaged");
-    return [];
   }
 
   /** Writes `targets` as the queue; a failure is logged (the backfills still run). */

@@ -1,8 +1,8 @@
-import { readFile } from "node:fs/promises";
 import { join } from "node:path";
 import type { Logger } from "pino";
 import { z } from "zod";
 import type { Clock } from "../clock.js";
+import { readJsonFile } from "../read-json-file.js";
 import { writeFileAtomically } from "../write-file-atomically.js";
 
 /** What `alive.json` holds. */
@@ -139,21 +139,5 @@ function reachedByRedeliveries(
 const sinceMark = (mark: AliveMark) =>
   new Date(Date.parse(mark.aliveAt) - CLOCK_SKEW_MS).toISOString();
 
-export async function readAliveMark(file: string): Promise<AliveMark | undefined> {
-  let text: string;
-  try {
-    text = await readFile(file, "utf8");
-  } catch (error) {
-    if ((error as NodeJS.ErrnoException).code === "ENOENT") return undefined;
-    throw error;
-  }
-  let json: unknown;
-  try {
-    json = JSON.parse(text);
-  } catch {
-    json = undefined;
-  }
-  const mark = AliveMarkSchema.safeParse(json);
-  if (!mark.success) throw new Error(`${file} is damaged: not {"aliveAt": "<ISO time>"}`);
-  return mark.data;
-}
+export const readAliveMark = (file: string): Promise<AliveMark | undefined> =>
+  readJsonFile(file, AliveMarkSchema);

@@ -30,6 +30,14 @@ async function settlesWithin<T>(promise: Promise<T>, turns: number): Promise<boo
 /** acme/widgets (id 2) as GitHub has it; when its pull requests were opened. */
 const WIDGETS = { installation: 7, repository: 2, name: "acme/widgets" };
 const OPENED_AT = "2026-10-01T00:00:00Z";
+/** `GET /repos/acme/widgets`: its id, name and creation time. */
+const WIDGETS_REPOSITORY = {
+  id: 2,
+  name: "widgets",
+  full_name: "acme/widgets",
+  owner: { login: "acme" },
+  created_at: "2020-01-01T00:00:00Z",
+};
 
 /**
  * A client for acme/widgets with issues switched off (GitHub answers 410 to listing them) and 250
@@ -42,15 +50,7 @@ function issuesOffOctokit() {
     config: { get: async () => ({ files: [] }) },
     rest: {
       repos: {
-        get: async () => ({
-          data: {
-            id: 2,
-            name: "widgets",
-            full_name: "acme/widgets",
-            owner: { login: "acme" },
-            created_at: "2020-01-01T00:00:00Z",
-          },
-        }),
+        get: async () => ({ data: WIDGETS_REPOSITORY }),
       },
       issues: {
         listForRepo: async ({ page }: { page: number }) => {
@@ -177,15 +177,7 @@ describe("BackfillRunner", () => {
       config: { get: async () => ({ files: [] }) },
       rest: {
         repos: {
-          get: async () => ({
-            data: {
-              id: 2,
-              name: "widgets",
-              full_name: "acme/widgets",
-              owner: { login: "acme" },
-              created_at: "2020-01-01T00:00:00Z",
-            },
-          }),
+          get: async () => ({ data: WIDGETS_REPOSITORY }),
         },
         issues: {
           listForRepo: async ({ since }: { since: string }) => {

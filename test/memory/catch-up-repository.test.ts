@@ -1,7 +1,7 @@
 import { pino } from "pino";
 import { describe, expect, it, onTestFinished } from "vitest";
 import type { Octokit } from "../../src/github/octokit.js";
-import { catchUpRepository } from "../../src/memory/catch-up-repository.js";
+import { catchUpRepository, type CatchUpOptions } from "../../src/memory/catch-up-repository.js";
 import type { Embedder } from "../../src/memory/embedder.js";
 import { createLocalEmbedder } from "../../src/memory/local-embedder.js";
 import { createFakeClock } from "../helpers/fake-clock.js";
@@ -67,6 +67,17 @@ async function openStore(embedder: Embedder = createLocalEmbedder()) {
   return store;
 }
 
+/** A catch-up of acme/widgets since SINCE, quiet, with `options` over those defaults. */
+const catchUp = (options: Pick<CatchUpOptions, "octokit" | "memory"> & Partial<CatchUpOptions>) =>
+  catchUpRepository({
+    repo: REPO,
+    since: SINCE,
+    max: 10_000,
+    clock: createFakeClock(),
+    log: pino({ level: "silent" }),
+    ...options,
+  });
+
 const listParams = (page: number) => ({
   ...REPO,
   state: "all",
@@ -93,15 +104,7 @@ describe("catchUpRepository", () => {
     const page2 = updatedIssues(130).slice(100);
     const { octokit, asked } = listingOctokit([page1, page2]);
 
-    const result = await catchUpRepository({
-      octokit,
-      repo: REPO,
-      memory: store,
-      since: SINCE,
-      max: 10_000,
-      clock: createFakeClock(),
-      log: pino({ level: "silent" }),
-    });
+    const result = await catchUp({ octokit, memory: store });
 
     expect(asked).toEqual([listParams(1), listParams(2)]);
     expect(result).toEqual({
@@ -127,15 +130,7 @@ describe("catchUpRepository", () => {
     );
     const { octokit } = listingOctokit([[listedIssue(1_000, "2026-11-24T00:00:00Z")]]);
 
-    await catchUpRepository({
-      octokit,
-      repo: REPO,
-      memory: store,
-      since: SINCE,
-      max: 10_000,
-      clock: createFakeClock(),
-      log: pino({ level: "silent" }),
-    });
+    await catchUp({ octokit, memory: store });
 
     expect((await store.get("issue-1000"))?.text).toBe("Edited after the listing was read");
   });
@@ -153,15 +148,7 @@ describe("catchUpRepository", () => {
     const store = await openStore(refusing);
     const { octokit } = listingOctokit([updatedIssues(3)]);
 
-    const result = await catchUpRepository({
-      octokit,
-      repo: REPO,
-      memory: store,
-      since: SINCE,
-      max: 10_000,
-      clock: createFakeClock(),
-      log: pino({ level: "silent" }),
-    });
+    const result = await catchUp({ octokit, memory: store });
 
     expect(result.stored).toBe(2);
     expect(result.skipped).toEqual([{ number: 999, reason: expect.stringContaining("400") }]);
@@ -179,14 +166,10 @@ describe("catchUpRepository", () => {
       updatedIssues(110).slice(100),
     ]);
 
-    const result = await catchUpRepository({
+    const result = await catchUp({
       octokit,
-      repo: REPO,
       memory: store,
-      since: SINCE,
-      max: 10_000,
       clock,
-      log: pino({ level: "silent" }),
       retry: { attempts: 3, baseMs: 1_000, maxMs: 10_000 },
     });
 
@@ -200,14 +183,9 @@ describe("catchUpRepository", () => {
     const { octokit } = listingOctokit([{ status: 502 }, { status: 502 }]);
 
     await expect(
-      catchUpRepository({
+      catchUp({
         octokit,
-        repo: REPO,
         memory: store,
-        since: SINCE,
-        max: 10_000,
-        clock: createFakeClock(),
-        log: pino({ level: "silent" }),
         retry: { attempts: 2, baseMs: 1_000, maxMs: 10_000 },
       }),
     ).rejects.toThrow("acme/widgets: catching up stopped at page 1: HTTP 502");
@@ -217,14 +195,10 @@ describe("catchUpRepository", () => {
     const store = await openStore();
     const { octokit, asked } = listingOctokit([updatedIssues(100), updatedIssues(200).slice(100)]);
 
-    const result = await catchUpRepository({
+    const result = await catchUp({
       octokit,
-      repo: REPO,
       memory: store,
-      since: SINCE,
       max: 150,
-      clock: createFakeClock(),
-      log: pino({ level: "silent" }),
     });
 
     expect(asked).toHaveLength(2);
@@ -258,15 +232,7 @@ describe("catchUpRepository", () => {
       },
     } as unknown as Octokit;
 
-    const result = await catchUpRepository({
-      octokit,
-      repo: REPO,
-      memory: store,
-      since: SINCE,
-      max: 10_000,
-      clock: createFakeClock(),
-      log: pino({ level: "silent" }),
-    });
+    const result = await catchUp({ octokit, memory: store });
 
     const { since, ...pullParams } = listParams(1);
     expect(since).toBe(SINCE);
@@ -293,14 +259,9 @@ describe("catchUpRepository", () => {
       },
     };
 
-    const result = await catchUpRepository({
+    const result = await catchUp({
       octokit,
-      repo: REPO,
       memory,
-      since: SINCE,
-      max: 10_000,
-      clock: createFakeClock(),
-      log: pino({ level: "silent" }),
       signal: controller.signal,
     });
 
