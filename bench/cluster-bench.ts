@@ -197,6 +197,8 @@ async function runBurst(
         TALOS_GITHUB_WRITE_INTERVAL_MS: String(WRITE_SPACING_MS),
         TALOS_GITHUB_NOTIFICATION_INTERVAL_MS: String(WRITE_SPACING_MS),
         TALOS_AUTOMATION_MAX_PER_HOUR: "1000000",
+        // Steady state: the repositories' first events would backfill their new memories.
+        TALOS_BACKFILL_MAX: "0",
         LOG_LEVEL: "info",
       });
       servers.push(await startServerProcess(env, { cwd }));

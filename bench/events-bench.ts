@@ -705,6 +705,9 @@ async function runTalos(options: RunOptions) {
       // A failed job is parked at once: a retry's backoff (30 s and more) would stall its thread
       // and the run. Failures are counted, and the first errors shown.
       TALOS_JOB_MAX_ATTEMPTS: "1",
+      // Each repository's first event would backfill its memory (never backfilled here): reads
+      // the baseline does not make, and not the per-event work this measures.
+      TALOS_BACKFILL_MAX: "0",
     }),
     log,
     version: "bench",

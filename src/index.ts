@@ -63,6 +63,8 @@ export async function createTalos(options: TalosOptions): Promise<Talos> {
     queue: options.ephemeralJobs
       ? undefined
       : new BackfillQueueFile(join(env.TALOS_DATA_DIR, "backfill-queue.json"), log),
+    // A replay's throwaway memory was never backfilled; its event is all it replays.
+    backfillOnEvent: !options.ephemeralJobs,
     installed: async () => {
       if (!authenticate || !authenticateApp) throw new Error("listing before the app was loaded");
       return listInstalledRepositories(await authenticateApp(), authenticate, log);

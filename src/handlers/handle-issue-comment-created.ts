@@ -19,8 +19,7 @@ import { loadRepoConfig } from "../github/load-repo-config.js";
 import { statusOf } from "../github/octokit.js";
 import type { JobRun } from "../jobs/job-runner.js";
 import type { MarkdownService } from "../markdown/markdown-workers.js";
-import type { MemoryService } from "../memory/memory-service.js";
-import { openRepoMemory, type Readmission } from "../memory/open-repo-memory.js";
+import { openRepoMemory, type MemoryAccess } from "../memory/open-repo-memory.js";
 import { jobAssistant } from "./job-assistant.js";
 import {
   InstallationPayload,
@@ -74,13 +73,11 @@ export function commentWithoutWork(
   return undefined;
 }
 
-export interface CommentHandlerDeps {
+export interface CommentHandlerDeps extends MemoryAccess {
   identity: AppIdentityLoader;
   budgets: TokenBudgets;
   commands: CommandRegistry;
   assistant: Assistant | undefined;
-  memory: MemoryService;
-  readmission: Readmission;
   markdown: MarkdownService;
   limits: GitHubLimits;
   clock: Clock;

@@ -12,8 +12,7 @@ import { loadRepoConfig } from "../github/load-repo-config.js";
 import type { JobRun } from "../jobs/job-runner.js";
 import type { MarkdownService } from "../markdown/markdown-workers.js";
 import type { BackfillRunner } from "../memory/backfill-runner.js";
-import type { MemoryService } from "../memory/memory-service.js";
-import { openRepoMemory, type Readmission } from "../memory/open-repo-memory.js";
+import { openRepoMemory, type MemoryAccess } from "../memory/open-repo-memory.js";
 import { isBotSender } from "./guard-event.js";
 import { jobAssistant } from "./job-assistant.js";
 import {
@@ -29,17 +28,15 @@ const IssueOpened = z.object({
   installation: InstallationPayload,
 });
 
-export interface IssuesOpenedDeps {
+export interface IssuesOpenedDeps extends MemoryAccess {
   assistant: Assistant | undefined;
   budgets: TokenBudgets;
-  memory: MemoryService;
-  readmission: Readmission;
   budget: AutomationBudget;
   identity: AppIdentityLoader;
   markdown: MarkdownService;
   limits: GitHubLimits;
   clock: Clock;
-  backfill: Pick<BackfillRunner, "issuesSeen">;
+  backfill: Pick<BackfillRunner, "issuesSeen" | "opened">;
 }
 
 /** A new issue: similar issues, triage and memory, as the repository's config says. */

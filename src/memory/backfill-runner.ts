@@ -39,6 +39,8 @@ export interface BackfillRunnerOptions {
   installed?: (() => Promise<BackfillTarget[]>) | undefined;
   /** Where the backfills queued and not yet run are kept, so a restart resumes them. */
   queue?: BackfillQueueFile | undefined;
+  /** Whether an event's memory never backfilled is backfilled (`opened`); off, it is left. */
+  backfillOnEvent?: boolean | undefined;
 }
 
 /** A repository to backfill: its namespace, and `owner/name` as the event spelled it. */
@@ -79,6 +81,8 @@ export class BackfillRunner {
   readonly #jobs = new Map<string, Job>();
   /** Backfills queued and not yet run, by namespace: what `options.queue` keeps. */
   readonly #queued = new Map<string, BackfillTarget>();
+  /** Repositories `opened` has seen this process: their backfill ran, or was queued then. */
+  readonly #seen = new Set<string>();
   #queueSaved: Promise<void> = Promise.resolve();
   readonly #stop = new AbortController();
   /** Who this runner is, to the claims on backfills that instances sharing a database make. */
@@ -92,6 +96,29 @@ export class BackfillRunner {
 
   enqueue(target: BackfillTarget): void {
     this.#enqueue(target, false);
+  }
+
+  /**
+   * An event opened `target`'s memory. A repository never backfilled (memory was off when the
+   * app was installed, and switched on since; or its data directory was lost) is backfilled
+   * now, so its older issues are remembered too. No event says memory was switched on: the
+   * first one stored after is the sign. Reads the progress once a repository and process.
+   */
+  async opened(target: BackfillTarget): Promise<void> {
+    const key = keyOf(target);
+    const { max, backfillOnEvent } = this.#options;
+    if (!backfillOnEvent || max === 0 || this.#seen.has(key) || this.#jobs.has(key)) return;
+    this.#seen.add(key);
+    try {
+      if (!(await this.#options.memory.readBackfillState(target))) {
+        this.#logOf(target).info("backfilling a repository whose memory was never backfilled");
+        this.enqueue(target);
+      }
+    } catch (error) {
+      // Its next event asks again; the event itself is remembered all the same.
+      this.#seen.delete(key);
+      this.#logOf(target).warn({ err: error }, "cannot tell whether the memory was backfilled");
+    }
   }
 
   /**
@@ -300,6 +327,7 @@ export class BackfillRunner {
   async #run(target: BackfillTarget, signal: AbortSignal, recheck: boolean): Promise<void> {
     const { memory: registry, max, clock } = this.#options;
     const log = this.#logOf(target);
+    if (max === 0) return log.info("backfill skipped: TALOS_BACKFILL_MAX is 0");
     const previous = await registry.readBackfillState(target);
     const checkNow = recheck && previous?.issuesDisabledAt !== undefined;
     if (previous?.status === "done" && !checkNow && !isToRun(previous, clock.now())) {
@@ -411,6 +439,8 @@ export class BackfillRunner {
   async #catchUp(target: BackfillTarget, signal: AbortSignal, since: string): Promise<boolean> {
     const { max, clock } = this.#options;
     const log = this.#logOf(target);
+    // Reading none of GitHub's history: as the backfills, switched off.
+    if (max === 0) return true;
     try {
       const found = await this.#open(target, log, "catch-up", signal);
       // Gone, or memory off: nothing to catch up. Stopped: not caught up.

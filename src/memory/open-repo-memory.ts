@@ -1,5 +1,6 @@
 import type { Logger } from "pino";
 import type { RepoConfig } from "../config.js";
+import type { BackfillRunner } from "./backfill-runner.js";
 import type { RepositoryRef } from "./memory-registry.js";
 import type { MemoryService } from "./memory-service.js";
 import { MemoryDeletedError, type MemoryStore } from "./memory-store.js";
@@ -28,6 +29,7 @@ export interface Readmission {
 export interface MemoryAccess {
   memory: MemoryService;
   readmission: Readmission;
+  backfill: Pick<BackfillRunner, "opened">;
 }
 
 /**
@@ -41,7 +43,7 @@ export interface MemoryAccess {
  * it does not hold stays refused (the job that asked is then dropped as gone).
  */
 export async function openRepoMemory(
-  { memory, readmission }: MemoryAccess,
+  { memory, readmission, backfill }: MemoryAccess,
   event: { installation: number; repository: PayloadRepository },
   config: RepoConfig,
 ): Promise<MemoryStore | undefined> {
@@ -52,8 +54,9 @@ export async function openRepoMemory(
     name: event.repository.full_name,
     createdAt: event.repository.created_at,
   };
+  let store: MemoryStore;
   try {
-    return await memory.open(ref);
+    store = await memory.open(ref);
   } catch (error) {
     if (!(error instanceof MemoryDeletedError)) throw error;
     if (!(await readmission.holds(event.installation, event.repository))) throw error;
@@ -63,6 +66,9 @@ export async function openRepoMemory(
     );
     await memory.readmit(ref);
     readmission.readmitted(ref);
-    return memory.open(ref);
+    store = await memory.open(ref);
   }
+  // Opened (or adopted from a name-keyed one) first: its progress is then where it is read.
+  await backfill.opened(ref);
+  return store;
 }

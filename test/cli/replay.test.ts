@@ -3,6 +3,7 @@ import { join } from "node:path";
 import { describe, expect, it } from "vitest";
 import { runTalos } from "../helpers/run-talos.js";
 import { makeDataDir } from "../helpers/test-app.js";
+import { webhookExample } from "../helpers/webhook-examples.js";
 
 function talos(...argv: string[]) {
   return runTalos(argv);
@@ -34,6 +35,20 @@ describe("talos replay", () => {
     expect(result.event).toBe("issue_comment.created");
     expect(result.writes.map((w: { method: string }) => w.method)).toEqual(["POST", "POST"]);
     expect(result.writes[1].body.body).toContain("Effective Talos configuration");
+  });
+
+  it("replays a new issue without backfilling its throwaway memory (a server's first event would)", async () => {
+    const file = join(makeDataDir(), "issues.opened.json");
+    writeFileSync(file, JSON.stringify(webhookExample("issues", "opened")));
+    const { code, out, err } = await runTalos(["replay", file], { env: { LOG_LEVEL: "debug" } });
+    expect(code).toBe(0);
+    expect(out).toContain("0 planned write(s)");
+    expect(err).toContain(
+      "GitHub request: GET https://api.github.com/repos/Codertocat/Hello-World/contents/.github%2Ftalos.yml - 404",
+    );
+    expect(err).not.toMatch(
+      /backfill|GET https:\/\/api\.github\.com\/repos\/Codertocat\/Hello-World -/,
+    );
   });
 
   it("plans nothing for a bot's comment", async () => {

@@ -34,7 +34,7 @@ function listed(number: number, pull = false) {
 
 describe("an issue opened in a repository whose backfill found issues switched off", () => {
   it("runs the backfill at once, reading the issues listing from its first page", async () => {
-    const app = await createTestApp();
+    const app = await createTestApp({ backfills: true });
     // Found with issues off an hour ago, its pull requests read: the daily check is far off.
     const memory = await app.talos.memory.open(HELLO_WORLD_REF);
     const issuesDisabledAt = new Date(Date.now() - 3_600_000).toISOString();

@@ -152,7 +152,7 @@ describe("a job journaled before its repository left, run after", () => {
   });
 
   it("opens the memory of a removed repository again once it is added back, for a new backfill", async () => {
-    const app = await createTestApp();
+    const app = await createTestApp({ backfills: true });
     const ref = { installation: 2, repository: HELLO_WORLD, name: "Codertocat/Hello-World" };
     await (
       await app.talos.memory.open(ref)
@@ -205,7 +205,7 @@ describe("a repository added back while Talos missed the event", () => {
   /** Hello-World's memory, removed with the repository; the event adding it back never came. */
   async function removedMemory() {
     const clock = createManualClock();
-    const app = await createTestApp({ clock });
+    const app = await createTestApp({ backfills: true, clock });
     const ref = { installation: 2, repository: HELLO_WORLD, name: "Codertocat/Hello-World" };
     await (
       await app.talos.memory.open(ref)

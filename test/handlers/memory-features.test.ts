@@ -540,6 +540,7 @@ describe("backfill of a repository the app gains", () => {
       const schema = freshSchema("talos_backfill");
       onTestFinished(() => dropSchema(schema));
       const app = await createTestApp({
+        backfills: true,
         env: { DATABASE_URL: TEST_DATABASE_URL, TALOS_DATABASE_SCHEMA: schema },
       });
       const namespace = { installation: 2, repository: SPACE_ID };
@@ -591,6 +592,7 @@ describe("backfill of a repository the app gains", () => {
       const schema = freshSchema("talos_backfill");
       onTestFinished(() => dropSchema(schema));
       const app = await createTestApp({
+        backfills: true,
         clock: createFakeClock(),
         env: { DATABASE_URL: TEST_DATABASE_URL, TALOS_DATABASE_SCHEMA: schema },
       });
@@ -615,6 +617,7 @@ describe("backfill of a repository the app gains", () => {
       const schema = freshSchema("talos_backfill");
       onTestFinished(() => dropSchema(schema));
       const app = await createTestApp({
+        backfills: true,
         clock: createFakeClock(),
         env: { DATABASE_URL: TEST_DATABASE_URL, TALOS_DATABASE_SCHEMA: schema },
       });
@@ -663,7 +666,7 @@ describe("backfill of a repository the app gains", () => {
 
   it("tries a page GitHub fails again while it runs, with a doubling wait", async () => {
     const clock = createFakeClock();
-    const app = await createTestApp({ clock });
+    const app = await createTestApp({ backfills: true, clock });
     const scope = githubScope();
     mockInstallationToken(scope);
     mockSpace(scope);
@@ -692,7 +695,7 @@ describe("backfill of a repository the app gains", () => {
 
   it("gives up after its tries, says so in backfill.json, resumes at that page on the next start, and never runs a finished one again", async () => {
     const dataDir = makeDataDir();
-    const first = await createTestApp({ dataDir, clock: createFakeClock() });
+    const first = await createTestApp({ backfills: true, dataDir, clock: createFakeClock() });
     const failing = await runFailingBackfill(first);
     expect(failing.pendingMocks()).toEqual([]);
     expect(first.logs.text()).toContain("backfill failed");
@@ -716,7 +719,7 @@ describe("backfill of a repository the app gains", () => {
     mockIssuePage(resumed, 1, range(250, 100));
     mockIssuePage(resumed, 2, range(150, 50));
     // On the first start's clock: a start days after it would catch memory up first.
-    const second = await createTestApp({ dataDir, clock: createFakeClock() });
+    const second = await createTestApp({ backfills: true, dataDir, clock: createFakeClock() });
     await vi.waitFor(() => expect(resumed.pendingMocks()).toEqual([]));
     await second.talos.backfill.idle();
     expect(await (await spaceMemory(second)).list()).toHaveLength(150);
@@ -734,7 +737,7 @@ describe("backfill of a repository the app gains", () => {
   });
 
   it("starts on a new installation, for each repository it was given", async () => {
-    const app = await createTestApp();
+    const app = await createTestApp({ backfills: true });
     const scope = githubScope();
     // The example installation carries its own id.
     mockInstallationToken(scope, 957387);
@@ -772,31 +775,108 @@ describe("backfill of a repository the app gains", () => {
     });
   });
 
-  it("skips a repository whose config switches memory off", async () => {
-    const app = await createTestApp();
+  /** Space added to the installation with memory off in its config; GitHub's scope. */
+  async function addSpaceWithMemoryOff(app: TestApp) {
     const scope = githubScope();
     mockInstallationToken(scope);
     mockSpace(scope);
     mockRepoConfig(scope, { repo: "Space", yaml: "memory:\n  enabled: false\n" });
-
     await receive(
       app,
       "installation_repositories",
       loadFixture("installation_repositories.added.json"),
     );
     await app.talos.backfill.idle();
+    return scope;
+  }
+
+  it("skips a repository whose config switches memory off", async () => {
+    const app = await createTestApp({ backfills: true });
+    const scope = await addSpaceWithMemoryOff(app);
 
     expect(scope.pendingMocks()).toEqual([]);
     expect(app.logs.text()).toContain("backfill skipped: memory is off in this repository");
     expect(await app.talos.memory.list()).toEqual([]);
   });
+
+  it("backfills a repository whose memory was switched on after the install, at its first event, and once", async () => {
+    const dataDir = makeDataDir();
+    const app = await createTestApp({ backfills: true, dataDir });
+    const scope = await addSpaceWithMemoryOff(app);
+    expect(scope.pendingMocks()).toEqual([]);
+
+    // The maintainer switches memory on: the push evicts the cached config.
+    const push = webhookExample("push", undefined, 2);
+    Object.assign(push, { ref: "refs/heads/master", repository: spaceRepository() });
+    push.commits = [
+      { ...push.commits?.[0], added: [], removed: [], modified: [".github/talos.yml"] },
+    ];
+    push.head_commit = push.commits[0];
+    await receive(app, "push", push);
+    // The next new issue is remembered, and the older ones are read in the background (the
+    // repository and its config as the issue's job left them in the cache).
+    mockRepoConfig(scope, { repo: "Space", yaml: "memory:\n  enabled: true\n" });
+    mockIssuePage(scope, 1, [301, 300, 7]);
+    await receive(app, "issues", spaceIssueEvent("opened", 301, "Issue number 301"));
+    await app.talos.backfill.idle();
+
+    expect(scope.pendingMocks()).toEqual([]);
+    const memory = await spaceMemory(app);
+    expect((await memory.list()).map((r) => r.id).sort()).toEqual([
+      "issue-300",
+      "issue-301",
+      "issue-7",
+    ]);
+    expect(app.logs.text()).toContain("backfilling a repository whose memory was never backfilled");
+
+    // Its next event, and the next start's, read nothing more: the backfill is done.
+    await receive(app, "issues", spaceIssueEvent("edited", 7, "Issue number 7, edited"));
+    await app.talos.backfill.idle();
+    await app.talos.close();
+    const next = await createTestApp({ backfills: true, dataDir });
+    mockInstallationToken(scope);
+    mockRepoConfig(scope, { repo: "Space", yaml: "memory:\n  enabled: true\n" });
+    await receive(next, "issues", spaceIssueEvent("edited", 7, "Again"));
+    await next.talos.backfill.idle();
+    expect(scope.pendingMocks()).toEqual([]);
+    expect((await (await spaceMemory(next)).get("issue-7"))?.text).toMatch(/^Again\n/);
+    expect(app.logs.text().match(/backfill started/g)).toHaveLength(1);
+    expect(next.logs.text()).not.toContain("backfill");
+  });
 });
+
+/** The `repository` of a payload from Codertocat/Space. */
+function spaceRepository() {
+  return {
+    ...webhookExample("issues", "opened", 2).repository,
+    id: SPACE_ID,
+    name: "Space",
+    full_name: "Codertocat/Space",
+    html_url: "https://github.com/Codertocat/Space",
+  };
+}
+
+/** An `issues` event of Codertocat/Space's issue `number`, now titled `title`. */
+function spaceIssueEvent(action: "opened" | "edited", number: number, title: string) {
+  const payload = webhookExample("issues", action, 2);
+  Object.assign(payload, { repository: spaceRepository() });
+  Object.assign(payload.issue, {
+    number,
+    title,
+    html_url: `https://github.com/Codertocat/Space/issues/${number}`,
+  });
+  return payload;
+}
 
 describe("memory caught up after an outage longer than redeliveries reach", () => {
   it("reads what GitHub changed since Talos last ran into memory at start, without triaging it, and only once", async () => {
     const dataDir = makeDataDir();
     const stoppedAt = Date.UTC(2026, 10, 20, 8);
-    const before = await createTestApp({ dataDir, clock: createFakeClock(stoppedAt) });
+    const before = await createTestApp({
+      backfills: true,
+      dataDir,
+      clock: createFakeClock(stoppedAt),
+    });
     const memory = await spaceMemory(before);
     await memory.addMany(
       [1, 2].map((number) => ({
@@ -869,6 +949,7 @@ describe("memory caught up after an outage longer than redeliveries reach", () =
         { ...spaceIssue(1), html_url: "https://github.com/Codertocat/Rocket/issues/1" },
       ]);
     const after = await createTestApp({
+      backfills: true,
       dataDir,
       clock: createFakeClock(stoppedAt + 5 * 24 * 3_600_000),
     });
@@ -900,6 +981,7 @@ describe("memory caught up after an outage longer than redeliveries reach", () =
 
     // The next start, an hour later, reads nothing (nock refuses any request).
     const next = await createTestApp({
+      backfills: true,
       dataDir,
       clock: createFakeClock(stoppedAt + 5 * 24 * 3_600_000 + 3_600_000),
     });
@@ -964,7 +1046,7 @@ describe("memory follows its repository", () => {
 
   it("stops a running backfill of a repository removed from the installation, and deletes what it wrote", async () => {
     const dataDir = makeDataDir();
-    const app = await createTestApp({ dataDir });
+    const app = await createTestApp({ backfills: true, dataDir });
     const removed = webhookExample("installation_repositories", "removed");
     removed.repositories_removed = [
       { id: SPACE_ID, name: "Space", full_name: "Codertocat/Space", private: false },
@@ -1071,7 +1153,7 @@ describe("memory kept by name before the upgrade", () => {
   it("gives a repository deleted and created again under the same name an empty memory, and backfills it", async () => {
     const dataDir = makeDataDir();
     await legacySpace(dataDir);
-    const app = await createTestApp({ dataDir });
+    const app = await createTestApp({ backfills: true, dataDir });
     const added = loadFixture<Record<string, any>>("installation_repositories.added.json");
     added.repositories_added[0].id = 999_001;
     const scope = githubScope();
@@ -1100,7 +1182,7 @@ describe("memory kept by name before the upgrade", () => {
   it("gives the same repository its memory back, finished backfill included", async () => {
     const dataDir = makeDataDir();
     await legacySpace(dataDir);
-    const app = await createTestApp({ dataDir });
+    const app = await createTestApp({ backfills: true, dataDir });
     const scope = githubScope();
     mockInstallationToken(scope);
     // Created in 2019: everything in the memory came after.
@@ -1134,7 +1216,7 @@ describe("memory kept by name before the upgrade", () => {
     mockRepoConfig(scope, { repo: "Space" });
     mockIssuePage(scope, 2, [5, 4]);
 
-    const app = await createTestApp({ dataDir });
+    const app = await createTestApp({ backfills: true, dataDir });
     await vi.waitFor(() => expect(scope.pendingMocks()).toEqual([]));
     await app.talos.backfill.idle();
 

@@ -74,11 +74,19 @@ export interface TestAppOptions {
   model?: BaseChatModel;
   /** The embedder; the local hashing one by default, as with no OPENAI_API_KEY. */
   embedder?: Embedder;
+  /** Backfills and catch-ups on, as in production: off unless a test is about them. */
+  backfills?: boolean;
 }
 
 /** A Probot instance running the real Talos app, with its state in a temporary directory. */
 export async function createTestApp(options: TestAppOptions = {}): Promise<TestApp> {
-  const env = parseEnv({ TALOS_DATA_DIR: options.dataDir ?? makeDataDir(), ...options.env });
+  const env = parseEnv({
+    TALOS_DATA_DIR: options.dataDir ?? makeDataDir(),
+    // Backfills off unless a test is about them: each repository's first event would otherwise
+    // start one in the background (see BackfillRunner.opened), reading GitHub beside the test.
+    ...(options.backfills ? {} : { TALOS_BACKFILL_MAX: "0" }),
+    ...options.env,
+  });
   // As main.ts does: the configured secrets, and the app's key and webhook secret Probot holds.
   const logs = await captureLogs(options.logLevel ?? "debug", [
     ...getSecrets(env),

@@ -458,3 +458,83 @@ describe("BackfillRunner", () => {
     await memory.closeAll();
   });
 });
+
+describe("BackfillRunner with TALOS_BACKFILL_MAX=0", () => {
+  it("reads nothing of GitHub: no backfill on install or first event, and a catch-up with nothing to do", async () => {
+    const memory = createTestRegistry(makeDataDir());
+    await memory.open(WIDGETS);
+    let clients = 0;
+    const lines: Array<Record<string, unknown>> = [];
+    const runner = new BackfillRunner({
+      memory,
+      auth: async () => {
+        clients++;
+        throw new Error("no client should be asked for");
+      },
+      max: 0,
+      backfillOnEvent: true,
+      clock: createFakeClock(),
+      log: pino(
+        { level: "info" },
+        { write: (line: string) => void lines.push(JSON.parse(line) as Record<string, unknown>) },
+      ),
+    });
+
+    runner.enqueue(WIDGETS);
+    await runner.opened({ ...WIDGETS, repository: 3, name: "acme/gears" });
+    const caughtUp = await runner.catchUp("2026-11-20T00:00:00.000Z");
+    await runner.idle();
+    await memory.closeAll();
+
+    expect(caughtUp).toBe(true);
+    expect(clients).toBe(0);
+    expect(lines.map((line) => line.msg)).toEqual(["backfill skipped: TALOS_BACKFILL_MAX is 0"]);
+    expect(await memory.readBackfillState(WIDGETS)).toBeUndefined();
+  });
+});
+
+describe("BackfillRunner.opened", () => {
+  it("backfills a memory with no progress once; a progress it cannot read is asked again at the next event", async () => {
+    const registry = createTestRegistry(makeDataDir());
+    let failures = 1;
+    // The registry, but its first read of a backfill's progress fails (a disk error, say).
+    const memory = new Proxy(registry, {
+      get(target, property) {
+        if (property === "readBackfillState")
+          return async (namespace: MemoryNamespace) => {
+            if (failures-- > 0) throw new Error("EIO: i/o error");
+            return target.readBackfillState(namespace);
+          };
+        const value: unknown = Reflect.get(target, property);
+        return typeof value === "function" ? (value as () => unknown).bind(target) : value;
+      },
+    });
+    const { octokit, asked } = issuesOffOctokit();
+    const lines: Array<Record<string, unknown>> = [];
+    const runner = new BackfillRunner({
+      memory,
+      auth: async () => octokit,
+      max: 1_000,
+      backfillOnEvent: true,
+      clock: createFakeClock(),
+      log: pino(
+        { level: "info" },
+        { write: (line: string) => void lines.push(JSON.parse(line) as Record<string, unknown>) },
+      ),
+    });
+    await registry.open(WIDGETS);
+
+    await runner.opened(WIDGETS);
+    expect(lines.at(-1)).toMatchObject({ msg: "cannot tell whether the memory was backfilled" });
+    await runner.opened(WIDGETS);
+    await runner.opened(WIDGETS);
+    await runner.idle();
+    await runner.opened(WIDGETS);
+    await runner.idle();
+    await registry.closeAll();
+
+    expect(asked).toEqual({ issues: [1], pulls: [1, 2, 3] });
+    expect(await registry.readBackfillState(WIDGETS)).toMatchObject({ status: "done" });
+    expect(lines.filter((line) => line.msg === "backfill started")).toHaveLength(1);
+  });
+});
