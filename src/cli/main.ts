@@ -71,7 +71,7 @@ Subcommands:
       On disk, stop the server first: a running server holds the memory directories.
   backfill <owner/repo> [--installation <id>] [--max <n>] [--since <time>] [--data-dir <dir>]
       Index the repository's existing issues and pull requests into its memory, newest first,
-      up to --max (default TALOS_BACKFILL_MAX); a second run resumes. With --since (an ISO 8601
+      up to --max (default TALOS_BACKFILL_MAX; given, when that is 0); a second run resumes. With --since (an ISO 8601
       date or time), catch its memory up instead with those updated since then, most recently
       updated first, as the server does after a long outage. With APP_ID and
       PRIVATE_KEY it authenticates as the app and finds the installation; with GITHUB_TOKEN
@@ -289,11 +289,14 @@ async function runBackfill(argv: string[], io: CliIO): Promise<number> {
   if (!repo || extra.length > 0)
     throw new UsageError("backfill takes one repository: talos backfill <owner/repo>");
   const env = parseEnv(io.env);
+  // A run that reads nothing would still mark the backfill done, so that none ran again.
+  if (values.max === undefined && env.TALOS_BACKFILL_MAX === 0)
+    throw new UsageError("backfills are off (TALOS_BACKFILL_MAX=0): give --max to run one");
   return backfill({
     repo,
     installation: values.installation,
     since: values.since === undefined ? undefined : parseSince(values.since, systemClock.now()),
-    max: values.max === undefined ? env.TALOS_BACKFILL_MAX : parseCount("--max", values.max, 0),
+    max: values.max === undefined ? env.TALOS_BACKFILL_MAX : parseCount("--max", values.max, 1),
     dataDir: resolveDataDir(values["data-dir"], env),
     env,
     clock: systemClock,

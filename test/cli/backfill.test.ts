@@ -607,7 +607,7 @@ describe("talos backfill", () => {
     [
       ["acme/widgets", "--installation", "7", "--max", "lots"],
       {},
-      /^talos backfill: --max takes a whole number of at least 0, not "lots"/,
+      /^talos backfill: --max takes a whole number of at least 1, not "lots"/,
     ],
     [
       ["acme/widgets", "--installation", "7", "--since", "last week"],

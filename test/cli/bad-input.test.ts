@@ -1,5 +1,5 @@
 import { generateKeyPairSync } from "node:crypto";
-import { mkdirSync, writeFileSync } from "node:fs";
+import { mkdirSync, readdirSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { describe, expect, it } from "vitest";
 import { githubScope, mockRepoConfig } from "../helpers/github-mocks.js";
@@ -127,5 +127,27 @@ describe("blank variables", () => {
     expect(scope.pendingMocks()).toEqual([]);
     expect(err).toBe("talos backfill: there is no repository acme/widgets, or it is not visible\n");
     expect(code).toBe(2);
+  });
+});
+
+describe("talos backfill with backfills switched off", () => {
+  it.each([
+    [
+      "TALOS_BACKFILL_MAX=0 and no --max",
+      [],
+      /^talos backfill: backfills are off \(TALOS_BACKFILL_MAX=0\): give --max to run one\n$/,
+    ],
+    [
+      "--max 0",
+      ["--max", "0"],
+      /^talos backfill: --max takes a whole number of at least 1, not "0"\n$/,
+    ],
+  ])("exits 2 for %s, before any request, marking nothing done", async (_, argv, message) => {
+    const dataDir = makeDataDir();
+    const result = await runTalos(["backfill", "acme/widgets", "--data-dir", dataDir, ...argv], {
+      env: { APP_ID: "1", PRIVATE_KEY: TEST_PRIVATE_KEY, TALOS_BACKFILL_MAX: "0" },
+    });
+    expectBadInput(result, message);
+    expect(readdirSync(dataDir)).toEqual([]);
   });
 });
