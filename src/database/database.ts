@@ -152,6 +152,10 @@ export function migrations(schema: string): string[] {
        ADD COLUMN backfill_holder text, ADD COLUMN backfill_until timestamptz;`,
     // 4: who took a thread's over-budget notice (the command's comment): its retry may post it.
     `ALTER TABLE ${table("budget_notices")} ADD COLUMN claimant text;`,
+    // 5: a thread's records by number (a deleted, transferred or forgotten issue), under the
+    // repository's write lock: without it, a scan of the repository's rows (97 ms at 100,000).
+    `CREATE INDEX memory_records_number ON ${table("memory_records")}
+       (installation_id, repository_id, number);`,
   ];
 }
 

@@ -59,6 +59,23 @@ describe.runIf(available)("PostgreSQL: migrations and row-level security", () =>
     ).toBe(migrations(schema).length);
   });
 
+  it("finds a thread's records by its number through an index, not by scanning the repository's rows", async () => {
+    await open();
+    // What removing a thread's records asks (PostgresMemory's forgetThread, and the deletion or
+    // transfer of an issue). The planner scans a table this small whatever its indexes, so the
+    // scan is switched off: without the index, the primary key's prefix is what remains.
+    const plan = await asOwner(async (client) => {
+      await client.query("SET enable_seqscan = off");
+      const { rows } = await client.query<{ "QUERY PLAN": string }>(
+        `EXPLAIN UPDATE "${schema}".memory_records SET removed = true
+          WHERE installation_id = 1 AND repository_id = 2 AND NOT removed
+            AND kind <> 'note' AND number = 5`,
+      );
+      return rows.map((row) => row["QUERY PLAN"]).join("\n");
+    });
+    expect(plan).toMatch(/Index Scan using memory_records_number/);
+  });
+
   it("shows a transaction only its installation's and repository's rows; without the setting, none", async () => {
     const database = await open();
     const budgets = new PostgresBudgetCounts(database);
