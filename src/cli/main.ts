@@ -71,11 +71,11 @@ Subcommands:
       On disk, stop the server first: a running server holds the memory directories.
   backfill <owner/repo> [--installation <id>] [--max <n>] [--since <time>] [--data-dir <dir>]
       Index the repository's existing issues and pull requests into its memory, newest first,
-      up to --max (default TALOS_BACKFILL_MAX; given, when that is 0); a second run resumes. With --since (an ISO 8601
-      date or time), catch its memory up instead with those updated since then, most recently
-      updated first, as the server does after a long outage. With APP_ID and
-      PRIVATE_KEY it authenticates as the app and finds the installation; with GITHUB_TOKEN
-      (or nothing, for a public repository) --installation is required.
+      up to --max (default TALOS_BACKFILL_MAX, which when 0 makes --max required); a second run
+      resumes. With --since (an ISO 8601 date or time), catch its memory up instead with those
+      updated since then, most recently updated first, as the server does after a long outage.
+      With APP_ID and PRIVATE_KEY it authenticates as the app and finds the installation; with
+      GITHUB_TOKEN (or nothing, for a public repository) --installation is required.
   jobs [--data-dir <dir>] [--json]
       The job journal by repository: jobs waiting or running, jobs parked after their last
       attempt (with the error), and deliveries refused lately (queue full, stopping). Safe

@@ -81,7 +81,7 @@ export class BackfillRunner {
   readonly #jobs = new Map<string, Job>();
   /** Backfills queued and not yet run, by namespace: what `options.queue` keeps. */
   readonly #queued = new Map<string, BackfillTarget>();
-  /** Repositories `opened` has seen this process: their backfill ran, or was queued then. */
+  /** Repositories whose progress `opened` read this process (or whose backfill it queued). */
   readonly #seen = new Set<string>();
   #queueSaved: Promise<void> = Promise.resolve();
   readonly #stop = new AbortController();
