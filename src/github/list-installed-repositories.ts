@@ -8,21 +8,34 @@ export interface InstalledRepository {
   name: string;
 }
 
+/** What the app's installations hold now, as GitHub lists them. */
+export interface InstalledRepositories {
+  /** Every installation listed, suspended ones included. */
+  installations: number[];
+  /** The installations whose repositories were read (not suspended). */
+  read: number[];
+  repositories: InstalledRepository[];
+}
+
 /**
  * Every repository the app's installations hold now, as GitHub lists them: the installations with
  * the app's JWT (https://docs.github.com/en/rest/apps/apps#list-installations-for-the-authenticated-app),
  * then each one's repositories with its token
  * (https://docs.github.com/en/rest/apps/installations#list-repositories-accessible-to-the-app-installation).
- * A suspended installation (403) holds none for Talos and is left out; any other failure throws,
- * as a partial list would pass for the whole.
+ * A suspended installation (403) holds none for Talos and its repositories are not read; any
+ * other failure throws, as a partial list would pass for the whole.
  */
 export async function listInstalledRepositories(
   app: Octokit,
   auth: (installation: number) => Promise<Octokit>,
   log: Logger,
-): Promise<InstalledRepository[]> {
+): Promise<InstalledRepositories> {
   const installations = await app.paginate(app.rest.apps.listInstallations, { per_page: 100 });
-  const held: InstalledRepository[] = [];
+  const result: InstalledRepositories = {
+    installations: installations.map((installation) => installation.id),
+    read: [],
+    repositories: [],
+  };
   for (const { id, suspended_at } of installations) {
     if (suspended_at) continue;
     let repositories;
@@ -40,8 +53,13 @@ export async function listInstalledRepositories(
       );
       continue;
     }
+    result.read.push(id);
     for (const repository of repositories)
-      held.push({ installation: id, repository: repository.id, name: repository.full_name });
+      result.repositories.push({
+        installation: id,
+        repository: repository.id,
+        name: repository.full_name,
+      });
   }
-  return held;
+  return result;
 }

@@ -2,6 +2,7 @@ import { randomUUID } from "node:crypto";
 import type { Logger } from "pino";
 import type { Clock } from "../clock.js";
 import { loadRepoConfigOf } from "../github/load-repo-config.js";
+import type { InstalledRepositories } from "../github/list-installed-repositories.js";
 import { statusOf, type Octokit } from "../github/octokit.js";
 import {
   BackfillTakenOverError,
@@ -11,7 +12,7 @@ import {
   type BackfillState,
 } from "./backfill-repository.js";
 import type { LegacyMemory } from "./legacy-memory.js";
-import type { MemoryNamespace } from "./memory-registry.js";
+import type { MemoryNamespace, StoredNamespace } from "./memory-registry.js";
 import {
   BACKFILL_LEASE_MS,
   backfillClaim,
@@ -36,7 +37,7 @@ export interface BackfillRunnerOptions {
    * The repositories the app's installations hold now, as GitHub lists them: a catch-up
    * backfills those it has no memory of (added while Talos missed the event).
    */
-  installed?: (() => Promise<BackfillTarget[]>) | undefined;
+  installed?: (() => Promise<InstalledRepositories>) | undefined;
   /** Where the backfills queued and not yet run are kept, so a restart resumes them. */
   queue?: BackfillQueueFile | undefined;
   /** Whether an event's memory never backfilled is backfilled (`opened`); off, it is left. */
@@ -149,42 +150,113 @@ export class BackfillRunner {
   /**
    * Catches up every remembered repository with what GitHub changed since `since` (an outage
    * longer than redeliveries reach: see outage-catch-up.ts), one at a time after the backfills
-   * queued before, and backfills the repositories the installations hold that it has no memory
-   * of (added, or installed, while Talos missed the event). Resolves true once each repository
-   * was caught up (or had nothing to catch up: gone, memory off) and the installations were
-   * listed, false when one failed or the runner closed first. With `progress`, those it names
-   * done are left, and each one caught up is told.
+   * queued before. The installations are listed first: the memory of a repository its
+   * installation no longer holds is deleted (removed while Talos missed the event), and the
+   * repositories they hold that it has no memory of are backfilled (added, or installed,
+   * meanwhile). Resolves true once each repository was caught up (or had nothing to catch up:
+   * gone, memory off, deleted) and the installations were listed, false when one failed or the
+   * runner closed first. With `progress`, those it names done are left, and each one caught up
+   * is told.
    */
   async catchUp(since: string, progress?: CatchUpProgress): Promise<boolean> {
+    const listing = await this.#listInstalled();
     const known = await this.#options.memory.list();
-    const results = known
+    const finished = (namespace: MemoryNamespace) => progress?.finished(keyOf(namespace));
+    const { kept, failed } = listing
+      ? await this.#deleteUnheld(known, listing, finished)
+      : { kept: known, failed: false };
+    const results = kept
       .filter((namespace) => !progress?.done.has(keyOf(namespace)))
       .map((namespace) =>
         new Promise<boolean>((resolve) => this.#enqueue(namespace, false, { since, resolve })).then(
-          (finished) => {
-            if (finished) progress?.finished(keyOf(namespace));
-            return finished;
+          (done) => {
+            if (done) finished(namespace);
+            return done;
           },
         ),
       );
-    const listed = this.#backfillUnknown(new Set(known.map(keyOf)));
-    return (await Promise.all([listed, ...results])).every(Boolean);
+    if (listing) this.#backfillUnknown(listing.repositories, new Set(known.map(keyOf)));
+    const listed = listing !== undefined || !this.#options.installed;
+    return (await Promise.all(results)).every(Boolean) && listed && !failed;
   }
 
-  /** Backfills the installed repositories whose keys `known` lacks; false when unlisted. */
-  async #backfillUnknown(known: Set<string>): Promise<boolean> {
-    if (!this.#options.installed) return true;
-    let installed: BackfillTarget[];
+  /** What the installations hold now; undefined when it cannot be listed (or is not asked). */
+  async #listInstalled(): Promise<InstalledRepositories | undefined> {
+    if (!this.#options.installed) return undefined;
     try {
-      installed = await this.#options.installed();
+      return await this.#options.installed();
     } catch (error) {
       // GitHub unreachable, say: as the redeliveries' listing, a warning, and the next start tries.
+      // Nothing is deleted on a partial listing's word.
       this.#options.log.warn(
         { err: error },
         "cannot list the repositories the app is installed on",
       );
-      return false;
+      return undefined;
     }
+  }
+
+  /**
+   * Deletes the memories of `known` whose repository its installation's complete listing lacks,
+   * as their missed `installation_repositories.removed` (or `repository.deleted`) would have.
+   * Those of an installation not listed are kept, and said once: its `installation.deleted` may
+   * have been missed, but the memory may as well be another app's sharing this storage (its
+   * installations are not this app's to list), and a mistake must not delete; nor are they
+   * caught up. Returns the others, to catch up.
+   */
+  async #deleteUnheld(
+    known: StoredNamespace[],
+    listing: InstalledRepositories,
+    finished: (namespace: MemoryNamespace) => void,
+  ): Promise<{ kept: StoredNamespace[]; failed: boolean }> {
+    const { memory, log } = this.#options;
+    const installations = new Set(listing.installations);
+    const read = new Set(listing.read);
+    const held = new Set(listing.repositories.map(keyOf));
+    const kept: StoredNamespace[] = [];
+    const unlisted = new Set<number>();
+    let failed = false;
+    for (const namespace of known) {
+      const { installation } = namespace;
+      if (!installations.has(installation)) {
+        if (!unlisted.has(installation))
+          log.warn(
+            { installation },
+            "memory of an installation the app does not list (uninstalled while Talos was down, or another app's): kept",
+          );
+        unlisted.add(installation);
+        // Nothing this app can read of it to catch up.
+        finished(namespace);
+        continue;
+      }
+      if (!read.has(installation) || held.has(keyOf(namespace))) {
+        kept.push(namespace);
+        continue;
+      }
+      const where = {
+        installation,
+        repositoryId: namespace.repository,
+        repository: namespace.name,
+      };
+      try {
+        await this.cancel(namespace);
+        await memory.delete(namespace);
+        log.info(
+          where,
+          "memory deleted: the repository left its installation while Talos was down",
+        );
+        finished(namespace);
+      } catch (error) {
+        // Left for the next start's catch-up, which lists again.
+        failed = true;
+        log.error({ err: error, ...where }, "cannot delete the memory of a repository it left");
+      }
+    }
+    return { kept, failed };
+  }
+
+  /** Backfills the installed repositories whose keys `known` lacks. */
+  #backfillUnknown(installed: BackfillTarget[], known: Set<string>): void {
     const unknown = installed.filter((target) => !known.has(keyOf(target)));
     if (unknown.length > 0)
       this.#options.log.info(
@@ -193,7 +265,6 @@ export class BackfillRunner {
       );
     // Each one's progress is its own from here: an unfinished one resumes at the next start.
     for (const target of unknown) this.enqueue(target);
-    return true;
   }
 
   #enqueue(

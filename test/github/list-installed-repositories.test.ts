@@ -30,7 +30,7 @@ async function clients() {
 const repository = (id: number, name: string) => ({ id, full_name: `acme/${name}` });
 
 describe("listInstalledRepositories", () => {
-  it("lists every installation's repositories, page after page, leaving out suspended installations", async () => {
+  it("lists every installation and its repositories, page after page, reading none of a suspended one's", async () => {
     const scope = githubScope();
     scope
       .get("/app/installations")
@@ -64,10 +64,15 @@ describe("listInstalledRepositories", () => {
     const held = await listInstalledRepositories(app, auth, logs.log);
 
     expect(scope.pendingMocks()).toEqual([]);
-    expect(held).toEqual([
-      { installation: 2, repository: 1, name: "acme/one" },
-      { installation: 2, repository: 2, name: "acme/two" },
-    ]);
+    expect(held).toEqual({
+      installations: [2, 3, 4],
+      // Suspended, when listed or since: their repositories are not known.
+      read: [2],
+      repositories: [
+        { installation: 2, repository: 1, name: "acme/one" },
+        { installation: 2, repository: 2, name: "acme/two" },
+      ],
+    });
     expect(logs.text()).toContain('"installation":4');
   });
 

@@ -17,6 +17,7 @@ import { createTestApp, loadFixture, makeDataDir, type TestApp } from "../helper
 import { openTestStore } from "../helpers/test-memory.js";
 import { toIssueInfo } from "../../src/github/create-repo-client.js";
 import { toIssueMemory } from "../../src/memory/memory-inputs.js";
+import { MemoryDeletedError } from "../../src/memory/memory-store.js";
 import {
   dropSchema,
   freshSchema,
@@ -887,11 +888,16 @@ describe("memory caught up after an outage longer than redeliveries reach", () =
       })),
     );
     await memory.saveBackfillState({ status: "done", page: 2, indexed: 2 });
+    // Hello-World's, whose removal from the installation will be missed; and one of an
+    // installation the app will not list (uninstalled meanwhile, or another app's).
+    await memoryOf(before);
+    await before.talos.memory.open({ installation: 9, repository: 500, name: "octo/old" });
     await before.talos.close();
 
     // Five days later (redeliveries reach 24 hours back by default): #2 was closed and edited,
-    // and #3 opened, while no delivery reached Talos; and the installation was given
-    // Codertocat/Rocket, whose installation_repositories.added never came.
+    // and #3 opened, while no delivery reached Talos; the installation was given
+    // Codertocat/Rocket, whose installation_repositories.added never came, and lost
+    // Codertocat/Hello-World.
     const scope = githubScope();
     mockInstallationToken(scope);
     scope
@@ -977,6 +983,12 @@ describe("memory caught up after an outage longer than redeliveries reach", () =
       "https://github.com/Codertocat/Rocket/issues/1",
     ]);
     expect(after.logs.text()).toContain("memory caught up after an outage");
+    expect((await after.talos.memory.list()).map((n) => n.name).sort()).toEqual([
+      "Codertocat/Rocket",
+      "Codertocat/Space",
+      "octo/old",
+    ]);
+    await expect(memoryOf(after)).rejects.toThrow(MemoryDeletedError);
     await after.talos.close();
 
     // The next start, an hour later, reads nothing (nock refuses any request).

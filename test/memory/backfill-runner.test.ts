@@ -2,12 +2,14 @@ import { readFile, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { pino } from "pino";
 import { describe, expect, it } from "vitest";
+import type { InstalledRepositories } from "../../src/github/list-installed-repositories.js";
 import type { Octokit } from "../../src/github/octokit.js";
 import { BackfillQueueFile } from "../../src/memory/backfill-queue-file.js";
 import type { BackfillState } from "../../src/memory/backfill-repository.js";
-import { BackfillRunner } from "../../src/memory/backfill-runner.js";
+import { BackfillRunner, type BackfillTarget } from "../../src/memory/backfill-runner.js";
 import type { MemoryNamespace } from "../../src/memory/memory-registry.js";
 import type { MemoryService } from "../../src/memory/memory-service.js";
+import { MemoryDeletedError } from "../../src/memory/memory-store.js";
 import { createFakeClock } from "../helpers/fake-clock.js";
 import { makeDataDir } from "../helpers/test-app.js";
 import { createTestRegistry } from "../helpers/test-memory.js";
@@ -77,6 +79,50 @@ function issuesOffOctokit() {
     },
   } as unknown as Octokit;
   return { octokit, asked };
+}
+
+/**
+ * A runner catching up `namespaces` (their memories made first) through one client that answers
+ * acme/widgets for every repository and lists nothing updated since; an installation in
+ * `refused` has its token refused with that status. Records each listing's repository and since.
+ */
+async function catchUpRunner(
+  namespaces: BackfillTarget[],
+  refused: Record<number, number>,
+  installed?: () => Promise<InstalledRepositories>,
+) {
+  const memory = createTestRegistry(makeDataDir());
+  for (const namespace of namespaces) await memory.open(namespace);
+  const listed: Array<{ repo: string; since: string }> = [];
+  const octokit = {
+    config: { get: async () => ({ files: [] }) },
+    rest: {
+      repos: { get: async () => ({ data: WIDGETS_REPOSITORY }) },
+      issues: {
+        listForRepo: async (params: { owner: string; repo: string; since: string }) => {
+          listed.push({ repo: `${params.owner}/${params.repo}`, since: params.since });
+          return { data: [], headers: {} };
+        },
+      },
+    },
+  } as unknown as Octokit;
+  const lines: Array<Record<string, unknown>> = [];
+  const runner = new BackfillRunner({
+    memory,
+    auth: async (installation) => {
+      const status = refused[installation];
+      if (status) throw Object.assign(new Error("Refused"), { status });
+      return octokit;
+    },
+    max: 1_000,
+    clock: createFakeClock(),
+    log: pino(
+      { level: "info" },
+      { write: (line: string) => void lines.push(JSON.parse(line) as Record<string, unknown>) },
+    ),
+    installed,
+  });
+  return { memory, runner, listed, lines };
 }
 
 describe("BackfillRunner", () => {
@@ -167,40 +213,8 @@ describe("BackfillRunner", () => {
     );
   });
   it("counts a catch-up done for a repository whose installation is gone (its token refused), and catches the others up", async () => {
-    const memory = createTestRegistry(makeDataDir());
     const gone = { installation: 6, repository: 1, name: "acme/gone" };
-    const widgets = { installation: 7, repository: 2, name: "acme/widgets" };
-    await memory.open(gone);
-    await memory.open(widgets);
-    const listed: string[] = [];
-    const octokit = {
-      config: { get: async () => ({ files: [] }) },
-      rest: {
-        repos: {
-          get: async () => ({ data: WIDGETS_REPOSITORY }),
-        },
-        issues: {
-          listForRepo: async ({ since }: { since: string }) => {
-            listed.push(since);
-            return { data: [], headers: {} };
-          },
-        },
-      },
-    } as unknown as Octokit;
-    const lines: Array<Record<string, unknown>> = [];
-    const runner = new BackfillRunner({
-      memory,
-      auth: async (installation) => {
-        if (installation === 6) throw Object.assign(new Error("Not Found"), { status: 404 });
-        return octokit;
-      },
-      max: 1_000,
-      clock: createFakeClock(),
-      log: pino(
-        { level: "info" },
-        { write: (line: string) => void lines.push(JSON.parse(line) as Record<string, unknown>) },
-      ),
-    });
+    const { memory, runner, listed, lines } = await catchUpRunner([gone, WIDGETS], { 6: 404 });
 
     const finished: string[] = [];
     const done = await runner.catchUp("2026-11-20T00:00:00.000Z", {
@@ -216,7 +230,7 @@ describe("BackfillRunner", () => {
 
     expect([done, again]).toEqual([true, true]);
     expect(finished.sort()).toEqual(["6/1", "7/2"]);
-    expect(listed).toEqual(["2026-11-20T00:00:00.000Z"]);
+    expect(listed).toEqual([{ repo: "acme/widgets", since: "2026-11-20T00:00:00.000Z" }]);
     expect(lines).toContainEqual(
       expect.objectContaining({
         installation: 6,
@@ -536,5 +550,73 @@ describe("BackfillRunner.opened", () => {
     expect(asked).toEqual({ issues: [1], pulls: [1, 2, 3] });
     expect(await registry.readBackfillState(WIDGETS)).toMatchObject({ status: "done" });
     expect(lines.filter((line) => line.msg === "backfill started")).toHaveLength(1);
+  });
+});
+
+describe("BackfillRunner.catchUp and what the installations hold now", () => {
+  /** acme/gone (installation 6), acme/widgets and acme/left (7), acme/paused (8, suspended). */
+  const NAMESPACES = {
+    gone: { installation: 6, repository: 1, name: "acme/gone" },
+    widgets: WIDGETS,
+    left: { installation: 7, repository: 3, name: "acme/left" },
+    paused: { installation: 8, repository: 4, name: "acme/paused" },
+  };
+  const setUp = (installed: () => Promise<InstalledRepositories>) =>
+    catchUpRunner(Object.values(NAMESPACES), { 8: 403 }, installed);
+
+  it("deletes the memory of a repository removed while Talos was down, and keeps those of an installation not listed and of a suspended one", async () => {
+    const { memory, runner, listed, lines } = await setUp(async () => ({
+      installations: [7, 8],
+      read: [7],
+      repositories: [{ installation: 7, repository: 2, name: "acme/widgets" }],
+    }));
+
+    const finished: string[] = [];
+    const done = await runner.catchUp("2026-11-20T00:00:00.000Z", {
+      done: new Set(),
+      finished: (key) => finished.push(key),
+    });
+
+    expect(done).toBe(true);
+    expect(finished.sort()).toEqual(["6/1", "7/2", "7/3", "8/4"]);
+    // Installation 6 may be another app's sharing this storage: not this app's to delete.
+    expect((await memory.list()).map((n) => n.name).sort()).toEqual([
+      "acme/gone",
+      "acme/paused",
+      "acme/widgets",
+    ]);
+    // Only the one still held is read; the removed one is refused until it is added back.
+    expect(listed.map((listing) => listing.repo)).toEqual(["acme/widgets"]);
+    await expect(memory.open(NAMESPACES.left)).rejects.toThrow(MemoryDeletedError);
+    expect(lines).toContainEqual(
+      expect.objectContaining({
+        installation: 7,
+        repository: "acme/left",
+        msg: "memory deleted: the repository left its installation while Talos was down",
+      }),
+    );
+    expect(lines).toContainEqual(
+      expect.objectContaining({
+        installation: 6,
+        level: 40,
+        msg: "memory of an installation the app does not list (uninstalled while Talos was down, or another app's): kept",
+      }),
+    );
+    await memory.closeAll();
+  });
+
+  it("deletes nothing when the installations cannot be listed, catches every memory up, and says it is unfinished", async () => {
+    const { memory, runner, listed } = await setUp(async () => {
+      throw Object.assign(new Error("Bad Gateway"), { status: 502 });
+    });
+
+    const done = await runner.catchUp("2026-11-20T00:00:00.000Z");
+
+    expect(done).toBe(false);
+    expect((await memory.list()).length).toBe(4);
+    // acme/gone and acme/left ask GitHub for their repository, which answers acme/widgets's;
+    // acme/paused's token is refused.
+    expect(listed.map((listing) => listing.repo)).toEqual(["acme/widgets"]);
+    await memory.closeAll();
   });
 });
