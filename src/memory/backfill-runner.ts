@@ -35,7 +35,8 @@ export interface BackfillRunnerOptions {
   retry?: BackfillRetry | undefined;
   /**
    * The repositories the app's installations hold now, as GitHub lists them: a catch-up
-   * backfills those it has no memory of (added while Talos missed the event).
+   * backfills those it has no memory of (added while Talos missed the event), and deletes the
+   * memory of those an installation no longer holds (removed meanwhile).
    */
   installed?: (() => Promise<InstalledRepositories>) | undefined;
   /** Where the backfills queued and not yet run are kept, so a restart resumes them. */
@@ -159,8 +160,10 @@ export class BackfillRunner {
    * is told.
    */
   async catchUp(since: string, progress?: CatchUpProgress): Promise<boolean> {
-    const listing = await this.#listInstalled();
+    // Read before GitHub is asked: a memory an event makes meanwhile (of a repository added
+    // after its installation was listed) is not among them, so it is not taken for one removed.
     const known = await this.#options.memory.list();
+    const listing = await this.#listInstalled();
     const finished = (namespace: MemoryNamespace) => progress?.finished(keyOf(namespace));
     const { kept, failed } = listing
       ? await this.#deleteUnheld(known, listing, finished)

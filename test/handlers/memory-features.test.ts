@@ -870,7 +870,7 @@ function spaceIssueEvent(action: "opened" | "edited", number: number, title: str
 }
 
 describe("memory caught up after an outage longer than redeliveries reach", () => {
-  it("reads what GitHub changed since Talos last ran into memory at start, without triaging it, and only once", async () => {
+  it("reads what GitHub changed since Talos last ran into memory at start, without triaging it, and only once, and deletes the memory of a repository removed meanwhile", async () => {
     const dataDir = makeDataDir();
     const stoppedAt = Date.UTC(2026, 10, 20, 8);
     const before = await createTestApp({
