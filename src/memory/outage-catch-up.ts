@@ -56,7 +56,8 @@ const CLOCK_SKEW_MS = 10 * 60_000;
  * memory for good. So the server writes when it was last running (`alive.json` in the data
  * directory, every `everyMs` and at shutdown), and a start that finds the last mark older than
  * the redeliveries reach catches every remembered repository up with what GitHub changed since
- * (catch-up-repository.ts), and backfills the repositories it has no memory of. The mark keeps
+ * (catch-up-repository.ts), backfills the repositories it has no memory of, and deletes the
+ * memory of those their installation no longer holds (BackfillRunner.catchUp). The mark keeps
  * `catchUpFrom` until every repository is caught up, and those caught up (`caughtUp`), so a
  * catch-up cut short by a stop or a failure goes on at the next start with the rest. A data
  * directory without the mark (a first start, or one from before it existed) needs none. Only

@@ -8,6 +8,7 @@ import {
   INSTALLATION_TOKEN,
   mockInstallationToken,
   mockRepoConfig,
+  mockRepositoryRead,
 } from "../helpers/github-mocks.js";
 import { runTalos } from "../helpers/run-talos.js";
 import {
@@ -49,13 +50,7 @@ const WIDGETS_ID = 101;
 
 /** `GET /repos/acme/widgets`: the repository's id, name and creation time. */
 function mockRepository(scope: nock.Scope) {
-  scope.get("/repos/acme/widgets").reply(200, {
-    id: WIDGETS_ID,
-    name: "widgets",
-    full_name: "acme/widgets",
-    owner: { login: "acme" },
-    created_at: "2020-01-01T00:00:00Z",
-  });
+  mockRepositoryRead(scope, "acme/widgets", WIDGETS_ID, { createdAt: "2020-01-01T00:00:00Z" });
 }
 
 /** Two pages, newest first: 100 items (every tenth a pull request), then 30. */

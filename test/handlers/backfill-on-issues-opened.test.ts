@@ -1,5 +1,10 @@
 import { describe, expect, it } from "vitest";
-import { githubScope, mockInstallationToken, mockRepoConfig } from "../helpers/github-mocks.js";
+import {
+  githubScope,
+  mockInstallationToken,
+  mockRepoConfig,
+  mockRepositoryRead,
+} from "../helpers/github-mocks.js";
 import { createTestApp, type TestApp } from "../helpers/test-app.js";
 import { webhookExample } from "../helpers/webhook-examples.js";
 
@@ -52,13 +57,7 @@ describe("an issue opened in a repository whose backfill found issues switched o
     // The event's configuration; the backfill's read of it is served from the cache.
     mockRepoConfig(scope);
     // The backfill asks for the repository as GitHub has it now, then lists its issues.
-    scope.get(REPO).reply(200, {
-      id: HELLO_WORLD,
-      name: "Hello-World",
-      full_name: "Codertocat/Hello-World",
-      owner: { login: "Codertocat" },
-      created_at: "2019-05-15T15:19:25Z",
-    });
+    mockRepositoryRead(scope, "Codertocat/Hello-World", HELLO_WORLD);
     scope
       .get(`${REPO}/issues`)
       .query({ state: "all", sort: "created", direction: "desc", per_page: "100", page: "1" })

@@ -4,7 +4,12 @@ import type nock from "nock";
 import { describe, expect, it } from "vitest";
 import { MemoryDeletedError } from "../../src/memory/memory-store.js";
 import { createManualClock } from "../helpers/fake-clock.js";
-import { githubScope, mockInstallationToken, mockRepoConfig } from "../helpers/github-mocks.js";
+import {
+  githubScope,
+  mockInstallationToken,
+  mockRepoConfig,
+  mockRepositoryRead,
+} from "../helpers/github-mocks.js";
 import { createTestApp, loadFixture, makeDataDir, type TestApp } from "../helpers/test-app.js";
 import { issueMemory } from "../helpers/test-memory.js";
 import { webhookExample } from "../helpers/webhook-examples.js";
@@ -169,13 +174,7 @@ describe("a job journaled before its repository left, run after", () => {
     // Its backfill starts, and finds one issue to remember.
     const scope = githubScope();
     mockInstallationToken(scope);
-    scope.get("/repos/Codertocat/Hello-World").reply(200, {
-      id: HELLO_WORLD,
-      name: "Hello-World",
-      full_name: "Codertocat/Hello-World",
-      owner: { login: "Codertocat" },
-      created_at: "2019-05-15T15:19:25Z",
-    });
+    mockRepositoryRead(scope, "Codertocat/Hello-World", HELLO_WORLD);
     mockRepoConfig(scope);
     scope
       .get("/repos/Codertocat/Hello-World/issues")
@@ -222,13 +221,7 @@ describe("a repository added back while Talos missed the event", () => {
     mockRepoConfig(scope);
     scope.get("/repos/Codertocat/Hello-World/installation").reply(200, { id: 2, app_id: 1 });
     // The backfill the missed event would have started.
-    scope.get("/repos/Codertocat/Hello-World").reply(200, {
-      id: HELLO_WORLD,
-      name: "Hello-World",
-      full_name: "Codertocat/Hello-World",
-      owner: { login: "Codertocat" },
-      created_at: "2019-05-15T15:19:25Z",
-    });
+    mockRepositoryRead(scope, "Codertocat/Hello-World", HELLO_WORLD);
     scope
       .get("/repos/Codertocat/Hello-World/issues")
       .query({ state: "all", sort: "created", direction: "desc", per_page: "100", page: "1" })

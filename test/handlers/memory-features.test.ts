@@ -10,6 +10,7 @@ import {
   mockAppIdentity,
   mockInstallationToken,
   mockRepoConfig,
+  mockRepositoryRead,
 } from "../helpers/github-mocks.js";
 import { createFakeClock } from "../helpers/fake-clock.js";
 import { scriptedModel } from "../helpers/scripted-model.js";
@@ -445,14 +446,7 @@ function spaceIssue(number: number, pull = false) {
 
 /** `GET /repos/Codertocat/Space`: a backfill asks for the id, name and creation time. */
 function mockSpace(scope: Scope, { id = SPACE_ID, createdAt = "2019-05-15T15:20:00Z" } = {}) {
-  scope.get(SPACE).reply(200, {
-    id,
-    name: "Space",
-    full_name: "Codertocat/Space",
-    owner: { login: "Codertocat" },
-    created_at: createdAt,
-    default_branch: "master",
-  });
+  mockRepositoryRead(scope, "Codertocat/Space", id, { createdAt, defaultBranch: "master" });
 }
 
 function spaceMemory(app: TestApp, repository = SPACE_ID) {
@@ -742,13 +736,7 @@ describe("backfill of a repository the app gains", () => {
     const scope = githubScope();
     // The example installation carries its own id.
     mockInstallationToken(scope, 957387);
-    scope.get(REPO).reply(200, {
-      id: HELLO_WORLD,
-      name: "Hello-World",
-      full_name: "Codertocat/Hello-World",
-      owner: { login: "Codertocat" },
-      created_at: "2019-05-15T15:19:25Z",
-    });
+    mockRepositoryRead(scope, "Codertocat/Hello-World", HELLO_WORLD);
     mockRepoConfig(scope);
     scope
       .get(`${REPO}/issues`)
@@ -937,12 +925,8 @@ describe("memory caught up after an outage longer than redeliveries reach", () =
         },
       ]);
     // Rocket's backfill, once listed.
-    scope.get("/repos/Codertocat/Rocket").reply(200, {
-      id: ROCKET_ID,
-      name: "Rocket",
-      full_name: "Codertocat/Rocket",
-      owner: { login: "Codertocat" },
-      created_at: "2026-11-21T00:00:00Z",
+    mockRepositoryRead(scope, "Codertocat/Rocket", ROCKET_ID, {
+      createdAt: "2026-11-21T00:00:00Z",
     });
     // The owner's `.github` fallback was read for Space a moment before: cached.
     scope

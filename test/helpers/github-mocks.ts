@@ -68,3 +68,27 @@ export function mockRepoConfig(
     .get(`/repos/${owner}/.github/contents/.github%2Ftalos.yml`)
     .reply(404, { message: "Not Found" });
 }
+
+/**
+ * `GET /repos/{owner}/{repo}` as a backfill or catch-up reads it: the repository's id, name and
+ * creation time (which tell whether a memory is this repository's).
+ */
+export function mockRepositoryRead(
+  scope: nock.Scope,
+  fullName: string,
+  id: number,
+  {
+    createdAt = "2019-05-15T15:19:25Z",
+    defaultBranch,
+  }: { createdAt?: string; defaultBranch?: string } = {},
+) {
+  const [owner = "", name = ""] = fullName.split("/");
+  return scope.get(`/repos/${fullName}`).reply(200, {
+    id,
+    name,
+    full_name: fullName,
+    owner: { login: owner },
+    created_at: createdAt,
+    ...(defaultBranch ? { default_branch: defaultBranch } : {}),
+  });
+}
