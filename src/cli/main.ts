@@ -21,6 +21,7 @@ import { chat } from "./chat.js";
 import { showJobs } from "./jobs.js";
 import {
   compactMemory,
+  deleteMemory,
   importMemory,
   exportMemory,
   searchMemory,
@@ -44,7 +45,7 @@ export interface CliIO {
 }
 
 const SUBCOMMANDS = ["replay", "chat", "memory", "backfill", "jobs", "redeliver", "help"];
-const MEMORY_SUBCOMMANDS = ["stats", "search", "export", "compact", "import"];
+const MEMORY_SUBCOMMANDS = ["stats", "search", "export", "compact", "import", "delete"];
 
 const USAGE = `Usage: talos <subcommand> [options]
 
@@ -55,7 +56,7 @@ Subcommands:
   chat [--repo <owner/repo>]
       Talk to the assistant in the terminal, with the same agent and tools as on GitHub, bound
       to the repository (read with GITHUB_TOKEN when set). exit or Ctrl-D ends it.
-  memory stats|search|export|compact|import [--data-dir <dir>] [--repo <owner/repo>]
+  memory stats|search|export|compact|import|delete [--data-dir <dir>] [--repo <owner/repo>]
          [--installation <id>] [--json]
       Inspect the memory in <dir>/memory (default TALOS_DATA_DIR), or with DATABASE_URL in
       PostgreSQL, one namespace per installation and repository; all of them unless --repo or
@@ -68,6 +69,8 @@ Subcommands:
         compact                   replay the write-ahead log into the index files (on disk)
         import                    with DATABASE_URL: copy the memory on disk into PostgreSQL,
                                   embedded again by the configured embedder; run again to resume
+        delete --yes              delete the memories --repo and --installation pick (one of
+                                  them is required), as their repository's removal would
       On disk, stop the server first: a running server holds the memory directories.
   backfill <owner/repo> [--installation <id>] [--max <n>] [--since <time>] [--data-dir <dir>]
       Index the repository's existing issues and pull requests into its memory, newest first,
@@ -231,6 +234,7 @@ async function runMemory(argv: string[], io: CliIO): Promise<number> {
     );
   }
   const search = action === "search";
+  const destructive = action === "delete";
   const { values, positionals } = parseArgsOrThrow({
     args,
     allowPositionals: search,
@@ -241,6 +245,7 @@ async function runMemory(argv: string[], io: CliIO): Promise<number> {
       installation: { type: "string" },
       json: { type: "boolean", default: false },
       ...(search ? { k: { type: "string", default: "5" }, kind: { type: "string" } } : {}),
+      ...(destructive ? { yes: { type: "boolean", default: false } } : {}),
     },
   });
   const env = parseEnv(io.env);
@@ -262,6 +267,8 @@ async function runMemory(argv: string[], io: CliIO): Promise<number> {
       return compactMemory(options);
     case "import":
       return importMemory(options);
+    case "delete":
+      return deleteMemory({ ...options, yes: values.yes === true });
   }
   const query = positionals.join(" ").trim();
   if (!query) throw new UsageError("search takes a query: talos memory search <query>");

@@ -16,6 +16,7 @@ import type { BackfillState } from "../memory/backfill-repository.js";
 import type { MemoryKind, MemoryStats } from "../memory/memory-store.js";
 import { createMemoryRegistry } from "../create-services.js";
 import { createMetrics } from "../metrics/create-metrics.js";
+import { lockDirectory } from "../memory/directory-lock.js";
 import { UsageError } from "./usage-error.js";
 
 export interface MemoryCommandOptions {
@@ -258,6 +259,51 @@ export async function compactMemory(options: MemoryCommandOptions): Promise<numb
     }
   }
   if (options.json) await writeLine(options.stdout, JSON.stringify({ namespaces: rows }));
+  return 0;
+}
+
+/**
+ * `talos memory delete`: deletes the memories picked, with their backfill progress, as the
+ * repository's removal from its installation would. What it is for: the memory of an
+ * installation uninstalled while Talos was down (the catch-up keeps it, and says so), or a
+ * repository whose memory must go. Each stays refused as after that removal: a repository its
+ * installation still holds is readmitted, empty, at its next event, and backfilled again.
+ */
+export async function deleteMemory(
+  options: MemoryCommandOptions & { yes: boolean },
+): Promise<number> {
+  if (options.repo === undefined && options.installation === undefined)
+    throw new UsageError(
+      "delete takes --installation, --repo or both: it never deletes every memory at once",
+    );
+  const namespaces = await selectNamespaces(options);
+  if (!options.yes)
+    throw new UsageError(
+      `this would delete the memory of ${namespaces.map(nameOf).join(", ")}: add --yes to delete ${namespaces.length === 1 ? "it" : "them"}`,
+    );
+  // On disk, a running server holds the stores it has open: refused before anything is written,
+  // rather than after the deletions were recorded.
+  if (!options.env.DATABASE_URL)
+    for (const namespace of namespaces)
+      await (
+        await lockDirectory(directoryOf(options, namespace))
+      )();
+  const memories = await openMemories(options, refusingEmbedder());
+  const deleted: ShownNamespace[] = [];
+  try {
+    for (const namespace of namespaces) {
+      await memories.service.delete({ ...namespace, name: namespace.repo });
+      deleted.push(namespace);
+      if (!options.json)
+        await writeLine(
+          options.stdout,
+          `Deleted the memory of ${nameOf(namespace)} (repository ${namespace.repository}) from ${memories.where}.`,
+        );
+    }
+  } finally {
+    await memories.close();
+  }
+  if (options.json) await writeLine(options.stdout, JSON.stringify({ deleted }));
   return 0;
 }
 

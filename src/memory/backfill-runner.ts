@@ -225,7 +225,7 @@ export class BackfillRunner {
         if (!unlisted.has(installation))
           log.warn(
             { installation },
-            "memory of an installation the app does not list (uninstalled while Talos was down, or another app's): kept",
+            "memory of an installation the app does not list (uninstalled while Talos was down, or another app's): kept; `talos memory delete --installation <id>` deletes it",
           );
         unlisted.add(installation);
         // Nothing this app can read of it to catch up.

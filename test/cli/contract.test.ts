@@ -1,5 +1,4 @@
 import { mkdirSync, writeFileSync } from "node:fs";
-import { hostname } from "node:os";
 import { join } from "node:path";
 import { PassThrough, Writable } from "node:stream";
 import { describe, expect, it } from "vitest";
@@ -7,7 +6,7 @@ import { runCli } from "../../src/cli/main.js";
 import { githubScope } from "../helpers/github-mocks.js";
 import { runTalos } from "../helpers/run-talos.js";
 import { makeDataDir } from "../helpers/test-app.js";
-import { createTestRegistry, issueMemory } from "../helpers/test-memory.js";
+import { createTestRegistry, issueMemory, lockAsRunningServer } from "../helpers/test-memory.js";
 
 const TOKEN = "ghp_contractTestToken0123456789abcdefgh";
 
@@ -137,13 +136,7 @@ describe("an installation id that is not a positive integer", () => {
 describe("a memory locked by a running server", () => {
   it("is bad input: exit code 2, in one line", async () => {
     const dataDir = await seed();
-    const directory = join(dataDir, "memory", "7", "101");
-    // The test runner's parent process is alive and is not us, as a server would be.
-    mkdirSync(join(directory, ".lock"));
-    writeFileSync(
-      join(directory, ".lock", "owner.json"),
-      JSON.stringify({ pid: process.ppid, host: hostname(), since: new Date().toISOString() }),
-    );
+    lockAsRunningServer(join(dataDir, "memory", "7", "101"));
     expectBadInput(
       await runTalos(["memory", "stats", "--data-dir", dataDir]),
       /^talos memory: .* is in use by process \d+; stop it first/,

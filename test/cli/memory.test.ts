@@ -1,5 +1,4 @@
-import { cpSync, mkdirSync, readdirSync, statSync, writeFileSync } from "node:fs";
-import { hostname } from "node:os";
+import { cpSync, existsSync, readdirSync, rmSync, statSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { PassThrough, Writable } from "node:stream";
 import { afterAll, describe, expect, it } from "vitest";
@@ -12,10 +11,12 @@ import {
 import { createLocalEmbedder } from "../../src/memory/local-embedder.js";
 import { runTalos } from "../helpers/run-talos.js";
 import { runCli } from "../../src/cli/main.js";
+import { MemoryDeletedError } from "../../src/memory/memory-store.js";
 import { makeDataDir } from "../helpers/test-app.js";
 import {
   createTestRegistry,
   issueMemory,
+  lockAsRunningServer,
   openPostgresMemory,
   openTestStore,
 } from "../helpers/test-memory.js";
@@ -423,11 +424,100 @@ describe("talos memory compact", () => {
   });
 });
 
+describe("talos memory delete", () => {
+  const stats = async (dataDir: string) =>
+    (
+      JSON.parse((await talos(["memory", "stats", "--data-dir", dataDir, "--json"])).out) as {
+        namespaces: Array<{ installation: number; repo: string }>;
+      }
+    ).namespaces.map((n) => `${n.installation}/${n.repo}`);
+
+  it("deletes an installation's memories only with --yes, and they stay refused until readmitted", async () => {
+    const dataDir = await seed();
+    const asked = await talos(["memory", "delete", "--installation", "8", "--data-dir", dataDir]);
+    expect(asked.code).toBe(2);
+    expect(asked.err).toBe(
+      "talos memory: this would delete the memory of 8/acme/widgets: add --yes to delete it\n",
+    );
+    expect(await stats(dataDir)).toEqual(["7/acme/gadgets", "7/acme/widgets", "8/acme/widgets"]);
+
+    const { code, out, err } = await talos([
+      "memory",
+      "delete",
+      "--installation",
+      "8",
+      "--yes",
+      "--data-dir",
+      dataDir,
+    ]);
+    expect(err).toBe("");
+    expect(code).toBe(0);
+    expect(out).toBe(
+      `Deleted the memory of 8/acme/widgets (repository 101) from ${join(dataDir, "memory")}.\n`,
+    );
+    expect(await stats(dataDir)).toEqual(["7/acme/gadgets", "7/acme/widgets"]);
+    expect(readdirSync(join(dataDir, "memory", "8"))).toEqual([]);
+    // As after the repository's removal: an old job cannot write it back; added back, it opens
+    // again, empty.
+    const memories = registry(join(dataDir, "memory"));
+    await expect(memories.open({ installation: 8, ...WIDGETS })).rejects.toThrow(
+      MemoryDeletedError,
+    );
+    await memories.readmit({ installation: 8, repository: WIDGETS.repository });
+    expect((await (await memories.open({ installation: 8, ...WIDGETS })).stats()).records).toBe(0);
+    // The other installation's acme/widgets, the same repository, is untouched.
+    expect((await (await memories.open({ installation: 7, ...WIDGETS })).stats()).records).toBe(3);
+    await memories.closeAll();
+  });
+
+  it("deletes one repository's memory with --repo, and reports it with --json", async () => {
+    const dataDir = await seed();
+    const { code, out } = await talos([
+      "memory",
+      "delete",
+      "--repo",
+      "acme/widgets",
+      "--installation",
+      "7",
+      "--yes",
+      "--json",
+      "--data-dir",
+      dataDir,
+    ]);
+    expect(code).toBe(0);
+    expect(JSON.parse(out)).toEqual({
+      deleted: [{ installation: 7, repository: 101, repo: "acme/widgets" }],
+    });
+    expect(await stats(dataDir)).toEqual(["7/acme/gadgets", "8/acme/widgets"]);
+  });
+
+  it("deletes nothing when a running server holds one of the memories picked", async () => {
+    const dataDir = await seed();
+    const directory = join(dataDir, "memory", "7", "102");
+    const held = lockAsRunningServer(directory);
+    const { code, err } = await talos([
+      "memory",
+      "delete",
+      "--installation",
+      "7",
+      "--yes",
+      "--data-dir",
+      dataDir,
+    ]);
+    expect(code).toBe(2);
+    expect(err).toBe(`talos memory: ${held}\n`);
+    // Not even recorded as deleted: a restart of that server keeps serving it.
+    expect(existsSync(join(dataDir, "memory", "removed.json"))).toBe(false);
+    rmSync(join(directory, ".lock"), { recursive: true });
+    expect(await stats(dataDir)).toEqual(["7/acme/gadgets", "7/acme/widgets", "8/acme/widgets"]);
+  });
+});
+
 describe("talos memory: errors", () => {
   it.each([
     [
       ["memory"],
-      /^talos memory: missing memory subcommand; use stats, search, export, compact, import\n$/,
+      /^talos memory: missing memory subcommand; use stats, search, export, compact, import, delete\n$/,
     ],
     [["memory", "frobnicate"], /^talos memory: unknown memory subcommand "frobnicate"/],
     [
@@ -443,6 +533,15 @@ describe("talos memory: errors", () => {
       /^talos memory: no memory of acme\/nothing in .* \(found: 7\/acme\/gadgets, 7\/acme\/widgets, 8\/acme\/widgets\)/,
     ],
     [["memory", "stats", "extra"], /^talos memory: Unexpected argument 'extra'/],
+    [
+      ["memory", "delete", "--yes"],
+      /^talos memory: delete takes --installation, --repo or both: it never deletes every memory at once\n$/,
+    ],
+    [
+      ["memory", "delete", "--installation", "9", "--yes"],
+      /^talos memory: no memory of installation 9 in /,
+    ],
+    [["memory", "stats", "--yes"], /^talos memory: Unknown option '--yes'/],
     [["memory", "export", "--k", "3"], /^talos memory: Unknown option '--k'/],
     [["memory", "search", "--installation", "7"], /^talos memory: search takes a query/],
     [
@@ -479,19 +578,11 @@ describe("talos memory: errors", () => {
 
   it("exits 2 with the lock's message when a running server holds the directory", async () => {
     const dataDir = await seed();
-    const directory = join(dataDir, "memory", "8", "101");
-    // The test runner's parent process is alive and is not us, as a server would be.
-    mkdirSync(join(directory, ".lock"));
-    writeFileSync(
-      join(directory, ".lock", "owner.json"),
-      JSON.stringify({ pid: process.ppid, host: hostname(), since: new Date().toISOString() }),
-    );
+    const held = lockAsRunningServer(join(dataDir, "memory", "8", "101"));
     for (const action of ["stats", "export", "compact"]) {
       const { code, err } = await talos(["memory", action, "--data-dir", dataDir]);
       expect(code).toBe(2);
-      expect(err).toBe(
-        `talos memory: ${directory} is in use by process ${process.ppid}; stop it first (or remove ${join(directory, ".lock")} if it is gone)\n`,
-      );
+      expect(err).toBe(`talos memory: ${held}\n`);
     }
   });
 
@@ -546,6 +637,46 @@ describe.runIf(await requirePostgres("talos memory with DATABASE_URL"))(
       const none = await talos(["memory", "stats", "--repo", "acme/other"], env);
       expect(none.code).toBe(2);
       expect(none.err).toContain(`no memory of acme/other in PostgreSQL (schema ${schema})`);
+    });
+
+    it("deletes an installation's memory there while an instance has it open, which then refuses it", async () => {
+      const own = {
+        DATABASE_URL: TEST_DATABASE_URL,
+        TALOS_DATABASE_SCHEMA: freshSchema("talos_delete"),
+      };
+      const { memory, close } = await openPostgresMemory(own.TALOS_DATABASE_SCHEMA);
+      try {
+        const nine = await memory.open({ installation: 9, repository: 301, name: "octo/old" });
+        const old = { repo: "octo/old", url: "https://github.com/octo/old/issues/1" };
+        await nine.add(issueMemory(1, "An issue of an installation long uninstalled", old));
+        await (
+          await memory.open({ installation: 7, ...WIDGETS })
+        ).add(issueMemory(2, "Dark mode colours are wrong in the settings page"));
+
+        const { code, out, err } = await talos(
+          ["memory", "delete", "--installation", "9", "--yes"],
+          own,
+        );
+        expect(err).toBe("");
+        expect(code).toBe(0);
+        expect(out).toBe(
+          `Deleted the memory of 9/octo/old (repository 301) from PostgreSQL (schema ${own.TALOS_DATABASE_SCHEMA}).\n`,
+        );
+        const left = await talos(["memory", "stats", "--json"], own);
+        expect(JSON.parse(left.out).namespaces.map((n: { repo: string }) => n.repo)).toEqual([
+          "acme/widgets",
+        ]);
+        // The instance's handle, opened before, writes nothing back; nor does a new open.
+        await expect(
+          nine.add(issueMemory(3, "A job journaled before the deletion", old)),
+        ).rejects.toThrow(MemoryDeletedError);
+        await expect(
+          memory.open({ installation: 9, repository: 301, name: "octo/old" }),
+        ).rejects.toThrow(MemoryDeletedError);
+      } finally {
+        await close();
+        await dropSchema(own.TALOS_DATABASE_SCHEMA);
+      }
     });
 
     it("imports the memory on disk into PostgreSQL, with backfill progress, and a second run changes nothing", async () => {

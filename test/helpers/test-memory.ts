@@ -1,6 +1,10 @@
+import { mkdirSync, writeFileSync } from "node:fs";
+import { hostname } from "node:os";
+import { join } from "node:path";
 import { pino } from "pino";
 import { Database } from "../../src/database/database.js";
 import { PostgresMemory } from "../../src/database/postgres-memory.js";
+import { LOCK_NAME } from "../../src/memory/directory-lock.js";
 import type { Embedder } from "../../src/memory/embedder.js";
 import { createLocalEmbedder } from "../../src/memory/local-embedder.js";
 import { MemoryRegistry } from "../../src/memory/memory-registry.js";
@@ -175,4 +179,18 @@ export async function writeLateToThread7(store: Pick<MemoryStore, "add" | "addMa
     said("note-72", "note", 7, "Keys live in the vault now"),
   ]);
   await store.add(issueMemory(7, "The deploy key leaked", LATE));
+}
+
+/**
+ * Locks a memory directory as a running server holds it: the owner is the test runner's parent,
+ * a live process of this host that is not us. Returns the CLI's message for it.
+ */
+export function lockAsRunningServer(directory: string): string {
+  const lock = join(directory, LOCK_NAME);
+  mkdirSync(lock);
+  writeFileSync(
+    join(lock, "owner.json"),
+    JSON.stringify({ pid: process.ppid, host: hostname(), since: new Date().toISOString() }),
+  );
+  return `${directory} is in use by process ${process.ppid}; stop it first (or remove ${lock} if it is gone)`;
 }

@@ -599,7 +599,7 @@ describe("BackfillRunner.catchUp and what the installations hold now", () => {
       expect.objectContaining({
         installation: 6,
         level: 40,
-        msg: "memory of an installation the app does not list (uninstalled while Talos was down, or another app's): kept",
+        msg: "memory of an installation the app does not list (uninstalled while Talos was down, or another app's): kept; `talos memory delete --installation <id>` deletes it",
       }),
     );
     await memory.closeAll();
