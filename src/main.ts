@@ -12,6 +12,7 @@ import {
 import { redeliverMissedAtStart } from "./github/redeliver-missed.js";
 import { withWebhookBodyLimit } from "./http/limit-webhook-bodies.js";
 import { createTalos } from "./index.js";
+import { DataDirectoryInUseError, lockDataDirectory } from "./lock-data-directory.js";
 import { startMetricsServer } from "./metrics/create-metrics-route.js";
 import { readVersion } from "./read-version.js";
 
@@ -33,6 +34,13 @@ const log = await createLogger({
   level: env.LOG_LEVEL,
   format: env.LOG_FORMAT ?? (env.NODE_ENV === "production" ? "json" : "pretty"),
   secrets: getSecrets(env),
+});
+// Before anything reads the journal: a second server on the same data directory is bad input.
+await lockDataDirectory(env.TALOS_DATA_DIR, log).catch((error: unknown) => {
+  const message = error instanceof Error ? error.message : String(error);
+  log.fatal(`cannot start: ${message}`);
+  process.stderr.write(`talos: ${message}\n`);
+  process.exit(error instanceof DataDirectoryInUseError ? 2 : 1);
 });
 const talos = await createTalos({ env, log, version: await readVersion() }).catch(
   (error: unknown) => {

@@ -281,13 +281,16 @@ export async function deleteMemory(
     throw new UsageError(
       `this would delete the memory of ${namespaces.map(nameOf).join(", ")}: add --yes to delete ${namespaces.length === 1 ? "it" : "them"}`,
     );
-  // On disk, a running server holds the stores it has open: refused before anything is written,
-  // rather than after the deletions were recorded.
-  if (!options.env.DATABASE_URL)
-    for (const namespace of namespaces)
-      await (
-        await lockDirectory(directoryOf(options, namespace))
-      )();
+  // On disk, a running server holds the data directory, and the stores it has open (as does a
+  // backfill's process): refused before anything is written. A memory deleted behind a running
+  // server's back is not refused by it, and its next event would write it again.
+  if (!options.env.DATABASE_URL) {
+    const held = [options.dataDir, ...namespaces.map((n) => directoryOf(options, n))];
+    for (const directory of held) {
+      const release = await lockDirectory(directory);
+      await release();
+    }
+  }
   const memories = await openMemories(options, refusingEmbedder());
   const deleted: ShownNamespace[] = [];
   try {

@@ -491,9 +491,12 @@ describe("talos memory delete", () => {
     expect(await stats(dataDir)).toEqual(["7/acme/gadgets", "8/acme/widgets"]);
   });
 
-  it("deletes nothing when a running server holds one of the memories picked", async () => {
+  it.each([
+    ["the data directory, as a running server does", []],
+    ["one of the memories picked, as a backfill's process does", ["memory", "7", "102"]],
+  ])("deletes nothing when another process holds %s", async (_, path) => {
     const dataDir = await seed();
-    const directory = join(dataDir, "memory", "7", "102");
+    const directory = join(dataDir, ...path);
     const held = lockAsRunningServer(directory);
     const { code, err } = await talos([
       "memory",

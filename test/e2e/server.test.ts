@@ -149,6 +149,28 @@ describe("the started server", () => {
     expect(github.comments.get("Codertocat/Hello-World#1")).toHaveLength(1);
   });
 
+  it("refuses a second server on the same TALOS_DATA_DIR with exit code 2 and one line, and the first serves on", async () => {
+    // The restart above took over the lock the killed server left.
+    const second = spawnSync(process.execPath, [join(ROOT, "dist/main.js")], {
+      cwd: workDir,
+      env: {
+        PATH: process.env.PATH ?? "",
+        HOST: "127.0.0.1",
+        ...env,
+        PORT: String(await getFreePort()),
+        TALOS_METRICS_PORT: String(await getFreePort()),
+      },
+      encoding: "utf8",
+      timeout: 30_000,
+    });
+    expect(second.status).toBe(2);
+    const dataDir = env.TALOS_DATA_DIR!;
+    expect(second.stderr.trim().split("\n")).toEqual([
+      `talos: TALOS_DATA_DIR: ${dataDir} is in use by process ${server.child.pid}; stop it first (or remove ${join(dataDir, ".lock")} if it is gone); each server needs a data directory of its own`,
+    ]);
+    expect((await fetch(`${server.url}/healthz`)).status).toBe(200);
+  });
+
   it("edits its reply when a new delivery of the same comment arrives after a restart", async () => {
     // A redelivery GitHub gives a new id, or a crash before the ledger recorded it: the reply
     // is found by its marker and edited.
