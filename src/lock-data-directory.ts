@@ -11,16 +11,13 @@ export class DataDirectoryInUseError extends Error {
  * Keeps `TALOS_DATA_DIR` to one server for its life: two would each replay and run the jobs one
  * journal holds (a reply posted twice), and write over each other's budgets and alive mark. The
  * memory stores lock their own directories, but only while open. The lock is the memory's
- * (directory-lock.ts): one left by a server that died on this host is taken over at once, and it
- * goes with the process at exit.
+ * (directory-lock.ts): proper-lockfile removes it as the process exits, and one that a server
+ * killed on this host left is taken over at once.
  */
-export async function lockDataDirectory(
-  directory: string,
-  log: Logger,
-): Promise<() => Promise<void>> {
+export async function lockDataDirectory(directory: string, log: Logger): Promise<void> {
   await mkdir(directory, { recursive: true });
   try {
-    return await lockDirectory(directory, {
+    await lockDirectory(directory, {
       // Only after this process stalled past the stale time and another took the directory:
       // stopping now would drop the jobs under way, which the journal keeps either way.
       onCompromised: (error) =>
