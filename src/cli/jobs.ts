@@ -6,6 +6,8 @@ import type { Env } from "../config.js";
 import { JobJournal } from "../jobs/job-journal.js";
 import { RedisJobQueue } from "../jobs/redis-job-queue.js";
 import type { Job, JobQueue } from "../jobs/job-queue.js";
+import { lockDirectory } from "../memory/directory-lock.js";
+import { UsageError } from "./usage-error.js";
 
 export interface JobsCommandOptions {
   dataDir: string;
@@ -74,12 +76,99 @@ export async function showJobs(options: JobsCommandOptions): Promise<number> {
   return 0;
 }
 
+export interface RetryJobsOptions extends JobsCommandOptions {
+  /** Delivery ids of parked jobs; none with `all`. */
+  deliveries: string[];
+  /** Every parked job. */
+  all: boolean;
+}
+
+/**
+ * `talos jobs retry`: parked jobs wait again, as if just accepted, once what parked them is
+ * fixed. With REDIS_URL an instance runs them within seconds; on disk the server must be stopped
+ * (the journal has one writer), and runs them at its next start.
+ */
+export async function retryJobs(options: RetryJobsOptions): Promise<number> {
+  const named = options.deliveries.length > 0;
+  if (options.all === named)
+    throw new UsageError("retry takes the delivery ids of parked jobs, or --all");
+  const { queue, close } = await openQueueToWrite(options);
+  const retried: Array<ReturnType<typeof describeParked> & { repository?: string | undefined }> =
+    [];
+  try {
+    const parked = new Map(
+      (await queue.snapshot()).jobs.filter((job) => job.parked).map((job) => [job.id, job]),
+    );
+    const ids = options.all ? [...parked.keys()] : [...new Set(options.deliveries)];
+    const unknown = ids.filter((id) => !parked.has(id));
+    if (unknown.length > 0)
+      throw new UsageError(
+        `no parked job has delivery ${unknown.join(", ")}; \`talos jobs\` lists those parked`,
+      );
+    for (const id of ids) {
+      // Described first: retrying the journal's job clears its attempts and error.
+      const job = parked.get(id)!;
+      const described = { repository: job.repository, ...describeParked(job) };
+      if (await queue.retryParked(id)) retried.push(described);
+    }
+  } finally {
+    await close();
+  }
+  if (options.json) {
+    options.stdout.write(`${JSON.stringify({ retried })}\n`);
+    return 0;
+  }
+  const when = queue.shared
+    ? "an instance runs it within seconds"
+    : "the server runs it when it starts";
+  for (const job of retried)
+    options.stdout.write(
+      `Retried ${job.repository ?? "(no repository)"} ${job.event} (delivery ${job.delivery}): ${when}.\n`,
+    );
+  if (retried.length === 0) options.stdout.write("No jobs parked.\n");
+  return 0;
+}
+
+/**
+ * The queue to change: the shared one with REDIS_URL, beside the instances; else the journal,
+ * with the data directory's lock held, which a running server has (MemoryLockedError, exit 2).
+ */
+async function openQueueToWrite(
+  options: Pick<JobsCommandOptions, "dataDir" | "env" | "clock" | "log">,
+): Promise<{ queue: JobQueue; close: () => Promise<void> }> {
+  if (options.env.REDIS_URL) {
+    const queue = await openQueueToRead(options);
+    return { queue, close: () => queue.close() };
+  }
+  const release = await lockDirectory(options.dataDir);
+  try {
+    const queue = await openQueue(options, false);
+    return {
+      queue,
+      close: async () => {
+        await queue.close();
+        await release();
+      },
+    };
+  } catch (error) {
+    await release();
+    throw error;
+  }
+}
+
 /**
  * The queue the server uses, only read: the instances' shared one with REDIS_URL, else the
  * journal under the data directory. Safe beside a running server.
  */
-export async function openQueueToRead(
+export function openQueueToRead(
   options: Pick<JobsCommandOptions, "dataDir" | "env" | "clock" | "log">,
+): Promise<JobQueue> {
+  return openQueue(options, true);
+}
+
+async function openQueue(
+  options: Pick<JobsCommandOptions, "dataDir" | "env" | "clock" | "log">,
+  readOnly: boolean,
 ): Promise<JobQueue> {
   const { env } = options;
   // The queue logs for a server ("Redis unreachable: new deliveries are refused with 503", with
@@ -104,7 +193,7 @@ export async function openQueueToRead(
     : JobJournal.open({
         ...shared,
         file: join(options.dataDir, "jobs", "journal.log"),
-        readOnly: true,
+        readOnly,
         maxFinished: env.TALOS_LEDGER_MAX_ENTRIES,
       });
 }

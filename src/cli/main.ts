@@ -18,7 +18,7 @@ import { REDELIVER_MAX_PER_START } from "../github/redeliver-missed.js";
 import { readVersion } from "../read-version.js";
 import { backfill } from "./backfill.js";
 import { chat } from "./chat.js";
-import { showJobs } from "./jobs.js";
+import { retryJobs, showJobs } from "./jobs.js";
 import {
   compactMemory,
   deleteMemory,
@@ -83,6 +83,10 @@ Subcommands:
       The job journal by repository: jobs waiting or running, jobs parked after their last
       attempt (with the error), and deliveries refused lately (queue full, stopping). Safe
       while the server runs.
+  jobs retry <delivery>... | --all [--data-dir <dir>] [--json]
+      Parked jobs wait to run again, as if just accepted, once what parked them is fixed. With
+      REDIS_URL an instance runs them within seconds; on disk, stop the server first (the
+      journal has one writer): it runs them when it starts.
   redeliver [--hours <n>] [--max <n>] [--dry-run] [--data-dir <dir>] [--json]
       Ask GitHub to redeliver the app's webhook deliveries of the last --hours (default
       TALOS_REDELIVER_HOURS, or 24 when that is 0; at most 72) that failed and that the server's
@@ -319,18 +323,27 @@ async function runJobs(argv: string[], io: CliIO): Promise<number> {
     args: argv,
     allowPositionals: true,
     strict: true,
-    options: { "data-dir": { type: "string" }, json: { type: "boolean", default: false } },
+    options: {
+      "data-dir": { type: "string" },
+      json: { type: "boolean", default: false },
+      all: { type: "boolean", default: false },
+    },
   });
-  if (positionals.length > 0) throw new UsageError(`unexpected argument "${positionals[0]}"`);
+  const [action, ...deliveries] = positionals;
+  const retry = action === "retry";
+  if (action !== undefined && !retry)
+    throw new UsageError(`unexpected argument "${action}"; the one action is retry`);
+  if (values.all && !retry) throw new UsageError("--all goes with retry: talos jobs retry --all");
   const env = parseEnv(io.env);
-  return showJobs({
+  const options = {
     dataDir: resolveDataDir(values["data-dir"], env),
     json: values.json,
     env,
     clock: systemClock,
     log: await createCliLogger(env, io),
     stdout: io.stdout,
-  });
+  };
+  return retry ? retryJobs({ ...options, deliveries, all: values.all }) : showJobs(options);
 }
 
 async function runRedeliver(argv: string[], io: CliIO): Promise<number> {

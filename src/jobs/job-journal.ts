@@ -35,6 +35,7 @@ type JournalRecord =
   | { op: "done"; id: string; at: number }
   | { op: "fail"; id: string; error: string; retryAt: number }
   | { op: "park"; id: string; error: string; at: number }
+  | { op: "retry"; id: string; at: number }
   | ({ op: "refuse" } & RefusedJob);
 
 // Delivery ids are GUIDs; records are JSON, so any string is safe in the file, but not any size.
@@ -207,6 +208,14 @@ export class JobJournal implements JobQueue {
     await this.#append(record, record.op === "park");
   }
 
+  async retryParked(id: string): Promise<boolean> {
+    if (!this.#jobs.get(id)?.parked) return false;
+    const record: JournalRecord = { op: "retry", id, at: this.#options.clock.now() };
+    this.#apply(record);
+    await this.#append(record);
+    return true;
+  }
+
   nextRetryAt(): number | undefined {
     let next: number | undefined;
     for (const job of this.#jobs.values()) {
@@ -279,6 +288,17 @@ export class JobJournal implements JobQueue {
       case "park": {
         const job = this.#jobs.get(record.id);
         if (job) job.parked = { at: record.at, error: record.error };
+        break;
+      }
+      case "retry": {
+        // As if just accepted, in its place: its runs, their tokens and its error are forgotten.
+        const job = this.#jobs.get(record.id);
+        if (job?.parked) {
+          job.parked = undefined;
+          job.attempts = 0;
+          job.spentTokens = undefined;
+          job.retryAt = undefined;
+        }
         break;
       }
       case "done":

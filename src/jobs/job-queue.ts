@@ -80,6 +80,11 @@ export interface JobQueue {
   spend(id: string, tokens: number): Promise<void>;
   /** Schedules another attempt at `retryAt`, or parks the job when `retryAt` is undefined. */
   fail(id: string, error: string, retryAt: number | undefined): Promise<void>;
+  /**
+   * Makes a parked job wait again, as if just accepted (`talos jobs retry`, once its cause is
+   * fixed): its attempts, spent tokens and error are forgotten. False when it is not parked.
+   */
+  retryParked(id: string): Promise<boolean>;
   /** When to look for runnable jobs again, if any may become runnable (a retry's time). */
   nextRetryAt(): number | undefined;
   /**

@@ -391,6 +391,16 @@ export class RedisJobQueue implements JobQueue {
       });
   }
 
+  async retryParked(id: string): Promise<boolean> {
+    const bull = await this.#queue.getJob(id);
+    if (!bull || !(await bull.isFailed())) return false;
+    // The mark goes first: a job waiting with it would be taken for parked again at its claim
+    // (-4). Its attempts and tokens went with its park; the claim puts it back in its thread.
+    await this.#redis.del(this.#parkedKey(id));
+    await bull.retry("failed", { resetAttemptsMade: true, resetAttemptsStarted: true });
+    return true;
+  }
+
   /** Other instances' jobs and retries due are found by looking again this often. */
   nextRetryAt(): number | undefined {
     return this.#closed ? undefined : this.#options.clock.now() + POLL_MS;

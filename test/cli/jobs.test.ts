@@ -4,7 +4,15 @@ import { describe, expect, it } from "vitest";
 import { JobJournal } from "../../src/jobs/job-journal.js";
 import { systemClock } from "../../src/clock.js";
 import { runTalos } from "../helpers/run-talos.js";
-import { captureLogs, makeDataDir } from "../helpers/test-app.js";
+import {
+  githubScope,
+  INSTALLATION_TOKEN,
+  mockAppIdentity,
+  mockInstallationToken,
+  mockRepoConfig,
+} from "../helpers/github-mocks.js";
+import { lockAsRunningServer } from "../helpers/test-memory.js";
+import { captureLogs, createTestApp, loadFixture, makeDataDir } from "../helpers/test-app.js";
 
 /** A journal as a server leaves it: one job waiting, one parked, one delivery refused. */
 async function seedJournal(dataDir: string) {
@@ -94,5 +102,110 @@ describe("talos jobs", () => {
     const before = readFileSync(file, "utf8");
     await runTalos(["jobs", "--data-dir", dataDir]);
     expect(readFileSync(file, "utf8")).toBe(before);
+  });
+});
+
+describe("talos jobs retry", () => {
+  const REPO = "/repos/Codertocat/Hello-World";
+
+  /** A `/talos help` job's GitHub calls, up to its reply, which GitHub answers `status`. */
+  function mockHelpJob(status: number) {
+    const scope = githubScope();
+    mockAppIdentity(scope);
+    mockInstallationToken(scope);
+    mockRepoConfig(scope);
+    scope
+      .post(`${REPO}/issues/comments/492700400/reactions`, { content: "eyes" })
+      .reply(201, { id: 1, content: "eyes" });
+    scope.get(`${REPO}/issues/1/comments`).query(true).reply(200, []);
+    const posted: string[] = [];
+    scope
+      .post(`${REPO}/issues/1/comments`, (body: { body: string }) => {
+        posted.push(body.body);
+        return true;
+      })
+      .matchHeader("authorization", `token ${INSTALLATION_TOKEN}`)
+      .reply(status, status === 201 ? { id: 9001 } : { message: "Validation Failed" });
+    return { scope, posted };
+  }
+
+  it("runs a parked job again at the server's next start, once what parked it is fixed", async () => {
+    const dataDir = makeDataDir();
+    const first = await createTestApp({ dataDir });
+    // GitHub refuses the reply (a 4xx fails the same way every time): parked at once.
+    const refused = mockHelpJob(422);
+    await first.probot.receive({
+      id: "delivery-parked",
+      name: "issue_comment",
+      payload: loadFixture("issue_comment.created.help.json"),
+    } as Parameters<typeof first.probot.receive>[0]);
+    expect(refused.scope.pendingMocks()).toEqual([]);
+    expect(first.talos.services.journal!.list()[0]?.parked).toBeDefined();
+    await first.talos.close();
+
+    const listed = await runTalos(["jobs", "retry", "--all", "--json", "--data-dir", dataDir]);
+    expect(listed.err).toBe("");
+    expect(listed.code).toBe(0);
+    expect(JSON.parse(listed.out)).toEqual({
+      retried: [
+        {
+          repository: "Codertocat/Hello-World",
+          delivery: "delivery-parked",
+          event: "issue_comment.created",
+          attempts: 1,
+          error: expect.stringContaining("failed: Validation Failed"),
+        },
+      ],
+    });
+    // Once: it is not parked any more.
+    const again = await runTalos(["jobs", "retry", "delivery-parked", "--data-dir", dataDir]);
+    expect(again.code).toBe(2);
+    expect(again.err).toBe(
+      "talos jobs: no parked job has delivery delivery-parked; `talos jobs` lists those parked\n",
+    );
+
+    // The cause fixed, the next start runs it, as a first attempt, and replies once.
+    const answered = mockHelpJob(201);
+    const second = await createTestApp({ dataDir });
+    await second.talos.services.jobs.idle();
+    expect(answered.scope.pendingMocks()).toEqual([]);
+    expect(answered.posted).toHaveLength(1);
+    expect(answered.posted[0]).toContain("<!-- talos:reply:492700400 -->");
+    expect(second.talos.services.journal!.list()).toEqual([]);
+  });
+
+  it("changes nothing while a server holds the data directory, or without a delivery", async () => {
+    const dataDir = makeDataDir();
+    await seedJournal(dataDir);
+    const file = join(dataDir, "jobs", "journal.log");
+    const before = readFileSync(file, "utf8");
+    const held = lockAsRunningServer(dataDir);
+    const busy = await runTalos(["jobs", "retry", "parked-1", "--data-dir", dataDir]);
+    expect(busy.code).toBe(2);
+    expect(busy.err).toBe(`talos jobs: ${held}\n`);
+    const none = await runTalos(["jobs", "retry", "--data-dir", dataDir]);
+    expect(none.code).toBe(2);
+    expect(none.err).toBe("talos jobs: retry takes the delivery ids of parked jobs, or --all\n");
+    const all = await runTalos(["jobs", "--all", "--data-dir", dataDir]);
+    expect(all.code).toBe(2);
+    expect(all.err).toBe("talos jobs: --all goes with retry: talos jobs retry --all\n");
+    expect(readFileSync(file, "utf8")).toBe(before);
+  });
+
+  it("retries the parked job named, with the server stopped, and says when it runs", async () => {
+    const dataDir = makeDataDir();
+    await seedJournal(dataDir);
+    const result = await runTalos(["jobs", "retry", "parked-1", "--data-dir", dataDir]);
+    expect(result.err).toBe("");
+    expect(result.code).toBe(0);
+    expect(result.out).toBe(
+      "Retried octo/alpha issue_comment.created (delivery parked-1): the server runs it when it starts.\n",
+    );
+    const listed = JSON.parse((await runTalos(["jobs", "--json", "--data-dir", dataDir])).out);
+    expect(listed.repositories).toMatchObject([
+      { repository: "octo/alpha", waiting: 1, parked: [] },
+      { repository: "octo/beta", waiting: 1 },
+      { repository: "octo/gamma", refused: 1 },
+    ]);
   });
 });

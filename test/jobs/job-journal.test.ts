@@ -118,6 +118,33 @@ describe("the job journal", () => {
     await journal.close();
   });
 
+  it("makes a parked job wait again as if just accepted, in its thread's order, across a restart", async () => {
+    const file = join(makeDataDir(), "journal.log");
+    const first = await openJournal(file);
+    await first.journal.enqueue(job("parked", "a"));
+    await first.journal.claimNext();
+    await first.journal.spend("parked", 700);
+    await first.journal.fail("parked", "TypeError: cannot read properties of undefined", undefined);
+    await first.journal.enqueue(job("later", "a"));
+    // Not parked, or unknown: nothing to retry.
+    expect(await first.journal.retryParked("later")).toBe(false);
+    expect(await first.journal.retryParked("unknown")).toBe(false);
+    expect(await first.journal.retryParked("parked")).toBe(true);
+    await first.journal.close();
+    expect(readFileSync(file, "utf8")).toContain('"op":"retry","id":"parked"');
+
+    const second = await openJournal(file);
+    // Its runs, their tokens and its error are forgotten; it is still ahead of its thread's later job.
+    expect(await second.journal.claimNext()).toMatchObject({ id: "parked", attempts: 1 });
+    const [retried] = second.journal.list();
+    expect(retried?.parked).toBeUndefined();
+    expect(retried?.spentTokens).toBeUndefined();
+    expect(await second.journal.claimNext()).toBeUndefined();
+    await second.journal.complete("parked");
+    expect(await second.journal.claimNext()).toMatchObject({ id: "later" });
+    await second.journal.close();
+  });
+
   it("keeps the tokens a job's runs spent, a crashed run's included, until the job ends", async () => {
     const file = join(makeDataDir(), "journal.log");
     const first = await openJournal(file);

@@ -405,6 +405,52 @@ describe.runIf(available)("the Redis job queue (BullMQ)", () => {
     });
   }, 60_000);
 
+  it("makes a parked job wait again with `npx talos jobs retry`, and an instance runs it as a first attempt", async () => {
+    buildDist();
+    const [a, b] = await instances(on(2));
+    await a!.enqueue(job("to-retry", "r"));
+    await a!.claimNext();
+    await a!.spend("to-retry", 400);
+    await a!.fail("to-retry", "TypeError: x is undefined", undefined);
+    await a!.enqueue(job("still-waiting", "w"));
+    const prefix = prefixes.at(-1)!;
+    const talos = (...args: string[]) =>
+      spawnSync(process.execPath, [join(ROOT, "bin/talos.js"), "jobs", "retry", ...args], {
+        cwd: makeDataDir(),
+        env: {
+          PATH: process.env.PATH ?? "",
+          REDIS_URL: TEST_REDIS_URL,
+          TALOS_REDIS_PREFIX: prefix,
+        },
+        encoding: "utf8",
+        timeout: 20_000,
+      });
+    // Only a parked job: a waiting one is refused, and nothing changes.
+    const refused = talos("still-waiting", "to-retry");
+    expect(refused.status).toBe(2);
+    expect(refused.stderr).toBe(
+      "talos jobs: no parked job has delivery still-waiting; `talos jobs` lists those parked\n",
+    );
+    const result = talos("to-retry");
+    expect(result.stderr).toBe("");
+    expect(result.status).toBe(0);
+    expect(result.stdout).toBe(
+      "Retried acme/widgets issues.edited (delivery to-retry): an instance runs it within seconds.\n",
+    );
+    expect(await b!.has("to-retry")).toBe(true);
+    const claimed = new Map<string, Job>();
+    for (let i = 0; i < 2; i++) {
+      const next = await claimWithin(b!);
+      if (next) claimed.set(next.id, next);
+    }
+    // Its earlier run and its tokens are forgotten.
+    expect(claimed.get("to-retry")).toMatchObject({ attempts: 1 });
+    expect(claimed.get("to-retry")?.spentTokens ?? 0).toBe(0);
+    await b!.complete("to-retry");
+    const { jobs } = await b!.snapshot();
+    expect(jobs.filter((j) => j.parked)).toEqual([]);
+  }, 60_000);
+
   it("refuses deliveries over its bound, and lists them", async () => {
     const [a] = await instances(on(1), { maxQueued: 2 });
     expect((await a!.enqueue(job("q1", "t1"))).status).toBe("accepted");
