@@ -1,4 +1,5 @@
-import { availableParallelism } from "node:os";
+import { randomUUID } from "node:crypto";
+import { availableParallelism, hostname } from "node:os";
 import Bottleneck from "bottleneck";
 import { Redis } from "ioredis";
 import { join } from "node:path";
@@ -11,6 +12,7 @@ import { createChatModel } from "./agent/create-chat-model.js";
 import { createTokenCounter, type TokenCounter } from "./agent/count-tokens.js";
 import { RedisBudgetCounts } from "./agent/redis-budget-counts.js";
 import { Database } from "./database/database.js";
+import { PostgresAliveMarks } from "./database/postgres-alive-marks.js";
 import { PostgresBudgetCounts } from "./database/postgres-budget-counts.js";
 import { TokenBudgets } from "./agent/token-budgets.js";
 import { MemoryAutomationBudget, type AutomationBudget } from "./automations/automation-budget.js";
@@ -31,6 +33,7 @@ import type { Embedder } from "./memory/embedder.js";
 import { MemoryRegistry } from "./memory/memory-registry.js";
 import type { MemoryService } from "./memory/memory-service.js";
 import { PostgresMemory } from "./database/postgres-memory.js";
+import { FileAliveMarks, type AliveMarks } from "./memory/outage-catch-up.js";
 import { ScanHelper } from "./memory/scan-helper.js";
 import { WordsWorker, type WordsCounter } from "./memory/words-counter.js";
 import { createMetrics, type Metrics } from "./metrics/create-metrics.js";
@@ -79,6 +82,8 @@ export interface Services {
   markdown: MarkdownService;
   /** Counts what is sent to the models; one per process (its encoder is large). */
   tokenCounter: TokenCounter;
+  /** When Talos last ran: `alive.json`, or with DATABASE_URL the instances' shared mark. */
+  aliveMarks: AliveMarks;
   /** Flushes memory and releases what the services hold open (memory, journal, workers). */
   close(): Promise<void>;
 }
@@ -220,6 +225,9 @@ export async function createServices(options: ServicesOptions): Promise<Services
       clock,
       maxPerInstallationPerHour: env.TALOS_AUTOMATION_MAX_PER_HOUR,
     });
+  const aliveMarks: AliveMarks = database
+    ? new PostgresAliveMarks(database, { instance: `${hostname()}:${process.pid}:${randomUUID()}` })
+    : new FileAliveMarks(env.TALOS_DATA_DIR, log);
   const markdown =
     options.markdown ??
     new MarkdownWorkers({ deadlineMs: env.TALOS_MARKDOWN_DEADLINE_MS, metrics, log });
@@ -255,6 +263,7 @@ export async function createServices(options: ServicesOptions): Promise<Services
     assistant,
     automationBudget,
     budgets,
+    aliveMarks,
     tokenCounter,
     markdown,
     close,

@@ -121,7 +121,7 @@ export async function createTalos(options: TalosOptions): Promise<Talos> {
     // A server's only: the commands that build Talos (replay) neither ran nor run as one.
     if (!options.ephemeralJobs)
       outage = await startOutageCatchUp({
-        directory: env.TALOS_DATA_DIR,
+        marks: services.aliveMarks,
         redeliverHours: env.TALOS_REDELIVER_HOURS,
         catchUp: (since, progress) => backfill.catchUp(since, progress),
         clock,

@@ -156,6 +156,17 @@ export function migrations(schema: string): string[] {
     // repository's write lock: without it, a scan of the repository's rows (97 ms at 100,000).
     `CREATE INDEX memory_records_number ON ${table("memory_records")}
        (installation_id, repository_id, number);`,
+    // 6: when any instance last ran, and the catch-up after an outage of them all: which
+    // instance runs it (renewed by its heartbeat), and the repositories it caught up. One row;
+    // nothing of an installation's in it.
+    `CREATE TABLE ${table("alive_mark")} (
+       id boolean PRIMARY KEY DEFAULT true CHECK (id),
+       alive_at timestamptz NOT NULL,
+       catch_up_from timestamptz,
+       caught_up text[] NOT NULL DEFAULT '{}',
+       holder text,
+       held_at timestamptz);
+     GRANT SELECT, INSERT, UPDATE ON ${table("alive_mark")} TO ${APP_ROLE};`,
   ];
 }
 

@@ -16,9 +16,40 @@ const AliveMarkSchema = z.object({
 });
 export type AliveMark = z.infer<typeof AliveMarkSchema>;
 
+/**
+ * Where the mark of when Talos last ran is kept: `alive.json` in the data directory
+ * (FileAliveMarks), or with DATABASE_URL one row every instance shares (PostgresAliveMarks), so
+ * that an instance down while others ran catches nothing up, and after an outage of them all one
+ * of them does.
+ */
+export interface AliveMarks {
+  /**
+   * This process is running at `now`: returns the catch-up it is to run (Talos was down longer
+   * than `reachMs`, or one is unfinished), taken for this process; none when another running
+   * instance has it.
+   */
+  start(now: number, reachMs: number): Promise<PendingCatchUp | undefined>;
+  /** Still running at `now`: returns an unfinished catch-up its holder gave up, taken over. */
+  beat(now: number): Promise<PendingCatchUp | undefined>;
+  /** One more repository (`installation/repository` ids) is caught up. */
+  caughtUp(key: string, now: number): Promise<void>;
+  /** The catch-up ended: finished, or not (left for a later start, or another instance). */
+  end(now: number, finished: boolean): Promise<void>;
+  /** The last mark, at shutdown; a catch-up still held is given up. */
+  stop(now: number): Promise<void>;
+}
+
+export interface PendingCatchUp {
+  /** Read what GitHub changed since then. */
+  since: string;
+  /** The repositories caught up already. */
+  caughtUp: string[];
+  /** When Talos was last known running, for the log. */
+  lastRunning?: string | undefined;
+}
+
 export interface OutageCatchUpOptions {
-  /** `TALOS_DATA_DIR`. */
-  directory: string;
+  marks: AliveMarks;
   /** `TALOS_REDELIVER_HOURS`: how far back the start's redeliveries reach. */
   redeliverHours: number;
   /** Catches every remembered repository up; true once all are (BackfillRunner). */
@@ -53,88 +84,160 @@ const CLOCK_SKEW_MS = 10 * 60_000;
  * Memory follows GitHub by webhooks, and a delivery missed while Talos was down is asked for
  * again at start (redeliver-missed.ts), but only as far back as `TALOS_REDELIVER_HOURS`
  * (GitHub keeps deliveries 3 days). Past that, what changed meanwhile would be missing from
- * memory for good. So the server writes when it was last running (`alive.json` in the data
- * directory, every `everyMs` and at shutdown), and a start that finds the last mark older than
- * the redeliveries reach catches every remembered repository up with what GitHub changed since
+ * memory for good. So the server marks when it was last running (every `everyMs` and at
+ * shutdown, see AliveMarks), and a start that finds the last mark older than the redeliveries
+ * reach catches every remembered repository up with what GitHub changed since
  * (catch-up-repository.ts), backfills the repositories it has no memory of, and deletes the
  * memory of those their installation no longer holds (BackfillRunner.catchUp). The mark keeps
- * `catchUpFrom` until every repository is caught up, and those caught up (`caughtUp`), so a
- * catch-up cut short by a stop or a failure goes on at the next start with the rest. A data
- * directory without the mark (a first start, or one from before it existed) needs none. Only
- * memory is caught up: a new issue of the outage is not triaged days later.
+ * the catch-up until every repository is caught up, and those caught up, so a catch-up cut short
+ * by a stop or a failure goes on later with the rest. No mark yet (a first start, or one from
+ * before marks existed) needs none. Only memory is caught up: a new issue of the outage is not
+ * triaged days later.
  */
 export async function startOutageCatchUp(options: OutageCatchUpOptions): Promise<OutageCatchUp> {
-  const { clock, log } = options;
-  const file = join(options.directory, ALIVE_FILE);
-  const previous = await readAliveMark(file).catch((error: unknown) => {
-    // No catch-up then, rather than one from an unknown time: memory is as it was before marks.
-    log.warn({ err: error, file }, "cannot read when Talos last ran; no catch-up of memory");
-    return undefined;
-  });
-  const now = clock.now();
-  // Down again past the redeliveries' reach while a catch-up was unfinished: what the repositories
-  // caught up before missed since is to read too, so they all are caught up again.
-  const downLong = previous !== undefined && !reachedByRedeliveries(previous, now, options);
-  let from = previous?.catchUpFrom ?? (downLong ? sinceMark(previous!) : undefined);
-  const caughtUp = new Set(from && !downLong ? (previous?.caughtUp ?? []) : []);
-  // One write at a time, in order: the last one is what the file holds.
-  let writing: Promise<void> = Promise.resolve();
-  const write = () => {
-    const mark: AliveMark = {
-      aliveAt: new Date(clock.now()).toISOString(),
-      ...(from ? { catchUpFrom: from, caughtUp: [...caughtUp] } : {}),
-    };
-    writing = writing
-      .then(() => writeFileAtomically(file, `${JSON.stringify(mark)}\n`))
-      .catch((error: unknown) => log.warn({ err: error, file }, "cannot write alive.json"));
-    return writing;
-  };
-  // Before anything is caught up: a crash from now on finds the catch-up still to do.
-  await write();
-  const timer = setInterval(() => void write(), options.everyMs ?? ALIVE_EVERY_MS).unref();
-  let settled = Promise.resolve();
-  if (from) {
-    const since = from;
+  const { clock, log, marks } = options;
+  const reachMs = options.redeliverHours * 3_600_000;
+  let started = false;
+  let stopped = false;
+  let running: Promise<void> | undefined;
+  const warn = (what: string) => (error: unknown) =>
+    log.warn({ err: error }, `cannot ${what} the mark of when Talos last ran`);
+  const run = (pending: PendingCatchUp): Promise<void> => {
+    const { since } = pending;
     log.info(
-      { lastRunning: previous?.aliveAt, since, caughtUpBefore: caughtUp.size },
+      { lastRunning: pending.lastRunning, since, caughtUpBefore: pending.caughtUp.length },
       "Talos was down longer than redeliveries reach: catching memory up with GitHub",
     );
     const progress: CatchUpProgress = {
-      done: new Set(caughtUp),
-      finished: (key) => {
-        caughtUp.add(key);
-        void write();
-      },
+      done: new Set(pending.caughtUp),
+      finished: (key) => void marks.caughtUp(key, clock.now()).catch(warn("record a catch-up")),
     };
-    settled = options.catchUp(since, progress).then(
-      async (done) => {
-        if (!done)
-          return log.warn({ since }, "memory catch-up unfinished; the next start resumes it");
-        from = undefined;
-        caughtUp.clear();
-        await write();
-        log.info({ since }, "memory caught up after an outage");
-      },
-      (error: unknown) => log.error({ err: error, since }, "memory catch-up failed"),
+    running = options
+      .catchUp(since, progress)
+      .then(
+        async (finished) => {
+          await marks.end(clock.now(), finished);
+          if (finished) log.info({ since }, "memory caught up after an outage");
+          else log.warn({ since }, "memory catch-up unfinished; a later start resumes it");
+        },
+        async (error: unknown) => {
+          log.error({ err: error, since }, "memory catch-up failed");
+          await marks.end(clock.now(), false);
+        },
+      )
+      .catch(warn("record the end of a catch-up"))
+      .finally(() => (running = undefined));
+    return running;
+  };
+  // Written before anything is caught up: a crash from now on finds the catch-up still to do.
+  const begin = async () => {
+    const pending = await marks.start(clock.now(), reachMs);
+    started = true;
+    return pending;
+  };
+  const pending = await begin().catch(warn("read or write"));
+  const timer = setInterval(() => {
+    // A start that could not read the mark (the database away) is tried again.
+    void (started ? marks.beat(clock.now()) : begin()).then(
+      (taken) => (taken && !running && !stopped ? run(taken) : undefined),
+      warn("write"),
     );
-  }
+  }, options.everyMs ?? ALIVE_EVERY_MS).unref();
   return {
-    settled,
+    settled: pending ? run(pending) : Promise.resolve(),
     stop: async () => {
+      stopped = true;
       clearInterval(timer);
-      await write();
+      await marks.stop(clock.now()).catch(warn("write"));
     },
   };
 }
 
-/** Whether the start's redeliveries reach back to when Talos was last running. */
-function reachedByRedeliveries(
-  mark: AliveMark,
+/**
+ * What a start does after `previous` (undefined: no mark yet): the catch-up unfinished, or one
+ * from before the last mark when that is older than the redeliveries reach; with the
+ * repositories already caught up, unless Talos was down long again (what they missed since is
+ * to read too).
+ */
+export function catchUpAfter(
+  previous: AliveMark | undefined,
   now: number,
-  { redeliverHours }: Pick<OutageCatchUpOptions, "redeliverHours">,
-): boolean {
+  reachMs: number,
+): { since: string; caughtUp: string[] } | undefined {
+  if (!previous) return undefined;
   // Down since some time after `aliveAt`.
-  return Date.parse(mark.aliveAt) - CLOCK_SKEW_MS >= now - redeliverHours * 3_600_000;
+  const downLong = Date.parse(previous.aliveAt) - CLOCK_SKEW_MS < now - reachMs;
+  const since = previous.catchUpFrom ?? (downLong ? sinceMark(previous) : undefined);
+  if (!since) return undefined;
+  return { since, caughtUp: downLong ? [] : (previous.caughtUp ?? []) };
+}
+
+/** `alive.json` in the data directory: one server's mark. */
+export class FileAliveMarks implements AliveMarks {
+  readonly #file: string;
+  readonly #log: Logger;
+  #since: string | undefined;
+  readonly #caughtUp = new Set<string>();
+  /** One write at a time, in order: the last one is what the file holds. */
+  #writing: Promise<void> = Promise.resolve();
+
+  constructor(directory: string, log: Logger) {
+    this.#file = join(directory, ALIVE_FILE);
+    this.#log = log;
+  }
+
+  async start(now: number, reachMs: number): Promise<PendingCatchUp | undefined> {
+    const previous = await readAliveMark(this.#file).catch((error: unknown) => {
+      // No catch-up then, rather than one from an unknown time: memory is as it was before marks.
+      this.#log.warn(
+        { err: error, file: this.#file },
+        "cannot read when Talos last ran; no catch-up of memory",
+      );
+      return undefined;
+    });
+    const pending = catchUpAfter(previous, now, reachMs);
+    this.#since = pending?.since;
+    for (const key of pending?.caughtUp ?? []) this.#caughtUp.add(key);
+    await this.#write(now);
+    return pending && { ...pending, lastRunning: previous?.aliveAt };
+  }
+
+  /** One process has this directory: nobody else's catch-up to take over. */
+  async beat(now: number): Promise<undefined> {
+    await this.#write(now);
+    return undefined;
+  }
+
+  caughtUp(key: string, now: number): Promise<void> {
+    this.#caughtUp.add(key);
+    return this.#write(now);
+  }
+
+  /** Unfinished, it stays in the file for the next start. */
+  end(now: number, finished: boolean): Promise<void> {
+    if (finished) {
+      this.#since = undefined;
+      this.#caughtUp.clear();
+    }
+    return this.#write(now);
+  }
+
+  stop(now: number): Promise<void> {
+    return this.#write(now);
+  }
+
+  #write(now: number): Promise<void> {
+    const mark: AliveMark = {
+      aliveAt: new Date(now).toISOString(),
+      ...(this.#since ? { catchUpFrom: this.#since, caughtUp: [...this.#caughtUp] } : {}),
+    };
+    this.#writing = this.#writing
+      .then(() => writeFileAtomically(this.#file, `${JSON.stringify(mark)}\n`))
+      .catch((error: unknown) =>
+        this.#log.warn({ err: error, file: this.#file }, "cannot write alive.json"),
+      );
+    return this.#writing;
+  }
 }
 
 const sinceMark = (mark: AliveMark) =>

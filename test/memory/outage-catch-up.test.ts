@@ -3,6 +3,7 @@ import { join } from "node:path";
 import { describe, expect, it } from "vitest";
 import {
   ALIVE_FILE,
+  FileAliveMarks,
   readAliveMark,
   startOutageCatchUp,
   type CatchUpProgress,
@@ -34,7 +35,7 @@ async function start(
   const before: string[][] = [];
   const logs = await captureLogs("info");
   const outage = await startOutageCatchUp({
-    directory,
+    marks: new FileAliveMarks(directory, logs.log),
     redeliverHours: 24,
     catchUp: (since, progress) => {
       asked.push(since);
@@ -66,7 +67,7 @@ describe("startOutageCatchUp", () => {
     const asked: string[] = [];
     const logs = await captureLogs("info");
     const outage = await startOutageCatchUp({
-      directory,
+      marks: new FileAliveMarks(directory, logs.log),
       redeliverHours: 24,
       catchUp: (since) => {
         asked.push(since);
