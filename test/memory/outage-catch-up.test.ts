@@ -4,10 +4,12 @@ import { describe, expect, it } from "vitest";
 import {
   ALIVE_FILE,
   FileAliveMarks,
+  type AliveMarks,
   readAliveMark,
   startOutageCatchUp,
   type CatchUpProgress,
 } from "../../src/memory/outage-catch-up.js";
+import { eventually } from "../helpers/eventually.js";
 import { createFakeClock } from "../helpers/fake-clock.js";
 import { captureLogs, makeDataDir } from "../helpers/test-app.js";
 
@@ -175,5 +177,51 @@ describe("startOutageCatchUp", () => {
     expect(JSON.parse(readFileSync(join(directory, ALIVE_FILE), "utf8"))).toEqual({
       aliveAt: new Date(NOW).toISOString(),
     });
+  });
+
+  it("takes on, at a heartbeat, a catch-up the mark hands over, and tries a start that failed again", async () => {
+    const calls: string[] = [];
+    const since = new Date(NOW - 5 * 24 * HOUR).toISOString();
+    let starts = 0;
+    let beats = 0;
+    const marks: AliveMarks = {
+      start: async () => {
+        calls.push("start");
+        // The database away at the first start.
+        if (++starts === 1) throw new Error("connect ECONNREFUSED 127.0.0.1:5432");
+        return undefined;
+      },
+      // Another instance gave its catch-up up: the second heartbeat takes it.
+      beat: async () => {
+        calls.push("beat");
+        return ++beats === 2 ? { since, caughtUp: ["2/101"] } : undefined;
+      },
+      caughtUp: async (key) => void calls.push(`caught up ${key}`),
+      end: async (_, finished) => void calls.push(`end ${finished}`),
+      stop: async () => void calls.push("stop"),
+    };
+    const logs = await captureLogs("info");
+    const asked: Array<[string, string[]]> = [];
+    const outage = await startOutageCatchUp({
+      marks,
+      redeliverHours: 24,
+      catchUp: async (from, progress) => {
+        asked.push([from, [...progress.done]]);
+        progress.finished("2/102");
+        return true;
+      },
+      clock: createFakeClock(NOW),
+      log: logs.log,
+      everyMs: 5,
+    });
+    await outage.settled;
+    await eventually(() => calls.includes("end true"), "the catch-up taken on");
+    await outage.stop();
+
+    expect(asked).toEqual([[since, ["2/101"]]]);
+    expect(calls.slice(0, 4)).toEqual(["start", "start", "beat", "beat"]);
+    expect(calls).toContain("caught up 2/102");
+    expect(calls.at(-1)).toBe("stop");
+    expect(logs.text()).toContain("cannot read or write the mark of when Talos last ran");
   });
 });
