@@ -7,6 +7,7 @@ import { JobJournal } from "../jobs/job-journal.js";
 import { RedisJobQueue } from "../jobs/redis-job-queue.js";
 import type { Job, JobQueue } from "../jobs/job-queue.js";
 import { lockDirectory } from "../memory/directory-lock.js";
+import { assertDirectory } from "./assert-directory.js";
 import { UsageError } from "./usage-error.js";
 
 export interface JobsCommandOptions {
@@ -140,6 +141,7 @@ async function openQueueToWrite(
     const queue = await openQueueToRead(options);
     return { queue, close: () => queue.close() };
   }
+  await assertDirectory(options.dataDir);
   const release = await lockDirectory(options.dataDir);
   try {
     const queue = await openQueue(options, false);

@@ -17,6 +17,7 @@ import type { MemoryKind, MemoryStats } from "../memory/memory-store.js";
 import { createMemoryRegistry } from "../create-services.js";
 import { createMetrics } from "../metrics/create-metrics.js";
 import { lockDirectory } from "../memory/directory-lock.js";
+import { assertDirectory } from "./assert-directory.js";
 import { UsageError } from "./usage-error.js";
 
 export interface MemoryCommandOptions {
@@ -402,18 +403,6 @@ async function selectNamespaces(options: MemoryCommandOptions): Promise<ShownNam
     );
   }
   return selected;
-}
-
-async function assertDirectory(dataDir: string): Promise<void> {
-  try {
-    if ((await stat(dataDir)).isDirectory()) return;
-  } catch (error) {
-    if ((error as NodeJS.ErrnoException).code !== "ENOENT") throw error;
-    throw new UsageError(
-      `data directory ${dataDir} does not exist; pass --data-dir or set TALOS_DATA_DIR`,
-    );
-  }
-  throw new UsageError(`${dataDir} is not a directory`);
 }
 
 /**

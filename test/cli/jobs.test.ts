@@ -174,7 +174,7 @@ describe("talos jobs retry", () => {
     expect(second.talos.services.journal!.list()).toEqual([]);
   });
 
-  it("changes nothing while a server holds the data directory, or without a delivery", async () => {
+  it("changes nothing while a server holds the data directory, without a delivery or a data directory", async () => {
     const dataDir = makeDataDir();
     await seedJournal(dataDir);
     const file = join(dataDir, "jobs", "journal.log");
@@ -186,6 +186,12 @@ describe("talos jobs retry", () => {
     const none = await runTalos(["jobs", "retry", "--data-dir", dataDir]);
     expect(none.code).toBe(2);
     expect(none.err).toBe("talos jobs: retry takes the delivery ids of parked jobs, or --all\n");
+    const missing = join(dataDir, "nope");
+    const nowhere = await runTalos(["jobs", "retry", "parked-1", "--data-dir", missing]);
+    expect(nowhere.code).toBe(2);
+    expect(nowhere.err).toBe(
+      `talos jobs: data directory ${missing} does not exist; pass --data-dir or set TALOS_DATA_DIR\n`,
+    );
     const all = await runTalos(["jobs", "--all", "--data-dir", dataDir]);
     expect(all.code).toBe(2);
     expect(all.err).toBe("talos jobs: --all goes with retry: talos jobs retry --all\n");
