@@ -33,7 +33,12 @@ import type { Embedder } from "./memory/embedder.js";
 import { MemoryRegistry } from "./memory/memory-registry.js";
 import type { MemoryService } from "./memory/memory-service.js";
 import { PostgresMemory } from "./database/postgres-memory.js";
-import { FileAliveMarks, type AliveMarks } from "./memory/outage-catch-up.js";
+import {
+  ALIVE_FILE,
+  FileAliveMarks,
+  readAliveMark,
+  type AliveMarks,
+} from "./memory/outage-catch-up.js";
 import { ScanHelper } from "./memory/scan-helper.js";
 import { WordsWorker, type WordsCounter } from "./memory/words-counter.js";
 import { createMetrics, type Metrics } from "./metrics/create-metrics.js";
@@ -226,7 +231,10 @@ export async function createServices(options: ServicesOptions): Promise<Services
       maxPerInstallationPerHour: env.TALOS_AUTOMATION_MAX_PER_HOUR,
     });
   const aliveMarks: AliveMarks = database
-    ? new PostgresAliveMarks(database, { instance: `${hostname()}:${process.pid}:${randomUUID()}` })
+    ? new PostgresAliveMarks(database, {
+        instance: `${hostname()}:${process.pid}:${randomUUID()}`,
+        before: () => readAliveMark(join(env.TALOS_DATA_DIR, ALIVE_FILE)).catch(() => undefined),
+      })
     : new FileAliveMarks(env.TALOS_DATA_DIR, log);
   const markdown =
     options.markdown ??

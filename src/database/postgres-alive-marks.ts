@@ -1,10 +1,11 @@
 import {
   ALIVE_EVERY_MS,
   catchUpAfter,
+  type AliveMark,
   type AliveMarks,
   type PendingCatchUp,
 } from "../memory/outage-catch-up.js";
-import type { Database, SqlClient } from "./database.js";
+import type { Database, PooledClient } from "./database.js";
 
 interface MarkRow {
   alive_at: Date;
@@ -28,22 +29,47 @@ export class PostgresAliveMarks implements AliveMarks {
   readonly #instance: string;
   readonly #staleMs: number;
 
-  constructor(database: Database, options: { instance: string; staleMs?: number }) {
+  readonly #before: () => Promise<AliveMark | undefined>;
+
+  constructor(
+    database: Database,
+    options: {
+      instance: string;
+      staleMs?: number;
+      /** This instance's own mark from before the shared one (its `alive.json`), if any. */
+      before?: () => Promise<AliveMark | undefined>;
+    },
+  ) {
     this.#database = database;
     this.#instance = options.instance;
+    this.#before = options.before ?? (() => Promise.resolve(undefined));
     // Three heartbeats missed: not one late timer, nor a database restart between two.
     this.#staleMs = options.staleMs ?? 3 * ALIVE_EVERY_MS;
   }
 
-  start(now: number, reachMs: number): Promise<PendingCatchUp | undefined> {
+  async start(now: number, reachMs: number): Promise<PendingCatchUp | undefined> {
+    // Read first, outside the transaction: a file, which only matters if the row is missing.
+    const before = await this.#before();
     return this.#change(async (client, row) => {
-      // The fleet's first start: nothing to catch up from, as with no alive.json.
       if (!row) {
-        await client.query(
-          "INSERT INTO alive_mark (alive_at) VALUES ($1) ON CONFLICT (id) DO NOTHING",
-          [new Date(now)],
+        // The first start since the shared mark exists: from this instance's own mark, as before
+        // the upgrade (an outage that spans it is still caught up), or none, as with no alive.json.
+        const pending = catchUpAfter(before, now, reachMs);
+        const { rowCount } = await client.query(
+          `INSERT INTO alive_mark (alive_at, catch_up_from, caught_up, holder, held_at)
+           VALUES ($1, $2, $3, $4, $5) ON CONFLICT (id) DO NOTHING`,
+          pending
+            ? [
+                new Date(now),
+                new Date(pending.since),
+                pending.caughtUp,
+                this.#instance,
+                new Date(now),
+              ]
+            : [new Date(now), null, [], null, null],
         );
-        return undefined;
+        // Another instance made the row meanwhile: its start decided.
+        return pending && rowCount === 1 ? { ...pending, lastRunning: before?.aliveAt } : undefined;
       }
       const pending = catchUpAfter(
         {
@@ -125,7 +151,7 @@ export class PostgresAliveMarks implements AliveMarks {
   }
 
   /** The row, locked, and what `work` makes of it, in one transaction. */
-  #change<T>(work: (client: SqlClient, row: MarkRow | undefined) => Promise<T>): Promise<T> {
+  #change<T>(work: (client: PooledClient, row: MarkRow | undefined) => Promise<T>): Promise<T> {
     return this.#database.inScope({ installation: 0 }, async (client) => {
       const { rows } = await client.query<MarkRow>(
         "SELECT alive_at, catch_up_from, caught_up, holder, held_at FROM alive_mark FOR UPDATE",

@@ -2,7 +2,7 @@ import { pino } from "pino";
 import { afterAll, describe, expect, it } from "vitest";
 import { Database } from "../../src/database/database.js";
 import { PostgresAliveMarks } from "../../src/database/postgres-alive-marks.js";
-import { startOutageCatchUp } from "../../src/memory/outage-catch-up.js";
+import { startOutageCatchUp, type AliveMark } from "../../src/memory/outage-catch-up.js";
 import { createFakeClock } from "../helpers/fake-clock.js";
 import { captureLogs } from "../helpers/test-app.js";
 import {
@@ -26,8 +26,12 @@ describe.runIf(available)("the alive mark the instances share in PostgreSQL", ()
   const schemas: string[] = [];
   const databases: Database[] = [];
 
-  /** Instances on one fresh schema, each with its own mark. */
+  /** Instances on one fresh schema, each with its own mark (and `before`, its alive.json's). */
   async function fleet(...names: string[]) {
+    return fleetWith(undefined, ...names);
+  }
+
+  async function fleetWith(before: AliveMark | undefined, ...names: string[]) {
     const schema = freshSchema("talos_alive");
     schemas.push(schema);
     const database = await Database.open({
@@ -36,7 +40,9 @@ describe.runIf(available)("the alive mark the instances share in PostgreSQL", ()
       log: pino({ level: "silent" }),
     });
     databases.push(database);
-    return names.map((instance) => new PostgresAliveMarks(database, { instance }));
+    return names.map(
+      (instance) => new PostgresAliveMarks(database, { instance, before: async () => before }),
+    );
   }
 
   afterAll(async () => {
@@ -83,6 +89,20 @@ describe.runIf(available)("the alive mark the instances share in PostgreSQL", ()
     await a!.end(t1 + HOUR, true);
     expect(await b!.beat(t1 + 2 * HOUR)).toBeUndefined();
     expect(await c!.start(t1 + 3 * HOUR, REACH)).toBeUndefined();
+  });
+
+  it("catches up after an outage that spans the upgrade, from the instances' own alive.json", async () => {
+    const aliveAt = iso(T0 - 5 * DAY);
+    const [a, b] = await fleetWith({ aliveAt }, "a", "b");
+    expect(await a!.start(T0, REACH)).toEqual({
+      since: iso(T0 - 5 * DAY - 10 * MINUTE),
+      caughtUp: [],
+      lastRunning: aliveAt,
+    });
+    // The row is there now, and a holds the catch-up.
+    expect(await b!.start(T0, REACH)).toBeUndefined();
+    await a!.end(T0 + HOUR, true);
+    expect(await b!.beat(T0 + 2 * HOUR)).toBeUndefined();
   });
 
   it("lets one of two instances starting after an outage of both run the catch-up", async () => {
