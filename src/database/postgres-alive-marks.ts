@@ -94,13 +94,13 @@ export class PostgresAliveMarks implements AliveMarks {
     });
   }
 
-  beat(now: number): Promise<PendingCatchUp | undefined> {
+  beat(now: number, running: boolean): Promise<PendingCatchUp | undefined> {
     return this.#change(async (client, row) => {
       if (!row) return undefined;
+      // Held here but not running: its end could not be recorded (the database away).
       const orphaned =
         row.catch_up_from !== null &&
-        row.holder !== this.#instance &&
-        !this.#heldByAnother(row, now);
+        (row.holder === this.#instance ? !running : !this.#heldByAnother(row, now));
       await client.query(
         `UPDATE alive_mark SET alive_at = GREATEST(alive_at, $1),
            held_at = CASE WHEN holder = $2 OR $3 THEN $1 ELSE held_at END,

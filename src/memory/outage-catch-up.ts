@@ -29,8 +29,11 @@ export interface AliveMarks {
    * instance has it.
    */
   start(now: number, reachMs: number): Promise<PendingCatchUp | undefined>;
-  /** Still running at `now`: returns an unfinished catch-up its holder gave up, taken over. */
-  beat(now: number): Promise<PendingCatchUp | undefined>;
+  /**
+   * Still running at `now` (and running a catch-up, or not): returns an unfinished catch-up its
+   * holder gave up, taken over.
+   */
+  beat(now: number, running: boolean): Promise<PendingCatchUp | undefined>;
   /** One more repository (`installation/repository` ids) is caught up. */
   caughtUp(key: string, now: number): Promise<void>;
   /** The catch-up ended: finished, or not (left for a later start, or another instance). */
@@ -138,7 +141,7 @@ export async function startOutageCatchUp(options: OutageCatchUpOptions): Promise
   const pending = await begin().catch(warn("read or write"));
   const timer = setInterval(() => {
     // A start that could not read the mark (the database away) is tried again.
-    void (started ? marks.beat(clock.now()) : begin()).then(
+    void (started ? marks.beat(clock.now(), running !== undefined) : begin()).then(
       (taken) => (taken && !running && !stopped ? run(taken) : undefined),
       warn("write"),
     );
