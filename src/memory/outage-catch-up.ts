@@ -121,7 +121,11 @@ export async function startOutageCatchUp(options: OutageCatchUpOptions): Promise
         async (finished) => {
           await marks.end(clock.now(), finished);
           if (finished) log.info({ since }, "memory caught up after an outage");
-          else log.warn({ since }, "memory catch-up unfinished; a later start resumes it");
+          else
+            log.warn(
+              { since },
+              "memory catch-up unfinished; it goes on later (at the next start, or another instance's heartbeat)",
+            );
         },
         async (error: unknown) => {
           log.error({ err: error, since }, "memory catch-up failed");
