@@ -378,8 +378,10 @@ export class MemorySnapshot {
    *
    * With `after`, the segment's sums as the header holds them, the entries are only the records
    * added since (the rest undefined) and go in a chunk appended to the rows file; undefined,
-   * having written nothing, when the file is not as `after` describes it (the caller writes the
-   * block whole). Otherwise the rows file is replaced atomically. Call `sync()` and then
+   * having appended nothing, when the file is not as `after` describes it: the caller writes
+   * the block whole (the float32 rows and codes written in place meanwhile are the same ones;
+   * until then the header's checksums no longer vouch for the block, as after a crash in a
+   * flush). Otherwise the rows file is replaced atomically. Call `sync()` and then
    * `writeHeader()` once every changed segment is written.
    */
   async writeSegment(
@@ -411,27 +413,35 @@ export class MemorySnapshot {
     const textBlob = Buffer.concat(texts);
     const chunk = Buffer.concat([length, json, textBlob]);
     const file = join(this.#directory, rowsFile(segment));
-    let start = 0;
-    if (after) {
-      if (after.bytes === undefined || !(await appendAtSize(file, chunk, after.bytes, true)))
-        return undefined;
-      start = after.bytes;
-    } else await writeFileAtomically(file, chunk);
+    if (after && after.bytes === undefined) return undefined;
+    const start = after?.bytes ?? 0;
     // Only the rows that changed, a run of neighbours at a time: the others are on disk
     // already, and the flush's cost is then the batch's, not the segment's. An emptied row is
     // written as zeros. The float32 rows go as they are, gathered by writev, rather than copied
-    // into a buffer for the run first.
+    // into a buffer for the run first. All at once, beside the rows file: each call's end waits
+    // for a turn of the event loop, which the adds going on meanwhile make long.
     const zero = new Uint8Array(this.#rowBytes);
-    for (const { from, bytes } of codes.runs) {
+    const inPlace = codes.runs.map(async ({ from, bytes }) => {
       const to = from + bytes.length / stride;
       const rows: Uint8Array[] = [];
       for (let position = from; position < to; position++) {
         const unit = entries[position]?.unit;
         rows.push(unit ? bytesOf(unit) : zero);
       }
-      await this.#vectors.writev(rows, (first + from) * this.#rowBytes);
-      await this.#codes.write(bytes, 0, bytes.length, (first + from) * stride);
-    }
+      await Promise.all([
+        this.#vectors.writev(rows, (first + from) * this.#rowBytes),
+        this.#codes.write(bytes, 0, bytes.length, (first + from) * stride),
+      ]);
+    });
+    const [rowsWritten, ...runs] = await Promise.allSettled([
+      after
+        ? appendAtSize(file, chunk, start, true)
+        : writeFileAtomically(file, chunk).then(() => true),
+      ...inPlace,
+    ]);
+    for (const result of [rowsWritten, ...runs])
+      if (result!.status === "rejected") throw result!.reason;
+    if (rowsWritten!.status === "fulfilled" && !rowsWritten!.value) return undefined;
     const base = start + LENGTH_BYTES + json.length;
     const refs = new Map(
       rows.map((row) => [
@@ -471,8 +481,7 @@ export class MemorySnapshot {
 
   /** Makes the in-place writes durable; the header that vouches for them comes after. */
   async sync(): Promise<void> {
-    await this.#vectors.datasync();
-    await this.#codes.datasync();
+    await Promise.all([this.#vectors.datasync(), this.#codes.datasync()]);
   }
 
   async writeHeader(header: SnapshotHeader): Promise<void> {

@@ -223,6 +223,11 @@ export class VectraMemoryStore implements MemoryStore {
   readonly #dirty = new Map<number, Set<number> | "all">();
   /** Per segment, the positions its index file and snapshot block hold: new ones are appended. */
   readonly #written = new Map<number, number>();
+  /**
+   * Segments whose files this process found as the snapshot records them, and has written
+   * since: their next append needs no look at the disk first (a failed flush takes it out).
+   */
+  readonly #appendChecked = new Set<number>();
   /** By slot: every record's metadata and text hash. */
   readonly #table = new RecordTable();
   /** By slot: where the snapshot holds the record's text (offset, length) and its row's crc32. */
@@ -1169,7 +1174,11 @@ export class VectraMemoryStore implements MemoryStore {
       // or files not as recorded, rewrites them whole.
       const after = this.#header.segments[String(segment)];
       const added = this.#addedEntries(segment);
-      if (added && after && (await this.#appendable(segment, after))) {
+      if (
+        added &&
+        after &&
+        (this.#appendChecked.has(segment) || (await this.#appendable(segment, after)))
+      ) {
         const changed = this.#dirty.get(segment)!;
         const codes = this.#captureCodes(segment, changed, length);
         plans.push({ segment, length, codes, entries: added, after });
@@ -1194,7 +1203,10 @@ export class VectraMemoryStore implements MemoryStore {
     const writing = this.#writeCheckpoint(plans, sealed, manifest, pending, started).catch(
       (error: unknown) => {
         // Whatever it did not finish is written by the next flush; the log holds it meanwhile.
-        for (const plan of plans) this.#markDirty(plan.segment, "all");
+        for (const plan of plans) {
+          this.#markDirty(plan.segment, "all");
+          this.#appendChecked.delete(plan.segment);
+        }
         this.#pending += pending;
         throw error;
       },
@@ -1254,6 +1266,7 @@ export class VectraMemoryStore implements MemoryStore {
         await this.#writeSnapshotBlock(segment, entries, bytes, written, codes);
       }
       this.#written.set(segment, length);
+      this.#appendChecked.add(segment);
       indexBytes[String(segment)] = bytes;
     }
     await this.#snapshot.sync();

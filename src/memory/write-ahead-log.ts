@@ -1,4 +1,4 @@
-import { open, readdir, readFile, truncate, unlink, type FileHandle } from "node:fs/promises";
+import { open, readdir, readFile, stat, truncate, unlink, type FileHandle } from "node:fs/promises";
 import { join } from "node:path";
 import { crc32 } from "node:zlib";
 import type { Logger } from "pino";
@@ -52,13 +52,39 @@ export class WriteAheadLog {
    * acknowledged adds with the whole file. The first append fsyncs the directory too.
    */
   #nameUnsynced: boolean;
+  /**
+   * The next segment, opened ahead: a rotation then takes no trip to the disk, and the adds
+   * waiting behind a flush's start go on at once.
+   */
+  #next: Promise<OpenSegment>;
+  /**
+   * Segments no longer appended to and not yet deleted, by number: their file names, and their
+   * handles' closing.
+   */
+  readonly #sealed = new Map<number, { name: string; closing: Promise<void> }>();
 
-  private constructor(directory: string, seq: number, handle: FileHandle, size: number) {
+  private constructor(
+    directory: string,
+    seq: number,
+    handle: FileHandle,
+    size: number,
+    earlier: ReadonlyArray<{ seq: number; name: string }>,
+  ) {
     this.#directory = directory;
     this.#seq = seq;
     this.#handle = handle;
     this.#size = size;
     this.#nameUnsynced = size === 0;
+    for (const { seq, name } of earlier)
+      this.#sealed.set(seq, { name, closing: Promise.resolve() });
+    this.#next = this.#openAhead();
+  }
+
+  #openAhead(): Promise<OpenSegment> {
+    const next = openSegment(this.#directory, this.#seq + 1);
+    // Handled here too: a failure is thrown by the rotation that needs it, not as unhandled.
+    next.catch(() => undefined);
+    return next;
   }
 
   /**
@@ -84,7 +110,11 @@ export class WriteAheadLog {
         await unlink(file);
         continue;
       }
-      const last = seq === segments.at(-1)!.seq;
+      // The segment appends went to: the newest, or the one before the empty segment that was
+      // opened ahead of the next rotation.
+      const later = segments.filter((s) => s.seq > seq);
+      const sizes = await Promise.all(later.map((s) => fileSize(join(directory, s.name))));
+      const last = sizes.every((size) => size === 0);
       const read = legacy ? readLegacySegment<T> : readSegment<T>;
       entries.push(...(await read(file, seq, last, log)));
     }
@@ -92,9 +122,9 @@ export class WriteAheadLog {
     // of the earlier format too).
     const newest = segments.filter((s) => s.seq > checkpoint).at(-1);
     const seq = !newest ? checkpoint + 1 : newest.legacy ? newest.seq + 1 : newest.seq;
-    const handle = await open(join(directory, segmentName(seq)), "a");
-    const { size } = await handle.stat();
-    return { wal: new WriteAheadLog(directory, seq, handle, size), entries };
+    const { handle, size } = await openSegment(directory, seq);
+    const earlier = segments.filter((s) => s.seq > checkpoint && s.name !== segmentName(seq));
+    return { wal: new WriteAheadLog(directory, seq, handle, size, earlier), entries };
   }
 
   /** The segment appends go to now. */
@@ -163,33 +193,74 @@ export class WriteAheadLog {
     this.#dirty = false;
   }
 
-  /** Closes the current segment and starts the next; returns the closed segment's number. */
+  /**
+   * Starts the next segment and returns the closed one's number. The next segment was opened
+   * ahead, so this takes no trip to the disk unless the current one holds a failed append's
+   * bytes; the closed segment's handle closes in the background (`deleteUpTo` waits for it).
+   */
   async rotate(): Promise<number> {
     // Garbage left in a segment that is not the last is read as damage, not a torn tail.
     if (this.#dirty) await this.#cutBack();
+    const { handle, size } = await this.#next;
     const closed = this.#seq;
-    const [, next] = await Promise.all([
-      this.#handle.close(),
-      open(join(this.#directory, segmentName(closed + 1)), "a"),
-    ]);
-    const { size } = await next.stat();
+    this.#sealed.set(closed, {
+      name: segmentName(closed),
+      closing: this.#handle.close().catch(() => undefined),
+    });
     this.#seq = closed + 1;
-    this.#handle = next;
+    this.#handle = handle;
     this.#size = size;
     this.#nameUnsynced = size === 0;
+    this.#next = this.#openAhead();
     return closed;
   }
 
-  /** Deletes the segments up to and including `seq`, once a checkpoint holds their entries. */
+  /**
+   * Deletes the segments up to and including `seq`, once a checkpoint holds their entries: those
+   * this log read at its open or rotated away since (the open deletes the ones before).
+   */
   async deleteUpTo(seq: number): Promise<void> {
-    for (const name of await readdir(this.#directory)) {
-      const match = SEGMENT.exec(name);
-      if (match && Number(match[1]) <= seq) await unlink(join(this.#directory, name));
-    }
+    const deleting = [...this.#sealed].filter(([sealed]) => sealed <= seq);
+    await Promise.all(
+      deleting.map(async ([sealed, { name, closing }]) => {
+        await closing;
+        await unlink(join(this.#directory, name)).catch((error: unknown) => {
+          if ((error as NodeJS.ErrnoException).code !== "ENOENT") throw error;
+        });
+        this.#sealed.delete(sealed);
+      }),
+    );
   }
 
+  /** Closes the log; the segment opened ahead goes while it is empty. */
   async close(): Promise<void> {
     await this.#handle.close();
+    await Promise.all([...this.#sealed.values()].map((sealed) => sealed.closing));
+    const next = await this.#next.catch(() => undefined);
+    if (!next) return;
+    try {
+      if ((await next.handle.stat()).size > 0) return;
+    } finally {
+      await next.handle.close();
+    }
+    await unlink(join(this.#directory, segmentName(this.#seq + 1)));
+  }
+}
+
+const fileSize = async (file: string) => (await stat(file)).size;
+
+interface OpenSegment {
+  handle: FileHandle;
+  size: number;
+}
+
+async function openSegment(directory: string, seq: number): Promise<OpenSegment> {
+  const handle = await open(join(directory, segmentName(seq)), "a");
+  try {
+    return { handle, size: (await handle.stat()).size };
+  } catch (error) {
+    await handle.close();
+    throw error;
   }
 }
 

@@ -277,4 +277,28 @@ describe("the memory snapshot", () => {
     expect((await reopened.list()).map((r) => r.text)).toEqual(TEXTS.slice(0, 3));
     await reopened.close();
   });
+
+  it("trusts its own appends: a file changed under it between two flushes fails the next, and the one after rewrites the segment, losing nothing", async () => {
+    const directory = makeDataDir();
+    const store = await openTestStore(directory, { segmentSize: 64 });
+    await store.add(issueMemory(1, TEXTS[0]!));
+    await store.flush();
+    await store.add(issueMemory(2, TEXTS[1]!));
+    await store.flush();
+    expect(segmentSums(directory)).toMatchObject({ chunks: 2 });
+    // Only another writer could: the data directory's lock keeps them out. The store no longer
+    // looks at the files' sizes before each append; the append itself finds them wrong.
+    const index = join(directory, "segment-000001.pb");
+    writeFileSync(index, Buffer.concat([readFileSync(index), Buffer.from([0])]));
+    await store.add(issueMemory(3, TEXTS[2]!));
+    await expect(store.flush()).rejects.toThrow("changed while a flush was appending");
+    await store.add(issueMemory(4, TEXTS[3]!));
+    await store.flush();
+    expect(segmentSums(directory)).toMatchObject({ chunks: 1 });
+    await store.close();
+    const { store: reopened, decoded } = await reopen(directory, 64);
+    expect(decoded()).toBe(0);
+    expect((await reopened.list()).map((r) => r.text)).toEqual(TEXTS.slice(0, 4));
+    await reopened.close();
+  });
 });

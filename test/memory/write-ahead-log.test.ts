@@ -1,16 +1,21 @@
-import { mkdtempSync, readdirSync, rmSync } from "node:fs";
+import { appendFileSync, cpSync, mkdtempSync, readdirSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { pino } from "pino";
 import { afterEach, beforeEach, describe, expect, it, vi } from "vitest";
 
 // The directory fsyncs the log asks for, each held until the test lets it go.
+// With `released`, they are let go at once.
 const directorySyncs = vi.hoisted(() => ({
   calls: [] as Array<{ directory: string; release: () => void }>,
+  released: false,
 }));
 vi.mock("../../src/sync-directory.js", () => ({
   syncDirectory: (directory: string) =>
-    new Promise<void>((resolve) => directorySyncs.calls.push({ directory, release: resolve })),
+    new Promise<void>((resolve) => {
+      directorySyncs.calls.push({ directory, release: resolve });
+      if (directorySyncs.released) resolve();
+    }),
 }));
 
 const { WriteAheadLog } = await import("../../src/memory/write-ahead-log.js");
@@ -34,6 +39,7 @@ describe("WriteAheadLog", () => {
   beforeEach(() => {
     directory = mkdtempSync(join(tmpdir(), "talos-wal-"));
     directorySyncs.calls.length = 0;
+    directorySyncs.released = false;
   });
   afterEach(() => rmSync(directory, { recursive: true, force: true }));
 
@@ -65,5 +71,69 @@ describe("WriteAheadLog", () => {
     await reopened.append([frame(4)]);
     expect(directorySyncs.calls).toHaveLength(2);
     await reopened.close();
+  });
+
+  it("rotates to the segment it opened ahead, deletes the ones it sealed, and leaves no empty one at its close", async () => {
+    directorySyncs.released = true;
+    const { wal } = await WriteAheadLog.open(directory, 0, log);
+    await wal.append([frame(1)]);
+    expect(await wal.rotate()).toBe(1);
+    await wal.append([frame(2)]);
+    expect(await wal.rotate()).toBe(2);
+    await wal.append([frame(3)]);
+    // The next segment is there before any rotation asks for it.
+    expect(readdirSync(directory).sort()).toEqual([
+      "log-0000000001.bin",
+      "log-0000000002.bin",
+      "log-0000000003.bin",
+      "log-0000000004.bin",
+    ]);
+    await wal.deleteUpTo(1);
+    await wal.close();
+    expect(readdirSync(directory).sort()).toEqual(["log-0000000002.bin", "log-0000000003.bin"]);
+
+    // The segments read at an open are deleted as the ones rotated away are.
+    const { wal: reopened, entries } = await WriteAheadLog.open<{ n: number }>(directory, 0, log);
+    expect(entries.map((entry) => entry.value.n)).toEqual([2, 3]);
+    expect(await reopened.rotate()).toBe(3);
+    await reopened.deleteUpTo(3);
+    await reopened.close();
+    expect(readdirSync(directory)).toEqual(["log-0000000004.bin"]);
+  });
+
+  it("cuts off a torn last append when the segment opened ahead of the next rotation follows it", async () => {
+    directorySyncs.released = true;
+    const { wal } = await WriteAheadLog.open(directory, 0, log);
+    await wal.append([frame(1), frame(2)]);
+    // A crash in the middle of the next append, as the disk holds it: a copy, taken while the
+    // segment opened ahead is there, with part of a frame at the end of the current one.
+    const crashed = mkdtempSync(join(tmpdir(), "talos-wal-crashed-"));
+    cpSync(directory, crashed, { recursive: true });
+    await wal.close();
+    const current = join(crashed, "log-0000000001.bin");
+    const good = readFileSync(current).length;
+    appendFileSync(current, Buffer.from([40, 0, 0, 0, 1, 0]));
+    expect(readdirSync(crashed).sort()).toEqual(["log-0000000001.bin", "log-0000000002.bin"]);
+
+    try {
+      const warnings: unknown[] = [];
+      const { wal: reopened, entries } = await WriteAheadLog.open<{ n: number }>(
+        crashed,
+        0,
+        pino({ level: "warn" }, { write: (line: string) => warnings.push(JSON.parse(line)) }),
+      );
+      expect(entries.map((entry) => entry.value.n)).toEqual([1, 2]);
+      expect(readFileSync(current).length).toBe(good);
+      expect(warnings).toEqual([
+        expect.objectContaining({ file: current, msg: expect.stringContaining("partly written") }),
+      ]);
+      await reopened.append([frame(3)]);
+      await reopened.close();
+      const { wal: again, entries: all } = await WriteAheadLog.open<{ n: number }>(crashed, 0, log);
+      expect(all.map((entry) => entry.value.n)).toEqual([1, 2, 3]);
+      await again.close();
+    } finally {
+      rmSync(crashed, { recursive: true, force: true });
+    }
   });
 });
