@@ -36,7 +36,7 @@ import { PostgresMemory } from "./database/postgres-memory.js";
 import {
   ALIVE_FILE,
   FileAliveMarks,
-  readAliveMark,
+  readOwnAliveMark,
   type AliveMarks,
 } from "./memory/outage-catch-up.js";
 import { ScanHelper } from "./memory/scan-helper.js";
@@ -233,7 +233,7 @@ export async function createServices(options: ServicesOptions): Promise<Services
   const aliveMarks: AliveMarks = database
     ? new PostgresAliveMarks(database, {
         instance: `${hostname()}:${process.pid}:${randomUUID()}`,
-        before: () => readAliveMark(join(env.TALOS_DATA_DIR, ALIVE_FILE)).catch(() => undefined),
+        before: () => readOwnAliveMark(join(env.TALOS_DATA_DIR, ALIVE_FILE), log),
       })
     : new FileAliveMarks(env.TALOS_DATA_DIR, log);
   const markdown =

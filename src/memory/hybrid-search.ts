@@ -185,6 +185,22 @@ export function unitVector(vector: ArrayLike<number>): Float32Array {
 }
 
 /**
+ * `vector` itself when it is a Float32Array of unit length already, as most embedders'
+ * (OpenAI's among them) are; otherwise as `unitVector`. For a store's adds: it never writes
+ * into a vector it keeps, and each copy was 6 KB more of the external memory whose growth
+ * makes V8 run full collections.
+ */
+export function asUnitVector(vector: ArrayLike<number>): Float32Array {
+  return vector instanceof Float32Array && isUnit(vector) ? vector : unitVector(vector);
+}
+
+function isUnit(vector: Float32Array): boolean {
+  let norm = 0;
+  for (let i = 0; i < vector.length; i++) norm += vector[i]! * vector[i]!;
+  return Math.abs(norm - 1) < 1e-6;
+}
+
+/**
  * Most embedders (OpenAI's among them) return unit vectors already: those are copied as they
  * are, ~4 µs rather than ~10 to scale them. With a squared length within a millionth of 1, a
  * scaled copy would differ from them by half a millionth of their value at most.

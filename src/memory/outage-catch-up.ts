@@ -194,14 +194,7 @@ export class FileAliveMarks implements AliveMarks {
   }
 
   async start(now: number, reachMs: number): Promise<PendingCatchUp | undefined> {
-    const previous = await readAliveMark(this.#file).catch((error: unknown) => {
-      // No catch-up then, rather than one from an unknown time: memory is as it was before marks.
-      this.#log.warn(
-        { err: error, file: this.#file },
-        "cannot read when Talos last ran; no catch-up of memory",
-      );
-      return undefined;
-    });
+    const previous = await readOwnAliveMark(this.#file, this.#log);
     const pending = catchUpAfter(previous, now, reachMs);
     this.#since = pending?.since;
     for (const key of pending?.caughtUp ?? []) this.#caughtUp.add(key);
@@ -252,3 +245,13 @@ const sinceMark = (mark: AliveMark) =>
 
 export const readAliveMark = (file: string): Promise<AliveMark | undefined> =>
   readJsonFile(file, AliveMarkSchema);
+
+/**
+ * This instance's `alive.json`, or undefined when it has none or it cannot be read (said in a
+ * warning): no catch-up then, rather than one from an unknown time.
+ */
+export const readOwnAliveMark = (file: string, log: Logger): Promise<AliveMark | undefined> =>
+  readAliveMark(file).catch((error: unknown) => {
+    log.warn({ err: error, file }, "cannot read when Talos last ran; no catch-up of memory");
+    return undefined;
+  });

@@ -9,7 +9,14 @@ import { describeEmbedder, type Embedder } from "./embedder.js";
 import { Bm25Index, type Bm25Part } from "./bm25-index.js";
 import { RecordTable } from "./record-table.js";
 import type { ScanHelper } from "./scan-helper.js";
-import { DEFAULT_FUSION, dot, keptHits, searchHybrid, unitVector } from "./hybrid-search.js";
+import {
+  asUnitVector,
+  DEFAULT_FUSION,
+  dot,
+  keptHits,
+  searchHybrid,
+  unitVector,
+} from "./hybrid-search.js";
 import {
   isOfForgottenThread,
   isOlderVersion,
@@ -399,7 +406,7 @@ export class VectraMemoryStore implements MemoryStore {
       records.map(async (record, i) => {
         const vector = fresh.get(record.id) ?? (await this.#unitOf(record.id));
         if (!vector) throw new Error(`no vector for ${record.id}`);
-        return { op: "put" as const, record, hash: hashes[i]!, unit: unitVector(vector) };
+        return { op: "put" as const, record, hash: hashes[i]!, unit: asUnitVector(vector) };
       }),
     );
     await this.#run({ type: "write", values });
