@@ -84,7 +84,7 @@ export class WriteAheadLog {
 
   #openAhead(): Promise<OpenSegment> {
     const next = openSegment(this.#directory, this.#seq + 1);
-    // Handled here too: a failure is thrown by the rotation that needs it, not as unhandled.
+    // Handled here too: the rotation that needs it opens it again, and throws only if that fails.
     next.catch(() => undefined);
     return next;
   }
@@ -216,7 +216,11 @@ export class WriteAheadLog {
   async rotate(): Promise<number> {
     // Garbage left in a segment that is not the last is read as damage, not a torn tail.
     if (this.#dirty) await this.#cutBack();
-    const { handle, size } = await this.#next;
+    // Opened again when opening it ahead failed (a full file table, a read-only directory since
+    // fixed): the failure is this rotation's only if it fails now.
+    const { handle, size } = await this.#next.catch(() =>
+      openSegment(this.#directory, this.#seq + 1),
+    );
     const closed = this.#seq;
     this.#sealed.set(closed, {
       name: segmentName(closed),

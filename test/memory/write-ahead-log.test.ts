@@ -1,6 +1,7 @@
 import { appendFileSync, cpSync, mkdtempSync, readdirSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import type * as FsPromises from "node:fs/promises";
 import { pino } from "pino";
 import { afterEach, beforeEach, describe, expect, it, vi } from "vitest";
 
@@ -17,6 +18,23 @@ vi.mock("../../src/sync-directory.js", () => ({
       if (directorySyncs.released) resolve();
     }),
 }));
+
+// Opens, through to the real ones, until a test makes one fail.
+const opens = vi.hoisted(() => ({ failing: undefined as RegExp | undefined }));
+vi.mock("node:fs/promises", async (importOriginal) => {
+  const actual = await importOriginal<typeof FsPromises>();
+  return {
+    ...actual,
+    open: (path: string, ...rest: unknown[]) =>
+      opens.failing?.test(String(path))
+        ? Promise.reject(
+            Object.assign(new Error(`EMFILE: too many open files, open '${path}'`), {
+              code: "EMFILE",
+            }),
+          )
+        : (actual.open as (...args: unknown[]) => unknown)(path, ...rest),
+  };
+});
 
 const { WriteAheadLog } = await import("../../src/memory/write-ahead-log.js");
 
@@ -40,6 +58,7 @@ describe("WriteAheadLog", () => {
     directory = mkdtempSync(join(tmpdir(), "talos-wal-"));
     directorySyncs.calls.length = 0;
     directorySyncs.released = false;
+    opens.failing = undefined;
   });
   afterEach(() => rmSync(directory, { recursive: true, force: true }));
 
@@ -135,5 +154,26 @@ describe("WriteAheadLog", () => {
     } finally {
       rmSync(crashed, { recursive: true, force: true });
     }
+  });
+
+  it("opens the next segment again at a rotation when opening it ahead failed", async () => {
+    directorySyncs.released = true;
+    opens.failing = /log-0000000002\.bin$/;
+    const { wal } = await WriteAheadLog.open(directory, 0, log);
+    await wal.append([frame(1)]);
+    // Still failing when the rotation needs it: that rotation fails, and nothing is lost.
+    await expect(wal.rotate()).rejects.toThrow("EMFILE");
+    await wal.append([frame(2)]);
+    opens.failing = undefined;
+    expect(await wal.rotate()).toBe(1);
+    await wal.append([frame(3)]);
+    await wal.close();
+    const { wal: reopened, entries } = await WriteAheadLog.open<{ n: number }>(directory, 0, log);
+    expect(entries.map((entry) => [entry.seq, entry.value.n])).toEqual([
+      [1, 1],
+      [1, 2],
+      [2, 3],
+    ]);
+    await reopened.close();
   });
 });
