@@ -473,8 +473,7 @@ export class MemorySnapshot {
 /**
  * A rows chunk for the file at byte `start`: its rows' JSON, then their texts; with the refs
  * that find each text in it, and the sums it leaves the file with. The rows and their JSON are
- * this call's own, so that they die young: kept until a flush's writes end, they outlived
- * collections of the young generation, and the old one filled with them.
+ * this call's own: garbage before the writes start, not held through them.
  */
 function encodeRows(
   entries: ReadonlyArray<SnapshotEntry | undefined>,
