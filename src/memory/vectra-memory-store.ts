@@ -1177,8 +1177,9 @@ export class VectraMemoryStore implements MemoryStore {
     for (const segment of [...this.#dirty.keys()].sort((a, b) => a - b)) {
       const length = this.#positions.get(segment)?.length ?? 0;
       // Records only added since the last write (the usual case) are appended to the index
-      // file and the rows file: a flush then costs its batch, not the segment. Anything else,
-      // or files not as recorded, rewrites them whole.
+      // file and the rows file: a flush then costs its batch, not the segment. Anything else
+      // rewrites them whole, and so do files found not as recorded (looked at before the first
+      // append after an open; later, the append itself fails on them, and the next flush).
       const after = this.#header.segments[String(segment)];
       const added = this.#addedEntries(segment);
       if (

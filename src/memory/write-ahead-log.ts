@@ -104,6 +104,12 @@ export class WriteAheadLog {
       .filter((m): m is RegExpExecArray => m !== null)
       .map((m) => ({ seq: Number(m[1]), name: m[0], legacy: m[2] === "jsonl" }))
       .sort((a, b) => a.seq - b.seq);
+    // Appends went to the newest segment that holds anything: the one after it, if any, was
+    // opened ahead of the next rotation and is empty.
+    const sizes = await Promise.all(
+      segments.map((s) => (s.seq > checkpoint ? fileSize(join(directory, s.name)) : 0)),
+    );
+    const lastWritten = segments.filter((_, i) => sizes[i]! > 0).at(-1)?.seq ?? 0;
     const entries: LogEntry<T>[] = [];
     for (const { seq, name, legacy } of segments) {
       const file = join(directory, name);
@@ -112,11 +118,7 @@ export class WriteAheadLog {
         await unlink(file);
         continue;
       }
-      // The segment appends went to: the newest, or the one before the empty segment that was
-      // opened ahead of the next rotation.
-      const later = segments.filter((s) => s.seq > seq);
-      const sizes = await Promise.all(later.map((s) => fileSize(join(directory, s.name))));
-      const last = sizes.every((size) => size === 0);
+      const last = seq >= lastWritten;
       const read = legacy ? readLegacySegment<T> : readSegment<T>;
       entries.push(...(await read(file, seq, last, log)));
     }
