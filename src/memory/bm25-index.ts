@@ -142,7 +142,8 @@ export class Bm25Index {
     // posting was a third of a restore.
     for (let pass = 0; pass < 2; pass++) {
       if (pass === 1) {
-        this.#postings.allocate(termCounts);
+        // A word's list grows with each record added after; a record's list is only replaced.
+        this.#postings.allocate(termCounts, { growth: true });
         this.#docTerms.allocate(docCounts);
       }
       parts.forEach(({ counts, postings, ids, base }, p) => {
@@ -185,12 +186,6 @@ export class Bm25Index {
         this.#size++;
       });
     }
-  }
-
-  /** Gives back the room a bulk load left unused. */
-  trim(): void {
-    this.#postings.trim();
-    this.#docTerms.trim();
   }
 
   delete(number: number): boolean {
