@@ -2,7 +2,11 @@ import { BudgetExceededError } from "../agent/token-budgets.js";
 import { similarMarker } from "../github/comment-markers.js";
 import type { CommentInfo, IssueInfo } from "../github/create-repo-client.js";
 import { upsertReply } from "../github/upsert-reply.js";
-import { findSimilarIssues, renderSimilarIssues } from "../memory/find-similar-issues.js";
+import {
+  findSimilarIssues,
+  keepExistingIssues,
+  renderSimilarIssues,
+} from "../memory/find-similar-issues.js";
 import { toIssueMemory } from "../memory/memory-inputs.js";
 import type { MemoryStore } from "../memory/memory-store.js";
 import type { AutomationOptions } from "./automation-options.js";
@@ -93,7 +97,11 @@ export async function onNewIssue(options: NewIssueOptions): Promise<void> {
 /** "Possibly related: …", searched before the new issue is remembered so it cannot find itself. */
 async function postSimilar(options: NewIssueOptions, memory: MemoryStore): Promise<void> {
   const { issue, config, github, octokit, log } = options;
-  const hits = await findSimilarIssues(memory, issue, config.similar);
+  const hits = await keepExistingIssues(await findSimilarIssues(memory, issue, config.similar), {
+    github,
+    memory,
+    log,
+  });
   log.info(
     { similar: hits.map((h) => ({ number: h.record.number, score: Number(h.score.toFixed(3)) })) },
     "similar issues",

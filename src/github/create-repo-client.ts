@@ -280,10 +280,14 @@ function commentsOf<C extends { issue_url?: string }>(
 /**
  * What the caller gets for data from another repository: the same status as GitHub's own 404, so
  * a tool reports "not found" and a job whose issue moved away ends as "gone" (classifyJobFailure).
+ * Its own class says more than a 404 can: GitHub redirected the read, so the item was
+ * transferred away, not merely out of the token's sight.
  */
-function notInRepo(repo: RepoRef, what: string): RequestError {
+export class NotInRepoError extends RequestError {}
+
+function notInRepo(repo: RepoRef, what: string): NotInRepoError {
   const url = `/repos/${repo.owner}/${repo.repo}`;
-  return new RequestError(`Not Found: ${what} is not in ${repo.owner}/${repo.repo}`, 404, {
+  return new NotInRepoError(`Not Found: ${what} is not in ${repo.owner}/${repo.repo}`, 404, {
     request: { method: "GET", url, headers: {} },
     response: { status: 404, url, headers: {}, data: { message: "Not Found" } },
   });

@@ -1,5 +1,7 @@
+import type { Logger } from "pino";
 import { escapeMarkdown } from "../markdown/safe-text.js";
-import type { IssueInfo } from "../github/create-repo-client.js";
+import { NotInRepoError, type IssueInfo, type RepoClient } from "../github/create-repo-client.js";
+import { statusOf } from "../github/octokit.js";
 import { issueMemoryId, issueMemoryText } from "./memory-inputs.js";
 import type { MemoryStore, SearchHit } from "./memory-store.js";
 
@@ -22,6 +24,53 @@ export function findSimilarIssues(
     excludeIds: [issueMemoryId(issue.number, false), issueMemoryId(issue.number, true)],
     minScore: similarityThreshold(memory, settings),
   });
+}
+
+/**
+ * The hits GitHub still has in this repository, read through the cached client, in their order.
+ * Memory misses a deletion or a transfer made while Talos was down longer than a redelivery
+ * reaches: the catch-up after an outage lists only what exists. An issue GitHub answers 410 Gone
+ * for (deleted), or whose read it redirected to another repository (transferred), is forgotten
+ * as its own event would have done, and left out. A 404 only leaves it out of this answer: that
+ * may be a token that cannot see it. Any other failure keeps the hit, so an outage hides nothing.
+ * Pull requests are neither deleted nor transferred: they are not read.
+ */
+export async function keepExistingIssues(
+  hits: SearchHit[],
+  {
+    github,
+    memory,
+    log,
+  }: {
+    github: Pick<RepoClient, "getIssue">;
+    memory: Pick<MemoryStore, "forgetThread">;
+    log: Logger;
+  },
+): Promise<SearchHit[]> {
+  const kept = await Promise.all(
+    hits.map(async (hit) => {
+      const { kind, number } = hit.record;
+      if (kind !== "issue" || number === undefined) return hit;
+      try {
+        await github.getIssue(number);
+        return hit;
+      } catch (error) {
+        const status = statusOf(error);
+        if (status === 410 || error instanceof NotInRepoError) {
+          const removed = await memory.forgetThread(number);
+          log.info({ number, status, removed }, "similar issue gone from GitHub: forgotten");
+          return undefined;
+        }
+        if (status === 404) {
+          log.warn({ number }, "similar issue not found on GitHub: left out");
+          return undefined;
+        }
+        log.warn({ err: error, number }, "similar issue not checked on GitHub: kept");
+        return hit;
+      }
+    }),
+  );
+  return kept.filter((hit) => hit !== undefined);
 }
 
 /**

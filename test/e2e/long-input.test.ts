@@ -4,6 +4,7 @@ import {
   githubScope,
   mockAppIdentity,
   mockInstallationToken,
+  mockIssueRead,
   mockRepoConfig,
 } from "../helpers/github-mocks.js";
 import {
@@ -69,6 +70,7 @@ describe("a 60,000-character Chinese issue", () => {
     expect(scope.pendingMocks()).toEqual([]);
 
     mockAppIdentity(scope);
+    mockIssueRead(scope, 1);
     scope.get(`${REPO}/issues/2/comments`).query({ per_page: "100" }).reply(200, []);
     let posted: unknown;
     scope

@@ -39,13 +39,23 @@ const TOPICS = [
   "Deprecated warning from the yaml parser",
 ];
 
-function opened(number: number, title: string, installation = 2) {
+/** The payload of issue `number` opened; with `github`, the issue is on GitHub too. */
+function opened(number: number, title: string, installation = 2, github?: GitHubStandIn) {
   const payload = webhookExample("issues", "opened", installation);
+  const body = `${title}. Steps to reproduce are in the attached log.`;
   Object.assign(payload.issue, {
     number,
     title,
-    body: `${title}. Steps to reproduce are in the attached log.`,
+    body,
     html_url: `https://github.com/${REPO}/issues/${number}`,
+  });
+  github?.issues.set(`${REPO}#${number}`, {
+    number,
+    title,
+    body,
+    state: "open",
+    user: { login: "octocat" },
+    labels: [],
   });
   return payload;
 }
@@ -95,7 +105,7 @@ describe("memory in the started server", () => {
     for (const [i, title] of TOPICS.entries()) {
       const res = await sendWebhook(
         server!.url,
-        { id: `e2e-memory-${i}`, event: "issues", payload: opened(i + 1, title) },
+        { id: `e2e-memory-${i}`, event: "issues", payload: opened(i + 1, title, 2, github) },
         signed,
       );
       expect(res.status).toBe(200);

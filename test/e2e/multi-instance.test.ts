@@ -298,11 +298,21 @@ describe.runIf(available)("several instances sharing Redis", () => {
     );
     const payload = webhookExample("issues", "opened", 2);
     const title = "Crash when saving a file on Windows";
+    const body = `${title}. Steps to reproduce are in the attached log.`;
     Object.assign(payload.issue, {
       number: 300,
       title,
-      body: `${title}. Steps to reproduce are in the attached log.`,
+      body,
       html_url: `https://github.com/${REPO}/issues/300`,
+    });
+    // On GitHub too: a similar issue is read before it is named.
+    github.issues.set(`${REPO}#300`, {
+      number: 300,
+      title,
+      body,
+      state: "open",
+      user: { login: "octocat" },
+      labels: [],
     });
     const added = await sendWebhook(
       first!.url,

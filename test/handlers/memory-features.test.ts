@@ -9,6 +9,7 @@ import {
   githubScope,
   mockAppIdentity,
   mockInstallationToken,
+  mockIssueRead,
   mockRepoConfig,
   mockRepositoryRead,
 } from "../helpers/github-mocks.js";
@@ -122,6 +123,7 @@ describe("similar issues on a new issue", () => {
     expect(scope.pendingMocks()).toEqual([]);
 
     mockAppIdentity(scope);
+    mockIssueRead(scope, 12);
     scope.get(`${REPO}/issues/14/comments`).query({ per_page: "100" }).reply(200, []);
     const posted = capturePost(scope, `${REPO}/issues/14/comments`);
     await receive(
@@ -254,6 +256,7 @@ describe("/talos similar", () => {
     await seed(app);
     const scope = githubScope();
     mockCommandStart(scope, {});
+    mockIssueRead(scope, 12);
     mockNoReplyYet(scope);
     const reply = capturePost(scope, `${REPO}/issues/1/comments`);
 
@@ -264,6 +267,70 @@ describe("/talos similar", () => {
     expect(reply.body).toMatch(
       /^\*\*Possibly related\*\*: #12 \(Spelling mistake in the README file\)\.\n\nSimilarity: 0\.\d\d \(at least 0\.4 counts\)\.\n\n<!-- talos:reply:492700400 -->$/,
     );
+  });
+
+  it("leaves out, and forgets, a remembered issue deleted or transferred while Talos did not hear of it", async () => {
+    const app = await createTestApp();
+    const memory = await memoryOf(app);
+    const readme = (number: number, text: string) => ({
+      id: `issue-${number}`,
+      kind: "issue" as const,
+      text,
+      repo: "codertocat/hello-world",
+      number,
+      createdAt: "2026-11-12T10:00:00Z",
+    });
+    await memory.addMany([
+      readme(12, "Spelling mistake in the README file\n\nThe README has a typo."),
+      readme(15, "Spelling error in the README\n\nA typo in the README file."),
+      readme(16, "Spelling mistakes in the README file\n\nTypos in the README."),
+      readme(17, "A spelling error in the README file\n\nThe README file has typos."),
+    ]);
+    const scope = githubScope();
+    mockCommandStart(scope, { yaml: "similar:\n  max: 5\n" });
+    // Deleted, transferred to another repository, out of the token's sight, and still here.
+    mockIssueRead(scope, 12, { status: 410 });
+    mockIssueRead(scope, 15, { movedTo: "Codertocat/Elsewhere" });
+    mockIssueRead(scope, 16, { status: 404 });
+    mockIssueRead(scope, 17);
+    mockNoReplyYet(scope);
+    const reply = capturePost(scope, `${REPO}/issues/1/comments`);
+
+    await receive(app, "issue_comment", comment("/talos similar"));
+
+    expect(scope.pendingMocks()).toEqual([]);
+    expect(reply.body).toMatch(
+      /^\*\*Possibly related\*\*: #17 \(A spelling error in the README file\)\.\n\nSimilarity: 0\.\d\d \(at least 0\.4 counts\)\.\n\n<!-- talos:reply:492700400 -->$/,
+    );
+    // The deleted and the transferred issue are forgotten, as their own events would have done;
+    // the one GitHub did not show is only left out of this answer.
+    expect(await memory.get("issue-12")).toBeUndefined();
+    expect(await memory.get("issue-15")).toBeUndefined();
+    expect(await memory.get("issue-16")).toMatchObject({ number: 16 });
+    expect(await memory.get("issue-17")).toMatchObject({ number: 17 });
+    expect(
+      app.logs.lines().filter((l) => l.msg === "similar issue gone from GitHub: forgotten"),
+    ).toHaveLength(2);
+  });
+
+  it("names a similar issue it could not check, when GitHub fails", async () => {
+    const app = await createTestApp();
+    await seed(app);
+    const scope = githubScope();
+    mockCommandStart(scope, {});
+    // The test app's client does not retry: this is the answer it gives up on.
+    scope.get(`${REPO}/issues/12`).reply(500, { message: "Server Error" });
+    mockNoReplyYet(scope);
+    const reply = capturePost(scope, `${REPO}/issues/1/comments`);
+
+    await receive(app, "issue_comment", comment("/talos similar"));
+
+    expect(scope.pendingMocks()).toEqual([]);
+    expect(reply.body).toMatch(/^\*\*Possibly related\*\*: #12 \(Spelling mistake/);
+    expect(await (await memoryOf(app)).get("issue-12")).toMatchObject({ number: 12 });
+    expect(
+      app.logs.lines().find((l) => l.msg === "similar issue not checked on GitHub: kept"),
+    ).toBeDefined();
   });
 
   it("says so when nothing resembles this issue closely enough", async () => {

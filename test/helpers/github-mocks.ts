@@ -92,3 +92,32 @@ export function mockRepositoryRead(
     ...(defaultBranch ? { default_branch: defaultBranch } : {}),
   });
 }
+
+/**
+ * GitHub's answer to the read of issue `number` (a similar issue gets one before it is named):
+ * the issue in the repository, or `status` with GitHub's message, or (`movedTo`) the issue a
+ * transfer's redirect leads to, in another repository.
+ */
+export function mockIssueRead(
+  scope: nock.Scope,
+  number: number,
+  {
+    fullName = "Codertocat/Hello-World",
+    status = 200,
+    movedTo,
+  }: { fullName?: string; status?: number; movedTo?: string } = {},
+) {
+  const repository = movedTo ?? fullName;
+  const reply =
+    status === 200
+      ? {
+          number,
+          title: `Issue ${number}`,
+          body: null,
+          state: "open",
+          html_url: `https://github.com/${repository}/issues/${number}`,
+          repository_url: `${API}/repos/${repository}`,
+        }
+      : { message: status === 410 ? "This issue was deleted" : "Not Found" };
+  return scope.get(`/repos/${fullName}/issues/${number}`).reply(status, reply);
+}
