@@ -29,11 +29,12 @@ export function findSimilarIssues(
 /**
  * The hits GitHub still has in this repository, read through the cached client, in their order.
  * Memory misses a deletion or a transfer made while Talos was down longer than a redelivery
- * reaches: the catch-up after an outage lists only what exists. An issue GitHub answers 410 Gone
- * for (deleted), or whose read it redirected to another repository (transferred), is forgotten
- * as its own event would have done, and left out. A 404 only leaves it out of this answer: that
- * may be a token that cannot see it. Any other failure keeps the hit, so an outage hides nothing.
- * Pull requests are neither deleted nor transferred: they are not read.
+ * reaches: the catch-up after an outage lists only what exists. An issue GitHub says was deleted
+ * (410), or whose read it redirected to another repository (transferred), is forgotten as its
+ * own event would have done, and left out. Any other 404 or 410 only leaves it out of this
+ * answer: a token that cannot see it, or issues switched off in the repository (410 too), may
+ * come back. Any other failure keeps the hit, so an outage hides nothing. Pull requests are
+ * neither deleted nor transferred: they are not read.
  */
 export async function keepExistingIssues(
   hits: SearchHit[],
@@ -56,13 +57,13 @@ export async function keepExistingIssues(
         return hit;
       } catch (error) {
         const status = statusOf(error);
-        if (status === 410 || error instanceof NotInRepoError) {
+        if (isDeleted(error) || error instanceof NotInRepoError) {
           const removed = await memory.forgetThread(number);
           log.info({ number, status, removed }, "similar issue gone from GitHub: forgotten");
           return undefined;
         }
-        if (status === 404) {
-          log.warn({ number }, "similar issue not found on GitHub: left out");
+        if (status === 404 || status === 410) {
+          log.warn({ number, status }, "similar issue not found on GitHub: left out");
           return undefined;
         }
         log.warn({ err: error, number }, "similar issue not checked on GitHub: kept");
@@ -71,6 +72,18 @@ export async function keepExistingIssues(
     }),
   );
   return kept.filter((hit) => hit !== undefined);
+}
+
+/**
+ * GitHub's 410 for a deleted issue ("This issue was deleted"), not its 410 for issues switched
+ * off in the repository ("Issues are disabled for this repo").
+ */
+function isDeleted(error: unknown): boolean {
+  return (
+    statusOf(error) === 410 &&
+    error instanceof Error &&
+    /\bwas deleted\b/i.test(error.message.slice(0, 200))
+  );
 }
 
 /**

@@ -285,6 +285,7 @@ describe("/talos similar", () => {
       readme(15, "Spelling error in the README\n\nA typo in the README file."),
       readme(16, "Spelling mistakes in the README file\n\nTypos in the README."),
       readme(17, "A spelling error in the README file\n\nThe README file has typos."),
+      readme(18, "Spelling errors in the README file\n\nA typo in the README."),
     ]);
     const scope = githubScope();
     mockCommandStart(scope, { yaml: "similar:\n  max: 5\n" });
@@ -293,6 +294,8 @@ describe("/talos similar", () => {
     mockIssueRead(scope, 15, { movedTo: "Codertocat/Elsewhere" });
     mockIssueRead(scope, 16, { status: 404 });
     mockIssueRead(scope, 17);
+    // Issues switched off in the repository: GitHub's 410 for that is no deletion.
+    mockIssueRead(scope, 18, { status: 410, message: "Issues are disabled for this repo" });
     mockNoReplyYet(scope);
     const reply = capturePost(scope, `${REPO}/issues/1/comments`);
 
@@ -303,10 +306,11 @@ describe("/talos similar", () => {
       /^\*\*Possibly related\*\*: #17 \(A spelling error in the README file\)\.\n\nSimilarity: 0\.\d\d \(at least 0\.4 counts\)\.\n\n<!-- talos:reply:492700400 -->$/,
     );
     // The deleted and the transferred issue are forgotten, as their own events would have done;
-    // the one GitHub did not show is only left out of this answer.
+    // those GitHub did not show are only left out of this answer.
     expect(await memory.get("issue-12")).toBeUndefined();
     expect(await memory.get("issue-15")).toBeUndefined();
     expect(await memory.get("issue-16")).toMatchObject({ number: 16 });
+    expect(await memory.get("issue-18")).toMatchObject({ number: 18 });
     expect(await memory.get("issue-17")).toMatchObject({ number: 17 });
     expect(
       app.logs.lines().filter((l) => l.msg === "similar issue gone from GitHub: forgotten"),

@@ -95,8 +95,9 @@ export function mockRepositoryRead(
 
 /**
  * GitHub's answer to the read of issue `number` (a similar issue gets one before it is named):
- * the issue in the repository, or `status` with GitHub's message, or (`movedTo`) the issue a
- * transfer's redirect leads to, in another repository.
+ * the issue in the repository, or `status` with GitHub's message (a 410's says the issue was
+ * deleted unless told otherwise), or (`movedTo`) the issue a transfer's redirect leads to, in
+ * another repository.
  */
 export function mockIssueRead(
   scope: nock.Scope,
@@ -105,7 +106,8 @@ export function mockIssueRead(
     fullName = "Codertocat/Hello-World",
     status = 200,
     movedTo,
-  }: { fullName?: string; status?: number; movedTo?: string } = {},
+    message = status === 410 ? "This issue was deleted" : "Not Found",
+  }: { fullName?: string; status?: number; movedTo?: string; message?: string } = {},
 ) {
   const repository = movedTo ?? fullName;
   const reply =
@@ -118,6 +120,6 @@ export function mockIssueRead(
           html_url: `https://github.com/${repository}/issues/${number}`,
           repository_url: `${API}/repos/${repository}`,
         }
-      : { message: status === 410 ? "This issue was deleted" : "Not Found" };
+      : { message, documentation_url: "https://docs.github.com/rest/issues/issues#get-an-issue" };
   return scope.get(`/repos/${fullName}/issues/${number}`).reply(status, reply);
 }
