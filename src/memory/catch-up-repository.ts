@@ -97,7 +97,8 @@ function listingsOf({ octokit, repo, since }: CatchUpOptions) {
  * Pages are numbered with `since` fixed: an item updated while this reads moves to the first page
  * and pushes the rest one place down, so one is read twice and none is left out (the update that
  * moved it came by webhook anyway). Deleted and transferred issues are not listed: they stay
- * until their own event, as their removal cannot be seen here.
+ * until their own event, as their removal cannot be seen here, or until they are about to be
+ * named as similar issues, which reads them first (`keepExistingIssues`).
  */
 export async function catchUpRepository(options: CatchUpOptions): Promise<CatchUpResult> {
   const { repo, memory, max, clock, log, signal } = options;
