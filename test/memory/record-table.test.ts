@@ -70,6 +70,28 @@ describe("the record table", () => {
     });
   });
 
+  it("gives back hashes that look like a sha256 in base64 but are not one as written", () => {
+    const table = new RecordTable();
+    const [record] = RECORDS[0]!;
+    const canonical = sha("three");
+    const hashes = [
+      canonical,
+      // Padding bits set: decodes to the same 32 bytes, which encode back to another text.
+      `${canonical.slice(0, 42)}${String.fromCharCode(canonical.charCodeAt(42) + 1)}=`,
+      // base64url, and characters base64 skips: neither decodes to 32 bytes as written.
+      canonical.replaceAll("+", "-").replaceAll("/", "_").replace(/^./, "-"),
+      `!${canonical.slice(1)}`,
+      `${canonical.slice(0, 43)}A`,
+    ];
+    expect(new Set(hashes).size).toBe(hashes.length);
+    hashes.forEach((hash, slot) => table.set(slot, record, hash));
+    hashes.forEach((hash, slot) => expect(table.hash(slot)).toBe(hash));
+    // Only the first is kept in the column; the others are kept aside.
+    const columnsOnly = new RecordTable();
+    hashes.forEach((_, slot) => columnsOnly.set(slot, record, canonical));
+    expect(table.bytes - columnsOnly.bytes).toBeGreaterThan(0);
+  });
+
   it("replaces a slot whole, and forgets what was kept aside for it", () => {
     const table = new RecordTable();
     const [odd, oddHash] = RECORDS[2]!;
