@@ -58,8 +58,13 @@ export async function keepExistingIssues(
       } catch (error) {
         const status = statusOf(error);
         if (isDeleted(error) || error instanceof NotInRepoError) {
-          const removed = await memory.forgetThread(number);
-          log.info({ number, status, removed }, "similar issue gone from GitHub: forgotten");
+          // Left out either way: a memory that cannot write now forgets it the next time.
+          await memory.forgetThread(number).then(
+            (removed) =>
+              log.info({ number, status, removed }, "similar issue gone from GitHub: forgotten"),
+            (failure: unknown) =>
+              log.warn({ err: failure, number }, "similar issue gone from GitHub, not forgotten"),
+          );
           return undefined;
         }
         if (status === 404 || status === 410) {
