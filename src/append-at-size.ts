@@ -1,14 +1,15 @@
 import { open, type FileHandle } from "node:fs/promises";
 
 /**
- * Writes `content` at byte `expectedBytes` of `file` and makes it durable: an append to a file
- * known to be that long. False, having written nothing, when the file is missing or another
- * length. With `cutLonger`, a longer file (the torn tail of an append a crash cut short, which
- * nothing vouches for) is cut back to that length first.
+ * Writes `content` (bytes, or pieces written in order with one `writev`) at byte
+ * `expectedBytes` of `file` and makes it durable: an append to a file known to be that long.
+ * False, having written nothing, when the file is missing or another length. With `cutLonger`,
+ * a longer file (the torn tail of an append a crash cut short, which nothing vouches for) is
+ * cut back to that length first.
  */
 export async function appendAtSize(
   file: string,
-  content: Uint8Array,
+  content: Uint8Array | readonly Uint8Array[],
   expectedBytes: number,
   cutLonger = false,
 ): Promise<boolean> {
@@ -23,10 +24,26 @@ export async function appendAtSize(
     const { size } = await handle.stat();
     if (size < expectedBytes || (size > expectedBytes && !cutLonger)) return false;
     if (size > expectedBytes) await handle.truncate(expectedBytes);
-    await handle.write(content, 0, content.length, expectedBytes);
+    await writeAt(handle, content, expectedBytes);
     await handle.datasync();
     return true;
   } finally {
     await handle.close();
   }
+}
+
+/**
+ * Writes `content` at `position` whole: a short write (a full disk) is an error, where one
+ * `write` or `writev` would have returned it as a count.
+ */
+export async function writeAt(
+  handle: FileHandle,
+  content: Uint8Array | readonly Uint8Array[],
+  position: number,
+): Promise<void> {
+  const pieces = content instanceof Uint8Array ? [content] : content;
+  const expected = pieces.reduce((sum, piece) => sum + piece.byteLength, 0);
+  const { bytesWritten } = await handle.writev(pieces as Uint8Array[], position);
+  if (bytesWritten !== expected)
+    throw new Error(`wrote ${bytesWritten} of ${expected} bytes at ${position}`);
 }

@@ -1,22 +1,25 @@
 import { randomBytes } from "node:crypto";
 import { open, rename, rm } from "node:fs/promises";
 import { dirname } from "node:path";
+import { writeAt } from "./append-at-size.js";
 import { syncDirectory } from "./sync-directory.js";
 
 /**
  * Replaces a file so that a crash leaves either the old or the new content, never a mix or an
  * empty file: write a temporary file, fsync it, rename it over the target, fsync the directory.
+ * `content` may be pieces, written in order with one `writev`.
  */
 export async function writeFileAtomically(
   file: string,
-  content: string | Uint8Array,
+  content: string | Uint8Array | readonly Uint8Array[],
 ): Promise<void> {
   // Unique per call: two writes of one file in flight must not share (and steal) a temporary.
   const temporary = `${file}.${process.pid}.${randomBytes(4).toString("hex")}.tmp`;
   try {
     const handle = await open(temporary, "w");
     try {
-      await handle.writeFile(content);
+      if (typeof content === "string") await handle.writeFile(content);
+      else await writeAt(handle, content, 0);
       await handle.sync();
     } finally {
       await handle.close();

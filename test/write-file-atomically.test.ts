@@ -32,6 +32,36 @@ describe("writeFileAtomically", () => {
     expect(readFileSync(file, "utf8")).toBe("old");
   });
 
+  it("writes pieces in order, more than one writev call takes (IOV_MAX is 1,024)", async () => {
+    const file = join(makeDataDir(), "pieces.bin");
+    const pieces = Array.from({ length: 2_500 }, (_, i) => Buffer.from(`${i},`));
+    await writeFileAtomically(file, pieces);
+    expect(readFileSync(file).equals(Buffer.concat(pieces))).toBe(true);
+  });
+
+  it("takes a short write of pieces for a failure, and leaves the file as it was", async () => {
+    const directory = makeDataDir();
+    const file = join(directory, "state.bin");
+    await writeFileAtomically(file, "old");
+    const probe = await open(join(makeDataDir(), "probe"), "w");
+    const prototype = Object.getPrototypeOf(probe) as FileHandle;
+    await probe.close();
+    const writev = prototype.writev;
+    // What a nearly full disk does: writes what fits and says how much.
+    vi.spyOn(prototype, "writev").mockImplementation(function (
+      this: FileHandle,
+      buffers: readonly NodeJS.ArrayBufferView[],
+      position?: number,
+    ) {
+      return writev.call(this, buffers.slice(0, 1), position);
+    });
+    await expect(
+      writeFileAtomically(file, [Buffer.from("new "), Buffer.from("content")]),
+    ).rejects.toThrow("wrote 4 of 11 bytes at 0");
+    expect(readdirSync(directory)).toEqual(["state.bin"]);
+    expect(readFileSync(file, "utf8")).toBe("old");
+  });
+
   it("removes its temporary file when the rename fails", async () => {
     const directory = makeDataDir();
     // A directory with a file in it cannot be renamed over.

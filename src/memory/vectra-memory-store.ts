@@ -1270,7 +1270,7 @@ export class VectraMemoryStore implements MemoryStore {
         bytes = appended;
         this.#header.segments[String(segment)]!.index = bytes;
       } else {
-        bytes = await writeSegment(this.#storage, file, entries.filter(isDefined).map(toItem));
+        bytes = await writeSegment(file, entries.filter(isDefined).map(toItem));
         await this.#writeSnapshotBlock(segment, entries, bytes, written, codes);
       }
       this.#written.set(segment, length);

@@ -13,8 +13,10 @@ export interface WordsCounter {
 // About 3 ms of counting on this project's VM between two turns of the event loop.
 const TEXTS_PER_TURN = 100;
 // A worker nobody asked anything of for this long is stopped: a store counts a segment once
-// per thousand records added, and a server that adds none needs no thread for it.
-const IDLE_MS = 10_000;
+// per thousand records added, and a server that adds none needs no thread for it. Minutes, not
+// seconds: a new worker compiles its code again, and at 250,000 records the thousand adds that
+// followed a restart of it took 227 µs each rather than 127, with 64 adders in flight.
+const IDLE_MS = 300_000;
 
 /** The words file of `texts`, counted in one go (the worker's way). */
 export function countSegmentWords(segmentSize: number, texts: SegmentTexts): Uint8Array {

@@ -4,6 +4,9 @@ import { describe, expect, it } from "vitest";
 import {
   appendSegment,
   encodeSegment,
+  readSegment,
+  AtomicFileStorage,
+  writeSegment,
   SEGMENT_CODEC,
   type SegmentRecord,
 } from "../../src/memory/vectra-files.js";
@@ -34,10 +37,13 @@ const records: SegmentRecord[] = [
   },
 ];
 
+// The pieces encodeSegment gives, as the file holds them.
+const encoded = (set: SegmentRecord[]) => Buffer.concat(encodeSegment(set));
+
 describe("vectra segment files", () => {
   it("are written byte for byte as vectra's protobuf codec writes them (a vectra upgrade that changes the format fails here)", () => {
     for (const set of [[], records.slice(0, 1), records]) {
-      const ours = encodeSegment(set);
+      const ours = encoded(set);
       const theirs = SEGMENT_CODEC.serializeIndex({
         version: 1,
         metadata_config: { indexed: [] },
@@ -48,7 +54,7 @@ describe("vectra segment files", () => {
   });
 
   it("are read back by vectra with every value", () => {
-    const { items } = SEGMENT_CODEC.deserializeIndex(encodeSegment(records));
+    const { items } = SEGMENT_CODEC.deserializeIndex(encoded(records));
     expect(items.map((item) => item.id)).toEqual(["issue-1", "", "note-99"]);
     expect(items[0]!.metadata).toEqual(records[0]!.metadata);
     expect(items[2]!.vector).toEqual(Array.from(records[2]!.vector));
@@ -56,7 +62,7 @@ describe("vectra segment files", () => {
 
   it("take appended records as their last ones, and refuse to append to a file of another size", async () => {
     const file = join(makeDataDir(), "segment-000001.pb");
-    writeFileSync(file, encodeSegment(records.slice(0, 1)));
+    writeFileSync(file, encoded(records.slice(0, 1)));
     const size = readFileSync(file).length;
     expect(await appendSegment(file, records.slice(0, 1), size + 1)).toBeUndefined();
     expect(readFileSync(file).length).toBe(size);
@@ -64,8 +70,23 @@ describe("vectra segment files", () => {
     const content = readFileSync(file);
     expect(grown).toBe(content.length);
     // The same bytes as the whole segment written at once.
-    expect(content.equals(encodeSegment(records))).toBe(true);
+    expect(content.equals(encoded(records))).toBe(true);
     const { items } = SEGMENT_CODEC.deserializeIndex(content);
     expect(items.map((item) => item.id)).toEqual(["issue-1", "", "note-99"]);
+  });
+
+  it("are written whole from their pieces when a segment is full (two pieces a record)", async () => {
+    const file = join(makeDataDir(), "segment-000002.pb");
+    const full = Array.from({ length: 1_000 }, (_, i) => ({
+      id: `issue-${i}`,
+      vector: Float32Array.from([i, -i, 0.5]),
+      norm: 1,
+      metadata: { number: i },
+    }));
+    const bytes = await writeSegment(file, full);
+    expect(bytes).toBe(readFileSync(file).length);
+    const items = await readSegment(new AtomicFileStorage(), file);
+    expect(items.map((item) => item.id)).toEqual(full.map((record) => record.id));
+    expect(items[999]!.vector).toEqual([999, -999, 0.5]);
   });
 });
