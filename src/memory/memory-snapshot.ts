@@ -2,6 +2,7 @@ import { constants } from "node:fs";
 import { open, readFile, unlink, type FileHandle } from "node:fs/promises";
 import { join } from "node:path";
 import { crc32 } from "node:zlib";
+import { crc32Zeros } from "./crc32-zeros.js";
 import { z } from "zod";
 import { appendAtSize } from "../append-at-size.js";
 import { writeFileAtomically } from "../write-file-atomically.js";
@@ -136,6 +137,8 @@ export class MemorySnapshot {
   readonly #layout: SnapshotLayout;
   readonly #codes: FileHandle;
   readonly #vectors: FileHandle;
+  // Per segment, the crc32 of its first `rows` rows of codes when a flush last took them.
+  readonly #heads = new Map<number, { rows: number; crc: number }>();
 
   private constructor(
     directory: string,
@@ -431,8 +434,16 @@ export class MemorySnapshot {
    * A segment's block of codes (`block`, live in the search's memory) as a flush finds it: its
    * crc32, and copies of the runs of positions it writes (`changed`, or all `count`). Adds go on
    * changing the block while the flush writes.
+   *
+   * The rows from `count` on have never held a record, and are zeros. The crc32 is of the first
+   * `count` rows, taken on from the last flush's when only rows after those changed (adds, the
+   * usual case), then extended by the zeros without reading them: a flush then checksums its
+   * batch, not the segment, and touches no page of rows not yet written. Were a row past
+   * `count` not zeros, the checksum would not match the block, and the next open would refuse
+   * the snapshot and read the vectra files.
    */
   captureCodes(
+    segment: number,
     block: Uint8Array,
     changed: ReadonlySet<number> | undefined,
     count: number,
@@ -442,7 +453,14 @@ export class MemorySnapshot {
       from,
       bytes: block.slice(from * stride, to * stride),
     }));
-    return { crc: crc32(block), runs };
+    const last = this.#heads.get(segment);
+    const head =
+      last && changed && count >= last.rows && [...changed].every((p) => p >= last.rows)
+        ? last
+        : { rows: 0, crc: 0 };
+    const crc = crc32(block.subarray(head.rows * stride, count * stride), head.crc);
+    this.#heads.set(segment, { rows: count, crc });
+    return { crc: crc32Zeros(crc, block.length - count * stride), runs };
   }
 
   /** Makes the in-place writes durable; the header that vouches for them comes after. */

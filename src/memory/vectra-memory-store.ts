@@ -1225,7 +1225,12 @@ export class VectraMemoryStore implements MemoryStore {
   /** The segment's codes as they are now, for a flush to write the runs `changed` names. */
   #captureCodes(segment: number, changed: Set<number> | "all", count: number): SegmentCodes {
     const block = this.#matrix.codes((segment - 1) * this.#segmentSize, this.#segmentSize);
-    return this.#snapshot.captureCodes(block, changed === "all" ? undefined : changed, count);
+    return this.#snapshot.captureCodes(
+      segment,
+      block,
+      changed === "all" ? undefined : changed,
+      count,
+    );
   }
 
   /**

@@ -204,6 +204,38 @@ describe("the memory snapshot", () => {
     await again.store.close();
   });
 
+  it("keeps the codes' checksum right flush after flush: adds, a record replaced and one removed", async () => {
+    const directory = makeDataDir();
+    const store = await openTestStore(directory, { segmentSize: 8 });
+    // Adds only: each flush takes the checksum on from the last one's.
+    for (let i = 0; i < 5; i++) {
+      await store.add(issueMemory(i + 1, TEXTS[i]!));
+      await store.flush();
+    }
+    // A row before the last flush's end changes, and one goes: the block is checksummed whole.
+    await store.add(issueMemory(2, TEXTS[9]!));
+    await store.remove("issue-4");
+    await store.flush();
+    await store.add(issueMemory(6, TEXTS[5]!));
+    await store.flush();
+    const before = await store.search(TEXTS[9]!, { k: 3 });
+    await store.close();
+
+    const { store: reopened, decoded, logged } = await reopen(directory, 8);
+    expect(decoded()).toBe(0);
+    expect(logged).toEqual([]);
+    expect(summary(await reopened.search(TEXTS[9]!, { k: 3 }))).toEqual(summary(before));
+    expect(before[0]!.record.id).toBe("issue-2");
+    expect((await reopened.list()).map((r) => r.id).sort()).toEqual([
+      "issue-1",
+      "issue-2",
+      "issue-3",
+      "issue-5",
+      "issue-6",
+    ]);
+    await reopened.close();
+  });
+
   it("ignores the torn tail of a rows chunk a crash cut short, and writes over it", async () => {
     const directory = makeDataDir();
     const store = await openTestStore(directory, { segmentSize: 64 });
