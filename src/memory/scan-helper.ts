@@ -2,7 +2,7 @@ import { Worker } from "node:worker_threads";
 import { DOT_KERNEL_WASM } from "./dot-kernel.js";
 
 /**
- * Codes to read from byte `at` of a file into shared memory (`into`, `offset`, `length`), zero
+ * Codes to read from the start of a file into shared memory (`into`, `offset`, `length`), zero
  * past the file's end, with the crc32 of each `block` bytes.
  */
 export interface LoadJob {
@@ -10,7 +10,6 @@ export interface LoadJob {
   offset: number;
   length: number;
   file: string;
-  at: number;
   block: number;
 }
 
@@ -59,7 +58,7 @@ const rest = () => {
     Atomics.add(control, 1, 1);
   }, ${COLLECT_AFTER_MS});
 };
-async function load({ into, offset, length, file, at, block }) {
+async function load({ into, offset, length, file, block }) {
   const bytes = new Uint8Array(into, offset, length);
   const chunk = Math.max(1, Math.floor(${4 * 2 ** 20} / block)) * block;
   const crcs = [];
@@ -67,7 +66,7 @@ async function load({ into, offset, length, file, at, block }) {
   try {
     for (let read = 0; read < length; ) {
       const size = Math.min(chunk, length - read);
-      const { bytesRead } = await handle.read(bytes, read, size, at + read);
+      const { bytesRead } = await handle.read(bytes, read, size, read);
       bytes.fill(0, read + bytesRead, read + size);
       for (let start = read; start < read + size; start += block)
         crcs.push(crc32(bytes.subarray(start, Math.min(start + block, read + size))));

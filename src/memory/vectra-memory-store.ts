@@ -169,6 +169,8 @@ const DEFAULT_SEGMENT_SIZE = 1_000;
 // Snapshot reads that did not match are tried again after each flush that was writing, this many
 // times, before the snapshot is called damaged: only flushes back to back could use them up.
 const MAX_REREADS = 3;
+// Segments whose rows an open reads ahead of the one it places (see #loadRows).
+const ROWS_AHEAD = 8;
 // The int8 scan's best 4 × k are rescored with their float32 vectors: on the benchmark's data
 // and on embedded issue text this finds the exact top 5 at least 99% of the time.
 export const RESCORE_FACTOR = 4;
@@ -1439,10 +1441,25 @@ export class VectraMemoryStore implements MemoryStore {
 
   async #loadRows(header: SnapshotHeader): Promise<void> {
     const generation = ++this.#generation;
-    for (const segment of this.#manifest.segments) {
-      await this.#checkIndexFile(segment, header.segments[String(segment)]!.index);
+    const { segments } = this.#manifest;
+    // Read ahead: each segment's files take several trips to the thread pool, which the codes'
+    // reads keep busy, and a segment read only once the one before was placed left the event
+    // loop waiting between them.
+    const read = (segment: number) => {
+      const rows = Promise.all([
+        this.#checkIndexFile(segment, header.segments[String(segment)]!.index),
+        this.#snapshot.readRows(header, segment),
+      ]).then(([, rows]) => rows);
+      // Awaited in turn below: one that fails before its turn is not an unhandled rejection.
+      rows.catch(() => undefined);
+      return rows;
+    };
+    const reading = segments.slice(0, ROWS_AHEAD).map(read);
+    for (const [i, segment] of segments.entries()) {
+      const rows = await reading[i]!;
+      if (i + ROWS_AHEAD < segments.length) reading.push(read(segments[i + ROWS_AHEAD]!));
       const positions: Array<string | undefined> = [];
-      for (const row of await this.#snapshot.readRows(header, segment)) {
+      for (const row of rows) {
         const { position, hash, scale, crc, text } = row;
         positions[position] = row.id;
         const stored: Stored = {

@@ -91,6 +91,21 @@ describe("the memory snapshot", () => {
     await second.store.close();
   });
 
+  it("never trusts damaged rows, whichever segment's (the rows files are read ahead)", async () => {
+    for (const segment of [1, 2, 3]) {
+      const { directory, before } = await seeded();
+      flip(join(directory, `rows-00000${segment}.bin`), 8);
+      const { store, decoded } = await reopen(directory);
+      expect(decoded()).toBe(3);
+      expect(summary(await store.search("saving a widget crashes", { k: 3 }))).toEqual(
+        summary(before),
+      );
+      expect((await store.list()).map((r) => r.text)).toEqual(TEXTS);
+      await store.close();
+      vi.restoreAllMocks();
+    }
+  });
+
   it("never trusts a snapshot of another checkpoint (a crash between it and the manifest)", async () => {
     const { directory } = await seeded();
     const header = join(directory, "snapshot.json");
