@@ -2,7 +2,7 @@ import { readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { pino } from "pino";
 import { afterEach, describe, expect, it, vi } from "vitest";
-import { MAX_CHUNKS, MemorySnapshot } from "../../src/memory/memory-snapshot.js";
+import { MAX_CHUNKS, MemorySnapshot, parseRows } from "../../src/memory/memory-snapshot.js";
 import { SEGMENT_CODEC } from "../../src/memory/vectra-files.js";
 import { makeDataDir } from "../helpers/test-app.js";
 import { issueMemory, openTestStore } from "../helpers/test-memory.js";
@@ -347,5 +347,29 @@ describe("the memory snapshot", () => {
     expect(decoded()).toBe(0);
     expect((await reopened.list()).map((r) => r.text)).toEqual(TEXTS.slice(0, 4));
     await reopened.close();
+  });
+});
+
+describe("parseRows", () => {
+  it("gives what JSON.parse gives, parsing a large chunk a run of rows at a time", () => {
+    const rows = Array.from({ length: 3_000 }, (_, i) => ({
+      id: `issue-${i}`,
+      kind: "issue",
+      // What a run must not be cut at, inside strings: the bytes between two rows, escaped.
+      metadata: { title: `a },{"id": b ${"ü✓".repeat(i % 7)} \\`, closed: i % 2 === 0 },
+      position: i,
+      text: [i * 10, 10],
+    }));
+    const json = Buffer.from(JSON.stringify(rows));
+    expect(json.length).toBeGreaterThan(4 * 64 * 1024);
+    expect(parseRows(json)).toEqual(rows);
+    const small = Buffer.from(JSON.stringify(rows.slice(0, 3)));
+    expect(parseRows(small)).toEqual(rows.slice(0, 3));
+    expect(parseRows(Buffer.from("[]"))).toEqual([]);
+  });
+
+  it("fails on JSON that is not an array of rows, as JSON.parse does", () => {
+    const json = Buffer.from(`[${'{"id":"x"},'.repeat(10_000)}{"id":}]`);
+    expect(() => parseRows(json)).toThrow(SyntaxError);
   });
 });
