@@ -1,7 +1,7 @@
 import { randomBytes } from "node:crypto";
 import { open, rename, rm } from "node:fs/promises";
 import { dirname } from "node:path";
-import { writeAt } from "./append-at-size.js";
+import { writeAt } from "./write-at.js";
 import { syncDirectory } from "./sync-directory.js";
 
 /**
