@@ -1,7 +1,7 @@
 // zlib's crc32_combine arithmetic (crc32.c: multmodp, x2nmodp), for the one case a flush needs:
-// the crc32 of bytes followed by `length` zero bytes, without reading zeros. A segment's codes
-// block is mostly rows not yet written, and reading them to checksum them cost a page fault
-// each (~14 µs on this project's VM) besides the scan.
+// the crc32 of bytes followed by `length` zero bytes, without reading zeros. The segment a
+// flush appends to holds rows not yet written (half of it on average), and reading them to
+// checksum them cost a page fault a page (~14 µs on this project's VM) besides the scan.
 const POLY = 0xedb88320;
 
 /** a(x) · b(x) modulo the CRC-32 polynomial, bit-reflected as zlib keeps them. */
