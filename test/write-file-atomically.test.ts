@@ -5,6 +5,13 @@ import { afterEach, describe, expect, it, vi } from "vitest";
 import { writeFileAtomically } from "../src/write-file-atomically.js";
 import { makeDataDir } from "./helpers/test-app.js";
 
+/** FileHandle is not exported: its prototype, from a handle (in a directory of its own). */
+async function fileHandlePrototype(): Promise<FileHandle> {
+  const probe = await open(join(makeDataDir(), "probe"), "w");
+  await probe.close();
+  return Object.getPrototypeOf(probe) as FileHandle;
+}
+
 describe("writeFileAtomically", () => {
   afterEach(() => {
     vi.restoreAllMocks();
@@ -14,10 +21,7 @@ describe("writeFileAtomically", () => {
     const directory = makeDataDir();
     const file = join(directory, "state.json");
     await writeFileAtomically(file, "old");
-    // FileHandle is not exported: its prototype, from a handle (in another directory).
-    const probe = await open(join(makeDataDir(), "probe"), "w");
-    const prototype = Object.getPrototypeOf(probe) as FileHandle;
-    await probe.close();
+    const prototype = await fileHandlePrototype();
     const writeFile = prototype.writeFile;
     vi.spyOn(prototype, "writeFile").mockImplementation(async function (
       this: FileHandle,
@@ -43,9 +47,7 @@ describe("writeFileAtomically", () => {
     const directory = makeDataDir();
     const file = join(directory, "state.bin");
     await writeFileAtomically(file, "old");
-    const probe = await open(join(makeDataDir(), "probe"), "w");
-    const prototype = Object.getPrototypeOf(probe) as FileHandle;
-    await probe.close();
+    const prototype = await fileHandlePrototype();
     const writev = prototype.writev;
     // What a nearly full disk does: writes what fits and says how much.
     vi.spyOn(prototype, "writev").mockImplementation(function (
