@@ -6,8 +6,9 @@ import { crc32Zeros } from "./crc32-zeros.js";
 import { z } from "zod";
 import { appendAtSize } from "../append-at-size.js";
 import { writeFileAtomically } from "../write-file-atomically.js";
-import type { MemoryKind, RecordMetadata } from "./memory-store.js";
-import type { ScanHelper } from "./scan-helper.js";
+import type { RecordMetadata } from "./memory-store.js";
+import { encodeColumns, HASH_BYTES, type Rare, type RecordColumns } from "./record-table.js";
+import { claimsFor, readClaimed, type ScanHelper } from "./scan-helper.js";
 
 /**
  * The binary snapshot a store opens from in well under a second, next to vectra's index files
@@ -17,13 +18,15 @@ import type { ScanHelper } from "./scan-helper.js";
  *   Opening reads it straight into the search matrix's WebAssembly memory, with no decoding.
  * - `vectors.f32`: every slot's float32 unit vector, for exact rescoring and for rewriting a
  *   vectra segment; read a row at a time, never whole.
- * - `rows-NNNNNN.bin`, one per segment: chunks of a little-endian u32 length, that many bytes
- *   of JSON (each record's slot position, metadata, scale, text hash and vector checksum), then
- *   those records' texts, read one at a time when shown. A flush that only adds records appends
- *   a chunk: it then costs its batch, not the segment's thousand rows. Past a few chunks, or on
- *   any other change, the file is rewritten as one.
- * - `snapshot.json`, written last: the log checkpoint it covers and the checksums of each
- *   segment's rows JSON and codes.
+ * - `rows-NNNNNN.bin`, one per segment: chunks of a little-endian u32 length, a rows block of
+ *   that many bytes (each record's id, slot position, metadata, scale, text hash and vector
+ *   checksum, in columns: see `encodeRows`), then those records' texts, read one at a time
+ *   when shown. A flush that only adds records appends a chunk: it then costs its batch, not
+ *   the segment's thousand rows. Past a few chunks, or on any other change, the file is
+ *   rewritten as one.
+ * - `snapshot.json`, written last: the format, the log checkpoint it covers and the checksums
+ *   of each segment's rows blocks and codes. A snapshot of another format is not read: the
+ *   store opens from the vectra files and writes one in this format.
  *
  * Slot s belongs to segment ⌊s / segmentSize⌋ + 1: a flush rewrites only the blocks of the
  * segments it touches. Nothing here is trusted unchecked: the header must name the manifest's
@@ -38,18 +41,22 @@ export const SNAPSHOT_FILES = {
 } as const;
 export const ROWS_FILE = /^rows-\d+\.bin$/;
 export const rowsFile = (segment: number) => `rows-${String(segment).padStart(6, "0")}.bin`;
+/**
+ * 2: rows blocks in columns. Format 1 held them as JSON, whose parse, and the objects it made,
+ * were most of the main thread's work in a cold open.
+ */
+export const SNAPSHOT_FORMAT = 2;
 
 const SnapshotHeader = z.object({
-  format: z.literal(1),
+  format: z.literal(SNAPSHOT_FORMAT),
   model: z.string(),
   dimension: z.number().int().positive(),
   segmentSize: z.number().int().positive(),
   checkpoint: z.number().int().nonnegative(),
   /**
-   * Per segment: the crc32 of its rows JSON (its chunks' in order), of its texts and of its
+   * Per segment: the crc32 of its rows blocks (its chunks' in order), of its texts and of its
    * block of codes, and the size of its vectra file (a truncated one is rewritten from the
-   * snapshot); and the rows file's size, chunks and crc32, which snapshots written before
-   * chunks lack (their rows file is one chunk, as long as the file).
+   * snapshot); and the rows file's size, chunks and crc32.
    */
   segments: z.record(
     z.string(),
@@ -58,34 +65,27 @@ const SnapshotHeader = z.object({
       texts: z.number().int(),
       codes: z.number().int(),
       index: z.number().int(),
-      bytes: z.number().int().optional(),
-      chunks: z.number().int().optional(),
-      file: z.number().int().optional(),
+      bytes: z.number().int(),
+      chunks: z.number().int(),
+      file: z.number().int(),
     }),
   ),
 });
 export type SnapshotHeader = z.infer<typeof SnapshotHeader>;
 
-/** A record as a rows file holds it: without its text, which follows the JSON. */
-export interface SnapshotRow {
-  position: number;
-  id: string;
-  kind: MemoryKind;
-  repo: string;
-  number?: number;
-  author?: string;
-  url?: string;
-  createdAt: string;
-  state?: string;
-  metadata?: Record<string, string | number | boolean>;
-  /** sha256 of the text, base64: checks the text when it is read. */
-  hash: string;
-  /** The int8 codes' scale. */
-  scale: number;
-  /** crc32 of the float32 row. */
-  crc: number;
-  /** Byte offset and length of the text, from the end of its chunk's JSON. */
-  text: [number, number];
+/**
+ * One chunk's records as a rows file holds them: row i's id, its metadata and text hash as the
+ * record table's columns, its position in the segment, its codes' scale, its float32 row's
+ * crc32, and where its text is.
+ */
+export interface SnapshotRows extends RecordColumns {
+  ids: string[];
+  position: Uint32Array;
+  scale: Float32Array;
+  crc: Uint32Array;
+  /** The text's byte offset in the rows file, once read (in a chunk, from its texts' start). */
+  textAt: Uint32Array;
+  textLength: Uint32Array;
 }
 
 /** A record to write into a segment's block. */
@@ -174,8 +174,14 @@ export class MemorySnapshot {
     let header: SnapshotHeader;
     try {
       const text = await readFile(join(this.#directory, SNAPSHOT_FILES.header), "utf8");
-      header = SnapshotHeader.parse(JSON.parse(text));
+      const parsed = JSON.parse(text) as { format?: unknown };
+      if (parsed.format !== SNAPSHOT_FORMAT)
+        throw new SnapshotUnusable(
+          `it is in format ${String(parsed.format)}, this version reads ${SNAPSHOT_FORMAT}`,
+        );
+      header = SnapshotHeader.parse(parsed);
     } catch (error) {
+      if (error instanceof SnapshotUnusable) throw error;
       throw new SnapshotUnusable(
         (error as NodeJS.ErrnoException).code === "ENOENT"
           ? "there is no snapshot yet"
@@ -198,58 +204,59 @@ export class MemorySnapshot {
   }
 
   /**
-   * Reads the codes of every slot up to `into.length` bytes, then checks them. With a helper,
-   * all of them on its thread: faulting in the memory's fresh pages and checking them is most
-   * of an open besides the rows, which the caller parses meanwhile. Split half and half, the
-   * caller's half delayed its rows, which at 100,000 records were done last (codes at ~0.5 s,
-   * rows at ~1.0 s). With every code read on the helper and the rows files read ahead, opens
-   * at 100,000 took 46 ms less on average (about 4%; faster in 10 of 14 rounds against the
-   * commit before, in one sitting): this VM's page faults bound both threads.
+   * Reads the codes of every slot up to `into.length` bytes, then checks them. Faulting in the
+   * memory's fresh pages is most of it (13 µs a 4 KB page on this project's VM, where copying
+   * the bytes is a twentieth of that), done by the thread that reads. With a helper, it starts
+   * at once, and this thread claims chunks beside it once `after` (the rows' load) has settled.
+   * At 100,000 records, eight opens of each in turn: the helper alone 943 ms (median), both
+   * from the start 788, this thread after its rows 753.
    */
-  async readCodes(header: SnapshotHeader, into: Uint8Array, helper?: ScanHelper): Promise<void> {
+  async readCodes(
+    header: SnapshotHeader,
+    into: Uint8Array,
+    helper?: ScanHelper,
+    after?: Promise<unknown>,
+  ): Promise<void> {
     const block = this.#layout.segmentSize * this.#layout.stride;
-    const loaded =
-      helper && into.buffer instanceof SharedArrayBuffer
-        ? await helper.load({
-            into: into.buffer,
+    const blocks = Math.ceil(into.length / block);
+    const job = {
+      length: into.length,
+      block,
+      // Straight into the search's memory, in chunks of whole blocks: on this project's 2-core
+      // VM one 154 MB read() took 300 ms where 4 MB reads into the same memory took 16 ms.
+      chunk: Math.max(1, Math.floor(READ_CHUNK / block)) * block,
+      claims: claimsFor(blocks),
+    };
+    const here = (claims: SharedArrayBuffer) =>
+      readClaimed({ ...job, claims }, into, (bytes, at, length) =>
+        this.#codes.read(bytes, at, length, at),
+      );
+    const shared = into.buffer instanceof SharedArrayBuffer ? into.buffer : undefined;
+    const [helped] = await Promise.all([
+      helper && shared
+        ? helper.load({
+            ...job,
+            into: shared,
             offset: into.byteOffset,
-            length: into.length,
             file: join(this.#directory, SNAPSHOT_FILES.codes),
-            block,
           })
-        : undefined;
-    // A helper that could not: they are read here.
-    const crcs = loaded ?? (await this.#readCodesHere(into, block));
+        : true,
+      (after ?? Promise.resolve()).then(
+        () => here(job.claims),
+        () => here(job.claims),
+      ),
+    ]);
+    // A helper that stopped may have left a chunk it claimed unread: all of them, here.
+    if (!helped) await here((job.claims = claimsFor(blocks)));
+    const crcs = new Uint32Array(job.claims, 4, blocks);
     for (const [segment, sums] of Object.entries(header.segments)) {
       if (crcs[Number(segment) - 1] !== sums.codes)
         throw new SnapshotUnusable(`the codes of segment ${segment} do not match their checksum`);
     }
   }
 
-  /**
-   * Reads `into.length` bytes of codes from the file's start into `into`, zero past its
-   * end; returns the crc32 of each `block` bytes, each taken as soon as its bytes are in.
-   */
-  async #readCodesHere(into: Uint8Array, block: number): Promise<number[]> {
-    // Straight into the search's memory, in chunks of whole blocks: on this project's 2-core
-    // VM one 154 MB read() took 300 ms where 4 MB reads into the same memory took 16 ms.
-    const chunk = Math.max(1, Math.floor(READ_CHUNK / block)) * block;
-    const crcs: number[] = [];
-    let read = 0;
-    while (read < into.length) {
-      const length = Math.min(chunk, into.length - read);
-      const { bytesRead } = await this.#codes.read(into, read, length, read);
-      // The file ends at the last slot written: the rest of the last segment reads as zeros.
-      into.fill(0, read + bytesRead, read + length);
-      for (let start = read; start < read + length; start += block)
-        crcs.push(crc32(into.subarray(start, Math.min(start + block, read + length))));
-      read += length;
-    }
-    return crcs;
-  }
-
-  /** A segment's rows, checked against the header's checksum. */
-  async readRows(header: SnapshotHeader, segment: number): Promise<SnapshotRow[]> {
+  /** A segment's rows, a chunk at a time, checked against the header's checksum. */
+  async readRows(header: SnapshotHeader, segment: number): Promise<SnapshotRows[]> {
     const file = join(this.#directory, rowsFile(segment));
     const sums = header.segments[String(segment)]!;
     let handle: FileHandle;
@@ -262,32 +269,28 @@ export class MemorySnapshot {
     }
     try {
       // Past the recorded size is the torn tail of an append a crash cut short: not read.
-      const end = sums.bytes ?? (await handle.stat()).size;
-      const rows: SnapshotRow[] = [];
+      const end = sums.bytes;
+      const chunks: SnapshotRows[] = [];
       const length = Buffer.alloc(LENGTH_BYTES);
       let crc = 0;
       let at = 0;
       while (at + LENGTH_BYTES <= end) {
         await handle.read(length, 0, LENGTH_BYTES, at);
-        const jsonBytes = Math.min(length.readUInt32LE(0), end - at - LENGTH_BYTES);
-        const json = Buffer.alloc(jsonBytes);
-        const { bytesRead } = await handle.read(json, 0, jsonBytes, at + LENGTH_BYTES);
-        if (bytesRead !== jsonBytes) break;
-        crc = crc32(json, crc);
-        const chunk = parseRows(json);
-        const base = at + LENGTH_BYTES + jsonBytes;
-        at = base;
-        for (const row of chunk) {
-          at = Math.max(at, base + row.text[0] + row.text[1]);
-          row.text[0] += base;
-          rows.push(row);
-        }
-        // The earlier format: one chunk, whatever follows its JSON is texts.
-        if (sums.bytes === undefined) at = end;
+        const blockBytes = Math.min(length.readUInt32LE(0), end - at - LENGTH_BYTES);
+        // Its own buffer, at offset 0: the columns are typed arrays over it, aligned.
+        const block = new Uint8Array(blockBytes);
+        const { bytesRead } = await handle.read(block, 0, blockBytes, at + LENGTH_BYTES);
+        if (bytesRead !== blockBytes) break;
+        crc = crc32(block, crc);
+        const { rows, textBytes } = decodeRows(block);
+        const base = at + LENGTH_BYTES + blockBytes;
+        for (let i = 0; i < rows.textAt.length; i++) rows.textAt[i]! += base;
+        at = base + textBytes;
+        chunks.push(rows);
       }
       if (at !== end || crc !== sums.rows)
         throw new SnapshotUnusable(`${rowsFile(segment)} does not match its checksum`);
-      return rows;
+      return chunks;
     } catch (error) {
       // Damage that the checksum would have caught, had the chunks' lengths led to it.
       if (error instanceof SnapshotUnusable) throw error;
@@ -318,13 +321,7 @@ export class MemorySnapshot {
     } catch {
       return undefined;
     }
-    if (sums.bytes !== undefined)
-      return content.length >= sums.bytes && crc32(content.subarray(0, sums.bytes)) === sums.file
-        ? content
-        : undefined;
-    if (content.length < LENGTH_BYTES) return undefined;
-    const base = LENGTH_BYTES + content.readUInt32LE(0);
-    return base <= content.length && crc32(content.subarray(base)) === sums.texts
+    return content.length >= sums.bytes && crc32(content.subarray(0, sums.bytes)) === sums.file
       ? content
       : undefined;
   }
@@ -393,7 +390,6 @@ export class MemorySnapshot {
     const { segmentSize, stride } = this.#layout;
     const first = (segment - 1) * segmentSize;
     const file = join(this.#directory, rowsFile(segment));
-    if (after && after.bytes === undefined) return undefined;
     const start = after?.bytes ?? 0;
     const { chunk, refs, sums } = encodeRows(entries, start, after);
     // Only the rows that changed, a run of neighbours at a time: the others are on disk
@@ -485,57 +481,65 @@ export class MemorySnapshot {
 }
 
 /**
- * A rows chunk for the file at byte `start`: its rows' JSON, then their texts; with the refs
- * that find each text in it, and the sums it leaves the file with. The rows and their JSON are
- * this call's own: garbage before the writes start, not held through them.
+ * A rows chunk for the file at byte `start`: its rows block, then their texts; with the refs
+ * that find each text in it, and the sums it leaves the file with. The block and its columns
+ * are this call's own: garbage before the writes start, not held through them.
  */
 function encodeRows(
   entries: ReadonlyArray<SnapshotEntry | undefined>,
   start: number,
   after: SegmentSums | undefined,
 ) {
-  const rows: SnapshotRow[] = [];
-  const texts: Buffer[] = [];
+  const present: Array<[number, SnapshotEntry]> = [];
+  entries.forEach((entry, position) => entry && present.push([position, entry]));
+  const count = present.length;
+  const rows: SnapshotRows = {
+    ...encodeColumns(present.map(([, entry]) => entry)),
+    ids: present.map(([, entry]) => entry.record.id),
+    position: Uint32Array.from(present, ([position]) => position),
+    scale: Float32Array.from(present, ([, entry]) => entry.scale),
+    crc: Uint32Array.from(present, ([, entry]) => crc32(bytesOf(entry.unit))),
+    textAt: new Uint32Array(count),
+    textLength: new Uint32Array(count),
+  };
+  const texts = present.map(([, entry]) => Buffer.from(entry.text, "utf8"));
   let textBytes = 0;
-  entries.forEach((entry, position) => {
-    if (!entry) return;
-    const { record, hash, unit, scale } = entry;
-    const crc = crc32(bytesOf(unit));
-    const text = Buffer.from(entry.text, "utf8");
-    texts.push(text);
-    // One literal, every field named: spread and then extended, a row took ~2.4 KB of V8's heap
-    // (an object in dictionary mode) where this takes ~0.2, and a flush's rows were a third of
-    // what the adders' process moved to the old generation. The same JSON, key for key.
-    const row = {
-      id: record.id,
-      kind: record.kind,
-      repo: record.repo,
-      number: record.number,
-      author: record.author,
-      url: record.url,
-      createdAt: record.createdAt,
-      state: record.state,
-      metadata: record.metadata,
-      position,
-      hash,
-      scale,
-      crc,
-      text: [textBytes, text.length] as [number, number],
-    } satisfies Record<keyof RecordMetadata | keyof SnapshotRow, unknown>;
-    rows.push(row);
+  texts.forEach((text, i) => {
+    rows.textAt[i] = textBytes;
+    rows.textLength[i] = text.length;
     textBytes += text.length;
   });
-  const json = Buffer.from(JSON.stringify(rows), "utf8");
+  const json = Buffer.from(
+    JSON.stringify({ ids: rows.ids, strings: rows.strings, rare: rows.rare }),
+    "utf8",
+  );
+  const head = Buffer.alloc(BLOCK_HEAD);
+  head.writeUInt32LE(count, 0);
+  head.writeUInt32LE(json.length, 4);
+  head.writeUInt32LE(textBytes, 8);
+  const padding = Buffer.alloc(align(BLOCK_HEAD + json.length) - BLOCK_HEAD - json.length);
+  const block = Buffer.concat([
+    head,
+    json,
+    padding,
+    ...COLUMNS.map(([name]) => {
+      const column = rows[name];
+      return new Uint8Array(column.buffer, column.byteOffset, column.byteLength);
+    }),
+  ]);
   const length = Buffer.alloc(LENGTH_BYTES);
-  length.writeUInt32LE(json.length, 0);
+  length.writeUInt32LE(block.length, 0);
   const textBlob = Buffer.concat(texts);
-  const chunk = Buffer.concat([length, json, textBlob]);
-  const base = start + LENGTH_BYTES + json.length;
+  const chunk = Buffer.concat([length, block, textBlob]);
+  const base = start + LENGTH_BYTES + block.length;
   const refs = new Map<string, StoredRef>(
-    rows.map((row) => [row.id, { at: base + row.text[0], length: row.text[1], crc: row.crc }]),
+    rows.ids.map((id, i) => [
+      id,
+      { at: base + rows.textAt[i]!, length: rows.textLength[i]!, crc: rows.crc[i]! },
+    ]),
   );
   const sums = {
-    rows: crc32(json, after?.rows ?? 0),
+    rows: crc32(block, after?.rows ?? 0),
     texts: crc32(textBlob, after?.texts ?? 0),
     bytes: start + chunk.length,
     chunks: (after?.chunks ?? 0) + 1,
@@ -544,29 +548,52 @@ function encodeRows(
   return { chunk, refs, sums };
 }
 
-// A segment's rows are parsed a run at a time, each run's text well under the size from which
-// V8 gives a string fresh pages of its own (with the cost of faulting them in): a segment's
-// JSON decoded as one string of ~320 KB took 118–160 ms over 100 segments, decoded in pieces
-// of 100 KB 6–28 ms.
-const ROWS_RUN_BYTES = 64 * 1024;
-// JSON.stringify of rows whose first key is `id` has these bytes between two rows, and nowhere
-// else: a quote inside a string is escaped, and metadata values are not objects.
-const BETWEEN_ROWS = Buffer.from('},{"id":');
+// A rows block: the rows' count, the byte lengths of its JSON and of the texts after it (u32
+// each), the JSON (ids, the strings the columns index, what the columns do not hold), zeros to
+// a multiple of 8, then the columns in this order, wider elements first: each is then aligned
+// for a typed array over the block, which an open reads as it is, making no object a row.
+const BLOCK_HEAD = 12;
+const COLUMNS = [
+  ["number", Float64Array, 1],
+  ["created", Float64Array, 1],
+  ["position", Uint32Array, 1],
+  ["repo", Uint32Array, 1],
+  ["author", Uint32Array, 1],
+  ["state", Uint32Array, 1],
+  ["crc", Uint32Array, 1],
+  ["textAt", Uint32Array, 1],
+  ["textLength", Uint32Array, 1],
+  ["scale", Float32Array, 1],
+  ["kind", Uint8Array, 1],
+  ["flags", Uint8Array, 1],
+  ["hash", Uint8Array, HASH_BYTES],
+] as const;
+const ROW_BYTES = COLUMNS.reduce((sum, [, type, per]) => sum + type.BYTES_PER_ELEMENT * per, 0);
 
-/** The rows of one chunk's JSON (an array), as `JSON.parse` gives them. */
-export function parseRows(json: Buffer): SnapshotRow[] {
-  const last = json.length - 1;
-  if (json.length <= ROWS_RUN_BYTES || json[0] !== 0x5b || json[last] !== 0x5d)
-    return JSON.parse(json.toString("utf8")) as SnapshotRow[];
-  const rows: SnapshotRow[] = [];
-  for (let from = 1; from < last;) {
-    const between = json.indexOf(BETWEEN_ROWS, from + ROWS_RUN_BYTES);
-    const end = between < 0 ? last : between + 1;
-    for (const row of JSON.parse(`[${json.toString("utf8", from, end)}]`) as SnapshotRow[])
-      rows.push(row);
-    from = end + 1;
+const align = (bytes: number) => Math.ceil(bytes / 8) * 8;
+
+/** A rows block's rows, their columns over the block's own memory, and its texts' length. */
+export function decodeRows(block: Uint8Array): { rows: SnapshotRows; textBytes: number } {
+  if (block.byteOffset % 8 !== 0) throw new Error("a rows block must start 8-byte aligned");
+  const view = new DataView(block.buffer, block.byteOffset, block.byteLength);
+  const count = view.getUint32(0, true);
+  const jsonBytes = view.getUint32(4, true);
+  const textBytes = view.getUint32(8, true);
+  let at = align(BLOCK_HEAD + jsonBytes);
+  if (at + count * ROW_BYTES !== block.length)
+    throw new Error(`a rows block of ${count} rows cannot be ${block.length} bytes`);
+  const { ids, strings, rare } = JSON.parse(
+    Buffer.from(block.buffer, block.byteOffset + BLOCK_HEAD, jsonBytes).toString("utf8"),
+  ) as { ids: string[]; strings: Array<string | null>; rare: Record<string, Rare> };
+  if (!Array.isArray(ids) || ids.length !== count || !Array.isArray(strings))
+    throw new Error(`a rows block's ids do not match its ${count} rows`);
+  const columns: Record<string, ArrayBufferView> = {};
+  for (const [name, type, per] of COLUMNS) {
+    columns[name] = new type(block.buffer as ArrayBuffer, block.byteOffset + at, count * per);
+    at += count * per * type.BYTES_PER_ELEMENT;
   }
-  return rows;
+  // Each column is the type COLUMNS names, which is the one SnapshotRows gives it.
+  return { rows: { ...columns, ids, strings, rare } as unknown as SnapshotRows, textBytes };
 }
 
 const range = (count: number) => new Set(Array.from({ length: count }, (_, i) => i));

@@ -1,14 +1,15 @@
 import { MEMORY_KINDS, type MetadataValue, type RecordMetadata } from "./memory-store.js";
 
 const INITIAL_SLOTS = 64;
-const HASH_BYTES = 32;
+/** A sha256: the bytes of a text hash in the table's and a rows file's hash column. */
+export const HASH_BYTES = 32;
 // A sha256 in base64: 44 characters, the last one "=".
 const HASH_CHARS = 44;
 // What a value kept aside (`#rare`) costs beyond its characters: a Map entry and an object.
 const RARE_BYTES = 120;
 
 /** What few records have, kept aside rather than in a column for every record. */
-interface Rare {
+export interface Rare {
   url?: string | undefined;
   createdAt?: string;
   hash?: string;
@@ -53,29 +54,47 @@ export class RecordTable {
   set(slot: number, record: RecordMetadata, hash: string): void {
     this.clear(slot);
     this.#reserve(slot + 1);
-    // Made only for a record that has something to keep aside: most have not.
-    let rare: Rare | undefined;
-    this.#kind[slot] = MEMORY_KINDS.indexOf(record.kind) + 1;
+    const fields = fieldsOf(record, hash);
+    this.#kind[slot] = fields.kind;
+    this.#flags[slot] = fields.flags;
     this.#repo[slot] = this.#stringId(record.repo);
     this.#author[slot] = record.author === undefined ? 0 : this.#stringId(record.author);
     this.#state[slot] = record.state === undefined ? 0 : this.#stringId(record.state);
-    this.#number[slot] = record.number ?? Number.NaN;
-    const created = Date.parse(record.createdAt);
-    this.#created[slot] = created;
-    if (Number.isNaN(created) || new Date(created).toISOString() !== record.createdAt)
-      (rare ??= {}).createdAt = record.createdAt;
-    const derived = record.url !== undefined && record.url === gitHubUrl(record);
-    this.#flags[slot] = derived ? 1 : 0;
-    if (!derived && record.url !== undefined) (rare ??= {}).url = record.url;
-    const bytes = hash.length === HASH_CHARS ? Buffer.from(hash, "base64") : undefined;
-    if (bytes?.length === HASH_BYTES && bytes.toString("base64") === hash)
-      this.#hash.set(bytes, slot * HASH_BYTES);
-    else (rare ??= {}).hash = hash;
-    if (record.metadata !== undefined) (rare ??= {}).metadata = record.metadata;
-    if (rare) {
-      this.#rare.set(slot, rare);
-      this.#rareBytes += RARE_BYTES + JSON.stringify(rare).length * 2;
+    this.#number[slot] = fields.number;
+    this.#created[slot] = fields.created;
+    if (fields.hash) this.#hash.set(fields.hash, slot * HASH_BYTES);
+    if (fields.rare) this.#keepRare(slot, fields.rare);
+  }
+
+  /**
+   * Row i of `columns` into `slots[i]`, for every row: an open's load, with no object or string
+   * made a record (the strings are the chunk's few distinct ones).
+   */
+  setColumns(slots: ArrayLike<number>, columns: RecordColumns): void {
+    let last = -1;
+    for (let i = 0; i < slots.length; i++) last = Math.max(last, slots[i]!);
+    this.#reserve(last + 1);
+    const strings = columns.strings.map((value, i) => (i === 0 ? 0 : this.#stringId(value!)));
+    for (let i = 0; i < slots.length; i++) {
+      const slot = slots[i]!;
+      this.clear(slot);
+      this.#kind[slot] = columns.kind[i]!;
+      this.#flags[slot] = columns.flags[i]!;
+      this.#repo[slot] = strings[columns.repo[i]!]!;
+      this.#author[slot] = strings[columns.author[i]!]!;
+      this.#state[slot] = strings[columns.state[i]!]!;
+      this.#number[slot] = columns.number[i]!;
+      this.#created[slot] = columns.created[i]!;
+      const from = i * HASH_BYTES;
+      const to = slot * HASH_BYTES;
+      for (let b = 0; b < HASH_BYTES; b++) this.#hash[to + b] = columns.hash[from + b]!;
     }
+    for (const [i, rare] of Object.entries(columns.rare)) this.#keepRare(slots[Number(i)]!, rare);
+  }
+
+  #keepRare(slot: number, rare: Rare): void {
+    this.#rare.set(slot, rare);
+    this.#rareBytes += RARE_BYTES + JSON.stringify(rare).length * 2;
   }
 
   clear(slot: number): void {
@@ -179,4 +198,94 @@ export function gitHubUrl({
   if (kind === "issue") return `https://github.com/${repo}/issues/${number}`;
   if (kind === "pull_request") return `https://github.com/${repo}/pull/${number}`;
   return undefined;
+}
+
+/**
+ * Records' table columns as a snapshot's rows file holds them (memory-snapshot.ts): row i is
+ * the i-th record given to `encodeColumns`.
+ */
+export interface RecordColumns {
+  /** The repository, author and state strings that `repo`, `author` and `state` index; 0 is "none". */
+  strings: Array<string | null>;
+  kind: Uint8Array;
+  /** 1 when the URL is the one GitHub gives (see `gitHubUrl`), and is not kept. */
+  flags: Uint8Array;
+  repo: Uint32Array;
+  author: Uint32Array;
+  state: Uint32Array;
+  number: Float64Array;
+  created: Float64Array;
+  /** 32 bytes a row. */
+  hash: Uint8Array;
+  /** By row: what the columns do not hold. */
+  rare: Record<string, Rare>;
+}
+
+/** The columns of `items`, in order. */
+export function encodeColumns(
+  items: ReadonlyArray<{ record: RecordMetadata; hash: string }>,
+): RecordColumns {
+  const count = items.length;
+  const strings: Array<string | null> = [null];
+  const ids = new Map<string, number>();
+  const stringId = (value: string | undefined) => {
+    if (value === undefined) return 0;
+    let id = ids.get(value);
+    if (id === undefined) {
+      id = strings.push(value) - 1;
+      ids.set(value, id);
+    }
+    return id;
+  };
+  const columns: RecordColumns = {
+    strings,
+    kind: new Uint8Array(count),
+    flags: new Uint8Array(count),
+    repo: new Uint32Array(count),
+    author: new Uint32Array(count),
+    state: new Uint32Array(count),
+    number: new Float64Array(count),
+    created: new Float64Array(count),
+    hash: new Uint8Array(count * HASH_BYTES),
+    rare: {},
+  };
+  items.forEach(({ record, hash }, i) => {
+    const fields = fieldsOf(record, hash);
+    columns.kind[i] = fields.kind;
+    columns.flags[i] = fields.flags;
+    columns.repo[i] = stringId(record.repo);
+    columns.author[i] = stringId(record.author);
+    columns.state[i] = stringId(record.state);
+    columns.number[i] = fields.number;
+    columns.created[i] = fields.created;
+    if (fields.hash) columns.hash.set(fields.hash, i * HASH_BYTES);
+    if (fields.rare) columns.rare[String(i)] = fields.rare;
+  });
+  return columns;
+}
+
+/** A record's values as the table's columns hold them, and what they cannot hold. */
+function fieldsOf(record: RecordMetadata, hash: string) {
+  // Made only for a record that has something to keep aside: most have not.
+  let rare: Rare | undefined;
+  const created = Date.parse(record.createdAt);
+  if (Number.isNaN(created) || new Date(created).toISOString() !== record.createdAt)
+    (rare ??= {}).createdAt = record.createdAt;
+  const derived = record.url !== undefined && record.url === gitHubUrl(record);
+  if (!derived && record.url !== undefined) (rare ??= {}).url = record.url;
+  let bytes: Buffer | undefined =
+    hash.length === HASH_CHARS ? Buffer.from(hash, "base64") : undefined;
+  if (bytes?.length !== HASH_BYTES || bytes.toString("base64") !== hash) {
+    (rare ??= {}).hash = hash;
+    bytes = undefined;
+  }
+  if (record.metadata !== undefined) (rare ??= {}).metadata = record.metadata;
+  return {
+    kind: MEMORY_KINDS.indexOf(record.kind) + 1,
+    flags: derived ? 1 : 0,
+    number: record.number ?? Number.NaN,
+    created,
+    hash: bytes,
+    rare,
+  };
 }

@@ -1,9 +1,12 @@
 import { Worker } from "node:worker_threads";
+import { crc32 } from "node:zlib";
 import { DOT_KERNEL_WASM } from "./dot-kernel.js";
 
 /**
  * Codes to read from the start of a file into shared memory (`into`, `offset`, `length`), zero
- * past the file's end, with the crc32 of each `block` bytes.
+ * past the file's end, `chunk` bytes (whole blocks) at a time, with the crc32 of each `block`
+ * bytes. The chunks are claimed from `claims` (see `claimsFor`), so that the caller reads them
+ * too, beside the helper.
  */
 export interface LoadJob {
   into: SharedArrayBuffer;
@@ -11,6 +14,36 @@ export interface LoadJob {
   length: number;
   file: string;
   block: number;
+  chunk: number;
+  claims: SharedArrayBuffer;
+}
+
+/**
+ * The shared words a load's readers claim its chunks from: the next chunk's number, then each
+ * block's crc32 as the reader that read it took it (see `readClaimed`).
+ */
+export const claimsFor = (blocks: number) => new SharedArrayBuffer(4 * (1 + blocks));
+
+/**
+ * Reads chunks of a load into `into` until none is left to claim; the helper's thread runs the
+ * same loop in its worker source. `read` reads at a file offset as FileHandle.read does.
+ */
+export async function readClaimed(
+  job: Omit<LoadJob, "into" | "offset" | "file">,
+  into: Uint8Array,
+  read: (into: Uint8Array, at: number, length: number) => Promise<{ bytesRead: number }>,
+): Promise<void> {
+  const { length, chunk, block, claims } = job;
+  const next = new Int32Array(claims, 0, 1);
+  const crcs = new Uint32Array(claims, 4);
+  for (let at; (at = Atomics.add(next, 0, 1) * chunk) < length;) {
+    const size = Math.min(chunk, length - at);
+    const { bytesRead } = await read(into, at, size);
+    // The file ends at the last slot written: the rest of the last segment reads as zeros.
+    into.fill(0, at + bytesRead, at + size);
+    for (let start = at; start < at + size; start += block)
+      crcs[start / block] = crc32(into.subarray(start, Math.min(start + block, at + size)));
+  }
 }
 
 /** What the helper needs to scan rows: the kernel's arguments, as byte offsets. */
@@ -41,8 +74,9 @@ const DEFAULT_DEADLINE_MS = 2_000;
 const COLLECT_AFTER_MS = 100;
 //
 // It also reads a store's codes at open (`load`), so that faulting in their pages, which is
-// most of that read, and checking them run beside the caller's parse of the rows. Its reads
-// are asynchronous, in chunks: a scan sent meanwhile waits for one chunk, not the whole file.
+// most of that read, and checking them run beside the caller's load of the rows; the caller
+// claims chunks of them too (see readClaimed, whose loop this is). Its reads are asynchronous,
+// a chunk at a time: a scan sent meanwhile waits for one chunk, not the whole file.
 const WORKER_SOURCE = `
 const { parentPort, workerData } = require("node:worker_threads");
 const { open } = require("node:fs/promises");
@@ -58,29 +92,27 @@ const rest = () => {
     Atomics.add(control, 1, 1);
   }, ${COLLECT_AFTER_MS});
 };
-async function load({ into, offset, length, file, block }) {
+async function load({ into, offset, length, file, block, chunk, claims }) {
   const bytes = new Uint8Array(into, offset, length);
-  const chunk = Math.max(1, Math.floor(${4 * 2 ** 20} / block)) * block;
-  const crcs = [];
+  const next = new Int32Array(claims, 0, 1);
+  const crcs = new Uint32Array(claims, 4);
   const handle = await open(file, "r");
   try {
-    for (let read = 0; read < length; ) {
-      const size = Math.min(chunk, length - read);
-      const { bytesRead } = await handle.read(bytes, read, size, read);
-      bytes.fill(0, read + bytesRead, read + size);
-      for (let start = read; start < read + size; start += block)
-        crcs.push(crc32(bytes.subarray(start, Math.min(start + block, read + size))));
-      read += size;
+    for (let at; (at = Atomics.add(next, 0, 1) * chunk) < length; ) {
+      const size = Math.min(chunk, length - at);
+      const { bytesRead } = await handle.read(bytes, at, size, at);
+      bytes.fill(0, at + bytesRead, at + size);
+      for (let start = at; start < at + size; start += block)
+        crcs[start / block] = crc32(bytes.subarray(start, Math.min(start + block, at + size)));
     }
   } finally {
     await handle.close();
   }
-  return crcs;
 }
 parentPort.on("message", (message) => {
   if (message.load !== undefined) {
     load(message).then(
-      (crcs) => parentPort.postMessage({ load: message.load, crcs }),
+      () => parentPort.postMessage({ load: message.load, done: true }),
       (error) => parentPort.postMessage({ load: message.load, error: String(error && error.message) }),
     ).finally(rest);
     return;
@@ -112,7 +144,7 @@ export class ScanHelper {
   #job = 0;
   #scans = 0;
   #loads = 0;
-  readonly #pending = new Map<number, (crcs: number[] | undefined) => void>();
+  readonly #pending = new Map<number, (done: boolean) => void>();
   #broken: string | undefined;
 
   constructor(options: { deadlineMs?: number; source?: string } = {}) {
@@ -127,11 +159,11 @@ export class ScanHelper {
     this.#worker.unref();
     this.#worker.on("error", (error) => this.#stop(error.message));
     this.#worker.on("exit", (code) => this.#stop(`exited with code ${code}`));
-    this.#worker.on("message", (message: { load: number; crcs?: number[] }) => {
+    this.#worker.on("message", (message: { load: number; done?: boolean }) => {
       const resolve = this.#pending.get(message.load);
       this.#pending.delete(message.load);
-      if (message.crcs) this.#loads++;
-      resolve?.(message.crcs);
+      if (message.done) this.#loads++;
+      resolve?.(message.done === true);
     });
   }
 
@@ -141,11 +173,12 @@ export class ScanHelper {
   }
 
   /**
-   * Reads a file of codes into shared memory on the helper's thread; resolves to the crc32 of
-   * each block, or undefined when the helper could not (the caller then reads it itself).
+   * Reads chunks of a file of codes into shared memory on the helper's thread, until none is
+   * left to claim; resolves to whether it did. False: a chunk it claimed may be unread, and the
+   * caller must read the file again itself.
    */
-  load(job: LoadJob): Promise<number[] | undefined> {
-    if (this.#broken) return Promise.resolve(undefined);
+  load(job: LoadJob): Promise<boolean> {
+    if (this.#broken) return Promise.resolve(false);
     const number = ++this.#job;
     // Generous (10 MB/s, on top of a scan's deadline): past it, the worker is stuck.
     const deadlineMs = this.#deadlineMs + job.length / 10_000;
@@ -154,9 +187,9 @@ export class ScanHelper {
         this.#stop(`no answer within ${Math.round(deadlineMs)} ms`);
         void this.#worker.terminate();
       }, deadlineMs);
-      this.#pending.set(number, (crcs) => {
+      this.#pending.set(number, (done) => {
         clearTimeout(timer);
-        resolve(crcs);
+        resolve(done);
       });
       this.#worker.postMessage({ ...job, load: number });
     });
@@ -164,7 +197,7 @@ export class ScanHelper {
 
   #stop(reason: string): void {
     this.#broken ??= reason;
-    for (const resolve of this.#pending.values()) resolve(undefined);
+    for (const resolve of this.#pending.values()) resolve(false);
     this.#pending.clear();
   }
 

@@ -48,12 +48,12 @@ import {
   MemorySnapshot,
   ROWS_FILE,
   rowsFile,
+  SNAPSHOT_FORMAT,
   SnapshotUnusable,
   type SnapshotEntry,
   type SnapshotHeader,
   type SegmentCodes,
   type SegmentSums,
-  type SnapshotRow,
   type StoredRef,
 } from "./memory-snapshot.js";
 import { QuantizedMatrix, strideOf } from "./quantized-matrix.js";
@@ -277,7 +277,7 @@ export class VectraMemoryStore implements MemoryStore {
     this.#unlock = unlock;
     this.#matrix = new QuantizedMatrix(manifest.dimension, undefined, options.scanHelper);
     this.#header = {
-      format: 1,
+      format: SNAPSHOT_FORMAT,
       model: manifest.model,
       dimension: manifest.dimension,
       segmentSize: this.#segmentSize,
@@ -774,6 +774,11 @@ export class VectraMemoryStore implements MemoryStore {
   /** Keeps a record: its metadata and hash in the table, the rest in its `Stored`. */
   #remember(stored: Stored, record: RecordMetadata, hash: string): void {
     this.#table.set(this.#slot(stored), record, hash);
+    this.#keep(stored);
+  }
+
+  /** Keeps a record whose metadata and hash are in the table already, or are put there next. */
+  #keep(stored: Stored): void {
     this.#recordBytes += recordBytes(stored);
     if (stored.fresh)
       this.#freshBytes += stored.fresh.text.length * 2 + stored.fresh.unit.byteLength;
@@ -817,16 +822,19 @@ export class VectraMemoryStore implements MemoryStore {
     return { at: this.#refs[at]!, length: this.#refs[at + 1]!, crc: this.#refs[at + 2]! };
   }
 
-  #setRef(stored: Stored, ref: StoredRef, generation: number): void {
-    const at = 3 * this.#slot(stored);
-    if (at + 3 > this.#refs.length) {
-      let length = this.#refs.length * 2;
-      while (length < at + 3) length *= 2;
-      const grown = new Uint32Array(length);
+  /** Where the snapshot holds the record's text (byte offset, length) and its row's crc32. */
+  #setRef(stored: Stored, at: number, length: number, crc: number, generation: number): void {
+    const index = 3 * this.#slot(stored);
+    if (index + 3 > this.#refs.length) {
+      let size = this.#refs.length * 2;
+      while (size < index + 3) size *= 2;
+      const grown = new Uint32Array(size);
       grown.set(this.#refs);
       this.#refs = grown;
     }
-    this.#refs.set([ref.at, ref.length, ref.crc], at);
+    this.#refs[index] = at;
+    this.#refs[index + 1] = length;
+    this.#refs[index + 2] = crc;
     stored.ref = generation;
   }
 
@@ -1246,7 +1254,7 @@ export class VectraMemoryStore implements MemoryStore {
         () => -1,
       );
     const [index, rows] = await Promise.all([size(segmentFile(segment)), size(rowsFile(segment))]);
-    return index === after.index && after.bytes !== undefined && rows >= after.bytes;
+    return index === after.index && rows >= after.bytes;
   }
 
   /**
@@ -1347,7 +1355,7 @@ export class VectraMemoryStore implements MemoryStore {
         this.#table.hash(this.#slot(stored)) !== entry.hash
       )
         continue;
-      this.#setRef(stored, ref, generation);
+      this.#setRef(stored, ref.at, ref.length, ref.crc, generation);
       written.push(stored);
     }
     return true;
@@ -1363,7 +1371,7 @@ export class VectraMemoryStore implements MemoryStore {
     const from = this.#written.get(segment);
     const sums = this.#header.segments[String(segment)];
     if (changed === "all" || !changed || from === undefined || !sums) return undefined;
-    if ((sums.chunks ?? MAX_CHUNKS) >= MAX_CHUNKS) return undefined;
+    if (sums.chunks >= MAX_CHUNKS) return undefined;
     for (const position of changed) if (position < from) return undefined;
     const positions = this.#positions.get(segment) ?? [];
     const entries: Array<SnapshotEntry | undefined> = [];
@@ -1430,11 +1438,17 @@ export class VectraMemoryStore implements MemoryStore {
     const { segments } = this.#manifest;
     const header = await this.#snapshot.readHeader(this.#manifest.checkpoint, segments);
     const extent = Math.max(0, ...segments) * this.#segmentSize;
-    // The codes are read (mostly the kernel faulting in fresh pages) while the rows are parsed:
-    // two cores, half the time.
+    // The codes are read (mostly the kernel faulting in fresh pages) while the rows are loaded,
+    // and then by both threads: two cores, half the time.
+    const rows = this.#loadRows(header);
     await Promise.all([
-      this.#snapshot.readCodes(header, this.#matrix.codes(0, extent), this.#options.scanHelper),
-      this.#loadRows(header),
+      this.#snapshot.readCodes(
+        header,
+        this.#matrix.codes(0, extent),
+        this.#options.scanHelper,
+        rows,
+      ),
+      rows,
     ]);
     this.#header = header;
   }
@@ -1456,22 +1470,28 @@ export class VectraMemoryStore implements MemoryStore {
     };
     const reading = segments.slice(0, ROWS_AHEAD).map(read);
     for (const [i, segment] of segments.entries()) {
-      const rows = await reading[i]!;
+      const chunks = await reading[i]!;
       if (i + ROWS_AHEAD < segments.length) reading.push(read(segments[i + ROWS_AHEAD]!));
       const positions: Array<string | undefined> = [];
-      for (const row of rows) {
-        const { position, hash, scale, crc, text } = row;
-        positions[position] = row.id;
-        const stored: Stored = {
-          id: row.id,
-          segment,
-          position,
-          fresh: undefined,
-          ref: 0,
-        };
-        this.#remember(stored, metadataOf(row), hash);
-        this.#setRef(stored, { at: text[0], length: text[1], crc }, generation);
-        this.#matrix.assign(this.#slot(stored), row.id, scale);
+      for (const rows of chunks) {
+        const slots = new Uint32Array(rows.ids.length);
+        for (const [row, id] of rows.ids.entries()) {
+          const position = rows.position[row]!;
+          positions[position] = id;
+          const stored: Stored = { id, segment, position, fresh: undefined, ref: 0 };
+          const slot = this.#slot(stored);
+          slots[row] = slot;
+          this.#keep(stored);
+          this.#setRef(
+            stored,
+            rows.textAt[row]!,
+            rows.textLength[row]!,
+            rows.crc[row]!,
+            generation,
+          );
+          this.#matrix.assign(slot, id, rows.scale[row]!);
+        }
+        this.#table.setColumns(slots, rows);
       }
       this.#positions.set(segment, positions);
       this.#written.set(segment, positions.length);
@@ -1643,21 +1663,6 @@ function toRecord(item: SegmentItem): MemoryRecord {
     ...(m.url !== undefined ? { url: String(m.url) } : {}),
     ...(m.state !== undefined ? { state: String(m.state) } : {}),
     ...(Object.keys(extra).length > 0 ? { metadata: extra } : {}),
-  };
-}
-
-/** A record's metadata from its snapshot row, field by field: one object of one shape. */
-function metadataOf(row: SnapshotRow): RecordMetadata {
-  return {
-    id: row.id,
-    kind: row.kind,
-    repo: row.repo,
-    number: row.number,
-    author: row.author,
-    url: row.url,
-    createdAt: row.createdAt,
-    state: row.state,
-    metadata: row.metadata,
   };
 }
 

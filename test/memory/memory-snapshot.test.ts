@@ -2,7 +2,7 @@ import { readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { pino } from "pino";
 import { afterEach, describe, expect, it, vi } from "vitest";
-import { MAX_CHUNKS, MemorySnapshot, parseRows } from "../../src/memory/memory-snapshot.js";
+import { MAX_CHUNKS, MemorySnapshot } from "../../src/memory/memory-snapshot.js";
 import { SEGMENT_CODEC } from "../../src/memory/vectra-files.js";
 import { makeDataDir } from "../helpers/test-app.js";
 import { issueMemory, openTestStore } from "../helpers/test-memory.js";
@@ -277,33 +277,75 @@ describe("the memory snapshot", () => {
     await again.store.close();
   });
 
-  it("opens a snapshot written before chunks (one chunk, no sizes in its header)", async () => {
+  it("reads the vectra files for a snapshot of the earlier format, and writes one in this format", async () => {
     const { directory, before } = await seeded();
     const header = join(directory, "snapshot.json");
-    const parsed = JSON.parse(readFileSync(header, "utf8")) as {
-      segments: Record<string, Record<string, number>>;
-    };
-    for (const sums of Object.values(parsed.segments)) {
-      delete sums.bytes;
-      delete sums.chunks;
-      delete sums.file;
-    }
-    writeFileSync(header, JSON.stringify(parsed));
-    const { store, decoded, logged } = await reopen(directory);
-    expect(decoded()).toBe(0);
-    expect(logged).toEqual([]);
+    const parsed = JSON.parse(readFileSync(header, "utf8")) as { format: number };
+    expect(parsed.format).toBe(2);
+    writeFileSync(header, JSON.stringify({ ...parsed, format: 1 }));
+    const { store, decoded } = await reopen(directory);
+    expect(decoded()).toBe(3);
     expect((await store.list()).map((r) => r.text)).toEqual(TEXTS);
     expect(summary(await store.search("saving a widget crashes", { k: 3 }))).toEqual(
       summary(before),
     );
-    // The segment a record is added to is written whole, in the new form.
-    await store.add(issueMemory(11, "Tooltips flicker on hover"));
     await store.close();
-    expect(segmentSums(directory, 3)).toMatchObject({ chunks: 1 });
+    expect((JSON.parse(readFileSync(header, "utf8")) as { format: number }).format).toBe(2);
+    vi.restoreAllMocks();
     const again = await reopen(directory);
     expect(again.decoded()).toBe(0);
-    expect((await again.store.get("issue-11"))?.text).toBe("Tooltips flicker on hover");
+    expect((await again.store.list()).map((r) => r.text)).toEqual(TEXTS);
     await again.store.close();
+  });
+
+  it("gives back every record's metadata as it was added, from the rows' columns", async () => {
+    const directory = makeDataDir();
+    const store = await openTestStore(directory, { segmentSize: SEGMENT_SIZE });
+    const records = [
+      issueMemory(1, TEXTS[0]!),
+      { ...issueMemory(2, TEXTS[1]!), url: "https://ghe.example/acme/widgets/issues/2" },
+      {
+        ...issueMemory(3, TEXTS[2]!),
+        id: "comment:3.x_y",
+        author: undefined,
+        state: undefined,
+        metadata: { label: "bug", weight: 2, pinned: true },
+      },
+      {
+        id: "note-4",
+        kind: "note" as const,
+        text: TEXTS[3]!,
+        repo: "other/repo",
+        createdAt: "1999-12-31T23:59:59.999Z",
+      },
+      { ...issueMemory(5, TEXTS[4]!), kind: "pull_request" as const, state: "merged" },
+    ];
+    // One chunk for the first three, appended ones for the rest, in a second segment too.
+    await store.addMany(records.slice(0, 3));
+    await store.flush();
+    for (const record of records.slice(3)) {
+      await store.add(record);
+      await store.flush();
+    }
+    const added = await Promise.all(records.map((r) => store.get(r.id)));
+    await store.close();
+    const { store: reopened, decoded } = await reopen(directory);
+    expect(decoded()).toBe(0);
+    expect(await Promise.all(records.map((r) => reopened.get(r.id)))).toEqual(added);
+    expect(added.map((r) => r?.url)).toEqual([
+      "https://github.com/acme/widgets/issues/1",
+      "https://ghe.example/acme/widgets/issues/2",
+      "https://github.com/acme/widgets/issues/3",
+      undefined,
+      // Not the URL GitHub gives a pull request: kept as it was given.
+      "https://github.com/acme/widgets/issues/5",
+    ]);
+    expect(added[2]).toMatchObject({
+      metadata: { label: "bug", weight: 2, pinned: true },
+      author: undefined,
+      state: undefined,
+    });
+    await reopened.close();
   });
 
   it("fails a flush whose append the rows file refuses, and the next rewrites the segment, losing nothing", async () => {
@@ -347,29 +389,5 @@ describe("the memory snapshot", () => {
     expect(decoded()).toBe(0);
     expect((await reopened.list()).map((r) => r.text)).toEqual(TEXTS.slice(0, 4));
     await reopened.close();
-  });
-});
-
-describe("parseRows", () => {
-  it("gives what JSON.parse gives, parsing a large chunk a run of rows at a time", () => {
-    const rows = Array.from({ length: 3_000 }, (_, i) => ({
-      id: `issue-${i}`,
-      kind: "issue",
-      // What a run must not be cut at, inside strings: the bytes between two rows, escaped.
-      metadata: { title: `a },{"id": b ${"ü✓".repeat(i % 7)} \\`, closed: i % 2 === 0 },
-      position: i,
-      text: [i * 10, 10],
-    }));
-    const json = Buffer.from(JSON.stringify(rows));
-    expect(json.length).toBeGreaterThan(4 * 64 * 1024);
-    expect(parseRows(json)).toEqual(rows);
-    const small = Buffer.from(JSON.stringify(rows.slice(0, 3)));
-    expect(parseRows(small)).toEqual(rows.slice(0, 3));
-    expect(parseRows(Buffer.from("[]"))).toEqual([]);
-  });
-
-  it("fails on JSON that is not an array of rows, as JSON.parse does", () => {
-    const json = Buffer.from(`[${'{"id":"x"},'.repeat(10_000)}{"id":}]`);
-    expect(() => parseRows(json)).toThrow(SyntaxError);
   });
 });

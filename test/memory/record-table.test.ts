@@ -1,7 +1,7 @@
 import { createHash } from "node:crypto";
 import { describe, expect, it } from "vitest";
 import type { RecordMetadata } from "../../src/memory/memory-store.js";
-import { RecordTable } from "../../src/memory/record-table.js";
+import { encodeColumns, RecordTable } from "../../src/memory/record-table.js";
 
 const sha = (text: string) => createHash("sha256").update(text).digest("base64");
 
@@ -104,5 +104,34 @@ describe("the record table", () => {
     expect(table.bytes).toBeLessThan(withAside);
     table.clear(9);
     expect(table.bytes).toBeLessThan(withAside);
+  });
+
+  it("loads rows' columns as `set` keeps each record, into slots of any order, replacing theirs", () => {
+    const columns = encodeColumns(RECORDS.map(([record, hash]) => ({ record, hash })));
+    // Each distinct repository, author and state once; 0 stands for none.
+    expect(columns.strings).toEqual([
+      null,
+      "acme/widgets",
+      "alice",
+      "open",
+      "bob",
+      "closed",
+      "other/repo",
+    ]);
+    expect(Object.keys(columns.rare)).toEqual(["2"]);
+    const table = new RecordTable();
+    const slots = [5_000, 70, 1, 0];
+    // What a slot held before is replaced, what was kept aside for it too.
+    table.set(1, RECORDS[0]![0], "kept-aside");
+    table.setColumns(slots, columns);
+    const byOne = new RecordTable();
+    RECORDS.forEach(([record, hash], i) => byOne.set(slots[i]!, record, hash));
+    RECORDS.forEach(([record, hash], i) => {
+      const slot = slots[i]!;
+      expect(defined(table.get(slot, record.id))).toEqual(record);
+      expect(table.hash(slot)).toBe(hash);
+      expect(table.createdAt(slot)).toBe(Date.parse(record.createdAt));
+    });
+    expect(table.bytes).toBe(byOne.bytes);
   });
 });

@@ -1,4 +1,5 @@
 import { readFileSync, writeFileSync } from "node:fs";
+import { open } from "node:fs/promises";
 import { join } from "node:path";
 import { crc32 } from "node:zlib";
 import { describe, expect, it, vi } from "vitest";
@@ -6,7 +7,7 @@ import { SEGMENT_CODEC } from "../../src/memory/vectra-files.js";
 import { makeDataDir } from "../helpers/test-app.js";
 import { issueMemory, openTestStore } from "../helpers/test-memory.js";
 import { QuantizedMatrix } from "../../src/memory/quantized-matrix.js";
-import { ScanHelper } from "../../src/memory/scan-helper.js";
+import { claimsFor, readClaimed, ScanHelper } from "../../src/memory/scan-helper.js";
 
 // Past the matrix's threshold for sharing a scan (16,384 rows), with an odd count so that the
 // halves differ.
@@ -77,50 +78,91 @@ describe("the scan helper", () => {
 
   it("reads a file of codes into shared memory on its thread, zero past the file's end, with each block's crc32", async () => {
     const helper = new ScanHelper();
+    const job = (length: number, block: number, chunk: number) => ({
+      length,
+      block,
+      chunk,
+      claims: claimsFor(Math.ceil(length / block)),
+    });
     try {
       const file = join(makeDataDir(), "codes");
       const content = Buffer.from(Array.from({ length: 10_000 }, (_, i) => (i * 7) % 256));
       writeFileSync(file, content);
       const into = new SharedArrayBuffer(16 + 12_000);
-      const crcs = await helper.load({
-        into,
-        offset: 16,
-        length: 12_000,
-        file,
-        block: 4_000,
-      });
+      const alone = job(12_000, 4_000, 8_000);
+      expect(await helper.load({ ...alone, into, offset: 16, file })).toBe(true);
       const read = new Uint8Array(into, 16, 12_000);
       const expected = Buffer.concat([content, Buffer.alloc(2_000)]);
       expect(Buffer.from(read)).toEqual(expected);
-      expect(crcs).toEqual([
-        crc32(expected.subarray(0, 4_000)),
-        crc32(expected.subarray(4_000, 8_000)),
-        crc32(expected.subarray(8_000, 12_000)),
-      ]);
+      const blockCrcs = [0, 4_000, 8_000].map((at) => crc32(expected.subarray(at, at + 4_000)));
+      expect([...new Uint32Array(alone.claims, 4)]).toEqual(blockCrcs);
       expect(helper.loads).toBe(1);
-      // A file it cannot read: no crcs, and the caller reads it itself.
-      expect(
-        await helper.load({
-          into,
-          offset: 0,
-          length: 100,
-          file: `${file}.missing`,
-          block: 50,
+
+      // The caller claims chunks of the same load beside it: each is read once, by one of them.
+      const handle = await open(file, "r");
+      const shared = new SharedArrayBuffer(12_000);
+      const both = job(12_000, 1_000, 1_000);
+      const reads: number[] = [];
+      const [helped] = await Promise.all([
+        helper.load({ ...both, into: shared, offset: 0, file }),
+        readClaimed(both, new Uint8Array(shared), (bytes, at, length) => {
+          reads.push(at);
+          return handle.read(bytes, at, length, at);
         }),
-      ).toBeUndefined();
+      ]);
+      await handle.close();
+      expect(helped).toBe(true);
+      expect(Buffer.from(new Uint8Array(shared))).toEqual(expected);
+      expect([...new Uint32Array(both.claims, 4)]).toEqual(
+        Array.from({ length: 12 }, (_, b) => crc32(expected.subarray(b * 1_000, (b + 1) * 1_000))),
+      );
+      // 12 chunks and one claim each past the end: no chunk claimed twice.
+      expect(new Int32Array(both.claims, 0, 1)[0]).toBe(14);
+      expect(reads.every((at) => at % 1_000 === 0)).toBe(true);
+
+      // A file it cannot read: false, and the caller reads it itself.
+      expect(await helper.load({ ...job(100, 50, 50), into, offset: 0, file: `${file}.x` })).toBe(
+        false,
+      );
       expect(helper.broken).toBeUndefined();
     } finally {
       await helper.close();
     }
     expect(
-      await helper.load({
-        into: new SharedArrayBuffer(8),
-        offset: 0,
-        length: 8,
-        file: "x",
-        block: 8,
-      }),
-    ).toBeUndefined();
+      await helper.load({ ...job(8, 8, 8), into: new SharedArrayBuffer(8), offset: 0, file: "x" }),
+    ).toBe(false);
+  });
+
+  it("opens a store's snapshot whole when the helper stops in the middle of reading the codes", async () => {
+    const directory = makeDataDir();
+    const seed = await openTestStore(directory, { segmentSize: 4 });
+    await seed.addMany(
+      Array.from({ length: 14 }, (_, i) =>
+        issueMemory(i + 1, `issue number ${i + 1} about widgets`),
+      ),
+    );
+    const before = await seed.search("widgets 2", { k: 5 });
+    await seed.close();
+    // It claims every chunk, reads none, and dies.
+    const helper = new ScanHelper({
+      source: `require("node:worker_threads").parentPort.on("message", ({ claims }) => {
+        Atomics.store(new Int32Array(claims, 0, 1), 0, 1_000_000);
+        process.exit(3);
+      });`,
+    });
+    // Started, so that it claims them before this thread has loaded the rows.
+    await new Promise((resolve) => setTimeout(resolve, 300));
+    const decode = vi.spyOn(SEGMENT_CODEC, "deserializeIndex");
+    try {
+      const store = await openTestStore(directory, { segmentSize: 4, scanHelper: helper });
+      expect(helper.broken).toBe("exited with code 3");
+      expect(decode).not.toHaveBeenCalled();
+      expect(await store.search("widgets 2", { k: 5 })).toEqual(before);
+      await store.close();
+    } finally {
+      vi.restoreAllMocks();
+      await helper.close();
+    }
   });
 
   it("opens a store's snapshot with the helper reading the codes, with the same results", async () => {
