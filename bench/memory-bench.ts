@@ -782,7 +782,7 @@ function printReport({
     `target search top-5 at 100,000 ≤ ${searchAt100k.targetMs} ms: p50 ${verdict(searchAt100k.metAtP50)}, p99 ${verdict(searchAt100k.metAtP99)}${searchAt100k.worstP50Ms === null ? "" : ` (slowest kind: p50 ${searchAt100k.worstP50Ms.toFixed(1)} ms, p99 ${searchAt100k.worstP99Ms!.toFixed(1)} ms)`}`,
   );
   console.log(
-    `target ${concurrentAdds.target}: ${verdict(concurrentAdds.met)}${concurrentAdds.perAddUs === null ? "" : ` (${concurrentAdds.perAddUs.toFixed(0)} µs)`}`,
+    `target ${concurrentAdds.target}: ${verdict(concurrentAdds.met)}${concurrentAdds.perAddUs === null ? "" : ` (${concurrentAdds.perAddUs.toPrecision(3)} µs)`}`,
   );
   console.log(
     "\ncold open: a new process opens the closed memory (its snapshot), searches once (which loads the keyword index from the words files) and 30 times more",
