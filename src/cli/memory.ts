@@ -1,5 +1,5 @@
 import { once } from "node:events";
-import { readdir, readFile, stat } from "node:fs/promises";
+import { readdir, readFile, rm, stat } from "node:fs/promises";
 import { join } from "node:path";
 import type { Writable } from "node:stream";
 import type { Logger } from "pino";
@@ -11,6 +11,7 @@ import { Database } from "../database/database.js";
 import { PostgresMemory } from "../database/postgres-memory.js";
 import type { MemoryNamespace, MemoryRegistry } from "../memory/memory-registry.js";
 import { type StoredNamespace } from "../memory/memory-registry.js";
+import type { LegacyMemory } from "../memory/legacy-memory.js";
 import type { MemoryService, RepoMemory } from "../memory/memory-service.js";
 import type { BackfillState } from "../memory/backfill-repository.js";
 import type { MemoryKind, MemoryStats } from "../memory/memory-store.js";
@@ -277,10 +278,14 @@ export async function deleteMemory(
     throw new UsageError(
       "delete takes --installation, --repo or both: it never deletes every memory at once",
     );
-  const namespaces = await selectNamespaces(options);
+  const { namespaces, legacy } = await select(options, true);
+  const names = [
+    ...namespaces.map(nameOf),
+    ...legacy.map((l) => `${l.installation}/${l.name} (name-keyed, from before the upgrade)`),
+  ];
   if (!options.yes)
     throw new UsageError(
-      `this would delete the memory of ${namespaces.map(nameOf).join(", ")}: add --yes to delete ${namespaces.length === 1 ? "it" : "them"}`,
+      `this would delete the memory of ${names.join(", ")}: add --yes to delete ${names.length === 1 ? "it" : "them"}`,
     );
   // On disk, a running server holds the data directory, and the stores it has open (as does a
   // backfill's process): refused before anything is written. A memory deleted behind a running
@@ -294,6 +299,7 @@ export async function deleteMemory(
   }
   const memories = await openMemories(options, refusingEmbedder());
   const deleted: ShownNamespace[] = [];
+  const deletedLegacy: Array<{ installation: number; repo: string }> = [];
   try {
     for (const namespace of namespaces) {
       await memories.service.delete({ ...namespace, name: namespace.repo });
@@ -304,10 +310,21 @@ export async function deleteMemory(
           `Deleted the memory of ${nameOf(namespace)} (repository ${namespace.repository}) from ${memories.where}.`,
         );
     }
+    // Only on disk, where no server runs now (above): nothing else adopts or writes them.
+    for (const memory of legacy) {
+      await rm(memory.directory, { recursive: true, force: true });
+      deletedLegacy.push({ installation: memory.installation, repo: memory.name });
+      if (!options.json)
+        await writeLine(
+          options.stdout,
+          `Deleted the name-keyed memory of ${memory.installation}/${memory.name} (from before the upgrade) from ${memory.directory}.`,
+        );
+    }
   } finally {
     await memories.close();
   }
-  if (options.json) await writeLine(options.stdout, JSON.stringify({ deleted }));
+  if (options.json)
+    await writeLine(options.stdout, JSON.stringify({ deleted, legacy: deletedLegacy }));
   return 0;
 }
 
@@ -373,27 +390,40 @@ export async function importMemory(options: MemoryCommandOptions): Promise<numbe
 }
 
 async function selectNamespaces(options: MemoryCommandOptions): Promise<ShownNamespace[]> {
+  return (await select(options, false)).namespaces;
+}
+
+/**
+ * The namespaces `--repo` and `--installation` pick, and with `legacy`, the name-keyed memories
+ * from before the upgrade they pick (by name: they have no repository id); an error when they
+ * pick nothing.
+ */
+async function select(
+  options: MemoryCommandOptions,
+  legacy: boolean,
+): Promise<{ namespaces: ShownNamespace[]; legacy: LegacyMemory[] }> {
   const { repo, installation } = options;
   if (repo !== undefined && !REPO.test(repo) && !/^\d+$/.test(repo))
     throw new UsageError(`--repo takes owner/repo or a repository id, not "${repo}"`);
   if (installation !== undefined && !/^\d+$/.test(installation))
     throw new UsageError(`--installation takes a numeric installation id, not "${installation}"`);
   const memories = await openMemories(options, refusingEmbedder());
-  const listed = await memories.service.list().finally(() => memories.close());
+  const [listed, waiting] = await Promise.all([
+    memories.service.list(),
+    legacy ? memories.service.listLegacy() : [],
+  ]).finally(() => memories.close());
+  const picked = (at: number, name: string, id?: number) =>
+    (repo === undefined || name.toLowerCase() === repo.toLowerCase() || String(id) === repo) &&
+    (installation === undefined || String(at) === installation);
   const found = listed
     .map(toShown)
     .sort((a, b) => nameOf(a).localeCompare(nameOf(b), "en", { numeric: true }));
-  const selected = found
-    .filter(
-      (namespace) =>
-        repo === undefined ||
-        namespace.repo.toLowerCase() === repo.toLowerCase() ||
-        String(namespace.repository) === repo,
-    )
-    .filter(
-      (namespace) => installation === undefined || String(namespace.installation) === installation,
-    );
-  if (selected.length === 0 && (repo !== undefined || installation !== undefined)) {
+  const selected = found.filter((n) => picked(n.installation, n.repo, n.repository));
+  const legacySelected = waiting.filter((l) => picked(l.installation, l.name));
+  if (
+    selected.length + legacySelected.length === 0 &&
+    (repo !== undefined || installation !== undefined)
+  ) {
     const wanted = [
       installation === undefined ? "" : `installation ${installation}`,
       repo === undefined ? "" : repo,
@@ -402,7 +432,7 @@ async function selectNamespaces(options: MemoryCommandOptions): Promise<ShownNam
       `no memory of ${wanted.join(", ")} in ${memories.where} (found: ${found.map(nameOf).join(", ") || "none"})`,
     );
   }
-  return selected;
+  return { namespaces: selected, legacy: legacySelected };
 }
 
 /**

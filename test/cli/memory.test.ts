@@ -213,14 +213,20 @@ describe("talos memory stats", () => {
   });
 });
 
+/** The seeded data directory, and a memory of 7/acme/legacy kept by name, as before the upgrade. */
+async function seedWithLegacy(): Promise<string> {
+  const dataDir = await seed();
+  const old = await openTestStore(join(dataDir, "memory", "7", "acme", "legacy"), {
+    repo: "acme/legacy",
+  });
+  await old.add(issueMemory(1, "old", { repo: "acme/legacy" }));
+  await old.close();
+  return dataDir;
+}
+
 describe("talos memory: name-keyed memory from before the upgrade", () => {
   it("moves it aside and says it waits for its repository's next event", async () => {
-    const dataDir = await seed();
-    const old = await openTestStore(join(dataDir, "memory", "7", "acme", "legacy"), {
-      repo: "acme/legacy",
-    });
-    await old.add(issueMemory(1, "old", { repo: "acme/legacy" }));
-    await old.close();
+    const dataDir = await seedWithLegacy();
 
     const table = await talos(["memory", "stats", "--data-dir", dataDir]);
     expect(table.code).toBe(0);
@@ -487,8 +493,42 @@ describe("talos memory delete", () => {
     expect(code).toBe(0);
     expect(JSON.parse(out)).toEqual({
       deleted: [{ installation: 7, repository: 101, repo: "acme/widgets" }],
+      legacy: [],
     });
     expect(await stats(dataDir)).toEqual(["7/acme/gadgets", "8/acme/widgets"]);
+  });
+
+  it("deletes a name-keyed memory from before the upgrade, which stats lists as waiting", async () => {
+    const dataDir = await seedWithLegacy();
+    const listed = async () =>
+      (
+        JSON.parse((await talos(["memory", "stats", "--data-dir", dataDir, "--json"])).out) as {
+          legacy: unknown[];
+        }
+      ).legacy;
+    expect(await listed()).toEqual([{ installation: 7, repo: "acme/legacy" }]);
+
+    const argv = ["memory", "delete", "--repo", "acme/legacy", "--data-dir", dataDir];
+    const asked = await talos(argv);
+    expect(asked.code).toBe(2);
+    expect(asked.err).toBe(
+      "talos memory: this would delete the memory of 7/acme/legacy (name-keyed, from before the upgrade): add --yes to delete it\n",
+    );
+    const directory = join(dataDir, "memory", ".legacy", "7", "acme", "legacy");
+    expect(existsSync(directory)).toBe(true);
+    const { code, out, err } = await talos([...argv, "--yes"]);
+    expect(err).toBe("");
+    expect(code).toBe(0);
+    expect(out).toBe(
+      `Deleted the name-keyed memory of 7/acme/legacy (from before the upgrade) from ${directory}.\n`,
+    );
+    expect(existsSync(directory)).toBe(false);
+    expect(await listed()).toEqual([]);
+    // The id-keyed memories are untouched.
+    expect(await stats(dataDir)).toEqual(["7/acme/gadgets", "7/acme/widgets", "8/acme/widgets"]);
+    const again = await talos([...argv, "--yes"]);
+    expect(again.code).toBe(2);
+    expect(again.err).toMatch(/^talos memory: no memory of acme\/legacy in /);
   });
 
   it.each([
