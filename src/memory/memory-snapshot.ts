@@ -128,7 +128,7 @@ export class SnapshotUnusable extends Error {
 
 const LENGTH_BYTES = 4;
 // A rows file of this many chunks is rewritten as one at its next change: opening reads each
-// chunk's JSON with a read of its own.
+// chunk's rows block with a read of its own.
 export const MAX_CHUNKS = 16;
 const READ_CHUNK = 4 * 2 ** 20;
 
@@ -241,10 +241,8 @@ export class MemorySnapshot {
             file: join(this.#directory, SNAPSHOT_FILES.codes),
           })
         : true,
-      (after ?? Promise.resolve()).then(
-        () => here(job.claims),
-        () => here(job.claims),
-      ),
+      // Its rows' load failing is the caller's to act on: the codes are read all the same.
+      (after?.catch(() => undefined) ?? Promise.resolve()).then(() => here(job.claims)),
     ]);
     // A helper that stopped may have left a chunk it claimed unread: all of them, here.
     if (!helped) await here((job.claims = claimsFor(blocks)));
