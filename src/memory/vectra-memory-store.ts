@@ -144,20 +144,13 @@ interface SegmentPlan {
   after?: SegmentSums;
 }
 
-/** A record: its metadata and text hash are in the store's record table, by slot. */
-interface Stored {
-  id: string;
-  segment: number;
-  /** Its place in the segment: slot = (segment − 1) × segmentSize + position. */
-  position: number;
-  /** The text and unit vector, until a snapshot holds them. */
-  fresh: { text: string; unit: Float32Array } | undefined;
-  /**
-   * The flush that put its text and float32 row in the snapshot, 0 while none has; where they
-   * are is kept by slot in the store's `#refs` (three numbers in a typed array, not an object
-   * a record).
-   */
-  ref: number;
+/**
+ * A record's text and unit vector, kept until a snapshot holds them. Each put makes a new one:
+ * a flush lets go of the one it wrote only while it is still the record's.
+ */
+interface Fresh {
+  text: string;
+  unit: Float32Array;
 }
 
 type Op =
@@ -181,6 +174,8 @@ export const RESCORE_FACTOR = 4;
 // estimate runs about a quarter above that RSS (262 MB against 190–215 at 100,000 records):
 // the LRU errs toward fewer open stores.
 const RECORD_OVERHEAD_BYTES = 700;
+// Numbers a slot in `#refs`: text offset, text length, row crc32, generation.
+const REF_WIDTH = 4;
 
 const segmentFile = (n: number) => `segment-${String(n).padStart(6, "0")}.pb`;
 
@@ -225,7 +220,14 @@ export class VectraMemoryStore implements MemoryStore {
   #wordsWriting: Promise<void> = Promise.resolve();
   /** Set once `close` has waited for them: nothing more is written after the lock goes. */
   #wordsStopped = false;
-  readonly #records = new Map<string, Stored>();
+  /**
+   * Every record's slot, by id: slot = (segment − 1) × segmentSize + position. The rest is kept
+   * by slot, in typed arrays (`#table`, `#refs`), not in an object a record: at 250,000 records
+   * such objects took 6 MB per 100,000.
+   */
+  readonly #records = new Map<string, number>();
+  /** By slot: the texts and vectors no snapshot holds yet. */
+  readonly #fresh = new Map<number, Fresh>();
   /** Each segment's ids by position; a deleted record leaves a hole. */
   readonly #positions = new Map<number, Array<string | undefined>>();
   /** Segments to write at the next flush, with the positions whose vectors changed. */
@@ -239,9 +241,12 @@ export class VectraMemoryStore implements MemoryStore {
   readonly #appendChecked = new Set<number>();
   /** By slot: every record's metadata and text hash. */
   readonly #table = new RecordTable();
-  /** By slot: where the snapshot holds the record's text (offset, length) and its row's crc32. */
-  #refs = new Uint32Array(3 * 64);
-  /** Counts the snapshot writes: a record's `ref` names the one that last wrote it. */
+  /**
+   * By slot, four numbers: where the snapshot holds the record's text (offset, length), its
+   * row's crc32, and the snapshot write that put them there (0: none has).
+   */
+  #refs = new Uint32Array(REF_WIDTH * 64);
+  /** Counts the snapshot writes: a record's ref names the one that last wrote it. */
   #generation = 0;
   readonly #queue: Op[] = [];
   #manifest: Manifest;
@@ -447,9 +452,9 @@ export class VectraMemoryStore implements MemoryStore {
     const texts = new Map<string, string>();
     for (const segment of this.#positions.keys())
       for (const [id, text] of await this.#textsOf(segment)) texts.set(id, text);
-    return [...this.#records.values()].flatMap((stored) => {
-      const text = texts.get(stored.id);
-      return text === undefined ? [] : [{ ...this.#metadataOf(stored), text }];
+    return [...this.#records].flatMap(([id, slot]) => {
+      const text = texts.get(id);
+      return text === undefined ? [] : [{ ...this.#metadataOf(slot, id), text }];
     });
   }
 
@@ -477,9 +482,8 @@ export class VectraMemoryStore implements MemoryStore {
     const excluded = new Set(options.excludeIds ?? []);
     const since = options.since === undefined ? undefined : Date.parse(options.since);
     const accept = (id: string) => {
-      const stored = this.#records.get(id);
-      if (!stored || excluded.has(id)) return false;
-      const slot = this.#slot(stored);
+      const slot = this.#records.get(id);
+      if (slot === undefined || excluded.has(id)) return false;
       if (kinds && !kinds.has(this.#table.kind(slot))) return false;
       if (options.state && this.#table.state(slot) !== options.state) return false;
       return since === undefined || this.#table.createdAt(slot) >= since;
@@ -494,8 +498,8 @@ export class VectraMemoryStore implements MemoryStore {
     );
     const semantic = [...head, ...approximate.slice(rescored)];
     const scoreOf = (id: string) => {
-      const stored = this.#records.get(id);
-      const row = stored && this.#matrix.approximate(this.#slot(stored));
+      const slot = this.#records.get(id);
+      const row = slot === undefined ? undefined : this.#matrix.approximate(slot);
       return row ? dot(unit, row) : 0;
     };
     // All of the fused candidates: cut at `k` before `minScore`, keyword hits below it could
@@ -522,8 +526,8 @@ export class VectraMemoryStore implements MemoryStore {
 
   async stats(): Promise<MemoryStats> {
     const byKind: Record<string, number> = {};
-    for (const stored of this.#records.values()) {
-      const kind = this.#table.kind(this.#slot(stored));
+    for (const slot of this.#records.values()) {
+      const kind = this.#table.kind(slot);
       byKind[kind] = (byKind[kind] ?? 0) + 1;
     }
     let bytesOnDisk = 0;
@@ -685,8 +689,16 @@ export class VectraMemoryStore implements MemoryStore {
     }
   }
 
-  #slot(stored: Stored): number {
-    return (stored.segment - 1) * this.#segmentSize + stored.position;
+  #slotAt(segment: number, position: number): number {
+    return (segment - 1) * this.#segmentSize + position;
+  }
+
+  #segmentOf(slot: number): number {
+    return Math.floor(slot / this.#segmentSize) + 1;
+  }
+
+  #positionOf(slot: number): number {
+    return slot % this.#segmentSize;
   }
 
   #apply(value: LogValue): void {
@@ -695,16 +707,17 @@ export class VectraMemoryStore implements MemoryStore {
       for (const id of this.#threadRecords(value.number)) this.#apply({ op: "del", id });
       // Counted as a change: the next flush writes the manifest that keeps it.
     } else if (value.op === "del") {
-      const stored = this.#records.get(value.id);
-      if (!stored) return;
-      this.#forget(value.id, stored);
-      this.#table.clear(this.#slot(stored));
-      this.#matrix.clear(this.#slot(stored));
-      this.#positions.get(stored.segment)![stored.position] = undefined;
-      this.#markDirty(stored.segment, stored.position);
+      const slot = this.#records.get(value.id);
+      if (slot === undefined) return;
+      const segment = this.#segmentOf(slot);
+      this.#forget(value.id, slot);
+      this.#table.clear(slot);
+      this.#matrix.clear(slot);
+      this.#positions.get(segment)![this.#positionOf(slot)] = undefined;
+      this.#markDirty(segment, this.#positionOf(slot));
       this.#touched?.add(value.id);
-      this.#countChange(stored.segment);
-      this.#textIndexes?.keywords.delete(this.#slot(stored));
+      this.#countChange(segment);
+      this.#textIndexes?.keywords.delete(slot);
       this.#textIndexes?.duplicates.delete(value.id);
     } else {
       const { unit } = value;
@@ -715,31 +728,24 @@ export class VectraMemoryStore implements MemoryStore {
       // An older version of its source (an edit delivered late) leaves the newer one. Decided
       // here, as each put is applied in log order, so that a replay decides the same.
       if (
-        previous &&
+        previous !== undefined &&
         record.metadata?.updatedAt !== undefined &&
-        isOlderVersion(record, this.#metadataOf(previous))
+        isOlderVersion(record, this.#metadataOf(previous, record.id))
       )
         return;
       const previousHash = this.#hashOf(record.id);
-      const [segment, position] = previous
-        ? [previous.segment, previous.position]
-        : this.#place(record.id);
-      if (previous) this.#forget(record.id, previous);
-      const stored: Stored = {
-        id: record.id,
-        segment,
-        position,
-        fresh: { text, unit },
-        ref: previous?.ref ?? 0,
-      };
-      this.#remember(stored, record, value.hash);
-      this.#matrix.set(this.#slot(stored), record.id, unit);
-      this.#markDirty(segment, position);
+      // A replaced record keeps its slot, and its ref until the flush that writes it.
+      const slot = previous ?? this.#place(record.id);
+      const segment = this.#segmentOf(slot);
+      if (previous !== undefined) this.#forget(record.id, previous);
+      this.#remember(record.id, slot, { text, unit }, record, value.hash);
+      this.#matrix.set(slot, record.id, unit);
+      this.#markDirty(segment, this.#positionOf(slot));
       // The same text (a re-added source, a log entry replayed over the snapshot) keeps its entries.
       if (previousHash !== value.hash) {
         this.#touched?.add(record.id);
         this.#countChange(segment);
-        this.#textIndexes?.keywords.set(this.#slot(stored), record.id, text);
+        this.#textIndexes?.keywords.set(slot, record.id, text);
         this.#textIndexes?.duplicates.set(record.id, text);
       }
     }
@@ -753,10 +759,8 @@ export class VectraMemoryStore implements MemoryStore {
    */
   #threadRecords(number: number): string[] {
     const ids: string[] = [];
-    for (const stored of this.#records.values()) {
-      const slot = this.#slot(stored);
-      if (this.#table.number(slot) === number && this.#table.kind(slot) !== "note")
-        ids.push(stored.id);
+    for (const [id, slot] of this.#records) {
+      if (this.#table.number(slot) === number && this.#table.kind(slot) !== "note") ids.push(id);
     }
     return ids;
   }
@@ -771,35 +775,58 @@ export class VectraMemoryStore implements MemoryStore {
     if (changed !== undefined) this.#words.set(segment, changed + 1);
   }
 
-  /** Keeps a record: its metadata and hash in the table, the rest in its `Stored`. */
-  #remember(stored: Stored, record: RecordMetadata, hash: string): void {
-    this.#table.set(this.#slot(stored), record, hash);
-    this.#keep(stored);
+  /** Keeps a record: its metadata and hash in the table, its place and fresh text here. */
+  #remember(
+    id: string,
+    slot: number,
+    fresh: Fresh | undefined,
+    record: RecordMetadata,
+    hash: string,
+  ): void {
+    this.#table.set(slot, record, hash);
+    this.#keep(id, slot, fresh);
   }
 
   /** Keeps a record whose metadata and hash are in the table already, or are put there next. */
-  #keep(stored: Stored): void {
-    this.#recordBytes += recordBytes(stored);
-    if (stored.fresh)
-      this.#freshBytes += stored.fresh.text.length * 2 + stored.fresh.unit.byteLength;
-    this.#records.set(stored.id, stored);
+  #keep(id: string, slot: number, fresh?: Fresh): void {
+    this.#recordBytes += recordBytes(id);
+    if (fresh) {
+      this.#freshBytes += freshBytes(fresh);
+      this.#fresh.set(slot, fresh);
+    }
+    this.#records.set(id, slot);
   }
 
   /** The hash of a record's text, or undefined when there is no such record. */
   #hashOf(id: string): string | undefined {
-    const stored = this.#records.get(id);
-    return stored && this.#table.hash(this.#slot(stored));
+    const slot = this.#records.get(id);
+    return slot === undefined ? undefined : this.#table.hash(slot);
   }
 
-  #forget(id: string, stored: Stored): void {
-    this.#recordBytes -= recordBytes(stored);
-    if (stored.fresh)
-      this.#freshBytes -= stored.fresh.text.length * 2 + stored.fresh.unit.byteLength;
+  #forget(id: string, slot: number): void {
+    this.#recordBytes -= recordBytes(id);
+    this.#dropFresh(slot);
     this.#records.delete(id);
   }
 
-  /** A new record's segment and position: the last segment's next position, until it is full. */
-  #place(id: string): [number, number] {
+  /** Lets go of a slot's text and vector (the snapshot holds them, or the record went). */
+  #dropFresh(slot: number): void {
+    const fresh = this.#fresh.get(slot);
+    if (!fresh) return;
+    this.#freshBytes -= freshBytes(fresh);
+    this.#fresh.delete(slot);
+  }
+
+  /** A new record's slot: the last segment's next position, until it is full. */
+  #place(id: string): number {
+    const [segment, position] = this.#placeIn(id);
+    const slot = this.#slotAt(segment, position);
+    // Slots are not reused; cleared all the same, as a ref left there would point at another text.
+    this.#setRef(slot, 0, 0, 0, 0);
+    return slot;
+  }
+
+  #placeIn(id: string): [number, number] {
     const last = this.#manifest.segments.at(-1);
     let positions = last === undefined ? undefined : this.#positions.get(last);
     if (last === undefined || !positions || positions.length >= this.#segmentSize) {
@@ -816,18 +843,27 @@ export class VectraMemoryStore implements MemoryStore {
   }
 
   /** Where the snapshot holds a record's text and float32 row, if it does. */
-  #refOf(stored: Stored): StoredRef | undefined {
-    if (stored.ref === 0) return undefined;
-    const at = 3 * this.#slot(stored);
+  #refOf(slot: number): StoredRef | undefined {
+    if (this.#generationOf(slot) === 0) return undefined;
+    const at = REF_WIDTH * slot;
     return { at: this.#refs[at]!, length: this.#refs[at + 1]!, crc: this.#refs[at + 2]! };
   }
 
-  /** Where the snapshot holds the record's text (byte offset, length) and its row's crc32. */
-  #setRef(stored: Stored, at: number, length: number, crc: number, generation: number): void {
-    const index = 3 * this.#slot(stored);
-    if (index + 3 > this.#refs.length) {
+  /** The snapshot write that last put the slot's text and row there, 0 when none has. */
+  #generationOf(slot: number): number {
+    return this.#refs[REF_WIDTH * slot + 3] ?? 0;
+  }
+
+  /**
+   * Where the snapshot holds the record's text (byte offset, length) and its row's crc32, and
+   * which snapshot write put them there.
+   */
+  #setRef(slot: number, at: number, length: number, crc: number, generation: number): void {
+    const index = REF_WIDTH * slot;
+    if (index + REF_WIDTH > this.#refs.length) {
+      if (generation === 0) return;
       let size = this.#refs.length * 2;
-      while (size < index + 3) size *= 2;
+      while (size < index + REF_WIDTH) size *= 2;
       const grown = new Uint32Array(size);
       grown.set(this.#refs);
       this.#refs = grown;
@@ -835,12 +871,12 @@ export class VectraMemoryStore implements MemoryStore {
     this.#refs[index] = at;
     this.#refs[index + 1] = length;
     this.#refs[index + 2] = crc;
-    stored.ref = generation;
+    this.#refs[index + 3] = generation;
   }
 
   /** A record's metadata as it was given. */
-  #metadataOf(stored: Stored): RecordMetadata {
-    return this.#table.get(this.#slot(stored), stored.id);
+  #metadataOf(slot: number, id: string): RecordMetadata {
+    return this.#table.get(slot, id);
   }
 
   /**
@@ -866,15 +902,14 @@ export class VectraMemoryStore implements MemoryStore {
       this.#textIndexes = indexes;
       // Records changed while the texts were read and flushed since: from their text now.
       const left = new Set<number>();
-      for (const stored of this.#records.values())
-        if (!indexes.keywords.has(this.#slot(stored))) left.add(stored.segment);
+      for (const slot of this.#records.values())
+        if (!indexes.keywords.has(slot)) left.add(this.#segmentOf(slot));
       this.#touched = new Set();
       for (const segment of left) {
         for (const [id, text] of await this.#textsOf(segment)) {
-          const stored = this.#records.get(id);
-          if (!stored || this.#touched.has(id) || indexes.keywords.has(this.#slot(stored)))
-            continue;
-          indexes.keywords.set(this.#slot(stored), id, text);
+          const slot = this.#records.get(id);
+          if (slot === undefined || this.#touched.has(id) || indexes.keywords.has(slot)) continue;
+          indexes.keywords.set(slot, id, text);
           indexes.duplicates.set(id, text);
         }
       }
@@ -895,10 +930,8 @@ export class VectraMemoryStore implements MemoryStore {
     saved: SegmentWords | undefined,
   ): Promise<SegmentWords | undefined> {
     const missing = (id: string | undefined, position: number) => {
-      const stored = id === undefined ? undefined : this.#records.get(id);
-      return (
-        stored !== undefined && saved?.hashes[position] !== this.#table.hash(this.#slot(stored))
-      );
+      const slot = id === undefined ? undefined : this.#records.get(id);
+      return slot !== undefined && saved?.hashes[position] !== this.#table.hash(slot);
     };
     if (!(this.#positions.get(segment) ?? []).some(missing)) return undefined;
     const texts = await this.#textsOf(segment);
@@ -957,16 +990,15 @@ export class VectraMemoryStore implements MemoryStore {
       const ids = new Array<string | undefined>(positions.length);
       let live = 0;
       positions.forEach((id, position) => {
-        const stored = id === undefined ? undefined : this.#records.get(id);
-        if (!stored) return;
+        const slot = id === undefined ? undefined : this.#records.get(id);
+        if (slot === undefined) return;
         live++;
-        const slot = this.#slot(stored);
         if (taken.has(slot) || words.hashes[position] !== this.#table.hash(slot)) return;
         ids[position] = id;
         taken.add(slot);
       });
       if (fromFile) this.#words.set(segment, live - ids.filter(isDefined).length);
-      parts.push({ ...words, base: (segment - 1) * this.#segmentSize, ids });
+      parts.push({ ...words, base: this.#slotAt(segment, 0), ids });
     }
     indexes.keywords.restore(parts);
     for (const { fingerprints, ids } of parts) {
@@ -1018,9 +1050,9 @@ export class VectraMemoryStore implements MemoryStore {
   async #textsOf(segment: number, attempt = 0): Promise<Map<string, string>> {
     const texts = new Map<string, string>();
     const ids = (this.#positions.get(segment) ?? []).filter((id) => id !== undefined);
-    const stored = ids.map((id) => [id, this.#records.get(id)] as const);
+    const slots = ids.map((id) => [id, this.#records.get(id)] as const);
     const sums = this.#header.segments[String(segment)];
-    const content = stored.some(([, s]) => s && !s.fresh)
+    const content = slots.some(([, slot]) => slot !== undefined && !this.#fresh.has(slot))
       ? sums && (await this.#snapshot.readTexts(segment, sums))
       : undefined;
     // A flush may have rewritten the rows file meanwhile (the records' places with it), or be
@@ -1032,13 +1064,14 @@ export class VectraMemoryStore implements MemoryStore {
     )
       return this.#textsOf(segment, attempt + 1);
     let fromIndex: Map<string, string> | undefined;
-    for (const [id, s] of stored) {
-      if (!s) continue;
-      if (s.fresh) {
-        texts.set(id, s.fresh.text);
+    for (const [id, slot] of slots) {
+      if (slot === undefined) continue;
+      const fresh = this.#fresh.get(slot);
+      if (fresh) {
+        texts.set(id, fresh.text);
         continue;
       }
-      const ref = this.#refOf(s);
+      const ref = this.#refOf(slot);
       if (content && ref) {
         const { at: start, length } = ref;
         texts.set(id, content.toString("utf8", start, start + length));
@@ -1053,38 +1086,40 @@ export class VectraMemoryStore implements MemoryStore {
 
   /** A record with its text, or undefined when there is none (any more). */
   async #full(id: string, attempt = 0): Promise<MemoryRecord | undefined> {
-    const stored = this.#records.get(id);
-    if (!stored) return undefined;
-    if (stored.fresh) return { ...this.#metadataOf(stored), text: stored.fresh.text };
-    const ref = this.#refOf(stored);
+    const slot = this.#records.get(id);
+    if (slot === undefined) return undefined;
+    const fresh = this.#fresh.get(slot);
+    if (fresh) return { ...this.#metadataOf(slot, id), text: fresh.text };
+    const ref = this.#refOf(slot);
     if (ref) {
-      const hash = this.#table.hash(this.#slot(stored));
-      const generation = stored.ref;
+      const hash = this.#table.hash(slot);
+      const generation = this.#generationOf(slot);
       const text = await this.#snapshot.readText(
-        stored.segment,
+        this.#segmentOf(slot),
         ref,
         (candidate) => hashText(candidate) === hash,
       );
-      if (text !== undefined) return { ...this.#metadataOf(stored), text };
-      if (await this.#moved(stored, generation, attempt)) return this.#full(id, attempt + 1);
+      if (text !== undefined) return { ...this.#metadataOf(slot, id), text };
+      if (await this.#moved(id, slot, generation, attempt)) return this.#full(id, attempt + 1);
     }
-    const text = (await this.#fromIndexFile(stored.segment, "texts")).get(id);
-    return text === undefined ? undefined : { ...this.#metadataOf(stored), text };
+    const text = (await this.#fromIndexFile(this.#segmentOf(slot), "texts")).get(id);
+    return text === undefined ? undefined : { ...this.#metadataOf(slot, id), text };
   }
 
   /** A record's float32 unit vector, from RAM, the snapshot, or the vectra file. */
   async #unitOf(id: string, attempt = 0): Promise<Float32Array | undefined> {
-    const stored = this.#records.get(id);
-    if (!stored) return undefined;
-    if (stored.fresh) return stored.fresh.unit;
-    const ref = this.#refOf(stored);
+    const slot = this.#records.get(id);
+    if (slot === undefined) return undefined;
+    const fresh = this.#fresh.get(slot);
+    if (fresh) return fresh.unit;
+    const ref = this.#refOf(slot);
     if (ref) {
-      const generation = stored.ref;
-      const vector = await this.#snapshot.readVector(this.#slot(stored), ref.crc);
+      const generation = this.#generationOf(slot);
+      const vector = await this.#snapshot.readVector(slot, ref.crc);
       if (vector) return vector;
-      if (await this.#moved(stored, generation, attempt)) return this.#unitOf(id, attempt + 1);
+      if (await this.#moved(id, slot, generation, attempt)) return this.#unitOf(id, attempt + 1);
     }
-    return (await this.#fromIndexFile(stored.segment, "vectors")).get(id);
+    return (await this.#fromIndexFile(this.#segmentOf(slot), "vectors")).get(id);
   }
 
   /**
@@ -1093,10 +1128,15 @@ export class VectraMemoryStore implements MemoryStore {
    * replaces a rows file before it points the records at their new places, so a read between
    * the two finds other bytes where the old place was. Then it waits for that flush.
    */
-  async #moved(stored: Stored, generation: number, attempt: number): Promise<boolean> {
+  async #moved(id: string, slot: number, generation: number, attempt: number): Promise<boolean> {
     if (attempt >= MAX_REREADS) return false;
-    const now = this.#records.get(stored.id);
-    if (now !== stored || now.ref !== generation) return true;
+    // Removed, replaced (a put leaves it fresh until a flush writes it), or written again.
+    if (
+      this.#records.get(id) !== slot ||
+      this.#fresh.has(slot) ||
+      this.#generationOf(slot) !== generation
+    )
+      return true;
     return this.#flushWritten();
   }
 
@@ -1234,7 +1274,7 @@ export class VectraMemoryStore implements MemoryStore {
 
   /** The segment's codes as they are now, for a flush to write the runs `changed` names. */
   #captureCodes(segment: number, changed: Set<number> | "all", count: number): SegmentCodes {
-    const block = this.#matrix.codes((segment - 1) * this.#segmentSize, this.#segmentSize);
+    const block = this.#matrix.codes(this.#slotAt(segment, 0), this.#segmentSize);
     return this.#snapshot.captureCodes(
       segment,
       block,
@@ -1268,7 +1308,7 @@ export class VectraMemoryStore implements MemoryStore {
     pending: number,
     started: number,
   ): Promise<void> {
-    const written: Stored[] = [];
+    const written: Array<[number, Fresh]> = [];
     const indexBytes = { ...this.#manifest.indexBytes };
     for (const { segment, length, codes, entries, after } of plans) {
       const file = join(this.#options.directory, segmentFile(segment));
@@ -1311,12 +1351,8 @@ export class VectraMemoryStore implements MemoryStore {
     });
     await this.#wal.deleteUpTo(sealed);
     // Now the snapshot holds them: texts and float32 vectors leave RAM (a record replaced
-    // since is another object, and keeps its own).
-    for (const stored of written) {
-      if (this.#records.get(stored.id) !== stored || !stored.fresh) continue;
-      this.#freshBytes -= stored.fresh.text.length * 2 + stored.fresh.unit.byteLength;
-      stored.fresh = undefined;
-    }
+    // since has another `Fresh`, and keeps it).
+    for (const [slot, fresh] of written) if (this.#fresh.get(slot) === fresh) this.#dropFresh(slot);
     this.#options.metrics.memoryPendingRecords.dec(pending);
     this.#options.metrics.memoryFlushes.inc();
     this.#options.metrics.memoryFlushDuration.observe((performance.now() - started) / 1000);
@@ -1332,7 +1368,7 @@ export class VectraMemoryStore implements MemoryStore {
     segment: number,
     entries: Array<SnapshotEntry | undefined>,
     indexBytes: number,
-    written: Stored[],
+    written: Array<[number, Fresh]>,
     codes = this.#captureCodes(segment, "all", entries.length),
     after?: SegmentSums,
   ): Promise<boolean> {
@@ -1342,21 +1378,22 @@ export class VectraMemoryStore implements MemoryStore {
     this.#header.segments[String(segment)] = sums;
     const generation = ++this.#generation;
     for (const [position, entry] of entries.entries()) {
-      const stored = entry && this.#records.get(entry.record.id);
-      const ref = stored && refs.get(entry.record.id);
+      if (!entry) continue;
+      const slot = this.#records.get(entry.record.id);
+      const ref = refs.get(entry.record.id);
       // Its place too, not only its id and text: a record removed and added again with the same
       // text while the flush wrote is elsewhere now, and its text and vector are not in this
       // block yet; given this row's ref, they would leave RAM and be lost.
       if (
-        !stored ||
+        slot === undefined ||
         !ref ||
-        stored.segment !== segment ||
-        stored.position !== position ||
-        this.#table.hash(this.#slot(stored)) !== entry.hash
+        slot !== this.#slotAt(segment, position) ||
+        this.#table.hash(slot) !== entry.hash
       )
         continue;
-      this.#setRef(stored, ref.at, ref.length, ref.crc, generation);
-      written.push(stored);
+      this.#setRef(slot, ref.at, ref.length, ref.crc, generation);
+      const fresh = this.#fresh.get(slot);
+      if (fresh) written.push([slot, fresh]);
     }
     return true;
   }
@@ -1376,19 +1413,19 @@ export class VectraMemoryStore implements MemoryStore {
     const positions = this.#positions.get(segment) ?? [];
     const entries: Array<SnapshotEntry | undefined> = [];
     for (const [position, id] of positions.entries()) {
-      const stored = position < from || id === undefined ? undefined : this.#records.get(id);
-      if (!stored) {
+      const slot = position < from || id === undefined ? undefined : this.#records.get(id);
+      if (id === undefined || slot === undefined) {
         entries.push(undefined);
         continue;
       }
       // Added since the last write, so still in RAM; anything else is not an append.
-      if (!stored.fresh) return undefined;
-      const slot = this.#slot(stored);
+      const fresh = this.#fresh.get(slot);
+      if (!fresh) return undefined;
       entries.push({
-        record: this.#metadataOf(stored),
-        text: stored.fresh.text,
+        record: this.#metadataOf(slot, id),
+        text: fresh.text,
         hash: this.#table.hash(slot),
-        unit: stored.fresh.unit,
+        unit: fresh.unit,
         scale: this.#matrix.scaleAt(slot),
       });
     }
@@ -1398,28 +1435,31 @@ export class VectraMemoryStore implements MemoryStore {
   /** A segment's records by position, with their texts and float32 vectors. */
   async #entriesOf(segment: number): Promise<Array<SnapshotEntry | undefined>> {
     const positions = this.#positions.get(segment) ?? [];
-    const needsBlock = positions.some((id) => id !== undefined && !this.#records.get(id)?.fresh);
+    const needsBlock = positions.some((id) => {
+      const slot = id === undefined ? undefined : this.#records.get(id);
+      return id !== undefined && (slot === undefined || !this.#fresh.has(slot));
+    });
     const block = needsBlock ? await this.#snapshot.readVectors(segment) : undefined;
     const texts = needsBlock ? await this.#textsOf(segment) : new Map<string, string>();
     let fromIndex: Map<string, Float32Array> | undefined;
     const entries: Array<SnapshotEntry | undefined> = [];
     for (const [position, id] of positions.entries()) {
-      const stored = id === undefined ? undefined : this.#records.get(id);
-      if (!id || !stored) {
+      const slot = id === undefined ? undefined : this.#records.get(id);
+      if (!id || slot === undefined) {
         entries.push(undefined);
         continue;
       }
-      const scale = this.#matrix.scaleAt(this.#slot(stored));
-      const hash = this.#table.hash(this.#slot(stored));
-      const record = this.#metadataOf(stored);
-      const ref = this.#refOf(stored);
-      let unit =
-        stored.fresh?.unit ?? (block && ref && this.#snapshot.rowOf(block, position, ref.crc));
+      const scale = this.#matrix.scaleAt(slot);
+      const hash = this.#table.hash(slot);
+      const record = this.#metadataOf(slot, id);
+      const ref = this.#refOf(slot);
+      const fresh = this.#fresh.get(slot);
+      let unit = fresh?.unit ?? (block && ref && this.#snapshot.rowOf(block, position, ref.crc));
       if (!unit) {
         fromIndex ??= await this.#fromIndexFile(segment, "vectors");
         unit = fromIndex.get(id);
       }
-      const text = stored.fresh?.text ?? texts.get(id);
+      const text = fresh?.text ?? texts.get(id);
       if (!unit || text === undefined)
         throw new MemoryCorruptError(
           `memory ${id} has lost its vector or text (segment ${segment})`,
@@ -1478,17 +1518,10 @@ export class VectraMemoryStore implements MemoryStore {
         for (const [row, id] of rows.ids.entries()) {
           const position = rows.position[row]!;
           positions[position] = id;
-          const stored: Stored = { id, segment, position, fresh: undefined, ref: 0 };
-          const slot = this.#slot(stored);
+          const slot = this.#slotAt(segment, position);
           slots[row] = slot;
-          this.#keep(stored);
-          this.#setRef(
-            stored,
-            rows.textAt[row]!,
-            rows.textLength[row]!,
-            rows.crc[row]!,
-            generation,
-          );
+          this.#keep(id, slot);
+          this.#setRef(slot, rows.textAt[row]!, rows.textLength[row]!, rows.crc[row]!, generation);
           this.#matrix.assign(slot, id, rows.scale[row]!);
         }
         this.#table.setColumns(slots, rows);
@@ -1539,22 +1572,16 @@ export class VectraMemoryStore implements MemoryStore {
           continue;
         }
         const unit = unitVector(item.vector);
-        const stored: Stored = {
-          id: record.id,
-          segment,
-          position: positions.length,
-          fresh: undefined,
-          ref: 0,
-        };
+        const slot = this.#slotAt(segment, positions.length);
         positions.push(record.id);
-        this.#remember(stored, withoutText(record), hash);
-        this.#matrix.set(this.#slot(stored), record.id, unit);
+        this.#remember(record.id, slot, undefined, withoutText(record), hash);
+        this.#matrix.set(slot, record.id, unit);
         entries.push({
           record: withoutText(record),
           text: record.text,
           hash,
           unit,
-          scale: this.#matrix.scaleAt(this.#slot(stored)),
+          scale: this.#matrix.scaleAt(slot),
         });
       }
       const { size } = await stat(join(this.#options.directory, segmentFile(segment)));
@@ -1627,7 +1654,10 @@ function fromLog({ value, bytes, seq, entry }: LogEntry<LoggedValue>): LogValue 
 }
 
 /** What a record takes in RAM beyond the record table, which counts its own bytes. */
-const recordBytes = (stored: Stored) => stored.id.length * 2 + RECORD_OVERHEAD_BYTES;
+const recordBytes = (id: string) => id.length * 2 + RECORD_OVERHEAD_BYTES;
+
+/** A fresh text and vector's bytes in RAM. */
+const freshBytes = ({ text, unit }: Fresh) => text.length * 2 + unit.byteLength;
 
 function toItem({ record, text, hash, unit }: SnapshotEntry): SegmentRecord {
   const metadata: Record<string, MetadataValue> = {

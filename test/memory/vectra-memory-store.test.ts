@@ -237,6 +237,34 @@ describe("the vectra memory store", () => {
     await reopened.close();
   });
 
+  it("keeps a record's new text when it is replaced while a flush writes its old one", async () => {
+    const directory = makeDataDir();
+    const { store } = await seeded(directory, { batchSize: 1_000, ...crashable });
+    // The flush is held once its blocks are written and its records point into them, before
+    // it lets go of the texts it wrote.
+    let release!: () => void;
+    const held = new Promise<void>((resolve) => (release = resolve));
+    const writeHeader = MemorySnapshot.prototype.writeHeader;
+    const spy = vi
+      .spyOn(MemorySnapshot.prototype, "writeHeader")
+      .mockImplementationOnce(async function (this: MemorySnapshot, header) {
+        await held;
+        return writeHeader.call(this, header);
+      });
+    const flush = store.flush();
+    await vi.waitFor(() => expect(spy).toHaveBeenCalled());
+    const replaced = "Dark mode colours are fixed, but the borders are not";
+    await store.add(issueMemory(2, replaced));
+    release();
+    await flush;
+    // The flush wrote the old text; the new one stays in RAM, and in the log, until the next.
+    expect((await store.get("issue-2"))?.text).toBe(replaced);
+    expect((await store.list()).find((r) => r.id === "issue-2")?.text).toBe(replaced);
+    // A crash now (the store is left open): the log gives it back.
+    expect(await textsOnReopen(directory)).toContain(replaced);
+    vi.restoreAllMocks();
+  });
+
   it("reads texts right while a flush rewrites their rows file, without calling the snapshot damaged", async () => {
     const directory = makeDataDir();
     const lines: string[] = [];
