@@ -6,6 +6,7 @@ import { crc32Zeros } from "./crc32-zeros.js";
 import { z } from "zod";
 import { appendAtSize } from "../append-at-size.js";
 import { writeFileAtomically } from "../write-file-atomically.js";
+import { writeAt } from "../write-at.js";
 import type { RecordMetadata } from "./memory-store.js";
 import { encodeColumns, HASH_BYTES, type Rare, type RecordColumns } from "./record-table.js";
 import { claimsFor, readClaimed, type ScanHelper } from "./scan-helper.js";
@@ -403,9 +404,11 @@ export class MemorySnapshot {
         const unit = entries[position]?.unit;
         rows.push(unit ? bytesOf(unit) : zero);
       }
+      // Whole, or an error: a short write (a full disk) is not left for the next open's
+      // checksum to find.
       await Promise.all([
-        this.#vectors.writev(rows, (first + from) * this.#rowBytes),
-        this.#codes.write(bytes, 0, bytes.length, (first + from) * stride),
+        writeAt(this.#vectors, rows, (first + from) * this.#rowBytes),
+        writeAt(this.#codes, bytes, (first + from) * stride),
       ]);
     });
     const [rowsWritten, ...runs] = await Promise.allSettled([

@@ -3,6 +3,7 @@ import {
   mkdirSync,
   readdirSync,
   readFileSync,
+  readlinkSync,
   renameSync,
   rmSync,
   truncateSync,
@@ -407,6 +408,52 @@ describe("the vectra memory store", () => {
     await store.close();
     vi.restoreAllMocks();
     expect(await textsOnReopen(directory)).toEqual(["issue 1", "issue 2", "issue 3", "issue 4"]);
+  });
+
+  it("fails a flush whose snapshot rows a full disk wrote only in part, and writes them whole at the next", async () => {
+    const directory = makeDataDir();
+    const store = await openTestStore(directory, { batchSize: 1_000 });
+    for (let i = 1; i <= 3; i++) await store.add(issueMemory(i, `issue ${i}`));
+    // The store's handle on its float32 rows, found by the file it has open.
+    const fds = readdirSync("/proc/self/fd").map(Number);
+    const vectorsFd = fds.find((fd) => {
+      try {
+        return readlinkSync(`/proc/self/fd/${fd}`) === join(directory, "vectors.f32");
+      } catch {
+        return false;
+      }
+    });
+    expect(vectorsFd).toBeDefined();
+    const probe = await open(join(directory, "probe"), "w");
+    const prototype = Object.getPrototypeOf(probe) as FileHandle;
+    await probe.close();
+    const writev = prototype.writev;
+    // A full disk: the first piece is written, and the call says so, without an error.
+    const spy = vi.spyOn(prototype, "writev").mockImplementation(async function (
+      this: FileHandle,
+      pieces: readonly NodeJS.ArrayBufferView[],
+      position?: number,
+    ) {
+      if (this.fd !== vectorsFd) return writev.call(this, pieces, position);
+      return writev.call(this, pieces.slice(0, 1), position);
+    });
+    await expect(store.flush()).rejects.toThrow(/wrote \d+ of \d+ bytes/);
+    expect((await store.stats()).pending).toBe(3);
+    spy.mockRestore();
+    await store.add(issueMemory(4, "issue 4"));
+    await store.flush();
+    expect((await store.stats()).pending).toBe(0);
+    await store.close();
+    // Every row is whole: each is read back from the snapshot, not from vectra's files.
+    const reopened = await openTestStore(directory);
+    const readVector = vi.spyOn(MemorySnapshot.prototype, "readVector");
+    const hits = await reopened.search("issue 2", { k: 4 });
+    expect(hits).toHaveLength(4);
+    const vectors = await Promise.all(readVector.mock.results.map((result) => result.value));
+    expect(vectors.length).toBeGreaterThan(0);
+    expect(vectors.every((vector) => vector instanceof Float32Array)).toBe(true);
+    await reopened.close();
+    vi.restoreAllMocks();
   });
 
   it("appends a batch of new records to their index file, and rewrites it when a record in it changes", async () => {
