@@ -247,6 +247,7 @@ export class SyncedIndexes {
   }
 
   drop(namespace: MemoryNamespace): void {
+    this.#indexes.get(keyOf(namespace))?.matrix.release();
     this.#indexes.delete(keyOf(namespace));
   }
 
@@ -267,6 +268,7 @@ export class SyncedIndexes {
 
   async close(): Promise<void> {
     await this.#listener?.close();
+    for (const index of this.#indexes.values()) index.matrix.release();
     this.#indexes.clear();
   }
 
@@ -300,6 +302,7 @@ export class SyncedIndexes {
       if (total <= this.#options.maxBytes) return;
       if (index === keep) continue;
       this.#indexes.delete(key);
+      index.matrix.release();
       total -= index.bytes;
     }
   }

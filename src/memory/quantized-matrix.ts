@@ -84,6 +84,14 @@ export class QuantizedMatrix {
   }
 
   /**
+   * Called when the matrix is no longer used: the scan helper, which holds handles on its
+   * memory from the scans and loads it did, lets go of them soon (see ScanHelper.release).
+   */
+  release(): void {
+    this.#helper?.release();
+  }
+
+  /**
    * RAM taken, estimated: the rows up to the highest slot written with the kernel's output for
    * them, the scales and the ids. The capacity reserved past them (it grows by doubling) takes
    * no RAM until written: at 253,000 records one add that starts a segment reserves 390 MB more

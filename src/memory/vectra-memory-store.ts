@@ -575,6 +575,7 @@ export class VectraMemoryStore implements MemoryStore {
       await this.#wal.close().catch(noting);
       await this.#snapshot.close().catch(noting);
       await this.#unlock();
+      this.#matrix.release();
       this.#options.metrics.memoryRecords.dec(this.#records.size);
       this.#options.metrics.memoryPendingRecords.dec(this.#pending);
       this.#pending = 0;

@@ -54,6 +54,24 @@ describe("the scan helper", () => {
     }
   });
 
+  it("collects as soon as a store lets go of a memory it scanned, without waiting for scans to pause", async () => {
+    // No pause in scans is long enough for the worker to collect on its own here.
+    const helper = new ScanHelper({ collectAfterMs: 3_600_000 });
+    try {
+      const directory = makeDataDir();
+      const store = await openTestStore(directory, { scanHelper: helper });
+      await store.addMany(Array.from({ length: 3 }, (_, i) => issueMemory(i + 1, `issue ${i}`)));
+      rank(filled(helper));
+      await new Promise((resolve) => setTimeout(resolve, 200));
+      expect(helper.collections).toBe(0);
+      // Closing the store releases its memory: one collection, for it and any released with it.
+      await store.close();
+      await vi.waitFor(() => expect(helper.collections).toBe(1));
+    } finally {
+      await helper.close();
+    }
+  });
+
   it("is stopped when it misses its deadline, and the caller scans its half", async () => {
     const helper = new ScanHelper({
       deadlineMs: 100,
