@@ -12,7 +12,7 @@ import { writeFile } from "node:fs/promises";
 import { cpus, loadavg, tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
-import { LocalFileStorage, LocalIndex } from "vectra";
+import { LocalFileStorage, LocalIndex } from "../src/memory/vectra-files.js";
 import { dot } from "../src/memory/hybrid-search.js";
 import type { MemoryInput } from "../src/memory/memory-store.js";
 import { QuantizedMatrix } from "../src/memory/quantized-matrix.js";

@@ -1,12 +1,30 @@
-import {
-  LocalFileStorage,
-  LocalIndex,
-  ProtobufCodec,
-  type IndexItem,
-  type MetadataTypes,
-} from "vectra";
+import { createRequire } from "node:module";
+import { dirname, join } from "node:path";
+import type * as Vectra from "vectra";
+import type { IndexItem, MetadataTypes } from "vectra";
 import { appendAtSize } from "../append-at-size.js";
 import { writeFileAtomically } from "../write-file-atomically.js";
+
+// The three parts of vectra the memory uses, loaded on their own. Its entry point loads every
+// part, a GPT-3 tokenizer's ranks, a web fetcher and a server among them: 520 ms, 24 MB of
+// heap and 77 MB of RSS more than these three, in every process that opens a memory, and a
+// larger heap for every full collection to mark. Its `exports` names only the entry point, so
+// they are required by file, beside it: vectra is pinned at 0.15.0, and vectra-files.test.ts
+// fails if an upgrade moves or changes them.
+const require = createRequire(import.meta.url);
+const lib = dirname(require.resolve("vectra"));
+export const { LocalIndex } = require(join(lib, "LocalIndex.js")) as Pick<
+  typeof Vectra,
+  "LocalIndex"
+>;
+export const { LocalFileStorage } = require(join(lib, "storage", "index.js")) as Pick<
+  typeof Vectra,
+  "LocalFileStorage"
+>;
+const { ProtobufCodec } = require(join(lib, "codecs", "index.js")) as Pick<
+  typeof Vectra,
+  "ProtobufCodec"
+>;
 
 /**
  * vectra's file storage with atomic writes. vectra saves an index with a plain `writeFile`, so a
@@ -77,7 +95,7 @@ export async function readSegment(
 }
 
 /** Opens a segment file as vectra itself would, e.g. to inspect it. */
-export function openSegmentIndex(directory: string, fileName: string): LocalIndex {
+export function openSegmentIndex(directory: string, fileName: string): Vectra.LocalIndex {
   return new LocalIndex(directory, fileName, new AtomicFileStorage(), SEGMENT_CODEC);
 }
 

@@ -1,9 +1,13 @@
+import { spawnSync } from "node:child_process";
 import { readFileSync, writeFileSync } from "node:fs";
-import { join } from "node:path";
+import { createRequire } from "node:module";
+import { dirname, join } from "node:path";
 import { describe, expect, it } from "vitest";
 import {
   appendSegment,
   encodeSegment,
+  LocalFileStorage,
+  LocalIndex,
   readSegment,
   AtomicFileStorage,
   writeSegment,
@@ -11,6 +15,8 @@ import {
   type SegmentRecord,
 } from "../../src/memory/vectra-files.js";
 import { makeDataDir } from "../helpers/test-app.js";
+
+const ROOT = join(import.meta.dirname, "..", "..");
 
 const records: SegmentRecord[] = [
   {
@@ -41,6 +47,46 @@ const records: SegmentRecord[] = [
 const encoded = (set: SegmentRecord[]) => Buffer.concat(encodeSegment(set));
 
 describe("vectra segment files", () => {
+  it("are read and written without loading the rest of vectra, in the whole app", () => {
+    // A child process: this one has loaded all of vectra by now (the test below imports it).
+    const script = `
+      import { createRequire } from "node:module";
+      await import(${JSON.stringify(join(ROOT, "src/index.ts"))});
+      const loaded = Object.keys(createRequire(import.meta.url).cache);
+      console.log(JSON.stringify(loaded.filter((file) => /[\\/](vectra|gpt-tokenizer)[\\/]/.test(file))));
+    `;
+    const child = spawnSync(
+      process.execPath,
+      ["--import", "tsx", "--input-type=module", "-e", script],
+      {
+        cwd: ROOT,
+        encoding: "utf8",
+      },
+    );
+    expect(child.status, child.stderr).toBe(0);
+    const files = JSON.parse(child.stdout.trim().split("\n").at(-1)!) as string[];
+    expect(files.some((file) => file.endsWith("LocalIndex.js"))).toBe(true);
+    // vectra's entry point, and the GPT-3 tokenizer's ranks it loads, are not.
+    expect(
+      files.filter(
+        (file) => file.includes("gpt-tokenizer") || file.endsWith("vectra/lib/index.js"),
+      ),
+    ).toEqual([]);
+  });
+
+  it("use vectra 0.15.0's own classes, loaded without the rest of vectra (an upgrade that moves them fails here)", async () => {
+    const require = createRequire(import.meta.url);
+    const { version } = JSON.parse(
+      readFileSync(join(dirname(require.resolve("vectra")), "..", "package.json"), "utf8"),
+    ) as { version: string };
+    expect(version).toBe("0.15.0");
+    // Required by file beside vectra's entry point: the very classes it exports.
+    const vectra = await import("vectra");
+    expect(LocalIndex).toBe(vectra.LocalIndex);
+    expect(LocalFileStorage).toBe(vectra.LocalFileStorage);
+    expect(SEGMENT_CODEC).toBeInstanceOf(vectra.ProtobufCodec);
+  });
+
   it("are written byte for byte as vectra's protobuf codec writes them (a vectra upgrade that changes the format fails here)", () => {
     for (const set of [[], records.slice(0, 1), records]) {
       const ours = encoded(set);
