@@ -522,7 +522,7 @@ function evaluateTargets(sizes: SizeResult[], { recall, repositories, similar }:
   const at = (records: number) => sizes.find((s) => s.records === records);
   const quarterMillion = at(250_000);
   const coldAt100k = at(100_000)?.store.cold.openMs ?? null;
-  const rssPer100k = largestCold(sizes)?.rssPer100kMb ?? null;
+  const rss = rssPer100k(sizes);
   const searchAt250k = quarterMillion
     ? Math.max(quarterMillion.store.searchLong.p50Ms, quarterMillion.store.searchShort.p50Ms)
     : null;
@@ -552,9 +552,13 @@ function evaluateTargets(sizes: SizeResult[], { recall, repositories, similar }:
     },
     rssPer100k: {
       targetMb: TARGETS.rssPer100kMb,
-      at: largestCold(sizes)?.records ?? null,
-      mb: rssPer100k,
-      met: rssPer100k === null ? null : rssPer100k <= TARGETS.rssPer100kMb,
+      /** The smaller cold open the growth is taken from (null: `at`'s whole open). */
+      from: rss?.from ?? null,
+      at: rss?.at ?? null,
+      mb: rss?.mb ?? null,
+      /** The largest cold open's whole RSS growth, per 100,000 records. */
+      wholeOpenMb: largestCold(sizes)?.rssPer100kMb ?? null,
+      met: rss ? rss.mb <= TARGETS.rssPer100kMb : null,
     },
     searchAt250k: {
       targetMs: TARGETS.searchAt250kMs,
@@ -606,8 +610,28 @@ function evaluateTargets(sizes: SizeResult[], { recall, repositories, similar }:
 
 type Targets = ReturnType<typeof evaluateTargets>;
 
-/** The cold open of the largest size measured: the one RSS per record is taken from. */
+/** The cold open of the largest size measured. */
 const largestCold = (sizes: SizeResult[]) => sizes.at(-1)?.store.cold;
+
+/**
+ * RSS per 100,000 records: what the largest cold open's RSS grew by beyond the next largest's,
+ * per record. Each open's growth also holds what a process pays once, whatever the size: the
+ * young generation's pages, mapped as allocation first reaches them, and the optimizing
+ * compiler's memory, which grew by 1–2 MB a search over a fresh child's first 20 searches
+ * (about 35 MB in all, for a memory of 4,000 records as for one of 253,000). The difference
+ * leaves that out. With a single size, its whole open.
+ */
+function rssPer100k(sizes: SizeResult[]): { mb: number; from: number | null; at: number } | null {
+  const [smaller, larger] = sizes.slice(-2).map((size) => size.store.cold);
+  if (!smaller) return null;
+  if (!larger) return { mb: smaller.rssPer100kMb, from: null, at: smaller.records };
+  const grown = (cold: ColdOpen) => cold.rssAfterSearchesMb - cold.rssBeforeMb;
+  return {
+    mb: ((grown(larger) - grown(smaller)) * 100_000) / (larger.records - smaller.records),
+    from: smaller.records,
+    at: larger.records,
+  };
+}
 
 export async function runMemoryBench({
   json,
@@ -675,6 +699,15 @@ const n = (value: number) => value.toLocaleString("en-US");
 const times = (value: number | null) => (value === null ? "n/a" : `${value.toFixed(0)}×`);
 const verdict = (met: boolean | null) =>
   met === null ? "not measured in this run" : met ? "met" : "NOT met";
+
+function rssDetail({ mb, from, at, wholeOpenMb }: Targets["rssPer100k"]): string {
+  if (mb === null || at === null) return "";
+  const whole =
+    wholeOpenMb === null ? "" : `; the whole open at ${n(at)}: ${wholeOpenMb.toFixed(0)} MB`;
+  return from === null
+    ? ` (${mb.toFixed(0)} MB, the whole open at ${n(at)})`
+    : ` (${mb.toFixed(1)} MB, from ${n(from)} records to ${n(at)}${whole})`;
+}
 
 function printReport({
   machine,
@@ -803,7 +836,7 @@ function printReport({
     })),
   );
   console.log(
-    "RSS after a step is read after a forced garbage collection; the peak is sampled every 5 ms without one. MB per 100k = (after searches − before) scaled to 100,000 records",
+    "RSS after a step is read after a forced garbage collection; the peak is sampled every 5 ms without one. MB per 100k = (after searches − before) scaled to 100,000 records; the target's figure is the growth from the second largest to the largest, which leaves out what every open pays once per process",
   );
   console.log(
     `\nquantized search (int8 scan, best ${RESCORE_FACTOR * 5} rescored in float32) against exact float32 top 5: recall@5 ${recall.recallAt5.toFixed(3)} on ${n(recall.records)} of the benchmark's vectors (${recall.approximateOnlyRecallAt5.toFixed(3)} without rescoring), ${recall.queries} queries`,
@@ -833,7 +866,7 @@ function printReport({
     `\ntarget cold open at 100,000 ≤ ${targets.coldOpenAt100k.targetMs} ms: ${verdict(targets.coldOpenAt100k.met)}${targets.coldOpenAt100k.openMs === null ? "" : ` (${targets.coldOpenAt100k.openMs.toFixed(0)} ms)`}`,
   );
   console.log(
-    `target RSS per 100,000 records ≤ ${targets.rssPer100k.targetMb} MB: ${verdict(targets.rssPer100k.met)}${targets.rssPer100k.mb === null ? "" : ` (${targets.rssPer100k.mb.toFixed(0)} MB, at ${n(targets.rssPer100k.at!)})`}`,
+    `target RSS per 100,000 records ≤ ${targets.rssPer100k.targetMb} MB: ${verdict(targets.rssPer100k.met)}${rssDetail(targets.rssPer100k)}`,
   );
   console.log(
     `target top-5 search at 250,000 ≤ ${targets.searchAt250k.targetMs} ms p50: ${verdict(targets.searchAt250k.met)}${targets.searchAt250k.worstP50Ms === null ? "" : ` (slowest kind ${targets.searchAt250k.worstP50Ms.toFixed(1)} ms)`}`,

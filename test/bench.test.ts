@@ -74,6 +74,19 @@ describe("the benchmarks", () => {
       // The cold open found every record: the 3,000 concurrent adds included.
       expect(store.cold.records).toBe(records + 3 * Math.min(1_000, records));
     }
+    // RSS per record is the growth from the smaller cold open to the larger: what every open
+    // pays once per process is left out.
+    const [small, large] = result.sizes.map((s) => s.store.cold);
+    const grown = (cold: typeof small) => cold!.rssAfterSearchesMb - cold!.rssBeforeMb;
+    expect(result.targets.rssPer100k).toMatchObject({
+      from: small!.records,
+      at: large!.records,
+      wholeOpenMb: large!.rssPer100kMb,
+    });
+    expect(result.targets.rssPer100k.mb).toBeCloseTo(
+      ((grown(large) - grown(small)) * 100_000) / (large!.records - small!.records),
+      6,
+    );
     expect(result.recall).toMatchObject({ records: 2_000, queries: 30 });
     expect(result.recall.recallAt5).toBeGreaterThanOrEqual(0.99);
     expect(result.repositories).toMatchObject({ repositories: 3, passes: 2, capMb: 1 });
