@@ -52,6 +52,20 @@ async function seeded(directory = makeDataDir(), options = {}) {
 
 const ids = (hits: Array<{ record: { id: string } }>) => hits.map((h) => h.record.id);
 
+/** Holds the next flush's snapshot header write until `release`; `spy` sees it called. */
+function holdHeaderWrite() {
+  let release!: () => void;
+  const held = new Promise<void>((resolve) => (release = resolve));
+  const writeHeader = MemorySnapshot.prototype.writeHeader;
+  const spy = vi
+    .spyOn(MemorySnapshot.prototype, "writeHeader")
+    .mockImplementationOnce(async function (this: MemorySnapshot, header) {
+      await held;
+      return writeHeader.call(this, header);
+    });
+  return { spy, release };
+}
+
 /** Every text the directory's memory holds once opened again, sorted. */
 async function textsOnReopen(directory: string): Promise<string[]> {
   const reopened = await openTestStore(directory);
@@ -178,15 +192,7 @@ describe("the vectra memory store", () => {
     const store = await openTestStore(directory, { batchSize: 1_000, ...crashable });
     for (let i = 1; i <= 3; i++) await store.add(issueMemory(i, `issue ${i}`));
     // The flush's header write is held until the test lets it go.
-    let release!: () => void;
-    const held = new Promise<void>((resolve) => (release = resolve));
-    const writeHeader = MemorySnapshot.prototype.writeHeader;
-    const spy = vi
-      .spyOn(MemorySnapshot.prototype, "writeHeader")
-      .mockImplementationOnce(async function (this: MemorySnapshot, header) {
-        await held;
-        return writeHeader.call(this, header);
-      });
+    const { spy, release } = holdHeaderWrite();
     let flushed = false;
     const flush = store.flush().then(() => (flushed = true));
     await vi.waitFor(() => expect(spy).toHaveBeenCalled());
@@ -243,15 +249,7 @@ describe("the vectra memory store", () => {
     const { store } = await seeded(directory, { batchSize: 1_000, ...crashable });
     // The flush is held once its blocks are written and its records point into them, before
     // it lets go of the texts it wrote.
-    let release!: () => void;
-    const held = new Promise<void>((resolve) => (release = resolve));
-    const writeHeader = MemorySnapshot.prototype.writeHeader;
-    const spy = vi
-      .spyOn(MemorySnapshot.prototype, "writeHeader")
-      .mockImplementationOnce(async function (this: MemorySnapshot, header) {
-        await held;
-        return writeHeader.call(this, header);
-      });
+    const { spy, release } = holdHeaderWrite();
     const flush = store.flush();
     await vi.waitFor(() => expect(spy).toHaveBeenCalled());
     const replaced = "Dark mode colours are fixed, but the borders are not";
