@@ -13,6 +13,11 @@ import { createHealthRoute } from "./http/create-health-route.js";
 import type { GitHubCache } from "./github/github-cache.js";
 import { BackfillQueueFile } from "./memory/backfill-queue-file.js";
 import { BackfillRunner } from "./memory/backfill-runner.js";
+import {
+  retryRequestsDirectory,
+  serveRetryRequests,
+  type RetryRequestServer,
+} from "./jobs/retry-requests.js";
 import { startOutageCatchUp, type OutageCatchUp } from "./memory/outage-catch-up.js";
 import type { MemoryService } from "./memory/memory-service.js";
 import type { Metrics } from "./metrics/create-metrics.js";
@@ -73,6 +78,7 @@ export async function createTalos(options: TalosOptions): Promise<Talos> {
   const commands = createCommandRegistry(ALL_COMMANDS);
   let stopping = false;
   let outage: OutageCatchUp | undefined;
+  let retryRequests: RetryRequestServer | undefined;
 
   const app: ApplicationFunction = async (probot, { addHandler }) => {
     registerHandlers(probot, {
@@ -115,6 +121,14 @@ export async function createTalos(options: TalosOptions): Promise<Talos> {
       octokit.log = eventLog;
       return new Context(event, octokit, eventLog);
     });
+    // On disk only: the shared queue takes `talos jobs retry` from the command itself.
+    if (services.journal && !options.ephemeralJobs)
+      retryRequests = await serveRetryRequests({
+        directory: retryRequestsDirectory(env.TALOS_DATA_DIR),
+        retryParked: (id) => jobs.retryParked(id),
+        clock,
+        log,
+      });
     void backfill
       .resume()
       .catch((error: unknown) => log.error({ err: error }, "cannot resume backfills"));
@@ -138,6 +152,7 @@ export async function createTalos(options: TalosOptions): Promise<Talos> {
   };
   const close = async () => {
     stopping = true;
+    await retryRequests?.stop();
     const left = await jobs.stop(env.TALOS_SHUTDOWN_GRACE_MS);
     if (left > 0)
       log.warn({ jobs: left }, "jobs still running at shutdown resume at the next start");

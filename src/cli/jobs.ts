@@ -6,7 +6,12 @@ import type { Env } from "../config.js";
 import { JobJournal } from "../jobs/job-journal.js";
 import { RedisJobQueue } from "../jobs/redis-job-queue.js";
 import type { Job, JobQueue } from "../jobs/job-queue.js";
-import { lockDirectory } from "../memory/directory-lock.js";
+import {
+  answersRetryRequests,
+  requestRetries,
+  retryRequestsDirectory,
+} from "../jobs/retry-requests.js";
+import { lockDirectory, MemoryLockedError } from "../memory/directory-lock.js";
 import { assertDirectory } from "./assert-directory.js";
 import { UsageError } from "./usage-error.js";
 
@@ -82,46 +87,101 @@ export interface RetryJobsOptions extends JobsCommandOptions {
   deliveries: string[];
   /** Every parked job. */
   all: boolean;
+  /** How long a running server has to answer; 10 s. */
+  answerTimeoutMs?: number;
 }
 
 /**
  * `talos jobs retry`: parked jobs wait again, as if just accepted, once what parked them is
- * fixed. With REDIS_URL an instance runs them within seconds; on disk the server must be stopped
- * (the journal has one writer), and runs them at its next start.
+ * fixed. With REDIS_URL an instance runs them within seconds. On disk the journal has one
+ * writer: with the server stopped the command writes it, and the server runs them at its next
+ * start; beside a running server it asks the server, which runs them at once.
  */
 export async function retryJobs(options: RetryJobsOptions): Promise<number> {
   const named = options.deliveries.length > 0;
   if (options.all === named)
     throw new UsageError("retry takes the delivery ids of parked jobs, or --all");
-  const { queue, close } = await openQueueToWrite(options);
-  const retried: Array<ReturnType<typeof describeParked> & { repository?: string | undefined }> =
-    [];
+  let opened: Awaited<ReturnType<typeof openQueueToWrite>>;
   try {
-    const parked = new Map(
-      (await queue.snapshot()).jobs.filter((job) => job.parked).map((job) => [job.id, job]),
-    );
-    const ids = options.all ? [...parked.keys()] : [...new Set(options.deliveries)];
-    const unknown = ids.filter((id) => !parked.has(id));
-    if (unknown.length > 0)
-      throw new UsageError(
-        `no parked job has delivery ${unknown.join(", ")}; \`talos jobs\` lists those parked`,
-      );
+    opened = await openQueueToWrite(options);
+  } catch (error) {
+    if (!(error instanceof MemoryLockedError) || !(await answersRetries(options, error)))
+      throw error;
+    return retryBesideServer(options);
+  }
+  const { queue, close } = opened;
+  const retried: Described[] = [];
+  try {
+    const { parked, ids } = await parkedToRetry(queue, options);
     for (const id of ids) {
       // Described first: retrying the journal's job clears its attempts and error.
-      const job = parked.get(id)!;
-      const described = { repository: job.repository, ...describeParked(job) };
+      const described = describeRetried(parked.get(id)!);
       if (await queue.retryParked(id)) retried.push(described);
     }
   } finally {
     await close();
   }
+  const when = queue.shared
+    ? "an instance runs it within seconds"
+    : "the server runs it when it starts";
+  return reportRetried(options, retried, when);
+}
+
+type Described = ReturnType<typeof describeRetried>;
+
+function describeRetried(job: Job) {
+  return { repository: job.repository, ...describeParked(job) };
+}
+
+/** The parked jobs, and the ids of those to retry; an id of none of them is bad input. */
+async function parkedToRetry(queue: JobQueue, options: RetryJobsOptions) {
+  const parked = new Map(
+    (await queue.snapshot()).jobs.filter((job) => job.parked).map((job) => [job.id, job]),
+  );
+  const ids = options.all ? [...parked.keys()] : [...new Set(options.deliveries)];
+  const unknown = ids.filter((id) => !parked.has(id));
+  if (unknown.length > 0)
+    throw new UsageError(
+      `no parked job has delivery ${unknown.join(", ")}; \`talos jobs\` lists those parked`,
+    );
+  return { parked, ids };
+}
+
+/** Whether the data directory's lock is held by a server that takes retry requests. */
+async function answersRetries(options: RetryJobsOptions, locked: MemoryLockedError) {
+  return (
+    !options.env.REDIS_URL &&
+    locked.owner !== undefined &&
+    answersRetryRequests(retryRequestsDirectory(options.dataDir), locked.owner)
+  );
+}
+
+/** The journal read (safe beside the server), the ids checked, the retries asked of the server. */
+async function retryBesideServer(options: RetryJobsOptions): Promise<number> {
+  const queue = await openQueueToRead(options);
+  const { parked, ids } = await parkedToRetry(queue, options).finally(() => queue.close());
+  const answer =
+    ids.length === 0
+      ? []
+      : await requestRetries({
+          directory: retryRequestsDirectory(options.dataDir),
+          ids,
+          clock: options.clock,
+          timeoutMs: options.answerTimeoutMs,
+        });
+  if (!answer)
+    throw new Error(
+      `the server holding ${options.dataDir} did not take the request within ${(options.answerTimeoutMs ?? 10_000) / 1_000} s (is it stopping?); nothing was retried`,
+    );
+  const retried = answer.map((id) => describeRetried(parked.get(id)!));
+  return reportRetried(options, retried, "the running server runs it now");
+}
+
+function reportRetried(options: RetryJobsOptions, retried: Described[], when: string): number {
   if (options.json) {
     options.stdout.write(`${JSON.stringify({ retried })}\n`);
     return 0;
   }
-  const when = queue.shared
-    ? "an instance runs it within seconds"
-    : "the server runs it when it starts";
   for (const job of retried)
     options.stdout.write(
       `Retried ${job.repository ?? "(no repository)"} ${job.event} (delivery ${job.delivery}): ${when}.\n`,

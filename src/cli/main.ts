@@ -85,8 +85,8 @@ Subcommands:
       while the server runs.
   jobs retry <delivery>... | --all [--data-dir <dir>] [--json]
       Parked jobs wait to run again, as if just accepted, once what parked them is fixed. With
-      REDIS_URL an instance runs them within seconds; on disk, stop the server first (the
-      journal has one writer): it runs them when it starts.
+      REDIS_URL an instance runs them within seconds. On disk, a running server is asked and
+      runs them at once; with the server stopped, it runs them when it starts.
   redeliver [--hours <n>] [--max <n>] [--dry-run] [--data-dir <dir>] [--json]
       Ask GitHub to redeliver the app's webhook deliveries of the last --hours (default
       TALOS_REDELIVER_HOURS, or 24 when that is 0; at most 72) that failed and that the server's

@@ -93,6 +93,17 @@ export class JobRunner<C> {
   }
 
   /**
+   * Makes a parked job wait again and runs it when a slot is free (`talos jobs retry` beside
+   * this server); false when it is not parked, or this runner is stopping.
+   */
+  async retryParked(id: string): Promise<boolean> {
+    if (this.#stopping || !(await this.#options.queue.retryParked(id))) return false;
+    this.#countQueued();
+    this.#pump();
+    return true;
+  }
+
+  /**
    * Settles when the job's next run ends: resolves when it finished, rejects with its error when
    * it failed (it may still be retried). For `talos replay` and tests.
    */

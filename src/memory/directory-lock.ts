@@ -7,6 +7,12 @@ import { lock, type LockOptions as ProperLockOptions } from "proper-lockfile";
 /** Another live process has the memory directory open. */
 export class MemoryLockedError extends Error {
   override name = "MemoryLockedError";
+  /** The process holding it, when the lock names one. */
+  readonly owner: LockOwner | undefined;
+  constructor(message: string, options: ErrorOptions & { owner?: LockOwner } = {}) {
+    super(message, options);
+    this.owner = options.owner;
+  }
 }
 
 export interface LockOptions {
@@ -19,7 +25,7 @@ export interface LockOptions {
   staleMs?: number;
 }
 
-interface LockOwner {
+export interface LockOwner {
   pid: number;
   host: string;
   since: string;
@@ -150,6 +156,7 @@ async function lockedError(
     const where = owner.host === hostname() ? "" : ` on ${owner.host}`;
     return new MemoryLockedError(
       `${directory} is in use by process ${owner.pid}${where}; stop it first (or remove ${lockPath} if it is gone)`,
+      { owner },
     );
   }
   const refreshed = await stat(lockPath).then(

@@ -1,7 +1,9 @@
-import { readFileSync, writeFileSync } from "node:fs";
+import { readdirSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
-import { describe, expect, it } from "vitest";
+import { describe, expect, it, onTestFinished } from "vitest";
 import { JobJournal } from "../../src/jobs/job-journal.js";
+import { lockDirectory } from "../../src/memory/directory-lock.js";
+import { eventually } from "../helpers/eventually.js";
 import { systemClock } from "../../src/clock.js";
 import { runTalos } from "../helpers/run-talos.js";
 import {
@@ -12,7 +14,13 @@ import {
   mockRepoConfig,
 } from "../helpers/github-mocks.js";
 import { lockAsRunningServer } from "../helpers/test-memory.js";
-import { captureLogs, createTestApp, loadFixture, makeDataDir } from "../helpers/test-app.js";
+import {
+  captureLogs,
+  createTestApp,
+  loadFixture,
+  makeDataDir,
+  type TestApp,
+} from "../helpers/test-app.js";
 
 /** A journal as a server leaves it: one job waiting, one parked, one delivery refused. */
 async function seedJournal(dataDir: string) {
@@ -109,11 +117,13 @@ describe("talos jobs retry", () => {
   const REPO = "/repos/Codertocat/Hello-World";
 
   /** A `/talos help` job's GitHub calls, up to its reply, which GitHub answers `status`. */
-  function mockHelpJob(status: number) {
+  function mockHelpJob(status: number, { cached = false } = {}) {
     const scope = githubScope();
-    mockAppIdentity(scope);
-    mockInstallationToken(scope);
-    mockRepoConfig(scope);
+    if (!cached) {
+      mockAppIdentity(scope);
+      mockInstallationToken(scope);
+      mockRepoConfig(scope);
+    }
     scope
       .post(`${REPO}/issues/comments/492700400/reactions`, { content: "eyes" })
       .reply(201, { id: 1, content: "eyes" });
@@ -129,18 +139,23 @@ describe("talos jobs retry", () => {
     return { scope, posted };
   }
 
-  it("runs a parked job again at the server's next start, once what parked it is fixed", async () => {
-    const dataDir = makeDataDir();
-    const first = await createTestApp({ dataDir });
-    // GitHub refuses the reply (a 4xx fails the same way every time): parked at once.
+  /** `/talos help` as delivery `delivery-parked`, whose reply GitHub refuses: parked at once. */
+  async function parkHelpJob(app: TestApp) {
+    // A 4xx fails the same way every time.
     const refused = mockHelpJob(422);
-    await first.probot.receive({
+    await app.probot.receive({
       id: "delivery-parked",
       name: "issue_comment",
       payload: loadFixture("issue_comment.created.help.json"),
-    } as Parameters<typeof first.probot.receive>[0]);
+    } as Parameters<typeof app.probot.receive>[0]);
     expect(refused.scope.pendingMocks()).toEqual([]);
-    expect(first.talos.services.journal!.list()[0]?.parked).toBeDefined();
+    expect(app.talos.services.journal!.list()[0]?.parked).toBeDefined();
+  }
+
+  it("runs a parked job again at the server's next start, once what parked it is fixed", async () => {
+    const dataDir = makeDataDir();
+    const first = await createTestApp({ dataDir });
+    await parkHelpJob(first);
     await first.talos.close();
 
     const listed = await runTalos(["jobs", "retry", "--all", "--json", "--data-dir", dataDir]);
@@ -172,6 +187,35 @@ describe("talos jobs retry", () => {
     expect(answered.posted).toHaveLength(1);
     expect(answered.posted[0]).toContain("<!-- talos:reply:492700400 -->");
     expect(second.talos.services.journal!.list()).toEqual([]);
+  });
+
+  it("asks a running server, which runs the parked job at once and replies once", async () => {
+    const dataDir = makeDataDir();
+    // As main.ts does: the server holds the data directory for its life.
+    const release = await lockDirectory(dataDir);
+    onTestFinished(release);
+    const server = await createTestApp({ dataDir });
+    await parkHelpJob(server);
+
+    // The cause fixed. The server still has its token, the app's slug and the config cached.
+    const answered = mockHelpJob(201, { cached: true });
+    const result = await runTalos(["jobs", "retry", "delivery-parked", "--data-dir", dataDir]);
+    expect(result.err).toBe("");
+    expect(result.code).toBe(0);
+    expect(result.out).toBe(
+      "Retried Codertocat/Hello-World issue_comment.created (delivery delivery-parked): the running server runs it now.\n",
+    );
+    await eventually(() => answered.posted.length > 0, "the reply");
+    await server.talos.services.jobs.idle();
+    expect(answered.scope.pendingMocks()).toEqual([]);
+    expect(answered.posted).toHaveLength(1);
+    expect(answered.posted[0]).toContain("<!-- talos:reply:492700400 -->");
+    expect(server.talos.services.journal!.list()).toEqual([]);
+    // Again with --all: none is parked, so the server is not asked.
+    const again = await runTalos(["jobs", "retry", "--all", "--json", "--data-dir", dataDir]);
+    expect(again.code).toBe(0);
+    expect(JSON.parse(again.out)).toEqual({ retried: [] });
+    expect(readdirSync(join(dataDir, "jobs", "retry"))).toEqual(["server.json"]);
   });
 
   it("changes nothing while a server holds the data directory, without a delivery or a data directory", async () => {
