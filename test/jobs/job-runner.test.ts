@@ -1,7 +1,7 @@
 import { appendFileSync } from "node:fs";
 import { join } from "node:path";
 import { RequestError } from "@octokit/request-error";
-import { describe, expect, it, vi } from "vitest";
+import { describe, expect, it, onTestFinished, vi } from "vitest";
 import { JobJournal } from "../../src/jobs/job-journal.js";
 import type { Job, NewJob } from "../../src/jobs/job-queue.js";
 import {
@@ -34,6 +34,8 @@ async function setup(options: { concurrency?: number; maxAttempts?: number; file
     clock,
     log: logs.log,
   });
+  // Its file handle, else closed by the garbage collector (a deprecation warning, later an error).
+  onTestFinished(() => journal.close());
   const metrics = createMetrics();
   const runner = new JobRunner<string>({
     queue: journal,

@@ -15,7 +15,7 @@ import { open, type FileHandle } from "node:fs/promises";
 import { join } from "node:path";
 import { crc32 } from "node:zlib";
 import { pino } from "pino";
-import { describe, expect, it, vi } from "vitest";
+import { describe, expect, it, onTestFinished, vi } from "vitest";
 import { MemorySnapshot } from "../../src/memory/memory-snapshot.js";
 import { InvalidMemoryError } from "../../src/memory/memory-store.js";
 import { openSegmentIndex, readSegment, AtomicFileStorage } from "../../src/memory/vectra-files.js";
@@ -41,11 +41,21 @@ const ISSUES: Array<[number, string]> = [
   [5, "Crash on startup after updating to 2.0"],
 ];
 
+/**
+ * A test store, closed when the test ends if the test left it open (as a crash leaves one):
+ * its file handles, else closed by the garbage collector (a deprecation warning, later an error).
+ */
+async function openStore(directory: string, options: Parameters<typeof openTestStore>[1] = {}) {
+  const store = await openTestStore(directory, options);
+  onTestFinished(() => store.close().catch(() => undefined));
+  return store;
+}
+
 /** A lock that locks nothing: the store it opens can be left open, as a crash leaves one. */
 const crashable = { lockDirectory: async () => async () => undefined };
 
 async function seeded(directory = makeDataDir(), options = {}) {
-  const store = await openTestStore(directory, options);
+  const store = await openStore(directory, options);
   await store.addMany(ISSUES.map(([n, text]) => issueMemory(n, text)));
   return { store, directory };
 }
@@ -68,7 +78,7 @@ function holdHeaderWrite() {
 
 /** Every text the directory's memory holds once opened again, sorted. */
 async function textsOnReopen(directory: string): Promise<string[]> {
-  const reopened = await openTestStore(directory);
+  const reopened = await openStore(directory);
   try {
     return (await reopened.list()).map((r) => r.text).sort();
   } finally {
@@ -90,14 +100,14 @@ const blind = {
 describe("the vectra memory store", () => {
   it("makes an added memory searchable at once and durable before it resolves", async () => {
     const directory = makeDataDir();
-    const store = await openTestStore(directory, crashable);
+    const store = await openStore(directory, crashable);
     await store.add(issueMemory(1, "App crashes when saving a widget on Windows"));
 
     expect((await store.search("saving a widget crashes on windows", { k: 1 }))[0]?.record.id).toBe(
       "issue-1",
     );
     // No flush, no close: a crash now must not lose it.
-    const reopened = await openTestStore(directory);
+    const reopened = await openStore(directory);
     expect((await reopened.get("issue-1"))?.text).toBe(
       "App crashes when saving a widget on Windows",
     );
@@ -106,7 +116,7 @@ describe("the vectra memory store", () => {
 
   it("updates a re-added source instead of duplicating it, and never embeds the same text twice", async () => {
     const { embedder, texts } = countingEmbedder();
-    const store = await openTestStore(makeDataDir(), { embedder });
+    const store = await openStore(makeDataDir(), { embedder });
     await store.add(issueMemory(1, "Crash on save"));
     await store.add(issueMemory(1, "Crash on save", { state: "closed" }));
     await store.add(issueMemory(1, "Crash on save (edited)"));
@@ -122,7 +132,7 @@ describe("the vectra memory store", () => {
 
   it("keeps the newer version of a source when an older one is written after it, after a replay too", async () => {
     const directory = makeDataDir();
-    const store = await openTestStore(directory, crashable);
+    const store = await openStore(directory, crashable);
     const version = (text: string, updatedAt: string) =>
       issueMemory(1, text, { metadata: { updatedAt } });
     await store.add(version("Newer", "2026-11-02T10:00:00Z"));
@@ -135,7 +145,7 @@ describe("the vectra memory store", () => {
     ]);
     await expect(store.add(version("Bad", "yesterday"))).rejects.toThrow(InvalidMemoryError);
     // Never flushed: the second open replays the log, stale writes and all, and decides the same.
-    const reopened = await openTestStore(directory);
+    const reopened = await openStore(directory);
     expect(await reopened.get("issue-1")).toMatchObject({
       text: "Latest",
       metadata: { updatedAt: "2026-11-03T10:00:00.000Z" },
@@ -148,7 +158,7 @@ describe("the vectra memory store", () => {
 
   it("keeps every one of many concurrent adds", async () => {
     const directory = makeDataDir();
-    const store = await openTestStore(directory, { batchSize: 7, ...crashable });
+    const store = await openStore(directory, { batchSize: 7, ...crashable });
     await Promise.all(
       Array.from({ length: 120 }, (_, i) => store.add(issueMemory(i + 1, `issue number ${i + 1}`))),
     );
@@ -156,7 +166,7 @@ describe("the vectra memory store", () => {
     // The last add may have queued a flush; a second store (the lock is bypassed here) would
     // clear that flush's temporary files as leftovers of a crash, so let it finish first.
     await store.flush();
-    const reopened = await openTestStore(directory);
+    const reopened = await openStore(directory);
     expect((await reopened.list()).map((r) => r.id).sort()).toEqual(
       Array.from({ length: 120 }, (_, i) => `issue-${i + 1}`).sort(),
     );
@@ -167,7 +177,7 @@ describe("the vectra memory store", () => {
   it("writes a batch once: one flush per batch, rewriting only the index files it touched", async () => {
     const metrics = createMetrics();
     const directory = makeDataDir();
-    const store = await openTestStore(directory, { batchSize: 10, segmentSize: 25, metrics });
+    const store = await openStore(directory, { batchSize: 10, segmentSize: 25, metrics });
     const flushes = async () => (await metrics.memoryFlushes.get()).values[0]?.value ?? 0;
     const afterOpen = await flushes();
 
@@ -189,7 +199,7 @@ describe("the vectra memory store", () => {
 
   it("goes on adding while a flush writes, and the flush covers what came before it", async () => {
     const directory = makeDataDir();
-    const store = await openTestStore(directory, { batchSize: 1_000, ...crashable });
+    const store = await openStore(directory, { batchSize: 1_000, ...crashable });
     for (let i = 1; i <= 3; i++) await store.add(issueMemory(i, `issue ${i}`));
     // The flush's header write is held until the test lets it go.
     const { spy, release } = holdHeaderWrite();
@@ -209,7 +219,7 @@ describe("the vectra memory store", () => {
     };
     expect(spy).toHaveBeenCalledTimes(2);
     // A crash now (the store is left open) loses nothing: the index files hold all four.
-    const reopened = await openTestStore(directory);
+    const reopened = await openStore(directory);
     expect((await reopened.list()).map((r) => r.id).sort()).toEqual([
       "issue-1",
       "issue-2",
@@ -223,7 +233,7 @@ describe("the vectra memory store", () => {
 
   it("keeps a record removed and added again with the same text while a flush writes", async () => {
     const directory = makeDataDir();
-    const store = await openTestStore(directory, { batchSize: 1_000, segmentSize: 3 });
+    const store = await openStore(directory, { batchSize: 1_000, segmentSize: 3 });
     for (let i = 1; i <= 3; i++) await store.add(issueMemory(i, `issue ${i}`));
     await store.flush();
     // Segment 2, full: issue 4 at its first place.
@@ -236,7 +246,7 @@ describe("the vectra memory store", () => {
     expect((await store.get("issue-4"))?.text).toBe("issue 4");
     await store.flush();
     await store.close();
-    const reopened = await openTestStore(directory, { segmentSize: 3 });
+    const reopened = await openStore(directory, { segmentSize: 3 });
     expect((await reopened.list()).map((r) => r.id).sort()).toEqual(
       Array.from({ length: 6 }, (_, i) => `issue-${i + 1}`).sort(),
     );
@@ -305,7 +315,7 @@ describe("the vectra memory store", () => {
 
   it("applies a batch while the log's fdatasync runs, resolves its adds only after it, and rejects them when it fails", async () => {
     const directory = makeDataDir();
-    const store = await openTestStore(directory, crashable);
+    const store = await openStore(directory, crashable);
     await store.add(issueMemory(1, "issue 1"));
     // FileHandle is not exported: its prototype, from a handle.
     const probe = await open(join(directory, "probe"), "w");
@@ -344,7 +354,7 @@ describe("the vectra memory store", () => {
 
   it("cuts off what a failed log append wrote, so that the adds acknowledged after it survive a crash", async () => {
     const directory = makeDataDir();
-    const store = await openTestStore(directory, { batchSize: 1_000, ...crashable });
+    const store = await openStore(directory, { batchSize: 1_000, ...crashable });
     await store.add(issueMemory(1, "issue 1"));
     const probe = await open(join(directory, "probe"), "w");
     const prototype = Object.getPrototypeOf(probe) as FileHandle;
@@ -361,7 +371,7 @@ describe("the vectra memory store", () => {
     vi.restoreAllMocks();
     // Room again: acknowledged, then the process dies (the store is left open).
     for (let i = 3; i <= 5; i++) await store.add(issueMemory(i, `issue ${i}`));
-    const reopened = await openTestStore(directory);
+    const reopened = await openStore(directory);
     const ids = (await reopened.list()).map((r) => r.id);
     expect(ids).toEqual(expect.arrayContaining(["issue-1", "issue-3", "issue-4", "issue-5"]));
     await reopened.close();
@@ -369,7 +379,7 @@ describe("the vectra memory store", () => {
 
   it("when cutting off a failed append's bytes fails too, cuts them off before the next append", async () => {
     const directory = makeDataDir();
-    const store = await openTestStore(directory, { batchSize: 1_000, ...crashable });
+    const store = await openStore(directory, { batchSize: 1_000, ...crashable });
     await store.add(issueMemory(1, "issue 1"));
     const probe = await open(join(directory, "probe"), "w");
     const prototype = Object.getPrototypeOf(probe) as FileHandle;
@@ -385,7 +395,7 @@ describe("the vectra memory store", () => {
     await expect(store.add(issueMemory(2, "issue 2"))).rejects.toThrow("ENOSPC");
     vi.restoreAllMocks();
     for (let i = 3; i <= 5; i++) await store.add(issueMemory(i, `issue ${i}`));
-    const reopened = await openTestStore(directory);
+    const reopened = await openStore(directory);
     const ids = (await reopened.list()).map((r) => r.id);
     expect(ids).toEqual(expect.arrayContaining(["issue-1", "issue-3", "issue-4", "issue-5"]));
     await reopened.close();
@@ -393,7 +403,7 @@ describe("the vectra memory store", () => {
 
   it("leaves what a failed flush did not write to the next, losing nothing", async () => {
     const directory = makeDataDir();
-    const store = await openTestStore(directory, { batchSize: 1_000 });
+    const store = await openStore(directory, { batchSize: 1_000 });
     for (let i = 1; i <= 3; i++) await store.add(issueMemory(i, `issue ${i}`));
     vi.spyOn(MemorySnapshot.prototype, "writeHeader").mockRejectedValueOnce(
       new Error("ENOSPC: no space left on device"),
@@ -410,7 +420,7 @@ describe("the vectra memory store", () => {
 
   it("fails a flush whose snapshot rows a full disk wrote only in part, and writes them whole at the next", async () => {
     const directory = makeDataDir();
-    const store = await openTestStore(directory, { batchSize: 1_000 });
+    const store = await openStore(directory, { batchSize: 1_000 });
     for (let i = 1; i <= 3; i++) await store.add(issueMemory(i, `issue ${i}`));
     // The store's handle on its float32 rows, found by the file it has open.
     const fds = readdirSync("/proc/self/fd").map(Number);
@@ -443,7 +453,7 @@ describe("the vectra memory store", () => {
     expect((await store.stats()).pending).toBe(0);
     await store.close();
     // Every row is whole: each is read back from the snapshot, not from vectra's files.
-    const reopened = await openTestStore(directory);
+    const reopened = await openStore(directory);
     const readVector = vi.spyOn(MemorySnapshot.prototype, "readVector");
     const hits = await reopened.search("issue 2", { k: 4 });
     expect(hits).toHaveLength(4);
@@ -456,7 +466,7 @@ describe("the vectra memory store", () => {
 
   it("appends a batch of new records to their index file, and rewrites it when a record in it changes", async () => {
     const directory = makeDataDir();
-    const store = await openTestStore(directory, { batchSize: 100, segmentSize: 25 });
+    const store = await openStore(directory, { batchSize: 100, segmentSize: 25 });
     const file = join(directory, "segment-000001.pb");
     for (let i = 1; i <= 10; i++) await store.add(issueMemory(i, `issue ${i}`));
     await store.flush();
@@ -479,7 +489,7 @@ describe("the vectra memory store", () => {
     await store.close();
     // Opened from vectra's files alone, every record is there with its text.
     unlinkSync(join(directory, "snapshot.json"));
-    const reopened = await openTestStore(directory, { segmentSize: 25 });
+    const reopened = await openStore(directory, { segmentSize: 25 });
     const texts = (await reopened.list()).map((r) => r.text);
     expect(texts).toHaveLength(14);
     expect(texts).toContain("issue 3, edited");
@@ -489,7 +499,7 @@ describe("the vectra memory store", () => {
 
   it("cuts back the torn tail of an append that a crash interrupted; the log holds its records", async () => {
     const directory = makeDataDir();
-    const store = await openTestStore(directory, { batchSize: 100, ...crashable });
+    const store = await openStore(directory, { batchSize: 100, ...crashable });
     for (let i = 1; i <= 5; i++) await store.add(issueMemory(i, `issue ${i}`));
     await store.flush();
     const file = join(directory, "segment-000001.pb");
@@ -499,7 +509,7 @@ describe("the vectra memory store", () => {
     appendFileSync(file, readFileSync(file).subarray(60, 900));
     // Without the snapshot too, so that vectra's files are what is read.
     unlinkSync(join(directory, "snapshot.json"));
-    const reopened = await openTestStore(directory);
+    const reopened = await openStore(directory);
     expect((await reopened.list()).map((r) => r.id).sort()).toEqual(
       Array.from({ length: 8 }, (_, i) => `issue-${i + 1}`).sort(),
     );
@@ -511,7 +521,7 @@ describe("the vectra memory store", () => {
 
   it("keeps an index file a flush rewrote longer when a crash comes before the manifest", async () => {
     const directory = makeDataDir();
-    const store = await openTestStore(directory, { batchSize: 1_000, ...crashable });
+    const store = await openStore(directory, { batchSize: 1_000, ...crashable });
     for (let i = 1; i <= 5; i++) await store.add(issueMemory(i, `issue ${i}`));
     await store.flush();
     const manifest = join(directory, "manifest.json");
@@ -531,7 +541,7 @@ describe("the vectra memory store", () => {
     rmSync(`${manifest}.aside`);
     expect(readFileSync(file).length).toBeGreaterThan(size);
 
-    const reopened = await openTestStore(directory);
+    const reopened = await openStore(directory);
     const texts = new Map((await reopened.list()).map((r) => [r.id, r.text]));
     expect([...texts.keys()].sort()).toEqual(
       Array.from({ length: 5 }, (_, i) => `issue-${i + 1}`).sort(),
@@ -542,7 +552,7 @@ describe("the vectra memory store", () => {
 
   it("gives back every record's URL as given, GitHub's own or another host's, before and after a reopen", async () => {
     const directory = makeDataDir();
-    const store = await openTestStore(directory);
+    const store = await openStore(directory);
     const records = [
       issueMemory(1, "on github.com"),
       {
@@ -562,7 +572,7 @@ describe("the vectra memory store", () => {
     const expected = Object.fromEntries(records.map((r) => [r.id, r.url]));
     expect(await urls(store)).toEqual(expected);
     await store.close();
-    const reopened = await openTestStore(directory);
+    const reopened = await openStore(directory);
     expect(await urls(reopened)).toEqual(expected);
     expect((await reopened.get("issue-1"))?.url).toBe("https://github.com/acme/widgets/issues/1");
     const [hit] = await reopened.search("an Enterprise host", { k: 1 });
@@ -640,13 +650,13 @@ describe("the vectra memory store", () => {
 
   it("keeps its keyword index through a replayed log and a reopen, and in step with replaces and removes", async () => {
     const directory = makeDataDir();
-    const store = await openTestStore(directory, { ...crashable, embedder: blind });
+    const store = await openStore(directory, { ...crashable, embedder: blind });
     await store.addMany(ISSUES.map(([n, text]) => issueMemory(n, text)));
     const csv = async (s: typeof store) =>
       (await s.search("CSV", { k: 5 })).filter((h) => h.keyword).map((h) => h.record.id);
     expect(await csv(store)).toEqual(["issue-4"]);
     // Never flushed: the second open finds the records in the log only, and indexes them.
-    const replayed = await openTestStore(directory, { embedder: blind });
+    const replayed = await openStore(directory, { embedder: blind });
     expect(await csv(replayed)).toEqual(["issue-4"]);
     const bytes = replayed.estimateBytes();
     await replayed.add(issueMemory(4, "Add support for exporting widgets to JSON"));
@@ -658,7 +668,7 @@ describe("the vectra memory store", () => {
     expect(Math.abs(replayed.estimateBytes() - bytes)).toBeLessThan(bytes);
     await replayed.close();
     // From the index files this time.
-    const reopened = await openTestStore(directory, { embedder: blind });
+    const reopened = await openStore(directory, { embedder: blind });
     expect(await csv(reopened)).toEqual([]);
     expect(
       (await reopened.search("exporting JSON", { k: 5 })).filter((h) => h.keyword)[0]?.record.id,
@@ -671,7 +681,7 @@ describe("the vectra memory store", () => {
     expect(await store.remove("issue-2")).toBe(true);
     expect(await store.remove("issue-2")).toBe(false);
     expect(await store.get("issue-2")).toBeUndefined();
-    const reopened = await openTestStore(directory);
+    const reopened = await openStore(directory);
     expect(await reopened.get("issue-2")).toBeUndefined();
     expect(await reopened.list()).toHaveLength(4);
     await reopened.close();
@@ -679,7 +689,7 @@ describe("the vectra memory store", () => {
 
   it("forgets a deleted thread for good: its issue, answers and comments go, its notes stay, and nothing of it but a note is written again", async () => {
     const directory = makeDataDir();
-    const store = await openTestStore(directory, crashable);
+    const store = await openStore(directory, crashable);
     const kept = await seedThreadToForget(store);
 
     expect(await store.forgetThread(7)).toBe(4);
@@ -698,13 +708,13 @@ describe("the vectra memory store", () => {
     expect((await store.list()).map((r) => r.id).sort()).toEqual(kept);
     expect(ids(await store.search("sk-live-1234 key leaked", { k: 5 }))).not.toContain("answer-70");
     // No flush, no close: a crash now must not bring them back (the log holds the forgetting).
-    const replayed = await openTestStore(directory);
+    const replayed = await openStore(directory);
     expect((await replayed.list()).map((r) => r.id).sort()).toEqual(kept);
     await replayed.add(issueMemory(7, "Back from the log?", LATE));
     expect(await replayed.get("issue-7")).toBeUndefined();
     await replayed.close();
     // From the manifest the close wrote, the log gone.
-    const reopened = await openTestStore(directory);
+    const reopened = await openStore(directory);
     expect((await reopened.list()).map((r) => r.id).sort()).toEqual(kept);
     expect(await reopened.get("summary-7")).toBeUndefined();
     expect(await reopened.forgottenThreads()).toEqual([7, 9, 11]);
@@ -745,10 +755,8 @@ describe("the vectra memory store", () => {
       relatedScore: 0.7,
       embed: async () => [],
     };
-    await expect(openTestStore(directory, { embedder: other })).rejects.toThrow(
-      MemoryMismatchError,
-    );
-    await expect(openTestStore(directory, { embedder: other })).rejects.toThrow(
+    await expect(openStore(directory, { embedder: other })).rejects.toThrow(MemoryMismatchError);
+    await expect(openStore(directory, { embedder: other })).rejects.toThrow(
       /embedded with talos-local-hash-v2 \(512 dimensions\), but the configured embedder is text-embedding-3-small \(1536 dimensions\)/,
     );
   });
@@ -767,7 +775,7 @@ describe("damaged memory files", () => {
     await store.add(issueMemory(7, "cut short"));
     // The process died in the middle of writing the second append: only part of it is there.
     truncateSync(path, whole.length + 100);
-    const reopened = await openTestStore(directory);
+    const reopened = await openStore(directory);
     expect((await reopened.list()).map((r) => r.id)).not.toContain("issue-7");
     expect(await reopened.list()).toHaveLength(6);
     await reopened.close();
@@ -785,7 +793,7 @@ describe("damaged memory files", () => {
     writeFileSync(path, content);
     const start = content.lastIndexOf('{"op":"put"', at) - 12;
 
-    const error = await openTestStore(directory).catch((e: unknown) => e);
+    const error = await openStore(directory).catch((e: unknown) => e);
     expect(error).toBeInstanceOf(MemoryCorruptError);
     // The five seeded records are one append, then six and seven: six is the sixth entry.
     expect((error as Error).message).toContain(`${path} entry 6 (byte ${start}) is damaged`);
@@ -794,7 +802,7 @@ describe("damaged memory files", () => {
 
   it("replays a log written in the earlier format (a JSON line an entry, the vector in base64)", async () => {
     const directory = makeDataDir();
-    const store = await openTestStore(directory);
+    const store = await openStore(directory);
     await store.add(issueMemory(1, "written before"));
     await store.close();
     const manifest = JSON.parse(readFileSync(join(directory, "manifest.json"), "utf8")) as {
@@ -819,13 +827,13 @@ describe("damaged memory files", () => {
     );
     writeFileSync(legacy, `${crc32(json).toString(16).padStart(8, "0")} ${json}\n`);
 
-    const reopened = await openTestStore(directory);
+    const reopened = await openStore(directory);
     expect((await reopened.get("issue-2"))?.text).toBe("left in an old log");
     await reopened.add(issueMemory(3, "after the upgrade"));
     await reopened.close();
     // The open's checkpoint took the old log in; the new entries went to a binary one.
     expect(logFiles(directory).some((name) => name.endsWith(".jsonl"))).toBe(false);
-    const again = await openTestStore(directory);
+    const again = await openStore(directory);
     expect((await again.list()).map((r) => r.id).sort()).toEqual(["issue-1", "issue-2", "issue-3"]);
     await again.close();
   });
@@ -845,16 +853,14 @@ describe("damaged memory files", () => {
     const file = join(directory, "segment-000001.pb");
     truncateSync(file, 100);
     unlinkSync(join(directory, "snapshot.json"));
-    await expect(openTestStore(directory)).rejects.toThrow(
-      `${file} is not a readable vectra index`,
-    );
+    await expect(openStore(directory)).rejects.toThrow(`${file} is not a readable vectra index`);
   });
 
   it("rejects a damaged manifest, naming it", async () => {
     const { store, directory } = await seeded();
     await store.close();
     writeFileSync(join(directory, "manifest.json"), "{ not json");
-    await expect(openTestStore(directory)).rejects.toThrow(
+    await expect(openStore(directory)).rejects.toThrow(
       `${join(directory, "manifest.json")} is damaged`,
     );
   });
@@ -863,17 +869,17 @@ describe("damaged memory files", () => {
 describe("the directory lock", () => {
   it("keeps a second opener out while the first is open, naming the directory", async () => {
     const directory = makeDataDir();
-    const store = await openTestStore(directory);
-    await expect(openTestStore(directory)).rejects.toThrow(
+    const store = await openStore(directory);
+    await expect(openStore(directory)).rejects.toThrow(
       `${directory} is in use by process ${process.pid}`,
     );
     await store.close();
-    await (await openTestStore(directory)).close();
+    await (await openStore(directory)).close();
   });
 
   it("is released when closing a file fails, so this process can open the memory again", async () => {
     const directory = makeDataDir();
-    const store = await openTestStore(directory);
+    const store = await openStore(directory);
     await store.add(issueMemory(1, "issue 1"));
     const close = MemorySnapshot.prototype.close;
     vi.spyOn(MemorySnapshot.prototype, "close").mockImplementationOnce(async function (
@@ -884,7 +890,7 @@ describe("the directory lock", () => {
     });
     await expect(store.close()).rejects.toThrow("EIO");
     vi.restoreAllMocks();
-    const reopened = await openTestStore(directory);
+    const reopened = await openStore(directory);
     expect((await reopened.get("issue-1"))?.text).toBe("issue 1");
     await reopened.close();
   });
