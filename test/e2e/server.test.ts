@@ -134,6 +134,19 @@ describe("the started server", () => {
   });
 
   it("gives no second comment when the app restarts and the delivery comes again", async () => {
+    // Its end journaled first: a job killed before that runs again at the restart (writing its
+    // reaction again, later than this test looks), which the tests below would count.
+    await eventually(
+      () =>
+        server
+          .output()
+          .split("\n")
+          .some(
+            (line) =>
+              line.includes('"delivery":"e2e-help"') && line.includes('"msg":"job finished"'),
+          ),
+      "the first job's end",
+    );
     await server.kill("SIGKILL");
     server = await startServerProcess(env, { cwd: workDir });
     const writesBefore = github.writes().length;
