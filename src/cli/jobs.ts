@@ -173,7 +173,10 @@ async function retryBesideServer(options: RetryJobsOptions): Promise<number> {
     throw new Error(
       `the server holding ${options.dataDir} did not take the request within ${(options.answerTimeoutMs ?? 10_000) / 1_000} s (is it stopping?); nothing was retried`,
     );
-  const retried = answer.map((id) => describeRetried(parked.get(id)!));
+  const retried = answer.flatMap((id) => {
+    const job = parked.get(id);
+    return job ? [describeRetried(job)] : [];
+  });
   return reportRetried(options, retried, "the running server runs it now");
 }
 
