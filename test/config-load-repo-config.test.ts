@@ -1,32 +1,15 @@
-import { Context } from "probot";
 import { describe, expect, it } from "vitest";
 import { loadRepoConfig, loadRepoConfigOf } from "../src/github/load-repo-config.js";
 import { restrictiveConfig } from "../src/parse-repo-config.js";
-import { githubScope, mockInstallationToken } from "./helpers/github-mocks.js";
-import { createTestApp, loadFixture } from "./helpers/test-app.js";
+import { openConfigContext } from "./helpers/config-context.js";
 
 const REPO = { owner: "Codertocat", repo: "Hello-World" };
 const FILE = "/contents/.github%2Ftalos.yml";
 const RAW = { "content-type": "application/vnd.github.raw; charset=utf-8" };
 
-/** An `issues.opened` context of Codertocat/Hello-World, on the app's installation client. */
-async function openContext() {
-  const app = await createTestApp();
-  const scope = githubScope();
-  mockInstallationToken(scope);
-  const octokit = await app.probot.auth(2);
-  const payload = loadFixture<Record<string, never>>("issue_comment.created.help.json");
-  const context = new Context(
-    { id: "config-1", name: "issue_comment", payload } as never,
-    octokit as never,
-    app.logs.log,
-  );
-  return { app, scope, octokit, context };
-}
-
 describe("_extends in .github/talos.yml", () => {
   it("a list in the repository's file replaces the inherited one: it never widens it", async () => {
-    const { scope, octokit, context } = await openContext();
+    const { scope, octokit, context } = await openConfigContext();
     scope
       .get(`/repos/Codertocat/Hello-World${FILE}`)
       .reply(
@@ -59,7 +42,7 @@ describe("_extends in .github/talos.yml", () => {
       "Codertocat/talos-settings",
     ],
   ])("naming %s gives the most restrictive settings, and says why", async (_case, value, repo) => {
-    const { app, scope, context } = await openContext();
+    const { app, scope, context } = await openConfigContext();
     scope
       .get(`/repos/Codertocat/Hello-World${FILE}`)
       .reply(200, `_extends: ${value}\nask:\n  enabled: true\n`, RAW)

@@ -5,6 +5,7 @@ import type { Metrics } from "../metrics/create-metrics.js";
 import { rateLimitPlugin, RateLimitTracker } from "../metrics/rate-limit-plugin.js";
 import type { GitHubCache } from "./github-cache.js";
 import { getClientLog } from "./octokit.js";
+import { configMemoPlugin, createConfigMemo } from "./config-memo-plugin.js";
 import { requestCachePlugin } from "./request-cache-plugin.js";
 
 export interface GitHubLimits {
@@ -155,6 +156,7 @@ export function fenceWrites(octokit: Octokit, lease: AbortSignal): void {
 export function createOctokitClass(options: OctokitClassOptions): typeof ProbotOctokit {
   const { cache, metrics, limits } = options;
   const rateLimits = new RateLimitTracker(metrics);
+  const configs = createConfigMemo();
   // Made once, with the cluster's datastore when there is one: whichever client is made first
   // (Probot's, the CLI's) must not decide that the spacing is this process's alone.
   const { cluster } = options;
@@ -209,6 +211,7 @@ export function createOctokitClass(options: OctokitClassOptions): typeof ProbotO
     rateLimitPlugin,
     requestCachePlugin,
     abortUnanswered(options.requestTimeoutMs ?? REQUEST_TIMEOUT_MS),
+    configMemoPlugin,
   ).defaults((o: Options) => {
     const installation = o.auth?.installationId
       ? String(o.auth.installationId)
@@ -244,7 +247,7 @@ export function createOctokitClass(options: OctokitClassOptions): typeof ProbotO
       };
     return {
       ...o,
-      talos: { cache, metrics, rateLimits, installation },
+      talos: { cache, metrics, rateLimits, installation, configs },
       retry: {
         enabled: options.retry !== false,
         retries: limits.maxRetries,

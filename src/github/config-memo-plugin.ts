@@ -1,0 +1,111 @@
+import type { Octokit, OctokitOptions } from "@octokit/core";
+import { composeConfigGet } from "@probot/octokit-plugin-config";
+import { LRUCache } from "lru-cache";
+
+type GetOptions = Parameters<typeof composeConfigGet>[1];
+type GetResult = Awaited<ReturnType<typeof composeConfigGet>>;
+type Endpoint = Parameters<Octokit["request"]>[0];
+
+/** One file a config read fetched: its text, or null where GitHub answered 404. */
+interface FileRead {
+  endpoint: Endpoint;
+  text: string | null;
+}
+
+/** A config read: the files it fetched, in order, and what they made. */
+interface ConfigRead {
+  files: FileRead[];
+  result: GetResult;
+}
+
+/** The config reads of this process, by installation, repository and path. */
+export type ConfigMemo = LRUCache<string, ConfigRead>;
+
+export function createConfigMemo(): ConfigMemo {
+  // A few hundred bytes each: the files' texts are the config files, which are small.
+  return new LRUCache({ max: 2_000 });
+}
+
+export interface ConfigMemoPluginOptions {
+  talos?: { configs?: ConfigMemo | undefined; installation: string };
+}
+
+/**
+ * `octokit.config.get`, which `loadRepoConfig` uses, with its YAML parse done once per version of
+ * the files. Probot's config plugin fetches `.github/talos.yml` (through the cache) and parses it
+ * on every event: about 4% of the CPU a delivery costs in the events bench, and 13 ms an event
+ * for a 50 KB file (2,000 labels). Here a read that fetched the same texts as the last one,
+ * file by file, in order, gives the last one's result: what the plugin returns depends only on
+ * those texts (the next file it reads, `_extends` or the owner's `.github` fallback, is named by
+ * the one before), so the result is the same, and each read still asks GitHub, or the cache, for
+ * each file. Registered after the plugin, whose `config` it replaces.
+ */
+export function configMemoPlugin(octokit: Octokit, options: OctokitOptions) {
+  const talos = (options as ConfigMemoPluginOptions).talos;
+  const memo = talos?.configs;
+  if (!talos || !memo) return {};
+  return {
+    config: {
+      async get(params: GetOptions): Promise<GetResult> {
+        // Defaults shape the result (Probot's `context.config(file, defaults)`): not memoized.
+        if (params.defaults !== undefined) return composeConfigGet(octokit, params);
+        const { owner, repo, path, branch } = params;
+        const key = JSON.stringify([talos.installation, owner, repo, path, branch ?? null]);
+        const last = memo.get(key);
+        // Callers may change what they get; the kept copy must not change with it.
+        if (last && (await sameFiles(octokit, last.files))) return structuredClone(last.result);
+        const files: FileRead[] = [];
+        let complete = true;
+        const request = Object.assign(
+          async (endpoint: Endpoint) => {
+            try {
+              const response = await octokit.request(endpoint);
+              const text = textOf(response);
+              if (text === undefined) complete = false;
+              else files.push({ endpoint, text });
+              return response;
+            } catch (error) {
+              if (statusOf(error) === 404) files.push({ endpoint, text: null });
+              else complete = false;
+              throw error;
+            }
+          },
+          { endpoint: octokit.request.endpoint },
+        );
+        const result = await composeConfigGet({ request } as unknown as Octokit, params);
+        if (complete) memo.set(key, { files, result: structuredClone(result) });
+        return result;
+      },
+    },
+  };
+}
+
+/** Whether each file still has the text it had, read in order; stops at the first that changed. */
+async function sameFiles(octokit: Octokit, files: FileRead[]): Promise<boolean> {
+  for (const file of files) {
+    let text: string | null | undefined;
+    try {
+      text = textOf(await octokit.request(file.endpoint));
+    } catch (error) {
+      if (statusOf(error) !== 404) throw error;
+      text = null;
+    }
+    if (text !== file.text) return false;
+  }
+  return true;
+}
+
+/**
+ * A file's text as the plugin reads it, or undefined for what it does not parse as YAML (a
+ * directory's JSON listing, a `.json` file): left to the plugin every time.
+ */
+function textOf(response: { data: unknown; headers: Record<string, unknown> }) {
+  return typeof response.data === "string" &&
+    response.headers["content-type"] !== "application/json; charset=utf-8"
+    ? response.data
+    : undefined;
+}
+
+function statusOf(error: unknown): unknown {
+  return (error as { status?: unknown } | undefined)?.status;
+}

@@ -1,0 +1,110 @@
+import { afterEach, describe, expect, it, vi } from "vitest";
+import yaml from "yaml";
+import { loadRepoConfig } from "../../src/github/load-repo-config.js";
+import { openConfigContext } from "../helpers/config-context.js";
+
+const FILE = "/contents/.github%2Ftalos.yml";
+const RAW = { "content-type": "application/vnd.github.raw; charset=utf-8" };
+const HERE = "/repos/Codertocat/Hello-World";
+
+describe("the config read, parsed once per version of its files", () => {
+  afterEach(() => void vi.restoreAllMocks());
+
+  it("parses the file once while it is unchanged, and gives each read its own copy", async () => {
+    const { scope, context, evict } = await openConfigContext();
+    const parse = vi.spyOn(yaml, "parse");
+    scope
+      .get(`${HERE}${FILE}`)
+      .reply(200, "triage:\n  enabled: true\n  labels: [bug]\n", RAW)
+      // Fetched again (the cache emptied) with the same text: still not parsed again.
+      .get(`${HERE}${FILE}`)
+      .reply(200, "triage:\n  enabled: true\n  labels: [bug]\n", RAW);
+
+    const first = await loadRepoConfig(context);
+    expect(first.config.triage).toMatchObject({ enabled: true, labels: ["bug"] });
+    first.config.triage.labels.push("changed by a caller");
+    const second = await loadRepoConfig(context);
+    evict("codertocat/hello-world");
+    const third = await loadRepoConfig(context);
+    expect(second.config.triage.labels).toEqual(["bug"]);
+    expect(third.config).toEqual(second.config);
+    expect(parse).toHaveBeenCalledTimes(1);
+    expect(scope.pendingMocks()).toEqual([]);
+  });
+
+  it("reads a changed file, and a changed file it extends, as they are now", async () => {
+    const { scope, context, evict } = await openConfigContext();
+    const parse = vi.spyOn(yaml, "parse");
+    scope
+      .get(`${HERE}${FILE}`)
+      .reply(200, "_extends: .github\nask:\n  enabled: false\n", RAW)
+      .get(`/repos/Codertocat/.github${FILE}`)
+      .reply(200, "triage:\n  enabled: true\n", RAW)
+      // The repository's own file changes.
+      .get(`${HERE}${FILE}`)
+      .reply(200, "_extends: .github\nask:\n  enabled: true\n", RAW)
+      // Then only the file it extends.
+      .get(`/repos/Codertocat/.github${FILE}`)
+      .reply(200, "triage:\n  enabled: false\n", RAW);
+
+    const before = await loadRepoConfig(context);
+    expect(before.config.ask.enabled).toBe(false);
+    expect(before.config.triage.enabled).toBe(true);
+
+    evict("codertocat/hello-world");
+    const edited = await loadRepoConfig(context);
+    expect(edited.config.ask.enabled).toBe(true);
+    expect(edited.config.triage.enabled).toBe(true);
+
+    evict("codertocat/.github");
+    const inherited = await loadRepoConfig(context);
+    expect(inherited.config.ask.enabled).toBe(true);
+    expect(inherited.config.triage.enabled).toBe(false);
+    expect((await loadRepoConfig(context)).config).toEqual(inherited.config);
+    // Each version of each file once: a change reads the chain again from the changed file on.
+    expect(parse.mock.calls.map(([text]) => text)).toEqual([
+      "_extends: .github\nask:\n  enabled: false\n",
+      "triage:\n  enabled: true\n",
+      "_extends: .github\nask:\n  enabled: true\n",
+      "triage:\n  enabled: true\n",
+      "_extends: .github\nask:\n  enabled: true\n",
+      "triage:\n  enabled: false\n",
+    ]);
+    expect(scope.pendingMocks()).toEqual([]);
+  });
+
+  it("follows the owner's .github fallback when the repository's file appears or goes", async () => {
+    const { scope, context, evict } = await openConfigContext();
+    const parse = vi.spyOn(yaml, "parse");
+    scope
+      .get(`${HERE}${FILE}`)
+      .reply(404, { message: "Not Found" })
+      .get(`/repos/Codertocat/.github${FILE}`)
+      .reply(200, "ask:\n  enabled: false\n", RAW)
+      .get(`${HERE}${FILE}`)
+      .reply(200, "ask:\n  enabled: true\n", RAW);
+
+    expect((await loadRepoConfig(context)).config.ask.enabled).toBe(false);
+    expect((await loadRepoConfig(context)).config.ask.enabled).toBe(false);
+    evict("codertocat/hello-world");
+    expect((await loadRepoConfig(context)).config.ask.enabled).toBe(true);
+    expect(parse.mock.calls.map(([text]) => text)).toEqual([
+      "ask:\n  enabled: false\n",
+      "ask:\n  enabled: true\n",
+    ]);
+    expect(scope.pendingMocks()).toEqual([]);
+  });
+
+  it("leaves a read with defaults (Probot's context.config) to the plugin: parsed each time", async () => {
+    const { scope, octokit } = await openConfigContext();
+    const parse = vi.spyOn(yaml, "parse");
+    scope.get(`${HERE}${FILE}`).reply(200, "ask:\n  enabled: true\n", RAW);
+    const options = { owner: "Codertocat", repo: "Hello-World", path: ".github/talos.yml" };
+    for (let i = 0; i < 2; i++)
+      expect(await octokit.config.get({ ...options, defaults: { more: 1 } })).toMatchObject({
+        config: { ask: { enabled: true }, more: 1 },
+      });
+    expect(parse).toHaveBeenCalledTimes(2);
+    expect(scope.pendingMocks()).toEqual([]);
+  });
+});
