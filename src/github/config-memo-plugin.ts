@@ -4,7 +4,8 @@ import { LRUCache } from "lru-cache";
 
 type GetOptions = Parameters<typeof composeConfigGet>[1];
 type GetResult = Awaited<ReturnType<typeof composeConfigGet>>;
-type Endpoint = Parameters<Octokit["request"]>[0];
+/** A request as the plugin makes it: `GET /repos/{owner}/{repo}/contents/{path}`, raw. */
+type Endpoint = { method: string; url: string } & Record<string, unknown>;
 
 /** One file a config read fetched: its text, or null where GitHub answered 404. */
 interface FileRead {
@@ -21,9 +22,18 @@ interface ConfigRead {
 /** The config reads of this process, by installation, repository and path. */
 export type ConfigMemo = LRUCache<string, ConfigRead>;
 
-export function createConfigMemo(): ConfigMemo {
-  // A few hundred bytes each: the files' texts are the config files, which are small.
-  return new LRUCache({ max: 2_000 });
+/**
+ * Bounded by bytes, as the GitHub cache is: a config file is usually a few hundred bytes, but
+ * nothing stops one from being a megabyte. One bigger than an eighth of the bound is not kept.
+ */
+export function createConfigMemo(maxBytes = 8 * 2 ** 20): ConfigMemo {
+  return new LRUCache({
+    maxSize: maxBytes,
+    maxEntrySize: maxBytes / 8,
+    // UTF-16 in RAM, for the texts and about as much again for what they parse into.
+    sizeCalculation: (read) =>
+      Math.max(1, 4 * read.files.reduce((sum, file) => sum + (file.text?.length ?? 0), 0)),
+  });
 }
 
 export interface ConfigMemoPluginOptions {

@@ -1,5 +1,6 @@
 import { afterEach, describe, expect, it, vi } from "vitest";
 import yaml from "yaml";
+import { createConfigMemo } from "../../src/github/config-memo-plugin.js";
 import { loadRepoConfig } from "../../src/github/load-repo-config.js";
 import { openConfigContext } from "../helpers/config-context.js";
 
@@ -106,5 +107,20 @@ describe("the config read, parsed once per version of its files", () => {
       });
     expect(parse).toHaveBeenCalledTimes(2);
     expect(scope.pendingMocks()).toEqual([]);
+  });
+
+  it("keeps reads within its bytes: one of a file bigger than an eighth of them is not kept", () => {
+    const memo = createConfigMemo(80_000);
+    const read = (text: string) => ({
+      files: [{ endpoint: { method: "GET", url: "/repos/o/r/contents/x" }, text }],
+      result: { config: {}, files: [] },
+    });
+    memo.set("big", read("x".repeat(2_600)));
+    memo.set("small", read("x".repeat(2_400)));
+    expect([memo.has("big"), memo.has("small")]).toEqual([false, true]);
+    for (let i = 0; i < 20; i++) memo.set(`more-${i}`, read("x".repeat(2_400)));
+    // 4 bytes a character: at most eight of 9,600 bytes in 80,000.
+    expect(memo.size).toBe(8);
+    expect(memo.calculatedSize).toBeLessThanOrEqual(80_000);
   });
 });
