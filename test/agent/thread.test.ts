@@ -1,0 +1,74 @@
+import { describe, expect, it } from "vitest";
+import { createTokenCounter, type TokenCounter } from "../../src/agent/count-tokens.js";
+import { renderThread, type Thread } from "../../src/agent/thread.js";
+import { createFence } from "../../src/agent/untrusted-text.js";
+
+/** The real counter, counting the texts it is asked to count. */
+function countingCounter() {
+  const counter = createTokenCounter();
+  const counted: string[] = [];
+  const counting: TokenCounter = {
+    ...counter,
+    countTokens: (text, limit) => (counted.push(text), counter.countTokens(text, limit)),
+  };
+  return { counting, counted };
+}
+
+const thread = (comments: string[]): Thread => ({
+  issue: {
+    number: 7,
+    title: "Saving a large file crashes the editor",
+    body: "Steps: open a 2 GB file, press save.",
+    state: "open",
+    author: "alice",
+    labels: ["bug"],
+    isPullRequest: false,
+    url: "https://github.com/acme/widgets/issues/7",
+    createdAt: "2026-11-01T10:00:00Z",
+  },
+  comments: comments.map((body, i) => ({
+    id: i + 1,
+    author: `user${i}`,
+    body,
+    createdAt: `2026-11-0${i + 2}T10:00:00Z`,
+  })),
+  omitted: 0,
+});
+
+describe("a thread rendered for a prompt", () => {
+  const fence = createFence(
+    (text) => text,
+    () => "0123456789ab",
+  );
+  const words = (n: number, word: string) => Array.from({ length: n }, () => word).join(" ");
+
+  it("is shown whole, uncounted, when its UTF-8 bytes fit the budget", () => {
+    const { counting, counted } = countingCounter();
+    const comments = ["Same here on Windows.", "Fixed by #8?", "No, it still crashes."];
+    const shown = renderThread(thread(comments), fence, 2_000, counting);
+    expect(counted).toEqual([]);
+    expect(shown).not.toContain("left out");
+    const at = comments.map((comment) => shown.indexOf(comment));
+    expect(at.every((i) => i > 0)).toBe(true);
+    expect(at).toEqual([...at].sort((a, b) => a - b));
+  });
+
+  it("is counted when its bytes do not fit, and shown whole when its tokens do", () => {
+    const { counting, counted } = countingCounter();
+    // About 5 bytes a token: 3 × 200 words of "crash" are 3,600 bytes and about 600 tokens.
+    const comments = [words(200, "crash"), words(200, "crash"), words(200, "crash")];
+    const shown = renderThread(thread(comments), fence, 1_500, counting);
+    expect(counted.length).toBeGreaterThan(0);
+    expect(shown).not.toContain("left out");
+    expect(shown.split(words(200, "crash"))).toHaveLength(4);
+  });
+
+  it("leaves out the oldest comments that its tokens do not fit, and says so", () => {
+    const { counting } = countingCounter();
+    const comments = [words(400, "oldest"), words(400, "middle"), words(100, "newest")];
+    const shown = renderThread(thread(comments), fence, 700, counting);
+    expect(shown).toContain(words(100, "newest"));
+    expect(shown).not.toContain("oldest oldest");
+    expect(shown).toContain("older comment(s) left out to fit the budget.");
+  });
+});
