@@ -19,7 +19,8 @@ const REQUEST = /^([0-9a-f-]{36})\.(request|taken)\.json$/;
 const resultFile = (id: string) => `${id}.result.json`;
 // A request lists delivery ids (GUIDs), at most the journal's bound on jobs.
 const MAX_REQUEST_BYTES = 4 * 1024 * 1024;
-// A result nobody read (its command was killed while waiting) goes after this.
+// A result nobody read (its command was killed while waiting) goes after this, as does a
+// temporary file a writer killed mid-write left.
 const RESULT_KEPT_MS = 3_600_000;
 
 const RetryRequest = z.object({ ids: z.array(z.string().min(1).max(200)).max(100_000) });
@@ -82,14 +83,15 @@ export async function serveRetryRequests(
 
 /**
  * One pass: each request taken (renamed, so the command can no longer withdraw it), answered,
- * then removed; results left unread for an hour are removed.
+ * then removed; results left unread for an hour, and temporary files as old, are removed.
  */
 async function answerRetryRequests(options: ServeRetryRequestsOptions): Promise<void> {
   const { directory, log, clock } = options;
   const names = await readdir(directory).catch(() => [] as string[]);
   for (const name of names) {
     const file = join(directory, name);
-    if (name.endsWith(".result.json")) {
+    // A result, or a temporary file a writer killed mid-write left.
+    if (name.endsWith(".result.json") || name.endsWith(".tmp")) {
       const age = await stat(file).then(
         (s) => clock.now() - s.mtimeMs,
         () => 0,

@@ -117,7 +117,7 @@ describe("retry requests: `talos jobs retry` beside a running server", () => {
     expect(existsSync(join(directory, `${id}.taken.json`))).toBe(false);
   });
 
-  it("removes an unreadable request with a warning, and a result unread for an hour", async () => {
+  it("removes an unreadable request with a warning, and results and temporary files an hour old", async () => {
     const directory = retryRequestsDirectory(makeDataDir());
     const asked: string[] = [];
     const { logs } = await serve(directory, async (id) => (asked.push(id), true));
@@ -127,10 +127,16 @@ describe("retry requests: `talos jobs retry` beside a running server", () => {
     writeFileSync(stale, JSON.stringify({ retried: ["x"] }));
     const hoursAgo = new Date(Date.now() - 2 * 3_600_000);
     utimesSync(stale, hoursAgo, hoursAgo);
+    const torn = join(directory, `${randomUUID()}.request.json.123.abcd.tmp`);
+    writeFileSync(torn, '{ "ids": [');
+    utimesSync(torn, hoursAgo, hoursAgo);
     const fresh = join(directory, `${randomUUID()}.result.json`);
     writeFileSync(fresh, JSON.stringify({ retried: ["y"] }));
     await eventually(
-      () => !existsSync(stale) && !existsSync(join(directory, `${bad}.taken.json`)),
+      () =>
+        !existsSync(stale) &&
+        !existsSync(torn) &&
+        !existsSync(join(directory, `${bad}.taken.json`)),
       "the removals",
     );
     expect(existsSync(fresh)).toBe(true);
