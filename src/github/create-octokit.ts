@@ -148,10 +148,10 @@ export function fenceWrites(octokit: Octokit, lease: AbortSignal): void {
 }
 
 /**
- * The one place GitHub clients are configured: Probot's Octokit with the rate-limit metrics and
- * cache plugins, explicit throttling and retry settings, and write queues per installation.
- * Plugins registered later wrap earlier ones, so a cache hit skips throttling, retries and
- * metrics, and the metrics see each request after its retries.
+ * The one place GitHub clients are configured: Probot's Octokit with the rate-limit metrics,
+ * cache, request timeout and config memo plugins, explicit throttling and retry settings, and
+ * write queues per installation. Plugins registered later wrap earlier ones, so a cache hit skips
+ * throttling, retries and metrics, and the metrics see each request after its retries.
  */
 export function createOctokitClass(options: OctokitClassOptions): typeof ProbotOctokit {
   const { cache, metrics, limits } = options;
