@@ -1,10 +1,11 @@
 import { randomUUID } from "node:crypto";
-import { mkdir, readdir, readFile, rename, stat, unlink } from "node:fs/promises";
+import { mkdir, readdir, rename, stat, unlink } from "node:fs/promises";
 import { hostname } from "node:os";
 import { join } from "node:path";
 import type { Logger } from "pino";
 import { z } from "zod";
 import type { Clock } from "../clock.js";
+import { readJsonFile } from "../read-json-file.js";
 import { writeFileAtomically } from "../write-file-atomically.js";
 
 /*
@@ -131,22 +132,18 @@ async function answerRetryRequests(options: ServeRetryRequestsOptions): Promise<
   }
 }
 
+/** A request's ids; undefined when it is too big, gone, or not a request. */
 async function readRequest(file: string): Promise<string[] | undefined> {
   try {
     if ((await stat(file)).size > MAX_REQUEST_BYTES) return undefined;
-    return RetryRequest.parse(JSON.parse(await readFile(file, "utf8"))).ids;
+    return (await readJsonFile(file, RetryRequest))?.ids;
   } catch {
     return undefined;
   }
 }
 
-async function readServer(directory: string) {
-  try {
-    return ServingServer.parse(JSON.parse(await readFile(join(directory, SERVER), "utf8")));
-  } catch {
-    return undefined;
-  }
-}
+const readServer = (directory: string) =>
+  readJsonFile(join(directory, SERVER), ServingServer).catch(() => undefined);
 
 /** Whether the process `owner` names answers retry requests in `directory`. */
 export async function answersRetryRequests(
@@ -205,12 +202,7 @@ export async function requestRetries(
 }
 
 async function readResult(file: string): Promise<string[] | undefined> {
-  let text: string;
-  try {
-    text = await readFile(file, "utf8");
-  } catch {
-    return undefined;
-  }
-  await unlink(file).catch(() => undefined);
-  return RetryResult.parse(JSON.parse(text)).retried;
+  const result = await readJsonFile(file, RetryResult);
+  if (result) await unlink(file).catch(() => undefined);
+  return result?.retried;
 }

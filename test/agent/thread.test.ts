@@ -55,7 +55,7 @@ describe("a thread rendered for a prompt", () => {
 
   it("is counted when its bytes do not fit, and shown whole when its tokens do", () => {
     const { counting, counted } = countingCounter();
-    // About 5 bytes a token: 3 × 200 words of "crash" are 3,600 bytes and about 600 tokens.
+    // " crash" is 6 bytes and one token: 3 × 200 words are 3,600 bytes and about 600 tokens.
     const comments = [words(200, "crash"), words(200, "crash"), words(200, "crash")];
     const shown = renderThread(thread(comments), fence, 1_500, counting);
     expect(counted.length).toBeGreaterThan(0);
