@@ -13,11 +13,9 @@ import { createHealthRoute } from "./http/create-health-route.js";
 import type { GitHubCache } from "./github/github-cache.js";
 import { BackfillQueueFile } from "./memory/backfill-queue-file.js";
 import { BackfillRunner } from "./memory/backfill-runner.js";
-import {
-  retryRequestsDirectory,
-  serveRetryRequests,
-  type RetryRequestServer,
-} from "./jobs/retry-requests.js";
+import { requestsDirectory, serveRequests, type RequestServer } from "./server-requests.js";
+import { retryRequestHandler } from "./jobs/retry-request.js";
+import { memoryRequestHandler } from "./memory/memory-request.js";
 import { startOutageCatchUp, type OutageCatchUp } from "./memory/outage-catch-up.js";
 import type { MemoryService } from "./memory/memory-service.js";
 import type { Metrics } from "./metrics/create-metrics.js";
@@ -78,7 +76,7 @@ export async function createTalos(options: TalosOptions): Promise<Talos> {
   const commands = createCommandRegistry(ALL_COMMANDS);
   let stopping = false;
   let outage: OutageCatchUp | undefined;
-  let retryRequests: RetryRequestServer | undefined;
+  let requests: RequestServer | undefined;
 
   const app: ApplicationFunction = async (probot, { addHandler }) => {
     registerHandlers(probot, {
@@ -121,11 +119,17 @@ export async function createTalos(options: TalosOptions): Promise<Talos> {
       octokit.log = eventLog;
       return new Context(event, octokit, eventLog);
     });
-    // On disk only: the shared queue takes `talos jobs retry` from the command itself.
-    if (services.journal && !options.ephemeralJobs)
-      retryRequests = await serveRetryRequests({
-        directory: retryRequestsDirectory(env.TALOS_DATA_DIR),
-        retryParked: (id) => jobs.retryParked(id),
+    // What commands beside this server ask of it: on disk only, since the shared queue and
+    // PostgreSQL take `talos jobs retry` and `talos memory` from the commands themselves.
+    if (!options.ephemeralJobs)
+      requests = await serveRequests({
+        directory: requestsDirectory(env.TALOS_DATA_DIR),
+        handlers: {
+          ...(services.journal && {
+            retry: retryRequestHandler((id) => jobs.retryParked(id), log),
+          }),
+          ...(!env.DATABASE_URL && { memory: memoryRequestHandler(memory) }),
+        },
         clock,
         log,
       });
@@ -152,7 +156,7 @@ export async function createTalos(options: TalosOptions): Promise<Talos> {
   };
   const close = async () => {
     stopping = true;
-    await retryRequests?.stop();
+    await requests?.stop();
     const left = await jobs.stop(env.TALOS_SHUTDOWN_GRACE_MS);
     if (left > 0)
       log.warn({ jobs: left }, "jobs still running at shutdown resume at the next start");

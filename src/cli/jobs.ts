@@ -6,11 +6,8 @@ import type { Env } from "../config.js";
 import { JobJournal } from "../jobs/job-journal.js";
 import { RedisJobQueue } from "../jobs/redis-job-queue.js";
 import type { Job, JobQueue } from "../jobs/job-queue.js";
-import {
-  answersRetryRequests,
-  requestRetries,
-  retryRequestsDirectory,
-} from "../jobs/retry-requests.js";
+import { requestRetries } from "../jobs/retry-request.js";
+import { answersRequests, requestsDirectory } from "../server-requests.js";
 import { lockDirectory, MemoryLockedError } from "../memory/directory-lock.js";
 import { assertDirectory } from "./assert-directory.js";
 import { UsageError } from "./usage-error.js";
@@ -152,7 +149,7 @@ async function answersRetries(options: RetryJobsOptions, locked: MemoryLockedErr
   return (
     !options.env.REDIS_URL &&
     locked.owner !== undefined &&
-    answersRetryRequests(retryRequestsDirectory(options.dataDir), locked.owner)
+    answersRequests(requestsDirectory(options.dataDir), locked.owner)
   );
 }
 
@@ -164,7 +161,7 @@ async function retryBesideServer(options: RetryJobsOptions): Promise<number> {
     ids.length === 0
       ? []
       : await requestRetries({
-          directory: retryRequestsDirectory(options.dataDir),
+          directory: requestsDirectory(options.dataDir),
           ids,
           clock: options.clock,
           timeoutMs: options.answerTimeoutMs,

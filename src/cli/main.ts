@@ -71,7 +71,8 @@ Subcommands:
                                   embedded again by the configured embedder; run again to resume
         delete --yes              delete the memories --repo and --installation pick (one of
                                   them is required), as their repository's removal would
-      On disk, stop the server first: a running server holds the memory directories.
+      On disk beside a running server, the server does them on its memory (import and the
+      deletion of name-keyed memories from before the upgrade need it stopped).
   backfill <owner/repo> [--installation <id>] [--max <n>] [--since <time>] [--data-dir <dir>]
       Index the repository's existing issues and pull requests into its memory, newest first,
       up to --max (default TALOS_BACKFILL_MAX, which when 0 makes --max required); a second run

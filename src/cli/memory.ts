@@ -1,5 +1,6 @@
 import { once } from "node:events";
-import { readdir, readFile, rm, stat } from "node:fs/promises";
+import { readFile, rm } from "node:fs/promises";
+import { hostname } from "node:os";
 import { join } from "node:path";
 import type { Writable } from "node:stream";
 import type { Logger } from "pino";
@@ -14,10 +15,29 @@ import { type StoredNamespace } from "../memory/memory-registry.js";
 import type { LegacyMemory } from "../memory/legacy-memory.js";
 import type { MemoryService, RepoMemory } from "../memory/memory-service.js";
 import type { BackfillState } from "../memory/backfill-repository.js";
-import type { MemoryKind, MemoryStats } from "../memory/memory-store.js";
+import {
+  MEMORY_KINDS,
+  type MemoryKind,
+  type MemoryRecord,
+  type MemoryStats,
+  type SearchHit,
+} from "../memory/memory-store.js";
+import {
+  readBackfill,
+  sizeOf,
+  type MemoryRequest,
+  type NamespaceStatsAnswer,
+} from "../memory/memory-request.js";
+import { answersRequests, requestsDirectory, sendRequest } from "../server-requests.js";
+import { z } from "zod";
 import { createMemoryRegistry } from "../create-services.js";
 import { createMetrics } from "../metrics/create-metrics.js";
-import { lockDirectory } from "../memory/directory-lock.js";
+import {
+  isAlive,
+  lockDirectory,
+  MemoryLockedError,
+  type LockOwner,
+} from "../memory/directory-lock.js";
 import { assertDirectory } from "./assert-directory.js";
 import { UsageError } from "./usage-error.js";
 
@@ -32,6 +52,8 @@ export interface MemoryCommandOptions {
   env: Env;
   log: Logger;
   stdout: Writable;
+  /** How long a running server has to take a request; 10 s. */
+  answerTimeoutMs?: number;
 }
 
 export interface SearchMemoryOptions extends MemoryCommandOptions {
@@ -53,27 +75,16 @@ const REPO = /^[A-Za-z0-9_.-]+\/[A-Za-z0-9_.-]+$/;
 
 /** `talos memory stats`: records, kinds, pending log entries and size per namespace. */
 export async function showMemoryStats(options: MemoryCommandOptions): Promise<number> {
-  const namespaces = await selectNamespaces(options);
-  const rows: Array<NamespaceStats & { backfill: BackfillState | { error: string } | null }> = [];
-  const memories = await openMemories(options, refusingEmbedder());
-  const [backfills, stored] = await Promise.all([
-    // One damaged backfill.json is shown as such; the others still are.
-    Promise.all(
-      namespaces.map((namespace) =>
-        memories.service.readBackfillState(namespace).then(
-          (state) => state ?? null,
-          (error: unknown) => ({ error: (error as Error).message }),
-        ),
-      ),
-    ),
-    memories.service.listLegacy(),
-  ]).finally(() => memories.close());
-  for (const [i, namespace] of namespaces.entries()) {
-    rows.push({
-      ...namespace,
-      ...(await withStoredEmbedder(options, namespace, (store) => store.stats())),
-      backfill: backfills[i]!,
-    });
+  const access = await accessMemory(options);
+  let rows: Array<NamespaceStats & { backfill: BackfillState | { error: string } | null }>;
+  let stored: Array<Pick<LegacyMemory, "installation" | "name">>;
+  try {
+    const picked = await select(access, options);
+    stored = picked.waiting;
+    const stats = await access.stats(picked.namespaces);
+    rows = picked.namespaces.map((namespace, i) => ({ ...namespace, ...stats[i]! }));
+  } finally {
+    await access.close();
   }
   const totals = sumStats(rows);
   const legacy = stored.map(({ installation, name }) => ({ installation, repo: name }));
@@ -143,22 +154,22 @@ function describeBackfill(state: BackfillState | { error: string } | null): stri
 
 /** `talos memory search <query>`: what the bot would recall, in one namespace. */
 export async function searchMemory(options: SearchMemoryOptions): Promise<number> {
-  const namespaces = await selectNamespaces(options);
-  if (namespaces.length === 0) throw new UsageError(`no memory to search in ${whereOf(options)}`);
-  if (namespaces.length > 1) {
-    throw new UsageError(
-      `search reads one memory, and ${namespaces.length} match (${namespaces.map(nameOf).join(", ")}); pass --repo and --installation to pick one`,
-    );
+  const access = await accessMemory(options);
+  let namespace: ShownNamespace;
+  let hits: SearchHit[];
+  try {
+    const { namespaces } = await select(access, options);
+    if (namespaces.length === 0) throw new UsageError(`no memory to search in ${whereOf(options)}`);
+    if (namespaces.length > 1) {
+      throw new UsageError(
+        `search reads one memory, and ${namespaces.length} match (${namespaces.map(nameOf).join(", ")}); pass --repo and --installation to pick one`,
+      );
+    }
+    namespace = namespaces[0]!;
+    hits = await access.search(namespace, options.query, { k: options.k, kinds: options.kinds });
+  } finally {
+    await access.close();
   }
-  const [namespace] = namespaces as [ShownNamespace];
-  // The query must be embedded as the memories were: the configured embedder, checked against
-  // the manifest when the store opens.
-  const hits = await withStore(options, namespace, createEmbedder(options.env), (store) =>
-    store.search(options.query, {
-      k: options.k,
-      ...(options.kinds ? { kinds: options.kinds } : {}),
-    }),
-  );
   const results = hits.map(({ record, score, keyword }) => ({
     score,
     keyword,
@@ -204,10 +215,11 @@ export async function exportMemory(options: MemoryCommandOptions): Promise<numbe
   // `talos memory export | head` closes the pipe early: the reader has what it wanted.
   let broken: unknown;
   const onError = (error: unknown) => (broken = error);
+  const access = await accessMemory(options);
   stdout.on("error", onError);
   try {
-    for (const namespace of await selectNamespaces(options)) {
-      const records = await withStoredEmbedder(options, namespace, async (store) => store.list());
+    for (const namespace of (await select(access, options)).namespaces) {
+      const records = await access.records(namespace);
       for (const record of records) {
         if (broken) break;
         await writeLine(
@@ -224,6 +236,7 @@ export async function exportMemory(options: MemoryCommandOptions): Promise<numbe
     if (!isBrokenPipe(error)) throw error;
   } finally {
     stdout.off("error", onError);
+    await access.close();
   }
   if (broken && !isBrokenPipe(broken)) throw broken;
   return 0;
@@ -246,19 +259,20 @@ export async function compactMemory(options: MemoryCommandOptions): Promise<numb
     return 0;
   }
   const rows: Array<NamespaceStats & { bytesBefore: number }> = [];
-  for (const namespace of await selectNamespaces(options)) {
-    const bytesBefore = await sizeOf(directoryOf(options, namespace));
-    const stats = await withStoredEmbedder(options, namespace, async (store) => {
-      await store.flush();
-      return store.stats();
-    });
-    rows.push({ ...namespace, ...stats, bytesBefore });
-    if (!options.json) {
-      await writeLine(
-        options.stdout,
-        `Compacted ${nameOf(namespace)}: ${stats.records} records in ${stats.segments} segment(s), ${stats.pending} pending, ${formatBytes(stats.bytesOnDisk)} on disk (was ${formatBytes(bytesBefore)}).`,
-      );
+  const access = await accessMemory(options);
+  try {
+    for (const namespace of (await select(access, options)).namespaces) {
+      const { bytesBefore, ...stats } = await access.compact(namespace);
+      rows.push({ ...namespace, ...stats, bytesBefore });
+      if (!options.json) {
+        await writeLine(
+          options.stdout,
+          `Compacted ${nameOf(namespace)}: ${stats.records} records in ${stats.segments} segment(s), ${stats.pending} pending, ${formatBytes(stats.bytesOnDisk)} on disk (was ${formatBytes(bytesBefore)}).`,
+        );
+      }
     }
+  } finally {
+    await access.close();
   }
   if (options.json) await writeLine(options.stdout, JSON.stringify({ namespaces: rows }));
   return 0;
@@ -278,41 +292,32 @@ export async function deleteMemory(
     throw new UsageError(
       "delete takes --installation, --repo or both: it never deletes every memory at once",
     );
-  const { namespaces, legacy } = await select(options, true);
-  const names = [
-    ...namespaces.map(nameOf),
-    ...legacy.map((l) => `${l.installation}/${l.name} (name-keyed, from before the upgrade)`),
-  ];
-  if (!options.yes)
-    throw new UsageError(
-      `this would delete the memory of ${names.join(", ")}: add --yes to delete ${names.length === 1 ? "it" : "them"}`,
-    );
-  // On disk, a running server holds the data directory, and the stores it has open (as does a
-  // backfill's process): refused before anything is written. A memory deleted behind a running
-  // server's back is not refused by it, and its next event would write it again.
-  if (!options.env.DATABASE_URL) {
-    const held = [options.dataDir, ...namespaces.map((n) => directoryOf(options, n))];
-    for (const directory of held) {
-      const release = await lockDirectory(directory);
-      await release();
-    }
-  }
-  const memories = await openMemories(options, refusingEmbedder());
+  const access = await accessMemory(options);
   const deleted: ShownNamespace[] = [];
   const deletedLegacy: Array<{ installation: number; repo: string }> = [];
   try {
+    const { namespaces, legacy } = await select(access, options, { legacy: true });
+    const names = [
+      ...namespaces.map(nameOf),
+      ...legacy.map((l) => `${l.installation}/${l.name} (name-keyed, from before the upgrade)`),
+    ];
+    if (!options.yes)
+      throw new UsageError(
+        `this would delete the memory of ${names.join(", ")}: add --yes to delete ${names.length === 1 ? "it" : "them"}`,
+      );
+    // Checked before anything is deleted: a memory half deleted would be harder to explain.
+    await access.assertDeletable(namespaces, legacy);
     for (const namespace of namespaces) {
-      await memories.service.delete({ ...namespace, name: namespace.repo });
+      await access.delete(namespace);
       deleted.push(namespace);
       if (!options.json)
         await writeLine(
           options.stdout,
-          `Deleted the memory of ${nameOf(namespace)} (repository ${namespace.repository}) from ${memories.where}.`,
+          `Deleted the memory of ${nameOf(namespace)} (repository ${namespace.repository}) from ${whereOf(options)}.`,
         );
     }
-    // Only on disk, where no server runs now (above): nothing else adopts or writes them.
     for (const memory of legacy) {
-      await rm(memory.directory, { recursive: true, force: true });
+      await access.deleteLegacy(memory);
       deletedLegacy.push({ installation: memory.installation, repo: memory.name });
       if (!options.json)
         await writeLine(
@@ -321,7 +326,7 @@ export async function deleteMemory(
         );
     }
   } finally {
-    await memories.close();
+    await access.close();
   }
   if (options.json)
     await writeLine(options.stdout, JSON.stringify({ deleted, legacy: deletedLegacy }));
@@ -348,9 +353,27 @@ export async function importMemory(options: MemoryCommandOptions): Promise<numbe
     ...options,
     env: { ...options.env, DATABASE_URL: undefined },
   };
-  const namespaces = await selectNamespaces(onDisk);
-  const target = await openMemories(options, createEmbedder(options.env));
+  // Read with the data directory held: a running server would write what is being copied.
+  const source = await accessMemory(onDisk, { besideServer: false });
   const rows: Array<ShownNamespace & { records: number; backfill: string | undefined }> = [];
+  try {
+    await importInto(options, onDisk, (await select(source, onDisk)).namespaces, rows);
+  } finally {
+    await source.close();
+  }
+  if (options.json) await writeLine(options.stdout, JSON.stringify({ namespaces: rows }));
+  else if (rows.length === 0)
+    await writeLine(options.stdout, `No memory on disk in ${whereOf(onDisk)}: nothing to import.`);
+  return 0;
+}
+
+async function importInto(
+  options: MemoryCommandOptions,
+  onDisk: MemoryCommandOptions,
+  namespaces: ShownNamespace[],
+  rows: Array<ShownNamespace & { records: number; backfill: string | undefined }>,
+): Promise<void> {
+  const target = await openMemories(options, createEmbedder(options.env));
   try {
     for (const namespace of namespaces) {
       const { records, backfill, forgotten } = await withStoredEmbedder(
@@ -383,43 +406,28 @@ export async function importMemory(options: MemoryCommandOptions): Promise<numbe
   } finally {
     await target.close();
   }
-  if (options.json) await writeLine(options.stdout, JSON.stringify({ namespaces: rows }));
-  else if (rows.length === 0)
-    await writeLine(options.stdout, `No memory on disk in ${whereOf(onDisk)}: nothing to import.`);
-  return 0;
-}
-
-async function selectNamespaces(options: MemoryCommandOptions): Promise<ShownNamespace[]> {
-  return (await select(options, false)).namespaces;
 }
 
 /**
  * The namespaces `--repo` and `--installation` pick, and with `legacy`, the name-keyed memories
  * from before the upgrade they pick (by name: they have no repository id); an error when they
- * pick nothing.
+ * pick nothing. `waiting` is every name-keyed memory.
  */
 async function select(
+  access: MemoryAccess,
   options: MemoryCommandOptions,
-  legacy: boolean,
-): Promise<{ namespaces: ShownNamespace[]; legacy: LegacyMemory[] }> {
+  { legacy = false } = {},
+): Promise<{ namespaces: ShownNamespace[]; legacy: LegacyMemory[]; waiting: LegacyMemory[] }> {
   const { repo, installation } = options;
-  if (repo !== undefined && !REPO.test(repo) && !/^\d+$/.test(repo))
-    throw new UsageError(`--repo takes owner/repo or a repository id, not "${repo}"`);
-  if (installation !== undefined && !/^\d+$/.test(installation))
-    throw new UsageError(`--installation takes a numeric installation id, not "${installation}"`);
-  const memories = await openMemories(options, refusingEmbedder());
-  const [listed, waiting] = await Promise.all([
-    memories.service.list(),
-    legacy ? memories.service.listLegacy() : [],
-  ]).finally(() => memories.close());
+  const listed = await access.list();
   const picked = (at: number, name: string, id?: number) =>
     (repo === undefined || name.toLowerCase() === repo.toLowerCase() || String(id) === repo) &&
     (installation === undefined || String(at) === installation);
-  const found = listed
+  const found = listed.namespaces
     .map(toShown)
     .sort((a, b) => nameOf(a).localeCompare(nameOf(b), "en", { numeric: true }));
   const selected = found.filter((n) => picked(n.installation, n.repo, n.repository));
-  const legacySelected = waiting.filter((l) => picked(l.installation, l.name));
+  const legacySelected = legacy ? listed.legacy.filter((l) => picked(l.installation, l.name)) : [];
   if (
     selected.length + legacySelected.length === 0 &&
     (repo !== undefined || installation !== undefined)
@@ -429,11 +437,203 @@ async function select(
       repo === undefined ? "" : repo,
     ].filter(Boolean);
     throw new UsageError(
-      `no memory of ${wanted.join(", ")} in ${memories.where} (found: ${found.map(nameOf).join(", ") || "none"})`,
+      `no memory of ${wanted.join(", ")} in ${whereOf(options)} (found: ${found.map(nameOf).join(", ") || "none"})`,
     );
   }
-  return { namespaces: selected, legacy: legacySelected };
+  return { namespaces: selected, legacy: legacySelected, waiting: listed.legacy };
 }
+
+/** `--repo` and `--installation` checked before anything is opened. */
+function checkSelection({ repo, installation }: MemoryCommandOptions): void {
+  if (repo !== undefined && !REPO.test(repo) && !/^\d+$/.test(repo))
+    throw new UsageError(`--repo takes owner/repo or a repository id, not "${repo}"`);
+  if (installation !== undefined && !/^\d+$/.test(installation))
+    throw new UsageError(`--installation takes a numeric installation id, not "${installation}"`);
+}
+
+/** What the commands read and change: the memory itself, or the running server's through it. */
+interface MemoryAccess {
+  list(): Promise<{ namespaces: StoredNamespace[]; legacy: LegacyMemory[] }>;
+  stats(namespaces: ShownNamespace[]): Promise<NamespaceStatsAnswer[]>;
+  search(
+    namespace: ShownNamespace,
+    query: string,
+    options: { k: number; kinds: MemoryKind[] | undefined },
+  ): Promise<SearchHit[]>;
+  records(namespace: ShownNamespace): Promise<MemoryRecord[]>;
+  compact(namespace: ShownNamespace): Promise<MemoryStats & { bytesBefore: number }>;
+  /** Throws, before anything is deleted, when one of them cannot be. */
+  assertDeletable(namespaces: ShownNamespace[], legacy: LegacyMemory[]): Promise<void>;
+  delete(namespace: ShownNamespace): Promise<void>;
+  deleteLegacy(memory: LegacyMemory): Promise<void>;
+  close(): Promise<void>;
+}
+
+/**
+ * The memory as the command may reach it. With DATABASE_URL, PostgreSQL, beside the servers. On
+ * disk, the data directory is held for the command's length (a server starting meanwhile waits
+ * for it), so that no store opens under a server's feet; when a running server holds it, and
+ * answers requests, the command asks that server, which has the memory open. Any other holder
+ * (another command, a server of an earlier version) is named in an exit 2.
+ */
+async function accessMemory(
+  options: MemoryCommandOptions,
+  { besideServer = true } = {},
+): Promise<MemoryAccess> {
+  checkSelection(options);
+  if (options.env.DATABASE_URL) return localAccess(options, async () => undefined);
+  await assertDirectory(options.dataDir);
+  try {
+    return localAccess(options, await lockDirectory(options.dataDir));
+  } catch (error) {
+    if (
+      !besideServer ||
+      !(error instanceof MemoryLockedError) ||
+      !error.owner ||
+      !(await answersRequests(requestsDirectory(options.dataDir), error.owner))
+    )
+      throw error;
+    return serverAccess(options, error.owner);
+  }
+}
+
+function localAccess(options: MemoryCommandOptions, release: () => Promise<void>): MemoryAccess {
+  const withRefusing = async <T>(use: (service: MemoryService) => Promise<T>) => {
+    const memories = await openMemories(options, refusingEmbedder());
+    return use(memories.service).finally(() => memories.close());
+  };
+  return {
+    list: () =>
+      withRefusing(async (service) => {
+        const [namespaces, legacy] = await Promise.all([service.list(), service.listLegacy()]);
+        return { namespaces, legacy };
+      }),
+    stats: async (namespaces) => {
+      const backfills = await withRefusing((service) =>
+        Promise.all(namespaces.map((namespace) => readBackfill(service, namespace))),
+      );
+      const rows: NamespaceStatsAnswer[] = [];
+      for (const [i, namespace] of namespaces.entries())
+        rows.push({
+          ...(await withStoredEmbedder(options, namespace, (store) => store.stats())),
+          backfill: backfills[i]!,
+        });
+      return rows;
+    },
+    // The query must be embedded as the memories were: the configured embedder, checked against
+    // the manifest when the store opens.
+    search: (namespace, query, { k, kinds }) =>
+      withStore(options, namespace, createEmbedder(options.env), (store) =>
+        store.search(query, { k, ...(kinds ? { kinds } : {}) }),
+      ),
+    records: (namespace) => withStoredEmbedder(options, namespace, (store) => store.list()),
+    compact: async (namespace) => {
+      const bytesBefore = await sizeOf(directoryOf(options, namespace));
+      const stats = await withStoredEmbedder(options, namespace, async (store) => {
+        await store.flush();
+        return store.stats();
+      });
+      return { ...stats, bytesBefore };
+    },
+    // Another process (a backfill) holding one of them: refused before anything is written. A
+    // memory deleted behind its back would be written again by it.
+    assertDeletable: async (namespaces) => {
+      if (options.env.DATABASE_URL) return;
+      for (const namespace of namespaces) {
+        const releaseOne = await lockDirectory(directoryOf(options, namespace));
+        await releaseOne();
+      }
+    },
+    delete: async (namespace) => {
+      await withRefusing((service) => service.delete({ ...namespace, name: namespace.repo }));
+    },
+    // Only on disk, where no server runs now (the data directory is held): nothing else adopts
+    // or writes them.
+    deleteLegacy: (memory) => rm(memory.directory, { recursive: true, force: true }),
+    close: release,
+  };
+}
+
+/** The memory through the server holding the data directory (see memory-request.ts). */
+function serverAccess(options: MemoryCommandOptions, owner: LockOwner): MemoryAccess {
+  const ask = async <S extends z.ZodTypeAny>(
+    request: MemoryRequest,
+    schema: S,
+  ): Promise<z.infer<S>> => {
+    const answer = await sendRequest({
+      directory: requestsDirectory(options.dataDir),
+      request: { kind: "memory", ...request },
+      clock: systemClock,
+      timeoutMs: options.answerTimeoutMs,
+      serving: () => owner.host !== hostname() || isAlive(owner.pid),
+    });
+    if (!answer)
+      throw new Error(
+        `the server holding ${options.dataDir} did not take the request within ${(options.answerTimeoutMs ?? 10_000) / 1_000} s (is it stopping?)`,
+      );
+    return schema.parse(answer.value) as z.infer<S>;
+  };
+  const ref = (namespace: ShownNamespace) => ({
+    installation: namespace.installation,
+    repository: namespace.repository,
+    name: namespace.repo,
+  });
+  return {
+    list: () => ask({ op: "list" }, Listed),
+    stats: async (namespaces) =>
+      (await ask(
+        { op: "stats", namespaces: namespaces.map(ref) },
+        z.array(StatsAnswer),
+      )) as NamespaceStatsAnswer[],
+    search: (namespace, query, { k, kinds }) =>
+      ask(
+        { op: "search", namespace: ref(namespace), query, k, ...(kinds ? { kinds } : {}) },
+        z.array(z.object({ record: RecordAnswer, score: z.number(), keyword: z.boolean() })),
+      ),
+    records: (namespace) => ask({ op: "export", namespace: ref(namespace) }, z.array(RecordAnswer)),
+    compact: (namespace) =>
+      ask({ op: "compact", namespace: ref(namespace) }, Stats.extend({ bytesBefore: z.number() })),
+    // The server refuses a memory from its deletion on; one another process holds fails there.
+    assertDeletable: async (_, legacy) => {
+      if (legacy.length > 0)
+        throw new UsageError(
+          `a running server holds ${options.dataDir}: stop it to delete name-keyed memories from before the upgrade`,
+        );
+    },
+    delete: async (namespace) => {
+      await ask({ op: "delete", namespace: ref(namespace) }, z.boolean());
+    },
+    deleteLegacy: () => Promise.reject(new Error("name-keyed memories are deleted on disk only")),
+    close: async () => undefined,
+  };
+}
+
+const Listed = z.object({
+  namespaces: z.array(
+    z.object({ installation: z.number(), repository: z.number(), name: z.string() }),
+  ),
+  legacy: z.array(z.object({ installation: z.number(), name: z.string(), directory: z.string() })),
+});
+const Stats = z.object({
+  records: z.number(),
+  byKind: z.record(z.string(), z.number()),
+  pending: z.number(),
+  segments: z.number(),
+  bytesOnDisk: z.number(),
+  bytesInRam: z.number(),
+  model: z.string(),
+  dimension: z.number(),
+});
+const StatsAnswer = Stats.extend({ backfill: z.unknown() });
+const RecordAnswer = z
+  .object({
+    id: z.string(),
+    kind: z.enum(MEMORY_KINDS),
+    text: z.string(),
+    repo: z.string(),
+    createdAt: z.string(),
+  })
+  .passthrough();
 
 /**
  * Opens a namespace with an embedder that carries the model and dimension its manifest records,
@@ -580,14 +780,6 @@ function sumStats(rows: NamespaceStats[]) {
     bytesOnDisk: sum("bytesOnDisk"),
     bytesInRam: sum("bytesInRam"),
   };
-}
-
-async function sizeOf(directory: string): Promise<number> {
-  let bytes = 0;
-  for (const name of await readdir(directory)) {
-    if (!name.startsWith(".")) bytes += (await stat(join(directory, name))).size;
-  }
-  return bytes;
 }
 
 const toShown = ({ installation, repository, name }: StoredNamespace): ShownNamespace => ({

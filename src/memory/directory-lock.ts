@@ -138,7 +138,8 @@ async function namedOwner(lockPath: string): Promise<LockOwner | "nameless"> {
 
 const startedAt = () => Date.now() - process.uptime() * 1000;
 
-function isAlive(pid: number): boolean {
+/** Whether a process of this host runs with that pid (one of another user's counts). */
+export function isAlive(pid: number): boolean {
   try {
     process.kill(pid, 0);
     return true;

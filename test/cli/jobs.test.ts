@@ -215,7 +215,7 @@ describe("talos jobs retry", () => {
     const again = await runTalos(["jobs", "retry", "--all", "--json", "--data-dir", dataDir]);
     expect(again.code).toBe(0);
     expect(JSON.parse(again.out)).toEqual({ retried: [] });
-    expect(readdirSync(join(dataDir, "jobs", "retry"))).toEqual(["server.json"]);
+    expect(readdirSync(join(dataDir, "requests"))).toEqual(["server.json"]);
   });
 
   it("changes nothing while a server holds the data directory, without a delivery or a data directory", async () => {

@@ -1,7 +1,7 @@
 import { cpSync, existsSync, readdirSync, rmSync, statSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { PassThrough, Writable } from "node:stream";
-import { afterAll, describe, expect, it } from "vitest";
+import { afterAll, describe, expect, it, onTestFinished } from "vitest";
 import {
   dropSchema,
   freshSchema,
@@ -12,7 +12,8 @@ import { createLocalEmbedder } from "../../src/memory/local-embedder.js";
 import { runTalos } from "../helpers/run-talos.js";
 import { runCli } from "../../src/cli/main.js";
 import { MemoryDeletedError } from "../../src/memory/memory-store.js";
-import { makeDataDir } from "../helpers/test-app.js";
+import { lockDirectory } from "../../src/memory/directory-lock.js";
+import { createTestApp, makeDataDir } from "../helpers/test-app.js";
 import {
   createTestRegistry,
   issueMemory,
@@ -430,14 +431,16 @@ describe("talos memory compact", () => {
   });
 });
 
-describe("talos memory delete", () => {
-  const stats = async (dataDir: string) =>
-    (
-      JSON.parse((await talos(["memory", "stats", "--data-dir", dataDir, "--json"])).out) as {
-        namespaces: Array<{ installation: number; repo: string }>;
-      }
-    ).namespaces.map((n) => `${n.installation}/${n.repo}`);
+/** The namespaces `talos memory stats` lists. */
+async function stats(dataDir: string) {
+  return (
+    JSON.parse((await talos(["memory", "stats", "--data-dir", dataDir, "--json"])).out) as {
+      namespaces: Array<{ installation: number; repo: string }>;
+    }
+  ).namespaces.map((n) => `${n.installation}/${n.repo}`);
+}
 
+describe("talos memory delete", () => {
   it("deletes an installation's memories only with --yes, and they stay refused until readmitted", async () => {
     const dataDir = await seed();
     const asked = await talos(["memory", "delete", "--installation", "8", "--data-dir", dataDir]);
@@ -553,6 +556,144 @@ describe("talos memory delete", () => {
     expect(existsSync(join(dataDir, "memory", "removed.json"))).toBe(false);
     rmSync(join(directory, ".lock"), { recursive: true });
     expect(await stats(dataDir)).toEqual(["7/acme/gadgets", "7/acme/widgets", "8/acme/widgets"]);
+  });
+});
+
+describe("talos memory beside a running server on disk", () => {
+  /** A server on `dataDir`, holding it as main.ts does, and answering the commands' requests. */
+  async function startServer(dataDir: string) {
+    const release = await lockDirectory(dataDir);
+    onTestFinished(release);
+    return createTestApp({ dataDir });
+  }
+
+  it("reads, searches, exports, compacts and deletes the memory through the server", async () => {
+    const dataDir = await seed();
+    const server = await startServer(dataDir);
+    const { memory } = server.talos.services;
+    // Written by the server and not flushed yet: the command sees the memory the server has.
+    await (
+      await memory.open({ installation: 7, ...WIDGETS })
+    ).add(issueMemory(4, "Printing stalls on large invoices"));
+
+    const shown = await talos(["memory", "stats", "--json", "--data-dir", dataDir]);
+    expect(shown.err).toBe("");
+    expect(shown.code).toBe(0);
+    const rows = JSON.parse(shown.out) as {
+      namespaces: Array<{ installation: number; repo: string; records: number; pending: number }>;
+      totals: { records: number };
+    };
+    expect(rows.namespaces.map((n) => [`${n.installation}/${n.repo}`, n.records])).toEqual([
+      ["7/acme/gadgets", 1],
+      ["7/acme/widgets", 4],
+      ["8/acme/widgets", 2],
+    ]);
+    expect(rows.namespaces[1]!.pending).toBeGreaterThan(0);
+    expect(rows.totals.records).toBe(7);
+
+    const found = await talos([
+      "memory",
+      "search",
+      "printing large invoices",
+      "--repo",
+      "acme/widgets",
+      "--installation",
+      "7",
+      "--json",
+      "--data-dir",
+      dataDir,
+    ]);
+    expect(found.err).toBe("");
+    expect(JSON.parse(found.out).hits[0]).toMatchObject({ id: "issue-4", number: 4 });
+
+    const exported = await talos([
+      "memory",
+      "export",
+      "--repo",
+      "acme/gadgets",
+      "--data-dir",
+      dataDir,
+    ]);
+    expect(exported.code).toBe(0);
+    expect(
+      exported.out
+        .trim()
+        .split("\n")
+        .map((line) => JSON.parse(line)),
+    ).toMatchObject([
+      { installation: 7, repository: 102, id: "issue-1", text: "Gadget firmware update stalls" },
+    ]);
+
+    const compacted = await talos([
+      "memory",
+      "compact",
+      "--installation",
+      "7",
+      "--data-dir",
+      dataDir,
+    ]);
+    expect(compacted.err).toBe("");
+    expect(compacted.out).toMatch(
+      /^Compacted 7\/acme\/gadgets: 1 records .*\nCompacted 7\/acme\/widgets: 4 records in \d+ segment\(s\), 0 pending, /,
+    );
+
+    const deleted = await talos([
+      "memory",
+      "delete",
+      "--installation",
+      "8",
+      "--yes",
+      "--data-dir",
+      dataDir,
+    ]);
+    expect(deleted.err).toBe("");
+    expect(deleted.code).toBe(0);
+    expect(deleted.out).toBe(
+      `Deleted the memory of 8/acme/widgets (repository 101) from ${join(dataDir, "memory")}.\n`,
+    );
+    // The server refuses it from then on: its next event does not write it into being again.
+    await expect(memory.open({ installation: 8, ...WIDGETS })).rejects.toThrow(MemoryDeletedError);
+    expect(await stats(dataDir)).toEqual(["7/acme/gadgets", "7/acme/widgets"]);
+    expect(readdirSync(join(dataDir, "requests"))).toEqual(["server.json"]);
+  });
+
+  it("answers a command's error from the server, and leaves name-keyed memories to a stopped server", async () => {
+    const dataDir = await seedWithLegacy();
+    await startServer(dataDir);
+    const search = await talos([
+      "memory",
+      "search",
+      "crash",
+      "--repo",
+      "acme/gadgets",
+      "--data-dir",
+      dataDir,
+    ]);
+    expect(search.code).toBe(0);
+    const legacy = await talos([
+      "memory",
+      "delete",
+      "--repo",
+      "acme/legacy",
+      "--yes",
+      "--data-dir",
+      dataDir,
+    ]);
+    expect(legacy.code).toBe(2);
+    expect(legacy.err).toBe(
+      `talos memory: a running server holds ${dataDir}: stop it to delete name-keyed memories from before the upgrade\n`,
+    );
+    expect(existsSync(join(dataDir, "memory", ".legacy", "7", "acme", "legacy"))).toBe(true);
+  });
+
+  it("names another process holding the data directory, which does not answer, in an exit 2", async () => {
+    const dataDir = await seed();
+    const held = lockAsRunningServer(dataDir);
+    for (const action of ["stats", "export", "compact"]) {
+      const { code, err } = await talos(["memory", action, "--data-dir", dataDir]);
+      expect(err).toBe(`talos memory: ${held}\n`);
+      expect(code).toBe(2);
+    }
   });
 });
 

@@ -1,4 +1,6 @@
+import { execFile } from "node:child_process";
 import { readdirSync, readFileSync } from "node:fs";
+import { promisify } from "node:util";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { startGitHubStandIn, type GitHubStandIn } from "../helpers/github-stand-in.js";
@@ -6,6 +8,7 @@ import { startOpenAIStandIn, type OpenAIStandIn } from "../helpers/openai-stand-
 import {
   buildDist,
   makeWorkDir,
+  ROOT,
   sendWebhook,
   standInServerEnv,
   startServerProcess,
@@ -16,6 +19,16 @@ import { createTestRegistry } from "../helpers/test-memory.js";
 import { webhookExample } from "../helpers/webhook-examples.js";
 
 const REPO = "Codertocat/Hello-World";
+
+/** `npx talos …` as a separate process, with only PATH from this environment: its stdout. */
+async function talosCli(args: string[], { cwd }: { cwd: string }): Promise<string> {
+  const { stdout } = await promisify(execFile)(
+    process.execPath,
+    [join(ROOT, "bin/talos.js"), ...args],
+    { cwd, env: { PATH: process.env.PATH ?? "" } },
+  );
+  return stdout;
+}
 const TOPICS = [
   "Crash when saving a file on Windows",
   "Dark mode for the settings page",
@@ -175,6 +188,28 @@ describe("memory in the started server", () => {
     expect(metrics).toMatch(/^talos_memory_add_duration_seconds_count 1$/m);
     expect(metrics).toContain("talos_memory_flushes_total");
     expect(metrics).toContain("talos_memory_pending_records");
+
+    // The memory commands beside the running server: it answers them from the memory it has
+    // open, the pending record included, and embeds the query with its own embedder (the CLI's
+    // environment has no key). Async: the model's stand-in runs in this process.
+    const cli = (...args: string[]) =>
+      talosCli([...args, "--data-dir", dataDir, "--json"], { cwd });
+    const stats = JSON.parse(await cli("memory", "stats")) as {
+      namespaces: Array<{ installation: number; records: number; pending: number }>;
+    };
+    expect(stats.namespaces).toMatchObject([
+      { installation: 2, records: 21, pending: 1 },
+      { installation: 3, records: 1 },
+    ]);
+    const found = JSON.parse(
+      await cli("memory", "search", "crash saving a file on windows", "--installation", "2"),
+    ) as { hits: Array<{ number: number }> };
+    expect(
+      found.hits
+        .map((hit) => hit.number)
+        .slice(0, 2)
+        .sort(),
+    ).toEqual([1, 21]);
 
     // SIGTERM flushes: the index files then hold everything, and the log nothing.
     await server.kill("SIGTERM");
