@@ -16,6 +16,7 @@ import { BackfillRunner } from "./memory/backfill-runner.js";
 import { requestsDirectory, serveRequests, type RequestServer } from "./server-requests.js";
 import { retryRequestHandler } from "./jobs/retry-request.js";
 import { memoryRequestHandler } from "./memory/memory-request.js";
+import { backfillRequestHandler } from "./memory/backfill-request.js";
 import { startOutageCatchUp, type OutageCatchUp } from "./memory/outage-catch-up.js";
 import type { MemoryService } from "./memory/memory-service.js";
 import type { Metrics } from "./metrics/create-metrics.js";
@@ -128,7 +129,10 @@ export async function createTalos(options: TalosOptions): Promise<Talos> {
           ...(services.journal && {
             retry: retryRequestHandler((id) => jobs.retryParked(id), log),
           }),
-          ...(!env.DATABASE_URL && { memory: memoryRequestHandler(memory) }),
+          ...(!env.DATABASE_URL && {
+            memory: memoryRequestHandler(memory),
+            backfill: backfillRequestHandler(memory, backfill),
+          }),
         },
         clock,
         log,

@@ -1,4 +1,5 @@
 import { randomUUID } from "node:crypto";
+import { mkdir } from "node:fs/promises";
 import { join } from "node:path";
 import type { Writable } from "node:stream";
 import { getPrivateKey } from "@probot/get-private-key";
@@ -8,6 +9,8 @@ import { REPO_CONFIG_PATH, type Env } from "../config.js";
 import { loadRepoConfigOf } from "../github/load-repo-config.js";
 import type { Octokit, RepoRef } from "../github/octokit.js";
 import { backfillRepository } from "../memory/backfill-repository.js";
+import type { BackfillAnswer, BackfillRequest } from "../memory/backfill-request.js";
+import type { LockOwner } from "../memory/directory-lock.js";
 import { catchUpRepository } from "../memory/catch-up-repository.js";
 import { MemoryRegistry, type RepositoryRef } from "../memory/memory-registry.js";
 import { MemoryDeletedError, type MemoryStore } from "../memory/memory-store.js";
@@ -18,6 +21,7 @@ import {
 } from "../memory/memory-service.js";
 import { createServices, type Services } from "../create-services.js";
 import { createCliOctokit } from "./create-cli-octokit.js";
+import { askServer, holdDataDirectory } from "./hold-data-directory.js";
 import { parseRepoName } from "./parse-repo-name.js";
 import { UsageError } from "./usage-error.js";
 
@@ -58,17 +62,32 @@ export async function backfill(options: BackfillCommandOptions): Promise<number>
       `--installation takes a numeric installation id, not "${options.installation}"`,
     );
 
-  // The server's wiring, with the journal and budgets kept in memory: the CLI runs no jobs.
-  const services = await createServices({
-    env: { ...env, TALOS_DATA_DIR: options.dataDir },
-    log,
-    clock: options.clock,
-    ephemeralJobs: true,
-  });
+  // On disk the memory has one writer: held for the run, or beside a running server, its.
+  let held: Awaited<ReturnType<typeof holdDataDirectory>> | undefined;
+  if (!env.DATABASE_URL) {
+    await mkdir(options.dataDir, { recursive: true });
+    held = await holdDataDirectory(options.dataDir);
+  }
   try {
-    return await backfillWith(services, options, repo);
+    // The server's wiring, with the journal and budgets kept in memory: the CLI runs no jobs.
+    const services = await createServices({
+      env: { ...env, TALOS_DATA_DIR: options.dataDir },
+      log,
+      clock: options.clock,
+      ephemeralJobs: true,
+    });
+    try {
+      return await backfillWith(
+        services,
+        options,
+        repo,
+        held && "server" in held ? held.server : undefined,
+      );
+    } finally {
+      await services.close();
+    }
   } finally {
-    await services.close();
+    if (held && "release" in held) await held.release();
   }
 }
 
@@ -76,6 +95,7 @@ async function backfillWith(
   services: Services,
   options: BackfillCommandOptions,
   repo: RepoRef,
+  server: LockOwner | undefined,
 ): Promise<number> {
   const { log, stdout } = options;
   const { octokit, installation, verified } = await authenticate(options, repo, services);
@@ -102,20 +122,14 @@ async function backfillWith(
     name: repository.full_name,
     createdAt: repository.created_at,
   };
+  if (server) return backfillBesideServer(options, server, ref, { name, reset, verified });
   const store = await memory.open(ref).catch(async (error: unknown) => {
     if (!(error instanceof MemoryDeletedError)) throw error;
     // Removed with its repository or installation, and the event adding it back never came.
     // GitHub named this installation as the repository's just now: it holds it again.
-    if (!verified) {
-      throw new Error(
-        `${error.message}; set APP_ID and PRIVATE_KEY (instead of --installation) so that Talos can ask GitHub whether installation ${installation} holds ${repository.full_name} again, and then index it`,
-        { cause: error },
-      );
-    }
+    if (!verified) throw new Error(`${error.message}; ${readmitHint(ref)}`, { cause: error });
     await memory.readmit(ref);
-    stdout.write(
-      `${options.repo}'s memory ${name} was removed with the repository, and GitHub says installation ${installation} holds it again: readmitted, empty.\n`,
-    );
+    stdout.write(readmittedLine(options, ref, name));
     return memory.open(ref);
   });
   if (options.since) return catchUp(options, octokit, repository, store, name, options.since);
@@ -176,6 +190,62 @@ async function backfillWith(
   }
   stdout.write(
     `Indexed ${state.indexed - (from?.indexed ?? 0)} issues and pull requests of ${options.repo}${from && from.page > 1 ? `, resumed at page ${from.page}` : ""}; memory ${name} holds ${records} records.${state.status === "running" ? " Stopped before the end: run it again to resume." : ""}\n`,
+  );
+  return 0;
+}
+
+/** A deleted memory opens again only when GitHub says its installation holds it again. */
+const readmitHint = (ref: RepositoryRef) =>
+  `set APP_ID and PRIVATE_KEY (instead of --installation) so that Talos can ask GitHub whether installation ${ref.installation} holds ${ref.name} again, and then index it`;
+
+const readmittedLine = (options: BackfillCommandOptions, ref: RepositoryRef, name: string) =>
+  `${options.repo}'s memory ${name} was removed with the repository, and GitHub says installation ${ref.installation} holds it again: readmitted, empty.\n`;
+
+/**
+ * Beside a running server on disk: the server runs the backfill (or the catch-up), queued behind
+ * its own, and resumes it after a restart (with its own TALOS_BACKFILL_MAX then). The command
+ * says so and ends: `talos memory stats` shows the progress.
+ */
+async function backfillBesideServer(
+  options: BackfillCommandOptions,
+  server: LockOwner,
+  ref: RepositoryRef,
+  { name, reset, verified }: { name: string; reset: string; verified: boolean },
+): Promise<number> {
+  const request: BackfillRequest = {
+    installation: ref.installation,
+    repository: ref.repository,
+    name: ref.name,
+    ...(typeof ref.createdAt === "string" ? { createdAt: ref.createdAt } : {}),
+    max: options.max,
+    ...(options.since ? { since: options.since } : {}),
+    readmit: verified,
+  };
+  const answer = (await askServer(options.dataDir, server, {
+    kind: "backfill",
+    ...request,
+  })) as BackfillAnswer;
+  if (answer.removed)
+    throw new Error(`memory ${name} was deleted with its repository; ${readmitHint(ref)}`);
+  const { stdout } = options;
+  if (answer.readmitted) stdout.write(readmittedLine(options, ref, name));
+  const state = answer.state;
+  if (!options.since && state?.status === "done" && !state.issuesDisabledAt) {
+    stdout.write(
+      `${options.repo} is already backfilled into memory ${name} (${state.indexed} indexed); ${reset} to index it again.\n`,
+    );
+    return 0;
+  }
+  if (!answer.queued) {
+    stdout.write(
+      `The running server has a ${options.since ? "catch-up" : "backfill"} of memory ${name} queued or under way already: it goes on where this would.\n`,
+    );
+    return 0;
+  }
+  stdout.write(
+    options.since
+      ? `The running server catches memory ${name} up with the issues and pull requests of ${options.repo} updated since ${options.since} (at most ${options.max}), after what it has queued; its log says when it is done.\n`
+      : `The running server backfills ${options.repo} into memory ${name} (at most ${options.max}${state && state.status !== "done" ? `, resuming at page ${state.page}` : ""}), after what it has queued; \`talos memory stats --repo ${ref.name}\` shows its progress.\n`,
   );
   return 0;
 }

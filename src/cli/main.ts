@@ -79,7 +79,8 @@ Subcommands:
       resumes. With --since (an ISO 8601 date or time), catch its memory up instead with those
       updated since then, most recently updated first, as the server does after a long outage.
       With APP_ID and PRIVATE_KEY it authenticates as the app and finds the installation; with
-      GITHUB_TOKEN (or nothing, for a public repository) --installation is required.
+      GITHUB_TOKEN (or nothing, for a public repository) --installation is required. On disk
+      beside a running server, the server is asked to run it, and the command ends.
   jobs [--data-dir <dir>] [--json]
       The job journal by repository: jobs waiting or running, jobs parked after their last
       attempt (with the error), and deliveries refused lately (queue full, stopping). Safe

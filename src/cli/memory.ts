@@ -1,6 +1,5 @@
 import { once } from "node:events";
 import { readFile, rm } from "node:fs/promises";
-import { hostname } from "node:os";
 import { join } from "node:path";
 import type { Writable } from "node:stream";
 import type { Logger } from "pino";
@@ -28,16 +27,11 @@ import {
   type MemoryRequest,
   type NamespaceStatsAnswer,
 } from "../memory/memory-request.js";
-import { answersRequests, requestsDirectory, sendRequest } from "../server-requests.js";
 import { z } from "zod";
 import { createMemoryRegistry } from "../create-services.js";
 import { createMetrics } from "../metrics/create-metrics.js";
-import {
-  isAlive,
-  lockDirectory,
-  MemoryLockedError,
-  type LockOwner,
-} from "../memory/directory-lock.js";
+import { lockDirectory, type LockOwner } from "../memory/directory-lock.js";
+import { askServer, holdDataDirectory } from "./hold-data-directory.js";
 import { assertDirectory } from "./assert-directory.js";
 import { UsageError } from "./usage-error.js";
 
@@ -483,18 +477,13 @@ async function accessMemory(
   checkSelection(options);
   if (options.env.DATABASE_URL) return localAccess(options, async () => undefined);
   await assertDirectory(options.dataDir);
-  try {
-    return localAccess(options, await lockDirectory(options.dataDir));
-  } catch (error) {
-    if (
-      !besideServer ||
-      !(error instanceof MemoryLockedError) ||
-      !error.owner ||
-      !(await answersRequests(requestsDirectory(options.dataDir), error.owner))
-    )
-      throw error;
-    return serverAccess(options, error.owner);
-  }
+  const held = await holdDataDirectory(options.dataDir);
+  if ("release" in held) return localAccess(options, held.release);
+  if (!besideServer)
+    throw new UsageError(
+      `a running server (process ${held.server.pid}) holds ${options.dataDir}; stop it first`,
+    );
+  return serverAccess(options, held.server);
 }
 
 function localAccess(options: MemoryCommandOptions, release: () => Promise<void>): MemoryAccess {
@@ -559,20 +548,15 @@ function serverAccess(options: MemoryCommandOptions, owner: LockOwner): MemoryAc
   const ask = async <S extends z.ZodTypeAny>(
     request: MemoryRequest,
     schema: S,
-  ): Promise<z.infer<S>> => {
-    const answer = await sendRequest({
-      directory: requestsDirectory(options.dataDir),
-      request: { kind: "memory", ...request },
-      clock: systemClock,
-      timeoutMs: options.answerTimeoutMs,
-      serving: () => owner.host !== hostname() || isAlive(owner.pid),
-    });
-    if (!answer)
-      throw new Error(
-        `the server holding ${options.dataDir} did not take the request within ${(options.answerTimeoutMs ?? 10_000) / 1_000} s (is it stopping?)`,
-      );
-    return schema.parse(answer.value) as z.infer<S>;
-  };
+  ): Promise<z.infer<S>> =>
+    schema.parse(
+      await askServer(
+        options.dataDir,
+        owner,
+        { kind: "memory", ...request },
+        options.answerTimeoutMs,
+      ),
+    ) as z.infer<S>;
   const ref = (namespace: ShownNamespace) => ({
     installation: namespace.installation,
     repository: namespace.repository,

@@ -56,6 +56,8 @@ interface Job {
   since?: string | undefined;
   /** An issue was opened since its backfill found issues off: check them however recently. */
   recheck: boolean;
+  /** The most issues and pull requests to read: TALOS_BACKFILL_MAX, or what a command asked. */
+  max: number;
   controller: AbortController;
   /** Set once it runs; resolves when it has stopped. */
   running: Promise<void> | undefined;
@@ -98,6 +100,19 @@ export class BackfillRunner {
 
   enqueue(target: BackfillTarget): void {
     this.#enqueue(target, false);
+  }
+
+  /**
+   * `talos backfill` beside this server: the backfill (or with `since`, the catch-up) of one
+   * repository, reading at most `max`, queued behind the others. False when one is queued or
+   * running already: it resumes where this would.
+   */
+  request(target: BackfillTarget, { since, max }: { since?: string; max: number }): boolean {
+    const key = since ? `catch-up:${keyOf(target)}` : keyOf(target);
+    if (this.#jobs.has(key) || this.#stop.signal.aborted) return false;
+    // Someone asking may have switched issues on since a backfill found them off.
+    this.#enqueue(target, true, since ? { since, resolve: () => undefined } : undefined, max);
+    return true;
   }
 
   /**
@@ -274,6 +289,7 @@ export class BackfillRunner {
     target: BackfillTarget,
     recheck: boolean,
     catchUp?: { since: string; resolve: (finished: boolean) => void },
+    max = this.#options.max,
   ): void {
     const key = catchUp ? `catch-up:${keyOf(target)}` : keyOf(target);
     if (this.#jobs.has(key) || this.#stop.signal.aborted) return catchUp?.resolve(false);
@@ -281,6 +297,7 @@ export class BackfillRunner {
       target,
       since: catchUp?.since,
       recheck,
+      max,
       controller: new AbortController(),
       running: undefined,
     };
@@ -293,8 +310,8 @@ export class BackfillRunner {
       // until the queue is empty. It stays in the queue's file, for the next start.
       if (!signal.aborted) {
         const work = job.since
-          ? this.#catchUp(target, signal, job.since)
-          : this.#run(target, signal, job.recheck).then(() => true);
+          ? this.#catchUp(target, signal, job.since, job.max)
+          : this.#run(target, signal, job.recheck, job.max).then(() => true);
         job.running = work.then(
           (done) => void (finished = done),
           (error: unknown) =>
@@ -398,8 +415,13 @@ export class BackfillRunner {
       .finally(() => this.#claiming--);
   }
 
-  async #run(target: BackfillTarget, signal: AbortSignal, recheck: boolean): Promise<void> {
-    const { memory: registry, max, clock } = this.#options;
+  async #run(
+    target: BackfillTarget,
+    signal: AbortSignal,
+    recheck: boolean,
+    max: number,
+  ): Promise<void> {
+    const { memory: registry, clock } = this.#options;
     const log = this.#logOf(target);
     if (max === 0) return log.info("backfill skipped: TALOS_BACKFILL_MAX is 0");
     const previous = await registry.readBackfillState(target);
@@ -510,8 +532,13 @@ export class BackfillRunner {
   }
 
   /** True when the repository is caught up, or has nothing to catch up (gone, memory off). */
-  async #catchUp(target: BackfillTarget, signal: AbortSignal, since: string): Promise<boolean> {
-    const { max, clock } = this.#options;
+  async #catchUp(
+    target: BackfillTarget,
+    signal: AbortSignal,
+    since: string,
+    max: number,
+  ): Promise<boolean> {
+    const { clock } = this.#options;
     const log = this.#logOf(target);
     // Reading none of GitHub's history: as the backfills, switched off.
     if (max === 0) return true;

@@ -1,6 +1,8 @@
+import { readdirSync } from "node:fs";
 import { join } from "node:path";
 import type nock from "nock";
-import { afterAll, describe, expect, it } from "vitest";
+import { afterAll, describe, expect, it, onTestFinished } from "vitest";
+import { lockDirectory } from "../../src/memory/directory-lock.js";
 import type { RepositoryRef } from "../../src/memory/memory-registry.js";
 import {
   API,
@@ -17,8 +19,8 @@ import {
   requirePostgres,
   TEST_DATABASE_URL,
 } from "../helpers/shared-services.js";
-import { createTestRegistry, openPostgresMemory } from "../helpers/test-memory.js";
-import { makeDataDir, TEST_PRIVATE_KEY } from "../helpers/test-app.js";
+import { createTestRegistry, issueMemory, openPostgresMemory } from "../helpers/test-memory.js";
+import { createTestApp, makeDataDir, TEST_PRIVATE_KEY } from "../helpers/test-app.js";
 
 const TOKEN = "ghp_backfillTestToken0123456789abcdefgh";
 const QUERY = { state: "all", sort: "created", direction: "desc", per_page: "100" };
@@ -633,6 +635,77 @@ describe("talos backfill", () => {
     expect(err).toMatch(message);
     expect(code).toBe(2);
     expect(err.trim().split("\n")).toHaveLength(1);
+  });
+});
+
+describe("talos backfill beside a running server on disk", () => {
+  it("asks the server, which backfills the repository itself, at most --max, and says so once done", async () => {
+    const dataDir = makeDataDir();
+    // As main.ts does: the server holds the data directory for its life. Its own backfills are
+    // off (TALOS_BACKFILL_MAX=0): what it reads here, the command asked for.
+    onTestFinished(await lockDirectory(dataDir));
+    const server = await createTestApp({ dataDir });
+    const command = githubScope();
+    mockRepoConfig(command, { owner: "acme", repo: "widgets" });
+    mockRepository(command);
+    const backfill = githubScope();
+    mockInstallationToken(backfill, 7);
+    mockRepository(backfill);
+    mockRepoConfig(backfill, { owner: "acme", repo: "widgets" });
+    // Read by the server, with its installation's token.
+    mockIssuePages(backfill, `token ${INSTALLATION_TOKEN}`);
+
+    const argv = ["backfill", "acme/widgets", "--installation", "7", "--data-dir", dataDir];
+    const asked = await talos([...argv, "--max", "500"], { GITHUB_TOKEN: TOKEN });
+    expect(asked.err).toBe("");
+    expect(asked.code).toBe(0);
+    expect(asked.out).toBe(
+      "The running server backfills acme/widgets into memory 7/acme/widgets (at most 500), after what it has queued; `talos memory stats --repo acme/widgets` shows its progress.\n",
+    );
+    expect(command.pendingMocks()).toEqual([]);
+    await server.talos.backfill.idle();
+    expect(backfill.pendingMocks()).toEqual([]);
+    const ref = { installation: 7, repository: WIDGETS_ID, name: "acme/widgets" };
+    expect((await (await server.talos.memory.open(ref)).stats()).records).toBe(130);
+    expect(await server.talos.memory.readBackfillState(ref)).toMatchObject({
+      status: "done",
+      indexed: 130,
+    });
+
+    // Done: nothing is queued, and the command says how to index it again.
+    const again = githubScope();
+    mockRepoConfig(again, { owner: "acme", repo: "widgets" });
+    mockRepository(again);
+    const done = await talos(argv, { GITHUB_TOKEN: TOKEN });
+    expect(done.code).toBe(0);
+    expect(done.out).toBe(
+      `acme/widgets is already backfilled into memory 7/acme/widgets (130 indexed); remove ${join(dataDir, "memory", "7", String(WIDGETS_ID), "backfill.json")} to index it again.\n`,
+    );
+    expect(again.pendingMocks()).toEqual([]);
+    await server.talos.backfill.idle();
+    expect(readdirSync(join(dataDir, "requests"))).toEqual(["server.json"]);
+  });
+
+  it("says how to readmit a memory the server deleted, with only a token and --installation", async () => {
+    const dataDir = makeDataDir();
+    onTestFinished(await lockDirectory(dataDir));
+    const server = await createTestApp({ dataDir });
+    const ref = { installation: 42, repository: WIDGETS_ID, name: "acme/widgets" };
+    await (await server.talos.memory.open(ref)).add(issueMemory(1, "Widget problem 1"));
+    await server.talos.memory.delete(ref);
+    const scope = githubScope();
+    mockRepoConfig(scope, { owner: "acme", repo: "widgets" });
+    mockRepository(scope);
+
+    const { code, err } = await talos(
+      ["backfill", "acme/widgets", "--installation", "42", "--data-dir", dataDir],
+      { GITHUB_TOKEN: TOKEN },
+    );
+    expect(err).toBe(
+      "talos backfill: memory 42/acme/widgets was deleted with its repository; set APP_ID and PRIVATE_KEY (instead of --installation) so that Talos can ask GitHub whether installation 42 holds acme/widgets again, and then index it\n",
+    );
+    expect(code).toBe(1);
+    expect(scope.pendingMocks()).toEqual([]);
   });
 });
 
