@@ -142,23 +142,22 @@ async function answerRequests(options: ServeRequestsOptions): Promise<void> {
       if (withdrawn) continue;
     }
     const request = await readRequest(taken);
-    if (!request) {
-      log.warn({ file }, "a request that cannot be read was removed");
-      await unlink(taken).catch(() => undefined);
-      continue;
-    }
-    const handler = Object.hasOwn(options.handlers, request.kind)
-      ? options.handlers[request.kind]
-      : undefined;
-    const answer = handler
-      ? await handler(request).then(
-          (value) => ({ value }),
-          (error: unknown) => {
-            log.warn({ err: error, kind: request.kind }, "a command's request failed");
-            return { error: error instanceof Error ? error.message : String(error) };
-          },
-        )
-      : { error: `this server does not answer requests of kind "${request.kind}"` };
+    if (!request) log.warn({ file }, "a request that cannot be read was answered with an error");
+    const handler =
+      request && Object.hasOwn(options.handlers, request.kind)
+        ? options.handlers[request.kind]
+        : undefined;
+    const answer = !request
+      ? { error: `the request is not JSON of a request, or is over ${MAX_REQUEST_BYTES} bytes` }
+      : handler
+        ? await handler(request).then(
+            (value) => ({ value }),
+            (error: unknown) => {
+              log.warn({ err: error, kind: request.kind }, "a command's request failed");
+              return { error: error instanceof Error ? error.message : String(error) };
+            },
+          )
+        : { error: `this server does not answer requests of kind "${request.kind}"` };
     // Answered before the request goes: a crash between the two answers it again.
     await writeFileAtomically(join(directory, answerFile(id)), JSON.stringify(answer));
     await unlink(taken).catch(() => undefined);
@@ -202,8 +201,6 @@ export interface SendRequestOptions {
   answerTimeoutMs?: number;
   /** False once the server is known to have stopped, which ends the wait for its answer. */
   serving?: () => boolean;
-  /** What to say when a request taken is not answered: something may have been done. */
-  unanswered?: string;
 }
 
 /**
@@ -232,11 +229,11 @@ export async function sendRequest(
     }
     if (taken && options.serving && !options.serving())
       throw new Error(
-        options.unanswered ?? "the server took the request but stopped before answering",
+        "the server took the request but stopped before answering: some of it may be done",
       );
     if (clock.now() >= deadline) {
       if (taken)
-        throw new Error(options.unanswered ?? "the server took the request but did not answer");
+        throw new Error("the server took the request but did not answer: some of it may be done");
       const withdrawn = await unlink(request).then(
         () => true,
         () => false,

@@ -3,8 +3,8 @@ import { existsSync, readdirSync, readFileSync, utimesSync, writeFileSync } from
 import { hostname } from "node:os";
 import { join } from "node:path";
 import { afterEach, describe, expect, it } from "vitest";
-import { systemClock } from "../src/clock.js";
-import { requestRetries, retryRequestHandler } from "../src/jobs/retry-request.js";
+import { systemClock, type Clock } from "../src/clock.js";
+import { Retried, retryRequestHandler } from "../src/jobs/retry-request.js";
 import {
   answersRequests,
   requestsDirectory,
@@ -19,6 +19,23 @@ import { createFakeClock } from "./helpers/fake-clock.js";
 import { captureLogs, makeDataDir } from "./helpers/test-app.js";
 
 const us = { pid: process.pid, host: hostname() };
+
+/** What `talos jobs retry` asks: the ids retried, or undefined when not taken in time. */
+async function requestRetries(options: {
+  directory: string;
+  ids: string[];
+  clock: Clock;
+  timeoutMs?: number;
+}): Promise<string[] | undefined> {
+  const answer = await sendRequest({
+    directory: options.directory,
+    request: { kind: "retry", ids: options.ids },
+    clock: options.clock,
+    timeoutMs: options.timeoutMs,
+    answerTimeoutMs: options.timeoutMs,
+  });
+  return answer && Retried.parse(answer.value);
+}
 
 describe("requests of commands beside a running server: `talos jobs retry`", () => {
   const servers: RequestServer[] = [];
@@ -90,9 +107,7 @@ describe("requests of commands beside a running server: `talos jobs retry`", () 
       clock: systemClock,
       timeoutMs: 200,
     });
-    await expect(waiting).rejects.toThrow(
-      "the server took the retry request but did not answer; `talos jobs` shows what is parked",
-    );
+    await expect(waiting).rejects.toThrow("the server took the request but did not answer");
     expect(started).toBe(true);
     release();
   });
@@ -123,7 +138,7 @@ describe("requests of commands beside a running server: `talos jobs retry`", () 
     expect(existsSync(join(directory, `${id}.taken.json`))).toBe(false);
   });
 
-  it("removes an unreadable request with a warning, and answers and temporary files an hour old", async () => {
+  it("answers an unreadable request with an error, and removes answers and temporary files an hour old", async () => {
     const directory = requestsDirectory(makeDataDir());
     const asked: string[] = [];
     const { logs } = await serve(directory, async (id) => (asked.push(id), true));
@@ -147,7 +162,10 @@ describe("requests of commands beside a running server: `talos jobs retry`", () 
     );
     expect(existsSync(fresh)).toBe(true);
     expect(asked).toEqual([]);
-    expect(logs.text()).toContain("a request that cannot be read was removed");
+    expect(JSON.parse(readFileSync(join(directory, `${bad}.answer.json`), "utf8"))).toEqual({
+      error: "the request is not JSON of a request, or is over 4194304 bytes",
+    });
+    expect(logs.text()).toContain("a request that cannot be read was answered with an error");
     // Still answering.
     expect(await requestRetries({ directory, ids: ["p"], clock: systemClock })).toEqual(["p"]);
   });
@@ -205,6 +223,15 @@ describe("requests of commands beside a running server: the protocol", () => {
     );
     // Not an own property: a request cannot name the handlers' prototype.
     await expect(send("toString")).rejects.toThrow(RequestFailedError);
+    // Too big to be read: answered at once all the same, rather than left to time out.
+    await expect(
+      sendRequest({
+        directory,
+        request: { kind: "failing", padding: "x".repeat(5 * 1024 * 1024) },
+        clock: systemClock,
+        timeoutMs: 5_000,
+      }),
+    ).rejects.toThrow("the request is not JSON of a request, or is over 4194304 bytes");
     expect(logs.text()).toContain("a command's request failed");
     expect(readdirSync(directory)).toEqual(["server.json"]);
   });
@@ -223,11 +250,12 @@ describe("requests of commands beside a running server: the protocol", () => {
       timeoutMs: 100,
       answerTimeoutMs: 60_000,
       serving: () => serving,
-      unanswered: "the server stopped",
     });
     await eventually(() => started, "the request taken");
     serving = false;
-    await expect(waiting).rejects.toThrow("the server stopped");
+    await expect(waiting).rejects.toThrow(
+      "the server took the request but stopped before answering: some of it may be done",
+    );
     release();
   });
 });

@@ -6,9 +6,9 @@ import type { Env } from "../config.js";
 import { JobJournal } from "../jobs/job-journal.js";
 import { RedisJobQueue } from "../jobs/redis-job-queue.js";
 import type { Job, JobQueue } from "../jobs/job-queue.js";
-import { requestRetries } from "../jobs/retry-request.js";
-import { answersRequests, requestsDirectory } from "../server-requests.js";
-import { lockDirectory, MemoryLockedError } from "../memory/directory-lock.js";
+import { Retried } from "../jobs/retry-request.js";
+import type { LockOwner } from "../memory/directory-lock.js";
+import { askServer, holdDataDirectory } from "./hold-data-directory.js";
 import { assertDirectory } from "./assert-directory.js";
 import { UsageError } from "./usage-error.js";
 
@@ -98,14 +98,8 @@ export async function retryJobs(options: RetryJobsOptions): Promise<number> {
   const named = options.deliveries.length > 0;
   if (options.all === named)
     throw new UsageError("retry takes the delivery ids of parked jobs, or --all");
-  let opened: Awaited<ReturnType<typeof openQueueToWrite>>;
-  try {
-    opened = await openQueueToWrite(options);
-  } catch (error) {
-    if (!(error instanceof MemoryLockedError) || !(await answersRetries(options, error)))
-      throw error;
-    return retryBesideServer(options);
-  }
+  const opened = await openQueueToWrite(options);
+  if ("server" in opened) return retryBesideServer(options, opened.server);
   const { queue, close } = opened;
   const retried: Described[] = [];
   try {
@@ -144,32 +138,16 @@ async function parkedToRetry(queue: JobQueue, options: RetryJobsOptions) {
   return { parked, ids };
 }
 
-/** Whether the data directory's lock is held by a server that takes retry requests. */
-async function answersRetries(options: RetryJobsOptions, locked: MemoryLockedError) {
-  return (
-    !options.env.REDIS_URL &&
-    locked.owner !== undefined &&
-    answersRequests(requestsDirectory(options.dataDir), locked.owner)
-  );
-}
-
 /** The journal read (safe beside the server), the ids checked, the retries asked of the server. */
-async function retryBesideServer(options: RetryJobsOptions): Promise<number> {
+async function retryBesideServer(options: RetryJobsOptions, server: LockOwner): Promise<number> {
   const queue = await openQueueToRead(options);
   const { parked, ids } = await parkedToRetry(queue, options).finally(() => queue.close());
   const answer =
     ids.length === 0
       ? []
-      : await requestRetries({
-          directory: requestsDirectory(options.dataDir),
-          ids,
-          clock: options.clock,
-          timeoutMs: options.answerTimeoutMs,
-        });
-  if (!answer)
-    throw new Error(
-      `the server holding ${options.dataDir} did not take the request within ${(options.answerTimeoutMs ?? 10_000) / 1_000} s (is it stopping?); nothing was retried`,
-    );
+      : Retried.parse(
+          await askServer(options.dataDir, server, { kind: "retry", ids }, options.answerTimeoutMs),
+        );
   const retried = answer.flatMap((id) => {
     const job = parked.get(id);
     return job ? [describeRetried(job)] : [];
@@ -192,28 +170,30 @@ function reportRetried(options: RetryJobsOptions, retried: Described[], when: st
 
 /**
  * The queue to change: the shared one with REDIS_URL, beside the instances; else the journal,
- * with the data directory's lock held, which a running server has (MemoryLockedError, exit 2).
+ * with the data directory held, or the server to ask when a running server holds it (another
+ * holder: MemoryLockedError, exit 2).
  */
 async function openQueueToWrite(
   options: Pick<JobsCommandOptions, "dataDir" | "env" | "clock" | "log">,
-): Promise<{ queue: JobQueue; close: () => Promise<void> }> {
+): Promise<{ queue: JobQueue; close: () => Promise<void> } | { server: LockOwner }> {
   if (options.env.REDIS_URL) {
     const queue = await openQueueToRead(options);
     return { queue, close: () => queue.close() };
   }
   await assertDirectory(options.dataDir);
-  const release = await lockDirectory(options.dataDir);
+  const held = await holdDataDirectory(options.dataDir);
+  if ("server" in held) return held;
   try {
     const queue = await openQueue(options, false);
     return {
       queue,
       close: async () => {
         await queue.close();
-        await release();
+        await held.release();
       },
     };
   } catch (error) {
-    await release();
+    await held.release();
     throw error;
   }
 }

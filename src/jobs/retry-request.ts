@@ -1,7 +1,6 @@
 import type { Logger } from "pino";
 import { z } from "zod";
-import type { Clock } from "../clock.js";
-import { sendRequest, type RequestHandler } from "../server-requests.js";
+import type { RequestHandler } from "../server-requests.js";
 
 /*
  * `talos jobs retry` beside a running server: the journal has one writer, the server, so the
@@ -11,7 +10,8 @@ import { sendRequest, type RequestHandler } from "../server-requests.js";
 
 // Delivery ids (GUIDs), at most the journal's bound on jobs.
 const RetryRequest = z.object({ ids: z.array(z.string().min(1).max(200)).max(100_000) });
-const Retried = z.array(z.string());
+/** The answer: the ids retried. */
+export const Retried = z.array(z.string());
 
 /** The server's side: `retryParked` makes a parked job wait again; false when it is not parked. */
 export function retryRequestHandler(
@@ -25,27 +25,4 @@ export function retryRequestHandler(
     log.info({ retried: retried.length, asked: ids.length }, "parked jobs retried on request");
     return retried;
   };
-}
-
-/**
- * Asks the server to retry `ids`: the ids it retried, or undefined when it did not take the
- * request in time (nothing was retried).
- */
-export async function requestRetries(options: {
-  directory: string;
-  ids: string[];
-  clock: Clock;
-  timeoutMs?: number;
-  answerTimeoutMs?: number;
-}): Promise<string[] | undefined> {
-  const answer = await sendRequest({
-    directory: options.directory,
-    request: { kind: "retry", ids: options.ids },
-    clock: options.clock,
-    timeoutMs: options.timeoutMs,
-    answerTimeoutMs: options.answerTimeoutMs ?? options.timeoutMs,
-    unanswered:
-      "the server took the retry request but did not answer; `talos jobs` shows what is parked",
-  });
-  return answer && Retried.parse(answer.value);
 }
