@@ -130,7 +130,7 @@ export async function createTalos(options: TalosOptions): Promise<Talos> {
             retry: retryRequestHandler((id) => jobs.retryParked(id), log),
           }),
           ...(!env.DATABASE_URL && {
-            memory: memoryRequestHandler(memory),
+            memory: memoryRequestHandler(memory, backfill),
             backfill: backfillRequestHandler(memory, backfill),
           }),
         },

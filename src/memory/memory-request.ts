@@ -3,6 +3,7 @@ import { join } from "node:path";
 import { z } from "zod";
 import type { RequestHandler } from "../server-requests.js";
 import type { BackfillState } from "./backfill-repository.js";
+import type { BackfillRunner } from "./backfill-runner.js";
 import type { MemoryNamespace } from "./memory-registry.js";
 import type { MemoryService } from "./memory-service.js";
 import { MEMORY_KINDS, type MemoryStats } from "./memory-store.js";
@@ -36,8 +37,14 @@ export type NamespaceStatsAnswer = MemoryStats & {
   backfill: BackfillState | { error: string } | null;
 };
 
-/** The server's side: each request done on its own memory. */
-export function memoryRequestHandler(service: MemoryService): RequestHandler {
+/**
+ * The server's side: each request done on its own memory; a deletion stops the repository's
+ * backfill first, as the repository's removal does.
+ */
+export function memoryRequestHandler(
+  service: MemoryService,
+  backfill: Pick<BackfillRunner, "cancel">,
+): RequestHandler {
   return async (body) => {
     const request = MemoryRequest.parse(body);
     switch (request.op) {
@@ -67,6 +74,7 @@ export function memoryRequestHandler(service: MemoryService): RequestHandler {
         return { ...(await store.stats()), bytesBefore };
       }
       case "delete":
+        await backfill.cancel(request.namespace);
         return service.delete(request.namespace);
     }
   };
