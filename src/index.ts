@@ -121,7 +121,8 @@ export async function createTalos(options: TalosOptions): Promise<Talos> {
       return new Context(event, octokit, eventLog);
     });
     // What commands beside this server ask of it: on disk only, since the shared queue and
-    // PostgreSQL take `talos jobs retry` and `talos memory` from the commands themselves.
+    // PostgreSQL take `talos jobs retry`, `talos memory` and `talos backfill` from the commands
+    // themselves.
     if (!options.ephemeralJobs)
       requests = await serveRequests({
         directory: requestsDirectory(env.TALOS_DATA_DIR),

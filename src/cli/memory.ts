@@ -524,8 +524,9 @@ function localAccess(options: MemoryCommandOptions, release: () => Promise<void>
       });
       return { ...stats, bytesBefore };
     },
-    // Another process (a backfill) holding one of them: refused before anything is written. A
-    // memory deleted behind its back would be written again by it.
+    // Another process holding one of them (a backfill of an earlier version, which took no hold
+    // of the data directory): refused before anything is written. A memory deleted behind its
+    // back would be written again by it.
     assertDeletable: async (namespaces) => {
       if (options.env.DATABASE_URL) return;
       for (const namespace of namespaces) {
