@@ -9,6 +9,7 @@ const QueueSchema = z.array(
     installation: z.number().int().positive(),
     repository: z.number().int().positive(),
     name: z.string().max(200),
+    max: z.number().int().min(1).max(1_000_000).optional(),
   }),
 );
 
@@ -43,7 +44,12 @@ export class BackfillQueueFile {
   /** Writes `targets` as the queue; a failure is logged (the backfills still run). */
   save(targets: BackfillTarget[]): Promise<void> {
     const text = `${JSON.stringify(
-      targets.map(({ installation, repository, name }) => ({ installation, repository, name })),
+      targets.map(({ installation, repository, name, max }) => ({
+        installation,
+        repository,
+        name,
+        ...(max === undefined ? {} : { max }),
+      })),
     )}\n`;
     this.#writing = this.#writing
       .then(() => writeFileAtomically(this.#file, text))

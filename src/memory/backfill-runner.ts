@@ -48,6 +48,8 @@ export interface BackfillRunnerOptions {
 /** A repository to backfill: its namespace, and `owner/name` as the event spelled it. */
 export interface BackfillTarget extends MemoryNamespace {
   name: string;
+  /** The most to read, when a command asked (`talos backfill --max`); else TALOS_BACKFILL_MAX. */
+  max?: number | undefined;
 }
 
 interface Job {
@@ -56,7 +58,7 @@ interface Job {
   since?: string | undefined;
   /** An issue was opened since its backfill found issues off: check them however recently. */
   recheck: boolean;
-  /** The most issues and pull requests to read: TALOS_BACKFILL_MAX, or what a command asked. */
+  /** The most issues and pull requests to read: the target's, or TALOS_BACKFILL_MAX. */
   max: number;
   controller: AbortController;
   /** Set once it runs; resolves when it has stopped. */
@@ -110,8 +112,13 @@ export class BackfillRunner {
   request(target: BackfillTarget, { since, max }: { since?: string; max: number }): boolean {
     const key = since ? `catch-up:${keyOf(target)}` : keyOf(target);
     if (this.#jobs.has(key) || this.#stop.signal.aborted) return false;
-    // Someone asking may have switched issues on since a backfill found them off.
-    this.#enqueue(target, true, since ? { since, resolve: () => undefined } : undefined, max);
+    // Someone asking may have switched issues on since a backfill found them off. The bound
+    // goes with the target into the queue's file: a restart resumes it with the same.
+    this.#enqueue(
+      { ...target, max },
+      true,
+      since ? { since, resolve: () => undefined } : undefined,
+    );
     return true;
   }
 
@@ -289,7 +296,6 @@ export class BackfillRunner {
     target: BackfillTarget,
     recheck: boolean,
     catchUp?: { since: string; resolve: (finished: boolean) => void },
-    max = this.#options.max,
   ): void {
     const key = catchUp ? `catch-up:${keyOf(target)}` : keyOf(target);
     if (this.#jobs.has(key) || this.#stop.signal.aborted) return catchUp?.resolve(false);
@@ -297,7 +303,7 @@ export class BackfillRunner {
       target,
       since: catchUp?.since,
       recheck,
-      max,
+      max: target.max ?? this.#options.max,
       controller: new AbortController(),
       running: undefined,
     };

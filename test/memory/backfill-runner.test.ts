@@ -286,6 +286,46 @@ describe("BackfillRunner", () => {
     expect(JSON.parse(await readFile(file, "utf8"))).toEqual([]);
   });
 
+  it("keeps the bound a command asked for through a restart, with the server's own backfills off", async () => {
+    const memory = createTestRegistry(makeDataDir());
+    const file = join(makeDataDir(), "backfill-queue.json");
+    const target = { installation: 7, repository: 1, name: "acme/widgets" };
+    const gone = () => Object.assign(new Error("Not Found"), { status: 404 });
+    let refuse!: () => void;
+    const log = pino({ level: "silent" });
+    // TALOS_BACKFILL_MAX=0: only what a command asks for is read.
+    const options = { memory, max: 0, clock: createFakeClock(), log };
+    const stopped = new BackfillRunner({
+      ...options,
+      auth: () => new Promise<Octokit>((_, reject) => (refuse = () => reject(gone()))),
+      queue: new BackfillQueueFile(file, log),
+    });
+    expect(stopped.request(target, { max: 50 })).toBe(true);
+    // One is queued (and running): a second request is told so.
+    expect(stopped.request(target, { max: 50 })).toBe(false);
+    while (!refuse) await new Promise((resolve) => setImmediate(resolve));
+    const closing = stopped.close();
+    refuse();
+    await closing;
+    expect(JSON.parse(await readFile(file, "utf8"))).toEqual([{ ...target, max: 50 }]);
+
+    const asked: number[] = [];
+    const next = new BackfillRunner({
+      ...options,
+      auth: async (installation) => {
+        asked.push(installation);
+        throw gone();
+      },
+      queue: new BackfillQueueFile(file, log),
+    });
+    await next.resume();
+    await next.idle();
+    await next.close();
+    await memory.closeAll();
+    // Run (its client asked for), not skipped as TALOS_BACKFILL_MAX=0 would have it.
+    expect(asked).toEqual([7]);
+  });
+
   it("resumes none of the queued backfills when their file is damaged, and says so", async () => {
     const file = join(makeDataDir(), "backfill-queue.json");
     await writeFile(file, '[{"installation": "seven"}]');
