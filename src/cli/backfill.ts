@@ -62,7 +62,8 @@ export async function backfill(options: BackfillCommandOptions): Promise<number>
       `--installation takes a numeric installation id, not "${options.installation}"`,
     );
 
-  // On disk the memory has one writer: held for the run, or beside a running server, its.
+  // On disk the memory has one writer: the data directory is held for the run, or, beside a
+  // running server, that server is asked to do it.
   let held: Awaited<ReturnType<typeof holdDataDirectory>> | undefined;
   if (!env.DATABASE_URL) {
     await mkdir(options.dataDir, { recursive: true });
@@ -203,8 +204,8 @@ const readmittedLine = (options: BackfillCommandOptions, ref: RepositoryRef, nam
 
 /**
  * Beside a running server on disk: the server runs the backfill (or the catch-up), queued behind
- * its own, and resumes it after a restart (with its own TALOS_BACKFILL_MAX then). The command
- * says so and ends: `talos memory stats` shows the progress.
+ * its own, and resumes a backfill after a restart with the same bound. The command says so and
+ * ends: `talos memory stats` shows the progress.
  */
 async function backfillBesideServer(
   options: BackfillCommandOptions,
