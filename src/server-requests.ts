@@ -12,7 +12,8 @@ import { writeFileAtomically } from "./write-file-atomically.js";
 /*
  * Commands beside a running server. A server holds TALOS_DATA_DIR for its life (its lock), and
  * the journal and the memory stores have one writer: so a command the lock refuses, and that the
- * server can do for it (`talos jobs retry`, `talos memory …`), leaves a request in `requests/`.
+ * server can do for it (`talos jobs retry`, `talos memory …`, `talos backfill`), leaves a request
+ * in `requests/`.
  * The server takes it (renames it, so the command can no longer withdraw it), does it, and
  * writes the answer beside it. Files, not a port: who may write the data directory already may do
  * what the requests ask, and nothing listens that did not before. The server watches the
@@ -22,7 +23,8 @@ import { writeFileAtomically } from "./write-file-atomically.js";
 const SERVER = "server.json";
 const REQUEST = /^([0-9a-f-]{36})\.(request|taken)\.json$/;
 const answerFile = (id: string) => `${id}.answer.json`;
-// A retry lists delivery ids (GUIDs), at most the journal's bound on jobs.
+// The biggest request is a retry of every parked job: delivery ids (GUIDs), at most the journal's
+// bound on jobs.
 const MAX_REQUEST_BYTES = 4 * 1024 * 1024;
 // An answer nobody read (its command was killed while waiting) goes after this, as does a
 // temporary file a writer killed mid-write left.
@@ -56,8 +58,8 @@ export interface ServeRequestsOptions {
 
 /**
  * Answers requests until stopped. `server.json` names this process, so that a command finding the
- * data directory locked can tell a server that answers from another holder (a `talos backfill`,
- * or a server of an earlier version), and says so at once rather than waiting.
+ * data directory locked can tell a server that answers from another holder (another command, or
+ * a server of an earlier version), and says so at once rather than waiting.
  */
 export async function serveRequests(options: ServeRequestsOptions): Promise<RequestServer> {
   const { directory, log } = options;
