@@ -55,8 +55,8 @@ export function memoryRequestHandler(
       case "stats": {
         const rows: NamespaceStatsAnswer[] = [];
         for (const namespace of request.namespaces) {
-          const backfill = await readBackfill(service, namespace);
-          rows.push({ ...(await (await service.open(namespace)).stats()), backfill });
+          const progress = await readBackfill(service, namespace);
+          rows.push({ ...(await (await service.open(namespace)).stats()), backfill: progress });
         }
         return rows;
       }
