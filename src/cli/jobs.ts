@@ -84,8 +84,6 @@ export interface RetryJobsOptions extends JobsCommandOptions {
   deliveries: string[];
   /** Every parked job. */
   all: boolean;
-  /** How long a running server has to answer; 10 s. */
-  answerTimeoutMs?: number;
 }
 
 /**
@@ -145,9 +143,7 @@ async function retryBesideServer(options: RetryJobsOptions, server: LockOwner): 
   const answer =
     ids.length === 0
       ? []
-      : Retried.parse(
-          await askServer(options.dataDir, server, { kind: "retry", ids }, options.answerTimeoutMs),
-        );
+      : Retried.parse(await askServer(options.dataDir, server, { kind: "retry", ids }));
   const retried = answer.flatMap((id) => {
     const job = parked.get(id);
     return job ? [describeRetried(job)] : [];

@@ -46,8 +46,6 @@ export interface MemoryCommandOptions {
   env: Env;
   log: Logger;
   stdout: Writable;
-  /** How long a running server has to take a request; 10 s. */
-  answerTimeoutMs?: number;
 }
 
 export interface SearchMemoryOptions extends MemoryCommandOptions {
@@ -551,12 +549,7 @@ function serverAccess(options: MemoryCommandOptions, owner: LockOwner): MemoryAc
     schema: S,
   ): Promise<z.infer<S>> =>
     schema.parse(
-      await askServer(
-        options.dataDir,
-        owner,
-        { kind: "memory", ...request },
-        options.answerTimeoutMs,
-      ),
+      await askServer(options.dataDir, owner, { kind: "memory", ...request }),
     ) as z.infer<S>;
   const ref = (namespace: ShownNamespace) => ({
     installation: namespace.installation,

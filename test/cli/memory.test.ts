@@ -657,7 +657,7 @@ describe("talos memory beside a running server on disk", () => {
     expect(readdirSync(join(dataDir, "requests"))).toEqual(["server.json"]);
   });
 
-  it("answers a command's error from the server, and leaves name-keyed memories to a stopped server", async () => {
+  it("searches through the server, and leaves name-keyed memories to a stopped server", async () => {
     const dataDir = await seedWithLegacy();
     await startServer(dataDir);
     const search = await talos([
