@@ -10,6 +10,7 @@ const QueueSchema = z.array(
     repository: z.number().int().positive(),
     name: z.string().max(200),
     max: z.number().int().min(1).max(1_000_000).optional(),
+    since: z.string().max(100).optional(),
   }),
 );
 
@@ -17,7 +18,8 @@ const QueueSchema = z.array(
  * The backfills queued and not yet run, in a file (`backfill-queue.json` in the data directory).
  * They run one at a time, for hours on a large installation, and the queue itself is in RAM: a
  * restart meanwhile would lose those that had not started (a started one leaves progress that
- * the next start resumes). Written whole, atomically, at each change, one write at a time.
+ * the next start resumes), and a catch-up a command asked for (it has no progress of its own:
+ * it is kept until it ends). Written whole, atomically, at each change, one write at a time.
  */
 export class BackfillQueueFile {
   readonly #file: string;
@@ -44,11 +46,12 @@ export class BackfillQueueFile {
   /** Writes `targets` as the queue; a failure is logged (the backfills still run). */
   save(targets: BackfillTarget[]): Promise<void> {
     const text = `${JSON.stringify(
-      targets.map(({ installation, repository, name, max }) => ({
+      targets.map(({ installation, repository, name, max, since }) => ({
         installation,
         repository,
         name,
         ...(max === undefined ? {} : { max }),
+        ...(since === undefined ? {} : { since }),
       })),
     )}\n`;
     this.#writing = this.#writing

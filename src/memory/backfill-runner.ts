@@ -50,6 +50,8 @@ export interface BackfillTarget extends MemoryNamespace {
   name: string;
   /** The most to read, when a command asked (`talos backfill --max`); else TALOS_BACKFILL_MAX. */
   max?: number | undefined;
+  /** A catch-up a command asked for (`talos backfill --since`): what changed since then. */
+  since?: string | undefined;
 }
 
 interface Job {
@@ -110,16 +112,19 @@ export class BackfillRunner {
    * running already: it resumes where this would.
    */
   request(target: BackfillTarget, { since, max }: { since?: string; max: number }): boolean {
-    const key = since ? `catch-up:${keyOf(target)}` : keyOf(target);
-    if (this.#jobs.has(key) || this.#stop.signal.aborted) return false;
+    const asked: BackfillTarget = { ...target, max, since };
+    if (this.#jobs.has(jobKeyOf(asked)) || this.#stop.signal.aborted) return false;
     // Someone asking may have switched issues on since a backfill found them off. The bound
-    // goes with the target into the queue's file: a restart resumes it with the same.
-    this.#enqueue(
-      { ...target, max },
-      true,
-      since ? { since, resolve: () => undefined } : undefined,
-    );
+    // (and a catch-up's time) go with the target into the queue's file: a restart resumes it
+    // as it was asked.
+    this.#enqueueAsked(asked, true);
     return true;
+  }
+
+  /** A backfill, or a catch-up with the target's `since`, kept in the queue's file till it ends. */
+  #enqueueAsked(target: BackfillTarget, recheck: boolean): void {
+    const { since } = target;
+    this.#enqueue(target, recheck, since ? { since, resolve: () => undefined } : undefined);
   }
 
   /**
@@ -299,6 +304,9 @@ export class BackfillRunner {
   ): void {
     const key = catchUp ? `catch-up:${keyOf(target)}` : keyOf(target);
     if (this.#jobs.has(key) || this.#stop.signal.aborted) return catchUp?.resolve(false);
+    // The start's own catch-ups keep their progress elsewhere (outage-catch-up.ts); a
+    // command's is kept here, as the backfills are.
+    const kept = !catchUp || target.since !== undefined;
     const job: Job = {
       target,
       since: catchUp?.since,
@@ -308,10 +316,11 @@ export class BackfillRunner {
       running: undefined,
     };
     this.#jobs.set(key, job);
-    if (!catchUp) this.#keepQueued(key, target);
+    if (kept) this.#keepQueued(key, target);
     const signal = AbortSignal.any([this.#stop.signal, job.controller.signal]);
     this.#chain = this.#chain.then(async () => {
       let finished = false;
+      let failed = false;
       // One that never starts (closed before its turn) leaves the queue too: idle() waits
       // until the queue is empty. It stays in the queue's file, for the next start.
       if (!signal.aborted) {
@@ -320,16 +329,21 @@ export class BackfillRunner {
           : this.#run(target, signal, job.recheck, job.max).then(() => true);
         job.running = work.then(
           (done) => void (finished = done),
-          (error: unknown) =>
+          (error: unknown) => {
+            failed = true;
             this.#options.log.error(
               { err: error, installation: target.installation, repository: target.name },
               job.since ? "catch-up failed" : "backfill failed",
-            ),
+            );
+          },
         );
         await job.running;
-        // Ended, whatever the outcome: its own progress says whether the next start resumes it.
-        // One stopped by a shutdown stays queued too, in case it had saved no progress yet.
-        if (!catchUp && !this.#stop.signal.aborted) this.#keepQueued(key, undefined);
+        // A backfill ended, whatever the outcome: its own progress says whether the next start
+        // resumes it. A catch-up has no progress of its own: one that failed stays queued for
+        // the next start. One stopped by a shutdown stays queued too, in case it had saved no
+        // progress yet.
+        const resumed = this.#stop.signal.aborted || (catchUp !== undefined && failed);
+        if (kept && !resumed) this.#keepQueued(key, undefined);
       }
       if (this.#jobs.get(key) === job) this.#jobs.delete(key);
       catchUp?.resolve(finished);
@@ -341,8 +355,8 @@ export class BackfillRunner {
    * and a running one stops after the page in hand, which this waits for.
    */
   async cancel(namespace: MemoryNamespace): Promise<void> {
-    this.#keepQueued(keyOf(namespace), undefined);
     for (const key of [keyOf(namespace), `catch-up:${keyOf(namespace)}`]) {
+      this.#keepQueued(key, undefined);
       const job = this.#jobs.get(key);
       if (!job) continue;
       this.#jobs.delete(key);
@@ -372,7 +386,8 @@ export class BackfillRunner {
         return undefined;
       });
     // Queued before the stop and never started: first, in the order they were queued.
-    for (const target of (await this.#options.queue?.read()) ?? []) this.enqueue(target);
+    for (const target of (await this.#options.queue?.read()) ?? [])
+      this.#enqueueAsked(target, false);
     for (const namespace of await memory.list()) {
       const where = { installation: namespace.installation, repositoryId: namespace.repository };
       const state = await readOrSay(memory.readBackfillState(namespace), where);
@@ -485,7 +500,10 @@ export class BackfillRunner {
   /** Adds a queued backfill to the queue's file (`target`), or takes it out (undefined). */
   #keepQueued(key: string, target: BackfillTarget | undefined): void {
     const { queue } = this.#options;
-    if (!queue || (target ? this.#queued.has(key) : !this.#queued.has(key))) return;
+    const kept = this.#queued.get(key);
+    // A command's catch-up asked again after one that failed replaces it, with its own time.
+    const same = target ? JSON.stringify(kept) === JSON.stringify(target) : kept === undefined;
+    if (!queue || same) return;
     if (target) this.#queued.set(key, target);
     else this.#queued.delete(key);
     this.#queueSaved = queue.save([...this.#queued.values()]);
@@ -585,6 +603,8 @@ export class BackfillRunner {
 }
 
 const keyOf = (namespace: MemoryNamespace) => `${namespace.installation}/${namespace.repository}`;
+const jobKeyOf = (target: BackfillTarget) =>
+  target.since ? `catch-up:${keyOf(target)}` : keyOf(target);
 
 /**
  * Unfinished (the pull requests of a repository with issues off included), or found with issues

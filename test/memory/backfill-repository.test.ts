@@ -23,6 +23,7 @@ import type { VectraMemoryStore } from "../../src/memory/vectra-memory-store.js"
 import { createFakeClock, createManualClock } from "../helpers/fake-clock.js";
 import { makeDataDir } from "../helpers/test-app.js";
 import { issueMemory, openTestStore } from "../helpers/test-memory.js";
+import { listedIssue } from "../helpers/listed-issue.js";
 
 interface Page {
   count: number;
@@ -50,20 +51,6 @@ const doneAt = (page: number, indexed: number, last: number) => ({
   last: { number: last, createdAt: LISTED_AT },
 });
 
-/** An issue as GitHub's listing gives it. */
-function listedIssue(number: number, createdAt: string) {
-  return {
-    number,
-    title: `Issue ${number}`,
-    body: "",
-    state: "open",
-    user: { login: "octocat" },
-    labels: [],
-    html_url: `https://github.com/acme/widgets/issues/${number}`,
-    created_at: createdAt,
-  };
-}
-
 /** When the scripted pull requests were last edited. */
 const PULL_UPDATED_AT = "2026-11-01T10:00:00Z";
 
@@ -73,7 +60,7 @@ const PULL_UPDATED_AT = "2026-11-01T10:00:00Z";
  */
 function listedPull(number: number, createdAt: string) {
   return {
-    ...listedIssue(number, createdAt),
+    ...listedIssue(number, { created_at: createdAt }),
     title: `Pull ${number}`,
     state: "closed",
     html_url: `https://github.com/acme/widgets/pull/${number}`,
@@ -118,7 +105,11 @@ function fakeOctokit(pages: Array<Page | Failure>, pulls: Array<Page | Failure> 
   const listPulls = scriptedListing(pulls, askedPulls, listedPull);
   const octokit = {
     rest: {
-      issues: { listForRepo: scriptedListing(pages, asked, listedIssue) },
+      issues: {
+        listForRepo: scriptedListing(pages, asked, (number, createdAt) =>
+          listedIssue(number, { created_at: createdAt }),
+        ),
+      },
       pulls: {
         list: (params: { page: number }) => {
           pullParams.push(params);
@@ -175,11 +166,11 @@ describe("backfillRepository", () => {
         issues: {
           listForRepo: async ({ page }: { page: number }) => {
             asked.push(page);
-            const data = numbers
-              .slice((page - 1) * 100, page * 100)
-              .map((number) =>
-                listedIssue(number, new Date(Date.UTC(2026, 0, 1) + number * 60_000).toISOString()),
-              );
+            const data = numbers.slice((page - 1) * 100, page * 100).map((number) =>
+              listedIssue(number, {
+                created_at: new Date(Date.UTC(2026, 0, 1) + number * 60_000).toISOString(),
+              }),
+            );
             return { data, headers: {} };
           },
         },
@@ -222,7 +213,7 @@ describe("backfillRepository", () => {
             asked.push(page);
             const data = numbers
               .slice((page - 1) * 100, page * 100)
-              .map((number) => listedIssue(number, LISTED_AT));
+              .map((number) => listedIssue(number, { created_at: LISTED_AT }));
             return { data, headers: {} };
           },
         },
@@ -307,7 +298,7 @@ describe("backfillRepository", () => {
       issueMemory(5, "A stale title", { metadata: { updatedAt: "2026-10-01T10:00:00Z" } }),
     );
     const listed = (number: number, title: string, updatedAt: string) => ({
-      ...listedIssue(number, LISTED_AT),
+      ...listedIssue(number, { created_at: LISTED_AT }),
       title,
       updated_at: updatedAt,
     });

@@ -1,7 +1,7 @@
 import { readFile, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { pino } from "pino";
-import { describe, expect, it } from "vitest";
+import { describe, expect, it, vi } from "vitest";
 import type { InstalledRepositories } from "../../src/github/list-installed-repositories.js";
 import type { Octokit } from "../../src/github/octokit.js";
 import { BackfillQueueFile } from "../../src/memory/backfill-queue-file.js";
@@ -13,6 +13,7 @@ import { MemoryDeletedError } from "../../src/memory/memory-store.js";
 import { createFakeClock } from "../helpers/fake-clock.js";
 import { makeDataDir } from "../helpers/test-app.js";
 import { createTestRegistry } from "../helpers/test-memory.js";
+import { listedIssue } from "../helpers/listed-issue.js";
 
 /**
  * Whether `promise` settles within `turns` turns of the microtask queue. What is awaited here
@@ -324,6 +325,116 @@ describe("BackfillRunner", () => {
     await memory.closeAll();
     // Run (its client asked for), not skipped as TALOS_BACKFILL_MAX=0 would have it.
     expect(asked).toEqual([7]);
+  });
+
+  it("keeps a catch-up a command asked for, with its time and bound, until it ends: one that failed or was stopped runs at the next start", async () => {
+    const memory = createTestRegistry(makeDataDir());
+    const file = join(makeDataDir(), "backfill-queue.json");
+    const since = "2026-11-20T00:00:00.000Z";
+    const log = pino({ level: "silent" });
+    const queued = async () => JSON.parse(await readFile(file, "utf8")) as unknown;
+    const asked = { ...WIDGETS, max: 2, since };
+    const listed: string[] = [];
+    /** acme/widgets, its issues listing answered by `list`. */
+    const client = (list: () => Promise<unknown>) =>
+      ({
+        config: { get: async () => ({ files: [] }) },
+        rest: {
+          repos: { get: async () => ({ data: WIDGETS_REPOSITORY }) },
+          issues: {
+            listForRepo: async (params: { since: string }) => {
+              listed.push(params.since);
+              return list();
+            },
+          },
+        },
+      }) as unknown as Octokit;
+    const options = { memory, max: 0, clock: createFakeClock(), log };
+
+    // GitHub refuses the listing (a status not tried again): the catch-up fails, and is kept.
+    const failing = new BackfillRunner({
+      ...options,
+      auth: async () =>
+        client(async () => {
+          throw Object.assign(new Error("Unprocessable"), { status: 422 });
+        }),
+      queue: new BackfillQueueFile(file, log),
+    });
+    expect(failing.request(WIDGETS, { since, max: 2 })).toBe(true);
+    await failing.idle();
+    expect(await queued()).toEqual([asked]);
+    await failing.close();
+
+    // A start resumes it; a stop while it waits for GitHub keeps it.
+    let refuse!: () => void;
+    const stopped = new BackfillRunner({
+      ...options,
+      auth: () =>
+        new Promise<Octokit>(
+          (_, reject) =>
+            (refuse = () => reject(Object.assign(new Error("Not Found"), { status: 404 }))),
+        ),
+      queue: new BackfillQueueFile(file, log),
+    });
+    await stopped.resume();
+    while (!refuse) await new Promise((resolve) => setImmediate(resolve));
+    const closing = stopped.close();
+    refuse();
+    await closing;
+    expect(await queued()).toEqual([asked]);
+
+    // The next start catches up, as asked: since that time, at most 2 of the 3 updated.
+    const updated = [3, 2, 1].map((number) =>
+      listedIssue(number, { updated_at: "2026-11-24T00:00:00Z" }),
+    );
+    const next = new BackfillRunner({
+      ...options,
+      auth: async () => client(async () => ({ data: updated, headers: {} })),
+      queue: new BackfillQueueFile(file, log),
+    });
+    await next.resume();
+    await next.idle();
+    await next.close();
+    const store = await memory.open(WIDGETS);
+    const remembered = (await store.stats()).records;
+    await memory.closeAll();
+
+    expect(listed).toEqual([since, since]);
+    expect(remembered).toBe(2);
+    expect(await queued()).toEqual([]);
+  });
+
+  it("forgets a command's catch-up when its repository's backfills are cancelled", async () => {
+    const memory = createTestRegistry(makeDataDir());
+    const file = join(makeDataDir(), "backfill-queue.json");
+    const log = pino({ level: "silent" });
+    let refuse!: () => void;
+    const runner = new BackfillRunner({
+      memory,
+      max: 0,
+      clock: createFakeClock(),
+      log,
+      auth: () =>
+        new Promise<Octokit>(
+          (_, reject) =>
+            (refuse = () => reject(Object.assign(new Error("Not Found"), { status: 404 }))),
+        ),
+      queue: new BackfillQueueFile(file, log),
+    });
+    // The backfill runs (waiting for GitHub); the catch-up waits its turn.
+    runner.request(WIDGETS, { max: 5 });
+    runner.request(WIDGETS, { since: "2026-11-20T00:00:00.000Z", max: 5 });
+    while (!refuse) await new Promise((resolve) => setImmediate(resolve));
+    // Saved as they were queued (the file is written in the background).
+    await vi.waitFor(async () => expect(JSON.parse(await readFile(file, "utf8"))).toHaveLength(2));
+    // The repository was deleted: nothing of it is left to resume.
+    const cancelled = runner.cancel(WIDGETS);
+    refuse();
+    await cancelled;
+    await runner.close();
+    await memory.closeAll();
+
+    expect(JSON.parse(await readFile(file, "utf8"))).toEqual([]);
   });
 
   it("resumes none of the queued backfills when their file is damaged, and says so", async () => {

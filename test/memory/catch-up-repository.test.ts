@@ -7,30 +7,22 @@ import { createLocalEmbedder } from "../../src/memory/local-embedder.js";
 import { createFakeClock } from "../helpers/fake-clock.js";
 import { makeDataDir } from "../helpers/test-app.js";
 import { issueMemory, openTestStore } from "../helpers/test-memory.js";
+import { listedIssue } from "../helpers/listed-issue.js";
 
 const SINCE = "2026-11-20T08:00:00.000Z";
 const REPO = { owner: "acme", repo: "widgets" };
 
 /** An issue as GitHub's listing gives it, last updated at `updatedAt`. */
-function listedIssue(number: number, updatedAt: string, changes: Record<string, unknown> = {}) {
-  return {
-    number,
-    title: `Issue ${number}`,
-    body: "",
-    state: "open",
-    user: { login: "octocat" },
-    labels: [],
-    html_url: `https://github.com/acme/widgets/issues/${number}`,
-    created_at: "2026-10-01T00:00:00Z",
-    updated_at: updatedAt,
-    ...changes,
-  };
-}
+const updatedIssue = (number: number, updatedAt: string, changes: Record<string, unknown> = {}) =>
+  listedIssue(number, { updated_at: updatedAt, ...changes });
 
 /** `count` issues updated since SINCE, the most recently updated first, as the listing sorts. */
 const updatedIssues = (count: number) =>
   Array.from({ length: count }, (_, i) =>
-    listedIssue(1_000 - i, new Date(Date.parse("2026-11-24T00:00:00Z") - i * 60_000).toISOString()),
+    updatedIssue(
+      1_000 - i,
+      new Date(Date.parse("2026-11-24T00:00:00Z") - i * 60_000).toISOString(),
+    ),
   );
 
 type Answer = unknown[] | { status: number; headers?: Record<string, string> };
@@ -96,7 +88,7 @@ describe("catchUpRepository", () => {
       issueMemory(1_000, "Issue 1000", { metadata: { updatedAt: "2026-11-10T00:00:00Z" } }),
     );
     const page1 = updatedIssues(100);
-    page1[0] = listedIssue(1_000, "2026-11-24T00:00:00Z", {
+    page1[0] = updatedIssue(1_000, "2026-11-24T00:00:00Z", {
       title: "Crash on start",
       body: "Fixed in 2.1",
       state: "closed",
@@ -128,7 +120,7 @@ describe("catchUpRepository", () => {
         metadata: { updatedAt: "2026-11-25T00:00:00Z" },
       }),
     );
-    const { octokit } = listingOctokit([[listedIssue(1_000, "2026-11-24T00:00:00Z")]]);
+    const { octokit } = listingOctokit([[updatedIssue(1_000, "2026-11-24T00:00:00Z")]]);
 
     await catchUp({ octokit, memory: store });
 
@@ -210,7 +202,7 @@ describe("catchUpRepository", () => {
     const store = await openStore();
     const asked: Array<{ listing: string; params: Record<string, unknown> }> = [];
     // 130 pull requests updated since, then older ones: the listing has no `since`.
-    const pulls = [...updatedIssues(130), listedIssue(10, "2026-11-19T00:00:00Z")].map((pull) => ({
+    const pulls = [...updatedIssues(130), updatedIssue(10, "2026-11-19T00:00:00Z")].map((pull) => ({
       ...pull,
       html_url: pull.html_url.replace("issues", "pull"),
     }));
