@@ -27,6 +27,7 @@ import {
   type MemoryInput,
   type MemoryRecord,
   type MemoryStats,
+  type MemoryStore,
   type SearchHit,
   type SearchOptions,
 } from "../memory/memory-store.js";
@@ -138,6 +139,11 @@ export class PostgresMemory implements MemoryService {
 
   /** The database's migrations ran when it opened. */
   async migrate(): Promise<void> {}
+
+  /** No store to rank here: its search index is loaded as for any other use. */
+  async look<T>(ref: RepositoryRef, use: (memory: MemoryStore) => Promise<T>): Promise<T> {
+    return use(await this.open(ref));
+  }
 
   async open(ref: RepositoryRef): Promise<RepoMemory> {
     checkRef(ref);

@@ -22,7 +22,7 @@ import {
   rejectLegacyMemory,
   type LegacyMemory,
 } from "./legacy-memory.js";
-import { MemoryDeletedError } from "./memory-store.js";
+import { MemoryDeletedError, type MemoryStore } from "./memory-store.js";
 import { RemovedMemories } from "./removed-memories.js";
 import { RepositoryMemory } from "./repository-memory.js";
 import type { MemoryService } from "./memory-service.js";
@@ -204,6 +204,13 @@ export class MemoryRegistry implements MemoryService {
         throw error;
       }
     }
+  }
+
+  /** One use of a store, held open for it, and ranked least recently used if it was closed. */
+  async look<T>(ref: RepositoryRef, use: (memory: MemoryStore) => Promise<T>): Promise<T> {
+    if (!NAME.test(ref.name)) throw new Error(`not a repository name: ${JSON.stringify(ref.name)}`);
+    await this.migrate();
+    return this.#lease(ref, this.#epoch, true, (_slot, store) => use(store!), "least recently");
   }
 
   /** Records a repository's new name (a rename or transfer), if it has a memory here. */

@@ -38,8 +38,9 @@ export type NamespaceStatsAnswer = MemoryStats & {
 };
 
 /**
- * The server's side: each request done on its own memory; a deletion stops the repository's
- * backfill first, as the repository's removal does.
+ * The server's side: each request done on its own memory, as a look (MemoryService.look: the
+ * stores it opens are the first closed, not those the server's events use); a deletion stops
+ * the repository's backfill first, as the repository's removal does.
  */
 export function memoryRequestHandler(
   service: MemoryService,
@@ -56,22 +57,25 @@ export function memoryRequestHandler(
         const rows: NamespaceStatsAnswer[] = [];
         for (const namespace of request.namespaces) {
           const progress = await readBackfill(service, namespace);
-          rows.push({ ...(await (await service.open(namespace)).stats()), backfill: progress });
+          rows.push({ ...(await service.look(namespace, (m) => m.stats())), backfill: progress });
         }
         return rows;
       }
       case "search":
-        return (await service.open(request.namespace)).search(request.query, {
-          k: request.k,
-          ...(request.kinds ? { kinds: request.kinds } : {}),
-        });
+        return service.look(request.namespace, (memory) =>
+          memory.search(request.query, {
+            k: request.k,
+            ...(request.kinds ? { kinds: request.kinds } : {}),
+          }),
+        );
       case "export":
-        return (await service.open(request.namespace)).list();
+        return service.look(request.namespace, (memory) => memory.list());
       case "compact": {
         const bytesBefore = await sizeOf(service.locationOf(request.namespace));
-        const store = await service.open(request.namespace);
-        await store.flush();
-        return { ...(await store.stats()), bytesBefore };
+        return service.look(request.namespace, async (memory) => {
+          await memory.flush();
+          return { ...(await memory.stats()), bytesBefore };
+        });
       }
       case "delete":
         await backfill.cancel(request.namespace);

@@ -22,6 +22,12 @@ export interface MemoryService {
   /** Work left from earlier versions or a crash; every other method waits for it. */
   migrate(): Promise<void>;
   open(ref: RepositoryRef): Promise<RepoMemory>;
+  /**
+   * One use of a memory no event asked for (`talos memory` beside the server). On local disk a
+   * store it opens goes in as the first closed past the RAM cap, so that a look through many
+   * memories does not close the stores the events use; a store open already keeps its rank.
+   */
+  look<T>(ref: RepositoryRef, use: (memory: MemoryStore) => Promise<T>): Promise<T>;
   /** Records a repository's new name, if it has a memory. */
   rename(ref: RepositoryRef): Promise<boolean>;
   /**

@@ -358,6 +358,58 @@ describe("open stores bounded by their RAM", () => {
   });
 });
 
+describe("a look through the memories (talos memory beside the server)", () => {
+  it("closes the stores a look opened before those events use, past the cap", async () => {
+    const directory = join(makeDataDir(), "memory");
+    const text = "text ".repeat(2000);
+    const writer = registry(directory);
+    for (let r = 1; r <= 8; r++)
+      await (
+        await writer.open(repo(r))
+      ).addMany(
+        Array.from({ length: 40 }, (_, i) =>
+          memoryOf(`acme/repo-${r}`, i + 1, `${r} ${i} ${text}`),
+        ),
+      );
+    await writer.closeAll();
+    // What one of them holds open once written.
+    const probe = registry(directory);
+    await (await probe.open(repo(8))).get("issue-1");
+    const one = probe.openStores().bytes;
+    await probe.closeAll();
+
+    const closed: string[] = [];
+    const log = pino(
+      { level: "debug" },
+      {
+        write: (line: string) => {
+          const entry = JSON.parse(line) as { msg: string; memory?: string };
+          if (entry.msg === "idle memory closed") closed.push(entry.memory!);
+        },
+      },
+    );
+    // Room for three stores and a half: the events' three, and one looked at.
+    const memories = registry(directory, { maxOpenBytes: Math.floor(3.5 * one), log });
+    for (const r of [1, 2, 3]) await (await memories.open(repo(r))).get("issue-1");
+    const counted: number[] = [];
+    for (let r = 4; r <= 8; r++) {
+      counted.push(await memories.look(repo(r), async (memory) => (await memory.stats()).records));
+      await memories.whenSettled();
+    }
+    // A look at a store open already leaves it where it was.
+    await memories.look(repo(1), (memory) => memory.stats());
+    await (await memories.open(repo(4))).get("issue-1");
+    await memories.whenSettled();
+
+    expect(counted).toEqual([40, 40, 40, 40, 40]);
+    // Each store looked at was closed as the next one opened, never one the events use, though
+    // repository 1 was used longest ago. The last one looked at went first when an event
+    // opened another.
+    expect(closed).toEqual(["7/4", "7/5", "7/6", "7/7", "7/8", "7/1"]);
+    await memories.closeAll();
+  });
+});
+
 describe("name-keyed memory from before the upgrade", () => {
   const OLD = Date.parse("2026-10-05T00:00:00Z");
 
