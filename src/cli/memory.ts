@@ -17,6 +17,7 @@ import type { BackfillState } from "../memory/backfill-repository.js";
 import {
   MEMORY_KINDS,
   type MemoryKind,
+  type MemoryPage,
   type MemoryRecord,
   type MemoryStats,
   type SearchHit,
@@ -211,18 +212,20 @@ export async function exportMemory(options: MemoryCommandOptions): Promise<numbe
   stdout.on("error", onError);
   try {
     for (const namespace of (await select(access, options)).namespaces) {
-      const records = await access.records(namespace);
-      for (const record of records) {
-        if (broken) break;
-        await writeLine(
-          stdout,
-          JSON.stringify({
-            installation: namespace.installation,
-            repository: namespace.repository,
-            ...record,
-          }),
-        );
-      }
+      await access.eachPage(namespace, async (records) => {
+        for (const record of records) {
+          // No more pages are read for a reader gone.
+          if (broken) throw broken;
+          await writeLine(
+            stdout,
+            JSON.stringify({
+              installation: namespace.installation,
+              repository: namespace.repository,
+              ...record,
+            }),
+          );
+        }
+      });
     }
   } catch (error) {
     if (!isBrokenPipe(error)) throw error;
@@ -232,6 +235,19 @@ export async function exportMemory(options: MemoryCommandOptions): Promise<numbe
   }
   if (broken && !isBrokenPipe(broken)) throw broken;
   return 0;
+}
+
+/** Every page of a listing, the first first, each asked with the cursor the one before gave. */
+async function eachPageOf(
+  read: (cursor: string | undefined) => Promise<MemoryPage>,
+  write: (records: MemoryRecord[]) => Promise<void>,
+): Promise<void> {
+  let cursor: string | undefined;
+  do {
+    const page = await read(cursor);
+    await write(page.records);
+    cursor = page.next;
+  } while (cursor !== undefined);
 }
 
 const isBrokenPipe = (error: unknown) => (error as NodeJS.ErrnoException).code === "EPIPE";
@@ -452,7 +468,11 @@ interface MemoryAccess {
     query: string,
     options: { k: number; kinds: MemoryKind[] | undefined },
   ): Promise<SearchHit[]>;
-  records(namespace: ShownNamespace): Promise<MemoryRecord[]>;
+  /** Hands the namespace's records to `write` a page at a time. */
+  eachPage(
+    namespace: ShownNamespace,
+    write: (records: MemoryRecord[]) => Promise<void>,
+  ): Promise<void>;
   compact(namespace: ShownNamespace): Promise<MemoryStats & { bytesBefore: number }>;
   /** Throws, before anything is deleted, when one of them cannot be. */
   assertDeletable(namespaces: ShownNamespace[], legacy: LegacyMemory[]): Promise<void>;
@@ -513,7 +533,10 @@ function localAccess(options: MemoryCommandOptions, release: () => Promise<void>
       withStore(options, namespace, createEmbedder(options.env), (store) =>
         store.search(query, { k, ...(kinds ? { kinds } : {}) }),
       ),
-    records: (namespace) => withStoredEmbedder(options, namespace, (store) => store.list()),
+    eachPage: (namespace, write) =>
+      withStoredEmbedder(options, namespace, (store) =>
+        eachPageOf((cursor) => store.listPage(cursor), write),
+      ),
     compact: async (namespace) => {
       const bytesBefore = await sizeOf(directoryOf(options, namespace));
       const stats = await withStoredEmbedder(options, namespace, async (store) => {
@@ -568,7 +591,15 @@ function serverAccess(options: MemoryCommandOptions, owner: LockOwner): MemoryAc
         { op: "search", namespace: ref(namespace), query, k, ...(kinds ? { kinds } : {}) },
         z.array(z.object({ record: RecordAnswer, score: z.number(), keyword: z.boolean() })),
       ),
-    records: (namespace) => ask({ op: "export", namespace: ref(namespace) }, z.array(RecordAnswer)),
+    eachPage: (namespace, write) =>
+      eachPageOf(
+        async (cursor) =>
+          (await ask(
+            { op: "export", namespace: ref(namespace), ...(cursor ? { cursor } : {}) },
+            z.object({ records: z.array(RecordAnswer), next: z.string().optional() }),
+          )) as MemoryPage,
+        write,
+      ),
     compact: (namespace) =>
       ask({ op: "compact", namespace: ref(namespace) }, Stats.extend({ bytesBefore: z.number() })),
     // The server refuses a memory from its deletion on; one another process holds fails there.

@@ -25,6 +25,7 @@ import {
   validateMemory,
   withoutNul,
   type MemoryInput,
+  type MemoryPage,
   type MemoryRecord,
   type MemoryStats,
   type MemoryStore,
@@ -77,6 +78,8 @@ function wordsOf(text: string): string {
 }
 /** Records given their pgvector column (and keyword text) per transaction, on first open. */
 const VECTORIZE_BATCH = 500;
+/** Records a page of `listPage`: as many as a local store's segment holds. */
+const PAGE_RECORDS = 1_000;
 
 interface RecordRow {
   id: string;
@@ -573,6 +576,16 @@ class PostgresRepositoryMemory implements RepoMemory {
     return (await this.#rows("true", [])).map((row) => toRecord(row, this.name));
   }
 
+  /** Pages in the order of ids, the cursor the last id of a page. */
+  async listPage(cursor?: string): Promise<MemoryPage> {
+    const rows =
+      cursor === undefined
+        ? await this.#rows("true", [], PAGE_RECORDS + 1)
+        : await this.#rows("id > $3", [cursor], PAGE_RECORDS + 1);
+    const records = rows.slice(0, PAGE_RECORDS).map((row) => toRecord(row, this.name));
+    return { records, ...(rows.length > PAGE_RECORDS ? { next: records.at(-1)!.id } : {}) };
+  }
+
   /**
    * Near-exact duplicates first, then the vector and keyword rankings fused, as the local store
    * ranks (hybrid-search.ts); the hits' cosines are exact, from their float32 vectors.
@@ -721,12 +734,12 @@ class PostgresRepositoryMemory implements RepoMemory {
     );
   }
 
-  #rows(where: string, values: unknown[]): Promise<RecordRow[]> {
+  #rows(where: string, values: unknown[], limit?: number): Promise<RecordRow[]> {
     return this.#options.database.inScope(this.namespace, async (client) => {
       const { rows } = await client.query<RecordRow>(
         `SELECT ${RECORD_COLUMNS} FROM memory_records
           WHERE installation_id = $1 AND repository_id = $2 AND NOT removed AND ${where}
-          ORDER BY id`,
+          ORDER BY id${limit === undefined ? "" : ` LIMIT ${Math.trunc(limit)}`}`,
         [this.namespace.installation, this.namespace.repository, ...values],
       );
       return rows;

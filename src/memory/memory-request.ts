@@ -28,7 +28,14 @@ const MemoryRequest = z.discriminatedUnion("op", [
     k: z.number().int().min(1).max(10_000),
     kinds: z.array(z.enum(MEMORY_KINDS)).optional(),
   }),
-  z.object({ op: z.enum(["export", "compact", "delete"]), namespace: Namespace }),
+  z.object({
+    op: z.literal("export"),
+    namespace: Namespace,
+    // A page at a time: one answer with every record would hold them all in the server's RAM,
+    // and as one string (a few hundred MB is past V8's longest).
+    cursor: z.string().max(200).optional(),
+  }),
+  z.object({ op: z.enum(["compact", "delete"]), namespace: Namespace }),
 ]);
 export type MemoryRequest = z.infer<typeof MemoryRequest>;
 
@@ -69,7 +76,7 @@ export function memoryRequestHandler(
           }),
         );
       case "export":
-        return service.look(request.namespace, (memory) => memory.list());
+        return service.look(request.namespace, (memory) => memory.listPage(request.cursor));
       case "compact": {
         const bytesBefore = await sizeOf(service.locationOf(request.namespace));
         return service.look(request.namespace, async (memory) => {

@@ -59,6 +59,11 @@ export interface SearchHit {
   keyword: boolean;
 }
 
+export interface MemoryPage {
+  records: MemoryRecord[];
+  next?: string | undefined;
+}
+
 export interface MemoryStats {
   records: number;
   byKind: Record<string, number>;
@@ -184,6 +189,13 @@ export interface MemoryStore {
   get(id: string): Promise<MemoryRecord | undefined>;
   search(query: string, options: SearchOptions): Promise<SearchHit[]>;
   list(): Promise<MemoryRecord[]>;
+  /**
+   * The records a page at a time, for an export that must not hold them all at once (the
+   * server's RAM, and one answer's size, bound it beside a running server): the page after
+   * `cursor` (without one, the first) and the cursor of the next, if there is one. A record
+   * written meanwhile may come twice, the later the newer; none that stays is left out.
+   */
+  listPage(cursor?: string): Promise<MemoryPage>;
   stats(): Promise<MemoryStats>;
   /** Writes pending memories into the index files now. */
   flush(): Promise<void>;

@@ -9,6 +9,7 @@ import type { MemoryNamespace } from "./memory-registry.js";
 import {
   checkRepository,
   type MemoryInput,
+  type MemoryPage,
   type MemoryRecord,
   type MemoryStats,
   type MemoryStore,
@@ -82,6 +83,10 @@ export class RepositoryMemory implements MemoryStore, BackfillProgress {
 
   list(): Promise<MemoryRecord[]> {
     return this.#lease((store) => store.list());
+  }
+
+  listPage(cursor?: string): Promise<MemoryPage> {
+    return this.#lease((store) => store.listPage(cursor));
   }
 
   stats(): Promise<MemoryStats> {

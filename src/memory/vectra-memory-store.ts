@@ -24,6 +24,7 @@ import {
   withoutText,
   type MemoryInput,
   type MemoryKind,
+  type MemoryPage,
   type MemoryRecord,
   type MemoryStats,
   type MemoryStore,
@@ -456,6 +457,23 @@ export class VectraMemoryStore implements MemoryStore {
       const text = texts.get(id);
       return text === undefined ? [] : [{ ...this.#metadataOf(slot, id), text }];
     });
+  }
+
+  /**
+   * A segment's records a page: its texts are read together. A record changed after its page
+   * was read keeps its place; one removed and added again takes a new slot (slots are never
+   * reused), in a later segment, and comes again.
+   */
+  async listPage(cursor?: string): Promise<MemoryPage> {
+    const after = cursor === undefined ? 0 : Number(cursor);
+    const segments = [...this.#positions.keys()].filter((segment) => segment > after);
+    const segment = Math.min(...segments);
+    if (segments.length === 0) return { records: [] };
+    const records = [...(await this.#textsOf(segment))].flatMap(([id, text]) => {
+      const slot = this.#records.get(id);
+      return slot === undefined ? [] : [{ ...this.#metadataOf(slot, id), text }];
+    });
+    return { records, ...(segments.length > 1 ? { next: String(segment) } : {}) };
   }
 
   /**

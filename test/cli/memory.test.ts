@@ -657,6 +657,37 @@ describe("talos memory beside a running server on disk", () => {
     expect(readdirSync(join(dataDir, "requests"))).toEqual(["server.json"]);
   });
 
+  it("exports a memory of several pages through the server, each record once", async () => {
+    const dataDir = await seed();
+    const server = await startServer(dataDir);
+    // 2,500 more, unflushed: three pages of 1,000 (a segment each) with the one seeded.
+    await (
+      await server.talos.services.memory.open({ installation: 7, ...GADGETS })
+    ).addMany(
+      Array.from({ length: 2_500 }, (_, i) =>
+        issueMemory(i + 2, `Gadget issue ${i + 2}`, { repo: "acme/gadgets" }),
+      ),
+    );
+    const exported = await talos([
+      "memory",
+      "export",
+      "--repo",
+      "acme/gadgets",
+      "--data-dir",
+      dataDir,
+    ]);
+    expect(exported.err).toBe("");
+    expect(exported.code).toBe(0);
+    const ids = exported.out
+      .trim()
+      .split("\n")
+      .map((line) => (JSON.parse(line) as { id: string }).id);
+    expect(ids).toHaveLength(2_501);
+    expect(new Set(ids).size).toBe(2_501);
+    expect(ids.slice(0, 2)).toEqual(["issue-1", "issue-2"]);
+    expect(ids.at(-1)).toBe("issue-2501");
+  });
+
   it("searches through the server, and leaves name-keyed memories to a stopped server", async () => {
     const dataDir = await seedWithLegacy();
     await startServer(dataDir);

@@ -167,6 +167,22 @@ function memoryContract(setUp: () => { database: () => MemoryDatabase; next: () 
     await memory.closeAll();
   });
 
+  it("lists its records in pages of 1,000 by id, each once", async () => {
+    const { memory, repo } = await fresh();
+    await repo.addMany(
+      Array.from({ length: 1_001 }, (_, i) => issueMemory(i + 1, `Issue ${i + 1}`)),
+    );
+    const first = await repo.listPage();
+    const second = await repo.listPage(first.next);
+    const listed = (await repo.list()).map((r) => r.id);
+    await memory.closeAll();
+
+    expect(first.records).toHaveLength(1_000);
+    expect(first.next).toBe(first.records.at(-1)!.id);
+    expect(second).toEqual({ records: [expect.objectContaining({ id: listed.at(-1) })] });
+    expect([...first.records, ...second.records].map((r) => r.id)).toEqual(listed);
+  });
+
   it("forgets a deleted thread for good: its issue, answers and comments go, its notes stay, and nothing of it but a note is written again", async () => {
     const { memory, repo, ref } = await fresh();
     const kept = await seedThreadToForget(repo);

@@ -130,6 +130,48 @@ describe("the vectra memory store", () => {
     await store.close();
   });
 
+  it("lists its records a segment a page, each once, flushed or not; one removed and added again meanwhile comes again", async () => {
+    const directory = makeDataDir();
+    const store = await openStore(directory, { segmentSize: 3, batchSize: 1_000 });
+    await store.addMany(
+      Array.from({ length: 8 }, (_, i) => issueMemory(i + 1, `Issue text ${i + 1}`)),
+    );
+    await store.remove("issue-2");
+    await store.flush();
+    // Two more, in the log only.
+    await store.addMany([issueMemory(9, "Issue text 9"), issueMemory(10, "Issue text 10")]);
+
+    const pages: Array<{ ids: string[]; next: string | undefined }> = [];
+    let cursor: string | undefined;
+    do {
+      const page = await store.listPage(cursor);
+      pages.push({ ids: page.records.map((r) => r.id), next: page.next });
+      cursor = page.next;
+      if (pages.length === 1) {
+        // Changed once its page was read: in its place, so not again.
+        await store.add(issueMemory(3, "Issue text 3, edited"));
+        // Removed and added again (a thread forgotten, then written anew): in a later place.
+        await store.remove("issue-1");
+        await store.add(issueMemory(1, "Issue text 1, again"));
+      }
+    } while (cursor !== undefined);
+
+    expect(pages).toEqual([
+      { ids: ["issue-1", "issue-3"], next: "1" },
+      { ids: ["issue-4", "issue-5", "issue-6"], next: "2" },
+      { ids: ["issue-7", "issue-8", "issue-9"], next: "3" },
+      { ids: ["issue-10", "issue-1"], next: undefined },
+    ]);
+    expect((await store.listPage("3")).records.at(-1)).toMatchObject({
+      id: "issue-1",
+      text: "Issue text 1, again",
+    });
+    // The pages together are the list.
+    const listed = (await store.list()).map((r) => r.id).sort();
+    const paged = new Set(pages.flatMap((p) => p.ids));
+    expect([...paged].sort()).toEqual(listed);
+  });
+
   it("keeps the newer version of a source when an older one is written after it, after a replay too", async () => {
     const directory = makeDataDir();
     const store = await openStore(directory, crashable);
