@@ -63,7 +63,7 @@ export function backfillRequestHandler(
     const state = (await memory.readBackfillState(ref)) ?? null;
     // Done is done (the command says how to index it again), unless issues were off then.
     const done = !since && state?.status === "done" && !state.issuesDisabledAt;
-    const queued = !done && runner.request(ref, { max, ...(since ? { since } : {}) });
+    const queued = !done && (await runner.request(ref, { max, ...(since ? { since } : {}) }));
     return { removed: false, readmitted, queued, state };
   };
 }

@@ -108,16 +108,21 @@ export class BackfillRunner {
 
   /**
    * `talos backfill` beside this server: the backfill (or with `since`, the catch-up) of one
-   * repository, reading at most `max`, queued behind the others. False when one is queued or
-   * running already: it resumes where this would.
+   * repository, reading at most `max`, queued behind the others. Resolves once the queue's file
+   * keeps it (the command is told it was accepted after that: a crash then loses nothing), with
+   * false when one is queued or running already: it resumes where this would.
    */
-  request(target: BackfillTarget, { since, max }: { since?: string; max: number }): boolean {
+  async request(
+    target: BackfillTarget,
+    { since, max }: { since?: string; max: number },
+  ): Promise<boolean> {
     const asked: BackfillTarget = { ...target, max, since };
     if (this.#jobs.has(jobKeyOf(asked)) || this.#stop.signal.aborted) return false;
     // Someone asking may have switched issues on since a backfill found them off. The bound
     // (and a catch-up's time) go with the target into the queue's file: a restart resumes it
     // as it was asked.
     this.#enqueueAsked(asked, true);
+    await this.#queueSaved;
     return true;
   }
 

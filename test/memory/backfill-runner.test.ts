@@ -1,7 +1,7 @@
 import { readFile, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { pino } from "pino";
-import { describe, expect, it, vi } from "vitest";
+import { describe, expect, it } from "vitest";
 import type { InstalledRepositories } from "../../src/github/list-installed-repositories.js";
 import type { Octokit } from "../../src/github/octokit.js";
 import { BackfillQueueFile } from "../../src/memory/backfill-queue-file.js";
@@ -301,9 +301,9 @@ describe("BackfillRunner", () => {
       auth: () => new Promise<Octokit>((_, reject) => (refuse = () => reject(gone()))),
       queue: new BackfillQueueFile(file, log),
     });
-    expect(stopped.request(target, { max: 50 })).toBe(true);
+    expect(await stopped.request(target, { max: 50 })).toBe(true);
     // One is queued (and running): a second request is told so.
-    expect(stopped.request(target, { max: 50 })).toBe(false);
+    expect(await stopped.request(target, { max: 50 })).toBe(false);
     while (!refuse) await new Promise((resolve) => setImmediate(resolve));
     const closing = stopped.close();
     refuse();
@@ -360,7 +360,7 @@ describe("BackfillRunner", () => {
         }),
       queue: new BackfillQueueFile(file, log),
     });
-    expect(failing.request(WIDGETS, { since, max: 2 })).toBe(true);
+    expect(await failing.request(WIDGETS, { since, max: 2 })).toBe(true);
     await failing.idle();
     expect(await queued()).toEqual([asked]);
     await failing.close();
@@ -404,7 +404,7 @@ describe("BackfillRunner", () => {
     expect(await queued()).toEqual([]);
   });
 
-  it("forgets a command's catch-up when its repository's backfills are cancelled", async () => {
+  it("keeps what a command asked for in the queue's file once its request resolves, and forgets its catch-up when the repository's backfills are cancelled", async () => {
     const memory = createTestRegistry(makeDataDir());
     const file = join(makeDataDir(), "backfill-queue.json");
     const log = pino({ level: "silent" });
@@ -422,11 +422,11 @@ describe("BackfillRunner", () => {
       queue: new BackfillQueueFile(file, log),
     });
     // The backfill runs (waiting for GitHub); the catch-up waits its turn.
-    runner.request(WIDGETS, { max: 5 });
-    runner.request(WIDGETS, { since: "2026-11-20T00:00:00.000Z", max: 5 });
+    await runner.request(WIDGETS, { max: 5 });
+    await runner.request(WIDGETS, { since: "2026-11-20T00:00:00.000Z", max: 5 });
     while (!refuse) await new Promise((resolve) => setImmediate(resolve));
-    // Saved as they were queued (the file is written in the background).
-    await vi.waitFor(async () => expect(JSON.parse(await readFile(file, "utf8"))).toHaveLength(2));
+    // Kept in the file once each request resolved.
+    expect(JSON.parse(await readFile(file, "utf8"))).toHaveLength(2);
     // The repository was deleted: nothing of it is left to resume.
     const cancelled = runner.cancel(WIDGETS);
     refuse();
