@@ -38,9 +38,10 @@ export async function chat(options: ChatOptions): Promise<number> {
     throw new UsageError(`--repo takes owner/repo, not "${options.repo}"`);
 
   // The server's wiring, with the journal and budgets kept in memory: chat runs no jobs, and
-  // its operator spends no repository's budget.
+  // its operator spends no repository's budget. It reads no memory either: the database is not
+  // opened, so one that does not answer does not stop a chat.
   const services = await createServices({
-    env,
+    env: { ...env, DATABASE_URL: undefined },
     log,
     clock: systemClock,
     model,

@@ -118,6 +118,19 @@ describe("talos chat", () => {
     },
   );
 
+  it("keeps no memory, so a DATABASE_URL that does not answer does not stop it", async () => {
+    llm.script({ content: "Hello without a database." });
+    const { code, out, err } = await talosChat([], ["hi", "exit"], {
+      OPENAI_API_KEY: "sk-chat-key-0123456789abcdef",
+      OPENAI_BASE_URL: llm.baseUrl,
+      // Port 9 (discard): nothing listens there.
+      DATABASE_URL: "postgres://talos@127.0.0.1:9/talos",
+    });
+    expect(err).toBe("");
+    expect(code).toBe(0);
+    expect(out).toContain("talos> Hello without a database.");
+  });
+
   it.each([
     [[], {}, /^talos chat: no language model configured/],
     [
