@@ -467,8 +467,8 @@ export class VectraMemoryStore implements MemoryStore {
   async listPage(cursor?: string): Promise<MemoryPage> {
     const after = cursor === undefined ? 0 : Number(cursor);
     const segments = [...this.#positions.keys()].filter((segment) => segment > after);
-    const segment = Math.min(...segments);
     if (segments.length === 0) return { records: [] };
+    const segment = Math.min(...segments);
     const records = [...(await this.#textsOf(segment))].flatMap(([id, text]) => {
       const slot = this.#records.get(id);
       return slot === undefined ? [] : [{ ...this.#metadataOf(slot, id), text }];
