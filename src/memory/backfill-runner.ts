@@ -307,7 +307,8 @@ export class BackfillRunner {
     recheck: boolean,
     catchUp?: { since: string; resolve: (finished: boolean) => void },
   ): void {
-    const key = catchUp ? `catch-up:${keyOf(target)}` : keyOf(target);
+    // A start's catch-up and a command's are two jobs: neither stands for the other's time.
+    const key = catchUp && !target.since ? `catch-up:${keyOf(target)}` : jobKeyOf(target);
     if (this.#jobs.has(key) || this.#stop.signal.aborted) return catchUp?.resolve(false);
     // The start's own catch-ups keep their progress elsewhere (outage-catch-up.ts); a
     // command's is kept here, as the backfills are.
@@ -360,7 +361,12 @@ export class BackfillRunner {
    * and a running one stops after the page in hand, which this waits for.
    */
   async cancel(namespace: MemoryNamespace): Promise<void> {
-    for (const key of [keyOf(namespace), `catch-up:${keyOf(namespace)}`]) {
+    const namespaceKey = keyOf(namespace);
+    for (const key of [
+      namespaceKey,
+      `catch-up:${namespaceKey}`,
+      `asked-catch-up:${namespaceKey}`,
+    ]) {
       this.#keepQueued(key, undefined);
       const job = this.#jobs.get(key);
       if (!job) continue;
@@ -608,8 +614,9 @@ export class BackfillRunner {
 }
 
 const keyOf = (namespace: MemoryNamespace) => `${namespace.installation}/${namespace.repository}`;
+/** A backfill's key is its namespace's; a catch-up a command asked for has its own. */
 const jobKeyOf = (target: BackfillTarget) =>
-  target.since ? `catch-up:${keyOf(target)}` : keyOf(target);
+  target.since ? `asked-catch-up:${keyOf(target)}` : keyOf(target);
 
 /**
  * Unfinished (the pull requests of a repository with issues off included), or found with issues

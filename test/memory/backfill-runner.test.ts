@@ -404,6 +404,60 @@ describe("BackfillRunner", () => {
     expect(await queued()).toEqual([]);
   });
 
+  it("runs a start's catch-up of a repository beside the one a command asked for, each with its own time", async () => {
+    const memory = createTestRegistry(makeDataDir());
+    await memory.open(WIDGETS);
+    const file = join(makeDataDir(), "backfill-queue.json");
+    const asked = "2026-11-25T00:00:00.000Z";
+    await writeFile(file, JSON.stringify([{ ...WIDGETS, max: 5, since: asked }]));
+    const listed: string[] = [];
+    let release!: () => void;
+    const released = new Promise<void>((resolve) => (release = resolve));
+    const octokit = {
+      config: { get: async () => ({ files: [] }) },
+      rest: {
+        repos: { get: async () => ({ data: WIDGETS_REPOSITORY }) },
+        issues: {
+          listForRepo: async (params: { since: string }) => {
+            listed.push(params.since);
+            // The command's catch-up is still reading when the start's is queued.
+            await released;
+            return { data: [], headers: {} };
+          },
+        },
+      },
+    } as unknown as Octokit;
+    const log = pino({ level: "silent" });
+    const runner = new BackfillRunner({
+      memory,
+      auth: async () => octokit,
+      max: 1_000,
+      clock: createFakeClock(),
+      log,
+      queue: new BackfillQueueFile(file, log),
+    });
+    // A restart: the command's catch-up is resumed from the file, then the start's own runs.
+    await runner.resume();
+    while (listed.length === 0) await new Promise((resolve) => setImmediate(resolve));
+    // The start's catch-up queues its repositories in the turn after it lists the memories:
+    // the command's is let go only then.
+    const list = memory.list.bind(memory);
+    memory.list = async () => {
+      const known = await list();
+      setImmediate(release);
+      return known;
+    };
+    const outage = "2026-11-20T00:00:00.000Z";
+    const done = await runner.catchUp(outage, { done: new Set(), finished: () => undefined });
+    await runner.idle();
+    await runner.close();
+    await memory.closeAll();
+
+    expect(done).toBe(true);
+    expect(listed).toEqual([asked, outage]);
+    expect(JSON.parse(await readFile(file, "utf8"))).toEqual([]);
+  });
+
   it("keeps what a command asked for in the queue's file once its request resolves, and forgets its catch-up when the repository's backfills are cancelled", async () => {
     const memory = createTestRegistry(makeDataDir());
     const file = join(makeDataDir(), "backfill-queue.json");
