@@ -42,6 +42,16 @@ const WIDGETS_REPOSITORY = {
   created_at: "2020-01-01T00:00:00Z",
 };
 
+/** A client for acme/widgets (no `.github/talos.yml`) whose issues listing `list` answers. */
+const widgetsClient = (list: (params: { since: string }) => Promise<unknown>) =>
+  ({
+    config: { get: async () => ({ files: [] }) },
+    rest: {
+      repos: { get: async () => ({ data: WIDGETS_REPOSITORY }) },
+      issues: { listForRepo: list },
+    },
+  }) as unknown as Octokit;
+
 /**
  * A client for acme/widgets with issues switched off (GitHub answers 410 to listing them) and 250
  * pull requests, newest first; no `.github/talos.yml`. Records the pages asked of each listing.
@@ -95,18 +105,11 @@ async function catchUpRunner(
   const memory = createTestRegistry(makeDataDir());
   for (const namespace of namespaces) await memory.open(namespace);
   const listed: Array<{ repo: string; since: string }> = [];
-  const octokit = {
-    config: { get: async () => ({ files: [] }) },
-    rest: {
-      repos: { get: async () => ({ data: WIDGETS_REPOSITORY }) },
-      issues: {
-        listForRepo: async (params: { owner: string; repo: string; since: string }) => {
-          listed.push({ repo: `${params.owner}/${params.repo}`, since: params.since });
-          return { data: [], headers: {} };
-        },
-      },
-    },
-  } as unknown as Octokit;
+  const octokit = widgetsClient(async (params) => {
+    const { owner, repo, since } = params as { owner: string; repo: string; since: string };
+    listed.push({ repo: `${owner}/${repo}`, since });
+    return { data: [], headers: {} };
+  });
   const lines: Array<Record<string, unknown>> = [];
   const runner = new BackfillRunner({
     memory,
@@ -335,20 +338,11 @@ describe("BackfillRunner", () => {
     const queued = async () => JSON.parse(await readFile(file, "utf8")) as unknown;
     const asked = { ...WIDGETS, max: 2, since };
     const listed: string[] = [];
-    /** acme/widgets, its issues listing answered by `list`. */
     const client = (list: () => Promise<unknown>) =>
-      ({
-        config: { get: async () => ({ files: [] }) },
-        rest: {
-          repos: { get: async () => ({ data: WIDGETS_REPOSITORY }) },
-          issues: {
-            listForRepo: async (params: { since: string }) => {
-              listed.push(params.since);
-              return list();
-            },
-          },
-        },
-      }) as unknown as Octokit;
+      widgetsClient(async ({ since }) => {
+        listed.push(since);
+        return list();
+      });
     const options = { memory, max: 0, clock: createFakeClock(), log };
 
     // GitHub refuses the listing (a status not tried again): the catch-up fails, and is kept.
@@ -413,20 +407,12 @@ describe("BackfillRunner", () => {
     const listed: string[] = [];
     let release!: () => void;
     const released = new Promise<void>((resolve) => (release = resolve));
-    const octokit = {
-      config: { get: async () => ({ files: [] }) },
-      rest: {
-        repos: { get: async () => ({ data: WIDGETS_REPOSITORY }) },
-        issues: {
-          listForRepo: async (params: { since: string }) => {
-            listed.push(params.since);
-            // The command's catch-up is still reading when the start's is queued.
-            await released;
-            return { data: [], headers: {} };
-          },
-        },
-      },
-    } as unknown as Octokit;
+    const octokit = widgetsClient(async ({ since }) => {
+      listed.push(since);
+      // The command's catch-up is still reading when the start's is queued.
+      await released;
+      return { data: [], headers: {} };
+    });
     const log = pino({ level: "silent" });
     const runner = new BackfillRunner({
       memory,
