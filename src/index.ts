@@ -92,7 +92,11 @@ export async function createTalos(options: TalosOptions): Promise<Talos> {
       memory,
       readmission: {
         holds: async (installation, repository) =>
-          holdsRepository(await probot.auth(), installation, repository.full_name),
+          holdsRepository(
+            await probot.auth(),
+            { id: installation, client: () => probot.auth(installation) },
+            repository,
+          ),
         readmitted: (ref) => backfill.enqueue(ref),
         log,
       },

@@ -271,6 +271,27 @@ describe("a repository added back while Talos missed the event", () => {
     expect(app.logs.text()).toContain("job dropped");
   });
 
+  it("keeps refusing it when the installation holds another repository of that name (deleted and created again)", async () => {
+    const { app, ref } = await removedMemory();
+    const scope = githubScope();
+    mockInstallationToken(scope);
+    mockRepoConfig(scope);
+    scope.get("/repos/Codertocat/Hello-World/installation").reply(200, { id: 2, app_id: 1 });
+    // The name is a new repository's now.
+    mockRepositoryRead(scope, "Codertocat/Hello-World", HELLO_WORLD + 1);
+
+    await receive(app, "issues", webhookExample("issues", "edited"), "delivery-edit");
+    await app.talos.services.jobs.idle();
+    await app.talos.backfill.idle();
+
+    expect(scope.pendingMocks()).toEqual([]);
+    await expect(app.talos.memory.open(ref)).rejects.toThrow(MemoryDeletedError);
+    expect(await app.talos.memory.list()).toEqual([]);
+    expect(app.talos.services.journal!.list()).toEqual([]);
+    expect(app.logs.text()).toContain("job dropped");
+    expect(app.logs.text()).not.toContain("memory readmitted");
+  });
+
   it("retries the job, refusing nothing for good, when GitHub cannot answer", async () => {
     const { app, ref } = await removedMemory();
     const scope = githubScope();
