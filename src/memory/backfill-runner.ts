@@ -92,6 +92,11 @@ export class BackfillRunner {
   /** Repositories whose progress `opened` read this process (or whose backfill it queued). */
   readonly #seen = new Set<string>();
   #queueSaved: Promise<void> = Promise.resolve();
+  /** What the queue's file held at start, once read (see #restore). */
+  #restored: Promise<BackfillTarget[]> | undefined;
+  /** Keys queued, ended or cancelled before that read: the file's older word on them is stale. */
+  readonly #touched = new Set<string>();
+  #read = false;
   readonly #stop = new AbortController();
   /** Who this runner is, to the claims on backfills that instances sharing a database make. */
   readonly #holder = randomUUID();
@@ -348,8 +353,10 @@ export class BackfillRunner {
         // resumes it. A catch-up has no progress of its own: one that failed stays queued for
         // the next start. One stopped by a shutdown stays queued too, in case it had saved no
         // progress yet.
+        // One cancelled may have been queued again meanwhile: that one's entry stays.
         const resumed = this.#stop.signal.aborted || (catchUp !== undefined && failed);
-        if (kept && !resumed) this.#keepQueued(key, undefined);
+        const replaced = this.#jobs.has(key) && this.#jobs.get(key) !== job;
+        if (kept && !resumed && !replaced) this.#keepQueued(key, undefined);
       }
       if (this.#jobs.get(key) === job) this.#jobs.delete(key);
       catchUp?.resolve(finished);
@@ -397,8 +404,7 @@ export class BackfillRunner {
         return undefined;
       });
     // Queued before the stop and never started: first, in the order they were queued.
-    for (const target of (await this.#options.queue?.read()) ?? [])
-      this.#enqueueAsked(target, false);
+    for (const target of await this.#restore()) this.#enqueueAsked(target, false);
     for (const namespace of await memory.list()) {
       const where = { installation: namespace.installation, repositoryId: namespace.repository };
       const state = await readOrSay(memory.readBackfillState(namespace), where);
@@ -508,16 +514,42 @@ export class BackfillRunner {
     }
   }
 
+  /**
+   * Reads the queue's file once, and takes what it held (before what this process queued since)
+   * unless this process has queued, ended or cancelled it meanwhile. A job journaled before the
+   * start (a repository added) may queue a backfill before `resume()`: saving the queue then
+   * must not write over what the file held. Resolves with the entries taken.
+   */
+  #restore(): Promise<BackfillTarget[]> {
+    this.#restored ??= (async () => {
+      const targets = (await this.#options.queue?.read()) ?? [];
+      const taken = targets.filter((target) => !this.#touched.has(jobKeyOf(target)));
+      const queued = [...this.#queued];
+      this.#queued.clear();
+      for (const target of taken) this.#queued.set(jobKeyOf(target), target);
+      for (const [key, target] of queued) this.#queued.set(key, target);
+      this.#read = true;
+      this.#touched.clear();
+      return taken;
+    })();
+    return this.#restored;
+  }
+
   /** Adds a queued backfill to the queue's file (`target`), or takes it out (undefined). */
   #keepQueued(key: string, target: BackfillTarget | undefined): void {
     const { queue } = this.#options;
+    if (!queue) return;
+    if (!this.#read) this.#touched.add(key);
     const kept = this.#queued.get(key);
     // A command's catch-up asked again after one that failed replaces it, with its own time.
     const same = target ? JSON.stringify(kept) === JSON.stringify(target) : kept === undefined;
-    if (!queue || same) return;
+    if (same) return;
     if (target) this.#queued.set(key, target);
     else this.#queued.delete(key);
-    this.#queueSaved = queue.save([...this.#queued.values()]);
+    // Written once the file's earlier entries are in, whole as the queue is when it is written.
+    this.#queueSaved = this.#queueSaved
+      .then(() => this.#restore())
+      .then(() => queue.save([...this.#queued.values()]));
   }
 
   #logOf(target: BackfillTarget): Logger {

@@ -477,6 +477,78 @@ describe("BackfillRunner", () => {
     expect(JSON.parse(await readFile(file, "utf8"))).toEqual([]);
   });
 
+  it("keeps what the queue's file held when a backfill is queued before the start resumes them", async () => {
+    const memory = createTestRegistry(makeDataDir());
+    const file = join(makeDataDir(), "backfill-queue.json");
+    const since = "2026-11-25T00:00:00.000Z";
+    const earlier = [
+      { ...WIDGETS, max: 5, since },
+      { installation: 8, repository: 3, name: "acme/gadgets" },
+    ];
+    await writeFile(file, JSON.stringify(earlier));
+    const log = pino({ level: "silent" });
+    const asked: number[] = [];
+    const runner = new BackfillRunner({
+      memory,
+      auth: async (installation) => {
+        asked.push(installation);
+        throw Object.assign(new Error("Not Found"), { status: 404 });
+      },
+      max: 1_000,
+      clock: createFakeClock(),
+      log,
+      queue: new BackfillQueueFile(file, log),
+    });
+    // A job journaled before the stop (a repository added) queues one before resume() runs.
+    const added = { installation: 9, repository: 4, name: "acme/added", max: 5 };
+    await runner.request(added, { max: 5 });
+    expect(JSON.parse(await readFile(file, "utf8"))).toEqual([...earlier, added]);
+
+    await runner.resume();
+    await runner.idle();
+    await runner.close();
+    await memory.closeAll();
+    expect(asked.sort()).toEqual([7, 8, 9]);
+    expect(JSON.parse(await readFile(file, "utf8"))).toEqual([]);
+  });
+
+  it("keeps the entry of a backfill queued again while its cancelled run was stopping", async () => {
+    const memory = createTestRegistry(makeDataDir());
+    const file = join(makeDataDir(), "backfill-queue.json");
+    const log = pino({ level: "silent" });
+    const gone = () => Object.assign(new Error("Not Found"), { status: 404 });
+    const waiting: Array<() => void> = [];
+    const runner = new BackfillRunner({
+      memory,
+      // Each run waits for GitHub until let go.
+      auth: () => new Promise<Octokit>((_, reject) => waiting.push(() => reject(gone()))),
+      max: 1_000,
+      clock: createFakeClock(),
+      log,
+      queue: new BackfillQueueFile(file, log),
+    });
+    await runner.request(WIDGETS, { max: 5 });
+    while (waiting.length === 0) await new Promise((resolve) => setImmediate(resolve));
+    // Removed, then added back before the run in hand stopped.
+    const cancelled = runner.cancel(WIDGETS);
+    await runner.request(WIDGETS, { max: 5 });
+    waiting.shift()!();
+    await cancelled;
+    await new Promise((resolve) => setImmediate(resolve));
+    // Resolves once the file holds it, and what was written before.
+    const other = { installation: 8, repository: 3, name: "acme/gadgets" };
+    await runner.request(other, { max: 5 });
+
+    expect(JSON.parse(await readFile(file, "utf8"))).toEqual([
+      { ...WIDGETS, max: 5 },
+      { ...other, max: 5 },
+    ]);
+    const closing = runner.close();
+    for (const letGo of waiting.splice(0)) letGo();
+    await closing;
+    await memory.closeAll();
+  });
+
   it("resumes none of the queued backfills when their file is damaged, and says so", async () => {
     const file = join(makeDataDir(), "backfill-queue.json");
     await writeFile(file, '[{"installation": "seven"}]');
