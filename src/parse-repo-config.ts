@@ -128,6 +128,8 @@ export function parseRepoConfig(raw: unknown, file = REPO_CONFIG_PATH): ParsedRe
     if (nearMiss !== undefined) keys.add(nearMiss);
     mistaken.set(field, keys);
   };
+  // Lists an item was dropped from (not read as meant).
+  const dropped = new Set<string>();
   let config: RepoConfig | undefined;
   for (let round = 0; round < MAX_REPAIR_ROUNDS && !config; round++) {
     const result = RepoConfigSchema.safeParse(candidate);
@@ -169,10 +171,22 @@ export function parseRepoConfig(raw: unknown, file = REPO_CONFIG_PATH): ParsedRe
     // Later items first, so that dropping one does not move the others.
     for (const path of items.sort((a, b) => Number(b.at(-1)) - Number(a.at(-1)))) {
       noteMistake(path.slice(0, -1).join("."));
-      candidate = repairItem(candidate, path, file, errors);
+      candidate = repairItem(candidate, path, file, errors, dropped);
     }
   }
   config ??= restrictiveConfig();
+  // A deny-list: the command a dropped item named would run. Every command but `config` (which
+  // shows the mistake) is off until it is fixed.
+  if (dropped.has("commands.disabled")) {
+    setPath(
+      config,
+      ["commands", "disabled"],
+      structuredClone(RESTRICTIVE_SETTINGS["commands.disabled"]),
+    );
+    errors.push(
+      `${file}: ${quotedCode("commands.disabled")} has a mistake; every command but ${quotedCode("config")} is off until it is fixed`,
+    );
+  }
   for (const field of forced) {
     if (!isSet(candidate, field.split("."))) {
       setPath(config, field.split("."), structuredClone(RESTRICTIVE_SETTINGS[field]));
@@ -201,6 +215,7 @@ function repairItem(
   path: PropertyKey[],
   file: string,
   errors: string[],
+  dropped: Set<string>,
 ): unknown {
   const index = Number(path.at(-1));
   const listPath = path.slice(0, -1);
@@ -219,6 +234,7 @@ function repairItem(
   } else {
     errors.push(`${file}: ${item} is invalid; dropped`);
     list.splice(index, 1);
+    dropped.add(field);
   }
   return candidate;
 }

@@ -66,8 +66,18 @@ describe("parseRepoConfig", () => {
     expect(off.errors).toEqual([
       expect.stringContaining('`commands.disabled[1]` (`"sumarize"`) is not a command; read as'),
     ]);
-    const unknown = parseRepoConfig({ commands: { disabled: ["ask", "everything"] } });
-    expect(unknown.config.commands.disabled).toEqual(["ask"]);
+    // A deny-list that lost an item would run what it named: every command but config is off.
+    for (const disabled of [
+      ["ask", "everything"],
+      ["ask, review"],
+      ["summarize-command", "review"],
+    ]) {
+      const unknown = parseRepoConfig({ commands: { disabled } });
+      expect(unknown.config.commands.disabled).toEqual(COMMAND_NAMES.filter((c) => c !== "config"));
+      expect(unknown.errors.at(-1)).toBe(
+        ".github/talos.yml: `commands.disabled` has a mistake; every command but `config` is off until it is fixed",
+      );
+    }
   });
 
   it("turns triage off when triage.labels names no valid label, rather than allow any", () => {
