@@ -13,10 +13,23 @@ interface FileRead {
   text: string | null;
 }
 
-/** A config read: the files it fetched, in order, and what they made. */
-interface ConfigRead {
-  files: FileRead[];
-  result: GetResult;
+/** A config read: the files it fetched, in order, and what they made, or the parse's error. */
+type ConfigRead = { files: FileRead[] } & ({ result: GetResult } | { error: unknown });
+
+/**
+ * The longest config file read, in characters. Anyone who installs the app writes the file, and
+ * its YAML parse runs on the event loop every server's events share, in time that grows faster
+ * than its size (with the duplicate-key check, about 0.1 s for 32 KB of keys, 0.5 s for 64 KB,
+ * 2 s for 128 KB): a longer file is refused, unparsed, and its repository gets the most
+ * restrictive settings. 2,000 labels take about 50 KB.
+ */
+export const MAX_CONFIG_CHARS = 64 * 1024;
+
+export class ConfigTooLargeError extends Error {
+  constructor(readonly chars: number) {
+    super(`a config file is ${chars} characters long, over the ${MAX_CONFIG_CHARS} Talos reads`);
+    this.name = "ConfigTooLargeError";
+  }
 }
 
 /** The config reads of this process, by installation, repository and path. */
@@ -57,13 +70,6 @@ export function configMemoPlugin(octokit: Octokit, options: OctokitOptions) {
   return {
     config: {
       async get(params: GetOptions): Promise<GetResult> {
-        // Defaults shape the result (Probot's `context.config(file, defaults)`): not memoized.
-        if (params.defaults !== undefined) return composeConfigGet(octokit, params);
-        const { owner, repo, path, branch } = params;
-        const key = JSON.stringify([talos.installation, owner, repo, path, branch ?? null]);
-        const last = memo.get(key);
-        // Callers may change what they get; the kept copy must not change with it.
-        if (last && (await sameFiles(octokit, last.files))) return structuredClone(last.result);
         const files: FileRead[] = [];
         let complete = true;
         const request = Object.assign(
@@ -71,6 +77,8 @@ export function configMemoPlugin(octokit: Octokit, options: OctokitOptions) {
             try {
               const response = await octokit.request(endpoint);
               const text = textOf(response);
+              if (text !== undefined && text.length > MAX_CONFIG_CHARS)
+                throw new ConfigTooLargeError(text.length);
               if (text === undefined) complete = false;
               else files.push({ endpoint, text });
               return response;
@@ -82,7 +90,26 @@ export function configMemoPlugin(octokit: Octokit, options: OctokitOptions) {
           },
           { endpoint: octokit.request.endpoint },
         );
-        const result = await composeConfigGet({ request } as unknown as Octokit, params);
+        const read = () => composeConfigGet({ request } as unknown as Octokit, params);
+        // Defaults shape the result (Probot's `context.config(file, defaults)`): not memoized.
+        if (params.defaults !== undefined) return read();
+        const { owner, repo, path, branch } = params;
+        const key = JSON.stringify([talos.installation, owner, repo, path, branch ?? null]);
+        const last = memo.get(key);
+        if (last && (await sameFiles(octokit, last.files))) {
+          // A file that does not parse is not parsed again at each event either.
+          if ("error" in last) throw last.error;
+          // Callers may change what they get; the kept copy must not change with it.
+          return structuredClone(last.result);
+        }
+        let result: GetResult;
+        try {
+          result = await read();
+        } catch (error) {
+          // Every file was read: the error is the parse's, and stays while the files do.
+          if (complete) memo.set(key, { files, error });
+          throw error;
+        }
         if (complete) memo.set(key, { files, result: structuredClone(result) });
         return result;
       },

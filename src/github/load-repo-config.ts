@@ -3,6 +3,7 @@ import type { Context } from "probot";
 import { REPO_CONFIG_PATH } from "../config.js";
 import { quotedCode } from "../markdown/safe-text.js";
 import { parseRepoConfig, restrictiveConfig, type ParsedRepoConfig } from "../parse-repo-config.js";
+import { ConfigTooLargeError, MAX_CONFIG_CHARS } from "./config-memo-plugin.js";
 import type { Octokit, RepoRef } from "./octokit.js";
 
 export interface LoadedRepoConfig extends ParsedRepoConfig {
@@ -54,6 +55,12 @@ async function readRepoConfig(
   try {
     ({ files } = await read());
   } catch (error) {
+    if (error instanceof ConfigTooLargeError) {
+      return restrictive(
+        `is ${error.chars} characters long (or a file it extends is), over the ${MAX_CONFIG_CHARS} Talos reads; using the most restrictive settings`,
+        log,
+      );
+    }
     if (!isConfigParseError(error)) throw error;
     // The parser's first line says what is wrong; the lines after it quote the file.
     const message = String((error as Error).message).slice(0, 1_000);

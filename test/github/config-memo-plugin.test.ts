@@ -1,7 +1,8 @@
 import { afterEach, describe, expect, it, vi } from "vitest";
 import yaml from "yaml";
-import { createConfigMemo } from "../../src/github/config-memo-plugin.js";
+import { createConfigMemo, MAX_CONFIG_CHARS } from "../../src/github/config-memo-plugin.js";
 import { loadRepoConfig } from "../../src/github/load-repo-config.js";
+import { restrictiveConfig } from "../../src/parse-repo-config.js";
 import { openConfigContext } from "../helpers/config-context.js";
 
 const FILE = "/contents/.github%2Ftalos.yml";
@@ -93,6 +94,37 @@ describe("the config read, parsed once per version of its files", () => {
       "ask:\n  enabled: false\n",
       "ask:\n  enabled: true\n",
     ]);
+    expect(scope.pendingMocks()).toEqual([]);
+  });
+
+  it("refuses unparsed a file longer than it reads, giving the most restrictive settings", async () => {
+    const { scope, context } = await openConfigContext();
+    const parse = vi.spyOn(yaml, "parse");
+    // Keys whose parse time grows faster than the file: anyone who installs the app writes it.
+    let text = "ask:\n  enabled: true\n";
+    for (let i = 0; text.length <= MAX_CONFIG_CHARS; i++) text += `key${i}: ${i}\n`;
+    scope.get(`${HERE}${FILE}`).reply(200, text, RAW);
+
+    const loaded = await loadRepoConfig(context);
+    expect(parse).not.toHaveBeenCalled();
+    expect(loaded.config).toEqual(restrictiveConfig());
+    expect(loaded.errors).toEqual([
+      `.github/talos.yml: is ${text.length} characters long (or a file it extends is), over the ${MAX_CONFIG_CHARS} Talos reads; using the most restrictive settings`,
+    ]);
+    expect(scope.pendingMocks()).toEqual([]);
+  });
+
+  it("parses a file that is not YAML once while it is unchanged, restrictive each time", async () => {
+    const { scope, context } = await openConfigContext();
+    const parse = vi.spyOn(yaml, "parse");
+    scope.get(`${HERE}${FILE}`).reply(200, "ask: [unclosed\n", RAW);
+
+    const first = await loadRepoConfig(context);
+    const second = await loadRepoConfig(context);
+    expect(first.config).toEqual(restrictiveConfig());
+    expect(second).toEqual(first);
+    expect(first.errors[0]).toContain("cannot be read as YAML");
+    expect(parse).toHaveBeenCalledTimes(1);
     expect(scope.pendingMocks()).toEqual([]);
   });
 
