@@ -1,4 +1,4 @@
-import { mkdir, open, readFile, stat, type FileHandle } from "node:fs/promises";
+import { mkdir, open, stat, type FileHandle } from "node:fs/promises";
 import { dirname } from "node:path";
 import type { Logger } from "pino";
 import type { Clock } from "../clock.js";
@@ -11,6 +11,9 @@ import type {
   QueueSnapshot,
   RefusedJob,
 } from "./job-queue.js";
+
+const NEWLINE = 0x0a;
+const READ_CHUNK_BYTES = 1 << 20;
 
 export interface JobJournalOptions {
   /** `$TALOS_DATA_DIR/jobs/journal.log`; none keeps the journal in memory (`talos replay`). */
@@ -333,7 +336,8 @@ export class JobJournal implements JobQueue {
     while (this.#refused.length > 0 && (this.#refused[0]?.at ?? 0) < oldest) this.#refused.shift();
   }
 
-  #snapshot(): { text: string; lines: number } {
+  /** Each record a piece: joined, a journal of large payloads is more than one string holds. */
+  #snapshot(): { pieces: Buffer[]; bytes: number } {
     const oldest = this.#options.clock.now() - this.#options.retentionMs;
     // Maps iterate in insertion order, which is finish order: the first entries are the oldest.
     for (const [id, at] of this.#finished) {
@@ -345,8 +349,8 @@ export class JobJournal implements JobQueue {
       ...this.#refused.map((refused): JournalRecord => ({ op: "refuse", ...refused })),
       ...[...this.#jobs.values()].map((job): JournalRecord => ({ op: "add", ...job })),
     ];
-    const text = records.map((record) => `${JSON.stringify(record)}\n`).join("");
-    return { text, lines: records.length };
+    const pieces = records.map((record) => Buffer.from(`${JSON.stringify(record)}\n`));
+    return { pieces, bytes: pieces.reduce((sum, piece) => sum + piece.length, 0) };
   }
 
   /** Replaces the file with a snapshot; on failure the old file and handle are kept if whole. */
@@ -358,7 +362,7 @@ export class JobJournal implements JobQueue {
     const snapshot = this.#snapshot();
     let handle: FileHandle;
     try {
-      await writeFileAtomically(file, snapshot.text);
+      await writeFileAtomically(file, snapshot.pieces);
       handle = await open(file, "a");
     } catch (error) {
       // Only if the file was renamed over (the directory's fsync or the open failed) is the old
@@ -368,8 +372,8 @@ export class JobJournal implements JobQueue {
     }
     const old = this.#handle;
     this.#handle = handle;
-    this.#linesInFile = snapshot.lines;
-    this.#bytesInFile = Buffer.byteLength(snapshot.text);
+    this.#linesInFile = snapshot.pieces.length;
+    this.#bytesInFile = snapshot.bytes;
     this.#torn = false;
     this.#compactAfter = 0;
     // Its file is replaced: nothing written through it is needed any more.
@@ -471,29 +475,52 @@ interface Waiter {
   undo: (() => void) | undefined;
 }
 
+/**
+ * The journal's records, read a chunk at a time and cut at newlines: the file is not read as one
+ * string, which V8 caps at about 512 MiB (10,000 jobs of 50 KB payloads, with their history, come
+ * near), and past which the server could not start at all.
+ */
 async function readJournal(file: string, log: Logger): Promise<JournalRecord[]> {
-  let text: string;
+  const records: JournalRecord[] = [];
+  let line = 0;
+  const parse = (text: string) => {
+    line++;
+    try {
+      const record = JSON.parse(text) as JournalRecord;
+      if (!isDeliveryId(record.id)) throw new Error("no delivery id");
+      records.push(record);
+    } catch {
+      log.warn({ file, line }, "job journal has a malformed line; skipping it");
+    }
+  };
+  // The pieces of the line under way, joined once it ends.
+  const pending: Buffer[] = [];
   try {
-    text = await readFile(file, "utf8");
+    const handle = await open(file, "r");
+    try {
+      for await (const chunk of handle.createReadStream({ highWaterMark: READ_CHUNK_BYTES })) {
+        const bytes = chunk as Buffer;
+        let start = 0;
+        for (let end = bytes.indexOf(NEWLINE); end !== -1; end = bytes.indexOf(NEWLINE, start)) {
+          pending.push(bytes.subarray(start, end));
+          parse(Buffer.concat(pending).toString("utf8"));
+          pending.length = 0;
+          start = end + 1;
+        }
+        if (start < bytes.length) pending.push(bytes.subarray(start));
+      }
+    } finally {
+      await handle.close();
+    }
   } catch (error) {
     if ((error as NodeJS.ErrnoException).code === "ENOENT") return [];
     throw new Error(`Cannot read the job journal ${file}: ${(error as Error).message}`, {
       cause: error,
     });
   }
-  const lines = text.split("\n");
-  // The element after the last newline is empty, unless a crash in the middle of an append left
-  // a partly written line there. Its write never completed, so nothing was acknowledged for it.
-  if (lines.at(-1)) log.warn({ file }, "job journal ends in a partly written line; ignoring it");
-  const records: JournalRecord[] = [];
-  lines.slice(0, -1).forEach((line, index) => {
-    try {
-      const record = JSON.parse(line) as JournalRecord;
-      if (!isDeliveryId(record.id)) throw new Error("no delivery id");
-      records.push(record);
-    } catch {
-      log.warn({ file, line: index + 1 }, "job journal has a malformed line; skipping it");
-    }
-  });
+  // What follows the last newline is a line a crash cut in the middle of its append. Its write
+  // never completed, so nothing was acknowledged for it.
+  if (pending.length > 0)
+    log.warn({ file }, "job journal ends in a partly written line; ignoring it");
   return records;
 }

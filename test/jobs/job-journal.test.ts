@@ -211,6 +211,25 @@ describe("the job journal", () => {
     await second.journal.close();
   });
 
+  it("reads lines longer than its reads (a chunk at a time), multi-byte characters cut between chunks included", async () => {
+    const file = join(makeDataDir(), "journal.log");
+    const first = await openJournal(file);
+    // 3 MB of 3-byte characters, offset by one byte: the 1 MiB chunks cut some in two.
+    const text = `x${"語".repeat(1_000_000)}`;
+    await first.journal.enqueue({ ...job("big"), payload: { text } });
+    await first.journal.enqueue(job("after", "2"));
+    await first.journal.close();
+    appendFileSync(file, '{"op":"add","id":"torn","payl');
+
+    const second = await openJournal(file);
+    const jobs = second.journal.list();
+    expect(jobs.map((j) => j.id)).toEqual(["big", "after"]);
+    expect((jobs[0]!.payload as { text: string }).text === text).toBe(true);
+    expect(second.logs.text()).toContain("partly written line");
+    expect(second.logs.text()).not.toContain("malformed line");
+    await second.journal.close();
+  });
+
   it("stays bounded: finished jobs are compacted and forgotten after the retention", async () => {
     const clock = createFakeClock();
     const file = join(makeDataDir(), "journal.log");
@@ -279,13 +298,14 @@ describe("the job journal", () => {
     const { journal, logs } = await openJournal(file);
     await journal.enqueue(job("retried", "a"));
     const prototype = await fileHandlePrototype(directory);
-    const writeFile = prototype.writeFile;
-    // A disk too full for a snapshot of the journal, with room left for a record.
-    const snapshots = vi.spyOn(prototype, "writeFile").mockImplementation(async function (
+    const writev = prototype.writev;
+    // A disk too full for a snapshot of the journal (written in pieces, one writev), with room
+    // left for a record (appended).
+    const snapshots = vi.spyOn(prototype, "writev").mockImplementation(async function (
       this: FileHandle,
-      ...args: Parameters<FileHandle["writeFile"]>
+      ...args: Parameters<FileHandle["writev"]>
     ) {
-      await writeFile.call(this, String(args[0]).slice(0, 10));
+      await writev.call(this, [(args[0][0] as Uint8Array).subarray(0, 10)], args[1]);
       throw noSpace();
     });
     // Two lines each: the file outgrows what it holds, and is compacted.
