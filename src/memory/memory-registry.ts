@@ -222,7 +222,9 @@ export class MemoryRegistry implements MemoryService {
     return this.#lease(ref, this.#epoch, false, async (slot) => {
       const stored = await readRepositoryFile(slot.directory);
       if (!stored) return false;
-      if (stored.name !== ref.name) await this.#writeRepositoryFile(slot, ref);
+      // Damaged, it is written again: its directory says whose it is, the event its name.
+      if (stored === DAMAGED || stored.name !== ref.name)
+        await this.#writeRepositoryFile(slot, ref);
       return true;
     });
   }
@@ -335,11 +337,17 @@ export class MemoryRegistry implements MemoryService {
       if (!NUMERIC.test(installation)) continue;
       for (const repository of await readdirOrEmpty(join(this.#options.directory, installation))) {
         if (!NUMERIC.test(repository)) continue;
-        const stored = await readRepositoryFile(
-          join(this.#options.directory, installation, repository),
-        );
+        const directory = join(this.#options.directory, installation, repository);
+        const stored = await readRepositoryFile(directory);
+        // One damaged file holds up no other memory (a start's resumed backfills and catch-up,
+        // the warm-up, `talos memory`); the repository's next event writes it again.
+        if (stored === DAMAGED)
+          this.#options.log.error(
+            { file: join(directory, REPOSITORY_FILE) },
+            "memory left out of the list: its repository.json is damaged; its repository's next event writes it again",
+          );
         // A directory without one was never written to (a crash right after its mkdir).
-        if (stored) found.push(stored);
+        else if (stored) found.push(stored);
       }
     }
     return found.sort((a, b) => a.installation - b.installation || a.repository - b.repository);
@@ -515,7 +523,14 @@ export class MemoryRegistry implements MemoryService {
   async #openStore(slot: Slot, ref: RepositoryRef): Promise<VectraMemoryStore> {
     if (!slot.name) {
       const stored = await readRepositoryFile(slot.directory);
-      if (stored) {
+      if (stored === DAMAGED) {
+        // The directory is the namespace's (by ids): the event names the repository again.
+        this.#options.log.warn(
+          { memory: slot.key, name: ref.name },
+          "memory's repository.json is damaged: written again from the event",
+        );
+        await this.#writeRepositoryFile(slot, ref);
+      } else if (stored) {
         slot.name = stored.name;
       } else {
         // The first open of this repository's memory: a name-keyed one may be its.
@@ -762,7 +777,11 @@ function moveToFront<K, V>(map: Map<K, V>, key: K): void {
   for (const [k, v] of entries) if (k !== key) map.set(k, v);
 }
 
-async function readRepositoryFile(directory: string): Promise<StoredNamespace | undefined> {
+const DAMAGED = "damaged";
+
+async function readRepositoryFile(
+  directory: string,
+): Promise<StoredNamespace | typeof DAMAGED | undefined> {
   let text: string;
   try {
     text = await readFile(join(directory, REPOSITORY_FILE), "utf8");
@@ -770,13 +789,17 @@ async function readRepositoryFile(directory: string): Promise<StoredNamespace | 
     if ((error as NodeJS.ErrnoException).code === "ENOENT") return undefined;
     throw error;
   }
-  const stored = JSON.parse(text) as Partial<StoredNamespace>;
+  let stored: Partial<StoredNamespace>;
+  try {
+    stored = JSON.parse(text) as Partial<StoredNamespace>;
+  } catch {
+    return DAMAGED;
+  }
   if (
-    typeof stored.installation !== "number" ||
+    typeof stored?.installation !== "number" ||
     typeof stored.repository !== "number" ||
     typeof stored.name !== "string"
-  ) {
-    throw new Error(`${join(directory, REPOSITORY_FILE)} is damaged`);
-  }
+  )
+    return DAMAGED;
   return { installation: stored.installation, repository: stored.repository, name: stored.name };
 }

@@ -273,6 +273,39 @@ describe("deleting memory", () => {
 });
 
 describe("open stores bounded by their RAM", () => {
+  it("leaves a memory whose repository.json is damaged out of the list, saying so, and writes the file again at its repository's next open", async () => {
+    const directory = join(makeDataDir(), "memory");
+    const writer = registry(directory);
+    for (const r of [1, 2])
+      await (await writer.open(repo(r))).add(memoryOf(`acme/repo-${r}`, 1, `Issue of ${r}`));
+    await writer.closeAll();
+    const file = join(directory, "7", "1", "repository.json");
+    writeFileSync(file, '{"installation": 7, "repos');
+
+    const errors: Array<{ msg: string; file?: string }> = [];
+    const log = pino(
+      { level: "warn" },
+      { write: (line: string) => void errors.push(JSON.parse(line) as { msg: string }) },
+    );
+    const memories = registry(directory, { log });
+    expect((await memories.list()).map((n) => n.repository)).toEqual([2]);
+    expect(errors).toContainEqual(
+      expect.objectContaining({
+        file,
+        msg: "memory left out of the list: its repository.json is damaged; its repository's next event writes it again",
+      }),
+    );
+    // The event names it: its records are all there, and the file is whole again.
+    expect(await (await memories.open(repo(1))).get("issue-1")).toMatchObject({
+      text: "Issue of 1",
+    });
+    expect(await memories.list()).toEqual([
+      { installation: 7, repository: 1, name: "acme/repo-1" },
+      { installation: 7, repository: 2, name: "acme/repo-2" },
+    ]);
+    await memories.closeAll();
+  });
+
   it("estimates a store's RAM from its vectors and texts", async () => {
     const store = await openTestStore(makeDataDir());
     const empty = store.estimateBytes();
