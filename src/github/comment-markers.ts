@@ -45,6 +45,11 @@ export function reviewMarker(headSha: string, commentId?: number): string {
   return `<!-- talos:review:${headSha}${commentId === undefined ? "" : `:${commentId}`} -->`;
 }
 
+/** An inline comment of a review: Talos's, as every comment it writes is marked. */
+export function reviewCommentMarker(headSha: string): string {
+  return `<!-- talos:review-comment:${headSha} -->`;
+}
+
 /**
  * The marker on the last line of a body Talos wrote, split into its kind and values
  * (`pr-summary`, [sha]), or undefined when the body carries none there.

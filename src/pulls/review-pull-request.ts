@@ -1,7 +1,12 @@
 import type { Logger } from "pino";
 import type { Assistant } from "../agent/assistant.js";
 import type { RepoConfig } from "../config.js";
-import { readMarker, reviewMarker, withMarker } from "../github/comment-markers.js";
+import {
+  readMarker,
+  reviewCommentMarker,
+  reviewMarker,
+  withMarker,
+} from "../github/comment-markers.js";
 import type {
   NewReviewComment,
   PullRequestClient,
@@ -244,7 +249,10 @@ async function postReview(
       line,
       side,
       ...(start_line === undefined ? {} : { start_line, start_side }),
-      body: change === undefined ? words : `${words}\n\n${change}`,
+      body: withMarker(
+        change === undefined ? words : `${words}\n\n${change}`,
+        reviewCommentMarker(pull.headSha),
+      ),
     });
   }
   const safeBody = await markdown.toSafeMarkdown(body, scope);

@@ -272,6 +272,11 @@ it("posts a suggestion only where the draft's was checked: none the model spelt 
   expect(prose.body).not.toMatch(/^(`{3,}|~{3,})\s*suggestion/im);
   // An empty suggestion deletes the line; one empty line in it would replace the line instead.
   expect(deletion).toMatchObject({ path: "src/theme.js", line: 4 });
-  expect(deletion.body).toBe("**Minor:** Not needed.\n\n```suggestion\n```");
-  expect(checked.body).toBe("**Nit:** Darker.\n\n```suggestion\nexport const dark = '#000';\n```");
+  // Each marked as Talos's, as every comment it writes, after the suggestion's block.
+  const marker = `\n\n<!-- talos:review-comment:${reviews[0].commit_id} -->`;
+  expect(prose.body).toMatch(new RegExp(`${marker}$`));
+  expect(deletion.body).toBe(`**Minor:** Not needed.\n\n\`\`\`suggestion\n\`\`\`${marker}`);
+  expect(checked.body).toBe(
+    `**Nit:** Darker.\n\n\`\`\`suggestion\nexport const dark = '#000';\n\`\`\`${marker}`,
+  );
 });
