@@ -13,6 +13,11 @@ import type {
 } from "./job-queue.js";
 
 const NEWLINE = 0x0a;
+/**
+ * Crashes in a row during a job's runs before jobs run one at a time. One is a deploy's stop past
+ * its grace as often as a crash: running alone after it would slow every restart.
+ */
+const ISOLATE_AFTER_CRASHES = 2;
 const READ_CHUNK_BYTES = 1 << 20;
 
 export interface JobJournalOptions {
@@ -219,6 +224,15 @@ export class JobJournal implements JobQueue {
     return true;
   }
 
+  needsIsolation(): boolean {
+    for (const job of this.#jobs.values()) {
+      // The run under way in this process is not one a crash cut short.
+      const cut = (job.unsettledRuns ?? 0) - (this.#running.has(job.id) ? 1 : 0);
+      if (!job.parked && cut >= ISOLATE_AFTER_CRASHES) return true;
+    }
+    return false;
+  }
+
   nextRetryAt(): number | undefined {
     let next: number | undefined;
     for (const job of this.#jobs.values()) {
@@ -274,7 +288,10 @@ export class JobJournal implements JobQueue {
       }
       case "start": {
         const job = this.#jobs.get(record.id);
-        if (job) job.attempts++;
+        if (job) {
+          job.attempts++;
+          job.unsettledRuns = (job.unsettledRuns ?? 0) + 1;
+        }
         break;
       }
       case "spend": {
@@ -285,12 +302,18 @@ export class JobJournal implements JobQueue {
       }
       case "fail": {
         const job = this.#jobs.get(record.id);
-        if (job) job.retryAt = record.retryAt;
+        if (job) {
+          job.retryAt = record.retryAt;
+          job.unsettledRuns = undefined;
+        }
         break;
       }
       case "park": {
         const job = this.#jobs.get(record.id);
-        if (job) job.parked = { at: record.at, error: record.error };
+        if (job) {
+          job.parked = { at: record.at, error: record.error };
+          job.unsettledRuns = undefined;
+        }
         break;
       }
       case "retry": {

@@ -31,6 +31,11 @@ export interface Job extends NewJob {
   /** Set once the job has failed for good; it is kept for `talos jobs`, never run again. */
   parked?: { at: number; error: string } | undefined;
   /**
+   * Runs started since its last recorded outcome (a failure, a parking): the one under way, and
+   * before it those a crash (or a stop past its grace) cut short. The local journal's only.
+   */
+  unsettledRuns?: number | undefined;
+  /**
    * A shared queue's claimed job: aborted when this instance can no longer be sure it holds the
    * job (its lease went unrenewed, as through a Redis outage). Another instance may run it then,
    * so this one must stop writing to GitHub.
@@ -98,5 +103,12 @@ export interface JobQueue {
   snapshot(): Promise<QueueSnapshot>;
   /** False when deliveries cannot be accepted now (a shared queue's server is away). */
   available(): boolean;
+  /**
+   * True while a job has been cut short by a crash twice or more in a row: one of those running
+   * beside it each time may be what crashes the process. The runner then runs one job at a
+   * time, so that only the job that crashes it counts starts towards its parking, not those
+   * that happened to run beside it. Absent: never (a shared queue's leases say nothing of it).
+   */
+  needsIsolation?(): boolean;
   close(): Promise<void>;
 }

@@ -186,6 +186,8 @@ export class JobRunner<C> {
 
   async #claimAll(): Promise<void> {
     while (!this.#stopping && this.#running.size < this.#options.concurrency) {
+      // One at a time while a job may be crashing the process: see JobQueue.needsIsolation.
+      if (this.#running.size > 0 && this.#options.queue.needsIsolation?.()) return;
       this.#pumpAgain = false;
       const job = await this.#options.queue.claimNext();
       if (!job) return;

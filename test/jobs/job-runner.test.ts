@@ -222,6 +222,35 @@ describe("the job runner", () => {
     expect(second.journal.list()[0]?.parked?.error).toBe("started 2 times without finishing");
   });
 
+  it("runs jobs one at a time after two crashes in a row, so that only the job crashing the process is parked", async () => {
+    const file = join(makeDataDir(), "journal.log");
+    const started: string[] = [];
+    for (let life = 1; life <= 7; life++) {
+      const { runner, journal } = await setup({ concurrency: 8, maxAttempts: 5, file });
+      let crashed = false;
+      // X brings the process down as it runs; Y is slow (a long review), and outlives each life.
+      runner.register("work", async (_context, run) => {
+        started.push(`${life}:${run.id}`);
+        if (run.id === "X") crashed = true;
+        await new Promise(() => undefined);
+      });
+      if (life === 1) for (const id of ["X", "Y"]) await runner.submit(job(id, id), id);
+      runner.start(async (j) => j.id);
+      await until(() => crashed || Boolean(journal.list().find((j) => j.id === "X")?.parked));
+      // Time for any other job the runner would start beside it; then the process dies, writing
+      // nothing more.
+      await new Promise((resolve) => setTimeout(resolve, 20));
+    }
+    const { journal } = await setup({ file });
+    const [x, y] = journal.list();
+
+    // Both ran in the first two lives; from the third, X alone, until it was parked; then Y.
+    expect(started).toEqual(["1:X", "1:Y", "2:X", "2:Y", "3:X", "4:X", "5:X", "6:Y", "7:Y"]);
+    expect(x).toMatchObject({ id: "X", parked: { error: "started 5 times without finishing" } });
+    expect(y).toMatchObject({ id: "Y", attempts: 4 });
+    expect(y!.parked).toBeUndefined();
+  });
+
   it("on stop, waits out the grace period and leaves an unfinished job journaled", async () => {
     const first = await setup();
     const never = deferred();
