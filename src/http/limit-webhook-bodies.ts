@@ -1,4 +1,6 @@
 import type { IncomingMessage, ServerResponse } from "node:http";
+import { createNodeMiddleware, type Webhooks } from "@octokit/webhooks";
+import type { Logger } from "pino";
 
 /**
  * GitHub sends no webhook payload over 25 MB, so a bigger body is not GitHub's.
@@ -13,9 +15,21 @@ export type NodeMiddleware = (
   next?: () => void,
 ) => Promise<boolean>;
 
+/**
+ * How long a delivery's handler (its journaling) may take before the middleware answers. The
+ * webhooks middleware Probot builds answers `202 still processing` after 9 s, before the journal
+ * holds the delivery: were the write then to fail, or the process die, GitHub would count it
+ * delivered, and nothing would ask for it again. GitHub itself gives up at 10 s and records the
+ * delivery failed, so it can be redelivered (and the start's catch-up asks for it): waiting
+ * longer than that is the honest answer. The bound only frees a request whose handler hangs.
+ */
+export const WEBHOOK_ANSWER_TIMEOUT_MS = 5 * 60_000;
+
 /** The part of a Probot 14 instance that builds its webhook middleware. */
 export interface WebhookMiddlewareFactory {
   readonly webhookPath: string;
+  readonly webhooks: unknown;
+  readonly log: Logger;
   getNodeMiddleware(options?: { path?: string | undefined }): Promise<NodeMiddleware>;
 }
 
@@ -77,12 +91,18 @@ export function limitWebhookBodies(
   { maxBytes = WEBHOOK_MAX_BYTES, available }: WebhookLimits = {},
 ): void {
   const getNodeMiddleware = probot.getNodeMiddleware.bind(probot);
-  probot.getNodeMiddleware = async (options = {}) =>
-    createBodyLimitHandler(await getNodeMiddleware(options), {
-      path: options.path ?? probot.webhookPath,
-      maxBytes,
-      available,
-    });
+  probot.getNodeMiddleware = async (options = {}) => {
+    const path = options.path ?? probot.webhookPath;
+    // Probot's own is built for what building it sets up (its webhooks); the one used is the
+    // same, with a longer timeout (WEBHOOK_ANSWER_TIMEOUT_MS).
+    await getNodeMiddleware(options);
+    const middleware = createNodeMiddleware(probot.webhooks as Webhooks, {
+      path,
+      log: probot.log,
+      timeout: WEBHOOK_ANSWER_TIMEOUT_MS,
+    }) as NodeMiddleware;
+    return createBodyLimitHandler(middleware, { path, maxBytes, available });
+  };
 }
 
 export type WebhookLimits = Partial<Pick<BodyLimitOptions, "maxBytes" | "available">>;
