@@ -114,7 +114,8 @@ export class BackfillRunner {
   /**
    * `talos backfill` beside this server: the backfill (or with `since`, the catch-up) of one
    * repository, reading at most `max`, queued behind the others. Resolves once the queue's file
-   * keeps it (the command is told it was accepted after that: a crash then loses nothing), with
+   * was written with it (the command is told it was accepted after that, so a crash then loses
+   * nothing; a write that fails, a full disk, is logged and the backfill still runs), with
    * false when one is queued or running already: it resumes where this would.
    */
   async request(
@@ -352,8 +353,7 @@ export class BackfillRunner {
         // A backfill ended, whatever the outcome: its own progress says whether the next start
         // resumes it. A catch-up has no progress of its own: one that failed stays queued for
         // the next start. One stopped by a shutdown stays queued too, in case it had saved no
-        // progress yet.
-        // One cancelled may have been queued again meanwhile: that one's entry stays.
+        // progress yet. One cancelled may have been queued again meanwhile: that entry stays.
         const resumed = this.#stop.signal.aborted || (catchUp !== undefined && failed);
         const replaced = this.#jobs.has(key) && this.#jobs.get(key) !== job;
         if (kept && !resumed && !replaced) this.#keepQueued(key, undefined);
