@@ -216,7 +216,7 @@ export class BackfillRunner {
           },
         ),
       );
-    if (listing) this.#backfillUnknown(listing.repositories, new Set(known.map(keyOf)));
+    if (listing) await this.#backfillUnknown(listing.repositories, new Set(known.map(keyOf)));
     const listed = listing !== undefined || !this.#options.installed;
     return (await Promise.all(results)).every(Boolean) && listed && !failed;
   }
@@ -296,16 +296,34 @@ export class BackfillRunner {
     return { kept, failed };
   }
 
-  /** Backfills the installed repositories whose keys `known` lacks. */
-  #backfillUnknown(installed: BackfillTarget[], known: Set<string>): void {
+  /**
+   * Backfills the installed repositories whose keys `known` lacks. One removed from its
+   * installation and added back while Talos missed the event is readmitted first: GitHub lists
+   * it, by id, as the installation's now (its memory would otherwise stay refused, and its
+   * backfill skipped, until its next event).
+   */
+  async #backfillUnknown(installed: BackfillTarget[], known: Set<string>): Promise<void> {
+    const { memory, log } = this.#options;
     const unknown = installed.filter((target) => !known.has(keyOf(target)));
     if (unknown.length > 0)
-      this.#options.log.info(
+      log.info(
         { repositories: unknown.length },
         "backfilling the repositories added while Talos missed their events",
       );
     // Each one's progress is its own from here: an unfinished one resumes at the next start.
-    for (const target of unknown) this.enqueue(target);
+    for (const target of unknown) {
+      try {
+        await memory.readmit(target);
+      } catch (error) {
+        // Readmitted at its next event instead (GitHub is asked then).
+        log.warn(
+          { err: error, installation: target.installation, repository: target.name },
+          "cannot readmit a repository added back while Talos was down",
+        );
+        continue;
+      }
+      this.enqueue(target);
+    }
   }
 
   #enqueue(

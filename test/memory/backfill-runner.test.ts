@@ -12,7 +12,7 @@ import type { MemoryService } from "../../src/memory/memory-service.js";
 import { MemoryDeletedError } from "../../src/memory/memory-store.js";
 import { createFakeClock } from "../helpers/fake-clock.js";
 import { makeDataDir } from "../helpers/test-app.js";
-import { createTestRegistry } from "../helpers/test-memory.js";
+import { createTestRegistry, issueMemory } from "../helpers/test-memory.js";
 import { listedIssue } from "../helpers/listed-issue.js";
 
 /**
@@ -866,6 +866,49 @@ describe("BackfillRunner.catchUp and what the installations hold now", () => {
       }),
     );
     await memory.closeAll();
+  });
+
+  it("readmits and backfills a repository removed, then added back while Talos missed the event", async () => {
+    const memory = createTestRegistry(makeDataDir());
+    const left = NAMESPACES.left;
+    await (await memory.open(left)).add(issueMemory(1, "From before it left", { repo: left.name }));
+    // Its installation_repositories.removed came; the .added that followed did not.
+    await memory.delete(left);
+    const octokit = {
+      config: { get: async () => ({ files: [] }) },
+      rest: {
+        repos: {
+          get: async () => ({
+            data: { ...WIDGETS_REPOSITORY, id: 3, name: "left", full_name: "acme/left" },
+          }),
+        },
+        issues: {
+          listForRepo: async ({ page }: { page: number }) => ({
+            data:
+              page === 1
+                ? [listedIssue(5, { html_url: "https://github.com/acme/left/issues/5" })]
+                : [],
+            headers: {},
+          }),
+        },
+      },
+    } as unknown as Octokit;
+    const runner = new BackfillRunner({
+      memory,
+      auth: async () => octokit,
+      max: 1_000,
+      clock: createFakeClock(),
+      log: pino({ level: "silent" }),
+      installed: async () => ({ installations: [7], read: [7], repositories: [left] }),
+    });
+
+    expect(await runner.catchUp("2026-11-20T00:00:00.000Z")).toBe(true);
+    await runner.idle();
+    await runner.close();
+    // Open again, empty of what it held before it left, and backfilled.
+    const records = await (await memory.open(left)).list();
+    await memory.closeAll();
+    expect(records.map((r) => r.id)).toEqual(["issue-5"]);
   });
 
   it("deletes nothing when the installations cannot be listed, catches every memory up, and says it is unfinished", async () => {
