@@ -97,6 +97,8 @@ export const EnvSchema = z.object({
   // Jobs: every accepted delivery is journaled under TALOS_DATA_DIR before it is acknowledged.
   TALOS_CONCURRENCY: withDefault(z.coerce.number().int().min(1).max(256), 8),
   TALOS_JOB_QUEUE_MAX: withDefault(z.coerce.number().int().min(1), 10_000),
+  // The journal's jobs are held in RAM: their payloads' JSON together, at most (local disk).
+  TALOS_JOB_QUEUE_MAX_MB: withDefault(z.coerce.number().positive(), 256),
   TALOS_JOB_MAX_ATTEMPTS: withDefault(z.coerce.number().int().min(1).max(100), 5),
   TALOS_SHUTDOWN_GRACE_MS: withDefault(timerMs().min(0), 20_000),
   // Several instances: with REDIS_URL the job queue is shared (BullMQ), and so is Probot's

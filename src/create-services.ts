@@ -137,6 +137,7 @@ export async function createServices(options: ServicesOptions): Promise<Services
     : await JobJournal.open({
         file: options.ephemeralJobs ? undefined : join(env.TALOS_DATA_DIR, "jobs", "journal.log"),
         maxQueued: env.TALOS_JOB_QUEUE_MAX,
+        maxQueuedChars: env.TALOS_JOB_QUEUE_MAX_MB * 1024 * 1024,
         retentionMs,
         maxFinished: env.TALOS_LEDGER_MAX_ENTRIES,
         clock,

@@ -25,6 +25,12 @@ export interface JobJournalOptions {
   file?: string;
   /** Jobs waiting, running or parked; more are refused. */
   maxQueued: number;
+  /**
+   * Their payloads' JSON together, in characters (about bytes): the jobs are held in RAM, and a
+   * few large payloads (GitHub sends up to 25 MB) weigh more than thousands of small ones. More
+   * are refused. Unbounded when absent.
+   */
+  maxQueuedChars?: number | undefined;
   /** How long a finished delivery is remembered, so that a redelivery is skipped. */
   retentionMs: number;
   /** The most finished deliveries remembered, whatever their age. */
@@ -46,6 +52,9 @@ type JournalRecord =
   | { op: "retry"; id: string; at: number }
   | ({ op: "refuse" } & RefusedJob);
 
+/** What a job's payload weighs against `maxQueuedChars`: its JSON's length. */
+const payloadChars = (job: NewJob): number => JSON.stringify(job.payload ?? null).length;
+
 // Delivery ids are GUIDs; records are JSON, so any string is safe in the file, but not any size.
 const isDeliveryId = (id: unknown): id is string =>
   typeof id === "string" && id.length > 0 && id.length <= 200;
@@ -65,6 +74,9 @@ export class JobJournal implements JobQueue {
   readonly #options: JobJournalOptions;
   /** Waiting, running and parked jobs, in arrival order. */
   readonly #jobs = new Map<string, Job>();
+  /** Each held job's payload size (see `maxQueuedChars`), and their sum. */
+  readonly #payloadChars = new Map<string, number>();
+  #queuedChars = 0;
   /** Finished delivery ids, by finish time (oldest first). */
   readonly #finished = new Map<string, number>();
   readonly #refused: RefusedJob[] = [];
@@ -117,8 +129,12 @@ export class JobJournal implements JobQueue {
     if (!isDeliveryId(job.id)) throw new Error("the delivery id is empty or too long");
     // Parked jobs count against the bound: those past the retention go first, as a restart would
     // drop them, or a server that runs for weeks fills up with them and refuses every delivery.
-    if (this.#jobs.size >= this.#options.maxQueued) this.#forgetExpired();
-    if (this.#closed || this.#jobs.size >= this.#options.maxQueued) {
+    const chars = payloadChars(job);
+    const full = () =>
+      this.#jobs.size >= this.#options.maxQueued ||
+      this.#queuedChars + chars > (this.#options.maxQueuedChars ?? Infinity);
+    if (full()) this.#forgetExpired();
+    if (this.#closed || full()) {
       const reason = this.#closed ? "stopping" : "queue-full";
       const refused = { id: job.id, event: job.event, repository: job.repository, reason };
       const record: JournalRecord = { op: "refuse", ...refused, at: this.#options.clock.now() };
@@ -137,11 +153,11 @@ export class JobJournal implements JobQueue {
       acceptedAt: this.#options.clock.now(),
       attempts: 0,
     };
-    this.#apply(record);
+    this.#apply(record, chars);
     // Not durable, so not accepted: the sender sees a failure and can deliver it again. The job is
     // dropped as the write fails, before a rewrite could snapshot it (which would make it durable
     // after all) and before a redelivery could add it again (which a later delete would drop).
-    const durable = this.#append(record, true, () => this.#jobs.delete(job.id));
+    const durable = this.#append(record, true, () => this.#drop(job.id));
     this.#accepting.set(job.id, durable);
     try {
       await durable;
@@ -277,13 +293,20 @@ export class JobJournal implements JobQueue {
     this.#busyThreads.delete(thread);
   }
 
-  /** The state change a record stands for, the same on replay as when it is first written. */
-  #apply(record: JournalRecord): void {
+  /**
+   * The state change a record stands for, the same on replay as when it is first written. An
+   * add's payload size is measured here unless given (`enqueue` measured it for the bound).
+   */
+  #apply(record: JournalRecord, chars?: number): void {
     switch (record.op) {
       case "add": {
         const job: Job & { op?: string } = { ...record };
         delete job.op;
-        if (!this.#jobs.has(job.id) && !this.#finished.has(job.id)) this.#jobs.set(job.id, job);
+        if (this.#jobs.has(job.id) || this.#finished.has(job.id)) break;
+        this.#jobs.set(job.id, job);
+        const size = chars ?? payloadChars(job);
+        this.#payloadChars.set(job.id, size);
+        this.#queuedChars += size;
         break;
       }
       case "start": {
@@ -328,7 +351,7 @@ export class JobJournal implements JobQueue {
         break;
       }
       case "done":
-        this.#jobs.delete(record.id);
+        this.#drop(record.id);
         this.#finished.delete(record.id);
         this.#finished.set(record.id, record.at);
         break;
@@ -347,13 +370,20 @@ export class JobJournal implements JobQueue {
     this.#forgetExpired();
   }
 
+  /** Forgets a job, and its payload's weight against the bound. */
+  #drop(id: string): void {
+    this.#jobs.delete(id);
+    this.#queuedChars -= this.#payloadChars.get(id) ?? 0;
+    this.#payloadChars.delete(id);
+  }
+
   #forgetExpired(): void {
     const oldest = this.#options.clock.now() - this.#options.retentionMs;
     for (const [id, job] of this.#jobs) {
       // Parked jobs are kept as long as finished ids, then forgotten with a line in the log.
       if (job.parked && job.parked.at < oldest) {
         this.#options.log.warn({ delivery: id, event: job.event }, "parked job expired");
-        this.#jobs.delete(id);
+        this.#drop(id);
       }
     }
     while (this.#refused.length > 0 && (this.#refused[0]?.at ?? 0) < oldest) this.#refused.shift();

@@ -23,12 +23,18 @@ function job(id: string, thread = "1/10#1"): NewJob {
 
 async function openJournal(
   file: string,
-  options: { clock?: FakeClock; maxQueued?: number; maxFinished?: number } = {},
+  options: {
+    clock?: FakeClock;
+    maxQueued?: number;
+    maxQueuedChars?: number;
+    maxFinished?: number;
+  } = {},
 ) {
   const logs = await captureLogs("warn");
   const journal = await JobJournal.open({
     file,
     maxQueued: options.maxQueued ?? 100,
+    maxQueuedChars: options.maxQueuedChars,
     retentionMs: 72 * HOUR,
     maxFinished: options.maxFinished ?? 1_000,
     clock: options.clock ?? createFakeClock(),
@@ -196,6 +202,31 @@ describe("the job journal", () => {
     expect(logs.text()).toContain("ENOSPC");
     vi.restoreAllMocks();
     await journal.close();
+  });
+
+  it("refuses a delivery whose payload would take the jobs held past their size bound, across a restart too", async () => {
+    const file = join(makeDataDir(), "journal.log");
+    // A payload of about 400 characters each; room for two.
+    const heavy = (id: string) => ({ ...job(id, id), payload: { id, text: "x".repeat(390) } });
+    const { journal } = await openJournal(file, { maxQueuedChars: 1_000 });
+    expect(await journal.enqueue(heavy("h1"))).toEqual({ status: "accepted" });
+    expect(await journal.enqueue(heavy("h2"))).toEqual({ status: "accepted" });
+    expect(await journal.enqueue(heavy("h3"))).toEqual({ status: "refused", reason: "queue-full" });
+    // A small one still fits; a finished job's payload no longer counts.
+    expect(await journal.enqueue(job("small", "s"))).toEqual({ status: "accepted" });
+    await journal.claimNext();
+    await journal.complete("h1");
+    expect(await journal.enqueue(heavy("h4"))).toEqual({ status: "accepted" });
+    await journal.close();
+
+    // Weighed again from the file at start.
+    const reopened = await openJournal(file, { maxQueuedChars: 1_000 });
+    expect(reopened.journal.list().map((j) => j.id)).toEqual(["h2", "small", "h4"]);
+    expect(await reopened.journal.enqueue(heavy("h5"))).toEqual({
+      status: "refused",
+      reason: "queue-full",
+    });
+    await reopened.journal.close();
   });
 
   it("ignores a partly written last line and malformed lines, with a warning", async () => {
