@@ -23,8 +23,8 @@ import { writeFileAtomically } from "./write-file-atomically.js";
 const SERVER = "server.json";
 const REQUEST = /^([0-9a-f-]{36})\.(request|taken)\.json$/;
 const answerFile = (id: string) => `${id}.answer.json`;
-// The biggest request is a retry of every parked job: delivery ids (GUIDs), at most the journal's
-// bound on jobs.
+// The biggest requests: a retry of every parked job (delivery ids, GUIDs, at most the journal's
+// bound on jobs), and the statistics of every memory (about 60 bytes a namespace: some 70,000).
 const MAX_REQUEST_BYTES = 4 * 1024 * 1024;
 // An answer nobody read (its command was killed while waiting) goes after this, as does a
 // temporary file a writer killed mid-write left.

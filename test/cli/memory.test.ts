@@ -560,6 +560,16 @@ describe("talos memory delete", () => {
 });
 
 describe("talos memory beside a running server on disk", () => {
+  /** `talos memory export --repo acme/gadgets`, its lines parsed. */
+  async function exportGadgets(dataDir: string) {
+    const run = await talos(["memory", "export", "--repo", "acme/gadgets", "--data-dir", dataDir]);
+    const records = run.out
+      .trim()
+      .split("\n")
+      .map((line) => JSON.parse(line) as { id: string });
+    return { ...run, records };
+  }
+
   /** A server on `dataDir`, holding it as main.ts does, and answering the commands' requests. */
   async function startServer(dataDir: string) {
     const release = await lockDirectory(dataDir);
@@ -606,21 +616,9 @@ describe("talos memory beside a running server on disk", () => {
     expect(found.err).toBe("");
     expect(JSON.parse(found.out).hits[0]).toMatchObject({ id: "issue-4", number: 4 });
 
-    const exported = await talos([
-      "memory",
-      "export",
-      "--repo",
-      "acme/gadgets",
-      "--data-dir",
-      dataDir,
-    ]);
+    const exported = await exportGadgets(dataDir);
     expect(exported.code).toBe(0);
-    expect(
-      exported.out
-        .trim()
-        .split("\n")
-        .map((line) => JSON.parse(line)),
-    ).toMatchObject([
+    expect(exported.records).toMatchObject([
       { installation: 7, repository: 102, id: "issue-1", text: "Gadget firmware update stalls" },
     ]);
 
@@ -668,20 +666,10 @@ describe("talos memory beside a running server on disk", () => {
         issueMemory(i + 2, `Gadget issue ${i + 2}`, { repo: "acme/gadgets" }),
       ),
     );
-    const exported = await talos([
-      "memory",
-      "export",
-      "--repo",
-      "acme/gadgets",
-      "--data-dir",
-      dataDir,
-    ]);
+    const exported = await exportGadgets(dataDir);
     expect(exported.err).toBe("");
     expect(exported.code).toBe(0);
-    const ids = exported.out
-      .trim()
-      .split("\n")
-      .map((line) => (JSON.parse(line) as { id: string }).id);
+    const ids = exported.records.map((record) => record.id);
     expect(ids).toHaveLength(2_501);
     expect(new Set(ids).size).toBe(2_501);
     expect(ids.slice(0, 2)).toEqual(["issue-1", "issue-2"]);
