@@ -599,9 +599,8 @@ export class BackfillRunner {
       if (status !== 404 && status !== 403) throw error;
       return void log.info({ status }, `${work} skipped: the installation is gone or suspended`);
     }
-    const repository = await getRepository(octokit, target.name);
-    if (repository?.id !== target.repository)
-      return void log.info(`${work} skipped: the repository is gone or has another name now`);
+    const repository = await findRepository(octokit, target);
+    if (!repository) return void log.info(`${work} skipped: the repository is gone`);
     const repo = { owner: repository.owner.login, repo: repository.name };
     const { config } = await loadRepoConfigOf(octokit, repo, log);
     if (!config.memory.enabled)
@@ -611,7 +610,7 @@ export class BackfillRunner {
       installation: target.installation,
       repository: repository.id,
       name: repository.full_name,
-      createdAt: repository.created_at,
+      createdAt: repository.created_at ?? undefined,
     });
     return { octokit, repo, memory };
   }
@@ -681,12 +680,33 @@ function isToRun(state: BackfillState | undefined, now: number): boolean {
   );
 }
 
+/**
+ * `target` as GitHub has it now. Asked by its last known name first, one request (GitHub
+ * redirects a renamed repository's old name). When that name is gone or another repository's
+ * now (renamed while Talos missed the event, then the old name taken), it is looked for by id
+ * among those its installation holds: asking by name alone skipped it at every start.
+ */
+async function findRepository(octokit: Octokit, target: BackfillTarget) {
+  const named = await getRepository(octokit, target.name);
+  if (named?.id === target.repository) return named;
+  const [found] = await octokit.paginate(
+    octokit.rest.apps.listReposAccessibleToInstallation,
+    { per_page: 100 },
+    (response, done) => {
+      const hit = response.data.find((repository) => repository.id === target.repository);
+      if (hit) done();
+      return hit ? [hit] : [];
+    },
+  );
+  return found;
+}
+
 async function getRepository(octokit: Octokit, fullName: string) {
   const [owner = "", repo = ""] = fullName.split("/");
   try {
     return (await octokit.rest.repos.get({ owner, repo })).data;
   } catch (error) {
-    if ((error as { status?: number }).status === 404) return undefined;
+    if (statusOf(error) === 404) return undefined;
     throw error;
   }
 }

@@ -925,4 +925,88 @@ describe("BackfillRunner.catchUp and what the installations hold now", () => {
     expect(listed.map((listing) => listing.repo)).toEqual(["acme/widgets"]);
     await memory.closeAll();
   });
+
+  it("finds by id a repository renamed while Talos missed the event, when its old name is another repository's now: backfills it and catches it up under its new name", async () => {
+    const memory = createTestRegistry(makeDataDir());
+    const renamed = { installation: 7, repository: 3, name: "acme/old" };
+    await memory.open(renamed);
+    // acme/old is a new repository (id 9) now; id 3 is acme/new, on the installation's 2nd page.
+    const taken = { ...WIDGETS_REPOSITORY, id: 9, name: "old", full_name: "acme/old" };
+    const moved = { ...WIDGETS_REPOSITORY, id: 3, name: "new", full_name: "acme/new" };
+    const other = (id: number) => ({
+      ...WIDGETS_REPOSITORY,
+      id,
+      name: `r${id}`,
+      full_name: `acme/r${id}`,
+    });
+    const pages = [[other(10), other(11)], [other(12), moved], [other(13)]];
+    const asked = { names: [] as string[], pages: 0, listed: [] as string[] };
+    const octokit = {
+      config: { get: async () => ({ files: [] }) },
+      paginate: async (
+        _route: unknown,
+        _params: unknown,
+        map: (response: { data: unknown[] }, done: () => void) => unknown[],
+      ) => {
+        const found: unknown[] = [];
+        let stop = false;
+        for (const data of pages) {
+          asked.pages++;
+          found.push(...map({ data }, () => (stop = true)));
+          if (stop) break;
+        }
+        return found;
+      },
+      rest: {
+        apps: { listReposAccessibleToInstallation: {} },
+        repos: {
+          get: async ({ owner, repo }: { owner: string; repo: string }) => {
+            asked.names.push(`${owner}/${repo}`);
+            return { data: taken };
+          },
+        },
+        issues: {
+          listForRepo: async (params: { owner: string; repo: string; page?: number }) => {
+            asked.listed.push(`${params.owner}/${params.repo}`);
+            return {
+              data:
+                (params.page ?? 1) === 1
+                  ? [listedIssue(5, { html_url: "https://github.com/acme/new/issues/5" })]
+                  : [],
+              headers: {},
+            };
+          },
+        },
+      },
+    } as unknown as Octokit;
+    const lines: Array<Record<string, unknown>> = [];
+    const runner = new BackfillRunner({
+      memory,
+      auth: async () => octokit,
+      max: 1_000,
+      clock: createFakeClock(),
+      log: pino(
+        { level: "info" },
+        { write: (line: string) => void lines.push(JSON.parse(line) as Record<string, unknown>) },
+      ),
+    });
+
+    runner.enqueue(renamed);
+    await runner.idle();
+    expect(await runner.catchUp("2026-11-20T00:00:00.000Z")).toBe(true);
+    await runner.idle();
+    await runner.close();
+
+    expect(lines.map((line) => line.msg)).not.toContain("backfill skipped: the repository is gone");
+    // Asked by its old name, then found on the second page of its installation's: twice.
+    expect(asked).toMatchObject({ names: ["acme/old", "acme/new"], pages: 4 });
+    expect(asked.listed.every((name) => name === "acme/new")).toBe(true);
+    expect(asked.listed.length).toBeGreaterThanOrEqual(2);
+    expect((await memory.list()).map(({ repository, name }) => ({ repository, name }))).toEqual([
+      { repository: 3, name: "acme/new" },
+    ]);
+    const records = await (await memory.open({ ...renamed, name: "acme/new" })).list();
+    await memory.closeAll();
+    expect(records.map((r) => r.id)).toEqual(["issue-5"]);
+  });
 });
