@@ -1,6 +1,6 @@
 import type { MarkdownIt, Token } from "markdown-it";
 import { createMarkdownParser, MAX_USER_TEXT } from "../markdown/create-markdown-parser.js";
-import { createHtmlScanner } from "../markdown/html-scanner.js";
+import { createHtmlScanner, type HtmlScanner } from "../markdown/html-scanner.js";
 
 export interface ParsedCommand {
   /** Lower-cased command name; `help` when the prefix stands alone. */
@@ -16,6 +16,13 @@ export interface ParseCommandOptions {
 
 // Elements whose content readers do not see as the comment's own words.
 const HIDING = new Set(["details", "pre"]);
+// Elements HTML reads as text up to their end tag, so a `</details>` in one closes nothing;
+// `plaintext` never ends (https://html.spec.whatwg.org/multipage/parsing.html#parsing-html-fragments).
+const RAW_TEXT = new Set(
+  "iframe noembed noframes noscript plaintext script style textarea title xmp".split(" "),
+);
+/** What `countHiding` says once nothing after some HTML can be seen as the comment's words. */
+const HIDES_THE_REST = Number.POSITIVE_INFINITY;
 
 function prefixesOf(options: ParseCommandOptions): string[] {
   const slug = options.slug?.toLowerCase();
@@ -137,42 +144,39 @@ function paragraphLines(children: Token[]): ParagraphLine[] {
 }
 
 /**
- * `<details>` and `<pre>` opened minus closed, after the HTML in `html`. `<details/>` opens one
- * too: HTML ignores the slash of an element that is not void, and so does GitHub.
+ * `<details>` and `<pre>` opened minus closed, after the HTML in `html`, read as HTML reads it
+ * (quoted attribute values, bogus comments, raw text; see createHtmlScanner's `html`), so that
+ * no `</details>` GitHub does not read as one reveals the lines after it. `<details/>` opens one
+ * too: HTML ignores the slash of an element that is not void, and so does GitHub. HTML that
+ * leaves what follows inside markup (a quote, or a raw-text element, never closed) hides the
+ * rest of the comment: GitHub renders the Markdown after it inside that markup.
  */
 function countHiding(html: string, depth: number): number {
   if (!html.includes("<")) return depth;
-  const scanner = createHtmlScanner(html);
+  const scanner = createHtmlScanner(html, { html: true });
   let piece = scanner.next(0);
-  for (let from = 0; ;) {
-    // Asked again only once `from` has passed it, so that no stretch is scanned twice.
-    if (piece && piece.start < from) piece = scanner.next(from);
-    // A bogus comment before the next piece hides the tags in it, up to its first `>`.
-    const bogus = findBogusComment(html, from, piece?.start ?? html.length);
-    if (bogus !== -1) {
-      const end = html.indexOf(">", bogus + 2);
-      if (end === -1) return depth;
-      from = end + 1;
-      continue;
+  while (piece) {
+    if (piece.kind === "tag") {
+      if (piece.unended) return HIDES_THE_REST;
+      if (!piece.closing && RAW_TEXT.has(piece.name)) {
+        const close = findEndTag(scanner, html, piece.name, piece.end);
+        if (close === -1) return HIDES_THE_REST;
+        // Its end tag, which hides and reveals nothing.
+        piece = scanner.next(close);
+        continue;
+      }
+      if (HIDING.has(piece.name)) depth = Math.max(0, depth + (piece.closing ? -1 : 1));
     }
-    if (!piece) return depth;
-    if (piece.kind === "tag" && HIDING.has(piece.name))
-      depth = Math.max(0, depth + (piece.closing ? -1 : 1));
-    from = piece.end;
+    piece = scanner.next(piece.end);
   }
+  return depth;
 }
 
-/**
- * Where the first `<?`, `<!` (but `<!--`) or `</` without a tag name in `html` between `from`
- * and `to` is, or -1. HTML reads each as a bogus comment that runs to the next `>`
- * (https://html.spec.whatwg.org/multipage/parsing.html#bogus-comment-state), so a
- * `<? </details> ?>` closes nothing.
- */
-function findBogusComment(html: string, from: number, to: number): number {
-  for (let i = html.indexOf("<", from); i !== -1 && i < to; i = html.indexOf("<", i + 1)) {
-    const next = html[i + 1];
-    if (next === "?" || (next === "!" && !html.startsWith("<!--", i))) return i;
-    if (next === "/" && !/[A-Za-z>]/.test(html[i + 2] ?? ">")) return i;
+/** Where the end tag of raw-text element `name` starts (`</name` then a space, `/` or `>`), or -1. */
+function findEndTag(scanner: HtmlScanner, html: string, name: string, from: number): number {
+  let at = scanner.findClosing(name, from);
+  while (at !== -1 && /[A-Za-z0-9-]/.test(html[at + 2 + name.length] ?? "")) {
+    at = scanner.findClosing(name, at + 1);
   }
-  return -1;
+  return at;
 }

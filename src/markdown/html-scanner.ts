@@ -11,6 +11,8 @@ export type HtmlPiece =
       selfClosing: boolean;
       /** The raw text between the name and the closing `>`. */
       attributes: string;
+      /** Read as HTML: a quote of it never closes, so it runs to the end of the text. */
+      unended?: boolean;
     };
 
 export interface HtmlScanner {
@@ -20,8 +22,22 @@ export interface HtmlScanner {
   findClosing(name: string, from: number): number;
 }
 
+export interface HtmlScannerOptions {
+  /**
+   * Reads the text as HTML's tokenizer reads what is known to be HTML (what the Markdown parser
+   * passed on as HTML): a quoted attribute value runs to its closing quote whatever `>` it
+   * holds, and a tag left open (its quote never closed) runs to the end; `<?`, `<!` (but `<!--`)
+   * and `</` with no name start bogus comments that run to the next `>`, returned as comments
+   * (https://html.spec.whatwg.org/multipage/parsing.html#bogus-comment-state). Without it, what
+   * suits Markdown source, where a tag is only one that closes: a tag ends at its first `>`,
+   * and those `<` are text.
+   */
+  html?: boolean;
+}
+
 const NAME_START = /[A-Za-z]/;
 const NAME_CHAR = /[A-Za-z0-9-]/;
+const SPACE = /[\t\n\f\r ]/;
 
 /**
  * Finds HTML comments and tags in hostile text in linear time, where a regex such as
@@ -32,7 +48,7 @@ const NAME_CHAR = /[A-Za-z0-9-]/;
  * A tag is `<name …>` or `</name …>`, ending at the first `>` as in HTML; a `<` followed by
  * anything else is text. An unclosed comment runs to the end, as GitHub renders it.
  */
-export function createHtmlScanner(text: string): HtmlScanner {
+export function createHtmlScanner(text: string, options: HtmlScannerOptions = {}): HtmlScanner {
   // Where the next `>` is, for `<` before it; -1 once none is left.
   let gt = -2;
   const nextGt = (from: number) => {
@@ -53,7 +69,14 @@ export function createHtmlScanner(text: string): HtmlScanner {
         }
         const closing = text[i + 1] === "/";
         const nameStart = i + (closing ? 2 : 1);
-        if (!NAME_START.test(text[nameStart] ?? "")) continue;
+        if (!NAME_START.test(text[nameStart] ?? "")) {
+          if (options.html && isBogusComment(text, i)) {
+            const close = nextGt(i + 2);
+            return { kind: "comment", start: i, end: close === -1 ? text.length : close + 1 };
+          }
+          continue;
+        }
+        if (options.html) return quotedTag(text, i, nameStart, closing);
         const end = nextGt(nameStart);
         // No `>` anywhere after this: no tag can start here or later.
         if (end === -1) return undefined;
@@ -80,6 +103,51 @@ export function createHtmlScanner(text: string): HtmlScanner {
       closings.set(name, found);
       return found;
     },
+  };
+}
+
+/** `<?`, `<!` but `<!--`, or `</` followed by neither a name nor `>` (which HTML drops). */
+function isBogusComment(text: string, at: number): boolean {
+  const next = text[at + 1];
+  if (next === "?") return true;
+  if (next === "!") return !text.startsWith("<!--", at);
+  return next === "/" && at + 2 < text.length && text[at + 2] !== ">";
+}
+
+/**
+ * The tag whose name starts at `nameStart`, read as HTML's tokenizer does: its `>` is the
+ * first one outside a quoted attribute value; with none, it runs to the end of the text.
+ */
+function quotedTag(text: string, start: number, nameStart: number, closing: boolean): HtmlPiece {
+  let nameEnd = nameStart + 1;
+  while (nameEnd < text.length && NAME_CHAR.test(text[nameEnd]!)) nameEnd++;
+  let end = text.length;
+  // Whether the next character that is not a space starts an attribute's value.
+  let valueNext = false;
+  for (let i = nameEnd; i < text.length; i++) {
+    const char = text[i]!;
+    if (char === ">") {
+      end = i;
+      break;
+    }
+    if (valueNext && (char === '"' || char === "'")) {
+      const close = text.indexOf(char, i + 1);
+      if (close === -1) break;
+      i = close;
+      valueNext = false;
+    } else if (char === "=") valueNext = true;
+    else if (!SPACE.test(char)) valueNext = false;
+  }
+  const attributes = text.slice(nameEnd, end);
+  return {
+    kind: "tag",
+    start,
+    end: Math.min(end + 1, text.length),
+    name: text.slice(nameStart, nameEnd).toLowerCase(),
+    closing,
+    selfClosing: attributes.trimEnd().endsWith("/"),
+    attributes,
+    ...(end === text.length ? { unended: true } : {}),
   };
 }
 

@@ -26,6 +26,9 @@ describe("parseCommand", () => {
     ["text <details>\nhidden </details>\n/talos help", { name: "help", args: "" }],
     // An opener inside a bogus comment opens nothing.
     ["<? <details> ?>\n\n/talos help", { name: "help", args: "" }],
+    // A quoted `>` and a raw-text element's end tag, closed: the lines after them show.
+    ['<details title="a>b">\n</details>\n\n/talos help', { name: "help", args: "" }],
+    ["<details>\n<script>x</script>\n</details>\n\n/talos help", { name: "help", args: "" }],
   ])("reads %j", (body, expected) => {
     expect(parse(body)).toEqual(expected);
   });
@@ -61,6 +64,19 @@ describe("parseCommand", () => {
     ["<details>\n\n<? </details> ?>\n\n/talos help"],
     ["<details>\n\n<![CDATA[ </details> ]]>\n\n/talos help"],
     ["<details>\n\ntext <!x </details>>\n/talos help"],
+    // A `>` in a quoted attribute value ends no tag, so the `</details>` after it is the value's.
+    [
+      '<details>\n<summary>Logs</summary>\n<div title="></details>">\n\n/talos help\n\n</div>\n</details>',
+    ],
+    ['<details>\n\ntext <img alt="></details>" src="https://example.com/x.png">\n/talos help'],
+    ["<details>\n\ntext <a title='></details>'>x</a>\n/talos help\n\n</details>"],
+    // A `</details>` in a raw-text element is its text.
+    ["<details>\n<script>\n</details>\n</script>\n\n/talos help\n\n</details>"],
+    ["<details>\n<textarea>\n</details>\n</textarea>\n\n/talos help\n\n</details>"],
+    ["<details>\n<style>\n</details></stylesheet>\n</style>\n\n/talos help"],
+    // Markup left open (a quote, a raw-text element) takes in the Markdown rendered after it.
+    ['<div title="\n\n/talos help\n\n">'],
+    ["<textarea>\n\n/talos help"],
     // Inline HTML opening `<details>` mid-paragraph hides the lines after it on GitHub.
     ["text <details>\n/talos help"],
     ["text <details><summary>log</summary>\nmore\n/talos help\n</details>"],
@@ -111,5 +127,15 @@ describe("parseCommand", () => {
 
   it("takes linear time on hostile input, with a command line after it", async () => {
     await expectLinearTime((text) => hasCommandCandidate(text, { slug: "talos-bot" }));
+  }, 120_000);
+
+  it("reads hostile HTML in linear time: quoted values, bogus comments and raw text", async () => {
+    // One HTML block (no blank line), then a command line: every piece goes through countHiding.
+    await expectLinearTime((text) => parse(`<div>\n${text.replace(/\n/g, " ")}\n/talos help`), {
+      fragments: ['<a x=">" ', "<? <a x='>' ", '<a x="', "<script>", "</scripts ", "<!x "],
+      runs: [],
+      // 32,768 characters at 4n: a longer comment is not read at all.
+      length: 8_192,
+    });
   }, 120_000);
 });

@@ -279,6 +279,30 @@ describe("issue_comment.created", () => {
       expect(scope.pendingMocks()).toEqual([]);
     });
 
+    it("for a command in a collapsed <details> that a quoted `</details>` seems to close", async () => {
+      const app = await createTestApp();
+      const scope = githubScope();
+      mockCommandReads(scope);
+      const reaction = scope.post(`${REPO}/issues/comments/${COMMENT_ID}/reactions`).reply(201, {});
+      const reply = scope.post(`${REPO}/issues/1/comments`).reply(201, { id: 9001 });
+      // A maintainer pastes a report's logs; GitHub shows the section collapsed, the command hidden.
+      const body = `Logs below.\n\n<details>\n<summary>Logs</summary>\n<div title="></details>">\n\n/talos help\n\n</div>\n</details>`;
+      await receive(
+        app,
+        helpComment((p) => (p.comment.body = body)),
+      );
+      expect({ reacted: reaction.isDone(), replied: reply.isDone() }).toEqual({
+        reacted: false,
+        replied: false,
+      });
+      expect(scope.pendingMocks().sort()).toEqual(
+        [
+          `POST https://api.github.com:443${REPO}/issues/1/comments`,
+          `POST https://api.github.com:443${REPO}/issues/comments/${COMMENT_ID}/reactions`,
+        ].sort(),
+      );
+    });
+
     it("for an edited comment", async () => {
       const app = await createTestApp();
       await receive(app, loadFixture("issue_comment.edited.help.json"));
