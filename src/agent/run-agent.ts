@@ -123,11 +123,11 @@ export async function runAgent(options: RunAgentOptions): Promise<AgentResult> {
       options.account?.remaining() ?? Infinity,
     );
 
-  // Over budget, no call at all. The first call needs only something left, unless earlier runs
-  // of the job spent part of its cap; every later one must fit in what is left, and is the last
-  // (no tools) when a second one as large would not.
+  // Over budget, no call at all: every call, the first included, must fit in what is left (its
+  // prompt and the answer's room), and is the last (no tools) when a second one as large would
+  // not. A first call let through on anything left overshot the day by a whole prompt.
   options.account?.check();
-  if (options.account?.resumed && !inputFits(room() - reserve))
+  if (options.account && !inputFits(room() - reserve))
     options.account.check(inputTokens() + reserve);
   for (let step = 1; ; step++) {
     const left = room();

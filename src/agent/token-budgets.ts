@@ -21,11 +21,6 @@ export interface TokenAccount {
   remaining(): number;
   /** Throws BudgetExceededError, naming the budget, when less than `needed` (1) is left. */
   check(needed?: number): void;
-  /**
-   * Its job's earlier runs spent some of the job's cap (a retry, a run after a crash): its first
-   * call too must fit in what is left, as every later call of a run must.
-   */
-  readonly resumed: boolean;
   charge(tokens: number): void;
   /**
    * True the first time this UTC day it is asked for `thread`: one over-budget notice each. Also
@@ -177,7 +172,6 @@ export class TokenBudgets {
     return {
       installation,
       remaining: () => Math.max(0, Math.min(...Object.values(left()))),
-      resumed: spent > 0,
       check: (needed = 1) => {
         const budgets = left();
         const spentScope = (["installation", "repository", "job"] as const).find(

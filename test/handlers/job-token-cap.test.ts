@@ -29,9 +29,9 @@ const COMMENT_ID = 492700400;
 const MARKER = `<!-- talos:reply:${COMMENT_ID} -->`;
 type Scope = ReturnType<typeof githubScope>;
 
-// Each answer costs the whole cap (TALOS_AGENT_MAX_TOKENS, at its minimum of 1,000), as the
-// server reports it.
-const CAP = 1_000;
+// Each answer costs the whole cap (TALOS_AGENT_MAX_TOKENS), as the server reports it. A call
+// (its prompt and TALOS_LLM_MAX_OUTPUT_TOKENS, 1,500, for the answer) fits in a fresh cap.
+const CAP = 10_000;
 const answer = (total = CAP) =>
   new AIMessage({
     content: "It crashes on start.",
@@ -77,7 +77,7 @@ describe("the per-job token cap (TALOS_AGENT_MAX_TOKENS) across a job's attempts
   it.each([
     ["once its cap is spent", CAP],
     // 400 tokens left, less than a call's answer alone (TALOS_LLM_MAX_OUTPUT_TOKENS, 1,500).
-    ["when what is left of its cap cannot pay for a call", 600],
+    ["when what is left of its cap cannot pay for a call", CAP - 400],
   ])("a retried job makes no model call %s, and posts the one notice", async (_, spent) => {
     // A fake clock: the retry's 30-second wait passes at once.
     const clock = createFakeClock();

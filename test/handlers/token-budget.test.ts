@@ -13,6 +13,15 @@ import {
 } from "../helpers/test-app.js";
 
 const THREAD = "Codertocat/Hello-World#1";
+/** A day's budget that one `ask` (its prompt and answer's room) fits in. */
+const DAY = 50_000;
+
+/** An answer whose usage, as the server reports it, is the whole day's budget. */
+const spendingTheDay = (content: string) =>
+  new AIMessage({
+    content,
+    usage_metadata: { input_tokens: DAY - 10, output_tokens: 10, total_tokens: DAY },
+  });
 
 function ask(app: TestApp, commentId: number) {
   const payload = loadFixture<{ comment: { id: number; body: string } }>(
@@ -36,9 +45,9 @@ describe("daily token budgets", () => {
 
   it("over budget: one notice per thread, then silence and no model call, across a restart", async () => {
     const dataDir = makeDataDir();
-    // One token a day: the first answer spends it all.
-    const env = { TALOS_DAILY_TOKEN_BUDGET: "1" };
-    const model = scriptedModel().respond(new AIMessage("It crashes on start."));
+    // The first answer fits the day's budget and spends it all.
+    const env = { TALOS_DAILY_TOKEN_BUDGET: String(DAY) };
+    const model = scriptedModel().respond(spendingTheDay("It crashes on start."));
     const first = await createTestApp({ dataDir, env, model, baseUrl: github.url });
     const thread = () => github.comments.get(THREAD) ?? [];
     const before = thread().length;
@@ -76,8 +85,8 @@ describe("daily token budgets", () => {
   it("over budget: a notice whose post failed is posted when the job is retried", async () => {
     // A fake clock: the retry's 30-second wait passes at once.
     const clock = createFakeClock();
-    const env = { TALOS_DAILY_TOKEN_BUDGET: "1" };
-    const model = scriptedModel().respond(new AIMessage("It crashes on start."));
+    const env = { TALOS_DAILY_TOKEN_BUDGET: String(DAY) };
+    const model = scriptedModel().respond(spendingTheDay("It crashes on start."));
     const app = await createTestApp({ env, model, clock, baseUrl: github.url });
     const thread = () => github.comments.get(THREAD) ?? [];
     await ask(app, 7201);
@@ -115,5 +124,29 @@ describe("daily token budgets", () => {
     expect((github.comments.get(THREAD) ?? []).at(-1)?.body).toContain(
       "This repository has used today's language-model budget",
     );
+  });
+
+  it("makes no first call that what is left cannot pay for (its prompt and the answer's room): the command gets the notice", async () => {
+    const model = scriptedModel().respond(new AIMessage("Answer."));
+    const app = await createTestApp({
+      env: { TALOS_DAILY_TOKEN_BUDGET: "1000000" },
+      model,
+      baseUrl: github.url,
+    });
+    // Less than one prompt and TALOS_LLM_MAX_OUTPUT_TOKENS (1,500): nothing spent yet.
+    github.setFile(
+      "Codertocat/Hello-World",
+      ".github/talos.yml",
+      "budget:\n  daily_tokens: 1000\n",
+    );
+    await ask(app, 7301);
+    expect(model.calls).toHaveLength(0);
+    expect((github.comments.get(THREAD) ?? []).at(-1)?.body).toMatch(
+      /This repository has used today's language-model budget[\s\S]*<!-- talos:reply:7301 -->$/,
+    );
+    const refusals = (await app.talos.metrics.budgetRefusals.get()).values;
+    expect(refusals).toEqual([
+      expect.objectContaining({ labels: { scope: "repository" }, value: 1 }),
+    ]);
   });
 });
