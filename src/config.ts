@@ -1,5 +1,5 @@
 import { createPrivateKey } from "node:crypto";
-import { readFileSync, statSync } from "node:fs";
+import { readdirSync, readFileSync, statSync } from "node:fs";
 import { join } from "node:path";
 import { parseEnv as parseDotEnv } from "node:util";
 import { getPrivateKey } from "@probot/get-private-key";
@@ -255,15 +255,40 @@ export function isNotDirectory(path: string): boolean {
   }
 }
 
+/**
+ * The app's private key as Probot loads it: PRIVATE_KEY, the file PRIVATE_KEY_PATH names, or
+ * else the one `.pem` file in `cwd`; null without APP_ID or a key. parseEnv has checked it, so
+ * the server and every CLI command find the same key.
+ */
+export function appPrivateKey(env: Env, cwd = process.cwd()): string | null {
+  if (env.APP_ID === undefined) return null;
+  return getPrivateKey({
+    cwd,
+    env: { PRIVATE_KEY: env.PRIVATE_KEY, PRIVATE_KEY_PATH: env.PRIVATE_KEY_PATH },
+  });
+}
+
+/** The `.pem` file Probot reads in `cwd` when no variable names a key: for messages. */
+function lonePemFile(cwd: string): string {
+  try {
+    const [name] = readdirSync(cwd).filter((file) => file.endsWith(".pem"));
+    return name === undefined ? `the .pem file in ${cwd}` : join(cwd, name);
+  } catch {
+    return `the .pem file in ${cwd}`;
+  }
+}
+
 /** Loads the key as Probot will, so a bad one stops the start in one line (never echoing it). */
 function checkPrivateKey(env: Env, cwd: string): void {
-  const variable = env.PRIVATE_KEY ? "PRIVATE_KEY" : "PRIVATE_KEY_PATH";
+  // With neither variable set, Probot reads the one .pem file in the directory: no variable to name.
+  const variable = env.PRIVATE_KEY
+    ? "PRIVATE_KEY"
+    : env.PRIVATE_KEY_PATH
+      ? "PRIVATE_KEY_PATH"
+      : `${lonePemFile(cwd)} (the .pem file read when neither PRIVATE_KEY nor PRIVATE_KEY_PATH is set)`;
   let key: string | null;
   try {
-    key = getPrivateKey({
-      cwd,
-      env: { PRIVATE_KEY: env.PRIVATE_KEY, PRIVATE_KEY_PATH: env.PRIVATE_KEY_PATH },
-    });
+    key = appPrivateKey(env, cwd);
   } catch {
     throw new ConfigError(
       env.PRIVATE_KEY || env.PRIVATE_KEY_PATH
@@ -284,7 +309,7 @@ function checkPrivateKey(env: Env, cwd: string): void {
     throw new ConfigError(
       env.PRIVATE_KEY
         ? `Invalid environment: PRIVATE_KEY: not a PEM private key (the .pem file's contents, with \\n for line breaks, or base64 of them)`
-        : `Invalid environment: PRIVATE_KEY_PATH: ${env.PRIVATE_KEY_PATH ?? "the .pem file"} does not hold a PEM private key`,
+        : `Invalid environment: ${variable}: ${env.PRIVATE_KEY_PATH ?? "it"} does not hold a PEM private key`,
     );
   }
   // The PEM lines alone let a cut or edited key through, and the first JWT signed with it fails
@@ -299,7 +324,7 @@ function checkPrivateKey(env: Env, cwd: string): void {
   if (type !== "rsa") {
     const source = env.PRIVATE_KEY
       ? "the PEM private key"
-      : `the key in ${env.PRIVATE_KEY_PATH ?? "the .pem file"}`;
+      : `the key in ${env.PRIVATE_KEY_PATH ?? "it"}`;
     const problem =
       type === undefined
         ? "cannot be read (cut short or edited?)"

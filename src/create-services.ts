@@ -94,6 +94,49 @@ export interface Services {
 }
 
 export async function createServices(options: ServicesOptions): Promise<Services> {
+  const closers = new Closers();
+  try {
+    return await openServices(options, closers);
+  } catch (error) {
+    // What opened before the failure is closed: a worker thread or a connection left open kept
+    // a CLI command running for ever after its one-line error.
+    await closers
+      .closeAll()
+      .catch((closeError: unknown) =>
+        options.log.warn({ err: closeError }, "cannot close what the services opened"),
+      );
+    throw error;
+  }
+}
+
+/**
+ * What the services opened, each with how it is closed, closed in the reverse order: each one
+ * after those that use it (memory before its database, the budgets' last charges before their
+ * Redis or database). A failure to close one does not keep the others open.
+ */
+class Closers {
+  readonly #closers: Array<() => unknown> = [];
+
+  /** `resource`, to be closed with the others (none when undefined). */
+  add<T>(resource: T, close: (resource: NonNullable<T>) => unknown): T {
+    if (resource !== undefined && resource !== null) this.#closers.push(() => close(resource));
+    return resource;
+  }
+
+  async closeAll(): Promise<void> {
+    let failure: unknown;
+    for (const close of this.#closers.splice(0).reverse()) {
+      try {
+        await close();
+      } catch (error) {
+        failure ??= error;
+      }
+    }
+    if (failure !== undefined) throw failure;
+  }
+}
+
+async function openServices(options: ServicesOptions, closers: Closers): Promise<Services> {
   const { env, log } = options;
   const clock = options.clock ?? systemClock;
   const metrics = createMetrics();
@@ -117,9 +160,10 @@ export async function createServices(options: ServicesOptions): Promise<Services
   const { cache: useCache = true, ...throttling } = options.octokit ?? {};
   const shared = env.REDIS_URL !== undefined && !options.ephemeralJobs;
   // With REDIS_URL, an installation's writes are spaced across every instance.
-  const writeQueues = shared
-    ? new Bottleneck.IORedisConnection({ client: new Redis(env.REDIS_URL!) })
-    : undefined;
+  const writeQueues = closers.add(
+    shared ? new Bottleneck.IORedisConnection({ client: new Redis(env.REDIS_URL!) }) : undefined,
+    (connection) => connection.disconnect(),
+  );
   writeQueues?.on("error", (error: Error) =>
     log.warn({ err: error }, "GitHub write queues: Redis error"),
   );
@@ -143,24 +187,29 @@ export async function createServices(options: ServicesOptions): Promise<Services
         clock,
         log,
       });
-  const queue: JobQueue =
+  const queue: JobQueue = closers.add(
     journal ??
-    (await RedisJobQueue.open({
-      url: env.REDIS_URL!,
-      prefix: env.TALOS_REDIS_PREFIX,
-      maxQueued: env.TALOS_JOB_QUEUE_MAX,
-      retentionMs,
-      leaseMs: env.TALOS_JOB_LEASE_MS,
-      clock,
-      log,
-    }));
+      (await RedisJobQueue.open({
+        url: env.REDIS_URL!,
+        prefix: env.TALOS_REDIS_PREFIX,
+        maxQueued: env.TALOS_JOB_QUEUE_MAX,
+        retentionMs,
+        leaseMs: env.TALOS_JOB_LEASE_MS,
+        clock,
+        log,
+      })),
+    (opened) => opened.close(),
+  );
   if (shared)
-    broadcast = await RedisCacheBroadcast.open({
-      url: env.REDIS_URL!,
-      prefix: env.TALOS_REDIS_PREFIX,
-      cache,
-      log,
-    });
+    broadcast = closers.add(
+      await RedisCacheBroadcast.open({
+        url: env.REDIS_URL!,
+        prefix: env.TALOS_REDIS_PREFIX,
+        cache,
+        log,
+      }),
+      (opened) => opened.close(),
+    );
   const jobs = new JobRunner<Context>({
     queue,
     concurrency: env.TALOS_CONCURRENCY,
@@ -177,54 +226,71 @@ export async function createServices(options: ServicesOptions): Promise<Services
   // The memory scan's second thread, and the thread that counts full segments' words, where
   // there is a second core.
   const cores = availableParallelism();
-  const scanHelper = cores > 1 ? new ScanHelper() : undefined;
-  const wordsCounter = cores > 1 ? new WordsWorker() : undefined;
+  const scanHelper = closers.add(cores > 1 ? new ScanHelper() : undefined, (h) => h.close());
+  const wordsCounter = closers.add(cores > 1 ? new WordsWorker() : undefined, (w) => w.close());
   // The CLI's commands too: `talos backfill` fills the memory the instances search.
-  const database = env.DATABASE_URL
-    ? await Database.open({ url: env.DATABASE_URL, schema: env.TALOS_DATABASE_SCHEMA, log })
-    : undefined;
+  const database = closers.add(
+    env.DATABASE_URL
+      ? await Database.open({ url: env.DATABASE_URL, schema: env.TALOS_DATABASE_SCHEMA, log })
+      : undefined,
+    (opened) => opened.close(),
+  );
   const embedder = options.embedder ?? createEmbedder(env, { tokenCounter });
   // With DATABASE_URL, memory is the cluster's, in PostgreSQL; without it, on local disk.
-  const memory: MemoryService = database
-    ? await PostgresMemory.open({
-        database,
-        schema: env.TALOS_DATABASE_SCHEMA,
-        embedder,
-        log,
-        metrics,
-        maxOpenBytes: env.TALOS_MEMORY_MAX_OPEN_MB * 1024 * 1024,
-        scanHelper,
-      })
-    : createMemoryRegistry(env, { embedder, clock, log, metrics, scanHelper, wordsCounter });
+  const memory: MemoryService = closers.add(
+    database
+      ? await PostgresMemory.open({
+          database,
+          schema: env.TALOS_DATABASE_SCHEMA,
+          embedder,
+          log,
+          metrics,
+          maxOpenBytes: env.TALOS_MEMORY_MAX_OPEN_MB * 1024 * 1024,
+          scanHelper,
+        })
+      : createMemoryRegistry(env, { embedder, clock, log, metrics, scanHelper, wordsCounter }),
+    (opened) => opened.closeAll(),
+  );
   // With DATABASE_URL the day's counts are kept there, else with REDIS_URL in Redis: either way
   // they are the cluster's.
-  const redisBudgets =
+  const redisBudgets = closers.add(
     shared && !database
       ? await RedisBudgetCounts.open(env.REDIS_URL!, env.TALOS_REDIS_PREFIX)
-      : undefined;
+      : undefined,
+    (opened) => opened.close(),
+  );
   const sharedBudgets =
     database && !options.ephemeralJobs ? new PostgresBudgetCounts(database) : redisBudgets;
-  const budgets = await TokenBudgets.open({
-    shared: sharedBudgets,
-    file:
-      options.ephemeralJobs || sharedBudgets ? undefined : join(env.TALOS_DATA_DIR, "budgets.json"),
-    dailyTokens: env.TALOS_DAILY_TOKEN_BUDGET,
-    jobTokens: env.TALOS_AGENT_MAX_TOKENS,
-    clock,
-    log,
-    metrics,
-  });
+  const budgets = closers.add(
+    await TokenBudgets.open({
+      shared: sharedBudgets,
+      file:
+        options.ephemeralJobs || sharedBudgets
+          ? undefined
+          : join(env.TALOS_DATA_DIR, "budgets.json"),
+      dailyTokens: env.TALOS_DAILY_TOKEN_BUDGET,
+      jobTokens: env.TALOS_AGENT_MAX_TOKENS,
+      clock,
+      log,
+      metrics,
+    }),
+    // Its last charges, before the Redis or database that keeps them closes.
+    (opened) => opened.flush(),
+  );
   // With REDIS_URL the hourly automation budgets are the cluster's too; each instance counting
   // its own would allow the configured runs once per instance.
-  const redisAutomationBudget = shared
-    ? await RedisAutomationBudget.open({
-        url: env.REDIS_URL!,
-        prefix: env.TALOS_REDIS_PREFIX,
-        clock,
-        maxPerInstallationPerHour: env.TALOS_AUTOMATION_MAX_PER_HOUR,
-        log,
-      })
-    : undefined;
+  const redisAutomationBudget = closers.add(
+    shared
+      ? await RedisAutomationBudget.open({
+          url: env.REDIS_URL!,
+          prefix: env.TALOS_REDIS_PREFIX,
+          clock,
+          maxPerInstallationPerHour: env.TALOS_AUTOMATION_MAX_PER_HOUR,
+          log,
+        })
+      : undefined,
+    (opened) => opened.close(),
+  );
   const automationBudget: AutomationBudget =
     redisAutomationBudget ??
     new MemoryAutomationBudget({
@@ -237,26 +303,13 @@ export async function createServices(options: ServicesOptions): Promise<Services
         before: () => readOwnAliveMark(join(env.TALOS_DATA_DIR, ALIVE_FILE), log),
       })
     : new FileAliveMarks(env.TALOS_DATA_DIR, log);
+  // Workers these services made are closed with them; ones handed in belong to their maker.
   const markdown =
     options.markdown ??
-    new MarkdownWorkers({ deadlineMs: env.TALOS_MARKDOWN_DEADLINE_MS, metrics, log });
-  const close = async () => {
-    try {
-      await memory.closeAll();
-    } finally {
-      await budgets.flush();
-      await queue.close();
-      await broadcast?.close();
-      await redisBudgets?.close();
-      await redisAutomationBudget?.close();
-      await database?.close();
-      await writeQueues?.disconnect();
-      // Workers these services made; ones handed in belong to their maker.
-      if (!options.markdown) await markdown.close();
-      await scanHelper?.close();
-      await wordsCounter?.close();
-    }
-  };
+    closers.add(
+      new MarkdownWorkers({ deadlineMs: env.TALOS_MARKDOWN_DEADLINE_MS, metrics, log }),
+      (workers) => workers.close(),
+    );
   return {
     env,
     log,
@@ -275,7 +328,7 @@ export async function createServices(options: ServicesOptions): Promise<Services
     aliveMarks,
     tokenCounter,
     markdown,
-    close,
+    close: () => closers.closeAll(),
   };
 }
 

@@ -2,10 +2,9 @@ import { randomUUID } from "node:crypto";
 import { mkdir } from "node:fs/promises";
 import { join } from "node:path";
 import type { Writable } from "node:stream";
-import { getPrivateKey } from "@probot/get-private-key";
 import type { Logger } from "pino";
 import type { Clock } from "../clock.js";
-import { REPO_CONFIG_PATH, type Env } from "../config.js";
+import { appPrivateKey, REPO_CONFIG_PATH, type Env } from "../config.js";
 import { loadRepoConfigOf } from "../github/load-repo-config.js";
 import type { Octokit, RepoRef } from "../github/octokit.js";
 import { backfillRepository } from "../memory/backfill-repository.js";
@@ -296,12 +295,8 @@ async function authenticate(
 ): Promise<{ octokit: Octokit; installation: string; verified: boolean }> {
   const { env } = options;
   const appId = env.APP_ID;
-  const privateKey =
-    appId && (env.PRIVATE_KEY || env.PRIVATE_KEY_PATH)
-      ? getPrivateKey({
-          env: { PRIVATE_KEY: env.PRIVATE_KEY, PRIVATE_KEY_PATH: env.PRIVATE_KEY_PATH },
-        })
-      : null;
+  // As Probot finds it: PRIVATE_KEY, PRIVATE_KEY_PATH, or the one .pem file here.
+  const privateKey = appPrivateKey(env);
   if (!appId || !privateKey) {
     if (options.installation === undefined) {
       throw new UsageError(

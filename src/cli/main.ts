@@ -410,7 +410,11 @@ function resolveDataDir(option: string | undefined, env: Env): string {
 /** `--since`: an ISO 8601 date or time, not in the future; as GitHub's `since` takes it. */
 function parseSince(value: string, now: number): string {
   const at = /^\d{4}-\d\d-\d\d(T[\d:.]+(Z|[+-]\d\d:\d\d))?$/.test(value) ? Date.parse(value) : NaN;
-  if (Number.isNaN(at) || at > now)
+  // Date.parse rolls an impossible day over (2021-02-29 is March 1st): the date must be a real one.
+  const day = value.slice(0, 10);
+  const midday = Date.parse(`${day}T12:00:00Z`);
+  const real = !Number.isNaN(midday) && new Date(midday).toISOString().startsWith(day);
+  if (Number.isNaN(at) || !real || at > now)
     throw new UsageError(
       `--since takes an ISO 8601 date or time not in the future (2026-11-01 or 2026-11-01T08:00:00Z), not "${value}"`,
     );

@@ -1,5 +1,6 @@
 import { readdir, readFile } from "node:fs/promises";
 import { join } from "node:path";
+import { z } from "zod";
 import { UsageError } from "./usage-error.js";
 
 export interface RecordedResponse {
@@ -7,6 +8,19 @@ export interface RecordedResponse {
   body: unknown;
   headers?: Record<string, string>;
 }
+
+/**
+ * One recorded answer. Its status is one a response can have (200–599): `new Response` throws on
+ * any other, and the replay then failed as a GitHub error rather than as bad input.
+ */
+const RecordedSchema = z.object({
+  status: z.number().int().min(200).max(599).default(200),
+  body: z.unknown().transform((body) => body ?? null),
+  headers: z.record(z.string(), z.string()).optional(),
+});
+
+/** Statuses whose responses have no body. */
+const NO_BODY = new Set([204, 205, 304]);
 
 export interface PlannedWrite {
   method: string;
@@ -45,14 +59,16 @@ export async function loadRecordedGitHub(
         `${path} does not hold recorded responses (an object of "METHOD /path": { status, body, headers })`,
       );
     }
-    for (const [key, value] of Object.entries(
-      entries as Record<string, Partial<RecordedResponse>>,
-    )) {
-      recorded.set(key, {
-        status: value.status ?? 200,
-        body: value.body ?? null,
-        ...(value.headers ? { headers: value.headers } : {}),
-      });
+    for (const [key, value] of Object.entries(entries)) {
+      const parsed = RecordedSchema.safeParse(value);
+      if (!parsed.success) {
+        const issue = parsed.error.issues[0]!;
+        throw new UsageError(
+          `${path}: "${key}": ${issue.path.join(".") || "entry"}: ${issue.message} (a status is 200 to 599, headers are strings)`,
+        );
+      }
+      const { headers, ...response } = parsed.data;
+      recorded.set(key, { ...response, ...(headers ? { headers } : {}) });
     }
   }
   return recorded;
@@ -82,7 +98,7 @@ export function createReplayFetch(
         recorded.get(key.replace("HEAD ", "GET ")) ??
         recorded.get(patterns.find((p) => p.regex.test(key))?.key ?? "");
       if (!match) return json(404, { message: "Not Found (no recorded data in fixtures/api)" });
-      return typeof match.body === "string"
+      return typeof match.body === "string" && !NO_BODY.has(match.status)
         ? new Response(match.body, {
             status: match.status,
             headers: { "content-type": "text/plain; charset=utf-8", ...match.headers },
@@ -98,7 +114,7 @@ export function createReplayFetch(
 }
 
 function json(status: number, body: unknown, headers: Record<string, string> = {}): Response {
-  return new Response(status === 204 ? null : JSON.stringify(body), {
+  return new Response(NO_BODY.has(status) ? null : JSON.stringify(body), {
     status,
     headers: { "content-type": "application/json; charset=utf-8", ...headers },
   });

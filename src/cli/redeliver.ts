@@ -1,8 +1,7 @@
 import type { Writable } from "node:stream";
-import { getPrivateKey } from "@probot/get-private-key";
 import type { Logger } from "pino";
 import type { Clock } from "../clock.js";
-import type { Env } from "../config.js";
+import { appPrivateKey, type Env } from "../config.js";
 import { createServices } from "../create-services.js";
 import { redeliverMissed, type RedeliveryReport } from "../github/redeliver-missed.js";
 import { createCliOctokit } from "./create-cli-octokit.js";
@@ -32,20 +31,17 @@ export interface RedeliverCommandOptions {
  */
 export async function redeliver(options: RedeliverCommandOptions): Promise<number> {
   const { env } = options;
-  const privateKey =
-    env.APP_ID && (env.PRIVATE_KEY || env.PRIVATE_KEY_PATH)
-      ? getPrivateKey({
-          env: { PRIVATE_KEY: env.PRIVATE_KEY, PRIVATE_KEY_PATH: env.PRIVATE_KEY_PATH },
-        })
-      : null;
+  // As Probot finds it: PRIVATE_KEY, PRIVATE_KEY_PATH, or the one .pem file here.
+  const privateKey = appPrivateKey(env);
   if (!env.APP_ID || !privateKey)
     throw new UsageError(
       "set APP_ID and PRIVATE_KEY (or PRIVATE_KEY_PATH): webhook deliveries are the app's, and only the app can list them",
     );
   // The server's wiring (its GitHub client class: throttling, retries, metrics), its journal
   // kept in memory: this command runs no jobs. The server's own queue is only read.
+  // It reads no memory: the database is not opened, so one that does not answer does not stop it.
   const services = await createServices({
-    env: { ...env, TALOS_DATA_DIR: options.dataDir },
+    env: { ...env, TALOS_DATA_DIR: options.dataDir, DATABASE_URL: undefined },
     log: options.log,
     clock: options.clock,
     ephemeralJobs: true,

@@ -53,6 +53,8 @@ export class JobRunner<C> {
   #claiming: Promise<void> | undefined;
   #pumpAgain = false;
   #wakeAt: number | undefined;
+  /** Aborted by stop(): the waits for a retry's time or a claim's retry end, timers and all. */
+  readonly #stopped = new AbortController();
   #idleWaiters: Array<() => void> = [];
   readonly #watchers = new Map<string, Array<(error: unknown) => void>>();
 
@@ -127,6 +129,8 @@ export class JobRunner<C> {
    */
   async stop(graceMs: number): Promise<number> {
     this.#stopping = true;
+    // A wait for a retry an hour away kept a CLI command (`talos replay`) running that long.
+    this.#stopped.abort();
     let timer: NodeJS.Timeout | undefined;
     const grace = new Promise((resolve) => (timer = setTimeout(resolve, graceMs)));
     // A claim under way (its start being journaled) starts its job once it returns: wait for it,
@@ -166,7 +170,9 @@ export class JobRunner<C> {
         // the next delivery arrives.
         failed = true;
         this.#options.log.error({ err: error }, "cannot claim jobs from the journal; retrying");
-        void this.#options.clock.sleep(CLAIM_RETRY_MS).then(() => this.#pump());
+        void this.#options.clock
+          .sleep(CLAIM_RETRY_MS, this.#stopped.signal)
+          .then(() => this.#pump());
       })
       .finally(() => {
         if (this.#claiming === claiming) this.#claiming = undefined;
@@ -217,7 +223,8 @@ export class JobRunner<C> {
     if (at === undefined || this.#stopping || (this.#wakeAt !== undefined && this.#wakeAt <= at))
       return;
     this.#wakeAt = at;
-    void this.#options.clock.sleep(Math.max(0, at - this.#options.clock.now())).then(() => {
+    const wait = Math.max(0, at - this.#options.clock.now());
+    void this.#options.clock.sleep(wait, this.#stopped.signal).then(() => {
       if (this.#wakeAt === at) this.#wakeAt = undefined;
       this.#pump();
     });
