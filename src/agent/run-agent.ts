@@ -295,6 +295,10 @@ async function callModel(
   const estimate = () =>
     messages.reduce((sum, message) => sum + counter.countTokens(contentText(message)), 0);
   const started = performance.now();
+  const installation = options.account?.installation ?? "none";
+  // What the budgets are charged is what the metric counts, a timed-out call's estimate included.
+  const count = (direction: "input" | "output", tokens: number) =>
+    metrics.llmTokens.inc({ installation, kind: options.kind, direction }, tokens);
   let reply: AIMessage;
   try {
     reply = (await model.invoke(messages)) as AIMessage;
@@ -304,7 +308,10 @@ async function callModel(
     // prompt is charged once, so that calls that keep timing out still draw on the budget (a
     // lower bound: LangChain's retries before it gave up are not seen here). A refused call is not.
     const charged = isTimeout(error) ? estimate() : 0;
-    if (charged > 0) options.account?.charge(charged);
+    if (charged > 0) {
+      options.account?.charge(charged);
+      count("input", charged);
+    }
     log.error({ err: error, charged }, "language model call failed");
     throw new LlmError(`the language model call failed: ${(error as Error).message}`, {
       cause: error,
@@ -317,9 +324,8 @@ async function callModel(
   usage.input += input;
   usage.output += output;
   options.account?.charge(input + output);
-  const installation = options.account?.installation ?? "none";
-  metrics.llmTokens.inc({ installation, kind: options.kind, direction: "input" }, input);
-  metrics.llmTokens.inc({ installation, kind: options.kind, direction: "output" }, output);
+  count("input", input);
+  count("output", output);
   return { reply, input, output };
 }
 

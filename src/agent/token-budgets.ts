@@ -94,11 +94,30 @@ const SAVE_DELAY_MS = 1_000;
  * survive restarts. Counts reset at midnight UTC. Commands and automations draw on the same
  * budgets; the model's reported usage is charged after each call.
  */
+/** A charge of this instance the shared counts may not hold yet. */
+interface UnstoredCharge {
+  installation: string;
+  repository: string;
+  tokens: number;
+  /** The shared counts refused it: it is sent again. */
+  refused: boolean;
+}
+
+const sumOf = (charges: UnstoredCharge[], of: (charge: UnstoredCharge) => boolean) =>
+  charges.reduce((sum, charge) => sum + (of(charge) ? charge.tokens : 0), 0);
+
 export class TokenBudgets {
   readonly #options: TokenBudgetsOptions;
   #state: State;
   #saving: Promise<void> = Promise.resolve();
-  readonly #charging = new Set<Promise<void>>();
+  readonly #charging = new Set<Promise<unknown>>();
+  /**
+   * Shared mode: this instance's charges the shared counts do not hold yet (on their way, or
+   * refused: a Redis blip, a query timeout), added to each snapshot of them. A refused one is
+   * sent again before the next snapshot. Without this, the next account() replaced the counts
+   * with the shared store's and the spending was forgotten everywhere.
+   */
+  #unstored: { day: string; charges: UnstoredCharge[] } = { day: "", charges: [] };
   #dirty = false;
   #timer: NodeJS.Timeout | undefined;
 
@@ -149,12 +168,17 @@ export class TokenBudgets {
     const repository = `${scope.installation}/${scope.repository}`;
     const { dailyTokens, jobTokens, metrics, shared, log } = this.#options;
     if (shared) {
-      // The cluster's counts as the job starts; its own charges are added as it goes. Jobs
-      // running at once elsewhere can each spend up to their cap past what this one saw.
+      // The cluster's counts as the job starts, and what this instance spent that they may not
+      // hold yet; its own charges are added as it goes. Jobs running at once elsewhere can each
+      // spend up to their cap past what this one saw.
       const state = this.#today();
+      await this.#storeRefused(shared, state.day);
       const counts = await shared.spent(state.day, installation, repository);
-      state.installations[installation] = counts.installation;
-      state.repositories[repository] = counts.repository;
+      const unstored = this.#unstoredOf(state.day);
+      state.installations[installation] =
+        counts.installation + sumOf(unstored, (c) => c.installation === installation);
+      state.repositories[repository] =
+        counts.repository + sumOf(unstored, (c) => c.repository === repository);
     }
     const repositoryLimit = Math.min(dailyTokens, scope.repositoryTokens ?? Infinity);
     let spent = job?.spentTokens ?? 0;
@@ -189,15 +213,11 @@ export class TokenBudgets {
         state.installations[installation] = (state.installations[installation] ?? 0) + tokens;
         state.repositories[repository] = (state.repositories[repository] ?? 0) + tokens;
         if (!shared) return this.#saveSoon();
-        const charged = shared
-          .charge(state.day, installation, repository, tokens)
-          .catch((error: unknown) =>
-            log.error(
-              { err: error, installation, tokens },
-              "tokens spent not counted in the shared budgets",
-            ),
-          )
-          .finally(() => this.#charging.delete(charged));
+        const charge: UnstoredCharge = { installation, repository, tokens, refused: false };
+        this.#unstoredOf(state.day).push(charge);
+        const charged = this.#store(shared, state.day, charge).finally(() =>
+          this.#charging.delete(charged),
+        );
         this.#charging.add(charged);
       },
       takeNotice: async (thread, claimant) => {
@@ -219,12 +239,46 @@ export class TokenBudgets {
     };
   }
 
+  /** Sends `charge` to the shared counts; once they hold it, it is no longer added to them. */
+  async #store(shared: SharedBudgetCounts, day: string, charge: UnstoredCharge): Promise<boolean> {
+    try {
+      await shared.charge(day, charge.installation, charge.repository, charge.tokens);
+      const charges = this.#unstoredOf(day);
+      charges.splice(charges.indexOf(charge), 1);
+      return true;
+    } catch (error) {
+      charge.refused = true;
+      this.#options.log.error(
+        { err: error, installation: charge.installation, tokens: charge.tokens },
+        "tokens spent not counted in the shared budgets yet; they are sent again at the next job",
+      );
+      return false;
+    }
+  }
+
+  /** Sends again the day's charges the shared counts refused, until one is refused again. */
+  async #storeRefused(shared: SharedBudgetCounts, day: string): Promise<void> {
+    for (const charge of this.#unstoredOf(day).filter((c) => c.refused)) {
+      charge.refused = false;
+      if (!(await this.#store(shared, day, charge))) return;
+    }
+  }
+
+  /** This instance's charges of `day` the shared counts may not hold; earlier days' are dropped. */
+  #unstoredOf(day: string): UnstoredCharge[] {
+    if (day > this.#unstored.day) this.#unstored = { day, charges: [] };
+    return day === this.#unstored.day ? this.#unstored.charges : [];
+  }
+
   /** Resolves once every charge so far is on disk. */
   async flush(): Promise<void> {
     if (this.#timer) this.#save();
     await this.#saving;
-    // Charges on their way to the shared counts: a shutdown waits for them.
+    // Charges on their way to the shared counts: a shutdown waits for them, and sends those
+    // refused once more.
     await Promise.all(this.#charging);
+    const { shared } = this.#options;
+    if (shared) await this.#storeRefused(shared, this.#unstored.day);
   }
 
   /**
@@ -238,9 +292,14 @@ export class TokenBudgets {
     this.#timer.unref();
   }
 
+  /**
+   * The day's counts. Days only move forward (ISO dates compare as strings): a clock stepped back
+   * across midnight (an NTP correction) keeps charging the later day, whose spending it would
+   * otherwise have wiped, and the file with it.
+   */
   #today(): State {
     const day = utcDay(this.#options.clock.now());
-    if (this.#state.day !== day)
+    if (day > this.#state.day)
       this.#state = { day, installations: {}, repositories: {}, notices: [] };
     return this.#state;
   }

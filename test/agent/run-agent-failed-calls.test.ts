@@ -77,7 +77,9 @@ async function askWithBudget(baseUrl: string) {
     values: (fence) => ({ question: fence.wrap("question", "why does X fail?"), memories: "" }),
     log: logs.log,
   }).catch((e: unknown) => e);
-  return { error, spent: 100_000 - account.remaining() };
+  const { values } = await assistant.metrics.llmTokens.get();
+  const counted = values.map(({ labels, value }) => ({ ...labels, value }));
+  return { error, spent: 100_000 - account.remaining(), counted };
 }
 
 describe("model calls that fail", () => {
@@ -88,7 +90,7 @@ describe("model calls that fail", () => {
     const server = await startServer("never");
     close = server.close;
 
-    const { error, spent } = await askWithBudget(server.baseUrl);
+    const { error, spent, counted } = await askWithBudget(server.baseUrl);
 
     expect(error).toBeInstanceOf(LlmError);
     expect(server.requests).toHaveLength(1);
@@ -98,16 +100,21 @@ describe("model calls that fail", () => {
     );
     expect(prompt).toBeGreaterThan(100);
     expect(spent).toBe(prompt);
+    // talos_llm_tokens_total counts what the budgets were charged.
+    expect(counted).toEqual([
+      { installation: "1", kind: "ask", direction: "input", value: prompt },
+    ]);
   });
 
   it("charge nothing for a call the server refused", async () => {
     const server = await startServer(400);
     close = server.close;
 
-    const { error, spent } = await askWithBudget(server.baseUrl);
+    const { error, spent, counted } = await askWithBudget(server.baseUrl);
 
     expect(error).toBeInstanceOf(LlmError);
     expect(server.requests).toHaveLength(1);
     expect(spent).toBe(0);
+    expect(counted).toEqual([]);
   });
 });

@@ -1,7 +1,12 @@
 import { writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { describe, expect, it } from "vitest";
-import { BudgetExceededError, TokenBudgets } from "../../src/agent/token-budgets.js";
+import {
+  BudgetExceededError,
+  TokenBudgets,
+  type BudgetCounts,
+  type SharedBudgetCounts,
+} from "../../src/agent/token-budgets.js";
 import { createMetrics } from "../../src/metrics/create-metrics.js";
 import { createFakeClock, type FakeClock } from "../helpers/fake-clock.js";
 import { captureLogs, makeDataDir } from "../helpers/test-app.js";
@@ -81,6 +86,27 @@ describe("token budgets", () => {
     expect(tomorrow.remaining()).toBe(1_000);
   });
 
+  it("keeps a spent day spent when the clock steps back across midnight, and across a restart", async () => {
+    const clock = createFakeClock(Date.UTC(2026, 11, 3, 0, 0, 5));
+    const file = join(makeDataDir(), "budgets.json");
+    const { budgets } = await open(file, clock);
+    (await budgets.account({ installation: 1, repository: 10 })).charge(10_000);
+    // An NTP correction steps the clock back 10 s, to 2026-12-02T23:59:55Z.
+    clock.advance(-10_000);
+    const during = await budgets.account({ installation: 1, repository: 10 });
+    expect(during.remaining()).toBe(0);
+    await budgets.flush();
+    const restarted = await (
+      await open(file, clock)
+    ).budgets.account({
+      installation: 1,
+      repository: 10,
+    });
+    expect(restarted.remaining()).toBe(0);
+    clock.advance(11_000);
+    expect((await budgets.account({ installation: 1, repository: 10 })).remaining()).toBe(0);
+  });
+
   it("survives a restart, notices included", async () => {
     const clock = createFakeClock();
     const file = join(makeDataDir(), "budgets.json");
@@ -138,5 +164,58 @@ describe("token budgets", () => {
     expect(await again.takeNotice("8", "503")).toBe(true);
     clock.advance(24 * 60 * 60_000);
     expect(await again.takeNotice("7", "502")).toBe(true);
+  });
+});
+
+/** Shared counts in memory, as Redis or PostgreSQL keep them; the next `refuse` charges fail. */
+class SharedCounts implements SharedBudgetCounts {
+  readonly counts = new Map<string, number>();
+  refuse = 0;
+  async spent(day: string, installation: string, repository: string): Promise<BudgetCounts> {
+    return {
+      installation: this.counts.get(`${day}:${installation}`) ?? 0,
+      repository: this.counts.get(`${day}:${repository}`) ?? 0,
+    };
+  }
+  async charge(day: string, installation: string, repository: string, tokens: number) {
+    if (this.refuse > 0) {
+      this.refuse--;
+      // As Redis without its offline queue fails while it is away.
+      throw new Error("Stream isn't writeable and enableOfflineQueue options is false");
+    }
+    for (const key of [`${day}:${installation}`, `${day}:${repository}`])
+      this.counts.set(key, (this.counts.get(key) ?? 0) + tokens);
+  }
+  async takeNotice(): Promise<boolean> {
+    return true;
+  }
+}
+
+describe("token budgets in shared counts", () => {
+  it("keeps counting a charge the shared counts refused, and sends it again until they hold it, once", async () => {
+    const shared = new SharedCounts();
+    const logs = await captureLogs("warn");
+    const budgets = await TokenBudgets.open({
+      shared,
+      dailyTokens: 10_000,
+      jobTokens: 60_000,
+      clock: createFakeClock(),
+      log: logs.log,
+      metrics: createMetrics(),
+    });
+    const scope = { installation: 1, repository: 10 };
+    // Refused when charged, when sent again at the flush, and at the next job's start.
+    shared.refuse = 3;
+    (await budgets.account(scope)).charge(9_500);
+    await budgets.flush();
+    // The next jobs' accounts read the shared counts, which lack it: it is added to them.
+    expect((await budgets.account(scope)).remaining()).toBe(500);
+    expect(logs.text()).toContain("tokens spent not counted in the shared budgets yet");
+    expect(shared.counts.get(`2026-11-24:1`)).toBeUndefined();
+    // The store is back: the charge goes in once, and is counted once.
+    expect((await budgets.account(scope)).remaining()).toBe(500);
+    expect(shared.counts.get(`2026-11-24:1`)).toBe(9_500);
+    expect((await budgets.account(scope)).remaining()).toBe(500);
+    expect(shared.counts.get(`2026-11-24:1`)).toBe(9_500);
   });
 });
