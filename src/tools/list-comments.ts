@@ -5,7 +5,7 @@ import { defineTool } from "./define-tool.js";
 export const listCommentsTool = defineTool({
   name: "list_comments",
   description:
-    "Read the most recent comments of an issue or pull request of this repository, oldest first. Says how many older comments were left out.",
+    "Read the most recent comments of an issue or pull request of this repository, newest first. Says how many older comments were left out.",
   schema: z.object({
     number: z.number().int().positive().describe("the issue or pull request number"),
     limit: z.number().int().min(1).max(50).default(20).describe("how many of the latest comments"),
@@ -19,11 +19,14 @@ export const listCommentsTool = defineTool({
     if (comments.length === 0) return `#${number} has no comments.`;
     const header =
       omitted > 0
-        ? `The latest ${comments.length} of ${total} comments; ${omitted} older comment(s) left out.\n\n`
-        : "";
+        ? `Newest first: the latest ${comments.length} of ${total} comments; ${omitted} older comment(s) left out.\n\n`
+        : `Newest first: all ${total} comment(s).\n\n`;
+    // Newest first, so that a result cut to fit the prompt (at its end, here and in the fence)
+    // loses the oldest comments, not the newest the tool is asked for.
     return clipResult(
       header +
-        comments
+        [...comments]
+          .reverse()
           .map((c) => `--- ${c.author ?? "unknown"} at ${c.createdAt}:\n${c.body}`)
           .join("\n\n"),
     );

@@ -40,18 +40,20 @@ describe("list_comments", () => {
         .map((r) => `${r.method} ${r.query}`),
     ).toEqual(["GET ?per_page=100", "GET ?per_page=100&page=10"]);
     expect(
-      result.startsWith("The latest 20 of 1000 comments; 980 older comment(s) left out.\n\n"),
+      result.startsWith(
+        "Newest first: the latest 20 of 1000 comments; 980 older comment(s) left out.\n\n--- user1000 at ",
+      ),
     ).toBe(true);
     expect(result).toContain("--- user981 at ");
     expect(result).not.toContain("comment number 980\n");
-    expect(result.trimEnd().endsWith("comment number 1000")).toBe(true);
+    expect(result.trimEnd().endsWith("comment number 981")).toBe(true);
     expect(result.length).toBeLessThanOrEqual(MAX_RESULT_CHARS + 100);
   });
 
-  it("lists a short thread whole, with no note", async () => {
+  it("lists a short thread whole, newest first", async () => {
     const result = await listComments({ number: 8, limit: 50 });
     expect(result).toMatch(
-      /^--- bob at .*:\nshort 1\n\n--- bob at .*:\nshort 2\n\n--- bob at .*:\nshort 3$/,
+      /^Newest first: all 3 comment\(s\)\.\n\n--- bob at .*:\nshort 3\n\n--- bob at .*:\nshort 2\n\n--- bob at .*:\nshort 1$/,
     );
   });
 
