@@ -14,8 +14,9 @@ export interface ParseCommandOptions {
   slug?: string | undefined;
 }
 
-// Elements whose content readers do not see as the comment's own words.
-const HIDING = new Set(["details", "pre"]);
+// Elements whose content readers do not see as the comment's own words: hidden, code, or
+// quoted (as a `>` quote is).
+const HIDING = new Set(["blockquote", "details", "pre"]);
 // Elements HTML reads as text up to their end tag, so a `</details>` in one closes nothing;
 // `plaintext` never ends (https://html.spec.whatwg.org/multipage/parsing.html#parsing-html-fragments).
 const RAW_TEXT = new Set(
@@ -144,9 +145,9 @@ function paragraphLines(children: Token[]): ParagraphLine[] {
 }
 
 /**
- * `<details>` and `<pre>` opened minus closed, after the HTML in `html`, read as HTML reads it
- * (quoted attribute values, bogus comments, raw text; see createHtmlScanner's `html`), so that
- * no `</details>` GitHub does not read as one reveals the lines after it. `<details/>` opens one
+ * `<details>`, `<pre>` and `<blockquote>` opened minus closed, after the HTML in `html`, read as
+ * HTML reads it (quoted attribute values, bogus comments, raw text; see createHtmlScanner's
+ * `html`), so that no `</details>` GitHub does not read as one reveals the lines after it. `<details/>` opens one
  * too: HTML ignores the slash of an element that is not void, and so does GitHub. HTML that
  * leaves what follows inside markup (a quote, or a raw-text element, never closed) hides the
  * rest of the comment: GitHub renders the Markdown after it inside that markup.

@@ -70,6 +70,8 @@ describe("parseCommand", () => {
     ],
     ['<details>\n\ntext <img alt="></details>" src="https://example.com/x.png">\n/talos help'],
     ["<details>\n\ntext <a title='></details>'>x</a>\n/talos help\n\n</details>"],
+    // Quoted in HTML, as with `>`: someone else's words.
+    ["<blockquote>\n\n/talos help\n\n</blockquote>"],
     // A `</details>` in a raw-text element is its text.
     ["<details>\n<script>\n</details>\n</script>\n\n/talos help\n\n</details>"],
     ["<details>\n<textarea>\n</details>\n</textarea>\n\n/talos help\n\n</details>"],
