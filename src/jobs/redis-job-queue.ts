@@ -53,8 +53,8 @@ export class JobLeaseLostError extends Error {
 
 // Only the head of a thread's list may run, and only while it holds the thread's lease: jobs
 // of one issue run one at a time, in arrival order, whichever instance holds them. Heads whose
-// job is gone or finished (a crash between two writes, or a redelivery of a finished job that
-// joined again) are dropped; a job missing from its thread's list (a crash between the add and
+// job is gone or finished (a crash between two writes, a redelivery of a finished job that
+// joined again, or one BullMQ has finished whose marks are gone) are dropped; a job missing from its thread's list (a crash between the add and
 // JOIN) joins its end. A lease still held is never taken over, even by the instance holding it:
 // the run of an earlier claim may still be writing.
 // Returns the attempt number with the tokens the job's runs have spent so far, or -1 (not the
@@ -69,6 +69,7 @@ while true do
   local head = redis.call('LINDEX', list, 0)
   if (not head) or head == id then break end
   if redis.call('EXISTS', jobPrefix .. head) == 0
+    or redis.call('HEXISTS', jobPrefix .. head, 'finishedOn') == 1
     or redis.call('EXISTS', donePrefix .. head, parkedPrefix .. head) > 0 then
     redis.call('LPOP', list)
   else
@@ -254,6 +255,12 @@ export class RedisJobQueue implements JobQueue {
     if (await this.#redis.exists(this.#doneKey(job.id), this.#parkedKey(job.id)))
       return { status: "duplicate" };
     if ((await this.count()) >= maxQueued) return this.#refuse(job, "queue-full");
+    // Past the retention its `done:` or `parked:` mark is gone, and the delivery is a new one (as
+    // in the local journal): GitHub's "Redeliver" of a job parked the day before, say. BullMQ may
+    // still hold the finished job (it removes old ones only as others finish), and then the add
+    // did nothing: accepted, never run, and heading its thread for good.
+    const state = await this.#queue.getJobState(job.id);
+    if (state === "completed" || state === "failed") await this.#queue.remove(job.id);
     // Idempotent: an id the queue holds is not added again, whoever adds it.
     await this.#queue.add(job.kind, job, {
       jobId: job.id,

@@ -37,7 +37,10 @@ describe.runIf(available)("the Redis job queue (BullMQ)", () => {
   const queues: RedisJobQueue[] = [];
 
   /** Instances sharing one queue, as several servers on one Redis do (each may have its URL). */
-  async function instances(urls: string[], options: { maxQueued?: number; leaseMs?: number } = {}) {
+  async function instances(
+    urls: string[],
+    options: { maxQueued?: number; leaseMs?: number; retentionMs?: number } = {},
+  ) {
     const prefix = `talos-test-${randomUUID()}`;
     prefixes.push(prefix);
     const opened = await Promise.all(
@@ -46,7 +49,7 @@ describe.runIf(available)("the Redis job queue (BullMQ)", () => {
           url,
           prefix,
           maxQueued: options.maxQueued ?? 100,
-          retentionMs: 3_600_000,
+          retentionMs: options.retentionMs ?? 3_600_000,
           leaseMs: options.leaseMs ?? 5_000,
           clock: systemClock,
           log: pino({ level: "silent" }),
@@ -91,6 +94,30 @@ describe.runIf(available)("the Redis job queue (BullMQ)", () => {
     expect(await b!.claimNext()).toBeUndefined();
     expect(await a!.count()).toBe(0);
   });
+
+  it.each([
+    ["parked", (q: RedisJobQueue, id: string) => q.fail(id, "malformed payload", undefined)],
+    ["done", (q: RedisJobQueue, id: string) => q.complete(id)],
+  ])(
+    "runs a delivery %s then redelivered past the retention (which BullMQ still holds), and its thread goes on",
+    async (_, finish) => {
+      // A retention of a second stands for a TALOS_LEDGER_RETENTION_HOURS shorter than the days
+      // GitHub offers "Redeliver" for.
+      const [a, b] = await instances(on(2), { retentionMs: 1_000 });
+      const id = `finished-${randomUUID()}`;
+      await a!.enqueue(job(id, "t-redelivered"));
+      expect((await a!.claimNext())?.id).toBe(id);
+      await finish(a!, id);
+      await new Promise((resolve) => setTimeout(resolve, 1_500));
+      // A new delivery now, accepted: it runs, then the thread's next job.
+      expect(await b!.enqueue(job(id, "t-redelivered"))).toEqual({ status: "accepted" });
+      await b!.enqueue(job("after-it", "t-redelivered"));
+      const again = await claimWithin(a!);
+      expect(again).toMatchObject({ id, attempts: 1 });
+      await a!.complete(id);
+      expect((await claimWithin(a!))?.id).toBe("after-it");
+    },
+  );
 
   it("runs one thread's jobs one at a time, in arrival order, across instances; other threads meanwhile", async () => {
     const [a, b] = await instances(on(2));
