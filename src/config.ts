@@ -256,6 +256,23 @@ export function isNotDirectory(path: string): boolean {
 }
 
 /**
+ * What the server needs beyond parseEnv's checks (the CLI receives no webhooks): with the app's
+ * credentials, its webhook secret. Without one Probot falls back to its public default,
+ * "development", and anyone could sign deliveries, a maintainer's command included.
+ */
+export function checkServerEnv(env: Env): void {
+  if (env.APP_ID === undefined) return;
+  if (!env.WEBHOOK_SECRET)
+    throw new ConfigError(
+      "Invalid environment: WEBHOOK_SECRET: APP_ID is set, but no webhook secret is: set the one in the app's settings on GitHub",
+    );
+  if (env.WEBHOOK_SECRET === "development")
+    throw new ConfigError(
+      "Invalid environment: WEBHOOK_SECRET: \"development\" is Probot's public default, with which anyone could sign deliveries; set the app's own secret",
+    );
+}
+
+/**
  * The app's private key as Probot loads it: PRIVATE_KEY, the file PRIVATE_KEY_PATH names, or
  * else the one `.pem` file in `cwd`; null without APP_ID or a key. parseEnv has checked it, so
  * the server and every CLI command find the same key.

@@ -2,6 +2,7 @@ import { createServer } from "node:net";
 import { run, type ApplicationFunction, type Probot } from "probot";
 import { createLogger } from "./create-logger.js";
 import {
+  checkServerEnv,
   ConfigError,
   disableLangChainTracing,
   getSecrets,
@@ -24,6 +25,7 @@ try {
   // An unreadable .env (a directory, no permission) is bad input too, as for the CLI.
   environment = loadEnvironment();
   env = parseEnv(environment);
+  checkServerEnv(env);
 } catch (error) {
   // A bad value is bad input: one line naming the variable, and exit code 2.
   if (!(error instanceof ConfigError)) throw error;

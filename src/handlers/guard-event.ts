@@ -33,9 +33,23 @@ export interface EventPipelineDeps {
   cache: GitHubCache;
 }
 
-/** Bots, Talos included, never trigger anything: bot loops and bot-driven abuse stop here. */
+/**
+ * Bots, Talos included, never trigger anything: bot loops and bot-driven abuse stop here. Read
+ * before the delivery is journaled, so a field of the wrong type is no bot rather than a 500.
+ */
 export function isBotSender(sender: Sender | null | undefined): boolean {
-  return sender?.type === "Bot" || Boolean(sender?.login?.toLowerCase().endsWith("[bot]"));
+  const login: unknown = sender?.login;
+  return (
+    sender?.type === "Bot" || (typeof login === "string" && login.toLowerCase().endsWith("[bot]"))
+  );
+}
+
+/**
+ * @octokit/webhooks attaches the whole event (payload included, up to 25 MB) to a handler's
+ * error before Probot logs it; made non-enumerable, it stays out of the log line.
+ */
+function hideEvent(error: object): void {
+  Object.defineProperty(error, "event", { value: undefined, writable: true, enumerable: false });
 }
 
 /** An event handler failure, carrying the event's identity so the one error line names it. */
@@ -52,9 +66,7 @@ export class EventHandlerError extends Error {
       `${eventName} in ${repository ?? "(no repository)"} (installation ${installation ?? "none"}) failed: ${reason}`,
       { cause },
     );
-    // @octokit/webhooks attaches the whole event (payload included) to a handler's error before
-    // Probot logs it; non-enumerable, it stays out of the log line.
-    Object.defineProperty(this, "event", { value: undefined, writable: true, enumerable: false });
+    hideEvent(this);
   }
 }
 
@@ -106,6 +118,11 @@ function describeEvent(context: Context): EventPayload & { eventName: string } {
 /** A delivery that was not journaled (the queue is full, or the app is stopping). */
 export class JobRefusedError extends Error {
   override name = "JobRefusedError";
+  constructor(message: string, options?: ErrorOptions) {
+    super(message, options);
+    // Refused exactly when the server is loaded or its disk full: not a 25 MB log line too.
+    hideEvent(this);
+  }
 }
 
 export interface AcceptOptions {

@@ -329,7 +329,7 @@ describe("a bad environment", () => {
     ]);
   });
 
-  it("stops npm start with exit code 2 and one line for a bad APP_ID, key or port", async () => {
+  it("stops npm start with exit code 2 and one line for a bad APP_ID, key, webhook secret or port", async () => {
     buildDist();
     const taken = createNetServer();
     await new Promise<void>((resolve) => taken.listen(0, "127.0.0.1", resolve));
@@ -341,6 +341,12 @@ describe("a bad environment", () => {
         /^talos: Invalid environment: PRIVATE_KEY: /,
       ],
       [{ ...app, APP_ID: "abc" }, /^talos: Invalid environment: APP_ID: /],
+      // Probot would take its public default secret, "development": anyone could sign deliveries.
+      [
+        { ...app, WEBHOOK_SECRET: "" },
+        /^talos: Invalid environment: WEBHOOK_SECRET: APP_ID is set/,
+      ],
+      [{ ...app, WEBHOOK_SECRET: "development" }, /^talos: Invalid environment: WEBHOOK_SECRET: /],
       [{ ...app, PORT: "99999" }, /^talos: Invalid environment: PORT: /],
       [{ ...app, PORT: "abc" }, /^talos: Invalid environment: PORT: /],
       [{ ...app, PORT: takenPort }, /^talos: PORT: cannot listen: /],
