@@ -1,6 +1,9 @@
 import { REPO_CONFIG_PATH } from "../config.js";
 import type { EvictionScope } from "./github-cache.js";
 
+/** Repositories of one delivery evicted one by one; more evict their installation whole. */
+const MAX_REPOSITORY_SCOPES = 16;
+
 interface Repository {
   full_name?: string;
   name?: string;
@@ -49,9 +52,15 @@ export function getCacheEvictions(name: string, payload: ChangePayload): Evictio
     case "installation_repositories":
       // Removed: nothing read of it may be served. Added: reads from before the app could see it
       // were 404s, and 404s are cached (the owner's `.github` config fallback, say).
-      return [...(payload.repositories_added ?? []), ...(payload.repositories_removed ?? [])]
-        .filter((r) => r.full_name)
-        .map((r) => ({ installation: inst, repo: String(r.full_name).toLowerCase() }));
+      const listed = [
+        ...(payload.repositories_added ?? []),
+        ...(payload.repositories_removed ?? []),
+      ].filter((r) => r.full_name);
+      // Each scope is a pass over the whole cache: a delivery listing an organisation's
+      // thousands of repositories held the event loop for seconds. Past a few, the whole
+      // installation's entries go, in one pass.
+      if (listed.length > MAX_REPOSITORY_SCOPES) return [{ installation: inst }];
+      return listed.map((r) => ({ installation: inst, repo: String(r.full_name).toLowerCase() }));
     case "repository": {
       if (!repo) return [];
       // A new default branch changes where config and files are read from.

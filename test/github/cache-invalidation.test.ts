@@ -1,6 +1,7 @@
 import nock from "nock";
 import { describe, expect, it } from "vitest";
 import { GitHubCache, type CacheEntry } from "../../src/github/github-cache.js";
+import { getCacheEvictions } from "../../src/github/get-cache-evictions.js";
 import { loadRepoConfigOf } from "../../src/github/load-repo-config.js";
 import type { Octokit } from "../../src/github/octokit.js";
 import { API, mockInstallationToken, mockRepoConfig } from "../helpers/github-mocks.js";
@@ -409,5 +410,29 @@ describe("cache invalidation when the app gains a repository", () => {
     expect(loaded.found).toBe(true);
     expect(loaded.config.memory.enabled).toBe(false);
     expect(scope.pendingMocks()).toEqual([]);
+  });
+});
+
+describe("cache invalidation of a delivery listing many repositories", () => {
+  const listing = (count: number) => ({
+    action: "added",
+    installation: { id: 2 },
+    repositories_added: Array.from({ length: count }, (_, i) => ({ full_name: `Acme/R${i}` })),
+    repositories_removed: [],
+  });
+
+  it("evicts a few repositories one by one", () => {
+    expect(getCacheEvictions("installation_repositories", listing(3))).toEqual([
+      { installation: "2", repo: "acme/r0" },
+      { installation: "2", repo: "acme/r1" },
+      { installation: "2", repo: "acme/r2" },
+    ]);
+  });
+
+  it("evicts the installation whole, in one pass over the cache, for an organisation's thousands", () => {
+    // One pass each: 2,000 of them over a full cache held the event loop for seconds.
+    expect(getCacheEvictions("installation_repositories", listing(2_000))).toEqual([
+      { installation: "2" },
+    ]);
   });
 });
