@@ -1,5 +1,5 @@
 import { createServer } from "node:net";
-import { run, type ApplicationFunction, type Probot } from "probot";
+import { Probot, run, type ApplicationFunction } from "probot";
 import { createLogger } from "./create-logger.js";
 import {
   checkServerEnv,
@@ -11,7 +11,7 @@ import {
   type Env,
 } from "./config.js";
 import { redeliverMissedAtStart } from "./github/redeliver-missed.js";
-import { withWebhookBodyLimit } from "./http/limit-webhook-bodies.js";
+import { limitSetupWebhookBodies, withWebhookBodyLimit } from "./http/limit-webhook-bodies.js";
 import { createTalos } from "./index.js";
 import { DataDirectoryInUseError, lockDataDirectory } from "./lock-data-directory.js";
 import { startMetricsServer } from "./metrics/create-metrics-route.js";
@@ -85,6 +85,7 @@ const app: ApplicationFunction = (probot, options) => {
   loaded.push(probot);
   return talos.app(probot, options);
 };
+if (env.APP_ID === undefined) limitSetupWebhookBodies(Probot);
 const server = await run(withWebhookBodyLimit(app, webhookLimits), {
   env: environment,
   log,

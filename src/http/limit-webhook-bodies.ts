@@ -107,6 +107,27 @@ export function limitWebhookBodies(
 
 export type WebhookLimits = Partial<Pick<BodyLimitOptions, "maxBytes" | "available">>;
 
+/**
+ * Setup mode (no credentials yet: `npm start` on a fresh clone) loads no app, so nothing above is
+ * put in front of the webhook route Probot's server serves all the same, which read a body
+ * whole (150 MB chunked: 4 GB of RSS). Its Probot instances are made inside `run`: their class
+ * builds limited middleware instead, for this process, which stays in setup mode until it is
+ * started again with the credentials.
+ */
+export function limitSetupWebhookBodies(probotClass: {
+  prototype: Pick<WebhookMiddlewareFactory, "getNodeMiddleware">;
+}): void {
+  const getNodeMiddleware = probotClass.prototype.getNodeMiddleware;
+  probotClass.prototype.getNodeMiddleware = async function (
+    this: WebhookMiddlewareFactory,
+    options = {},
+  ) {
+    const middleware = await getNodeMiddleware.call(this, options);
+    const path = options.path ?? this.webhookPath;
+    return createBodyLimitHandler(middleware, { path, maxBytes: WEBHOOK_MAX_BYTES });
+  };
+}
+
 /** An app function whose Probot instance builds only limited webhook middleware. */
 export function withWebhookBodyLimit<P extends WebhookMiddlewareFactory, O>(
   app: (probot: P, options: O) => void | Promise<void>,

@@ -6,13 +6,14 @@ import { WEBHOOK_MAX_BYTES } from "../../src/http/limit-webhook-bodies.js";
 import { startGitHubStandIn, type GitHubStandIn } from "../helpers/github-stand-in.js";
 import {
   buildDist,
+  getFreePort,
   makeWorkDir,
   sendWebhook,
   standInServerEnv,
   startServerProcess,
   type ServerProcess,
 } from "../helpers/server-process.js";
-import { loadFixture, TEST_WEBHOOK_SECRET } from "../helpers/test-app.js";
+import { loadFixture, makeDataDir, TEST_WEBHOOK_SECRET } from "../helpers/test-app.js";
 
 const BIG = 30_000_000;
 /** Chunked, the server reads 25 MB before it refuses: a body it could never take whole. */
@@ -240,5 +241,32 @@ describe("webhook bodies over 25 MB", () => {
     const forged = body.replace("/talos config", "/talos help!");
     const bad = await post(server.url, "/", { size: 0, chunked: true, body: forged, signed: body });
     expect(bad.status).toBe(400);
+  });
+});
+
+describe("webhook bodies over 25 MB in setup mode (no credentials yet)", () => {
+  it("are answered 413 too, chunked ones once 25 MB have come: the app is not loaded, Probot's route is", async () => {
+    buildDist();
+    const server = await startServerProcess(
+      { PORT: String(await getFreePort()), NO_SMEE_SETUP: "true", TALOS_DATA_DIR: makeDataDir() },
+      { cwd: makeWorkDir(), readyPath: "/probot" },
+    );
+    try {
+      const pid = server.child.pid!;
+      const declared = await post(server.url, "/api/github/webhooks", {
+        size: BIG,
+        chunked: false,
+      });
+      const read = readBy(pid);
+      const chunked = await post(server.url, "/api/github/webhooks", {
+        size: ENDLESS,
+        chunked: true,
+      });
+      expect([declared.status, chunked.status]).toEqual([413, 413]);
+      // Read up to the limit, and no more: it was read whole, 4 GB of RSS for 150 MB.
+      expect(readBy(pid) - read).toBeLessThan(WEBHOOK_MAX_BYTES + 1 * MB);
+    } finally {
+      await server.kill();
+    }
   });
 });
