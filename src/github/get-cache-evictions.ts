@@ -49,7 +49,7 @@ export function getCacheEvictions(name: string, payload: ChangePayload): Evictio
       return action === "deleted" || action === "suspend" || action === "new_permissions_accepted"
         ? [{ installation: inst }]
         : [];
-    case "installation_repositories":
+    case "installation_repositories": {
       // Removed: nothing read of it may be served. Added: reads from before the app could see it
       // were 404s, and 404s are cached (the owner's `.github` config fallback, say).
       const listed = [
@@ -61,6 +61,7 @@ export function getCacheEvictions(name: string, payload: ChangePayload): Evictio
       // installation's entries go, in one pass.
       if (listed.length > MAX_REPOSITORY_SCOPES) return [{ installation: inst }];
       return listed.map((r) => ({ installation: inst, repo: String(r.full_name).toLowerCase() }));
+    }
     case "repository": {
       if (!repo) return [];
       // A new default branch changes where config and files are read from.
