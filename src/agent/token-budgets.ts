@@ -89,11 +89,6 @@ type State = z.infer<typeof State>;
 const MAX_NOTICES = 10_000;
 const SAVE_DELAY_MS = 1_000;
 
-/**
- * Daily token budgets per installation and per repository (by id), kept in a small file so they
- * survive restarts. Counts reset at midnight UTC. Commands and automations draw on the same
- * budgets; the model's reported usage is charged after each call.
- */
 /** A charge of this instance the shared counts may not hold yet. */
 interface UnstoredCharge {
   installation: string;
@@ -106,6 +101,11 @@ interface UnstoredCharge {
 const sumOf = (charges: UnstoredCharge[], of: (charge: UnstoredCharge) => boolean) =>
   charges.reduce((sum, charge) => sum + (of(charge) ? charge.tokens : 0), 0);
 
+/**
+ * Daily token budgets per installation and per repository (by id), kept in a small file so they
+ * survive restarts. Counts reset at midnight UTC. Commands and automations draw on the same
+ * budgets; the model's reported usage is charged after each call.
+ */
 export class TokenBudgets {
   readonly #options: TokenBudgetsOptions;
   #state: State;
