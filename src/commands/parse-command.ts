@@ -147,8 +147,9 @@ function paragraphLines(children: Token[]): ParagraphLine[] {
 /**
  * `<details>`, `<pre>` and `<blockquote>` opened minus closed, after the HTML in `html`, read as
  * HTML reads it (quoted attribute values, bogus comments, raw text; see createHtmlScanner's
- * `html`), so that no `</details>` GitHub does not read as one reveals the lines after it. `<details/>` opens one
- * too: HTML ignores the slash of an element that is not void, and so does GitHub. HTML that
+ * `html`), so that no `</details>` GitHub does not read as one reveals the lines after it.
+ * `<details/>` opens one too: HTML ignores the slash of an element that is not void, and so does
+ * GitHub. HTML that
  * leaves what follows inside markup (a quote, or a raw-text element, never closed) hides the
  * rest of the comment: GitHub renders the Markdown after it inside that markup.
  */

@@ -45,8 +45,9 @@ const SPACE = /[\t\n\f\r ]/;
  * remembers where it ended, so no stretch of the text is scanned twice however many `<` it holds:
  * callers must ask for positions that never go back.
  *
- * A tag is `<name …>` or `</name …>`, ending at the first `>` as in HTML; a `<` followed by
- * anything else is text. An unclosed comment runs to the end, as GitHub renders it.
+ * A tag is `<name …>` or `</name …>`, ending at its first `>` (with `html`, the first outside a
+ * quoted value); a `<` followed by anything else is text (with `html`, `<?`, `<!` and `</` start
+ * bogus comments). An unclosed comment runs to the end, as GitHub renders it.
  */
 export function createHtmlScanner(text: string, options: HtmlScannerOptions = {}): HtmlScanner {
   // Where the next `>` is, for `<` before it; -1 once none is left.
@@ -80,18 +81,13 @@ export function createHtmlScanner(text: string, options: HtmlScannerOptions = {}
         const end = nextGt(nameStart);
         // No `>` anywhere after this: no tag can start here or later.
         if (end === -1) return undefined;
-        let nameEnd = nameStart + 1;
-        while (nameEnd < end && NAME_CHAR.test(text[nameEnd]!)) nameEnd++;
-        const attributes = text.slice(nameEnd, end);
-        return {
-          kind: "tag",
+        return tagPiece(text, {
           start: i,
-          end: end + 1,
-          name: text.slice(nameStart, nameEnd).toLowerCase(),
+          nameStart,
+          nameEnd: nameEndOf(text, nameStart),
+          end,
           closing,
-          selfClosing: attributes.trimEnd().endsWith("/"),
-          attributes,
-        };
+        });
       }
       return undefined;
     },
@@ -119,8 +115,7 @@ function isBogusComment(text: string, at: number): boolean {
  * first one outside a quoted attribute value; with none, it runs to the end of the text.
  */
 function quotedTag(text: string, start: number, nameStart: number, closing: boolean): HtmlPiece {
-  let nameEnd = nameStart + 1;
-  while (nameEnd < text.length && NAME_CHAR.test(text[nameEnd]!)) nameEnd++;
+  const nameEnd = nameEndOf(text, nameStart);
   let end = text.length;
   // Whether the next character that is not a space starts an attribute's value.
   let valueNext = false;
@@ -138,16 +133,31 @@ function quotedTag(text: string, start: number, nameStart: number, closing: bool
     } else if (char === "=") valueNext = true;
     else if (!SPACE.test(char)) valueNext = false;
   }
-  const attributes = text.slice(nameEnd, end);
+  return tagPiece(text, { start, nameStart, nameEnd, end, closing });
+}
+
+/** Where the tag name starting at `nameStart` ends (no `>` is a name's). */
+function nameEndOf(text: string, nameStart: number): number {
+  let nameEnd = nameStart + 1;
+  while (nameEnd < text.length && NAME_CHAR.test(text[nameEnd]!)) nameEnd++;
+  return nameEnd;
+}
+
+/** The tag from `start` to its `>` at `end`; an `end` at the text's end is a tag never closed. */
+function tagPiece(
+  text: string,
+  at: { start: number; nameStart: number; nameEnd: number; end: number; closing: boolean },
+): HtmlPiece {
+  const attributes = text.slice(at.nameEnd, at.end);
   return {
     kind: "tag",
-    start,
-    end: Math.min(end + 1, text.length),
-    name: text.slice(nameStart, nameEnd).toLowerCase(),
-    closing,
+    start: at.start,
+    end: Math.min(at.end + 1, text.length),
+    name: text.slice(at.nameStart, at.nameEnd).toLowerCase(),
+    closing: at.closing,
     selfClosing: attributes.trimEnd().endsWith("/"),
     attributes,
-    ...(end === text.length ? { unended: true } : {}),
+    ...(at.end === text.length ? { unended: true } : {}),
   };
 }
 
