@@ -189,8 +189,24 @@ export const EnvSchema = z.object({
 });
 export type Env = z.infer<typeof EnvSchema>;
 
-/** The configured values that must never reach a log line or the model. */
-export function getSecrets(env: Env): Array<string | undefined> {
+type SecretVariable =
+  | "PRIVATE_KEY"
+  | "WEBHOOK_SECRET"
+  | "GITHUB_CLIENT_SECRET"
+  | "GITHUB_TOKEN"
+  | "OPENAI_API_KEY"
+  | "TALOS_METRICS_TOKEN"
+  | "REDIS_URL"
+  | "DATABASE_URL"
+  | "OPENAI_BASE_URL";
+
+/**
+ * The configured values that must never reach a log line or the model. It takes the raw
+ * environment too, so that an error printed before it parses is scrubbed as well.
+ */
+export function getSecrets(
+  env: Partial<Record<SecretVariable, string | undefined>>,
+): Array<string | undefined> {
   return [
     env.PRIVATE_KEY,
     env.WEBHOOK_SECRET,
@@ -200,6 +216,8 @@ export function getSecrets(env: Env): Array<string | undefined> {
     env.TALOS_METRICS_TOKEN,
     passwordOf(env.REDIS_URL),
     passwordOf(env.DATABASE_URL),
+    // A proxy in front of the model may take its credentials in the URL.
+    passwordOf(env.OPENAI_BASE_URL),
   ];
 }
 
@@ -223,6 +241,12 @@ export class ConfigError extends Error {
 }
 
 /**
+ * The smallest room a job's first prompt needs: the system and task prompts and the tools'
+ * definitions come to about 1,200 tokens before the question and its thread.
+ */
+const LEAST_PROMPT_TOKENS = 2_000;
+
+/**
  * Parses the environment; a bad value fails start-up with the variable's name. With APP_ID set,
  * the private key must be one Probot can load (`cwd` is where PRIVATE_KEY_PATH and a `.pem`
  * file are looked for, as Probot does).
@@ -235,6 +259,15 @@ export function parseEnv(
   if (!result.success) {
     const problems = result.error.issues.map((i) => `${i.path.join(".")}: ${i.message}`);
     throw new ConfigError(`Invalid environment: ${problems.join("; ")}`);
+  }
+  // Every model call must fit its prompt and the answer's room in the job's cap: under that,
+  // every command and automation would be refused, each with a notice, and never answered.
+  const jobTokens = result.data.TALOS_AGENT_MAX_TOKENS;
+  const leastJobTokens = result.data.TALOS_LLM_MAX_OUTPUT_TOKENS + LEAST_PROMPT_TOKENS;
+  if (jobTokens < leastJobTokens) {
+    throw new ConfigError(
+      `Invalid environment: TALOS_AGENT_MAX_TOKENS: ${jobTokens} leaves no room for a prompt beside the answer's ${result.data.TALOS_LLM_MAX_OUTPUT_TOKENS} (TALOS_LLM_MAX_OUTPUT_TOKENS); set at least ${leastJobTokens}`,
+    );
   }
   if (result.data.APP_ID !== undefined) checkPrivateKey(result.data, cwd);
   // A missing one is created when first written; a file in its place fails every write later.

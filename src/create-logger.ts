@@ -64,7 +64,7 @@ export function createSecretScrubber(secrets: Array<string | undefined>): (text:
   return (text) => {
     let out = text;
     for (const literal of ordered) out = out.split(literal).join(REDACTED);
-    out = redactJwts(redactPemKeys(out));
+    out = redactUrlPasswords(redactJwts(redactPemKeys(out)));
     for (const [pattern, replace] of SECRET_PATTERNS) out = out.replace(pattern, replace);
     return out;
   };
@@ -89,6 +89,47 @@ function redactPemKeys(text: string): string {
     out += text.slice(at, begin) + REDACTED;
     at = keyEnd === -1 ? text.length : keyEnd + 8;
     begin = text.indexOf("-----BEGIN ", at);
+  }
+  return out + text.slice(at);
+}
+
+// What ends a URL's authority (`user:password@host:port`), and so a password in it.
+const AUTHORITY_ENDS = new Set([
+  "/",
+  "?",
+  "#",
+  "\\",
+  '"',
+  "'",
+  "<",
+  ">",
+  "`",
+  " ",
+  "\t",
+  "\r",
+  "\n",
+]);
+
+/**
+ * The password in any URL's user info, `scheme://user:password@host`, whoever's it is: a service
+ * URL in an error (a password too short to be scrubbed as a literal, `talos` in the compose
+ * file), or one pasted in an issue. One pass: each `://` is scanned to the end of its authority
+ * at most, and the next `://` holds a `/`, which ends it.
+ */
+function redactUrlPasswords(text: string): string {
+  let out = "";
+  let at = 0;
+  for (let scheme = text.indexOf("://"); scheme !== -1; scheme = text.indexOf("://", scheme + 3)) {
+    const start = scheme + 3;
+    let colon = -1;
+    let end = start;
+    while (end < text.length && text[end] !== "@" && !AUTHORITY_ENDS.has(text[end]!)) {
+      if (colon === -1 && text[end] === ":") colon = end;
+      end++;
+    }
+    if (text[end] !== "@" || colon === -1 || colon + 1 === end) continue;
+    out += text.slice(at, colon + 1) + REDACTED;
+    at = end;
   }
   return out + text.slice(at);
 }

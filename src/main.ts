@@ -1,6 +1,6 @@
 import { createServer } from "node:net";
 import { Probot, run, type ApplicationFunction } from "probot";
-import { createLogger } from "./create-logger.js";
+import { createLogger, createSecretScrubber } from "./create-logger.js";
 import {
   checkServerEnv,
   ConfigError,
@@ -11,6 +11,7 @@ import {
   type Env,
 } from "./config.js";
 import { redeliverMissedAtStart } from "./github/redeliver-missed.js";
+import { createHealthRoute } from "./http/create-health-route.js";
 import { limitSetupWebhookBodies, withWebhookBodyLimit } from "./http/limit-webhook-bodies.js";
 import { createTalos } from "./index.js";
 import { DataDirectoryInUseError, lockDataDirectory } from "./lock-data-directory.js";
@@ -19,7 +20,7 @@ import { readVersion } from "./read-version.js";
 
 /** `npm start`: the Probot server, or Probot's setup page when the app has no credentials yet. */
 disableLangChainTracing();
-let environment: Record<string, string | undefined>;
+let environment: Record<string, string | undefined> | undefined;
 let env: Env;
 try {
   // An unreadable .env (a directory, no permission) is bad input too, as for the CLI.
@@ -29,7 +30,7 @@ try {
 } catch (error) {
   // A bad value is bad input: one line naming the variable, and exit code 2.
   if (!(error instanceof ConfigError)) throw error;
-  process.stderr.write(`talos: ${error.message}\n`);
+  printError(error.message);
   process.exit(2);
 }
 const log = await createLogger({
@@ -41,18 +42,17 @@ const log = await createLogger({
 await lockDataDirectory(env.TALOS_DATA_DIR, log).catch((error: unknown) => {
   const message = error instanceof Error ? error.message : String(error);
   log.fatal(`cannot start: ${message}`);
-  process.stderr.write(`talos: ${message}\n`);
+  printError(message);
   process.exit(error instanceof DataDirectoryInUseError ? 2 : 1);
 });
-const talos = await createTalos({ env, log, version: await readVersion() }).catch(
-  (error: unknown) => {
-    // A shared service that does not answer (REDIS_URL, DATABASE_URL): one line naming it.
-    const message = error instanceof Error ? error.message : String(error);
-    log.fatal(`cannot start: ${message}`);
-    process.stderr.write(`talos: ${message}\n`);
-    process.exit(1);
-  },
-);
+const version = await readVersion();
+const talos = await createTalos({ env, log, version }).catch((error: unknown) => {
+  // A shared service that does not answer (REDIS_URL, DATABASE_URL): one line naming it.
+  const message = error instanceof Error ? error.message : String(error);
+  log.fatal(`cannot start: ${message}`);
+  printError(message);
+  process.exit(1);
+});
 // Build now, before the server listens, what would otherwise stall the first delivery that needs
 // it: the Markdown workers, and with a model or an embedding endpoint the token counter.
 talos.services.markdown.warm();
@@ -85,7 +85,11 @@ const app: ApplicationFunction = (probot, options) => {
   loaded.push(probot);
   return talos.app(probot, options);
 };
-if (env.APP_ID === undefined) limitSetupWebhookBodies(Probot);
+// Set before the server listens: /healthz reads it in setup mode too.
+let stopping = false;
+if (env.APP_ID === undefined) {
+  limitSetupWebhookBodies(Probot, createHealthRoute({ version, stopping: () => stopping }));
+}
 const server = await run(withWebhookBodyLimit(app, webhookLimits), {
   env: environment,
   log,
@@ -123,7 +127,6 @@ process.removeAllListeners("SIGINT");
 // One shutdown, whatever signals come: a later one must neither start a second (two closes of the
 // same jobs and memory) nor, with no listener left, end the process before memory is flushed.
 // Ctrl-C on `npm start` sends SIGINT twice (the terminal's, and npm's forwarding of its own).
-let stopping = false;
 let closed: Promise<void> = Promise.resolve();
 // How long connections a client keeps alive are served once Talos has closed.
 const LINGER_MS = 2_000;
@@ -180,11 +183,21 @@ function failToStart(variable: string, error: unknown): never {
   if (code === "EADDRINUSE") failToListen(variable, "the port is in use");
   if (code === "EACCES") failToListen(variable, "not allowed to listen on the port");
   const message = error instanceof Error ? error.message : String(error);
-  process.stderr.write(`talos: cannot start: ${message.split("\n")[0]}\n`);
+  printError(`cannot start: ${message.split("\n")[0]}`);
   process.exit(1);
 }
 
 function failToListen(variable: string, reason: string): never {
-  process.stderr.write(`talos: ${variable}: cannot listen: ${reason}\n`);
+  printError(`${variable}: cannot listen: ${reason}`);
   process.exit(2);
+}
+
+/**
+ * One line on stderr, where the log may not be yet: scrubbed as the log is. A service's error
+ * can quote its URL, and a password too short to be scrubbed as a literal is still in it.
+ */
+function printError(message: string): void {
+  // No environment: .env could not be read, and that error names only its path.
+  const scrub = createSecretScrubber(getSecrets(environment ?? {}));
+  process.stderr.write(`talos: ${scrub(message)}\n`);
 }

@@ -416,6 +416,28 @@ describe("parseEnv", () => {
     expect(getSecrets(env)).toContain("s@cret-pass");
     expect(getSecrets(parseEnv({ REDIS_URL: "redis://redis:6379" }))).not.toContain("");
   });
+
+  it("refuses a job cap that leaves no room for a prompt beside the answer", () => {
+    // 1,000 was allowed, under the answer's 1,500 alone: every command got the budget notice.
+    expect(() => parseEnv({ TALOS_AGENT_MAX_TOKENS: "1000" })).toThrow(
+      "Invalid environment: TALOS_AGENT_MAX_TOKENS: 1000 leaves no room for a prompt beside the answer's 1500 (TALOS_LLM_MAX_OUTPUT_TOKENS); set at least 3500",
+    );
+    expect(() =>
+      parseEnv({ TALOS_AGENT_MAX_TOKENS: "9000", TALOS_LLM_MAX_OUTPUT_TOKENS: "8000" }),
+    ).toThrow(/TALOS_AGENT_MAX_TOKENS: 9000 .*set at least 10000$/);
+    expect(parseEnv({ TALOS_AGENT_MAX_TOKENS: "3500" }).TALOS_AGENT_MAX_TOKENS).toBe(3500);
+  });
+
+  it("counts the password of a model proxy's URL too", () => {
+    const env = parseEnv({ OPENAI_BASE_URL: "https://talos:proxy-pass-1@llm.internal/v1" });
+    expect(getSecrets(env)).toContain("proxy-pass-1");
+  });
+
+  it("reads the secrets of the raw environment too, for errors printed before it parses", () => {
+    expect(
+      getSecrets({ WEBHOOK_SECRET: "whsec-raw", DATABASE_URL: "postgres://a:b1@h/d" }),
+    ).toEqual(expect.arrayContaining(["whsec-raw", "b1"]));
+  });
 });
 
 describe("the committed JSON Schema", () => {

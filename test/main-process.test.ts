@@ -1,7 +1,7 @@
 import { spawnSync } from "node:child_process";
 import { once } from "node:events";
 import { connect } from "node:net";
-import { mkdirSync } from "node:fs";
+import { mkdirSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it, onTestFailed } from "vitest";
 import { startGitHubStandIn, type GitHubStandIn } from "./helpers/github-stand-in.js";
@@ -34,6 +34,22 @@ describe("npm start", () => {
     expect(result.stderr.trim().split("\n")).toEqual([
       `talos: cannot read ${join(cwd, ".env")}: EISDIR`,
     ]);
+    expect(result.status).toBe(2);
+  });
+
+  it("scrubs the one line it prints before the log exists, as the log is scrubbed", () => {
+    const secret = "whsec-0123456789abcdef";
+    const notADirectory = join(makeWorkDir(), `data-${secret}`);
+    writeFileSync(notADirectory, "");
+    const result = spawnSync(process.execPath, [join(ROOT, "dist/main.js")], {
+      cwd: makeWorkDir(),
+      env: { PATH: process.env.PATH ?? "", TALOS_DATA_DIR: notADirectory, WEBHOOK_SECRET: secret },
+      encoding: "utf8",
+    });
+    expect(result.stderr).toMatch(
+      /^talos: Invalid environment: TALOS_DATA_DIR: .*data-\[REDACTED\] is not a directory\n$/,
+    );
+    expect(result.stderr).not.toContain(secret);
     expect(result.status).toBe(2);
   });
 

@@ -11,7 +11,7 @@ import {
   REDELIVER_MAX_HOURS,
   type Env,
 } from "../config.js";
-import { createLogger } from "../create-logger.js";
+import { createLogger, createSecretScrubber } from "../create-logger.js";
 import { MemoryLockedError } from "../memory/directory-lock.js";
 import { MEMORY_KINDS, type MemoryKind } from "../memory/memory-store.js";
 import { REDELIVER_MAX_PER_START } from "../github/redeliver-missed.js";
@@ -148,7 +148,9 @@ export async function runCli(argv: string[], cliIO: CliIO): Promise<number> {
     if (isBrokenPipe(error) || (brokenPipe && code === "ERR_STREAM_DESTROYED")) return 0;
     const known = subcommand !== undefined && SUBCOMMANDS.includes(subcommand);
     const message = error instanceof Error ? error.message : String(error);
-    io.stderr.write(`talos${known ? ` ${subcommand}` : ""}: ${oneLine(message)}\n`);
+    // Scrubbed as the log is: a service's error can quote its URL, password and all.
+    const scrub = createSecretScrubber(getSecrets(io.env));
+    io.stderr.write(`talos${known ? ` ${subcommand}` : ""}: ${oneLine(scrub(message))}\n`);
     // A memory a running server holds is bad input: stop the server, or use another directory.
     return error instanceof UsageError ||
       error instanceof ConfigError ||

@@ -112,11 +112,13 @@ export type WebhookLimits = Partial<Pick<BodyLimitOptions, "maxBytes" | "availab
  * put in front of the webhook route Probot's server serves all the same, which read a body
  * whole (150 MB chunked: 4 GB of RSS). Its Probot instances are made inside `run`: their class
  * builds limited middleware instead, for this process, which stays in setup mode until it is
- * started again with the credentials.
+ * started again with the credentials. `before` is served ahead of it: `/healthz`, which the app
+ * would add, so that a deployment's health check passes while someone registers the app.
  */
-export function limitSetupWebhookBodies(probotClass: {
-  prototype: Pick<WebhookMiddlewareFactory, "getNodeMiddleware">;
-}): void {
+export function limitSetupWebhookBodies(
+  probotClass: { prototype: Pick<WebhookMiddlewareFactory, "getNodeMiddleware"> },
+  before: (req: IncomingMessage, res: ServerResponse) => boolean = () => false,
+): void {
   const getNodeMiddleware = probotClass.prototype.getNodeMiddleware;
   probotClass.prototype.getNodeMiddleware = async function (
     this: WebhookMiddlewareFactory,
@@ -124,7 +126,8 @@ export function limitSetupWebhookBodies(probotClass: {
   ) {
     const middleware = await getNodeMiddleware.call(this, options);
     const path = options.path ?? this.webhookPath;
-    return createBodyLimitHandler(middleware, { path, maxBytes: WEBHOOK_MAX_BYTES });
+    const limited = createBodyLimitHandler(middleware, { path, maxBytes: WEBHOOK_MAX_BYTES });
+    return async (req, res, next) => before(req, res) || limited(req, res, next);
   };
 }
 

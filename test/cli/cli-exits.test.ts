@@ -109,6 +109,20 @@ function fixturesWith(response: Record<string, unknown>): string {
 
 beforeAll(() => buildDist(), 120_000);
 
+describe("a one-line error", () => {
+  it("is scrubbed as the log is: a secret it quotes is not printed", async () => {
+    const secret = "sk-cli0123456789abcdefghij";
+    const notADirectory = join(makeDataDir(), `data-${secret}`);
+    writeFileSync(notADirectory, "");
+    const result = await spawnTalos(["memory", "stats", "--data-dir", notADirectory], {
+      env: { OPENAI_API_KEY: secret },
+    });
+    expect(result.err).toMatch(/^talos memory: .*data-\[REDACTED\] is not a directory\n$/);
+    expect(result.err).not.toContain(secret);
+    expect(result.code).toBe(2);
+  });
+});
+
 describe.runIf(availableParallelism() > 1)(
   "a DATABASE_URL that does not answer (createServices fails half-way)",
   () => {

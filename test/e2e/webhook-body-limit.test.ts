@@ -245,7 +245,7 @@ describe("webhook bodies over 25 MB", () => {
 });
 
 describe("webhook bodies over 25 MB in setup mode (no credentials yet)", () => {
-  it("are answered 413 too, chunked ones once 25 MB have come: the app is not loaded, Probot's route is", async () => {
+  it("are answered 413 too, chunked ones once 25 MB have come: the app is not loaded, Probot's route is; /healthz answers", async () => {
     buildDist();
     const server = await startServerProcess(
       { PORT: String(await getFreePort()), NO_SMEE_SETUP: "true", TALOS_DATA_DIR: makeDataDir() },
@@ -265,6 +265,10 @@ describe("webhook bodies over 25 MB in setup mode (no credentials yet)", () => {
       expect([declared.status, chunked.status]).toEqual([413, 413]);
       // Read up to the limit, and no more: it was read whole, 4 GB of RSS for 150 MB.
       expect(readBy(pid) - read).toBeLessThan(WEBHOOK_MAX_BYTES + 1 * MB);
+      // The health check a deployment makes passes while someone registers the app (it was 404).
+      const health = await fetch(`${server.url}/healthz`);
+      expect(health.status).toBe(200);
+      expect(await health.json()).toMatchObject({ status: "ok" });
     } finally {
       await server.kill();
     }
