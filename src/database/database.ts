@@ -73,6 +73,15 @@ const LISTEN_TIMEOUT_MS = 2_000;
  */
 const KEEPALIVE_MS = 10_000;
 
+/**
+ * A PostgreSQL regular expression for one character that may be a CJK letter (a superset of
+ * `isCjkLetter`'s, by blocks; a test checks every code point): the text of a record whose words
+ * `spaceCjkPairs` changes has one.
+ */
+export const CJK_CHARACTER =
+  "[\\u1100-\\u11ff\\u3005-\\u9fff\\ua960-\\ua97f\\uac00-\\ud7ff\\uf900-\\ufaff\\uff66-\\uffdc" +
+  "\\U00016fe0-\\U00016fff\\U0001aff0-\\U0001b16f\\U0001d360-\\U0001d37f\\U00020000-\\U0003ffff]";
+
 /** The schema's versions, in order; each runs once, in a transaction, under the advisory lock. */
 export function migrations(schema: string): string[] {
   const table = (name: string) => `"${schema}".${name}`;
@@ -167,6 +176,15 @@ export function migrations(schema: string): string[] {
        holder text,
        held_at timestamptz);
      GRANT SELECT, INSERT, UPDATE ON ${table("alive_mark")} TO ${APP_ROLE};`,
+    // 7: the keyword words of CJK text are its pairs of characters (spaceCjkPairs), where
+    // PostgreSQL took a whole sentence as one word. The rows whose text may have CJK letters
+    // lose their words, and the first open of their memory with pgvector computes them again,
+    // as for rows written without it (#vectorize). The table's owner runs this, and FORCE ROW
+    // LEVEL SECURITY would show it no row: lifted in this transaction only.
+    `ALTER TABLE ${table("memory_records")} NO FORCE ROW LEVEL SECURITY;
+     UPDATE ${table("memory_records")} SET words = NULL
+      WHERE words IS NOT NULL AND text ~ E'${CJK_CHARACTER.replaceAll("\\", "\\\\")}';
+     ALTER TABLE ${table("memory_records")} FORCE ROW LEVEL SECURITY;`,
   ];
 }
 

@@ -2,6 +2,7 @@ import type { Logger } from "pino";
 import type { Metrics } from "../metrics/create-metrics.js";
 import type { BackfillState } from "../memory/backfill-repository.js";
 import { describeEmbedder, type Embedder } from "../memory/embedder.js";
+import { spaceCjkPairs } from "../memory/english-words.js";
 import {
   DEFAULT_FUSION,
   dot,
@@ -36,7 +37,7 @@ import { fingerprintText, MAX_SHARED } from "../memory/near-duplicate.js";
 import type { ScanHelper } from "../memory/scan-helper.js";
 import { hashText } from "../memory/segment-words.js";
 import { MemoryMismatchError, RESCORE_FACTOR } from "../memory/vectra-memory-store.js";
-import type { MemoryDatabase, SqlClient } from "./database.js";
+import { CJK_CHARACTER, type MemoryDatabase, type SqlClient } from "./database.js";
 import { MEMORY_CHANNEL, SyncedIndexes, toFloat32 } from "./synced-indexes.js";
 
 export interface PostgresMemoryOptions {
@@ -71,7 +72,10 @@ const MAX_WRITE_TRIES = 3;
  */
 const FORGOTTEN_PREFIX = "forgotten-thread:";
 const forgottenId = (number: number) => `${FORGOTTEN_PREFIX}${number}`;
-/** The keyword ranking's text of `text` (SQL): the title weighs more, as in the local BM25. */
+/**
+ * The keyword ranking's text of `text` (SQL): the title weighs more, as in the local BM25.
+ * `text` is the record's text with its CJK runs spaced into pairs (`keywordsOf`), or the text.
+ */
 function wordsOf(text: string): string {
   return `setweight(to_tsvector('english', split_part(${text}, E'\\n', 1)), 'A')
     || to_tsvector('english', ${text})`;
@@ -213,22 +217,32 @@ export class PostgresMemory implements MemoryService {
     if (this.#vectorized.has(key)) return;
     for (;;) {
       const done = await this.#options.database.inScope(namespace, async (client) => {
-        const { rows } = await client.query<{ id: string; embedding: Uint8Array }>(
-          `SELECT id, embedding FROM memory_records
+        // The text only where it may have CJK letters: the others' keyword text is the text.
+        const { rows } = await client.query<{
+          id: string;
+          embedding: Uint8Array;
+          text: string | null;
+        }>(
+          `SELECT id, embedding, CASE WHEN text ~ $3 THEN text END AS text FROM memory_records
             WHERE installation_id = $1 AND repository_id = $2 AND NOT removed
               AND (embedding_vector IS NULL OR words IS NULL) LIMIT ${VECTORIZE_BATCH} FOR UPDATE`,
-          [namespace.installation, namespace.repository],
+          [namespace.installation, namespace.repository, CJK_CHARACTER],
         );
         if (rows.length > 0)
           await client.query(
-            `UPDATE memory_records r SET embedding_vector = x.v::vector, words = ${wordsOf("r.text")}
-               FROM jsonb_to_recordset($3::jsonb) AS x(id text, v text)
+            `UPDATE memory_records r SET embedding_vector = x.v::vector,
+                    words = ${wordsOf("coalesce(x.kw, r.text)")}
+               FROM jsonb_to_recordset($3::jsonb) AS x(id text, v text, kw text)
               WHERE r.installation_id = $1 AND r.repository_id = $2 AND r.id = x.id`,
             [
               namespace.installation,
               namespace.repository,
               JSON.stringify(
-                rows.map((row) => ({ id: row.id, v: vectorLiteral(toFloat32(row.embedding)) })),
+                rows.map((row) => ({
+                  id: row.id,
+                  v: vectorLiteral(toFloat32(row.embedding)),
+                  kw: row.text === null ? null : keywordsOf(row.text),
+                })),
               ),
             ],
           );
@@ -519,7 +533,11 @@ class PostgresRepositoryMemory implements RepoMemory {
           this.namespace.installation,
           this.namespace.repository,
           this.#options.embedder.dimension,
-          JSON.stringify(latest.map((r, i) => toRow(r, hashes[i]!, fresh.get(r.id)))),
+          JSON.stringify(
+            latest.map((r, i) =>
+              toRow(r, hashes[i]!, fresh.get(r.id), this.#options.database.vector),
+            ),
+          ),
         ]);
         // Nothing written (every record refused, of a forgotten thread, say): nothing to
         // announce, and no sequence number was taken for `notify` to name.
@@ -758,11 +776,11 @@ class PostgresRepositoryMemory implements RepoMemory {
               embedding, fingerprints, words${vector ? ", embedding_vector" : ""})
             SELECT $1, $2, x.id, nextval('memory_seq'), false, x.kind, x.text, x.hash, x.number,
                    x.author, x.url, x.created_at, x.state, x.metadata, $3,
-                   decode(x.e, 'base64'), x.fp, ${vector ? wordsOf("x.text") : "NULL"}
+                   decode(x.e, 'base64'), x.fp, ${vector ? wordsOf("coalesce(x.kw, x.text)") : "NULL"}
                    ${vector ? ", x.v::vector" : ""}
               FROM jsonb_to_recordset($4::jsonb) AS x(id text, kind text, text text, hash text,
                    number int, author text, url text, created_at timestamptz, state text,
-                   metadata jsonb, e text, v text, fp text[])
+                   metadata jsonb, e text, v text, fp text[], kw text)
              -- Nothing of a forgotten thread but a note (see forgetThread, isOfForgottenThread).
              WHERE x.kind = 'note' OR x.number IS NULL OR NOT EXISTS (
                SELECT 1 FROM memory_records f
@@ -868,7 +886,7 @@ class PostgresRepositoryMemory implements RepoMemory {
           WHERE ${filters("r")} AND r.words @@ q.q
           ORDER BY (SELECT sum(p.idf * ts_rank(r.words, p.tq)) FROM picked p) DESC, r.id
           LIMIT ${k}`,
-        [...values, literal, query.slice(0, 20_000)],
+        [...values, literal, spaceCjkPairs(query.slice(0, 20_000))],
       );
       // A fingerprint held by more than MAX_SHARED records is common, not a sign of a duplicate.
       const shared = await client.query<{ id: string; shared: number; score: number }>(
@@ -969,7 +987,13 @@ function readBackfill(
   });
 }
 
-function toRow(record: MemoryRecord, hash: string, unit: Float32Array | undefined) {
+function toRow(
+  record: MemoryRecord,
+  hash: string,
+  unit: Float32Array | undefined,
+  /** Only the SQL search (pgvector's) reads the keyword text. */
+  keywords: boolean,
+) {
   return {
     id: record.id,
     kind: record.kind,
@@ -984,7 +1008,14 @@ function toRow(record: MemoryRecord, hash: string, unit: Float32Array | undefine
     e: unit ? Buffer.from(unit.buffer, unit.byteOffset, unit.byteLength).toString("base64") : null,
     v: unit ? vectorLiteral(unit) : null,
     fp: fingerprintText(record.text),
+    kw: keywords ? keywordsOf(record.text) : null,
   };
+}
+
+/** The keyword text of a record's text, where it is not the text (CJK runs spaced into pairs). */
+function keywordsOf(text: string): string | null {
+  const spaced = spaceCjkPairs(text);
+  return spaced === text ? null : spaced;
 }
 
 function toRecord(row: RecordRow, repo: string): MemoryRecord {

@@ -1,4 +1,4 @@
-import { forEachWord } from "./english-words.js";
+import { forEachKeyword } from "./english-words.js";
 import { IntListArena } from "./int-list-arena.js";
 
 /** BM25F parameters; the defaults were tuned on the dev split of the duplicate-issue set. */
@@ -327,7 +327,11 @@ export class Bm25Index {
   }
 }
 
-/** The first line is the title (`issueMemoryText`: title, blank line, body); the rest the body. */
+/**
+ * The first line is the title (`issueMemoryText`: title, blank line, body); the rest the body.
+ * Words as `forEachKeyword` reads them (CJK text as pairs of characters); the words files of
+ * `segment-words.ts` hold these counts, so a change here changes their version.
+ */
 export function countFields(text: string): Fields {
   const cut = text.slice(0, MAX_TEXT);
   const newline = cut.indexOf("\n");
@@ -345,11 +349,11 @@ export function countFields(text: string): Fields {
     }
     return true;
   };
-  forEachWord(newline < 0 ? cut : cut.slice(0, newline), (word) => {
+  forEachKeyword(newline < 0 ? cut : cut.slice(0, newline), (word) => {
     if (count(word, 1 << 16, 16)) fields.titleLength++;
   });
   if (newline >= 0) {
-    forEachWord(cut.slice(newline + 1), (word) => {
+    forEachKeyword(cut.slice(newline + 1), (word) => {
       if (count(word, 1, 0)) fields.bodyLength++;
     });
   }
@@ -359,7 +363,7 @@ export function countFields(text: string): Fields {
 /** The query's distinct words, at most `MAX_TERMS`. */
 export function queryTerms(query: string): Set<string> {
   const terms = new Set<string>();
-  forEachWord(query.slice(0, MAX_TEXT), (word) => {
+  forEachKeyword(query.slice(0, MAX_TEXT), (word) => {
     if (word.length <= MAX_WORD && terms.size < MAX_TERMS) terms.add(word);
   });
   return terms;

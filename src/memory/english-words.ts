@@ -11,8 +11,9 @@ export const STOP_WORDS: ReadonlySet<string> = new Set(
 
 /**
  * Calls `visit` with each word of `text` in order: lower-cased, English function words left out,
- * common endings cut off ("crashes", "crashed" and "crashing" are one word). Shared by the local
- * embedder and the keyword index, so that both see the same words.
+ * common endings cut off ("crashes", "crashed" and "crashing" are one word). The local embedder's
+ * words: its stored vectors were made from them, so they do not change (a run of Chinese stays
+ * one word here; `forEachKeyword` splits it).
  *
  * A word is a run of letters, digits, `_` and `'` (`[\p{L}\p{N}_']+`), found by one scan over
  * the characters: a regular expression's match objects made this three times slower, and it
@@ -21,9 +22,110 @@ export const STOP_WORDS: ReadonlySet<string> = new Set(
  * space, and the time stopped growing linearly with the text.
  */
 export function forEachWord(text: string, visit: (word: string) => void): void {
+  scanWords(text, visit, false);
+}
+
+/**
+ * The keyword index's words: `forEachWord`'s, except in Chinese, Japanese and Korean, which are
+ * read as overlapping pairs of characters ("文件写入" gives 文件, 件写 and 写入; a character alone
+ * is a word of its own), as Lucene's CJK analyzer reads them. Chinese and Japanese write no
+ * spaces, so a sentence was one word, and a search for a few of its characters found nothing.
+ * Korean writes spaces, but joins particles to their noun (파일을, 파일이): as pairs, 파일
+ * finds both. Letters of other scripts in such a run end it (`Rust로` gives rust and 로).
+ * Pairs are neither stemmed nor stop words: BM25's idf weighs the common ones down.
+ */
+export function forEachKeyword(text: string, visit: (word: string) => void): void {
+  scanWords(text, visit, true);
+}
+
+/**
+ * `text` as PostgreSQL's text search should read it for the same words as `forEachKeyword`:
+ * each run of CJK letters written as its pairs, with spaces between (its parser would take the
+ * run as one word). Text without any is returned as it is, so that English is read as before.
+ * Written into one array of UTF-16 code units: an array of a string per pair grew super-linearly
+ * (V8's large-object space, as in `forEachWord`).
+ */
+export function spaceCjkPairs(text: string): string {
+  // A run of n characters becomes n - 1 pairs of two, each followed by a space, and one before.
+  let out: Uint16Array | undefined;
+  let length = 0;
+  let copied = 0;
+  let run = -1;
+  let previous = -1;
+  const write = (from: number, to: number) => {
+    for (let j = from; j < to; j++) out![length++] = text.charCodeAt(j);
+  };
+  for (let i = 0; i < text.length;) {
+    const code = text.charCodeAt(i);
+    let size = 1;
+    let cjk = false;
+    if (code >= 0x80) {
+      const point = text.codePointAt(i)!;
+      size = point > 0xffff ? 2 : 1;
+      cjk = isCjkLetter(point);
+    }
+    if (cjk) {
+      out ??= new Uint16Array(3 * text.length + 2);
+      if (run < 0) {
+        write(copied, i);
+        out[length++] = SPACE;
+        run = i;
+      } else {
+        write(previous, i + size);
+        out[length++] = SPACE;
+      }
+      previous = i;
+    } else if (run >= 0) {
+      // A run of one character is a word of its own; a longer one's last pair has its space.
+      if (previous === run) {
+        write(run, i);
+        out![length++] = SPACE;
+      }
+      copied = i;
+      run = -1;
+    }
+    i += size;
+  }
+  if (!out) return text;
+  if (run >= 0 && previous === run) {
+    write(run, text.length);
+    out[length++] = SPACE;
+  } else if (run < 0) write(copied, text.length);
+  return Buffer.from(out.buffer, 0, length * 2).toString("utf16le");
+}
+
+const SPACE = 0x20;
+
+/**
+ * A letter or digit of Chinese, Japanese or Korean (by the scripts that use it: the long vowel
+ * mark ー is both kana's), which `forEachKeyword` reads in pairs. The large blocks are answered
+ * by their ranges, so that most such characters cost no regular expression.
+ */
+export function isCjkLetter(point: number): boolean {
+  if ((point >= 0x4e00 && point <= 0x9fff) || (point >= 0xac00 && point <= 0xd7a3)) return true;
+  // Hiragana, and katakana full- and half-width, without their punctuation (・ and ･).
+  if ((point >= 0x3041 && point <= 0x3096) || (point >= 0x30a1 && point <= 0x30ff))
+    return point !== 0x30fb;
+  if (point >= 0xff66 && point <= 0xff9f) return true;
+  // No script of these below Hangul's jamo, nor in the punctuation and symbols before the radicals.
+  if (point < 0x1100 || (point >= 0x2000 && point < 0x2e80)) return false;
+  return CJK_LETTER.test(String.fromCodePoint(point));
+}
+
+const CJK_LETTER = /^(?=[\p{L}\p{N}])[\p{scx=Han}\p{scx=Hiragana}\p{scx=Katakana}\p{scx=Hangul}]$/u;
+
+const OTHER = 0;
+const WORD = 1;
+const CJK = 2;
+
+/** `forEachWord`, and with `pairs`, `forEachKeyword`: one scan over the characters. */
+function scanWords(text: string, visit: (word: string) => void, pairs: boolean): void {
   const stems = new Map<string, string>();
   const lower = text.toLowerCase();
+  // The word being read, and the CJK run being read (its first and its last character so far).
   let start = -1;
+  let run = -1;
+  let previous = -1;
   const emit = (end: number) => {
     const word = trimApostrophes(lower.slice(start, end));
     start = -1;
@@ -32,22 +134,38 @@ export function forEachWord(text: string, visit: (word: string) => void): void {
     if (stemmed === undefined) stems.set(word, (stemmed = stem(word)));
     visit(stemmed);
   };
+  // A run's pairs are visited as it is read; a run of one character is a word of its own.
+  const endRun = (end: number) => {
+    if (previous === run) visit(lower.slice(run, end));
+    run = -1;
+  };
   for (let i = 0; i < lower.length;) {
     const code = lower.charCodeAt(i);
     let size = 1;
-    let inWord: boolean;
-    if (code < 0x80) inWord = ASCII_WORD[code] === 1;
+    let kind: number;
+    if (code < 0x80) kind = ASCII_WORD[code] === 1 ? WORD : OTHER;
     else {
       const point = lower.codePointAt(i)!;
       size = point > 0xffff ? 2 : 1;
-      inWord = LETTER_OR_NUMBER.test(String.fromCodePoint(point));
+      if (pairs && isCjkLetter(point)) kind = CJK;
+      else kind = LETTER_OR_NUMBER.test(String.fromCodePoint(point)) ? WORD : OTHER;
     }
-    if (inWord) {
+    if (kind === CJK) {
+      if (start >= 0) emit(i);
+      if (run < 0) run = i;
+      else visit(lower.slice(previous, i + size));
+      previous = i;
+      i += size;
+      continue;
+    }
+    if (run >= 0) endRun(i);
+    if (kind === WORD) {
       if (start < 0) start = i;
     } else if (start >= 0) emit(i);
     i += size;
   }
   if (start >= 0) emit(lower.length);
+  if (run >= 0) endRun(lower.length);
 }
 
 // Word characters below 128: letters, digits, `_` and `'`.

@@ -1,4 +1,5 @@
 import type { Bm25Index } from "./bm25-index.js";
+import { isCjkLetter } from "./english-words.js";
 import type { MemoryRecord, SearchHit, SearchOptions } from "./memory-store.js";
 import type { NearDuplicateIndex } from "./near-duplicate.js";
 
@@ -131,8 +132,37 @@ const SHORT_QUERY_WORDS = 4;
  * query, keyword hits, below it too.
  */
 function keepsHit(query: string, minScore = -1): (hit: HybridHit) => boolean {
-  const short = query.trim().split(/\s+/).length <= SHORT_QUERY_WORDS;
+  const short = countQueryWords(query, SHORT_QUERY_WORDS + 1) <= SHORT_QUERY_WORDS;
   return (hit) => hit.shared > 0 || (short && hit.keyword) || hit.score >= minScore;
+}
+
+const LETTER_OR_NUMBER = /[\p{L}\p{N}]/u;
+const SPACE = /\s/;
+
+/**
+ * A query's words, counted up to `upTo`. Chinese and Japanese have no spaces: a run of their
+ * letters counts a word per two of them (most words are two), or a sentence would count as one
+ * word, and, its pairs shared with unrelated issues, keep keyword hits a long query may not.
+ */
+export function countQueryWords(query: string, upTo = Infinity): number {
+  let words = 0;
+  let inWord = false;
+  let cjk = 0;
+  for (const char of query) {
+    if (words >= upTo) break;
+    if (isCjkLetter(char.codePointAt(0)!)) {
+      if (cjk++ % 2 === 0) words++;
+      inWord = false;
+      continue;
+    }
+    cjk = 0;
+    if (SPACE.test(char)) inWord = false;
+    else if (!inWord && LETTER_OR_NUMBER.test(char)) {
+      words++;
+      inWord = true;
+    }
+  }
+  return words;
 }
 
 /**

@@ -33,7 +33,11 @@ export const WORDS_FILE = /^words-\d+\.bin$/;
 export const wordsFile = (segment: number) => `words-${String(segment).padStart(6, "0")}.bin`;
 
 // "TWD" and the format's version; then the JSON part's length and a crc32 of all that follows.
-const MAGIC = 0x31445754;
+// The version is also the words': 2 counts CJK text as pairs of characters (`countFields`),
+// where 1 counted each run as one word. A file of another version is counted again.
+const TAG = 0x445754;
+const VERSION = 2;
+const MAGIC = TAG | ((0x30 + VERSION) << 24);
 const PREFIX_BYTES = 12;
 const OPEN_AT_ONCE = 16;
 
@@ -113,8 +117,12 @@ export function encodeSegmentWords(words: SegmentWords): Buffer {
  * version, or one counted for another segment size.
  */
 export function decodeSegmentWords(content: Buffer, segmentSize: number): SegmentWords | string {
-  if (content.length < PREFIX_BYTES || content.readUInt32LE(0) !== MAGIC)
-    return "not a words file of this version";
+  if (content.length < PREFIX_BYTES) return "not a words file of this version";
+  const magic = content.readUInt32LE(0);
+  if (magic !== MAGIC)
+    return (magic & 0xffffff) === TAG
+      ? `counted by words file version ${(magic >>> 24) - 0x30}, not ${VERSION}`
+      : "not a words file of this version";
   const body = content.subarray(PREFIX_BYTES);
   if (crc32(body) !== content.readUInt32LE(8)) return "does not match its checksum";
   const jsonLength = content.readUInt32LE(4);
