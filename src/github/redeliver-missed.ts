@@ -171,8 +171,9 @@ export async function redeliverMissed(options: RedeliverMissedOptions): Promise<
     } catch (error) {
       const status = statusOf(error);
       // A 4xx is this delivery's (gone, too old): the others may still be asked for. Anything
-      // else (5xx after the retries, no network) would fail them all.
-      if (status !== undefined && status >= 400 && status < 500) {
+      // else (5xx after the retries, no network, a rate limit the client did not wait out)
+      // would fail them all; asking on into a rate limit may get the app banned for a while.
+      if (status !== undefined && status >= 400 && status < 500 && !isRateLimited(error)) {
         report.skipped.refused++;
         log.warn({ ...fields, status, err: error }, "GitHub refused to redeliver a delivery");
         continue;
@@ -220,6 +221,25 @@ async function listAttemptsSince(app: AppClient, since: Date): Promise<Attempt[]
     }
   }
   return attempts;
+}
+
+/**
+ * GitHub refused the request for a rate limit, not for this delivery: a 429, or a 403 saying so
+ * (a secondary limit's message or `retry-after`, or a primary limit spent).
+ * https://docs.github.com/en/rest/using-the-rest-api/rate-limits-for-the-rest-api#exceeding-the-rate-limit
+ */
+function isRateLimited(error: unknown): boolean {
+  const status = statusOf(error);
+  if (status === 429) return true;
+  if (status !== 403) return false;
+  const headers =
+    (error as { response?: { headers?: Record<string, unknown> } }).response?.headers ?? {};
+  const message = error instanceof Error ? error.message.slice(0, 500) : "";
+  return (
+    /rate limit/i.test(message) ||
+    headers["retry-after"] !== undefined ||
+    String(headers["x-ratelimit-remaining"]) === "0"
+  );
 }
 
 /** For the report: an error as `describeError` gives it, on one line. */

@@ -476,10 +476,16 @@ export function isRetryable(error: unknown): boolean {
   return status === undefined || status >= 500 || status === 429 || status === 408;
 }
 
+// GitHub's advice for a secondary rate limit that names no wait: at least a minute.
+// https://docs.github.com/en/rest/using-the-rest-api/rate-limits-for-the-rest-api#exceeding-the-rate-limit
+const SECONDARY_LIMIT_WAIT_MS = 60_000;
+
 /**
  * How long GitHub asks to wait when it refused a request for a rate limit (a 403 or a 429 the
- * client's throttling gave up on: the wait was over its limit): a secondary limit's
- * `retry-after`, or until a spent primary limit resets. Undefined for any other failure.
+ * client's throttling gave up on: its retries spent, or the wait over its limit): a secondary
+ * limit's `retry-after`, until a spent primary limit resets, or a minute for a secondary limit
+ * that says neither (without it, a 403 would end the backfill at once). Undefined for any other
+ * failure.
  */
 export function rateLimitWaitMs(error: unknown, clock: Clock): number | undefined {
   const status = statusOf(error);
@@ -492,6 +498,8 @@ export function rateLimitWaitMs(error: unknown, clock: Clock): number | undefine
   const reset = Number(headers["x-ratelimit-reset"]);
   if (String(headers["x-ratelimit-remaining"]) === "0" && Number.isFinite(reset))
     return Math.max(0, reset * 1000 - clock.now()) + 1_000;
+  const message = error instanceof Error ? error.message.slice(0, 500) : "";
+  if (/secondary rate limit/i.test(message)) return SECONDARY_LIMIT_WAIT_MS;
   return undefined;
 }
 

@@ -6,7 +6,11 @@ import type { InstalledRepositories } from "../github/list-installed-repositorie
 import { statusOf, type Octokit } from "../github/octokit.js";
 import {
   BackfillTakenOverError,
+  DEFAULT_BACKFILL_RETRY,
   backfillRepository,
+  isRetryable,
+  pauseFor,
+  rateLimitWaitMs,
   readBackfillState,
   type BackfillRetry,
   type BackfillState,
@@ -102,6 +106,11 @@ export class BackfillRunner {
   readonly #holder = randomUUID();
   #chain: Promise<void> = Promise.resolve();
   #claiming = 0;
+  /**
+   * For each catch-up under way, the namespaces cancelled since it read the memories (their
+   * repository deleted or removed meanwhile): its listing of the installations may be older.
+   */
+  readonly #cancelledDuring = new Set<Set<string>>();
 
   constructor(options: BackfillRunnerOptions) {
     this.#options = options;
@@ -198,6 +207,20 @@ export class BackfillRunner {
    * is told.
    */
   async catchUp(since: string, progress?: CatchUpProgress): Promise<boolean> {
+    const cancelled = new Set<string>();
+    this.#cancelledDuring.add(cancelled);
+    try {
+      return await this.#catchUpAll(since, cancelled, progress);
+    } finally {
+      this.#cancelledDuring.delete(cancelled);
+    }
+  }
+
+  async #catchUpAll(
+    since: string,
+    cancelled: ReadonlySet<string>,
+    progress: CatchUpProgress | undefined,
+  ): Promise<boolean> {
     // Read before GitHub is asked: a memory an event makes meanwhile (of a repository added
     // after its installation was listed) is not among them, so it is not taken for one removed.
     const known = await this.#options.memory.list();
@@ -216,7 +239,14 @@ export class BackfillRunner {
           },
         ),
       );
-    if (listing) await this.#backfillUnknown(listing.repositories, new Set(known.map(keyOf)));
+    // One deleted (or removed) since `known` was read is no longer held, whatever the listing,
+    // which may be older, says: readmitted, its memory would open again for a job journaled
+    // before the deletion.
+    if (listing)
+      await this.#backfillUnknown(
+        listing.repositories.filter((target) => !cancelled.has(keyOf(target))),
+        new Set(known.map(keyOf)),
+      );
     const listed = listing !== undefined || !this.#options.installed;
     return (await Promise.all(results)).every(Boolean) && listed && !failed;
   }
@@ -368,11 +398,12 @@ export class BackfillRunner {
           },
         );
         await job.running;
-        // A backfill ended, whatever the outcome: its own progress says whether the next start
-        // resumes it. A catch-up has no progress of its own: one that failed stays queued for
-        // the next start. One stopped by a shutdown stays queued too, in case it had saved no
+        // A backfill that ended is resumed by its own progress, if the next start is to. One that
+        // failed stays queued for the next start, since it may have failed before saving any
+        // (GitHub could not say what the repository is), as a catch-up, which has no progress of
+        // its own, does. One stopped by a shutdown stays queued too, in case it had saved no
         // progress yet. One cancelled may have been queued again meanwhile: that entry stays.
-        const resumed = this.#stop.signal.aborted || (catchUp !== undefined && failed);
+        const resumed = this.#stop.signal.aborted || failed;
         const replaced = this.#jobs.has(key) && this.#jobs.get(key) !== job;
         if (kept && !resumed && !replaced) this.#keepQueued(key, undefined);
       }
@@ -387,6 +418,7 @@ export class BackfillRunner {
    */
   async cancel(namespace: MemoryNamespace): Promise<void> {
     const namespaceKey = keyOf(namespace);
+    for (const cancelled of this.#cancelledDuring) cancelled.add(namespaceKey);
     for (const key of [
       namespaceKey,
       `catch-up:${namespaceKey}`,
@@ -582,6 +614,8 @@ export class BackfillRunner {
    * The repository's memory and a client of its installation, when the repository is still
    * `target` (GitHub says so now: its name may have changed since the event, and its creation
    * time tells whether a memory kept by name before the upgrade is its) and has memory on.
+   * GitHub failing to say (a 5xx, a rate limit) is tried again as a failing page is: nothing is
+   * saved yet that a later start would resume from.
    */
   async #open(
     target: BackfillTarget,
@@ -589,23 +623,30 @@ export class BackfillRunner {
     work: "backfill" | "catch-up",
     signal: AbortSignal,
   ) {
-    let octokit: Octokit;
-    try {
-      octokit = await this.#options.auth(target.installation);
-    } catch (error) {
-      // Its token refused: the installation was deleted (404) or suspended (403) while Talos
-      // missed the event. Nothing to read until it is back, and its event says so.
-      const status = statusOf(error);
-      if (status !== 404 && status !== 403) throw error;
-      return void log.info({ status }, `${work} skipped: the installation is gone or suspended`);
+    const { clock } = this.#options;
+    const retry = this.#options.retry ?? DEFAULT_BACKFILL_RETRY;
+    let found: Awaited<ReturnType<typeof findEnabled>>;
+    for (let failures = 1; ; failures++) {
+      try {
+        found = await findEnabled(this.#options.auth, target, log, work);
+        break;
+      } catch (error) {
+        const limitedMs = rateLimitWaitMs(error, clock);
+        // GitHub's answers only (Octokit gives a lost connection a status too): an error of
+        // this process's own would only come again.
+        const retryable =
+          statusOf(error) !== undefined && (isRetryable(error) || limitedMs !== undefined);
+        if (!retryable || failures >= retry.attempts) throw error;
+        const waitMs = limitedMs ?? Math.min(retry.maxMs, retry.baseMs * 2 ** (failures - 1));
+        log.warn(
+          { err: error, attempt: failures, waitMs },
+          `${work}: GitHub cannot say what the repository is now; trying again`,
+        );
+        if (!(await pauseFor(clock, waitMs, signal))) return undefined;
+      }
     }
-    const repository = await findRepository(octokit, target);
-    if (!repository) return void log.info(`${work} skipped: the repository is gone`);
-    const repo = { owner: repository.owner.login, repo: repository.name };
-    const { config } = await loadRepoConfigOf(octokit, repo, log);
-    if (!config.memory.enabled)
-      return void log.info(`${work} skipped: memory is off in this repository`);
-    if (signal.aborted) return undefined;
+    if (!found || signal.aborted) return undefined;
+    const { octokit, repo, repository } = found;
     const memory = await this.#options.memory.open({
       installation: target.installation,
       repository: repository.id,
@@ -678,6 +719,35 @@ function isToRun(state: BackfillState | undefined, now: number): boolean {
     state?.issuesDisabledAt !== undefined &&
     now - Date.parse(state.issuesDisabledAt) >= ISSUES_DISABLED_RECHECK_MS
   );
+}
+
+/**
+ * A client of `target`'s installation and the repository as GitHub has it now, when its
+ * installation can read it and it has memory on; undefined (said in the log) when not.
+ */
+async function findEnabled(
+  auth: BackfillRunnerOptions["auth"],
+  target: BackfillTarget,
+  log: Logger,
+  work: "backfill" | "catch-up",
+) {
+  let octokit: Octokit;
+  try {
+    octokit = await auth(target.installation);
+  } catch (error) {
+    // Its token refused: the installation was deleted (404) or suspended (403) while Talos
+    // missed the event. Nothing to read until it is back, and its event says so.
+    const status = statusOf(error);
+    if (status !== 404 && status !== 403) throw error;
+    return void log.info({ status }, `${work} skipped: the installation is gone or suspended`);
+  }
+  const repository = await findRepository(octokit, target);
+  if (!repository) return void log.info(`${work} skipped: the repository is gone`);
+  const repo = { owner: repository.owner.login, repo: repository.name };
+  const { config } = await loadRepoConfigOf(octokit, repo, log);
+  if (!config.memory.enabled)
+    return void log.info(`${work} skipped: memory is off in this repository`);
+  return { octokit, repo, repository };
 }
 
 /**

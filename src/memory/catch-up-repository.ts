@@ -123,8 +123,11 @@ export async function catchUpRepository(options: CatchUpOptions): Promise<CatchU
       response = await listing.read(page);
     } catch (error) {
       // Issues switched off: their listing, which holds the pull requests too, cannot be read.
+      // The pull requests' own listing is read from its start, wherever the issues' stopped
+      // (switched off between two of its pages, the first pages of pull requests were skipped).
       if (statusOf(error) === 410 && result.listing === "issues") {
         result.listing = "pulls";
+        page = 1;
         continue;
       }
       failures++;
