@@ -10,6 +10,7 @@ import {
 import { toIssueMemory } from "../memory/memory-inputs.js";
 import type { MemoryStore } from "../memory/memory-store.js";
 import type { AutomationOptions } from "./automation-options.js";
+import { isBotAuthor } from "./is-bot-author.js";
 import { triageNewIssue } from "./triage-new-issue.js";
 
 export interface NewIssueOptions extends AutomationOptions {
@@ -21,7 +22,7 @@ export interface NewIssueOptions extends AutomationOptions {
   issue: IssueInfo;
   /** Its comments when known: none, for an issue just opened (a redelivery may have some). */
   comments: CommentInfo[] | undefined;
-  /** False when a bot opened the issue: it is remembered, and nothing else runs. */
+  /** False when a bot sent the event: the issue is remembered, and nothing else runs. */
   automatic: boolean;
 }
 
@@ -33,9 +34,12 @@ export interface NewIssueOptions extends AutomationOptions {
 export async function onNewIssue(options: NewIssueOptions): Promise<void> {
   const { issue, config, github, octokit, log } = options;
   const repo = `${github.repo.owner}/${github.repo.repo}`;
-  const wantsSimilar = options.automatic && config.similar.enabled && config.memory.enabled;
-  const wantsTriage = options.automatic && config.triage.enabled && options.assistant !== undefined;
-  if (!options.automatic) log.debug("no automatic work: a bot opened the issue");
+  // A dependency bot's user account (self-hosted Renovate's dashboard issue) is no App sender,
+  // but a bot all the same, as its pull requests are (skipReason).
+  const automatic = options.automatic && !isBotAuthor(issue.author);
+  const wantsSimilar = automatic && config.similar.enabled && config.memory.enabled;
+  const wantsTriage = automatic && config.triage.enabled && options.assistant !== undefined;
+  if (!automatic) log.debug("no automatic work: a bot opened the issue");
   else if (config.triage.enabled && !options.assistant)
     log.info("triage is on, but no language model is configured");
   const allowed =
@@ -48,15 +52,21 @@ export async function onNewIssue(options: NewIssueOptions): Promise<void> {
   if ((wantsSimilar || wantsTriage) && !allowed)
     log.warn("automatic work skipped: this hour's automation budget is spent");
 
-  // Memory trouble (an embedding outage, say) must not cost the issue its triage: it is
-  // reported once triage has run, which fails the delivery so that it can be redelivered.
-  let memoryError: unknown;
+  // Memory trouble (an embedding outage, say) must not cost the issue its triage, nor a
+  // "possibly related" comment GitHub refuses (a locked issue, narrowed permissions) cost it its
+  // memory: the first failure is reported once the rest has run, which fails the delivery so
+  // that it can be redelivered.
+  let failure: unknown;
   try {
     const memory = await options.memory();
-    if (memory && wantsSimilar && allowed) await postSimilar(options, memory);
+    if (memory && wantsSimilar && allowed)
+      await postSimilar(options, memory).catch((error: unknown) => {
+        failure = error;
+        log.error({ err: error }, "the similar issues of the new issue were not posted");
+      });
     if (memory) await memory.add(toIssueMemory(repo, issue));
   } catch (error) {
-    memoryError = error;
+    failure ??= error;
     log.error({ err: error }, "memory work on the new issue failed");
   }
   if (wantsTriage && allowed) {
@@ -91,7 +101,7 @@ export async function onNewIssue(options: NewIssueOptions): Promise<void> {
       log.warn({ budget: error.scope }, "triage skipped: the token budget is spent");
     }
   }
-  if (memoryError) throw memoryError;
+  if (failure) throw failure;
 }
 
 /** "Possibly related: …", searched before the new issue is remembered so it cannot find itself. */

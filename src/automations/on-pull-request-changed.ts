@@ -1,10 +1,11 @@
 import { BudgetExceededError } from "../agent/token-budgets.js";
 import { compileTitlePattern, type RepoConfig } from "../config.js";
-import type { PullRequestClient } from "../github/create-pull-request-client.js";
+import type { PullRequestClient, PullRequestInfo } from "../github/create-pull-request-client.js";
 import type { IssueInfo } from "../github/create-repo-client.js";
 import { toIssueMemory } from "../memory/memory-inputs.js";
 import { reviewPullRequest } from "../pulls/review-pull-request.js";
 import type { AutomationOptions } from "./automation-options.js";
+import { isBotAuthor } from "./is-bot-author.js";
 import { summarizePullRequest } from "./summarize-pull-request.js";
 
 /** What the webhook says of the pull request; the head is read again before any work. */
@@ -30,8 +31,8 @@ export interface PullRequestChangedOptions extends AutomationOptions {
 
 // GitHub caps titles at 256 characters; anything longer is not a title GitHub sent.
 const MAX_TITLE_CHARS = 256;
-// Dependency bots that run as GitHub Apps end in `[bot]`; these run as user accounts too.
-const DEPENDENCY_BOTS = new Set(["dependabot", "dependabot-preview", "renovate", "renovate-bot"]);
+// Reviews of a head that moved while the model worked, after the first: each is a model call.
+const MAX_STALE_REVIEWS = 2;
 
 /**
  * A pull request opened, reopened, made ready or pushed to: memory follows it (bots' too), its
@@ -70,14 +71,7 @@ async function summarizeAndReview(options: PullRequestChangedOptions): Promise<v
     return log.info("pull-request summaries are on, but no language model is configured");
   const assistant = options.assistant;
   const pull = await options.pulls.getPullRequest(event.issue.number);
-  const now = skipReason(
-    {
-      ...event,
-      issue: { ...event.issue, title: pull.title, state: pull.state },
-      draft: pull.draft,
-    },
-    config,
-  );
+  const now = skipReasonAt(event, pull, config);
   if (now) return log.debug({ reason: now }, "no pull-request automation");
   const metrics = assistant.metrics;
   const botLogin = (await options.identity.get()).botLogin;
@@ -106,26 +100,55 @@ async function summarizeAndReview(options: PullRequestChangedOptions): Promise<v
     // Not on "opened": no review can have been asked for yet. A pull request made ready (or
     // reopened) has had its pushes skipped meanwhile: the review takes them all at once.
     if (event.action !== "opened" && config.review.enabled && config.review.on_push) {
-      const review = await reviewPullRequest({
-        assistant,
-        github: options.github,
-        pulls: options.pulls,
-        number: pull.number,
-        pull,
-        settings: config.review,
-        full: false,
-        botLogin,
-        markdown: options.markdown,
-        log,
-        mayRun: mayRun("review"),
-      });
-      metrics.pullRequestRuns.inc({ kind: "review", outcome: review.status });
+      const review = (head: PullRequestInfo) =>
+        reviewPullRequest({
+          assistant,
+          github: options.github,
+          pulls: options.pulls,
+          number: pull.number,
+          pull: head,
+          settings: config.review,
+          full: false,
+          botLogin,
+          markdown: options.markdown,
+          log,
+          mayRun: mayRun("review"),
+        });
+      let outcome = await review(pull);
+      // The head moved while the model worked. The job of the push that moved it runs nothing
+      // when a bot pushed (pre-commit.ci's fix-up, a formatting workflow): left to it, this
+      // job's push would go unreviewed until someone pushes again. So the new head is reviewed
+      // here, a few times at most; a person's push then finds its review current.
+      for (let retry = 0; outcome.status === "stale" && retry < MAX_STALE_REVIEWS; retry++) {
+        metrics.pullRequestRuns.inc({ kind: "review", outcome: outcome.status });
+        const moved = await options.pulls.getPullRequest(pull.number);
+        const reason = skipReasonAt(event, moved, config);
+        if (reason) return log.debug({ reason }, "no review of the new head");
+        outcome = await review(moved);
+      }
+      metrics.pullRequestRuns.inc({ kind: "review", outcome: outcome.status });
     }
   } catch (error) {
     // Automatic work has no one to tell: over budget it is skipped, with a line in the log.
     if (!(error instanceof BudgetExceededError)) throw error;
     log.warn({ budget: error.scope }, "pull-request automation skipped: the token budget is spent");
   }
+}
+
+/** skipReason for the pull request as just read: its title, state and draft may have changed. */
+function skipReasonAt(
+  event: PullRequestEvent,
+  pull: PullRequestInfo,
+  config: RepoConfig,
+): string | undefined {
+  return skipReason(
+    {
+      ...event,
+      issue: { ...event.issue, title: pull.title, state: pull.state },
+      draft: pull.draft,
+    },
+    config,
+  );
 }
 
 /** Why the automatic work does not apply to this pull request, or undefined when it does. */
@@ -136,8 +159,7 @@ export function skipReason(event: PullRequestEvent, config: RepoConfig): string 
   if (event.issue.state !== "open") return "the pull request is closed";
   if (event.draft) return "the pull request is a draft";
   const author = event.issue.author?.toLowerCase();
-  if (event.authorIsBot || author?.endsWith("[bot]") || DEPENDENCY_BOTS.has(author ?? ""))
-    return "a bot opened the pull request";
+  if (event.authorIsBot || isBotAuthor(author)) return "a bot opened the pull request";
   if (config.pull_requests.ignore_authors.some((login) => login.toLowerCase() === author))
     return "its author is in pull_requests.ignore_authors";
   if (

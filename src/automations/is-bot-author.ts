@@ -1,0 +1,12 @@
+// Dependency bots that run as GitHub Apps end in `[bot]`; these run as user accounts too
+// (self-hosted Renovate, the old Dependabot), with `type: "User"`.
+const DEPENDENCY_BOTS = new Set(["dependabot", "dependabot-preview", "renovate", "renovate-bot"]);
+
+/**
+ * Whether an issue or pull request was opened by a bot, by its author's login: an App's account
+ * (`[bot]`) or a dependency bot's user account. Such threads get no automatic work.
+ */
+export function isBotAuthor(login: string | null | undefined): boolean {
+  const author = login?.toLowerCase() ?? "";
+  return author.endsWith("[bot]") || DEPENDENCY_BOTS.has(author);
+}
