@@ -34,6 +34,8 @@ export interface RedisJobQueueOptions {
 
 /** A job this instance claimed, with what renews and releases it. */
 interface Claimed {
+  /** The delivery id, by which the runner names the job (the BullMQ job's id may differ). */
+  id: string;
   bull: BullJob;
   token: string;
   /** The thread lease's holder: this claim's own, so that no other claim passes for it. */
@@ -57,14 +59,20 @@ export class JobLeaseLostError extends Error {
 // joined again, or one BullMQ has finished whose marks are gone) are dropped; a job missing from its thread's list (a crash between the add and
 // JOIN) joins its end. A lease still held is never taken over, even by the instance holding it:
 // the run of an earlier claim may still be writing.
+//
+// A job whose retry time (recorded with its failure, see RELEASE) has not come is put back to
+// wait until then, however it came back: BullMQ's delay is set only after the failure is recorded,
+// and an error or a crash between the two left the job to run again as soon as its lock ran out.
 // Returns the attempt number with the tokens the job's runs have spent so far, or -1 (not the
 // thread's turn), -2 (the thread is held), -3 (done already: a crash came between recording it
-// and telling the queue), -4 (parked already, alike).
+// and telling the queue), -4 (parked already, alike), or -5 with the retry time.
 const CLAIM = `
-local list, lease, attempts, spent = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
-local id, owner, ms, jobPrefix, donePrefix, parkedPrefix = ARGV[1], ARGV[2], ARGV[3], ARGV[4], ARGV[5], ARGV[6]
+local list, lease, attempts, spent, retryAt = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5]
+local id, owner, ms, jobPrefix, donePrefix, parkedPrefix, now = ARGV[1], ARGV[2], ARGV[3], ARGV[4], ARGV[5], ARGV[6], ARGV[7]
 if redis.call('EXISTS', donePrefix .. id) == 1 then return -3 end
 if redis.call('EXISTS', parkedPrefix .. id) == 1 then return -4 end
+local at = tonumber(redis.call('HGET', retryAt, id) or '0')
+if at > tonumber(now) then return {-5, at} end
 while true do
   local head = redis.call('LINDEX', list, 0)
   if (not head) or head == id then break end
@@ -80,20 +88,25 @@ if not redis.call('LPOS', list, id) then redis.call('RPUSH', list, id) end
 if redis.call('LINDEX', list, 0) ~= id then return -1 end
 if redis.call('EXISTS', lease) == 1 then return -2 end
 redis.call('SET', lease, owner, 'PX', ms)
+redis.call('HDEL', retryAt, id)
 return {redis.call('HINCRBY', attempts, id, 1), tonumber(redis.call('HGET', spent, id) or '0')}
 `;
 
 // Ends a claim: the lease goes if it is still this claim's; a finished job (done, or parked)
-// leaves its thread and is remembered for the retention time, a parked one with its error.
+// leaves its thread and is remembered for the retention time, a parked one with its error; a job
+// to retry keeps its retry time (empty: at once), which its claims wait for.
 // Returns the thread's next job.
 const RELEASE = `
-local list, lease, attempts, done, parked, spent = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5], KEYS[6]
-local id, owner, outcome, retention, error = ARGV[1], ARGV[2], ARGV[3], ARGV[4], ARGV[5]
+local list, lease, attempts, done, parked, spent, retryAt = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5], KEYS[6], KEYS[7]
+local id, owner, outcome, retention, error, at = ARGV[1], ARGV[2], ARGV[3], ARGV[4], ARGV[5], ARGV[6]
 if redis.call('GET', lease) == owner then redis.call('DEL', lease) end
-if outcome ~= 'retry' then
+if outcome == 'retry' then
+  if at ~= '' then redis.call('HSET', retryAt, id, at) end
+else
   redis.call('LREM', list, 1, id)
   redis.call('HDEL', attempts, id)
   redis.call('HDEL', spent, id)
+  redis.call('HDEL', retryAt, id)
 end
 if outcome == 'done' then redis.call('SET', done, '1', 'PX', retention) end
 if outcome == 'parked' then redis.call('SET', parked, error, 'PX', retention) end
@@ -122,15 +135,63 @@ if redis.call('LINDEX', KEYS[1], 0) == ARGV[1] and redis.call('EXISTS', KEYS[2])
 return 0
 `;
 
+// A reservation is its enqueue's token (a UUID, this long) followed by its job's id.
+const RESERVATION_TOKEN_LENGTH = 36;
+
+// Renews a claim: the job's BullMQ lock (as BullMQ's own extendLock does: the lock, and the job
+// out of the stalled set) and its thread's lease, both or neither. Renewing one of them after the
+// other was lost kept a job no one ran from running elsewhere for another lease: a thread whose
+// job BullMQ had handed back was held, or a job whose thread was taken over stayed locked.
 const RENEW = `
-if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('PEXPIRE', KEYS[1], ARGV[2]) end
-return 0
+local lock, stalled, lease = KEYS[1], KEYS[2], KEYS[3]
+local token, ms, id, owner = ARGV[1], ARGV[2], ARGV[3], ARGV[4]
+if redis.call('GET', lock) ~= token or redis.call('GET', lease) ~= owner then return 0 end
+redis.call('SET', lock, token, 'PX', ms)
+redis.call('SREM', stalled, id)
+redis.call('PEXPIRE', lease, ms)
+return 1
+`;
+
+// Takes a place under the bound (TALOS_JOB_QUEUE_MAX) for a job about to be added, in one step
+// with the count: a count and an add apart let deliveries received at once, by several instances
+// or one, each find the last place free. A reservation stands until its add is done (then the job
+// counts itself) or, should its instance die in between, until it expires. A job the queue holds
+// already takes no place (a copy of its delivery). A delivery being added elsewhere right now is
+// waited for (-1): its add may be removing a finished job of the same id to add it anew.
+// Returns 1 (reserved), 0 (the queue is full) or -1 (being added elsewhere).
+const RESERVE = `
+local reserved, wait, active, delayed, prioritized = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5]
+local member, id, bound, ms, jobPrefix = ARGV[1], ARGV[2], tonumber(ARGV[3]), tonumber(ARGV[4]), ARGV[5]
+local time = redis.call('TIME')
+local now = tonumber(time[1]) * 1000 + math.floor(tonumber(time[2]) / 1000)
+redis.call('ZREMRANGEBYSCORE', reserved, '-inf', now)
+local function live(job)
+  local key = jobPrefix .. job
+  return redis.call('EXISTS', key) == 1 and redis.call('HEXISTS', key, 'finishedOn') == 0
+end
+local pending, count = {}, 0
+for _, other in ipairs(redis.call('ZRANGE', reserved, 0, -1)) do
+  local job = string.sub(other, ${RESERVATION_TOKEN_LENGTH + 1})
+  if job == id then return -1 end
+  if not pending[job] and not live(job) then
+    pending[job] = true
+    count = count + 1
+  end
+end
+if not live(id) then
+  count = count + redis.call('LLEN', wait) + redis.call('LLEN', active)
+    + redis.call('ZCARD', delayed) + redis.call('ZCARD', prioritized)
+  if count >= bound then return 0 end
+end
+redis.call('ZADD', reserved, now + ms, member)
+return 1
 `;
 
 type Scripts = Redis & {
   talosClaim(...args: Array<string | number>): Promise<number | [number, number]>;
   talosRelease(...args: Array<string | number>): Promise<string | null>;
   talosRenew(...args: Array<string | number>): Promise<number>;
+  talosReserve(...args: Array<string | number>): Promise<number>;
   talosJoin(...args: Array<string | number>): Promise<number>;
   talosTurn(...args: Array<string | number>): Promise<number>;
   talosSpend(...args: Array<string | number>): Promise<number>;
@@ -152,14 +213,62 @@ const MAX_REFUSED = 1_000;
 // comment at GitHub when the next run looked for it, and posted its own.)
 const LEASE_MARGIN_MS = 12_000;
 const MAX_ERROR = 500;
+// A reservation (see RESERVE) outlives the few commands of its enqueue, however slow; it only
+// matters when its instance dies before its add, and then holds a place, and keeps a copy of its
+// delivery waiting, this long at most. A copy received meanwhile looks again this often.
+const RESERVATION_MS = 30_000;
+const RESERVED_ELSEWHERE_MS = 50;
+
+// What escapes a delivery id that BullMQ cannot take as a job id (see jobIdOf).
+const ESCAPE = "~";
+
+/**
+ * The BullMQ job id of a delivery, used for it in every key of this file too. A delivery id is
+ * its own job id where BullMQ can take it as one: not an integer (BullMQ refuses those, its own
+ * ids are), without `:` (its keys' separator; it refuses those too, unless there are two), not the
+ * name of one of the queue's own keys (a delivery `meta` was accepted and never run, `events`
+ * answered 500), and not empty (BullMQ then makes up an id, and the job's end was never
+ * recorded). GitHub's GUIDs and `talos replay`'s ids are such: nothing stored for them changes.
+ * Every other id is escaped, one to one: `~`, which no id kept as it is starts with, then the id
+ * with `%` as `%25`, `:` as `%3A` and each UTF-16 surrogate as `%uXXXX` (Redis keeps text as
+ * UTF-8, where a lone one is lost).
+ */
+function jobIdOf(delivery: string, reserved: ReadonlySet<string>): string {
+  if (
+    delivery !== "" &&
+    !delivery.startsWith(ESCAPE) &&
+    !/[:\uD800-\uDFFF]/.test(delivery) &&
+    // BullMQ's own test (Job#validateOptions).
+    `${parseInt(delivery, 10)}` !== delivery &&
+    !reserved.has(delivery)
+  )
+    return delivery;
+  return (
+    ESCAPE +
+    delivery.replace(/[%:\uD800-\uDFFF]/g, (c) =>
+      c === "%" ? "%25" : c === ":" ? "%3A" : `%u${c.charCodeAt(0).toString(16).toUpperCase()}`,
+    )
+  );
+}
+
+/**
+ * The job id a delivery had before jobIdOf, where BullMQ took it then and it is another now, and
+ * where it can be told from every job id of now: one with two `:` (BullMQ's allowance for its old
+ * repeatable jobs); no job id holds a `:` now. (An id starting with `~` cannot be told from an
+ * escaped one; only a hand-made header carries one.)
+ */
+function legacyJobIdOf(delivery: string): string | undefined {
+  return delivery.split(":").length === 3 ? delivery : undefined;
+}
 
 /**
  * The job queue shared by every instance through Redis (`REDIS_URL`), on BullMQ: the delivery id
- * is the job id, so a delivery received by any number of instances is one job; a job whose
- * instance died is found stalled when its lock expires and runs elsewhere; every instance is a
- * worker. Jobs of one thread run one at a time, in arrival order, under a lease on the thread
- * renewed while the job runs. Claims use BullMQ's manual processing (`getNextJob`), so that the
- * job runner is the same as with the embedded journal.
+ * is the job id (escaped where BullMQ cannot take it, see jobIdOf), so a delivery received by any
+ * number of instances is one job; a job whose instance died is found stalled when its lock
+ * expires and runs elsewhere; every instance is a worker. Jobs of one thread run one at a time,
+ * in arrival order, under a lease on the thread renewed while the job runs. Claims use BullMQ's
+ * manual processing (`getNextJob`), so that the job runner is the same as with the embedded
+ * journal.
  */
 export class RedisJobQueue implements JobQueue {
   readonly shared = true;
@@ -170,6 +279,8 @@ export class RedisJobQueue implements JobQueue {
   readonly #instance = randomUUID();
   readonly #claimed = new Map<string, Claimed>();
   readonly #connections: Redis[] = [];
+  /** The queue's own keys' names, which no job id may take. */
+  readonly #reservedIds: ReadonlySet<string>;
   #closed = false;
   #outageLogged = false;
   /** Says why a connection failed (ioredis's own rejection only says it closed). */
@@ -193,9 +304,10 @@ export class RedisJobQueue implements JobQueue {
       maxRetriesPerRequest: 1,
       lazyConnect: true,
     }) as Scripts;
-    this.#redis.defineCommand("talosClaim", { numberOfKeys: 4, lua: CLAIM });
-    this.#redis.defineCommand("talosRelease", { numberOfKeys: 6, lua: RELEASE });
-    this.#redis.defineCommand("talosRenew", { numberOfKeys: 1, lua: RENEW });
+    this.#redis.defineCommand("talosClaim", { numberOfKeys: 5, lua: CLAIM });
+    this.#redis.defineCommand("talosRelease", { numberOfKeys: 7, lua: RELEASE });
+    this.#redis.defineCommand("talosRenew", { numberOfKeys: 3, lua: RENEW });
+    this.#redis.defineCommand("talosReserve", { numberOfKeys: 5, lua: RESERVE });
     this.#redis.defineCommand("talosJoin", { numberOfKeys: 3, lua: JOIN });
     this.#redis.defineCommand("talosTurn", { numberOfKeys: 2, lua: TURN });
     this.#redis.defineCommand("talosSpend", { numberOfKeys: 3, lua: SPEND });
@@ -212,6 +324,7 @@ export class RedisJobQueue implements JobQueue {
     };
     this.#queue = new Queue("jobs", shared);
     this.#queue.on("error", (error: Error) => this.#logOutage(error));
+    this.#reservedIds = new Set(Object.keys(this.#queue.keys));
     this.#worker = new Worker("jobs", null, {
       prefix: options.prefix,
       connection: connection({}),
@@ -242,49 +355,97 @@ export class RedisJobQueue implements JobQueue {
   }
 
   async has(id: string): Promise<boolean> {
-    return (
-      (await this.#redis.exists(this.#doneKey(id), this.#parkedKey(id), this.#acceptedKey(id))) > 0
-    );
+    const keys = this.#storedIds(id).flatMap((jobId) => [
+      this.#doneKey(jobId),
+      this.#parkedKey(jobId),
+      this.#acceptedKey(jobId),
+    ]);
+    return (await this.#redis.exists(...keys)) > 0;
   }
 
   async enqueue(job: NewJob): Promise<EnqueueResult> {
-    const { maxQueued, retentionMs } = this.#options;
-    if (this.#closed) return this.#refuse(job, "stopping");
-    // A parked delivery counts as finished too: GitHub's "Redeliver" on it, or a slower
-    // instance's copy of it, would otherwise put it back at its thread's head for good.
-    if (await this.#redis.exists(this.#doneKey(job.id), this.#parkedKey(job.id)))
-      return { status: "duplicate" };
-    if ((await this.count()) >= maxQueued) return this.#refuse(job, "queue-full");
+    const { maxQueued } = this.#options;
+    const id = this.#jobId(job.id);
+    const reservation = `${randomUUID()}${id}`;
+    for (;;) {
+      if (this.#closed) return this.#refuse(job, "stopping");
+      // A parked delivery counts as finished too: GitHub's "Redeliver" on it, or a slower
+      // instance's copy of it, would otherwise put it back at its thread's head for good.
+      if (await this.#isDuplicate(job.id)) return { status: "duplicate" };
+      const reserved = await this.#redis.talosReserve(
+        this.#reservationsKey(),
+        this.#queue.toKey("wait"),
+        this.#queue.toKey("active"),
+        this.#queue.toKey("delayed"),
+        this.#queue.toKey("prioritized"),
+        reservation,
+        id,
+        maxQueued,
+        RESERVATION_MS,
+        this.#queue.toKey(""),
+      );
+      if (reserved === 1) break;
+      if (reserved === 0) return this.#refuse(job, "queue-full");
+      await this.#options.clock.sleep(RESERVED_ELSEWHERE_MS);
+    }
+    try {
+      return await this.#add(job, id);
+    } finally {
+      // Left behind (Redis gone meanwhile), it expires; the job, added, no longer counts it.
+      await this.#redis.zrem(this.#reservationsKey(), reservation).catch(() => undefined);
+    }
+  }
+
+  /** Adds a job under its reservation (see RESERVE): no copy of its delivery is added meanwhile. */
+  async #add(job: NewJob, id: string): Promise<EnqueueResult> {
+    const { retentionMs } = this.#options;
     // Past the retention its `done:` or `parked:` mark is gone, and the delivery is a new one (as
     // in the local journal): GitHub's "Redeliver" of a job parked the day before, say. BullMQ may
     // still hold the finished job (it removes old ones only as others finish), and then the add
-    // did nothing: accepted, never run, and heading its thread for good.
-    const state = await this.#queue.getJobState(job.id);
-    if (state === "completed" || state === "failed") await this.#queue.remove(job.id);
+    // did nothing: accepted, never run, and heading its thread for good. The reservation keeps
+    // copies of the delivery from being added meanwhile: the job removed is the finished one
+    // looked at, never a copy another instance has just accepted (and would have lost, had this
+    // instance died before its own add).
+    const state = await this.#queue.getJobState(id);
+    if (state === "completed" || state === "failed") await this.#queue.remove(id);
     // Idempotent: an id the queue holds is not added again, whoever adds it.
     await this.#queue.add(job.kind, job, {
-      jobId: job.id,
+      jobId: id,
       attempts: 1,
       removeOnComplete: { age: 3_600 },
       removeOnFail: { age: Math.ceil(retentionMs / 1_000) },
     });
     await this.#redis.talosJoin(
       this.#threadKey(job.thread),
-      this.#doneKey(job.id),
-      this.#parkedKey(job.id),
-      job.id,
+      this.#doneKey(id),
+      this.#parkedKey(id),
+      id,
     );
     // The first instance to get here after its add acknowledges it as accepted; the others as a
     // duplicate. A crash between the add and this leaves the job queued (and the claim puts it in
     // its thread): a redelivery says so.
     const first = await this.#redis.set(
-      this.#acceptedKey(job.id),
+      this.#acceptedKey(id),
       this.#instance,
       "PX",
       retentionMs,
       "NX",
     );
     return first === "OK" ? { status: "accepted" } : { status: "duplicate" };
+  }
+
+  /**
+   * Whether the delivery is done or parked, or known at all under the job id it had before
+   * jobIdOf (see legacyJobIdOf): such a job is kept under that id until it ends, as its claims
+   * use the id BullMQ holds.
+   */
+  async #isDuplicate(delivery: string): Promise<boolean> {
+    const id = this.#jobId(delivery);
+    const legacy = legacyJobIdOf(delivery);
+    const keys = [this.#doneKey(id), this.#parkedKey(id)];
+    if (legacy !== undefined && legacy !== id)
+      keys.push(this.#doneKey(legacy), this.#parkedKey(legacy), this.#acceptedKey(legacy));
+    return (await this.#redis.exists(...keys)) > 0;
   }
 
   async claimNext(): Promise<Job | undefined> {
@@ -304,14 +465,25 @@ export class RedisJobQueue implements JobQueue {
         `${prefix}:attempts`,
         // Kept beside the attempts, whichever instance ran them: a retry here starts from them.
         this.#spentKey(),
+        this.#retryAtKey(),
         bull.id,
         owner,
         leaseMs,
         `${prefix}:jobs:`,
         `${prefix}:done:`,
         `${prefix}:parked:`,
+        // BullMQ's time, not the clock's: BullMQ delays a job, and finds it due, by the process's
+        // own (Job#moveToDelayed). A retry it deems due and this found early would be put back,
+        // due at once, and taken again, over and over, until the two agreed.
+        Date.now(),
       );
       const [attempt, spent] = typeof claim === "number" ? [claim, 0] : claim;
+      if (attempt === -5) {
+        // Its retry's time (the claim's second value then) has not come: back to wait until then.
+        const retryAt = spent;
+        await bull.moveToDelayed(retryAt, token);
+        continue;
+      }
       if (attempt === -3) {
         await bull.moveToCompleted(undefined, token, false);
         continue;
@@ -339,6 +511,7 @@ export class RedisJobQueue implements JobQueue {
         continue;
       }
       const claimed: Claimed = {
+        id: data.id,
         bull,
         token,
         owner,
@@ -351,9 +524,9 @@ export class RedisJobQueue implements JobQueue {
       this.#hold(claimed, sentAt);
       // The earlier claim's lease ran out in Redis before its timer here said so (a busy event
       // loop): its run must stop writing before this one starts.
-      const earlier = this.#claimed.get(bull.id);
+      const earlier = this.#claimed.get(data.id);
       if (earlier) this.#lose(earlier, "its lease ran out and the job was claimed again");
-      this.#claimed.set(bull.id, claimed);
+      this.#claimed.set(data.id, claimed);
       return {
         ...data,
         acceptedAt: bull.timestamp,
@@ -372,11 +545,13 @@ export class RedisJobQueue implements JobQueue {
 
   async spend(id: string, tokens: number): Promise<void> {
     if (!(tokens > 0)) return;
+    // The held job's own id (one kept under its earlier id, see legacyJobIdOf), else the mapping.
+    const jobId = this.#claimed.get(id)?.bull.id ?? this.#jobId(id);
     await this.#redis.talosSpend(
       this.#spentKey(),
-      this.#doneKey(id),
-      this.#parkedKey(id),
-      id,
+      this.#doneKey(jobId),
+      this.#parkedKey(jobId),
+      jobId,
       Math.ceil(tokens),
     );
   }
@@ -393,17 +568,24 @@ export class RedisJobQueue implements JobQueue {
         message,
       );
     else
-      await this.#finish(id, "retry", async (claimed) => {
-        await claimed.bull.moveToDelayed(retryAt, claimed.token);
-      });
+      await this.#finish(
+        id,
+        "retry",
+        async (claimed) => {
+          await claimed.bull.moveToDelayed(retryAt, claimed.token);
+        },
+        undefined,
+        retryAt,
+      );
   }
 
   async retryParked(id: string): Promise<boolean> {
-    const bull = await this.#queue.getJob(id);
-    if (!bull || !(await bull.isFailed())) return false;
+    let bull: BullJob | undefined;
+    for (const jobId of this.#storedIds(id)) bull ??= await this.#queue.getJob(jobId);
+    if (!bull?.id || !(await bull.isFailed())) return false;
     // The mark goes first: a job waiting with it would be taken for parked again at its claim
     // (-4). Its attempts and tokens went with its park; the claim puts it back in its thread.
-    await this.#redis.del(this.#parkedKey(id));
+    await this.#redis.del(this.#parkedKey(bull.id));
     await bull.retry("failed", { resetAttemptsMade: true, resetAttemptsStarted: true });
     return true;
   }
@@ -463,13 +645,14 @@ export class RedisJobQueue implements JobQueue {
     outcome: "done" | "parked" | "retry",
     move: (claimed: Claimed) => Promise<void>,
     error?: string,
+    retryAt?: number,
   ): Promise<void> {
     // Only the job's live claim is kept: a lost one left at its loss (see #lose), and whoever
     // holds the job now (another instance, or a later claim here) finishes it.
     const claimed = this.#claimed.get(id);
     if (!claimed) return;
     this.#forget(claimed);
-    await this.#release(claimed, outcome, move, error);
+    await this.#release(claimed, outcome, move, error, retryAt);
   }
 
   async #release(
@@ -477,9 +660,11 @@ export class RedisJobQueue implements JobQueue {
     outcome: "done" | "parked" | "retry",
     move: (claimed: Claimed) => Promise<void>,
     error = "",
+    retryAt?: number,
   ): Promise<void> {
     const id = claimed.bull.id!;
-    // Recorded before the queue is told: a crash between the two finds the job finished (-3, -4).
+    // Recorded before the queue is told: a crash or an error between the two finds the job
+    // finished (-3, -4), or waiting for its retry's time (-5).
     const next = await this.#redis.talosRelease(
       this.#threadKey(claimed.thread),
       this.#leaseKey(claimed.thread),
@@ -487,11 +672,13 @@ export class RedisJobQueue implements JobQueue {
       this.#doneKey(id),
       this.#parkedKey(id),
       this.#spentKey(),
+      this.#retryAtKey(),
       id,
       claimed.owner,
       outcome,
       this.#options.retentionMs,
       error,
+      retryAt ?? "",
     );
     await move(claimed);
     // The thread's next job was put aside until its turn: its turn is now.
@@ -500,7 +687,7 @@ export class RedisJobQueue implements JobQueue {
 
   /** Stops renewing a claim, and drops it from the live ones if it is still there. */
   #forget(claimed: Claimed): void {
-    if (this.#claimed.get(claimed.bull.id!) === claimed) this.#claimed.delete(claimed.bull.id!);
+    if (this.#claimed.get(claimed.id) === claimed) this.#claimed.delete(claimed.id);
     clearInterval(claimed.timer);
     clearTimeout(claimed.expiry);
   }
@@ -520,11 +707,18 @@ export class RedisJobQueue implements JobQueue {
     if (lease.signal.aborted) return;
     const sentAt = clock.now();
     try {
-      const locked = await bull.extendLock(token, leaseMs);
-      const leased = await this.#redis.talosRenew(this.#leaseKey(thread), owner, leaseMs);
+      const renewed = await this.#redis.talosRenew(
+        `${this.#queue.toKey(bull.id!)}:lock`,
+        this.#queue.toKey("stalled"),
+        this.#leaseKey(thread),
+        token,
+        leaseMs,
+        bull.id!,
+        owner,
+      );
       // Finished or lost meanwhile: nothing is held any more.
-      if (this.#claimed.get(bull.id!) !== claimed) return;
-      if (locked !== 1 || leased !== 1)
+      if (this.#claimed.get(claimed.id) !== claimed) return;
+      if (renewed !== 1)
         return this.#lose(claimed, "its lease ran out and another instance may hold it");
       this.#hold(claimed, sentAt);
     } catch (error) {
@@ -583,6 +777,27 @@ export class RedisJobQueue implements JobQueue {
         .exec();
     }
     return { status: "refused", reason };
+  }
+
+  #jobId(delivery: string): string {
+    return jobIdOf(delivery, this.#reservedIds);
+  }
+
+  /** The job ids a delivery may be kept under: its own, and its earlier one if it has one. */
+  #storedIds(delivery: string): string[] {
+    const id = this.#jobId(delivery);
+    const legacy = legacyJobIdOf(delivery);
+    return legacy === undefined || legacy === id ? [id] : [id, legacy];
+  }
+
+  /** Places reserved under the bound by enqueues under way (see RESERVE). */
+  #reservationsKey(): string {
+    return `${this.#options.prefix}:reserved`;
+  }
+
+  /** When each job to retry may run again, by job id (see CLAIM). */
+  #retryAtKey(): string {
+    return `${this.#options.prefix}:retry-at`;
   }
 
   /** Model tokens spent by each job's runs so far, by job id (see `JobQueue.spend`). */
