@@ -14,16 +14,34 @@ export interface ParseCommandOptions {
   slug?: string | undefined;
 }
 
-// Elements whose content readers do not see as the comment's own words: hidden, code, or
-// quoted (as a `>` quote is).
-const HIDING = new Set(["blockquote", "details", "pre"]);
-// Elements HTML reads as text up to their end tag, so a `</details>` in one closes nothing;
-// `plaintext` never ends (https://html.spec.whatwg.org/multipage/parsing.html#parsing-html-fragments).
-const RAW_TEXT = new Set(
-  "iframe noembed noframes noscript plaintext script style textarea title xmp".split(" "),
+// Elements whose content readers do not see as a line the comment's author typed: hidden
+// (`details`), code (`pre`, `listing`, `code`, `tt`, `samp`, `kbd`), quoted (`blockquote`, `q`,
+// as a `>` quote is), a link's text (`a`, as a Markdown link's is), or a table's or an
+// embedding's (`table` and its cells, `template`, `object`, `applet`, `marquee`), whose HTML
+// also closes no element opened outside it
+// (https://html.spec.whatwg.org/multipage/parsing.html#has-an-element-in-scope).
+const HIDING = new Set(
+  (
+    "details pre listing code tt samp kbd blockquote q a " +
+    "table caption td th template object applet marquee"
+  ).split(" "),
 );
-/** What `countHiding` says once nothing after some HTML can be seen as the comment's words. */
-const HIDES_THE_REST = Number.POSITIVE_INFINITY;
+// Of those, the ones a `</details>` inside does not close: the `</details>` is out of their scope.
+const SCOPES = new Set("table caption td th template object applet marquee".split(" "));
+// Of those, the inline ones; HTML's end tag for one closes nothing past another kind.
+const PHRASING = new Set("a code tt samp kbd q".split(" "));
+// Formatting elements HTML opens again in the next paragraph when another end tag closed them
+// (https://html.spec.whatwg.org/multipage/parsing.html#reconstruct-the-active-formatting-elements).
+const FORMATTING = new Set(["a", "code", "tt"]);
+// Elements HTML reads as text up to their end tag, so a `</details>` in one closes nothing.
+const RAW_TEXT = new Set("iframe noembed noframes script style textarea title xmp".split(" "));
+// Elements after which HTML reads what follows by rules this reader does not follow: `plaintext`
+// never ends; `noscript` is raw text or markup depending on the parser; inside `select`, and in
+// `svg` or `math` (foreign content, where `<![CDATA[` is a section that `>` does not end), tags
+// are read differently. Nothing after them is read as the comment's words.
+const ENDS_READING = new Set(["plaintext", "noscript", "select", "svg", "math"]);
+/** More nested hiding elements than a comment has for a reason; beyond it, the rest is hidden. */
+const MAX_OPEN = 64;
 
 function prefixesOf(options: ParseCommandOptions): string[] {
   const slug = options.slug?.toLowerCase();
@@ -54,7 +72,9 @@ export function hasCommandCandidate(body: string, options: ParseCommandOptions =
  * Finds the first command in a comment, as GitHub renders it: a line of a paragraph that starts
  * with `/talos <command> [args]` or `@<slug> <command> [args]`, case-insensitively. Lines in
  * code (fenced, indented or inline), block quotes, lists, HTML blocks and `<details>` or `<pre>`
- * are not commands: they quote, show or hide text rather than address the bot.
+ * are not commands: they quote, show or hide text rather than address the bot. Nor is a line
+ * that starts inside a link's text, display math (`$$`) or a footnote: the line shows there, if at
+ * all, as part of something else, not as a line the author typed.
  *
  * Pure and synchronous. The server runs it in a worker with a deadline (markdown-workers.ts),
  * since a Markdown parse of hostile text can take longer than an event may block the server.
@@ -67,26 +87,36 @@ export function parseCommand(
   const text = body.slice(0, MAX_USER_TEXT).replace(/\r\n?/g, "\n");
   if (!hasCommandCandidate(text, options)) return null;
   const prefixes = prefixesOf(options);
+  const footnotes = findFootnoteLines(text);
+  const html = createHtmlState();
   let quotes = 0;
   let lists = 0;
-  let hidden = 0;
+  // Where the open table cell's elements start in `html.open`.
+  let cell = 0;
   const tokens = parser.parse(text, {});
   for (const [i, token] of tokens.entries()) {
     if (token.type === "blockquote_open") quotes++;
     else if (token.type === "blockquote_close") quotes--;
     else if (token.type === "bullet_list_open" || token.type === "ordered_list_open") lists++;
     else if (token.type === "bullet_list_close" || token.type === "ordered_list_close") lists--;
-    else if (token.type === "html_block") hidden = countHiding(token.content, hidden);
+    else if (token.type === "html_block") readHtml(html, token.content);
+    else if (token.type === "td_open" || token.type === "th_open") cell = openCell(html);
+    else if (token.type === "td_close" || token.type === "th_close") closeCell(html, cell);
     else if (token.type === "inline" && tokens[i - 1]?.type === "paragraph_open") {
-      const outsideBlocks = quotes === 0 && lists === 0;
+      const commandsHere = quotes === 0 && lists === 0 && !isInFootnote(footnotes, token.map);
       for (const line of paragraphLines(token.children ?? [])) {
-        // `hidden` is read per line, not once per paragraph: a `<details>` opened by inline HTML
-        // earlier in the same paragraph hides the lines after it when GitHub renders them.
-        if (outsideBlocks && hidden === 0 && line.startsWithText) {
+        // Read per line, not once per paragraph: a `<details>` opened by inline HTML earlier in
+        // the same paragraph hides the lines after it when GitHub renders them.
+        if (commandsHere && line.startsWithText && !line.inLinkOrMath && !isHidden(html)) {
           const prefix = matchPrefix(line.text, prefixes);
           if (prefix) return readCommand(line.text.slice(prefix.length));
         }
-        hidden = countHiding(line.html, hidden);
+        for (const piece of line.html) readHtml(html, piece);
+      }
+    } else if (token.type === "inline") {
+      // A heading's or a table cell's: no command, but its HTML can hide what follows.
+      for (const child of token.children ?? []) {
+        if (child.type === "html_inline") readHtml(html, child.content);
       }
     }
   }
@@ -118,67 +148,208 @@ interface ParagraphLine {
   text: string;
   /** Whether the line opens with plain text (not code, a link, an image or HTML). */
   startsWithText: boolean;
-  /** The inline HTML on the line, which can open or close a `<details>`. */
-  html: string;
+  /**
+   * Whether the line starts inside a Markdown link's text (`[see\n/talos ask x\n](…)`) or inside
+   * display math (`$$\n/talos ask x\n$$`): GitHub shows it as part of the link or the formula.
+   */
+  inLinkOrMath: boolean;
+  /** The inline HTML on the line, in order, which can open or close a `<details>`. */
+  html: string[];
 }
 
 /** Splits a paragraph's inline tokens at its line breaks. */
 function paragraphLines(children: Token[]): ParagraphLine[] {
   const lines: ParagraphLine[] = [];
   let line: ParagraphLine | undefined;
+  let links = 0;
+  // `$$` seen so far, and where in `lines` each one was.
+  const maths: number[] = [];
   for (const token of children) {
     if (token.type === "softbreak" || token.type === "hardbreak") {
       line = undefined;
       continue;
     }
     if (!line) {
-      line = { text: "", startsWithText: token.type === "text", html: "" };
+      line = { text: "", startsWithText: token.type === "text", inLinkOrMath: links > 0, html: [] };
       lines.push(line);
     }
+    if (token.type === "link_open") links++;
+    else if (token.type === "link_close") links = Math.max(0, links - 1);
     if (token.type === "code_inline") line.text += `${token.markup}${token.content}${token.markup}`;
-    else if (token.type === "html_inline") line.html += token.content;
+    else if (token.type === "html_inline") line.html.push(token.content);
     else if (token.type.endsWith("_open") || token.type.endsWith("_close"))
       line.text += token.type.startsWith("link") ? "" : token.markup;
     else line.text += token.content;
+    if (token.type === "text") {
+      for (let n = countDisplayMath(token.content); n > 0; n--) maths.push(lines.length - 1);
+    }
   }
+  markDisplayMath(lines, maths);
   return lines;
 }
 
-/**
- * `<details>`, `<pre>` and `<blockquote>` opened minus closed, after the HTML in `html`, read as
- * HTML reads it (quoted attribute values, bogus comments, raw text; see createHtmlScanner's
- * `html`), so that no `</details>` GitHub does not read as one reveals the lines after it.
- * `<details/>` opens one too: HTML ignores the slash of an element that is not void, and so does
- * GitHub. HTML that
- * leaves what follows inside markup (a quote, or a raw-text element, never closed) hides the
- * rest of the comment: GitHub renders the Markdown after it inside that markup.
- */
-function countHiding(html: string, depth: number): number {
-  if (!html.includes("<")) return depth;
-  const scanner = createHtmlScanner(html, { html: true });
-  let piece = scanner.next(0);
-  while (piece) {
-    if (piece.kind === "tag") {
-      if (piece.unended) return HIDES_THE_REST;
-      if (!piece.closing && RAW_TEXT.has(piece.name)) {
-        const close = findEndTag(scanner, html, piece.name, piece.end);
-        if (close === -1) return HIDES_THE_REST;
-        // Its end tag, which hides and reveals nothing.
-        piece = scanner.next(close);
-        continue;
-      }
-      if (HIDING.has(piece.name)) depth = Math.max(0, depth + (piece.closing ? -1 : 1));
-    }
-    piece = scanner.next(piece.end);
-  }
-  return depth;
+/** How many `$$` `text` holds, not overlapping. */
+function countDisplayMath(text: string): number {
+  let count = 0;
+  for (let at = text.indexOf("$$"); at !== -1; at = text.indexOf("$$", at + 2)) count++;
+  return count;
 }
 
-/** Where the end tag of raw-text element `name` starts (`</name` then a space, `/` or `>`), or -1. */
+/**
+ * Marks the lines that start between a `$$` and the next one: GitHub renders them as one formula
+ * (https://docs.github.com/en/get-started/writing-on-github/working-with-advanced-formatting/writing-mathematical-expressions).
+ * An unpaired `$$` opens nothing. `maths` holds the line of each `$$`, in order.
+ */
+function markDisplayMath(lines: ParagraphLine[], maths: number[]): void {
+  for (let pair = 0; pair + 1 < maths.length; pair += 2) {
+    for (let at = maths[pair]! + 1; at <= maths[pair + 1]!; at++) lines[at]!.inLinkOrMath = true;
+  }
+}
+
+/**
+ * For each line of `text`, whether it, or a line above it with no blank line between, starts a
+ * footnote definition (`[^1]: …`, a GitHub extension markdown-it does not know, and reads as a
+ * link reference or text). Undefined when the text has none.
+ */
+function findFootnoteLines(text: string): boolean[] | undefined {
+  if (!text.includes("[^")) return undefined;
+  let inFootnote = false;
+  return text.split("\n").map((line) => {
+    if (line.trim() === "") inFootnote = false;
+    // cmark-gfm's footnote label: no `]`, space, tab or line break.
+    else if (/^ {0,3}\[\^[^\] \t]+\]:/.test(line)) inFootnote = true;
+    return inFootnote;
+  });
+}
+
+/**
+ * Whether a paragraph on source lines `map` is (or is continued into) a footnote: GitHub moves its
+ * lines to the footnotes at the end of the comment, or drops them when nothing refers to it.
+ */
+function isInFootnote(footnotes: boolean[] | undefined, map: [number, number] | null): boolean {
+  if (!footnotes || !map) return false;
+  for (let line = map[0]; line < map[1]; line++) if (footnotes[line]) return true;
+  return false;
+}
+
+/** What the HTML read so far leaves open where the next line or block starts. */
+interface HtmlState {
+  /** Hiding elements open (HIDING), innermost last, and the table cells open around them. */
+  open: string[];
+  /** The raw-text element whose end tag ends the text being read, if one is open. */
+  rawText?: string;
+  /** Set once nothing after the HTML read can be seen as the comment's words. */
+  rest: boolean;
+}
+
+function createHtmlState(): HtmlState {
+  return { open: [], rest: false };
+}
+
+/** Whether what follows the HTML read so far is hidden, quoted, code, a link's or a table's. */
+function isHidden(state: HtmlState): boolean {
+  return state.rest || state.rawText !== undefined || state.open.length > 0;
+}
+
+/**
+ * Reads `html`, the next piece of the comment's HTML (an HTML block, or a line's inline HTML), as
+ * HTML reads it (quoted attribute values, bogus comments, raw text; see createHtmlScanner's
+ * `html`), so that no `</details>` GitHub does not read as one reveals the lines after it. The
+ * pieces are read as one text: Markdown escapes every `<` between them, and a raw-text element
+ * opened in one ends in a later one. `<details/>` opens a section: HTML ignores the slash of an
+ * element that is not void, and so does GitHub. HTML that leaves what follows inside markup (a
+ * quote, a comment, or a `plaintext`, never closed) hides the rest of the comment: GitHub renders
+ * the Markdown after it inside that markup.
+ */
+function readHtml(state: HtmlState, html: string): void {
+  if (state.rest || !html.includes("<")) return;
+  const scanner = createHtmlScanner(html, { html: true });
+  let at = state.rawText === undefined ? 0 : endRawText(state, scanner, html, 0);
+  while (!state.rest && state.rawText === undefined && at !== -1) {
+    const piece = scanner.next(at);
+    if (!piece) return;
+    at = piece.end;
+    if (piece.unended) state.rest = true;
+    else if (piece.kind === "comment") continue;
+    else if (piece.closing) closeElement(state, piece.name);
+    else if (ENDS_READING.has(piece.name)) state.rest = true;
+    else if (RAW_TEXT.has(piece.name)) {
+      state.rawText = piece.name;
+      at = endRawText(state, scanner, html, piece.end);
+    } else if (HIDING.has(piece.name)) openElement(state, piece.name);
+  }
+}
+
+/**
+ * Ends the open raw-text element at its end tag in `html`, from `from`: where reading resumes
+ * (its end tag, read as a tag that hides and reveals nothing), or -1 when it is still open. A
+ * `<!--` in a script can make HTML read a `</script>` after it as text (the script's "escaped"
+ * states), so one hides the rest.
+ */
+function endRawText(state: HtmlState, scanner: HtmlScanner, html: string, from: number): number {
+  const name = state.rawText!;
+  const close = findEndTag(scanner, html, name, from);
+  const escape = name === "script" ? scanner.find("<!--", from) : -1;
+  if (escape !== -1 && (close === -1 || escape < close)) state.rest = true;
+  if (close === -1 || state.rest) return -1;
+  state.rawText = undefined;
+  const endTag = scanner.next(close);
+  if (endTag?.unended) state.rest = true;
+  return endTag?.end ?? -1;
+}
+
+/**
+ * Where the end tag of raw-text element `name` starts (`</name` then a space, `/` or `>`), or -1
+ * (https://html.spec.whatwg.org/multipage/parsing.html#rawtext-end-tag-name-state).
+ */
 function findEndTag(scanner: HtmlScanner, html: string, name: string, from: number): number {
   let at = scanner.findClosing(name, from);
-  while (at !== -1 && /[A-Za-z0-9-]/.test(html[at + 2 + name.length] ?? "")) {
+  while (at !== -1 && !/^[\t\n\f\r />]$/.test(html[at + 2 + name.length] ?? "")) {
     at = scanner.findClosing(name, at + 1);
   }
   return at;
+}
+
+function openElement(state: HtmlState, name: string): void {
+  if (state.open.length >= MAX_OPEN) state.rest = true;
+  else state.open.push(name);
+}
+
+/**
+ * Closes the innermost open `name`, as HTML does, or nothing when HTML would not: when an element
+ * whose scope keeps it out (a table, a cell) is open inside it, or, for an inline element (`a`,
+ * `code`, `q`…), when any other kind of hiding element is open inside it
+ * (https://html.spec.whatwg.org/multipage/parsing.html#adoption-agency-algorithm). What else it
+ * closes goes with it, but for the formatting elements HTML opens again in the next paragraph.
+ */
+function closeElement(state: HtmlState, name: string): void {
+  if (!HIDING.has(name)) return;
+  const inline = PHRASING.has(name);
+  let at = state.open.length - 1;
+  while (at >= 0 && state.open[at] !== name) {
+    const inside = state.open[at]!;
+    if (inline ? !PHRASING.has(inside) : SCOPES.has(inside)) return;
+    at--;
+  }
+  if (at === -1) return;
+  const reopened = state.open.slice(at + 1).filter((open) => FORMATTING.has(open));
+  state.open.splice(at, state.open.length - at, ...reopened);
+}
+
+/** A Markdown table cell starts: where its elements start in `state.open`. */
+function openCell(state: HtmlState): number {
+  const at = state.open.length;
+  openElement(state, "td");
+  return at;
+}
+
+/**
+ * A Markdown table cell ends: HTML closes what the cell opened, unless its end tag is not read as
+ * one (inside raw text, or a table or template the cell opened), and then everything stays open.
+ */
+function closeCell(state: HtmlState, at: number): void {
+  if (state.rawText !== undefined) return;
+  const inCell = state.open.slice(at + 1);
+  if (inCell.includes("table") || inCell.includes("template")) return;
+  state.open.splice(at);
 }

@@ -1,6 +1,12 @@
 /** An HTML comment or tag found in text: `[start, end)` covers it, `>` or `-->` included. */
 export type HtmlPiece =
-  | { kind: "comment"; start: number; end: number }
+  | {
+      kind: "comment";
+      start: number;
+      end: number;
+      /** Read as HTML: never closed, so it runs to the end of the text. */
+      unended?: boolean;
+    }
   | {
       kind: "tag";
       start: number;
@@ -20,6 +26,8 @@ export interface HtmlScanner {
   next(from: number): HtmlPiece | undefined;
   /** Where the closing tag `</name` of a raw-text element (a script, say) starts, or -1. */
   findClosing(name: string, from: number): number;
+  /** Where `needle` next occurs at or after `from`, or -1 (exact case). */
+  find(needle: string, from: number): number;
 }
 
 export interface HtmlScannerOptions {
@@ -28,9 +36,12 @@ export interface HtmlScannerOptions {
    * passed on as HTML): a quoted attribute value runs to its closing quote whatever `>` it
    * holds, and a tag left open (its quote never closed) runs to the end; `<?`, `<!` (but `<!--`)
    * and `</` with no name start bogus comments that run to the next `>`, returned as comments
-   * (https://html.spec.whatwg.org/multipage/parsing.html#bogus-comment-state). Without it, what
-   * suits Markdown source, where a tag is only one that closes: a tag ends at its first `>`,
-   * and those `<` are text.
+   * (https://html.spec.whatwg.org/multipage/parsing.html#bogus-comment-state). A tag's name
+   * runs to a space, `/` or `>` (`</details_x>` is not `</details>`), its attributes are read as
+   * the tokenizer reads them (`a==">"` is an unquoted value, which a `>` ends), and a comment
+   * ends at `-->` or `--!>`, or at once for `<!-->` and `<!--->`. A comment or tag with no end
+   * is marked `unended`. Without it, what suits Markdown source, where a tag is only one that
+   * closes: a tag ends at its first `>`, and those `<` are text.
    */
   html?: boolean;
 }
@@ -38,6 +49,8 @@ export interface HtmlScannerOptions {
 const NAME_START = /[A-Za-z]/;
 const NAME_CHAR = /[A-Za-z0-9-]/;
 const SPACE = /[\t\n\f\r ]/;
+// What ends a tag's name when it is read as HTML.
+const TAG_NAME_END = /[\t\n\f\r />]/;
 
 /**
  * Finds HTML comments and tags in hostile text in linear time, where a regex such as
@@ -61,9 +74,20 @@ export function createHtmlScanner(text: string, options: HtmlScannerOptions = {}
   let lower: string | undefined;
   const closings = new Map<string, number>();
 
+  // Where each searched string next is: the searches go forward only, so each is linear.
+  const found = new Map<string, number>();
+  const find = (needle: string, from: number) => {
+    const known = found.get(needle);
+    if (known !== undefined && (known === -1 || known >= from)) return known;
+    const at = text.indexOf(needle, from);
+    found.set(needle, at);
+    return at;
+  };
+
   return {
     next(from) {
       for (let i = text.indexOf("<", from); i !== -1; i = text.indexOf("<", i + 1)) {
+        if (options.html && text.startsWith("<!--", i)) return htmlComment(text, i, find);
         if (text.startsWith("<!--", i)) {
           const close = text.indexOf("-->", i + 4);
           return { kind: "comment", start: i, end: close === -1 ? text.length : close + 3 };
@@ -73,11 +97,12 @@ export function createHtmlScanner(text: string, options: HtmlScannerOptions = {}
         if (!NAME_START.test(text[nameStart] ?? "")) {
           if (options.html && isBogusComment(text, i)) {
             const close = nextGt(i + 2);
-            return { kind: "comment", start: i, end: close === -1 ? text.length : close + 1 };
+            if (close === -1) return { kind: "comment", start: i, end: text.length, unended: true };
+            return { kind: "comment", start: i, end: close + 1 };
           }
           continue;
         }
-        if (options.html) return quotedTag(text, i, nameStart, closing);
+        if (options.html) return htmlTag(text, i, nameStart, closing);
         const end = nextGt(nameStart);
         // No `>` anywhere after this: no tag can start here or later.
         if (end === -1) return undefined;
@@ -95,11 +120,32 @@ export function createHtmlScanner(text: string, options: HtmlScannerOptions = {}
       const known = closings.get(name);
       if (known !== undefined && (known === -1 || known >= from)) return known;
       lower ??= text.replace(/[A-Z]+/g, (run) => run.toLowerCase());
-      const found = lower.indexOf(`</${name}`, from);
-      closings.set(name, found);
-      return found;
+      const at = lower.indexOf(`</${name}`, from);
+      closings.set(name, at);
+      return at;
     },
+    find,
   };
+}
+
+/**
+ * The comment at `start`, as HTML's tokenizer ends it: `<!-->` and `<!--->` at once, others at
+ * the first `-->` or `--!>`
+ * (https://html.spec.whatwg.org/multipage/parsing.html#comment-start-state).
+ */
+function htmlComment(
+  text: string,
+  start: number,
+  find: (needle: string, from: number) => number,
+): HtmlPiece {
+  for (const abrupt of ["<!-->", "<!--->"]) {
+    if (text.startsWith(abrupt, start))
+      return { kind: "comment", start, end: start + abrupt.length };
+  }
+  const ends = [find("-->", start + 4), find("--!>", start + 4)].filter((at) => at !== -1);
+  if (ends.length === 0) return { kind: "comment", start, end: text.length, unended: true };
+  const end = Math.min(...ends);
+  return { kind: "comment", start, end: end + (text.startsWith("-->", end) ? 3 : 4) };
 }
 
 /** `<?`, `<!` but `<!--`, or `</` followed by neither a name nor `>` (which HTML drops). */
@@ -111,29 +157,54 @@ function isBogusComment(text: string, at: number): boolean {
 }
 
 /**
- * The tag whose name starts at `nameStart`, read as HTML's tokenizer does: its `>` is the
- * first one outside a quoted attribute value; with none, it runs to the end of the text.
+ * The tag whose name starts at `nameStart`, read as HTML's tokenizer does: its name runs to a
+ * space, `/` or `>`; its `>` is the first one outside a quoted attribute value, and a quote opens
+ * a value only where a value starts (after a name's `=` and any spaces); with no `>`, it runs to
+ * the end of the text
+ * (https://html.spec.whatwg.org/multipage/parsing.html#before-attribute-name-state).
  */
-function quotedTag(text: string, start: number, nameStart: number, closing: boolean): HtmlPiece {
-  const nameEnd = nameEndOf(text, nameStart);
+function htmlTag(text: string, start: number, nameStart: number, closing: boolean): HtmlPiece {
+  let nameEnd = nameStart + 1;
+  while (nameEnd < text.length && !TAG_NAME_END.test(text[nameEnd]!)) nameEnd++;
   let end = text.length;
-  // Whether the next character that is not a space starts an attribute's value.
-  let valueNext = false;
+  let state: AttributeState = "beforeName";
   for (let i = nameEnd; i < text.length; i++) {
     const char = text[i]!;
     if (char === ">") {
       end = i;
       break;
     }
-    if (valueNext && (char === '"' || char === "'")) {
+    if (state === "beforeValue" && (char === '"' || char === "'")) {
       const close = text.indexOf(char, i + 1);
       if (close === -1) break;
       i = close;
-      valueNext = false;
-    } else if (char === "=") valueNext = true;
-    else if (!SPACE.test(char)) valueNext = false;
+      state = "beforeName";
+    } else state = nextAttributeState(state, char);
   }
   return tagPiece(text, { start, nameStart, nameEnd, end, closing });
+}
+
+/** Where the tokenizer is among a tag's attributes; a quoted value is skipped whole. */
+type AttributeState = "beforeName" | "name" | "afterName" | "beforeValue" | "unquoted";
+
+/** The state after `char` (neither `>` nor a value's opening quote). */
+function nextAttributeState(state: AttributeState, char: string): AttributeState {
+  const space = SPACE.test(char);
+  switch (state) {
+    case "beforeName":
+      // `/` is read as a space here (a self-closing slash that no `>` follows); `=` starts a name.
+      return space || char === "/" ? state : "name";
+    case "name":
+    case "afterName":
+      if (space) return "afterName";
+      if (char === "/") return "beforeName";
+      if (char === "=") return "beforeValue";
+      return "name";
+    case "beforeValue":
+      return space ? state : "unquoted";
+    case "unquoted":
+      return space ? "beforeName" : state;
+  }
 }
 
 /** Where the tag name starting at `nameStart` ends (no `>` is a name's). */
@@ -153,7 +224,8 @@ function tagPiece(
     kind: "tag",
     start: at.start,
     end: Math.min(at.end + 1, text.length),
-    name: text.slice(at.nameStart, at.nameEnd).toLowerCase(),
+    // ASCII only, as HTML lowers a name: `</\u212Abd>` (a Kelvin sign) does not close a `kbd`.
+    name: text.slice(at.nameStart, at.nameEnd).replace(/[A-Z]+/g, (run) => run.toLowerCase()),
     closing: at.closing,
     selfClosing: attributes.trimEnd().endsWith("/"),
     attributes,
