@@ -457,8 +457,12 @@ export class Database implements MemoryDatabase {
       try {
         await client.query(`CREATE SCHEMA IF NOT EXISTS "${schema}"`);
         // A role is the cluster's, not the schema's: another schema's migration may be making it.
+        // Made only where missing: CREATE ROLE checks the privilege before the name, and a user
+        // without CREATEROLE, given the role by an administrator, would fail every start.
         await client.query(`DO $$ BEGIN
-            CREATE ROLE ${APP_ROLE} NOLOGIN NOSUPERUSER NOBYPASSRLS;
+            IF NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = '${APP_ROLE}') THEN
+              CREATE ROLE ${APP_ROLE} NOLOGIN NOSUPERUSER NOBYPASSRLS;
+            END IF;
           EXCEPTION WHEN duplicate_object OR unique_violation THEN NULL;
           END $$`);
         // The connecting user may become the app's role (a superuser may anyway).

@@ -269,15 +269,17 @@ export class PostgresMemory implements MemoryService {
     const ns = { installation: namespace.installation, repository: namespace.repository };
     checkIds(ns);
     const removed = await this.#options.database.inScope(ns, async (client) => {
-      const { rows } = await client.query(
-        `DELETE FROM memory_repositories WHERE installation_id = $1 AND repository_id = $2
-         RETURNING 1`,
-        [ns.installation, ns.repository],
-      );
       // Refused from now on, until `readmit`: a job journaled before must not bring it back.
+      // Marked first, as opens lock (see refuseGone): an open under way, which share-locks this
+      // row, ends before the memory's row is deleted, so the row it made goes too.
       await client.query(
         `INSERT INTO memory_namespaces (installation_id, repository_id, gone) VALUES ($1, $2, true)
          ON CONFLICT (installation_id, repository_id) DO UPDATE SET gone = true`,
+        [ns.installation, ns.repository],
+      );
+      const { rows } = await client.query(
+        `DELETE FROM memory_repositories WHERE installation_id = $1 AND repository_id = $2
+         RETURNING 1`,
         [ns.installation, ns.repository],
       );
       await notify(client, ns);
@@ -889,10 +891,15 @@ class PostgresRepositoryMemory implements RepoMemory {
         [...values, literal, spaceCjkPairs(query.slice(0, 20_000))],
       );
       // A fingerprint held by more than MAX_SHARED records is common, not a sign of a duplicate.
+      // One more than that is read of each, as the in-RAM index looks no further: reading every
+      // holder of a common one (a compiler's "aborting due to previous error", in thousands of
+      // a repository's issues) cost each search that quoted it a read of each of those rows.
       const shared = await client.query<{ id: string; shared: number; score: number }>(
         `WITH q AS (SELECT DISTINCT unnest($8::text[]) AS f),
-              holders AS (SELECT h.id, q.f FROM memory_records h JOIN q ON h.fingerprints @> ARRAY[q.f]
-                           WHERE h.installation_id = $1 AND h.repository_id = $2 AND NOT h.removed),
+              holders AS (SELECT h.id, q.f FROM q CROSS JOIN LATERAL (
+                            SELECT h.id FROM memory_records h
+                             WHERE h.installation_id = $1 AND h.repository_id = $2 AND NOT h.removed
+                               AND h.fingerprints @> ARRAY[q.f] LIMIT ${MAX_SHARED + 1}) h),
               rare AS (SELECT f FROM holders GROUP BY f HAVING count(*) <= ${MAX_SHARED}),
               matched AS (SELECT id, count(*)::int AS shared FROM holders
                            WHERE f IN (SELECT f FROM rare) GROUP BY id)
@@ -949,28 +956,29 @@ async function notify(
 }
 
 /**
- * Refuses a memory deleted for ever, or of a deleted installation. The installation's row is
- * share-locked until the open commits: an installation's deletion, which marks that row first,
- * waits for the opens under way, so that the memories they make are among those it then lists
- * and deletes; an open that comes after it waits, then finds the mark. Without the row (no
- * deletion ever began) there would be nothing to lock: it is made. The repository's own row
- * is not locked: a deletion of it, holding the memory's row, would wait for an open that may
- * wait for that memory's row (a rename), a deadlock.
+ * Refuses a memory deleted for ever, or of a deleted installation. The installation's row and
+ * the repository's are share-locked until the open commits (made first where missing, so that
+ * there is a row to lock): a deletion, which marks those rows first, waits for the opens under
+ * way, so that the memories they make are among those it then deletes; an open that comes after
+ * it waits, then finds the mark. Without the repository's, an open that looked before a deletion
+ * of its repository committed made the memory's row again after it, refused to every write but
+ * never deleted, and, once the repository was added back, a memory that no `memory_namespaces`
+ * row named, which the installation's deletion left behind. Both lock these rows before the
+ * memory's row (a rename), in that order: no deadlock.
  */
 async function refuseGone(client: SqlClient, ref: RepositoryRef): Promise<void> {
   await client.query(
-    `INSERT INTO memory_namespaces (installation_id, repository_id) VALUES ($1, 0)
+    `INSERT INTO memory_namespaces (installation_id, repository_id) VALUES ($1, 0), ($1, $2)
      ON CONFLICT DO NOTHING`,
-    [ref.installation],
-  );
-  const { rows } = await client.query<{ gone: boolean }>(
-    `SELECT (SELECT gone FROM memory_namespaces
-              WHERE installation_id = $1 AND repository_id = 0 FOR SHARE)
-         OR EXISTS (SELECT 1 FROM memory_namespaces
-                     WHERE installation_id = $1 AND repository_id = $2 AND gone) AS gone`,
     [ref.installation, ref.repository],
   );
-  if (rows[0]?.gone) throw new MemoryDeletedError(`the memory of ${ref.name} was deleted`);
+  const { rows } = await client.query<{ gone: boolean }>(
+    `SELECT gone FROM memory_namespaces WHERE installation_id = $1 AND repository_id IN (0, $2)
+      ORDER BY repository_id FOR SHARE`,
+    [ref.installation, ref.repository],
+  );
+  if (rows.some((row) => row.gone))
+    throw new MemoryDeletedError(`the memory of ${ref.name} was deleted`);
 }
 
 function readBackfill(
