@@ -132,19 +132,29 @@ export class GitHubCache {
     });
   }
 
-  /** Serves `scope`/`request` from the cache, or loads it once however many callers wait. */
-  async fetch(scope: CacheScope, request: string, load: EntryLoader): Promise<CacheEntry> {
+  /**
+   * Serves `scope`/`request` from the cache, or loads it once however many callers wait. With
+   * `refresh`, it is loaded whatever the cache holds (revalidated, when it has an ETag), and what
+   * GitHub says then is kept for the reads after.
+   */
+  async fetch(
+    scope: CacheScope,
+    request: string,
+    load: EntryLoader,
+    { refresh = false }: { refresh?: boolean } = {},
+  ): Promise<CacheEntry> {
     const key = [scope.installation, scope.repo, scope.kind, scope.subject ?? "", request].join(
       SEPARATOR,
     );
-    const cached = this.#lru.get(key);
+    const cached = refresh ? undefined : this.#lru.get(key);
     if (cached !== undefined) return this.#served(scope.kind, "hit", cached);
-    const pending = this.#loads.get(key);
+    const pending = refresh ? undefined : this.#loads.get(key);
     // A caller that joined another's in-flight load made no request of its own: a hit.
     if (pending !== undefined) return this.#served(scope.kind, "hit", await pending);
 
     const stale = this.#lru.peek(key, { allowStale: true });
     const loading = load(stale);
+    // A refresh takes the key over: a load it overtook is not stored when it completes.
     this.#loads.set(key, loading);
     const ttl = Math.min(this.#ttlMs, TTL_CAP_MS[scope.kind] ?? Infinity);
     // Stored as the load settles, before the callers waiting on it resume, so that no read can
@@ -209,6 +219,19 @@ export class GitHubCache {
         evicted++;
       }
     }
+    this.#onSize?.(this.#lru.calculatedSize);
+    return evicted;
+  }
+
+  /**
+   * Drops every entry and load of every installation, here only: what a lost connection to the
+   * other instances may have left stale (see RedisCacheBroadcast). Returns how many went.
+   */
+  evictEverything(): number {
+    const evicted = this.#lru.size + this.#loads.size;
+    this.#lru.clear();
+    // A load in flight is not stored when it completes, as after any eviction.
+    this.#loads.clear();
     this.#onSize?.(this.#lru.calculatedSize);
     return evicted;
   }

@@ -16,10 +16,19 @@ export async function holdsRepository(
 ): Promise<boolean> {
   const [owner = "", repo = ""] = repository.full_name.split("/");
   try {
-    const { data } = await app.rest.apps.getRepoInstallation({ owner, repo });
-    if (data.id !== installation.id) return false;
+    const holder = (await app.rest.apps.getRepoInstallation({ owner, repo })).data;
+    if (holder.id !== installation.id) return false;
     const octokit = await installation.client();
-    return (await octokit.rest.repos.get({ owner, repo })).data.id === repository.id;
+    // GitHub's answer now, not the cache's: this is asked when Talos missed the events that
+    // evict it (a repository removed, deleted or made again), so a cached read, even a 404
+    // cached while the app could not see it, may be of what the name meant then. The answer
+    // replaces the cached one, for the job that goes on once the repository is readmitted.
+    const { data } = await octokit.rest.repos.get({
+      owner,
+      repo,
+      headers: { "cache-control": "max-age=0" },
+    });
+    return data.id === repository.id;
   } catch (error) {
     if (statusOf(error) === 404) return false;
     throw error;

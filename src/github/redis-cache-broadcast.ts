@@ -36,8 +36,10 @@ const Message = z.object({
 
 /**
  * Cache evictions shared by the instances (Redis pub/sub): a webhook that one instance receives
- * evicts the entries it makes stale in every instance's GitHub cache. A message lost while Redis
- * is away leaves another instance's entry stale for at most TALOS_CACHE_TTL_MS.
+ * evicts the entries it makes stale in every instance's GitHub cache. Pub/sub keeps no message
+ * for a subscriber that is away, so an instance whose subscription was lost (Redis restarted, a
+ * dropped connection) empties its cache once it is subscribed again; and an instance that could
+ * not publish evicts, once its Redis is back, the installations whose evictions it kept.
  */
 export class RedisCacheBroadcast {
   readonly #options: RedisCacheBroadcastOptions;
@@ -45,15 +47,23 @@ export class RedisCacheBroadcast {
   readonly #channel: string;
   readonly #publisher: Redis;
   readonly #subscriber: Redis;
+  /** Installations with an eviction not broadcast yet: sent whole when the publisher is back. */
+  readonly #unsent = new Set<string>();
+  #subscribed = false;
 
   private constructor(options: RedisCacheBroadcastOptions) {
     this.#options = options;
     this.#channel = `${options.prefix}:cache-evictions`;
-    // A publish while Redis is away fails at once (and is logged) instead of waiting.
+    // A publish while Redis is away fails at once (and is kept for later) instead of waiting.
     this.#publisher = new Redis(options.url, { enableOfflineQueue: false, lazyConnect: true });
-    this.#subscriber = new Redis(options.url, { lazyConnect: true });
+    // Subscribed again by hand, so that the cache is emptied only once no message can be missed.
+    this.#subscriber = new Redis(options.url, { lazyConnect: true, autoResubscribe: false });
     for (const client of [this.#publisher, this.#subscriber]) client.on("error", () => undefined); // the job queue logs the outage
     this.#subscriber.on("message", (_channel: string, text: string) => this.#receive(text));
+    this.#subscriber.on("ready", () => {
+      if (this.#subscribed) void this.#resubscribe();
+    });
+    this.#publisher.on("ready", () => this.#sendUnsent());
   }
 
   static async open(options: RedisCacheBroadcastOptions): Promise<RedisCacheBroadcast> {
@@ -61,20 +71,44 @@ export class RedisCacheBroadcast {
     await broadcast.#publisher.connect();
     await broadcast.#subscriber.connect();
     await broadcast.#subscriber.subscribe(broadcast.#channel);
+    broadcast.#subscribed = true;
     return broadcast;
   }
 
   /** Tells the other instances to evict `scope` (this one already did). */
   publish(scope: EvictionScope): void {
     const message = JSON.stringify({ from: this.#instance, scope });
-    this.#publisher
-      .publish(this.#channel, message)
-      .catch((error: unknown) =>
-        this.#options.log.warn(
-          { err: error, scope },
-          "cache eviction not broadcast: other instances may serve this data until it expires",
-        ),
+    this.#publisher.publish(this.#channel, message).catch((error: unknown) => {
+      // Kept by installation: a bounded set, and one message each once Redis is back.
+      this.#unsent.add(scope.installation);
+      this.#options.log.warn(
+        { err: error, scope },
+        "cache eviction not broadcast: its installation is evicted on the other instances once Redis is back",
       );
+    });
+  }
+
+  #sendUnsent(): void {
+    for (const installation of [...this.#unsent]) {
+      this.#unsent.delete(installation);
+      this.publish({ installation });
+    }
+  }
+
+  /** Subscribes again after a lost connection, then drops what may have missed an eviction. */
+  async #resubscribe(): Promise<void> {
+    try {
+      await this.#subscriber.subscribe(this.#channel);
+    } catch (error) {
+      // The connection went again: its next "ready" comes back here.
+      this.#options.log.warn({ err: error }, "cache evictions not subscribed to again yet");
+      return;
+    }
+    const evicted = this.#options.cache.evictEverything();
+    this.#options.log.warn(
+      { evicted },
+      "GitHub cache emptied: evictions the other instances sent while Redis was away were lost",
+    );
   }
 
   async close(): Promise<void> {

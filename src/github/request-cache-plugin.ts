@@ -5,6 +5,7 @@ import type {
   CacheEntry,
   CacheKind,
   CachedResponse,
+  EntryLoader,
   EvictionScope,
   GitHubCache,
 } from "./github-cache.js";
@@ -129,9 +130,11 @@ export function requestCachePlugin(octokit: Octokit, options: OctokitOptions): v
     const classified = classify(url);
     // `cache-control: no-cache` asks for GitHub's current answer (a pull request's head).
     if (!classified || headers["cache-control"] === "no-cache") return request(requestOptions);
+    // `max-age=0` asks for it too, and keeps it for the reads after (see holdsRepository).
+    const refresh = headers["cache-control"] === "max-age=0";
 
     const scope = { installation: talos.installation, ...classified };
-    const entry = await cache.fetch(scope, `GET ${url} ${headers.accept ?? ""}`, async (stale) => {
+    const load: EntryLoader = async (stale) => {
       const etag = stale?.type === "response" ? stale.etag : undefined;
       // The hook layers below are bound to this options object: change it, do not replace it.
       if (etag) requestOptions.headers["if-none-match"] = etag;
@@ -157,7 +160,8 @@ export function requestCachePlugin(octokit: Octokit, options: OctokitOptions): v
         }
         throw error;
       }
-    });
+    };
+    const entry = await cache.fetch(scope, `GET ${url} ${headers.accept ?? ""}`, load, { refresh });
     if (entry.type === "not-found") {
       throw new RequestError("Not Found", 404, {
         request: { method: "GET", url, headers: { ...headers } },

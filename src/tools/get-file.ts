@@ -20,7 +20,8 @@ export const getFileTool = defineTool({
   }),
   async execute({ path, ref }, { github }) {
     const file = await github.getFile(path, ref);
-    if (file.text === undefined) return `${path} is ${file.note ?? "not readable"}.`;
+    // A directory's note lists its entries: up to 1,000, of names up to 255 bytes.
+    if (file.text === undefined) return clipResult(`${path} is ${file.note ?? "not readable"}.`);
     return clipResult(file.text);
   },
 });

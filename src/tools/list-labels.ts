@@ -1,5 +1,5 @@
 import { z } from "zod";
-import { clipResult } from "./clip-result.js";
+import { MAX_RESULT_CHARS } from "./clip-result.js";
 import { defineTool } from "./define-tool.js";
 
 export const listLabelsTool = defineTool({
@@ -7,11 +7,14 @@ export const listLabelsTool = defineTool({
   description: "List the labels that exist in this repository, with their descriptions.",
   schema: z.object({}),
   async execute(_args, { github }) {
-    const labels = await github.listLabels();
+    // GitHub sets no limit on how many labels a repository has: read no more than is shown.
+    const labels = await github.listLabels({ maxChars: MAX_RESULT_CHARS });
     if (labels.length === 0) return "This repository has no labels.";
-    // GitHub sets no limit on how many labels a repository has.
-    return clipResult(
-      labels.map((l) => (l.description ? `${l.name}: ${l.description}` : l.name)).join("\n"),
-    );
+    const text = labels
+      .map((l) => (l.description ? `${l.name}: ${l.description}` : l.name))
+      .join("\n");
+    if (text.length <= MAX_RESULT_CHARS) return text;
+    // Not "in all", as clipResult says: the pages past the limit were not read.
+    return `${text.slice(0, MAX_RESULT_CHARS)}\n…(cut: the repository has more labels than fit)`;
   },
 });
