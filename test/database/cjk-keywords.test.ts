@@ -1,19 +1,13 @@
 import pg from "pg";
 import { pino } from "pino";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import {
-  CJK_CHARACTER,
-  Database,
-  migrations,
-  type MemoryDatabase,
-} from "../../src/database/database.js";
-import { PostgresMemory } from "../../src/database/postgres-memory.js";
+import { CJK_CHARACTER, Database, migrations } from "../../src/database/database.js";
+import type { PostgresMemory } from "../../src/database/postgres-memory.js";
 import { isCjkLetter } from "../../src/memory/english-words.js";
-import { createLocalEmbedder } from "../../src/memory/local-embedder.js";
-import { createMetrics } from "../../src/metrics/create-metrics.js";
 import { openPgliteDatabase } from "../helpers/pglite-database.js";
 import { freshSchema, requirePostgres, TEST_DATABASE_URL } from "../helpers/shared-services.js";
 import { issueMemory } from "../helpers/test-memory.js";
+import { openMemory } from "./database-helpers.js";
 
 const available = await requirePostgres("the PostgreSQL CJK keyword tests");
 const log = pino({ level: "silent" });
@@ -41,17 +35,6 @@ const ISSUES = [
   issueMemory(4, JAPANESE_ISSUE),
   issueMemory(5, "Add support for exporting widgets to CSV"),
 ];
-
-function openMemory(database: MemoryDatabase) {
-  return PostgresMemory.open({
-    database,
-    schema: "talos",
-    embedder: createLocalEmbedder(),
-    log,
-    metrics: createMetrics(),
-    maxOpenBytes: 64 * 2 ** 20,
-  });
-}
 
 /** Above any vector score: only keyword hits of these short queries are kept. */
 async function keywordHits(memory: PostgresMemory, repository: number, query: string) {

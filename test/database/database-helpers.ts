@@ -1,7 +1,7 @@
 import { randomUUID } from "node:crypto";
 import pg from "pg";
 import { pino } from "pino";
-import { Database, type PooledClient } from "../../src/database/database.js";
+import { Database, type MemoryDatabase, type PooledClient } from "../../src/database/database.js";
 import { PostgresMemory } from "../../src/database/postgres-memory.js";
 import { createLocalEmbedder } from "../../src/memory/local-embedder.js";
 import { createMetrics } from "../../src/metrics/create-metrics.js";
@@ -63,7 +63,7 @@ export function afterQueries(db: Database, ran: (sql: string) => void | Promise<
     );
 }
 
-export function openMemory(database: Database, maxOpenBytes = 2 ** 26) {
+export function openMemory(database: MemoryDatabase, maxOpenBytes = 2 ** 26) {
   return PostgresMemory.open({
     database,
     schema: "talos",

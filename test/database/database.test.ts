@@ -1,5 +1,4 @@
 import { randomUUID } from "node:crypto";
-import pg from "pg";
 import { pino } from "pino";
 import { afterAll, describe, expect, it } from "vitest";
 import { TokenBudgets } from "../../src/agent/token-budgets.js";
@@ -8,6 +7,7 @@ import { PostgresBudgetCounts } from "../../src/database/postgres-budget-counts.
 import { createMetrics } from "../../src/metrics/create-metrics.js";
 import { createFakeClock } from "../helpers/fake-clock.js";
 import { eventually } from "../helpers/eventually.js";
+import { asSuperuser } from "./database-helpers.js";
 import {
   freshSchema,
   requirePostgres,
@@ -26,25 +26,15 @@ describe.runIf(available)("PostgreSQL: migrations and row-level security", () =>
     opened.push(database);
     return database;
   };
-  /** A plain connection, as the connecting user (a superuser here), outside Talos's scoping. */
-  async function asOwner<T>(work: (client: pg.Client) => Promise<T>): Promise<T> {
-    const client = new pg.Client({ connectionString: TEST_DATABASE_URL });
-    await client.connect();
-    try {
-      return await work(client);
-    } finally {
-      await client.end();
-    }
-  }
 
   afterAll(async () => {
     for (const database of opened) await database.close();
-    await asOwner((client) => client.query(`DROP SCHEMA IF EXISTS "${schema}" CASCADE`));
+    await asSuperuser((client) => client.query(`DROP SCHEMA IF EXISTS "${schema}" CASCADE`));
   });
 
   it("migrates once when several instances start at the same time", async () => {
     await Promise.all([open(), open(), open()]);
-    const versions = await asOwner(
+    const versions = await asSuperuser(
       async (client) => (await client.query(`SELECT version FROM "${schema}".migrations`)).rows,
     );
     // Every version once.
@@ -52,7 +42,7 @@ describe.runIf(available)("PostgreSQL: migrations and row-level security", () =>
     // And again at the next start: nothing to do.
     await open();
     expect(
-      await asOwner(
+      await asSuperuser(
         async (client) =>
           (await client.query(`SELECT count(*)::int AS n FROM "${schema}".migrations`)).rows[0].n,
       ),
@@ -64,7 +54,7 @@ describe.runIf(available)("PostgreSQL: migrations and row-level security", () =>
     // What removing a thread's records asks (PostgresMemory's forgetThread, and the deletion or
     // transfer of an issue). The planner scans a table this small whatever its indexes, so the
     // scan is switched off: without the index, the primary key's prefix is what remains.
-    const plan = await asOwner(async (client) => {
+    const plan = await asSuperuser(async (client) => {
       await client.query("SET enable_seqscan = off");
       const { rows } = await client.query<{ "QUERY PLAN": string }>(
         `EXPLAIN UPDATE "${schema}".memory_records SET removed = true
@@ -96,7 +86,7 @@ describe.runIf(available)("PostgreSQL: migrations and row-level security", () =>
       { installation_id: "1", repository_id: "10", tokens: "100" },
     ]);
     // A query that forgets the setting, as the app's role: nothing, though rows exist.
-    const forgotten = await asOwner(async (client) => {
+    const forgotten = await asSuperuser(async (client) => {
       await client.query("BEGIN");
       await client.query(`SET LOCAL ROLE ${APP_ROLE}`);
       const rows = (await client.query(`SELECT * FROM "${schema}".budget_counts`)).rows;
@@ -104,7 +94,7 @@ describe.runIf(available)("PostgreSQL: migrations and row-level security", () =>
       return rows;
     });
     expect(forgotten).toEqual([]);
-    const all = await asOwner(
+    const all = await asSuperuser(
       async (client) =>
         (await client.query(`SELECT count(*)::int AS n FROM "${schema}".budget_counts`)).rows[0].n,
     );
@@ -116,7 +106,7 @@ describe.runIf(available)("PostgreSQL: migrations and row-level security", () =>
       ),
     ).rejects.toThrow(/row-level security/);
     // The role cannot bypass the policies, and owns nothing.
-    const role = await asOwner(
+    const role = await asSuperuser(
       async (client) =>
         (
           await client.query("SELECT rolsuper, rolbypassrls FROM pg_roles WHERE rolname = $1", [
@@ -188,7 +178,7 @@ describe.runIf(available)("PostgreSQL: migrations and row-level security", () =>
       await eventually(() => listener.listening(), "listening again");
       // Initial, lost, listening again: each asks the indexes to read what they may have missed.
       expect(gaps).toBe(3);
-      await asOwner((client) => client.query(`NOTIFY "${channel}", 'after the outage'`));
+      await asSuperuser((client) => client.query(`NOTIFY "${channel}", 'after the outage'`));
       await eventually(() => messages.includes("after the outage"), "the notification");
     } finally {
       await listener.close();
