@@ -2,6 +2,7 @@ import { HumanMessage } from "@langchain/core/messages";
 import type { Logger } from "pino";
 import type { CommentInfo, RepoClient } from "../github/create-repo-client.js";
 import type { Tool } from "../tools/define-tool.js";
+import { ToolRegistry } from "../tools/tool-registry.js";
 import { prepareRun, type Assistant } from "./assistant.js";
 import { UTF8_TOKEN_BOUND } from "./count-tokens.js";
 import { runAgent } from "./run-agent.js";
@@ -53,7 +54,11 @@ export async function runThreadTask(task: ThreadTask): Promise<AgentAnswer> {
   const result = await runAgent({
     model: assistant.model,
     messages: [setup.system, new HumanMessage(prompt)],
-    tools: [...assistant.tools.list(), ...(task.extraTools ?? [])],
+    // Joined as the registry joins tools: each once (the API refuses two of one name), and a
+    // different tool under a taken name is a bug.
+    tools: new ToolRegistry()
+      .register(...assistant.tools.list(), ...(task.extraTools ?? []))
+      .list(),
     toolContext: setup.toolContext,
     fence,
     limits: assistant.limits,
