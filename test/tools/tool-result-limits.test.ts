@@ -1,0 +1,114 @@
+import { ToolMessage } from "@langchain/core/messages";
+import type nock from "nock";
+import { describe, expect, it } from "vitest";
+import { MAX_RESULT_CHARS } from "../../src/tools/clip-result.js";
+import {
+  API,
+  githubScope,
+  mockAppIdentity,
+  mockInstallationToken,
+  mockRepoConfig,
+} from "../helpers/github-mocks.js";
+import { scriptedModel } from "../helpers/scripted-model.js";
+import { createTestApp, loadFixture } from "../helpers/test-app.js";
+
+const REPO = "/repos/Codertocat/Hello-World";
+
+/**
+ * Replays an OWNER's `/talos ask <question>` on issue 1 as delivery `id`, with `model`; `mockReads` adds what its
+ * tools read. Every mock is used; returns the replies posted.
+ */
+async function replayAsk(
+  model: ReturnType<typeof scriptedModel>,
+  id: string,
+  question: string,
+  mockReads: (scope: nock.Scope) => void,
+): Promise<string[]> {
+  const app = await createTestApp({ model });
+  const scope = githubScope();
+  mockAppIdentity(scope);
+  mockInstallationToken(scope);
+  mockRepoConfig(scope);
+  scope.post(`${REPO}/issues/comments/492700400/reactions`, { content: "eyes" }).reply(201, {});
+  scope.get(REPO).reply(200, { full_name: "Codertocat/Hello-World", default_branch: "master" });
+  scope.get(`${REPO}/issues/1/comments`).query({ per_page: "100" }).reply(200, []);
+  mockReads(scope);
+  const posted: string[] = [];
+  scope
+    .post(`${REPO}/issues/1/comments`, (b: { body: string }) => Boolean(posted.push(b.body)))
+    .reply(201, { id: 501 });
+  const payload = loadFixture<{ comment: { body: string } }>("issue_comment.created.help.json");
+  payload.comment.body = `/talos ask ${question}`;
+
+  await app.probot.receive({ id, name: "issue_comment", payload } as never);
+
+  expect(scope.pendingMocks()).toEqual([]);
+  return posted;
+}
+
+describe("get_file on a directory", () => {
+  it("cuts the listing of a 1,000-entry directory to the tool result limit, saying so", async () => {
+    // The contents API lists up to 1,000 entries of a directory; names may be 255 bytes long.
+    const entries = Array.from({ length: 1_000 }, (_, i) => ({
+      type: "file",
+      name: `generated-fixture-${String(i).padStart(4, "0")}`.padEnd(120, "x") + ".json",
+      path: `fixtures/${i}.json`,
+      size: 10,
+    }));
+    const model = scriptedModel()
+      .respondWithTools([{ name: "get_file", args: { path: "fixtures" } }])
+      .respond("The fixtures directory holds generated files.");
+
+    const posted = await replayAsk(
+      model,
+      "ask-directory",
+      "what is in the fixtures directory?",
+      (scope) => {
+        scope.get(`${REPO}/contents/fixtures`).reply(200, entries);
+      },
+    );
+
+    expect(posted).toHaveLength(1);
+    const result = model.calls[1]!.messages.find((m) => m instanceof ToolMessage);
+    const text = String(result?.content);
+    // The fence around it adds a few hundred characters at most. (Unfixed: 32,000 characters,
+    // the run's token share for one result, which the agent's fence cut "to fit".)
+    expect(text.length).toBeLessThan(MAX_RESULT_CHARS + 1_000);
+    expect(text.includes("fixtures is a directory: generated-fixture-0000")).toBe(true);
+    expect(text.includes("(cut: ")).toBe(true);
+  });
+});
+
+describe("list_labels in a repository of thousands of labels", () => {
+  it("reads only the pages its result can show, however often the model calls it", async () => {
+    // 3,000 labels: 30 pages. GitHub allows names of 50 characters, descriptions of 100.
+    const page = Array.from({ length: 100 }, (_, i) => ({
+      name: `area/component-${String(i).padStart(4, "0")}`.padEnd(50, "x"),
+      description: "d".repeat(100),
+    }));
+    const link = (n: number) => `<${API}/repositories/1296269/labels?per_page=100&page=${n}>`;
+    const model = scriptedModel()
+      .respondWithTools([{ name: "list_labels", args: {} }])
+      .respondWithTools([{ name: "list_labels", args: {} }])
+      .respond("There are many area labels.");
+
+    const posted = await replayAsk(model, "ask-labels", "which labels should I use?", (scope) => {
+      // The first page, once: it is cached. The 29 others are never asked for (nock fails them).
+      scope
+        .get(`${REPO}/labels`)
+        .query({ per_page: "100" })
+        .once()
+        .reply(200, page, { link: `${link(2)}; rel="next", ${link(30)}; rel="last"` });
+    });
+
+    expect(posted).toHaveLength(1);
+    for (const call of [1, 2]) {
+      const result = model.calls[call]!.messages.filter((m) => m instanceof ToolMessage).at(-1);
+      const text = String(result?.content);
+      expect(text.includes("Error")).toBe(false);
+      expect(text.includes(`${page[0]!.name}: ${page[0]!.description}`)).toBe(true);
+      expect(text.includes("(cut: the repository has more labels than fit)")).toBe(true);
+      expect(text.length).toBeLessThan(MAX_RESULT_CHARS + 1_000);
+    }
+  });
+});
