@@ -9,7 +9,7 @@ import { createMetrics } from "../src/metrics/create-metrics.js";
 const root = fileURLToPath(new URL("..", import.meta.url));
 const read = (file: string) => readFileSync(new URL(`../${file}`, import.meta.url), "utf8");
 
-const hasPromtool = spawnSync("promtool", ["--version"]).status === 0;
+const hasPromtool = spawnSync("promtool", ["--version"], { timeout: 30_000 }).status === 0;
 // CI installs promtool (.ci/run); elsewhere its checks are skipped, saying how to run them.
 const requirePromtool = process.env.TALOS_REQUIRE_PROMTOOL === "1";
 if (!hasPromtool && !requirePromtool)
@@ -57,12 +57,14 @@ describe("deploy/: monitoring and the compose file", () => {
         {
           cwd: root,
           encoding: "utf8",
+          timeout: 60_000,
         },
       );
       expect(check).toContain(`SUCCESS: ${rules.length} rules found`);
       const tests = spawnSync("promtool", ["test", "rules", "deploy/prometheus/alerts.test.yml"], {
         cwd: root,
         encoding: "utf8",
+        timeout: 60_000,
       });
       expect(tests.stdout + tests.stderr).toContain("SUCCESS");
       expect(tests.status).toBe(0);

@@ -30,6 +30,7 @@ describe("npm start", () => {
       cwd,
       env: { PATH: process.env.PATH ?? "", TALOS_DATA_DIR: makeDataDir() },
       encoding: "utf8",
+      timeout: 30_000,
     });
     expect(result.stderr.trim().split("\n")).toEqual([
       `talos: cannot read ${join(cwd, ".env")}: EISDIR`,
@@ -45,6 +46,7 @@ describe("npm start", () => {
       cwd: makeWorkDir(),
       env: { PATH: process.env.PATH ?? "", TALOS_DATA_DIR: notADirectory, WEBHOOK_SECRET: secret },
       encoding: "utf8",
+      timeout: 30_000,
     });
     expect(result.stderr).toMatch(
       /^talos: Invalid environment: TALOS_DATA_DIR: .*data-\[REDACTED\] is not a directory\n$/,

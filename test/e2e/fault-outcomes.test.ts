@@ -439,6 +439,10 @@ describe("the language model failing", () => {
   });
 });
 
+// A system command blocks the test's thread, where no test timeout can end it: each is bounded.
+const BOUNDED = { timeout: 30_000 };
+const QUIET = { ...BOUNDED, stdio: "ignore" } as const;
+
 /**
  * A real full or read-only filesystem needs a mount (root with CAP_SYS_ADMIN, as on this machine
  * and in a privileged container). Where mounting is refused, these tests are skipped, saying so.
@@ -447,8 +451,8 @@ const canMount = (() => {
   if (process.platform !== "linux" || process.getuid?.() !== 0) return false;
   const dir = mkdtempSync(join(tmpdir(), "talos-mount-probe-"));
   try {
-    execFileSync("mount", ["-t", "tmpfs", "-o", "size=64k", "tmpfs", dir], { stdio: "ignore" });
-    execFileSync("umount", [dir], { stdio: "ignore" });
+    execFileSync("mount", ["-t", "tmpfs", "-o", "size=64k", "tmpfs", dir], QUIET);
+    execFileSync("umount", [dir], QUIET);
     return true;
   } catch {
     return false;
@@ -461,14 +465,14 @@ const canMount = (() => {
 const canMountExt4 =
   canMount &&
   existsSync("/dev/loop-control") &&
-  ["mkfs.ext4", "e2fsck"].every((tool) => spawnSync(tool, ["-V"]).status === 0);
+  ["mkfs.ext4", "e2fsck"].every((tool) => spawnSync(tool, ["-V"], QUIET).status === 0);
 
 /** A tmpfs of `size` mounted for this test; unmounted when it ends. */
 function mountTmpfs(size: string): string {
   const dir = mkdtempSync(join(tmpdir(), "talos-tmpfs-"));
-  execFileSync("mount", ["-t", "tmpfs", "-o", `size=${size}`, "tmpfs", dir]);
+  execFileSync("mount", ["-t", "tmpfs", "-o", `size=${size}`, "tmpfs", dir], BOUNDED);
   onTestFinished(() => {
-    spawnSync("umount", ["-l", dir]);
+    spawnSync("umount", ["-l", dir], BOUNDED);
     rmSync(dir, { recursive: true, force: true });
   });
   return dir;
@@ -618,24 +622,24 @@ function mountExt4(): { dir: string; abort(): void; checkAndRemount(): void } {
   const image = join(root, "image");
   const dir = join(root, "mnt");
   mkdirSync(dir);
-  execFileSync("truncate", ["-s", "8M", image]);
-  execFileSync("mkfs.ext4", ["-q", "-F", image], { stdio: "ignore" });
-  execFileSync("mount", ["-o", "loop", image, dir]);
+  execFileSync("truncate", ["-s", "8M", image], BOUNDED);
+  execFileSync("mkfs.ext4", ["-q", "-F", image], QUIET);
+  execFileSync("mount", ["-o", "loop", image, dir], BOUNDED);
   onTestFinished(() => {
-    spawnSync("umount", ["-l", dir]);
+    spawnSync("umount", ["-l", dir], BOUNDED);
     rmSync(root, { recursive: true, force: true });
   });
   return {
     dir,
     // ext4's `abort` option does what the kernel does on an I/O error with errors=remount-ro:
     // from now on every write fails with EROFS, files already open included.
-    abort: () => execFileSync("mount", ["-o", "remount,abort", dir]),
+    abort: () => execFileSync("mount", ["-o", "remount,abort", dir], BOUNDED),
     // What an operator does then: check the filesystem (exit 1: errors were corrected), mount it.
     checkAndRemount: () => {
-      execFileSync("umount", [dir]);
-      const check = spawnSync("e2fsck", ["-fy", image], { stdio: "ignore" });
+      execFileSync("umount", [dir], BOUNDED);
+      const check = spawnSync("e2fsck", ["-fy", image], QUIET);
       expect(check.status).toBeLessThanOrEqual(1);
-      execFileSync("mount", ["-o", "loop", image, dir]);
+      execFileSync("mount", ["-o", "loop", image, dir], BOUNDED);
     },
   };
 }
@@ -647,7 +651,7 @@ describe.skipIf(!canMount)("a read-only data directory", () => {
     const dir = mountTmpfs("1m");
     mkdirSync(join(dir, "used", "jobs"), { recursive: true });
     mkdirSync(join(dir, "fresh"));
-    execFileSync("mount", ["-o", "remount,ro", dir]);
+    execFileSync("mount", ["-o", "remount,ro", dir], BOUNDED);
 
     await expect(createTestApp({ dataDir: join(dir, "used") })).rejects.toThrow(
       `EROFS: read-only file system, open '${join(dir, "used", "jobs", "journal.log")}.`,

@@ -306,6 +306,7 @@ describe("a bad environment", () => {
         TALOS_DATA_DIR: makeDataDir(),
       },
       encoding: "utf8",
+      timeout: 30_000,
     });
     expect(result.status).toBe(2);
     expect(result.stderr.trim().split("\n")).toEqual([

@@ -38,7 +38,12 @@ export async function standInServerEnv(
 
 /** Builds dist/ as `npm start` does (not at all when it is current), so the tests run what a maintainer runs. */
 export function buildDist(): void {
-  execFileSync(process.execPath, [join(ROOT, "scripts/build.js")], { cwd: ROOT, stdio: "inherit" });
+  execFileSync(process.execPath, [join(ROOT, "scripts/build.js")], {
+    cwd: ROOT,
+    stdio: "inherit",
+    // A full tsc build takes under a minute here; a hung one must fail the test, not the run.
+    timeout: 300_000,
+  });
 }
 
 export async function getFreePort(): Promise<number> {

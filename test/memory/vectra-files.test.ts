@@ -61,6 +61,7 @@ describe("vectra segment files", () => {
       {
         cwd: ROOT,
         encoding: "utf8",
+        timeout: 60_000,
       },
     );
     expect(child.status, child.stderr).toBe(0);
