@@ -16,6 +16,42 @@ export function statusOf(error: unknown): number | undefined {
   return typeof status === "number" ? status : undefined;
 }
 
+// GitHub's advice for a rate limit that names no wait (a secondary one, mostly): at least a minute.
+// https://docs.github.com/en/rest/using-the-rest-api/rate-limits-for-the-rest-api#handle-rate-limit-errors-appropriately
+const UNNAMED_LIMIT_WAIT_MS = 60_000;
+
+/**
+ * How long GitHub asks to wait when it refused a request for a rate limit, or undefined when it
+ * refused it for anything else (a 403 for a permission). A rate limit is a 429, or a 403 with a
+ * `retry-after`, a spent primary limit or a message naming a rate limit. The wait is its
+ * `retry-after` (seconds or a date), else the spent limit's reset and a second, else a minute.
+ * The reply, the backfill, the catch-up and the redelivery all read a rate limit here.
+ */
+export function rateLimitWaitMs(error: unknown, now: number): number | undefined {
+  const status = statusOf(error);
+  if (status !== 403 && status !== 429) return undefined;
+  const headers =
+    (error as { response?: { headers?: Record<string, unknown> } }).response?.headers ?? {};
+  const retryAfter = headers["retry-after"] === undefined ? "" : String(headers["retry-after"]);
+  const spent = String(headers["x-ratelimit-remaining"]) === "0";
+  // Sliced first: a message can quote what a user wrote.
+  const message = error instanceof Error ? error.message.slice(0, 500) : "";
+  const named = /rate limit/i.test(message);
+  if (status === 403 && !retryAfter && !spent && !named) return undefined;
+  const seconds = Number(retryAfter);
+  if (retryAfter.trim() && Number.isFinite(seconds)) return Math.max(0, seconds) * 1000;
+  const date = Date.parse(retryAfter);
+  if (Number.isFinite(date)) return Math.max(0, date - now);
+  const reset = Number(headers["x-ratelimit-reset"]);
+  // A secondary limit's headers describe the primary limit, whose reset is not its end.
+  if (spent && Number.isFinite(reset) && !/secondary rate limit/i.test(message))
+    return Math.max(0, reset * 1000 - now) + 1_000;
+  return UNNAMED_LIMIT_WAIT_MS;
+}
+
+/** GitHub refused the request for a rate limit, not for what it asked. */
+export const isRateLimited = (error: unknown): boolean => rateLimitWaitMs(error, 0) !== undefined;
+
 /** An error's message, led by its HTTP status when GitHub answered and the message lacks it. */
 export function describeError(error: unknown): string {
   const message = error instanceof Error ? error.message : String(error);

@@ -2,7 +2,7 @@ import type { Logger } from "pino";
 import type { Clock } from "../clock.js";
 import type { JobQueue } from "../jobs/job-queue.js";
 import type { Metrics } from "../metrics/create-metrics.js";
-import { describeError, statusOf, type Octokit } from "./octokit.js";
+import { describeError, isRateLimited, statusOf, type Octokit } from "./octokit.js";
 
 /**
  * GitHub does not redeliver a failed webhook on its own: a delivery made while Talos was down (a
@@ -221,25 +221,6 @@ async function listAttemptsSince(app: AppClient, since: Date): Promise<Attempt[]
     }
   }
   return attempts;
-}
-
-/**
- * GitHub refused the request for a rate limit, not for this delivery: a 429, or a 403 saying so
- * (a secondary limit's message or `retry-after`, or a primary limit spent).
- * https://docs.github.com/en/rest/using-the-rest-api/rate-limits-for-the-rest-api#exceeding-the-rate-limit
- */
-function isRateLimited(error: unknown): boolean {
-  const status = statusOf(error);
-  if (status === 429) return true;
-  if (status !== 403) return false;
-  const headers =
-    (error as { response?: { headers?: Record<string, unknown> } }).response?.headers ?? {};
-  const message = error instanceof Error ? error.message.slice(0, 500) : "";
-  return (
-    /rate limit/i.test(message) ||
-    headers["retry-after"] !== undefined ||
-    String(headers["x-ratelimit-remaining"]) === "0"
-  );
 }
 
 /** For the report: an error as `describeError` gives it, on one line. */

@@ -3,7 +3,7 @@ import type { MarkdownService } from "../markdown/markdown-workers.js";
 import type { GitHubLimits } from "./create-octokit.js";
 import { hasMarkerAtEnd, readMarker, withMarker, type ParsedMarker } from "./comment-markers.js";
 import type { CommentInfo } from "./create-repo-client.js";
-import { getClientLog, statusOf, type Octokit, type RepoRef } from "./octokit.js";
+import { getClientLog, rateLimitWaitMs, statusOf, type Octokit, type RepoRef } from "./octokit.js";
 
 export interface UpsertReplyOptions extends RepoRef {
   octokit: Octokit;
@@ -128,22 +128,8 @@ async function findOwnComment(
  */
 function getRetryWait(error: unknown, attempt: number, now: number): number | undefined {
   const status = statusOf(error);
-  const headers =
-    (error as { response?: { headers?: Record<string, string | undefined> } }).response?.headers ??
-    {};
-  const secondary = /secondary rate limit/i.test((error as Error).message ?? "");
-  const rateLimited =
-    status === 429 ||
-    (status === 403 &&
-      (secondary ||
-        headers["retry-after"] !== undefined ||
-        headers["x-ratelimit-remaining"] === "0"));
-  if (rateLimited) {
-    if (headers["retry-after"] !== undefined) return Number(headers["retry-after"]);
-    const reset = Number(headers["x-ratelimit-reset"]);
-    // GitHub's advice for a secondary limit without retry-after: wait at least a minute.
-    return Number.isFinite(reset) && !secondary ? Math.max(1, Math.ceil(reset - now / 1000)) : 60;
-  }
+  const limitedMs = rateLimitWaitMs(error, now);
+  if (limitedMs !== undefined) return limitedMs / 1000;
   if (status === undefined || status >= 500) return (attempt + 1) ** 2;
   return undefined;
 }

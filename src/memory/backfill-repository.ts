@@ -2,7 +2,13 @@ import { readFile } from "node:fs/promises";
 import { join } from "node:path";
 import type { Logger } from "pino";
 import type { Clock } from "../clock.js";
-import { describeError, statusOf, type Octokit, type RepoRef } from "../github/octokit.js";
+import {
+  describeError,
+  rateLimitWaitMs,
+  statusOf,
+  type Octokit,
+  type RepoRef,
+} from "../github/octokit.js";
 import { writeFileAtomically } from "../write-file-atomically.js";
 import { toIssueInfo, type IssueData, type IssueInfo } from "../github/create-repo-client.js";
 import { toIssueMemory } from "./memory-inputs.js";
@@ -233,7 +239,7 @@ export async function backfillRepository(options: BackfillOptions): Promise<Back
         continue;
       }
       failures++;
-      const limitedMs = rateLimitWaitMs(error, clock);
+      const limitedMs = rateLimitWaitMs(error, clock.now());
       if ((!isRetryable(error) && limitedMs === undefined) || failures >= retry.attempts) {
         // A check that fails leaves what was saved, and the next start checks again.
         if (checking) throw error;
@@ -474,33 +480,6 @@ function isItemError(error: unknown): boolean {
 export function isRetryable(error: unknown): boolean {
   const status = statusOf(error);
   return status === undefined || status >= 500 || status === 429 || status === 408;
-}
-
-// GitHub's advice for a secondary rate limit that names no wait: at least a minute.
-// https://docs.github.com/en/rest/using-the-rest-api/rate-limits-for-the-rest-api#exceeding-the-rate-limit
-const SECONDARY_LIMIT_WAIT_MS = 60_000;
-
-/**
- * How long GitHub asks to wait when it refused a request for a rate limit (a 403 or a 429 the
- * client's throttling gave up on: its retries spent, or the wait over its limit): a secondary
- * limit's `retry-after`, until a spent primary limit resets, or a minute for a secondary limit
- * that says neither (without it, a 403 would end the backfill at once). Undefined for any other
- * failure.
- */
-export function rateLimitWaitMs(error: unknown, clock: Clock): number | undefined {
-  const status = statusOf(error);
-  if (status !== 403 && status !== 429) return undefined;
-  const headers =
-    (error as { response?: { headers?: Record<string, unknown> } }).response?.headers ?? {};
-  const retryAfter = Number(headers["retry-after"]);
-  if (headers["retry-after"] !== undefined && Number.isFinite(retryAfter))
-    return Math.max(0, retryAfter) * 1000;
-  const reset = Number(headers["x-ratelimit-reset"]);
-  if (String(headers["x-ratelimit-remaining"]) === "0" && Number.isFinite(reset))
-    return Math.max(0, reset * 1000 - clock.now()) + 1_000;
-  const message = error instanceof Error ? error.message.slice(0, 500) : "";
-  if (/secondary rate limit/i.test(message)) return SECONDARY_LIMIT_WAIT_MS;
-  return undefined;
 }
 
 /** Waits `ms`, or until `signal` aborts (then false), for work that holds no claim. */

@@ -3,14 +3,13 @@ import type { Logger } from "pino";
 import type { Clock } from "../clock.js";
 import { loadRepoConfigOf } from "../github/load-repo-config.js";
 import type { InstalledRepositories } from "../github/list-installed-repositories.js";
-import { statusOf, type Octokit } from "../github/octokit.js";
+import { rateLimitWaitMs, statusOf, type Octokit } from "../github/octokit.js";
 import {
   BackfillTakenOverError,
   DEFAULT_BACKFILL_RETRY,
   backfillRepository,
   isRetryable,
   pauseFor,
-  rateLimitWaitMs,
   readBackfillState,
   type BackfillRetry,
   type BackfillState,
@@ -631,7 +630,7 @@ export class BackfillRunner {
         found = await findEnabled(this.#options.auth, target, log, work);
         break;
       } catch (error) {
-        const limitedMs = rateLimitWaitMs(error, clock);
+        const limitedMs = rateLimitWaitMs(error, clock.now());
         // GitHub's answers only (Octokit gives a lost connection a status too): an error of
         // this process's own would only come again.
         const retryable =

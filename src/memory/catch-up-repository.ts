@@ -1,13 +1,18 @@
 import type { Logger } from "pino";
 import type { Clock } from "../clock.js";
 import { toIssueInfo } from "../github/create-repo-client.js";
-import { describeError, statusOf, type Octokit, type RepoRef } from "../github/octokit.js";
+import {
+  describeError,
+  rateLimitWaitMs,
+  statusOf,
+  type Octokit,
+  type RepoRef,
+} from "../github/octokit.js";
 import {
   DEFAULT_BACKFILL_RETRY,
   isRetryable,
   pauseFor,
   pauseForRateLimit,
-  rateLimitWaitMs,
   storeListedItems,
   type BackfillRetry,
   type ListedItem,
@@ -131,7 +136,7 @@ export async function catchUpRepository(options: CatchUpOptions): Promise<CatchU
         continue;
       }
       failures++;
-      const limitedMs = rateLimitWaitMs(error, clock);
+      const limitedMs = rateLimitWaitMs(error, clock.now());
       if ((!isRetryable(error) && limitedMs === undefined) || failures >= retry.attempts)
         throw new Error(
           `${fullName}: catching up stopped at page ${page}: ${describeError(error)}`,

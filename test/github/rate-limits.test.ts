@@ -82,13 +82,16 @@ describe("rate limits and retries", () => {
     });
   });
 
-  it("retries a reply after a secondary rate limit, and exactly one reply lands", async () => {
+  /** A reply GitHub first refuses with `message` and `retryAfter`: what the app waited, and posted. */
+  async function replyRefusedOnce(message: string, retryAfter: (now: number) => string) {
     const clock = createFakeClock();
     const app = await createThrottledApp(clock);
     const scope = githubScope();
     mockCommandStart(scope);
     scope.get(`${REPO}/issues/1/comments`).query(true).reply(200, []);
-    scope.post(`${REPO}/issues/1/comments`).reply(403, SECONDARY, { "retry-after": "1" });
+    scope
+      .post(`${REPO}/issues/1/comments`)
+      .reply(403, { message }, { "retry-after": retryAfter(clock.now()) });
     // Before posting again, it looks for the reply by its marker.
     scope.get(`${REPO}/issues/1/comments`).query(true).reply(200, []);
     let posted = 0;
@@ -102,9 +105,23 @@ describe("rate limits and retries", () => {
     await receiveHelp(app);
 
     expect(scope.pendingMocks()).toEqual([]);
+    return { app, posted, sleeps: clock.sleeps };
+  }
+
+  it("retries a reply after a secondary rate limit, and exactly one reply lands", async () => {
+    const { app, posted, sleeps } = await replyRefusedOnce(SECONDARY.message, () => "1");
     expect(posted).toBe(1);
-    expect(clock.sleeps).toEqual([1000]);
+    expect(sleeps).toEqual([1000]);
     expect(await throttledCount(app, "secondary")).toBe(1);
+  });
+
+  it("waits until a reply's retry-after date, and exactly one reply lands", async () => {
+    // RFC 9110 allows an HTTP date; read as a number it was NaN, and the reply was sent at once.
+    const { posted, sleeps } = await replyRefusedOnce("You have been rate limited.", (now) =>
+      new Date(now + 30_000).toUTCString(),
+    );
+    expect(posted).toBe(1);
+    expect(sleeps).toEqual([30_000]);
   });
 
   it("does not post twice when a failed POST had created the comment after all", async () => {
