@@ -5,8 +5,22 @@ import type { BudgetCounts, SharedBudgetCounts } from "./token-budgets.js";
 const KEEP_SECONDS = 2 * 24 * 3_600;
 
 /**
+ * KEYS: the charge's id, the installation's count, the repository's; ARGV: tokens, seconds kept.
+ * One script, so that the id and the counts change together or not at all.
+ */
+const CHARGE_ONCE = `
+if redis.call("SET", KEYS[1], "1", "NX", "EX", ARGV[2]) then
+  for i = 2, 3 do
+    redis.call("INCRBY", KEYS[i], ARGV[1])
+    redis.call("EXPIRE", KEYS[i], ARGV[2])
+  end
+end
+return 1`;
+
+/**
  * The daily token counts in Redis (with REDIS_URL), shared by every instance: one atomic counter
- * per installation and per repository and UTC day, and one key per over-budget notice. Kept
+ * per installation and per repository and UTC day, one key per charge counted (its id), and one
+ * key per over-budget notice. Kept
  * across restarts as Redis keeps them (compose.yaml runs it with an append-only file).
  */
 export class RedisBudgetCounts implements SharedBudgetCounts {
@@ -34,18 +48,16 @@ export class RedisBudgetCounts implements SharedBudgetCounts {
     return { installation: Number(inst ?? 0), repository: Number(repo ?? 0) };
   }
 
-  async charge(day: string, installation: string, repository: string, tokens: number) {
-    const inst = this.#key(day, "installation", installation);
-    const repo = this.#key(day, "repository", repository);
-    const done = await this.#redis
-      .multi()
-      .incrby(inst, Math.ceil(tokens))
-      .expire(inst, KEEP_SECONDS)
-      .incrby(repo, Math.ceil(tokens))
-      .expire(repo, KEEP_SECONDS)
-      .exec();
-    const failed = done?.find(([error]) => error);
-    if (!done || failed) throw failed?.[0] ?? new Error("Redis did not run the charge");
+  async charge(day: string, installation: string, repository: string, tokens: number, id: string) {
+    await this.#redis.eval(
+      CHARGE_ONCE,
+      3,
+      this.#key(day, "charge", `${repository}#${id}`),
+      this.#key(day, "installation", installation),
+      this.#key(day, "repository", repository),
+      Math.ceil(tokens),
+      KEEP_SECONDS,
+    );
   }
 
   async takeNotice(day: string, key: string, claimant?: string): Promise<boolean> {

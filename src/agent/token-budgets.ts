@@ -1,3 +1,4 @@
+import { randomUUID } from "node:crypto";
 import { mkdir, readFile } from "node:fs/promises";
 import { dirname } from "node:path";
 import type { Logger } from "pino";
@@ -37,8 +38,17 @@ export interface TokenAccount {
  */
 export interface SharedBudgetCounts {
   spent(day: string, installation: string, repository: string): Promise<BudgetCounts>;
-  charge(day: string, installation: string, repository: string, tokens: number): Promise<void>;
-  /** True the first time it is asked for `key` on `day`, whichever instance asks. */
+  /**
+   * Adds `tokens` to the day's counts once per `id`: a charge sent again after its answer was lost
+   * (a query timeout, a dropped connection) may have been counted already.
+   */
+  charge(
+    day: string,
+    installation: string,
+    repository: string,
+    tokens: number,
+    id: string,
+  ): Promise<void>;
   /** True when taken now, or taken before by `claimant` (see `TokenAccount.takeNotice`). */
   takeNotice(day: string, key: string, claimant?: string): Promise<boolean>;
 }
@@ -91,6 +101,8 @@ const SAVE_DELAY_MS = 1_000;
 
 /** A charge of this instance the shared counts may not hold yet. */
 interface UnstoredCharge {
+  /** Sent with it each time, so that the shared counts add it once. */
+  id: string;
   installation: string;
   repository: string;
   tokens: number;
@@ -213,7 +225,13 @@ export class TokenBudgets {
         state.installations[installation] = (state.installations[installation] ?? 0) + tokens;
         state.repositories[repository] = (state.repositories[repository] ?? 0) + tokens;
         if (!shared) return this.#saveSoon();
-        const charge: UnstoredCharge = { installation, repository, tokens, refused: false };
+        const charge: UnstoredCharge = {
+          id: randomUUID(),
+          installation,
+          repository,
+          tokens,
+          refused: false,
+        };
         this.#unstoredOf(state.day).push(charge);
         const charged = this.#store(shared, state.day, charge).finally(() =>
           this.#charging.delete(charged),
@@ -242,7 +260,7 @@ export class TokenBudgets {
   /** Sends `charge` to the shared counts; once they hold it, it is no longer added to them. */
   async #store(shared: SharedBudgetCounts, day: string, charge: UnstoredCharge): Promise<boolean> {
     try {
-      await shared.charge(day, charge.installation, charge.repository, charge.tokens);
+      await shared.charge(day, charge.installation, charge.repository, charge.tokens, charge.id);
       const charges = this.#unstoredOf(day);
       charges.splice(charges.indexOf(charge), 1);
       return true;

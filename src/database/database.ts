@@ -185,6 +185,15 @@ export function migrations(schema: string): string[] {
      UPDATE ${table("memory_records")} SET words = NULL
       WHERE words IS NOT NULL AND text ~ E'${CJK_CHARACTER.replaceAll("\\", "\\\\")}';
      ALTER TABLE ${table("memory_records")} FORCE ROW LEVEL SECURITY;`,
+    // 8: the ids of the day's budget charges: a charge sent again, after its answer was lost,
+    // is counted once.
+    `CREATE TABLE ${table("budget_charges")} (
+       installation_id bigint NOT NULL,
+       repository_id bigint NOT NULL,
+       day date NOT NULL,
+       id text NOT NULL,
+       PRIMARY KEY (installation_id, repository_id, day, id));
+     ${protect("budget_charges")}`,
   ];
 }
 

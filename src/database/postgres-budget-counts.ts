@@ -28,9 +28,22 @@ export class PostgresBudgetCounts implements SharedBudgetCounts {
     return { installation: tokensOf(0), repository: tokensOf(scope.repository) };
   }
 
-  async charge(day: string, installation: string, repository: string, tokens: number) {
+  async charge(day: string, installation: string, repository: string, tokens: number, id: string) {
     const scope = scopeOf(installation, repository);
     await this.#database.inScope(scope, async (client) => {
+      // In the counts' transaction: the id is kept only with them, and a second time adds nothing.
+      const fresh = await client.query(
+        `INSERT INTO budget_charges (installation_id, repository_id, day, id)
+         VALUES ($1, $2, $3, $4) ON CONFLICT DO NOTHING`,
+        [scope.installation, scope.repository, day, id],
+      );
+      if (fresh.rowCount === 0) return;
+      // The ids of earlier days are no longer needed: a charge is sent again on its own day only.
+      await client.query(
+        `DELETE FROM budget_charges
+          WHERE installation_id = $1 AND repository_id = $2 AND day < $3::date - 1`,
+        [scope.installation, scope.repository, day],
+      );
       await client.query(
         `INSERT INTO budget_counts (installation_id, repository_id, day, tokens)
          VALUES ($1, 0, $3, $4), ($1, $2, $3, $4)

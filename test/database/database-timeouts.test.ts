@@ -56,7 +56,7 @@ describe.runIf(available)("PostgreSQL queries while the server went silent", () 
     });
     const budgets = new PostgresBudgetCounts(database);
     try {
-      await budgets.charge("2026-12-03", "1", "1/10", 100);
+      await budgets.charge("2026-12-03", "1", "1/10", 100, "charge-1");
       // One connection, idle in the pool: the next query takes it.
       expect(socketsTo(proxy.port)).toBe(1);
       proxy.goDark();

@@ -69,8 +69,8 @@ describe.runIf(available)("PostgreSQL: migrations and row-level security", () =>
   it("shows a transaction only its installation's and repository's rows; without the setting, none", async () => {
     const database = await open();
     const budgets = new PostgresBudgetCounts(database);
-    await budgets.charge("2026-12-03", "1", "1/10", 100);
-    await budgets.charge("2026-12-03", "2", "2/20", 200);
+    await budgets.charge("2026-12-03", "1", "1/10", 100, "charge-1");
+    await budgets.charge("2026-12-03", "2", "2/20", 200, "charge-2");
     // Installation 1, repository 10: its own rows, nothing of installation 2.
     const seen = await database.inScope(
       { installation: 1, repository: 10 },

@@ -38,7 +38,7 @@ describe.runIf(available)("PostgreSQL migrations as a user that may not create r
     const database = await openDatabase(schema, url.toString());
     opened.push(database);
     const budgets = new PostgresBudgetCounts(database);
-    await budgets.charge("2026-12-03", "1", "1/10", 100);
+    await budgets.charge("2026-12-03", "1", "1/10", 100, "charge-1");
     expect(await budgets.spent("2026-12-03", "1", "1/10")).toEqual({
       installation: 100,
       repository: 100,
