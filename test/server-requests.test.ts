@@ -130,12 +130,17 @@ describe("requests of commands beside a running server: `talos jobs retry`", () 
     );
     const asked: string[] = [];
     await serve(directory, async (delivery) => (asked.push(delivery), true));
-    await eventually(() => existsSync(join(directory, `${id}.answer.json`)), "the answer");
+    // The answer is written, then the taken request removed: the test waits for both.
+    await eventually(
+      () =>
+        existsSync(join(directory, `${id}.answer.json`)) &&
+        !existsSync(join(directory, `${id}.taken.json`)),
+      "the answer, and the taken request gone",
+    );
     expect(JSON.parse(readFileSync(join(directory, `${id}.answer.json`), "utf8"))).toEqual({
       value: ["parked-1"],
     });
     expect(asked).toEqual(["parked-1"]);
-    expect(existsSync(join(directory, `${id}.taken.json`))).toBe(false);
   });
 
   it("answers an unreadable request with an error, and removes answers and temporary files an hour old", async () => {

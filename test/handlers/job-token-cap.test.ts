@@ -102,10 +102,13 @@ describe("the per-job token cap (TALOS_AGENT_MAX_TOKENS) across a job's attempts
     const posted = recordPosts(scope, 201, { id: 9001 });
 
     await ask(app, "cap-1");
-    await vi.waitFor(async () => {
-      await app.talos.services.jobs.idle();
-      expect(app.logs.lines().filter((l) => l.msg === "job finished")).toHaveLength(1);
-    });
+    await vi.waitFor(
+      async () => {
+        await app.talos.services.jobs.idle();
+        expect(app.logs.lines().filter((l) => l.msg === "job finished")).toHaveLength(1);
+      },
+      { timeout: 10_000 },
+    );
 
     expect(app.logs.lines().filter((l) => l.msg === "job failed; will retry")).toHaveLength(1);
     expect(failed).toEqual([`It crashes on start.\n\n${MARKER}`]);
@@ -163,10 +166,13 @@ describe("the per-job token cap (TALOS_AGENT_MAX_TOKENS) across a job's attempts
     ]);
 
     await ask(app, "cap-kept");
-    await vi.waitFor(async () => {
-      await app.talos.services.jobs.idle();
-      expect(app.logs.lines().filter((l) => l.msg === "job finished")).toHaveLength(1);
-    });
+    await vi.waitFor(
+      async () => {
+        await app.talos.services.jobs.idle();
+        expect(app.logs.lines().filter((l) => l.msg === "job finished")).toHaveLength(1);
+      },
+      { timeout: 10_000 },
+    );
 
     expect(app.logs.lines().filter((l) => l.msg === "job failed; will retry")).toHaveLength(1);
     expect(posted).toEqual([`It crashes on start.\n\n${MARKER}`]);

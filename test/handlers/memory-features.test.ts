@@ -786,7 +786,7 @@ describe("backfill of a repository the app gains", () => {
     mockIssuePage(resumed, 2, range(150, 50));
     // On the first start's clock: a start days after it would catch memory up first.
     const second = await createTestApp({ backfills: true, dataDir, clock: createFakeClock() });
-    await vi.waitFor(() => expect(resumed.pendingMocks()).toEqual([]));
+    await vi.waitFor(() => expect(resumed.pendingMocks()).toEqual([]), { timeout: 10_000 });
     await second.talos.backfill.idle();
     expect(await (await spaceMemory(second)).list()).toHaveLength(150);
 
@@ -1284,7 +1284,7 @@ describe("memory kept by name before the upgrade", () => {
     mockIssuePage(scope, 2, [5, 4]);
 
     const app = await createTestApp({ backfills: true, dataDir });
-    await vi.waitFor(() => expect(scope.pendingMocks()).toEqual([]));
+    await vi.waitFor(() => expect(scope.pendingMocks()).toEqual([]), { timeout: 10_000 });
     await app.talos.backfill.idle();
 
     const memory = await spaceMemory(app);

@@ -100,10 +100,13 @@ describe("daily token budgets", () => {
       times: 4,
     });
     await ask(app, 7202);
-    await vi.waitFor(async () => {
-      await app.talos.services.jobs.idle();
-      expect(app.logs.lines().filter((l) => l.msg === "job finished")).toHaveLength(2);
-    });
+    await vi.waitFor(
+      async () => {
+        await app.talos.services.jobs.idle();
+        expect(app.logs.lines().filter((l) => l.msg === "job finished")).toHaveLength(2);
+      },
+      { timeout: 10_000 },
+    );
     expect(app.logs.lines().some((l) => l.msg === "job failed; will retry")).toBe(true);
     expect(thread()).toHaveLength(before + 1);
     expect(thread().at(-1)?.body).toMatch(

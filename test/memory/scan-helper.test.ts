@@ -66,7 +66,7 @@ describe("the scan helper", () => {
       expect(helper.collections).toBe(0);
       // Closing the store releases its memory: one collection, for it and any released with it.
       await store.close();
-      await vi.waitFor(() => expect(helper.collections).toBe(1));
+      await vi.waitFor(() => expect(helper.collections).toBe(1), { timeout: 10_000 });
     } finally {
       await helper.close();
     }

@@ -247,7 +247,7 @@ describe("the vectra memory store", () => {
     const { spy, release } = holdHeaderWrite();
     let flushed = false;
     const flush = store.flush().then(() => (flushed = true));
-    await vi.waitFor(() => expect(spy).toHaveBeenCalled());
+    await vi.waitFor(() => expect(spy).toHaveBeenCalled(), { timeout: 10_000 });
     // Durable and found while the flush waits; a second flush waits for the first.
     await store.add(issueMemory(4, "added while the flush writes"));
     expect((await store.get("issue-4"))?.text).toBe("added while the flush writes");
@@ -303,7 +303,7 @@ describe("the vectra memory store", () => {
     // it lets go of the texts it wrote.
     const { spy, release } = holdHeaderWrite();
     const flush = store.flush();
-    await vi.waitFor(() => expect(spy).toHaveBeenCalled());
+    await vi.waitFor(() => expect(spy).toHaveBeenCalled(), { timeout: 10_000 });
     const replaced = "Dark mode colours are fixed, but the borders are not";
     await store.add(issueMemory(2, replaced));
     release();
@@ -336,7 +336,7 @@ describe("the vectra memory store", () => {
         return result;
       });
     const flush = store.flush();
-    await vi.waitFor(() => expect(spy).toHaveBeenCalled());
+    await vi.waitFor(() => expect(spy).toHaveBeenCalled(), { timeout: 10_000 });
     await new Promise((resolve) => setTimeout(resolve, 50));
     const one = store.get("issue-3");
     const all = store.list();
@@ -374,7 +374,7 @@ describe("the vectra memory store", () => {
     });
     let resolved = false;
     const adding = store.add(issueMemory(2, "issue 2")).then(() => (resolved = true));
-    await vi.waitFor(() => expect(spy).toHaveBeenCalled());
+    await vi.waitFor(() => expect(spy).toHaveBeenCalled(), { timeout: 10_000 });
     // Applied while the disk syncs: found, and not yet acknowledged.
     expect((await store.get("issue-2"))?.text).toBe("issue 2");
     expect(resolved).toBe(false);
