@@ -222,8 +222,12 @@ export class JobRunner<C> {
     const at = this.#options.queue.nextRetryAt();
     if (at === undefined || this.#stopping || (this.#wakeAt !== undefined && this.#wakeAt <= at))
       return;
-    this.#wakeAt = at;
     const wait = Math.max(0, at - this.#options.clock.now());
+    // Due, yet the claim just passed it over while a job runs (its thread busy, or jobs run one
+    // at a time after crashes): that run's end pumps again. Waking now would find the same, at
+    // once, for as long as the run lasts (with a clock whose sleep returns at once, for ever).
+    if (wait === 0 && this.#running.size > 0) return;
+    this.#wakeAt = at;
     void this.#options.clock.sleep(wait, this.#stopped.signal).then(() => {
       if (this.#wakeAt === at) this.#wakeAt = undefined;
       this.#pump();

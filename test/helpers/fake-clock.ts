@@ -15,6 +15,10 @@ export function createFakeClock(start = Date.UTC(2026, 10, 24, 12)): FakeClock {
     sleep: async (ms) => {
       sleeps.push(ms);
       now += ms;
+      // A turn of the event loop, as a timer takes: a loop of sleeps in the code under test then
+      // lets the test's timeout fire. Resolved at once, it never let go of the thread (a hang no
+      // timeout could end).
+      await new Promise((resolve) => setImmediate(resolve));
     },
     sleeps,
   };
