@@ -20,8 +20,8 @@ return 1`;
 /**
  * The daily token counts in Redis (with REDIS_URL), shared by every instance: one atomic counter
  * per installation and per repository and UTC day, one key per charge counted (its id), and one
- * key per over-budget notice. Kept
- * across restarts as Redis keeps them (compose.yaml runs it with an append-only file).
+ * key per over-budget notice. Kept across restarts as Redis keeps them (compose.yaml runs it with
+ * an append-only file).
  */
 export class RedisBudgetCounts implements SharedBudgetCounts {
   readonly #redis: Redis;
