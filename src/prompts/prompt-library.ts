@@ -55,6 +55,9 @@ const FrontMatter = z.strictObject({
   variables: z.array(z.string().regex(/^[a-z][a-z0-9_]*$/, "variable names are snake_case")),
 });
 
+/** The coarsest timestamp tick of the file systems prompts sit on (ext3, HFS+, some NFS). */
+const TIMESTAMP_TICK_MS = 1_000;
+
 const PLACEHOLDER = /\{\{\s*([a-zA-Z0-9_]+)\s*\}\}/g;
 
 /**
@@ -116,6 +119,8 @@ interface CachedPrompt {
    * systems) leaves it as it was.
    */
   settled: boolean;
+  /** When the text was read: the check that settles it must come a timestamp tick later. */
+  readAt: number;
   checkedAt: number;
   /** The file could not be stat'ed or read at the last check (logged once, until it is back). */
   unreadable?: boolean;
@@ -166,7 +171,11 @@ export class PromptLibrary {
         `cannot read the prompt directory: ${(error as Error).message}`,
       );
     }
-    for (const entry of entries.filter((e) => e.endsWith(".md") && e !== "README.md").sort()) {
+    // Hidden files are an editor's lock (.#name.md) or a copy's metadata (._name.md), no prompts.
+    const files = entries.filter(
+      (e) => e.endsWith(".md") && !e.startsWith(".") && e !== "README.md",
+    );
+    for (const entry of files.sort()) {
       await library.#load(entry.slice(0, -3), options.clock.now());
     }
     for (const [name, variables] of Object.entries(options.required ?? {})) {
@@ -203,7 +212,10 @@ export class PromptLibrary {
     let text: string;
     try {
       version = await this.#fs.stat(file);
-      if (cached.settled && isSameVersion(version, cached.version)) return cached.prompt;
+      if (cached.settled && isSameVersion(version, cached.version)) {
+        cached.unreadable = false;
+        return cached.prompt;
+      }
       text = await this.#fs.readFile(file);
     } catch (error) {
       // Removed, or being replaced (a checkout deletes, then writes): keep serving the last
@@ -218,16 +230,18 @@ export class PromptLibrary {
     }
     cached.unreadable = false;
     if (text === cached.text) {
-      // Read after its version was taken: a later write moves the version.
-      cached.settled = isSameVersion(version, cached.version);
-      cached.version = version;
+      // Read after its version was taken: a later write moves the version, once the read's
+      // timestamp tick is over (the check interval may be shorter than a tick).
+      const same = isSameVersion(version, cached.version);
+      cached.settled = same && now - cached.readAt >= TIMESTAMP_TICK_MS;
+      if (!same) Object.assign(cached, { version, readAt: now });
       return cached.prompt;
     }
     try {
       return (await this.#load(name, now, { version, text }, cached.prompt.variables)).prompt;
     } catch (error) {
       // Keep serving the last good version; a broken edit must not take the assistant down.
-      Object.assign(cached, { version, text, settled: false });
+      Object.assign(cached, { version, text, settled: false, readAt: now });
       this.#options.log.error(
         { err: error, file },
         "prompt file changed but is broken; still using the previous version",
@@ -257,7 +271,7 @@ export class PromptLibrary {
     const text = read?.text ?? (await this.#fs.readFile(file));
     const prompt = parsePrompt(name, file, text);
     if (variables) checkVariables(prompt, file, variables);
-    const cached = { prompt, version, text, settled: false, checkedAt: now };
+    const cached = { prompt, version, text, settled: false, readAt: now, checkedAt: now };
     this.#cache.set(name, cached);
     return cached;
   }

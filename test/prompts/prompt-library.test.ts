@@ -1,4 +1,4 @@
-import { copyFileSync, renameSync, utimesSync, writeFileSync } from "node:fs";
+import { copyFileSync, renameSync, symlinkSync, utimesSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { describe, expect, it } from "vitest";
@@ -53,14 +53,14 @@ function memoryFs(files: Record<string, string>) {
   return { fs, counts, edit, rewriteInSameTick };
 }
 
-async function openLibrary(files: Record<string, string>) {
+async function openLibrary(files: Record<string, string>, checkIntervalMs = 1000) {
   const memory = memoryFs(files);
   const clock = createFakeClock();
   const logs = await captureLogs("warn");
   const library = await PromptLibrary.open({
     directory: "/prompts",
     clock,
-    checkIntervalMs: 1000,
+    checkIntervalMs,
     log: logs.log,
     fs: memory.fs,
   });
@@ -173,6 +173,21 @@ describe("the prompt cache", () => {
     expect(counts).toEqual({ readdir: 1, stat: 4, readFile: 3 });
   });
 
+  it("re-reads a same-size rewrite in the tick of the check after the read, with a short check interval", async () => {
+    const { library, clock, rewriteInSameTick } = await openLibrary({ "greet.md": GOOD }, 0);
+    // With TALOS_PROMPT_CHECK_INTERVAL_MS under the file system's tick, the check after the read
+    // can come in the read's tick: it must not trust the stamps yet.
+    await library.render("greet", { name: "Ada", thread: "t" });
+    rewriteInSameTick("greet.md", GOOD.replace("Hello", "Howdy"));
+
+    clock.advance(60_000);
+    await library.render("greet", { name: "Ada", thread: "t" });
+    clock.advance(60_000);
+    expect(await library.render("greet", { name: "Ada", thread: "t" })).toBe(
+      "Howdy Ada, see t and Ada again.",
+    );
+  });
+
   it("re-reads a file replaced by one of the same size and the same mtime (a reproducible build, rsync -t)", async () => {
     const directory = makeDataDir();
     const file = join(directory, "greet.md");
@@ -248,6 +263,29 @@ describe("prompt edits the code cannot fill", () => {
     expect(await library.render("greet", { name: "Ada", thread: "t" })).toContain("Hello Ada");
   });
 
+  it("logs each outage of a file, also one after the file came back unchanged", async () => {
+    const { library, clock, fs, logs } = await openLibrary({ "greet.md": GOOD });
+    const render = async () => {
+      clock.advance(1500);
+      await library.render("greet", { name: "Ada", thread: "t" });
+    };
+    const outages = () => logs.lines().filter((l) => String(l.msg).includes("cannot be read"));
+    const stat = fs.stat;
+    const gone = async () => {
+      throw Object.assign(new Error("EACCES: permission denied"), { code: "EACCES" });
+    };
+    await render(); // the check after the read: the version is trusted from now on
+    fs.stat = gone;
+    await render();
+    await render();
+    expect(outages()).toHaveLength(1);
+    fs.stat = stat;
+    await render(); // back, the same file: no read, and the outage is over
+    fs.stat = gone;
+    await render();
+    expect(outages()).toHaveLength(2);
+  });
+
   it("fails start-up when a prompt the code uses is missing or declares other variables", async () => {
     const memory = memoryFs({ "greet.md": "---\nvariables: [name]\n---\nHi {{name}}" });
     const logs = await captureLogs("warn");
@@ -293,5 +331,22 @@ describe("a prompt directory of the operator's own (TALOS_PROMPTS_DIR)", () => {
     for (const name of ["pr-summary.md", "review.md", "summarize.md", "triage.md"])
       copyFileSync(join(shipped, name), join(directory, name));
     await expect(start()).resolves.toBeDefined();
+  });
+
+  it("leaves out hidden files: an editor's lock file and a macOS copy's metadata are no prompts", async () => {
+    const directory = makeDataDir();
+    writeFileSync(join(directory, "greet.md"), GOOD);
+    // Emacs's lock beside a file being edited is a dangling symlink; a tarball made on macOS
+    // carries AppleDouble `._` files. Each failed start-up.
+    symlinkSync("someone@host.4242:1700000000", join(directory, ".#greet.md"));
+    writeFileSync(join(directory, "._greet.md"), Buffer.from([0, 5, 22, 7, 0, 2, 0, 0]));
+    const { log } = await captureLogs("warn");
+    const library = await PromptLibrary.open({
+      directory,
+      clock: createFakeClock(),
+      checkIntervalMs: 1000,
+      log,
+    });
+    expect(library.names()).toEqual(["greet"]);
   });
 });
