@@ -276,65 +276,44 @@ describe("the job runner", () => {
     expect(ran).toEqual(["resumed slow"]);
   });
 
-  it("does not spin while every slot is busy and a retry is due: the next run's end starts it", async () => {
-    const { runner, clock } = await setup({ concurrency: 1 });
-    const ran: string[] = [];
-    const gate = deferred();
-    runner.register("work", async (id) => {
-      ran.push(id);
-      if (id === "slow") return gate.promise;
-      if (ran.length === 1)
-        throw new RequestError("Bad Gateway", 502, {
-          request: { method: "GET", url: "https://api.github.com/x", headers: {} },
-        });
-    });
-    runner.start(async (j) => j.id);
-    await runner.submit(job("flaky", "b"), "flaky");
-    await runner.idle();
-    await runner.submit(job("slow", "a"), "slow");
-    await until(() => ran.includes("slow"));
-    const sleep = vi.spyOn(clock, "sleep");
+  it.each([
     // The retry comes due while the only slot is taken.
-    await clock.advance(retryDelayMs(1));
-    // Each turn of the timers: a wake-up that finds no slot must not set another for at once
-    // (a real timer would fire it in 1 ms, and again, for as long as the slot stays busy).
-    for (let i = 0; i < 5; i++) await clock.advance(0);
-    expect(sleep.mock.calls.filter(([ms]) => ms <= 0)).toEqual([]);
-    gate.resolve();
-    await until(() => ran.length === 3);
-    await runner.idle();
-    expect(ran).toEqual(["flaky", "slow", "flaky"]);
-  });
-
-  it("does not spin while jobs run one at a time after crashes and a retry is due: the run's end starts it", async () => {
-    const { runner, journal, clock } = await setup({ concurrency: 4 });
-    const ran: string[] = [];
-    const gate = deferred();
-    runner.register("work", async (id) => {
-      ran.push(id);
-      if (id === "slow") return gate.promise;
-      if (ran.length === 1)
-        throw new RequestError("Bad Gateway", 502, {
-          request: { method: "GET", url: "https://api.github.com/x", headers: {} },
-        });
-    });
-    runner.start(async (j) => j.id);
-    await runner.submit(job("flaky", "b"), "flaky");
-    await runner.idle();
-    await runner.submit(job("slow", "a"), "slow");
-    await until(() => ran.includes("slow"));
-    // What the journal says after two crashes in a row: one job at a time (slots are free).
-    journal.needsIsolation = () => true;
-    const sleep = vi.spyOn(clock, "sleep");
-    await clock.advance(retryDelayMs(1));
-    // With a fake clock that returns at once, such a wake-up loop never let the event loop turn.
-    for (let i = 0; i < 5; i++) await clock.advance(0);
-    expect(sleep.mock.calls.filter(([ms]) => ms <= 0)).toEqual([]);
-    gate.resolve();
-    await until(() => ran.length === 3);
-    await runner.idle();
-    expect(ran).toEqual(["flaky", "slow", "flaky"]);
-  });
+    ["every slot is busy", 1, false],
+    // What the journal says after two crashes in a row: one job at a time, though slots are free.
+    ["jobs run one at a time after crashes", 4, true],
+  ])(
+    "does not spin while %s and a retry is due: the running job's end starts it",
+    async (_, concurrency, isolated) => {
+      const { runner, journal, clock } = await setup({ concurrency });
+      const ran: string[] = [];
+      const gate = deferred();
+      runner.register("work", async (id) => {
+        ran.push(id);
+        if (id === "slow") return gate.promise;
+        if (ran.length === 1)
+          throw new RequestError("Bad Gateway", 502, {
+            request: { method: "GET", url: "https://api.github.com/x", headers: {} },
+          });
+      });
+      runner.start(async (j) => j.id);
+      await runner.submit(job("flaky", "b"), "flaky");
+      await runner.idle();
+      await runner.submit(job("slow", "a"), "slow");
+      await until(() => ran.includes("slow"));
+      if (isolated) journal.needsIsolation = () => true;
+      const sleep = vi.spyOn(clock, "sleep");
+      await clock.advance(retryDelayMs(1));
+      // Each turn of the timers: a wake-up that claims nothing must not set another for at once
+      // (a real timer would fire it in 1 ms, and again, for as long as the slow job runs; a clock
+      // whose sleep returns at once, for ever).
+      for (let i = 0; i < 5; i++) await clock.advance(0);
+      expect(sleep.mock.calls.filter(([ms]) => ms <= 0)).toEqual([]);
+      gate.resolve();
+      await until(() => ran.length === 3);
+      await runner.idle();
+      expect(ran).toEqual(["flaky", "slow", "flaky"]);
+    },
+  );
 
   it("does not spin when a due retry cannot be claimed (a full disk): it tries again later", async () => {
     const { runner, journal, clock, logs } = await setup();
