@@ -17,6 +17,10 @@ if redis.call("SET", KEYS[1], "1", "NX", "EX", ARGV[2]) then
 end
 return 1`;
 
+interface ChargingRedis extends Redis {
+  talosChargeOnce(...args: Array<string | number>): Promise<number>;
+}
+
 /**
  * The daily token counts in Redis (with REDIS_URL), shared by every instance: one atomic counter
  * per installation and per repository and UTC day, one key per charge counted (its id), and one
@@ -24,12 +28,14 @@ return 1`;
  * an append-only file).
  */
 export class RedisBudgetCounts implements SharedBudgetCounts {
-  readonly #redis: Redis;
+  readonly #redis: ChargingRedis;
   readonly #prefix: string;
 
   private constructor(url: string, prefix: string) {
     // Fails at once while Redis is away: the job then fails and is retried, never run unbudgeted.
-    this.#redis = new Redis(url, { enableOfflineQueue: false, lazyConnect: true });
+    this.#redis = new Redis(url, { enableOfflineQueue: false, lazyConnect: true }) as ChargingRedis;
+    // Sent once, then run by its hash: a charge follows every model call.
+    this.#redis.defineCommand("talosChargeOnce", { numberOfKeys: 3, lua: CHARGE_ONCE });
     this.#redis.on("error", () => undefined); // the job queue logs the outage
     this.#prefix = `${prefix}:budget`;
   }
@@ -49,9 +55,7 @@ export class RedisBudgetCounts implements SharedBudgetCounts {
   }
 
   async charge(day: string, installation: string, repository: string, tokens: number, id: string) {
-    await this.#redis.eval(
-      CHARGE_ONCE,
-      3,
+    await this.#redis.talosChargeOnce(
       this.#key(day, "charge", `${repository}#${id}`),
       this.#key(day, "installation", installation),
       this.#key(day, "repository", repository),

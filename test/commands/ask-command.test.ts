@@ -1,42 +1,9 @@
 import { AIMessage } from "@langchain/core/messages";
 import { describe, expect, it } from "vitest";
-import {
-  githubScope,
-  mockAppIdentity,
-  mockInstallationToken,
-  mockRepoConfig,
-} from "../helpers/github-mocks.js";
-import { scriptedModel, type ScriptedChatModel } from "../helpers/scripted-model.js";
-import { createTestApp, loadFixture } from "../helpers/test-app.js";
+import { replayAsk } from "../helpers/replay-ask.js";
+import { scriptedModel } from "../helpers/scripted-model.js";
 
-const REPO = "/repos/Codertocat/Hello-World";
 const MARKER = "<!-- talos:reply:492700400 -->";
-
-/** `/talos ask` replayed through Probot, the model scripted; returns the comment bodies posted. */
-async function askThroughCommand(
-  model: ScriptedChatModel,
-  question = "why does the build fail?",
-): Promise<string[]> {
-  const app = await createTestApp({ model });
-  const scope = githubScope();
-  mockAppIdentity(scope);
-  mockInstallationToken(scope);
-  mockRepoConfig(scope);
-  scope.post(`${REPO}/issues/comments/492700400/reactions`, { content: "eyes" }).reply(201, {});
-  scope.get(REPO).reply(200, { full_name: "Codertocat/Hello-World", default_branch: "master" });
-  scope.get(`${REPO}/issues/1/comments`).query({ per_page: "100" }).reply(200, []);
-  const posted: string[] = [];
-  scope
-    .post(`${REPO}/issues/1/comments`, (b: { body: string }) => Boolean(posted.push(b.body)))
-    .reply(201, { id: 501 });
-  const payload = loadFixture<{ comment: { body: string } }>("issue_comment.created.help.json");
-  payload.comment.body = `/talos ask ${question}`;
-
-  await app.probot.receive({ id: "ask-replies", name: "issue_comment", payload } as never);
-
-  expect(scope.pendingMocks()).toEqual([]);
-  return posted;
-}
 
 describe("/talos ask", () => {
   it("keeps the answer's Markdown when it links a bare URL with an @ or a #fragment in it", async () => {
@@ -51,10 +18,9 @@ describe("/talos ask", () => {
       "",
       "See https://www.npmjs.com/package/@octokit/rest and https://docs.example/faq#2 for **more**.",
     ].join("\n");
-    const posted = await askThroughCommand(
-      scriptedModel().respond(new AIMessage(answer)),
-      "how do I install the client?",
-    );
+    const posted = await replayAsk(scriptedModel().respond(new AIMessage(answer)), {
+      question: "how do I install the client?",
+    });
 
     expect(posted).toEqual([
       [
@@ -80,7 +46,7 @@ describe("the replies of language-model commands", () => {
       ),
     );
 
-    const posted = await askThroughCommand(model);
+    const posted = await replayAsk(model);
 
     expect(posted).toEqual([`The build fails because \`node\` is too old.\n\n${MARKER}`]);
   });
@@ -90,13 +56,13 @@ describe("the replies of language-model commands", () => {
       new AIMessage("Let me think about SECRET-PLAN first.\n</think>\nUpgrade Node to 20."),
     );
 
-    const posted = await askThroughCommand(model);
+    const posted = await replayAsk(model);
 
     expect(posted).toEqual([`Upgrade Node to 20.\n\n${MARKER}`]);
   });
 
   it("says the model returned no answer for an empty answer, without the limit note", async () => {
-    const posted = await askThroughCommand(scriptedModel().respond(new AIMessage("")));
+    const posted = await replayAsk(scriptedModel().respond(new AIMessage("")));
 
     expect(posted).toHaveLength(1);
     expect(posted[0]).toContain("The language model returned no answer");
@@ -108,7 +74,7 @@ describe("the replies of language-model commands", () => {
       new AIMessage("<think>Weighing SECRET-PLAN against the thread, then"),
     );
 
-    const posted = await askThroughCommand(model);
+    const posted = await replayAsk(model);
 
     expect(posted).toHaveLength(1);
     expect(posted[0]).toContain("The language model returned no answer");

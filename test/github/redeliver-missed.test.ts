@@ -435,16 +435,8 @@ describe("redeliverMissed and GitHub's rate limit on asking for redeliveries", (
           return [limit.status, limit.body, limit.headers];
         });
       const metrics = createMetrics();
-      const logs = await captureLogs("debug");
 
-      const report = await redeliverMissed({
-        app: await appClient(),
-        since: SINCE,
-        known: () => false,
-        log: logs.log,
-        max: 100,
-        metrics,
-      });
+      const { report } = await run({ metrics });
 
       // One request into the limit; the others are not sent into it.
       expect(posted).toEqual([`${LIST}/90/attempts`]);

@@ -1,50 +1,11 @@
 import { ToolMessage } from "@langchain/core/messages";
-import type nock from "nock";
 import { describe, expect, it } from "vitest";
 import { MAX_RESULT_CHARS } from "../../src/tools/clip-result.js";
-import {
-  API,
-  githubScope,
-  mockAppIdentity,
-  mockInstallationToken,
-  mockRepoConfig,
-} from "../helpers/github-mocks.js";
+import { API } from "../helpers/github-mocks.js";
+import { replayAsk } from "../helpers/replay-ask.js";
 import { scriptedModel } from "../helpers/scripted-model.js";
-import { createTestApp, loadFixture } from "../helpers/test-app.js";
 
 const REPO = "/repos/Codertocat/Hello-World";
-
-/**
- * Replays an OWNER's `/talos ask <question>` on issue 1 as delivery `id`, with `model`; `mockReads` adds what its
- * tools read. Every mock is used; returns the replies posted.
- */
-async function replayAsk(
-  model: ReturnType<typeof scriptedModel>,
-  id: string,
-  question: string,
-  mockReads: (scope: nock.Scope) => void,
-): Promise<string[]> {
-  const app = await createTestApp({ model });
-  const scope = githubScope();
-  mockAppIdentity(scope);
-  mockInstallationToken(scope);
-  mockRepoConfig(scope);
-  scope.post(`${REPO}/issues/comments/492700400/reactions`, { content: "eyes" }).reply(201, {});
-  scope.get(REPO).reply(200, { full_name: "Codertocat/Hello-World", default_branch: "master" });
-  scope.get(`${REPO}/issues/1/comments`).query({ per_page: "100" }).reply(200, []);
-  mockReads(scope);
-  const posted: string[] = [];
-  scope
-    .post(`${REPO}/issues/1/comments`, (b: { body: string }) => Boolean(posted.push(b.body)))
-    .reply(201, { id: 501 });
-  const payload = loadFixture<{ comment: { body: string } }>("issue_comment.created.help.json");
-  payload.comment.body = `/talos ask ${question}`;
-
-  await app.probot.receive({ id, name: "issue_comment", payload } as never);
-
-  expect(scope.pendingMocks()).toEqual([]);
-  return posted;
-}
 
 describe("get_file on a directory", () => {
   it("cuts the listing of a 1,000-entry directory to the tool result limit, saying so", async () => {
@@ -59,14 +20,11 @@ describe("get_file on a directory", () => {
       .respondWithTools([{ name: "get_file", args: { path: "fixtures" } }])
       .respond("The fixtures directory holds generated files.");
 
-    const posted = await replayAsk(
-      model,
-      "ask-directory",
-      "what is in the fixtures directory?",
-      (scope) => {
-        scope.get(`${REPO}/contents/fixtures`).reply(200, entries);
-      },
-    );
+    const posted = await replayAsk(model, {
+      id: "ask-directory",
+      question: "what is in the fixtures directory?",
+      mockReads: (scope) => void scope.get(`${REPO}/contents/fixtures`).reply(200, entries),
+    });
 
     expect(posted).toHaveLength(1);
     const result = model.calls[1]!.messages.find((m) => m instanceof ToolMessage);
@@ -92,13 +50,16 @@ describe("list_labels in a repository of thousands of labels", () => {
       .respondWithTools([{ name: "list_labels", args: {} }])
       .respond("There are many area labels.");
 
-    const posted = await replayAsk(model, "ask-labels", "which labels should I use?", (scope) => {
+    const posted = await replayAsk(model, {
+      id: "ask-labels",
+      question: "which labels should I use?",
       // The first page, once: it is cached. The 29 others are never asked for (nock fails them).
-      scope
-        .get(`${REPO}/labels`)
-        .query({ per_page: "100" })
-        .once()
-        .reply(200, page, { link: `${link(2)}; rel="next", ${link(30)}; rel="last"` });
+      mockReads: (scope) =>
+        void scope
+          .get(`${REPO}/labels`)
+          .query({ per_page: "100" })
+          .once()
+          .reply(200, page, { link: `${link(2)}; rel="next", ${link(30)}; rel="last"` }),
     });
 
     expect(posted).toHaveLength(1);
