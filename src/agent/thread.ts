@@ -74,27 +74,41 @@ export function renderThread(
     return { source, body: comment.body, rendered: fence.wrap(source, comment.body) };
   });
   const bound = UTF8_TOKEN_BOUND.countTokens;
+  // What joins the parts counts too: the headings, the note of comments left out (at its
+  // longest), and a blank line before each part, a token each (two bytes).
+  const glue = `${SEPARATOR}Comments, oldest first:${SEPARATOR}${omittedNote(thread.omitted + thread.comments.length)}`;
   // UTF-8 bytes bound a count from above: a thread whose bytes fit is shown whole, as counting
   // would show it, without tokenizing it (most threads; the counting was 3% of a delivery's CPU
   // in the events bench).
   const kept =
-    bound(opening) + comments.reduce((sum, { rendered }) => sum + bound(rendered), 0) <=
+    bound(opening) +
+      bound(glue) +
+      comments.reduce((sum, { rendered }) => sum + bound(rendered) + bound(SEPARATOR), 0) <=
     budgetTokens
       ? comments.map(({ rendered }) => rendered)
-      : newestWithin(comments, budgetTokens - counter.countTokens(opening, budgetTokens), {
-          fence,
-          counter,
-        });
+      : newestWithin(
+          comments,
+          budgetTokens - counter.countTokens(opening, budgetTokens) - counter.countTokens(glue),
+          { fence, counter },
+        );
   const omitted = thread.omitted + thread.comments.length - kept.length;
   return [
     opening,
     thread.comments.length === 0 && thread.omitted === 0
       ? "There are no comments yet."
       : `Comments, oldest first:`,
-    ...(omitted > 0 ? [`(${omitted} older comment(s) left out to fit the budget.)`] : []),
+    ...(omitted > 0 ? [omittedNote(omitted)] : []),
     ...kept,
-  ].join("\n\n");
+  ].join(SEPARATOR);
 }
+
+const SEPARATOR = "\n\n";
+// A blank line is one token, whatever it follows: cl100k reads line breaks as a token of their
+// own (`\s*[\r\n]+`).
+const SEPARATOR_TOKENS = 1;
+
+const omittedNote = (omitted: number) =>
+  `(${omitted} older comment(s) left out to fit the budget.)`;
 
 /**
  * The comments (oldest first) that fit in `remaining` tokens, newest first, the first that does
@@ -110,13 +124,13 @@ function newestWithin(
   for (const { source, body, rendered } of [...comments].reverse()) {
     if (remaining <= 0) break;
     // Counting stops past what remains: a long comment costs no more than the budget.
-    const cost = counter.countTokens(rendered, remaining);
+    const cost = counter.countTokens(rendered, remaining) + SEPARATOR_TOKENS;
     if (cost <= remaining) {
       remaining -= cost;
       kept.unshift(rendered);
       continue;
     }
-    const room = remaining - counter.countTokens(fence.wrap(source, ""));
+    const room = remaining - counter.countTokens(fence.wrap(source, "")) - SEPARATOR_TOKENS;
     if (room >= MIN_CUT_COMMENT_TOKENS)
       kept.unshift(fence.bounded(room, counter).wrap(source, body));
     break;

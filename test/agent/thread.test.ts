@@ -72,3 +72,24 @@ describe("a thread rendered for a prompt", () => {
     expect(shown).toContain("older comment(s) left out to fit the budget.");
   });
 });
+
+describe("a rendered thread's size", () => {
+  const fence = createFence(
+    (text) => text,
+    () => "0123456789ab",
+  );
+  const counter = createTokenCounter();
+  const many = (n: number, text: (i: number) => string) =>
+    Array.from({ length: n }, (_, i) => text(i));
+
+  // The parts are fitted one by one; the text that joins them (blank lines, the headings, the
+  // note of comments left out) counts too.
+  it.each([
+    ["many short comments, fitted by their tokens", many(300, (i) => `ok ${i}`), 3_000],
+    ["long comments, the oldest left out", many(40, (i) => `word${i} `.repeat(300)), 4_000],
+  ])("stays within its budget: %s", (_, comments, budget) => {
+    const shown = renderThread(thread(comments), fence, budget, counter);
+    expect(shown).toContain(comments.at(-1)!.trim());
+    expect(counter.countTokens(shown)).toBeLessThanOrEqual(budget);
+  });
+});
