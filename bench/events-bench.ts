@@ -724,6 +724,11 @@ async function runTalos(options: RunOptions) {
   });
   await probot.load(talos.app, { cwd: process.cwd(), addHandler: () => undefined });
   const { jobs, journal } = talos.services;
+  // As `npm start` does with a model configured (src/main.ts): the Markdown workers and the
+  // token counter's encoder (half a second, once) are made before the server listens, not by the
+  // first deliveries counted here.
+  talos.services.markdown.warm();
+  talos.services.tokenCounter.warm();
   // A job runs with the context its delivery was journaled with: that client is the one to
   // charge. (Probot gives each handler a context and client of its own.)
   const submit = jobs.submit.bind(jobs);
