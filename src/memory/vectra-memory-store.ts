@@ -372,10 +372,21 @@ export class VectraMemoryStore implements MemoryStore {
       );
       store.#wal = wal;
       for (const segment of counted) store.#words.set(segment, 0);
-      for (const entry of entries) store.#apply(fromLog(entry));
-      // Logged before they leave their old segment, so that no crash can lose them.
-      if (moved.length > 0) await wal.append(moved.map(toFrame));
+      // A moved record is as its index file had it, before the log: applied first, so that what
+      // the log did to it since (removed it, changed it, forgot its thread) stands.
       for (const value of moved) store.#apply(value);
+      const movedIds = new Set(moved.map((value) => (value.op === "put" ? value.record.id : "")));
+      const redone: LogValue[] = [];
+      for (const entry of entries) {
+        const value = fromLog(entry);
+        store.#apply(value);
+        const id = value.op === "put" ? value.record.id : value.op === "del" ? value.id : "";
+        if (movedIds.has(id)) redone.push(value);
+      }
+      // Logged before they leave their old segment, so that no crash can lose them; then the
+      // log's own changes to them again, so that a replay of the log ends as this open did (a
+      // forgotten thread's stay refused: the forget is replayed before them).
+      if (moved.length > 0) await wal.append([...moved, ...redone].map(toFrame));
       store.#options.metrics.memoryRecords.inc(store.#records.size);
       if (entries.length > 0 || store.#dirty.size > 0 || !existing?.segmentSize) {
         log.info(
@@ -407,12 +418,19 @@ export class VectraMemoryStore implements MemoryStore {
     // Embed outside the write queue, and only texts that changed: a re-added source with the
     // same text keeps its vector.
     const hashes = records.map((r) => hashText(r.text));
-    const stale = records.filter((r, i) => this.#hashOf(r.id) !== hashes[i]);
-    const vectors = await this.#options.embedder.embed(stale.map((r) => r.text));
-    const fresh = new Map(stale.map((r, i) => [r.id, vectors[i]!]));
+    // By position, not id: a batch may name one source twice, each copy with its own text.
+    const stale = records.flatMap((r, i) => (this.#hashOf(r.id) === hashes[i] ? [] : [i]));
+    const embed = this.#options.embedder.embed.bind(this.#options.embedder);
+    const vectors = await embed(stale.map((i) => records[i]!.text));
+    const fresh = new Map(stale.map((i, n) => [i, vectors[n]!]));
     const values: LogValue[] = await Promise.all(
       records.map(async (record, i) => {
-        const vector = fresh.get(record.id) ?? (await this.#unitOf(record.id));
+        let vector = fresh.get(i) ?? (await this.#unitOf(record.id));
+        // The stored vector is this text's only while the stored text is: another add of the
+        // source may have landed during the embedding above (a webhook's edit while a backfill
+        // page is embedded), and this put, applied after it, would pair its text with that vector.
+        if (!fresh.has(i) && this.#hashOf(record.id) !== hashes[i]) vector = undefined;
+        vector ??= (await embed([record.text]))[0];
         if (!vector) throw new Error(`no vector for ${record.id}`);
         return { op: "put" as const, record, hash: hashes[i]!, unit: asUnitVector(vector) };
       }),
