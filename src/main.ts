@@ -82,6 +82,10 @@ if (env.TALOS_METRICS_PORT !== undefined) {
 // listens. Setup mode (no credentials yet) never loads the app.
 const loaded: Probot[] = [];
 const app: ApplicationFunction = (probot, options) => {
+  // run() has just laid `.env` over process.env (Probot's applyEnv), where LangChain reads its
+  // tracing switches on each call: forced off again, or a LANGSMITH_TRACING in .env would send
+  // every prompt, issue text included, to LangSmith.
+  disableLangChainTracing();
   loaded.push(probot);
   return talos.app(probot, options);
 };
