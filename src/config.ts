@@ -214,20 +214,35 @@ export function getSecrets(
     env.GITHUB_TOKEN,
     env.OPENAI_API_KEY,
     env.TALOS_METRICS_TOKEN,
-    passwordOf(env.REDIS_URL),
-    passwordOf(env.DATABASE_URL),
+    ...passwordsOf(env.REDIS_URL),
+    ...passwordsOf(env.DATABASE_URL),
     // A proxy in front of the model may take its credentials in the URL.
-    passwordOf(env.OPENAI_BASE_URL),
+    ...passwordsOf(env.OPENAI_BASE_URL),
   ];
 }
 
-/** A service URL's password, which must not reach a log line either. */
-function passwordOf(url: string | undefined): string | undefined {
-  if (!url) return undefined;
+/**
+ * A service URL's passwords, which must not reach a log line either: the one before the host,
+ * and a `?password=`, which node-postgres and ioredis read as well; each as written in the URL
+ * (what an error quoting it shows) and decoded (what a client's error may show).
+ */
+function passwordsOf(url: string | undefined): string[] {
+  if (!url) return [];
   try {
-    return decodeURIComponent(new URL(url).password) || undefined;
+    const parsed = new URL(url);
+    const inQuery = /(?:^\?|&)password=([^&]*)/.exec(parsed.search)?.[1] ?? "";
+    const written = [parsed.password, inQuery];
+    return [...written, ...written.map(decodeOrKeep)].filter(Boolean);
   } catch {
-    return undefined;
+    return [];
+  }
+}
+
+function decodeOrKeep(text: string): string {
+  try {
+    return decodeURIComponent(text);
+  } catch {
+    return text;
   }
 }
 
@@ -295,9 +310,10 @@ export function isNotDirectory(path: string): boolean {
  */
 export function checkServerEnv(env: Env): void {
   if (env.APP_ID === undefined) return;
-  if (!env.WEBHOOK_SECRET)
+  // Blanks are no secret: Probot would verify signatures with them (it takes `secret || "development"`).
+  if (!env.WEBHOOK_SECRET?.trim())
     throw new ConfigError(
-      "Invalid environment: WEBHOOK_SECRET: APP_ID is set, but no webhook secret is: set the one in the app's settings on GitHub",
+      "Invalid environment: WEBHOOK_SECRET: APP_ID is set, but no webhook secret is (or only blanks): set the one in the app's settings on GitHub",
     );
   if (env.WEBHOOK_SECRET === "development")
     throw new ConfigError(
