@@ -172,7 +172,10 @@ async function stopListening(): Promise<void> {
   clearTimeout(timer);
 }
 
-/** Listens on the port for a moment, so that a taken or forbidden one stops the start. */
+/**
+ * Listens on the port for a moment, so that a taken or forbidden port, or a host that is not
+ * this machine's, stops the start.
+ */
 async function checkPort(variable: string, port: number, host: string | undefined) {
   await new Promise<void>((resolve) => {
     const probe = createServer();
@@ -181,11 +184,19 @@ async function checkPort(variable: string, port: number, host: string | undefine
   });
 }
 
-/** A listen error (EADDRINUSE, EACCES) is bad input, anything else not: one line either way. */
+/**
+ * A listen error (a port taken or forbidden, a host that is no address of this machine or no
+ * name at all) is bad input, anything else not: one line either way.
+ */
 function failToStart(variable: string, error: unknown): never {
   const code = (error as NodeJS.ErrnoException | undefined)?.code;
   if (code === "EADDRINUSE") failToListen(variable, "the port is in use");
   if (code === "EACCES") failToListen(variable, "not allowed to listen on the port");
+  // The variable naming where the port listens. (A function's, not the module's: the start runs
+  // above, before a module constant here would be set.)
+  const host = { PORT: "HOST", TALOS_METRICS_PORT: "TALOS_METRICS_HOST" }[variable] ?? variable;
+  if (code === "EADDRNOTAVAIL") failToListen(host, "the address is not one of this machine's");
+  if (code === "ENOTFOUND" || code === "EAI_AGAIN") failToListen(host, "the host name is unknown");
   const message = error instanceof Error ? error.message : String(error);
   printError(`cannot start: ${message.split("\n")[0]}`);
   process.exit(1);

@@ -330,7 +330,7 @@ describe("a bad environment", () => {
     ]);
   });
 
-  it("stops npm start with exit code 2 and one line for a bad APP_ID, key, webhook secret or port", async () => {
+  it("stops npm start with exit code 2 and one line for a bad APP_ID, key, webhook secret, port or host", async () => {
     buildDist();
     const taken = createNetServer();
     await new Promise<void>((resolve) => taken.listen(0, "127.0.0.1", resolve));
@@ -347,11 +347,21 @@ describe("a bad environment", () => {
         { ...app, WEBHOOK_SECRET: "" },
         /^talos: Invalid environment: WEBHOOK_SECRET: APP_ID is set/,
       ],
+      [
+        { ...app, WEBHOOK_SECRET: "  " },
+        /^talos: Invalid environment: WEBHOOK_SECRET: APP_ID is set/,
+      ],
       [{ ...app, WEBHOOK_SECRET: "development" }, /^talos: Invalid environment: WEBHOOK_SECRET: /],
       [{ ...app, PORT: "99999" }, /^talos: Invalid environment: PORT: /],
       [{ ...app, PORT: "abc" }, /^talos: Invalid environment: PORT: /],
       [{ ...app, PORT: takenPort }, /^talos: PORT: cannot listen: /],
       [{ ...app, TALOS_METRICS_PORT: "" }, /^talos: TALOS_METRICS_PORT: cannot listen: /],
+      // TEST-NET-1 (RFC 5737) is no address of this machine: listening there fails EADDRNOTAVAIL.
+      [{ ...app, HOST: "192.0.2.1" }, /^talos: HOST: cannot listen: the address is not/],
+      [
+        { ...app, TALOS_METRICS_PORT: "0", TALOS_METRICS_HOST: "192.0.2.1" },
+        /^talos: TALOS_METRICS_HOST: cannot listen: the address is not/,
+      ],
     ];
     try {
       for (const [extra, expected] of cases) {
