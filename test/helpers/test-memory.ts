@@ -17,6 +17,40 @@ import { createMetrics } from "../../src/metrics/create-metrics.js";
 import { systemClock } from "../../src/clock.js";
 import { TEST_DATABASE_URL } from "./shared-services.js";
 
+/** An embedder that waits, while a text holds `hold`, until `release()`: a call kept in use. */
+export function holdingEmbedder(hold: string) {
+  const inner = createLocalEmbedder();
+  let release!: () => void;
+  const released = new Promise<void>((resolve) => (release = resolve));
+  let entered!: () => void;
+  const holding = new Promise<void>((resolve) => (entered = resolve));
+  const embedder: Embedder = {
+    ...inner,
+    async embed(texts) {
+      if (texts.some((t) => t.includes(hold))) {
+        entered();
+        await released;
+      }
+      return inner.embed(texts);
+    },
+  };
+  return { embedder, holding, release };
+}
+
+/** Ten short issue titles, distinct enough for the local embedder. */
+export const ISSUE_TEXTS = [
+  "App crashes when saving a widget on Windows",
+  "Dark mode colours are wrong in the settings page",
+  "Saving a widget fails with permission denied",
+  "Add support for exporting widgets to CSV",
+  "Crash on startup after updating to 2.0",
+  "Login token expires after one minute",
+  "Upload of large files times out",
+  "Plugin install fails behind a proxy",
+  "Memory leak when the editor stays open overnight",
+  "Export to PDF loses the page margins",
+];
+
 /** An embedder that counts the texts it embeds (the local hashing one underneath). */
 export function countingEmbedder(inner: Embedder = createLocalEmbedder()) {
   const texts: string[] = [];

@@ -12,7 +12,7 @@ import { MemoryDeletedError } from "../../src/memory/memory-store.js";
 import { createMetrics } from "../../src/metrics/create-metrics.js";
 import { holdLockInChild } from "../helpers/hold-lock-in-child.js";
 import { makeDataDir } from "../helpers/test-app.js";
-import { issueMemory, openTestStore } from "../helpers/test-memory.js";
+import { holdingEmbedder, issueMemory, openTestStore } from "../helpers/test-memory.js";
 
 const WIDGETS: RepositoryRef = { installation: 7, repository: 101, name: "acme/widgets" };
 
@@ -30,26 +30,6 @@ function registry(directory = join(makeDataDir(), "memory"), options: Partial<Re
   });
 }
 type Registry = ConstructorParameters<typeof MemoryRegistry>[0];
-
-/** An embedder that waits, while a text holds `hold`, until `release()`: a call kept in use. */
-function holdingEmbedder(hold: string) {
-  const inner = createLocalEmbedder();
-  let release!: () => void;
-  const released = new Promise<void>((resolve) => (release = resolve));
-  let entered!: () => void;
-  const holding = new Promise<void>((resolve) => (entered = resolve));
-  const embedder: Embedder = {
-    ...inner,
-    async embed(texts) {
-      if (texts.some((t) => t.includes(hold))) {
-        entered();
-        await released;
-      }
-      return inner.embed(texts);
-    },
-  };
-  return { embedder, holding, release };
-}
 
 const repo = (repository: number, name = `acme/repo-${repository}`): RepositoryRef => ({
   installation: 7,

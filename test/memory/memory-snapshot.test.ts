@@ -5,22 +5,11 @@ import { afterEach, describe, expect, it, vi } from "vitest";
 import { MAX_CHUNKS, MemorySnapshot } from "../../src/memory/memory-snapshot.js";
 import { SEGMENT_CODEC } from "../../src/memory/vectra-files.js";
 import { makeDataDir } from "../helpers/test-app.js";
-import { issueMemory, openTestStore } from "../helpers/test-memory.js";
+import { ISSUE_TEXTS, issueMemory, openTestStore } from "../helpers/test-memory.js";
 
 // Three segments of 4: a damaged block is one of several.
 const SEGMENT_SIZE = 4;
-const TEXTS = [
-  "App crashes when saving a widget on Windows",
-  "Dark mode colours are wrong in the settings page",
-  "Saving a widget fails with permission denied",
-  "Add support for exporting widgets to CSV",
-  "Crash on startup after updating to 2.0",
-  "Login token expires after one minute",
-  "Upload of large files times out",
-  "Plugin install fails behind a proxy",
-  "Memory leak when the editor stays open overnight",
-  "Export to PDF loses the page margins",
-];
+const TEXTS = ISSUE_TEXTS;
 
 afterEach(() => vi.restoreAllMocks());
 

@@ -2,20 +2,9 @@ import { readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { describe, expect, it } from "vitest";
 import { makeDataDir } from "../helpers/test-app.js";
-import { issueMemory, openTestStore } from "../helpers/test-memory.js";
+import { ISSUE_TEXTS, issueMemory, openTestStore } from "../helpers/test-memory.js";
 
-const TEXTS = [
-  "App crashes when saving a widget on Windows",
-  "Dark mode colours are wrong in the settings page",
-  "Saving a widget fails with permission denied",
-  "Add support for exporting widgets to CSV",
-  "Crash on startup after updating to 2.0",
-  "Login token expires after one minute",
-  "Upload of large files times out",
-  "Plugin install fails behind a proxy",
-  "Memory leak when the editor stays open overnight",
-  "Export to PDF loses the page margins",
-];
+const TEXTS = ISSUE_TEXTS;
 
 /** A lock that locks nothing: the store can be left open, as a crash leaves one. */
 const crashable = { lockDirectory: async () => async () => undefined };

@@ -1,38 +1,14 @@
 import { describe, expect, it, onTestFinished } from "vitest";
-import type { Embedder } from "../../src/memory/embedder.js";
-import { createLocalEmbedder } from "../../src/memory/local-embedder.js";
 import { makeDataDir } from "../helpers/test-app.js";
-import { issueMemory, openTestStore } from "../helpers/test-memory.js";
+import { holdingEmbedder, issueMemory, openTestStore } from "../helpers/test-memory.js";
 
 const T1 = "App crashes when saving a widget on Windows";
 const T2 = "Dark mode colours are wrong in the settings page";
 const B = "Add support for exporting widgets to CSV";
 
-/** The local embedder, holding any batch that contains `B` until released. */
-function gatedEmbedder() {
-  const inner = createLocalEmbedder();
-  let release!: () => void;
-  const held = new Promise<void>((resolve) => (release = resolve));
-  let reached!: () => void;
-  const waiting = new Promise<void>((resolve) => (reached = resolve));
-  const embedder: Embedder = {
-    model: inner.model,
-    dimension: inner.dimension,
-    relatedScore: inner.relatedScore,
-    async embed(texts) {
-      if (texts.includes(B)) {
-        reached();
-        await held;
-      }
-      return inner.embed(texts);
-    },
-  };
-  return { embedder, release, waiting };
-}
-
 describe("a record's vector is its own text's: a re-added record whose text did not change", () => {
   it("keeps the vector of its own text when the record changes while its batch is embedded", async () => {
-    const { embedder, release, waiting } = gatedEmbedder();
+    const { embedder, holding, release } = holdingEmbedder(B);
     const store = await openTestStore(makeDataDir(), { embedder });
     onTestFinished(() => store.close().catch(() => undefined));
     await store.add(issueMemory(1, T1));
@@ -41,7 +17,7 @@ describe("a record's vector is its own text's: a re-added record whose text did 
     // A backfill page: issue 1 unchanged (T1: no embedding, its stored vector is reused), and a
     // new issue 2 whose embedding takes a while.
     const page = store.addMany([issueMemory(1, T1), issueMemory(2, B)]);
-    await waiting;
+    await holding;
     // Meanwhile issue 1 is edited to T2 (an edit delivered by webhook).
     await store.add(issueMemory(1, T2));
     release();
