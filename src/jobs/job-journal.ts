@@ -188,7 +188,12 @@ export class JobJournal implements JobQueue {
         // counts the attempt; not fdatasynced: only a power cut could lose it, and one attempt.
         // Taken back if the write fails: the job did not run, and the runner claims again every
         // few seconds while the disk is full, which would count up to parking a job never run.
-        await this.#append(record, false, () => void job.attempts--);
+        await this.#append(record, false, () => {
+          // All that applying the start counted: an unwritten start is no attempt, nor a run a
+          // crash could have cut short (two of those would run every job one at a time).
+          job.attempts--;
+          job.unsettledRuns = (job.unsettledRuns ?? 1) - 1 || undefined;
+        });
       } catch (error) {
         this.#release(job.id);
         throw error;
@@ -251,8 +256,14 @@ export class JobJournal implements JobQueue {
 
   nextRetryAt(): number | undefined {
     let next: number | undefined;
+    const seen = new Set<string>();
     for (const job of this.#jobs.values()) {
-      if (job.parked || job.retryAt === undefined || this.#running.has(job.id)) continue;
+      // As claimNext: only the first waiting job of a thread can come due. A later one's retry
+      // time, passed while the first waits for its own, would wake the runner for nothing, at
+      // once and again, until then.
+      if (job.parked || seen.has(job.thread)) continue;
+      seen.add(job.thread);
+      if (job.retryAt === undefined || this.#running.has(job.id)) continue;
       next = Math.min(next ?? Infinity, job.retryAt);
     }
     return next;
@@ -302,6 +313,9 @@ export class JobJournal implements JobQueue {
       case "add": {
         const job: Job & { op?: string } = { ...record };
         delete job.op;
+        // A parked job past the retention was forgotten (#forgetExpired, which writes nothing)
+        // before this add of its delivery, sent again, was accepted: the new one is the job.
+        if (this.#isExpired(this.#jobs.get(job.id))) this.#drop(job.id);
         if (this.#jobs.has(job.id) || this.#finished.has(job.id)) break;
         this.#jobs.set(job.id, job);
         const size = chars ?? payloadChars(job);
@@ -377,15 +391,20 @@ export class JobJournal implements JobQueue {
     this.#payloadChars.delete(id);
   }
 
-  #forgetExpired(): void {
+  /** Parked jobs are kept as long as finished ids, then forgotten with a line in the log. */
+  #isExpired(job: Job | undefined): boolean {
     const oldest = this.#options.clock.now() - this.#options.retentionMs;
+    return job?.parked !== undefined && job.parked.at < oldest;
+  }
+
+  #forgetExpired(): void {
     for (const [id, job] of this.#jobs) {
-      // Parked jobs are kept as long as finished ids, then forgotten with a line in the log.
-      if (job.parked && job.parked.at < oldest) {
+      if (this.#isExpired(job)) {
         this.#options.log.warn({ delivery: id, event: job.event }, "parked job expired");
         this.#drop(id);
       }
     }
+    const oldest = this.#options.clock.now() - this.#options.retentionMs;
     while (this.#refused.length > 0 && (this.#refused[0]?.at ?? 0) < oldest) this.#refused.shift();
   }
 

@@ -455,3 +455,49 @@ async function failAddOf(directory: string, id: string): Promise<FileHandle> {
   });
   return prototype;
 }
+
+describe("the job journal's bookkeeping", () => {
+  afterEach(() => vi.restoreAllMocks());
+
+  it("does not take claims whose start could not be written (a full disk) for runs a crash cut short", async () => {
+    const directory = makeDataDir();
+    const { journal } = await openJournal(join(directory, "journal.log"));
+    await journal.enqueue(job("X", "x"));
+    await journal.enqueue(job("Y", "y"));
+    const prototype = await fileHandlePrototype(directory);
+    vi.spyOn(prototype, "appendFile").mockRejectedValue(noSpace());
+    // The runner claims again every few seconds while the disk is full.
+    for (let i = 0; i < 2; i++) await expect(journal.claimNext()).rejects.toThrow("ENOSPC");
+    vi.restoreAllMocks();
+    expect(await journal.claimNext()).toMatchObject({ id: "X", attempts: 1 });
+    // Its run is its first: two "cut short" would run every job one at a time.
+    expect(journal.list().find((j) => j.id === "X")?.unsettledRuns).toBe(1);
+    expect(journal.needsIsolation()).toBe(false);
+    await journal.close();
+  });
+
+  it("keeps across a restart a delivery accepted again after its parked job expired", async () => {
+    const clock = createFakeClock();
+    const file = join(makeDataDir(), "journal.log");
+    const { journal } = await openJournal(file, { clock, maxQueued: 1 });
+    await journal.enqueue(job("bad", "a"));
+    expect((await journal.claimNext())?.id).toBe("bad");
+    await journal.fail("bad", "malformed", undefined);
+    clock.advance(73 * HOUR);
+    // The queue is full: the parked job, past the retention, is forgotten, and "late" taken.
+    expect(await journal.enqueue(job("late", "b"))).toEqual({ status: "accepted" });
+    expect((await journal.claimNext())?.id).toBe("late");
+    await journal.complete("late");
+    // Its cause fixed, the parked delivery is sent again: a new delivery, accepted (a 2xx).
+    expect(await journal.enqueue(job("bad", "a"))).toEqual({ status: "accepted" });
+    await journal.close();
+
+    // A restart before the next compaction: the accepted job is there, waiting.
+    const { journal: reopened } = await openJournal(file, { clock, maxQueued: 1 });
+    const jobs = reopened.list();
+    await reopened.close();
+    expect(jobs.map(({ id, parked, attempts }) => ({ id, parked, attempts }))).toEqual([
+      { id: "bad", parked: undefined, attempts: 0 },
+    ]);
+  });
+});

@@ -15,7 +15,7 @@ import { createServices } from "../../src/create-services.js";
 import { MalformedPayloadError } from "../../src/handlers/read-payload.js";
 import { MemoryDeletedError } from "../../src/memory/memory-store.js";
 import { createMetrics } from "../../src/metrics/create-metrics.js";
-import { createManualClock } from "../helpers/fake-clock.js";
+import { createFakeClock, createManualClock } from "../helpers/fake-clock.js";
 import { captureLogs, makeDataDir } from "../helpers/test-app.js";
 
 function job(id: string, thread: string): NewJob {
@@ -413,6 +413,54 @@ describe("the job runner", () => {
     expect(classifyJobFailure(new RequestError("Bad Gateway", 502, { request }))).toBe("retry");
     expect(classifyJobFailure(new Error("socket hang up"))).toBe("retry");
     expect([1, 2, 3, 10].map(retryDelayMs)).toEqual([30_000, 60_000, 120_000, 1_800_000]);
+  });
+});
+
+describe("the job runner's wake-ups for retries", () => {
+  it("sleeps until a thread's first job is due, not a later one held behind it", async () => {
+    const logs = await captureLogs("warn");
+    const clock = createFakeClock();
+    const journal = await JobJournal.open({
+      file: join(makeDataDir(), "journal.log"),
+      maxQueued: 100,
+      retentionMs: 3_600_000,
+      maxFinished: 100,
+      clock,
+      log: logs.log,
+    });
+    onTestFinished(() => journal.close());
+    // Thread t: A parked, B fails (retry in 30 s); A, retried by hand (`talos jobs retry`), keeps
+    // its place before B, runs and fails (retry in 60 s).
+    await journal.enqueue(job("A", "t"));
+    await journal.enqueue(job("B", "t"));
+    expect((await journal.claimNext())?.id).toBe("A");
+    await journal.fail("A", "malformed", undefined);
+    expect((await journal.claimNext())?.id).toBe("B");
+    await journal.fail("B", "GitHub 502", clock.now() + 30_000);
+    expect(await journal.retryParked("A")).toBe(true);
+    expect((await journal.claimNext())?.id).toBe("A");
+    await journal.fail("A", "GitHub 502", clock.now() + 60_000);
+    // B's time has come; A's, which B waits behind, has not.
+    clock.advance(31_000);
+
+    const runner = new JobRunner<string>({
+      queue: journal,
+      concurrency: 4,
+      maxAttempts: 5,
+      clock,
+      log: logs.log,
+      metrics: createMetrics(),
+    });
+    const ran: string[] = [];
+    runner.register("work", async (id) => void ran.push(id));
+    runner.start(async (j) => j.id);
+    // Bounded: a runner that spins never runs A (its sleeps of 0 ms do not move the clock).
+    const deadline = Date.now() + 10_000;
+    while (ran.length < 2 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 10));
+    await runner.stop(0);
+    // It slept until A's retry, then ran A and B in order; it had woken at once, again and again.
+    expect(clock.sleeps.filter((ms) => ms === 0).length).toBeLessThan(10);
+    expect(ran).toEqual(["A", "B"]);
   });
 });
 
