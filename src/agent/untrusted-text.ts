@@ -20,8 +20,8 @@ const VOID = new Set(["br", "hr", "img", "source", "wbr"]);
 
 /**
  * Removes what a reader of the GitHub page would not see but a model would read: HTML comments,
- * hidden elements, markup, image alt text, Markdown's `[//]: #` comments, invisible and bidi
- * characters. The text is cut to GitHub's comment limit first, and every step is linear in its
+ * hidden elements, markup, image alt text, link reference definitions (Markdown's `[//]: #`
+ * comments among them), invisible and bidi characters. The text is cut to GitHub's comment limit first, and every step is linear in its
  * length: no pattern here can backtrack, whatever the text holds.
  */
 export function cleanUntrustedText(text: string): string {
@@ -30,7 +30,7 @@ export function cleanUntrustedText(text: string): string {
       ? text
       : `${text.slice(0, MAX_USER_TEXT)}\n…(cut: ${text.length} characters in all)`;
   const unmarked = stripMarkup(capped.replace(/\r\n?/g, "\n"));
-  const lines = unmarked.split("\n").filter((line) => !isHiddenLinkDefinition(line));
+  const lines = dropLinkDefinitions(unmarked.split("\n"));
   return stripInvisible(lines.join("\n"))
     .replace(/\n{3,}/g, "\n\n")
     .trim();
@@ -42,9 +42,14 @@ function stripMarkup(text: string): string {
   let at = 0;
   let piece = scanner.next(0);
   while (piece) {
-    const keep = piece.kind === "tag" && !HTML_TAGS.has(piece.name) && !RAW_TEXT.has(piece.name);
-    if (keep) {
-      piece = scanner.next(piece.end);
+    if (piece.kind === "tag" && !HTML_TAGS.has(piece.name) && !RAW_TEXT.has(piece.name)) {
+      // With a `<` inside it is no tag to Markdown (`<!--` cannot be an attribute): GitHub shows
+      // `Vec<T ` as text and what the `<` starts as what it is (a hidden comment, a script), so
+      // reading goes on from there. The search stops at that `<`, or passes the tag, which is
+      // then read no more: each stretch of text is searched once.
+      const inner = piece.attributes.indexOf("<");
+      const attributesStart = piece.end - (piece.unended ? 0 : 1) - piece.attributes.length;
+      piece = scanner.next(inner === -1 ? piece.end : attributesStart + inner);
       continue;
     }
     out += text.slice(at, piece.start);
@@ -86,16 +91,58 @@ function isHidden(attributes: string): boolean {
 }
 
 /**
- * Markdown's own comment idiom, `[//]: # (note)`: a link reference definition that points
- * nowhere, which renders as nothing.
+ * Drops link reference definitions (`[label]: destination "title"`), which render as nothing:
+ * neither Markdown's comment idiom, `[//]: # (note)`, nor any other is seen by a reader, title
+ * included. A title left open runs on to the line that closes it (a blank line ends it). The
+ * text of a link that names one stays. Read line by line, as at the top level: one inside a
+ * quote or a list is dropped too, and one in a paragraph's middle (text there) as well.
  */
-function isHiddenLinkDefinition(line: string): boolean {
+function dropLinkDefinitions(lines: string[]): string[] {
+  const kept: string[] = [];
+  // The character that closes a title still open on the lines before.
+  let closer: string | undefined;
+  for (const line of lines) {
+    if (closer !== undefined) {
+      const blank = line.trim() === "";
+      if (blank || line.includes(closer)) closer = undefined;
+      if (blank) kept.push(line);
+      continue;
+    }
+    const definition = readLinkDefinition(line);
+    if (definition) closer = definition.openTitle;
+    else kept.push(line);
+  }
+  return kept;
+}
+
+const TITLE_CLOSERS: Record<string, string> = { '"': '"', "'": "'", "(": ")" };
+
+/** A line that starts a link reference definition, and the closer of a title it leaves open. */
+function readLinkDefinition(line: string): { openTitle: string | undefined } | undefined {
   const trimmed = line.trimStart();
-  if (line.length - trimmed.length > 3 || !trimmed.startsWith("[")) return false;
+  if (line.length - trimmed.length > 3 || !trimmed.startsWith("[")) return undefined;
   const close = trimmed.indexOf("]");
-  if (close === -1 || trimmed[close + 1] !== ":") return false;
-  const target = trimmed.slice(close + 2).trimStart();
-  return target.startsWith("#") || target.startsWith("<>");
+  if (close < 2 || trimmed[close + 1] !== ":") return undefined;
+  const rest = trimmed.slice(close + 2).trimStart();
+  if (rest === "") return undefined;
+  // The destination: `<…>`, or a run without spaces.
+  let after: string;
+  if (rest.startsWith("<")) {
+    const end = rest.indexOf(">");
+    if (end === -1) return undefined;
+    after = rest.slice(end + 1);
+  } else {
+    const space = rest.search(/\s/);
+    after = space === -1 ? "" : rest.slice(space);
+  }
+  const title = after.trimStart();
+  if (title === "") return { openTitle: undefined };
+  const closer = TITLE_CLOSERS[title[0]!];
+  // Words after the destination: the line is text, shown as it is.
+  if (closer === undefined) return undefined;
+  const end = title.indexOf(closer, 1);
+  if (end === -1) return { openTitle: closer };
+  return title.slice(end + 1).trim() === "" ? { openTitle: undefined } : undefined;
 }
 
 /** Wraps untrusted text in delimiters its author cannot guess or close. */

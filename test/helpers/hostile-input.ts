@@ -32,6 +32,8 @@ export const HOSTILE_FRAGMENTS: readonly string[] = [
   "](",
   "![",
   "[//]: # ",
+  '[a]: b "',
+  "<x a<",
   "*",
   "_",
   "*_",
