@@ -310,7 +310,7 @@ export function isNotDirectory(path: string): boolean {
  */
 export function checkServerEnv(env: Env): void {
   if (env.APP_ID === undefined) return;
-  // Blanks are no secret: Probot would verify signatures with them (it takes `secret || "development"`).
+  // Blanks are no secret: Probot would verify signatures with them (`secret || "development"`).
   if (!env.WEBHOOK_SECRET?.trim())
     throw new ConfigError(
       "Invalid environment: WEBHOOK_SECRET: APP_ID is set, but no webhook secret is (or only blanks): set the one in the app's settings on GitHub",

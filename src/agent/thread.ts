@@ -76,7 +76,8 @@ export function renderThread(
   const bound = UTF8_TOKEN_BOUND.countTokens;
   // What joins the parts counts too: the headings, the note of comments left out (at its
   // longest), and a blank line before each part, a token each (two bytes).
-  const glue = `${SEPARATOR}Comments, oldest first:${SEPARATOR}${omittedNote(thread.omitted + thread.comments.length)}`;
+  const longestNote = omittedNote(thread.omitted + thread.comments.length);
+  const glue = `${SEPARATOR}Comments, oldest first:${SEPARATOR}${longestNote}`;
   // UTF-8 bytes bound a count from above: a thread whose bytes fit is shown whole, as counting
   // would show it, without tokenizing it (most threads; the counting was 3% of a delivery's CPU
   // in the events bench).

@@ -21,8 +21,9 @@ const VOID = new Set(["br", "hr", "img", "source", "wbr"]);
 /**
  * Removes what a reader of the GitHub page would not see but a model would read: HTML comments,
  * hidden elements, markup, image alt text, link reference definitions (Markdown's `[//]: #`
- * comments among them), invisible and bidi characters. The text is cut to GitHub's comment limit first, and every step is linear in its
- * length: no pattern here can backtrack, whatever the text holds.
+ * comments among them), invisible and bidi characters. The text is cut to GitHub's comment limit
+ * first, and every step is linear in its length: no pattern here can backtrack, whatever the
+ * text holds.
  */
 export function cleanUntrustedText(text: string): string {
   const capped =
