@@ -5,6 +5,10 @@ import { prepareRun, type Assistant } from "./assistant.js";
 import { UTF8_TOKEN_BOUND } from "./count-tokens.js";
 import { contentText, runAgent } from "./run-agent.js";
 
+const CUT_NOTE = "\n…(cut to fit the context budget)";
+// Its UTF-8 length bounds its tokens.
+const CUT_NOTE_TOKENS = Buffer.byteLength(CUT_NOTE, "utf8");
+
 /** A conversation in the terminal. The session keeps its own history: callers only send text. */
 export interface ChatSession {
   send(text: string): Promise<string>;
@@ -34,7 +38,13 @@ export function createChatSession(options: {
   return {
     history,
     async send(text) {
-      const question = new HumanMessage(text);
+      // A pasted log is the question too: bounded, as every text sent to the model is, so that
+      // the history of turns it leads fits the context budget.
+      const fits = tokenCounter.truncateToTokens(text, contextTokens) === text;
+      const room = Math.max(contextTokens - CUT_NOTE_TOKENS, 0);
+      const question = new HumanMessage(
+        fits ? text : `${tokenCounter.truncateToTokens(text, room)}${CUT_NOTE}`,
+      );
       history.push(question);
       trim();
       // A question the model did not answer (an outage, a timeout) leaves the history: kept, it

@@ -6,13 +6,14 @@ import {
   type BaseMessage,
   type ToolCall,
 } from "@langchain/core/messages";
+import { convertToOpenAITool } from "@langchain/core/utils/function_calling";
 import type { Logger } from "pino";
 import type { Metrics } from "../metrics/create-metrics.js";
 import type { Tool, ToolContext } from "../tools/define-tool.js";
 import type { TokenCounter } from "./count-tokens.js";
 import { UTF8_TOKEN_BOUND } from "./count-tokens.js";
 import { stripReasoning } from "./strip-reasoning.js";
-import type { TokenAccount } from "./token-budgets.js";
+import { BudgetExceededError, type TokenAccount } from "./token-budgets.js";
 import type { Fence } from "./untrusted-text.js";
 
 export interface AgentLimits {
@@ -107,11 +108,18 @@ export async function runAgent(options: RunAgentOptions): Promise<AgentResult> {
   // is sent all that again, plus what came after.
   let sent: { tokens: number; next: number } | undefined;
   let said = "";
+  // The tool definitions go with every call, the last too: a server's count of a call includes
+  // them, but the first call's estimate must add them (the read tools alone are about 500).
+  const definitions = specs.length > 0 ? JSON.stringify(specs.map(convertToOpenAITool)) : "";
+  const definitionTokens = new Map<TokenCounter, number>();
+  const toolTokens = (count: TokenCounter) =>
+    definitionTokens.get(count) ??
+    definitionTokens.set(count, count.countTokens(definitions)).get(count)!;
   const inputTokens = (count: TokenCounter = counter) =>
-    (sent?.tokens ?? 0) +
+    (sent ? sent.tokens : toolTokens(count)) +
     messages
       .slice(sent?.next ?? 0)
-      .reduce((sum, message) => sum + count.countTokens(contentText(message)), 0);
+      .reduce((sum, message) => sum + count.countTokens(sentText(message)), 0);
   // UTF-8 bytes bound a count from above: a conversation whose bytes fit is not tokenized (a
   // long prompt takes milliseconds of CPU to count, on every call).
   const inputFits = (limit: number) =>
@@ -127,8 +135,14 @@ export async function runAgent(options: RunAgentOptions): Promise<AgentResult> {
   // prompt and the answer's room), and is the last (no tools) when a second one as large would
   // not. A first call let through on anything left overshot the day by a whole prompt.
   options.account?.check();
-  if (options.account && !inputFits(room() - reserve))
-    options.account.check(inputTokens() + reserve);
+  if (!inputFits(room() - reserve)) {
+    options.account?.check(inputTokens() + reserve);
+    // No account (`talos chat`), or one with room: the job's own cap is what is short.
+    throw new BudgetExceededError(
+      "job",
+      `the prompt needs ${inputTokens() + reserve} tokens with the answer's room, over the ${limits.maxTokens} a run may spend (TALOS_AGENT_MAX_TOKENS)`,
+    );
+  }
   for (let step = 1; ; step++) {
     const left = room();
     const last = step >= limits.maxSteps || !inputFits(left / 2 - reserve);
@@ -188,7 +202,7 @@ export async function runAgent(options: RunAgentOptions): Promise<AgentResult> {
     // The results share what the budget leaves once the next call (the last, at worst) and its
     // answer are paid for: a result that does not fit is cut, so that the run can still answer.
     const fixed = [...notRun, new HumanMessage(options.finalNote)].reduce(
-      (sum, message) => sum + counter.countTokens(contentText(message)),
+      (sum, message) => sum + counter.countTokens(sentText(message)),
       inputTokens() + reserve,
     );
     const share = Math.floor((room() - fixed) / Math.max(1, ran.length));
@@ -293,7 +307,7 @@ async function callModel(
   const { metrics, log } = options;
   const counter = options.limits.tokenCounter ?? UTF8_TOKEN_BOUND;
   const estimate = () =>
-    messages.reduce((sum, message) => sum + counter.countTokens(contentText(message)), 0);
+    messages.reduce((sum, message) => sum + counter.countTokens(sentText(message)), 0);
   const started = performance.now();
   const installation = options.account?.installation ?? "none";
   // What the budgets are charged is what the metric counts, a timed-out call's estimate included.
@@ -320,7 +334,7 @@ async function callModel(
   metrics.llmRequestDuration.observe({ outcome: "ok" }, (performance.now() - started) / 1000);
   // Servers that report no usage are charged an estimate, so the budget still holds.
   const input = reply.usage_metadata?.input_tokens ?? estimate();
-  const output = reply.usage_metadata?.output_tokens ?? counter.countTokens(contentText(reply));
+  const output = reply.usage_metadata?.output_tokens ?? counter.countTokens(sentText(reply));
   usage.input += input;
   usage.output += output;
   options.account?.charge(input + output);
@@ -371,6 +385,18 @@ async function runTool(
     log.warn({ tool: call.name, err: error }, "tool failed");
     return { ok: false, content: `Error: ${call.name} failed: ${(error as Error).message}` };
   }
+}
+
+/**
+ * What a message sends the model, as text to count: its content and, for an answer, its tool
+ * calls (a reply of calls alone has no content, and its arguments go back with every call).
+ */
+export function sentText(message: BaseMessage): string {
+  const calls = AIMessage.isInstance(message) ? (message.tool_calls ?? []) : [];
+  return calls.reduce(
+    (text, call) => `${text}\n${call.name} ${JSON.stringify(call.args)}`,
+    contentText(message),
+  );
 }
 
 /** The text of a message, whether its content is a string or a list of parts. */

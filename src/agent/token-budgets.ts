@@ -10,8 +10,11 @@ import { writeFileAtomically } from "../write-file-atomically.js";
 /** A model call refused because a budget is spent; no call was made. */
 export class BudgetExceededError extends Error {
   override name = "BudgetExceededError";
-  constructor(readonly scope: "installation" | "repository" | "job") {
-    super(`the ${scope}'s model token budget is spent`);
+  constructor(
+    readonly scope: "installation" | "repository" | "job",
+    message = `the ${scope}'s model token budget is spent`,
+  ) {
+    super(message);
   }
 }
 
@@ -262,7 +265,10 @@ export class TokenBudgets {
     try {
       await shared.charge(day, charge.installation, charge.repository, charge.tokens, charge.id);
       const charges = this.#unstoredOf(day);
-      charges.splice(charges.indexOf(charge), 1);
+      // Gone already when two resends sent it at once (the counts add it once): splicing at -1
+      // would drop another charge, never to be sent again.
+      const at = charges.indexOf(charge);
+      if (at !== -1) charges.splice(at, 1);
       return true;
     } catch (error) {
       charge.refused = true;
@@ -277,6 +283,8 @@ export class TokenBudgets {
   /** Sends again the day's charges the shared counts refused, until one is refused again. */
   async #storeRefused(shared: SharedBudgetCounts, day: string): Promise<void> {
     for (const charge of this.#unstoredOf(day).filter((c) => c.refused)) {
+      // Taken meanwhile by another resend (two jobs starting at once).
+      if (!charge.refused) continue;
       charge.refused = false;
       if (!(await this.#store(shared, day, charge))) return;
     }

@@ -1,0 +1,161 @@
+import {
+  BaseChatModel,
+  type BaseChatModelCallOptions,
+  type BindToolsInput,
+} from "@langchain/core/language_models/chat_models";
+import { AIMessage, type BaseMessage } from "@langchain/core/messages";
+import type { ChatResult } from "@langchain/core/outputs";
+import { convertToOpenAITool } from "@langchain/core/utils/function_calling";
+import { describe, expect, it } from "vitest";
+import { createTokenCounter } from "../../src/agent/count-tokens.js";
+import { contentText } from "../../src/agent/run-agent.js";
+import { runThreadTask } from "../../src/agent/run-thread-task.js";
+import { BudgetExceededError, TokenBudgets } from "../../src/agent/token-budgets.js";
+import { createFakeClock } from "../helpers/fake-clock.js";
+import { createFakeRepoClient, makeIssue } from "../helpers/fake-repo-client.js";
+import { captureLogs } from "../helpers/test-app.js";
+import { scriptedModel } from "../helpers/scripted-model.js";
+import { createTestAssistant } from "../helpers/test-assistant.js";
+
+const counter = createTokenCounter();
+const RESERVE = 500;
+
+interface Options extends BaseChatModelCallOptions {
+  tools?: BindToolsInput[];
+}
+
+/**
+ * A server that counts what it is sent as a real one does: the messages and the tool definitions
+ * that come with them; its model writes as long an answer as it may.
+ */
+class HonestModel extends BaseChatModel<Options> {
+  readonly calls: Array<{ content: number; tools: number }> = [];
+  constructor() {
+    super({});
+  }
+  _llmType() {
+    return "honest";
+  }
+  override bindTools(tools: BindToolsInput[], kwargs?: Partial<Options>) {
+    return this.withConfig({ tools, ...kwargs } as Partial<Options>);
+  }
+  async _generate(
+    messages: BaseMessage[],
+    options: this["ParsedCallOptions"],
+  ): Promise<ChatResult> {
+    const content = messages.reduce((sum, m) => sum + counter.countTokens(contentText(m)), 0);
+    const tools = counter.countTokens(
+      JSON.stringify((options.tools ?? []).map((t) => convertToOpenAITool(t as never))),
+    );
+    this.calls.push({ content, tools });
+    const message = new AIMessage({
+      content: "An answer.",
+      usage_metadata: {
+        input_tokens: content + tools,
+        output_tokens: RESERVE,
+        total_tokens: content + tools + RESERVE,
+      },
+    });
+    return { generations: [{ text: "An answer.", message }] };
+  }
+}
+
+async function ask(dailyTokens: number) {
+  const model = new HonestModel();
+  const assistant = await createTestAssistant(model, {
+    tokenCounter: counter,
+    maxOutputTokens: RESERVE,
+  });
+  const logs = await captureLogs("warn");
+  const budgets = await TokenBudgets.open({
+    dailyTokens,
+    jobTokens: 60_000,
+    clock: createFakeClock(),
+    log: logs.log,
+    metrics: assistant.metrics,
+  });
+  const account = await budgets.account({ installation: 1, repository: 10 });
+  const result = await runThreadTask({
+    assistant: { ...assistant, account },
+    github: createFakeRepoClient({
+      issues: new Map([[3, makeIssue(3, { title: "X fails", body: "X fails on start." })]]),
+      comments: new Map([[3, []]]),
+    }),
+    number: 3,
+    prompt: "ask",
+    values: (fence) => ({ question: fence.wrap("question", "why does X fail?"), memories: "" }),
+    log: logs.log,
+  }).catch((e: unknown) => e);
+  const today = await budgets.account({ installation: 1, repository: 20 });
+  return { model, result, spentOfDay: dailyTokens - today.remaining(), today };
+}
+
+describe("the first call of a run", () => {
+  it("is not made when its prompt, tool definitions included, and the answer's room exceed what is left", async () => {
+    const probe = await ask(1_000_000);
+    const { content, tools } = probe.model.calls[0]!;
+    expect(tools).toBeGreaterThan(300);
+    // The day has room for the messages and the answer, not for the tool definitions too.
+    const daily = content + RESERVE + 50;
+    const { model, result } = await ask(daily);
+    const spent = model.calls.reduce((s, c) => s + c.content + c.tools + RESERVE, 0);
+    // Either no call (the notice), or one that fits in the day.
+    if (model.calls.length === 0) expect(result).toBeInstanceOf(BudgetExceededError);
+    else expect(spent).toBeLessThanOrEqual(daily);
+  });
+});
+
+describe("a server that reports no usage", () => {
+  it("is charged the tokens of the tool calls its model wrote (output, and input when sent back)", async () => {
+    // The model writes a long tool call: its arguments are output tokens the server generated.
+    const query = Array.from({ length: 1_000 }, (_, i) => `crash${i} widget save`).join(" ");
+    const model = scriptedModel()
+      .respond(
+        new AIMessage({
+          content: "",
+          tool_calls: [{ name: "search_issues", args: { query }, id: "c1", type: "tool_call" }],
+        }),
+      )
+      .respond("Done.");
+    const assistant = await createTestAssistant(model, { tokenCounter: counter });
+    const logs = await captureLogs("warn");
+    const budgets = await TokenBudgets.open({
+      dailyTokens: 1_000_000,
+      jobTokens: 1_000_000,
+      clock: createFakeClock(),
+      log: logs.log,
+      metrics: assistant.metrics,
+    });
+    const account = await budgets.account({ installation: 1, repository: 10 });
+    await runThreadTask({
+      assistant: { ...assistant, account },
+      github: createFakeRepoClient({
+        issues: new Map([[3, makeIssue(3, { title: "X fails", body: "X fails on start." })]]),
+        comments: new Map([[3, []]]),
+      }),
+      number: 3,
+      prompt: "ask",
+      values: (fence) => ({ question: fence.wrap("question", "why?"), memories: "" }),
+      log: logs.log,
+    });
+    expect(model.callCount).toBe(2);
+    const argsTokens = counter.countTokens(JSON.stringify({ query }));
+    expect(argsTokens).toBeGreaterThan(2_000);
+    const { values } = await assistant.metrics.llmTokens.get();
+    const output = values.find((v) => v.labels.direction === "output")?.value ?? 0;
+    // The first reply was nothing but that call: its output cannot be (close to) zero.
+    expect(output).toBeGreaterThanOrEqual(argsTokens);
+    // And the second call was sent it again: the day is charged it twice at least.
+    const spent = 1_000_000 - account.remaining();
+    const promptsContent = model.calls.reduce(
+      (sum, call) =>
+        sum +
+        call.messages.reduce(
+          (s, m) => s + counter.countTokens(typeof m.content === "string" ? m.content : ""),
+          0,
+        ),
+      0,
+    );
+    expect(spent).toBeGreaterThanOrEqual(promptsContent + 2 * argsTokens);
+  });
+});
