@@ -163,6 +163,8 @@ export async function catchUpRepository(options: CatchUpOptions): Promise<CatchU
     result.read += items.length;
     result.stored += stored;
     result.skipped.push(...skipped);
+    // The cap cut this page: what it left out was updated since, unread (the last page too).
+    if (items.length < response.items.length) return { ...result, capped: true };
     if (!response.more) return result;
     page++;
     await pauseForRateLimit(response.headers, clock, log, signal);

@@ -183,20 +183,27 @@ describe("catchUpRepository", () => {
     ).rejects.toThrow("acme/widgets: catching up stopped at page 1: HTTP 502");
   });
 
-  it("stops at `max` items, saying it was capped", async () => {
-    const store = await openStore();
-    const { octokit, asked } = listingOctokit([updatedIssues(100), updatedIssues(200).slice(100)]);
+  // The cap cuts a full page, or the listing's last, short one.
+  it.each([200, 180])(
+    "stops at `max` items, saying it was capped (%i updated)",
+    async (updated) => {
+      const store = await openStore();
+      const { octokit, asked } = listingOctokit([
+        updatedIssues(100),
+        updatedIssues(updated).slice(100),
+      ]);
 
-    const result = await catchUp({
-      octokit,
-      memory: store,
-      max: 150,
-    });
+      const result = await catchUp({
+        octokit,
+        memory: store,
+        max: 150,
+      });
 
-    expect(asked).toHaveLength(2);
-    expect(result).toMatchObject({ status: "done", capped: true, read: 150, stored: 150 });
-    expect((await store.stats()).records).toBe(150);
-  });
+      expect(asked).toHaveLength(2);
+      expect(result).toMatchObject({ status: "done", capped: true, read: 150, stored: 150 });
+      expect((await store.stats()).records).toBe(150);
+    },
+  );
 
   it("reads the pull requests updated since, newest first, from their own listing when issues are switched off (410)", async () => {
     const store = await openStore();
