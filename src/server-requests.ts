@@ -67,12 +67,15 @@ export async function serveRequests(options: ServeRequestsOptions): Promise<Requ
   let watcher: FSWatcher | undefined;
   let answering: Promise<void> | undefined;
   let again = false;
+  // Requests this process answered whose taken file it could not remove (a directory by that
+  // name, say): not answered again, or each answer, waking the watch, would start another pass.
+  const stuck = new Set<string>();
   const pass = () => {
     if (answering) {
       again = true;
       return;
     }
-    answering = answerRequests(options)
+    answering = answerRequests(options, stuck)
       .catch((error: unknown) => log.error({ err: error }, "cannot answer requests"))
       .finally(() => {
         answering = undefined;
@@ -113,7 +116,7 @@ export async function serveRequests(options: ServeRequestsOptions): Promise<Requ
  * One pass: each request taken (renamed, so the command can no longer withdraw it), answered,
  * then removed; answers left unread for an hour, and temporary files as old, are removed.
  */
-async function answerRequests(options: ServeRequestsOptions): Promise<void> {
+async function answerRequests(options: ServeRequestsOptions, stuck: Set<string>): Promise<void> {
   const { directory, log, clock } = options;
   const names = await readdir(directory).catch(() => [] as string[]);
   for (const name of names) {
@@ -130,6 +133,7 @@ async function answerRequests(options: ServeRequestsOptions): Promise<void> {
     const match = REQUEST.exec(name);
     if (!match) continue;
     const [, id, state] = match as unknown as [string, string, "request" | "taken"];
+    if (stuck.has(id)) continue;
     // A taken one is left by a server that stopped while answering it: answered again, which
     // is why every kind of request must be safe to do twice.
     const taken = join(directory, `${id}.taken.json`);
@@ -162,7 +166,11 @@ async function answerRequests(options: ServeRequestsOptions): Promise<void> {
         : { error: `this server does not answer requests of kind "${request.kind}"` };
     // Answered before the request goes: a crash between the two answers it again.
     await writeFileAtomically(join(directory, answerFile(id)), JSON.stringify(answer));
-    await unlink(taken).catch(() => undefined);
+    await unlink(taken).catch((error: NodeJS.ErrnoException) => {
+      if (error.code === "ENOENT") return;
+      stuck.add(id);
+      log.warn({ err: error, file: taken }, "an answered request cannot be removed");
+    });
   }
 }
 

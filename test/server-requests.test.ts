@@ -1,5 +1,12 @@
 import { randomUUID } from "node:crypto";
-import { existsSync, readdirSync, readFileSync, utimesSync, writeFileSync } from "node:fs";
+import {
+  existsSync,
+  mkdirSync,
+  readdirSync,
+  readFileSync,
+  utimesSync,
+  writeFileSync,
+} from "node:fs";
 import { hostname } from "node:os";
 import { join } from "node:path";
 import { afterEach, describe, expect, it } from "vitest";
@@ -195,6 +202,23 @@ describe("requests of commands beside a running server: the protocol", () => {
     servers.push(server);
     return logs;
   }
+
+  it("answers an entry it cannot remove once, not again on every pass its own answer wakes", async () => {
+    const directory = requestsDirectory(makeDataDir());
+    const logs = await serve(directory, {});
+    // A directory where a request file is expected: taken (renamed), unreadable, answered; it
+    // cannot be unlinked, and each answer written wakes the watch for another pass.
+    const id = randomUUID();
+    mkdirSync(join(directory, `${id}.request.json`));
+    await eventually(() => existsSync(join(directory, `${id}.answer.json`)), "the answer");
+    await new Promise((resolve) => setTimeout(resolve, 300));
+    const answered = logs
+      .text()
+      .split("\n")
+      .filter((line) => line.includes("a request that cannot be read was answered with an error"));
+    expect(answered).toHaveLength(1);
+    expect(logs.text()).toContain("an answered request cannot be removed");
+  });
 
   it("answers as soon as a request is written, by watching the directory", async () => {
     const directory = requestsDirectory(makeDataDir());

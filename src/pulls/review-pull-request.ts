@@ -104,8 +104,10 @@ export async function reviewPullRequest(options: ReviewPullRequestOptions): Prom
   const { reviewed, skipped, unlisted } = changes.selection;
   metrics.reviewFiles.observe({ kind: "review", outcome: "reviewed" }, reviewed.length);
   metrics.reviewFiles.observe({ kind: "review", outcome: "skipped" }, skipped.length + unlisted);
+  // Only the base merged in since (GitHub's "Update branch"): the review is of `since`, which the
+  // reply names, not of the new head, which no review has read.
   if (changes.since && reviewed.length === 0 && skipped.length === 0)
-    return { status: "current", head };
+    return { status: "current", head: changes.since };
   // A push that changed only files no review reads (ignored, deleted, binary) gets no review of
   // its own: it would say nothing but that. Asked for, a review lists them.
   if (commentId === undefined && reviewed.length === 0) return { status: "nothing-to-review" };

@@ -280,3 +280,54 @@ it("posts a suggestion only where the draft's was checked: none the model spelt 
     `**Nit:** Darker.\n\n\`\`\`suggestion\nexport const dark = '#000';\n\`\`\`${marker}`,
   );
 });
+
+it("/talos review after only an 'Update branch' replies that nothing changed since the review of the commit it read", async () => {
+  const model = scriptedModel();
+  const app = await createTestApp({ model });
+  const scope = githubScope();
+  mockCommandStart(scope);
+  scope.get(`${REPO}/pulls/2`).reply(200, pullAt(HEAD_2));
+  scope
+    .get(`${REPO}/pulls/2/reviews`)
+    .query({ per_page: "100" })
+    .reply(200, [
+      {
+        id: 79,
+        user: { login: BOT },
+        body: `Earlier.\n\n<!-- talos:review:${HEAD_1}:1 -->`,
+        commit_id: HEAD_1,
+      },
+    ]);
+  // Since the review, only master's file came in: nothing of the pull request's own diff.
+  scope
+    .get(`${REPO}/compare/${HEAD_1}...${HEAD_2}`)
+    .query({ per_page: "1", page: "1" })
+    .reply(200, { ...PUSH, files: [UPSTREAM] });
+  scope.get(`${REPO}/pulls/2/files`).query({ per_page: "100" }).reply(200, SMALL);
+  scope
+    .get(`${REPO}/contents/.gitattributes`)
+    .query({ ref: "master" })
+    .reply(404, { message: "Not Found" });
+  // The reply's look-up for an earlier one (by its marker) finds none.
+  scope
+    .get(`${REPO}/issues/2/comments`)
+    .query((query) => query.per_page === "100" && typeof query.since === "string")
+    .reply(200, []);
+  const replies: string[] = [];
+  scope
+    .post(`${REPO}/issues/2/comments`, (body: { body: string }) => {
+      replies.push(body.body);
+      return true;
+    })
+    .reply(201, { id: 5, html_url: "https://github.com/x" });
+
+  await receiveReviewCommand(app);
+
+  expect(model.callCount).toBe(0);
+  expect(replies).toHaveLength(1);
+  // The review read HEAD_1; HEAD_2, the merge, was never reviewed.
+  expect(replies[0]).toContain(
+    `Nothing has changed since the last review, of \`${HEAD_1.slice(0, 7)}\`.`,
+  );
+  expect(scope.pendingMocks()).toEqual([]);
+});
