@@ -37,7 +37,9 @@ export async function showJobs(options: JobsCommandOptions): Promise<number> {
   const queue = await openQueueToRead(options);
   const snapshot = await queue.snapshot().finally(() => queue.close());
   const byRepository = new Map<string, RepositoryJobs>();
-  const entry = (repository = "(no repository)") => {
+  // String(): a journal written before the handlers checked its type may hold another value.
+  const entry = (name: unknown) => {
+    const repository = name === undefined ? "(no repository)" : String(name);
     let found = byRepository.get(repository);
     if (!found) {
       found = { repository, waiting: 0, parked: [], refused: 0 };

@@ -176,8 +176,14 @@ export function guardEvent<E extends EmitterWebhookEventName>(
         kind,
         event: payload.eventName,
         thread: threadOf(payload),
-        repository: payload.repository?.full_name,
-        installation: payload.installation?.id,
+        // Only as typed: a malformed payload is journaled (and parked) all the same, and what
+        // `talos jobs` lists it by must not be a number or an object.
+        repository:
+          typeof payload.repository?.full_name === "string"
+            ? payload.repository.full_name
+            : undefined,
+        installation:
+          typeof payload.installation?.id === "number" ? payload.installation.id : undefined,
         payload: context.payload,
       },
       context as Context,

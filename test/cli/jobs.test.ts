@@ -113,6 +113,37 @@ describe("talos jobs", () => {
   });
 });
 
+describe("talos jobs and malformed deliveries", () => {
+  it("lists a parked delivery whose repository.full_name is not a string, in text and JSON", async () => {
+    const dataDir = makeDataDir();
+    const app = await createTestApp({ dataDir, logLevel: "warn" });
+    const payload = loadFixture<{ repository: Record<string, unknown> }>(
+      "issue_comment.created.help.json",
+    );
+    payload.repository.full_name = 12345;
+    await app.probot.receive({ id: "name-is-a-number", name: "issue_comment", payload } as never);
+    const [job] = app.talos.services.journal!.list();
+    expect(job?.parked?.error).toMatch(/malformed webhook payload: repository\.full_name/);
+    await app.talos.close();
+    // A journal an earlier version wrote, which kept the number, is listed too.
+    const file = join(dataDir, "jobs", "journal.log");
+    const older = { ...job, id: "older", repository: 678, parked: job!.parked, op: "add" };
+    writeFileSync(file, `${readFileSync(file, "utf8")}${JSON.stringify(older)}\n`);
+
+    const text = await runTalos(["jobs", "--data-dir", dataDir]);
+    expect(text).toMatchObject({ code: 0, err: "" });
+    expect(text.out).toContain("(no repository)");
+    expect(text.out).toContain("name-is-a-number");
+    expect(text.out).toMatch(/^678 /m);
+    const json = await runTalos(["jobs", "--data-dir", dataDir, "--json"]);
+    expect(json.code).toBe(0);
+    const { repositories } = JSON.parse(json.out) as {
+      repositories: Array<{ repository: string }>;
+    };
+    expect(repositories.map((r) => r.repository)).toEqual(["(no repository)", "678"]);
+  });
+});
+
 describe("talos jobs retry", () => {
   const REPO = "/repos/Codertocat/Hello-World";
 
