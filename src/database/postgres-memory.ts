@@ -827,6 +827,7 @@ class PostgresRepositoryMemory implements RepoMemory {
     return searchHybrid(index, query, semantic, {
       k,
       accept,
+      self: options.excludeIds,
       scoreOf: (id) => index.approximateScore(id, unit),
       limit: Number.POSITIVE_INFINITY,
     });
@@ -890,7 +891,8 @@ class PostgresRepositoryMemory implements RepoMemory {
           LIMIT ${k}`,
         [...values, literal, spaceCjkPairs(query.slice(0, 20_000))],
       );
-      // A fingerprint held by more than MAX_SHARED records is common, not a sign of a duplicate.
+      // A fingerprint held by more than MAX_SHARED records is common, not a sign of a duplicate;
+      // the query's own records (the issue itself, remembered) are not counted among them.
       // One more than that is read of each, as the in-RAM index looks no further: reading every
       // holder of a common one (a compiler's "aborting due to previous error", in thousands of
       // a repository's issues) cost each search that quoted it a read of each of those rows.
@@ -899,6 +901,7 @@ class PostgresRepositoryMemory implements RepoMemory {
               holders AS (SELECT h.id, q.f FROM q CROSS JOIN LATERAL (
                             SELECT h.id FROM memory_records h
                              WHERE h.installation_id = $1 AND h.repository_id = $2 AND NOT h.removed
+                               AND NOT (h.id = ANY($6::text[]))
                                AND h.fingerprints @> ARRAY[q.f] LIMIT ${MAX_SHARED + 1}) h),
               rare AS (SELECT f FROM holders GROUP BY f HAVING count(*) <= ${MAX_SHARED}),
               matched AS (SELECT id, count(*)::int AS shared FROM holders

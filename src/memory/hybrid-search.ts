@@ -48,6 +48,8 @@ export interface HybridSearchOptions {
   fusion?: FusionParameters;
   /** Rank records that share an error, panic or trace with the query first (default true). */
   nearDuplicatesFirst?: boolean;
+  /** The query's own records (the issue itself, remembered), which `accept` leaves out. */
+  self?: readonly string[];
   /**
    * How many fused hits to give back (default `k`): a caller that filters them afterwards (by
    * `minScore`) asks for all, or a candidate that passes could be cut for ones that do not.
@@ -86,7 +88,7 @@ export function searchHybrid(
   const shared =
     options.nearDuplicatesFirst === false
       ? new Map<string, number>()
-      : indexes.duplicates.match(query, options.accept);
+      : indexes.duplicates.match(query, options.accept, options.self);
   return orderHits({ semantic, keyword, shared }, options);
 }
 
@@ -113,7 +115,16 @@ export function orderHits(
     options.fusion ?? DEFAULT_FUSION,
   );
   const rest = order.filter((id) => !shared.has(id));
-  const ids = [...shared.keys(), ...rest].slice(0, options.limit ?? options.k);
+  // Equally shared, in the fused order, then by id: not in the order records were last written
+  // to the index, which an edit or a reopen changes.
+  const rank = new Map(order.map((id, i) => [id, i]));
+  const near = [...shared.keys()].sort(
+    (a, b) =>
+      shared.get(b)! - shared.get(a)! ||
+      (rank.get(a) ?? order.length) - (rank.get(b) ?? order.length) ||
+      (a < b ? -1 : a > b ? 1 : 0),
+  );
+  const ids = [...near, ...rest].slice(0, options.limit ?? options.k);
   return ids.map((id) => ({
     id,
     score: cosine.get(id) ?? options.scoreOf(id),

@@ -175,13 +175,20 @@ export class NearDuplicateIndex {
 
   /**
    * Records that share a distinctive fingerprint with `text` (one fewer than `MAX_SHARED` other
-   * records hold), with how many they share, most first.
+   * records hold), with how many they share, most first. `self`, the query's own records (the
+   * issue itself, remembered), are not counted among those others.
    */
-  match(text: string, accept: (id: string) => boolean = () => true): Map<string, number> {
+  match(
+    text: string,
+    accept: (id: string) => boolean = () => true,
+    self: readonly string[] = [],
+  ): Map<string, number> {
     const shared = new Map<string, number>();
     for (const fingerprint of fingerprintText(text)) {
       const ids = this.#byFingerprint.get(fingerprint);
-      if (!ids || ids.size > this.#maxShared) continue;
+      if (!ids) continue;
+      const others = self.reduce((size, id) => size - (ids.has(id) ? 1 : 0), ids.size);
+      if (others > this.#maxShared) continue;
       for (const id of ids) if (accept(id)) shared.set(id, (shared.get(id) ?? 0) + 1);
     }
     return new Map([...shared].sort((a, b) => b[1] - a[1]));

@@ -245,9 +245,12 @@ export class QuantizedMatrix {
         siftDown(scores, slots);
       }
     }
-    return slots
-      .map((slot, i) => ({ slot, id: this.#ids[slot]!, score: scores[i]! * queryScale }))
-      .sort((a, b) => b.score - a.score);
+    return (
+      slots
+        .map((slot, i) => ({ slot, id: this.#ids[slot]!, score: scores[i]! * queryScale }))
+        // Equal scores by slot: their order in the heap depends on the other rows scanned.
+        .sort((a, b) => b.score - a.score || a.slot - b.slot)
+    );
   }
 
   /** The kernel over slots [0, count): half of them on the helper's thread when there is one. */
@@ -287,7 +290,7 @@ export class QuantizedMatrix {
   /**
    * `quantizeInto` with the kernel's SIMD loops, the vector copied into the scratch row (its
    * padding zero, and so the codes'): the scale, or undefined when the sum of squares overflows
-   * a float32, which `quantizeInto` handles.
+   * or underflows a float32, which `quantizeInto` handles.
    */
   #quantizeHere(vector: Float32Array, at: number): number | undefined {
     const scratch = this.#scratchAt();
@@ -301,7 +304,9 @@ export class QuantizedMatrix {
       return 0;
     }
     const norm = Math.sqrt(this.#kernel.squares(scratch, this.stride));
-    if (!Number.isFinite(norm)) return undefined;
+    // Overflowed, or underflowed to nothing (values about 1e-24 and below, squared in float32):
+    // `quantizeInto` sums in float64.
+    if (!Number.isFinite(norm) || norm === 0) return undefined;
     this.#kernel.quantize(scratch, at, this.stride, LEVELS / max);
     return max / norm / LEVELS;
   }

@@ -543,6 +543,7 @@ export class VectraMemoryStore implements MemoryStore {
     const ranked = searchHybrid(indexes, query, semantic, {
       k,
       accept,
+      self: options.excludeIds,
       scoreOf,
       limit: Number.POSITIVE_INFINITY,
     });

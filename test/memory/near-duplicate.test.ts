@@ -109,4 +109,13 @@ describe("the near-duplicate index", () => {
     index.delete("issue-0");
     expect(index.match(PANIC).size).toBe(MAX_SHARED);
   });
+
+  it("does not count the query's own record among those that share a message", () => {
+    const index = new NearDuplicateIndex();
+    for (let i = 1; i <= MAX_SHARED; i++) index.set(`issue-${i}`, PANIC);
+    index.set("issue-100", PANIC);
+    const others = (id: string) => id !== "issue-100";
+    expect(index.match(PANIC, others).size).toBe(0);
+    expect(index.match(PANIC, others, ["issue-100"]).size).toBe(MAX_SHARED);
+  });
 });

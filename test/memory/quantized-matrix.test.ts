@@ -370,3 +370,47 @@ describe("unitVector", () => {
     expect(unit[0]).toBe(Float32Array.of(0.6)[0]);
   });
 });
+
+describe("the quantized matrix's edge cases", () => {
+  it("normalises a tiny float32 vector to unit length, as it does the same vector as a number[]", () => {
+    // Squared in float32 (the kernel's path), values about 1e-24 underflow to a norm of 0.
+    const dimension = 32;
+    const values = Array.from({ length: dimension }, (_, i) => (i % 3 === 0 ? 1e-24 : -5e-25));
+    const asArray = new QuantizedMatrix(dimension);
+    asArray.set(0, "a", values);
+    const asFloat32 = new QuantizedMatrix(dimension);
+    asFloat32.set(0, "a", Float32Array.from(values));
+    expect(Number.isFinite(asFloat32.scaleAt(0))).toBe(true);
+    expect(asFloat32.scaleAt(0)).toBeCloseTo(asArray.scaleAt(0), 6);
+    const query = Float32Array.from(values);
+    const [fromFloat32] = asFloat32.candidates(query, 1, () => true);
+    const [fromArray] = asArray.candidates(query, 1, () => true);
+    expect(fromFloat32!.score).toBeCloseTo(fromArray!.score, 6);
+    // What int8 codes of this vector give (-63.5 rounds to -63): near 1.
+    expect(fromFloat32!.score).toBeCloseTo(1, 1);
+  });
+
+  it("orders equal scores the same way whatever unrelated rows the matrix holds", () => {
+    const d = 32;
+    const twin = Array.from({ length: d }, (_, i) => Math.cos(i));
+    const orders = new Set<string>();
+    for (let others = 0; others < 12; others++) {
+      const next = seededRandom(others);
+      const matrix = new QuantizedMatrix(d);
+      matrix.set(0, "a", twin);
+      matrix.set(1, "b", twin);
+      for (let s = 2; s < 2 + others; s++)
+        matrix.set(
+          s,
+          `o${s}`,
+          Array.from({ length: d }, () => next() - 0.5),
+        );
+      const order = matrix
+        .candidates(twin, 5, () => true)
+        .filter((h) => h.id === "a" || h.id === "b")
+        .map((h) => h.id);
+      orders.add(order.join(","));
+    }
+    expect([...orders]).toEqual(["a,b"]);
+  });
+});
