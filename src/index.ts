@@ -109,7 +109,11 @@ export async function createTalos(options: TalosOptions): Promise<Talos> {
     // Jobs a restart left in the journal run again with a client and logger made afresh.
     jobs.start(async (job) => {
       const octokit = await probot.auth(job.installation);
-      if (job.lease) fenceWrites(octokit, job.lease);
+      // Without an installation (a malformed payload, to be parked) Probot gives its one app
+      // client, which everything shares (redeliveries write through it): not this job's to fence
+      // or relabel, or one lost lease would refuse its writes for good.
+      const own = job.installation !== undefined;
+      if (job.lease && own) fenceWrites(octokit, job.lease);
       const name = job.event.split(".")[0] as Context["name"];
       const event = { id: job.id, name, payload: job.payload } as ConstructorParameters<
         typeof Context
@@ -121,7 +125,7 @@ export async function createTalos(options: TalosOptions): Promise<Talos> {
         installation: job.installation,
         repository: job.repository,
       });
-      octokit.log = eventLog;
+      if (own) octokit.log = eventLog;
       return new Context(event, octokit, eventLog);
     });
     // What commands beside this server ask of it: on disk only, since the shared queue and

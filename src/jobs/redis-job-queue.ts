@@ -46,6 +46,8 @@ interface Claimed {
   lease: AbortController;
   /** Fires when the lease, as last renewed, is about to run out. */
   expiry: NodeJS.Timeout | undefined;
+  /** Runs the job has started, this one included (Talos's count, not BullMQ's claims). */
+  attempts: number;
 }
 
 /** A job's lease ran out, or another instance took it: its writes are refused from then on. */
@@ -287,7 +289,8 @@ export class RedisJobQueue implements JobQueue {
   #lastError: Error | undefined;
 
   private constructor(options: RedisJobQueueOptions) {
-    this.#options = options;
+    // Redis takes whole milliseconds only (`PX`): TALOS_LEDGER_RETENTION_HOURS=1.1 is not.
+    this.#options = { ...options, retentionMs: Math.max(1, Math.ceil(options.retentionMs)) };
     // BullMQ leaves connections it is given open at its close: these are closed here.
     const connection = (extra: RedisOptions) => {
       const client = new Redis(options.url, {
@@ -455,7 +458,8 @@ export class RedisJobQueue implements JobQueue {
       const token = randomUUID();
       const bull = (await this.#worker.getNextJob(token, { block: false })) as BullJob | undefined;
       if (!bull?.id) return undefined;
-      const data = bull.data as NewJob;
+      // Without the runs a park recorded (see fail): a job retried by hand starts afresh.
+      const { data } = jobData(bull);
       const owner = `${this.#instance}:${token}`;
       // The lease runs from when the claim was sent, not from when its answer came.
       const sentAt = this.#options.clock.now();
@@ -519,6 +523,7 @@ export class RedisJobQueue implements JobQueue {
         timer: setInterval(() => void this.#renew(claimed), leaseMs / 3),
         lease: new AbortController(),
         expiry: undefined,
+        attempts: attempt,
       };
       claimed.timer.unref();
       this.#hold(claimed, sentAt);
@@ -563,6 +568,11 @@ export class RedisJobQueue implements JobQueue {
         id,
         "parked",
         async (claimed) => {
+          // Its runs, kept with it for `talos jobs`: the count in Redis goes with the park.
+          await claimed.bull.updateData({
+            ...(claimed.bull.data as NewJob),
+            parkedAfter: claimed.attempts,
+          });
           await claimed.bull.moveToFailed(new Error(message), claimed.token, false);
         },
         message,
@@ -601,14 +611,26 @@ export class RedisJobQueue implements JobQueue {
   }
 
   async snapshot(): Promise<QueueSnapshot> {
-    const toJob = (bull: BullJob, parked?: string): Job => ({
-      ...(bull.data as NewJob),
-      acceptedAt: bull.timestamp,
-      attempts: bull.attemptsStarted,
-      ...(parked === undefined ? {} : { parked: { at: bull.finishedOn ?? 0, error: parked } }),
-    });
     const live = await this.#queue.getJobs(["active", "wait", "delayed", "prioritized"]);
     const failed = await this.#queue.getJobs(["failed"]);
+    // Runs started, as the claims count them: BullMQ's attemptsStarted also counts each claim
+    // that found a job not yet its thread's turn, or its retry not yet due.
+    const ids = live.flatMap((bull) => (bull.id ? [bull.id] : []));
+    const counts =
+      ids.length === 0 ? [] : await this.#redis.hmget(`${this.#options.prefix}:attempts`, ...ids);
+    const runs = new Map(ids.map((id, i) => [id, Number(counts[i] ?? 0)]));
+    const toJob = (bull: BullJob, parked?: string): Job => {
+      const { data, parkedAfter } = jobData(bull);
+      return {
+        ...data,
+        acceptedAt: bull.timestamp,
+        attempts:
+          parked === undefined
+            ? (runs.get(bull.id ?? "") ?? 0)
+            : (parkedAfter ?? bull.attemptsStarted),
+        ...(parked === undefined ? {} : { parked: { at: bull.finishedOn ?? 0, error: parked } }),
+      };
+    };
     const refused = (await this.#redis.lrange(`${this.#options.prefix}:refused`, 0, -1)).map(
       (line) => JSON.parse(line) as RefusedJob,
     );
@@ -839,4 +861,10 @@ export class RedisJobQueue implements JobQueue {
       this.#options.log.info("Redis answers again: deliveries are accepted");
     });
   }
+}
+
+/** A job's data, and the runs its park recorded (see `fail`), kept apart. */
+function jobData(bull: BullJob): { data: NewJob; parkedAfter: number | undefined } {
+  const { parkedAfter, ...data } = bull.data as NewJob & { parkedAfter?: number };
+  return { data, parkedAfter };
 }

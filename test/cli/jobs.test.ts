@@ -144,6 +144,36 @@ describe("talos jobs and malformed deliveries", () => {
   });
 });
 
+describe("a journaled job without an installation, run after a restart", () => {
+  it("is parked without relabelling the app's own client, which everything shares", async () => {
+    const dataDir = makeDataDir();
+    const first = await createTestApp({ dataDir, logLevel: "warn" });
+    await first.talos.close();
+    // What a malformed payload leaves journaled: no installation, so Probot's app client.
+    const payload = loadFixture<Record<string, unknown>>("issue_comment.created.help.json");
+    delete payload.installation;
+    const file = join(dataDir, "jobs", "journal.log");
+    const add = {
+      op: "add",
+      id: "no-installation",
+      kind: "comment",
+      event: "issue_comment.created",
+      thread: "-/-#1",
+      payload,
+      acceptedAt: Date.now(),
+      attempts: 0,
+    };
+    writeFileSync(file, `${readFileSync(file, "utf8")}${JSON.stringify(add)}\n`);
+
+    const app = await createTestApp({ dataDir, logLevel: "warn" });
+    const journal = app.talos.services.journal!;
+    await eventually(() => journal.list().some((job) => job.parked), "the job parked");
+    const client = (await app.probot.auth()) as unknown as { log: { bindings?: () => object } };
+    await app.talos.close();
+    expect(client.log.bindings?.()).not.toMatchObject({ id: "no-installation" });
+  });
+});
+
 describe("talos jobs retry", () => {
   const REPO = "/repos/Codertocat/Hello-World";
 
