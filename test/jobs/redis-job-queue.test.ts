@@ -486,4 +486,33 @@ describe.runIf(available)("the Redis job queue (BullMQ)", () => {
     const { refused } = await a!.snapshot();
     expect(refused).toMatchObject([{ id: "q3", reason: "queue-full", repository: "acme/widgets" }]);
   });
+
+  it("takes a retention of a fraction of an hour (TALOS_LEDGER_RETENTION_HOURS=1.1)", async () => {
+    // As create-services.ts computes it: not a whole number of milliseconds, which Redis's PX
+    // refused, failing every delivery's record and every job's end.
+    const [queue] = await instances(on(1), { retentionMs: 1.1 * 3_600_000 });
+    expect(await queue!.enqueue(job("fractional", "t"))).toEqual({ status: "accepted" });
+    expect((await queue!.claimNext())?.id).toBe("fractional");
+    await queue!.complete("fractional");
+    expect(await queue!.has("fractional")).toBe(true);
+    expect(await queue!.claimNext()).toBeUndefined();
+  });
+
+  it("lists a parked job with the runs it started, not the claims that found it not yet its turn", async () => {
+    const [queue] = await instances(on(1));
+    await queue!.enqueue(job("ahead", "t"));
+    await queue!.enqueue(job("behind", "t"));
+    expect((await queue!.claimNext())?.id).toBe("ahead");
+    // `behind` is not yet its turn: put aside, not run.
+    expect(await queue!.claimNext()).toBeUndefined();
+    await queue!.complete("ahead");
+    expect(await claimWithin(queue!)).toMatchObject({ id: "behind", attempts: 1 });
+    await queue!.fail("behind", "malformed payload", undefined);
+    const { jobs } = await queue!.snapshot();
+    // `talos jobs` prints "(N attempt(s))" from this: it ran once.
+    expect(jobs.find((j) => j.id === "behind")).toMatchObject({
+      parked: { error: "malformed payload" },
+      attempts: 1,
+    });
+  });
 });
