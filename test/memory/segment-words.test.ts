@@ -162,7 +162,8 @@ describe("a segment's words file", () => {
     ]);
     const fromFiles = await searchAll(directory);
     expect(fromFiles.logged).toEqual([]);
-    expect(fromFiles.duplicates).toEqual(["issue-1", "issue-5"]);
+    // Both quote the panic once: they come in the fused order, the same from texts below.
+    expect([...fromFiles.duplicates].sort()).toEqual(["issue-1", "issue-5"]);
     expect(fromFiles.results.flat().length).toBeGreaterThan(QUERIES.length);
 
     for (const s of [1, 2]) rmSync(join(directory, wordsFile(s)));
