@@ -123,3 +123,21 @@ export function mockIssueRead(
       : { message, documentation_url: "https://docs.github.com/rest/issues/issues#get-an-issue" };
   return scope.get(`/repos/${fullName}/issues/${number}`).reply(status, reply);
 }
+
+/**
+ * Codertocat/Hello-World pull request 2's reviews: one of Talos's (`talos-bot[bot]`), of `sha`,
+ * which an earlier `/talos review` (comment 1) asked for.
+ */
+export function mockEarlierReview(scope: nock.Scope, sha: string) {
+  return scope
+    .get("/repos/Codertocat/Hello-World/pulls/2/reviews")
+    .query({ per_page: "100" })
+    .reply(200, [
+      {
+        id: 79,
+        user: { login: `${APP_SLUG}[bot]` },
+        body: `Earlier.\n\n<!-- talos:review:${sha}:1 -->`,
+        commit_id: sha,
+      },
+    ]);
+}

@@ -4,6 +4,7 @@ import { expect, it } from "vitest";
 import {
   githubScope,
   mockAppIdentity,
+  mockEarlierReview,
   mockInstallationToken,
   mockRepoConfig,
 } from "../helpers/github-mocks.js";
@@ -42,21 +43,6 @@ const UPSTREAM = {
   patch: "@@ -0,0 +1,2 @@\n+export const x = 1;\n+export const y = 2;",
 };
 
-/** Pull request 2's reviews: one of Talos's, of `sha`, which another command asked for. */
-function mockReviewedAt(scope: ReturnType<typeof githubScope>, sha: string) {
-  scope
-    .get(`${REPO}/pulls/2/reviews`)
-    .query({ per_page: "100" })
-    .reply(200, [
-      {
-        id: 79,
-        user: { login: BOT },
-        body: `Earlier.\n\n<!-- talos:review:${sha}:1 -->`,
-        commit_id: sha,
-      },
-    ]);
-}
-
 it("after 'Update branch' (base merged in), a push review keeps the PR's inline comment and leaves master's changes out", async () => {
   const model = scriptedModel().respond(
     new AIMessage(
@@ -87,7 +73,7 @@ it("after 'Update branch' (base merged in), a push review keeps the PR's inline 
     html_url: "https://github.com/Codertocat/Hello-World/pull/2",
   };
   scope.get(`${REPO}/pulls/2`).times(2).reply(200, pull);
-  mockReviewedAt(scope, HEAD_1);
+  mockEarlierReview(scope, HEAD_1);
   scope
     .get(`${REPO}/compare/${HEAD_1}...${HEAD_2}`)
     .query({ per_page: "1", page: "1" })
@@ -292,7 +278,7 @@ it("/talos review after only an 'Update branch' replies that nothing changed sin
   const scope = githubScope();
   mockCommandStart(scope);
   scope.get(`${REPO}/pulls/2`).reply(200, pullAt(HEAD_2));
-  mockReviewedAt(scope, HEAD_1);
+  mockEarlierReview(scope, HEAD_1);
   // Since the review, only master's file came in: nothing of the pull request's own diff.
   scope
     .get(`${REPO}/compare/${HEAD_1}...${HEAD_2}`)

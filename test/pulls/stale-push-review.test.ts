@@ -4,6 +4,7 @@ import { describe, expect, it } from "vitest";
 import {
   githubScope,
   mockAppIdentity,
+  mockEarlierReview,
   mockInstallationToken,
   mockRepoConfig,
 } from "../helpers/github-mocks.js";
@@ -16,7 +17,6 @@ const HEAD_1 = "ec26c3e57ca3a959ca5aad62de7213c562f8c821";
 const HEAD_2 = "2b5c1a7e0f3d4c6b8a9e1f2d3c4b5a6978877665";
 // A bot's fix-up commit (pre-commit.ci, an autoformat workflow) pushed on top of HEAD_2.
 const HEAD_3 = "9f8e7d6c5b4a39281706f5e4d3c2b1a098765432";
-const BOT = "talos-bot[bot]";
 const FIXUP_BOT = { login: "pre-commit-ci[bot]", id: 66853113, type: "Bot" };
 
 interface FileFixture {
@@ -39,21 +39,6 @@ function pull(head: string) {
     changed_files: PUSHED.length,
     html_url: "https://github.com/Codertocat/Hello-World/pull/2",
   };
-}
-
-/** Talos's earlier review of HEAD_1, asked for with `/talos review` (comment 1). */
-function mockEarlierReview(scope: nock.Scope) {
-  scope
-    .get(`${REPO}/pulls/2/reviews`)
-    .query({ per_page: "100" })
-    .reply(200, [
-      {
-        id: 79,
-        user: { login: BOT },
-        body: `Earlier.\n\n<!-- talos:review:${HEAD_1}:1 -->`,
-        commit_id: HEAD_1,
-      },
-    ]);
 }
 
 /** What a push review reads besides the head: the comparison since HEAD_1 and the PR's files. */
@@ -91,7 +76,7 @@ describe("a push review whose head moves while the model works", () => {
     mockInstallationToken(scope);
     mockRepoConfig(scope, { yaml: "pull_requests:\n  enabled: false\n" });
     scope.get(`${REPO}/pulls/2`).reply(200, pull(HEAD_2));
-    mockEarlierReview(scope);
+    mockEarlierReview(scope, HEAD_1);
     mockPushReads(scope, HEAD_2);
     scope.get(REPO).reply(200, {
       full_name: "Codertocat/Hello-World",
@@ -107,7 +92,7 @@ describe("a push review whose head moves while the model works", () => {
     // Read again after the model answered: the bot's push has moved the head.
     scope.get(`${REPO}/pulls/2`).times(3).reply(200, pull(HEAD_3));
     // The new head's review: no Talos review of it yet, so the changes since HEAD_1 again.
-    mockEarlierReview(scope);
+    mockEarlierReview(scope, HEAD_1);
     mockPushReads(scope, HEAD_3);
     const reviews: any[] = [];
     scope
