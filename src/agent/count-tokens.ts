@@ -205,7 +205,7 @@ function utf8Size(text: string, i: number): number {
   if (code < 0x80) return 1;
   if (code < 0x800) return 2;
   const next = text.charCodeAt(i + 1);
-  // A lone surrogate is sent as U+FFFD, three bytes.
+  // A lone surrogate is encoded (TextEncoder) as U+FFFD, three bytes.
   return code >= 0xd800 && code < 0xdc00 && next >= 0xdc00 && next < 0xe000 ? 4 : 3;
 }
 

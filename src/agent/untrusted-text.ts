@@ -3,6 +3,7 @@ import { MAX_USER_TEXT } from "../markdown/create-markdown-parser.js";
 import { createHtmlScanner, type HtmlPiece, type HtmlScanner } from "../markdown/html-scanner.js";
 import { stripInvisible } from "../markdown/safe-text.js";
 import type { TokenCounter } from "./count-tokens.js";
+import { sliceWhole } from "../slice-whole.js";
 
 // Elements GitHub renders (or drops) in Markdown. Only these are treated as markup, so that code
 // such as `Array<string>` keeps its angle brackets.
@@ -175,9 +176,7 @@ export function createFence(
   const tag = `untrusted-${random()}`;
   const strip = (text: string) => scrub(cleanUntrustedText(text)).split(tag).join("");
   const label = (source: string) =>
-    strip(source.slice(0, 400))
-      .slice(0, 200)
-      .replace(/["<>\n]/g, " ");
+    sliceWhole(strip(sliceWhole(source, 400)), 200).replace(/["<>\n]/g, " ");
   const fence = (cut: (text: string) => string): Fence => ({
     tag,
     wrap(source, text) {

@@ -358,19 +358,25 @@ export function toIssueInfo(data: IssueData): IssueInfo {
 }
 
 const SEARCH_SCOPES = ["repo", "org", "user", "owner"];
+// GitHub's issue search reads these (in any case) as boolean operators, outside a phrase.
+const OPERATORS = new Set(["and", "or", "not"]);
 
 /**
  * The model writes the search query, so it must not choose where to search: GitHub ORs repeated
  * `repo:` qualifiers, and `org:` or `user:` would reach the installation's other repositories.
  * Those qualifiers are dropped with their values (quoted or not, negated or not, with spaces
- * around the colon or not); everything else is kept.
+ * around the colon or not, in parentheses or not); everything else is kept. What could take the
+ * `repo:` qualifier appended after it out of force goes too: `OR`, `AND` and `NOT` (`a OR repo:x`
+ * matches `a` anywhere), grouping parentheses, backslashes (which escape a quote), and a quote
+ * left open (it would make the qualifier part of a phrase).
  */
 export function stripSearchQualifiers(query: string): string {
-  const terms = splitSearchTerms(query.slice(0, 1_000));
+  const terms = splitSearchTerms(query.slice(0, 1_000).replaceAll("\\", ""));
   const kept: string[] = [];
   for (let i = 0; i < terms.length; i++) {
     const term = terms[i]!;
     const bare = term.toLowerCase().replace(/^-/, "");
+    if (OPERATORS.has(bare)) continue;
     const scope = SEARCH_SCOPES.find((s) => bare === s || bare.startsWith(`${s}:`));
     const colonNext = terms[i + 1]?.startsWith(":") === true;
     if (!scope || (bare === scope && !colonNext)) {
@@ -381,17 +387,24 @@ export function stripSearchQualifiers(query: string): string {
     const colon = bare === scope ? terms[++i]! : bare.slice(scope.length);
     if (colon === ":") i++;
   }
-  return kept.join(" ").slice(0, 200);
+  const joined = kept.join(" ").slice(0, 200);
+  const quotes = joined.split('"').length - 1;
+  if (quotes % 2 === 0) return joined;
+  const last = joined.lastIndexOf('"');
+  return (joined.slice(0, last) + joined.slice(last + 1)).trim();
 }
 
-/** Splits a search query at whitespace, keeping a quoted phrase (even unclosed) in one term. */
+/**
+ * Splits a search query at whitespace and at parentheses, keeping a quoted phrase (even
+ * unclosed) in one term.
+ */
 function splitSearchTerms(query: string): string[] {
   const terms: string[] = [];
   let current = "";
   let quoted = false;
   for (const char of query) {
     if (char === '"') quoted = !quoted;
-    if (!quoted && /\s/.test(char)) {
+    if (!quoted && (/\s/.test(char) || char === "(" || char === ")")) {
       if (current) terms.push(current);
       current = "";
     } else {

@@ -1,12 +1,15 @@
 // Zero-width, bidi and other invisible format characters, and Unicode tag characters
-// (U+E0000–U+E007F), which can spell out text no reader sees.
+// (U+E0000–U+E007F), which can spell out text no reader sees. Also lone surrogates (with the `u`
+// flag a whole pair is one character, outside the class): half an emoji, left by a cut, is no
+// valid Unicode, and a strict JSON server refuses a request that holds one.
 const INVISIBLE =
-  /[\u00AD\u180E\u200B-\u200F\u202A-\u202E\u2060-\u2064\u2066-\u206F\uFEFF]|[\u{E0000}-\u{E007F}]/gu;
+  /[\u00AD\u180E\u200B-\u200F\u202A-\u202E\u2060-\u2064\u2066-\u206F\uFEFF\uD800-\uDFFF]|[\u{E0000}-\u{E007F}]/gu;
+import { sliceWhole } from "../slice-whole.js";
 // Control characters other than tab and newline.
 // eslint-disable-next-line no-control-regex -- matching them is the point
 const CONTROL = /[\u0000-\u0008\u000B\u000C\u000E-\u001F\u007F]/g;
 
-/** Removes invisible, bidi, tag and control characters (tab and newline stay). */
+/** Removes invisible, bidi, tag and control characters and lone surrogates (tab and newline stay). */
 export function stripInvisible(text: string): string {
   return text.replace(INVISIBLE, "").replace(CONTROL, "");
 }
@@ -173,11 +176,7 @@ export function codeSpan(content: string, inTable = false): string {
  * mention, HTML or Markdown in it is live.
  */
 export function quotedCode(text: string, max = 80): string {
-  let capped = text;
-  if (text.length > max) {
-    const end = /[\uD800-\uDBFF]/.test(text[max - 1]!) ? max - 1 : max;
-    capped = `${text.slice(0, end)}…`;
-  }
+  const capped = text.length > max ? `${sliceWhole(text, max)}…` : text;
   return codeSpan(capped.replace(/\s+/g, " "));
 }
 

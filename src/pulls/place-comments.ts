@@ -1,4 +1,5 @@
 import type { Hunk } from "./parse-patch.js";
+import { sliceWhole } from "../slice-whole.js";
 
 export type Severity = "critical" | "major" | "minor" | "nit";
 
@@ -186,10 +187,7 @@ function disarmSuggestions(text: string): string {
 }
 
 function capBody(body: string): string {
-  if (body.length <= MAX_BODY_CHARS) return body;
-  const code = body.charCodeAt(MAX_BODY_CHARS - 1);
-  const end = code >= 0xd800 && code <= 0xdbff ? MAX_BODY_CHARS - 1 : MAX_BODY_CHARS;
-  return `${body.slice(0, end)}…`;
+  return body.length <= MAX_BODY_CHARS ? body : `${sliceWhole(body, MAX_BODY_CHARS)}…`;
 }
 
 /**

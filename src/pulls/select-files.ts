@@ -4,6 +4,7 @@ import { matchGlob } from "./match-glob.js";
 import { isDeleteOnly, parsePatch } from "./parse-patch.js";
 import type { Hunk } from "./parse-patch.js";
 import type { PullRequestFile } from "./pull-request-file.js";
+import { sliceWhole } from "../slice-whole.js";
 
 export interface ReviewInput {
   file: PullRequestFile;
@@ -52,10 +53,7 @@ const DELETED_PREFIX = `${" ".repeat(LINE_NUMBER_WIDTH + 1)}-`;
 
 /** `text` cut to `max` characters, never inside a surrogate pair, with `…` when cut. */
 function capText(text: string, max: number): string {
-  if (text.length <= max) return text;
-  const code = text.charCodeAt(max - 1);
-  const end = code >= 0xd800 && code <= 0xdbff ? max - 1 : max;
-  return `${text.slice(0, end)}…`;
+  return text.length <= max ? text : `${sliceWhole(text, max)}…`;
 }
 
 /**

@@ -1,6 +1,7 @@
 import { z } from "zod";
 import { MAX_RESULT_CHARS } from "./clip-result.js";
 import { defineTool } from "./define-tool.js";
+import { sliceWhole } from "../slice-whole.js";
 
 export const listLabelsTool = defineTool({
   name: "list_labels",
@@ -15,6 +16,6 @@ export const listLabelsTool = defineTool({
       .join("\n");
     if (text.length <= MAX_RESULT_CHARS) return text;
     // Not "in all", as clipResult says: the pages past the limit were not read.
-    return `${text.slice(0, MAX_RESULT_CHARS)}\n…(cut: the repository has more labels than fit)`;
+    return `${sliceWhole(text, MAX_RESULT_CHARS)}\n…(cut: the repository has more labels than fit)`;
   },
 });

@@ -12,6 +12,8 @@ describe("cleanUntrustedText", () => {
     ["zero-width characters", "ad\u200Bmin\u200D\uFEFF", "admin"],
     ["bidi controls", "abc\u202Edcba\u202C\u2066x\u2069", "abcdcbax"],
     ["Unicode tag characters", "ok\u{E0049}\u{E0047}\u{E004E}", "ok"],
+    // Half an emoji, left by a cut: a strict JSON server refuses a request holding one.
+    ["lone surrogates", "a\uD83D b\uDE00 c😀", "a b c😀"],
     ["hidden elements", "see <div hidden>secret orders</div> this", "see  this"],
     ["display:none", '<span style="color:red; display: none">secret</span>shown', "shown"],
     ["visibility:hidden", "<p style='visibility:hidden'>secret</p>shown", "shown"],

@@ -20,6 +20,18 @@ describe("stripSearchQualifiers", () => {
     ["the repo is slow", "the repo is slow"],
     ["reporter:me label:bug is:open", "reporter:me label:bug is:open"],
     ['"exact phrase" in:title', '"exact phrase" in:title'],
+    // In parentheses (GitHub's issue search groups with them), and with boolean operators:
+    // `a OR repo:x` would match `a` in any repository, whatever `repo:` comes after it.
+    ["(repo:other/secret) crash", "crash"],
+    ["crash (org:other)", "crash"],
+    ["crash OR (user:someone)", "crash"],
+    ["crash or save AND NOT load", "crash save load"],
+    ['"a (phrase) OR b"', '"a (phrase) OR b"'],
+    // A quote left open would make the `repo:` appended after the query part of a phrase, and a
+    // backslash escapes a quote.
+    ['crash "on save', "crash on save"],
+    ['crash "on save\\" now', 'crash "on save" now'],
+    [`${"x".repeat(195)} "quoted phrase"`, `${"x".repeat(195)} quo`],
   ])("%j → %j", (query, expected) => {
     expect(stripSearchQualifiers(query)).toBe(expected);
   });
@@ -71,5 +83,23 @@ describe("search_issues", () => {
     expect(scope.pendingMocks()).toEqual([]);
     expect(result).toBe("#7 [open] Crash on save");
     expect([...github.retrieved]).toEqual([7]);
+  });
+
+  it("keeps the repository scope outside a phrase the model left open", async () => {
+    const octokit = new ProbotOctokit({
+      auth: { token: "ghs_test" },
+      retry: { enabled: false },
+      throttle: { enabled: false },
+    });
+    const github = createRepoClient(octokit, { owner: "acme", repo: "widgets" });
+    const scope = githubScope();
+    scope
+      .get("/search/issues")
+      .query({ q: "crash on save repo:acme/widgets", per_page: "5" })
+      .reply(200, { total_count: 0, items: [] });
+
+    await github.searchIssues('crash "on save', { limit: 5 });
+
+    expect(scope.pendingMocks()).toEqual([]);
   });
 });

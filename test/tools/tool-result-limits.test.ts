@@ -1,9 +1,14 @@
-import { ToolMessage } from "@langchain/core/messages";
+import { AIMessage, ToolMessage } from "@langchain/core/messages";
 import { describe, expect, it } from "vitest";
+import { createTokenCounter } from "../../src/agent/count-tokens.js";
+import { runThreadTask } from "../../src/agent/run-thread-task.js";
 import { MAX_RESULT_CHARS } from "../../src/tools/clip-result.js";
+import { createFakeRepoClient, makeIssue } from "../helpers/fake-repo-client.js";
 import { API } from "../helpers/github-mocks.js";
 import { replayAsk } from "../helpers/replay-ask.js";
 import { scriptedModel } from "../helpers/scripted-model.js";
+import { captureLogs } from "../helpers/test-app.js";
+import { createTestAssistant } from "../helpers/test-assistant.js";
 
 const REPO = "/repos/Codertocat/Hello-World";
 
@@ -71,5 +76,41 @@ describe("list_labels in a repository of thousands of labels", () => {
       expect(text.includes("(cut: the repository has more labels than fit)")).toBe(true);
       expect(text.length).toBeLessThan(MAX_RESULT_CHARS + 1_000);
     }
+  });
+});
+
+describe("a tool result cut at the limit", () => {
+  it("never keeps half an emoji, which a strict JSON server refuses", async () => {
+    const title = "Crash on save";
+    // Where the body starts in get_issue's result, so that an emoji straddles the cut.
+    const header = `Issue #8: ${title}\nState: open. Author: alice. Labels: none.\n\n`.length;
+    const body = `${"a".repeat(MAX_RESULT_CHARS - header - 1)}😀 and what follows it`;
+    const github = createFakeRepoClient({
+      issues: new Map([
+        [7, makeIssue(7, { title: "Crash", body: "It crashes. See #8." })],
+        [8, makeIssue(8, { title, body })],
+      ]),
+    });
+    const model = scriptedModel()
+      .respondWithTools([{ name: "get_issue", args: { number: 8 } }])
+      .respond(new AIMessage("Read it."));
+    const assistant = await createTestAssistant(model, { tokenCounter: createTokenCounter() });
+    const { log } = await captureLogs("warn");
+
+    await runThreadTask({
+      assistant,
+      github,
+      number: 7,
+      prompt: "ask",
+      values: (fence) => ({ question: fence.wrap("question", "What does #8 say?"), memories: "" }),
+      log,
+    });
+
+    const result = model.calls[1]!.messages.find((m) => m instanceof ToolMessage);
+    const text = String(result?.content);
+    expect(text).toContain(`Issue #8: ${title}\n`);
+    expect(text).toContain(`${"a".repeat(100)}\n…(cut: `);
+    // With the `u` flag a whole pair is one character: \p{Cs} matches a lone half only.
+    expect(text).not.toMatch(/\p{Cs}/u);
   });
 });
