@@ -1,6 +1,6 @@
 import { describe, expect, it } from "vitest";
 import { loadRepoConfig, loadRepoConfigOf } from "../src/github/load-repo-config.js";
-import { restrictiveConfig } from "../src/parse-repo-config.js";
+import { parseRepoConfig, restrictiveConfig } from "../src/parse-repo-config.js";
 import { openConfigContext } from "./helpers/config-context.js";
 
 const REPO = { owner: "Codertocat", repo: "Hello-World" };
@@ -61,4 +61,36 @@ describe("_extends in .github/talos.yml", () => {
     });
     expect(scope.pendingMocks()).toEqual([]);
   });
+});
+
+describe("a .github/talos.yml that is one scalar", () => {
+  // Probot's plugin reads `false`, `0` and `""` as an empty mapping, which gave every default: a
+  // maintainer who wrote `false` to switch Talos off had it on, COLLABORATORs' commands included.
+  it.each(["false\n", "# Talos off\n0\n", '""\n', ".nan\n", "true\n"])(
+    "%j gives the most restrictive settings, and says why",
+    async (text) => {
+      const { scope, context } = await openConfigContext();
+      scope.get(`/repos/Codertocat/Hello-World${FILE}`).reply(200, text, RAW);
+
+      const loaded = await loadRepoConfig(context);
+      expect(loaded.config).toEqual(restrictiveConfig());
+      expect(loaded.errors).toEqual([
+        ".github/talos.yml: the top level must be a mapping of settings; using the most restrictive settings",
+      ]);
+      expect(scope.pendingMocks()).toEqual([]);
+    },
+  );
+
+  it.each(["", "# nothing set yet\n", "~\n"])(
+    "%j sets nothing: the defaults, with no error",
+    async (text) => {
+      const { scope, context } = await openConfigContext();
+      scope.get(`/repos/Codertocat/Hello-World${FILE}`).reply(200, text, RAW);
+
+      const loaded = await loadRepoConfig(context);
+      expect(loaded.config).toEqual(parseRepoConfig({}).config);
+      expect(loaded.errors).toEqual([]);
+      expect(scope.pendingMocks()).toEqual([]);
+    },
+  );
 });

@@ -1,6 +1,7 @@
 import type { Octokit, OctokitOptions } from "@octokit/core";
 import { composeConfigGet } from "@probot/octokit-plugin-config";
 import { LRUCache } from "lru-cache";
+import { parse } from "yaml";
 
 type GetOptions = Parameters<typeof composeConfigGet>[1];
 type GetResult = Awaited<ReturnType<typeof composeConfigGet>>;
@@ -90,7 +91,11 @@ export function configMemoPlugin(octokit: Octokit, options: OctokitOptions) {
           },
           { endpoint: octokit.request.endpoint },
         );
-        const read = () => composeConfigGet({ request } as unknown as Octokit, params);
+        const read = async () =>
+          keepFalsyScalars(
+            await composeConfigGet({ request } as unknown as Octokit, params),
+            files,
+          );
         // Defaults shape the result (Probot's `context.config(file, defaults)`): not memoized.
         if (params.defaults !== undefined) return read();
         const { owner, repo, path, branch } = params;
@@ -115,6 +120,29 @@ export function configMemoPlugin(octokit: Octokit, options: OctokitOptions) {
       },
     },
   };
+}
+
+/**
+ * The plugin reads a file whose YAML is `false`, `0`, `.nan` or `""` as an empty mapping
+ * (`parse(text) || {}`), which gives every default: a maintainer who wrote `false` to switch
+ * Talos off had it on, and the owner's `.github` fallback unread. Such a file's value is put
+ * back, for the parser to refuse as not a mapping (the most restrictive settings). Only a file
+ * read as empty is parsed again, so there is little to parse.
+ */
+function keepFalsyScalars(result: GetResult, files: FileRead[]): GetResult {
+  for (const file of result.files) {
+    const config: unknown = file.config;
+    if (config === null || typeof config !== "object" || Object.keys(config).length > 0) continue;
+    const text = files.find(
+      ({ endpoint }) =>
+        endpoint.owner === file.owner && endpoint.repo === file.repo && endpoint.path === file.path,
+    )?.text;
+    if (!text) continue;
+    const value: unknown = parse(text, { logLevel: "error" });
+    // A scalar (`null` and `~` stay an empty file, which sets nothing).
+    if (value !== null && typeof value !== "object") (file as { config: unknown }).config = value;
+  }
+  return result;
 }
 
 /** Whether each file still has the text it had, read in order; stops at the first that changed. */

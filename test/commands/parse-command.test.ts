@@ -20,6 +20,13 @@ describe("parseCommand", () => {
     ["Some context.\n/talos config", { name: "config", args: "" }],
     ["text\n    /talos config now", { name: "config", args: "now" }],
     ["<details>\n\n/talos x\n\n</details>\n\n/talos help", { name: "help", args: "" }],
+    // An HTML list item or heading shows as a Markdown one does, where no line is a command.
+    [
+      "<ul>\n<li>\n\n/talos review --full\n\n</li>\n</ul>\n\n/talos help",
+      { name: "help", args: "" },
+    ],
+    ["<ol><li>\n\n/talos review --full\n\n</ol>\n\n/talos help", { name: "help", args: "" }],
+    ["<h2>\n\n/talos review --full\n\n</h2>\n\n/talos help", { name: "help", args: "" }],
     // An unclosed comment inside a paragraph is text on GitHub: the next line shows.
     ["text <!-- unclosed\n/talos help", { name: "help", args: "" }],
     // Once the inline `<details>` closes, the following lines show again.
