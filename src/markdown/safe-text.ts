@@ -1,17 +1,25 @@
+import { sliceWhole } from "../slice-whole.js";
+
 // Zero-width, bidi and other invisible format characters, and Unicode tag characters
 // (U+E0000–U+E007F), which can spell out text no reader sees. Also lone surrogates (with the `u`
 // flag a whole pair is one character, outside the class): half an emoji, left by a cut, is no
 // valid Unicode, and a strict JSON server refuses a request that holds one.
 const INVISIBLE =
   /[\u00AD\u180E\u200B-\u200F\u202A-\u202E\u2060-\u2064\u2066-\u206F\uFEFF\uD800-\uDFFF]|[\u{E0000}-\u{E007F}]/gu;
-import { sliceWhole } from "../slice-whole.js";
+// The same but the zero-width non-joiner and joiner (U+200C, U+200D), which join or part letters
+// (Persian, Indic scripts) and emoji (👨‍👩‍👧): code a suggested change commits keeps them.
+const INVISIBLE_BUT_JOINERS =
+  /[\u00AD\u180E\u200B\u200E\u200F\u202A-\u202E\u2060-\u2064\u2066-\u206F\uFEFF\uD800-\uDFFF]|[\u{E0000}-\u{E007F}]/gu;
 // Control characters other than tab and newline.
 // eslint-disable-next-line no-control-regex -- matching them is the point
 const CONTROL = /[\u0000-\u0008\u000B\u000C\u000E-\u001F\u007F]/g;
 
-/** Removes invisible, bidi, tag and control characters and lone surrogates (tab and newline stay). */
-export function stripInvisible(text: string): string {
-  return text.replace(INVISIBLE, "").replace(CONTROL, "");
+/**
+ * Removes invisible, bidi, tag and control characters and lone surrogates (tab and newline
+ * stay); with `keepJoiners`, not the zero-width joiner and non-joiner.
+ */
+export function stripInvisible(text: string, keepJoiners = false): string {
+  return text.replace(keepJoiners ? INVISIBLE_BUT_JOINERS : INVISIBLE, "").replace(CONTROL, "");
 }
 
 /** What text may point at: the repository commented in, and the issues Talos retrieved. */
@@ -59,9 +67,12 @@ export function targetProblem(href: string, scope: TextScope): string | undefine
  * - `@name` and `@org/team` (mentions), e-mail addresses;
  * - URLs (`scheme://`, `www.`), which GitHub autolinks;
  * - issue references (`#12`, `owner/repo#12`, `GH-12`) to anything but the numbers in scope.
+ * Invisible characters go first: the text may be the parser's, which has decoded entities
+ * (`&#x202E;`, `&#xE0049;`) the cleaning of the source could not see.
  * Linear in the text's length.
  */
-export function renderText(text: string, scope: TextScope, place: TextPlace): string {
+export function renderText(source: string, scope: TextScope, place: TextPlace): string {
+  const text = stripInvisible(source);
   const out: string[] = [];
   let lineStart = place.lineStart;
   // Words split at ASCII whitespace, by index (a regex's match objects would be garbage).

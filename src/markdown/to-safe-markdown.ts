@@ -51,7 +51,11 @@ export function toSafeMarkdown(
   parser: MarkdownIt = createMarkdownParser(),
 ): string {
   const scope = toScope(options);
-  const clean = stripInvisible(text.slice(0, MAX_USER_TEXT).replace(/\r\n?/g, "\n"));
+  // A suggested change keeps its joiners: its text is code GitHub commits as it is posted.
+  const clean = stripInvisible(
+    text.slice(0, MAX_USER_TEXT).replace(/\r\n?/g, "\n"),
+    options.suggestion === true,
+  );
   const max = options.maxLength ?? MAX_SAFE_MARKDOWN;
   const room = max - TRUNCATED.length - 2;
   const kept: string[] = [];
@@ -183,7 +187,8 @@ class Writer {
         continue;
       }
       this.#at++;
-      const marker = ordered ? `${number++}.` : "-";
+      // CommonMark reads at most nine digits (999,999,999): a longer number starts no item.
+      const marker = ordered ? `${Math.min(number++, 999_999_999)}.` : "-";
       const lines = joinBlocks(this.#sequence("list_item_close"), tight);
       const indent = " ".repeat(marker.length + 1);
       items.push(
@@ -244,14 +249,19 @@ class Writer {
     const text = (content: string) => {
       pending += content;
     };
+    // Backtick runs side by side are one run: a code span written against another, or against
+    // a backtick, would close nothing, and what follows would be live. A space parts them.
+    const append = (markdown: string) => {
+      out += out.endsWith("`") && markdown.startsWith("`") ? ` ${markdown}` : markdown;
+    };
     /** Writes the pending text, then `markdown`, which leaves a line start as `atLineStart`. */
     const write = (markdown: string, atLineStart?: boolean) => {
       if (pending) {
-        out += renderText(pending, this.scope, { ...place, lineStart });
+        append(renderText(pending, this.scope, { ...place, lineStart }));
         pending = "";
         lineStart = false;
       }
-      out += markdown;
+      append(markdown);
       if (atLineStart !== undefined) lineStart = atLineStart;
     };
     for (const token of children) {

@@ -124,6 +124,11 @@ export class BackfillFailedError extends Error {
 }
 
 const PER_PAGE = 100;
+/**
+ * The last page GitHub lists by number: it answers page 100 of 100 (the 9,901st item on)
+ * `422 Pagination with the page parameter is not supported for large datasets`, every time.
+ */
+export const LAST_LISTED_PAGE = 99;
 // Leave the installation this share of its hourly requests for the webhooks it must answer.
 const RESERVE = 0.1;
 const KEPT_SKIPPED_ITEMS = 20;
@@ -267,7 +272,15 @@ export async function backfillRepository(options: BackfillOptions): Promise<Back
     if (page.number >= state.page) failures = 0;
     moved = false;
     checking = undefined;
-    const last = page.received < PER_PAGE || processed(state) + page.taken >= max;
+    const last =
+      page.received < PER_PAGE ||
+      processed(state) + page.taken >= max ||
+      page.number >= LAST_LISTED_PAGE;
+    if (last && page.received === PER_PAGE && page.number >= LAST_LISTED_PAGE)
+      log.warn(
+        { repo: fullName, listing: state.listing ?? "issues", page: page.number },
+        "backfill: GitHub lists no page past this one by number; the older items are left out",
+      );
     state = {
       ...state,
       status: last ? "done" : "running",

@@ -11,6 +11,7 @@ import {
 import {
   DEFAULT_BACKFILL_RETRY,
   isRetryable,
+  LAST_LISTED_PAGE,
   pauseFor,
   pauseForRateLimit,
   storeListedItems,
@@ -166,6 +167,8 @@ export async function catchUpRepository(options: CatchUpOptions): Promise<CatchU
     // The cap cut this page: what it left out was updated since, unread (the last page too).
     if (items.length < response.items.length) return { ...result, capped: true };
     if (!response.more) return result;
+    // GitHub lists no page past it by number: what is older is left out, as by the cap.
+    if (page >= LAST_LISTED_PAGE) return { ...result, capped: true };
     page++;
     await pauseForRateLimit(response.headers, clock, log, signal);
   }

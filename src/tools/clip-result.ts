@@ -1,6 +1,7 @@
+import { sliceWhole } from "../slice-whole.js";
+
 // Tool results go back into the prompt; keep each one a modest share of the budget.
 export const MAX_RESULT_CHARS = 12_000;
-import { sliceWhole } from "../slice-whole.js";
 
 /** Cuts a tool result to a size the prompt can afford, saying so. */
 export function clipResult(text: string): string {

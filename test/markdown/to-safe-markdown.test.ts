@@ -47,6 +47,16 @@ describe("toSafeMarkdown", () => {
     ["an image from http:", "@![octocat](http://track.example/p.gif)", "`@octocat`"],
     ["a link hiding an issue number", "see #[999](/x)", "see `#999`"],
     ["a link hiding a bare URL", "www[.evil.example](/x)", "`www.evil.example`"],
+    // Code spans written side by side had merged their backtick runs, closing nothing.
+    ["a code span then a backtick", "`a`\\`@octocat", "`a` `` `@octocat ``"],
+    ["a backtick then a code span", "@octocat\\``<b>`", "`` @octocat` `` `<b>`"],
+    ["code spans on both sides", "`a`\\`www.x\\`<b>", "`a` `` `www.x`<b> ``"],
+    // The parser decodes entities the cleaning of the source could not see.
+    [
+      "tag characters and a bidi override as entities",
+      "ok&#xE0049;&#xE0047; &#x202E;gnp",
+      "ok gnp",
+    ],
   ])("checks the words %s leaves behind as GitHub reads them", (_what, input, expected) => {
     const out = safe(input);
     expect(out).toBe(expected);
@@ -73,6 +83,28 @@ describe("toSafeMarkdown", () => {
       "```suggestion\n```",
     );
     expect(safe("```\n\n```")).toBe("```\n\n```");
+  });
+
+  it("commits a suggested change's joiners as the model wrote them, and no bidi control", () => {
+    const line = 'const family = "👨\u200D👩\u200D👧"; // ‌نمی‌خواهم';
+    const change = `\`\`\`suggestion\n${line}\n\`\`\``;
+    expect(toSafeMarkdown(change, { ...options, suggestion: true }, parser)).toBe(change);
+    const hidden = "```suggestion\nif (a\u202E) {}\u200B\n```";
+    expect(toSafeMarkdown(hidden, { ...options, suggestion: true }, parser)).toBe(
+      "```suggestion\nif (a) {}\n```",
+    );
+  });
+
+  it("keeps an ordered list's code a code block past nine-digit numbers", () => {
+    const input = [
+      "999999999. a",
+      "999999999. ```",
+      "           <img src=https://track.example/p.gif> @octocat",
+      "           ```",
+    ].join("\n");
+    const out = safe(input);
+    expect(out).toBe(input);
+    expect(checkSafeMarkdown(out, options, parser)).toEqual([]);
   });
 
   it("drops HTML comments and shows other HTML as text, so no marker survives", () => {
