@@ -9,6 +9,7 @@ import { createServices } from "../create-services.js";
 import type { Logger } from "pino";
 import { createCliOctokit } from "./create-cli-octokit.js";
 import { parseRepoName } from "./parse-repo-name.js";
+import { quietBelowDebug } from "./quiet-below-debug.js";
 import { UsageError } from "./usage-error.js";
 
 export interface ChatOptions {
@@ -26,7 +27,9 @@ export interface ChatOptions {
  * (public repositories work without). `exit`, `quit` or Ctrl-D ends the session.
  */
 export async function chat(options: ChatOptions): Promise<number> {
-  const { env, log, stdout } = options;
+  const { env, stdout } = options;
+  // A failed model call is reported below in one line; the agent's log of it has a stack.
+  const log = quietBelowDebug(options.log);
   const model = createChatModel(env);
   if (!model) {
     throw new UsageError(

@@ -10,6 +10,7 @@ import { Retried } from "../jobs/retry-request.js";
 import type { LockOwner } from "../memory/directory-lock.js";
 import { askServer, holdDataDirectory } from "./hold-data-directory.js";
 import { assertDirectory } from "./assert-directory.js";
+import { quietBelowDebug } from "./quiet-below-debug.js";
 import { UsageError } from "./usage-error.js";
 
 export interface JobsCommandOptions {
@@ -213,9 +214,7 @@ async function openQueue(
   const { env } = options;
   // The queue logs for a server ("Redis unreachable: new deliveries are refused with 503", with
   // a stack); the command reports what stops it in one line, so those show only at debug.
-  const log = options.log.isLevelEnabled("debug")
-    ? options.log
-    : options.log.child({}, { level: "silent" });
+  const log = quietBelowDebug(options.log);
   const shared = {
     maxQueued: env.TALOS_JOB_QUEUE_MAX,
     retentionMs: env.TALOS_LEDGER_RETENTION_HOURS * 3_600_000,

@@ -437,8 +437,11 @@ async function kindOf(path: string): Promise<"directory" | "file" | "missing"> {
 
 function parseCount(option: string, value: string, least: number): number {
   const count = Number(value);
-  if (!/^\d+$/.test(value) || count < least)
-    throw new UsageError(`${option} takes a whole number of at least ${least}, not "${value}"`);
+  // Safe integers only: 400 digits are Infinity, which a request's JSON sends as null.
+  if (!/^\d+$/.test(value) || count < least || !Number.isSafeInteger(count)) {
+    const shown = value.length > 40 ? `${value.slice(0, 40)}…` : value;
+    throw new UsageError(`${option} takes a whole number of at least ${least}, not "${shown}"`);
+  }
   return count;
 }
 

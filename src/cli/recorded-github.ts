@@ -10,14 +10,27 @@ export interface RecordedResponse {
 }
 
 /**
- * One recorded answer. Its status is one a response can have (200–599): `new Response` throws on
- * any other, and the replay then failed as a GitHub error rather than as bad input.
+ * One recorded answer. Its status and headers are ones a response can have (200–599; names and
+ * values `Headers` takes): `new Response` throws on any other, and the replay then failed as a
+ * GitHub error rather than as bad input.
  */
 const RecordedSchema = z.object({
   status: z.number().int().min(200).max(599).default(200),
   body: z.unknown().transform((body) => body ?? null),
-  headers: z.record(z.string(), z.string()).optional(),
+  headers: z
+    .record(z.string(), z.string())
+    .refine(canCarry, "a header name or value no response can carry")
+    .optional(),
 });
+
+function canCarry(headers: Record<string, string>): boolean {
+  try {
+    new Headers(headers);
+    return true;
+  } catch {
+    return false;
+  }
+}
 
 /** Statuses whose responses have no body. */
 const NO_BODY = new Set([204, 205, 304]);
@@ -64,7 +77,7 @@ export async function loadRecordedGitHub(
       if (!parsed.success) {
         const issue = parsed.error.issues[0]!;
         throw new UsageError(
-          `${path}: "${key}": ${issue.path.join(".") || "entry"}: ${issue.message} (a status is 200 to 599, headers are strings)`,
+          `${path}: "${key}": ${issue.path.join(".") || "entry"}: ${issue.message} (a status is 200 to 599, headers are strings a response can carry)`,
         );
       }
       const { headers, ...response } = parsed.data;

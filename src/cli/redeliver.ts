@@ -6,6 +6,7 @@ import { createServices } from "../create-services.js";
 import { redeliverMissed, type RedeliveryReport } from "../github/redeliver-missed.js";
 import { createCliOctokit } from "./create-cli-octokit.js";
 import { openQueueToRead } from "./jobs.js";
+import { quietBelowDebug } from "./quiet-below-debug.js";
 import { UsageError } from "./usage-error.js";
 
 export interface RedeliverCommandOptions {
@@ -58,9 +59,7 @@ export async function redeliver(options: RedeliverCommandOptions): Promise<numbe
       known: (guid) => queue.has(guid),
       // Its warnings carry the error's stack, for a server's log; here the reason is one line
       // on stderr, and the warnings show with LOG_LEVEL=debug.
-      log: options.log.isLevelEnabled("debug")
-        ? options.log
-        : options.log.child({}, { level: "silent" }),
+      log: quietBelowDebug(options.log),
       max: options.max,
       signal: options.signal,
       dryRun: options.dryRun,

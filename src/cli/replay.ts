@@ -9,6 +9,7 @@ import { parseEnv } from "../config.js";
 import { MalformedPayloadError } from "../handlers/read-payload.js";
 import { createTalos } from "../index.js";
 import { createReplayFetch, loadRecordedGitHub, type PlannedWrite } from "./recorded-github.js";
+import { quietBelowDebug } from "./quiet-below-debug.js";
 import { UsageError } from "./usage-error.js";
 
 export interface ReplayOptions {
@@ -33,6 +34,7 @@ export interface ReplayResult {
 export async function replay(options: ReplayOptions): Promise<ReplayResult> {
   const payload = await readPayloadFile(options.file);
   const event = resolveEventName(options.file, options.event);
+  checkAction(options.file, event, payload);
   const writes: PlannedWrite[] = [];
   const replayFetch = createReplayFetch(await loadRecordedGitHub(options.fixturesDir), (write) =>
     writes.push(write),
@@ -41,9 +43,7 @@ export async function replay(options: ReplayOptions): Promise<ReplayResult> {
   const dataDir = await mkdtemp(join(tmpdir(), "talos-replay-"));
   // The replay reports a failed job itself, in one line: the job runner's own log of it (a
   // stack, "parked") is for a server, and is shown here only when LOG_LEVEL asks for debug.
-  const log = options.log.isLevelEnabled("debug")
-    ? options.log
-    : options.log.child({}, { level: "silent" });
+  const log = quietBelowDebug(options.log);
   const talos = await createTalos({
     env: parseEnv({ LOG_LEVEL: "silent", TALOS_DATA_DIR: dataDir }),
     log,
@@ -121,6 +121,21 @@ function resolveEventName(file: string, explicit: string | undefined): EmitterWe
   }
   if (!isEventName(name) || name.includes(".")) throw new UsageError(`unknown event "${name}"`);
   return name;
+}
+
+/**
+ * An event that has actions comes with one of them: `{}`, or an issue copied from the API, ran
+ * no handler, and the replay had reported it done, with nothing to write.
+ */
+function checkAction(file: string, event: string, payload: Record<string, unknown>): void {
+  const actions = emitterEventNames.filter((name) => name.startsWith(`${event}.`));
+  if (actions.length === 0) return;
+  const { action } = payload;
+  if (typeof action !== "string" || !isEventName(`${event}.${action}`)) {
+    throw new UsageError(
+      `${file} does not hold a payload of ${event}: its "action" is ${typeof action === "string" ? `"${action.slice(0, 40)}", not one of ${event}'s` : "missing"}`,
+    );
+  }
 }
 
 function isEventName(name: string): name is EmitterWebhookEventName {

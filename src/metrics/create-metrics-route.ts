@@ -29,11 +29,16 @@ function digest(value: string): Buffer {
   return createHash("sha256").update(value).digest();
 }
 
-/** Compares in constant time, on digests so that the token's length does not show either. */
+/**
+ * Compares in constant time, on digests so that the token's length does not show either. The
+ * token is all that follows the scheme: one with a space (the config allows it) was cut there
+ * and refused for ever, and words after a token without one were let through.
+ */
 function isAuthorized(header: string | undefined, expected: Buffer): boolean {
-  const [scheme, token] = (header ?? "").split(" ", 2);
-  if (scheme?.toLowerCase() !== "bearer" || !token) return false;
-  return timingSafeEqual(digest(token), expected);
+  const space = (header ?? "").indexOf(" ");
+  if (space === -1 || header!.slice(0, space).toLowerCase() !== "bearer") return false;
+  const token = header!.slice(space + 1);
+  return token !== "" && timingSafeEqual(digest(token), expected);
 }
 
 /**

@@ -1,5 +1,5 @@
 import { generateKeyPairSync } from "node:crypto";
-import { mkdirSync, readdirSync, writeFileSync } from "node:fs";
+import { mkdirSync, readdirSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { describe, expect, it } from "vitest";
 import { githubScope, mockRepoConfig } from "../helpers/github-mocks.js";
@@ -104,6 +104,24 @@ describe("talos replay --fixtures", () => {
   });
 });
 
+describe("a count past what a number holds", () => {
+  // 400 digits were Infinity: beside a server, sent as JSON null, they came back as its schema's
+  // error (exit 1); with it stopped, the command ran unbounded.
+  const huge = "9".repeat(400);
+  it.each([
+    ["memory", ["memory", "search", "crash", "--k", huge], "--k"],
+    ["backfill", ["backfill", "acme/widgets", "--installation", "7", "--max", huge], "--max"],
+    ["redeliver", ["redeliver", "--max", huge], "--max"],
+  ])("exits 2 for talos %s, naming the option", async (command, argv, option) => {
+    expectBadInput(
+      await runTalos([...argv, "--data-dir", makeDataDir()]),
+      new RegExp(
+        `^talos ${command}: ${option} takes a whole number of at least 1, not "9{40}…"\n$`,
+      ),
+    );
+  });
+});
+
 describe("the .env file", () => {
   it("exits 2 in one line when it cannot be read", async () => {
     const cwd = makeDataDir();
@@ -149,5 +167,59 @@ describe("talos backfill with backfills switched off", () => {
     });
     expectBadInput(result, message);
     expect(readdirSync(dataDir)).toEqual([]);
+  });
+});
+
+describe("talos replay with recorded headers no response can carry", () => {
+  // They passed the check as strings, then failed the replay as if GitHub had (exit 1).
+  const base = JSON.parse(readFileSync("fixtures/api/github.json", "utf8")) as Record<
+    string,
+    { headers?: Record<string, string> }
+  >;
+
+  it.each([
+    ["a header name with a space", { "bad header": "x" }],
+    ["a header value with a newline", { "x-note": "a\nb" }],
+    ["a header value beyond Latin-1", { "x-note": "€" }],
+  ])("exits 2 naming the file and the entry for %s", async (_, headers) => {
+    const fixtures = makeDataDir();
+    mkdirSync(join(fixtures, "api"));
+    const data = structuredClone(base);
+    data["GET /app"]!.headers = headers;
+    writeFileSync(join(fixtures, "api", "github.json"), JSON.stringify(data));
+
+    expectBadInput(
+      await runTalos([
+        "replay",
+        "fixtures/issue_comment.created.help.json",
+        "--fixtures",
+        fixtures,
+      ]),
+      /^talos replay: .*github\.json: "GET \/app": headers: a header name or value no response can carry/,
+    );
+  });
+});
+
+describe("talos replay with a JSON object that is no payload of its event", () => {
+  // Such a file ran no handler, and the replay had said "Replayed …, 0 planned write(s)".
+  it.each([
+    ["an empty object", {}, "missing"],
+    ["an issue copied from the API", { number: 1, title: "Crash", state: "open" }, "missing"],
+    [
+      "an action the event does not have",
+      { action: "opened" },
+      '"opened", not one of issue_comment\'s',
+    ],
+  ])("exits 2 for %s", async (_, payload, said) => {
+    const file = join(makeDataDir(), "issue_comment.created.json");
+    writeFileSync(file, JSON.stringify(payload));
+    const result = await runTalos(["replay", file]);
+    expect(result.out).toBe("");
+    expectBadInput(
+      result,
+      new RegExp(
+        `^talos replay: ${file} does not hold a payload of issue_comment: its "action" is ${said}`,
+      ),
+    );
   });
 });

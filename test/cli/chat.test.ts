@@ -131,6 +131,22 @@ describe("talos chat", () => {
     expect(out).toContain("talos> Hello without a database.");
   });
 
+  it("reports a failed model call in one line, without the agent's log and its stack", async () => {
+    llm.script({
+      status: 401,
+      body: { error: { message: "Incorrect API key provided", type: "invalid_request_error" } },
+    });
+    const { code, out, err } = await talosChat([], ["hi", "exit"], {
+      OPENAI_API_KEY: "sk-chat-key-0123456789abcdef",
+      OPENAI_BASE_URL: llm.baseUrl,
+      TALOS_LLM_MAX_RETRIES: "0",
+    });
+    expect(code).toBe(0);
+    expect(out).not.toContain("talos> ");
+    expect(err).toMatch(/^talos chat: the language model call failed: 401 .*\n$/);
+    expect(err.trim().split("\n")).toHaveLength(1);
+  });
+
   it.each([
     [[], {}, /^talos chat: no language model configured/],
     [

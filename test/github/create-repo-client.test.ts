@@ -41,14 +41,19 @@ describe("stripSearchQualifiers", () => {
   }, 120_000);
 });
 
+/** The client of acme/widgets, over an Octokit that neither retries nor throttles. */
+function widgetsClient() {
+  const octokit = new ProbotOctokit({
+    auth: { token: "ghs_test" },
+    retry: { enabled: false },
+    throttle: { enabled: false },
+  });
+  return createRepoClient(octokit, { owner: "acme", repo: "widgets" });
+}
+
 describe("search_issues", () => {
   it("searches this repository only, whatever the model writes", async () => {
-    const octokit = new ProbotOctokit({
-      auth: { token: "ghs_test" },
-      retry: { enabled: false },
-      throttle: { enabled: false },
-    });
-    const github = createRepoClient(octokit, { owner: "acme", repo: "widgets" });
+    const github = widgetsClient();
     const scope = githubScope();
     scope
       .get("/search/issues")
@@ -86,12 +91,7 @@ describe("search_issues", () => {
   });
 
   it("keeps the repository scope outside a phrase the model left open", async () => {
-    const octokit = new ProbotOctokit({
-      auth: { token: "ghs_test" },
-      retry: { enabled: false },
-      throttle: { enabled: false },
-    });
-    const github = createRepoClient(octokit, { owner: "acme", repo: "widgets" });
+    const github = widgetsClient();
     const scope = githubScope();
     scope
       .get("/search/issues")
