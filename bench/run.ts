@@ -2,6 +2,7 @@
 import { runClusterBench } from "./cluster-bench.js";
 import { runEventsBench } from "./events-bench.js";
 import { runGitHubBench } from "./github-bench.js";
+import { runGlobsBench } from "./globs-bench.js";
 import { runHostileBench } from "./hostile-bench.js";
 import { runMemoryBench } from "./memory-bench.js";
 import { runMemorySyncBench } from "./memory-sync-bench.js";
@@ -17,6 +18,7 @@ const SUITES: Record<string, (options: { json: boolean }) => Promise<unknown>> =
   memory: runMemoryBench,
   hostile: runHostileBench,
   review: runReviewBench,
+  globs: runGlobsBench,
   // Needs Redis (TALOS_TEST_REDIS_URL, default the machine's); says so and skips without it.
   cluster: runClusterBench,
   // Needs PostgreSQL (TALOS_TEST_DATABASE_URL); `--writes=N` times N writes instead of 200.

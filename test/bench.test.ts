@@ -4,6 +4,7 @@ import { describe, expect, it } from "vitest";
 import { runClusterBench } from "../bench/cluster-bench.js";
 import { runEventsBench } from "../bench/events-bench.js";
 import { runGitHubBench } from "../bench/github-bench.js";
+import { runGlobsBench } from "../bench/globs-bench.js";
 import { runHostileBench } from "../bench/hostile-bench.js";
 import { runMemoryBench } from "../bench/memory-bench.js";
 import { runMemorySyncBench } from "../bench/memory-sync-bench.js";
@@ -23,6 +24,14 @@ describe("the benchmarks", () => {
     const result = await runPromptsBench({ json: true });
     expect(result.cached.readsPerEvent).toBe(0);
     expect(result.naive.readsPerEvent).toBeGreaterThan(0);
+  });
+
+  it("globs: each list built once matches the files the globs built per pair match", async () => {
+    const result = await runGlobsBench({ json: true, files: 300 });
+    expect(result.rows.map((r) => r.globs)).toEqual([20, 200, 1_000]);
+    // The bench itself throws when the two ways disagree; some files match, not all.
+    for (const row of result.rows) expect(row.matched).toBeLessThan(300);
+    expect(result.rows.at(-1)!.matched).toBeGreaterThan(0);
   });
 
   it("github: the cache answers most config, repository and label reads", async () => {

@@ -11,7 +11,7 @@ import { upsertReply, type UpsertReplyResult } from "../github/upsert-reply.js";
 import type { MarkdownService } from "../markdown/markdown-workers.js";
 import { codeSpan } from "../markdown/safe-text.js";
 import { askAboutChanges } from "../pulls/ask-about-changes.js";
-import { classifyFile, type FileCategory } from "../pulls/classify-file.js";
+import { createFileClassifier, type FileCategory } from "../pulls/classify-file.js";
 import {
   loadPullRequestChanges,
   type PullRequestChanges,
@@ -169,11 +169,14 @@ const CATEGORY_NAMES: Record<FileCategory, string> = {
 /** Every file of the pull request, grouped as the budget ranks them, with its line counts. */
 function renderFilesTouched(changes: PullRequestChanges): string {
   const groups = new Map<FileCategory, string[]>();
+  const classify = createFileClassifier(changes.attributes);
   for (const file of changes.files) {
-    const category = classifyFile(file.filename, changes.attributes);
+    const category = classify(file.filename);
     const renamed = file.previous_filename ? ` (from ${codeSpan(file.previous_filename)})` : "";
     const entry = `${codeSpan(file.filename)}${renamed} +${file.additions} −${file.deletions}`;
-    groups.set(category, [...(groups.get(category) ?? []), entry]);
+    const group = groups.get(category);
+    if (group) group.push(entry);
+    else groups.set(category, [entry]);
   }
   const lines = (["code", "test", "docs", "generated"] as const).flatMap((category) => {
     const entries = groups.get(category);

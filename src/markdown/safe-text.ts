@@ -14,6 +14,13 @@ const INVISIBLE_BUT_JOINERS =
 // eslint-disable-next-line no-control-regex -- matching them is the point
 const CONTROL = /[\u0000-\u0008\u000B\u000C\u000E-\u001F\u007F]/g;
 
+const INVISIBLE_CHARACTER = new RegExp(`^(?:${INVISIBLE.source})$`, "u");
+
+/** Whether `char`, one code point, is one that stripInvisible removes as invisible. */
+export function isInvisible(char: string): boolean {
+  return INVISIBLE_CHARACTER.test(char);
+}
+
 /**
  * Removes invisible, bidi, tag and control characters and lone surrogates (tab and newline
  * stay); with `keepJoiners`, not the zero-width joiner and non-joiner.

@@ -1,4 +1,4 @@
-import { matchGlob } from "./match-glob.js";
+import { createGlobMatcher, type GlobMatcher } from "./match-glob.js";
 
 /** What a changed file is, in the order a review reads them: code first, generated last. */
 export type FileCategory = "code" | "test" | "docs" | "generated";
@@ -117,11 +117,14 @@ export const DOCS_FILE_NAMES: readonly string[] = [
 /** `.txt` files that are build input, not prose: code despite DOCS_EXTENSIONS; as globs. */
 export const CODE_TEXT_FILE_NAMES: readonly string[] = ["CMakeLists.txt", "requirements*.txt"];
 
-function matchesName(globs: readonly string[], name: string): boolean {
+/** Globs of names, built once: one in lower case is compared without case. */
+function nameMatchers(globs: readonly string[]): Array<[caseless: boolean, GlobMatcher]> {
+  return globs.map((glob) => [glob === glob.toLowerCase(), createGlobMatcher(glob)]);
+}
+
+function matchesName(matchers: Array<[boolean, GlobMatcher]>, name: string): boolean {
   const lower = name.toLowerCase();
-  return globs.some((glob) =>
-    glob === glob.toLowerCase() ? matchGlob(glob, lower) : matchGlob(glob, name),
-  );
+  return matchers.some(([caseless, matches]) => matches(caseless ? lower : name));
 }
 
 function lowerSet(names: readonly string[]): Set<string> {
@@ -219,33 +222,27 @@ export function parseGitAttributes(text: string): GitAttributes {
   return { rules };
 }
 
-/** The decision of the last rule matching `path`, or undefined when none does. */
-function generatedByAttributes(path: string, attributes: GitAttributes): boolean | undefined {
-  for (let i = attributes.rules.length - 1; i >= 0; i--) {
-    const rule = attributes.rules[i]!;
-    if (matchGlob(rule.pattern, path)) return rule.generated;
-  }
-  return undefined;
-}
-
 const LOCKFILE_NAMES = lowerSet(LOCKFILES);
 const GENERATED_DIRECTORY_NAMES = lowerSet(GENERATED_DIRECTORIES);
 const TEST_DIRECTORY_NAMES = lowerSet(TEST_DIRECTORIES);
 const DOCS_DIRECTORY_NAMES = lowerSet(DOCS_DIRECTORIES);
 const DOCS_NAMES = lowerSet(DOCS_FILE_NAMES);
+const GENERATED_NAMES = nameMatchers(GENERATED_FILE_NAMES);
+const TEST_NAMES = nameMatchers(TEST_FILE_NAMES);
+const CODE_TEXT_NAMES = nameMatchers(CODE_TEXT_FILE_NAMES);
 
 function isGeneratedByPath(directories: string[], name: string): boolean {
   return (
     LOCKFILE_NAMES.has(name.toLowerCase()) ||
     directories.some((directory) => GENERATED_DIRECTORY_NAMES.has(directory)) ||
-    matchesName(GENERATED_FILE_NAMES, name)
+    matchesName(GENERATED_NAMES, name)
   );
 }
 
 function isTest(directories: string[], name: string): boolean {
   return (
     directories.some((directory) => TEST_DIRECTORY_NAMES.has(directory)) ||
-    matchesName(TEST_FILE_NAMES, name)
+    matchesName(TEST_NAMES, name)
   );
 }
 
@@ -257,7 +254,7 @@ function isDocs(directories: string[], name: string): boolean {
   return (
     directories.some((directory) => DOCS_DIRECTORY_NAMES.has(directory)) ||
     DOCS_NAMES.has(stem) ||
-    (DOCS_EXTENSIONS.includes(extension) && !matchesName(CODE_TEXT_FILE_NAMES, name))
+    (DOCS_EXTENSIONS.includes(extension) && !matchesName(CODE_TEXT_NAMES, name))
   );
 }
 
@@ -266,12 +263,23 @@ function isDocs(directories: string[], name: string): boolean {
  * matching rule decides both ways, or else by the lists above), then test, then docs, else code.
  */
 export function classifyFile(path: string, attributes: GitAttributes): FileCategory {
-  const segments = path.split("/");
-  const name = segments.pop() ?? "";
-  const directories = segments.map((segment) => segment.toLowerCase());
-  const byAttributes = generatedByAttributes(path, attributes);
-  if (byAttributes ?? isGeneratedByPath(directories, name)) return "generated";
-  if (isTest(directories, name)) return "test";
-  if (isDocs(directories, name)) return "docs";
-  return "code";
+  return createFileClassifier(attributes)(path);
+}
+
+/** `classifyFile` for many paths, the `.gitattributes` rules built once. */
+export function createFileClassifier(attributes: GitAttributes): (path: string) => FileCategory {
+  const rules = attributes.rules
+    .map((rule) => ({ generated: rule.generated, matches: createGlobMatcher(rule.pattern) }))
+    .reverse();
+  return (path) => {
+    const segments = path.split("/");
+    const name = segments.pop() ?? "";
+    const directories = segments.map((segment) => segment.toLowerCase());
+    // The last matching rule decides.
+    const byAttributes = rules.find((rule) => rule.matches(path))?.generated;
+    if (byAttributes ?? isGeneratedByPath(directories, name)) return "generated";
+    if (isTest(directories, name)) return "test";
+    if (isDocs(directories, name)) return "docs";
+    return "code";
+  };
 }

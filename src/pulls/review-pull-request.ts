@@ -20,6 +20,7 @@ import { askAboutChanges } from "./ask-about-changes.js";
 import { parseReviewAnswer } from "./parse-review-answer.js";
 import { placeComments, type PlacedComment } from "./place-comments.js";
 import { describeScope, renderNotReviewed, shortSha } from "./render-changes.js";
+import { escapeName } from "./select-files.js";
 
 export interface ReviewPullRequestOptions {
   assistant: Assistant;
@@ -113,8 +114,13 @@ export async function reviewPullRequest(options: ReviewPullRequestOptions): Prom
   if (commentId === undefined && reviewed.length === 0) return { status: "nothing-to-review" };
 
   const answer = reviewed.length > 0 ? await askModel(options, pull, changes) : undefined;
+  // The model cites a file by its name as it read it (escaped); the comment goes on that file.
+  const named = new Map(reviewed.map((r) => [escapeName(r.file.filename), r.file.filename]));
   const placement = placeComments({
-    drafts: answer?.drafts ?? [],
+    drafts: (answer?.drafts ?? []).map((draft) => ({
+      ...draft,
+      path: named.get(draft.path) ?? draft.path,
+    })),
     files: new Map(
       reviewed.map((r) => [r.file.filename, anchors(r.file.filename, r.hunks, changes)]),
     ),

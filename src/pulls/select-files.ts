@@ -1,9 +1,10 @@
-import { classifyFile, FILE_CATEGORIES } from "./classify-file.js";
+import { createFileClassifier, FILE_CATEGORIES } from "./classify-file.js";
 import type { FileCategory, GitAttributes } from "./classify-file.js";
-import { matchGlob } from "./match-glob.js";
+import { createGlobMatcher, type GlobMatcher } from "./match-glob.js";
 import { isDeleteOnly, parsePatch } from "./parse-patch.js";
 import type { Hunk } from "./parse-patch.js";
 import type { PullRequestFile } from "./pull-request-file.js";
+import { isInvisible } from "../markdown/safe-text.js";
 import { sliceWhole } from "../slice-whole.js";
 
 export interface ReviewInput {
@@ -57,15 +58,22 @@ function capText(text: string, max: number): string {
 }
 
 /**
- * A path or hunk heading as one line: git allows newlines and other control characters in file
- * names, and a path that contained one could start lines of its own in the prompt.
+ * A path or hunk heading as one line, as the model reads and cites it. git allows any character
+ * but NUL in a file name: a control character would start a line of its own in the prompt, and an
+ * invisible one, which the prompt's fence strips, made `src/auth\u200B.ts` read as `src/auth.ts`,
+ * so the model's comments on the one were placed on the other. Each is written as an escape
+ * (`\x0a`, `\u{200b}`), and `\` as `\\`, so that no two names read the same.
  */
-function escapeControls(text: string): string {
-  return text.replace(
-    // eslint-disable-next-line no-control-regex -- control characters are what it looks for
-    /[\u0000-\u001f\u007f]/g,
-    (char) => `\\x${char.charCodeAt(0).toString(16).padStart(2, "0")}`,
-  );
+export function escapeName(text: string): string {
+  let out = "";
+  for (const char of text) {
+    const code = char.codePointAt(0)!;
+    if (char === "\\") out += "\\\\";
+    else if (code < 0x20 || code === 0x7f) out += `\\x${code.toString(16).padStart(2, "0")}`;
+    else if (isInvisible(char)) out += `\\u{${code.toString(16)}}`;
+    else out += char;
+  }
+  return out;
 }
 
 /**
@@ -81,14 +89,14 @@ function escapeControls(text: string): string {
 export function renderFileDiff(file: PullRequestFile, hunks: Hunk[]): string {
   const renamed =
     file.previous_filename !== undefined && file.previous_filename !== file.filename
-      ? ` (renamed from ${escapeControls(file.previous_filename)})`
+      ? ` (renamed from ${escapeName(file.previous_filename)})`
       : "";
   // Appended to one string rather than joined from an array: V8 builds it as a rope, where an
   // array of a long patch's lines lands in the large-object space and makes the cost per line
   // several times higher past some 16,000 lines.
-  let text = `### ${escapeControls(file.filename)}${renamed}`;
+  let text = `### ${escapeName(file.filename)}${renamed}`;
   for (const hunk of hunks) {
-    text += `\n${escapeControls(capText(hunk.header, MAX_LINE_CHARS))}`;
+    text += `\n${escapeName(capText(hunk.header, MAX_LINE_CHARS))}`;
     for (const line of hunk.lines) {
       const content = capText(line.text, MAX_LINE_CHARS);
       if (line.kind === "delete") {
@@ -108,11 +116,11 @@ type Triage =
 /** Why a file is not reviewed whatever the budget, or its category and the hunks to review. */
 function triageFile(
   file: PullRequestFile,
-  ignore: readonly string[],
-  attributes: GitAttributes,
+  ignore: GlobMatcher[],
+  classify: (path: string) => FileCategory,
 ): Triage {
-  if (ignore.some((glob) => matchGlob(glob, file.filename))) return { reason: "ignored" };
-  const category = classifyFile(file.filename, attributes);
+  if (ignore.some((matches) => matches(file.filename))) return { reason: "ignored" };
+  const category = classify(file.filename);
   if (file.status === "removed") return { reason: "removed", category };
   const hunks = file.patch ? parsePatch(file.patch) : [];
   if (hunks.length === 0) {
@@ -136,6 +144,9 @@ function triageFile(
  */
 export function selectFiles(options: SelectFilesOptions): FileSelection & { unlisted: number } {
   const skipped: Array<FileSelection["skipped"][number] & { index: number }> = [];
+  // Each glob and rule built once for all the files, not once a file.
+  const ignore = options.ignore.map(createGlobMatcher);
+  const classify = createFileClassifier(options.attributes);
   const candidates: Array<{
     index: number;
     file: PullRequestFile;
@@ -143,7 +154,7 @@ export function selectFiles(options: SelectFilesOptions): FileSelection & { unli
     hunks: Hunk[];
   }> = [];
   for (const [index, file] of options.files.entries()) {
-    const triage = triageFile(file, options.ignore, options.attributes);
+    const triage = triageFile(file, ignore, classify);
     if ("reason" in triage) skipped.push({ index, path: file.filename, ...triage });
     else candidates.push({ index, file, ...triage });
   }

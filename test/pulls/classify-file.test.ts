@@ -106,6 +106,12 @@ describe("classifyFile", () => {
     expect(classifyFile("package-lock.json", attributes)).toBe("generated");
   });
 
+  it("follows a rule with a POSIX class", () => {
+    const attributes = parseGitAttributes("gen/out[[:digit:]].ts linguist-generated\n");
+    expect(classifyFile("gen/out7.ts", attributes)).toBe("generated");
+    expect(classifyFile("gen/outx.ts", attributes)).toBe("code");
+  });
+
   it("lets a later set rule win over an earlier unset one", () => {
     const attributes = parseGitAttributes(
       "src/keep.ts -linguist-generated\nsrc/** linguist-generated=true\n",

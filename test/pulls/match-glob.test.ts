@@ -76,6 +76,25 @@ const cases: Array<[pattern: string, path: string, matches: boolean]> = [
   ["[ab", "[ab", true],
   ["[ab", "a", false],
   ["[/]x", "a/x", false],
+  // POSIX classes, as git's wildmatch reads them (they had read as a class and a literal `]`).
+  ["file[[:digit:]].txt", "file1.txt", true],
+  ["file[[:digit:]].txt", "filea.txt", false],
+  ["[[:upper:]]*.go", "Main.go", true],
+  ["[[:upper:]]*.go", "main.go", false],
+  ["a[[:space:]]b", "a b", true],
+  ["v[[:digit:][:lower:]]", "vq", true],
+  ["v[![:alnum:]]", "v-", true],
+  ["v[![:alnum:]]", "v7", false],
+  // A class git does not know matches nothing; nor does a name of Object's.
+  ["v[[:word:]]", "vw", false],
+  ["v[![:word:]]", "v-", false],
+  ["v[[:constructor:]]", "vc", false],
+  // What a literal head or tail rules out, and what it must not.
+  ["/README.md", "README.md", true],
+  ["**/x", "x", true],
+  ["vendor/", "a/vendor/b.js", true],
+  ["vendor/", "a/vendored/b.js", false],
+  ["a/**/b", "a/b", true],
   // Escapes and case.
   ["\\*.js", "*.js", true],
   ["\\*.js", "a.js", false],

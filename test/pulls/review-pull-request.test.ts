@@ -155,10 +155,10 @@ function mockCommandStart(scope: ReturnType<typeof githubScope>) {
   scope.post(`${REPO}/issues/comments/${COMMENT_ID}/reactions`, { content: "eyes" }).reply(201, {});
 }
 
-function mockFirstReviewReads(scope: ReturnType<typeof githubScope>) {
+function mockFirstReviewReads(scope: ReturnType<typeof githubScope>, files: object[] = SMALL) {
   scope.get(`${REPO}/pulls/2`).times(2).reply(200, pullAt(HEAD_1));
   scope.get(`${REPO}/pulls/2/reviews`).query({ per_page: "100" }).reply(200, []);
-  scope.get(`${REPO}/pulls/2/files`).query({ per_page: "100" }).reply(200, SMALL);
+  scope.get(`${REPO}/pulls/2/files`).query({ per_page: "100" }).reply(200, files);
   scope.get(REPO).reply(200, {
     full_name: "Codertocat/Hello-World",
     default_branch: "master",
@@ -170,6 +170,18 @@ function mockFirstReviewReads(scope: ReturnType<typeof githubScope>) {
     .get(`${REPO}/contents/.gitattributes`)
     .query({ ref: "master" })
     .reply(404, { message: "Not Found" });
+}
+
+/** The reviews posted on pull request 2, as their bodies were sent. */
+function captureReviews(scope: ReturnType<typeof githubScope>): any[] {
+  const reviews: any[] = [];
+  scope
+    .post(`${REPO}/pulls/2/reviews`, (body) => {
+      reviews.push(body);
+      return true;
+    })
+    .reply(200, { id: 90, html_url: "https://github.com/x" });
+  return reviews;
 }
 
 it("a resumed /talos review whose review is already up posts nothing more, though the head moved since", async () => {
@@ -245,13 +257,7 @@ it("posts a suggestion only where the draft's was checked: none the model spelt 
   const scope = githubScope();
   mockCommandStart(scope);
   mockFirstReviewReads(scope);
-  const reviews: any[] = [];
-  scope
-    .post(`${REPO}/pulls/2/reviews`, (body) => {
-      reviews.push(body);
-      return true;
-    })
-    .reply(200, { id: 90, html_url: "https://github.com/x" });
+  const reviews = captureReviews(scope);
 
   await receiveReviewCommand(app);
 
@@ -311,4 +317,57 @@ it("/talos review after only an 'Update branch' replies that nothing changed sin
     `Nothing has changed since the last review, of \`${HEAD_1.slice(0, 7)}\`.`,
   );
   expect(scope.pendingMocks()).toEqual([]);
+});
+
+it("shows a name with an invisible character escaped, and places the comments on the file the model named", async () => {
+  // `src/auth\u200B.ts` had read as `src/auth.ts` (the fence strips invisible characters): the
+  // model's comment on the hostile file was placed on the real one.
+  const files = [
+    {
+      filename: "src/auth.ts",
+      status: "modified",
+      additions: 1,
+      deletions: 1,
+      changes: 2,
+      patch:
+        "@@ -1,3 +1,3 @@\n export function check(user) {\n-  return user.admin;\n+  return user.admin === true;\n }",
+    },
+    {
+      filename: "src/auth\u200B.ts",
+      status: "added",
+      additions: 3,
+      deletions: 0,
+      changes: 3,
+      patch:
+        "@@ -0,0 +1,3 @@\n+export function check(user) {\n+  return true; // everyone is an admin\n+}",
+    },
+  ];
+  const model = scriptedModel().respond(
+    new AIMessage(
+      JSON.stringify({
+        verdict: "One file lets everyone in.",
+        comments: [
+          { path: "src/auth\\u{200b}.ts", line: 2, severity: "major", body: "Everyone passes." },
+        ],
+      }),
+    ),
+  );
+  const app = await createTestApp({ model });
+  const scope = githubScope();
+  mockCommandStart(scope);
+  mockFirstReviewReads(scope, files);
+  const reviews = captureReviews(scope);
+
+  await receiveReviewCommand(app);
+
+  expect(scope.pendingMocks()).toEqual([]);
+  const prompt = String(model.calls[0]!.messages[1]!.content);
+  expect(prompt.split("\n").filter((line) => line.startsWith("### src/auth"))).toEqual([
+    "### src/auth.ts",
+    "### src/auth\\u{200b}.ts",
+  ]);
+  expect(reviews).toHaveLength(1);
+  expect(reviews[0].comments).toEqual([
+    expect.objectContaining({ path: "src/auth\u200B.ts", line: 2 }),
+  ]);
 });
