@@ -46,7 +46,11 @@ export const EnvSchema = z.object({
   TALOS_DATA_DIR: withDefault(z.string(), "./data"),
   // GitHub keeps deliveries for redelivery for 3 days:
   // https://docs.github.com/en/webhooks/testing-and-troubleshooting-webhooks/redelivering-webhooks
-  TALOS_LEDGER_RETENTION_HOURS: withDefault(z.coerce.number().positive(), 72),
+  // Bounded: 1e308 hours was Infinity ms, which Redis refuses as an expiry, for every delivery.
+  TALOS_LEDGER_RETENTION_HOURS: withDefault(
+    z.coerce.number().positive().max(8_760, "at most 8,760 (a year)"),
+    72,
+  ),
   TALOS_LEDGER_MAX_ENTRIES: withDefault(z.coerce.number().int().min(100), 50_000),
   // At start, deliveries GitHub could not make in this many hours back (Talos was down) are
   // asked for again; GitHub keeps them 3 days. 0 switches it off.

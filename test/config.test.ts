@@ -300,6 +300,13 @@ describe("parseEnv", () => {
       /TALOS_LEDGER_MAX_ENTRIES/,
     );
     expect(() => parseEnv({ REDIS_URL: "127.0.0.1:6379" })).toThrow(/REDIS_URL/);
+    // 1e308 hours were Infinity ms, an expiry Redis refuses for every delivery's record.
+    expect(() => parseEnv({ TALOS_LEDGER_RETENTION_HOURS: "1e308" })).toThrow(
+      /^Invalid environment: TALOS_LEDGER_RETENTION_HOURS: at most 8,760 \(a year\)/,
+    );
+    expect(parseEnv({ TALOS_LEDGER_RETENTION_HOURS: "8760" }).TALOS_LEDGER_RETENTION_HOURS).toBe(
+      8_760,
+    );
   });
 
   it("refuses a delay Node's timers cannot wait for, rather than wait 1 ms", () => {
