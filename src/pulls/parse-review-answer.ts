@@ -10,16 +10,28 @@ const JSON_WHITESPACE = " \t\n\r";
 const Draft = z.object({
   path: z.string().min(1).max(1_000),
   line: z.coerce.number().int().positive(),
-  start_line: z.coerce.number().int().positive().nullish(),
+  // 0 or "" for "no range", as a model writes it: a one-line comment, not a malformed one.
+  start_line: z.preprocess(
+    (value) => (value === 0 || value === "" ? null : value),
+    z.coerce.number().int().positive().nullish(),
+  ),
   severity: z.enum(["critical", "major", "minor", "nit"]).catch("minor"),
   body: z.string().min(1),
   original: z.string().nullish(),
   suggestion: z.string().nullish(),
 });
 
+// `null` for "none", as a model writes it: a review all the same (it had been posted as its
+// raw JSON, every inline comment lost).
 const Answer = z.object({
-  verdict: z.string().default(""),
-  comments: z.array(z.unknown()).default([]),
+  verdict: z
+    .string()
+    .nullish()
+    .transform((verdict) => verdict ?? ""),
+  comments: z
+    .array(z.unknown())
+    .nullish()
+    .transform((comments) => comments ?? []),
 });
 
 export interface ReviewAnswer {

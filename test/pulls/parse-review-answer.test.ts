@@ -46,6 +46,29 @@ describe("parseReviewAnswer", () => {
     expect(parseReviewAnswer(text)).toEqual(EXPECTED);
   });
 
+  it('reads null as none, and a start_line of 0 or "" as a one-line comment', () => {
+    // A null verdict or comments had made the answer prose: its raw JSON was posted as the
+    // review, every inline comment lost; a start_line of 0 had made the comment malformed.
+    const comment = JSON.parse(REVIEW).comments[0];
+    expect(parseReviewAnswer(JSON.stringify({ verdict: null, comments: null }))).toEqual({
+      verdict: "",
+      drafts: [],
+      malformed: 0,
+      structured: true,
+    });
+    const text = JSON.stringify({
+      verdict: EXPECTED.verdict,
+      comments: [
+        { ...comment, start_line: 0 },
+        { ...comment, start_line: "" },
+      ],
+    });
+    const drafts = [EXPECTED.drafts[0], EXPECTED.drafts[0]];
+    expect(parseReviewAnswer(text)).toEqual({ ...EXPECTED, drafts });
+    const withNullVerdict = JSON.stringify({ verdict: null, comments: [comment] });
+    expect(parseReviewAnswer(withNullVerdict)).toEqual({ ...EXPECTED, verdict: "" });
+  });
+
   it("keeps a text with no review object as the verdict", () => {
     const text = 'No JSON here, only `{"a": {` and a stray }.';
     expect(parseReviewAnswer(text)).toEqual({
