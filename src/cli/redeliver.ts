@@ -87,6 +87,7 @@ function describe(report: RedeliveryReport, options: RedeliverCommandOptions): s
       ` (already delivered ${skipped.delivered}, accepted by Talos ${skipped.accepted},` +
       ` failed for good before ${skipped.redeliveredBefore}, refused by GitHub ${skipped.refused},` +
       ` left for another run ${skipped.left})` +
+      (report.listingCut ? `; only the newest ${report.seen} attempts read` : "") +
       (report.stopped ? `; stopped: ${report.stopped}` : ""),
   );
   return `${lines.join("\n")}\n`;

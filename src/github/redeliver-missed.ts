@@ -32,11 +32,22 @@ export interface RedeliverMissedOptions {
   metrics?: Pick<Metrics, "webhookRedeliveries">;
   /** Reads and chooses, but asks for nothing (`talos redeliver --dry-run`). */
   dryRun?: boolean;
+  /** The most attempts read, newest first (MAX_LISTED_ATTEMPTS by default). */
+  maxListed?: number;
 }
+
+/**
+ * The most attempts a run reads: 100 pages. A busy app's day holds far more (100,000 deliveries
+ * were 1,000 requests and as many objects in RAM at every start), and a listing whose `Link`
+ * led back to a page read would have been read for ever.
+ */
+export const MAX_LISTED_ATTEMPTS = 10_000;
 
 export interface RedeliveryReport {
   /** Attempts read, back to `since`. */
   seen: number;
+  /** The listing was cut at `maxListed` attempts: older deliveries were not looked at. */
+  listingCut?: boolean;
   /** Deliveries (distinct guids) among them. */
   deliveries: number;
   /** Redeliveries asked for. */
@@ -104,8 +115,9 @@ export async function redeliverMissed(options: RedeliverMissedOptions): Promise<
     stopped: undefined,
   };
   let attempts: Attempt[];
+  const maxListed = options.maxListed ?? MAX_LISTED_ATTEMPTS;
   try {
-    attempts = await listAttemptsSince(options.app, since);
+    attempts = await listAttemptsSince(options.app, since, maxListed);
   } catch (error) {
     log.warn(
       { err: error, status: statusOf(error) },
@@ -114,6 +126,13 @@ export async function redeliverMissed(options: RedeliverMissedOptions): Promise<
     return { ...report, stopped: "listing failed", error: oneLine(error) };
   }
   report.seen = attempts.length;
+  if (attempts.length >= maxListed) {
+    report.listingCut = true;
+    log.warn(
+      { read: attempts.length, since: since.toISOString() },
+      "the app's webhook deliveries are too many to read back to the window's start: older ones are not checked",
+    );
+  }
   const byGuid = groupByGuid(attempts);
   report.deliveries = byGuid.size;
   const missed: Missed[] = [];
@@ -205,8 +224,8 @@ export async function redeliverMissed(options: RedeliverMissedOptions): Promise<
   return report;
 }
 
-/** Reads the listing, newest first, until an attempt older than `since`. */
-async function listAttemptsSince(app: AppClient, since: Date): Promise<Attempt[]> {
+/** Reads the listing, newest first, until an attempt older than `since`, or `max` of them. */
+async function listAttemptsSince(app: AppClient, since: Date, max: number): Promise<Attempt[]> {
   const attempts: Attempt[] = [];
   const oldest = since.getTime();
   const pages = app.paginate.iterator(app.rest.apps.listWebhookDeliveries, { per_page: 100 });
@@ -218,6 +237,7 @@ async function listAttemptsSince(app: AppClient, since: Date): Promise<Attempt[]
       if (!(Date.parse(attempt.delivered_at) >= oldest)) return attempts;
       if (typeof attempt.guid !== "string" || !Number.isSafeInteger(attempt.id)) continue;
       attempts.push(attempt);
+      if (attempts.length >= max) return attempts;
     }
   }
   return attempts;

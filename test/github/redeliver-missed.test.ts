@@ -165,6 +165,39 @@ describe("redeliverMissed", () => {
     expect(scope.pendingMocks()).toEqual([]);
   });
 
+  it("reads no more than maxListed attempts, and says the listing was cut", async () => {
+    const scope = githubScope();
+    // A third page exists and is in the window: it must not be requested.
+    mockPage(
+      scope,
+      [
+        attempt(52, "guid-e", "2026-11-24T09:00:00Z"),
+        attempt(51, "guid-d", "2026-11-24T08:00:00Z"),
+      ],
+      { next: "v1_51" },
+    );
+    mockPage(
+      scope,
+      [
+        attempt(50, "guid-c", "2026-11-24T07:00:00Z"),
+        attempt(49, "guid-b", "2026-11-24T06:00:00Z"),
+      ],
+      { cursor: "v1_51", next: "v1_49" },
+    );
+    const posted: string[] = [];
+    mockRedeliveries(scope, [50, 51, 52], posted);
+
+    const { report, logs } = await run({ maxListed: 3 });
+
+    expect(posted).toEqual([`${LIST}/50/attempts`, `${LIST}/51/attempts`, `${LIST}/52/attempts`]);
+    expect(report).toMatchObject({ seen: 3, deliveries: 3, redelivered: 3, listingCut: true });
+    expect(logs.lines().find((l) => l.level === 40)).toMatchObject({
+      read: 3,
+      msg: expect.stringMatching(/^the app's webhook deliveries are too many/),
+    });
+    expect(scope.pendingMocks()).toEqual([]);
+  });
+
   it("skips a delivery one of whose attempts succeeded, and one whose redelivery Talos refused (4xx), but asks again for one whose redelivery failed for the time being (5xx, no connection)", async () => {
     const scope = githubScope();
     mockPage(
