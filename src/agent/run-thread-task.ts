@@ -1,6 +1,10 @@
 import { HumanMessage } from "@langchain/core/messages";
 import type { Logger } from "pino";
-import type { CommentInfo, RepoClient } from "../github/create-repo-client.js";
+import {
+  COMMENTS_PER_PAGE,
+  type CommentInfo,
+  type RepoClient,
+} from "../github/create-repo-client.js";
 import type { Tool } from "../tools/define-tool.js";
 import { ToolRegistry } from "../tools/tool-registry.js";
 import { prepareRun, type Assistant } from "./assistant.js";
@@ -71,7 +75,13 @@ export async function runThreadTask(task: ThreadTask): Promise<AgentAnswer> {
   return {
     text: result.text,
     finished: result.finished,
-    // Only a complete list may stand for the thread where a reply is looked for.
-    comments: thread.omitted > 0 ? undefined : thread.comments,
+    // Only a complete list, read in one request, may stand for the thread where a reply is
+    // looked for: its first page not full, it had no other. Read over several pages, a comment
+    // deleted between two reads shifts the later pages and one comment is read on none, Talos's
+    // earlier reply perhaps, which a second reply would then duplicate.
+    comments:
+      thread.omitted === 0 && thread.comments.length < COMMENTS_PER_PAGE
+        ? thread.comments
+        : undefined,
   };
 }

@@ -62,7 +62,7 @@ export const COMMENT_OVERHEAD_CHARS = 100;
 
 // The most the issue-comments endpoint serves per page.
 // https://docs.github.com/en/rest/issues/comments#list-issue-comments
-const COMMENTS_PER_PAGE = 100;
+export const COMMENTS_PER_PAGE = 100;
 
 export interface SearchResult {
   number: number;

@@ -60,6 +60,7 @@ export async function upsertReply(options: UpsertReplyOptions): Promise<UpsertRe
   const body = withMarker(safe, marker);
   const isOurs = (author: string | null | undefined, text: string | null | undefined) =>
     author === options.botLogin && isReply(options, text ?? "");
+  let deletedMeanwhile = false;
   for (let attempt = 0; ; attempt++) {
     const existing =
       attempt === 0 && options.knownComments
@@ -67,8 +68,17 @@ export async function upsertReply(options: UpsertReplyOptions): Promise<UpsertRe
         : await findOwnComment(options, isOurs);
     if (existing && options.keepExisting) return { action: "kept", commentId: existing };
     if (existing) {
-      await octokit.rest.issues.updateComment({ owner, repo, comment_id: existing, body });
-      return { action: "updated", commentId: existing };
+      try {
+        await octokit.rest.issues.updateComment({ owner, repo, comment_id: existing, body });
+        return { action: "updated", commentId: existing };
+      } catch (error) {
+        // The reply was deleted since it was found (a summary's list is read before the model
+        // runs): look again, and post it anew. A 404 escaping would end the job as if its issue
+        // were gone.
+        if (statusOf(error) !== 404 || deletedMeanwhile) throw error;
+        deletedMeanwhile = true;
+        continue;
+      }
     }
     try {
       const { data } = await octokit.rest.issues.createComment({

@@ -253,11 +253,7 @@ export class MemoryRegistry implements MemoryService {
         );
         await rm(legacy, { recursive: true, force: true });
       }
-      await this.#closeStore(slot).catch((error: unknown) =>
-        this.#options.log.warn({ err: error, memory: key }, "memory not flushed before deletion"),
-      );
-      removed = await this.#removeDirectory(slot.directory, [slot.directory]);
-      slot.name = undefined;
+      removed = await this.#discard(slot);
     });
     if (removed) this.#options.log.info({ memory: key }, "memory deleted");
     return removed;
@@ -298,11 +294,23 @@ export class MemoryRegistry implements MemoryService {
     return removed;
   }
 
-  /** A repository added back to its installation: its memory may open again, empty. */
+  /**
+   * A repository added back to its installation: its memory may open again, empty. A deletion
+   * cut short after it was recorded (a crash while the store closed, a move the lock refused)
+   * left the directory, which had opened again, records and backfill progress and all: it goes
+   * first, and while it cannot, the memory stays refused.
+   */
   async readmit(namespace: MemoryNamespace): Promise<void> {
     const key = this.#keyOf(namespace);
     await this.migrate();
-    if (this.#removed.delete(key)) await this.#removed.save();
+    if (!this.#removed.has(key)) return;
+    const slot = this.#slotOf(namespace);
+    await this.#exclusive(slot, async () => {
+      if (await this.#discard(slot))
+        this.#options.log.info({ memory: key }, "memory deleted: its deletion had been cut short");
+    });
+    this.#removed.delete(key);
+    await this.#removed.save();
   }
 
   locationOf(namespace: MemoryNamespace): string {
@@ -678,6 +686,19 @@ export class MemoryRegistry implements MemoryService {
    * Moves `directory` away in one rename, holding the locks of the memory directories in it
    * (another process using one fails the deletion), then removes it.
    */
+  /** Closes a repository's store and removes its directory, under its slot: whether there was one. */
+  async #discard(slot: Slot): Promise<boolean> {
+    await this.#closeStore(slot).catch((error: unknown) =>
+      this.#options.log.warn(
+        { err: error, memory: slot.key },
+        "memory not flushed before deletion",
+      ),
+    );
+    const removed = await this.#removeDirectory(slot.directory, [slot.directory]);
+    slot.name = undefined;
+    return removed;
+  }
+
   async #removeDirectory(directory: string, locked: string[]): Promise<boolean> {
     // One move at a time: an installation's deletion and one of its repositories' would
     // otherwise race, each locking or moving what the other moves away (ENOENT, or this

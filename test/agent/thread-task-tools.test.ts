@@ -43,3 +43,39 @@ describe("a thread task's tools", () => {
     expect(model.calls).toHaveLength(0);
   });
 });
+
+describe("the comments a thread task hands on for its reply's look-up", () => {
+  // A thread read over several pages may have lost a comment to a deletion between two reads
+  // (the later pages shift): Talos's earlier reply, perhaps, which a second reply then
+  // duplicated. Only a thread read in one request stands for the thread.
+  const commentsOf = (count: number) =>
+    Array.from({ length: count }, (_, i) => ({
+      id: i + 1,
+      author: "someone",
+      body: `comment ${i + 1}`,
+      createdAt: "2026-11-01T00:00:00Z",
+    }));
+  const handedOn = async (count: number) => {
+    const github = createFakeRepoClient({
+      issues: new Map([[7, makeIssue(7)]]),
+      comments: new Map([[7, commentsOf(count)]]),
+    });
+    const assistant = await createTestAssistant(new ScriptedChatModel().respond("done"));
+    const { log } = await captureLogs("warn");
+    const result = await runThreadTask({
+      assistant,
+      github,
+      number: 7,
+      prompt: "ask",
+      values: (fence) => ({ question: fence.wrap("q", "What is new?"), memories: "" }),
+      log,
+    });
+    return result.comments?.length;
+  };
+
+  it("are the thread's when its first page was not full, and none past it", async () => {
+    expect(await handedOn(99)).toBe(99);
+    expect(await handedOn(100)).toBeUndefined();
+    expect(await handedOn(151)).toBeUndefined();
+  });
+});

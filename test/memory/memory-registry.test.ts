@@ -668,3 +668,57 @@ describe("warming memories at start", () => {
     await warmed.closeAll();
   });
 });
+
+describe("a deletion cut short after it was recorded", () => {
+  // removed.json is saved before the store is closed and its directory moved away: a crash in
+  // between, or a move the lock refused, left the directory, and a repository added back had
+  // opened its old memory again, records and finished backfill progress and all.
+  const secret = (number: number) =>
+    issueMemory(number, "Leaked token ghp_secret in the deploy logs", {
+      repo: "acme/widgets",
+      url: `https://github.com/acme/widgets/issues/${number}`,
+    });
+
+  it("is finished when the repository is added back, after a restart", async () => {
+    const directory = join(makeDataDir(), "memory");
+    const before = registry(directory);
+    const memory = await before.open(WIDGETS);
+    await memory.add(secret(1));
+    await memory.saveBackfillState({ status: "done", page: 1, indexed: 1 });
+    await before.closeAll();
+    // What a crash right after removed.json was saved leaves.
+    writeFileSync(join(directory, "removed.json"), `${JSON.stringify(["7/101"])}\n`);
+
+    const after = registry(directory);
+    await expect(after.open(WIDGETS)).rejects.toThrow(MemoryDeletedError);
+    await after.readmit(WIDGETS);
+    const again = await after.open(WIDGETS);
+    expect(await again.list()).toEqual([]);
+    expect(await again.readBackfillState()).toBeUndefined();
+    await after.closeAll();
+  });
+
+  it("is finished when the repository is added back after the move failed, or stays refused", async () => {
+    const directory = join(makeDataDir(), "memory");
+    const memories = registry(directory);
+    await (await memories.open(WIDGETS)).add(secret(1));
+    await memories.closeAll();
+    const child = await holdLockInChild(memories.directoryOf(WIDGETS));
+    try {
+      await expect(memories.delete(WIDGETS)).rejects.toThrow(MemoryLockedError);
+      // Still held elsewhere: the repository added back is refused until its directory goes.
+      const meanwhile = registry(directory);
+      await expect(meanwhile.readmit(WIDGETS)).rejects.toThrow(MemoryLockedError);
+      await expect(meanwhile.open(WIDGETS)).rejects.toThrow(MemoryDeletedError);
+      await meanwhile.closeAll();
+    } finally {
+      child.kill("SIGKILL");
+    }
+    await new Promise((resolve) => child.once("exit", resolve));
+
+    const after = registry(directory);
+    await after.readmit(WIDGETS);
+    expect(await (await after.open(WIDGETS)).list()).toEqual([]);
+    await after.closeAll();
+  });
+});
