@@ -46,7 +46,7 @@ const MIN_CUT_COMMENT_TOKENS = 200;
 
 /**
  * Renders the thread for a prompt within `budgetTokens`, counted with `counter`: the title and
- * body first (the body cut to half the budget at most), then as many comments as fit, newest
+ * body first (cut to a quarter and half the budget at most), then as many comments as fit, newest
  * first, shown in order, the first one that does not fit cut to what is left. The oldest
  * comments are the ones left out, and the text says how many.
  */
@@ -61,9 +61,13 @@ export function renderThread(
   const header = `${kind} #${issue.number} (${issue.state}), opened by ${issue.author ?? "a deleted user"}${
     issue.labels.length > 0 ? `, labels: ${issue.labels.join(", ")}` : ""
   }`;
+  // The title is cut too, to a quarter: GitHub allows 256 characters, and 256 rare ones are
+  // about 780 tokens, which took a small budget (500 is allowed) past its end.
   const opening = [
     header,
-    fence.wrap(`${kind.toLowerCase()} #${issue.number} title`, issue.title),
+    fence
+      .bounded(Math.floor(budgetTokens / 4), counter)
+      .wrap(`${kind.toLowerCase()} #${issue.number} title`, issue.title),
     fence
       .bounded(Math.floor(budgetTokens / 2), counter)
       .wrap(`${kind.toLowerCase()} #${issue.number} description`, issue.body ?? "(no description)"),

@@ -92,4 +92,18 @@ describe("a rendered thread's size", () => {
     expect(shown).toContain(comments.at(-1)!.trim());
     expect(counter.countTokens(shown)).toBeLessThanOrEqual(budget);
   });
+
+  // GitHub allows 256 characters of title; 256 rare ones are about 780 tokens, and the title had
+  // been shown whole, past a small budget (500 is allowed).
+  it.each([500, 1_000, 1_500])(
+    "stays within %i tokens with a title of rare characters",
+    (budget) => {
+      const long = thread(["a comment"]);
+      long.issue.title = "ꙮ".repeat(256);
+      long.issue.body = "ꙮ".repeat(20_000);
+      const shown = renderThread(long, fence, budget, counter);
+      expect(shown).toContain("ꙮ".repeat(20));
+      expect(counter.countTokens(shown)).toBeLessThanOrEqual(budget);
+    },
+  );
 });
