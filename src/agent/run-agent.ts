@@ -14,7 +14,7 @@ import type { TokenCounter } from "./count-tokens.js";
 import { UTF8_TOKEN_BOUND } from "./count-tokens.js";
 import { stripReasoning } from "./strip-reasoning.js";
 import { BudgetExceededError, type TokenAccount } from "./token-budgets.js";
-import type { Fence } from "./untrusted-text.js";
+import { showsNothing, type Fence } from "./untrusted-text.js";
 
 export interface AgentLimits {
   /** Model calls per run, the final answer included. */
@@ -158,6 +158,7 @@ export async function runAgent(options: RunAgentOptions): Promise<AgentResult> {
     messages.push(reply);
     sent = { tokens: input + output, next: messages.length };
     said = stripReasoning(contentText(reply)).trim();
+    if (showsNothing(said)) said = "";
     const calls = reply.tool_calls ?? [];
     if (calls.length === 0 || last) {
       // Told to answer with what it has (the final note), the model is cut short by a limit, as

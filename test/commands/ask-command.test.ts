@@ -69,6 +69,27 @@ describe("the replies of language-model commands", () => {
     expect(posted[0]).not.toContain("limit");
   });
 
+  // Not empty as strings, but nothing a reader sees: each had been posted as a comment holding
+  // only Talos's marker (a prompt injection can ask for one).
+  it.each([
+    ["an HTML comment", "<!-- nothing to add -->"],
+    ["zero-width spaces", "\u200B\u200B\u200B"],
+    ["a zero-width space spelt as an entity", "&#x200B;\n&#8203;"],
+    ["a hidden element", '<div hidden="">SECRET-PLAN</div>'],
+  ])("says the model returned no answer for %s", async (_, text) => {
+    const posted = await replayAsk(scriptedModel().respond(new AIMessage(text)));
+
+    expect(posted).toHaveLength(1);
+    expect(posted[0]).toContain("The language model returned no answer");
+    expect(posted[0]).not.toContain("SECRET-PLAN");
+  });
+
+  it("posts an answer that only spells visible characters as entities", async () => {
+    const posted = await replayAsk(scriptedModel().respond(new AIMessage("&#x31;&#50;")));
+
+    expect(posted).toEqual([`12\n\n${MARKER}`]);
+  });
+
   it("counts an answer that is only reasoning (cut off by the output limit: unclosed) as empty", async () => {
     const model = scriptedModel().respond(
       new AIMessage("<think>Weighing SECRET-PLAN against the thread, then"),

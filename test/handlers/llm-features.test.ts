@@ -226,30 +226,38 @@ describe("/talos summarize", () => {
     ]);
   });
 
-  it("leaves the summary as it is when the model answers nothing, and says so in a reply", async () => {
-    const model = fakeModel().respond(new AIMessage("First summary.")).respond(new AIMessage(""));
-    const app = await createTestApp({ model });
-    const created = await summarizeFirst(app, "summary-empty-1");
+  it.each([
+    ["nothing", ""],
+    ["nothing visible", "<!-- nothing to add -->\u200B"],
+  ])(
+    "leaves the summary as it is when the model answers %s, and says so in a reply",
+    async (_, text) => {
+      const model = fakeModel()
+        .respond(new AIMessage("First summary."))
+        .respond(new AIMessage(text));
+      const app = await createTestApp({ model });
+      const created = await summarizeFirst(app, "summary-empty-1");
 
-    const second = mockSecondRun(created);
-    // The reply's own look-up for its marker, since the thread's read.
-    second.get(`${REPO}/issues/1/comments`).query(true).reply(200, []);
-    // A reply of its own, not an edit of comment 501 (nock refuses any PATCH).
-    const reply = capturePost(second, `${REPO}/issues/1/comments`);
-    await command(app, "/talos summarize", "summary-empty-2");
+      const second = mockSecondRun(created);
+      // The reply's own look-up for its marker, since the thread's read.
+      second.get(`${REPO}/issues/1/comments`).query(true).reply(200, []);
+      // A reply of its own, not an edit of comment 501 (nock refuses any PATCH).
+      const reply = capturePost(second, `${REPO}/issues/1/comments`);
+      await command(app, "/talos summarize", "summary-empty-2");
 
-    expect(second.pendingMocks()).toEqual([]);
-    expect(reply.body).toContain("The language model returned no answer");
-    expect(reply.body).toContain("<!-- talos:reply:492700400 -->");
-    const memory = await app.talos.memory.open({
-      installation: 2,
-      repository: 186853002,
-      name: "Codertocat/Hello-World",
-    });
-    expect((await memory.list()).map((r) => r.text)).toEqual([
-      "Summary of #1 (Spelling error in the README file): First summary.",
-    ]);
-  });
+      expect(second.pendingMocks()).toEqual([]);
+      expect(reply.body).toContain("The language model returned no answer");
+      expect(reply.body).toContain("<!-- talos:reply:492700400 -->");
+      const memory = await app.talos.memory.open({
+        installation: 2,
+        repository: 186853002,
+        name: "Codertocat/Hello-World",
+      });
+      expect((await memory.list()).map((r) => r.text)).toEqual([
+        "Summary of #1 (Spelling error in the README file): First summary.",
+      ]);
+    },
+  );
 });
 
 describe("triage of a new issue", () => {
