@@ -1,6 +1,6 @@
 import { randomBytes } from "node:crypto";
-import { open, rename, rm } from "node:fs/promises";
-import { dirname } from "node:path";
+import { open, readdir, rename, rm } from "node:fs/promises";
+import { basename, dirname, join } from "node:path";
 import { writeAt } from "./write-at.js";
 import { syncDirectory } from "./sync-directory.js";
 
@@ -32,4 +32,18 @@ export async function writeFileAtomically(
     throw error;
   }
   await syncDirectory(dirname(file));
+}
+
+/**
+ * Removes the temporaries of `file` a killed process left (a crash between writing one and
+ * renaming it): for the owner of `file` alone, at its start, since a live writer's would go too.
+ * Unremoved, each crash of a compaction left a copy of the journal for good.
+ */
+export async function removeLeftoverTemporaries(file: string): Promise<void> {
+  const name = basename(file);
+  const entries = await readdir(dirname(file)).catch(() => [] as string[]);
+  for (const entry of entries) {
+    if (entry.startsWith(`${name}.`) && entry.endsWith(".tmp"))
+      await rm(join(dirname(file), entry), { force: true });
+  }
 }

@@ -2,14 +2,15 @@ import { mkdir, open, stat, type FileHandle } from "node:fs/promises";
 import { dirname } from "node:path";
 import type { Logger } from "pino";
 import type { Clock } from "../clock.js";
-import { writeFileAtomically } from "../write-file-atomically.js";
-import type {
-  EnqueueResult,
-  Job,
-  JobQueue,
-  NewJob,
-  QueueSnapshot,
-  RefusedJob,
+import { removeLeftoverTemporaries, writeFileAtomically } from "../write-file-atomically.js";
+import {
+  MAX_RETRY_WAIT_MS,
+  type EnqueueResult,
+  type Job,
+  type JobQueue,
+  type NewJob,
+  type QueueSnapshot,
+  type RefusedJob,
 } from "./job-queue.js";
 
 const NEWLINE = 0x0a;
@@ -108,7 +109,11 @@ export class JobJournal implements JobQueue {
   static async open(options: JobJournalOptions): Promise<JobJournal> {
     const journal = new JobJournal(options);
     if (options.file) {
-      if (!options.readOnly) await mkdir(dirname(options.file), { recursive: true });
+      if (!options.readOnly) {
+        await mkdir(dirname(options.file), { recursive: true });
+        // The server holds the data directory: no other process writes the journal.
+        await removeLeftoverTemporaries(options.file);
+      }
       journal.#replay(await readJournal(options.file, options.log));
       if (options.readOnly) journal.#closed = true;
       else await journal.#rewrite();
@@ -178,7 +183,7 @@ export class JobJournal implements JobQueue {
       // although its sender was told it failed, and again when redelivered. It keeps its place
       // in its thread; the runner looks again once it is accepted.
       if (this.#accepting.has(job.id)) continue;
-      if (this.#busyThreads.has(job.thread) || (job.retryAt ?? 0) > now) continue;
+      if (this.#busyThreads.has(job.thread) || dueAt(job, now) > now) continue;
       this.#running.set(job.id, job.thread);
       this.#busyThreads.add(job.thread);
       const record: JournalRecord = { op: "start", id: job.id };
@@ -255,6 +260,7 @@ export class JobJournal implements JobQueue {
   }
 
   nextRetryAt(): number | undefined {
+    const now = this.#options.clock.now();
     let next: number | undefined;
     const seen = new Set<string>();
     for (const job of this.#jobs.values()) {
@@ -264,7 +270,7 @@ export class JobJournal implements JobQueue {
       if (job.parked || seen.has(job.thread)) continue;
       seen.add(job.thread);
       if (job.retryAt === undefined || this.#running.has(job.id)) continue;
-      next = Math.min(next ?? Infinity, job.retryAt);
+      next = Math.min(next ?? Infinity, dueAt(job, now));
     }
     return next;
   }
@@ -595,4 +601,14 @@ async function readJournal(file: string, log: Logger): Promise<JournalRecord[]> 
   if (pending.length > 0)
     log.warn({ file }, "job journal ends in a partly written line; ignoring it");
   return records;
+}
+
+/**
+ * When a job may run: now, or its retry time, unless that is further off than any retry waits
+ * (the clock was stepped back since it was set): a 30 s retry had waited a day behind a clock set
+ * back a day, and every later job of its thread with it.
+ */
+function dueAt(job: Job, now: number): number {
+  const at = job.retryAt ?? 0;
+  return at > now + MAX_RETRY_WAIT_MS ? now : at;
 }

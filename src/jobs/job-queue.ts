@@ -2,6 +2,13 @@
  * The queue of accepted webhook deliveries: a journal on local disk (job-journal.ts), or with
  * `REDIS_URL` a queue every instance shares (redis-job-queue.ts).
  */
+/**
+ * The longest a retry waits: GitHub's primary rate limit resets within the hour (the backoff
+ * itself stops at 30 minutes). A retry time further off than this was set by a clock since
+ * stepped back (an NTP correction, a restored snapshot), and is due now.
+ */
+export const MAX_RETRY_WAIT_MS = 61 * 60_000;
+
 export interface NewJob {
   /** The delivery id (`X-GitHub-Delivery`): a redelivery of the same event is the same job. */
   id: string;

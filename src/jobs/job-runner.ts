@@ -1,7 +1,13 @@
 import type { Logger } from "pino";
 import type { Clock } from "../clock.js";
 import type { Metrics } from "../metrics/create-metrics.js";
-import type { EnqueueResult, Job, JobQueue, NewJob } from "./job-queue.js";
+import {
+  MAX_RETRY_WAIT_MS,
+  type EnqueueResult,
+  type Job,
+  type JobQueue,
+  type NewJob,
+} from "./job-queue.js";
 
 export interface JobRunnerOptions {
   queue: JobQueue;
@@ -397,9 +403,6 @@ function isSuspended(error: Error): boolean {
   return /installation has been suspended/i.test(error.message.slice(0, 500));
 }
 
-// GitHub's primary rate limit resets within the hour.
-const MAX_RETRY_AFTER_MS = 61 * 60_000;
-
 /**
  * How long GitHub asked to wait before trying again, if it did: `retry-after` (secondary rate
  * limits), or the reset of a used-up primary limit. Retrying sooner meets the limit again, and
@@ -416,7 +419,7 @@ export function retryAfterMs(error: unknown, now: number): number | undefined {
     else if (String(headers["x-ratelimit-remaining"]) === "0")
       wait = Number(headers["x-ratelimit-reset"]) * 1_000 - now;
     if (wait !== undefined && Number.isFinite(wait))
-      return Math.min(Math.max(wait, 0), MAX_RETRY_AFTER_MS);
+      return Math.min(Math.max(wait, 0), MAX_RETRY_WAIT_MS);
   }
   return undefined;
 }
