@@ -3,10 +3,16 @@ import { z } from "zod";
 import { toIssueInfo } from "../github/create-repo-client.js";
 import { loadRepoConfig } from "../github/load-repo-config.js";
 import { toIssueMemory } from "../memory/memory-inputs.js";
-import { openRepoMemory, type MemoryAccess } from "../memory/open-repo-memory.js";
+import { MemoryDeletedError } from "../memory/memory-store.js";
+import {
+  openRepoMemory,
+  type MemoryAccess,
+  type PayloadRepository,
+} from "../memory/open-repo-memory.js";
 import {
   InstallationPayload,
   IssuePayload,
+  MalformedPayloadError,
   OwnedRepositoryPayload,
   readPayload,
 } from "./read-payload.js";
@@ -38,18 +44,25 @@ const ThreadChanged = z.object({
 export function createThreadChangedHandler(deps: MemoryAccess) {
   return async (context: Context<ThreadChangedEvent>): Promise<void> => {
     const payload = readPayload(ThreadChanged, context.payload);
-    const { config } = await loadRepoConfig(context);
-    const memory = await openRepoMemory(
-      deps,
-      { installation: payload.installation.id, repository: payload.repository },
-      config,
-    );
-    if (!memory) return context.log.debug("memory is off in this repository");
     const isPullRequest = payload.pull_request !== undefined;
     const thread = payload.pull_request ?? payload.issue;
-    if (!thread) throw new Error("the payload holds neither an issue nor a pull request");
+    // Malformed, so parked at once: a plain error was retried, the config read again each time.
+    if (!thread)
+      throw new MalformedPayloadError(
+        "malformed webhook payload: it holds neither an issue nor a pull request",
+      );
     const info = { ...toIssueInfo(thread), isPullRequest };
-    if (payload.action === "deleted" || payload.action === "transferred") {
+    const gone = payload.action === "deleted" || payload.action === "transferred";
+    const { config } = await loadRepoConfig(context);
+    const event = { installation: payload.installation.id, repository: payload.repository };
+    const memory = await openRepoMemory(deps, event, config);
+    if (!memory) {
+      // What memory held from before it was switched off leaves all the same: switched on
+      // again, `ask` had recalled the deleted issue's summary and answers.
+      if (gone) await forgetInMemoryOff(deps, event, info.number, context);
+      return context.log.debug("memory is off in this repository");
+    }
+    if (gone) {
       // The issue, Talos's answers there and its summary (found by the thread's number, not by
       // their texts) may quote what it said, and a deleted issue is often spam or a leaked
       // secret: `ask` elsewhere would go on recalling it. Later writes of the thread (an edit
@@ -65,4 +78,29 @@ export function createThreadChangedHandler(deps: MemoryAccess) {
       "memory updated",
     );
   };
+}
+
+/** Forgets a thread in a repository whose memory is off, if a memory of it is kept at all. */
+async function forgetInMemoryOff(
+  deps: MemoryAccess,
+  event: { installation: number; repository: PayloadRepository },
+  number: number,
+  context: Context<ThreadChangedEvent>,
+): Promise<void> {
+  const kept = (await deps.memory.list()).some(
+    (m) => m.installation === event.installation && m.repository === event.repository.id,
+  );
+  if (!kept) return;
+  const ref = {
+    installation: event.installation,
+    repository: event.repository.id,
+    name: event.repository.full_name,
+  };
+  try {
+    const removed = await deps.memory.look(ref, (store) => store.forgetThread(number));
+    context.log.info({ number, removed }, "issue forgotten (memory is off in this repository)");
+  } catch (error) {
+    // Deleted with its repository: nothing left to forget.
+    if (!(error instanceof MemoryDeletedError)) throw error;
+  }
 }

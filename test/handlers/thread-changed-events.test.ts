@@ -22,10 +22,80 @@ describe("issue and pull request changes with a malformed payload", () => {
     expect(parked).toMatchObject({ id: "delivery-thread", attempts: 1 });
     expect(parked?.parked?.error).toMatch(/malformed webhook payload: repository\.owner/);
   });
+
+  // A plain error had been retried with backoff, the config read from GitHub each time.
+  it.each(["edited", "deleted"])(
+    "parks issues.%s without an issue at once, before asking GitHub anything",
+    async (action) => {
+      const app = await createTestApp();
+      const scope = githubScope(); // no mocks: any request fails the test
+      const payload = webhookExample("issues", action);
+      delete payload.issue;
+
+      await receive(app, "issues", payload);
+
+      expect(scope.pendingMocks()).toEqual([]);
+      const [parked] = app.talos.services.journal!.list();
+      expect(parked).toMatchObject({ id: "delivery-thread", attempts: 1 });
+      expect(parked?.parked?.error).toMatch(
+        /malformed webhook payload: it holds neither an issue nor a pull request/,
+      );
+    },
+  );
 });
 
 /** Codertocat/Hello-World's id in the example payloads. */
 const HELLO_WORLD = 186853002;
+
+describe("an issue deleted while the repository's memory is switched off", () => {
+  for (const action of ["deleted", "transferred"] as const) {
+    // What memory holds from before it was switched off leaves too: switched on again, `ask`
+    // had recalled the deleted issue's summary and answers.
+    it(`forgets the ${action} issue's summary and answers that memory still holds`, async () => {
+      const app = await createTestApp();
+      const scope = githubScope();
+      mockInstallationToken(scope);
+      mockRepoConfig(scope, { yaml: "memory:\n  enabled: false\n" });
+      // Written while memory was on.
+      const memory = await app.talos.memory.open({
+        installation: 2,
+        repository: HELLO_WORLD,
+        name: "Codertocat/Hello-World",
+      });
+      const source = {
+        repo: "Codertocat/Hello-World",
+        number: 1,
+        slug: "talos-bot",
+        url: "https://github.com/Codertocat/Hello-World/issues/1#issuecomment-7",
+        createdAt: "2026-11-01T10:00:00Z",
+      };
+      await memory.add(toAnswerMemory(summaryId(1), "Summary of #1: the token is ghp_x.", source));
+      await memory.add(toAnswerMemory("answer-7", "The token is ghp_x, as #1 says.", source));
+      const payload = webhookExample("issues", action === "deleted" ? "deleted" : "edited");
+      Object.assign(payload, { action });
+
+      await receive(app, "issues", payload, `delivery-${action}-off`);
+
+      expect(await memory.get(summaryId(1))).toBeUndefined();
+      expect(await memory.get("answer-7")).toBeUndefined();
+      expect(
+        app.logs.lines().find((l) => String(l.msg).startsWith("issue forgotten")),
+      ).toBeDefined();
+    });
+  }
+
+  it("creates no memory for a repository that never had one", async () => {
+    const app = await createTestApp();
+    const scope = githubScope();
+    mockInstallationToken(scope);
+    mockRepoConfig(scope, { yaml: "memory:\n  enabled: false\n" });
+
+    await receive(app, "issues", webhookExample("issues", "deleted"), "delivery-deleted-none");
+
+    expect(scope.pendingMocks()).toEqual([]);
+    expect(await app.talos.memory.list()).toEqual([]);
+  });
+});
 
 describe("a deleted or transferred issue", () => {
   for (const action of ["deleted", "transferred"] as const) {
