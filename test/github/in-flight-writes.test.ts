@@ -195,3 +195,40 @@ describe("a read GitHub does not answer", () => {
     expect(scope.isDone()).toBe(true);
   });
 });
+
+describe("a reply deleted between its look-up and the edit", () => {
+  // Its list was read before the model ran (a summary's, for tens of seconds): a maintainer
+  // deleting the old reply meanwhile made the edit a 404, which ended the job as if its issue
+  // were gone, with nothing posted.
+  it("is looked for again and posted anew", async () => {
+    const { octokit } = await createClient({ requestTimeoutMs: 10_000 });
+    const posted: unknown[] = [];
+    const scope = githubScope()
+      .patch("/repos/acme/widgets/issues/comments/5")
+      .reply(404, { message: "Not Found" })
+      .get(COMMENTS)
+      .query(true)
+      .reply(200, [])
+      .post(COMMENTS, (body) => Boolean(posted.push(body)))
+      .reply(201, { id: 9 });
+
+    const result = await upsertReply({
+      octokit,
+      owner: "acme",
+      repo: "widgets",
+      issueNumber: 7,
+      marker: MARKER,
+      body: "hello",
+      references: [],
+      markdown: { toSafeMarkdown: async (text) => text },
+      botLogin: BOT,
+      knownComments: [{ id: 5, author: BOT, body: BODY, createdAt: "2024-01-01T00:00:00Z" }],
+      limits: LIMITS,
+      clock: createFakeClock(),
+    });
+
+    expect(result).toEqual({ action: "created", commentId: 9 });
+    expect(posted).toEqual([{ body: BODY }]);
+    expect(scope.pendingMocks()).toEqual([]);
+  });
+});
