@@ -12,9 +12,10 @@ import type { Metrics } from "../metrics/create-metrics.js";
 import type { Tool, ToolContext } from "../tools/define-tool.js";
 import type { TokenCounter } from "./count-tokens.js";
 import { UTF8_TOKEN_BOUND } from "./count-tokens.js";
+import { showsNothing } from "../markdown/to-safe-markdown.js";
 import { stripReasoning } from "./strip-reasoning.js";
 import { BudgetExceededError, type TokenAccount } from "./token-budgets.js";
-import { showsNothing, type Fence } from "./untrusted-text.js";
+import type { Fence } from "./untrusted-text.js";
 
 export interface AgentLimits {
   /** Model calls per run, the final answer included. */

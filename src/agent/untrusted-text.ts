@@ -1,7 +1,7 @@
 import { randomBytes } from "node:crypto";
 import { MAX_USER_TEXT } from "../markdown/create-markdown-parser.js";
 import { createHtmlScanner, type HtmlPiece, type HtmlScanner } from "../markdown/html-scanner.js";
-import { isInvisible, stripInvisible } from "../markdown/safe-text.js";
+import { stripInvisible } from "../markdown/safe-text.js";
 import type { TokenCounter } from "./count-tokens.js";
 import { sliceWhole } from "../slice-whole.js";
 
@@ -36,20 +36,6 @@ export function cleanUntrustedText(text: string): string {
   return stripInvisible(lines.join("\n"))
     .replace(/\n{3,}/g, "\n\n")
     .trim();
-}
-
-/**
- * Whether a reader of `text` on GitHub would see nothing: only HTML comments, hidden markup,
- * invisible characters, or those spelt as numeric entities (`&#x200B;`). A model's answer that
- * is such had been posted as a comment holding nothing but Talos's marker.
- */
-export function showsNothing(text: string): boolean {
-  const spelt = text.replace(/&#(x[0-9a-f]{1,6}|[0-9]{1,7});/gi, (entity, code: string) => {
-    const point = code[0] === "x" || code[0] === "X" ? parseInt(code.slice(1), 16) : Number(code);
-    const char = point <= 0x10ffff ? String.fromCodePoint(point) : "";
-    return char === "" || isInvisible(char) || /\s/.test(char) ? "" : entity;
-  });
-  return cleanUntrustedText(spelt) === "";
 }
 
 function stripMarkup(text: string): string {

@@ -4,6 +4,7 @@ import { stripHtmlComments } from "./html-scanner.js";
 import {
   breakMarkers,
   codeSpan,
+  isInvisible,
   renderPlainText,
   renderText,
   stripInvisible,
@@ -76,6 +77,21 @@ export function toSafeMarkdown(
     length += cost;
   }
   return kept.join("\n\n").trim();
+}
+
+/**
+ * Whether `text`, posted through toSafeMarkdown, would show a reader nothing: only HTML
+ * comments (dropped) and invisible characters, spelt as numeric entities (`&#x200B;`) too. Other
+ * HTML is shown as text, so it counts. A model's answer that is such had been posted as a
+ * comment holding nothing but Talos's marker.
+ */
+export function showsNothing(text: string): boolean {
+  const spelt = text.replace(/&#(x[0-9a-f]{1,6}|[0-9]{1,7});/gi, (entity, code: string) => {
+    const point = code[0] === "x" || code[0] === "X" ? parseInt(code.slice(1), 16) : Number(code);
+    const char = point <= 0x10ffff ? String.fromCodePoint(point) : "";
+    return char === "" || isInvisible(char) || /\s/.test(char) ? "" : entity;
+  });
+  return stripInvisible(stripHtmlComments(spelt)).trim() === "";
 }
 
 /** What a text that could not be parsed in time is posted as: every line inert. */

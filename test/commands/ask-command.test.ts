@@ -75,7 +75,6 @@ describe("the replies of language-model commands", () => {
     ["an HTML comment", "<!-- nothing to add -->"],
     ["zero-width spaces", "\u200B\u200B\u200B"],
     ["a zero-width space spelt as an entity", "&#x200B;\n&#8203;"],
-    ["a hidden element", '<div hidden="">SECRET-PLAN</div>'],
   ])("says the model returned no answer for %s", async (_, text) => {
     const posted = await replayAsk(scriptedModel().respond(new AIMessage(text)));
 
