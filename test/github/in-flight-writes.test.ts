@@ -1,6 +1,7 @@
 import Bottleneck from "bottleneck";
 import { afterEach, describe, expect, it, vi } from "vitest";
 import { createOctokitClass } from "../../src/github/create-octokit.js";
+import type { CommentInfo } from "../../src/github/create-repo-client.js";
 import type { Octokit } from "../../src/github/octokit.js";
 import { upsertReply } from "../../src/github/upsert-reply.js";
 import { createMetrics } from "../../src/metrics/create-metrics.js";
@@ -90,8 +91,9 @@ async function settle(promise: Promise<unknown>, maxMs = 5_000): Promise<boolean
   return settled;
 }
 
-function reply(octokit: Octokit) {
+function reply(octokit: Octokit, knownComments?: CommentInfo[]) {
   return upsertReply({
+    knownComments,
     octokit,
     owner: "acme",
     repo: "widgets",
@@ -212,20 +214,9 @@ describe("a reply deleted between its look-up and the edit", () => {
       .post(COMMENTS, (body) => Boolean(posted.push(body)))
       .reply(201, { id: 9 });
 
-    const result = await upsertReply({
-      octokit,
-      owner: "acme",
-      repo: "widgets",
-      issueNumber: 7,
-      marker: MARKER,
-      body: "hello",
-      references: [],
-      markdown: { toSafeMarkdown: async (text) => text },
-      botLogin: BOT,
-      knownComments: [{ id: 5, author: BOT, body: BODY, createdAt: "2024-01-01T00:00:00Z" }],
-      limits: LIMITS,
-      clock: createFakeClock(),
-    });
+    const result = await reply(octokit, [
+      { id: 5, author: BOT, body: BODY, createdAt: "2024-01-01T00:00:00Z" },
+    ]);
 
     expect(result).toEqual({ action: "created", commentId: 9 });
     expect(posted).toEqual([{ body: BODY }]);
