@@ -30,23 +30,38 @@ const UNNAMED_LIMIT_WAIT_MS = 60_000;
 export function rateLimitWaitMs(error: unknown, now: number): number | undefined {
   const status = statusOf(error);
   if (status !== 403 && status !== 429) return undefined;
-  const headers =
-    (error as { response?: { headers?: Record<string, unknown> } }).response?.headers ?? {};
-  const retryAfter = headers["retry-after"] === undefined ? "" : String(headers["retry-after"]);
+  const headers = headersOf(error);
   const spent = String(headers["x-ratelimit-remaining"]) === "0";
+  const asked = String(headers["retry-after"] ?? "") !== "";
   // Sliced first: a message can quote what a user wrote.
   const message = error instanceof Error ? error.message.slice(0, 500) : "";
   const named = /rate limit/i.test(message);
-  if (status === 403 && !retryAfter && !spent && !named) return undefined;
-  const seconds = Number(retryAfter);
-  if (retryAfter.trim() && Number.isFinite(seconds)) return Math.max(0, seconds) * 1000;
-  const date = Date.parse(retryAfter);
-  if (Number.isFinite(date)) return Math.max(0, date - now);
+  if (status === 403 && !asked && !spent && !named) return undefined;
+  const retryAfter = retryAfterHeaderMs(error, now);
+  if (retryAfter !== undefined) return retryAfter;
   const reset = Number(headers["x-ratelimit-reset"]);
   // A secondary limit's headers describe the primary limit, whose reset is not its end.
   if (spent && Number.isFinite(reset) && !/secondary rate limit/i.test(message))
     return Math.max(0, reset * 1000 - now) + 1_000;
   return UNNAMED_LIMIT_WAIT_MS;
+}
+
+/**
+ * The wait an answer's `retry-after` names, in seconds or as a date (both are HTTP's), whatever
+ * its status; undefined without one, or with one that is neither.
+ */
+export function retryAfterHeaderMs(error: unknown, now: number): number | undefined {
+  const value = headersOf(error)["retry-after"];
+  if (value === undefined) return undefined;
+  const text = String(value).slice(0, 100);
+  const seconds = Number(text);
+  if (text.trim() && Number.isFinite(seconds)) return Math.max(0, seconds) * 1000;
+  const date = Date.parse(text);
+  return Number.isFinite(date) ? Math.max(0, date - now) : undefined;
+}
+
+function headersOf(error: unknown): Record<string, unknown> {
+  return (error as { response?: { headers?: Record<string, unknown> } }).response?.headers ?? {};
 }
 
 /** GitHub refused the request for a rate limit, not for what it asked. */

@@ -1,5 +1,6 @@
 import type { Logger } from "pino";
 import type { Clock } from "../clock.js";
+import { isRateLimited, rateLimitWaitMs, retryAfterHeaderMs } from "../github/octokit.js";
 import type { Metrics } from "../metrics/create-metrics.js";
 import {
   MAX_RETRY_WAIT_MS,
@@ -389,13 +390,9 @@ export function classifyJobFailure(error: unknown): FailureKind {
     if (status === 404 || status === 410) return "gone";
     if (status === 403 && isSuspended(cause)) return "suspended";
     if (typeof status === "number" && status >= 400 && status < 500 && status !== 429)
-      return status === 403 && isRateLimit(cause) ? "retry" : "park";
+      return status === 403 && isRateLimited(cause) ? "retry" : "park";
   }
   return "retry";
-}
-
-function isRateLimit(error: Error): boolean {
-  return /rate limit/i.test(error.message.slice(0, 500));
 }
 
 /** GitHub's 403 to a suspended installation (its token, and any request made with one). */
@@ -404,22 +401,15 @@ function isSuspended(error: Error): boolean {
 }
 
 /**
- * How long GitHub asked to wait before trying again, if it did: `retry-after` (secondary rate
- * limits), or the reset of a used-up primary limit. Retrying sooner meets the limit again, and
- * GitHub may ban an integration that keeps doing so.
+ * How long GitHub asked to wait before trying again, if it did: a rate limit's wait, read as
+ * every other caller reads it (rateLimitWaitMs), or another answer's `retry-after` (a 503).
+ * Retrying sooner meets the limit again, and GitHub may ban an integration that keeps doing so.
  * https://docs.github.com/en/rest/using-the-rest-api/rate-limits-for-the-rest-api#handle-rate-limit-errors-appropriately
  */
 export function retryAfterMs(error: unknown, now: number): number | undefined {
   for (let cause = error; cause instanceof Error; cause = cause.cause) {
-    const headers = (cause as { response?: { headers?: Record<string, unknown> } }).response
-      ?.headers;
-    if (!headers) continue;
-    let wait: number | undefined;
-    if (headers["retry-after"] !== undefined) wait = Number(headers["retry-after"]) * 1_000;
-    else if (String(headers["x-ratelimit-remaining"]) === "0")
-      wait = Number(headers["x-ratelimit-reset"]) * 1_000 - now;
-    if (wait !== undefined && Number.isFinite(wait))
-      return Math.min(Math.max(wait, 0), MAX_RETRY_WAIT_MS);
+    const wait = rateLimitWaitMs(cause, now) ?? retryAfterHeaderMs(cause, now);
+    if (wait !== undefined) return Math.min(wait, MAX_RETRY_WAIT_MS);
   }
   return undefined;
 }

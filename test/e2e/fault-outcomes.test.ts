@@ -278,7 +278,46 @@ describe("GitHub rate limits mid-job", () => {
     expect(await jobOutcomes(app)).toEqual({ retry: 1, done: 1 });
   });
 
-  it("the primary rate limit used up until its reset an hour away: the job runs again at the reset, not parked before it", async () => {
+  it("an older GitHub Enterprise's rate limit (403 'abuse detection', retry-after as a date): the job runs again once that date has come, and replies once", async () => {
+    const clock = createManualClock(Date.parse("2026-12-06T12:00:00.000Z"));
+    const app = await createTestApp({ clock, ...PRODUCTION_CLIENT });
+    const first = githubScope();
+    mockCommandStart(first);
+    first
+      .get(`${REPO}/issues/1/comments`)
+      .query(true)
+      .reply(
+        403,
+        { message: "You have triggered an abuse detection mechanism. Please wait a few minutes." },
+        { "retry-after": "Sun, 06 Dec 2026 12:04:00 GMT" },
+      );
+
+    await app.probot.receive(comment("fault-abuse-detection"));
+
+    expect(first.pendingMocks()).toEqual([]);
+    const [failed] = logsWith(app, "job failed; will retry");
+    expect(failed?.retryAt).toBe("2026-12-06T12:04:00.000Z");
+    expect(logsWith(app, "job failed; parked (see `talos jobs`)")).toEqual([]);
+    const second = githubScope();
+    mockCommandAgain(second, { configCached: true });
+    mockNoReplyYet(second);
+    const posted: string[] = [];
+    mockReplyPost(second, posted);
+
+    const pending = second.pendingMocks().length;
+    await clock.advance(3 * 60_000);
+    await app.talos.services.jobs.idle();
+    expect(second.pendingMocks()).toHaveLength(pending);
+    await clock.advance(60_000);
+    await app.talos.services.jobs.idle();
+
+    expect(second.pendingMocks()).toEqual([]);
+    expect(posted).toHaveLength(1);
+    expect(posted[0]).toMatch(HELP_REPLY);
+    expect(await jobOutcomes(app)).toEqual({ retry: 1, done: 1 });
+  });
+
+  it("the primary rate limit used up until its reset an hour away: the job runs again a second after the reset, not parked before it", async () => {
     const clock = createManualClock(Date.now());
     const app = await createTestApp({ clock, ...PRODUCTION_CLIENT });
     const reset = Math.floor(clock.now() / 1000) + 3_600;
@@ -311,7 +350,11 @@ describe("GitHub rate limits mid-job", () => {
     await clock.advance(30 * 60_000);
     await app.talos.services.jobs.idle();
     expect(second.pendingMocks()).toHaveLength(5);
+    // A second after the reset, as GitHub's reset is counted in whole seconds.
     await clock.advance(reset * 1000 - clock.now());
+    await app.talos.services.jobs.idle();
+    expect(second.pendingMocks()).toHaveLength(5);
+    await clock.advance(1_000);
     await app.talos.services.jobs.idle();
     expect(second.pendingMocks()).toEqual([]);
     expect(posted).toHaveLength(1);

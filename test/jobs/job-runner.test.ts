@@ -8,6 +8,7 @@ import {
   classifyJobFailure,
   JobRunner,
   PermanentJobError,
+  retryAfterMs,
   retryDelayMs,
 } from "../../src/jobs/job-runner.js";
 import { parseEnv } from "../../src/config.js";
@@ -409,6 +410,14 @@ describe("the job runner", () => {
         wrapped(new RequestError("This installation has been suspended", 403, { request })),
       ),
     ).toBe("suspended");
+    // GitHub Enterprise's older wording of a secondary limit: its retry-after is what tells.
+    const abuse = new RequestError("You have triggered an abuse detection mechanism", 403, {
+      request,
+      response: { status: 403, url: request.url, headers: { "retry-after": "120" }, data: {} },
+    });
+    expect(classifyJobFailure(wrapped(abuse))).toBe("retry");
+    expect(retryAfterMs(wrapped(abuse), 0)).toBe(120_000);
+    expect(classifyJobFailure(new RequestError("Forbidden", 403, { request }))).toBe("park");
     expect(classifyJobFailure(new RequestError("Too Many", 429, { request }))).toBe("retry");
     expect(classifyJobFailure(new RequestError("Bad Gateway", 502, { request }))).toBe("retry");
     expect(classifyJobFailure(new Error("socket hang up"))).toBe("retry");
