@@ -30,7 +30,7 @@ export interface Comparison {
   /** "ahead": the base is an ancestor of the head, so `files` is exactly what came since. */
   status: "ahead" | "behind" | "diverged" | "identical";
   files: PullRequestFile[];
-  /** False when the comparison may hold more files than GitHub lists for one (300). */
+  /** False when the comparison may hold more files than GitHub lists for one (300), or has no list. */
   complete: boolean;
 }
 
@@ -125,8 +125,12 @@ export function createPullRequestClient(octokit: Octokit, repo: RepoRef): PullRe
         if ((error as { status?: number }).status === 404) return undefined;
         throw error;
       }
-      const files = (response.data.files ?? []).map(toFile);
-      return { status: response.data.status, files, complete: files.length < MAX_COMPARED_FILES };
+      // A comparison GitHub answers without its files list says nothing of what changed: read
+      // as complete, it was a push that changed nothing, and its summary was kept as it was.
+      const listed = response.data.files;
+      const files = (listed ?? []).map(toFile);
+      const complete = listed !== undefined && files.length < MAX_COMPARED_FILES;
+      return { status: response.data.status, files, complete };
     },
     async listReviews(number) {
       const reviews = await octokit.paginate(octokit.rest.pulls.listReviews, {
