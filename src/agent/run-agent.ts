@@ -137,11 +137,13 @@ export async function runAgent(options: RunAgentOptions): Promise<AgentResult> {
   // not. A first call let through on anything left overshot the day by a whole prompt.
   options.account?.check();
   if (!inputFits(room() - reserve)) {
-    options.account?.check(inputTokens() + reserve);
-    // No account (`talos chat`), or one with room: the job's own cap is what is short.
+    const needed = inputTokens() + reserve;
+    const refused = options.account?.refuse(needed);
+    if (refused && refused.scope !== "job") throw refused;
+    // No account (`talos chat`), or a job's budget: the job's own cap is what is short.
     throw new BudgetExceededError(
       "job",
-      `the prompt needs ${inputTokens() + reserve} tokens with the answer's room, over the ${limits.maxTokens} a run may spend (TALOS_AGENT_MAX_TOKENS)`,
+      `the prompt needs ${needed} tokens with the answer's room, over the ${limits.maxTokens} a run may spend (TALOS_AGENT_MAX_TOKENS)`,
     );
   }
   for (let step = 1; ; step++) {
@@ -150,7 +152,12 @@ export async function runAgent(options: RunAgentOptions): Promise<AgentResult> {
     if (last && step > 1) messages.push(new HumanMessage(options.finalNote));
     if (step > 1 && !inputFits(left - reserve)) {
       const needed = inputTokens() + reserve;
-      log.warn({ step, needed, left, usage }, "agent run stopped: no budget left for another call");
+      // A call not made is a refusal, counted as the first call's would be.
+      const scope = options.account?.refuse(needed).scope ?? "job";
+      log.warn(
+        { step, needed, left, usage, scope },
+        "agent run stopped: no budget left for another call",
+      );
       return { text: said, finished: false, steps: step - 1, toolCalls, usage, messages };
     }
     const called = await callModel(last ? withoutTools : withTools, messages, options, usage);

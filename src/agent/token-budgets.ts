@@ -25,6 +25,11 @@ export interface TokenAccount {
   remaining(): number;
   /** Throws BudgetExceededError, naming the budget, when less than `needed` (1) is left. */
   check(needed?: number): void;
+  /**
+   * A model call that needs `needed` tokens is not made: counts the refusal under the budget that
+   * is short (the job's when none of the account's is: the run's own cap) and returns its error.
+   */
+  refuse(needed: number): BudgetExceededError;
   charge(tokens: number): void;
   /**
    * True the first time this UTC day it is asked for `thread`: one over-budget notice each. Also
@@ -208,19 +213,24 @@ export class TokenBudgets {
         job: jobTokens - spent,
       };
     };
+    const shortOf = (needed: number) => {
+      const budgets = left();
+      return (["installation", "repository", "job"] as const).find(
+        (name) => budgets[name] < needed,
+      );
+    };
+    const refuse = (needed: number) => {
+      const scope = shortOf(needed) ?? "job";
+      metrics.budgetRefusals.inc({ scope });
+      return new BudgetExceededError(scope);
+    };
     return {
       installation,
       remaining: () => Math.max(0, Math.min(...Object.values(left()))),
       check: (needed = 1) => {
-        const budgets = left();
-        const spentScope = (["installation", "repository", "job"] as const).find(
-          (name) => budgets[name] < needed,
-        );
-        if (spentScope) {
-          metrics.budgetRefusals.inc({ scope: spentScope });
-          throw new BudgetExceededError(spentScope);
-        }
+        if (shortOf(needed)) throw refuse(needed);
       },
+      refuse,
       charge: (tokens) => {
         const state = this.#today();
         spent += tokens;

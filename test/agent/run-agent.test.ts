@@ -4,6 +4,7 @@ import { describe, expect, it } from "vitest";
 import { createTokenCounter } from "../../src/agent/count-tokens.js";
 import { createAssistant } from "../../src/agent/create-assistant.js";
 import { LlmError } from "../../src/agent/run-agent.js";
+import { TokenBudgets } from "../../src/agent/token-budgets.js";
 import { parseEnv } from "../../src/config.js";
 import { createMetrics } from "../../src/metrics/create-metrics.js";
 import { createFakeClock } from "../helpers/fake-clock.js";
@@ -270,6 +271,46 @@ describe("the agent", () => {
     expect(
       logs.lines().find((l) => l.msg === "agent run stopped: no budget left for another call"),
     ).toMatchObject({ step: 2, left: -500 });
+  });
+
+  it("counts a run stopped for want of budget as a refusal, under the budget that is short", async () => {
+    const model = fakeModel().respond(
+      new AIMessage({
+        content: "Looking at the labels.",
+        tool_calls: [{ name: "list_labels", args: {}, id: "c1" }],
+        usage_metadata: { input_tokens: 18_000, output_tokens: 1_000, total_tokens: 19_000 },
+      }),
+    );
+    const assistant = await createTestAssistant(model, { maxTokens: 60_000 });
+    const logs = await captureLogs("warn");
+    const budgets = await TokenBudgets.open({
+      dailyTokens: 20_000,
+      jobTokens: 60_000,
+      clock: assistant.clock,
+      log: logs.log,
+      metrics: assistant.metrics,
+    });
+    const account = await budgets.account({ installation: 1, repository: 10 });
+
+    const answer = await runThreadTask({
+      assistant: { ...assistant, account },
+      github: thread(),
+      number: 7,
+      prompt: "summarize",
+      log: logs.log,
+    });
+
+    // The first call spent more than it was given room for (a model may): the installation's
+    // 1,000 tokens left cannot pay for a second call, which is not made.
+    expect(model.callCount).toBe(1);
+    expect(answer).toMatchObject({ text: "Looking at the labels.", finished: false });
+    const refusals = (await assistant.metrics.budgetRefusals.get()).values;
+    expect(refusals).toEqual([
+      expect.objectContaining({ labels: { scope: "installation" }, value: 1 }),
+    ]);
+    expect(
+      logs.lines().find((l) => l.msg === "agent run stopped: no budget left for another call"),
+    ).toMatchObject({ step: 2, scope: "installation" });
   });
 
   it("turns a model failure into an LlmError, and counts it", async () => {
