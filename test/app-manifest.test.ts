@@ -24,6 +24,7 @@ function registeredEvents(): string[][] {
     {
       jobs: { register: () => undefined } as never,
       budgets: {} as never,
+      suspensions: {} as never,
       cache: new GitHubCache({ ttlMs: 1000, max: 10, clock: systemClock }),
       limits: {
         maxRetries: 0,

@@ -1,7 +1,9 @@
 import type { Context } from "probot";
 import { z } from "zod";
+import type { Clock } from "../clock.js";
 import type { BackfillRunner } from "../memory/backfill-runner.js";
 import type { MemoryService } from "../memory/memory-service.js";
+import type { SuspensionMarks } from "../memory/suspension-marks.js";
 import { InstallationPayload, readPayload, RepositoryPayload } from "./read-payload.js";
 
 type InstallationEvent = "installation" | "installation_repositories";
@@ -16,6 +18,7 @@ const InstallationChanged = z.object({
   action: z.string(),
   installation: InstallationPayload.extend({
     account: z.object({ login: z.string().optional() }).nullable().optional(),
+    suspended_at: z.string().datetime({ offset: true }).nullable().optional(),
   }),
   repositories: Repositories,
   repositories_added: Repositories,
@@ -27,11 +30,14 @@ const InstallationChanged = z.object({
  * queued for a memory backfill of their existing issues and pull requests; the memory of those
  * it loses goes, with their backfill: all of an uninstalled installation's, and each removed
  * repository's, which stays refused (to jobs journaled before) until the repository is added
- * back.
+ * back. A suspension is marked with its time; at the unsuspension, the installation's memories
+ * are caught up with what changed since, which GitHub did not send meanwhile.
  */
 export function createInstallationChangedHandler(deps: {
   backfill: BackfillRunner;
   memory: MemoryService;
+  suspensions: SuspensionMarks;
+  clock: Clock;
 }) {
   return async (context: Context<InstallationEvent>): Promise<void> => {
     const payload = readPayload(InstallationChanged, context.payload);
@@ -50,6 +56,27 @@ export function createInstallationChangedHandler(deps: {
     if (event === "installation.deleted") {
       await deps.backfill.cancelInstallation(installation);
       await deps.memory.deleteInstallation(installation);
+      await deps.suspensions.clear(installation);
+      return;
+    }
+    if (event === "installation.suspend") {
+      const at = payload.installation.suspended_at ?? new Date(deps.clock.now()).toISOString();
+      await deps.suspensions.record(installation, new Date(at).toISOString());
+      return;
+    }
+    if (event === "installation.unsuspend") {
+      const since = await deps.suspensions.since(installation);
+      if (since === undefined) {
+        context.log.warn(
+          { installation },
+          "installation unsuspended, but when it was suspended is not known here: its memories are not caught up; `talos backfill <owner/repo> --since <time>` catches one up",
+        );
+        return;
+      }
+      // Queued durably before the mark goes: a crash between the two queues them again, once.
+      const queued = await deps.backfill.catchUpInstallation(installation, since);
+      await deps.suspensions.clear(installation);
+      context.log.info({ installation, since, queued }, "catching up a suspended installation");
       return;
     }
     if (event === "installation_repositories.removed") {

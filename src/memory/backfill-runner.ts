@@ -140,6 +140,23 @@ export class BackfillRunner {
     return true;
   }
 
+  /**
+   * Catches the remembered repositories of `installation` up with what GitHub changed since
+   * `since` (it was suspended then, and GitHub sent nothing meanwhile): each one queued as a
+   * command's catch-up is, kept in the queue's file till it ends. Resolves with how many were
+   * queued, once the file holds them; none while backfills are off (`TALOS_BACKFILL_MAX=0`).
+   */
+  async catchUpInstallation(installation: number, since: string): Promise<number> {
+    const { max, memory } = this.#options;
+    if (max === 0) return 0;
+    let queued = 0;
+    for (const namespace of await memory.list()) {
+      if (namespace.installation !== installation) continue;
+      if (await this.request(namespace, { since, max })) queued++;
+    }
+    return queued;
+  }
+
   /** A backfill, or a catch-up with the target's `since`, kept in the queue's file till it ends. */
   #enqueueAsked(target: BackfillTarget, recheck: boolean): void {
     const { since } = target;

@@ -41,7 +41,12 @@ describe("repositories removed from an installation", () => {
     const backfill = {
       cancel: async (namespace: MemoryNamespace) => void cancelled.push(namespace),
     } as unknown as BackfillRunner;
-    const handle = createInstallationChangedHandler({ backfill, memory: memories });
+    const handle = createInstallationChangedHandler({
+      backfill,
+      memory: memories,
+      suspensions: {} as never,
+      clock: systemClock,
+    });
     const context = {
       name: "installation_repositories",
       payload: {

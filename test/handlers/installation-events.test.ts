@@ -1,4 +1,4 @@
-import { existsSync } from "node:fs";
+import { existsSync, readFileSync } from "node:fs";
 import { join } from "node:path";
 import type nock from "nock";
 import { describe, expect, it } from "vitest";
@@ -329,5 +329,110 @@ describe("a job of a suspended installation", () => {
     expect(app.talos.services.journal!.list()).toEqual([]);
     const dropped = app.logs.lines().find((l) => l.delivery === "delivery-edit" && l.level === 30);
     expect(dropped?.msg).toBe("job dropped: its installation is suspended");
+  });
+});
+
+describe("an installation suspended, then unsuspended", () => {
+  const ref = { installation: 2, repository: HELLO_WORLD, name: "Codertocat/Hello-World" };
+  const SUSPENDED_AT = "2026-11-20T08:00:00.000Z";
+
+  function installationEvent(action: "suspend" | "unsuspend") {
+    const payload = webhookExample("installation", action);
+    payload.installation.suspended_at = action === "suspend" ? SUSPENDED_AT : null;
+    return payload;
+  }
+
+  it("catches its memories up with what changed while GitHub sent nothing, after a restart too", async () => {
+    const dataDir = makeDataDir();
+    const first = await createTestApp({ backfills: true, dataDir });
+    const before = await first.talos.memory.open(ref);
+    await before.add(
+      issueMemory(7, "Crash on save", {
+        repo: "Codertocat/Hello-World",
+        metadata: { updatedAt: "2026-11-19T00:00:00Z" },
+      }),
+    );
+    await receive(first, "installation", installationEvent("suspend"), "delivery-suspend");
+    await first.talos.close();
+
+    // What changed meanwhile: issue 7 closed, issue 8 opened.
+    const changed = (number: number, title: string, state: string) => ({
+      number,
+      title,
+      body: `${title}, as the reporter wrote it.`,
+      state,
+      user: { login: "octocat" },
+      labels: [],
+      html_url: `https://github.com/Codertocat/Hello-World/issues/${number}`,
+      created_at: "2026-11-01T00:00:00Z",
+      updated_at: "2026-11-25T00:00:00Z",
+    });
+    const scope = githubScope();
+    mockInstallationToken(scope);
+    mockRepositoryRead(scope, "Codertocat/Hello-World", HELLO_WORLD);
+    mockRepoConfig(scope);
+    scope
+      .get("/repos/Codertocat/Hello-World/issues")
+      .query({
+        state: "all",
+        sort: "updated",
+        direction: "desc",
+        since: SUSPENDED_AT,
+        per_page: "100",
+        page: "1",
+      })
+      .reply(200, [
+        changed(8, "Saving fails on Windows", "open"),
+        changed(7, "Crash on save", "closed"),
+      ]);
+    const second = await createTestApp({ backfills: true, dataDir });
+    await receive(second, "installation", installationEvent("unsuspend"), "delivery-unsuspend");
+    await second.talos.backfill.idle();
+
+    expect(scope.pendingMocks()).toEqual([]);
+    const memory = await second.talos.memory.open(ref);
+    expect((await memory.list()).map((r) => r.id).sort()).toEqual(["issue-7", "issue-8"]);
+    expect(await memory.get("issue-7")).toMatchObject({ state: "closed" });
+    expect(
+      second.logs.lines().find((l) => l.msg === "catching up a suspended installation"),
+    ).toMatchObject({ installation: 2, since: SUSPENDED_AT, queued: 1 });
+    // The mark is gone: a second unsuspension (redelivered) catches nothing up again.
+    await receive(second, "installation", installationEvent("unsuspend"), "delivery-again");
+    await second.talos.backfill.idle();
+    expect(
+      second.logs.lines().filter((l) => l.msg === "catching up a suspended installation"),
+    ).toHaveLength(1);
+  });
+
+  it("says so, and reads nothing, when it was not seen suspended", async () => {
+    const app = await createTestApp({ backfills: true });
+    await (
+      await app.talos.memory.open(ref)
+    ).add(issueMemory(7, "Crash on save", { repo: "Codertocat/Hello-World" }));
+
+    await receive(app, "installation", installationEvent("unsuspend"), "delivery-unsuspend");
+    await app.talos.backfill.idle();
+
+    expect(
+      app.logs.lines().find((l) => String(l.msg).startsWith("installation unsuspended, but")),
+    ).toMatchObject({ level: 40, installation: 2 });
+    expect(app.talos.services.journal!.list()).toEqual([]);
+  });
+});
+
+describe("an installation suspended, then uninstalled", () => {
+  it("drops its suspension mark with its memories", async () => {
+    const dataDir = makeDataDir();
+    const app = await createTestApp({ dataDir });
+    const suspend = webhookExample("installation", "suspend");
+    suspend.installation.suspended_at = "2026-11-20T08:00:00Z";
+    await receive(app, "installation", suspend, "delivery-suspend");
+    const marks = () => JSON.parse(readFileSync(join(dataDir, "suspensions.json"), "utf8"));
+    expect(marks()).toEqual({ 2: "2026-11-20T08:00:00.000Z" });
+
+    await receive(app, "installation", webhookExample("installation", "deleted"), "delivery-gone");
+
+    expect(marks()).toEqual({});
+    expect(app.talos.services.journal!.list()).toEqual([]);
   });
 });

@@ -1,0 +1,70 @@
+import type { Logger } from "pino";
+import { z } from "zod";
+import { DamagedFileError, readJsonFile } from "../read-json-file.js";
+import { writeFileAtomically } from "../write-file-atomically.js";
+
+const MarksSchema = z.record(z.string().regex(/^\d{1,20}$/), z.string().datetime());
+
+/**
+ * When each suspended installation was suspended, in a file (`suspensions.json` in the data
+ * directory). GitHub sends an installation nothing while it is suspended, and its unsuspension's
+ * payload no longer says since when: this is what its repositories' memories are caught up
+ * from then. Each change is read, applied and written whole, atomically, one at a time.
+ */
+export class SuspensionMarks {
+  readonly #file: string;
+  readonly #log: Logger;
+  #writing: Promise<unknown> = Promise.resolve();
+
+  constructor(file: string, log: Logger) {
+    this.#file = file;
+    this.#log = log;
+  }
+
+  /**
+   * `installation` was suspended at `at` (ISO 8601). An earlier mark is kept: a suspension
+   * whose unsuspension was missed began then, and catching up from later would miss changes.
+   */
+  record(installation: number, at: string): Promise<void> {
+    return this.#update((marks) => {
+      const key = String(installation);
+      const kept = marks[key];
+      if (kept === undefined || Date.parse(at) < Date.parse(kept)) marks[key] = at;
+    });
+  }
+
+  /** When `installation` was suspended, if that was recorded and not cleared since. */
+  async since(installation: number): Promise<string | undefined> {
+    await this.#writing.catch(() => undefined);
+    return (await this.#read())[String(installation)];
+  }
+
+  /** Forgets `installation`'s mark: caught up, or uninstalled. */
+  clear(installation: number): Promise<void> {
+    return this.#update((marks) => void delete marks[String(installation)]);
+  }
+
+  /** Read, changed and written after the changes before it; a failed write is thrown. */
+  #update(change: (marks: Record<string, string>) => void): Promise<void> {
+    const update = this.#writing
+      .catch(() => undefined)
+      .then(async () => {
+        const marks = await this.#read();
+        change(marks);
+        await writeFileAtomically(this.#file, `${JSON.stringify(marks)}\n`);
+      });
+    this.#writing = update;
+    return update;
+  }
+
+  async #read(): Promise<Record<string, string>> {
+    try {
+      return { ...(await readJsonFile(this.#file, MarksSchema)) };
+    } catch (error) {
+      if (!(error instanceof DamagedFileError)) throw error;
+      // What a damaged file held is unknown: those installations are caught up from nothing.
+      this.#log.warn({ file: this.#file }, "suspension marks damaged: read as none");
+      return {};
+    }
+  }
+}

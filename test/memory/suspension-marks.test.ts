@@ -1,0 +1,43 @@
+import { readFileSync, writeFileSync } from "node:fs";
+import { join } from "node:path";
+import { describe, expect, it } from "vitest";
+import { SuspensionMarks } from "../../src/memory/suspension-marks.js";
+import { captureLogs, makeDataDir } from "../helpers/test-app.js";
+
+describe("suspension marks", () => {
+  it("keeps the earliest suspension of each installation until it is cleared, across instances of the file", async () => {
+    const file = join(makeDataDir(), "suspensions.json");
+    const { log } = await captureLogs("warn");
+    const marks = new SuspensionMarks(file, log);
+    expect(await marks.since(2)).toBeUndefined();
+
+    // A second suspension whose unsuspension was missed does not move the first one's time.
+    await Promise.all([
+      marks.record(2, "2026-11-20T08:00:00.000Z"),
+      marks.record(3, "2026-11-21T08:00:00.000Z"),
+      marks.record(2, "2026-11-22T08:00:00.000Z"),
+    ]);
+    const reopened = new SuspensionMarks(file, log);
+    expect(await reopened.since(2)).toBe("2026-11-20T08:00:00.000Z");
+    expect(await reopened.since(3)).toBe("2026-11-21T08:00:00.000Z");
+    await reopened.record(2, "2026-11-19T08:00:00.000Z");
+    expect(await reopened.since(2)).toBe("2026-11-19T08:00:00.000Z");
+
+    await reopened.clear(2);
+    expect(JSON.parse(readFileSync(file, "utf8"))).toEqual({ 3: "2026-11-21T08:00:00.000Z" });
+  });
+
+  it("reads a damaged file as no marks, with a warning, and writes it whole again", async () => {
+    const file = join(makeDataDir(), "suspensions.json");
+    writeFileSync(file, '{"2": "yesterday"');
+    const logs = await captureLogs("warn");
+    const marks = new SuspensionMarks(file, logs.log);
+
+    expect(await marks.since(2)).toBeUndefined();
+    expect(logs.lines()).toMatchObject([
+      { level: 40, file, msg: "suspension marks damaged: read as none" },
+    ]);
+    await marks.record(4, "2026-11-20T08:00:00.000Z");
+    expect(JSON.parse(readFileSync(file, "utf8"))).toEqual({ 4: "2026-11-20T08:00:00.000Z" });
+  });
+});
