@@ -22,24 +22,30 @@ export interface NewIssueOptions extends AutomationOptions {
   issue: IssueInfo;
   /** Its comments when known: none, for an issue just opened (a redelivery may have some). */
   comments: CommentInfo[] | undefined;
-  /** False when a bot sent the event: the issue is remembered, and nothing else runs. */
-  automatic: boolean;
+  /**
+   * Why the issue is only remembered, when it is: a bot sent the event, or the issue was
+   * transferred from another repository (whoever moved it could write to both, and read it).
+   */
+  rememberOnly?: "a bot sent the event" | "it was transferred in" | undefined;
 }
 
 /**
  * The automatic work on a new issue, for every author, as far as the repository's config and
  * the automation budget allow: a "possibly related" comment from memory, triage, and
- * remembering the issue itself. An issue a bot opened is only remembered.
+ * remembering the issue itself. An issue a bot opened, or one transferred in, is only
+ * remembered.
  */
 export async function onNewIssue(options: NewIssueOptions): Promise<void> {
   const { issue, config, github, octokit, log } = options;
   const repo = `${github.repo.owner}/${github.repo.repo}`;
   // A dependency bot's user account (self-hosted Renovate's dashboard issue) is no App sender,
   // but a bot all the same, as its pull requests are (skipReason).
-  const automatic = options.automatic && !isBotAuthor(issue.author);
+  const rememberOnly =
+    options.rememberOnly ?? (isBotAuthor(issue.author) ? "a bot opened the issue" : undefined);
+  const automatic = rememberOnly === undefined;
   const wantsSimilar = automatic && config.similar.enabled && config.memory.enabled;
   const wantsTriage = automatic && config.triage.enabled && options.assistant !== undefined;
-  if (!automatic) log.debug("no automatic work: a bot opened the issue");
+  if (!automatic) log.debug(`no automatic work: ${rememberOnly}`);
   else if (config.triage.enabled && !options.assistant)
     log.info("triage is on, but no language model is configured");
   const allowed =

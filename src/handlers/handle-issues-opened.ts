@@ -26,6 +26,11 @@ const IssueOpened = z.object({
   issue: IssuePayload,
   repository: OwnedRepositoryPayload,
   installation: InstallationPayload,
+  // Present when the issue was transferred in: GitHub sends it as opened in its new repository.
+  changes: z
+    .object({ old_issue: z.object({}).nullable().optional() })
+    .nullable()
+    .optional(),
 });
 
 export interface IssuesOpenedDeps extends MemoryAccess {
@@ -42,7 +47,7 @@ export interface IssuesOpenedDeps extends MemoryAccess {
 /** A new issue: similar issues, triage and memory, as the repository's config says. */
 export function createIssuesOpenedHandler(deps: IssuesOpenedDeps) {
   return async (context: Context<"issues.opened">, run: JobRun): Promise<void> => {
-    const { issue, repository, installation } = readPayload(IssueOpened, context.payload);
+    const { issue, repository, installation, changes } = readPayload(IssueOpened, context.payload);
     const { config } = await loadRepoConfig(context);
     const event = { installation: installation.id, repository };
     await onNewIssue({
@@ -54,7 +59,11 @@ export function createIssuesOpenedHandler(deps: IssuesOpenedDeps) {
       comments: issue.comments === 0 ? [] : undefined,
       config,
       job: run.id,
-      automatic: !isBotSender(context.payload.sender),
+      rememberOnly: isBotSender(context.payload.sender)
+        ? "a bot sent the event"
+        : changes?.old_issue
+          ? "it was transferred in"
+          : undefined,
       assistant: await jobAssistant(deps.assistant, deps.budgets, {
         installation: installation.id,
         repository: repository.id,

@@ -21,9 +21,10 @@ export function webhookExample(
   name: string,
   action?: string,
   installation = 2,
+  which: (example: Record<string, unknown>) => boolean = () => true,
 ): Record<string, any> {
   const examples = index.find((e) => e.name === name)?.examples ?? [];
-  const example = examples.find((e) => action === undefined || e.action === action);
+  const example = examples.find((e) => (action === undefined || e.action === action) && which(e));
   if (!example) throw new Error(`no example payload for ${name}.${action}`);
   return { ...structuredClone(example), installation: { id: installation } };
 }
