@@ -6,19 +6,25 @@ import { webhookExample } from "../helpers/webhook-examples.js";
 
 const HELLO_WORLD = 186853002;
 
+/** The app with triage and similar issues on, its token and config read. */
+async function start() {
+  const model = scriptedModel();
+  const app = await createTestApp({ model });
+  const scope = githubScope();
+  mockInstallationToken(scope);
+  mockRepoConfig(scope, {
+    yaml:
+      "triage:\n  enabled: true\n  apply_labels: true\n  comment: true\n" +
+      "similar:\n  enabled: true\n",
+  });
+  return { model, app, scope };
+}
+
 describe("an issue transferred in from another repository", () => {
   // GitHub sends it to its new repository as `issues.opened`, with `changes.old_issue`: not a
   // new report but one a maintainer moved (they can write to both), conversation and all.
   it("is remembered, and neither triaged nor given a similar-issues comment", async () => {
-    const model = scriptedModel();
-    const app = await createTestApp({ model });
-    const scope = githubScope();
-    mockInstallationToken(scope);
-    mockRepoConfig(scope, {
-      yaml:
-        "triage:\n  enabled: true\n  apply_labels: true\n  comment: true\n" +
-        "similar:\n  enabled: true\n",
-    });
+    const { model, app, scope } = await start();
     const payload = webhookExample("issues", "opened", 2, (e) => "changes" in e);
     expect(payload.changes.old_repository.full_name).toBe("octo-org/octo-repo");
 
@@ -45,15 +51,7 @@ describe("an issue transferred in from another repository", () => {
   it("the same issue opened in the repository (no changes.old_issue) is triaged, as a control", async () => {
     const payload = webhookExample("issues", "opened", 2, (e) => "changes" in e);
     delete payload.changes;
-    const model = scriptedModel();
-    const app = await createTestApp({ model });
-    const scope = githubScope();
-    mockInstallationToken(scope);
-    mockRepoConfig(scope, {
-      yaml:
-        "triage:\n  enabled: true\n  apply_labels: true\n  comment: true\n" +
-        "similar:\n  enabled: true\n",
-    });
+    const { app, scope } = await start();
     // Its triage's first step reads the app's identity: refused here, it fails the job, which
     // shows that the automatic work began.
     scope.get("/app").reply(500, { message: "Server Error" });
