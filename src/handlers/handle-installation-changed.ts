@@ -18,7 +18,8 @@ const InstallationChanged = z.object({
   action: z.string(),
   installation: InstallationPayload.extend({
     account: z.object({ login: z.string().optional() }).nullable().optional(),
-    suspended_at: z.string().datetime({ offset: true }).nullable().optional(),
+    // Read leniently: a time in another form must not park an uninstall that carries it.
+    suspended_at: z.unknown().optional(),
   }),
   repositories: Repositories,
   repositories_added: Repositories,
@@ -60,7 +61,9 @@ export function createInstallationChangedHandler(deps: {
       return;
     }
     if (event === "installation.suspend") {
-      const at = payload.installation.suspended_at ?? new Date(deps.clock.now()).toISOString();
+      const { suspended_at: time } = payload.installation;
+      const given = typeof time === "string" ? Date.parse(time.slice(0, 100)) : Number.NaN;
+      const at = Number.isFinite(given) ? given : deps.clock.now();
       await deps.suspensions.record(installation, new Date(at).toISOString());
       return;
     }

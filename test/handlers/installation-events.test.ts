@@ -420,6 +420,23 @@ describe("an installation suspended, then unsuspended", () => {
   });
 });
 
+describe("an installation suspended, its time in no known form", () => {
+  it("is marked as suspended when the event is handled, not parked", async () => {
+    const dataDir = makeDataDir();
+    const clock = createManualClock(Date.parse("2026-11-20T09:30:00.000Z"));
+    const app = await createTestApp({ dataDir, clock });
+    const suspend = webhookExample("installation", "suspend");
+    suspend.installation.suspended_at = "last Tuesday";
+
+    await receive(app, "installation", suspend, "delivery-suspend");
+
+    expect(app.talos.services.journal!.list()).toEqual([]);
+    expect(JSON.parse(readFileSync(join(dataDir, "suspensions.json"), "utf8"))).toEqual({
+      2: "2026-11-20T09:30:00.000Z",
+    });
+  });
+});
+
 describe("an installation suspended, then uninstalled", () => {
   it("drops its suspension mark with its memories", async () => {
     const dataDir = makeDataDir();
