@@ -125,11 +125,12 @@ export function createPullRequestClient(octokit: Octokit, repo: RepoRef): PullRe
         if ((error as { status?: number }).status === 404) return undefined;
         throw error;
       }
-      // A comparison GitHub answers without its files list says nothing of what changed: read
+      // A comparison GitHub answers without its files list (none, or null) says nothing of what
+      // changed: read
       // as complete, it was a push that changed nothing, and its summary was kept as it was.
-      const listed = response.data.files;
-      const files = (listed ?? []).map(toFile);
-      const complete = listed !== undefined && files.length < MAX_COMPARED_FILES;
+      const listed: unknown = response.data.files;
+      const files = Array.isArray(listed) ? response.data.files!.map(toFile) : [];
+      const complete = Array.isArray(listed) && files.length < MAX_COMPARED_FILES;
       return { status: response.data.status, files, complete };
     },
     async listReviews(number) {

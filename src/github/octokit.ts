@@ -38,11 +38,15 @@ export function rateLimitWaitMs(error: unknown, now: number): number | undefined
   const named = /rate limit/i.test(message);
   if (status === 403 && !asked && !spent && !named) return undefined;
   const retryAfter = retryAfterHeaderMs(error, now);
-  if (retryAfter !== undefined) return retryAfter;
   const reset = Number(headers["x-ratelimit-reset"]);
   // A secondary limit's headers describe the primary limit, whose reset is not its end.
-  if (spent && Number.isFinite(reset) && !/secondary rate limit/i.test(message))
-    return Math.max(0, reset * 1000 - now) + 1_000;
+  const resetWait =
+    spent && Number.isFinite(reset) && !/secondary rate limit/i.test(message)
+      ? Math.max(0, reset * 1000 - now) + 1_000
+      : undefined;
+  // Both said: both are waited for (a retry-after of 0 on a spent limit is no leave to go on).
+  if (retryAfter !== undefined || resetWait !== undefined)
+    return Math.max(retryAfter ?? 0, resetWait ?? 0);
   return UNNAMED_LIMIT_WAIT_MS;
 }
 
@@ -53,12 +57,18 @@ export function rateLimitWaitMs(error: unknown, now: number): number | undefined
 export function retryAfterHeaderMs(error: unknown, now: number): number | undefined {
   const value = headersOf(error)["retry-after"];
   if (value === undefined) return undefined;
-  const text = String(value).slice(0, 100);
-  const seconds = Number(text);
-  if (text.trim() && Number.isFinite(seconds)) return Math.max(0, seconds) * 1000;
-  const date = Date.parse(text);
+  const text = String(value).slice(0, 100).trim();
+  // A header sent twice comes joined ("120, 120"): its first value.
+  const first = text.split(",", 1)[0]!.trim();
+  const seconds = Number(first);
+  if (first && Number.isFinite(seconds)) return Math.max(0, seconds) * 1000;
+  // Only HTTP's date form: Date.parse takes "5, 10" or "-1" for dates in 2001.
+  const date = HTTP_DATE.test(text) ? Date.parse(text) : Number.NaN;
   return Number.isFinite(date) ? Math.max(0, date - now) : undefined;
 }
+
+// "Sun, 06 Dec 2026 12:04:00 GMT" (RFC 9110's IMF-fixdate), at the start of the header.
+const HTTP_DATE = /^[A-Za-z]{3}, \d{2} [A-Za-z]{3} \d{4} \d{2}:\d{2}:\d{2} GMT/;
 
 function headersOf(error: unknown): Record<string, unknown> {
   return (error as { response?: { headers?: Record<string, unknown> } }).response?.headers ?? {};

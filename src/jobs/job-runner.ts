@@ -408,6 +408,9 @@ function isSuspended(error: Error): boolean {
  */
 export function retryAfterMs(error: unknown, now: number): number | undefined {
   for (let cause = error; cause instanceof Error; cause = cause.cause) {
+    // Only GitHub's answers (Octokit's errors carry the response): a model's or an embedding
+    // server's 429 was waited out by LangChain already, and names no GitHub wait.
+    if ((cause as { response?: unknown }).response === undefined) continue;
     const wait = rateLimitWaitMs(cause, now) ?? retryAfterHeaderMs(cause, now);
     if (wait !== undefined) return Math.min(wait, MAX_RETRY_WAIT_MS);
   }

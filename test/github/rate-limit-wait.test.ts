@@ -60,6 +60,25 @@ describe("rateLimitWaitMs: the one reading of a rate limit", () => {
       60_000,
     ],
     [
+      "a spent primary limit with a retry-after of 0: both are waited for",
+      refused(403, "API rate limit exceeded for installation ID 1.", {
+        "retry-after": "0",
+        "x-ratelimit-remaining": "0",
+        "x-ratelimit-reset": String(NOW / 1000 + 3_600),
+      }),
+      3_601_000,
+    ],
+    [
+      "a retry-after sent twice, joined: its first value",
+      refused(429, "Too Many Requests", { "retry-after": "120, 120" }),
+      120_000,
+    ],
+    [
+      "a retry-after Date.parse would take for a date in 2001: no date",
+      refused(429, "Too Many Requests", { "retry-after": "1 2" }),
+      60_000,
+    ],
+    [
       "a 403 whose message names a rate limit only past its first 500 characters",
       refused(403, `${"a".repeat(500)} rate limit`),
       undefined,

@@ -809,38 +809,44 @@ describe("pull requests: a comparison GitHub cannot generate", () => {
     expect(prompt).toContain("+  if (!themes.includes(name)) return;");
   });
 
-  it("synchronize: a comparison answered without its files list is not read as a push that changed nothing", async () => {
-    const model = scriptedModel().respond(new AIMessage("- **What it changes**: a dark theme."));
-    const app = await createTestApp({ model });
-    const scope = githubScope();
-    mockStart(scope);
-    scope.get(`${REPO}/pulls/2`).reply(200, pull(HEAD_2));
-    mockSummaryComment(scope, HEAD_1, "- **What it changes**: adds a dark theme.");
-    const withoutFiles: Partial<typeof PUSH> = { ...PUSH };
-    delete withoutFiles.files;
-    scope
-      .get(`${REPO}/compare/${HEAD_1}...${HEAD_2}`)
-      .query({ per_page: "1", page: "1" })
-      .reply(200, withoutFiles);
-    mockFiles(scope, PUSHED);
-    mockRunReads(scope);
-    const edited: Array<{ body: string }> = [];
-    scope.patch(`${REPO}/issues/comments/700`, capture(edited)).reply(200, { id: 700 });
+  it.each([
+    ["without its files list", undefined],
+    ["with a files list of null", null],
+  ])(
+    "synchronize: a comparison answered %s is not read as a push that changed nothing",
+    async (_, files) => {
+      const model = scriptedModel().respond(new AIMessage("- **What it changes**: a dark theme."));
+      const app = await createTestApp({ model });
+      const scope = githubScope();
+      mockStart(scope);
+      scope.get(`${REPO}/pulls/2`).reply(200, pull(HEAD_2));
+      mockSummaryComment(scope, HEAD_1, "- **What it changes**: adds a dark theme.");
+      const withoutFiles: Record<string, unknown> = { ...PUSH, files };
+      if (files === undefined) delete withoutFiles.files;
+      scope
+        .get(`${REPO}/compare/${HEAD_1}...${HEAD_2}`)
+        .query({ per_page: "1", page: "1" })
+        .reply(200, withoutFiles);
+      mockFiles(scope, PUSHED);
+      mockRunReads(scope);
+      const edited: Array<{ body: string }> = [];
+      scope.patch(`${REPO}/issues/comments/700`, capture(edited)).reply(200, { id: 700 });
 
-    await receive(app, "pull_request", "pull_request.synchronize.json", (p) => {
-      p.pull_request.head.sha = HEAD_2;
-    });
+      await receive(app, "pull_request", "pull_request.synchronize.json", (p) => {
+        p.pull_request.head.sha = HEAD_2;
+      });
 
-    expect(scope.pendingMocks()).toEqual([]);
-    expect(model.calls).toHaveLength(1);
-    expect(edited).toHaveLength(1);
-    expect(edited[0]!.body).toContain(
-      "covering the whole pull request (too much changed since the last run to compare)",
-    );
-    expect(edited[0]!.body.endsWith(`<!-- talos:pr-summary:${HEAD_2} -->`)).toBe(true);
-    const prompt = String(model.calls[0]!.messages[1]!.content);
-    expect(prompt).toContain("localStorage.setItem('theme', name);");
-  });
+      expect(scope.pendingMocks()).toEqual([]);
+      expect(model.calls).toHaveLength(1);
+      expect(edited).toHaveLength(1);
+      expect(edited[0]!.body).toContain(
+        "covering the whole pull request (too much changed since the last run to compare)",
+      );
+      expect(edited[0]!.body.endsWith(`<!-- talos:pr-summary:${HEAD_2} -->`)).toBe(true);
+      const prompt = String(model.calls[0]!.messages[1]!.content);
+      expect(prompt).toContain("localStorage.setItem('theme', name);");
+    },
+  );
 
   it("a push review falls back to a full review, and says so", async () => {
     const model = scriptedModel().respond(
