@@ -35,11 +35,13 @@ import type { MemoryService } from "./memory/memory-service.js";
 import { PostgresMemory } from "./database/postgres-memory.js";
 import {
   ALIVE_FILE,
+  CLOCK_SKEW_MS,
   FileAliveMarks,
   readOwnAliveMark,
   type AliveMarks,
 } from "./memory/outage-catch-up.js";
 import { ScanHelper } from "./memory/scan-helper.js";
+import { SuspensionMarks } from "./memory/suspension-marks.js";
 import { WordsWorker, type WordsCounter } from "./memory/words-counter.js";
 import { createMetrics, type Metrics } from "./metrics/create-metrics.js";
 
@@ -89,6 +91,8 @@ export interface Services {
   tokenCounter: TokenCounter;
   /** When Talos last ran: `alive.json`, or with DATABASE_URL the instances' shared mark. */
   aliveMarks: AliveMarks;
+  /** When suspended installations were suspended, to catch them up from (`suspensions.json`). */
+  suspensions: SuspensionMarks;
   /** Flushes memory and releases what the services hold open (memory, journal, workers). */
   close(): Promise<void>;
 }
@@ -210,6 +214,7 @@ async function openServices(options: ServicesOptions, closers: Closers): Promise
       }),
       (opened) => opened.close(),
     );
+  const suspensions = new SuspensionMarks(join(env.TALOS_DATA_DIR, "suspensions.json"), log);
   const jobs = new JobRunner<Context>({
     queue,
     concurrency: env.TALOS_CONCURRENCY,
@@ -218,6 +223,12 @@ async function openServices(options: ServicesOptions, closers: Closers): Promise
     log,
     metrics,
     scrub: createSecretScrubber(getSecrets(env)),
+    // Marked from when it was accepted, a clock difference earlier: its event is caught up.
+    suspended: async (job) => {
+      if (job.installation === undefined) return;
+      const at = new Date(job.acceptedAt - CLOCK_SKEW_MS).toISOString();
+      await suspensions.record(job.installation, at);
+    },
   });
   const model = "model" in options ? options.model : createChatModel(env);
   // One tokenizer for the process: its encoder takes 50 MB and half a second to build.
@@ -326,6 +337,7 @@ async function openServices(options: ServicesOptions, closers: Closers): Promise
     automationBudget,
     budgets,
     aliveMarks,
+    suspensions,
     tokenCounter,
     markdown,
     close: () => closers.closeAll(),

@@ -18,7 +18,6 @@ import { retryRequestHandler } from "./jobs/retry-request.js";
 import { memoryRequestHandler } from "./memory/memory-request.js";
 import { backfillRequestHandler } from "./memory/backfill-request.js";
 import { startOutageCatchUp, type OutageCatchUp } from "./memory/outage-catch-up.js";
-import { SuspensionMarks } from "./memory/suspension-marks.js";
 import type { MemoryService } from "./memory/memory-service.js";
 import type { Metrics } from "./metrics/create-metrics.js";
 import { createMetricsRoute } from "./metrics/create-metrics-route.js";
@@ -102,7 +101,7 @@ export async function createTalos(options: TalosOptions): Promise<Talos> {
         log,
       },
       backfill,
-      suspensions: new SuspensionMarks(join(env.TALOS_DATA_DIR, "suspensions.json"), log),
+      suspensions: services.suspensions,
       markdown: services.markdown,
       identity: createAppIdentityLoader(probot),
     });

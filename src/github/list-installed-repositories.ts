@@ -41,10 +41,7 @@ export async function listInstalledRepositories(
     let repositories;
     try {
       // The token exchange fails too for an installation suspended since it was listed.
-      const octokit = await auth(id);
-      repositories = await octokit.paginate(octokit.rest.apps.listReposAccessibleToInstallation, {
-        per_page: 100,
-      });
+      repositories = await listRepositoriesOf(await auth(id), id);
     } catch (error) {
       if (statusOf(error) !== 403) throw error;
       log.warn(
@@ -54,12 +51,22 @@ export async function listInstalledRepositories(
       continue;
     }
     result.read.push(id);
-    for (const repository of repositories)
-      result.repositories.push({
-        installation: id,
-        repository: repository.id,
-        name: repository.full_name,
-      });
+    result.repositories.push(...repositories);
   }
   return result;
+}
+
+/** The repositories one installation holds now, read with its own client. */
+export async function listRepositoriesOf(
+  octokit: Octokit,
+  installation: number,
+): Promise<InstalledRepository[]> {
+  const repositories = await octokit.paginate(octokit.rest.apps.listReposAccessibleToInstallation, {
+    per_page: 100,
+  });
+  return repositories.map((repository) => ({
+    installation,
+    repository: repository.id,
+    name: repository.full_name,
+  }));
 }

@@ -3,6 +3,7 @@ import { z } from "zod";
 import type { Clock } from "../clock.js";
 import type { BackfillRunner } from "../memory/backfill-runner.js";
 import type { MemoryService } from "../memory/memory-service.js";
+import { CLOCK_SKEW_MS } from "../memory/outage-catch-up.js";
 import type { SuspensionMarks } from "../memory/suspension-marks.js";
 import { InstallationPayload, readPayload, RepositoryPayload } from "./read-payload.js";
 
@@ -57,13 +58,20 @@ export function createInstallationChangedHandler(deps: {
     if (event === "installation.deleted") {
       await deps.backfill.cancelInstallation(installation);
       await deps.memory.deleteInstallation(installation);
-      await deps.suspensions.clear(installation);
+      // Its time alone, of an installation gone: kept, it harms nothing, so the uninstall is not
+      // failed over it (after its memories went).
+      await deps.suspensions
+        .clear(installation)
+        .catch((error: unknown) =>
+          context.log.warn({ err: error, installation }, "suspension mark not cleared"),
+        );
       return;
     }
     if (event === "installation.suspend") {
       const { suspended_at: time } = payload.installation;
       const given = typeof time === "string" ? Date.parse(time.slice(0, 100)) : Number.NaN;
-      const at = Number.isFinite(given) ? given : deps.clock.now();
+      // GitHub's time, or ours a clock difference earlier.
+      const at = Number.isFinite(given) ? given : deps.clock.now() - CLOCK_SKEW_MS;
       await deps.suspensions.record(installation, new Date(at).toISOString());
       return;
     }

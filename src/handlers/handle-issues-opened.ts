@@ -27,11 +27,18 @@ const IssueOpened = z.object({
   repository: OwnedRepositoryPayload,
   installation: InstallationPayload,
   // Present when the issue was transferred in: GitHub sends it as opened in its new repository.
-  changes: z
-    .object({ old_issue: z.object({}).nullable().optional() })
-    .nullable()
-    .optional(),
+  // Read leniently (see transferredIn): a shape not foreseen must not park the new issue.
+  changes: z.unknown().optional(),
 });
+
+/** Whether `changes` says where the issue was before: its old issue or old repository. */
+function transferredIn(changes: unknown): boolean {
+  if (typeof changes !== "object" || changes === null) return false;
+  const { old_issue: issue, old_repository: repository } = changes as Record<string, unknown>;
+  return (
+    (issue !== undefined && issue !== null) || (repository !== undefined && repository !== null)
+  );
+}
 
 export interface IssuesOpenedDeps extends MemoryAccess {
   assistant: Assistant | undefined;
@@ -61,7 +68,7 @@ export function createIssuesOpenedHandler(deps: IssuesOpenedDeps) {
       job: run.id,
       rememberOnly: isBotSender(context.payload.sender)
         ? "a bot sent the event"
-        : changes?.old_issue
+        : transferredIn(changes)
           ? "it was transferred in"
           : undefined,
       assistant: await jobAssistant(deps.assistant, deps.budgets, {

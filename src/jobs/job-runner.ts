@@ -24,6 +24,11 @@ export interface JobRunnerOptions {
    * it: a server's error text may quote a key (the log scrubs its own copy).
    */
   scrub?: (text: string) => string;
+  /**
+   * A job dropped because its installation is suspended: its event is not followed, and the
+   * unsuspension is to catch it up (a failure here is logged; the job is dropped all the same).
+   */
+  suspended?: (job: Job) => Promise<void>;
 }
 
 /** What a handler knows of its job's run besides its context. */
@@ -320,6 +325,12 @@ export class JobRunner<C> {
             ? "what it was about is gone from GitHub"
             : "its installation is suspended";
         log.info({ err: error }, `job dropped: ${why}`);
+        if (kind === "suspended")
+          await this.#options
+            .suspended?.(job)
+            .catch((markError: unknown) =>
+              log.error({ err: markError }, "cannot mark the installation suspended"),
+            );
         await this.#record(log, job, () => queue.complete(job.id));
       } else if (kind === "retry" && job.attempts < maxAttempts) {
         // GitHub's rate limits say when to come back: sooner is refused again.

@@ -2,7 +2,10 @@ import { randomUUID } from "node:crypto";
 import type { Logger } from "pino";
 import type { Clock } from "../clock.js";
 import { loadRepoConfigOf } from "../github/load-repo-config.js";
-import type { InstalledRepositories } from "../github/list-installed-repositories.js";
+import {
+  listRepositoriesOf,
+  type InstalledRepositories,
+} from "../github/list-installed-repositories.js";
 import { rateLimitWaitMs, statusOf, type Octokit } from "../github/octokit.js";
 import {
   BackfillTakenOverError,
@@ -141,19 +144,34 @@ export class BackfillRunner {
   }
 
   /**
-   * Catches the remembered repositories of `installation` up with what GitHub changed since
-   * `since` (it was suspended then, and GitHub sent nothing meanwhile): each one queued as a
-   * command's catch-up is, kept in the queue's file till it ends. Resolves with how many were
-   * queued, once the file holds them; none while backfills are off (`TALOS_BACKFILL_MAX=0`).
+   * Catches `installation` up with what GitHub changed since `since`, when it sent nothing (the
+   * installation was suspended), as the start's catch-up does for all: its repositories are
+   * listed; the memory of one it no longer holds is deleted, one it gained is backfilled, and
+   * each other remembered one is queued for a catch-up from `since`, kept in the queue's file
+   * till it ends. Resolves with how many were queued, once the file holds them (none while
+   * backfills are off, `TALOS_BACKFILL_MAX=0`). Throws when any of it is not done (GitHub
+   * unreachable, a memory that cannot be deleted, the runner closing), for the caller to retry.
    */
   async catchUpInstallation(installation: number, since: string): Promise<number> {
-    const { max, memory } = this.#options;
+    const { max, memory, auth } = this.#options;
+    const stopping = () => {
+      if (this.#stop.signal.aborted)
+        throw new Error("the backfill runner is closing: the catch-up is left for a retry");
+    };
+    const known = (await memory.list()).filter((n) => n.installation === installation);
+    stopping();
+    const repositories = await listRepositoriesOf(await auth(installation), installation);
+    const listing = { installations: [installation], read: [installation], repositories };
+    const { kept, failed } = await this.#deleteUnheld(known, listing, () => undefined);
+    if (failed) throw new Error("a memory of a repository the installation left was not deleted");
+    await this.#backfillUnknown(repositories, new Set(known.map(keyOf)));
     if (max === 0) return 0;
     let queued = 0;
-    for (const namespace of await memory.list()) {
-      if (namespace.installation !== installation) continue;
+    for (const namespace of kept) {
+      stopping();
       if (await this.request(namespace, { since, max })) queued++;
     }
+    stopping();
     return queued;
   }
 

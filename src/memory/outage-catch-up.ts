@@ -81,7 +81,7 @@ export interface OutageCatchUp {
 export const ALIVE_FILE = "alive.json";
 export const ALIVE_EVERY_MS = 10 * 60_000;
 /** GitHub's clock and ours may differ: a catch-up reads this much further back. */
-const CLOCK_SKEW_MS = 10 * 60_000;
+export const CLOCK_SKEW_MS = 10 * 60_000;
 
 /**
  * Memory follows GitHub by webhooks, and a delivery missed while Talos was down is asked for

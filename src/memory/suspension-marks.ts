@@ -3,7 +3,9 @@ import { z } from "zod";
 import { DamagedFileError, readJsonFile } from "../read-json-file.js";
 import { writeFileAtomically } from "../write-file-atomically.js";
 
-const MarksSchema = z.record(z.string().regex(/^\d{1,20}$/), z.string().datetime());
+// Each entry is checked on its own (`#read`): one odd entry must not cost the others theirs.
+const MarksSchema = z.record(z.string(), z.unknown());
+const KEY = /^\d{1,16}$/;
 
 /**
  * When each suspended installation was suspended, in a file (`suspensions.json` in the data
@@ -26,6 +28,9 @@ export class SuspensionMarks {
    * whose unsuspension was missed began then, and catching up from later would miss changes.
    */
   record(installation: number, at: string): Promise<void> {
+    // Not an installation GitHub has (ids are safe integers), or no time: nothing to mark.
+    if (!Number.isSafeInteger(installation) || !Number.isFinite(Date.parse(at)))
+      return Promise.resolve();
     return this.#update((marks) => {
       const key = String(installation);
       const kept = marks[key];
@@ -59,7 +64,11 @@ export class SuspensionMarks {
 
   async #read(): Promise<Record<string, string>> {
     try {
-      return { ...(await readJsonFile(this.#file, MarksSchema)) };
+      const marks: Record<string, string> = {};
+      for (const [key, at] of Object.entries((await readJsonFile(this.#file, MarksSchema)) ?? {}))
+        if (KEY.test(key) && typeof at === "string" && Number.isFinite(Date.parse(at)))
+          marks[key] = at;
+      return marks;
     } catch (error) {
       if (!(error instanceof DamagedFileError)) throw error;
       // What a damaged file held is unknown: those installations are caught up from nothing.

@@ -332,15 +332,43 @@ describe("a job of a suspended installation", () => {
   });
 });
 
+const SUSPENDED_AT = "2026-11-20T08:00:00.000Z";
+
+/** GitHub's example of the event, suspended at SUSPENDED_AT. */
+function installationEvent(action: "suspend" | "unsuspend") {
+  const payload = webhookExample("installation", action);
+  payload.installation.suspended_at = action === "suspend" ? SUSPENDED_AT : null;
+  return payload;
+}
+
+/** The installation's repositories, as GitHub lists them to its token. */
+const holds = (scope: nock.Scope, repositories: Array<[number, string]>) =>
+  scope
+    .get("/installation/repositories")
+    .query({ per_page: "100" })
+    .reply(200, {
+      total_count: repositories.length,
+      repositories: repositories.map(([id, full_name]) => ({ id, full_name })),
+    });
+/** Hello-World caught up from `since`: GitHub lists `issues` updated since. */
+const caughtUpSince = (scope: nock.Scope, since: string, issues: unknown[]) => {
+  mockRepositoryRead(scope, "Codertocat/Hello-World", HELLO_WORLD);
+  mockRepoConfig(scope);
+  scope
+    .get("/repos/Codertocat/Hello-World/issues")
+    .query({
+      state: "all",
+      sort: "updated",
+      direction: "desc",
+      since,
+      per_page: "100",
+      page: "1",
+    })
+    .reply(200, issues);
+};
+
 describe("an installation suspended, then unsuspended", () => {
   const ref = { installation: 2, repository: HELLO_WORLD, name: "Codertocat/Hello-World" };
-  const SUSPENDED_AT = "2026-11-20T08:00:00.000Z";
-
-  function installationEvent(action: "suspend" | "unsuspend") {
-    const payload = webhookExample("installation", action);
-    payload.installation.suspended_at = action === "suspend" ? SUSPENDED_AT : null;
-    return payload;
-  }
 
   it("catches its memories up with what changed while GitHub sent nothing, after a restart too", async () => {
     const dataDir = makeDataDir();
@@ -369,22 +397,13 @@ describe("an installation suspended, then unsuspended", () => {
     });
     const scope = githubScope();
     mockInstallationToken(scope);
-    mockRepositoryRead(scope, "Codertocat/Hello-World", HELLO_WORLD);
-    mockRepoConfig(scope);
-    scope
-      .get("/repos/Codertocat/Hello-World/issues")
-      .query({
-        state: "all",
-        sort: "updated",
-        direction: "desc",
-        since: SUSPENDED_AT,
-        per_page: "100",
-        page: "1",
-      })
-      .reply(200, [
-        changed(8, "Saving fails on Windows", "open"),
-        changed(7, "Crash on save", "closed"),
-      ]);
+    // The installation still holds the repository (one it left or gained meanwhile is deleted
+    // or backfilled, as at a start's catch-up).
+    holds(scope, [[HELLO_WORLD, "Codertocat/Hello-World"]]);
+    caughtUpSince(scope, SUSPENDED_AT, [
+      changed(8, "Saving fails on Windows", "open"),
+      changed(7, "Crash on save", "closed"),
+    ]);
     const second = await createTestApp({ backfills: true, dataDir });
     await receive(second, "installation", installationEvent("unsuspend"), "delivery-unsuspend");
     await second.talos.backfill.idle();
@@ -420,8 +439,114 @@ describe("an installation suspended, then unsuspended", () => {
   });
 });
 
+describe("an installation suspended: what GitHub did not send meanwhile", () => {
+  const hello = { installation: 2, repository: HELLO_WORLD, name: "Codertocat/Hello-World" };
+  const SPACE = 186853007;
+  const ROCKET = 186853099;
+  const listed = (number: number, text: string, updatedAt: string) => ({
+    number,
+    title: `Issue ${number}`,
+    body: text,
+    state: "open",
+    user: { login: "octocat" },
+    labels: [],
+    html_url: `https://github.com/Codertocat/Hello-World/issues/${number}`,
+    created_at: "2026-11-01T00:00:00Z",
+    updated_at: updatedAt,
+  });
+  it("deletes the memory of a repository it left, and backfills one it gained", async () => {
+    const app = await createTestApp({ backfills: true });
+    const space = { installation: 2, repository: SPACE, name: "Codertocat/Space" };
+    for (const ref of [hello, space])
+      await (await app.talos.memory.open(ref)).add(issueMemory(7, "Crash", { repo: ref.name }));
+    await receive(app, "installation", installationEvent("suspend"), "delivery-suspend");
+
+    const scope = githubScope();
+    mockInstallationToken(scope);
+    holds(scope, [
+      [HELLO_WORLD, "Codertocat/Hello-World"],
+      [ROCKET, "Codertocat/Rocket"],
+    ]);
+    caughtUpSince(scope, SUSPENDED_AT, []);
+    mockRepositoryRead(scope, "Codertocat/Rocket", ROCKET);
+    scope
+      .get("/repos/Codertocat/Rocket/contents/.github%2Ftalos.yml")
+      .reply(404, { message: "Not Found" });
+    scope
+      .get("/repos/Codertocat/Rocket/issues")
+      .query({ state: "all", sort: "created", direction: "desc", per_page: "100", page: "1" })
+      .reply(200, [
+        { ...listed(3, "Rocket fails to launch.", "2026-11-21T00:00:00Z"), html_url: "x" },
+      ]);
+    await receive(app, "installation", installationEvent("unsuspend"), "delivery-unsuspend");
+    await app.talos.backfill.idle();
+
+    expect(scope.pendingMocks()).toEqual([]);
+    expect((await app.talos.memory.list()).map((n) => n.repository).sort()).toEqual(
+      [HELLO_WORLD, ROCKET].sort(),
+    );
+    const rocket = { installation: 2, repository: ROCKET, name: "Codertocat/Rocket" };
+    expect((await (await app.talos.memory.open(rocket)).list()).map((r) => r.id)).toEqual([
+      "issue-3",
+    ]);
+  });
+
+  it("catches up an edit whose job was dropped for the suspension, from when it was accepted", async () => {
+    const clock = createManualClock(Date.parse("2026-11-20T07:59:30.000Z"));
+    const app = await createTestApp({ backfills: true, clock });
+    await (await app.talos.memory.open(hello)).add(issueMemory(1, "Typo", { repo: hello.name }));
+    // Accepted at 07:59:30, run after the suspension at 08:00: GitHub refuses its token.
+    const refused = githubScope();
+    refused
+      .post("/app/installations/2/access_tokens")
+      .reply(403, { message: "This installation has been suspended" });
+    await receive(app, "issues", webhookExample("issues", "edited"), "delivery-edit");
+    expect(app.logs.lines().map((l) => l.msg)).toContain(
+      "job dropped: its installation is suspended",
+    );
+    await receive(app, "installation", installationEvent("suspend"), "delivery-suspend");
+
+    // The catch-up reads from that acceptance, a clock difference (10 minutes) earlier.
+    const scope = githubScope();
+    mockInstallationToken(scope);
+    holds(scope, [[HELLO_WORLD, "Codertocat/Hello-World"]]);
+    caughtUpSince(scope, "2026-11-20T07:49:30.000Z", [
+      listed(1, "The README says 'teh' twice.", "2026-11-20T07:59:00Z"),
+    ]);
+    await receive(app, "installation", installationEvent("unsuspend"), "delivery-unsuspend");
+    await app.talos.backfill.idle();
+
+    expect(scope.pendingMocks()).toEqual([]);
+    const memory = await app.talos.memory.open(hello);
+    expect((await memory.get("issue-1"))?.text).toContain("'teh' twice");
+  });
+
+  it("leaves the mark, and the job journaled, when the installation cannot be listed", async () => {
+    const dataDir = makeDataDir();
+    const app = await createTestApp({ backfills: true, dataDir });
+    await (await app.talos.memory.open(hello)).add(issueMemory(1, "Typo", { repo: hello.name }));
+    await receive(app, "installation", installationEvent("suspend"), "delivery-suspend");
+    const scope = githubScope();
+    mockInstallationToken(scope);
+    scope
+      .get("/installation/repositories")
+      .query({ per_page: "100" })
+      .reply(500, { message: "Server Error" });
+
+    await receive(app, "installation", installationEvent("unsuspend"), "delivery-unsuspend");
+
+    expect(scope.pendingMocks()).toEqual([]);
+    expect(app.talos.services.journal!.list()).toMatchObject([
+      { id: "delivery-unsuspend", attempts: 1, retryAt: expect.any(Number) },
+    ]);
+    expect(JSON.parse(readFileSync(join(dataDir, "suspensions.json"), "utf8"))).toEqual({
+      2: SUSPENDED_AT,
+    });
+  });
+});
+
 describe("an installation suspended, its time in no known form", () => {
-  it("is marked as suspended when the event is handled, not parked", async () => {
+  it("is marked as suspended when the event is handled (a clock difference earlier), not parked", async () => {
     const dataDir = makeDataDir();
     const clock = createManualClock(Date.parse("2026-11-20T09:30:00.000Z"));
     const app = await createTestApp({ dataDir, clock });
@@ -432,7 +557,7 @@ describe("an installation suspended, its time in no known form", () => {
 
     expect(app.talos.services.journal!.list()).toEqual([]);
     expect(JSON.parse(readFileSync(join(dataDir, "suspensions.json"), "utf8"))).toEqual({
-      2: "2026-11-20T09:30:00.000Z",
+      2: "2026-11-20T09:20:00.000Z",
     });
   });
 });

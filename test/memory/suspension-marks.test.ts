@@ -40,4 +40,24 @@ describe("suspension marks", () => {
     await marks.record(4, "2026-11-20T08:00:00.000Z");
     expect(JSON.parse(readFileSync(file, "utf8"))).toEqual({ 4: "2026-11-20T08:00:00.000Z" });
   });
+
+  it("keeps every other installation's mark when one is odd: an id past safe integers, a year past 9999, a hand-edited entry", async () => {
+    const file = join(makeDataDir(), "suspensions.json");
+    const { log } = await captureLogs("warn");
+    const marks = new SuspensionMarks(file, log);
+    await marks.record(2, "2026-11-20T08:00:00.000Z");
+    await marks.record(1e20, "2026-11-20T08:00:00.000Z");
+    await marks.record(3, "+010000-01-01T00:00:00.000Z");
+    const written = JSON.parse(readFileSync(file, "utf8")) as Record<string, unknown>;
+    expect(written).toEqual({
+      2: "2026-11-20T08:00:00.000Z",
+      3: "+010000-01-01T00:00:00.000Z",
+    });
+    writeFileSync(file, JSON.stringify({ ...written, 4: "soon", x: "2026-11-20T08:00:00.000Z" }));
+
+    const reopened = new SuspensionMarks(file, log);
+    expect(await reopened.since(2)).toBe("2026-11-20T08:00:00.000Z");
+    expect(await reopened.since(3)).toBe("+010000-01-01T00:00:00.000Z");
+    expect(await reopened.since(4)).toBeUndefined();
+  });
 });
