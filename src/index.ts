@@ -69,6 +69,7 @@ export async function createTalos(options: TalosOptions): Promise<Talos> {
       : new BackfillQueueFile(join(env.TALOS_DATA_DIR, "backfill-queue.json"), log),
     // A replay's throwaway memory was never backfilled; its event is all it replays.
     backfillOnEvent: !options.ephemeralJobs,
+    suspensions: services.suspensions,
     installed: async () => {
       if (!authenticate || !authenticateApp) throw new Error("listing before the app was loaded");
       return listInstalledRepositories(await authenticateApp(), authenticate, log);

@@ -15,6 +15,8 @@ export interface InstalledRepositories {
   /** The installations whose repositories were read (not suspended). */
   read: number[];
   repositories: InstalledRepository[];
+  /** The installations listed as suspended, and since when (GitHub's `suspended_at`). */
+  suspended?: Array<{ installation: number; at: string }>;
 }
 
 /**
@@ -35,9 +37,13 @@ export async function listInstalledRepositories(
     installations: installations.map((installation) => installation.id),
     read: [],
     repositories: [],
+    suspended: [],
   };
   for (const { id, suspended_at } of installations) {
-    if (suspended_at) continue;
+    if (suspended_at) {
+      result.suspended!.push({ installation: id, at: suspended_at });
+      continue;
+    }
     let repositories;
     try {
       // The token exchange fails too for an installation suspended since it was listed.

@@ -29,6 +29,7 @@ import type { BackfillQueueFile } from "./backfill-queue-file.js";
 import { catchUpRepository } from "./catch-up-repository.js";
 import type { CatchUpProgress } from "./outage-catch-up.js";
 import { MemoryDeletedError } from "./memory-store.js";
+import type { SuspensionMarks } from "./suspension-marks.js";
 
 export interface BackfillRunnerOptions {
   memory: MemoryService;
@@ -49,6 +50,11 @@ export interface BackfillRunnerOptions {
   queue?: BackfillQueueFile | undefined;
   /** Whether an event's memory never backfilled is backfilled (`opened`); off, it is left. */
   backfillOnEvent?: boolean | undefined;
+  /**
+   * When suspended installations were suspended: a start's catch-up marks those it lists as
+   * suspended, and catches up from its mark one unsuspended while Talos missed the event.
+   */
+  suspensions?: SuspensionMarks | undefined;
 }
 
 /** A repository to backfill: its namespace, and `owner/name` as the event spelled it. */
@@ -263,16 +269,18 @@ export class BackfillRunner {
     const { kept, failed } = listing
       ? await this.#deleteUnheld(known, listing, finished)
       : { kept: known, failed: false };
-    const results = kept
-      .filter((namespace) => !progress?.done.has(keyOf(namespace)))
-      .map((namespace) =>
-        new Promise<boolean>((resolve) => this.#enqueue(namespace, false, { since, resolve })).then(
-          (done) => {
-            if (done) finished(namespace);
-            return done;
-          },
-        ),
-      );
+    const unsuspended = listing ? await this.#unsuspended(listing) : new Map<number, string>();
+    const left = kept.filter((namespace) => !progress?.done.has(keyOf(namespace)));
+    const results = left.map((namespace) => {
+      const mark = unsuspended.get(namespace.installation);
+      const from = mark !== undefined && Date.parse(mark) < Date.parse(since) ? mark : since;
+      return new Promise<boolean>((resolve) =>
+        this.#enqueue(namespace, false, { since: from, resolve }),
+      ).then((done) => {
+        if (done) finished(namespace);
+        return done;
+      });
+    });
     // One deleted (or removed) since `known` was read is no longer held, whatever the listing,
     // which may be older, says: readmitted, its memory would open again for a job journaled
     // before the deletion.
@@ -282,7 +290,36 @@ export class BackfillRunner {
         new Set(known.map(keyOf)),
       );
     const listed = listing !== undefined || !this.#options.installed;
-    return (await Promise.all(results)).every(Boolean) && listed && !failed;
+    const outcomes = await Promise.all(results);
+    // A mark goes once each of its installation's memories was caught up from it.
+    for (const installation of unsuspended.keys())
+      if (left.every((n, i) => n.installation !== installation || outcomes[i]))
+        await this.#options.suspensions?.clear(installation);
+    return outcomes.every(Boolean) && listed && !failed;
+  }
+
+  /**
+   * Marks the installations `listing` shows suspended (their unsuspension is then caught up),
+   * and returns the marks of those it read, unsuspended while Talos missed the event.
+   */
+  async #unsuspended(listing: InstalledRepositories): Promise<Map<number, string>> {
+    const marks = this.#options.suspensions;
+    const found = new Map<number, string>();
+    if (!marks) return found;
+    try {
+      for (const { installation, at } of listing.suspended ?? []) {
+        const time = Date.parse(at);
+        if (Number.isFinite(time)) await marks.record(installation, new Date(time).toISOString());
+      }
+      for (const installation of listing.read) {
+        const mark = await marks.since(installation);
+        if (mark !== undefined) found.set(installation, mark);
+      }
+    } catch (error) {
+      // The catch-up from Talos's own last run goes on: what it reads stays right.
+      this.#options.log.warn({ err: error }, "suspension marks not read: catching up without them");
+    }
+    return found;
   }
 
   /** What the installations hold now; undefined when it cannot be listed (or is not asked). */

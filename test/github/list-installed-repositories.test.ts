@@ -72,6 +72,8 @@ describe("listInstalledRepositories", () => {
         { installation: 2, repository: 1, name: "acme/one" },
         { installation: 2, repository: 2, name: "acme/two" },
       ],
+      // Since when, for its unsuspension's catch-up.
+      suspended: [{ installation: 3, at: "2026-11-01T00:00:00Z" }],
     });
     expect(logs.text()).toContain('"installation":4');
   });

@@ -10,6 +10,7 @@ import { BackfillRunner, type BackfillTarget } from "../../src/memory/backfill-r
 import type { MemoryNamespace } from "../../src/memory/memory-registry.js";
 import type { MemoryService } from "../../src/memory/memory-service.js";
 import { MemoryDeletedError } from "../../src/memory/memory-store.js";
+import { SuspensionMarks } from "../../src/memory/suspension-marks.js";
 import { createFakeClock } from "../helpers/fake-clock.js";
 import { makeDataDir } from "../helpers/test-app.js";
 import { createTestRegistry, issueMemory } from "../helpers/test-memory.js";
@@ -101,6 +102,7 @@ async function catchUpRunner(
   namespaces: BackfillTarget[],
   refused: Record<number, number>,
   installed?: () => Promise<InstalledRepositories>,
+  suspensions?: SuspensionMarks,
 ) {
   const memory = createTestRegistry(makeDataDir());
   for (const namespace of namespaces) await memory.open(namespace);
@@ -125,6 +127,7 @@ async function catchUpRunner(
       { write: (line: string) => void lines.push(JSON.parse(line) as Record<string, unknown>) },
     ),
     installed,
+    suspensions,
   });
   return { memory, runner, listed, lines };
 }
@@ -1008,5 +1011,29 @@ describe("BackfillRunner.catchUp and what the installations hold now", () => {
     const records = await (await memory.open({ ...renamed, name: "acme/new" })).list();
     await memory.closeAll();
     expect(records.map((r) => r.id)).toEqual(["issue-5"]);
+  });
+});
+
+describe("a start's catch-up and suspended installations", () => {
+  it("catches up from its mark an installation unsuspended while Talos was down, and marks one listed as suspended", async () => {
+    const file = join(makeDataDir(), "suspensions.json");
+    const marks = new SuspensionMarks(file, pino({ level: "silent" }));
+    // Installation 7 was suspended a week before Talos went down; its unsuspension came while
+    // Talos was down, too long ago to be redelivered.
+    await marks.record(7, "2026-11-13T00:00:00.000Z");
+    const installed = async (): Promise<InstalledRepositories> => ({
+      installations: [7, 8],
+      read: [7],
+      repositories: [{ installation: 7, repository: 2, name: "acme/widgets" }],
+      suspended: [{ installation: 8, at: "2026-11-21T10:00:00Z" }],
+    });
+    const { memory, runner, listed } = await catchUpRunner([WIDGETS], {}, installed, marks);
+
+    expect(await runner.catchUp("2026-11-20T00:00:00.000Z")).toBe(true);
+    await memory.closeAll();
+
+    expect(listed).toEqual([{ repo: "acme/widgets", since: "2026-11-13T00:00:00.000Z" }]);
+    // 7's mark is spent; 8, suspended now, is marked for its unsuspension.
+    expect(JSON.parse(await readFile(file, "utf8"))).toEqual({ 8: "2026-11-21T10:00:00.000Z" });
   });
 });
