@@ -24,7 +24,7 @@ const QueueSchema = z.array(
 export class BackfillQueueFile {
   readonly #file: string;
   readonly #log: Logger;
-  #writing: Promise<void> = Promise.resolve();
+  #writing: Promise<unknown> = Promise.resolve();
 
   constructor(file: string, log: Logger) {
     this.#file = file;
@@ -43,8 +43,11 @@ export class BackfillQueueFile {
     }
   }
 
-  /** Writes `targets` as the queue; a failure is logged (the backfills still run). */
-  save(targets: BackfillTarget[]): Promise<void> {
+  /**
+   * Writes `targets` as the queue; a failure is logged (the backfills still run), and resolves
+   * false.
+   */
+  save(targets: BackfillTarget[]): Promise<boolean> {
     const text = `${JSON.stringify(
       targets.map(({ installation, repository, name, max, since }) => ({
         installation,
@@ -54,11 +57,16 @@ export class BackfillQueueFile {
         ...(since === undefined ? {} : { since }),
       })),
     )}\n`;
-    this.#writing = this.#writing
+    const saved = this.#writing
       .then(() => writeFileAtomically(this.#file, text))
-      .catch((error: unknown) =>
-        this.#log.warn({ err: error, file: this.#file }, "cannot write the queued backfills"),
+      .then(
+        () => true,
+        (error: unknown) => {
+          this.#log.warn({ err: error, file: this.#file }, "cannot write the queued backfills");
+          return false;
+        },
       );
-    return this.#writing;
+    this.#writing = saved;
+    return saved;
   }
 }

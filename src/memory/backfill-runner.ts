@@ -103,7 +103,8 @@ export class BackfillRunner {
   readonly #queued = new Map<string, BackfillTarget>();
   /** Repositories whose progress `opened` read this process (or whose backfill it queued). */
   readonly #seen = new Set<string>();
-  #queueSaved: Promise<void> = Promise.resolve();
+  /** The queue's file written with every change so far; false when the last write failed. */
+  #queueSaved: Promise<boolean> = Promise.resolve(true);
   /** What the queue's file held at start, once read (see #restore). */
   #restored: Promise<BackfillTarget[]> | undefined;
   /** Keys queued, ended or cancelled before that read: the file's older word on them is stale. */
@@ -155,8 +156,9 @@ export class BackfillRunner {
    * listed; the memory of one it no longer holds is deleted, one it gained is backfilled, and
    * each other remembered one is queued for a catch-up from `since`, kept in the queue's file
    * till it ends. Resolves with how many were queued, once the file holds them (none while
-   * backfills are off, `TALOS_BACKFILL_MAX=0`). Throws when any of it is not done (GitHub
-   * unreachable, a memory that cannot be deleted, the runner closing), for the caller to retry.
+   * backfills are off, `TALOS_BACKFILL_MAX=0`). Throws when any of it is not done or not kept
+   * (GitHub unreachable, a memory that cannot be deleted, the runner closing, the queue's file
+   * not written), for the caller to retry.
    */
   async catchUpInstallation(installation: number, since: string): Promise<number> {
     const { max, memory, auth } = this.#options;
@@ -178,6 +180,9 @@ export class BackfillRunner {
       if (await this.request(namespace, { since, max })) queued++;
     }
     stopping();
+    // They run all the same; the mark is what a restart would have to go on.
+    if (!(await this.#queueSaved))
+      throw new Error("the catch-up could not be kept in backfill-queue.json");
     return queued;
   }
 

@@ -1,4 +1,4 @@
-import { existsSync, readFileSync } from "node:fs";
+import { existsSync, mkdirSync, readFileSync } from "node:fs";
 import { join } from "node:path";
 import type nock from "nock";
 import { describe, expect, it } from "vitest";
@@ -519,6 +519,31 @@ describe("an installation suspended: what GitHub did not send meanwhile", () => 
     expect(scope.pendingMocks()).toEqual([]);
     const memory = await app.talos.memory.open(hello);
     expect((await memory.get("issue-1"))?.text).toContain("'teh' twice");
+  });
+
+  it("leaves the mark, and the job journaled, when backfill-queue.json cannot be written", async () => {
+    const dataDir = makeDataDir();
+    // A directory where the file goes: every write of it fails, as on a full disk.
+    mkdirSync(join(dataDir, "backfill-queue.json"));
+    const app = await createTestApp({ backfills: true, dataDir });
+    await (await app.talos.memory.open(hello)).add(issueMemory(1, "Typo", { repo: hello.name }));
+    await receive(app, "installation", installationEvent("suspend"), "delivery-suspend");
+    const scope = githubScope();
+    mockInstallationToken(scope);
+    holds(scope, [[HELLO_WORLD, "Codertocat/Hello-World"]]);
+    // The catch-up runs all the same, from RAM.
+    caughtUpSince(scope, SUSPENDED_AT, []);
+
+    await receive(app, "installation", installationEvent("unsuspend"), "delivery-unsuspend");
+    await app.talos.backfill.idle();
+
+    expect(scope.pendingMocks()).toEqual([]);
+    expect(app.talos.services.journal!.list()).toMatchObject([
+      { id: "delivery-unsuspend", attempts: 1, retryAt: expect.any(Number) },
+    ]);
+    expect(JSON.parse(readFileSync(join(dataDir, "suspensions.json"), "utf8"))).toEqual({
+      2: SUSPENDED_AT,
+    });
   });
 
   it("leaves the mark, and the job journaled, when the installation cannot be listed", async () => {
