@@ -316,8 +316,9 @@ export class BackfillRunner {
         const time = Date.parse(at);
         if (Number.isFinite(time)) await marks.record(installation, new Date(time).toISOString());
       }
+      const marked = await marks.all();
       for (const installation of listing.read) {
-        const mark = await marks.since(installation);
+        const mark = marked.get(installation);
         if (mark !== undefined) found.set(installation, mark);
       }
     } catch (error) {

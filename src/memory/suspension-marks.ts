@@ -40,8 +40,14 @@ export class SuspensionMarks {
 
   /** When `installation` was suspended, if that was recorded and not cleared since. */
   async since(installation: number): Promise<string | undefined> {
+    return (await this.all()).get(installation);
+  }
+
+  /** Every installation marked, and since when: one read of the file. */
+  async all(): Promise<Map<number, string>> {
     await this.#writing.catch(() => undefined);
-    return (await this.#read())[String(installation)];
+    const marks = await this.#read();
+    return new Map(Object.entries(marks).map(([key, at]) => [Number(key), at]));
   }
 
   /** Forgets `installation`'s mark: caught up, or uninstalled. */

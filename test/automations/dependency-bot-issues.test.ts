@@ -1,7 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { githubScope, mockInstallationToken, mockRepoConfig } from "../helpers/github-mocks.js";
-import { scriptedModel } from "../helpers/scripted-model.js";
-import { createTestApp } from "../helpers/test-app.js";
+import { startTriageApp } from "../helpers/start-triage-app.js";
 import { webhookExample } from "../helpers/webhook-examples.js";
 
 const HELLO_WORLD = 186853002;
@@ -13,15 +11,7 @@ describe("a new issue opened by a dependency bot's user account", () => {
   it.each(["renovate-bot", "Renovate", "dependabot"])(
     "%s: is remembered, and neither triaged nor given a similar-issues comment",
     async (login) => {
-      const model = scriptedModel();
-      const app = await createTestApp({ model });
-      const scope = githubScope();
-      mockInstallationToken(scope);
-      mockRepoConfig(scope, {
-        yaml:
-          "triage:\n  enabled: true\n  apply_labels: true\n  comment: true\n" +
-          "similar:\n  enabled: true\n",
-      });
+      const { model, app, scope } = await startTriageApp();
       const account = { login, id: 2740337, type: "User" };
       const payload = webhookExample("issues", "opened");
       Object.assign(payload.issue, {

@@ -1,24 +1,8 @@
 import { describe, expect, it } from "vitest";
-import { githubScope, mockInstallationToken, mockRepoConfig } from "../helpers/github-mocks.js";
-import { scriptedModel } from "../helpers/scripted-model.js";
-import { createTestApp } from "../helpers/test-app.js";
+import { startTriageApp } from "../helpers/start-triage-app.js";
 import { webhookExample } from "../helpers/webhook-examples.js";
 
 const HELLO_WORLD = 186853002;
-
-/** The app with triage and similar issues on, its token and config read. */
-async function start() {
-  const model = scriptedModel();
-  const app = await createTestApp({ model });
-  const scope = githubScope();
-  mockInstallationToken(scope);
-  mockRepoConfig(scope, {
-    yaml:
-      "triage:\n  enabled: true\n  apply_labels: true\n  comment: true\n" +
-      "similar:\n  enabled: true\n",
-  });
-  return { model, app, scope };
-}
 
 describe("an issue transferred in from another repository", () => {
   // GitHub sends it to its new repository as `issues.opened`, with `changes.old_issue`: not a
@@ -38,7 +22,7 @@ describe("an issue transferred in from another repository", () => {
   ])(
     "%s: is remembered, and neither triaged nor given a similar-issues comment",
     async (_, change) => {
-      const { model, app, scope } = await start();
+      const { model, app, scope } = await startTriageApp();
       const payload = webhookExample("issues", "opened", 2, (e) => "changes" in e);
       expect(payload.changes.old_repository.full_name).toBe("octo-org/octo-repo");
       change(payload.changes);
@@ -67,7 +51,7 @@ describe("an issue transferred in from another repository", () => {
   it("the same issue opened in the repository (no changes.old_issue) is triaged, as a control", async () => {
     const payload = webhookExample("issues", "opened", 2, (e) => "changes" in e);
     delete payload.changes;
-    const { app, scope } = await start();
+    const { app, scope } = await startTriageApp();
     // Its triage's first step reads the app's identity: refused here, it fails the job, which
     // shows that the automatic work began.
     scope.get("/app").reply(500, { message: "Server Error" });

@@ -100,6 +100,26 @@ function mockReplyPost(scope: Scope, posted: string[], status = 201) {
     .reply(status, status === 201 ? { id: 700 + posted.length } : { message: "injected" });
 }
 
+/** The command's read of its thread, refused: `status`, GitHub's `body`, with `headers`. */
+function mockThreadReadRefused(
+  scope: Scope,
+  status: number,
+  body: object,
+  headers: Record<string, string>,
+) {
+  scope.get(`${REPO}/issues/1/comments`).query(true).reply(status, body, headers);
+}
+
+/** A later run of the command's job, up to its one reply; the bodies posted go to `posted`. */
+function mockRunAgain(options: { configCached?: boolean } = {}) {
+  const second = githubScope();
+  mockCommandAgain(second, options);
+  mockNoReplyYet(second);
+  const posted: string[] = [];
+  mockReplyPost(second, posted);
+  return { second, posted };
+}
+
 async function jobOutcomes(app: TestApp): Promise<Record<string, number>> {
   const metric = await app.talos.metrics.jobs.get();
   return Object.fromEntries(metric.values.map((v) => [String(v.labels.outcome), v.value]));
@@ -133,11 +153,7 @@ describe("GitHub 5xx mid-job", () => {
       expect(logsWith(app, "job failed; will retry")).toMatchObject([
         { level: 50, attempt: 1, retryAt: new Date(clock.now() + 30_000).toISOString() },
       ]);
-      const second = githubScope();
-      mockCommandAgain(second);
-      mockNoReplyYet(second);
-      const posted: string[] = [];
-      mockReplyPost(second, posted);
+      const { second, posted } = mockRunAgain();
 
       await clock.advance(29_999);
       await app.talos.services.jobs.idle();
@@ -204,10 +220,7 @@ describe("GitHub rate limits mid-job", () => {
     const app = await createTestApp({ clock: createFakeClock(), ...PRODUCTION_CLIENT });
     const scope = githubScope();
     mockCommandStart(scope);
-    scope
-      .get(`${REPO}/issues/1/comments`)
-      .query(true)
-      .reply(403, SECONDARY, { "retry-after": "1" });
+    mockThreadReadRefused(scope, 403, SECONDARY, { "retry-after": "1" });
     mockNoReplyYet(scope);
     const posted: string[] = [];
     mockReplyPost(scope, posted);
@@ -251,21 +264,14 @@ describe("GitHub rate limits mid-job", () => {
     const app = await createTestApp({ clock, ...PRODUCTION_CLIENT });
     const first = githubScope();
     mockCommandStart(first);
-    first
-      .get(`${REPO}/issues/1/comments`)
-      .query(true)
-      .reply(403, SECONDARY, { "retry-after": "120" });
+    mockThreadReadRefused(first, 403, SECONDARY, { "retry-after": "120" });
 
     await app.probot.receive(comment("fault-secondary-long"));
 
     expect(first.pendingMocks()).toEqual([]);
     const [failed] = logsWith(app, "job failed; will retry");
     expect(failed?.retryAt).toBe(new Date(clock.now() + 120_000).toISOString());
-    const second = githubScope();
-    mockCommandAgain(second, { configCached: true });
-    mockNoReplyYet(second);
-    const posted: string[] = [];
-    mockReplyPost(second, posted);
+    const { second, posted } = mockRunAgain({ configCached: true });
 
     await clock.advance(retryDelayMs(1));
     await app.talos.services.jobs.idle();
@@ -283,14 +289,12 @@ describe("GitHub rate limits mid-job", () => {
     const app = await createTestApp({ clock, ...PRODUCTION_CLIENT });
     const first = githubScope();
     mockCommandStart(first);
-    first
-      .get(`${REPO}/issues/1/comments`)
-      .query(true)
-      .reply(
-        403,
-        { message: "You have triggered an abuse detection mechanism. Please wait a few minutes." },
-        { "retry-after": "Sun, 06 Dec 2026 12:04:00 GMT" },
-      );
+    mockThreadReadRefused(
+      first,
+      403,
+      { message: "You have triggered an abuse detection mechanism. Please wait a few minutes." },
+      { "retry-after": "Sun, 06 Dec 2026 12:04:00 GMT" },
+    );
 
     await app.probot.receive(comment("fault-abuse-detection"));
 
@@ -298,11 +302,7 @@ describe("GitHub rate limits mid-job", () => {
     const [failed] = logsWith(app, "job failed; will retry");
     expect(failed?.retryAt).toBe("2026-12-06T12:04:00.000Z");
     expect(logsWith(app, "job failed; parked (see `talos jobs`)")).toEqual([]);
-    const second = githubScope();
-    mockCommandAgain(second, { configCached: true });
-    mockNoReplyYet(second);
-    const posted: string[] = [];
-    mockReplyPost(second, posted);
+    const { second, posted } = mockRunAgain({ configCached: true });
 
     const pending = second.pendingMocks().length;
     await clock.advance(3 * 60_000);
@@ -323,28 +323,22 @@ describe("GitHub rate limits mid-job", () => {
     const reset = Math.floor(clock.now() / 1000) + 3_600;
     const first = githubScope();
     mockCommandStart(first);
-    first
-      .get(`${REPO}/issues/1/comments`)
-      .query(true)
-      .reply(
-        403,
-        { message: "API rate limit exceeded for installation ID 2." },
-        {
-          "x-ratelimit-limit": "5000",
-          "x-ratelimit-remaining": "0",
-          "x-ratelimit-used": "5000",
-          "x-ratelimit-reset": String(reset),
-        },
-      );
+    mockThreadReadRefused(
+      first,
+      403,
+      { message: "API rate limit exceeded for installation ID 2." },
+      {
+        "x-ratelimit-limit": "5000",
+        "x-ratelimit-remaining": "0",
+        "x-ratelimit-used": "5000",
+        "x-ratelimit-reset": String(reset),
+      },
+    );
 
     await app.probot.receive(comment("fault-primary"));
 
     expect(first.pendingMocks()).toEqual([]);
-    const second = githubScope();
-    mockCommandAgain(second);
-    mockNoReplyYet(second);
-    const posted: string[] = [];
-    mockReplyPost(second, posted);
+    const { second, posted } = mockRunAgain();
     // Attempts at 30 s, 1, 2 and 4 min would park it (TALOS_JOB_MAX_ATTEMPTS is 5) with the
     // limit still used up; it waits for the reset instead.
     await clock.advance(30 * 60_000);

@@ -779,7 +779,8 @@ describe("pull requests: a comparison GitHub cannot generate", () => {
     errors: [{ resource: "PullRequest", field: "diff", code: "not_available" }],
   };
 
-  it("synchronize: the summary reads the whole pull request again rather than failing", async () => {
+  /** A push's summary, the comparison since the last one answered `status` with `body`. */
+  async function summarizePush(status: number, body: unknown) {
     const model = scriptedModel().respond(new AIMessage("- **What it changes**: a dark theme."));
     const app = await createTestApp({ model });
     const scope = githubScope();
@@ -789,7 +790,7 @@ describe("pull requests: a comparison GitHub cannot generate", () => {
     scope
       .get(`${REPO}/compare/${HEAD_1}...${HEAD_2}`)
       .query({ per_page: "1", page: "1" })
-      .reply(500, TOO_LONG);
+      .reply(status, body as nock.Body);
     mockFiles(scope, PUSHED);
     mockRunReads(scope);
     const edited: Array<{ body: string }> = [];
@@ -798,6 +799,11 @@ describe("pull requests: a comparison GitHub cannot generate", () => {
     await receive(app, "pull_request", "pull_request.synchronize.json", (p) => {
       p.pull_request.head.sha = HEAD_2;
     });
+    return { model, scope, edited };
+  }
+
+  it("synchronize: the summary reads the whole pull request again rather than failing", async () => {
+    const { model, scope, edited } = await summarizePush(500, TOO_LONG);
 
     expect(scope.pendingMocks()).toEqual([]);
     expect(edited).toHaveLength(1);
@@ -815,26 +821,9 @@ describe("pull requests: a comparison GitHub cannot generate", () => {
   ])(
     "synchronize: a comparison answered %s is not read as a push that changed nothing",
     async (_, files) => {
-      const model = scriptedModel().respond(new AIMessage("- **What it changes**: a dark theme."));
-      const app = await createTestApp({ model });
-      const scope = githubScope();
-      mockStart(scope);
-      scope.get(`${REPO}/pulls/2`).reply(200, pull(HEAD_2));
-      mockSummaryComment(scope, HEAD_1, "- **What it changes**: adds a dark theme.");
       const withoutFiles: Record<string, unknown> = { ...PUSH, files };
       if (files === undefined) delete withoutFiles.files;
-      scope
-        .get(`${REPO}/compare/${HEAD_1}...${HEAD_2}`)
-        .query({ per_page: "1", page: "1" })
-        .reply(200, withoutFiles);
-      mockFiles(scope, PUSHED);
-      mockRunReads(scope);
-      const edited: Array<{ body: string }> = [];
-      scope.patch(`${REPO}/issues/comments/700`, capture(edited)).reply(200, { id: 700 });
-
-      await receive(app, "pull_request", "pull_request.synchronize.json", (p) => {
-        p.pull_request.head.sha = HEAD_2;
-      });
+      const { model, scope, edited } = await summarizePush(200, withoutFiles);
 
       expect(scope.pendingMocks()).toEqual([]);
       expect(model.calls).toHaveLength(1);
