@@ -23,8 +23,9 @@ const UNNAMED_LIMIT_WAIT_MS = 60_000;
 /**
  * How long GitHub asks to wait when it refused a request for a rate limit, or undefined when it
  * refused it for anything else (a 403 for a permission). A rate limit is a 429, or a 403 with a
- * `retry-after`, a spent primary limit or a message naming a rate limit. The wait is its
- * `retry-after` (seconds or a date), else the spent limit's reset and a second, else a minute.
+ * `retry-after`, a spent primary limit or a message naming a rate limit (or "abuse detection").
+ * The wait is its `retry-after` (seconds or a date), else the spent limit's reset and a second,
+ * else a minute.
  * The reply, the backfill, the catch-up and the redelivery all read a rate limit here.
  */
 export function rateLimitWaitMs(error: unknown, now: number): number | undefined {
@@ -35,7 +36,8 @@ export function rateLimitWaitMs(error: unknown, now: number): number | undefined
   const asked = String(headers["retry-after"] ?? "") !== "";
   // Sliced first: a message can quote what a user wrote.
   const message = error instanceof Error ? error.message.slice(0, 500) : "";
-  const named = /rate limit/i.test(message);
+  // "Abuse detection" is older GitHub Enterprise's name for a secondary limit.
+  const named = /rate limit|abuse detection/i.test(message);
   if (status === 403 && !asked && !spent && !named) return undefined;
   const retryAfter = retryAfterHeaderMs(error, now);
   const reset = Number(headers["x-ratelimit-reset"]);

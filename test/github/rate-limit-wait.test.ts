@@ -79,6 +79,11 @@ describe("rateLimitWaitMs: the one reading of a rate limit", () => {
       60_000,
     ],
     [
+      "older GitHub Enterprise's 403 'abuse detection' without a retry-after: a minute",
+      refused(403, "You have triggered an abuse detection mechanism. Please wait a few minutes."),
+      60_000,
+    ],
+    [
       "a 403 whose message names a rate limit only past its first 500 characters",
       refused(403, `${"a".repeat(500)} rate limit`),
       undefined,
