@@ -185,7 +185,7 @@ async function openServices(options: ServicesOptions, closers: Closers): Promise
     : await JobJournal.open({
         file: options.ephemeralJobs ? undefined : join(env.TALOS_DATA_DIR, "jobs", "journal.log"),
         maxQueued: env.TALOS_JOB_QUEUE_MAX,
-        maxQueuedChars: env.TALOS_JOB_QUEUE_MAX_MB * 1024 * 1024,
+        maxQueuedBytes: env.TALOS_JOB_QUEUE_MAX_MB * 1024 * 1024,
         retentionMs,
         maxFinished: env.TALOS_LEDGER_MAX_ENTRIES,
         clock,

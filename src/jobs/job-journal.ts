@@ -27,11 +27,11 @@ export interface JobJournalOptions {
   /** Jobs waiting, running or parked; more are refused. */
   maxQueued: number;
   /**
-   * Their payloads' JSON together, in characters (about bytes): the jobs are held in RAM, and a
-   * few large payloads (GitHub sends up to 25 MB) weigh more than thousands of small ones. More
-   * are refused. Unbounded when absent.
+   * Their journal lines together, in UTF-8 bytes (a payload's JSON, mostly): the jobs are held in
+   * RAM, and a few large payloads (GitHub sends up to 25 MB) weigh more than thousands of small
+   * ones. More are refused. Unbounded when absent.
    */
-  maxQueuedChars?: number | undefined;
+  maxQueuedBytes?: number | undefined;
   /** How long a finished delivery is remembered, so that a redelivery is skipped. */
   retentionMs: number;
   /** The most finished deliveries remembered, whatever their age. */
@@ -53,8 +53,7 @@ type JournalRecord =
   | { op: "retry"; id: string; at: number }
   | ({ op: "refuse" } & RefusedJob);
 
-/** What a job's payload weighs against `maxQueuedChars`: its JSON's length. */
-const payloadChars = (job: NewJob): number => JSON.stringify(job.payload ?? null).length;
+const lineOf = (record: JournalRecord): string => `${JSON.stringify(record)}\n`;
 
 // Delivery ids are GUIDs; records are JSON, so any string is safe in the file, but not any size.
 const isDeliveryId = (id: unknown): id is string =>
@@ -75,9 +74,9 @@ export class JobJournal implements JobQueue {
   readonly #options: JobJournalOptions;
   /** Waiting, running and parked jobs, in arrival order. */
   readonly #jobs = new Map<string, Job>();
-  /** Each held job's payload size (see `maxQueuedChars`), and their sum. */
-  readonly #payloadChars = new Map<string, number>();
-  #queuedChars = 0;
+  /** Each held job's size (see `maxQueuedBytes`), and their sum. */
+  readonly #heldBytes = new Map<string, number>();
+  #queuedBytes = 0;
   /** Finished delivery ids, by finish time (oldest first). */
   readonly #finished = new Map<string, number>();
   readonly #refused: RefusedJob[] = [];
@@ -134,35 +133,34 @@ export class JobJournal implements JobQueue {
     if (!isDeliveryId(job.id)) throw new Error("the delivery id is empty or too long");
     // Parked jobs count against the bound: those past the retention go first, as a restart would
     // drop them, or a server that runs for weeks fills up with them and refuses every delivery.
-    const chars = payloadChars(job);
+    const now = this.#options.clock.now();
+    const record: JournalRecord = { op: "add", ...job, acceptedAt: now, attempts: 0 };
+    // Serialized once: the line written is the line weighed. Bytes, not characters: a CJK
+    // character is one UTF-16 unit and three bytes on disk.
+    const line = lineOf(record);
+    const bytes = Buffer.byteLength(line);
     const full = () =>
       this.#jobs.size >= this.#options.maxQueued ||
-      this.#queuedChars + chars > (this.#options.maxQueuedChars ?? Infinity);
+      this.#queuedBytes + bytes > (this.#options.maxQueuedBytes ?? Infinity);
     if (full()) this.#forgetExpired();
     if (this.#closed || full()) {
       const reason = this.#closed ? "stopping" : "queue-full";
       const refused = { id: job.id, event: job.event, repository: job.repository, reason };
-      const record: JournalRecord = { op: "refuse", ...refused, at: this.#options.clock.now() };
-      this.#apply(record);
+      const refusal: JournalRecord = { op: "refuse", ...refused, at: now };
+      this.#apply(refusal);
       // Only a note for `talos jobs`: a disk that cannot take it (full) must not turn the refusal,
       // which the runner counts and the sender is told, into an error.
       if (!this.#closed)
-        await this.#append(record).catch((error: unknown) =>
+        await this.#append(refusal).catch((error: unknown) =>
           this.#options.log.warn({ err: error, delivery: job.id }, "refusal not journaled"),
         );
       return { status: "refused", reason };
     }
-    const record: JournalRecord = {
-      op: "add",
-      ...job,
-      acceptedAt: this.#options.clock.now(),
-      attempts: 0,
-    };
-    this.#apply(record, chars);
+    this.#apply(record, bytes);
     // Not durable, so not accepted: the sender sees a failure and can deliver it again. The job is
     // dropped as the write fails, before a rewrite could snapshot it (which would make it durable
     // after all) and before a redelivery could add it again (which a later delete would drop).
-    const durable = this.#append(record, true, () => this.#drop(job.id));
+    const durable = this.#append(record, true, () => this.#drop(job.id), line);
     this.#accepting.set(job.id, durable);
     try {
       await durable;
@@ -312,9 +310,9 @@ export class JobJournal implements JobQueue {
 
   /**
    * The state change a record stands for, the same on replay as when it is first written. An
-   * add's payload size is measured here unless given (`enqueue` measured it for the bound).
+   * add's size is measured here unless given (`enqueue` measured it for the bound).
    */
-  #apply(record: JournalRecord, chars?: number): void {
+  #apply(record: JournalRecord, bytes?: number): void {
     switch (record.op) {
       case "add": {
         const job: Job & { op?: string } = { ...record };
@@ -324,9 +322,9 @@ export class JobJournal implements JobQueue {
         if (this.#isExpired(this.#jobs.get(job.id))) this.#drop(job.id);
         if (this.#jobs.has(job.id) || this.#finished.has(job.id)) break;
         this.#jobs.set(job.id, job);
-        const size = chars ?? payloadChars(job);
-        this.#payloadChars.set(job.id, size);
-        this.#queuedChars += size;
+        const size = bytes ?? Buffer.byteLength(lineOf(record));
+        this.#heldBytes.set(job.id, size);
+        this.#queuedBytes += size;
         break;
       }
       case "start": {
@@ -393,8 +391,8 @@ export class JobJournal implements JobQueue {
   /** Forgets a job, and its payload's weight against the bound. */
   #drop(id: string): void {
     this.#jobs.delete(id);
-    this.#queuedChars -= this.#payloadChars.get(id) ?? 0;
-    this.#payloadChars.delete(id);
+    this.#queuedBytes -= this.#heldBytes.get(id) ?? 0;
+    this.#heldBytes.delete(id);
   }
 
   /** Parked jobs are kept as long as finished ids, then forgotten with a line in the log. */
@@ -427,7 +425,7 @@ export class JobJournal implements JobQueue {
       ...this.#refused.map((refused): JournalRecord => ({ op: "refuse", ...refused })),
       ...[...this.#jobs.values()].map((job): JournalRecord => ({ op: "add", ...job })),
     ];
-    const pieces = records.map((record) => Buffer.from(`${JSON.stringify(record)}\n`));
+    const pieces = records.map((record) => Buffer.from(lineOf(record)));
     return { pieces, bytes: pieces.reduce((sum, piece) => sum + piece.length, 0) };
   }
 
@@ -495,9 +493,9 @@ export class JobJournal implements JobQueue {
    * Resolves once the record is written, and with `sync` once it is on disk: appends that arrive
    * together share one write and one fdatasync.
    */
-  #append(record: JournalRecord, sync = true, undo?: () => void): Promise<void> {
+  #append(record: JournalRecord, sync = true, undo?: () => void, line?: string): Promise<void> {
     if (!this.#options.file) return Promise.resolve();
-    this.#pending.push(`${JSON.stringify(record)}\n`);
+    this.#pending.push(line ?? lineOf(record));
     const done = new Promise<void>((resolve, reject) =>
       this.#waiters.push({ resolve, reject, sync, undo }),
     );

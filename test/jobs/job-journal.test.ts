@@ -26,7 +26,7 @@ async function openJournal(
   options: {
     clock?: FakeClock;
     maxQueued?: number;
-    maxQueuedChars?: number;
+    maxQueuedBytes?: number;
     maxFinished?: number;
   } = {},
 ) {
@@ -34,7 +34,7 @@ async function openJournal(
   const journal = await JobJournal.open({
     file,
     maxQueued: options.maxQueued ?? 100,
-    maxQueuedChars: options.maxQueuedChars,
+    maxQueuedBytes: options.maxQueuedBytes,
     retentionMs: 72 * HOUR,
     maxFinished: options.maxFinished ?? 1_000,
     clock: options.clock ?? createFakeClock(),
@@ -206,9 +206,9 @@ describe("the job journal", () => {
 
   it("refuses a delivery whose payload would take the jobs held past their size bound, across a restart too", async () => {
     const file = join(makeDataDir(), "journal.log");
-    // A payload of about 400 characters each; room for two.
-    const heavy = (id: string) => ({ ...job(id, id), payload: { id, text: "x".repeat(390) } });
-    const { journal } = await openJournal(file, { maxQueuedChars: 1_000 });
+    // A journal line of about 960 bytes each; room for two and a small one (about 170).
+    const heavy = (id: string) => ({ ...job(id, id), payload: { id, text: "x".repeat(800) } });
+    const { journal } = await openJournal(file, { maxQueuedBytes: 2_200 });
     expect(await journal.enqueue(heavy("h1"))).toEqual({ status: "accepted" });
     expect(await journal.enqueue(heavy("h2"))).toEqual({ status: "accepted" });
     expect(await journal.enqueue(heavy("h3"))).toEqual({ status: "refused", reason: "queue-full" });
@@ -220,13 +220,25 @@ describe("the job journal", () => {
     await journal.close();
 
     // Weighed again from the file at start.
-    const reopened = await openJournal(file, { maxQueuedChars: 1_000 });
+    const reopened = await openJournal(file, { maxQueuedBytes: 2_200 });
     expect(reopened.journal.list().map((j) => j.id)).toEqual(["h2", "small", "h4"]);
     expect(await reopened.journal.enqueue(heavy("h5"))).toEqual({
       status: "refused",
       reason: "queue-full",
     });
     await reopened.journal.close();
+  });
+
+  it("weighs a payload in UTF-8 bytes, as it is written: 700 CJK characters are 2,100 bytes", async () => {
+    const file = join(makeDataDir(), "journal.log");
+    const { journal } = await openJournal(file, { maxQueuedBytes: 2_200 });
+    const cjk = { ...job("cjk"), payload: { id: "cjk", text: "落".repeat(700) } };
+    // Counted in UTF-16 units it weighed about 850, and three times that went to disk.
+    expect(await journal.enqueue(cjk)).toEqual({ status: "refused", reason: "queue-full" });
+    const latin = { ...job("latin"), payload: { id: "latin", text: "x".repeat(700) } };
+    expect(await journal.enqueue(latin)).toEqual({ status: "accepted" });
+    await journal.close();
+    expect(statSync(file).size).toBeLessThan(2_200);
   });
 
   it("ignores a partly written last line and malformed lines, with a warning", async () => {
