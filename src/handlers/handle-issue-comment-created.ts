@@ -37,7 +37,9 @@ const CommentCreated = z.object({
     html_url: z.string(),
     user: z.object({ login: z.string() }).nullable(),
     // Set when an app posted the comment, also for a user (with a user-to-server token).
-    performed_via_github_app: z.object({ id: z.number(), slug: z.string() }).nullish(),
+    // Any value but null is an app, whatever its shape (an app without a slug was parked): an
+    // odd one must not let the comment run as a maintainer's.
+    performed_via_github_app: z.unknown().optional(),
   }),
   issue: IssuePayload,
   repository: OwnedRepositoryPayload,
@@ -66,7 +68,13 @@ export function commentWithoutWork(
   if (isTalosComment(body ?? "")) return { reason: "the comment ends with a Talos marker" };
   // Bots never trigger anything: an app acting for a maintainer keeps their login and
   // association, but may be an automation that anyone's text drives (another AI agent).
-  if (viaApp) return { reason: "the comment was posted through a GitHub App", app: viaApp.slug };
+  if (viaApp !== null && viaApp !== undefined) {
+    const slug = (viaApp as { slug?: unknown }).slug;
+    return {
+      reason: "the comment was posted through a GitHub App",
+      ...(typeof slug === "string" ? { app: slug } : {}),
+    };
+  }
   // A cheap scan: most comments hold no line that could be a command.
   if (slug !== undefined && !hasCommandCandidate(body ?? "", { slug }))
     return { reason: "the comment holds no command" };

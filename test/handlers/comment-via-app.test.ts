@@ -70,6 +70,30 @@ describe("a comment posted through another GitHub App", () => {
   });
 
   it.each([
+    ["without a slug", { id: 7 }, undefined],
+    ["with a slug of null", { id: 7, slug: null }, undefined],
+    ["with an app object of a shape not foreseen", { id: "7", name: "Agent" }, undefined],
+  ])(
+    "ignores one whose app is given %s, rather than parking its job",
+    async (_case, viaApp, slug) => {
+      const app = await createTestApp();
+      const scope = githubScope();
+      const unmatched = recordUnmatchedRequests();
+      const payload = viaAppComment();
+      (payload.comment as { performed_via_github_app: unknown }).performed_via_github_app = viaApp;
+      await receive(app, payload);
+
+      expect(unmatched).toEqual([]);
+      expect(scope.pendingMocks()).toEqual([]);
+      const lines = app.logs.lines();
+      const line = lines.find((l) => String(l.msg).includes("posted through a GitHub App"));
+      expect(line).toBeDefined();
+      expect(line?.app).toBe(slug);
+      expect(lines.filter((l) => Number(l.level) >= 40)).toEqual([]);
+    },
+  );
+
+  it.each([
     ["without the field", (p: ViaAppPayload) => delete p.comment.performed_via_github_app],
     [
       "with the field null, as GitHub sends it",
