@@ -62,10 +62,13 @@ function matchPrefix(line: string, prefixes: string[]): string | undefined {
  */
 export function hasCommandCandidate(body: string, options: ParseCommandOptions = {}): boolean {
   const prefixes = prefixesOf(options);
-  return body
-    .slice(0, MAX_USER_TEXT)
-    .split("\n")
-    .some((line) => matchPrefix(line.trimStart(), prefixes) !== undefined);
+  return (
+    body
+      .slice(0, MAX_USER_TEXT)
+      // CommonMark's line endings: a lone CR ends a line as LF does.
+      .split(/\r\n?|\n/)
+      .some((line) => matchPrefix(line.trimStart(), prefixes) !== undefined)
+  );
 }
 
 /**

@@ -134,6 +134,15 @@ describe("parseCommand", () => {
     expect(hasCommandCandidate("> /talos help")).toBe(false);
   });
 
+  it("finds a command after a lone carriage return, a line ending as CommonMark reads it", () => {
+    // The pre-check split at LF only, and dropped as holding no command a comment the parse
+    // (which reads CR, LF and CRLF alike) would run.
+    expect(parseCommand("thanks\r/talos help")).toMatchObject({ name: "help" });
+    expect(hasCommandCandidate("thanks\r/talos help")).toBe(true);
+    expect(hasCommandCandidate("thanks\r\n  @Talos-Bot help", { slug: "talos-bot" })).toBe(true);
+    expect(hasCommandCandidate("thanks /talos\rhelp")).toBe(false);
+  });
+
   it("takes linear time on hostile input, with a command line after it", async () => {
     await expectLinearTime((text) => hasCommandCandidate(text, { slug: "talos-bot" }));
   }, 120_000);
