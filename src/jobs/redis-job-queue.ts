@@ -159,11 +159,14 @@ return 1
 // or one, each find the last place free. A reservation stands until its add is done (then the job
 // counts itself) or, should its instance die in between, until it expires. A job the queue holds
 // already takes no place (a copy of its delivery). A delivery being added elsewhere right now is
-// waited for (-1): its add may be removing a finished job of the same id to add it anew.
+// waited for (-1): its add may be removing a finished job of the same id to add it anew. Parked
+// jobs count until their retention ends, as in the local journal: their payloads stay in Redis
+// that long, and a flood of them would otherwise grow it without bound (BullMQ's failed set is
+// scored by when each was parked, and trimmed of older ones only at the next park).
 // Returns 1 (reserved), 0 (the queue is full) or -1 (being added elsewhere).
 const RESERVE = `
-local reserved, wait, active, delayed, prioritized = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5]
-local member, id, bound, ms, jobPrefix = ARGV[1], ARGV[2], tonumber(ARGV[3]), tonumber(ARGV[4]), ARGV[5]
+local reserved, wait, active, delayed, prioritized, failed = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5], KEYS[6]
+local member, id, bound, ms, jobPrefix, retention = ARGV[1], ARGV[2], tonumber(ARGV[3]), tonumber(ARGV[4]), ARGV[5], tonumber(ARGV[6])
 local time = redis.call('TIME')
 local now = tonumber(time[1]) * 1000 + math.floor(tonumber(time[2]) / 1000)
 redis.call('ZREMRANGEBYSCORE', reserved, '-inf', now)
@@ -183,6 +186,7 @@ end
 if not live(id) then
   count = count + redis.call('LLEN', wait) + redis.call('LLEN', active)
     + redis.call('ZCARD', delayed) + redis.call('ZCARD', prioritized)
+    + redis.call('ZCOUNT', failed, now - retention, '+inf')
   if count >= bound then return 0 end
 end
 redis.call('ZADD', reserved, now + ms, member)
@@ -310,7 +314,7 @@ export class RedisJobQueue implements JobQueue {
     this.#redis.defineCommand("talosClaim", { numberOfKeys: 5, lua: CLAIM });
     this.#redis.defineCommand("talosRelease", { numberOfKeys: 7, lua: RELEASE });
     this.#redis.defineCommand("talosRenew", { numberOfKeys: 3, lua: RENEW });
-    this.#redis.defineCommand("talosReserve", { numberOfKeys: 5, lua: RESERVE });
+    this.#redis.defineCommand("talosReserve", { numberOfKeys: 6, lua: RESERVE });
     this.#redis.defineCommand("talosJoin", { numberOfKeys: 3, lua: JOIN });
     this.#redis.defineCommand("talosTurn", { numberOfKeys: 2, lua: TURN });
     this.#redis.defineCommand("talosSpend", { numberOfKeys: 3, lua: SPEND });
@@ -381,11 +385,13 @@ export class RedisJobQueue implements JobQueue {
         this.#queue.toKey("active"),
         this.#queue.toKey("delayed"),
         this.#queue.toKey("prioritized"),
+        this.#queue.toKey("failed"),
         reservation,
         id,
         maxQueued,
         RESERVATION_MS,
         this.#queue.toKey(""),
+        this.#options.retentionMs,
       );
       if (reserved === 1) break;
       if (reserved === 0) return this.#refuse(job, "queue-full");
@@ -607,7 +613,15 @@ export class RedisJobQueue implements JobQueue {
 
   async count(): Promise<number> {
     const counts = await this.#queue.getJobCounts("wait", "active", "delayed", "prioritized");
-    return Object.values(counts).reduce((sum, n) => sum + n, 0);
+    // Parked ones within their retention, as RESERVE counts them (Redis's clock, as there).
+    const [seconds, micros] = await this.#redis.time();
+    const now = Number(seconds) * 1000 + Math.floor(Number(micros) / 1000);
+    const parked = await this.#redis.zcount(
+      this.#queue.toKey("failed"),
+      now - this.#options.retentionMs,
+      "+inf",
+    );
+    return Object.values(counts).reduce((sum, n) => sum + n, parked);
   }
 
   async snapshot(): Promise<QueueSnapshot> {

@@ -36,7 +36,7 @@ describe.runIf(available)("the Redis job queue's bound, job ids, retries and ren
   /** Instances sharing one queue, as several servers on one Redis do; each may have its clock. */
   async function instances(
     count: number,
-    options: { maxQueued?: number; leaseMs?: number; clocks?: Clock[] } = {},
+    options: { maxQueued?: number; leaseMs?: number; clocks?: Clock[]; retentionMs?: number } = {},
   ) {
     const prefix = `talos-test-${randomUUID()}`;
     prefixes.push(prefix);
@@ -46,7 +46,7 @@ describe.runIf(available)("the Redis job queue's bound, job ids, retries and ren
           url: TEST_REDIS_URL,
           prefix,
           maxQueued: options.maxQueued ?? 100,
-          retentionMs: 3_600_000,
+          retentionMs: options.retentionMs ?? 3_600_000,
           leaseMs: options.leaseMs ?? 5_000,
           clock: options.clocks?.[i] ?? systemClock,
           log: pino({ level: "silent" }),
@@ -113,6 +113,28 @@ describe.runIf(available)("the Redis job queue's bound, job ids, retries and ren
       expect(results.filter((r) => r.status === "refused")).toHaveLength(11);
       expect(await all[0].count()).toBe(5);
       expect((await all[0].snapshot()).refused).toHaveLength(11);
+    });
+
+    it("counts a parked job against the bound until its retention ends, as the local journal does", async () => {
+      const {
+        queues: [a, b],
+      } = await instances(2, { maxQueued: 2, retentionMs: 1_500 });
+      expect(await a.enqueue(job("doomed", "t1"))).toEqual({ status: "accepted" });
+      expect((await a.claimNext())?.id).toBe("doomed");
+      await a.fail("doomed", "malformed webhook payload", undefined);
+      expect((await a.snapshot()).jobs).toMatchObject([{ id: "doomed", parked: {} }]);
+      expect(await b!.count()).toBe(1);
+      // Its payload is still held in Redis: it takes a place (it took none, and parked jobs grew
+      // Redis without bound for as long as they were kept).
+      expect(await b!.enqueue(job("one", "t2"))).toEqual({ status: "accepted" });
+      expect(await b!.enqueue(job("two", "t3"))).toEqual({
+        status: "refused",
+        reason: "queue-full",
+      });
+      // Past its retention it counts no more, though nothing has trimmed it yet.
+      await new Promise((resolve) => setTimeout(resolve, 1_600));
+      expect(await b!.count()).toBe(1);
+      expect(await b!.enqueue(job("two", "t3"))).toEqual({ status: "accepted" });
     });
 
     it("takes a copy of a delivery it holds as a duplicate when full, not as one more job", async () => {

@@ -399,11 +399,11 @@ describe.runIf(available)("the Redis job queue (BullMQ)", () => {
 
   it("is what `npx talos jobs` lists with REDIS_URL, and the command ends once it has", async () => {
     buildDist();
-    const [a] = await instances(on(1), { maxQueued: 1 });
+    const [a] = await instances(on(1), { maxQueued: 2 });
     await a!.enqueue(job("listed-parked", "p"));
     await a!.claimNext();
     await a!.fail("listed-parked", "malformed webhook payload", undefined);
-    // A parked job is not counted against the bound; a waiting one is.
+    // A parked job counts against the bound, as a waiting one does.
     expect((await a!.enqueue(job("listed-waiting", "w"))).status).toBe("accepted");
     expect((await a!.enqueue(job("listed-refused", "r"))).status).toBe("refused");
     const prefix = prefixes.at(-1)!;
