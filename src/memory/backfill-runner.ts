@@ -77,6 +77,8 @@ interface Job {
   controller: AbortController;
   /** Set once it runs; resolves when it has stopped. */
   running: Promise<void> | undefined;
+  /** An earlier time asked while it ran: it runs again from there once it ends (see #widen). */
+  again?: string | undefined;
 }
 
 /**
@@ -134,14 +136,21 @@ export class BackfillRunner {
    * repository, reading at most `max`, queued behind the others. Resolves once the queue's file
    * was written with it (the command is told it was accepted after that, so a crash then loses
    * nothing; a write that fails, a full disk, is logged and the backfill still runs), with
-   * false when one is queued or running already: it resumes where this would.
+   * false when one is queued or running already: it resumes where this would. A catch-up from a
+   * time earlier than the one queued or running is not such: that one reads from it instead.
    */
   async request(
     target: BackfillTarget,
     { since, max }: { since?: string; max: number },
   ): Promise<boolean> {
     const asked: BackfillTarget = { ...target, max, since };
-    if (this.#jobs.has(jobKeyOf(asked)) || this.#stop.signal.aborted) return false;
+    if (this.#stop.signal.aborted) return false;
+    const held = this.#jobs.get(jobKeyOf(asked));
+    if (held) {
+      if (since === undefined || !this.#widen(jobKeyOf(asked), held, since)) return false;
+      await this.#queueSaved;
+      return true;
+    }
     // Someone asking may have switched issues on since a backfill found them off. The bound
     // (and a catch-up's time) go with the target into the queue's file: a restart resumes it
     // as it was asked.
@@ -184,6 +193,23 @@ export class BackfillRunner {
     if (!(await this.#queueSaved))
       throw new Error("the catch-up could not be kept in backfill-queue.json");
     return queued;
+  }
+
+  /**
+   * A command's catch-up queued or running from a time later than `since` reads from `since`
+   * instead: one not started yet from there, one running again from there once it ends. The
+   * queue's file holds the earlier time at once, for a restart. False when it reads from as far
+   * back already. (An unsuspension's catch-up was a no-op behind a `talos backfill --since` of a
+   * later time, and the window between was never read.)
+   */
+  #widen(key: string, job: Job, since: string): boolean {
+    const from = job.again ?? job.since;
+    if (from === undefined || !(Date.parse(since) < Date.parse(from))) return false;
+    job.target = { ...job.target, since };
+    if (job.running === undefined) job.since = since;
+    else job.again = since;
+    this.#keepQueued(key, job.target);
+    return true;
   }
 
   /** A backfill, or a catch-up with the target's `since`, kept in the queue's file till it ends. */
@@ -482,7 +508,13 @@ export class BackfillRunner {
         // progress yet. One cancelled may have been queued again meanwhile: that entry stays.
         const resumed = this.#stop.signal.aborted || failed;
         const replaced = this.#jobs.has(key) && this.#jobs.get(key) !== job;
-        if (kept && !resumed && !replaced) this.#keepQueued(key, undefined);
+        // Asked for from an earlier time meanwhile: the file holds that, and it runs next.
+        const again = job.again !== undefined && !signal.aborted && !failed && !replaced;
+        if (kept && !resumed && !replaced && !again) this.#keepQueued(key, undefined);
+        if (again) {
+          this.#jobs.delete(key);
+          this.#enqueueAsked(job.target, false);
+        }
       }
       if (this.#jobs.get(key) === job) this.#jobs.delete(key);
       catchUp?.resolve(finished);

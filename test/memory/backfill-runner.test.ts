@@ -447,6 +447,63 @@ describe("BackfillRunner", () => {
     expect(JSON.parse(await readFile(file, "utf8"))).toEqual([]);
   });
 
+  it("reads from the earlier time when a catch-up is asked for behind one from a later time, queued or running", async () => {
+    const memory = createTestRegistry(makeDataDir());
+    await memory.open(WIDGETS);
+    const file = join(makeDataDir(), "backfill-queue.json");
+    const queued = async () => JSON.parse(await readFile(file, "utf8")) as unknown;
+    const listed: Array<string | undefined> = [];
+    // Each listing waits until let go, so what is asked meanwhile finds the one before it held.
+    let release = () => undefined as void;
+    const octokit = widgetsClient(async (params) => {
+      listed.push(params.since);
+      await new Promise<void>((resolve) => (release = resolve));
+      return { data: [], headers: {} };
+    });
+    const log = pino({ level: "silent" });
+    const runner = new BackfillRunner({
+      memory,
+      auth: async () => octokit,
+      max: 1_000,
+      clock: createFakeClock(),
+      log,
+      queue: new BackfillQueueFile(file, log),
+    });
+    const waitForListing = async (count: number) => {
+      while (listed.length < count) await new Promise((resolve) => setImmediate(resolve));
+    };
+    const [later, earlier, earliest] = [
+      "2026-11-28T00:00:00.000Z",
+      "2026-11-20T00:00:00.000Z",
+      "2026-11-10T00:00:00.000Z",
+    ];
+
+    // Running: it ends as it is, then runs again from the earlier time (it was a no-op).
+    expect(await runner.request(WIDGETS, { since: later, max: 5 })).toBe(true);
+    await waitForListing(1);
+    expect(await runner.request(WIDGETS, { since: earlier, max: 5 })).toBe(true);
+    expect(await runner.request(WIDGETS, { since: later, max: 5 })).toBe(false);
+    expect(await queued()).toEqual([{ ...WIDGETS, max: 5, since: earlier }]);
+    release();
+    await waitForListing(2);
+    expect(listed).toEqual([later, earlier]);
+
+    // Queued behind that: it starts from the earlier time, once.
+    expect(await runner.request({ ...WIDGETS, repository: 2 }, { max: 5 })).toBe(true);
+    release();
+    await waitForListing(3);
+    expect(await runner.request(WIDGETS, { since: later, max: 5 })).toBe(true);
+    expect(await runner.request(WIDGETS, { since: earliest, max: 5 })).toBe(true);
+    release();
+    await waitForListing(4);
+    release();
+    await runner.idle();
+    await runner.close();
+    await memory.closeAll();
+    expect(listed).toEqual([later, earlier, undefined, earliest]);
+    expect(await queued()).toEqual([]);
+  });
+
   it("keeps what a command asked for in the queue's file once its request resolves, and forgets its catch-up when the repository's backfills are cancelled", async () => {
     const memory = createTestRegistry(makeDataDir());
     const file = join(makeDataDir(), "backfill-queue.json");
