@@ -53,6 +53,19 @@ const widgetsClient = (list: (params: { since: string }) => Promise<unknown>) =>
     },
   }) as unknown as Octokit;
 
+/** A runner whose every installation's client is `octokit`, its queue kept in `file`. */
+function queuedRunner(memory: MemoryService, octokit: Octokit, file: string): BackfillRunner {
+  const log = pino({ level: "silent" });
+  return new BackfillRunner({
+    memory,
+    auth: async () => octokit,
+    max: 1_000,
+    clock: createFakeClock(),
+    log,
+    queue: new BackfillQueueFile(file, log),
+  });
+}
+
 /**
  * A client for acme/widgets with issues switched off (GitHub answers 410 to listing them) and 250
  * pull requests, newest first; no `.github/talos.yml`. Records the pages asked of each listing.
@@ -416,15 +429,7 @@ describe("BackfillRunner", () => {
       await released;
       return { data: [], headers: {} };
     });
-    const log = pino({ level: "silent" });
-    const runner = new BackfillRunner({
-      memory,
-      auth: async () => octokit,
-      max: 1_000,
-      clock: createFakeClock(),
-      log,
-      queue: new BackfillQueueFile(file, log),
-    });
+    const runner = queuedRunner(memory, octokit, file);
     // A restart: the command's catch-up is resumed from the file, then the start's own runs.
     await runner.resume();
     while (listed.length === 0) await new Promise((resolve) => setImmediate(resolve));
@@ -460,15 +465,7 @@ describe("BackfillRunner", () => {
       await new Promise<void>((resolve) => (release = resolve));
       return { data: [], headers: {} };
     });
-    const log = pino({ level: "silent" });
-    const runner = new BackfillRunner({
-      memory,
-      auth: async () => octokit,
-      max: 1_000,
-      clock: createFakeClock(),
-      log,
-      queue: new BackfillQueueFile(file, log),
-    });
+    const runner = queuedRunner(memory, octokit, file);
     const waitForListing = async (count: number) => {
       while (listed.length < count) await new Promise((resolve) => setImmediate(resolve));
     };
