@@ -13,6 +13,7 @@ import { createTokenCounter, type TokenCounter } from "./agent/count-tokens.js";
 import { RedisBudgetCounts } from "./agent/redis-budget-counts.js";
 import { Database } from "./database/database.js";
 import { PostgresAliveMarks } from "./database/postgres-alive-marks.js";
+import { PostgresSuspensionMarks } from "./database/postgres-suspension-marks.js";
 import { PostgresBudgetCounts } from "./database/postgres-budget-counts.js";
 import { TokenBudgets } from "./agent/token-budgets.js";
 import { MemoryAutomationBudget, type AutomationBudget } from "./automations/automation-budget.js";
@@ -41,7 +42,7 @@ import {
   type AliveMarks,
 } from "./memory/outage-catch-up.js";
 import { ScanHelper } from "./memory/scan-helper.js";
-import { SuspensionMarks } from "./memory/suspension-marks.js";
+import { FileSuspensionMarks, type SuspensionMarks } from "./memory/suspension-marks.js";
 import { WordsWorker, type WordsCounter } from "./memory/words-counter.js";
 import { createMetrics, type Metrics } from "./metrics/create-metrics.js";
 
@@ -91,7 +92,7 @@ export interface Services {
   tokenCounter: TokenCounter;
   /** When Talos last ran: `alive.json`, or with DATABASE_URL the instances' shared mark. */
   aliveMarks: AliveMarks;
-  /** When suspended installations were suspended, to catch them up from (`suspensions.json`). */
+  /** When suspended installations were suspended, to catch them up from (see openSuspensionMarks). */
   suspensions: SuspensionMarks;
   /** Flushes memory and releases what the services hold open (memory, journal, workers). */
   close(): Promise<void>;
@@ -214,7 +215,14 @@ async function openServices(options: ServicesOptions, closers: Closers): Promise
       }),
       (opened) => opened.close(),
     );
-  const suspensions = new SuspensionMarks(join(env.TALOS_DATA_DIR, "suspensions.json"), log);
+  // The CLI's commands too: `talos backfill` fills the memory the instances search.
+  const database = closers.add(
+    env.DATABASE_URL
+      ? await Database.open({ url: env.DATABASE_URL, schema: env.TALOS_DATABASE_SCHEMA, log })
+      : undefined,
+    (opened) => opened.close(),
+  );
+  const suspensions = await openSuspensionMarks(env, database, log);
   const jobs = new JobRunner<Context>({
     queue,
     concurrency: env.TALOS_CONCURRENCY,
@@ -239,13 +247,6 @@ async function openServices(options: ServicesOptions, closers: Closers): Promise
   const cores = availableParallelism();
   const scanHelper = closers.add(cores > 1 ? new ScanHelper() : undefined, (h) => h.close());
   const wordsCounter = closers.add(cores > 1 ? new WordsWorker() : undefined, (w) => w.close());
-  // The CLI's commands too: `talos backfill` fills the memory the instances search.
-  const database = closers.add(
-    env.DATABASE_URL
-      ? await Database.open({ url: env.DATABASE_URL, schema: env.TALOS_DATABASE_SCHEMA, log })
-      : undefined,
-    (opened) => opened.close(),
-  );
   const embedder = options.embedder ?? createEmbedder(env, { tokenCounter });
   // With DATABASE_URL, memory is the cluster's, in PostgreSQL; without it, on local disk.
   const memory: MemoryService = closers.add(
@@ -363,4 +364,29 @@ export function createMemoryRegistry(
     maxOpenBytes: env.TALOS_MEMORY_MAX_OPEN_MB * 1024 * 1024,
     ...deps,
   });
+}
+
+/**
+ * The suspension marks: in `suspensions.json`, or with DATABASE_URL in PostgreSQL, which every
+ * instance shares. A file's marks (from before DATABASE_URL was set) are moved there at start,
+ * each kept only if earlier than one already there; a crash midway moves them again.
+ */
+async function openSuspensionMarks(
+  env: Env,
+  database: Database | undefined,
+  log: Logger,
+): Promise<SuspensionMarks> {
+  const file = new FileSuspensionMarks(join(env.TALOS_DATA_DIR, "suspensions.json"), log);
+  if (!database) return file;
+  const shared = new PostgresSuspensionMarks(database);
+  for (const [installation, at] of await file.all()) {
+    await shared.record(installation, at);
+    // Left in the file (a read-only data directory), it is only moved again at the next start.
+    await file
+      .clear(installation)
+      .catch((error: unknown) =>
+        log.warn({ err: error }, "suspension mark not moved out of its file"),
+      );
+  }
+  return shared;
 }

@@ -8,12 +8,34 @@ const MarksSchema = z.record(z.string(), z.unknown());
 const KEY = /^\d{1,16}$/;
 
 /**
- * When each suspended installation was suspended, in a file (`suspensions.json` in the data
- * directory). GitHub sends an installation nothing while it is suspended, and its unsuspension's
- * payload no longer says since when: this is what its repositories' memories are caught up
- * from then. Each change is read, applied and written whole, atomically, one at a time.
+ * When each suspended installation was suspended. GitHub sends an installation nothing while it
+ * is suspended, and its unsuspension's payload no longer says since when: this is what its
+ * repositories' memories are caught up from then. In a file (`FileSuspensionMarks`), or with
+ * DATABASE_URL in PostgreSQL (`PostgresSuspensionMarks`), which every instance shares: the
+ * suspension one instance saw is there for the one that sees the unsuspension.
  */
-export class SuspensionMarks {
+export interface SuspensionMarks {
+  /**
+   * `installation` was suspended at `at` (ISO 8601). An earlier mark is kept: a suspension
+   * whose unsuspension was missed began then, and catching up from later would miss changes.
+   */
+  record(installation: number, at: string): Promise<void>;
+  /** When `installation` was suspended, if that was recorded and not cleared since. */
+  since(installation: number): Promise<string | undefined>;
+  /** Every installation marked, and since when: one read. */
+  all(): Promise<Map<number, string>>;
+  clear(installation: number): Promise<void>;
+}
+
+/** A mark worth keeping: an installation GitHub could have (ids are safe integers), a time. */
+export const isMark = (installation: number, at: string): boolean =>
+  Number.isSafeInteger(installation) && Number.isFinite(Date.parse(at));
+
+/**
+ * The marks in a file (`suspensions.json` in the data directory). Each change is read, applied
+ * and written whole, atomically, one at a time.
+ */
+export class FileSuspensionMarks implements SuspensionMarks {
   readonly #file: string;
   readonly #log: Logger;
   #writing: Promise<unknown> = Promise.resolve();
@@ -23,14 +45,8 @@ export class SuspensionMarks {
     this.#log = log;
   }
 
-  /**
-   * `installation` was suspended at `at` (ISO 8601). An earlier mark is kept: a suspension
-   * whose unsuspension was missed began then, and catching up from later would miss changes.
-   */
   record(installation: number, at: string): Promise<void> {
-    // Not an installation GitHub has (ids are safe integers), or no time: nothing to mark.
-    if (!Number.isSafeInteger(installation) || !Number.isFinite(Date.parse(at)))
-      return Promise.resolve();
+    if (!isMark(installation, at)) return Promise.resolve();
     return this.#update((marks) => {
       const key = String(installation);
       const kept = marks[key];
@@ -38,19 +54,16 @@ export class SuspensionMarks {
     });
   }
 
-  /** When `installation` was suspended, if that was recorded and not cleared since. */
   async since(installation: number): Promise<string | undefined> {
     return (await this.all()).get(installation);
   }
 
-  /** Every installation marked, and since when: one read of the file. */
   async all(): Promise<Map<number, string>> {
     await this.#writing.catch(() => undefined);
     const marks = await this.#read();
     return new Map(Object.entries(marks).map(([key, at]) => [Number(key), at]));
   }
 
-  /** Forgets `installation`'s mark: caught up, or uninstalled. */
   clear(installation: number): Promise<void> {
     return this.#update((marks) => void delete marks[String(installation)]);
   }

@@ -1,7 +1,8 @@
 import { existsSync, mkdirSync, readFileSync } from "node:fs";
 import { join } from "node:path";
 import type nock from "nock";
-import { describe, expect, it } from "vitest";
+import { writeFileSync } from "node:fs";
+import { describe, expect, it, onTestFinished } from "vitest";
 import { MemoryDeletedError } from "../../src/memory/memory-store.js";
 import { createManualClock } from "../helpers/fake-clock.js";
 import {
@@ -11,6 +12,12 @@ import {
   mockRepositoryRead,
 } from "../helpers/github-mocks.js";
 import { createTestApp, loadFixture, makeDataDir, type TestApp } from "../helpers/test-app.js";
+import {
+  dropSchema,
+  freshSchema,
+  requirePostgres,
+  TEST_DATABASE_URL,
+} from "../helpers/shared-services.js";
 import { issueMemory } from "../helpers/test-memory.js";
 import { webhookExample } from "../helpers/webhook-examples.js";
 
@@ -436,6 +443,91 @@ describe("an installation suspended, then unsuspended", () => {
       app.logs.lines().find((l) => String(l.msg).startsWith("installation unsuspended, but")),
     ).toMatchObject({ level: 40, installation: 2 });
     expect(app.talos.services.journal!.list()).toEqual([]);
+  });
+});
+
+const withPostgres = await requirePostgres("the suspension marks instances share");
+
+describe.runIf(withPostgres)("with DATABASE_URL, an installation suspended and unsuspended", () => {
+  const ref = { installation: 2, repository: HELLO_WORLD, name: "Codertocat/Hello-World" };
+
+  /** An instance of its own data directory on `schema`, as behind a load balancer. */
+  const instance = (schema: string, dataDir = makeDataDir()) =>
+    createTestApp({
+      backfills: true,
+      dataDir,
+      env: { DATABASE_URL: TEST_DATABASE_URL, TALOS_DATABASE_SCHEMA: schema },
+    });
+
+  /** GitHub's answers to the unsuspension's catch-up: Hello-World held, issue 8 new since. */
+  const mockCatchUp = () => {
+    const scope = githubScope();
+    mockInstallationToken(scope);
+    holds(scope, [[HELLO_WORLD, "Codertocat/Hello-World"]]);
+    caughtUpSince(scope, SUSPENDED_AT, [
+      {
+        number: 8,
+        title: "Saving fails on Windows",
+        body: "Saving fails on Windows, as the reporter wrote it.",
+        state: "open",
+        user: { login: "octocat" },
+        labels: [],
+        html_url: "https://github.com/Codertocat/Hello-World/issues/8",
+        created_at: "2026-11-01T00:00:00Z",
+        updated_at: "2026-11-25T00:00:00Z",
+      },
+    ]);
+    return scope;
+  };
+
+  it("catches up at the unsuspension one instance receives, from the suspension another one saw", async () => {
+    const schema = freshSchema("talos_suspend");
+    onTestFinished(() => dropSchema(schema));
+    const a = await instance(schema);
+    await (
+      await a.talos.memory.open(ref)
+    ).add(issueMemory(7, "Crash on save", { repo: "Codertocat/Hello-World" }));
+    await receive(a, "installation", installationEvent("suspend"), "delivery-suspend");
+
+    // b's own data directory knew nothing of it: it only warned, and read nothing.
+    const scope = mockCatchUp();
+    const b = await instance(schema);
+    await receive(b, "installation", installationEvent("unsuspend"), "delivery-unsuspend");
+    await b.talos.backfill.idle();
+
+    expect(scope.pendingMocks()).toEqual([]);
+    expect(
+      b.logs.lines().find((l) => l.msg === "catching up a suspended installation"),
+    ).toMatchObject({ installation: 2, since: SUSPENDED_AT, queued: 1 });
+    const memory = await b.talos.memory.open(ref);
+    expect((await memory.list()).map((r) => r.id).sort()).toEqual(["issue-7", "issue-8"]);
+    // Cleared for every instance.
+    expect(await a.talos.services.suspensions.since(2)).toBeUndefined();
+  });
+
+  it("moves a mark from suspensions.json into the database at start, where another instance finds it", async () => {
+    const schema = freshSchema("talos_suspend");
+    onTestFinished(() => dropSchema(schema));
+    // Recorded before DATABASE_URL was set, in this instance's data directory.
+    const dataDir = makeDataDir();
+    const file = join(dataDir, "suspensions.json");
+    writeFileSync(file, JSON.stringify({ 2: SUSPENDED_AT }));
+    const a = await instance(schema, dataDir);
+    await (
+      await a.talos.memory.open(ref)
+    ).add(issueMemory(7, "Crash on save", { repo: "Codertocat/Hello-World" }));
+    expect(JSON.parse(readFileSync(file, "utf8"))).toEqual({});
+
+    const scope = mockCatchUp();
+    const b = await instance(schema);
+    expect(await b.talos.services.suspensions.all()).toEqual(new Map([[2, SUSPENDED_AT]]));
+    await receive(b, "installation", installationEvent("unsuspend"), "delivery-unsuspend");
+    await b.talos.backfill.idle();
+    expect(scope.pendingMocks()).toEqual([]);
+    expect((await (await b.talos.memory.open(ref)).list()).map((r) => r.id).sort()).toEqual([
+      "issue-7",
+      "issue-8",
+    ]);
   });
 });
 

@@ -10,7 +10,7 @@ import { BackfillRunner, type BackfillTarget } from "../../src/memory/backfill-r
 import type { MemoryNamespace } from "../../src/memory/memory-registry.js";
 import type { MemoryService } from "../../src/memory/memory-service.js";
 import { MemoryDeletedError } from "../../src/memory/memory-store.js";
-import { SuspensionMarks } from "../../src/memory/suspension-marks.js";
+import { FileSuspensionMarks } from "../../src/memory/suspension-marks.js";
 import { createFakeClock } from "../helpers/fake-clock.js";
 import { makeDataDir } from "../helpers/test-app.js";
 import { createTestRegistry, issueMemory } from "../helpers/test-memory.js";
@@ -115,7 +115,7 @@ async function catchUpRunner(
   namespaces: BackfillTarget[],
   refused: Record<number, number>,
   installed?: () => Promise<InstalledRepositories>,
-  suspensions?: SuspensionMarks,
+  suspensions?: FileSuspensionMarks,
 ) {
   const memory = createTestRegistry(makeDataDir());
   for (const namespace of namespaces) await memory.open(namespace);
@@ -1071,7 +1071,7 @@ describe("BackfillRunner.catchUp and what the installations hold now", () => {
 describe("a start's catch-up and suspended installations", () => {
   it("catches up from its mark an installation unsuspended while Talos was down, and marks one listed as suspended", async () => {
     const file = join(makeDataDir(), "suspensions.json");
-    const marks = new SuspensionMarks(file, pino({ level: "silent" }));
+    const marks = new FileSuspensionMarks(file, pino({ level: "silent" }));
     // Installation 7 was suspended a week before Talos went down; its unsuspension came while
     // Talos was down, too long ago to be redelivered.
     await marks.record(7, "2026-11-13T00:00:00.000Z");

@@ -1,14 +1,14 @@
 import { readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { describe, expect, it } from "vitest";
-import { SuspensionMarks } from "../../src/memory/suspension-marks.js";
+import { FileSuspensionMarks } from "../../src/memory/suspension-marks.js";
 import { captureLogs, makeDataDir } from "../helpers/test-app.js";
 
 describe("suspension marks", () => {
   it("keeps the earliest suspension of each installation until it is cleared, across instances of the file", async () => {
     const file = join(makeDataDir(), "suspensions.json");
     const { log } = await captureLogs("warn");
-    const marks = new SuspensionMarks(file, log);
+    const marks = new FileSuspensionMarks(file, log);
     expect(await marks.since(2)).toBeUndefined();
 
     // A second suspension whose unsuspension was missed does not move the first one's time.
@@ -17,7 +17,7 @@ describe("suspension marks", () => {
       marks.record(3, "2026-11-21T08:00:00.000Z"),
       marks.record(2, "2026-11-22T08:00:00.000Z"),
     ]);
-    const reopened = new SuspensionMarks(file, log);
+    const reopened = new FileSuspensionMarks(file, log);
     expect(await reopened.since(2)).toBe("2026-11-20T08:00:00.000Z");
     expect(await reopened.since(3)).toBe("2026-11-21T08:00:00.000Z");
     await reopened.record(2, "2026-11-19T08:00:00.000Z");
@@ -31,7 +31,7 @@ describe("suspension marks", () => {
     const file = join(makeDataDir(), "suspensions.json");
     writeFileSync(file, '{"2": "yesterday"');
     const logs = await captureLogs("warn");
-    const marks = new SuspensionMarks(file, logs.log);
+    const marks = new FileSuspensionMarks(file, logs.log);
 
     expect(await marks.since(2)).toBeUndefined();
     expect(logs.lines()).toMatchObject([
@@ -44,7 +44,7 @@ describe("suspension marks", () => {
   it("keeps every other installation's mark when one is odd: an id past safe integers, a year past 9999, a hand-edited entry", async () => {
     const file = join(makeDataDir(), "suspensions.json");
     const { log } = await captureLogs("warn");
-    const marks = new SuspensionMarks(file, log);
+    const marks = new FileSuspensionMarks(file, log);
     await marks.record(2, "2026-11-20T08:00:00.000Z");
     await marks.record(1e20, "2026-11-20T08:00:00.000Z");
     await marks.record(3, "+010000-01-01T00:00:00.000Z");
@@ -55,7 +55,7 @@ describe("suspension marks", () => {
     });
     writeFileSync(file, JSON.stringify({ ...written, 4: "soon", x: "2026-11-20T08:00:00.000Z" }));
 
-    const reopened = new SuspensionMarks(file, log);
+    const reopened = new FileSuspensionMarks(file, log);
     expect(await reopened.since(2)).toBe("2026-11-20T08:00:00.000Z");
     expect(await reopened.since(3)).toBe("+010000-01-01T00:00:00.000Z");
     expect(await reopened.since(4)).toBeUndefined();
