@@ -36,6 +36,13 @@ export interface LegacyVerdict {
   oldestWrite?: string | undefined;
 }
 
+/**
+ * Whether a scanned entry is a directory to look into: one that cannot be read (EACCES, a
+ * symlink loop) is skipped, so that one stray entry does not stop the start's migration or the
+ * listing of every other memory. (Deleting or adopting a memory reads its own path, and fails.)
+ */
+const isScannedDirectory = (path: string): Promise<boolean> => isDirectory(path).catch(() => false);
+
 export function legacyDirectoryOf(root: string, installation: number, name: string): string {
   const [owner = "", repo = ""] = name.toLowerCase().split("/");
   return join(root, LEGACY_DIRECTORY, String(installation), owner, repo);
@@ -51,7 +58,7 @@ export async function moveLegacyMemoriesAside(root: string, log: Logger): Promis
       if (!(await isLegacyOwner(ownerDirectory, owner))) continue;
       for (const name of await readdirOrEmpty(ownerDirectory)) {
         const from = join(ownerDirectory, name);
-        if (!(await isDirectory(from))) continue;
+        if (!(await isScannedDirectory(from))) continue;
         const holder = await liveOldLockHolder(from);
         if (holder !== undefined) {
           log.warn(
@@ -61,7 +68,8 @@ export async function moveLegacyMemoriesAside(root: string, log: Logger): Promis
           continue;
         }
         const to = join(root, LEGACY_DIRECTORY, installation, owner, name);
-        if (await exists(to)) {
+        // One that cannot be read is taken too: the memory stays where it is.
+        if (await exists(to).catch(() => true)) {
           log.warn({ directory: from, to }, "name-keyed memory left in place: its place is taken");
           continue;
         }
@@ -87,7 +95,11 @@ export async function listLegacyMemories(root: string): Promise<LegacyMemory[]> 
     for (const owner of await readdirOrEmpty(join(base, installation))) {
       for (const name of await readdirOrEmpty(join(base, installation, owner))) {
         const directory = join(base, installation, owner, name);
-        if (!(await isDirectory(directory)) || (await exists(join(directory, REJECTED)))) continue;
+        if (
+          !(await isScannedDirectory(directory)) ||
+          (await exists(join(directory, REJECTED)).catch(() => true))
+        )
+          continue;
         found.push({ installation: Number(installation), name: `${owner}/${name}`, directory });
       }
     }
@@ -177,7 +189,7 @@ async function findOldestWrite(directory: string): Promise<number | undefined> {
  * all digits) it holds repository directories and none of a store's own files.
  */
 async function isLegacyOwner(directory: string, name: string): Promise<boolean> {
-  if (name.startsWith(".") || !(await isDirectory(directory))) return false;
+  if (name.startsWith(".") || !(await isScannedDirectory(directory))) return false;
   if (!NUMERIC.test(name)) return true;
   let hasRepository = false;
   for (const entry of await readdir(directory, { withFileTypes: true })) {
