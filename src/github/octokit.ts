@@ -19,6 +19,8 @@ export function statusOf(error: unknown): number | undefined {
 // GitHub's advice for a rate limit that names no wait (a secondary one, mostly): at least a minute.
 // https://docs.github.com/en/rest/using-the-rest-api/rate-limits-for-the-rest-api#handle-rate-limit-errors-appropriately
 const UNNAMED_LIMIT_WAIT_MS = 60_000;
+// A secondary limit's message; "abuse detection" is older GitHub Enterprise's name for one.
+const SECONDARY = /secondary rate limit|abuse detection/i;
 
 /**
  * How long GitHub asks to wait when it refused a request for a rate limit, or undefined when it
@@ -36,14 +38,13 @@ export function rateLimitWaitMs(error: unknown, now: number): number | undefined
   const asked = String(headers["retry-after"] ?? "") !== "";
   // Sliced first: a message can quote what a user wrote.
   const message = error instanceof Error ? error.message.slice(0, 500) : "";
-  // "Abuse detection" is older GitHub Enterprise's name for a secondary limit.
-  const named = /rate limit|abuse detection/i.test(message);
+  const named = /rate limit/i.test(message) || SECONDARY.test(message);
   if (status === 403 && !asked && !spent && !named) return undefined;
   const retryAfter = retryAfterHeaderMs(error, now);
   const reset = Number(headers["x-ratelimit-reset"]);
   // A secondary limit's headers describe the primary limit, whose reset is not its end.
   const resetWait =
-    spent && Number.isFinite(reset) && !/secondary rate limit/i.test(message)
+    spent && Number.isFinite(reset) && !SECONDARY.test(message)
       ? Math.max(0, reset * 1000 - now) + 1_000
       : undefined;
   // Both said: both are waited for (a retry-after of 0 on a spent limit is no leave to go on).

@@ -84,6 +84,14 @@ describe("rateLimitWaitMs: the one reading of a rate limit", () => {
       60_000,
     ],
     [
+      "older GitHub Enterprise's 'abuse detection' whose headers show the primary spent: a minute, as a secondary limit",
+      refused(403, "You have triggered an abuse detection mechanism. Please wait a few minutes.", {
+        "x-ratelimit-remaining": "0",
+        "x-ratelimit-reset": String(NOW / 1000 + 3000),
+      }),
+      60_000,
+    ],
+    [
       "a 403 whose message names a rate limit only past its first 500 characters",
       refused(403, `${"a".repeat(500)} rate limit`),
       undefined,
