@@ -27,7 +27,7 @@ export interface JobJournalOptions {
   /** Jobs waiting, running or parked; more are refused. */
   maxQueued: number;
   /**
-   * Their journal lines together, in UTF-8 bytes (a payload's JSON, mostly): the jobs are held in
+   * Their payloads' JSON together, in UTF-8 bytes (see weightOf): the jobs are held in
    * RAM, and a few large payloads (GitHub sends up to 25 MB) weigh more than thousands of small
    * ones. More are refused. Unbounded when absent.
    */
@@ -54,6 +54,17 @@ type JournalRecord =
   | ({ op: "refuse" } & RefusedJob);
 
 const lineOf = (record: JournalRecord): string => `${JSON.stringify(record)}\n`;
+
+/**
+ * What an add weighs against `maxQueuedBytes`: its payload's JSON in UTF-8 bytes, as written (a
+ * CJK character is one UTF-16 unit and three bytes). Read off the line written, less the same
+ * record without its payload (a few hundred bytes to serialize, not the payload again): the
+ * job's state, which a rewrite puts in its line (attempts, a parked job's error), weighs nothing,
+ * so a job weighs the same after restarts as when accepted.
+ */
+function weightOf(record: JournalRecord & { op: "add" }, line = lineOf(record)): number {
+  return Buffer.byteLength(line) - Buffer.byteLength(lineOf({ ...record, payload: null }));
+}
 
 // Delivery ids are GUIDs; records are JSON, so any string is safe in the file, but not any size.
 const isDeliveryId = (id: unknown): id is string =>
@@ -135,10 +146,9 @@ export class JobJournal implements JobQueue {
     // drop them, or a server that runs for weeks fills up with them and refuses every delivery.
     const now = this.#options.clock.now();
     const record: JournalRecord = { op: "add", ...job, acceptedAt: now, attempts: 0 };
-    // Serialized once: the line written is the line weighed. Bytes, not characters: a CJK
-    // character is one UTF-16 unit and three bytes on disk.
+    // Serialized once: the line written is the line weighed.
     const line = lineOf(record);
-    const bytes = Buffer.byteLength(line);
+    const bytes = weightOf(record, line);
     const full = () =>
       this.#jobs.size >= this.#options.maxQueued ||
       this.#queuedBytes + bytes > (this.#options.maxQueuedBytes ?? Infinity);
@@ -322,7 +332,7 @@ export class JobJournal implements JobQueue {
         if (this.#isExpired(this.#jobs.get(job.id))) this.#drop(job.id);
         if (this.#jobs.has(job.id) || this.#finished.has(job.id)) break;
         this.#jobs.set(job.id, job);
-        const size = bytes ?? Buffer.byteLength(lineOf(record));
+        const size = bytes ?? weightOf(record);
         this.#heldBytes.set(job.id, size);
         this.#queuedBytes += size;
         break;

@@ -206,7 +206,7 @@ describe("the job journal", () => {
 
   it("refuses a delivery whose payload would take the jobs held past their size bound, across a restart too", async () => {
     const file = join(makeDataDir(), "journal.log");
-    // A journal line of about 960 bytes each; room for two and a small one (about 170).
+    // A payload of about 820 bytes each; room for two and a small one.
     const heavy = (id: string) => ({ ...job(id, id), payload: { id, text: "x".repeat(800) } });
     const { journal } = await openJournal(file, { maxQueuedBytes: 2_200 });
     expect(await journal.enqueue(heavy("h1"))).toEqual({ status: "accepted" });
@@ -229,16 +229,35 @@ describe("the job journal", () => {
     await reopened.journal.close();
   });
 
-  it("weighs a payload in UTF-8 bytes, as it is written: 700 CJK characters are 2,100 bytes", async () => {
+  it("weighs a payload in UTF-8 bytes, as it is written: 750 CJK characters are 2,250 bytes", async () => {
     const file = join(makeDataDir(), "journal.log");
     const { journal } = await openJournal(file, { maxQueuedBytes: 2_200 });
-    const cjk = { ...job("cjk"), payload: { id: "cjk", text: "落".repeat(700) } };
-    // Counted in UTF-16 units it weighed about 850, and three times that went to disk.
+    const cjk = { ...job("cjk"), payload: { id: "cjk", text: "落".repeat(750) } };
+    // Counted in UTF-16 units it weighed about 770, and three times that went to disk.
     expect(await journal.enqueue(cjk)).toEqual({ status: "refused", reason: "queue-full" });
     const latin = { ...job("latin"), payload: { id: "latin", text: "x".repeat(700) } };
     expect(await journal.enqueue(latin)).toEqual({ status: "accepted" });
     await journal.close();
     expect(statSync(file).size).toBeLessThan(2_200);
+  });
+
+  it("weighs a held job the same after restarts as when it was accepted, its state in its line or not", async () => {
+    const heavy = { ...job("a", "a"), payload: { id: "a", text: "x".repeat(800) } };
+    const file = join(makeDataDir(), "journal.log");
+    const first = await openJournal(file, { maxQueuedBytes: 2_200 });
+    expect(await first.journal.enqueue(heavy)).toEqual({ status: "accepted" });
+    expect((await first.journal.claimNext())?.id).toBe("a");
+    // Parked with an error of 500 characters, which the next open's rewrite puts in its line.
+    await first.journal.fail("a", "e".repeat(500), undefined);
+    await first.journal.close();
+    await (await openJournal(file)).journal.close();
+    // The line it is weighed from now holds its attempts and error: they weighed 550 bytes more,
+    // and a second job that fitted beside it when it was accepted was refused.
+    const again = await openJournal(file, { maxQueuedBytes: 2_200 });
+    expect(again.journal.list().map((j) => j.id)).toEqual(["a"]);
+    const second = { ...heavy, id: "b", thread: "b", payload: { id: "b", text: "x".repeat(800) } };
+    expect(await again.journal.enqueue(second)).toEqual({ status: "accepted" });
+    await again.journal.close();
   });
 
   it("ignores a partly written last line and malformed lines, with a warning", async () => {
