@@ -144,10 +144,19 @@ export class BackfillRunner {
     { since, max }: { since?: string; max: number },
   ): Promise<boolean> {
     const asked: BackfillTarget = { ...target, max, since };
+    if (since !== undefined) {
+      // The queue's file may hold one from an earlier time (one that failed, or one from before
+      // a restart that resume() has not queued yet): this reads from there too. Read first, or
+      // the file's entry would be dropped as stale once this one is queued.
+      await this.#restore();
+      const kept = this.#queued.get(jobKeyOf(asked))?.since;
+      if (kept !== undefined && Date.parse(kept) < Date.parse(since)) asked.since = kept;
+    }
     if (this.#stop.signal.aborted) return false;
     const held = this.#jobs.get(jobKeyOf(asked));
     if (held) {
-      if (since === undefined || !this.#widen(jobKeyOf(asked), held, since)) return false;
+      if (asked.since === undefined || !this.#widen(jobKeyOf(asked), held, asked.since))
+        return false;
       await this.#queueSaved;
       return true;
     }
@@ -197,7 +206,8 @@ export class BackfillRunner {
 
   /**
    * A command's catch-up queued or running from a time later than `since` reads from `since`
-   * instead: one not started yet from there, one running again from there once it ends. The
+   * instead: one not started yet from there, one running again from there (behind the others
+   * queued) once it ends. The
    * queue's file holds the earlier time at once, for a restart. False when it reads from as far
    * back already. (An unsuspension's catch-up was a no-op behind a `talos backfill --since` of a
    * later time, and the window between was never read.)

@@ -501,6 +501,68 @@ describe("BackfillRunner", () => {
     expect(await queued()).toEqual([]);
   });
 
+  describe("a catch-up asked from a later time than the one the queue's file holds", () => {
+    const [earlier, later] = ["2026-11-10T00:00:00.000Z", "2026-11-28T00:00:00.000Z"];
+    const listing = (listed: Array<string | undefined>) =>
+      widgetsClient(async ({ since }) => {
+        listed.push(since);
+        return { data: [], headers: {} };
+      });
+
+    it("reads from the file's earlier time, when asked while a restart is resuming it", async () => {
+      const memory = createTestRegistry(makeDataDir());
+      await memory.open(WIDGETS);
+      const file = join(makeDataDir(), "backfill-queue.json");
+      // Left by the process before (an unsuspension's catch-up, queued, then a crash).
+      await writeFile(file, JSON.stringify([{ ...WIDGETS, max: 5, since: earlier }]));
+      const listed: Array<string | undefined> = [];
+      const runner = queuedRunner(memory, listing(listed), file);
+      const resumed = runner.resume();
+      // `talos backfill acme/widgets --since <later>`, answered as the server starts: it was
+      // queued, and the file's entry, read after, dropped as stale.
+      expect(await runner.request(WIDGETS, { since: later, max: 5 })).toBe(false);
+      await resumed;
+      await runner.idle();
+      await runner.close();
+      await memory.closeAll();
+      expect(listed).toEqual([earlier]);
+      expect(JSON.parse(await readFile(file, "utf8"))).toEqual([]);
+    });
+
+    it("reads from the earlier time of one that failed, kept in the file for the next start", async () => {
+      const memory = createTestRegistry(makeDataDir());
+      await memory.open(WIDGETS);
+      const file = join(makeDataDir(), "backfill-queue.json");
+      const listed: Array<string | undefined> = [];
+      let down = true;
+      const log = pino({ level: "silent" });
+      const runner = new BackfillRunner({
+        memory,
+        auth: async () => {
+          if (down) throw new Error("getaddrinfo EAI_AGAIN api.github.com");
+          return listing(listed);
+        },
+        max: 1_000,
+        clock: createFakeClock(),
+        log,
+        queue: new BackfillQueueFile(file, log),
+      });
+      expect(await runner.request(WIDGETS, { since: earlier, max: 5 })).toBe(true);
+      await runner.idle();
+      expect(JSON.parse(await readFile(file, "utf8"))).toEqual([
+        { ...WIDGETS, max: 5, since: earlier },
+      ]);
+      down = false;
+      // It replaced the failed one in the file, with its later time.
+      expect(await runner.request(WIDGETS, { since: later, max: 5 })).toBe(true);
+      await runner.idle();
+      await runner.close();
+      await memory.closeAll();
+      expect(listed).toEqual([earlier]);
+      expect(JSON.parse(await readFile(file, "utf8"))).toEqual([]);
+    });
+  });
+
   it("keeps what a command asked for in the queue's file once its request resolves, and forgets its catch-up when the repository's backfills are cancelled", async () => {
     const memory = createTestRegistry(makeDataDir());
     const file = join(makeDataDir(), "backfill-queue.json");
