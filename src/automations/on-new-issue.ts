@@ -9,6 +9,7 @@ import {
 } from "../memory/find-similar-issues.js";
 import { toIssueMemory } from "../memory/memory-inputs.js";
 import type { MemoryStore } from "../memory/memory-store.js";
+import type { JobRun } from "../jobs/job-runner.js";
 import type { AutomationOptions } from "./automation-options.js";
 import { isBotAuthor } from "./is-bot-author.js";
 import { triageNewIssue } from "./triage-new-issue.js";
@@ -19,6 +20,12 @@ export interface NewIssueOptions extends AutomationOptions {
   repository: number;
   /** The job's id: its retries take no second run from the hourly budget. */
   job: string;
+  /**
+   * The job's run: a triage an earlier run finished is not done again. Its end may leave nothing
+   * to look for (no label fitted, and no comment is configured): a retry (after a memory
+   * failure, say) ran the model again, and could label the issue where the first run did not.
+   */
+  run: Pick<JobRun, "stepsDone" | "stepDone">;
   issue: IssueInfo;
   /** Its comments when known: none, for an issue just opened (a redelivery may have some). */
   comments: CommentInfo[] | undefined;
@@ -75,7 +82,10 @@ export async function onNewIssue(options: NewIssueOptions): Promise<void> {
     failure ??= error;
     log.error({ err: error }, "memory work on the new issue failed");
   }
-  if (wantsTriage && allowed) {
+  const triaged = options.run.stepsDone.has(TRIAGE_STEP);
+  if (wantsTriage && allowed && triaged)
+    log.info("triage skipped: an earlier run of this job triaged the issue");
+  if (wantsTriage && allowed && !triaged) {
     try {
       const outcome = await triageNewIssue({
         assistant: options.assistant!,
@@ -101,6 +111,7 @@ export async function onNewIssue(options: NewIssueOptions): Promise<void> {
           },
           "issue triaged",
         );
+      await options.run.stepDone(TRIAGE_STEP);
     } catch (error) {
       // Automatic work has no one to tell: over budget it is skipped, with a line in the log.
       if (!(error instanceof BudgetExceededError)) throw error;
@@ -109,6 +120,8 @@ export async function onNewIssue(options: NewIssueOptions): Promise<void> {
   }
   if (failure) throw failure;
 }
+
+const TRIAGE_STEP = "triage";
 
 /** "Possibly related: …", searched before the new issue is remembered so it cannot find itself. */
 async function postSimilar(options: NewIssueOptions, memory: MemoryStore): Promise<void> {

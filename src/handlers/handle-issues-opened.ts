@@ -66,6 +66,7 @@ export function createIssuesOpenedHandler(deps: IssuesOpenedDeps) {
       comments: issue.comments === 0 ? [] : undefined,
       config,
       job: run.id,
+      run,
       rememberOnly: isBotSender(context.payload.sender)
         ? "a bot sent the event"
         : transferredIn(changes)

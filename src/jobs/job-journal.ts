@@ -47,11 +47,15 @@ type JournalRecord =
   | ({ op: "add" } & Job)
   | { op: "start"; id: string }
   | { op: "spend"; id: string; tokens: number }
+  | { op: "step"; id: string; step: string }
   | { op: "done"; id: string; at: number }
   | { op: "fail"; id: string; error: string; retryAt: number }
   | { op: "park"; id: string; error: string; at: number }
   | { op: "retry"; id: string; at: number }
   | ({ op: "refuse" } & RefusedJob);
+
+// A step's name is the code's own ("triage"); bounded all the same, as every record is.
+const MAX_STEP = 100;
 
 const lineOf = (record: JournalRecord): string => `${JSON.stringify(record)}\n`;
 
@@ -237,6 +241,14 @@ export class JobJournal implements JobQueue {
     await this.#append(record, false);
   }
 
+  async stepDone(id: string, step: string): Promise<void> {
+    if (!this.#jobs.has(id)) return;
+    const record: JournalRecord = { op: "step", id, step: step.slice(0, MAX_STEP) };
+    this.#apply(record);
+    // As a spend: a crash keeps it; a power cut could cost one step done again.
+    await this.#append(record, false);
+  }
+
   async fail(id: string, error: string, retryAt: number | undefined): Promise<void> {
     this.#release(id);
     const job = this.#jobs.get(id);
@@ -351,6 +363,12 @@ export class JobJournal implements JobQueue {
           job.spentTokens = (job.spentTokens ?? 0) + record.tokens;
         break;
       }
+      case "step": {
+        const job = this.#jobs.get(record.id);
+        if (job && typeof record.step === "string" && !job.stepsDone?.includes(record.step))
+          job.stepsDone = [...(job.stepsDone ?? []), record.step];
+        break;
+      }
       case "fail": {
         const job = this.#jobs.get(record.id);
         if (job) {
@@ -368,12 +386,14 @@ export class JobJournal implements JobQueue {
         break;
       }
       case "retry": {
-        // As if just accepted, in its place: its runs, their tokens and its error are forgotten.
+        // As if just accepted, in its place: its runs, their tokens and steps, and its error are
+        // forgotten.
         const job = this.#jobs.get(record.id);
         if (job?.parked) {
           job.parked = undefined;
           job.attempts = 0;
           job.spentTokens = undefined;
+          job.stepsDone = undefined;
           job.retryAt = undefined;
         }
         break;

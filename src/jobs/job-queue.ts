@@ -33,6 +33,11 @@ export interface Job extends NewJob {
    * runs' included: the job's cap (`TALOS_AGENT_MAX_TOKENS`) covers all its runs together.
    */
   spentTokens?: number | undefined;
+  /**
+   * The steps its earlier runs finished (`stepDone`) whose end leaves no trace to look for: a
+   * triage that found no label to apply, say. A retry does not do them again.
+   */
+  stepsDone?: string[] | undefined;
   /** A failed job waits until then before its next attempt. */
   retryAt?: number | undefined;
   /** Set once the job has failed for good; it is kept for `talos jobs`, never run again. */
@@ -90,11 +95,14 @@ export interface JobQueue {
    * next one. Kept with the job until it finishes or is parked.
    */
   spend(id: string, tokens: number): Promise<void>;
+  /** Records that the job's run finished `step`, for its next runs (see `Job.stepsDone`). */
+  stepDone(id: string, step: string): Promise<void>;
   /** Schedules another attempt at `retryAt`, or parks the job when `retryAt` is undefined. */
   fail(id: string, error: string, retryAt: number | undefined): Promise<void>;
   /**
    * Makes a parked job wait again, as if just accepted (`talos jobs retry`, once its cause is
-   * fixed): its attempts, spent tokens and error are forgotten. False when it is not parked.
+   * fixed): its attempts, spent tokens, steps done and error are forgotten. False when it is
+   * not parked.
    */
   retryParked(id: string): Promise<boolean>;
   /** When to look for runnable jobs again, if any may become runnable (a retry's time). */

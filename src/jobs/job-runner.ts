@@ -39,6 +39,14 @@ export interface JobRun {
   readonly spentTokens: number;
   /** Records model tokens this run spent, with the job, for its next run should this one fail. */
   spend(tokens: number): void;
+  /** Steps the job's earlier runs finished (see `stepDone`). */
+  readonly stepsDone: ReadonlySet<string>;
+  /**
+   * Records, with the job, that this run finished `step`, so that a retry skips it: for work
+   * whose end leaves nothing on GitHub to look for. Resolves once recorded; a failure to record
+   * is logged, and a retry does the step again.
+   */
+  stepDone(step: string): Promise<void>;
 }
 
 export type JobHandler<C> = (context: C, run: JobRun) => Promise<void>;
@@ -288,6 +296,16 @@ export class JobRunner<C> {
           .finally(() => spending.delete(recorded));
         spending.add(recorded);
       },
+      stepsDone: new Set(job.stepsDone),
+      stepDone: (step) =>
+        queue
+          .stepDone(job.id, step)
+          .catch((error: unknown) =>
+            log.error(
+              { err: error, step },
+              "step not recorded with the job: a retry does it again",
+            ),
+          ),
     };
     try {
       const handler = this.#handlers.get(job.kind);

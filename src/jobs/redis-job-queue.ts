@@ -65,11 +65,11 @@ export class JobLeaseLostError extends Error {
 // A job whose retry time (recorded with its failure, see RELEASE) has not come is put back to
 // wait until then, however it came back: BullMQ's delay is set only after the failure is recorded,
 // and an error or a crash between the two left the job to run again as soon as its lock ran out.
-// Returns the attempt number with the tokens the job's runs have spent so far, or -1 (not the
-// thread's turn), -2 (the thread is held), -3 (done already: a crash came between recording it
+// Returns the attempt number with the tokens the job's runs have spent so far and the steps they
+// finished (newline-separated), or -1 (not the thread's turn), -2 (the thread is held), -3 (done already: a crash came between recording it
 // and telling the queue), -4 (parked already, alike), or -5 with the retry time.
 const CLAIM = `
-local list, lease, attempts, spent, retryAt = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5]
+local list, lease, attempts, spent, retryAt, steps = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5], KEYS[6]
 local id, owner, ms, jobPrefix, donePrefix, parkedPrefix, now = ARGV[1], ARGV[2], ARGV[3], ARGV[4], ARGV[5], ARGV[6], ARGV[7]
 if redis.call('EXISTS', donePrefix .. id) == 1 then return -3 end
 if redis.call('EXISTS', parkedPrefix .. id) == 1 then return -4 end
@@ -91,7 +91,8 @@ if redis.call('LINDEX', list, 0) ~= id then return -1 end
 if redis.call('EXISTS', lease) == 1 then return -2 end
 redis.call('SET', lease, owner, 'PX', ms)
 redis.call('HDEL', retryAt, id)
-return {redis.call('HINCRBY', attempts, id, 1), tonumber(redis.call('HGET', spent, id) or '0')}
+return {redis.call('HINCRBY', attempts, id, 1), tonumber(redis.call('HGET', spent, id) or '0'),
+  redis.call('HGET', steps, id) or ''}
 `;
 
 // Ends a claim: the lease goes if it is still this claim's; a finished job (done, or parked)
@@ -99,7 +100,7 @@ return {redis.call('HINCRBY', attempts, id, 1), tonumber(redis.call('HGET', spen
 // to retry keeps its retry time (empty: at once), which its claims wait for.
 // Returns the thread's next job.
 const RELEASE = `
-local list, lease, attempts, done, parked, spent, retryAt = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5], KEYS[6], KEYS[7]
+local list, lease, attempts, done, parked, spent, retryAt, steps = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5], KEYS[6], KEYS[7], KEYS[8]
 local id, owner, outcome, retention, error, at = ARGV[1], ARGV[2], ARGV[3], ARGV[4], ARGV[5], ARGV[6]
 if redis.call('GET', lease) == owner then redis.call('DEL', lease) end
 if outcome == 'retry' then
@@ -109,6 +110,7 @@ else
   redis.call('HDEL', attempts, id)
   redis.call('HDEL', spent, id)
   redis.call('HDEL', retryAt, id)
+  redis.call('HDEL', steps, id)
 end
 if outcome == 'done' then redis.call('SET', done, '1', 'PX', retention) end
 if outcome == 'parked' then redis.call('SET', parked, error, 'PX', retention) end
@@ -129,6 +131,18 @@ return 1
 const SPEND = `
 if redis.call('EXISTS', KEYS[2], KEYS[3]) > 0 then return 0 end
 return redis.call('HINCRBY', KEYS[1], ARGV[1], ARGV[2])
+`;
+
+// Adds a step the job's run finished to those recorded (newline-separated), unless the job has
+// finished, as SPEND does.
+const STEP = `
+if redis.call('EXISTS', KEYS[2], KEYS[3]) > 0 then return 0 end
+local kept = redis.call('HGET', KEYS[1], ARGV[1]) or ''
+for step in string.gmatch(kept, '[^\\n]+') do
+  if step == ARGV[2] then return 0 end
+end
+redis.call('HSET', KEYS[1], ARGV[1], kept == '' and ARGV[2] or (kept .. '\\n' .. ARGV[2]))
+return 1
 `;
 
 // Whether a job put aside may run now: it heads its thread, and no one holds the thread.
@@ -194,13 +208,14 @@ return 1
 `;
 
 type Scripts = Redis & {
-  talosClaim(...args: Array<string | number>): Promise<number | [number, number]>;
+  talosClaim(...args: Array<string | number>): Promise<number | [number, number, string?]>;
   talosRelease(...args: Array<string | number>): Promise<string | null>;
   talosRenew(...args: Array<string | number>): Promise<number>;
   talosReserve(...args: Array<string | number>): Promise<number>;
   talosJoin(...args: Array<string | number>): Promise<number>;
   talosTurn(...args: Array<string | number>): Promise<number>;
   talosSpend(...args: Array<string | number>): Promise<number>;
+  talosStep(...args: Array<string | number>): Promise<number>;
 };
 
 // A job not its thread's turn waits this long; the job before it wakes it when it ends, so this
@@ -311,13 +326,14 @@ export class RedisJobQueue implements JobQueue {
       maxRetriesPerRequest: 1,
       lazyConnect: true,
     }) as Scripts;
-    this.#redis.defineCommand("talosClaim", { numberOfKeys: 5, lua: CLAIM });
-    this.#redis.defineCommand("talosRelease", { numberOfKeys: 7, lua: RELEASE });
+    this.#redis.defineCommand("talosClaim", { numberOfKeys: 6, lua: CLAIM });
+    this.#redis.defineCommand("talosRelease", { numberOfKeys: 8, lua: RELEASE });
     this.#redis.defineCommand("talosRenew", { numberOfKeys: 3, lua: RENEW });
     this.#redis.defineCommand("talosReserve", { numberOfKeys: 6, lua: RESERVE });
     this.#redis.defineCommand("talosJoin", { numberOfKeys: 3, lua: JOIN });
     this.#redis.defineCommand("talosTurn", { numberOfKeys: 2, lua: TURN });
     this.#redis.defineCommand("talosSpend", { numberOfKeys: 3, lua: SPEND });
+    this.#redis.defineCommand("talosStep", { numberOfKeys: 3, lua: STEP });
     this.#redis.on("error", (error: Error) => {
       this.#lastError = error;
       this.#logOutage(error);
@@ -476,6 +492,7 @@ export class RedisJobQueue implements JobQueue {
         // Kept beside the attempts, whichever instance ran them: a retry here starts from them.
         this.#spentKey(),
         this.#retryAtKey(),
+        this.#stepsKey(),
         bull.id,
         owner,
         leaseMs,
@@ -487,7 +504,7 @@ export class RedisJobQueue implements JobQueue {
         // due at once, and taken again, over and over, until the two agreed.
         Date.now(),
       );
-      const [attempt, spent] = typeof claim === "number" ? [claim, 0] : claim;
+      const [attempt, spent, steps = ""] = typeof claim === "number" ? [claim, 0] : claim;
       if (attempt === -5) {
         // Its retry's time (the claim's second value then) has not come: back to wait until then.
         const retryAt = spent;
@@ -543,6 +560,7 @@ export class RedisJobQueue implements JobQueue {
         acceptedAt: bull.timestamp,
         attempts: attempt,
         ...(spent > 0 ? { spentTokens: spent } : {}),
+        ...(steps ? { stepsDone: steps.split("\n") } : {}),
         lease: claimed.lease.signal,
       };
     }
@@ -556,15 +574,23 @@ export class RedisJobQueue implements JobQueue {
 
   async spend(id: string, tokens: number): Promise<void> {
     if (!(tokens > 0)) return;
+    await this.#addToJob("talosSpend", this.#spentKey(), id, Math.ceil(tokens));
+  }
+
+  async stepDone(id: string, step: string): Promise<void> {
+    await this.#addToJob("talosStep", this.#stepsKey(), id, step.replace(/\n/g, " ").slice(0, 100));
+  }
+
+  /** Adds to what a job's runs recorded in `hash` (SPEND, STEP), unless the job has finished. */
+  async #addToJob(
+    script: "talosSpend" | "talosStep",
+    hash: string,
+    id: string,
+    value: string | number,
+  ): Promise<void> {
     // The held job's own id (one kept under its earlier id, see legacyJobIdOf), else the mapping.
     const jobId = this.#claimed.get(id)?.bull.id ?? this.#jobId(id);
-    await this.#redis.talosSpend(
-      this.#spentKey(),
-      this.#doneKey(jobId),
-      this.#parkedKey(jobId),
-      jobId,
-      Math.ceil(tokens),
-    );
+    await this.#redis[script](hash, this.#doneKey(jobId), this.#parkedKey(jobId), jobId, value);
   }
 
   async fail(id: string, error: string, retryAt: number | undefined): Promise<void> {
@@ -709,6 +735,7 @@ export class RedisJobQueue implements JobQueue {
       this.#parkedKey(id),
       this.#spentKey(),
       this.#retryAtKey(),
+      this.#stepsKey(),
       id,
       claimed.owner,
       outcome,
@@ -837,6 +864,11 @@ export class RedisJobQueue implements JobQueue {
   }
 
   /** Model tokens spent by each job's runs so far, by job id (see `JobQueue.spend`). */
+  /** The steps each job's runs finished, by job id (see `JobQueue.stepDone`). */
+  #stepsKey(): string {
+    return `${this.#options.prefix}:steps`;
+  }
+
   #spentKey(): string {
     return `${this.#options.prefix}:spent`;
   }

@@ -8,10 +8,11 @@ import {
   mockAppIdentity,
   mockInstallationToken,
   mockRepoConfig,
+  recordUnmatchedRequests,
 } from "../helpers/github-mocks.js";
 import { createManualClock } from "../helpers/fake-clock.js";
 import { scriptedModel } from "../helpers/scripted-model.js";
-import { createTestApp } from "../helpers/test-app.js";
+import { createTestApp, type TestApp } from "../helpers/test-app.js";
 import { webhookExample } from "../helpers/webhook-examples.js";
 
 const REPO = "/repos/Codertocat/Hello-World";
@@ -55,6 +56,55 @@ function mockTriageReads(scope: Scope, yaml: string) {
   scope.get(REPO).reply(200, { full_name: "Codertocat/Hello-World", default_branch: "master" });
 }
 
+/**
+ * Another instance (a data directory of its own, which never ran the job) for GitHub's
+ * redelivery, and its reads up to the triage's look for an earlier run's trace.
+ */
+async function redeliveryTo(model: ReturnType<typeof scriptedModel>, yaml: string) {
+  const again = await createTestApp({ model });
+  const redelivered = githubScope();
+  mockInstallationToken(redelivered);
+  mockRepoConfig(redelivered, { yaml });
+  mockAppIdentity(redelivered);
+  return { again, redelivered };
+}
+
+/**
+ * An app whose embeddings are down until `state.down` is cleared, labelling new issues (found
+ * similar ones too), and the first run's reads: no earlier triage, no label Talos applied.
+ */
+async function withEmbeddingsDown(model: ReturnType<typeof scriptedModel>) {
+  const clock = createManualClock();
+  const { embedder, state } = flakyEmbedder();
+  const app = await createTestApp({ model, embedder, clock });
+  const first = githubScope();
+  mockTriageReads(
+    first,
+    "similar:\n  enabled: true\ntriage:\n  enabled: true\n  apply_labels: true\n",
+  );
+  first.get(`${REPO}/issues/14/events`).query(true).reply(200, []);
+  return { app, clock, state, first };
+}
+
+/** Issue 14 is in Hello-World's memory. */
+async function expectRemembered(app: TestApp) {
+  const memory = await app.talos.memory.open({
+    installation: 2,
+    repository: 186853002,
+    name: "Codertocat/Hello-World",
+  });
+  expect((await memory.get("issue-14"))?.text).toContain("Crash on save");
+}
+
+/** The retry skipped its triage, as recorded with the job, and the job was not dropped. */
+function expectTriageSkippedOnce(app: TestApp) {
+  const messages = app.logs.lines().map((l) => String(l.msg));
+  expect(
+    messages.filter((m) => m === "triage skipped: an earlier run of this job triaged the issue"),
+  ).toHaveLength(1);
+  expect(messages.filter((m) => m.startsWith("job dropped"))).toEqual([]);
+}
+
 function opened() {
   const payload = webhookExample("issues", "opened");
   Object.assign(payload.issue, { number: 14, title: "Crash on save", body: "It crashes." });
@@ -63,17 +113,8 @@ function opened() {
 
 describe("triage of a new issue whose job runs again", () => {
   it("a retry after memory trouble does not triage again: no second model run, no other label", async () => {
-    const clock = createManualClock();
-    const { embedder, state } = flakyEmbedder();
     const model = twoTriages();
-    const app = await createTestApp({ model, embedder, clock });
-    const first = githubScope();
-    mockTriageReads(
-      first,
-      "similar:\n  enabled: true\ntriage:\n  enabled: true\n  apply_labels: true\n",
-    );
-    // No earlier triage: the issue has no label Talos applied.
-    first.get(`${REPO}/issues/14/events`).query(true).reply(200, []);
+    const { app, clock, state, first } = await withEmbeddingsDown(model);
     const labelled: unknown[] = [];
     first
       .post(`${REPO}/issues/14/labels`, (body) => Boolean(labelled.push(body)))
@@ -83,10 +124,27 @@ describe("triage of a new issue whose job runs again", () => {
     expect(first.pendingMocks()).toEqual([]);
     expect(app.logs.lines().some((l) => l.msg === "job failed; will retry")).toBe(true);
 
-    // The embeddings are back; the retry remembers the issue, and finds the label it applied.
+    // The embeddings are back; the retry remembers the issue. Its triage is recorded with the
+    // job as done: GitHub is not asked for the issue's events.
     state.down = false;
-    const retry = githubScope();
-    retry
+    const unmatched = recordUnmatchedRequests();
+    await clock.advance(30_000);
+    await app.talos.services.jobs.idle();
+
+    expect(unmatched).toEqual([]);
+    expect(labelled).toEqual([{ labels: ["bug"] }]);
+    expect(model.callCount).toBe(2);
+    expect(app.talos.services.journal!.list()).toEqual([]);
+    expectTriageSkippedOnce(app);
+    await expectRemembered(app);
+
+    // GitHub's redelivery, to an instance that never ran the job (another data directory): it
+    // finds the label Talos applied.
+    const { again, redelivered } = await redeliveryTo(
+      model,
+      "similar:\n  enabled: false\ntriage:\n  enabled: true\n  apply_labels: true\n",
+    );
+    redelivered
       .get(`${REPO}/issues/14/events`)
       .query(true)
       .reply(200, [
@@ -97,19 +155,42 @@ describe("triage of a new issue whose job runs again", () => {
           label: { name: "bug" },
         },
       ]);
+    await again.probot.receive({ id: "triage-retry", name: "issues", payload: opened() } as never);
+    expect(redelivered.pendingMocks()).toEqual([]);
+    expect(model.callCount).toBe(2);
+    expect(labelled).toEqual([{ labels: ["bug"] }]);
+    expect(
+      again.logs.lines().some((l) => String(l.msg).includes("an earlier run triaged the issue")),
+    ).toBe(true);
+  });
+
+  it("a retry after memory trouble does not triage again when the first found no label to apply, which leaves no trace", async () => {
+    // The first triage finds no label fits; a second would label the issue.
+    const model = scriptedModel()
+      .respondWithTools([{ name: "propose_labels", args: { labels: [], reason: "unclear" } }])
+      .respond(new AIMessage("Nothing fits."))
+      .respondWithTools([{ name: "propose_labels", args: { labels: ["question"], reason: "?" } }])
+      .respond(new AIMessage("A question."));
+    const { app, clock, state, first } = await withEmbeddingsDown(model);
+    await app.probot.receive({ id: "triage-none", name: "issues", payload: opened() } as never);
+    expect(first.pendingMocks()).toEqual([]);
+    expect(app.logs.lines().some((l) => l.msg === "job failed; will retry")).toBe(true);
+    expect(app.talos.services.journal!.list()).toMatchObject([
+      { id: "triage-none", stepsDone: ["triage"] },
+    ]);
+
+    // The retry remembers the issue and asks GitHub nothing: the model is not run again, and
+    // no label is applied.
+    state.down = false;
+    const unmatched = recordUnmatchedRequests();
     await clock.advance(30_000);
     await app.talos.services.jobs.idle();
 
-    expect(retry.pendingMocks()).toEqual([]);
-    expect(labelled).toEqual([{ labels: ["bug"] }]);
+    expect(unmatched).toEqual([]);
     expect(model.callCount).toBe(2);
     expect(app.talos.services.journal!.list()).toEqual([]);
-    const memory = await app.talos.memory.open({
-      installation: 2,
-      repository: 186853002,
-      name: "Codertocat/Hello-World",
-    });
-    expect((await memory.get("issue-14"))?.text).toContain("Crash on save");
+    expectTriageSkippedOnce(app);
+    await expectRemembered(app);
   });
 
   it("a redelivery after the triage comment is up does not triage again", async () => {
@@ -133,13 +214,10 @@ describe("triage of a new issue whose job runs again", () => {
 
     // GitHub's redelivery of the same event, once the delivery has left the ledger (a restart
     // with another data directory stands for that): the comment says the issue is triaged.
-    const again = await createTestApp({ model });
-    const redelivered = githubScope();
-    mockInstallationToken(redelivered);
-    mockRepoConfig(redelivered, {
-      yaml: "triage:\n  enabled: true\n  apply_labels: true\n  comment: true\n",
-    });
-    mockAppIdentity(redelivered);
+    const { again, redelivered } = await redeliveryTo(
+      model,
+      "triage:\n  enabled: true\n  apply_labels: true\n  comment: true\n",
+    );
     redelivered
       .get(`${REPO}/issues/14/comments`)
       .query(true)

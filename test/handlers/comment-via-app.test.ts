@@ -1,4 +1,3 @@
-import nock from "nock";
 import { describe, expect, it, onTestFinished, vi } from "vitest";
 import {
   githubScope,
@@ -6,6 +5,7 @@ import {
   mockAppIdentity,
   mockInstallationToken,
   mockRepoConfig,
+  recordUnmatchedRequests,
 } from "../helpers/github-mocks.js";
 import { createTestApp, loadFixture, type TestApp } from "../helpers/test-app.js";
 
@@ -27,16 +27,6 @@ function receive(app: TestApp, payload: unknown, id = "delivery-via-app") {
   return app.probot.receive({ id, name: "issue_comment", payload } as Parameters<
     TestApp["probot"]["receive"]
   >[0]);
-}
-
-/** Every request nock could not answer: with no mocks set up, any request at all lands here. */
-function recordUnmatchedRequests(): string[] {
-  const unmatched: string[] = [];
-  const listener = (req: { method?: string; path?: string }) =>
-    unmatched.push(`${req.method} ${req.path}`);
-  nock.emitter.on("no match", listener);
-  onTestFinished(() => void nock.emitter.removeListener("no match", listener));
-  return unmatched;
 }
 
 /** Watches the Markdown parse that finds a command (the worker pool is shared by the file). */

@@ -1,4 +1,5 @@
 import nock from "nock";
+import { onTestFinished } from "vitest";
 
 export const API = "https://api.github.com";
 export const INSTALLATION_TOKEN = "ghs_installationTokenForTests0123456789";
@@ -140,4 +141,17 @@ export function mockEarlierReview(scope: nock.Scope, sha: string) {
         commit_id: sha,
       },
     ]);
+}
+
+/**
+ * Every request nock could not answer (it answers them as a 404, which can pass for GitHub's:
+ * a job dropped as gone). With no mocks set up, any request at all lands here.
+ */
+export function recordUnmatchedRequests(): string[] {
+  const unmatched: string[] = [];
+  const listener = (req: { method?: string; path?: string }) =>
+    unmatched.push(`${req.method} ${req.path}`);
+  nock.emitter.on("no match", listener);
+  onTestFinished(() => void nock.emitter.removeListener("no match", listener));
+  return unmatched;
 }

@@ -177,6 +177,36 @@ describe("the job journal", () => {
     await third.journal.close();
   });
 
+  it("keeps the steps a job's runs finished for its next runs, across restarts, until it ends or is retried by hand", async () => {
+    const file = join(makeDataDir(), "journal.log");
+    const first = await openJournal(file);
+    await first.journal.enqueue(job("stepper"));
+    expect((await first.journal.claimNext())?.stepsDone).toBeUndefined();
+    await first.journal.stepDone("stepper", "triage");
+    await first.journal.stepDone("stepper", "triage");
+    await first.journal.fail("stepper", "embeddings: 503", 0);
+    expect(await first.journal.claimNext()).toMatchObject({ attempts: 2, stepsDone: ["triage"] });
+    await first.journal.stepDone("unknown", "triage");
+    await first.journal.close();
+
+    // Replayed, then in the job's snapshot once the next open has rewritten the file.
+    for (let i = 0; i < 2; i++) {
+      const reopened = await openJournal(file);
+      expect(reopened.journal.list()).toMatchObject([{ id: "stepper", stepsDone: ["triage"] }]);
+      await reopened.journal.close();
+    }
+    const last = await openJournal(file);
+    await last.journal.claimNext();
+    await last.journal.fail("stepper", "malformed", undefined);
+    expect(await last.journal.retryParked("stepper")).toBe(true);
+    // Retried by hand: as if just accepted.
+    expect((await last.journal.claimNext())?.stepsDone).toBeUndefined();
+    await last.journal.complete("stepper");
+    await last.journal.stepDone("stepper", "late");
+    await last.journal.close();
+    expect(readFileSync(file, "utf8")).not.toContain('"step":"late"');
+  });
+
   it("refuses jobs over its bound, and remembers which repositories were refused", async () => {
     const file = join(makeDataDir(), "journal.log");
     const { journal } = await openJournal(file, { maxQueued: 2 });

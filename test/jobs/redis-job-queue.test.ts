@@ -208,6 +208,28 @@ describe.runIf(available)("the Redis job queue (BullMQ)", () => {
     }
   });
 
+  it("keeps the steps a job's runs finished for its retry on another instance, until the job ends", async () => {
+    const [a, b] = await instances(on(2));
+    await a!.enqueue(job("stepper", "t"));
+    expect((await a!.claimNext())?.stepsDone).toBeUndefined();
+    await a!.stepDone("stepper", "triage");
+    await a!.stepDone("stepper", "triage");
+    await a!.fail("stepper", "embeddings: 503", Date.now());
+    expect(await claimWithin(b!)).toMatchObject({ id: "stepper", stepsDone: ["triage"] });
+    await b!.stepDone("stepper", "summary");
+    await b!.close();
+    expect(await claimWithin(a!)).toMatchObject({ stepsDone: ["triage", "summary"] });
+    await a!.complete("stepper");
+    // A late one (a run whose lease was lost) leaves nothing behind once the job has ended.
+    await a!.stepDone("stepper", "late");
+    const redis = new Redis(TEST_REDIS_URL);
+    try {
+      expect(await redis.hgetall(`${prefixes.at(-1)}:steps`)).toEqual({});
+    } finally {
+      redis.disconnect();
+    }
+  });
+
   it("hands a job back at close, and another instance runs it", async () => {
     const [a, b] = await instances(on(2));
     await a!.enqueue(job("held", "t"));
