@@ -92,7 +92,7 @@ export interface Services {
   tokenCounter: TokenCounter;
   /** When Talos last ran: `alive.json`, or with DATABASE_URL the instances' shared mark. */
   aliveMarks: AliveMarks;
-  /** When suspended installations were suspended, to catch them up from (see openSuspensionMarks). */
+  /** When suspended installations were suspended, to catch up from (openSuspensionMarks). */
   suspensions: SuspensionMarks;
   /** Flushes memory and releases what the services hold open (memory, journal, workers). */
   close(): Promise<void>;

@@ -207,10 +207,9 @@ export class BackfillRunner {
   /**
    * A command's catch-up queued or running from a time later than `since` reads from `since`
    * instead: one not started yet from there, one running again from there (behind the others
-   * queued) once it ends. The
-   * queue's file holds the earlier time at once, for a restart. False when it reads from as far
-   * back already. (An unsuspension's catch-up was a no-op behind a `talos backfill --since` of a
-   * later time, and the window between was never read.)
+   * queued) once it ends. The queue's file holds the earlier time at once, for a restart. False
+   * when it reads from as far back already. (An unsuspension's catch-up was a no-op behind a
+   * `talos backfill --since` of a later time, and the window between was never read.)
    */
   #widen(key: string, job: Job, since: string): boolean {
     const from = job.again ?? job.since;
