@@ -243,10 +243,15 @@ export class JobJournal implements JobQueue {
 
   async stepDone(id: string, step: string): Promise<void> {
     if (!this.#jobs.has(id)) return;
-    const record: JournalRecord = { op: "step", id, step: step.slice(0, MAX_STEP) };
+    const record = { op: "step", id, step: step.slice(0, MAX_STEP) } as const;
+    const had = this.#jobs.get(id)?.stepsDone;
     this.#apply(record);
-    // As a spend: a crash keeps it; a power cut could cost one step done again.
-    await this.#append(record, false);
+    // As a spend: a crash keeps it; a power cut could cost one step done again. Not written (a
+    // full disk), it is taken back: the next run, here or after a restart, does the step again.
+    await this.#append(record, false, () => {
+      const job = this.#jobs.get(id);
+      if (job) job.stepsDone = had;
+    });
   }
 
   async fail(id: string, error: string, retryAt: number | undefined): Promise<void> {

@@ -588,8 +588,8 @@ export class RedisJobQueue implements JobQueue {
     id: string,
     value: string | number,
   ): Promise<void> {
-    // The held job's own id (one kept under its earlier id, see legacyJobIdOf), else the mapping.
-    const jobId = this.#claimed.get(id)?.bull.id ?? this.#jobId(id);
+    const jobId = this.#claimed.get(id)?.bull.id ?? (await this.#storedId(id));
+    if (jobId === undefined) return;
     await this.#redis[script](hash, this.#doneKey(jobId), this.#parkedKey(jobId), jobId, value);
   }
 
@@ -847,6 +847,18 @@ export class RedisJobQueue implements JobQueue {
   }
 
   /** The job ids a delivery may be kept under: its own, and its earlier one if it has one. */
+  /**
+   * The id a delivery's job is stored under (its earlier id, see legacyJobIdOf, or the mapping),
+   * for a run whose claim is gone (its lease lost): what it records goes with that job. Under
+   * the mapping alone it went to an id no job had, which no job's end cleared, and which a later
+   * job of that id (a redelivery past the retention) found as its own.
+   */
+  async #storedId(delivery: string): Promise<string | undefined> {
+    for (const id of this.#storedIds(delivery))
+      if (await this.#redis.exists(`${this.#options.prefix}:jobs:${id}`)) return id;
+    return undefined;
+  }
+
   #storedIds(delivery: string): string[] {
     const id = this.#jobId(delivery);
     const legacy = legacyJobIdOf(delivery);

@@ -207,6 +207,21 @@ describe("the job journal", () => {
     expect(readFileSync(file, "utf8")).not.toContain('"step":"late"');
   });
 
+  it("takes a step back that the disk would not take: the next run does it again", async () => {
+    const directory = makeDataDir();
+    const { journal } = await openJournal(join(directory, "journal.log"));
+    await journal.enqueue(job("stepper"));
+    await journal.claimNext();
+    const prototype = await fileHandlePrototype(directory);
+    vi.spyOn(prototype, "appendFile").mockRejectedValue(noSpace());
+    await expect(journal.stepDone("stepper", "triage")).rejects.toThrow("ENOSPC");
+    vi.restoreAllMocks();
+    await journal.fail("stepper", "embeddings: 503", 0);
+    // It was kept in memory, and a retry in this process skipped the step a restart would redo.
+    expect((await journal.claimNext())?.stepsDone).toBeUndefined();
+    await journal.close();
+  });
+
   it("refuses jobs over its bound, and remembers which repositories were refused", async () => {
     const file = join(makeDataDir(), "journal.log");
     const { journal } = await openJournal(file, { maxQueued: 2 });

@@ -28,6 +28,25 @@ async function until(condition: () => Promise<boolean>): Promise<void> {
   while (!(await condition())) await new Promise((resolve) => setTimeout(resolve, 50));
 }
 
+/**
+ * A job as the queue stored it before escaping ids: under its delivery id (`x:y:z`), in thread
+ * `t`, accepted `acceptedMs` long.
+ */
+async function storeLegacyJob(prefix: string, id: string, acceptedMs: number): Promise<void> {
+  const connection = new Redis(TEST_REDIS_URL, { maxRetriesPerRequest: null });
+  const redis = new Redis(TEST_REDIS_URL);
+  try {
+    const legacy = new Queue("jobs", { prefix, connection });
+    await legacy.add("work", job(id, "t"), { jobId: id, attempts: 1 });
+    await legacy.close();
+    await redis.rpush(`${prefix}:thread:t`, id);
+    await redis.set(`${prefix}:accepted:${id}`, "an-earlier-instance", "PX", acceptedMs);
+  } finally {
+    connection.disconnect();
+    redis.disconnect();
+  }
+}
+
 describe.runIf(available)("the Redis job queue's bound, job ids, retries and renewals", () => {
   const prefixes: string[] = [];
   const queues: RedisJobQueue[] = [];
@@ -307,15 +326,8 @@ describe.runIf(available)("the Redis job queue's bound, job ids, retries and ren
         prefix,
         queues: [a],
       } = await instances(1);
-      // As the queue stored it before escaping ids: the job under its delivery id, in its thread.
-      const connection = new Redis(TEST_REDIS_URL, { maxRetriesPerRequest: null });
-      const legacy = new Queue("jobs", { prefix, connection });
       const id = "x:y:z";
-      await legacy.add("work", job(id, "t"), { jobId: id, attempts: 1 });
-      await redis.rpush(`${prefix}:thread:t`, id);
-      await redis.set(`${prefix}:accepted:${id}`, "an-earlier-instance", "PX", 3_600_000);
-      await legacy.close();
-      connection.disconnect();
+      await storeLegacyJob(prefix, id, 3_600_000);
       expect(await a.has(id)).toBe(true);
       expect(await a.enqueue(job(id, "t"))).toEqual({ status: "duplicate" });
       expect(await a.count()).toBe(1);
@@ -331,6 +343,36 @@ describe.runIf(available)("the Redis job queue's bound, job ids, retries and ren
       expect(await a.claimNext()).toBeUndefined();
       expect(await a.count()).toBe(0);
     });
+  });
+
+  it("records a step of a legacy-id job's run whose lease was lost with that job, which its end clears", async () => {
+    const {
+      prefix,
+      queues: [a, b],
+    } = await instances(2, { leaseMs: 1_500, retentionMs: 1_000 });
+    const id = "x:y:z";
+    await storeLegacyJob(prefix, id, 1_000);
+    const claimed = await a.claimNext();
+    expect(claimed).toMatchObject({ id });
+    // The run's lease is lost (a long pause, say), just after it finished its triage.
+    const lost = new Promise((resolve) => claimed!.lease!.addEventListener("abort", resolve));
+    await redis.del(`${prefix}:lease:t`);
+    await lost;
+    await a.stepDone(id, "triage");
+    // With the job it ran (it went to the escaped id "~x%3Ay%3Az", which no job had and no end
+    // cleared, and a redelivery past the retention, a new job of that id, found it as its own).
+    expect(await redis.hgetall(`${prefix}:steps`)).toEqual({ [id]: "triage" });
+    let next: Job | undefined;
+    await until(async () => (next = await b!.claimNext()) !== undefined);
+    expect(next).toMatchObject({ id, stepsDone: ["triage"] });
+    await b!.complete(id);
+    expect(await redis.hgetall(`${prefix}:steps`)).toEqual({});
+    await new Promise((resolve) => setTimeout(resolve, 1_100));
+    expect(await b!.enqueue(job(id, "t2"))).toEqual({ status: "accepted" });
+    let again: Job | undefined;
+    await until(async () => (again = await b!.claimNext()) !== undefined);
+    expect(again).toMatchObject({ id });
+    expect(again?.stepsDone).toBeUndefined();
   });
 
   it("waits for a failed job's retry time when the error came between recording the failure and delaying the job", async () => {
