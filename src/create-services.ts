@@ -13,7 +13,7 @@ import { createTokenCounter, type TokenCounter } from "./agent/count-tokens.js";
 import { RedisBudgetCounts } from "./agent/redis-budget-counts.js";
 import { Database } from "./database/database.js";
 import { PostgresAliveMarks } from "./database/postgres-alive-marks.js";
-import { PostgresSuspensionMarks } from "./database/postgres-suspension-marks.js";
+import { moveFileMarks, PostgresSuspensionMarks } from "./database/postgres-suspension-marks.js";
 import { PostgresBudgetCounts } from "./database/postgres-budget-counts.js";
 import { TokenBudgets } from "./agent/token-budgets.js";
 import { MemoryAutomationBudget, type AutomationBudget } from "./automations/automation-budget.js";
@@ -368,25 +368,16 @@ export function createMemoryRegistry(
 
 /**
  * The suspension marks: in `suspensions.json`, or with DATABASE_URL in PostgreSQL, which every
- * instance shares. A file's marks (from before DATABASE_URL was set) are moved there at start,
- * each kept only if earlier than one already there; a crash midway moves them again.
+ * instance shares; a file's marks, from before DATABASE_URL was set, are moved there at start.
  */
 async function openSuspensionMarks(
   env: Env,
   database: Database | undefined,
   log: Logger,
 ): Promise<SuspensionMarks> {
-  const file = new FileSuspensionMarks(join(env.TALOS_DATA_DIR, "suspensions.json"), log);
-  if (!database) return file;
+  const file = join(env.TALOS_DATA_DIR, "suspensions.json");
+  if (!database) return new FileSuspensionMarks(file, log);
   const shared = new PostgresSuspensionMarks(database);
-  for (const [installation, at] of await file.all()) {
-    await shared.record(installation, at);
-    // Left in the file (a read-only data directory), it is only moved again at the next start.
-    await file
-      .clear(installation)
-      .catch((error: unknown) =>
-        log.warn({ err: error }, "suspension mark not moved out of its file"),
-      );
-  }
+  await moveFileMarks(file, shared, log);
   return shared;
 }

@@ -194,11 +194,12 @@ export function migrations(schema: string): string[] {
        id text NOT NULL,
        PRIMARY KEY (installation_id, repository_id, day, id));
      ${protect("budget_charges")}`,
-    // 9: when each suspended installation was suspended (PostgresSuspensionMarks): written in
-    // its installation's scope; read across them (a start's catch-up looks at every one).
+    // 9: when each suspended installation was suspended (PostgresSuspensionMarks), in epoch
+    // milliseconds: written in its installation's scope; read across them (a start's catch-up
+    // looks at every one).
     `CREATE TABLE ${table("suspension_marks")} (
        installation_id bigint PRIMARY KEY,
-       suspended_at timestamptz NOT NULL);
+       suspended_at_ms bigint NOT NULL);
      ALTER TABLE ${table("suspension_marks")} ENABLE ROW LEVEL SECURITY;
      ALTER TABLE ${table("suspension_marks")} FORCE ROW LEVEL SECURITY;
      CREATE POLICY scoped ON ${table("suspension_marks")}

@@ -27,9 +27,13 @@ export interface SuspensionMarks {
   clear(installation: number): Promise<void>;
 }
 
-/** A mark worth keeping: an installation GitHub could have (ids are safe integers), a time. */
+/**
+ * A mark worth keeping: an installation GitHub could have (ids are safe integers), and a time
+ * since 1970 (one before is a clock gone wrong; PostgreSQL's times end at 4713 BC, JavaScript's
+ * do not).
+ */
 export const isMark = (installation: number, at: string): boolean =>
-  Number.isSafeInteger(installation) && Number.isFinite(Date.parse(at));
+  Number.isSafeInteger(installation) && Date.parse(at) >= 0;
 
 /**
  * The marks in a file (`suspensions.json` in the data directory). Each change is read, applied
@@ -85,8 +89,7 @@ export class FileSuspensionMarks implements SuspensionMarks {
     try {
       const marks: Record<string, string> = {};
       for (const [key, at] of Object.entries((await readJsonFile(this.#file, MarksSchema)) ?? {}))
-        if (KEY.test(key) && typeof at === "string" && Number.isFinite(Date.parse(at)))
-          marks[key] = at;
+        if (KEY.test(key) && typeof at === "string" && isMark(Number(key), at)) marks[key] = at;
       return marks;
     } catch (error) {
       if (!(error instanceof DamagedFileError)) throw error;

@@ -48,16 +48,28 @@ describe("suspension marks", () => {
     await marks.record(2, "2026-11-20T08:00:00.000Z");
     await marks.record(1e20, "2026-11-20T08:00:00.000Z");
     await marks.record(3, "+010000-01-01T00:00:00.000Z");
+    // Before 1970: a clock gone wrong (and before PostgreSQL's times begin, for 4713 BC).
+    await marks.record(5, "1969-12-31T23:59:59.999Z");
+    await marks.record(6, "-005000-01-01T00:00:00.000Z");
     const written = JSON.parse(readFileSync(file, "utf8")) as Record<string, unknown>;
     expect(written).toEqual({
       2: "2026-11-20T08:00:00.000Z",
       3: "+010000-01-01T00:00:00.000Z",
     });
-    writeFileSync(file, JSON.stringify({ ...written, 4: "soon", x: "2026-11-20T08:00:00.000Z" }));
+    writeFileSync(
+      file,
+      JSON.stringify({
+        ...written,
+        4: "soon",
+        7: "1900-01-01T00:00:00Z",
+        x: "2026-11-20T08:00:00.000Z",
+      }),
+    );
 
     const reopened = new FileSuspensionMarks(file, log);
     expect(await reopened.since(2)).toBe("2026-11-20T08:00:00.000Z");
     expect(await reopened.since(3)).toBe("+010000-01-01T00:00:00.000Z");
     expect(await reopened.since(4)).toBeUndefined();
+    expect(await reopened.since(7)).toBeUndefined();
   });
 });
