@@ -27,9 +27,9 @@ export interface JobJournalOptions {
   /** Jobs waiting, running or parked; more are refused. */
   maxQueued: number;
   /**
-   * Their payloads' JSON together, in UTF-8 bytes (see weightOf): the jobs are held in
-   * RAM, and a few large payloads (GitHub sends up to 25 MB) weigh more than thousands of small
-   * ones. More are refused. Unbounded when absent.
+   * Their payloads' JSON together, in UTF-8 bytes (see weightOf): the jobs are held in RAM, and
+   * a few large payloads (GitHub sends up to 25 MB) weigh more than thousands of small ones.
+   * More are refused. Unbounded when absent.
    */
   maxQueuedBytes?: number | undefined;
   /** How long a finished delivery is remembered, so that a redelivery is skipped. */
@@ -67,7 +67,11 @@ const lineOf = (record: JournalRecord): string => `${JSON.stringify(record)}\n`;
  * so a job weighs the same after restarts as when accepted.
  */
 function weightOf(record: JournalRecord & { op: "add" }, line = lineOf(record)): number {
-  return Buffer.byteLength(line) - Buffer.byteLength(lineOf({ ...record, payload: null }));
+  // At least nothing: a job without a payload (none is) weighs less than one with `null`.
+  return Math.max(
+    0,
+    Buffer.byteLength(line) - Buffer.byteLength(lineOf({ ...record, payload: null })),
+  );
 }
 
 // Delivery ids are GUIDs; records are JSON, so any string is safe in the file, but not any size.
