@@ -1,6 +1,6 @@
 import type { CommentInfo, IssueInfo, RepoClient } from "../github/create-repo-client.js";
 import { UTF8_TOKEN_BOUND, type TokenCounter } from "./count-tokens.js";
-import type { Fence } from "./untrusted-text.js";
+import { visibleLength, type Fence } from "./untrusted-text.js";
 
 /** An issue or pull request and its comments: the whole history the agent works from. */
 export interface Thread {
@@ -36,7 +36,11 @@ export async function loadThread(
     known.issue ?? github.getIssue(number),
     known.comments
       ? { comments: known.comments, omitted: 0 }
-      : github.listRecentComments(number, { maxChars: budgetTokens * CHARS_PER_TOKEN }),
+      : github.listRecentComments(number, {
+          maxChars: budgetTokens * CHARS_PER_TOKEN,
+          // As renderThread shows them: a hidden comment takes no room.
+          weigh: visibleLength,
+        }),
   ]);
   return { issue, comments: recent.comments, omitted: recent.omitted };
 }

@@ -38,6 +38,9 @@ export function cleanUntrustedText(text: string): string {
     .trim();
 }
 
+/** What a reader of the GitHub page sees of `text`, in characters (see cleanUntrustedText). */
+export const visibleLength = (text: string): number => cleanUntrustedText(text).length;
+
 function stripMarkup(text: string): string {
   const scanner = createHtmlScanner(text);
   let out = "";

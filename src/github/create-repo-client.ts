@@ -55,6 +55,13 @@ export interface CommentBudget {
   maxChars: number;
   /** The most comments to keep. */
   maxComments?: number | undefined;
+  /**
+   * A body's size against `maxChars`: its length unless given. A caller that shows bodies as a
+   * reader sees them (cleanUntrustedText) weighs them so: a comment hidden whole in an HTML
+   * comment, which anyone may post and no reader sees, took the room of the visible comments
+   * before it, and they went unread.
+   */
+  weigh?: ((body: string) => number) | undefined;
 }
 
 /** What a comment costs besides its body, rendered: author, date and fence or separator. */
@@ -211,7 +218,8 @@ export function createRepoClient(octokit: Octokit, repo: RepoRef): RepoClient {
         for (const c of data.toReversed()) {
           // A comment deleted between two reads shifts the pages: one may then come twice.
           if (seen.has(c.id)) continue;
-          const cost = (c.body ?? "").length + COMMENT_OVERHEAD_CHARS;
+          const body = c.body ?? "";
+          const cost = (budget.weigh ? budget.weigh(body) : body.length) + COMMENT_OVERHEAD_CHARS;
           if (kept.length >= maxComments || (kept.length > 0 && chars + cost > budget.maxChars))
             break walk;
           seen.add(c.id);

@@ -1,4 +1,5 @@
 import { z } from "zod";
+import { cleanUntrustedText, visibleLength } from "../agent/untrusted-text.js";
 import { clipResult, MAX_RESULT_CHARS } from "./clip-result.js";
 import { defineTool } from "./define-tool.js";
 
@@ -15,6 +16,7 @@ export const listCommentsTool = defineTool({
     const { comments, total, omitted } = await github.listRecentComments(number, {
       maxChars: MAX_RESULT_CHARS,
       maxComments: limit,
+      weigh: visibleLength,
     });
     if (comments.length === 0) return `#${number} has no comments.`;
     const header =
@@ -27,7 +29,11 @@ export const listCommentsTool = defineTool({
       header +
         [...comments]
           .reverse()
-          .map((c) => `--- ${c.author ?? "unknown"} at ${c.createdAt}:\n${c.body}`)
+          // Each body as a reader sees it, before the result is cut to its size: a comment hidden
+          // in an HTML comment took the room of the others, and one left unclosed hid them all.
+          .map(
+            (c) => `--- ${c.author ?? "unknown"} at ${c.createdAt}:\n${cleanUntrustedText(c.body)}`,
+          )
           .join("\n\n"),
     );
   },

@@ -5,6 +5,9 @@ import {
   createRepoClient,
   getLastPage,
 } from "../../src/github/create-repo-client.js";
+import { loadThread } from "../../src/agent/thread.js";
+import { visibleLength } from "../../src/agent/untrusted-text.js";
+import { makeIssue } from "../helpers/fake-repo-client.js";
 import { startGitHubStandIn, type GitHubStandIn } from "../helpers/github-stand-in.js";
 
 const REPO = "acme/widgets";
@@ -35,6 +38,9 @@ describe("reading a long thread newest first", () => {
     for (let i = 1; i <= 150; i++) github.addComment(REPO, 3, { body: bodyOf(i), login: "u" });
     github.addComment(REPO, 4, { body: bodyOf(1), login: "u" });
     github.addComment(REPO, 4, { body: bodyOf(2, 50_000), login: "u" });
+    github.addComment(REPO, 6, { body: bodyOf(1), login: "maintainer" });
+    for (let i = 0; i < 3; i++)
+      github.addComment(REPO, 6, { body: `<!-- ${"x".repeat(20_000)} -->`, login: "anyone" });
   });
 
   afterAll(() => github?.close());
@@ -95,6 +101,26 @@ describe("reading a long thread newest first", () => {
     const result = await client().listRecentComments(4, { maxChars: 10_000 });
     expect(result.comments.map((c) => c.body.length)).toEqual([50_000]);
     expect(result).toMatchObject({ total: 2, omitted: 1 });
+  });
+
+  it("weighs comments as the caller says: hidden ones, weighed as a reader sees them, take no room", async () => {
+    // By their length, three comments hidden in HTML comments pushed the visible one out.
+    const raw = await client().listRecentComments(6, { maxChars: 10_000 });
+    expect(raw).toMatchObject({ total: 4, omitted: 3 });
+    const seen = await client().listRecentComments(6, {
+      maxChars: 10_000,
+      weigh: visibleLength,
+    });
+    expect(seen).toMatchObject({ total: 4, omitted: 0 });
+    expect(seen.comments[0]).toMatchObject({ author: "maintainer", body: bodyOf(1) });
+    // The thread a prompt is made of weighs them so.
+    const thread = await loadThread(client(), 6, { issue: makeIssue(6) }, 2_500);
+    expect(thread.comments.map((c) => c.author)).toEqual([
+      "maintainer",
+      "anyone",
+      "anyone",
+      "anyone",
+    ]);
   });
 
   it("says when a thread has no comments", async () => {

@@ -16,6 +16,16 @@ describe("list_comments", () => {
     for (let i = 1; i <= 1_000; i++)
       github.addComment(REPO, 7, { body: `comment number ${i}`, login: `user${i}` });
     for (let i = 1; i <= 3; i++) github.addComment(REPO, 8, { body: `short ${i}`, login: "bob" });
+    github.addComment(REPO, 10, {
+      body: "Do not merge: #12 leaks the token.",
+      login: "maintainer",
+    });
+    github.addComment(REPO, 10, { body: `<!-- ${"x".repeat(30_000)} -->`, login: "anyone" });
+    github.addComment(REPO, 11, { body: "Fixed in #13.", login: "maintainer" });
+    github.addComment(REPO, 11, {
+      body: "Thanks! <!-- and nothing after this shows",
+      login: "anyone",
+    });
   });
 
   afterAll(() => github?.close());
@@ -55,6 +65,20 @@ describe("list_comments", () => {
     expect(result).toMatch(
       /^Newest first: all 3 comment\(s\)\.\n\n--- bob at .*:\nshort 3\n\n--- bob at .*:\nshort 2\n\n--- bob at .*:\nshort 1$/,
     );
+  });
+
+  it("shows the comments before one hidden in an HTML comment, which no reader sees", async () => {
+    // The hidden one's 30,000 characters took the result's room, and the cut left nothing else.
+    const result = await listComments({ number: 10 });
+    expect(result).toContain("Do not merge: #12 leaks the token.");
+    expect(result).not.toContain("xxxx");
+  });
+
+  it("shows the comments before one with an unclosed HTML comment, which hid them all", async () => {
+    const result = await listComments({ number: 11 });
+    expect(result).toContain("Thanks!");
+    expect(result).toContain("Fixed in #13.");
+    expect(result).not.toContain("nothing after this shows");
   });
 
   it("says when there are no comments", async () => {
