@@ -682,10 +682,6 @@ export class MemoryRegistry implements MemoryService {
     }
   }
 
-  /**
-   * Moves `directory` away in one rename, holding the locks of the memory directories in it
-   * (another process using one fails the deletion), then removes it.
-   */
   /** Closes a repository's store and removes its directory, under its slot: whether there was one. */
   async #discard(slot: Slot): Promise<boolean> {
     await this.#closeStore(slot).catch((error: unknown) =>
@@ -699,6 +695,10 @@ export class MemoryRegistry implements MemoryService {
     return removed;
   }
 
+  /**
+   * Moves `directory` away in one rename, holding the locks of the memory directories in it
+   * (another process using one fails the deletion), then removes it.
+   */
   async #removeDirectory(directory: string, locked: string[]): Promise<boolean> {
     // One move at a time: an installation's deletion and one of its repositories' would
     // otherwise race, each locking or moving what the other moves away (ENOENT, or this
