@@ -66,8 +66,9 @@ export class JobLeaseLostError extends Error {
 // wait until then, however it came back: BullMQ's delay is set only after the failure is recorded,
 // and an error or a crash between the two left the job to run again as soon as its lock ran out.
 // Returns the attempt number with the tokens the job's runs have spent so far and the steps they
-// finished (newline-separated), or -1 (not the thread's turn), -2 (the thread is held), -3 (done already: a crash came between recording it
-// and telling the queue), -4 (parked already, alike), or -5 with the retry time.
+// finished (newline-separated), or -1 (not the thread's turn), -2 (the thread is held), -3 (done
+// already: a crash came between recording it and telling the queue), -4 (parked already, alike),
+// or -5 with the retry time.
 const CLAIM = `
 local list, lease, attempts, spent, retryAt, steps = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5], KEYS[6]
 local id, owner, ms, jobPrefix, donePrefix, parkedPrefix, now = ARGV[1], ARGV[2], ARGV[3], ARGV[4], ARGV[5], ARGV[6], ARGV[7]
