@@ -30,7 +30,10 @@ export interface Comparison {
   /** "ahead": the base is an ancestor of the head, so `files` is exactly what came since. */
   status: "ahead" | "behind" | "diverged" | "identical";
   files: PullRequestFile[];
-  /** False when the comparison may hold more files than GitHub lists for one (300), or has no list. */
+  /**
+   * False when the comparison may hold more files than GitHub lists for one (300), or came
+   * without its list.
+   */
   complete: boolean;
 }
 
@@ -126,11 +129,11 @@ export function createPullRequestClient(octokit: Octokit, repo: RepoRef): PullRe
         throw error;
       }
       // A comparison GitHub answers without its files list (none, or null) says nothing of what
-      // changed: read
-      // as complete, it was a push that changed nothing, and its summary was kept as it was.
-      const listed: unknown = response.data.files;
-      const files = Array.isArray(listed) ? response.data.files!.map(toFile) : [];
-      const complete = Array.isArray(listed) && files.length < MAX_COMPARED_FILES;
+      // changed: read as complete, it was a push that changed nothing, and its summary was kept
+      // as it was.
+      const listed = Array.isArray(response.data.files) ? response.data.files : undefined;
+      const files = (listed ?? []).map(toFile);
+      const complete = listed !== undefined && files.length < MAX_COMPARED_FILES;
       return { status: response.data.status, files, complete };
     },
     async listReviews(number) {
