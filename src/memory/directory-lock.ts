@@ -1,4 +1,4 @@
-import fs from "node:fs";
+import fs, { readFileSync } from "node:fs";
 import { readFile, stat, utimes, writeFile } from "node:fs/promises";
 import { hostname } from "node:os";
 import { join } from "node:path";
@@ -138,14 +138,32 @@ async function namedOwner(lockPath: string): Promise<LockOwner | "nameless"> {
 
 const startedAt = () => Date.now() - process.uptime() * 1000;
 
-/** Whether a process of this host runs with that pid (one of another user's counts). */
+/**
+ * Whether a process of this host runs with that pid (one of another user's counts). A zombie
+ * does not: it has exited, and only waits for its parent to read its status. `kill(pid, 0)`
+ * still finds one, so a restart made before a killed server was reaped (its parent killed with
+ * it, say) was refused as if that server were running.
+ */
 export function isAlive(pid: number): boolean {
   try {
     process.kill(pid, 0);
-    return true;
   } catch (error) {
     return (error as NodeJS.ErrnoException).code === "EPERM";
   }
+  return !isZombie(pid);
+}
+
+/** Linux's `/proc/<pid>/stat` gives the state after the name, which ends at the last `)`. */
+function isZombie(pid: number): boolean {
+  let stat: string;
+  try {
+    stat = readFileSync(`/proc/${pid}/stat`, "utf8");
+  } catch {
+    // No /proc (not Linux), or gone meanwhile: kill() is all there is to go by.
+    return false;
+  }
+  const state = stat.charAt(stat.lastIndexOf(")") + 2);
+  return state === "Z" || state === "X";
 }
 
 async function lockedError(

@@ -1,4 +1,5 @@
-import type { ChildProcess } from "node:child_process";
+import { spawn, type ChildProcess } from "node:child_process";
+import { once } from "node:events";
 import { existsSync, mkdirSync, readFileSync, utimesSync, writeFileSync } from "node:fs";
 import { hostname } from "node:os";
 import { join } from "node:path";
@@ -65,6 +66,33 @@ describe("the memory directory lock", () => {
     child.kill("SIGKILL");
     await exited(child);
     expect(existsSync(join(directory, LOCK_NAME))).toBe(true);
+    const release = await lockDirectory(directory);
+    expect(JSON.parse(readFileSync(join(directory, LOCK_NAME, "owner.json"), "utf8")).pid).toBe(
+      process.pid,
+    );
+    await release();
+  });
+
+  it("takes over at once a lock whose owner has exited but is not yet reaped (a zombie)", async () => {
+    // The inner shell exits at once; its parent then becomes `sleep`, which never reaps it.
+    const parent = spawn("sh", ["-c", 'sh -c "exit 0" & echo $!; exec sleep 30'], {
+      stdio: ["ignore", "pipe", "ignore"],
+    });
+    children.push(parent);
+    const [line] = (await once(parent.stdout, "data")) as [Buffer];
+    const pid = Number(line.toString().trim());
+    await vi.waitFor(
+      () => {
+        const stat = readFileSync(`/proc/${pid}/stat`, "utf8");
+        expect(stat.charAt(stat.lastIndexOf(")") + 2)).toBe("Z");
+      },
+      { timeout: 5_000 },
+    );
+    // kill(pid, 0) still finds it.
+    expect(() => process.kill(pid, 0)).not.toThrow();
+
+    const directory = makeDataDir();
+    plantLock(directory, { pid, host: hostname(), since: new Date().toISOString() }, 0);
     const release = await lockDirectory(directory);
     expect(JSON.parse(readFileSync(join(directory, LOCK_NAME, "owner.json"), "utf8")).pid).toBe(
       process.pid,
