@@ -3,8 +3,8 @@
 const DEPENDENCY_BOTS = new Set(["dependabot", "dependabot-preview", "renovate", "renovate-bot"]);
 
 /**
- * Whether an issue or pull request was opened by a bot, by its author's login: an App's account
- * (`[bot]`) or a dependency bot's user account. Such threads get no automatic work.
+ * Whether a login is a bot's: an App's account (`[bot]`) or a dependency bot's user account.
+ * Threads such an author opened get no automatic work, and such a sender triggers nothing.
  */
 export function isBotAuthor(login: string | null | undefined): boolean {
   const author = login?.toLowerCase() ?? "";

@@ -3,6 +3,7 @@ import type { Context } from "probot";
 import { getCacheEvictions } from "../github/get-cache-evictions.js";
 import type { EvictionScope, GitHubCache } from "../github/github-cache.js";
 import type { JobRun, JobRunner } from "../jobs/job-runner.js";
+import { isBotAuthor } from "../automations/is-bot-author.js";
 
 export type EventHandler<E extends EmitterWebhookEventName> = (
   context: Context<E>,
@@ -34,14 +35,14 @@ export interface EventPipelineDeps {
 }
 
 /**
- * Bots, Talos included, never trigger anything: bot loops and bot-driven abuse stop here. Read
- * before the delivery is journaled, so a field of the wrong type is no bot rather than a 500.
+ * Bots, Talos included, never trigger anything: bot loops and bot-driven abuse stop here. A
+ * dependency bot's user account (self-hosted Renovate) is `type: "User"`, and often has write
+ * access. Read before the delivery is journaled, so a field of the wrong type is no bot rather
+ * than a 500.
  */
 export function isBotSender(sender: Sender | null | undefined): boolean {
   const login: unknown = sender?.login;
-  return (
-    sender?.type === "Bot" || (typeof login === "string" && login.toLowerCase().endsWith("[bot]"))
-  );
+  return sender?.type === "Bot" || (typeof login === "string" && isBotAuthor(login));
 }
 
 /**

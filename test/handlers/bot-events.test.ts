@@ -69,4 +69,24 @@ describe("events from bots", () => {
     expect(app.talos.services.journal!.list()).toEqual([]);
     expect(app.logs.lines().some((l) => l.msg === "ignored: the sender is a bot")).toBe(true);
   });
+
+  it.each(["renovate-bot", "Renovate", "dependabot-preview"])(
+    "a dependency bot's user account (%s, type User) with write access runs no command",
+    async (login) => {
+      const app = await createTestApp();
+      const scope = githubScope(); // no mocks: any request fails the test
+      const payload = loadFixture<{
+        comment: { author_association: string; user: object };
+        sender: object;
+      }>("issue_comment.created.help.json");
+      const user = { login, id: 2_000_001, type: "User" };
+      payload.comment.user = { ...payload.comment.user, ...user };
+      payload.comment.author_association = "COLLABORATOR";
+      payload.sender = { ...payload.sender, ...user };
+      await receive(app, "issue_comment", payload);
+      expect(scope.pendingMocks()).toEqual([]);
+      expect(app.talos.services.journal!.list()).toEqual([]);
+      expect(app.logs.lines().some((l) => l.msg === "ignored: the sender is a bot")).toBe(true);
+    },
+  );
 });
