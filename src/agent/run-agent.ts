@@ -341,15 +341,33 @@ async function callModel(
     });
   }
   metrics.llmRequestDuration.observe({ outcome: "ok" }, (performance.now() - started) / 1000);
-  // Servers that report no usage are charged an estimate, so the budget still holds.
-  const input = reply.usage_metadata?.input_tokens ?? estimate();
-  const output = reply.usage_metadata?.output_tokens ?? counter.countTokens(sentText(reply));
+  // Servers that report no usage are charged an estimate, so the budget still holds. So are those
+  // reporting a figure that is no count (LangChain passes the server's on unchecked): a negative
+  // one gave the day's budget back, and NaN switched it off.
+  const reported = reply.usage_metadata;
+  const input = tokenCount(reported?.input_tokens) ?? estimate();
+  const output = tokenCount(reported?.output_tokens) ?? counter.countTokens(sentText(reply));
+  const bad = [reported?.input_tokens, reported?.output_tokens].filter(
+    (n) => n !== undefined && tokenCount(n) === undefined,
+  );
+  if (bad.length > 0)
+    log.warn(
+      { usage: reported },
+      "the language model server reported usage that is no token count: an estimate is charged",
+    );
   usage.input += input;
   usage.output += output;
   options.account?.charge(input + output);
   count("input", input);
   count("output", output);
   return { reply, input, output };
+}
+
+/** A reported figure as whole tokens, when it is a count (finite, not negative). */
+function tokenCount(reported: unknown): number | undefined {
+  return typeof reported === "number" && Number.isFinite(reported) && reported >= 0
+    ? Math.ceil(reported)
+    : undefined;
 }
 
 /**

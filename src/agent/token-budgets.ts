@@ -232,6 +232,9 @@ export class TokenBudgets {
       },
       refuse,
       charge: (tokens) => {
+        // A negative charge would give spent tokens back, and NaN would end every check.
+        if (!Number.isFinite(tokens) || tokens < 0)
+          throw new RangeError(`a charge must be a count of tokens, not ${tokens}`);
         const state = this.#today();
         spent += tokens;
         job?.spend(tokens);

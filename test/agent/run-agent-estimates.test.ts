@@ -90,7 +90,7 @@ async function askWithin(
     values: (fence) => ({ question: fence.wrap("question", "why does X fail?"), memories: "" }),
     log: logs.log,
   }).catch((e: unknown) => e);
-  return { assistant, account, result };
+  return { assistant, account, result, logs };
 }
 
 async function ask(dailyTokens: number) {
@@ -150,4 +150,40 @@ describe("a server that reports no usage", () => {
     );
     expect(spent).toBeGreaterThanOrEqual(promptsContent + 2 * argsTokens);
   });
+});
+
+describe("a server that reports a figure that is no count of tokens", () => {
+  it.each([
+    ["negative", -50_000, 10],
+    ["NaN", Number.NaN, Number.NaN],
+    ["a string", "12" as unknown as number, 10],
+  ])(
+    "(%s) is charged an estimate: the day is not given back, nor its budget switched off",
+    async (_, input, output) => {
+      const model = scriptedModel().respond(
+        new AIMessage({
+          content: "It throws in save().",
+          usage_metadata: { input_tokens: input, output_tokens: output, total_tokens: 0 },
+        }),
+      );
+      const { account, result, logs } = await askWithin(model, 1_000_000);
+      expect(result).not.toBeInstanceOf(Error);
+      const prompt = model.calls[0]!.messages.reduce(
+        (sum, m) => sum + counter.countTokens(typeof m.content === "string" ? m.content : ""),
+        0,
+      );
+      const spent = 1_000_000 - account.remaining();
+      expect(spent).toBeGreaterThanOrEqual(prompt);
+      expect(spent).toBeLessThan(1_000_000);
+      expect(
+        logs
+          .lines()
+          .some(
+            (l) =>
+              l.msg ===
+              "the language model server reported usage that is no token count: an estimate is charged",
+          ),
+      ).toBe(true);
+    },
+  );
 });

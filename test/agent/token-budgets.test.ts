@@ -43,6 +43,20 @@ describe("token budgets", () => {
     expect((await budgets.account({ installation: 2, repository: 10 })).remaining()).toBe(6_000);
   });
 
+  it.each([-1_000_000, Number.NaN, Infinity])(
+    "refuses a charge of %s, which would give the day back or switch its budget off",
+    async (tokens) => {
+      const { budgets } = await open(join(makeDataDir(), "budgets.json"), createFakeClock());
+      const spender = await budgets.account({ installation: 1, repository: 10 });
+      spender.charge(10_000);
+      const other = await budgets.account({ installation: 1, repository: 20 });
+      expect(() => other.charge(tokens)).toThrow(RangeError);
+      const next = await budgets.account({ installation: 1, repository: 30 });
+      expect(next.remaining()).toBe(0);
+      expect(() => next.check()).toThrow(BudgetExceededError);
+    },
+  );
+
   it("holds a job to its cap across its runs: a retry starts from what the earlier runs spent", async () => {
     const clock = createFakeClock();
     const { budgets, metrics } = await open(join(makeDataDir(), "budgets.json"), clock);
