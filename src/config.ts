@@ -23,6 +23,7 @@ const withDefault = <T extends z.ZodType>(schema: T, fallback: z.input<T>) =>
  * longer one after 1 ms, so a "practically forever" value would mean no wait at all.
  */
 const MAX_TIMER_MS = 2_147_483_647;
+const MAX_TIMER_SECONDS = Math.floor(MAX_TIMER_MS / 1_000);
 const timerMs = () =>
   z.coerce.number().int().max(MAX_TIMER_MS, `at most ${MAX_TIMER_MS} (Node's longest timer)`);
 /** A service URL the client will parse; its text (and password) is never echoed. */
@@ -73,7 +74,13 @@ export const EnvSchema = z.object({
   // The cache is bounded by bytes too (each entry's JSON size), so a few huge reads cannot grow it.
   TALOS_CACHE_MAX_MB: withDefault(z.coerce.number().positive(), 64),
   TALOS_GITHUB_MAX_RETRIES: withDefault(z.coerce.number().int().min(0).max(10), 3),
-  TALOS_GITHUB_MAX_RETRY_WAIT_SECONDS: withDefault(z.coerce.number().min(0), 60),
+  TALOS_GITHUB_MAX_RETRY_WAIT_SECONDS: withDefault(
+    z.coerce
+      .number()
+      .min(0)
+      .max(MAX_TIMER_SECONDS, `at most ${MAX_TIMER_SECONDS} (Node's longest timer)`),
+    60,
+  ),
   // GitHub asks integrators to leave at least a second between writes; comments, which notify
   // people, are spaced wider. A GitHub Enterprise Server without rate limits can lower both.
   // https://docs.github.com/en/rest/using-the-rest-api/best-practices-for-using-the-rest-api#pause-between-mutative-requests
@@ -122,7 +129,7 @@ export const EnvSchema = z.object({
   ),
   // 60 s: from 48 s up, a job stops writing the full margin before its lease runs out, which
   // covers GitHub's 10 s for a write already sent (see LEASE_MARGIN_MS).
-  TALOS_JOB_LEASE_MS: withDefault(z.coerce.number().int().min(1_000), 60_000),
+  TALOS_JOB_LEASE_MS: withDefault(timerMs().min(1_000), 60_000),
   // Durable state shared by the instances: with DATABASE_URL, the daily token budgets live in
   // PostgreSQL, in TALOS_DATABASE_SCHEMA, behind row-level security per installation.
   DATABASE_URL: z.preprocess(

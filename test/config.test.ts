@@ -321,11 +321,21 @@ describe("parseEnv", () => {
       "TALOS_MEMORY_FLUSH_MS",
       "TALOS_GITHUB_WRITE_INTERVAL_MS",
       "TALOS_GITHUB_NOTIFICATION_INTERVAL_MS",
+      // A lease past it was lost 1 ms after each claim: the job stopped, another instance took it.
+      "TALOS_JOB_LEASE_MS",
     ]) {
       expect(() => parseEnv({ [variable]: "3000000000" }), variable).toThrow(
         new RegExp(`^Invalid environment: ${variable}: `),
       );
     }
+    // Seconds: a retry-after that long would be waited 1 ms.
+    expect(() => parseEnv({ TALOS_GITHUB_MAX_RETRY_WAIT_SECONDS: "3000000" })).toThrow(
+      /^Invalid environment: TALOS_GITHUB_MAX_RETRY_WAIT_SECONDS: at most 2147483 /,
+    );
+    expect(
+      parseEnv({ TALOS_GITHUB_MAX_RETRY_WAIT_SECONDS: "2147483" })
+        .TALOS_GITHUB_MAX_RETRY_WAIT_SECONDS,
+    ).toBe(2_147_483);
   });
 
   it("refuses a REDIS_URL or DATABASE_URL that is no URL, naming it and never echoing it", () => {
