@@ -112,7 +112,12 @@ export async function runCli(argv: string[], cliIO: CliIO): Promise<number> {
     if (isBrokenPipe(error)) brokenPipe = true;
   });
   try {
-    if (subcommand !== undefined && SUBCOMMANDS.includes(subcommand) && asksForHelp(rest)) {
+    // Before `.env` is read: help is what a user whose setup is broken asks for first.
+    const help = subcommand === "help" || subcommand === "--help" || subcommand === "-h";
+    if (
+      help ||
+      (subcommand !== undefined && SUBCOMMANDS.includes(subcommand) && asksForHelp(rest))
+    ) {
       cliIO.stdout.write(`${USAGE}\n`);
       return 0;
     }
@@ -131,11 +136,6 @@ export async function runCli(argv: string[], cliIO: CliIO): Promise<number> {
         return await runJobs(rest, io);
       case "redeliver":
         return await runRedeliver(rest, io);
-      case "help":
-      case "--help":
-      case "-h":
-        io.stdout.write(`${USAGE}\n`);
-        return 0;
       case undefined:
         throw new UsageError("missing subcommand; run `talos help` for the list");
       default:
@@ -404,6 +404,8 @@ function createCliLogger(env: Env, io: CliIO) {
  * is created when written), but a file in its place is bad input.
  */
 function resolveDataDir(option: string | undefined, env: Env): string {
+  // `--data-dir="$DIR"` with DIR unset: not the current directory.
+  if (option?.trim() === "") throw new UsageError("--data-dir: no directory given");
   if (option !== undefined && isNotDirectory(option))
     throw new UsageError(`--data-dir: ${option} is not a directory`);
   return option ?? env.TALOS_DATA_DIR;

@@ -77,6 +77,28 @@ describe("a data directory that is a file", () => {
     );
   });
 
+  it.each([
+    ["jobs", ["jobs"]],
+    ["jobs", ["jobs", "retry", "--all"]],
+    ["memory", ["memory", "stats"]],
+    ["backfill", ["backfill", "acme/widgets", "--installation", "7"]],
+  ])(
+    "exits 2 for talos %s given an empty --data-dir (an unset $DIR), not the current directory",
+    async (command, argv) => {
+      // The current directory holds a journal: an empty option had read it.
+      const cwd = makeDataDir();
+      mkdirSync(join(cwd, "jobs"));
+      writeFileSync(join(cwd, "jobs", "journal.log"), "");
+      expectBadInput(
+        await runTalos([...argv, "--data-dir="], {
+          cwd,
+          env: { GITHUB_TOKEN: "ghp_badInputTestToken0123456789abcdefgh" },
+        }),
+        new RegExp(`^talos ${command}: --data-dir: no directory given\n$`),
+      );
+    },
+  );
+
   it("still lists no jobs for a data directory not made yet", async () => {
     const result = await runTalos(["jobs", "--data-dir", join(makeDataDir(), "new")]);
     expect(result.code).toBe(0);
@@ -131,6 +153,18 @@ describe("the .env file", () => {
       new RegExp(`^talos jobs: cannot read ${join(cwd, ".env")}: EISDIR\n$`),
     );
   });
+
+  it.each([["help"], ["--help"], ["-h"], ["jobs", "--help"]])(
+    "is not read for `talos %s`: help is what a broken setup asks for first",
+    async (...argv) => {
+      const cwd = makeDataDir();
+      mkdirSync(join(cwd, ".env"));
+      const result = await runTalos(argv, { cwd });
+      expect(result.err).toBe("");
+      expect(result.out).toMatch(/^Usage: talos <subcommand>/);
+      expect(result.code).toBe(0);
+    },
+  );
 });
 
 describe("blank variables", () => {
