@@ -3,7 +3,7 @@ import type { Writable } from "node:stream";
 import type { Logger } from "pino";
 import type { Clock } from "../clock.js";
 import type { Env } from "../config.js";
-import { JobJournal } from "../jobs/job-journal.js";
+import { JobJournal, type JobJournalOptions } from "../jobs/job-journal.js";
 import { RedisJobQueue } from "../jobs/redis-job-queue.js";
 import type { Job, JobQueue } from "../jobs/job-queue.js";
 import { Retried } from "../jobs/retry-request.js";
@@ -229,12 +229,30 @@ async function openQueue(
         leaseMs: env.TALOS_JOB_LEASE_MS,
         inspectOnly: true,
       })
-    : JobJournal.open({
+    : openJournal(options, {
         ...shared,
         file: join(options.dataDir, "jobs", "journal.log"),
         readOnly,
-        maxFinished: env.TALOS_LEDGER_MAX_ENTRIES,
       });
+}
+
+/** The journal, and a warning on stderr (not muted with the queue's log) when it is damaged. */
+async function openJournal(
+  options: Pick<JobsCommandOptions, "env" | "log">,
+  settings: Omit<JobJournalOptions, "maxFinished"> & { file: string },
+): Promise<JobJournal> {
+  const journal = await JobJournal.open({
+    ...settings,
+    maxFinished: options.env.TALOS_LEDGER_MAX_ENTRIES,
+  });
+  if (journal.malformedLines > 0)
+    options.log.warn(
+      { file: settings.file, lines: journal.malformedLines, copy: journal.damagedCopy },
+      journal.damagedCopy
+        ? "the job journal has lines that cannot be read: they are skipped, and the file as it was is kept as the copy"
+        : "the job journal has lines that cannot be read: they are skipped here (the server keeps a copy of the file as it was when it next starts)",
+    );
+  return journal;
 }
 
 function describeParked(job: Job) {

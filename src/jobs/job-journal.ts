@@ -1,4 +1,4 @@
-import { mkdir, open, stat, type FileHandle } from "node:fs/promises";
+import { copyFile, mkdir, open, stat, type FileHandle } from "node:fs/promises";
 import { dirname } from "node:path";
 import type { Logger } from "pino";
 import type { Clock } from "../clock.js";
@@ -120,6 +120,11 @@ export class JobJournal implements JobQueue {
   #writing: Promise<void> | undefined;
   #closed = false;
 
+  /** Lines of the file that could not be read when it was opened (a partly written last one aside). */
+  malformedLines = 0;
+  /** Where the file as it was is kept, when it had such lines and was rewritten. */
+  damagedCopy: string | undefined;
+
   private constructor(options: JobJournalOptions) {
     this.#options = options;
   }
@@ -132,9 +137,22 @@ export class JobJournal implements JobQueue {
         // The server holds the data directory: no other process writes the journal.
         await removeLeftoverTemporaries(options.file);
       }
-      journal.#replay(await readJournal(options.file, options.log));
+      const { records, malformed } = await readJournal(options.file, options.log);
+      journal.#replay(records);
+      journal.malformedLines = malformed;
       if (options.readOnly) journal.#closed = true;
-      else await journal.#rewrite();
+      else {
+        // The rewrite drops what could not be read: the file as it was is kept for whoever looks
+        // into it (a disk fault, a hand edit, a journal of another version).
+        if (malformed > 0)
+          journal.damagedCopy = await keepDamaged(
+            options.file,
+            malformed,
+            options.clock,
+            options.log,
+          );
+        await journal.#rewrite();
+      }
     }
     return journal;
   }
@@ -595,9 +613,13 @@ interface Waiter {
  * string, which V8 caps at about 512 MiB (10,000 jobs of 50 KB payloads, with their history, come
  * near), and past which the server could not start at all.
  */
-async function readJournal(file: string, log: Logger): Promise<JournalRecord[]> {
+async function readJournal(
+  file: string,
+  log: Logger,
+): Promise<{ records: JournalRecord[]; malformed: number }> {
   const records: JournalRecord[] = [];
   let line = 0;
+  let malformed = 0;
   const parse = (text: string) => {
     line++;
     try {
@@ -605,6 +627,7 @@ async function readJournal(file: string, log: Logger): Promise<JournalRecord[]> 
       if (!isDeliveryId(record.id)) throw new Error("no delivery id");
       records.push(record);
     } catch {
+      malformed++;
       log.warn({ file, line }, "job journal has a malformed line; skipping it");
     }
   };
@@ -628,7 +651,7 @@ async function readJournal(file: string, log: Logger): Promise<JournalRecord[]> 
       await handle.close();
     }
   } catch (error) {
-    if ((error as NodeJS.ErrnoException).code === "ENOENT") return [];
+    if ((error as NodeJS.ErrnoException).code === "ENOENT") return { records, malformed };
     throw new Error(`Cannot read the job journal ${file}: ${(error as Error).message}`, {
       cause: error,
     });
@@ -637,7 +660,23 @@ async function readJournal(file: string, log: Logger): Promise<JournalRecord[]> 
   // never completed, so nothing was acknowledged for it.
   if (pending.length > 0)
     log.warn({ file }, "job journal ends in a partly written line; ignoring it");
-  return records;
+  return { records, malformed };
+}
+
+/** A copy of the journal beside it, named for when it was found damaged. */
+async function keepDamaged(
+  file: string,
+  lines: number,
+  clock: Clock,
+  log: Logger,
+): Promise<string> {
+  const copy = `${file}.damaged-${new Date(clock.now()).toISOString().replace(/[:.]/g, "-")}`;
+  await copyFile(file, copy);
+  log.error(
+    { file, copy, lines },
+    "the job journal had lines that cannot be read: they were skipped, and the file as it was is kept",
+  );
+  return copy;
 }
 
 /**

@@ -111,6 +111,29 @@ describe("talos jobs", () => {
     await runTalos(["jobs", "--data-dir", dataDir]);
     expect(readFileSync(file, "utf8")).toBe(before);
   });
+
+  it("says on stderr when the journal has lines it cannot read, and a retry keeps the file as it was", async () => {
+    const dataDir = makeDataDir();
+    await seedJournal(dataDir);
+    const file = join(dataDir, "jobs", "journal.log");
+    writeFileSync(file, `${readFileSync(file, "utf8")}garbage from a disk fault\n`);
+    const before = readFileSync(file, "utf8");
+
+    const listed = await runTalos(["jobs", "--data-dir", dataDir]);
+    expect(listed.code).toBe(0);
+    expect(listed.out).toContain("octo/alpha");
+    expect(listed.err).toContain(
+      "the job journal has lines that cannot be read: they are skipped here (the server keeps a copy of the file as it was when it next starts)",
+    );
+    expect(readdirSync(join(dataDir, "jobs"))).toEqual(["journal.log"]);
+
+    const retried = await runTalos(["jobs", "retry", "--all", "--data-dir", dataDir]);
+    expect(retried.code).toBe(0);
+    expect(retried.err).toContain("the file as it was is kept as the copy");
+    const copies = readdirSync(join(dataDir, "jobs")).filter((f) => f.includes(".damaged-"));
+    expect(copies).toHaveLength(1);
+    expect(readFileSync(join(dataDir, "jobs", copies[0]!), "utf8")).toBe(before);
+  });
 });
 
 describe("talos jobs and malformed deliveries", () => {

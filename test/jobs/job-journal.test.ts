@@ -318,6 +318,46 @@ describe("the job journal", () => {
     await second.journal.close();
   });
 
+  it("keeps a copy of a journal with malformed lines before its rewrite drops them; a torn last line alone is no damage", async () => {
+    const directory = makeDataDir();
+    const file = join(directory, "journal.log");
+    const clock = createFakeClock();
+    const first = await openJournal(file, { clock });
+    await first.journal.enqueue(job("ok"));
+    await first.journal.close();
+    appendFileSync(file, '{"op":"add","id":"torn","payl');
+    const torn = await openJournal(file, { clock });
+    expect(torn.journal.malformedLines).toBe(0);
+    await torn.journal.close();
+    expect(readdirSync(directory).sort()).toEqual(["journal.log"]);
+
+    // A line of another version, or a disk fault: it cannot be read, nor run, but is not thrown away.
+    const damage = '{"op":"add","identifier":"from-another-version"}\n';
+    appendFileSync(file, damage);
+    const before = readFileSync(file, "utf8");
+    const second = await openJournal(file, { clock });
+    expect(second.journal.list().map((j) => j.id)).toEqual(["ok"]);
+    expect(second.journal.malformedLines).toBe(1);
+    const copy = `journal.log.damaged-${new Date(clock.now()).toISOString().replace(/[:.]/g, "-")}`;
+    expect(second.journal.damagedCopy).toBe(join(directory, copy));
+    expect(readdirSync(directory).sort()).toEqual(["journal.log", copy]);
+    expect(readFileSync(join(directory, copy), "utf8")).toBe(before);
+    expect(readFileSync(file, "utf8")).not.toContain("from-another-version");
+    expect(second.logs.lines()).toContainEqual(
+      expect.objectContaining({
+        msg: "the job journal had lines that cannot be read: they were skipped, and the file as it was is kept",
+        lines: 1,
+        copy: join(directory, copy),
+      }),
+    );
+    await second.journal.close();
+    // Rewritten without it: the next start finds no damage, and makes no second copy.
+    const third = await openJournal(file, { clock });
+    expect(third.journal.malformedLines).toBe(0);
+    await third.journal.close();
+    expect(readdirSync(directory)).toHaveLength(2);
+  });
+
   it("reads lines longer than its reads (a chunk at a time), multi-byte characters cut between chunks included", async () => {
     const file = join(makeDataDir(), "journal.log");
     const first = await openJournal(file);
