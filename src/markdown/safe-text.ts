@@ -59,12 +59,20 @@ export function targetProblem(href: string, scope: TextScope): string | undefine
   }
   if (url.protocol !== "https:") return `to a ${url.protocol} URL`;
   if (url.username || url.password) return "to a URL with credentials";
-  const issue = /^\/([^/]+)\/([^/]+)\/(?:issues|pull|discussions)\/(\d+)/.exec(url.pathname);
+  // The path as GitHub's router reads it: escapes decoded (`/issues/%32` is issue 2), slashes
+  // run together (`//o/r/issues/2`).
+  let path: string;
+  try {
+    path = decodeURIComponent(url.pathname).replace(/\/+/g, "/");
+  } catch {
+    return "to a URL with a malformed escape";
+  }
+  const issue = /^\/([^/]+)\/([^/]+)\/(?:issues|pull|discussions)\/(\d+)/.exec(path);
   const retrieved =
     !issue ||
     (`${issue[1]}/${issue[2]}`.toLowerCase() === scope.repo &&
       scope.references.has(Number(issue[3])));
-  return retrieved ? undefined : `to an issue Talos did not retrieve: ${url.pathname}`;
+  return retrieved ? undefined : `to an issue Talos did not retrieve: ${path}`;
 }
 
 /**

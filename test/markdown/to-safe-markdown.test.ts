@@ -161,6 +161,21 @@ describe("toSafeMarkdown", () => {
     expect(checkSafeMarkdown(out, options)).toEqual([]);
   });
 
+  it.each([
+    ["an escaped number", "https://github.com/other/repo/issues/%34"],
+    ["an escaped path", "https://github.com/other/%72epo/pull/4"],
+    ["doubled slashes", "https://github.com//other/repo//issues/4"],
+    ["a malformed escape", "https://github.com/other/repo/issues/%E0%A4%A"],
+  ])("does not link an issue of another repository written with %s", (_, href) => {
+    const out = safe(`[x](${href}) and ![y](${href})`);
+    expect(out).toBe("x and y");
+    expect(checkSafeMarkdown(`[x](${href})`, options)).not.toEqual([]);
+    // This repository's retrieved issues still link, however they are written.
+    expect(safe("[z](https://github.com/Codertocat/Hello-World/issues/%31%32)")).toBe(
+      "[z](<https://github.com/Codertocat/Hello-World/issues/%31%32>)",
+    );
+  });
+
   it("keeps the structure of Talos's own replies", () => {
     const help = [
       "**Talos commands in this repository**",
