@@ -217,6 +217,17 @@ export function parseRepoConfig(raw: unknown, file = REPO_CONFIG_PATH): ParsedRe
       `${file}: ${quotedCode("commands.disabled")} has a mistake; every command but ${quotedCode("config")} is off until it is fixed`,
     );
   }
+  // An allow-list of associations that lost every item would let nobody in, the owner included:
+  // `/talos config`, which shows the mistake, could not be run. Its fallback lets only the owner.
+  if (
+    dropped.has("commands.allowed_associations") &&
+    config.commands.allowed_associations.length === 0
+  ) {
+    config.commands.allowed_associations = ["OWNER"];
+    errors.push(
+      `${file}: ${quotedCode("commands.allowed_associations")} names no valid association; only ${quotedCode("OWNER")} may run commands until it is fixed`,
+    );
+  }
   for (const field of forced) {
     if (!isSet(candidate, field.split("."))) {
       setPath(config, field.split("."), structuredClone(RESTRICTIVE_SETTINGS[field]));

@@ -60,6 +60,15 @@ describe("parseRepoConfig", () => {
 
     const who = parseRepoConfig({ commands: { allowed_associations: ["OWNER", "MAINTAINER"] } });
     expect(who.config.commands.allowed_associations).toEqual(["OWNER"]);
+    // None valid: the owner keeps `/talos config`, to find the mistake; an empty list is nobody.
+    const none = parseRepoConfig({ commands: { allowed_associations: ["owner", "MAINTAINER"] } });
+    expect(none.config.commands.allowed_associations).toEqual(["OWNER"]);
+    expect(none.errors.at(-1)).toBe(
+      ".github/talos.yml: `commands.allowed_associations` names no valid association; only `OWNER` may run commands until it is fixed",
+    );
+    const nobody = parseRepoConfig({ commands: { allowed_associations: [] } });
+    expect(nobody.config.commands.allowed_associations).toEqual([]);
+    expect(nobody.errors).toEqual([]);
 
     const off = parseRepoConfig({ commands: { disabled: ["ask", "sumarize"] } });
     expect(off.config.commands.disabled).toEqual(["ask", "summarize"]);
