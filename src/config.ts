@@ -200,7 +200,7 @@ export const EnvSchema = z.object({
 });
 export type Env = z.infer<typeof EnvSchema>;
 
-type SecretVariable =
+export type SecretVariable =
   | "PRIVATE_KEY"
   | "WEBHOOK_SECRET"
   | "GITHUB_CLIENT_SECRET"

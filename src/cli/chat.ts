@@ -8,6 +8,7 @@ import { createRepoClient } from "../github/create-repo-client.js";
 import { createServices } from "../create-services.js";
 import type { Logger } from "pino";
 import { createCliOctokit } from "./create-cli-octokit.js";
+import { errorLine } from "./error-line.js";
 import { parseRepoName } from "./parse-repo-name.js";
 import { quietBelowDebug } from "./quiet-below-debug.js";
 import { UsageError } from "./usage-error.js";
@@ -72,7 +73,7 @@ export async function chat(options: ChatOptions): Promise<number> {
       try {
         stdout.write(`talos> ${await session.send(text)}\n`);
       } catch (error) {
-        options.stderr.write(`talos chat: ${(error as Error).message.replace(/\s+/g, " ")}\n`);
+        options.stderr.write(errorLine("chat", (error as Error).message, env));
       }
     }
     lines.prompt();

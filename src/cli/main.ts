@@ -11,7 +11,7 @@ import {
   REDELIVER_MAX_HOURS,
   type Env,
 } from "../config.js";
-import { createLogger, createSecretScrubber } from "../create-logger.js";
+import { createLogger } from "../create-logger.js";
 import { MemoryLockedError } from "../memory/directory-lock.js";
 import { MEMORY_KINDS, type MemoryKind } from "../memory/memory-store.js";
 import { REDELIVER_MAX_PER_START } from "../github/redeliver-missed.js";
@@ -31,6 +31,7 @@ import {
 import { redeliver } from "./redeliver.js";
 import { replay } from "./replay.js";
 import { UsageError } from "./usage-error.js";
+import { errorLine } from "./error-line.js";
 
 export interface CliIO {
   stdin: Readable;
@@ -148,9 +149,7 @@ export async function runCli(argv: string[], cliIO: CliIO): Promise<number> {
     if (isBrokenPipe(error) || (brokenPipe && code === "ERR_STREAM_DESTROYED")) return 0;
     const known = subcommand !== undefined && SUBCOMMANDS.includes(subcommand);
     const message = error instanceof Error ? error.message : String(error);
-    // Scrubbed as the log is: a service's error can quote its URL, password and all.
-    const scrub = createSecretScrubber(getSecrets(io.env));
-    io.stderr.write(`talos${known ? ` ${subcommand}` : ""}: ${oneLine(scrub(message))}\n`);
+    io.stderr.write(errorLine(known ? subcommand : "", message, io.env));
     // A memory a running server holds is bad input: stop the server, or use another directory.
     return error instanceof UsageError ||
       error instanceof ConfigError ||
@@ -463,8 +462,4 @@ function parseArgsOrThrow<T extends ParseArgsConfig>(config: T) {
   } catch (error) {
     throw new UsageError((error as Error).message);
   }
-}
-
-function oneLine(text: string): string {
-  return text.replace(/\s+/g, " ").trim();
 }

@@ -5,6 +5,7 @@ import { appPrivateKey, type Env } from "../config.js";
 import { createServices } from "../create-services.js";
 import { redeliverMissed, type RedeliveryReport } from "../github/redeliver-missed.js";
 import { createCliOctokit } from "./create-cli-octokit.js";
+import { errorLine } from "./error-line.js";
 import { openQueueToRead } from "./jobs.js";
 import { quietBelowDebug } from "./quiet-below-debug.js";
 import { UsageError } from "./usage-error.js";
@@ -71,7 +72,9 @@ export async function redeliver(options: RedeliverCommandOptions): Promise<numbe
   if (options.json) options.stdout.write(`${JSON.stringify(report)}\n`);
   else options.stdout.write(describe(report, options));
   if (report.stopped === undefined || report.stopped === "aborted") return 0;
-  options.stderr.write(`talos redeliver: ${report.stopped}: ${report.error ?? "unknown error"}\n`);
+  options.stderr.write(
+    errorLine("redeliver", `${report.stopped}: ${report.error ?? "unknown error"}`, env),
+  );
   return 1;
 }
 

@@ -147,6 +147,22 @@ describe("talos chat", () => {
     expect(err.trim().split("\n")).toHaveLength(1);
   });
 
+  it("scrubs the key from a failed call's line when the server quotes it", async () => {
+    // A key in no well-known shape (not sk-…), as a self-hosted server's may be.
+    const key = "local-proxy-key-0123456789abcdef";
+    llm.script({ status: 401, body: { error: { message: `Unknown key ${key}` } } });
+    const { code, err } = await talosChat([], ["hi", "exit"], {
+      OPENAI_API_KEY: key,
+      OPENAI_BASE_URL: llm.baseUrl,
+      TALOS_LLM_MAX_RETRIES: "0",
+    });
+    expect(code).toBe(0);
+    expect(err).toMatch(
+      /^talos chat: the language model call failed: 401 Unknown key \[REDACTED\] .*\n$/,
+    );
+    expect(err).not.toContain(key);
+  });
+
   it.each([
     [[], {}, /^talos chat: no language model configured/],
     [

@@ -119,6 +119,21 @@ describe("talos redeliver", () => {
     expect(out).toMatch(/asked for 0 .*; stopped: listing failed\n$/);
   });
 
+  it("scrubs a configured secret that GitHub's answer (a proxy's, say) quotes from its line", async () => {
+    const secret = "proxy-credential-0123456789abcdef";
+    const scope = githubScope();
+    scope
+      .get(LIST)
+      .query({ per_page: "100" })
+      .reply(401, { message: `Bad credentials: ${secret}` });
+    const { code, err } = await runTalos(["redeliver", "--data-dir", makeDataDir()], {
+      env: { ...APP, GITHUB_TOKEN: secret },
+    });
+    expect(code).toBe(1);
+    expect(scope.pendingMocks()).toEqual([]);
+    expect(err).toBe("talos redeliver: listing failed: 401 Bad credentials: [REDACTED]\n");
+  });
+
   it("exits 2 with one line without the app's credentials, or for a window GitHub does not keep", async () => {
     githubScope(); // no mocks: any request fails the test
     const missing = await runTalos(["redeliver"], { env: {} });
