@@ -396,8 +396,12 @@ async function importInto(
       const repo = await target.service.open({ ...namespace, name: namespace.repo });
       // Deleted threads stay refused there: a backfill must not bring them back.
       for (const number of forgotten) await repo.forgetThread(number);
+      // A record keeps the name its repository had when it was written; the memory is by id, and
+      // goes in under the name the repository has now.
       for (let i = 0; i < records.length; i += IMPORT_BATCH)
-        await repo.addMany(records.slice(i, i + IMPORT_BATCH));
+        await repo.addMany(
+          records.slice(i, i + IMPORT_BATCH).map((record) => ({ ...record, repo: namespace.repo })),
+        );
       const kept = backfill && !(await repo.readBackfillState());
       if (kept) await repo.saveBackfillState(backfill);
       rows.push({

@@ -954,5 +954,36 @@ describe.runIf(await requirePostgres("talos memory with DATABASE_URL"))(
         await dropSchema(into.TALOS_DATABASE_SCHEMA);
       }
     });
+
+    it("imports a renamed repository's memory, its records written under the old name", async () => {
+      const dataDir = makeDataDir();
+      const onDisk = registry(join(dataDir, "memory"));
+      const widgets = await onDisk.open({ installation: 7, repository: 101, name: "acme/widgets" });
+      await widgets.add(issueMemory(1, "Crash when exporting invoices from the billing page"));
+      // Renamed: the memory is kept by id, under the new name; its record keeps the old one.
+      expect(await onDisk.rename({ installation: 7, repository: 101, name: "acme/gizmos" })).toBe(
+        true,
+      );
+      await onDisk.closeAll();
+      const into = {
+        DATABASE_URL: TEST_DATABASE_URL,
+        TALOS_DATABASE_SCHEMA: freshSchema("talos_import_renamed"),
+      };
+      try {
+        const result = await talos(["memory", "import", "--data-dir", dataDir, "--json"], into);
+        expect(result.err).toBe("");
+        expect(result.code).toBe(0);
+        expect(JSON.parse(result.out).namespaces).toMatchObject([
+          { installation: 7, repository: 101, repo: "acme/gizmos", records: 1 },
+        ]);
+        const found = await talos(
+          ["memory", "search", "invoices export crash", "--repo", "acme/gizmos", "--json"],
+          into,
+        );
+        expect(JSON.parse(found.out).hits[0]).toMatchObject({ id: "issue-1" });
+      } finally {
+        await dropSchema(into.TALOS_DATABASE_SCHEMA);
+      }
+    });
   },
 );
