@@ -379,7 +379,15 @@ export class VectraMemoryStore implements MemoryStore {
       const redone: LogValue[] = [];
       for (const entry of entries) {
         const value = fromLog(entry);
-        store.#apply(value);
+        try {
+          store.#apply(value);
+        } catch (error) {
+          // Whole and checksummed, yet not a record this store writes (a bug, another version).
+          throw new MemoryCorruptError(
+            `log ${entry.seq} entry ${entry.entry} of ${directory} is not a change this store can apply (${(error as Error).message})`,
+            { cause: error },
+          );
+        }
         const id = value.op === "put" ? value.record.id : value.op === "del" ? value.id : "";
         if (movedIds.has(id)) redone.push(value);
       }

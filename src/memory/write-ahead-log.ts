@@ -325,14 +325,29 @@ async function readSegment<T>(
   }
   if (at === buffer.length) return entries;
   // Frames are acknowledged only once durable, so damage at the end of the newest segment is a
-  // write a crash cut short: it was never acknowledged, and is cut off. A damaged frame whose
-  // lengths still lead to a good one is not that.
-  const goodAfter =
-    at + HEADER <= buffer.length &&
-    frameAt(buffer, at + HEADER + buffer.readUInt32LE(at) + buffer.readUInt32LE(at + 4)) !==
-      undefined;
-  await cutOrReject(file, last && !goodAfter, entries.length + 1, at, log);
+  // write a crash cut short: it was never acknowledged, and is cut off. Damage that a whole frame
+  // follows is not that.
+  await cutOrReject(file, last && !wholeFrameAfter(buffer, at), entries.length + 1, at, log);
   return entries;
+}
+
+/**
+ * Whether a whole frame starts anywhere after the damaged one at `at`. Not only where its lengths
+ * say it ends: the damage may be in a length (a flipped bit), and a frame cut off for it took the
+ * acknowledged frames after it along. A place whose two lengths reach past the end is passed over
+ * at once (JSON text and vector bytes read as lengths are huge), so the scan is linear in
+ * practice; past a budget of checked bytes it answers yes: the segment is refused rather than
+ * cut where acknowledged frames might follow.
+ */
+function wholeFrameAfter(buffer: Buffer, at: number): boolean {
+  let budget = 64 * buffer.length;
+  for (let p = at + 1; p + HEADER <= buffer.length; p++) {
+    const end = p + HEADER + buffer.readUInt32LE(p) + buffer.readUInt32LE(p + 4);
+    if (end > buffer.length) continue;
+    budget -= end - p;
+    if (budget < 0 || frameAt(buffer, p)) return true;
+  }
+  return false;
 }
 
 /** The earlier format: a `<crc32 in hex> <json>` line an entry, the vector in base64. */

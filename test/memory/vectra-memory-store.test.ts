@@ -20,7 +20,7 @@ import { MemorySnapshot } from "../../src/memory/memory-snapshot.js";
 import { InvalidMemoryError } from "../../src/memory/memory-store.js";
 import { openSegmentIndex, readSegment, AtomicFileStorage } from "../../src/memory/vectra-files.js";
 import { MemoryMismatchError } from "../../src/memory/vectra-memory-store.js";
-import { MemoryCorruptError } from "../../src/memory/write-ahead-log.js";
+import { MemoryCorruptError, WriteAheadLog } from "../../src/memory/write-ahead-log.js";
 import { createMetrics } from "../../src/metrics/create-metrics.js";
 import { makeDataDir } from "../helpers/test-app.js";
 import {
@@ -840,6 +840,52 @@ describe("damaged memory files", () => {
     // The five seeded records are one append, then six and seven: six is the sixth entry.
     expect((error as Error).message).toContain(`${path} entry 6 (byte ${start}) is damaged`);
     expect(readFileSync(path)).toEqual(content);
+  });
+
+  it.each([
+    ["JSON length", 3, 0x40],
+    ["bytes length", 5, 0x01],
+  ])(
+    "rejects a log whose first frame's %s is damaged, rather than cut the acknowledged frames after it",
+    async (_, offset, bit) => {
+      const { store, directory } = await seeded(makeDataDir(), crashable);
+      await store.add(issueMemory(6, "six"));
+      await store.add(issueMemory(7, "seven"));
+      const [log] = logFiles(directory);
+      const path = join(directory, log!);
+      const content = readFileSync(path);
+      // Its lengths now lead nowhere whole: it looked like a torn last append, and was cut off
+      // with six and seven behind it.
+      content.writeUInt8(content.readUInt8(offset) ^ bit, offset);
+      writeFileSync(path, content);
+      const error = await openStore(directory).catch((e: unknown) => e);
+      expect(error).toBeInstanceOf(MemoryCorruptError);
+      expect((error as Error).message).toContain(`${path} entry 1 (byte 0) is damaged`);
+      expect(readFileSync(path)).toEqual(content);
+    },
+  );
+
+  it("refuses, naming the log entry, a whole frame that holds no change it can apply", async () => {
+    const directory = makeDataDir();
+    const store = await openStore(directory);
+    await store.add(issueMemory(1, "written before"));
+    await store.close();
+    const { checkpoint } = JSON.parse(readFileSync(join(directory, "manifest.json"), "utf8")) as {
+      checkpoint: number;
+    };
+    const { wal } = await WriteAheadLog.open(directory, checkpoint, pino({ level: "silent" }));
+    await wal.append([
+      {
+        value: { op: "put", record: { id: "issue-3" }, hash: "x" },
+        bytes: new Uint8Array(new Float32Array(512).fill(0.1).buffer),
+      },
+    ]);
+    await wal.close();
+    const error = await openStore(directory).catch((e: unknown) => e);
+    expect(error).toBeInstanceOf(MemoryCorruptError);
+    expect((error as Error).message).toMatch(
+      /^log \d+ entry 1 of .* is not a change this store can apply \(/,
+    );
   });
 
   it("replays a log written in the earlier format (a JSON line an entry, the vector in base64)", async () => {
