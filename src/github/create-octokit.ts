@@ -55,10 +55,11 @@ export function isContentCreation(request: RequestOptions): boolean {
   return CONTENT_CREATION.has(`${request.method} ${request.url}`);
 }
 
-// Every 4xx except 429 (a rate limit, which the throttling plugin handles) is final.
-const DO_NOT_RETRY = Array.from({ length: 100 }, (_, i) => 400 + i).filter(
-  (status) => status !== 429,
-);
+// Every 4xx is final to the retry plugin, 429 included: rate limits are the throttling plugin's
+// (onLimit), which it wraps. Retried here too, a 429 the throttling gave up on (a wait past the
+// bound, a primary reset an hour away) was sent again 1, 4 and 9 s later, and one it retried was
+// retried again on top: the retry storm GitHub bans integrations for.
+const DO_NOT_RETRY = Array.from({ length: 100 }, (_, i) => 400 + i);
 
 /** Stops the retry plugin from re-sending content-creating requests; see CONTENT_CREATION. */
 function contentCreationPolicy(octokit: Octokit): void {

@@ -7,6 +7,7 @@ import {
   mockAppIdentity,
   mockInstallationToken,
   mockRepoConfig,
+  recordUnmatchedRequests,
 } from "../helpers/github-mocks.js";
 import { createTestApp, loadFixture, type TestApp } from "../helpers/test-app.js";
 
@@ -238,6 +239,59 @@ describe("rate limits and retries", () => {
     ]);
     const gauge = await app.talos.metrics.githubRateLimitRemaining.get();
     expect(gauge.values).toEqual([{ labels: { installation: "2", resource: "core" }, value: 300 }]);
+  });
+});
+
+describe("a 429 the throttling has had its say on", () => {
+  /** One retry at most: the retry plugin's own first backoff is 1 s, its second 4 s. */
+  const app = () =>
+    createTestApp({
+      octokit: { throttle: true, retry: true },
+      env: {
+        TALOS_GITHUB_MAX_RETRIES: "1",
+        TALOS_GITHUB_WRITE_INTERVAL_MS: "0",
+        TALOS_GITHUB_NOTIFICATION_INTERVAL_MS: "0",
+      },
+    });
+  const getRepository = async (talos: TestApp) =>
+    (await talos.probot.auth(2)).rest.repos
+      .get({ owner: "Codertocat", repo: "Hello-World" })
+      .catch((e: unknown) => e as { status?: number });
+
+  it.each([
+    ["a secondary limit whose retry-after is past the bound", SECONDARY, { "retry-after": "3600" }],
+    [
+      "a primary limit spent, its reset an hour away",
+      { message: "API rate limit exceeded" },
+      {
+        "x-ratelimit-limit": "5000",
+        "x-ratelimit-remaining": "0",
+        "x-ratelimit-reset": String(Math.floor(Date.now() / 1000) + 3600),
+      },
+    ],
+  ])("is not sent again when given up on: %s", async (_, body, headers) => {
+    const talos = await app();
+    const unmatched = recordUnmatchedRequests();
+    const scope = githubScope();
+    mockInstallationToken(scope);
+    scope.get(REPO).reply(429, body, headers);
+    // The retry plugin sent it again 1 s later, and 4 s after that.
+    expect(((await getRepository(talos)) as { status?: number }).status).toBe(429);
+    expect(unmatched).toEqual([]);
+    expect(scope.pendingMocks()).toEqual([]);
+  });
+
+  it("is sent at most 1 + TALOS_GITHUB_MAX_RETRIES times when it keeps coming", async () => {
+    const talos = await app();
+    const unmatched = recordUnmatchedRequests();
+    const scope = githubScope();
+    mockInstallationToken(scope);
+    // Within the bound: the throttling retries it once; the retry plugin retried that again.
+    scope.get(REPO).times(2).reply(429, SECONDARY, { "retry-after": "1" });
+    expect(((await getRepository(talos)) as { status?: number }).status).toBe(429);
+    expect(unmatched).toEqual([]);
+    expect(scope.pendingMocks()).toEqual([]);
+    expect(await throttledCount(talos, "secondary")).toBe(2);
   });
 });
 
