@@ -9,14 +9,18 @@ import type { CommentInfo, RepoClient } from "../github/create-repo-client.js";
 import type { Octokit } from "../github/octokit.js";
 import { upsertReply, type UpsertReplyResult } from "../github/upsert-reply.js";
 import type { MarkdownService } from "../markdown/markdown-workers.js";
-import { codeSpan } from "../markdown/safe-text.js";
 import { askAboutChanges } from "../pulls/ask-about-changes.js";
 import { createFileClassifier, type FileCategory } from "../pulls/classify-file.js";
 import {
   loadPullRequestChanges,
   type PullRequestChanges,
 } from "../pulls/load-pull-request-changes.js";
-import { describeScope, renderNotReviewed, shortSha } from "../pulls/render-changes.js";
+import {
+  describeScope,
+  fileNameSpan,
+  renderNotReviewed,
+  shortSha,
+} from "../pulls/render-changes.js";
 
 export interface SummarizePullRequestOptions {
   assistant: Assistant;
@@ -172,8 +176,8 @@ function renderFilesTouched(changes: PullRequestChanges): string {
   const classify = createFileClassifier(changes.attributes);
   for (const file of changes.files) {
     const category = classify(file.filename);
-    const renamed = file.previous_filename ? ` (from ${codeSpan(file.previous_filename)})` : "";
-    const entry = `${codeSpan(file.filename)}${renamed} +${file.additions} −${file.deletions}`;
+    const renamed = file.previous_filename ? ` (from ${fileNameSpan(file.previous_filename)})` : "";
+    const entry = `${fileNameSpan(file.filename)}${renamed} +${file.additions} −${file.deletions}`;
     const group = groups.get(category);
     if (group) group.push(entry);
     else groups.set(category, [entry]);

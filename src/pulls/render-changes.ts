@@ -2,7 +2,7 @@ import type { Fence } from "../agent/untrusted-text.js";
 import type { PullRequestInfo } from "../github/create-pull-request-client.js";
 import { codeSpan } from "../markdown/safe-text.js";
 import type { PullRequestChanges } from "./load-pull-request-changes.js";
-import type { SkipReason } from "./select-files.js";
+import { escapeName, type SkipReason } from "./select-files.js";
 
 const REASONS: Record<SkipReason, string> = {
   "over-budget": "Did not fit the token budget (`review.max_tokens`)",
@@ -100,13 +100,22 @@ export function describeScope(changes: PullRequestChanges, audience: "prompt" | 
  * The "Not reviewed" section of a posted text: every file the model did not read, grouped by
  * reason, so that nothing is skipped silently. Empty when every file was read.
  */
+/**
+ * A file's name as posted: as the prompt shows it (escapeName), so that no two names read the
+ * same. The safe output strips invisible characters, and `src/auth\u200B.ts`, a look-alike that
+ * GitHub gave no diff of, was listed as `src/auth.ts` beside the real one.
+ */
+export function fileNameSpan(name: string): string {
+  return codeSpan(escapeName(name));
+}
+
 export function renderNotReviewed(changes: PullRequestChanges): string {
   const { skipped, unlisted } = changes.selection;
   if (skipped.length === 0 && unlisted === 0) return "";
   const groups = new Map<SkipReason, string[]>();
   for (const { path, reason } of skipped) groups.set(reason, [...(groups.get(reason) ?? []), path]);
   const lines = [...groups].map(([reason, paths]) => {
-    const named = paths.slice(0, MAX_NAMED).map((path) => codeSpan(path));
+    const named = paths.slice(0, MAX_NAMED).map(fileNameSpan);
     const more = paths.length > MAX_NAMED ? ` and ${paths.length - MAX_NAMED} more` : "";
     return `- ${REASONS[reason]} (${paths.length}): ${named.join(", ")}${more}`;
   });

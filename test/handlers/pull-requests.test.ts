@@ -177,6 +177,51 @@ function mockReviews(scope: Scope, reviews: "none" | "earlier") {
 }
 
 describe("pull-request summaries", () => {
+  it("lists a look-alike file name (an invisible character in it) as the prompt shows it, not as the real file's", async () => {
+    const lookalike = "src/auth\u200B.ts";
+    const files = [
+      {
+        filename: "src/auth.ts",
+        status: "modified",
+        additions: 1,
+        deletions: 1,
+        changes: 2,
+        patch: "@@ -1,2 +1,2 @@\n-export const a = 1;\n+export const a = 2;\n export const b = 1;",
+      },
+      // No patch: GitHub shows no diff of it, and the model reads none.
+      { filename: lookalike, status: "added", additions: 0, deletions: 0, changes: 0 },
+      {
+        filename: "docs/b.md",
+        previous_filename: "docs/a\u200B.md",
+        status: "renamed",
+        additions: 0,
+        deletions: 0,
+        changes: 0,
+        patch: "",
+      },
+    ];
+    const model = scriptedModel().respond(new AIMessage("- **What it changes**: auth."));
+    const app = await createTestApp({ model });
+    const scope = githubScope();
+    mockStart(scope);
+    scope.get(`${REPO}/pulls/2`).reply(200, pull(HEAD_1, { changed_files: 3 }));
+    scope.get(`${REPO}/issues/2/comments`).query({ per_page: "100" }).reply(200, []);
+    mockFiles(scope, files as FileFixture[]);
+    mockRunReads(scope);
+    const posted: Array<{ body: string }> = [];
+    scope.post(`${REPO}/issues/2/comments`, capture(posted)).reply(201, { id: 700 });
+
+    await receive(app, "pull_request", "pull_request.opened.json");
+
+    expect(scope.pendingMocks()).toEqual([]);
+    const body = posted[0]!.body;
+    expect(body).toContain("- Code (2): `src/auth.ts` +1 −1, `src/auth\\u{200b}.ts` +0 −0");
+    expect(body).toContain("`docs/b.md` (from `docs/a\\u{200b}.md`)");
+    expect(body).toContain(
+      "- No diff from GitHub (binary, or too large) (1): `src/auth\\u{200b}.ts`",
+    );
+  });
+
   it("opened: one summary comment, its marker naming the head, files grouped, every request as GitHub describes it", async () => {
     const model = scriptedModel().respond(
       new AIMessage(
