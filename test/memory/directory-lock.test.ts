@@ -74,8 +74,9 @@ describe("the memory directory lock", () => {
   });
 
   it("takes over at once a lock whose owner has exited but is not yet reaped (a zombie)", async () => {
-    // The inner shell exits at once; its parent then becomes `sleep`, which never reaps it.
-    const parent = spawn("sh", ["-c", 'sh -c "exit 0" & echo $!; exec sleep 30'], {
+    // The inner shell exits a second later, when its parent has become `sleep`, which never
+    // reaps it (had it exited before the exec, the shell could have reaped it).
+    const parent = spawn("sh", ["-c", 'sh -c "sleep 1" & echo $!; exec sleep 30'], {
       stdio: ["ignore", "pipe", "ignore"],
     });
     children.push(parent);
@@ -86,7 +87,7 @@ describe("the memory directory lock", () => {
         const stat = readFileSync(`/proc/${pid}/stat`, "utf8");
         expect(stat.charAt(stat.lastIndexOf(")") + 2)).toBe("Z");
       },
-      { timeout: 5_000 },
+      { timeout: 10_000, interval: 50 },
     );
     // kill(pid, 0) still finds it.
     expect(() => process.kill(pid, 0)).not.toThrow();
@@ -98,7 +99,7 @@ describe("the memory directory lock", () => {
       process.pid,
     );
     await release();
-  });
+  }, 20_000);
 
   it("takes over a lock from another host only once nobody has refreshed it for the stale time", async () => {
     const elsewhere = { pid: process.pid, host: "another-host", since: "2026-11-24T00:00:00Z" };
