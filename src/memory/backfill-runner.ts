@@ -91,6 +91,17 @@ interface Job {
 const ISSUES_DISABLED_RECHECK_MS = 24 * 3_600_000;
 
 /**
+ * A backfill (or a catch-up a command asked for) that gave up on a failure a later try may not
+ * meet (an outage longer than its pages' own tries, some two minutes) runs again while the
+ * process runs: after 5 minutes, doubling up to 6 hours, this many times (some 30 hours); then
+ * it is left to the next start. Until then it was left to the next start at once: a server up
+ * for weeks kept an outage's backfills unfinished as long.
+ */
+const RESUME_FIRST_MS = 5 * 60_000;
+const RESUME_MAX_MS = 6 * 3_600_000;
+const RESUMES = 8;
+
+/**
  * Runs backfills one at a time in the background, so a new installation with many repositories
  * neither delays webhooks nor spends the rate limit all at once. A backfill that a restart
  * interrupted, or that gave up, is resumed by `resume()`, which also checks again a repository
@@ -122,6 +133,11 @@ export class BackfillRunner {
    * repository deleted or removed meanwhile): its listing of the installations may be older.
    */
   readonly #cancelledDuring = new Set<Set<string>>();
+  /** Failed jobs to run again later (see RESUMES), by key: how many times they failed in a row. */
+  readonly #resuming = new Map<
+    string,
+    { target: BackfillTarget; failures: number; controller: AbortController }
+  >();
 
   constructor(options: BackfillRunnerOptions) {
     this.#options = options;
@@ -493,6 +509,7 @@ export class BackfillRunner {
     this.#chain = this.#chain.then(async () => {
       let finished = false;
       let failed = false;
+      let failure: unknown;
       // One that never starts (closed before its turn) leaves the queue too: idle() waits
       // until the queue is empty. It stays in the queue's file, for the next start.
       if (!signal.aborted) {
@@ -503,6 +520,7 @@ export class BackfillRunner {
           (done) => void (finished = done),
           (error: unknown) => {
             failed = true;
+            failure = error;
             this.#options.log.error(
               { err: error, installation: target.installation, repository: target.name },
               job.since ? "catch-up failed" : "backfill failed",
@@ -524,9 +542,35 @@ export class BackfillRunner {
           this.#jobs.delete(key);
           this.#enqueueAsked(job.target, false);
         }
+        if (!failed) this.#resuming.delete(key);
+        else if (kept && !replaced && !this.#stop.signal.aborted)
+          this.#resumeLater(key, job.target, failure);
       }
       if (this.#jobs.get(key) === job) this.#jobs.delete(key);
       catchUp?.resolve(finished);
+    });
+  }
+
+  /** Queues `target` again in a while, after a failure a later try may not meet (RESUMES). */
+  #resumeLater(key: string, target: BackfillTarget, failure: unknown): void {
+    const { clock, log } = this.#options;
+    const failures = (this.#resuming.get(key)?.failures ?? 0) + 1;
+    const where = { installation: target.installation, repository: target.name };
+    const retryable = isOutage(failure, clock.now());
+    if (!retryable || failures > RESUMES) {
+      this.#resuming.delete(key);
+      if (retryable) log.warn(where, "backfill failed again: left for the next start");
+      return;
+    }
+    const waitMs = Math.min(RESUME_MAX_MS, RESUME_FIRST_MS * 2 ** (failures - 1));
+    const controller = new AbortController();
+    this.#resuming.set(key, { target, failures, controller });
+    log.warn({ ...where, failures, waitMs }, "backfill failed: it runs again in a while");
+    const signal = AbortSignal.any([this.#stop.signal, controller.signal]);
+    void clock.sleep(waitMs, signal).then(() => {
+      // Cancelled, stopping, or queued meanwhile by other means (an event, a command).
+      if (signal.aborted || this.#jobs.has(key)) return;
+      this.#enqueueAsked(target, false);
     });
   }
 
@@ -542,6 +586,8 @@ export class BackfillRunner {
       `catch-up:${namespaceKey}`,
       `asked-catch-up:${namespaceKey}`,
     ]) {
+      this.#resuming.get(key)?.controller.abort();
+      this.#resuming.delete(key);
       this.#keepQueued(key, undefined);
       const job = this.#jobs.get(key);
       if (!job) continue;
@@ -553,8 +599,10 @@ export class BackfillRunner {
 
   /** Stops the backfills of every repository of an installation. */
   async cancelInstallation(installation: number): Promise<void> {
-    const jobs = [...this.#jobs.values()].filter((j) => j.target.installation === installation);
-    await Promise.all(jobs.map((job) => this.cancel(job.target)));
+    const targets = [...this.#jobs.values(), ...this.#resuming.values()]
+      .map((held) => held.target)
+      .filter((target) => target.installation === installation);
+    await Promise.all(targets.map((target) => this.cancel(target)));
   }
 
   /**
@@ -819,6 +867,30 @@ export class BackfillRunner {
       throw error;
     }
   }
+}
+
+const NETWORK_CODES = new Set([
+  "ECONNREFUSED",
+  "ECONNRESET",
+  "ETIMEDOUT",
+  "ENOTFOUND",
+  "EAI_AGAIN",
+]);
+
+/**
+ * Whether a job failed for an outage, which a later try may not meet: a server's answer that
+ * says so (a 5xx, 408, a rate limit; GitHub's or the embedder's), or a connection lost or timed
+ * out, found down the chain of causes (a page's failure is wrapped in the job's). A fault of the
+ * process's own (a damaged file, a refusal) would only come again.
+ */
+function isOutage(error: unknown, now: number): boolean {
+  for (let cause = error; cause instanceof Error; cause = cause.cause) {
+    if (statusOf(cause) !== undefined)
+      return isRetryable(cause) || rateLimitWaitMs(cause, now) !== undefined;
+    const { code } = cause as NodeJS.ErrnoException;
+    if (/Connection|Timeout/.test(cause.name) || NETWORK_CODES.has(code ?? "")) return true;
+  }
+  return false;
 }
 
 const keyOf = (namespace: MemoryNamespace) => `${namespace.installation}/${namespace.repository}`;

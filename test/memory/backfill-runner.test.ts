@@ -855,6 +855,96 @@ describe("BackfillRunner", () => {
   });
 });
 
+describe("a backfill that gives up on an outage", () => {
+  /**
+   * A clock whose short sleeps (a page's own retries) pass at once, and whose long ones (the
+   * runner's resumption) wait to be woken, or for their signal.
+   */
+  function outageClock() {
+    let now = Date.UTC(2026, 10, 24, 12);
+    const waits: Array<{ ms: number; wake: () => void }> = [];
+    const clock = {
+      now: () => now,
+      sleep: (ms: number, signal?: AbortSignal) =>
+        new Promise<void>((resolve) => {
+          if (ms < 60_000) {
+            now += ms;
+            setImmediate(resolve);
+            return;
+          }
+          waits.push({ ms, wake: () => ((now += ms), resolve()) });
+          signal?.addEventListener("abort", () => resolve(), { once: true });
+        }),
+    };
+    return { clock, waits };
+  }
+
+  /** acme/widgets, whose issues listing answers 502 `failing` times, then one issue. */
+  async function outage(failing: number) {
+    const memory = createTestRegistry(makeDataDir());
+    const { clock, waits } = outageClock();
+    const listed: number[] = [];
+    let left = failing;
+    const octokit = widgetsClient(async () => {
+      listed.push(left);
+      if (left-- > 0) throw Object.assign(new Error("Bad Gateway"), { status: 502 });
+      return { data: [listedIssue(1, { title: "Crash on save" })], headers: {} };
+    });
+    const log = pino({ level: "silent" });
+    const runner = new BackfillRunner({
+      memory,
+      auth: async () => octokit,
+      max: 1_000,
+      clock,
+      log,
+      // Two tries a page, as an outage longer than the default six outlasts those.
+      retry: { attempts: 2, baseMs: 1, maxMs: 1 },
+    });
+    const until = async (done: () => boolean) => {
+      while (!done()) await new Promise((resolve) => setImmediate(resolve));
+    };
+    return { memory, runner, waits, listed, until };
+  }
+
+  it("runs again while the process runs, 5 minutes later and then doubling, until it is done", async () => {
+    const { memory, runner, waits, listed, until } = await outage(4);
+    runner.enqueue(WIDGETS);
+    await until(() => waits.length === 1);
+    // Its page failed twice: given up, and waiting to run again rather than for the next start.
+    expect(listed).toHaveLength(2);
+    expect(waits[0]!.ms).toBe(300_000);
+    waits[0]!.wake();
+    await until(() => waits.length === 2);
+    expect(listed).toHaveLength(4);
+    expect(waits[1]!.ms).toBe(600_000);
+    waits[1]!.wake();
+    await until(() => listed.length === 5);
+    await runner.idle();
+    const store = await memory.open(WIDGETS);
+    expect((await store.get("issue-1"))?.text).toContain("Crash on save");
+    expect((await memory.readBackfillState(WIDGETS))?.status).toBe("done");
+    await runner.close();
+    await memory.closeAll();
+    expect(waits).toHaveLength(2);
+  });
+
+  it("does not run again once its repository left, nor after the runner closed", async () => {
+    for (const end of ["cancel", "close"] as const) {
+      const { memory, runner, waits, listed, until } = await outage(100);
+      runner.enqueue(WIDGETS);
+      await until(() => waits.length === 1);
+      if (end === "cancel") await runner.cancelInstallation(WIDGETS.installation);
+      else await runner.close();
+      waits[0]!.wake();
+      for (let i = 0; i < 20; i++) await new Promise((resolve) => setImmediate(resolve));
+      await runner.idle();
+      expect(listed, end).toHaveLength(2);
+      await runner.close();
+      await memory.closeAll();
+    }
+  });
+});
+
 describe("BackfillRunner with TALOS_BACKFILL_MAX=0", () => {
   it("reads nothing of GitHub: no backfill on install or first event, and a catch-up with nothing to do", async () => {
     const memory = createTestRegistry(makeDataDir());
