@@ -7,13 +7,28 @@ const MAX_DRAFTS = 100;
 const MAX_CANDIDATES = 16;
 const JSON_WHITESPACE = " \t\n\r";
 
+// A line number as a model writes it: a number, or one in a string ("12"). Coerced as anything
+// else, `true` was line 1 and `[5]` line 5: a comment placed on a line the model did not name.
+const LineNumber = z
+  .union([
+    z.number(),
+    z
+      .string()
+      .max(20)
+      .regex(/^\s*\d+\s*$/)
+      .transform(Number),
+  ])
+  .pipe(z.number().int().positive());
+
 const Draft = z.object({
-  path: z.string().min(1).max(1_000),
-  line: z.coerce.number().int().positive(),
+  // A name as the prompt shows it (escapeName): an invisible character takes up to 9, so a
+  // path git allows (4,096 bytes) can pass 1,000; one that long was dropped as malformed.
+  path: z.string().min(1).max(40_000),
+  line: LineNumber,
   // 0 or "" for "no range", as a model writes it: a one-line comment, not a malformed one.
   start_line: z.preprocess(
     (value) => (value === 0 || value === "" ? null : value),
-    z.coerce.number().int().positive().nullish(),
+    LineNumber.nullish(),
   ),
   severity: z.enum(["critical", "major", "minor", "nit"]).catch("minor"),
   body: z.string().min(1),

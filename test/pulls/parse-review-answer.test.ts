@@ -69,6 +69,32 @@ describe("parseReviewAnswer", () => {
     expect(parseReviewAnswer(withNullVerdict)).toEqual({ ...EXPECTED, verdict: "" });
   });
 
+  it('reads a line written as "12", and takes a line that is no number (true, [5]) as no line', () => {
+    const comment = JSON.parse(REVIEW).comments[0];
+    const parse = (changes: object) =>
+      parseReviewAnswer(
+        JSON.stringify({ verdict: EXPECTED.verdict, comments: [{ ...comment, ...changes }] }),
+      );
+    expect(parse({ line: " 12 " })).toEqual(EXPECTED);
+    expect(parse({ line: 12, start_line: "10" }).drafts[0]).toMatchObject({
+      line: 12,
+      startLine: 10,
+    });
+    for (const line of [true, [5], "12a", 1.5, -3, "1e3"])
+      expect(parse({ line }), JSON.stringify(line)).toMatchObject({ drafts: [], malformed: 1 });
+    expect(parse({ line: 12, start_line: true })).toMatchObject({ drafts: [], malformed: 1 });
+  });
+
+  it("keeps a comment on a path whose escaped name passes 1,000 characters", () => {
+    const comment = JSON.parse(REVIEW).comments[0];
+    const path = `src/${"\\u{200b}".repeat(400)}.ts`;
+    const parsed = parseReviewAnswer(
+      JSON.stringify({ verdict: EXPECTED.verdict, comments: [{ ...comment, path }] }),
+    );
+    expect(path.length).toBeGreaterThan(1_000);
+    expect(parsed.drafts[0]?.path).toBe(path);
+  });
+
   it("keeps a text with no review object as the verdict", () => {
     const text = 'No JSON here, only `{"a": {` and a stray }.';
     expect(parseReviewAnswer(text)).toEqual({
