@@ -68,6 +68,10 @@ describe("the started server", () => {
       status: "ok",
       version: expect.stringMatching(/^\d+\.\d+\.\d+/),
     });
+    const head = await fetch(`${server.url}/healthz`, { method: "HEAD" });
+    expect(head.status).toBe(200);
+    expect(head.headers.get("content-type")).toBe("application/json");
+    expect(await head.text()).toBe("");
   });
 
   it("serves /metrics only on TALOS_METRICS_PORT, on 127.0.0.1, and not on the public port", async () => {
