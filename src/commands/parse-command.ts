@@ -57,18 +57,39 @@ function matchPrefix(line: string, prefixes: string[]): string | undefined {
 }
 
 /**
- * Whether any line of `body`, whatever its indentation, starts with a command prefix. Linear and
- * cheap: a comment without such a line is never parsed.
+ * Whether any line of `body`, whatever its indentation, starts with a command prefix (followed
+ * by whitespace or the line's end). Linear and cheap: a comment without such a line is never
+ * parsed. The prefixes are looked for in one lowercased copy, and each place found is checked
+ * for what precedes it: split into lines, 65,536 characters of `a\n` made 32,768 strings, whose
+ * collection on a busy machine made the check look super-linear.
  */
 export function hasCommandCandidate(body: string, options: ParseCommandOptions = {}): boolean {
-  const prefixes = prefixesOf(options);
-  return (
-    body
-      .slice(0, MAX_USER_TEXT)
-      // CommonMark's line endings: a lone CR ends a line as LF does.
-      .split(/\r\n?|\n/)
-      .some((line) => matchPrefix(line.trimStart(), prefixes) !== undefined)
-  );
+  const text = body.slice(0, MAX_USER_TEXT).toLowerCase();
+  for (const prefix of prefixesOf(options)) {
+    for (let at = text.indexOf(prefix); at !== -1; at = text.indexOf(prefix, at + 1)) {
+      const end = at + prefix.length;
+      if (startsLine(text, at) && (end === text.length || SPACE.test(text.charAt(end))))
+        return true;
+    }
+  }
+  return false;
+}
+
+const SPACE = /\s/;
+
+/**
+ * Whether only whitespace comes between the line's start and `at`: CommonMark's line endings, a
+ * lone CR as well as LF. The whitespace walked over ends at the text before it, so the walks of
+ * the places found do not overlap.
+ */
+function startsLine(text: string, at: number): boolean {
+  let i = at - 1;
+  for (; i >= 0; i--) {
+    const char = text.charAt(i);
+    if (char === "\n" || char === "\r") return true;
+    if (!SPACE.test(char)) return false;
+  }
+  return true;
 }
 
 /**

@@ -143,6 +143,16 @@ describe("parseCommand", () => {
     expect(hasCommandCandidate("thanks /talos\rhelp")).toBe(false);
   });
 
+  it("finds a prefix only at a line's start (after any whitespace) and before whitespace or the end", () => {
+    const slug = { slug: "talos-bot" };
+    expect(hasCommandCandidate("x\n\t\u00a0 /TALOS help")).toBe(true);
+    expect(hasCommandCandidate("x\n/talos")).toBe(true);
+    expect(hasCommandCandidate("/talosx help\nx /talos help")).toBe(false);
+    expect(hasCommandCandidate("@Talos-Bot[bot]\thelp", slug)).toBe(true);
+    expect(hasCommandCandidate("@talos-botx help\n.@talos-bot help", slug)).toBe(false);
+    expect(hasCommandCandidate("/talo\n/talo /talos\n  /talos\r\n", slug)).toBe(true);
+  });
+
   it("takes linear time on hostile input, with a command line after it", async () => {
     await expectLinearTime((text) => hasCommandCandidate(text, { slug: "talos-bot" }));
   }, 120_000);
