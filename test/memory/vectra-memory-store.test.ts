@@ -823,13 +823,18 @@ describe("damaged memory files", () => {
     await reopened.close();
   });
 
-  it("rejects a log damaged in the middle, naming the file and entry, and leaves it in place", async () => {
+  /** The seeded five in one append, then six and seven: the log as a crash leaves it. */
+  async function logOfSeven() {
     const { store, directory } = await seeded(makeDataDir(), crashable);
     await store.add(issueMemory(6, "six"));
     await store.add(issueMemory(7, "seven"));
     const [log] = logFiles(directory);
     const path = join(directory, log!);
-    const content = readFileSync(path);
+    return { directory, path, content: readFileSync(path) };
+  }
+
+  it("rejects a log damaged in the middle, naming the file and entry, and leaves it in place", async () => {
+    const { directory, path, content } = await logOfSeven();
     const at = content.indexOf('"text":"six"') + 9;
     content[at] = "I".charCodeAt(0);
     writeFileSync(path, content);
@@ -848,12 +853,7 @@ describe("damaged memory files", () => {
   ])(
     "rejects a log whose first frame's %s is damaged, rather than cut the acknowledged frames after it",
     async (_, offset, bit) => {
-      const { store, directory } = await seeded(makeDataDir(), crashable);
-      await store.add(issueMemory(6, "six"));
-      await store.add(issueMemory(7, "seven"));
-      const [log] = logFiles(directory);
-      const path = join(directory, log!);
-      const content = readFileSync(path);
+      const { directory, path, content } = await logOfSeven();
       // Its lengths now lead nowhere whole: it looked like a torn last append, and was cut off
       // with six and seven behind it.
       content.writeUInt8(content.readUInt8(offset) ^ bit, offset);
