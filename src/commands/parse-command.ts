@@ -78,9 +78,10 @@ export function hasCommandCandidate(body: string, options: ParseCommandOptions =
 const SPACE = /\s/;
 
 /**
- * Whether only whitespace comes between the line's start and `at`: CommonMark's line endings, a
- * lone CR as well as LF. The whitespace walked over ends at the text before it, so the walks of
- * the places found do not overlap.
+ * Whether only whitespace comes between the line's start and `at`, a line ending as CommonMark
+ * reads one (a lone CR as well as LF). Each walk covers only the whitespace just before its
+ * place, and the next place found lies past that place: the walks do not overlap, and the check
+ * stays linear.
  */
 function startsLine(text: string, at: number): boolean {
   let i = at - 1;

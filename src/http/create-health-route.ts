@@ -7,9 +7,9 @@ export interface HealthRouteOptions {
 }
 
 /**
- * `GET /healthz` (or HEAD): 200 with `{status, version}` while the process serves, 503 `stopping` once it
- * shuts down, so that a load balancer sends it nothing more. It is public, so it says nothing
- * more: no uptime, no configuration, no counts.
+ * `GET /healthz` (or HEAD): 200 with `{status, version}` while the process serves, 503
+ * `stopping` once it shuts down, so that a load balancer sends it nothing more. It is public, so
+ * it says nothing more: no uptime, no configuration, no counts.
  */
 export function createHealthRoute(options: HealthRouteOptions) {
   const ok = JSON.stringify({ status: "ok", version: options.version });
