@@ -97,10 +97,6 @@ export function describeScope(changes: PullRequestChanges, audience: "prompt" | 
 }
 
 /**
- * The "Not reviewed" section of a posted text: every file the model did not read, grouped by
- * reason, so that nothing is skipped silently. Empty when every file was read.
- */
-/**
  * A file's name as posted: as the prompt shows it (escapeName), so that no two names read the
  * same. The safe output strips invisible characters, and `src/auth\u200B.ts`, a look-alike that
  * GitHub gave no diff of, was listed as `src/auth.ts` beside the real one.
@@ -109,6 +105,10 @@ export function fileNameSpan(name: string): string {
   return codeSpan(escapeName(name));
 }
 
+/**
+ * The "Not reviewed" section of a posted text: every file the model did not read, grouped by
+ * reason, so that nothing is skipped silently. Empty when every file was read.
+ */
 export function renderNotReviewed(changes: PullRequestChanges): string {
   const { skipped, unlisted } = changes.selection;
   if (skipped.length === 0 && unlisted === 0) return "";
