@@ -847,7 +847,6 @@ export class RedisJobQueue implements JobQueue {
     return jobIdOf(delivery, this.#reservedIds);
   }
 
-  /** The job ids a delivery may be kept under: its own, and its earlier one if it has one. */
   /**
    * The id a delivery's job is stored under (its earlier id, see legacyJobIdOf, or the mapping),
    * for a run whose claim is gone (its lease lost): what it records goes with that job. Under
@@ -856,10 +855,11 @@ export class RedisJobQueue implements JobQueue {
    */
   async #storedId(delivery: string): Promise<string | undefined> {
     for (const id of this.#storedIds(delivery))
-      if (await this.#redis.exists(`${this.#options.prefix}:jobs:${id}`)) return id;
+      if (await this.#redis.exists(this.#queue.toKey(id))) return id;
     return undefined;
   }
 
+  /** The job ids a delivery may be kept under: its own, and its earlier one if it has one. */
   #storedIds(delivery: string): string[] {
     const id = this.#jobId(delivery);
     const legacy = legacyJobIdOf(delivery);
@@ -876,12 +876,12 @@ export class RedisJobQueue implements JobQueue {
     return `${this.#options.prefix}:retry-at`;
   }
 
-  /** Model tokens spent by each job's runs so far, by job id (see `JobQueue.spend`). */
   /** The steps each job's runs finished, by job id (see `JobQueue.stepDone`). */
   #stepsKey(): string {
     return `${this.#options.prefix}:steps`;
   }
 
+  /** Model tokens spent by each job's runs so far, by job id (see `JobQueue.spend`). */
   #spentKey(): string {
     return `${this.#options.prefix}:spent`;
   }

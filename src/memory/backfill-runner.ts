@@ -93,7 +93,7 @@ const ISSUES_DISABLED_RECHECK_MS = 24 * 3_600_000;
 /**
  * A backfill (or a catch-up a command asked for) that gave up on a failure a later try may not
  * meet (an outage longer than its pages' own tries, some two minutes) runs again while the
- * process runs: after 5 minutes, doubling up to 6 hours, this many times (some 30 hours); then
+ * process runs: after 5 minutes, doubling up to 6 hours, this many times (some 17 hours); then
  * it is left to the next start. Until then it was left to the next start at once: a server up
  * for weeks kept an outage's backfills unfinished as long.
  */

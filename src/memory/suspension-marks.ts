@@ -24,6 +24,7 @@ export interface SuspensionMarks {
   since(installation: number): Promise<string | undefined>;
   /** Every installation marked, and since when: one read. */
   all(): Promise<Map<number, string>>;
+  /** Forgets `installation`'s mark: caught up, or uninstalled. */
   clear(installation: number): Promise<void>;
 }
 

@@ -1,5 +1,5 @@
 import { z } from "zod";
-import { cleanUntrustedText, visibleLength } from "../agent/untrusted-text.js";
+import { cleanUntrustedText } from "../agent/untrusted-text.js";
 import { clipResult, MAX_RESULT_CHARS } from "./clip-result.js";
 import { defineTool } from "./define-tool.js";
 
@@ -12,11 +12,20 @@ export const listCommentsTool = defineTool({
     limit: z.number().int().min(1).max(50).default(20).describe("how many of the latest comments"),
   }),
   async execute({ number, limit }, { github }) {
+    // Each body as a reader sees it, cleaned once: weighed against the room as shown, then
+    // shown. A comment hidden in an HTML comment took the room of the others, and one left
+    // unclosed hid them all.
+    const cleaned = new Map<string, string>();
+    const clean = (body: string) => {
+      let text = cleaned.get(body);
+      if (text === undefined) cleaned.set(body, (text = cleanUntrustedText(body)));
+      return text;
+    };
     // Only the newest pages are read, up to what the result can hold.
     const { comments, total, omitted } = await github.listRecentComments(number, {
       maxChars: MAX_RESULT_CHARS,
       maxComments: limit,
-      weigh: visibleLength,
+      weigh: (body) => clean(body).length,
     });
     if (comments.length === 0) return `#${number} has no comments.`;
     const header =
@@ -29,11 +38,7 @@ export const listCommentsTool = defineTool({
       header +
         [...comments]
           .reverse()
-          // Each body as a reader sees it, before the result is cut to its size: a comment hidden
-          // in an HTML comment took the room of the others, and one left unclosed hid them all.
-          .map(
-            (c) => `--- ${c.author ?? "unknown"} at ${c.createdAt}:\n${cleanUntrustedText(c.body)}`,
-          )
+          .map((c) => `--- ${c.author ?? "unknown"} at ${c.createdAt}:\n${clean(c.body)}`)
           .join("\n\n"),
     );
   },
