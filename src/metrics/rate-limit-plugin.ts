@@ -1,6 +1,6 @@
 import type { Octokit, OctokitOptions } from "@octokit/core";
 import type { Logger } from "pino";
-import { getClientLog } from "../github/octokit.js";
+import { getClientLog, rateLimitWaitMs } from "../github/octokit.js";
 import type { Metrics } from "./create-metrics.js";
 
 type Headers = Record<string, string | number | undefined>;
@@ -96,8 +96,54 @@ export function rateLimitPlugin(octokit: Octokit, options: OctokitOptions): void
   octokit.hook.error("request", (error, request) => {
     const failure = error as { status?: number; response?: { headers?: Headers } };
     finish(request, failure.status ?? "error", failure.response?.headers);
+    const throttled = (options as { throttle?: { enabled?: boolean } }).throttle?.enabled !== false;
+    if (!(throttled && seenByThrottling(error))) noteUnseenLimit(error, request);
     throw error;
   });
+
+  /**
+   * A rate limit the throttling plugin passed on without its handlers (which count and log each
+   * one): counted and logged here the same way, so an "abuse detection" 403 or a bare
+   * `retry-after` shows on the dashboard too. It is not retried here; its caller may wait.
+   */
+  const noteUnseenLimit = (error: unknown, request: RequestOptions) => {
+    const waitMs = rateLimitWaitMs(error, Date.now());
+    if (waitMs === undefined) return;
+    const message = error instanceof Error ? error.message.slice(0, 500) : "";
+    const kind = /\bAPI rate limit\b/i.test(message) ? "primary" : "secondary";
+    talos.metrics.githubThrottled.inc({ kind });
+    getClientLog(octokit).warn(
+      {
+        kind,
+        retryAfter: Math.ceil(waitMs / 1000),
+        method: request.method,
+        route: toRouteTemplate(request.url),
+        installation: talos.installation,
+        retry: false,
+      },
+      `GitHub ${kind} rate limit hit`,
+    );
+  };
+}
+
+/**
+ * Whether @octokit/plugin-throttling (v11) handled this refusal as a rate limit, as its `failed`
+ * handler tells them: "secondary rate" in the message, a spent primary limit, or GraphQL's
+ * RATE_LIMITED. Those went through its onRateLimit or onSecondaryRateLimit.
+ */
+function seenByThrottling(error: unknown): boolean {
+  const failure = error as {
+    status?: number;
+    message?: unknown;
+    response?: { headers?: Headers; data?: { errors?: unknown } };
+  };
+  if (failure.status !== 403 && failure.status !== 429) return false;
+  if (/\bsecondary rate\b/i.test(String(failure.message ?? ""))) return true;
+  if (failure.response?.headers?.["x-ratelimit-remaining"] === "0") return true;
+  const errors = failure.response?.data?.errors;
+  return (
+    Array.isArray(errors) && errors.some((e) => (e as { type?: unknown })?.type === "RATE_LIMITED")
+  );
 }
 
 /**

@@ -203,6 +203,80 @@ describe("rate limits and retries", () => {
     });
   });
 
+  // The throttling plugin reads a limit only from "secondary rate" in the message or a spent
+  // primary limit; these it passed on unseen, neither counted nor logged.
+  it.each([
+    [
+      "older GitHub Enterprise's 403 'abuse detection'",
+      403,
+      "You have triggered an abuse detection mechanism. Please wait a few minutes.",
+      {},
+      "secondary",
+      60,
+    ],
+    ["a 403 with only a retry-after", 403, "Forbidden", { "retry-after": "30" }, "secondary", 30],
+    [
+      "a 429 with only a retry-after",
+      429,
+      "Too Many Requests",
+      { "retry-after": "5" },
+      "secondary",
+      5,
+    ],
+    [
+      "a 403 naming a primary limit, without headers",
+      403,
+      "API rate limit exceeded",
+      {},
+      "primary",
+      60,
+    ],
+  ])(
+    "counts and logs a rate limit the throttling does not see: %s",
+    async (_, status, message, headers, kind, retryAfter) => {
+      const app = await createThrottledApp();
+      const scope = githubScope();
+      mockInstallationToken(scope);
+      scope.get(REPO).reply(status, { message }, headers);
+
+      const octokit = await app.probot.auth(2);
+      await expect(
+        octokit.rest.repos.get({ owner: "Codertocat", repo: "Hello-World" }),
+      ).rejects.toMatchObject({ status });
+
+      expect(scope.pendingMocks()).toEqual([]);
+      expect(await throttledCount(app, kind)).toBe(1);
+      const warnings = app.logs.lines().filter((l) => /rate limit hit$/.test(String(l.msg)));
+      expect(warnings).toEqual([
+        expect.objectContaining({
+          level: 40,
+          msg: `GitHub ${kind} rate limit hit`,
+          kind,
+          retryAfter,
+          method: "GET",
+          route: "/repos/{owner}/{repo}",
+          installation: "2",
+          retry: false,
+        }),
+      ]);
+    },
+  );
+
+  it("does not count a 403 for a permission as a rate limit", async () => {
+    const app = await createThrottledApp();
+    const scope = githubScope();
+    mockInstallationToken(scope);
+    scope.get(REPO).reply(403, { message: "Resource not accessible by integration" });
+
+    const octokit = await app.probot.auth(2);
+    await expect(
+      octokit.rest.repos.get({ owner: "Codertocat", repo: "Hello-World" }),
+    ).rejects.toMatchObject({ status: 403 });
+
+    expect(await throttledCount(app, "secondary")).toBe(0);
+    expect(await throttledCount(app, "primary")).toBe(0);
+  });
+
   it("warns once when the remaining requests drop under 10% of the limit", async () => {
     const app = await createThrottledApp();
     const scope = githubScope();
