@@ -22,6 +22,7 @@ import { systemClock, type Clock } from "./clock.js";
 import { getSecrets, type Env } from "./config.js";
 import { createSecretScrubber } from "./create-logger.js";
 import { createOctokitClass, type GitHubLimits } from "./github/create-octokit.js";
+import { RateLimitTracker } from "./metrics/rate-limit-plugin.js";
 import { GitHubCache } from "./github/github-cache.js";
 import { RedisCacheBroadcast } from "./github/redis-cache-broadcast.js";
 import { JobJournal } from "./jobs/job-journal.js";
@@ -74,6 +75,7 @@ export interface Services {
   cache: GitHubCache;
   limits: GitHubLimits;
   /** The GitHub client class: cache, metrics, throttling and retries. */
+  rateLimits: RateLimitTracker;
   Octokit: typeof ProbotOctokit;
   jobs: JobRunner<Context>;
   /** The journal under TALOS_DATA_DIR, or with REDIS_URL the queue the instances share. */
@@ -172,9 +174,11 @@ async function openServices(options: ServicesOptions, closers: Closers): Promise
   writeQueues?.on("error", (error: Error) =>
     log.warn({ err: error }, "GitHub write queues: Redis error"),
   );
+  const rateLimits = new RateLimitTracker(metrics);
   const Octokit = createOctokitClass({
     cache: useCache ? cache : undefined,
     metrics,
+    rateLimits,
     limits,
     ...throttling,
     cluster: writeQueues && { connection: writeQueues, prefix: env.TALOS_REDIS_PREFIX },
@@ -329,6 +333,7 @@ async function openServices(options: ServicesOptions, closers: Closers): Promise
     metrics,
     cache,
     limits,
+    rateLimits,
     Octokit,
     jobs,
     queue,

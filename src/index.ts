@@ -103,6 +103,7 @@ export async function createTalos(options: TalosOptions): Promise<Talos> {
       },
       backfill,
       suspensions: services.suspensions,
+      rateLimits: services.rateLimits,
       markdown: services.markdown,
       identity: createAppIdentityLoader(probot),
     });

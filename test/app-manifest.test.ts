@@ -25,6 +25,7 @@ function registeredEvents(): string[][] {
       jobs: { register: () => undefined } as never,
       budgets: {} as never,
       suspensions: {} as never,
+      rateLimits: {} as never,
       cache: new GitHubCache({ ttlMs: 1000, max: 10, clock: systemClock }),
       limits: {
         maxRetries: 0,

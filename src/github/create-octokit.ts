@@ -2,7 +2,7 @@ import type { Octokit } from "@octokit/core";
 import Bottleneck from "bottleneck";
 import { ProbotOctokit } from "probot";
 import type { Metrics } from "../metrics/create-metrics.js";
-import { rateLimitPlugin, RateLimitTracker } from "../metrics/rate-limit-plugin.js";
+import { rateLimitPlugin, type RateLimitTracker } from "../metrics/rate-limit-plugin.js";
 import type { GitHubCache } from "./github-cache.js";
 import { getClientLog } from "./octokit.js";
 import { configMemoPlugin, createConfigMemo } from "./config-memo-plugin.js";
@@ -22,6 +22,8 @@ export interface OctokitClassOptions {
   /** Absent: no caching (the benchmark's naive baseline). */
   cache: GitHubCache | undefined;
   metrics: Metrics;
+  /** The process's rate-limit series, which an uninstall prunes. */
+  rateLimits: RateLimitTracker;
   limits: GitHubLimits;
   /** Tests switch throttling and retries off; production never does. */
   throttle?: boolean;
@@ -155,8 +157,7 @@ export function fenceWrites(octokit: Octokit, lease: AbortSignal): void {
  * throttling, retries and metrics, and the metrics see each request after its retries.
  */
 export function createOctokitClass(options: OctokitClassOptions): typeof ProbotOctokit {
-  const { cache, metrics, limits } = options;
-  const rateLimits = new RateLimitTracker(metrics);
+  const { cache, metrics, limits, rateLimits } = options;
   const configs = createConfigMemo();
   // Made once, with the cluster's datastore when there is one: whichever client is made first
   // (Probot's, the CLI's) must not decide that the spacing is this process's alone.

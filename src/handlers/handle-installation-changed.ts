@@ -5,6 +5,7 @@ import type { BackfillRunner } from "../memory/backfill-runner.js";
 import type { MemoryService } from "../memory/memory-service.js";
 import { CLOCK_SKEW_MS } from "../memory/outage-catch-up.js";
 import type { SuspensionMarks } from "../memory/suspension-marks.js";
+import type { RateLimitTracker } from "../metrics/rate-limit-plugin.js";
 import { InstallationPayload, readPayload, RepositoryPayload } from "./read-payload.js";
 
 type InstallationEvent = "installation" | "installation_repositories";
@@ -39,6 +40,7 @@ export function createInstallationChangedHandler(deps: {
   backfill: BackfillRunner;
   memory: MemoryService;
   suspensions: SuspensionMarks;
+  rateLimits: Pick<RateLimitTracker, "forget">;
   clock: Clock;
 }) {
   return async (context: Context<InstallationEvent>): Promise<void> => {
@@ -58,6 +60,7 @@ export function createInstallationChangedHandler(deps: {
     if (event === "installation.deleted") {
       await deps.backfill.cancelInstallation(installation);
       await deps.memory.deleteInstallation(installation);
+      deps.rateLimits.forget(String(installation));
       // Its time alone, of an installation gone: kept, it harms nothing, so the uninstall is not
       // failed over it (after its memories went).
       await deps.suspensions

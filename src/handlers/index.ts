@@ -2,6 +2,7 @@ import { emitterEventNames } from "@octokit/webhooks";
 import type { Probot } from "probot";
 import type { BackfillRunner } from "../memory/backfill-runner.js";
 import type { SuspensionMarks } from "../memory/suspension-marks.js";
+import type { RateLimitTracker } from "../metrics/rate-limit-plugin.js";
 import { guardEvent, watchEvent, type EventPipelineDeps } from "./guard-event.js";
 import { createInstallationChangedHandler } from "./handle-installation-changed.js";
 import { createIssuesOpenedHandler, type IssuesOpenedDeps } from "./handle-issues-opened.js";
@@ -22,7 +23,11 @@ import { createThreadChangedHandler, type ThreadChangedEvent } from "./handle-th
 
 export type HandlerDeps = EventPipelineDeps &
   CommentHandlerDeps &
-  IssuesOpenedDeps & { backfill: BackfillRunner; suspensions: SuspensionMarks };
+  IssuesOpenedDeps & {
+    backfill: BackfillRunner;
+    suspensions: SuspensionMarks;
+    rateLimits: Pick<RateLimitTracker, "forget">;
+  };
 
 const THREAD_CHANGES: ThreadChangedEvent[] = [
   "issues.edited",

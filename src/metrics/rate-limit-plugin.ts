@@ -21,6 +21,8 @@ const LOW_REMAINING_SHARE = 0.1;
 export class RateLimitTracker {
   readonly #metrics: Metrics;
   readonly #low = new Set<string>();
+  // Each installation's resources with a series, so that an uninstall can remove them.
+  readonly #resources = new Map<string, Set<string>>();
 
   constructor(metrics: Metrics) {
     this.#metrics = metrics;
@@ -36,6 +38,8 @@ export class RateLimitTracker {
     )
       return;
     const resource = String(headers?.["x-ratelimit-resource"] ?? "core");
+    const resources = this.#resources.get(installation) ?? new Set<string>();
+    this.#resources.set(installation, resources.add(resource));
     this.#metrics.githubRateLimitRemaining.set({ installation, resource }, remaining);
     this.#metrics.githubRateLimitLimit.set({ installation, resource }, limit);
     const key = `${installation}/${resource}`;
@@ -59,6 +63,16 @@ export class RateLimitTracker {
     } else {
       this.#low.delete(key);
     }
+  }
+
+  /** An uninstalled installation's series go: kept, they would pile up with every uninstall. */
+  forget(installation: string): void {
+    for (const resource of this.#resources.get(installation) ?? []) {
+      this.#metrics.githubRateLimitRemaining.remove({ installation, resource });
+      this.#metrics.githubRateLimitLimit.remove({ installation, resource });
+      this.#low.delete(`${installation}/${resource}`);
+    }
+    this.#resources.delete(installation);
   }
 }
 

@@ -1,6 +1,7 @@
 import Bottleneck from "bottleneck";
 import { afterEach, describe, expect, it, vi } from "vitest";
 import { createOctokitClass } from "../../src/github/create-octokit.js";
+import { RateLimitTracker } from "../../src/metrics/rate-limit-plugin.js";
 import type { CommentInfo } from "../../src/github/create-repo-client.js";
 import type { Octokit } from "../../src/github/octokit.js";
 import { upsertReply } from "../../src/github/upsert-reply.js";
@@ -32,9 +33,11 @@ afterEach(() => {
  */
 async function createClient(options: { requestTimeoutMs: number; probotRedis?: boolean }) {
   const { log } = await captureLogs("warn");
+  const metrics = createMetrics();
   const Octokit = createOctokitClass({
     cache: undefined,
-    metrics: createMetrics(),
+    metrics,
+    rateLimits: new RateLimitTracker(metrics),
     limits: LIMITS,
     requestTimeoutMs: options.requestTimeoutMs,
   });

@@ -45,6 +45,7 @@ describe("repositories removed from an installation", () => {
       backfill,
       memory: memories,
       suspensions: {} as never,
+      rateLimits: { forget: () => undefined },
       clock: systemClock,
     });
     const context = {

@@ -695,3 +695,36 @@ describe("an installation suspended, then uninstalled", () => {
     expect(app.talos.services.journal!.list()).toEqual([]);
   });
 });
+
+describe("an uninstalled installation's rate-limit series", () => {
+  it("are removed from /metrics, while another installation's stay", async () => {
+    const app = await createTestApp();
+    const scope = githubScope();
+    for (const installation of [2, 3]) {
+      mockInstallationToken(scope, installation);
+      scope.get("/repos/Codertocat/Hello-World").reply(
+        200,
+        {},
+        {
+          "x-ratelimit-limit": "5000",
+          "x-ratelimit-remaining": "100",
+          "x-ratelimit-reset": "1900000000",
+          "x-ratelimit-resource": "core",
+        },
+      );
+      const octokit = await app.probot.auth(installation);
+      await octokit.rest.repos.get({ owner: "Codertocat", repo: "Hello-World" });
+    }
+    const series = async () =>
+      [
+        ...(await app.talos.metrics.githubRateLimitRemaining.get()).values,
+        ...(await app.talos.metrics.githubRateLimitLimit.get()).values,
+      ].map((v) => v.labels.installation);
+    expect((await series()).sort()).toEqual(["2", "2", "3", "3"]);
+
+    await receive(app, "installation", webhookExample("installation", "deleted", 2), "gone");
+
+    expect(scope.pendingMocks()).toEqual([]);
+    expect(await series()).toEqual(["3", "3"]);
+  });
+});
