@@ -9,6 +9,7 @@ import {
 import { convertToOpenAITool } from "@langchain/core/utils/function_calling";
 import type { Logger } from "pino";
 import type { Metrics } from "../metrics/create-metrics.js";
+import { clipResult } from "../tools/clip-result.js";
 import type { Tool, ToolContext } from "../tools/define-tool.js";
 import type { TokenCounter } from "./count-tokens.js";
 import { UTF8_TOKEN_BOUND } from "./count-tokens.js";
@@ -290,7 +291,12 @@ function cutAtOutputLimit(reply: AIMessage): boolean {
 // Less room than this is not worth a cut result's head.
 const MIN_RESULT_TOKENS = 100;
 
-/** The fenced result, cut to `share` tokens when it is longer, or a note when too little is left. */
+/**
+ * The fenced result, cut to `share` tokens when it is longer, or a note when too little is left.
+ * Fenced as it is: each tool gives its result as a reader sees it (a file as its lines, each
+ * comment cleaned on its own). Cleaned again as a whole, one comment's visible `<script>` hid the
+ * older comments after it, and a string literal `'<!--'` the rest of a file.
+ */
 function fenceResult(
   fence: Fence,
   source: string,
@@ -298,12 +304,12 @@ function fenceResult(
   share: number,
   counter: TokenCounter,
 ): string {
-  const whole = fence.wrap(source, content);
+  const whole = fence.wrapCode(source, content);
   // Its UTF-8 bytes bound its tokens: most results fit without being tokenized.
   if (UTF8_TOKEN_BOUND.countTokens(whole) <= share || counter.countTokens(whole, share) <= share)
     return whole;
-  const room = share - counter.countTokens(fence.wrap(source, ""));
-  if (room >= MIN_RESULT_TOKENS) return fence.bounded(room, counter).wrap(source, content);
+  const room = share - counter.countTokens(fence.wrapCode(source, ""));
+  if (room >= MIN_RESULT_TOKENS) return fence.bounded(room, counter).wrapCode(source, content);
   return "Not shown: the run's token budget has no room left for this result. Answer with what you have.";
 }
 
@@ -410,7 +416,10 @@ async function runTool(
     return { ok: true, content };
   } catch (error) {
     log.warn({ tool: call.name, err: error }, "tool failed");
-    return { ok: false, content: `Error: ${call.name} failed: ${(error as Error).message}` };
+    return {
+      ok: false,
+      content: clipResult(`Error: ${call.name} failed: ${(error as Error).message}`),
+    };
   }
 }
 

@@ -156,8 +156,9 @@ export interface Fence {
   readonly tag: string;
   wrap(source: string, text: string): string;
   /**
-   * For code (a diff): shown as GitHub shows it, so markup is kept and nothing is cut by
-   * characters (the caller bounds it in tokens); invisible characters, secrets and the tag go.
+   * For code (a diff, a file) or text already as a reader sees it (a tool's result, each comment
+   * in it cleaned on its own): kept as it is, markup included, and nothing is cut by characters
+   * (the caller bounds it); invisible characters, secrets and the tag go.
    */
   wrapCode(source: string, text: string): string;
   /**

@@ -1,4 +1,5 @@
 import { z } from "zod";
+import { cleanUntrustedText } from "../agent/untrusted-text.js";
 import { clipResult } from "./clip-result.js";
 import { defineTool } from "./define-tool.js";
 
@@ -16,7 +17,8 @@ export const getIssueTool = defineTool({
         `${issue.isPullRequest ? "Pull request" : "Issue"} #${issue.number}: ${issue.title}`,
         `State: ${issue.state}. Author: ${issue.author ?? "unknown"}. Labels: ${issue.labels.join(", ") || "none"}.`,
         "",
-        issue.body ?? "(no description)",
+        // The body as a reader sees it; the title and labels are shown as plain text.
+        cleanUntrustedText(issue.body ?? "") || "(no description)",
       ].join("\n"),
     );
   },

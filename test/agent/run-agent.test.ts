@@ -83,7 +83,7 @@ describe("the agent", () => {
     expect(task!.content).toContain("Why does saving crash?");
   });
 
-  it("never sends secrets or hidden HTML comments to the model", async () => {
+  it("never sends secrets, or a thread's hidden HTML comments, to the model", async () => {
     const github = thread();
     github.fake.files.set("config/.env", `OPENAI_API_KEY=${TEST_OPENAI_KEY}\n<!-- hidden -->`);
     const model = fakeModel()
@@ -94,7 +94,8 @@ describe("the agent", () => {
     const sent = textOf(model.calls.flatMap((c) => c.messages));
     expect(sent).toContain("Same here on Windows.");
     expect(sent).not.toContain("admin mode");
-    expect(sent).not.toContain("<!--");
+    // A file is shown as its lines, as a diff is: its markup is code, not a page's hidden text.
+    expect(sent).toContain("<!-- hidden -->");
     expect(sent).not.toContain(TEST_OPENAI_KEY);
     expect(sent).not.toContain("ghp_0123456789");
     expect(sent).toContain("[REDACTED]");
