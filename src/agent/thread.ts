@@ -49,8 +49,8 @@ export async function loadThread(
 const MIN_CUT_COMMENT_TOKENS = 200;
 
 /**
- * Renders the thread for a prompt within `budgetTokens`, counted with `counter`: the title and
- * body first (cut to a quarter and half the budget at most), then as many comments as fit, newest
+ * Renders the thread for a prompt within `budgetTokens`, counted with `counter`: the title, labels
+ * and body first (cut to a quarter, an eighth and half the budget at most), then as many comments as fit, newest
  * first, shown in order, the first one that does not fit cut to what is left. The oldest
  * comments are the ones left out, and the text says how many.
  */
@@ -62,19 +62,25 @@ export function renderThread(
 ): string {
   const { issue } = thread;
   const kind = issue.isPullRequest ? "Pull request" : "Issue";
-  const header = `${kind} #${issue.number} (${issue.state}), opened by ${issue.author ?? "a deleted user"}${
-    issue.labels.length > 0 ? `, labels: ${issue.labels.join(", ")}` : ""
-  }`;
+  const header = `${kind} #${issue.number} (${issue.state}), opened by ${issue.author ?? "a deleted user"}`;
+  const about = `${kind.toLowerCase()} #${issue.number}`;
   // The title is cut too, to a quarter: GitHub allows 256 characters, and 256 rare ones are
-  // about 780 tokens, which took a small budget (500 is allowed) past its end.
+  // about 780 tokens, which took a small budget (500 is allowed) past its end. The title and the
+  // labels are plain text on GitHub (a `<!--` in them hides nothing), and anyone with triage
+  // rights names a label: fenced, each bounded, as the body is.
   const opening = [
     header,
-    fence
-      .bounded(Math.floor(budgetTokens / 4), counter)
-      .wrap(`${kind.toLowerCase()} #${issue.number} title`, issue.title),
+    fence.bounded(Math.floor(budgetTokens / 4), counter).wrapCode(`${about} title`, issue.title),
+    ...(issue.labels.length > 0
+      ? [
+          fence
+            .bounded(Math.floor(budgetTokens / 8), counter)
+            .wrapCode(`${about} labels`, issue.labels.join(", ")),
+        ]
+      : []),
     fence
       .bounded(Math.floor(budgetTokens / 2), counter)
-      .wrap(`${kind.toLowerCase()} #${issue.number} description`, issue.body ?? "(no description)"),
+      .wrap(`${about} description`, issue.body ?? "(no description)"),
   ].join("\n");
 
   const comments = thread.comments.map((comment) => {
