@@ -17,6 +17,9 @@ export const askCommand: Command = {
     if (!args)
       return "Ask a question after the command, e.g. `/talos ask why does the build fail on Windows?`";
     if (!assistant) return NO_MODEL_REPLY;
+    // Over budget, no model call at all: recalling embeds the question, a call to the embedding
+    // model, which `budget.daily_tokens: 0` must not make either.
+    assistant.account?.check();
     const store = await memory();
     // Maintainers' notes and Talos's earlier answers that bear on the question.
     const recalled = store

@@ -1,6 +1,8 @@
 import { createPublicKey } from "node:crypto";
 import { AIMessage } from "@langchain/core/messages";
 import { afterAll, beforeAll, describe, expect, it, vi } from "vitest";
+import type { Embedder } from "../../src/memory/embedder.js";
+import { createLocalEmbedder } from "../../src/memory/local-embedder.js";
 import { createFakeClock } from "../helpers/fake-clock.js";
 import { startGitHubStandIn, type GitHubStandIn } from "../helpers/github-stand-in.js";
 import { scriptedModel } from "../helpers/scripted-model.js";
@@ -48,13 +50,25 @@ describe("daily token budgets", () => {
     // The first answer fits the day's budget and spends it all.
     const env = { TALOS_DAILY_TOKEN_BUDGET: String(DAY) };
     const model = scriptedModel().respond(spendingTheDay("It crashes on start."));
-    const first = await createTestApp({ dataDir, env, model, baseUrl: github.url });
+    // The embedding model is a model too: recalling memory for a question embeds it.
+    const local = createLocalEmbedder();
+    const embedded: string[] = [];
+    const embedder: Embedder = {
+      model: local.model,
+      dimension: local.dimension,
+      relatedScore: local.relatedScore,
+      embed: (texts) => (embedded.push(...texts), local.embed(texts)),
+    };
+    const questions = () => embedded.filter((t) => t.includes("why does it crash?")).length;
+    const first = await createTestApp({ dataDir, env, model, embedder, baseUrl: github.url });
     const thread = () => github.comments.get(THREAD) ?? [];
     const before = thread().length;
 
     await ask(first, 7001);
     expect(model.calls).toHaveLength(1);
     expect(thread().at(-1)?.body).toContain("It crashes on start.");
+    const asked = questions();
+    expect(asked).toBeGreaterThan(0);
 
     await ask(first, 7002);
     expect(model.calls).toHaveLength(1);
@@ -67,9 +81,11 @@ describe("daily token budgets", () => {
     expect(thread()).toHaveLength(before + 2);
     await first.talos.close();
 
-    const restarted = await createTestApp({ dataDir, env, model, baseUrl: github.url });
+    const restarted = await createTestApp({ dataDir, env, model, embedder, baseUrl: github.url });
     await ask(restarted, 7004);
     expect(model.calls).toHaveLength(1);
+    // Nor the embedding model: the refused questions were not embedded to recall memory.
+    expect(questions()).toBe(asked);
     expect(thread()).toHaveLength(before + 2);
     expect(restarted.logs.lines().some((l) => l.msg === "command refused: budget spent")).toBe(
       true,
