@@ -162,6 +162,10 @@ export class JobJournal implements JobQueue {
   }
 
   async enqueue(job: NewJob): Promise<EnqueueResult> {
+    // A parked job past the retention is forgotten when its delivery comes again, as it would be
+    // when the queue is full or at a restart: it was a duplicate only until one of those.
+    const known = this.#jobs.get(job.id);
+    if (this.#isExpired(known)) this.#forget(job.id, known!);
     if (this.#jobs.has(job.id) || this.#finished.has(job.id)) {
       // A copy that arrives while the first is being written is acknowledged only once it is.
       await this.#accepting.get(job.id);
@@ -201,7 +205,9 @@ export class JobJournal implements JobQueue {
     try {
       await durable;
     } finally {
-      this.#accepting.delete(job.id);
+      // Only this copy's: one sent again while this failed write was cut back may be being
+      // written now, and is not accepted (so not to run) until its own write is.
+      if (this.#accepting.get(job.id) === durable) this.#accepting.delete(job.id);
     }
     return { status: "accepted" };
   }
@@ -366,10 +372,12 @@ export class JobJournal implements JobQueue {
       case "add": {
         const job: Job & { op?: string } = { ...record };
         delete job.op;
-        // A parked job past the retention was forgotten (#forgetExpired, which writes nothing)
-        // before this add of its delivery, sent again, was accepted: the new one is the job.
-        if (this.#isExpired(this.#jobs.get(job.id))) this.#drop(job.id);
-        if (this.#jobs.has(job.id) || this.#finished.has(job.id)) break;
+        // A delivery is added again only once its job was forgotten: a parked job past the
+        // retention, which writes nothing (#forgetExpired). On replay the later add is the job,
+        // whatever the clock says now: judged by it, a clock stepped back made the forgotten
+        // job unexpired again and dropped the delivery accepted since.
+        this.#drop(job.id);
+        if (this.#finished.has(job.id)) break;
         this.#jobs.set(job.id, job);
         const size = bytes ?? weightOf(record);
         this.#heldBytes.set(job.id, size);
@@ -458,13 +466,13 @@ export class JobJournal implements JobQueue {
     return job?.parked !== undefined && job.parked.at < oldest;
   }
 
+  #forget(id: string, job: Job): void {
+    this.#options.log.warn({ delivery: id, event: job.event }, "parked job expired");
+    this.#drop(id);
+  }
+
   #forgetExpired(): void {
-    for (const [id, job] of this.#jobs) {
-      if (this.#isExpired(job)) {
-        this.#options.log.warn({ delivery: id, event: job.event }, "parked job expired");
-        this.#drop(id);
-      }
-    }
+    for (const [id, job] of this.#jobs) if (this.#isExpired(job)) this.#forget(id, job);
     const oldest = this.#options.clock.now() - this.#options.retentionMs;
     while (this.#refused.length > 0 && (this.#refused[0]?.at ?? 0) < oldest) this.#refused.shift();
   }
