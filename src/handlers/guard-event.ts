@@ -171,24 +171,34 @@ export function guardEvent<E extends EmitterWebhookEventName>(
       context.log.debug({ app: none.app }, `ignored: ${none.reason}; not journaled`);
       return;
     }
-    const result = await deps.jobs.submit(
-      {
-        id: context.id,
-        kind,
-        event: payload.eventName,
-        thread: threadOf(payload),
-        // Only as typed: a malformed payload is journaled (and parked) all the same, and what
-        // `talos jobs` lists it by must not be a number or an object.
-        repository:
-          typeof payload.repository?.full_name === "string"
-            ? payload.repository.full_name
-            : undefined,
-        installation:
-          typeof payload.installation?.id === "number" ? payload.installation.id : undefined,
-        payload: context.payload,
-      },
-      context as Context,
-    );
+    const result = await deps.jobs
+      .submit(
+        {
+          id: context.id,
+          kind,
+          event: payload.eventName,
+          thread: threadOf(payload),
+          // Only as typed: a malformed payload is journaled (and parked) all the same, and what
+          // `talos jobs` lists it by must not be a number or an object.
+          repository:
+            typeof payload.repository?.full_name === "string"
+              ? payload.repository.full_name
+              : undefined,
+          installation:
+            typeof payload.installation?.id === "number" ? payload.installation.id : undefined,
+          payload: context.payload,
+        },
+        context as Context,
+      )
+      .catch((error: unknown) => {
+        // Probot logs a handler's error with the event, payload and all: a 25 MB line exactly
+        // when the disk is full. One short line instead, and the sender is answered 500.
+        const reason = error instanceof Error ? error.message : String(error);
+        context.log.warn({ reason: "error", err: error }, "delivery refused: not journaled");
+        throw new JobRefusedError(`delivery not journaled (${reason}); redeliver it later`, {
+          cause: error,
+        });
+      });
     if (result.status === "duplicate")
       context.log.info("ignored: this delivery was already accepted");
     if (result.status === "refused") {

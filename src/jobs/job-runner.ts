@@ -102,9 +102,17 @@ export class JobRunner<C> {
 
   /** Journals a delivery (durably) and schedules it; resolves before the job runs. */
   async submit(job: NewJob, context: C): Promise<EnqueueResult> {
-    const result: EnqueueResult = this.#stopping
-      ? { status: "refused", reason: "stopping" }
-      : await this.#options.queue.enqueue(job);
+    let result: EnqueueResult;
+    try {
+      result = this.#stopping
+        ? { status: "refused", reason: "stopping" }
+        : await this.#options.queue.enqueue(job);
+    } catch (error) {
+      // A journal that cannot take it (a full disk, a read-only directory, Redis down): refused
+      // too, and counted with the others.
+      this.#options.metrics.jobsRefused.inc({ reason: "error" });
+      throw error;
+    }
     if (result.status === "refused")
       this.#options.metrics.jobsRefused.inc({ reason: result.reason });
     if (result.status !== "accepted") return result;
