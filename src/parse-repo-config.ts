@@ -123,8 +123,9 @@ export function restrictiveConfig(): RepoConfig {
  * - an invalid value falls back to its entry in RESTRICTIVE_SETTINGS (or its default, where no
  *   default can widen anything);
  * - an unknown key is ignored, and when it is a near miss of a setting (or a section) the file
- *   does not set, that setting (or that section's settings) takes its restrictive value;
- * - a mistake in a list of GUARDED_LISTS (an invalid value, a dropped item, or a misspelt key that
+ *   does not set, that setting (or that section's settings) takes its restrictive value; one
+ *   near no name that holds a list does so for its section's lists the file does not set;
+ * - a mistake in a list of GUARDED_LISTS (an invalid value, a dropped item, or an unknown key that
  *   may have held the list) switches off what the list limits, rather than leave it unlimited.
  * Every mistake is reported, naming the field and the file.
  */
@@ -172,13 +173,29 @@ export function parseRepoConfig(raw: unknown, file = REPO_CONFIG_PATH): ParsedRe
       const path = issue.path;
       if (issue.code === "unrecognized_keys") {
         for (const key of issue.keys) {
+          const unknown = [...path, key];
+          // A list under a name near none (`allowed_labels:` for `labels:`, `exclude:` for
+          // `ignore:`) may have held any list of its section the file leaves unset: read as
+          // neither, the list would be empty or its default, which can mean no limit at all.
+          const near = nearMisses(path, key);
+          const heldList = near.length === 0 && Array.isArray(getPath(candidate, unknown));
+          const meant = heldList
+            ? listsOf(path.join(".")).filter((field) => !isSet(candidate, field.split(".")))
+            : near;
+          const taken = meant.filter((field) => !isSet(candidate, field.split(".")));
+          const narrowed =
+            taken.length > 0
+              ? `; ${taken.map((field) => quotedCode(field)).join(", ")} ${
+                  taken.length > 1 ? "take their" : "takes its"
+                } most restrictive value until it is fixed`
+              : "";
           errors.push(
-            `${file}: ${quotedCode([...path, key].join("."))} is not a known setting (ignored)`,
+            `${file}: ${quotedCode(unknown.join("."))} is not a known setting (ignored)${narrowed}`,
           );
-          candidate = removePath(candidate, [...path, key]);
-          for (const field of nearMisses(path, key)) {
+          candidate = removePath(candidate, unknown);
+          for (const field of meant) {
             forced.add(field);
-            noteMistake(field, [...path, key].join("."));
+            noteMistake(field, unknown.join("."));
           }
         }
       } else if (typeof path.at(-1) === "number") {
@@ -266,9 +283,7 @@ function repairItem(
   const field = listPath.join(".");
   const item = `${quotedCode(`${field}[${index}]`)} (${quotedCode(JSON.stringify(value) ?? String(value))})`;
   const meant =
-    field === "commands.disabled" && typeof value === "string"
-      ? COMMAND_NAMES.find((name) => editDistance(value.toLowerCase(), name) <= 2)
-      : undefined;
+    field === "commands.disabled" && typeof value === "string" ? nearestCommand(value) : undefined;
   if (meant) {
     errors.push(`${file}: ${item} is not a command; read as ${quotedCode(meant)}`);
     list[index] = meant;
@@ -278,6 +293,32 @@ function repairItem(
     dropped.add(field);
   }
   return candidate;
+}
+
+/**
+ * The one command `value` is a near miss of: one edit from a name of four letters or fewer, two
+ * from a longer one. Read as a command, an entry disables that one alone, so a looser match
+ * widens: `all` and `any`, two edits from `ask`, had disabled `ask` and left the rest on.
+ */
+function nearestCommand(value: string): string | undefined {
+  const word = value.toLowerCase();
+  const near = COMMAND_NAMES.filter(
+    (name) => editDistance(word, name) <= (name.length <= 4 ? 1 : 2),
+  );
+  return near.length === 1 ? near[0] : undefined;
+}
+
+/**
+ * The list settings directly in `section` (`commands.allowed_associations`, `triage.labels`):
+ * what an unknown key there holding a list, near no setting's name, may have meant.
+ */
+function listsOf(section: string): string[] {
+  return Object.keys(RESTRICTIVE_SETTINGS).filter(
+    (field) =>
+      Array.isArray(RESTRICTIVE_SETTINGS[field]) &&
+      field.startsWith(`${section}.`) &&
+      !field.slice(section.length + 1).includes("."),
+  );
 }
 
 /** The restrictive settings at or under `field` (a section names all of its settings). */

@@ -486,3 +486,59 @@ describe("the command registry", () => {
     expect(() => createCommandRegistry([helpCommand, ...ALL_COMMANDS])).toThrow(/registered twice/);
   });
 });
+
+describe("config mistakes that could widen what runs", () => {
+  // Read as one command, such an entry disabled only that one: `all` and `any` are two edits
+  // from `ask`.
+  it.each(["all", "any", "ALL", "aks"])(
+    "`commands.disabled: [%s]` names no command: every command but config is off",
+    (word) => {
+      const { config, errors } = parseRepoConfig({ commands: { disabled: [word] } });
+      expect(config.commands.disabled).toEqual(COMMAND_NAMES.filter((name) => name !== "config"));
+      expect(errors.join("\n")).toContain("every command but `config` is off");
+    },
+  );
+
+  it("still reads a command misspelt by a letter or two as that command", () => {
+    const { config } = parseRepoConfig({ commands: { disabled: ["sumarize", "hlp", "remeber"] } });
+    expect(config.commands.disabled).toEqual(["summarize", "help", "remember"]);
+  });
+
+  it("a list under a name near no setting's may have held the section's unset list: triage.allowed_labels", () => {
+    const { config, errors } = parseRepoConfig({
+      triage: { enabled: true, apply_labels: true, allowed_labels: ["bug"] },
+    });
+    // Read as neither, `labels` stayed empty: any existing label could be applied.
+    expect(config.triage.enabled).toBe(false);
+    expect(errors).toEqual([
+      ".github/talos.yml: `triage.allowed_labels` is not a known setting (ignored); `triage.labels` takes its most restrictive value until it is fixed",
+      ".github/talos.yml: `triage.labels` names no valid label (`triage.allowed_labels` looks meant for it); triage is off until it does",
+    ]);
+  });
+
+  it("review.exclude: reviews and summaries are off rather than reading every file", () => {
+    const { config } = parseRepoConfig({ review: { exclude: ["secrets/**"] } });
+    expect(config.review.enabled).toBe(false);
+    expect(config.pull_requests.enabled).toBe(false);
+  });
+
+  it("pull_requests.ignore_users: summaries are off rather than given to everyone", () => {
+    const { config } = parseRepoConfig({ pull_requests: { ignore_users: ["dependabot"] } });
+    expect(config.pull_requests.enabled).toBe(false);
+  });
+
+  it("commands.allowed: only the owner, rather than the default three associations", () => {
+    const { config, errors } = parseRepoConfig({ commands: { allowed: ["OWNER"] } });
+    expect(config.commands.allowed_associations).toEqual(["OWNER"]);
+    expect(errors[0]).toContain(
+      "`commands.allowed_associations`, `commands.disabled` take their most restrictive value",
+    );
+  });
+
+  it("leaves a section's lists alone when the file sets them, and scalars near no name alone", () => {
+    const { config } = parseRepoConfig({
+      triage: { enabled: true, labels: ["bug"], allowed_labels: ["question"], notes: "x" },
+    });
+    expect(config.triage).toMatchObject({ enabled: true, labels: ["bug"] });
+  });
+});
