@@ -49,9 +49,13 @@ async function tokensCharged(app: TestApp): Promise<number> {
   return values.reduce((sum, value) => sum + value.value, 0);
 }
 
-/** An accepted `ask` up to the model call: reaction, the repository, the thread. */
-function mockAskReads(scope: Scope) {
+/**
+ * An accepted `ask` up to the model call: reaction, the repository, the thread. With a spent
+ * budget, the reaction alone: the refusal comes before anything is read.
+ */
+function mockAskReads(scope: Scope, { spent = false } = {}) {
   scope.post(`${REPO}/issues/comments/${COMMENT_ID}/reactions`, { content: "eyes" }).reply(201);
+  if (spent) return;
   scope.get(REPO).reply(200, { full_name: "Codertocat/Hello-World", default_branch: "master" });
   scope.get(`${REPO}/issues/1/comments`).query({ per_page: "100" }).reply(200, []);
 }
@@ -94,10 +98,12 @@ describe("the per-job token cap (TALOS_AGENT_MAX_TOKENS) across a job's attempts
     mockRepoConfig(scope);
     mockAskReads(scope);
     const failed = recordPosts(scope, 502, { message: "Bad Gateway" });
-    // The retry (its config and repository cached): the reaction and the thread read again, then
-    // the reply looked for by its marker (not there), and posted.
+    // The retry (its config and repository cached): the reaction and the thread read again
+    // (not when the cap is spent whole: the refusal comes first), then the reply looked for by
+    // its marker (not there), and posted.
     scope.post(`${REPO}/issues/comments/${COMMENT_ID}/reactions`, { content: "eyes" }).reply(200);
-    scope.get(`${REPO}/issues/1/comments`).query({ per_page: "100" }).reply(200, []);
+    if (spent < CAP)
+      scope.get(`${REPO}/issues/1/comments`).query({ per_page: "100" }).reply(200, []);
     mockReplyLookup(scope);
     const posted = recordPosts(scope, 201, { id: 9001 });
 
@@ -125,12 +131,13 @@ describe("the per-job token cap (TALOS_AGENT_MAX_TOKENS) across a job's attempts
     expect(scope.pendingMocks()).toEqual([]);
   });
   it.each([
-    ["finds the cap spent", [2]],
-    // Its recall fails too: the error reply is not posted over the answer either.
-    ["fails", [2, 3]],
-  ])("leaves the answer an earlier run posted when the retry %s", async (_, failing) => {
+    ["finds the cap spent", [2], CAP],
+    // Some of the cap left, so that it recalls, and its recall fails too: the error reply is not
+    // posted over the answer either.
+    ["fails", [2, 3], CAP - 400],
+  ])("leaves the answer an earlier run posted when the retry %s", async (_, failing, spent) => {
     const clock = createFakeClock();
-    const model = scriptedModel().respond(answer()).respond(answer());
+    const model = scriptedModel().respond(answer(spent)).respond(answer(spent));
     // Memory works for the question's recall, then fails to keep the answer (once): the job fails
     // after its reply is up, and is retried.
     const local = createLocalEmbedder();
@@ -155,12 +162,10 @@ describe("the per-job token cap (TALOS_AGENT_MAX_TOKENS) across a job's attempts
     mockAskReads(scope);
     mockReplyLookup(scope);
     const posted = recordPosts(scope, 201, { id: 9001 });
-    // The retry: the reaction and the thread read again, then the reply found by its marker and
-    // left as it is (no PATCH is mocked: an edit would fail the test).
+    // The retry: the reaction again (no thread read: the cap spent whole refuses first, and a
+    // failed recall stops before it), then the reply found by its marker and left as it is (no
+    // PATCH is mocked: an edit would fail the test).
     scope.post(`${REPO}/issues/comments/${COMMENT_ID}/reactions`, { content: "eyes" }).reply(200);
-    // A retry whose recall fails stops before reading the thread.
-    if (failing.length === 1)
-      scope.get(`${REPO}/issues/1/comments`).query({ per_page: "100" }).reply(200, []);
     mockReplyLookup(scope, [
       { id: 9001, user: { login: `${APP_SLUG}[bot]` }, body: `It crashes on start.\n\n${MARKER}` },
     ]);
@@ -236,7 +241,7 @@ describe.runIf(shared)("the per-job token cap with REDIS_URL and DATABASE_URL", 
     mockAppIdentity(scope);
     mockInstallationToken(scope);
     mockRepoConfig(scope);
-    mockAskReads(scope);
+    mockAskReads(scope, { spent: true });
     mockReplyLookup(scope);
     const posted = recordPosts(scope, 201, { id: 9001 });
     const modelB = scriptedModel().respond(answer());
