@@ -1,23 +1,10 @@
 import { randomBytes } from "node:crypto";
 import { MAX_USER_TEXT } from "../markdown/create-markdown-parser.js";
-import { createHtmlScanner, type HtmlPiece, type HtmlScanner } from "../markdown/html-scanner.js";
 import { stripInvisible } from "../markdown/safe-text.js";
+import { afterContainers } from "../markdown/code-finder.js";
+import { stripMarkup } from "../markdown/strip-markup.js";
 import type { TokenCounter } from "./count-tokens.js";
 import { sliceWhole } from "../slice-whole.js";
-
-// Elements GitHub renders (or drops) in Markdown. Only these are treated as markup, so that code
-// such as `Array<string>` keeps its angle brackets.
-const HTML_TAGS = new Set(
-  (
-    "a abbr b bdi bdo blockquote br caption center cite code dd del details dfn div dl dt em " +
-    "font h1 h2 h3 h4 h5 h6 hr i img ins kbd li mark ol p picture pre q rp rt ruby s samp small " +
-    "source span strike strong sub summary sup table tbody td tfoot th thead time tr tt u ul " +
-    "var video wbr"
-  ).split(" "),
-);
-// Dropped with everything inside them, as GitHub's sanitizer does.
-const RAW_TEXT = new Set(["script", "style", "template", "noscript", "iframe", "object", "xmp"]);
-const VOID = new Set(["br", "hr", "img", "source", "wbr"]);
 
 /**
  * Removes what a reader of the GitHub page would not see but a model would read: HTML comments,
@@ -40,60 +27,6 @@ export function cleanUntrustedText(text: string): string {
 
 /** What a reader of the GitHub page sees of `text`, in characters (see cleanUntrustedText). */
 export const visibleLength = (text: string): number => cleanUntrustedText(text).length;
-
-function stripMarkup(text: string): string {
-  const scanner = createHtmlScanner(text);
-  let out = "";
-  let at = 0;
-  let piece = scanner.next(0);
-  while (piece) {
-    if (piece.kind === "tag" && !HTML_TAGS.has(piece.name) && !RAW_TEXT.has(piece.name)) {
-      // With a `<` inside it is no tag to Markdown (`<!--` cannot be an attribute): GitHub shows
-      // `Vec<T ` as text and what the `<` starts as what it is (a hidden comment, a script), so
-      // reading goes on from there. The search stops at that `<`, or passes the tag, which is
-      // then read no more: each stretch of text is searched once.
-      const inner = piece.attributes.indexOf("<");
-      const attributesStart = piece.end - (piece.unended ? 0 : 1) - piece.attributes.length;
-      piece = scanner.next(inner === -1 ? piece.end : attributesStart + inner);
-      continue;
-    }
-    out += text.slice(at, piece.start);
-    at = skip(piece, scanner, text.length);
-    if (at >= text.length) return out;
-    piece = scanner.next(at);
-  }
-  return out + text.slice(at);
-}
-
-/** Where the text resumes after `piece`: after a hidden or raw-text element, its whole content. */
-function skip(piece: HtmlPiece, scanner: HtmlScanner, length: number): number {
-  if (piece.kind === "comment" || piece.closing || piece.selfClosing) return piece.end;
-  if (RAW_TEXT.has(piece.name)) {
-    const close = scanner.findClosing(piece.name, piece.end);
-    return close === -1 ? length : (scanner.next(close)?.end ?? length);
-  }
-  if (VOID.has(piece.name) || !isHidden(piece.attributes)) return piece.end;
-  // A hidden element goes with everything inside it, nested elements of its kind included;
-  // unclosed, it hides the rest of the text.
-  let depth = 1;
-  for (let next = scanner.next(piece.end); next; next = scanner.next(next.end)) {
-    if (next.kind !== "tag" || next.name !== piece.name || next.selfClosing) continue;
-    depth += next.closing ? -1 : 1;
-    if (depth === 0) return next.end;
-  }
-  return length;
-}
-
-function isHidden(attributes: string): boolean {
-  const lower = attributes.toLowerCase();
-  const compact = lower.replace(/\s/g, "").replace(/['"]/g, "");
-  return (
-    /(?:^|\s)hidden(?:[\s=/]|$)/.test(lower) ||
-    compact.includes("aria-hidden=true") ||
-    compact.includes("display:none") ||
-    compact.includes("visibility:hidden")
-  );
-}
 
 /**
  * Drops link reference definitions (`[label]: destination "title"`), which render as nothing:
@@ -124,8 +57,9 @@ const TITLE_CLOSERS: Record<string, string> = { '"': '"', "'": "'", "(": ")" };
 
 /** A line that starts a link reference definition, and the closer of a title it leaves open. */
 function readLinkDefinition(line: string): { openTitle: string | undefined } | undefined {
-  const trimmed = line.trimStart();
-  if (line.length - trimmed.length > 3 || !trimmed.startsWith("[")) return undefined;
+  // In a quote or a list item too: `* [x]: /u "title"` renders nothing either.
+  const trimmed = line.slice(afterContainers(line, 0, line.length));
+  if (!trimmed.startsWith("[")) return undefined;
   const close = trimmed.indexOf("]");
   if (close < 2 || trimmed[close + 1] !== ":") return undefined;
   const rest = trimmed.slice(close + 2).trimStart();
@@ -145,9 +79,18 @@ function readLinkDefinition(line: string): { openTitle: string | undefined } | u
   const closer = TITLE_CLOSERS[title[0]!];
   // Words after the destination: the line is text, shown as it is.
   if (closer === undefined) return undefined;
-  const end = title.indexOf(closer, 1);
+  // A backslash escapes a quote: `"a \" b"` is one title.
+  let end = title.indexOf(closer, 1);
+  while (end !== -1 && isEscaped(title, end)) end = title.indexOf(closer, end + 1);
   if (end === -1) return { openTitle: closer };
   return title.slice(end + 1).trim() === "" ? { openTitle: undefined } : undefined;
+}
+
+/** Whether an odd number of backslashes comes before `at`. */
+function isEscaped(text: string, at: number): boolean {
+  let backslashes = 0;
+  for (let i = at - 1; i >= 0 && text[i] === "\\"; i--) backslashes++;
+  return backslashes % 2 === 1;
 }
 
 /** Wraps untrusted text in delimiters its author cannot guess or close. */

@@ -1,0 +1,385 @@
+import { afterContainers, createCodeFinder, fenceAt, type CodeRegion } from "./code-finder.js";
+import { createHtmlScanner, type HtmlPiece, type HtmlScanner } from "./html-scanner.js";
+
+// Elements GitHub renders (or drops) in Markdown. Only these are treated as markup, so that code
+// such as `Array<string>` keeps its angle brackets.
+const HTML_TAGS = new Set(
+  (
+    "a abbr b bdi bdo blockquote br caption center cite code dd del details dfn div dl dt em " +
+    "font h1 h2 h3 h4 h5 h6 hr i img ins kbd li mark ol p picture pre q rp rt ruby s samp small " +
+    "source span strike strong sub summary sup table tbody td tfoot th thead time tr tt u ul " +
+    "var video wbr"
+  ).split(" "),
+);
+// Dropped with everything inside them, as GitHub's sanitizer does.
+const RAW_TEXT = new Set(["script", "style", "template", "noscript", "iframe", "object", "xmp"]);
+const VOID = new Set(["br", "hr", "img", "source", "wbr"]);
+// HTML blocks that a blank line does not end (script and style are skipped whole).
+const RAW_BLOCKS = new Set(["pre", "textarea"]);
+
+/**
+ * Markdown source without what its reader on GitHub does not see: HTML comments, hidden and
+ * raw-text elements, markup (its text kept), `<?…>` and `<!…>` declarations, and fence info
+ * strings. Code (a fenced block, a code span) is kept as written, where the code finder is sure
+ * of it: a `'<!--'` in code hid the rest of a comment, and a fence's `<template>` the block. It
+ * errs toward hiding: what it cannot place is read as text, and what it hides stays hidden.
+ * Linear in the text's length.
+ */
+export function stripMarkup(text: string): string {
+  const scanner = createHtmlScanner(text);
+  const code = createCodeFinder(text);
+  const declarations = createDeclarationFinder(text);
+  const afterBlank = createBlankFinder(text);
+  // Apart, so that each is asked with positions that never go back.
+  const paragraphEnd = createBlankFinder(text);
+  const lineOf = createLineCursor(text);
+  const hidden = createMask(text);
+  let out = "";
+  let at = 0;
+  // Code is looked for from here: after HTML, GitHub may read the lines up to a blank line (or a
+  // whole raw block) as HTML, where backticks and fences are text and a comment hides.
+  let codeFrom = 0;
+  let suspendedTo = -1;
+  const suspend = (to: number) => {
+    if (to <= suspendedTo) return;
+    suspendedTo = to;
+    codeFrom = afterBlank(to);
+  };
+  let declarationsFrom = 0;
+  // Where the line that ends the last HTML block ending at a line (not a blank line) ends: a
+  // `<pre>`'s or `<textarea>`'s, a declaration's or a comment's, each opening its line.
+  let rawLineEnd = -1;
+  // Blocks do not nest: one opened inside the last is part of it.
+  const rawBlock = (start: number, end: number) => {
+    if (start > rawLineEnd) rawLineEnd = lineEnd(end);
+  };
+  // Where HTML found on a quote's or a list item's line may last.
+  let containerZoneEnd = -1;
+  // Where the HTML block that the last HTML opening its line started ends at the earliest: the
+  // line after a blank line.
+  let zoneUntil = -1;
+  const zoneEnd = createBlankFinder(text);
+  const lineEnd = (at: number) => {
+    const end = text.indexOf("\n", at);
+    return end === -1 ? text.length : end;
+  };
+  let piece = scanner.next(0);
+  // The next code region, kept until it is used or passed: the finder hands each out once.
+  let region: CodeRegion | undefined;
+  for (;;) {
+    const declaration = declarations.next(Math.max(declarationsFrom, at));
+    const markupAt = Math.min(piece?.start ?? text.length, declaration?.start ?? text.length);
+    const from = Math.max(at, codeFrom);
+    if (!region || region.start < from) region = code.next(from);
+    if (region && region.start < markupAt) {
+      // Code as written, what looks like markup in it included; a fence without its info string.
+      out += hidden.keep(at, region.start);
+      out += region.info
+        ? text.slice(region.start, region.info.start) + text.slice(region.info.end, region.end)
+        : text.slice(region.start, region.end);
+      at = region.end;
+      region = undefined;
+      if (piece && piece.start < at) piece = scanner.next(at);
+      continue;
+    }
+    if (declaration && declaration.start === markupAt) {
+      declarationsFrom = declaration.start + 2;
+      // HTML where GitHub may read it so: an HTML block's start, closed within its paragraph
+      // (inline), or inside HTML already. Else it is text, as GitHub shows an unclosed `<?`.
+      const opensBlock = lineOf(declaration.start).containersEnd === declaration.start;
+      const html =
+        opensBlock ||
+        (declaration.closed && declaration.blockEnd <= paragraphEnd(declaration.start)) ||
+        declaration.start < codeFrom;
+      if (html) {
+        // Its HTML block ends with the line of its closer, as a `<pre>`'s does.
+        if (opensBlock) rawBlock(declaration.start, declaration.blockEnd - 1);
+        // To its first `>`, as HTML's bogus comment; with none, to the end of the HTML it is in
+        // (the next tag GitHub renders after it has one). A comment opened after that inside a
+        // `<?…?>`, which GitHub passes on whole, is never closed: what closes it is text.
+        // To its first `>`; one that opens no block, within the HTML it is in, or its paragraph
+        // (inline), at most: the next tag GitHub renders after those ends it, and later lines
+        // keep their own reading.
+        const within = declaration.start < codeFrom ? codeFrom : paragraphEnd(declaration.start);
+        hidden.hide(
+          declaration.start,
+          opensBlock ? declaration.end : Math.min(declaration.end, within),
+        );
+        if (declaration.openComment !== undefined) hidden.hideFrom(declaration.openComment);
+        suspend(declaration.blockEnd);
+      }
+      continue;
+    }
+    if (!piece) break;
+    // A comment opened inside GitHub's HTML block and closed past its end is never closed: what
+    // closes it in the source is text there. The block is one that ends with a line (a
+    // comment's, a `<pre>`'s, a declaration's, opening its line), one any other HTML opening its
+    // line starts, to a blank line, or one in a quote or a list item, which ends with its
+    // container (at a line without its marker or indent), which this does not follow.
+    const line = lineOf(piece.start);
+    const opensLine = line.containersEnd === piece.start;
+    const inContainer = line.containersEnd > line.indentEnd || piece.start < containerZoneEnd;
+    const inZone = piece.start < zoneUntil;
+    if (
+      piece.kind === "comment" &&
+      ((piece.start <= rawLineEnd && piece.end > rawLineEnd) ||
+        (inZone && piece.end >= zoneUntil) ||
+        (inContainer && lineEnd(piece.start) < piece.end))
+    )
+      hidden.hideFrom(piece.start);
+    const blockEnd = rawBlockEnd(piece, scanner, text.length);
+    const endsWithLine = blockEnd !== piece.end || piece.kind === "comment";
+    if (opensLine && !inZone && endsWithLine)
+      rawBlock(piece.start, piece.kind === "comment" ? piece.end - 1 : blockEnd);
+    else if (opensLine && !inZone) zoneUntil = zoneEnd(piece.end);
+    suspend(blockEnd);
+    if (line.containersEnd > line.indentEnd) containerZoneEnd = codeFrom;
+    if (piece.kind === "tag" && !HTML_TAGS.has(piece.name) && !RAW_TEXT.has(piece.name)) {
+      // With a `<` inside it is no tag to Markdown (`<!--` cannot be an attribute): GitHub shows
+      // `Vec<T ` as text and what the `<` starts as what it is (a hidden comment, a script), so
+      // reading goes on from there. The search stops at that `<`, or passes the tag, which is
+      // then read no more: each stretch of text is searched once.
+      const inner = piece.attributes.indexOf("<");
+      const attributesStart = piece.end - (piece.unended ? 0 : 1) - piece.attributes.length;
+      piece = scanner.next(inner === -1 ? piece.end : attributesStart + inner);
+      continue;
+    }
+    out += hidden.keep(at, piece.start);
+    at = skip(piece, scanner, text.length);
+    if (at >= text.length) return out;
+    piece = scanner.next(at);
+  }
+  return out + hidden.keep(at, text.length);
+}
+
+/** Where the text resumes after `piece`: after a hidden or raw-text element, its whole content. */
+function skip(piece: HtmlPiece, scanner: HtmlScanner, length: number): number {
+  if (piece.kind === "comment" || piece.closing || piece.selfClosing) return piece.end;
+  if (RAW_TEXT.has(piece.name)) {
+    const close = scanner.findClosing(piece.name, piece.end);
+    return close === -1 ? length : (scanner.next(close)?.end ?? length);
+  }
+  if (VOID.has(piece.name) || !isHidden(piece.attributes)) return piece.end;
+  // A hidden element goes with everything inside it, nested elements of its kind included;
+  // unclosed, it hides the rest of the text.
+  let depth = 1;
+  for (let next = scanner.next(piece.end); next; next = scanner.next(next.end)) {
+    if (next.kind !== "tag" || next.name !== piece.name || next.selfClosing) continue;
+    depth += next.closing ? -1 : 1;
+    if (depth === 0) return next.end;
+  }
+  return length;
+}
+
+function isHidden(attributes: string): boolean {
+  const lower = attributes.toLowerCase();
+  const compact = lower.replace(/\s/g, "").replace(/['"]/g, "");
+  return (
+    /(?:^|\s)hidden(?:[\s=/]|$)/.test(lower) ||
+    compact.includes("aria-hidden=true") ||
+    compact.includes("display:none") ||
+    compact.includes("visibility:hidden")
+  );
+}
+
+/**
+ * Where GitHub's HTML block that `piece` may start ends at the earliest: a `<pre>` or
+ * `<textarea>` runs to its closing tag, across blank lines; any other to a blank line.
+ */
+function rawBlockEnd(piece: HtmlPiece, scanner: HtmlScanner, length: number): number {
+  if (piece.kind !== "tag" || piece.closing || !RAW_BLOCKS.has(piece.name)) return piece.end;
+  const close = scanner.findClosing(piece.name, piece.end);
+  return close === -1 ? length : close;
+}
+
+/**
+ * A `<?`, `<!X` or `<![CDATA[` declaration: HTML reads it to its first `>` (`end`), GitHub's
+ * HTML block of it lasts to its closer (`blockEnd`); `openComment`, a `<!--` between the two in
+ * a `<?`.
+ */
+interface Declaration {
+  start: number;
+  /** Its first `>`, or -1. */
+  gt: number;
+  end: number;
+  blockEnd: number;
+  closed: boolean;
+  openComment?: number;
+}
+
+// What ends the HTML block each declaration may start.
+const DECLARATION_BLOCK_ENDS: ReadonlyArray<[string, string]> = [
+  ["<?", "?>"],
+  ["<![CDATA[", "]]>"],
+  ["<!", ">"],
+];
+
+/** Finds `<?`, `<!X` and `<![CDATA[` (a comment is the scanner's), forward only. */
+function createDeclarationFinder(text: string): { next(from: number): Declaration | undefined } {
+  const find = createForwardFind(text);
+  return {
+    next(from) {
+      for (let at = from; ;) {
+        const question = find("<?", at);
+        const bang = find("<!", at);
+        const start = question === -1 ? bang : bang === -1 ? question : Math.min(question, bang);
+        if (start === -1) return undefined;
+        if (text.startsWith("<!--", start)) {
+          at = start + 2;
+          continue;
+        }
+        const [opener, closer] = DECLARATION_BLOCK_ENDS.find(([each]) =>
+          text.startsWith(each, start),
+        )!;
+        let gt = find(">", start + 2);
+        // A quote's marker is no `>` to HTML: the rendered page has none there.
+        while (gt !== -1 && isQuoteMarker(text, gt)) gt = find(">", gt + 1);
+        const end = gt === -1 ? text.length : gt + 1;
+        const close = find(closer, start + 2);
+        const blockEnd = close === -1 ? text.length : close + closer.length;
+        // Only a closed `<?…?>` is passed on whole, comment opener included.
+        const comment = opener === "<?" && gt !== -1 && close !== -1 ? find("<!--", end) : -1;
+        const closed = close !== -1;
+        return comment !== -1 && comment < blockEnd
+          ? { start, gt, end, blockEnd, closed, openComment: comment }
+          : { start, gt, end, blockEnd, closed };
+      }
+    },
+  };
+}
+
+/**
+ * Whether the `>` at `at` marks a quote: only spaces, tabs and `>` before it on its line (up to
+ * 100 characters are looked at, past which it counts as one, so that no stretch is read often).
+ */
+function isQuoteMarker(text: string, at: number): boolean {
+  for (let i = at - 1; i >= 0 && at - i <= 100; i--) {
+    const c = text[i];
+    if (c === "\n") return true;
+    if (c !== " " && c !== "\t" && c !== ">") return false;
+  }
+  return true;
+}
+
+/** `indexOf`, remembered per needle: asked with positions that never go back, each is linear. */
+function createForwardFind(text: string): (needle: string, from: number) => number {
+  const found = new Map<string, number>();
+  return (needle, from) => {
+    const known = found.get(needle);
+    if (known !== undefined && (known === -1 || known >= from)) return known;
+    const at = text.indexOf(needle, from);
+    found.set(needle, at);
+    return at;
+  };
+}
+
+/**
+ * The line a position is in, asked with positions that never go back: where its text starts
+ * past spaces (`indentEnd`) and past quote and list markers too (`containersEnd`), found once
+ * per line.
+ */
+function createLineCursor(
+  text: string,
+): (at: number) => { indentEnd: number; containersEnd: number } {
+  let start = 0;
+  let newline = text.indexOf("\n");
+  let line: { indentEnd: number; containersEnd: number } | undefined;
+  return (at) => {
+    while (newline !== -1 && newline < at) {
+      start = newline + 1;
+      newline = text.indexOf("\n", start);
+      line = undefined;
+    }
+    if (!line) {
+      const end = newline === -1 ? text.length : newline;
+      let indentEnd = start;
+      while (indentEnd < end && (text[indentEnd] === " " || text[indentEnd] === "\t")) indentEnd++;
+      line = { indentEnd, containersEnd: afterContainers(text, start, end) };
+    }
+    return line;
+  };
+}
+
+/**
+ * Where the line after the first blank line at or after `from` starts (the text's length when
+ * there is none): where an HTML block `from` is in has surely ended. Asked with positions that
+ * never go back; an answer still ahead is reused, so each line is looked at once.
+ */
+function createBlankFinder(text: string): (from: number) => number {
+  let lastFrom = -1;
+  let blankStart = -1;
+  let answer = 0;
+  return (from) => {
+    if (lastFrom !== -1 && from >= lastFrom && from <= blankStart) return answer;
+    lastFrom = from;
+    for (let line = text.indexOf("\n", from); line !== -1;) {
+      const start = line + 1;
+      const end = text.indexOf("\n", start);
+      const stop = end === -1 ? text.length : end;
+      // Spaces and tabs only: CommonMark's blank line (a no-break space is text).
+      if (/^[ \t]*$/.test(text.slice(start, stop))) {
+        blankStart = start;
+        answer = Math.min(text.length, stop + 1);
+        return answer;
+      }
+      line = end;
+    }
+    blankStart = text.length;
+    answer = text.length;
+    return answer;
+  };
+}
+
+/**
+ * The stretches no reader sees that the markup scan leaves in: fence info strings (the `js run
+ * this` of any line that may open a fence, in a quote or a list too), found up front, and the
+ * declarations `hide` is given in order. Masked rather than skipped, so that a comment opened
+ * inside one still hides what follows it; where GitHub reads neither, hiding them loses a few
+ * words.
+ */
+function createMask(text: string): {
+  hide(start: number, end: number): void;
+  /** Everything from `start` on. */
+  hideFrom(start: number): void;
+  keep(from: number, to: number): string;
+} {
+  const info: Array<[number, number]> = [];
+  for (let start = 0; start < text.length;) {
+    const found = text.indexOf("\n", start);
+    const end = found === -1 ? text.length : found;
+    const at = afterContainers(text, start, end);
+    const fence = fenceAt(text, at, end);
+    if (fence && at + fence.length < end) info.push([at + fence.length, end]);
+    start = end + 1;
+  }
+  const lists: Array<Array<[number, number]>> = [info, []];
+  const indexes = [0, 0];
+  let hiddenFrom = text.length;
+  return {
+    hide(start, end) {
+      lists[1]!.push([start, end]);
+    },
+    hideFrom(start) {
+      hiddenFrom = Math.min(hiddenFrom, start);
+    },
+    keep(from, whole) {
+      const to = Math.min(whole, Math.max(from, hiddenFrom));
+      // The ranges of both lists that reach past `from`, in order of their start.
+      const ranges: Array<[number, number]> = [];
+      lists.forEach((list, which) => {
+        let i = indexes[which]!;
+        while (i < list.length && list[i]![1] <= from) i++;
+        indexes[which] = i;
+        for (; i < list.length && list[i]![0] < to; i++) ranges.push(list[i]!);
+      });
+      ranges.sort((a, b) => a[0] - b[0]);
+      let out = "";
+      let at = from;
+      for (const [start, end] of ranges) {
+        if (start > at) out += text.slice(at, start);
+        at = Math.max(at, end);
+      }
+      return at < to ? out + text.slice(at, to) : out;
+    },
+  };
+}
