@@ -115,9 +115,10 @@ export async function redeliverMissed(options: RedeliverMissedOptions): Promise<
     stopped: undefined,
   };
   let attempts: Attempt[];
+  let cut: boolean;
   const maxListed = options.maxListed ?? MAX_LISTED_ATTEMPTS;
   try {
-    attempts = await listAttemptsSince(options.app, since, maxListed);
+    ({ attempts, cut } = await listAttemptsSince(options.app, since, maxListed));
   } catch (error) {
     log.warn(
       { err: error, status: statusOf(error) },
@@ -126,7 +127,7 @@ export async function redeliverMissed(options: RedeliverMissedOptions): Promise<
     return { ...report, stopped: "listing failed", error: oneLine(error) };
   }
   report.seen = attempts.length;
-  if (attempts.length >= maxListed) {
+  if (cut) {
     report.listingCut = true;
     log.warn(
       { read: attempts.length, since: since.toISOString() },
@@ -224,24 +225,43 @@ export async function redeliverMissed(options: RedeliverMissedOptions): Promise<
   return report;
 }
 
-/** Reads the listing, newest first, until an attempt older than `since`, or `max` of them. */
-async function listAttemptsSince(app: AppClient, since: Date, max: number): Promise<Attempt[]> {
+/**
+ * Reads the listing, newest first, until an attempt older than `since`; `cut` when it stopped
+ * first at `max` attempts read, or at the pages `max` attempts fill (two at least): the attempts it
+ * skips count too, and so do pages with none (a listing of those whose `Link` went on had been
+ * read for ever, at every start).
+ */
+async function listAttemptsSince(
+  app: AppClient,
+  since: Date,
+  max: number,
+): Promise<{ attempts: Attempt[]; cut: boolean }> {
   const attempts: Attempt[] = [];
   const oldest = since.getTime();
-  const pages = app.paginate.iterator(app.rest.apps.listWebhookDeliveries, { per_page: 100 });
+  const maxPages = Math.max(2, Math.ceil(max / PAGE_SIZE));
+  let read = 0;
+  let pagesRead = 0;
+  const pages = app.paginate.iterator(app.rest.apps.listWebhookDeliveries, {
+    per_page: PAGE_SIZE,
+  });
   // The iterator follows the `Link` header's cursor; leaving the loop requests no further page.
   for await (const page of pages) {
+    pagesRead++;
     for (const attempt of page.data) {
+      if (read++ >= max) return { attempts, cut: true };
       // An attempt without a time cannot be placed in the window (nor in order): the listing
       // ends there, as it would at an old one.
-      if (!(Date.parse(attempt.delivered_at) >= oldest)) return attempts;
+      if (!(Date.parse(attempt.delivered_at) >= oldest)) return { attempts, cut: false };
       if (typeof attempt.guid !== "string" || !Number.isSafeInteger(attempt.id)) continue;
       attempts.push(attempt);
-      if (attempts.length >= max) return attempts;
     }
+    // Another page may follow: the iterator asks for it only when the loop goes on.
+    if (pagesRead >= maxPages) return { attempts, cut: true };
   }
-  return attempts;
+  return { attempts, cut: false };
 }
+
+const PAGE_SIZE = 100;
 
 /** For the report: an error as `describeError` gives it, on one line. */
 const oneLine = (error: unknown) => describeError(error).replace(/\s+/g, " ").slice(0, 300);
