@@ -195,7 +195,15 @@ export const EnvSchema = z.object({
   OPENAI_API_KEY: optionalString,
   TALOS_METRICS_TOKEN: z.preprocess(
     (v) => (v === "" ? undefined : v),
-    z.string().min(16, "use a token of at least 16 characters").optional(),
+    z
+      .string()
+      .min(16, "use a token of at least 16 characters")
+      // Twenty spaces passed, and served /metrics on the public port to a bearer of blanks.
+      .refine(
+        (token) => token.trim().length >= 16,
+        "use a token of at least 16 characters, not blanks",
+      )
+      .optional(),
   ),
 });
 export type Env = z.infer<typeof EnvSchema>;

@@ -2,7 +2,7 @@ import { createServer, type Server } from "node:http";
 import type { AddressInfo } from "node:net";
 import { Registry } from "prom-client";
 import { afterEach, describe, expect, it } from "vitest";
-import { parseEnv } from "../../src/config.js";
+import { ConfigError, parseEnv } from "../../src/config.js";
 import { createMetricsRoute } from "../../src/metrics/create-metrics-route.js";
 
 const servers: Server[] = [];
@@ -26,6 +26,16 @@ const statusFor = async (url: string, authorization: string) =>
   (await fetch(url, { headers: { authorization } })).status;
 
 describe("/metrics behind TALOS_METRICS_TOKEN", () => {
+  it("refuses a token of blanks, naming the variable (twenty spaces served /metrics publicly)", () => {
+    for (const token of [" ".repeat(20), `\t${" ".repeat(15)}\n`, `abc${" ".repeat(14)}`])
+      expect(() => parseEnv({ TALOS_METRICS_TOKEN: token })).toThrow(
+        expect.objectContaining({
+          constructor: ConfigError,
+          message: expect.stringMatching(/TALOS_METRICS_TOKEN.*not blanks/),
+        }),
+      );
+  });
+
   it("takes all that follows the scheme as the token: one with a space, and no words after it", async () => {
     const token = "metrics token 0123456789";
     expect(parseEnv({ TALOS_METRICS_TOKEN: token }).TALOS_METRICS_TOKEN).toBe(token);
