@@ -5,7 +5,8 @@ import { writeFileAtomically } from "../write-file-atomically.js";
 
 // Each entry is checked on its own (`#read`): one odd entry must not cost the others theirs.
 const MarksSchema = z.record(z.string(), z.unknown());
-const KEY = /^\d{1,16}$/;
+// An installation's id as written: `042` would be read as 42, which clearing 42 never removed.
+const KEY = /^[1-9]\d{0,15}$/;
 
 /**
  * When each suspended installation was suspended. GitHub sends an installation nothing while it

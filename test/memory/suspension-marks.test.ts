@@ -63,6 +63,8 @@ describe("suspension marks", () => {
         4: "soon",
         7: "1900-01-01T00:00:00Z",
         x: "2026-11-20T08:00:00.000Z",
+        // Read as 8, it was one that clearing 8 never removed: caught up from then for ever.
+        "08": "2026-11-20T08:00:00.000Z",
       }),
     );
 
@@ -71,5 +73,7 @@ describe("suspension marks", () => {
     expect(await reopened.since(3)).toBe("+010000-01-01T00:00:00.000Z");
     expect(await reopened.since(4)).toBeUndefined();
     expect(await reopened.since(7)).toBeUndefined();
+    expect(await reopened.since(8)).toBeUndefined();
+    expect([...(await reopened.all()).keys()].sort()).toEqual([2, 3]);
   });
 });
