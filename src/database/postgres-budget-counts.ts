@@ -39,9 +39,16 @@ export class PostgresBudgetCounts implements SharedBudgetCounts {
       );
       if (fresh.rowCount === 0) return;
       // The ids of earlier days are no longer needed: a charge is sent again on its own day only.
+      // Nor are earlier days' counts: a budget is a day's (yesterday's is kept for a clock that
+      // steps back across midnight).
       await client.query(
         `DELETE FROM budget_charges
           WHERE installation_id = $1 AND repository_id = $2 AND day < $3::date - 1`,
+        [scope.installation, scope.repository, day],
+      );
+      await client.query(
+        `DELETE FROM budget_counts
+          WHERE installation_id = $1 AND repository_id IN (0, $2) AND day < $3::date - 1`,
         [scope.installation, scope.repository, day],
       );
       await client.query(
@@ -65,7 +72,16 @@ export class PostgresBudgetCounts implements SharedBudgetCounts {
          VALUES ($1, $2, $3, $4, $5) ON CONFLICT DO NOTHING`,
         [...values, claimant ?? null],
       );
-      if (result.rowCount === 1) return true;
+      if (result.rowCount === 1) {
+        // Earlier days' notices are no longer asked for: kept, one row per thread and day stayed
+        // for ever (Redis lets them expire after two days).
+        await client.query(
+          `DELETE FROM budget_notices
+            WHERE installation_id = $1 AND repository_id = $2 AND day < $3::date - 1`,
+          values.slice(0, 3),
+        );
+        return true;
+      }
       if (claimant === undefined) return false;
       // Taken already: by this claimant, whose post failed (a retried job), it is still its own.
       const { rows } = await client.query<{ claimant: string | null }>(
