@@ -3,13 +3,14 @@ import { Queue, Worker, type Job as BullJob } from "bullmq";
 import { Redis, type RedisOptions } from "ioredis";
 import type { Logger } from "pino";
 import type { Clock } from "../clock.js";
-import type {
-  EnqueueResult,
-  Job,
-  JobQueue,
-  NewJob,
-  QueueSnapshot,
-  RefusedJob,
+import {
+  MAX_RETRY_WAIT_MS,
+  type EnqueueResult,
+  type Job,
+  type JobQueue,
+  type NewJob,
+  type QueueSnapshot,
+  type RefusedJob,
 } from "./job-queue.js";
 
 export interface RedisJobQueueOptions {
@@ -68,14 +69,16 @@ export class JobLeaseLostError extends Error {
 // Returns the attempt number with the tokens the job's runs have spent so far and the steps they
 // finished (newline-separated), or -1 (not the thread's turn), -2 (the thread is held), -3 (done
 // already: a crash came between recording it and telling the queue), -4 (parked already, alike),
-// or -5 with the retry time.
+// or -5 with the retry time. A retry time further off than any retry waits (MAX_RETRY_WAIT_MS)
+// was set by a clock since stepped back, or another instance's ahead: it is due, as in the
+// journal, rather than holding the job and every later one of its thread for the difference.
 const CLAIM = `
 local list, lease, attempts, spent, retryAt, steps = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5], KEYS[6]
-local id, owner, ms, jobPrefix, donePrefix, parkedPrefix, now = ARGV[1], ARGV[2], ARGV[3], ARGV[4], ARGV[5], ARGV[6], ARGV[7]
+local id, owner, ms, jobPrefix, donePrefix, parkedPrefix, now, maxWait = ARGV[1], ARGV[2], ARGV[3], ARGV[4], ARGV[5], ARGV[6], ARGV[7], ARGV[8]
 if redis.call('EXISTS', donePrefix .. id) == 1 then return -3 end
 if redis.call('EXISTS', parkedPrefix .. id) == 1 then return -4 end
 local at = tonumber(redis.call('HGET', retryAt, id) or '0')
-if at > tonumber(now) then return {-5, at} end
+if at > tonumber(now) and at <= tonumber(now) + tonumber(maxWait) then return {-5, at} end
 while true do
   local head = redis.call('LINDEX', list, 0)
   if (not head) or head == id then break end
@@ -504,6 +507,7 @@ export class RedisJobQueue implements JobQueue {
         // own (Job#moveToDelayed). A retry it deems due and this found early would be put back,
         // due at once, and taken again, over and over, until the two agreed.
         Date.now(),
+        MAX_RETRY_WAIT_MS,
       );
       const [attempt, spent, steps = ""] = typeof claim === "number" ? [claim, 0] : claim;
       if (attempt === -5) {
@@ -594,8 +598,12 @@ export class RedisJobQueue implements JobQueue {
     await this.#redis[script](hash, this.#doneKey(jobId), this.#parkedKey(jobId), jobId, value);
   }
 
-  async fail(id: string, error: string, retryAt: number | undefined): Promise<void> {
+  async fail(id: string, error: string, asked: number | undefined): Promise<void> {
     const message = error.slice(0, MAX_ERROR);
+    // Further off than any retry waits: set by a clock since stepped back; due now (as CLAIM
+    // reads it too), not held for the difference.
+    const now = Date.now();
+    const retryAt = asked !== undefined && asked > now + MAX_RETRY_WAIT_MS ? now : asked;
     if (retryAt === undefined)
       await this.#finish(
         id,
