@@ -127,8 +127,24 @@ export function limitSetupWebhookBodies(
     const middleware = await getNodeMiddleware.call(this, options);
     const path = options.path ?? this.webhookPath;
     const limited = createBodyLimitHandler(middleware, { path, maxBytes: WEBHOOK_MAX_BYTES });
-    return async (req, res, next) => before(req, res) || limited(req, res, next);
+    return async (req, res, next) =>
+      before(req, res) || refuseLargeImport(req, res) || limited(req, res, next);
   };
+}
+
+// An imported app's id, key and secret: a few kilobytes.
+const IMPORT_MAX_BYTES = 64 * 1024;
+
+/**
+ * Probot's setup page takes an existing app's credentials at `POST /probot/import`, and reads
+ * that body whole, on the public port (a 100 MB chunked one was read to its end). Only one that
+ * says its length, and a small one, reaches it: the page's own `fetch` sends a length.
+ */
+function refuseLargeImport(req: IncomingMessage, res: ServerResponse): boolean {
+  if (req.method !== "POST" || pathnameOf(req.url) !== "/probot/import") return false;
+  const length = Number(req.headers["content-length"]);
+  if (req.headers["content-length"] !== undefined && length <= IMPORT_MAX_BYTES) return false;
+  return refuse(req, res, 413, `an import must say its length, at most ${IMPORT_MAX_BYTES} bytes`);
 }
 
 /** An app function whose Probot instance builds only limited webhook middleware. */
