@@ -67,6 +67,8 @@ export function createCodeFinder(text: string): CodeFinder {
           pos = nextLine(end);
           continue;
         }
+        // A `|` may make the line a table's header (markdown-it reads tables first): unplaced.
+        if (fences && fenceAt(text, pos, end) && text.slice(pos, end).includes("|")) fences = false;
         const fence = fences ? fenceAt(text, pos, end) : undefined;
         if (fence) {
           const start = pos;
@@ -89,7 +91,7 @@ export function createCodeFinder(text: string): CodeFinder {
           // Lines that start with a letter (the first after no more than 3 spaces: 4 are code)
           // start no block: they are one paragraph, whose spans are GitHub's.
           const letter = first < atEnd && LETTER.test(text[first]!);
-          if (!letter || (lines === 0 && first - at > 3)) eligible = false;
+          if (!letter || (lines === 0 && indentColumns(text, at, atEnd) > 3)) eligible = false;
           lines++;
           pos = nextLine(atEnd);
           if (pos >= n || atEnd >= n) break;
@@ -97,7 +99,11 @@ export function createCodeFinder(text: string): CodeFinder {
         }
         // Ends where the next block starts (a fence line) or after the blank line's start.
         const stretchEnd = Math.min(pos, n);
-        if (eligible || (lines === 1 && !fenceLike)) {
+        // Links, images and URLs take backticks in their destinations before code spans do
+        // (`[a](`) <!-- … --> ``), which would pair the others otherwise than GitHub does.
+        if (eligible || (lines === 1 && !fenceLike))
+          eligible = !takesBackticks(text, stretch, stretchEnd);
+        if (eligible) {
           pending = pairSpans(text, stretch, stretchEnd);
           nextPending = 0;
           const span = takePending(from);
@@ -107,6 +113,14 @@ export function createCodeFinder(text: string): CodeFinder {
       return undefined;
     },
   };
+}
+
+/** A line's indent in columns, a tab to the next multiple of 4, as CommonMark counts it. */
+function indentColumns(text: string, start: number, end: number): number {
+  let columns = 0;
+  for (let i = start; i < end && (text[i] === " " || text[i] === "\t"); i++)
+    columns = text[i] === "\t" ? columns + 4 - (columns % 4) : columns + 1;
+  return columns;
 }
 
 /** Where a line's text starts, past spaces and tabs. */
@@ -165,7 +179,8 @@ function closeFence(text: string, fence: { char: string; length: number }, from:
     const found = text.indexOf("\n", at);
     const end = found === -1 ? text.length : found;
     const first = firstNonSpace(text, at, end);
-    if (first - at <= 3) {
+    // In columns: a tab is four, so `\t```` is code in the block, not its closing fence.
+    if (indentColumns(text, at, end) <= 3) {
       let i = first;
       while (i < end && text[i] === fence.char) i++;
       if (i - first >= fence.length && firstNonSpace(text, i, end) === end)
@@ -174,6 +189,12 @@ function closeFence(text: string, fence: { char: string; length: number }, from:
     at = end + 1;
   }
   return text.length;
+}
+
+/** Whether a stretch holds a link, an image, a reference or a URL, whose parts take backticks. */
+function takesBackticks(text: string, start: number, end: number): boolean {
+  const stretch = text.slice(start, end);
+  return ["](", "][", "]:", "://", "www."].some((mark) => stretch.includes(mark));
 }
 
 /**

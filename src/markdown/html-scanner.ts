@@ -89,7 +89,8 @@ export function createHtmlScanner(text: string, options: HtmlScannerOptions = {}
       for (let i = text.indexOf("<", from); i !== -1; i = text.indexOf("<", i + 1)) {
         if (options.html && text.startsWith("<!--", i)) return htmlComment(text, i, find);
         if (text.startsWith("<!--", i)) {
-          const close = text.indexOf("-->", i + 4);
+          // Remembered: many comment openers in a row (in code, say) must not each search on.
+          const close = find("-->", i + 4);
           return { kind: "comment", start: i, end: close === -1 ? text.length : close + 3 };
         }
         const closing = text[i + 1] === "/";

@@ -1,5 +1,6 @@
 import { afterContainers, createCodeFinder, fenceAt, type CodeRegion } from "./code-finder.js";
 import { createHtmlScanner, type HtmlPiece, type HtmlScanner } from "./html-scanner.js";
+import { definitionLines } from "./link-definitions.js";
 
 // Elements GitHub renders (or drops) in Markdown. Only these are treated as markup, so that code
 // such as `Array<string>` keeps its angle brackets.
@@ -72,6 +73,8 @@ export function stripMarkup(text: string): string {
     const from = Math.max(at, codeFrom);
     if (!region || region.start < from) region = code.next(from);
     if (region && region.start < markupAt) {
+      // Past a comment GitHub leaves open, nothing is seen, code included.
+      if (region.start >= hidden.hiddenFrom()) break;
       // Code as written, what looks like markup in it included; a fence without its info string.
       out += hidden.keep(at, region.start);
       out += region.info
@@ -133,6 +136,16 @@ export function stripMarkup(text: string): string {
       rawBlock(piece.start, piece.kind === "comment" ? piece.end - 1 : blockEnd);
     else if (opensLine && !inZone) zoneUntil = zoneEnd(piece.end);
     suspend(blockEnd);
+    // After a raw element (a `<pre>`, a `<script>`), a tag over lines or one with a quote left
+    // open, where GitHub's HTML ends is beyond this reading (`</pre >` ends no block, `<a\n<pre>`
+    // is one tag, `<a f="> x ">` another): no code is looked for in the rest of the text.
+    if (
+      piece.kind === "tag" &&
+      ((!piece.closing && (RAW_BLOCKS.has(piece.name) || RAW_TEXT.has(piece.name))) ||
+        lineEnd(piece.start) < piece.end ||
+        opensQuote(piece.attributes))
+    )
+      suspend(text.length);
     if (line.containersEnd > line.indentEnd) containerZoneEnd = codeFrom;
     if (piece.kind === "tag" && !HTML_TAGS.has(piece.name) && !RAW_TEXT.has(piece.name)) {
       // With a `<` inside it is no tag to Markdown (`<!--` cannot be an attribute): GitHub shows
@@ -144,8 +157,13 @@ export function stripMarkup(text: string): string {
       piece = scanner.next(inner === -1 ? piece.end : attributesStart + inner);
       continue;
     }
+    // A quote left open at the first `>` runs on in a value: for GitHub the tag ends at the
+    // first `>` after its closing quote, or (never closed) hides the rest as HTML.
+    if (piece.kind === "tag" && opensQuote(piece.attributes)) hideOpenQuote(piece, text, hidden);
     out += hidden.keep(at, piece.start);
     at = skip(piece, scanner, text.length);
+    // A hidden element ends where GitHub's paragraph may go on: code from its next blank line.
+    suspend(at);
     if (at >= text.length) return out;
     piece = scanner.next(at);
   }
@@ -180,6 +198,34 @@ function isHidden(attributes: string): boolean {
     compact.includes("display:none") ||
     compact.includes("visibility:hidden")
   );
+}
+
+/** Hides a tag whose quote is left open at its first `>`, to where GitHub may end it. */
+function hideOpenQuote(
+  piece: HtmlPiece,
+  text: string,
+  hidden: { hide(start: number, end: number): void; hideFrom(start: number): void },
+): void {
+  const attributes = piece.kind === "tag" ? piece.attributes : "";
+  const quote = countOf(attributes, '"') % 2 === 1 ? '"' : "'";
+  const closed = text.indexOf(quote, piece.end);
+  const gt = closed === -1 ? -1 : text.indexOf(">", closed + 1);
+  if (gt === -1) hidden.hideFrom(piece.start);
+  else hidden.hide(piece.start, gt + 1);
+}
+
+function countOf(text: string, c: string): number {
+  let count = 0;
+  for (const each of text) if (each === c) count++;
+  return count;
+}
+
+/**
+ * Whether a tag's attributes, read to its first `>`, leave a quote open: that `>` is then inside
+ * a value (`<a title="> x ">`), and the tag, for GitHub, runs on past it, or never ends in HTML.
+ */
+function opensQuote(attributes: string): boolean {
+  return countOf(attributes, '"') % 2 === 1 || countOf(attributes, "'") % 2 === 1;
 }
 
 /**
@@ -273,6 +319,17 @@ function createForwardFind(text: string): (needle: string, from: number) => numb
   };
 }
 
+/** Two lists of ranges, each in order of its start, as one. */
+function mergeSorted(
+  a: Array<[number, number]>,
+  b: Array<[number, number]>,
+): Array<[number, number]> {
+  const merged: Array<[number, number]> = [];
+  for (let i = 0, j = 0; i < a.length || j < b.length;)
+    merged.push(j >= b.length || (i < a.length && a[i]![0] <= b[j]![0]) ? a[i++]! : b[j++]!);
+  return merged;
+}
+
 /**
  * The line a position is in, asked with positions that never go back: where its text starts
  * past spaces (`indentEnd`) and past quote and list markers too (`containersEnd`), found once
@@ -341,6 +398,7 @@ function createMask(text: string): {
   hide(start: number, end: number): void;
   /** Everything from `start` on. */
   hideFrom(start: number): void;
+  hiddenFrom(): number;
   keep(from: number, to: number): string;
 } {
   const info: Array<[number, number]> = [];
@@ -352,16 +410,35 @@ function createMask(text: string): {
     if (fence && at + fence.length < end) info.push([at + fence.length, end]);
     start = end + 1;
   }
-  const lists: Array<Array<[number, number]>> = [info, []];
+  // Link definitions as the source has them: a declaration's mask, say, can take the `>` that
+  // makes one, and the cleaned line is one no more.
+  const lines = text.split("\n");
+  const definitions = definitionLines(lines);
+  const defined: Array<[number, number]> = [];
+  for (let i = 0, start = 0; i < lines.length; start += lines[i]!.length + 1, i++)
+    if (definitions[i]) defined.push([start, start + lines[i]!.length + 1]);
+  const fixed: Array<[number, number]> = [];
+  for (const range of mergeSorted(info, defined)) {
+    const last = fixed.at(-1);
+    if (last && range[0] <= last[1]) last[1] = Math.max(last[1], range[1]);
+    else fixed.push([range[0], range[1]]);
+  }
+  const lists: Array<Array<[number, number]>> = [fixed, []];
   const indexes = [0, 0];
   let hiddenFrom = text.length;
   return {
     hide(start, end) {
-      lists[1]!.push([start, end]);
+      // Joined with the last when they overlap: ranges kept apart and overlapping were all
+      // gathered again by every later `keep` (quadratic on `<!X` lines sharing one `>`).
+      const dynamic = lists[1]!;
+      const last = dynamic.at(-1);
+      if (last && start <= last[1]) last[1] = Math.max(last[1], end);
+      else dynamic.push([start, end]);
     },
     hideFrom(start) {
       hiddenFrom = Math.min(hiddenFrom, start);
     },
+    hiddenFrom: () => hiddenFrom,
     keep(from, whole) {
       const to = Math.min(whole, Math.max(from, hiddenFrom));
       // The ranges of both lists that reach past `from`, in order of their start.

@@ -1,0 +1,72 @@
+import { afterContainers } from "./code-finder.js";
+
+/**
+ * Drops link reference definitions (`[label]: destination "title"`), which render as nothing:
+ * neither Markdown's comment idiom, `[//]: # (note)`, nor any other is seen by a reader, title
+ * included. A title left open runs on to the line that closes it (a blank line ends it). The
+ * text of a link that names one stays. Read line by line, as at the top level: one inside a
+ * quote or a list is dropped too, and one in a paragraph's middle (text there) as well.
+ */
+export function dropLinkDefinitions(lines: string[]): string[] {
+  const dropped = definitionLines(lines);
+  return lines.filter((_line, index) => !dropped[index]);
+}
+
+/** Which of `lines` dropLinkDefinitions drops: a definition's, or its title's continuation. */
+export function definitionLines(lines: string[]): boolean[] {
+  const dropped: boolean[] = [];
+  // The character that closes a title still open on the lines before.
+  let closer: string | undefined;
+  for (const line of lines) {
+    if (closer !== undefined) {
+      const blank = line.trim() === "";
+      if (blank || line.includes(closer)) closer = undefined;
+      dropped.push(!blank);
+      continue;
+    }
+    const definition = readLinkDefinition(line);
+    if (definition) closer = definition.openTitle;
+    dropped.push(definition !== undefined);
+  }
+  return dropped;
+}
+
+const TITLE_CLOSERS: Record<string, string> = { '"': '"', "'": "'", "(": ")" };
+
+/** A line that starts a link reference definition, and the closer of a title it leaves open. */
+function readLinkDefinition(line: string): { openTitle: string | undefined } | undefined {
+  // In a quote or a list item too: `* [x]: /u "title"` renders nothing either.
+  const trimmed = line.slice(afterContainers(line, 0, line.length));
+  if (!trimmed.startsWith("[")) return undefined;
+  const close = trimmed.indexOf("]");
+  if (close < 2 || trimmed[close + 1] !== ":") return undefined;
+  const rest = trimmed.slice(close + 2).trimStart();
+  if (rest === "") return undefined;
+  // The destination: `<…>`, or a run without spaces.
+  let after: string;
+  if (rest.startsWith("<")) {
+    const end = rest.indexOf(">");
+    if (end === -1) return undefined;
+    after = rest.slice(end + 1);
+  } else {
+    const space = rest.search(/\s/);
+    after = space === -1 ? "" : rest.slice(space);
+  }
+  const title = after.trimStart();
+  if (title === "") return { openTitle: undefined };
+  const closer = TITLE_CLOSERS[title[0]!];
+  // Words after the destination: the line is text, shown as it is.
+  if (closer === undefined) return undefined;
+  // A backslash escapes a quote: `"a \" b"` is one title.
+  let end = title.indexOf(closer, 1);
+  while (end !== -1 && isEscaped(title, end)) end = title.indexOf(closer, end + 1);
+  if (end === -1) return { openTitle: closer };
+  return title.slice(end + 1).trim() === "" ? { openTitle: undefined } : undefined;
+}
+
+/** Whether an odd number of backslashes comes before `at`. */
+function isEscaped(text: string, at: number): boolean {
+  let backslashes = 0;
+  for (let i = at - 1; i >= 0 && text[i] === "\\"; i--) backslashes++;
+  return backslashes % 2 === 1;
+}
