@@ -489,3 +489,55 @@ describe("redeliverMissed and GitHub's rate limit on asking for redeliveries", (
     });
   }
 });
+
+describe("the deliveries listing is bounded in requests", () => {
+  /**
+   * A listing of `page` over and over, each linking to a next: 100 pages are mocked, and a
+   * 101st request would fail the listing (no mock, no network). Before, it read on for ever.
+   */
+  async function listEndlessly(page: unknown[]) {
+    const scope = githubScope();
+    let requests = 0;
+    scope
+      .get(LIST)
+      .query(true)
+      .times(100)
+      .reply(() => {
+        requests++;
+        const next = `<${API}${LIST}?per_page=100&cursor=c${requests}>; rel="next"`;
+        return [200, page, { link: next }];
+      });
+    const report = await redeliverMissed({
+      app: await appClient(),
+      since: SINCE,
+      known: () => false,
+      log: (await captureLogs("debug")).log,
+      max: 100,
+    });
+    expect(scope.pendingMocks()).toEqual([]);
+    expect(report.stopped).toBeUndefined();
+    return { requests, report };
+  }
+
+  it("reads at most 100 pages of its 10,000 attempts even when the pages hold none", async () => {
+    const { requests, report } = await listEndlessly([]);
+    expect(report.redelivered).toBe(0);
+    expect(requests).toBe(100);
+    expect(report.listingCut).toBe(true);
+  });
+
+  it("counts the attempts it skips (no guid) towards the 10,000", async () => {
+    const junk = Array.from({ length: 100 }, (_, i) => ({
+      id: i + 1,
+      guid: null,
+      delivered_at: "2026-11-24T09:00:00Z",
+      redelivery: false,
+      status_code: 502,
+      event: "issues",
+      action: "opened",
+    }));
+    const { requests, report } = await listEndlessly(junk);
+    expect(requests).toBe(100);
+    expect(report.listingCut).toBe(true);
+  });
+});
