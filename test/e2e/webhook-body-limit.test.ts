@@ -273,6 +273,19 @@ describe("webhook bodies over 25 MB in setup mode (no credentials yet)", () => {
       expect([declared.status, chunked.status]).toEqual([413, 413]);
       // Read up to the limit, and no more: it was read whole, 4 GB of RSS for 150 MB.
       expect(readBy(pid) - read).toBeLessThan(WEBHOOK_MAX_BYTES + 1 * MB);
+      // The setup page's import of an existing app's credentials: Probot read any body whole
+      // (100 MB chunked: read to its end, answered 500). One that says its length still goes.
+      const beforeImport = readBy(pid);
+      const imported = await post(server.url, "/probot/import", { size: ENDLESS, chunked: true });
+      expect(imported.status).toBe(413);
+      expect(readBy(pid) - beforeImport).toBeLessThan(1 * MB);
+      const small = await fetch(`${server.url}/probot/import`, {
+        method: "POST",
+        headers: { "content-type": "application/json" },
+        body: JSON.stringify({ appId: 1 }),
+      });
+      expect(small.status).toBe(400);
+      expect(await small.text()).toMatch(/appId and\/or pem and\/or webhook_secret missing/);
       // The health check a deployment makes passes while someone registers the app (it was 404).
       const health = await fetch(`${server.url}/healthz`);
       expect(health.status).toBe(200);
