@@ -6,7 +6,7 @@ import { Redis } from "ioredis";
 import { pino } from "pino";
 import { afterAll, describe, expect, it, vi } from "vitest";
 import { systemClock } from "../../src/clock.js";
-import type { Job, NewJob } from "../../src/jobs/job-queue.js";
+import { MAX_RETRY_WAIT_MS, type Job, type NewJob } from "../../src/jobs/job-queue.js";
 import { JobRunner } from "../../src/jobs/job-runner.js";
 import { JobLeaseLostError, RedisJobQueue } from "../../src/jobs/redis-job-queue.js";
 import { createMetrics } from "../../src/metrics/create-metrics.js";
@@ -76,6 +76,24 @@ describe.runIf(available)("the Redis job queue (BullMQ)", () => {
     await Promise.allSettled(queues.map((queue) => queue.close()));
     for (const prefix of prefixes) await deleteKeys(prefix);
   });
+
+  // The local journal runs a retry whose time is further off than MAX_RETRY_WAIT_MS at once (set
+  // by a clock since stepped back); CLAIM had honoured any, holding the job and every later job
+  // of its issue for the difference: a day, for one recorded while the clock was a day ahead.
+  it("runs a retry whose time is further off than MAX_RETRY_WAIT_MS at once, and its thread goes on", async () => {
+    const [a, b] = await instances(on(2));
+    await a!.enqueue(job("skewed", "t"));
+    await a!.enqueue(job("after-it", "t"));
+    expect((await a!.claimNext())?.id).toBe("skewed");
+    const retryAt = Date.now() + 24 * 3_600_000 + 30_000;
+    expect(retryAt - Date.now()).toBeGreaterThan(MAX_RETRY_WAIT_MS);
+    await a!.fail("skewed", "GitHub 502", retryAt);
+
+    expect((await claimWithin(b!))?.id).toBe("skewed");
+    await b!.complete("skewed");
+    expect((await claimWithin(b!))?.id).toBe("after-it");
+    await b!.complete("after-it");
+  }, 20_000);
 
   it("makes one job of a delivery that every instance receives at once, and skips it once done", async () => {
     const [a, b, c] = await instances(on(3));
