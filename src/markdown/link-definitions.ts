@@ -8,27 +8,43 @@ import { afterContainers } from "./code-finder.js";
  * quote or a list is dropped too, and one in a paragraph's middle (text there) as well.
  */
 export function dropLinkDefinitions(lines: string[]): string[] {
-  const dropped = definitionLines(lines);
-  return lines.filter((_line, index) => !dropped[index]);
+  const reader = createDefinitionReader();
+  return lines.filter((line) => !reader(line));
 }
 
-/** Which of `lines` dropLinkDefinitions drops: a definition's, or its title's continuation. */
-export function definitionLines(lines: string[]): boolean[] {
-  const dropped: boolean[] = [];
+/**
+ * Where in `text` the lines dropLinkDefinitions would drop are, each with its line break: read
+ * in place, so that a text of many short lines is not made into as many strings.
+ */
+export function definitionRanges(text: string): Array<[number, number]> {
+  const reader = createDefinitionReader();
+  const ranges: Array<[number, number]> = [];
+  for (let start = 0; start < text.length;) {
+    const found = text.indexOf("\n", start);
+    const end = found === -1 ? text.length : found;
+    // Only a line that may start one, or one a title runs on to, is read as a string.
+    if (reader.open() || text[afterContainers(text, start, end)] === "[")
+      if (reader(text.slice(start, end))) ranges.push([start, end + 1]);
+    start = end + 1;
+  }
+  return ranges;
+}
+
+/** Reads lines in order: whether each is a definition's, or its title's continuation. */
+function createDefinitionReader(): ((line: string) => boolean) & { open(): boolean } {
   // The character that closes a title still open on the lines before.
   let closer: string | undefined;
-  for (const line of lines) {
+  const read = (line: string) => {
     if (closer !== undefined) {
       const blank = line.trim() === "";
       if (blank || line.includes(closer)) closer = undefined;
-      dropped.push(!blank);
-      continue;
+      return !blank;
     }
     const definition = readLinkDefinition(line);
     if (definition) closer = definition.openTitle;
-    dropped.push(definition !== undefined);
-  }
-  return dropped;
+    return definition !== undefined;
+  };
+  return Object.assign(read, { open: () => closer !== undefined });
 }
 
 const TITLE_CLOSERS: Record<string, string> = { '"': '"', "'": "'", "(": ")" };

@@ -1,6 +1,6 @@
 import { afterContainers, createCodeFinder, fenceAt, type CodeRegion } from "./code-finder.js";
 import { createHtmlScanner, type HtmlPiece, type HtmlScanner } from "./html-scanner.js";
-import { definitionLines } from "./link-definitions.js";
+import { definitionRanges } from "./link-definitions.js";
 
 // Elements GitHub renders (or drops) in Markdown. Only these are treated as markup, so that code
 // such as `Array<string>` keeps its angle brackets.
@@ -35,6 +35,7 @@ export function stripMarkup(text: string): string {
   const paragraphEnd = createBlankFinder(text);
   const lineOf = createLineCursor(text);
   const hidden = createMask(text);
+  const findAhead = createForwardFind(text);
   let out = "";
   let at = 0;
   // Code is looked for from here: after HTML, GitHub may read the lines up to a blank line (or a
@@ -127,7 +128,7 @@ export function stripMarkup(text: string): string {
       piece.kind === "comment" &&
       ((piece.start <= rawLineEnd && piece.end > rawLineEnd) ||
         (inZone && piece.end >= zoneUntil) ||
-        (inContainer && lineEnd(piece.start) < piece.end))
+        (inContainer && line.end < piece.end))
     )
       hidden.hideFrom(piece.start);
     const blockEnd = rawBlockEnd(piece, scanner, text.length);
@@ -142,7 +143,7 @@ export function stripMarkup(text: string): string {
     if (
       piece.kind === "tag" &&
       ((!piece.closing && (RAW_BLOCKS.has(piece.name) || RAW_TEXT.has(piece.name))) ||
-        lineEnd(piece.start) < piece.end ||
+        line.end < piece.end ||
         opensQuote(piece.attributes))
     )
       suspend(text.length);
@@ -159,7 +160,8 @@ export function stripMarkup(text: string): string {
     }
     // A quote left open at the first `>` runs on in a value: for GitHub the tag ends at the
     // first `>` after its closing quote, or (never closed) hides the rest as HTML.
-    if (piece.kind === "tag" && opensQuote(piece.attributes)) hideOpenQuote(piece, text, hidden);
+    if (piece.kind === "tag" && opensQuote(piece.attributes))
+      hideOpenQuote(piece, findAhead, hidden);
     out += hidden.keep(at, piece.start);
     at = skip(piece, scanner, text.length);
     // A hidden element ends where GitHub's paragraph may go on: code from its next blank line.
@@ -203,13 +205,13 @@ function isHidden(attributes: string): boolean {
 /** Hides a tag whose quote is left open at its first `>`, to where GitHub may end it. */
 function hideOpenQuote(
   piece: HtmlPiece,
-  text: string,
+  find: (needle: string, from: number) => number,
   hidden: { hide(start: number, end: number): void; hideFrom(start: number): void },
 ): void {
   const attributes = piece.kind === "tag" ? piece.attributes : "";
   const quote = countOf(attributes, '"') % 2 === 1 ? '"' : "'";
-  const closed = text.indexOf(quote, piece.end);
-  const gt = closed === -1 ? -1 : text.indexOf(">", closed + 1);
+  const closed = find(quote, piece.end);
+  const gt = closed === -1 ? -1 : find(">", closed + 1);
   if (gt === -1) hidden.hideFrom(piece.start);
   else hidden.hide(piece.start, gt + 1);
 }
@@ -332,15 +334,15 @@ function mergeSorted(
 
 /**
  * The line a position is in, asked with positions that never go back: where its text starts
- * past spaces (`indentEnd`) and past quote and list markers too (`containersEnd`), found once
- * per line.
+ * past spaces (`indentEnd`) and past quote and list markers too (`containersEnd`), and where it
+ * ends, found once per line (a search to its end for each tag on a long line was quadratic).
  */
 function createLineCursor(
   text: string,
-): (at: number) => { indentEnd: number; containersEnd: number } {
+): (at: number) => { indentEnd: number; containersEnd: number; end: number } {
   let start = 0;
   let newline = text.indexOf("\n");
-  let line: { indentEnd: number; containersEnd: number } | undefined;
+  let line: { indentEnd: number; containersEnd: number; end: number } | undefined;
   return (at) => {
     while (newline !== -1 && newline < at) {
       start = newline + 1;
@@ -351,7 +353,7 @@ function createLineCursor(
       const end = newline === -1 ? text.length : newline;
       let indentEnd = start;
       while (indentEnd < end && (text[indentEnd] === " " || text[indentEnd] === "\t")) indentEnd++;
-      line = { indentEnd, containersEnd: afterContainers(text, start, end) };
+      line = { indentEnd, containersEnd: afterContainers(text, start, end), end };
     }
     return line;
   };
@@ -412,11 +414,7 @@ function createMask(text: string): {
   }
   // Link definitions as the source has them: a declaration's mask, say, can take the `>` that
   // makes one, and the cleaned line is one no more.
-  const lines = text.split("\n");
-  const definitions = definitionLines(lines);
-  const defined: Array<[number, number]> = [];
-  for (let i = 0, start = 0; i < lines.length; start += lines[i]!.length + 1, i++)
-    if (definitions[i]) defined.push([start, start + lines[i]!.length + 1]);
+  const defined = definitionRanges(text);
   const fixed: Array<[number, number]> = [];
   for (const range of mergeSorted(info, defined)) {
     const last = fixed.at(-1);
