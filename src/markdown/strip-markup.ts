@@ -98,12 +98,10 @@ export function stripMarkup(text: string): string {
       if (html) {
         // Its HTML block ends with the line of its closer, as a `<pre>`'s does.
         if (opensBlock) rawBlock(declaration.start, declaration.blockEnd - 1);
-        // To its first `>`, as HTML's bogus comment; with none, to the end of the HTML it is in
-        // (the next tag GitHub renders after it has one). A comment opened after that inside a
-        // `<?…?>`, which GitHub passes on whole, is never closed: what closes it is text.
-        // To its first `>`; one that opens no block, within the HTML it is in, or its paragraph
-        // (inline), at most: the next tag GitHub renders after those ends it, and later lines
-        // keep their own reading.
+        // Hidden to its first `>`, as HTML's bogus comment; one that opens no block, within the
+        // HTML it is in, or its paragraph (inline), at most: the next tag GitHub renders after
+        // those ends it, and later lines keep their own reading. A comment opened after its `>`
+        // inside a `<?…?>`, which GitHub passes on whole, is never closed: what closes it is text.
         const within = declaration.start < codeFrom ? codeFrom : paragraphEnd(declaration.start);
         hidden.hide(
           declaration.start,
