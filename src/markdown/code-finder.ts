@@ -191,9 +191,13 @@ function closeFence(text: string, fence: { char: string; length: number }, from:
   return text.length;
 }
 
-/** Whether a stretch holds a link, an image, a reference or a URL, whose parts take backticks. */
+/**
+ * Whether a stretch holds a link, an image, a reference, a URL or an e-mail autolink, whose parts
+ * take backticks (`` <a`b@c.d> ``).
+ */
 function takesBackticks(text: string, start: number, end: number): boolean {
   const stretch = text.slice(start, end);
+  if (stretch.includes("<") && stretch.includes("@")) return true;
   return ["](", "][", "]:", "://", "www."].some((mark) => stretch.includes(mark));
 }
 

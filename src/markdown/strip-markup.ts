@@ -142,7 +142,7 @@ export function stripMarkup(text: string): string {
       piece.kind === "tag" &&
       ((!piece.closing && (RAW_BLOCKS.has(piece.name) || RAW_TEXT.has(piece.name))) ||
         line.end < piece.end ||
-        opensQuote(piece.attributes))
+        quoteLeftOpen(piece.attributes))
     )
       suspend(text.length);
     if (line.containersEnd > line.indentEnd) containerZoneEnd = codeFrom;
@@ -158,12 +158,14 @@ export function stripMarkup(text: string): string {
     }
     // A quote left open at the first `>` runs on in a value: for GitHub the tag ends at the
     // first `>` after its closing quote, or (never closed) hides the rest as HTML.
-    if (piece.kind === "tag" && opensQuote(piece.attributes))
+    if (piece.kind === "tag" && quoteLeftOpen(piece.attributes))
       hideOpenQuote(piece, findAhead, hidden);
     out += hidden.keep(at, piece.start);
     at = skip(piece, scanner, text.length);
     // A hidden element ends where GitHub's paragraph may go on: code from its next blank line.
-    suspend(at);
+    // What it skipped may hold a line GitHub reads as an HTML block's start (`<!--\n<script`
+    // is no comment there: the block breaks the paragraph first), which runs past blank lines.
+    suspend(opensLineWithTag(text, piece.start, at) ? text.length : at);
     if (at >= text.length) return out;
     piece = scanner.next(at);
   }
@@ -206,26 +208,40 @@ function hideOpenQuote(
   find: (needle: string, from: number) => number,
   hidden: { hide(start: number, end: number): void; hideFrom(start: number): void },
 ): void {
-  const attributes = piece.kind === "tag" ? piece.attributes : "";
-  const quote = countOf(attributes, '"') % 2 === 1 ? '"' : "'";
+  const quote = piece.kind === "tag" ? (quoteLeftOpen(piece.attributes) ?? '"') : '"';
   const closed = find(quote, piece.end);
   const gt = closed === -1 ? -1 : find(">", closed + 1);
   if (gt === -1) hidden.hideFrom(piece.start);
   else hidden.hide(piece.start, gt + 1);
 }
 
-function countOf(text: string, c: string): number {
-  let count = 0;
-  for (const each of text) if (each === c) count++;
-  return count;
-}
+// Attributes longer than this are not read for quotes, and count as leaving one open: each `<x `
+// of a long line is a tag whose attributes run to its one `>`, and reading each was quadratic.
+const MAX_ATTRIBUTES_READ = 4_096;
 
 /**
- * Whether a tag's attributes, read to its first `>`, leave a quote open: that `>` is then inside
- * a value (`<a title="> x ">`), and the tag, for GitHub, runs on past it, or never ends in HTML.
+ * The quote a tag's attributes, read to its first `>`, leave open, if any: that `>` is then
+ * inside a value (`<a title="> x ">`), and the tag, for GitHub, runs on past it, or never ends in
+ * HTML.
  */
-function opensQuote(attributes: string): boolean {
-  return countOf(attributes, '"') % 2 === 1 || countOf(attributes, "'") % 2 === 1;
+function quoteLeftOpen(attributes: string): '"' | "'" | undefined {
+  if (attributes.length > MAX_ATTRIBUTES_READ) return '"';
+  let double = 0;
+  let single = 0;
+  for (const c of attributes) {
+    if (c === '"') double++;
+    else if (c === "'") single++;
+  }
+  return double % 2 === 1 ? '"' : single % 2 === 1 ? "'" : undefined;
+}
+
+/** Whether a line within `[start, end)` (after the first) starts, past its markers, with `<`. */
+function opensLineWithTag(text: string, start: number, end: number): boolean {
+  for (let line = text.indexOf("\n", start); line !== -1 && line < end;) {
+    if (text[afterContainers(text, line + 1, end)] === "<") return true;
+    line = text.indexOf("\n", line + 1);
+  }
+  return false;
 }
 
 /**
