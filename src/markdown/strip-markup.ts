@@ -165,7 +165,7 @@ export function stripMarkup(text: string): string {
     // A hidden element ends where GitHub's paragraph may go on: code from its next blank line.
     // What it skipped may hold a line GitHub reads as an HTML block's start (`<!--\n<script`
     // is no comment there: the block breaks the paragraph first), which runs past blank lines.
-    suspend(opensLineWithTag(text, piece.start, at) ? text.length : at);
+    suspend(line.end < at && opensLineWithTag(text, line.end, at) ? text.length : at);
     if (at >= text.length) return out;
     piece = scanner.next(at);
   }
@@ -235,12 +235,14 @@ function quoteLeftOpen(attributes: string): '"' | "'" | undefined {
   return double % 2 === 1 ? '"' : single % 2 === 1 ? "'" : undefined;
 }
 
-/** Whether a line within `[start, end)` (after the first) starts, past its markers, with `<`. */
-function opensLineWithTag(text: string, start: number, end: number): boolean {
-  for (let line = text.indexOf("\n", start); line !== -1 && line < end;) {
+/**
+ * Whether a line after the line break at `newline`, and before `end`, starts with `<` past its
+ * markers. From the skipped piece's first line break: a search from its start ran, for each
+ * piece of a long line, to the line's end.
+ */
+function opensLineWithTag(text: string, newline: number, end: number): boolean {
+  for (let line = newline; line !== -1 && line < end; line = text.indexOf("\n", line + 1))
     if (text[afterContainers(text, line + 1, end)] === "<") return true;
-    line = text.indexOf("\n", line + 1);
-  }
   return false;
 }
 
