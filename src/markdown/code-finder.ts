@@ -115,6 +115,13 @@ export function createCodeFinder(text: string): CodeFinder {
   };
 }
 
+/** Whether an odd number of backslashes comes before `at`: the character there is escaped. */
+export function isEscaped(text: string, at: number): boolean {
+  let backslashes = 0;
+  for (let i = at - 1; i >= 0 && text[i] === "\\"; i--) backslashes++;
+  return backslashes % 2 === 1;
+}
+
 /** A line's indent in columns, a tab to the next multiple of 4, as CommonMark counts it. */
 function indentColumns(text: string, start: number, end: number): number {
   let columns = 0;
@@ -124,7 +131,7 @@ function indentColumns(text: string, start: number, end: number): number {
 }
 
 /** Where a line's text starts, past spaces and tabs. */
-function firstNonSpace(text: string, start: number, end: number): number {
+export function firstNonSpace(text: string, start: number, end: number): number {
   let i = start;
   while (i < end && (text[i] === " " || text[i] === "\t")) i++;
   return i;
@@ -224,10 +231,9 @@ function pairSpans(text: string, start: number, end: number): CodeRegion[] {
   const spans: CodeRegion[] = [];
   for (let i = 0; i < runs.length; i++) {
     const run = runs[i]!;
-    let backslashes = 0;
-    for (let k = run.start - 1; k >= start && text[k] === "\\"; k--) backslashes++;
-    const escaped = backslashes % 2 === 1;
-    const opener = escaped ? { start: run.start + 1, length: run.length - 1 } : run;
+    const opener = isEscaped(text, run.start)
+      ? { start: run.start + 1, length: run.length - 1 }
+      : run;
     if (opener.length === 0) continue;
     const same = byLength.get(opener.length);
     if (!same) continue;

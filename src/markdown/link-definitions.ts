@@ -1,4 +1,4 @@
-import { afterContainers } from "./code-finder.js";
+import { afterContainers, isEscaped } from "./code-finder.js";
 
 /**
  * Drops link reference definitions (`[label]: destination "title"`), which render as nothing:
@@ -78,11 +78,4 @@ function readLinkDefinition(line: string): { openTitle: string | undefined } | u
   while (end !== -1 && isEscaped(title, end)) end = title.indexOf(closer, end + 1);
   if (end === -1) return { openTitle: closer };
   return title.slice(end + 1).trim() === "" ? { openTitle: undefined } : undefined;
-}
-
-/** Whether an odd number of backslashes comes before `at`. */
-function isEscaped(text: string, at: number): boolean {
-  let backslashes = 0;
-  for (let i = at - 1; i >= 0 && text[i] === "\\"; i--) backslashes++;
-  return backslashes % 2 === 1;
 }

@@ -1,4 +1,10 @@
-import { afterContainers, createCodeFinder, fenceAt, type CodeRegion } from "./code-finder.js";
+import {
+  afterContainers,
+  createCodeFinder,
+  fenceAt,
+  firstNonSpace,
+  type CodeRegion,
+} from "./code-finder.js";
 import { createHtmlScanner, type HtmlPiece, type HtmlScanner } from "./html-scanner.js";
 import { definitionRanges } from "./link-definitions.js";
 
@@ -263,8 +269,6 @@ function rawBlockEnd(piece: HtmlPiece, scanner: HtmlScanner, length: number): nu
  */
 interface Declaration {
   start: number;
-  /** Its first `>`, or -1. */
-  gt: number;
   end: number;
   blockEnd: number;
   closed: boolean;
@@ -305,8 +309,8 @@ function createDeclarationFinder(text: string): { next(from: number): Declaratio
         const comment = opener === "<?" && gt !== -1 && close !== -1 ? find("<!--", end) : -1;
         const closed = close !== -1;
         return comment !== -1 && comment < blockEnd
-          ? { start, gt, end, blockEnd, closed, openComment: comment }
-          : { start, gt, end, blockEnd, closed };
+          ? { start, end, blockEnd, closed, openComment: comment }
+          : { start, end, blockEnd, closed };
       }
     },
   };
@@ -367,8 +371,7 @@ function createLineCursor(
     }
     if (!line) {
       const end = newline === -1 ? text.length : newline;
-      let indentEnd = start;
-      while (indentEnd < end && (text[indentEnd] === " " || text[indentEnd] === "\t")) indentEnd++;
+      const indentEnd = firstNonSpace(text, start, end);
       line = { indentEnd, containersEnd: afterContainers(text, start, end), end };
     }
     return line;

@@ -592,28 +592,115 @@ describe("the job journal's bookkeeping", () => {
     await journal.close();
   });
 
-  it("keeps across a restart a delivery accepted again after its parked job expired", async () => {
+  // A clock stepped back before the restart (an NTP correction) had made the forgotten job
+  // unexpired again, and the new one was dropped.
+  it.each([
+    ["the same clock", 0],
+    ["a clock stepped back two hours", 2 * HOUR],
+  ])(
+    "keeps across a restart (%s) a delivery accepted again after its parked job expired",
+    async (_, stepBack) => {
+      const clock = createFakeClock();
+      const file = join(makeDataDir(), "journal.log");
+      const { journal } = await openJournal(file, { clock, maxQueued: 1 });
+      await journal.enqueue(job("bad", "a"));
+      expect((await journal.claimNext())?.id).toBe("bad");
+      await journal.fail("bad", "malformed", undefined);
+      clock.advance(73 * HOUR);
+      // The queue is full: the parked job, past the retention, is forgotten, and "late" taken.
+      expect(await journal.enqueue(job("late", "b"))).toEqual({ status: "accepted" });
+      expect((await journal.claimNext())?.id).toBe("late");
+      await journal.complete("late");
+      // Its cause fixed, the parked delivery is sent again: a new delivery, accepted (a 2xx).
+      expect(await journal.enqueue(job("bad", "a"))).toEqual({ status: "accepted" });
+      await journal.close();
+
+      // A restart before the next compaction: the accepted job is there, waiting.
+      const restartClock = createFakeClock(clock.now() - stepBack);
+      const { journal: reopened } = await openJournal(file, { clock: restartClock, maxQueued: 1 });
+      const jobs = reopened.list();
+      await reopened.close();
+      expect(jobs.map(({ id, parked, attempts }) => ({ id, parked, attempts }))).toEqual([
+        { id: "bad", parked: undefined, attempts: 0 },
+      ]);
+    },
+  );
+
+  it("forgets an expired parked job when its delivery comes again, without waiting for a full queue or a restart", async () => {
     const clock = createFakeClock();
-    const file = join(makeDataDir(), "journal.log");
-    const { journal } = await openJournal(file, { clock, maxQueued: 1 });
+    const { journal } = await openJournal(join(makeDataDir(), "journal.log"), { clock });
     await journal.enqueue(job("bad", "a"));
     expect((await journal.claimNext())?.id).toBe("bad");
     await journal.fail("bad", "malformed", undefined);
     clock.advance(73 * HOUR);
-    // The queue is full: the parked job, past the retention, is forgotten, and "late" taken.
-    expect(await journal.enqueue(job("late", "b"))).toEqual({ status: "accepted" });
-    expect((await journal.claimNext())?.id).toBe("late");
-    await journal.complete("late");
-    // Its cause fixed, the parked delivery is sent again: a new delivery, accepted (a 2xx).
+    // It had been a duplicate until the queue filled up or the process restarted.
     expect(await journal.enqueue(job("bad", "a"))).toEqual({ status: "accepted" });
-    await journal.close();
-
-    // A restart before the next compaction: the accepted job is there, waiting.
-    const { journal: reopened } = await openJournal(file, { clock, maxQueued: 1 });
-    const jobs = reopened.list();
-    await reopened.close();
-    expect(jobs.map(({ id, parked, attempts }) => ({ id, parked, attempts }))).toEqual([
-      { id: "bad", parked: undefined, attempts: 0 },
+    expect(journal.list().map(({ id, parked }) => ({ id, parked }))).toEqual([
+      { id: "bad", parked: undefined },
     ]);
+    await journal.close();
+  });
+});
+
+const gate = () => {
+  let open!: () => void;
+  const promise = new Promise<void>((r) => (open = r));
+  return { promise, open };
+};
+
+describe("a copy of a delivery accepted while the first copy's failed add is cut back", () => {
+  afterEach(() => vi.restoreAllMocks());
+
+  it("does not run the second copy before its own add is durable", async () => {
+    const directory = makeDataDir();
+    const { journal } = await openJournal(join(directory, "journal.log"));
+    const prototype = await fileHandlePrototype(directory);
+    const appendFile = prototype.appendFile;
+    const truncate = prototype.truncate;
+    const datasync = prototype.datasync;
+    let adds = 0;
+    // The first add of X fails (a full disk); the second is written, its fdatasync slow.
+    vi.spyOn(prototype, "appendFile").mockImplementation(async function (
+      this: FileHandle,
+      ...args: Parameters<FileHandle["appendFile"]>
+    ) {
+      if (String(args[0]).includes(`"op":"add","id":"X"`) && adds++ === 0) throw noSpace();
+      return appendFile.apply(this, args);
+    });
+    const cutting = gate();
+    let truncating = false;
+    vi.spyOn(prototype, "truncate").mockImplementation(async function (
+      this: FileHandle,
+      ...args: Parameters<FileHandle["truncate"]>
+    ) {
+      truncating = true;
+      await cutting.promise;
+      return truncate.apply(this, args);
+    });
+    const syncing = gate();
+    vi.spyOn(prototype, "datasync").mockImplementation(async function (this: FileHandle) {
+      await syncing.promise;
+      return datasync.call(this);
+    });
+
+    const first = journal.enqueue(job("X"));
+    const firstSettled = first.then(
+      () => "accepted",
+      () => "failed",
+    );
+    while (!truncating) await new Promise((r) => setTimeout(r, 1));
+    // The copy arrives while the failed write is being cut off the file.
+    const second = journal.enqueue(job("X"));
+    cutting.open();
+    expect(await firstSettled).toBe("failed");
+    // The second copy's add is still being fdatasynced: not accepted yet, so not to run.
+    // (claimNext picks its job before its first await; its start then waits behind the sync.)
+    const claiming = journal.claimNext();
+    syncing.open();
+    const claimed = await claiming;
+    await second;
+    expect(claimed?.id).toBeUndefined();
+    vi.restoreAllMocks();
+    await journal.close();
   });
 });
