@@ -89,6 +89,11 @@ export function createHtmlScanner(text: string, options: HtmlScannerOptions = {}
       for (let i = text.indexOf("<", from); i !== -1; i = text.indexOf("<", i + 1)) {
         if (options.html && text.startsWith("<!--", i)) return htmlComment(text, i, find);
         if (text.startsWith("<!--", i)) {
+          // `<!-->` and `<!--->` are whole comments, to Markdown and HTML both: read as opening
+          // one to the next `-->`, they swallowed a comment opened after them on their line.
+          for (const abrupt of ["<!-->", "<!--->"])
+            if (text.startsWith(abrupt, i))
+              return { kind: "comment", start: i, end: i + abrupt.length };
           // Remembered: many comment openers in a row (in code, say) must not each search on.
           const close = find("-->", i + 4);
           return { kind: "comment", start: i, end: close === -1 ? text.length : close + 3 };

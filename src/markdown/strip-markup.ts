@@ -303,7 +303,8 @@ function createDeclarationFinder(text: string): { next(from: number): Declaratio
         // A quote's marker is no `>` to HTML: the rendered page has none there.
         while (gt !== -1 && isQuoteMarker(text, gt)) gt = find(">", gt + 1);
         const end = gt === -1 ? text.length : gt + 1;
-        const close = find(closer, start + 2);
+        // From just past `<`: `<?>` holds its own `?>`, which ends its HTML block on its line.
+        const close = find(closer, start + 1);
         const blockEnd = close === -1 ? text.length : close + closer.length;
         // Only a closed `<?…?>` is passed on whole, comment opener included.
         const comment = opener === "<?" && gt !== -1 && close !== -1 ? find("<!--", end) : -1;

@@ -172,6 +172,16 @@ const REVIEWED: Array<[string, string]> = [
   ["a <? in a comment a paragraph break cuts", "a<!--\n<?-->\n\n`<!--zq1`"],
   ["a <![CDATA[ in such a comment", "a <!--\n\n<![CDATA[\n\n-->\n\n`<!-- zq1`"],
   ["a <pre> after an empty comment", "<!-->\n<pre>\n-->\n\n```\n<!-- zq1 -->\n```"],
+  // Found by re-measuring (the cleaner before 822e7b6 showed them too): `<!-->` and `<?>` are
+  // whole, and end their HTML block on their line; a comment opened after them there never closes.
+  [
+    "a comment after `<!-->` on its line",
+    '<!--> \\<!--<span><!--* zq0 > [x]: /u " zq1 </div>\n zq2 --> zq3 <b>',
+  ],
+  [
+    "a comment after `<?>` on its line",
+    "<?> <!-- zq0 \n    --> zq1 >  ``` zq2 -  zq3 >\n zq4  zq5  zq6 </b>",
+  ],
 ];
 
 describe("inputs the reviews found shown", () => {
