@@ -1,7 +1,7 @@
 import { cpSync, existsSync, readdirSync, rmSync, statSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { PassThrough, Writable } from "node:stream";
-import { afterAll, describe, expect, it, onTestFinished } from "vitest";
+import { afterAll, describe, expect, it, onTestFinished, vi } from "vitest";
 import {
   dropSchema,
   freshSchema,
@@ -14,6 +14,9 @@ import { runCli } from "../../src/cli/main.js";
 import { MemoryDeletedError } from "../../src/memory/memory-store.js";
 import { lockDirectory } from "../../src/memory/directory-lock.js";
 import { createTestApp, makeDataDir } from "../helpers/test-app.js";
+import { webhookExample } from "../helpers/webhook-examples.js";
+import { requestsDirectory, sendRequest } from "../../src/server-requests.js";
+import { systemClock } from "../../src/clock.js";
 import {
   createTestRegistry,
   issueMemory,
@@ -674,6 +677,56 @@ describe("talos memory beside a running server on disk", () => {
     expect(new Set(ids).size).toBe(2_501);
     expect(ids.slice(0, 2)).toEqual(["issue-1", "issue-2"]);
     expect(ids.at(-1)).toBe("issue-2501");
+  });
+
+  it("stops starting jobs at a shutdown while it answers a request, and answers it", async () => {
+    const dataDir = await seed();
+    const server = await startServer(dataDir);
+    const { memory } = server.talos.services;
+    // The request's answer is slow (a big data directory, a slow disk) ...
+    let release!: () => void;
+    const gate = new Promise<void>((resolve) => (release = resolve));
+    onTestFinished(() => release());
+    let listing!: () => void;
+    const listed = new Promise<void>((resolve) => (listing = resolve));
+    const list = memory.list.bind(memory);
+    vi.spyOn(memory, "list").mockImplementation(async () => {
+      listing();
+      await gate;
+      return list();
+    });
+    const answer = sendRequest({
+      directory: requestsDirectory(dataDir),
+      request: { kind: "memory", op: "list" },
+      clock: systemClock,
+    });
+    await listed;
+    // ... and SIGTERM comes meanwhile: from then no job starts, whatever the request's wait
+    // (they waited for it, which the grace for running jobs did not count).
+    const closing = server.talos.close();
+    const refused = () =>
+      server.logs
+        .lines()
+        .filter((l) => l.msg === "delivery refused: not journaled" && l.reason === "stopping");
+    await expect(
+      server.probot.receive({
+        id: "delivery-at-shutdown",
+        name: "issues",
+        payload: webhookExample("issues", "opened"),
+      } as never),
+    ).rejects.toThrow(/delivery refused \(stopping\)/);
+    expect(refused()).toHaveLength(1);
+    release();
+    await closing;
+    // The request taken before was answered all the same.
+    const { namespaces } = (await answer)!.value as {
+      namespaces: Array<{ installation: number; repository: number }>;
+    };
+    expect(namespaces.map((n) => `${n.installation}/${n.repository}`).sort()).toEqual([
+      "7/101",
+      "7/102",
+      "8/101",
+    ]);
   });
 
   it("searches through the server, and leaves name-keyed memories to a stopped server", async () => {
