@@ -1,4 +1,5 @@
 import { Redis } from "ioredis";
+import { failFastRedisOptions } from "../fail-fast-redis-options.js";
 import type { BudgetCounts, SharedBudgetCounts } from "./token-budgets.js";
 
 // A day's counts outlive it a little, so that a job that began before midnight still finds them.
@@ -32,8 +33,7 @@ export class RedisBudgetCounts implements SharedBudgetCounts {
   readonly #prefix: string;
 
   private constructor(url: string, prefix: string) {
-    // Fails at once while Redis is away: the job then fails and is retried, never run unbudgeted.
-    this.#redis = new Redis(url, { enableOfflineQueue: false, lazyConnect: true }) as ChargingRedis;
+    this.#redis = new Redis(url, failFastRedisOptions) as ChargingRedis;
     // Sent once, then run by its hash: a charge follows every model call.
     this.#redis.defineCommand("talosChargeOnce", { numberOfKeys: 3, lua: CHARGE_ONCE });
     this.#redis.on("error", () => undefined); // the job queue logs the outage

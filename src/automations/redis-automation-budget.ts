@@ -1,11 +1,8 @@
 import { Redis } from "ioredis";
 import type { Logger } from "pino";
 import type { Clock } from "../clock.js";
+import { failFastRedisOptions } from "../fail-fast-redis-options.js";
 import { HOUR_MS, type AutomationBudget, type AutomationScope } from "./automation-budget.js";
-
-// Redis runs a take in well under a millisecond. One it has not answered by then (a stuck server,
-// a connection dropped under the command) is refused: a job does not wait on it.
-const COMMAND_TIMEOUT_MS = 2_000;
 
 // One sorted set of runs (scored by the time they were taken) per installation and per
 // repository. Runs an hour old or older leave both; then both counts are checked and the run is
@@ -58,14 +55,8 @@ export class RedisAutomationBudget implements AutomationBudget {
 
   private constructor(options: RedisAutomationBudgetOptions) {
     this.#options = options;
-    // Fails at once while Redis is away, as the token budgets' counts do, rather than holding
-    // the job until it answers.
-    this.#redis = new Redis(options.url, {
-      enableOfflineQueue: false,
-      lazyConnect: true,
-      maxRetriesPerRequest: 1,
-      commandTimeout: COMMAND_TIMEOUT_MS,
-    }) as BudgetRedis;
+    // A take that fails (Redis away or not answering) is refused: no automatic run.
+    this.#redis = new Redis(options.url, failFastRedisOptions) as BudgetRedis;
     this.#redis.defineCommand("talosTakeAutomationRun", { numberOfKeys: 2, lua: TAKE });
     this.#redis.on("error", () => undefined); // a refused take logs the outage
   }

@@ -1,10 +1,15 @@
 import { randomUUID } from "node:crypto";
-import { afterAll, describe, expect, it } from "vitest";
+import { afterAll, describe, expect, it, onTestFinished } from "vitest";
 import { RedisBudgetCounts } from "../../src/agent/redis-budget-counts.js";
 import { BudgetExceededError, TokenBudgets } from "../../src/agent/token-budgets.js";
 import { createMetrics } from "../../src/metrics/create-metrics.js";
 import { createFakeClock } from "../helpers/fake-clock.js";
-import { deleteKeys, requireRedis, TEST_REDIS_URL } from "../helpers/shared-services.js";
+import {
+  deleteKeys,
+  requireRedis,
+  startCuttableProxy,
+  TEST_REDIS_URL,
+} from "../helpers/shared-services.js";
 import { captureLogs } from "../helpers/test-app.js";
 
 const available = await requireRedis("the shared budgets' tests");
@@ -31,6 +36,20 @@ describe.runIf(available)("token budgets shared through Redis", () => {
     });
     return budgets;
   }
+
+  it("fails a count Redis takes and never answers, in seconds, rather than holding the job", async () => {
+    const proxy = await startCuttableProxy({ host: "127.0.0.1", port: 6379 });
+    onTestFinished(() => proxy.close());
+    const shared = await RedisBudgetCounts.open(proxy.url, prefix);
+    opened.push(shared);
+    expect(await shared.spent("2026-12-03", "1", "2")).toEqual({ installation: 0, repository: 0 });
+    // A partition with no reset: the job fails and is retried, never run unbudgeted nor held
+    // (with its thread and a concurrency slot) until the connection's keepalive gives up.
+    proxy.stall();
+    await expect(shared.spent("2026-12-03", "1", "2")).rejects.toThrow(/timed out/);
+    await expect(shared.charge("2026-12-03", "1", "2", 10, "run-1")).rejects.toThrow(/timed out/);
+    await expect(shared.takeNotice("2026-12-03", "1#7")).rejects.toThrow(/timed out/);
+  });
 
   it("counts what every instance spends against one daily budget, and gives one notice per thread", async () => {
     const [a, b] = [await instance(), await instance()];

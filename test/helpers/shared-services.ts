@@ -89,6 +89,13 @@ export async function startCuttableProxy(target: { host: string; port: number })
     restore: () => {
       open = true;
     },
+    /**
+     * Forwards nothing more either way, connections kept open: a Redis that takes commands and
+     * never answers (a partition with no reset, a hung server).
+     */
+    stall: () => {
+      for (const socket of sockets) socket.pause();
+    },
     close: () =>
       new Promise<void>((resolve) => {
         for (const socket of sockets) socket.destroy();
