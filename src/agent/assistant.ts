@@ -2,6 +2,7 @@ import type { BaseChatModel } from "@langchain/core/language_models/chat_models"
 import { SystemMessage } from "@langchain/core/messages";
 import type { Logger } from "pino";
 import type { Clock } from "../clock.js";
+import { nameSpan } from "../markdown/safe-text.js";
 import type { RepoClient } from "../github/create-repo-client.js";
 import type { Metrics } from "../metrics/create-metrics.js";
 import type { PromptLibrary } from "../prompts/prompt-library.js";
@@ -50,7 +51,7 @@ export async function prepareRun(
   const info = github ? await github.getRepository() : undefined;
   const system = await assistant.prompts.render("system", {
     repository_context: info
-      ? `Its default branch is ${info.defaultBranch}; it is ${info.visibility}${info.archived ? " and archived" : ""}. Its description: ${fence.wrap("repository description", info.description ?? "(none)")}`
+      ? `Its default branch is ${nameSpan(info.defaultBranch)}; it is ${info.visibility}${info.archived ? " and archived" : ""}. Its description: ${fence.wrap("repository description", info.description ?? "(none)")}`
       : "No repository was chosen, so you have no tools.",
     repository: github
       ? `${github.repo.owner}/${github.repo.repo}`

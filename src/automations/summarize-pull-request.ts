@@ -15,12 +15,8 @@ import {
   loadPullRequestChanges,
   type PullRequestChanges,
 } from "../pulls/load-pull-request-changes.js";
-import {
-  describeScope,
-  fileNameSpan,
-  renderNotReviewed,
-  shortSha,
-} from "../pulls/render-changes.js";
+import { nameSpan } from "../markdown/safe-text.js";
+import { describeScope, renderNotReviewed, shortSha } from "../pulls/render-changes.js";
 
 export interface SummarizePullRequestOptions {
   assistant: Assistant;
@@ -176,8 +172,8 @@ function renderFilesTouched(changes: PullRequestChanges): string {
   const classify = createFileClassifier(changes.attributes);
   for (const file of changes.files) {
     const category = classify(file.filename);
-    const renamed = file.previous_filename ? ` (from ${fileNameSpan(file.previous_filename)})` : "";
-    const entry = `${fileNameSpan(file.filename)}${renamed} +${file.additions} −${file.deletions}`;
+    const renamed = file.previous_filename ? ` (from ${nameSpan(file.previous_filename)})` : "";
+    const entry = `${nameSpan(file.filename)}${renamed} +${file.additions} −${file.deletions}`;
     const group = groups.get(category);
     if (group) group.push(entry);
     else groups.set(category, [entry]);

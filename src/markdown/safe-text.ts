@@ -197,6 +197,35 @@ export function codeSpan(content: string, inTable = false): string {
 }
 
 /**
+ * A name (a path, a hunk heading, a branch) as one line, as the model reads and cites it. git allows any character
+ * but NUL in a file name: a control character would start a line of its own in the prompt, and an
+ * invisible one, which the prompt's fence strips, made `src/auth\u200B.ts` read as `src/auth.ts`,
+ * so the model's comments on the one were placed on the other. Each is written as an escape
+ * (`\x0a`, `\u{200b}`), and `\` as `\\`, so that no two names read the same.
+ */
+export function escapeName(text: string): string {
+  let out = "";
+  for (const char of text) {
+    const code = char.codePointAt(0)!;
+    if (char === "\\") out += "\\\\";
+    else if (code < 0x20 || code === 0x7f) out += `\\x${code.toString(16).padStart(2, "0")}`;
+    else if (isInvisible(char)) out += `\\u{${code.toString(16)}}`;
+    else out += char;
+  }
+  return out;
+}
+
+/**
+ * A name as posted and as the prompt shows it: escaped (escapeName), so that no two names read
+ * the same, in a code span. The safe output strips invisible characters, and `src/auth\u200B.ts`,
+ * a look-alike that GitHub gave no diff of, was listed as `src/auth.ts` beside the real one; a
+ * branch named with a backtick closed the span it was shown in.
+ */
+export function nameSpan(name: string): string {
+  return codeSpan(escapeName(name));
+}
+
+/**
  * Text from a hostile source (a key of a repository's config, say) quoted in a message: cut to
  * `max` characters first (never half a surrogate pair), on one line, as a code span, so that no
  * mention, HTML or Markdown in it is live.

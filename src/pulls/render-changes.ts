@@ -1,8 +1,8 @@
 import type { Fence } from "../agent/untrusted-text.js";
 import type { PullRequestInfo } from "../github/create-pull-request-client.js";
-import { codeSpan } from "../markdown/safe-text.js";
+import { nameSpan } from "../markdown/safe-text.js";
 import type { PullRequestChanges } from "./load-pull-request-changes.js";
-import { escapeName, type SkipReason } from "./select-files.js";
+import type { SkipReason } from "./select-files.js";
 
 const REASONS: Record<SkipReason, string> = {
   "over-budget": "Did not fit the token budget (`review.max_tokens`)",
@@ -62,7 +62,7 @@ export function renderChangesForPrompt(
     notShown.push(`${count} more ${count === 1 ? "file" : "files"} not shown: ${REASONS[reason]}`);
   if (unlisted > 0) notShown.push(`${REASONS["over-file-limit"]}: ${unlisted} files`);
   return {
-    pull_request: `Pull request #${pull.number}, ${pull.changedFiles} files changed, into \`${pull.baseRef}\`. Its title and description:\n${fence.wrap("pull request title and description", described)}`,
+    pull_request: `Pull request #${pull.number}, ${pull.changedFiles} files changed, into ${nameSpan(pull.baseRef)}. Its title and description:\n${fence.wrap("pull request title and description", described)}`,
     scope: describeScope(changes, "prompt"),
     diff:
       reviewed.length > 0
@@ -97,15 +97,6 @@ export function describeScope(changes: PullRequestChanges, audience: "prompt" | 
 }
 
 /**
- * A file's name as posted: as the prompt shows it (escapeName), so that no two names read the
- * same. The safe output strips invisible characters, and `src/auth\u200B.ts`, a look-alike that
- * GitHub gave no diff of, was listed as `src/auth.ts` beside the real one.
- */
-export function fileNameSpan(name: string): string {
-  return codeSpan(escapeName(name));
-}
-
-/**
  * The "Not reviewed" section of a posted text: every file the model did not read, grouped by
  * reason, so that nothing is skipped silently. Empty when every file was read.
  */
@@ -115,7 +106,7 @@ export function renderNotReviewed(changes: PullRequestChanges): string {
   const groups = new Map<SkipReason, string[]>();
   for (const { path, reason } of skipped) groups.set(reason, [...(groups.get(reason) ?? []), path]);
   const lines = [...groups].map(([reason, paths]) => {
-    const named = paths.slice(0, MAX_NAMED).map(fileNameSpan);
+    const named = paths.slice(0, MAX_NAMED).map((path) => nameSpan(path));
     const more = paths.length > MAX_NAMED ? ` and ${paths.length - MAX_NAMED} more` : "";
     return `- ${REASONS[reason]} (${paths.length}): ${named.join(", ")}${more}`;
   });

@@ -20,7 +20,7 @@ import { askAboutChanges } from "./ask-about-changes.js";
 import { parseReviewAnswer } from "./parse-review-answer.js";
 import { placeComments, type PlacedComment } from "./place-comments.js";
 import { describeScope, renderNotReviewed, shortSha } from "./render-changes.js";
-import { escapeName } from "./select-files.js";
+import { escapeName } from "../markdown/safe-text.js";
 
 export interface ReviewPullRequestOptions {
   assistant: Assistant;

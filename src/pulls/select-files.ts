@@ -4,7 +4,7 @@ import { createGlobMatcher, type GlobMatcher } from "./match-glob.js";
 import { isDeleteOnly, parsePatch } from "./parse-patch.js";
 import type { Hunk } from "./parse-patch.js";
 import type { PullRequestFile } from "./pull-request-file.js";
-import { isInvisible } from "../markdown/safe-text.js";
+import { escapeName } from "../markdown/safe-text.js";
 import { sliceWhole } from "../slice-whole.js";
 
 export interface ReviewInput {
@@ -55,25 +55,6 @@ const DELETED_PREFIX = `${" ".repeat(LINE_NUMBER_WIDTH + 1)}-`;
 /** `text` cut to `max` characters, never inside a surrogate pair, with `…` when cut. */
 function capText(text: string, max: number): string {
   return text.length <= max ? text : `${sliceWhole(text, max)}…`;
-}
-
-/**
- * A path or hunk heading as one line, as the model reads and cites it. git allows any character
- * but NUL in a file name: a control character would start a line of its own in the prompt, and an
- * invisible one, which the prompt's fence strips, made `src/auth\u200B.ts` read as `src/auth.ts`,
- * so the model's comments on the one were placed on the other. Each is written as an escape
- * (`\x0a`, `\u{200b}`), and `\` as `\\`, so that no two names read the same.
- */
-export function escapeName(text: string): string {
-  let out = "";
-  for (const char of text) {
-    const code = char.codePointAt(0)!;
-    if (char === "\\") out += "\\\\";
-    else if (code < 0x20 || code === 0x7f) out += `\\x${code.toString(16).padStart(2, "0")}`;
-    else if (isInvisible(char)) out += `\\u{${code.toString(16)}}`;
-    else out += char;
-  }
-  return out;
 }
 
 /**
