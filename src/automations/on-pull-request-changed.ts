@@ -85,6 +85,8 @@ async function summarizeAndReview(options: PullRequestChangedOptions): Promise<v
     if (!allowed) log.warn("automatic work skipped: this hour's automation budget is spent");
     return allowed;
   };
+  // Which run the day's token budget stopped, if it does: counted as that run's outcome.
+  let running: "pr_summary" | "review" = "pr_summary";
   try {
     if (config.pull_requests.enabled) {
       const summary = await summarizePullRequest({
@@ -100,6 +102,7 @@ async function summarizeAndReview(options: PullRequestChangedOptions): Promise<v
     // Not on "opened": no review can have been asked for yet. A pull request made ready (or
     // reopened) has had its pushes skipped meanwhile: the review takes them all at once.
     if (event.action !== "opened" && config.review.enabled && config.review.on_push) {
+      running = "review";
       const review = (head: PullRequestInfo) =>
         reviewPullRequest({
           assistant,
@@ -131,6 +134,7 @@ async function summarizeAndReview(options: PullRequestChangedOptions): Promise<v
   } catch (error) {
     // Automatic work has no one to tell: over budget it is skipped, with a line in the log.
     if (!(error instanceof BudgetExceededError)) throw error;
+    metrics.pullRequestRuns.inc({ kind: running, outcome: "token-budget" });
     log.warn({ budget: error.scope }, "pull-request automation skipped: the token budget is spent");
   }
 }

@@ -222,6 +222,26 @@ describe("pull-request summaries", () => {
     );
   });
 
+  it("over the day's token budget: no summary, no model call, and the run counted as such", async () => {
+    const model = scriptedModel().respond(new AIMessage("- **What it changes**: never asked."));
+    const app = await createTestApp({ model });
+    const scope = githubScope();
+    mockStart(scope, "budget:\n  daily_tokens: 0\n");
+    scope.get(`${REPO}/pulls/2`).reply(200, pull(HEAD_1));
+    scope.get(`${REPO}/issues/2/comments`).query({ per_page: "100" }).reply(200, []);
+    mockFiles(scope, SMALL);
+    mockRunReads(scope);
+
+    await receive(app, "pull_request", "pull_request.opened.json");
+
+    expect(scope.pendingMocks()).toEqual([]);
+    expect(model.calls).toHaveLength(0);
+    const runs = (await app.talos.metrics.pullRequestRuns.get()).values;
+    expect(runs.map((v) => [v.labels.kind, v.labels.outcome, v.value])).toEqual([
+      ["pr_summary", "token-budget", 1],
+    ]);
+  });
+
   it("opened: one summary comment, its marker naming the head, files grouped, every request as GitHub describes it", async () => {
     const model = scriptedModel().respond(
       new AIMessage(
