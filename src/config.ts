@@ -605,12 +605,12 @@ export const RepoConfigSchema = z
           .max(200_000)
           .default(20_000)
           .describe(
-            "tokens of diff one review reads; code first, then tests, docs, generated files",
+            "tokens of diff one review or summary reads; code first, then tests, docs, generated files",
           ),
         ignore: z
           .array(z.string().min(1).max(200))
           .default([])
-          .describe("globs of files never reviewed, e.g. `docs/**` or `*.snap`"),
+          .describe("globs of files never reviewed nor summarized, e.g. `docs/**` or `*.snap`"),
       })
       .prefault({}),
   })

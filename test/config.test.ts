@@ -212,6 +212,14 @@ describe("parseRepoConfig", () => {
     expect([...settings, "similar.threshold", "budget.daily_tokens"].sort()).toEqual(
       Object.keys(RESTRICTIVE_SETTINGS).sort(),
     );
+    // And the README's table of fallbacks has a row for each, and none for anything else.
+    const readme = readFileSync(join(import.meta.dirname, "..", "README.md"), "utf8");
+    const table = readme.slice(
+      readme.indexOf("| Setting "),
+      readme.indexOf("\n\n", readme.indexOf("| Setting ")),
+    );
+    const rows = [...table.matchAll(/^\s*\| `([a-z_.]+)`/gm)].map((m) => m[1]);
+    expect(rows.sort()).toEqual(Object.keys(RESTRICTIVE_SETTINGS).sort());
     const restrictive = restrictiveConfig();
     expect(restrictive.commands.allowed_associations).toEqual(["OWNER"]);
     expect(restrictive.commands.disabled).toEqual(COMMAND_NAMES.filter((c) => c !== "config"));

@@ -94,8 +94,8 @@ Subcommands:
       Ask GitHub to redeliver the app's webhook deliveries of the last --hours (default
       TALOS_REDELIVER_HOURS, or 24 when that is 0; at most 72) that failed and that the server's
       queue did not accept, oldest first, at most --max (default 500), as the server does at each
-      start. --dry-run lists them without asking. Needs APP_ID and PRIVATE_KEY. Safe while the
-      server runs.
+      start. --dry-run lists them without asking. Needs APP_ID and PRIVATE_KEY (or
+      PRIVATE_KEY_PATH). Safe while the server runs.
   help
       Show this text.
 

@@ -178,7 +178,7 @@ export function createMetrics(): Metrics {
     }),
     pullRequestRuns: new Counter({
       name: "talos_pull_request_runs_total",
-      help: "Pull-request summary and review runs (kind) by outcome: posted, current (already at the head: a burst collapsed), stale (the head moved during the run), skipped",
+      help: "Pull-request summary and review runs (kind) by outcome: posted, current (already at the head: a burst collapsed), stale (the head moved during the run), closed, over-budget (the hour's automation budget), token-budget (the day's token budget), and others",
       labelNames: ["kind", "outcome"],
       registers,
     }),
