@@ -30,6 +30,35 @@ export function definitionRanges(text: string): Array<[number, number]> {
   return ranges;
 }
 
+/** The labels of the definitions at `ranges` (see definitionRanges), as labelKey reads them. */
+export function definitionLabels(
+  text: string,
+  ranges: ReadonlyArray<readonly [number, number]>,
+): Set<string> {
+  const labels = new Set<string>();
+  for (const [start, end] of ranges) {
+    const at = afterContainers(text, start, end);
+    const close = text.indexOf("]", at);
+    if (text[at] === "[" && close !== -1 && close < end) labels.add(labelKey(text, at + 1, close));
+  }
+  return labels;
+}
+
+// CommonMark's labels are at most 999 characters: a longer `[…]` names no definition.
+const MAX_LABEL = 999;
+
+/**
+ * A label as references match it, and looser: case, spaces and backslashes ignored, so that a
+ * label read otherwise than GitHub reads it still finds its definition (and hides more).
+ */
+export function labelKey(text: string, start: number, end: number): string {
+  if (end - start > MAX_LABEL) return "";
+  return text
+    .slice(start, end)
+    .toLowerCase()
+    .replace(/[\s\\]+/g, "");
+}
+
 /** Reads lines in order: whether each is a definition's, or its title's continuation. */
 function createDefinitionReader(): ((line: string) => boolean) & { open(): boolean } {
   // The character that closes a title still open on the lines before.

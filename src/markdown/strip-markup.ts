@@ -5,7 +5,9 @@ import {
   firstNonSpace,
   type CodeRegion,
 } from "./code-finder.js";
+import { createBlankFinder } from "./create-blank-finder.js";
 import { createHtmlScanner, type HtmlPiece, type HtmlScanner } from "./html-scanner.js";
+import { imageAltRanges } from "./image-alt-ranges.js";
 import { definitionRanges } from "./link-definitions.js";
 
 // Elements GitHub renders (or drops) in Markdown. Only these are treated as markup, so that code
@@ -26,8 +28,8 @@ const RAW_BLOCKS = new Set(["pre", "textarea"]);
 
 /**
  * Markdown source without what its reader on GitHub does not see: HTML comments, hidden and
- * raw-text elements, markup (its text kept), `<?…>` and `<!…>` declarations, and fence info
- * strings. Code (a fenced block, a code span) is kept as written, where the code finder is sure
+ * raw-text elements, markup (its text kept), `<?…>` and `<!…>` declarations, fence info
+ * strings, and images' alt text. Code (a fenced block, a code span) is kept as written, where the code finder is sure
  * of it: a `'<!--'` in code hid the rest of a comment, and a fence's `<template>` the block. It
  * errs toward hiding: what it cannot place is read as text, and what it hides stays hidden.
  * Linear in the text's length.
@@ -380,38 +382,9 @@ function createLineCursor(
 }
 
 /**
- * Where the line after the first blank line at or after `from` starts (the text's length when
- * there is none): where an HTML block `from` is in has surely ended. Asked with positions that
- * never go back; an answer still ahead is reused, so each line is looked at once.
- */
-function createBlankFinder(text: string): (from: number) => number {
-  let lastFrom = -1;
-  let blankStart = -1;
-  let answer = 0;
-  return (from) => {
-    if (lastFrom !== -1 && from >= lastFrom && from <= blankStart) return answer;
-    lastFrom = from;
-    for (let line = text.indexOf("\n", from); line !== -1;) {
-      const start = line + 1;
-      const end = text.indexOf("\n", start);
-      const stop = end === -1 ? text.length : end;
-      // Spaces and tabs only: CommonMark's blank line (a no-break space is text).
-      if (/^[ \t]*$/.test(text.slice(start, stop))) {
-        blankStart = start;
-        answer = Math.min(text.length, stop + 1);
-        return answer;
-      }
-      line = end;
-    }
-    blankStart = text.length;
-    answer = text.length;
-    return answer;
-  };
-}
-
-/**
  * The stretches no reader sees that the markup scan leaves in: fence info strings (the `js run
- * this` of any line that may open a fence, in a quote or a list too), found up front, and the
+ * this` of any line that may open a fence, in a quote or a list too), link definitions and
+ * images' alt text, found up front, and the
  * declarations `hide` is given in order. Masked rather than skipped, so that a comment opened
  * inside one still hides what follows it; where GitHub reads neither, hiding them loses a few
  * words.
@@ -435,8 +408,10 @@ function createMask(text: string): {
   // Link definitions as the source has them: a declaration's mask, say, can take the `>` that
   // makes one, and the cleaned line is one no more.
   const defined = definitionRanges(text);
+  // And images' alt text, which GitHub does not show either.
+  const alt = imageAltRanges(text, defined);
   const fixed: Array<[number, number]> = [];
-  for (const range of mergeSorted(info, defined)) {
+  for (const range of mergeSorted(mergeSorted(info, defined), alt)) {
     const last = fixed.at(-1);
     if (last && range[0] <= last[1]) last[1] = Math.max(last[1], range[1]);
     else fixed.push([range[0], range[1]]);
