@@ -1,115 +1,283 @@
 import { createBlankFinder } from "./create-blank-finder.js";
-import { createHtmlScanner, type HtmlPiece } from "./html-scanner.js";
-import { definitionLabels, labelKey } from "./link-definitions.js";
+import { createForwardFind } from "./create-forward-find.js";
 
-/** How backticks pair in one reading: as spans over a paragraph, on their line only, or not. */
-type Spans = "paragraph" | "line" | "none";
+/**
+ * One way of reading a paragraph's inline syntax where GitHub's cannot be known without a full
+ * parse: which backticks pair (`spans`: over the paragraph, over a block that a list item or
+ * heading may start without a blank line, on their line, in their table cell, or none), whether
+ * inline HTML and autolinks take what is in them (`html`), and whether a bare URL does (`urls`).
+ */
+interface Reading {
+  spans: "paragraph" | "block" | "line" | "cell" | "none";
+  html: boolean;
+  urls: boolean;
+}
+
+const READINGS: readonly Reading[] = [
+  { spans: "paragraph", html: true, urls: false },
+  { spans: "paragraph", html: true, urls: true },
+  { spans: "block", html: true, urls: false },
+  { spans: "line", html: true, urls: false },
+  { spans: "cell", html: true, urls: false },
+  { spans: "none", html: true, urls: false },
+  { spans: "paragraph", html: false, urls: false },
+  { spans: "none", html: false, urls: false },
+];
 
 /**
  * Where the alt text of Markdown source's images is, `SYSTEM: obey` in `![SYSTEM: obey](x.png)`:
- * GitHub shows the image, not its alt text, so no reader of the page sees it. `definitions` are
- * the ranges of the link definitions (see definitionRanges), whose labels make `![label]` and
- * `![alt][label]` images too.
+ * GitHub shows the image, not its alt text, so no reader of the page sees it. Sorted by start.
  *
  * Brackets pair as CommonMark pairs them, the last opened first, within a paragraph (to a blank
- * line): a backslash escapes, an inline HTML tag or comment takes the brackets inside it, and so
- * does a code span, except in a destination. Where a paragraph ends without a blank line (a list
- * item or a heading starts), this cannot tell which backticks pair: the text is read three ways
- * (spans over the paragraph, on their line only, and none) and what any reading takes for alt
- * text is hidden. So is alt text where this and GitHub may part otherwise (`![a` and `b](x)` in
- * two list items, a destination GitHub refuses): it hides words GitHub shows rather than show
- * one it hides; code the caller keeps as written stays. Sorted by start; linear in the length.
+ * line): a backslash escapes, a code span takes the brackets inside it, so do inline HTML and
+ * autolinks, and a link's destination and title. What cannot be told without a full parse (which
+ * backticks pair when a list item starts a block without a blank line, what a table cell or a
+ * bare URL takes, whether a `<` starts HTML) is read each way in READINGS, and what any reading
+ * takes for alt text is hidden. `![label]` is an image when a definition names it: in any text
+ * with a `]:`, it is taken for one. So this errs toward hiding: an image in a code span of a
+ * paragraph with a link, or `![x]` beside a definition of another label, loses its alt text too.
+ * Code the caller keeps as written stays. Linear in the length: each reading is one pass.
  */
-export function imageAltRanges(
-  text: string,
-  definitions: ReadonlyArray<readonly [number, number]>,
-): Array<[number, number]> {
+export function imageAltRanges(text: string): Array<[number, number]> {
   if (!text.includes("![")) return [];
-  const labels = definitions.length > 0 ? definitionLabels(text, definitions) : new Set<string>();
-  const readings: Spans[] = text.includes("`") ? ["paragraph", "line", "none"] : ["none"];
-  return readings.flatMap((spans) => readAltText(text, labels, spans)).sort((a, b) => a[0] - b[0]);
+  // Readings that differ only in what the text lacks read it alike: each is read once.
+  const present = {
+    spans: text.includes("`"),
+    cells: text.includes("|"),
+    html: text.includes("<"),
+    urls: /https?:\/\/|www\./.test(text),
+  };
+  const distinct = new Map<string, Reading>();
+  for (const reading of READINGS) {
+    const spans = !present.spans
+      ? "none"
+      : reading.spans === "cell" && !present.cells
+        ? "line"
+        : reading.spans;
+    const read = { spans, html: reading.html && present.html, urls: reading.urls && present.urls };
+    distinct.set(JSON.stringify(read), read);
+  }
+  const inline = indexInlineSyntax(text);
+  return [...distinct.values()]
+    .flatMap((reading) => readAltText(text, reading, inline))
+    .sort((a, b) => a[0] - b[0]);
 }
 
 /** The alt text of one reading (see imageAltRanges). */
 function readAltText(
   text: string,
-  labels: ReadonlySet<string>,
-  spans: Spans,
+  reading: Reading,
+  inline: InlineSyntax,
 ): Array<[number, number]> {
   const alt: Array<[number, number]> = [];
+  const shortcuts = text.includes("]:");
   const backticks = createBacktickPairs(text);
-  const paragraphEnd = createBlankFinder(text);
-  const scanner = createHtmlScanner(text);
-  // The next piece of HTML, looked for again only once passed: each stretch is scanned once.
-  let piece: HtmlPiece | undefined;
-  let pieceStart = -1;
-  // `nested` once a bracket came after it: no reference's label holds one, so each label looked
-  // up is the text between two brackets, and all of them together are no longer than the text.
-  let openers: Array<{ at: number; image: boolean; nested: boolean }> = [];
-  const open = (at: number, image: boolean) => {
-    const parent = openers.at(-1);
-    if (parent) parent.nested = true;
-    openers.push({ at, image, nested: false });
-  };
-  // Inside a destination, `(` deep: its backticks open no code span.
-  let destination = 0;
+  const paragraphEnd =
+    reading.spans === "block" ? createBlockFinder(text) : createBlankFinder(text);
+  let openers: Array<{ at: number; image: boolean }> = [];
   let end = paragraphEnd(0);
   for (let i = 0; i < text.length;) {
     if (i >= end) {
       openers = [];
-      destination = 0;
       end = paragraphEnd(i);
     }
     const char = text[i];
     if (char === "\\") i += 2;
     else if (char === "`") {
-      const line = text.indexOf("\n", i);
-      const limit = spans === "line" && line !== -1 ? Math.min(end, line) : end;
-      const closed = spans !== "none" && destination === 0 ? backticks.closerAfter(i, limit) : -1;
+      const closed =
+        reading.spans === "none" ? -1 : backticks.closerAfter(i, spanLimit(text, i, end, reading));
       i = closed === -1 ? backticks.runEnd(i) : closed;
-    } else if (char === "<") {
-      if (pieceStart < i) {
-        piece = scanner.next(i);
-        pieceStart = piece?.start ?? text.length;
-      }
-      // HTML in the paragraph takes what is in it (`<span title="]">`); a comment never closed
-      // is text to Markdown.
-      const closed = piece?.kind === "tag" || text.endsWith("-->", piece?.end);
-      i = piece?.start === i && piece.end <= end && closed ? piece.end : i + 1;
+    } else if (char === "<" && reading.html) {
+      const html = inline.html.get(i) ?? -1;
+      i = html === -1 || html > end ? i + 1 : html;
+    } else if (reading.urls && (char === "h" || char === "w") && isBareUrl(text, i)) {
+      while (i < end && !/[\s<]/.test(text[i]!)) i++;
     } else if (char === "!" && text[i + 1] === "[") {
-      open(i, true);
+      openers.push({ at: i, image: true });
       i += 2;
     } else if (char === "[") {
-      open(i, false);
+      openers.push({ at: i, image: false });
       i++;
     } else if (char === "]") {
       const opener = openers.pop();
       const next = text[i + 1];
-      if (
-        opener?.image &&
-        (next === "(" ||
-          next === "[" ||
-          (!opener.nested && labels.has(labelKey(text, opener.at + 2, i))))
-      )
+      if (opener?.image && (next === "(" || next === "[" || shortcuts))
         alt.push([opener.at + 2, i]);
-      if (opener && next === "(") {
-        destination++;
-        i += 2;
-      } else i++;
-    } else if (char === "(" && destination > 0) {
-      destination++;
-      i++;
-    } else if (char === ")" && destination > 0) {
-      destination--;
-      i++;
+      // A destination and title are taken whole; one CommonMark refuses is text.
+      const destination = opener && next === "(" ? (inline.destinations.get(i) ?? -1) : -1;
+      i = destination === -1 || destination > end ? i + 1 : destination;
     } else i++;
   }
   return alt;
 }
 
 /**
+ * Where each `<` that starts inline HTML or an autolink ends, and each `](` that opens a
+ * destination CommonMark reads: found once, in one pass (each search going forward), for every
+ * reading, within paragraphs (a reading whose blocks end sooner checks the end against its own).
+ */
+interface InlineSyntax {
+  html: Map<number, number>;
+  destinations: Map<number, number>;
+}
+
+function indexInlineSyntax(text: string): InlineSyntax {
+  const html = new Map<number, number>();
+  const destinations = new Map<number, number>();
+  const find = createForwardFind(text);
+  const paragraphEnd = createBlankFinder(text);
+  let end = paragraphEnd(0);
+  const pattern = /[<\]]/g;
+  for (let match = pattern.exec(text); match; match = pattern.exec(text)) {
+    const at = match.index;
+    while (at >= end) end = paragraphEnd(end);
+    if (text[at] === "<") {
+      const found = inlineHtmlEnd(text, at, end, find);
+      if (found !== -1) html.set(at, found);
+    } else if (text[at + 1] === "(") {
+      const found = destinationEnd(text, at + 2, end);
+      if (found !== -1) destinations.set(at, found);
+    }
+  }
+  return { html, destinations };
+}
+
+/** How far a code span opened at `at` may run in a reading. */
+function spanLimit(text: string, at: number, end: number, reading: Reading): number {
+  if (reading.spans === "paragraph" || reading.spans === "block") return end;
+  const line = text.indexOf("\n", at);
+  const lineEnd = line === -1 || line > end ? end : line;
+  if (reading.spans === "line") return lineEnd;
+  let cell = text.indexOf("|", at);
+  while (cell !== -1 && cell < lineEnd && text[cell - 1] === "\\")
+    cell = text.indexOf("|", cell + 1);
+  return cell === -1 ? lineEnd : Math.min(cell, lineEnd);
+}
+
+/** A bare URL GitHub links (`https://…`, `www.…`) starting at `at`, after a space or a start. */
+function isBareUrl(text: string, at: number): boolean {
+  if (at > 0 && !/[\s*_~(]/.test(text[at - 1]!)) return false;
+  return /^(?:https?:\/\/|www\.)/.test(text.slice(at, at + 8));
+}
+
+const TAG_NAME = /[A-Za-z][A-Za-z0-9-]*/y;
+const ATTRIBUTE = /\s+[A-Za-z_:][\w.:-]*(?:\s*=\s*(?:[^\s"'=<>`]+|'[^']*'|"[^"]*"))?/y;
+const TAG_END = /\s*\/?>/y;
+const CLOSING_TAG = /<\/[A-Za-z][A-Za-z0-9-]*\s*>/y;
+const URI_AUTOLINK = /<[A-Za-z][A-Za-z0-9+.-]{1,31}:[^\s<>]*>/y;
+const EMAIL_AUTOLINK =
+  /<[\w.!#$%&'*+/=?^`{|}~-]+@[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*>/y;
+
+/**
+ * Where CommonMark's inline HTML or autolink starting at `at` ends, or -1: a tag (its attributes
+ * as CommonMark allows them, a quoted `>` included), a closing tag, a comment, a processing
+ * instruction, a declaration, CDATA, a URI or an e-mail autolink, within the paragraph. The
+ * patterns are sticky and cannot backtrack past a quote or a run of one class; the searches for
+ * an end (`-->`, `?>`, `>`, `]]>`) go forward only.
+ */
+function inlineHtmlEnd(
+  text: string,
+  at: number,
+  end: number,
+  find: (needle: string, from: number) => number,
+): number {
+  const within = (found: number, length: number) =>
+    found === -1 || found + length > end ? -1 : found + length;
+  if (text.startsWith("<!--", at)) {
+    if (text.startsWith("<!-->", at)) return at + 5;
+    if (text.startsWith("<!--->", at)) return at + 6;
+    return within(find("-->", at + 4), 3);
+  }
+  if (text.startsWith("<?", at)) return within(find("?>", at + 2), 2);
+  if (text.startsWith("<![CDATA[", at)) return within(find("]]>", at + 9), 3);
+  if (text.startsWith("<!", at) && /[A-Za-z]/.test(text[at + 2] ?? ""))
+    return within(find(">", at + 2), 1);
+  for (const pattern of [CLOSING_TAG, URI_AUTOLINK, EMAIL_AUTOLINK]) {
+    pattern.lastIndex = at;
+    if (pattern.test(text) && pattern.lastIndex <= end) return pattern.lastIndex;
+  }
+  TAG_NAME.lastIndex = at + 1;
+  if (!TAG_NAME.test(text)) return -1;
+  let i = TAG_NAME.lastIndex;
+  for (;;) {
+    ATTRIBUTE.lastIndex = i;
+    if (!ATTRIBUTE.test(text) || ATTRIBUTE.lastIndex > end) break;
+    i = ATTRIBUTE.lastIndex;
+  }
+  TAG_END.lastIndex = i;
+  return TAG_END.test(text) && TAG_END.lastIndex <= end ? TAG_END.lastIndex : -1;
+}
+
+/**
+ * Where an inline link's `(destination "title")` starting at `at` (after its `(`) ends, past its
+ * `)`, or -1 when CommonMark reads no destination there.
+ */
+function destinationEnd(text: string, at: number, end: number): number {
+  let i = skipSpace(text, at, end);
+  if (text[i] === "<") {
+    for (i++; i < end && text[i] !== ">"; i++) {
+      if (text[i] === "\n" || text[i] === "<") return -1;
+      if (text[i] === "\\") i++;
+    }
+    if (i >= end) return -1;
+    i++;
+  } else {
+    let depth = 0;
+    for (; i < end; i++) {
+      const char = text[i]!;
+      if (char === "\\") i++;
+      // CommonMark's parsers give up past 32 open parentheses: so does this, in linear time.
+      else if (char === "(" && ++depth > 32) return -1;
+      else if (char === ")" && depth-- === 0) break;
+      // A space or an ASCII control character ends it.
+      else if (char <= " " || char === "\x7f") break;
+    }
+    if (depth > 0) return -1;
+  }
+  const beforeTitle = i;
+  i = skipSpace(text, i, end);
+  const close = { '"': '"', "'": "'", "(": ")" }[text[i] ?? ""];
+  if (close !== undefined && i > beforeTitle) {
+    for (i++; i < end && text[i] !== close; i++) {
+      if (text[i] === "\\") i++;
+      else if (close === ")" && text[i] === "(") return -1;
+    }
+    if (i >= end) return -1;
+    i = skipSpace(text, i + 1, end);
+  }
+  return text[i] === ")" ? i + 1 : -1;
+}
+
+/** Past spaces, tabs and at most one line break. */
+function skipSpace(text: string, at: number, end: number): number {
+  let i = at;
+  let breaks = 0;
+  while (i < end && (text[i] === " " || text[i] === "\t" || (text[i] === "\n" && ++breaks <= 1)))
+    i++;
+  return i;
+}
+
+/**
+ * Where the block holding `from` ends, when a line that may start a block (a quote, a heading, a
+ * list item, a fence, a table row, HTML, a setext underline) ends it as a blank line does.
+ * Asked going forward.
+ */
+function createBlockFinder(text: string): (from: number) => number {
+  const blank = createBlankFinder(text);
+  return (from) => {
+    const stop = blank(from);
+    for (let line = text.indexOf("\n", from); line !== -1 && line + 1 < stop;) {
+      if (/^ {0,3}(?:[>#=|<~`+*-]|\d{1,9}[.)])/.test(text.slice(line + 1, line + 14)))
+        return line + 1;
+      line = text.indexOf("\n", line + 1);
+    }
+    return stop;
+  };
+}
+
+/**
  * Code spans as CommonMark pairs them: a run of backticks opens one that the next run of the
- * same length closes (a fence's too, which takes what is between). Every search goes forward.
+ * same length closes. Each reading asks going forward.
  */
 function createBacktickPairs(text: string) {
   const byLength = new Map<number, { starts: number[]; next: number }>();

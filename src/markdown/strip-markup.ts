@@ -6,6 +6,7 @@ import {
   type CodeRegion,
 } from "./code-finder.js";
 import { createBlankFinder } from "./create-blank-finder.js";
+import { createForwardFind } from "./create-forward-find.js";
 import { createHtmlScanner, type HtmlPiece, type HtmlScanner } from "./html-scanner.js";
 import { imageAltRanges } from "./image-alt-ranges.js";
 import { definitionRanges } from "./link-definitions.js";
@@ -332,18 +333,6 @@ function isQuoteMarker(text: string, at: number): boolean {
   return true;
 }
 
-/** `indexOf`, remembered per needle: asked with positions that never go back, each is linear. */
-function createForwardFind(text: string): (needle: string, from: number) => number {
-  const found = new Map<string, number>();
-  return (needle, from) => {
-    const known = found.get(needle);
-    if (known !== undefined && (known === -1 || known >= from)) return known;
-    const at = text.indexOf(needle, from);
-    found.set(needle, at);
-    return at;
-  };
-}
-
 /** Two lists of ranges, each in order of its start, as one. */
 function mergeSorted(
   a: Array<[number, number]>,
@@ -409,7 +398,7 @@ function createMask(text: string): {
   // makes one, and the cleaned line is one no more.
   const defined = definitionRanges(text);
   // And images' alt text, which GitHub does not show either.
-  const alt = imageAltRanges(text, defined);
+  const alt = imageAltRanges(text);
   const fixed: Array<[number, number]> = [];
   for (const range of mergeSorted(mergeSorted(info, defined), alt)) {
     const last = fixed.at(-1);
