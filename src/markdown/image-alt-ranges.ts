@@ -72,6 +72,8 @@ function readAltText(
   const alt: Array<[number, number]> = [];
   const shortcuts = text.includes("]:");
   const backticks = createBacktickPairs(text);
+  // A line's or a cell's end, for each backtick run: one search each, going forward.
+  const find = createForwardFind(text);
   const paragraphEnd =
     reading.spans === "block" ? createBlockFinder(text) : createBlankFinder(text);
   let openers: Array<{ at: number; image: boolean }> = [];
@@ -85,7 +87,9 @@ function readAltText(
     if (char === "\\") i += 2;
     else if (char === "`") {
       const closed =
-        reading.spans === "none" ? -1 : backticks.closerAfter(i, spanLimit(text, i, end, reading));
+        reading.spans === "none"
+          ? -1
+          : backticks.closerAfter(i, spanLimit(text, i, end, reading, find));
       i = closed === -1 ? backticks.runEnd(i) : closed;
     } else if (char === "<" && reading.html) {
       const html = inline.html.get(i) ?? -1;
@@ -143,14 +147,19 @@ function indexInlineSyntax(text: string): InlineSyntax {
 }
 
 /** How far a code span opened at `at` may run in a reading. */
-function spanLimit(text: string, at: number, end: number, reading: Reading): number {
+function spanLimit(
+  text: string,
+  at: number,
+  end: number,
+  reading: Reading,
+  find: (needle: string, from: number) => number,
+): number {
   if (reading.spans === "paragraph" || reading.spans === "block") return end;
-  const line = text.indexOf("\n", at);
+  const line = find("\n", at);
   const lineEnd = line === -1 || line > end ? end : line;
   if (reading.spans === "line") return lineEnd;
-  let cell = text.indexOf("|", at);
-  while (cell !== -1 && cell < lineEnd && text[cell - 1] === "\\")
-    cell = text.indexOf("|", cell + 1);
+  let cell = find("|", at);
+  while (cell !== -1 && cell < lineEnd && text[cell - 1] === "\\") cell = find("|", cell + 1);
   return cell === -1 ? lineEnd : Math.min(cell, lineEnd);
 }
 
