@@ -33,7 +33,7 @@ export class RedisBudgetCounts implements SharedBudgetCounts {
   readonly #prefix: string;
 
   private constructor(url: string, prefix: string) {
-    this.#redis = new Redis(url, failFastRedisOptions) as ChargingRedis;
+    this.#redis = new Redis(url, failFastRedisOptions()) as ChargingRedis;
     // Sent once, then run by its hash: a charge follows every model call.
     this.#redis.defineCommand("talosChargeOnce", { numberOfKeys: 3, lua: CHARGE_ONCE });
     this.#redis.on("error", () => undefined); // the job queue logs the outage

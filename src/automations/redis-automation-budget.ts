@@ -56,7 +56,7 @@ export class RedisAutomationBudget implements AutomationBudget {
   private constructor(options: RedisAutomationBudgetOptions) {
     this.#options = options;
     // A take that fails (Redis away or not answering) is refused: no automatic run.
-    this.#redis = new Redis(options.url, failFastRedisOptions) as BudgetRedis;
+    this.#redis = new Redis(options.url, failFastRedisOptions()) as BudgetRedis;
     this.#redis.defineCommand("talosTakeAutomationRun", { numberOfKeys: 2, lua: TAKE });
     this.#redis.on("error", () => undefined); // a refused take logs the outage
   }

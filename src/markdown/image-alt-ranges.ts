@@ -128,7 +128,7 @@ interface InlineSyntax {
 function indexInlineSyntax(text: string): InlineSyntax {
   const html = new Map<number, number>();
   const destinations = new Map<number, number>();
-  const find = createForwardFind(text);
+  const inlineHtmlEnd = createInlineHtmlEnd(text);
   const paragraphEnd = createBlankFinder(text);
   let end = paragraphEnd(0);
   const pattern = /[<\]]/g;
@@ -136,7 +136,7 @@ function indexInlineSyntax(text: string): InlineSyntax {
     const at = match.index;
     while (at >= end) end = paragraphEnd(end);
     if (text[at] === "<") {
-      const found = inlineHtmlEnd(text, at, end, find);
+      const found = inlineHtmlEnd(at, end);
       if (found !== -1) html.set(at, found);
     } else if (text[at + 1] === "(") {
       const found = destinationEnd(text, at + 2, end);
@@ -169,52 +169,60 @@ function isBareUrl(text: string, at: number): boolean {
   return /^(?:https?:\/\/|www\.)/.test(text.slice(at, at + 8));
 }
 
-const TAG_NAME = /[A-Za-z][A-Za-z0-9-]*/y;
-const ATTRIBUTE = /\s+[A-Za-z_:][\w.:-]*(?:\s*=\s*(?:[^\s"'=<>`]+|'[^']*'|"[^"]*"))?/y;
-const TAG_END = /\s*\/?>/y;
-const CLOSING_TAG = /<\/[A-Za-z][A-Za-z0-9-]*\s*>/y;
-const URI_AUTOLINK = /<[A-Za-z][A-Za-z0-9+.-]{1,31}:[^\s<>]*>/y;
-const EMAIL_AUTOLINK =
-  /<[\w.!#$%&'*+/=?^`{|}~-]+@[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*>/y;
+// Sources only: each text's index builds its own sticky patterns (their lastIndex is state).
+const PATTERNS = {
+  tagName: /[A-Za-z][A-Za-z0-9-]*/,
+  attribute: /\s+[A-Za-z_:][\w.:-]*(?:\s*=\s*(?:[^\s"'=<>`]+|'[^']*'|"[^"]*"))?/,
+  tagEnd: /\s*\/?>/,
+  closingTag: /<\/[A-Za-z][A-Za-z0-9-]*\s*>/,
+  uriAutolink: /<[A-Za-z][A-Za-z0-9+.-]{1,31}:[^\s<>]*>/,
+  emailAutolink:
+    /<[\w.!#$%&'*+/=?^`{|}~-]+@[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*>/,
+};
+
+type InlineHtmlEnd = (at: number, end: number) => number;
 
 /**
- * Where CommonMark's inline HTML or autolink starting at `at` ends, or -1: a tag (its attributes
+ * For `text`: where CommonMark's inline HTML or autolink starting at `at` ends, or -1 (asked
+ * going forward, within the paragraph ending at `end`): a tag (its attributes
  * as CommonMark allows them, a quoted `>` included), a closing tag, a comment, a processing
- * instruction, a declaration, CDATA, a URI or an e-mail autolink, within the paragraph. The
+ * instruction, a declaration, CDATA, a URI or an e-mail autolink. The
  * patterns are sticky and cannot backtrack past a quote or a run of one class; the searches for
  * an end (`-->`, `?>`, `>`, `]]>`) go forward only.
  */
-function inlineHtmlEnd(
-  text: string,
-  at: number,
-  end: number,
-  find: (needle: string, from: number) => number,
-): number {
-  const within = (found: number, length: number) =>
-    found === -1 || found + length > end ? -1 : found + length;
-  if (text.startsWith("<!--", at)) {
-    if (text.startsWith("<!-->", at)) return at + 5;
-    if (text.startsWith("<!--->", at)) return at + 6;
-    return within(find("-->", at + 4), 3);
-  }
-  if (text.startsWith("<?", at)) return within(find("?>", at + 2), 2);
-  if (text.startsWith("<![CDATA[", at)) return within(find("]]>", at + 9), 3);
-  if (text.startsWith("<!", at) && /[A-Za-z]/.test(text[at + 2] ?? ""))
-    return within(find(">", at + 2), 1);
-  for (const pattern of [CLOSING_TAG, URI_AUTOLINK, EMAIL_AUTOLINK]) {
-    pattern.lastIndex = at;
-    if (pattern.test(text) && pattern.lastIndex <= end) return pattern.lastIndex;
-  }
-  TAG_NAME.lastIndex = at + 1;
-  if (!TAG_NAME.test(text)) return -1;
-  let i = TAG_NAME.lastIndex;
-  for (;;) {
-    ATTRIBUTE.lastIndex = i;
-    if (!ATTRIBUTE.test(text) || ATTRIBUTE.lastIndex > end) break;
-    i = ATTRIBUTE.lastIndex;
-  }
-  TAG_END.lastIndex = i;
-  return TAG_END.test(text) && TAG_END.lastIndex <= end ? TAG_END.lastIndex : -1;
+function createInlineHtmlEnd(text: string): InlineHtmlEnd {
+  const find = createForwardFind(text);
+  const sticky = Object.fromEntries(
+    Object.entries(PATTERNS).map(([name, pattern]) => [name, new RegExp(pattern.source, "y")]),
+  ) as Record<keyof typeof PATTERNS, RegExp>;
+  const { tagName, attribute, tagEnd } = sticky;
+  return (at, end) => {
+    const within = (found: number, length: number) =>
+      found === -1 || found + length > end ? -1 : found + length;
+    if (text.startsWith("<!--", at)) {
+      if (text.startsWith("<!-->", at)) return at + 5;
+      if (text.startsWith("<!--->", at)) return at + 6;
+      return within(find("-->", at + 4), 3);
+    }
+    if (text.startsWith("<?", at)) return within(find("?>", at + 2), 2);
+    if (text.startsWith("<![CDATA[", at)) return within(find("]]>", at + 9), 3);
+    if (text.startsWith("<!", at) && /[A-Za-z]/.test(text[at + 2] ?? ""))
+      return within(find(">", at + 2), 1);
+    for (const pattern of [sticky.closingTag, sticky.uriAutolink, sticky.emailAutolink]) {
+      pattern.lastIndex = at;
+      if (pattern.test(text) && pattern.lastIndex <= end) return pattern.lastIndex;
+    }
+    tagName.lastIndex = at + 1;
+    if (!tagName.test(text)) return -1;
+    let i = tagName.lastIndex;
+    for (;;) {
+      attribute.lastIndex = i;
+      if (!attribute.test(text) || attribute.lastIndex > end) break;
+      i = attribute.lastIndex;
+    }
+    tagEnd.lastIndex = i;
+    return tagEnd.test(text) && tagEnd.lastIndex <= end ? tagEnd.lastIndex : -1;
+  };
 }
 
 /**

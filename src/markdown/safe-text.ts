@@ -197,11 +197,12 @@ export function codeSpan(content: string, inTable = false): string {
 }
 
 /**
- * A name (a path, a hunk heading, a branch) as one line, as the model reads and cites it. git allows any character
- * but NUL in a file name: a control character would start a line of its own in the prompt, and an
- * invisible one, which the prompt's fence strips, made `src/auth\u200B.ts` read as `src/auth.ts`,
- * so the model's comments on the one were placed on the other. Each is written as an escape
- * (`\x0a`, `\u{200b}`), and `\` as `\\`, so that no two names read the same.
+ * A name (a path, a hunk heading, a branch) as one line, as the model reads and cites it. git
+ * allows any character but NUL in a file name: a control character would start a line of its own
+ * in the prompt, and an invisible one, which the prompt's fence strips, made `src/auth\u200B.ts`
+ * read as `src/auth.ts`, so the model's comments on the one were placed on the other. Each is
+ * written as an escape (`\x0a`, `\u{200b}`), and `\` as `\\`, so that no two names read the
+ * same.
  */
 export function escapeName(text: string): string {
   let out = "";
