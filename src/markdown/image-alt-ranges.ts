@@ -57,16 +57,39 @@ export function imageAltRanges(text: string): Array<[number, number]> {
     const read = { spans, html: reading.html && present.html, urls: reading.urls && present.urls };
     distinct.set(JSON.stringify(read), read);
   }
-  const inline = indexInlineSyntax(text);
+  const paragraphs = paragraphsWithImages(text);
+  const inline = indexInlineSyntax(text, paragraphs);
   return [...distinct.values()]
-    .flatMap((reading) => readAltText(text, reading, inline))
+    .flatMap((reading) => readAltText(text, reading, paragraphs, inline))
     .sort((a, b) => a[0] - b[0]);
+}
+
+/**
+ * The paragraphs (to a blank line) an image can close in: an `![` with a `]` after it. Brackets
+ * pair within a paragraph, so each reading reads only these.
+ */
+function paragraphsWithImages(text: string): Array<[number, number]> {
+  const paragraphs: Array<[number, number]> = [];
+  const blank = createBlankFinder(text);
+  const find = createForwardFind(text);
+  for (let start = 0; start < text.length;) {
+    const image = find("![", start);
+    if (image === -1) break;
+    // The paragraph holding the image: from the line after the last blank line before it.
+    while (blank(start) <= image) start = blank(start);
+    const end = blank(start);
+    const close = find("]", image);
+    if (close !== -1 && close < end) paragraphs.push([start, end]);
+    start = end;
+  }
+  return paragraphs;
 }
 
 /** The alt text of one reading (see imageAltRanges). */
 function readAltText(
   text: string,
   reading: Reading,
+  paragraphs: ReadonlyArray<readonly [number, number]>,
   inline: InlineSyntax,
 ): Array<[number, number]> {
   const alt: Array<[number, number]> = [];
@@ -74,14 +97,22 @@ function readAltText(
   const backticks = createBacktickPairs(text);
   // A line's or a cell's end, for each backtick run: one search each, going forward.
   const find = createForwardFind(text);
-  const paragraphEnd =
-    reading.spans === "block" ? createBlockFinder(text) : createBlankFinder(text);
+  const blockEnd = reading.spans === "block" ? createBlockFinder(text) : undefined;
   let openers: Array<{ at: number; image: boolean }> = [];
-  let end = paragraphEnd(0);
-  for (let i = 0; i < text.length;) {
+  let end = 0;
+  let next = 0;
+  for (let i = 0; ;) {
     if (i >= end) {
       openers = [];
-      end = paragraphEnd(i);
+      // The next paragraph with an image, or the next block of this one.
+      const paragraph = paragraphs[next];
+      if (i >= (paragraphs[next - 1]?.[1] ?? 0)) {
+        if (!paragraph) break;
+        i = Math.max(i, paragraph[0]);
+        next++;
+      }
+      const stop = paragraphs[next - 1]![1];
+      end = blockEnd ? Math.min(blockEnd(i), stop) : stop;
     }
     const char = text[i];
     if (char === "\\") i += 2;
@@ -104,11 +135,11 @@ function readAltText(
       i++;
     } else if (char === "]") {
       const opener = openers.pop();
-      const next = text[i + 1];
-      if (opener?.image && (next === "(" || next === "[" || shortcuts))
+      const after = text[i + 1];
+      if (opener?.image && (after === "(" || after === "[" || shortcuts))
         alt.push([opener.at + 2, i]);
       // A destination and title are taken whole; one CommonMark refuses is text.
-      const destination = opener && next === "(" ? (inline.destinations.get(i) ?? -1) : -1;
+      const destination = opener && after === "(" ? (inline.destinations.get(i) ?? -1) : -1;
       i = destination === -1 || destination > end ? i + 1 : destination;
     } else i++;
   }
@@ -125,22 +156,25 @@ interface InlineSyntax {
   destinations: Map<number, number>;
 }
 
-function indexInlineSyntax(text: string): InlineSyntax {
+function indexInlineSyntax(
+  text: string,
+  paragraphs: ReadonlyArray<readonly [number, number]>,
+): InlineSyntax {
   const html = new Map<number, number>();
   const destinations = new Map<number, number>();
   const inlineHtmlEnd = createInlineHtmlEnd(text);
-  const paragraphEnd = createBlankFinder(text);
-  let end = paragraphEnd(0);
   const pattern = /[<\]]/g;
-  for (let match = pattern.exec(text); match; match = pattern.exec(text)) {
-    const at = match.index;
-    while (at >= end) end = paragraphEnd(end);
-    if (text[at] === "<") {
-      const found = inlineHtmlEnd(at, end);
-      if (found !== -1) html.set(at, found);
-    } else if (text[at + 1] === "(") {
-      const found = destinationEnd(text, at + 2, end);
-      if (found !== -1) destinations.set(at, found);
+  for (const [start, end] of paragraphs) {
+    pattern.lastIndex = start;
+    for (let match = pattern.exec(text); match && match.index < end; match = pattern.exec(text)) {
+      const at = match.index;
+      if (text[at] === "<") {
+        const found = inlineHtmlEnd(at, end);
+        if (found !== -1) html.set(at, found);
+      } else if (text[at + 1] === "(") {
+        const found = destinationEnd(text, at + 2, end);
+        if (found !== -1) destinations.set(at, found);
+      }
     }
   }
   return { html, destinations };
