@@ -19,8 +19,7 @@ export function cleanUntrustedText(text: string): string {
       ? text
       : `${text.slice(0, MAX_USER_TEXT)}\n…(cut: ${text.length} characters in all)`;
   const unmarked = stripMarkup(capped.replace(/\r\n?/g, "\n"));
-  const lines = dropLinkDefinitions(unmarked.split("\n"));
-  return stripInvisible(lines.join("\n"))
+  return stripInvisible(dropLinkDefinitions(unmarked))
     .replace(/\n{3,}/g, "\n\n")
     .trim();
 }
