@@ -18,8 +18,9 @@ export const askCommand: Command = {
       return "Ask a question after the command, e.g. `/talos ask why does the build fail on Windows?`";
     if (!assistant) return NO_MODEL_REPLY;
     // Over budget, no model call at all: recalling embeds the question, a call to the embedding
-    // model, which `budget.daily_tokens: 0` must not make either.
-    assistant.account?.check();
+    // model, which a budget that cannot pay for the answer must not make either. The answer's room
+    // and one token of prompt is the least the first call needs (run-agent checks its prompt).
+    assistant.account?.check((assistant.limits.maxOutputTokens ?? 0) + 1);
     const store = await memory();
     // Maintainers' notes and Talos's earlier answers that bear on the question.
     const recalled = store

@@ -14,7 +14,7 @@ import {
   startServerProcess,
   type ServerProcess,
 } from "../helpers/server-process.js";
-import { makeDataDir, TEST_WEBHOOK_SECRET } from "../helpers/test-app.js";
+import { loadFixture, makeDataDir, TEST_WEBHOOK_SECRET } from "../helpers/test-app.js";
 import { createTestRegistry } from "../helpers/test-memory.js";
 import { webhookExample } from "../helpers/webhook-examples.js";
 
@@ -260,3 +260,102 @@ async function eventually(
     await new Promise((resolve) => setTimeout(resolve, 25));
   }
 }
+
+/**
+ * The reliability issue's done-when, as a maintainer meets it: a repository deleted and created
+ * again under the same name starts with an empty memory, in the started server.
+ */
+describe("a repository deleted and created again under its name, in the started server", () => {
+  let github: GitHubStandIn;
+  let server: ServerProcess | undefined;
+  const dataDir = makeDataDir();
+  const cwd = makeWorkDir();
+  const signed = { secret: TEST_WEBHOOK_SECRET };
+  const OLD_ID = 186853002;
+  const NEW_ID = 286853002;
+
+  beforeAll(async () => {
+    buildDist();
+    github = await startGitHubStandIn();
+    github.setFile(REPO, ".github/talos.yml", "similar:\n  enabled: true\n");
+    // No model key: memory runs on the local embedder, as it does for a maintainer without one.
+    server = await startServerProcess(
+      await standInServerEnv(github.host, { TALOS_DATA_DIR: dataDir }),
+      {
+        cwd,
+      },
+    );
+  });
+
+  afterAll(async () => {
+    if (process.env.DEBUG_E2E) console.log(server?.output());
+    await server?.kill();
+    await github?.close();
+  });
+
+  /** `issues.opened` for `number` in the repository with id `repository`. */
+  function openedIn(repository: number, number: number, title: string) {
+    const payload = opened(number, title, 2, github);
+    payload.repository.id = repository;
+    payload.repository.node_id = `R_${repository}`;
+    return payload;
+  }
+
+  it("remembers nothing of the old one: no similar issue named, and only the new issue in its memory", async () => {
+    for (const [i, title] of TOPICS.slice(0, 3).entries()) {
+      const res = await sendWebhook(
+        server!.url,
+        { id: `e2e-recreated-${i}`, event: "issues", payload: openedIn(OLD_ID, i + 1, title) },
+        signed,
+      );
+      expect(res.status).toBe(200);
+    }
+    await eventually(async () => jobsDone(await metricsOf(server!)) === 3, "3 issues remembered");
+    const stats = async () =>
+      (
+        JSON.parse(
+          await talosCli(["memory", "stats", "--data-dir", dataDir, "--json"], { cwd }),
+        ) as {
+          namespaces: Array<{
+            installation: number;
+            repository: number;
+            records: number;
+          }>;
+        }
+      ).namespaces.map(({ installation, repository, records }) => ({
+        installation,
+        repository,
+        records,
+      }));
+    expect(await stats()).toEqual([{ installation: 2, repository: OLD_ID, records: 3 }]);
+
+    // Deleted on GitHub: its issues are gone there, and the delivery says so.
+    const deleted = loadFixture<Record<string, any>>("repository.deleted.json");
+    deleted.repository = openedIn(OLD_ID, 1, TOPICS[0]!).repository;
+    for (const number of [1, 2, 3]) github.issues.delete(`${REPO}#${number}`);
+    const res = await sendWebhook(
+      server!.url,
+      { id: "e2e-recreated-deleted", event: "repository", payload: deleted },
+      signed,
+    );
+    expect(res.status).toBe(200);
+    await eventually(async () => jobsDone(await metricsOf(server!)) === 4, "the deletion");
+    expect(await stats()).toEqual([]);
+
+    // Created again under the same name: a new id. Its first issue is the old #1's twin.
+    const twin = await sendWebhook(
+      server!.url,
+      {
+        id: "e2e-recreated-new",
+        event: "issues",
+        payload: openedIn(NEW_ID, 1, `${TOPICS[0]} 11`),
+      },
+      signed,
+    );
+    expect(twin.status).toBe(200);
+    await eventually(async () => jobsDone(await metricsOf(server!)) === 5, "the new issue");
+    // Nothing of the old repository was named (the twin of its #1 would have been).
+    expect([...github.comments.keys()]).toEqual([]);
+    expect(await stats()).toEqual([{ installation: 2, repository: NEW_ID, records: 1 }]);
+  }, 60_000);
+});

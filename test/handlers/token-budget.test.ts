@@ -38,6 +38,20 @@ function ask(app: TestApp, commentId: number) {
   } as never);
 }
 
+/** The local embedder, recording what it is asked to embed: how many were the question. */
+function recordingEmbedder() {
+  const local = createLocalEmbedder();
+  const embedded: string[] = [];
+  const embedder: Embedder = {
+    model: local.model,
+    dimension: local.dimension,
+    relatedScore: local.relatedScore,
+    embed: (texts) => (embedded.push(...texts), local.embed(texts)),
+  };
+  const questions = () => embedded.filter((t) => t.includes("why does it crash?")).length;
+  return { embedder, questions };
+}
+
 describe("daily token budgets", () => {
   let github: GitHubStandIn;
   beforeAll(async () => {
@@ -51,15 +65,7 @@ describe("daily token budgets", () => {
     const env = { TALOS_DAILY_TOKEN_BUDGET: String(DAY) };
     const model = scriptedModel().respond(spendingTheDay("It crashes on start."));
     // The embedding model is a model too: recalling memory for a question embeds it.
-    const local = createLocalEmbedder();
-    const embedded: string[] = [];
-    const embedder: Embedder = {
-      model: local.model,
-      dimension: local.dimension,
-      relatedScore: local.relatedScore,
-      embed: (texts) => (embedded.push(...texts), local.embed(texts)),
-    };
-    const questions = () => embedded.filter((t) => t.includes("why does it crash?")).length;
+    const { embedder, questions } = recordingEmbedder();
     const first = await createTestApp({ dataDir, env, model, embedder, baseUrl: github.url });
     const thread = () => github.comments.get(THREAD) ?? [];
     const before = thread().length;
@@ -147,9 +153,11 @@ describe("daily token budgets", () => {
 
   it("makes no first call that what is left cannot pay for (its prompt and the answer's room): the command gets the notice", async () => {
     const model = scriptedModel().respond(new AIMessage("Answer."));
+    const { embedder, questions } = recordingEmbedder();
     const app = await createTestApp({
       env: { TALOS_DAILY_TOKEN_BUDGET: "1000000" },
       model,
+      embedder,
       baseUrl: github.url,
     });
     // Less than one prompt and TALOS_LLM_MAX_OUTPUT_TOKENS (1,500): nothing spent yet.
@@ -160,6 +168,9 @@ describe("daily token budgets", () => {
     );
     await ask(app, 7301);
     expect(model.calls).toHaveLength(0);
+    // Nor the embedding model: the question was not embedded to recall memory for a call that
+    // could not be made (it was, when only a spent budget counted).
+    expect(questions()).toBe(0);
     expect((github.comments.get(THREAD) ?? []).at(-1)?.body).toMatch(
       /This repository has used today's language-model budget[\s\S]*<!-- talos:reply:7301 -->$/,
     );
