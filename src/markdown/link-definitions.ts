@@ -1,4 +1,4 @@
-import { afterContainers } from "./code-finder.js";
+import { afterContainers, isEscaped } from "./code-finder.js";
 
 /**
  * Drops link reference definitions (`[label]: destination "title"`), which render as nothing:
@@ -17,30 +17,39 @@ export function dropLinkDefinitions(text: string): string {
 
 /**
  * Where in `text` link reference definitions are, each from its first line's start to past its
- * last line's break. As CommonMark reads them, over lines too: a label over lines (no blank one,
- * no `[` in it, escapes taken), the destination on the next line, the title on the line after
- * the destination. Read line by line, as at the top level: one inside a quote or a list is found
- * too, and one in a paragraph's middle (text there) as well. A title left open runs on to the
- * line that closes it or to a blank line, and a title over lines is hidden to its closer whatever
- * follows it there (CommonMark shows that line as text): both err toward hiding. Linear: a label
- * stops at the next line that could start one, and a definition is passed whole.
+ * last line's break, joined where they overlap. As CommonMark reads them, over lines too: a label
+ * over lines (no blank one, no `[` in it, escapes taken), the destination on the next line, the
+ * title on the line after the destination. Read line by line, as at the top level: one inside a
+ * quote or a list is found too, and one in a paragraph's middle (text there) as well. A title left
+ * open runs on to the line that closes it or to a blank line, past the blocks that would end it
+ * (a quote, a heading, a fence), and a title over lines is hidden to its closer whatever follows
+ * it there (CommonMark shows that line as text): both err toward hiding. What cannot be told
+ * without a full parse is read each way: every line that may start one is read, inside another's
+ * range too (a title read past a block's start had taken the opener of the next definition's
+ * title for its closer, and that title's lines were shown), and a destination on the next line
+ * with and without what looks like a quote or list marker before it. Linear: a label stops at the
+ * next `[`, and a title's closer and the next blank line are each searched forward once.
  */
 export function definitionRanges(text: string): Array<[number, number]> {
+  const find = createTitleFinder(text);
   const ranges: Array<[number, number]> = [];
   for (let start = 0; start < text.length;) {
     const end = lineEnd(text, start);
     const at = afterContainers(text, start, end);
-    const last = text[at] === "[" ? readDefinition(text, at) : -1;
-    if (last === -1) start = end + 1;
-    else {
-      ranges.push([start, Math.min(last + 1, text.length)]);
-      start = last + 1;
+    const last = text[at] === "[" ? readDefinition(text, at, find) : -1;
+    if (last !== -1) {
+      const range: [number, number] = [start, Math.min(last + 1, text.length)];
+      const previous = ranges.at(-1);
+      if (previous && range[0] <= previous[1]) previous[1] = Math.max(previous[1], range[1]);
+      else ranges.push(range);
     }
+    start = end + 1;
   }
   return ranges;
 }
 
-// CommonMark's labels are at most 999 characters: a longer `[…]` names no definition.
+// CommonMark's labels are at most 999 characters: a longer `[…]` names no definition. Counted as
+// markdown-it counts them, in code points, without the indent and markers of a continued line.
 const MAX_LABEL = 999;
 
 const TITLE_CLOSERS: Record<string, string> = { '"': '"', "'": "'", "(": ")" };
@@ -49,29 +58,43 @@ const TITLE_CLOSERS: Record<string, string> = { '"': '"', "'": "'", "(": ")" };
  * The end of the last line of the definition whose `[` is at `open` (its line break's index, or
  * the text's length), or -1 when there is none.
  */
-function readDefinition(text: string, open: number): number {
+function readDefinition(text: string, open: number, find: TitleFinder): number {
   let i = open + 1;
   let named = false;
-  for (; ; i++) {
-    if (i >= text.length || i - open > MAX_LABEL + 1) return -1;
-    const char = text[i];
+  for (let length = 0; ; i++) {
+    if (i >= text.length) return -1;
+    const char = text[i]!;
     if (char === "]") break;
+    if (char === "[") return -1;
     if (char === "\\") {
       named = true;
       // An escaped line break is still one.
       if (text[i + 1] !== "\n") i++;
-    } else if (char === "[") return -1;
-    else if (char === "\n") {
+    } else if (char === "\n") {
       if (isBlankLine(text, i + 1)) return -1;
+      // Counted from the continued line's text (a `[` there is still seen by the next turn).
+      i = afterContainers(text, i + 1, lineEnd(text, i + 1)) - 1;
+      continue;
     } else if (char !== " " && char !== "\t") named = true;
+    // A surrogate pair is one code point.
+    const code = char.charCodeAt(0);
+    if ((code < 0xdc00 || code > 0xdfff) && ++length > MAX_LABEL) return -1;
   }
   if (!named || text[i + 1] !== ":") return -1;
   // The destination, on this line or the next.
-  let at = skipSpaces(text, i + 2);
-  if (text[at] === "\n") {
-    if (isBlankLine(text, at + 1)) return -1;
-    at = skipSpaces(text, afterContainers(text, at + 1, lineEnd(text, at + 1)));
-  }
+  const at = skipSpaces(text, i + 2);
+  if (text[at] !== "\n") return readRest(text, at, find);
+  if (isBlankLine(text, at + 1)) return -1;
+  // On the next line: a `>` or `- ` there starts a quote or a list, or, where the line continues
+  // an indented paragraph, is the destination itself. Both are read; the longer is hidden.
+  const next = skipSpaces(text, at + 1);
+  const stripped = skipSpaces(text, afterContainers(text, at + 1, lineEnd(text, at + 1)));
+  const plain = readRest(text, next, find);
+  return stripped === next ? plain : Math.max(plain, readRest(text, stripped, find));
+}
+
+/** What follows a destination at `at`: the title, on its line or the next. See readDefinition. */
+function readRest(text: string, at: number, find: TitleFinder): number {
   const destinationEnd = readDestination(text, at);
   if (destinationEnd === -1) return -1;
   const stop = lineEnd(text, destinationEnd);
@@ -79,14 +102,13 @@ function readDefinition(text: string, open: number): number {
   if (title < stop) {
     // A title on the destination's line, after a space; words there make the line text.
     const closer = TITLE_CLOSERS[text[title]!];
-    return title === destinationEnd || closer === undefined ? -1 : readTitle(text, title, closer);
+    return title === destinationEnd || closer === undefined ? -1 : readTitle(text, title, find);
   }
   // Or on the next line, or none: a title with words after it there is text, the rest a
   // definition.
   if (stop >= text.length) return stop;
   const next = skipSpaces(text, afterContainers(text, stop + 1, lineEnd(text, stop + 1)));
-  const closer = TITLE_CLOSERS[text[next] ?? ""];
-  const end = closer === undefined ? -1 : readTitle(text, next, closer);
+  const end = TITLE_CLOSERS[text[next] ?? ""] === undefined ? -1 : readTitle(text, next, find);
   return end === -1 ? stop : end;
 }
 
@@ -109,20 +131,64 @@ function readDestination(text: string, at: number): number {
 /**
  * The end of the line a title opened at `at` ends on, or -1 when it closes on that line with
  * words after it. Open, it runs to a blank line or the end; closed on a later line, it is taken
- * to there whatever follows, so that no line is read twice.
+ * to there whatever follows.
  */
-function readTitle(text: string, at: number, closer: string): number {
+function readTitle(text: string, at: number, find: TitleFinder): number {
+  const closer = TITLE_CLOSERS[text[at]!]!;
   const opened = lineEnd(text, at);
-  for (let i = at + 1; i < text.length; i++) {
-    const char = text[i];
-    if (char === "\\") {
-      if (text[i + 1] !== "\n") i++;
-    } else if (char === closer) {
-      const stop = lineEnd(text, i);
-      return stop > opened || skipSpaces(text, i + 1) === stop ? stop : -1;
-    } else if (char === "\n" && isBlankLine(text, i + 1)) return i;
-  }
-  return text.length;
+  const close = find.closer(closer, at + 1);
+  const blank = find.blankLine(at);
+  // Open to the blank line (the line before it ends the title), or to the end.
+  if (close === -1 || blank < close) return blank >= text.length ? text.length : blank - 1;
+  const stop = lineEnd(text, close);
+  return stop > opened || skipSpaces(text, close + 1) === stop ? stop : -1;
+}
+
+interface TitleFinder {
+  /** The first unescaped `closer` at or after `from`, or -1. */
+  closer(closer: string, from: number): number;
+  /** Where the first blank line after the line holding `from` starts (the text's length if none). */
+  blankLine(from: number): number;
+}
+
+/**
+ * Searches that go forward: asked with positions that mostly grow (each title opens after the last
+ * one did), each is linear in the text, however many definitions ask. A position before the last
+ * one asked is still answered within the range a closer could be missed from, which only hides
+ * more.
+ */
+function createTitleFinder(text: string): TitleFinder {
+  const found = new Map<string, number>();
+  // No line starting after the line holding `knownFrom`, and before `blank`, is blank.
+  let knownFrom = text.length + 1;
+  let blank = text.length;
+  return {
+    closer(closer, from) {
+      let at = found.get(closer);
+      if (at === undefined || (at !== -1 && at < from)) at = text.indexOf(closer, from);
+      while (at !== -1 && isEscaped(text, at)) at = text.indexOf(closer, at + 1);
+      found.set(closer, at);
+      return at;
+    },
+    blankLine(from) {
+      if (from >= knownFrom && from < blank) return blank;
+      let answer = text.length;
+      for (let line = text.indexOf("\n", from); line !== -1; line = text.indexOf("\n", line + 1)) {
+        // Into what is known: its blank line is this one's too.
+        if (line >= knownFrom && line < blank) {
+          answer = blank;
+          break;
+        }
+        if (isBlankLine(text, line + 1)) {
+          answer = line + 1;
+          break;
+        }
+      }
+      knownFrom = from;
+      blank = answer;
+      return answer;
+    },
+  };
 }
 
 function lineEnd(text: string, at: number): number {
