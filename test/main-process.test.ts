@@ -23,6 +23,18 @@ import { makeDataDir, TEST_WEBHOOK_SECRET } from "./helpers/test-app.js";
 describe("npm start", () => {
   beforeAll(() => buildDist());
 
+  // A restart must listen within seconds: the prestart build skips the compiler when dist/ was
+  // built from these very sources (the time itself is measured, not asserted: README, Restarts).
+  it("does not compile again with unchanged sources: the prestart build says so and exits 0", () => {
+    const result = spawnSync(process.execPath, [join(ROOT, "scripts/build.js")], {
+      cwd: ROOT,
+      encoding: "utf8",
+      timeout: 60_000,
+    });
+    expect(result.status).toBe(0);
+    expect(result.stdout.trim()).toBe("dist/ is up to date with src/; not compiling");
+  });
+
   it("stops with exit code 2 and one line when .env cannot be read, as the CLI does", () => {
     const cwd = makeWorkDir();
     mkdirSync(join(cwd, ".env"));
