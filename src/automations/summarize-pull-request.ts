@@ -6,6 +6,7 @@ import { pullRequestSummaryMarker, readMarker } from "../github/comment-markers.
 import type { GitHubLimits } from "../github/create-octokit.js";
 import type { PullRequestClient, PullRequestInfo } from "../github/create-pull-request-client.js";
 import type { CommentInfo, RepoClient } from "../github/create-repo-client.js";
+import { listCommentsFinding } from "../github/list-comments-finding.js";
 import type { Octokit } from "../github/octokit.js";
 import { upsertReply, type UpsertReplyResult } from "../github/upsert-reply.js";
 import type { MarkdownService } from "../markdown/markdown-workers.js";
@@ -63,7 +64,11 @@ export async function summarizePullRequest(
   options: SummarizePullRequestOptions,
 ): Promise<SummaryOutcome> {
   const { pull, github, log } = options;
-  const comments = await github.listComments(pull.number);
+  const comments = await listCommentsFinding(
+    github,
+    pull.number,
+    (comment) => findSummary([comment], options.botLogin) !== undefined,
+  );
   const existing = findSummary(comments, options.botLogin);
   if (existing?.sha === pull.headSha) return { status: "current", head: pull.headSha };
   if (!(await options.mayRun())) return { status: "over-budget" };

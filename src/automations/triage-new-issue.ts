@@ -5,6 +5,7 @@ import type { RepoConfig } from "../config.js";
 import type { AppIdentityLoader } from "../github/app-identity.js";
 import { hasMarkerAtEnd, triageMarker } from "../github/comment-markers.js";
 import type { CommentInfo, IssueInfo, RepoClient } from "../github/create-repo-client.js";
+import { listCommentsFinding } from "../github/list-comments-finding.js";
 import type { Octokit } from "../github/octokit.js";
 import type { UpsertReplyOptions } from "../github/upsert-reply.js";
 import { upsertReply } from "../github/upsert-reply.js";
@@ -137,10 +138,12 @@ async function findEarlierTriage(
 ): Promise<{ found?: "comment" | "labels"; comments?: CommentInfo[]; labels?: string[] }> {
   const { github, octokit, issue, settings } = options;
   // The payload's comment count is the delivery's: a retry or redelivery must ask GitHub.
-  const comments = settings.comment ? await github.listComments(issue.number) : undefined;
   const marker = triageMarker(issue.number);
-  if (comments?.some((c) => c.author === botLogin && hasMarkerAtEnd(c.body, marker)))
-    return { found: "comment", comments };
+  const isTriage = (c: CommentInfo) => c.author === botLogin && hasMarkerAtEnd(c.body, marker);
+  const comments = settings.comment
+    ? await listCommentsFinding(github, issue.number, isTriage)
+    : undefined;
+  if (comments?.some(isTriage)) return { found: "comment", comments };
   if (settings.apply_labels) {
     const events = await octokit.paginate(octokit.rest.issues.listEvents, {
       ...github.repo,

@@ -2,7 +2,7 @@ import type { Clock } from "../clock.js";
 import type { MarkdownService } from "../markdown/markdown-workers.js";
 import type { GitHubLimits } from "./create-octokit.js";
 import { hasMarkerAtEnd, readMarker, withMarker, type ParsedMarker } from "./comment-markers.js";
-import type { CommentInfo } from "./create-repo-client.js";
+import { COMMENTS_PER_PAGE, type CommentInfo } from "./create-repo-client.js";
 import { getClientLog, rateLimitWaitMs, statusOf, type Octokit, type RepoRef } from "./octokit.js";
 
 export interface UpsertReplyOptions extends RepoRef {
@@ -26,7 +26,8 @@ export interface UpsertReplyOptions extends RepoRef {
   since?: string | undefined;
   /**
    * The thread's complete comment list, when the caller has just read it: the first look for the
-   * marker uses it. A retry after a failed attempt always asks GitHub again.
+   * marker uses it when it is one page (see listCommentsFinding: one read over pages may miss a
+   * comment); a longer one, and a retry after a failed attempt, ask GitHub again.
    */
   knownComments?: CommentInfo[] | undefined;
   limits: Pick<GitHubLimits, "maxRetries" | "maxRetryWaitSeconds">;
@@ -62,9 +63,10 @@ export async function upsertReply(options: UpsertReplyOptions): Promise<UpsertRe
     author === options.botLogin && isReply(options, text ?? "");
   let deletedMeanwhile = false;
   for (let attempt = 0; ; attempt++) {
+    const known = attempt === 0 ? options.knownComments : undefined;
     const existing =
-      attempt === 0 && options.knownComments
-        ? options.knownComments.find((c) => isOurs(c.author, c.body))?.id
+      known && known.length < COMMENTS_PER_PAGE
+        ? known.find((c) => isOurs(c.author, c.body))?.id
         : await findOwnComment(options, isOurs);
     if (existing && options.keepExisting) return { action: "kept", commentId: existing };
     if (existing) {

@@ -98,12 +98,10 @@ describe("the per-job token cap (TALOS_AGENT_MAX_TOKENS) across a job's attempts
     mockRepoConfig(scope);
     mockAskReads(scope);
     const failed = recordPosts(scope, 502, { message: "Bad Gateway" });
-    // The retry (its config and repository cached): the reaction and the thread read again
-    // (not when the cap is spent whole: the refusal comes first), then the reply looked for by
-    // its marker (not there), and posted.
+    // The retry (its config and repository cached): the reaction, then the reply looked for by
+    // its marker (not there), and posted. Neither row reads the thread again: less than the
+    // answer's room is left, and the refusal comes first (the 400 tokens' retry had read it).
     scope.post(`${REPO}/issues/comments/${COMMENT_ID}/reactions`, { content: "eyes" }).reply(200);
-    if (spent < CAP)
-      scope.get(`${REPO}/issues/1/comments`).query({ per_page: "100" }).reply(200, []);
     mockReplyLookup(scope);
     const posted = recordPosts(scope, 201, { id: 9001 });
 
