@@ -33,14 +33,18 @@ export interface NewIssueOptions extends AutomationOptions {
    * Why the issue is only remembered, when it is: a bot sent the event, or the issue was
    * transferred from another repository (whoever moved it could write to both, and read it).
    */
-  rememberOnly?: "a bot sent the event" | "it was transferred in" | undefined;
+  rememberOnly?:
+    | "a bot sent the event"
+    | "it was opened through a GitHub App"
+    | "it was transferred in"
+    | undefined;
 }
 
 /**
  * The automatic work on a new issue, for every author, as far as the repository's config and
  * the automation budget allow: a "possibly related" comment from memory, triage, and
- * remembering the issue itself. An issue a bot opened, or one transferred in, is only
- * remembered.
+ * remembering the issue itself. An issue a bot opened, one opened through a GitHub App, or one
+ * transferred in, is only remembered.
  */
 export async function onNewIssue(options: NewIssueOptions): Promise<void> {
   const { issue, config, github, octokit, log } = options;

@@ -69,9 +69,12 @@ export function createIssuesOpenedHandler(deps: IssuesOpenedDeps) {
       run,
       rememberOnly: isBotSender(context.payload.sender)
         ? "a bot sent the event"
-        : transferredIn(changes)
-          ? "it was transferred in"
-          : undefined,
+        : // As for a comment posted so (commentWithoutWork): the app may be an automation.
+          issue.performed_via_github_app !== null && issue.performed_via_github_app !== undefined
+          ? "it was opened through a GitHub App"
+          : transferredIn(changes)
+            ? "it was transferred in"
+            : undefined,
       assistant: await jobAssistant(deps.assistant, deps.budgets, {
         installation: installation.id,
         repository: repository.id,

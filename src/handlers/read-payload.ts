@@ -15,6 +15,8 @@ export const IssuePayload = z.object({
   updated_at: z.string().optional(),
   /** How many comments it has. */
   comments: z.number().optional(),
+  /** The GitHub App it was opened through on someone's behalf, if any (null or absent if none). */
+  performed_via_github_app: z.unknown().optional(),
 });
 
 /** The repository as every repository event carries it: ids name its memory and budgets. */
