@@ -15,14 +15,14 @@ export interface ParseCommandOptions {
 }
 
 // Elements whose content readers do not see as a line the comment's author typed: hidden
-// (`details`), code (`pre`, `listing`, `code`, `tt`, `samp`, `kbd`), quoted (`blockquote`, `q`,
+// (`details`; `rp`, which a browser that shows ruby, every current one, does not show), code (`pre`, `listing`, `code`, `tt`, `samp`, `kbd`), quoted (`blockquote`, `q`,
 // as a `>` quote is), a link's text (`a`, as a Markdown link's is), a list item or a heading (as
 // Markdown's are), or a table's or an embedding's (`table` and its cells, `template`, `object`,
 // `applet`, `marquee`), whose HTML also closes no element opened outside it
 // (https://html.spec.whatwg.org/multipage/parsing.html#has-an-element-in-scope).
 const HIDING = new Set(
   (
-    "details pre listing code tt samp kbd blockquote q a ul ol li h1 h2 h3 h4 h5 h6 " +
+    "details rp pre listing code tt samp kbd blockquote q a ul ol li h1 h2 h3 h4 h5 h6 " +
     "table caption td th template object applet marquee"
   ).split(" "),
 );

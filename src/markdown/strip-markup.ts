@@ -188,7 +188,9 @@ function skip(piece: HtmlPiece, scanner: HtmlScanner, length: number): number {
     const close = scanner.findClosing(piece.name, piece.end);
     return close === -1 ? length : (scanner.next(close)?.end ?? length);
   }
-  if (VOID.has(piece.name) || !isHidden(piece.attributes)) return piece.end;
+  // `rp` is ruby's fallback text, which a browser that shows ruby (every current one) hides.
+  if (VOID.has(piece.name) || !(piece.name === "rp" || isHidden(piece.attributes)))
+    return piece.end;
   // A hidden element goes with everything inside it, nested elements of its kind included;
   // unclosed, it hides the rest of the text.
   let depth = 1;

@@ -105,6 +105,9 @@ describe("parseCommand and HTML opened inside a paragraph", () => {
       // Code and quotes written in HTML, as they are in Markdown.
       ["see <code>\n/talos ask x\n</code>"],
       ["see <q>\n/talos ask x\n</q>"],
+      // Ruby's fallback text, which no current browser shows (found by a review).
+      ["Thanks! <ruby>字<rp>\n/talos ask x\n</rp><rt>zi</rt></ruby>"],
+      ["<ruby>字<rp>\n\n/talos review\n\n</rp></ruby>"],
     ])("hides %j", (body) => {
       expect(parse(body)).toBeNull();
     });
@@ -117,6 +120,7 @@ describe("parseCommand and HTML opened inside a paragraph", () => {
       ["| a |\n| - |\n| <code>x</code> |\n\n/talos help"],
       ["| a |\n| - |\n| <details> |\n\n/talos help"],
       ["<div title='a>b' x=\"y\">\n</div>\n\n/talos help"],
+      ["<ruby>字<rp>(</rp><rt>zi</rt><rp>)</rp></ruby>\n/talos help"],
     ])("reads the command after it is closed: %j", (body) => {
       expect(parse(body)).toEqual({ name: "help", args: "" });
     });
