@@ -149,7 +149,7 @@ export function parseRepoConfig(raw: unknown, file = REPO_CONFIG_PATH): ParsedRe
       ],
     };
   }
-  let candidate: unknown = structuredClone(raw);
+  let candidate: unknown = applyMergeKeys(structuredClone(raw));
   const errors: string[] = [];
   const forced = new Set<string>();
   // Fields a mistake touched, each with the unknown keys that were near misses of it.
@@ -178,10 +178,21 @@ export function parseRepoConfig(raw: unknown, file = REPO_CONFIG_PATH): ParsedRe
           // `ignore:`) may have held any list of its section the file leaves unset: read as
           // neither, the list would be empty or its default, which can mean no limit at all.
           const near = nearMisses(path, key);
-          const heldList = near.length === 0 && Array.isArray(getPath(candidate, unknown));
+          const value = getPath(candidate, unknown);
+          const heldList = near.length === 0 && Array.isArray(value);
+          // A mapping of this section's settings under a name of its own (`only:` around
+          // `allowed_associations:`) meant them: read as neither, they would take their defaults.
+          const heldSettings =
+            near.length === 0 && isMapping(value)
+              ? Object.keys(value)
+                  .map((name) => [...path, name].join("."))
+                  .filter((field) => field in RESTRICTIVE_SETTINGS)
+              : [];
           const meant = heldList
             ? listsOf(path.join(".")).filter((field) => !isSet(candidate, field.split(".")))
-            : near;
+            : heldSettings.length > 0
+              ? heldSettings
+              : near;
           const taken = meant.filter((field) => !isSet(candidate, field.split(".")));
           const narrowed =
             taken.length > 0
@@ -268,6 +279,36 @@ export function parseRepoConfig(raw: unknown, file = REPO_CONFIG_PATH): ParsedRe
 }
 
 /** Drops one invalid list item, or reads a misspelt command in `commands.disabled` as meant. */
+/**
+ * YAML 1.1's merge keys, which the YAML 1.2 parser Probot uses reads as a key named `<<`:
+ * `commands: { <<: *owners_only }` takes the anchored mapping's settings, keys the mapping itself
+ * sets first, then the earlier of several merged. Read as a key, it was an unknown setting, and
+ * the settings it held (a narrower `allowed_associations`, say) took their defaults. A `<<` whose
+ * value is no mapping stays, and is reported as unknown.
+ */
+function applyMergeKeys(value: unknown, seen = new Set<object>()): unknown {
+  if (typeof value !== "object" || value === null || seen.has(value)) return value;
+  // Aliases share one object: each is merged once.
+  seen.add(value);
+  if (Array.isArray(value)) {
+    value.forEach((item) => applyMergeKeys(item, seen));
+    return value;
+  }
+  const mapping = value as Record<string, unknown>;
+  for (const key of Object.keys(mapping)) applyMergeKeys(mapping[key], seen);
+  const merged = mapping["<<"];
+  const sources = Array.isArray(merged) ? merged : [merged];
+  if (!sources.every(isMapping)) return value;
+  delete mapping["<<"];
+  for (const source of sources)
+    for (const [key, each] of Object.entries(source)) if (!(key in mapping)) mapping[key] = each;
+  return value;
+}
+
+function isMapping(value: unknown): value is Record<string, unknown> {
+  return typeof value === "object" && value !== null && !Array.isArray(value);
+}
+
 function repairItem(
   candidate: unknown,
   path: PropertyKey[],

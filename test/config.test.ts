@@ -3,6 +3,7 @@ import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "nod
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { describe, expect, it } from "vitest";
+import { parse as parseYaml } from "yaml";
 import {
   COMMAND_NAMES,
   ConfigError,
@@ -492,6 +493,48 @@ describe("the command registry", () => {
 
   it("refuses a second command with a taken name", () => {
     expect(() => createCommandRegistry([helpCommand, ...ALL_COMMANDS])).toThrow(/registered twice/);
+  });
+});
+
+describe("YAML merge keys and mappings under a name of their own", () => {
+  // Parsed as Probot's config plugin parses the file (YAML 1.2: `<<` is a plain key).
+  const read = (yaml: string) => parseRepoConfig(parseYaml(yaml, { logLevel: "error" }));
+  const OWNERS_ONLY =
+    "owners_only: &owners_only\n  allowed_associations: [OWNER]\n  disabled: [ask, review, summarize]\n";
+
+  // Found by a review: `<<` was an unknown key, and the settings it held took their defaults
+  // (every maintainer, every command), more than the file meant.
+  it("`commands: { <<: *anchor }` takes the anchored settings", () => {
+    const { config, errors } = read(`${OWNERS_ONLY}commands:\n  <<: *owners_only\n`);
+    expect(config.commands.allowed_associations).toEqual(["OWNER"]);
+    expect(config.commands.disabled).toEqual(["ask", "review", "summarize"]);
+    // The anchor's holder is no setting, and says so.
+    expect(errors).toEqual([".github/talos.yml: `owners_only` is not a known setting (ignored)"]);
+  });
+
+  it("keys the mapping sets win over merged ones, and earlier merged mappings over later", () => {
+    const { config } = read(
+      `${OWNERS_ONLY}members: &members\n  allowed_associations: [OWNER, MEMBER]\n  help_for_everyone: true\n` +
+        "commands:\n  <<: [*members, *owners_only]\n  disabled: [review]\n",
+    );
+    expect(config.commands.allowed_associations).toEqual(["OWNER", "MEMBER"]);
+    expect(config.commands.help_for_everyone).toBe(true);
+    expect(config.commands.disabled).toEqual(["review"]);
+  });
+
+  it("a `<<` that names no mapping is an unknown key, as before", () => {
+    const { config, errors } = read("commands:\n  <<: 5\n");
+    expect(config.commands.allowed_associations).toEqual(["OWNER", "MEMBER", "COLLABORATOR"]);
+    expect(errors).toEqual([".github/talos.yml: `commands.<<` is not a known setting (ignored)"]);
+  });
+
+  // Read as neither, the settings inside took their defaults.
+  it("a mapping of a section's settings under an unknown name: they take their most restrictive values", () => {
+    const { config, errors } = read("commands:\n  only:\n    allowed_associations: [MEMBER]\n");
+    expect(config.commands.allowed_associations).toEqual(["OWNER"]);
+    expect(errors).toEqual([
+      ".github/talos.yml: `commands.only` is not a known setting (ignored); `commands.allowed_associations` takes its most restrictive value until it is fixed",
+    ]);
   });
 });
 
