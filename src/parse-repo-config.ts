@@ -278,7 +278,6 @@ export function parseRepoConfig(raw: unknown, file = REPO_CONFIG_PATH): ParsedRe
   return { config, errors };
 }
 
-/** Drops one invalid list item, or reads a misspelt command in `commands.disabled` as meant. */
 /**
  * YAML 1.1's merge keys, which the YAML 1.2 parser Probot uses reads as a key named `<<`:
  * `commands: { <<: *owners_only }` takes the anchored mapping's settings, keys the mapping itself
@@ -309,6 +308,7 @@ function isMapping(value: unknown): value is Record<string, unknown> {
   return typeof value === "object" && value !== null && !Array.isArray(value);
 }
 
+/** Drops one invalid list item, or reads a misspelt command in `commands.disabled` as meant. */
 function repairItem(
   candidate: unknown,
   path: PropertyKey[],

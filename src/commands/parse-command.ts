@@ -15,8 +15,9 @@ export interface ParseCommandOptions {
 }
 
 // Elements whose content readers do not see as a line the comment's author typed: hidden
-// (`details`; `rp`, which a browser that shows ruby, every current one, does not show), code (`pre`, `listing`, `code`, `tt`, `samp`, `kbd`), quoted (`blockquote`, `q`,
-// as a `>` quote is), a link's text (`a`, as a Markdown link's is), a list item or a heading (as
+// (`details`; `rp`, ruby's fallback text, which every current browser hides), code (`pre`,
+// `listing`, `code`, `tt`, `samp`, `kbd`), quoted (`blockquote`, `q`, as a `>` quote is), a link's
+// text (`a`, as a Markdown link's is), a list item or a heading (as
 // Markdown's are), or a table's or an embedding's (`table` and its cells, `template`, `object`,
 // `applet`, `marquee`), whose HTML also closes no element opened outside it
 // (https://html.spec.whatwg.org/multipage/parsing.html#has-an-element-in-scope).

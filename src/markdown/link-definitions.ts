@@ -147,7 +147,7 @@ function readTitle(text: string, at: number, find: TitleFinder): number {
 interface TitleFinder {
   /** The first unescaped `closer` at or after `from`, or -1. */
   closer(closer: string, from: number): number;
-  /** Where the first blank line after the line holding `from` starts (the text's length if none). */
+  /** Where the first blank line after the line holding `from` starts (or the text's length). */
   blankLine(from: number): number;
 }
 
