@@ -90,19 +90,22 @@ const MAX_REPAIR_ROUNDS = 10;
 /** The most keys a file's mappings hold together that it reads, ten times what it sets. */
 const MAX_KEYS = 500;
 
-/** The keys of `value`'s mappings, nested ones included, counted up to just past `limit`. */
+/**
+ * The keys of `value`'s mappings, nested ones included, counted up to just past `limit`. An
+ * object met again through a YAML alias counts again but is walked once: an alias can make a list
+ * that holds itself (`x: &x [*x]`), which was walked for ever, and the server with it.
+ */
 function countKeys(value: unknown, limit: number): number {
   let count = 0;
+  const walked = new Set<object>();
   const pending: unknown[] = [value];
   while (pending.length > 0 && count <= limit) {
     const next = pending.pop();
     if (typeof next !== "object" || next === null) continue;
-    if (Array.isArray(next)) {
-      pending.push(...next.slice(0, limit));
-      continue;
-    }
-    const values = Object.values(next);
-    count += values.length;
+    const values = Array.isArray(next) ? next : Object.values(next);
+    if (!Array.isArray(next)) count += values.length;
+    if (walked.has(next)) continue;
+    walked.add(next);
     pending.push(...values.slice(0, limit));
   }
   return count;
@@ -130,6 +133,22 @@ export function restrictiveConfig(): RepoConfig {
  * Every mistake is reported, naming the field and the file.
  */
 export function parseRepoConfig(raw: unknown, file = REPO_CONFIG_PATH): ParsedRepoConfig {
+  try {
+    return readConfigValue(raw, file);
+  } catch (error) {
+    // A file no reading of which was foreseen (aliases make lists that hold themselves, and
+    // nesting deeper than the stack): it may have narrowed anything, so assume it did.
+    const reason = error instanceof Error ? error.message : String(error);
+    return {
+      config: restrictiveConfig(),
+      errors: [
+        `${file}: cannot be read (${quotedCode(reason, 200)}); using the most restrictive settings`,
+      ],
+    };
+  }
+}
+
+function readConfigValue(raw: unknown, file: string): ParsedRepoConfig {
   if (raw === null || raw === undefined) return { config: RepoConfigSchema.parse({}), errors: [] };
   if (typeof raw !== "object" || Array.isArray(raw)) {
     return {

@@ -528,6 +528,24 @@ describe("YAML merge keys and mappings under a name of their own", () => {
     expect(errors).toEqual([".github/talos.yml: `commands.<<` is not a known setting (ignored)"]);
   });
 
+  // Found by a review of the above: a list that holds itself was walked for ever (the server
+  // hung), and one under a setting threw (the event failed) instead of falling back.
+  it("a list that holds itself, through an alias: read, and nothing hangs", () => {
+    const { config, errors } = read("x: &x [ *x ]\n");
+    expect(config.commands.allowed_associations).toEqual(["OWNER", "MEMBER", "COLLABORATOR"]);
+    expect(errors).toEqual([".github/talos.yml: `x` is not a known setting (ignored)"]);
+  });
+
+  it("a setting's list that holds itself: the most restrictive settings, and the reason", () => {
+    const { config, errors } = read("triage:\n  labels: &x [ *x ]\n");
+    expect(config).toEqual(restrictiveConfig());
+    expect(errors).toEqual([
+      expect.stringMatching(
+        /^\.github\/talos\.yml: cannot be read \(`Converting circular structure to JSON.*`\); using the most restrictive settings$/,
+      ),
+    ]);
+  });
+
   // Read as neither, the settings inside took their defaults.
   it("a mapping of a section's settings under an unknown name: they take their most restrictive values", () => {
     const { config, errors } = read("commands:\n  only:\n    allowed_associations: [MEMBER]\n");
