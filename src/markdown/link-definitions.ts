@@ -164,8 +164,11 @@ function createTitleFinder(text: string): TitleFinder {
   let blank = text.length;
   return {
     closer(closer, from) {
-      let at = found.get(closer);
-      if (at === undefined || (at !== -1 && at < from)) at = text.indexOf(closer, from);
+      const known = found.get(closer);
+      // Known to be unescaped: checked again, a long run of backslashes before it was walked
+      // back over by every title that asked (quadratic; found by a review).
+      if (known !== undefined && (known === -1 || known >= from)) return known;
+      let at = text.indexOf(closer, from);
       while (at !== -1 && isEscaped(text, at)) at = text.indexOf(closer, at + 1);
       found.set(closer, at);
       return at;

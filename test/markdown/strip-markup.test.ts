@@ -435,6 +435,11 @@ describe("time on inputs found quadratic, or built to be", () => {
       (n: number) => `${'[x]: /u\n"a\n'.repeat(n / 11)}" b`,
     ],
     ["destinations on the next line, each a label", (n: number) => "[x]:\n".repeat(n / 5)],
+    // Each title looked back over the backslashes before the one closer all of them share.
+    [
+      "titles sharing a closer after a long run of backslashes",
+      (n: number) => `${"[a]: u (\n".repeat(n / 18)}${"\\".repeat(n / 2)})`,
+    ],
   ])("%s: grows linearly from 16,384 to 65,536 characters", (_what, make) => {
     cleanUntrustedText(make(256));
     const small = fastest(make(16_384));
