@@ -26,8 +26,8 @@ export interface UpsertReplyOptions extends RepoRef {
   since?: string | undefined;
   /**
    * The thread's complete comment list, when the caller has just read it: the first look for the
-   * marker uses it when it is one page (see listCommentsFinding: one read over pages may miss a
-   * comment); a longer one, and a retry after a failed attempt, ask GitHub again.
+   * marker uses it. Not found in a list of more than one page (see listCommentsFinding: one read
+   * over pages may miss a comment), and on a retry after a failed attempt, GitHub is asked again.
    */
   knownComments?: CommentInfo[] | undefined;
   limits: Pick<GitHubLimits, "maxRetries" | "maxRetryWaitSeconds">;
@@ -64,10 +64,12 @@ export async function upsertReply(options: UpsertReplyOptions): Promise<UpsertRe
   let deletedMeanwhile = false;
   for (let attempt = 0; ; attempt++) {
     const known = attempt === 0 ? options.knownComments : undefined;
+    // Found there, it is there; not found in a list of several pages, it may have been missed.
     const existing =
-      known && known.length < COMMENTS_PER_PAGE
-        ? known.find((c) => isOurs(c.author, c.body))?.id
-        : await findOwnComment(options, isOurs);
+      known?.find((c) => isOurs(c.author, c.body))?.id ??
+      (known && known.length < COMMENTS_PER_PAGE
+        ? undefined
+        : await findOwnComment(options, isOurs));
     if (existing && options.keepExisting) return { action: "kept", commentId: existing };
     if (existing) {
       try {

@@ -130,6 +130,12 @@ describe("Talos's own comment on a later page of a thread, while a comment is de
       expect(summaries[0]!.body).toContain(`<!-- talos:pr-summary:${HEAD} -->`);
       // Found, the old summary was read: the model was asked about the push alone, with it.
       expect(model.callCount).toBe(1);
+      // The thread read once, its two pages (again when that read missed the summary: one page,
+      // a comment fewer); the summary found there is edited without another read.
+      const reads = github.requests.filter(
+        (r) => r.method === "GET" && r.path === `/repos/${REPO}/issues/2/comments`,
+      );
+      expect(reads).toHaveLength(deleting ? 3 : 2);
     },
   );
 });
