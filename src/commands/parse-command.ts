@@ -130,6 +130,7 @@ export function parseCommand(
     else if (token.type === "td_close" || token.type === "th_close") closeCell(html, cell);
     else if (token.type === "inline" && tokens[i - 1]?.type === "paragraph_open") {
       const commandsHere = quotes === 0 && lists === 0 && !isInFootnote(footnotes, token.map);
+      const openBefore = html.open.length;
       for (const line of paragraphLines(token.children ?? [])) {
         // Read per line, not once per paragraph: a `<details>` opened by inline HTML earlier in
         // the same paragraph hides the lines after it when GitHub renders them.
@@ -139,6 +140,8 @@ export function parseCommand(
         }
         for (const piece of line.html) readHtml(html, piece);
       }
+      // The paragraph's end ends an `<rp>` opened in it, as HTML's `</p>` does.
+      endRubyFallback(html, openBefore);
     } else if (token.type === "inline") {
       // A heading's or a table cell's: no command, but its HTML can hide what follows.
       for (const child of token.children ?? []) {
@@ -297,13 +300,24 @@ function readHtml(state: HtmlState, html: string): void {
     at = piece.end;
     if (piece.unended) state.rest = true;
     else if (piece.kind === "comment") continue;
-    else if (piece.closing) closeElement(state, piece.name);
-    else if (ENDS_READING.has(piece.name)) state.rest = true;
+    else if (piece.closing) {
+      if (piece.name === "ruby") endRubyFallback(state, 0);
+      closeElement(state, piece.name);
+    } else if (ENDS_READING.has(piece.name)) state.rest = true;
     else if (RAW_TEXT.has(piece.name)) {
       state.rawText = piece.name;
       at = endRawText(state, scanner, html, piece.end);
-    } else if (HIDING.has(piece.name)) openElement(state, piece.name);
+    } else {
+      // An `<rp>` needs no end tag: the next `<rt>` or `<rp>` ends it (and `</ruby>`, above).
+      if (piece.name === "rt" || piece.name === "rp") endRubyFallback(state, 0);
+      if (HIDING.has(piece.name)) openElement(state, piece.name);
+    }
   }
+}
+
+/** Ends the innermost open `<rp>` opened at `from` or later in `state.open`, as HTML does. */
+function endRubyFallback(state: HtmlState, from: number): void {
+  if (state.open.length > from && state.open.at(-1) === "rp") state.open.pop();
 }
 
 /**

@@ -170,7 +170,11 @@ export function stripMarkup(text: string): string {
     if (piece.kind === "tag" && quoteLeftOpen(piece.attributes))
       hideOpenQuote(piece, findAhead, hidden);
     out += hidden.keep(at, piece.start);
-    at = skip(piece, scanner, text.length);
+    at =
+      // `<rp/>` opens one too: HTML ignores the slash of an element that is not void.
+      piece.kind === "tag" && piece.name === "rp" && !piece.closing
+        ? rubyFallbackEnd(piece, scanner, lineBreakBefore(text, paragraphEnd(piece.end)))
+        : skip(piece, scanner, text.length);
     // A hidden element ends where GitHub's paragraph may go on: code from its next blank line.
     // What it skipped may hold a line GitHub reads as an HTML block's start (`<!--\n<script`
     // is no comment there: the block breaks the paragraph first), which runs past blank lines.
@@ -188,9 +192,7 @@ function skip(piece: HtmlPiece, scanner: HtmlScanner, length: number): number {
     const close = scanner.findClosing(piece.name, piece.end);
     return close === -1 ? length : (scanner.next(close)?.end ?? length);
   }
-  // `rp` is ruby's fallback text, which a browser that shows ruby (every current one) hides.
-  if (VOID.has(piece.name) || !(piece.name === "rp" || isHidden(piece.attributes)))
-    return piece.end;
+  if (VOID.has(piece.name) || !isHidden(piece.attributes)) return piece.end;
   // A hidden element goes with everything inside it, nested elements of its kind included;
   // unclosed, it hides the rest of the text.
   let depth = 1;
@@ -200,6 +202,35 @@ function skip(piece: HtmlPiece, scanner: HtmlScanner, length: number): number {
     if (depth === 0) return next.end;
   }
   return length;
+}
+
+/**
+ * Where ruby's fallback text (`<rp>`), which every current browser hides, ends: at its end tag,
+ * at the next `<rt>` or `<rp>`, or the ruby's end, as HTML ends it without one, and at its
+ * paragraph's end at the latest (`until`). Hidden to the end of the text, an `<rp>` written
+ * without its end tag (valid HTML) had taken the rest of the comment with it.
+ */
+function rubyFallbackEnd(piece: HtmlPiece, scanner: HtmlScanner, paragraphEnd: number): number {
+  const until = Math.max(piece.end, paragraphEnd);
+  for (
+    let next = scanner.next(piece.end);
+    next && next.start < until;
+    next = scanner.next(next.end)
+  ) {
+    if (next.kind !== "tag") continue;
+    if (next.closing && next.name === "rp") return next.end;
+    if (
+      (!next.closing && (next.name === "rt" || next.name === "rp")) ||
+      (next.closing && next.name === "ruby")
+    )
+      return next.start;
+  }
+  return until;
+}
+
+/** Where the line before the one starting at `at` ends: the text's end when `at` is there. */
+function lineBreakBefore(text: string, at: number): number {
+  return at >= text.length ? text.length : Math.max(0, text.lastIndexOf("\n", at - 2));
 }
 
 function isHidden(attributes: string): boolean {

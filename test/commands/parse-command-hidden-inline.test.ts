@@ -105,9 +105,10 @@ describe("parseCommand and HTML opened inside a paragraph", () => {
       // Code and quotes written in HTML, as they are in Markdown.
       ["see <code>\n/talos ask x\n</code>"],
       ["see <q>\n/talos ask x\n</q>"],
-      // Ruby's fallback text, which no current browser shows (found by a review).
+      // Ruby's fallback text, which no current browser shows (found by a review); opened in an
+      // HTML block, it holds the paragraphs after it.
       ["Thanks! <ruby>字<rp>\n/talos ask x\n</rp><rt>zi</rt></ruby>"],
-      ["<ruby>字<rp>\n\n/talos review\n\n</rp></ruby>"],
+      ["<div>\n<ruby>字<rp>\n\n/talos help\n\n</rp></ruby>\n</div>"],
     ])("hides %j", (body) => {
       expect(parse(body)).toBeNull();
     });
@@ -121,6 +122,12 @@ describe("parseCommand and HTML opened inside a paragraph", () => {
       ["| a |\n| - |\n| <details> |\n\n/talos help"],
       ["<div title='a>b' x=\"y\">\n</div>\n\n/talos help"],
       ["<ruby>字<rp>(</rp><rt>zi</rt><rp>)</rp></ruby>\n/talos help"],
+      // An `<rp>` needs no end tag: the next `<rt>` or `<rp>`, `</ruby>`, or its paragraph's end
+      // ends it (it had hidden the rest of the comment).
+      ["Furigana: <ruby>東京<rp>(<rt>とうきょう<rp>)</ruby> is the city.\n\n/talos help"],
+      ["a <ruby>x<rp>(<rt>y</rt>\n/talos help"],
+      ["I think the <rp> element is unsupported here.\n\n/talos help"],
+      ["<ruby>字<rp>\n\n/talos help\n\n</rp></ruby>"],
     ])("reads the command after it is closed: %j", (body) => {
       expect(parse(body)).toEqual({ name: "help", args: "" });
     });
