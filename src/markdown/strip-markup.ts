@@ -207,8 +207,8 @@ function skip(piece: HtmlPiece, scanner: HtmlScanner, length: number): number {
 /**
  * Where ruby's fallback text (`<rp>`), which every current browser hides, ends: at its end tag,
  * at the next `<rt>` or `<rp>`, or the ruby's end, as HTML ends it without one, and at its
- * paragraph's end at the latest (`until`). Hidden to the end of the text, an `<rp>` written
- * without its end tag (valid HTML) had taken the rest of the comment with it.
+ * paragraph's end at the latest (`paragraphEnd`). Hidden to the end of the text, an `<rp>`
+ * written without its end tag (valid HTML) had taken the rest of the comment with it.
  */
 function rubyFallbackEnd(piece: HtmlPiece, scanner: HtmlScanner, paragraphEnd: number): number {
   const until = Math.max(piece.end, paragraphEnd);
