@@ -133,9 +133,24 @@ export function restrictiveConfig(): RepoConfig {
  * Every mistake is reported, naming the field and the file.
  */
 export function parseRepoConfig(raw: unknown, file = REPO_CONFIG_PATH): ParsedRepoConfig {
+  return parseRepoConfigFiles([raw], file);
+}
+
+/**
+ * `.github/talos.yml` and the files it extends (`_extends`), the nearest first, read as one. A
+ * file's merge keys are its own, so they are applied before the files are merged: applied after,
+ * a setting the base file sets itself beat one the nearer file merges in.
+ */
+export function parseRepoConfigFiles(
+  configs: unknown[],
+  file = REPO_CONFIG_PATH,
+): ParsedRepoConfig {
   try {
-    return readConfigValue(raw, file);
+    // Copies: merge keys are applied in place, and the caller's values stay as they were.
+    const own = configs.map((config) => applyMergeKeys(structuredClone(config)));
+    return readConfigValue(mergeConfigs(own, { left: MAX_KEYS * configs.length }), file);
   } catch (error) {
+    if (error instanceof TooManyKeysError) return tooManyKeys(file);
     // A file no reading of which was foreseen (aliases make lists that hold themselves, and
     // nesting deeper than the stack): it may have narrowed anything, so assume it did.
     const reason = error instanceof Error ? error.message : String(error);
@@ -160,15 +175,8 @@ function readConfigValue(raw: unknown, file: string): ParsedRepoConfig {
   }
   // Each unknown key is reported, with the settings it nearly names: thousands of them (a 64 KB
   // file holds 7,000) cost 0.1 s at every event, and are no file anyone meant.
-  if (countKeys(raw, MAX_KEYS) > MAX_KEYS) {
-    return {
-      config: restrictiveConfig(),
-      errors: [
-        `${file}: has more than ${MAX_KEYS} keys (Talos has ${Object.keys(RESTRICTIVE_SETTINGS).length} settings); using the most restrictive settings`,
-      ],
-    };
-  }
-  let candidate: unknown = applyMergeKeys(structuredClone(raw));
+  if (countKeys(raw, MAX_KEYS) > MAX_KEYS) return tooManyKeys(file);
+  let candidate: unknown = raw;
   const errors: string[] = [];
   const forced = new Set<string>();
   // Fields a mistake touched, each with the unknown keys that were near misses of it.
@@ -321,6 +329,50 @@ function applyMergeKeys(value: unknown, seen = new Set<object>()): unknown {
   for (const source of sources)
     for (const [key, each] of Object.entries(source)) if (!(key in mapping)) mapping[key] = each;
   return value;
+}
+
+class TooManyKeysError extends Error {}
+
+function tooManyKeys(file: string): ParsedRepoConfig {
+  return {
+    config: restrictiveConfig(),
+    errors: [
+      `${file}: has more than ${MAX_KEYS} keys (Talos has ${Object.keys(RESTRICTIVE_SETTINGS).length} settings); using the most restrictive settings`,
+    ],
+  };
+}
+
+/**
+ * The files, nearest first, merged: the nearer file's value wins, mappings merged key by key.
+ * A list replaces the inherited one: concatenated (Probot's default merge), an allow-list the
+ * repository narrowed (`allowed_associations: [OWNER]`) would take back what its base allows.
+ * A file that is not a mapping is returned as it is, for the parser to refuse.
+ * Each key met is paid for from `budget`: an alias can make a mapping that holds itself, and two
+ * such mappings at one key, merged key by key, recursed until the stack overflowed, which failed
+ * the event. (The parser refuses the "billion laughs", one mapping shared at every level.)
+ */
+function mergeConfigs(configs: unknown[], budget: { left: number }): unknown {
+  const notMapping = configs.find((config) => !isMapping(config));
+  if (notMapping !== undefined) return notMapping;
+  return configs.reduceRight((base, nearer) => mergeValues(base, nearer, budget));
+}
+
+function mergeValues(base: unknown, nearer: unknown, budget: { left: number }): unknown {
+  if (!isMapping(base) || !isMapping(nearer)) return nearer;
+  const keys = new Set([...Object.keys(base), ...Object.keys(nearer)]);
+  budget.left -= keys.size;
+  if (budget.left < 0) throw new TooManyKeysError();
+  // fromEntries defines keys, so a `__proto__` key stays a key.
+  return Object.fromEntries(
+    [...keys].map((key) => [
+      key,
+      !Object.hasOwn(nearer, key)
+        ? base[key]
+        : Object.hasOwn(base, key)
+          ? mergeValues(base[key], nearer[key], budget)
+          : nearer[key],
+    ]),
+  );
 }
 
 function isMapping(value: unknown): value is Record<string, unknown> {

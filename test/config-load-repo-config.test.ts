@@ -63,6 +63,45 @@ describe("_extends in .github/talos.yml", () => {
   });
 });
 
+describe("merge keys with _extends", () => {
+  it("a setting the repository's file merges in (<<) beats the one its base sets", async () => {
+    // Merge keys belong to the file that writes them: applied after the files were merged, the
+    // base's own `allowed_associations` was the mapping's own key, and beat the nearer `<<`.
+    const { scope, context } = await openConfigContext();
+    scope
+      .get(`/repos/Codertocat/Hello-World${FILE}`)
+      .reply(
+        200,
+        "_extends: .github\nowners: &owners\n  allowed_associations: [OWNER]\ncommands:\n  <<: *owners\n",
+        RAW,
+      )
+      .get(`/repos/Codertocat/.github${FILE}`)
+      .reply(200, "commands:\n  allowed_associations: [OWNER, MEMBER, COLLABORATOR]\n", RAW);
+
+    const loaded = await loadRepoConfig(context);
+    expect(loaded.config.commands.allowed_associations).toEqual(["OWNER"]);
+    expect(scope.pendingMocks()).toEqual([]);
+  });
+
+  it("a mapping that holds itself, in both files, gives the most restrictive settings", async () => {
+    // Merged key by key, two self-holding mappings at one key recursed for ever (a stack
+    // overflow that failed the event) instead of falling back toward less power.
+    const { scope, context } = await openConfigContext();
+    const cyclic = "triage: &t\n  enabled: true\n  self: *t\n";
+    scope
+      .get(`/repos/Codertocat/Hello-World${FILE}`)
+      .reply(200, `_extends: .github\n${cyclic}`, RAW)
+      .get(`/repos/Codertocat/.github${FILE}`)
+      .reply(200, cyclic, RAW);
+
+    const loaded = await loadRepoConfig(context);
+    expect(loaded.config).toEqual(restrictiveConfig());
+    expect(loaded.errors).toHaveLength(1);
+    expect(loaded.errors[0]).toMatch(/^\.github\/talos\.yml: .*most restrictive settings$/);
+    expect(scope.pendingMocks()).toEqual([]);
+  });
+});
+
 describe("a .github/talos.yml that is one scalar", () => {
   // Probot's plugin reads `false`, `0` and `""` as an empty mapping, which gave every default: a
   // maintainer who wrote `false` to switch Talos off had it on, COLLABORATORs' commands included.

@@ -2,7 +2,12 @@ import type { Logger } from "pino";
 import type { Context } from "probot";
 import { REPO_CONFIG_PATH } from "../config.js";
 import { quotedCode } from "../markdown/safe-text.js";
-import { parseRepoConfig, restrictiveConfig, type ParsedRepoConfig } from "../parse-repo-config.js";
+import {
+  parseRepoConfig,
+  parseRepoConfigFiles,
+  restrictiveConfig,
+  type ParsedRepoConfig,
+} from "../parse-repo-config.js";
 import { ConfigTooLargeError, MAX_CONFIG_CHARS } from "./config-memo-plugin.js";
 import type { Octokit, RepoRef } from "./octokit.js";
 
@@ -83,7 +88,8 @@ async function readRepoConfig(
       log,
     );
   }
-  const parsed = { ...parseRepoConfig(mergeConfigs(files.slice(first))), found: true };
+  const configs = files.slice(first).map((file) => file.config);
+  const parsed = { ...parseRepoConfigFiles(configs), found: true };
   if (parsed.errors.length > 0)
     log.warn({ errors: parsed.errors }, "repository config has invalid values");
   return parsed;
@@ -97,39 +103,6 @@ function restrictive(reason: string, log: Logger): LoadedRepoConfig {
   };
   log.warn({ errors: parsed.errors }, "repository config is invalid");
   return parsed;
-}
-
-/**
- * The files, nearest first, merged: the nearer file's value wins, mappings merged key by key.
- * A list replaces the inherited one: concatenated (Probot's default merge), an allow-list the
- * repository narrowed (`allowed_associations: [OWNER]`) would take back what its base allows.
- * A file that is not a mapping is returned as it is, for the parser to refuse.
- */
-function mergeConfigs(files: ConfigFile[]): unknown {
-  const configs = files.map((file) => file.config);
-  const notMapping = configs.find((config) => !isMapping(config));
-  if (notMapping !== undefined) return notMapping;
-  return configs.reduceRight((base, nearer) => mergeValues(base, nearer));
-}
-
-function mergeValues(base: unknown, nearer: unknown): unknown {
-  if (!isMapping(base) || !isMapping(nearer)) return nearer;
-  const keys = new Set([...Object.keys(base), ...Object.keys(nearer)]);
-  // fromEntries defines keys, so a `__proto__` key stays a key.
-  return Object.fromEntries(
-    [...keys].map((key) => [
-      key,
-      !Object.hasOwn(nearer, key)
-        ? base[key]
-        : Object.hasOwn(base, key)
-          ? mergeValues(base[key], nearer[key])
-          : nearer[key],
-    ]),
-  );
-}
-
-function isMapping(value: unknown): value is Record<string, unknown> {
-  return typeof value === "object" && value !== null && !Array.isArray(value);
 }
 
 function isConfigParseError(error: unknown): boolean {
