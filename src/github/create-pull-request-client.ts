@@ -23,6 +23,7 @@ export interface ReviewInfo {
   body: string;
   /** The commit the review was made on. */
   commitId: string | null;
+  url: string;
 }
 
 /** What changed from one commit to another, or undefined when the base is gone (a force-push). */
@@ -147,6 +148,7 @@ export function createPullRequestClient(octokit: Octokit, repo: RepoRef): PullRe
         author: r.user?.login ?? null,
         body: r.body ?? "",
         commitId: r.commit_id ?? null,
+        url: r.html_url,
       }));
     },
     async createReview(number, review) {

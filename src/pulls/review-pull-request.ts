@@ -237,7 +237,7 @@ async function postReview(
   body: string,
   placed: PlacedComment[],
 ): Promise<{ url: string; comments: number }> {
-  const { pulls, markdown, github, number, commentId } = options;
+  const { markdown, github, number, commentId } = options;
   const scope = {
     repo: `${github.repo.owner}/${github.repo.repo}`,
     references: [...new Set([number, ...github.retrieved])],
@@ -265,7 +265,7 @@ async function postReview(
   }
   const safeBody = await markdown.toSafeMarkdown(body, scope);
   try {
-    const review = await pulls.createReview(number, {
+    const review = await createOrFind(options, marker, {
       commitId: pull.headSha,
       body: withMarker(safeBody, marker),
       comments,
@@ -281,11 +281,38 @@ async function postReview(
       `_GitHub refused this review's ${comments.length} inline comments (the diff changed while it was written)._`,
       scope,
     );
-    const review = await pulls.createReview(number, {
+    const review = await createOrFind(options, marker, {
       commitId: pull.headSha,
       body: withMarker(`${safeBody}\n\n${note}`, marker),
       comments: [],
     });
     return { url: review.url, comments: 0 };
+  }
+}
+
+/**
+ * Creates a review, never twice. A 5xx or no answer at all does not say that nothing was created:
+ * GitHub may finish a slow review (many inline comments) after its front end gave up. So the
+ * reviews are read for this one's marker first; only when it is not there is the error the
+ * command's ("review failed"). Never sent again blindly (see CONTENT_CREATION).
+ */
+async function createOrFind(
+  options: ReviewPullRequestOptions,
+  marker: string,
+  review: Parameters<ReviewPullRequestOptions["pulls"]["createReview"]>[1],
+): Promise<{ url: string }> {
+  const { pulls, number } = options;
+  try {
+    return await pulls.createReview(number, review);
+  } catch (error) {
+    const status = (error as { status?: number }).status;
+    // A 4xx is GitHub refusing it: nothing was created.
+    if (status !== undefined && status < 500) throw error;
+    const created = (await pulls.listReviews(number)).find(
+      (r) => r.author === options.botLogin && r.body.trimEnd().endsWith(marker),
+    );
+    if (!created) throw error;
+    options.log.warn({ err: error }, "GitHub failed the review's creation, yet created it");
+    return { url: created.url };
   }
 }

@@ -148,6 +148,20 @@ async function receiveReviewCommand(app: Awaited<ReturnType<typeof createTestApp
   await app.probot.receive({ id: `d-${Math.random()}`, name: "issue_comment", payload } as never);
 }
 
+/** The requests no mock matched while `run` ran. */
+async function unmatchedDuring(run: () => Promise<void>): Promise<string[]> {
+  const unexpected: string[] = [];
+  const noMatch = (req: { method: string; path: string }) =>
+    unexpected.push(`${req.method} ${req.path}`);
+  nock.emitter.on("no match", noMatch);
+  try {
+    await run();
+  } finally {
+    nock.emitter.removeListener("no match", noMatch);
+  }
+  return unexpected;
+}
+
 function mockCommandStart(scope: ReturnType<typeof githubScope>) {
   mockAppIdentity(scope);
   mockInstallationToken(scope);
@@ -235,18 +249,7 @@ it("a resumed /talos review whose review is already up posts nothing more, thoug
       },
     ]);
   // Any other request (a comparison, a second review, a reply) is one nobody mocked.
-  const unexpected: string[] = [];
-  const noMatch = (req: { method: string; path: string }) =>
-    unexpected.push(`${req.method} ${req.path}`);
-  nock.emitter.on("no match", noMatch);
-
-  try {
-    await receiveReviewCommand(app);
-  } finally {
-    nock.emitter.removeListener("no match", noMatch);
-  }
-
-  expect(unexpected).toEqual([]);
+  expect(await unmatchedDuring(() => receiveReviewCommand(app))).toEqual([]);
   expect(model.callCount).toBe(0);
   expect(scope.pendingMocks()).toEqual([]);
 });
@@ -402,3 +405,54 @@ it("shows a name with an invisible character escaped, and places the comments on
     expect.objectContaining({ path: "src/auth\u200B.ts", line: 2 }),
   ]);
 });
+
+it.each([
+  ["created it all the same", true],
+  ["created nothing", false],
+])(
+  "a review GitHub answers 502 to, and %s, is looked for by its marker before the command is said to have failed",
+  async (_case, created) => {
+    // GitHub may finish a slow review (many inline comments) after its front end gave up with a
+    // 502: "review failed" under the posted review was wrong. Never created again: no blind retry.
+    const model = scriptedModel().respond(new AIMessage(JSON.stringify({ verdict: "ok" })));
+    const app = await createTestApp({ model });
+    const scope = githubScope();
+    mockCommandStart(scope);
+    mockFirstReviewReads(scope);
+    const sent: any[] = [];
+    scope
+      .post(`${REPO}/pulls/2/reviews`, (body) => {
+        sent.push(body);
+        return true;
+      })
+      .reply(502, { message: "Server Error" });
+    scope
+      .get(`${REPO}/pulls/2/reviews`)
+      .query({ per_page: "100" })
+      .reply(() => [
+        200,
+        created
+          ? [{ id: 91, user: { login: BOT }, body: sent[0].body, commit_id: HEAD_1, html_url: "u" }]
+          : [],
+      ]);
+    const replies: string[] = [];
+    if (!created) {
+      scope
+        .get(`${REPO}/issues/2/comments`)
+        .query((query) => query.per_page === "100" && typeof query.since === "string")
+        .reply(200, []);
+      scope
+        .post(`${REPO}/issues/2/comments`, (body: { body: string }) => {
+          replies.push(body.body);
+          return true;
+        })
+        .reply(201, { id: 5, html_url: "https://github.com/x" });
+    }
+    expect(await unmatchedDuring(() => receiveReviewCommand(app))).toEqual([]);
+    expect(sent).toHaveLength(1);
+    expect(sent[0].body).toMatch(new RegExp(`<!-- talos:review:${HEAD_1}:${COMMENT_ID} -->$`));
+    if (created) expect(replies).toEqual([]);
+    else expect(replies).toEqual([expect.stringContaining("Sorry, `review` failed (HttpError)")]);
+    expect(scope.pendingMocks()).toEqual([]);
+  },
+);
