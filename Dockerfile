@@ -4,7 +4,8 @@ FROM node:20-bookworm-slim
 WORKDIR /app
 COPY . .
 RUN npm ci && npm prune --omit=dev && mkdir /data && chown node:node /data
-ENV NODE_ENV=production TALOS_DATA_DIR=/data PORT=3000
+# HOST: Probot listens on localhost unless told otherwise, where no other container reaches it.
+ENV NODE_ENV=production TALOS_DATA_DIR=/data PORT=3000 HOST=0.0.0.0
 VOLUME /data
 EXPOSE 3000
 HEALTHCHECK --interval=10s --timeout=3s --retries=6 \

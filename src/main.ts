@@ -74,7 +74,8 @@ const probotPort = env.PORT ?? 3000;
 if (env.TALOS_METRICS_PORT !== undefined && env.TALOS_METRICS_PORT === probotPort) {
   failToListen("TALOS_METRICS_PORT", `${probotPort} is PORT too; use another port`);
 }
-await checkPort("PORT", probotPort, environment.HOST || undefined);
+// Where Probot listens: HOST, or localhost when it is unset or empty.
+await checkPort("PORT", probotPort, environment.HOST || "localhost");
 if (env.TALOS_METRICS_PORT !== undefined) {
   await checkPort("TALOS_METRICS_PORT", env.TALOS_METRICS_PORT, env.TALOS_METRICS_HOST);
 }
@@ -134,6 +135,8 @@ process.removeAllListeners("SIGINT");
 let closed: Promise<void> = Promise.resolve();
 // How long connections a client keeps alive are served once Talos has closed.
 const LINGER_MS = 2_000;
+// How long closing may take past the jobs' grace before the process exits regardless.
+const CLOSE_MS = 5_000;
 for (const signal of ["SIGTERM", "SIGINT"] as const) {
   process.on(signal, () => {
     if (stopping) return void log.info(`${signal}: already stopping`);
@@ -144,6 +147,17 @@ for (const signal of ["SIGTERM", "SIGINT"] as const) {
     // No new delivery is accepted (the listener closes, and the job runner refuses any that
     // still arrive); running jobs get TALOS_SHUTDOWN_GRACE_MS; the rest stay journaled.
     closed = talos.close();
+    // A job still running after the grace keeps its memory store until its call to the
+    // embedding model or GitHub ends (TALOS_LLM_TIMEOUT_MS and retries: minutes), and closing
+    // memory waits for it: a supervisor's own deadline (compose's 30 s) would kill Talos in the
+    // middle of the flush. Past the grace and CLOSE_MS it exits regardless, as a crash would: the
+    // job stays journaled and resumes at the next start, and memory's log keeps every write.
+    setTimeout(() => {
+      log.warn(
+        `${signal}: still closing ${CLOSE_MS} ms after the jobs' grace; exiting, and what is left resumes at the next start`,
+      );
+      process.exit(1);
+    }, env.TALOS_SHUTDOWN_GRACE_MS + CLOSE_MS).unref();
     void Promise.all([stopListening(), closed]).then(
       () => process.exit(0),
       (error: unknown) => {

@@ -209,6 +209,23 @@ describe("deploy/: monitoring and the compose file", () => {
       expect(services.postgres!.healthcheck?.test).toContain("pg_isready");
     });
 
+    it("the balancer reaches every instance: the image listens on all interfaces, on the port nginx proxies to", () => {
+      // Probot listens on localhost unless HOST says otherwise, which nginx, another container,
+      // cannot reach: every instance was healthy (its HEALTHCHECK asks 127.0.0.1) and no
+      // webhook got through (found by a review).
+      const image = Object.fromEntries(
+        [...read("Dockerfile").matchAll(/^ENV (.+)$/gm)].flatMap((m) =>
+          m[1]!.split(/\s+/).map((pair) => pair.split("=") as [string, string]),
+        ),
+      );
+      const env = { ...image, ...services["talos-1"]!.environment };
+      expect(env.HOST).toBe("0.0.0.0");
+      const upstreams = [...read("deploy/nginx/nginx.conf").matchAll(/^\s*server (\S+):(\d+)/gm)];
+      expect(upstreams.map((m) => `${m[1]}:${m[2]}`)).toEqual(
+        talos.map((name) => `${name}:${env.PORT}`),
+      );
+    });
+
     it("mounts only files that exist, and Prometheus scrapes every instance where it serves metrics", () => {
       for (const service of Object.values(services))
         for (const volume of service.volumes ?? []) {

@@ -21,6 +21,7 @@ import {
   type ServerProcess,
 } from "../helpers/server-process.js";
 import { TEST_WEBHOOK_SECRET } from "../helpers/test-app.js";
+import { webhookExample } from "../helpers/webhook-examples.js";
 import { seededRandom } from "../helpers/seeded-random.js";
 
 const REPO = "Codertocat/Hello-World";
@@ -188,6 +189,44 @@ describe("reliability of the started server", () => {
     expect(replies(41, 4001)).toHaveLength(1);
     expect(commentWrites(41)).toEqual({ created: 1, edited: 0 });
     expect(llm.chatArrivals()).toBe(arrived + 2);
+  }, 120_000);
+
+  it("SIGTERM while a job's memory waits on a hung embedding model: exits 5 s after the grace, and the job replays once after a restart", async () => {
+    // The job holds its memory store until the embedding call ends (TALOS_LLM_TIMEOUT_MS and
+    // retries: minutes), and closing memory waited for it, past any supervisor's deadline
+    // (compose's 30 s, then SIGKILL in the middle of the flush). Found by a review.
+    const env = await serverEnv({ TALOS_SHUTDOWN_GRACE_MS: "1000" });
+    let server = await start(env);
+    const before = llm.embeddingArrivals();
+    llm.hold("embeddings");
+    const payload = webhookExample("issues", "opened");
+    Object.assign(payload.issue, { number: 71, title: "Crash on save", body: "It crashes." });
+    const delivery = { id: "rel-sigterm-embedding", event: "issues", payload };
+    expect((await sendWebhook(server.url, delivery, signed)).status).toBe(200);
+    await until(() => llm.embeddingArrivals() > before, server);
+
+    const signalled = Date.now();
+    await server.kill("SIGTERM");
+    const seconds = (Date.now() - signalled) / 1000;
+    llm.release();
+
+    // Grace 1 s, then 5 s more for closing.
+    expect(seconds).toBeGreaterThan(5);
+    expect(seconds).toBeLessThan(10);
+    expect(server.child.exitCode).toBe(1);
+    expect(
+      logLines(
+        server,
+        "SIGTERM: still closing 5000 ms after the jobs' grace; exiting, and what is left resumes at the next start",
+      ),
+    ).toHaveLength(1);
+    expect(await readJournal(env)).toMatchObject([{ id: "rel-sigterm-embedding", attempts: 1 }]);
+
+    server = await start(env);
+    await until(async () => (await readJournal(env)).length === 0, server);
+    expect(logLines(server, "resuming journaled jobs")).toMatchObject([{ jobs: 1 }]);
+    await server.kill("SIGTERM");
+    expect(server.child.exitCode).toBe(0);
   }, 120_000);
 
   it("parks a job that kills the process every time it starts, after TALOS_JOB_MAX_ATTEMPTS starts, and never runs it again", async () => {

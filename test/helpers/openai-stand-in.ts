@@ -114,12 +114,14 @@ export interface OpenAIStandIn {
   /** How to answer once the script is used up (by default, a fixed text). */
   fallback(reply: ScriptedReply): void;
   /**
-   * Holds chat completions unanswered until `release()`: the model is still answering while a
-   * test stops or kills the server that asked.
+   * Holds chat completions (or embeddings) unanswered until `release()`: the model is still
+   * answering while a test stops or kills the server that asked.
    */
-  hold(): void;
-  /** Stops holding, and answers the held completions whose client is still connected. */
+  hold(what?: "chat" | "embeddings"): void;
+  /** Stops holding, and answers the held requests whose client is still connected. */
   release(): void;
+  /** Embedding requests that arrived so far, held ones included. */
+  embeddingArrivals(): number;
   /** Chat completions that arrived so far, held ones included (`requests` has answered ones). */
   chatArrivals(): number;
   /** Resolves once `count` chat completions have arrived in all, held ones included. */
@@ -218,11 +220,22 @@ export async function startOpenAIStandIn(): Promise<OpenAIStandIn> {
   // them. One whose client is gone by then (killed) is dropped without using up the script.
   let fallbackReply: ScriptedReply | undefined;
   let holding = false;
+  let holdingEmbeddings = false;
+  let embeddingCount = 0;
   let held: Array<() => void> = [];
   let delay: () => number = () => 0;
   let chatCount = 0;
   let chatWaiters: Array<{ count: number; resolve: () => void }> = [];
   const server: Server = createServer((req, res) => {
+    if (req.method === "POST" && req.url?.endsWith("/embeddings")) {
+      embeddingCount++;
+      req.on("error", () => undefined);
+      if (!holdingEmbeddings) return handle(req, res);
+      // As held completions: one whose client is gone by then (killed) is dropped.
+      return held.push(() => {
+        if (!req.socket.destroyed) handle(req, res);
+      });
+    }
     if (req.method !== "POST" || !req.url?.endsWith("/chat/completions")) return handle(req, res);
     chatCount++;
     chatWaiters = chatWaiters.filter((waiter) => {
@@ -251,14 +264,19 @@ export async function startOpenAIStandIn(): Promise<OpenAIStandIn> {
     authorizations,
     script: (...replies) => queue.push(...replies),
     fallback: (reply) => (fallbackReply = reply),
-    hold: () => (holding = true),
+    hold: (what = "chat") => {
+      if (what === "chat") holding = true;
+      else holdingEmbeddings = true;
+    },
     release: () => {
       holding = false;
+      holdingEmbeddings = false;
       const answers = held;
       held = [];
       for (const answer of answers) answer();
     },
     chatArrivals: () => chatCount,
+    embeddingArrivals: () => embeddingCount,
     waitForChat: (count) =>
       count <= chatCount
         ? Promise.resolve()
