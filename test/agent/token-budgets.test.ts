@@ -121,6 +121,29 @@ describe("token budgets", () => {
     expect((await budgets.account({ installation: 1, repository: 10 })).remaining()).toBe(0);
   });
 
+  it("drops a day far ahead of the clock (a clock stepped far forward, then back), keeping what was spent on it as today's", async () => {
+    // A VM resumed with a wrong clock, say. Kept, that far day froze the budgets, and the file
+    // too: every model call refused until the calendar caught up (found by a review).
+    const DAY = 86_400_000;
+    const clock = createFakeClock(Date.UTC(2026, 10, 24, 12));
+    const file = join(makeDataDir(), "budgets.json");
+    const { budgets, logs } = await open(file, clock, 10_000, 60_000);
+    clock.advance(365 * DAY);
+    (await budgets.account({ installation: 1, repository: 10 })).charge(100);
+    clock.advance(-365 * DAY);
+    (await budgets.account({ installation: 1, repository: 10 })).charge(9_900);
+    // Spent on the far day, counted today: nothing is given back.
+    expect((await budgets.account({ installation: 1, repository: 10 })).remaining()).toBe(0);
+    expect(logs.text()).toContain("token budgets: a day ahead of the clock is dropped");
+    await budgets.flush();
+    // The next day, and after a restart: a fresh budget.
+    clock.advance(DAY);
+    expect((await budgets.account({ installation: 1, repository: 10 })).remaining()).toBe(10_000);
+    const restarted = await open(file, clock, 10_000, 60_000);
+    const account = await restarted.budgets.account({ installation: 1, repository: 10 });
+    expect(account.remaining()).toBe(10_000);
+  });
+
   it("survives a restart, notices included", async () => {
     const clock = createFakeClock();
     const file = join(makeDataDir(), "budgets.json");
@@ -181,17 +204,37 @@ describe("token budgets", () => {
   });
 });
 
+async function openShared(shared: SharedBudgetCounts) {
+  const logs = await captureLogs("warn");
+  const budgets = await TokenBudgets.open({
+    shared,
+    dailyTokens: 10_000,
+    jobTokens: 60_000,
+    clock: createFakeClock(),
+    log: logs.log,
+    metrics: createMetrics(),
+  });
+  return { budgets, logs };
+}
+
 /** Shared counts in memory, as Redis or PostgreSQL keep them; the next `refuse` charges fail. */
 class SharedCounts implements SharedBudgetCounts {
   readonly counts = new Map<string, number>();
   refuse = 0;
+  /** A read's answer waits for this after its snapshot (PostgreSQL's COMMIT round trip). */
+  readGate: Promise<void> | undefined;
+  /** How long a charge takes to be stored (ms). */
+  chargeDelay = 0;
   async spent(day: string, installation: string, repository: string): Promise<BudgetCounts> {
-    return {
+    const snapshot = {
       installation: this.counts.get(`${day}:${installation}`) ?? 0,
       repository: this.counts.get(`${day}:${repository}`) ?? 0,
     };
+    await this.readGate;
+    return snapshot;
   }
   async charge(day: string, installation: string, repository: string, tokens: number) {
+    if (this.chargeDelay > 0) await new Promise((resolve) => setTimeout(resolve, this.chargeDelay));
     if (this.refuse > 0) {
       this.refuse--;
       // As Redis without its offline queue fails while it is away.
@@ -208,15 +251,7 @@ class SharedCounts implements SharedBudgetCounts {
 describe("token budgets in shared counts", () => {
   it("keeps counting a charge the shared counts refused, and sends it again until they hold it, once", async () => {
     const shared = new SharedCounts();
-    const logs = await captureLogs("warn");
-    const budgets = await TokenBudgets.open({
-      shared,
-      dailyTokens: 10_000,
-      jobTokens: 60_000,
-      clock: createFakeClock(),
-      log: logs.log,
-      metrics: createMetrics(),
-    });
+    const { budgets, logs } = await openShared(shared);
     const scope = { installation: 1, repository: 10 };
     // Refused when charged, when sent again at the flush, and at the next job's start.
     shared.refuse = 3;
@@ -232,4 +267,35 @@ describe("token budgets in shared counts", () => {
     expect((await budgets.account(scope)).remaining()).toBe(500);
     expect(shared.counts.get(`2026-11-24:1`)).toBe(9_500);
   });
+
+  it.each([
+    ["made before the read and stored during it", true],
+    ["made and stored during the read", false],
+  ])(
+    "counts the instance's own charge %s: it is in neither the counts nor the list after",
+    async (_case, before) => {
+      // PostgreSQL answers a read after its transaction's COMMIT, a round trip after the
+      // snapshot; a charge stored on another connection meanwhile had been forgotten, and every
+      // job of the instance saw 10,000 left of the 2,000 there were (found by a review).
+      const shared = new SharedCounts();
+      shared.chargeDelay = 5;
+      const { budgets } = await openShared(shared);
+      const first = await budgets.account({ installation: 1, repository: 10 });
+      let release!: () => void;
+      shared.readGate = new Promise((resolve) => (release = resolve));
+      if (before) first.charge(8_000);
+      const opening = budgets.account({ installation: 1, repository: 20 });
+      await new Promise((resolve) => setTimeout(resolve, 1));
+      if (!before) first.charge(8_000);
+      await new Promise((resolve) => setTimeout(resolve, 30));
+      expect(shared.counts.get("2026-11-24:1")).toBe(8_000);
+      release();
+      const second = await opening;
+      expect(second.remaining()).toBe(2_000);
+      expect(first.remaining()).toBe(2_000);
+      // The next job's read has the charge in the counts, and counts it once.
+      shared.readGate = undefined;
+      expect((await budgets.account({ installation: 1, repository: 30 })).remaining()).toBe(2_000);
+    },
+  );
 });
