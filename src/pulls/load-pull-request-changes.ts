@@ -113,7 +113,8 @@ export async function loadPullRequestChanges(
   const { limits, account } = options.assistant;
   // What is not the diff is bounded in tokens (render-changes.ts), and so is the answer.
   const reserved = NON_DIFF_TOKENS + (limits.maxOutputTokens ?? 0);
-  const left = Math.min(limits.maxTokens, account?.remaining() ?? Infinity) - reserved;
+  const budgetLeft = (account?.remaining() ?? Infinity) - reserved;
+  const left = Math.min(limits.maxTokens - reserved, budgetLeft);
   const counter = limits.tokenCounter ?? UTF8_TOKEN_BOUND;
   const selection = selectFiles({
     files: diffFiles,
@@ -123,6 +124,17 @@ export async function loadPullRequestChanges(
     attributes,
     unlisted: diffUnlisted,
   });
+  // The budgets left room for no file's diff: over budget, as the model would be. Read as a
+  // diff that did not fit, `/talos review` posted a review no model wrote, blaming
+  // `review.max_tokens`, once per command, and it stood as the head's review, so the next
+  // push's review left that head's changes out (found by a review).
+  if (
+    account &&
+    budgetLeft < settings.max_tokens &&
+    selection.reviewed.length === 0 &&
+    selection.skipped.some((file) => file.reason === "over-budget")
+  )
+    throw account.refuse(reserved + settings.max_tokens);
   return {
     files: comparison && !options.listAll ? diffFiles : listed.files,
     unlisted: comparison && !options.listAll ? 0 : listed.unlisted,

@@ -190,6 +190,22 @@ function mockFirstReviewReads(
     .reply(404, { message: "Not Found" });
 }
 
+/** The reply to the command, as posted; its look-up for an earlier one (by marker) finds none. */
+function captureReply(scope: ReturnType<typeof githubScope>): string[] {
+  scope
+    .get(`${REPO}/issues/2/comments`)
+    .query((query) => query.per_page === "100" && typeof query.since === "string")
+    .reply(200, []);
+  const replies: string[] = [];
+  scope
+    .post(`${REPO}/issues/2/comments`, (body: { body: string }) => {
+      replies.push(body.body);
+      return true;
+    })
+    .reply(201, { id: 5, html_url: "https://github.com/x" });
+  return replies;
+}
+
 /** The reviews posted on pull request 2, as their bodies were sent. */
 function captureReviews(scope: ReturnType<typeof githubScope>): any[] {
   const reviews: any[] = [];
@@ -329,18 +345,7 @@ it("/talos review after only an 'Update branch' replies that nothing changed sin
     .get(`${REPO}/contents/.gitattributes`)
     .query({ ref: "master" })
     .reply(404, { message: "Not Found" });
-  // The reply's look-up for an earlier one (by its marker) finds none.
-  scope
-    .get(`${REPO}/issues/2/comments`)
-    .query((query) => query.per_page === "100" && typeof query.since === "string")
-    .reply(200, []);
-  const replies: string[] = [];
-  scope
-    .post(`${REPO}/issues/2/comments`, (body: { body: string }) => {
-      replies.push(body.body);
-      return true;
-    })
-    .reply(201, { id: 5, html_url: "https://github.com/x" });
+  const replies = captureReply(scope);
 
   await receiveReviewCommand(app);
 
@@ -435,19 +440,7 @@ it.each([
           ? [{ id: 91, user: { login: BOT }, body: sent[0].body, commit_id: HEAD_1, html_url: "u" }]
           : [],
       ]);
-    const replies: string[] = [];
-    if (!created) {
-      scope
-        .get(`${REPO}/issues/2/comments`)
-        .query((query) => query.per_page === "100" && typeof query.since === "string")
-        .reply(200, []);
-      scope
-        .post(`${REPO}/issues/2/comments`, (body: { body: string }) => {
-          replies.push(body.body);
-          return true;
-        })
-        .reply(201, { id: 5, html_url: "https://github.com/x" });
-    }
+    const replies = created ? [] : captureReply(scope);
     expect(await unmatchedDuring(() => receiveReviewCommand(app))).toEqual([]);
     expect(sent).toHaveLength(1);
     expect(sent[0].body).toMatch(new RegExp(`<!-- talos:review:${HEAD_1}:${COMMENT_ID} -->$`));
@@ -456,3 +449,32 @@ it.each([
     expect(scope.pendingMocks()).toEqual([]);
   },
 );
+
+it("/talos review over the day's budget gets the notice, not a review no model wrote", async () => {
+  // Read as a diff that did not fit, the spent budget gave a review listing every file as over
+  // `review.max_tokens`, at every command, and it stood as the head's review: the next push's
+  // review skipped what this head held (found by a review).
+  const model = scriptedModel();
+  const app = await createTestApp({ model });
+  const scope = githubScope();
+  mockAppIdentity(scope);
+  mockInstallationToken(scope);
+  mockRepoConfig(scope, { yaml: "pull_requests:\n  enabled: false\nbudget:\n  daily_tokens: 0\n" });
+  scope.post(`${REPO}/issues/comments/${COMMENT_ID}/reactions`, { content: "eyes" }).reply(201, {});
+  mockFirstReviewReads(scope);
+  const replies = captureReply(scope);
+
+  expect(await unmatchedDuring(() => receiveReviewCommand(app))).toEqual([]);
+
+  expect(model.callCount).toBe(0);
+  expect(replies).toEqual([
+    expect.stringContaining(
+      "This repository has used today's language-model budget, so `review` was not run.",
+    ),
+  ]);
+  // What only the model's run reads never comes: the repository, and the head's second read.
+  expect(scope.pendingMocks().sort()).toEqual([
+    `GET https://api.github.com:443${REPO}`,
+    `GET https://api.github.com:443${REPO}/pulls/2`,
+  ]);
+});
