@@ -60,7 +60,8 @@ export async function answerCommand(options: AnswerCommandOptions): Promise<void
     clock: options.clock,
     log,
   });
-  // A review answers for itself; an over-budget command gets one notice a day, then silence.
+  // A review answers for itself; an over-budget command gets one notice a day (its claim), then
+  // silence.
   if (reply.silent) return log.info("command answered without a reply comment");
   const result = await upsertReply({
     octokit,
@@ -79,6 +80,7 @@ export async function answerCommand(options: AnswerCommandOptions): Promise<void
     limits: options.limits,
     clock: options.clock,
     keepExisting: reply.keepExisting,
+    claim: reply.claim,
   });
   log.info(result, "command answered");
   if (reply.remember) {

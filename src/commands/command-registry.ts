@@ -71,6 +71,8 @@ export type CommandReply =
       silent?: boolean;
       /** Posted only if the reply is not there yet (see `UpsertReplyOptions.keepExisting`). */
       keepExisting?: boolean;
+      /** Posted only if this says yes, asked as it would be (see `UpsertReplyOptions.claim`). */
+      claim?: () => Promise<boolean>;
     };
 
 export interface Command {

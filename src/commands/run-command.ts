@@ -25,18 +25,20 @@ export async function runCommand(
       reply = await command.run({ ...context, args: parsed.args });
     } catch (error) {
       if (error instanceof BudgetExceededError) {
-        // One notice per thread and day; after it, over-budget commands get no reply at all. Taken
-        // for this comment: it is taken before it is posted, and a retry after a failed post (a
-        // GitHub 5xx, a crash) must still post it.
+        // One notice per thread and day; after it, over-budget commands get no reply at all.
+        // Taken for this comment, as it is posted: a retry after a failed post (a GitHub 5xx, a
+        // crash) must still post it.
         log.warn({ command: command.name, budget: error.scope }, "command refused: budget spent");
         const { issue, comment } = context;
-        if (
-          !(await context.assistant?.account?.takeNotice(String(issue.number), String(comment.id)))
-        )
-          return { body: "", silent: true };
+        const account = context.assistant?.account;
         // A retried job whose earlier run spent its cap lands here too, and that run may have
         // posted its answer before a later step failed: the notice never replaces it.
-        return { body: budgetNotice(command.name, error), keepExisting: true };
+        return {
+          body: budgetNotice(command.name, error),
+          keepExisting: true,
+          claim: async () =>
+            (await account?.takeNotice(String(issue.number), String(comment.id))) ?? false,
+        };
       }
       log.error({ err: error, command: command.name }, "command failed");
       // Like the notice, never in place of an answer an earlier run of the job posted.

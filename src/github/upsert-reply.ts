@@ -37,12 +37,17 @@ export interface UpsertReplyOptions extends RepoRef {
    * earlier run of the job posted (one whose budget that run spent).
    */
   keepExisting?: boolean | undefined;
+  /**
+   * Asked once, just before the reply would be created (never when one is kept or edited): no,
+   * and nothing is posted. The thread's one budget notice a day is claimed so, only when it is
+   * posted: claimed first, a notice kept out by the answer an earlier run posted used up the
+   * day's, and the thread's next over-budget command got silence, never having seen one.
+   */
+  claim?: (() => Promise<boolean>) | undefined;
 }
 
-export interface UpsertReplyResult {
-  action: "created" | "updated" | "kept";
-  commentId: number;
-}
+export type UpsertReplyResult =
+  { action: "created" | "updated" | "kept"; commentId: number } | { action: "withheld" };
 
 /**
  * Posts the reply carrying `marker`, or edits it when it already exists: a redelivered event, or
@@ -62,6 +67,7 @@ export async function upsertReply(options: UpsertReplyOptions): Promise<UpsertRe
   const isOurs = (author: string | null | undefined, text: string | null | undefined) =>
     author === options.botLogin && isReply(options, text ?? "");
   let deletedMeanwhile = false;
+  let claimed = false;
   for (let attempt = 0; ; attempt++) {
     const known = attempt === 0 ? options.knownComments : undefined;
     // Found there, it is there; not found in a list of several pages, it may have been missed.
@@ -83,6 +89,10 @@ export async function upsertReply(options: UpsertReplyOptions): Promise<UpsertRe
         deletedMeanwhile = true;
         continue;
       }
+    }
+    if (options.claim && !claimed) {
+      if (!(await options.claim())) return { action: "withheld" };
+      claimed = true;
     }
     try {
       const { data } = await octokit.rest.issues.createComment({

@@ -136,6 +136,62 @@ describe("daily token budgets", () => {
     );
   });
 
+  it("over budget: a retried job whose answer is up takes no notice, and the thread's next command gets it", async () => {
+    // Claimed before it was posted, the notice of the retry (kept out by the answer its earlier
+    // run posted) used up the thread's one a day: the next command got silence, and the thread
+    // never saw a notice (found by a review).
+    const clock = createFakeClock();
+    const local = createLocalEmbedder();
+    let failed = false;
+    // Remembering the answer fails once (an embedding server's blip): the job is retried with
+    // its answer up, and the day's budget spent.
+    const embedder: Embedder = {
+      model: local.model,
+      dimension: local.dimension,
+      relatedScore: local.relatedScore,
+      embed: async (texts) => {
+        if (!failed && texts.some((t) => t.includes("Answer:"))) {
+          failed = true;
+          throw new Error("embedding server blip");
+        }
+        return local.embed(texts);
+      },
+    };
+    const env = { TALOS_DAILY_TOKEN_BUDGET: String(DAY) };
+    const model = scriptedModel().respond(spendingTheDay("It crashes on start."));
+    const app = await createTestApp({ env, model, embedder, clock, baseUrl: github.url });
+    const thread = () => github.comments.get(THREAD) ?? [];
+    const before = thread().length;
+    await ask(app, 7401);
+    await vi.waitFor(
+      async () => {
+        await app.talos.services.jobs.idle();
+        expect(app.logs.lines().filter((l) => l.msg === "job finished")).toHaveLength(1);
+      },
+      { timeout: 10_000 },
+    );
+    expect(failed).toBe(true);
+    expect(app.logs.lines().some((l) => l.msg === "job failed; will retry")).toBe(true);
+    expect(
+      thread()
+        .slice(before)
+        .map((c) => c.body),
+    ).toEqual([expect.stringMatching(/^It crashes on start\.[\s\S]*<!-- talos:reply:7401 -->$/)]);
+
+    await ask(app, 7402);
+
+    expect(model.calls).toHaveLength(1);
+    expect(
+      thread()
+        .slice(before + 1)
+        .map((c) => c.body),
+    ).toEqual([
+      expect.stringMatching(
+        /^This installation has used today's language-model budget, so `ask` was not run\.[\s\S]*<!-- talos:reply:7402 -->$/,
+      ),
+    ]);
+  });
+
   it("a repository's budget.daily_tokens lowers the installation's, never raises it", async () => {
     const model = scriptedModel().respond(new AIMessage("Answer."));
     const app = await createTestApp({
