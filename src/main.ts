@@ -152,14 +152,16 @@ for (const signal of ["SIGTERM", "SIGINT"] as const) {
     // memory waits for it: a supervisor's own deadline (compose's 30 s) would kill Talos in the
     // middle of the flush. Past the grace and CLOSE_MS it exits regardless, as a crash would: the
     // job stays journaled and resumes at the next start, and memory's log keeps every write.
-    const deadline = setTimeout(() => {
+    // Closed by then (the kept-alive connections' linger may outlast it), the exit is clean.
+    let done = false;
+    void closed.then(() => (done = true)).catch(() => undefined);
+    setTimeout(() => {
+      if (done) process.exit(0);
       log.warn(
         `${signal}: still closing ${CLOSE_MS} ms after the jobs' grace; exiting, and what is left resumes at the next start`,
       );
       process.exit(1);
     }, env.TALOS_SHUTDOWN_GRACE_MS + CLOSE_MS);
-    // Closed in time, the exit is a clean one, whatever the kept-alive connections' linger.
-    void closed.finally(() => clearTimeout(deadline)).catch(() => undefined);
     void Promise.all([stopListening(), closed]).then(
       () => process.exit(0),
       (error: unknown) => {

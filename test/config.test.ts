@@ -2,7 +2,7 @@ import { createPrivateKey, generateKeyPairSync } from "node:crypto";
 import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { describe, expect, it } from "vitest";
+import { describe, expect, it, vi } from "vitest";
 import { parse as parseYaml } from "yaml";
 import {
   COMMAND_NAMES,
@@ -526,6 +526,25 @@ describe("YAML merge keys and mappings under a name of their own", () => {
     const { config, errors } = read("commands:\n  <<: 5\n");
     expect(config.commands.allowed_associations).toEqual(["OWNER", "MEMBER", "COLLABORATOR"]);
     expect(errors).toEqual([".github/talos.yml: `commands.<<` is not a known setting (ignored)"]);
+  });
+
+  it("a file of more keys than Talos reads is refused before merge keys copy what they merge", () => {
+    // 99 `<<: *big` of one 6,000-key mapping (under the parser's 100 aliases, in 60 KB) made
+    // 600,000 keys, 0.7 s at every event, before the count refused them (found by a review).
+    const keys = Array.from({ length: 6_000 }, (_, i) => `k${i}: 0`).join(", ");
+    const text = `big: &b {${keys}}\nlist:\n${"  - {<<: *b}\n".repeat(99)}`;
+    expect(text.length).toBeLessThan(64 * 1024);
+    const raw: unknown = parseYaml(text, { logLevel: "error" });
+    const clone = vi.spyOn(globalThis, "structuredClone");
+    try {
+      expect(parseRepoConfig(raw).errors).toEqual([
+        expect.stringMatching(/^\.github\/talos\.yml: has more than 500 keys /),
+      ]);
+      // The file itself is not copied (the most restrictive settings are built from copies).
+      expect(clone.mock.calls.filter(([value]) => value === raw)).toEqual([]);
+    } finally {
+      clone.mockRestore();
+    }
   });
 
   // Found by a review of the above: a list that holds itself was walked for ever (the server

@@ -29,6 +29,8 @@ interface ChargingRedis extends Redis {
  * an append-only file).
  */
 export class RedisBudgetCounts implements SharedBudgetCounts {
+  // One connection: a charge sent before a read is in the counts it reads.
+  readonly ordered = true;
   readonly #redis: ChargingRedis;
   readonly #prefix: string;
 

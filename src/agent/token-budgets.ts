@@ -45,6 +45,11 @@ export interface TokenAccount {
  * then the cluster's, not each instance's.
  */
 export interface SharedBudgetCounts {
+  /**
+   * Whether commands run in the order they are sent (one connection, as Redis): a charge sent
+   * before a read is in what the read returns, and one sent after it is not.
+   */
+  readonly ordered?: boolean;
   spent(day: string, installation: string, repository: string): Promise<BudgetCounts>;
   /**
    * Adds `tokens` to the day's counts once per `id`: a charge sent again after its answer was lost
@@ -196,13 +201,14 @@ export class TokenBudgets {
       // spend up to their cap past what this one saw.
       const state = this.#today();
       await this.#storeRefused(shared, state.day);
-      // A charge stored while the counts are read (PostgreSQL's pool stores it on another
-      // connection) can be in neither the counts nor the unstored list after the read: so the
-      // charges unstored as it starts, and those made meanwhile, are added too. One stored
-      // before the read's snapshot is then counted twice until the next job's account, which
-      // errs toward refusing; missed, the instance's own spending was forgotten (found by a
-      // review: 8,000 of 10,000 spent left 10,000).
-      const unstored = new Set(this.#unstoredOf(state.day));
+      // A charge stored while the counts are read can be in neither the counts nor the
+      // unstored list after the read: so the charges made meanwhile are added too. Missed, the
+      // instance forgot its own spending (found by a review: 8,000 of 10,000 spent left 10,000).
+      // Where commands run in the order sent (Redis), a charge unstored as the read starts is in
+      // what it reads; elsewhere (PostgreSQL's pool stores it on another connection) it may not
+      // be, and is added: one the read's snapshot holds is then counted twice until the next
+      // job's account, which errs toward refusing.
+      const unstored = new Set(shared.ordered ? [] : this.#unstoredOf(state.day));
       const meanwhile = new Set<UnstoredCharge>();
       this.#reading.add(meanwhile);
       let counts: BudgetCounts;
@@ -324,7 +330,9 @@ export class TokenBudgets {
 
   /** This instance's charges of `day` the shared counts may not hold; earlier days' are dropped. */
   #unstoredOf(day: string): UnstoredCharge[] {
-    if (day !== this.#unstored.day && this.#dayNow(this.#unstored.day) === day)
+    const kept = this.#unstored.day;
+    // A later day as the counts move to it, or the clock's own when a far day is dropped.
+    if (day !== kept && (day > kept || this.#dayNow(kept) === day))
       this.#unstored = { day, charges: [] };
     return day === this.#unstored.day ? this.#unstored.charges : [];
   }
@@ -357,7 +365,8 @@ export class TokenBudgets {
    * otherwise have wiped, and the file with it. But only a day ahead at most: a clock stepped
    * far forward once (a VM resumed with a wrong clock) and then corrected had frozen the budgets
    * on that far day, the file too, refusing every model call until the calendar caught up
-   * (found by a review). What was spent on such a day counts as today's.
+   * (found by a review). What was spent on such a day counts as today's here; in shared counts
+   * (Redis, PostgreSQL) it stays the far day's.
    */
   #today(): State {
     const day = this.#dayNow(this.#state.day);

@@ -113,28 +113,34 @@ export async function loadPullRequestChanges(
   const { limits, account } = options.assistant;
   // What is not the diff is bounded in tokens (render-changes.ts), and so is the answer.
   const reserved = NON_DIFF_TOKENS + (limits.maxOutputTokens ?? 0);
+  // What the settings give a run (`review.max_tokens`, within TALOS_AGENT_MAX_TOKENS), and
+  // what the budgets leave of it.
+  const room = Math.min(settings.max_tokens, limits.maxTokens - reserved);
   const budgetLeft = (account?.remaining() ?? Infinity) - reserved;
-  const left = Math.min(limits.maxTokens - reserved, budgetLeft);
   const counter = limits.tokenCounter ?? UTF8_TOKEN_BOUND;
-  const selection = selectFiles({
-    files: diffFiles,
-    maxTokens: Math.max(0, Math.min(settings.max_tokens, left)),
-    countTokens: (text, limit) => counter.countTokens(text, limit),
-    ignore: settings.ignore,
-    attributes,
-    unlisted: diffUnlisted,
-  });
-  // The budgets left room for no file's diff: over budget, as the model would be. Read as a
-  // diff that did not fit, `/talos review` posted a review no model wrote, blaming
-  // `review.max_tokens`, once per command, and it stood as the head's review, so the next
-  // push's review left that head's changes out (found by a review).
+  const select = (maxTokens: number) =>
+    selectFiles({
+      files: diffFiles,
+      maxTokens: Math.max(0, maxTokens),
+      countTokens: (text, limit) => counter.countTokens(text, limit),
+      ignore: settings.ignore,
+      attributes,
+      unlisted: diffUnlisted,
+    });
+  const selection = select(Math.min(room, budgetLeft));
+  // Spending left room for no file's diff where the settings would have had one: over budget,
+  // as the model would be. Read as a diff that did not fit, `/talos review` posted a review no
+  // model wrote, blaming `review.max_tokens`, once per command, and it stood as the head's
+  // review, so the next push's review left that head's changes out (found by a review). A
+  // diff too big for the settings themselves is still listed as not fitting.
   if (
     account &&
-    budgetLeft < settings.max_tokens &&
+    budgetLeft < room &&
     selection.reviewed.length === 0 &&
-    selection.skipped.some((file) => file.reason === "over-budget")
+    selection.skipped.some((file) => file.reason === "over-budget") &&
+    select(room).reviewed.length > 0
   )
-    throw account.refuse(reserved + settings.max_tokens);
+    throw account.refuse(reserved + room);
   return {
     files: comparison && !options.listAll ? diffFiles : listed.files,
     unlisted: comparison && !options.listAll ? 0 : listed.unlisted,

@@ -204,13 +204,45 @@ describe("token budgets", () => {
   });
 });
 
-async function openShared(shared: SharedBudgetCounts) {
+/**
+ * As Redis serves one connection: commands applied in the order sent, their replies in that order
+ * (each a macrotask later).
+ */
+class OrderedCounts implements SharedBudgetCounts {
+  readonly ordered = true;
+  readonly counts = new Map<string, number>();
+  #replies: Promise<void> = Promise.resolve();
+  #reply<T>(value: () => T): Promise<T> {
+    const result = this.#replies.then(
+      () => new Promise<T>((resolve) => setTimeout(() => resolve(value()), 2)),
+    );
+    this.#replies = result.then(() => undefined);
+    return result;
+  }
+  spent(day: string, installation: string, repository: string): Promise<BudgetCounts> {
+    const snapshot = {
+      installation: this.counts.get(`${day}:${installation}`) ?? 0,
+      repository: this.counts.get(`${day}:${repository}`) ?? 0,
+    };
+    return this.#reply(() => snapshot);
+  }
+  charge(day: string, installation: string, repository: string, tokens: number): Promise<void> {
+    for (const key of [`${day}:${installation}`, `${day}:${repository}`])
+      this.counts.set(key, (this.counts.get(key) ?? 0) + tokens);
+    return this.#reply(() => undefined);
+  }
+  async takeNotice(): Promise<boolean> {
+    return true;
+  }
+}
+
+async function openShared(shared: SharedBudgetCounts, clock = createFakeClock()) {
   const logs = await captureLogs("warn");
   const budgets = await TokenBudgets.open({
     shared,
     dailyTokens: 10_000,
     jobTokens: 60_000,
-    clock: createFakeClock(),
+    clock,
     log: logs.log,
     metrics: createMetrics(),
   });
@@ -298,4 +330,33 @@ describe("token budgets in shared counts", () => {
       expect((await budgets.account({ installation: 1, repository: 30 })).remaining()).toBe(2_000);
     },
   );
+
+  it("counts a charge in flight as a job reads Redis's counts once: the read, sent after it, holds it", async () => {
+    // Added as PostgreSQL's may need, it was counted twice: 6,000 spent read as 12,000.
+    const shared = new OrderedCounts();
+    const { budgets } = await openShared(shared);
+    const first = await budgets.account({ installation: 1, repository: 10 });
+    first.charge(6_000);
+    const second = await budgets.account({ installation: 1, repository: 20 });
+    expect(shared.counts.get("2026-11-24:1")).toBe(6_000);
+    expect(second.remaining()).toBe(4_000);
+  });
+
+  it("sends again a refused charge of a later day kept after the clock stepped back across midnight", async () => {
+    const clock = createFakeClock(Date.UTC(2026, 10, 24, 23, 59, 59));
+    const shared = new SharedCounts();
+    const { budgets } = await openShared(shared, clock);
+    const scope = { installation: 1, repository: 10 };
+    const job = await budgets.account(scope);
+    clock.advance(2_000); // the 25th, 00:00:01: the counts move to it
+    expect(job.remaining()).toBe(10_000);
+    clock.advance(-3_000); // an NTP correction: the 24th, 23:59:58; the 25th is kept
+    shared.refuse = 1;
+    job.charge(5_000);
+    await new Promise((resolve) => setTimeout(resolve, 5));
+    // The next job sends it again, and counts it.
+    expect((await budgets.account(scope)).remaining()).toBe(5_000);
+    await budgets.flush();
+    expect(shared.counts.get("2026-11-25:1")).toBe(5_000);
+  });
 });
