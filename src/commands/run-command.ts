@@ -60,11 +60,19 @@ export async function runCommand(
 }
 
 function budgetNotice(name: string, error: BudgetExceededError): string {
-  const whose =
+  // The job's cap is this command's alone: a new command has its own, today (the notice had said
+  // to wait for midnight UTC).
+  const [whose, when] =
     error.scope === "job"
-      ? "A single command may spend only so many tokens, and this one reached that limit"
-      : `This ${error.scope === "installation" ? "installation" : "repository"} has used today's language-model budget`;
-  return `${whose}, so \`${name}\` was not run. Commands that use the model work again after midnight UTC; \`help\`, \`config\` and \`similar\` still work. (This notice is posted once a day per thread.)`;
+      ? [
+          "A single command may spend only so many tokens, and this one reached that limit",
+          "A new command (a narrower question, say) starts afresh",
+        ]
+      : [
+          `This ${error.scope === "installation" ? "installation" : "repository"} has used today's language-model budget`,
+          "Commands that use the model work again after midnight UTC",
+        ];
+  return `${whose}, so \`${name}\` was not run. ${when}; \`help\`, \`config\` and \`similar\` still work. (This notice is posted once a day per thread.)`;
 }
 
 /** Command names come from untrusted comments; keep them short and free of Markdown. */

@@ -124,6 +124,9 @@ describe("the per-job token cap (TALOS_AGENT_MAX_TOKENS) across a job's attempts
     expect(posted[0]).toMatch(
       /^A single command may spend only so many tokens, and this one reached that limit, so `ask` was not run\.[\s\S]*<!-- talos:reply:492700400 -->$/,
     );
+    // The cap is the command's own: no wait for midnight, which the day's budgets' notice names.
+    expect(posted[0]).toContain("A new command (a narrower question, say) starts afresh;");
+    expect(posted[0]).not.toContain("midnight");
     const refusals = (await app.talos.metrics.budgetRefusals.get()).values;
     expect(refusals).toEqual([expect.objectContaining({ labels: { scope: "job" }, value: 1 })]);
     expect(scope.pendingMocks()).toEqual([]);
