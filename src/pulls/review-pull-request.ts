@@ -2,6 +2,7 @@ import type { Logger } from "pino";
 import type { Assistant } from "../agent/assistant.js";
 import type { RepoConfig } from "../config.js";
 import {
+  hasMarkerAtEnd,
   readMarker,
   reviewCommentMarker,
   reviewMarker,
@@ -13,6 +14,7 @@ import type {
   PullRequestInfo,
 } from "../github/create-pull-request-client.js";
 import type { RepoClient } from "../github/create-repo-client.js";
+import { statusOf } from "../github/octokit.js";
 import type { MarkdownService } from "../markdown/markdown-workers.js";
 import { loadPullRequestChanges, type PullRequestChanges } from "./load-pull-request-changes.js";
 import type { Hunk } from "./parse-patch.js";
@@ -305,11 +307,11 @@ async function createOrFind(
   try {
     return await pulls.createReview(number, review);
   } catch (error) {
-    const status = (error as { status?: number }).status;
+    const status = statusOf(error);
     // A 4xx is GitHub refusing it: nothing was created.
     if (status !== undefined && status < 500) throw error;
     const created = (await pulls.listReviews(number)).find(
-      (r) => r.author === options.botLogin && r.body.trimEnd().endsWith(marker),
+      (r) => r.author === options.botLogin && hasMarkerAtEnd(r.body, marker),
     );
     if (!created) throw error;
     options.log.warn({ err: error }, "GitHub failed the review's creation, yet created it");
