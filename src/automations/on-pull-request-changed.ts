@@ -114,6 +114,7 @@ async function summarizeAndReview(options: PullRequestChangedOptions): Promise<v
           full: false,
           botLogin,
           markdown: options.markdown,
+          clock: options.clock,
           log,
           mayRun: mayRun("review"),
         });

@@ -9,7 +9,20 @@ export const reviewCommand: Command = {
   summary:
     "Review this pull request: one review with a verdict and a few inline comments, then each push's new changes. `--full` reviews everything again.",
   isEnabled: (config) => config.review.enabled,
-  async run({ args, assistant, github, pulls, issue, comment, config, botLogin, markdown, log }) {
+  async run(context) {
+    const {
+      args,
+      assistant,
+      github,
+      pulls,
+      issue,
+      comment,
+      config,
+      botLogin,
+      markdown,
+      clock,
+      log,
+    } = context;
     if (!issue.isPullRequest) return "`review` works on pull requests only.";
     if (!assistant) return NO_MODEL_REPLY;
     const full = /(^|\s)--full(\s|$)/.test(args.slice(0, 200));
@@ -23,6 +36,7 @@ export const reviewCommand: Command = {
       full,
       botLogin,
       markdown,
+      clock,
       log,
     });
     assistant.metrics.pullRequestRuns.inc({ kind: "review", outcome: outcome.status });

@@ -1,5 +1,6 @@
 import type { Logger } from "pino";
 import type { Assistant } from "../agent/assistant.js";
+import type { Clock } from "../clock.js";
 import type { RepoConfig } from "../config.js";
 import {
   hasMarkerAtEnd,
@@ -40,6 +41,8 @@ export interface ReviewPullRequestOptions {
   markdown: Pick<MarkdownService, "toSafeMarkdown">;
   /** Asked once the review is known to be needed, before anything is read for it. */
   mayRun?: (() => Promise<boolean>) | undefined;
+  /** Waits between the looks for a review whose creation failed. */
+  clock: Pick<Clock, "sleep">;
   log: Logger;
 }
 
@@ -293,10 +296,17 @@ async function postReview(
 }
 
 /**
+ * After a failed creation, when the reviews are read for it: at once, then 1 s and 4 s later, as
+ * upsertReply waits before its looks. GitHub may store the review a while after answering 5xx.
+ */
+const LOOK_DELAYS_MS = [0, 1_000, 4_000];
+
+/**
  * Creates a review, never twice. A 5xx or no answer at all does not say that nothing was created:
  * GitHub may finish a slow review (many inline comments) after its front end gave up. So the
- * reviews are read for this one's marker first; only when it is not there is the error the
- * command's ("review failed"). Never sent again blindly (see CONTENT_CREATION).
+ * reviews are read for this one's marker, a few times over seconds; only when it is not there is
+ * the error the command's ("review failed"). Never sent again (see CONTENT_CREATION): a second
+ * review of the same head would stand beside one GitHub finished later still.
  */
 async function createOrFind(
   options: ReviewPullRequestOptions,
@@ -310,11 +320,16 @@ async function createOrFind(
     const status = statusOf(error);
     // A 4xx is GitHub refusing it: nothing was created.
     if (status !== undefined && status < 500) throw error;
-    const created = (await pulls.listReviews(number)).find(
-      (r) => r.author === options.botLogin && hasMarkerAtEnd(r.body, marker),
-    );
-    if (!created) throw error;
-    options.log.warn({ err: error }, "GitHub failed the review's creation, yet created it");
-    return { url: created.url };
+    for (const delay of LOOK_DELAYS_MS) {
+      if (delay > 0) await options.clock.sleep(delay);
+      const created = (await pulls.listReviews(number)).find(
+        (r) => r.author === options.botLogin && hasMarkerAtEnd(r.body, marker),
+      );
+      if (created) {
+        options.log.warn({ err: error }, "GitHub failed the review's creation, yet created it");
+        return { url: created.url };
+      }
+    }
+    throw error;
   }
 }

@@ -8,6 +8,7 @@ import {
   mockInstallationToken,
   mockRepoConfig,
 } from "../helpers/github-mocks.js";
+import { createFakeClock } from "../helpers/fake-clock.js";
 import { scriptedModel } from "../helpers/scripted-model.js";
 import { createTestApp, loadFixture } from "../helpers/test-app.js";
 
@@ -149,6 +150,9 @@ async function receiveReviewCommand(app: Awaited<ReturnType<typeof createTestApp
 }
 
 /** The requests no mock matched while `run` ran. */
+/** At once, after 1 s and after 4 s (see LOOK_DELAYS_MS). */
+const LOOKS_FOR_A_FAILED_REVIEW = 3;
+
 async function unmatchedDuring(run: () => Promise<void>): Promise<string[]> {
   const unexpected: string[] = [];
   const noMatch = (req: { method: string; path: string }) =>
@@ -412,15 +416,18 @@ it("shows a name with an invisible character escaped, and places the comments on
 });
 
 it.each([
-  ["created it all the same", true],
-  ["created nothing", false],
-])(
+  ["created it all the same", 1, [], "posted"],
+  ["stored it a second later", 2, [1_000], "posted"],
+  ["created nothing", undefined, [1_000, 4_000], "failed"],
+] as const)(
   "a review GitHub answers 502 to, and %s, is looked for by its marker before the command is said to have failed",
-  async (_case, created) => {
+  async (_case, foundAtLook, sleeps, outcome) => {
     // GitHub may finish a slow review (many inline comments) after its front end gave up with a
     // 502: "review failed" under the posted review was wrong. Never created again: no blind retry.
+    // Looked for at once, then 1 s and 4 s later, as upsertReply waits before its looks.
     const model = scriptedModel().respond(new AIMessage(JSON.stringify({ verdict: "ok" })));
-    const app = await createTestApp({ model });
+    const clock = createFakeClock();
+    const app = await createTestApp({ model, clock });
     const scope = githubScope();
     mockCommandStart(scope);
     mockFirstReviewReads(scope);
@@ -431,21 +438,35 @@ it.each([
         return true;
       })
       .reply(502, { message: "Server Error" });
-    scope
-      .get(`${REPO}/pulls/2/reviews`)
-      .query({ per_page: "100" })
-      .reply(() => [
-        200,
-        created
-          ? [{ id: 91, user: { login: BOT }, body: sent[0].body, commit_id: HEAD_1, html_url: "u" }]
-          : [],
-      ]);
-    const replies = created ? [] : captureReply(scope);
+    const looks = foundAtLook ?? LOOKS_FOR_A_FAILED_REVIEW;
+    for (let look = 1; look <= looks; look++) {
+      scope
+        .get(`${REPO}/pulls/2/reviews`)
+        .query({ per_page: "100" })
+        .reply(() => [
+          200,
+          look === foundAtLook
+            ? [
+                {
+                  id: 91,
+                  user: { login: BOT },
+                  body: sent[0].body,
+                  commit_id: HEAD_1,
+                  html_url: "u",
+                },
+              ]
+            : [],
+        ]);
+    }
+    // Where the review was found no reply is mocked: a "failed" reply would be unmatched.
+    const replies = outcome === "failed" ? captureReply(scope) : undefined;
     expect(await unmatchedDuring(() => receiveReviewCommand(app))).toEqual([]);
     expect(sent).toHaveLength(1);
     expect(sent[0].body).toMatch(new RegExp(`<!-- talos:review:${HEAD_1}:${COMMENT_ID} -->$`));
-    if (created) expect(replies).toEqual([]);
-    else expect(replies).toEqual([expect.stringContaining("Sorry, `review` failed (HttpError)")]);
+    if (replies) {
+      expect(replies).toEqual([expect.stringContaining("Sorry, `review` failed (HttpError)")]);
+    }
+    expect(clock.sleeps).toEqual(sleeps);
     expect(scope.pendingMocks()).toEqual([]);
   },
 );
