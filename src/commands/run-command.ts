@@ -25,17 +25,21 @@ export async function runCommand(
       reply = await command.run({ ...context, args: parsed.args });
     } catch (error) {
       if (error instanceof BudgetExceededError) {
-        // One notice per thread and day; after it, over-budget commands get no reply at all.
-        // Taken for this comment, as it is posted: a retry after a failed post (a GitHub 5xx, a
-        // crash) must still post it.
         log.warn({ command: command.name, budget: error.scope }, "command refused: budget spent");
         const { issue, comment } = context;
         const account = context.assistant?.account;
         // A retried job whose earlier run spent its cap lands here too, and that run may have
         // posted its answer before a later step failed: the notice never replaces it.
+        const notice = { body: budgetNotice(command.name, error), keepExisting: true };
+        // The job's cap is this command's own, met only by a maintainer's command: it is told,
+        // as any command gets its reply. It had used up the thread's notice of the day, and the
+        // thread's next command refused (capped, or for a spent day) got no reply at all.
+        if (error.scope === "job") return notice;
+        // A spent day: one notice per thread and day; after it, those commands get no reply at
+        // all. Taken for this comment, as it is posted: a retry after a failed post (a GitHub
+        // 5xx, a crash) must still post it.
         return {
-          body: budgetNotice(command.name, error),
-          keepExisting: true,
+          ...notice,
           claim: async () =>
             (await account?.takeNotice(String(issue.number), String(comment.id))) ?? false,
         };
@@ -62,17 +66,11 @@ export async function runCommand(
 function budgetNotice(name: string, error: BudgetExceededError): string {
   // The job's cap is this command's alone: a new command has its own, today (the notice had said
   // to wait for midnight UTC).
-  const [whose, when] =
-    error.scope === "job"
-      ? [
-          "A single command may spend only so many tokens, and this one reached that limit",
-          "A new command (a narrower question, say) starts afresh",
-        ]
-      : [
-          `This ${error.scope === "installation" ? "installation" : "repository"} has used today's language-model budget`,
-          "Commands that use the model work again after midnight UTC",
-        ];
-  return `${whose}, so \`${name}\` was not run. ${when}; \`help\`, \`config\` and \`similar\` still work. (This notice is posted once a day per thread.)`;
+  if (error.scope === "job") {
+    return `A single command may spend only so many tokens, and this one reached that limit, so \`${name}\` was not run. A new command (a narrower question, say) starts afresh.`;
+  }
+  const whose = error.scope === "installation" ? "installation" : "repository";
+  return `This ${whose} has used today's language-model budget, so \`${name}\` was not run. Commands that use the model work again after midnight UTC; \`help\`, \`config\` and \`similar\` still work. (This notice is posted once a day per thread.)`;
 }
 
 /** Command names come from untrusted comments; keep them short and free of Markdown. */

@@ -125,7 +125,7 @@ describe("the per-job token cap (TALOS_AGENT_MAX_TOKENS) across a job's attempts
       /^A single command may spend only so many tokens, and this one reached that limit, so `ask` was not run\.[\s\S]*<!-- talos:reply:492700400 -->$/,
     );
     // The cap is the command's own: no wait for midnight, which the day's budgets' notice names.
-    expect(posted[0]).toContain("A new command (a narrower question, say) starts afresh;");
+    expect(posted[0]).toContain("A new command (a narrower question, say) starts afresh.");
     expect(posted[0]).not.toContain("midnight");
     const refusals = (await app.talos.metrics.budgetRefusals.get()).values;
     expect(refusals).toEqual([expect.objectContaining({ labels: { scope: "job" }, value: 1 })]);
@@ -185,6 +185,67 @@ describe("the per-job token cap (TALOS_AGENT_MAX_TOKENS) across a job's attempts
     expect(model.calls).toHaveLength(1);
     expect(app.logs.lines().find((l) => l.msg === "command answered")).toBeDefined();
     expect(app.logs.lines().filter((l) => l.action === "kept")).toHaveLength(1);
+    expect(scope.pendingMocks()).toEqual([]);
+  });
+});
+
+describe("the job cap's notice and the thread's one notice a day", () => {
+  it("each command stopped by its own cap is told so, and the day's notice is left to the day's budget", async () => {
+    // The job cap is the command's own, and only a maintainer's command meets it: its notice had
+    // used up the thread's one notice a day, so the thread's next capped command, and a command
+    // refused later that day for the spent day's budget, got no reply at all.
+    const model = scriptedModel();
+    const app = await createTestApp({
+      model,
+      env: {
+        // Room for the least prompt beside a short answer, not for this question.
+        TALOS_LLM_MAX_OUTPUT_TOKENS: "100",
+        TALOS_AGENT_MAX_TOKENS: "2100",
+        TALOS_DAILY_TOKEN_BUDGET: "1000000",
+      },
+    });
+    const scope = githubScope();
+    mockAppIdentity(scope);
+    mockInstallationToken(scope);
+    mockRepoConfig(scope);
+    const question = `why does it crash? ${"the stack trace says it does ".repeat(300)}`;
+    const posted: string[] = [];
+    const commentIds = [COMMENT_ID, COMMENT_ID + 1];
+    for (const [index, id] of commentIds.entries()) {
+      scope.post(`${REPO}/issues/comments/${id}/reactions`, { content: "eyes" }).reply(201);
+      if (index === 0) {
+        scope
+          .get(REPO)
+          .reply(200, { full_name: "Codertocat/Hello-World", default_branch: "master" });
+      }
+      scope.get(`${REPO}/issues/1/comments`).query({ per_page: "100" }).reply(200, []);
+      mockReplyLookup(scope);
+      scope
+        .post(`${REPO}/issues/1/comments`, (sent: { body: string }) =>
+          Boolean(posted.push(sent.body)),
+        )
+        .reply(201, { id: 9001 + index });
+      const payload = loadFixture<{ comment: { id: number; body: string } }>(
+        "issue_comment.created.help.json",
+      );
+      payload.comment.id = id;
+      payload.comment.body = `/talos ask ${question}`;
+      await app.probot.receive({ id: `cap-notice-${id}`, name: "issue_comment", payload } as never);
+    }
+
+    expect(model.calls).toHaveLength(0);
+    expect(posted).toHaveLength(2);
+    for (const [index, body] of posted.entries()) {
+      expect(body).toMatch(/^A single command may spend only so many tokens/);
+      expect(body).not.toContain("posted once a day");
+      expect(body).toMatch(new RegExp(`<!-- talos:reply:${commentIds[index]} -->$`));
+    }
+    // The thread's notice of a spent day is still to be posted.
+    const account = await app.talos.services.budgets.account({
+      installation: 2,
+      repository: 186853002,
+    });
+    expect(await account.takeNotice("1", "a later comment")).toBe(true);
     expect(scope.pendingMocks()).toEqual([]);
   });
 });
