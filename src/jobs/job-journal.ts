@@ -1,4 +1,4 @@
-import { copyFile, mkdir, open, stat, type FileHandle } from "node:fs/promises";
+import { copyFile, mkdir, open, rm, stat, type FileHandle } from "node:fs/promises";
 import { dirname } from "node:path";
 import type { Logger } from "pino";
 import type { Clock } from "../clock.js";
@@ -137,24 +137,50 @@ export class JobJournal implements JobQueue {
         // The server holds the data directory: no other process writes the journal.
         await removeLeftoverTemporaries(options.file);
       }
-      const { records, malformed } = await readJournal(options.file, options.log);
-      journal.#replay(records);
-      journal.malformedLines = malformed;
+      const read = await readJournal(options.file, options.log);
+      journal.#replay(read.records);
+      journal.malformedLines = read.malformed;
       if (options.readOnly) journal.#closed = true;
-      else {
-        // The rewrite drops what could not be read: the file as it was is kept for whoever looks
-        // into it (a disk fault, a hand edit, a journal of another version).
-        if (malformed > 0)
-          journal.damagedCopy = await keepDamaged(
-            options.file,
-            malformed,
-            options.clock,
-            options.log,
-          );
-        await journal.#rewrite();
-      }
+      else await journal.#startWriting(options.file, read);
     }
     return journal;
+  }
+
+  /**
+   * Rewrites the file as read at start, or on a disk too full for that (as a compaction that
+   * fails) appends to it as it is: the start had failed, and the journaled jobs waited for
+   * someone to free space by hand, while a running server in that state only logs.
+   */
+  async #startWriting(file: string, read: JournalRead): Promise<void> {
+    const { log, clock } = this.#options;
+    const before = await stat(file).catch(() => undefined);
+    try {
+      // The rewrite drops what could not be read: the file as it was is kept for whoever looks
+      // into it (a disk fault, a hand edit, a journal of another version). Without room for the
+      // copy, the file is not rewritten: it keeps those lines itself.
+      if (read.malformed > 0)
+        this.damagedCopy = await keepDamaged(file, read.malformed, clock, log);
+      await this.#rewrite();
+    } catch (error) {
+      const after = await stat(file).catch(() => undefined);
+      // Only the file as read, still in place, is known to end where the read found: one a
+      // rewrite renamed over it (its directory's fsync failed) is not appended to blind.
+      if (!before || !after || before.ino !== after.ino || before.dev !== after.dev) throw error;
+      const handle = await open(file, "a");
+      try {
+        // A last line a crash cut short would join the next record's line, which a replay skips.
+        await handle.truncate(read.wholeBytes);
+      } catch (cutError) {
+        await handle.close();
+        throw cutError;
+      }
+      this.#handle = handle;
+      this.#linesInFile = read.lines;
+      this.#bytesInFile = read.wholeBytes;
+      this.#torn = false;
+      this.#compactAfter = read.lines + 1_000;
+      log.warn({ err: error, file }, "cannot rewrite the job journal at start; appending to it");
+    }
   }
 
   async has(id: string): Promise<boolean> {
@@ -621,13 +647,21 @@ interface Waiter {
  * string, which V8 caps at about 512 MiB (10,000 jobs of 50 KB payloads, with their history, come
  * near), and past which the server could not start at all.
  */
-async function readJournal(
-  file: string,
-  log: Logger,
-): Promise<{ records: JournalRecord[]; malformed: number }> {
+interface JournalRead {
+  records: JournalRecord[];
+  malformed: number;
+  /** Lines ending in a newline, read or not. */
+  lines: number;
+  /** Where the last such line ends: what follows is a record a crash cut short. */
+  wholeBytes: number;
+}
+
+async function readJournal(file: string, log: Logger): Promise<JournalRead> {
   const records: JournalRecord[] = [];
   let line = 0;
   let malformed = 0;
+  let wholeBytes = 0;
+  let readBytes = 0;
   const parse = (text: string) => {
     line++;
     try {
@@ -652,14 +686,17 @@ async function readJournal(
           parse(Buffer.concat(pending).toString("utf8"));
           pending.length = 0;
           start = end + 1;
+          wholeBytes = readBytes + start;
         }
         if (start < bytes.length) pending.push(bytes.subarray(start));
+        readBytes += bytes.length;
       }
     } finally {
       await handle.close();
     }
   } catch (error) {
-    if ((error as NodeJS.ErrnoException).code === "ENOENT") return { records, malformed };
+    if ((error as NodeJS.ErrnoException).code === "ENOENT")
+      return { records, malformed, lines: 0, wholeBytes: 0 };
     throw new Error(`Cannot read the job journal ${file}: ${(error as Error).message}`, {
       cause: error,
     });
@@ -668,7 +705,7 @@ async function readJournal(
   // never completed, so nothing was acknowledged for it.
   if (pending.length > 0)
     log.warn({ file }, "job journal ends in a partly written line; ignoring it");
-  return { records, malformed };
+  return { records, malformed, lines: line, wholeBytes };
 }
 
 /** A copy of the journal beside it, named for when it was found damaged. */
@@ -679,7 +716,13 @@ async function keepDamaged(
   log: Logger,
 ): Promise<string> {
   const copy = `${file}.damaged-${new Date(clock.now()).toISOString().replace(/[:.]/g, "-")}`;
-  await copyFile(file, copy);
+  try {
+    await copyFile(file, copy);
+  } catch (error) {
+    // Part of a copy (a full disk) would only take room the journal needs.
+    await rm(copy, { force: true }).catch(() => undefined);
+    throw error;
+  }
   log.error(
     { file, copy, lines },
     "the job journal had lines that cannot be read: they were skipped, and the file as it was is kept",

@@ -1,4 +1,4 @@
-import { appendFileSync, readdirSync, readFileSync, statSync } from "node:fs";
+import { appendFileSync, mkdirSync, readdirSync, readFileSync, rmdirSync, statSync } from "node:fs";
 import { open, type FileHandle } from "node:fs/promises";
 import { join } from "node:path";
 import { afterEach, describe, expect, it, vi } from "vitest";
@@ -480,6 +480,85 @@ describe("the job journal", () => {
       { id: "late", attempts: 0 },
     ]);
     await reopened.journal.close();
+  });
+
+  it("starts on a disk too full for its rewrite, appending to the journal as read", async () => {
+    // A running server in that state only logs that it cannot compact; a restart (a deploy, an
+    // OOM kill) had failed, and the journaled jobs waited for someone to free space by hand.
+    const directory = makeDataDir();
+    const file = join(directory, "journal.log");
+    const clock = createFakeClock();
+    const first = await openJournal(file, { clock });
+    await first.journal.enqueue(job("kept", "a"));
+    await first.journal.close();
+    // A line of another version, then a record a crash cut short.
+    appendFileSync(
+      file,
+      '{"op":"add","identifier":"from-another-version"}\n{"op":"add","id":"torn","pay',
+    );
+    // Room for a record (appended), none for a copy of the file or a snapshot of it.
+    const prototype = await fileHandlePrototype(directory);
+    const snapshots = vi.spyOn(prototype, "writev").mockRejectedValue(noSpace());
+    // The copy cannot be written either: a directory by its name stands in for the full disk
+    // (fs.copyFile's writes are libuv's, out of a spy's reach).
+    const copy = join(
+      directory,
+      `journal.log.damaged-${new Date(clock.now()).toISOString().replace(/[:.]/g, "-")}`,
+    );
+    mkdirSync(copy);
+
+    const second = await openJournal(file, { clock });
+    expect(snapshots).not.toHaveBeenCalled();
+    expect(second.journal.list().map((j) => j.id)).toEqual(["kept"]);
+    expect(second.journal.malformedLines).toBe(1);
+    expect(second.journal.damagedCopy).toBeUndefined();
+    expect(second.logs.text()).toContain(
+      "cannot rewrite the job journal at start; appending to it",
+    );
+    expect(await second.journal.enqueue(job("new", "b"))).toEqual({ status: "accepted" });
+    expect((await second.journal.claimNext())?.id).toBe("kept");
+    await second.journal.complete("kept");
+    await second.journal.close();
+    // The torn record was cut off, not joined to the next; the unread line is still there.
+    const text = readFileSync(file, "utf8");
+    expect(text).not.toContain('"torn"');
+    expect(text).toContain("from-another-version");
+
+    // Room again: the next start copies the damaged file and rewrites it, with nothing lost.
+    vi.restoreAllMocks();
+    rmdirSync(copy);
+    const third = await openJournal(file, { clock });
+    expect(third.journal.list()).toMatchObject([{ id: "new", attempts: 0 }]);
+    expect(await third.journal.has("kept")).toBe(true);
+    expect(third.journal.damagedCopy).toBe(copy);
+    expect(readFileSync(copy, "utf8")).toContain("from-another-version");
+    expect(readFileSync(file, "utf8")).not.toContain("from-another-version");
+    await third.journal.close();
+  });
+
+  it("starts when only its snapshot does not fit, appending after the last whole record", async () => {
+    const directory = makeDataDir();
+    const file = join(directory, "journal.log");
+    const first = await openJournal(file);
+    await first.journal.enqueue(job("kept", "a"));
+    await first.journal.close();
+    appendFileSync(file, '{"op":"add","id":"torn","pay');
+    const prototype = await fileHandlePrototype(directory);
+    const snapshots = vi.spyOn(prototype, "writev").mockRejectedValue(noSpace());
+
+    const second = await openJournal(file);
+    expect(snapshots).toHaveBeenCalledTimes(1);
+    expect(second.logs.text()).toContain(
+      "cannot rewrite the job journal at start; appending to it",
+    );
+    expect(readdirSync(directory).filter((name) => name.endsWith(".tmp"))).toEqual([]);
+    expect(await second.journal.enqueue(job("new", "b"))).toEqual({ status: "accepted" });
+    await second.journal.close();
+    vi.restoreAllMocks();
+    const third = await openJournal(file);
+    expect(third.journal.list().map((j) => j.id)).toEqual(["kept", "new"]);
+    expect(third.journal.malformedLines).toBe(0);
+    await third.journal.close();
   });
 
   it("writes a record applied during a compaction once, so a restart counts each attempt once", async () => {
