@@ -99,12 +99,12 @@ export async function retryJobs(options: RetryJobsOptions): Promise<number> {
   const named = options.deliveries.length > 0;
   if (options.all === named)
     throw new UsageError("retry takes the delivery ids of parked jobs, or --all");
-  const opened = await openQueueToWrite(options);
+  const opened = await openQueueToWrite(options, (queue) => parkedToRetry(queue, options));
   if ("server" in opened) return retryBesideServer(options, opened.server);
   const { queue, close } = opened;
   const retried: Described[] = [];
   try {
-    const { parked, ids } = await parkedToRetry(queue, options);
+    const { parked, ids } = opened.checked;
     for (const id of ids) {
       // Described first: retrying the journal's job clears its attempts and error.
       const described = describeRetried(parked.get(id)!);
@@ -170,24 +170,35 @@ function reportRetried(options: RetryJobsOptions, retried: Described[], when: st
 /**
  * The queue to change: the shared one with REDIS_URL, beside the instances; else the journal,
  * with the data directory held, or the server to ask when a running server holds it (another
- * holder: MemoryLockedError, exit 2).
+ * holder: MemoryLockedError, exit 2). `check` looks at the queue first, as it is: only past it
+ * is the journal opened to write, which rewrites it (a refused id had changed the file, and
+ * dropped a line it could not read).
  */
-async function openQueueToWrite(
+async function openQueueToWrite<T extends { ids: string[] }>(
   options: Pick<JobsCommandOptions, "dataDir" | "env" | "clock" | "log">,
-): Promise<{ queue: JobQueue; close: () => Promise<void> } | { server: LockOwner }> {
+  check: (queue: JobQueue) => Promise<T>,
+): Promise<{ queue: JobQueue; checked: T; close: () => Promise<void> } | { server: LockOwner }> {
   if (options.env.REDIS_URL) {
     const queue = await openQueueToRead(options);
-    return { queue, close: () => queue.close() };
+    try {
+      return { queue, checked: await check(queue), close: () => queue.close() };
+    } catch (error) {
+      await queue.close();
+      throw error;
+    }
   }
   await assertDirectory(options.dataDir);
   const held = await holdDataDirectory(options.dataDir);
   if ("server" in held) return held;
   try {
-    const queue = await openQueue(options, false);
+    const read = await openQueueToRead(options);
+    const checked = await check(read).finally(() => read.close());
+    const queue = checked.ids.length > 0 ? await openQueue(options, false) : read;
     return {
       queue,
+      checked,
       close: async () => {
-        await queue.close();
+        if (queue !== read) await queue.close();
         await held.release();
       },
     };
@@ -260,6 +271,9 @@ function describeParked(job: Job) {
     delivery: job.id,
     event: job.event,
     attempts: job.attempts,
-    error: (job.parked?.error ?? "").replace(/\s+/g, " ").slice(0, 200),
+    // String(): as the repository's, a journal of another version may hold another value.
+    error: String(job.parked?.error ?? "")
+      .replace(/\s+/g, " ")
+      .slice(0, 200),
   };
 }

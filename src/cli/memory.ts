@@ -457,9 +457,11 @@ async function select(
 
 /** `--repo` and `--installation` checked before anything is opened. */
 function checkSelection({ repo, installation }: MemoryCommandOptions): void {
-  if (repo !== undefined && !REPO.test(repo) && !/^\d+$/.test(repo))
+  // Ids as GitHub writes them, and the namespaces are named: "07" would match nothing.
+  const isId = (value: string) => /^[1-9]\d{0,15}$/.test(value);
+  if (repo !== undefined && !REPO.test(repo) && !isId(repo))
     throw new UsageError(`--repo takes owner/repo or a repository id, not "${repo}"`);
-  if (installation !== undefined && !/^\d+$/.test(installation))
+  if (installation !== undefined && !isId(installation))
     throw new UsageError(`--installation takes a numeric installation id, not "${installation}"`);
 }
 

@@ -1,7 +1,8 @@
 import type { Writable } from "node:stream";
 import type { Logger } from "pino";
 import type { Clock } from "../clock.js";
-import { appPrivateKey, type Env } from "../config.js";
+import { appPrivateKey, getSecrets, type Env } from "../config.js";
+import { createSecretScrubber } from "../create-logger.js";
 import { createServices } from "../create-services.js";
 import { redeliverMissed, type RedeliveryReport } from "../github/redeliver-missed.js";
 import { createCliOctokit } from "./create-cli-octokit.js";
@@ -69,7 +70,13 @@ export async function redeliver(options: RedeliverCommandOptions): Promise<numbe
     await queue.close();
     await services.close();
   }
-  if (options.json) options.stdout.write(`${JSON.stringify(report)}\n`);
+  // The error is GitHub's or a proxy's message, which may quote the credentials it refused (the
+  // app's JWT): scrubbed as the stderr line is. It had reached stdout as it came.
+  const scrub = createSecretScrubber(getSecrets(env));
+  if (options.json)
+    options.stdout.write(
+      `${JSON.stringify(report.error === undefined ? report : { ...report, error: scrub(report.error) })}\n`,
+    );
   else options.stdout.write(describe(report, options));
   if (report.stopped === undefined || report.stopped === "aborted") return 0;
   options.stderr.write(

@@ -133,6 +133,19 @@ describe("an installation id that is not a positive integer", () => {
   );
 });
 
+describe("an id of memory that is not a positive integer as GitHub writes it", () => {
+  // "07" had passed the check and matched nothing: "no memory of installation 07", exit 2,
+  // where 7's was there (backfill refuses it outright).
+  it.each([
+    ["--installation", "07", /^talos memory: --installation takes a numeric installation id/],
+    ["--installation", "0", /^talos memory: --installation takes a numeric installation id/],
+    ["--repo", "0101", /^talos memory: --repo takes owner\/repo or a repository id/],
+  ])("exits 2 for memory stats %s %s, naming what it takes", async (flag, value, error) => {
+    const dataDir = await seed();
+    expectBadInput(await runTalos(["memory", "stats", flag, value, "--data-dir", dataDir]), error);
+  });
+});
+
 describe("a memory locked by a running server", () => {
   it("is bad input: exit code 2, in one line", async () => {
     const dataDir = await seed();

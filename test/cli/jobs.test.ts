@@ -167,6 +167,50 @@ describe("talos jobs and malformed deliveries", () => {
   });
 });
 
+describe("talos jobs and a journal another version (or a hand) wrote", () => {
+  it("lists and retries a parked job whose error is not text, in text and JSON", async () => {
+    // `error.replace is not a function` had ended every `talos jobs` command with exit 1.
+    const dataDir = makeDataDir();
+    await seedJournal(dataDir);
+    const file = join(dataDir, "jobs", "journal.log");
+    const park = { op: "park", id: "parked-1", error: { message: "boom" }, at: Date.now() };
+    writeFileSync(file, `${readFileSync(file, "utf8")}${JSON.stringify(park)}\n`);
+
+    const text = await runTalos(["jobs", "--data-dir", dataDir]);
+    expect(text).toMatchObject({ code: 0, err: "" });
+    expect(text.out).toContain("parked-1");
+    const json = await runTalos(["jobs", "--json", "--data-dir", dataDir]);
+    expect(json).toMatchObject({ code: 0, err: "" });
+    expect(JSON.parse(json.out).repositories[0]).toMatchObject({
+      repository: "octo/alpha",
+      parked: [{ delivery: "parked-1", error: "[object Object]" }],
+    });
+    const retried = await runTalos(["jobs", "retry", "parked-1", "--data-dir", dataDir]);
+    expect(retried).toMatchObject({ code: 0, err: "" });
+    expect(retried.out).toContain("Retried octo/alpha");
+  });
+
+  it("refuses a retry of a delivery that is not parked without rewriting the journal", async () => {
+    // The journal was opened to write before the id was checked: rewritten, its unreadable line
+    // dropped and a copy made, for a command that said it changed nothing.
+    const dataDir = makeDataDir();
+    await seedJournal(dataDir);
+    const file = join(dataDir, "jobs", "journal.log");
+    writeFileSync(file, `${readFileSync(file, "utf8")}a line a disk fault left\n`);
+    const before = readFileSync(file, "utf8");
+
+    for (const id of ["waiting-1", "no-such-delivery"]) {
+      const refused = await runTalos(["jobs", "retry", id, "--data-dir", dataDir]);
+      expect(refused.code).toBe(2);
+      expect(refused.err.trimEnd().split("\n").at(-1)).toBe(
+        `talos jobs: no parked job has delivery ${id}; \`talos jobs\` lists those parked`,
+      );
+    }
+    expect(readdirSync(join(dataDir, "jobs"))).toEqual(["journal.log"]);
+    expect(readFileSync(file, "utf8")).toBe(before);
+  });
+});
+
 describe("a journaled job without an installation, run after a restart", () => {
   it("is parked without relabelling the app's own client, which everything shares", async () => {
     const dataDir = makeDataDir();

@@ -119,19 +119,51 @@ describe("talos redeliver", () => {
     expect(out).toMatch(/asked for 0 .*; stopped: listing failed\n$/);
   });
 
-  it("scrubs a configured secret that GitHub's answer (a proxy's, say) quotes from its line", async () => {
-    const secret = "proxy-credential-0123456789abcdef";
+  it.each([[[]], [["--json"]]])(
+    "scrubs a configured secret that GitHub's answer (a proxy's, say) quotes from its line and report (%j)",
+    async (flags) => {
+      const secret = "proxy-credential-0123456789abcdef";
+      const scope = githubScope();
+      scope
+        .get(LIST)
+        .query({ per_page: "100" })
+        .reply(401, { message: `Bad credentials: ${secret}` });
+      const { code, out, err } = await runTalos(
+        ["redeliver", ...flags, "--data-dir", makeDataDir()],
+        { env: { ...APP, GITHUB_TOKEN: secret } },
+      );
+      expect(code).toBe(1);
+      expect(scope.pendingMocks()).toEqual([]);
+      expect(err).toBe("talos redeliver: listing failed: 401 Bad credentials: [REDACTED]\n");
+      expect(out).not.toContain(secret);
+      if (flags.length > 0) {
+        expect(JSON.parse(out)).toMatchObject({
+          stopped: "listing failed",
+          error: "401 Bad credentials: [REDACTED]",
+        });
+      }
+    },
+  );
+
+  it("prints in --json no credential the answer quotes: the app's JWT, which it sent", async () => {
+    // A proxy's answer quoting the Authorization header it refused: it had reached stdout.
     const scope = githubScope();
     scope
       .get(LIST)
       .query({ per_page: "100" })
-      .reply(401, { message: `Bad credentials: ${secret}` });
-    const { code, err } = await runTalos(["redeliver", "--data-dir", makeDataDir()], {
-      env: { ...APP, GITHUB_TOKEN: secret },
-    });
+      .reply(function () {
+        return [401, { message: `Bad credentials: ${String(this.req.headers.authorization)}` }];
+      });
+    const { code, out, err } = await runTalos(
+      ["redeliver", "--json", "--data-dir", makeDataDir()],
+      { env: APP },
+    );
     expect(code).toBe(1);
     expect(scope.pendingMocks()).toEqual([]);
-    expect(err).toBe("talos redeliver: listing failed: 401 Bad credentials: [REDACTED]\n");
+    const jwt = /eyJ[\w-]+\.eyJ[\w-]+/;
+    expect(err).not.toMatch(jwt);
+    expect(out).not.toMatch(jwt);
+    expect(JSON.parse(out).error).toContain("[REDACTED]");
   });
 
   it("exits 2 with one line without the app's credentials, or for a window GitHub does not keep", async () => {
