@@ -419,6 +419,9 @@ export class PermanentJobError extends Error {
  * https://docs.github.com/en/apps/maintaining-github-apps/suspending-a-github-app-installation
  */
 export function classifyJobFailure(error: unknown): FailureKind {
+  // 401 included: credentials refused for a while (an app JWT signed by a clock stepped ahead,
+  // a key being rotated, a token that expired as it was sent) had parked every job of that
+  // moment for good; refused for good, the job is parked after TALOS_JOB_MAX_ATTEMPTS.
   for (let cause = error; cause instanceof Error; cause = cause.cause) {
     if (cause instanceof PermanentJobError || cause.name === "MalformedPayloadError") return "park";
     // The repository's memory was deleted with the repository while the job waited.
@@ -426,11 +429,14 @@ export function classifyJobFailure(error: unknown): FailureKind {
     const status = (cause as { status?: unknown }).status;
     if (status === 404 || status === 410) return "gone";
     if (status === 403 && isSuspended(cause)) return "suspended";
-    if (typeof status === "number" && status >= 400 && status < 500 && status !== 429)
+    if (typeof status === "number" && status >= 400 && status < 500 && !PASSING.has(status))
       return status === 403 && isRateLimited(cause) ? "retry" : "park";
   }
   return "retry";
 }
+
+/** Client errors that may pass: a timeout, credentials refused, a rate limit. */
+const PASSING = new Set([401, 408, 429]);
 
 /** GitHub's 403 to a suspended installation (its token, and any request made with one). */
 function isSuspended(error: Error): boolean {

@@ -419,6 +419,12 @@ describe("the job runner", () => {
     expect(retryAfterMs(wrapped(abuse), 0)).toBe(120_000);
     expect(classifyJobFailure(new RequestError("Forbidden", 403, { request }))).toBe("park");
     expect(classifyJobFailure(new RequestError("Too Many", 429, { request }))).toBe("retry");
+    // Credentials refused pass too (an app JWT from a clock stepped ahead, a key being rotated,
+    // a token that expired as it was sent): tried again up to TALOS_JOB_MAX_ATTEMPTS, then
+    // parked. Parked at once, every job of that moment had waited for someone to retry it.
+    const badCredentials = new RequestError("Bad credentials", 401, { request });
+    expect(classifyJobFailure(wrapped(badCredentials))).toBe("retry");
+    expect(classifyJobFailure(new RequestError("Request Timeout", 408, { request }))).toBe("retry");
     expect(classifyJobFailure(new RequestError("Bad Gateway", 502, { request }))).toBe("retry");
     expect(classifyJobFailure(new Error("socket hang up"))).toBe("retry");
     expect([1, 2, 3, 10].map(retryDelayMs)).toEqual([30_000, 60_000, 120_000, 1_800_000]);
