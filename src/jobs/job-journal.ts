@@ -642,11 +642,6 @@ interface Waiter {
   undo: (() => void) | undefined;
 }
 
-/**
- * The journal's records, read a chunk at a time and cut at newlines: the file is not read as one
- * string, which V8 caps at about 512 MiB (10,000 jobs of 50 KB payloads, with their history, come
- * near), and past which the server could not start at all.
- */
 interface JournalRead {
   records: JournalRecord[];
   malformed: number;
@@ -656,6 +651,11 @@ interface JournalRead {
   wholeBytes: number;
 }
 
+/**
+ * The journal's records, read a chunk at a time and cut at newlines: the file is not read as one
+ * string, which V8 caps at about 512 MiB (10,000 jobs of 50 KB payloads, with their history, come
+ * near), and past which the server could not start at all.
+ */
 async function readJournal(file: string, log: Logger): Promise<JournalRead> {
   const records: JournalRecord[] = [];
   let line = 0;
