@@ -36,9 +36,13 @@ export function checkSafeMarkdown(
       if (token.type === "html_block" || token.type === "html_inline")
         problems.push(`raw HTML: ${JSON.stringify(token.content.slice(0, 40))}`);
       if (token.type === "link_open" || token.type === "image") {
-        const target = attribute(token, token.type === "image" ? "src" : "href") ?? "";
-        const reason = targetProblem(target, scope);
-        if (reason) problems.push(`${token.type === "image" ? "image" : "link"} ${reason}`);
+        const kind = token.type === "image" ? "image" : "link";
+        const reason = targetProblem(
+          attribute(token, kind === "image" ? "src" : "href") ?? "",
+          scope,
+          kind,
+        );
+        if (reason) problems.push(`${kind} ${reason}`);
       }
       if (token.type === "text" && !links.at(-1))
         problems.push(...checkText(token.content, repo, references, links.length > 0));

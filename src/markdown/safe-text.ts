@@ -48,15 +48,25 @@ export interface TextPlace {
 
 /**
  * Why a link or image target may not be posted, or undefined when it may: `https:` only, without
- * credentials, and a GitHub issue or pull request URL only for this repository's references.
+ * credentials, and a GitHub issue or pull request URL only for this repository's references. An
+ * image only from GitHub's own hosts: GitHub's proxy fetches every image as soon as anyone views
+ * the thread, so an image from any host let a prompt-injected answer send what the model read
+ * (a private file, the maintainers' notes) to that host in its address, with no click.
  */
-export function targetProblem(href: string, scope: TextScope): string | undefined {
+export function targetProblem(
+  href: string,
+  scope: TextScope,
+  kind: "link" | "image" = "link",
+): string | undefined {
   let url: URL;
   try {
     url = new URL(href);
   } catch {
     return `to a relative or invalid target ${JSON.stringify(href.slice(0, 60))}`;
   }
+  const host = url.hostname.toLowerCase();
+  if (kind === "image" && host !== "github.com" && !host.endsWith(".githubusercontent.com"))
+    return `from a host other than GitHub's: ${host.slice(0, 60)}`;
   if (url.protocol !== "https:") return `to a ${url.protocol} URL`;
   if (url.username || url.password) return "to a URL with credentials";
   // The path as GitHub's router reads it: escapes decoded (`/issues/%32` is issue 2), slashes

