@@ -2,6 +2,7 @@ import type { Octokit, OctokitOptions } from "@octokit/core";
 import { composeConfigGet } from "@probot/octokit-plugin-config";
 import { LRUCache } from "lru-cache";
 import { parse } from "yaml";
+import { yamlNestingDepth } from "./yaml-nesting-depth.js";
 
 type GetOptions = Parameters<typeof composeConfigGet>[1];
 type GetResult = Awaited<ReturnType<typeof composeConfigGet>>;
@@ -30,6 +31,21 @@ export class ConfigTooLargeError extends Error {
   constructor(readonly chars: number) {
     super(`a config file is ${chars} characters long, over the ${MAX_CONFIG_CHARS} Talos reads`);
     this.name = "ConfigTooLargeError";
+  }
+}
+
+/**
+ * The deepest nesting of a config file read (see yamlNestingDepth). The YAML parser recurses per
+ * level: 1,000 levels (2 KB of `[`) overflow its stack, and a few such parses in a row aborted
+ * the process (V8's "RegExpCompiler Allocation failed", found by a review). A config needs a
+ * handful of levels.
+ */
+export const MAX_CONFIG_DEPTH = 64;
+
+export class ConfigTooDeepError extends Error {
+  constructor(readonly depth: number) {
+    super(`a config file nests ${depth} levels deep, over the ${MAX_CONFIG_DEPTH} Talos reads`);
+    this.name = "ConfigTooDeepError";
   }
 }
 
@@ -80,6 +96,9 @@ export function configMemoPlugin(octokit: Octokit, options: OctokitOptions) {
               const text = textOf(response);
               if (text !== undefined && text.length > MAX_CONFIG_CHARS)
                 throw new ConfigTooLargeError(text.length);
+              // Measured before the plugin parses it; over the bound, it is not parsed.
+              const depth = text === undefined ? 0 : yamlNestingDepth(text);
+              if (depth > MAX_CONFIG_DEPTH) throw new ConfigTooDeepError(depth);
               if (text === undefined) complete = false;
               else files.push({ endpoint, text });
               return response;

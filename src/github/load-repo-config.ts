@@ -8,7 +8,12 @@ import {
   restrictiveConfig,
   type ParsedRepoConfig,
 } from "../parse-repo-config.js";
-import { ConfigTooLargeError, MAX_CONFIG_CHARS } from "./config-memo-plugin.js";
+import {
+  ConfigTooDeepError,
+  ConfigTooLargeError,
+  MAX_CONFIG_CHARS,
+  MAX_CONFIG_DEPTH,
+} from "./config-memo-plugin.js";
 import type { Octokit, RepoRef } from "./octokit.js";
 
 export interface LoadedRepoConfig extends ParsedRepoConfig {
@@ -63,6 +68,12 @@ async function readRepoConfig(
     if (error instanceof ConfigTooLargeError) {
       return restrictive(
         `is ${error.chars} characters long (or a file it extends is), over the ${MAX_CONFIG_CHARS} Talos reads; using the most restrictive settings`,
+        log,
+      );
+    }
+    if (error instanceof ConfigTooDeepError) {
+      return restrictive(
+        `nests ${error.depth} levels deep (or a file it extends does), over the ${MAX_CONFIG_DEPTH} Talos reads; using the most restrictive settings`,
         log,
       );
     }

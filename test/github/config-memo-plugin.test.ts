@@ -1,6 +1,10 @@
 import { afterEach, describe, expect, it, vi } from "vitest";
 import yaml from "yaml";
-import { createConfigMemo, MAX_CONFIG_CHARS } from "../../src/github/config-memo-plugin.js";
+import {
+  createConfigMemo,
+  MAX_CONFIG_CHARS,
+  MAX_CONFIG_DEPTH,
+} from "../../src/github/config-memo-plugin.js";
 import { loadRepoConfig } from "../../src/github/load-repo-config.js";
 import { restrictiveConfig } from "../../src/parse-repo-config.js";
 import { openConfigContext } from "../helpers/config-context.js";
@@ -111,6 +115,46 @@ describe("the config read, parsed once per version of its files", () => {
     expect(loaded.errors).toEqual([
       `.github/talos.yml: is ${text.length} characters long (or a file it extends is), over the ${MAX_CONFIG_CHARS} Talos reads; using the most restrictive settings`,
     ]);
+    expect(scope.pendingMocks()).toEqual([]);
+  });
+
+  it.each([
+    ["flow sequences", `x: ${"[".repeat(1_000)}${"]".repeat(1_000)}\n`, 1_001],
+    ["flow mappings", `x: ${"{a: ".repeat(100)}1${"}".repeat(100)}\n`, 101],
+    ["a chain of block sequences", `x:\n  ${"- ".repeat(1_000)}y\n`, 1_002],
+    [
+      "indented mappings",
+      Array.from({ length: 70 }, (_, i) => `${" ".repeat(i)}k${i}:`).join("\n") + " v\n",
+      70,
+    ],
+  ])(
+    "refuses unparsed a file nested deeper than it reads (%s), giving the most restrictive settings",
+    async (_, text, depth) => {
+      // The parser recurses per level: 2 KB of `[` overflowed its stack, and a few such parses in
+      // a row aborted the process (V8's "RegExpCompiler Allocation failed"; found by a review).
+      const { scope, context } = await openConfigContext();
+      const parse = vi.spyOn(yaml, "parse");
+      scope.get(`${HERE}${FILE}`).reply(200, text, RAW);
+
+      const loaded = await loadRepoConfig(context);
+      expect(parse).not.toHaveBeenCalled();
+      expect(loaded.config).toEqual(restrictiveConfig());
+      expect(loaded.errors).toEqual([
+        `.github/talos.yml: nests ${depth} levels deep (or a file it extends does), over the ${MAX_CONFIG_DEPTH} Talos reads; using the most restrictive settings`,
+      ]);
+      expect(scope.pendingMocks()).toEqual([]);
+    },
+  );
+
+  it("reads a file nested as deep as it reads", async () => {
+    const { scope, context } = await openConfigContext();
+    const nested = `${"[".repeat(MAX_CONFIG_DEPTH - 3)}bug${"]".repeat(MAX_CONFIG_DEPTH - 3)}`;
+    scope
+      .get(`${HERE}${FILE}`)
+      .reply(200, `triage:\n  enabled: true\n  labels: [bug]\nx: ${nested}\n`, RAW);
+    const loaded = await loadRepoConfig(context);
+    expect(loaded.errors.join("\n")).not.toContain("levels deep");
+    expect(loaded.config.triage).toMatchObject({ enabled: true, labels: ["bug"] });
     expect(scope.pendingMocks()).toEqual([]);
   });
 
