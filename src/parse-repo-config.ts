@@ -151,6 +151,13 @@ export function parseRepoConfigFiles(
     if (configs.some((config) => countKeys(config, MAX_KEYS) > MAX_KEYS)) return tooManyKeys(file);
     // Copies: merge keys are applied in place, and the caller's values stay as they were.
     const own = configs.map((config) => applyMergeKeys(structuredClone(config)));
+    // `_extends` is followed (by Probot's plugin, before this) only as the file's own key: one a
+    // merge key brings in was read as set and never followed, its base's narrower settings
+    // dropped without a word (found by a review).
+    if (
+      own.some((config, index) => hasKey(config, "_extends") && !hasKey(configs[index], "_extends"))
+    )
+      return mergedExtends(file);
     return readConfigValue(mergeConfigs(own, { left: MAX_KEYS * configs.length }), file);
   } catch (error) {
     if (error instanceof TooManyKeysError) return tooManyKeys(file);
@@ -335,6 +342,19 @@ function applyMergeKeys(value: unknown, seen = new Set<object>()): unknown {
 }
 
 class TooManyKeysError extends Error {}
+
+function hasKey(value: unknown, key: string): boolean {
+  return typeof value === "object" && value !== null && Object.hasOwn(value, key);
+}
+
+function mergedExtends(file: string): ParsedRepoConfig {
+  return {
+    config: restrictiveConfig(),
+    errors: [
+      `${file}: \`_extends\` comes from a merge key (\`<<\`), which Talos does not follow; write it as a key of the file. Using the most restrictive settings`,
+    ],
+  };
+}
 
 function tooManyKeys(file: string): ParsedRepoConfig {
   return {

@@ -102,6 +102,28 @@ describe("merge keys with _extends", () => {
   });
 });
 
+describe("an `_extends` a merge key brings in", () => {
+  it.each([
+    ["an inline mapping", "<<: {_extends: .github}\n"],
+    ["an alias", "base: &base\n  _extends: .github\n<<: *base\n"],
+  ])(
+    "is reported, with the most restrictive settings, not read as followed (%s)",
+    async (_, text) => {
+      // Probot's plugin follows `_extends` only as the file's own key; brought in by `<<` it was
+      // read as set, never followed, and every setting took its default, without a word.
+      const { scope, context } = await openConfigContext();
+      scope.get(`/repos/Codertocat/Hello-World${FILE}`).reply(200, text, RAW);
+
+      const loaded = await loadRepoConfig(context);
+      expect(loaded.config).toEqual(restrictiveConfig());
+      expect(loaded.errors).toEqual([
+        ".github/talos.yml: `_extends` comes from a merge key (`<<`), which Talos does not follow; write it as a key of the file. Using the most restrictive settings",
+      ]);
+      expect(scope.pendingMocks()).toEqual([]);
+    },
+  );
+});
+
 describe("a .github/talos.yml that is one scalar", () => {
   // Probot's plugin reads `false`, `0` and `""` as an empty mapping, which gave every default: a
   // maintainer who wrote `false` to switch Talos off had it on, COLLABORATORs' commands included.
