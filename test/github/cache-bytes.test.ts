@@ -86,9 +86,33 @@ describe("the GitHub cache's byte bound", () => {
     expect(loads).toEqual(["medium-0"]);
   });
 
-  it("counts an entry by its JSON length and its key", () => {
+  it("counts an entry by its JSON's bytes in UTF-8 and its key's", () => {
     const entry = entryOf("é".repeat(100));
-    expect(estimateEntrySize(entry, "key")).toBe(JSON.stringify(entry).length + 3);
+    expect(estimateEntrySize(entry, "key")).toBe(JSON.stringify(entry).length + 100 + 3);
+  });
+
+  it("holds no more UTF-8 bytes than its bound, CJK text and all", async () => {
+    // Counted in characters, 3-byte CJK text weighed a third: 2.4 times the bound was held.
+    const { cache, read } = createCache();
+    const texts = new Map<string, string>();
+    for (let i = 0; i < 40; i++) {
+      texts.set(`cjk-${i}`, "漢".repeat(6_000));
+      await read(`cjk-${i}`, texts.get(`cjk-${i}`)!);
+    }
+    // What it still holds, read back without storing anything: a load that fails is not kept.
+    let held = 0;
+    for (const [subject, text] of texts) {
+      const kept = await cache
+        .fetch(scopeOf(subject), `GET ${subject}`, () => Promise.reject(new Error("not held")))
+        .then(
+          () => true,
+          () => false,
+        );
+      if (kept) held += Buffer.byteLength(JSON.stringify(entryOf(text)));
+    }
+    expect(cache.bytes).toBeLessThanOrEqual(MAX_BYTES);
+    expect(held).toBeGreaterThan(MAX_BYTES / 2);
+    expect(held).toBeLessThanOrEqual(MAX_BYTES);
   });
 });
 
