@@ -78,12 +78,18 @@ function contentCreationPolicy(octokit: Octokit): void {
 const REQUEST_TIMEOUT_MS = 60_000;
 
 /**
- * Aborts each attempt of a request (a retry gets its own) that GitHub has not begun to answer
+ * Aborts each attempt of a request (a retry gets its own) that GitHub has not answered whole
  * within `ms` of its being sent. The timer runs from the fetch, under the queues, so a write
- * waiting for its turn is not cut short, and it stops at the response's headers, because Octokit
- * reads a cut body as empty data without an error. The request ends with the timer: whatever
- * tries again (the retry plugin, upsertReply, the job runner) never runs beside it.
+ * waiting for its turn is not cut short. The body is read here, under the timer, because Octokit
+ * reads a body cut short (a dropped connection, an abort) as empty data without an error: the
+ * cache kept that `""` as a repository, and revived it at each 304 (found by a review), and a
+ * body that stalled after its headers held the job for good. Here either is an error, retried
+ * as a lost connection is. The request ends with the timer: whatever tries again (the retry
+ * plugin, upsertReply, the job runner) never runs beside it.
  */
+/** Statuses whose response has no body, which `new Response` refuses one for. */
+const NULL_BODY_STATUSES = new Set([101, 103, 204, 205, 304]);
+
 function abortUnanswered(ms: number) {
   return (octokit: Octokit): void => {
     octokit.hook.wrap("request", (request, options) => {
@@ -100,7 +106,21 @@ function abortUnanswered(ms: number) {
             ? AbortSignal.any([init.signal, deadline.signal])
             : deadline.signal;
           try {
-            return await (send ?? globalThis.fetch)(input, { ...init, signal });
+            const response = await (send ?? globalThis.fetch)(input, { ...init, signal });
+            const body = NULL_BODY_STATUSES.has(response.status)
+              ? null
+              : await response.arrayBuffer();
+            const whole = new Response(body, {
+              status: response.status,
+              statusText: response.statusText,
+              headers: response.headers,
+            });
+            // Where GitHub's redirects led (a transferred repository): callers read it.
+            Object.defineProperties(whole, {
+              url: { value: response.url },
+              redirected: { value: response.redirected },
+            });
+            return whole;
           } finally {
             clearTimeout(timer);
           }
