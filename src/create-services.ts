@@ -180,6 +180,7 @@ async function openServices(options: ServicesOptions, closers: Closers): Promise
     metrics,
     rateLimits,
     limits,
+    clock,
     ...throttling,
     cluster: writeQueues && { connection: writeQueues, prefix: env.TALOS_REDIS_PREFIX },
   });

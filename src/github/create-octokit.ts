@@ -1,10 +1,11 @@
 import type { Octokit } from "@octokit/core";
 import Bottleneck from "bottleneck";
 import { ProbotOctokit } from "probot";
+import { systemClock, type Clock } from "../clock.js";
 import type { Metrics } from "../metrics/create-metrics.js";
 import { rateLimitPlugin, type RateLimitTracker } from "../metrics/rate-limit-plugin.js";
 import type { GitHubCache } from "./github-cache.js";
-import { getClientLog } from "./octokit.js";
+import { getClientLog, retryAfterHeaderMs } from "./octokit.js";
 import { configMemoPlugin, createConfigMemo } from "./config-memo-plugin.js";
 import { requestCachePlugin } from "./request-cache-plugin.js";
 
@@ -30,6 +31,8 @@ export interface OctokitClassOptions {
   retry?: boolean;
   /** How long an attempt may wait for GitHub's answer; tests shorten it. See REQUEST_TIMEOUT_MS. */
   requestTimeoutMs?: number;
+  /** What a `retry-after` date is counted from (see withRetryAfterInSeconds). */
+  clock?: Pick<Clock, "now">;
   /**
    * With REDIS_URL: the write queues' datastore, so that the spacing of an installation's writes
    * holds across every instance, and the prefix of their keys.
@@ -87,10 +90,26 @@ const REQUEST_TIMEOUT_MS = 60_000;
  * as a lost connection is. The request ends with the timer: whatever tries again (the retry
  * plugin, upsertReply, the job runner) never runs beside it.
  */
+/**
+ * `retry-after` as the whole seconds it names. The throttling plugin reads it with `Number()`: an
+ * HTTP date, or a header sent twice ("600, 600"), was NaN, so it waited its fallback minute and
+ * sent the request again, minutes before GitHub allowed (found by a review). Read here as every
+ * other caller reads it (retryAfterHeaderMs); one that is neither form is left as it came.
+ */
+function withRetryAfterInSeconds(headers: Headers, now: number): Headers {
+  const value = headers.get("retry-after");
+  if (value === null || /^\s*\d+\s*$/.test(value.slice(0, 100))) return headers;
+  const ms = retryAfterHeaderMs({ response: { headers: { "retry-after": value } } }, now);
+  if (ms === undefined) return headers;
+  const normalized = new Headers(headers);
+  normalized.set("retry-after", String(Math.ceil(ms / 1000)));
+  return normalized;
+}
+
 /** Statuses whose response has no body, which `new Response` refuses one for. */
 const NULL_BODY_STATUSES = new Set([101, 103, 204, 205, 304]);
 
-function abortUnanswered(ms: number) {
+function abortUnanswered(ms: number, clock: Pick<Clock, "now">) {
   return (octokit: Octokit): void => {
     octokit.hook.wrap("request", (request, options) => {
       const send = options.request?.fetch as typeof fetch | undefined;
@@ -113,7 +132,7 @@ function abortUnanswered(ms: number) {
             const whole = new Response(body, {
               status: response.status,
               statusText: response.statusText,
-              headers: response.headers,
+              headers: withRetryAfterInSeconds(response.headers, clock.now()),
             });
             // Where GitHub's redirects led (a transferred repository): callers read it.
             Object.defineProperties(whole, {
@@ -232,7 +251,7 @@ export function createOctokitClass(options: OctokitClassOptions): typeof ProbotO
     contentCreationPolicy,
     rateLimitPlugin,
     requestCachePlugin,
-    abortUnanswered(options.requestTimeoutMs ?? REQUEST_TIMEOUT_MS),
+    abortUnanswered(options.requestTimeoutMs ?? REQUEST_TIMEOUT_MS, options.clock ?? systemClock),
     configMemoPlugin,
   ).defaults((o: Options) => {
     const installation = o.auth?.installationId

@@ -83,6 +83,33 @@ describe("rate limits and retries", () => {
     });
   });
 
+  it.each([
+    ["an HTTP date ten minutes away", (now: number) => new Date(now + 600_000).toUTCString()],
+    ["a header sent twice", () => "600, 600"],
+  ])(
+    "gives up at once on a secondary limit whose retry-after is past the bound, written as %s",
+    async (_, retryAfter) => {
+      // The throttling plugin read it with Number(): NaN, so its fallback minute, within the
+      // bound: the read was sent again after 60 s, minutes before GitHub allowed.
+      const clock = createFakeClock();
+      const app = await createThrottledApp(clock);
+      const scope = githubScope();
+      mockInstallationToken(scope);
+      scope.get(REPO).reply(403, SECONDARY, { "retry-after": retryAfter(clock.now()) });
+
+      const read = createRepoClient(await app.probot.auth(2), {
+        owner: "Codertocat",
+        repo: "Hello-World",
+      }).getRepository();
+
+      await expect(read).rejects.toMatchObject({ status: 403 });
+      expect(scope.pendingMocks()).toEqual([]);
+      const warning = app.logs.lines().find((l) => l.msg === "GitHub secondary rate limit hit");
+      expect(warning).toMatchObject({ retry: false });
+      expect(warning?.retryAfter).toBe(600);
+    },
+  );
+
   /** A reply GitHub first refuses with `message` and `retryAfter`: what the app waited, and posted. */
   async function replyRefusedOnce(message: string, retryAfter: (now: number) => string) {
     const clock = createFakeClock();
