@@ -1,5 +1,5 @@
 import { REPO_CONFIG_PATH } from "../config.js";
-import type { EvictionScope } from "./github-cache.js";
+import { ANY_INSTALLATION, type EvictionScope } from "./github-cache.js";
 
 /** Repositories of one delivery evicted one by one; more evict their installation whole. */
 const MAX_REPOSITORY_SCOPES = 16;
@@ -103,11 +103,14 @@ export function getCacheEvictions(name: string, payload: ChangePayload): Evictio
         : [];
     case "push": {
       if (!repo) return [];
-      // Files may be read at any ref; the config is read from the default branch only.
-      const evictions: EvictionScope[] = [{ installation: inst, repo, kind: "file" }];
+      // Files may be read at any ref; the config is read from the default branch only. In every
+      // installation: one whose config extends this repository's file (or its `.github`) reads
+      // it too, and is told of no push to it. It had kept a base's wider settings for the TTL
+      // after the push that narrowed them (found by a review).
+      const evictions: EvictionScope[] = [{ installation: ANY_INSTALLATION, repo, kind: "file" }];
       const toDefaultBranch = payload.ref === `refs/heads/${payload.repository?.default_branch}`;
       if (toDefaultBranch && pushTouches(payload, REPO_CONFIG_PATH)) {
-        evictions.push({ installation: inst, repo, kind: "config" });
+        evictions.push({ installation: ANY_INSTALLATION, repo, kind: "config" });
       }
       return evictions;
     }

@@ -37,6 +37,13 @@ export type CacheEntry =
   | { type: "response"; response: CachedResponse; etag?: string | undefined }
   | { type: "not-found"; url: string; body: unknown };
 
+/**
+ * An eviction's installation that is every installation: a repository's files are read through
+ * each installation that reads them (`_extends` names a repository of another installation, or
+ * none), and a push is told to only the one that holds it.
+ */
+export const ANY_INSTALLATION = "*";
+
 export type EvictionScope =
   | { installation: string }
   | { installation: string; repo: string }
@@ -206,18 +213,23 @@ export class GitHubCache {
   /** An eviction another instance decided and broadcast: applied here, not told again. */
   evictFromPeer(scope: EvictionScope): number {
     const { repo, kind, subject } = scope as Partial<CacheScope>;
-    const parts = [scope.installation, repo, kind, subject];
-    const cut = parts.indexOf(undefined);
+    const any = scope.installation === ANY_INSTALLATION;
+    const parts = [any ? undefined : scope.installation, repo, kind, subject];
+    const cut = parts.indexOf(undefined, 1);
     const prefix = (cut === -1 ? parts : parts.slice(0, cut)).join(SEPARATOR) + SEPARATOR;
+    // Every installation's: the key past its installation, which a separator ends.
+    const matches = any
+      ? (key: string) => key.startsWith(prefix, key.indexOf(SEPARATOR))
+      : (key: string) => key.startsWith(prefix);
     let evicted = 0;
     for (const key of [...this.#lru.keys()]) {
-      if (key.startsWith(prefix)) {
+      if (matches(key)) {
         this.#lru.delete(key);
         evicted++;
       }
     }
     for (const key of [...this.#loads.keys()]) {
-      if (key.startsWith(prefix)) {
+      if (matches(key)) {
         this.#loads.delete(key);
         evicted++;
       }

@@ -1,6 +1,6 @@
 import nock from "nock";
 import { describe, expect, it } from "vitest";
-import { GitHubCache, type CacheEntry } from "../../src/github/github-cache.js";
+import { ANY_INSTALLATION, GitHubCache, type CacheEntry } from "../../src/github/github-cache.js";
 import { getCacheEvictions } from "../../src/github/get-cache-evictions.js";
 import { loadRepoConfigOf } from "../../src/github/load-repo-config.js";
 import type { Octokit } from "../../src/github/octokit.js";
@@ -434,5 +434,66 @@ describe("cache invalidation of a delivery listing many repositories", () => {
     expect(getCacheEvictions("installation_repositories", listing(2_000))).toEqual([
       { installation: "2" },
     ]);
+  });
+});
+
+describe("cache invalidation across installations", () => {
+  it("a push evicts a config another installation read through `_extends`", async () => {
+    // Installation 2's repository extends other-org/base, which installation 3 holds: the push
+    // that narrowed the base went to installation 3 only, and installation 2 kept the wider
+    // settings until the TTL ran out (found by a review).
+    const raw = { "content-type": "application/vnd.github.raw; charset=utf-8" };
+    const file = "/contents/.github%2Ftalos.yml";
+    const app = await createTestApp();
+    mockInstallationToken(nock(API), 2);
+    const octokit = await app.probot.auth(2);
+    const scope = nock(API)
+      .get(`${PATH}${file}`)
+      .reply(200, "_extends: other-org/base\n", raw)
+      .get(`/repos/other-org/base${file}`)
+      .reply(200, "commands:\n  allowed_associations: [OWNER, MEMBER, COLLABORATOR]\n", raw)
+      // After the push: the repository's file is still cached, the base is read anew.
+      .get(`/repos/other-org/base${file}`)
+      .reply(200, "commands:\n  allowed_associations: [OWNER]\n", raw);
+    const before = await loadRepoConfigOf(octokit as never, REPO, app.logs.log);
+    expect(before.config.commands.allowed_associations).toContain("MEMBER");
+
+    const payload = webhookExample("push", undefined, 3);
+    payload.ref = "refs/heads/main";
+    payload.repository = {
+      ...payload.repository,
+      full_name: "other-org/base",
+      name: "base",
+      owner: { ...payload.repository.owner, login: "other-org" },
+      default_branch: "main",
+    };
+    payload.commits = [{ added: [], removed: [], modified: [".github/talos.yml"] }];
+    await app.probot.receive({ id: "push-to-base", name: "push", payload } as never);
+
+    const after = await loadRepoConfigOf(octokit as never, REPO, app.logs.log);
+    expect(after.config.commands.allowed_associations).toEqual(["OWNER"]);
+    expect(scope.pendingMocks()).toEqual([]);
+  });
+
+  it("evicts one repository's kind in every installation, and nothing else", async () => {
+    const cache = new GitHubCache({ ttlMs: 60_000, max: 100, clock: { now: () => 0 } });
+    const entry: CacheEntry = {
+      type: "response",
+      response: { status: 200, url: "u", headers: {}, data: {} },
+    };
+    const keys = [
+      ["2", "acme/base", "config"],
+      ["3", "acme/base", "config"],
+      ["3", "acme/base", "file"],
+      ["3", "acme/base-2", "config"],
+      ["3", "other/acme/base", "config"],
+    ] as const;
+    for (const [installation, repo, kind] of keys)
+      await cache.fetch({ installation, repo, kind, subject: "x" }, "GET x", async () => entry);
+
+    expect(cache.evict({ installation: ANY_INSTALLATION, repo: "acme/base", kind: "config" })).toBe(
+      2,
+    );
+    expect(cache.size).toBe(3);
   });
 });
