@@ -442,15 +442,22 @@ export async function storeListedItems(
       if (!isItemError(error)) throw error;
       // Some item was refused: find it, and keep the others.
       stored = 0;
+      let refusedByService: unknown;
       for (const { number, input } of inputs) {
         try {
           await memory.add(input);
           stored++;
         } catch (itemError) {
           if (!isItemError(itemError)) throw itemError;
+          if (!(itemError instanceof InvalidMemoryError)) refusedByService = itemError;
           skip(number, itemError);
         }
       }
+      // Every item of several refused by the embedding model is the model's setup, not the
+      // items (a model name it does not serve, say): the page fails, to be tried again. Each
+      // skipped, the backfill had ended `done` with nothing stored, and never ran again.
+      if (stored === 0 && inputs.length > 1 && refusedByService !== undefined)
+        throw refusedByService;
     }
   }
   return { stored, skipped };

@@ -538,6 +538,35 @@ describe("backfillRepository", () => {
       ]);
     });
 
+    it("fails the page, not each item, when the embedding model refuses every item of it", async () => {
+      // A model refusing everything is set up wrong: each item skipped, the backfill had ended
+      // `done` with nothing stored, and never ran again.
+      const directory = makeDataDir();
+      store = await openTestStore(directory, { embedder: refusingEmbedder("") });
+      const { octokit } = fakeOctokit([{ count: 30 }]);
+      const { log } = capturedLog();
+
+      await expect(
+        backfillRepository({
+          octokit,
+          repo,
+          memory: store,
+          progress: backfillProgressIn(directory),
+          max: 1_000,
+          clock: createFakeClock(),
+          log,
+        }),
+      ).rejects.toThrow("400 the input is not accepted");
+
+      expect(await readBackfillState(directory)).toMatchObject({
+        status: "failed",
+        page: 1,
+        indexed: 0,
+        error: expect.stringContaining("400 the input is not accepted"),
+      });
+      expect(await store.list()).toEqual([]);
+    });
+
     it("tries a page GitHub fails again after a doubling wait, while it runs", async () => {
       const directory = makeDataDir();
       store = await openTestStore(directory);
