@@ -401,7 +401,12 @@ export class VectraMemoryStore implements MemoryStore {
           { directory, replayed: entries.length, records: store.#records.size },
           "memory opened; compacting the log",
         );
-        await store.#checkpoint();
+        // As any flush that fails: what it did not write stays dirty, and the log holds it.
+        await store
+          .#checkpoint()
+          .catch((error: unknown) =>
+            log.warn({ err: error, directory }, "memory log not compacted on open; a flush will"),
+          );
       }
       return store;
     } catch (error) {
@@ -1603,6 +1608,7 @@ export class VectraMemoryStore implements MemoryStore {
    */
   async #loadIndexFiles(): Promise<LogValue[]> {
     const moved: LogValue[] = [];
+    let unwritten: unknown;
     for (const segment of this.#manifest.segments) {
       const items = await this.#readIndexFile(segment);
       const positions: Array<string | undefined> = [];
@@ -1620,7 +1626,8 @@ export class VectraMemoryStore implements MemoryStore {
         const unit = unitVector(item.vector);
         const slot = this.#slotAt(segment, positions.length);
         positions.push(record.id);
-        this.#remember(record.id, slot, undefined, withoutText(record), hash);
+        // Its text stays in RAM until the snapshot holds it (see below).
+        this.#remember(record.id, slot, { text: record.text, unit }, withoutText(record), hash);
         this.#matrix.set(slot, record.id, unit);
         entries.push({
           record: withoutText(record),
@@ -1631,11 +1638,32 @@ export class VectraMemoryStore implements MemoryStore {
         });
       }
       const { size } = await stat(join(this.#options.directory, segmentFile(segment)));
-      await this.#writeSnapshotBlock(segment, entries, size, []);
+      // Reads need no write: on a disk too full for the snapshot (a flush that failed for want
+      // of room left it behind the index files) the memory opens all the same, its texts kept
+      // in RAM, and the next flush writes the segment. The open had failed, and with it every
+      // event, search and backfill of the repository until someone freed space (found by a
+      // review).
+      const written: Array<[number, Fresh]> = [];
+      try {
+        await this.#writeSnapshotBlock(segment, entries, size, written);
+      } catch (error) {
+        unwritten ??= error;
+        this.#markDirty(segment, "all");
+        continue;
+      }
+      for (const [slot, fresh] of written)
+        if (this.#fresh.get(slot) === fresh) this.#dropFresh(slot);
       this.#written.set(segment, positions.length);
     }
-    await this.#snapshot.sync();
-    await this.#snapshot.writeHeader(this.#header);
+    if (unwritten === undefined) {
+      await this.#snapshot.sync();
+      await this.#snapshot.writeHeader(this.#header);
+    } else {
+      this.#options.log.warn(
+        { err: unwritten, directory: this.#options.directory },
+        "memory snapshot not written (a full disk?); opened from the index files, the next flush writes it",
+      );
+    }
     return moved;
   }
 

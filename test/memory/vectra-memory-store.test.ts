@@ -460,6 +460,38 @@ describe("the vectra memory store", () => {
     expect(await textsOnReopen(directory)).toEqual(["issue 1", "issue 2", "issue 3", "issue 4"]);
   });
 
+  it("opens, to search and write, on a disk too full to write its snapshot or compact its log", async () => {
+    // A flush a full disk failed leaves the snapshot behind the index files: the open rebuilt
+    // it, failed for want of room, and the memory could not be opened at all (every event,
+    // search and backfill of the repository failed) until someone freed space.
+    const directory = makeDataDir();
+    const first = await openStore(directory, { segmentSize: 8 });
+    for (let i = 1; i <= 20; i++) await first.add(issueMemory(i, `issue ${i} crashes on save`));
+    await first.close();
+    rmSync(join(directory, "snapshot.json"));
+    const second = await openStore(directory, { segmentSize: 8, batchSize: 1_000, ...crashable });
+    await second.add(issueMemory(21, "issue 21 crashes on save"));
+    // Left open, as a crash leaves it: the next open replays its log.
+
+    const noRoom = () => Promise.reject(new Error("ENOSPC: no space left on device"));
+    const blocks = vi.spyOn(MemorySnapshot.prototype, "writeSegment").mockImplementation(noRoom);
+    vi.spyOn(MemorySnapshot.prototype, "writeHeader").mockImplementation(noRoom);
+    const full = await openStore(directory, { segmentSize: 8 });
+    expect(blocks).toHaveBeenCalled();
+    expect((await full.list()).map((r) => r.text).sort()).toEqual(
+      Array.from({ length: 21 }, (_, i) => `issue ${i + 1} crashes on save`).sort(),
+    );
+    expect(ids(await full.search("crashes on save", { k: 3 }))).toHaveLength(3);
+    await full.add(issueMemory(22, "issue 22 crashes on save"));
+
+    // Room again: the next flush writes the snapshot, and nothing was lost.
+    vi.restoreAllMocks();
+    await full.close();
+    const texts = await textsOnReopen(directory);
+    expect(texts).toHaveLength(22);
+    expect(texts).toContain("issue 22 crashes on save");
+  });
+
   it("fails a flush whose snapshot rows a full disk wrote only in part, and writes them whole at the next", async () => {
     const directory = makeDataDir();
     const store = await openStore(directory, { batchSize: 1_000 });
