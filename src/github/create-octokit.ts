@@ -81,16 +81,6 @@ function contentCreationPolicy(octokit: Octokit): void {
 const REQUEST_TIMEOUT_MS = 60_000;
 
 /**
- * Aborts each attempt of a request (a retry gets its own) that GitHub has not answered whole
- * within `ms` of its being sent. The timer runs from the fetch, under the queues, so a write
- * waiting for its turn is not cut short. The body is read here, under the timer, because Octokit
- * reads a body cut short (a dropped connection, an abort) as empty data without an error: the
- * cache kept that `""` as a repository, and revived it at each 304 (found by a review), and a
- * body that stalled after its headers held the job for good. Here either is an error, retried
- * as a lost connection is. The request ends with the timer: whatever tries again (the retry
- * plugin, upsertReply, the job runner) never runs beside it.
- */
-/**
  * `retry-after` as the whole seconds it names. The throttling plugin reads it with `Number()`: an
  * HTTP date, or a header sent twice ("600, 600"), was NaN, so it waited its fallback minute and
  * sent the request again, minutes before GitHub allowed (found by a review). Read here as every
@@ -109,6 +99,16 @@ function withRetryAfterInSeconds(headers: Headers, now: number): Headers {
 /** Statuses whose response has no body, which `new Response` refuses one for. */
 const NULL_BODY_STATUSES = new Set([101, 103, 204, 205, 304]);
 
+/**
+ * Aborts each attempt of a request (a retry gets its own) that GitHub has not answered whole
+ * within `ms` of its being sent. The timer runs from the fetch, under the queues, so a write
+ * waiting for its turn is not cut short. The body is read here, under the timer, because Octokit
+ * reads a body cut short (a dropped connection, an abort) as empty data without an error: the
+ * cache kept that `""` as a repository, and revived it at each 304 (found by a review), and a
+ * body that stalled after its headers held the job for good. Here either is an error, retried
+ * as a lost connection is. The request ends with the timer: whatever tries again (the retry
+ * plugin, upsertReply, the job runner) never runs beside it.
+ */
 function abortUnanswered(ms: number, clock: Pick<Clock, "now">) {
   return (octokit: Octokit): void => {
     octokit.hook.wrap("request", (request, options) => {

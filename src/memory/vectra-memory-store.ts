@@ -1656,9 +1656,17 @@ export class VectraMemoryStore implements MemoryStore {
       this.#written.set(segment, positions.length);
     }
     if (unwritten === undefined) {
-      await this.#snapshot.sync();
-      await this.#snapshot.writeHeader(this.#header);
-    } else {
+      try {
+        await this.#snapshot.sync();
+        await this.#snapshot.writeHeader(this.#header);
+      } catch (error) {
+        // Its blocks hold the texts; without the header the next open could not use them, so
+        // the next flush writes them all again, header included.
+        unwritten = error;
+        for (const segment of this.#manifest.segments) this.#markDirty(segment, "all");
+      }
+    }
+    if (unwritten !== undefined) {
       this.#options.log.warn(
         { err: unwritten, directory: this.#options.directory },
         "memory snapshot not written (a full disk?); opened from the index files, the next flush writes it",
