@@ -54,8 +54,14 @@ export class RedisCacheBroadcast {
   private constructor(options: RedisCacheBroadcastOptions) {
     this.#options = options;
     this.#channel = `${options.prefix}:cache-evictions`;
-    // A publish while Redis is away fails at once (and is kept for later) instead of waiting.
-    this.#publisher = new Redis(options.url, { enableOfflineQueue: false, lazyConnect: true });
+    // A publish while Redis is away fails at once (and is kept for later) instead of waiting;
+    // one Redis took and does not answer (a partition with no reset) fails after 2 s, and is
+    // kept too: it had waited for good, never counted unsent (found by a review).
+    this.#publisher = new Redis(options.url, {
+      enableOfflineQueue: false,
+      lazyConnect: true,
+      commandTimeout: 2_000,
+    });
     // Subscribed again by hand, so that the cache is emptied only once no message can be missed.
     this.#subscriber = new Redis(options.url, { lazyConnect: true, autoResubscribe: false });
     for (const client of [this.#publisher, this.#subscriber]) client.on("error", () => undefined); // the job queue logs the outage

@@ -158,6 +158,9 @@ return 0
 // A reservation is its enqueue's token (a UUID, this long) followed by its job's id.
 const RESERVATION_TOKEN_LENGTH = 36;
 
+// How long a command may wait for Redis's answer: its scripts take milliseconds.
+const COMMAND_TIMEOUT_MS = 5_000;
+
 // Renews a claim: the job's BullMQ lock (as BullMQ's own extendLock does: the lock, and the job
 // out of the stalled set) and its thread's lease, both or neither. Renewing one of them after the
 // other was lost kept a job no one ran from running elsewhere for another lease: a thread whose
@@ -319,6 +322,11 @@ export class RedisJobQueue implements JobQueue {
       const client = new Redis(options.url, {
         maxRetriesPerRequest: null,
         lazyConnect: false,
+        // A Redis that took a command and does not answer (a partition with no reset, a stuck
+        // server) fails it, as a budget's does: a delivery's enqueue had hung, its webhook
+        // request and socket held open, and the runner's claims with it (found by a review).
+        // None of these commands blocks (jobs are taken with `block: false`).
+        commandTimeout: COMMAND_TIMEOUT_MS,
         ...extra,
       });
       this.#connections.push(client);

@@ -390,6 +390,24 @@ describe.runIf(available)("the Redis job queue (BullMQ)", () => {
     }
   });
 
+  it("fails a delivery and a claim within seconds when Redis takes commands and does not answer", async () => {
+    // A partition with no reset, a hung server: the connection stays up, so the delivery is
+    // not refused at the door; its enqueue had never settled, its webhook request held open,
+    // and the runner's claims hung with it (found by a review).
+    const port = Number(new URL(TEST_REDIS_URL).port || 6379);
+    const proxy = await startCuttableProxy({ host: "127.0.0.1", port });
+    try {
+      const [stalled] = await instances([proxy.url]);
+      await stalled!.enqueue(job("before", "t"));
+      proxy.stall();
+      // Each fails on its own (before, both hung until the test's timeout).
+      await expect(stalled!.enqueue(job("during", "u"))).rejects.toThrow(/timed out/i);
+      await expect(stalled!.claimNext()).rejects.toThrow(/timed out/i);
+    } finally {
+      await proxy.close();
+    }
+  }, 30_000);
+
   it("stops a job's writes once less of its lease is left than GitHub may take to answer a write already sent", async () => {
     // The claim's clock reads `start`; by the time the lease is held, 49 s of the 60 s have
     // passed (a busy event loop, say): 11 s is left, less than the margin, so the run must stop
