@@ -339,6 +339,19 @@ export class PostgresMemory implements MemoryService {
     return found;
   }
 
+  has(namespace: MemoryNamespace): Promise<boolean> {
+    return this.#options.database.inScope(namespace, async (client) => {
+      const { rows } = await client.query(
+        `SELECT 1 FROM memory_namespaces
+          WHERE installation_id = $1 AND repository_id = $2 AND NOT gone
+            AND EXISTS (SELECT 1 FROM memory_repositories
+                         WHERE installation_id = $1 AND repository_id = $2)`,
+        [namespace.installation, namespace.repository],
+      );
+      return rows.length > 0;
+    });
+  }
+
   /** The memories not deleted: which exist is readable in any scope, each one's name in its own. */
   #namespaces(): Promise<MemoryNamespace[]> {
     return this.#options.database.inScope({ installation: 0 }, async (client) => {

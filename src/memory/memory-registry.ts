@@ -361,6 +361,17 @@ export class MemoryRegistry implements MemoryService {
     return found.sort((a, b) => a.installation - b.installation || a.repository - b.repository);
   }
 
+  async has(namespace: MemoryNamespace): Promise<boolean> {
+    await this.migrate();
+    const directory = join(
+      this.#options.directory,
+      String(namespace.installation),
+      String(namespace.repository),
+    );
+    // A damaged repository.json still holds a memory: `list` leaves it out only to say so.
+    return (await readRepositoryFile(directory)) !== undefined;
+  }
+
   /** Name-keyed memories of earlier versions that no repository has claimed yet. */
   async listLegacy(): Promise<LegacyMemory[]> {
     await this.migrate();

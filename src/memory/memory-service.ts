@@ -43,6 +43,11 @@ export interface MemoryService {
   readmit(namespace: MemoryNamespace): Promise<void>;
   /** Every namespace with a memory, with its recorded name. */
   list(): Promise<StoredNamespace[]>;
+  /**
+   * Whether the namespace has a memory, as `list` would say, looking at that one alone: an
+   * event's question, whose cost must not grow with every other repository's memory.
+   */
+  has(namespace: MemoryNamespace): Promise<boolean>;
   /** Name-keyed memories of earlier versions waiting to be adopted (local disk only). */
   listLegacy(): Promise<LegacyMemory[]>;
   readBackfillState(namespace: MemoryNamespace): Promise<BackfillState | undefined>;

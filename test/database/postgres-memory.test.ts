@@ -312,6 +312,8 @@ function memoryContract(setUp: () => { database: () => MemoryDatabase; next: () 
 
   it("keeps backfill progress, names, and refuses a deleted memory's writes", async () => {
     const { memory, repo, ref } = await fresh();
+    expect(await memory.has(ref)).toBe(true);
+    expect(await memory.has({ ...ref, repository: ref.repository + 1_000_000 })).toBe(false);
     expect(await repo.readBackfillState()).toBeUndefined();
     await repo.saveBackfillState({ status: "running", page: 3, indexed: 200, repo: ref.name });
     expect(await memory.readBackfillState(ref)).toMatchObject({ status: "running", page: 3 });
@@ -321,6 +323,7 @@ function memoryContract(setUp: () => { database: () => MemoryDatabase; next: () 
     );
     await repo.add(issueMemory(1, "Crash on save"));
     expect(await memory.delete(ref)).toBe(true);
+    expect(await memory.has(ref)).toBe(false);
     await expect(repo.add(issueMemory(2, "Another"))).rejects.toBeInstanceOf(MemoryDeletedError);
     await expect(repo.saveBackfillState({ status: "done", page: 9, indexed: 1 })).rejects.toThrow(
       MemoryDeletedError,
@@ -330,8 +333,32 @@ function memoryContract(setUp: () => { database: () => MemoryDatabase; next: () 
     await expect(memory.open(ref)).rejects.toBeInstanceOf(MemoryDeletedError);
     await memory.readmit(ref);
     const again = await memory.open(ref);
+    expect(await memory.has(ref)).toBe(true);
     expect(await again.list()).toEqual([]);
     expect(await again.readBackfillState()).toBeUndefined();
+    await memory.closeAll();
+  });
+
+  it("tells whether one repository has a memory in one query, however many others have one", async () => {
+    // An event of a repository whose memory is off asked `list`: one query per memory of every
+    // installation (found by a review).
+    const inner = context.database();
+    let scopes = 0;
+    const counting: MemoryDatabase = {
+      vector: inner.vector,
+      inScope: (scope, work) => {
+        scopes++;
+        return inner.inScope(scope, work);
+      },
+      asOwner: (sql) => inner.asOwner(sql),
+      listen: (...args: Parameters<MemoryDatabase["listen"]>) => inner.listen(...args),
+    };
+    const memory = await openMemory(counting);
+    const refs = Array.from({ length: 5 }, () => ({ ...REF, repository: context.next() }));
+    for (const ref of refs) await memory.open(ref);
+    scopes = 0;
+    expect(await memory.has(refs[2]!)).toBe(true);
+    expect(scopes).toBe(1);
     await memory.closeAll();
   });
 

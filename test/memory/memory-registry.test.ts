@@ -118,8 +118,11 @@ describe("deleting memory", () => {
     const other = await memories.open(repo(102));
     await other.add(memoryOf("acme/repo-102", 1, "Kept"));
 
+    expect(await memories.has(WIDGETS)).toBe(true);
+    expect(await memories.has(repo(999))).toBe(false);
     expect(await memories.delete(WIDGETS)).toBe(true);
 
+    expect(await memories.has(WIDGETS)).toBe(false);
     expect(existsSync(join(directory, "7", "101"))).toBe(false);
     expect(readdirSync(join(directory, ".trash"))).toEqual([]);
     await expect(memory.add(memoryOf("acme/widgets", 2, "Too late"))).rejects.toThrow(
@@ -134,6 +137,7 @@ describe("deleting memory", () => {
     await expect(memories.open(WIDGETS)).rejects.toThrow(MemoryDeletedError);
     await memories.readmit(WIDGETS);
     const again = await memories.open(WIDGETS);
+    expect(await memories.has(WIDGETS)).toBe(true);
     expect(await again.list()).toEqual([]);
     expect(await again.readBackfillState()).toBeUndefined();
     await memories.closeAll();
@@ -269,6 +273,8 @@ describe("open stores bounded by their RAM", () => {
     );
     const memories = registry(directory, { log });
     expect((await memories.list()).map((n) => n.repository)).toEqual([2]);
+    // Left out of the list only to say so: it has a memory (its thread's events forget in it).
+    expect(await memories.has(repo(1))).toBe(true);
     expect(errors).toContainEqual(
       expect.objectContaining({
         file,
