@@ -78,7 +78,8 @@ export async function reviewPullRequest(options: ReviewPullRequestOptions): Prom
   const { pulls, number, commentId, log } = options;
   const metrics = options.assistant.metrics;
   const pull = options.pull ?? (await pulls.getPullRequest(number));
-  if (pull.state !== "open") return { status: "closed" };
+  const closed = pull.state !== "open";
+  if (closed && commentId === undefined) return { status: "closed" };
   const ours = (await pulls.listReviews(number)).flatMap((review) => {
     const marker = review.author === options.botLogin ? readMarker(review.body) : undefined;
     return marker?.kind === "review" ? [{ sha: marker.values[0], trigger: marker.values[1] }] : [];
@@ -89,6 +90,9 @@ export async function reviewPullRequest(options: ReviewPullRequestOptions): Prom
   const answered =
     commentId === undefined ? undefined : ours.find((r) => r.trigger === String(commentId));
   if (answered) return { status: "already-posted", head: answered.sha ?? head };
+  // Only now: a job resumed after the pull request was closed had replied "closed, so I did not
+  // review it" under the review it had posted (found by a review).
+  if (closed) return { status: "closed" };
   const last = ours.at(-1)?.sha;
   if (commentId === undefined && !last) return { status: "not-requested" };
   if (

@@ -249,27 +249,50 @@ it("shows the model branch names as code, their invisible characters escaped", a
   }
 });
 
-it("a resumed /talos review whose review is already up posts nothing more, though the head moved since", async () => {
-  // The job posted its review of HEAD_1, then died before it finished; a push moved the head to
-  // HEAD_2 before the job ran again. The command has had its answer: no second review, no reply.
+it.each([
+  ["the head moved since", "open"],
+  // It had replied "This pull request is closed, so I did not review it." under its review.
+  ["the pull request was closed since", "closed"],
+])(
+  "a resumed /talos review whose review is already up posts nothing more, though %s",
+  async (_, state) => {
+    // The job posted its review of HEAD_1, then died before it finished; a push moved the head to
+    // HEAD_2 before the job ran again. The command has had its answer: no second review, no reply.
+    const model = scriptedModel();
+    const app = await createTestApp({ model });
+    const scope = githubScope();
+    mockCommandStart(scope);
+    scope.get(`${REPO}/pulls/2`).reply(200, { ...pullAt(HEAD_2), state });
+    scope
+      .get(`${REPO}/pulls/2/reviews`)
+      .query({ per_page: "100" })
+      .reply(200, [
+        {
+          id: 79,
+          user: { login: BOT },
+          body: `Looks fine.\n\n<!-- talos:review:${HEAD_1}:${COMMENT_ID} -->`,
+          commit_id: HEAD_1,
+        },
+      ]);
+    // Any other request (a comparison, a second review, a reply) is one nobody mocked.
+    expect(await unmatchedDuring(() => receiveReviewCommand(app))).toEqual([]);
+    expect(model.callCount).toBe(0);
+    expect(scope.pendingMocks()).toEqual([]);
+  },
+);
+
+it("/talos review on a closed pull request says so, and reviews nothing", async () => {
   const model = scriptedModel();
   const app = await createTestApp({ model });
   const scope = githubScope();
   mockCommandStart(scope);
-  scope.get(`${REPO}/pulls/2`).reply(200, pullAt(HEAD_2));
-  scope
-    .get(`${REPO}/pulls/2/reviews`)
-    .query({ per_page: "100" })
-    .reply(200, [
-      {
-        id: 79,
-        user: { login: BOT },
-        body: `Looks fine.\n\n<!-- talos:review:${HEAD_1}:${COMMENT_ID} -->`,
-        commit_id: HEAD_1,
-      },
-    ]);
-  // Any other request (a comparison, a second review, a reply) is one nobody mocked.
+  scope.get(`${REPO}/pulls/2`).reply(200, { ...pullAt(HEAD_1), state: "closed" });
+  scope.get(`${REPO}/pulls/2/reviews`).query({ per_page: "100" }).reply(200, []);
+  const replies = captureReply(scope);
   expect(await unmatchedDuring(() => receiveReviewCommand(app))).toEqual([]);
+  expect(replies).toEqual([
+    expect.stringMatching(/^This pull request is closed, so I did not review it\./),
+  ]);
   expect(model.callCount).toBe(0);
   expect(scope.pendingMocks()).toEqual([]);
 });
