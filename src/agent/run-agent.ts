@@ -161,7 +161,13 @@ export async function runAgent(options: RunAgentOptions): Promise<AgentResult> {
       );
       return { text: said, finished: false, steps: step - 1, toolCalls, usage, messages };
     }
-    const called = await callModel(last ? withoutTools : withTools, messages, options, usage);
+    const called = await callModel(
+      last ? withoutTools : withTools,
+      messages,
+      options,
+      usage,
+      toolTokens(counter),
+    );
     const { input, output } = called;
     const { reply, broken } = normalizeToolCalls(called.reply, step);
     messages.push(reply);
@@ -313,16 +319,26 @@ function fenceResult(
   return "Not shown: the run's token budget has no room left for this result. Answer with what you have.";
 }
 
+/**
+ * One model call, charged to the budgets. `definitionTokens`: the tool definitions sent with it
+ * (every call of a run with tools, the last too), part of what an estimate charges: left out, a
+ * server that reports no usage, or a call that timed out, was charged some 500 tokens a call
+ * short (found by a review).
+ */
 async function callModel(
   model: Pick<BaseChatModel, "invoke">,
   messages: BaseMessage[],
   options: RunAgentOptions,
   usage: AgentResult["usage"],
+  definitionTokens: number,
 ): Promise<{ reply: AIMessage; input: number; output: number }> {
   const { metrics, log } = options;
   const counter = options.limits.tokenCounter ?? UTF8_TOKEN_BOUND;
   const estimate = () =>
-    messages.reduce((sum, message) => sum + counter.countTokens(sentText(message)), 0);
+    messages.reduce(
+      (sum, message) => sum + counter.countTokens(sentText(message)),
+      definitionTokens,
+    );
   const started = performance.now();
   const installation = options.account?.installation ?? "none";
   // What the budgets are charged is what the metric counts, a timed-out call's estimate included.

@@ -16,6 +16,7 @@ const counter = createTokenCounter();
 
 interface SentRequest {
   messages: Array<{ content: string }>;
+  tools?: unknown[];
 }
 
 /**
@@ -94,11 +95,15 @@ describe("model calls that fail", () => {
 
     expect(error).toBeInstanceOf(LlmError);
     expect(server.requests).toHaveLength(1);
-    const prompt = server.requests[0]!.messages.reduce(
+    const sent = server.requests[0]!;
+    // Its messages and the tool definitions sent with them (left out, some 500 tokens a call
+    // went uncharged; found by a review).
+    expect(sent.tools?.length).toBeGreaterThan(0);
+    const prompt = sent.messages.reduce(
       (sum, m) => sum + counter.countTokens(m.content),
-      0,
+      counter.countTokens(JSON.stringify(sent.tools)),
     );
-    expect(prompt).toBeGreaterThan(100);
+    expect(prompt).toBeGreaterThan(500);
     expect(spent).toBe(prompt);
     // talos_llm_tokens_total counts what the budgets were charged.
     expect(counted).toEqual([
