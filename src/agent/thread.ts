@@ -50,7 +50,8 @@ const MIN_CUT_COMMENT_TOKENS = 200;
 
 /**
  * Renders the thread for a prompt within `budgetTokens`, counted with `counter`: the title, labels
- * and body first (cut to a quarter, an eighth and half the budget at most), then as many comments as fit, newest
+ * and body first (cut to a quarter, an eighth and half of what the heading, fences and notes leave
+ * of the budget, at most), then as many comments as fit, newest
  * first, shown in order, the first one that does not fit cut to what is left. The oldest
  * comments are the ones left out, and the text says how many.
  */
@@ -68,18 +69,38 @@ export function renderThread(
   // about 780 tokens, which took a small budget (500 is allowed) past its end. The title and the
   // labels are plain text on GitHub (a `<!--` in them hides nothing), and anyone with triage
   // rights names a label: fenced, each bounded, as the body is.
+  const labels = issue.labels.length > 0;
+  // What joins the parts counts too: the headings, the note of comments left out (at its
+  // longest), and a blank line before each part, a token each (two bytes).
+  const longestNote = omittedNote(thread.omitted + thread.comments.length);
+  const glue = `${SEPARATOR}Comments, oldest first:${SEPARATOR}${longestNote}`;
+  // The shares are of what the header, the fences and the glue leave: taken from the whole
+  // budget, they took a small one past its end (519 tokens of 500; found by a review). A few
+  // tokens more for where the counted pieces meet.
+  const fixedText = [
+    header,
+    fence.wrapCode(`${about} title`, ""),
+    ...(labels ? [fence.wrapCode(`${about} labels`, "")] : []),
+    fence.wrap(`${about} description`, ""),
+    glue,
+  ].join("\n");
+  // Its UTF-8 bytes, an upper bound, where they leave most of the budget: not tokenized.
+  const fixedBound = UTF8_TOKEN_BOUND.countTokens(fixedText);
+  const fixed =
+    (fixedBound <= budgetTokens / 4 ? fixedBound : counter.countTokens(fixedText)) + PIECE_JOINS;
+  const room = Math.max(0, budgetTokens - fixed);
   const opening = [
     header,
-    fence.bounded(Math.floor(budgetTokens / 4), counter).wrapCode(`${about} title`, issue.title),
-    ...(issue.labels.length > 0
+    fence.bounded(Math.floor(room / 4), counter).wrapCode(`${about} title`, issue.title),
+    ...(labels
       ? [
           fence
-            .bounded(Math.floor(budgetTokens / 8), counter)
+            .bounded(Math.floor(room / 8), counter)
             .wrapCode(`${about} labels`, issue.labels.join(", ")),
         ]
       : []),
     fence
-      .bounded(Math.floor(budgetTokens / 2), counter)
+      .bounded(Math.floor(room / 2), counter)
       .wrap(`${about} description`, issue.body ?? "(no description)"),
   ].join("\n");
 
@@ -88,10 +109,6 @@ export function renderThread(
     return { source, body: comment.body, rendered: fence.wrap(source, comment.body) };
   });
   const bound = UTF8_TOKEN_BOUND.countTokens;
-  // What joins the parts counts too: the headings, the note of comments left out (at its
-  // longest), and a blank line before each part, a token each (two bytes).
-  const longestNote = omittedNote(thread.omitted + thread.comments.length);
-  const glue = `${SEPARATOR}Comments, oldest first:${SEPARATOR}${longestNote}`;
   // UTF-8 bytes bound a count from above: a thread whose bytes fit is shown whole, as counting
   // would show it, without tokenizing it (most threads; the counting was 3% of a delivery's CPU
   // in the events bench).
@@ -118,6 +135,8 @@ export function renderThread(
 }
 
 const SEPARATOR = "\n\n";
+// Tokens a text may count beyond its pieces counted apart, where they meet (a few places).
+const PIECE_JOINS = 8;
 // A blank line is one token, whatever it follows: cl100k reads line breaks as a token of their
 // own (`\s*[\r\n]+`).
 const SEPARATOR_TOKENS = 1;

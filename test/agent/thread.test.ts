@@ -68,6 +68,27 @@ describe("a thread rendered for a prompt", () => {
     expect(shown.split(words(200, "crash"))).toHaveLength(4);
   });
 
+  it("stays within the smallest budget (500), its headings and fences included, however hostile its title, labels and body", () => {
+    // Each was cut to its share of the whole budget, the text around them not counted: 519
+    // tokens of 500 (found by a review).
+    const hostile: Thread = {
+      issue: {
+        ...thread([]).issue,
+        number: 123456,
+        title: "ꙮ".repeat(256),
+        body: "𝔘".repeat(20_000),
+        author: "a".repeat(39),
+        labels: Array.from({ length: 100 }, (_, i) => `ꙮlabel${i}`),
+      },
+      comments: [],
+      omitted: 3,
+    };
+    const counter = createTokenCounter();
+    const shown = renderThread(hostile, fence, 500, counter);
+    expect(counter.countTokens(shown)).toBeLessThanOrEqual(500);
+    expect(shown).toContain("𝔘");
+  });
+
   it("leaves out the oldest comments that its tokens do not fit, and says so", () => {
     const { counting } = countingCounter();
     const comments = [words(400, "oldest"), words(400, "middle"), words(100, "newest")];
