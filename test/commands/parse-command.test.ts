@@ -108,6 +108,30 @@ describe("parseCommand", () => {
     expect(parse(body)).toBeNull();
   });
 
+  it("keeps a link's address in the arguments, after its text; an autolink once", () => {
+    // Only the text had been kept: the note was "the runbook is on the wiki" (found by a review).
+    expect(
+      parse("/talos remember the runbook is [on the wiki](https://wiki.example.com/rb)"),
+    ).toEqual({
+      name: "remember",
+      args: "the runbook is on the wiki (https://wiki.example.com/rb)",
+    });
+    expect(parse("/talos ask is <https://example.com/x> down?")).toEqual({
+      name: "ask",
+      args: "is https://example.com/x down?",
+    });
+  });
+
+  it("reads the command word as GitHub shows it, emphasis aside", () => {
+    // `**ask**` had been the unknown command `ask` (found by a review).
+    expect(parse("/talos **ask** why does it crash?")).toEqual({
+      name: "ask",
+      args: "why does it crash?",
+    });
+    expect(parse("/talos _summarize_")).toEqual({ name: "summarize", args: "" });
+    expect(parse(`/talos ${"*".repeat(10_000)}`)).toEqual({ name: "help", args: "" });
+  });
+
   it("runs only the first command", () => {
     expect(parse("/talos config\n/talos help")).toEqual({ name: "config", args: "" });
   });
