@@ -46,14 +46,17 @@ export const askCommand: Command = {
       body: renderAnswer(answer),
       seen: answer.comments,
       references: recalled.flatMap((hit) => hit.record.number ?? []),
-      // Remembered so that a later question can recall it.
-      remember: answer.text
-        ? toAnswerMemory(
-            answerId(comment.id),
-            `Question: ${args}\n\nAnswer: ${answer.text}`,
-            answerSource({ github, issue, comment, slug, clock }),
-          )
-        : undefined,
+      // Remembered so that a later question can recall it: a whole answer only. One a limit cut
+      // short (the budget, the steps, the output's length) may be the preamble of a tool call
+      // ("Let me check a.ts."), posted with a note saying so, but no answer to recall.
+      remember:
+        answer.text && answer.finished
+          ? toAnswerMemory(
+              answerId(comment.id),
+              `Question: ${args}\n\nAnswer: ${answer.text}`,
+              answerSource({ github, issue, comment, slug, clock }),
+            )
+          : undefined,
     };
   },
 };

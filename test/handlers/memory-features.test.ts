@@ -408,6 +408,28 @@ describe("/talos remember, forget and ask", () => {
     expect(await (await memoryOf(app)).get("note-492700400")).toBeUndefined();
   });
 
+  it("does not remember an answer a limit cut short, though it is posted with a note", async () => {
+    // Cut at the output's length here; at the steps or the budget, the text may be a tool
+    // call's preamble ("Let me check a.ts."): no answer for a later question to recall.
+    const model = scriptedModel().respond(
+      new AIMessage({
+        content: "Releases happen on",
+        response_metadata: { finish_reason: "length" },
+      }),
+    );
+    const app = await createTestApp({ model });
+    const scope = githubScope();
+    mockCommandStart(scope, { id: 501 });
+    scope.get(REPO).reply(200, { full_name: "Codertocat/Hello-World", default_branch: "master" });
+    scope.get(`${REPO}/issues/1/comments`).query({ per_page: "100" }).reply(200, []);
+    const answered = capturePost(scope, `${REPO}/issues/1/comments`, 9002);
+    await receive(app, "issue_comment", comment("/talos ask when do releases happen?", 501));
+    expect(scope.pendingMocks()).toEqual([]);
+    expect(answered.body).toMatch(/^Releases happen on/);
+    expect(answered.body).not.toBe("Releases happen on\n\n<!-- talos:reply:501 -->");
+    expect(await (await memoryOf(app)).get("answer-501")).toBeUndefined();
+  });
+
   it("recalls an earlier answer in a later question, fenced as untrusted text", async () => {
     const model = scriptedModel().respond(new AIMessage("As before: use --force."));
     const app = await createTestApp({ model });
