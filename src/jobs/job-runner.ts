@@ -124,10 +124,15 @@ export class JobRunner<C> {
 
   /**
    * Makes a parked job wait again and runs it when a slot is free (`talos jobs retry` beside
-   * this server); false when it is not parked, or this runner is stopping.
+   * this server); false when it is not parked. Throws while this runner is stopping: answered
+   * false, the command had said the job was not parked, and left it so.
    */
   async retryParked(id: string): Promise<boolean> {
-    if (this.#stopping || !(await this.#options.queue.retryParked(id))) return false;
+    if (this.#stopping)
+      throw new Error(
+        "the server is stopping, so nothing was retried: run `talos jobs retry` again once it has stopped or started again",
+      );
+    if (!(await this.#options.queue.retryParked(id))) return false;
     this.#countQueued();
     this.#pump();
     return true;

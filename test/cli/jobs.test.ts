@@ -346,6 +346,23 @@ describe("talos jobs retry", () => {
     expect(readdirSync(join(dataDir, "requests"))).toEqual(["server.json"]);
   });
 
+  it("says a stopping server retried nothing, rather than that the job is not parked", async () => {
+    const dataDir = makeDataDir();
+    const release = await lockDirectory(dataDir);
+    onTestFinished(release);
+    const server = await createTestApp({ dataDir });
+    await parkHelpJob(server);
+    // SIGTERM's first step: the runner stops taking jobs; the requests are still answered.
+    await server.talos.services.jobs.stop(0);
+
+    const result = await runTalos(["jobs", "retry", "delivery-parked", "--data-dir", dataDir]);
+    expect(result.code).toBe(1);
+    expect(result.err).toBe(
+      "talos jobs: the server is stopping, so nothing was retried: run `talos jobs retry` again once it has stopped or started again\n",
+    );
+    expect(server.talos.services.journal!.list()[0]?.parked).toBeDefined();
+  });
+
   it("changes nothing while a server holds the data directory, without a delivery or a data directory", async () => {
     const dataDir = makeDataDir();
     await seedJournal(dataDir);
