@@ -363,11 +363,8 @@ export class MemoryRegistry implements MemoryService {
 
   async has(namespace: MemoryNamespace): Promise<boolean> {
     await this.migrate();
-    const directory = join(
-      this.#options.directory,
-      String(namespace.installation),
-      String(namespace.repository),
-    );
+    // Checked as every use of a namespace is: the ids name the directory.
+    const directory = join(this.#options.directory, this.#keyOf(namespace));
     // A damaged repository.json still holds a memory: `list` leaves it out only to say so.
     return (await readRepositoryFile(directory)) !== undefined;
   }
