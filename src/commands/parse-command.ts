@@ -173,13 +173,14 @@ function readCommand(rest: string): ParsedCommand {
   while (end < trimmed.length && !/\s/.test(trimmed[end]!)) end++;
   let name = trimmed.slice(0, end).toLowerCase();
   while (name.length > 0 && ".,:;!?".includes(name.at(-1)!)) name = name.slice(0, -1);
-  // Emphasis around the word (`**ask**`), which GitHub shows as the word alone: it had been
-  // "I don't know the command `ask`" (found by a review). A loop, not a regex: the word is
-  // the user's, and `[*_~]+$` is quadratic on a run of them.
+  // Emphasis around the word (`**ask**`, `**ask:**`), which GitHub shows as the word alone: it
+  // had been "I don't know the command `ask`" (found by a review). Not `~~`: a word struck
+  // through is not asked for. A loop, not a regex: the word is the user's, and `[*_]+$` is
+  // quadratic on a run of them.
   let from = 0;
   let to = name.length;
-  while (from < to && "*_~".includes(name[from]!)) from++;
-  while (to > from && "*_~".includes(name[to - 1]!)) to--;
+  while (from < to && "*_".includes(name[from]!)) from++;
+  while (to > from && ".,:;!?*_".includes(name[to - 1]!)) to--;
   name = name.slice(from, to);
   return { name: name || "help", args: trimmed.slice(end).trim() };
 }
@@ -205,6 +206,9 @@ function paragraphLines(children: Token[]): ParagraphLine[] {
   let links = 0;
   /** The open links' addresses, innermost last (undefined for an autolink). */
   const hrefs: Array<string | undefined> = [];
+  // Each address is written once: a reference definition's, used by many links, made the
+  // arguments hundreds of times the comment's length (found by a review).
+  const written = new Set<string>();
   // `$$` seen so far, and where in `lines` each one was.
   const maths: number[] = [];
   for (const token of children) {
@@ -219,8 +223,8 @@ function paragraphLines(children: Token[]): ParagraphLine[] {
     if (token.type === "link_open") {
       links++;
       // An autolink's text is its address already.
-      const written = token.markup === "autolink" || token.markup === "linkify";
-      hrefs.push(written ? undefined : attribute(token, "href"));
+      const auto = token.markup === "autolink" || token.markup === "linkify";
+      hrefs.push(auto ? undefined : attribute(token, "href"));
     } else if (token.type === "link_close") links = Math.max(0, links - 1);
     if (token.type === "code_inline") line.text += `${token.markup}${token.content}${token.markup}`;
     else if (token.type === "html_inline") line.html.push(token.content);
@@ -228,7 +232,10 @@ function paragraphLines(children: Token[]): ParagraphLine[] {
       // The address after the text: `/talos remember the runbook is [on the wiki](https://…)`
       // had kept "the runbook is on the wiki" (found by a review).
       const href = hrefs.pop();
-      if (href) line.text += ` (${href})`;
+      if (href && !written.has(href)) {
+        written.add(href);
+        line.text += ` (${href})`;
+      }
     } else if (token.type.endsWith("_open") || token.type.endsWith("_close"))
       line.text += token.type.startsWith("link") ? "" : token.markup;
     else line.text += token.content;

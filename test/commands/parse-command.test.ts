@@ -122,6 +122,16 @@ describe("parseCommand", () => {
     });
   });
 
+  it("writes a reference link's address once, however many links use it", () => {
+    // Each use had copied it: 1,000 uses of a 4 KB address made 4 MB of arguments from a 10 KB
+    // comment (found by a review).
+    const url = `https://example.com/${"a".repeat(4_000)}`;
+    const parsed = parse(`/talos remember ${"[x][r] ".repeat(1_000)}\n\n[r]: ${url}\n`);
+    expect(parsed?.name).toBe("remember");
+    expect(parsed!.args.split(url)).toHaveLength(2);
+    expect(parsed!.args.length).toBeLessThan(4_000 + 2 * 1_000 + 100);
+  });
+
   it("reads the command word as GitHub shows it, emphasis aside", () => {
     // `**ask**` had been the unknown command `ask` (found by a review).
     expect(parse("/talos **ask** why does it crash?")).toEqual({
@@ -129,6 +139,9 @@ describe("parseCommand", () => {
       args: "why does it crash?",
     });
     expect(parse("/talos _summarize_")).toEqual({ name: "summarize", args: "" });
+    expect(parse("/talos **ask:** what is this")).toEqual({ name: "ask", args: "what is this" });
+    // Struck through, the word is not asked for.
+    expect(parse("/talos ~~review~~ ask why")?.name).toBe("~~review~~");
     expect(parse(`/talos ${"*".repeat(10_000)}`)).toEqual({ name: "help", args: "" });
   });
 
