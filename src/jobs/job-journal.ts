@@ -115,6 +115,8 @@ export class JobJournal implements JobQueue {
   #torn = false;
   /** After a failed compaction, the next is tried only once the file has this many lines. */
   #compactAfter = 0;
+  /** The file holds lines it could not read, not yet copied aside (see `#startWriting`). */
+  #uncopiedDamage = false;
   #pending: string[] = [];
   #waiters: Waiter[] = [];
   #writing: Promise<void> | undefined;
@@ -179,6 +181,7 @@ export class JobJournal implements JobQueue {
       this.#bytesInFile = read.wholeBytes;
       this.#torn = false;
       this.#compactAfter = read.lines + 1_000;
+      this.#uncopiedDamage = read.malformed > 0 && this.damagedCopy === undefined;
       log.warn({ err: error, file }, "cannot rewrite the job journal at start; appending to it");
     }
   }
@@ -566,6 +569,14 @@ export class JobJournal implements JobQueue {
     const limit = Math.max(2 * live + 1_000, this.#compactAfter);
     if (this.#linesInFile + adding <= limit) return false;
     try {
+      // Lines the start could not read, and could not copy aside for want of room, are copied
+      // before a rewrite drops them.
+      const file = this.#options.file;
+      if (this.#uncopiedDamage && file) {
+        const { clock, log } = this.#options;
+        this.damagedCopy = await keepDamaged(file, this.malformedLines, clock, log);
+        this.#uncopiedDamage = false;
+      }
       // Every record waiting to be appended is already applied, so the snapshot holds it.
       await this.#rewrite();
       return true;

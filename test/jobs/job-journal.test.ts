@@ -536,6 +536,36 @@ describe("the job journal", () => {
     await third.journal.close();
   });
 
+  it("copies the lines it could not read aside before a later compaction drops them", async () => {
+    // Started on a full disk, it kept the unread line in the file; room again, the first
+    // compaction had rewritten the file without it, and no copy was ever made (found by a review).
+    const directory = makeDataDir();
+    const file = join(directory, "journal.log");
+    const clock = createFakeClock();
+    const first = await openJournal(file, { clock });
+    await first.journal.enqueue(job("retried", "a"));
+    await first.journal.close();
+    appendFileSync(file, '{"op":"add","identifier":"from-another-version"}\n');
+    const copy = join(
+      directory,
+      `journal.log.damaged-${new Date(clock.now()).toISOString().replace(/[:.]/g, "-")}`,
+    );
+    mkdirSync(copy);
+    const { journal } = await openJournal(file, { clock });
+    expect(journal.damagedCopy).toBeUndefined();
+
+    rmdirSync(copy);
+    // Two lines each: the file outgrows what it holds, and is compacted.
+    for (let i = 0; i < 600; i++) {
+      await journal.claimNext();
+      await journal.fail("retried", "GitHub 502", 0);
+    }
+    expect(journal.damagedCopy).toBe(copy);
+    expect(readFileSync(copy, "utf8")).toContain("from-another-version");
+    expect(readFileSync(file, "utf8")).not.toContain("from-another-version");
+    await journal.close();
+  });
+
   it("starts when only its snapshot does not fit, appending after the last whole record", async () => {
     const directory = makeDataDir();
     const file = join(directory, "journal.log");
