@@ -112,7 +112,9 @@ export async function runAgent(options: RunAgentOptions): Promise<AgentResult> {
   let said = "";
   // The tool definitions go with every call, the last too: a server's count of a call includes
   // them, but the first call's estimate must add them (the read tools alone are about 500).
-  const definitions = specs.length > 0 ? JSON.stringify(specs.map(convertToOpenAITool)) : "";
+  // None are sent to a model that cannot bind them (see `bind`), and none are charged.
+  const definitions =
+    specs.length > 0 && model.bindTools ? JSON.stringify(specs.map(convertToOpenAITool)) : "";
   const definitionTokens = new Map<TokenCounter, number>();
   const toolTokens = (count: TokenCounter) =>
     definitionTokens.get(count) ??

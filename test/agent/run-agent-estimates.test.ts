@@ -55,4 +55,28 @@ describe("a server that reports no usage", () => {
     );
     expect(result.usage.input).toBe(sent);
   });
+
+  it("is charged no tool definitions when the model cannot bind tools, and sends none", async () => {
+    // Such a model is called without them: charging them over-charged every call.
+    const inner = scriptedModel().respond("It exports a.");
+    const model = { invoke: inner.invoke.bind(inner) } as unknown as typeof inner;
+    const messages = [new SystemMessage("You help."), new HumanMessage("What is in a.ts?")];
+    const result = await runAgent({
+      model,
+      messages,
+      tools: READ_TOOLS,
+      toolContext: { github: createFakeRepoClient(), log },
+      fence: createFence((text) => text),
+      limits: { maxSteps: 6, maxTokens: 60_000, contextTokens: 12_000, tokenCounter: counter },
+      finalNote: "Answer now.",
+      metrics: createMetrics(),
+      log,
+      kind: "ask",
+    });
+    const sent = messages.reduce(
+      (tokens, message) => tokens + counter.countTokens(sentText(message)),
+      0,
+    );
+    expect(result.usage.input).toBe(sent);
+  });
 });
