@@ -5,7 +5,7 @@ import { systemClock, type Clock } from "../clock.js";
 import type { Metrics } from "../metrics/create-metrics.js";
 import { rateLimitPlugin, type RateLimitTracker } from "../metrics/rate-limit-plugin.js";
 import type { GitHubCache } from "./github-cache.js";
-import { getClientLog, retryAfterHeaderMs } from "./octokit.js";
+import { getClientLog, retryAfterMsOf } from "./octokit.js";
 import { configMemoPlugin, createConfigMemo } from "./config-memo-plugin.js";
 import { requestCachePlugin } from "./request-cache-plugin.js";
 
@@ -84,12 +84,12 @@ const REQUEST_TIMEOUT_MS = 60_000;
  * `retry-after` as the whole seconds it names. The throttling plugin reads it with `Number()`: an
  * HTTP date, or a header sent twice ("600, 600"), was NaN, so it waited its fallback minute and
  * sent the request again, minutes before GitHub allowed (found by a review). Read here as every
- * other caller reads it (retryAfterHeaderMs); one that is neither form is left as it came.
+ * other caller reads it (retryAfterMsOf); one that is neither form is left as it came.
  */
 function withRetryAfterInSeconds(headers: Headers, now: number): Headers {
   const value = headers.get("retry-after");
   if (value === null || /^\s*\d+\s*$/.test(value.slice(0, 100))) return headers;
-  const ms = retryAfterHeaderMs({ response: { headers: { "retry-after": value } } }, now);
+  const ms = retryAfterMsOf(value, now);
   if (ms === undefined) return headers;
   const normalized = new Headers(headers);
   normalized.set("retry-after", String(Math.ceil(ms / 1000)));

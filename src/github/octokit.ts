@@ -58,8 +58,12 @@ export function rateLimitWaitMs(error: unknown, now: number): number | undefined
  * its status; undefined without one, or with one that is neither.
  */
 export function retryAfterHeaderMs(error: unknown, now: number): number | undefined {
-  const value = headersOf(error)["retry-after"];
-  if (value === undefined) return undefined;
+  return retryAfterMsOf(headersOf(error)["retry-after"], now);
+}
+
+/** A `retry-after` value's wait (see retryAfterHeaderMs); undefined without one, or another. */
+export function retryAfterMsOf(value: unknown, now: number): number | undefined {
+  if (value === undefined || value === null) return undefined;
   const text = String(value).slice(0, 100).trim();
   // A header sent twice comes joined ("120, 120"): its first value.
   const first = text.split(",", 1)[0]!.trim();

@@ -1,4 +1,4 @@
-import { HumanMessage, SystemMessage } from "@langchain/core/messages";
+import { type BaseMessage, HumanMessage, SystemMessage } from "@langchain/core/messages";
 import { convertToOpenAITool } from "@langchain/core/utils/function_calling";
 import pino from "pino";
 import { describe, expect, it } from "vitest";
@@ -13,6 +13,27 @@ import { scriptedModel } from "../helpers/scripted-model.js";
 const counter = createTokenCounter();
 const log = pino({ level: "silent" });
 
+const messages = () => [new SystemMessage("You help."), new HumanMessage("What is in a.ts?")];
+
+/** The agent with the read tools over a repository holding `a.ts`, no account. */
+function ask(model: Parameters<typeof runAgent>[0]["model"], asked: BaseMessage[]) {
+  return runAgent({
+    model,
+    messages: asked,
+    tools: READ_TOOLS,
+    toolContext: {
+      github: createFakeRepoClient({ files: new Map([["a.ts", "export const a = 1;"]]) }),
+      log,
+    },
+    fence: createFence((text) => text),
+    limits: { maxSteps: 6, maxTokens: 60_000, contextTokens: 12_000, tokenCounter: counter },
+    finalNote: "Answer now.",
+    metrics: createMetrics(),
+    log,
+    kind: "ask",
+  });
+}
+
 describe("a server that reports no usage", () => {
   it("is charged, for every call, its messages and the tool definitions sent with them", async () => {
     // The estimate had left the definitions out (some 500 tokens for the read tools), a call
@@ -20,19 +41,7 @@ describe("a server that reports no usage", () => {
     const model = scriptedModel()
       .respondWithTools([{ name: "get_file", args: { path: "a.ts" } }])
       .respond("It exports a.");
-    const github = createFakeRepoClient({ files: new Map([["a.ts", "export const a = 1;"]]) });
-    const result = await runAgent({
-      model,
-      messages: [new SystemMessage("You help."), new HumanMessage("What is in a.ts?")],
-      tools: READ_TOOLS,
-      toolContext: { github, log },
-      fence: createFence((text) => text),
-      limits: { maxSteps: 6, maxTokens: 60_000, contextTokens: 12_000, tokenCounter: counter },
-      finalNote: "Answer now.",
-      metrics: createMetrics(),
-      log,
-      kind: "ask",
-    });
+    const result = await ask(model, messages());
 
     expect(model.callCount).toBe(2);
     const definitions = counter.countTokens(
@@ -60,20 +69,9 @@ describe("a server that reports no usage", () => {
     // Such a model is called without them: charging them over-charged every call.
     const inner = scriptedModel().respond("It exports a.");
     const model = { invoke: inner.invoke.bind(inner) } as unknown as typeof inner;
-    const messages = [new SystemMessage("You help."), new HumanMessage("What is in a.ts?")];
-    const result = await runAgent({
-      model,
-      messages,
-      tools: READ_TOOLS,
-      toolContext: { github: createFakeRepoClient(), log },
-      fence: createFence((text) => text),
-      limits: { maxSteps: 6, maxTokens: 60_000, contextTokens: 12_000, tokenCounter: counter },
-      finalNote: "Answer now.",
-      metrics: createMetrics(),
-      log,
-      kind: "ask",
-    });
-    const sent = messages.reduce(
+    const asked = messages();
+    const result = await ask(model, asked);
+    const sent = asked.reduce(
       (tokens, message) => tokens + counter.countTokens(sentText(message)),
       0,
     );

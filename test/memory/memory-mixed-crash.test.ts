@@ -1,5 +1,6 @@
 import { spawn } from "node:child_process";
 import { join } from "node:path";
+import { createInterface } from "node:readline";
 import { describe, expect, it } from "vitest";
 import { ROOT } from "../helpers/server-process.js";
 import { makeDataDir } from "../helpers/test-app.js";
@@ -35,20 +36,15 @@ function runAndKill(
     );
     const started: Op[] = [];
     const acked = new Set<string>();
-    let buffer = "";
     let errors = "";
     child.stderr.on("data", (chunk: Buffer) => (errors += chunk.toString()));
-    child.stdout.on("data", (chunk: Buffer) => {
-      buffer += chunk.toString();
-      const lines = buffer.split("\n");
-      buffer = lines.pop() ?? "";
-      for (const line of lines) {
-        if (line === "ready") setTimeout(() => child.kill("SIGKILL"), 50 + Math.random() * 400);
-        else if (line.startsWith("start ")) started.push(JSON.parse(line.slice(6)) as Op);
-        else if (line.startsWith("ack ")) acked.add(line.slice(4));
-      }
+    createInterface({ input: child.stdout }).on("line", (line) => {
+      if (line === "ready") setTimeout(() => child.kill("SIGKILL"), 50 + Math.random() * 400);
+      else if (line.startsWith("start ")) started.push(JSON.parse(line.slice(6)) as Op);
+      else if (line.startsWith("ack ")) acked.add(line.slice(4));
     });
-    child.on("exit", (code, signal) => {
+    // Once its output is read to the end: every acknowledgement it printed is counted.
+    child.on("close", (code, signal) => {
       if (signal !== "SIGKILL") return reject(new Error(`writer exited with ${code}: ${errors}`));
       resolve({ started, acked });
     });
