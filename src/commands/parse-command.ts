@@ -48,14 +48,23 @@ const ENDS_READING = new Set(["plaintext", "noscript", "select", "svg", "math"])
 /** More nested hiding elements than a comment has for a reason; beyond it, the rest is hidden. */
 const MAX_OPEN = 64;
 
+/**
+ * Lower case for ASCII letters only: `toLowerCase` folds some other letters into ASCII ones (the
+ * Kelvin sign into `k`, `İ` into `i` and a dot, one character longer), which GitHub does not read
+ * as a mention of the app, and which moved the places found in the copy off the line's.
+ */
+function asciiLower(text: string): string {
+  return text.replace(/[A-Z]/g, (letter) => String.fromCharCode(letter.charCodeAt(0) + 32));
+}
+
 function prefixesOf(options: ParseCommandOptions): string[] {
-  const slug = options.slug?.toLowerCase();
+  const slug = options.slug === undefined ? undefined : asciiLower(options.slug);
   return slug ? ["/talos", `@${slug}[bot]`, `@${slug}`] : ["/talos"];
 }
 
 /** The prefix `line` starts with, followed by whitespace or nothing; compared without case. */
 function matchPrefix(line: string, prefixes: string[]): string | undefined {
-  const head = line.slice(0, 64).toLowerCase();
+  const head = asciiLower(line.slice(0, 64));
   return prefixes.find(
     (p) => head.startsWith(p) && /^\s?$/.test(line.slice(p.length, p.length + 1)),
   );
@@ -69,7 +78,7 @@ function matchPrefix(line: string, prefixes: string[]): string | undefined {
  * collection on a busy machine made the check look super-linear.
  */
 export function hasCommandCandidate(body: string, options: ParseCommandOptions = {}): boolean {
-  const text = body.slice(0, MAX_USER_TEXT).toLowerCase();
+  const text = asciiLower(body.slice(0, MAX_USER_TEXT));
   for (const prefix of prefixesOf(options)) {
     for (let at = text.indexOf(prefix); at !== -1; at = text.indexOf(prefix, at + 1)) {
       const end = at + prefix.length;
@@ -171,7 +180,7 @@ function readCommand(rest: string): ParsedCommand {
   const trimmed = rest.trim();
   let end = 0;
   while (end < trimmed.length && !/\s/.test(trimmed[end]!)) end++;
-  let name = trimmed.slice(0, end).toLowerCase();
+  let name = asciiLower(trimmed.slice(0, end));
   while (name.length > 0 && ".,:;!?".includes(name.at(-1)!)) name = name.slice(0, -1);
   // Emphasis around the word (`**ask**`, `**ask:**`), which GitHub shows as the word alone: it
   // had been "I don't know the command `ask`" (found by a review). Not `~~`: a word struck

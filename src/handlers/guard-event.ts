@@ -1,9 +1,11 @@
 import type { EmitterWebhookEventName } from "@octokit/webhooks";
 import type { Context } from "probot";
+import { z } from "zod";
 import { getCacheEvictions } from "../github/get-cache-evictions.js";
 import type { EvictionScope, GitHubCache } from "../github/github-cache.js";
 import type { JobRun, JobRunner } from "../jobs/job-runner.js";
 import { isBotAuthor } from "../automations/is-bot-author.js";
+import { readPayload, SenderPayload } from "./read-payload.js";
 
 export type EventHandler<E extends EmitterWebhookEventName> = (
   context: Context<E>,
@@ -116,6 +118,8 @@ function describeEvent(context: Context): EventPayload & { eventName: string } {
   return { ...payload, eventName };
 }
 
+const SenderOf = z.object({ sender: SenderPayload });
+
 /** A delivery that was not journaled (the queue is full, or the app is stopping). */
 export class JobRefusedError extends Error {
   override name = "JobRefusedError";
@@ -155,6 +159,9 @@ export function guardEvent<E extends EmitterWebhookEventName>(
   deps.jobs.register(kind, async (context, run) => {
     const { eventName, installation, repository } = describeEvent(context);
     try {
+      // Read before any work: a sender of the wrong type passed the bot check as a person's
+      // (fail-open), and its command ran.
+      readPayload(SenderOf, context.payload);
       await handler(context as Context<E>, run);
     } catch (error) {
       throw new EventHandlerError(eventName, installation?.id, repository?.full_name, error);

@@ -26,7 +26,9 @@ import {
   IssuePayload,
   OwnedRepositoryPayload,
   readPayload,
+  SenderPayload,
 } from "./read-payload.js";
+import { isBotSender } from "./guard-event.js";
 
 const CommentCreated = z.object({
   comment: z.object({
@@ -35,7 +37,7 @@ const CommentCreated = z.object({
     author_association: z.string(),
     created_at: z.string(),
     html_url: z.string(),
-    user: z.object({ login: z.string() }).nullable(),
+    user: SenderPayload.nullable(),
     // Set when an app posted the comment, also for a user (with a user-to-server token).
     // Any value but null is an app, whatever its shape (an app without a slug was parked): an
     // odd one must not let the comment run as a maintainer's.
@@ -48,7 +50,11 @@ const CommentCreated = z.object({
 
 /** What `commentWithoutWork` reads: a comment as the payload holds it. */
 const CommentBody = z.object({
-  comment: CommentCreated.shape.comment.pick({ body: true, performed_via_github_app: true }),
+  comment: CommentCreated.shape.comment.pick({
+    body: true,
+    performed_via_github_app: true,
+    user: true,
+  }),
 });
 
 /**
@@ -64,8 +70,10 @@ export function commentWithoutWork(
 ): { reason: string; app?: string } | undefined {
   const parsed = CommentBody.safeParse(payload);
   if (!parsed.success) return undefined;
-  const { body, performed_via_github_app: viaApp } = parsed.data.comment;
+  const { body, performed_via_github_app: viaApp, user } = parsed.data.comment;
   if (isTalosComment(body ?? "")) return { reason: "the comment ends with a Talos marker" };
+  // The sender is checked before; its author too, should the two ever differ.
+  if (isBotSender(user)) return { reason: "the comment's author is a bot" };
   // Bots never trigger anything: an app acting for a maintainer keeps their login and
   // association, but may be an automation that anyone's text drives (another AI agent).
   if (viaApp !== null && viaApp !== undefined) {

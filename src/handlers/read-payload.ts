@@ -35,6 +35,12 @@ export const OwnedRepositoryPayload = RepositoryPayload.extend({
 
 export const InstallationPayload = z.object({ id: z.number() });
 
+/**
+ * Who sent the event. Every webhook payload names one; a sender that cannot be read cannot be
+ * told from a bot, so its event is bad input rather than a person's.
+ */
+export const SenderPayload = z.object({ login: z.string(), type: z.string().optional() });
+
 /** A webhook payload that lacks what a handler needs. It is bad input, not a bug in Talos. */
 export class MalformedPayloadError extends Error {
   override name = "MalformedPayloadError";
