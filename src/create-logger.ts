@@ -1,6 +1,6 @@
 import { Transform, type Writable } from "node:stream";
 import { getTransformStream } from "@probot/pino";
-import { pino, type Logger, type LevelWithSilent } from "pino";
+import { pino, stdSerializers, type Logger, type LevelWithSilent } from "pino";
 
 export interface LoggerOptions {
   level: LevelWithSilent;
@@ -140,22 +140,47 @@ function redactUrlPasswords(text: string): string {
  * pass rather than one per `eyJ`.
  */
 function redactJwts(text: string): string {
-  return text.replace(/[A-Za-z0-9_.-]+/g, (run) => {
-    if (!run.includes("eyJ")) return run;
-    const parts = run.split(".");
-    const kept: string[] = [];
-    for (let i = 0; i < parts.length; i++) {
-      const part = parts[i]!;
-      const start = jwtStart(part);
-      if (start !== -1 && (parts[i + 1]?.length ?? 0) >= 8 && (parts[i + 2]?.length ?? 0) >= 8) {
-        kept.push(part.slice(0, start) + REDACTED);
-        i += 2;
-      } else {
-        kept.push(part);
-      }
+  // Each run holding `eyJ` is found from that `eyJ`, not by matching every run: a global replace
+  // over a line of 17 million short runs (a 25 MB body of `a,a,…`) ended V8 with a fatal error.
+  let out = "";
+  let at = 0;
+  for (let hit = text.indexOf("eyJ"); hit !== -1; hit = text.indexOf("eyJ", at)) {
+    let start = hit;
+    while (start > at && isJwtChar(text.charCodeAt(start - 1))) start--;
+    let end = hit + 3;
+    while (end < text.length && isJwtChar(text.charCodeAt(end))) end++;
+    out += text.slice(at, start) + redactJwtRun(text.slice(start, end));
+    at = end;
+  }
+  return out + text.slice(at);
+}
+
+/** `[A-Za-z0-9_.-]`: what a run of a JWT and what stands around it in one word is made of. */
+function isJwtChar(code: number): boolean {
+  return (
+    (code >= 97 && code <= 122) ||
+    (code >= 65 && code <= 90) ||
+    (code >= 48 && code <= 57) ||
+    code === 95 ||
+    code === 46 ||
+    code === 45
+  );
+}
+
+function redactJwtRun(run: string): string {
+  const parts = run.split(".");
+  const kept: string[] = [];
+  for (let i = 0; i < parts.length; i++) {
+    const part = parts[i]!;
+    const start = jwtStart(part);
+    if (start !== -1 && (parts[i + 1]?.length ?? 0) >= 8 && (parts[i + 2]?.length ?? 0) >= 8) {
+      kept.push(part.slice(0, start) + REDACTED);
+      i += 2;
+    } else {
+      kept.push(part);
     }
-    return kept.join(".");
-  });
+  }
+  return kept.join(".");
 }
 
 /** Where a JWT starts in one dot-separated part: `eyJ` after a non-word character, 8+ after. */
@@ -176,13 +201,72 @@ export async function createLogger(options: LoggerOptions): Promise<Logger> {
   const scrub = createSecretScrubber(options.secrets);
   const scrubbing = new Transform({
     transform(chunk: Buffer, _encoding, callback) {
-      callback(null, scrub(chunk.toString()));
+      callback(null, scrub(capLogLine(chunk)));
     },
   });
   const formatting = await getTransformStream({ logFormat: options.format });
   scrubbing.pipe(formatting).pipe(options.destination ?? process.stdout);
   return pino(
-    { level: options.level, name: "probot", redact: { paths: REDACT_PATHS, censor: REDACTED } },
+    {
+      level: options.level,
+      name: "probot",
+      redact: { paths: REDACT_PATHS, censor: REDACTED },
+      serializers: { err: serializeError },
+    },
     scrubbing,
+  );
+}
+
+/**
+ * pino's error serializer, without the webhook event @octokit/webhooks attaches to its errors:
+ * a delivery refused for its signature carried its whole body (anyone's, up to 25 MB), logged
+ * three times over (Probot's error handler, the middleware's AggregateError and the error in it).
+ * Its id and name are kept.
+ */
+function serializeError(error: unknown): unknown {
+  const serialized: unknown = stdSerializers.err(error as Error);
+  dropEvents(serialized, 0);
+  return serialized;
+}
+
+function dropEvents(serialized: unknown, depth: number): void {
+  if (typeof serialized !== "object" || serialized === null || depth > 8) return;
+  const error = serialized as Record<string, unknown>;
+  const event = error.event;
+  if (typeof event === "object" && event !== null) {
+    const { id, name } = event as { id?: unknown; name?: unknown };
+    error.event = {
+      ...(typeof id === "string" ? { id } : {}),
+      ...(typeof name === "string" ? { name } : {}),
+    };
+  }
+  dropEvents(error.cause, depth + 1);
+  if (Array.isArray(error.aggregateErrors))
+    for (const inner of error.aggregateErrors) dropEvents(inner, depth + 1);
+}
+
+/** Longer log lines are cut: no line Talos writes needs more, and scrubbing one takes time. */
+export const MAX_LOG_LINE_BYTES = 256 * 1024;
+
+/**
+ * A line over MAX_LOG_LINE_BYTES becomes one saying so, with its level, time, head and tail (where
+ * pino puts the message): text
+ * anyone wrote may reach a log line (an error quoting a body), and the scrubber's passes over
+ * megabytes held the event loop for seconds.
+ */
+function capLogLine(chunk: Buffer): string {
+  if (chunk.length <= MAX_LOG_LINE_BYTES) return chunk.toString();
+  const head = chunk.subarray(0, 4096).toString();
+  // pino's lines start with their level and time.
+  const level = /^\{"level":(\d{1,3}),"time":(\d{1,16})/.exec(head);
+  return (
+    JSON.stringify({
+      level: level ? Number(level[1]) : 50,
+      time: level ? Number(level[2]) : Date.now(),
+      name: "probot",
+      msg: `log line of ${chunk.length} bytes cut to its head and tail (over ${MAX_LOG_LINE_BYTES})`,
+      head,
+      tail: chunk.subarray(-1024).toString(),
+    }) + "\n"
   );
 }
