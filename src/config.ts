@@ -203,6 +203,11 @@ export const EnvSchema = z.object({
         (token) => token.trim().length >= 16,
         "use a token of at least 16 characters, not blanks",
       )
+      // HTTP drops them from a header's value: no scraper could present the token, for ever.
+      .refine(
+        (token) => token === token.trim(),
+        "remove the blanks at its start or end (a request's header cannot carry them)",
+      )
       .optional(),
   ),
 });
@@ -328,6 +333,11 @@ export function isNotDirectory(path: string): boolean {
  * "development", and anyone could sign deliveries, a maintainer's command included.
  */
 export function checkServerEnv(env: Env): void {
+  // Probot opens no setup page in production: it threw once every service was open (exit 1).
+  if (env.APP_ID === undefined && env.NODE_ENV === "production")
+    throw new ConfigError(
+      "Invalid environment: APP_ID: not set, and NODE_ENV is production, where Probot opens no setup page: set APP_ID, PRIVATE_KEY and WEBHOOK_SECRET, or unset NODE_ENV to register the app from the setup page",
+    );
   if (env.APP_ID === undefined) return;
   // Blanks are no secret: Probot would verify signatures with them (`secret || "development"`).
   if (!env.WEBHOOK_SECRET?.trim())

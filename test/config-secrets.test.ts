@@ -23,6 +23,20 @@ describe("WEBHOOK_SECRET set to blanks", () => {
   });
 });
 
+describe("NODE_ENV=production (the Dockerfile's) without APP_ID", () => {
+  it("is refused for npm start naming APP_ID: Probot opens no setup page in production", () => {
+    const env = parseEnv({ NODE_ENV: "production", TALOS_DATA_DIR: makeDataDir() });
+    expect(() => checkServerEnv(env)).toThrow(
+      expect.objectContaining({
+        constructor: ConfigError,
+        message: expect.stringMatching(/^Invalid environment: APP_ID: /),
+      }),
+    );
+    // Outside production, no APP_ID is setup mode.
+    expect(() => checkServerEnv(parseEnv({ TALOS_DATA_DIR: makeDataDir() }))).not.toThrow();
+  });
+});
+
 describe("a service password given in the URL's query", () => {
   const password = "Query-Pa55word-secret";
 

@@ -36,6 +36,20 @@ describe("/metrics behind TALOS_METRICS_TOKEN", () => {
       );
   });
 
+  it("refuses a token with blanks at its start or end, which no request's header can carry", async () => {
+    for (const token of ["metrics-token-0123456789 ", " metrics-token-0123456789"])
+      expect(() => parseEnv({ TALOS_METRICS_TOKEN: token })).toThrow(
+        expect.objectContaining({
+          constructor: ConfigError,
+          message: expect.stringMatching(/TALOS_METRICS_TOKEN.*blanks at its start or end/),
+        }),
+      );
+    // Why: sent byte for byte, the header's value reaches the route without them.
+    const token = "metrics-token-0123456789";
+    const url = await serve(`${token} `);
+    expect(await statusFor(url, `Bearer ${token} `)).toBe(401);
+  });
+
   it("takes all that follows the scheme as the token: one with a space, and no words after it", async () => {
     const token = "metrics token 0123456789";
     expect(parseEnv({ TALOS_METRICS_TOKEN: token }).TALOS_METRICS_TOKEN).toBe(token);
