@@ -4,12 +4,19 @@ import { runThreadTask } from "../agent/run-thread-task.js";
 import type { RepoConfig } from "../config.js";
 import type { AppIdentityLoader } from "../github/app-identity.js";
 import { hasMarkerAtEnd, triageMarker } from "../github/comment-markers.js";
-import type { CommentInfo, IssueInfo, RepoClient } from "../github/create-repo-client.js";
+import type {
+  CommentInfo,
+  IssueInfo,
+  LabelInfo,
+  RepoClient,
+} from "../github/create-repo-client.js";
 import { listCommentsFinding } from "../github/list-comments-finding.js";
 import type { Octokit } from "../github/octokit.js";
 import type { UpsertReplyOptions } from "../github/upsert-reply.js";
 import { upsertReply } from "../github/upsert-reply.js";
+import { MAX_USER_TEXT } from "../markdown/create-markdown-parser.js";
 import { codeSpan } from "../markdown/safe-text.js";
+import { labelList } from "../tools/label-as-seen.js";
 import { createProposeLabelsTool, type LabelProposal } from "../tools/propose-labels.js";
 
 export interface TriageOptions {
@@ -76,10 +83,9 @@ export async function triageNewIssue(options: TriageOptions): Promise<TriageOutc
     known: { issue, ...(comments ? { comments } : {}) },
     prompt: "triage",
     values: (fence) => ({
-      labels: fence.wrap(
-        "the labels you may propose",
-        allowed.map((l) => `${l.name}: ${l.description ?? ""}`).join("\n"),
-      ),
+      // Each label cleaned on its own (labelList), then fenced as it is: cleaned again as one
+      // text, one description's `<script>` or unclosed `<!--` hid every label after it.
+      labels: fence.wrapCode("the labels you may propose", labelsAsSeen(allowed)),
     }),
     extraTools: [createProposeLabelsTool(allowed, (p) => (proposal = p))],
     log,
@@ -100,6 +106,12 @@ export async function triageNewIssue(options: TriageOptions): Promise<TriageOutc
     await postTriageComment(options, botLogin, earlier.comments, body);
   }
   return { proposal, applied, commented: settings.comment, repeated: false };
+}
+
+/** The allowed labels as the model reads them, within the cap of one untrusted text. */
+function labelsAsSeen(allowed: readonly LabelInfo[]): string {
+  const { text, complete } = labelList(allowed, MAX_USER_TEXT);
+  return complete ? text : `${text}\n…(cut: ${allowed.length} labels in all)`;
 }
 
 async function postTriageComment(

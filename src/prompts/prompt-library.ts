@@ -66,7 +66,10 @@ const PLACEHOLDER = /\{\{\s*([a-zA-Z0-9_]+)\s*\}\}/g;
  * declared, so a typo fails when the file is loaded, not when the model reads the result.
  */
 export function parsePrompt(name: string, file: string, text: string): Prompt {
-  const match = /^---\r?\n([\s\S]*?)\r?\n---\r?\n?([\s\S]*)$/.exec(text);
+  // A byte order mark (Notepad's UTF-8, Visual Studio's "with signature") is no text: readFile
+  // keeps it, and the file was refused as missing the front matter it has.
+  const unmarked = text.startsWith("\uFEFF") ? text.slice(1) : text;
+  const match = /^---\r?\n([\s\S]*?)\r?\n---\r?\n?([\s\S]*)$/.exec(unmarked);
   if (!match) throw new PromptError(file, "missing the front matter (--- variables: [...] ---)");
   let header: unknown;
   try {

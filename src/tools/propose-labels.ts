@@ -2,6 +2,7 @@ import { z } from "zod";
 import type { LabelInfo } from "../github/create-repo-client.js";
 import { clipResult } from "./clip-result.js";
 import { defineTool, type Tool } from "./define-tool.js";
+import { labelNameAsSeen } from "./label-as-seen.js";
 
 export interface LabelProposal {
   /** Label names exactly as they exist in the repository. */
@@ -22,6 +23,23 @@ export function createProposeLabelsTool(
   record: (proposal: LabelProposal) => void,
 ): Tool {
   const byName = new Map(allowed.map((label) => [label.name.toLowerCase(), label.name]));
+  // The model reads each name as labelNameAsSeen gives it, a joiner in an emoji gone: what it
+  // writes is matched that way too, or such a label could never be proposed.
+  const bySeen = new Map<string, string[]>();
+  for (const { name } of allowed) {
+    const seen = labelNameAsSeen(name).toLowerCase();
+    const names = bySeen.get(seen);
+    if (names) names.push(name);
+    else bySeen.set(seen, [name]);
+  }
+  // A name written exactly wins, as before; else the one label that reads so, or the several
+  // (`bug` and `bug` with a zero-width space read the same), between which no guess is made.
+  const find = (label: string): string | string[] | undefined => {
+    const exact = byName.get(label.toLowerCase());
+    if (exact !== undefined) return exact;
+    const names = bySeen.get(labelNameAsSeen(label).toLowerCase());
+    return names?.length === 1 ? names[0] : names;
+  };
   return defineTool({
     name: "propose_labels",
     description: "Propose labels for the new issue, chosen only from the labels you were given.",
@@ -30,17 +48,28 @@ export function createProposeLabelsTool(
       reason: z.string().max(500).describe("one sentence on why"),
     }),
     async execute({ labels, reason }) {
-      const dropped = [...new Set(labels.filter((label) => !byName.has(label.toLowerCase())))];
-      const names = [...new Set(labels.flatMap((label) => byName.get(label.toLowerCase()) ?? []))];
-      record({ labels: names, dropped, reason });
-      const recorded = names.length > 0 ? `Recorded: ${names.join(", ")}.` : "Recorded: no labels.";
-      if (dropped.length === 0) return recorded;
+      const found = labels.map((label) => ({ label, match: find(label) }));
+      const unknown = [...new Set(found.flatMap((f) => (f.match === undefined ? f.label : [])))];
+      const ambiguous = [...new Set(found.flatMap((f) => (Array.isArray(f.match) ? f.label : [])))];
+      const names = [
+        ...new Set(found.flatMap((f) => (typeof f.match === "string" ? f.match : []))),
+      ];
+      record({ labels: names, dropped: [...unknown, ...ambiguous], reason });
+      const quote = (dropped: string[]) => dropped.map((l) => JSON.stringify(l)).join(", ");
+      const be = (dropped: string[]) => (dropped.length === 1 ? "is" : "are");
+      const parts = [names.length > 0 ? `Recorded: ${names.join(", ")}.` : "Recorded: no labels."];
+      if (ambiguous.length > 0)
+        parts.push(
+          `Dropped: ${quote(ambiguous)} ${be(ambiguous)} the name of more than one label as you read them, so which is meant cannot be told.`,
+        );
+      if (unknown.length > 0) {
+        const choices = [...new Set(allowed.map((label) => labelNameAsSeen(label.name)))];
+        parts.push(
+          `Dropped: ${quote(unknown)} ${be(unknown)} not among the labels you may propose. Choose only from: ${choices.join(", ")}.`,
+        );
+      }
       // The allowed labels are the repository's, as many as it has.
-      return clipResult(
-        `${recorded} Dropped: ${dropped.map((l) => JSON.stringify(l)).join(", ")} ${
-          dropped.length === 1 ? "is" : "are"
-        } not among the labels you may propose. Choose only from: ${[...byName.values()].join(", ")}.`,
-      );
+      return parts.length === 1 ? parts[0]! : clipResult(parts.join(" "));
     },
   });
 }

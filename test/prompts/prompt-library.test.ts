@@ -100,6 +100,15 @@ describe("prompt files", () => {
     expect(() => parsePrompt("p", "prompts/p.md", text)).toThrow(/^prompts\/p\.md: /);
   });
 
+  it("load when saved with a UTF-8 byte order mark", () => {
+    // Windows editors (Notepad before 2019, Visual Studio's "UTF-8 with signature") write one,
+    // and readFile(path, "utf8") keeps it as U+FEFF.
+    const text = "\uFEFF---\ndescription: greet\nvariables: [name]\n---\nHello {{name}}";
+    const prompt = parsePrompt("greet", "/prompts/greet.md", text);
+    expect(prompt.description).toBe("greet");
+    expect(renderPrompt(prompt, { name: "Ada" })).toBe("Hello Ada");
+  });
+
   it("a broken file fails start-up with its name and the reason", async () => {
     await expect(
       openLibrary({ "good.md": GOOD, "bad.md": "---\nvariables: [a]\n---\nno placeholder" }),

@@ -27,4 +27,27 @@ describe("propose_labels", () => {
     ).toBe(true);
     expect(result.length).toBeLessThanOrEqual(MAX_RESULT_CHARS + 100);
   });
+
+  it("accepts a name as the model reads it, never guessing between labels that read the same", async () => {
+    const allowed = [
+      { name: "🧑\u200D💻 dx", description: null },
+      { name: "bug", description: null },
+      { name: "bug\u200B", description: null },
+      { name: "a\u200Bb", description: null },
+      { name: "a\u200Cb", description: null },
+    ];
+    const proposals: LabelProposal[] = [];
+    const tool = createProposeLabelsTool(allowed, (p) => proposals.push(p));
+    const { log } = await captureLogs("warn");
+
+    const result = await tool.execute(
+      tool.schema.parse({ labels: ["🧑💻 DX", "bug", "ab"], reason: "r" }),
+      { github: createFakeRepoClient(), log },
+    );
+
+    // The joiner the model never sees is not asked of it; a name written exactly wins, as it
+    // matched before; "ab" names two labels, and neither is picked.
+    expect(proposals).toEqual([{ labels: ["🧑\u200D💻 dx", "bug"], dropped: ["ab"], reason: "r" }]);
+    expect(result).toContain('Dropped: "ab" is the name of more than one label');
+  });
 });
