@@ -27,6 +27,15 @@ export function cleanUntrustedText(text: string): string {
 /** What a reader of the GitHub page sees of `text`, in characters (see cleanUntrustedText). */
 export const visibleLength = (text: string): number => cleanUntrustedText(text).length;
 
+/**
+ * What wrapCode makes of code, but for removing its tag: line ends as `\n`, invisible characters
+ * gone, secrets scrubbed. Scrubbing can lengthen text (a one-character password becomes
+ * `[REDACTED]`), so code bounded in tokens is counted as this; cleaning it again changes nothing.
+ */
+export function cleanCode(text: string, scrub: (text: string) => string): string {
+  return scrub(stripInvisible(text.replace(/\r\n?/g, "\n")));
+}
+
 /** Wraps untrusted text in delimiters its author cannot guess or close. */
 export interface Fence {
   /** The tag name, different for every run, that the system prompt names. */
@@ -64,9 +73,7 @@ export function createFence(
       return `<${tag} source="${label(source)}">\n${cut(strip(text))}\n</${tag}>`;
     },
     wrapCode(source, text) {
-      const code = scrub(stripInvisible(text.replace(/\r\n?/g, "\n")))
-        .split(tag)
-        .join("");
+      const code = cleanCode(text, scrub).split(tag).join("");
       return `<${tag} source="${label(source)}">\n${cut(code)}\n</${tag}>`;
     },
     bounded: (maxTokens, counter) => fence((text) => cutToTokens(text, maxTokens, counter)),

@@ -1,5 +1,6 @@
 import type { Assistant } from "../agent/assistant.js";
 import { UTF8_TOKEN_BOUND } from "../agent/count-tokens.js";
+import { cleanCode } from "../agent/untrusted-text.js";
 import type { RepoClient } from "../github/create-repo-client.js";
 import type {
   Comparison,
@@ -51,8 +52,11 @@ export interface LoadChangesOptions {
    */
   wholeAfterRevert?: boolean;
   settings: { max_tokens: number; ignore: readonly string[] };
-  /** Its tokenizer counts the diff; its job cap and budget account bound it too. */
-  assistant: Pick<Assistant, "limits" | "account">;
+  /**
+   * Its tokenizer counts the diff, as its scrubber leaves it; its job cap and budget account
+   * bound it too.
+   */
+  assistant: Pick<Assistant, "limits" | "account" | "scrub">;
 }
 
 /**
@@ -110,7 +114,7 @@ export async function loadPullRequestChanges(
   const attributes = parseGitAttributes(await readGitAttributes(github, pull.baseRef));
   // `review.max_tokens`, but never more than the job's cap and the day's budgets leave: a diff
   // that fits the setting must not carry a run past them.
-  const { limits, account } = options.assistant;
+  const { limits, account, scrub } = options.assistant;
   // What is not the diff is bounded in tokens (render-changes.ts), and so is the answer.
   const reserved = NON_DIFF_TOKENS + (limits.maxOutputTokens ?? 0);
   // What the settings give a run (`review.max_tokens`, within TALOS_AGENT_MAX_TOKENS), and
@@ -123,6 +127,7 @@ export async function loadPullRequestChanges(
       files: diffFiles,
       maxTokens: Math.max(0, maxTokens),
       countTokens: (text, limit) => counter.countTokens(text, limit),
+      clean: (text) => cleanCode(text, scrub),
       ignore: settings.ignore,
       attributes,
       unlisted: diffUnlisted,

@@ -142,8 +142,10 @@ function compileGlob(pattern: string): CompiledGlob | undefined {
   if (anchored) body = body.slice(1);
   if (body === "") return undefined;
   const parts = body.split("/");
+  // Two stars or more, as git's wildmatch reads them: `***/x` had matched only one directory
+  // deep (found by a review).
   const segments = parts.map((part): Segment =>
-    part === "**" ? { kind: "globstar" } : compileSegment(part),
+    /^\*{2,}$/.test(part) ? { kind: "globstar" } : compileSegment(part),
   );
   // As in .gitignore: a pattern without a slash (but a trailing one) matches at any depth.
   if (!anchored && parts.length === 1) segments.unshift({ kind: "globstar" });
@@ -199,7 +201,8 @@ function matchTokens(tokens: Token[], chars: string[]): boolean {
  * Whether `path` matches `pattern`, a glob as in `.gitignore` and `.gitattributes`:
  * - `*` matches within a path segment, `?` one character but `/`, `[a-z]`, `[!a]` classes;
  * - `**` as a whole segment (first, last, or between two others) matches any number of
- *   segments, and at the end at least one: `dir/**` matches what is in `dir`, not `dir`;
+ *   segments, and at the end at least one: `dir/**` matches what is in `dir`, not `dir`; so
+ *   does a whole segment of more stars (`***`), as in git;
  * - a pattern without `/` (`*.lock`) matches the file name at any depth; one with a `/` in it
  *   or at its start is anchored at the root;
  * - a trailing `/` (`vendor/`) names a directory, and matches every path under it.

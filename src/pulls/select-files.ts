@@ -12,7 +12,7 @@ export interface ReviewInput {
   category: FileCategory;
   /** The hunks that add something: delete-only hunks are removed. */
   hunks: Hunk[];
-  /** The file as the prompt shows it: renderFileDiff(file, hunks). */
+  /** The file as the prompt shows it: renderFileDiff(file, hunks), cleaned by `clean`. */
   text: string;
   tokens: number;
 }
@@ -39,6 +39,11 @@ export interface SelectFilesOptions {
   maxTokens: number;
   /** TokenCounter.countTokens: counting stops once it passes `limit`. */
   countTokens: (text: string, limit?: number) => number;
+  /**
+   * What the prompt's code fence makes of a file's text (cleanCode: secrets scrubbed, invisible
+   * characters gone): the text is counted as the model is sent it.
+   */
+  clean: (text: string) => string;
   /** The `review.ignore` globs. */
   ignore: readonly string[];
   attributes: GitAttributes;
@@ -51,6 +56,24 @@ const MAX_LINE_CHARS = 500;
 // Line numbers are right-aligned to this width, so the code lines up.
 const LINE_NUMBER_WIDTH = 5;
 const DELETED_PREFIX = `${" ".repeat(LINE_NUMBER_WIDTH + 1)}-`;
+
+// Unicode's line terminators but `\n`, which a line's text cannot hold: CR, VT, FF, NEL, and the
+// line and paragraph separators.
+const LINE_BREAKS = /[\r\v\f\u0085\u2028\u2029]/g;
+
+/**
+ * `text` with every line terminator in it written as an escape, the way escapeName writes control
+ * characters (`\x0d`, `\u{2028}`), so that each line of the file stays on its one numbered line.
+ * A bare `\r`, which git keeps inside a line, became a line break in the prompt's code fence,
+ * after the lines were numbered: an added line forged another file's section, with numbered
+ * lines of its own (found by a review).
+ */
+function escapeLineBreaks(text: string): string {
+  return text.replace(LINE_BREAKS, (char) => {
+    const code = char.charCodeAt(0);
+    return code < 0x20 ? `\\x${code.toString(16).padStart(2, "0")}` : `\\u{${code.toString(16)}}`;
+  });
+}
 
 /** `text` cut to `max` characters, never inside a surrogate pair, with `…` when cut. */
 function capText(text: string, max: number): string {
@@ -70,16 +93,17 @@ function capText(text: string, max: number): string {
 export function renderFileDiff(file: PullRequestFile, hunks: Hunk[]): string {
   const renamed =
     file.previous_filename !== undefined && file.previous_filename !== file.filename
-      ? ` (renamed from ${escapeName(file.previous_filename)})`
+      ? ` (renamed from ${escapeLineBreaks(escapeName(file.previous_filename))})`
       : "";
   // Appended to one string rather than joined from an array: V8 builds it as a rope, where an
   // array of a long patch's lines lands in the large-object space and makes the cost per line
-  // several times higher past some 16,000 lines.
-  let text = `### ${escapeName(file.filename)}${renamed}`;
+  // several times higher past some 16,000 lines. escapeName leaves NEL and the separators in a
+  // name or heading: escapeLineBreaks writes them too.
+  let text = `### ${escapeLineBreaks(escapeName(file.filename))}${renamed}`;
   for (const hunk of hunks) {
-    text += `\n${escapeName(capText(hunk.header, MAX_LINE_CHARS))}`;
+    text += `\n${escapeLineBreaks(escapeName(capText(hunk.header, MAX_LINE_CHARS)))}`;
     for (const line of hunk.lines) {
-      const content = capText(line.text, MAX_LINE_CHARS);
+      const content = escapeLineBreaks(capText(line.text, MAX_LINE_CHARS));
       if (line.kind === "delete") {
         text += `\n${DELETED_PREFIX}${content}`;
       } else {
@@ -146,7 +170,10 @@ export function selectFiles(options: SelectFilesOptions): FileSelection & { unli
   const reviewed: ReviewInput[] = [];
   let remaining = options.maxTokens;
   for (const { index, file, category, hunks } of candidates) {
-    const text = renderFileDiff(file, hunks);
+    // Counted after cleaning: scrubbing lengthens some text (`://:x@` has its `x` replaced by
+    // `[REDACTED]`), and a diff counted before it reached the model at 2.5 times its budget, past
+    // the job's cap, where the run refused it (found by a review).
+    const text = options.clean(renderFileDiff(file, hunks));
     // One past what is left is enough to know the file does not fit; counting stops there.
     const tokens = options.countTokens(text, Math.max(remaining, 0) + 1);
     if (tokens <= remaining) {

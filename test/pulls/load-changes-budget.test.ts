@@ -42,6 +42,7 @@ async function load(options: {
     assistant: {
       limits: { maxTokens: options.jobTokens, maxOutputTokens: 1_500 } as never,
       account,
+      scrub: (text: string) => text,
     } as never,
   });
 }

@@ -42,6 +42,14 @@ const cases: Array<[pattern: string, path: string, matches: boolean]> = [
   ["**/*.snap", "a/__snapshots__/b.snap", true],
   ["a**b", "axxb", true],
   ["a**b", "a/b", false],
+  // A whole segment of more stars is `**` too, as git's wildmatch reads it (checked with
+  // `git check-attr`); they had matched within one segment.
+  ["***/x.snap", "a/b/x.snap", true],
+  ["/***/**/x", "x", true],
+  ["docs/***", "docs/a/b.md", true],
+  ["src/****/y", "src/y", true],
+  ["a/***b", "a/cb", true],
+  ["a/***b", "a/c/b", false],
   // A trailing slash: a directory, and everything under it.
   ["vendor/", "vendor/a.js", true],
   ["vendor/", "lib/vendor/a/b.js", true],

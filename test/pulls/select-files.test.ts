@@ -6,6 +6,7 @@ import { renderFileDiff, selectFiles } from "../../src/pulls/select-files.js";
 import { expectLinearTime } from "../helpers/hostile-input.js";
 
 const none: GitAttributes = { rules: [] };
+const keep = (text: string) => text;
 
 /** A file whose one hunk adds `lines` lines. */
 function file(filename: string, lines = 1, extra: Partial<PullRequestFile> = {}): PullRequestFile {
@@ -68,6 +69,7 @@ describe("selectFiles", () => {
       files,
       maxTokens: 10_000,
       countTokens,
+      clean: keep,
       ignore: ["*.lock", "package-lock.json", "vendor/"],
       attributes: none,
     });
@@ -101,6 +103,7 @@ describe("selectFiles", () => {
       files,
       maxTokens: 10_000,
       countTokens,
+      clean: keep,
       ignore: [],
       attributes: none,
     });
@@ -124,6 +127,7 @@ describe("selectFiles", () => {
       files,
       maxTokens: 10_000,
       countTokens,
+      clean: keep,
       ignore: [],
       attributes,
     });
@@ -138,7 +142,14 @@ describe("selectFiles", () => {
     const { calls, countTokens } = fakeCounter();
     const small = Math.ceil(renderFileDiff(files[0]!, parsePatch(files[0]!.patch!)).length / 4);
     const maxTokens = 3 * small;
-    const selection = selectFiles({ files, maxTokens, countTokens, ignore: [], attributes: none });
+    const selection = selectFiles({
+      files,
+      maxTokens,
+      countTokens,
+      clean: keep,
+      ignore: [],
+      attributes: none,
+    });
     expect(selection.reviewed.map((r) => r.file.filename)).toEqual([
       "src/small1.ts",
       "src/small2.ts",
@@ -166,6 +177,7 @@ describe("selectFiles", () => {
       files,
       maxTokens: exact,
       countTokens,
+      clean: keep,
       ignore: [],
       attributes: none,
     });
@@ -174,6 +186,7 @@ describe("selectFiles", () => {
       files,
       maxTokens: exact - 1,
       countTokens,
+      clean: keep,
       ignore: [],
       attributes: none,
     });
@@ -187,6 +200,7 @@ describe("selectFiles", () => {
       files,
       maxTokens: 0,
       countTokens,
+      clean: keep,
       ignore: [],
       attributes: none,
       unlisted: 42,
@@ -213,12 +227,37 @@ describe("selectFiles", () => {
       files,
       maxTokens: 10_000,
       countTokens,
+      clean: keep,
       ignore: [],
       attributes: none,
     }).reviewed;
     expect(input!.hunks.map((h) => h.header)).toEqual(["@@ -20,2 +19,3 @@"]);
     expect(input!.text).not.toContain("removed");
     expect(input!.text).toContain("+added");
+  });
+
+  it("counts and keeps each file's text as `clean` leaves it", () => {
+    // Scrubbing lengthens some text: what is counted must be what the prompt is sent.
+    const files = [file("src/a.ts", 3), file("src/b.ts", 3)];
+    const { calls, countTokens } = fakeCounter();
+    const clean = (text: string) => text.replaceAll("line", "[REDACTED]".repeat(4));
+    const rendered = renderFileDiff(files[0]!, parsePatch(files[0]!.patch!));
+    const cleaned = Math.ceil(clean(rendered).length / 4);
+    const selection = selectFiles({
+      files,
+      // Room for both files as rendered, for one as cleaned.
+      maxTokens: cleaned + 10,
+      countTokens,
+      clean,
+      ignore: [],
+      attributes: none,
+    });
+    expect(Math.ceil(rendered.length / 4) * 2).toBeLessThanOrEqual(cleaned + 10);
+    expect(calls[0]!.text).toBe(clean(rendered));
+    expect(selection.reviewed.map((r) => [r.text, r.tokens])).toEqual([[clean(rendered), cleaned]]);
+    expect(selection.skipped).toEqual([
+      { path: "src/b.ts", reason: "over-budget", category: "code" },
+    ]);
   });
 
   it("accounts for every file of a large mixed pull request", () => {
@@ -237,6 +276,7 @@ describe("selectFiles", () => {
       files,
       maxTokens: 4_000,
       countTokens,
+      clean: keep,
       ignore: ["*.snap"],
       attributes: none,
     });
@@ -296,6 +336,25 @@ describe("renderFileDiff", () => {
     expect(lines[2]).toBe(`      -${"x".repeat(500)}…`);
     // Never cut inside a surrogate pair.
     expect(lines[3]).toBe(`    1 +a${"😀".repeat(249)}…`);
+  });
+
+  it("writes a line terminator inside a line, name or heading as an escape", () => {
+    // Each would read as a line break in the prompt (the code fence makes one of `\r`), after
+    // the lines were numbered.
+    const breaks = "a\rb\vc\fd\u0085e\u2028f\u2029g";
+    const escaped = "a\\x0db\\x0bc\\x0cd\\u{85}e\\u{2028}f\\u{2029}g";
+    const patch = `@@ -1 +1,2 @@ ${breaks}\n-${breaks}\n+${breaks}\n ${breaks}`;
+    const text = renderFileDiff(
+      file(`src/${breaks}.ts`, 1, { patch, previous_filename: `lib/${breaks}.ts` }),
+      parsePatch(patch),
+    );
+    expect(text.split("\n")).toEqual([
+      `### src/${escaped}.ts (renamed from lib/${escaped}.ts)`,
+      `@@ -1 +1,2 @@ ${escaped}`,
+      `      -${escaped}`,
+      `    1 +${escaped}`,
+      `    2  ${escaped}`,
+    ]);
   });
 
   it("takes linear time on hostile paths, headings and lines", async () => {
