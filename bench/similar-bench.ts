@@ -2,11 +2,14 @@
 // from ../shared/data/duplicates (see its README for the source, licence caveat and split).
 import { existsSync, readFileSync } from "node:fs";
 import { fileURLToPath } from "node:url";
+import { RepoConfigSchema } from "../src/config.js";
 import { Bm25Index, DEFAULT_BM25, type Bm25Parameters } from "../src/memory/bm25-index.js";
+import { similarSearchOptions } from "../src/memory/find-similar-issues.js";
 import {
   DEFAULT_FUSION,
   dot,
   fuseRankings,
+  keptHits,
   searchHybrid,
   type FusionParameters,
   type HybridIndexes,
@@ -16,6 +19,7 @@ import { createLocalEmbedder } from "../src/memory/local-embedder.js";
 import { issueMemoryText } from "../src/memory/memory-inputs.js";
 import { NearDuplicateIndex } from "../src/memory/near-duplicate.js";
 import { QuantizedMatrix } from "../src/memory/quantized-matrix.js";
+import { RESCORE_FACTOR } from "../src/memory/vectra-memory-store.js";
 import { printTable } from "./stats.js";
 
 const DATA = fileURLToPath(new URL("../../shared/data/duplicates/", import.meta.url));
@@ -49,9 +53,21 @@ export interface Recall {
   at10: number;
 }
 
+/** Of the duplicates, how many had their original named, and how many had nothing named. */
+export interface Named {
+  original: number;
+  nothing: number;
+}
+
 export interface SplitResult {
   pairs: number;
   recall: Record<Method, Recall>;
+  /**
+   * What a new issue's similar-issue comment names with the default settings (`similar.max`
+   * issues, the local embedder's threshold): the hybrid as `findSimilarIssues` searches, and
+   * the local embedder alone at the same threshold (the original Talos's search).
+   */
+  named: { max: number; threshold: number; hybrid: Named; vector: Named };
   /** Queries where a near-exact match was found, and how often the first one was the original. */
   nearDuplicate: { queries: number; firstIsOriginal: number };
 }
@@ -71,6 +87,7 @@ export type SimilarBenchResult =
         hybridBeatsVector: boolean;
         hybridBeatsBm25: boolean;
         hybridBeatsReadmeTfIdf: boolean;
+        hybridNamesMoreThanVector: boolean;
       } | null;
       tuning?: Array<Record<string, string | number>>;
     };
@@ -96,16 +113,18 @@ interface Corpus {
   /** Unit vectors, by position. */
   vectors: Float32Array[];
   tfidf: TfIdfIndex;
+  /** The local embedder's threshold of related, the default `similar.threshold`. */
+  relatedScore: number;
 }
 
-// As the store does: the int8 scan's best 4 × 10 are rescored with their float32 vectors.
-const RESCORE = 40;
+// As the store does for k 10: the int8 scan's best 4 × 10 are rescored with float32 vectors.
+const RESCORE = RESCORE_FACTOR * 10;
 
 /** The vector ranking as the store computes it: an int8 scan, the head rescored exactly. */
-function semanticOf(corpus: Corpus, query: Query, k: number) {
+function semanticOf(corpus: Corpus, query: Query, k: number, rescore = RESCORE) {
   const approximate = corpus.matrix.candidates(query.vector, k, query.accept);
   const head = approximate
-    .slice(0, RESCORE)
+    .slice(0, rescore)
     .map((c) => ({ id: c.id, score: dot(query.vector, corpus.vectors[c.slot]!) }))
     .sort((a, b) => b.score - a.score);
   return [...head, ...approximate.slice(head.length)];
@@ -133,7 +152,7 @@ export async function runSimilarBench(options: SimilarBenchOptions): Promise<Sim
   const tuning = options.tune ? tune(corpus, pairsOf(pairs, "dev", options.limit)) : undefined;
   const splits: Partial<Record<Split, SplitResult>> = {};
   for (const split of options.splits ?? ["test", "dev"]) {
-    splits[split] = evaluate(corpus, pairsOf(pairs, split, options.limit));
+    splits[split] = await evaluate(corpus, pairsOf(pairs, split, options.limit));
   }
   const quantized = quantizedRecall(
     queriesOf(corpus, pairsOf(pairs, options.splits?.[0] ?? "test", options.limit)),
@@ -146,6 +165,8 @@ export async function runSimilarBench(options: SimilarBenchOptions): Promise<Sim
         hybridBeatsVector: test.hybrid.at3 > test.vector.at3,
         hybridBeatsBm25: test.hybrid.at3 > test.bm25.at3,
         hybridBeatsReadmeTfIdf: test.hybrid.at3 > README_TFIDF_AT_3,
+        hybridNamesMoreThanVector:
+          splits.test!.named.hybrid.original > splits.test!.named.vector.original,
       }
     : null;
   const result = {
@@ -204,6 +225,7 @@ async function buildCorpus(issues: Issue[]): Promise<Corpus> {
     matrix,
     vectors,
     tfidf: new TfIdfIndex(ids, texts),
+    relatedScore: embedder.relatedScore,
   };
 }
 
@@ -233,12 +255,19 @@ function queriesOf(corpus: Corpus, pairs: Pair[]): Query[] {
   });
 }
 
-function evaluate(corpus: Corpus, pairs: Pair[]): SplitResult {
+async function evaluate(corpus: Corpus, pairs: Pair[]): Promise<SplitResult> {
   const found = Object.fromEntries(METHODS.map((m) => [m, [] as number[]])) as Record<
     Method,
     number[]
   >;
   const nearDuplicate = { queries: 0, firstIsOriginal: 0 };
+  const settings = RepoConfigSchema.parse({}).similar;
+  const named = {
+    max: settings.max,
+    threshold: settings.threshold ?? corpus.relatedScore,
+    hybrid: { original: 0, nothing: 0 },
+    vector: { original: 0, nothing: 0 },
+  };
   for (const query of queriesOf(corpus, pairs)) {
     const { indexes } = corpus;
     const semantic = semanticOf(corpus, query, DEFAULT_FUSION.pool);
@@ -266,12 +295,62 @@ function evaluate(corpus: Corpus, pairs: Pair[]): SplitResult {
       if (hybrid[0].id === query.original) nearDuplicate.firstIsOriginal++;
     }
     for (const method of METHODS) found[method].push(rankings[method].indexOf(query.original));
+    const { hybrid: byHybrid, vector: byVector } = await namedFor(corpus, query, settings);
+    for (const [ids, count] of [
+      [byHybrid, named.hybrid],
+      [byVector, named.vector],
+    ] as const) {
+      if (ids.includes(query.original)) count.original++;
+      if (ids.length === 0) count.nothing++;
+    }
   }
   const recall = Object.fromEntries(
     METHODS.map((method) => [method, recallOf(found[method])]),
   ) as Record<Method, Recall>;
-  return { pairs: pairs.length, recall, nearDuplicate };
+  return { pairs: pairs.length, recall, nearDuplicate, named };
 }
+
+/**
+ * The ids a similar-issue comment on the duplicate names: the store's search as
+ * `findSimilarIssues` asks it (the vector ranking, BM25 and near-exact matches fused, then
+ * `keptHits` with its threshold and `similar.max`), and the local embedder alone with the same
+ * threshold and number.
+ */
+async function namedFor(
+  corpus: Corpus,
+  query: Query,
+  settings: { max: number; threshold?: number | undefined },
+): Promise<{ hybrid: string[]; vector: string[] }> {
+  const options = similarSearchOptions(query.pair.duplicate, settings, corpus.relatedScore);
+  const minScore = options.minScore!;
+  const cosine = (id: string) =>
+    dot(query.vector, corpus.vectors[corpus.byNumber.get(numberOf(id))!]!);
+  const pool = Math.max(options.k, DEFAULT_FUSION.pool);
+  const semantic = semanticOf(corpus, query, pool, RESCORE_FACTOR * options.k);
+  const ranked = searchHybrid(corpus.indexes, query.text, semantic, {
+    k: pool,
+    accept: query.accept,
+    self: options.excludeIds,
+    scoreOf: cosine,
+    limit: Number.POSITIVE_INFINITY,
+  });
+  const kept = await keptHits(
+    ranked,
+    query.text,
+    options,
+    async (hits) => new Map(hits.map((hit) => [hit.id, cosine(hit.id)])),
+    // Only the id is read here.
+    async (id) => ({ id, kind: "issue", text: "", repo: "rust-lang/rust", createdAt: "" }),
+  );
+  const vector = semantic
+    .map((hit) => ({ id: hit.id, score: cosine(hit.id) }))
+    .filter((hit) => hit.score >= minScore)
+    .sort((a, b) => b.score - a.score)
+    .slice(0, options.k);
+  return { hybrid: kept.map((hit) => hit.record.id), vector: vector.map((hit) => hit.id) };
+}
+
+const numberOf = (id: string) => Number(id.slice("issue-".length));
 
 /**
  * How often the store's vector search (int8 scan, best 4 × 5 rescored in float32) finds the
@@ -461,6 +540,18 @@ function printReport(result: Exclude<SimilarBenchResult, { skipped: string }>): 
     console.log(
       `near-exact match (shared error, panic or trace) ranked first for ${r.nearDuplicate.queries} duplicates; it was the original for ${r.nearDuplicate.firstIsOriginal}`,
     );
+    const { named } = r;
+    const share = (count: number) => `${pct(count / Math.max(1, r.pairs))} (${count})`;
+    console.log(
+      `\nnamed by the similar-issue comment (similar.max ${named.max}, similarity at least ${named.threshold}: the defaults with the local embedder)`,
+    );
+    printTable(
+      (["vector", "hybrid"] as const).map((search) => ({
+        search: search === "hybrid" ? "hybrid (as findSimilarIssues searches)" : "vector alone",
+        "original named": share(named[search].original),
+        "nothing named": share(named[search].nothing),
+      })),
+    );
   }
   const q = result.quantized;
   console.log(
@@ -483,6 +574,9 @@ function printReport(result: Exclude<SimilarBenchResult, { skipped: string }>): 
     console.log(`target hybrid recall@3 > BM25 alone (test): ${verdict(t.hybridBeatsBm25)}`);
     console.log(
       `target hybrid recall@3 > the README's TF-IDF ${pct(t.readmeTfIdfAt3)} (test): ${verdict(t.hybridBeatsReadmeTfIdf)}`,
+    );
+    console.log(
+      `target the comment names the original more often than the local embedder alone at the same threshold (test): ${verdict(t.hybridNamesMoreThanVector)}`,
     );
   }
 }

@@ -272,6 +272,12 @@ describe("the benchmarks", () => {
           expect(r.at3).toBeLessThanOrEqual(r.at10);
           expect(r.at10).toBeLessThanOrEqual(1);
         }
+        // What the comment names at the defaults, as findSimilarIssues searches, and vectors alone.
+        const { named } = result.splits[split]!;
+        expect(named).toMatchObject({ max: 3, threshold: 0.4 });
+        for (const { original, nothing } of [named.hybrid, named.vector]) {
+          expect(original + nothing).toBeLessThanOrEqual(pairs);
+        }
       }
       expect(result.targets?.readmeTfIdfAt3).toBe(0.36);
       expect(result.quantized).toMatchObject({ queries: 20 });

@@ -33,9 +33,25 @@ export function forEachWord(text: string, visit: (word: string) => void): void {
  * Korean writes spaces, but joins particles to their noun (파일을, 파일이): as pairs, 파일
  * finds both. Letters of other scripts in such a run end it (`Rust로` gives rust and 로).
  * Pairs are neither stemmed nor stop words: BM25's idf weighs the common ones down.
+ *
+ * Combining marks (`\p{M}`) belong to their word, and the text is read in NFC: a vowel sign
+ * ended the word, so त्रुटि ("error") was the single letters त, र and ट, found in any Hindi
+ * text, and "Öffnen" typed decomposed (o and a mark, as macOS pastes it) was "o" and "ffnen".
+ * With runs of marks bounded (`toKeywordText`), that is linear; callers cut the text first.
+ * `forEachWord` keeps its words as they were: the local embedder's stored vectors were made
+ * from them.
  */
 export function forEachKeyword(text: string, visit: (word: string) => void): void {
   scanWords(text, visit, true);
+}
+
+/**
+ * How `forEachKeyword` reads a character (a code point): in a word, a CJK letter (read in
+ * pairs), or between words, so that counting a query's words finds the boundaries BM25 does.
+ */
+export function keywordCharOf(point: number): "word" | "cjk" | "between" {
+  const kind = kindOf(point, true);
+  return kind === WORD ? "word" : kind === CJK ? "cjk" : "between";
 }
 
 /**
@@ -118,10 +134,32 @@ const OTHER = 0;
 const WORD = 1;
 const CJK = 2;
 
+/**
+ * Lower case, then NFC (lower-casing can leave a text decomposed: İ gives i and a combining
+ * dot). NFC sorts each run of combining marks by insertion, quadratic in its length (80,000
+ * alternating marks took V8 13 s), so runs are cut to 30 marks beforehand, the bound of
+ * Unicode's stream-safe format (UAX #15): no real word has more.
+ */
+function toKeywordText(text: string): string {
+  return text.replace(MARK_RUN, "$1").toLowerCase().normalize("NFC");
+}
+
+// The marks past the first 30 of a run. Linear: a failed match stops within 31 marks of where
+// it started, and `replace` starts each search at 0 (the flag's lastIndex is never reused).
+const MARK_RUN = /(\p{M}{30})\p{M}+/gu;
+
+/** A character of `forEachWord`'s text, or with `keywords`, of `forEachKeyword`'s. */
+function kindOf(point: number, keywords: boolean): number {
+  if (point < 0x80) return ASCII_WORD[point] === 1 ? WORD : OTHER;
+  if (!keywords) return LETTER_OR_NUMBER.test(String.fromCodePoint(point)) ? WORD : OTHER;
+  if (isCjkLetter(point)) return CJK;
+  return LETTER_MARK_OR_NUMBER.test(String.fromCodePoint(point)) ? WORD : OTHER;
+}
+
 /** `forEachWord`, and with `pairs`, `forEachKeyword`: one scan over the characters. */
 function scanWords(text: string, visit: (word: string) => void, pairs: boolean): void {
   const stems = new Map<string, string>();
-  const lower = text.toLowerCase();
+  const lower = pairs ? toKeywordText(text) : text.toLowerCase();
   // The word being read, and the CJK run being read (its first and its last character so far).
   let start = -1;
   let run = -1;
@@ -147,8 +185,7 @@ function scanWords(text: string, visit: (word: string) => void, pairs: boolean):
     else {
       const point = lower.codePointAt(i)!;
       size = point > 0xffff ? 2 : 1;
-      if (pairs && isCjkLetter(point)) kind = CJK;
-      else kind = LETTER_OR_NUMBER.test(String.fromCodePoint(point)) ? WORD : OTHER;
+      kind = kindOf(point, pairs);
     }
     if (kind === CJK) {
       if (start >= 0) emit(i);
@@ -173,6 +210,7 @@ const ASCII_WORD = Uint8Array.from({ length: 128 }, (_, code) =>
   /[\p{L}\p{N}_']/u.test(String.fromCharCode(code)) ? 1 : 0,
 );
 const LETTER_OR_NUMBER = /^[\p{L}\p{N}]$/u;
+const LETTER_MARK_OR_NUMBER = /^[\p{L}\p{M}\p{N}]$/u;
 
 /** `'quoted'` → `quoted`, by index: `/'+$/` would rescan a long run of quotes from each one. */
 function trimApostrophes(word: string): string {

@@ -3,7 +3,7 @@ import { escapeMarkdown } from "../markdown/safe-text.js";
 import { NotInRepoError, type IssueInfo, type RepoClient } from "../github/create-repo-client.js";
 import { statusOf } from "../github/octokit.js";
 import { issueMemoryId, issueMemoryText } from "./memory-inputs.js";
-import type { MemoryStore, SearchHit } from "./memory-store.js";
+import type { MemoryStore, SearchHit, SearchOptions } from "./memory-store.js";
 
 export interface SimilarSettings {
   max: number;
@@ -17,13 +17,28 @@ export function findSimilarIssues(
   issue: IssueInfo,
   settings: SimilarSettings,
 ): Promise<SearchHit[]> {
-  return memory.search(issueMemoryText(issue), {
+  return memory.search(
+    issueMemoryText(issue),
+    similarSearchOptions(issue.number, settings, memory.relatedScore),
+  );
+}
+
+/** The search `findSimilarIssues` makes for issue `number` (the similar bench replays it). */
+export function similarSearchOptions(
+  number: number,
+  settings: SimilarSettings,
+  relatedScore: number,
+): SearchOptions {
+  return {
     k: settings.max,
     kinds: ["issue", "pull_request"],
     // Issues and pull requests share numbers: neither is its own match.
-    excludeIds: [issueMemoryId(issue.number, false), issueMemoryId(issue.number, true)],
-    minScore: similarityThreshold(memory, settings),
-  });
+    excludeIds: [issueMemoryId(number, false), issueMemoryId(number, true)],
+    minScore: settings.threshold ?? relatedScore,
+    // A short issue ("Typo in docs") is still an issue's text: its keyword hits had been named
+    // below the threshold, even at 1, the fallback that promises identical text only.
+    shortQueryKeywords: false,
+  };
 }
 
 /**

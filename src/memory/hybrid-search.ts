@@ -1,5 +1,5 @@
 import type { Bm25Index } from "./bm25-index.js";
-import { isCjkLetter } from "./english-words.js";
+import { keywordCharOf } from "./english-words.js";
 import type { MemoryRecord, SearchHit, SearchOptions } from "./memory-store.js";
 import type { NearDuplicateIndex } from "./near-duplicate.js";
 
@@ -140,40 +140,72 @@ const SHORT_QUERY_WORDS = 4;
 
 /**
  * Which hits a search with `minScore` (a cosine) keeps: near-exact duplicates and, for a short
- * query, keyword hits, below it too.
+ * query unless `shortQueryKeywords` is false, keyword hits, below it too.
  */
-function keepsHit(query: string, minScore = -1): (hit: HybridHit) => boolean {
-  const short = countQueryWords(query, SHORT_QUERY_WORDS + 1) <= SHORT_QUERY_WORDS;
+function keepsHit(
+  query: string,
+  {
+    minScore = -1,
+    shortQueryKeywords = true,
+  }: Pick<SearchOptions, "minScore" | "shortQueryKeywords">,
+): (hit: HybridHit) => boolean {
+  const short =
+    shortQueryKeywords && countQueryWords(query, SHORT_QUERY_WORDS + 1) <= SHORT_QUERY_WORDS;
   return (hit) => hit.shared > 0 || (short && hit.keyword) || hit.score >= minScore;
 }
 
-const LETTER_OR_NUMBER = /[\p{L}\p{N}]/u;
-const SPACE = /\s/;
-
 /**
- * A query's words, counted up to `upTo`. Chinese and Japanese have no spaces: a run of their
+ * A query's words, counted up to `upTo`, at the boundaries BM25 reads (`forEachKeyword`:
+ * punctuation too, so `pages:render-wrong:colours` is three words, not one run between spaces,
+ * which had made a whole slug-like title a short query). Its stop words count: "how to fix it"
+ * is four words, as a reader counts them. Chinese and Japanese have no spaces: a run of their
  * letters counts a word per two of them (most words are two), or a sentence would count as one
  * word, and, its pairs shared with unrelated issues, keep keyword hits a long query may not.
+ * Thai, Lao, Khmer and Burmese write no spaces between words either: a run of theirs counts a
+ * word per `UNSPACED_WORD_CHARS` characters (their marks among them).
  */
 export function countQueryWords(query: string, upTo = Infinity): number {
   let words = 0;
   let inWord = false;
   let cjk = 0;
+  let unspaced = 0;
   for (const char of query) {
     if (words >= upTo) break;
-    if (isCjkLetter(char.codePointAt(0)!)) {
+    const point = char.codePointAt(0)!;
+    const kind = keywordCharOf(point);
+    if (kind === "word" && isUnspacedScript(point)) {
+      if (unspaced++ % UNSPACED_WORD_CHARS === 0) words++;
+      cjk = 0;
+      inWord = false;
+      continue;
+    }
+    unspaced = 0;
+    if (kind === "cjk") {
       if (cjk++ % 2 === 0) words++;
       inWord = false;
       continue;
     }
     cjk = 0;
-    if (SPACE.test(char)) inWord = false;
-    else if (!inWord && LETTER_OR_NUMBER.test(char)) {
+    if (kind === "between") inWord = false;
+    // An apostrophe alone is no word (`forEachKeyword` trims them).
+    else if (!inWord && char !== "'") {
       words++;
       inWord = true;
     }
   }
   return words;
+}
+
+// Thai words average about four characters, vowel and tone marks included.
+const UNSPACED_WORD_CHARS = 4;
+
+/** Thai, Lao, Burmese or Khmer (their main blocks): scripts written without spaces. */
+function isUnspacedScript(point: number): boolean {
+  return (
+    (point >= 0x0e00 && point <= 0x0eff) ||
+    (point >= 0x1000 && point <= 0x109f) ||
+    (point >= 0x1780 && point <= 0x17ff)
+  );
 }
 
 /**
@@ -187,11 +219,11 @@ export function countQueryWords(query: string, upTo = Infinity): number {
 export async function keptHits(
   ranked: readonly HybridHit[],
   query: string,
-  options: Pick<SearchOptions, "k" | "minScore">,
+  options: Pick<SearchOptions, "k" | "minScore" | "shortQueryKeywords">,
   exactScores: (hits: readonly HybridHit[]) => Promise<ReadonlyMap<string, number>>,
   recordOf: (id: string) => Promise<MemoryRecord | undefined>,
 ): Promise<SearchHit[]> {
-  const keep = keepsHit(query, options.minScore);
+  const keep = keepsHit(query, options);
   const found: SearchHit[] = [];
   for (
     let from = 0, batch = Math.max(options.k, 1);

@@ -47,8 +47,14 @@ export interface SearchOptions {
   since?: string;
   /** Leave these out (the issue the search is about, say). */
   excludeIds?: readonly string[];
-  /** Only hits whose cosine similarity reaches this. */
+  /** Only hits whose cosine similarity reaches this, but for near-exact duplicates (see below). */
   minScore?: number;
+  /**
+   * Keep a short query's keyword hits below `minScore` too (default true): embeddings of a few
+   * words are vague, and the words are the better signal. Similar issues say false: their
+   * threshold is the one the repository set, whatever the length of the issue.
+   */
+  shortQueryKeywords?: boolean;
 }
 
 export interface SearchHit {

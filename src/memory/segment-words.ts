@@ -34,9 +34,10 @@ export const wordsFile = (segment: number) => `words-${String(segment).padStart(
 
 // "TWD" and the format's version; then the JSON part's length and a crc32 of all that follows.
 // The version is also the words': 2 counts CJK text as pairs of characters (`countFields`),
-// where 1 counted each run as one word. A file of another version is counted again.
+// where 1 counted each run as one word; 3 keeps combining marks in their word and reads NFC,
+// where 2 split त्रुटि into त, र and ट. A file of another version is counted again.
 const TAG = 0x445754;
-const VERSION = 2;
+const VERSION = 3;
 const MAGIC = TAG | ((0x30 + VERSION) << 24);
 const PREFIX_BYTES = 12;
 const OPEN_AT_ONCE = 16;

@@ -521,7 +521,8 @@ export class VectraMemoryStore implements MemoryStore {
   /**
    * Records that share an error line, panic message or stack trace with `query` first, then the
    * vector and BM25 rankings fused (see hybrid-search.ts). `minScore` is a cosine similarity;
-   * a near-exact duplicate is kept below it, and so is a keyword hit of a short query.
+   * a near-exact duplicate is kept below it, and so is a keyword hit of a short query (unless
+   * `shortQueryKeywords` is false).
    */
   async search(query: string, options: SearchOptions): Promise<SearchHit[]> {
     const [vector] = await this.#options.embedder.embed([query]);

@@ -211,7 +211,7 @@ describe("a words file counted before CJK text was split", () => {
     const old = encodeSegmentWords(builder.finish());
     old.writeUInt32LE(0x31445754, 0); // "TWD1"
     writeFileSync(file, old);
-    expect(decodeSegmentWords(old, SEGMENT_SIZE)).toBe("counted by words file version 1, not 2");
+    expect(decodeSegmentWords(old, SEGMENT_SIZE)).toBe("counted by words file version 1, not 3");
 
     const logged: string[] = [];
     const log = pino(
