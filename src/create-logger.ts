@@ -1,6 +1,7 @@
 import { Transform, type Writable } from "node:stream";
 import { getTransformStream } from "@probot/pino";
 import { pino, stdSerializers, type Logger, type LevelWithSilent } from "pino";
+import { sliceWhole } from "./slice-whole.js";
 
 export interface LoggerOptions {
   level: LevelWithSilent;
@@ -199,9 +200,17 @@ function jwtStart(part: string): number {
  */
 export async function createLogger(options: LoggerOptions): Promise<Logger> {
   const scrub = createSecretScrubber(options.secrets);
+  // Longer than any secret as a log line holds it (JSON-escaped: at most twice as long), and than
+  // a token shape's match: a cut within this of a slice's end may hold part of one.
+  const margin = 2 * Math.max(0, ...options.secrets.map((s) => s?.length ?? 0)) + 256;
   const scrubbing = new Transform({
     transform(chunk: Buffer, _encoding, callback) {
-      callback(null, scrub(capLogLine(chunk)));
+      callback(
+        null,
+        chunk.length <= MAX_LOG_LINE_BYTES
+          ? scrub(chunk.toString())
+          : cutLogLine(chunk, scrub, margin),
+      );
     },
   });
   const formatting = await getTransformStream({ logFormat: options.format });
@@ -247,16 +256,21 @@ function dropEvents(serialized: unknown, depth: number): void {
 
 /** Longer log lines are cut: no line Talos writes needs more, and scrubbing one takes time. */
 export const MAX_LOG_LINE_BYTES = 256 * 1024;
+const HEAD_CHARS = 4096;
+const TAIL_CHARS = 1024;
 
 /**
- * A line over MAX_LOG_LINE_BYTES becomes one saying so, with its level, time, head and tail (where
- * pino puts the message): text
- * anyone wrote may reach a log line (an error quoting a body), and the scrubber's passes over
- * megabytes held the event loop for seconds.
+ * A line over MAX_LOG_LINE_BYTES as one saying so, with its level, time, head and tail (where
+ * pino puts the message): text anyone wrote may reach a log line (an error quoting a body), and
+ * the scrubber's passes over megabytes held the event loop for seconds. Each end is scrubbed
+ * with `margin` more of the line, and that margin dropped after: a secret cut by the slice is
+ * not matched whole, and part of it had been written. Scrubbed before it is quoted again, while
+ * its secrets are escaped as in any line (quoted twice, one with a `"` was not found).
  */
-function capLogLine(chunk: Buffer): string {
-  if (chunk.length <= MAX_LOG_LINE_BYTES) return chunk.toString();
-  const head = chunk.subarray(0, 4096).toString();
+function cutLogLine(chunk: Buffer, scrub: (text: string) => string, margin: number): string {
+  // Decoded bytes: a character split at a slice's end is within the margin dropped.
+  const head = scrub(chunk.subarray(0, HEAD_CHARS * 4 + margin).toString());
+  const tail = scrub(chunk.subarray(-(TAIL_CHARS * 4 + margin)).toString());
   // pino's lines start with their level and time.
   const level = /^\{"level":(\d{1,3}),"time":(\d{1,16})/.exec(head);
   return (
@@ -265,8 +279,8 @@ function capLogLine(chunk: Buffer): string {
       time: level ? Number(level[2]) : Date.now(),
       name: "probot",
       msg: `log line of ${chunk.length} bytes cut to its head and tail (over ${MAX_LOG_LINE_BYTES})`,
-      head,
-      tail: chunk.subarray(-1024).toString(),
+      head: sliceWhole(head.slice(0, Math.max(0, head.length - margin)), HEAD_CHARS),
+      tail: tail.slice(Math.max(margin, tail.length - TAIL_CHARS)),
     }) + "\n"
   );
 }

@@ -234,3 +234,60 @@ describe("event log lines", () => {
     }
   });
 });
+
+// A configured secret (a webhook secret or API key a person chose) that JSON escapes.
+const QUOTED_SECRET = 'whsec"Quoted\\Secret-0123456789';
+// A configured webhook secret or key of no known shape: only the literal scrub finds it.
+const SECRET = "Webhook0Secret1Value2ABCDEFGHIJabcdefghij";
+
+const tick = () => new Promise((resolve) => setImmediate(resolve));
+
+describe("a cut log line's head and tail", () => {
+  it("scrubs a configured secret holding a quote or backslash from the head of a cut line", async () => {
+    const logs = await captureLogs("info", [QUOTED_SECRET]);
+    // Short lines are scrubbed: the JSON-escaped variant is among the literals.
+    logs.log.warn({ quoted: QUOTED_SECRET }, "short");
+    logs.log.warn({ quoted: `${QUOTED_SECRET} ${"x".repeat(MAX_LOG_LINE_BYTES)}` }, "long");
+    await tick();
+    const [short, long] = logs.lines();
+    expect(JSON.stringify(short)).not.toContain("Quoted");
+    expect(String(long!.msg)).toMatch(/^log line of/);
+    // The head is the pino line (escaped once); stringified again, the scrubber's literals
+    // (raw and escaped once) no longer match it.
+    expect(String(long!.head)).not.toContain("Quoted");
+  });
+
+  it("leaves no part of a secret that straddles the head's 4 KiB cut", async () => {
+    const logs = await captureLogs("info", [SECRET]);
+    // Find where the secret starts in the line, then place it across byte 4096.
+    logs.log.warn({ q: `MARK${SECRET}` }, "probe");
+    await tick();
+    const probe = logs.text();
+    const at = probe.indexOf("MARK") + 4;
+    const pad = 4096 - at - 20; // 20 characters of the secret before the cut, 20 after
+    logs.log.warn(
+      { q: `MARK${"p".repeat(pad - 1)} ${SECRET} ${"x".repeat(MAX_LOG_LINE_BYTES)}` },
+      "long",
+    );
+    await tick();
+    const long = logs.lines()[1]!;
+    expect(String(long.msg)).toMatch(/^log line of/);
+    expect(String(long.head)).not.toContain(SECRET.slice(0, 20));
+  });
+
+  it("leaves no part of a secret that straddles the tail's 1 KiB cut", async () => {
+    const logs = await captureLogs("info", [SECRET]);
+    // pino's line ends `..."q":"<value>","msg":"long"}\n`: the tail is the last 1024 bytes.
+    const after = '","msg":"long"}\n'.length;
+    const pad = 1024 - after - 20; // 20 characters of the secret in the tail
+    logs.log.warn(
+      { q: `${"x".repeat(MAX_LOG_LINE_BYTES)} ${SECRET} ${"p".repeat(pad - 1)}` },
+      "long",
+    );
+    await tick();
+    const long = logs.lines()[0]!;
+    expect(String(long.msg)).toMatch(/^log line of/);
+    expect(String(long.tail)).toContain("pppp");
+    expect(String(long.tail)).not.toContain(SECRET.slice(-20));
+  });
+});

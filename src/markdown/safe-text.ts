@@ -219,8 +219,11 @@ export function escapeName(text: string): string {
   for (const char of text) {
     const code = char.codePointAt(0)!;
     if (char === "\\") out += "\\\\";
-    else if (code < 0x20 || code === 0x7f) out += `\\x${code.toString(16).padStart(2, "0")}`;
-    else if (isInvisible(char)) out += `\\u{${code.toString(16)}}`;
+    // C1 controls too (NEL ends a line), as are the line and paragraph separators below.
+    else if (code < 0x20 || (code >= 0x7f && code <= 0x9f))
+      out += `\\x${code.toString(16).padStart(2, "0")}`;
+    else if (isInvisible(char) || code === 0x2028 || code === 0x2029)
+      out += `\\u{${code.toString(16)}}`;
     else out += char;
   }
   return out;

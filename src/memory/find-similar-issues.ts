@@ -34,7 +34,7 @@ export function similarSearchOptions(
     kinds: ["issue", "pull_request"],
     // Issues and pull requests share numbers: neither is its own match.
     excludeIds: [issueMemoryId(number, false), issueMemoryId(number, true)],
-    minScore: settings.threshold ?? relatedScore,
+    minScore: similarityThreshold({ relatedScore }, settings),
     // A short issue ("Typo in docs") is still an issue's text: its keyword hits had been named
     // below the threshold, even at 1, the fallback that promises identical text only.
     shortQueryKeywords: false,
@@ -112,7 +112,10 @@ function isDeleted(error: unknown): boolean {
  * a near-exact duplicate (the same error line, panic message or trace), which is shown below it.
  * An issue's text shares some word with almost any other, so keyword hits alone are no gate.
  */
-export function similarityThreshold(memory: MemoryStore, settings: SimilarSettings): number {
+export function similarityThreshold(
+  memory: Pick<MemoryStore, "relatedScore">,
+  settings: SimilarSettings,
+): number {
   return settings.threshold ?? memory.relatedScore;
 }
 

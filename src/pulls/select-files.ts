@@ -62,8 +62,9 @@ const DELETED_PREFIX = `${" ".repeat(LINE_NUMBER_WIDTH + 1)}-`;
 const LINE_BREAKS = /[\r\v\f\u0085\u2028\u2029]/g;
 
 /**
- * `text` with every line terminator in it written as an escape, the way escapeName writes control
- * characters (`\x0d`, `\u{2028}`), so that each line of the file stays on its one numbered line.
+ * A line's text with every line terminator in it written as an escape, as escapeName writes them
+ * in names (`\x0d`, `\u{2028}`), so that each line of the file stays on its one numbered line
+ * (its other characters, code, are shown as they are).
  * A bare `\r`, which git keeps inside a line, became a line break in the prompt's code fence,
  * after the lines were numbered: an added line forged another file's section, with numbered
  * lines of its own (found by a review).
@@ -71,7 +72,7 @@ const LINE_BREAKS = /[\r\v\f\u0085\u2028\u2029]/g;
 function escapeLineBreaks(text: string): string {
   return text.replace(LINE_BREAKS, (char) => {
     const code = char.charCodeAt(0);
-    return code < 0x20 ? `\\x${code.toString(16).padStart(2, "0")}` : `\\u{${code.toString(16)}}`;
+    return code < 0xa0 ? `\\x${code.toString(16).padStart(2, "0")}` : `\\u{${code.toString(16)}}`;
   });
 }
 
@@ -93,15 +94,14 @@ function capText(text: string, max: number): string {
 export function renderFileDiff(file: PullRequestFile, hunks: Hunk[]): string {
   const renamed =
     file.previous_filename !== undefined && file.previous_filename !== file.filename
-      ? ` (renamed from ${escapeLineBreaks(escapeName(file.previous_filename))})`
+      ? ` (renamed from ${escapeName(file.previous_filename)})`
       : "";
   // Appended to one string rather than joined from an array: V8 builds it as a rope, where an
   // array of a long patch's lines lands in the large-object space and makes the cost per line
-  // several times higher past some 16,000 lines. escapeName leaves NEL and the separators in a
-  // name or heading: escapeLineBreaks writes them too.
-  let text = `### ${escapeLineBreaks(escapeName(file.filename))}${renamed}`;
+  // several times higher past some 16,000 lines.
+  let text = `### ${escapeName(file.filename)}${renamed}`;
   for (const hunk of hunks) {
-    text += `\n${escapeLineBreaks(escapeName(capText(hunk.header, MAX_LINE_CHARS)))}`;
+    text += `\n${escapeName(capText(hunk.header, MAX_LINE_CHARS))}`;
     for (const line of hunk.lines) {
       const content = escapeLineBreaks(capText(line.text, MAX_LINE_CHARS));
       if (line.kind === "delete") {

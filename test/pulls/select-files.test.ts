@@ -342,7 +342,7 @@ describe("renderFileDiff", () => {
     // Each would read as a line break in the prompt (the code fence makes one of `\r`), after
     // the lines were numbered.
     const breaks = "a\rb\vc\fd\u0085e\u2028f\u2029g";
-    const escaped = "a\\x0db\\x0bc\\x0cd\\u{85}e\\u{2028}f\\u{2029}g";
+    const escaped = "a\\x0db\\x0bc\\x0cd\\x85e\\u{2028}f\\u{2029}g";
     const patch = `@@ -1 +1,2 @@ ${breaks}\n-${breaks}\n+${breaks}\n ${breaks}`;
     const text = renderFileDiff(
       file(`src/${breaks}.ts`, 1, { patch, previous_filename: `lib/${breaks}.ts` }),
