@@ -61,7 +61,12 @@ describe("talos replay", () => {
     const file = join(makeDataDir(), "delivery.json");
     writeFileSync(
       file,
-      JSON.stringify({ action: "added", installation: { id: 2 }, repositories_added: [] }),
+      JSON.stringify({
+        action: "added",
+        installation: { id: 2 },
+        repositories_added: [],
+        sender: { login: "octocat", type: "User" },
+      }),
     );
     expect((await talos("replay", file)).code).toBe(2);
     const { code, out } = await talos("replay", file, "--event", "installation_repositories");
@@ -83,6 +88,18 @@ describe("talos replay", () => {
     const { code, err } = await talos(...argv);
     expect(code).toBe(2);
     expect(err).toMatch(message);
+    expect(err.trim().split("\n")).toHaveLength(1);
+  });
+
+  it("exits 2 for a payload without a sender, which cannot be told from a bot's", async () => {
+    const file = join(makeDataDir(), "installation_repositories.added.json");
+    writeFileSync(
+      file,
+      JSON.stringify({ action: "added", installation: { id: 2 }, repositories_added: [] }),
+    );
+    const { code, err } = await talos("replay", file);
+    expect(code).toBe(2);
+    expect(err).toMatch(/^talos replay: .*malformed webhook payload: sender: .*\n$/);
     expect(err.trim().split("\n")).toHaveLength(1);
   });
 
