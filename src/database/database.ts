@@ -52,6 +52,8 @@ const SCOPED = `installation_id = NULLIF(current_setting('talos.installation', t
  * search at most seconds, and a lock they wait for is held by transactions bounded the same way.
  */
 const QUERY_TIMEOUT_MS = 30_000;
+/** How much longer than the client the server lets an app statement run (see inScope). */
+const STATEMENT_MARGIN_MS = 1_000;
 /** A connection is made in milliseconds; the pool's ten are rarely all busy for long. */
 const CONNECT_TIMEOUT_MS = 10_000;
 /** Migrations and index builds grow with the tables; another instance may be running them. */
@@ -312,8 +314,11 @@ export class Database implements MemoryDatabase {
     return this.#lend(this.#queryTimeoutMs, async (client) => {
       try {
         // One round trip: the ids are integers (checked above), so they go in the text as such.
+        // The server stops a statement too, a second after the client gave up on it: a query
+        // whose connection the client closed ran on (a scan, its locks held) until it ended.
         await client.query(
           `BEGIN; SET LOCAL ROLE ${APP_ROLE}; SET LOCAL search_path TO "${this.#options.schema}", public;
+           SET LOCAL statement_timeout = ${Math.ceil(this.#queryTimeoutMs + STATEMENT_MARGIN_MS)};
            SELECT set_config('talos.installation', '${installation}', true),
                   set_config('talos.repository', '${repository ?? ""}', true)`,
         );

@@ -111,6 +111,39 @@ describe.runIf(available)("PostgreSQL queries while the server went silent", () 
     }
   });
 
+  it("has the server stop a statement the client gave up on, not run on to its end", async () => {
+    const database = await Database.open({
+      url: TEST_DATABASE_URL,
+      schema,
+      log,
+      queryTimeoutMs: QUERY_TIMEOUT_MS,
+    });
+    const admin = new pg.Client({ connectionString: TEST_DATABASE_URL });
+    await admin.connect();
+    const marker = `talos-slow-${Date.now()}`;
+    const running = async () =>
+      (
+        await admin.query<{ n: number }>(
+          "SELECT count(*)::int AS n FROM pg_stat_activity WHERE query LIKE $1 AND pid <> pg_backend_pid()",
+          [`%${marker}%`],
+        )
+      ).rows[0]!.n;
+    try {
+      const slow = database.inScope({ installation: 1 }, (client) =>
+        client.query(`SELECT pg_sleep(60) /* ${marker} */`),
+      );
+      expect(await outcomeAfter(slow, PATIENCE_MS)).toEqual({
+        error: expect.any(DatabaseTimeoutError),
+      });
+      // The client closed its connection at 0.2 s; pg_sleep does not notice a closed socket, so
+      // without a server-side bound the statement ran its full minute.
+      await eventually(async () => (await running()) === 0, "the server to stop it", 10_000);
+    } finally {
+      await admin.end();
+      await database.close();
+    }
+  });
+
   it("fails a transaction whose connection drops, and carries on", async () => {
     const database = await Database.open({ url: TEST_DATABASE_URL, schema, log });
     const admin = new pg.Client({ connectionString: TEST_DATABASE_URL });
