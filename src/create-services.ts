@@ -324,7 +324,13 @@ async function openServices(options: ServicesOptions, closers: Closers): Promise
   const markdown =
     options.markdown ??
     closers.add(
-      new MarkdownWorkers({ deadlineMs: env.TALOS_MARKDOWN_DEADLINE_MS, metrics, log }),
+      new MarkdownWorkers({
+        deadlineMs: env.TALOS_MARKDOWN_DEADLINE_MS,
+        metrics,
+        log,
+        // A GitHub Enterprise Server serves what people attach from its own host.
+        imageHosts: gheImageHosts(env.GHE_HOST),
+      }),
       (workers) => workers.close(),
     );
   return {
@@ -386,4 +392,14 @@ async function openSuspensionMarks(
   const shared = new PostgresSuspensionMarks(database);
   await moveFileMarks(file, shared, log);
   return shared;
+}
+
+/** GHE_HOST's host name (without a port), or none when it is unset or unreadable. */
+function gheImageHosts(gheHost: string | undefined): string[] {
+  if (!gheHost) return [];
+  try {
+    return [new URL(`https://${gheHost}`).hostname];
+  } catch {
+    return [];
+  }
 }

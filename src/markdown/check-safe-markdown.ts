@@ -20,7 +20,7 @@ export function checkSafeMarkdown(
   const problems: string[] = [];
   const repo = options.repo.toLowerCase();
   const references = new Set(options.references);
-  const scope = { repo, references };
+  const scope = { repo, references, imageHosts: options.imageHosts };
   if (markdown.length > (options.maxLength ?? MAX_SAFE_MARKDOWN))
     problems.push(`longer than ${options.maxLength ?? MAX_SAFE_MARKDOWN} characters`);
   if (findMarker(markdown, 0) !== -1) problems.push("holds a Talos marker");

@@ -50,6 +50,8 @@ export interface MarkdownWorkersOptions {
   log: Logger;
   /** The worker's script; `markdown-worker.js` (or `.ts`, run from sources) next to this file. */
   entry?: URL;
+  /** Hosts images may come from besides GitHub's: a GitHub Enterprise Server's (GHE_HOST). */
+  imageHosts?: readonly string[];
 }
 
 /**
@@ -77,7 +79,8 @@ export class MarkdownWorkers implements MarkdownService {
     }));
   }
 
-  async toSafeMarkdown(text: string, options: SafeMarkdownOptions): Promise<string> {
+  async toSafeMarkdown(text: string, given: SafeMarkdownOptions): Promise<string> {
+    const options = { ...given, imageHosts: this.#options.imageHosts };
     const reply = await this.#run({ id: this.#nextId++, op: "safe", text, options });
     if (reply?.op === "safe" && reply.problems.length === 0) return reply.markdown;
     if (reply?.op === "safe") {

@@ -35,6 +35,8 @@ export interface TextScope {
   repo: string;
   /** Issue and pull request numbers that may be referenced (`#12`). */
   references: ReadonlySet<number>;
+  /** Hosts images may come from besides GitHub's (a GitHub Enterprise Server's, GHE_HOST). */
+  imageHosts?: readonly string[] | undefined;
 }
 
 export interface TextPlace {
@@ -65,7 +67,7 @@ export function targetProblem(
     return `to a relative or invalid target ${JSON.stringify(href.slice(0, 60))}`;
   }
   const host = url.hostname.toLowerCase();
-  if (kind === "image" && host !== "github.com" && !host.endsWith(".githubusercontent.com"))
+  if (kind === "image" && !isImageHost(host, scope.imageHosts ?? []))
     return `from a host other than GitHub's: ${host.slice(0, 60)}`;
   if (url.protocol !== "https:") return `to a ${url.protocol} URL`;
   if (url.username || url.password) return "to a URL with credentials";
@@ -83,6 +85,15 @@ export function targetProblem(
     (`${issue[1]}/${issue[2]}`.toLowerCase() === scope.repo &&
       scope.references.has(Number(issue[3])));
   return retrieved ? undefined : `to an issue Talos did not retrieve: ${path}`;
+}
+
+/**
+ * GitHub's own image hosts, and a GitHub Enterprise Server's (`media.` and its other subdomains
+ * when it isolates them): where GitHub itself serves what people attach.
+ */
+function isImageHost(host: string, extra: readonly string[]): boolean {
+  if (host === "github.com" || host.endsWith(".githubusercontent.com")) return true;
+  return extra.some((own) => host === own || host.endsWith(`.${own}`));
 }
 
 /**

@@ -23,6 +23,8 @@ export interface SafeMarkdownOptions {
   references: readonly number[];
   /** The longest result, in characters (default 60,000). */
   maxLength?: number;
+  /** Hosts images may come from besides GitHub's (MarkdownWorkers sets GHE_HOST's). */
+  imageHosts?: readonly string[] | undefined;
   /**
    * The text is a suggested change of a review comment, checked against the diff by its writer:
    * its `suggestion` fence keeps that label. In any other text such a fence is relabelled `text`,
@@ -103,7 +105,11 @@ export function toSafePlainText(text: string, options: SafeMarkdownOptions): str
 }
 
 function toScope(options: SafeMarkdownOptions): TextScope {
-  return { repo: options.repo.toLowerCase(), references: new Set(options.references) };
+  return {
+    repo: options.repo.toLowerCase(),
+    references: new Set(options.references),
+    imageHosts: options.imageHosts,
+  };
 }
 
 /** Writes markdown-it's tokens back as Markdown: one string per top-level block. */

