@@ -8,6 +8,7 @@ import {
 } from "@langchain/core/messages";
 import { convertToOpenAITool } from "@langchain/core/utils/function_calling";
 import type { Logger } from "pino";
+import { causesOf } from "../causes-of.js";
 import type { Metrics } from "../metrics/create-metrics.js";
 import { clipResult } from "../tools/clip-result.js";
 import type { Tool, ToolContext } from "../tools/define-tool.js";
@@ -163,13 +164,16 @@ export async function runAgent(options: RunAgentOptions): Promise<AgentResult> {
       );
       return { text: said, finished: false, steps: step - 1, toolCalls, usage, messages };
     }
+    // What this call may spend, held until it is charged: other jobs of the installation check
+    // the same day meanwhile.
+    const release = options.account?.hold(inputTokens() + reserve);
     const called = await callModel(
       last ? withoutTools : withTools,
       messages,
       options,
       usage,
       toolTokens(counter),
-    );
+    ).finally(release);
     const { input, output } = called;
     const { reply, broken } = normalizeToolCalls(called.reply, step);
     messages.push(reply);
@@ -351,10 +355,12 @@ async function callModel(
     reply = (await model.invoke(messages)) as AIMessage;
   } catch (error) {
     metrics.llmRequestDuration.observe({ outcome: "error" }, (performance.now() - started) / 1000);
-    // A call that timed out was read by the server, which may have run it (and billed it): its
-    // prompt is charged once, so that calls that keep timing out still draw on the budget (a
-    // lower bound: LangChain's retries before it gave up are not seen here). A refused call is not.
-    const charged = isTimeout(error) ? estimate() : 0;
+    // A call that timed out was read by the server, which may have run it (and billed it), and
+    // one whose answer was cut short surely ran: its prompt is charged once, so that calls that
+    // keep failing so still draw on the budget (a lower bound: LangChain's retries before it
+    // gave up are not seen here; a cut answer had been charged nothing, found by a review). A
+    // refused call is not, nor one that never reached the server.
+    const charged = isTimeout(error) || wasCutShort(error) ? estimate() : 0;
     if (charged > 0) {
       options.account?.charge(charged);
       count("input", charged);
@@ -401,6 +407,18 @@ function tokenCount(reported: unknown): number | undefined {
 function isTimeout(error: unknown): boolean {
   const name = error instanceof Error ? error.name : "";
   return name === "TimeoutError" || name === "APIConnectionTimeoutError";
+}
+
+/**
+ * An answer the server began to send and that ended early (fetch's `terminated`, the body cut
+ * by a proxy or a dropped connection) or could not be read whole (JSON cut short).
+ */
+function wasCutShort(error: unknown): boolean {
+  return causesOf(error).some(
+    (cause) =>
+      cause.name === "SyntaxError" ||
+      (cause.name === "TypeError" && cause.message === "terminated"),
+  );
 }
 
 async function runTool(

@@ -32,6 +32,13 @@ export interface TokenAccount {
   refuse(needed: number): BudgetExceededError;
   charge(tokens: number): void;
   /**
+   * Holds `tokens` of the installation's and the repository's day for a model call under way,
+   * until the returned release: the call is charged only once it returns, and every other job of
+   * the installation checked the same room meanwhile, each making its call (two jobs together
+   * spent past the day's budget; found by a review). Held in this process only.
+   */
+  hold(tokens: number): () => void;
+  /**
    * True the first time this UTC day it is asked for `thread`: one over-budget notice each. Also
    * true when asked again by the `claimant` that took it (the command's comment): a retried job
    * whose notice was never posted posts it then, and the reply, found by its marker, is edited
@@ -148,6 +155,8 @@ export class TokenBudgets {
   readonly #reading = new Set<Set<UnstoredCharge>>();
   #dirty = false;
   #timer: NodeJS.Timeout | undefined;
+  /** Tokens held by model calls under way (see `TokenAccount.hold`), by installation and repository. */
+  readonly #held = new Map<string, number>();
 
   private constructor(options: TokenBudgetsOptions, state: State) {
     this.#options = options;
@@ -228,14 +237,25 @@ export class TokenBudgets {
     let spent = job?.spentTokens ?? 0;
     if (spent > 0)
       log.debug({ spent, cap: jobTokens }, "the job's earlier runs spent tokens of its cap");
+    const held = (key: string) => this.#held.get(key) ?? 0;
     const left = () => {
       const state = this.#today();
       const lost = state.lost ? Infinity : 0;
       return {
-        installation: dailyTokens - (state.installations[installation] ?? 0) - lost,
-        repository: repositoryLimit - (state.repositories[repository] ?? 0) - lost,
+        installation:
+          dailyTokens - (state.installations[installation] ?? 0) - held(installation) - lost,
+        repository:
+          repositoryLimit - (state.repositories[repository] ?? 0) - held(repository) - lost,
         job: jobTokens - spent,
       };
+    };
+    // Installations' keys are their ids, repositories' `<installation>/<repository>`: one map.
+    const addHeld = (tokens: number) => {
+      for (const key of [installation, repository]) {
+        const total = held(key) + tokens;
+        if (total > 0) this.#held.set(key, total);
+        else this.#held.delete(key);
+      }
     };
     const shortOf = (needed: number) => {
       const budgets = left();
@@ -278,6 +298,16 @@ export class TokenBudgets {
           this.#charging.delete(charged),
         );
         this.#charging.add(charged);
+      },
+      hold: (tokens) => {
+        if (!Number.isFinite(tokens) || tokens <= 0) return () => undefined;
+        addHeld(tokens);
+        let released = false;
+        return () => {
+          if (released) return;
+          released = true;
+          addHeld(-tokens);
+        };
       },
       takeNotice: async (thread, claimant) => {
         const state = this.#today();
