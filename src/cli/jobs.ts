@@ -31,7 +31,7 @@ interface RepositoryJobs {
 
 /**
  * `talos jobs`: the journal's jobs by repository: waiting (or running), parked after their last
- * attempt, and deliveries refused lately (queue full, stopping). Safe beside a running server:
+ * attempt, and deliveries refused lately because the queue was full. Safe beside a running server:
  * the journal is only read.
  */
 export async function showJobs(options: JobsCommandOptions): Promise<number> {

@@ -71,7 +71,10 @@ export interface RefusedJob {
 export interface QueueSnapshot {
   /** Jobs waiting or running, and parked ones, oldest first. */
   jobs: Job[];
-  /** Deliveries refused lately (queue full, shutting down). */
+  /**
+   * Deliveries refused lately because the queue was full. Those refused as the server stops are
+   * not kept: the next start asks GitHub for them again (redeliver-missed.ts).
+   */
   refused: RefusedJob[];
 }
 

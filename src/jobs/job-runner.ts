@@ -1,4 +1,5 @@
 import type { Logger } from "pino";
+import { causesOf } from "../causes-of.js";
 import type { Clock } from "../clock.js";
 import { isRateLimited, rateLimitWaitMs, retryAfterHeaderMs } from "../github/octokit.js";
 import type { Metrics } from "../metrics/create-metrics.js";
@@ -90,6 +91,8 @@ export class JobRunner<C> {
   /** Starts running jobs, those a restart left in the journal first. */
   start(contextOf: (job: Job) => Promise<C>): void {
     this.#contextOf = contextOf;
+    // What a restart found (parked jobs included): the gauge read 0 until a delivery came.
+    this.#countQueued();
     void this.#options.queue.snapshot().then(
       ({ jobs }) => {
         const waiting = jobs.filter((job) => !job.parked).length;
@@ -341,9 +344,7 @@ export class JobRunner<C> {
       }
       const { error } = failure;
       this.#notify(job.id, error);
-      const kind = classifyJobFailure(error);
-      const scrub = this.#options.scrub ?? ((text: string) => text);
-      const message = scrub(error instanceof Error ? error.message : String(error));
+      const { kind, message, waitMs } = this.#readFailure(log, error);
       if (job.lease?.aborted) {
         // Its writes were refused from then on; the queue records nothing of this run's end.
         log.warn({ err: error }, "job left: this instance lost its lease, and another runs it");
@@ -365,7 +366,7 @@ export class JobRunner<C> {
         await this.#record(log, job, () => queue.complete(job.id));
       } else if (kind === "retry" && job.attempts < maxAttempts) {
         // GitHub's rate limits say when to come back: sooner is refused again.
-        const delay = Math.max(retryDelayMs(job.attempts), retryAfterMs(error, clock.now()) ?? 0);
+        const delay = Math.max(retryDelayMs(job.attempts), waitMs ?? 0);
         const retryAt = clock.now() + delay;
         log.error(
           { err: error, retryAt: new Date(retryAt).toISOString() },
@@ -385,6 +386,28 @@ export class JobRunner<C> {
       metrics.jobs.inc({ kind: job.kind, outcome });
     } finally {
       metrics.jobDuration.observe({ kind: job.kind }, (clock.now() - started) / 1_000);
+    }
+  }
+
+  /**
+   * What a failed run's error says: how to treat it, its message (scrubbed), and how long GitHub
+   * asked to wait. An error that throws when read (a getter, a `toString`) is a failure to
+   * retry: reading it had rejected the run, unhandled, and ended the process.
+   */
+  #readFailure(
+    log: Logger,
+    error: unknown,
+  ): { kind: FailureKind; message: string; waitMs: number | undefined } {
+    const scrub = this.#options.scrub ?? ((text: string) => text);
+    try {
+      return {
+        kind: classifyJobFailure(error),
+        message: scrub(error instanceof Error ? error.message : String(error)),
+        waitMs: retryAfterMs(error, this.#options.clock.now()),
+      };
+    } catch (readError) {
+      log.warn({ err: readError }, "the job's error could not be read; it is retried");
+      return { kind: "retry", message: "an error that could not be read", waitMs: undefined };
     }
   }
 
@@ -427,17 +450,25 @@ export function classifyJobFailure(error: unknown): FailureKind {
   // 401 included: credentials refused for a while (an app JWT signed by a clock stepped ahead,
   // a key being rotated, a token that expired as it was sent) had parked every job of that
   // moment for good; refused for good, the job is parked after TALOS_JOB_MAX_ATTEMPTS.
-  for (let cause = error; cause instanceof Error; cause = cause.cause) {
+  for (const cause of causesOf(error)) {
     if (cause instanceof PermanentJobError || cause.name === "MalformedPayloadError") return "park";
     // The repository's memory was deleted with the repository while the job waited.
     if (cause.name === "MemoryDeletedError") return "gone";
     const status = (cause as { status?: unknown }).status;
-    if (status === 404 || status === 410) return "gone";
+    // GitHub's only: the model's or the embedder's 404 (a retired TALOS_MODEL, a wrong
+    // OPENAI_BASE_URL path) had dropped the job as if its issue were deleted; it is parked.
+    if ((status === 404 || status === 410) && isGitHubAnswer(cause)) return "gone";
     if (status === 403 && isSuspended(cause)) return "suspended";
     if (typeof status === "number" && status >= 400 && status < 500 && !PASSING.has(status))
       return status === 403 && isRateLimited(cause) ? "retry" : "park";
   }
   return "retry";
+}
+
+/** Octokit's error for an answer of GitHub's (its RequestError, which names the request). */
+function isGitHubAnswer(error: Error): boolean {
+  const request = (error as { request?: { url?: unknown } }).request;
+  return error.name === "HttpError" && typeof request?.url === "string";
 }
 
 /** Client errors that may pass: a timeout, credentials refused, a rate limit. */
@@ -455,7 +486,7 @@ function isSuspended(error: Error): boolean {
  * https://docs.github.com/en/rest/using-the-rest-api/rate-limits-for-the-rest-api#handle-rate-limit-errors-appropriately
  */
 export function retryAfterMs(error: unknown, now: number): number | undefined {
-  for (let cause = error; cause instanceof Error; cause = cause.cause) {
+  for (const cause of causesOf(error)) {
     // Only GitHub's answers (Octokit's errors carry the response): a model's or an embedding
     // server's 429 was waited out by LangChain already, and names no GitHub wait.
     if ((cause as { response?: unknown }).response === undefined) continue;

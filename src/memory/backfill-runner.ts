@@ -1,3 +1,4 @@
+import { causesOf } from "../causes-of.js";
 import { randomUUID } from "node:crypto";
 import type { Logger } from "pino";
 import type { Clock } from "../clock.js";
@@ -884,7 +885,7 @@ const NETWORK_CODES = new Set([
  * process's own (a damaged file, a refusal) would only come again.
  */
 function isOutage(error: unknown, now: number): boolean {
-  for (let cause = error; cause instanceof Error; cause = cause.cause) {
+  for (const cause of causesOf(error)) {
     if (statusOf(cause) !== undefined)
       return isRetryable(cause) || rateLimitWaitMs(cause, now) !== undefined;
     const { code } = cause as NodeJS.ErrnoException;
