@@ -33,9 +33,21 @@ export function dropLinkDefinitions(text: string): string {
 export function definitionRanges(text: string): Array<[number, number]> {
   const find = createTitleFinder(text);
   const ranges: Array<[number, number]> = [];
+  const referenced = text.includes("[^") ? footnotesReferenced(text) : new Set<string>();
   for (let start = 0; start < text.length;) {
     const end = lineEnd(text, start);
     const at = afterContainers(text, start, end);
+    const label = text[at] === "[" && text[at + 1] === "^" ? footnoteLabel(text, at) : undefined;
+    if (label !== undefined) {
+      // A footnote, never a link definition: GitHub shows it (at the comment's end) when the text
+      // refers to it, and nothing of it when not. It had been read the other way round: an
+      // unreferenced one of several words reached the model whole, a referenced one of one word
+      // was dropped (found by a review).
+      const last = footnoteEnd(text, end);
+      if (!referenced.has(label)) ranges.push([start, Math.min(last + 1, text.length)]);
+      start = last + 1;
+      continue;
+    }
     const last = text[at] === "[" ? readDefinition(text, at, find) : -1;
     if (last !== -1) {
       const range: [number, number] = [start, Math.min(last + 1, text.length)];
@@ -46,6 +58,83 @@ export function definitionRanges(text: string): Array<[number, number]> {
     start = end + 1;
   }
   return ranges;
+}
+
+/**
+ * The label of a footnote definition whose `[` is at `open` (`[^label]:`, lower-cased as labels
+ * are matched), or undefined. cmark-gfm's labels hold no `]`, space, tab or line break; a `[`
+ * ends one here too, so that the scans of `[^[^[^…` do not overlap.
+ */
+function footnoteLabel(text: string, open: number): string | undefined {
+  const close = footnoteLabelEnd(text, open + 2);
+  return close !== -1 && text[close + 1] === ":"
+    ? text.slice(open + 2, close).toLowerCase()
+    : undefined;
+}
+
+/** Where a footnote label starting at `from` ends (its `]`), or -1; at most MAX_LABEL long. */
+function footnoteLabelEnd(text: string, from: number): number {
+  for (let i = from; i < text.length && i - from <= MAX_LABEL; i++) {
+    const char = text[i];
+    if (char === "]") return i > from ? i : -1;
+    if (char === " " || char === "\t" || char === "\n" || char === "[") return -1;
+  }
+  return -1;
+}
+
+/**
+ * The labels `[^label]` refers to anywhere in `text` but in a definition's own `[^label]:`. One
+ * pass: each line's start, and where its containers (quotes, list markers) end, are found once
+ * as the search passes them, not again for each `[^` on a long line.
+ */
+function footnotesReferenced(text: string): Set<string> {
+  const labels = new Set<string>();
+  let lineStart = 0;
+  let passed = 0;
+  let containersEnd = -1;
+  for (let at = text.indexOf("[^"); at !== -1; at = text.indexOf("[^", at + 2)) {
+    for (; passed < at; passed++) {
+      if (text[passed] === "\n") {
+        lineStart = passed + 1;
+        containersEnd = -1;
+      }
+    }
+    const close = footnoteLabelEnd(text, at + 2);
+    if (close === -1) continue;
+    if (containersEnd === -1) containersEnd = afterContainers(text, lineStart, text.length);
+    if (text[close + 1] !== ":" || containersEnd !== at)
+      labels.add(text.slice(at + 2, close).toLowerCase());
+  }
+  return labels;
+}
+
+/**
+ * The end of a footnote definition's last line, its first line ending at `firstEnd`: the lines
+ * that follow it up to a blank line, then each later block indented four spaces or more (its
+ * paragraphs), up to one that is not, or another footnote's definition. Errs toward the longer.
+ */
+function footnoteEnd(text: string, firstEnd: number): number {
+  let last = firstEnd;
+  while (last < text.length) {
+    const next = last + 1;
+    if (isBlankLine(text, next)) {
+      // Past blank lines, the footnote goes on only with an indented line.
+      let line = next;
+      while (line < text.length && isBlankLine(text, line)) {
+        const end = lineEnd(text, line);
+        if (end >= text.length) return last;
+        line = end + 1;
+      }
+      if (skipSpaces(text, line) - line < 4 && text[line] !== "\t") return last;
+      last = lineEnd(text, line);
+      continue;
+    }
+    const at = afterContainers(text, next, lineEnd(text, next));
+    if (text[at] === "[" && text[at + 1] === "^" && footnoteLabel(text, at) !== undefined)
+      return last;
+    last = lineEnd(text, next);
+  }
+  return last;
 }
 
 // CommonMark's labels are at most 999 characters: a longer `[…]` names no definition. Counted as
