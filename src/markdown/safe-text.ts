@@ -125,7 +125,10 @@ export function renderText(source: string, scope: TextScope, place: TextPlace): 
     const piece = text.slice(at, end);
     at = end;
     if (space) {
-      out.push(piece);
+      // A line break in a text (`&#10;`, which the parser decodes) shows as a space: written as
+      // one, as written it began a line, where `# heading` or `- item` became one (found by a
+      // review).
+      out.push(piece.replace(/[\n\r]/g, " "));
       continue;
     }
     out.push(
