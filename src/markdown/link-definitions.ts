@@ -1,4 +1,4 @@
-import { afterContainers, isEscaped } from "./code-finder.js";
+import { afterContainers, createCodeFinder, isEscaped } from "./code-finder.js";
 
 /**
  * Drops link reference definitions (`[label]: destination "title"`), which render as nothing:
@@ -43,9 +43,14 @@ export function definitionRanges(text: string): Array<[number, number]> {
       // refers to it, and nothing of it when not. It had been read the other way round: an
       // unreferenced one of several words reached the model whole, a referenced one of one word
       // was dropped (found by a review).
-      const last = footnoteEnd(text, end);
-      if (!referenced.has(label)) ranges.push([start, Math.min(last + 1, text.length)]);
-      start = last + 1;
+      // One that is shown is read on line by line: a quote or list after it is no part of it,
+      // and a definition there, or in its own later paragraphs, shows nothing (a definition
+      // after a kept footnote had reached the model whole; found by a review).
+      if (!referenced.has(label)) {
+        const last = footnoteEnd(text, end);
+        ranges.push([start, Math.min(last + 1, text.length)]);
+        start = last + 1;
+      } else start = end + 1;
       continue;
     }
     const last = text[at] === "[" ? readDefinition(text, at, find) : -1;
@@ -92,7 +97,13 @@ function footnotesReferenced(text: string): Set<string> {
   let lineStart = 0;
   let passed = 0;
   let containersEnd = -1;
+  // In code GitHub shows as written, `[^label]` refers to nothing (the finder finds less code
+  // than GitHub does: a reference in code it misses keeps its footnote, erring toward showing).
+  const code = createCodeFinder(text);
+  let region = code.next(0);
   for (let at = text.indexOf("[^"); at !== -1; at = text.indexOf("[^", at + 2)) {
+    while (region && region.end <= at) region = code.next(region.end);
+    if (region && region.start <= at) continue;
     for (; passed < at; passed++) {
       if (text[passed] === "\n") {
         lineStart = passed + 1;
@@ -100,7 +111,8 @@ function footnotesReferenced(text: string): Set<string> {
       }
     }
     const close = footnoteLabelEnd(text, at + 2);
-    if (close === -1) continue;
+    // An escaped `\[` refers to nothing.
+    if (close === -1 || isEscaped(text, at)) continue;
     if (containersEnd === -1) containersEnd = afterContainers(text, lineStart, text.length);
     if (text[close + 1] !== ":" || containersEnd !== at)
       labels.add(text.slice(at + 2, close).toLowerCase());

@@ -3,18 +3,18 @@ import { sliceWhole } from "../slice-whole.js";
 // Zero-width, bidi (the Arabic letter mark too) and other invisible format characters, and
 // Unicode tag characters (U+E0000–U+E007F), which can spell out text no reader sees. So can
 // variation selectors, one byte each (a run after an emoji looked like the emoji; found by a
-// review): all go but text or emoji presentation (U+FE0E, U+FE0F), one of which an emoji may
-// carry (❤️), not a run. Also lone surrogates (with the `u` flag a whole pair is one character,
-// outside the class): half an emoji, left by a cut, is no valid Unicode, and a strict JSON
-// server refuses a request that holds one.
+// review): all go but text or emoji presentation (U+FE0E, U+FE0F) right after an emoji or a
+// keycap's base (❤️, 1️⃣). Also lone surrogates (with the `u` flag a whole pair is one
+// character, outside the class): half an emoji, left by a cut, is no valid Unicode, and a strict
+// JSON server refuses a request that holds one.
 const INVISIBLE =
   // eslint-disable-next-line no-misleading-character-class -- the selectors alone are matched
-  /[\u00AD\u061C\u180E\u200B-\u200F\u202A-\u202E\u2060-\u2064\u2066-\u206F\uFE00-\uFE0D\uFEFF\uD800-\uDFFF]|[\u{E0000}-\u{E007F}\u{E0100}-\u{E01EF}]|(?<=[\uFE0E\uFE0F])[\uFE0E\uFE0F]/gu;
+  /[\u00AD\u061C\u180E\u200B-\u200F\u202A-\u202E\u2060-\u2064\u2066-\u206F\uFE00-\uFE0D\uFEFF\uD800-\uDFFF]|[\u{E0000}-\u{E007F}\u{E0100}-\u{E01EF}]|(?<![\p{Extended_Pictographic}0-9#*])[\uFE0E\uFE0F]/gu;
 // The same but the zero-width non-joiner and joiner (U+200C, U+200D), which join or part letters
 // (Persian, Indic scripts) and emoji (👨‍👩‍👧): code a suggested change commits keeps them.
 const INVISIBLE_BUT_JOINERS =
   // eslint-disable-next-line no-misleading-character-class -- as above
-  /[\u00AD\u061C\u180E\u200B\u200E\u200F\u202A-\u202E\u2060-\u2064\u2066-\u206F\uFE00-\uFE0D\uFEFF\uD800-\uDFFF]|[\u{E0000}-\u{E007F}\u{E0100}-\u{E01EF}]|(?<=[\uFE0E\uFE0F])[\uFE0E\uFE0F]/gu;
+  /[\u00AD\u061C\u180E\u200B\u200E\u200F\u202A-\u202E\u2060-\u2064\u2066-\u206F\uFE00-\uFE0D\uFEFF\uD800-\uDFFF]|[\u{E0000}-\u{E007F}\u{E0100}-\u{E01EF}]|(?<![\p{Extended_Pictographic}0-9#*])[\uFE0E\uFE0F]/gu;
 // Control characters other than tab and newline.
 // eslint-disable-next-line no-control-regex -- matching them is the point
 const CONTROL = /[\u0000-\u0008\u000B\u000C\u000E-\u001F\u007F]/g;
