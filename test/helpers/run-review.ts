@@ -14,16 +14,19 @@ const BOT = "talos-bot[bot]";
 
 /**
  * A `/talos review` of an open pull request of `files`, with no earlier review, answered with
- * `{ verdict: "ok", comments: [] }`. `prompt()` is the user message of the model's first call.
+ * `{ verdict: "ok", comments }` (none by default). `prompt()` is the user message of the model's
+ * first call; `posted` the inline comments of the review created.
  */
 export async function runReview(options: {
   files: PullRequestFile[];
   settings?: Partial<{ max_tokens: number; ignore: string[] }>;
   limits?: Partial<Assistant["limits"]>;
+  comments?: unknown[];
 }) {
   const model = scriptedModel().respond(
-    new AIMessage(JSON.stringify({ verdict: "ok", comments: [] })),
+    new AIMessage(JSON.stringify({ verdict: "ok", comments: options.comments ?? [] })),
   );
+  const posted: Array<{ path: string }> = [];
   const assistant = await createTestAssistant(model, options.limits);
   const pull: PullRequestInfo = {
     number: 2,
@@ -62,10 +65,10 @@ export async function runReview(options: {
       listFiles: async () => ({ files: options.files, unlisted: 0 }),
       compare: async () => undefined,
       listReviews: async () => [],
-      createReview: async () => ({
-        id: 90,
-        url: "https://github.com/o/r/pull/2#pullrequestreview-90",
-      }),
+      createReview: async (_number: number, review: { comments?: Array<{ path: string }> }) => {
+        posted.push(...(review.comments ?? []));
+        return { id: 90, url: "https://github.com/o/r/pull/2#pullrequestreview-90" };
+      },
     } as never,
     number: 2,
     pull,
@@ -87,6 +90,7 @@ export async function runReview(options: {
   return {
     outcome,
     model,
+    posted,
     prompt: () => String(model.calls[0]?.messages[1]?.content ?? ""),
   };
 }
