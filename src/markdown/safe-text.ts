@@ -128,7 +128,7 @@ export function renderText(source: string, scope: TextScope, place: TextPlace): 
       // A line break in a text (`&#10;`, which the parser decodes) shows as a space: written as
       // one, as written it began a line, where `# heading` or `- item` became one (found by a
       // review).
-      out.push(piece.replace(/[\n\r]/g, " "));
+      out.push(hasLineBreak(piece) ? piece.replace(/[\n\r]/g, " ") : piece);
       continue;
     }
     out.push(
@@ -137,6 +137,10 @@ export function renderText(source: string, scope: TextScope, place: TextPlace): 
     lineStart = false;
   }
   return out.join("");
+}
+
+function hasLineBreak(space: string): boolean {
+  return space.includes("\n") || space.includes("\r");
 }
 
 function isSpace(code: number): boolean {
