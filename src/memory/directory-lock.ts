@@ -1,5 +1,5 @@
 import fs, { readFileSync } from "node:fs";
-import { readFile, stat, utimes, writeFile } from "node:fs/promises";
+import { mkdir, readFile, rm, stat, utimes, writeFile } from "node:fs/promises";
 import { hostname } from "node:os";
 import { join } from "node:path";
 import { lock, type LockOptions as ProperLockOptions } from "proper-lockfile";
@@ -72,28 +72,83 @@ export async function lockDirectory(
   let release: () => Promise<void>;
   try {
     release = await lock(directory, lockOptions);
+    await nameOwner(lockPath);
   } catch (error) {
     if ((error as NodeJS.ErrnoException).code !== "ELOCKED") throw error;
+    release = await takeOverIfDead(directory, lockPath, lockOptions);
+  }
+  // After a deletion moved the directory away, the lock is gone with it: nothing to release.
+  return () => release().catch(ignoreReleased);
+}
+
+/**
+ * Takes over a lock whose owner died here, one process at a time: two started together after a
+ * crash each read the dead owner, and the later one aged the lock the earlier had just taken and
+ * named, and took it too (found by a review). Under the claim the owner is read again, and the
+ * new one is named before the claim is let go.
+ */
+async function takeOverIfDead(
+  directory: string,
+  lockPath: string,
+  lockOptions: ProperLockOptions,
+): Promise<() => Promise<void>> {
+  const claim = join(directory, TAKEOVER_NAME);
+  await takeClaim(claim);
+  try {
     const owner = await namedOwner(lockPath);
     const dead = owner === "nameless" || hasDiedHere(owner);
     if (!dead) throw await lockedError(directory, lockPath, owner);
     await utimes(lockPath, 0, 0).catch(ignoreMissing);
+    let release: () => Promise<void>;
     try {
       release = await lock(directory, lockOptions);
     } catch (retryError) {
       if ((retryError as NodeJS.ErrnoException).code !== "ELOCKED") throw retryError;
       throw await lockedError(directory, lockPath, await readOwner(lockPath));
     }
+    await nameOwner(lockPath);
+    return release;
+  } finally {
+    await rm(claim, { recursive: true, force: true });
   }
-  // Written after the mkdir: until it is there, the lock counts as a live owner's. Writing into
-  // the lock directory changes its mtime, which proper-lockfile keeps and checks at each refresh
-  // (a different one means someone else took the lock): so the mtime is put back as it was.
+}
+
+/** Beside the lock, while a process takes it over (see takeOverIfDead). */
+export const TAKEOVER_NAME = ".lock-takeover";
+// A takeover takes milliseconds, and up to NAMELESS_MS waiting for a new lock's name: a claim
+// older than this lost its maker (killed mid-takeover), and is removed.
+const CLAIM_STALE_MS = 10_000;
+
+/** Makes the claim (an atomic mkdir), waiting while another process's fresh one stands. */
+async function takeClaim(claim: string): Promise<void> {
+  for (;;) {
+    try {
+      await mkdir(claim);
+      return;
+    } catch (error) {
+      if ((error as NodeJS.ErrnoException).code !== "EEXIST") throw error;
+    }
+    const made = await stat(claim).then(
+      (s) => s.mtimeMs,
+      () => undefined,
+    );
+    if (made !== undefined && Date.now() - made > CLAIM_STALE_MS)
+      await rm(claim, { recursive: true, force: true });
+    else await new Promise((resolve) => setTimeout(resolve, 50));
+  }
+}
+
+/**
+ * Writes this process into the lock it made. Until it is there, the lock counts as a live
+ * owner's. Writing into the lock directory changes its mtime, which proper-lockfile keeps and
+ * checks at each refresh (a different one means someone else took the lock): so the mtime is
+ * put back as it was.
+ */
+async function nameOwner(lockPath: string): Promise<void> {
   const owner: LockOwner = { pid: process.pid, host: hostname(), since: new Date().toISOString() };
   const { mtime } = await stat(lockPath);
   await writeFile(join(lockPath, OWNER), JSON.stringify(owner));
   await utimes(lockPath, mtime, mtime);
-  // After a deletion moved the directory away, the lock is gone with it: nothing to release.
-  return () => release().catch(ignoreReleased);
 }
 
 async function readOwner(lockPath: string): Promise<LockOwner | undefined> {
