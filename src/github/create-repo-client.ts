@@ -127,6 +127,11 @@ export interface RepoClient {
   getFile(path: string, ref?: string): Promise<FileInfo>;
 }
 
+/** A label's length as GitHub sends it, `name: description`: what `listLabels` weighs. */
+export function labelChars(label: { name: string; description?: string | null }): number {
+  return label.name.length + (label.description ? label.description.length + 2 : 0);
+}
+
 export function createRepoClient(octokit: Octokit, repo: RepoRef): RepoClient {
   const retrieved = new Set<number>();
   return {
@@ -150,9 +155,7 @@ export function createRepoClient(octokit: Octokit, repo: RepoRef): RepoClient {
         { ...repo, per_page: 100 },
         (response, done) => {
           // Only the first page is cached: a tool that shows 12,000 characters read every page.
-          for (const l of response.data)
-            chars +=
-              (chars > 0 ? 1 : 0) + l.name.length + (l.description ? l.description.length + 2 : 0);
+          for (const l of response.data) chars += (chars > 0 ? 1 : 0) + labelChars(l);
           if (budget && chars > budget.maxChars) done();
           return response.data;
         },

@@ -1,4 +1,5 @@
 import { z } from "zod";
+import { labelChars } from "../github/create-repo-client.js";
 import { MAX_RESULT_CHARS } from "./clip-result.js";
 import { defineTool } from "./define-tool.js";
 import { labelList } from "./label-as-seen.js";
@@ -15,11 +16,7 @@ export const listLabelsTool = defineTool({
     const { text, complete } = labelList(labels, MAX_RESULT_CHARS);
     // listLabels stops after the page whose labels, as GitHub sends them, pass the limit: cleaned
     // shorter, they may all fit here, with more pages left unread.
-    const sent = labels.reduce(
-      (sum, l, i) =>
-        sum + (i > 0 ? 1 : 0) + l.name.length + (l.description ? l.description.length + 2 : 0),
-      0,
-    );
+    const sent = labels.reduce((sum, l, i) => sum + (i > 0 ? 1 : 0) + labelChars(l), 0);
     if (complete && sent <= MAX_RESULT_CHARS) return text;
     // Not "in all", as clipResult says: the pages past the limit were not read.
     return `${text}\n…(cut: the repository has more labels than fit)`;

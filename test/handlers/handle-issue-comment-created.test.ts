@@ -11,9 +11,15 @@ import { createManualClock } from "../helpers/fake-clock.js";
 import { createTestApp, loadFixture, makeDataDir, type TestApp } from "../helpers/test-app.js";
 
 interface CommentPayload {
-  comment: { id: number; body: string; author_association: string; created_at: string };
+  comment: {
+    id: number;
+    body: string;
+    author_association: string;
+    created_at: string;
+    user: Record<string, unknown>;
+  };
   issue: { number: number; pull_request?: unknown };
-  sender: { login: string; type: string };
+  sender: { login: unknown; type: string };
 }
 
 const COMMENT_ID = 492700400;
@@ -524,5 +530,48 @@ describe("issue_comment.created", () => {
     expect(app.logs.lines().some((l) => l.msg === "job failed; parked (see `talos jobs`)")).toBe(
       true,
     );
+  });
+});
+
+describe("who the comment handler takes a command from", () => {
+  /** Everything `/talos help` needs, so that a run that should not happen shows as a reply. */
+  function mockHelpAnswered(scope: ReturnType<typeof githubScope>) {
+    mockCommandReads(scope);
+    mockReaction(scope);
+    mockNoExistingReply(scope);
+    return captureReply(scope);
+  }
+
+  it("journals a delivery whose sender.login is not a string, and its job parks it with the error", async () => {
+    const app = await createTestApp();
+    const reply = mockHelpAnswered(githubScope());
+
+    await receive(
+      app,
+      helpComment((p) => (p.sender.login = 12345)),
+      "sender-login-number",
+    );
+
+    const job = app.talos.services.journal!.list().find((j) => j.id === "sender-login-number");
+    expect({ parked: job?.parked !== undefined, replied: reply.body !== undefined }).toEqual({
+      parked: true,
+      replied: false,
+    });
+  });
+
+  it("a comment whose author is a bot (user.type Bot) runs no command even when the sender is not flagged", async () => {
+    const app = await createTestApp();
+    const reply = mockHelpAnswered(githubScope());
+
+    await receive(
+      app,
+      helpComment((p) => {
+        p.comment.user = { ...p.comment.user, login: "some-agent[bot]", type: "Bot" };
+        p.comment.author_association = "COLLABORATOR";
+      }),
+      "author-is-bot",
+    );
+
+    expect(reply.body).toBeUndefined();
   });
 });

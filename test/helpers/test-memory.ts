@@ -1,4 +1,4 @@
-import { mkdirSync, writeFileSync } from "node:fs";
+import { mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import { hostname } from "node:os";
 import { join } from "node:path";
 import { pino } from "pino";
@@ -15,6 +15,13 @@ import {
 import type { MemoryInput, MemoryStore } from "../../src/memory/memory-store.js";
 import { createMetrics } from "../../src/metrics/create-metrics.js";
 import { systemClock } from "../../src/clock.js";
+import {
+  encodeSegmentWords,
+  hashText,
+  SegmentWordsBuilder,
+  wordsFile,
+} from "../../src/memory/segment-words.js";
+import { makeDataDir } from "./test-app.js";
 import { TEST_DATABASE_URL } from "./shared-services.js";
 
 /** An embedder that waits, while a text holds `hold`, until `release()`: a call kept in use. */
@@ -227,4 +234,39 @@ export function lockAsRunningServer(directory: string): string {
     JSON.stringify({ pid: process.ppid, host: hostname(), since: new Date().toISOString() }),
   );
   return `${directory} is in use by process ${process.ppid}; stop it first (or remove ${lock} if it is gone)`;
+}
+
+/**
+ * A store of `texts` (four, one segment of `segmentSize`) whose words file is replaced by one an
+ * older Talos wrote: format `version`, the first record counted as `firstWords` under its text's
+ * hash. Returns that older file, the current one it replaced, and a store opened on it, whose
+ * warnings are collected in `logged`.
+ */
+export async function openWithOlderWordsFile(options: {
+  texts: string[];
+  segmentSize: number;
+  version: number;
+  firstWords: string;
+}) {
+  const { texts, segmentSize } = options;
+  const directory = makeDataDir();
+  const seeding = await openTestStore(directory, { segmentSize });
+  await seeding.addMany(texts.map((text, i) => issueMemory(i + 1, text)));
+  await seeding.close();
+  const file = join(directory, wordsFile(1));
+  const current = readFileSync(file);
+  const builder = new SegmentWordsBuilder(segmentSize);
+  builder.add(0, options.firstWords, hashText(texts[0]!));
+  texts.slice(1, 4).forEach((text, i) => builder.add(i + 1, text));
+  const old = encodeSegmentWords(builder.finish());
+  // "TWD" and the version's digit.
+  old.writeUInt32LE(0x445754 | ((0x30 + options.version) << 24), 0);
+  writeFileSync(file, old);
+  const logged: string[] = [];
+  const log = pino(
+    { level: "warn" },
+    { write: (line: string) => logged.push(JSON.parse(line).msg as string) },
+  );
+  const store = await openTestStore(directory, { segmentSize, log });
+  return { file, old, current, store, logged };
 }

@@ -16,38 +16,15 @@ import { createServices } from "../../src/create-services.js";
 import { MalformedPayloadError } from "../../src/handlers/read-payload.js";
 import { MemoryDeletedError } from "../../src/memory/memory-store.js";
 import { createMetrics } from "../../src/metrics/create-metrics.js";
-import { createFakeClock, createManualClock } from "../helpers/fake-clock.js";
+import { createFakeClock } from "../helpers/fake-clock.js";
+import { setupJobRunner } from "../helpers/job-runner-setup.js";
 import { captureLogs, makeDataDir } from "../helpers/test-app.js";
 
 function job(id: string, thread: string): NewJob {
   return { id, kind: "work", event: "issues.edited", thread, payload: { id } };
 }
 
-async function setup(options: { concurrency?: number; maxAttempts?: number; file?: string } = {}) {
-  const logs = await captureLogs("info");
-  const clock = createManualClock();
-  const file = options.file ?? join(makeDataDir(), "journal.log");
-  const journal = await JobJournal.open({
-    file,
-    maxQueued: 100,
-    retentionMs: 3_600_000,
-    maxFinished: 100,
-    clock,
-    log: logs.log,
-  });
-  // Its file handle, else closed by the garbage collector (a deprecation warning, later an error).
-  onTestFinished(() => journal.close());
-  const metrics = createMetrics();
-  const runner = new JobRunner<string>({
-    queue: journal,
-    concurrency: options.concurrency ?? 4,
-    maxAttempts: options.maxAttempts ?? 3,
-    clock,
-    log: logs.log,
-    metrics,
-  });
-  return { runner, journal, clock, logs, metrics, file };
-}
+const setup = setupJobRunner;
 
 /** Waits (a few ms at a time) for a condition that journal writes on disk will make true. */
 async function until(condition: () => boolean): Promise<void> {

@@ -1,15 +1,12 @@
-import { join } from "node:path";
 import { describe, expect, it, onTestFinished } from "vitest";
 import { createChatModel } from "../../src/agent/create-chat-model.js";
 import { LlmError } from "../../src/agent/run-agent.js";
 import { parseEnv } from "../../src/config.js";
 import { EventHandlerError } from "../../src/handlers/guard-event.js";
-import { JobJournal } from "../../src/jobs/job-journal.js";
-import { classifyJobFailure, JobRunner } from "../../src/jobs/job-runner.js";
-import { createMetrics } from "../../src/metrics/create-metrics.js";
-import { createManualClock } from "../helpers/fake-clock.js";
+import { classifyJobFailure } from "../../src/jobs/job-runner.js";
 import { startOpenAIStandIn } from "../helpers/openai-stand-in.js";
-import { captureLogs, makeDataDir } from "../helpers/test-app.js";
+import { setupJobRunner } from "../helpers/job-runner-setup.js";
+import { makeDataDir } from "../helpers/test-app.js";
 
 /**
  * The real chat model (LangChain's OpenAI client) against a server that answers 404, as OpenAI
@@ -60,25 +57,9 @@ describe("a model's 404 (not GitHub's) in a job", () => {
 
   it("a new issue's triage that meets it stays in the journal (retried or parked), not dropped as done", async () => {
     const failure = await modelNotFoundFailure();
-    const logs = await captureLogs("info");
-    const clock = createManualClock();
-    const journal = await JobJournal.open({
-      file: join(makeDataDir(), "journal.log"),
-      maxQueued: 100,
-      retentionMs: 72 * 3_600_000,
-      maxFinished: 100,
-      clock,
-      log: logs.log,
-    });
-    onTestFinished(() => journal.close());
-    const metrics = createMetrics();
-    const runner = new JobRunner<string>({
-      queue: journal,
+    const { journal, runner, logs, metrics } = await setupJobRunner({
       concurrency: 1,
       maxAttempts: 5,
-      clock,
-      log: logs.log,
-      metrics,
     });
     runner.register("issue-opened", async () => {
       throw failure;

@@ -1,34 +1,7 @@
 import { join } from "node:path";
 import { describe, expect, it, onTestFinished } from "vitest";
 import { EventHandlerError } from "../../src/handlers/guard-event.js";
-import { JobJournal } from "../../src/jobs/job-journal.js";
-import { JobRunner } from "../../src/jobs/job-runner.js";
-import { createMetrics } from "../../src/metrics/create-metrics.js";
-import { createManualClock } from "../helpers/fake-clock.js";
-import { captureLogs, makeDataDir } from "../helpers/test-app.js";
-
-async function setup() {
-  const logs = await captureLogs("info");
-  const clock = createManualClock();
-  const journal = await JobJournal.open({
-    file: join(makeDataDir(), "journal.log"),
-    maxQueued: 100,
-    retentionMs: 3_600_000,
-    maxFinished: 100,
-    clock,
-    log: logs.log,
-  });
-  onTestFinished(() => journal.close());
-  const runner = new JobRunner<string>({
-    queue: journal,
-    concurrency: 2,
-    maxAttempts: 3,
-    clock,
-    log: logs.log,
-    metrics: createMetrics(),
-  });
-  return { journal, runner, logs };
-}
+import { setupJobRunner } from "../helpers/job-runner-setup.js";
 
 const newJob = (id: string) => ({
   id,
@@ -56,7 +29,7 @@ describe("a handler that throws something odd (through guardEvent's wrapper)", (
     ],
   ] as Array<[string, () => unknown]>) {
     it(`${name}: the job's failure is recorded and its issue's next job runs`, async () => {
-      const { journal, runner } = await setup();
+      const { journal, runner } = await setupJobRunner({ concurrency: 2 });
       const rejections: unknown[] = [];
       const onRejection = (reason: unknown) => rejections.push(reason);
       process.on("unhandledRejection", onRejection);

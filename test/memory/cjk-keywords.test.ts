@@ -1,6 +1,5 @@
-import { existsSync, readFileSync, writeFileSync } from "node:fs";
+import { existsSync, readFileSync } from "node:fs";
 import { join } from "node:path";
-import { pino } from "pino";
 import { describe, expect, it } from "vitest";
 import { Bm25Index } from "../../src/memory/bm25-index.js";
 import { countQueryWords, keptHits, type HybridHit } from "../../src/memory/hybrid-search.js";
@@ -10,16 +9,10 @@ import {
   isCjkLetter,
   spaceCjkPairs,
 } from "../../src/memory/english-words.js";
-import {
-  decodeSegmentWords,
-  encodeSegmentWords,
-  hashText,
-  SegmentWordsBuilder,
-  wordsFile,
-} from "../../src/memory/segment-words.js";
+import { decodeSegmentWords, wordsFile } from "../../src/memory/segment-words.js";
 import { expectLinearTime } from "../helpers/hostile-input.js";
 import { makeDataDir } from "../helpers/test-app.js";
-import { issueMemory, openTestStore } from "../helpers/test-memory.js";
+import { issueMemory, openTestStore, openWithOlderWordsFile } from "../helpers/test-memory.js";
 
 /** A Chinese issue of about 300 characters: its clauses run unbroken between the commas. */
 const CHINESE_ISSUE =
@@ -197,28 +190,15 @@ describe("a words file counted before CJK text was split", () => {
       JAPANESE_ISSUE,
       KOREAN_ISSUE,
     ];
-    const directory = makeDataDir();
-    const seeding = await openTestStore(directory, { segmentSize: SEGMENT_SIZE });
-    await seeding.addMany(texts.map((text, i) => issueMemory(i + 1, text)));
-    await seeding.close();
-    const file = join(directory, wordsFile(1));
-    const current = readFileSync(file);
-    // Version 1's file, as an older Talos wrote it: its magic, and words that give issue 1 the
-    // word "zebra", under the hash of issue 1's text. Read as current, "zebra" would find it.
-    const builder = new SegmentWordsBuilder(SEGMENT_SIZE);
-    builder.add(0, "Zebra\n\nzebra", hashText(CHINESE_ISSUE));
-    texts.slice(1, 4).forEach((text, i) => builder.add(i + 1, text));
-    const old = encodeSegmentWords(builder.finish());
-    old.writeUInt32LE(0x31445754, 0); // "TWD1"
-    writeFileSync(file, old);
+    // Version 1's file, as an older Talos wrote it: words that give issue 1 the word "zebra",
+    // under the hash of issue 1's text. Read as current, "zebra" would find it.
+    const { file, old, current, store, logged } = await openWithOlderWordsFile({
+      texts,
+      segmentSize: SEGMENT_SIZE,
+      version: 1,
+      firstWords: "Zebra\n\nzebra",
+    });
     expect(decodeSegmentWords(old, SEGMENT_SIZE)).toBe("counted by words file version 1, not 3");
-
-    const logged: string[] = [];
-    const log = pino(
-      { level: "warn" },
-      { write: (line: string) => logged.push(JSON.parse(line).msg as string) },
-    );
-    const store = await openTestStore(directory, { segmentSize: SEGMENT_SIZE, log });
     const found = async (query: string) =>
       (await store.search(query, { k: 3, minScore: 0.99 })).map((hit) => hit.record.id);
     expect(await found("zebra")).toEqual([]);

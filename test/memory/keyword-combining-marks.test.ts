@@ -1,20 +1,11 @@
-import { readFileSync, writeFileSync } from "node:fs";
-import { join } from "node:path";
-import { pino } from "pino";
+import { readFileSync } from "node:fs";
 import { describe, expect, it } from "vitest";
 import { Bm25Index, queryTerms } from "../../src/memory/bm25-index.js";
 import { forEachKeyword, forEachWord } from "../../src/memory/english-words.js";
 import { countQueryWords } from "../../src/memory/hybrid-search.js";
-import {
-  decodeSegmentWords,
-  encodeSegmentWords,
-  hashText,
-  SegmentWordsBuilder,
-  wordsFile,
-} from "../../src/memory/segment-words.js";
+import { decodeSegmentWords } from "../../src/memory/segment-words.js";
 import { expectLinearTime } from "../helpers/hostile-input.js";
-import { makeDataDir } from "../helpers/test-app.js";
-import { issueMemory, openTestStore } from "../helpers/test-memory.js";
+import { openWithOlderWordsFile } from "../helpers/test-memory.js";
 
 const words = (text: string) => {
   const seen: string[] = [];
@@ -62,28 +53,15 @@ describe("a words file counted before combining marks were kept in their word", 
       "Export to CSV fails",
       "Crash on save",
     ];
-    const directory = makeDataDir();
-    const seeding = await openTestStore(directory, { segmentSize: SEGMENT_SIZE });
-    await seeding.addMany(texts.map((text, i) => issueMemory(i + 1, text)));
-    await seeding.close();
-    const file = join(directory, wordsFile(1));
-    const current = readFileSync(file);
     // Version 2's file, as the Talos before this one wrote it: issue 1's words as it split them
     // (त, र, ट), under the hash of issue 1's text. Read as current, त्रुटि would not find it.
-    const builder = new SegmentWordsBuilder(SEGMENT_SIZE);
-    builder.add(0, "ऐप में त र ट\n\nसहेजते समय", hashText(texts[0]!));
-    texts.slice(1, 4).forEach((text, i) => builder.add(i + 1, text));
-    const old = encodeSegmentWords(builder.finish());
-    old.writeUInt32LE(0x32445754, 0); // "TWD2"
-    writeFileSync(file, old);
+    const { file, old, current, store, logged } = await openWithOlderWordsFile({
+      texts,
+      segmentSize: SEGMENT_SIZE,
+      version: 2,
+      firstWords: "ऐप में त र ट\n\nसहेजते समय",
+    });
     expect(decodeSegmentWords(old, SEGMENT_SIZE)).toBe("counted by words file version 2, not 3");
-
-    const logged: string[] = [];
-    const log = pino(
-      { level: "warn" },
-      { write: (line: string) => logged.push(JSON.parse(line).msg as string) },
-    );
-    const store = await openTestStore(directory, { segmentSize: SEGMENT_SIZE, log });
     // Above any vector score: only keyword hits of this short query are kept.
     const found = await store.search("त्रुटि", { k: 3, minScore: 0.99 });
     await store.close();
@@ -95,8 +73,7 @@ describe("a words file counted before combining marks were kept in their word", 
 
 describe("hostile runs of combining marks", () => {
   it("are read in linear time, though NFC sorts a run of marks by insertion", async () => {
-    // Marks of two combining classes (230 and 220), alternating: the order NFC must sort. As
-    // fragments, not runs: a run flagged is measured again as a fragment (one of its own).
+    // Marks of two combining classes (230 and 220), alternating: the order NFC must sort.
     const options = { fragments: ["\u0301\u0316", "a\u0301\u0316", "\u0301\u0316 "], runs: [] };
     await expectLinearTime((text) => {
       let count = 0;
