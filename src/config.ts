@@ -110,6 +110,9 @@ export const EnvSchema = z.object({
   TALOS_JOB_QUEUE_MAX: withDefault(z.coerce.number().int().min(1), 10_000),
   // The journal's jobs are held in RAM: their payloads' JSON together, at most (local disk).
   TALOS_JOB_QUEUE_MAX_MB: withDefault(z.coerce.number().positive(), 256),
+  // The part of both bounds one installation's jobs may take, so that one installation (its jobs
+  // all parking, a flood in one repository) cannot refuse every other's deliveries.
+  TALOS_JOB_QUEUE_INSTALLATION_SHARE: withDefault(z.coerce.number().positive().max(1), 0.25),
   TALOS_JOB_MAX_ATTEMPTS: withDefault(z.coerce.number().int().min(1).max(100), 5),
   TALOS_SHUTDOWN_GRACE_MS: withDefault(timerMs().min(0), 20_000),
   // Several instances: with REDIS_URL the job queue is shared (BullMQ), and so is Probot's

@@ -4,6 +4,7 @@ import type { Logger } from "pino";
 import type { Clock } from "../clock.js";
 import { removeLeftoverTemporaries, writeFileAtomically } from "../write-file-atomically.js";
 import {
+  installationShareOf,
   MAX_RETRY_WAIT_MS,
   type EnqueueResult,
   type Job,
@@ -32,6 +33,11 @@ export interface JobJournalOptions {
    * More are refused. Unbounded when absent.
    */
   maxQueuedBytes?: number | undefined;
+  /**
+   * The part of each bound one installation's jobs may take (0 to 1; 1 when absent): see
+   * installationShareOf. An installation holding nothing is never refused for its share.
+   */
+  installationShare?: number | undefined;
   /** How long a finished delivery is remembered, so that a redelivery is skipped. */
   retentionMs: number;
   /** The most finished deliveries remembered, whatever their age. */
@@ -74,6 +80,9 @@ function weightOf(record: JournalRecord & { op: "add" }, line = lineOf(record)):
   );
 }
 
+/** Whose share a job takes: its installation's, or that of jobs without one (`talos replay`). */
+const installationKey = (job: NewJob): string => String(job.installation ?? "");
+
 // Delivery ids are GUIDs; records are JSON, so any string is safe in the file, but not any size.
 const isDeliveryId = (id: unknown): id is string =>
   typeof id === "string" && id.length > 0 && id.length <= 200;
@@ -96,6 +105,8 @@ export class JobJournal implements JobQueue {
   /** Each held job's size (see `maxQueuedBytes`), and their sum. */
   readonly #heldBytes = new Map<string, number>();
   #queuedBytes = 0;
+  /** Held jobs and their sizes, by installation (see `installationShare`). */
+  readonly #byInstallation = new Map<string, { jobs: number; bytes: number }>();
   /** Finished delivery ids, by finish time (oldest first). */
   readonly #finished = new Map<string, number>();
   readonly #refused: RefusedJob[] = [];
@@ -208,12 +219,9 @@ export class JobJournal implements JobQueue {
     // Serialized once: the line written is the line weighed.
     const line = lineOf(record);
     const bytes = weightOf(record, line);
-    const full = () =>
-      this.#jobs.size >= this.#options.maxQueued ||
-      this.#queuedBytes + bytes > (this.#options.maxQueuedBytes ?? Infinity);
-    if (full()) this.#forgetExpired();
-    if (this.#closed || full()) {
-      const reason = this.#closed ? "stopping" : "queue-full";
+    if (this.#refusalOf(job, bytes)) this.#forgetExpired();
+    const reason = this.#closed ? "stopping" : this.#refusalOf(job, bytes);
+    if (reason) {
       const refused = { id: job.id, event: job.event, repository: job.repository, reason };
       const refusal: JournalRecord = { op: "refuse", ...refused, at: now };
       this.#apply(refusal);
@@ -239,6 +247,21 @@ export class JobJournal implements JobQueue {
       if (this.#accepting.get(job.id) === durable) this.#accepting.delete(job.id);
     }
     return { status: "accepted" };
+  }
+
+  /** Why a job of `bytes` would be refused now, if it would be (see the bounds' options). */
+  #refusalOf(job: NewJob, bytes: number): "queue-full" | "installation-full" | undefined {
+    const { maxQueued, maxQueuedBytes = Infinity, installationShare = 1 } = this.#options;
+    if (this.#jobs.size >= maxQueued || this.#queuedBytes + bytes > maxQueuedBytes)
+      return "queue-full";
+    const held = this.#byInstallation.get(installationKey(job));
+    if (
+      held !== undefined &&
+      (held.jobs >= installationShareOf(maxQueued, installationShare) ||
+        held.bytes + bytes > maxQueuedBytes * installationShare)
+    )
+      return "installation-full";
+    return undefined;
   }
 
   async claimNext(): Promise<Job | undefined> {
@@ -411,6 +434,9 @@ export class JobJournal implements JobQueue {
         const size = bytes ?? weightOf(record);
         this.#heldBytes.set(job.id, size);
         this.#queuedBytes += size;
+        const key = installationKey(job);
+        const held = this.#byInstallation.get(key) ?? { jobs: 0, bytes: 0 };
+        this.#byInstallation.set(key, { jobs: held.jobs + 1, bytes: held.bytes + size });
         break;
       }
       case "start": {
@@ -484,9 +510,16 @@ export class JobJournal implements JobQueue {
 
   /** Forgets a job, and its payload's weight against the bound. */
   #drop(id: string): void {
+    const job = this.#jobs.get(id);
+    if (!job) return;
     this.#jobs.delete(id);
-    this.#queuedBytes -= this.#heldBytes.get(id) ?? 0;
+    const size = this.#heldBytes.get(id) ?? 0;
+    this.#queuedBytes -= size;
     this.#heldBytes.delete(id);
+    const key = installationKey(job);
+    const held = this.#byInstallation.get(key);
+    if (!held || held.jobs <= 1) this.#byInstallation.delete(key);
+    else this.#byInstallation.set(key, { jobs: held.jobs - 1, bytes: held.bytes - size });
   }
 
   /** Parked jobs are kept as long as finished ids, then forgotten with a line in the log. */

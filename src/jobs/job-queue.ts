@@ -56,9 +56,22 @@ export interface Job extends NewJob {
 }
 
 export type EnqueueResult =
-  | { status: "accepted" }
-  | { status: "duplicate" }
-  | { status: "refused"; reason: "queue-full" | "stopping" };
+  { status: "accepted" } | { status: "duplicate" } | { status: "refused"; reason: RefusalReason };
+
+/**
+ * Why a delivery was refused: the queue's bound (`TALOS_JOB_QUEUE_MAX`), its installation's
+ * share of it (`TALOS_JOB_QUEUE_INSTALLATION_SHARE`), or the server stopping.
+ */
+export type RefusalReason = "queue-full" | "installation-full" | "stopping";
+
+/**
+ * What one installation may hold of a bound (`TALOS_JOB_QUEUE_INSTALLATION_SHARE`): one
+ * installation whose jobs all park, or a flood in one repository, fills only its own share, not
+ * the queue every installation's deliveries need.
+ */
+export function installationShareOf(bound: number, share: number): number {
+  return Math.max(1, Math.floor(bound * share));
+}
 
 export interface RefusedJob {
   id: string;

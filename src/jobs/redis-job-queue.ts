@@ -4,12 +4,14 @@ import { Redis, type RedisOptions } from "ioredis";
 import type { Logger } from "pino";
 import type { Clock } from "../clock.js";
 import {
+  installationShareOf,
   MAX_RETRY_WAIT_MS,
   type EnqueueResult,
   type Job,
   type JobQueue,
   type NewJob,
   type QueueSnapshot,
+  type RefusalReason,
   type RefusedJob,
 } from "./job-queue.js";
 
@@ -20,6 +22,8 @@ export interface RedisJobQueueOptions {
   prefix: string;
   /** Jobs waiting, running or delayed; more are refused. */
   maxQueued: number;
+  /** The part of it one installation's jobs may take (0 to 1; 1 when absent): see RESERVE. */
+  installationShare?: number | undefined;
   /** How long a finished delivery is remembered, so that a redelivery is skipped. */
   retentionMs: number;
   /**
@@ -42,6 +46,7 @@ interface Claimed {
   /** The thread lease's holder: this claim's own, so that no other claim passes for it. */
   owner: string;
   thread: string;
+  installation: number | undefined;
   timer: NodeJS.Timeout;
   /** Aborted once this instance cannot be sure it still holds the job (see `Job.lease`). */
   lease: AbortController;
@@ -101,10 +106,12 @@ return {redis.call('HINCRBY', attempts, id, 1), tonumber(redis.call('HGET', spen
 
 // Ends a claim: the lease goes if it is still this claim's; a finished job (done, or parked)
 // leaves its thread and is remembered for the retention time, a parked one with its error; a job
-// to retry keeps its retry time (empty: at once), which its claims wait for.
+// to retry keeps its retry time (empty: at once), which its claims wait for. Its place in its
+// installation's share (see RESERVE) goes with it when done; parked, it holds it as long as it
+// counts against the bound.
 // Returns the thread's next job.
 const RELEASE = `
-local list, lease, attempts, done, parked, spent, retryAt, steps = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5], KEYS[6], KEYS[7], KEYS[8]
+local list, lease, attempts, done, parked, spent, retryAt, steps, share = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5], KEYS[6], KEYS[7], KEYS[8], KEYS[9]
 local id, owner, outcome, retention, error, at = ARGV[1], ARGV[2], ARGV[3], ARGV[4], ARGV[5], ARGV[6]
 if redis.call('GET', lease) == owner then redis.call('DEL', lease) end
 if outcome == 'retry' then
@@ -116,17 +123,26 @@ else
   redis.call('HDEL', retryAt, id)
   redis.call('HDEL', steps, id)
 end
-if outcome == 'done' then redis.call('SET', done, '1', 'PX', retention) end
-if outcome == 'parked' then redis.call('SET', parked, error, 'PX', retention) end
+if outcome == 'done' then
+  redis.call('SET', done, '1', 'PX', retention)
+  redis.call('ZREM', share, id)
+end
+if outcome == 'parked' then
+  redis.call('SET', parked, error, 'PX', retention)
+  local time = redis.call('TIME')
+  redis.call('ZADD', share, tonumber(time[1]) * 1000 + math.floor(tonumber(time[2]) / 1000) + tonumber(retention), id)
+end
 return redis.call('LINDEX', list, 0)
 `;
 
 // A job joins its thread's list when it is accepted: the thread's order is the order in which
 // instances acknowledged its deliveries. A finished job does not join again (a redelivery that
-// came after the enqueue's own check): it would hold its thread's head.
+// came after the enqueue's own check): it would hold its thread's head. A job joining holds its
+// place in its installation's share (see RESERVE) until it ends.
 const JOIN = `
 if redis.call('EXISTS', KEYS[2], KEYS[3]) > 0 then return 0 end
 if not redis.call('LPOS', KEYS[1], ARGV[1]) then redis.call('RPUSH', KEYS[1], ARGV[1]) end
+redis.call('ZADD', KEYS[4], 'inf', ARGV[1])
 return 1
 `;
 
@@ -153,6 +169,16 @@ return 1
 const TURN = `
 if redis.call('LINDEX', KEYS[1], 0) == ARGV[1] and redis.call('EXISTS', KEYS[2]) == 0 then return 1 end
 return 0
+`;
+
+// Ends an enqueue's reservation (see RESERVE): its place under the bound, and in its
+// installation's share unless its job joined (its place then is the job's, until it ends). An
+// add that failed gives its place back at once, not when the reservation would expire.
+const UNRESERVE = `
+redis.call('ZREM', KEYS[1], ARGV[1])
+local score = redis.call('ZSCORE', KEYS[2], ARGV[2])
+if score and score ~= 'inf' then redis.call('ZREM', KEYS[2], ARGV[2]) end
+return 1
 `;
 
 // A reservation is its enqueue's token (a UUID, this long) followed by its job's id.
@@ -184,10 +210,18 @@ return 1
 // jobs count until their retention ends, as in the local journal: their payloads stay in Redis
 // that long, and a flood of them would otherwise grow it without bound (BullMQ's failed set is
 // scored by when each was parked, and trimmed of older ones only at the next park).
-// Returns 1 (reserved), 0 (the queue is full) or -1 (being added elsewhere).
+//
+// An installation's share of the bound (TALOS_JOB_QUEUE_INSTALLATION_SHARE) is a sorted set of
+// its jobs, each scored by when it stops counting: a reservation's expiry, then (JOIN) never
+// while it lives, then (RELEASE) its parked retention's end, or gone once done. A member that
+// would never expire yet whose job is gone (removed by hand, say) is dropped when the share looks
+// full, before refusing. An installation holding nothing is never refused for its share. Jobs
+// queued before shares existed are not in theirs: they count against the bound alone.
+// Returns 1 (reserved), 0 (the queue is full), -1 (being added elsewhere) or -2 (the
+// installation's share is full).
 const RESERVE = `
-local reserved, wait, active, delayed, prioritized, failed = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5], KEYS[6]
-local member, id, bound, ms, jobPrefix, retention = ARGV[1], ARGV[2], tonumber(ARGV[3]), tonumber(ARGV[4]), ARGV[5], tonumber(ARGV[6])
+local reserved, wait, active, delayed, prioritized, failed, share = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5], KEYS[6], KEYS[7]
+local member, id, bound, ms, jobPrefix, retention, shareBound = ARGV[1], ARGV[2], tonumber(ARGV[3]), tonumber(ARGV[4]), ARGV[5], tonumber(ARGV[6]), tonumber(ARGV[7])
 local time = redis.call('TIME')
 local now = tonumber(time[1]) * 1000 + math.floor(tonumber(time[2]) / 1000)
 redis.call('ZREMRANGEBYSCORE', reserved, '-inf', now)
@@ -209,6 +243,16 @@ if not live(id) then
     + redis.call('ZCARD', delayed) + redis.call('ZCARD', prioritized)
     + redis.call('ZCOUNT', failed, now - retention, '+inf')
   if count >= bound then return 0 end
+  redis.call('ZREMRANGEBYSCORE', share, '-inf', now)
+  local held = redis.call('ZCARD', share)
+  if held >= shareBound and not redis.call('ZSCORE', share, id) then
+    for _, job in ipairs(redis.call('ZRANGEBYSCORE', share, 'inf', 'inf')) do
+      if not live(job) then redis.call('ZREM', share, job) end
+    end
+    held = redis.call('ZCARD', share)
+    if held >= shareBound then return -2 end
+  end
+  redis.call('ZADD', share, 'GT', now + ms, id)
 end
 redis.call('ZADD', reserved, now + ms, member)
 return 1
@@ -220,6 +264,7 @@ type Scripts = Redis & {
   talosRenew(...args: Array<string | number>): Promise<number>;
   talosReserve(...args: Array<string | number>): Promise<number>;
   talosJoin(...args: Array<string | number>): Promise<number>;
+  talosUnreserve(...args: Array<string | number>): Promise<number>;
   talosTurn(...args: Array<string | number>): Promise<number>;
   talosSpend(...args: Array<string | number>): Promise<number>;
   talosStep(...args: Array<string | number>): Promise<number>;
@@ -339,10 +384,11 @@ export class RedisJobQueue implements JobQueue {
       lazyConnect: true,
     }) as Scripts;
     this.#redis.defineCommand("talosClaim", { numberOfKeys: 6, lua: CLAIM });
-    this.#redis.defineCommand("talosRelease", { numberOfKeys: 8, lua: RELEASE });
+    this.#redis.defineCommand("talosRelease", { numberOfKeys: 9, lua: RELEASE });
     this.#redis.defineCommand("talosRenew", { numberOfKeys: 3, lua: RENEW });
-    this.#redis.defineCommand("talosReserve", { numberOfKeys: 6, lua: RESERVE });
-    this.#redis.defineCommand("talosJoin", { numberOfKeys: 3, lua: JOIN });
+    this.#redis.defineCommand("talosReserve", { numberOfKeys: 7, lua: RESERVE });
+    this.#redis.defineCommand("talosJoin", { numberOfKeys: 4, lua: JOIN });
+    this.#redis.defineCommand("talosUnreserve", { numberOfKeys: 2, lua: UNRESERVE });
     this.#redis.defineCommand("talosTurn", { numberOfKeys: 2, lua: TURN });
     this.#redis.defineCommand("talosSpend", { numberOfKeys: 3, lua: SPEND });
     this.#redis.defineCommand("talosStep", { numberOfKeys: 3, lua: STEP });
@@ -399,7 +445,7 @@ export class RedisJobQueue implements JobQueue {
   }
 
   async enqueue(job: NewJob): Promise<EnqueueResult> {
-    const { maxQueued } = this.#options;
+    const { maxQueued, installationShare = 1 } = this.#options;
     const id = this.#jobId(job.id);
     const reservation = `${randomUUID()}${id}`;
     for (;;) {
@@ -414,22 +460,27 @@ export class RedisJobQueue implements JobQueue {
         this.#queue.toKey("delayed"),
         this.#queue.toKey("prioritized"),
         this.#queue.toKey("failed"),
+        this.#shareKey(job.installation),
         reservation,
         id,
         maxQueued,
         RESERVATION_MS,
         this.#queue.toKey(""),
         this.#options.retentionMs,
+        installationShareOf(maxQueued, installationShare),
       );
       if (reserved === 1) break;
       if (reserved === 0) return this.#refuse(job, "queue-full");
+      if (reserved === -2) return this.#refuse(job, "installation-full");
       await this.#options.clock.sleep(RESERVED_ELSEWHERE_MS);
     }
     try {
       return await this.#add(job, id);
     } finally {
       // Left behind (Redis gone meanwhile), it expires; the job, added, no longer counts it.
-      await this.#redis.zrem(this.#reservationsKey(), reservation).catch(() => undefined);
+      await this.#redis
+        .talosUnreserve(this.#reservationsKey(), this.#shareKey(job.installation), reservation, id)
+        .catch(() => undefined);
     }
   }
 
@@ -456,6 +507,7 @@ export class RedisJobQueue implements JobQueue {
       this.#threadKey(job.thread),
       this.#doneKey(id),
       this.#parkedKey(id),
+      this.#shareKey(job.installation),
       id,
     );
     // The first instance to get here after its add acknowledges it as accepted; the others as a
@@ -556,6 +608,7 @@ export class RedisJobQueue implements JobQueue {
         token,
         owner,
         thread: data.thread,
+        installation: data.installation,
         timer: setInterval(() => void this.#renew(claimed), leaseMs / 3),
         lease: new AbortController(),
         expiry: undefined,
@@ -644,7 +697,11 @@ export class RedisJobQueue implements JobQueue {
     if (!bull?.id || !(await bull.isFailed())) return false;
     // The mark goes first: a job waiting with it would be taken for parked again at its claim
     // (-4). Its attempts and tokens went with its park; the claim puts it back in its thread.
-    await this.#redis.del(this.#parkedKey(bull.id));
+    await this.#redis
+      .multi()
+      .del(this.#parkedKey(bull.id))
+      .zadd(this.#shareKey((bull.data as NewJob).installation), "inf", bull.id)
+      .exec();
     await bull.retry("failed", { resetAttemptsMade: true, resetAttemptsStarted: true });
     return true;
   }
@@ -753,6 +810,7 @@ export class RedisJobQueue implements JobQueue {
       this.#spentKey(),
       this.#retryAtKey(),
       this.#stepsKey(),
+      this.#shareKey(claimed.installation),
       id,
       claimed.owner,
       outcome,
@@ -840,7 +898,7 @@ export class RedisJobQueue implements JobQueue {
     );
   }
 
-  async #refuse(job: NewJob, reason: "queue-full" | "stopping"): Promise<EnqueueResult> {
+  async #refuse(job: NewJob, reason: RefusalReason): Promise<EnqueueResult> {
     const refused: RefusedJob = {
       id: job.id,
       event: job.event,
@@ -900,6 +958,11 @@ export class RedisJobQueue implements JobQueue {
   /** Model tokens spent by each job's runs so far, by job id (see `JobQueue.spend`). */
   #spentKey(): string {
     return `${this.#options.prefix}:spent`;
+  }
+
+  /** An installation's jobs counted against its share of the bound (see RESERVE). */
+  #shareKey(installation: number | undefined): string {
+    return `${this.#options.prefix}:share:${installation ?? ""}`;
   }
 
   #threadKey(thread: string): string {

@@ -135,7 +135,7 @@ export function createMetrics(): Metrics {
     }),
     jobsRefused: new Counter({
       name: "talos_jobs_refused_total",
-      help: "Deliveries refused instead of journaled, by reason (queue-full, stopping, error)",
+      help: "Deliveries refused instead of journaled, by reason (queue-full, installation-full, stopping, error)",
       labelNames: ["reason"],
       registers,
     }),

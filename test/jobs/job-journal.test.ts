@@ -9,14 +9,14 @@ import { captureLogs, makeDataDir } from "../helpers/test-app.js";
 
 const HOUR = 3_600_000;
 
-function job(id: string, thread = "1/10#1"): NewJob {
+function job(id: string, thread = "1/10#1", installation = 1): NewJob {
   return {
     id,
     kind: "comment",
     event: "issue_comment.created",
     thread,
-    repository: "octo/hello",
-    installation: 1,
+    repository: installation === 1 ? "octo/hello" : "other/repo",
+    installation,
     payload: { id },
   };
 }
@@ -27,6 +27,7 @@ async function openJournal(
     clock?: FakeClock;
     maxQueued?: number;
     maxQueuedBytes?: number;
+    installationShare?: number;
     maxFinished?: number;
   } = {},
 ) {
@@ -35,6 +36,7 @@ async function openJournal(
     file,
     maxQueued: options.maxQueued ?? 100,
     maxQueuedBytes: options.maxQueuedBytes,
+    installationShare: options.installationShare,
     retentionMs: 72 * HOUR,
     maxFinished: options.maxFinished ?? 1_000,
     clock: options.clock ?? createFakeClock(),
@@ -272,6 +274,63 @@ describe("the job journal", () => {
       reason: "queue-full",
     });
     await reopened.journal.close();
+  });
+
+  it("gives one installation only its share of the bound, across a restart, parked jobs counted until they expire", async () => {
+    const file = join(makeDataDir(), "journal.log");
+    const clock = createFakeClock();
+    const options = { clock, maxQueued: 10, installationShare: 0.3 };
+    const { journal } = await openJournal(file, options);
+    for (const id of ["a1", "a2", "a3"]) await journal.enqueue(job(id, id));
+    // Its share is 3 of the 10 places: the fourth is refused, another installation's is not.
+    expect(await journal.enqueue(job("a4", "a4"))).toEqual({
+      status: "refused",
+      reason: "installation-full",
+    });
+    expect(await journal.enqueue(job("b1", "b1", 2))).toEqual({ status: "accepted" });
+    // A finished job gives its place back; a parked one keeps it until it expires.
+    await journal.claimNext();
+    await journal.complete("a1");
+    await journal.claimNext();
+    await journal.fail("a2", "malformed", undefined);
+    expect(await journal.enqueue(job("a5", "a5"))).toEqual({ status: "accepted" });
+    expect((await journal.enqueue(job("a6", "a6"))).status).toBe("refused");
+    await journal.close();
+
+    // Counted again from the file at start.
+    const reopened = await openJournal(file, options);
+    expect(await reopened.journal.enqueue(job("a7", "a7"))).toEqual({
+      status: "refused",
+      reason: "installation-full",
+    });
+    expect(reopened.journal.refused().map((r) => [r.id, r.reason])).toEqual([
+      ["a4", "installation-full"],
+      ["a6", "installation-full"],
+      ["a7", "installation-full"],
+    ]);
+    clock.advance(73 * HOUR);
+    expect(await reopened.journal.enqueue(job("a8", "a8"))).toEqual({ status: "accepted" });
+    await reopened.journal.close();
+  });
+
+  it("gives one installation only its share of the payloads' size, yet never refuses its first job for it", async () => {
+    const file = join(makeDataDir(), "journal.log");
+    const heavy = (id: string, installation: number) => ({
+      ...job(id, id, installation),
+      payload: { id, text: "x".repeat(800) },
+    });
+    // A share of 400 bytes: less than one heavy payload.
+    const { journal } = await openJournal(file, { maxQueuedBytes: 4_000, installationShare: 0.1 });
+    expect(await journal.enqueue(heavy("a1", 1))).toEqual({ status: "accepted" });
+    expect(await journal.enqueue(heavy("a2", 1))).toEqual({
+      status: "refused",
+      reason: "installation-full",
+    });
+    expect(await journal.enqueue(heavy("b1", 2))).toEqual({ status: "accepted" });
+    await journal.claimNext();
+    await journal.complete("a1");
+    expect(await journal.enqueue(heavy("a3", 1))).toEqual({ status: "accepted" });
+    await journal.close();
   });
 
   it("weighs a payload in UTF-8 bytes, as it is written: 750 CJK characters are 2,250 bytes", async () => {

@@ -12,13 +12,14 @@ import { deleteKeys, requireRedis, TEST_REDIS_URL } from "../helpers/shared-serv
 
 const available = await requireRedis("the Redis job queue's bound tests");
 
-function job(id: string, thread: string): NewJob {
+function job(id: string, thread: string, installation?: number): NewJob {
   return {
     id,
     kind: "work",
     event: "issues.edited",
     thread,
     repository: "acme/widgets",
+    installation,
     payload: { id },
   };
 }
@@ -55,7 +56,13 @@ describe.runIf(available)("the Redis job queue's bound, job ids, retries and ren
   /** Instances sharing one queue, as several servers on one Redis do; each may have its clock. */
   async function instances(
     count: number,
-    options: { maxQueued?: number; leaseMs?: number; clocks?: Clock[]; retentionMs?: number } = {},
+    options: {
+      maxQueued?: number;
+      installationShare?: number;
+      leaseMs?: number;
+      clocks?: Clock[];
+      retentionMs?: number;
+    } = {},
   ) {
     const prefix = `talos-test-${randomUUID()}`;
     prefixes.push(prefix);
@@ -65,6 +72,7 @@ describe.runIf(available)("the Redis job queue's bound, job ids, retries and ren
           url: TEST_REDIS_URL,
           prefix,
           maxQueued: options.maxQueued ?? 100,
+          installationShare: options.installationShare,
           retentionMs: options.retentionMs ?? 3_600_000,
           leaseMs: options.leaseMs ?? 5_000,
           clock: options.clocks?.[i] ?? systemClock,
@@ -154,6 +162,63 @@ describe.runIf(available)("the Redis job queue's bound, job ids, retries and ren
       await new Promise((resolve) => setTimeout(resolve, 1_600));
       expect(await b!.count()).toBe(1);
       expect(await b!.enqueue(job("two", "t3"))).toEqual({ status: "accepted" });
+    });
+
+    it("gives one installation only its share of the bound on every instance, a parked job holding its place until its retention ends", async () => {
+      const {
+        queues: [a, b],
+      } = await instances(2, { maxQueued: 10, installationShare: 0.2, retentionMs: 1_500 });
+      expect(await a.enqueue(job("i1", "t1", 1))).toEqual({ status: "accepted" });
+      expect(await b!.enqueue(job("i2", "t2", 1))).toEqual({ status: "accepted" });
+      expect(await a.enqueue(job("i3", "t3", 1))).toEqual({
+        status: "refused",
+        reason: "installation-full",
+      });
+      expect(await b!.enqueue(job("o1", "u1", 2))).toEqual({ status: "accepted" });
+      // A finished job gives its place back.
+      expect((await a.claimNext())?.id).toBe("i1");
+      await a.complete("i1");
+      expect(await b!.enqueue(job("i3", "t3", 1))).toEqual({ status: "accepted" });
+      // A parked one keeps it until its retention ends, as it counts against the bound.
+      expect((await a.claimNext())?.id).toBe("i2");
+      await a.fail("i2", "malformed webhook payload", undefined);
+      expect((await b!.enqueue(job("i4", "t4", 1))).status).toBe("refused");
+      await new Promise((resolve) => setTimeout(resolve, 1_600));
+      expect(await b!.enqueue(job("i4", "t4", 1))).toEqual({ status: "accepted" });
+      expect((await a.snapshot()).refused.map((r) => [r.id, r.reason])).toEqual([
+        ["i4", "installation-full"],
+        ["i3", "installation-full"],
+      ]);
+    });
+
+    it("accepts no more than an installation's share of its deliveries that come at once to several instances", async () => {
+      const { queues: all } = await instances(4, { maxQueued: 10, installationShare: 0.3 });
+      const results = await Promise.all(
+        Array.from({ length: 12 }, (_, i) =>
+          all[i % all.length]!.enqueue(job(`burst-${i}`, `t${i}`, 7)),
+        ),
+      );
+      expect(results.filter((r) => r.status === "accepted")).toHaveLength(3);
+      expect(results.filter((r) => r.status === "refused")).toHaveLength(9);
+      expect(await all[0].enqueue(job("elsewhere", "u", 8))).toEqual({ status: "accepted" });
+    });
+
+    it("gives back the place of a job removed without ending (by hand) when its installation's share looks full", async () => {
+      const {
+        prefix,
+        queues: [a],
+      } = await instances(1, { maxQueued: 10, installationShare: 0.1 });
+      expect(await a.enqueue(job("removed", "t1", 1))).toEqual({ status: "accepted" });
+      expect((await a.enqueue(job("next", "t2", 1))).status).toBe("refused");
+      const connection = new Redis(TEST_REDIS_URL, { maxRetriesPerRequest: null });
+      const byHand = new Queue("jobs", { prefix, connection });
+      try {
+        await byHand.remove("removed");
+      } finally {
+        await byHand.close();
+        connection.disconnect();
+      }
+      expect(await a.enqueue(job("next", "t2", 1))).toEqual({ status: "accepted" });
     });
 
     it("takes a copy of a delivery it holds as a duplicate when full, not as one more job", async () => {
