@@ -120,6 +120,8 @@ export type SegmentSums = SnapshotHeader["segments"][string];
 /** A segment's codes as a flush writes them: see `MemorySnapshot.captureCodes`. */
 export interface SegmentCodes {
   crc: number;
+  /** The rows `crc` covers as they are; it takes the rest of the block for zeros. */
+  rows: number;
   runs: Array<{ from: number; bytes: Uint8Array }>;
 }
 
@@ -376,8 +378,9 @@ export class MemorySnapshot {
    * having appended nothing, when the file is not as `after` describes it: the caller writes
    * the block whole (the float32 rows and codes written in place meanwhile are the same ones;
    * until then the header's checksums no longer vouch for the block, as after a crash in a
-   * flush). Otherwise the rows file is replaced atomically. Call `sync()` and then
-   * `writeHeader()` once every changed segment is written.
+   * flush). Otherwise the rows file is replaced atomically, and the block's float32 rows and
+   * codes from `codes.rows` to its end are zeroed where the files reach (see `#zeroTail`).
+   * Call `sync()` and then `writeHeader()` once every changed segment is written.
    */
   async writeSegment(
     segment: number,
@@ -416,6 +419,7 @@ export class MemorySnapshot {
         ? appendAtSize(file, chunk, start, true)
         : writeFileAtomically(file, chunk).then(() => true),
       ...inPlace,
+      after ? undefined : this.#zeroTail(segment, codes.rows),
     ]);
     for (const result of [rowsWritten, ...runs])
       if (result!.status === "rejected") throw result!.reason;
@@ -424,13 +428,36 @@ export class MemorySnapshot {
   }
 
   /**
+   * Zeros the segment's float32 rows and codes from `from` to its end, as far as each file
+   * reaches, the checksum taking them for zeros. In a block rewritten from its vectra file,
+   * which keeps no holes, the records are renumbered 0..count−1, and the rows from `count` on
+   * held the records that followed a removed one: left there, every later open found the
+   * codes not matching their checksum and read the vectra files again (20 s at 100,000
+   * records; found by a review). Blocks of another segment size (an open that moves records
+   * into new segments) leave the same. In a running store there is nothing but zeros there,
+   * if anything: it costs the two stats. A full segment has no such rows.
+   */
+  async #zeroTail(segment: number, from: number): Promise<void> {
+    const { segmentSize, stride } = this.#layout;
+    if (from >= segmentSize) return;
+    const first = (segment - 1) * segmentSize;
+    const zero = async (handle: FileHandle, rowBytes: number) => {
+      const start = (first + from) * rowBytes;
+      const end = Math.min((first + segmentSize) * rowBytes, (await handle.stat()).size);
+      if (end > start) await writeAt(handle, new Uint8Array(end - start), start);
+    };
+    await Promise.all([zero(this.#codes, stride), zero(this.#vectors, this.#rowBytes)]);
+  }
+
+  /**
    * A segment's block of codes (`block`, live in the search's memory) as a flush finds it: its
    * crc32, and copies of the runs of positions it writes (`changed`, or all `count`). Adds go on
    * changing the block while the flush writes.
    *
-   * The rows from `count` on have never held a record, and are zeros. The crc32 is of the first
-   * `count` rows, taken on from the last flush's when only rows after those changed (adds, the
-   * usual case), then extended by the zeros without reading them: a flush then checksums its
+   * The rows from `count` on hold no record, and are zeros in `block`; on disk too, once
+   * `writeSegment` has written the block (it zeros them). The crc32 is of the first `count`
+   * rows, taken on from the last flush's when only rows after those changed (adds, the usual
+   * case), then extended by the zeros without reading them: a flush then checksums its
    * batch, not the segment, and touches no page of rows not yet written. Were a row past
    * `count` not zeros, the checksum would not match the block, and the next open would refuse
    * the snapshot and read the vectra files.
@@ -453,7 +480,7 @@ export class MemorySnapshot {
         : { rows: 0, crc: 0 };
     const crc = crc32(block.subarray(head.rows * stride, count * stride), head.crc);
     this.#heads.set(segment, { rows: count, crc });
-    return { crc: crc32Zeros(crc, block.length - count * stride), runs };
+    return { crc: crc32Zeros(crc, block.length - count * stride), rows: count, runs };
   }
 
   /** Makes the in-place writes durable; the header that vouches for them comes after. */

@@ -1,4 +1,4 @@
-import { readFileSync, writeFileSync } from "node:fs";
+import { readFileSync, unlinkSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { pino } from "pino";
 import { afterEach, describe, expect, it, vi } from "vitest";
@@ -157,6 +157,30 @@ describe("the memory snapshot", () => {
     await again.store.close();
   });
 
+  it("opens from the snapshot after moving records, where the blocks of the larger segment size held others", async () => {
+    const directory = makeDataDir();
+    const store = await openTestStore(directory, { segmentSize: 8 });
+    await store.addMany(TEXTS.map((text, i) => issueMemory(i + 1, text)));
+    await store.flush();
+    // Slot 9 keeps issue-10's codes; read back, issue-10 is slot 4 and slot 8 is the last.
+    await store.remove("issue-9");
+    await store.close();
+    const manifestFile = join(directory, "manifest.json");
+    const manifest = JSON.parse(readFileSync(manifestFile, "utf8")) as { segmentSize?: number };
+    delete manifest.segmentSize;
+    writeFileSync(manifestFile, JSON.stringify(manifest));
+    const kept = TEXTS.filter((_, i) => i !== 8).sort();
+    const { store: reopened } = await reopen(directory);
+    expect((await reopened.list()).map((r) => r.text).sort()).toEqual(kept);
+    await reopened.close();
+    vi.restoreAllMocks();
+    const again = await reopen(directory);
+    expect(again.decoded()).toBe(0);
+    expect(again.logged).toEqual([]);
+    expect((await again.store.list()).map((r) => r.text).sort()).toEqual(kept);
+    await again.store.close();
+  });
+
   it("keeps texts and float32 vectors out of RAM once a flush has written them", async () => {
     const directory = makeDataDir();
     const store = await openTestStore(directory, { segmentSize: SEGMENT_SIZE });
@@ -286,6 +310,51 @@ describe("the memory snapshot", () => {
     expect((await again.store.list()).map((r) => r.text)).toEqual(TEXTS);
     await again.store.close();
   });
+
+  // A vectra file keeps no holes: read back, a segment's survivors are renumbered 0..count-1,
+  // and its rows from `count` on, which the checksum takes for zeros, held the old records.
+  it.each([
+    ["a crash between it and the manifest", (header: string) => unlinkSync(header)],
+    ["a damaged header", (header: string) => writeFileSync(header, "{")],
+    [
+      "the earlier format",
+      (header: string) =>
+        writeFileSync(
+          header,
+          JSON.stringify({ ...JSON.parse(readFileSync(header, "utf8")), format: 1 }),
+        ),
+    ],
+  ])(
+    "reads the vectra files once after %s, segments with removed records included",
+    async (_, spoil) => {
+      const directory = makeDataDir();
+      const store = await openTestStore(directory, { segmentSize: SEGMENT_SIZE });
+      // Segment 1 full (issues 1-4) and not the last; segment 2 holds 5 and 6.
+      await store.addMany(TEXTS.slice(0, 6).map((text, i) => issueMemory(i + 1, text)));
+      await store.flush();
+      await store.remove("issue-2");
+      await store.remove("issue-5");
+      await store.close();
+      spoil(join(directory, "snapshot.json"));
+      const kept = ["issue-1", "issue-3", "issue-4", "issue-6"];
+
+      const first = await reopen(directory);
+      expect(first.decoded()).toBe(2);
+      expect((await first.store.list()).map((r) => r.id).sort()).toEqual(kept);
+      const before = await first.store.search(TEXTS[5]!, { k: 3 });
+      await first.store.close();
+      // Every open after it (an LRU eviction's, a restart's) from the snapshot.
+      for (let open = 0; open < 2; open++) {
+        vi.restoreAllMocks();
+        const again = await reopen(directory);
+        expect(again.decoded()).toBe(0);
+        expect(again.logged).toEqual([]);
+        expect((await again.store.list()).map((r) => r.id).sort()).toEqual(kept);
+        expect(summary(await again.store.search(TEXTS[5]!, { k: 3 }))).toEqual(summary(before));
+        await again.store.close();
+      }
+    },
+  );
 
   it("gives back every record's metadata as it was added, from the rows' columns", async () => {
     const directory = makeDataDir();
