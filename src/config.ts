@@ -28,6 +28,14 @@ const timerMs = () =>
   z.coerce.number().int().max(MAX_TIMER_MS, `at most ${MAX_TIMER_MS} (Node's longest timer)`);
 /** A service URL the client will parse; its text (and password) is never echoed. */
 const isUrl = (value: string) => URL.canParse(value);
+/** A host, with a port or not, and nothing else: what `https://` and `/api/v3` go around. */
+const isHostAlone = (value: string) => {
+  if (!URL.canParse(`https://${value}`)) return false;
+  const url = new URL(`https://${value}`);
+  // The URL drops a default port it was given: `ghe.example.com:443` is the host alone too.
+  const host = value.toLowerCase().replace(/:443$/, "");
+  return url.host === host && url.pathname === "/" && !url.search && !url.hash;
+};
 
 /**
  * The process environment Talos reads, parsed once at start. Probot reads its own variables
@@ -87,11 +95,28 @@ export const EnvSchema = z.object({
   TALOS_GITHUB_WRITE_INTERVAL_MS: withDefault(timerMs().min(0), 1_000),
   TALOS_GITHUB_NOTIFICATION_INTERVAL_MS: withDefault(timerMs().min(0), 3_000),
   // GitHub Enterprise Server, as Probot reads them; `talos` subcommands use them too.
-  GHE_HOST: optionalString,
+  // The host alone, as Probot builds `https://<GHE_HOST>/api/v3` from it: a URL or a path here had
+  // failed every request with a DNS or "Invalid URL" error naming nothing.
+  GHE_HOST: z.preprocess(
+    (v) => (v === "" ? undefined : v),
+    z
+      .string()
+      .refine(isHostAlone, "the host name alone (ghe.example.com), without https:// or a path")
+      .optional(),
+  ),
   GHE_PROTOCOL: withDefault(z.enum(["http", "https"]), "https"),
   // Any OpenAI-compatible server: OpenAI, Azure OpenAI, Ollama, vLLM, llama.cpp. Without a key
   // the language-model features are off and say how to switch them on.
-  OPENAI_BASE_URL: optionalString,
+  // A URL without its scheme (`localhost:8080/v1`) parses as one of scheme `localhost:`, and
+  // every model call failed with "Connection error.".
+  OPENAI_BASE_URL: z.preprocess(
+    (v) => (v === "" ? undefined : v),
+    z
+      .string()
+      .regex(/^https?:\/\//i, "use an http:// or https:// URL")
+      .refine(isUrl, "not a valid URL")
+      .optional(),
+  ),
   TALOS_MODEL: withDefault(z.string().min(1), "gpt-4.1-mini"),
   TALOS_LLM_TIMEOUT_MS: withDefault(timerMs().positive(), 60_000),
   TALOS_LLM_MAX_RETRIES: withDefault(z.coerce.number().int().min(0).max(10), 2),

@@ -1,7 +1,7 @@
 import type { BaseChatModel } from "@langchain/core/language_models/chat_models";
 import type { Logger } from "pino";
 import type { Clock } from "../clock.js";
-import { getSecrets, type Env } from "../config.js";
+import { ConfigError, getSecrets, type Env } from "../config.js";
 import { createSecretScrubber } from "../create-logger.js";
 import type { Metrics } from "../metrics/create-metrics.js";
 import { PromptLibrary } from "../prompts/prompt-library.js";
@@ -41,6 +41,14 @@ export async function createAssistant(options: {
     ...shared,
     directory: env.TALOS_PROMPTS_DIR ?? BUNDLED_PROMPTS,
     required,
+  }).catch((error: unknown) => {
+    // The operator's directory is bad input, named as every bad setting is (exit 2); the shipped
+    // prompts failing is a broken install, which stays an error.
+    if (!env.TALOS_PROMPTS_DIR) throw error;
+    throw new ConfigError(
+      `Invalid environment: TALOS_PROMPTS_DIR: ${error instanceof Error ? error.message : String(error)}`,
+      { cause: error },
+    );
   });
   if (!model) {
     log.info("no OPENAI_API_KEY: the language-model features are off");

@@ -4,7 +4,8 @@ import { join } from "node:path";
 import type { Writable } from "node:stream";
 import type { Logger } from "pino";
 import type { Clock } from "../clock.js";
-import { appPrivateKey, REPO_CONFIG_PATH, type Env } from "../config.js";
+import { appPrivateKey, getSecrets, REPO_CONFIG_PATH, type Env } from "../config.js";
+import { createSecretScrubber } from "../create-logger.js";
 import { loadRepoConfigOf } from "../github/load-repo-config.js";
 import type { Octokit, RepoRef } from "../github/octokit.js";
 import { backfillRepository } from "../memory/backfill-repository.js";
@@ -277,7 +278,9 @@ async function catchUp(
   });
   await store.flush();
   const { records } = await store.stats();
-  const left = result.skipped.map((item) => `#${item.number} (${item.reason})`).join(", ");
+  // Each reason an error's message: the configured secrets go, as from the command's error line.
+  const scrub = createSecretScrubber(getSecrets(options.env));
+  const left = result.skipped.map((item) => `#${item.number} (${scrub(item.reason)})`).join(", ");
   options.stdout.write(
     `Caught up ${result.stored} ${result.listing === "pulls" ? "pull requests (issues are switched off)" : "issues and pull requests"} of ${options.repo} updated since ${since}${result.capped ? `, the ${options.max} most recently updated (--max)` : ""}${left ? `; left out ${left}` : ""}; memory ${name} holds ${records} records.${result.status === "stopped" ? " Stopped before the end: run it again." : ""}\n`,
   );

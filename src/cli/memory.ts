@@ -4,7 +4,8 @@ import { join } from "node:path";
 import type { Writable } from "node:stream";
 import type { Logger } from "pino";
 import { systemClock } from "../clock.js";
-import type { Env } from "../config.js";
+import { getSecrets, type Env } from "../config.js";
+import { createSecretScrubber } from "../create-logger.js";
 import { createEmbedder } from "../memory/create-embedder.js";
 import { describeEmbedder, type Embedder } from "../memory/embedder.js";
 import { Database } from "../database/database.js";
@@ -82,7 +83,9 @@ export async function showMemoryStats(options: MemoryCommandOptions): Promise<nu
   const totals = sumStats(rows);
   const legacy = stored.map(({ installation, name }) => ({ installation, repo: name }));
   if (options.json) {
-    await writeLine(options.stdout, JSON.stringify({ namespaces: rows, totals, legacy }));
+    // Rows carry what backfill.json holds: an error an older version kept as it came included.
+    const scrub = createSecretScrubber(getSecrets(options.env));
+    await writeLine(options.stdout, scrub(JSON.stringify({ namespaces: rows, totals, legacy })));
     return 0;
   }
   const table = [

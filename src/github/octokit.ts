@@ -1,6 +1,7 @@
 import type { Octokit as CoreOctokit } from "@octokit/core";
 import type { Logger } from "pino";
 import type { ProbotOctokit } from "probot";
+import { createSecretScrubber } from "../create-logger.js";
 
 /** The installation-authenticated client Probot hands to each event. */
 export type Octokit = InstanceType<typeof ProbotOctokit>;
@@ -84,12 +85,21 @@ function headersOf(error: unknown): Record<string, unknown> {
 /** GitHub refused the request for a rate limit, not for what it asked. */
 export const isRateLimited = (error: unknown): boolean => rateLimitWaitMs(error, 0) !== undefined;
 
-/** An error's message, led by its HTTP status when GitHub answered and the message lacks it. */
+/**
+ * An error's message, led by its HTTP status when GitHub answered and the message lacks it, with
+ * anything shaped like a credential scrubbed: it is kept in files (`backfill.json`) and printed
+ * (`talos memory stats --json`), and a proxy may quote the token it refused in its answer.
+ */
 export function describeError(error: unknown): string {
   const message = error instanceof Error ? error.message : String(error);
   const status = statusOf(error);
-  return (status !== undefined && !message.includes(String(status)) ? `${status} ` : "") + message;
+  return scrubCredentialShapes(
+    (status !== undefined && !message.includes(String(status)) ? `${status} ` : "") + message,
+  );
 }
+
+// The shapes alone: the configured secrets are scrubbed again where a command prints them.
+const scrubCredentialShapes = createSecretScrubber([]);
 
 /**
  * Probot gives every client its pino logger, but Octokit's types describe a message-first

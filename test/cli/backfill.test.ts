@@ -1,4 +1,4 @@
-import { readdirSync } from "node:fs";
+import { readdirSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import type nock from "nock";
 import { afterAll, describe, expect, it, onTestFinished } from "vitest";
@@ -758,3 +758,40 @@ describe.runIf(await requirePostgres("talos backfill with DATABASE_URL"))(
     });
   },
 );
+
+describe("a backfill's failure, kept in backfill.json", () => {
+  it("is kept and printed by talos memory stats --json without the token a proxy quoted in it", async () => {
+    const dataDir = makeDataDir();
+    const env = { GITHUB_TOKEN: TOKEN, TALOS_DATA_DIR: dataDir, TALOS_GITHUB_MAX_RETRIES: "0" };
+    const scope = githubScope();
+    mockRepoConfig(scope, { owner: "acme", repo: "widgets" });
+    mockRepositoryRead(scope, "acme/widgets", 101, { createdAt: "2020-01-01T00:00:00Z" });
+    // A proxy in front of GitHub refuses the request and quotes the credentials it was sent.
+    scope
+      .get("/repos/acme/widgets/issues")
+      .query({ ...QUERY, page: "1" })
+      .reply(502, { message: `upstream refused Authorization: token ${TOKEN}` });
+    const backfill = await runTalos(["backfill", "acme/widgets", "--installation", "7"], { env });
+    expect(backfill.code).toBe(1);
+    expect(backfill.err).not.toContain(TOKEN);
+    expect(scope.pendingMocks()).toEqual([]);
+
+    const stats = await runTalos(["memory", "stats", "--json"], { env });
+    expect(stats.code).toBe(0);
+    const { backfill: kept } = JSON.parse(stats.out).namespaces[0];
+    expect(kept).toMatchObject({ status: "failed" });
+    expect(kept.error).toContain("upstream refused Authorization: token [REDACTED]");
+    expect(stats.out).not.toContain(TOKEN);
+
+    // One an older version kept as it came, holding a configured secret of no known shape.
+    const file = join(dataDir, "memory", "7", "101", "backfill.json");
+    const secret = "local-model-key-0123456789";
+    writeFileSync(file, readFileSync(file, "utf8").replace("[REDACTED]", secret));
+    const older = await runTalos(["memory", "stats", "--json"], {
+      env: { ...env, OPENAI_API_KEY: secret },
+    });
+    expect(older.code).toBe(0);
+    expect(older.out).toContain("upstream refused");
+    expect(older.out).not.toContain(secret);
+  });
+});

@@ -257,3 +257,54 @@ describe("talos replay with a JSON object that is no payload of its event", () =
     );
   });
 });
+
+describe("a GHE_HOST or OPENAI_BASE_URL that is not what it must be", () => {
+  const token = "ghp_badInputEnvToken0123456789abcdefghij";
+  // "https://ghe.example.com" is the commonest mistake (Probot wants the host alone); a blank
+  // inside or a path make no URL either. Every request then failed, and the command said
+  // "Invalid URL" or "getaddrinfo ENOTFOUND https", exit 1, naming nothing.
+  it.each(["https://ghe.example.com", "ghe example.com", "ghe.example.com/api/v3"])(
+    "exits 2 naming GHE_HOST for talos backfill (%s), before any request",
+    async (host) => {
+      const scope = githubScope();
+      const result = await runTalos(
+        ["backfill", "acme/widgets", "--installation", "7", "--data-dir", makeDataDir()],
+        { env: { GITHUB_TOKEN: token, GHE_HOST: host, TALOS_GITHUB_MAX_RETRIES: "0" } },
+      );
+      expect(scope.pendingMocks()).toEqual([]);
+      expectBadInput(result, /GHE_HOST: the host name alone/);
+    },
+  );
+
+  it("exits 2 naming GHE_HOST for talos redeliver", async () => {
+    const result = await runTalos(["redeliver", "--dry-run", "--data-dir", makeDataDir()], {
+      env: { APP_ID: "1", PRIVATE_KEY: TEST_PRIVATE_KEY, GHE_HOST: "ghe example.com" },
+    });
+    expectBadInput(result, /GHE_HOST/);
+  });
+
+  it("exits 2 naming OPENAI_BASE_URL without its scheme (every model call failed with 'Connection error.')", async () => {
+    const result = await runTalos(["jobs", "--data-dir", makeDataDir()], {
+      env: { OPENAI_BASE_URL: "localhost:8080/v1" },
+    });
+    expectBadInput(result, /OPENAI_BASE_URL: use an http:\/\/ or https:\/\/ URL/);
+  });
+});
+
+describe("a TALOS_PROMPTS_DIR that does not exist", () => {
+  it("exits 2 naming TALOS_PROMPTS_DIR for talos backfill, before GitHub is asked", async () => {
+    const scope = githubScope();
+    const missing = join(makeDataDir(), "no-such-prompts");
+    const result = await runTalos(
+      ["backfill", "acme/widgets", "--installation", "7", "--data-dir", makeDataDir()],
+      {
+        env: {
+          GITHUB_TOKEN: "ghp_badInputEnvToken0123456789abcdefghij",
+          TALOS_PROMPTS_DIR: missing,
+        },
+      },
+    );
+    expect(scope.pendingMocks()).toEqual([]);
+    expectBadInput(result, /TALOS_PROMPTS_DIR: .*no-such-prompts/);
+  });
+});
