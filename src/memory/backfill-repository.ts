@@ -305,6 +305,13 @@ export async function backfillRepository(options: BackfillOptions): Promise<Back
     if (last) break;
     moved = await waitForRateLimit(page.headers, clock, log, options.signal, claim);
   }
+  // Resumed at or past `max` (lowered since it stopped): done at the cap, as when a page reaches
+  // it. Left running, every start and every `talos backfill` resumed it, read nothing, and said
+  // to run it again.
+  if (!checking && state.status === "running" && max > 0 && processed(state) >= max) {
+    state = { ...state, status: "done" };
+    await save(state);
+  }
   return checking ?? state;
 }
 

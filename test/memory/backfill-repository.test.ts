@@ -467,6 +467,33 @@ describe("backfillRepository", () => {
     expect(state).toMatchObject({ status: "running", page: 2, indexed: 100 });
   });
 
+  it("is done, reading nothing, when it resumes at or past a max lowered since it stopped", async () => {
+    const directory = makeDataDir();
+    store = await openTestStore(directory);
+    const progress = backfillProgressIn(directory);
+    await progress.saveBackfillState({
+      status: "running",
+      repo: "acme/widgets",
+      page: 4,
+      indexed: 300,
+    });
+    const { octokit, asked } = fakeOctokit([{ count: 100 }]);
+
+    const state = await backfillRepository({
+      octokit,
+      repo: { owner: "acme", repo: "widgets" },
+      memory: store,
+      progress,
+      max: 200,
+      clock: createFakeClock(),
+      log: pino({ level: "silent" }),
+    });
+
+    expect(asked).toEqual([]);
+    expect(state).toMatchObject({ status: "done", page: 4, indexed: 300 });
+    expect(await progress.readBackfillState()).toMatchObject({ status: "done", indexed: 300 });
+  });
+
   it("names the progress file when it is damaged", async () => {
     const directory = makeDataDir();
     await writeFile(join(directory, "backfill.json"), "{ not json");
