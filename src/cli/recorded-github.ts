@@ -94,6 +94,8 @@ export async function loadRecordedGitHub(
 export function createReplayFetch(
   recorded: Map<string, RecordedResponse>,
   onWrite: (write: PlannedWrite) => void,
+  /** Where the recorded data was read from, named in a 404: `--fixtures`' own, say. */
+  source = "fixtures/api",
 ): typeof fetch {
   const patterns = [...recorded.keys()]
     .filter((key) => key.includes("{"))
@@ -110,7 +112,7 @@ export function createReplayFetch(
         recorded.get(key) ??
         recorded.get(key.replace("HEAD ", "GET ")) ??
         recorded.get(patterns.find((p) => p.regex.test(key))?.key ?? "");
-      if (!match) return json(404, { message: "Not Found (no recorded data in fixtures/api)" });
+      if (!match) return json(404, { message: `Not Found (no recorded data in ${source})` });
       return typeof match.body === "string" && !NO_BODY.has(match.status)
         ? new Response(match.body, {
             status: match.status,

@@ -36,8 +36,10 @@ export async function replay(options: ReplayOptions): Promise<ReplayResult> {
   const event = resolveEventName(options.file, options.event);
   checkAction(options.file, event, payload);
   const writes: PlannedWrite[] = [];
-  const replayFetch = createReplayFetch(await loadRecordedGitHub(options.fixturesDir), (write) =>
-    writes.push(write),
+  const replayFetch = createReplayFetch(
+    await loadRecordedGitHub(options.fixturesDir),
+    (write) => writes.push(write),
+    options.fixturesDir,
   );
   // A replay leaves nothing behind: memory and backfill progress go to a throwaway directory.
   const dataDir = await mkdtemp(join(tmpdir(), "talos-replay-"));

@@ -1,4 +1,4 @@
-import { writeFileSync } from "node:fs";
+import { mkdirSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { describe, expect, it } from "vitest";
 import { runTalos } from "../helpers/run-talos.js";
@@ -130,5 +130,21 @@ describe("talos replay", () => {
     expect(err).toMatch(/malformed webhook payload/);
     // The job runner's "job failed; parked" log and its stack are not printed: one line.
     expect(err.trim().split("\n")).toHaveLength(1);
+  });
+});
+
+describe("talos replay --fixtures with a read it has no recorded answer for", () => {
+  it("says the data is missing from the directory given, not from fixtures/api", async () => {
+    const fixtures = makeDataDir();
+    mkdirSync(join(fixtures, "api"));
+    const result = await runTalos([
+      "replay",
+      "fixtures/issue_comment.created.help.json",
+      "--fixtures",
+      fixtures,
+    ]);
+    expect(result.err).toContain(`no recorded data in ${fixtures}/api`);
+    expect(result.err).not.toContain("in fixtures/api");
+    expect(result.code).toBe(1);
   });
 });
