@@ -7,10 +7,22 @@ import { InstallationPayload, readPayload, RepositoryPayload } from "./read-payl
 export type RepositoryChangedEvent =
   "repository.deleted" | "repository.renamed" | "repository.transferred";
 
+const Login = z.object({ login: z.string() });
+
 const RepositoryChanged = z.object({
   action: z.enum(["deleted", "renamed", "transferred"]),
   repository: RepositoryPayload,
   installation: InstallationPayload,
+  // What the repository was called: only a hint, so a part GitHub left out is no error.
+  changes: z
+    .object({
+      repository: z.object({ name: z.object({ from: z.string() }) }).optional(),
+      owner: z
+        .object({ from: z.object({ organization: Login.optional(), user: Login.optional() }) })
+        .optional(),
+    })
+    .optional()
+    .catch(undefined),
 });
 
 /**
@@ -24,7 +36,10 @@ export function createRepositoryChangedHandler(deps: {
   memory: MemoryService;
 }) {
   return async (context: Context<RepositoryChangedEvent>): Promise<void> => {
-    const { action, repository, installation } = readPayload(RepositoryChanged, context.payload);
+    const { action, repository, installation, changes } = readPayload(
+      RepositoryChanged,
+      context.payload,
+    );
     const ref = {
       installation: installation.id,
       repository: repository.id,
@@ -37,10 +52,26 @@ export function createRepositoryChangedHandler(deps: {
       const deleted = await deps.memory.delete(ref);
       return context.log.info({ deleted }, "repository deleted: its memory is gone");
     }
-    const renamed = await deps.memory.rename(ref);
+    // A memory kept by the old name before the upgrade, which no event opened since, is its
+    // too: no later event names it.
+    const previousName = previousNameOf(repository.full_name, changes);
+    const renamed = await deps.memory.rename({ ...ref, previousName });
     context.log.info(
       { renamed },
       renamed ? "memory renamed with its repository" : "no memory of this repository to rename",
     );
   };
+}
+
+/** `owner/name` before a rename (`changes.repository.name`) or a transfer (`changes.owner`). */
+function previousNameOf(
+  fullName: string,
+  changes: z.infer<typeof RepositoryChanged>["changes"],
+): string | undefined {
+  const [owner, name] = fullName.split("/");
+  const from = changes?.owner?.from;
+  const previousOwner = from?.organization?.login ?? from?.user?.login;
+  const previous = changes?.repository?.name.from;
+  if (previousOwner === undefined && previous === undefined) return undefined;
+  return `${previousOwner ?? owner}/${previous ?? name}`;
 }

@@ -609,8 +609,8 @@ export class BackfillRunner {
   /**
    * Queues the backfills a restart interrupted or that gave up, and those of repositories found
    * with issues switched off more than a day ago. Those of name-keyed memories
-   * from before the upgrade are claimed first: GitHub says which repository has that name now,
-   * and opening its memory adopts the old one if it is that repository's.
+   * from before the upgrade are claimed first: GitHub says which repository has that name now
+   * (or had it, renamed since), which adopts the old memory if it is that repository's.
    */
   async resume(): Promise<void> {
     const { memory, log, clock } = this.#options;
@@ -657,7 +657,16 @@ export class BackfillRunner {
         const octokit = await this.#options.auth(legacy.installation);
         const repository = await getRepository(octokit, name);
         if (!repository) return log.info("legacy backfill not resumed: no such repository now");
-        // Its run opens the memory, which adopts the old one if it is this repository's.
+        // Adopted here, if it is this repository's, by the name it had as well: GitHub answers
+        // the old name of a repository renamed since with the new one, under which its run's
+        // open found nothing and started again from an empty memory.
+        await this.#options.memory.rename({
+          installation: legacy.installation,
+          repository: repository.id,
+          name: repository.full_name,
+          createdAt: repository.created_at ?? undefined,
+          previousName: legacy.name,
+        });
         this.enqueue({
           installation: legacy.installation,
           repository: repository.id,

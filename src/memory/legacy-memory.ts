@@ -4,6 +4,7 @@ import type { Logger } from "pino";
 
 import { writeFileAtomically } from "../write-file-atomically.js";
 import { exists, isDirectory, readdirOrEmpty } from "./directory-entries.js";
+import { LOCK_NAME, TAKEOVER_NAME } from "./directory-lock.js";
 import { AtomicFileStorage, readSegment } from "./vectra-files.js";
 
 /**
@@ -21,6 +22,8 @@ import { AtomicFileStorage, readSegment } from "./vectra-files.js";
 export const LEGACY_DIRECTORY = ".legacy";
 const REJECTED = "rejected.json";
 const NUMERIC = /^\d+$/;
+/** The directories a repository id's directory holds besides its files (directory-lock.ts). */
+const LOCK_DIRECTORIES = new Set([LOCK_NAME, TAKEOVER_NAME]);
 
 export interface LegacyMemory {
   installation: number;
@@ -136,6 +139,21 @@ export async function judgeLegacyMemory(
   return { adopt: true, oldestWrite, reason: "nothing in it is older than the repository" };
 }
 
+/**
+ * Whether the legacy memory in `directory` was written before a repository created at
+ * `createdAt` existed: an earlier repository's of that name, which that repository's deletion
+ * leaves (the earlier one, renamed, may claim it under its old name). Not when that cannot be
+ * told.
+ */
+export async function isEarlierRepositorysMemory(
+  directory: string,
+  createdAt: string | number | undefined,
+): Promise<boolean> {
+  const verdict = await judgeLegacyMemory(directory, createdAt);
+  // Only a memory found older than the repository is turned down with the time of its write.
+  return !verdict.adopt && verdict.oldestWrite !== undefined;
+}
+
 /** Marks a legacy memory as turned down, so that nobody adopts it later. */
 export async function rejectLegacyMemory(
   directory: string,
@@ -186,7 +204,10 @@ async function findOldestWrite(directory: string): Promise<number | undefined> {
 
 /**
  * An owner directory of the old layout. Its name is not a number, or (an owner whose login is
- * all digits) it holds repository directories and none of a store's own files.
+ * all digits) it holds repository directories and none of a store's own files. A repository
+ * id's directory holds files, or after a crash only its lock's directories, which are not
+ * repositories; every other directory is one, dot-named ones included (`1234/.github` was
+ * taken for a lock's and never moved aside).
  */
 async function isLegacyOwner(directory: string, name: string): Promise<boolean> {
   if (name.startsWith(".") || !(await isScannedDirectory(directory))) return false;
@@ -194,7 +215,7 @@ async function isLegacyOwner(directory: string, name: string): Promise<boolean> 
   let hasRepository = false;
   for (const entry of await readdir(directory, { withFileTypes: true })) {
     if (entry.isFile()) return false;
-    if (entry.isDirectory() && !entry.name.startsWith(".")) hasRepository = true;
+    if (entry.isDirectory() && !LOCK_DIRECTORIES.has(entry.name)) hasRepository = true;
   }
   return hasRepository;
 }

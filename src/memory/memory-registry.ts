@@ -13,6 +13,7 @@ import type { ScanHelper } from "./scan-helper.js";
 import type { WordsCounter } from "./words-counter.js";
 import type { Embedder } from "./embedder.js";
 import {
+  isEarlierRepositorysMemory,
   isWaitingLegacyMemory,
   judgeLegacyMemory,
   LEGACY_DIRECTORY,
@@ -49,6 +50,12 @@ export interface RepositoryRef extends MemoryNamespace {
    * only to adopt a memory kept by name before the upgrade (see legacy-memory.ts).
    */
   createdAt?: string | number | undefined;
+  /**
+   * `owner/name` the repository had before, when the event says (a rename or a transfer): a
+   * memory kept by that name before the upgrade is its too, if its creation time says so. A
+   * repository renamed before any event opened its memory found nothing under its new name.
+   */
+  previousName?: string | undefined;
 }
 
 /** A namespace on disk, with the name its `repository.json` holds. */
@@ -213,7 +220,11 @@ export class MemoryRegistry implements MemoryService {
     return this.#lease(ref, this.#epoch, true, (_slot, store) => use(store!), "least recently");
   }
 
-  /** Records a repository's new name (a rename or transfer), if it has a memory here. */
+  /**
+   * Records a repository's new name (a rename or transfer), if it has a memory here. One with
+   * none kept by id yet adopts a memory kept by name before the upgrade, under its old name or
+   * its new, if one is its: no later event names the old one.
+   */
   async rename(ref: RepositoryRef): Promise<boolean> {
     this.#keyOf(ref);
     if (!NAME.test(ref.name)) throw new Error(`not a repository name: ${JSON.stringify(ref.name)}`);
@@ -221,7 +232,7 @@ export class MemoryRegistry implements MemoryService {
     if (this.#isGone(ref)) return false;
     return this.#lease(ref, this.#epoch, false, async (slot) => {
       const stored = await readRepositoryFile(slot.directory);
-      if (!stored) return false;
+      if (!stored) return this.#nameFirst(slot, ref, false);
       // Damaged, it is written again: its directory says whose it is, the event its name.
       if (stored === DAMAGED || stored.name !== ref.name)
         await this.#writeRepositoryFile(slot, ref);
@@ -231,10 +242,15 @@ export class MemoryRegistry implements MemoryService {
 
   /**
    * Deletes a repository's memory and its backfill progress, and a name-keyed memory of its
-   * name still waiting for adoption. Later opens are refused, after a restart too, until the
-   * repository is added back (`readmit`).
+   * name still waiting for adoption unless it is older than the repository. Later opens are
+   * refused, after a restart too, until the repository is added back (`readmit`).
    */
-  async delete(namespace: MemoryNamespace & { name?: string | undefined }): Promise<boolean> {
+  async delete(
+    namespace: MemoryNamespace & {
+      name?: string | undefined;
+      createdAt?: string | number | undefined;
+    },
+  ): Promise<boolean> {
     // From this call on, opens are refused and handles opened before are stale.
     const key = this.#keyOf(namespace);
     this.#deletedAt.set(key, ++this.#epoch);
@@ -251,7 +267,14 @@ export class MemoryRegistry implements MemoryService {
           namespace.installation,
           namespace.name,
         );
-        await rm(legacy, { recursive: true, force: true });
+        // One written before this repository was created is an earlier repository's of that
+        // name (renamed away, it may still claim it): it stays. Without the event's creation
+        // time, the one its memory recorded judges.
+        const stored = await readRepositoryFile(slot.directory);
+        const createdAt =
+          namespace.createdAt ?? (stored && stored !== DAMAGED ? stored.createdAt : undefined);
+        if (!(await isEarlierRepositorysMemory(legacy, createdAt)))
+          await rm(legacy, { recursive: true, force: true });
       }
       removed = await this.#discard(slot);
     });
@@ -355,7 +378,12 @@ export class MemoryRegistry implements MemoryService {
             "memory left out of the list: its repository.json is damaged; its repository's next event writes it again",
           );
         // A directory without one was never written to (a crash right after its mkdir).
-        else if (stored) found.push(stored);
+        else if (stored)
+          found.push({
+            installation: stored.installation,
+            repository: stored.repository,
+            name: stored.name,
+          });
       }
     }
     return found.sort((a, b) => a.installation - b.installation || a.repository - b.repository);
@@ -549,10 +577,7 @@ export class MemoryRegistry implements MemoryService {
       } else if (stored) {
         slot.name = stored.name;
       } else {
-        // The first open of this repository's memory: a name-keyed one may be its.
-        await this.#adoptLegacy(slot, ref);
-        await mkdir(slot.directory, { recursive: true });
-        await this.#writeRepositoryFile(slot, ref);
+        await this.#nameFirst(slot, ref, true);
       }
     }
     const store = await VectraMemoryStore.open({
@@ -565,52 +590,93 @@ export class MemoryRegistry implements MemoryService {
     return store;
   }
 
-  async #adoptLegacy(slot: Slot, ref: RepositoryRef): Promise<void> {
-    const legacy = legacyDirectoryOf(this.#options.directory, ref.installation, ref.name);
-    if (!(await isWaitingLegacyMemory(legacy))) return;
-    const log = this.#options.log.child({ memory: slot.key, legacy });
-    const verdict = await judgeLegacyMemory(legacy, ref.createdAt);
-    if (!verdict.adopt) {
-      // Without the creation time nothing is decided: the memory stays for the operator.
-      if (ref.createdAt !== undefined) {
-        await rejectLegacyMemory(legacy, {
-          installation: ref.installation,
-          repository: ref.repository,
-          name: ref.name,
-          reason: verdict.reason,
-        });
+  /**
+   * The first use of a repository's memory since the upgrade, with no `repository.json` yet: a
+   * name-keyed one may be its. Then names it; with `create`, empty when none was its. One at a
+   * time per slot, the check again included: an open and a rename at once (which do not hold
+   * the store) adopt once. Whether the memory is there after.
+   */
+  #nameFirst(slot: Slot, ref: RepositoryRef, create: boolean): Promise<boolean> {
+    return this.#naming(slot, async () => {
+      const stored = await readRepositoryFile(slot.directory);
+      if (stored === undefined) {
+        if (!(await this.#adoptLegacy(slot, ref)) && !create) return false;
+        await mkdir(slot.directory, { recursive: true });
+      } else if (stored !== DAMAGED && stored.name === ref.name) {
+        slot.name = stored.name;
+        return true;
       }
-      log.warn(
-        { reason: verdict.reason },
-        `name-keyed memory not adopted by ${ref.name}: it starts empty`,
-      );
-      return;
-    }
-    // Only an empty directory (a crash before its repository.json) can be in the way; anything
-    // else there stops the adoption with an error rather than being removed.
-    await rmdir(slot.directory).catch((error: NodeJS.ErrnoException) => {
-      if (error.code !== "ENOENT") throw error;
+      await this.#writeRepositoryFileNow(slot, ref);
+      return true;
     });
-    await rename(legacy, slot.directory);
-    log.info({ oldestWrite: verdict.oldestWrite }, `name-keyed memory adopted by ${ref.name}`);
   }
 
-  async #writeRepositoryFile(slot: Slot, ref: RepositoryRef): Promise<void> {
-    const content: StoredNamespace & { createdAt?: string | number } = {
+  /**
+   * Adopts the name-keyed memory of the repository's name, else of its previous name (a rename
+   * or transfer: only within the installation, as memory never crosses one), if it is its.
+   * Whether one was adopted.
+   */
+  async #adoptLegacy(slot: Slot, ref: RepositoryRef): Promise<boolean> {
+    const names = [ref.name];
+    const previous = ref.previousName;
+    if (previous && NAME.test(previous) && previous.toLowerCase() !== ref.name.toLowerCase())
+      names.push(previous);
+    for (const name of names) {
+      const legacy = legacyDirectoryOf(this.#options.directory, ref.installation, name);
+      if (!(await isWaitingLegacyMemory(legacy))) continue;
+      const log = this.#options.log.child({ memory: slot.key, legacy });
+      const verdict = await judgeLegacyMemory(legacy, ref.createdAt);
+      if (!verdict.adopt) {
+        // Without the creation time nothing is decided: the memory stays for the operator.
+        if (ref.createdAt !== undefined) {
+          await rejectLegacyMemory(legacy, {
+            installation: ref.installation,
+            repository: ref.repository,
+            name: ref.name,
+            reason: verdict.reason,
+          });
+        }
+        log.warn({ reason: verdict.reason }, `name-keyed memory not adopted by ${ref.name}`);
+        continue;
+      }
+      // Only an empty directory (a crash before its repository.json) can be in the way; anything
+      // else there stops the adoption with an error rather than being removed.
+      await rmdir(slot.directory).catch((error: NodeJS.ErrnoException) => {
+        if (error.code !== "ENOENT") throw error;
+      });
+      await rename(legacy, slot.directory);
+      log.info({ oldestWrite: verdict.oldestWrite }, `name-keyed memory adopted by ${ref.name}`);
+      return true;
+    }
+    return false;
+  }
+
+  #writeRepositoryFile(slot: Slot, ref: RepositoryRef): Promise<void> {
+    return this.#naming(slot, () => this.#writeRepositoryFileNow(slot, ref));
+  }
+
+  /** Runs `work` after the slot's earlier writes of `repository.json`, and before its later. */
+  #naming<T>(slot: Slot, work: () => Promise<T>): Promise<T> {
+    const run = slot.naming.then(work);
+    slot.naming = run.then(
+      () => undefined,
+      () => undefined,
+    );
+    return run;
+  }
+
+  async #writeRepositoryFileNow(slot: Slot, ref: RepositoryRef): Promise<void> {
+    const content: RepositoryFile = {
       installation: ref.installation,
       repository: ref.repository,
       name: ref.name,
       ...(ref.createdAt !== undefined ? { createdAt: ref.createdAt } : {}),
     };
-    const write = slot.naming.then(async () => {
-      await writeFileAtomically(
-        join(slot.directory, REPOSITORY_FILE),
-        `${JSON.stringify(content, null, 2)}\n`,
-      );
-      slot.name = ref.name;
-    });
-    slot.naming = write.catch(() => undefined);
-    await write;
+    await writeFileAtomically(
+      join(slot.directory, REPOSITORY_FILE),
+      `${JSON.stringify(content, null, 2)}\n`,
+    );
+    slot.name = ref.name;
   }
 
   /**
@@ -808,9 +874,14 @@ function moveToFront<K, V>(map: Map<K, V>, key: K): void {
 
 const DAMAGED = "damaged";
 
+/** `repository.json`: whose memory, and the creation time of the repository that opened it. */
+interface RepositoryFile extends StoredNamespace {
+  createdAt?: string | number | undefined;
+}
+
 async function readRepositoryFile(
   directory: string,
-): Promise<StoredNamespace | typeof DAMAGED | undefined> {
+): Promise<RepositoryFile | typeof DAMAGED | undefined> {
   let text: string;
   try {
     text = await readFile(join(directory, REPOSITORY_FILE), "utf8");
@@ -818,9 +889,9 @@ async function readRepositoryFile(
     if ((error as NodeJS.ErrnoException).code === "ENOENT") return undefined;
     throw error;
   }
-  let stored: Partial<StoredNamespace>;
+  let stored: Partial<RepositoryFile>;
   try {
-    stored = JSON.parse(text) as Partial<StoredNamespace>;
+    stored = JSON.parse(text) as Partial<RepositoryFile>;
   } catch {
     return DAMAGED;
   }
@@ -830,5 +901,11 @@ async function readRepositoryFile(
     typeof stored.name !== "string"
   )
     return DAMAGED;
-  return { installation: stored.installation, repository: stored.repository, name: stored.name };
+  const { createdAt } = stored;
+  return {
+    installation: stored.installation,
+    repository: stored.repository,
+    name: stored.name,
+    ...(typeof createdAt === "string" || typeof createdAt === "number" ? { createdAt } : {}),
+  };
 }

@@ -34,9 +34,16 @@ export interface MemoryService {
    * Deletes a repository's memory and backfill progress (the repository was deleted, or left
    * the installation). Handles opened before refuse to write, and later opens are refused, after
    * a restart too, until `readmit`: a job journaled before the deletion and run after it must
-   * not write the memory into being again.
+   * not write the memory into being again. On local disk, a name-keyed memory of its name goes
+   * too, unless its creation time (`createdAt`, or the one its memory recorded) shows that
+   * memory is an earlier repository's.
    */
-  delete(namespace: MemoryNamespace & { name?: string | undefined }): Promise<boolean>;
+  delete(
+    namespace: MemoryNamespace & {
+      name?: string | undefined;
+      createdAt?: string | number | undefined;
+    },
+  ): Promise<boolean>;
   /** Deletes every memory of an installation (uninstalled), refusing them for good. */
   deleteInstallation(installation: number): Promise<boolean>;
   /** The repository was added (back) to its installation: its memory may open again, empty. */

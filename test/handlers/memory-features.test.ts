@@ -1216,15 +1216,15 @@ describe("memory follows its repository", () => {
 
 describe("memory kept by name before the upgrade", () => {
   /** `memory/2/codertocat/space/`, as the name-keyed version left it: issues, and done. */
-  async function legacySpace(dataDir: string) {
-    const directory = join(dataDir, "memory", "2", "codertocat", "space");
-    const store = await openTestStore(directory, { repo: "Codertocat/Space" });
+  async function legacySpace(dataDir: string, repo = "Codertocat/Space") {
+    const directory = join(dataDir, "memory", "2", ...repo.toLowerCase().split("/"));
+    const store = await openTestStore(directory, { repo });
     await store.addMany(
       range(20, 20).map((n) => ({
         id: `issue-${n}`,
         kind: "issue" as const,
         text: `Old issue ${n}`,
-        repo: "Codertocat/Space",
+        repo,
         number: n,
         createdAt: "2026-10-01T10:00:00Z",
       })),
@@ -1232,7 +1232,7 @@ describe("memory kept by name before the upgrade", () => {
     await store.close();
     writeFileSync(
       join(directory, "backfill.json"),
-      JSON.stringify({ status: "done", repo: "Codertocat/Space", page: 2, indexed: 20 }),
+      JSON.stringify({ status: "done", repo, page: 2, indexed: 20 }),
     );
     // Last written on 5 October.
     const old = Date.parse("2026-10-05T00:00:00Z") / 1000;
@@ -1313,6 +1313,84 @@ describe("memory kept by name before the upgrade", () => {
     // The old memory, with page 2's two issues read again from GitHub.
     expect(await memory.list()).toHaveLength(20);
     expect((await memory.get("issue-5"))?.text).toBe("Issue number 5\n\nDetails of 5.");
+    expect((await memory.get("issue-6"))?.text).toBe("Old issue 6");
+    expect(await memory.readBackfillState()).toMatchObject({ status: "done", indexed: 22 });
+    expect(await app.talos.memory.listLegacy()).toEqual([]);
+  });
+
+  it("is kept by a repository renamed or transferred before any event opened it, under its new name", async () => {
+    // Octocoders/Hello-World (created in 2019) was renamed Hello-Mars; octocat/Hello-World was
+    // transferred to Octocoders: each memory waits under the name its repository had.
+    for (const [action, oldName] of [
+      ["renamed", "Octocoders/Hello-World"],
+      ["transferred", "octocat/Hello-World"],
+    ] as const) {
+      const dataDir = makeDataDir();
+      await legacySpace(dataDir, oldName);
+      const app = await createTestApp({ dataDir });
+      const payload = webhookExample("repository", action, 2);
+      if (action === "renamed")
+        Object.assign(payload.repository, {
+          name: "Hello-Mars",
+          full_name: "Octocoders/Hello-Mars",
+        });
+
+      await receive(app, "repository", payload);
+
+      const name = payload.repository.full_name as string;
+      expect(await app.talos.memory.list()).toEqual([
+        { installation: 2, repository: payload.repository.id, name },
+      ]);
+      expect(await app.talos.memory.listLegacy()).toEqual([]);
+      // The next event, under the new name alone, finds it.
+      const memory = await app.talos.memory.open({
+        installation: 2,
+        repository: payload.repository.id,
+        name,
+      });
+      expect(await memory.list()).toHaveLength(20);
+      expect(await memory.readBackfillState()).toMatchObject({ status: "done" });
+    }
+  });
+
+  it("resumes the unfinished backfill of a repository renamed since, with its memory, under its new name", async () => {
+    const dataDir = makeDataDir();
+    await legacySpace(dataDir);
+    writeFileSync(
+      join(dataDir, "memory", "2", "codertocat", "space", "backfill.json"),
+      JSON.stringify({ status: "running", repo: "Codertocat/Space", page: 2, indexed: 20 }),
+    );
+    const scope = githubScope();
+    mockInstallationToken(scope);
+    // GitHub answers the old name with the repository under its new one, Codertocat/Galaxy.
+    scope.get(SPACE).reply(200, {
+      id: SPACE_ID,
+      name: "Galaxy",
+      full_name: "Codertocat/Galaxy",
+      owner: { login: "Codertocat" },
+      created_at: "2019-05-15T15:20:00Z",
+    });
+    mockRepositoryRead(scope, "Codertocat/Galaxy", SPACE_ID, {
+      createdAt: "2019-05-15T15:20:00Z",
+      defaultBranch: "master",
+    });
+    mockRepoConfig(scope, { repo: "Galaxy" });
+    scope
+      .get("/repos/Codertocat/Galaxy/issues")
+      .query({ ...ISSUE_PAGE, page: "2" })
+      .reply(200, [spaceIssue(5), spaceIssue(4)]);
+
+    const app = await createTestApp({ backfills: true, dataDir });
+    await vi.waitFor(() => expect(scope.pendingMocks()).toEqual([]), { timeout: 10_000 });
+    await app.talos.backfill.idle();
+
+    const memory = await app.talos.memory.open({
+      installation: 2,
+      repository: SPACE_ID,
+      name: "Codertocat/Galaxy",
+    });
+    // The old memory, with page 2's two issues read again from GitHub.
+    expect(await memory.list()).toHaveLength(20);
     expect((await memory.get("issue-6"))?.text).toBe("Old issue 6");
     expect(await memory.readBackfillState()).toMatchObject({ status: "done", indexed: 22 });
     expect(await app.talos.memory.listLegacy()).toEqual([]);

@@ -1,4 +1,11 @@
-import { existsSync, readdirSync, readFileSync, utimesSync, writeFileSync } from "node:fs";
+import {
+  existsSync,
+  mkdirSync,
+  readdirSync,
+  readFileSync,
+  utimesSync,
+  writeFileSync,
+} from "node:fs";
 import { join } from "node:path";
 import { pino } from "pino";
 import { describe, expect, it } from "vitest";
@@ -516,6 +523,110 @@ describe("name-keyed memory from before the upgrade", () => {
     const again = registry(join(dataDir, "memory"));
     await again.migrate();
     expect(readdirSync(join(dataDir, "memory", "7"))).toEqual(["101"]);
+  });
+
+  it("is adopted by its repository's rename from the old name, before any event opened it", async () => {
+    const dataDir = await legacyMemory();
+    const memories = registry(join(dataDir, "memory"));
+    await memories.migrate();
+    const gadgets = {
+      ...WIDGETS,
+      name: "acme/gadgets",
+      previousName: "acme/widgets",
+      createdAt: "2025-01-01T00:00:00Z",
+    };
+
+    // Its next event, under the new name alone, comes at once: the two adopt it once.
+    const [renamed, memory] = await Promise.all([
+      memories.rename(gadgets),
+      memories.open({ ...WIDGETS, name: "acme/gadgets" }),
+    ]);
+    expect(renamed).toBe(true);
+    expect(await memories.list()).toEqual([
+      { installation: 7, repository: 101, name: "acme/gadgets" },
+    ]);
+    expect(await memories.listLegacy()).toEqual([]);
+    expect((await memory.list()).map((r) => r.id).sort()).toEqual(["issue-1", "issue-2"]);
+    expect(await memory.readBackfillState()).toMatchObject({ status: "done" });
+    await memories.closeAll();
+  });
+
+  it("is not adopted under its old name by a repository created after it was written", async () => {
+    const dataDir = await legacyMemory();
+    const memories = registry(join(dataDir, "memory"));
+    // Created after the memory was written: the old name's memory is not its.
+    const younger = await memories.open({
+      ...WIDGETS,
+      repository: 555,
+      name: "acme/gadgets",
+      previousName: "acme/widgets",
+      createdAt: "2026-11-20T09:00:00Z",
+    });
+    expect(await younger.list()).toEqual([]);
+    const legacy = join(dataDir, "memory", ".legacy", "7", "acme", "widgets");
+    expect(JSON.parse(readFileSync(join(legacy, "rejected.json"), "utf8"))).toMatchObject({
+      repository: 555,
+    });
+    await memories.closeAll();
+  });
+
+  it("stays for its repository, renamed away, when a newer repository that took the old name is deleted", async () => {
+    const dataDir = await legacyMemory();
+    const memories = registry(join(dataDir, "memory"));
+    // acme/widgets was renamed to acme/gadgets; another acme/widgets was created in November,
+    // and deleted before any event opened its memory.
+    expect(
+      await memories.delete({
+        installation: 7,
+        repository: 303,
+        name: "acme/widgets",
+        createdAt: "2026-11-20T09:00:00Z",
+      }),
+    ).toBe(false);
+    expect((await memories.listLegacy()).map((l) => l.name)).toEqual(["acme/widgets"]);
+
+    const gadgets = { ...WIDGETS, name: "acme/gadgets", createdAt: "2025-01-01T00:00:00Z" };
+    expect(await memories.rename({ ...gadgets, previousName: "acme/widgets" })).toBe(true);
+    const memory = await memories.open(gadgets);
+    expect((await memory.list()).map((r) => r.id).sort()).toEqual(["issue-1", "issue-2"]);
+    await memories.closeAll();
+  });
+
+  it("stays when a newer repository that turned it down leaves the installation", async () => {
+    const dataDir = await legacyMemory();
+    const memories = registry(join(dataDir, "memory"));
+    const newer = { ...WIDGETS, repository: 303, createdAt: "2026-11-20T09:00:00Z" };
+    await memories.open(newer);
+    // installation_repositories.removed carries no creation time: its memory recorded one.
+    expect(await memories.delete({ installation: 7, repository: 303, name: "acme/widgets" })).toBe(
+      true,
+    );
+    expect(existsSync(join(dataDir, "memory", ".legacy", "7", "acme", "widgets"))).toBe(true);
+  });
+
+  it("is deleted with its own repository, deleted before any event opened its memory", async () => {
+    const dataDir = await legacyMemory();
+    const memories = registry(join(dataDir, "memory"));
+    await memories.delete({ ...WIDGETS, createdAt: "2025-01-01T00:00:00Z" });
+    expect(await memories.listLegacy()).toEqual([]);
+    expect(existsSync(join(dataDir, "memory", ".legacy", "7", "acme", "widgets"))).toBe(false);
+  });
+
+  it("moves aside the memory of a dot-named repository whose owner's login is all digits", async () => {
+    const dataDir = makeDataDir();
+    const directory = join(dataDir, "memory", "7", "1234", ".github");
+    const store = await openTestStore(directory, { repo: "1234/.github" });
+    await store.add(issueMemory(1, "x", { repo: "1234/.github" }));
+    await store.close();
+    // A repository id's directory that a crash left with only its lock (and a takeover's
+    // claim) in it is not an owner's.
+    mkdirSync(join(dataDir, "memory", "7", "55", ".lock"), { recursive: true });
+    mkdirSync(join(dataDir, "memory", "7", "55", ".lock-takeover"));
+    const memories = registry(join(dataDir, "memory"));
+
+    expect((await memories.listLegacy()).map((l) => l.name)).toEqual(["1234/.github"]);
+    expect(readdirSync(join(dataDir, "memory", "7"))).toEqual(["55"]);
+    await memories.closeAll();
   });
 
   it("finishes a deletion a crash interrupted", async () => {
