@@ -225,11 +225,14 @@ function readConfigValue(raw: unknown, file: string): ParsedRepoConfig {
                   .map((name) => [...path, name].join("."))
                   .filter((field) => field in RESTRICTIVE_SETTINGS)
               : [];
-          const meant = heldList
-            ? listsOf(path.join(".")).filter((field) => !isSet(candidate, field.split(".")))
-            : heldSettings.length > 0
-              ? heldSettings
-              : near;
+          const meant = [
+            ...(heldList
+              ? listsOf(path.join(".")).filter((field) => !isSet(candidate, field.split(".")))
+              : heldSettings.length > 0
+                ? heldSettings
+                : near),
+            ...(near.length === 0 ? misplacedGuardedLists(path, key) : []),
+          ].filter((field, i, all) => all.indexOf(field) === i);
           const taken = meant.filter((field) => !isSet(candidate, field.split(".")));
           const narrowed =
             taken.length > 0
@@ -473,6 +476,22 @@ function nearMisses(path: PropertyKey[], key: string): string[] {
   );
   const near = [...siblings].filter((name) => editDistance(key.toLowerCase(), name) <= 2);
   return near.flatMap((name) => restrictiveFields(parent ? `${parent}.${name}` : name));
+}
+
+/**
+ * The guarded lists (GUARDED_LISTS) whose own name, outside the section `key` sits in, `key` is
+ * near: `labels:` at the top level, a YAML indentation slip, is `triage.labels` meant. Read as
+ * neither, the list stayed empty, which for these lists is no limit at all (triage applied any
+ * label the issue's author talked the model into; found by a review).
+ */
+function misplacedGuardedLists(path: PropertyKey[], key: string): string[] {
+  const parent = path.join(".");
+  return GUARDED_LISTS.map(({ field }) => field).filter((field) => {
+    const dot = field.lastIndexOf(".");
+    return (
+      field.slice(0, dot) !== parent && editDistance(key.toLowerCase(), field.slice(dot + 1)) <= 2
+    );
+  });
 }
 
 /** Levenshtein distance of two short names; anything long is simply far. */

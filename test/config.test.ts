@@ -604,6 +604,31 @@ describe("config mistakes that could widen what runs", () => {
     ]);
   });
 
+  // A YAML indentation slip puts a list out of its section: read as neither, it stayed empty.
+  it.each([
+    [{ triage: { enabled: true, apply_labels: true }, labels: ["bug"] }, "triage.labels"],
+    [{ review: { enabled: true }, ignore: ["secrets/**"] }, "review.ignore"],
+    [{ pull_requests: { enabled: true }, ignore_authors: ["bob"] }, "pull_requests.ignore_authors"],
+    [{ pull_requests: { enabled: true, ignore: ["secrets/**"] } }, "review.ignore"],
+  ])("a guarded list out of its section, %j, switches off what %s limits", (raw, field) => {
+    const { config, errors } = parseRepoConfig(raw);
+    const off = {
+      "triage.labels": [config.triage.enabled],
+      "review.ignore": [config.review.enabled, config.pull_requests.enabled],
+      "pull_requests.ignore_authors": [config.pull_requests.enabled, config.review.on_push],
+    }[field];
+    expect(off).toEqual(off!.map(() => false));
+    expect(errors.at(-1)).toMatch(new RegExp(`^\\.github/talos\\.yml: \`${field}\` `));
+  });
+
+  it("a guarded list in its section beside an unknown key of the same name elsewhere stays as given", () => {
+    const { config } = parseRepoConfig({
+      triage: { enabled: true, apply_labels: true, labels: ["question"] },
+      labels: ["bug"],
+    });
+    expect(config.triage).toMatchObject({ enabled: true, labels: ["question"] });
+  });
+
   it("review.exclude: reviews and summaries are off rather than reading every file", () => {
     const { config } = parseRepoConfig({ review: { exclude: ["secrets/**"] } });
     expect(config.review.enabled).toBe(false);
