@@ -70,7 +70,8 @@ export type RefusalReason = "queue-full" | "installation-full" | "stopping";
  * the queue every installation's deliveries need.
  */
 export function installationShareOf(bound: number, share: number): number {
-  return Math.max(1, Math.floor(bound * share));
+  // 100 × 0.29 is 28.999999999999996 in floating point: 29 places were meant.
+  return Math.max(1, Math.floor(bound * share + 1e-9));
 }
 
 export interface RefusedJob {

@@ -65,7 +65,7 @@ export class JobLeaseLostError extends Error {
 // of one issue run one at a time, in arrival order, whichever instance holds them. Heads whose
 // job is gone or finished (a crash between two writes, a redelivery of a finished job that
 // joined again, or one BullMQ has finished whose marks are gone) are dropped; a job missing from its thread's list (a crash between the add and
-// JOIN) joins its end. A lease still held is never taken over, even by the instance holding it:
+// JOIN) joins its end, and its installation's share (see RESERVE). A lease still held is never taken over, even by the instance holding it:
 // the run of an earlier claim may still be writing.
 //
 // A job whose retry time (recorded with its failure, see RELEASE) has not come is put back to
@@ -78,7 +78,7 @@ export class JobLeaseLostError extends Error {
 // was set by a clock since stepped back, or another instance's ahead: it is due, as in the
 // journal, rather than holding the job and every later one of its thread for the difference.
 const CLAIM = `
-local list, lease, attempts, spent, retryAt, steps = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5], KEYS[6]
+local list, lease, attempts, spent, retryAt, steps, share = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5], KEYS[6], KEYS[7]
 local id, owner, ms, jobPrefix, donePrefix, parkedPrefix, now, maxWait = ARGV[1], ARGV[2], ARGV[3], ARGV[4], ARGV[5], ARGV[6], ARGV[7], ARGV[8]
 if redis.call('EXISTS', donePrefix .. id) == 1 then return -3 end
 if redis.call('EXISTS', parkedPrefix .. id) == 1 then return -4 end
@@ -95,7 +95,10 @@ while true do
     break
   end
 end
-if not redis.call('LPOS', list, id) then redis.call('RPUSH', list, id) end
+if not redis.call('LPOS', list, id) then
+  redis.call('RPUSH', list, id)
+  redis.call('ZADD', share, 'inf', id)
+end
 if redis.call('LINDEX', list, 0) ~= id then return -1 end
 if redis.call('EXISTS', lease) == 1 then return -2 end
 redis.call('SET', lease, owner, 'PX', ms)
@@ -171,13 +174,22 @@ if redis.call('LINDEX', KEYS[1], 0) == ARGV[1] and redis.call('EXISTS', KEYS[2])
 return 0
 `;
 
-// Ends an enqueue's reservation (see RESERVE): its place under the bound, and in its
-// installation's share unless its job joined (its place then is the job's, until it ends). An
-// add that failed gives its place back at once, not when the reservation would expire.
+// Ends an enqueue's reservation (see RESERVE): its place under the bound, and the place in its
+// installation's share it took (ARGV[3], the score RESERVE gave it; empty when it took none),
+// unless that place is another's by now: the job's own once it joined (or a parked copy's). An
+// add that failed gives it back at once, not when the reservation would expire; a job added
+// whose join failed (Redis gone between the two) keeps it, for as long as it lives.
 const UNRESERVE = `
 redis.call('ZREM', KEYS[1], ARGV[1])
-local score = redis.call('ZSCORE', KEYS[2], ARGV[2])
-if score and score ~= 'inf' then redis.call('ZREM', KEYS[2], ARGV[2]) end
+local mine = tonumber(ARGV[3])
+if mine and tonumber(redis.call('ZSCORE', KEYS[2], ARGV[2]) or '-1') == mine then
+  local job = ARGV[4] .. ARGV[2]
+  if redis.call('EXISTS', job) == 1 and redis.call('HEXISTS', job, 'finishedOn') == 0 then
+    redis.call('ZADD', KEYS[2], 'inf', ARGV[2])
+  else
+    redis.call('ZREM', KEYS[2], ARGV[2])
+  end
+end
 return 1
 `;
 
@@ -215,13 +227,15 @@ return 1
 // its jobs, each scored by when it stops counting: a reservation's expiry, then (JOIN) never
 // while it lives, then (RELEASE) its parked retention's end, or gone once done. A member that
 // would never expire yet whose job is gone (removed by hand, say) is dropped when the share looks
-// full, before refusing. An installation holding nothing is never refused for its share. Jobs
-// queued before shares existed are not in theirs: they count against the bound alone.
-// Returns 1 (reserved), 0 (the queue is full), -1 (being added elsewhere) or -2 (the
-// installation's share is full).
+// full, before refusing, at most once in PRUNE_MS (a flood refused for its share would otherwise
+// have Redis look at every member for each delivery). An installation holding nothing is never
+// refused for its share. Jobs queued before shares existed join theirs when next claimed.
+// Returns 0 (the queue is full), -1 (being added elsewhere), -2 (the installation's share is
+// full), or a positive number once reserved: the score of the place it took in the share, for
+// UNRESERVE, or 1 when it took none (a copy of a job the queue holds).
 const RESERVE = `
 local reserved, wait, active, delayed, prioritized, failed, share = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5], KEYS[6], KEYS[7]
-local member, id, bound, ms, jobPrefix, retention, shareBound = ARGV[1], ARGV[2], tonumber(ARGV[3]), tonumber(ARGV[4]), ARGV[5], tonumber(ARGV[6]), tonumber(ARGV[7])
+local member, id, bound, ms, jobPrefix, retention, shareBound, pruneMs = ARGV[1], ARGV[2], tonumber(ARGV[3]), tonumber(ARGV[4]), ARGV[5], tonumber(ARGV[6]), tonumber(ARGV[7]), ARGV[8]
 local time = redis.call('TIME')
 local now = tonumber(time[1]) * 1000 + math.floor(tonumber(time[2]) / 1000)
 redis.call('ZREMRANGEBYSCORE', reserved, '-inf', now)
@@ -244,15 +258,20 @@ if not live(id) then
     + redis.call('ZCOUNT', failed, now - retention, '+inf')
   if count >= bound then return 0 end
   redis.call('ZREMRANGEBYSCORE', share, '-inf', now)
-  local held = redis.call('ZCARD', share)
-  if held >= shareBound and not redis.call('ZSCORE', share, id) then
-    for _, job in ipairs(redis.call('ZRANGEBYSCORE', share, 'inf', 'inf')) do
-      if not live(job) then redis.call('ZREM', share, job) end
+  local held = redis.call('ZSCORE', share, id)
+  if not held and redis.call('ZCARD', share) >= shareBound then
+    if redis.call('SET', share .. ':pruned', '1', 'NX', 'PX', pruneMs) then
+      for _, job in ipairs(redis.call('ZRANGEBYSCORE', share, 'inf', 'inf')) do
+        if not live(job) then redis.call('ZREM', share, job) end
+      end
     end
-    held = redis.call('ZCARD', share)
-    if held >= shareBound then return -2 end
+    if redis.call('ZCARD', share) >= shareBound then return -2 end
   end
-  redis.call('ZADD', share, 'GT', now + ms, id)
+  if (not held) or tonumber(held) < now + ms then
+    redis.call('ZADD', reserved, now + ms, member)
+    redis.call('ZADD', share, now + ms, id)
+    return now + ms
+  end
 end
 redis.call('ZADD', reserved, now + ms, member)
 return 1
@@ -290,6 +309,8 @@ const MAX_ERROR = 500;
 // matters when its instance dies before its add, and then holds a place, and keeps a copy of its
 // delivery waiting, this long at most. A copy received meanwhile looks again this often.
 const RESERVATION_MS = 30_000;
+// A full share is looked over for members whose job is gone at most this often (see RESERVE).
+const PRUNE_MS = 10_000;
 const RESERVED_ELSEWHERE_MS = 50;
 
 // What escapes a delivery id that BullMQ cannot take as a job id (see jobIdOf).
@@ -383,7 +404,7 @@ export class RedisJobQueue implements JobQueue {
       maxRetriesPerRequest: 1,
       lazyConnect: true,
     }) as Scripts;
-    this.#redis.defineCommand("talosClaim", { numberOfKeys: 6, lua: CLAIM });
+    this.#redis.defineCommand("talosClaim", { numberOfKeys: 7, lua: CLAIM });
     this.#redis.defineCommand("talosRelease", { numberOfKeys: 9, lua: RELEASE });
     this.#redis.defineCommand("talosRenew", { numberOfKeys: 3, lua: RENEW });
     this.#redis.defineCommand("talosReserve", { numberOfKeys: 7, lua: RESERVE });
@@ -448,6 +469,8 @@ export class RedisJobQueue implements JobQueue {
     const { maxQueued, installationShare = 1 } = this.#options;
     const id = this.#jobId(job.id);
     const reservation = `${randomUUID()}${id}`;
+    // The place its reservation took in its installation's share, if any (see RESERVE).
+    let place = "";
     for (;;) {
       if (this.#closed) return this.#refuse(job, "stopping");
       // A parked delivery counts as finished too: GitHub's "Redeliver" on it, or a slower
@@ -468,8 +491,12 @@ export class RedisJobQueue implements JobQueue {
         this.#queue.toKey(""),
         this.#options.retentionMs,
         installationShareOf(maxQueued, installationShare),
+        PRUNE_MS,
       );
-      if (reserved === 1) break;
+      if (reserved > 0) {
+        place = reserved === 1 ? "" : String(reserved);
+        break;
+      }
       if (reserved === 0) return this.#refuse(job, "queue-full");
       if (reserved === -2) return this.#refuse(job, "installation-full");
       await this.#options.clock.sleep(RESERVED_ELSEWHERE_MS);
@@ -479,7 +506,14 @@ export class RedisJobQueue implements JobQueue {
     } finally {
       // Left behind (Redis gone meanwhile), it expires; the job, added, no longer counts it.
       await this.#redis
-        .talosUnreserve(this.#reservationsKey(), this.#shareKey(job.installation), reservation, id)
+        .talosUnreserve(
+          this.#reservationsKey(),
+          this.#shareKey(job.installation),
+          reservation,
+          id,
+          place,
+          this.#queue.toKey(""),
+        )
         .catch(() => undefined);
     }
   }
@@ -557,6 +591,7 @@ export class RedisJobQueue implements JobQueue {
         this.#spentKey(),
         this.#retryAtKey(),
         this.#stepsKey(),
+        this.#shareKey(data.installation),
         bull.id,
         owner,
         leaseMs,

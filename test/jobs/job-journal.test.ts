@@ -313,6 +313,18 @@ describe("the job journal", () => {
     await reopened.journal.close();
   });
 
+  it("gives an installation the whole share it was set: 0.29 of 100 places is 29 jobs, not 28", async () => {
+    const { journal } = await openJournal(join(makeDataDir(), "journal.log"), {
+      maxQueued: 100,
+      installationShare: 0.29,
+    });
+    // 100 × 0.29 is 28.999999999999996 in floating point.
+    for (let i = 1; i <= 29; i++)
+      expect(await journal.enqueue(job(`a${i}`, `t${i}`))).toEqual({ status: "accepted" });
+    expect((await journal.enqueue(job("a30", "t30"))).status).toBe("refused");
+    await journal.close();
+  });
+
   it("gives one installation only its share of the payloads' size, yet never refuses its first job for it", async () => {
     const file = join(makeDataDir(), "journal.log");
     const heavy = (id: string, installation: number) => ({

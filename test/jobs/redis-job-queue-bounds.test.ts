@@ -208,8 +208,8 @@ describe.runIf(available)("the Redis job queue's bound, job ids, retries and ren
         prefix,
         queues: [a],
       } = await instances(1, { maxQueued: 10, installationShare: 0.1 });
+      // A share of one place, which the job removed by hand would hold for good.
       expect(await a.enqueue(job("removed", "t1", 1))).toEqual({ status: "accepted" });
-      expect((await a.enqueue(job("next", "t2", 1))).status).toBe("refused");
       const connection = new Redis(TEST_REDIS_URL, { maxRetriesPerRequest: null });
       const byHand = new Queue("jobs", { prefix, connection });
       try {
@@ -219,6 +219,60 @@ describe.runIf(available)("the Redis job queue's bound, job ids, retries and ren
         connection.disconnect();
       }
       expect(await a.enqueue(job("next", "t2", 1))).toEqual({ status: "accepted" });
+    });
+
+    it("keeps a parked job's place in its installation's share when a copy of its delivery is being added elsewhere as it parks", async () => {
+      const {
+        prefix,
+        queues: [a, b],
+      } = await instances(2, { maxQueued: 10, installationShare: 0.1 });
+      // Installation 1's share is one job.
+      expect(await a.enqueue(job("x", "t1", 1))).toEqual({ status: "accepted" });
+      expect((await a.claimNext())?.id).toBe("x");
+      // A copy of x reaches b while x runs on a (a load balancer's retry, GitHub's redelivery),
+      // and x parks between b's reservation and the end of its enqueue.
+      const add = Queue.prototype.add;
+      const adding = vi.spyOn(Queue.prototype, "add").mockImplementationOnce(async function (
+        this: Queue,
+        ...args
+      ) {
+        await a.fail("x", "malformed webhook payload", undefined);
+        return add.apply(this, args);
+      });
+      try {
+        expect(await b!.enqueue(job("x", "t1", 1))).toEqual({ status: "duplicate" });
+      } finally {
+        adding.mockRestore();
+      }
+      expect((await a.snapshot()).jobs).toMatchObject([{ id: "x", parked: {} }]);
+      // Parked, x holds the one place until its retention ends (the copy's end had dropped it).
+      expect(await redis.zscore(`${prefix}:share:1`, "x")).not.toBeNull();
+      expect(await a.enqueue(job("y", "t2", 1))).toEqual({
+        status: "refused",
+        reason: "installation-full",
+      });
+    });
+
+    it("counts a job added whose join then failed against its installation's share, as it runs", async () => {
+      const {
+        prefix,
+        queues: [a],
+      } = await instances(1, { maxQueued: 10, installationShare: 0.1 });
+      // Added to BullMQ, then JOIN fails (as a Redis timeout or failover would): its thread's
+      // key is made a string, which JOIN's RPUSH refuses.
+      await redis.set(`${prefix}:thread:t1`, "not a list");
+      await expect(a.enqueue(job("x", "t1", 1))).rejects.toThrow();
+      await redis.del(`${prefix}:thread:t1`);
+      // x waits in BullMQ: its claim puts it in its thread. It counts against the bound, and
+      // holds its installation's one place too (its reservation's end had given that back).
+      expect(await a.count()).toBe(1);
+      expect(await a.enqueue(job("y", "t2", 1))).toEqual({
+        status: "refused",
+        reason: "installation-full",
+      });
+      expect((await a.claimNext())?.id).toBe("x");
+      await a.complete("x");
+      expect(await a.enqueue(job("y", "t2", 1))).toEqual({ status: "accepted" });
     });
 
     it("takes a copy of a delivery it holds as a duplicate when full, not as one more job", async () => {
