@@ -1216,7 +1216,12 @@ describe("memory follows its repository", () => {
 
 describe("memory kept by name before the upgrade", () => {
   /** `memory/2/codertocat/space/`, as the name-keyed version left it: issues, and done. */
-  async function legacySpace(dataDir: string, repo = "Codertocat/Space") {
+  /** The old version's memory of `repo`, its backfill `done`, or stopped at page 2 (`running`). */
+  async function legacySpace(
+    dataDir: string,
+    repo = "Codertocat/Space",
+    status: "done" | "running" = "done",
+  ) {
     const directory = join(dataDir, "memory", "2", ...repo.toLowerCase().split("/"));
     const store = await openTestStore(directory, { repo });
     await store.addMany(
@@ -1232,7 +1237,7 @@ describe("memory kept by name before the upgrade", () => {
     await store.close();
     writeFileSync(
       join(directory, "backfill.json"),
-      JSON.stringify({ status: "done", repo, page: 2, indexed: 20 }),
+      JSON.stringify({ status, repo, page: 2, indexed: 20 }),
     );
     // Last written on 5 October.
     const old = Date.parse("2026-10-05T00:00:00Z") / 1000;
@@ -1293,11 +1298,7 @@ describe("memory kept by name before the upgrade", () => {
 
   it("resumes its unfinished backfill at start, once GitHub says which repository has its name", async () => {
     const dataDir = makeDataDir();
-    await legacySpace(dataDir);
-    writeFileSync(
-      join(dataDir, "memory", "2", "codertocat", "space", "backfill.json"),
-      JSON.stringify({ status: "running", repo: "Codertocat/Space", page: 2, indexed: 20 }),
-    );
+    await legacySpace(dataDir, "Codertocat/Space", "running");
     const scope = githubScope();
     mockInstallationToken(scope);
     // Asked to claim the memory; the backfill's own look-up is served by the cache.
@@ -1355,11 +1356,7 @@ describe("memory kept by name before the upgrade", () => {
 
   it("resumes the unfinished backfill of a repository renamed since, with its memory, under its new name", async () => {
     const dataDir = makeDataDir();
-    await legacySpace(dataDir);
-    writeFileSync(
-      join(dataDir, "memory", "2", "codertocat", "space", "backfill.json"),
-      JSON.stringify({ status: "running", repo: "Codertocat/Space", page: 2, indexed: 20 }),
-    );
+    await legacySpace(dataDir, "Codertocat/Space", "running");
     const scope = githubScope();
     mockInstallationToken(scope);
     // GitHub answers the old name with the repository under its new one, Codertocat/Galaxy.
