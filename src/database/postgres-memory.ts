@@ -24,7 +24,7 @@ import {
   isOlderVersion,
   MemoryDeletedError,
   validateMemory,
-  withoutNul,
+  storableText,
   type MemoryInput,
   type MemoryPage,
   type MemoryRecord,
@@ -625,7 +625,7 @@ class PostgresRepositoryMemory implements RepoMemory {
    */
   async search(text: string, options: SearchOptions): Promise<SearchHit[]> {
     // The query goes into SQL as text, which cannot hold U+0000 (stored texts have none either).
-    const query = withoutNul(text);
+    const query = storableText(text);
     const [vector] = await this.#options.embedder.embed([query]);
     const unit = unitVector(vector!);
     const k = Math.max(options.k, DEFAULT_FUSION.pool);
@@ -696,7 +696,14 @@ class PostgresRepositoryMemory implements RepoMemory {
     await this.#write(async (client) => {
       await client.query(
         "UPDATE memory_repositories SET backfill = $3 WHERE installation_id = $1 AND repository_id = $2",
-        [this.namespace.installation, this.namespace.repository, JSON.stringify(state)],
+        // An error's message, or an item's reason, may quote text PostgreSQL's JSON refuses.
+        [
+          this.namespace.installation,
+          this.namespace.repository,
+          JSON.stringify(state, (_key, value: unknown) =>
+            typeof value === "string" ? storableText(value) : value,
+          ),
+        ],
       );
     });
   }

@@ -500,7 +500,20 @@ function readBefore(item: { number: number; created_at: string }, last: Backfill
 
 /** Refused for what it is, not for a failure of the service: tried again, it fails again. */
 function isItemError(error: unknown): boolean {
-  return error instanceof InvalidMemoryError || ITEM_REJECTED.has(statusOf(error) ?? 0);
+  return (
+    error instanceof InvalidMemoryError ||
+    ITEM_REJECTED.has(statusOf(error) ?? 0) ||
+    isDataException(error)
+  );
+}
+
+/**
+ * PostgreSQL's refusal of a value (SQLSTATE class 22: text its JSON or a timestamp cannot hold):
+ * one item's data, which failed the whole page's batch at every try.
+ */
+function isDataException(error: unknown): boolean {
+  const code = (error as { code?: unknown } | undefined)?.code;
+  return typeof code === "string" && /^22[0-9A-Z]{3}$/.test(code);
 }
 
 /** A failure a later try may not meet: a server error, a rate limit, the network. */

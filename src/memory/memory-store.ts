@@ -1,3 +1,5 @@
+import { sliceWhole } from "../slice-whole.js";
+
 /** What a memory is of. */
 export const MEMORY_KINDS = ["issue", "pull_request", "comment", "answer", "note"] as const;
 export type MemoryKind = (typeof MEMORY_KINDS)[number];
@@ -101,9 +103,9 @@ export function validateMemory(input: MemoryInput): MemoryRecord {
     throw new InvalidMemoryError(`memory id ${JSON.stringify(input.id)} is not valid`);
   if (!MEMORY_KINDS.includes(input.kind))
     throw new InvalidMemoryError(`memory kind ${JSON.stringify(input.kind)} is not valid`);
-  // U+0000 means nothing in an issue, and PostgreSQL's text cannot hold it (with DATABASE_URL a
-  // batch holding one failed whole): taken out for both stores alike.
-  const text = withoutNul(input.text).trim().slice(0, MAX_TEXT);
+  // Storable in both stores alike (see storableText), and cut between whole characters: a cut
+  // inside an emoji left half of it, which PostgreSQL's JSON refuses too.
+  const text = sliceWhole(storableText(input.text).trim(), MAX_TEXT);
   if (!text) throw new InvalidMemoryError(`memory ${input.id} has no text`);
   const createdAt = new Date(input.createdAt);
   if (Number.isNaN(createdAt.getTime()))
@@ -152,9 +154,19 @@ export function checkRepository(input: MemoryInput, name: string): MemoryInput {
   return input;
 }
 
-/** `text` without U+0000 (one linear pass; most texts have none and come back as they are). */
-export function withoutNul(text: string): string {
-  return text.includes("\u0000") ? text.replaceAll("\u0000", "") : text;
+// Half of a surrogate pair without its other half: no character, and not valid UTF-8 either.
+const LONE_SURROGATE = /[\ud800-\udbff](?![\udc00-\udfff])|(?<![\ud800-\udbff])[\udc00-\udfff]/g;
+
+/**
+ * `text` as both stores can hold it: without U+0000, which means nothing in an issue and which
+ * PostgreSQL's text cannot hold, and with each lone surrogate (anyone can send one through the
+ * API) as U+FFFD, which PostgreSQL's JSON refuses: with DATABASE_URL a batch holding either
+ * failed whole, and a backfill page with it failed at every try (found by a review). Linear:
+ * the pattern looks one unit either side; most texts come back as they are.
+ */
+export function storableText(text: string): string {
+  const withoutNul = text.includes("\u0000") ? text.replaceAll("\u0000", "") : text;
+  return withoutNul.replace(LONE_SURROGATE, "\ufffd");
 }
 
 /** The memory was deleted (with its repository or installation) after this handle was opened. */

@@ -425,6 +425,34 @@ function memoryContract(setUp: () => { database: () => MemoryDatabase; next: () 
     await memory.closeAll();
   });
 
+  it("stores a batch holding a lone surrogate or an emoji cut at the text's end, and a backfill error quoting one", async () => {
+    const { memory, repo } = await fresh();
+    // PostgreSQL's JSON refuses a lone surrogate: the whole batch had failed, every try.
+    await repo.addMany([
+      issueMemory(1, "An ordinary issue about widgets"),
+      issueMemory(2, "Hostile issue with a lone surrogate \ud800 in it"),
+      issueMemory(3, `${"a".repeat(19_999)}😀 and more after the 20,000-character cut`),
+    ]);
+    expect((await repo.get("issue-1"))?.text).toBe("An ordinary issue about widgets");
+    expect((await repo.get("issue-2"))?.text).toBe(
+      "Hostile issue with a lone surrogate \ufffd in it",
+    );
+    expect((await repo.get("issue-3"))?.text).toBe("a".repeat(19_999));
+    expect(ids(await repo.search("lone surrogate \udc00", { k: 1 }))).toEqual(["issue-2"]);
+    await repo.saveBackfillState({
+      status: "failed",
+      repo: "acme/widgets",
+      page: 1,
+      indexed: 0,
+      error: "page 1 failed once; last: 400 bad input \udc00",
+      failedAt: "2026-12-07T00:00:00.000Z",
+    });
+    expect((await repo.readBackfillState())?.error).toBe(
+      "page 1 failed once; last: 400 bad input \ufffd",
+    );
+    await memory.closeAll();
+  });
+
   it("deletes an installation's memories and refuses them afterwards", async () => {
     const memory = await openMemory(context.database());
     const installation = context.next();

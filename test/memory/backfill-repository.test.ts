@@ -565,6 +565,50 @@ describe("backfillRepository", () => {
       ]);
     });
 
+    it("leaves out an item PostgreSQL refuses as data (SQLSTATE class 22), storing the rest of its page", async () => {
+      const directory = makeDataDir();
+      store = await openTestStore(directory);
+      const refused = Object.assign(new Error("invalid input syntax for type json"), {
+        code: "22P02",
+      });
+      const poisoned = (inputs: Array<{ text: string }>) =>
+        inputs.some((input) => input.text.includes("POISON"));
+      // The store as PostgreSQL would answer: a batch holding the item fails whole, as it does.
+      const memory = new Proxy(store, {
+        get(target, key) {
+          if (key === "addMany")
+            return async (inputs: Parameters<VectraMemoryStore["addMany"]>[0]) => {
+              if (poisoned(inputs)) throw refused;
+              return target.addMany(inputs);
+            };
+          if (key === "add")
+            return async (input: Parameters<VectraMemoryStore["add"]>[0]) => {
+              if (poisoned([input])) throw refused;
+              return target.add(input);
+            };
+          const value: unknown = Reflect.get(target, key, target);
+          return typeof value === "function" ? value.bind(target) : value;
+        },
+      });
+      const { octokit } = fakeOctokit([{ count: 30, titles: { 990: "POISON" } }]);
+
+      const state = await backfillRepository({
+        octokit,
+        repo,
+        memory,
+        progress: backfillProgressIn(directory),
+        max: 1_000,
+        clock: createFakeClock(),
+        log: capturedLog().log,
+      });
+
+      // It had failed the page at every try, and the backfill for good at that page.
+      expect(state).toMatchObject({ status: "done", indexed: 29, skipped: 1 });
+      expect(state.skippedItems).toEqual([
+        { number: 990, reason: "invalid input syntax for type json" },
+      ]);
+    });
+
     it("fails the page, not each item, when the embedding model refuses every item of it", async () => {
       // A model refusing everything is set up wrong: each item skipped, the backfill had ended
       // `done` with nothing stored, and never ran again.
