@@ -1,6 +1,7 @@
 import { OpenAIEmbeddings } from "@langchain/openai";
 import { createTokenCounter, type TokenCounter } from "../agent/count-tokens.js";
 import type { Embedder } from "./embedder.js";
+import { storableText } from "./memory-store.js";
 
 export interface OpenAIEmbedderOptions {
   apiKey: string;
@@ -47,9 +48,11 @@ export function createOpenAIEmbedder(options: OpenAIEmbedderOptions): Embedder {
     async embed(texts) {
       if (texts.length === 0) return [];
       // Line breaks become spaces, as LangChain sends them by default (and as vectors already
-      // stored were made).
+      // stored were made). A query's text is not validated as a memory's is: a lone surrogate in
+      // it (anyone can put one in an issue) is sent as U+FFFD, which a strict JSON server does
+      // not refuse the whole request over, as a similar-issue search's had been.
       const inputs = texts.map((text) =>
-        counter.truncateToTokens(text.replace(/\n/g, " "), options.maxTokens),
+        counter.truncateToTokens(storableText(text).replace(/\n/g, " "), options.maxTokens),
       );
       const vectors = await client.embedDocuments(inputs);
       return vectors.map((vector) => {

@@ -109,6 +109,15 @@ describe("the OpenAI embedder, against an OpenAI-compatible server", () => {
     expect(vectors).toHaveLength(2);
   });
 
+  it("sends a lone surrogate as U+FFFD and drops U+0000, as a strict JSON server takes them", async () => {
+    const before = server.embeddingRequests.length;
+
+    await createOpenAIEmbedder(options()).embed(["a lone \ud800 half", "nul\u0000 here"]);
+
+    const requests = server.embeddingRequests.slice(before);
+    expect(requests.map((r) => r.input)).toEqual([["a lone \ufffd half", "nul here"]]);
+  });
+
   it("is refused by the stand-in, as by OpenAI, when a text is over the limit", async () => {
     const long = hostileText(CJK, 20_000);
     const embedder = createOpenAIEmbedder({ ...options(), maxTokens: 1_000_000 });
