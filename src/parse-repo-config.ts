@@ -231,7 +231,11 @@ function readConfigValue(raw: unknown, file: string): ParsedRepoConfig {
               : heldSettings.length > 0
                 ? heldSettings
                 : near),
-            ...(near.length === 0 ? misplacedGuardedLists(path, key) : []),
+            // Only a value that could have been the list (a list, or one name as a string):
+            // `levels: 3` held no labels, and triage stays as it was.
+            ...(near.length === 0 && (Array.isArray(value) || typeof value === "string")
+              ? misplacedGuardedLists(path, key)
+              : []),
           ].filter((field, i, all) => all.indexOf(field) === i);
           const taken = meant.filter((field) => !isSet(candidate, field.split(".")));
           const narrowed =

@@ -621,6 +621,19 @@ describe("config mistakes that could widen what runs", () => {
     expect(errors.at(-1)).toMatch(new RegExp(`^\\.github/talos\\.yml: \`${field}\` `));
   });
 
+  it("an unknown key near a guarded list's name whose value could not have been the list switches nothing off", () => {
+    for (const raw of [
+      { triage: { enabled: true }, levels: 3 },
+      { review: { enabled: true }, signore: true },
+    ]) {
+      const { config, errors } = parseRepoConfig(raw);
+      expect(config.triage.enabled).toBe(raw.triage?.enabled ?? false);
+      expect(config.review.enabled).toBe(raw.review?.enabled ?? true);
+      expect(errors).toHaveLength(1);
+      expect(errors[0]).toMatch(/is not a known setting \(ignored\)$/);
+    }
+  });
+
   it("a guarded list in its section beside an unknown key of the same name elsewhere stays as given", () => {
     const { config } = parseRepoConfig({
       triage: { enabled: true, apply_labels: true, labels: ["question"] },

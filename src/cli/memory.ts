@@ -84,8 +84,13 @@ export async function showMemoryStats(options: MemoryCommandOptions): Promise<nu
   const legacy = stored.map(({ installation, name }) => ({ installation, repo: name }));
   if (options.json) {
     // Rows carry what backfill.json holds: an error an older version kept as it came included.
+    // Each string on its own, so that what is scrubbed (a key cut short runs to its text's end)
+    // never takes JSON with it.
     const scrub = createSecretScrubber(getSecrets(options.env));
-    await writeLine(options.stdout, scrub(JSON.stringify({ namespaces: rows, totals, legacy })));
+    const line = JSON.stringify({ namespaces: rows, totals, legacy }, (_key, value: unknown) =>
+      typeof value === "string" ? scrub(value) : value,
+    );
+    await writeLine(options.stdout, line);
     return 0;
   }
   const table = [

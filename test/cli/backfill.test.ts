@@ -793,5 +793,16 @@ describe("a backfill's failure, kept in backfill.json", () => {
     expect(older.code).toBe(0);
     expect(older.out).toContain("upstream refused");
     expect(older.out).not.toContain(secret);
+
+    // A key cut short in it (no END line) is scrubbed to the end of its own text, not the line's.
+    writeFileSync(
+      file,
+      readFileSync(file, "utf8").replace(secret, "-----BEGIN RSA PRIVATE KEY-----\\nMIIEow"),
+    );
+    const cut = await runTalos(["memory", "stats", "--json"], { env });
+    expect(JSON.parse(cut.out).namespaces[0].backfill.error).toMatch(
+      /upstream refused .*\[REDACTED\]$/,
+    );
+    expect(cut.out).not.toContain("MIIEow");
   });
 });
