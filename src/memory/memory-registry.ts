@@ -23,13 +23,13 @@ import {
   rejectLegacyMemory,
   type LegacyMemory,
 } from "./legacy-memory.js";
-import { MemoryDeletedError, type MemoryStore } from "./memory-store.js";
+import { MemoryDeletedError, type MemoryRecord, type MemoryStore } from "./memory-store.js";
 import { RemovedMemories } from "./removed-memories.js";
 import { RepositoryMemory } from "./repository-memory.js";
 import type { MemoryService } from "./memory-service.js";
 import { createFullCollection } from "./full-collection.js";
 import { SNAPSHOT_FILES } from "./memory-snapshot.js";
-import { MANIFEST, VectraMemoryStore } from "./vectra-memory-store.js";
+import { MANIFEST, MemoryMismatchError, VectraMemoryStore } from "./vectra-memory-store.js";
 
 /**
  * Whose memory: an installation and a repository, by id. A repository keeps its id through
@@ -230,7 +230,7 @@ export class MemoryRegistry implements MemoryService {
     if (!NAME.test(ref.name)) throw new Error(`not a repository name: ${JSON.stringify(ref.name)}`);
     await this.migrate();
     if (this.#isGone(ref)) return false;
-    return this.#lease(ref, this.#epoch, false, async (slot) => {
+    const renamed = await this.#lease(ref, this.#epoch, false, async (slot) => {
       const stored = await readRepositoryFile(slot.directory);
       if (!stored) return this.#nameFirst(slot, ref, false);
       // Damaged, it is written again: its directory says whose it is, the event its name.
@@ -238,6 +238,57 @@ export class MemoryRegistry implements MemoryService {
         await this.#writeRepositoryFile(slot, ref);
       return true;
     });
+    if (renamed) await this.#mergeLegacy(ref);
+    return renamed;
+  }
+
+  /**
+   * Takes into a memory already kept by id what the old name's memory from before the upgrade
+   * holds that no backfill brings back (notes, answers, comments), when that memory is its: an
+   * event under the new name whose job ran before the rename's (another thread) had opened a new
+   * memory first, and the old one, its notes with it, stayed waiting for good (found by a
+   * review). Its issues and pull requests come from the new memory's own backfill. The records
+   * are added before the old memory is removed: a crash between the two adds them again, the
+   * same ids, at the next rename of it (none), or leaves them listed for an operator.
+   */
+  async #mergeLegacy(ref: RepositoryRef): Promise<void> {
+    const previous = ref.previousName;
+    if (!previous || !NAME.test(previous) || previous.toLowerCase() === ref.name.toLowerCase())
+      return;
+    const legacy = legacyDirectoryOf(this.#options.directory, ref.installation, previous);
+    if (!(await isWaitingLegacyMemory(legacy))) return;
+    const verdict = await judgeLegacyMemory(legacy, ref.createdAt);
+    if (!verdict.adopt) return;
+    let old: VectraMemoryStore;
+    try {
+      old = await VectraMemoryStore.open({
+        ...this.#options,
+        directory: legacy,
+        repo: previous,
+        log: this.#options.log.child({ legacy }),
+      });
+    } catch (error) {
+      // Made with another embedding model: its vectors cannot join this one's. It stays
+      // waiting, listed, for an operator (`talos memory import` re-embeds).
+      if (!(error instanceof MemoryMismatchError)) throw error;
+      this.#options.log.warn({ err: error, legacy }, "name-keyed memory not merged");
+      return;
+    }
+    let kept: MemoryRecord[];
+    try {
+      kept = (await old.list()).filter((r) => r.kind !== "issue" && r.kind !== "pull_request");
+    } finally {
+      await old.close();
+    }
+    if (kept.length > 0)
+      await this.look(ref, (memory) =>
+        memory.addMany(kept.map((record) => ({ ...record, repo: ref.name }))),
+      );
+    await rm(legacy, { recursive: true, force: true });
+    this.#options.log.info(
+      { legacy, records: kept.length, name: ref.name },
+      `name-keyed memory of ${previous} merged into ${ref.name}'s, opened before its rename`,
+    );
   }
 
   /**

@@ -551,6 +551,37 @@ describe("name-keyed memory from before the upgrade", () => {
     await memories.closeAll();
   });
 
+  it("has its notes merged into the memory an event under the new name opened before the rename's job ran", async () => {
+    const dataDir = await legacyMemory();
+    const legacy = join(dataDir, "memory", "7", "acme", "widgets");
+    const old = await openTestStore(legacy);
+    await old.add({
+      ...issueMemory(900, "Maintainer note: releases are cut on Fridays", {
+        createdAt: "2026-10-03T10:00:00Z",
+      }),
+      id: "note-900",
+      kind: "note",
+    });
+    await old.close();
+    for (const name of readdirSync(legacy))
+      if (!name.startsWith(".")) utimesSync(join(legacy, name), OLD / 1000, OLD / 1000);
+    const memories = registry(join(dataDir, "memory"));
+    await memories.migrate();
+    const gadgets = { ...WIDGETS, name: "acme/gadgets", createdAt: "2025-01-01T00:00:00Z" };
+    // An issue event under the new name, whose job ran first (another thread than the rename's).
+    const first = await memories.open(gadgets);
+    await first.add({ ...issueMemory(3, "A new issue"), repo: "acme/gadgets" });
+
+    expect(await memories.rename({ ...gadgets, previousName: "acme/widgets" })).toBe(true);
+
+    const memory = await memories.open(gadgets);
+    // The note, which no backfill brings back; the old issues come from the new memory's own.
+    expect((await memory.list()).map((r) => r.id).sort()).toEqual(["issue-3", "note-900"]);
+    expect((await memory.get("note-900"))?.repo).toBe("acme/gadgets");
+    expect(await memories.listLegacy()).toEqual([]);
+    await memories.closeAll();
+  });
+
   it("is not adopted under its old name by a repository created after it was written", async () => {
     const dataDir = await legacyMemory();
     const memories = registry(join(dataDir, "memory"));
