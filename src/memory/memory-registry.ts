@@ -248,8 +248,8 @@ export class MemoryRegistry implements MemoryService {
    * event under the new name whose job ran before the rename's (another thread) had opened a new
    * memory first, and the old one, its notes with it, stayed waiting for good (found by a
    * review). Its issues and pull requests come from the new memory's own backfill. The records
-   * are added before the old memory is removed: a crash between the two adds them again, the
-   * same ids, at the next rename of it (none), or leaves them listed for an operator.
+   * are added before the old memory is removed: a crash between the two leaves it waiting,
+   * listed for an operator, with its records in the new memory already (the same ids).
    */
   async #mergeLegacy(ref: RepositoryRef): Promise<void> {
     const previous = ref.previousName;
@@ -268,8 +268,8 @@ export class MemoryRegistry implements MemoryService {
         log: this.#options.log.child({ legacy }),
       });
     } catch (error) {
-      // Made with another embedding model: its vectors cannot join this one's. It stays
-      // waiting, listed, for an operator (`talos memory import` re-embeds).
+      // Made with another embedding model: it cannot be opened with this one. It stays
+      // waiting, listed, for an operator.
       if (!(error instanceof MemoryMismatchError)) throw error;
       this.#options.log.warn({ err: error, legacy }, "name-keyed memory not merged");
       return;
