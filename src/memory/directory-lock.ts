@@ -114,7 +114,10 @@ async function takeOverIfDead(
 }
 
 /** Beside the lock, while a process takes it over (see takeOverIfDead). */
-export const TAKEOVER_NAME = ".lock-takeover";
+const TAKEOVER_NAME = ".lock-takeover";
+
+/** Whether a directory's entry is its lock's (the lock, or a takeover's claim), not its content. */
+export const isLockEntry = (name: string): boolean => name === LOCK_NAME || name === TAKEOVER_NAME;
 // A takeover takes milliseconds, and up to NAMELESS_MS waiting for a new lock's name: a claim
 // older than this lost its maker (killed mid-takeover), and is removed.
 const CLAIM_STALE_MS = 10_000;

@@ -4,7 +4,7 @@ import type { Logger } from "pino";
 
 import { writeFileAtomically } from "../write-file-atomically.js";
 import { exists, isDirectory, readdirOrEmpty } from "./directory-entries.js";
-import { LOCK_NAME, TAKEOVER_NAME } from "./directory-lock.js";
+import { isLockEntry } from "./directory-lock.js";
 import { AtomicFileStorage, readSegment } from "./vectra-files.js";
 
 /**
@@ -22,8 +22,6 @@ import { AtomicFileStorage, readSegment } from "./vectra-files.js";
 export const LEGACY_DIRECTORY = ".legacy";
 const REJECTED = "rejected.json";
 const NUMERIC = /^\d+$/;
-/** The directories a repository id's directory holds besides its files (directory-lock.ts). */
-const LOCK_DIRECTORIES = new Set([LOCK_NAME, TAKEOVER_NAME]);
 
 export interface LegacyMemory {
   installation: number;
@@ -215,7 +213,7 @@ async function isLegacyOwner(directory: string, name: string): Promise<boolean> 
   let hasRepository = false;
   for (const entry of await readdir(directory, { withFileTypes: true })) {
     if (entry.isFile()) return false;
-    if (entry.isDirectory() && !LOCK_DIRECTORIES.has(entry.name)) hasRepository = true;
+    if (entry.isDirectory() && !isLockEntry(entry.name)) hasRepository = true;
   }
   return hasRepository;
 }

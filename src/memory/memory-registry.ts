@@ -252,9 +252,8 @@ export class MemoryRegistry implements MemoryService {
    * listed for an operator, with its records in the new memory already (the same ids).
    */
   async #mergeLegacy(ref: RepositoryRef): Promise<void> {
-    const previous = ref.previousName;
-    if (!previous || !NAME.test(previous) || previous.toLowerCase() === ref.name.toLowerCase())
-      return;
+    const previous = formerNameOf(ref);
+    if (!previous) return;
     const legacy = legacyDirectoryOf(this.#options.directory, ref.installation, previous);
     if (!(await isWaitingLegacyMemory(legacy))) return;
     const verdict = await judgeLegacyMemory(legacy, ref.createdAt);
@@ -668,10 +667,8 @@ export class MemoryRegistry implements MemoryService {
    * Whether one was adopted.
    */
   async #adoptLegacy(slot: Slot, ref: RepositoryRef): Promise<boolean> {
-    const names = [ref.name];
-    const previous = ref.previousName;
-    if (previous && NAME.test(previous) && previous.toLowerCase() !== ref.name.toLowerCase())
-      names.push(previous);
+    const previous = formerNameOf(ref);
+    const names = previous ? [ref.name, previous] : [ref.name];
     for (const name of names) {
       const legacy = legacyDirectoryOf(this.#options.directory, ref.installation, name);
       if (!(await isWaitingLegacyMemory(legacy))) continue;
@@ -921,6 +918,14 @@ function moveToFront<K, V>(map: Map<K, V>, key: K): void {
   map.clear();
   for (const [k, v] of entries) if (k === key) map.set(k, v);
   for (const [k, v] of entries) if (k !== key) map.set(k, v);
+}
+
+/** The name the repository had before, when the event says and it is another name. */
+function formerNameOf(ref: RepositoryRef): string | undefined {
+  const previous = ref.previousName;
+  return previous && NAME.test(previous) && previous.toLowerCase() !== ref.name.toLowerCase()
+    ? previous
+    : undefined;
 }
 
 const DAMAGED = "damaged";

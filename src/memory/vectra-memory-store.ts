@@ -4,7 +4,7 @@ import type { Logger } from "pino";
 import type { Clock } from "../clock.js";
 import type { Metrics } from "../metrics/create-metrics.js";
 import { writeFileAtomically } from "../write-file-atomically.js";
-import { LOCK_NAME, lockDirectory, MemoryLockedError, TAKEOVER_NAME } from "./directory-lock.js";
+import { isLockEntry, lockDirectory, MemoryLockedError } from "./directory-lock.js";
 import { describeEmbedder, type Embedder } from "./embedder.js";
 import { Bm25Index, type Bm25Part } from "./bm25-index.js";
 import { RecordTable } from "./record-table.js";
@@ -583,7 +583,7 @@ export class VectraMemoryStore implements MemoryStore {
     }
     let bytesOnDisk = 0;
     for (const name of await readdir(this.#options.directory)) {
-      if (name === LOCK_NAME || name === TAKEOVER_NAME) continue;
+      if (isLockEntry(name)) continue;
       // A temporary file may be renamed between the listing and its stat.
       const info = await stat(join(this.#options.directory, name)).catch(() => undefined);
       bytesOnDisk += info?.size ?? 0;

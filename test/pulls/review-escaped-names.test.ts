@@ -19,22 +19,17 @@ const added = (filename: string): PullRequestFile => ({
 const comment = (path: string) => ({ path, line: 1, severity: "major", body: "Check this." });
 
 describe("a comment on a file whose name is shown escaped", () => {
-  it("control: a name with a zero-width space gets its comment", async () => {
+  // The zero-width space is the control: escaped alike before the fix.
+  it.each([
+    ["a zero-width space", "src/a\u200Bb.ts", "src/a\\u{200b}b.ts"],
+    ["U+2028", "src/a\u2028b.ts", "src/a\\u{2028}b.ts"],
+  ])("places the comment cited as the prompt shows the name (%s)", async (_, name, shown) => {
     const { posted, prompt } = await runReview({
-      files: [added("src/a\u200Bb.ts")],
-      comments: [comment("src/a\\u{200b}b.ts")],
+      files: [added(name)],
+      comments: [comment(shown)],
     });
-    expect(prompt()).toContain("### src/a\\u{200b}b.ts");
-    expect(posted.map((c) => c.path)).toEqual(["src/a\u200Bb.ts"]);
-  });
-
-  it("places the comment cited as the prompt shows the name (U+2028)", async () => {
-    const { posted, prompt } = await runReview({
-      files: [added("src/a\u2028b.ts")],
-      comments: [comment("src/a\\u{2028}b.ts")],
-    });
-    expect(prompt()).toContain("### src/a\\u{2028}b.ts");
-    expect(posted.map((c) => c.path)).toEqual(["src/a\u2028b.ts"]);
+    expect(prompt()).toContain(`### ${shown}`);
+    expect(posted.map((c) => c.path)).toEqual([name]);
   });
 
   it("shows a name with a run of presentation selectors apart from its look-alike", async () => {
