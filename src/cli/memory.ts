@@ -291,6 +291,9 @@ export async function compactMemory(options: MemoryCommandOptions): Promise<numb
     await access.close();
   }
   if (options.json) await writeLine(options.stdout, JSON.stringify({ namespaces: rows }));
+  // Silence read as "done" where nothing was there: a mistyped data directory, say.
+  else if (rows.length === 0)
+    await writeLine(options.stdout, `No memory in ${whereOf(options)}: nothing to compact.`);
   return 0;
 }
 

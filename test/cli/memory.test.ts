@@ -432,6 +432,16 @@ describe("talos memory compact", () => {
     );
     expect(stats.totals).toMatchObject({ records: 2, pending: 0, segments: 1 });
   });
+
+  it("says there was nothing to compact where the data directory holds no memory", async () => {
+    const dataDir = makeDataDir();
+    const { code, out, err } = await talos(["memory", "compact", "--data-dir", dataDir]);
+    expect(err).toBe("");
+    expect(code).toBe(0);
+    expect(out).toBe(`No memory in ${join(dataDir, "memory")}: nothing to compact.\n`);
+    const json = await talos(["memory", "compact", "--data-dir", dataDir, "--json"]);
+    expect(JSON.parse(json.out)).toEqual({ namespaces: [] });
+  });
 });
 
 /** The namespaces `talos memory stats` lists. */
