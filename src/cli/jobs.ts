@@ -212,9 +212,12 @@ async function openQueueToWrite<T extends { ids: string[] }>(
  * The queue the server uses, only read: the instances' shared one with REDIS_URL, else the
  * journal under the data directory. Safe beside a running server.
  */
-export function openQueueToRead(
+export async function openQueueToRead(
   options: Pick<JobsCommandOptions, "dataDir" | "env" | "clock" | "log">,
 ): Promise<JobQueue> {
+  // A journal that is not there reads as empty: `talos jobs` run from another directory than
+  // the server's (./data by default), or a mistyped --data-dir, said no job was parked.
+  if (!options.env.REDIS_URL) await assertDirectory(options.dataDir);
   return openQueue(options, true);
 }
 

@@ -136,6 +136,24 @@ describe("talos jobs", () => {
   });
 });
 
+describe("talos jobs where the data directory is not there", () => {
+  it("exits 2 naming it, as talos jobs retry does, rather than saying no job is parked", async () => {
+    const missing = join(makeDataDir(), "no-such-dir");
+    for (const args of [["jobs"], ["jobs", "--json"], ["jobs", "retry", "--all"]]) {
+      const run = await runTalos([...args, "--data-dir", missing]);
+      expect(run.code).toBe(2);
+      expect(run.out).toBe("");
+      expect(run.err).toBe(
+        `talos jobs: data directory ${missing} does not exist; pass --data-dir or set TALOS_DATA_DIR\n`,
+      );
+    }
+    // TALOS_DATA_DIR defaults to ./data: a shell in another directory than the server's.
+    const elsewhere = await runTalos(["jobs"], { cwd: makeDataDir() });
+    expect(elsewhere.code).toBe(2);
+    expect(elsewhere.err).toMatch(/data directory .*data does not exist/);
+  });
+});
+
 describe("talos jobs and malformed deliveries", () => {
   it("lists a parked delivery whose repository.full_name is not a string, in text and JSON", async () => {
     const dataDir = makeDataDir();
