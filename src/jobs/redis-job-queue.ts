@@ -748,20 +748,30 @@ export class RedisJobQueue implements JobQueue {
 
   async count(): Promise<number> {
     const counts = await this.#queue.getJobCounts("wait", "active", "delayed", "prioritized");
-    // Parked ones within their retention, as RESERVE counts them (Redis's clock, as there).
-    const [seconds, micros] = await this.#redis.time();
-    const now = Number(seconds) * 1000 + Math.floor(Number(micros) / 1000);
+    // Parked ones within their retention, as RESERVE counts them.
     const parked = await this.#redis.zcount(
       this.#queue.toKey("failed"),
-      now - this.#options.retentionMs,
+      (await this.#retainedSince()).toString(),
       "+inf",
     );
     return Object.values(counts).reduce((sum, n) => sum + n, parked);
   }
 
+  /** The oldest time a parked job or a refusal is kept from, by Redis's clock, as RESERVE's. */
+  async #retainedSince(): Promise<number> {
+    const [seconds, micros] = await this.#redis.time();
+    return Number(seconds) * 1000 + Math.floor(Number(micros) / 1000) - this.#options.retentionMs;
+  }
+
   async snapshot(): Promise<QueueSnapshot> {
     const live = await this.#queue.getJobs(["active", "wait", "delayed", "prioritized"]);
-    const failed = await this.#queue.getJobs(["failed"]);
+    // BullMQ drops a failed job past its age only as another one fails, and the refusals are
+    // a list of the last 1,000: those past the retention, which count() and has() no longer
+    // see, are not listed either (the journal forgets both).
+    const since = await this.#retainedSince();
+    const failed = (await this.#queue.getJobs(["failed"])).filter(
+      (bull) => (bull.finishedOn ?? 0) >= since,
+    );
     // Runs started, as the claims count them: BullMQ's attemptsStarted also counts each claim
     // that found a job not yet its thread's turn, or its retry not yet due.
     const ids = live.flatMap((bull) => (bull.id ? [bull.id] : []));
@@ -780,9 +790,9 @@ export class RedisJobQueue implements JobQueue {
         ...(parked === undefined ? {} : { parked: { at: bull.finishedOn ?? 0, error: parked } }),
       };
     };
-    const refused = (await this.#redis.lrange(`${this.#options.prefix}:refused`, 0, -1)).map(
-      (line) => JSON.parse(line) as RefusedJob,
-    );
+    const refused = (await this.#redis.lrange(`${this.#options.prefix}:refused`, 0, -1))
+      .map((line) => JSON.parse(line) as RefusedJob)
+      .filter((refusal) => refusal.at >= since);
     return {
       jobs: [
         ...live.map((bull) => toJob(bull)),

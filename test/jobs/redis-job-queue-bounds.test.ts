@@ -158,9 +158,13 @@ describe.runIf(available)("the Redis job queue's bound, job ids, retries and ren
         status: "refused",
         reason: "queue-full",
       });
+      expect((await b!.snapshot()).refused).toMatchObject([{ id: "two" }]);
       // Past its retention it counts no more, though nothing has trimmed it yet.
       await new Promise((resolve) => setTimeout(resolve, 1_600));
       expect(await b!.count()).toBe(1);
+      // Nor is it listed by `talos jobs`, nor the refusal from before (BullMQ drops a failed job
+      // past its age only as another fails; the refusals are a list of the last 1,000).
+      expect(await b!.snapshot()).toMatchObject({ jobs: [{ id: "one" }], refused: [] });
       expect(await b!.enqueue(job("two", "t3"))).toEqual({ status: "accepted" });
     });
 
