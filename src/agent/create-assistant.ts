@@ -5,6 +5,7 @@ import { ConfigError, getSecrets, type Env } from "../config.js";
 import { createSecretScrubber } from "../create-logger.js";
 import type { Metrics } from "../metrics/create-metrics.js";
 import { PromptLibrary } from "../prompts/prompt-library.js";
+import { PROMPT_VARIABLES } from "../prompts/prompt-variables.js";
 import { READ_TOOLS } from "../tools/read-tools.js";
 import { ToolRegistry } from "../tools/tool-registry.js";
 import type { Assistant } from "./assistant.js";
@@ -32,18 +33,15 @@ export async function createAssistant(options: {
     checkIntervalMs: env.TALOS_PROMPT_CHECK_INTERVAL_MS,
     log,
   };
-  // An operator's own directory must hold every prompt the code renders, with the variables the
-  // shipped ones declare: a missing one would otherwise fail each command that needs it.
-  const required = env.TALOS_PROMPTS_DIR
-    ? (await PromptLibrary.open({ ...shared, directory: BUNDLED_PROMPTS })).declarations()
-    : undefined;
+  // Either directory, the shipped one too (edited in place), must hold every prompt the code
+  // renders, declaring the variables the code fills: else each command that needs it fails.
   const prompts = await PromptLibrary.open({
     ...shared,
     directory: env.TALOS_PROMPTS_DIR ?? BUNDLED_PROMPTS,
-    required,
+    required: PROMPT_VARIABLES,
   }).catch((error: unknown) => {
     // The operator's directory is bad input, named as every bad setting is (exit 2); the shipped
-    // prompts failing is a broken install, which stays an error.
+    // prompts failing (a broken install, or one edited in place) stays an error naming the file.
     if (!env.TALOS_PROMPTS_DIR) throw error;
     throw new ConfigError(
       `Invalid environment: TALOS_PROMPTS_DIR: ${error instanceof Error ? error.message : String(error)}`,

@@ -137,8 +137,8 @@ export interface PromptLibraryOptions {
   log: Logger;
   fs?: PromptFileSystem;
   /**
-   * The prompts the code renders, with the variables it fills: each must be there and declare
-   * exactly those, or start-up fails (an operator's TALOS_PROMPTS_DIR must hold them all).
+   * The prompts the code renders, with the variables it fills (PROMPT_VARIABLES): each must be
+   * there and declare exactly those, or start-up fails.
    */
   required?: Readonly<Record<string, readonly string[]>>;
 }
@@ -193,13 +193,6 @@ export class PromptLibrary {
     return library;
   }
 
-  /** Each prompt's declared variables, by name: what the code fills for it. */
-  declarations(): Record<string, readonly string[]> {
-    return Object.fromEntries(
-      [...this.#cache].map(([name, { prompt }]) => [name, prompt.variables]),
-    );
-  }
-
   names(): string[] {
     return [...this.#cache.keys()];
   }
@@ -208,7 +201,10 @@ export class PromptLibrary {
     const cached = this.#cache.get(name);
     if (!cached) throw new Error(`no prompt named "${name}" in ${this.#options.directory}`);
     const now = this.#options.clock.now();
-    if (now - cached.checkedAt < this.#options.checkIntervalMs) return cached.prompt;
+    // A check time ahead of now is a wall clock stepped back since (NTP): the check is due, or
+    // every edit would wait for the clock to catch up with it.
+    if (now >= cached.checkedAt && now - cached.checkedAt < this.#options.checkIntervalMs)
+      return cached.prompt;
     cached.checkedAt = now;
     const file = this.#file(name);
     let version: FileVersion;
@@ -234,10 +230,12 @@ export class PromptLibrary {
     cached.unreadable = false;
     if (text === cached.text) {
       // Read after its version was taken: a later write moves the version, once the read's
-      // timestamp tick is over (the check interval may be shorter than a tick).
+      // timestamp tick is over (the check interval may be shorter than a tick). A read time
+      // ahead of now is a clock stepped back since: the tick counts from now, or the file would
+      // be read at every check until the clock caught up.
       const same = isSameVersion(version, cached.version);
+      if (!same || now < cached.readAt) Object.assign(cached, { version, readAt: now });
       cached.settled = same && now - cached.readAt >= TIMESTAMP_TICK_MS;
-      if (!same) Object.assign(cached, { version, readAt: now });
       return cached.prompt;
     }
     try {

@@ -9,6 +9,7 @@ import {
   renderPrompt,
   type PromptFileSystem,
 } from "../../src/prompts/prompt-library.js";
+import { PROMPT_VARIABLES } from "../../src/prompts/prompt-variables.js";
 import { createAssistant } from "../../src/agent/create-assistant.js";
 import { parseEnv } from "../../src/config.js";
 import { createMetrics } from "../../src/metrics/create-metrics.js";
@@ -115,13 +116,14 @@ describe("prompt files", () => {
     ).rejects.toThrow("/prompts/bad.md: declared but unused variable(s): a");
   });
 
-  it("the prompts shipped in prompts/ all load", async () => {
+  it("the prompts shipped in prompts/ all load, each declaring the variables the code fills", async () => {
     const logs = await captureLogs("warn");
     const library = await PromptLibrary.open({
       directory: fileURLToPath(new URL("../../prompts/", import.meta.url)),
       clock: createFakeClock(),
       checkIntervalMs: 1000,
       log: logs.log,
+      required: PROMPT_VARIABLES,
     });
     expect(library.names().sort()).toEqual([
       "ask",
@@ -132,6 +134,7 @@ describe("prompt files", () => {
       "system",
       "triage",
     ]);
+    expect(Object.keys(PROMPT_VARIABLES).sort()).toEqual(library.names().sort());
   });
 });
 
@@ -217,6 +220,39 @@ describe("the prompt cache", () => {
     expect(await library.render("greet", { name: "Ada", thread: "t" })).toBe(
       "Howdy Ada, see t and Ada again.",
     );
+  });
+
+  it("picks up an edit after the wall clock was stepped back (NTP)", async () => {
+    const { library, clock, edit } = await openLibrary({ "greet.md": GOOD }, 2000);
+    // A day ahead (a VM resumed with a stale offset), a render checks the file...
+    clock.advance(86_400_000);
+    await library.render("greet", { name: "Ada", thread: "t" });
+    // ...then NTP puts the clock back, and an operator edits the prompt.
+    clock.advance(-86_400_000 + 5_000);
+    edit("greet.md", GOOD.replace("Hello", "Howdy"));
+
+    // The check time is a day ahead: it must count as due, not hold the edit back for a day.
+    clock.advance(60_000);
+    expect(await library.render("greet", { name: "Ada", thread: "t" })).toBe(
+      "Howdy Ada, see t and Ada again.",
+    );
+  });
+
+  it("settles a file read before the wall clock was stepped back, rather than reading it at every check", async () => {
+    const { library, counts, clock, edit } = await openLibrary({ "greet.md": GOOD });
+    clock.advance(86_400_000);
+    edit("greet.md", GOOD.replace("Hello", "Howdy"));
+    await library.render("greet", { name: "Ada", thread: "t" }); // read a day ahead
+    expect(counts.readFile).toBe(2);
+    clock.advance(-86_400_000);
+
+    // The read's tick counts from the first check after the step: one read to see the text is
+    // the same, one a tick later to settle it, then stats only.
+    for (let i = 0; i < 5; i++) {
+      clock.advance(1500);
+      await library.render("greet", { name: "Ada", thread: "t" });
+    }
+    expect(counts).toEqual({ readdir: 1, stat: 7, readFile: 4 });
   });
 
   it("keeps the last good version when an edit breaks the file, and logs it", async () => {
