@@ -198,7 +198,17 @@ export class JobJournal implements JobQueue {
   }
 
   async has(id: string): Promise<boolean> {
-    return this.#jobs.has(id) || this.#finished.has(id);
+    return this.#jobs.has(id) || this.#isFinished(id);
+  }
+
+  /**
+   * Finished within the retention. An older id stays in memory and in the file until the next
+   * rewrite drops it, but its redelivery is a new delivery already (as with `REDIS_URL`): it had
+   * stayed a duplicate until a restart or a compaction, which may not come for days.
+   */
+  #isFinished(id: string): boolean {
+    const at = this.#finished.get(id);
+    return at !== undefined && at >= this.#options.clock.now() - this.#options.retentionMs;
   }
 
   async enqueue(job: NewJob): Promise<EnqueueResult> {
@@ -206,7 +216,7 @@ export class JobJournal implements JobQueue {
     // when the queue is full or at a restart: it was a duplicate only until one of those.
     const known = this.#jobs.get(job.id);
     if (this.#isExpired(known)) this.#forget(job.id, known!);
-    if (this.#jobs.has(job.id) || this.#finished.has(job.id)) {
+    if (this.#jobs.has(job.id) || this.#isFinished(job.id)) {
       // A copy that arrives while the first is being written is acknowledged only once it is.
       await this.#accepting.get(job.id);
       return { status: "duplicate" };
@@ -424,12 +434,18 @@ export class JobJournal implements JobQueue {
       case "add": {
         const job: Job & { op?: string } = { ...record };
         delete job.op;
-        // A delivery is added again only once its job was forgotten: a parked job past the
-        // retention, which writes nothing (#forgetExpired). On replay the later add is the job,
-        // whatever the clock says now: judged by it, a clock stepped back made the forgotten
-        // job unexpired again and dropped the delivery accepted since.
+        // A delivery is added again only once it was forgotten: a parked job past the retention,
+        // which writes nothing (#forgetExpired), or a finished id past the retention or
+        // `maxFinished`, whose `done` stays in the file until a rewrite succeeds. On replay the
+        // later add is the job, whatever the clock says now: judged by it, a clock stepped back
+        // made the forgotten job unexpired again, and an earlier `done` (a rewrite that failed
+        // had forgotten it) dropped the acknowledged delivery accepted since. No duplicate runs
+        // twice so: an add is appended only once enqueue accepted it, the id then neither held
+        // nor finished in memory, which forgets a finished id only in those two ways (and a
+        // rewrite never holds both a `done` and an `add` of one id: applying either undoes the
+        // other).
         this.#drop(job.id);
-        if (this.#finished.has(job.id)) break;
+        this.#finished.delete(job.id);
         this.#jobs.set(job.id, job);
         const size = bytes ?? weightOf(record);
         this.#heldBytes.set(job.id, size);
@@ -556,13 +572,15 @@ export class JobJournal implements JobQueue {
     return { pieces, bytes: pieces.reduce((sum, piece) => sum + piece.length, 0) };
   }
 
-  /** Replaces the file with a snapshot; on failure the old file and handle are kept if whole. */
-  async #rewrite(): Promise<void> {
+  /**
+   * Replaces the file with a snapshot; on failure the old file and handle are kept if whole. The
+   * snapshot is taken before anything is awaited (a default is evaluated at the call): a record
+   * applied meanwhile is still pending, and is appended after the snapshot, never both in it and
+   * appended (a start twice is two attempts).
+   */
+  async #rewrite(snapshot = this.#snapshot()): Promise<void> {
     const file = this.#options.file;
     if (!file) return;
-    // Taken before anything is awaited: a record applied meanwhile is still pending, and is
-    // appended after the snapshot, never both in it and appended (a start twice is two attempts).
-    const snapshot = this.#snapshot();
     let handle: FileHandle;
     try {
       await writeFileAtomically(file, snapshot.pieces);
@@ -602,6 +620,10 @@ export class JobJournal implements JobQueue {
     const limit = Math.max(2 * live + 1_000, this.#compactAfter);
     if (this.#linesInFile + adding <= limit) return false;
     try {
+      // Every record waiting to be appended is already applied, so the snapshot holds it. Taken
+      // before the copy below is awaited: a record applied during it (a start, a spend) is
+      // pending, appended after the snapshot; taken after, it was in both, and counted twice.
+      const snapshot = this.#snapshot();
       // Lines the start could not read, and could not copy aside for want of room, are copied
       // before a rewrite drops them.
       const file = this.#options.file;
@@ -610,8 +632,7 @@ export class JobJournal implements JobQueue {
         this.damagedCopy = await keepDamaged(file, this.malformedLines, clock, log);
         this.#uncopiedDamage = false;
       }
-      // Every record waiting to be appended is already applied, so the snapshot holds it.
-      await this.#rewrite();
+      await this.#rewrite(snapshot);
       return true;
     } catch (error) {
       if (this.#torn) throw error;

@@ -468,6 +468,28 @@ describe("the job journal", () => {
     expect(readFileSync(file, "utf8").split("\n").length).toBeLessThan(10);
   });
 
+  it("takes a delivery redelivered past the retention as a new one before any rewrite, across a restart too", async () => {
+    // As with REDIS_URL. Finished ids were forgotten only when the file was rewritten (a start,
+    // or a compaction once the file doubled): until then a redelivery was skipped (found by a
+    // review).
+    const file = join(makeDataDir(), "journal.log");
+    const clock = createFakeClock();
+    const { journal } = await openJournal(file, { clock });
+    await journal.enqueue(job("d1"));
+    await journal.claimNext();
+    await journal.complete("d1");
+    clock.advance(72 * HOUR);
+    expect(await journal.has("d1")).toBe(true);
+    clock.advance(1);
+    expect(await journal.has("d1")).toBe(false);
+    expect(await journal.enqueue(job("d1"))).toEqual({ status: "accepted" });
+    await journal.close();
+    // Its add follows its `done` in the file: the restart keeps the job accepted.
+    const reopened = await openJournal(file, { clock });
+    expect(reopened.journal.list().map((j) => j.id)).toEqual(["d1"]);
+    await reopened.journal.close();
+  });
+
   it("never runs a delivery whose add failed, nor lets it hold up its thread", async () => {
     const directory = makeDataDir();
     const file = join(directory, "journal.log");
@@ -659,6 +681,38 @@ describe("the job journal", () => {
     const third = await openJournal(file);
     expect(third.journal.list().map((j) => j.id)).toEqual(["kept", "new"]);
     expect(third.journal.malformedLines).toBe(0);
+    await third.journal.close();
+  });
+
+  it("keeps a delivery accepted after a rewrite that failed forgot its earlier finish: a restart runs it", async () => {
+    // The rewrite had forgotten the finished id, its `done` still in the file, and the replay
+    // then ignored the add that followed it: an acknowledged delivery was lost (found by a review).
+    const directory = makeDataDir();
+    const file = join(directory, "journal.log");
+    const clock = createFakeClock();
+    const first = await openJournal(file, { clock, maxFinished: 1 });
+    for (const id of ["d1", "d2"]) {
+      await first.journal.enqueue(job(id, id));
+      await first.journal.claimNext();
+      await first.journal.complete(id);
+    }
+    await first.journal.close();
+    // A disk too full for the start's rewrite: the server starts, appending to the file as read.
+    const prototype = await fileHandlePrototype(directory);
+    vi.spyOn(prototype, "writev").mockRejectedValue(noSpace());
+
+    const second = await openJournal(file, { clock, maxFinished: 1 });
+    // d1 is past `maxFinished`: the journal no longer knows it, and accepts it anew.
+    expect(await second.journal.has("d1")).toBe(false);
+    expect(await second.journal.enqueue(job("d1", "d1"))).toEqual({ status: "accepted" });
+    // d2 is still remembered: a duplicate, never appended, so not run after a restart either.
+    expect(await second.journal.enqueue(job("d2", "d2"))).toEqual({ status: "duplicate" });
+    await second.journal.close();
+    vi.restoreAllMocks();
+
+    const third = await openJournal(file, { clock, maxFinished: 1 });
+    expect(third.journal.list().map((j) => j.id)).toEqual(["d1"]);
+    expect(await third.journal.enqueue(job("d2", "d2"))).toEqual({ status: "duplicate" });
     await third.journal.close();
   });
 
