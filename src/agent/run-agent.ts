@@ -4,6 +4,7 @@ import {
   HumanMessage,
   ToolMessage,
   type BaseMessage,
+  type InvalidToolCall,
   type ToolCall,
 } from "@langchain/core/messages";
 import { convertToOpenAITool } from "@langchain/core/utils/function_calling";
@@ -247,15 +248,27 @@ export async function runAgent(options: RunAgentOptions): Promise<AgentResult> {
  * ids of calls whose arguments were not JSON (LangChain sets those apart, in
  * `invalid_tool_calls`), with the parse error. Those are sent back as calls with no arguments and
  * answered with the error, so the model can call again: left out, a reply holding only such calls
- * ended the run with no answer. A call without an id (some compatible servers send none) is given
+ * ended the run with no answer. Empty arguments are no arguments, `{}`: vLLM, LM Studio and some
+ * gateways send `""` for a tool without parameters, and told it was not JSON the model could only
+ * call it the same way again. A call without an id (some compatible servers send none) is given
  * one: LangChain refuses to send a tool call without one, which failed the next call.
  */
 function normalizeToolCalls(
   reply: AIMessage,
   step: number,
 ): { reply: AIMessage; broken: Map<string, string> } {
-  const valid = reply.tool_calls ?? [];
-  const invalid = reply.invalid_tool_calls ?? [];
+  const isEmpty = (call: InvalidToolCall) => (call.args ?? "").trim() === "";
+  const received = reply.invalid_tool_calls ?? [];
+  const valid = [
+    ...(reply.tool_calls ?? []),
+    ...received.filter(isEmpty).map((call) => ({
+      name: call.name ?? "unknown",
+      args: {},
+      ...(call.id ? { id: call.id } : {}),
+      type: "tool_call" as const,
+    })),
+  ];
+  const invalid = received.filter((call) => !isEmpty(call));
   const broken = new Map<string, string>();
   // A tool step goes back to the server with the conversation: without the reasoning a server
   // with no reasoning parser leaves in its content (tokens paid again at every later step, and
@@ -264,7 +277,7 @@ function normalizeToolCalls(
     typeof reply.content === "string" && valid.length + invalid.length > 0
       ? stripReasoning(reply.content).trim()
       : reply.content;
-  if (invalid.length === 0 && valid.every((call) => call.id) && content === reply.content)
+  if (received.length === 0 && valid.every((call) => call.id) && content === reply.content)
     return { reply, broken };
   const calls = [
     ...valid.map((call, index) => ({ ...call, id: call.id || `call_${step}_${index}` })),

@@ -39,8 +39,10 @@ export const summarizeCommand: Command = {
       body: `**Summary of this thread** (updated by \`/talos summarize\`)\n\n${renderAnswer(answer)}`,
       marker: summaryMarker(),
       seen: answer.comments,
-      // Remembered, so that `ask` elsewhere can recall what this thread concluded.
-      remember: answer.text
+      // Remembered, so that `ask` elsewhere can recall what this thread concluded: a whole
+      // summary only. One a limit cut short is posted, marked, but recalled later it would read
+      // as the thread's conclusion, with nothing saying it was cut.
+      remember: answer.finished
         ? toAnswerMemory(
             summaryId(issue.number),
             `Summary of #${issue.number} (${issue.title}): ${answer.text}`,

@@ -123,7 +123,7 @@ export function isEscaped(text: string, at: number): boolean {
 }
 
 /** A line's indent in columns, a tab to the next multiple of 4, as CommonMark counts it. */
-function indentColumns(text: string, start: number, end: number): number {
+export function indentColumns(text: string, start: number, end: number): number {
   let columns = 0;
   for (let i = start; i < end && (text[i] === " " || text[i] === "\t"); i++)
     columns = text[i] === "\t" ? columns + 4 - (columns % 4) : columns + 1;
@@ -213,7 +213,7 @@ function takesBackticks(text: string, start: number, end: number): boolean {
  * the next run of the same length closes; a run with no such closer is text. A backslash escapes
  * a run's first backtick, outside spans (inside, it is code).
  */
-function pairSpans(text: string, start: number, end: number): CodeRegion[] {
+export function pairSpans(text: string, start: number, end: number): CodeRegion[] {
   const runs: Array<{ start: number; length: number }> = [];
   for (let i = text.indexOf("`", start); i !== -1 && i < end;) {
     let j = i;

@@ -63,6 +63,7 @@ async function askAbout(baseUrl: string) {
   const github = createFakeRepoClient({
     issues: new Map([[3, makeIssue(3, { title: "X fails", body: "X fails on start." })]]),
     files: new Map([["src/x.ts", "export const x = () => { throw new Error('no config'); };"]]),
+    labels: [{ name: "bug", description: "Something is broken" }],
   });
   const logs = await captureLogs("warn");
   const answer = await runThreadTask({
@@ -162,5 +163,33 @@ describe("the agent against a model that misbehaves", () => {
     const id = assistantTurn!.tool_calls?.[0]?.id;
     expect(id).toEqual(expect.any(String));
     expect(toolTurn).toMatchObject({ role: "tool", tool_call_id: id });
+  });
+
+  it("runs a tool without parameters whose arguments the server sent as an empty string", async () => {
+    // vLLM, LM Studio and some gateways send `""` where OpenAI sends `"{}"`; LangChain's
+    // JSON.parse("") fails, and answered "not valid JSON" the model could never run the tool.
+    const server = await startRawServer([
+      {
+        role: "assistant",
+        content: null,
+        tool_calls: [
+          { id: "call_1", type: "function", function: { name: "list_labels", arguments: "" } },
+          { id: "call_2", type: "function", function: { name: "list_labels", arguments: " \n" } },
+        ],
+      },
+      { role: "assistant", content: "It is a bug." },
+    ]);
+    close = server.close;
+    const { answer, github } = await askAbout(server.baseUrl);
+
+    expect(answer).toMatchObject({ text: "It is a bug.", finished: true });
+    expect(github.fake.reads).toContain("labels");
+    const [assistantTurn, ...toolTurns] = server.requests[1]!.messages.slice(-3);
+    expect(assistantTurn!.tool_calls?.map((c) => c.function.arguments)).toEqual(["{}", "{}"]);
+    for (const turn of toolTurns) {
+      expect(turn.role).toBe("tool");
+      expect(String(turn.content)).not.toContain("not valid JSON");
+      expect(String(turn.content)).toContain("bug: Something is broken");
+    }
   });
 });

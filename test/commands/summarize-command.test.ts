@@ -110,7 +110,7 @@ describe("/talos summarize, when a limit cuts the answer short", () => {
     ]);
   });
 
-  it("posts the cut summary, saying it may be incomplete, when the thread has none yet", async () => {
+  it("posts the cut summary, saying it may be incomplete, when the thread has none yet, but does not remember it", async () => {
     const model = scriptedModel()
       .respondWithTools([{ name: "get_file", args: { path: "README.md" } }])
       .respond(new AIMessage("A summary, cut sh"));
@@ -134,6 +134,8 @@ describe("/talos summarize, when a limit cuts the answer short", () => {
         "*Talos reached its step or token limit for this run, so this answer may be incomplete.*" +
         "\n\n<!-- talos:summary -->",
     ]);
+    // Recalled by a later `ask`, it would read as the thread's conclusion, unmarked.
+    expect(await listMemory(app)).toEqual([]);
   });
 
   it("looks for the summary through the whole thread when the run read only its newest comments", async () => {
