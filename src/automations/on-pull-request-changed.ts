@@ -114,10 +114,15 @@ async function summarizeAndReview(options: PullRequestChangedOptions): Promise<v
           full: false,
           botLogin,
           markdown: options.markdown,
+          limits: options.limits,
           clock: options.clock,
           log,
           mayRun: mayRun("review"),
         });
+      // `pull` was read before the summary's model call: a pull request closed or made a draft
+      // since is caught when the review reads it again after its own model call, and nothing is
+      // posted. That race (seconds) costs at worst the review's model call; reading it again
+      // here would cost a request on every push.
       let outcome = await review(pull);
       // The head moved while the model worked. The job of the push that moved it runs nothing
       // when a bot pushed (pre-commit.ci's fix-up, a formatting workflow): left to it, this

@@ -150,7 +150,7 @@ async function askModel(
   changes: PullRequestChanges,
   previous: string | undefined,
 ): Promise<string> {
-  const text = await askAboutChanges({
+  const { text } = await askAboutChanges({
     ...options,
     changes,
     prompt: "pr-summary",

@@ -57,6 +57,7 @@ export async function answerCommand(options: AnswerCommandOptions): Promise<void
     slug: options.identity.slug,
     botLogin: options.identity.botLogin,
     markdown: options.markdown,
+    limits: options.limits,
     clock: options.clock,
     log,
   });

@@ -2,6 +2,7 @@ import type { Logger } from "pino";
 import type { Assistant } from "../agent/assistant.js";
 import type { Clock } from "../clock.js";
 import type { CommandName, RepoConfig } from "../config.js";
+import type { GitHubLimits } from "../github/create-octokit.js";
 import type { CommentInfo, IssueInfo, RepoClient } from "../github/create-repo-client.js";
 import type { LoadedRepoConfig } from "../github/load-repo-config.js";
 import type { PullRequestClient } from "../github/create-pull-request-client.js";
@@ -34,6 +35,8 @@ export interface CommandContext {
   botLogin: string;
   /** Everything a command posts itself (a review) goes through `toSafeMarkdown` here. */
   markdown: MarkdownService;
+  /** Retries of what a command posts itself (a review) after a rate limit. */
+  limits: GitHubLimits;
   clock: Clock;
   log: Logger;
 }

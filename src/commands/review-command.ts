@@ -20,6 +20,7 @@ export const reviewCommand: Command = {
       config,
       botLogin,
       markdown,
+      limits,
       clock,
       log,
     } = context;
@@ -36,6 +37,7 @@ export const reviewCommand: Command = {
       full,
       botLogin,
       markdown,
+      limits,
       clock,
       log,
     });
@@ -53,6 +55,7 @@ export const reviewCommand: Command = {
         return "This pull request is closed, so I did not review it.";
       case "not-requested":
       case "nothing-to-review":
+      case "draft":
       case "over-budget":
         throw new Error(`a command's review cannot end ${outcome.status}`);
     }

@@ -28,9 +28,13 @@ export interface AskAboutChangesOptions {
 
 /**
  * One model call about a pull request's changes (a review, a summary), with no tools: the model
- * reads the diff it is given, within its budget, and nothing else. Returns the model's raw text.
+ * reads the diff it is given, within its budget, and nothing else. Returns the model's raw text,
+ * and whether it finished: with no tools, `finished` is false when the output limit
+ * (TALOS_LLM_MAX_OUTPUT_TOKENS) cut the answer, which a review's JSON must know.
  */
-export async function askAboutChanges(options: AskAboutChangesOptions): Promise<string> {
+export async function askAboutChanges(
+  options: AskAboutChangesOptions,
+): Promise<{ text: string; finished: boolean }> {
   const { assistant, log } = options;
   const setup = await prepareRun(assistant, options.github, log);
   const texts = setup.fence.bounded(
@@ -54,5 +58,5 @@ export async function askAboutChanges(options: AskAboutChangesOptions): Promise<
     account: assistant.account,
     kind: options.kind,
   });
-  return result.text;
+  return { text: result.text, finished: result.finished };
 }

@@ -133,19 +133,23 @@ export async function loadPullRequestChanges(
       unlisted: diffUnlisted,
     });
   const selection = select(Math.min(room, budgetLeft));
-  // Spending left room for no file's diff where the settings would have had one: over budget,
-  // as the model would be. Read as a diff that did not fit, `/talos review` posted a review no
-  // model wrote, blaming `review.max_tokens`, once per command, and it stood as the head's
-  // review, so the next push's review left that head's changes out (found by a review). A
-  // diff too big for the settings themselves is still listed as not fitting.
+  // Spending left out a file the settings would have read: over budget, as the model would be.
+  // Left out as not fitting, it was blamed on `review.max_tokens`, and the review (or summary)
+  // of the rest stood as the head's, so the next push's run started after it and the file was
+  // never read (found by a review; with no file read at all, `/talos review` posted a review no
+  // model wrote, at every command). Refused, nothing marks the head as read: the next run, on
+  // another day or push, reads since the last one, these files included. Marking the head as
+  // read in part would take a second kind of marker; refusing keeps one. A diff too big for the
+  // settings themselves is still listed as not fitting.
   if (
     account &&
     budgetLeft < room &&
-    selection.reviewed.length === 0 &&
-    selection.skipped.some((file) => file.reason === "over-budget") &&
-    select(room).reviewed.length > 0
-  )
-    throw account.refuse(reserved + room);
+    selection.skipped.some((file) => file.reason === "over-budget")
+  ) {
+    const read = new Set(selection.reviewed.map((r) => r.file.filename));
+    if (select(room).reviewed.some((r) => !read.has(r.file.filename)))
+      throw account.refuse(reserved + room);
+  }
   return {
     files: comparison && !options.listAll ? diffFiles : listed.files,
     unlisted: comparison && !options.listAll ? 0 : listed.unlisted,

@@ -56,16 +56,29 @@ export interface ReviewAnswer {
   malformed: number;
   /** False when the answer was not the JSON asked for: its text is the verdict. */
   structured: boolean;
+  /**
+   * The output limit cut the answer, and its JSON did not parse whole: what it had finished (the
+   * verdict, each whole comment) is kept, and nothing else; the text is never the verdict.
+   */
+  cut: boolean;
 }
 
 /**
  * The model's review, as the prompt asks for it: one JSON object, perhaps in a code fence. An
  * answer that is not JSON becomes the verdict alone, with no inline comments: the model's text
- * is kept, and nothing is placed on a line it did not name.
+ * is kept, and nothing is placed on a line it did not name. An answer the output limit `cut`
+ * keeps what it had finished of the JSON, if anything: its text is a half-written object, which
+ * posted as the verdict had lost every inline comment.
  */
-export function parseReviewAnswer(text: string): ReviewAnswer {
-  const answer = findAnswer(text.slice(0, MAX_ANSWER_CHARS));
-  if (!answer) return { verdict: text.trim(), drafts: [], malformed: 0, structured: false };
+export function parseReviewAnswer(text: string, options: { cut?: boolean } = {}): ReviewAnswer {
+  const bounded = text.slice(0, MAX_ANSWER_CHARS);
+  const whole = findAnswer(bounded);
+  const cut = !whole && options.cut === true;
+  const answer = whole ?? (cut ? recoverCutAnswer(bounded) : undefined);
+  if (!answer) {
+    const verdict = cut ? "" : text.trim();
+    return { verdict, drafts: [], malformed: 0, structured: false, cut };
+  }
   const drafts: CommentDraft[] = [];
   let malformed = 0;
   for (const item of answer.comments.slice(0, MAX_DRAFTS)) {
@@ -83,7 +96,7 @@ export function parseReviewAnswer(text: string): ReviewAnswer {
     });
   }
   malformed += Math.max(0, answer.comments.length - MAX_DRAFTS);
-  return { verdict: answer.verdict.trim(), drafts, malformed, structured: true };
+  return { verdict: answer.verdict.trim(), drafts, malformed, structured: true, cut };
 }
 
 /**
@@ -137,4 +150,110 @@ function findObjectEnd(text: string, start: number): number {
     else if (c === "}" && --depth === 0) return i;
   }
   return -1;
+}
+
+/**
+ * What a review object cut short holds whole: its verdict, if its string was closed, and each
+ * comment object closed before the cut. Read as findAnswer reads, from each candidate `{` (at
+ * most MAX_CANDIDATES), key by key at the top level and item by item in `comments`, each value
+ * skipped past with strings and escapes read: every character is read once per candidate, so
+ * the work is linear on any input (no regular expression backtracks over the model's text).
+ */
+function recoverCutAnswer(text: string): z.infer<typeof Answer> | undefined {
+  let scanned = 0;
+  for (let at = text.indexOf("{"); at >= 0; at = text.indexOf("{", at + 1)) {
+    if (!opensKey(text, at)) continue;
+    if (++scanned > MAX_CANDIDATES) return undefined;
+    const found = readCutObject(text, at);
+    if (found.verdict !== undefined || found.comments.length > 0)
+      return { verdict: found.verdict ?? "", comments: found.comments };
+  }
+  return undefined;
+}
+
+function readCutObject(
+  text: string,
+  start: number,
+): { verdict: string | undefined; comments: unknown[] } {
+  let verdict: string | undefined;
+  const comments: unknown[] = [];
+  let i = skipWhitespace(text, start + 1);
+  while (text[i] === '"') {
+    const keyEnd = valueEnd(text, i);
+    if (keyEnd < 0) break;
+    const key = parseJson(text.slice(i, keyEnd));
+    i = skipWhitespace(text, keyEnd);
+    if (text[i] !== ":") break;
+    i = skipWhitespace(text, i + 1);
+    if (key === "comments" && text[i] === "[") {
+      i = skipWhitespace(text, i + 1);
+      // Each comment is kept only when its object closed: a comment cut in its body or before
+      // its line would be posted with half its words, or not where the model meant.
+      while (i < text.length && text[i] !== "]") {
+        const end = valueEnd(text, i);
+        if (end < 0) return { verdict, comments };
+        comments.push(parseJson(text.slice(i, end)));
+        i = skipWhitespace(text, end);
+        if (text[i] !== ",") break;
+        i = skipWhitespace(text, i + 1);
+      }
+      if (text[i] !== "]") break;
+      i = skipWhitespace(text, i + 1);
+    } else {
+      const end = valueEnd(text, i);
+      if (end < 0) break;
+      const value = key === "verdict" ? parseJson(text.slice(i, end)) : undefined;
+      if (typeof value === "string") verdict = value;
+      i = skipWhitespace(text, end);
+    }
+    if (text[i] !== ",") break;
+    i = skipWhitespace(text, i + 1);
+  }
+  return { verdict, comments };
+}
+
+/**
+ * Where the JSON value that starts at `at` ends (the index past it), or -1 when the text ends
+ * first: brackets are counted outside strings, and a string ends at its unescaped quote.
+ */
+function valueEnd(text: string, at: number): number {
+  let depth = 0;
+  for (let i = at; i < text.length; i++) {
+    const c = text[i]!;
+    if (c === '"') {
+      i = stringEnd(text, i);
+      if (i < 0) return -1;
+      if (depth === 0) return i + 1;
+    } else if (c === "{" || c === "[") depth++;
+    else if (c === "}" || c === "]") {
+      if (--depth === 0) return i + 1;
+      if (depth < 0) return i;
+    } else if (depth === 0 && (c === "," || JSON_WHITESPACE.includes(c))) return i;
+  }
+  // A number or a literal may be cut too: only a closing character says it is whole.
+  return -1;
+}
+
+/** The index of the quote that closes the string opened at `at`, or -1 when the text ends first. */
+function stringEnd(text: string, at: number): number {
+  for (let i = at + 1; i < text.length; i++) {
+    if (text[i] === "\\") i++;
+    else if (text[i] === '"') return i;
+  }
+  return -1;
+}
+
+function skipWhitespace(text: string, at: number): number {
+  let i = at;
+  while (i < text.length && JSON_WHITESPACE.includes(text[i]!)) i++;
+  return i;
+}
+
+/** The JSON text's value, or undefined when it is not JSON (a comment malformed inside). */
+function parseJson(json: string): unknown {
+  try {
+    return JSON.parse(json) as unknown;
+  } catch {
+    return undefined;
+  }
 }

@@ -2,6 +2,7 @@ import type { Logger } from "pino";
 import type { Assistant } from "../agent/assistant.js";
 import type { Clock } from "../clock.js";
 import type { RepoConfig } from "../config.js";
+import type { GitHubLimits } from "../github/create-octokit.js";
 import {
   hasMarkerAtEnd,
   readMarker,
@@ -15,12 +16,12 @@ import type {
   PullRequestInfo,
 } from "../github/create-pull-request-client.js";
 import type { RepoClient } from "../github/create-repo-client.js";
-import { statusOf } from "../github/octokit.js";
+import { rateLimitWaitMs, statusOf } from "../github/octokit.js";
 import type { MarkdownService } from "../markdown/markdown-workers.js";
 import { loadPullRequestChanges, type PullRequestChanges } from "./load-pull-request-changes.js";
 import type { Hunk } from "./parse-patch.js";
 import { askAboutChanges } from "./ask-about-changes.js";
-import { parseReviewAnswer } from "./parse-review-answer.js";
+import { parseReviewAnswer, type ReviewAnswer } from "./parse-review-answer.js";
 import { placeComments, type PlacedComment } from "./place-comments.js";
 import { describeScope, renderNotReviewed, shortSha } from "./render-changes.js";
 import { escapeName } from "../markdown/safe-text.js";
@@ -41,8 +42,10 @@ export interface ReviewPullRequestOptions {
   markdown: Pick<MarkdownService, "toSafeMarkdown">;
   /** Asked once the review is known to be needed, before anything is read for it. */
   mayRun?: (() => Promise<boolean>) | undefined;
-  /** Waits between the looks for a review whose creation failed. */
-  clock: Pick<Clock, "sleep">;
+  /** Waits between the looks for a review whose creation failed, and out a rate limit. */
+  clock: Pick<Clock, "now" | "sleep">;
+  /** How often, and how long, a review GitHub refused for a rate limit is waited for. */
+  limits: Pick<GitHubLimits, "maxRetries" | "maxRetryWaitSeconds">;
   log: Logger;
 }
 
@@ -66,6 +69,8 @@ export type ReviewOutcome =
   /** The head moved while the model worked: the review of `analysed` was not posted. */
   | { status: "stale"; analysed: string; head: string }
   | { status: "closed" }
+  /** A push's review of a pull request made a draft while the model worked: not posted. */
+  | { status: "draft" }
   | { status: "over-budget" };
 
 /**
@@ -137,13 +142,27 @@ export async function reviewPullRequest(options: ReviewPullRequestOptions): Prom
   });
   countComments(options, placement, answer?.malformed ?? 0);
 
+  // Read again, and looked at whole: closed, merged or made a draft while the model worked (or
+  // during the summary that ran before, after `pull` was read), at the same head, the pull
+  // request had got the review all the same (found by a review). A command on one closed
+  // meanwhile is answered as on one closed before; a review asked for is given on a draft,
+  // whose pushes get none.
+  const after = await pulls.getPullRequest(number);
+  if (after.state !== "open") {
+    log.info({ head }, "review not posted: the pull request was closed during the review");
+    return { status: "closed" };
+  }
+  if (commentId === undefined && after.draft) {
+    log.info({ head }, "push review not posted: the pull request became a draft during it");
+    return { status: "draft" };
+  }
   // Pinned to the analysed head: a review of a head that has moved on is not posted at all.
-  const now = (await pulls.getPullRequest(number)).headSha;
-  if (now !== head) {
+  if (after.headSha !== head) {
+    const now = after.headSha;
     log.info({ analysed: head, head: now }, "review not posted: the head moved during the review");
     return { status: "stale", analysed: head, head: now };
   }
-  const body = renderReviewBody(pull, changes, answer?.verdict, placement.dropped.length);
+  const body = renderReviewBody(pull, changes, answer, placement.dropped.length);
   const posted = await postReview(options, pull, body, placement.placed);
   log.info(
     {
@@ -186,7 +205,7 @@ async function askModel(
   pull: PullRequestInfo,
   changes: PullRequestChanges,
 ) {
-  const text = await askAboutChanges({
+  const { text, finished } = await askAboutChanges({
     ...options,
     pull,
     changes,
@@ -194,8 +213,13 @@ async function askModel(
     values: () => ({ max_comments: String(options.settings.max_comments) }),
     kind: "review",
   });
-  const answer = parseReviewAnswer(text);
-  if (!answer.structured)
+  const answer = parseReviewAnswer(text, { cut: !finished });
+  if (answer.cut)
+    options.log.warn(
+      { comments: answer.drafts.length, verdict: answer.verdict !== "" },
+      "the review answer was cut at the output limit; posting what it had finished",
+    );
+  else if (!answer.structured)
     options.log.warn("the review answer was not the JSON asked for; posted as text");
   return answer;
 }
@@ -213,19 +237,30 @@ function countComments(
     counter.inc({ outcome: "suggestion_dropped" }, placement.suggestionsDropped);
 }
 
+// A review the output limit cut is marked, as a command's cut answer is (renderAnswer, which
+// appends its note to prose); the setting is named: only whoever runs the server can raise it.
+const CUT_NOTE =
+  "_The model's answer was cut off at Talos's output token limit (`TALOS_LLM_MAX_OUTPUT_TOKENS`): this review holds only what it had finished._";
+const CUT_BEFORE_ANYTHING =
+  "The model's answer was cut off at Talos's output token limit before it finished any of the review. Whoever runs this Talos server can raise `TALOS_LLM_MAX_OUTPUT_TOKENS`.";
+
 function renderReviewBody(
   pull: PullRequestInfo,
   changes: PullRequestChanges,
-  verdict: string | undefined,
+  answer: ReviewAnswer | undefined,
   dropped: number,
 ): string {
+  const cutBeforeAnything = answer?.cut === true && !answer.structured;
   const parts = [
     `**Talos review** of \`${shortSha(pull.headSha)}\`, covering ${describeScope(changes, "post")}.`,
-    verdict ||
-      (changes.selection.reviewed.length === 0
-        ? "No file's diff could be read within the limits below, so there is nothing to say about the code."
-        : "(The model gave no verdict.)"),
+    answer?.verdict ||
+      (cutBeforeAnything
+        ? CUT_BEFORE_ANYTHING
+        : changes.selection.reviewed.length === 0
+          ? "No file's diff could be read within the limits below, so there is nothing to say about the code."
+          : "(The model gave no verdict.)"),
   ];
+  if (answer?.cut && !cutBeforeAnything) parts.push(CUT_NOTE);
   const notReviewed = renderNotReviewed(changes);
   if (notReviewed) parts.push(notReviewed);
   if (dropped > 0)
@@ -319,7 +354,7 @@ async function createOrFind(
 ): Promise<{ url: string }> {
   const { pulls, number } = options;
   try {
-    return await pulls.createReview(number, review);
+    return await createWaitingOutRateLimits(options, review);
   } catch (error) {
     const status = statusOf(error);
     // A 4xx is GitHub refusing it: nothing was created.
@@ -335,5 +370,37 @@ async function createOrFind(
       }
     }
     throw error;
+  }
+}
+
+/**
+ * Creates a review, sent again after a rate limit (a 403 or 429 naming one, as rateLimitWaitMs
+ * reads it for upsertReply) within TALOS_GITHUB_MAX_RETRIES and _MAX_RETRY_WAIT_SECONDS, as a
+ * reply is. Refused, the review was not created, so sending it again cannot double it; and the
+ * throttling plugin leaves content creation alone (CONTENT_CREATION). Thrown, the job failed,
+ * and its retry paid for the model's answer again.
+ */
+async function createWaitingOutRateLimits(
+  options: ReviewPullRequestOptions,
+  review: Parameters<ReviewPullRequestOptions["pulls"]["createReview"]>[1],
+): Promise<{ url: string }> {
+  const { pulls, number, clock, limits } = options;
+  for (let attempt = 0; ; attempt++) {
+    try {
+      return await pulls.createReview(number, review);
+    } catch (error) {
+      const waitMs = rateLimitWaitMs(error, clock.now());
+      if (
+        waitMs === undefined ||
+        attempt >= limits.maxRetries ||
+        waitMs > limits.maxRetryWaitSeconds * 1000
+      )
+        throw error;
+      options.log.warn(
+        { attempt: attempt + 1, waitMs, status: statusOf(error) },
+        "GitHub rate-limited the review's creation; sending it again after the wait",
+      );
+      await clock.sleep(waitMs);
+    }
   }
 }

@@ -1189,6 +1189,46 @@ describe("pull requests: drafts made ready", () => {
   });
 });
 
+describe("pull requests: closed or made a draft during the summary", () => {
+  it.each([
+    ["closed (or merged)", { state: "closed" }],
+    ["made a draft", { draft: true }],
+  ])("%s while the summary's model worked, the push gets no review", async (_case, change) => {
+    // The review started from the pull request as read before the summary, and read it again
+    // after its own model call for its head only: the review was posted.
+    const model = scriptedModel()
+      .respond(new AIMessage("- **What it changes**: a dark theme, remembered."))
+      .respond(new AIMessage(JSON.stringify({ verdict: "Fine.", comments: [] })));
+    const app = await createTestApp({ model });
+    const scope = githubScope();
+    mockStart(scope);
+    scope.get(`${REPO}/pulls/2`).reply(200, pull(HEAD_2));
+    mockSummaryComment(scope, HEAD_1, "- **What it changes**: adds a dark theme.");
+    mockFiles(scope, PUSHED);
+    mockFiles(scope, PUSHED);
+    scope
+      .get(`${REPO}/compare/${HEAD_1}...${HEAD_2}`)
+      .query({ per_page: "1", page: "1" })
+      .times(2)
+      .reply(200, PUSH);
+    mockRunReads(scope);
+    scope.patch(`${REPO}/issues/comments/700`).reply(200, { id: 700 });
+    mockReviews(scope, "earlier");
+    // Read again once the review's model answered: changed since the first read.
+    scope.get(`${REPO}/pulls/2`).reply(200, pull(HEAD_2, change));
+
+    await receive(app, "pull_request", "pull_request.synchronize.json", (p) => {
+      p.pull_request.head.sha = HEAD_2;
+      p.after = HEAD_2;
+    });
+
+    // No review is mocked: one posted would be a request nobody mocked, failing the job.
+    expect(scope.pendingMocks()).toEqual([]);
+    expect(model.callCount).toBe(2);
+    expect(app.logs.lines().some((l) => /review not posted/.test(String(l.msg)))).toBe(true);
+  });
+});
+
 describe("pull-request summaries: a push that takes changes back", () => {
   // At HEAD_1 the PR adds a guard to setTheme (files.small.json); the push to HEAD_2 removes it.
   const THEME_WITHOUT_GUARD = {

@@ -5,12 +5,29 @@ import { loadPullRequestChanges } from "../../src/pulls/load-pull-request-change
 import { createFakeClock } from "../helpers/fake-clock.js";
 import { captureLogs } from "../helpers/test-app.js";
 
-/** A pull request of one added file of `lines` lines (about 50 bytes each), read within budgets. */
+/** An added file of `lines` lines (about 50 bytes each). */
+function addedFile(filename: string, lines: number) {
+  const added = Array.from(
+    { length: lines },
+    (_, i) => `+const value${i} = compute(${i}, "some text here");`,
+  );
+  return {
+    filename,
+    status: "added",
+    additions: lines,
+    deletions: 0,
+    changes: lines,
+    patch: `@@ -0,0 +1,${lines} @@\n${added.join("\n")}`,
+  };
+}
+
+/** A pull request of added files (one of `lines` lines by default), read within budgets. */
 async function load(options: {
   jobTokens: number;
   dailyTokens: number;
   maxTokens: number;
-  lines: number;
+  lines?: number;
+  files?: Array<ReturnType<typeof addedFile>>;
 }) {
   const logs = await captureLogs("warn");
   const budgets = await TokenBudgets.open({
@@ -21,23 +38,18 @@ async function load(options: {
     metrics: createMetrics(),
   });
   const account = await budgets.account({ installation: 1, repository: 10 });
-  const added = Array.from(
-    { length: options.lines },
-    (_, i) => `+const value${i} = compute(${i}, "some text here");`,
-  );
-  const file = {
-    filename: "src/big.ts",
-    status: "added",
-    additions: options.lines,
-    deletions: 0,
-    changes: options.lines,
-    patch: `@@ -0,0 +1,${options.lines} @@\n${added.join("\n")}`,
-  };
+  const files = options.files ?? [addedFile("src/big.ts", options.lines ?? 0)];
   const notFound = Object.assign(new Error("Not Found"), { status: 404 });
   return loadPullRequestChanges({
     github: { getFile: () => Promise.reject(notFound) } as never,
-    pulls: { listFiles: async () => ({ files: [file], unlisted: 0 }) } as never,
-    pull: { number: 2, headSha: "h", baseSha: "b", baseRef: "main", changedFiles: 1 } as never,
+    pulls: { listFiles: async () => ({ files, unlisted: 0 }) } as never,
+    pull: {
+      number: 2,
+      headSha: "h",
+      baseSha: "b",
+      baseRef: "main",
+      changedFiles: files.length,
+    } as never,
     settings: { max_tokens: options.maxTokens, ignore: [] } as never,
     assistant: {
       limits: { maxTokens: options.jobTokens, maxOutputTokens: 1_500 } as never,
@@ -53,6 +65,28 @@ describe("a pull request's diff within the token budgets", () => {
     await expect(
       load({ jobTokens: 60_000, dailyTokens: 1_000, maxTokens: 20_000, lines: 100 }),
     ).rejects.toBeInstanceOf(BudgetExceededError);
+  });
+
+  it("is refused as over budget when spending, not the settings, left out some of the files", async () => {
+    // 6,500 tokens are reserved (prompt and answer); the day leaves about 7,000 for the diff,
+    // where `review.max_tokens` has room for both files (about 5,400 each). Read in part, the
+    // other file was listed as over `review.max_tokens`, and the review (or summary) of the rest
+    // stood as the head's: the next push's run started after it, and that file was never read.
+    const files = [addedFile("src/a.ts", 100), addedFile("src/b.ts", 100)];
+    await expect(
+      load({ jobTokens: 60_000, dailyTokens: 13_500, maxTokens: 20_000, files }),
+    ).rejects.toBeInstanceOf(BudgetExceededError);
+    // With the day's room for both, both are read.
+    const changes = await load({
+      jobTokens: 60_000,
+      dailyTokens: 20_000,
+      maxTokens: 20_000,
+      files,
+    });
+    expect(changes.selection.reviewed.map((r) => r.file.filename)).toEqual([
+      "src/a.ts",
+      "src/b.ts",
+    ]);
   });
 
   it.each([

@@ -28,6 +28,7 @@ const EXPECTED = {
   ],
   malformed: 0,
   structured: true,
+  cut: false,
 };
 
 describe("parseReviewAnswer", () => {
@@ -55,6 +56,7 @@ describe("parseReviewAnswer", () => {
       drafts: [],
       malformed: 0,
       structured: true,
+      cut: false,
     });
     const text = JSON.stringify({
       verdict: EXPECTED.verdict,
@@ -102,6 +104,7 @@ describe("parseReviewAnswer", () => {
       drafts: [],
       malformed: 0,
       structured: false,
+      cut: false,
     });
   });
 
@@ -109,5 +112,60 @@ describe("parseReviewAnswer", () => {
     const hostile = '{"a":'.repeat(40_000) + '{"'.repeat(20_000);
     expect(parseReviewAnswer(hostile).structured).toBe(false);
     expect(parseReviewAnswer(`${"{ x ".repeat(45_000)}${REVIEW}`)).toEqual(EXPECTED);
+  });
+
+  describe("an answer the output limit cut", () => {
+    const second = { path: "src/b.ts", line: 3, severity: "minor", body: 'Say "why" {here}.' };
+    const whole = JSON.stringify({
+      ...JSON.parse(REVIEW),
+      comments: [...JSON.parse(REVIEW).comments, second],
+    });
+
+    it("keeps the verdict and each comment whose object closed, wherever the cut falls in the next", () => {
+      // Cut in the second comment's key, in its string (past a brace and a quote), before its end.
+      for (const end of ['"pa', 'Say \\"why\\" {he', "}."]) {
+        const text = `\`\`\`json\n${whole.slice(0, whole.lastIndexOf(end) + end.length - 1)}`;
+        expect(parseReviewAnswer(text, { cut: true }), end).toEqual({ ...EXPECTED, cut: true });
+      }
+    });
+
+    it("keeps whole comments when the verdict comes after them, and a verdict alone", () => {
+      const comments = JSON.stringify(JSON.parse(REVIEW).comments);
+      expect(
+        parseReviewAnswer(`{"comments": ${comments}, "verdict": "Sound, b`, { cut: true }),
+      ).toEqual({ ...EXPECTED, verdict: "", cut: true });
+      expect(
+        parseReviewAnswer(`{"verdict": "Sound.", "comments": [{"path": "src/`, { cut: true }),
+      ).toEqual({ verdict: "Sound.", drafts: [], malformed: 0, structured: true, cut: true });
+    });
+
+    it("never makes the half-written JSON the verdict, though nothing in it was finished", () => {
+      for (const text of ['{"verdict": "The par', "```json\n{", '{"summary": "x", "verdict"'])
+        expect(parseReviewAnswer(text, { cut: true }), text).toEqual({
+          verdict: "",
+          drafts: [],
+          malformed: 0,
+          structured: false,
+          cut: true,
+        });
+    });
+
+    it("reads a whole answer as whole, though the limit cut the prose after it", () => {
+      expect(parseReviewAnswer(`${REVIEW}\n\nAlso, the te`, { cut: true })).toEqual(EXPECTED);
+    });
+
+    it("stays linear on hostile repeats of openers, quotes and escapes", () => {
+      const time = (text: string) => {
+        const started = performance.now();
+        parseReviewAnswer(text, { cut: true });
+        return performance.now() - started;
+      };
+      for (const unit of ['{"a":', '{"', '{"comments":[', '{"verdict":"\\', '[{"a":[']) {
+        const small = unit.repeat(10_000);
+        const large = unit.repeat(40_000);
+        time(small);
+        expect(time(large) / Math.max(time(small), 1), unit).toBeLessThan(16);
+      }
+    });
   });
 });

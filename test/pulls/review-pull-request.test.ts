@@ -1,6 +1,6 @@
 import { AIMessage } from "@langchain/core/messages";
 import nock from "nock";
-import { expect, it } from "vitest";
+import { describe, expect, it } from "vitest";
 import {
   githubScope,
   mockAppIdentity,
@@ -9,6 +9,7 @@ import {
   mockRepoConfig,
 } from "../helpers/github-mocks.js";
 import { createFakeClock } from "../helpers/fake-clock.js";
+import { addedFile, runReview } from "../helpers/run-review.js";
 import { scriptedModel } from "../helpers/scripted-model.js";
 import { createTestApp, loadFixture } from "../helpers/test-app.js";
 
@@ -521,4 +522,142 @@ it("/talos review over the day's budget gets the notice, not a review no model w
     `GET https://api.github.com:443${REPO}`,
     `GET https://api.github.com:443${REPO}/pulls/2`,
   ]);
+});
+
+describe("a review's model answer cut at the output limit", () => {
+  // Cut at TALOS_LLM_MAX_OUTPUT_TOKENS (1,500 by default) in its second comment: with
+  // `review.max_comments` up to 50, and suggestions, an answer runs past it.
+  const whole = JSON.stringify({
+    verdict: "The parser drops the last line.",
+    comments: [
+      { path: "src/a.ts", line: 1, severity: "major", body: "Off by one here." },
+      {
+        path: "src/a.ts",
+        line: 2,
+        severity: "minor",
+        body: "This never returns the last element.",
+      },
+    ],
+  });
+  const files = [addedFile("src/a.ts", ["const a = 1;", "const b = 2;", "const c = 3;"])];
+  const cutAt = (text: string) =>
+    new AIMessage({ content: text, response_metadata: { finish_reason: "length" } });
+
+  it("keeps the verdict and each whole comment, says it was cut, and posts no raw JSON", async () => {
+    const { outcome, created } = await runReview({
+      files,
+      answer: cutAt(whole.slice(0, whole.indexOf("This never") + 10)),
+    });
+    expect(outcome.status).toBe("posted");
+    expect(created).toHaveLength(1);
+    const body = created[0]!.body;
+    // It had posted `{"verdict":…,"comments":[{"path":…` as the review, every comment lost.
+    expect(body).not.toContain('"comments"');
+    expect(body).not.toContain('"path"');
+    expect(body).toContain("The parser drops the last line.");
+    expect(body).toContain("this review holds only what it had finished");
+    expect(body).toContain("TALOS_LLM_MAX_OUTPUT_TOKENS");
+    expect(created[0]!.comments).toEqual([expect.objectContaining({ path: "src/a.ts", line: 1 })]);
+  });
+
+  it("cut before anything was finished, says only that, naming the setting", async () => {
+    const { created } = await runReview({ files, answer: cutAt(whole.slice(0, 25)) });
+    expect(created).toHaveLength(1);
+    const body = created[0]!.body;
+    expect(body).not.toContain('"verdict"');
+    expect(body).toContain("cut off at Talos's output token limit");
+    expect(body).toMatch(/can raise \W*TALOS_LLM_MAX_OUTPUT_TOKENS/);
+    expect(created[0]!.comments).toEqual([]);
+  });
+
+  it("a whole answer is posted as it is, with no note", async () => {
+    const { created } = await runReview({ files, answer: new AIMessage(whole) });
+    expect(created[0]!.body).not.toContain("output token limit");
+    expect(created[0]!.comments).toHaveLength(2);
+  });
+});
+
+describe("a pull request closed or made a draft while the model worked", () => {
+  const answer = JSON.stringify({
+    verdict: "Fine.",
+    comments: [{ path: "src/a.ts", line: 1, severity: "minor", body: "Name this better." }],
+  });
+  const files = [addedFile("src/a.ts", ["const a = 1;"])];
+  // An earlier Talos review, of another commit: the pull request's pushes are reviewed.
+  const earlier = [{ author: BOT, body: `Earlier.\n\n<!-- talos:review:${"c".repeat(40)}:1 -->` }];
+
+  // Read again after the model answered, only its head was looked at: at the same head, it got
+  // the review.
+  it.each([
+    ["closed (or merged)", { state: "closed" }, "closed"],
+    ["made a draft", { draft: true }, "draft"],
+  ] as const)("gets no push review when %s", async (_case, after, status) => {
+    const { outcome, created } = await runReview({
+      files,
+      answer,
+      after,
+      reviews: earlier,
+      commentId: undefined,
+    });
+    expect(created).toHaveLength(0);
+    expect(outcome).toEqual({ status });
+  });
+
+  it("/talos review is answered as on a closed pull request, and a draft still gets its review", async () => {
+    const closed = await runReview({ files, answer, after: { state: "closed" } });
+    expect(closed.created).toHaveLength(0);
+    expect(closed.outcome).toEqual({ status: "closed" });
+    // A review asked for is given on a draft: only push reviews skip drafts.
+    const draft = await runReview({ files, answer, after: { draft: true } });
+    expect(draft.outcome.status).toBe("posted");
+  });
+});
+
+describe("a review GitHub refuses for a rate limit", () => {
+  // As @octokit/request-error has it: a 403 naming a secondary rate limit, with `retry-after`.
+  // The throttling plugin does not retry content creation (CONTENT_CREATION).
+  const limited = (retryAfter: string) =>
+    Object.assign(
+      new Error(
+        "You have exceeded a secondary rate limit. Please wait a few minutes before you try again.",
+      ),
+      { status: 403, response: { headers: { "retry-after": retryAfter }, data: {} } },
+    );
+  const files = [addedFile("src/a.ts", ["const a = 1;"])];
+
+  it("is created after the wait, with no second model call", async () => {
+    // Thrown, the job failed, and its retry asked (and paid) the model again.
+    const { outcome, created, model, clock } = await runReview({
+      files,
+      refuse: (attempt) => (attempt < 2 ? limited("30") : undefined),
+    });
+    expect(outcome.status).toBe("posted");
+    expect(created).toHaveLength(1);
+    expect(model.callCount).toBe(1);
+    expect(clock.sleeps).toEqual([30_000, 30_000]);
+  });
+
+  it("fails when the wait is over TALOS_GITHUB_MAX_RETRY_WAIT_SECONDS, or past TALOS_GITHUB_MAX_RETRIES", async () => {
+    await expect(runReview({ files, refuse: () => limited("600") })).rejects.toThrow(
+      /secondary rate limit/,
+    );
+    let attempts = 0;
+    await expect(runReview({ files, refuse: () => (attempts++, limited("1")) })).rejects.toThrow(
+      /secondary rate limit/,
+    );
+    // The first try and 3 retries.
+    expect(attempts).toBe(4);
+  });
+
+  it("fails at once on a 4xx that is no rate limit", async () => {
+    let attempts = 0;
+    const forbidden = Object.assign(new Error("Resource not accessible by integration"), {
+      status: 403,
+      response: { headers: {}, data: {} },
+    });
+    await expect(runReview({ files, refuse: () => (attempts++, forbidden) })).rejects.toBe(
+      forbidden,
+    );
+    expect(attempts).toBe(1);
+  });
 });
