@@ -1,4 +1,5 @@
 import type { MarkdownIt, Token } from "markdown-it";
+import { afterContainers } from "./code-finder.js";
 import { attribute, createMarkdownParser } from "./create-markdown-parser.js";
 import { findMarker, targetProblem } from "./safe-text.js";
 import {
@@ -49,8 +50,70 @@ export function checkSafeMarkdown(
       if (token.children) visit(token.children);
     }
   };
-  visit(parser.parse(markdown, {}));
+  const tokens = parser.parse(markdown, {});
+  visit(tokens);
+  problems.push(...strayTableRows(markdown, tokens));
   return problems;
+}
+
+/**
+ * Lines GitHub reads as a table's delimiter row outside the tables markdown-it sees. GitHub's
+ * parser (cmark-gfm) starts a table at a delimiter row without a pipe (`:-:`), the line before
+ * it the header; markdown-it wants a pipe in the header, and sees a paragraph. In such a table
+ * every later line is cut into cells at each pipe, inside code spans too, so code the writer
+ * made of a mention (`@octocat|x`) or of HTML turned live, unseen by the checks above.
+ */
+function strayTableRows(markdown: string, tokens: Token[]): string[] {
+  // Lines markdown-it reads as a table or as code, where such a line is what it should be.
+  const kept: boolean[] = [];
+  for (const token of tokens) {
+    const kind = token.type;
+    if (!token.map || (kind !== "table_open" && kind !== "fence" && kind !== "code_block"))
+      continue;
+    for (let line = token.map[0]; line < token.map[1]; line++) kept[line] = true;
+  }
+  const problems: string[] = [];
+  for (let start = 0, line = 0; start <= markdown.length; line++) {
+    let end = markdown.indexOf("\n", start);
+    if (end === -1) end = markdown.length;
+    if (!kept[line] && isDelimiterRow(markdown, afterContainers(markdown, start, end), end))
+      problems.push(`a line GitHub reads as a table: ${markdown.slice(start, end).slice(0, 40)}`);
+    start = end + 1;
+  }
+  return problems;
+}
+
+/**
+ * Whether the line from `at` to `end` is a table's delimiter row as cmark-gfm scans it:
+ * `[|]? marker ([|] marker)* [|]? spaces`, a marker being `spaces :? -+ :? spaces`. A row of
+ * dashes alone is not: it underlines a heading, which cmark-gfm tries first. A scan, linear.
+ */
+function isDelimiterRow(text: string, at: number, end: number): boolean {
+  const blank = (i: number) => i < end && " \t\v\f".includes(text[i]!);
+  let i = at;
+  // Dashes alone (`---`) need a pipe or a colon somewhere to be read as a row.
+  let marked = text[i] === "|";
+  if (marked) i++;
+  for (;;) {
+    while (blank(i)) i++;
+    if (text[i] === ":") {
+      marked = true;
+      i++;
+    }
+    if (i >= end || text[i] !== "-") return false;
+    while (i < end && text[i] === "-") i++;
+    if (i < end && text[i] === ":") {
+      marked = true;
+      i++;
+    }
+    while (blank(i)) i++;
+    if (i >= end) return marked;
+    if (text[i] !== "|") return false;
+    marked = true;
+    i++;
+    while (blank(i)) i++;
+    if (i >= end) return true;
+  }
 }
 
 /** What GitHub's filters would link in a text node: mentions, URLs, references. */

