@@ -56,7 +56,7 @@ export function createSecretScrubber(secrets: Array<string | undefined>): (text:
   const literals = new Set<string>();
   for (const secret of secrets) {
     if (!secret || secret.length < 6) continue;
-    for (const variant of [secret, JSON.stringify(secret).slice(1, -1)]) literals.add(variant);
+    for (const variant of writtenForms(secret)) literals.add(variant);
     // A key may be logged a line at a time; every long line of it counts as a secret too.
     for (const line of secret.split(/\r?\n|\\n/)) if (line.length >= 24) literals.add(line.trim());
   }
@@ -69,6 +69,22 @@ export function createSecretScrubber(secrets: Array<string | undefined>): (text:
     for (const [pattern, replace] of SECRET_PATTERNS) out = out.replace(pattern, replace);
     return out;
   };
+}
+
+/**
+ * How a secret may stand in a log line: as written, JSON-escaped, and as a URL a client sent
+ * carries it (Probot's request logger writes the URL as it came): percent-encoded, and
+ * form-encoded with a space as `+`, as a scraper's `?token=` is (a token holding a space had been
+ * logged so). Encoded, it holds nothing JSON escapes.
+ */
+function writtenForms(secret: string): string[] {
+  return [
+    secret,
+    JSON.stringify(secret).slice(1, -1),
+    // A lone surrogate as U+FFFD, as URLSearchParams writes it: encodeURIComponent throws on one.
+    encodeURIComponent(secret.replace(/\p{Surrogate}/gu, "\uFFFD")),
+    new URLSearchParams([["", secret]]).toString().slice(1),
+  ];
 }
 
 /**
@@ -200,9 +216,10 @@ function jwtStart(part: string): number {
  */
 export async function createLogger(options: LoggerOptions): Promise<Logger> {
   const scrub = createSecretScrubber(options.secrets);
-  // Longer than any secret as a log line holds it (JSON-escaped: at most twice as long), and than
-  // a token shape's match: a cut within this of a slice's end may hold part of one.
-  const margin = 2 * Math.max(0, ...options.secrets.map((s) => s?.length ?? 0)) + 256;
+  // Longer than any secret as a log line holds it (JSON-escaped or URL-encoded: at most nine
+  // times as long, a character of three UTF-8 bytes as `%E2%82%AC`), and than a token shape's
+  // match: a cut within this of a slice's end may hold part of one.
+  const margin = 9 * Math.max(0, ...options.secrets.map((s) => s?.length ?? 0)) + 256;
   const scrubbing = new Transform({
     transform(chunk: Buffer, _encoding, callback) {
       callback(

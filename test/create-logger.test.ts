@@ -1,5 +1,13 @@
-import { describe, expect, it } from "vitest";
+import { createServer, type Server } from "node:http";
+import type { AddressInfo } from "node:net";
+// Probot's own request logger, as its server puts it in front of every request.
+// Not exported by the package: imported by its path (it ships its own .d.ts).
+import { httpLogger } from "../node_modules/probot/lib/server/handlers/http-logger.js";
+import { Registry } from "prom-client";
+import { describe, expect, it, onTestFinished } from "vitest";
+import { getSecrets, parseEnv } from "../src/config.js";
 import { createSecretScrubber, MAX_LOG_LINE_BYTES } from "../src/create-logger.js";
+import { createMetricsRoute } from "../src/metrics/create-metrics-route.js";
 import { expectLinearTime, HOSTILE_FRAGMENTS } from "./helpers/hostile-input.js";
 import { scriptedModel } from "./helpers/scripted-model.js";
 import {
@@ -109,6 +117,49 @@ describe("log scrubbing", () => {
       expect(text).not.toContain(secret);
     }
     expect(text).not.toMatch(/eyJ[\w-]{8,}\.[\w-]{8,}\.[\w-]{8,}/);
+  });
+});
+
+describe("secrets in a URL a client sent", () => {
+  it("removes every configured secret percent-encoded and form-encoded too", () => {
+    const secrets = ["metrics token 0123456789", "hook/secret+value=01", "key*with~odd(chars)!"];
+    const scrub = createSecretScrubber(secrets);
+    for (const secret of secrets) {
+      const percent = encodeURIComponent(secret);
+      const form = new URLSearchParams({ q: secret }).toString().slice("q=".length);
+      expect(scrub(`GET /x?q=${percent} 401`)).toBe("GET /x?q=[REDACTED] 401");
+      expect(scrub(`GET /x?q=${form} 401`)).toBe("GET /x?q=[REDACTED] 401");
+    }
+  });
+
+  it("keeps TALOS_METRICS_TOKEN out of Probot's request log when a scraper sends it in the query string", async () => {
+    // A token with a space, which the README says works.
+    const token = "metrics token 0123456789";
+    const env = parseEnv({ TALOS_METRICS_TOKEN: token });
+    const logs = await captureLogs("info", getSecrets(env));
+    const logRequest = httpLogger(logs.log, {});
+    const route = createMetricsRoute(new Registry(), { token });
+    const server: Server = createServer((req, res) => {
+      logRequest(req, res);
+      void route(req, res).then((served) => {
+        if (!served) res.writeHead(404).end();
+      });
+    });
+    onTestFinished(() => new Promise<void>((resolve) => server.close(() => resolve())));
+    await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
+    const { port } = server.address() as AddressInfo;
+
+    // Prometheus `params: { token: [...] }` (a common way to pass a scrape token): refused 401,
+    // and Probot logs the URL as it came, `+` for the space.
+    const query = new URLSearchParams({ token }).toString();
+    const response = await fetch(`http://127.0.0.1:${port}/metrics?${query}`);
+    expect(response.status).toBe(401);
+    await new Promise((resolve) => setTimeout(resolve, 100));
+
+    const text = logs.text();
+    expect(text).toContain("GET /metrics?token=[REDACTED] 401");
+    for (const form of [token, encodeURIComponent(token), query.slice("token=".length)])
+      expect(text).not.toContain(form);
   });
 });
 

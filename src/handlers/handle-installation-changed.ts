@@ -60,7 +60,7 @@ export function createInstallationChangedHandler(deps: {
     if (event === "installation.deleted") {
       await deps.backfill.cancelInstallation(installation);
       await deps.memory.deleteInstallation(installation);
-      deps.rateLimits.forget(String(installation));
+      await deps.rateLimits.forget(String(installation));
       // Its time alone, of an installation gone: kept, it harms nothing, so the uninstall is not
       // failed over it (after its memories went).
       await deps.suspensions

@@ -16,7 +16,8 @@ const LOW_REMAINING_SHARE = 0.1;
 /**
  * Rate-limit bookkeeping shared by every client of the process: the gauge per installation and
  * resource, and which of them are already below the warning threshold (so the warning is logged
- * when remaining drops under it, not on every response after).
+ * when remaining drops under it, not on every response after). It forgets all of an
+ * installation's series when it is uninstalled.
  */
 export class RateLimitTracker {
   readonly #metrics: Metrics;
@@ -65,14 +66,22 @@ export class RateLimitTracker {
     }
   }
 
-  /** An uninstalled installation's series go: kept, they would pile up with every uninstall. */
-  forget(installation: string): void {
+  /**
+   * An uninstalled installation's series go, its rate-limit gauges and its model token counts
+   * (the only other metric by installation): kept, they would pile up with every install and
+   * uninstall of a public app until a restart.
+   */
+  async forget(installation: string): Promise<void> {
     for (const resource of this.#resources.get(installation) ?? []) {
       this.#metrics.githubRateLimitRemaining.remove({ installation, resource });
       this.#metrics.githubRateLimitLimit.remove({ installation, resource });
       this.#low.delete(`${installation}/${resource}`);
     }
     this.#resources.delete(installation);
+    // Counted by run-agent, not through here: the counter's own series say which kinds were used.
+    const tokens = this.#metrics.llmTokens;
+    for (const { labels } of (await tokens.get()).values)
+      if (labels.installation === installation) tokens.remove(labels);
   }
 }
 

@@ -45,7 +45,7 @@ describe("repositories removed from an installation", () => {
       backfill,
       memory: memories,
       suspensions: {} as never,
-      rateLimits: { forget: () => undefined },
+      rateLimits: { forget: async () => undefined },
       clock: systemClock,
     });
     const context = {

@@ -696,8 +696,8 @@ describe("an installation suspended, then uninstalled", () => {
   });
 });
 
-describe("an uninstalled installation's rate-limit series", () => {
-  it("are removed from /metrics, while another installation's stay", async () => {
+describe("an uninstalled installation's series on /metrics", () => {
+  it("removes its rate-limit series, while another installation's stay", async () => {
     const app = await createTestApp();
     const scope = githubScope();
     for (const installation of [2, 3]) {
@@ -726,5 +726,23 @@ describe("an uninstalled installation's rate-limit series", () => {
 
     expect(scope.pendingMocks()).toEqual([]);
     expect(await series()).toEqual(["3", "3"]);
+  });
+
+  it("removes its talos_llm_tokens_total series, while another installation's stay", async () => {
+    const app = await createTestApp({ logLevel: "warn" });
+    githubScope(); // no mocks: the uninstall reads nothing
+    // What run-agent counts for every model call of an installation's jobs (its triage, say).
+    for (const installation of ["2", "3"])
+      for (const direction of ["input", "output"])
+        app.talos.metrics.llmTokens.inc({ installation, kind: "triage", direction }, 100);
+
+    await receive(app, "installation", webhookExample("installation", "deleted", 2), "gone");
+
+    // Kept, each installation ever seen had its series until a restart: with anyone able to
+    // install a public app, /metrics grew with every install and uninstall.
+    const installations = (await app.talos.metrics.llmTokens.get()).values.map(
+      (v) => v.labels.installation,
+    );
+    expect(installations).toEqual(["3", "3"]);
   });
 });
