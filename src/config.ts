@@ -139,6 +139,12 @@ export const EnvSchema = z.object({
   // all parking, a flood in one repository) cannot refuse every other's deliveries.
   TALOS_JOB_QUEUE_INSTALLATION_SHARE: withDefault(z.coerce.number().positive().max(1), 0.25),
   TALOS_JOB_MAX_ATTEMPTS: withDefault(z.coerce.number().int().min(1).max(100), 5),
+  // Webhook bodies being received (not yet verified: their signature needs all of them), all
+  // together; 4 of GitHub's largest. A delivery past it is answered 503 and can be redelivered.
+  TALOS_WEBHOOK_INFLIGHT_MB: withDefault(
+    z.coerce.number().int().min(25, "at least 25 (GitHub sends payloads of up to 25 MB)"),
+    100,
+  ),
   TALOS_SHUTDOWN_GRACE_MS: withDefault(timerMs().min(0), 20_000),
   // Several instances: with REDIS_URL the job queue is shared (BullMQ), and so is Probot's
   // GitHub throttling. Keys start with TALOS_REDIS_PREFIX; a job (and its issue's thread) stays

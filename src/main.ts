@@ -12,6 +12,7 @@ import {
 } from "./config.js";
 import { redeliverMissedAtStart } from "./github/redeliver-missed.js";
 import { createHealthRoute } from "./http/create-health-route.js";
+import { createWebhookBodyBudget } from "./http/create-webhook-body-budget.js";
 import { limitSetupWebhookBodies, withWebhookBodyLimit } from "./http/limit-webhook-bodies.js";
 import { createTalos } from "./index.js";
 import { DataDirectoryInUseError, lockDataDirectory } from "./lock-data-directory.js";
@@ -66,8 +67,12 @@ void talos.services.memory.warm().then(
   (error: unknown) => log.warn({ err: error }, "memory warm-up stopped"),
 );
 // Probot buffers webhook bodies whole, on its own route before any the app adds: both are limited.
-// With REDIS_URL, deliveries that come while Redis is away are refused with 503.
-const webhookLimits = { available: () => talos.services.queue.available() };
+// With REDIS_URL, deliveries that come while Redis is away are refused with 503. Bodies being
+// received count against one budget, both routes and setup mode together.
+const webhookLimits = {
+  available: () => talos.services.queue.available(),
+  budget: createWebhookBodyBudget(env.TALOS_WEBHOOK_INFLIGHT_MB * 1024 * 1024),
+};
 // A port that cannot be listened on (taken, privileged) is bad input: one line naming its
 // variable and exit code 2, before Probot would log the listen error with its stack.
 const probotPort = env.PORT ?? 3000;
@@ -93,7 +98,11 @@ const app: ApplicationFunction = (probot, options) => {
 // Set before the server listens: /healthz reads it in setup mode too.
 let stopping = false;
 if (env.APP_ID === undefined) {
-  limitSetupWebhookBodies(Probot, createHealthRoute({ version, stopping: () => stopping }));
+  limitSetupWebhookBodies(
+    Probot,
+    createHealthRoute({ version, stopping: () => stopping }),
+    webhookLimits.budget,
+  );
 }
 const server = await run(withWebhookBodyLimit(app, webhookLimits), {
   env: environment,

@@ -1,12 +1,25 @@
 import type { IncomingMessage, ServerResponse } from "node:http";
 import { createNodeMiddleware, type Webhooks } from "@octokit/webhooks";
 import type { Logger } from "pino";
+import {
+  createWebhookBodyBudget,
+  type WebhookBodyBudget,
+  type WebhookBodyHold,
+} from "./create-webhook-body-budget.js";
 
 /**
  * GitHub sends no webhook payload over 25 MB, so a bigger body is not GitHub's.
  * https://docs.github.com/en/webhooks/webhook-events-and-payloads#payload-cap
  */
 export const WEBHOOK_MAX_BYTES = 25 * 1024 * 1024;
+
+/**
+ * How long a webhook body may take to come once its headers have. GitHub gives up on a delivery
+ * after 10 s (and records it failed, to be redelivered), so a body still coming after this is not
+ * GitHub's: the request is ended, rather than holding its part of the budget for Node's 300 s.
+ * https://docs.github.com/en/webhooks/using-webhooks/handling-webhook-deliveries#respond-within-10-seconds
+ */
+export const WEBHOOK_RECEIVE_TIMEOUT_MS = 30_000;
 
 /** A Node request handler as Probot's webhook middleware is one. */
 export type NodeMiddleware = (
@@ -37,6 +50,11 @@ export interface BodyLimitOptions {
   /** The webhook route; other requests go to the middleware untouched. */
   path: string;
   maxBytes: number;
+  /** The bytes of bodies being received, shared by every route of the process. */
+  budget: WebhookBodyBudget;
+  /** Where a delivery refused for the budget is told. */
+  log: Pick<Logger, "warn">;
+  receiveTimeoutMs?: number;
   /**
    * False while deliveries cannot be accepted (the shared job queue's Redis is away): they are
    * answered 503, before their body is read, so that GitHub shows them failed and they can be
@@ -51,10 +69,23 @@ export interface BodyLimitOptions {
  * Node's parser stops at the declared length). A chunked body is read here, at most `maxBytes` of
  * it: past that, reading stops, what came is dropped and the answer is 413; under it, the body is
  * handed to the middleware as `req.body`, which Probot's reads instead of the stream.
+ *
+ * Bodies come unverified, so all of them together are bounded by `budget` too: a declared length
+ * is held of it before the body is read, a chunked body's bytes as they come. A delivery that does
+ * not fit is answered 503, before its body is read (or, chunked, once it no longer fits), which
+ * GitHub records as failed, so that it can be redelivered. What a request holds is given back once
+ * its body has come, or it fails or closes; a body still coming after `receiveTimeoutMs` is ended.
  */
 export function createBodyLimitHandler(
   middleware: NodeMiddleware,
-  { path, maxBytes, available = () => true }: BodyLimitOptions,
+  {
+    path,
+    maxBytes,
+    budget,
+    log,
+    receiveTimeoutMs = WEBHOOK_RECEIVE_TIMEOUT_MS,
+    available = () => true,
+  }: BodyLimitOptions,
 ): NodeMiddleware {
   const route = normalizeTrailingSlashes(path);
   return async (req, res, next) => {
@@ -68,12 +99,21 @@ export function createBodyLimitHandler(
         { "retry-after": "60" },
       );
     const declared = req.headers["content-length"];
-    if (declared !== undefined)
-      return Number(declared) > maxBytes
-        ? tooLarge(req, res, maxBytes)
-        : middleware(req, res, next);
-    const body = await readAtMost(req, maxBytes);
+    // Node's parser has checked it: digits, and no more body than it says is read.
+    const length = declared === undefined ? undefined : Number(declared);
+    if (length !== undefined && length > maxBytes) return tooLarge(req, res, maxBytes);
+    // All of it has come already (read before this route, or small enough to come with the
+    // headers): there is nothing left to wait for, and no one to stall it.
+    if (req.complete) return middleware(req, res, next);
+    const hold = budget.hold(length ?? 0);
+    if (!hold) return busy(req, res, { log, budget, bytes: length });
+    const release = holdUntilReceived(req, res, hold, receiveTimeoutMs);
+    if (length !== undefined) return middleware(req, res, next);
+    const body = await readAtMost(req, maxBytes, hold);
+    // What came of it is dropped: it is no longer held.
+    if (typeof body === "string") release();
     if (body === "too large") return tooLarge(req, res, maxBytes);
+    if (body === "over budget") return busy(req, res, { log, budget, bytes: undefined });
     // The client went away: there is no one to answer.
     if (body === "aborted") return true;
     (req as IncomingMessage & { body?: string }).body = body.toString("utf8");
@@ -88,7 +128,12 @@ export function createBodyLimitHandler(
  */
 export function limitWebhookBodies(
   probot: WebhookMiddlewareFactory,
-  { maxBytes = WEBHOOK_MAX_BYTES, available }: WebhookLimits = {},
+  {
+    maxBytes = WEBHOOK_MAX_BYTES,
+    budget = createWebhookBodyBudget(4 * maxBytes),
+    receiveTimeoutMs,
+    available,
+  }: WebhookLimits = {},
 ): void {
   const getNodeMiddleware = probot.getNodeMiddleware.bind(probot);
   probot.getNodeMiddleware = async (options = {}) => {
@@ -101,11 +146,20 @@ export function limitWebhookBodies(
       log: probot.log,
       timeout: WEBHOOK_ANSWER_TIMEOUT_MS,
     }) as NodeMiddleware;
-    return createBodyLimitHandler(middleware, { path, maxBytes, available });
+    return createBodyLimitHandler(middleware, {
+      path,
+      maxBytes,
+      budget,
+      log: probot.log,
+      receiveTimeoutMs,
+      available,
+    });
   };
 }
 
-export type WebhookLimits = Partial<Pick<BodyLimitOptions, "maxBytes" | "available">>;
+export type WebhookLimits = Partial<
+  Pick<BodyLimitOptions, "maxBytes" | "budget" | "receiveTimeoutMs" | "available">
+>;
 
 /**
  * Setup mode (no credentials yet: `npm start` on a fresh clone) loads no app, so nothing above is
@@ -118,6 +172,7 @@ export type WebhookLimits = Partial<Pick<BodyLimitOptions, "maxBytes" | "availab
 export function limitSetupWebhookBodies(
   probotClass: { prototype: Pick<WebhookMiddlewareFactory, "getNodeMiddleware"> },
   before: (req: IncomingMessage, res: ServerResponse) => boolean = () => false,
+  budget: WebhookBodyBudget = createWebhookBodyBudget(4 * WEBHOOK_MAX_BYTES),
 ): void {
   const getNodeMiddleware = probotClass.prototype.getNodeMiddleware;
   probotClass.prototype.getNodeMiddleware = async function (
@@ -126,7 +181,12 @@ export function limitSetupWebhookBodies(
   ) {
     const middleware = await getNodeMiddleware.call(this, options);
     const path = options.path ?? this.webhookPath;
-    const limited = createBodyLimitHandler(middleware, { path, maxBytes: WEBHOOK_MAX_BYTES });
+    const limited = createBodyLimitHandler(middleware, {
+      path,
+      maxBytes: WEBHOOK_MAX_BYTES,
+      budget,
+      log: this.log,
+    });
     return async (req, res, next) =>
       before(req, res) || refuseLargeImport(req, res) || limited(req, res, next);
   };
@@ -166,6 +226,62 @@ function tooLarge(req: IncomingMessage, res: ServerResponse, maxBytes: number): 
 }
 
 /**
+ * A delivery the budget has no room for: GitHub records it failed, and the start's catch-up asks
+ * for it again. Logged without anything of its body; the delivery id, as the header says it.
+ */
+function busy(
+  req: IncomingMessage,
+  res: ServerResponse,
+  { log, budget, bytes }: { log: Pick<Logger, "warn">; budget: WebhookBodyBudget; bytes?: number },
+): true {
+  const delivery = req.headers["x-github-delivery"];
+  log.warn(
+    {
+      delivery: typeof delivery === "string" ? delivery.slice(0, 64) : undefined,
+      bytes,
+      heldBytes: budget.used(),
+      budgetBytes: budget.maxBytes,
+    },
+    "webhook delivery refused: the webhook bodies being received fill TALOS_WEBHOOK_INFLIGHT_MB",
+  );
+  return refuse(
+    req,
+    res,
+    503,
+    "Service Unavailable: too many webhook bodies are being received; redeliver later",
+    { "retry-after": "60" },
+  );
+}
+
+/**
+ * Gives `hold` back once the request's body has come (`end`), or the request fails or closes,
+ * a client's abort included, or its answer is sent without the body being read (the middleware's
+ * 400 for a missing header): whichever is first. A body still coming after `timeoutMs` is ended
+ * with an error, which the reader of the body (the middleware, or readAtMost) gets. Returns the
+ * release, for a body dropped before any of those.
+ */
+function holdUntilReceived(
+  req: IncomingMessage,
+  res: ServerResponse,
+  hold: WebhookBodyHold,
+  timeoutMs: number,
+): () => void {
+  const timer = setTimeout(
+    () => req.destroy(new Error(`webhook body not received within ${timeoutMs} ms`)),
+    timeoutMs,
+  );
+  // Not what keeps the process alive: the connection does, while it is open.
+  timer.unref();
+  const release = () => {
+    clearTimeout(timer);
+    hold.release();
+  };
+  req.once("end", release).once("close", release);
+  res.once("close", release);
+  return release;
+}
+
+/**
  * Answers `status`, and reads no more of the body. The answer is written but not ended at once:
  * ending it closes the connection, and a client still sending would then get a reset instead of
  * the answer. With the body no longer read, the client's sending stalls, it reads the answer and
@@ -193,23 +309,27 @@ function refuse(
   return true;
 }
 
+type ReadResult = Buffer | "too large" | "over budget" | "aborted";
+
 function readAtMost(
   req: IncomingMessage,
   maxBytes: number,
-): Promise<Buffer | "too large" | "aborted"> {
+  hold: WebhookBodyHold,
+): Promise<ReadResult> {
   return new Promise((resolve) => {
     const chunks: Buffer[] = [];
     let size = 0;
-    const finish = (result: Buffer | "too large" | "aborted") => {
+    const finish = (result: ReadResult) => {
       req.off("data", onData).off("end", onEnd).off("error", onAbort).off("close", onClose);
       resolve(result);
     };
     const onData = (chunk: Buffer) => {
       size += chunk.length;
-      if (size <= maxBytes) return void chunks.push(chunk);
+      const refused = size > maxBytes ? "too large" : !hold.add(chunk.length) && "over budget";
+      if (!refused) return void chunks.push(chunk);
       chunks.length = 0;
       req.pause();
-      finish("too large");
+      finish(refused);
     };
     const onEnd = () => finish(Buffer.concat(chunks, size));
     const onAbort = () => finish("aborted");

@@ -1,8 +1,9 @@
 import { createHmac } from "node:crypto";
 import { readFileSync } from "node:fs";
-import { connect } from "node:net";
+import { connect, type Socket } from "node:net";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { WEBHOOK_MAX_BYTES } from "../../src/http/limit-webhook-bodies.js";
+import { eventually } from "../helpers/eventually.js";
 import { startGitHubStandIn, type GitHubStandIn } from "../helpers/github-stand-in.js";
 import {
   buildDist,
@@ -127,6 +128,22 @@ function post(
   });
 }
 
+/**
+ * A delivery that says it is 25 MB long, sends a few bytes of it, and stalls: the server holds
+ * its length of the budget of bodies being received until it is aborted.
+ */
+function stall(url: string, path: string): Socket {
+  const { hostname, port } = new URL(url);
+  const socket = connect(Number(port), hostname);
+  socket.on("error", () => undefined);
+  socket.write(
+    `POST ${path} HTTP/1.1\r\nhost: ${hostname}\r\ncontent-type: application/json\r\n` +
+      "x-github-event: issue_comment\r\nx-github-delivery: stalled\r\n" +
+      `x-hub-signature-256: sha256=${"0".repeat(64)}\r\ncontent-length: ${WEBHOOK_MAX_BYTES}\r\n\r\n{"a"`,
+  );
+  return socket;
+}
+
 describe("webhook bodies over 25 MB", () => {
   let github: GitHubStandIn;
   let server: ServerProcess;
@@ -249,6 +266,41 @@ describe("webhook bodies over 25 MB", () => {
     const forged = body.replace("/talos config", "/talos help!");
     const bad = await post(server.url, "/", { size: 0, chunked: true, body: forged, signed: body });
     expect(bad.status).toBe(400);
+  });
+
+  it("are received 100 MB at a time at most (TALOS_WEBHOOK_INFLIGHT_MB), both routes together: past it, 503 with retry-after until one is aborted", async () => {
+    // Four deliveries of 25 MB that never finish hold the whole budget, each its declared length.
+    const stalled = ["/", "/", "/api/github/webhooks", "/api/github/webhooks"].map((path) =>
+      stall(server.url, path),
+    );
+    try {
+      // An unsigned probe is answered 400 (its signature) while it fits, 503 once nothing does.
+      const probeUntil = (status: number) =>
+        eventually(async () => {
+          const probe = { size: 0, chunked: false, body: "{}", signed: "" };
+          return (await post(server.url, "/api/github/webhooks", probe)).status === status;
+        }, `an unsigned probe answered ${status}`);
+      await probeUntil(503);
+      const payload = loadFixture<{ comment: { id: number; body: string } }>(
+        "issue_comment.created.help.json",
+      );
+      payload.comment.id = 5678;
+      const delivery = { id: "inflight-help", event: "issue_comment", payload };
+      const refused = await sendWebhook(server.url, delivery, { secret: TEST_WEBHOOK_SECRET });
+      expect(refused.status).toBe(503);
+      expect(refused.headers.get("retry-after")).toBe("60");
+      expect(server.output()).toContain("webhook delivery refused");
+
+      // One aborted gives its 25 MB back: the same delivery, redelivered, is taken.
+      stalled[0]!.destroy();
+      await probeUntil(400);
+      const accepted = await sendWebhook(server.url, delivery, { secret: TEST_WEBHOOK_SECRET });
+      expect(accepted.status).toBe(200);
+    } finally {
+      for (const socket of stalled) socket.destroy();
+    }
+    const replies = () => github.comments.get("Codertocat/Hello-World#1") ?? [];
+    await until(() => replies().some((c) => c.body.endsWith("<!-- talos:reply:5678 -->")));
   });
 });
 

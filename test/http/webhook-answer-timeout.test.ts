@@ -13,6 +13,7 @@ function delivery(body: string) {
   return {
     method: "POST",
     url: "/api/github/webhooks",
+    complete: true,
     headers: {
       "content-type": "application/json",
       "x-github-event": "label",
