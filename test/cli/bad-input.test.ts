@@ -99,10 +99,16 @@ describe("a data directory that is a file", () => {
     },
   );
 
-  it("still lists no jobs for a data directory not made yet", async () => {
-    const result = await runTalos(["jobs", "--data-dir", join(makeDataDir(), "new")]);
-    expect(result.code).toBe(0);
-    expect(result.out).toBe("No jobs waiting, parked or refused.\n");
+  // As `talos jobs retry` and `talos memory`: listed as empty, a directory other than the
+  // server's (a mistyped one, or ./data from another directory) said no job was parked.
+  it("names a data directory not made yet, rather than listing no jobs", async () => {
+    const missing = join(makeDataDir(), "new");
+    const result = await runTalos(["jobs", "--data-dir", missing]);
+    expect(result.code).toBe(2);
+    expect(result.out).toBe("");
+    expect(result.err).toBe(
+      `talos jobs: data directory ${missing} does not exist; pass --data-dir or set TALOS_DATA_DIR\n`,
+    );
   });
 });
 
