@@ -180,11 +180,17 @@ export class TokenBudgets {
         { err: error, file: options.file },
         "token budgets unreadable; today's budgets count as spent",
       );
-      return new TokenBudgets(options, {
+      const budgets = new TokenBudgets(options, {
         ...empty(),
         day: utcDay(options.clock.now()),
         lost: true,
       });
+      // Saved at once, not with the day's first charge or notice: with none (only automations,
+      // which take no notice, ran that day), a restart on any later day found the damaged file
+      // again and refused that day too (found by a review).
+      budgets.#save();
+      await budgets.#saving;
+      return budgets;
     }
   }
 

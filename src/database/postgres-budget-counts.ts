@@ -1,6 +1,9 @@
 import type { BudgetCounts, SharedBudgetCounts } from "../agent/token-budgets.js";
 import type { Database } from "./database.js";
 
+// The database's day, as budget days are counted: in UTC, whatever the session's time zone.
+const DATABASE_DAY = "(CURRENT_TIMESTAMP AT TIME ZONE 'UTC')::date";
+
 /**
  * The daily token counts in PostgreSQL (with DATABASE_URL), shared by every instance and kept
  * with the rest of Talos's durable state. Each query runs in its installation's and repository's
@@ -40,15 +43,17 @@ export class PostgresBudgetCounts implements SharedBudgetCounts {
       if (fresh.rowCount === 0) return;
       // The ids of earlier days are no longer needed: a charge is sent again on its own day only.
       // Nor are earlier days' counts: a budget is a day's (yesterday's is kept for a clock that
-      // steps back across midnight).
+      // steps back across midnight). Earlier than the database's day too: a charge of an instance
+      // whose clock is days ahead (a VM resumed with a wrong clock) had deleted today's counts and
+      // ids, reopening the day's budget for every instance (found by a review).
       await client.query(
         `DELETE FROM budget_charges
-          WHERE installation_id = $1 AND repository_id = $2 AND day < $3::date - 1`,
+          WHERE installation_id = $1 AND repository_id = $2 AND day < LEAST($3::date, ${DATABASE_DAY}) - 1`,
         [scope.installation, scope.repository, day],
       );
       await client.query(
         `DELETE FROM budget_counts
-          WHERE installation_id = $1 AND repository_id IN (0, $2) AND day < $3::date - 1`,
+          WHERE installation_id = $1 AND repository_id IN (0, $2) AND day < LEAST($3::date, ${DATABASE_DAY}) - 1`,
         [scope.installation, scope.repository, day],
       );
       await client.query(
@@ -74,10 +79,11 @@ export class PostgresBudgetCounts implements SharedBudgetCounts {
       );
       if (result.rowCount === 1) {
         // Earlier days' notices are no longer asked for: kept, one row per thread and day stayed
-        // for ever (Redis lets them expire after two days).
+        // for ever (Redis lets them expire after two days). Not today's by the database's clock,
+        // which a notice taken on a far day had deleted, and each thread got a second.
         await client.query(
           `DELETE FROM budget_notices
-            WHERE installation_id = $1 AND repository_id = $2 AND day < $3::date - 1`,
+            WHERE installation_id = $1 AND repository_id = $2 AND day < LEAST($3::date, ${DATABASE_DAY}) - 1`,
           values.slice(0, 3),
         );
         return true;

@@ -183,6 +183,30 @@ describe("token budgets", () => {
     expect((await budgets.account({ installation: 1, repository: 10 })).remaining()).toBe(6_000);
   });
 
+  // Saved only with the day's first charge or notice, the lost day was not on disk when none
+  // came (only automations ran, which take no notice): each restart on a later day, before its
+  // first model call, found the damaged file again and refused that day too.
+  it("saves the lost day at once, so a restart on a later day has that day's budget", async () => {
+    const day = 24 * 60 * 60_000;
+    const clock = createFakeClock();
+    const file = join(makeDataDir(), "budgets.json");
+    writeFileSync(file, "{ not json");
+    const damaged = await open(file, clock);
+    expect((await damaged.budgets.account({ installation: 1, repository: 10 })).remaining()).toBe(
+      0,
+    );
+    const sameDay = await open(file, clock);
+    expect((await sameDay.budgets.account({ installation: 1, repository: 10 })).remaining()).toBe(
+      0,
+    );
+    expect(sameDay.logs.text()).not.toContain("unreadable");
+    for (let later = 1; later <= 2; later++) {
+      const restarted = await open(file, createFakeClock(clock.now() + later * day));
+      const account = await restarted.budgets.account({ installation: 1, repository: 10 });
+      expect(account.remaining(), `day ${later}`).toBe(6_000);
+    }
+  });
+
   it("gives a thread's notice again to the comment that took it, and to no other", async () => {
     const clock = createFakeClock();
     const file = join(makeDataDir(), "budgets.json");

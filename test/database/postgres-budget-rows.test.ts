@@ -1,8 +1,11 @@
 import pg from "pg";
 import { pino } from "pino";
 import { afterAll, describe, expect, it } from "vitest";
+import { TokenBudgets } from "../../src/agent/token-budgets.js";
 import { Database } from "../../src/database/database.js";
 import { PostgresBudgetCounts } from "../../src/database/postgres-budget-counts.js";
+import { createMetrics } from "../../src/metrics/create-metrics.js";
+import { createFakeClock } from "../helpers/fake-clock.js";
 import {
   dropSchema,
   freshSchema,
@@ -89,4 +92,69 @@ describe.runIf(available)("the budget rows kept in PostgreSQL", () => {
       await client.end();
     }
   }, 30_000);
+
+  // An instance whose clock is far ahead (a VM resumed with a wrong clock) charged on its day,
+  // and pruned what was before it: today's counts, charge ids and notices, by the database's
+  // clock, so the day's budget opened again for every instance, and threads got a second notice.
+  describe("a charge or a notice on a day far ahead", () => {
+    const DAY_MS = 86_400_000;
+    const dayOf = (ms: number) => new Date(ms).toISOString().slice(0, 10);
+    const today = dayOf(Date.now());
+    const farAhead = dayOf(Date.now() + 365 * DAY_MS);
+
+    it("keeps today's counts and notices", async () => {
+      database ??= await Database.open({
+        url: TEST_DATABASE_URL,
+        schema,
+        log: pino({ level: "silent" }),
+      });
+      const counts = new PostgresBudgetCounts(database);
+      await counts.charge(today, "17", "17/42", 9_000, "today-1");
+      expect(await counts.takeNotice(today, "17/42#5", "comment-1")).toBe(true);
+      await counts.charge(farAhead, "17", "17/42", 100, "far-1");
+      expect(await counts.takeNotice(farAhead, "17/42#6", "comment-2")).toBe(true);
+      expect(await counts.spent(today, "17", "17/42")).toEqual({
+        installation: 9_000,
+        repository: 9_000,
+      });
+      // Its id kept too: the same charge sent again counts nothing.
+      await counts.charge(today, "17", "17/42", 9_000, "today-1");
+      expect((await counts.spent(today, "17", "17/42")).installation).toBe(9_000);
+      // Another over-budget command in thread 5 today: its notice was posted already.
+      expect(await counts.takeNotice(today, "17/42#5", "comment-3")).toBe(false);
+      // What was spent on that far day stays that day's.
+      expect(await counts.spent(farAhead, "17", "17/42")).toEqual({
+        installation: 100,
+        repository: 100,
+      });
+    }, 30_000);
+
+    it("so an installation's spent day is not reopened for the instances whose clock is right", async () => {
+      database ??= await Database.open({
+        url: TEST_DATABASE_URL,
+        schema,
+        log: pino({ level: "silent" }),
+      });
+      const shared = new PostgresBudgetCounts(database);
+      const open = (clock: ReturnType<typeof createFakeClock>) =>
+        TokenBudgets.open({
+          shared,
+          dailyTokens: 10_000,
+          jobTokens: 60_000,
+          clock,
+          log: pino({ level: "silent" }),
+          metrics: createMetrics(),
+        });
+      const now = Date.now();
+      const right = await open(createFakeClock(now));
+      (await right.account({ installation: 18, repository: 50 })).charge(10_000);
+      await right.flush();
+      expect((await right.account({ installation: 18, repository: 50 })).remaining()).toBe(0);
+      // Another instance, its clock two days ahead, answers one call in another repository.
+      const ahead = await open(createFakeClock(now + 2 * DAY_MS));
+      (await ahead.account({ installation: 18, repository: 51 })).charge(10);
+      await ahead.flush();
+      expect((await right.account({ installation: 18, repository: 52 })).remaining()).toBe(0);
+    }, 30_000);
+  });
 });
