@@ -139,6 +139,11 @@ export class BackfillRunner {
     string,
     { target: BackfillTarget; failures: number; controller: AbortController }
   >();
+  /**
+   * Backfills skipped because their installation was suspended (its token refused, 403), by key:
+   * its unsuspension runs them. They saved no progress for a start to resume from.
+   */
+  readonly #suspended = new Map<string, BackfillTarget>();
 
   constructor(options: BackfillRunnerOptions) {
     this.#options = options;
@@ -188,12 +193,12 @@ export class BackfillRunner {
   /**
    * Catches `installation` up with what GitHub changed since `since`, when it sent nothing (the
    * installation was suspended), as the start's catch-up does for all: its repositories are
-   * listed; the memory of one it no longer holds is deleted, one it gained is backfilled, and
-   * each other remembered one is queued for a catch-up from `since`, kept in the queue's file
-   * till it ends. Resolves with how many were queued, once the file holds them (none while
-   * backfills are off, `TALOS_BACKFILL_MAX=0`). Throws when any of it is not done or not kept
-   * (GitHub unreachable, a memory that cannot be deleted, the runner closing, the queue's file
-   * not written), for the caller to retry.
+   * listed; the memory of one it no longer holds is deleted, one it gained is backfilled (so is
+   * one whose backfill the suspension left unfinished), and each other remembered one is queued
+   * for a catch-up from `since`, kept in the queue's file till it ends. Resolves with how many
+   * were queued, once the file holds them (none while backfills are off, `TALOS_BACKFILL_MAX=0`).
+   * Throws when any of it is not done or not kept (GitHub unreachable, a memory that cannot be
+   * deleted, the runner closing, the queue's file not written), for the caller to retry.
    */
   async catchUpInstallation(installation: number, since: string): Promise<number> {
     const { max, memory, auth } = this.#options;
@@ -209,6 +214,7 @@ export class BackfillRunner {
     if (failed) throw new Error("a memory of a repository the installation left was not deleted");
     await this.#backfillUnknown(repositories, new Set(known.map(keyOf)));
     if (max === 0) return 0;
+    await this.#backfillUnfinished(installation, kept);
     let queued = 0;
     for (const namespace of kept) {
       stopping();
@@ -219,6 +225,31 @@ export class BackfillRunner {
     if (!(await this.#queueSaved))
       throw new Error("the catch-up could not be kept in backfill-queue.json");
     return queued;
+  }
+
+  /**
+   * Queues again the backfills of `installation` its suspension left unfinished: one cut short
+   * (GitHub refused its next page, and it failed) and one whose turn came meanwhile (skipped,
+   * with nothing saved). The catch-up from the mark reads only what changed since, not the older
+   * issues they had not reached: they waited for a restart. A finished one is only caught up.
+   */
+  async #backfillUnfinished(installation: number, kept: StoredNamespace[]): Promise<void> {
+    for (const [key, target] of this.#suspended) {
+      if (target.installation !== installation) continue;
+      this.#suspended.delete(key);
+      this.#enqueue(target, false);
+    }
+    for (const namespace of kept) {
+      const state = await this.#options.memory.readBackfillState(namespace).catch((error) => {
+        // Its progress damaged: nothing to resume from here; the catch-up goes on.
+        this.#logOf(namespace).error(
+          { err: error },
+          "backfill not resumed: its progress cannot be read",
+        );
+        return undefined;
+      });
+      if (state?.status === "running" || state?.status === "failed") this.enqueue(namespace);
+    }
   }
 
   /**
@@ -510,13 +541,17 @@ export class BackfillRunner {
     this.#chain = this.#chain.then(async () => {
       let finished = false;
       let failed = false;
+      let suspended = false;
       let failure: unknown;
       // One that never starts (closed before its turn) leaves the queue too: idle() waits
       // until the queue is empty. It stays in the queue's file, for the next start.
       if (!signal.aborted) {
         const work = job.since
           ? this.#catchUp(target, signal, job.since, job.max)
-          : this.#run(target, signal, job.recheck, job.max).then(() => true);
+          : this.#run(target, signal, job.recheck, job.max).then((ended) => {
+              suspended = ended === "suspended";
+              return true;
+            });
         job.running = work.then(
           (done) => void (finished = done),
           (error: unknown) => {
@@ -534,7 +569,8 @@ export class BackfillRunner {
         // (GitHub could not say what the repository is), as a catch-up, which has no progress of
         // its own, does. One stopped by a shutdown stays queued too, in case it had saved no
         // progress yet. One cancelled may have been queued again meanwhile: that entry stays.
-        const resumed = this.#stop.signal.aborted || failed;
+        // One skipped for a suspension stays queued for its unsuspension (or the next start).
+        const resumed = this.#stop.signal.aborted || failed || suspended;
         const replaced = this.#jobs.has(key) && this.#jobs.get(key) !== job;
         // Asked for from an earlier time meanwhile: the file holds that, and it runs next.
         const again = job.again !== undefined && !signal.aborted && !failed && !replaced;
@@ -543,6 +579,8 @@ export class BackfillRunner {
           this.#jobs.delete(key);
           this.#enqueueAsked(job.target, false);
         }
+        if (suspended) this.#suspended.set(key, job.target);
+        else this.#suspended.delete(key);
         if (!failed) this.#resuming.delete(key);
         else if (kept && !replaced && !this.#stop.signal.aborted)
           this.#resumeLater(key, job.target, failure);
@@ -589,6 +627,7 @@ export class BackfillRunner {
     ]) {
       this.#resuming.get(key)?.controller.abort();
       this.#resuming.delete(key);
+      this.#suspended.delete(key);
       this.#keepQueued(key, undefined);
       const job = this.#jobs.get(key);
       if (!job) continue;
@@ -600,9 +639,10 @@ export class BackfillRunner {
 
   /** Stops the backfills of every repository of an installation. */
   async cancelInstallation(installation: number): Promise<void> {
-    const targets = [...this.#jobs.values(), ...this.#resuming.values()]
-      .map((held) => held.target)
-      .filter((target) => target.installation === installation);
+    const targets = [
+      ...[...this.#jobs.values(), ...this.#resuming.values()].map((held) => held.target),
+      ...this.#suspended.values(),
+    ].filter((target) => target.installation === installation);
     await Promise.all(targets.map((target) => this.cancel(target)));
   }
 
@@ -684,7 +724,7 @@ export class BackfillRunner {
     signal: AbortSignal,
     recheck: boolean,
     max: number,
-  ): Promise<void> {
+  ): Promise<"suspended" | void> {
     const { memory: registry, clock } = this.#options;
     const log = this.#logOf(target);
     if (max === 0) return log.info("backfill skipped: TALOS_BACKFILL_MAX is 0");
@@ -697,6 +737,7 @@ export class BackfillRunner {
     }
     try {
       const found = await this.#open(target, log, "backfill", signal);
+      if (found === "suspended") return found;
       if (!found) return;
       const { octokit, repo, memory } = found;
       // With several instances on one database, each resumes the unfinished backfills it
@@ -822,6 +863,7 @@ export class BackfillRunner {
       }
     }
     if (!found || signal.aborted) return undefined;
+    if (found === "suspended") return found;
     const { octokit, repo, repository } = found;
     const memory = await this.#options.memory.open({
       installation: target.installation,
@@ -845,8 +887,8 @@ export class BackfillRunner {
     if (max === 0) return true;
     try {
       const found = await this.#open(target, log, "catch-up", signal);
-      // Gone, or memory off: nothing to catch up. Stopped: not caught up.
-      if (!found) return !signal.aborted;
+      // Gone, suspended, or memory off: nothing to catch up. Stopped: not caught up.
+      if (!found || found === "suspended") return !signal.aborted;
       const { octokit, repo, memory } = found;
       const result = await catchUpRepository({
         octokit,
@@ -923,7 +965,8 @@ function isToRun(state: BackfillState | undefined, now: number): boolean {
 
 /**
  * A client of `target`'s installation and the repository as GitHub has it now, when its
- * installation can read it and it has memory on; undefined (said in the log) when not.
+ * installation can read it and it has memory on; "suspended" when its token is refused with a
+ * 403, undefined (said in the log) otherwise.
  */
 async function findEnabled(
   auth: BackfillRunnerOptions["auth"],
@@ -939,7 +982,9 @@ async function findEnabled(
     // missed the event. Nothing to read until it is back, and its event says so.
     const status = statusOf(error);
     if (status !== 404 && status !== 403) throw error;
-    return void log.info({ status }, `${work} skipped: the installation is gone or suspended`);
+    log.info({ status }, `${work} skipped: the installation is gone or suspended`);
+    // A suspended one comes back: its unsuspension runs what was skipped.
+    return status === 403 ? ("suspended" as const) : undefined;
   }
   const repository = await findRepository(octokit, target);
   if (!repository) return void log.info(`${work} skipped: the repository is gone`);

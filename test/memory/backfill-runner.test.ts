@@ -1243,3 +1243,147 @@ describe("a start's catch-up and suspended installations", () => {
     expect(JSON.parse(await readFile(file, "utf8"))).toEqual({ 8: "2026-11-21T10:00:00.000Z" });
   });
 });
+
+/**
+ * acme/widgets with 250 issues, newest first, whose installation `suspended.now` has suspended:
+ * GitHub then refuses its every request with a 403. With `suspendAfterFirstPage`, the owner
+ * suspends it right after the backfill's first page. Records the `since` of each listing asked.
+ */
+function suspendableWidgets(suspended: { now: boolean }, suspendAfterFirstPage = false) {
+  let suspendNext = suspendAfterFirstPage;
+  const listed: (string | undefined)[] = [];
+  const numbers = Array.from({ length: 250 }, (_, i) => 250 - i);
+  const refuse = () => {
+    if (suspended.now)
+      throw Object.assign(new Error("This installation has been suspended"), { status: 403 });
+  };
+  const octokit = {
+    config: { get: async () => ({ files: [] }) },
+    paginate: async () => {
+      refuse();
+      return [WIDGETS_REPOSITORY];
+    },
+    rest: {
+      apps: { listReposAccessibleToInstallation: async () => ({ data: [] }) },
+      repos: {
+        get: async () => {
+          refuse();
+          return { data: WIDGETS_REPOSITORY };
+        },
+      },
+      issues: {
+        listForRepo: async ({ page, since }: { page: number; since?: string }) => {
+          refuse();
+          listed.push(since);
+          const data = since
+            ? []
+            : numbers
+                .slice((page - 1) * 100, page * 100)
+                .map((number) => listedIssue(number, { title: `Issue ${number}` }));
+          if (page === 1 && suspendNext) {
+            suspended.now = true;
+            suspendNext = false;
+          }
+          return { data, headers: {} };
+        },
+      },
+    },
+  } as unknown as Octokit;
+  return { octokit, listed };
+}
+
+/** A runner whose installation's token GitHub refuses (403) while `suspended.now`. */
+function suspendableRunner(
+  memory: MemoryService,
+  octokit: Octokit,
+  suspended: { now: boolean },
+  file: string,
+): BackfillRunner {
+  const log = pino({ level: "silent" });
+  return new BackfillRunner({
+    memory,
+    auth: async () => {
+      if (suspended.now) throw Object.assign(new Error("suspended"), { status: 403 });
+      return octokit;
+    },
+    max: 1_000,
+    clock: createFakeClock(),
+    log,
+    queue: new BackfillQueueFile(file, log),
+  });
+}
+
+describe("BackfillRunner.catchUpInstallation after a suspension during a backfill", () => {
+  const MARK = "2026-11-24T00:00:00.000Z";
+
+  it("finishes a backfill the suspension cut short, rather than leaving it to the next start", async () => {
+    const memory = createTestRegistry(makeDataDir());
+    const suspended = { now: false };
+    const { octokit } = suspendableWidgets(suspended, true);
+    const runner = suspendableRunner(memory, octokit, suspended, join(makeDataDir(), "q.json"));
+
+    // Page 1 is read, then the installation is suspended and page 2 refused.
+    runner.enqueue(WIDGETS);
+    await runner.idle();
+    const cut = await memory.readBackfillState(WIDGETS);
+    expect([cut?.status, cut?.indexed]).toEqual(["failed", 100]);
+
+    suspended.now = false;
+    await runner.catchUpInstallation(WIDGETS.installation, MARK);
+    await runner.idle();
+    const state = await memory.readBackfillState(WIDGETS);
+    await runner.close();
+    await memory.closeAll();
+
+    // The 150 older issues are read now: a catch-up from the mark reads only what changed since.
+    expect([state?.status, state?.indexed]).toEqual(["done", 250]);
+  });
+
+  it("runs at the unsuspension a backfill whose turn came while the installation was suspended, kept queued through a restart", async () => {
+    const memory = createTestRegistry(makeDataDir());
+    const file = join(makeDataDir(), "backfill-queue.json");
+    // An issue event opened the repository's memory before its backfill's turn came.
+    await memory.open(WIDGETS);
+    const suspended = { now: true };
+    const { octokit } = suspendableWidgets(suspended);
+    const stopped = suspendableRunner(memory, octokit, suspended, file);
+    stopped.enqueue(WIDGETS);
+    await stopped.idle();
+    await stopped.close();
+    // Skipped with nothing saved to resume from: the queue's file keeps it for the next start.
+    expect(await memory.readBackfillState(WIDGETS)).toBeUndefined();
+    expect(JSON.parse(await readFile(file, "utf8"))).toEqual([WIDGETS]);
+
+    // The next start, still suspended, skips it again; the unsuspension runs it.
+    const runner = suspendableRunner(memory, octokit, suspended, file);
+    await runner.resume();
+    await runner.idle();
+    suspended.now = false;
+    await runner.catchUpInstallation(WIDGETS.installation, MARK);
+    await runner.idle();
+    await runner.close();
+    const state = await memory.readBackfillState(WIDGETS);
+    await memory.closeAll();
+
+    expect([state?.status, state?.indexed]).toEqual(["done", 250]);
+    expect(JSON.parse(await readFile(file, "utf8"))).toEqual([]);
+  });
+
+  it("only catches up a repository whose backfill was done before the suspension", async () => {
+    const memory = createTestRegistry(makeDataDir());
+    const suspended = { now: false };
+    const { octokit, listed } = suspendableWidgets(suspended);
+    const runner = suspendableRunner(memory, octokit, suspended, join(makeDataDir(), "q.json"));
+    runner.enqueue(WIDGETS);
+    await runner.idle();
+    expect((await memory.readBackfillState(WIDGETS))?.status).toBe("done");
+    listed.length = 0;
+
+    await runner.catchUpInstallation(WIDGETS.installation, MARK);
+    await runner.idle();
+    await runner.close();
+    await memory.closeAll();
+
+    expect(listed).toEqual([MARK]);
+  });
+});
