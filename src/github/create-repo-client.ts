@@ -2,6 +2,8 @@ import { RequestError } from "@octokit/request-error";
 import type { Octokit, RepoRef } from "./octokit.js";
 
 export interface RepositoryInfo {
+  /** GitHub's id: it stays through a rename or a move to another owner, as the name does not. */
+  id: number;
   fullName: string;
   defaultBranch: string;
   visibility: string;
@@ -140,6 +142,7 @@ export function createRepoClient(octokit: Octokit, repo: RepoRef): RepoClient {
     async getRepository() {
       const { data } = await octokit.rest.repos.get({ ...repo });
       return {
+        id: data.id,
         fullName: data.full_name,
         defaultBranch: data.default_branch,
         visibility: data.visibility ?? (data.private ? "private" : "public"),
@@ -163,10 +166,12 @@ export function createRepoClient(octokit: Octokit, repo: RepoRef): RepoClient {
       return labels.map((l) => ({ name: l.name, description: l.description ?? null }));
     },
     async getIssue(number) {
-      const { data } = await octokit.rest.issues.get({ ...repo, issue_number: number });
+      const { data, url } = await octokit.rest.issues.get({ ...repo, issue_number: number });
       // GitHub answers for an issue transferred elsewhere with a 301 that fetch follows, with
       // this installation's token: the issue then comes from another (maybe private) repository.
-      if (!inRepo(repo, data.repository_url)) throw notInRepo(repo, `#${number}`);
+      // (So does it for this repository renamed since the event: see `NotInRepoError.movedTo`.)
+      if (!inRepo(repo, data.repository_url))
+        throw notInRepo(repo, `#${number}`, redirectedRepositoryId(url));
       retrieved.add(data.number);
       return toIssueInfo(data);
     },
@@ -305,17 +310,33 @@ function commentsOf<C extends { issue_url?: string }>(
 /**
  * What the caller gets for data from another repository: the same status as GitHub's own 404, so
  * a tool reports "not found" and a job whose issue moved away ends as "gone" (classifyJobFailure).
- * Its own class says more than a 404 can: GitHub redirected the read, so the item was
- * transferred away, not merely out of the token's sight.
+ * Its own class says more than a 404 can: GitHub redirected the read. That alone does not say
+ * the item was transferred away: GitHub redirects a read under a repository's old name too (a
+ * job from before a rename or a move to another owner), and the item then carries the new name.
  */
-export class NotInRepoError extends RequestError {}
+export class NotInRepoError extends RequestError {
+  /**
+   * The id of the repository GitHub's redirect went to (`/repositories/<id>/issues/<n>`), when
+   * known: compared with this repository's id (`getRepository`), it tells a transfer from a
+   * rename.
+   */
+  movedTo: number | undefined;
+}
 
-function notInRepo(repo: RepoRef, what: string): NotInRepoError {
+function notInRepo(repo: RepoRef, what: string, movedTo?: number): NotInRepoError {
   const url = `/repos/${repo.owner}/${repo.repo}`;
-  return new NotInRepoError(`Not Found: ${what} is not in ${repo.owner}/${repo.repo}`, 404, {
+  const error = new NotInRepoError(`Not Found: ${what} is not in ${repo.owner}/${repo.repo}`, 404, {
     request: { method: "GET", url, headers: {} },
     response: { status: 404, url, headers: {}, data: { message: "Not Found" } },
   });
+  error.movedTo = movedTo;
+  return error;
+}
+
+/** The repository id in the URL a read was redirected to, `…/repositories/<id>/…`, if any. */
+function redirectedRepositoryId(url: string): number | undefined {
+  const id = /\/repositories\/(\d+)\//.exec(new URL(url, "https://api.github.com").pathname)?.[1];
+  return id === undefined ? undefined : Number(id);
 }
 
 function toCommentInfo(c: {

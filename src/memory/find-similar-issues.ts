@@ -45,8 +45,10 @@ export function similarSearchOptions(
  * The hits GitHub still has in this repository, read through the cached client, in their order.
  * Memory misses a deletion or a transfer made while Talos was down longer than a redelivery
  * reaches: the catch-up after an outage lists only what exists. An issue GitHub says was deleted
- * (410), or whose read it redirected to another repository (transferred), is forgotten as its
- * own event would have done, and left out. Any other 404 or 410 only leaves it out of this
+ * (410), or whose read it redirected to another repository, by id (transferred), is forgotten as
+ * its own event would have done, and left out. A read redirected to this very repository is of
+ * its old name (renamed, or moved to another owner, since the event): the issue is kept. Any
+ * other 404 or 410, or a redirect whose repository is not known, only leaves it out of this
  * answer: a token that cannot see it, or issues switched off in the repository (410 too), may
  * come back. Any other failure keeps the hit, so an outage hides nothing. Pull requests are
  * neither deleted nor transferred: they are not read.
@@ -58,7 +60,7 @@ export async function keepExistingIssues(
     memory,
     log,
   }: {
-    github: Pick<RepoClient, "getIssue">;
+    github: Pick<RepoClient, "getIssue" | "getRepository">;
     memory: Pick<MemoryStore, "forgetThread">;
     log: Logger;
   },
@@ -72,7 +74,10 @@ export async function keepExistingIssues(
         return hit;
       } catch (error) {
         const status = statusOf(error);
-        if (isDeleted(error) || error instanceof NotInRepoError) {
+        const moved =
+          error instanceof NotInRepoError ? await whereMoved(error, github, log) : undefined;
+        if (moved === "here") return hit;
+        if (isDeleted(error) || moved === "elsewhere") {
           // Left out either way: a memory that cannot write now forgets it the next time.
           await memory.forgetThread(number).then(
             (removed) =>
@@ -92,6 +97,28 @@ export async function keepExistingIssues(
     }),
   );
   return kept.filter((hit) => hit !== undefined);
+}
+
+/**
+ * Where the issue GitHub redirected a read of is: "here" when the redirect went to this very
+ * repository, "elsewhere" when to another one (transferred away), undefined when that is not
+ * known. The repository's name cannot tell: GitHub redirects a read under its old name (a
+ * redelivery, a job journaled or replayed from before a rename) to the same repository by id, and
+ * its issues carry the new name. Forgetting refuses every later write of the number for good, so
+ * only ids, which no rename changes, decide it; one read of the repository, and only then.
+ */
+async function whereMoved(
+  error: NotInRepoError,
+  github: Pick<RepoClient, "getRepository">,
+  log: Logger,
+): Promise<"here" | "elsewhere" | undefined> {
+  if (error.movedTo === undefined) return undefined;
+  try {
+    return (await github.getRepository()).id === error.movedTo ? "here" : "elsewhere";
+  } catch (failure) {
+    log.warn({ err: failure }, "repository not read: a redirected similar issue is not forgotten");
+    return undefined;
+  }
 }
 
 /**

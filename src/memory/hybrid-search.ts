@@ -133,14 +133,20 @@ export function orderHits(
   }));
 }
 
+// How far under `minScore` a cosine may fall and still reach it: float32 rounding. Identical texts
+// have unit vectors whose dot product is 0.99999994, not 1, so `similar.threshold: 1` (the
+// fallback that promises identical text) had left some of them out.
+const SCORE_TOLERANCE = 1e-6;
+
 // Up to this many words, a keyword (BM25) hit is kept below `minScore`: embeddings of a short
 // query are vague, and its words are the better signal. A longer query (an issue's text) shares
 // some word with almost anything, so there a keyword hit must reach `minScore` like any other.
 const SHORT_QUERY_WORDS = 4;
 
 /**
- * Which hits a search with `minScore` (a cosine) keeps: near-exact duplicates and, for a short
- * query unless `shortQueryKeywords` is false, keyword hits, below it too.
+ * Which hits a search with `minScore` (a cosine, reached within `SCORE_TOLERANCE`) keeps:
+ * near-exact duplicates and, for a short query unless `shortQueryKeywords` is false, keyword
+ * hits, below it too. Both stores (local and PostgreSQL) filter here, through `keptHits`.
  */
 function keepsHit(
   query: string,
@@ -151,7 +157,8 @@ function keepsHit(
 ): (hit: HybridHit) => boolean {
   const short =
     shortQueryKeywords && countQueryWords(query, SHORT_QUERY_WORDS + 1) <= SHORT_QUERY_WORDS;
-  return (hit) => hit.shared > 0 || (short && hit.keyword) || hit.score >= minScore;
+  return (hit) =>
+    hit.shared > 0 || (short && hit.keyword) || hit.score >= minScore - SCORE_TOLERANCE;
 }
 
 /**

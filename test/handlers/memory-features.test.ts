@@ -292,6 +292,9 @@ describe("/talos similar", () => {
     // Deleted, transferred to another repository, out of the token's sight, and still here.
     mockIssueRead(scope, 12, { status: 410 });
     mockIssueRead(scope, 15, { movedTo: "Codertocat/Elsewhere" });
+    // Read once the redirect is seen: its id, not the issue's repository name, tells a transfer
+    // from a rename since the event.
+    mockRepositoryRead(scope, "Codertocat/Hello-World", HELLO_WORLD);
     mockIssueRead(scope, 16, { status: 404 });
     mockIssueRead(scope, 17);
     // Issues switched off in the repository: GitHub's 410 for that is no deletion.

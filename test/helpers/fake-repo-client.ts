@@ -35,6 +35,7 @@ export function createFakeRepoClient(
     async getRepository() {
       fake.reads.push("repository");
       return {
+        id: 1,
         fullName: "acme/widgets",
         defaultBranch: "main",
         visibility: "public",

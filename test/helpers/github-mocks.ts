@@ -98,7 +98,7 @@ export function mockRepositoryRead(
  * GitHub's answer to the read of issue `number` (a similar issue gets one before it is named):
  * the issue in the repository, or `status` with GitHub's message (a 410's says the issue was
  * deleted unless told otherwise), or (`movedTo`) the issue a transfer's redirect leads to, in
- * another repository.
+ * another repository: GitHub's 301 to it by repository id (`movedToId`), which fetch follows.
  */
 export function mockIssueRead(
   scope: nock.Scope,
@@ -107,8 +107,15 @@ export function mockIssueRead(
     fullName = "Codertocat/Hello-World",
     status = 200,
     movedTo,
+    movedToId = 99,
     message = status === 410 ? "This issue was deleted" : "Not Found",
-  }: { fullName?: string; status?: number; movedTo?: string; message?: string } = {},
+  }: {
+    fullName?: string;
+    status?: number;
+    movedTo?: string;
+    movedToId?: number;
+    message?: string;
+  } = {},
 ) {
   const repository = movedTo ?? fullName;
   const reply =
@@ -122,7 +129,14 @@ export function mockIssueRead(
           repository_url: `${API}/repos/${repository}`,
         }
       : { message, documentation_url: "https://docs.github.com/rest/issues/issues#get-an-issue" };
-  return scope.get(`/repos/${fullName}/issues/${number}`).reply(status, reply);
+  if (movedTo === undefined)
+    return scope.get(`/repos/${fullName}/issues/${number}`).reply(status, reply);
+  const moved = `/repositories/${movedToId}/issues/${number}`;
+  return scope
+    .get(`/repos/${fullName}/issues/${number}`)
+    .reply(301, "", { location: `${API}${moved}` })
+    .get(moved)
+    .reply(status, reply);
 }
 
 /**
