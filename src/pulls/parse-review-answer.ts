@@ -106,15 +106,12 @@ export function parseReviewAnswer(text: string, options: { cut?: boolean } = {})
  * MAX_CANDIDATES are scanned: linear work on any input.
  */
 function findAnswer(text: string): z.infer<typeof Answer> | undefined {
-  let scanned = 0;
-  for (let at = text.indexOf("{"); at >= 0; at = text.indexOf("{", at + 1)) {
-    if (!opensKey(text, at)) continue;
-    if (++scanned > MAX_CANDIDATES) return undefined;
-    const end = findObjectEnd(text, at);
+  for (const at of candidates(text)) {
+    const end = valueEnd(text, at);
     if (end < 0) continue;
     let raw: unknown;
     try {
-      raw = JSON.parse(text.slice(at, end + 1));
+      raw = JSON.parse(text.slice(at, end));
     } catch {
       continue;
     }
@@ -126,30 +123,22 @@ function findAnswer(text: string): z.infer<typeof Answer> | undefined {
   return undefined;
 }
 
+/** Each `{` that opens a key, as a JSON object's first key: at most MAX_CANDIDATES of them. */
+function* candidates(text: string): Generator<number> {
+  let scanned = 0;
+  for (let at = text.indexOf("{"); at >= 0; at = text.indexOf("{", at + 1)) {
+    if (!opensKey(text, at)) continue;
+    if (++scanned > MAX_CANDIDATES) return;
+    yield at;
+  }
+}
+
 /**
  * Whether the `{` at `at` is followed, past whitespace, by a quote, as a JSON object's first key
  * is. Cheap: each run of whitespace is read once, from the brace just before it.
  */
 function opensKey(text: string, at: number): boolean {
-  let i = at + 1;
-  while (i < text.length && JSON_WHITESPACE.includes(text[i]!)) i++;
-  return text[i] === '"';
-}
-
-/** Where the object opened at `start` closes, or -1: braces are counted outside strings. */
-function findObjectEnd(text: string, start: number): number {
-  let depth = 0;
-  let inString = false;
-  for (let i = start; i < text.length; i++) {
-    const c = text[i];
-    if (inString) {
-      if (c === "\\") i++;
-      else if (c === '"') inString = false;
-    } else if (c === '"') inString = true;
-    else if (c === "{") depth++;
-    else if (c === "}" && --depth === 0) return i;
-  }
-  return -1;
+  return text[skipWhitespace(text, at + 1)] === '"';
 }
 
 /**
@@ -160,10 +149,7 @@ function findObjectEnd(text: string, start: number): number {
  * the work is linear on any input (no regular expression backtracks over the model's text).
  */
 function recoverCutAnswer(text: string): z.infer<typeof Answer> | undefined {
-  let scanned = 0;
-  for (let at = text.indexOf("{"); at >= 0; at = text.indexOf("{", at + 1)) {
-    if (!opensKey(text, at)) continue;
-    if (++scanned > MAX_CANDIDATES) return undefined;
+  for (const at of candidates(text)) {
     const found = readCutObject(text, at);
     if (found.verdict !== undefined || found.comments.length > 0)
       return { verdict: found.verdict ?? "", comments: found.comments };
