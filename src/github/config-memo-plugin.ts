@@ -49,12 +49,48 @@ export class ConfigTooDeepError extends Error {
   }
 }
 
+/**
+ * The most files one config read fetches: the repository's file, the owner's `.github` fallback
+ * when it has none, and what `_extends` names from there. Probot's plugin follows `_extends`
+ * until a file has none, refusing only a file read twice, so a chain of files each under the
+ * bounds above (`c1.yml` extends `c2.yml`, …) had each fetched and parsed at every event (about
+ * 0.5 s a 64 KB file, found by a review). A real chain is three or four files long.
+ */
+export const MAX_CONFIG_FILES = 5;
+
+/**
+ * The most characters of all the files one config read fetches: two files of the longest kind.
+ * So a read parses for about 1 s at most, and is small enough for the memo to keep (below), so
+ * that it is parsed once while its files stay the same, refused or not.
+ */
+export const MAX_CONFIG_CHAIN_CHARS = 2 * MAX_CONFIG_CHARS;
+
+/** A read that would fetch more than MAX_CONFIG_FILES files; `next` is the one not fetched. */
+export class ConfigChainTooLongError extends Error {
+  constructor(readonly next: string) {
+    super(
+      `a config's \`_extends\` chain reaches ${next}, past the ${MAX_CONFIG_FILES} files Talos reads`,
+    );
+    this.name = "ConfigChainTooLongError";
+  }
+}
+
+export class ConfigChainTooLargeError extends Error {
+  constructor(readonly chars: number) {
+    super(
+      `a config's files are ${chars} characters long together, over the ${MAX_CONFIG_CHAIN_CHARS} Talos reads`,
+    );
+    this.name = "ConfigChainTooLargeError";
+  }
+}
+
 /** The config reads of this process, by installation, repository and path. */
 export type ConfigMemo = LRUCache<string, ConfigRead>;
 
 /**
- * Bounded by bytes, as the GitHub cache is: a config file is usually a few hundred bytes, but
- * nothing stops one from being a megabyte. One bigger than an eighth of the bound is not kept.
+ * Bounded by bytes, as the GitHub cache is: a config file is usually a few hundred bytes. One
+ * read bigger than an eighth of the bound is not kept; with the default bound, every read within
+ * MAX_CONFIG_CHAIN_CHARS, or refused for passing it (by one file at most), is kept.
  */
 export function createConfigMemo(maxBytes = 8 * 2 ** 20): ConfigMemo {
   return new LRUCache({
@@ -89,8 +125,16 @@ export function configMemoPlugin(octokit: Octokit, options: OctokitOptions) {
       async get(params: GetOptions): Promise<GetResult> {
         const files: FileRead[] = [];
         let complete = true;
+        let fetched = 0;
+        let chars = 0;
         const request = Object.assign(
           async (endpoint: Endpoint) => {
+            // Counted for this read alone. The file past the bound is not fetched; the refusal
+            // depends only on the texts read before it, so it is kept as a parse error is.
+            if (++fetched > MAX_CONFIG_FILES)
+              throw new ConfigChainTooLongError(
+                `${endpoint.owner}/${endpoint.repo}:${endpoint.path}`,
+              );
             try {
               const response = await octokit.request(endpoint);
               const text = textOf(response);
@@ -101,10 +145,12 @@ export function configMemoPlugin(octokit: Octokit, options: OctokitOptions) {
               if (depth > MAX_CONFIG_DEPTH) throw new ConfigTooDeepError(depth);
               if (text === undefined) complete = false;
               else files.push({ endpoint, text });
+              chars += text?.length ?? 0;
+              if (chars > MAX_CONFIG_CHAIN_CHARS) throw new ConfigChainTooLargeError(chars);
               return response;
             } catch (error) {
               if (statusOf(error) === 404) files.push({ endpoint, text: null });
-              else complete = false;
+              else if (!(error instanceof ConfigChainTooLargeError)) complete = false;
               throw error;
             }
           },

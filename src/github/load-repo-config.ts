@@ -9,10 +9,14 @@ import {
   type ParsedRepoConfig,
 } from "../parse-repo-config.js";
 import {
+  ConfigChainTooLargeError,
+  ConfigChainTooLongError,
   ConfigTooDeepError,
   ConfigTooLargeError,
+  MAX_CONFIG_CHAIN_CHARS,
   MAX_CONFIG_CHARS,
   MAX_CONFIG_DEPTH,
+  MAX_CONFIG_FILES,
 } from "./config-memo-plugin.js";
 import type { Octokit, RepoRef } from "./octokit.js";
 
@@ -74,6 +78,18 @@ async function readRepoConfig(
     if (error instanceof ConfigTooDeepError) {
       return restrictive(
         `nests ${error.depth} levels deep (or a file it extends does), over the ${MAX_CONFIG_DEPTH} Talos reads; using the most restrictive settings`,
+        log,
+      );
+    }
+    if (error instanceof ConfigChainTooLongError) {
+      return restrictive(
+        `its \`_extends\` chain goes past the ${MAX_CONFIG_FILES} files Talos reads (one found missing counted), to ${quotedCode(error.next)}; using the most restrictive settings`,
+        log,
+      );
+    }
+    if (error instanceof ConfigChainTooLargeError) {
+      return restrictive(
+        `with the files it extends, is at least ${error.chars} characters long, over the ${MAX_CONFIG_CHAIN_CHARS} Talos reads across an \`_extends\` chain; using the most restrictive settings`,
         log,
       );
     }

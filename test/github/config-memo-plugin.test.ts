@@ -146,6 +146,84 @@ describe("the config read, parsed once per version of its files", () => {
     },
   );
 
+  it("refuses an _extends chain past the files it reads, fetching no more, once while unchanged", async () => {
+    // Each file is within the bounds, but Probot's plugin follows `_extends` until a file has
+    // none: a 40-file chain had all 40 fetched and parsed at every event (found by a review).
+    const { scope, context } = await openConfigContext();
+    const parse = vi.spyOn(yaml, "parse");
+    const file = (i: number) => (i === 0 ? ".github/talos.yml" : `.github/c${i}.yml`);
+    const text = (i: number) => `_extends: Hello-World:${file(i + 1)}\nask:\n  enabled: true\n`;
+    // Only the files it reads are mocked: a request for the next would find no mock and fail.
+    for (let i = 0; i < 5; i++)
+      scope.get(`${HERE}/contents/${encodeURIComponent(file(i))}`).reply(200, text(i), RAW);
+
+    const first = await loadRepoConfig(context);
+    expect(first.config).toEqual(restrictiveConfig());
+    expect(first.errors).toEqual([
+      ".github/talos.yml: its `_extends` chain goes past the 5 files Talos reads (one found missing counted), to `Codertocat/Hello-World:.github/c5.yml`; using the most restrictive settings",
+    ]);
+    // Read again (the files from the cache, unchanged): refused without parsing them again.
+    expect(await loadRepoConfig(context)).toEqual(first);
+    expect(parse.mock.calls.map(([text]) => text)).toEqual(
+      Array.from({ length: 5 }, (_, i) => text(i)),
+    );
+    expect(scope.pendingMocks()).toEqual([]);
+  });
+
+  it("reads an _extends chain as long as it reads, the missing file and fallback counted", async () => {
+    const { scope, context } = await openConfigContext();
+    const OWNER = "/repos/Codertocat/.github/contents/";
+    scope
+      .get(`${HERE}${FILE}`)
+      .reply(404, { message: "Not Found" })
+      .get(`${OWNER}.github%2Ftalos.yml`)
+      .reply(200, "_extends: .github:.github/c1.yml\nask:\n  enabled: true\n", RAW)
+      .get(`${OWNER}.github%2Fc1.yml`)
+      .reply(200, "_extends: .github:.github/c2.yml\ntriage:\n  enabled: true\n", RAW)
+      .get(`${OWNER}.github%2Fc2.yml`)
+      .reply(200, "_extends: .github:.github/c3.yml\ntriage:\n  labels: [bug]\n", RAW)
+      .get(`${OWNER}.github%2Fc3.yml`)
+      .reply(200, "ask:\n  enabled: false\nsummarize:\n  enabled: false\n", RAW);
+
+    const loaded = await loadRepoConfig(context);
+    expect(loaded.errors).toEqual([]);
+    expect(loaded.config.ask.enabled).toBe(true);
+    expect(loaded.config.triage).toMatchObject({ enabled: true, labels: ["bug"] });
+    expect(loaded.config.summarize.enabled).toBe(false);
+    expect(scope.pendingMocks()).toEqual([]);
+  });
+
+  it("refuses unparsed the file that takes a chain past the characters it reads, once while unchanged", async () => {
+    const { scope, context } = await openConfigContext();
+    const parse = vi.spyOn(yaml, "parse");
+    // Each file within MAX_CONFIG_CHARS; the comment keeps the parses the test does cheap.
+    const filler = `# ${"x".repeat(MAX_CONFIG_CHARS - 100)}\n`;
+    const base = `_extends: Hello-World:.github/base.yml\n${filler}`;
+    const middle = `_extends: Hello-World:.github/last.yml\n${filler}`;
+    const last = `ask:\n  enabled: true\n${filler}`;
+    scope
+      .get(`${HERE}${FILE}`)
+      .reply(200, base, RAW)
+      .get(`${HERE}/contents/.github%2Fbase.yml`)
+      .reply(200, middle, RAW)
+      .get(`${HERE}/contents/.github%2Flast.yml`)
+      .reply(200, last, RAW);
+
+    const first = await loadRepoConfig(context);
+    const chars = base.length + middle.length + last.length;
+    // Two files near the longest are read; the third takes them past twice that.
+    expect(chars).toBeGreaterThan(2 * MAX_CONFIG_CHARS);
+    expect(first.config).toEqual(restrictiveConfig());
+    expect(first.errors).toEqual([
+      `.github/talos.yml: with the files it extends, is at least ${chars} characters long, over the 131072 Talos reads across an \`_extends\` chain; using the most restrictive settings`,
+    ]);
+    expect(await loadRepoConfig(context)).toEqual(first);
+    // The first two, once; not the third, whose characters pass the bound.
+    expect(parse).toHaveBeenCalledTimes(2);
+    expect(parse.mock.calls.map(([text]) => text)).not.toContain(last);
+    expect(scope.pendingMocks()).toEqual([]);
+  });
+
   it("reads a file nested as deep as it reads", async () => {
     const { scope, context } = await openConfigContext();
     const nested = `${"[".repeat(MAX_CONFIG_DEPTH - 3)}bug${"]".repeat(MAX_CONFIG_DEPTH - 3)}`;
