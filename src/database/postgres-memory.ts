@@ -23,6 +23,7 @@ import {
   checkRepository,
   isOlderVersion,
   MemoryDeletedError,
+  validateEmbedding,
   validateMemory,
   storableText,
   type MemoryInput,
@@ -534,8 +535,15 @@ class PostgresRepositoryMemory implements RepoMemory {
       const kept = await this.#hashes(latest.map((r) => r.id));
       const hashes = latest.map((r) => hashText(r.text));
       const stale = latest.filter((r, i) => kept.get(r.id) !== hashes[i]);
-      const vectors = await this.#options.embedder.embed(stale.map((r) => r.text));
-      const fresh = new Map(stale.map((r, i) => [r.id, unitVector(vectors[i]!)]));
+      const { embedder } = this.#options;
+      const vectors = await embedder.embed(stale.map((r) => r.text));
+      // pgvector refuses a value that is not finite; without it, the in-RAM index cannot load one.
+      const fresh = new Map(
+        stale.map((r, i) => [
+          r.id,
+          unitVector(validateEmbedding(r.id, vectors[i], embedder.dimension)),
+        ]),
+      );
       const written = await this.#write(async (client, vectorColumn) => {
         // Another instance may have changed a record this meant to keep the vector of.
         const reused = latest.filter((r) => !fresh.has(r.id)).map((r) => r.id);

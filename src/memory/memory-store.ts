@@ -121,6 +121,33 @@ export function validateMemory(input: MemoryInput): MemoryRecord {
 }
 
 /**
+ * `vector`, the embedding of memory `id`, once it is one both stores can hold; checked before
+ * anything is written. A wrong dimension is the embedder's setup, not the memory's (an Error). A
+ * value that is not finite (an OpenAI-compatible server answering 1e39 gives Infinity as
+ * float32) is refused as this memory's (InvalidMemoryError): the vectra store could not apply it
+ * once logged, and pgvector refuses it.
+ */
+export function validateEmbedding(
+  id: string,
+  vector: Float32Array | undefined,
+  dimension: number,
+): Float32Array {
+  if (vector?.length !== dimension)
+    throw new Error(
+      `the embedder gave memory ${id} ${vector?.length ?? "no"} dimensions, not ${dimension}`,
+    );
+  if (!isFiniteVector(vector))
+    throw new InvalidMemoryError(`the embedding of memory ${id} holds a value that is not finite`);
+  return vector;
+}
+
+/** Whether every value of `vector` is finite: no Infinity, no NaN (what Infinity scales to). */
+export function isFiniteVector(vector: Float32Array): boolean {
+  for (let i = 0; i < vector.length; i++) if (!Number.isFinite(vector[i])) return false;
+  return true;
+}
+
+/**
  * Whether `record` is an older version of its source than `stored`: GitHub does not promise to
  * deliver events in order, and a redelivery comes whenever it is asked for, so an edit may come
  * after a later one. Either without a version (a summary, a note, a write from elsewhere) is

@@ -18,8 +18,10 @@ import {
   unitVector,
 } from "./hybrid-search.js";
 import {
+  isFiniteVector,
   isOfForgottenThread,
   isOlderVersion,
+  validateEmbedding,
   validateMemory,
   withoutText,
   type MemoryInput,
@@ -379,6 +381,14 @@ export class VectraMemoryStore implements MemoryStore {
       const redone: LogValue[] = [];
       for (const entry of entries) {
         const value = fromLog(entry);
+        if (value.op === "put" && !isFiniteVector(value.unit)) {
+          // Logged before adds checked their vectors: its add failed, and no replay can apply it.
+          log.warn(
+            { directory, seq: entry.seq, entry: entry.entry, id: value.record.id },
+            "memory log entry with a vector that is not finite skipped",
+          );
+          continue;
+        }
         try {
           store.#apply(value);
         } catch (error) {
@@ -444,8 +454,10 @@ export class VectraMemoryStore implements MemoryStore {
         // page is embedded), and this put, applied after it, would pair its text with that vector.
         if (!fresh.has(i) && this.#hashOf(record.id) !== hashes[i]) vector = undefined;
         vector ??= (await embed([record.text]))[0];
-        if (!vector) throw new Error(`no vector for ${record.id}`);
-        return { op: "put" as const, record, hash: hashes[i]!, unit: asUnitVector(vector) };
+        // Checked before the write is queued: a put that `#apply` throws on after its append
+        // would fail the adds sharing that append, and its logged frame every later open.
+        const unit = asUnitVector(validateEmbedding(record.id, vector, this.#matrix.dimension));
+        return { op: "put" as const, record, hash: hashes[i]!, unit };
       }),
     );
     await this.#run({ type: "write", values });

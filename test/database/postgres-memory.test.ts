@@ -5,7 +5,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { APP_ROLE, Database, type MemoryDatabase } from "../../src/database/database.js";
 import { PostgresMemory } from "../../src/database/postgres-memory.js";
 import { createLocalEmbedder } from "../../src/memory/local-embedder.js";
-import { MemoryDeletedError } from "../../src/memory/memory-store.js";
+import { InvalidMemoryError, MemoryDeletedError } from "../../src/memory/memory-store.js";
 import { MemoryMismatchError } from "../../src/memory/vectra-memory-store.js";
 import { createMetrics } from "../../src/metrics/create-metrics.js";
 import { openPgliteDatabase } from "../helpers/pglite-database.js";
@@ -21,6 +21,7 @@ import {
   issueMemory,
   keywordCrowdedMemories,
   LATE,
+  overflowingEmbedder,
   said,
   seedThreadToForget,
   writeLateToThread7,
@@ -450,6 +451,25 @@ function memoryContract(setUp: () => { database: () => MemoryDatabase; next: () 
     expect((await repo.readBackfillState())?.error).toBe(
       "page 1 failed once; last: 400 bad input \ufffd",
     );
+    await memory.closeAll();
+  });
+
+  it("refuses a batch holding a vector that is not finite as an invalid memory, writing none of it", async () => {
+    const memory = await openMemory(context.database(), overflowingEmbedder());
+    const repo = await memory.open({ ...REF, repository: context.next() });
+    // pgvector refused it for the whole batch with an error of its own; without pgvector it was
+    // stored, and the in-RAM index could not load the repository's memory.
+    await expect(
+      repo.addMany([
+        issueMemory(1, "App crashes when saving a widget on Windows"),
+        issueMemory(2, "Numeric overflow in the exporter"),
+      ]),
+    ).rejects.toThrow(
+      new InvalidMemoryError("the embedding of memory issue-2 holds a value that is not finite"),
+    );
+    expect(await repo.list()).toEqual([]);
+    await repo.add(issueMemory(1, "App crashes when saving a widget on Windows"));
+    expect(ids(await repo.search("widget crashes on Windows", { k: 1 }))).toEqual(["issue-1"]);
     await memory.closeAll();
   });
 

@@ -44,6 +44,27 @@ export function holdingEmbedder(hold: string) {
   return { embedder, holding, release };
 }
 
+/**
+ * The local embedder, except that a text holding "overflow" comes back with a value past
+ * float32's range: what an OpenAI-compatible server (TALOS_EMBEDDING_BASE_URL) answering `1e39`
+ * gives once `Float32Array.from` has made it Infinity. The dimension is right.
+ */
+export function overflowingEmbedder(): Embedder {
+  const inner = createLocalEmbedder();
+  return {
+    ...inner,
+    async embed(texts) {
+      const vectors = await inner.embed(texts);
+      return vectors.map((vector, i) => {
+        if (!texts[i]!.includes("overflow")) return vector;
+        const bad = Float32Array.from(vector);
+        bad[0] = Number.POSITIVE_INFINITY;
+        return bad;
+      });
+    },
+  };
+}
+
 /** Ten short issue titles, distinct enough for the local embedder. */
 export const ISSUE_TEXTS = [
   "App crashes when saving a widget on Windows",

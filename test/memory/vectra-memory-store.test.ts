@@ -28,6 +28,7 @@ import {
   issueMemory,
   LATE,
   openTestStore,
+  overflowingEmbedder,
   said,
   seedThreadToForget,
   writeLateToThread7,
@@ -392,6 +393,44 @@ describe("the vectra memory store", () => {
     await store.add(issueMemory(4, "issue 4"));
     await store.close();
     expect(await textsOnReopen(directory)).toEqual(["issue 1", "issue 2", "issue 3", "issue 4"]);
+  });
+
+  it("refuses an add whose vector is not finite before logging it, so a crash after it loses nothing", async () => {
+    const directory = makeDataDir();
+    const embedder = overflowingEmbedder();
+    const store = await openStore(directory, { embedder, batchSize: 1_000, ...crashable });
+    await store.add(issueMemory(1, "App crashes when saving a widget on Windows"));
+    await expect(store.add(issueMemory(2, "Numeric overflow in the exporter"))).rejects.toThrow(
+      new InvalidMemoryError("the embedding of memory issue-2 holds a value that is not finite"),
+    );
+    await store.add(issueMemory(3, "Dark mode colours are wrong in the settings page"));
+    expect(await store.get("issue-2")).toBeUndefined();
+
+    // The process dies before the next flush (the store is left open): the log is replayed.
+    // Logged, the refused put had made every later open fail on its frame.
+    const reopened = await openStore(directory, { embedder });
+    expect((await reopened.list()).map((r) => r.id).sort()).toEqual(["issue-1", "issue-3"]);
+  });
+
+  it("rejects only the add whose vector is not finite, not the adds that shared its group commit", async () => {
+    const directory = makeDataDir();
+    const store = await openStore(directory, {
+      embedder: overflowingEmbedder(),
+      batchSize: 1_000,
+      ...crashable,
+    });
+    // Started in one turn: they share one log append and one fdatasync.
+    const results = await Promise.allSettled([
+      store.add(issueMemory(1, "Numeric overflow in the exporter")),
+      store.add(issueMemory(2, "App crashes when saving a widget on Windows")),
+    ]);
+    expect(results[0]).toMatchObject({
+      status: "rejected",
+      reason: expect.any(InvalidMemoryError),
+    });
+    expect(results[1]!.status).toBe("fulfilled");
+    expect((await store.get("issue-2"))?.text).toBe("App crashes when saving a widget on Windows");
+    expect(await store.get("issue-1")).toBeUndefined();
   });
 
   it("cuts off what a failed log append wrote, so that the adds acknowledged after it survive a crash", async () => {
@@ -918,6 +957,46 @@ describe("damaged memory files", () => {
     expect((error as Error).message).toMatch(
       /^log \d+ entry 1 of .* is not a change this store can apply \(/,
     );
+  });
+
+  it("skips, with a warning, a put whose vector is not finite that an earlier version logged", async () => {
+    const directory = makeDataDir();
+    const store = await openStore(directory);
+    await store.add(issueMemory(1, "written before"));
+    await store.close();
+    const { checkpoint } = JSON.parse(readFileSync(join(directory, "manifest.json"), "utf8")) as {
+      checkpoint: number;
+    };
+    const { wal } = await WriteAheadLog.open(directory, checkpoint, pino({ level: "silent" }));
+    const frame = (n: number, vector: Float32Array) => {
+      const record = { ...issueMemory(n, `issue ${n}`), createdAt: "2026-11-01T10:00:00.000Z" };
+      const hash = createHash("sha256").update(record.text).digest("base64");
+      return { value: { op: "put", record, hash }, bytes: new Uint8Array(vector.buffer) };
+    };
+    // As an earlier version logged an add whose vector held Infinity (its unit vector, NaN),
+    // between two good ones of the same group commit.
+    const good = () => Float32Array.from({ length: 512 }, (_, i) => Math.cos(i));
+    const bad = good();
+    bad[0] = Number.NaN;
+    await wal.append([frame(2, good()), frame(3, bad), frame(4, good())]);
+    await wal.close();
+    const warnings: unknown[] = [];
+    const log = pino(
+      { level: "warn" },
+      { write: (line: string) => warnings.push(JSON.parse(line)) },
+    );
+    const reopened = await openStore(directory, { log });
+    expect((await reopened.list()).map((r) => r.id).sort()).toEqual([
+      "issue-1",
+      "issue-2",
+      "issue-4",
+    ]);
+    expect(warnings).toEqual([
+      expect.objectContaining({
+        id: "issue-3",
+        msg: "memory log entry with a vector that is not finite skipped",
+      }),
+    ]);
   });
 
   it("replays a log written in the earlier format (a JSON line an entry, the vector in base64)", async () => {
