@@ -64,19 +64,29 @@ export function getCacheEvictions(name: string, payload: ChangePayload): Evictio
     }
     case "repository": {
       if (!repo) return [];
+      // Renamed or transferred: what was read under the old name is stale too.
+      const previous = getPreviousName(payload);
+      const names = previous ? [repo, previous] : [repo];
       // A new default branch changes where config and files are read from.
       const newBranch = payload.changes?.default_branch !== undefined;
       // Created: whatever was read under its name before it existed was a 404 (the owner's
       // `.github` config fallback, say), and 404s are cached.
       const whole = ["created", "renamed", "transferred", "deleted"].includes(action ?? "");
-      if (whole || newBranch) {
-        const previous = getPreviousName(payload);
-        return [
-          { installation: inst, repo },
-          ...(previous ? [{ installation: inst, repo: previous }] : []),
-        ];
-      }
-      return [{ installation: inst, repo, kind: "repo" }];
+      const evictions: EvictionScope[] =
+        whole || newBranch
+          ? names.map((r) => ({ installation: inst, repo: r }))
+          : [{ installation: inst, repo, kind: "repo" }];
+      // Its config and files as every installation reads them: one whose config extends this
+      // (public) repository's is told of no event of it. It had kept a deleted or privatized
+      // base's wider settings for the TTL (found by a review); publicized, it had kept a 404.
+      const visibility = action === "privatized" || action === "publicized";
+      if (whole || newBranch || visibility)
+        for (const r of names)
+          evictions.push(
+            { installation: ANY_INSTALLATION, repo: r, kind: "config" },
+            { installation: ANY_INSTALLATION, repo: r, kind: "file" },
+          );
+      return evictions;
     }
     case "label": {
       if (!repo) return [];

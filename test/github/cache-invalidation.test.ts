@@ -98,18 +98,18 @@ describe("cache invalidation by webhook", () => {
       ["labels", "issue1", "issue2", "pull2"],
     ],
     [
-      "repository.privatized evicts the repository",
+      "repository.privatized evicts the repository, and its config and files",
       "repository",
       "privatized",
       () => undefined,
-      ["repo"],
+      ["repo", "config", "file"],
     ],
     [
-      "repository.publicized evicts the repository",
+      "repository.publicized evicts the repository, and its config and files",
       "repository",
       "publicized",
       () => undefined,
-      ["repo"],
+      ["repo", "config", "file"],
     ],
     [
       "repository.edited evicts the repository",
@@ -438,28 +438,30 @@ describe("cache invalidation of a delivery listing many repositories", () => {
 });
 
 describe("cache invalidation across installations", () => {
-  it("a push evicts a config another installation read through `_extends`", async () => {
-    // Installation 2's repository extends other-org/base, which installation 3 holds: the push
-    // that narrowed the base went to installation 3 only, and installation 2 kept the wider
-    // settings until the TTL ran out (found by a review).
-    const raw = { "content-type": "application/vnd.github.raw; charset=utf-8" };
-    const file = "/contents/.github%2Ftalos.yml";
-    const app = await createTestApp();
+  // Installation 2's repository extends other-org/base, a public repository installation 3
+  // holds: GitHub tells installation 3 alone of the base's changes.
+  const raw = { "content-type": "application/vnd.github.raw; charset=utf-8" };
+  const file = "/contents/.github%2Ftalos.yml";
+  const wide = "commands:\n  allowed_associations: [OWNER, MEMBER, COLLABORATOR]\n";
+
+  /** Installation 2's config, read once (its base's wide settings now cached). */
+  async function readThroughBase(app: TestApp): Promise<Octokit> {
     mockInstallationToken(nock(API), 2);
     const octokit = await app.probot.auth(2);
     const scope = nock(API)
       .get(`${PATH}${file}`)
       .reply(200, "_extends: other-org/base\n", raw)
       .get(`/repos/other-org/base${file}`)
-      .reply(200, "commands:\n  allowed_associations: [OWNER, MEMBER, COLLABORATOR]\n", raw)
-      // After the push: the repository's file is still cached, the base is read anew.
-      .get(`/repos/other-org/base${file}`)
-      .reply(200, "commands:\n  allowed_associations: [OWNER]\n", raw);
+      .reply(200, wide, raw);
     const before = await loadRepoConfigOf(octokit as never, REPO, app.logs.log);
     expect(before.config.commands.allowed_associations).toContain("MEMBER");
+    expect(scope.pendingMocks()).toEqual([]);
+    return octokit;
+  }
 
-    const payload = webhookExample("push", undefined, 3);
-    payload.ref = "refs/heads/main";
+  /** `payload` (sent to installation 3) made other-org/base's. */
+  function ofBase(payload: Record<string, any>): Record<string, any> {
+    payload.installation = { id: 3 };
     payload.repository = {
       ...payload.repository,
       full_name: "other-org/base",
@@ -467,12 +469,82 @@ describe("cache invalidation across installations", () => {
       owner: { ...payload.repository.owner, login: "other-org" },
       default_branch: "main",
     };
+    return payload;
+  }
+
+  it("a push evicts a config another installation read through `_extends`", async () => {
+    // The push that narrowed the base went to installation 3 only, and installation 2 kept the
+    // wider settings until the TTL ran out (found by a review).
+    const app = await createTestApp();
+    const octokit = await readThroughBase(app);
+    const payload = ofBase(webhookExample("push", undefined, 3));
+    payload.ref = "refs/heads/main";
     payload.commits = [{ added: [], removed: [], modified: [".github/talos.yml"] }];
     await app.probot.receive({ id: "push-to-base", name: "push", payload } as never);
 
+    // The repository's own file is still cached; the base is read anew.
+    const scope = nock(API)
+      .get(`/repos/other-org/base${file}`)
+      .reply(200, "commands:\n  allowed_associations: [OWNER]\n", raw);
     const after = await loadRepoConfigOf(octokit as never, REPO, app.logs.log);
     expect(after.config.commands.allowed_associations).toEqual(["OWNER"]);
     expect(scope.pendingMocks()).toEqual([]);
+  });
+
+  // GitHub sends no push for these: installation 2 kept the base's wider settings for the TTL
+  // after it was gone, private, or read from another branch (found by a review).
+  const changes: Array<[string, () => Record<string, any>, number, string]> = [
+    ["deleted", () => loadFixture("repository.deleted.json"), 404, "{}"],
+    ["made private", () => webhookExample("repository", "privatized"), 404, "{}"],
+    [
+      "given a new default branch",
+      () => ({
+        ...webhookExample("repository", "edited"),
+        changes: { default_branch: { from: "master" } },
+      }),
+      200,
+      "commands:\n  allowed_associations: [OWNER]\n",
+    ],
+  ];
+
+  it.each(changes)(
+    "a base %s is read anew by the installation that extends it",
+    async (_what, event, status, body) => {
+      const app = await createTestApp();
+      const octokit = await readThroughBase(app);
+      const payload = ofBase(event());
+      await app.probot.receive({
+        id: `base-${payload.action}`,
+        name: "repository",
+        payload,
+      } as never);
+
+      // GitHub's answer after the change: the file gone (404), or the new branch's narrower one.
+      const scope = nock(API)
+        .get(`/repos/other-org/base${file}`)
+        .reply(status, body, status === 200 ? raw : {});
+      const after = await loadRepoConfigOf(octokit as never, REPO, app.logs.log);
+      expect(after.config.commands.allowed_associations).toEqual(["OWNER"]);
+      expect(scope.pendingMocks()).toEqual([]);
+    },
+  );
+
+  it("a renamed repository's config and files go under both names, in every installation", () => {
+    const renamed = {
+      action: "renamed",
+      installation: { id: 3 },
+      repository: { full_name: "Acme/Base-2", name: "Base-2", owner: { login: "Acme" } },
+      changes: { repository: { name: { from: "Base" } } },
+    };
+    const everywhere = getCacheEvictions("repository", renamed).filter(
+      (s) => s.installation === ANY_INSTALLATION,
+    );
+    expect(everywhere).toEqual([
+      { installation: ANY_INSTALLATION, repo: "acme/base-2", kind: "config" },
+      { installation: ANY_INSTALLATION, repo: "acme/base-2", kind: "file" },
+      { installation: ANY_INSTALLATION, repo: "acme/base", kind: "config" },
+      { installation: ANY_INSTALLATION, repo: "acme/base", kind: "file" },
+    ]);
   });
 
   it("evicts one repository's kind in every installation, and nothing else", async () => {

@@ -1,7 +1,12 @@
 import { randomUUID } from "node:crypto";
 import { Redis } from "ioredis";
 import { afterAll, describe, expect, it } from "vitest";
-import { GitHubCache, type CacheEntry, type CacheScope } from "../../src/github/github-cache.js";
+import {
+  ANY_INSTALLATION,
+  GitHubCache,
+  type CacheEntry,
+  type CacheScope,
+} from "../../src/github/github-cache.js";
 import { RedisCacheBroadcast } from "../../src/github/redis-cache-broadcast.js";
 import { createFakeClock } from "../helpers/fake-clock.js";
 import { captureLogs } from "../helpers/test-app.js";
@@ -65,6 +70,19 @@ describe.runIf(available)("cache evictions broadcast through Redis", () => {
     // An eviction applied from a peer is not sent back round.
     await new Promise((resolve) => setTimeout(resolve, 100));
     expect(a.cache.size).toBe(1);
+  });
+
+  it("evicts a repository's kind in every installation of the other instances", async () => {
+    // What a push to, or a `repository` event of, a base that others `_extends` sends.
+    const prefix = `talos-test-${randomUUID()}`;
+    const [a, b] = [await instance(prefix), await instance(prefix)];
+    await b.read(labels);
+    await b.read(config);
+    await b.read({ ...config, installation: "3" });
+    a.cache.evict({ installation: ANY_INSTALLATION, repo: "acme/widgets", kind: "config" });
+    await expect.poll(() => b.cache.size).toBe(1);
+    await b.read(labels);
+    expect(b.loads).toEqual(["labels", "config", "config"]);
   });
 
   it("ignores a message that is not one Talos sends, and logs it", async () => {
