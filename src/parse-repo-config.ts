@@ -127,7 +127,8 @@ export function restrictiveConfig(): RepoConfig {
  *   default can widen anything);
  * - an unknown key is ignored, and when it is a near miss of a setting (or a section) the file
  *   does not set, that setting (or that section's settings) takes its restrictive value; one
- *   near no name that holds a list does so for its section's lists the file does not set;
+ *   near no name does so for the unset settings it may have held (heldSettings), and for those
+ *   of other sections whose own name it is near (misplacedSettings);
  * - a mistake in a list of GUARDED_LISTS (an invalid value, a dropped item, or an unknown key that
  *   may have held the list) switches off what the list limits, rather than leave it unlimited.
  * Every mistake is reported, naming the field and the file.
@@ -211,32 +212,19 @@ function readConfigValue(raw: unknown, file: string): ParsedRepoConfig {
       if (issue.code === "unrecognized_keys") {
         for (const key of issue.keys) {
           const unknown = [...path, key];
-          // A list under a name near none (`allowed_labels:` for `labels:`, `exclude:` for
-          // `ignore:`) may have held any list of its section the file leaves unset: read as
-          // neither, the list would be empty or its default, which can mean no limit at all.
-          const near = nearMisses(path, key);
           const value = getPath(candidate, unknown);
-          const heldList = near.length === 0 && Array.isArray(value);
-          // A mapping of this section's settings under a name of its own (`only:` around
-          // `allowed_associations:`) meant them: read as neither, they would take their defaults.
-          const heldSettings =
-            near.length === 0 && isMapping(value)
-              ? Object.keys(value)
-                  .map((name) => [...path, name].join("."))
-                  .filter((field) => field in RESTRICTIVE_SETTINGS)
-              : [];
-          const meant = [
-            ...(heldList
-              ? listsOf(path.join(".")).filter((field) => !isSet(candidate, field.split(".")))
-              : heldSettings.length > 0
-                ? heldSettings
-                : near),
-            // Only a value that could have been the list (a list, or one name as a string):
-            // `levels: 3` held no labels, and triage stays as it was.
-            ...(near.length === 0 && (Array.isArray(value) || typeof value === "string")
-              ? misplacedGuardedLists(path, key)
-              : []),
-          ].filter((field, i, all) => all.indexOf(field) === i);
+          const near = nearMisses(path, key);
+          // A near miss says what was meant; a key near no name may have held settings of its
+          // own section, or of another that its name is near.
+          const meant =
+            near.length > 0
+              ? near
+              : [
+                  ...heldSettings(path, value).filter(
+                    (field) => !isSet(candidate, field.split(".")),
+                  ),
+                  ...misplacedSettings(path, key, value),
+                ].filter((field, i, all) => all.indexOf(field) === i);
           const taken = meant.filter((field) => !isSet(candidate, field.split(".")));
           const narrowed =
             taken.length > 0
@@ -450,17 +438,41 @@ function nearestCommand(value: string): string | undefined {
   return near.length === 1 ? near[0] : undefined;
 }
 
-/**
- * The list settings directly in `section` (`commands.allowed_associations`, `triage.labels`):
- * what an unknown key there holding a list, near no setting's name, may have meant.
- */
-function listsOf(section: string): string[] {
+/** The settings directly in `section` (none at the top level, where the sections are). */
+function settingsOf(section: string): string[] {
   return Object.keys(RESTRICTIVE_SETTINGS).filter(
-    (field) =>
-      Array.isArray(RESTRICTIVE_SETTINGS[field]) &&
-      field.startsWith(`${section}.`) &&
-      !field.slice(section.length + 1).includes("."),
+    (field) => field.startsWith(`${section}.`) && !field.slice(section.length + 1).includes("."),
   );
+}
+
+/**
+ * What an unknown key in `path`, near no setting's name, may have held, judged by its `value`
+ * (read as neither, each took its default, which can mean no limit at all):
+ * - in a section of one setting (`budget: { max_daily_tokens: 1000 }`, `ask: { disabled: true }`),
+ *   that setting, whatever the value;
+ * - a mapping, the settings it names: its section's (`commands: { only: { allowed_associations:
+ *   […] } }`) or, at the top level, whole sections (`talos: { commands: …, review: … }`, a
+ *   wrapper around the file). Reading the wrapper's own values instead could still widen
+ *   (`allowed_associations: [OWNER, MEMBER]` there); the restrictive values cannot;
+ * - any other value, the settings of its section it could have been (`exclude: secrets/**` or
+ *   `[secrets/**]` for `review.ignore`, `permitted: OWNER` for `commands.allowed_associations`).
+ */
+function heldSettings(path: PropertyKey[], value: unknown): string[] {
+  const own = settingsOf(path.join("."));
+  if (own.length === 1) return own;
+  if (isMapping(value))
+    return Object.keys(value)
+      .filter((name) => name !== "")
+      .flatMap((name) => restrictiveFields([...path, name].join(".")));
+  return own.filter((field) => couldHold(field, value));
+}
+
+/** Whether `value` could have been meant for `field`: a value of its kind, or a list's one item. */
+function couldHold(field: string, value: unknown): boolean {
+  const restrictive = RESTRICTIVE_SETTINGS[field];
+  return Array.isArray(restrictive)
+    ? Array.isArray(value) || typeof value === "string"
+    : typeof value === typeof restrictive;
 }
 
 /** The restrictive settings at or under `field` (a section names all of its settings). */
@@ -483,17 +495,20 @@ function nearMisses(path: PropertyKey[], key: string): string[] {
 }
 
 /**
- * The guarded lists (GUARDED_LISTS) whose own name, outside the section `key` sits in, `key` is
- * near: `labels:` at the top level, a YAML indentation slip, is `triage.labels` meant. Read as
- * neither, the list stayed empty, which for these lists is no limit at all (triage applied any
- * label the issue's author talked the model into; found by a review).
+ * The settings of other sections whose own name `key` is near, when `value` could have been
+ * theirs: `daily_tokens: 1000` or `labels: [bug]` at the top level, a YAML indentation slip, is
+ * `budget.daily_tokens` or `triage.labels` meant. Read as neither, each took its default: no
+ * budget, or triage free to apply any label the issue's author talked the model into (found by
+ * reviews). `levels: 3` held no labels, and triage stays as it was.
  */
-function misplacedGuardedLists(path: PropertyKey[], key: string): string[] {
+function misplacedSettings(path: PropertyKey[], key: string, value: unknown): string[] {
   const parent = path.join(".");
-  return GUARDED_LISTS.map(({ field }) => field).filter((field) => {
+  return Object.keys(RESTRICTIVE_SETTINGS).filter((field) => {
     const dot = field.lastIndexOf(".");
     return (
-      field.slice(0, dot) !== parent && editDistance(key.toLowerCase(), field.slice(dot + 1)) <= 2
+      field.slice(0, dot) !== parent &&
+      couldHold(field, value) &&
+      editDistance(key.toLowerCase(), field.slice(dot + 1)) <= 2
     );
   });
 }

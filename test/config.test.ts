@@ -14,6 +14,7 @@ import {
   parseEnv,
   RepoConfigSchema,
   type Env,
+  type RepoConfig,
 } from "../src/config.js";
 import {
   parseRepoConfig,
@@ -661,10 +662,117 @@ describe("config mistakes that could widen what runs", () => {
     );
   });
 
-  it("leaves a section's lists alone when the file sets them, and scalars near no name alone", () => {
+  it("leaves a section's lists alone when the file sets them", () => {
     const { config } = parseRepoConfig({
       triage: { enabled: true, labels: ["bug"], allowed_labels: ["question"], notes: "x" },
     });
     expect(config.triage).toMatchObject({ enabled: true, labels: ["bug"] });
+  });
+});
+
+/**
+ * Unknown keys near no setting's name, which had been ignored, leaving the setting the
+ * maintainers were narrowing at its wider default (found by a review).
+ */
+describe("unknown keys that held a narrower setting", () => {
+  const read = (yaml: string) => parseRepoConfig(parseYaml(yaml, { logLevel: "error" }));
+  const file = ".github/talos.yml";
+
+  it("a wrapper around whole sections (`talos:`) gives those sections their most restrictive values", () => {
+    const { config, errors } = read(
+      "talos:\n  commands:\n    allowed_associations: [OWNER, MEMBER]\n  review:\n    enabled: true\n",
+    );
+    // Its own values would widen (MEMBER); its defaults more so (COLLABORATOR, reviews on).
+    expect(config.commands).toEqual(restrictiveConfig().commands);
+    expect(config.review).toEqual(restrictiveConfig().review);
+    // Sections it does not name keep their defaults.
+    expect(config.ask.enabled).toBe(true);
+    expect(errors[0]).toBe(
+      `${file}: \`talos\` is not a known setting (ignored); \`commands.allowed_associations\`, \`commands.help_for_everyone\`, \`commands.disabled\`, \`review.enabled\`, \`review.on_push\`, \`review.max_comments\`, \`review.max_tokens\`, \`review.ignore\` take their most restrictive value until it is fixed`,
+    );
+  });
+
+  it("a wrapper leaves alone the sections the file also sets", () => {
+    const { config } = read(
+      "talos:\n  commands:\n    allowed_associations: [OWNER]\ncommands:\n  allowed_associations: [OWNER, MEMBER]\n  help_for_everyone: true\n  disabled: []\n",
+    );
+    expect(config.commands).toEqual({
+      allowed_associations: ["OWNER", "MEMBER"],
+      help_for_everyone: true,
+      disabled: [],
+    });
+  });
+
+  it.each([
+    // One value where a list was meant, under another name: read as a one-item list.
+    [
+      "review:\n  exclude: 'secrets/**'\n",
+      "review.exclude",
+      "`review.ignore` takes its",
+      (c: RepoConfig) => [c.review.enabled, c.review.on_push, c.pull_requests.enabled],
+    ],
+    [
+      "triage:\n  enabled: true\n  apply_labels: true\n  allowed_labels: bug\n",
+      "triage.allowed_labels",
+      "`triage.labels` takes its",
+      (c: RepoConfig) => [c.triage.enabled],
+    ],
+    [
+      "commands:\n  permitted: OWNER\n",
+      "commands.permitted",
+      "`commands.allowed_associations`, `commands.disabled` take their",
+      (c: RepoConfig) => [c.commands.allowed_associations.includes("MEMBER")],
+    ],
+    // A setting outside its section, a YAML indentation slip.
+    [
+      "ask:\n  enabled: true\ndaily_tokens: 1000\n",
+      "daily_tokens",
+      "`budget.daily_tokens` takes its",
+      (c: RepoConfig) => [c.budget.daily_tokens !== 0],
+    ],
+    [
+      "commands:\n  help_for_everyone: false\nallowed_associations: [OWNER, MEMBER]\n",
+      "allowed_associations",
+      "`commands.allowed_associations` takes its",
+      (c: RepoConfig) => [c.commands.allowed_associations.join() !== "OWNER"],
+    ],
+    [
+      "commands:\n  help_for_everyone: false\ndisabled: [ask]\n",
+      "disabled",
+      "`commands.disabled` takes its",
+      (c: RepoConfig) => [!c.commands.disabled.includes("ask")],
+    ],
+    // An unknown key in a section of one setting meant that setting.
+    [
+      "budget:\n  max_daily_tokens: 1000\n",
+      "budget.max_daily_tokens",
+      "`budget.daily_tokens` takes its",
+      (c: RepoConfig) => [c.budget.daily_tokens !== 0],
+    ],
+    [
+      "ask:\n  disabled: true\n",
+      "ask.disabled",
+      "`ask.enabled` takes its",
+      (c: RepoConfig) => [c.ask.enabled],
+    ],
+    [
+      "automation:\n  max_per_hour: 5\n",
+      "automation.max_per_hour",
+      "`automation.max_runs_per_hour` takes its",
+      (c: RepoConfig) => [c.automation.max_runs_per_hour !== 0],
+    ],
+    // A switch under another name may have been any of its section's.
+    [
+      "review:\n  on_push: true\n  skip_drafts: true\n",
+      "review.skip_drafts",
+      "`review.enabled` takes its",
+      (c: RepoConfig) => [c.review.enabled],
+    ],
+  ])("%j: narrowed, and the problem says why", (yaml, key, narrowed, wider) => {
+    const { config, errors } = read(yaml);
+    expect(wider(config).every((each) => each === false)).toBe(true);
+    expect(errors[0]).toBe(
+      `${file}: \`${key}\` is not a known setting (ignored); ${narrowed} most restrictive value until it is fixed`,
+    );
   });
 });
