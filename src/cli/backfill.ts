@@ -1,5 +1,4 @@
 import { randomUUID } from "node:crypto";
-import { mkdir } from "node:fs/promises";
 import { join } from "node:path";
 import type { Writable } from "node:stream";
 import type { Logger } from "pino";
@@ -20,6 +19,7 @@ import {
   releaseBackfillClaim,
 } from "../memory/memory-service.js";
 import { createServices, type Services } from "../create-services.js";
+import { assertDirectory } from "./assert-directory.js";
 import { createCliOctokit } from "./create-cli-octokit.js";
 import { askServer, holdDataDirectory } from "./hold-data-directory.js";
 import { parseRepoName } from "./parse-repo-name.js";
@@ -66,7 +66,9 @@ export async function backfill(options: BackfillCommandOptions): Promise<number>
   // running server, that server is asked to do it.
   let held: Awaited<ReturnType<typeof holdDataDirectory>> | undefined;
   if (!env.DATABASE_URL) {
-    await mkdir(options.dataDir, { recursive: true });
+    // As every other command: a mistyped --data-dir, or the wrong directory, had been made and
+    // indexed into, where no server reads it.
+    await assertDirectory(options.dataDir);
     held = await holdDataDirectory(options.dataDir);
   }
   try {

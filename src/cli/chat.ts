@@ -5,13 +5,13 @@ import { createChatSession } from "../agent/chat-session.js";
 import { systemClock } from "../clock.js";
 import type { Env } from "../config.js";
 import { createRepoClient } from "../github/create-repo-client.js";
-import { stripInvisible } from "../markdown/safe-text.js";
 import { createServices } from "../create-services.js";
 import type { Logger } from "pino";
 import { createCliOctokit } from "./create-cli-octokit.js";
 import { errorLine } from "./error-line.js";
 import { parseRepoName } from "./parse-repo-name.js";
 import { quietBelowDebug } from "./quiet-below-debug.js";
+import { toTerminalText } from "./to-terminal-text.js";
 import { UsageError } from "./usage-error.js";
 
 export interface ChatOptions {
@@ -83,18 +83,4 @@ export async function chat(options: ChatOptions): Promise<number> {
   await services.close();
   stdout.write("\n");
   return 0;
-}
-
-// C1 controls (U+0080–U+009F), which stripInvisible keeps: a terminal may act on them as on an
-// ESC sequence (U+009B is CSI).
-const C1_CONTROLS = /[\u0080-\u009F]/g;
-
-/**
- * The answer as the terminal may show it: without control characters but tab and line feed. The
- * model reads issues anyone writes, and one may have it emit escape sequences: OSC 52 sets the
- * clipboard, others retitle the window or move the cursor over earlier lines (a carriage return
- * too). Invisible and bidi characters go as well; joiners stay, for emoji.
- */
-function toTerminalText(answer: string): string {
-  return stripInvisible(answer.replace(/\r\n?/g, "\n"), true).replace(C1_CONTROLS, "");
 }

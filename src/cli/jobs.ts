@@ -7,10 +7,12 @@ import { JobJournal, type JobJournalOptions } from "../jobs/job-journal.js";
 import { RedisJobQueue } from "../jobs/redis-job-queue.js";
 import type { Job, JobQueue } from "../jobs/job-queue.js";
 import { Retried } from "../jobs/retry-request.js";
+import { sliceWhole } from "../slice-whole.js";
 import type { LockOwner } from "../memory/directory-lock.js";
 import { askServer, holdDataDirectory } from "./hold-data-directory.js";
 import { assertDirectory } from "./assert-directory.js";
 import { quietBelowDebug } from "./quiet-below-debug.js";
+import { toTerminalText } from "./to-terminal-text.js";
 import { UsageError } from "./usage-error.js";
 
 export interface JobsCommandOptions {
@@ -64,18 +66,19 @@ export async function showJobs(options: JobsCommandOptions): Promise<number> {
     options.stdout.write("No jobs waiting, parked or refused.\n");
     return 0;
   }
-  const width = Math.max(10, ...repositories.map((r) => r.repository.length));
+  // What the journal holds came with deliveries: shown clean, and measured so.
+  const shown = repositories.map((r) => ({ ...r, repository: toTerminalText(r.repository, true) }));
+  const width = Math.max(10, ...shown.map((r) => r.repository.length));
   options.stdout.write(`${"repository".padEnd(width)}  waiting  parked  refused\n`);
-  for (const r of repositories) {
+  for (const r of shown) {
     options.stdout.write(
       `${r.repository.padEnd(width)}  ${String(r.waiting).padStart(7)}  ${String(r.parked.length).padStart(6)}  ${String(r.refused).padStart(7)}\n`,
     );
   }
-  for (const r of repositories) {
+  for (const r of shown) {
     for (const p of r.parked) {
-      options.stdout.write(
-        `\nparked: ${r.repository} ${p.event} (delivery ${p.delivery}, ${p.attempts} attempt(s)): ${p.error}`,
-      );
+      const line = `parked: ${r.repository} ${p.event} (delivery ${p.delivery}, ${p.attempts} attempt(s)): ${p.error}`;
+      options.stdout.write(`\n${toTerminalText(line, true)}`);
     }
   }
   if (repositories.some((r) => r.parked.length > 0)) options.stdout.write("\n");
@@ -161,7 +164,7 @@ function reportRetried(options: RetryJobsOptions, retried: Described[], when: st
   }
   for (const job of retried)
     options.stdout.write(
-      `Retried ${job.repository ?? "(no repository)"} ${job.event} (delivery ${job.delivery}): ${when}.\n`,
+      `${toTerminalText(`Retried ${job.repository ?? "(no repository)"} ${job.event} (delivery ${job.delivery}): ${when}.`, true)}\n`,
     );
   if (retried.length === 0) options.stdout.write("No jobs parked.\n");
   return 0;
@@ -275,8 +278,7 @@ function describeParked(job: Job) {
     event: job.event,
     attempts: job.attempts,
     // String(): as the repository's, a journal of another version may hold another value.
-    error: String(job.parked?.error ?? "")
-      .replace(/\s+/g, " ")
-      .slice(0, 200),
+    // Cleaned before it is cut, so that no escape sequence is cut in half.
+    error: sliceWhole(toTerminalText(String(job.parked?.error ?? "")).replace(/\s+/g, " "), 200),
   };
 }

@@ -4,6 +4,7 @@ import { join } from "node:path";
 import type { Writable } from "node:stream";
 import type { Logger } from "pino";
 import { systemClock } from "../clock.js";
+import { sliceWhole } from "../slice-whole.js";
 import { getSecrets, type Env } from "../config.js";
 import { createSecretScrubber } from "../create-logger.js";
 import { createEmbedder } from "../memory/create-embedder.js";
@@ -35,6 +36,7 @@ import { createMetrics } from "../metrics/create-metrics.js";
 import { lockDirectory, type LockOwner } from "../memory/directory-lock.js";
 import { askServer, holdDataDirectory } from "./hold-data-directory.js";
 import { assertDirectory } from "./assert-directory.js";
+import { toTerminalText } from "./to-terminal-text.js";
 import { UsageError } from "./usage-error.js";
 
 export interface MemoryCommandOptions {
@@ -130,7 +132,7 @@ export async function showMemoryStats(options: MemoryCommandOptions): Promise<nu
   ];
   await writeLine(options.stdout, formatTable(table, [1, 2, 3, 4, 5]));
   if (legacy.length > 0) {
-    await writeLine(
+    await writeText(
       options.stdout,
       `${legacy.length} name-keyed ${legacy.length === 1 ? "memory" : "memories"} from before the upgrade ${legacy.length === 1 ? "waits for its repository's" : "wait for their repositories'"} next event: ${legacy.map((l) => `${l.installation}/${l.repo}`).join(", ")}`,
     );
@@ -188,7 +190,7 @@ export async function searchMemory(options: SearchMemoryOptions): Promise<number
     return 0;
   }
   if (results.length === 0) {
-    await writeLine(options.stdout, `No memories of ${nameOf(namespace)} match.`);
+    await writeText(options.stdout, `No memories of ${nameOf(namespace)} match.`);
     return 0;
   }
   const table = [
@@ -200,7 +202,8 @@ export async function searchMemory(options: SearchMemoryOptions): Promise<number
       hit.kind,
       hit.number === undefined ? "" : `#${hit.number}`,
       hit.url ?? "",
-      hit.firstLine.slice(0, 80),
+      // Cut once clean: the 80 are what shows, and no sequence is cut in half.
+      sliceWhole(toTerminalText(hit.firstLine, true), 80),
     ]),
   ];
   await writeLine(options.stdout, formatTable(table, [0]));
@@ -281,7 +284,7 @@ export async function compactMemory(options: MemoryCommandOptions): Promise<numb
       const { bytesBefore, ...stats } = await access.compact(namespace);
       rows.push({ ...namespace, ...stats, bytesBefore });
       if (!options.json) {
-        await writeLine(
+        await writeText(
           options.stdout,
           `Compacted ${nameOf(namespace)}: ${stats.records} records in ${stats.segments} segment(s), ${stats.pending} pending, ${formatBytes(stats.bytesOnDisk)} on disk (was ${formatBytes(bytesBefore)}).`,
         );
@@ -293,7 +296,7 @@ export async function compactMemory(options: MemoryCommandOptions): Promise<numb
   if (options.json) await writeLine(options.stdout, JSON.stringify({ namespaces: rows }));
   // Silence read as "done" where nothing was there: a mistyped data directory, say.
   else if (rows.length === 0)
-    await writeLine(options.stdout, `No memory in ${whereOf(options)}: nothing to compact.`);
+    await writeText(options.stdout, `No memory in ${whereOf(options)}: nothing to compact.`);
   return 0;
 }
 
@@ -330,7 +333,7 @@ export async function deleteMemory(
       await access.delete(namespace);
       deleted.push(namespace);
       if (!options.json)
-        await writeLine(
+        await writeText(
           options.stdout,
           `Deleted the memory of ${nameOf(namespace)} (repository ${namespace.repository}) from ${whereOf(options)}.`,
         );
@@ -339,7 +342,7 @@ export async function deleteMemory(
       await access.deleteLegacy(memory);
       deletedLegacy.push({ installation: memory.installation, repo: memory.name });
       if (!options.json)
-        await writeLine(
+        await writeText(
           options.stdout,
           `Deleted the name-keyed memory of ${memory.installation}/${memory.name} (from before the upgrade) from ${memory.directory}.`,
         );
@@ -382,7 +385,7 @@ export async function importMemory(options: MemoryCommandOptions): Promise<numbe
   }
   if (options.json) await writeLine(options.stdout, JSON.stringify({ namespaces: rows }));
   else if (rows.length === 0)
-    await writeLine(options.stdout, `No memory on disk in ${whereOf(onDisk)}: nothing to import.`);
+    await writeText(options.stdout, `No memory on disk in ${whereOf(onDisk)}: nothing to import.`);
   return 0;
 }
 
@@ -421,7 +424,7 @@ async function importInto(
         backfill: kept ? backfill.status : undefined,
       });
       if (!options.json)
-        await writeLine(
+        await writeText(
           options.stdout,
           `Imported ${records.length} records of ${nameOf(namespace)} into ${target.where}${kept ? `, with its backfill progress (${backfill.status}, ${backfill.indexed} indexed)` : ""}.`,
         );
@@ -829,8 +832,12 @@ function formatBytes(bytes: number): string {
   return `${(bytes / 1024 / 1024).toFixed(1)} MiB`;
 }
 
-/** Columns padded to their widest cell; the numeric columns listed are right-aligned. */
-function formatTable(rows: string[][], rightAligned: number[]): string {
+/**
+ * Columns padded to their widest cell; the numeric columns listed are right-aligned. Each cell is
+ * made safe for a terminal, on one line: names and texts come from what was stored.
+ */
+function formatTable(table: string[][], rightAligned: number[]): string {
+  const rows = table.map((row) => row.map((cell) => toTerminalText(cell, true)));
   const widths = rows[0]!.map((_, column) =>
     Math.max(...rows.map((row) => (row[column] ?? "").length)),
   );
@@ -846,6 +853,14 @@ function formatTable(rows: string[][], rightAligned: number[]): string {
         .trimEnd(),
     )
     .join("\n");
+}
+
+/**
+ * A message for the terminal, which may name what was stored (a repository's name, a directory):
+ * JSON is written with writeLine as it is, since an export must keep every character.
+ */
+function writeText(stream: Writable, text: string): Promise<void> {
+  return writeLine(stream, toTerminalText(text));
 }
 
 /** Waits when the reader is slower: an export can run to many megabytes. */

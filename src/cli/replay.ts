@@ -111,7 +111,21 @@ async function readPayloadFile(file: string): Promise<Record<string, unknown>> {
   if (typeof payload !== "object" || payload === null || Array.isArray(payload)) {
     throw new UsageError(`${file} does not hold a webhook payload (a JSON object)`);
   }
+  // JSON.parse reads nesting that JSON.stringify cannot write back (100,000 arrays deep): the
+  // delivery's journaling then failed, and the replay said to redeliver it. A fixed bound, not
+  // the stack's: a payload near the stack's limit would pass here and fail deeper in the handlers.
+  if (isNestedDeeper(payload, MAX_PAYLOAD_DEPTH))
+    throw new UsageError(`${file} is nested more than ${MAX_PAYLOAD_DEPTH} levels deep`);
   return payload as Record<string, unknown>;
+}
+
+/** Far deeper than any webhook payload GitHub sends. */
+const MAX_PAYLOAD_DEPTH = 1000;
+
+function isNestedDeeper(value: unknown, levels: number): boolean {
+  if (typeof value !== "object" || value === null) return false;
+  if (levels === 0) return true;
+  return Object.values(value).some((child) => isNestedDeeper(child, levels - 1));
 }
 
 function resolveEventName(file: string, explicit: string | undefined): EmitterWebhookEventName {

@@ -1,5 +1,5 @@
 import { generateKeyPairSync } from "node:crypto";
-import { mkdirSync, readdirSync, readFileSync, writeFileSync } from "node:fs";
+import { existsSync, mkdirSync, readdirSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { describe, expect, it } from "vitest";
 import { githubScope, mockRepoConfig } from "../helpers/github-mocks.js";
@@ -109,6 +109,23 @@ describe("a data directory that is a file", () => {
     expect(result.err).toBe(
       `talos jobs: data directory ${missing} does not exist; pass --data-dir or set TALOS_DATA_DIR\n`,
     );
+  });
+
+  // A writer as the server is, but the server's directory is made by its first start: a mistyped
+  // --data-dir, or ./data from another directory, had been made and indexed into, unread.
+  it("refuses a backfill into a data directory not made yet, and makes none", async () => {
+    const missing = join(makeDataDir(), "new");
+    // Refused before GitHub is asked anything (no request is mocked).
+    const result = await runTalos(
+      ["backfill", "acme/widgets", "--installation", "7", "--data-dir", missing],
+      { env: { GITHUB_TOKEN: "ghp_badInputTestToken0123456789abcdefgh" } },
+    );
+    expect(result.code).toBe(2);
+    expect(result.out).toBe("");
+    expect(result.err).toBe(
+      `talos backfill: data directory ${missing} does not exist; pass --data-dir or set TALOS_DATA_DIR\n`,
+    );
+    expect(existsSync(missing)).toBe(false);
   });
 });
 

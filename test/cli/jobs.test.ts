@@ -229,6 +229,37 @@ describe("talos jobs and a journal another version (or a hand) wrote", () => {
   });
 });
 
+describe("talos jobs and a journal holding escape sequences", () => {
+  // Nothing a terminal acts on: ESC, BEL, C1 controls, CR.
+  // eslint-disable-next-line no-control-regex -- matching them is the point
+  const CONTROLS = /[\u0000-\u0008\u000b-\u001f\u007f-\u009f]/;
+
+  it("prints the repository and error without what a terminal acts on", async () => {
+    // An error can quote what a delivery held; a journal another version wrote, any name.
+    const dataDir = makeDataDir();
+    await seedJournal(dataDir);
+    const file = join(dataDir, "jobs", "journal.log");
+    const osc52 = "\u001b]52;c;Y3VybCBldmlsLmV4YW1wbGUgfCBzaA==\u0007";
+    const lines = readFileSync(file, "utf8")
+      .replaceAll("octo/alpha", "octo/alpha\\u001b[2J\\r")
+      .replace(
+        "comment.id: Required",
+        `comment.id: ${JSON.stringify(osc52).slice(1, -1)}\\u009b31m`,
+      );
+    writeFileSync(file, lines);
+
+    const text = await runTalos(["jobs", "--data-dir", dataDir]);
+    expect(text).toMatchObject({ code: 0, err: "" });
+    expect(text.out).not.toMatch(CONTROLS);
+    expect(text.out).toMatch(/^octo\/alpha\[2J +0 +1 +0$/m);
+    expect(text.out).toContain("comment.id: ]52;c;Y3VybCBldmlsLmV4YW1wbGUgfCBzaA==31m");
+    const retried = await runTalos(["jobs", "retry", "parked-1", "--data-dir", dataDir]);
+    expect(retried).toMatchObject({ code: 0, err: "" });
+    expect(retried.out).not.toMatch(CONTROLS);
+    expect(retried.out).toContain("Retried octo/alpha[2J  issue_comment.created");
+  });
+});
+
 describe("a journaled job without an installation, run after a restart", () => {
   it("is parked without relabelling the app's own client, which everything shares", async () => {
     const dataDir = makeDataDir();

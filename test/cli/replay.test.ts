@@ -1,4 +1,4 @@
-import { mkdirSync, writeFileSync } from "node:fs";
+import { mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { describe, expect, it } from "vitest";
 import { runTalos } from "../helpers/run-talos.js";
@@ -117,6 +117,29 @@ describe("talos replay", () => {
     const { code, err } = await talos("replay", file);
     expect(code).toBe(2);
     expect(err).toMatch(/does not hold a webhook payload/);
+  });
+
+  it("exits 2 for a payload nested too deeply to journal, not a delivery to redeliver", async () => {
+    const payload = readFileSync("fixtures/issue_comment.created.help.json", "utf8").trim();
+    // Valid JSON that JSON.parse reads, but that JSON.stringify (the journal) cannot write back:
+    // it said "delivery not journaled (Maximum call stack size exceeded); redeliver it later",
+    // exit 1, where there is nothing to redeliver and the file is what is wrong.
+    const deep = `${"[".repeat(100_000)}0${"]".repeat(100_000)}`;
+    const file = join(makeDataDir(), "issue_comment.created.deep.json");
+    writeFileSync(file, `${payload.slice(0, -1)},"extra":${deep}}`);
+    const { code, err } = await talos("replay", file);
+    expect(code).toBe(2);
+    expect(err).toBe(`talos replay: ${file} is nested more than 1000 levels deep\n`);
+  });
+
+  it("exits 2 with an error line that quotes the file's action without its escape sequences", async () => {
+    const file = join(makeDataDir(), "issue_comment.created.json");
+    writeFileSync(file, JSON.stringify({ action: "\u001b]52;c;eA==\u0007\u009b2J\rmade" }));
+    const { code, err } = await talos("replay", file);
+    expect(code).toBe(2);
+    expect(err).toBe(
+      `talos replay: ${file} does not hold a payload of issue_comment: its "action" is "]52;c;eA==2J made", not one of issue_comment's\n`,
+    );
   });
 
   it("exits 2 for a payload that lacks what the handler needs", async () => {
