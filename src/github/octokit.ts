@@ -22,23 +22,32 @@ export function statusOf(error: unknown): number | undefined {
 const UNNAMED_LIMIT_WAIT_MS = 60_000;
 // A secondary limit's message; "abuse detection" is older GitHub Enterprise's name for one.
 const SECONDARY = /secondary rate limit|abuse detection/i;
+// GitHub's content-creation limit: a 422 whose errors say a comment or review "was submitted
+// too quickly", with no `retry-after`.
+const TOO_QUICKLY = /submitted too quickly/i;
 
 /**
  * How long GitHub asks to wait when it refused a request for a rate limit, or undefined when it
- * refused it for anything else (a 403 for a permission). A rate limit is a 429, or a 403 with a
- * `retry-after`, a spent primary limit or a message naming a rate limit (or "abuse detection").
+ * refused it for anything else (a 403 for a permission). A rate limit is a 429, a 403 with a
+ * `retry-after`, a spent primary limit or a message naming a rate limit (or "abuse detection"),
+ * or a 422 saying the content "was submitted too quickly" (a secondary limit by another name).
  * The wait is its `retry-after` (seconds or a date), else the spent limit's reset and a second,
  * else a minute.
- * The reply, the backfill, the catch-up and the redelivery all read a rate limit here.
+ * The reply, the review, the backfill, the catch-up, the redelivery and the job runner all read
+ * a rate limit here.
  */
 export function rateLimitWaitMs(error: unknown, now: number): number | undefined {
   const status = statusOf(error);
+  // Sliced first: a message can quote what a user wrote.
+  const message = error instanceof Error ? error.message.slice(0, 500) : "";
+  if (status === 422)
+    return submittedTooQuickly(error, message)
+      ? (retryAfterHeaderMs(error, now) ?? UNNAMED_LIMIT_WAIT_MS)
+      : undefined;
   if (status !== 403 && status !== 429) return undefined;
   const headers = headersOf(error);
   const spent = String(headers["x-ratelimit-remaining"]) === "0";
   const asked = String(headers["retry-after"] ?? "") !== "";
-  // Sliced first: a message can quote what a user wrote.
-  const message = error instanceof Error ? error.message.slice(0, 500) : "";
   const named = /rate limit/i.test(message) || SECONDARY.test(message);
   if (status === 403 && !asked && !spent && !named) return undefined;
   const retryAfter = retryAfterHeaderMs(error, now);
@@ -77,6 +86,22 @@ export function retryAfterMsOf(value: unknown, now: number): number | undefined 
 
 // "Sun, 06 Dec 2026 12:04:00 GMT" (RFC 9110's IMF-fixdate), at the start of the header.
 const HTTP_DATE = /^[A-Za-z]{3}, \d{2} [A-Za-z]{3} \d{4} \d{2}:\d{2}:\d{2} GMT/;
+
+/**
+ * A 422's message, or one of the first errors its answer lists, says "submitted too quickly":
+ * Octokit puts the errors in the message, but only as far as the 500 characters read of it.
+ */
+function submittedTooQuickly(error: unknown, message: string): boolean {
+  if (TOO_QUICKLY.test(message)) return true;
+  const errors = (error as { response?: { data?: { errors?: unknown } } }).response?.data?.errors;
+  return (
+    Array.isArray(errors) &&
+    errors.slice(0, 10).some((entry: unknown) => {
+      const text = typeof entry === "string" ? entry : (entry as { message?: unknown })?.message;
+      return typeof text === "string" && TOO_QUICKLY.test(text.slice(0, 200));
+    })
+  );
+}
 
 function headersOf(error: unknown): Record<string, unknown> {
   return (error as { response?: { headers?: Record<string, unknown> } }).response?.headers ?? {};

@@ -55,7 +55,7 @@ type JournalRecord =
   | { op: "spend"; id: string; tokens: number }
   | { op: "step"; id: string; step: string }
   | { op: "done"; id: string; at: number }
-  | { op: "fail"; id: string; error: string; retryAt: number }
+  | { op: "fail"; id: string; error: string; retryAt: number; rateLimited?: true }
   | { op: "park"; id: string; error: string; at: number }
   | { op: "retry"; id: string; at: number }
   | ({ op: "refuse" } & RefusedJob);
@@ -344,7 +344,12 @@ export class JobJournal implements JobQueue {
     });
   }
 
-  async fail(id: string, error: string, retryAt: number | undefined): Promise<void> {
+  async fail(
+    id: string,
+    error: string,
+    retryAt: number | undefined,
+    rateLimited = false,
+  ): Promise<void> {
     this.#release(id);
     const job = this.#jobs.get(id);
     if (!job) return;
@@ -352,7 +357,13 @@ export class JobJournal implements JobQueue {
     const record: JournalRecord =
       retryAt === undefined
         ? { op: "park", id, error: message, at: this.#options.clock.now() }
-        : { op: "fail", id, error: message, retryAt };
+        : {
+            op: "fail",
+            id,
+            error: message,
+            retryAt,
+            ...(rateLimited ? { rateLimited: true as const } : {}),
+          };
     this.#apply(record);
     await this.#append(record, record.op === "park");
   }
@@ -480,6 +491,11 @@ export class JobJournal implements JobQueue {
         if (job) {
           job.retryAt = record.retryAt;
           job.unsettledRuns = undefined;
+          // Its start counted an attempt; a run GitHub refused for a rate limit is none.
+          if (record.rateLimited) {
+            job.attempts = Math.max(0, job.attempts - 1);
+            job.rateLimitedRuns = (job.rateLimitedRuns ?? 0) + 1;
+          }
         }
         break;
       }
@@ -498,6 +514,7 @@ export class JobJournal implements JobQueue {
         if (job?.parked) {
           job.parked = undefined;
           job.attempts = 0;
+          job.rateLimitedRuns = undefined;
           job.spentTokens = undefined;
           job.stepsDone = undefined;
           job.retryAt = undefined;

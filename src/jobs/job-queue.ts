@@ -26,8 +26,16 @@ export interface NewJob {
 
 export interface Job extends NewJob {
   acceptedAt: number;
-  /** Runs started so far, counting runs a crash interrupted. */
+  /**
+   * Runs started so far, counting runs a crash interrupted, but not those GitHub refused for a
+   * rate limit (see `rateLimitedRuns`).
+   */
   attempts: number;
+  /**
+   * Runs that ended refused by GitHub for a rate limit: no failure of the job's, so counted
+   * apart from its attempts, against a larger bound of their own (see the runner).
+   */
+  rateLimitedRuns?: number | undefined;
   /**
    * Model tokens its earlier runs spent, recorded as each call was charged (`spend`), crashed
    * runs' included: the job's cap (`TALOS_AGENT_MAX_TOKENS`) covers all its runs together.
@@ -114,12 +122,21 @@ export interface JobQueue {
   spend(id: string, tokens: number): Promise<void>;
   /** Records that the job's run finished `step`, for its next runs (see `Job.stepsDone`). */
   stepDone(id: string, step: string): Promise<void>;
-  /** Schedules another attempt at `retryAt`, or parks the job when `retryAt` is undefined. */
-  fail(id: string, error: string, retryAt: number | undefined): Promise<void>;
+  /**
+   * Schedules another attempt at `retryAt`, or parks the job when `retryAt` is undefined. A run
+   * `rateLimited` (GitHub refused it for a rate limit) is taken off the job's attempts and
+   * counted in its `rateLimitedRuns` instead.
+   */
+  fail(
+    id: string,
+    error: string,
+    retryAt: number | undefined,
+    rateLimited?: boolean,
+  ): Promise<void>;
   /**
    * Makes a parked job wait again, as if just accepted (`talos jobs retry`, once its cause is
-   * fixed): its attempts, spent tokens, steps done and error are forgotten. False when it is
-   * not parked.
+   * fixed): its attempts, rate-limited runs, spent tokens, steps done and error are forgotten.
+   * False when it is not parked.
    */
   retryParked(id: string): Promise<boolean>;
   /** When to look for runnable jobs again, if any may become runnable (a retry's time). */

@@ -15,7 +15,10 @@ export interface JobRunnerOptions {
   queue: JobQueue;
   /** Jobs running at once, all threads together (`TALOS_CONCURRENCY`). */
   concurrency: number;
-  /** Runs a job may start, crashes included, before it is parked (`TALOS_JOB_MAX_ATTEMPTS`). */
+  /**
+   * Runs a job may start, crashes included, before it is parked (`TALOS_JOB_MAX_ATTEMPTS`); runs
+   * GitHub refused for a rate limit are bounded apart (MAX_RATE_LIMITED_RUNS).
+   */
   maxAttempts: number;
   clock: Clock;
   log: Logger;
@@ -57,7 +60,8 @@ export type FailureKind = "retry" | "park" | "gone" | "suspended";
 
 /**
  * Runs journaled jobs: one at a time per thread, at most `concurrency` together, each failure
- * retried with backoff until `maxAttempts`, then parked. `C` is what a handler needs (Probot's
+ * retried with backoff until `maxAttempts` (or, refused by GitHub for a rate limit, until
+ * MAX_RATE_LIMITED_RUNS), then parked. `C` is what a handler needs (Probot's
  * context); a job accepted by this process keeps the one it came with, and a job resumed after a
  * restart gets a new one from `contextOf`.
  */
@@ -344,7 +348,15 @@ export class JobRunner<C> {
       }
       const { error } = failure;
       this.#notify(job.id, error);
-      const { kind, message, waitMs } = this.#readFailure(log, error);
+      const { kind, message, waitMs, rateLimited } = this.#readFailure(log, error);
+      // A run GitHub refused for a rate limit is no failure of the job's (a burst of secondary
+      // limits refuses every run for minutes): it uses up no attempt, and only a bound of its own
+      // parks a job GitHub refuses every time.
+      const retries =
+        kind === "retry" &&
+        (rateLimited
+          ? (job.rateLimitedRuns ?? 0) + 1 < MAX_RATE_LIMITED_RUNS
+          : job.attempts < maxAttempts);
       if (job.lease?.aborted) {
         // Its writes were refused from then on; the queue records nothing of this run's end.
         log.warn({ err: error }, "job left: this instance lost its lease, and another runs it");
@@ -364,25 +376,23 @@ export class JobRunner<C> {
               log.error({ err: markError }, "cannot mark the installation suspended"),
             );
         await this.#record(log, job, () => queue.complete(job.id));
-      } else if (kind === "retry" && job.attempts < maxAttempts) {
-        // GitHub's rate limits say when to come back: sooner is refused again.
-        const delay = Math.max(retryDelayMs(job.attempts), waitMs ?? 0);
+      } else if (retries) {
+        // GitHub's rate limits say when to come back: sooner is refused again. Backed off over
+        // all its runs: a job GitHub keeps refusing comes back less and less often.
+        const runs = job.attempts + (job.rateLimitedRuns ?? 0);
+        const delay = Math.max(retryDelayMs(runs), waitMs ?? 0);
         const retryAt = clock.now() + delay;
         log.error(
           { err: error, retryAt: new Date(retryAt).toISOString() },
           "job failed; will retry",
         );
-        await this.#record(log, job, () => queue.fail(job.id, message, retryAt));
+        await this.#record(log, job, () => queue.fail(job.id, message, retryAt, rateLimited));
       } else {
         log.error({ err: error }, "job failed; parked (see `talos jobs`)");
         await this.#record(log, job, () => queue.fail(job.id, message, undefined));
       }
       const outcome =
-        kind === "gone" || kind === "suspended"
-          ? "gone"
-          : kind === "retry" && job.attempts < maxAttempts
-            ? "retry"
-            : "parked";
+        kind === "gone" || kind === "suspended" ? "gone" : retries ? "retry" : "parked";
       metrics.jobs.inc({ kind: job.kind, outcome });
     } finally {
       metrics.jobDuration.observe({ kind: job.kind }, (clock.now() - started) / 1_000);
@@ -397,17 +407,23 @@ export class JobRunner<C> {
   #readFailure(
     log: Logger,
     error: unknown,
-  ): { kind: FailureKind; message: string; waitMs: number | undefined } {
+  ): { kind: FailureKind; message: string; waitMs: number | undefined; rateLimited: boolean } {
     const scrub = this.#options.scrub ?? ((text: string) => text);
     try {
       return {
         kind: classifyJobFailure(error),
         message: scrub(error instanceof Error ? error.message : String(error)),
         waitMs: retryAfterMs(error, this.#options.clock.now()),
+        rateLimited: isRateLimitFailure(error),
       };
     } catch (readError) {
       log.warn({ err: readError }, "the job's error could not be read; it is retried");
-      return { kind: "retry", message: "an error that could not be read", waitMs: undefined };
+      return {
+        kind: "retry",
+        message: "an error that could not be read",
+        waitMs: undefined,
+        rateLimited: false,
+      };
     }
   }
 
@@ -430,6 +446,11 @@ export class JobRunner<C> {
 }
 
 const CLAIM_RETRY_MS = 5_000;
+/**
+ * Runs GitHub may refuse for a rate limit before the job is parked: about a day of its backoff
+ * (30 minutes at most between runs), far past any burst of limits or an hour's spent primary one.
+ */
+export const MAX_RATE_LIMITED_RUNS = 50;
 
 /** A failure that another attempt cannot fix. */
 export class PermanentJobError extends Error {
@@ -460,7 +481,7 @@ export function classifyJobFailure(error: unknown): FailureKind {
     if ((status === 404 || status === 410) && isGitHubAnswer(cause)) return "gone";
     if (status === 403 && isSuspended(cause)) return "suspended";
     if (typeof status === "number" && status >= 400 && status < 500 && !PASSING.has(status))
-      return status === 403 && isRateLimited(cause) ? "retry" : "park";
+      return isRateLimited(cause) ? "retry" : "park";
   }
   return "retry";
 }
@@ -486,14 +507,27 @@ function isSuspended(error: Error): boolean {
  * https://docs.github.com/en/rest/using-the-rest-api/rate-limits-for-the-rest-api#handle-rate-limit-errors-appropriately
  */
 export function retryAfterMs(error: unknown, now: number): number | undefined {
-  for (const cause of causesOf(error)) {
-    // Only GitHub's answers (Octokit's errors carry the response): a model's or an embedding
-    // server's 429 was waited out by LangChain already, and names no GitHub wait.
-    if ((cause as { response?: unknown }).response === undefined) continue;
+  for (const cause of githubAnswersOf(error)) {
     const wait = rateLimitWaitMs(cause, now) ?? retryAfterHeaderMs(cause, now);
     if (wait !== undefined) return Math.min(wait, MAX_RETRY_WAIT_MS);
   }
   return undefined;
+}
+
+/** GitHub refused the run for a rate limit (its answer, or one of the failure's causes). */
+export function isRateLimitFailure(error: unknown): boolean {
+  return githubAnswersOf(error).some(isRateLimited);
+}
+
+/**
+ * The failure's causes that are GitHub's answers (Octokit's errors carry the response): a
+ * model's or an embedding server's 429 was waited out by LangChain already, names no GitHub
+ * wait, and is a failure like any other.
+ */
+function githubAnswersOf(error: unknown): Error[] {
+  return causesOf(error).filter(
+    (cause) => (cause as { response?: unknown }).response !== undefined,
+  );
 }
 
 /** 30 s, 1 min, 2 min, … up to 30 min. */

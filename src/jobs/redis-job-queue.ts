@@ -52,7 +52,10 @@ interface Claimed {
   lease: AbortController;
   /** Fires when the lease, as last renewed, is about to run out. */
   expiry: NodeJS.Timeout | undefined;
-  /** Runs the job has started, this one included (Talos's count, not BullMQ's claims). */
+  /**
+   * Runs the job has started, this one included (Talos's count, not BullMQ's claims), less those
+   * GitHub refused for a rate limit.
+   */
   attempts: number;
 }
 
@@ -71,14 +74,14 @@ export class JobLeaseLostError extends Error {
 // A job whose retry time (recorded with its failure, see RELEASE) has not come is put back to
 // wait until then, however it came back: BullMQ's delay is set only after the failure is recorded,
 // and an error or a crash between the two left the job to run again as soon as its lock ran out.
-// Returns the attempt number with the tokens the job's runs have spent so far and the steps they
-// finished (newline-separated), or -1 (not the thread's turn), -2 (the thread is held), -3 (done
+// Returns the attempt number with the tokens the job's runs have spent so far, the steps they
+// finished (newline-separated) and the runs GitHub refused for a rate limit, or -1 (not the thread's turn), -2 (the thread is held), -3 (done
 // already: a crash came between recording it and telling the queue), -4 (parked already, alike),
 // or -5 with the retry time. A retry time further off than any retry waits (MAX_RETRY_WAIT_MS)
 // was set by a clock since stepped back, or another instance's ahead: it is due, as in the
 // journal, rather than holding the job and every later one of its thread for the difference.
 const CLAIM = `
-local list, lease, attempts, spent, retryAt, steps, share = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5], KEYS[6], KEYS[7]
+local list, lease, attempts, spent, retryAt, steps, share, limited = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5], KEYS[6], KEYS[7], KEYS[8]
 local id, owner, ms, jobPrefix, donePrefix, parkedPrefix, now, maxWait = ARGV[1], ARGV[2], ARGV[3], ARGV[4], ARGV[5], ARGV[6], ARGV[7], ARGV[8]
 if redis.call('EXISTS', donePrefix .. id) == 1 then return -3 end
 if redis.call('EXISTS', parkedPrefix .. id) == 1 then return -4 end
@@ -104,24 +107,30 @@ if redis.call('EXISTS', lease) == 1 then return -2 end
 redis.call('SET', lease, owner, 'PX', ms)
 redis.call('HDEL', retryAt, id)
 return {redis.call('HINCRBY', attempts, id, 1), tonumber(redis.call('HGET', spent, id) or '0'),
-  redis.call('HGET', steps, id) or ''}
+  redis.call('HGET', steps, id) or '', tonumber(redis.call('HGET', limited, id) or '0')}
 `;
 
 // Ends a claim: the lease goes if it is still this claim's; a finished job (done, or parked)
 // leaves its thread and is remembered for the retention time, a parked one with its error; a job
 // to retry keeps its retry time (empty: at once), which its claims wait for. Its place in its
 // installation's share (see RESERVE) goes with it when done; parked, it holds it as long as it
-// counts against the bound.
+// counts against the bound. A run GitHub refused for a rate limit (ARGV[7]) gives back the attempt
+// its claim counted, and is counted apart.
 // Returns the thread's next job.
 const RELEASE = `
-local list, lease, attempts, done, parked, spent, retryAt, steps, share = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5], KEYS[6], KEYS[7], KEYS[8], KEYS[9]
-local id, owner, outcome, retention, error, at = ARGV[1], ARGV[2], ARGV[3], ARGV[4], ARGV[5], ARGV[6]
+local list, lease, attempts, done, parked, spent, retryAt, steps, share, limited = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5], KEYS[6], KEYS[7], KEYS[8], KEYS[9], KEYS[10]
+local id, owner, outcome, retention, error, at, rateLimited = ARGV[1], ARGV[2], ARGV[3], ARGV[4], ARGV[5], ARGV[6], ARGV[7]
 if redis.call('GET', lease) == owner then redis.call('DEL', lease) end
 if outcome == 'retry' then
   if at ~= '' then redis.call('HSET', retryAt, id, at) end
+  if rateLimited == '1' and tonumber(redis.call('HGET', attempts, id) or '0') > 0 then
+    redis.call('HINCRBY', attempts, id, -1)
+    redis.call('HINCRBY', limited, id, 1)
+  end
 else
   redis.call('LREM', list, 1, id)
   redis.call('HDEL', attempts, id)
+  redis.call('HDEL', limited, id)
   redis.call('HDEL', spent, id)
   redis.call('HDEL', retryAt, id)
   redis.call('HDEL', steps, id)
@@ -278,7 +287,7 @@ return 1
 `;
 
 type Scripts = Redis & {
-  talosClaim(...args: Array<string | number>): Promise<number | [number, number, string?]>;
+  talosClaim(...args: Array<string | number>): Promise<number | [number, number, string?, number?]>;
   talosRelease(...args: Array<string | number>): Promise<string | null>;
   talosRenew(...args: Array<string | number>): Promise<number>;
   talosReserve(...args: Array<string | number>): Promise<number>;
@@ -404,8 +413,8 @@ export class RedisJobQueue implements JobQueue {
       maxRetriesPerRequest: 1,
       lazyConnect: true,
     }) as Scripts;
-    this.#redis.defineCommand("talosClaim", { numberOfKeys: 7, lua: CLAIM });
-    this.#redis.defineCommand("talosRelease", { numberOfKeys: 9, lua: RELEASE });
+    this.#redis.defineCommand("talosClaim", { numberOfKeys: 8, lua: CLAIM });
+    this.#redis.defineCommand("talosRelease", { numberOfKeys: 10, lua: RELEASE });
     this.#redis.defineCommand("talosRenew", { numberOfKeys: 3, lua: RENEW });
     this.#redis.defineCommand("talosReserve", { numberOfKeys: 7, lua: RESERVE });
     this.#redis.defineCommand("talosJoin", { numberOfKeys: 4, lua: JOIN });
@@ -592,6 +601,7 @@ export class RedisJobQueue implements JobQueue {
         this.#retryAtKey(),
         this.#stepsKey(),
         this.#shareKey(data.installation),
+        this.#rateLimitedKey(),
         bull.id,
         owner,
         leaseMs,
@@ -604,7 +614,8 @@ export class RedisJobQueue implements JobQueue {
         Date.now(),
         MAX_RETRY_WAIT_MS,
       );
-      const [attempt, spent, steps = ""] = typeof claim === "number" ? [claim, 0] : claim;
+      const [attempt, spent, steps = "", rateLimited = 0] =
+        typeof claim === "number" ? [claim, 0] : claim;
       if (attempt === -5) {
         // Its retry's time (the claim's second value then) has not come: back to wait until then.
         const retryAt = spent;
@@ -662,6 +673,7 @@ export class RedisJobQueue implements JobQueue {
         attempts: attempt,
         ...(spent > 0 ? { spentTokens: spent } : {}),
         ...(steps ? { stepsDone: steps.split("\n") } : {}),
+        ...(rateLimited > 0 ? { rateLimitedRuns: rateLimited } : {}),
         lease: claimed.lease.signal,
       };
     }
@@ -694,7 +706,12 @@ export class RedisJobQueue implements JobQueue {
     await this.#redis[script](hash, this.#doneKey(jobId), this.#parkedKey(jobId), jobId, value);
   }
 
-  async fail(id: string, error: string, asked: number | undefined): Promise<void> {
+  async fail(
+    id: string,
+    error: string,
+    asked: number | undefined,
+    rateLimited = false,
+  ): Promise<void> {
     const message = error.slice(0, MAX_ERROR);
     // Further off than any retry waits: set by a clock since stepped back; due now (as CLAIM
     // reads it too), not held for the difference.
@@ -723,6 +740,7 @@ export class RedisJobQueue implements JobQueue {
         },
         undefined,
         retryAt,
+        rateLimited,
       );
   }
 
@@ -827,13 +845,14 @@ export class RedisJobQueue implements JobQueue {
     move: (claimed: Claimed) => Promise<void>,
     error?: string,
     retryAt?: number,
+    rateLimited = false,
   ): Promise<void> {
     // Only the job's live claim is kept: a lost one left at its loss (see #lose), and whoever
     // holds the job now (another instance, or a later claim here) finishes it.
     const claimed = this.#claimed.get(id);
     if (!claimed) return;
     this.#forget(claimed);
-    await this.#release(claimed, outcome, move, error, retryAt);
+    await this.#release(claimed, outcome, move, error, retryAt, rateLimited);
   }
 
   async #release(
@@ -842,6 +861,7 @@ export class RedisJobQueue implements JobQueue {
     move: (claimed: Claimed) => Promise<void>,
     error = "",
     retryAt?: number,
+    rateLimited = false,
   ): Promise<void> {
     const id = claimed.bull.id!;
     // Recorded before the queue is told: a crash or an error between the two finds the job
@@ -856,12 +876,14 @@ export class RedisJobQueue implements JobQueue {
       this.#retryAtKey(),
       this.#stepsKey(),
       this.#shareKey(claimed.installation),
+      this.#rateLimitedKey(),
       id,
       claimed.owner,
       outcome,
       this.#options.retentionMs,
       error,
       retryAt ?? "",
+      rateLimited ? "1" : "",
     );
     await move(claimed);
     // The thread's next job was put aside until its turn: its turn is now.
@@ -998,6 +1020,11 @@ export class RedisJobQueue implements JobQueue {
   /** The steps each job's runs finished, by job id (see `JobQueue.stepDone`). */
   #stepsKey(): string {
     return `${this.#options.prefix}:steps`;
+  }
+
+  /** Runs GitHub refused for a rate limit, by job id (see `Job.rateLimitedRuns`). */
+  #rateLimitedKey(): string {
+    return `${this.#options.prefix}:rate-limited`;
   }
 
   /** Model tokens spent by each job's runs so far, by job id (see `JobQueue.spend`). */

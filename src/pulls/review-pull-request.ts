@@ -374,8 +374,8 @@ async function createOrFind(
 }
 
 /**
- * Creates a review, sent again after a rate limit (a 403 or 429 naming one, as rateLimitWaitMs
- * reads it for upsertReply) within TALOS_GITHUB_MAX_RETRIES and _MAX_RETRY_WAIT_SECONDS, as a
+ * Creates a review, sent again after a rate limit (a 403 or 429 naming one, or a 422 saying it
+ * "was submitted too quickly", as rateLimitWaitMs reads it for upsertReply) within TALOS_GITHUB_MAX_RETRIES and _MAX_RETRY_WAIT_SECONDS, as a
  * reply is. Refused, the review was not created, so sending it again cannot double it; and the
  * throttling plugin leaves content creation alone (CONTENT_CREATION). Thrown, the job failed,
  * and its retry paid for the model's answer again.

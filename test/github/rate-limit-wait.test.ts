@@ -92,6 +92,30 @@ describe("rateLimitWaitMs: the one reading of a rate limit", () => {
       60_000,
     ],
     [
+      "a 422 saying the content 'was submitted too quickly' (the content-creation limit): a minute",
+      refused(
+        422,
+        'Validation Failed: {"resource":"IssueComment","message":"was submitted too quickly"}',
+      ),
+      60_000,
+    ],
+    [
+      "a 422 whose answer lists 'submitted too quickly' among its errors, not in its message",
+      Object.assign(new Error("Validation Failed"), {
+        status: 422,
+        response: {
+          headers: {},
+          data: { errors: [{ code: "custom" }, { message: "was submitted too quickly" }] },
+        },
+      }),
+      60_000,
+    ],
+    [
+      "a 422 for anything else",
+      refused(422, "Validation Failed", { "retry-after": "5" }),
+      undefined,
+    ],
+    [
       "a 403 whose message names a rate limit only past its first 500 characters",
       refused(403, `${"a".repeat(500)} rate limit`),
       undefined,

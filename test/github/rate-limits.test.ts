@@ -189,6 +189,45 @@ describe("rate limits and retries", () => {
     expect(parked?.parked?.error).toMatch(/Validation Failed/);
   });
 
+  it("waits a minute after a reply GitHub refused as 'submitted too quickly' (a 422), and exactly one reply lands", async () => {
+    const clock = createFakeClock();
+    const app = await createThrottledApp(clock);
+    const scope = githubScope();
+    mockCommandStart(scope);
+    scope.get(`${REPO}/issues/1/comments`).query(true).reply(200, []);
+    // GitHub's content-creation limit: a 422 naming no rate limit, with no retry-after.
+    scope.post(`${REPO}/issues/1/comments`).reply(422, {
+      message: "Validation Failed",
+      errors: [
+        {
+          resource: "IssueComment",
+          code: "custom",
+          field: "data",
+          message: "was submitted too quickly",
+        },
+      ],
+      documentation_url: "https://docs.github.com/rest/issues/comments#create-an-issue-comment",
+    });
+    // Before posting again, it looks for the reply by its marker.
+    scope.get(`${REPO}/issues/1/comments`).query(true).reply(200, []);
+    let posted = 0;
+    scope
+      .post(
+        `${REPO}/issues/1/comments`,
+        (body: { body: string }) => body.body.endsWith(MARKER) && ++posted > 0,
+      )
+      .reply(201, { id: 42 });
+
+    await receiveHelp(app);
+
+    expect(scope.pendingMocks()).toEqual([]);
+    expect(posted).toBe(1);
+    expect(clock.sleeps).toContain(60_000);
+    // Answered, not parked as a request GitHub will always refuse.
+    expect(app.talos.services.journal!.list()).toEqual([]);
+    expect(await throttledCount(app, "secondary")).toBe(1);
+  });
+
   it("retries a read after a 5xx", async () => {
     const app = await createThrottledApp();
     const scope = githubScope();

@@ -767,6 +767,37 @@ describe("the job journal", () => {
     await reopened.journal.close();
   });
 
+  it("counts a run GitHub refused for a rate limit apart from the attempts, across restarts; a crashed run still counts", async () => {
+    const file = join(makeDataDir(), "journal.log");
+    const first = await openJournal(file);
+    await first.journal.enqueue(job("limited"));
+    await first.journal.claimNext();
+    await first.journal.fail("limited", "403 secondary rate limit", 0, true);
+    expect(await first.journal.claimNext()).toMatchObject({ attempts: 1, rateLimitedRuns: 1 });
+    await first.journal.fail("limited", "403 secondary rate limit", 0, true);
+    await first.journal.claimNext();
+    // No fail(): the process was killed during the third run, which counts as an attempt.
+    await first.journal.close();
+
+    // Replayed, then in the job's snapshot once the next open has rewritten the file.
+    for (let i = 0; i < 2; i++) {
+      const reopened = await openJournal(file);
+      expect(reopened.journal.list()).toMatchObject([
+        { id: "limited", attempts: 1, rateLimitedRuns: 2 },
+      ]);
+      await reopened.journal.close();
+    }
+    const last = await openJournal(file);
+    expect(await last.journal.claimNext()).toMatchObject({ attempts: 2, rateLimitedRuns: 2 });
+    await last.journal.fail("limited", "malformed", undefined);
+    // Retried by hand, it starts afresh.
+    expect(await last.journal.retryParked("limited")).toBe(true);
+    const retried = await last.journal.claimNext();
+    expect(retried).toMatchObject({ attempts: 1 });
+    expect(retried?.rateLimitedRuns).toBeUndefined();
+    await last.journal.close();
+  });
+
   it("forgets a parked job after the retention without a restart, so parked jobs cannot fill the queue", async () => {
     const clock = createFakeClock();
     const file = join(makeDataDir(), "journal.log");

@@ -7,6 +7,7 @@ import type { Job, NewJob } from "../../src/jobs/job-queue.js";
 import {
   classifyJobFailure,
   JobRunner,
+  MAX_RATE_LIMITED_RUNS,
   PermanentJobError,
   retryAfterMs,
   retryDelayMs,
@@ -395,6 +396,14 @@ describe("the job runner", () => {
     expect(classifyJobFailure(wrapped(abuse))).toBe("retry");
     expect(retryAfterMs(wrapped(abuse), 0)).toBe(120_000);
     expect(classifyJobFailure(new RequestError("Forbidden", 403, { request }))).toBe("park");
+    // GitHub's content-creation limit: a 422 whose errors say it "was submitted too quickly".
+    const tooQuickly = new RequestError(
+      'Validation Failed: {"resource":"IssueComment","message":"was submitted too quickly"}',
+      422,
+      { request },
+    );
+    expect(classifyJobFailure(wrapped(tooQuickly))).toBe("retry");
+    expect(retryAfterMs(wrapped(tooQuickly), 0)).toBeUndefined();
     expect(classifyJobFailure(new RequestError("Too Many", 429, { request }))).toBe("retry");
     // Credentials refused pass too (an app JWT from a clock stepped ahead, a key being rotated,
     // a token that expired as it was sent): tried again up to TALOS_JOB_MAX_ATTEMPTS, then
@@ -405,6 +414,69 @@ describe("the job runner", () => {
     expect(classifyJobFailure(new RequestError("Bad Gateway", 502, { request }))).toBe("retry");
     expect(classifyJobFailure(new Error("socket hang up"))).toBe("retry");
     expect([1, 2, 3, 10].map(retryDelayMs)).toEqual([30_000, 60_000, 120_000, 1_800_000]);
+  });
+});
+
+describe("a job GitHub keeps refusing for a rate limit", () => {
+  const request = {
+    method: "POST" as const,
+    url: "https://api.github.com/repos/o/r/issues/1/comments",
+    headers: {},
+  };
+  /** GitHub's secondary rate limit: a 403 naming it, with a `retry-after` of a minute. */
+  const secondaryLimit = () =>
+    new RequestError("You have exceeded a secondary rate limit. Please wait a few minutes.", 403, {
+      request,
+      response: { status: 403, url: request.url, headers: { "retry-after": "60" }, data: {} },
+    });
+
+  it("uses up no attempt for runs GitHub refused for a rate limit, and runs until one goes through", async () => {
+    const { runner, journal, clock } = await setup({ maxAttempts: 3 });
+    // GitHub is busy for a few minutes (a burst of issues, a backfill): more runs are refused
+    // than the job has attempts, then one goes through.
+    let runs = 0;
+    const seen: Array<{ attempts: number; rateLimitedRuns: number | undefined }> = [];
+    runner.register("work", async () => {
+      const held = journal.list().find((j) => j.id === "d1")!;
+      seen.push({ attempts: held.attempts, rateLimitedRuns: held.rateLimitedRuns });
+      if (++runs <= 4) throw new Error("reply failed", { cause: secondaryLimit() });
+    });
+    runner.start(async (j) => j.id);
+    await runner.submit(job("d1", "t"), "ctx");
+    await runner.idle();
+    for (let i = 0; i < 6 && runs < 5; i++) {
+      await clock.advance(31 * 60_000);
+      await runner.idle();
+    }
+    expect(runs).toBe(5);
+    // Finished, not parked after its third rate-limited run.
+    expect(journal.list()).toEqual([]);
+    // Each run is its first attempt: the refused ones were counted apart.
+    expect(seen).toEqual([
+      { attempts: 1, rateLimitedRuns: undefined },
+      { attempts: 1, rateLimitedRuns: 1 },
+      { attempts: 1, rateLimitedRuns: 2 },
+      { attempts: 1, rateLimitedRuns: 3 },
+      { attempts: 1, rateLimitedRuns: 4 },
+    ]);
+  });
+
+  it("is parked after MAX_RATE_LIMITED_RUNS runs when GitHub refuses every one", async () => {
+    const { runner, journal, clock } = await setup({ maxAttempts: 3 });
+    let runs = 0;
+    runner.register("work", async () => {
+      runs++;
+      throw secondaryLimit();
+    });
+    runner.start(async (j) => j.id);
+    await runner.submit(job("d1", "t"), "ctx");
+    await runner.idle();
+    for (let i = 0; i < MAX_RATE_LIMITED_RUNS + 5; i++) {
+      await clock.advance(31 * 60_000);
+      await runner.idle();
+    }
+    expect(runs).toBe(MAX_RATE_LIMITED_RUNS);
+    expect(journal.list()[0]?.parked?.error).toMatch(/secondary rate limit/);
   });
 });
 

@@ -202,6 +202,28 @@ describe.runIf(available)("the Redis job queue (BullMQ)", () => {
     expect(jobs).toMatchObject([{ id: "flaky", parked: { error: "malformed payload" } }]);
   });
 
+  it("counts a run GitHub refused for a rate limit apart from the attempts, on every instance, until the job ends", async () => {
+    const [a, b] = await instances(on(2));
+    await a!.enqueue(job("limited", "t"));
+    expect((await a!.claimNext())?.rateLimitedRuns).toBeUndefined();
+    await a!.fail("limited", "403 secondary rate limit", Date.now(), true);
+    expect(await claimWithin(b!)).toMatchObject({ attempts: 1, rateLimitedRuns: 1 });
+    await b!.fail("limited", "403 secondary rate limit", Date.now(), true);
+    expect(await claimWithin(a!)).toMatchObject({ attempts: 1, rateLimitedRuns: 2 });
+    // Handed back without an end, as when its instance dies: that run counts as an attempt.
+    await a!.close();
+    expect(await claimWithin(b!)).toMatchObject({ attempts: 2, rateLimitedRuns: 2 });
+    await b!.fail("limited", "GitHub 502", Date.now());
+    expect(await claimWithin(b!)).toMatchObject({ attempts: 3, rateLimitedRuns: 2 });
+    await b!.complete("limited");
+    const redis = new Redis(TEST_REDIS_URL);
+    try {
+      expect(await redis.hgetall(`${prefixes.at(-1)}:rate-limited`)).toEqual({});
+    } finally {
+      redis.disconnect();
+    }
+  });
+
   it("keeps the tokens a job's runs spent for its retry on another instance, until the job ends", async () => {
     const [a, b] = await instances(on(2));
     await a!.enqueue(job("spender", "t"));
