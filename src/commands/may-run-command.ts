@@ -1,4 +1,5 @@
 import type { RepoConfig } from "../config.js";
+import type { ParsedRepoConfig } from "../parse-repo-config.js";
 
 /**
  * Commands spend the app's budget and act in the repository, so only the associations the
@@ -14,6 +15,25 @@ export function mayRunCommand(name: string, association: string, config: RepoCon
 export function mayRunAnyCommand(association: string, config: RepoConfig): boolean {
   const { allowed_associations, help_for_everyone } = config.commands;
   return help_for_everyone || allowed_associations.some((allowed) => allowed === association);
+}
+
+/**
+ * Whether an author the associations refuse may still run `name` as an admin of the repository
+ * (any command, when undefined: before the parse). Only `config`, and only while
+ * `.github/talos.yml` has errors: its fallback lets OWNER alone run commands, and in an
+ * organization's repository nobody comments as OWNER (its admins arrive as MEMBER), so one
+ * mistake in the file had silenced every maintainer, the command that shows it included. GitHub
+ * is asked the author's permission (`permissionOf`, cached) only for a `config` command.
+ */
+export async function mayReadBrokenConfig(
+  name: string | undefined,
+  config: ParsedRepoConfig,
+  permissionOf: () => Promise<string>,
+): Promise<boolean> {
+  if (config.errors.length === 0 || config.config.commands.disabled.includes("config"))
+    return false;
+  if (name === undefined) return true;
+  return name === "config" && (await permissionOf()) === "admin";
 }
 
 /**

@@ -21,23 +21,24 @@ export interface ParseCommandOptions {
 // Elements whose content readers do not see as a line the comment's author typed: hidden
 // (`details`; `rp`, ruby's fallback text, which every current browser hides), code (`pre`,
 // `listing`, `code`, `tt`, `samp`, `kbd`), quoted (`blockquote`, `q`, as a `>` quote is), a link's
-// text (`a`, as a Markdown link's is), a list item or a heading (as
+// text (`a`, as a Markdown link's is), struck through (`s`, `strike`, `del`, as `~~` is: the
+// line is shown cancelled), a list item or a heading (as
 // Markdown's are), or a table's or an embedding's (`table` and its cells, `template`, `object`,
 // `applet`, `marquee`), whose HTML also closes no element opened outside it
 // (https://html.spec.whatwg.org/multipage/parsing.html#has-an-element-in-scope).
 const HIDING = new Set(
   (
-    "details rp pre listing code tt samp kbd blockquote q a ul ol li h1 h2 h3 h4 h5 h6 " +
-    "table caption td th template object applet marquee"
+    "details rp pre listing code tt samp kbd blockquote q a s strike del ul ol li " +
+    "h1 h2 h3 h4 h5 h6 table caption td th template object applet marquee"
   ).split(" "),
 );
 // Of those, the ones a `</details>` inside does not close: the `</details>` is out of their scope.
 const SCOPES = new Set("table caption td th template object applet marquee".split(" "));
 // Of those, the inline ones; HTML's end tag for one closes nothing past another kind.
-const PHRASING = new Set("a code tt samp kbd q".split(" "));
+const PHRASING = new Set("a code tt samp kbd q s strike del".split(" "));
 // Formatting elements HTML opens again in the next paragraph when another end tag closed them
 // (https://html.spec.whatwg.org/multipage/parsing.html#reconstruct-the-active-formatting-elements).
-const FORMATTING = new Set(["a", "code", "tt"]);
+const FORMATTING = new Set(["a", "code", "tt", "s", "strike"]);
 // Elements HTML reads as text up to their end tag, so a `</details>` in one closes nothing.
 const RAW_TEXT = new Set("iframe noembed noframes script style textarea title xmp".split(" "));
 // Elements after which HTML reads what follows by rules this reader does not follow: `plaintext`
@@ -112,8 +113,9 @@ function startsLine(text: string, at: number): boolean {
  * with `/talos <command> [args]` or `@<slug> <command> [args]`, case-insensitively. Lines in
  * code (fenced, indented or inline), block quotes, lists, HTML blocks and `<details>` or `<pre>`
  * are not commands: they quote, show or hide text rather than address the bot. Nor is a line
- * that starts inside a link's text, display math (`$$`) or a footnote: the line shows there, if at
- * all, as part of something else, not as a line the author typed.
+ * that starts inside a link's text, a strikethrough (`~~`, `<s>`, `<del>`, `<strike>`), display
+ * math (`$$`) or a footnote: the line shows there, if at all, as part of something else or
+ * cancelled, not as a line the author typed.
  *
  * Pure and synchronous. The server runs it in a worker with a deadline (markdown-workers.ts),
  * since a Markdown parse of hostile text can take longer than an event may block the server.
@@ -147,7 +149,7 @@ export function parseCommand(
       for (const line of paragraphLines(token.children ?? [])) {
         // Read per line, not once per paragraph: a `<details>` opened by inline HTML earlier in
         // the same paragraph hides the lines after it when GitHub renders them.
-        if (commandsHere && line.startsWithText && !line.inLinkOrMath && !isHidden(html)) {
+        if (commandsHere && line.startsWithText && !line.enclosed && !isHidden(html)) {
           const prefix = matchPrefix(line.text, prefixes);
           if (prefix) return readCommand(line.text.slice(prefix.length));
         }
@@ -200,10 +202,11 @@ interface ParagraphLine {
   /** Whether the line opens with plain text (not code, a link, an image or HTML). */
   startsWithText: boolean;
   /**
-   * Whether the line starts inside a Markdown link's text (`[see\n/talos ask x\n](…)`) or inside
-   * display math (`$$\n/talos ask x\n$$`): GitHub shows it as part of the link or the formula.
+   * Whether the line starts inside a Markdown link's text (`[see\n/talos ask x\n](…)`), a
+   * strikethrough (`~~old\n/talos forget x\n~~`) or display math (`$$\n/talos ask x\n$$`):
+   * GitHub shows it as part of the link, struck through, or as part of the formula.
    */
-  inLinkOrMath: boolean;
+  enclosed: boolean;
   /** The inline HTML on the line, in order, which can open or close a `<details>`. */
   html: string[];
 }
@@ -213,6 +216,8 @@ function paragraphLines(children: Token[]): ParagraphLine[] {
   const lines: ParagraphLine[] = [];
   let line: ParagraphLine | undefined;
   let links = 0;
+  // Strikethroughs (`~~`) open: markdown-it pairs them within the paragraph, across its lines.
+  let struck = 0;
   /** The open links' addresses, innermost last (undefined for an autolink). */
   const hrefs: Array<string | undefined> = [];
   // Each address is written once: a reference definition's, used by many links, made the
@@ -226,7 +231,8 @@ function paragraphLines(children: Token[]): ParagraphLine[] {
       continue;
     }
     if (!line) {
-      line = { text: "", startsWithText: token.type === "text", inLinkOrMath: links > 0, html: [] };
+      const enclosed = links > 0 || struck > 0;
+      line = { text: "", startsWithText: token.type === "text", enclosed, html: [] };
       lines.push(line);
     }
     if (token.type === "link_open") {
@@ -235,6 +241,8 @@ function paragraphLines(children: Token[]): ParagraphLine[] {
       const auto = token.markup === "autolink" || token.markup === "linkify";
       hrefs.push(auto ? undefined : attribute(token, "href"));
     } else if (token.type === "link_close") links = Math.max(0, links - 1);
+    else if (token.type === "s_open") struck++;
+    else if (token.type === "s_close") struck = Math.max(0, struck - 1);
     if (token.type === "code_inline") line.text += `${token.markup}${token.content}${token.markup}`;
     else if (token.type === "html_inline") line.html.push(token.content);
     else if (token.type === "link_close") {
@@ -270,7 +278,7 @@ function countDisplayMath(text: string): number {
  */
 function markDisplayMath(lines: ParagraphLine[], maths: number[]): void {
   for (let pair = 0; pair + 1 < maths.length; pair += 2) {
-    for (let at = maths[pair]! + 1; at <= maths[pair + 1]!; at++) lines[at]!.inLinkOrMath = true;
+    for (let at = maths[pair]! + 1; at <= maths[pair + 1]!; at++) lines[at]!.enclosed = true;
   }
 }
 

@@ -7,6 +7,7 @@ import { answerCommand } from "../commands/answer-command.js";
 import type { CommandRegistry } from "../commands/command-registry.js";
 import {
   commandAssociation,
+  mayReadBrokenConfig,
   mayRunAnyCommand,
   mayRunCommand,
 } from "../commands/may-run-command.js";
@@ -118,11 +119,14 @@ export function createIssueCommentCreatedHandler(deps: CommentHandlerDeps) {
     if (!hasCommandCandidate(body, { slug: identity.slug }))
       return context.log.debug("ignored: the comment holds no command");
     const config = await loadRepoConfig(context);
+    const askPermission = () => permissionOf(context, repository, comment.user?.login);
     // GitHub is asked only when the payload's association is refused, and once.
     let resolved: Promise<string> | undefined;
     const association = () =>
-      (resolved ??= commandAssociation(comment.author_association, config.config, () =>
-        permissionOf(context, repository, comment.user?.login),
+      (resolved ??= commandAssociation(
+        comment.author_association,
+        config.config,
+        askPermission,
       ).then(({ association, seenAs }) => {
         if (seenAs) {
           context.log.info(
@@ -137,9 +141,18 @@ export function createIssueCommentCreatedHandler(deps: CommentHandlerDeps) {
         name === undefined
           ? mayRunAnyCommand(as, config.config)
           : mayRunCommand(name, as, config.config);
-      return may(comment.author_association) || may(await association());
+      if (may(comment.author_association) || may(await association())) return true;
+      const admin = await mayReadBrokenConfig(name, config, askPermission);
+      if (admin && name !== undefined) {
+        context.log.info(
+          { association: comment.author_association, permission: "admin" },
+          "author may read the broken config: their repository permission is admin",
+        );
+      }
+      return admin;
     };
-    // Checked before the Markdown parse, so that nobody else's text is ever parsed for one.
+    // Checked before the Markdown parse, so that nobody else's text is parsed for one (but while
+    // the config is broken, when an admin, whatever their association, may run `config`).
     if (!(await mayRun())) {
       return context.log.info(
         { association: comment.author_association },

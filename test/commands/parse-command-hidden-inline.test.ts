@@ -133,6 +133,33 @@ describe("parseCommand and HTML opened inside a paragraph", () => {
     });
   });
 
+  describe("a strikethrough", () => {
+    // GitHub shows a line that starts inside one cancelled: a `forget` struck through had run
+    // (found by a review).
+    it.each([
+      ["Not this any more:\n<s>old plan\n/talos forget note-1\n</s>"],
+      ["Not this any more:\n<del>old plan\n/talos forget note-1\n</del>"],
+      ["Not this any more:\n<strike>old plan\n/talos forget note-1\n</strike>"],
+      ["Not this any more: ~~old plan\n/talos forget note-1\nand so on~~"],
+      ["~~old plan\n/talos forget note-1~~"],
+      // Opened by an HTML block, it holds the paragraphs up to its end tag.
+      ["<s>\n\n/talos forget note-1\n\n</s>"],
+    ])("hides %j", (body) => {
+      expect(parse(body)).toBeNull();
+    });
+
+    it.each([
+      ["~~old plan~~\n/talos help"],
+      ["Not this: ~~old\nplan~~\n/talos help"],
+      ["<s>old plan</s>\n/talos help"],
+      ["<del>\nold plan\n</del>\n\n/talos help"],
+      // An unpaired `~~` strikes nothing through.
+      ["~~ old plan\n/talos help"],
+    ])("reads the command after it is closed: %j", (body) => {
+      expect(parse(body)).toEqual({ name: "help", args: "" });
+    });
+  });
+
   describe("GitHub extensions that take a line into something else", () => {
     it.each([
       // Display math: GitHub renders the lines between `$$` as one formula.
@@ -197,6 +224,9 @@ describe("parseCommand and HTML opened inside a paragraph", () => {
           '<div a=="x ',
           "[a\n",
           "$$\n",
+          "~~a\n",
+          "<s><del>",
+          "</strike>",
           "[^1]: a\n",
         ],
         runs: [],

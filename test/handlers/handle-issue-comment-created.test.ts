@@ -453,6 +453,52 @@ describe("issue_comment.created", () => {
       ]);
     });
 
+    describe("a broken config in an organization's repository", () => {
+      // Its fallback lets OWNER alone run commands, and there the owner is the organization: its
+      // admins comment as MEMBER. One mistake in the file had silenced every maintainer.
+      const orgComment = (body: string) =>
+        helpComment((p) => {
+          p.comment.author_association = "MEMBER";
+          p.comment.body = body;
+        });
+
+      it("lets an admin of the repository run `config` to see the problem", async () => {
+        const app = await createTestApp();
+        const scope = githubScope();
+        mockCommandReads(scope, { yaml: "commands: [unclosed\n" });
+        mockPermission(scope, "admin");
+        mockReaction(scope);
+        mockNoExistingReply(scope);
+        const reply = captureReply(scope);
+
+        await receive(app, orgComment("/talos config"));
+
+        expect(scope.pendingMocks()).toEqual([]);
+        expect(reply.body).toContain("cannot be read as YAML");
+        expect(
+          app.logs.lines().find((l) => String(l.msg).startsWith("author may read the broken")),
+        ).toMatchObject({ association: "MEMBER", permission: "admin" });
+      });
+
+      it.each([
+        // No permission mock for another command: asking would fail the delivery.
+        ["/talos summarize", undefined],
+        ["/talos config", "write"],
+      ])("still refuses %j from a MEMBER whose permission is %s", async (body, permission) => {
+        const app = await createTestApp();
+        const scope = githubScope();
+        mockCommandReads(scope, { yaml: "commands: [unclosed\n" });
+        if (permission) mockPermission(scope, permission);
+
+        await receive(app, orgComment(body));
+
+        // No reaction, no reply: either would find no mock and fail the delivery.
+        expect(scope.pendingMocks()).toEqual([]);
+        const refusal = app.logs.lines().find((l) => String(l.msg).includes("may not run"));
+        expect(refusal).toMatchObject({ association: "MEMBER", command: body.slice(7) });
+      });
+    });
+
     it("shows the effective config and each invalid field in the reply to `config`", async () => {
       const app = await createTestApp();
       const scope = githubScope();
