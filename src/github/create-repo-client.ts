@@ -177,13 +177,16 @@ export function createRepoClient(octokit: Octokit, repo: RepoRef): RepoClient {
     },
     async listComments(number) {
       const comments: CommentInfo[] = [];
-      for await (const { data } of octokit.paginate.iterator(octokit.rest.issues.listComments, {
-        ...repo,
-        issue_number: number,
-        per_page: 100,
-      })) {
-        // A transferred issue's comments redirect too: see `commentsOf`.
-        comments.push(...commentsOf(repo, number, data).map(toCommentInfo));
+      let first = true;
+      for await (const { data, url } of octokit.paginate.iterator(
+        octokit.rest.issues.listComments,
+        { ...repo, issue_number: number, per_page: 100 },
+      )) {
+        // A transferred issue's comments redirect too: see `commentsOf`. Only the first page's
+        // URL is ours to check: the later ones are GitHub's `Link`s, `/repositories/<id>/…`.
+        const page = commentsOf(repo, number, { data, url: first ? url : undefined });
+        comments.push(...page.map(toCommentInfo));
+        first = false;
         retrieved.add(number);
       }
       return comments;
@@ -193,14 +196,12 @@ export function createRepoClient(octokit: Octokit, repo: RepoRef): RepoClient {
         commentsOf(
           repo,
           number,
-          (
-            await octokit.rest.issues.listComments({
-              ...repo,
-              issue_number: number,
-              per_page: COMMENTS_PER_PAGE,
-              page,
-            })
-          ).data,
+          await octokit.rest.issues.listComments({
+            ...repo,
+            issue_number: number,
+            per_page: COMMENTS_PER_PAGE,
+            page,
+          }),
         );
       // The endpoint has no `direction`: the first page's `Link: rel="last"` says where the end
       // is. Page 1 is kept only when the walk back reaches it, so the comments kept are always the
@@ -212,7 +213,7 @@ export function createRepoClient(octokit: Octokit, repo: RepoRef): RepoClient {
         per_page: COMMENTS_PER_PAGE,
       });
       // Checked before anything is counted or kept; later pages are checked in `readPage`.
-      commentsOf(repo, number, first.data);
+      commentsOf(repo, number, first);
       retrieved.add(number);
       const lastPage = getLastPage(first.headers.link);
       const maxComments = budget.maxComments ?? Infinity;
@@ -295,16 +296,21 @@ function inRepo(repo: RepoRef, apiUrl: string | undefined, number?: number): boo
 }
 
 /**
- * The page's comments, when all are of issue `number` of `repo`; otherwise the tool's "not found":
- * `/issues/N/comments` of an issue transferred away redirects to the comments of its new home.
+ * The page's comments, when the page and all its comments are of issue `number` of `repo`;
+ * otherwise the tool's "not found": `/issues/N/comments` of an issue transferred away redirects
+ * to the comments of its new home, `/repositories/<id>/issues/M/comments`, which may have none
+ * to tell it by. `url`, where the read ended, is checked when known.
  */
 function commentsOf<C extends { issue_url?: string }>(
   repo: RepoRef,
   number: number,
-  comments: C[],
+  { data, url }: { data: C[]; url?: string | undefined },
 ): C[] {
-  if (comments.some((c) => !inRepo(repo, c.issue_url, number))) throw notInRepo(repo, `#${number}`);
-  return comments;
+  const away =
+    url && !inRepo(repo, new URL(url, API_URL).pathname.replace(/\/comments$/, ""), number);
+  if (away || data.some((c) => !inRepo(repo, c.issue_url, number)))
+    throw notInRepo(repo, `#${number}`, url ? redirectedRepositoryId(url) : undefined);
+  return data;
 }
 
 /**
@@ -333,9 +339,12 @@ function notInRepo(repo: RepoRef, what: string, movedTo?: number): NotInRepoErro
   return error;
 }
 
+// What a relative URL is read against: only its path is looked at.
+const API_URL = "https://api.github.com";
+
 /** The repository id in the URL a read was redirected to, `…/repositories/<id>/…`, if any. */
 function redirectedRepositoryId(url: string): number | undefined {
-  const id = /\/repositories\/(\d+)\//.exec(new URL(url, "https://api.github.com").pathname)?.[1];
+  const id = /\/repositories\/(\d+)\//.exec(new URL(url, API_URL).pathname)?.[1];
   return id === undefined ? undefined : Number(id);
 }
 
@@ -392,57 +401,81 @@ export function toIssueInfo(data: IssueData): IssueInfo {
 const SEARCH_SCOPES = ["repo", "org", "user", "owner"];
 // GitHub's issue search reads these (in any case) as boolean operators, outside a phrase.
 const OPERATORS = new Set(["and", "or", "not"]);
+// GitHub takes at most 256 characters of a query; `repo:` and `state:` come after these.
+const MAX_QUERY_CHARS = 200;
 
 /**
  * The model writes the search query, so it must not choose where to search: GitHub ORs repeated
  * `repo:` qualifiers, and `org:` or `user:` would reach the installation's other repositories.
  * Those qualifiers are dropped with their values (quoted or not, negated or not, with spaces
- * around the colon or not, in parentheses or not); everything else is kept. What could take the
- * `repo:` qualifier appended after it out of force goes too: `OR`, `AND` and `NOT` (`a OR repo:x`
- * matches `a` anywhere), grouping parentheses, backslashes (which escape a quote), and a quote
- * left open (it would make the qualifier part of a phrase).
+ * around the colon or not, in parentheses or not, the scope quoted or not); everything else is
+ * kept. What could take the `repo:` qualifier appended after it out of force goes too: `OR`,
+ * `AND` and `NOT` (`a OR repo:x` matches `a` anywhere), grouping parentheses, backslashes (which
+ * escape a quote), and a quote left open (it would make the qualifier part of a phrase). That
+ * quote goes before the query is split: a phrase left open took a qualifier after it into one
+ * term that was kept, and the qualifier came back to life when the quote went.
  */
 export function stripSearchQualifiers(query: string): string {
-  const terms = splitSearchTerms(query.slice(0, 1_000).replaceAll("\\", ""));
+  let text = query.slice(0, 1_000).replaceAll("\\", "");
+  const last = text.lastIndexOf('"');
+  if ((text.split('"').length - 1) % 2 === 1) text = text.slice(0, last) + text.slice(last + 1);
+  const terms = splitSearchTerms(text);
   const kept: string[] = [];
+  let chars = -1;
   for (let i = 0; i < terms.length; i++) {
     const term = terms[i]!;
-    const bare = term.toLowerCase().replace(/^-/, "");
-    if (OPERATORS.has(bare)) continue;
+    const bare = plainTerm(term);
+    // A lone `-` might negate what follows it.
+    if (bare === "" || OPERATORS.has(bare)) continue;
     const scope = SEARCH_SCOPES.find((s) => bare === s || bare.startsWith(`${s}:`));
-    const colonNext = terms[i + 1]?.startsWith(":") === true;
-    if (!scope || (bare === scope && !colonNext)) {
-      kept.push(term);
+    const colonNext = plainTerm(terms[i + 1] ?? "").startsWith(":");
+    if (scope && (bare !== scope || colonNext)) {
+      // `repo:x`, `repo: x`, `repo :x` and `repo : x`: skip the terms the value is in.
+      const colon = bare === scope ? plainTerm(terms[++i]!) : bare.slice(scope.length);
+      if (colon === ":") i++;
       continue;
     }
-    // `repo:x`, `repo: x`, `repo :x` and `repo : x`: skip the terms the value is in.
-    const colon = bare === scope ? terms[++i]! : bare.slice(scope.length);
-    if (colon === ":") i++;
+    // Cut, a term would leave a quote open; one with none is cut to fit.
+    const room = MAX_QUERY_CHARS - chars - 1;
+    if (term.length > room && (term.includes('"') || room <= 0)) break;
+    kept.push(term.slice(0, room));
+    chars += 1 + kept.at(-1)!.length;
   }
-  const joined = kept.join(" ").slice(0, 200);
-  const quotes = joined.split('"').length - 1;
-  if (quotes % 2 === 0) return joined;
-  const last = joined.lastIndexOf('"');
-  return (joined.slice(0, last) + joined.slice(last + 1)).trim();
+  // A qualifier left without its value (`label:`) would take the `repo:` after it as its value.
+  while (kept.at(-1)?.endsWith(":")) kept.pop();
+  return kept.join(" ");
+}
+
+/** A term as the scope check reads it: lowercase, without quotes or leading `-`. */
+function plainTerm(term: string): string {
+  return term.toLowerCase().replaceAll('"', "").replace(/^-+/, "");
 }
 
 /**
- * Splits a search query at whitespace and at parentheses, keeping a quoted phrase (even
- * unclosed) in one term.
+ * Splits a search query, whose quotes pair up, at whitespace and at parentheses, keeping a quoted
+ * phrase in one term. Only a term that is one phrase (`"…"`, `-"…"`) or a qualifier with one
+ * quoted value (`label:"…"`) keeps its quotes: how GitHub reads a quote within a word
+ * (`a"b c"d`, `"a"repo:x`) is not documented, so such a term is split at its quotes as well,
+ * and its words are checked like any other.
  */
 function splitSearchTerms(query: string): string[] {
   const terms: string[] = [];
   let current = "";
   let quoted = false;
+  const end = () => {
+    const first = current.indexOf('"');
+    const whole =
+      first === -1 ||
+      (current.indexOf('"', first + 1) === current.length - 1 &&
+        (first === 0 || current.slice(0, first) === "-" || current[first - 1] === ":"));
+    terms.push(...(whole ? [current] : current.split(/["\s()]+/)).filter(Boolean));
+    current = "";
+  };
   for (const char of query) {
     if (char === '"') quoted = !quoted;
-    if (!quoted && (/\s/.test(char) || char === "(" || char === ")")) {
-      if (current) terms.push(current);
-      current = "";
-    } else {
-      current += char;
-    }
+    if (!quoted && (/\s/.test(char) || char === "(" || char === ")")) end();
+    else current += char;
   }
-  if (current) terms.push(current);
+  end();
   return terms;
 }

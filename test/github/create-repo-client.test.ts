@@ -12,7 +12,8 @@ describe("stripSearchQualifiers", () => {
     ["crash REPO:other/secret on save", "crash on save"],
     ["-repo:acme/widgets crash", "crash"],
     ['crash repo:"other/secret" label:bug', "crash label:bug"],
-    ['crash repo:"unclosed quote and more', "crash"],
+    // The quote left open goes first, so the qualifier's value is one word.
+    ['crash repo:"unclosed quote and more', "crash quote more"],
     ["crash org:acme user:octocat owner:someone", "crash"],
     ["crash repo: other/secret", "crash"],
     ["crash repo :other/secret", "crash"],
@@ -31,15 +32,58 @@ describe("stripSearchQualifiers", () => {
     // backslash escapes a quote.
     ['crash "on save', "crash on save"],
     ['crash "on save\\" now', 'crash "on save" now'],
-    [`${"x".repeat(195)} "quoted phrase"`, `${"x".repeat(195)} quo`],
+    // A phrase that does not fit goes whole (cut, it would be left open); a word is cut.
+    [`${"x".repeat(195)} "quoted phrase"`, "x".repeat(195)],
+    [`${"x".repeat(195)} phrase`, `${"x".repeat(195)} phra`],
+    // A phrase is kept as it is, unless it starts as a scope qualifier (not to guess at how
+    // GitHub reads that); a quote within a word may not make a phrase, so it splits the word.
+    ['"a repo:x" -"b org:y"', '"a repo:x" -"b org:y"'],
+    ['"repo:x is slow" crash', "crash"],
+    ['label:"help wanted" crash', 'label:"help wanted" crash'],
+    ['a"b c"d', "a b c d"],
+    // Nothing is left for the `repo:` appended after it to be the value of.
+    ["crash label:", "crash"],
+    ["crash - repo:x", "crash"],
   ])("%j → %j", (query, expected) => {
     expect(stripSearchQualifiers(query)).toBe(expected);
+  });
+
+  // A quote left open before a qualifier kept it in a "phrase" term, which was kept; the quote
+  // was then removed, and the qualifier came back to life (found by a review).
+  it.each([
+    '"repo:other/secret',
+    'crash "repo:other/secret',
+    'crash "org:acme',
+    '"user:bob is:private',
+    '(("repo:other/secret',
+    'crash "REPO:other/secret',
+    'crash "-Owner:acme',
+    'a" repo:other/secret "b',
+    'a "b" "repo:other/secret',
+    '"a"repo:other/secret"b"',
+    '"repo":other/secret',
+    '"repo" : other/secret',
+    "--repo:other/secret",
+    `${"x".repeat(190)} "a repo:other/secret b"`,
+  ])("leaves no scope qualifier in force in %j", (query) => {
+    const stripped = stripSearchQualifiers(query);
+    expect(liveScopes(stripped)).toEqual([]);
+    expect(stripped.split('"').length % 2).toBe(1);
   });
 
   it("takes linear time on hostile input", async () => {
     await expectLinearTime(stripSearchQualifiers);
   }, 120_000);
 });
+
+/**
+ * The scope qualifiers in force in a query: outside any quoted phrase, in any case, negated or
+ * not, quoted or not, with spaces around the colon or not.
+ */
+function liveScopes(query: string): string[] {
+  const outside = query.replace(/"[^"]*"/g, " ");
+  return outside.match(/(?:^|[\s(])-*"?(?:repo|org|user|owner)"?\s*:\s*\S+/gi) ?? [];
+}
 
 /** The client of acme/widgets, over an Octokit that neither retries nor throttles. */
 function widgetsClient() {
@@ -99,6 +143,24 @@ describe("search_issues", () => {
       .reply(200, { total_count: 0, items: [] });
 
     await github.searchIssues('crash "on save', { limit: 5 });
+
+    expect(scope.pendingMocks()).toEqual([]);
+  });
+
+  it("sends GitHub no scope of another repository after a quote left open", async () => {
+    const github = widgetsClient();
+    const scope = githubScope();
+    scope
+      .get("/search/issues")
+      .query({ q: "crash repo:acme/widgets", per_page: "5" })
+      .reply(200, { total_count: 0, items: [] });
+    const { log } = await captureLogs("warn");
+
+    // Sent before: `crash repo:other/secret repo:acme/widgets`, which GitHub reads as either.
+    await searchIssuesTool.execute(
+      { query: 'crash "repo:other/secret', state: "all", limit: 5 },
+      { github, log },
+    );
 
     expect(scope.pendingMocks()).toEqual([]);
   });

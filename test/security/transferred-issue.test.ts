@@ -1,6 +1,6 @@
 import { ProbotOctokit } from "probot";
 import { describe, expect, it } from "vitest";
-import { createRepoClient } from "../../src/github/create-repo-client.js";
+import { createRepoClient, NotInRepoError } from "../../src/github/create-repo-client.js";
 import { getIssueTool } from "../../src/tools/get-issue.js";
 import { listCommentsTool } from "../../src/tools/list-comments.js";
 import { githubScope, INSTALLATION_TOKEN } from "../helpers/github-mocks.js";
@@ -135,6 +135,47 @@ describe("an issue transferred to another repository", () => {
       .reply(200, [secretComment(1)]);
 
     await expect(github.listComments(5)).rejects.toMatchObject({ status: 404 });
+    expect(scope.pendingMocks()).toEqual([]);
+    expect([...github.retrieved]).toEqual([]);
+  });
+
+  // The check looked only at each comment's `issue_url`: an issue moved to where it has no
+  // comments redirected to an empty page, and the tool said "#5 has no comments" of the other
+  // repository's issue (found by a review).
+  function emptyCommentsElsewhere() {
+    const scope = githubScope();
+    scope
+      .get("/repos/acme/widgets/issues/5/comments")
+      .query({ per_page: "100" })
+      .reply(301, "", {
+        location: "https://api.github.com/repositories/999/issues/7/comments?per_page=100",
+      })
+      .get("/repositories/999/issues/7/comments")
+      .query({ per_page: "100" })
+      .reply(200, []);
+    return scope;
+  }
+
+  it("list_comments reports not found where the issue has no comments in its new home", async () => {
+    const github = client();
+    const scope = emptyCommentsElsewhere();
+    const { log } = await captureLogs("warn");
+
+    await expect(
+      listCommentsTool.execute(listCommentsTool.schema.parse({ number: 5 }), { github, log }),
+    ).rejects.toMatchObject({ status: 404, message: "Not Found: #5 is not in acme/widgets" });
+    expect(scope.pendingMocks()).toEqual([]);
+    expect([...github.retrieved]).toEqual([]);
+  });
+
+  it("listComments (every page) refuses an empty page from elsewhere, saying where", async () => {
+    const github = client();
+    const scope = emptyCommentsElsewhere();
+
+    const error: unknown = await github.listComments(5).catch((e: unknown) => e);
+
+    expect(error).toBeInstanceOf(NotInRepoError);
+    expect(error).toMatchObject({ status: 404, movedTo: 999 });
     expect(scope.pendingMocks()).toEqual([]);
     expect([...github.retrieved]).toEqual([]);
   });
