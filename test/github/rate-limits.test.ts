@@ -110,16 +110,17 @@ describe("rate limits and retries", () => {
     },
   );
 
-  /** A reply GitHub first refuses with `message` and `retryAfter`: what the app waited, and posted. */
-  async function replyRefusedOnce(message: string, retryAfter: (now: number) => string) {
+  /** A reply GitHub first refuses as `refusal` says: what the app waited, and posted. */
+  async function replyRefusedOnce(
+    refusal: (now: number) => { status: number; body: object; headers?: Record<string, string> },
+  ) {
     const clock = createFakeClock();
     const app = await createThrottledApp(clock);
     const scope = githubScope();
     mockCommandStart(scope);
     scope.get(`${REPO}/issues/1/comments`).query(true).reply(200, []);
-    scope
-      .post(`${REPO}/issues/1/comments`)
-      .reply(403, { message }, { "retry-after": retryAfter(clock.now()) });
+    const { status, body, headers } = refusal(clock.now());
+    scope.post(`${REPO}/issues/1/comments`).reply(status, body, headers);
     // Before posting again, it looks for the reply by its marker.
     scope.get(`${REPO}/issues/1/comments`).query(true).reply(200, []);
     let posted = 0;
@@ -137,7 +138,11 @@ describe("rate limits and retries", () => {
   }
 
   it("retries a reply after a secondary rate limit, and exactly one reply lands", async () => {
-    const { app, posted, sleeps } = await replyRefusedOnce(SECONDARY.message, () => "1");
+    const { app, posted, sleeps } = await replyRefusedOnce(() => ({
+      status: 403,
+      body: SECONDARY,
+      headers: { "retry-after": "1" },
+    }));
     expect(posted).toBe(1);
     expect(sleeps).toEqual([1000]);
     expect(await throttledCount(app, "secondary")).toBe(1);
@@ -145,9 +150,11 @@ describe("rate limits and retries", () => {
 
   it("waits until a reply's retry-after date, and exactly one reply lands", async () => {
     // RFC 9110 allows an HTTP date; read as a number it was NaN, and the reply was sent at once.
-    const { posted, sleeps } = await replyRefusedOnce("You have been rate limited.", (now) =>
-      new Date(now + 30_000).toUTCString(),
-    );
+    const { posted, sleeps } = await replyRefusedOnce((now) => ({
+      status: 403,
+      body: { message: "You have been rate limited." },
+      headers: { "retry-after": new Date(now + 30_000).toUTCString() },
+    }));
     expect(posted).toBe(1);
     expect(sleeps).toEqual([30_000]);
   });
@@ -190,39 +197,24 @@ describe("rate limits and retries", () => {
   });
 
   it("waits a minute after a reply GitHub refused as 'submitted too quickly' (a 422), and exactly one reply lands", async () => {
-    const clock = createFakeClock();
-    const app = await createThrottledApp(clock);
-    const scope = githubScope();
-    mockCommandStart(scope);
-    scope.get(`${REPO}/issues/1/comments`).query(true).reply(200, []);
     // GitHub's content-creation limit: a 422 naming no rate limit, with no retry-after.
-    scope.post(`${REPO}/issues/1/comments`).reply(422, {
-      message: "Validation Failed",
-      errors: [
-        {
-          resource: "IssueComment",
-          code: "custom",
-          field: "data",
-          message: "was submitted too quickly",
-        },
-      ],
-      documentation_url: "https://docs.github.com/rest/issues/comments#create-an-issue-comment",
-    });
-    // Before posting again, it looks for the reply by its marker.
-    scope.get(`${REPO}/issues/1/comments`).query(true).reply(200, []);
-    let posted = 0;
-    scope
-      .post(
-        `${REPO}/issues/1/comments`,
-        (body: { body: string }) => body.body.endsWith(MARKER) && ++posted > 0,
-      )
-      .reply(201, { id: 42 });
-
-    await receiveHelp(app);
-
-    expect(scope.pendingMocks()).toEqual([]);
+    const { app, posted, sleeps } = await replyRefusedOnce(() => ({
+      status: 422,
+      body: {
+        message: "Validation Failed",
+        errors: [
+          {
+            resource: "IssueComment",
+            code: "custom",
+            field: "data",
+            message: "was submitted too quickly",
+          },
+        ],
+        documentation_url: "https://docs.github.com/rest/issues/comments#create-an-issue-comment",
+      },
+    }));
     expect(posted).toBe(1);
-    expect(clock.sleeps).toContain(60_000);
+    expect(sleeps).toContain(60_000);
     // Answered, not parked as a request GitHub will always refuse.
     expect(app.talos.services.journal!.list()).toEqual([]);
     expect(await throttledCount(app, "secondary")).toBe(1);

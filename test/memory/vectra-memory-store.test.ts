@@ -936,7 +936,8 @@ describe("damaged memory files", () => {
     },
   );
 
-  it("refuses, naming the log entry, a whole frame that holds no change it can apply", async () => {
+  /** A memory of one add, closed, and its log open past the checkpoint: to write what it replays. */
+  async function logAfterOneAdd() {
     const directory = makeDataDir();
     const store = await openStore(directory);
     await store.add(issueMemory(1, "written before"));
@@ -945,6 +946,11 @@ describe("damaged memory files", () => {
       checkpoint: number;
     };
     const { wal } = await WriteAheadLog.open(directory, checkpoint, pino({ level: "silent" }));
+    return { directory, wal };
+  }
+
+  it("refuses, naming the log entry, a whole frame that holds no change it can apply", async () => {
+    const { directory, wal } = await logAfterOneAdd();
     await wal.append([
       {
         value: { op: "put", record: { id: "issue-3" }, hash: "x" },
@@ -960,14 +966,7 @@ describe("damaged memory files", () => {
   });
 
   it("skips, with a warning, a put whose vector is not finite that an earlier version logged", async () => {
-    const directory = makeDataDir();
-    const store = await openStore(directory);
-    await store.add(issueMemory(1, "written before"));
-    await store.close();
-    const { checkpoint } = JSON.parse(readFileSync(join(directory, "manifest.json"), "utf8")) as {
-      checkpoint: number;
-    };
-    const { wal } = await WriteAheadLog.open(directory, checkpoint, pino({ level: "silent" }));
+    const { directory, wal } = await logAfterOneAdd();
     const frame = (n: number, vector: Float32Array) => {
       const record = { ...issueMemory(n, `issue ${n}`), createdAt: "2026-11-01T10:00:00.000Z" };
       const hash = createHash("sha256").update(record.text).digest("base64");

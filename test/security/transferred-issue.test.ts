@@ -71,8 +71,8 @@ describe("an issue transferred to another repository", () => {
     expect([...github.retrieved]).toEqual([]);
   });
 
-  it("list_comments reports not found instead of the other repository's comments", async () => {
-    const github = client();
+  /** #5's comments, read from its new home (`/repositories/999/issues/7`), which holds `comments`. */
+  function commentsElsewhere(comments: unknown[]) {
     const scope = githubScope();
     scope
       .get("/repos/acme/widgets/issues/5/comments")
@@ -82,14 +82,23 @@ describe("an issue transferred to another repository", () => {
       })
       .get("/repositories/999/issues/7/comments")
       .query({ per_page: "100" })
-      .reply(200, [secretComment(1), secretComment(2)]);
-    const { log } = await captureLogs("warn");
+      .reply(200, comments);
+    return scope;
+  }
 
+  /** list_comments of #5 fails as not found, having told the model nothing of where it went. */
+  async function expectListCommentsNotFound(scope: ReturnType<typeof githubScope>) {
+    const github = client();
+    const { log } = await captureLogs("warn");
     await expect(
       listCommentsTool.execute(listCommentsTool.schema.parse({ number: 5 }), { github, log }),
     ).rejects.toMatchObject({ status: 404, message: "Not Found: #5 is not in acme/widgets" });
     expect(scope.pendingMocks()).toEqual([]);
     expect([...github.retrieved]).toEqual([]);
+  }
+
+  it("list_comments reports not found instead of the other repository's comments", async () => {
+    await expectListCommentsNotFound(commentsElsewhere([secretComment(1), secretComment(2)]));
   });
 
   it("a later page of recent comments from elsewhere is refused too", async () => {
@@ -142,35 +151,13 @@ describe("an issue transferred to another repository", () => {
   // The check looked only at each comment's `issue_url`: an issue moved to where it has no
   // comments redirected to an empty page, and the tool said "#5 has no comments" of the other
   // repository's issue (found by a review).
-  function emptyCommentsElsewhere() {
-    const scope = githubScope();
-    scope
-      .get("/repos/acme/widgets/issues/5/comments")
-      .query({ per_page: "100" })
-      .reply(301, "", {
-        location: "https://api.github.com/repositories/999/issues/7/comments?per_page=100",
-      })
-      .get("/repositories/999/issues/7/comments")
-      .query({ per_page: "100" })
-      .reply(200, []);
-    return scope;
-  }
-
   it("list_comments reports not found where the issue has no comments in its new home", async () => {
-    const github = client();
-    const scope = emptyCommentsElsewhere();
-    const { log } = await captureLogs("warn");
-
-    await expect(
-      listCommentsTool.execute(listCommentsTool.schema.parse({ number: 5 }), { github, log }),
-    ).rejects.toMatchObject({ status: 404, message: "Not Found: #5 is not in acme/widgets" });
-    expect(scope.pendingMocks()).toEqual([]);
-    expect([...github.retrieved]).toEqual([]);
+    await expectListCommentsNotFound(commentsElsewhere([]));
   });
 
   it("listComments (every page) refuses an empty page from elsewhere, saying where", async () => {
     const github = client();
-    const scope = emptyCommentsElsewhere();
+    const scope = commentsElsewhere([]);
 
     const error: unknown = await github.listComments(5).catch((e: unknown) => e);
 
