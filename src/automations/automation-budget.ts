@@ -17,11 +17,11 @@ export interface AutomationScope {
  */
 export interface AutomationBudget {
   /**
-   * Takes one run from both budgets, or none (and returns false) when either is spent, or when
-   * the counts cannot be read: without them, nothing automatic runs. `run` names it (its job's
-   * id and what it runs): a run taken in the last hour is allowed again and takes nothing more,
-   * so a job's retry after a crash or an outage does not pay twice, nor find the budget spent
-   * by its own first try.
+   * Takes one run from both budgets, or none (and returns false) when either is spent. When the
+   * counts cannot be read it rejects, never allows: the job fails and is retried. `run` names it
+   * (its job's id and what it runs): a run taken in the last hour is allowed again and takes
+   * nothing more, so a job's retry after a crash or an outage (a take Redis ran but whose answer
+   * was lost included) does not pay twice, nor find the budget spent by its own first try.
    */
   take(scope: AutomationScope, maxPerRepoPerHour: number, run: string): Promise<boolean>;
 }

@@ -59,21 +59,26 @@ export async function onNewIssue(options: NewIssueOptions): Promise<void> {
   if (!automatic) log.debug(`no automatic work: ${rememberOnly}`);
   else if (config.triage.enabled && !options.assistant)
     log.info("triage is on, but no language model is configured");
+  // Memory trouble (an embedding outage, say) must not cost the issue its triage, nor a
+  // "possibly related" comment GitHub refuses (a locked issue, narrowed permissions), or a budget
+  // that cannot be read (Redis away), cost it its memory: the first failure is reported once the
+  // rest has run, which fails the job so that it runs again (its retry takes the same run).
+  let failure: unknown;
   const allowed =
     (wantsSimilar || wantsTriage) &&
-    (await options.budget.take(
-      { installation: options.installation, repository: options.repository },
-      config.automation.max_runs_per_hour,
-      `${options.job}:new-issue`,
-    ));
-  if ((wantsSimilar || wantsTriage) && !allowed)
+    (await options.budget
+      .take(
+        { installation: options.installation, repository: options.repository },
+        config.automation.max_runs_per_hour,
+        `${options.job}:new-issue`,
+      )
+      .catch((error: unknown) => {
+        failure = error;
+        return false;
+      }));
+  if ((wantsSimilar || wantsTriage) && !allowed && failure === undefined)
     log.warn("automatic work skipped: this hour's automation budget is spent");
 
-  // Memory trouble (an embedding outage, say) must not cost the issue its triage, nor a
-  // "possibly related" comment GitHub refuses (a locked issue, narrowed permissions) cost it its
-  // memory: the first failure is reported once the rest has run, which fails the delivery so
-  // that it can be redelivered.
-  let failure: unknown;
   try {
     const memory = await options.memory();
     if (memory && wantsSimilar && allowed)

@@ -44,9 +44,21 @@ export interface RedisAutomationBudgetOptions {
 }
 
 /**
+ * A take Redis did not answer (away, or not answering in time). Not "spent": the job fails and
+ * its retry takes again, by the same run name, so it neither pays twice nor loses its work.
+ */
+export class AutomationBudgetUnavailableError extends Error {
+  constructor(cause: unknown) {
+    super("the automation budget cannot be read: Redis did not answer", { cause });
+    this.name = "AutomationBudgetUnavailableError";
+  }
+}
+
+/**
  * The hourly automation budgets in Redis (with REDIS_URL), shared by every instance: each take
  * is one atomic script, so instances taking at the same moment never pass the cap together.
- * While Redis is away, nothing automatic runs (never unlimited runs); the outage is logged once.
+ * While Redis is away, a take rejects (AutomationBudgetUnavailableError): nothing automatic
+ * runs unbudgeted, and the jobs are retried. The outage is logged once.
  */
 export class RedisAutomationBudget implements AutomationBudget {
   readonly #redis: BudgetRedis;
@@ -55,10 +67,10 @@ export class RedisAutomationBudget implements AutomationBudget {
 
   private constructor(options: RedisAutomationBudgetOptions) {
     this.#options = options;
-    // A take that fails (Redis away or not answering) is refused: no automatic run.
+    // A take fails at once while Redis is away, rather than waiting in an offline queue.
     this.#redis = new Redis(options.url, failFastRedisOptions()) as BudgetRedis;
     this.#redis.defineCommand("talosTakeAutomationRun", { numberOfKeys: 2, lua: TAKE });
-    this.#redis.on("error", () => undefined); // a refused take logs the outage
+    this.#redis.on("error", () => undefined); // a failed take logs the outage
   }
 
   static async open(options: RedisAutomationBudgetOptions): Promise<RedisAutomationBudget> {
@@ -87,10 +99,10 @@ export class RedisAutomationBudget implements AutomationBudget {
       if (!this.#outage)
         log.warn(
           { err: error },
-          "automation budget: Redis unreachable, no automatic work runs until it answers",
+          "automation budget: Redis unreachable, automatic work is retried once it answers",
         );
       this.#outage = true;
-      return false;
+      throw new AutomationBudgetUnavailableError(error);
     }
     if (this.#outage) log.info("automation budget: Redis answers again");
     this.#outage = false;

@@ -6,7 +6,10 @@ import {
   MemoryAutomationBudget,
   type AutomationBudget,
 } from "../../src/automations/automation-budget.js";
-import { RedisAutomationBudget } from "../../src/automations/redis-automation-budget.js";
+import {
+  AutomationBudgetUnavailableError,
+  RedisAutomationBudget,
+} from "../../src/automations/redis-automation-budget.js";
 import type { Clock } from "../../src/clock.js";
 import { parseEnv } from "../../src/config.js";
 import { createServices } from "../../src/create-services.js";
@@ -117,7 +120,7 @@ describe.runIf(available)("the hourly automation budget shared through Redis", (
     });
   });
 
-  it("refuses every automatic run while Redis is away, says so once per outage, and counts again once it answers", async () => {
+  it("fails every take while Redis is away (never allows one, never says spent), says so once per outage, and counts again once it answers", async () => {
     const prefix = freshPrefix();
     const proxy = await startCuttableProxy({ host: "127.0.0.1", port: 6379 });
     onTestFinished(() => proxy.close());
@@ -127,16 +130,21 @@ describe.runIf(available)("the hourly automation budget shared through Redis", (
     expect(await budget.take(REPO, 100, run())).toBe(true);
     // Connections dropped (a take already sent waits out the command timeout).
     proxy.cut();
-    for (let i = 0; i < 5; i++) expect(await budget.take(REPO, 100, run())).toBe(false);
+    for (let i = 0; i < 5; i++)
+      await expect(budget.take(REPO, 100, run())).rejects.toThrow(AutomationBudgetUnavailableError);
     expect(warnings().map((l) => l.msg)).toEqual([
-      "automation budget: Redis unreachable, no automatic work runs until it answers",
+      "automation budget: Redis unreachable, automatic work is retried once it answers",
     ]);
     proxy.restore();
-    await eventually(() => budget.take(REPO, 100, run()), "a take once Redis answers");
+    await eventually(
+      () => budget.take(REPO, 100, run()).catch(() => false),
+      "a take once Redis answers",
+    );
     expect(budget.lines().at(-1)?.msg).toBe("automation budget: Redis answers again");
     // Then nothing listens on its port any more: a second outage, told once too.
     await proxy.close();
-    for (let i = 0; i < 5; i++) expect(await budget.take(REPO, 100, run())).toBe(false);
+    for (let i = 0; i < 5; i++)
+      await expect(budget.take(REPO, 100, run())).rejects.toThrow(AutomationBudgetUnavailableError);
     expect(warnings()).toHaveLength(2);
   });
 
