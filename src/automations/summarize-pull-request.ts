@@ -18,6 +18,7 @@ import {
 } from "../pulls/load-pull-request-changes.js";
 import { nameSpan } from "../markdown/safe-text.js";
 import { describeScope, renderNotReviewed, shortSha } from "../pulls/render-changes.js";
+import type { SkipReason } from "../pulls/select-files.js";
 
 export interface SummarizePullRequestOptions {
   assistant: Assistant;
@@ -52,13 +53,20 @@ const HEADING = "**Summary of this pull request**";
 const FILES_HEADING = "**Files touched**";
 const MAX_FILES_NAMED = 20;
 const MAX_PREVIOUS_CHARS = 6_000;
+/**
+ * Why a file's diff is never shown to the model, whatever the budget, and nothing the summary
+ * should say comes of it. A file deleted (or only lines deleted) is not among them: the model,
+ * told its name, may say what the push took out.
+ */
+const NEVER_SHOWN: ReadonlySet<SkipReason> = new Set<SkipReason>(["ignored", "unchanged"]);
 
 /**
  * Keeps one summary comment per pull request, edited in place, its marker naming the head it
  * describes. A summary already at the head is left alone. Otherwise, when the head descends from
- * the summarized commit, the model reads only what changed since, with the previous summary;
- * after a force-push, or a push that took back part of what it describes, it reads the whole
- * pull request again.
+ * the summarized commit, the model reads only what changed since, with the previous summary (a
+ * push that brings no diff the model is shown keeps the summary's text unasked); after a
+ * force-push, or a push that took back part of what it describes, it reads the whole pull
+ * request again.
  */
 export async function summarizePullRequest(
   options: SummarizePullRequestOptions,
@@ -90,10 +98,17 @@ export async function summarizePullRequest(
     skipped.length + unlisted,
   );
   // Nothing of the pull request's own diff came with the push ("Update branch" merged only the
-  // base branch's changes in): the model would read no diff, so the summary so far is kept, as
-  // a push's review counts such a push as current.
+  // base branch's changes in), or only files whose diff no model is shown (`review.ignore`,
+  // renames without changes): the model would read no diff, so the summary so far is kept, as a
+  // push's review counts such a push as current or as nothing to review. Asked, it was told to
+  // "update" the summary from nothing, a run and its tokens on every docs-only push, and could
+  // rewrite a correct summary (found by a review). A file left out for want of room (the token
+  // budget, GitHub's limits) is still the model's to read: then it is asked, as before.
   const unchanged =
-    changes.since !== undefined && reviewed.length === 0 && skipped.length === 0
+    changes.since !== undefined &&
+    reviewed.length === 0 &&
+    unlisted === 0 &&
+    skipped.every((file) => NEVER_SHOWN.has(file.reason))
       ? existing?.text
       : undefined;
   const text =
