@@ -357,7 +357,9 @@ export class BackfillRunner {
     const { kept, failed } = listing
       ? await this.#deleteUnheld(known, listing, finished)
       : { kept: known, failed: false };
-    const unsuspended = listing ? await this.#unsuspended(listing) : new Map<number, string>();
+    const unsuspended = listing
+      ? await this.#unsuspended(listing, since)
+      : new Map<number, string>();
     const left = kept.filter((namespace) => !progress?.done.has(keyOf(namespace)));
     const results = left.map((namespace) => {
       const mark = unsuspended.get(namespace.installation);
@@ -390,14 +392,19 @@ export class BackfillRunner {
    * Marks the installations `listing` shows suspended (their unsuspension is then caught up),
    * and returns the marks of those it read, unsuspended while Talos missed the event.
    */
-  async #unsuspended(listing: InstalledRepositories): Promise<Map<number, string>> {
+  async #unsuspended(listing: InstalledRepositories, since: string): Promise<Map<number, string>> {
     const marks = this.#options.suspensions;
     const found = new Map<number, string>();
     if (!marks) return found;
     try {
       for (const { installation, at } of listing.suspended ?? []) {
         const time = Date.parse(at);
-        if (Number.isFinite(time)) await marks.record(installation, new Date(time).toISOString());
+        if (!Number.isFinite(time)) continue;
+        // Marked from `since` when it was suspended later: GitHub sent nothing of what changed
+        // between the two either (Talos was down), and the unsuspension reads from the mark.
+        const outage = Date.parse(since);
+        const from = Number.isFinite(outage) ? Math.min(time, outage) : time;
+        await marks.record(installation, new Date(from).toISOString());
       }
       const marked = await marks.all();
       for (const installation of listing.read) {
@@ -887,6 +894,10 @@ export class BackfillRunner {
     if (max === 0) return true;
     try {
       const found = await this.#open(target, log, "catch-up", signal);
+      // Suspended (after the start's listing, or at a command's catch-up): its unsuspension
+      // catches up from its mark, which must then be no later than this catch-up's `since`.
+      if (found === "suspended")
+        await this.#options.suspensions?.record(target.installation, since);
       // Gone, suspended, or memory off: nothing to catch up. Stopped: not caught up.
       if (!found || found === "suspended") return !signal.aborted;
       const { octokit, repo, memory } = found;

@@ -1215,6 +1215,82 @@ describe("memory follows its repository", () => {
     expect(await renamed.get("note-1")).toMatchObject({ text: "Releases happen on Tuesdays" });
     expect(await renamed.readBackfillState()).toMatchObject({ status: "done" });
   });
+
+  describe("transferred", () => {
+    /**
+     * GitHub's example: octocat/Hello-World transferred to Octocoders, the event sent to
+     * installation 2, whose memory of it (a maintainer's note) was kept under its old name.
+     */
+    async function transferred() {
+      const app = await createTestApp();
+      await seedOcto(app, "octocat/Hello-World");
+      return { app, payload: webhookExample("repository", "transferred", 2) };
+    }
+
+    it("deletes the memory in an installation that no longer holds the repository (it left for another account)", async () => {
+      const { app, payload } = await transferred();
+      const scope = githubScope();
+      // GitHub says the repository is another installation's now (Octocoders').
+      scope.get("/repos/Octocoders/Hello-World/installation").reply(200, { id: 99, app_id: 1 });
+
+      await receive(app, "repository", payload);
+      await app.talos.services.jobs.idle();
+
+      expect(scope.pendingMocks()).toEqual([]);
+      expect(await app.talos.memory.list()).toEqual([]);
+      await expect(
+        app.talos.memory.open({
+          installation: 2,
+          repository: OCTO,
+          name: "Octocoders/Hello-World",
+        }),
+      ).rejects.toThrow(MemoryDeletedError);
+      expect(app.logs.text()).toContain(
+        "repository transferred out of the installation: its memory is gone",
+      );
+    });
+
+    it("keeps the memory under the new name in an installation that still holds the repository", async () => {
+      const { app, payload } = await transferred();
+      const scope = githubScope();
+      scope.get("/repos/Octocoders/Hello-World/installation").reply(200, { id: 2, app_id: 1 });
+      mockInstallationToken(scope);
+      mockRepositoryRead(scope, "Octocoders/Hello-World", OCTO);
+
+      await receive(app, "repository", payload);
+      await app.talos.services.jobs.idle();
+
+      expect(scope.pendingMocks()).toEqual([]);
+      expect(await app.talos.memory.list()).toEqual([
+        { installation: 2, repository: OCTO, name: "Octocoders/Hello-World" },
+      ]);
+      const memory = await app.talos.memory.open({
+        installation: 2,
+        repository: OCTO,
+        name: "Octocoders/Hello-World",
+      });
+      expect(await memory.get("note-1")).toMatchObject({ text: "Releases happen on Tuesdays" });
+    });
+
+    it("retries the event, keeping the memory, when GitHub cannot say who holds the repository", async () => {
+      const { app, payload } = await transferred();
+      const scope = githubScope();
+      scope
+        .get("/repos/Octocoders/Hello-World/installation")
+        .reply(502, { message: "Bad Gateway" });
+
+      await receive(app, "repository", payload, "delivery-transfer");
+      await app.talos.services.jobs.idle();
+
+      expect(scope.pendingMocks()).toEqual([]);
+      expect(app.talos.services.journal!.list()).toMatchObject([
+        { id: "delivery-transfer", attempts: 1, retryAt: expect.any(Number) },
+      ]);
+      expect(await app.talos.memory.list()).toEqual([
+        { installation: 2, repository: OCTO, name: "octocat/Hello-World" },
+      ]);
+    });
+  });
 });
 
 describe("memory kept by name before the upgrade", () => {
@@ -1338,8 +1414,18 @@ describe("memory kept by name before the upgrade", () => {
           name: "Hello-Mars",
           full_name: "Octocoders/Hello-Mars",
         });
+      const scope = githubScope();
+      // A transfer keeps the memory only where GitHub says the installation still holds it.
+      if (action === "transferred") {
+        scope.get("/repos/Octocoders/Hello-World/installation").reply(200, { id: 2, app_id: 1 });
+        mockInstallationToken(scope);
+        mockRepositoryRead(scope, "Octocoders/Hello-World", payload.repository.id as number);
+      }
 
       await receive(app, "repository", payload);
+      await app.talos.services.jobs.idle();
+
+      expect(scope.pendingMocks()).toEqual([]);
 
       const name = payload.repository.full_name as string;
       expect(await app.talos.memory.list()).toEqual([
@@ -1355,6 +1441,22 @@ describe("memory kept by name before the upgrade", () => {
       expect(await memory.list()).toHaveLength(20);
       expect(await memory.readBackfillState()).toMatchObject({ status: "done" });
     }
+  });
+
+  it("is deleted with a repository transferred, before any event opened it, out of its installation", async () => {
+    const dataDir = makeDataDir();
+    await legacySpace(dataDir, "octocat/Hello-World");
+    const app = await createTestApp({ dataDir });
+    const scope = githubScope();
+    scope.get("/repos/Octocoders/Hello-World/installation").reply(200, { id: 99, app_id: 1 });
+
+    await receive(app, "repository", webhookExample("repository", "transferred", 2));
+    await app.talos.services.jobs.idle();
+
+    expect(scope.pendingMocks()).toEqual([]);
+    expect(await app.talos.memory.listLegacy()).toEqual([]);
+    expect(await app.talos.memory.list()).toEqual([]);
+    expect(existsSync(join(dataDir, "memory", "2", "octocat", "hello-world"))).toBe(false);
   });
 
   it("resumes the unfinished backfill of a repository renamed since, with its memory, under its new name", async () => {

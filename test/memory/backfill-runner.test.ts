@@ -1239,8 +1239,97 @@ describe("a start's catch-up and suspended installations", () => {
     await memory.closeAll();
 
     expect(listed).toEqual([{ repo: "acme/widgets", since: "2026-11-13T00:00:00.000Z" }]);
-    // 7's mark is spent; 8, suspended now, is marked for its unsuspension.
-    expect(JSON.parse(await readFile(file, "utf8"))).toEqual({ 8: "2026-11-21T10:00:00.000Z" });
+    // 7's mark is spent; 8, suspended now, is marked for its unsuspension: from the outage's
+    // start, not its suspension during it, since nothing in between was sent.
+    expect(JSON.parse(await readFile(file, "utf8"))).toEqual({ 8: "2026-11-20T00:00:00.000Z" });
+  });
+
+  /** acme/paused (id 4) of installation 8, remembered before Talos went down. */
+  const PAUSED = { installation: 8, repository: 4, name: "acme/paused" };
+  const PAUSED_REPOSITORY = {
+    ...WIDGETS_REPOSITORY,
+    id: 4,
+    name: "paused",
+    full_name: "acme/paused",
+  };
+  /** Talos was last seen running then: the outage's catch-up reads from here. */
+  const OUTAGE_SINCE = "2026-11-20T00:00:00.000Z";
+
+  /**
+   * A start's catch-up from OUTAGE_SINCE, with installation 8 suspended (GitHub refuses its
+   * token, 403) and listed as `installed` says; then 8's unsuspension, handled as
+   * handle-installation-changed.ts does. Returns the `since` of each listing of acme/paused.
+   */
+  async function suspendedThroughOutage(installed: InstalledRepositories) {
+    const memory = createTestRegistry(makeDataDir());
+    await memory.open(PAUSED);
+    const marks = new FileSuspensionMarks(
+      join(makeDataDir(), "suspensions.json"),
+      pino({ level: "silent" }),
+    );
+    const state = { suspended: true };
+    const listed: string[] = [];
+    const octokit = {
+      config: { get: async () => ({ files: [] }) },
+      paginate: async () => [PAUSED_REPOSITORY],
+      rest: {
+        apps: { listReposAccessibleToInstallation: {} },
+        repos: { get: async () => ({ data: PAUSED_REPOSITORY }) },
+        issues: {
+          listForRepo: async ({ since }: { since: string }) => {
+            listed.push(since);
+            return { data: [], headers: {} };
+          },
+        },
+      },
+    } as unknown as Octokit;
+    const runner = new BackfillRunner({
+      memory,
+      auth: async () => {
+        if (state.suspended)
+          throw Object.assign(new Error("This installation has been suspended"), { status: 403 });
+        return octokit;
+      },
+      max: 1_000,
+      clock: createFakeClock(),
+      log: pino({ level: "silent" }),
+      installed: async () => installed,
+      suspensions: marks,
+    });
+
+    expect(await runner.catchUp(OUTAGE_SINCE)).toBe(true);
+    await runner.idle();
+    state.suspended = false;
+    const since = await marks.since(8);
+    expect(since).toBeDefined();
+    await runner.catchUpInstallation(8, since!);
+    await runner.idle();
+    await runner.close();
+    await memory.closeAll();
+    return listed;
+  }
+
+  it("catches up an installation suspended while Talos was down, at its unsuspension, from the outage's start rather than its suspension", async () => {
+    const listed = await suspendedThroughOutage({
+      installations: [8],
+      read: [],
+      repositories: [],
+      suspended: [{ installation: 8, at: "2026-11-21T10:00:00Z" }],
+    });
+
+    // What changed between the outage's start and the suspension was never sent either.
+    expect(listed).toEqual([OUTAGE_SINCE]);
+  });
+
+  it("catches up from the outage's start, at its unsuspension, an installation suspended after the start's listing", async () => {
+    // Listed as readable, then suspended before its catch-up's turn: its token is refused.
+    const listed = await suspendedThroughOutage({
+      installations: [8],
+      read: [8],
+      repositories: [PAUSED],
+    });
+
+    expect(listed).toEqual([OUTAGE_SINCE]);
   });
 });
 
