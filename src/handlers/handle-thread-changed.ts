@@ -3,12 +3,8 @@ import { z } from "zod";
 import { toIssueInfo } from "../github/create-repo-client.js";
 import { loadRepoConfig } from "../github/load-repo-config.js";
 import { toIssueMemory } from "../memory/memory-inputs.js";
-import { MemoryDeletedError } from "../memory/memory-store.js";
-import {
-  openRepoMemory,
-  type MemoryAccess,
-  type PayloadRepository,
-} from "../memory/open-repo-memory.js";
+import { forgetInMemoryOff } from "../memory/forget-in-memory-off.js";
+import { openRepoMemory, type MemoryAccess } from "../memory/open-repo-memory.js";
 import {
   InstallationPayload,
   IssuePayload,
@@ -59,7 +55,15 @@ export function createThreadChangedHandler(deps: MemoryAccess) {
     if (!memory) {
       // What memory held from before it was switched off leaves all the same: switched on
       // again, `ask` had recalled the deleted issue's summary and answers.
-      if (gone) await forgetInMemoryOff(deps, event, info.number, context);
+      const removed = gone
+        ? await forgetInMemoryOff(deps, event, (store) => store.forgetThread(info.number))
+        : undefined;
+      if (removed !== undefined) {
+        context.log.info(
+          { number: info.number, removed },
+          "issue forgotten (memory is off in this repository)",
+        );
+      }
       return context.log.debug("memory is off in this repository");
     }
     if (gone) {
@@ -78,29 +82,4 @@ export function createThreadChangedHandler(deps: MemoryAccess) {
       "memory updated",
     );
   };
-}
-
-/** Forgets a thread in a repository whose memory is off, if a memory of it is kept at all. */
-async function forgetInMemoryOff(
-  deps: MemoryAccess,
-  event: { installation: number; repository: PayloadRepository },
-  number: number,
-  context: Context<ThreadChangedEvent>,
-): Promise<void> {
-  const namespace = { installation: event.installation, repository: event.repository.id };
-  // This repository's alone: listing every memory made each such event cost more with every
-  // other repository's (one transaction each in PostgreSQL; found by a review).
-  if (!(await deps.memory.has(namespace))) return;
-  const ref = {
-    installation: event.installation,
-    repository: event.repository.id,
-    name: event.repository.full_name,
-  };
-  try {
-    const removed = await deps.memory.look(ref, (store) => store.forgetThread(number));
-    context.log.info({ number, removed }, "issue forgotten (memory is off in this repository)");
-  } catch (error) {
-    // Deleted with its repository: nothing left to forget.
-    if (!(error instanceof MemoryDeletedError)) throw error;
-  }
 }

@@ -12,6 +12,10 @@ import {
   type CommentHandlerDeps,
 } from "./handle-issue-comment-created.js";
 import {
+  commentChangeWithoutWork,
+  createIssueCommentChangedHandler,
+} from "./handle-issue-comment-changed.js";
+import {
   createRepositoryChangedHandler,
   type RepositoryChangedEvent,
 } from "./handle-repository-changed.js";
@@ -72,6 +76,16 @@ export function registerHandlers(app: Pick<Probot, "on">, deps: HandlerDeps): vo
     guardEvent(deps, "comment", createIssueCommentCreatedHandler(deps), {
       bots: "ignore",
       noWork: (payload) => commentWithoutWork(payload, deps.identity.known()?.slug),
+    }),
+  );
+  // Talos's answer or summary deleted, or edited by someone else, leaves memory, whoever did it
+  // (a bot too); any other comment is no work and is not journaled. On the issue's thread, so
+  // an answer still being written is stored before it goes.
+  app.on(
+    ["issue_comment.deleted", "issue_comment.edited"],
+    guardEvent(deps, "comment-changed", createIssueCommentChangedHandler(deps), {
+      bots: "follow",
+      noWork: (payload) => commentChangeWithoutWork(payload, deps.identity.known()?.botLogin),
     }),
   );
   app.on(

@@ -309,10 +309,17 @@ describe("issue_comment.created", () => {
       );
     });
 
+    // An edit is heard only for Talos's own answers and summaries (memory forgets them).
     it("for an edited comment", async () => {
       const app = await createTestApp();
       await receive(app, loadFixture("issue_comment.edited.help.json"));
-      expect(app.logs.lines().filter((l) => l.event === "issue_comment.edited")).toEqual([]);
+      expect(await app.talos.services.journal!.has("delivery-1")).toBe(false);
+      expect(
+        app.logs
+          .lines()
+          .filter((l) => l.event === "issue_comment.edited")
+          .map((l) => l.msg),
+      ).toEqual(["ignored: the comment is not Talos's; not journaled"]);
     });
   });
 
