@@ -9,7 +9,7 @@ import type { LoadedRepoConfig } from "../github/load-repo-config.js";
 import type { Octokit, RepoRef } from "../github/octokit.js";
 import { upsertReply } from "../github/upsert-reply.js";
 import type { MarkdownService } from "../markdown/markdown-workers.js";
-import type { MemoryStore } from "../memory/memory-store.js";
+import type { MemoryInput, MemoryStore } from "../memory/memory-store.js";
 import type { CommandContext, CommandRegistry } from "./command-registry.js";
 import type { ParsedCommand } from "./parse-command.js";
 import { runCommand } from "./run-command.js";
@@ -33,7 +33,8 @@ export interface AnswerCommandOptions {
 
 /**
  * An accepted command: a 👀 reaction, the command, then exactly one reply (edited in place if it
- * already exists), and whatever the command asked to remember once the reply is up.
+ * already exists), and whatever the command asked to remember once the reply is up (a failure
+ * to remember it does not fail the job: see `remember`).
  */
 export async function answerCommand(options: AnswerCommandOptions): Promise<void> {
   const { octokit, repo, issue, comment, log } = options;
@@ -84,8 +85,26 @@ export async function answerCommand(options: AnswerCommandOptions): Promise<void
     claim: reply.claim,
   });
   log.info(result, "command answered");
-  if (reply.remember) {
+  if (reply.remember) await remember(reply.remember, options);
+}
+
+/**
+ * Stores what the command asked to remember, once its reply is posted. A failure (an embeddings
+ * or memory outage) is logged and the job ends: a retry would run the model again, charge the
+ * budget again and rewrite the reply maintainers may already have read, for a copy that only a
+ * later `ask` recalls.
+ */
+async function remember(
+  input: MemoryInput,
+  options: Pick<AnswerCommandOptions, "memory" | "log">,
+): Promise<void> {
+  try {
     const memory = await options.memory();
-    if (memory) await memory.add(reply.remember);
+    if (memory) await memory.add(input);
+  } catch (error) {
+    options.log.error(
+      { err: error, memory: input.id },
+      "the reply is posted but was not remembered: a later ask will not recall it",
+    );
   }
 }

@@ -132,61 +132,72 @@ describe("the per-job token cap (TALOS_AGENT_MAX_TOKENS) across a job's attempts
     expect(scope.pendingMocks()).toEqual([]);
   });
   it.each([
-    ["finds the cap spent", [2], CAP],
-    // Some of the cap left, so that it recalls, and its recall fails too: the error reply is not
-    // posted over the answer either.
-    ["fails", [2, 3], CAP - 400],
-  ])("leaves the answer an earlier run posted when the retry %s", async (_, failing, spent) => {
-    const clock = createFakeClock();
-    const model = scriptedModel().respond(answer(spent)).respond(answer(spent));
-    // Memory works for the question's recall, then fails to keep the answer (once): the job fails
-    // after its reply is up, and is retried.
-    const local = createLocalEmbedder();
-    let embeds = 0;
-    const embedder: Embedder = {
-      ...local,
-      embed: (texts) =>
-        failing.includes(++embeds)
-          ? Promise.reject(new Error("embeddings are down"))
-          : local.embed(texts),
-    };
-    const app = await createTestApp({
-      clock,
-      model,
-      embedder,
-      env: { TALOS_AGENT_MAX_TOKENS: String(CAP) },
-    });
-    const scope = githubScope();
-    mockAppIdentity(scope);
-    mockInstallationToken(scope);
-    mockRepoConfig(scope);
-    mockAskReads(scope);
-    mockReplyLookup(scope);
-    const posted = recordPosts(scope, 201, { id: 9001 });
-    // The retry: the reaction again (no thread read: the cap spent whole refuses first, and a
-    // failed recall stops before it), then the reply found by its marker and left as it is (no
-    // PATCH is mocked: an edit would fail the test).
-    scope.post(`${REPO}/issues/comments/${COMMENT_ID}/reactions`, { content: "eyes" }).reply(200);
-    mockReplyLookup(scope, [
-      { id: 9001, user: { login: `${APP_SLUG}[bot]` }, body: `It crashes on start.\n\n${MARKER}` },
-    ]);
+    ["finds the cap spent", [], CAP, "command refused: budget spent"],
+    // Enough of the cap left for a call (its answer's 1,500 tokens), so that it recalls, and its
+    // recall fails: the error reply is not posted over the answer either.
+    ["fails", [2], CAP - 2_000, "command failed"],
+  ])(
+    "leaves the answer an earlier run posted when the retry %s",
+    async (_, failing, spent, why) => {
+      const clock = createFakeClock();
+      const model = scriptedModel().respond(answer(spent)).respond(answer(spent));
+      // Memory works for the first run's recall (embedding 1); `failing` picks the retry's.
+      const local = createLocalEmbedder();
+      let embeds = 0;
+      const embedder: Embedder = {
+        ...local,
+        embed: (texts) =>
+          failing.includes(++embeds)
+            ? Promise.reject(new Error("embeddings are down"))
+            : local.embed(texts),
+      };
+      const app = await createTestApp({
+        clock,
+        model,
+        embedder,
+        // No retries within the request: the reply's 502 fails the job, which is retried.
+        env: { TALOS_AGENT_MAX_TOKENS: String(CAP), TALOS_GITHUB_MAX_RETRIES: "0" },
+      });
+      const scope = githubScope();
+      mockAppIdentity(scope);
+      mockInstallationToken(scope);
+      mockRepoConfig(scope);
+      // No look-up of the reply before it is posted: the run read the whole thread, without it.
+      mockAskReads(scope);
+      // The reply is answered with a 502, but GitHub kept it (a gateway timing out after the
+      // write): the job fails after its reply is up. (A failure to remember the answer no longer
+      // fails the job: see memory-features.test.ts.)
+      const posted = recordPosts(scope, 502, { message: "Bad Gateway" });
+      // The retry: the reaction again (no thread read: the cap spent whole refuses first, and a
+      // failed recall stops before it), then the reply found by its marker and left as it is (no
+      // PATCH is mocked: an edit would fail the test).
+      scope.post(`${REPO}/issues/comments/${COMMENT_ID}/reactions`, { content: "eyes" }).reply(200);
+      mockReplyLookup(scope, [
+        {
+          id: 9001,
+          user: { login: `${APP_SLUG}[bot]` },
+          body: `It crashes on start.\n\n${MARKER}`,
+        },
+      ]);
 
-    await ask(app, "cap-kept");
-    await vi.waitFor(
-      async () => {
-        await app.talos.services.jobs.idle();
-        expect(app.logs.lines().filter((l) => l.msg === "job finished")).toHaveLength(1);
-      },
-      { timeout: 10_000 },
-    );
+      await ask(app, "cap-kept");
+      await vi.waitFor(
+        async () => {
+          await app.talos.services.jobs.idle();
+          expect(app.logs.lines().filter((l) => l.msg === "job finished")).toHaveLength(1);
+        },
+        { timeout: 10_000 },
+      );
 
-    expect(app.logs.lines().filter((l) => l.msg === "job failed; will retry")).toHaveLength(1);
-    expect(posted).toEqual([`It crashes on start.\n\n${MARKER}`]);
-    expect(model.calls).toHaveLength(1);
-    expect(app.logs.lines().find((l) => l.msg === "command answered")).toBeDefined();
-    expect(app.logs.lines().filter((l) => l.action === "kept")).toHaveLength(1);
-    expect(scope.pendingMocks()).toEqual([]);
-  });
+      expect(app.logs.lines().filter((l) => l.msg === "job failed; will retry")).toHaveLength(1);
+      expect(posted).toEqual([`It crashes on start.\n\n${MARKER}`]);
+      expect(model.calls).toHaveLength(1);
+      expect(app.logs.lines().find((l) => l.msg === why)).toBeDefined();
+      expect(app.logs.lines().find((l) => l.msg === "command answered")).toBeDefined();
+      expect(app.logs.lines().filter((l) => l.action === "kept")).toHaveLength(1);
+      expect(scope.pendingMocks()).toEqual([]);
+    },
+  );
 });
 
 describe("the job cap's notice and the thread's one notice a day", () => {

@@ -13,7 +13,7 @@ import {
   mockRepoConfig,
   mockRepositoryRead,
 } from "../helpers/github-mocks.js";
-import { createFakeClock } from "../helpers/fake-clock.js";
+import { createFakeClock, createManualClock } from "../helpers/fake-clock.js";
 import { scriptedModel } from "../helpers/scripted-model.js";
 import { createTestApp, loadFixture, makeDataDir, type TestApp } from "../helpers/test-app.js";
 import { openTestStore } from "../helpers/test-memory.js";
@@ -471,6 +471,151 @@ describe("/talos remember, forget and ask", () => {
 
     expect(scope.pendingMocks()).toEqual([]);
     expect(reply.body).toContain("Issues and pull requests are remembered from GitHub");
+  });
+});
+
+const NOT_REMEMBERED = "the reply is posted but was not remembered: a later ask will not recall it";
+
+/** An embedder that fails (an endpoint answering 503) for the texts `down` picks. */
+function outage(down: (text: string) => boolean): Embedder {
+  const local = createLocalEmbedder();
+  return {
+    ...local,
+    embed: async (texts) => {
+      if (texts.some(down)) throw new Error("embeddings endpoint: 503 Service Unavailable");
+      return local.embed(texts);
+    },
+  };
+}
+
+/**
+ * What a retry of the command would read and write, optional (not pending when unused): it finds
+ * the posted reply (`posted`) by its marker and edits it. Returns the edits' bodies.
+ */
+function mockRetry(scope: Scope, id: number, posted: { body?: string }) {
+  scope
+    .post(`${REPO}/issues/comments/${COMMENT_ID}/reactions`)
+    .times(4)
+    .optionally()
+    .reply(201, {});
+  scope
+    .get(REPO)
+    .times(4)
+    .optionally()
+    .reply(200, { full_name: "Codertocat/Hello-World", default_branch: "master" });
+  scope
+    .get(`${REPO}/issues/1/comments`)
+    .query(true)
+    .times(4)
+    .optionally()
+    .reply(200, () => [
+      {
+        id,
+        body: posted.body,
+        user: { login: `${APP_SLUG}[bot]`, type: "Bot" },
+        created_at: "2026-11-24T12:00:00Z",
+      },
+    ]);
+  const edited: string[] = [];
+  scope
+    .patch(`${REPO}/issues/comments/${id}`, (body: { body: string }) =>
+      Boolean(edited.push(body.body)),
+    )
+    .times(4)
+    .optionally()
+    .reply(200, { id });
+  return edited;
+}
+
+describe("an answer posted while memory cannot store it (an embeddings outage)", () => {
+  it("/talos summarize: keeps the posted summary, logs what was not remembered, and ends the job without a retry", async () => {
+    const clock = createManualClock();
+    const model = scriptedModel()
+      .respond(new AIMessage("First summary: the README has a typo."))
+      .respond(new AIMessage("A different summary, paid for a second time."));
+    const app = await createTestApp({ model, clock, embedder: outage(() => true) });
+    const scope = githubScope();
+    mockCommandStart(scope, {});
+    scope.get(REPO).reply(200, { full_name: "Codertocat/Hello-World", default_branch: "master" });
+    scope.get(`${REPO}/issues/1/comments`).query({ per_page: "100" }).reply(200, []);
+    const posted = capturePost(scope, `${REPO}/issues/1/comments`, 7001);
+    const edited = mockRetry(scope, 7001, posted);
+
+    await receive(app, "issue_comment", comment("/talos summarize"), "summarize-outage");
+    // A retry's time: a retry would run the model again and edit the summary maintainers read.
+    await clock.advance(60_000);
+    await app.talos.services.jobs.idle();
+
+    expect(scope.pendingMocks()).toEqual([]);
+    expect(posted.body).toContain("First summary: the README has a typo.");
+    expect(model.calls).toHaveLength(1);
+    expect(edited).toEqual([]);
+    const lines = app.logs.lines();
+    expect(lines.find((l) => l.msg === NOT_REMEMBERED)).toMatchObject({
+      level: 50,
+      memory: "summary-1",
+      err: { message: expect.stringMatching(/503 Service Unavailable/) },
+    });
+    expect(lines.some((l) => l.msg === "job finished")).toBe(true);
+    expect(lines.some((l) => l.msg === "job failed; will retry")).toBe(false);
+    expect(app.talos.services.journal!.list()).toEqual([]);
+  });
+
+  it("/talos ask: keeps the posted answer, logs what was not remembered, and ends the job without a retry", async () => {
+    const clock = createManualClock();
+    const model = scriptedModel()
+      .respond(new AIMessage("Releases happen on Tuesdays."))
+      .respond(new AIMessage("Releases happen on Fridays."));
+    // The question embeds (recall); the answer does not: the outage began during the model run.
+    const embedder = outage((text) => text.startsWith("Question:"));
+    const app = await createTestApp({ model, clock, embedder });
+    const scope = githubScope();
+    mockCommandStart(scope, {});
+    scope.get(REPO).reply(200, { full_name: "Codertocat/Hello-World", default_branch: "master" });
+    scope.get(`${REPO}/issues/1/comments`).query({ per_page: "100" }).reply(200, []);
+    const posted = capturePost(scope, `${REPO}/issues/1/comments`, 7002);
+    const edited = mockRetry(scope, 7002, posted);
+
+    await receive(
+      app,
+      "issue_comment",
+      comment("/talos ask when do releases happen?"),
+      "ask-outage",
+    );
+    await clock.advance(60_000);
+    await app.talos.services.jobs.idle();
+
+    expect(scope.pendingMocks()).toEqual([]);
+    expect(posted.body).toContain("Releases happen on Tuesdays.");
+    expect(model.calls).toHaveLength(1);
+    expect(edited).toEqual([]);
+    expect(app.logs.lines().find((l) => l.msg === NOT_REMEMBERED)).toMatchObject({
+      level: 50,
+      memory: `answer-${COMMENT_ID}`,
+    });
+    expect(app.logs.lines().some((l) => l.msg === "job failed; will retry")).toBe(false);
+    expect(app.talos.services.journal!.list()).toEqual([]);
+    expect(await (await memoryOf(app)).get(`answer-${COMMENT_ID}`)).toBeUndefined();
+  });
+
+  it("/talos ask: an outage before the answer (the question's recall) is still the command's failure, as before", async () => {
+    const model = scriptedModel().respond(new AIMessage("Releases happen on Tuesdays."));
+    const app = await createTestApp({ model, embedder: outage(() => true) });
+    const scope = githubScope();
+    mockCommandStart(scope, {});
+    mockNoReplyYet(scope);
+    const posted = capturePost(scope, `${REPO}/issues/1/comments`);
+
+    await receive(app, "issue_comment", comment("/talos ask when do releases happen?"));
+
+    expect(scope.pendingMocks()).toEqual([]);
+    // No model run on a question it could not recall for, and the maintainer is told.
+    expect(model.calls).toHaveLength(0);
+    expect(posted.body).toContain("Sorry, `ask` failed");
+    expect(app.logs.lines().find((l) => l.msg === "command failed")?.err).toMatchObject({
+      message: expect.stringMatching(/503 Service Unavailable/),
+    });
+    expect(app.logs.lines().some((l) => l.msg === NOT_REMEMBERED)).toBe(false);
   });
 });
 
