@@ -8,6 +8,7 @@ import { fenceWrites } from "./github/create-octokit.js";
 import { holdsRepository } from "./github/holds-repository.js";
 import { listInstalledRepositories } from "./github/list-installed-repositories.js";
 import type { Octokit } from "./github/octokit.js";
+import { redeliveryWindowHours } from "./github/redeliver-missed.js";
 import { registerHandlers } from "./handlers/index.js";
 import { createHealthRoute } from "./http/create-health-route.js";
 import type { GitHubCache } from "./github/github-cache.js";
@@ -156,7 +157,11 @@ export async function createTalos(options: TalosOptions): Promise<Talos> {
     if (!options.ephemeralJobs)
       outage = await startOutageCatchUp({
         marks: services.aliveMarks,
-        redeliverHours: env.TALOS_REDELIVER_HOURS,
+        // As far back as the start's redeliveries reach: no further than the ledger remembers.
+        redeliverHours: redeliveryWindowHours(
+          env.TALOS_REDELIVER_HOURS,
+          env.TALOS_LEDGER_RETENTION_HOURS,
+        ),
         catchUp: (since, progress) => backfill.catchUp(since, progress),
         clock,
         log,

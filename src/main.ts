@@ -129,6 +129,7 @@ if (probot) {
     auth: () => probot.auth(),
     queue: talos.services.queue,
     hours: env.TALOS_REDELIVER_HOURS,
+    ledgerRetentionHours: env.TALOS_LEDGER_RETENTION_HOURS,
     clock: talos.services.clock,
     log: log.child({ name: "redeliver" }),
     signal: redelivery.signal,

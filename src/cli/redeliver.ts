@@ -4,7 +4,11 @@ import type { Clock } from "../clock.js";
 import { appPrivateKey, getSecrets, type Env } from "../config.js";
 import { createSecretScrubber } from "../create-logger.js";
 import { createServices } from "../create-services.js";
-import { redeliverMissed, type RedeliveryReport } from "../github/redeliver-missed.js";
+import {
+  redeliverMissed,
+  redeliveryWindowHours,
+  type RedeliveryReport,
+} from "../github/redeliver-missed.js";
 import { createCliOctokit } from "./create-cli-octokit.js";
 import { errorLine } from "./error-line.js";
 import { openQueueToRead } from "./jobs.js";
@@ -34,11 +38,18 @@ export interface RedeliverCommandOptions {
  */
 export async function redeliver(options: RedeliverCommandOptions): Promise<number> {
   const { env } = options;
+  // No further back than the ledger remembers, as at start: an older delivery the server
+  // accepted would be asked for again and run twice.
+  const hours = redeliveryWindowHours(options.hours, env.TALOS_LEDGER_RETENTION_HOURS);
   // As Probot finds it: PRIVATE_KEY, PRIVATE_KEY_PATH, or the one .pem file here.
   const privateKey = appPrivateKey(env);
   if (!env.APP_ID || !privateKey)
     throw new UsageError(
       "set APP_ID and PRIVATE_KEY (or PRIVATE_KEY_PATH): webhook deliveries are the app's, and only the app can list them",
+    );
+  if (hours < options.hours)
+    options.stderr.write(
+      `talos redeliver: looking back ${hours} h, not ${options.hours}: the ledger forgets accepted deliveries after TALOS_LEDGER_RETENTION_HOURS; raise it to look further back\n`,
     );
   // The server's wiring (its GitHub client class: throttling, retries, metrics), its journal
   // kept in memory: this command runs no jobs. The server's own queue is only read.
@@ -57,7 +68,7 @@ export async function redeliver(options: RedeliverCommandOptions): Promise<numbe
   try {
     report = await redeliverMissed({
       app: createCliOctokit(services, { appId: env.APP_ID, privateKey }),
-      since: new Date(options.clock.now() - options.hours * 3_600_000),
+      since: new Date(options.clock.now() - hours * 3_600_000),
       known: (guid) => queue.has(guid),
       // Its warnings carry the error's stack, for a server's log; here the reason is one line
       // on stderr, and the warnings show with LOG_LEVEL=debug.
@@ -77,7 +88,7 @@ export async function redeliver(options: RedeliverCommandOptions): Promise<numbe
     options.stdout.write(
       `${JSON.stringify(report.error === undefined ? report : { ...report, error: scrub(report.error) })}\n`,
     );
-  else options.stdout.write(describe(report, options));
+  else options.stdout.write(describe(report, hours, options));
   if (report.stopped === undefined || report.stopped === "aborted") return 0;
   options.stderr.write(
     errorLine("redeliver", `${report.stopped}: ${report.error ?? "unknown error"}`, env),
@@ -85,7 +96,11 @@ export async function redeliver(options: RedeliverCommandOptions): Promise<numbe
   return 1;
 }
 
-function describe(report: RedeliveryReport, options: RedeliverCommandOptions): string {
+function describe(
+  report: RedeliveryReport,
+  hours: number,
+  options: RedeliverCommandOptions,
+): string {
   const lines = report.chosen.map(
     (d) => `${d.firstAt}  ${d.event}${d.action ? `.${d.action}` : ""}  ${d.guid}`,
   );
@@ -93,7 +108,7 @@ function describe(report: RedeliveryReport, options: RedeliverCommandOptions): s
   const verb = options.dryRun ? "would ask for" : "asked for";
   const asked = options.dryRun ? report.chosen.length : report.redelivered;
   lines.push(
-    `${report.deliveries} deliveries in the last ${options.hours} h; ${verb} ${asked}` +
+    `${report.deliveries} deliveries in the last ${hours} h; ${verb} ${asked}` +
       ` (already delivered ${skipped.delivered}, accepted by Talos ${skipped.accepted},` +
       ` failed for good before ${skipped.redeliveredBefore}, refused by GitHub ${skipped.refused},` +
       ` left for another run ${skipped.left})` +

@@ -293,6 +293,16 @@ function describeMissed(guid: string, tries: Attempt[]): Missed {
   };
 }
 
+/**
+ * How far back a redelivery run looks: TALOS_REDELIVER_HOURS (or `--hours`), but no further than
+ * the ledger remembers finished deliveries (TALOS_LEDGER_RETENTION_HOURS). A delivery Talos
+ * accepted and ran whose answer GitHub saw fail (a reset, a timeout) is skipped only while the
+ * ledger knows it; older, it would be asked for again and run twice.
+ */
+export function redeliveryWindowHours(hours: number, ledgerRetentionHours: number): number {
+  return Math.min(hours, ledgerRetentionHours);
+}
+
 export interface RedeliverMissedAtStartOptions {
   /** The app's client: `probot.auth()` with no installation id. */
   auth: () => Promise<AppClient>;
@@ -300,6 +310,8 @@ export interface RedeliverMissedAtStartOptions {
   queue: Pick<JobQueue, "has">;
   /** `TALOS_REDELIVER_HOURS`: how far back to look; 0 switches the run off. */
   hours: number;
+  /** `TALOS_LEDGER_RETENTION_HOURS`: the look-back is cut to it (redeliveryWindowHours). */
+  ledgerRetentionHours: number;
   clock: Clock;
   log: Logger;
   max?: number;
@@ -319,6 +331,12 @@ export async function redeliverMissedAtStart(
     log.debug("missed deliveries are not asked for: TALOS_REDELIVER_HOURS is 0");
     return undefined;
   }
+  const hours = redeliveryWindowHours(options.hours, options.ledgerRetentionHours);
+  if (hours < options.hours)
+    log.warn(
+      { redeliverHours: options.hours, ledgerRetentionHours: options.ledgerRetentionHours },
+      `missed deliveries are asked for ${hours} h back, not ${options.hours}: the ledger forgets accepted ones after TALOS_LEDGER_RETENTION_HOURS; raise it to look further back`,
+    );
   let app: AppClient;
   try {
     app = await options.auth();
@@ -328,7 +346,7 @@ export async function redeliverMissedAtStart(
   }
   return redeliverMissed({
     app,
-    since: new Date(options.clock.now() - options.hours * 3_600_000),
+    since: new Date(options.clock.now() - hours * 3_600_000),
     known: (guid) => options.queue.has(guid),
     log,
     max: options.max ?? REDELIVER_MAX_PER_START,

@@ -4,6 +4,7 @@ import { describe, expect, it } from "vitest";
 import {
   redeliverMissed,
   redeliverMissedAtStart,
+  redeliveryWindowHours,
   type RedeliverMissedOptions,
 } from "../../src/github/redeliver-missed.js";
 import { createMetrics, type Metrics } from "../../src/metrics/create-metrics.js";
@@ -405,6 +406,7 @@ describe("redeliverMissedAtStart", () => {
       auth: async () => app,
       queue: { has: async (id: string) => id === "guid-parked" },
       hours: 6,
+      ledgerRetentionHours: 72,
       clock,
       log: logs.log,
     });
@@ -412,6 +414,40 @@ describe("redeliverMissedAtStart", () => {
     expect(posted).toEqual([`${LIST}/110/attempts`]);
     expect(report).toMatchObject({ seen: 2, redelivered: 1, skipped: { accepted: 1 } });
     expect(scope.pendingMocks()).toEqual([]);
+  });
+
+  // The queue skips only deliveries the ledger still remembers: one Talos accepted and finished
+  // whose 2xx GitHub did not see (a reset, a timeout), older than the ledger's retention, would be
+  // asked for again and run twice.
+  it("looks back no further than TALOS_LEDGER_RETENTION_HOURS when the ledger forgets sooner, and warns naming it", async () => {
+    const clock = createFakeClock(Date.parse("2026-11-24T12:00:00Z"));
+    const scope = githubScope();
+    mockPage(scope, [
+      attempt(121, "guid-missed", "2026-11-24T11:30:00Z"),
+      // Accepted and finished 2 hours ago; the ledger, kept 1 hour, has forgotten it.
+      attempt(120, "guid-forgotten", "2026-11-24T10:00:00Z"),
+    ]);
+    const posted: string[] = [];
+    mockRedeliveries(scope, [121], posted);
+    const logs = await captureLogs("debug");
+    const app = await appClient();
+
+    const report = await redeliverMissedAtStart({
+      auth: async () => app,
+      queue: { has: async () => false },
+      hours: 24,
+      ledgerRetentionHours: 1,
+      clock,
+      log: logs.log,
+    });
+
+    expect(posted).toEqual([`${LIST}/121/attempts`]);
+    expect(report).toMatchObject({ seen: 1, redelivered: 1 });
+    expect(redeliveryWindowHours(24, 1)).toBe(1);
+    expect(redeliveryWindowHours(6, 72)).toBe(6);
+    const warnings = logs.lines().filter((l) => l.level === 40);
+    expect(warnings).toHaveLength(1);
+    expect(warnings[0]!.msg as string).toMatch(/1 h back, not 24.*TALOS_LEDGER_RETENTION_HOURS/);
   });
 
   it("asks GitHub nothing when TALOS_REDELIVER_HOURS is 0", async () => {
@@ -424,6 +460,7 @@ describe("redeliverMissedAtStart", () => {
       },
       queue: { has: async () => false },
       hours: 0,
+      ledgerRetentionHours: 72,
       clock: createFakeClock(),
       log: (await captureLogs("debug")).log,
     });
