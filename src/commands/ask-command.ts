@@ -2,7 +2,7 @@ import { runThreadTask } from "../agent/run-thread-task.js";
 import type { Fence } from "../agent/untrusted-text.js";
 import { answerId, toAnswerMemory } from "../memory/memory-inputs.js";
 import type { SearchHit } from "../memory/memory-store.js";
-import { answerSource, type Command } from "./command-registry.js";
+import { answerSource, type Command, type CommandContext } from "./command-registry.js";
 import { NO_MODEL_REPLY, renderAnswer } from "./llm-replies.js";
 
 // How many remembered notes and answers a question recalls.
@@ -21,15 +21,7 @@ export const askCommand: Command = {
     // model, which a budget that cannot pay for the answer must not make either. The answer's room
     // and one token of prompt is the least the first call needs (run-agent checks its prompt).
     assistant.account?.check((assistant.limits.maxOutputTokens ?? 0) + 1);
-    const store = await memory();
-    // Maintainers' notes and Talos's earlier answers that bear on the question.
-    const recalled = store
-      ? await store.search(args, {
-          k: RECALL,
-          kinds: ["note", "answer"],
-          minScore: store.relatedScore,
-        })
-      : [];
+    const recalled = await recall(args, memory, log);
     const answer = await runThreadTask({
       assistant,
       github,
@@ -38,14 +30,14 @@ export const askCommand: Command = {
       prompt: "ask",
       values: (fence) => ({
         question: fence.wrap("the maintainer's question", args),
-        memories: renderMemories(recalled, fence),
+        memories: recalled ? renderMemories(recalled, fence) : MEMORY_DOWN_PROMPT,
       }),
       log,
     });
     return {
-      body: renderAnswer(answer),
+      body: recalled ? renderAnswer(answer) : renderAnswer(answer) + MEMORY_DOWN_NOTE,
       seen: answer.comments,
-      references: recalled.flatMap((hit) => hit.record.number ?? []),
+      references: (recalled ?? []).flatMap((hit) => hit.record.number ?? []),
       // Remembered so that a later question can recall it: a whole answer only. One a limit cut
       // short (the budget, the steps, the output's length) may be the preamble of a tool call
       // ("Let me check a.ts."), posted with a note saying so, but no answer to recall.
@@ -60,6 +52,34 @@ export const askCommand: Command = {
     };
   },
 };
+
+const MEMORY_DOWN_PROMPT = "Talos's memory could not be searched this time.";
+const MEMORY_DOWN_NOTE =
+  "\n\n_Talos could not search its memory this time, so this answer does not use earlier notes or answers._";
+
+/**
+ * Maintainers' notes and Talos's earlier answers that bear on the question; undefined when the
+ * memory could not be searched. Recalling embeds the question, so an embeddings server that is
+ * down or refuses the key would otherwise fail the whole command though the chat model is fine.
+ */
+async function recall(
+  question: string,
+  memory: CommandContext["memory"],
+  log: CommandContext["log"],
+): Promise<SearchHit[] | undefined> {
+  try {
+    const store = await memory();
+    if (!store) return [];
+    return await store.search(question, {
+      k: RECALL,
+      kinds: ["note", "answer"],
+      minScore: store.relatedScore,
+    });
+  } catch (error) {
+    log.warn({ err: error }, "ask: memory could not be searched; answering without it");
+    return undefined;
+  }
+}
 
 function renderMemories(hits: SearchHit[], fence: Fence): string {
   if (hits.length === 0) return "Talos remembers nothing relevant to this question.";

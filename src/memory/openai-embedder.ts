@@ -18,9 +18,54 @@ export interface OpenAIEmbedderOptions {
 }
 
 /**
- * OpenAI (or compatible) embeddings through LangChain, many texts per request. The dimension
- * is checked on every answer: a server that returns another size fails loudly rather than
- * filling the index with vectors that cannot be compared.
+ * LangChain's embedDocuments pairs the answer's items with the texts by position, ignoring each
+ * item's `index` and never counting them: a server or gateway that answers out of order would
+ * give each memory another text's vector. This sends the same request (with LangChain's retries
+ * and error wrapping) and leaves the pairing to `inOrder`.
+ */
+class BatchEmbeddings extends OpenAIEmbeddings {
+  embedBatch(input: string[]) {
+    return this.embeddingWithRetry({
+      model: this.model,
+      input,
+      ...(this.dimensions ? { dimensions: this.dimensions } : {}),
+      ...(this.encodingFormat ? { encoding_format: this.encodingFormat } : {}),
+    }).then((response) => response.data);
+  }
+}
+
+/**
+ * Puts each vector at its item's `index`. A count other than the texts', or an index missing,
+ * repeated or out of range, fails the batch: no text may get another text's vector.
+ */
+function inOrder(
+  data: ReadonlyArray<{ index: number; embedding: number[] }>,
+  count: number,
+  model: string,
+): number[][] {
+  const vectors: number[][] = [];
+  // As many distinct indexes within range as texts: then every text has exactly one vector.
+  const paired =
+    data.length === count &&
+    data.every(({ index, embedding }) => {
+      if (!Number.isInteger(index) || index < 0 || index >= count || vectors[index]) return false;
+      vectors[index] = embedding;
+      return true;
+    });
+  if (!paired) {
+    const indexes = data.map(({ index }) => index).join(", ");
+    throw new Error(
+      `the embedding model ${model} returned ${data.length} vectors for ${count} texts (indexes: ${indexes || "none"})`,
+    );
+  }
+  return vectors;
+}
+
+/**
+ * OpenAI (or compatible) embeddings through LangChain, many texts per request. Each vector goes
+ * to the text its `index` names, and the dimension is checked on every answer: a server that
+ * returns another size fails loudly rather than filling the index with vectors that cannot be
+ * compared.
  *
  * Every text is cut to its head within `maxTokens`, whatever it is (an issue, a note, an answer
  * or a search): OpenAI answers an input over the model's limit with a 400 that fails the whole
@@ -30,7 +75,7 @@ export interface OpenAIEmbedderOptions {
  */
 export function createOpenAIEmbedder(options: OpenAIEmbedderOptions): Embedder {
   const counter = options.tokenCounter ?? createTokenCounter();
-  const client = new OpenAIEmbeddings({
+  const client = new BatchEmbeddings({
     model: options.model,
     apiKey: options.apiKey,
     ...(options.baseURL ? { configuration: { baseURL: options.baseURL } } : {}),
@@ -54,7 +99,14 @@ export function createOpenAIEmbedder(options: OpenAIEmbedderOptions): Embedder {
       const inputs = texts.map((text) =>
         counter.truncateToTokens(storableText(text).replace(/\n/g, " "), options.maxTokens),
       );
-      const vectors = await client.embedDocuments(inputs);
+      const batches: string[][] = [];
+      for (let i = 0; i < inputs.length; i += client.batchSize) {
+        batches.push(inputs.slice(i, i + client.batchSize));
+      }
+      const answers = await Promise.all(batches.map((batch) => client.embedBatch(batch)));
+      const vectors = answers.flatMap((data, i) =>
+        inOrder(data, batches[i]!.length, options.model),
+      );
       return vectors.map((vector) => {
         if (vector.length !== options.dimension) {
           throw new Error(

@@ -11,8 +11,6 @@ import {
 } from "../helpers/github-mocks.js";
 import { createFakeClock } from "../helpers/fake-clock.js";
 import { scriptedModel } from "../helpers/scripted-model.js";
-import type { Embedder } from "../../src/memory/embedder.js";
-import { createLocalEmbedder } from "../../src/memory/local-embedder.js";
 import {
   deleteKeys,
   dropSchema,
@@ -132,29 +130,18 @@ describe("the per-job token cap (TALOS_AGENT_MAX_TOKENS) across a job's attempts
     expect(scope.pendingMocks()).toEqual([]);
   });
   it.each([
-    ["finds the cap spent", [], CAP, "command refused: budget spent"],
-    // Enough of the cap left for a call (its answer's 1,500 tokens), so that it recalls, and its
-    // recall fails: the error reply is not posted over the answer either.
-    ["fails", [2], CAP - 2_000, "command failed"],
+    ["finds the cap spent", false, CAP, "command refused: budget spent"],
+    // Enough of the cap left for a call (its answer's 1,500 tokens), so that it reads the thread
+    // again, which GitHub fails: the error reply is not posted over the answer either.
+    ["fails", true, CAP - 2_000, "command failed"],
   ])(
     "leaves the answer an earlier run posted when the retry %s",
-    async (_, failing, spent, why) => {
+    async (_, readFails, spent, why) => {
       const clock = createFakeClock();
       const model = scriptedModel().respond(answer(spent)).respond(answer(spent));
-      // Memory works for the first run's recall (embedding 1); `failing` picks the retry's.
-      const local = createLocalEmbedder();
-      let embeds = 0;
-      const embedder: Embedder = {
-        ...local,
-        embed: (texts) =>
-          failing.includes(++embeds)
-            ? Promise.reject(new Error("embeddings are down"))
-            : local.embed(texts),
-      };
       const app = await createTestApp({
         clock,
         model,
-        embedder,
         // No retries within the request: the reply's 502 fails the job, which is retried.
         env: { TALOS_AGENT_MAX_TOKENS: String(CAP), TALOS_GITHUB_MAX_RETRIES: "0" },
       });
@@ -168,10 +155,15 @@ describe("the per-job token cap (TALOS_AGENT_MAX_TOKENS) across a job's attempts
       // write): the job fails after its reply is up. (A failure to remember the answer no longer
       // fails the job: see memory-features.test.ts.)
       const posted = recordPosts(scope, 502, { message: "Bad Gateway" });
-      // The retry: the reaction again (no thread read: the cap spent whole refuses first, and a
-      // failed recall stops before it), then the reply found by its marker and left as it is (no
-      // PATCH is mocked: an edit would fail the test).
+      // The retry: the reaction again, the thread read again where the cap leaves room (GitHub
+      // failing it), then the reply found by its marker and left as it is (no PATCH is mocked:
+      // an edit would fail the test).
       scope.post(`${REPO}/issues/comments/${COMMENT_ID}/reactions`, { content: "eyes" }).reply(200);
+      if (readFails)
+        scope
+          .get(`${REPO}/issues/1/comments`)
+          .query({ per_page: "100" })
+          .reply(500, { message: "Server Error" });
       mockReplyLookup(scope, [
         {
           id: 9001,

@@ -598,24 +598,34 @@ describe("an answer posted while memory cannot store it (an embeddings outage)",
     expect(await (await memoryOf(app)).get(`answer-${COMMENT_ID}`)).toBeUndefined();
   });
 
-  it("/talos ask: an outage before the answer (the question's recall) is still the command's failure, as before", async () => {
+  it("/talos ask: an outage of the question's recall answers without memory, and says so", async () => {
     const model = scriptedModel().respond(new AIMessage("Releases happen on Tuesdays."));
     const app = await createTestApp({ model, embedder: outage(() => true) });
     const scope = githubScope();
     mockCommandStart(scope, {});
-    mockNoReplyYet(scope);
+    scope.get(REPO).reply(200, { full_name: "Codertocat/Hello-World", default_branch: "master" });
+    scope.get(`${REPO}/issues/1/comments`).query({ per_page: "100" }).reply(200, []);
     const posted = capturePost(scope, `${REPO}/issues/1/comments`);
 
     await receive(app, "issue_comment", comment("/talos ask when do releases happen?"));
 
     expect(scope.pendingMocks()).toEqual([]);
-    // No model run on a question it could not recall for, and the maintainer is told.
-    expect(model.calls).toHaveLength(0);
-    expect(posted.body).toContain("Sorry, `ask` failed");
-    expect(app.logs.lines().find((l) => l.msg === "command failed")?.err).toMatchObject({
-      message: expect.stringMatching(/503 Service Unavailable/),
+    // The chat model is fine: it answers, without recall, and the maintainer is told.
+    expect(model.calls).toHaveLength(1);
+    expect(posted.body).toContain("Releases happen on Tuesdays.");
+    expect(posted.body).toContain("Talos could not search its memory this time");
+    expect(posted.body).not.toContain("Sorry, `ask` failed");
+    expect(
+      app.logs
+        .lines()
+        .find((l) => l.msg === "ask: memory could not be searched; answering without it"),
+    ).toMatchObject({
+      level: 40,
+      err: { message: expect.stringMatching(/503 Service Unavailable/) },
     });
-    expect(app.logs.lines().some((l) => l.msg === NOT_REMEMBERED)).toBe(false);
+    expect(app.logs.lines().some((l) => l.msg === "command failed")).toBe(false);
+    // Remembering the answer needs the embedder too: logged, and the job ends, as above.
+    expect(app.logs.lines().find((l) => l.msg === NOT_REMEMBERED)).toMatchObject({ level: 50 });
   });
 });
 

@@ -137,6 +137,8 @@ export interface InjectedFailure {
   body?: unknown;
   /** How many matching requests fail (default 1). */
   times?: number;
+  /** The request is carried out all the same (a gateway timing out after GitHub wrote). */
+  applied?: boolean;
 }
 
 export interface NewComment {
@@ -869,17 +871,19 @@ export async function startGitHubStandIn(options: StandInOptions = {}): Promise<
     if (failure) {
       failure.times = (failure.times ?? 1) - 1;
       if (failure.times <= 0) failures.splice(failures.indexOf(failure), 1);
+    }
+    for (const [routeMethod, pattern, handler] of routes) {
+      if (result || (failure && !failure.applied)) break;
+      const match = method === routeMethod ? pattern.exec(path) : null;
+      if (match)
+        result = handler(match, body, url.searchParams, String(req.headers.accept ?? ""), context);
+    }
+    if (failure) {
       result = {
         status: failure.status,
         body: failure.body ?? { message: "injected failure" },
         headers: failure.headers ?? {},
       };
-    }
-    for (const [routeMethod, pattern, handler] of routes) {
-      if (result) break;
-      const match = method === routeMethod ? pattern.exec(path) : null;
-      if (match)
-        result = handler(match, body, url.searchParams, String(req.headers.accept ?? ""), context);
     }
     result ??= { status: 404, body: { message: `Not Found (stand-in has no ${method} ${path})` } };
 
