@@ -1082,22 +1082,30 @@ describe("pull-request summaries: a push that brings none of the author's change
     expect(edited[0]!.body.endsWith(`<!-- talos:pr-summary:${HEAD_2} -->`)).toBe(true);
   });
 
-  it("a push that changes only `review.ignore` files: no model call, the summary is kept and moves to the new head", async () => {
-    const model = scriptedModel().respond(new AIMessage("- **What it changes**: rewritten."));
+  /**
+   * HEAD_2 pushed to a pull request whose summary describes HEAD_1 ("adds a dark theme"), the
+   * push's comparison answering `pushed`, the model answering `answer` if asked (it then reads
+   * the thread): the summary's edits, and the model.
+   */
+  async function summarizePush(options: { pushed: object; config?: string; answer?: string }) {
+    const model = scriptedModel();
+    if (options.answer) model.respond(new AIMessage(options.answer));
     const app = await createTestApp({ model });
     const scope = githubScope();
-    mockStart(scope, 'review:\n  ignore: ["src/theme.js"]\n');
+    mockStart(scope, options.config);
     scope.get(`${REPO}/pulls/2`).reply(200, pull(HEAD_2));
     mockSummaryComment(scope, HEAD_1, "- **What it changes**: adds a dark theme.");
     mockFiles(scope, PUSHED);
     scope
       .get(`${REPO}/compare/${HEAD_1}...${HEAD_2}`)
       .query({ per_page: "1", page: "1" })
-      .reply(200, PUSH);
-    scope
-      .get(`${REPO}/contents/.gitattributes`)
-      .query({ ref: "master" })
-      .reply(404, { message: "Not Found" });
+      .reply(200, options.pushed);
+    if (options.answer) mockRunReads(scope);
+    else
+      scope
+        .get(`${REPO}/contents/.gitattributes`)
+        .query({ ref: "master" })
+        .reply(404, { message: "Not Found" });
     const edited: Array<{ body: string }> = [];
     scope.patch(`${REPO}/issues/comments/700`, capture(edited)).reply(200, { id: 700 });
 
@@ -1106,44 +1114,34 @@ describe("pull-request summaries: a push that brings none of the author's change
       p.after = HEAD_2;
     });
 
+    expect(scope.pendingMocks()).toEqual([]);
+    return { model, edited };
+  }
+
+  it("a push that changes only `review.ignore` files: no model call, the summary is kept and moves to the new head", async () => {
+    const { model, edited } = await summarizePush({
+      pushed: PUSH,
+      config: 'review:\n  ignore: ["src/theme.js"]\n',
+    });
+
     // The push changed only a file the settings keep from the model: asked, it would have been
     // told to update the summary from no diff at all.
-    expect(scope.pendingMocks()).toEqual([]);
     expect(model.callCount).toBe(0);
     expect(edited).toHaveLength(1);
     const body = edited[0]!.body;
     expect(body).toContain("- **What it changes**: adds a dark theme.");
-    expect(body).not.toContain("rewritten");
     expect(body).toContain("- Matched by `review.ignore` (1): `src/theme.js`");
     expect(body.endsWith(`<!-- talos:pr-summary:${HEAD_2} -->`)).toBe(true);
   });
 
   it("a push whose only file GitHub shows no diff of (binary, or too large) still asks the model", async () => {
-    const model = scriptedModel().respond(
-      new AIMessage("- **What it changes**: adds a dark theme, and a larger file."),
-    );
-    const app = await createTestApp({ model });
-    const scope = githubScope();
-    mockStart(scope);
-    scope.get(`${REPO}/pulls/2`).reply(200, pull(HEAD_2));
-    mockSummaryComment(scope, HEAD_1, "- **What it changes**: adds a dark theme.");
-    mockFiles(scope, PUSHED);
     // GitHub leaves out the patch of a file too large to show.
     const tooLarge = { ...PUSH.files[0]!, patch: undefined };
-    scope
-      .get(`${REPO}/compare/${HEAD_1}...${HEAD_2}`)
-      .query({ per_page: "1", page: "1" })
-      .reply(200, { ...PUSH, files: [tooLarge] });
-    mockRunReads(scope);
-    const edited: Array<{ body: string }> = [];
-    scope.patch(`${REPO}/issues/comments/700`, capture(edited)).reply(200, { id: 700 });
-
-    await receive(app, "pull_request", "pull_request.synchronize.json", (p) => {
-      p.pull_request.head.sha = HEAD_2;
-      p.after = HEAD_2;
+    const { model, edited } = await summarizePush({
+      pushed: { ...PUSH, files: [tooLarge] },
+      answer: "- **What it changes**: adds a dark theme, and a larger file.",
     });
 
-    expect(scope.pendingMocks()).toEqual([]);
     expect(model.callCount).toBe(1);
     expect(String(model.calls[0]!.messages[1]!.content)).toContain(
       "src/theme.js: No diff from GitHub (binary, or too large)",
