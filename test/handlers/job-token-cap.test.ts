@@ -75,27 +75,35 @@ function recordPosts(scope: Scope, status: number, body: object): string[] {
   return bodies;
 }
 
+/**
+ * An app whose jobs may spend CAP tokens, and an ask whose first run spends `spent` and reads
+ * the thread, its reply answered 502 (no retry within the request: the job fails, and is retried
+ * at once on the fake clock): the bodies of that reply are in `posted`.
+ */
+async function askWithReplyFailing(spent: number) {
+  const model = scriptedModel().respond(answer(spent)).respond(answer(spent));
+  const app = await createTestApp({
+    clock: createFakeClock(),
+    model,
+    env: { TALOS_AGENT_MAX_TOKENS: String(CAP), TALOS_GITHUB_MAX_RETRIES: "0" },
+  });
+  const scope = githubScope();
+  mockAppIdentity(scope);
+  mockInstallationToken(scope);
+  mockRepoConfig(scope);
+  // No look-up of the reply before it is posted: the run read the whole thread, without it.
+  mockAskReads(scope);
+  const posted = recordPosts(scope, 502, { message: "Bad Gateway" });
+  return { app, scope, model, posted };
+}
+
 describe("the per-job token cap (TALOS_AGENT_MAX_TOKENS) across a job's attempts", () => {
   it.each([
     ["once its cap is spent", CAP],
     // 400 tokens left, less than a call's answer alone (TALOS_LLM_MAX_OUTPUT_TOKENS, 1,500).
     ["when what is left of its cap cannot pay for a call", CAP - 400],
   ])("a retried job makes no model call %s, and posts the one notice", async (_, spent) => {
-    // A fake clock: the retry's 30-second wait passes at once.
-    const clock = createFakeClock();
-    const model = scriptedModel().respond(answer(spent)).respond(answer(spent));
-    const app = await createTestApp({
-      clock,
-      model,
-      // No retries within the request: one 502 on the reply fails the job, which is retried.
-      env: { TALOS_AGENT_MAX_TOKENS: String(CAP), TALOS_GITHUB_MAX_RETRIES: "0" },
-    });
-    const scope = githubScope();
-    mockAppIdentity(scope);
-    mockInstallationToken(scope);
-    mockRepoConfig(scope);
-    mockAskReads(scope);
-    const failed = recordPosts(scope, 502, { message: "Bad Gateway" });
+    const { app, scope, model, posted: failed } = await askWithReplyFailing(spent);
     // The retry (its config and repository cached): the reaction, then the reply looked for by
     // its marker (not there), and posted. Neither row reads the thread again: less than the
     // answer's room is left, and the refusal comes first (the 400 tokens' retry had read it).
@@ -137,24 +145,10 @@ describe("the per-job token cap (TALOS_AGENT_MAX_TOKENS) across a job's attempts
   ])(
     "leaves the answer an earlier run posted when the retry %s",
     async (_, readFails, spent, why) => {
-      const clock = createFakeClock();
-      const model = scriptedModel().respond(answer(spent)).respond(answer(spent));
-      const app = await createTestApp({
-        clock,
-        model,
-        // No retries within the request: the reply's 502 fails the job, which is retried.
-        env: { TALOS_AGENT_MAX_TOKENS: String(CAP), TALOS_GITHUB_MAX_RETRIES: "0" },
-      });
-      const scope = githubScope();
-      mockAppIdentity(scope);
-      mockInstallationToken(scope);
-      mockRepoConfig(scope);
-      // No look-up of the reply before it is posted: the run read the whole thread, without it.
-      mockAskReads(scope);
-      // The reply is answered with a 502, but GitHub kept it (a gateway timing out after the
-      // write): the job fails after its reply is up. (A failure to remember the answer no longer
-      // fails the job: see memory-features.test.ts.)
-      const posted = recordPosts(scope, 502, { message: "Bad Gateway" });
+      // The reply's 502 comes after GitHub kept it (a gateway timing out after the write): the
+      // job fails after its reply is up. (A failure to remember the answer no longer fails the
+      // job: see memory-features.test.ts.)
+      const { app, scope, model, posted } = await askWithReplyFailing(spent);
       // The retry: the reaction again, the thread read again where the cap leaves room (GitHub
       // failing it), then the reply found by its marker and left as it is (no PATCH is mocked:
       // an edit would fail the test).
