@@ -35,11 +35,23 @@ const Message = z.object({
 });
 
 /**
+ * The subscription is checked this often (a PING, which a subscribed connection may send): one
+ * whose packets are silently dropped (a NAT or load balancer forgot it, a partition) raises no
+ * error, and its messages just stop; the kernel's keepalive notices only after about two hours.
+ * The PostgreSQL listener is checked the same way.
+ */
+const CHECK_MS = 2_000;
+/** How long a check may go unanswered before the subscription counts as lost. */
+const CHECK_TIMEOUT_MS = 2_000;
+
+/**
  * Cache evictions shared by the instances (Redis pub/sub): a webhook that one instance receives
  * evicts the entries it makes stale in every instance's GitHub cache. Pub/sub keeps no message
  * for a subscriber that is away, so an instance whose subscription was lost (Redis restarted, a
  * dropped connection) empties its cache once it is subscribed again; and an instance that could
- * not publish evicts, once its Redis is back, the installations whose evictions it kept.
+ * not publish evicts, once its Redis is back, the installations whose evictions it kept. A
+ * subscription gone silent is found by a check every 2 s: the cache is emptied at once and the
+ * connection made again.
  */
 export class RedisCacheBroadcast {
   readonly #options: RedisCacheBroadcastOptions;
@@ -50,6 +62,7 @@ export class RedisCacheBroadcast {
   /** Installations with an eviction not broadcast yet: sent whole when the publisher is back. */
   readonly #unsent = new Set<string>();
   #subscribed = false;
+  #checkTimer: NodeJS.Timeout | undefined;
 
   private constructor(options: RedisCacheBroadcastOptions) {
     this.#options = options;
@@ -78,6 +91,7 @@ export class RedisCacheBroadcast {
     await broadcast.#subscriber.connect();
     await broadcast.#subscriber.subscribe(broadcast.#channel);
     broadcast.#subscribed = true;
+    broadcast.#scheduleCheck();
     return broadcast;
   }
 
@@ -117,7 +131,46 @@ export class RedisCacheBroadcast {
     );
   }
 
+  #scheduleCheck(): void {
+    this.#checkTimer = setTimeout(() => void this.#check(), CHECK_MS);
+    this.#checkTimer.unref();
+  }
+
+  /**
+   * An unanswered PING counts as a lost subscription: evictions may have been missed since, so
+   * the cache is emptied now (a partition can outlast the TTL) and the connection dropped; its
+   * reconnect subscribes again and empties it once more. A connection already down is left to
+   * ioredis's reconnect, which does the same.
+   */
+  async #check(): Promise<void> {
+    if (this.#subscriber.status === "ready") {
+      let timer: NodeJS.Timeout | undefined;
+      const answered = await Promise.race([
+        this.#subscriber.ping().then(
+          () => true,
+          () => false,
+        ),
+        new Promise<false>((resolve) => {
+          timer = setTimeout(() => resolve(false), CHECK_TIMEOUT_MS);
+        }),
+      ]);
+      clearTimeout(timer);
+      if (!this.#subscribed) return; // closed meanwhile
+      if (!answered && this.#subscriber.status === "ready") {
+        const evicted = this.#options.cache.evictEverything();
+        this.#options.log.warn(
+          { evicted },
+          "GitHub cache emptied: the cache-eviction subscription stopped answering; connecting again",
+        );
+        this.#subscriber.disconnect(true);
+      }
+    }
+    if (this.#subscribed) this.#scheduleCheck();
+  }
+
   async close(): Promise<void> {
+    this.#subscribed = false;
+    clearTimeout(this.#checkTimer);
     this.#publisher.disconnect();
     this.#subscriber.disconnect();
   }

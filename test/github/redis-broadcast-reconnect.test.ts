@@ -117,5 +117,31 @@ describe.runIf(available)(
       await b.read(labels);
       expect(b.loads).toEqual(["labels", "labels"]);
     }, 60_000);
+
+    it("finds a subscription gone silent within seconds, empties the cache and subscribes again", async () => {
+      const prefix = `talos-test-${randomUUID()}`;
+      const line = await proxy();
+      const a = await instance(prefix, TEST_REDIS_URL);
+      const b = await instance(prefix, line.url);
+      await a.read(labels);
+      await b.read(labels);
+
+      // B's connections go silent, with no reset and no error (a NAT or load balancer that forgot
+      // them, a partition): Redis still counts B subscribed and sends it evictions into the void.
+      line.stall();
+      a.cache.evict({ installation: "2", repo: "acme/widgets", kind: "labels" });
+      // Not for the rest of the TTL (it had been): the check every 2 s goes unanswered.
+      await expect.poll(() => b.cache.size, RECONNECTED).toBe(0);
+      expect(b.logs.lines().map((l) => l.msg)).toContain(
+        "GitHub cache emptied: the cache-eviction subscription stopped answering; connecting again",
+      );
+
+      // Its new connection (the proxy forwards new ones) is subscribed: evictions arrive again.
+      await expect.poll(() => subscribers(prefix), RECONNECTED).toBe(2);
+      await b.read(labels);
+      a.cache.evict({ installation: "2", repo: "acme/widgets", kind: "labels" });
+      await expect.poll(() => b.cache.size, RECONNECTED).toBe(0);
+      expect(b.loads).toEqual(["labels", "labels"]);
+    }, 60_000);
   },
 );
