@@ -1,5 +1,5 @@
 import { stringify } from "yaml";
-import { REPO_CONFIG_PATH } from "../config.js";
+import { compileTitlePattern, REPO_CONFIG_PATH, type RepoConfig } from "../config.js";
 import type { Command } from "./command-registry.js";
 
 export const configCommand: Command = {
@@ -25,6 +25,24 @@ export const configCommand: Command = {
             // backticks would otherwise open a code block that swallows the rest of the list.
             ...config.errors.map((e) => `- ${e.replace(/\s+/g, " ")}`),
           ].join("\n"),
+      ...switchedOffByPattern(config.config),
     ].join("\n");
   },
 };
+
+/** Titles no pattern meant to pick some pull requests out matches all of. */
+const SAMPLE_TITLES = ["", "a", "Fix the crash on save (#42)"];
+
+/**
+ * A valid setting that switches a feature off for everything, said in words: an empty
+ * `ignore_title` (meant as "ignore nothing") or `.*` matches every title, and "The file has no
+ * problems" had been all a maintainer was told while no pull request got a summary or a review.
+ */
+function switchedOffByPattern(config: RepoConfig): string[] {
+  const pattern = compileTitlePattern(config.pull_requests.ignore_title);
+  if (!SAMPLE_TITLES.every((title) => pattern.matcher(title).find())) return [];
+  return [
+    "",
+    "**Note:** `pull_requests.ignore_title` matches every title, so no pull request gets a summary or a review on push. To ignore none, use a pattern no title matches, such as `^$`.",
+  ];
+}

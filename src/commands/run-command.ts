@@ -1,5 +1,6 @@
 import { LlmError } from "../agent/run-agent.js";
 import { BudgetExceededError } from "../agent/token-budgets.js";
+import { causesOf } from "../causes-of.js";
 import type { CommandContext, CommandReply } from "./command-registry.js";
 import type { ParsedCommand } from "./parse-command.js";
 
@@ -49,7 +50,7 @@ export async function runCommand(
       reply = {
         body:
           error instanceof LlmError
-            ? `Sorry, the language model did not answer \`${command.name}\` (it may be down or slow). Please try again later.`
+            ? llmFailureReply(command.name, error)
             : `Sorry, \`${command.name}\` failed (${errorName(error)}). The maintainers of this app can find the details in its log.`,
         keepExisting: true,
       };
@@ -61,6 +62,37 @@ export async function runCommand(
     outcome.body += `\n\n> [!WARNING]\n> \`.github/talos.yml\` has ${config.errors.length} problem(s); those settings fell back to their most restrictive values. Run \`/talos config\` for details.`;
   }
   return outcome;
+}
+
+/**
+ * What a command is told when the model's server failed it. A refusal that no wait fixes (a key
+ * refused, a model the server does not serve, a prompt over its context) says what to check:
+ * "try again later" had sent maintainers waiting on a setting. The server's own message is not
+ * quoted: a 401's names part of the key.
+ */
+function llmFailureReply(name: string, error: LlmError): string {
+  const refused = causesOf(error).find((cause) => typeof statusOf(cause) === "number");
+  const status = refused && statusOf(refused);
+  const whoRuns = "Whoever runs this app should check";
+  if (status === 401 || status === 403)
+    return `Sorry, the language model's server refused Talos's credentials, so \`${name}\` was not run. ${whoRuns} \`OPENAI_API_KEY\` (and that the key may use \`TALOS_MODEL\`).`;
+  if (status === 404)
+    return `Sorry, the language model's server does not serve the model Talos asks for, so \`${name}\` was not run. ${whoRuns} \`TALOS_MODEL\` and \`OPENAI_BASE_URL\`.`;
+  if (status === 400 && refused && isContextOverflow(refused))
+    return `Sorry, this thread is longer than the language model's context, so \`${name}\` was not run. ${whoRuns} \`TALOS_AGENT_CONTEXT_TOKENS\`, which must fit the model's context.`;
+  if (status === 400 || status === 422)
+    return `Sorry, the language model's server refused the request for \`${name}\` (HTTP ${status}). The maintainers of this app can find the details in its log.`;
+  return `Sorry, the language model did not answer \`${name}\` (it may be down or slow). Please try again later.`;
+}
+
+function statusOf(error: Error): unknown {
+  return (error as { status?: unknown }).status;
+}
+
+/** OpenAI's code for it, or the wording OpenAI-compatible servers (vLLM, llama.cpp) use. */
+function isContextOverflow(error: Error): boolean {
+  if ((error as { code?: unknown }).code === "context_length_exceeded") return true;
+  return /context (length|window|size)|maximum context/i.test(error.message.slice(0, 500));
 }
 
 function budgetNotice(name: string, error: BudgetExceededError): string {

@@ -470,7 +470,9 @@ export class PermanentJobError extends Error {
 export function classifyJobFailure(error: unknown): FailureKind {
   // 401 included: credentials refused for a while (an app JWT signed by a clock stepped ahead,
   // a key being rotated, a token that expired as it was sent) had parked every job of that
-  // moment for good; refused for good, the job is parked after TALOS_JOB_MAX_ATTEMPTS.
+  // moment for good; refused for good, the job is parked after TALOS_JOB_MAX_ATTEMPTS. The model
+  // server's 401 passes too (an OPENAI_API_KEY rotated before its successor is deployed): a
+  // command has already been told what to check (runCommand), and an automatic job is parked.
   for (const cause of causesOf(error)) {
     if (cause instanceof PermanentJobError || cause.name === "MalformedPayloadError") return "park";
     // The repository's memory was deleted with the repository while the job waited.

@@ -138,4 +138,25 @@ describe("/talos config", () => {
       inline.filter((token) => token.type !== "code_inline" && /@|<!--/.test(token.content)),
     ).toEqual([]);
   });
+
+  const EVERY_TITLE =
+    "**Note:** `pull_requests.ignore_title` matches every title, so no pull request gets a summary or a review on push. To ignore none, use a pattern no title matches, such as `^$`.";
+
+  it.each(['""', '".*"', '"^"', '"(?i)"'])(
+    "says when ignore_title %s matches every title, which switches pull-request automation off",
+    async (pattern) => {
+      const body = await showConfig(`pull_requests:\n  ignore_title: ${pattern}\n`);
+      expect(body).toContain("The file has no problems.");
+      expect(body).toContain(EVERY_TITLE);
+    },
+  );
+
+  it.each(['"^$"', '"^wip"', "'\\[skip'"])(
+    "says nothing of an ignore_title %s that leaves titles out",
+    async (pattern) => {
+      const body = await showConfig(`pull_requests:\n  ignore_title: ${pattern}\n`);
+      expect(body).toContain("The file has no problems.");
+      expect(body).not.toContain("matches every title");
+    },
+  );
 });

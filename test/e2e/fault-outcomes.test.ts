@@ -474,6 +474,70 @@ describe("the language model failing", () => {
     expect(posted).toEqual([`${LLM_DOWN}\n\n${MARKER}`]);
     expect(await jobOutcomes(app)).toEqual({ done: 1 });
   });
+
+  // What OpenAI answers (the key's head in a 401's message, which the reply must not quote).
+  const refusal = (status: number, code: string, message: string) =>
+    ({ status, body: { error: { message, type: "invalid_request_error", code } } }) as const;
+  it.each([
+    [
+      "401, key refused",
+      refusal(401, "invalid_api_key", "Incorrect API key provided: sk-fault*****."),
+      "Sorry, the language model's server refused Talos's credentials, so `ask` was not run. Whoever runs this app should check `OPENAI_API_KEY` (and that the key may use `TALOS_MODEL`).",
+    ],
+    [
+      "403, model not allowed for the key",
+      refusal(403, "model_not_found", "Project does not have access to model `local-model`"),
+      "Sorry, the language model's server refused Talos's credentials, so `ask` was not run. Whoever runs this app should check `OPENAI_API_KEY` (and that the key may use `TALOS_MODEL`).",
+    ],
+    [
+      "404, model not served",
+      refusal(404, "model_not_found", "The model `local-model` does not exist."),
+      "Sorry, the language model's server does not serve the model Talos asks for, so `ask` was not run. Whoever runs this app should check `TALOS_MODEL` and `OPENAI_BASE_URL`.",
+    ],
+    [
+      "400, over the model's context",
+      refusal(
+        400,
+        "context_length_exceeded",
+        "This model's maximum context length is 8192 tokens. However, your messages resulted in 12000 tokens.",
+      ),
+      "Sorry, this thread is longer than the language model's context, so `ask` was not run. Whoever runs this app should check `TALOS_AGENT_CONTEXT_TOKENS`, which must fit the model's context.",
+    ],
+    [
+      "400, context overflow in a compatible server's words (vLLM)",
+      refusal(
+        400,
+        "BadRequestError",
+        "This model's maximum context length is 4096 tokens. However, you requested 5000 tokens.",
+      ),
+      "Sorry, this thread is longer than the language model's context, so `ask` was not run. Whoever runs this app should check `TALOS_AGENT_CONTEXT_TOKENS`, which must fit the model's context.",
+    ],
+    [
+      "400, another refusal",
+      refusal(400, "invalid_value", "Invalid value for 'temperature'."),
+      "Sorry, the language model's server refused the request for `ask` (HTTP 400). The maintainers of this app can find the details in its log.",
+    ],
+  ])(
+    "model %s: one request, a reply saying what to check (not 'try again later'); the job is done",
+    async (_name, failure, reply) => {
+      const app = await createAppWithModel();
+      const scope = githubScope();
+      mockAskUntilModel(scope);
+      mockNoReplyYet(scope);
+      const posted: string[] = [];
+      mockReplyPost(scope, posted);
+      const before = llm.chatArrivals();
+      llm.script(failure);
+
+      await app.probot.receive(comment(`fault-model-${failure.status}`, "/talos ask why?"));
+
+      expect(scope.pendingMocks()).toEqual([]);
+      // LangChain retries none of these.
+      expect(llm.chatArrivals() - before).toBe(1);
+      expect(posted).toEqual([`${reply}\n\n${MARKER}`]);
+      expect(await jobOutcomes(app)).toEqual({ done: 1 });
+    },
+  );
 });
 
 // A system command blocks the test's thread, where no test timeout can end it: each is bounded.
