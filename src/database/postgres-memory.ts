@@ -314,6 +314,20 @@ export class PostgresMemory implements MemoryService {
     return removed;
   }
 
+  /** Whether opens are refused: the repository's or its installation's row is marked gone. */
+  async isRefused(namespace: MemoryNamespace): Promise<boolean> {
+    const ns = { installation: namespace.installation, repository: namespace.repository };
+    checkIds(ns);
+    return this.#options.database.inScope(ns, async (client) => {
+      const { rows } = await client.query(
+        `SELECT 1 FROM memory_namespaces
+          WHERE installation_id = $1 AND repository_id IN (0, $2) AND gone`,
+        [ns.installation, ns.repository],
+      );
+      return rows.length > 0;
+    });
+  }
+
   async readmit(namespace: MemoryNamespace): Promise<void> {
     const ns = { installation: namespace.installation, repository: namespace.repository };
     checkIds(ns);

@@ -3,6 +3,7 @@ import { z } from "zod";
 import type { Clock } from "../clock.js";
 import type { BackfillRunner } from "../memory/backfill-runner.js";
 import type { MemoryService } from "../memory/memory-service.js";
+import type { Readmission } from "../memory/open-repo-memory.js";
 import { CLOCK_SKEW_MS } from "../memory/outage-catch-up.js";
 import type { SuspensionMarks } from "../memory/suspension-marks.js";
 import type { RateLimitTracker } from "../metrics/rate-limit-plugin.js";
@@ -33,12 +34,14 @@ const InstallationChanged = z.object({
  * queued for a memory backfill of their existing issues and pull requests; the memory of those
  * it loses goes, with their backfill: all of an uninstalled installation's, and each removed
  * repository's, which stays refused (to jobs journaled before) until the repository is added
- * back. A suspension is marked with its time; at the unsuspension, the installation's memories
- * are caught up with what changed since, which GitHub did not send meanwhile.
+ * back, as GitHub confirms (see `admitRepository`). A suspension is marked with its time; at
+ * the unsuspension, the installation's memories are caught up with what changed since, which
+ * GitHub did not send meanwhile.
  */
 export function createInstallationChangedHandler(deps: {
   backfill: BackfillRunner;
   memory: MemoryService;
+  readmission: Pick<Readmission, "holds">;
   suspensions: SuspensionMarks;
   rateLimits: Pick<RateLimitTracker, "forget">;
   clock: Clock;
@@ -97,19 +100,11 @@ export function createInstallationChangedHandler(deps: {
       // Each repository is deleted even when another's deletion fails (its memory locked by
       // another process, say): stopping at the first left every later one's memory and backfill
       // in place. The failures are thrown after, so that the event is retried.
-      const failures: unknown[] = [];
-      for (const repository of payload.repositories_removed ?? []) {
-        const namespace = { installation, repository: repository.id, name: repository.full_name };
-        try {
-          await deps.backfill.cancel(namespace);
-          await deps.memory.delete(namespace);
-        } catch (error) {
-          failures.push(error);
-        }
-      }
-      if (failures.length === 1) throw failures[0];
-      if (failures.length > 1)
-        throw new AggregateError(failures, `${failures.length} repositories' memories not deleted`);
+      await forEachRepository(payload.repositories_removed, "memories not deleted", async (r) => {
+        const namespace = { installation, repository: r.id, name: r.full_name };
+        await deps.backfill.cancel(namespace);
+        await deps.memory.delete(namespace);
+      });
       return;
     }
     const gained =
@@ -118,10 +113,61 @@ export function createInstallationChangedHandler(deps: {
         : event === "installation_repositories.added"
           ? payload.repositories_added
           : [];
-    for (const repository of gained ?? []) {
-      const target = { installation, repository: repository.id, name: repository.full_name };
-      await deps.memory.readmit(target);
-      deps.backfill.enqueue(target);
-    }
+    // As for removals, one that GitHub cannot answer about holds up no other.
+    await forEachRepository(gained, "memories not readmitted", (repository) =>
+      admitRepository(deps, context.log, installation, repository),
+    );
   };
+}
+
+/**
+ * A repository the installation gained: its memory may open again, and its backfill is queued.
+ * One whose memory was deleted with it is readmitted only if GitHub says the installation holds
+ * it now: the event may be a late redelivery (GitHub redelivers the failed ones, oldest first),
+ * its repository removed since, and that removal handled already; readmitted, a job journaled
+ * before would write its memory again, and its backfill refill it. GitHub unable to answer
+ * throws, and the event is retried. One never deleted asks GitHub nothing.
+ */
+async function admitRepository(
+  deps: {
+    backfill: BackfillRunner;
+    memory: MemoryService;
+    readmission: Pick<Readmission, "holds">;
+  },
+  log: Context["log"],
+  installation: number,
+  repository: Repository,
+): Promise<void> {
+  const target = { installation, repository: repository.id, name: repository.full_name };
+  if (await deps.memory.isRefused(target)) {
+    if (!(await deps.readmission.holds(installation, repository))) {
+      log.info(
+        { installation, repository: repository.full_name },
+        "memory kept deleted: the repository was added, but GitHub says the installation no longer holds it (a late delivery, older than its removal)",
+      );
+      return;
+    }
+    await deps.memory.readmit(target);
+    log.info({ installation, repository: repository.full_name }, "memory readmitted, empty");
+  }
+  deps.backfill.enqueue(target);
+}
+
+/** Runs `work` for each repository, every one even when some fail; then throws the failures. */
+async function forEachRepository(
+  repositories: Repository[] | null | undefined,
+  what: string,
+  work: (repository: Repository) => Promise<void>,
+): Promise<void> {
+  const failures: unknown[] = [];
+  for (const repository of repositories ?? []) {
+    try {
+      await work(repository);
+    } catch (error) {
+      failures.push(error);
+    }
+  }
+  if (failures.length === 1) throw failures[0];
+  if (failures.length > 1)
+    throw new AggregateError(failures, `${failures.length} repositories' ${what}`);
 }

@@ -367,6 +367,12 @@ export class MemoryRegistry implements MemoryService {
     return removed;
   }
 
+  /** Whether opens are refused: the repository's or its installation's memory was deleted. */
+  async isRefused(namespace: MemoryNamespace): Promise<boolean> {
+    await this.migrate();
+    return this.#isGone(namespace);
+  }
+
   /**
    * A repository added back to its installation: its memory may open again, empty. A deletion
    * cut short after it was recorded (a crash while the store closed, a move the lock refused)

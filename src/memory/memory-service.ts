@@ -46,6 +46,12 @@ export interface MemoryService {
   ): Promise<boolean>;
   /** Deletes every memory of an installation (uninstalled), refusing them for good. */
   deleteInstallation(installation: number): Promise<boolean>;
+  /**
+   * Whether opens of the namespace are refused, as deleted with its repository (until `readmit`)
+   * or its installation. Asked before a readmission, which only GitHub may then confirm: a late
+   * `installation_repositories.added` must not lift the refusal of a removal handled after it.
+   */
+  isRefused(namespace: MemoryNamespace): Promise<boolean>;
   /** The repository was added (back) to its installation: its memory may open again, empty. */
   readmit(namespace: MemoryNamespace): Promise<void>;
   /** Every namespace with a memory, with its recorded name. */

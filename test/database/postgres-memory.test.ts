@@ -332,7 +332,10 @@ function memoryContract(setUp: () => { database: () => MemoryDatabase; next: () 
     // Refused until added back to the installation (a job journaled before must not bring it
     // back); then empty.
     await expect(memory.open(ref)).rejects.toBeInstanceOf(MemoryDeletedError);
+    expect(await memory.isRefused(ref)).toBe(true);
+    expect(await memory.isRefused({ ...ref, repository: ref.repository + 1_000_000 })).toBe(false);
     await memory.readmit(ref);
+    expect(await memory.isRefused(ref)).toBe(false);
     const again = await memory.open(ref);
     expect(await memory.has(ref)).toBe(true);
     expect(await again.list()).toEqual([]);
@@ -482,6 +485,8 @@ function memoryContract(setUp: () => { database: () => MemoryDatabase; next: () 
     await (await memory.open(b)).add({ ...issueMemory(1, "Crash"), repo: "acme/b" });
     expect(await memory.deleteInstallation(installation)).toBe(true);
     await expect(memory.open(a)).rejects.toBeInstanceOf(MemoryDeletedError);
+    // Every repository of it, as the local registry says, even one it never had a memory of.
+    expect(await memory.isRefused({ installation, repository: 3 })).toBe(true);
     expect((await memory.list()).filter((n) => n.installation === installation)).toEqual([]);
     await memory.closeAll();
   });

@@ -172,14 +172,11 @@ describe("a job journaled before its repository left, run after", () => {
     await receive(app, "installation_repositories", helloWorldRemoved(), "delivery-removed");
     await expect(app.talos.memory.open(ref)).rejects.toThrow(MemoryDeletedError);
 
-    const added = helloWorldRemoved();
-    Object.assign(added, {
-      action: "added",
-      repositories_added: added.repositories_removed,
-      repositories_removed: [],
-    });
-    // Its backfill starts, and finds one issue to remember.
+    const added = helloWorldAdded();
+    // GitHub confirms it (the event may be older than the removal, redelivered late); its
+    // backfill starts (the repository's read is GitHub's answer, cached), and finds one issue.
     const scope = githubScope();
+    scope.get("/repos/Codertocat/Hello-World/installation").reply(200, { id: 2, app_id: 1 });
     mockInstallationToken(scope);
     mockRepositoryRead(scope, "Codertocat/Hello-World", HELLO_WORLD);
     mockRepoConfig(scope);
@@ -204,6 +201,88 @@ describe("a job journaled before its repository left, run after", () => {
     expect(scope.pendingMocks()).toEqual([]);
     const memory = await app.talos.memory.open(ref);
     expect((await memory.list()).map((r) => r.id)).toEqual(["issue-5"]);
+  });
+});
+
+/** Hello-World's installation_repositories.added, as `helloWorldRemoved` is its removal. */
+function helloWorldAdded() {
+  const added = helloWorldRemoved();
+  Object.assign(added, {
+    action: "added",
+    repositories_added: added.repositories_removed,
+    repositories_removed: [],
+  });
+  return added;
+}
+
+/**
+ * GitHub redelivers failed deliveries oldest first (at the next start, or `talos redeliver`):
+ * Hello-World's installation_repositories.added, whose delivery failed while Talos was down,
+ * comes after its removal, delivered later and handled meanwhile.
+ */
+describe("an installation_repositories.added redelivered after the repository's removal", () => {
+  /** Hello-World's memory, removed with the repository from installation 2. */
+  async function removedMemory(options: Parameters<typeof createTestApp>[0] = {}) {
+    const app = await createTestApp({ backfills: true, ...options });
+    const ref = { installation: 2, repository: HELLO_WORLD, name: "Codertocat/Hello-World" };
+    await (
+      await app.talos.memory.open(ref)
+    ).add(issueMemory(7, "Secret from before", { repo: "Codertocat/Hello-World" }));
+    await receive(app, "installation_repositories", helloWorldRemoved(), "delivery-removed");
+    await expect(app.talos.memory.open(ref)).rejects.toThrow(MemoryDeletedError);
+    return { app, ref };
+  }
+
+  it("keeps the memory deleted when GitHub says the installation no longer holds the repository, and so does an edit redelivered after it", async () => {
+    const dataDir = makeDataDir();
+    const { app, ref } = await removedMemory({ dataDir });
+    const scope = githubScope();
+    // Asked by the added event, then by the edit's job, which finds its memory refused.
+    notInstalled(scope);
+    mockInstallationToken(scope);
+    mockRepoConfig(scope);
+    notInstalled(scope);
+
+    await receive(app, "installation_repositories", helloWorldAdded(), "delivery-added");
+    await receive(app, "issues", webhookExample("issues", "edited"), "delivery-edit");
+    await app.talos.services.jobs.idle();
+    await app.talos.backfill.idle();
+
+    expect(scope.pendingMocks()).toEqual([]);
+    expect(await app.talos.memory.has(ref)).toBe(false);
+    expect(existsSync(join(dataDir, "memory", "2", String(HELLO_WORLD)))).toBe(false);
+    await expect(app.talos.memory.open(ref)).rejects.toThrow(MemoryDeletedError);
+    expect(app.talos.services.journal!.list()).toEqual([]);
+    expect(
+      app.logs.lines().find((l) => String(l.msg).startsWith("memory kept deleted")),
+    ).toMatchObject({ installation: 2, repository: "Codertocat/Hello-World" });
+    expect(app.logs.text()).toContain("job dropped");
+  });
+
+  it("fails the event, to be retried, readmitting nothing, when GitHub cannot answer", async () => {
+    const clock = createManualClock();
+    const { app, ref } = await removedMemory({ clock });
+    const scope = githubScope();
+    scope.get("/repos/Codertocat/Hello-World/installation").reply(502, { message: "Bad Gateway" });
+
+    await receive(app, "installation_repositories", helloWorldAdded(), "delivery-added");
+    await app.talos.services.jobs.idle();
+
+    expect(scope.pendingMocks()).toEqual([]);
+    await expect(app.talos.memory.open(ref)).rejects.toThrow(MemoryDeletedError);
+    expect(app.talos.services.journal!.list()).toMatchObject([
+      { id: "delivery-added", attempts: 1, retryAt: expect.any(Number) },
+    ]);
+
+    // The retry finds GitHub answering: the repository is gone from the installation.
+    notInstalled(scope);
+    await clock.advance(60_000);
+    await app.talos.services.jobs.idle();
+    await app.talos.backfill.idle();
+
+    expect(scope.pendingMocks()).toEqual([]);
+    await expect(app.talos.memory.open(ref)).rejects.toThrow(MemoryDeletedError);
+    expect(app.talos.services.journal!.list()).toEqual([]);
   });
 });
 
@@ -530,6 +609,35 @@ describe.runIf(withPostgres)("with DATABASE_URL, an installation suspended and u
     ]);
   });
 });
+
+describe.runIf(withPostgres)(
+  "with DATABASE_URL, an installation_repositories.added redelivered after the removal",
+  () => {
+    it("keeps the memory deleted when GitHub says the installation no longer holds the repository", async () => {
+      const schema = freshSchema("talos_readmit");
+      onTestFinished(() => dropSchema(schema));
+      const app = await createTestApp({
+        backfills: true,
+        env: { DATABASE_URL: TEST_DATABASE_URL, TALOS_DATABASE_SCHEMA: schema },
+      });
+      const ref = { installation: 2, repository: HELLO_WORLD, name: "Codertocat/Hello-World" };
+      await (
+        await app.talos.memory.open(ref)
+      ).add(issueMemory(7, "Secret from before", { repo: "Codertocat/Hello-World" }));
+      await receive(app, "installation_repositories", helloWorldRemoved(), "delivery-removed");
+      const scope = githubScope();
+      notInstalled(scope);
+
+      await receive(app, "installation_repositories", helloWorldAdded(), "delivery-added");
+      await app.talos.services.jobs.idle();
+      await app.talos.backfill.idle();
+
+      expect(scope.pendingMocks()).toEqual([]);
+      expect(await app.talos.memory.isRefused(ref)).toBe(true);
+      await expect(app.talos.memory.open(ref)).rejects.toThrow(MemoryDeletedError);
+    });
+  },
+);
 
 describe("an installation suspended: what GitHub did not send meanwhile", () => {
   const hello = { installation: 2, repository: HELLO_WORLD, name: "Codertocat/Hello-World" };

@@ -16,6 +16,7 @@ import type { Embedder } from "../../src/memory/embedder.js";
 import { createLocalEmbedder } from "../../src/memory/local-embedder.js";
 import { MemoryRegistry, type RepositoryRef } from "../../src/memory/memory-registry.js";
 import { MemoryDeletedError } from "../../src/memory/memory-store.js";
+import { VectraMemoryStore } from "../../src/memory/vectra-memory-store.js";
 import { createMetrics } from "../../src/metrics/create-metrics.js";
 import { holdLockInChild } from "../helpers/hold-lock-in-child.js";
 import { makeDataDir } from "../helpers/test-app.js";
@@ -142,7 +143,10 @@ describe("deleting memory", () => {
     expect(await (await memories.open(repo(102))).get("issue-1")).toMatchObject({ text: "Kept" });
     // Removed (not deleted), a repository may come back once added again: its memory empty.
     await expect(memories.open(WIDGETS)).rejects.toThrow(MemoryDeletedError);
+    expect(await memories.isRefused(WIDGETS)).toBe(true);
+    expect(await memories.isRefused(repo(102))).toBe(false);
     await memories.readmit(WIDGETS);
+    expect(await memories.isRefused(WIDGETS)).toBe(false);
     const again = await memories.open(WIDGETS);
     expect(await memories.has(WIDGETS)).toBe(true);
     expect(await again.list()).toEqual([]);
@@ -177,8 +181,11 @@ describe("deleting memory", () => {
     expect(existsSync(join(directory, "7", "1"))).toBe(false);
     expect((await after.open(repo(2))).name).toBe("acme/repo-2");
     // A deleted installation never comes back (a new install has a new id): readmit is moot.
+    expect(await after.isRefused(elsewhere)).toBe(true);
     await after.readmit(elsewhere);
+    expect(await after.isRefused(elsewhere)).toBe(true);
     await expect(after.open(elsewhere)).rejects.toThrow(MemoryDeletedError);
+    expect(await after.isRefused(repo(1))).toBe(true);
     await after.readmit(repo(1));
     await after.closeAll();
 
@@ -381,6 +388,65 @@ describe("open stores bounded by their RAM", () => {
     expect(memories.openStores().stores).toBe(4);
     for (const memory of handles) expect(await memory.list()).toHaveLength(40);
     await memories.closeAll();
+  });
+});
+
+describe("stores closed by the cap while adds and flushes run on them", () => {
+  it("keeps every acknowledged add and never has one directory open twice", async () => {
+    const directory = join(makeDataDir(), "memory");
+    // Flushes all the time, in the background too (the timer), and every call that ends closes
+    // every other idle store: each is opened again at its next call.
+    const options = { batchSize: 2, flushMs: 1, maxOpenBytes: 1, collectGarbage: () => {} };
+    let opens = 0;
+    const openNow = new Map<string, number>();
+    const open = VectraMemoryStore.open.bind(VectraMemoryStore);
+    const counting = async (o: Parameters<typeof VectraMemoryStore.open>[0]) => {
+      const store = await open(o);
+      opens++;
+      openNow.set(o.directory, (openNow.get(o.directory) ?? 0) + 1);
+      if (openNow.get(o.directory)! > 1) throw new Error(`two open stores of ${o.directory}`);
+      const close = store.close.bind(store);
+      store.close = async () => {
+        try {
+          await close();
+        } finally {
+          openNow.set(o.directory, openNow.get(o.directory)! - 1);
+        }
+      };
+      return store;
+    };
+    const statics = VectraMemoryStore as unknown as { open: typeof counting };
+    statics.open = counting;
+    try {
+      const memories = registry(directory, options);
+      const refs = [1, 2, 3].map((r) => repo(r));
+      const handles = await Promise.all(refs.map((ref) => memories.open(ref)));
+      const acked: string[][] = [[], [], []];
+      await Promise.all(
+        handles.map(async (memory, r) => {
+          for (let i = 1; i <= 40; i++) {
+            await memory.add(memoryOf(memory.name, i, `issue ${i} of repo ${r}`));
+            acked[r]!.push(`issue-${i}`);
+            if (i % 7 === 0) {
+              await memory.remove(`issue-${i - 1}`);
+              acked[r] = acked[r]!.filter((id) => id !== `issue-${i - 1}`);
+            }
+            if (i % 5 === 0) await new Promise((resolve) => setTimeout(resolve, 2));
+          }
+        }),
+      );
+      await memories.closeAll();
+      expect(opens).toBeGreaterThan(6);
+      const again = registry(directory, options);
+      for (const [r, ref] of refs.entries()) {
+        const ids = await again.look(ref, async (store) => (await store.list()).map((m) => m.id));
+        expect(ids.sort()).toEqual([...acked[r]!].sort());
+      }
+      await again.closeAll();
+    } finally {
+      statics.open = open;
+    }
+    expect([...openNow.values()].every((n) => n === 0)).toBe(true);
   });
 });
 
