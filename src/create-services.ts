@@ -119,7 +119,8 @@ export async function createServices(options: ServicesOptions): Promise<Services
 /**
  * What the services opened, each with how it is closed, closed in the reverse order: each one
  * after those that use it (memory before its database, the budgets' last charges before their
- * Redis or database). A failure to close one does not keep the others open.
+ * Redis or database, the job queue before the Markdown workers that jobs past the shutdown
+ * grace still use). A failure to close one does not keep the others open.
  */
 class Closers {
   readonly #closers: Array<() => unknown> = [];
@@ -147,6 +148,24 @@ async function openServices(options: ServicesOptions, closers: Closers): Promise
   const { env, log } = options;
   const clock = options.clock ?? systemClock;
   const metrics = createMetrics();
+  // Workers these services made are closed with them; ones handed in belong to their maker.
+  // Made first, so closed last, after the job queue: a job still running past the shutdown grace
+  // parses its command and renders its reply while memory's close waits (seconds, or minutes on a
+  // hung embedding call). Closed first, the pool had answered it "no command" (or plain text)
+  // while the journal was open to record it done; now the job either finishes properly, or finds
+  // the pool closed once the journal is too, fails, and stays journaled for the next start.
+  const markdown =
+    options.markdown ??
+    closers.add(
+      new MarkdownWorkers({
+        deadlineMs: env.TALOS_MARKDOWN_DEADLINE_MS,
+        metrics,
+        log,
+        // A GitHub Enterprise Server serves what people attach from its own host.
+        imageHosts: gheImageHosts(env.GHE_HOST),
+      }),
+      (workers) => workers.close(),
+    );
   // With REDIS_URL, the evictions webhooks cause here are told to the other instances.
   let broadcast: RedisCacheBroadcast | undefined;
   const cache = new GitHubCache({
@@ -322,19 +341,6 @@ async function openServices(options: ServicesOptions, closers: Closers): Promise
         before: () => readOwnAliveMark(join(env.TALOS_DATA_DIR, ALIVE_FILE), log),
       })
     : new FileAliveMarks(env.TALOS_DATA_DIR, log);
-  // Workers these services made are closed with them; ones handed in belong to their maker.
-  const markdown =
-    options.markdown ??
-    closers.add(
-      new MarkdownWorkers({
-        deadlineMs: env.TALOS_MARKDOWN_DEADLINE_MS,
-        metrics,
-        log,
-        // A GitHub Enterprise Server serves what people attach from its own host.
-        imageHosts: gheImageHosts(env.GHE_HOST),
-      }),
-      (workers) => workers.close(),
-    );
   return {
     env,
     log,

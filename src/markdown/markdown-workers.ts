@@ -6,7 +6,10 @@ import type { Metrics } from "../metrics/create-metrics.js";
 import { besideModule, startWorker } from "../start-worker.js";
 import { toSafePlainText, type SafeMarkdownOptions } from "./to-safe-markdown.js";
 
-/** Markdown work on untrusted text, off the event loop. */
+/**
+ * Markdown work on untrusted text, off the event loop. Once closed, both parses reject with
+ * `MarkdownWorkersClosedError`, those under way included.
+ */
 export interface MarkdownService {
   /** `toSafeMarkdown`, or the text as inert plain text when the parse misses its deadline. */
   toSafeMarkdown(text: string, options: SafeMarkdownOptions): Promise<string>;
@@ -15,6 +18,20 @@ export interface MarkdownService {
   /** Starts what the first parse would otherwise wait for. */
   warm(): void;
   close(): Promise<void>;
+}
+
+/**
+ * A parse asked of closed workers: Talos is stopping, and no text is at fault. It fails the job,
+ * which stays journaled and runs again at the next start. (A closed pool had answered as for a
+ * missed deadline: the command was taken for no command, or its reply posted as escaped plain
+ * text, and the job recorded done.)
+ */
+export class MarkdownWorkersClosedError extends Error {
+  override name = "MarkdownWorkersClosedError";
+
+  constructor() {
+    super("Talos is stopping: its Markdown workers are closed");
+  }
 }
 
 export type WorkerRequest =
@@ -30,6 +47,8 @@ export type WorkerReply =
 interface Job {
   request: WorkerRequest;
   settle(reply: WorkerReply | undefined, reason?: "deadline" | "error"): void;
+  /** The pool closed before the reply came. */
+  refuse(): void;
 }
 
 interface Slot {
@@ -60,7 +79,8 @@ export interface MarkdownWorkersOptions {
  * it would stall every installation's webhooks and `/healthz`. Each parse has a deadline: a
  * worker that misses it is terminated and replaced, and the text is treated as plain text:
  * escaped when posted, never taken as a command. Workers are unreferenced, so they keep no
- * process alive; a pending parse's deadline timer does until it settles.
+ * process alive; a pending parse's deadline timer does until it settles. A closed pool refuses
+ * every parse instead (MarkdownWorkersClosedError): no text is at fault then.
  */
 export class MarkdownWorkers implements MarkdownService {
   readonly #options: MarkdownWorkersOptions;
@@ -111,11 +131,12 @@ export class MarkdownWorkers implements MarkdownService {
 
   async close(): Promise<void> {
     this.#closed = true;
-    for (const job of this.#queue.splice(0)) job.settle(undefined, "error");
+    for (const job of this.#queue.splice(0)) job.refuse();
     await Promise.all(
       this.#slots.map(async (slot) => {
         clearTimeout(slot.timer);
-        slot.job?.settle(undefined, "error");
+        slot.job?.refuse();
+        slot.job = undefined;
         const worker = slot.worker;
         slot.worker = undefined;
         await worker?.terminate();
@@ -123,10 +144,13 @@ export class MarkdownWorkers implements MarkdownService {
     );
   }
 
-  /** The worker's reply, or undefined when the parse missed its deadline or failed. */
+  /**
+   * The worker's reply, or undefined when the parse missed its deadline or failed; rejected once
+   * the pool is closed.
+   */
   #run(request: WorkerRequest): Promise<WorkerReply | undefined> {
-    if (this.#closed) return Promise.resolve(undefined);
-    return new Promise((resolve) => {
+    if (this.#closed) return Promise.reject(new MarkdownWorkersClosedError());
+    return new Promise((resolve, reject) => {
       let settled = false;
       this.#queue.push({
         request,
@@ -135,6 +159,11 @@ export class MarkdownWorkers implements MarkdownService {
           settled = true;
           if (reason) this.#fallback(request.op, reason);
           resolve(reply);
+        },
+        refuse: () => {
+          if (settled) return;
+          settled = true;
+          reject(new MarkdownWorkersClosedError());
         },
       });
       this.#dispatch();

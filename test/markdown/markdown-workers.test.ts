@@ -1,6 +1,9 @@
 import { afterAll, describe, expect, it } from "vitest";
 import { parseCommand } from "../../src/commands/parse-command.js";
-import { MarkdownWorkers } from "../../src/markdown/markdown-workers.js";
+import {
+  MarkdownWorkers,
+  MarkdownWorkersClosedError,
+} from "../../src/markdown/markdown-workers.js";
 import { toSafeMarkdown, toSafePlainText } from "../../src/markdown/to-safe-markdown.js";
 import { createMetrics } from "../../src/metrics/create-metrics.js";
 import { expectLinearTime, HOSTILE_FRAGMENTS, hostileText } from "../helpers/hostile-input.js";
@@ -121,11 +124,35 @@ describe("Markdown workers", () => {
     }
   }, 60_000);
 
-  it("fall back to plain text after close, rather than hang", async () => {
-    const { workers } = await pool(30_000);
+  it("refuse every parse once closed, those under way and waiting included, rather than hang or fall back", async () => {
+    const logs = await captureLogs("debug");
+    const metrics = createMetrics();
+    // One worker: one parse under way, one waiting for it.
+    const workers = new MarkdownWorkers({ deadlineMs: 30_000, size: 1, metrics, log: logs.log });
+    pools.push(workers);
+    expect(await workers.parseCommand("/talos help", {})).toEqual({ name: "help", args: "" });
+    const asked = Promise.allSettled([
+      workers.toSafeMarkdown(SLOW, options),
+      workers.parseCommand(`${SLOW.slice(0, 60_000)}\n/talos help`, {}),
+    ]);
     await workers.close();
-    expect(await workers.toSafeMarkdown("hi @octocat", options)).toBe("hi `@octocat`");
-    expect(await workers.parseCommand("/talos help", {})).toBeNull();
+
+    const [underWay, waiting] = await asked;
+    expect(underWay).toEqual({
+      status: "rejected",
+      reason: expect.any(MarkdownWorkersClosedError),
+    });
+    expect(waiting).toEqual({ status: "rejected", reason: expect.any(MarkdownWorkersClosedError) });
+    const stopping = {
+      name: "MarkdownWorkersClosedError",
+      message: expect.stringMatching(/^Talos is stopping/),
+    };
+    await expect(workers.toSafeMarkdown("hi @octocat", options)).rejects.toMatchObject(stopping);
+    await expect(workers.parseCommand("/talos help", {})).rejects.toMatchObject(stopping);
+    // A comment without a line that could be a command needs no worker: still no command.
+    expect(await workers.parseCommand("thanks!", {})).toBeNull();
+    // No text was at fault: no fallback counted.
+    expect((await metrics.markdownFallbacks.get()).values).toEqual([]);
   });
 
   it("keep the event loop free while they parse hostile text", async () => {
