@@ -4,6 +4,7 @@ import {
   createMarkdownParser,
   MAX_USER_TEXT,
 } from "../markdown/create-markdown-parser.js";
+import { gfmStrikethrough } from "../markdown/gfm-strikethrough.js";
 import { createHtmlScanner, type HtmlScanner } from "../markdown/html-scanner.js";
 
 export interface ParsedCommand {
@@ -21,7 +22,7 @@ export interface ParseCommandOptions {
 // Elements whose content readers do not see as a line the comment's author typed: hidden
 // (`details`; `rp`, ruby's fallback text, which every current browser hides), code (`pre`,
 // `listing`, `code`, `tt`, `samp`, `kbd`), quoted (`blockquote`, `q`, as a `>` quote is), a link's
-// text (`a`, as a Markdown link's is), struck through (`s`, `strike`, `del`, as `~~` is: the
+// text (`a`, as a Markdown link's is), struck through (`s`, `strike`, `del`, as `~` is: the
 // line is shown cancelled), a list item or a heading (as
 // Markdown's are), or a table's or an embedding's (`table` and its cells, `template`, `object`,
 // `applet`, `marquee`), whose HTML also closes no element opened outside it
@@ -113,7 +114,7 @@ function startsLine(text: string, at: number): boolean {
  * with `/talos <command> [args]` or `@<slug> <command> [args]`, case-insensitively. Lines in
  * code (fenced, indented or inline), block quotes, lists, HTML blocks and `<details>` or `<pre>`
  * are not commands: they quote, show or hide text rather than address the bot. Nor is a line
- * that starts inside a link's text, a strikethrough (`~~`, `<s>`, `<del>`, `<strike>`), display
+ * that starts inside a link's text, a strikethrough (`~`, `~~`, `<s>`, `<del>`, `<strike>`), display
  * math (`$$`) or a footnote: the line shows there, if at all, as part of something else or
  * cancelled, not as a line the author typed.
  *
@@ -170,11 +171,15 @@ export function parseCommand(
 /**
  * The parser commands are read with: the one Markdown parser, but with escapes and entities left
  * as tokens of their own (`text_special`) rather than joined into the text around them, so that
- * a line written `\/talos review` or `&#47;talos review` is seen not to start with plain text.
+ * a line written `\/talos review` or `&#47;talos review` is seen not to start with plain text;
+ * and with GitHub's strikethrough, `~old~` as well as `~~old~~`, so that a line starting inside
+ * either is seen struck through. Here only: what Talos posts escapes every tilde of text
+ * (safe-text.ts), and the safe-output parser's reading of it is not to change.
  */
 export function createCommandParser(): MarkdownIt {
   const parser = createMarkdownParser();
   parser.core.ruler.disable("text_join");
+  parser.use(gfmStrikethrough);
   return parser;
 }
 
@@ -203,7 +208,7 @@ interface ParagraphLine {
   startsWithText: boolean;
   /**
    * Whether the line starts inside a Markdown link's text (`[see\n/talos ask x\n](…)`), a
-   * strikethrough (`~~old\n/talos forget x\n~~`) or display math (`$$\n/talos ask x\n$$`):
+   * strikethrough (`~old\n/talos forget x\n~`, or with `~~`) or display math (`$$\n/talos ask x\n$$`):
    * GitHub shows it as part of the link, struck through, or as part of the formula.
    */
   enclosed: boolean;
@@ -216,7 +221,7 @@ function paragraphLines(children: Token[]): ParagraphLine[] {
   const lines: ParagraphLine[] = [];
   let line: ParagraphLine | undefined;
   let links = 0;
-  // Strikethroughs (`~~`) open: markdown-it pairs them within the paragraph, across its lines.
+  // Strikethroughs (`~`, `~~`) open: markdown-it pairs them within the paragraph, across its lines.
   let struck = 0;
   /** The open links' addresses, innermost last (undefined for an autolink). */
   const hrefs: Array<string | undefined> = [];

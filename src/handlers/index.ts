@@ -79,13 +79,14 @@ export function registerHandlers(app: Pick<Probot, "on">, deps: HandlerDeps): vo
     }),
   );
   // Talos's answer or summary deleted, or edited by someone else, leaves memory, whoever did it
-  // (a bot too); any other comment is no work and is not journaled. On the issue's thread, so
-  // an answer still being written is stored before it goes.
+  // (a bot too), as does the question of an `ask` comment deleted or edited; a comment that
+  // could hold no command is no work and is not journaled. On the issue's thread, so an answer
+  // still being written is stored before it goes.
   app.on(
     ["issue_comment.deleted", "issue_comment.edited"],
     guardEvent(deps, "comment-changed", createIssueCommentChangedHandler(deps), {
       bots: "follow",
-      noWork: (payload) => commentChangeWithoutWork(payload, deps.identity.known()?.botLogin),
+      noWork: (payload) => commentChangeWithoutWork(payload, deps.identity.known()),
     }),
   );
   app.on(

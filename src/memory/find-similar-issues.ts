@@ -5,6 +5,12 @@ import { statusOf } from "../github/octokit.js";
 import { issueMemoryId, issueMemoryText } from "./memory-inputs.js";
 import type { MemoryStore, SearchHit, SearchOptions } from "./memory-store.js";
 
+/** A similar issue kept, with the issue as GitHub has it now when it was read. */
+export interface ExistingHit extends SearchHit {
+  /** Absent for a pull request (not read), and for an issue kept without a read. */
+  issue?: IssueInfo;
+}
+
 export interface SimilarSettings {
   max: number;
   /** Defaults to the store's embedder's own notion of related. */
@@ -51,7 +57,8 @@ export function similarSearchOptions(
  * other 404 or 410, or a redirect whose repository is not known, only leaves it out of this
  * answer: a token that cannot see it, or issues switched off in the repository (410 too), may
  * come back. Any other failure keeps the hit, so an outage hides nothing. Pull requests are
- * neither deleted nor transferred: they are not read.
+ * neither deleted nor transferred: they are not read. A hit comes with the issue read, whose
+ * title is named: memory's may be older (an edit made while memory was off is not followed).
  */
 export async function keepExistingIssues(
   hits: SearchHit[],
@@ -64,14 +71,13 @@ export async function keepExistingIssues(
     memory: Pick<MemoryStore, "forgetThread">;
     log: Logger;
   },
-): Promise<SearchHit[]> {
+): Promise<ExistingHit[]> {
   const kept = await Promise.all(
-    hits.map(async (hit) => {
+    hits.map(async (hit): Promise<ExistingHit | undefined> => {
       const { kind, number } = hit.record;
       if (kind !== "issue" || number === undefined) return hit;
       try {
-        await github.getIssue(number);
-        return hit;
+        return { ...hit, issue: await github.getIssue(number) };
       } catch (error) {
         const status = statusOf(error);
         const moved =
@@ -147,13 +153,15 @@ export function similarityThreshold(
 }
 
 /**
- * `#12 (Crash on save), #34 (…)`. Titles are issue authors' text: cut, then escaped so that they
- * read as the plain text they are (the reply as a whole goes through `toSafeMarkdown` too).
+ * `#12 (Crash on save), #34 (…)`. The title is the one GitHub shows, when the issue was read; else
+ * memory's, the first line of its text. Titles are issue authors' text: cut, then escaped so that
+ * they read as the plain text they are (the reply as a whole goes through `toSafeMarkdown` too).
  */
-export function renderSimilarIssues(hits: SearchHit[]): string {
+export function renderSimilarIssues(hits: ExistingHit[]): string {
   return hits
-    .map(({ record }) => {
-      const title = record.text.slice(0, 400).split("\n")[0]!.trim();
+    .map(({ record, issue }) => {
+      const text = issue?.title ?? record.text;
+      const title = text.slice(0, 400).split("\n")[0]!.trim();
       const cut = title.length > 120 ? `${title.slice(0, 119)}…` : title;
       return `#${record.number} (${escapeMarkdown(cut)})`;
     })

@@ -142,6 +142,12 @@ describe("parseCommand and HTML opened inside a paragraph", () => {
       ["Not this any more:\n<strike>old plan\n/talos forget note-1\n</strike>"],
       ["Not this any more: ~~old plan\n/talos forget note-1\nand so on~~"],
       ["~~old plan\n/talos forget note-1~~"],
+      // One tilde strikes through on GitHub as two do; markdown-it's own rule takes `~~` only.
+      ["Not this any more: ~old plan\n/talos forget note-1\nand so on~"],
+      ["~old plan\n/talos forget note-1~"],
+      ["~old plan\n@talos-bot forget note-1\ndone~"],
+      // The line starts with the tilde, not with the prefix.
+      ["~/talos forget note-1~"],
       // Opened by an HTML block, it holds the paragraphs up to its end tag.
       ["<s>\n\n/talos forget note-1\n\n</s>"],
     ])("hides %j", (body) => {
@@ -155,6 +161,12 @@ describe("parseCommand and HTML opened inside a paragraph", () => {
       ["<del>\nold plan\n</del>\n\n/talos help"],
       // An unpaired `~~` strikes nothing through.
       ["~~ old plan\n/talos help"],
+      ["~old plan~\n/talos help"],
+      // A tilde after a line break is not right-flanking: it closes nothing.
+      ["~old plan\n/talos help\n~"],
+      // Runs of different lengths do not pair, and three tildes are text.
+      ["~old plan\n/talos help\nand so on~~"],
+      ["Not this: ~~~old plan\n/talos help\nand so on~~~"],
     ])("reads the command after it is closed: %j", (body) => {
       expect(parse(body)).toEqual({ name: "help", args: "" });
     });
@@ -225,6 +237,8 @@ describe("parseCommand and HTML opened inside a paragraph", () => {
           "[a\n",
           "$$\n",
           "~~a\n",
+          "~a\n",
+          "a~ ~",
           "<s><del>",
           "</strike>",
           "[^1]: a\n",

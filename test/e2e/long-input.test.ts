@@ -70,7 +70,7 @@ describe("a 60,000-character Chinese issue", () => {
     expect(scope.pendingMocks()).toEqual([]);
 
     mockAppIdentity(scope);
-    mockIssueRead(scope, 1);
+    mockIssueRead(scope, 1, { title: TITLE });
     scope.get(`${REPO}/issues/2/comments`).query({ per_page: "100" }).reply(200, []);
     let posted: unknown;
     scope

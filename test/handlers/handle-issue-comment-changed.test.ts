@@ -1,5 +1,6 @@
-import { describe, expect, it } from "vitest";
+import { describe, expect, it, vi } from "vitest";
 import { summaryMarker, triageMarker } from "../../src/github/comment-markers.js";
+import { commentChangeWithoutWork } from "../../src/handlers/handle-issue-comment-changed.js";
 import { answerId, summaryId, toAnswerMemory } from "../../src/memory/memory-inputs.js";
 import {
   APP_SLUG,
@@ -8,6 +9,8 @@ import {
   mockInstallationToken,
   mockRepoConfig,
 } from "../helpers/github-mocks.js";
+import { expectLinearTime } from "../helpers/hostile-input.js";
+import { scriptedModel } from "../helpers/scripted-model.js";
 import { createTestApp, loadFixture, type TestApp } from "../helpers/test-app.js";
 import { webhookExample } from "../helpers/webhook-examples.js";
 
@@ -23,7 +26,7 @@ const LEAKED = "Question: what is the deploy token?\n\nAnswer: it is ghp_leakedT
 interface ChangedComment {
   action: string;
   changes?: { body?: { from: string } };
-  comment: { body: string | null; user: { login: string; type: string } };
+  comment: { id: number; body: string | null; user: { login: string; type: string } };
   sender: { login: string; type: string };
 }
 
@@ -232,5 +235,178 @@ describe("Talos's comment edited on GitHub", () => {
     expect(await journal.has("delivery-summary-refreshed")).toBe(false);
     expect(await journal.has("delivery-reply-refreshed")).toBe(false);
     expect(await remembered(app)).toEqual([answerId(COMMAND_COMMENT), summaryId(1), "note-5"]);
+  });
+});
+
+// `ask` stores its answer as `Question: <the command's text>\n\nAnswer: …`, and Talos's reply does
+// not repeat the question: once the asker deletes their comment, or edits a pasted secret out of
+// it, memory alone kept the question, and every later `ask` recalled it.
+describe("an `ask` command's comment deleted or edited on GitHub", () => {
+  const QUESTION = "/talos ask what is the deploy token?";
+  const REPO = "/repos/Codertocat/Hello-World";
+
+  /** The OWNER's comment the fixtures' answer answers, `from` before the change, then `to`. */
+  function askComment(action: "deleted" | "edited", from: string, to = from): ChangedComment {
+    const payload = loadFixture<ChangedComment>("issue_comment.edited.help.json");
+    payload.action = action;
+    payload.comment.body = to;
+    if (action === "edited") payload.changes = { body: { from } };
+    else delete payload.changes;
+    return payload;
+  }
+
+  it.each([[QUESTION], [`Thanks.\n\n@${APP_SLUG} ask what is the deploy token?`]])(
+    "forgets the answer to %j when the asker deletes it, and nothing else",
+    async (body) => {
+      // Talos does not know its slug yet: a line starting with any mention is journaled.
+      const app = await createTestApp();
+      await rememberThread(app);
+      const scope = mockChangeReads();
+
+      await receive(app, askComment("deleted", body), "delivery-ask-deleted");
+
+      expect(scope.pendingMocks()).toEqual([]);
+      expect(await remembered(app)).toEqual([summaryId(1), "note-5"]);
+      expect(app.logs.lines().find((l) => l.id === answerId(COMMAND_COMMENT))).toMatchObject({
+        msg: "an ask command's comment deleted: its memory forgotten",
+        removed: true,
+      });
+    },
+  );
+
+  it.each([
+    ["its question", "/talos ask what is the deploy token (redacted)?"],
+    ["the command", "Never mind, found it."],
+  ])("forgets the answer when an edit changes %s", async (_, to) => {
+    const app = await createTestApp();
+    await rememberThread(app);
+    const scope = mockChangeReads();
+
+    await receive(app, askComment("edited", QUESTION, to), "delivery-ask-edited");
+
+    expect(scope.pendingMocks()).toEqual([]);
+    expect(await remembered(app)).toEqual([summaryId(1), "note-5"]);
+  });
+
+  it.each([
+    ["an edit that keeps the question", askComment("edited", QUESTION, `${QUESTION}\n\nThanks!`)],
+    ["a deleted comment whose command was not ask", askComment("deleted", "/talos help")],
+  ])("keeps the answer after %s, and reads no config", async (_, payload) => {
+    const app = await createTestApp();
+    await rememberThread(app);
+    const scope = githubScope();
+    mockAppIdentity(scope); // nothing else is read
+
+    await receive(app, payload, "delivery-ask-kept");
+
+    expect(scope.pendingMocks()).toEqual([]);
+    expect(await remembered(app)).toEqual([answerId(COMMAND_COMMENT), summaryId(1), "note-5"]);
+    expect(app.logs.lines().map((l) => l.msg)).toContain(
+      "ignored: the comment asked nothing, or its question is kept",
+    );
+  });
+
+  it("forgets it from the memory kept while memory is switched off", async () => {
+    const app = await createTestApp();
+    await rememberThread(app);
+    const scope = mockChangeReads("memory:\n  enabled: false\n");
+
+    await receive(app, askComment("deleted", QUESTION), "delivery-ask-deleted-memory-off");
+
+    expect(scope.pendingMocks()).toEqual([]);
+    expect(await remembered(app)).toEqual([summaryId(1), "note-5"]);
+  });
+
+  it("journals a deleted comment without a command line only until Talos knows its slug", async () => {
+    const app = await createTestApp();
+    await rememberThread(app);
+    const scope = githubScope();
+    mockAppIdentity(scope); // the first one's job asks; nothing else is read
+    const journal = app.talos.services.journal!;
+    // A mention at a line's start could be `@<slug> ask` until the slug is known.
+    const thanks = () => askComment("deleted", "@octocat thanks, that fixed it.");
+
+    await receive(app, thanks(), "delivery-mention-1");
+    await receive(app, thanks(), "delivery-mention-2");
+
+    expect(scope.pendingMocks()).toEqual([]);
+    expect(await journal.has("delivery-mention-1")).toBe(true);
+    expect(await journal.has("delivery-mention-2")).toBe(false);
+    expect(app.logs.lines().map((l) => l.msg)).toEqual(
+      expect.arrayContaining([
+        "ignored: the comment is not Talos's and held no command",
+        "ignored: the comment is not Talos's and held no command; not journaled",
+      ]),
+    );
+    expect(await remembered(app)).toEqual([answerId(COMMAND_COMMENT), summaryId(1), "note-5"]);
+  });
+
+  it("tells a comment that held no command line in linear time, before and after Talos knows its slug", async () => {
+    const payload = askComment("deleted", "");
+    const identity = { slug: APP_SLUG, botLogin: `${APP_SLUG}[bot]` };
+    await expectLinearTime((text) => {
+      payload.comment.body = text;
+      return [
+        commentChangeWithoutWork(payload, undefined),
+        commentChangeWithoutWork(payload, identity),
+      ];
+    });
+  }, 120_000);
+
+  it("forgets an answer still being written when its comment is deleted; a later ask does not recall it", async () => {
+    const secret = "Violet-Harbor-Passphrase";
+    const model = scriptedModel()
+      .respond("Rotate that password; it has expired.")
+      .respond("Use the one in the vault.");
+    // The first answer is held until the deletion is journaled behind it, on the issue's thread.
+    let writing = false;
+    let release = () => {};
+    const held = new Promise<void>((resolve) => (release = resolve));
+    const generate = model._generate.bind(model);
+    model._generate = async (...args) => {
+      writing = true;
+      await held;
+      return generate(...args);
+    };
+    const app = await createTestApp({ model });
+    const scope = githubScope();
+    mockAppIdentity(scope);
+    mockInstallationToken(scope);
+    mockRepoConfig(scope);
+    scope.get(REPO).reply(200, { full_name: "Codertocat/Hello-World", default_branch: "master" });
+    const asked = (id: number, question: string) => {
+      const payload = loadFixture<ChangedComment>("issue_comment.created.help.json");
+      Object.assign(payload.comment, { id, body: `/talos ask ${question}` });
+      scope.post(`${REPO}/issues/comments/${id}/reactions`, { content: "eyes" }).reply(201, {});
+      scope.get(`${REPO}/issues/1/comments`).query({ per_page: "100" }).reply(200, []);
+      scope.post(`${REPO}/issues/1/comments`).reply(201, { id: 9000 + id });
+      return payload;
+    };
+    const question = `why does the staging password ${secret} fail to deploy?`;
+
+    const asking = receive(app, asked(COMMAND_COMMENT, question), "delivery-ask");
+    await vi.waitFor(() => expect(writing).toBe(true), { timeout: 10_000 });
+    const deleting = receive(
+      app,
+      askComment("deleted", `/talos ask ${question}`),
+      "delivery-ask-deleted",
+    );
+    await vi.waitFor(
+      async () => expect(await app.talos.services.journal!.has("delivery-ask-deleted")).toBe(true),
+      { timeout: 10_000 },
+    );
+    release();
+    await Promise.all([asking, deleting]);
+
+    // Stored once posted, then forgotten: the deletion ran after the answer, not before it.
+    expect(app.logs.lines().find((l) => l.id === answerId(COMMAND_COMMENT))).toMatchObject({
+      msg: "an ask command's comment deleted: its memory forgotten",
+      removed: true,
+    });
+    expect((await (await memoryOf(app)).list()).filter((r) => r.text.includes(secret))).toEqual([]);
+    await receive(app, asked(502, "why does the staging password fail?"), "delivery-ask-again");
+    expect(scope.pendingMocks()).toEqual([]);
+    expect(model.calls).toHaveLength(2);
+    expect(String(model.calls[1]!.messages.at(-1)!.content)).not.toContain(secret);
   });
 });

@@ -309,7 +309,8 @@ describe("issue_comment.created", () => {
       );
     });
 
-    // An edit is heard only for Talos's own answers and summaries (memory forgets them).
+    // An edit is heard only for Talos's own answers and summaries, and for a comment that held a
+    // command (an `ask`'s question, which memory forgets).
     it("for an edited comment", async () => {
       const app = await createTestApp();
       await receive(app, loadFixture("issue_comment.edited.help.json"));
@@ -319,7 +320,7 @@ describe("issue_comment.created", () => {
           .lines()
           .filter((l) => l.event === "issue_comment.edited")
           .map((l) => l.msg),
-      ).toEqual(["ignored: the comment is not Talos's; not journaled"]);
+      ).toEqual(["ignored: the comment is not Talos's and held no command; not journaled"]);
     });
   });
 

@@ -16,7 +16,7 @@ import {
 import { createFakeClock, createManualClock } from "../helpers/fake-clock.js";
 import { scriptedModel } from "../helpers/scripted-model.js";
 import { createTestApp, loadFixture, makeDataDir, type TestApp } from "../helpers/test-app.js";
-import { openTestStore } from "../helpers/test-memory.js";
+import { issueMemory, openTestStore } from "../helpers/test-memory.js";
 import { toIssueInfo } from "../../src/github/create-repo-client.js";
 import { toIssueMemory } from "../../src/memory/memory-inputs.js";
 import { MemoryDeletedError } from "../../src/memory/memory-store.js";
@@ -123,7 +123,7 @@ describe("similar issues on a new issue", () => {
     expect(scope.pendingMocks()).toEqual([]);
 
     mockAppIdentity(scope);
-    mockIssueRead(scope, 12);
+    mockIssueRead(scope, 12, { title: "Crash when saving a file on Windows" });
     scope.get(`${REPO}/issues/14/comments`).query({ per_page: "100" }).reply(200, []);
     const posted = capturePost(scope, `${REPO}/issues/14/comments`);
     await receive(
@@ -151,6 +151,34 @@ describe("similar issues on a new issue", () => {
       createdAt: "2026-11-14T10:00:00.000Z",
     });
     expect((await (await memoryOf(app, 3)).list()).map((r) => r.id)).toEqual(["issue-40"]);
+  });
+
+  it("names an issue by the title GitHub shows now, not by one edited away while memory was off", async () => {
+    // The config is read again at each event: memory off for the edit, on for the new issue.
+    const app = await createTestApp({ env: { TALOS_CACHE_TTL_MS: "1" } });
+    const scope = githubScope();
+    mockInstallationToken(scope);
+    mockRepoConfig(scope);
+    const leaked = "Crash on save with DB_PASSWORD Violet-Harbor-Passphrase";
+    const title = "Crash on save with the staging database";
+    const body = "Saving a file in the editor crashes the editor on the staging database.";
+    await receive(app, "issues", openedIssue(12, leaked, body));
+    // memory.enabled: false keeps the memory, and does not follow the edit that takes it out.
+    mockRepoConfig(scope, { yaml: "memory:\n  enabled: false\n" });
+    const edited = webhookExample("issues", "edited");
+    Object.assign(edited.issue, { number: 12, title, body, updated_at: "2026-11-12T10:05:00Z" });
+    await receive(app, "issues", edited);
+    expect((await (await memoryOf(app)).get("issue-12"))?.text).toContain(leaked);
+
+    mockRepoConfig(scope, { yaml: SIMILAR_ON });
+    mockAppIdentity(scope);
+    mockIssueRead(scope, 12, { title });
+    scope.get(`${REPO}/issues/14/comments`).query({ per_page: "100" }).reply(200, []);
+    const posted = capturePost(scope, `${REPO}/issues/14/comments`);
+    await receive(app, "issues", openedIssue(14, "Crash on save", body));
+
+    expect(scope.pendingMocks()).toEqual([]);
+    expect(posted.body).toBe(`**Possibly related**: #12 (${title}).\n\n<!-- talos:similar:14 -->`);
   });
 
   it("is off by default: the issue is remembered, and nothing is posted", async () => {
@@ -256,7 +284,8 @@ describe("/talos similar", () => {
     await seed(app);
     const scope = githubScope();
     mockCommandStart(scope, {});
-    mockIssueRead(scope, 12);
+    // Retitled since memory read it: named as GitHub shows it now.
+    mockIssueRead(scope, 12, { title: "Spelling mistake in README.md" });
     mockNoReplyYet(scope);
     const reply = capturePost(scope, `${REPO}/issues/1/comments`);
 
@@ -265,7 +294,7 @@ describe("/talos similar", () => {
 
     expect(scope.pendingMocks()).toEqual([]);
     expect(reply.body).toMatch(
-      /^\*\*Possibly related\*\*: #12 \(Spelling mistake in the README file\)\.\n\nSimilarity: 0\.\d\d \(at least 0\.4 counts\)\.\n\n<!-- talos:reply:492700400 -->$/,
+      /^\*\*Possibly related\*\*: #12 \(Spelling mistake in README\.md\)\.\n\nSimilarity: 0\.\d\d \(at least 0\.4 counts\)\.\n\n<!-- talos:reply:492700400 -->$/,
     );
   });
 
@@ -296,7 +325,7 @@ describe("/talos similar", () => {
     // from a rename since the event.
     mockRepositoryRead(scope, "Codertocat/Hello-World", HELLO_WORLD);
     mockIssueRead(scope, 16, { status: 404 });
-    mockIssueRead(scope, 17);
+    mockIssueRead(scope, 17, { title: "A spelling error in the README file" });
     // Issues switched off in the repository: GitHub's 410 for that is no deletion.
     mockIssueRead(scope, 18, { status: 410, message: "Issues are disabled for this repo" });
     mockNoReplyYet(scope);
@@ -654,6 +683,32 @@ describe("memory follows the thread", () => {
 
     await receive(app, "issues", webhookExample("issues", "deleted"));
     expect(await memory.get("issue-1")).toBeUndefined();
+    expect(scope.pendingMocks()).toEqual([]);
+  });
+
+  it("no longer finds the text an edit took out, nor a deleted issue, once searched before", async () => {
+    const app = await createTestApp();
+    const scope = githubScope();
+    mockInstallationToken(scope);
+    mockRepoConfig(scope);
+    const leaked = "Violet-Harbor-Passphrase";
+    await receive(app, "issues", openedIssue(1, `Crash with DB_PASSWORD ${leaked}`, "On save."));
+    const memory = await memoryOf(app);
+    const found = async () =>
+      (await memory.search(`${leaked} DB_PASSWORD`, { k: 10 }))
+        .filter((hit) => hit.record.text.includes(leaked))
+        .map((hit) => hit.record.id);
+    // Searched once, so that the keyword index is built and must then be kept in step.
+    expect(await found()).toEqual(["issue-1"]);
+
+    const edited = webhookExample("issues", "edited");
+    Object.assign(edited.issue, { title: "Crash with the staging database", body: "On save." });
+    await receive(app, "issues", edited);
+    expect(await found()).toEqual([]);
+    expect((await memory.get("issue-1"))?.text).not.toContain(leaked);
+
+    await receive(app, "issues", webhookExample("issues", "deleted"));
+    expect(await memory.search("Crash with the staging database", { k: 10 })).toEqual([]);
     expect(scope.pendingMocks()).toEqual([]);
   });
 
@@ -1444,6 +1499,30 @@ describe("memory follows its repository", () => {
       expect(await app.talos.memory.list()).toEqual([
         { installation: 2, repository: OCTO, name: "octocat/Hello-World" },
       ]);
+    });
+
+    it("starts empty in the installation it moved into, never touching the old installation's memory", async () => {
+      // The event as the installation the repository moved into (3) receives it; its backfill
+      // comes with installation_repositories.added, as GitHub sends it.
+      const app = await createTestApp({ backfills: true });
+      const payload = webhookExample("repository", "transferred", 3);
+      const { id, full_name: name } = payload.repository as { id: number; full_name: string };
+      const [owner = "", repo = ""] = name.split("/");
+      // The old installation's memory of it, under the same repository id.
+      await (
+        await app.talos.memory.open({ installation: 2, repository: id, name: `old-owner/${repo}` })
+      ).add(issueMemory(1, "kept in installation 2", { repo: `old-owner/${repo}` }));
+      const scope = githubScope();
+      scope.get(`/repos/${owner}/${repo}/installation`).reply(200, { id: 3, app_id: 1 });
+      mockInstallationToken(scope, 3);
+      scope.get(`/repos/${owner}/${repo}`).reply(200, { id, full_name: name });
+
+      await receive(app, "repository", payload, "delivery-transferred");
+      await app.talos.services.jobs.idle();
+
+      expect(scope.pendingMocks()).toEqual([]);
+      expect(await app.talos.memory.has({ installation: 3, repository: id })).toBe(false);
+      expect(await app.talos.memory.has({ installation: 2, repository: id })).toBe(true);
     });
   });
 });

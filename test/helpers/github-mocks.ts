@@ -109,12 +109,15 @@ export function mockIssueRead(
     movedTo,
     movedToId = 99,
     message = status === 410 ? "This issue was deleted" : "Not Found",
+    title = `Issue ${number}`,
   }: {
     fullName?: string;
     status?: number;
     movedTo?: string;
     movedToId?: number;
     message?: string;
+    /** The title GitHub shows now, which a similar-issues comment names. */
+    title?: string;
   } = {},
 ) {
   const repository = movedTo ?? fullName;
@@ -122,7 +125,7 @@ export function mockIssueRead(
     status === 200
       ? {
           number,
-          title: `Issue ${number}`,
+          title,
           body: null,
           state: "open",
           html_url: `https://github.com/${repository}/issues/${number}`,
