@@ -69,10 +69,13 @@ import {
   type SegmentRecord,
 } from "./vectra-files.js";
 import {
+  checkLogSequence,
+  logSegmentsIn,
   MemoryCorruptError,
   WriteAheadLog,
   type LogEntry,
   type LogFrame,
+  type LogSegmentFile,
 } from "./write-ahead-log.js";
 
 /** The embedder differs from the one the memories were embedded with. */
@@ -181,6 +184,7 @@ const RECORD_OVERHEAD_BYTES = 700;
 const REF_WIDTH = 4;
 
 const segmentFile = (n: number) => `segment-${String(n).padStart(6, "0")}.pb`;
+const SEGMENT_FILE = /^segment-\d+\.pb$/;
 
 /**
  * A repository's memory: vectra index files, a binary snapshot, a write-ahead log, and int8
@@ -346,6 +350,12 @@ export class VectraMemoryStore implements MemoryStore {
       stride: strideOf(manifest.dimension),
       segmentSize,
     };
+    // Checked before anything below deletes or cuts a file: damage is reported with the
+    // directory as it was found.
+    const names = await readdir(directory);
+    const logs = logSegmentsIn(names);
+    if (!existing) refuseMemoryWithoutManifest(directory, names, logs);
+    checkLogSequence(directory, logs, manifest.checkpoint);
     await removeLeftovers(directory, manifest.segments);
     await cutTornTails(directory, manifest, new AtomicFileStorage(), log);
     const snapshot = await MemorySnapshot.open(directory, layout);
@@ -365,7 +375,7 @@ export class VectraMemoryStore implements MemoryStore {
             "memory snapshot not usable; reading the index files and writing a new snapshot",
           );
         store = new VectraMemoryStore(options, manifest, snapshot, unlock);
-        moved = await store.#loadIndexFiles();
+        moved = await store.#loadIndexFiles(await isLogAfter(directory, logs, manifest.checkpoint));
       }
       const { wal, entries } = await WriteAheadLog.open<LoggedValue>(
         directory,
@@ -1617,13 +1627,15 @@ export class VectraMemoryStore implements MemoryStore {
   /**
    * Opens from vectra's index files, writing each segment's snapshot block on the way. A
    * segment holding more records than a segment's slots (written with a larger segment size)
-   * keeps the first ones; the rest move to new segments, as if added again.
+   * keeps the first ones; the rest move to new segments, as if added again. `logged`: the log
+   * holds entries after the checkpoint (see `#checkIndexSize`).
    */
-  async #loadIndexFiles(): Promise<LogValue[]> {
+  async #loadIndexFiles(logged: boolean): Promise<LogValue[]> {
     const moved: LogValue[] = [];
     let unwritten: unknown;
     for (const segment of this.#manifest.segments) {
       const items = await this.#readIndexFile(segment);
+      const size = await this.#checkIndexSize(segment, logged);
       const positions: Array<string | undefined> = [];
       this.#positions.set(segment, positions);
       this.#matrix.reserve(segment * this.#segmentSize);
@@ -1650,7 +1662,6 @@ export class VectraMemoryStore implements MemoryStore {
           scale: this.#matrix.scaleAt(slot),
         });
       }
-      const { size } = await stat(join(this.#options.directory, segmentFile(segment)));
       // Reads need no write: on a disk too full for the snapshot (a flush that failed for want
       // of room left it behind the index files) the memory opens all the same, its texts kept
       // in RAM, and the next flush writes the segment. The open had failed, and with it every
@@ -1688,12 +1699,43 @@ export class VectraMemoryStore implements MemoryStore {
     return moved;
   }
 
+  /**
+   * The size of a segment's index file, which must not be shorter than the manifest recorded
+   * at the checkpoint. Cut at an item's end, a file still reads whole, as a smaller segment:
+   * opened so, its lost records were gone for good once the open's flush wrote the manifest.
+   * Shorter is right in one case: a flush renamed in a rewritten segment that lost records
+   * (a removal, a shorter text) and a crash came before its manifest; the log then still holds
+   * what that flush wrote, from the checkpoint on, and replays over the file.
+   */
+  async #checkIndexSize(segment: number, logged: boolean): Promise<number> {
+    const file = join(this.#options.directory, segmentFile(segment));
+    const { size } = await stat(file);
+    const recorded = this.#manifest.indexBytes?.[String(segment)];
+    if (recorded === undefined || size >= recorded) return size;
+    if (!logged)
+      throw new MemoryCorruptError(
+        `${file} is ${size} bytes, shorter than the ${recorded} ${MANIFEST} records, and no snapshot covers it: records at its end are lost. Restore it, or delete the directory and run a backfill to rebuild the memory.`,
+      );
+    this.#options.log.warn(
+      { file, bytes: size, recorded },
+      "memory index file shorter than its last checkpoint but whole (a crash mid-flush); reading it and replaying the log over it",
+    );
+    return size;
+  }
+
   async #readIndexFile(segment: number): Promise<SegmentItem[]> {
     const file = join(this.#options.directory, segmentFile(segment));
     let items: SegmentItem[];
     try {
+      // Never empty when written (its version field comes first, records or not), and vectra
+      // reads an empty one as an index of no records: that is damage, not an empty segment.
+      if ((await stat(file)).size === 0)
+        throw new MemoryCorruptError(
+          `${file} is empty (0 bytes): its records are lost, and no snapshot covers it. Restore it, or delete the directory and run a backfill to rebuild the memory.`,
+        );
       items = await readSegment(this.#storage, file);
     } catch (error) {
+      if (error instanceof MemoryCorruptError) throw error;
       throw new MemoryCorruptError(
         (error as NodeJS.ErrnoException).code === "ENOENT"
           ? `${file} is listed in ${MANIFEST} but missing`
@@ -1832,12 +1874,53 @@ async function cutTornTails(
   }
 }
 
+/**
+ * Refuses a directory with no manifest that holds a memory. A memory's first open writes its
+ * manifest, and log segments are deleted only once a manifest covers them, so without one the
+ * log still starts at its first segment unless the manifest was lost (deleted, a bad copy). The
+ * log holds all of the memory then, and index files beside it are those of a first flush a
+ * crash cut short, removed as unlisted. With no log at all, only index, rows or words files
+ * say a memory was there (a crash in the first open leaves only the snapshot's files, which
+ * hold no record). Opened, the memory started empty, its index files were deleted as unlisted,
+ * and only what the log held since the last flush came back.
+ */
+function refuseMemoryWithoutManifest(
+  directory: string,
+  names: readonly string[],
+  logs: readonly LogSegmentFile[],
+): void {
+  const first = logs[0];
+  const held = names.filter(isRecordFile);
+  if (first ? first.seq === 1 : held.length === 0) return;
+  const found = first
+    ? `its log starts at ${first.name}, past its first segment`
+    : `it holds ${held.slice(0, 3).join(", ")}`;
+  throw new MemoryCorruptError(
+    `${directory} has no ${MANIFEST}, but ${found}: the memory in this directory cannot be opened without it, and nothing in it was changed. Restore ${MANIFEST}, or delete the directory and run a backfill to rebuild the memory.`,
+  );
+}
+
+/** An index, rows or words file: what holds a memory's records, or is counted from them. */
+const isRecordFile = (name: string) =>
+  SEGMENT_FILE.test(name) || ROWS_FILE.test(name) || WORDS_FILE.test(name);
+
+/** Whether a log segment after the checkpoint holds anything: a flush, or adds, came after it. */
+async function isLogAfter(
+  directory: string,
+  logs: readonly LogSegmentFile[],
+  checkpoint: number,
+): Promise<boolean> {
+  for (const { seq, name } of logs) {
+    if (seq > checkpoint && (await stat(join(directory, name))).size > 0) return true;
+  }
+  return false;
+}
+
 /** Temporary files of an interrupted write, and index and rows files a crash left unlisted. */
 async function removeLeftovers(directory: string, segments: number[]): Promise<void> {
   const listed = new Set(segments.flatMap((s) => [segmentFile(s), rowsFile(s), wordsFile(s)]));
   for (const name of await readdir(directory)) {
-    const indexOrRows =
-      /^segment-\d+\.pb$/.test(name) || ROWS_FILE.test(name) || WORDS_FILE.test(name);
+    const indexOrRows = isRecordFile(name);
     if (name.endsWith(".tmp") || (indexOrRows && !listed.has(name))) {
       await unlink(join(directory, name));
     }

@@ -92,18 +92,16 @@ export class WriteAheadLog {
   /**
    * Opens the log and returns the entries of the segments after `checkpoint`, in order.
    * A torn last frame (a crash during an append) is cut off with a warning: it was never
-   * acknowledged. Damage anywhere else is an error naming the file and entry.
+   * acknowledged. Damage anywhere else is an error naming the file and entry, and so is a
+   * segment missing after the checkpoint (see `checkLogSequence`).
    */
   static async open<T>(
     directory: string,
     checkpoint: number,
     log: Logger,
   ): Promise<{ wal: WriteAheadLog; entries: LogEntry<T>[] }> {
-    const segments = (await readdir(directory))
-      .map((name) => SEGMENT.exec(name))
-      .filter((m): m is RegExpExecArray => m !== null)
-      .map((m) => ({ seq: Number(m[1]), name: m[0], legacy: m[2] === "jsonl" }))
-      .sort((a, b) => a.seq - b.seq);
+    const segments = logSegmentsIn(await readdir(directory));
+    checkLogSequence(directory, segments, checkpoint);
     // Appends went to the newest segment that holds anything: the one after it, if any, was
     // opened ahead of the next rotation and is empty.
     const sizes = await Promise.all(
@@ -271,6 +269,45 @@ export class WriteAheadLog {
 }
 
 const fileSize = async (file: string) => (await stat(file)).size;
+
+/** A log segment file: its number, its name, and whether it is of the earlier format. */
+export interface LogSegmentFile {
+  seq: number;
+  name: string;
+  legacy: boolean;
+}
+
+/** The log segment files among a directory's entries, by number. */
+export function logSegmentsIn(names: readonly string[]): LogSegmentFile[] {
+  return names
+    .map((name) => SEGMENT.exec(name))
+    .filter((m): m is RegExpExecArray => m !== null)
+    .map((m) => ({ seq: Number(m[1]), name: m[0], legacy: m[2] === "jsonl" }))
+    .sort((a, b) => a.seq - b.seq);
+}
+
+/**
+ * Throws unless the segments after `checkpoint` run from checkpoint + 1 without a gap. Segments
+ * are numbered in turn (a binary one after a segment of the earlier format too) and deleted only
+ * up to a checkpoint the manifest holds, so a missing one is no state a crash leaves: it is a
+ * file lost or moved aside, with acknowledged entries in it. Replayed around, the memory opened
+ * without them, and the open's checkpoint then made that for good.
+ */
+export function checkLogSequence(
+  directory: string,
+  segments: readonly LogSegmentFile[],
+  checkpoint: number,
+): void {
+  let expected = checkpoint + 1;
+  for (const { seq, name } of segments) {
+    if (seq <= checkpoint) continue;
+    if (seq > expected)
+      throw new MemoryCorruptError(
+        `${join(directory, segmentName(expected))} is missing: the log after checkpoint ${checkpoint} goes on at ${name}, so the entries it held are lost. Restore it, or move the log files after it aside to start without their entries (a backfill can restore issues and pull requests).`,
+      );
+    expected = seq + 1;
+  }
+}
 
 interface OpenSegment {
   handle: FileHandle;

@@ -663,6 +663,37 @@ describe("the vectra memory store", () => {
     await reopened.close();
   });
 
+  it("keeps an index file a flush rewrote shorter when a crash comes before the manifest", async () => {
+    const directory = makeDataDir();
+    const store = await openStore(directory, { batchSize: 1_000, ...crashable });
+    for (let i = 1; i <= 5; i++) await store.add(issueMemory(i, `issue ${i}`));
+    await store.flush();
+    const manifest = join(directory, "manifest.json");
+    const oldManifest = readFileSync(manifest);
+    const file = join(directory, "segment-000001.pb");
+    const size = readFileSync(file).length;
+    // A removal: the next flush rewrites the segment whole, shorter than the manifest records.
+    await store.remove("issue-2");
+    // As a crash after the segment's rename and before the manifest's leaves it (see above).
+    renameSync(manifest, `${manifest}.aside`);
+    mkdirSync(manifest);
+    await expect(store.flush()).rejects.toThrow();
+    rmSync(manifest, { recursive: true });
+    writeFileSync(manifest, oldManifest);
+    rmSync(`${manifest}.aside`);
+    expect(readFileSync(file).length).toBeLessThan(size);
+
+    // Not taken for a file cut short: the log still holds the removal, and replays over it.
+    const reopened = await openStore(directory);
+    expect((await reopened.list()).map((r) => r.id).sort()).toEqual([
+      "issue-1",
+      "issue-3",
+      "issue-4",
+      "issue-5",
+    ]);
+    await reopened.close();
+  });
+
   it("gives back every record's URL as given, GitHub's own or another host's, before and after a reopen", async () => {
     const directory = makeDataDir();
     const store = await openStore(directory);
@@ -875,6 +906,120 @@ describe("the vectra memory store", () => {
   });
 });
 
+describe("flushes that fail, and a crash in the middle of one", () => {
+  const enospc = () =>
+    Promise.reject(Object.assign(new Error("ENOSPC: no space left on device"), { code: "ENOSPC" }));
+
+  it("keeps accepting adds while every flush fails, losing nothing, and writes it all once the disk has room", async () => {
+    const directory = makeDataDir();
+    const store = await openStore(directory, { batchSize: 2, segmentSize: 4 });
+    for (let i = 1; i <= 4; i++) await store.add(issueMemory(i, `issue ${i} text`));
+    await store.flush();
+    vi.spyOn(MemorySnapshot.prototype, "writeSegment").mockImplementation(enospc);
+    vi.spyOn(MemorySnapshot.prototype, "writeHeader").mockImplementation(enospc);
+    for (let i = 5; i <= 40; i++) await store.add(issueMemory(i, `issue ${i} text`));
+    await store.remove("issue-2");
+    await store.forgetThread(3);
+    await expect(store.flush()).rejects.toThrow("ENOSPC");
+    expect((await store.stats()).records).toBe(38);
+
+    vi.restoreAllMocks();
+    await store.close();
+    const reopened = await openStore(directory, { segmentSize: 4 });
+    const ids = (await reopened.list()).map((r) => r.id);
+    expect(new Set(ids).size).toBe(ids.length);
+    expect(ids.sort()).toEqual(
+      Array.from({ length: 40 }, (_, i) => `issue-${i + 1}`)
+        .filter((id) => id !== "issue-2" && id !== "issue-3")
+        .sort(),
+    );
+    await reopened.close();
+    // The logs the failed flushes sealed went with the checkpoint that covered them.
+    expect(readdirSync(directory).filter((n) => n.startsWith("log-")).length).toBeLessThanOrEqual(
+      2,
+    );
+  });
+
+  const note = (n: number, thread?: number) => ({
+    id: `note-${n}`,
+    kind: "note" as const,
+    text: `note ${n}`,
+    repo: "acme/widgets",
+    createdAt: "2026-11-24T00:00:00Z",
+    ...(thread === undefined ? {} : { number: thread }),
+  });
+  const answer = (n: number, thread: number) => ({
+    id: `answer-${n}`,
+    kind: "answer" as const,
+    text: `answer ${n} on thread ${thread}`,
+    repo: "acme/widgets",
+    number: thread,
+    createdAt: "2026-11-24T00:00:00Z",
+  });
+
+  it.each([
+    ["before its snapshot header and manifest", () => MemorySnapshot.prototype, "sync"],
+    [
+      "after its manifest, before its snapshot header",
+      () => MemorySnapshot.prototype,
+      "writeHeader",
+    ],
+    ["after its manifest, before its log is deleted", () => WriteAheadLog.prototype, "deleteUpTo"],
+  ] as const)(
+    "loses nothing, applies nothing twice and brings back nothing removed or forgotten after a crash %s",
+    async (_, prototype, step) => {
+      const directory = makeDataDir();
+      // Not closed at the end: it is the dead process's, its flush hung for good.
+      const store = await openTestStore(directory, {
+        batchSize: 1_000,
+        segmentSize: 4,
+        ...crashable,
+      });
+      for (let i = 1; i <= 6; i++) await store.add(issueMemory(i, `issue ${i} text`));
+      await store.add(answer(1, 5));
+      await store.add(note(1, 5));
+      await store.flush();
+      // The batch the crash cuts short: an edit that lengthens a text, a removal, a forgotten
+      // thread, an append to a segment, and a put refused because its thread is forgotten.
+      await store.add(issueMemory(1, `issue 1 text, edited:${" longer".repeat(30)}`));
+      await store.remove("issue-2");
+      await store.forgetThread(5);
+      await store.add(answer(2, 5));
+      for (let i = 7; i <= 9; i++) await store.add(issueMemory(i, `issue ${i} text`));
+      await store.add(note(2));
+
+      const spy = vi
+        .spyOn(prototype() as unknown as Record<string, () => Promise<void>>, step)
+        .mockImplementationOnce(() => new Promise<never>(() => undefined));
+      void store.flush();
+      await vi.waitFor(() => expect(spy).toHaveBeenCalled());
+      vi.restoreAllMocks();
+      // Opened twice: the first open compacts.
+      for (let round = 0; round < 2; round++) {
+        const reopened = await openStore(directory, { segmentSize: 4 });
+        const records = await reopened.list();
+        const kept = records.map((r) => r.id);
+        expect(new Set(kept).size, `duplicates: ${kept.join(",")}`).toBe(kept.length);
+        expect(kept.sort()).toEqual([
+          "issue-1",
+          "issue-3",
+          "issue-4",
+          "issue-6",
+          "issue-7",
+          "issue-8",
+          "issue-9",
+          "note-1",
+          "note-2",
+        ]);
+        expect(records.find((r) => r.id === "issue-1")!.text).toContain("edited");
+        expect(await reopened.forgottenThreads()).toEqual([5]);
+        expect(ids(await reopened.search("issue 5 text", { k: 10 }))).not.toContain("issue-5");
+        await reopened.close();
+      }
+    },
+  );
+});
+
 describe("damaged memory files", () => {
   const logFiles = (directory: string) =>
     readdirSync(directory).filter((n) => n.startsWith("log-"));
@@ -1054,13 +1199,164 @@ describe("damaged memory files", () => {
     await expect(openStore(directory)).rejects.toThrow(`${file} is not a readable vectra index`);
   });
 
-  it("rejects a damaged manifest, naming it", async () => {
+  it("rejects an index file cut at an item's end that no snapshot covers, naming it, and never opens smaller", async () => {
+    const directory = makeDataDir();
+    const store = await openStore(directory, { batchSize: 1_000 });
+    await store.addMany(ISSUES.slice(0, 3).map(([n, text]) => issueMemory(n, text)));
+    await store.flush();
+    const file = join(directory, "segment-000001.pb");
+    const firstSize = readFileSync(file).length;
+    // The next flush appends the other two to the same file.
+    await store.addMany(ISSUES.slice(3).map(([n, text]) => issueMemory(n, text)));
+    await store.close();
+    const manifest = JSON.parse(readFileSync(join(directory, "manifest.json"), "utf8")) as {
+      indexBytes: Record<string, number>;
+    };
+    expect(manifest.indexBytes["1"]).toBe(readFileSync(file).length);
+    // It loses its last two items and still reads whole, and the snapshot is gone.
+    truncateSync(file, firstSize);
+    unlinkSync(join(directory, "snapshot.json"));
+    expect(await readSegment(new AtomicFileStorage(), file)).toHaveLength(3);
+    // It had opened with three records, and its checkpoint recorded the short file as right.
+    await refusedUnchanged(
+      directory,
+      `${file} is ${firstSize} bytes, shorter than the ${manifest.indexBytes["1"]} manifest.json records`,
+    );
+  });
+
+  it.each([
+    ["its manifest records its size", false],
+    ["its manifest is older than the record of sizes", true],
+  ])(
+    "rejects an empty index file that no snapshot covers, naming it, when %s",
+    async (_, oldManifest) => {
+      const { store, directory } = await seeded();
+      await store.close();
+      if (oldManifest) {
+        const manifestFile = join(directory, "manifest.json");
+        const manifest = JSON.parse(readFileSync(manifestFile, "utf8")) as {
+          indexBytes?: unknown;
+        };
+        delete manifest.indexBytes;
+        writeFileSync(manifestFile, JSON.stringify(manifest));
+      }
+      const file = join(directory, "segment-000001.pb");
+      truncateSync(file, 0);
+      unlinkSync(join(directory, "snapshot.json"));
+      // vectra reads it as an index of no records: the memory had opened empty.
+      await refusedUnchanged(directory, `${file} is empty (0 bytes)`);
+    },
+  );
+
+  it.each([
+    ["a damaged", "{ not json"],
+    ["an empty", ""],
+  ])("rejects %s manifest, naming it", async (_, content) => {
     const { store, directory } = await seeded();
     await store.close();
-    writeFileSync(join(directory, "manifest.json"), "{ not json");
+    writeFileSync(join(directory, "manifest.json"), content);
     await expect(openStore(directory)).rejects.toThrow(
       `${join(directory, "manifest.json")} is damaged`,
     );
+    expect(readdirSync(directory)).toContain("segment-000001.pb");
+  });
+
+  /** Opening `directory` fails with a MemoryCorruptError holding `message`, changing no file. */
+  async function refusedUnchanged(directory: string, message: string) {
+    const files = () =>
+      new Map(readdirSync(directory).map((name) => [name, readFileSync(join(directory, name))]));
+    const before = files();
+    const error = await openStore(directory).catch((e: unknown) => e);
+    expect(error).toBeInstanceOf(MemoryCorruptError);
+    expect((error as Error).message).toContain(message);
+    expect(files()).toEqual(before);
+  }
+
+  it("refuses a memory whose manifest is missing, naming the directory, and deletes nothing", async () => {
+    const { store, directory } = await seeded();
+    await store.close();
+    // Two more, acknowledged and in the log only: then the process dies.
+    const second = await openStore(directory, crashable);
+    await second.addMany([issueMemory(6, "six"), issueMemory(7, "seven")]);
+    unlinkSync(join(directory, "manifest.json"));
+    // It had opened with the two in the log alone, the index files deleted as unlisted, and
+    // its checkpoint then wrote a manifest of the two.
+    await refusedUnchanged(directory, `${directory} has no manifest.json, but its log starts at`);
+  });
+
+  it("refuses a memory whose manifest and log are missing, naming the directory", async () => {
+    const { store, directory } = await seeded();
+    await store.close();
+    unlinkSync(join(directory, "manifest.json"));
+    for (const name of logFiles(directory)) unlinkSync(join(directory, name));
+    await refusedUnchanged(
+      directory,
+      `${directory} has no manifest.json, but it holds rows-000001.bin, segment-000001.pb`,
+    );
+  });
+
+  it("opens, from its log, a memory whose first flush a crash cut short before it had a manifest", async () => {
+    const directory = makeDataDir();
+    // The first open's checkpoint fails (a full disk): no manifest yet, the log starts at 1.
+    vi.spyOn(WriteAheadLog.prototype, "rotate").mockRejectedValueOnce(new Error("ENOSPC"));
+    // Not closed at the end: it is the dead process's, its flush hung for good.
+    const store = await openTestStore(directory, { batchSize: 1_000, ...crashable });
+    vi.restoreAllMocks();
+    expect(readdirSync(directory)).not.toContain("manifest.json");
+    await store.addMany(ISSUES.map(([n, text]) => issueMemory(n, text)));
+    // The first flush writes the index and rows files, then the process dies before its
+    // snapshot header and manifest.
+    const never = new Promise<never>(() => undefined);
+    vi.spyOn(MemorySnapshot.prototype, "sync").mockImplementationOnce(() => never);
+    void store.flush();
+    await vi.waitFor(() => expect(MemorySnapshot.prototype.sync).toHaveBeenCalled());
+    vi.restoreAllMocks();
+    expect(readdirSync(directory)).toContain("segment-000001.pb");
+    expect(readdirSync(directory)).not.toContain("manifest.json");
+    expect(logFiles(directory).sort()[0]).toBe("log-0000000001.bin");
+
+    expect(await textsOnReopen(directory)).toEqual(ISSUES.map(([, text]) => text).sort());
+    expect(readdirSync(directory)).toContain("manifest.json");
+  });
+
+  it("opens empty a directory a crash left in its first open, with only the snapshot's files", async () => {
+    const directory = makeDataDir();
+    writeFileSync(join(directory, "vectors.i8"), "");
+    writeFileSync(join(directory, "vectors.f32"), "");
+    expect(await textsOnReopen(directory)).toEqual([]);
+  });
+
+  /** The seeded five in one append, then six and seven in a log segment after a failed flush. */
+  async function logAfterFailedFlush() {
+    const { store, directory } = await seeded(makeDataDir(), { batchSize: 1_000, ...crashable });
+    await store.flush();
+    await store.add(issueMemory(6, "six"));
+    // A flush that fails (a full disk) seals the log segment holding six.
+    vi.spyOn(MemorySnapshot.prototype, "writeSegment").mockRejectedValueOnce(new Error("ENOSPC"));
+    await expect(store.flush()).rejects.toThrow("ENOSPC");
+    vi.restoreAllMocks();
+    await store.add(issueMemory(7, "seven"));
+    return directory;
+  }
+
+  it("refuses a log with a segment missing after the checkpoint, naming it, and deletes nothing", async () => {
+    const directory = await logAfterFailedFlush();
+    const { checkpoint } = JSON.parse(readFileSync(join(directory, "manifest.json"), "utf8")) as {
+      checkpoint: number;
+    };
+    const missing = join(directory, `log-${String(checkpoint + 1).padStart(10, "0")}.bin`);
+    expect(logFiles(directory).length).toBeGreaterThan(2);
+    unlinkSync(missing);
+    // It had opened without six, and the open's checkpoint made that for good.
+    await refusedUnchanged(directory, `${missing} is missing`);
+  });
+
+  it("refuses a log with a segment missing before its last one, as well as its first", async () => {
+    const directory = await logAfterFailedFlush();
+    const logs = logFiles(directory).sort();
+    const middle = logs.at(-2)!;
+    unlinkSync(join(directory, middle));
+    await refusedUnchanged(directory, `${join(directory, middle)} is missing`);
   });
 });
 

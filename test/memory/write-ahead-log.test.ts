@@ -1,6 +1,16 @@
-import { appendFileSync, cpSync, mkdtempSync, readdirSync, readFileSync, rmSync } from "node:fs";
+import {
+  appendFileSync,
+  cpSync,
+  mkdtempSync,
+  readdirSync,
+  readFileSync,
+  rmSync,
+  unlinkSync,
+  writeFileSync,
+} from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { crc32 } from "node:zlib";
 import type * as FsPromises from "node:fs/promises";
 import { pino } from "pino";
 import { afterEach, beforeEach, describe, expect, it, vi } from "vitest";
@@ -36,7 +46,7 @@ vi.mock("node:fs/promises", async (importOriginal) => {
   };
 });
 
-const { WriteAheadLog } = await import("../../src/memory/write-ahead-log.js");
+const { MemoryCorruptError, WriteAheadLog } = await import("../../src/memory/write-ahead-log.js");
 
 const log = pino({ level: "silent" });
 const frame = (n: number) => ({ value: { n }, bytes: new Uint8Array([n]) });
@@ -111,8 +121,9 @@ describe("WriteAheadLog", () => {
     await wal.close();
     expect(readdirSync(directory).sort()).toEqual(["log-0000000002.bin", "log-0000000003.bin"]);
 
-    // The segments read at an open are deleted as the ones rotated away are.
-    const { wal: reopened, entries } = await WriteAheadLog.open<{ n: number }>(directory, 0, log);
+    // The segments read at an open are deleted as the ones rotated away are. Opened at the
+    // checkpoint that deleted segment 1, as its owner's manifest records it.
+    const { wal: reopened, entries } = await WriteAheadLog.open<{ n: number }>(directory, 1, log);
     expect(entries.map((entry) => entry.value.n)).toEqual([2, 3]);
     expect(await reopened.rotate()).toBe(3);
     await reopened.deleteUpTo(3);
@@ -154,6 +165,52 @@ describe("WriteAheadLog", () => {
     } finally {
       rmSync(crashed, { recursive: true, force: true });
     }
+  });
+
+  /** Segments 1 to 4, a frame each, as a process whose flushes failed leaves them. */
+  async function fourSegments() {
+    directorySyncs.released = true;
+    const { wal } = await WriteAheadLog.open(directory, 0, log);
+    for (let n = 1; n <= 4; n++) {
+      await wal.append([frame(n)]);
+      if (n < 4) await wal.rotate();
+    }
+    await wal.close();
+    expect(readdirSync(directory).sort()).toEqual([1, 2, 3, 4].map((n) => `log-000000000${n}.bin`));
+  }
+
+  it.each([
+    ["before the last", 0, 3],
+    ["first after the checkpoint", 1, 2],
+  ])(
+    "refuses a log whose segment %s is missing, naming it, and deletes nothing",
+    async (_, checkpoint, missing) => {
+      await fourSegments();
+      const file = join(directory, `log-000000000${missing}.bin`);
+      unlinkSync(file);
+      const before = readdirSync(directory).sort();
+      const error = await WriteAheadLog.open(directory, checkpoint, log).catch((e: unknown) => e);
+      expect(error).toBeInstanceOf(MemoryCorruptError);
+      expect((error as Error).message).toContain(`${file} is missing`);
+      // Not even the segments the checkpoint covers: the open stops before it changes anything.
+      expect(readdirSync(directory).sort()).toEqual(before);
+    },
+  );
+
+  it("reads on from a segment of the earlier format into the binary one after it", async () => {
+    directorySyncs.released = true;
+    const json = JSON.stringify({ n: 1 });
+    writeFileSync(
+      join(directory, "log-0000000001.jsonl"),
+      `${crc32(json).toString(16).padStart(8, "0")} ${json}\n`,
+    );
+    const { wal } = await WriteAheadLog.open(directory, 0, log);
+    await wal.append([frame(2)]);
+    await wal.close();
+    expect(readdirSync(directory).sort()).toEqual(["log-0000000001.jsonl", "log-0000000002.bin"]);
+    const { wal: reopened, entries } = await WriteAheadLog.open<{ n: number }>(directory, 0, log);
+    expect(entries.map((entry) => entry.value.n)).toEqual([1, 2]);
+    await reopened.close();
   });
 
   it("opens the next segment again at a rotation when opening it ahead failed", async () => {
