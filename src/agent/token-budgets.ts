@@ -116,6 +116,13 @@ const State = z.object({
 });
 type State = z.infer<typeof State>;
 
+/**
+ * Notices kept a day: at most this many of one installation (its oldest give way to its newest),
+ * and this many in all (a new one is then refused). One list for every installation had let one
+ * installation's flood of over-budget threads push out another's notices, whose threads were
+ * then told twice (found by a review).
+ */
+const MAX_NOTICES_PER_INSTALLATION = 1_000;
 const MAX_NOTICES = 10_000;
 const SAVE_DELAY_MS = 1_000;
 const DAY_MS = 86_400_000;
@@ -142,6 +149,12 @@ const sumOf = (charges: UnstoredCharge[], of: (charge: UnstoredCharge) => boolea
 export class TokenBudgets {
   readonly #options: TokenBudgetsOptions;
   #state: State;
+  /**
+   * The day the counts moved on from, while the clock has moved past it: if the clock turns out
+   * to have jumped (a VM resumed with a wrong clock) and is corrected, its spending and notices
+   * are still that day's (see #today). In this process only.
+   */
+  #left: State | undefined;
   #saving: Promise<void> = Promise.resolve();
   readonly #charging = new Set<Promise<unknown>>();
   /**
@@ -326,8 +339,18 @@ export class TokenBudgets {
           (notice) => notice === key || notice.startsWith(`${key}@`),
         );
         if (taken !== undefined) return claimant !== undefined && taken === mine;
+        const own = `${installation}/`;
+        const owned = state.notices.filter((notice) => notice.startsWith(own)).length;
+        if (owned >= MAX_NOTICES_PER_INSTALLATION)
+          state.notices.splice(
+            state.notices.findIndex((notice) => notice.startsWith(own)),
+            1,
+          );
+        else if (state.notices.length >= MAX_NOTICES) {
+          log.warn({ thread: key }, "over-budget notice not posted: today's notices are full");
+          return false;
+        }
         state.notices.push(mine);
-        if (state.notices.length > MAX_NOTICES) state.notices.shift();
         this.#save();
         return true;
       },
@@ -401,16 +424,22 @@ export class TokenBudgets {
    * otherwise have wiped, and the file with it. But only a day ahead at most: a clock stepped
    * far forward once (a VM resumed with a wrong clock) and then corrected had frozen the budgets
    * on that far day, the file too, refusing every model call until the calendar caught up
-   * (found by a review). What was spent on such a day counts as today's here; in shared counts
-   * (Redis, PostgreSQL) it stays the far day's.
+   * (found by a review). What was spent on such a day counts as today's here, added to what
+   * today had spent before the jump (which had been dropped: the day's budget paid twice, and its
+   * notices given again; found by a review); in shared counts (Redis, PostgreSQL) it stays the
+   * far day's.
    */
   #today(): State {
     const day = this.#dayNow(this.#state.day);
     if (day === this.#state.day) return this.#state;
-    this.#state =
-      this.#state.day > day
-        ? { ...this.#state, day }
-        : { day, installations: {}, repositories: {}, notices: [] };
+    if (this.#state.day > day) {
+      const left = this.#left?.day === day ? this.#left : undefined;
+      this.#state = left ? mergeDays(left, this.#state) : { ...this.#state, day };
+      this.#left = undefined;
+    } else {
+      this.#left = this.#state;
+      this.#state = { day, installations: {}, repositories: {}, notices: [] };
+    }
     return this.#state;
   }
 
@@ -444,4 +473,20 @@ export class TokenBudgets {
 
 function utcDay(ms: number): string {
   return new Date(ms).toISOString().slice(0, 10);
+}
+
+/** What a day spent before the clock jumped, and what was spent on the far day meanwhile. */
+function mergeDays(day: State, far: State): State {
+  const add = (a: Record<string, number>, b: Record<string, number>) => {
+    const sum = { ...a };
+    for (const [key, tokens] of Object.entries(b)) sum[key] = (sum[key] ?? 0) + tokens;
+    return sum;
+  };
+  return {
+    day: day.day,
+    installations: add(day.installations, far.installations),
+    repositories: add(day.repositories, far.repositories),
+    notices: [...new Set([...day.notices, ...far.notices])].slice(-MAX_NOTICES),
+    ...(day.lost || far.lost ? { lost: true } : {}),
+  };
 }

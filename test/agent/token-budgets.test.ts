@@ -1,4 +1,4 @@
-import { writeFileSync } from "node:fs";
+import { readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { describe, expect, it } from "vitest";
 import {
@@ -144,6 +144,24 @@ describe("token budgets", () => {
     expect(account.remaining()).toBe(10_000);
   });
 
+  it("adds to what today spent before the clock jumped far ahead, and keeps its notices, once corrected", async () => {
+    // That day's counts had been dropped at the jump: its budget paid twice, its notices given
+    // again (found by a review).
+    const DAY = 86_400_000;
+    const clock = createFakeClock(Date.UTC(2026, 10, 24, 12));
+    const { budgets } = await open(join(makeDataDir(), "budgets.json"), clock, 10_000, 60_000);
+    const today = await budgets.account({ installation: 1, repository: 10 });
+    today.charge(9_000);
+    expect(await today.takeNotice("7")).toBe(true);
+    clock.advance(365 * DAY);
+    (await budgets.account({ installation: 1, repository: 99 })).charge(100);
+    clock.advance(-365 * DAY);
+    const corrected = await budgets.account({ installation: 1, repository: 10 });
+    expect(corrected.remaining()).toBe(900);
+    expect(await corrected.takeNotice("7")).toBe(false);
+    expect(await corrected.takeNotice("8")).toBe(true);
+  });
+
   it("survives a restart, notices included", async () => {
     const clock = createFakeClock();
     const file = join(makeDataDir(), "budgets.json");
@@ -205,6 +223,41 @@ describe("token budgets", () => {
       const account = await restarted.budgets.account({ installation: 1, repository: 10 });
       expect(account.remaining(), `day ${later}`).toBe(6_000);
     }
+  });
+
+  it("keeps one installation's notices from pushing out another's: each gives way only to its own", async () => {
+    // One list for all had dropped the oldest: an installation whose budget is spent (its owner
+    // may set `budget.daily_tokens: 1`) and whose commands span a thousand threads gave another
+    // installation's thread the day's notice a second time (found by a review).
+    const file = join(makeDataDir(), "budgets.json");
+    const { budgets } = await open(file, createFakeClock(), 10_000, 6_000);
+    const victim = await budgets.account({ installation: 1, repository: 10 });
+    expect(await victim.takeNotice("7", "100")).toBe(true);
+    const flood = await budgets.account({ installation: 2, repository: 20 });
+    for (let thread = 1; thread <= 1_500; thread++)
+      expect(await flood.takeNotice(String(thread), String(1_000_000 + thread))).toBe(true);
+    expect(await victim.takeNotice("7", "101")).toBe(false);
+    // Its own oldest gave way (told twice, by its own doing), its newest are kept.
+    expect(await flood.takeNotice("1", "2000001")).toBe(true);
+    expect(await flood.takeNotice("1500", "2001500")).toBe(false);
+    await budgets.flush();
+    const saved = JSON.parse(readFileSync(file, "utf8")) as { notices: string[] };
+    expect(saved.notices.filter((n) => n.startsWith("2/")).length).toBe(1_000);
+    expect(saved.notices).toContain("1/10#7@100");
+  });
+
+  it("refuses a notice, and logs it, once the day's notices of every installation are full", async () => {
+    const { budgets, logs } = await open(join(makeDataDir(), "budgets.json"), createFakeClock());
+    for (let installation = 1; installation <= 10; installation++) {
+      const account = await budgets.account({ installation, repository: installation * 10 });
+      for (let thread = 1; thread <= 1_000; thread++) await account.takeNotice(String(thread));
+    }
+    const late = await budgets.account({ installation: 11, repository: 110 });
+    expect(await late.takeNotice("1")).toBe(false);
+    expect(logs.text()).toContain("over-budget notice not posted: today's notices are full");
+    // An installation at its own bound still takes its newest, giving up its oldest.
+    const full = await budgets.account({ installation: 3, repository: 30 });
+    expect(await full.takeNotice("1001")).toBe(true);
   });
 
   it("gives a thread's notice again to the comment that took it, and to no other", async () => {
