@@ -20,6 +20,11 @@ export interface PullRequestEvent {
   authorIsBot: boolean;
   /** False when a bot sent the event: memory follows it, and nothing else runs. */
   automatic: boolean;
+  /**
+   * An edit that retargeted the base branch: the diff is another one at the same head, so the
+   * summary is written again from the whole pull request, and no push review runs.
+   */
+  baseChanged: boolean;
 }
 
 export interface PullRequestChangedOptions extends AutomationOptions {
@@ -35,11 +40,11 @@ const MAX_TITLE_CHARS = 256;
 const MAX_STALE_REVIEWS = 2;
 
 /**
- * A pull request opened, reopened, made ready or pushed to: memory follows it (bots' too), its
- * summary is refreshed, and once a maintainer has asked for a review, each push's new changes
- * are reviewed. Nothing runs while it is a draft: made ready, it gets both for its head, pushes
- * made as a draft included. Jobs of one pull request run one at a time, and each works on the
- * head as it is when the job runs: of a burst of pushes, the first job does the work and the
+ * A pull request opened, reopened, made ready, pushed to or retargeted: memory follows it (bots'
+ * too), its summary is refreshed, and once a maintainer has asked for a review, each push's new
+ * changes are reviewed. Nothing runs while it is a draft: made ready, it gets both for its head,
+ * pushes made as a draft included. Jobs of one pull request run one at a time, and each works on
+ * the head as it is when the job runs: of a burst of pushes, the first job does the work and the
  * rest find the summary and review already at the head.
  */
 export async function onPullRequestChanged(options: PullRequestChangedOptions): Promise<void> {
@@ -49,7 +54,9 @@ export async function onPullRequestChanged(options: PullRequestChangedOptions): 
   // review: it is reported once they have run, which fails the job so that it runs again (and
   // finds the summary and the review already at the head).
   let memoryError: unknown;
-  if (event.action === "opened" || event.action === "reopened") {
+  // An edit comes here only when it retargeted the pull request; it may have changed the title
+  // or body as well, which memory would otherwise have been told by the thread-changed job.
+  if (event.action === "opened" || event.action === "reopened" || event.action === "edited") {
     try {
       const memory = await options.memory();
       if (memory) await memory.add(toIssueMemory(repo, event.issue));
@@ -96,12 +103,20 @@ async function summarizeAndReview(options: PullRequestChangedOptions): Promise<v
         settings: config.review,
         mayRun: mayRun("summary"),
         botLogin,
+        baseChanged: event.baseChanged,
       });
       metrics.pullRequestRuns.inc({ kind: "pr_summary", outcome: summary.status });
     }
     // Not on "opened": no review can have been asked for yet. A pull request made ready (or
-    // reopened) has had its pushes skipped meanwhile: the review takes them all at once.
-    if (event.action !== "opened" && config.review.enabled && config.review.on_push) {
+    // reopened) has had its pushes skipped meanwhile: the review takes them all at once. Not on
+    // a retarget: no one pushed, and a review unasked of what the new base brings would be one
+    // more review no one wanted; `/talos review --full` reads the new diff whole.
+    if (
+      event.action !== "opened" &&
+      !event.baseChanged &&
+      config.review.enabled &&
+      config.review.on_push
+    ) {
       running = "review";
       const review = (head: PullRequestInfo) =>
         reviewPullRequest({
@@ -164,6 +179,8 @@ function skipReasonAt(
 /** Why the automatic work does not apply to this pull request, or undefined when it does. */
 export function skipReason(event: PullRequestEvent, config: RepoConfig): string | undefined {
   if (!event.automatic) return "a bot sent the event";
+  // Only a retarget changes what the summary describes; other edits are memory's alone.
+  if (event.action === "edited" && !event.baseChanged) return "the edit did not change the base";
   if (!config.pull_requests.enabled && !(config.review.enabled && config.review.on_push))
     return "pull_requests.enabled and review.on_push are off";
   if (event.issue.state !== "open") return "the pull request is closed";

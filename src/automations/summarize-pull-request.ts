@@ -31,6 +31,12 @@ export interface SummarizePullRequestOptions {
   settings: RepoConfig["review"];
   /** Asked once the run is known to be needed, before the model is called. */
   mayRun: () => Promise<boolean>;
+  /**
+   * The base branch changed (a retarget): the summary at this head describes the diff against
+   * the old base, so it is written again from the whole pull request. Its marker names only the
+   * head, so a retried job writes it again too, editing the same comment.
+   */
+  baseChanged?: boolean | undefined;
   botLogin: string;
   markdown: MarkdownService;
   limits: GitHubLimits;
@@ -65,8 +71,8 @@ const NEVER_SHOWN: ReadonlySet<SkipReason> = new Set<SkipReason>(["ignored", "un
  * describes. A summary already at the head is left alone. Otherwise, when the head descends from
  * the summarized commit, the model reads only what changed since, with the previous summary (a
  * push that brings no diff the model is shown keeps the summary's text unasked); after a
- * force-push, or a push that took back part of what it describes, it reads the whole pull
- * request again.
+ * force-push, or a push that took back part of what it describes, or a retarget to another
+ * base branch, it reads the whole pull request again.
  */
 export async function summarizePullRequest(
   options: SummarizePullRequestOptions,
@@ -78,13 +84,16 @@ export async function summarizePullRequest(
     (comment) => findSummary([comment], options.botLogin) !== undefined,
   );
   const existing = findSummary(comments, options.botLogin);
-  if (existing?.sha === pull.headSha) return { status: "current", head: pull.headSha };
+  const baseChanged = options.baseChanged === true;
+  if (existing?.sha === pull.headSha && !baseChanged)
+    return { status: "current", head: pull.headSha };
   if (!(await options.mayRun())) return { status: "over-budget" };
   const changes = await loadPullRequestChanges({
     github,
     pulls: options.pulls,
     pull,
-    since: existing?.sha,
+    // The summarized commit's changes were read against the old base: none of it still holds.
+    since: baseChanged ? undefined : existing?.sha,
     listAll: true,
     wholeAfterRevert: true,
     settings: options.settings,

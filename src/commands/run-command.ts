@@ -1,6 +1,8 @@
 import { LlmError } from "../agent/run-agent.js";
 import { BudgetExceededError } from "../agent/token-budgets.js";
 import { causesOf } from "../causes-of.js";
+import { isRateLimited } from "../github/octokit.js";
+import { MarkdownWorkersClosedError } from "../markdown/markdown-workers.js";
 import type { CommandContext, CommandReply } from "./command-registry.js";
 import type { ParsedCommand } from "./parse-command.js";
 
@@ -25,6 +27,7 @@ export async function runCommand(
     try {
       reply = await command.run({ ...context, args: parsed.args });
     } catch (error) {
+      if (runsAgain(error)) throw error;
       if (error instanceof BudgetExceededError) {
         log.warn({ command: command.name, budget: error.scope }, "command refused: budget spent");
         const { issue, comment } = context;
@@ -93,6 +96,21 @@ function statusOf(error: Error): unknown {
 function isContextOverflow(error: Error): boolean {
   if ((error as { code?: unknown }).code === "context_length_exceeded") return true;
   return /context (length|window|size)|maximum context/i.test(error.message.slice(0, 500));
+}
+
+/**
+ * A failure the job runs again for, which a reply would misname: GitHub refusing for a rate limit
+ * (a review "submitted too quickly" once its retries were spent: the runner waits the limit out,
+ * uncounted) or Talos stopping (its Markdown workers closed). Replied to, `review` had said it
+ * failed, and the job ended.
+ */
+function runsAgain(error: unknown): boolean {
+  if (error instanceof LlmError) return false; // the model's 429 is its own, waited out already
+  return causesOf(error).some(
+    (cause) =>
+      cause instanceof MarkdownWorkersClosedError ||
+      ((cause as { response?: unknown }).response !== undefined && isRateLimited(cause)),
+  );
 }
 
 function budgetNotice(name: string, error: BudgetExceededError): string {

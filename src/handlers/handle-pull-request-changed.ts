@@ -20,7 +20,25 @@ export type PullRequestChangedEvent =
   | "pull_request.opened"
   | "pull_request.reopened"
   | "pull_request.ready_for_review"
-  | "pull_request.synchronize";
+  | "pull_request.synchronize"
+  // Only an edit that retargeted the base branch (isBaseChange); other edits are memory's.
+  | "pull_request.edited";
+
+// What `pull_request.edited` says of a retarget: `changes.base.ref.from` and `.sha.from`.
+// https://docs.github.com/en/webhooks/webhook-events-and-payloads#pull_request
+const BaseChange = z.object({
+  action: z.literal("edited"),
+  changes: z.object({ base: z.object({}).passthrough() }),
+});
+
+/**
+ * The pull request's base branch changed (an edit that retargeted it): its diff is another one,
+ * though its head did not move. Read from the raw payload, before the delivery is journaled, so
+ * anything else (a title edit, a malformed `changes`) is no base change.
+ */
+export function isBaseChange(payload: unknown): boolean {
+  return BaseChange.safeParse(payload).success;
+}
 
 const PullRequestChanged = z.object({
   action: z.string(),
@@ -32,7 +50,10 @@ const PullRequestChanged = z.object({
   installation: InstallationPayload,
 });
 
-/** A pull request opened, reopened, made ready or pushed to: memory, summary, push review. */
+/**
+ * A pull request opened, reopened, made ready, pushed to or retargeted: memory, summary, push
+ * review.
+ */
 // The same services as a new issue's automatic work.
 export function createPullRequestChangedHandler(deps: IssuesOpenedDeps) {
   return async (context: Context<PullRequestChangedEvent>, run: JobRun): Promise<void> => {
@@ -53,6 +74,7 @@ export function createPullRequestChangedHandler(deps: IssuesOpenedDeps) {
         draft: pull_request.draft ?? false,
         authorIsBot: pull_request.user?.type === "Bot",
         automatic: !isBotSender(context.payload.sender),
+        baseChanged: isBaseChange(context.payload),
       },
       config,
       job: run.id,

@@ -21,6 +21,7 @@ import {
 } from "./handle-repository-changed.js";
 import {
   createPullRequestChangedHandler,
+  isBaseChange,
   type PullRequestChangedEvent,
 } from "./handle-pull-request-changed.js";
 import { createThreadChangedHandler, type ThreadChangedEvent } from "./handle-thread-changed.js";
@@ -39,11 +40,10 @@ const THREAD_CHANGES: ThreadChangedEvent[] = [
   "issues.reopened",
   "issues.deleted",
   "issues.transferred",
-  "pull_request.edited",
   "pull_request.closed",
 ];
 
-const PULL_REQUEST_CHANGES: PullRequestChangedEvent[] = [
+const PULL_REQUEST_CHANGES: Exclude<PullRequestChangedEvent, "pull_request.edited">[] = [
   "pull_request.opened",
   "pull_request.reopened",
   "pull_request.ready_for_review",
@@ -93,14 +93,25 @@ export function registerHandlers(app: Pick<Probot, "on">, deps: HandlerDeps): vo
     "issues.opened",
     guardEvent(deps, "issue-opened", createIssuesOpenedHandler(deps), { bots: "follow" }),
   );
-  app.on(
-    THREAD_CHANGES,
-    guardEvent(deps, "thread-changed", createThreadChangedHandler(deps), { bots: "follow" }),
-  );
+  const threadChanged = guardEvent(deps, "thread-changed", createThreadChangedHandler(deps), {
+    bots: "follow",
+  });
+  app.on(THREAD_CHANGES, threadChanged);
   // Bots' pull requests are remembered; their summaries and reviews are skipped in the handler.
-  app.on(
-    PULL_REQUEST_CHANGES,
-    guardEvent(deps, "pull-request", createPullRequestChangedHandler(deps), { bots: "follow" }),
+  const pullRequestChanged = guardEvent(
+    deps,
+    "pull-request",
+    createPullRequestChangedHandler(deps),
+    { bots: "follow" },
+  );
+  app.on(PULL_REQUEST_CHANGES, pullRequestChanged);
+  // A retarget changes the pull request's diff though not its head: it is journaled as the
+  // pull request's work, which remembers it and writes its summary again (it had only updated
+  // memory, and the summary went on describing the diff against the old base until the next
+  // push). Any other edit (title, body) only updates memory. One registration, so that one
+  // delivery still runs one handler.
+  app.on("pull_request.edited", (context) =>
+    isBaseChange(context.payload) ? pullRequestChanged(context) : threadChanged(context),
   );
   app.on(
     [
@@ -128,6 +139,7 @@ export function registerHandlers(app: Pick<Probot, "on">, deps: HandlerDeps): vo
     "issues.opened",
     ...THREAD_CHANGES,
     ...PULL_REQUEST_CHANGES,
+    "pull_request.edited",
     ...REPOSITORY_CHANGES,
   ];
   app.on(

@@ -16,7 +16,7 @@ import type {
   PullRequestInfo,
 } from "../github/create-pull-request-client.js";
 import type { RepoClient } from "../github/create-repo-client.js";
-import { rateLimitWaitMs, statusOf } from "../github/octokit.js";
+import { isRateLimited, rateLimitWaitMs, statusOf } from "../github/octokit.js";
 import type { MarkdownService } from "../markdown/markdown-workers.js";
 import { loadPullRequestChanges, type PullRequestChanges } from "./load-pull-request-changes.js";
 import type { Hunk } from "./parse-patch.js";
@@ -162,7 +162,10 @@ export async function reviewPullRequest(options: ReviewPullRequestOptions): Prom
     log.info({ analysed: head, head: now }, "review not posted: the head moved during the review");
     return { status: "stale", analysed: head, head: now };
   }
-  const body = renderReviewBody(pull, changes, answer, placement.dropped.length);
+  // A comment whose line the parser could not read is left out as surely as one off the diff,
+  // and the reader is owed the same count (it had been in the metric alone).
+  const leftOut = placement.dropped.length + (answer?.malformed ?? 0);
+  const body = renderReviewBody(pull, changes, answer, leftOut);
   const posted = await postReview(options, pull, body, placement.placed);
   log.info(
     {
@@ -248,7 +251,8 @@ function renderReviewBody(
   pull: PullRequestInfo,
   changes: PullRequestChanges,
   answer: ReviewAnswer | undefined,
-  dropped: number,
+  /** Comments placement dropped, and those the answer held that were no comments. */
+  leftOut: number,
 ): string {
   const cutBeforeAnything = answer?.cut === true && !answer.structured;
   const parts = [
@@ -263,9 +267,9 @@ function renderReviewBody(
   if (answer?.cut && !cutBeforeAnything) parts.push(CUT_NOTE);
   const notReviewed = renderNotReviewed(changes);
   if (notReviewed) parts.push(notReviewed);
-  if (dropped > 0)
+  if (leftOut > 0)
     parts.push(
-      `_${dropped} more inline ${dropped === 1 ? "comment was" : "comments were"} left out: not on a line of this diff, or over \`review.max_comments\`._`,
+      `_${leftOut} more inline ${leftOut === 1 ? "comment was" : "comments were"} left out: not on a line of this diff (or on no line that could be read), or over \`review.max_comments\`._`,
     );
   return parts.join("\n\n");
 }
@@ -273,7 +277,10 @@ function renderReviewBody(
 /**
  * Creates the review. Every text goes through `toSafeMarkdown`. GitHub refusing an inline
  * comment (422) after the diff check passed means the diff changed under us: the review is then
- * posted without its inline comments rather than lost.
+ * posted without its inline comments rather than lost. A 422 that is a rate limit ("was
+ * submitted too quickly") says nothing of the comments, so it is thrown: the job, a push's or a
+ * command's (runCommand lets it through), is retried once the limit has passed (the runner reads
+ * the wait).
  */
 async function postReview(
   options: ReviewPullRequestOptions,
@@ -316,7 +323,9 @@ async function postReview(
     });
     return { url: review.url, comments: comments.length };
   } catch (error) {
-    if ((error as { status?: number }).status !== 422 || comments.length === 0) throw error;
+    // Still rate-limited once createOrFind's waits are spent: sent again at once without its
+    // comments, it had been posted bare, blaming a diff that had not changed (found by a review).
+    if (statusOf(error) !== 422 || comments.length === 0 || isRateLimited(error)) throw error;
     options.log.warn(
       { err: error },
       "GitHub refused the inline comments; posting the review without them",

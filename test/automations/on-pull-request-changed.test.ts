@@ -26,6 +26,7 @@ function event(changes: Partial<PullRequestEvent> & { title?: string; author?: s
     draft: false,
     authorIsBot: false,
     automatic: true,
+    baseChanged: false,
     ...rest,
   } satisfies PullRequestEvent;
 }
@@ -60,6 +61,16 @@ describe("skipReason", () => {
       "a bot opened the pull request",
     );
     expect(skipReason(event({ automatic: false }), defaults)).toBe("a bot sent the event");
+  });
+
+  it("lets a retarget through, and no other edit; a bot's retarget runs nothing either", () => {
+    expect(skipReason(event({ action: "edited", baseChanged: true }), defaults)).toBeUndefined();
+    expect(skipReason(event({ action: "edited" }), defaults)).toBe(
+      "the edit did not change the base",
+    );
+    expect(
+      skipReason(event({ action: "edited", baseChanged: true, automatic: false }), defaults),
+    ).toBe("a bot sent the event");
   });
 
   it("honours ignore_authors (any case) and a custom title pattern, and skips everything when the pattern is broken", () => {

@@ -6,6 +6,7 @@ import {
   mockAppIdentity,
   mockInstallationToken,
   mockRepoConfig,
+  recordUnmatchedRequests,
 } from "../helpers/github-mocks.js";
 import { createTokenCounter } from "../../src/agent/count-tokens.js";
 import { NON_DIFF_TOKENS } from "../../src/pulls/render-changes.js";
@@ -106,7 +107,7 @@ function mockStart(scope: Scope, yaml = "review:\n  max_comments: 8\n", identity
 }
 
 /** What every model run reads: the repository (system prompt) and the base's `.gitattributes`. */
-function mockRunReads(scope: Scope, gitattributes?: string) {
+function mockRunReads(scope: Scope, gitattributes?: string, base = "master") {
   scope.get(REPO).reply(200, {
     full_name: "Codertocat/Hello-World",
     default_branch: "master",
@@ -114,7 +115,7 @@ function mockRunReads(scope: Scope, gitattributes?: string) {
     archived: false,
     description: "My first repository",
   });
-  const attributes = scope.get(`${REPO}/contents/.gitattributes`).query({ ref: "master" });
+  const attributes = scope.get(`${REPO}/contents/.gitattributes`).query({ ref: base });
   if (gitattributes === undefined) attributes.reply(404, { message: "Not Found" });
   else
     attributes.reply(200, {
@@ -834,6 +835,33 @@ describe("pull-request summaries: edge cases", () => {
     expect(prompt).not.toContain("There is no earlier summary");
     expect(prompt).toContain("`setTheme` now needs a store.");
   });
+
+  it("a pull request whose head repository was deleted (head.repo null) is summarized on a push as any other", async () => {
+    const model = scriptedModel().respond(new AIMessage("- **What it changes**: the theme."));
+    const app = await createTestApp({ model });
+    const scope = githubScope();
+    const unmatched = recordUnmatchedRequests();
+    mockStart(scope);
+    scope
+      .get(`${REPO}/pulls/2`)
+      .reply(200, pull(HEAD_1, { head: { sha: HEAD_1, ref: "changes", repo: null, user: null } }));
+    scope.get(`${REPO}/issues/2/comments`).query({ per_page: "100" }).reply(200, []);
+    mockFiles(scope, SMALL);
+    // A push: the review runs only once one was asked for.
+    mockReviews(scope, "none");
+    mockRunReads(scope);
+    const posted: Array<{ body: string }> = [];
+    scope.post(`${REPO}/issues/2/comments`, capture(posted)).reply(201, { id: 700 });
+
+    await receive(app, "pull_request", "pull_request.synchronize.json", (p) => {
+      p.pull_request.head.repo = null;
+    });
+
+    expect(unmatched).toEqual([]);
+    expect(scope.pendingMocks()).toEqual([]);
+    expect(posted).toHaveLength(1);
+    expect(posted[0]!.body.endsWith(`<!-- talos:pr-summary:${HEAD_1} -->`)).toBe(true);
+  });
 });
 
 describe("pull requests: a comparison GitHub cannot generate", () => {
@@ -1436,5 +1464,171 @@ describe("pull requests: a long description in a script of many tokens", () => {
     );
     expect(prompt).toBeLessThanOrEqual(12_000 - 1_500);
     expect(String(model.calls[0]!.messages[1]!.content)).toContain("The summary so far");
+  });
+});
+
+describe("pull requests: retargeted to another base branch (pull_request.edited with changes.base)", () => {
+  // fixtures/pull_request.edited.base.json: master to release, the head still HEAD_1.
+  const NEW_BASE = "1111111111111111111111111111111111111111";
+  // Against `release`, the same head also brings in a file master already had.
+  const RETARGETED = [
+    ...SMALL,
+    {
+      filename: "src/payments.js",
+      status: "added",
+      additions: 2,
+      deletions: 0,
+      changes: 2,
+      patch: "@@ -0,0 +1,2 @@\n+export function charge(card) {\n+}",
+    },
+  ];
+  const retargeted = () =>
+    pull(HEAD_1, { base: { sha: NEW_BASE, ref: "release" }, changed_files: RETARGETED.length });
+  const jobsOf = async (app: TestApp) =>
+    (await app.talos.metrics.jobs.get()).values.map((v) => [v.labels.kind, v.labels.outcome]);
+
+  it("writes the summary at the same head again from the whole diff against the new base, and reviews nothing", async () => {
+    const model = scriptedModel().respond(new AIMessage("- **What it changes**: theme, payments."));
+    const app = await createTestApp({ model });
+    const scope = githubScope();
+    const unmatched = recordUnmatchedRequests();
+    mockStart(scope);
+    scope.get(`${REPO}/pulls/2`).reply(200, retargeted());
+    // The summary of this head, written against master: had it been "current", it would go on
+    // listing the old diff's files until the next push.
+    mockSummaryComment(scope, HEAD_1, "- **What it changes**: the theme.");
+    mockFiles(scope, RETARGETED);
+    mockRunReads(scope, undefined, "release");
+    const edited: Array<{ body: string }> = [];
+    scope.patch(`${REPO}/issues/comments/700`, capture(edited)).reply(200, { id: 700 });
+
+    await receive(app, "pull_request", "pull_request.edited.base.json");
+
+    // No `pulls/2/reviews`: a retarget gets no push review.
+    expect(unmatched).toEqual([]);
+    expect(scope.pendingMocks()).toEqual([]);
+    expect(model.calls).toHaveLength(1);
+    const prompt = String(model.calls[0]!.messages[1]!.content);
+    expect(prompt).toContain("There is no earlier summary");
+    expect(prompt).toContain("+export function charge(card) {");
+    expect(edited).toHaveLength(1);
+    expect(edited[0]!.body).toContain("covering the whole pull request");
+    expect(edited[0]!.body).toContain("`src/payments.js` +2 −0");
+    expect(edited[0]!.body.endsWith(`<!-- talos:pr-summary:${HEAD_1} -->`)).toBe(true);
+    const runs = (await app.talos.metrics.pullRequestRuns.get()).values;
+    expect(runs.map((v) => [v.labels.kind, v.labels.outcome, v.value])).toEqual([
+      ["pr_summary", "posted", 1],
+    ]);
+    expect(await jobsOf(app)).toEqual([["pull-request", "done"]]);
+  });
+
+  it("a job retried after the summary was written edits the same comment again, posting none", async () => {
+    const local = createLocalEmbedder();
+    const state = { down: true };
+    const embedder: Embedder = {
+      ...local,
+      embed: async (texts) => {
+        if (state.down) throw new Error("embeddings endpoint: 503 Service Unavailable");
+        return local.embed(texts);
+      },
+    };
+    const clock = createManualClock();
+    const model = scriptedModel()
+      .respond(new AIMessage("- **What it changes**: theme, payments."))
+      .respond(new AIMessage("- **What it changes**: theme, payments."));
+    const app = await createTestApp({ model, embedder, clock });
+    const first = githubScope();
+    const unmatched = recordUnmatchedRequests();
+    mockStart(first);
+    first.get(`${REPO}/pulls/2`).reply(200, retargeted());
+    mockSummaryComment(first, HEAD_1, "- **What it changes**: the theme.");
+    mockFiles(first, RETARGETED);
+    mockRunReads(first, undefined, "release");
+    const edited: Array<{ body: string }> = [];
+    first.patch(`${REPO}/issues/comments/700`, capture(edited)).reply(200, { id: 700 });
+
+    await receive(app, "pull_request", "pull_request.edited.base.json");
+    expect(first.pendingMocks()).toEqual([]);
+    // Remembering it failed: the job fails after the summary, and runs again.
+    expect(app.logs.lines().some((l) => l.msg === "job failed; will retry")).toBe(true);
+
+    state.down = false;
+    const retry = githubScope();
+    retry.get(`${REPO}/pulls/2`).reply(200, retargeted());
+    retry
+      .get(`${REPO}/issues/2/comments`)
+      .query({ per_page: "100" })
+      .reply(200, [
+        {
+          id: 700,
+          user: { login: BOT },
+          body: edited[0]!.body,
+          created_at: "2026-11-20T10:00:00Z",
+        },
+      ]);
+    mockFiles(retry, RETARGETED);
+    retry.patch(`${REPO}/issues/comments/700`, capture(edited)).reply(200, { id: 700 });
+    await clock.advance(30_000);
+    await app.talos.services.jobs.idle();
+
+    expect(unmatched).toEqual([]);
+    expect(retry.pendingMocks()).toEqual([]);
+    expect(edited).toHaveLength(2);
+    expect(edited[1]!.body).toContain("`src/payments.js` +2 −0");
+    const memory = await app.talos.memory.open({
+      installation: 2,
+      repository: HELLO_WORLD,
+      name: "Codertocat/Hello-World",
+    });
+    expect((await memory.list()).map((r) => r.id)).toContain("pull_request-2");
+  });
+
+  it("a retarget a bot made updates memory and runs nothing else", async () => {
+    const model = scriptedModel();
+    const app = await createTestApp({ model });
+    const scope = githubScope();
+    const unmatched = recordUnmatchedRequests();
+    // Skipped before anything is read: not even the app's identity or the pull request.
+    mockStart(scope, undefined, false);
+
+    await receive(app, "pull_request", "pull_request.edited.base.json", (p) => {
+      p.sender = { login: "renovate[bot]", id: 29139614, type: "Bot" };
+      p.pull_request.title = "Add a dark theme, retargeted";
+    });
+
+    expect(unmatched).toEqual([]);
+    expect(scope.pendingMocks()).toEqual([]);
+    expect(model.callCount).toBe(0);
+    const memory = await app.talos.memory.open({
+      installation: 2,
+      repository: HELLO_WORLD,
+      name: "Codertocat/Hello-World",
+    });
+    expect((await memory.get("pull_request-2"))?.text).toMatch(/^Add a dark theme, retargeted/);
+    expect(await jobsOf(app)).toEqual([["pull-request", "done"]]);
+  });
+
+  it("an edit of the title or body alone only updates memory, as before", async () => {
+    const model = scriptedModel();
+    const app = await createTestApp({ model });
+    const scope = githubScope();
+    const unmatched = recordUnmatchedRequests();
+    mockStart(scope, undefined, false);
+
+    await receive(app, "pull_request", "pull_request.edited.base.json", (p) => {
+      p.changes = { title: { from: "Update the README" } };
+      p.pull_request.title = "Add a dark theme, renamed";
+    });
+
+    expect(unmatched).toEqual([]);
+    expect(scope.pendingMocks()).toEqual([]);
+    expect(model.callCount).toBe(0);
+    const memory = await app.talos.memory.open({
+      installation: 2,
+      repository: HELLO_WORLD,
+      name: "Codertocat/Hello-World",
+    });
+    expect((await memory.get("pull_request-2"))?.text).toMatch(/^Add a dark theme, renamed/);
+    expect(await jobsOf(app)).toEqual([["thread-changed", "done"]]);
   });
 });

@@ -37,7 +37,10 @@ export async function runReview(options: {
       new AIMessage(JSON.stringify({ verdict: "ok", comments: options.comments ?? [] })),
   );
   const posted: Array<{ path: string }> = [];
-  const created: Array<{ body: string; comments: Array<{ path: string; line: number }> }> = [];
+  const created: Array<{
+    body: string;
+    comments: Array<{ path: string; line: number; body: string }>;
+  }> = [];
   const assistant = await createTestAssistant(model, options.limits);
   const pull: PullRequestInfo = {
     number: 2,

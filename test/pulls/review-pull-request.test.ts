@@ -649,6 +649,52 @@ describe("a review GitHub refuses for a rate limit", () => {
     expect(attempts).toBe(4);
   });
 
+  it("still refused as 'submitted too quickly' (a 422) after the retries, fails the job with its inline comments, rather than posting it without them", async () => {
+    // GitHub's content-creation limit, as rateLimitWaitMs reads it: sent again at once without
+    // its comments, the review had stood bare, saying that the diff changed, which it had not.
+    const tooQuickly = () =>
+      Object.assign(new Error("Validation Failed: was submitted too quickly"), {
+        status: 422,
+        response: {
+          headers: { "retry-after": "1" },
+          data: { message: "Validation Failed", errors: ["was submitted too quickly"] },
+        },
+      });
+    const comments = [{ path: "src/a.ts", line: 1, severity: "major", body: "Do not eval input." }];
+    let attempts = 0;
+    await expect(
+      runReview({ files, comments, refuse: () => (attempts++, tooQuickly()) }),
+    ).rejects.toThrow(/submitted too quickly/);
+    // The first try and 3 retries (TALOS_GITHUB_MAX_RETRIES); the job's retry posts it whole.
+    expect(attempts).toBe(4);
+    // Accepted within the retries, it keeps its comments.
+    const { created } = await runReview({
+      files,
+      comments,
+      refuse: (attempt) => (attempt < 3 ? tooQuickly() : undefined),
+    });
+    expect(created.map((review) => review.comments.length)).toEqual([1]);
+    expect(created[0]!.body).not.toContain("the diff changed");
+  });
+
+  it("refused its inline comments (a 422 that is no rate limit), is posted without them, and says so", async () => {
+    const refused = Object.assign(new Error("Validation Failed: line must be part of the diff"), {
+      status: 422,
+      response: { headers: {}, data: { message: "Validation Failed" } },
+    });
+    const comments = [{ path: "src/a.ts", line: 1, severity: "major", body: "Check this." }];
+    const { outcome, created } = await runReview({
+      files,
+      comments,
+      refuse: (attempt) => (attempt === 0 ? refused : undefined),
+    });
+    expect(outcome).toMatchObject({ status: "posted", comments: 0 });
+    expect(created.map((review) => review.comments.length)).toEqual([0]);
+    expect(created[0]!.body).toContain(
+      "GitHub refused this review's 1 inline comments (the diff changed while it was written)",
+    );
+  });
+
   it("fails at once on a 4xx that is no rate limit", async () => {
     let attempts = 0;
     const forbidden = Object.assign(new Error("Resource not accessible by integration"), {
@@ -659,5 +705,45 @@ describe("a review GitHub refuses for a rate limit", () => {
       forbidden,
     );
     expect(attempts).toBe(1);
+  });
+});
+
+describe("a model comment whose line cannot be read", () => {
+  // `line: "12a"`, or a `start_line` of -1 beside a good line: counted in the metric alone, the
+  // comment had been dropped without a word to the reader.
+  it("is counted in the review's note of comments left out", async () => {
+    const { outcome, created } = await runReview({
+      files: [addedFile("src/a.ts", ["const a = 1;", "const b = 2;"])],
+      comments: [
+        { path: "src/a.ts", line: 1, severity: "major", body: "Placed." },
+        { path: "src/a.ts", line: 2, start_line: -1, severity: "critical", body: "Bad range." },
+        { path: "src/a.ts", line: "12a", severity: "minor", body: "No line." },
+      ],
+    });
+    expect(outcome.status).toBe("posted");
+    expect(created[0]!.comments).toHaveLength(1);
+    expect(created[0]!.body).toContain(
+      "2 more inline comments were left out: not on a line of this diff (or on no line that could be read)",
+    );
+  });
+});
+
+describe("a review job run again after GitHub stored its review (its answer lost)", () => {
+  it("finds it by its marker among many others, and posts no second one, for a command or a push", async () => {
+    const files = [addedFile("src/a.ts", ["x"])];
+    const head = "a".repeat(40);
+    const others = (n: number) =>
+      Array.from({ length: n }, (_, i) => ({ author: `person${i}`, body: `LGTM ${i}` }));
+    const reviews = [
+      ...others(150),
+      { author: BOT, body: `Review.\n\n<!-- talos:review:${head}:1 -->` },
+      ...others(30),
+    ];
+    const command = await runReview({ files, reviews, commentId: 1 });
+    expect(command.outcome.status).toBe("already-posted");
+    expect(command.created).toHaveLength(0);
+    const push = await runReview({ files, reviews, commentId: undefined });
+    expect(push.outcome.status).toBe("current");
+    expect(push.created).toHaveLength(0);
   });
 });
