@@ -70,6 +70,13 @@ export interface BackfillOptions {
    * an hour, far beyond the lease). Without one (a file outside any registry), nothing is claimed.
    */
   claim?: BackfillClaim | undefined;
+  /**
+   * Told, once a page is saved and the installation's rate limit has run low, when it resets
+   * (ms since the epoch): the backfill then returns, `running`, for the caller to run again
+   * from its progress after that, rather than wait here (up to an hour) holding a queue that
+   * other installations, each with a limit of its own, share. Without it, it waits here.
+   */
+  onRateLimited?: ((resumeAt: number) => void) | undefined;
 }
 
 export interface SkippedItem {
@@ -95,10 +102,11 @@ export interface BackfillState {
   page: number;
   /**
    * The last item read, newest first: what sorts at or before it is skipped. The pages move
-   * between a stop and the resume: issues opened meanwhile push them along (page numbers alone
-   * read items twice, and counted them twice towards `max`), and issues deleted meanwhile pull
-   * them back (items move to pages already read). So a resume reads from the page before
-   * `page`, further back while a page starts with an item not read yet.
+   * between two reads (a stop and the resume, or any two pages): issues opened meanwhile push
+   * them along (page numbers alone read items twice, and counted them twice towards `max`), and
+   * issues deleted or transferred meanwhile pull them back (items move to pages already read).
+   * So a page that does not start with an item read already is followed by a read of the page
+   * before it, further back while a page starts with an item not read yet (see readPage).
    */
   last?: { number: number; createdAt: string } | undefined;
   /**
@@ -124,6 +132,11 @@ export class BackfillFailedError extends Error {
 }
 
 const PER_PAGE = 100;
+/**
+ * Longer than any `link` header GitHub sends (four links, some 500 characters): one longer is
+ * not GitHub's, and is left unread rather than scanned.
+ */
+const MAX_LINK_HEADER = 4_096;
 /**
  * The last page GitHub lists by number: it answers page 100 of 100 (the 9,901st item on)
  * `422 Pagination with the page parameter is not supported for large datasets`, every time.
@@ -172,7 +185,10 @@ export function backfillProgressIn(directory: string): BackfillProgress {
  *   doubles, up to `retry.attempts` tries; then the backfill gives up, and says so in its
  *   progress (`status: "failed"`), from which the next start resumes.
  * - When the installation's rate limit runs low, it waits for the reset instead of spending
- *   what webhooks need.
+ *   what webhooks need; or, with `onRateLimited`, returns for its caller to run it again then.
+ * - It is done when GitHub links no next page: a page shorter than 100 is not the end while one
+ *   is linked (GitHub leaves out items it hides, a spam account's, after paging). See
+ *   https://docs.github.com/en/rest/using-the-rest-api/using-pagination-in-the-rest-api
  * - A repository with issues switched off (GitHub answers 410 Gone to listing them) has its pull
  *   requests read from their own listing instead, in the same way. Once they are read, a run
  *   asked for again checks whether the issues still are off, asking only for their first page:
@@ -207,16 +223,12 @@ export async function backfillRepository(options: BackfillOptions): Promise<Back
   let state: BackfillState = checking
     ? { status: "running", repo: fullName, page: 1, indexed: 0 }
     : resumedState(saved, fullName);
-  // After a stop, or a wait for the rate limit (up to an hour), the pages may have moved: the
-  // next read looks back (readPage). A retry's backoff of seconds is as short as the time
-  // between two pages.
-  let moved = true;
-  // Failures in a row of the page at `state.page`; reading back to it is no progress past it.
+  // Failures in a row of the page at `state.page`.
   let failures = 0;
   while (processed(state) < max && !options.signal?.aborted) {
     let page: PageOutcome;
     try {
-      page = await backfillPage(options, state, moved);
+      page = await backfillPage(options, state);
     } catch (error) {
       // The memory is gone, or another process has it: nothing to record, nothing to retry.
       if (error instanceof MemoryDeletedError || error instanceof MemoryLockedError) throw error;
@@ -266,17 +278,13 @@ export async function backfillRepository(options: BackfillOptions): Promise<Back
         "backfill page failed; trying again",
       );
       if (!(await wait(clock, waitMs, options.signal, claim))) return checking ?? state;
-      if (limitedMs !== undefined) moved = true;
       continue;
     }
-    if (page.number >= state.page) failures = 0;
-    moved = false;
+    failures = 0;
     checking = undefined;
     const last =
-      page.received < PER_PAGE ||
-      processed(state) + page.taken >= max ||
-      page.number >= LAST_LISTED_PAGE;
-    if (last && page.received === PER_PAGE && page.number >= LAST_LISTED_PAGE)
+      !page.more || processed(state) + page.taken >= max || page.number >= LAST_LISTED_PAGE;
+    if (last && page.more && page.number >= LAST_LISTED_PAGE)
       log.warn(
         { repo: fullName, listing: state.listing ?? "issues", page: page.number },
         "backfill: GitHub lists no page past this one by number; the older items are left out",
@@ -303,7 +311,17 @@ export async function backfillRepository(options: BackfillOptions): Promise<Back
     );
     options.onProgress?.(state.indexed, max);
     if (last) break;
-    moved = await waitForRateLimit(page.headers, clock, log, options.signal, claim);
+    const resumeAt = lowRateLimitResetAt(page.headers, clock);
+    if (resumeAt === undefined) continue;
+    if (options.onRateLimited) {
+      log.warn(
+        { repo: fullName, waitSeconds: Math.round((resumeAt - clock.now()) / 1000) },
+        "backfill stopped until the rate limit resets",
+      );
+      options.onRateLimited(resumeAt);
+      return state;
+    }
+    await waitUntilReset(resumeAt, clock, log, options.signal, claim);
   }
   // Resumed at or past `max` (lowered since it stopped): done at the cap, as when a page reaches
   // it. Left running, every start and every `talos backfill` resumed it, read nothing, and said
@@ -367,8 +385,8 @@ function listingOf(options: BackfillOptions, state: BackfillState): Listing {
 interface PageOutcome {
   /** The page read. */
   number: number;
-  /** Items GitHub returned. */
-  received: number;
+  /** Whether GitHub lists a page after it. */
+  more: boolean;
   /** Items within `max`, not read before. */
   taken: number;
   /** The last of those. */
@@ -381,18 +399,12 @@ interface PageOutcome {
 const processed = (state: BackfillState) => state.indexed + (state.skipped ?? 0);
 
 /** One page: read, then stored in one batch, or item by item when the batch had a bad item. */
-async function backfillPage(
-  options: BackfillOptions,
-  state: BackfillState,
-  moved: boolean,
-): Promise<PageOutcome> {
+async function backfillPage(options: BackfillOptions, state: BackfillState): Promise<PageOutcome> {
   const { memory, max, log, repo } = options;
   const fullName = `${repo.owner}/${repo.repo}`;
   const listing = listingOf(options, state);
-  const { number, response } = await readPage(listing, state, moved);
-  const items = response.data
-    .filter((item) => !readBefore(item, state.last))
-    .slice(0, Math.max(0, max - processed(state)));
+  const read = await readPage(listing, state);
+  const items = read.unread.slice(0, Math.max(0, max - processed(state)));
   const { stored, skipped } = await storeListedItems(
     memory,
     fullName,
@@ -403,13 +415,13 @@ async function backfillPage(
   );
   const lastItem = items.at(-1);
   return {
-    number,
-    received: response.data.length,
+    number: read.number,
+    more: read.more,
     taken: items.length,
     last: lastItem && { number: lastItem.number, createdAt: lastItem.created_at },
     stored,
     skipped,
-    headers: response.headers,
+    headers: read.headers,
   };
 }
 
@@ -471,20 +483,91 @@ export async function storeListedItems(
 }
 
 /**
- * The page at `state.page`; or, when the pages may have `moved` since the last read, the first
- * page from which nothing unread is left out: the one before, or further back while a page
- * starts with an item not read yet (issues deleted meanwhile pulled it back; a page with nothing
- * read on it is past the end now). An extra page each resume, so that no item is left out.
+ * The page at `state.page` and its items not read yet, with those that issues deleted or
+ * transferred since the page before was read pulled back onto the pages before it: read again
+ * from the one before, further back while a page starts with an item not read yet (more were
+ * deleted than a page holds; a page with nothing on it is past the end now). That look back
+ * follows the page, so a deletion while the page was asked for is seen too; one after it is
+ * seen by the next page's. It is skipped when the page starts with an item read already (issues
+ * opened meanwhile pushed it along): nothing unread can be before it then.
+ *
+ * The cost: each page after the first is two listing requests rather than one, about 20 for
+ * the default 1,000 items. Until then a page was read again only after a stop or a rate-limit
+ * wait, and an issue deleted between two pages left one unread issue out for good. GitHub pages
+ * by offset alone (no cursor for this listing), so no cheaper read can tell.
  */
-async function readPage(listing: Listing, state: BackfillState, moved: boolean) {
+async function readPage(listing: Listing, state: BackfillState) {
   const { last } = state;
-  if (!moved || !last || state.page === 1)
-    return { number: state.page, response: await listing.list(state.page) };
-  for (let number = state.page - 1; ; number--) {
+  const response = await listing.list(state.page);
+  const page = {
+    number: state.page,
+    more: hasNextPage(response.headers, response.data.length),
+    headers: response.headers,
+  };
+  const unread = response.data.filter((item) => !readBefore(item, last));
+  const first = response.data[0];
+  if (!last || state.page === 1 || (first && readBefore(first, last))) return { ...page, unread };
+  const before = await readPagesBefore(listing, state.page, last);
+  // What sorts after this page's last item is left to the next page's read: taking it (more
+  // than a page deleted between the two reads) would pass over those between.
+  const oldest = response.data.at(-1);
+  const bound = oldest && { number: oldest.number, createdAt: oldest.created_at };
+  const pulledBack = before.items.filter((item) => !bound || readBefore(item, bound));
+  // An item can be on two of the pages read, moved between their reads.
+  const byNumber = new Map([...pulledBack, ...unread].map((item) => [item.number, item]));
+  return {
+    ...page,
+    // The latest answer's: the rate limit as it is now.
+    headers: before.headers ?? page.headers,
+    unread: [...byNumber.values()],
+  };
+}
+
+/**
+ * The items not read yet on the pages before `page`, newest first: from the page before it,
+ * back while a page starts with an item not read yet, or to the first page.
+ */
+async function readPagesBefore(listing: Listing, page: number, last: BackfillState["last"]) {
+  const pages: ListedItem[][] = [];
+  let headers: Record<string, unknown> | undefined;
+  for (let number = page - 1; number >= 1; number--) {
     const response = await listing.list(number);
+    headers = response.headers;
+    pages.unshift(response.data.filter((item) => !readBefore(item, last)));
     const first = response.data[0];
-    if (number === 1 || (first && readBefore(first, last))) return { number, response };
+    if (first && readBefore(first, last)) break;
   }
+  return { items: pages.flat(), headers };
+}
+
+/**
+ * Whether GitHub lists a page after the one answered with `headers`: its `link` header names
+ * one `rel="next"`. A single page has no `link` header at all; only then does the page's
+ * count say it (a full page may have a next). The header is scanned once, left to right.
+ */
+export function hasNextPage(headers: Record<string, unknown>, received: number): boolean {
+  const link = headers["link"];
+  if (typeof link !== "string" || link === "" || link.length > MAX_LINK_HEADER)
+    return received >= PER_PAGE;
+  // `<url>; rel="next", <url>; rel="last"` (RFC 8288): a link's parameters run from its `>`
+  // to the next link's `<`. A URL holds no `<` or `>` (RFC 3986).
+  for (let at = link.indexOf("<"); at >= 0;) {
+    const close = link.indexOf(">", at);
+    if (close < 0) return false;
+    const next = link.indexOf("<", close);
+    const params = link.slice(close + 1, next < 0 ? link.length : next);
+    if (params.split(";").some(isRelNext)) return true;
+    at = next;
+  }
+  return false;
+}
+
+/** A link parameter `rel="next"` (or `rel=next`, or `next` among several space-separated). */
+function isRelNext(param: string): boolean {
+  const [name = "", value = ""] = param.split("=", 2);
+  if (name.trim().toLowerCase() !== "rel") return false;
+  const rels = value.trim().replace(/,$/, "").replaceAll('"', "").toLowerCase().split(" ");
+  return rels.includes("next");
 }
 
 /**
@@ -526,13 +609,18 @@ export function isRetryable(error: unknown): boolean {
 export const pauseFor = (clock: Clock, ms: number, signal: AbortSignal | undefined) =>
   wait(clock, ms, signal, NO_CLAIM);
 
-/** `waitForRateLimit` for work that holds no claim. */
-export const pauseForRateLimit = (
+/** Waits for the reset when the rate limit runs low, for work that holds no claim. */
+export async function pauseForRateLimit(
   headers: Record<string, unknown>,
   clock: Clock,
   log: Logger,
   signal: AbortSignal | undefined,
-) => waitForRateLimit(headers, clock, log, signal, NO_CLAIM);
+): Promise<boolean> {
+  const resumeAt = lowRateLimitResetAt(headers, clock);
+  if (resumeAt === undefined) return false;
+  await waitUntilReset(resumeAt, clock, log, signal, NO_CLAIM);
+  return true;
+}
 
 interface ClaimKeeper {
   /** Renews the claim now; throws BackfillTakenOverError when another holder has it. */
@@ -616,24 +704,33 @@ function sleep(clock: Clock, ms: number, signal: AbortSignal | undefined): Promi
   });
 }
 
-/** Waits for the reset when the rate limit runs low; true when it waited. */
-async function waitForRateLimit(
-  headers: Record<string, unknown>,
-  clock: Clock,
-  log: Logger,
-  signal: AbortSignal | undefined,
-  claim: ClaimKeeper,
-): Promise<boolean> {
+/**
+ * When the installation's rate limit, as `headers` give it, runs below its reserve: when to go
+ * on (a second after the reset); undefined while enough is left.
+ */
+function lowRateLimitResetAt(headers: Record<string, unknown>, clock: Clock): number | undefined {
   const limit = Number(headers["x-ratelimit-limit"]);
   const remaining = Number(headers["x-ratelimit-remaining"]);
   const reset = Number(headers["x-ratelimit-reset"]);
   if (!Number.isFinite(limit) || !Number.isFinite(remaining) || remaining >= limit * RESERVE)
-    return false;
-  const waitMs = Math.max(0, reset * 1000 - clock.now()) + 1_000;
+    return undefined;
+  // No reset said: nothing to wait for (as before, when the wait came out as no wait).
+  if (!Number.isFinite(reset)) return undefined;
+  return Math.max(clock.now(), reset * 1000) + 1_000;
+}
+
+/** Waits until `resumeAt` (a rate limit's reset), or until `signal` aborts. */
+async function waitUntilReset(
+  resumeAt: number,
+  clock: Clock,
+  log: Logger,
+  signal: AbortSignal | undefined,
+  claim: ClaimKeeper,
+): Promise<void> {
+  const waitMs = resumeAt - clock.now();
   log.warn(
-    { remaining, limit, waitSeconds: Math.round(waitMs / 1000) },
+    { waitSeconds: Math.round(waitMs / 1000) },
     "backfill paused until the rate limit resets",
   );
   await wait(clock, waitMs, signal, claim);
-  return true;
 }

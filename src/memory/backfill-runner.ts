@@ -107,7 +107,8 @@ const RESUMES = 8;
  * neither delays webhooks nor spends the rate limit all at once. A backfill that a restart
  * interrupted, or that gave up, is resumed by `resume()`, which also checks again a repository
  * found with issues switched off a day before; one whose repository leaves is cancelled by
- * `cancel()`.
+ * `cancel()`. One that finds its installation's rate limit low stops, and runs again after the
+ * reset; the installation's other backfills wait with it, and the other installations' go on.
  */
 export class BackfillRunner {
   readonly #options: BackfillRunnerOptions;
@@ -134,7 +135,10 @@ export class BackfillRunner {
    * repository deleted or removed meanwhile): its listing of the installations may be older.
    */
   readonly #cancelledDuring = new Set<Set<string>>();
-  /** Failed jobs to run again later (see RESUMES), by key: how many times they failed in a row. */
+  /**
+   * Jobs to run again later, by key: failed ones (see RESUMES), with how many times they failed
+   * in a row, and backfills waiting for their installation's rate limit to reset.
+   */
   readonly #resuming = new Map<
     string,
     { target: BackfillTarget; failures: number; controller: AbortController }
@@ -144,6 +148,13 @@ export class BackfillRunner {
    * its unsuspension runs them. They saved no progress for a start to resume from.
    */
   readonly #suspended = new Map<string, BackfillTarget>();
+  /**
+   * By installation, when its rate limit resets, once a backfill found it low: until then its
+   * backfills wait out of the queue (see #runAfterReset). GitHub's limits are an installation's
+   * own, so the others' backfills and catch-ups go on meanwhile; they had waited behind its
+   * wait, up to an hour.
+   */
+  readonly #limitedUntil = new Map<number, number>();
 
   constructor(options: BackfillRunnerOptions) {
     this.#options = options;
@@ -549,14 +560,16 @@ export class BackfillRunner {
       let finished = false;
       let failed = false;
       let suspended = false;
+      let limited = false;
       let failure: unknown;
       // One that never starts (closed before its turn) leaves the queue too: idle() waits
       // until the queue is empty. It stays in the queue's file, for the next start.
       if (!signal.aborted) {
         const work = job.since
           ? this.#catchUp(target, signal, job.since, job.max)
-          : this.#run(target, signal, job.recheck, job.max).then((ended) => {
+          : this.#runUnlessLimited(target, signal, job.recheck, job.max).then((ended) => {
               suspended = ended === "suspended";
+              limited = ended === "rate-limited";
               return true;
             });
         job.running = work.then(
@@ -576,8 +589,9 @@ export class BackfillRunner {
         // (GitHub could not say what the repository is), as a catch-up, which has no progress of
         // its own, does. One stopped by a shutdown stays queued too, in case it had saved no
         // progress yet. One cancelled may have been queued again meanwhile: that entry stays.
-        // One skipped for a suspension stays queued for its unsuspension (or the next start).
-        const resumed = this.#stop.signal.aborted || failed || suspended;
+        // One skipped for a suspension stays queued for its unsuspension (or the next start), and
+        // one stopped for its installation's rate limit till it runs after the reset.
+        const resumed = this.#stop.signal.aborted || failed || suspended || limited;
         const replaced = this.#jobs.has(key) && this.#jobs.get(key) !== job;
         // Asked for from an earlier time meanwhile: the file holds that, and it runs next.
         const again = job.again !== undefined && !signal.aborted && !failed && !replaced;
@@ -588,7 +602,9 @@ export class BackfillRunner {
         }
         if (suspended) this.#suspended.set(key, job.target);
         else this.#suspended.delete(key);
-        if (!failed) this.#resuming.delete(key);
+        if (limited && !signal.aborted && !replaced)
+          this.#runAfterReset(key, job.target, job.recheck);
+        else if (!failed) this.#resuming.delete(key);
         else if (kept && !replaced && !this.#stop.signal.aborted)
           this.#resumeLater(key, job.target, failure);
       }
@@ -609,14 +625,46 @@ export class BackfillRunner {
       return;
     }
     const waitMs = Math.min(RESUME_MAX_MS, RESUME_FIRST_MS * 2 ** (failures - 1));
-    const controller = new AbortController();
-    this.#resuming.set(key, { target, failures, controller });
     log.warn({ ...where, failures, waitMs }, "backfill failed: it runs again in a while");
+    this.#runLater(key, target, failures, waitMs);
+  }
+
+  /**
+   * Queues a backfill stopped for its installation's rate limit again once the limit resets:
+   * it resumes from its progress. Its failures in a row, if any, still count.
+   */
+  #runAfterReset(key: string, target: BackfillTarget, recheck: boolean): void {
+    const { clock, log } = this.#options;
+    const until = this.#limitedUntil.get(target.installation) ?? clock.now();
+    const waitMs = Math.max(0, until - clock.now());
+    log.info(
+      {
+        installation: target.installation,
+        repository: target.name,
+        waitSeconds: Math.round(waitMs / 1000),
+      },
+      "backfill waits for its installation's rate limit to reset",
+    );
+    this.#runLater(key, target, this.#resuming.get(key)?.failures ?? 0, waitMs, recheck);
+  }
+
+  /** Queues `target` again after `waitMs`, unless it is cancelled or the runner closes first. */
+  #runLater(
+    key: string,
+    target: BackfillTarget,
+    failures: number,
+    waitMs: number,
+    recheck = false,
+  ): void {
+    const controller = new AbortController();
+    // One timer a key: a replaced one would queue a backfill cancelled since.
+    this.#resuming.get(key)?.controller.abort();
+    this.#resuming.set(key, { target, failures, controller });
     const signal = AbortSignal.any([this.#stop.signal, controller.signal]);
-    void clock.sleep(waitMs, signal).then(() => {
+    void this.#options.clock.sleep(waitMs, signal).then(() => {
       // Cancelled, stopping, or queued meanwhile by other means (an event, a command).
       if (signal.aborted || this.#jobs.has(key)) return;
-      this.#enqueueAsked(target, false);
+      this.#enqueueAsked(target, recheck);
     });
   }
 
@@ -650,6 +698,7 @@ export class BackfillRunner {
       ...[...this.#jobs.values(), ...this.#resuming.values()].map((held) => held.target),
       ...this.#suspended.values(),
     ].filter((target) => target.installation === installation);
+    this.#limitedUntil.delete(installation);
     await Promise.all(targets.map((target) => this.cancel(target)));
   }
 
@@ -726,12 +775,28 @@ export class BackfillRunner {
       .finally(() => this.#claiming--);
   }
 
+  /**
+   * `#run`, unless its installation's rate limit was found low and has not reset yet: then it
+   * is left for after the reset, without a request (reading which repository it is costs some).
+   */
+  async #runUnlessLimited(
+    target: BackfillTarget,
+    signal: AbortSignal,
+    recheck: boolean,
+    max: number,
+  ): Promise<"suspended" | "rate-limited" | void> {
+    const until = this.#limitedUntil.get(target.installation);
+    if (until !== undefined && until > this.#options.clock.now()) return "rate-limited";
+    this.#limitedUntil.delete(target.installation);
+    return this.#run(target, signal, recheck, max);
+  }
+
   async #run(
     target: BackfillTarget,
     signal: AbortSignal,
     recheck: boolean,
     max: number,
-  ): Promise<"suspended" | void> {
+  ): Promise<"suspended" | "rate-limited" | void> {
     const { memory: registry, clock } = this.#options;
     const log = this.#logOf(target);
     if (max === 0) return log.info("backfill skipped: TALOS_BACKFILL_MAX is 0");
@@ -752,6 +817,7 @@ export class BackfillRunner {
       if (!(await registry.claimBackfill(target, this.#holder, BACKFILL_LEASE_MS)))
         return log.info("backfill left to the instance running it");
       log.info({ max }, "backfill started");
+      let limited = false;
       try {
         const state = await backfillRepository({
           octokit,
@@ -764,6 +830,12 @@ export class BackfillRunner {
           log,
           signal,
           retry: this.#options.retry,
+          // Waited out of the queue, which the other installations' backfills share.
+          onRateLimited: (resumeAt) => {
+            limited = true;
+            const until = this.#limitedUntil.get(target.installation) ?? 0;
+            this.#limitedUntil.set(target.installation, Math.max(until, resumeAt));
+          },
         });
         log.info(
           {
@@ -774,6 +846,7 @@ export class BackfillRunner {
           },
           "backfill stopped",
         );
+        if (limited) return "rate-limited";
       } finally {
         await releaseBackfillClaim(registry, target, this.#holder, log);
       }

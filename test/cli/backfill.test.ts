@@ -55,11 +55,15 @@ function mockRepository(scope: nock.Scope) {
   mockRepositoryRead(scope, "acme/widgets", WIDGETS_ID, { createdAt: "2020-01-01T00:00:00Z" });
 }
 
-/** Two pages, newest first: 100 items (every tenth a pull request), then 30. */
+/**
+ * Two pages, newest first: 100 items (every tenth a pull request), then 30; page 1 is asked
+ * again after page 2, in case an issue deleted meanwhile pulled one back onto it.
+ */
 function mockIssuePages(scope: nock.Scope, authorization: string) {
   scope
     .get("/repos/acme/widgets/issues")
     .query({ ...QUERY, page: "1" })
+    .times(2)
     .matchHeader("authorization", authorization)
     .reply(
       200,
@@ -111,7 +115,7 @@ describe("talos backfill", () => {
     const second = githubScope();
     mockRepoConfig(second, { owner: "acme", repo: "widgets" });
     mockRepository(second);
-    // From the page before, in case issues were deleted meanwhile.
+    // Page 2, then the page before it again, in case issues were deleted meanwhile.
     second
       .get("/repos/acme/widgets/issues")
       .query({ ...QUERY, page: "1" })
@@ -166,8 +170,8 @@ describe("talos backfill", () => {
     const second = githubScope();
     mockRepoConfig(second, { owner: "acme", repo: "widgets" });
     mockRepository(second);
-    // Where it stopped is on page 1 now: read from there, then to the end.
-    for (const page of [1, 2, 3]) mockPage(second, page);
+    // Page 2, then page 1 again, where 150 to 131 are now; page 3, then page 2 again.
+    for (const page of [2, 1, 3, 2]) mockPage(second, page);
     const resumed = await talos(argv, { GITHUB_TOKEN: TOKEN });
 
     expect(resumed.code).toBe(0);

@@ -194,8 +194,10 @@ describe("backfillRepository", () => {
     // with 30 issues page 1 held.
     numbers.unshift(...Array.from({ length: 30 }, (_, i) => 280 - i));
     const state = await run();
-    // A resume reads from the page before, in case issues were deleted meanwhile.
-    expect(asked).toEqual([1, 1, 2, 3]);
+    // Page 2 starts with issues read before (those opened pushed it along): nothing unread can
+    // be before it. Page 3 does not, so the page before it is read again after it, in case
+    // issues were deleted meanwhile.
+    expect(asked).toEqual([1, 2, 3, 2]);
     expect(state).toMatchObject({ status: "done", indexed: 250 });
     const ids = (await store.list()).map((record) => record.id);
     expect(ids.sort()).toEqual(Array.from({ length: 250 }, (_, i) => `issue-${i + 1}`).sort());
@@ -238,8 +240,10 @@ describe("backfillRepository", () => {
     numbers = numbers.filter((n) => n > 300 || n <= 150);
 
     const state = await run();
-    // Page 3 is empty now, page 2 starts with an issue read before: the rest follows from there.
-    expect(asked).toEqual([1, 2, 3, 3, 2, 3]);
+    // Before the stop, each page after the first was followed by the page before it. After it,
+    // page 4 and page 3 are empty now, and page 2 starts with an issue read before: the rest is
+    // there.
+    expect(asked).toEqual([1, 2, 1, 3, 2, 4, 3, 2]);
     expect(state).toMatchObject({ status: "done", indexed: 350 });
     const ids = (await store.list()).map((record) => record.id);
     expect(ids.sort()).toEqual(Array.from({ length: 350 }, (_, i) => `issue-${i + 1}`).sort());
@@ -252,6 +256,9 @@ describe("backfillRepository", () => {
     const reset = Math.floor(clock.now() / 1000) + 600;
     const { octokit, asked } = fakeOctokit([
       { count: 100, headers: { "x-ratelimit-limit": "5000", "x-ratelimit-remaining": "4000" } },
+      { count: 100 },
+      // Page 1 again after page 2 (an issue deleted meanwhile would have pulled one back onto
+      // it): the latest answer says the limit now.
       {
         count: 100,
         headers: {
@@ -260,9 +267,9 @@ describe("backfillRepository", () => {
           "x-ratelimit-reset": String(reset),
         },
       },
-      // Page 2 again: an issue deleted during the pause would have pulled page 3 back.
-      { count: 100 },
       { count: 20 },
+      // Page 2 again after page 3: the pause was no different from any time between two pages.
+      { count: 100 },
     ]);
     const progress: number[] = [];
 
@@ -277,10 +284,10 @@ describe("backfillRepository", () => {
       onProgress: (indexed) => progress.push(indexed),
     });
 
-    expect(asked).toEqual([1, 2, 2, 3]);
+    expect(asked).toEqual([1, 2, 1, 3, 2]);
     // Under 10% left after page 2: wait for the reset (and a second more), nothing sooner.
     expect(clock.sleeps).toEqual([601_000]);
-    expect(progress).toEqual([100, 200, 200, 220]);
+    expect(progress).toEqual([100, 200, 220]);
     expect(state).toEqual(doneAt(4, 220, 781));
     expect(await readBackfillState(directory)).toEqual(state);
     expect(await store.list()).toHaveLength(220);
@@ -364,9 +371,9 @@ describe("backfillRepository", () => {
             "x-ratelimit-reset": String(Math.floor(clock.now() / 1000) + 3_600),
           },
         },
-        // Page 1 again after the pause, then page 2.
-        { count: 100 },
+        // Page 2, then page 1 again after it.
         { count: 20 },
+        { count: 100 },
       ]);
       let paused!: () => void;
       const pausing = new Promise<void>((resolve) => (paused = resolve));
@@ -393,7 +400,7 @@ describe("backfillRepository", () => {
       }
 
       expect(await running).toEqual(doneAt(3, 120, 881));
-      expect(asked).toEqual([1, 1, 2]);
+      expect(asked).toEqual([1, 2, 1]);
       expect(await readBackfillState(directory)).toMatchObject({ status: "done", indexed: 120 });
     });
 
@@ -647,6 +654,8 @@ describe("backfillRepository", () => {
         { status: 502 },
         { status: 503 },
         { count: 10 },
+        // Page 1 again after page 2.
+        { count: 100 },
       ]);
 
       const state = await backfillRepository({
@@ -659,7 +668,7 @@ describe("backfillRepository", () => {
         log: pino({ level: "silent" }),
       });
 
-      expect(asked).toEqual([1, 2, 2, 2]);
+      expect(asked).toEqual([1, 2, 2, 2, 1]);
       expect(clock.sleeps).toEqual([5_000, 10_000]);
       expect(state).toMatchObject({ status: "done", page: 3, indexed: 110 });
       expect(await store.list()).toHaveLength(110);
@@ -734,8 +743,8 @@ describe("backfillRepository", () => {
         failedAt: new Date(clock.now()).toISOString(),
       });
 
-      // Read from the page before (page 1 again: nothing on it is new), then page 2.
-      const working = fakeOctokit([{ count: 100 }, { count: 40 }]);
+      // Page 2, then the page before it again (nothing on it is new).
+      const working = fakeOctokit([{ count: 40 }, { count: 100 }]);
       const state = await backfillRepository({
         octokit: working.octokit,
         repo,
@@ -746,7 +755,7 @@ describe("backfillRepository", () => {
         log: pino({ level: "silent" }),
         retry,
       });
-      expect(working.asked).toEqual([1, 2]);
+      expect(working.asked).toEqual([2, 1]);
       expect(state).toEqual(doneAt(3, 140, 861));
     });
 
@@ -765,11 +774,10 @@ describe("backfillRepository", () => {
             "x-ratelimit-reset": String(Math.floor(clock.now() / 1000) + 1_200),
           },
         },
-        // After each wait for the rate limit, page 1 again, then page 2.
-        { count: 100 },
+        // After each wait for the rate limit, page 2 again; once read, page 1 again after it.
         { status: 403, headers: { "retry-after": "120" } },
-        { count: 100 },
         { count: 10 },
+        { count: 100 },
       ]);
 
       const state = await backfillRepository({
@@ -782,7 +790,7 @@ describe("backfillRepository", () => {
         log: pino({ level: "silent" }),
       });
 
-      expect(asked).toEqual([1, 2, 1, 2, 1, 2]);
+      expect(asked).toEqual([1, 2, 2, 2, 1]);
       // Until the reset (and a second more), then what retry-after says.
       expect(clock.sleeps).toEqual([1_201_000, 120_000]);
       expect(state).toEqual(doneAt(3, 110, 891));
@@ -876,7 +884,8 @@ describe("backfillRepository", () => {
       const clock = createFakeClock();
       const { octokit, asked, askedPulls, pullParams } = fakeOctokit(
         [{ status: 410 }],
-        [{ count: 100 }, { count: 30 }],
+        // Page 2, then page 1 again after it.
+        [{ count: 100 }, { count: 30 }, { count: 100 }],
       );
       const { progress, saved } = recordedProgress(directory);
 
@@ -891,7 +900,7 @@ describe("backfillRepository", () => {
       });
 
       expect(asked).toEqual([1]);
-      expect(askedPulls).toEqual([1, 2]);
+      expect(askedPulls).toEqual([1, 2, 1]);
       expect(pullParams[0]).toEqual({
         owner: "acme",
         repo: "widgets",
@@ -948,7 +957,8 @@ describe("backfillRepository", () => {
       });
       const { octokit, asked, askedPulls } = fakeOctokit(
         [],
-        [{ count: 100 }, { count: 100 }, { count: 20 }],
+        // Page 2, page 1 again, page 3, page 2 again.
+        [{ count: 100 }, { count: 100 }, { count: 20 }, { count: 100 }],
       );
 
       const state = await backfillRepository({
@@ -962,8 +972,8 @@ describe("backfillRepository", () => {
       });
 
       expect(asked).toEqual([]);
-      // Page 1 again (its first item was read before), then on from page 2.
-      expect(askedPulls).toEqual([1, 2, 3]);
+      // Each page followed by the page before it again (its first item was read before).
+      expect(askedPulls).toEqual([2, 1, 3, 2]);
       expect(state).toEqual({
         status: "done",
         repo: "acme/widgets",
@@ -1009,9 +1019,9 @@ describe("backfillRepository", () => {
       expect(await readBackfillState(directory)).toEqual(still);
 
       // Switched on: the issues listing holds the pull requests too, from its first page.
-      const on = fakeOctokit([{ count: 100 }, { count: 10 }]);
+      const on = fakeOctokit([{ count: 100 }, { count: 10 }, { count: 100 }]);
       const again = await run(on.octokit);
-      expect(on.asked).toEqual([1, 2]);
+      expect(on.asked).toEqual([1, 2, 1]);
       expect(on.askedPulls).toEqual([]);
       expect(again).toEqual(doneAt(3, 110, 891));
       expect(await store.list()).toHaveLength(110);

@@ -793,7 +793,8 @@ describe("BackfillRunner", () => {
     await runner.resume();
     await runner.idle();
 
-    expect(asked).toEqual({ issues: [], pulls: [1, 2, 3] });
+    // Page 2 where it stopped, each page followed by the page before it again.
+    expect(asked).toEqual({ issues: [], pulls: [2, 1, 3, 2] });
     expect(await memory.readBackfillState(WIDGETS)).toEqual({
       status: "done",
       repo: "acme/widgets",
@@ -1019,7 +1020,8 @@ describe("BackfillRunner.opened", () => {
     await runner.idle();
     await registry.closeAll();
 
-    expect(asked).toEqual({ issues: [1], pulls: [1, 2, 3] });
+    // Each page after the first followed by the page before it again.
+    expect(asked).toEqual({ issues: [1], pulls: [1, 2, 1, 3, 2] });
     expect(await registry.readBackfillState(WIDGETS)).toMatchObject({ status: "done" });
     expect(lines.filter((line) => line.msg === "backfill started")).toHaveLength(1);
   });
