@@ -131,8 +131,25 @@ async function runBurst(cached: boolean) {
   });
   await probot.load(talos.app, { cwd: process.cwd(), addHandler: () => undefined });
 
+  const burst = makeBurst();
+  // A new issue is read again before its automatic work: GitHub holds the issues the burst opens.
+  for (const { name, payload } of burst) {
+    if (name !== "issues") continue;
+    const { repository, issue } = payload as {
+      repository: { full_name: string };
+      issue: { number: number; title: string; body: string };
+    };
+    github.issues.set(`${repository.full_name}#${issue.number}`, {
+      number: issue.number,
+      title: issue.title,
+      body: issue.body,
+      state: "open",
+      user: { login: "Codertocat" },
+      labels: [],
+    });
+  }
   const overheads: number[] = [];
-  for (const [i, event] of makeBurst().entries()) {
+  for (const [i, event] of burst.entries()) {
     // Half-way, the TTL runs out: the second half revalidates instead of reading afresh.
     if (i === EVENTS / 2) clock.advance(TTL_MS + 1_000);
     networkMs = 0;

@@ -26,6 +26,7 @@ export interface NewIssueOptions extends AutomationOptions {
    * failure, say) ran the model again, and could label the issue where the first run did not.
    */
   run: Pick<JobRun, "stepsDone" | "stepDone">;
+  /** The issue as the payload has it; read again before any automatic work (readIssueNow). */
   issue: IssueInfo;
   /** Its comments when known: none, for an issue just opened (a redelivery may have some). */
   comments: CommentInfo[] | undefined;
@@ -43,22 +44,31 @@ export interface NewIssueOptions extends AutomationOptions {
 /**
  * The automatic work on a new issue, for every author, as far as the repository's config and
  * the automation budget allow: a "possibly related" comment from memory, triage, and
- * remembering the issue itself. An issue a bot opened, one opened through a GitHub App, or one
- * transferred in, is only remembered.
+ * remembering the issue itself. An issue a bot opened, one opened through a GitHub App, one
+ * transferred in, or one closed or locked before the job ran, is only remembered.
  */
 export async function onNewIssue(options: NewIssueOptions): Promise<void> {
-  const { issue, config, github, octokit, log } = options;
+  const { config, github, octokit, log } = options;
   const repo = `${github.repo.owner}/${github.repo.repo}`;
   // A dependency bot's user account (self-hosted Renovate's dashboard issue) is no App sender,
   // but a bot all the same, as its pull requests are (skipReason).
   const rememberOnly =
-    options.rememberOnly ?? (isBotAuthor(issue.author) ? "a bot opened the issue" : undefined);
-  const automatic = rememberOnly === undefined;
-  const wantsSimilar = automatic && config.similar.enabled && config.memory.enabled;
-  const wantsTriage = automatic && config.triage.enabled && options.assistant !== undefined;
-  if (!automatic) log.debug(`no automatic work: ${rememberOnly}`);
+    options.rememberOnly ??
+    (isBotAuthor(options.issue.author) ? "a bot opened the issue" : undefined);
+  const similarOn = config.similar.enabled && config.memory.enabled;
+  const triageOn = config.triage.enabled && options.assistant !== undefined;
+  if (rememberOnly !== undefined) log.debug(`no automatic work: ${rememberOnly}`);
   else if (config.triage.enabled && !options.assistant)
     log.info("triage is on, but no language model is configured");
+  // Read only where automatic work would run: an event that does none costs no request.
+  const now =
+    rememberOnly === undefined && (similarOn || triageOn) ? await readIssueNow(options) : undefined;
+  if (now?.skip) log.info({ reason: now.skip }, "no automatic work: the issue changed since");
+  const automatic = rememberOnly === undefined && now?.skip === undefined;
+  const wantsSimilar = automatic && similarOn;
+  const wantsTriage = automatic && triageOn;
+  const issue = now?.issue ?? options.issue;
+  const comments = now ? now.comments : options.comments;
   // Memory trouble (an embedding outage, say) must not cost the issue its triage, nor a
   // "possibly related" comment GitHub refuses (a locked issue, narrowed permissions), or a budget
   // that cannot be read (Redis away), cost it its memory: the first failure is reported once the
@@ -79,18 +89,31 @@ export async function onNewIssue(options: NewIssueOptions): Promise<void> {
   if ((wantsSimilar || wantsTriage) && !allowed && failure === undefined)
     log.warn("automatic work skipped: this hour's automation budget is spent");
 
+  // Recorded as triage is: a retry (after triage failed, say) neither searches again nor posts
+  // the comment again, which a maintainer may have deleted meanwhile.
+  const similarDone = options.run.stepsDone.has(SIMILAR_STEP);
+  if (wantsSimilar && allowed && similarDone)
+    log.info("similar issues skipped: an earlier run of this job looked for them");
+  let similarFinished = false;
   try {
     const memory = await options.memory();
-    if (memory && wantsSimilar && allowed)
-      await postSimilar(options, memory).catch((error: unknown) => {
-        failure = error;
-        log.error({ err: error }, "the similar issues of the new issue were not posted");
-      });
+    if (memory && wantsSimilar && allowed && !similarDone)
+      similarFinished = await postSimilar({ ...options, issue }, memory).then(
+        () => true,
+        (error: unknown) => {
+          failure = error;
+          log.error({ err: error }, "the similar issues of the new issue were not posted");
+          return false;
+        },
+      );
     if (memory) await memory.add(toIssueMemory(repo, issue));
   } catch (error) {
     failure ??= error;
     log.error({ err: error }, "memory work on the new issue failed");
   }
+  // After memory, so that a failure to record the step costs the issue neither its memory nor
+  // its triage: the job fails, and its retry looks again.
+  if (similarFinished) await options.run.stepDone(SIMILAR_STEP);
   const triaged = options.run.stepsDone.has(TRIAGE_STEP);
   if (wantsTriage && allowed && triaged)
     log.info("triage skipped: an earlier run of this job triaged the issue");
@@ -101,7 +124,7 @@ export async function onNewIssue(options: NewIssueOptions): Promise<void> {
         github,
         octokit,
         issue,
-        comments: options.comments,
+        comments,
         settings: config.triage,
         reply: {
           identity: options.identity,
@@ -131,6 +154,43 @@ export async function onNewIssue(options: NewIssueOptions): Promise<void> {
 }
 
 const TRIAGE_STEP = "triage";
+/** The "possibly related" comment posted, or no similar issue found. */
+const SIMILAR_STEP = "similar";
+
+/**
+ * The issue as GitHub has it when the job runs, which may be long after it was opened (a backlog
+ * in its thread, a retry, a redelivery up to TALOS_REDELIVER_HOURS later), and why it now gets no
+ * automatic work, if so: closed meanwhile (as spam, say) or locked, it is neither labelled nor
+ * commented on; edited, triage and the search read what it says now. A 404 or 410 (deleted,
+ * transferred away) fails the job, which ends as gone (classifyJobFailure).
+ */
+async function readIssueNow(options: NewIssueOptions): Promise<{
+  issue: IssueInfo;
+  comments: CommentInfo[] | undefined;
+  skip: string | undefined;
+}> {
+  const { github, octokit } = options;
+  const number = options.issue.number;
+  // GitHub's answer, not the cache's, as for a pull request's head (getPullRequest): a copy read
+  // before a close or an edit whose webhook is late or lost would still be served. `max-age=0`
+  // revalidates it (a 304 costs no rate limit) and stores the answer, which getIssue then reads
+  // with no second request, checking that the issue is still this repository's (the read of an
+  // issue transferred away redirects to its new home).
+  const { data } = await octokit.rest.issues.get({
+    ...github.repo,
+    issue_number: number,
+    headers: { "cache-control": "max-age=0" },
+  });
+  const issue = await github.getIssue(number);
+  const skip =
+    issue.state !== "open"
+      ? "the issue is closed"
+      : data.locked
+        ? "the issue is locked"
+        : undefined;
+  // The payload's comment count is the opening's; some may have been posted since.
+  return { issue, comments: data.comments === 0 ? [] : undefined, skip };
+}
 
 /** "Possibly related: …", searched before the new issue is remembered so it cannot find itself. */
 async function postSimilar(options: NewIssueOptions, memory: MemoryStore): Promise<void> {

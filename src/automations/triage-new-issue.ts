@@ -23,7 +23,7 @@ export interface TriageOptions {
   assistant: Assistant;
   github: RepoClient;
   octokit: Octokit;
-  /** The new issue, from the webhook payload. */
+  /** The new issue, as GitHub has it when the job runs. */
   issue: IssueInfo;
   /** Its comments when known: none, for an issue just opened. */
   comments: CommentInfo[] | undefined;
@@ -55,13 +55,16 @@ export async function triageNewIssue(options: TriageOptions): Promise<TriageOutc
   const earlier = await findEarlierTriage(options, botLogin);
   if (earlier.found) {
     log.info({ found: earlier.found }, "triage skipped: an earlier run triaged the issue");
-    // That run applied its labels but did not get to post its comment: post it, naming them.
-    const commented = earlier.found === "labels" && settings.comment;
+    // That run applied its labels but did not get to post its comment: post it, naming those
+    // the issue still has. None left (a maintainer took them off): there is nothing to say, and
+    // still no second model run, which would put them back.
+    const labels = earlier.labels ?? [];
+    const commented = earlier.found === "labels" && settings.comment && labels.length > 0;
     if (commented) {
-      const labels = earlier.labels ?? [];
       const body = renderTriageComment({ labels, dropped: [], reason: "" }, true, "");
       await postTriageComment(options, botLogin, earlier.comments, body);
-    }
+    } else if (earlier.found === "labels" && settings.comment)
+      log.info("no triage comment: the issue has none of the labels Talos applied");
     return { proposal: undefined, applied: false, commented, repeated: true };
   }
   const wanted = new Set(settings.labels.map((name) => name.toLowerCase()));
@@ -147,7 +150,12 @@ async function postTriageComment(
 async function findEarlierTriage(
   options: TriageOptions,
   botLogin: string,
-): Promise<{ found?: "comment" | "labels"; comments?: CommentInfo[]; labels?: string[] }> {
+): Promise<{
+  found?: "comment" | "labels";
+  comments?: CommentInfo[];
+  /** Of the labels Talos applied, those the issue still has. */
+  labels?: string[];
+}> {
   const { github, octokit, issue, settings } = options;
   // The payload's comment count is the delivery's: a retry or redelivery must ask GitHub.
   const marker = triageMarker(issue.number);
@@ -162,13 +170,29 @@ async function findEarlierTriage(
       issue_number: issue.number,
       per_page: 100,
     });
-    const ours = events.filter((e) => e.event === "labeled" && e.actor?.login === botLogin);
-    if (ours.length > 0) {
-      const labels = [...new Set(ours.flatMap((e) => ("label" in e && e.label?.name) || []))];
-      return { found: "labels", comments, labels };
-    }
+    if (events.some((e) => e.event === "labeled" && e.actor?.login === botLogin))
+      return { found: "labels", comments, labels: labelsStillApplied(events, botLogin) };
   }
   return { comments };
+}
+
+/**
+ * The labels Talos applied that the issue has now: the events replayed in order (GitHub lists
+ * them oldest first), each removal, by anyone, taking one off. Names are compared as GitHub
+ * does, whatever their case.
+ */
+function labelsStillApplied(
+  events: ReadonlyArray<{ event: string; actor?: { login: string } | null; label?: unknown }>,
+  botLogin: string,
+): string[] {
+  const ours = new Map<string, string>();
+  for (const e of events) {
+    const name = (e.label as { name?: unknown } | undefined)?.name;
+    if (typeof name !== "string") continue;
+    if (e.event === "labeled" && e.actor?.login === botLogin) ours.set(name.toLowerCase(), name);
+    else if (e.event === "unlabeled") ours.delete(name.toLowerCase());
+  }
+  return [...ours.values()];
 }
 
 function renderTriageComment(proposal: LabelProposal, applied: boolean, note: string): string {

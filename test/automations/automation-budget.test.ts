@@ -1,5 +1,10 @@
 import { describe, expect, it } from "vitest";
-import { githubScope, mockInstallationToken, mockRepoConfig } from "../helpers/github-mocks.js";
+import {
+  githubScope,
+  mockInstallationToken,
+  mockIssueNow,
+  mockRepoConfig,
+} from "../helpers/github-mocks.js";
 import { createTestApp, type TestApp } from "../helpers/test-app.js";
 import { webhookExample } from "../helpers/webhook-examples.js";
 
@@ -27,14 +32,12 @@ describe("the hourly automation budget", () => {
     const scope = githubScope();
     mockInstallationToken(scope);
     mockRepoConfig(scope, { yaml: ONE_RUN_AN_HOUR });
-    await receive(
-      app,
-      "first",
-      opened(12, "Crash when saving a file on Windows", {
-        owner: "Codertocat",
-        name: "Hello-World",
-      }),
-    );
+    const first = opened(12, "Crash when saving a file on Windows", {
+      owner: "Codertocat",
+      name: "Hello-World",
+    });
+    mockIssueNow(scope, first.issue);
+    await receive(app, "first", first);
     expect(scope.pendingMocks()).toEqual([]);
 
     // The same repository (same id) renamed: its config is read under the new name, and the
@@ -45,7 +48,9 @@ describe("the hourly automation budget", () => {
       ...{ owner: renamed.owner, repo: renamed.name },
       yaml: ONE_RUN_AN_HOUR,
     });
-    await receive(app, "second", opened(14, "Crash when saving a file on Windows 11", renamed));
+    const second = opened(14, "Crash when saving a file on Windows 11", renamed);
+    mockIssueNow(scope, second.issue, {}, "Codertocat/Hello-Mars");
+    await receive(app, "second", second);
 
     expect(scope.pendingMocks()).toEqual([]);
     const lines = app.logs.lines();

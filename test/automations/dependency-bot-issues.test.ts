@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { mockAppIdentity } from "../helpers/github-mocks.js";
+import { mockAppIdentity, mockIssueNow } from "../helpers/github-mocks.js";
 import { startTriageApp } from "../helpers/start-triage-app.js";
 import { webhookExample } from "../helpers/webhook-examples.js";
 
@@ -102,6 +102,7 @@ describe("a new issue opened through a GitHub App on someone's behalf", () => {
     scope.post(`${repo}/issues/1/comments`).reply(201, { id: 501 });
     const payload = webhookExample("issues", "opened");
     Object.assign(payload.issue, { comments: 0, performed_via_github_app: null });
+    mockIssueNow(scope, payload.issue);
 
     await app.probot.receive({ id: "not-via-app", name: "issues", payload } as never);
 

@@ -70,6 +70,16 @@ describe("Talos's own comment on a later page of a thread, while a comment is de
         "triage:\n  enabled: true\n  comment: true\nsimilar:\n  enabled: false\nmemory:\n  enabled: false\n",
       );
       github.labels.set(REPO, ["bug", "docs"]);
+      // Read again before the automatic work: as opened, still open.
+      const { issue } = webhookExample("issues", "opened");
+      github.issues.set(`${REPO}#1`, {
+        number: 1,
+        title: issue.title,
+        body: issue.body,
+        state: "open",
+        user: { login: issue.user.login },
+        labels: [],
+      });
       const marker = "<!-- talos:triage:1 -->";
       threadWithOwnCommentOnPage2(
         github,
@@ -88,6 +98,7 @@ describe("Talos's own comment on a later page of a thread, while a comment is de
         payload: webhookExample("issues", "opened"),
       } as never);
 
+      expect(github.count("GET", `/repos/${REPO}/issues/1`)).toBe(1);
       expect(model.callCount).toBe(0);
       expect(ownComments(github, 1, marker).map((c) => c.body)).toEqual([
         `**Triage**: suggested labels \`bug\`.\n\n${marker}`,

@@ -3,7 +3,7 @@ import {
   githubScope,
   mockAppIdentity,
   mockInstallationToken,
-  mockIssueRead,
+  mockIssueNow,
   mockRepoConfig,
 } from "../helpers/github-mocks.js";
 import { createTestApp, type TestApp } from "../helpers/test-app.js";
@@ -39,27 +39,27 @@ describe("a new issue whose 'Possibly related' comment GitHub refuses", () => {
     const scope = githubScope();
     mockInstallationToken(scope);
     mockRepoConfig(scope, { yaml: "similar:\n  enabled: true\n" });
-    await app.probot.receive({
-      id: "opened-12",
-      name: "issues",
-      payload: opened(12, "Crash when saving a file on Windows", "The editor crashes on save."),
-    } as never);
+    const first = opened(12, "Crash when saving a file on Windows", "The editor crashes on save.");
+    mockIssueNow(scope, first.issue);
+    await app.probot.receive({ id: "opened-12", name: "issues", payload: first } as never);
     expect(scope.pendingMocks()).toEqual([]);
 
-    // Issue 14 resembles 12; GitHub refuses the comment for good (a 4xx: the issue was locked
-    // at once, say, or the installation's permissions were narrowed), which parks the job.
+    // Issue 14 resembles 12 (named from the cache its job's read filled); GitHub refuses the
+    // comment for good (a 4xx: the issue was locked just after it was read, say, or the
+    // installation's permissions were narrowed), which parks the job.
+    const second = opened(
+      14,
+      "Crash when saving a file on Windows 11",
+      "The editor crashes on save.",
+    );
+    mockIssueNow(scope, second.issue);
     mockAppIdentity(scope);
-    mockIssueRead(scope, 12);
     scope.get(`${REPO}/issues/14/comments`).query({ per_page: "100" }).reply(200, []);
     const posted: string[] = [];
     scope
       .post(`${REPO}/issues/14/comments`, (b: { body: string }) => Boolean(posted.push(b.body)))
       .reply(403, { message: "Unable to create comment because issue is locked." });
-    await app.probot.receive({
-      id: "opened-14",
-      name: "issues",
-      payload: opened(14, "Crash when saving a file on Windows 11", "The editor crashes on save."),
-    } as never);
+    await app.probot.receive({ id: "opened-14", name: "issues", payload: second } as never);
 
     expect(scope.pendingMocks()).toEqual([]);
     expect(posted).toHaveLength(1);

@@ -1,4 +1,5 @@
 import { describe, expect, it } from "vitest";
+import { mockIssueNow } from "../helpers/github-mocks.js";
 import { startTriageApp } from "../helpers/start-triage-app.js";
 import { webhookExample } from "../helpers/webhook-examples.js";
 
@@ -52,8 +53,9 @@ describe("an issue transferred in from another repository", () => {
     const payload = webhookExample("issues", "opened", 2, (e) => "changes" in e);
     delete payload.changes;
     const { app, scope } = await startTriageApp();
-    // Its triage's first step reads the app's identity: refused here, it fails the job, which
-    // shows that the automatic work began.
+    // Read again before the automatic work; then triage's first step reads the app's identity:
+    // refused here, it fails the job, which shows that the automatic work began.
+    mockIssueNow(scope, payload.issue);
     scope.get("/app").reply(500, { message: "Server Error" });
 
     await app.probot.receive({ id: "opened-here", name: "issues", payload } as never);

@@ -7,6 +7,7 @@ import {
   githubScope,
   mockAppIdentity,
   mockInstallationToken,
+  mockIssueNow,
   mockRepoConfig,
   recordUnmatchedRequests,
 } from "../helpers/github-mocks.js";
@@ -45,6 +46,7 @@ function twoTriages() {
 function mockTriageReads(scope: Scope, yaml: string) {
   mockInstallationToken(scope);
   mockRepoConfig(scope, { yaml });
+  mockIssueNow(scope, opened().issue);
   mockAppIdentity(scope);
   scope
     .get(`${REPO}/labels`)
@@ -65,6 +67,7 @@ async function redeliveryTo(model: ReturnType<typeof scriptedModel>, yaml: strin
   const redelivered = githubScope();
   mockInstallationToken(redelivered);
   mockRepoConfig(redelivered, { yaml });
+  mockIssueNow(redelivered, opened().issue);
   mockAppIdentity(redelivered);
   return { again, redelivered };
 }
@@ -124,13 +127,15 @@ describe("triage of a new issue whose job runs again", () => {
     expect(first.pendingMocks()).toEqual([]);
     expect(app.logs.lines().some((l) => l.msg === "job failed; will retry")).toBe(true);
 
-    // The embeddings are back; the retry remembers the issue. Its triage is recorded with the
-    // job as done: GitHub is not asked for the issue's events.
+    // The embeddings are back; the retry reads the issue again and remembers it. Its triage is
+    // recorded with the job as done: GitHub is not asked for the issue's events.
     state.down = false;
+    mockIssueNow(first, opened().issue);
     const unmatched = recordUnmatchedRequests();
     await clock.advance(30_000);
     await app.talos.services.jobs.idle();
 
+    expect(first.pendingMocks()).toEqual([]);
     expect(unmatched).toEqual([]);
     expect(labelled).toEqual([{ labels: ["bug"] }]);
     expect(model.callCount).toBe(2);
@@ -179,13 +184,15 @@ describe("triage of a new issue whose job runs again", () => {
       { id: "triage-none", stepsDone: ["triage"] },
     ]);
 
-    // The retry remembers the issue and asks GitHub nothing: the model is not run again, and
-    // no label is applied.
+    // The retry remembers the issue and asks GitHub nothing but the issue as it is now: the
+    // model is not run again, and no label is applied.
     state.down = false;
+    mockIssueNow(first, opened().issue);
     const unmatched = recordUnmatchedRequests();
     await clock.advance(30_000);
     await app.talos.services.jobs.idle();
 
+    expect(first.pendingMocks()).toEqual([]);
     expect(unmatched).toEqual([]);
     expect(model.callCount).toBe(2);
     expect(app.talos.services.journal!.list()).toEqual([]);
@@ -254,6 +261,7 @@ describe("triage whose comment failed after its labels were applied", () => {
 
     // The retry: no triage comment in the thread, the label Talos applied in its events.
     const retry = githubScope();
+    mockIssueNow(retry, opened().issue);
     retry.get(`${REPO}/issues/14/comments`).query(true).reply(200, []);
     retry
       .get(`${REPO}/issues/14/events`)
@@ -276,5 +284,68 @@ describe("triage whose comment failed after its labels were applied", () => {
     expect(retry.pendingMocks()).toEqual([]);
     expect(model.callCount).toBe(2);
     expect(posted).toEqual(["**Triage**: labelled `bug`.\n\n<!-- talos:triage:14 -->"]);
+  });
+});
+
+describe("triage run again after a maintainer took off labels Talos applied", () => {
+  // A run that cannot know its job triaged the issue (a crash before the step was recorded,
+  // GitHub's redelivery to another instance) finds Talos's labels in the issue's events, and no
+  // triage comment: the maintainer deleted it.
+  const YAML = "triage:\n  enabled: true\n  apply_labels: true\n  comment: true\n";
+  const event = (id: number, event: string, login: string, label: string) => ({
+    id,
+    event,
+    actor: { login, type: login === BOT_LOGIN ? "Bot" : "User" },
+    label: { name: label },
+  });
+
+  async function runAgain(events: unknown[]) {
+    const model = scriptedModel();
+    const app = await createTestApp({ model });
+    const scope = githubScope();
+    mockInstallationToken(scope);
+    mockRepoConfig(scope, { yaml: YAML });
+    mockIssueNow(scope, opened().issue);
+    mockAppIdentity(scope);
+    scope.get(`${REPO}/issues/14/comments`).query(true).reply(200, []);
+    scope.get(`${REPO}/issues/14/events`).query(true).reply(200, events);
+    return { model, app, scope };
+  }
+
+  it("names in its comment only the labels the issue still has", async () => {
+    const { model, app, scope } = await runAgain([
+      event(1, "labeled", BOT_LOGIN, "bug"),
+      event(2, "labeled", BOT_LOGIN, "crash"),
+      event(3, "unlabeled", "maintainer", "bug"),
+    ]);
+    const posted: string[] = [];
+    scope
+      .post(`${REPO}/issues/14/comments`, (b: { body: string }) => Boolean(posted.push(b.body)))
+      .reply(201, { id: 700 });
+
+    await app.probot.receive({ id: "triage-again", name: "issues", payload: opened() } as never);
+
+    expect(scope.pendingMocks()).toEqual([]);
+    expect(model.callCount).toBe(0);
+    expect(posted).toEqual(["**Triage**: labelled `crash`.\n\n<!-- talos:triage:14 -->"]);
+  });
+
+  it("posts no comment once none is left, and still does not triage again", async () => {
+    // Taken off, put back by Talos (a second label run), then taken off again, whatever its case.
+    const { model, app, scope } = await runAgain([
+      event(1, "labeled", BOT_LOGIN, "bug"),
+      event(2, "unlabeled", "maintainer", "bug"),
+      event(3, "labeled", BOT_LOGIN, "Bug"),
+      event(4, "unlabeled", "maintainer", "Bug"),
+    ]);
+
+    // No comment is mocked: posting one would fail the job.
+    await app.probot.receive({ id: "triage-again", name: "issues", payload: opened() } as never);
+
+    expect(scope.pendingMocks()).toEqual([]);
+    expect(model.callCount).toBe(0);
+    const messages = app.logs.lines().map((l) => l.msg);
+    expect(messages).toContain("no triage comment: the issue has none of the labels Talos applied");
+    expect(messages).toContain("job finished");
   });
 });

@@ -4,7 +4,7 @@ import {
   githubScope,
   mockAppIdentity,
   mockInstallationToken,
-  mockIssueRead,
+  mockIssueNow,
   mockRepoConfig,
 } from "../helpers/github-mocks.js";
 import {
@@ -65,19 +65,23 @@ describe("a 60,000-character Chinese issue", () => {
     mockInstallationToken(scope);
     mockRepoConfig(scope, { yaml: "similar:\n  enabled: true\n" });
     const first = chineseReport(60_000);
-    await receive(app, openedIssue(1, TITLE, first));
+    const firstOpened = openedIssue(1, TITLE, first);
+    mockIssueNow(scope, firstOpened.issue);
+    await receive(app, firstOpened);
     // Nothing resembled it yet: no comment.
     expect(scope.pendingMocks()).toEqual([]);
 
+    // #1 is named from the cache that its job's read filled.
     mockAppIdentity(scope);
-    mockIssueRead(scope, 1, { title: TITLE });
     scope.get(`${REPO}/issues/2/comments`).query({ per_page: "100" }).reply(200, []);
     let posted: unknown;
     scope
       .post(`${REPO}/issues/2/comments`, (body: unknown) => Boolean((posted = body)))
       .reply(201, { id: 9001 });
     const second = chineseReport(60_000, 2);
-    await receive(app, openedIssue(2, `${TITLE}（大文件）`, second));
+    const secondOpened = openedIssue(2, `${TITLE}（大文件）`, second);
+    mockIssueNow(scope, secondOpened.issue);
+    await receive(app, secondOpened);
 
     expect(scope.pendingMocks()).toEqual([]);
     expect(posted).toEqual({

@@ -129,7 +129,7 @@ describe("memory in the started server", () => {
       {
         id: "e2e-memory-other",
         event: "issues",
-        payload: opened(40, "Crash when saving a file on Windows 11", 3),
+        payload: opened(40, "Crash when saving a file on Windows 11", 3, github),
       },
       signed,
     );
@@ -162,7 +162,7 @@ describe("memory in the started server", () => {
       {
         id: "e2e-memory-new",
         event: "issues",
-        payload: opened(21, "Crash when saving a file on Windows 11"),
+        payload: opened(21, "Crash when saving a file on Windows 11", 2, github),
       },
       signed,
     );

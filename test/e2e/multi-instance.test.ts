@@ -196,6 +196,15 @@ describe.runIf(available)("several instances sharing Redis", () => {
     const opened = async (server: ServerProcess) => {
       const payload = webhookExample("issues", "opened");
       payload.issue.number = ++number;
+      // Read again before triage: GitHub has it, as opened.
+      github.issues.set(`${REPO}#${number}`, {
+        number,
+        title: payload.issue.title,
+        body: payload.issue.body,
+        state: "open",
+        user: { login: payload.issue.user.login },
+        labels: [],
+      });
       const id = `cluster-labels-${number}`;
       expect((await sendWebhook(server.url, { id, event: "issues", payload }, signed)).status).toBe(
         200,

@@ -9,6 +9,7 @@ import {
   githubScope,
   mockAppIdentity,
   mockInstallationToken,
+  mockIssueNow,
   mockIssueRead,
   mockRepoConfig,
   mockRepositoryRead,
@@ -46,6 +47,13 @@ function openedIssue(number: number, title: string, body: string, installation =
     html_url: `https://github.com/Codertocat/Hello-World/issues/${number}`,
     created_at: `2026-11-${String(number % 28 || 1).padStart(2, "0")}T10:00:00Z`,
   });
+  return payload;
+}
+
+/** A new issue whose automatic work is on: it is read again before that work runs. */
+function openedNow(scope: Scope, number: number, title: string, body: string, installation = 2) {
+  const payload = openedIssue(number, title, body, installation);
+  mockIssueNow(scope, payload.issue);
   return payload;
 }
 
@@ -107,29 +115,35 @@ describe("similar issues on a new issue", () => {
     await receive(
       app,
       "issues",
-      openedIssue(40, "Saving a file crashes on Windows", "Saving a file on Windows crashes.", 3),
+      openedNow(
+        scope,
+        40,
+        "Saving a file crashes on Windows",
+        "Saving a file on Windows crashes.",
+        3,
+      ),
     );
     await receive(
       app,
       "issues",
-      openedIssue(12, "Crash when saving a file on Windows", "The editor crashes on save."),
+      openedNow(scope, 12, "Crash when saving a file on Windows", "The editor crashes on save."),
     );
     await receive(
       app,
       "issues",
-      openedIssue(13, "Dark mode for the settings page", "Please add a dark theme."),
+      openedNow(scope, 13, "Dark mode for the settings page", "Please add a dark theme."),
     );
     // So far nothing resembled anything: no comment was posted.
     expect(scope.pendingMocks()).toEqual([]);
 
     mockAppIdentity(scope);
-    mockIssueRead(scope, 12, { title: "Crash when saving a file on Windows" });
+    // #12 is not read again to be named: the cache keeps it from its own job's read.
     scope.get(`${REPO}/issues/14/comments`).query({ per_page: "100" }).reply(200, []);
     const posted = capturePost(scope, `${REPO}/issues/14/comments`);
     await receive(
       app,
       "issues",
-      openedIssue(14, "Crash when saving a file on Windows 11", "The editor crashes on save."),
+      openedNow(scope, 14, "Crash when saving a file on Windows 11", "The editor crashes on save."),
     );
 
     expect(scope.pendingMocks()).toEqual([]);
@@ -175,7 +189,7 @@ describe("similar issues on a new issue", () => {
     mockIssueRead(scope, 12, { title });
     scope.get(`${REPO}/issues/14/comments`).query({ per_page: "100" }).reply(200, []);
     const posted = capturePost(scope, `${REPO}/issues/14/comments`);
-    await receive(app, "issues", openedIssue(14, "Crash on save", body));
+    await receive(app, "issues", openedNow(scope, 14, "Crash on save", body));
 
     expect(scope.pendingMocks()).toEqual([]);
     expect(posted.body).toBe(`**Possibly related**: #12 (${title}).\n\n<!-- talos:similar:14 -->`);
@@ -243,7 +257,7 @@ describe("similar issues on a new issue", () => {
     scope.get(`${REPO}/issues/14/events`).query({ per_page: "100" }).reply(200, []);
     scope.post(`${REPO}/issues/14/labels`, { labels: ["bug"] }).reply(200, []);
 
-    await receive(app, "issues", openedIssue(14, "Crash on save", "It crashes."));
+    await receive(app, "issues", openedNow(scope, 14, "Crash on save", "It crashes."));
 
     expect(scope.pendingMocks()).toEqual([]);
     const failed = app.logs.lines().find((l) => l.msg === "job failed; will retry");
@@ -804,9 +818,11 @@ describe("backfill of a repository the app gains", () => {
     mockInstallationToken(scope);
     mockSpace(scope);
     mockRepoConfig(scope, { repo: "Space" });
+    // Page 1 is asked again after page 2, in case an issue deleted meanwhile pulled one back.
     scope
       .get(`${SPACE}/issues`)
       .query({ ...ISSUE_PAGE, page: "1" })
+      .twice()
       .reply(
         200,
         Array.from({ length: 100 }, (_, i) => spaceIssue(300 - i, i % 10 === 0)),
@@ -979,6 +995,8 @@ describe("backfill of a repository the app gains", () => {
       .twice()
       .reply(502, "Bad Gateway");
     mockIssuePage(scope, 2, range(150, 50));
+    // Page 1 again once page 2 is read, in case an issue deleted meanwhile pulled one back.
+    mockIssuePage(scope, 1, range(250, 100));
 
     await receive(
       app,

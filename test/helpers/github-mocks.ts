@@ -172,3 +172,20 @@ export function recordUnmatchedRequests(): string[] {
   onTestFinished(() => void nock.emitter.removeListener("no match", listener));
   return unmatched;
 }
+
+/**
+ * A new issue read again before its automatic work (readIssueNow in on-new-issue.ts): GitHub's
+ * answer when the job runs, asked past the cache. It is the payload's `issue` as opened, with
+ * what `now` says changed since (closed, locked, edited).
+ */
+export function mockIssueNow(
+  scope: nock.Scope,
+  issue: Record<string, unknown> & { number: number },
+  now: Record<string, unknown> = {},
+  fullName = "Codertocat/Hello-World",
+) {
+  return scope
+    .get(`/repos/${fullName}/issues/${issue.number}`)
+    .matchHeader("cache-control", "max-age=0")
+    .reply(200, { ...issue, repository_url: `${API}/repos/${fullName}`, ...now });
+}

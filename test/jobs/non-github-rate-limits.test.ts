@@ -4,7 +4,12 @@ import type { Embedder } from "../../src/memory/embedder.js";
 import { createLocalEmbedder } from "../../src/memory/local-embedder.js";
 import { retryAfterMs, retryDelayMs } from "../../src/jobs/job-runner.js";
 import { createManualClock } from "../helpers/fake-clock.js";
-import { githubScope, mockInstallationToken, mockRepoConfig } from "../helpers/github-mocks.js";
+import {
+  githubScope,
+  mockInstallationToken,
+  mockIssueNow,
+  mockRepoConfig,
+} from "../helpers/github-mocks.js";
 import { createTestApp } from "../helpers/test-app.js";
 import { webhookExample } from "../helpers/webhook-examples.js";
 
@@ -56,8 +61,10 @@ describe("rate limits that are not GitHub's", () => {
 
     const payload = webhookExample("issues", "opened", 2);
     Object.assign(payload.issue, { number: 14, title: "Crash on save", body: "It crashes." });
+    mockIssueNow(scope, payload.issue);
     await app.probot.receive({ id: "review-openai-429", name: "issues", payload } as never);
 
+    expect(scope.pendingMocks()).toEqual([]);
     const failed = app.logs.lines().find((l) => l.msg === "job failed; will retry");
     expect(failed?.err).toMatchObject({ message: expect.stringMatching(/429/) });
     // Expected: the first retry's 30 s. Actual: 60 s (rateLimitWaitMs's unnamed-limit minute).
