@@ -29,7 +29,11 @@ import {
   mockRepoConfig,
 } from "../helpers/github-mocks.js";
 import { startGitHubStandIn, type GitHubStandIn } from "../helpers/github-stand-in.js";
-import { startOpenAIStandIn, type OpenAIStandIn } from "../helpers/openai-stand-in.js";
+import {
+  startOpenAIStandIn,
+  type OpenAIStandIn,
+  type ScriptedReply,
+} from "../helpers/openai-stand-in.js";
 import {
   buildDist,
   makeWorkDir,
@@ -430,6 +434,26 @@ describe("the language model failing", () => {
     scope.get(`${REPO}/issues/1/comments`).query({ per_page: "100" }).reply(200, []);
   }
 
+  /**
+   * `/talos ask` answered by the model's server with `failures`, one a request: what was posted,
+   * and how many requests reached the model.
+   */
+  async function askWithModelFailing(failures: Array<Extract<ScriptedReply, { status: number }>>) {
+    const app = await createAppWithModel();
+    const scope = githubScope();
+    mockAskUntilModel(scope);
+    mockNoReplyYet(scope);
+    const posted: string[] = [];
+    mockReplyPost(scope, posted);
+    const before = llm.chatArrivals();
+    llm.script(...failures);
+
+    await app.probot.receive(comment(`fault-model-${failures[0]?.status}`, "/talos ask why?"));
+
+    expect(scope.pendingMocks()).toEqual([]);
+    return { app, posted, calls: llm.chatArrivals() - before };
+  }
+
   it.each([
     ["500", 2, { status: 500, body: { error: { message: "The server had an error" } } }],
     ["429 with retry-after: 1", 2, { status: 429, headers: { "retry-after": "1" } }],
@@ -438,19 +462,8 @@ describe("the language model failing", () => {
   ] as const)(
     "model %s on every try (%i request(s)): one short reply that the model did not answer; the job is done, not retried",
     async (_name, requests, failure) => {
-      const app = await createAppWithModel();
-      const scope = githubScope();
-      mockAskUntilModel(scope);
-      mockNoReplyYet(scope);
-      const posted: string[] = [];
-      mockReplyPost(scope, posted);
-      const before = llm.chatArrivals();
-      llm.script(...range(requests).map(() => failure));
-
-      await app.probot.receive(comment(`fault-model-${failure.status}`, "/talos ask why?"));
-
-      expect(scope.pendingMocks()).toEqual([]);
-      expect(llm.chatArrivals() - before).toBe(requests);
+      const { app, posted, calls } = await askWithModelFailing(range(requests).map(() => failure));
+      expect(calls).toBe(requests);
       expect(posted).toEqual([`${LLM_DOWN}\n\n${MARKER}`]);
       expect(await jobOutcomes(app)).toEqual({ done: 1 });
     },
@@ -520,20 +533,9 @@ describe("the language model failing", () => {
   ])(
     "model %s: one request, a reply saying what to check (not 'try again later'); the job is done",
     async (_name, failure, reply) => {
-      const app = await createAppWithModel();
-      const scope = githubScope();
-      mockAskUntilModel(scope);
-      mockNoReplyYet(scope);
-      const posted: string[] = [];
-      mockReplyPost(scope, posted);
-      const before = llm.chatArrivals();
-      llm.script(failure);
-
-      await app.probot.receive(comment(`fault-model-${failure.status}`, "/talos ask why?"));
-
-      expect(scope.pendingMocks()).toEqual([]);
+      const { app, posted, calls } = await askWithModelFailing([failure]);
       // LangChain retries none of these.
-      expect(llm.chatArrivals() - before).toBe(1);
+      expect(calls).toBe(1);
       expect(posted).toEqual([`${reply}\n\n${MARKER}`]);
       expect(await jobOutcomes(app)).toEqual({ done: 1 });
     },

@@ -1484,6 +1484,21 @@ describe("pull requests: retargeted to another base branch (pull_request.edited 
   ];
   const retargeted = () =>
     pull(HEAD_1, { base: { sha: NEW_BASE, ref: "release" }, changed_files: RETARGETED.length });
+  /**
+   * A retarget's run up to its summary: the summary of this head, written against master (had it
+   * been "current", it would go on listing the old diff's files until the next push), the files
+   * against the new base, and the edit of that comment, whose bodies are returned.
+   */
+  function mockRetargetRun(scope: Scope): Array<{ body: string }> {
+    mockStart(scope);
+    scope.get(`${REPO}/pulls/2`).reply(200, retargeted());
+    mockSummaryComment(scope, HEAD_1, "- **What it changes**: the theme.");
+    mockFiles(scope, RETARGETED);
+    mockRunReads(scope, undefined, "release");
+    const edited: Array<{ body: string }> = [];
+    scope.patch(`${REPO}/issues/comments/700`, capture(edited)).reply(200, { id: 700 });
+    return edited;
+  }
   const jobsOf = async (app: TestApp) =>
     (await app.talos.metrics.jobs.get()).values.map((v) => [v.labels.kind, v.labels.outcome]);
 
@@ -1492,15 +1507,7 @@ describe("pull requests: retargeted to another base branch (pull_request.edited 
     const app = await createTestApp({ model });
     const scope = githubScope();
     const unmatched = recordUnmatchedRequests();
-    mockStart(scope);
-    scope.get(`${REPO}/pulls/2`).reply(200, retargeted());
-    // The summary of this head, written against master: had it been "current", it would go on
-    // listing the old diff's files until the next push.
-    mockSummaryComment(scope, HEAD_1, "- **What it changes**: the theme.");
-    mockFiles(scope, RETARGETED);
-    mockRunReads(scope, undefined, "release");
-    const edited: Array<{ body: string }> = [];
-    scope.patch(`${REPO}/issues/comments/700`, capture(edited)).reply(200, { id: 700 });
+    const edited = mockRetargetRun(scope);
 
     await receive(app, "pull_request", "pull_request.edited.base.json");
 
@@ -1539,13 +1546,7 @@ describe("pull requests: retargeted to another base branch (pull_request.edited 
     const app = await createTestApp({ model, embedder, clock });
     const first = githubScope();
     const unmatched = recordUnmatchedRequests();
-    mockStart(first);
-    first.get(`${REPO}/pulls/2`).reply(200, retargeted());
-    mockSummaryComment(first, HEAD_1, "- **What it changes**: the theme.");
-    mockFiles(first, RETARGETED);
-    mockRunReads(first, undefined, "release");
-    const edited: Array<{ body: string }> = [];
-    first.patch(`${REPO}/issues/comments/700`, capture(edited)).reply(200, { id: 700 });
+    const edited = mockRetargetRun(first);
 
     await receive(app, "pull_request", "pull_request.edited.base.json");
     expect(first.pendingMocks()).toEqual([]);
