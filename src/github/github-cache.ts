@@ -88,6 +88,19 @@ const TTL_CAP_MS: Partial<Record<CacheKind, number>> = { permission: 60_000 };
 
 const DEFAULT_MAX_BYTES = 64 * 1024 * 1024;
 
+/** Whether a key is under `scope`: an installation, narrowed in order to a repo, kind, subject. */
+function matchKeys(scope: EvictionScope): (key: string) => boolean {
+  const { repo, kind, subject } = scope as Partial<CacheScope>;
+  const any = scope.installation === ANY_INSTALLATION;
+  const parts = [any ? undefined : scope.installation, repo, kind, subject];
+  const cut = parts.indexOf(undefined, 1);
+  const prefix = (cut === -1 ? parts : parts.slice(0, cut)).join(SEPARATOR) + SEPARATOR;
+  // Every installation's: the key past its installation, which a separator ends.
+  return any
+    ? (key: string) => key.startsWith(prefix, key.indexOf(SEPARATOR))
+    : (key: string) => key.startsWith(prefix);
+}
+
 /**
  * An entry's size: its JSON's bytes in UTF-8 plus its key's. JSON is what GitHub sent, so the
  * figure tracks the response's size; V8 holds the parsed object in somewhat more, but in
@@ -212,15 +225,7 @@ export class GitHubCache {
 
   /** An eviction another instance decided and broadcast: applied here, not told again. */
   evictFromPeer(scope: EvictionScope): number {
-    const { repo, kind, subject } = scope as Partial<CacheScope>;
-    const any = scope.installation === ANY_INSTALLATION;
-    const parts = [any ? undefined : scope.installation, repo, kind, subject];
-    const cut = parts.indexOf(undefined, 1);
-    const prefix = (cut === -1 ? parts : parts.slice(0, cut)).join(SEPARATOR) + SEPARATOR;
-    // Every installation's: the key past its installation, which a separator ends.
-    const matches = any
-      ? (key: string) => key.startsWith(prefix, key.indexOf(SEPARATOR))
-      : (key: string) => key.startsWith(prefix);
+    const matches = matchKeys(scope);
     let evicted = 0;
     for (const key of [...this.#lru.keys()]) {
       if (matches(key)) {
@@ -236,6 +241,21 @@ export class GitHubCache {
     }
     this.#onSize?.(this.#lru.calculatedSize);
     return evicted;
+  }
+
+  /**
+   * The entries under `scope` (narrowed as `evict` narrows it) that a read would be served now,
+   * expired ones left out; neither counted as reads nor made more recent. What is known of GitHub
+   * without asking it.
+   */
+  peek(scope: EvictionScope): CacheEntry[] {
+    const matches = matchKeys(scope);
+    const entries: CacheEntry[] = [];
+    for (const key of this.#lru.keys()) {
+      const entry = matches(key) ? this.#lru.peek(key) : undefined;
+      if (entry !== undefined) entries.push(entry);
+    }
+    return entries;
   }
 
   /**

@@ -59,14 +59,18 @@ function classify(url: string) {
 }
 
 /**
- * What a write to `url` may have changed, as evictions: what this installation reads next must
- * be GitHub's answer after the write, not one cached before it (the webhook saying so comes
- * later). Comments and reactions change nothing cached; an issue's or pull request's
- * subresources change it (a label added to an issue is created if the repository lacks it);
- * any other write to a repository may change anything read of it. Writes outside `/repos/…`
- * (installation tokens) change no repository.
+ * What a write may have changed, as evictions: what this installation reads next must be GitHub's
+ * answer after the write, not one cached before it (the webhook saying so comes later). Comments
+ * and reactions change nothing cached; an issue's or pull request's subresources change it (and
+ * the repository's labels, when a label write may have created one); any other write to a
+ * repository may change anything read of it. Writes outside `/repos/…` (installation tokens)
+ * change no repository. `cache` tells which labels the repository has.
  */
-function writeEvictions(url: string, installation: string): EvictionScope[] {
+function writeEvictions(
+  { method, url, body }: { method: string; url: string; body?: unknown },
+  installation: string,
+  cache: GitHubCache,
+): EvictionScope[] {
   const match = /^\/repos\/([^/]+)\/([^/]+)(\/.*)?$/.exec(pathOf(new URL(url)));
   if (!match) return [];
   const repo = decodeURIComponent(`${match[1]}/${match[2]}`).toLowerCase();
@@ -83,7 +87,14 @@ function writeEvictions(url: string, installation: string): EvictionScope[] {
       { installation, repo, kind: "issue", subject },
       { installation, repo, kind: "pull", subject },
     ];
-    if (thread[2]?.startsWith("/labels")) scopes.push({ installation, repo, kind: "labels" });
+    const labels = { installation, repo, kind: "labels" } as const;
+    // Removing a label never creates one.
+    if (
+      thread[2]?.startsWith("/labels") &&
+      method !== "DELETE" &&
+      mayCreateLabel(body, cache.peek(labels))
+    )
+      scopes.push(labels);
     return scopes;
   }
   if (/^\/labels(\/|$)/.test(rest)) {
@@ -97,6 +108,39 @@ function writeEvictions(url: string, installation: string): EvictionScope[] {
         ];
   }
   return [{ installation, repo }];
+}
+
+/**
+ * Whether adding or setting an issue's labels (`body`) may have created a label: GitHub creates
+ * one the repository lacks, names compared case-insensitively. Only when every label list held
+ * (`lists`, the first pages read) shows every name sent did it create none; a body of another
+ * shape, no list held, or one list without a name (maybe read before the write) may have.
+ * Triage applies only existing labels, and had dropped the list with every label it applied.
+ * Another instance's lists need no eviction then: a list missing an existing label predates its
+ * creation, which the `label.created` webhook evicts everywhere.
+ * https://docs.github.com/en/rest/issues/labels#add-labels-to-an-issue
+ */
+function mayCreateLabel(body: unknown, lists: CacheEntry[]): boolean {
+  // `{ labels: [...] }`, or the list alone; a single label may be a string; a label, `{ name }`.
+  const sent = isObject(body) && !Array.isArray(body) ? body.labels : body;
+  const names = (Array.isArray(sent) ? sent : [sent]).map((label: unknown) =>
+    isObject(label) ? label.name : label,
+  );
+  if (!names.every((name): name is string => typeof name === "string")) return true;
+  if (names.length === 0) return false;
+  if (lists.length === 0) return true;
+  return lists.some((list) => {
+    const data = list.type === "response" ? list.response.data : undefined;
+    if (!Array.isArray(data)) return true;
+    const known = new Set(
+      data.map((label: unknown) => (isObject(label) ? String(label.name).toLowerCase() : "")),
+    );
+    return names.some((name) => !known.has(name.toLowerCase()));
+  });
+}
+
+function isObject(value: unknown): value is Record<string, unknown> {
+  return typeof value === "object" && value !== null;
 }
 
 export interface RequestCachePluginOptions {
@@ -122,8 +166,8 @@ export function requestCachePlugin(octokit: Octokit, options: OctokitOptions): v
       } finally {
         // After the write, even a failed one (a 5xx or a timeout may come after GitHub made the
         // change): a read in flight meanwhile may have read the old state, and this drops it too.
-        const { url } = octokit.request.endpoint.parse(requestOptions);
-        for (const scope of writeEvictions(url, talos.installation)) cache.evict(scope);
+        const write = octokit.request.endpoint.parse(requestOptions);
+        for (const scope of writeEvictions(write, talos.installation, cache)) cache.evict(scope);
       }
     }
     const { url, headers } = octokit.request.endpoint.parse(requestOptions);

@@ -58,6 +58,14 @@ const FrontMatter = z.strictObject({
 /** The coarsest timestamp tick of the file systems prompts sit on (ext3, HFS+, some NFS). */
 const TIMESTAMP_TICK_MS = 1_000;
 
+/**
+ * How long after its last change a file counts as saved. An editor saving in place truncates the
+ * file, then writes it in chunks, each moving the ctime: a read between two of them can get half
+ * the text, and half can parse (the cut after the last placeholder). Chunks come milliseconds
+ * apart; a tick, since a coarse file system stamps a change up to a tick early.
+ */
+const SAVE_SETTLE_MS = TIMESTAMP_TICK_MS;
+
 const PLACEHOLDER = /\{\{\s*([a-zA-Z0-9_]+)\s*\}\}/g;
 
 /**
@@ -146,10 +154,11 @@ export interface PromptLibraryOptions {
 /**
  * The prompts under `prompts/`, loaded through a cache: a render costs no file access until the
  * check interval has passed, then one `stat`, and a read only when the file's version changed,
- * and once more at the check after, to see that the read did not race a write. An edit is picked
- * up without a restart; an edit that breaks the file, changes the variables it takes (the code
- * still fills the old ones, so every render would throw) or removes it keeps the last good
- * version in use and is logged.
+ * and once more at the check after, to see that the read did not race a write. New text is
+ * served once a stat after its read shows the version unchanged and a second old (mayBeMidSave),
+ * so a save in progress is not. An edit is picked up without a restart; an edit that breaks the
+ * file, changes the variables it takes (the code still fills the old ones, so every render would
+ * throw) or removes it keeps the last good version in use and is logged.
  */
 export class PromptLibrary {
   readonly #options: PromptLibraryOptions;
@@ -209,6 +218,7 @@ export class PromptLibrary {
     const file = this.#file(name);
     let version: FileVersion;
     let text: string;
+    let saving = false;
     try {
       version = await this.#fs.stat(file);
       if (cached.settled && isSameVersion(version, cached.version)) {
@@ -216,6 +226,9 @@ export class PromptLibrary {
         return cached.prompt;
       }
       text = await this.#fs.readFile(file);
+      // A stat after the read, for new text only (a rare read, so the common check still costs
+      // one stat): a save that began after the first stat moved the version since.
+      if (text !== cached.text) saving = mayBeMidSave(version, await this.#fs.stat(file), now);
     } catch (error) {
       // Removed, or being replaced (a checkout deletes, then writes): keep serving the last
       // version, and say so once.
@@ -236,6 +249,11 @@ export class PromptLibrary {
       const same = isSameVersion(version, cached.version);
       if (!same || now < cached.readAt) Object.assign(cached, { version, readAt: now });
       cached.settled = same && now - cached.readAt >= TIMESTAMP_TICK_MS;
+      return cached.prompt;
+    }
+    if (saving) {
+      // Not adopted yet: the cache keeps the previous version, so the next check reads again.
+      this.#options.log.debug({ file }, "prompt file is being saved; read again at the next check");
       return cached.prompt;
     }
     try {
@@ -276,6 +294,21 @@ export class PromptLibrary {
     this.#cache.set(name, cached);
     return cached;
   }
+}
+
+/**
+ * Whether a read between stats `before` and `after` may have caught a save in the middle: the
+ * version moved during the read, or it changed less than SAVE_SETTLE_MS before `now`. Such a read
+ * is served only once a later check reads the file settled: an edit goes live at the first check
+ * SAVE_SETTLE_MS after its last write. A ctime ahead of `now` (a clock stepped back, a file
+ * server's clock ahead) gives no age, and is not waited for: a wait with no end would hold the
+ * edit back. Waiting for a second check to see the same version would have delayed every edit by
+ * a check interval.
+ */
+function mayBeMidSave(before: FileVersion, after: FileVersion, now: number): boolean {
+  if (!isSameVersion(before, after)) return true;
+  const age = now - Number(after.ctimeNs / 1_000_000n);
+  return age >= 0 && age < SAVE_SETTLE_MS;
 }
 
 function isSameVersion(a: FileVersion, b: FileVersion): boolean {

@@ -173,6 +173,122 @@ describe("a write through the cached client", () => {
   });
 });
 
+describe("a label written on an issue", () => {
+  // Triage reads the labels as its list does (the first page of 100), then applies some of them.
+  const listLabels = (octokit: Octokit) =>
+    octokit.rest.issues.listLabelsForRepo({ ...REPO, per_page: 100 });
+  const LABELS = [{ name: "bug" }, { name: "Docs" }];
+
+  it("keeps the label list when every label it names is in it: the next triage reads none", async () => {
+    const app = await createTestApp();
+    const octokit = await installationClient(app);
+    const scope = nock(API)
+      .get(`${PATH}/labels`)
+      .query({ per_page: 100 })
+      .once()
+      .reply(200, LABELS)
+      .get(`${PATH}/issues/1`)
+      .once()
+      .reply(200, issue([]))
+      // Compared as GitHub compares label names: "docs" is the repository's "Docs".
+      .post(`${PATH}/issues/1/labels`, { labels: ["bug", "docs"] })
+      .reply(200, LABELS)
+      .get(`${PATH}/issues/1`)
+      .once()
+      .reply(200, issue(["bug", "Docs"]));
+
+    await listLabels(octokit);
+    await octokit.rest.issues.get({ ...REPO, issue_number: 1 });
+    await octokit.rest.issues.addLabels({ ...REPO, issue_number: 1, labels: ["bug", "docs"] });
+    // The issue itself is read again; the list is served from the cache.
+    const after = await octokit.rest.issues.get({ ...REPO, issue_number: 1 });
+    const labels = await listLabels(octokit);
+
+    expect(after.data.labels).toEqual([{ name: "bug" }, { name: "Docs" }]);
+    expect(labels.data).toEqual(LABELS);
+    expect(scope.pendingMocks()).toEqual([]);
+  });
+
+  it("reads the label list again after a label write that may have created one", async () => {
+    const app = await createTestApp();
+    const octokit = await installationClient(app);
+    const scope = nock(API)
+      .get(`${PATH}/labels`)
+      .query({ per_page: 100 })
+      .once()
+      .reply(200, LABELS)
+      .put(`${PATH}/issues/1/labels`, { labels: [{ name: "bug" }, { name: "triaged" }] })
+      .reply(200, [{ name: "bug" }, { name: "triaged" }])
+      .get(`${PATH}/labels`)
+      .query({ per_page: 100 })
+      .once()
+      .reply(200, [...LABELS, { name: "triaged" }]);
+
+    await listLabels(octokit);
+    await octokit.rest.issues.setLabels({
+      ...REPO,
+      issue_number: 1,
+      labels: [{ name: "bug" }, { name: "triaged" }],
+    });
+    const labels = await listLabels(octokit);
+
+    expect(labels.data.map((l) => l.name)).toEqual(["bug", "Docs", "triaged"]);
+    expect(scope.pendingMocks()).toEqual([]);
+  });
+
+  it("keeps the label list when a label is removed from an issue", async () => {
+    const app = await createTestApp();
+    const octokit = await installationClient(app);
+    const scope = nock(API)
+      .get(`${PATH}/labels`)
+      .query({ per_page: 100 })
+      .once()
+      .reply(200, LABELS)
+      .delete(`${PATH}/issues/1/labels/new-label`)
+      .reply(200, [{ name: "bug" }]);
+
+    await listLabels(octokit);
+    await octokit.rest.issues.removeLabel({ ...REPO, issue_number: 1, name: "new-label" });
+    await listLabels(octokit);
+
+    expect(scope.pendingMocks()).toEqual([]);
+  });
+
+  it("does not keep a label list read while a label write went through: none was held", async () => {
+    const app = await createTestApp();
+    const octokit = await installationClient(app);
+    let answerRead = () => {};
+    const readHeld = new Promise<void>((resolve) => (answerRead = resolve));
+    let readArrived = () => {};
+    const arrived = new Promise<void>((resolve) => (readArrived = resolve));
+    const scope = nock(API)
+      .get(`${PATH}/labels`)
+      .query({ per_page: 100 })
+      .once()
+      .reply(async () => {
+        readArrived();
+        await readHeld;
+        return [200, LABELS];
+      })
+      .post(`${PATH}/issues/1/labels`, { labels: ["triaged"] })
+      .reply(200, [{ name: "triaged" }])
+      .get(`${PATH}/labels`)
+      .query({ per_page: 100 })
+      .once()
+      .reply(200, [...LABELS, { name: "triaged" }]);
+
+    const inFlight = listLabels(octokit);
+    await arrived;
+    await octokit.rest.issues.addLabels({ ...REPO, issue_number: 1, labels: ["triaged"] });
+    answerRead();
+    expect((await inFlight).data).toEqual(LABELS);
+    const after = await listLabels(octokit);
+
+    expect(after.data.map((l) => l.name)).toEqual(["bug", "Docs", "triaged"]);
+    expect(scope.pendingMocks()).toEqual([]);
+  });
+});
+
 describe("the config file read at a branch", () => {
   it("is evicted by a push to that branch that changes it", async () => {
     const app = await createTestApp();

@@ -46,12 +46,17 @@ function memoryFs(files: Record<string, string>) {
     const stamp = (state.get(name)?.mtimeNs ?? 0n) + 1n;
     state.set(name, { text, mtimeNs: stamp, ctimeNs: stamp });
   };
+  /** A write at `atMs` on the clock, stamped as a file system stamps it (in nanoseconds). */
+  const writeAt = (name: string, text: string, atMs: number) => {
+    const stamp = BigInt(atMs) * 1_000_000n;
+    state.set(name, { text, mtimeNs: stamp, ctimeNs: stamp });
+  };
   /** A write in the tick of the last one: the file system's stamps stay as they were. */
   const rewriteInSameTick = (name: string, text: string) => {
     const file = state.get(name);
     if (file) file.text = text;
   };
-  return { fs, counts, edit, rewriteInSameTick };
+  return { fs, counts, edit, writeAt, rewriteInSameTick };
 }
 
 async function openLibrary(files: Record<string, string>, checkIntervalMs = 1000) {
@@ -177,12 +182,13 @@ describe("the prompt cache", () => {
     expect(await library.render("greet", { name: "Ada", thread: "t" })).toBe(
       "Howdy Ada, see t and Ada again.",
     );
-    // The content was compared once: unchanged stamps are trusted after that.
+    // The content was compared once: unchanged stamps are trusted after that. The new text
+    // cost one more stat, after its read (a save under way would have moved the version).
     clock.advance(1500);
     await library.render("greet", { name: "Ada", thread: "t" });
     clock.advance(1500);
     await library.render("greet", { name: "Ada", thread: "t" });
-    expect(counts).toEqual({ readdir: 1, stat: 4, readFile: 3 });
+    expect(counts).toEqual({ readdir: 1, stat: 5, readFile: 3 });
   });
 
   it("re-reads a same-size rewrite in the tick of the check after the read, with a short check interval", async () => {
@@ -247,12 +253,12 @@ describe("the prompt cache", () => {
     clock.advance(-86_400_000);
 
     // The read's tick counts from the first check after the step: one read to see the text is
-    // the same, one a tick later to settle it, then stats only.
+    // the same, one a tick later to settle it, then stats only (and one after the new text's read).
     for (let i = 0; i < 5; i++) {
       clock.advance(1500);
       await library.render("greet", { name: "Ada", thread: "t" });
     }
-    expect(counts).toEqual({ readdir: 1, stat: 7, readFile: 4 });
+    expect(counts).toEqual({ readdir: 1, stat: 8, readFile: 4 });
   });
 
   it("keeps the last good version when an edit breaks the file, and logs it", async () => {
@@ -265,6 +271,68 @@ describe("the prompt cache", () => {
       .lines()
       .find((l) => String(l.msg).includes("still using the previous version"));
     expect(line).toMatchObject({ file: "/prompts/greet.md", level: 50 });
+  });
+});
+
+describe("a prompt file saved in place", () => {
+  const EDITED = "---\nvariables: [name, thread]\n---\nHi {{name}} ({{thread}}), and more to say.";
+  // An editor truncates the file, then writes it in chunks: this one parses, cut after the last
+  // placeholder.
+  const HALF = EDITED.slice(0, EDITED.indexOf(")") + 1);
+  const render = (library: PromptLibrary) => library.render("greet", { name: "Ada", thread: "t" });
+
+  it("is not served half-written: a read in the middle of the save waits for the next check", async () => {
+    const { library, clock, counts, writeAt } = await openLibrary({ "greet.md": GOOD });
+    expect(parsePrompt("greet", "greet.md", HALF).template).toBe("Hi {{name}} ({{thread}})");
+    clock.advance(1500);
+    writeAt("greet.md", HALF, clock.now()); // the check comes between two chunks
+
+    expect(await render(library)).toBe("Hello Ada, see t and Ada again.");
+    expect(counts).toEqual({ readdir: 1, stat: 3, readFile: 2 });
+    writeAt("greet.md", EDITED, clock.now() + 5); // the last chunk
+
+    clock.advance(1500);
+    expect(await render(library)).toBe("Hi Ada (t), and more to say.");
+  });
+
+  it("is not served when the save began between the check's stat and its read", async () => {
+    // A file server whose clock is behind: the ctime does not tell, the stat after the read does.
+    const { library, clock, fs, writeAt } = await openLibrary({ "greet.md": GOOD });
+    const readFile = fs.readFile;
+    fs.readFile = async (path) => {
+      fs.readFile = readFile;
+      writeAt("greet.md", HALF, clock.now() - 60_000);
+      return readFile(path);
+    };
+    clock.advance(1500);
+
+    expect(await render(library)).toBe("Hello Ada, see t and Ada again.");
+    writeAt("greet.md", EDITED, clock.now() - 60_000);
+    clock.advance(1500);
+    expect(await render(library)).toBe("Hi Ada (t), and more to say.");
+  });
+
+  it("goes live at the first check a second after its last write, also with a short check interval", async () => {
+    const { library, clock, writeAt } = await openLibrary({ "greet.md": GOOD }, 100);
+    clock.advance(1500);
+    writeAt("greet.md", EDITED, clock.now() - 50);
+
+    const served: string[] = [];
+    for (let i = 0; i < 12; i++) {
+      clock.advance(100);
+      served.push(await render(library));
+    }
+    // 950 ms after the write, the previous text; from 1,050 ms, the edit.
+    expect(served.slice(0, 9).every((s) => s.startsWith("Hello"))).toBe(true);
+    expect(served.slice(9).every((s) => s === "Hi Ada (t), and more to say.")).toBe(true);
+  });
+
+  it("goes live at once when its ctime is ahead of the clock (a clock stepped back since)", async () => {
+    const { library, clock, writeAt } = await openLibrary({ "greet.md": GOOD });
+    writeAt("greet.md", EDITED, clock.now() + 3_600_000);
+    clock.advance(1500);
+
+    expect(await render(library)).toBe("Hi Ada (t), and more to say.");
   });
 });
 
