@@ -10,7 +10,7 @@ import {
   parseEnv,
   type Env,
 } from "./config.js";
-import { redeliverMissedAtStart } from "./github/redeliver-missed.js";
+import { createRedeliverySweeps } from "./github/create-redelivery-sweeps.js";
 import { createHealthRoute } from "./http/create-health-route.js";
 import { createWebhookBodyBudget } from "./http/create-webhook-body-budget.js";
 import { limitSetupWebhookBodies, withWebhookBodyLimit } from "./http/limit-webhook-bodies.js";
@@ -66,12 +66,32 @@ void talos.services.memory.warm().then(
   },
   (error: unknown) => log.warn({ err: error }, "memory warm-up stopped"),
 );
+// The Probot instance run() loads the app into, kept to authenticate as the app once the server
+// listens. Setup mode (no credentials yet) never loads the app.
+const loaded: Probot[] = [];
+// Deliveries GitHub could not make while Talos was down are asked for again once the server
+// listens (GitHub POSTs each redelivery to it), and those Talos refuses while it runs a while
+// after; in the background, never failing the server. Stopped at shutdown: a redelivery to a
+// closed listener would only fail (and be asked for again at the next start).
+const redelivery = new AbortController();
+const redeliveries = createRedeliverySweeps({
+  // Started below only once run() has loaded the app.
+  auth: () => loaded[0]!.auth(),
+  queue: talos.services.queue,
+  hours: env.TALOS_REDELIVER_HOURS,
+  ledgerRetentionHours: env.TALOS_LEDGER_RETENTION_HOURS,
+  clock: talos.services.clock,
+  log: log.child({ name: "redeliver" }),
+  signal: redelivery.signal,
+  metrics: talos.metrics,
+});
 // Probot buffers webhook bodies whole, on its own route before any the app adds: both are limited.
 // With REDIS_URL, deliveries that come while Redis is away are refused with 503. Bodies being
 // received count against one budget, both routes and setup mode together.
 const webhookLimits = {
   available: () => talos.services.queue.available(),
   budget: createWebhookBodyBudget(env.TALOS_WEBHOOK_INFLIGHT_MB * 1024 * 1024),
+  refused: () => redeliveries.refused(),
 };
 // A port that cannot be listened on (taken, privileged) is bad input: one line naming its
 // variable and exit code 2, before Probot would log the listen error with its stack.
@@ -84,9 +104,6 @@ await checkPort("PORT", probotPort, environment.HOST || "localhost");
 if (env.TALOS_METRICS_PORT !== undefined) {
   await checkPort("TALOS_METRICS_PORT", env.TALOS_METRICS_PORT, env.TALOS_METRICS_HOST);
 }
-// The Probot instance run() loads the app into, kept to authenticate as the app once the server
-// listens. Setup mode (no credentials yet) never loads the app.
-const loaded: Probot[] = [];
 const app: ApplicationFunction = (probot, options) => {
   // run() has just laid `.env` over process.env (Probot's applyEnv), where LangChain reads its
   // tracing switches on each call: forced off again, or a LANGSMITH_TRACING in .env would send
@@ -118,24 +135,7 @@ const metricsServer =
         host: env.TALOS_METRICS_HOST,
         log,
       }).catch((error: unknown) => failToStart("TALOS_METRICS_PORT", error));
-// Deliveries GitHub could not make while Talos was down are asked for again now that the server
-// listens, since GitHub POSTs each redelivery to it; in the background, and never failing the
-// start. Stopped at shutdown: a redelivery to a closed listener would only fail (and be asked for
-// again at the next start).
-const redelivery = new AbortController();
-const [probot] = loaded;
-if (probot) {
-  void redeliverMissedAtStart({
-    auth: () => probot.auth(),
-    queue: talos.services.queue,
-    hours: env.TALOS_REDELIVER_HOURS,
-    ledgerRetentionHours: env.TALOS_LEDGER_RETENTION_HOURS,
-    clock: talos.services.clock,
-    log: log.child({ name: "redeliver" }),
-    signal: redelivery.signal,
-    metrics: talos.metrics,
-  }).catch((error: unknown) => log.warn({ err: error }, "redelivery of missed deliveries failed"));
-}
+if (loaded.length > 0) void redeliveries.start();
 
 // Probot's own SIGINT handler exits as soon as the server stops; jobs and memory come first.
 process.removeAllListeners("SIGINT");

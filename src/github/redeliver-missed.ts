@@ -34,6 +34,13 @@ export interface RedeliverMissedOptions {
   dryRun?: boolean;
   /** The most attempts read, newest first (MAX_LISTED_ATTEMPTS by default). */
   maxListed?: number;
+  /**
+   * A delivery redelivered this many times already, each failing for now, is not asked for again
+   * (it counts as `redeliveredBefore`). The sweeps while the server runs pass it: a redelivery
+   * Talos refuses again (still loaded) would otherwise ask for itself at every sweep. The start's
+   * run passes none, and asks again once a start.
+   */
+  maxRedeliveries?: number;
 }
 
 /**
@@ -61,7 +68,8 @@ export interface RedeliveryReport {
      * A redelivery of it was answered 4xx (a bad signature, a body too large): it would fail
      * every time, so it is not asked for at every start. One whose redelivery failed for the
      * time being (a 5xx: Talos was stopping or its queue full; no connection: down again) is
-     * asked for again, once a start.
+     * asked for again, once a start, or while it runs until it has been redelivered
+     * `maxRedeliveries` times.
      */
     redeliveredBefore: number;
     /** Talos accepted it (the ledger), though GitHub saw the answer fail. */
@@ -140,7 +148,10 @@ export async function redeliverMissed(options: RedeliverMissedOptions): Promise<
   for (const [guid, tries] of byGuid) {
     if (tries.some((t) => t.status_code >= 200 && t.status_code < 300)) {
       report.skipped.delivered++;
-    } else if (tries.some((t) => t.redelivery && !failedForNow(t.status_code))) {
+    } else if (
+      tries.some((t) => t.redelivery && !failedForNow(t.status_code)) ||
+      tries.filter((t) => t.redelivery).length >= (options.maxRedeliveries ?? Infinity)
+    ) {
       report.skipped.redeliveredBefore++;
     } else {
       missed.push(describeMissed(guid, tries));
@@ -337,6 +348,23 @@ export async function redeliverMissedAtStart(
       { redeliverHours: options.hours, ledgerRetentionHours: options.ledgerRetentionHours },
       `missed deliveries are asked for ${hours} h back, not ${options.hours}: the ledger forgets accepted ones after TALOS_LEDGER_RETENTION_HOURS; raise it to look further back`,
     );
+  return redeliverMissedAsApp(options, {
+    since: new Date(options.clock.now() - hours * 3_600_000),
+  });
+}
+
+/**
+ * One run as the server makes it, at start or while it runs: as the app, taking the deliveries
+ * the queue accepted as known. Undefined when the app cannot authenticate. Never throws.
+ */
+export async function redeliverMissedAsApp(
+  options: Pick<
+    RedeliverMissedAtStartOptions,
+    "auth" | "queue" | "log" | "max" | "signal" | "metrics"
+  >,
+  run: Pick<RedeliverMissedOptions, "since" | "maxRedeliveries">,
+): Promise<RedeliveryReport | undefined> {
+  const { log } = options;
   let app: AppClient;
   try {
     app = await options.auth();
@@ -346,7 +374,7 @@ export async function redeliverMissedAtStart(
   }
   return redeliverMissed({
     app,
-    since: new Date(options.clock.now() - hours * 3_600_000),
+    ...run,
     known: (guid) => options.queue.has(guid),
     log,
     max: options.max ?? REDELIVER_MAX_PER_START,

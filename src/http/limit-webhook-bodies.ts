@@ -61,6 +61,12 @@ export interface BodyLimitOptions {
    * redelivered.
    */
   available?: () => boolean;
+  /**
+   * Told when a delivery is answered with a failure of Talos's own (a 5xx: refused for the body
+   * budget or an unreachable queue above, or not journaled behind): GitHub never redelivers it by
+   * itself, so the server asks for it again (create-redelivery-sweeps.ts).
+   */
+  refused?: () => void;
 }
 
 /**
@@ -85,11 +91,11 @@ export function createBodyLimitHandler(
     log,
     receiveTimeoutMs = WEBHOOK_RECEIVE_TIMEOUT_MS,
     available = () => true,
+    refused,
   }: BodyLimitOptions,
 ): NodeMiddleware {
   const route = normalizeTrailingSlashes(path);
-  return async (req, res, next) => {
-    if (req.method !== "POST" || pathnameOf(req.url) !== route) return middleware(req, res, next);
+  const receive: NodeMiddleware = async (req, res, next) => {
     if (!available())
       return refuse(
         req,
@@ -119,6 +125,14 @@ export function createBodyLimitHandler(
     (req as IncomingMessage & { body?: string }).body = body.toString("utf8");
     return middleware(req, res, next);
   };
+  return async (req, res, next) => {
+    if (req.method !== "POST" || pathnameOf(req.url) !== route) return middleware(req, res, next);
+    const served = await receive(req, res, next);
+    // Its head is written by now: a refusal's at once, the middleware's once the handler ended.
+    // A client that went away (its body cut off: the middleware's 500) was answered nothing.
+    if (res.headersSent && res.statusCode >= 500 && !req.socket.destroyed) refused?.();
+    return served;
+  };
 }
 
 /**
@@ -133,6 +147,7 @@ export function limitWebhookBodies(
     budget = createWebhookBodyBudget(4 * maxBytes),
     receiveTimeoutMs,
     available,
+    refused,
   }: WebhookLimits = {},
 ): void {
   const getNodeMiddleware = probot.getNodeMiddleware.bind(probot);
@@ -153,12 +168,13 @@ export function limitWebhookBodies(
       log: probot.log,
       receiveTimeoutMs,
       available,
+      refused,
     });
   };
 }
 
 export type WebhookLimits = Partial<
-  Pick<BodyLimitOptions, "maxBytes" | "budget" | "receiveTimeoutMs" | "available">
+  Pick<BodyLimitOptions, "maxBytes" | "budget" | "receiveTimeoutMs" | "available" | "refused">
 >;
 
 /**
@@ -226,8 +242,8 @@ function tooLarge(req: IncomingMessage, res: ServerResponse, maxBytes: number): 
 }
 
 /**
- * A delivery the budget has no room for: GitHub records it failed, and the start's catch-up asks
- * for it again. Logged without anything of its body; the delivery id, as the header says it.
+ * A delivery the budget has no room for: GitHub records it failed, and the server asks for it
+ * again (`refused`). Logged without anything of its body; the delivery id, as the header says it.
  */
 function busy(
   req: IncomingMessage,

@@ -1,5 +1,3 @@
-import type nock from "nock";
-import { Probot, ProbotOctokit } from "probot";
 import { describe, expect, it } from "vitest";
 import {
   redeliverMissed,
@@ -10,85 +8,17 @@ import {
 import { createMetrics, type Metrics } from "../../src/metrics/create-metrics.js";
 import { createFakeClock } from "../helpers/fake-clock.js";
 import { API, githubScope } from "../helpers/github-mocks.js";
-import { captureLogs, TEST_APP_ID, TEST_PRIVATE_KEY } from "../helpers/test-app.js";
+import {
+  appClient,
+  attempt,
+  LIST,
+  mockPage,
+  mockRedeliveries,
+} from "../helpers/hook-deliveries.js";
+import { captureLogs } from "../helpers/test-app.js";
 
-const LIST = "/app/hook/deliveries";
-const APP_JWT = /^bearer eyJ/i;
 /** The run looks back to here; every attempt below is after it unless said otherwise. */
 const SINCE = new Date("2026-11-23T12:00:00Z");
-
-/** GitHub's `hook-delivery-item`: one attempt at delivering event `guid`. */
-function attempt(
-  id: number,
-  guid: string,
-  deliveredAt: string,
-  { statusCode = 502, redelivery = false }: { statusCode?: number; redelivery?: boolean } = {},
-) {
-  const ok = statusCode >= 200 && statusCode < 300;
-  return {
-    id,
-    guid,
-    delivered_at: deliveredAt,
-    redelivery,
-    duration: 0.42,
-    status: ok ? "OK" : statusCode === 502 ? "failed to connect" : "Invalid HTTP Response: 500",
-    status_code: statusCode,
-    event: "issues",
-    action: "opened",
-    installation_id: 2,
-    repository_id: 101,
-    throttled_at: null,
-  };
-}
-
-/** The app's client as the server gets it: `probot.auth()` with no installation id (a JWT). */
-async function appClient() {
-  const probot = new Probot({
-    appId: TEST_APP_ID,
-    privateKey: TEST_PRIVATE_KEY,
-    log: (await captureLogs("warn")).log,
-    Octokit: ProbotOctokit.defaults((o: Record<string, any>) => ({
-      ...o,
-      retry: { enabled: false },
-      throttle: { ...o.throttle, enabled: false },
-    })),
-  });
-  return probot.auth();
-}
-
-/** A page of the listing, newest first; `next` is the cursor of the page after it, if any. */
-function mockPage(
-  scope: nock.Scope,
-  items: unknown[],
-  { cursor, next }: { cursor?: string; next?: string } = {},
-) {
-  const headers: Record<string, string> = next
-    ? { link: `<${API}${LIST}?per_page=100&cursor=${next}>; rel="next"` }
-    : {};
-  return scope
-    .get(LIST)
-    .query(cursor ? { per_page: "100", cursor } : { per_page: "100" })
-    .matchHeader("authorization", APP_JWT)
-    .reply(200, items, headers);
-}
-
-/** Redelivery POSTs, answered `status`; their paths are recorded in `posted`, in order. */
-function mockRedeliveries(scope: nock.Scope, ids: number[], posted: string[], status = 202) {
-  for (const id of ids) {
-    scope
-      .post(`${LIST}/${id}/attempts`)
-      .matchHeader("authorization", APP_JWT)
-      .reply((uri) => {
-        posted.push(uri);
-        return status === 202
-          ? [202, {}]
-          : [
-              status,
-              { message: "Validation Failed", documentation_url: "https://docs.github.com" },
-            ];
-      });
-  }
-}
 
 /** talos_webhook_redeliveries_total by outcome, the outcomes counted. */
 async function redeliveries(metrics: Metrics) {
@@ -230,6 +160,39 @@ describe("redeliverMissed", () => {
     expect(posted).toEqual([53, 59, 58].map((id) => `${LIST}/${id}/attempts`));
     expect(report).toMatchObject({ seen: 10, deliveries: 6, redelivered: 3 });
     expect(report.skipped).toMatchObject({ delivered: 2, redeliveredBefore: 1, accepted: 0 });
+    expect(scope.pendingMocks()).toEqual([]);
+  });
+
+  it("with maxRedeliveries, skips a delivery redelivered that many times, each refused for now, and asks for one redelivered fewer times", async () => {
+    const scope = githubScope();
+    mockPage(scope, [
+      // guid-refused-again: refused (503) at its first delivery and at both redeliveries.
+      attempt(75, "guid-refused-again", "2026-11-24T10:05:00Z", {
+        statusCode: 503,
+        redelivery: true,
+      }),
+      attempt(74, "guid-once", "2026-11-24T10:04:00Z", { statusCode: 503, redelivery: true }),
+      attempt(73, "guid-refused-again", "2026-11-24T10:03:00Z", {
+        statusCode: 503,
+        redelivery: true,
+      }),
+      attempt(72, "guid-once", "2026-11-24T10:02:00Z", { statusCode: 503 }),
+      attempt(71, "guid-refused-again", "2026-11-24T10:01:00Z", { statusCode: 503 }),
+    ]);
+    const posted: string[] = [];
+    mockRedeliveries(scope, [74], posted);
+
+    const { report } = await run({ maxRedeliveries: 2 });
+
+    expect(posted).toEqual([`${LIST}/74/attempts`]);
+    expect(report).toMatchObject({ deliveries: 2, redelivered: 1 });
+    expect(report.skipped).toEqual({
+      delivered: 0,
+      redeliveredBefore: 1,
+      accepted: 0,
+      left: 0,
+      refused: 0,
+    });
     expect(scope.pendingMocks()).toEqual([]);
   });
 
