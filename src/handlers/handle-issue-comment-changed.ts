@@ -3,11 +3,13 @@ import { z } from "zod";
 import { hasCommandCandidate, type ParsedCommand } from "../commands/parse-command.js";
 import type { AppIdentity, AppIdentityLoader } from "../github/app-identity.js";
 import { readMarker } from "../github/comment-markers.js";
+import { createRepoClient, type CommentInfo } from "../github/create-repo-client.js";
 import { loadRepoConfig } from "../github/load-repo-config.js";
 import { MAX_USER_TEXT } from "../markdown/create-markdown-parser.js";
 import type { MarkdownService } from "../markdown/markdown-workers.js";
 import { forgetInMemoryOff } from "../memory/forget-in-memory-off.js";
-import { answerId, summaryId } from "../memory/memory-inputs.js";
+import { answerId, forgetMadeSince, summaryId } from "../memory/memory-inputs.js";
+import type { MemoryStore } from "../memory/memory-store.js";
 import { openRepoMemory, type MemoryAccess } from "../memory/open-repo-memory.js";
 import {
   InstallationPayload,
@@ -25,6 +27,7 @@ const CommentChange = z.object({
     id: z.number(),
     body: z.string().nullable(),
     user: SenderPayload.nullable(),
+    created_at: z.string(),
   }),
   // Present on an edit of the body: what it said before.
   changes: z.object({ body: z.object({ from: z.string() }).optional() }).optional(),
@@ -49,6 +52,13 @@ function bodyBefore({ action, comment, changes }: CommentChange): string | undef
   return action === "edited" ? changes?.body?.from : (comment.body ?? "");
 }
 
+/** The `answer-<command comment id>` that Talos's reply with this body was remembered as. */
+function answerMarkedIn(body: string): string | undefined {
+  const marker = readMarker(body);
+  const [value = ""] = marker?.values ?? [];
+  return marker?.kind === "reply" && /^\d+$/.test(value) ? answerId(Number(value)) : undefined;
+}
+
 /**
  * The memory Talos's comment was remembered as (`answer-<command comment id>` for a reply,
  * `summary-<number>` for the thread's summary), which its deletion, or an edit by someone else,
@@ -66,10 +76,9 @@ export function rememberedAs(
     return { reason: "the comment's author edited it" };
   const body = bodyBefore(change);
   if (body === undefined) return { reason: "the comment's body did not change" };
-  const marker = readMarker(body);
-  const [value = ""] = marker?.values ?? [];
-  if (marker?.kind === "reply" && /^\d+$/.test(value)) return { id: answerId(Number(value)) };
-  if (marker?.kind === "summary") return { id: summaryId(issue.number) };
+  const answer = answerMarkedIn(body);
+  if (answer !== undefined) return { id: answer };
+  if (readMarker(body)?.kind === "summary") return { id: summaryId(issue.number) };
   return { reason: "the comment is no answer or summary of Talos's" };
 }
 
@@ -100,17 +109,69 @@ export function askedAs(
   return { id: answerId(change.comment.id), before };
 }
 
+const WORDS = /[\p{L}\p{N}_]+/gu;
+
 /**
- * What a deleted or edited comment may have made untrue in memory: Talos's answer or summary,
- * or the question of someone's `ask`; or why nothing. Talos's identity is undefined until read.
+ * Whether a change took text out of someone else's comment, whose text memory may hold in the
+ * thread's summary or in answers that quoted it: a deletion of any words, or an edit that
+ * removed a word (a secret pasted by mistake, then edited out). An edit that only adds, or ticks
+ * a task box, removed none; nor does a bot refreshing its own comment (a coverage or CI report
+ * rewritten on every push), which would otherwise forget the thread's summary each time.
+ */
+export function isTextTakenOut(change: CommentChange): boolean {
+  const before = bodyBefore(change);
+  if (before === undefined) return false;
+  const removed = new Set(before.match(WORDS));
+  if (change.action !== "edited") return removed.size > 0;
+  const { comment, sender } = change;
+  if (isBotSender(sender) && sender.login === comment.user?.login) return false;
+  for (const word of (comment.body ?? "").match(WORDS) ?? []) removed.delete(word);
+  return removed.size > 0;
+}
+
+/** The records of a thread that may hold a comment's text: those made since it was written. */
+export interface ThreadMemory {
+  number: number;
+  since: string;
+  /** The comment's own `answer-<id>`, had it asked. */
+  own: string;
+}
+
+/**
+ * What a deleted or edited comment may have made untrue in memory: Talos's answer or summary;
+ * for anyone else's comment whose text was taken out, the thread's records made since it was
+ * written; or the question of someone's `ask`; or why nothing. Talos's identity is undefined
+ * until read: any bot's comment may then be Talos's, and one that is no answer or summary of
+ * its may be another bot's, whose deletion is followed too.
  */
 export function changedMemoryOf(
   change: CommentChange,
   identity: Pick<AppIdentity, "slug" | "botLogin"> | undefined,
-): { id: string; before?: string } | { reason: string } {
-  return isTalosAuthor(change.comment, identity?.botLogin)
-    ? rememberedAs(change, identity?.botLogin)
-    : askedAs(change, identity?.slug);
+): { id: string; before?: string } | { thread: ThreadMemory } | { reason: string } {
+  if (isTalosAuthor(change.comment, identity?.botLogin)) {
+    const found = rememberedAs(change, identity?.botLogin);
+    if ("id" in found || identity !== undefined || !isTextTakenOut(change)) return found;
+  }
+  if (isTextTakenOut(change)) {
+    const { issue, comment } = change;
+    return {
+      thread: { number: issue.number, since: comment.created_at, own: answerId(comment.id) },
+    };
+  }
+  return askedAs(change, identity?.slug);
+}
+
+/**
+ * The ids of thread `number`'s records that a comment may have gone into: the comment's own
+ * answer, the thread's summary, and the answers of Talos's replies there (by their marker).
+ */
+export function threadMemoryIds(
+  thread: Pick<ThreadMemory, "number" | "own">,
+  comments: CommentInfo[],
+  botLogin: string,
+): string[] {
+  const replies = comments.flatMap((c) => (c.author === botLogin && answerMarkedIn(c.body)) || []);
+  return [...new Set([thread.own, summaryId(thread.number), ...replies])];
 }
 
 /**
@@ -142,9 +203,10 @@ export function isQuestionKept(before: ParsedCommand | null, after: ParsedComman
 /**
  * Talos's answer or summary comment deleted, or edited by someone else (a maintainer takes out
  * a wrong answer or a leaked secret), or someone's `ask` comment deleted or its question edited
- * (the asker takes out a pasted secret): its memory goes too, also one kept while memory is off,
- * or `ask` elsewhere would go on recalling what GitHub no longer shows. On the issue's thread, an
- * answer still being written is stored before this forgets it.
+ * (the asker takes out a pasted secret), or anyone's comment deleted or edited so that words went
+ * (the thread's summary and answers made since may quote them): its memory goes too, also one
+ * kept while memory is off, or `ask` elsewhere would go on recalling what GitHub no longer shows.
+ * On the issue's thread, an answer still being written is stored before this forgets it.
  */
 export function createIssueCommentChangedHandler(
   deps: MemoryAccess & { identity: AppIdentityLoader; markdown: MarkdownService },
@@ -154,21 +216,60 @@ export function createIssueCommentChangedHandler(
     const identity = await deps.identity.get();
     const found = changedMemoryOf(payload, identity);
     if ("reason" in found) return context.log.debug(`ignored: ${found.reason}`);
+    if ("thread" in found)
+      return forgetThreadMemory(deps, context, { payload, ...found, botLogin: identity.botLogin });
     if (found.before !== undefined) {
       const parse = (body: string) => deps.markdown.parseCommand(body, { slug: identity.slug });
       const after = payload.action === "edited" ? await parse(payload.comment.body ?? "") : null;
       if (isQuestionKept(await parse(found.before), after))
         return context.log.debug("ignored: the comment asked nothing, or its question is kept");
     }
-    const { config } = await loadRepoConfig(context);
-    const event = { installation: payload.installation.id, repository: payload.repository };
-    const forget = (store: { remove(id: string): Promise<boolean> }) => store.remove(found.id);
-    const memory = await openRepoMemory(deps, event, config);
-    const removed = memory ? await forget(memory) : await forgetInMemoryOff(deps, event, forget);
+    const forget = (store: MemoryStore) => store.remove(found.id);
+    const removed = await forgetInRepoMemory(deps, context, payload, forget);
     const whose = found.before === undefined ? "Talos's comment" : "an ask command's comment";
     context.log.info(
       { id: found.id, removed: removed ?? false },
       `${whose} ${payload.action}: its memory forgotten`,
     );
   };
+}
+
+/** Runs `forget` on the event's repository's memory, or the one kept while memory is off. */
+async function forgetInRepoMemory<T>(
+  deps: MemoryAccess,
+  context: Context<IssueCommentChangedEvent>,
+  payload: z.infer<typeof CommentChanged>,
+  forget: (store: MemoryStore) => Promise<T>,
+): Promise<T | undefined> {
+  const { config } = await loadRepoConfig(context);
+  const event = { installation: payload.installation.id, repository: payload.repository };
+  const memory = await openRepoMemory(deps, event, config);
+  return memory ? forget(memory) : forgetInMemoryOff(deps, event, forget);
+}
+
+/**
+ * Someone's comment deleted, or text edited out of it (a secret, personal data): the thread's
+ * summary and answers made since it was written may quote it, and `ask` would go on recalling
+ * them. The thread's comments are read only once a memory is there to forget from.
+ */
+async function forgetThreadMemory(
+  deps: MemoryAccess,
+  context: Context<IssueCommentChangedEvent>,
+  {
+    payload,
+    thread,
+    botLogin,
+  }: { payload: z.infer<typeof CommentChanged>; thread: ThreadMemory; botLogin: string },
+): Promise<void> {
+  const removed = await forgetInRepoMemory(deps, context, payload, async (store) => {
+    const comments = await createRepoClient(context.octokit, context.repo()).listComments(
+      thread.number,
+    );
+    const ids = threadMemoryIds(thread, comments, botLogin);
+    return forgetMadeSince(store, ids, thread);
+  });
+  context.log.info(
+    { number: thread.number, since: thread.since, removed: removed ?? [] },
+    `a comment ${payload.action}: the thread's memory made since it was written forgotten`,
+  );
 }

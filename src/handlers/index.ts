@@ -79,8 +79,9 @@ export function registerHandlers(app: Pick<Probot, "on">, deps: HandlerDeps): vo
     }),
   );
   // Talos's answer or summary deleted, or edited by someone else, leaves memory, whoever did it
-  // (a bot too), as does the question of an `ask` comment deleted or edited; a comment that
-  // could hold no command is no work and is not journaled. On the issue's thread, so an answer
+  // (a bot too), as does the question of an `ask` comment deleted or edited, and the thread's
+  // summary and answers made since a comment that lost words (deleted, or edited out); a change
+  // that took out no words is no work and is not journaled. On the issue's thread, so an answer
   // still being written is stored before it goes.
   app.on(
     ["issue_comment.deleted", "issue_comment.edited"],

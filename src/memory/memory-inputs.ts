@@ -1,5 +1,5 @@
 import type { IssueInfo } from "../github/create-repo-client.js";
-import type { MemoryInput } from "./memory-store.js";
+import type { MemoryInput, MemoryStore } from "./memory-store.js";
 
 /** The id of an issue's or a pull request's memory: its kind and number. */
 export const issueMemoryId = (number: number, isPullRequest: boolean) =>
@@ -65,4 +65,25 @@ export function toAnswerMemory(id: string, text: string, source: AnswerSource): 
     url: source.url,
     createdAt: source.createdAt,
   };
+}
+
+/**
+ * Removes those of `ids` that are answers or summaries of thread `number` made at or after `since` (ISO
+ * 8601): what a comment written then, since deleted or edited, may have gone into. Resolves with
+ * the ids removed.
+ */
+export async function forgetMadeSince(
+  store: Pick<MemoryStore, "get" | "remove">,
+  ids: readonly string[],
+  { number, since }: { number: number; since: string },
+): Promise<string[]> {
+  const removed: string[] = [];
+  for (const id of ids) {
+    const record = await store.get(id);
+    // Answers and summaries only: a maintainer's note is what they chose to keep.
+    if (record?.kind !== "answer" || record.number !== number) continue;
+    if (Date.parse(record.createdAt) < Date.parse(since)) continue;
+    if (await store.remove(id)) removed.push(id);
+  }
+  return removed;
 }

@@ -1,5 +1,6 @@
+import type nock from "nock";
 import { describe, expect, it, vi } from "vitest";
-import { summaryMarker, triageMarker } from "../../src/github/comment-markers.js";
+import { replyMarker, summaryMarker, triageMarker } from "../../src/github/comment-markers.js";
 import { commentChangeWithoutWork } from "../../src/handlers/handle-issue-comment-changed.js";
 import { answerId, summaryId, toAnswerMemory } from "../../src/memory/memory-inputs.js";
 import {
@@ -83,6 +84,22 @@ function mockChangeReads(yaml?: string) {
   return scope;
 }
 
+const REPO = "/repos/Codertocat/Hello-World";
+
+/** The thread's comments, read to find Talos's answers there: its reply to the fixtures' ask. */
+function mockThreadComments(scope: nock.Scope, comments = [talosReply(COMMAND_COMMENT)]) {
+  return scope.get(`${REPO}/issues/1/comments`).query({ per_page: "100" }).reply(200, comments);
+}
+
+function talosReply(command: number) {
+  return {
+    id: command + 1,
+    user: { login: `${APP_SLUG}[bot]`, type: "Bot" },
+    body: `It is in the vault.\n\n${replyMarker(command)}`,
+    created_at: "2026-11-01T10:00:00Z",
+  };
+}
+
 async function remembered(app: TestApp) {
   const memory = await memoryOf(app);
   const ids = [answerId(COMMAND_COMMENT), summaryId(1), "note-5"];
@@ -123,7 +140,9 @@ describe("Talos's comment deleted on GitHub", () => {
   it("forgets only by the marker on the last line: one quoted in the text is text", async () => {
     const app = await createTestApp();
     await rememberThread(app);
-    const scope = githubScope(); // no mocks: any request fails the test
+    const scope = githubScope();
+    // Any bot's deleted comment is journaled until Talos knows who it is: it may be another bot's.
+    mockAppIdentity(scope); // nothing else is read
     // Talos's triage comment, quoting a reply's marker; deleted, it was no answer.
     const payload = talosComment("deleted", (p) => {
       p.comment.body = `Looks like a bug. \`<!-- talos:reply:${COMMAND_COMMENT} -->\`\n<!-- talos:reply:${COMMAND_COMMENT} -->\nLabels: bug\n\n${triageMarker(1)}`;
@@ -132,7 +151,6 @@ describe("Talos's comment deleted on GitHub", () => {
     await receive(app, payload, "delivery-triage-deleted");
 
     expect(scope.pendingMocks()).toEqual([]);
-    expect(await app.talos.services.journal!.has("delivery-triage-deleted")).toBe(false);
     expect(await remembered(app)).toEqual([answerId(COMMAND_COMMENT), summaryId(1), "note-5"]);
   });
 
@@ -160,26 +178,28 @@ describe("Talos's comment deleted on GitHub", () => {
     expect((await app.talos.memory.list()).map((m) => m.name)).toEqual(["Codertocat/Hello-World"]);
   });
 
-  it("journals no one else's deleted comment, not even one ending with Talos's marker", async () => {
+  it("takes someone else's deleted comment ending with Talos's marker for theirs, not an answer", async () => {
     const app = await createTestApp();
     await rememberThread(app);
-    const scope = githubScope(); // no mocks: any request fails the test
+    const scope = mockChangeReads();
+    mockThreadComments(scope, []);
     const forged = webhookExample("issue_comment", "deleted");
+    forged.comment.id = COMMAND_COMMENT + 100;
     forged.comment.body = `I copied this.\n\n<!-- talos:reply:${COMMAND_COMMENT} -->`;
 
     await receive(app, forged, "delivery-forged-deleted");
 
     expect(scope.pendingMocks()).toEqual([]);
-    expect(await app.talos.services.journal!.has("delivery-forged-deleted")).toBe(false);
-    expect(await remembered(app)).toEqual([answerId(COMMAND_COMMENT), summaryId(1), "note-5"]);
+    // The summary made since may quote it; the answer its marker names is no reply in the thread.
+    expect(await remembered(app)).toEqual([answerId(COMMAND_COMMENT), "note-5"]);
   });
 
-  it("forgets nothing for another bot's comment, journaled only until Talos knows who it is", async () => {
+  it("follows another bot's deleted comment as anyone's, before and after Talos knows who it is", async () => {
     const app = await createTestApp();
     await rememberThread(app);
-    const scope = githubScope();
-    mockAppIdentity(scope); // the first one's job asks; nothing else is read
-    const journal = app.talos.services.journal!;
+    const scope = mockChangeReads();
+    mockThreadComments(scope);
+    mockThreadComments(scope); // the config is cached
     const renovate = () =>
       talosComment("deleted", (p) => (p.comment.user = { login: "renovate[bot]", type: "Bot" }));
 
@@ -187,16 +207,8 @@ describe("Talos's comment deleted on GitHub", () => {
     await receive(app, renovate(), "delivery-other-bot-2");
 
     expect(scope.pendingMocks()).toEqual([]);
-    expect(await journal.has("delivery-other-bot-1")).toBe(true);
-    expect(await journal.has("delivery-other-bot-2")).toBe(false);
-    expect(app.logs.lines().map((l) => l.msg)).toEqual(
-      expect.arrayContaining([
-        "ignored: the comment is not Talos's",
-        "ignored: the comment is not Talos's; not journaled",
-      ]),
-    );
     expect(app.logs.lines().filter((l) => Number(l.level) >= 50)).toEqual([]);
-    expect(await remembered(app)).toEqual([answerId(COMMAND_COMMENT), summaryId(1), "note-5"]);
+    expect(await remembered(app)).toEqual(["note-5"]);
   });
 });
 
@@ -243,7 +255,6 @@ describe("Talos's comment edited on GitHub", () => {
 // it, memory alone kept the question, and every later `ask` recalled it.
 describe("an `ask` command's comment deleted or edited on GitHub", () => {
   const QUESTION = "/talos ask what is the deploy token?";
-  const REPO = "/repos/Codertocat/Hello-World";
 
   /** The OWNER's comment the fixtures' answer answers, `from` before the change, then `to`. */
   function askComment(action: "deleted" | "edited", from: string, to = from): ChangedComment {
@@ -262,25 +273,25 @@ describe("an `ask` command's comment deleted or edited on GitHub", () => {
       const app = await createTestApp();
       await rememberThread(app);
       const scope = mockChangeReads();
+      mockThreadComments(scope, []);
 
       await receive(app, askComment("deleted", body), "delivery-ask-deleted");
 
       expect(scope.pendingMocks()).toEqual([]);
-      expect(await remembered(app)).toEqual([summaryId(1), "note-5"]);
-      expect(app.logs.lines().find((l) => l.id === answerId(COMMAND_COMMENT))).toMatchObject({
-        msg: "an ask command's comment deleted: its memory forgotten",
-        removed: true,
+      // The summary was made since the comment was written: it may quote the question too.
+      expect(await remembered(app)).toEqual(["note-5"]);
+      expect(app.logs.lines().find((l) => l.number === 1)).toMatchObject({
+        msg: "a comment deleted: the thread's memory made since it was written forgotten",
+        removed: [answerId(COMMAND_COMMENT), summaryId(1)],
       });
     },
   );
 
-  it.each([
-    ["its question", "/talos ask what is the deploy token (redacted)?"],
-    ["the command", "Never mind, found it."],
-  ])("forgets the answer when an edit changes %s", async (_, to) => {
+  it("forgets the answer when an edit changes its question, though no word was taken out", async () => {
     const app = await createTestApp();
     await rememberThread(app);
     const scope = mockChangeReads();
+    const to = "/talos ask what is the deploy token (redacted)?";
 
     await receive(app, askComment("edited", QUESTION, to), "delivery-ask-edited");
 
@@ -288,9 +299,28 @@ describe("an `ask` command's comment deleted or edited on GitHub", () => {
     expect(await remembered(app)).toEqual([summaryId(1), "note-5"]);
   });
 
+  it("forgets the answer and the summary made since when an edit takes the command out", async () => {
+    const app = await createTestApp();
+    await rememberThread(app);
+    const scope = mockChangeReads();
+    mockThreadComments(scope);
+
+    await receive(
+      app,
+      askComment("edited", QUESTION, "Never mind, found it."),
+      "delivery-ask-edited",
+    );
+
+    expect(scope.pendingMocks()).toEqual([]);
+    expect(await remembered(app)).toEqual(["note-5"]);
+  });
+
   it.each([
     ["an edit that keeps the question", askComment("edited", QUESTION, `${QUESTION}\n\nThanks!`)],
-    ["a deleted comment whose command was not ask", askComment("deleted", "/talos help")],
+    [
+      "an edit that adds to a command that was not ask",
+      askComment("edited", "/talos help", "/talos help\n\nThanks!"),
+    ],
   ])("keeps the answer after %s, and reads no config", async (_, payload) => {
     const app = await createTestApp();
     await rememberThread(app);
@@ -310,21 +340,23 @@ describe("an `ask` command's comment deleted or edited on GitHub", () => {
     const app = await createTestApp();
     await rememberThread(app);
     const scope = mockChangeReads("memory:\n  enabled: false\n");
+    mockThreadComments(scope);
 
     await receive(app, askComment("deleted", QUESTION), "delivery-ask-deleted-memory-off");
 
     expect(scope.pendingMocks()).toEqual([]);
-    expect(await remembered(app)).toEqual([summaryId(1), "note-5"]);
+    expect(await remembered(app)).toEqual(["note-5"]);
   });
 
-  it("journals a deleted comment without a command line only until Talos knows its slug", async () => {
+  it("journals an edit that takes no word out and held no command line only until Talos knows its slug", async () => {
     const app = await createTestApp();
     await rememberThread(app);
     const scope = githubScope();
     mockAppIdentity(scope); // the first one's job asks; nothing else is read
     const journal = app.talos.services.journal!;
     // A mention at a line's start could be `@<slug> ask` until the slug is known.
-    const thanks = () => askComment("deleted", "@octocat thanks, that fixed it.");
+    const thanks = () =>
+      askComment("edited", "@octocat thanks, that fixed it.", "@octocat thanks, that fixed it!");
 
     await receive(app, thanks(), "delivery-mention-1");
     await receive(app, thanks(), "delivery-mention-2");
@@ -386,6 +418,7 @@ describe("an `ask` command's comment deleted or edited on GitHub", () => {
 
     const asking = receive(app, asked(COMMAND_COMMENT, question), "delivery-ask");
     await vi.waitFor(() => expect(writing).toBe(true), { timeout: 10_000 });
+    mockThreadComments(scope, [talosReply(COMMAND_COMMENT)]); // the config is cached
     const deleting = receive(
       app,
       askComment("deleted", `/talos ask ${question}`),
@@ -399,14 +432,129 @@ describe("an `ask` command's comment deleted or edited on GitHub", () => {
     await Promise.all([asking, deleting]);
 
     // Stored once posted, then forgotten: the deletion ran after the answer, not before it.
-    expect(app.logs.lines().find((l) => l.id === answerId(COMMAND_COMMENT))).toMatchObject({
-      msg: "an ask command's comment deleted: its memory forgotten",
-      removed: true,
+    expect(app.logs.lines().find((l) => l.number === 1)).toMatchObject({
+      msg: "a comment deleted: the thread's memory made since it was written forgotten",
+      removed: [answerId(COMMAND_COMMENT)],
     });
     expect((await (await memoryOf(app)).list()).filter((r) => r.text.includes(secret))).toEqual([]);
     await receive(app, asked(502, "why does the staging password fail?"), "delivery-ask-again");
     expect(scope.pendingMocks()).toEqual([]);
     expect(model.calls).toHaveLength(2);
     expect(String(model.calls[1]!.messages.at(-1)!.content)).not.toContain(secret);
+  });
+});
+
+// A person pastes a secret (or personal data) in a comment, then deletes the comment or edits the
+// secret out: the thread's summary and the answers made since may quote it, and `ask` anywhere
+// in the repository recalled them.
+describe("someone's ordinary comment deleted or edited on GitHub", () => {
+  const SECRET = "ghp_leakedTokenValue0123";
+  /** An answer in the thread from before the comment was written (09:00): it cannot quote it. */
+  const EARLIER = 492700300;
+
+  function personComment(change: (p: ChangedComment) => void = () => undefined) {
+    const payload = loadFixture<ChangedComment>("issue_comment.deleted.person.json");
+    change(payload);
+    return payload;
+  }
+
+  function edited(to: string) {
+    return personComment((p) => {
+      p.action = "edited";
+      p.changes = { body: { from: p.comment.body! } };
+      p.comment.body = to;
+    });
+  }
+
+  async function rememberEarlier(app: TestApp) {
+    const memory = await rememberThread(app);
+    const source = {
+      repo: "Codertocat/Hello-World",
+      number: 1,
+      slug: APP_SLUG,
+      url: "https://github.com/Codertocat/Hello-World/issues/1",
+      createdAt: "2026-11-01T08:00:00Z",
+    };
+    await memory.add(toAnswerMemory(answerId(EARLIER), "Answer: deploys need a token.", source));
+    return memory;
+  }
+
+  async function recalled(app: TestApp) {
+    const memory = await memoryOf(app);
+    const hits = await memory.search(`what is the deploy token ${SECRET}`, {
+      k: 5,
+      kinds: ["note", "answer"],
+    });
+    return hits.filter((hit) => hit.record.text.includes("ghp_")).map((hit) => hit.record.id);
+  }
+
+  it("forgets the thread's summary and answers made since it was written, and nothing else", async () => {
+    const app = await createTestApp();
+    await rememberEarlier(app);
+    expect((await recalled(app)).sort()).toEqual([answerId(COMMAND_COMMENT), summaryId(1)]);
+    const scope = mockChangeReads();
+    mockThreadComments(scope, [talosReply(EARLIER), talosReply(COMMAND_COMMENT)]);
+
+    await receive(app, personComment(), "delivery-person-deleted");
+
+    expect(scope.pendingMocks()).toEqual([]);
+    expect(await recalled(app)).toEqual([]);
+    expect(await remembered(app)).toEqual(["note-5"]);
+    expect(await (await memoryOf(app)).get(answerId(EARLIER))).toBeDefined();
+    expect(app.logs.lines().find((l) => l.number === 1)).toMatchObject({
+      msg: "a comment deleted: the thread's memory made since it was written forgotten",
+      since: "2026-11-01T09:00:00Z",
+      removed: [summaryId(1), answerId(COMMAND_COMMENT)],
+    });
+  });
+
+  it("forgets them when an edit takes the secret out", async () => {
+    const app = await createTestApp();
+    await rememberEarlier(app);
+    const scope = mockChangeReads();
+    mockThreadComments(scope, [talosReply(EARLIER), talosReply(COMMAND_COMMENT)]);
+    const redacted = edited("Staging fails for me too. I used the deploy token from my notes.");
+
+    await receive(app, redacted, "delivery-person-redacted");
+
+    expect(scope.pendingMocks()).toEqual([]);
+    expect(await recalled(app)).toEqual([]);
+    expect(await remembered(app)).toEqual(["note-5"]);
+  });
+
+  it("forgets them from the memory kept while memory is switched off", async () => {
+    const app = await createTestApp();
+    await rememberEarlier(app);
+    const scope = mockChangeReads("memory:\n  enabled: false\n");
+    mockThreadComments(scope, [talosReply(EARLIER), talosReply(COMMAND_COMMENT)]);
+
+    await receive(app, personComment(), "delivery-person-deleted-memory-off");
+
+    expect(scope.pendingMocks()).toEqual([]);
+    expect(await remembered(app)).toEqual(["note-5"]);
+  });
+
+  it.each([
+    ["an edit that only adds", () => edited(`${personComment().comment.body!} Fixed now!`)],
+    [
+      "a bot refreshing its own comment",
+      () =>
+        personComment((p) => {
+          p.action = "edited";
+          p.comment.user = p.sender = { login: "coverage[bot]", type: "Bot" };
+          p.changes = { body: { from: "Coverage: 81%" } };
+          p.comment.body = "Coverage: 82%";
+        }),
+    ],
+  ])("journals nothing and keeps memory after %s", async (_, payload) => {
+    const app = await createTestApp();
+    await rememberEarlier(app);
+    const scope = githubScope(); // no mocks: any request fails the test
+
+    await receive(app, payload(), "delivery-person-kept");
+
+    expect(scope.pendingMocks()).toEqual([]);
+    expect(await app.talos.services.journal!.has("delivery-person-kept")).toBe(false);
+    expect(await remembered(app)).toEqual([answerId(COMMAND_COMMENT), summaryId(1), "note-5"]);
   });
 });

@@ -309,11 +309,14 @@ describe("issue_comment.created", () => {
       );
     });
 
-    // An edit is heard only for Talos's own answers and summaries, and for a comment that held a
-    // command (an `ask`'s question, which memory forgets).
+    // An edit is heard only for Talos's own answers and summaries, for a comment that held a
+    // command (an `ask`'s question, which memory forgets), and for one it took words out of
+    // (memory made since may quote them): not for one that only added a command.
     it("for an edited comment", async () => {
       const app = await createTestApp();
-      await receive(app, loadFixture("issue_comment.edited.help.json"));
+      const payload = loadFixture<{ changes: object }>("issue_comment.edited.help.json");
+      payload.changes = { body: { from: "help" } };
+      await receive(app, payload);
       expect(await app.talos.services.journal!.has("delivery-1")).toBe(false);
       expect(
         app.logs
