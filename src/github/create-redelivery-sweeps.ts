@@ -19,6 +19,12 @@ import {
  */
 export const SWEEP_DELAY_MS = 60_000;
 
+/**
+ * How long after a refusal GitHub may take to list its attempt: a refusal made this close to a
+ * sweep's start gets the next sweep too.
+ */
+export const LISTING_LAG_MS = 10_000;
+
 /** The least time between the starts of two sweeps (the start's run included). */
 export const SWEEP_INTERVAL_MS = 5 * 60_000;
 
@@ -75,6 +81,8 @@ export function createRedeliverySweeps(options: RedeliverySweepsOptions): Redeli
   let armed = false;
   /** When the earliest refusal no sweep has covered yet was made. */
   let refusedAt: number | undefined;
+  /** When the latest refusal was made. */
+  let lastRefusedAt = -Infinity;
   let lastStartAt = -Infinity;
   let failed = 0;
   let sweeping: Promise<void> | undefined;
@@ -93,8 +101,12 @@ export function createRedeliverySweeps(options: RedeliverySweepsOptions): Redeli
       if (wait > 0) await clock.sleep(wait, signal);
       if (signal.aborted) return;
       const earliest = refusedAt;
-      refusedAt = undefined;
       lastStartAt = clock.now();
+      // GitHub lists an attempt some time after it was made, which `delayMs` waits out for the
+      // first refusal only: one made just before the sweep may not be listed yet, so the next
+      // sweep looks back to it again (the margin covers those before it). It had been taken as
+      // covered, and left for the next start (found by a review).
+      refusedAt = lastRefusedAt > lastStartAt - LISTING_LAG_MS ? lastRefusedAt : undefined;
       const since = new Date(Math.max(lastStartAt - windowMs, earliest - SWEEP_MARGIN_MS));
       log.info({ since: since.toISOString() }, "deliveries were refused; asking for missed ones");
       const report = await redeliverMissedAsApp(options, {
@@ -129,7 +141,8 @@ export function createRedeliverySweeps(options: RedeliverySweepsOptions): Redeli
     },
     refused() {
       if (signal.aborted) return;
-      refusedAt ??= clock.now();
+      lastRefusedAt = clock.now();
+      refusedAt ??= lastRefusedAt;
       wake();
     },
     idle: async () => {

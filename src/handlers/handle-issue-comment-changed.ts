@@ -116,15 +116,17 @@ const WORDS = /[\p{L}\p{N}_]+/gu;
  * thread's summary or in answers that quoted it: a deletion of any words, or an edit that
  * removed a word (a secret pasted by mistake, then edited out). An edit that only adds, or ticks
  * a task box, removed none; nor does a bot refreshing its own comment (a coverage or CI report
- * rewritten on every push), which would otherwise forget the thread's summary each time.
+ * rewritten, or deleted and posted again, on every push), which would otherwise forget the
+ * thread's summary each time.
  */
 export function isTextTakenOut(change: CommentChange): boolean {
   const before = bodyBefore(change);
   if (before === undefined) return false;
+  const { comment, sender } = change;
+  // Deleting its old report to post a new one is the other way such a bot refreshes it.
+  if (isBotSender(sender) && sender.login === comment.user?.login) return false;
   const removed = new Set(before.match(WORDS));
   if (change.action !== "edited") return removed.size > 0;
-  const { comment, sender } = change;
-  if (isBotSender(sender) && sender.login === comment.user?.login) return false;
   for (const word of (comment.body ?? "").match(WORDS) ?? []) removed.delete(word);
   return removed.size > 0;
 }

@@ -129,8 +129,10 @@ export function createBodyLimitHandler(
     if (req.method !== "POST" || pathnameOf(req.url) !== route) return middleware(req, res, next);
     const served = await receive(req, res, next);
     // Its head is written by now: a refusal's at once, the middleware's once the handler ended.
-    // A client that went away (its body cut off: the middleware's 500) was answered nothing.
-    if (res.headersSent && res.statusCode >= 500 && !req.socket.destroyed) refused?.();
+    // A body cut off (the middleware's 500) was no delivery; a whole one answered 5xx is refused,
+    // even after GitHub hung up at its 10 s: GitHub recorded it failed (found by a review).
+    if (res.headersSent && res.statusCode >= 500 && (res.statusCode === 503 || req.complete))
+      refused?.();
     return served;
   };
 }

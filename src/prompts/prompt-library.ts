@@ -62,9 +62,10 @@ const TIMESTAMP_TICK_MS = 1_000;
  * How long after its last change a file counts as saved. An editor saving in place truncates the
  * file, then writes it in chunks, each moving the ctime: a read between two of them can get half
  * the text, and half can parse (the cut after the last placeholder). Chunks come milliseconds
- * apart; a tick, since a coarse file system stamps a change up to a tick early.
+ * apart; two ticks, since a coarse file system stamps a change up to a tick early, so an age of
+ * one tick proves none (found by a review).
  */
-const SAVE_SETTLE_MS = TIMESTAMP_TICK_MS;
+const SAVE_SETTLE_MS = 2 * TIMESTAMP_TICK_MS;
 
 const PLACEHOLDER = /\{\{\s*([a-zA-Z0-9_]+)\s*\}\}/g;
 
