@@ -110,7 +110,8 @@ async function summarizeAndReview(options: PullRequestChangedOptions): Promise<v
     // Not on "opened": no review can have been asked for yet. A pull request made ready (or
     // reopened) has had its pushes skipped meanwhile: the review takes them all at once. Not on
     // a retarget: no one pushed, and a review unasked of what the new base brings would be one
-    // more review no one wanted; `/talos review --full` reads the new diff whole.
+    // more review no one wanted. `/talos review`, or the next push's review, reads the new diff
+    // whole: the last review's marker names the old base.
     if (
       event.action !== "opened" &&
       !event.baseChanged &&

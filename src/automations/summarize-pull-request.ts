@@ -2,7 +2,7 @@ import type { Logger } from "pino";
 import type { Assistant } from "../agent/assistant.js";
 import type { Clock } from "../clock.js";
 import type { RepoConfig } from "../config.js";
-import { pullRequestSummaryMarker, readMarker } from "../github/comment-markers.js";
+import { isOtherBase, pullRequestSummaryMarker, readMarker } from "../github/comment-markers.js";
 import type { GitHubLimits } from "../github/create-octokit.js";
 import type { PullRequestClient, PullRequestInfo } from "../github/create-pull-request-client.js";
 import type { CommentInfo, RepoClient } from "../github/create-repo-client.js";
@@ -32,9 +32,10 @@ export interface SummarizePullRequestOptions {
   /** Asked once the run is known to be needed, before the model is called. */
   mayRun: () => Promise<boolean>;
   /**
-   * The base branch changed (a retarget): the summary at this head describes the diff against
-   * the old base, so it is written again from the whole pull request. Its marker names only the
-   * head, so a retried job writes it again too, editing the same comment.
+   * The base branch changed (a retarget): a summary whose marker does not name its base (written
+   * before markers did) is taken to describe the diff against the old base, and is written again
+   * from the whole pull request. One whose marker names it is judged by that alone: a retried
+   * job finds the summary it wrote against the new base, and asks the model nothing more.
    */
   baseChanged?: boolean | undefined;
   botLogin: string;
@@ -84,16 +85,20 @@ export async function summarizePullRequest(
     (comment) => findSummary([comment], options.botLogin) !== undefined,
   );
   const existing = findSummary(comments, options.botLogin);
-  const baseChanged = options.baseChanged === true;
-  if (existing?.sha === pull.headSha && !baseChanged)
+  const retargeted =
+    existing?.base === undefined
+      ? options.baseChanged === true
+      : isOtherBase(existing.base, pull.baseRef);
+  if (existing?.sha === pull.headSha && !retargeted)
     return { status: "current", head: pull.headSha };
   if (!(await options.mayRun())) return { status: "over-budget" };
   const changes = await loadPullRequestChanges({
     github,
     pulls: options.pulls,
     pull,
+    since: existing?.sha,
     // The summarized commit's changes were read against the old base: none of it still holds.
-    since: baseChanged ? undefined : existing?.sha,
+    retargeted,
     listAll: true,
     wholeAfterRevert: true,
     settings: options.settings,
@@ -134,7 +139,7 @@ export async function summarizePullRequest(
     octokit: options.octokit,
     ...github.repo,
     issueNumber: pull.number,
-    marker: pullRequestSummaryMarker(pull.headSha),
+    marker: pullRequestSummaryMarker(pull.headSha, pull.baseRef),
     isSameReply: (marker) => marker.kind === "pr-summary",
     knownComments: comments,
     body,
@@ -155,7 +160,7 @@ export async function summarizePullRequest(
 function findSummary(
   comments: CommentInfo[],
   botLogin: string,
-): { sha: string | undefined; text: string } | undefined {
+): { sha: string | undefined; base: string | undefined; text: string } | undefined {
   for (const comment of comments) {
     if (comment.author !== botLogin) continue;
     const marker = readMarker(comment.body);
@@ -164,7 +169,7 @@ function findSummary(
     const start = comment.body.indexOf("\n\n");
     const end = comment.body.indexOf(`\n\n${FILES_HEADING}`);
     const text = start >= 0 && end > start ? comment.body.slice(start + 2, end) : "";
-    return { sha: marker.values[0], text };
+    return { sha: marker.values[0], base: marker.values[1] || undefined, text };
   }
   return undefined;
 }

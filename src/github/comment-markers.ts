@@ -1,3 +1,5 @@
+import { createHash } from "node:crypto";
+
 /**
  * Every comment Talos writes carries a hidden HTML comment marker on its last line. Markers let
  * Talos find its own reply again (to edit rather than duplicate it) and recognise its own text,
@@ -32,17 +34,50 @@ export function similarMarker(issueNumber: number): string {
   return `<!-- talos:similar:${issueNumber} -->`;
 }
 
-/** The marker of a pull request's one summary comment, naming the head commit it describes. */
-export function pullRequestSummaryMarker(headSha: string): string {
-  return `<!-- talos:pr-summary:${headSha} -->`;
+/**
+ * The marker of a pull request's one summary comment, naming the head commit it describes and the
+ * base branch its diff was read against (baseKey): after a retarget the same head has another
+ * diff. The base comes last, so a marker written before it (the base unknown) reads the same.
+ */
+export function pullRequestSummaryMarker(headSha: string, baseRef: string): string {
+  return `<!-- talos:pr-summary:${headSha}:${baseKey(baseRef)} -->`;
 }
 
 /**
- * The marker of a review of `headSha`: a push's review, or the answer to the command in comment
- * `commentId` (so that a resumed job finds the review it posted).
+ * The marker of a review of `headSha` against base branch `baseRef`: a push's review, or the
+ * answer to the command in comment `commentId` (so that a resumed job finds the review it posted).
  */
-export function reviewMarker(headSha: string, commentId?: number): string {
-  return `<!-- talos:review:${headSha}${commentId === undefined ? "" : `:${commentId}`} -->`;
+export function reviewMarker(
+  headSha: string,
+  commentId: number | undefined,
+  baseRef: string,
+): string {
+  return `<!-- talos:review:${headSha}:${commentId ?? ""}:${baseKey(baseRef)} -->`;
+}
+
+/** What a review's marker names: the head, the command's comment, the base (when written). */
+export function readReviewMarker(marker: ParsedMarker): {
+  sha: string | undefined;
+  trigger: string | undefined;
+  base: string | undefined;
+} {
+  const [sha, trigger, base] = marker.values;
+  return { sha, trigger: trigger || undefined, base: base || undefined };
+}
+
+/**
+ * The base branch as a marker names it: its name, not its commit, since the base branch moving
+ * on (its own commits) brings the pull request nothing new to read. A name may hold characters a
+ * marker cannot (`release/1.0`), so it is hashed: the key is only ever compared with another.
+ */
+export function baseKey(baseRef: string): string {
+  return createHash("sha256").update(baseRef).digest("hex").slice(0, 12);
+}
+
+/** Whether a run whose marker names `base` read another base branch than `baseRef`. */
+export function isOtherBase(base: string | undefined, baseRef: string): boolean {
+  // A marker written before markers named their base: unknown, taken as the same.
+  return base !== undefined && base !== baseKey(baseRef);
 }
 
 /** An inline comment of a review: Talos's, as every comment it writes is marked. */

@@ -24,7 +24,7 @@ export interface PullRequestChanges {
   /** The commit this run's diff starts from: absent for the whole pull request. */
   since?: string | undefined;
   /** Why the whole pull request is read although a `since` was asked for. */
-  fallback?: "force-push" | "too-many-files" | "revert" | undefined;
+  fallback?: "force-push" | "too-many-files" | "revert" | "retarget" | undefined;
   /** What the model reads of the diff, within the token budget, and what it does not. */
   selection: FileSelection & { unlisted: number };
   /** The base branch's `.gitattributes`, for telling generated files apart. */
@@ -44,6 +44,11 @@ export interface LoadChangesOptions {
   /** The last commit already read (summarized or reviewed); absent or `full`: read everything. */
   since?: string | undefined;
   full?: boolean;
+  /**
+   * `since` was read against another base branch (a retarget since): its diff does not hold
+   * against this one, so everything is read, and the scope says why.
+   */
+  retargeted?: boolean;
   /** Read the whole file list even when the diff is a comparison (a summary lists every file). */
   listAll?: boolean;
   /**
@@ -70,9 +75,10 @@ export async function loadPullRequestChanges(
   options: LoadChangesOptions,
 ): Promise<PullRequestChanges> {
   const { github, pulls, pull, settings } = options;
-  const asked = options.full ? undefined : options.since;
+  const retargeted = options.since !== undefined && !options.full && options.retargeted === true;
+  const asked = options.full || retargeted ? undefined : options.since;
   let comparison: Comparison | undefined;
-  let fallback: PullRequestChanges["fallback"];
+  let fallback: PullRequestChanges["fallback"] = retargeted ? "retarget" : undefined;
   if (asked) {
     const compared = await compareOrGiveUp(pulls, asked, pull.headSha);
     if (compared === "too-slow") {

@@ -89,6 +89,10 @@ export function describeScope(changes: PullRequestChanges, audience: "prompt" | 
     return audience === "prompt"
       ? "A push took back some of the changes already covered, so the whole pull request is shown."
       : "the whole pull request (a push took back some of its changes, so it was read again in full)";
+  if (changes.fallback === "retarget")
+    return audience === "prompt"
+      ? "The pull request's base branch changed since it was last covered, so the whole pull request is shown."
+      : "the whole pull request (its base branch changed since the last run, so it was read again in full)";
   if (changes.fallback === "too-many-files")
     return audience === "prompt"
       ? "The whole pull request is shown (too much changed since it was last covered to compare)."

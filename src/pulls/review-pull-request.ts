@@ -5,7 +5,9 @@ import type { RepoConfig } from "../config.js";
 import type { GitHubLimits } from "../github/create-octokit.js";
 import {
   hasMarkerAtEnd,
+  isOtherBase,
   readMarker,
+  readReviewMarker,
   reviewCommentMarker,
   reviewMarker,
   withMarker,
@@ -77,7 +79,8 @@ export type ReviewOutcome =
  * One pull-request review: the diff since the last Talos review (or all of it), within the
  * token budget, read by the model, whose inline comments are kept only on lines of the diff.
  * Posted as one `COMMENT` review pinned to the analysed head, and only if that is still the head.
- * Its marker names the head and the command, so that a resumed job never posts it twice.
+ * Its marker names the head and the command, so that a resumed job never posts it twice, and the
+ * base branch, so that a review after a retarget reads the new diff whole.
  */
 export async function reviewPullRequest(options: ReviewPullRequestOptions): Promise<ReviewOutcome> {
   const { pulls, number, commentId, log } = options;
@@ -87,7 +90,7 @@ export async function reviewPullRequest(options: ReviewPullRequestOptions): Prom
   if (closed && commentId === undefined) return { status: "closed" };
   const ours = (await pulls.listReviews(number)).flatMap((review) => {
     const marker = review.author === options.botLogin ? readMarker(review.body) : undefined;
-    return marker?.kind === "review" ? [{ sha: marker.values[0], trigger: marker.values[1] }] : [];
+    return marker?.kind === "review" ? [readReviewMarker(marker)] : [];
   });
   const head = pull.headSha;
   // A command is answered once, whatever the head is now: a job resumed after a push that
@@ -100,8 +103,13 @@ export async function reviewPullRequest(options: ReviewPullRequestOptions): Prom
   if (closed) return { status: "closed" };
   const last = ours.at(-1)?.sha;
   if (commentId === undefined && !last) return { status: "not-requested" };
+  // Retargeted since the last review: the same head has another diff, which no review has read,
+  // and a diff since the last head would be one between two heads read against the old base.
+  // So the review reads the whole pull request, and says why (it had said nothing changed).
+  const retargeted = isOtherBase(ours.at(-1)?.base, pull.baseRef);
   if (
     !options.full &&
+    !retargeted &&
     (last === head || (commentId === undefined && ours.some((r) => r.sha === head)))
   )
     return { status: "current", head };
@@ -113,6 +121,7 @@ export async function reviewPullRequest(options: ReviewPullRequestOptions): Prom
     pull,
     since: last,
     full: options.full,
+    retargeted,
     settings: options.settings,
     assistant: options.assistant,
   });
@@ -293,7 +302,7 @@ async function postReview(
     repo: `${github.repo.owner}/${github.repo.repo}`,
     references: [...new Set([number, ...github.retrieved])],
   };
-  const marker = reviewMarker(pull.headSha, commentId);
+  const marker = reviewMarker(pull.headSha, commentId, pull.baseRef);
   const comments: NewReviewComment[] = [];
   for (const { path, line, side, start_line, start_side, body: text, suggestion } of placed) {
     // The words and the checked suggestion are made safe apart: only the latter may stay a

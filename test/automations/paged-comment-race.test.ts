@@ -1,5 +1,6 @@
 import { createPublicKey } from "node:crypto";
 import { afterEach, describe, expect, it } from "vitest";
+import { pullRequestSummaryMarker } from "../../src/github/comment-markers.js";
 import {
   startGitHubStandIn,
   type GitHubStandIn,
@@ -138,7 +139,7 @@ describe("Talos's own comment on a later page of a thread, while a comment is de
 
       const summaries = ownComments(github, 2, "<!-- talos:pr-summary:");
       expect(summaries).toHaveLength(1);
-      expect(summaries[0]!.body).toContain(`<!-- talos:pr-summary:${HEAD} -->`);
+      expect(summaries[0]!.body).toContain(pullRequestSummaryMarker(HEAD, "master"));
       // Found, the old summary was read: the model was asked about the push alone, with it.
       expect(model.callCount).toBe(1);
       // The thread read once, its two pages (again when that read missed the summary: one page,

@@ -1,4 +1,5 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { pullRequestSummaryMarker } from "../../src/github/comment-markers.js";
 import { createTokenCounter } from "../../src/agent/count-tokens.js";
 import { parsePatch } from "../../src/pulls/parse-patch.js";
 import { eventually } from "../helpers/eventually.js";
@@ -132,7 +133,7 @@ describe("pull requests in the started server", () => {
 
     const summaries = ours(2);
     expect(summaries).toHaveLength(1);
-    expect(summaries[0]!.body.endsWith(`<!-- talos:pr-summary:${HEADS[2]} -->`)).toBe(true);
+    expect(summaries[0]!.body.endsWith(pullRequestSummaryMarker(HEADS[2]!, "master"))).toBe(true);
     expect(summaries[0]!.body).toContain("saved and logged");
     expect(
       github.writes().filter((w) => w.method === "POST" && w.path.endsWith("/issues/2/comments")),
@@ -237,7 +238,7 @@ describe("pull requests in the started server", () => {
     expect(llm.chatArrivals() - before).toBe(2);
     const summaries = ours(2).filter((c) => c.body.includes("talos:pr-summary"));
     expect(summaries).toHaveLength(1);
-    expect(summaries[0]!.body.endsWith(`<!-- talos:pr-summary:${newest} -->`)).toBe(true);
+    expect(summaries[0]!.body.endsWith(pullRequestSummaryMarker(newest, "master"))).toBe(true);
     const reviews = github.reviews.get(`${REPO}#2`) ?? [];
     expect(reviews.map((r) => r.commit_id)).toEqual([HEADS[2], newest]);
   });

@@ -1,6 +1,7 @@
 import { AIMessage } from "@langchain/core/messages";
 import type nock from "nock";
 import { describe, expect, it } from "vitest";
+import { pullRequestSummaryMarker, reviewMarker } from "../../src/github/comment-markers.js";
 import {
   githubScope,
   mockAppIdentity,
@@ -266,7 +267,7 @@ describe("pull-request summaries", () => {
     expect(scope.pendingMocks()).toEqual([]);
     expect(posted).toHaveLength(1);
     const body = posted[0]!.body;
-    expect(body.endsWith(`\n\n<!-- talos:pr-summary:${HEAD_1} -->`)).toBe(true);
+    expect(body.endsWith(`\n\n${pullRequestSummaryMarker(HEAD_1, "master")}`)).toBe(true);
     expect(body).toContain("**What it changes**: adds a dark theme.");
     expect(body).toContain(
       "- Code (3): `src/theme.js` +3 −1, `src/colours.js` (from `src/colors.js`) +1 −1, `assets/dark-theme.png` +0 −0",
@@ -317,7 +318,7 @@ describe("pull-request summaries", () => {
     expect(scope.pendingMocks()).toEqual([]);
     expect(edited).toHaveLength(1);
     expect(edited[0]!.body).toContain(`covering the changes since \`${HEAD_1.slice(0, 7)}\``);
-    expect(edited[0]!.body.endsWith(`<!-- talos:pr-summary:${HEAD_2} -->`)).toBe(true);
+    expect(edited[0]!.body.endsWith(pullRequestSummaryMarker(HEAD_2, "master"))).toBe(true);
     const prompt = String(model.calls[0]!.messages[1]!.content);
     expect(prompt).toContain("localStorage.setItem('theme', name);");
     // Only the push's diff: not the earlier change to setTheme's signature, nor the rename.
@@ -464,7 +465,7 @@ describe("/talos review", () => {
     expect(review.body).toMatch(
       /^\*\*Talos review\*\* of `ec26c3e`, covering the whole pull request\./,
     );
-    expect(review.body.endsWith(`<!-- talos:review:${HEAD_1}:492700400 -->`)).toBe(true);
+    expect(review.body.endsWith(reviewMarker(HEAD_1, 492700400, "master"))).toBe(true);
     expect(review.body).toContain("**Not reviewed** (1 file)");
     expect(review.body).toContain("2 more inline comments were left out");
     // Ranked by severity; line 40 and the binary file are not in the diff.
@@ -773,7 +774,7 @@ describe("/talos review", () => {
     expect(reviews[0].event).toBe("COMMENT");
     expect(reviews[0].commit_id).toBe(HEAD_2);
     expect(reviews[0].body).toContain(`covering the changes since \`${HEAD_1.slice(0, 7)}\``);
-    expect(reviews[0].body.endsWith(`<!-- talos:review:${HEAD_2} -->`)).toBe(true);
+    expect(reviews[0].body.endsWith(reviewMarker(HEAD_2, undefined, "master"))).toBe(true);
     expect(reviews[0].comments.map((c: any) => c.line)).toEqual([6]);
     for (const text of [reviews[0].body, reviews[0].comments[0].body])
       expect(text).not.toMatch(/(^|[^`])@maintainers/);
@@ -860,7 +861,7 @@ describe("pull-request summaries: edge cases", () => {
     expect(unmatched).toEqual([]);
     expect(scope.pendingMocks()).toEqual([]);
     expect(posted).toHaveLength(1);
-    expect(posted[0]!.body.endsWith(`<!-- talos:pr-summary:${HEAD_1} -->`)).toBe(true);
+    expect(posted[0]!.body.endsWith(pullRequestSummaryMarker(HEAD_1, "master"))).toBe(true);
   });
 });
 
@@ -904,7 +905,7 @@ describe("pull requests: a comparison GitHub cannot generate", () => {
     expect(edited[0]!.body).toContain(
       "covering the whole pull request (too much changed since the last run to compare)",
     );
-    expect(edited[0]!.body.endsWith(`<!-- talos:pr-summary:${HEAD_2} -->`)).toBe(true);
+    expect(edited[0]!.body.endsWith(pullRequestSummaryMarker(HEAD_2, "master"))).toBe(true);
     const prompt = String(model.calls[0]!.messages[1]!.content);
     expect(prompt).toContain("+  if (!themes.includes(name)) return;");
   });
@@ -925,7 +926,7 @@ describe("pull requests: a comparison GitHub cannot generate", () => {
       expect(edited[0]!.body).toContain(
         "covering the whole pull request (too much changed since the last run to compare)",
       );
-      expect(edited[0]!.body.endsWith(`<!-- talos:pr-summary:${HEAD_2} -->`)).toBe(true);
+      expect(edited[0]!.body.endsWith(pullRequestSummaryMarker(HEAD_2, "master"))).toBe(true);
       const prompt = String(model.calls[0]!.messages[1]!.content);
       expect(prompt).toContain("localStorage.setItem('theme', name);");
     },
@@ -1107,7 +1108,7 @@ describe("pull-request summaries: a push that brings none of the author's change
     expect(model.callCount).toBe(0);
     expect(edited).toHaveLength(1);
     expect(edited[0]!.body).toContain("- **What it changes**: adds a dark theme.");
-    expect(edited[0]!.body.endsWith(`<!-- talos:pr-summary:${HEAD_2} -->`)).toBe(true);
+    expect(edited[0]!.body.endsWith(pullRequestSummaryMarker(HEAD_2, "master"))).toBe(true);
   });
 
   /**
@@ -1159,7 +1160,7 @@ describe("pull-request summaries: a push that brings none of the author's change
     const body = edited[0]!.body;
     expect(body).toContain("- **What it changes**: adds a dark theme.");
     expect(body).toContain("- Matched by `review.ignore` (1): `src/theme.js`");
-    expect(body.endsWith(`<!-- talos:pr-summary:${HEAD_2} -->`)).toBe(true);
+    expect(body.endsWith(pullRequestSummaryMarker(HEAD_2, "master"))).toBe(true);
   });
 
   it("a push whose only file GitHub shows no diff of (binary, or too large) still asks the model", async () => {
@@ -1176,7 +1177,7 @@ describe("pull-request summaries: a push that brings none of the author's change
     );
     expect(edited).toHaveLength(1);
     expect(edited[0]!.body).toContain("adds a dark theme, and a larger file.");
-    expect(edited[0]!.body.endsWith(`<!-- talos:pr-summary:${HEAD_2} -->`)).toBe(true);
+    expect(edited[0]!.body.endsWith(pullRequestSummaryMarker(HEAD_2, "master"))).toBe(true);
   });
 });
 
@@ -1207,7 +1208,7 @@ describe("pull requests: drafts made ready", () => {
     expect(model.callCount).toBe(1);
     expect(posted).toHaveLength(1);
     expect(posted[0]!.body).toContain("covering the whole pull request.");
-    expect(posted[0]!.body.endsWith(`<!-- talos:pr-summary:${HEAD_2} -->`)).toBe(true);
+    expect(posted[0]!.body.endsWith(pullRequestSummaryMarker(HEAD_2, "master"))).toBe(true);
   });
 
   it("pushes made while a draft are summarized and reviewed once when it is made ready, and not again on a redelivery", async () => {
@@ -1253,11 +1254,11 @@ describe("pull requests: drafts made ready", () => {
     expect(ready.pendingMocks()).toEqual([]);
     expect(edited).toHaveLength(1);
     expect(edited[0]!.body).toContain(`covering the changes since \`${HEAD_1.slice(0, 7)}\``);
-    expect(edited[0]!.body.endsWith(`<!-- talos:pr-summary:${HEAD_2} -->`)).toBe(true);
+    expect(edited[0]!.body.endsWith(pullRequestSummaryMarker(HEAD_2, "master"))).toBe(true);
     expect(reviews).toHaveLength(1);
     expect(reviews[0].commit_id).toBe(HEAD_2);
     expect(reviews[0].body).toContain(`covering the changes since \`${HEAD_1.slice(0, 7)}\``);
-    expect(reviews[0].body.endsWith(`<!-- talos:review:${HEAD_2} -->`)).toBe(true);
+    expect(reviews[0].body.endsWith(reviewMarker(HEAD_2, undefined, "master"))).toBe(true);
     expect(String(model.calls[1]!.messages[1]!.content)).toContain(
       "localStorage.setItem('theme', name);",
     );
@@ -1393,7 +1394,7 @@ describe("pull-request summaries: a push that takes changes back", () => {
       "covering the whole pull request (a push took back some of its changes, so it was read again in full)",
     );
     expect(edited[0]!.body).not.toContain("ignores unknown theme names");
-    expect(edited[0]!.body.endsWith(`<!-- talos:pr-summary:${HEAD_2} -->`)).toBe(true);
+    expect(edited[0]!.body.endsWith(pullRequestSummaryMarker(HEAD_2, "master"))).toBe(true);
     const prompt = String(model.calls[0]!.messages[1]!.content);
     expect(prompt).toContain("There is no earlier summary");
     expect(prompt).toContain("+  store.theme = name;");
@@ -1521,7 +1522,7 @@ describe("pull requests: retargeted to another base branch (pull_request.edited 
     expect(edited).toHaveLength(1);
     expect(edited[0]!.body).toContain("covering the whole pull request");
     expect(edited[0]!.body).toContain("`src/payments.js` +2 −0");
-    expect(edited[0]!.body.endsWith(`<!-- talos:pr-summary:${HEAD_1} -->`)).toBe(true);
+    expect(edited[0]!.body.endsWith(pullRequestSummaryMarker(HEAD_1, "release"))).toBe(true);
     const runs = (await app.talos.metrics.pullRequestRuns.get()).values;
     expect(runs.map((v) => [v.labels.kind, v.labels.outcome, v.value])).toEqual([
       ["pr_summary", "posted", 1],
@@ -1529,7 +1530,7 @@ describe("pull requests: retargeted to another base branch (pull_request.edited 
     expect(await jobsOf(app)).toEqual([["pull-request", "done"]]);
   });
 
-  it("a job retried after the summary was written edits the same comment again, posting none", async () => {
+  it("a job retried after the summary was written finds it written against the new base: no second model call, no second write", async () => {
     const local = createLocalEmbedder();
     const state = { down: true };
     const embedder: Embedder = {
@@ -1540,9 +1541,7 @@ describe("pull requests: retargeted to another base branch (pull_request.edited 
       },
     };
     const clock = createManualClock();
-    const model = scriptedModel()
-      .respond(new AIMessage("- **What it changes**: theme, payments."))
-      .respond(new AIMessage("- **What it changes**: theme, payments."));
+    const model = scriptedModel().respond(new AIMessage("- **What it changes**: theme, payments."));
     const app = await createTestApp({ model, embedder, clock });
     const first = githubScope();
     const unmatched = recordUnmatchedRequests();
@@ -1567,21 +1566,121 @@ describe("pull requests: retargeted to another base branch (pull_request.edited 
           created_at: "2026-11-20T10:00:00Z",
         },
       ]);
-    mockFiles(retry, RETARGETED);
-    retry.patch(`${REPO}/issues/comments/700`, capture(edited)).reply(200, { id: 700 });
     await clock.advance(30_000);
     await app.talos.services.jobs.idle();
 
+    // Its marker names the new base: the summary is current. It had been written again, the
+    // model asked twice.
     expect(unmatched).toEqual([]);
     expect(retry.pendingMocks()).toEqual([]);
-    expect(edited).toHaveLength(2);
-    expect(edited[1]!.body).toContain("`src/payments.js` +2 −0");
+    expect(model.callCount).toBe(1);
+    expect(edited).toHaveLength(1);
     const memory = await app.talos.memory.open({
       installation: 2,
       repository: HELLO_WORLD,
       name: "Codertocat/Hello-World",
     });
     expect((await memory.list()).map((r) => r.id)).toContain("pull_request-2");
+  });
+
+  /** `pulls/2/reviews`: Talos's review of HEAD_1, its marker naming `base` (or, old, none). */
+  function mockReviewOn(scope: Scope, base: string | undefined) {
+    const marker =
+      base === undefined ? `<!-- talos:review:${HEAD_1}:1 -->` : reviewMarker(HEAD_1, 1, base);
+    scope
+      .get(`${REPO}/pulls/2/reviews`)
+      .query({ per_page: "100" })
+      .reply(200, [
+        { id: 79, user: { login: BOT }, body: `Earlier.\n\n${marker}`, commit_id: HEAD_1 },
+      ]);
+  }
+
+  it("/talos review after a retarget reviews the whole pull request against the new base, and says why", async () => {
+    const model = scriptedModel().respond(new AIMessage(JSON.stringify({ verdict: "Fine." })));
+    const app = await createTestApp({ model });
+    const scope = githubScope();
+    const unmatched = recordUnmatchedRequests();
+    mockCommandStart(scope);
+    scope.get(`${REPO}/pulls/2`).times(2).reply(200, retargeted());
+    // The last review is of this very head, read against master.
+    mockReviewOn(scope, "master");
+    // No comparison from HEAD_1: the whole diff against `release`.
+    mockFiles(scope, RETARGETED);
+    mockRunReads(scope, undefined, "release");
+    const reviews: any[] = [];
+    scope.post(`${REPO}/pulls/2/reviews`, capture(reviews)).reply(200, { id: 84, html_url: "u" });
+
+    await reviewCommand(app);
+
+    // It had replied "Nothing has changed since the last review".
+    expect(unmatched).toEqual([]);
+    expect(scope.pendingMocks()).toEqual([]);
+    expect(model.callCount).toBe(1);
+    const prompt = String(model.calls[0]!.messages[1]!.content);
+    expect(prompt).toContain("base branch changed since it was last covered");
+    expect(prompt).toContain("+export function charge(card) {");
+    expect(reviews).toHaveLength(1);
+    expect(reviews[0].commit_id).toBe(HEAD_1);
+    expect(reviews[0].body).toMatch(
+      /^\*\*Talos review\*\* of `ec26c3e`, covering the whole pull request \(its base branch changed since the last run, so it was read again in full\)\./,
+    );
+    expect(reviews[0].body.endsWith(reviewMarker(HEAD_1, 492700400, "release"))).toBe(true);
+  });
+
+  it("/talos review after a retarget, the last review's marker naming no base (written before): nothing changed, as before", async () => {
+    const model = scriptedModel();
+    const app = await createTestApp({ model });
+    const scope = githubScope();
+    const unmatched = recordUnmatchedRequests();
+    mockCommandStart(scope);
+    scope.get(`${REPO}/pulls/2`).reply(200, retargeted());
+    mockReviewOn(scope, undefined);
+    // The reply: no earlier one among the comments since the command, then its creation.
+    scope
+      .get(`${REPO}/issues/2/comments`)
+      .query((query) => query.per_page === "100" && typeof query.since === "string")
+      .reply(200, []);
+    const replies: Array<{ body: string }> = [];
+    scope.post(`${REPO}/issues/2/comments`, capture(replies)).reply(201, { id: 900 });
+
+    await reviewCommand(app);
+
+    expect(unmatched).toEqual([]);
+    expect(scope.pendingMocks()).toEqual([]);
+    expect(model.callCount).toBe(0);
+    expect(replies.map((r) => r.body)).toEqual([
+      expect.stringMatching(/^Nothing has changed since the last review, of `ec26c3e`\./),
+    ]);
+  });
+
+  it("the first push after a retarget is reviewed whole against the new base, not since the last reviewed head", async () => {
+    const model = scriptedModel().respond(new AIMessage(JSON.stringify({ verdict: "Fine." })));
+    const app = await createTestApp({ model });
+    const scope = githubScope();
+    const unmatched = recordUnmatchedRequests();
+    // The summary off: only the push's review runs.
+    mockStart(scope, "pull_requests:\n  enabled: false\n");
+    const pushed = { ...retargeted(), head: { sha: HEAD_2, ref: "changes" } };
+    scope.get(`${REPO}/pulls/2`).times(2).reply(200, pushed);
+    mockReviewOn(scope, "master");
+    // No `compare/HEAD_1...HEAD_2`: between two heads, it was read against master.
+    mockFiles(scope, RETARGETED);
+    mockRunReads(scope, undefined, "release");
+    const reviews: any[] = [];
+    scope.post(`${REPO}/pulls/2/reviews`, capture(reviews)).reply(200, { id: 85, html_url: "u" });
+
+    await receive(app, "pull_request", "pull_request.synchronize.json", (p) => {
+      p.pull_request.head.sha = HEAD_2;
+      p.pull_request.base.ref = "release";
+    });
+
+    expect(unmatched).toEqual([]);
+    expect(scope.pendingMocks()).toEqual([]);
+    expect(model.callCount).toBe(1);
+    expect(reviews).toHaveLength(1);
+    expect(reviews[0].commit_id).toBe(HEAD_2);
+    expect(reviews[0].body).toContain("covering the whole pull request (its base branch changed");
+    expect(reviews[0].body.endsWith(reviewMarker(HEAD_2, undefined, "release"))).toBe(true);
   });
 
   it("a retarget a bot made updates memory and runs nothing else", async () => {

@@ -1,6 +1,7 @@
 import { AIMessage } from "@langchain/core/messages";
 import type nock from "nock";
 import { describe, expect, it } from "vitest";
+import { reviewMarker } from "../../src/github/comment-markers.js";
 import {
   githubScope,
   mockAppIdentity,
@@ -111,7 +112,7 @@ describe("a push review whose head moves while the model works", () => {
     expect(reviews[0].commit_id).toBe(HEAD_3);
     expect(reviews[0].body).toContain("Review of HEAD_3.");
     expect(reviews[0].body).toContain(`covering the changes since \`${HEAD_1.slice(0, 7)}\``);
-    expect(reviews[0].body.endsWith(`<!-- talos:review:${HEAD_3} -->`)).toBe(true);
+    expect(reviews[0].body.endsWith(reviewMarker(HEAD_3, undefined, "master"))).toBe(true);
     expect(model.callCount).toBe(2);
   });
 });

@@ -1,7 +1,7 @@
 // Hostile file names, patches and model answers in a pull request's review: what is posted stays
 // safe, anchors only on lines of the diff, and keeps its one marker.
 import { describe, expect, it } from "vitest";
-import { readMarker } from "../../src/github/comment-markers.js";
+import { baseKey, readMarker } from "../../src/github/comment-markers.js";
 import { checkSafeMarkdown } from "../../src/markdown/check-safe-markdown.js";
 import type { PullRequestFile } from "../../src/pulls/pull-request-file.js";
 import { addedFile, runReview } from "../helpers/run-review.js";
@@ -71,7 +71,10 @@ describe("hostile file names, patches and model answers", () => {
     // 8 left out, the one with `start_line: -1` (no line that could be read) among them.
     expect(review.body).toContain("8 more inline comments were left out");
     // One marker, Talos's, on the last line; none forged by a name.
-    expect(readMarker(review.body)).toEqual({ kind: "review", values: [HEAD, "1"] });
+    expect(readMarker(review.body)).toEqual({
+      kind: "review",
+      values: [HEAD, "1", baseKey("main")],
+    });
     expect(review.body.split("<!-- talos:")).toHaveLength(2);
     expect(checkSafeMarkdown(withoutMarker(review.body), scope)).toEqual([]);
     for (const comment of review.comments) {
