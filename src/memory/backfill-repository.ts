@@ -71,10 +71,13 @@ export interface BackfillOptions {
    */
   claim?: BackfillClaim | undefined;
   /**
-   * Told, once a page is saved and the installation's rate limit has run low, when it resets
-   * (ms since the epoch): the backfill then returns, `running`, for the caller to run again
-   * from its progress after that, rather than wait here (up to an hour) holding a queue that
-   * other installations, each with a limit of its own, share. Without it, it waits here.
+   * Told, once a page is saved and the installation's rate limit has run low, or once GitHub
+   * refused to list a page for a rate limit (a 403 or 429 that says so), when to go on (ms since
+   * the epoch): the backfill then returns, `running`, for the caller to run again from its
+   * progress after that, rather than wait here (up to an hour) holding a queue that other
+   * installations, each with a limit of its own, share. A refusal uses up none of the page's
+   * tries, and those it used keep counting after (`retries`). Without it, it waits here, and a
+   * refusal is one of the page's tries, as any failure is.
    */
   onRateLimited?: ((resumeAt: number) => void) | undefined;
 }
@@ -121,6 +124,12 @@ export interface BackfillState {
   skipped?: number;
   /** The last few of them, and why. */
   skippedItems?: SkippedItem[];
+  /**
+   * Kept while it waits for a rate limit GitHub refused the page at `page` for (see
+   * `onRateLimited`): that page's tries that failed so far, and its refusals for a rate limit,
+   * in a row. The run after the wait goes on counting from them.
+   */
+  retries?: { failed: number; rateLimited: number } | undefined;
   /** Why it gave up. */
   error?: string;
   failedAt?: string;
@@ -147,6 +156,12 @@ const RESERVE = 0.1;
 const KEPT_SKIPPED_ITEMS = 20;
 // About two minutes of retries: 5 s, 10 s, 20 s, 40 s, 60 s.
 export const DEFAULT_BACKFILL_RETRY: BackfillRetry = { attempts: 6, baseMs: 5_000, maxMs: 60_000 };
+/**
+ * Refusals of one page for a rate limit in a row, each waited out of the queue (`onRateLimited`),
+ * before it fails as a page whose tries are spent: as the job runner's bound on a job's runs
+ * GitHub refuses for a rate limit (MAX_RATE_LIMITED_RUNS), at least 50 minutes of waits.
+ */
+export const MAX_RATE_LIMITED_TRIES = 50;
 // A status an embedding API answers for one input it refuses (too long, say): the item is bad,
 // not the service.
 const ITEM_REJECTED = new Set([400, 413, 422]);
@@ -223,12 +238,18 @@ export async function backfillRepository(options: BackfillOptions): Promise<Back
   let state: BackfillState = checking
     ? { status: "running", repo: fullName, page: 1, indexed: 0 }
     : resumedState(saved, fullName);
-  // Failures in a row of the page at `state.page`.
-  let failures = 0;
+  // Failures in a row of the page at `state.page`, and GitHub's refusals of it for a rate limit
+  // (waited out of the queue: see onRateLimited), counted on from before such a wait.
+  let failures = state.retries?.failed ?? 0;
+  let rateLimited = state.retries?.rateLimited ?? 0;
   while (processed(state) < max && !options.signal?.aborted) {
     let page: PageOutcome;
+    // Whether the listing (GitHub) failed, rather than the storing (the embedder, the memory).
+    let listing = true;
     try {
-      page = await backfillPage(options, state);
+      const read = await readPage(listingOf(options, state), state);
+      listing = false;
+      page = await storePage(options, state, read);
     } catch (error) {
       // The memory is gone, or another process has it: nothing to record, nothing to retry.
       if (error instanceof MemoryDeletedError || error instanceof MemoryLockedError) throw error;
@@ -253,17 +274,47 @@ export async function backfillRepository(options: BackfillOptions): Promise<Back
         );
         if (checking) return state;
         failures = 0;
+        rateLimited = 0;
         continue;
       }
-      failures++;
       const limitedMs = rateLimitWaitMs(error, clock.now());
-      if ((!isRetryable(error) && limitedMs === undefined) || failures >= retry.attempts) {
+      // GitHub refused the page for the installation's rate limit: no failure of the page's. It
+      // is asked again after the wait, out of the queue, from the progress saved here.
+      const refused = listing && limitedMs !== undefined && options.onRateLimited !== undefined;
+      if (refused) rateLimited++;
+      if (refused && rateLimited < MAX_RATE_LIMITED_TRIES) {
+        const resumeAt = clock.now() + limitedMs;
+        // A check saves nothing: it is made again after the wait.
+        if (!checking) {
+          state = { ...state, retries: { failed: failures, rateLimited } };
+          await save(state);
+        }
+        log.warn(
+          {
+            err: error,
+            repo: fullName,
+            page: state.page,
+            waitSeconds: Math.round(limitedMs / 1000),
+          },
+          "backfill page refused for a rate limit: stopped until GitHub takes requests again",
+        );
+        options.onRateLimited!(resumeAt);
+        return checking ?? state;
+      }
+      if (!refused) failures++;
+      if (
+        refused ||
+        (!isRetryable(error) && limitedMs === undefined) ||
+        failures >= retry.attempts
+      ) {
         // A check that fails leaves what was saved, and the next start checks again.
         if (checking) throw error;
         state = {
-          ...state,
+          ...withoutRetries(state),
           status: "failed",
-          error: `page ${state.page} failed ${failures === 1 ? "once" : `${failures} times`}; last: ${describeError(error)}`,
+          error: refused
+            ? `page ${state.page} refused for a rate limit ${rateLimited} times in a row; last: ${describeError(error)}`
+            : `page ${state.page} failed ${failures === 1 ? "once" : `${failures} times`}; last: ${describeError(error)}`,
           failedAt: new Date(clock.now()).toISOString(),
         };
         // The caller reports the error; backfill.json keeps it for whoever looks later.
@@ -281,6 +332,7 @@ export async function backfillRepository(options: BackfillOptions): Promise<Back
       continue;
     }
     failures = 0;
+    rateLimited = 0;
     checking = undefined;
     const last =
       !page.more || processed(state) + page.taken >= max || page.number >= LAST_LISTED_PAGE;
@@ -290,7 +342,7 @@ export async function backfillRepository(options: BackfillOptions): Promise<Back
         "backfill: GitHub lists no page past this one by number; the older items are left out",
       );
     state = {
-      ...state,
+      ...withoutRetries(state),
       status: last ? "done" : "running",
       page: page.number + 1,
       last: page.last ?? state.last,
@@ -342,8 +394,17 @@ function resumedState(saved: BackfillState | undefined, repo: string): BackfillS
   const state: BackfillState = { page: 1, indexed: 0, ...saved, status: "running", repo };
   delete state.error;
   delete state.failedAt;
+  // The tries of a page that failed for good are spent: the next run tries it afresh.
+  if (saved?.status !== "running") delete state.retries;
   if (state.listing !== "pulls") delete state.issuesDisabledAt;
   return state;
+}
+
+/** `state` without the tries a rate limit's wait kept (the page they were of is read, or failed). */
+function withoutRetries(state: BackfillState): BackfillState {
+  const rest = { ...state };
+  delete rest.retries;
+  return rest;
 }
 
 /** An item of either listing: enough of an issue or a pull request to remember it. */
@@ -398,18 +459,20 @@ interface PageOutcome {
 
 const processed = (state: BackfillState) => state.indexed + (state.skipped ?? 0);
 
-/** One page: read, then stored in one batch, or item by item when the batch had a bad item. */
-async function backfillPage(options: BackfillOptions, state: BackfillState): Promise<PageOutcome> {
+/** A page read: stored in one batch, or item by item when the batch had a bad item. */
+async function storePage(
+  options: BackfillOptions,
+  state: BackfillState,
+  read: ReadPage<ListedItem>,
+): Promise<PageOutcome> {
   const { memory, max, log, repo } = options;
   const fullName = `${repo.owner}/${repo.repo}`;
-  const listing = listingOf(options, state);
-  const read = await readPage(listing, state);
   const items = read.unread.slice(0, Math.max(0, max - processed(state)));
   const { stored, skipped } = await storeListedItems(
     memory,
     fullName,
     items,
-    listing,
+    listingOf(options, state),
     log,
     "backfill",
   );
@@ -482,62 +545,131 @@ export async function storeListedItems(
   return { stored, skipped };
 }
 
+/** A page of a listing as GitHub answered it. */
+export interface ListedPage<T> {
+  data: T[];
+  headers: Record<string, unknown>;
+  /** Whether GitHub lists a page after it (see hasNextPage). */
+  more: boolean;
+}
+
+/** What a listing read so far, for readListingPage. */
+export interface ReadSoFar<T> {
+  /** Whether any page of the listing was read before (else nothing can have moved onto one). */
+  started: boolean;
+  /**
+   * Whether the listing listed `item` on a page read before, no later than the last item read:
+   * a page that starts with one was pushed along, and nothing unread is on the pages before it.
+   */
+  listedBefore(item: T): boolean;
+  /** Whether `item` was read before, not to be read again (by default, `listedBefore`). */
+  read?: ((item: T) => boolean) | undefined;
+  /**
+   * Whether the listing lists `item` no later than `bound`, an item of the page asked for: of
+   * the pages before it read again, what is listed after its last item is left to the next page.
+   */
+  listedBy(item: T, bound: T): boolean;
+}
+
+/** A page of a listing with the items not read yet that were pulled back onto the pages before. */
+export interface ReadPage<T> {
+  /** The page asked for. */
+  number: number;
+  /** Whether GitHub lists a page after it. */
+  more: boolean;
+  /** The latest answer's: the rate limit as it is now. */
+  headers: Record<string, unknown>;
+  /** Its items and those pulled back, not read before, in the listing's order, each once. */
+  unread: T[];
+  /** Every item of the page and of those pulled back (read before or not). */
+  listed: T[];
+}
+
 /**
- * The page at `state.page` and its items not read yet, with those that issues deleted or
- * transferred since the page before was read pulled back onto the pages before it: read again
- * from the one before, further back while a page starts with an item not read yet (more were
- * deleted than a page holds; a page with nothing on it is past the end now). That look back
- * follows the page, so a deletion while the page was asked for is seen too; one after it is
- * seen by the next page's. It is skipped when the page starts with an item read already (issues
- * opened meanwhile pushed it along): nothing unread can be before it then.
+ * The page `page` of a listing (newest first, by whatever it sorts) and its items not read yet,
+ * with those that items deleted or transferred since the page before was read pulled back onto
+ * the pages before it: read again from the one before, further back while a page starts with an
+ * item not read yet (more were deleted than a page holds; a page with nothing on it is past the
+ * end now). That look back follows the page, so a deletion while the page was asked for is seen
+ * too; one after it is seen by the next page's. It is skipped when the page starts with an item
+ * listed before (items added meanwhile pushed it along): nothing unread can be before it then.
  *
- * The cost: each page after the first is two listing requests rather than one, about 20 for
- * the default 1,000 items. Until then a page was read again only after a stop or a rate-limit
- * wait, and an issue deleted between two pages left one unread issue out for good. GitHub pages
- * by offset alone (no cursor for this listing), so no cheaper read can tell.
+ * The cost: each page after the first is two listing requests rather than one. GitHub pages
+ * by offset alone (no cursor for these listings), so no cheaper read can tell. The backfill
+ * (by creation) and the catch-up (by last update) read their listings so.
  */
-async function readPage(listing: Listing, state: BackfillState) {
-  const { last } = state;
-  const response = await listing.list(state.page);
-  const page = {
-    number: state.page,
-    more: hasNextPage(response.headers, response.data.length),
-    headers: response.headers,
-  };
-  const unread = response.data.filter((item) => !readBefore(item, last));
+export async function readListingPage<T extends { number: number }>(
+  list: (page: number) => Promise<ListedPage<T>>,
+  page: number,
+  before: ReadSoFar<T>,
+): Promise<ReadPage<T>> {
+  const read = before.read ?? before.listedBefore;
+  const response = await list(page);
+  const answered = { number: page, more: response.more, headers: response.headers };
   const first = response.data[0];
-  if (!last || state.page === 1 || (first && readBefore(first, last))) return { ...page, unread };
-  const before = await readPagesBefore(listing, state.page, last);
-  // What sorts after this page's last item is left to the next page's read: taking it (more
+  if (!before.started || page === 1 || (first && before.listedBefore(first)))
+    return {
+      ...answered,
+      unread: response.data.filter((item) => !read(item)),
+      listed: response.data,
+    };
+  const back = await readPagesBefore(list, page, before.listedBefore);
+  // What is listed after this page's last item is left to the next page's read: taking it (more
   // than a page deleted between the two reads) would pass over those between.
-  const oldest = response.data.at(-1);
-  const bound = oldest && { number: oldest.number, createdAt: oldest.created_at };
-  const pulledBack = before.items.filter((item) => !bound || readBefore(item, bound));
+  const bound = response.data.at(-1);
+  const pulledBack = back.items.filter((item) => !bound || before.listedBy(item, bound));
+  const listed = [...pulledBack, ...response.data];
   // An item can be on two of the pages read, moved between their reads.
-  const byNumber = new Map([...pulledBack, ...unread].map((item) => [item.number, item]));
+  const unread = new Map(listed.filter((item) => !read(item)).map((item) => [item.number, item]));
   return {
-    ...page,
-    // The latest answer's: the rate limit as it is now.
-    headers: before.headers ?? page.headers,
-    unread: [...byNumber.values()],
+    ...answered,
+    headers: back.headers ?? answered.headers,
+    unread: [...unread.values()],
+    listed,
   };
 }
 
 /**
- * The items not read yet on the pages before `page`, newest first: from the page before it,
- * back while a page starts with an item not read yet, or to the first page.
+ * The items of the pages before `page`, in the listing's order: from the page before it, back
+ * while a page starts with an item not listed before, or to the first page.
  */
-async function readPagesBefore(listing: Listing, page: number, last: BackfillState["last"]) {
-  const pages: ListedItem[][] = [];
+async function readPagesBefore<T>(
+  list: (page: number) => Promise<ListedPage<T>>,
+  page: number,
+  listedBefore: (item: T) => boolean,
+) {
+  const pages: T[][] = [];
   let headers: Record<string, unknown> | undefined;
   for (let number = page - 1; number >= 1; number--) {
-    const response = await listing.list(number);
+    const response = await list(number);
     headers = response.headers;
-    pages.unshift(response.data.filter((item) => !readBefore(item, last)));
+    pages.unshift(response.data);
     const first = response.data[0];
-    if (first && readBefore(first, last)) break;
+    if (first && listedBefore(first)) break;
   }
   return { items: pages.flat(), headers };
+}
+
+/**
+ * The page at `state.page` of the backfill's listing, by creation (readListingPage). Until the
+ * look back followed every page, a page was read again only after a stop or a rate-limit wait,
+ * and an issue deleted between two pages left one unread issue out for good.
+ */
+function readPage(listing: Listing, state: BackfillState): Promise<ReadPage<ListedItem>> {
+  const { last } = state;
+  return readListingPage(
+    async (page) => {
+      const response = await listing.list(page);
+      return { ...response, more: hasNextPage(response.headers, response.data.length) };
+    },
+    state.page,
+    {
+      started: last !== undefined,
+      listedBefore: (item) => readBefore(item, last),
+      listedBy: (item, bound) =>
+        readBefore(item, { number: bound.number, createdAt: bound.created_at }),
+    },
+  );
 }
 
 /**
@@ -708,7 +840,10 @@ function sleep(clock: Clock, ms: number, signal: AbortSignal | undefined): Promi
  * When the installation's rate limit, as `headers` give it, runs below its reserve: when to go
  * on (a second after the reset); undefined while enough is left.
  */
-function lowRateLimitResetAt(headers: Record<string, unknown>, clock: Clock): number | undefined {
+export function lowRateLimitResetAt(
+  headers: Record<string, unknown>,
+  clock: Clock,
+): number | undefined {
   const limit = Number(headers["x-ratelimit-limit"]);
   const remaining = Number(headers["x-ratelimit-remaining"]);
   const reset = Number(headers["x-ratelimit-reset"]);

@@ -27,7 +27,7 @@ import {
   type MemoryService,
 } from "./memory-service.js";
 import type { BackfillQueueFile } from "./backfill-queue-file.js";
-import { catchUpRepository } from "./catch-up-repository.js";
+import { catchUpRepository, type CatchUpState } from "./catch-up-repository.js";
 import type { CatchUpProgress } from "./outage-catch-up.js";
 import { MemoryDeletedError } from "./memory-store.js";
 import type { SuspensionMarks } from "./suspension-marks.js";
@@ -80,6 +80,18 @@ interface Job {
   running: Promise<void> | undefined;
   /** An earlier time asked while it ran: it runs again from there once it ends (see #widen). */
   again?: string | undefined;
+  /**
+   * A catch-up's: where it goes on from, once it stopped for its installation's rate limit (see
+   * #runAfterReset); set by the run that stopped.
+   */
+  resume?: CatchUpState | undefined;
+}
+
+/** A catch-up to run again after its installation's rate limit resets (see #runAfterReset). */
+interface DeferredCatchUp {
+  since: string;
+  resolve: (finished: boolean) => void;
+  resume: CatchUpState | undefined;
 }
 
 /**
@@ -107,8 +119,10 @@ const RESUMES = 8;
  * neither delays webhooks nor spends the rate limit all at once. A backfill that a restart
  * interrupted, or that gave up, is resumed by `resume()`, which also checks again a repository
  * found with issues switched off a day before; one whose repository leaves is cancelled by
- * `cancel()`. One that finds its installation's rate limit low stops, and runs again after the
- * reset; the installation's other backfills wait with it, and the other installations' go on.
+ * `cancel()`. A backfill or a catch-up that finds its installation's rate limit low, or that
+ * GitHub refuses for it, stops, and runs again after the reset from where it stopped (a refusal
+ * uses up none of its page's tries); the installation's other backfills and catch-ups wait with
+ * it, out of the queue, and the other installations' go on.
  */
 export class BackfillRunner {
   readonly #options: BackfillRunnerOptions;
@@ -137,11 +151,17 @@ export class BackfillRunner {
   readonly #cancelledDuring = new Set<Set<string>>();
   /**
    * Jobs to run again later, by key: failed ones (see RESUMES), with how many times they failed
-   * in a row, and backfills waiting for their installation's rate limit to reset.
+   * in a row, and backfills and catch-ups waiting for their installation's rate limit to reset.
    */
   readonly #resuming = new Map<
     string,
-    { target: BackfillTarget; failures: number; controller: AbortController }
+    {
+      target: BackfillTarget;
+      failures: number;
+      controller: AbortController;
+      /** A catch-up's, waiting for the reset: told it did not finish if it never runs again. */
+      catchUp?: DeferredCatchUp | undefined;
+    }
   >();
   /**
    * Backfills skipped because their installation was suspended (its token refused, 403), by key:
@@ -149,10 +169,10 @@ export class BackfillRunner {
    */
   readonly #suspended = new Map<string, BackfillTarget>();
   /**
-   * By installation, when its rate limit resets, once a backfill found it low: until then its
-   * backfills wait out of the queue (see #runAfterReset). GitHub's limits are an installation's
-   * own, so the others' backfills and catch-ups go on meanwhile; they had waited behind its
-   * wait, up to an hour.
+   * By installation, when its rate limit resets, once a backfill or a catch-up found it low or
+   * was refused for it: until then its backfills and catch-ups wait out of the queue (see
+   * #runAfterReset). GitHub's limits are an installation's own, so the others' backfills and
+   * catch-ups go on meanwhile; they had waited behind its wait, up to an hour.
    */
   readonly #limitedUntil = new Map<number, number>();
 
@@ -538,6 +558,7 @@ export class BackfillRunner {
     target: BackfillTarget,
     recheck: boolean,
     catchUp?: { since: string; resolve: (finished: boolean) => void },
+    resume?: CatchUpState,
   ): void {
     // A start's catch-up and a command's are two jobs: neither stands for the other's time.
     const key = catchUp && !target.since ? `catch-up:${keyOf(target)}` : jobKeyOf(target);
@@ -552,6 +573,7 @@ export class BackfillRunner {
       max: target.max ?? this.#options.max,
       controller: new AbortController(),
       running: undefined,
+      resume,
     };
     this.#jobs.set(key, job);
     if (kept) this.#keepQueued(key, target);
@@ -561,12 +583,16 @@ export class BackfillRunner {
       let failed = false;
       let suspended = false;
       let limited = false;
+      let deferred = false;
       let failure: unknown;
       // One that never starts (closed before its turn) leaves the queue too: idle() waits
       // until the queue is empty. It stays in the queue's file, for the next start.
       if (!signal.aborted) {
         const work = job.since
-          ? this.#catchUp(target, signal, job.since, job.max)
+          ? this.#catchUp(target, signal, job).then((ended) => {
+              limited = ended === "rate-limited";
+              return ended === true;
+            })
           : this.#runUnlessLimited(target, signal, job.recheck, job.max).then((ended) => {
               suspended = ended === "suspended";
               limited = ended === "rate-limited";
@@ -602,14 +628,24 @@ export class BackfillRunner {
         }
         if (suspended) this.#suspended.set(key, job.target);
         else this.#suspended.delete(key);
-        if (limited && !signal.aborted && !replaced)
-          this.#runAfterReset(key, job.target, job.recheck);
-        else if (!failed) this.#resuming.delete(key);
-        else if (kept && !replaced && !this.#stop.signal.aborted)
+        if (limited && !signal.aborted && !replaced && !again) {
+          deferred = true;
+          this.#runAfterReset(
+            key,
+            job.target,
+            job.recheck,
+            catchUp && { ...catchUp, since: job.since ?? catchUp.since, resume: job.resume },
+          );
+        } else if (!failed) {
+          // A timer of its key still to fire would run it again for nothing.
+          this.#resuming.get(key)?.controller.abort();
+          this.#resuming.delete(key);
+        } else if (kept && !replaced && !this.#stop.signal.aborted)
           this.#resumeLater(key, job.target, failure);
       }
       if (this.#jobs.get(key) === job) this.#jobs.delete(key);
-      catchUp?.resolve(finished);
+      // One waiting for the reset is told when it has run again (or never will).
+      if (!deferred) catchUp?.resolve(finished);
     });
   }
 
@@ -630,10 +666,17 @@ export class BackfillRunner {
   }
 
   /**
-   * Queues a backfill stopped for its installation's rate limit again once the limit resets:
-   * it resumes from its progress. Its failures in a row, if any, still count.
+   * Queues a backfill or a catch-up stopped for its installation's rate limit again once the
+   * limit resets: a backfill resumes from its progress, a catch-up from `catchUp.resume`, and a
+   * start's catch-up is told it finished only once it has. Its failures in a row, if any, still
+   * count.
    */
-  #runAfterReset(key: string, target: BackfillTarget, recheck: boolean): void {
+  #runAfterReset(
+    key: string,
+    target: BackfillTarget,
+    recheck: boolean,
+    catchUp?: DeferredCatchUp,
+  ): void {
     const { clock, log } = this.#options;
     const until = this.#limitedUntil.get(target.installation) ?? clock.now();
     const waitMs = Math.max(0, until - clock.now());
@@ -643,27 +686,38 @@ export class BackfillRunner {
         repository: target.name,
         waitSeconds: Math.round(waitMs / 1000),
       },
-      "backfill waits for its installation's rate limit to reset",
+      `${catchUp ? "catch-up" : "backfill"} waits for its installation's rate limit to reset`,
     );
-    this.#runLater(key, target, this.#resuming.get(key)?.failures ?? 0, waitMs, recheck);
+    this.#runLater(key, target, this.#resuming.get(key)?.failures ?? 0, waitMs, recheck, catchUp);
   }
 
-  /** Queues `target` again after `waitMs`, unless it is cancelled or the runner closes first. */
+  /**
+   * Queues `target` again after `waitMs`, unless it is cancelled or the runner closes first
+   * (then a start's catch-up, `catchUp`, is told it did not finish).
+   */
   #runLater(
     key: string,
     target: BackfillTarget,
     failures: number,
     waitMs: number,
     recheck = false,
+    catchUp?: DeferredCatchUp,
   ): void {
     const controller = new AbortController();
     // One timer a key: a replaced one would queue a backfill cancelled since.
     this.#resuming.get(key)?.controller.abort();
-    this.#resuming.set(key, { target, failures, controller });
+    this.#resuming.set(key, { target, failures, controller, catchUp });
     const signal = AbortSignal.any([this.#stop.signal, controller.signal]);
+    const untold = () => catchUp?.resolve(false);
+    signal.addEventListener("abort", untold, { once: true });
     void this.#options.clock.sleep(waitMs, signal).then(() => {
-      // Cancelled, stopping, or queued meanwhile by other means (an event, a command).
-      if (signal.aborted || this.#jobs.has(key)) return;
+      // Cancelled or stopping: told so already.
+      if (signal.aborted) return;
+      signal.removeEventListener("abort", untold);
+      // A catch-up is queued as it was (one held meanwhile is told it did not finish).
+      if (catchUp) return this.#enqueue(target, false, catchUp, catchUp.resume);
+      // Queued meanwhile by other means (an event, a command).
+      if (this.#jobs.has(key)) return;
       this.#enqueueAsked(target, recheck);
     });
   }
@@ -785,10 +839,22 @@ export class BackfillRunner {
     recheck: boolean,
     max: number,
   ): Promise<"suspended" | "rate-limited" | void> {
-    const until = this.#limitedUntil.get(target.installation);
-    if (until !== undefined && until > this.#options.clock.now()) return "rate-limited";
-    this.#limitedUntil.delete(target.installation);
+    if (this.#isLimited(target.installation)) return "rate-limited";
     return this.#run(target, signal, recheck, max);
+  }
+
+  /** Whether `installation`'s rate limit was found low, or refused a request, and has not reset. */
+  #isLimited(installation: number): boolean {
+    const until = this.#limitedUntil.get(installation);
+    if (until !== undefined && until > this.#options.clock.now()) return true;
+    this.#limitedUntil.delete(installation);
+    return false;
+  }
+
+  /** `installation`'s backfills and catch-ups wait until `resumeAt` (see #limitedUntil). */
+  #limitUntil(installation: number, resumeAt: number): void {
+    const until = this.#limitedUntil.get(installation) ?? 0;
+    this.#limitedUntil.set(installation, Math.max(until, resumeAt));
   }
 
   async #run(
@@ -809,7 +875,7 @@ export class BackfillRunner {
     }
     try {
       const found = await this.#open(target, log, "backfill", signal);
-      if (found === "suspended") return found;
+      if (found === "suspended" || found === "rate-limited") return found;
       if (!found) return;
       const { octokit, repo, memory } = found;
       // With several instances on one database, each resumes the unfinished backfills it
@@ -833,8 +899,7 @@ export class BackfillRunner {
           // Waited out of the queue, which the other installations' backfills share.
           onRateLimited: (resumeAt) => {
             limited = true;
-            const until = this.#limitedUntil.get(target.installation) ?? 0;
-            this.#limitedUntil.set(target.installation, Math.max(until, resumeAt));
+            this.#limitUntil(target.installation, resumeAt);
           },
         });
         log.info(
@@ -911,8 +976,9 @@ export class BackfillRunner {
    * The repository's memory and a client of its installation, when the repository is still
    * `target` (GitHub says so now: its name may have changed since the event, and its creation
    * time tells whether a memory kept by name before the upgrade is its) and has memory on.
-   * GitHub failing to say (a 5xx, a rate limit) is tried again as a failing page is: nothing is
-   * saved yet that a later start would resume from.
+   * GitHub failing to say (a 5xx) is tried again as a failing page is: nothing is saved yet that
+   * a later start would resume from. GitHub refusing to say for the installation's rate limit is
+   * "rate-limited": the installation's work waits for it out of the queue (#limitedUntil).
    */
   async #open(
     target: BackfillTarget,
@@ -931,10 +997,18 @@ export class BackfillRunner {
         const limitedMs = rateLimitWaitMs(error, clock.now());
         // GitHub's answers only (Octokit gives a lost connection a status too): an error of
         // this process's own would only come again.
-        const retryable =
-          statusOf(error) !== undefined && (isRetryable(error) || limitedMs !== undefined);
+        const answered = statusOf(error) !== undefined;
+        if (answered && limitedMs !== undefined) {
+          log.warn(
+            { err: error, waitSeconds: Math.round(limitedMs / 1000) },
+            `${work}: GitHub refused to say what the repository is for a rate limit`,
+          );
+          this.#limitUntil(target.installation, clock.now() + limitedMs);
+          return "rate-limited" as const;
+        }
+        const retryable = answered && isRetryable(error);
         if (!retryable || failures >= retry.attempts) throw error;
-        const waitMs = limitedMs ?? Math.min(retry.maxMs, retry.baseMs * 2 ** (failures - 1));
+        const waitMs = Math.min(retry.maxMs, retry.baseMs * 2 ** (failures - 1));
         log.warn(
           { err: error, attempt: failures, waitMs },
           `${work}: GitHub cannot say what the repository is now; trying again`,
@@ -954,19 +1028,26 @@ export class BackfillRunner {
     return { octokit, repo, memory };
   }
 
-  /** True when the repository is caught up, or has nothing to catch up (gone, memory off). */
+  /**
+   * True when the repository is caught up, or has nothing to catch up (gone, memory off);
+   * "rate-limited" when it stopped for its installation's rate limit (or did not start, the
+   * limit not reset yet), to go on from `job.resume` after the reset.
+   */
   async #catchUp(
     target: BackfillTarget,
     signal: AbortSignal,
-    since: string,
-    max: number,
-  ): Promise<boolean> {
+    job: Job,
+  ): Promise<boolean | "rate-limited"> {
     const { clock } = this.#options;
+    const { since = "", max } = job;
     const log = this.#logOf(target);
     // Reading none of GitHub's history: as the backfills, switched off.
     if (max === 0) return true;
+    // Left for after the reset, without a request (reading which repository it is costs some).
+    if (this.#isLimited(target.installation)) return "rate-limited";
     try {
       const found = await this.#open(target, log, "catch-up", signal);
+      if (found === "rate-limited") return found;
       // Suspended (after the start's listing, or at a command's catch-up): its unsuspension
       // catches up from its mark, which must then be no later than this catch-up's `since`.
       if (found === "suspended")
@@ -984,7 +1065,14 @@ export class BackfillRunner {
         log,
         signal,
         retry: this.#options.retry,
+        resume: job.resume,
+        // Waited out of the queue, which the other installations' work shares.
+        onRateLimited: (resumeAt, from) => {
+          job.resume = from;
+          this.#limitUntil(target.installation, resumeAt);
+        },
       });
+      if (result.status === "rate-limited") return result.status;
       log.info(
         {
           since,

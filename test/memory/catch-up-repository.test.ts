@@ -70,15 +70,22 @@ const catchUp = (options: Pick<CatchUpOptions, "octokit" | "memory"> & Partial<C
     ...options,
   });
 
-const listParams = (page: number) => ({
+const listParams = (page: number, since = SINCE) => ({
   ...REPO,
   state: "all",
   sort: "updated",
   direction: "desc",
-  since: SINCE,
+  since,
   per_page: 100,
   page,
 });
+
+/**
+ * What a listing of more than one page is followed by (items updated while it read moved to the
+ * first page): what was updated since it began, less 10 minutes for the clocks' skew. The fake
+ * clock starts at 2026-11-24T12:00:00Z.
+ */
+const FOLLOW_UP = "2026-11-24T11:50:00.000Z";
 
 describe("catchUpRepository", () => {
   it("reads what GitHub changed since, most recently updated first, until a short page, and stores it over older copies", async () => {
@@ -94,11 +101,13 @@ describe("catchUpRepository", () => {
       state: "closed",
     });
     const page2 = updatedIssues(130).slice(100);
-    const { octokit, asked } = listingOctokit([page1, page2]);
+    // Page 2, then page 1 again (what a deletion meanwhile pulled back onto it), then what was
+    // updated since the listing began: nothing.
+    const { octokit, asked } = listingOctokit([page1, page2, page1, []]);
 
     const result = await catchUp({ octokit, memory: store });
 
-    expect(asked).toEqual([listParams(1), listParams(2)]);
+    expect(asked).toEqual([listParams(1), listParams(2), listParams(1), listParams(1, FOLLOW_UP)]);
     expect(result).toEqual({
       status: "done",
       capped: false,
@@ -156,6 +165,8 @@ describe("catchUpRepository", () => {
       { status: 502 },
       { status: 503 },
       updatedIssues(110).slice(100),
+      updatedIssues(100),
+      [],
     ]);
 
     const result = await catchUp({
@@ -165,7 +176,7 @@ describe("catchUpRepository", () => {
       retry: { attempts: 3, baseMs: 1_000, maxMs: 10_000 },
     });
 
-    expect(asked.map((params) => params.page)).toEqual([1, 2, 2, 2]);
+    expect(asked.map((params) => params.page)).toEqual([1, 2, 2, 2, 1, 1]);
     expect(clock.sleeps).toEqual([1_000, 2_000]);
     expect(result).toMatchObject({ status: "done", read: 110, stored: 110 });
   });
@@ -191,6 +202,8 @@ describe("catchUpRepository", () => {
       const { octokit, asked } = listingOctokit([
         updatedIssues(100),
         updatedIssues(updated).slice(100),
+        updatedIssues(100),
+        [],
       ]);
 
       const result = await catchUp({
@@ -199,7 +212,8 @@ describe("catchUpRepository", () => {
         max: 150,
       });
 
-      expect(asked).toHaveLength(2);
+      // Page 2, page 1 again, and what was updated since the listing began.
+      expect(asked).toHaveLength(4);
       expect(result).toMatchObject({ status: "done", capped: true, read: 150, stored: 150 });
       expect((await store.stats()).records).toBe(150);
     },
@@ -239,6 +253,9 @@ describe("catchUpRepository", () => {
       { listing: "issues", params: listParams(1) },
       { listing: "pulls", params: pullParams },
       { listing: "pulls", params: { ...pullParams, page: 2 } },
+      { listing: "pulls", params: pullParams },
+      // What was updated since the listing began: none of those it lists first.
+      { listing: "pulls", params: pullParams },
     ]);
     expect(result).toMatchObject({ status: "done", listing: "pulls", read: 130, stored: 130 });
     expect(await store.get("pull_request-1000")).toMatchObject({ kind: "pull_request" });
