@@ -9,7 +9,7 @@ import {
 import type { MemoryInput, MemoryStore } from "../../src/memory/memory-store.js";
 import { createFakeClock } from "../helpers/fake-clock.js";
 import { makeDataDir } from "../helpers/test-app.js";
-import { listedIssue } from "../helpers/listed-issue.js";
+import { listedIssue, listingLinkOf } from "../helpers/listed-issue.js";
 
 /** A memory that only records what was added. */
 function recordingMemory() {
@@ -33,17 +33,7 @@ const issueOf = (number: number) =>
     created_at: new Date(Date.UTC(2026, 0, 1) + number * 60_000).toISOString(),
   });
 
-/** A `link` header as GitHub writes it for `page` of `last` pages of the issues listing. */
-function linkOf(page: number, last: number): Record<string, string> {
-  const url = (n: number) =>
-    `<https://api.github.com/repositories/2/issues?state=all&sort=created&direction=desc&per_page=100&page=${n}>`;
-  const links = [
-    ...(page > 1 ? [`${url(page - 1)}; rel="prev"`] : []),
-    ...(page < last ? [`${url(page + 1)}; rel="next"`, `${url(last)}; rel="last"`] : []),
-    ...(page > 1 ? [`${url(1)}; rel="first"`] : []),
-  ];
-  return links.length > 0 ? { link: links.join(", ") } : {};
-}
+const linkOf = (page: number, last: number) => listingLinkOf(page, last, "created");
 
 /**
  * GitHub's issues listing of `numbers` (newest first), 100 a page, recording the pages asked;

@@ -4,7 +4,7 @@ import type { Octokit } from "../../src/github/octokit.js";
 import { catchUpRepository } from "../../src/memory/catch-up-repository.js";
 import type { MemoryInput, MemoryStore } from "../../src/memory/memory-store.js";
 import { createFakeClock } from "../helpers/fake-clock.js";
-import { listedIssue } from "../helpers/listed-issue.js";
+import { listedIssue, listingLinkOf } from "../helpers/listed-issue.js";
 
 const SINCE = "2026-11-20T00:00:00.000Z";
 /** The fake clock's start: the catch-up begins then. */
@@ -39,17 +39,7 @@ const issues = (count: number): Issue[] =>
     return { number, updatedAt: Date.parse(SINCE) + number * 60_000, title: `Issue ${number}` };
   });
 
-/** A `link` header as GitHub writes it for `page` of `last` pages. */
-function linkOf(page: number, last: number): Record<string, string> {
-  const url = (n: number) =>
-    `<https://api.github.com/repositories/2/issues?state=all&sort=updated&direction=desc&per_page=100&page=${n}>`;
-  const links = [
-    ...(page > 1 ? [`${url(page - 1)}; rel="prev"`] : []),
-    ...(page < last ? [`${url(page + 1)}; rel="next"`, `${url(last)}; rel="last"`] : []),
-    ...(page > 1 ? [`${url(1)}; rel="first"`] : []),
-  ];
-  return links.length > 0 ? { link: links.join(", ") } : {};
-}
+const linkOf = (page: number, last: number) => listingLinkOf(page, last, "updated");
 
 /**
  * GitHub's issues listing of `all` updated at or after the `since` asked, most recently updated
