@@ -294,8 +294,13 @@ export class BackfillRunner {
     const from = job.again ?? job.since;
     if (from === undefined || !(Date.parse(since) < Date.parse(from))) return false;
     job.target = { ...job.target, since };
-    if (job.running === undefined) job.since = since;
-    else job.again = since;
+    // Queued, not run yet: from the earlier time, and from its start. Where a rate limit's wait
+    // stopped it holds its own time, and going on from there had left the window between unread
+    // (found by a review).
+    if (job.running === undefined) {
+      job.since = since;
+      job.resume = undefined;
+    } else job.again = since;
     this.#keepQueued(key, job.target);
     return true;
   }
