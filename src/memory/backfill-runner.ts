@@ -213,6 +213,16 @@ export class BackfillRunner {
       await this.#queueSaved;
       return true;
     }
+    // A catch-up waiting for its installation's rate limit to reset goes on from its page then:
+    // asked again from no earlier a time, it is one queued already (queued anew, it had started
+    // over from the first page).
+    const waiting = this.#resuming.get(jobKeyOf(asked))?.catchUp;
+    if (
+      waiting &&
+      asked.since !== undefined &&
+      !(Date.parse(asked.since) < Date.parse(waiting.since))
+    )
+      return false;
     // Someone asking may have switched issues on since a backfill found them off. The bound
     // (and a catch-up's time) go with the target into the queue's file: a restart resumes it
     // as it was asked.

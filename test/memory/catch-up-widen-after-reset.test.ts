@@ -75,8 +75,8 @@ const settled = async (done: () => boolean) => {
   while (!done()) await new Promise((r) => setTimeout(r, 5));
 };
 
-describe("a command's catch-up widened to an earlier time once it is queued again after a rate-limit wait", () => {
-  it("reads from the earlier time (it resumed the later time's pass, and the window between was never read)", async () => {
+describe("a command's catch-up stopped for a rate limit's reset, asked for again", () => {
+  it("from an earlier time once queued again after the wait: reads from the earlier time (it resumed the later time's pass, and the window between was never read)", async () => {
     const clock = createManualClock(START);
     const memory = createTestRegistry(makeDataDir());
     const asked: string[] = [];
@@ -136,6 +136,48 @@ describe("a command's catch-up widened to an earlier time once it is queued agai
       expect(asked.some((a) => a.startsWith(`acme/widgets#1@${EARLY}`))).toBe(true);
     } finally {
       release();
+      await runner.close();
+      await memory.closeAll();
+    }
+  });
+
+  it("is one queued already when asked again from no earlier a time while it waits: it goes on from its page after the reset", async () => {
+    const clock = createManualClock(START);
+    const memory = createTestRegistry(makeDataDir());
+    const asked: string[] = [];
+    let answered = 0;
+    const seven = client(
+      WIDGETS.name,
+      WIDGETS.repository,
+      async (page, since) => {
+        const { data, link } = updated(WIDGETS.name, 150, page, since);
+        return { data, headers: { ...link, ...(answered++ === 0 ? LOW : PLENTY) } };
+      },
+      asked,
+    );
+    const runner = new BackfillRunner({
+      memory,
+      auth: async () => seven,
+      max: 1_000,
+      clock,
+      log: pino({ level: "silent" }),
+    });
+    try {
+      await memory.open(WIDGETS);
+      expect(await runner.request(WIDGETS, { since: LATE, max: 1_000 })).toBe(true);
+      await settled(() => asked.length === 1);
+      await runner.idle();
+      // Asked again while it waits for the reset: it is queued already.
+      expect(await runner.request(WIDGETS, { since: LATE, max: 1_000 })).toBe(false);
+      await clock.advance(3_601_000);
+      await settled(() => asked.length >= 2);
+      await runner.idle();
+
+      // After the reset it goes on from page 2 (and reads page 1 again after it, as every page
+      // after the first is followed); it had started over from page 1.
+      expect(asked[1]).toBe(`acme/widgets#2@${LATE}`);
+      expect((await (await memory.open(WIDGETS)).stats()).records).toBe(101);
+    } finally {
       await runner.close();
       await memory.closeAll();
     }
