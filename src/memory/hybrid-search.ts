@@ -244,15 +244,21 @@ export async function keptHits(
         const score = scores.get(hit.id);
         return score === undefined ? [] : [{ ...hit, score }];
       })
-      .filter(keep)
-      .slice(0, options.k - found.length);
-    const records = await Promise.all(
-      kept.map(async (hit) => {
-        const record = await recordOf(hit.id);
-        return record && { record, score: hit.score, keyword: hit.keyword };
-      }),
-    );
-    found.push(...records.filter((hit) => hit !== undefined));
+      .filter(keep);
+    // Read as many as are still wanted, then more of this batch for each record gone meanwhile
+    // (removed since the ranking): cutting the batch once had skipped the hits after the cut,
+    // and fewer than `k` came back, or ones ranked lower took their place.
+    for (let at = 0; at < kept.length && found.length < options.k;) {
+      const next = kept.slice(at, at + options.k - found.length);
+      at += next.length;
+      const records = await Promise.all(
+        next.map(async (hit) => {
+          const record = await recordOf(hit.id);
+          return record && { record, score: hit.score, keyword: hit.keyword };
+        }),
+      );
+      found.push(...records.filter((hit) => hit !== undefined));
+    }
   }
   return found;
 }
