@@ -566,9 +566,17 @@ export async function setUpVector(
       );
       return false;
     }
-    await client.query(
-      `ALTER TABLE "${schema}".memory_records ADD COLUMN IF NOT EXISTS embedding_vector vector`,
+    // Looked up first: ALTER TABLE takes the table's exclusive lock even when the column is
+    // there, so each start waited for every memory transaction under way, and every memory
+    // query of every instance queued behind it meanwhile.
+    const { rows: column } = await client.query(
+      `SELECT 1 FROM pg_attribute WHERE attrelid = '"${schema}".memory_records'::regclass
+          AND attname = 'embedding_vector' AND NOT attisdropped`,
     );
+    if (column.length === 0)
+      await client.query(
+        `ALTER TABLE "${schema}".memory_records ADD COLUMN IF NOT EXISTS embedding_vector vector`,
+      );
     return true;
   } catch (error) {
     log.warn({ err: error }, "pgvector is available but could not be set up; searching in RAM");

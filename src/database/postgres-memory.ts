@@ -486,6 +486,15 @@ export class PostgresMemory implements MemoryService {
   async #vectorIndex(dimension: number): Promise<void> {
     if (this.#dimensions.has(dimension)) return;
     checkDimension(dimension);
+    // Looked up first: CREATE INDEX takes a lock that waits for the writes under way and holds
+    // back new ones, on every instance, even when the index is there (each process's first open).
+    const made = await this.#options.database.inScope({ installation: 0 }, async (client) => {
+      const { rows } = await client.query(
+        `SELECT 1 WHERE to_regclass('memory_records_hnsw_${dimension}') IS NOT NULL`,
+      );
+      return rows.length > 0;
+    });
+    if (made) return void this.#dimensions.add(dimension);
     try {
       await this.#options.database.asOwner(
         `CREATE INDEX IF NOT EXISTS memory_records_hnsw_${dimension} ON memory_records
@@ -697,7 +706,7 @@ class PostgresRepositoryMemory implements RepoMemory {
       pending: 0,
       segments: 0,
       bytesOnDisk: rows.reduce((sum, row) => sum + Number(row.bytes), 0),
-      bytesInRam: this.#indexes?.stats().bytes ?? 0,
+      bytesInRam: this.#indexes?.bytesOf(this.namespace) ?? 0,
       model: this.#options.embedder.model,
       dimension: this.#options.embedder.dimension,
     };

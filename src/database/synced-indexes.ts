@@ -260,6 +260,11 @@ export class SyncedIndexes {
     return this.stats().bytes + bytes <= this.#options.maxBytes;
   }
 
+  /** The RAM one namespace's index takes, if it is loaded. */
+  bytesOf(namespace: MemoryNamespace): number {
+    return this.#indexes.get(keyOf(namespace))?.bytes ?? 0;
+  }
+
   stats(): { stores: number; bytes: number; inUse: number } {
     let bytes = 0;
     for (const index of this.#indexes.values()) bytes += index.bytes;
