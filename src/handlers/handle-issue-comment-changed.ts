@@ -125,9 +125,11 @@ export function isTextTakenOut(change: CommentChange): boolean {
   const { comment, sender } = change;
   // Deleting its old report to post a new one is the other way such a bot refreshes it.
   if (isBotSender(sender) && sender.login === comment.user?.login) return false;
-  const removed = new Set(before.match(WORDS));
+  // Cut at GitHub's limit first, as all user text is: a payload may claim a longer one.
+  const removed = new Set(before.slice(0, MAX_USER_TEXT).match(WORDS));
   if (change.action !== "edited") return removed.size > 0;
-  for (const word of (comment.body ?? "").match(WORDS) ?? []) removed.delete(word);
+  const after = (comment.body ?? "").slice(0, MAX_USER_TEXT);
+  for (const word of after.match(WORDS) ?? []) removed.delete(word);
   return removed.size > 0;
 }
 
