@@ -116,11 +116,20 @@ return {redis.call('HINCRBY', attempts, id, 1), tonumber(redis.call('HGET', spen
 // installation's share (see RESERVE) goes with it when done; parked, it holds it as long as it
 // counts against the bound. A run GitHub refused for a rate limit (ARGV[7]) gives back the attempt
 // its claim counted, and is counted apart.
+//
+// A claim whose thread another claim holds records nothing (-1): its lease ran out in Redis before
+// its instance's timer said so (a paused process, an event loop stalled past the margin), and the
+// job is another run's now. Its end had been recorded over that run's: the job finished or
+// parked, out of its thread, while the run holding it went on, or an attempt that run's claim
+// counted given back. A lease gone with no holder is still this claim's end to record: the job
+// ran whole, and a later claim finds it finished rather than running it again.
 // Returns the thread's next job.
 const RELEASE = `
 local list, lease, attempts, done, parked, spent, retryAt, steps, share, limited = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5], KEYS[6], KEYS[7], KEYS[8], KEYS[9], KEYS[10]
 local id, owner, outcome, retention, error, at, rateLimited = ARGV[1], ARGV[2], ARGV[3], ARGV[4], ARGV[5], ARGV[6], ARGV[7]
-if redis.call('GET', lease) == owner then redis.call('DEL', lease) end
+local holder = redis.call('GET', lease)
+if holder and holder ~= owner then return -1 end
+if holder then redis.call('DEL', lease) end
 if outcome == 'retry' then
   if at ~= '' then redis.call('HSET', retryAt, id, at) end
   if rateLimited == '1' and tonumber(redis.call('HGET', attempts, id) or '0') > 0 then
@@ -288,7 +297,8 @@ return 1
 
 type Scripts = Redis & {
   talosClaim(...args: Array<string | number>): Promise<number | [number, number, string?, number?]>;
-  talosRelease(...args: Array<string | number>): Promise<string | null>;
+  /** The thread's next job, or -1 when another claim holds the thread (see RELEASE). */
+  talosRelease(...args: Array<string | number>): Promise<string | null | -1>;
   talosRenew(...args: Array<string | number>): Promise<number>;
   talosReserve(...args: Array<string | number>): Promise<number>;
   talosJoin(...args: Array<string | number>): Promise<number>;
@@ -885,6 +895,8 @@ export class RedisJobQueue implements JobQueue {
       retryAt ?? "",
       rateLimited ? "1" : "",
     );
+    // BullMQ's job is the other claim's too: moving it would fail, or end that claim's run.
+    if (next === -1) return this.#lose(claimed, "another instance took the job over");
     await move(claimed);
     // The thread's next job was put aside until its turn: its turn is now.
     if (next && next !== id) await this.#wake(next);
