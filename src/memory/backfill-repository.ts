@@ -129,7 +129,7 @@ export interface BackfillState {
    * `onRateLimited`): that page's tries that failed so far, and its refusals for a rate limit,
    * in a row. The run after the wait goes on counting from them.
    */
-  retries?: { failed: number; rateLimited: number } | undefined;
+  retries?: PageTries | undefined;
   /** Why it gave up. */
   error?: string;
   failedAt?: string;
@@ -162,6 +162,7 @@ export const DEFAULT_BACKFILL_RETRY: BackfillRetry = { attempts: 6, baseMs: 5_00
  * GitHub refuses for a rate limit (MAX_RATE_LIMITED_RUNS), at least 50 minutes of waits.
  */
 export const MAX_RATE_LIMITED_TRIES = 50;
+const NO_TRIES: PageTries = { failed: 0, rateLimited: 0 };
 // A status an embedding API answers for one input it refuses (too long, say): the item is bad,
 // not the service.
 const ITEM_REJECTED = new Set([400, 413, 422]);
@@ -240,8 +241,7 @@ export async function backfillRepository(options: BackfillOptions): Promise<Back
     : resumedState(saved, fullName);
   // Failures in a row of the page at `state.page`, and GitHub's refusals of it for a rate limit
   // (waited out of the queue: see onRateLimited), counted on from before such a wait.
-  let failures = state.retries?.failed ?? 0;
-  let rateLimited = state.retries?.rateLimited ?? 0;
+  let tries: PageTries = state.retries ?? NO_TRIES;
   while (processed(state) < max && !options.signal?.aborted) {
     let page: PageOutcome;
     // Whether the listing (GitHub) failed, rather than the storing (the embedder, the memory).
@@ -273,20 +273,21 @@ export async function backfillRepository(options: BackfillOptions): Promise<Back
           "backfill: issues are disabled",
         );
         if (checking) return state;
-        failures = 0;
-        rateLimited = 0;
+        tries = NO_TRIES;
         continue;
       }
-      const limitedMs = rateLimitWaitMs(error, clock.now());
-      // GitHub refused the page for the installation's rate limit: no failure of the page's. It
-      // is asked again after the wait, out of the queue, from the progress saved here.
-      const refused = listing && limitedMs !== undefined && options.onRateLimited !== undefined;
-      if (refused) rateLimited++;
-      if (refused && rateLimited < MAX_RATE_LIMITED_TRIES) {
-        const resumeAt = clock.now() + limitedMs;
+      // GitHub refused the page for the installation's rate limit: it is asked again after the
+      // wait, out of the queue, from the progress saved here.
+      const failure = afterPageFailure(error, tries, {
+        retry,
+        now: clock.now(),
+        canDefer: listing && options.onRateLimited !== undefined,
+      });
+      tries = failure.tries;
+      if (failure.next === "defer") {
         // A check saves nothing: it is made again after the wait.
         if (!checking) {
-          state = { ...state, retries: { failed: failures, rateLimited } };
+          state = { ...state, retries: tries };
           await save(state);
         }
         log.warn(
@@ -294,45 +295,35 @@ export async function backfillRepository(options: BackfillOptions): Promise<Back
             err: error,
             repo: fullName,
             page: state.page,
-            waitSeconds: Math.round(limitedMs / 1000),
+            waitSeconds: Math.round(failure.waitMs / 1000),
           },
           "backfill page refused for a rate limit: stopped until GitHub takes requests again",
         );
-        options.onRateLimited!(resumeAt);
+        options.onRateLimited!(clock.now() + failure.waitMs);
         return checking ?? state;
       }
-      if (!refused) failures++;
-      if (
-        refused ||
-        (!isRetryable(error) && limitedMs === undefined) ||
-        failures >= retry.attempts
-      ) {
+      if (failure.next === "give up") {
         // A check that fails leaves what was saved, and the next start checks again.
         if (checking) throw error;
         state = {
           ...withoutRetries(state),
           status: "failed",
-          error: refused
-            ? `page ${state.page} refused for a rate limit ${rateLimited} times in a row; last: ${describeError(error)}`
-            : `page ${state.page} failed ${failures === 1 ? "once" : `${failures} times`}; last: ${describeError(error)}`,
+          error: `page ${state.page} ${failure.reason}; last: ${describeError(error)}`,
           failedAt: new Date(clock.now()).toISOString(),
         };
         // The caller reports the error; backfill.json keeps it for whoever looks later.
         await save(state);
         throw error;
       }
-      // A rate limit lasts as long as GitHub says (up to the hour's reset): trying sooner
-      // only fails again.
-      const waitMs = limitedMs ?? Math.min(retry.maxMs, retry.baseMs * 2 ** (failures - 1));
+      const { waitMs } = failure;
       log.warn(
-        { err: error, repo: fullName, page: state.page, attempt: failures, waitMs },
+        { err: error, repo: fullName, page: state.page, attempt: tries.failed, waitMs },
         "backfill page failed; trying again",
       );
       if (!(await wait(clock, waitMs, options.signal, claim))) return checking ?? state;
       continue;
     }
-    failures = 0;
-    rateLimited = 0;
+    tries = NO_TRIES;
     checking = undefined;
     const last =
       !page.more || processed(state) + page.taken >= max || page.number >= LAST_LISTED_PAGE;
@@ -729,6 +720,54 @@ function isItemError(error: unknown): boolean {
 function isDataException(error: unknown): boolean {
   const code = (error as { code?: unknown } | undefined)?.code;
   return typeof code === "string" && /^22[0-9A-Z]{3}$/.test(code);
+}
+
+/** A listing page's tries in a row: those that failed, and GitHub's refusals for a rate limit. */
+export interface PageTries {
+  failed: number;
+  rateLimited: number;
+}
+
+/**
+ * What comes of a page that failed with `error`, the backfill's and the catch-up's alike, and its
+ * tries counted on: `defer`, GitHub refused it for the installation's rate limit (only where
+ * `canDefer`, the caller waiting out of the queue), which uses up none of its tries, for
+ * MAX_RATE_LIMITED_TRIES in a row; `retry` after `waitMs`, backing off (a rate limit as long as
+ * GitHub says: trying sooner only fails again); or `give up`, its tries spent or the error one
+ * a retry cannot fix, `reason` saying which.
+ */
+export function afterPageFailure(
+  error: unknown,
+  tries: PageTries,
+  { retry, now, canDefer }: { retry: BackfillRetry; now: number; canDefer: boolean },
+): (
+  | { next: "defer"; waitMs: number }
+  | { next: "retry"; waitMs: number }
+  | { next: "give up"; refused: boolean; reason: string }
+) & { tries: PageTries } {
+  const limitedMs = rateLimitWaitMs(error, now);
+  if (canDefer && limitedMs !== undefined) {
+    const counted = { ...tries, rateLimited: tries.rateLimited + 1 };
+    return counted.rateLimited < MAX_RATE_LIMITED_TRIES
+      ? { next: "defer", waitMs: limitedMs, tries: counted }
+      : {
+          next: "give up",
+          refused: true,
+          reason: `refused for a rate limit ${counted.rateLimited} times in a row`,
+          tries: counted,
+        };
+  }
+  const counted = { ...tries, failed: tries.failed + 1 };
+  const { failed } = counted;
+  if ((!isRetryable(error) && limitedMs === undefined) || failed >= retry.attempts)
+    return {
+      next: "give up",
+      refused: false,
+      reason: `failed ${failed === 1 ? "once" : `${failed} times`}`,
+      tries: counted,
+    };
+  const waitMs = limitedMs ?? Math.min(retry.maxMs, retry.baseMs * 2 ** (failed - 1));
+  return { next: "retry", waitMs, tries: counted };
 }
 
 /** A failure a later try may not meet: a server error, a rate limit, the network. */

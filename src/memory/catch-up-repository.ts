@@ -1,20 +1,13 @@
 import type { Logger } from "pino";
 import type { Clock } from "../clock.js";
 import { toIssueInfo } from "../github/create-repo-client.js";
+import { describeError, statusOf, type Octokit, type RepoRef } from "../github/octokit.js";
 import {
-  describeError,
-  rateLimitWaitMs,
-  statusOf,
-  type Octokit,
-  type RepoRef,
-} from "../github/octokit.js";
-import {
+  afterPageFailure,
   DEFAULT_BACKFILL_RETRY,
   hasNextPage,
-  isRetryable,
   LAST_LISTED_PAGE,
   lowRateLimitResetAt,
-  MAX_RATE_LIMITED_TRIES,
   pauseFor,
   pauseForRateLimit,
   readListingPage,
@@ -252,32 +245,32 @@ export async function catchUpRepository(options: CatchUpOptions): Promise<CatchU
         listed = new Set();
         continue;
       }
-      const limitedMs = rateLimitWaitMs(error, clock.now());
       // GitHub refused the page for the installation's rate limit: no failure of the page's.
-      const refused = limitedMs !== undefined && onRateLimited !== undefined;
-      if (refused && ++state.rateLimited < MAX_RATE_LIMITED_TRIES) {
+      const failure = afterPageFailure(
+        error,
+        { failed: state.failures, rateLimited: state.rateLimited },
+        { retry, now: clock.now(), canDefer: onRateLimited !== undefined },
+      );
+      state.failures = failure.tries.failed;
+      state.rateLimited = failure.tries.rateLimited;
+      if (failure.next === "defer") {
         log.warn(
           {
             err: error,
             repo: fullName,
             page: state.page,
-            waitSeconds: Math.round(limitedMs / 1000),
+            waitSeconds: Math.round(failure.waitMs / 1000),
           },
           "catch-up page refused for a rate limit: stopped until GitHub takes requests again",
         );
-        return stopFor(clock.now() + limitedMs);
+        return stopFor(clock.now() + failure.waitMs);
       }
-      if (!refused) state.failures++;
-      if (
-        refused ||
-        (!isRetryable(error) && limitedMs === undefined) ||
-        state.failures >= retry.attempts
-      )
+      if (failure.next === "give up")
         throw new Error(
-          `${fullName}: catching up stopped at page ${state.page}: ${refused ? `refused for a rate limit ${state.rateLimited} times in a row; last: ` : ""}${describeError(error)}`,
+          `${fullName}: catching up stopped at page ${state.page}: ${failure.refused ? `${failure.reason}; last: ` : ""}${describeError(error)}`,
           { cause: error },
         );
-      const waitMs = limitedMs ?? Math.min(retry.maxMs, retry.baseMs * 2 ** (state.failures - 1));
+      const { waitMs } = failure;
       log.warn(
         { err: error, repo: fullName, page: state.page, attempt: state.failures, waitMs },
         "catch-up page failed; trying again",
